@@ -1,0 +1,373 @@
+"""The public Python API shared by users and the command line.
+
+All functions take images ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)`` in their own dtype
+(uint8, uint16, float32, float64) and return the same layout and dtype. θ follows
+:mod:`stntool.coords`: ``in_norm_from_out_norm``, exactly as PyTorch's ``affine_grid``.
+PyTorch's NCHW tensors correspond to ``img.transpose(0, 2, 3, 1)``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .coords import as_hw, norm_from_pixel, pixel_from_norm
+from .errors import InvalidArgumentError
+from .grids import affine_grid, make_tps, out_norm_points, projective_grid, tps_grid  # noqa: F401
+from .sampling import ImageBatch, kernels, resolve_backend, sample_options
+from .transforms import as_theta, pixel_map_from_theta, theta_from_cv2, theta_to_cv2, to_3x3  # noqa: F401
+
+__all__ = [
+    "grid_sample",
+    "warp",
+    "warp_tps",
+    "tps_pixel_lattice",
+    "grid_sample_backward",
+    "affine_grid_backward",
+    "warp_backward",
+    "tps_grid_backward",
+]
+
+
+def _out_hw(out_hw, default):
+    return default if out_hw is None else as_hw(out_hw)
+
+
+def _batch_count(images: ImageBatch, k: int, what: str) -> int:
+    if k not in (1, images.n) and images.n != 1:
+        raise InvalidArgumentError(f"{what} has batch size {k} but the image batch has {images.n}")
+    return max(k, images.n)
+
+
+def _expand_images(images: ImageBatch, n: int) -> np.ndarray:
+    data = images.data
+    if images.n == 1 and n > 1:
+        data = np.ascontiguousarray(np.broadcast_to(data, (n,) + data.shape[1:]))
+    return data
+
+
+def grid_sample(img, grid, mode: str = "bilinear", padding: str = "zeros", align_corners: bool = False,
+                fill=None, backend: str = "auto"):
+    """Sample ``img`` at a grid of input normalized coordinates, like ``torch.nn.functional.grid_sample``.
+
+    Parameters
+    ----------
+    img : (H, W), (H, W, C) or (N, H, W, C) array, uint8 / uint16 / float32 / float64
+    grid : (Ho, Wo, 2) or (N, Ho, Wo, 2) array
+        Input normalized ``(x, y)`` for every output pixel (see :mod:`stntool.coords`).
+    mode : {"nearest", "bilinear", "bicubic"}
+    padding : {"zeros", "border", "reflection", "constant"}
+        ``constant`` pads with ``fill`` (a scalar or one value per channel).
+    align_corners : bool
+    backend : {"auto", "numpy", "cpu", "cuda"}
+
+    Returns the sampled image in ``img``'s dtype: ``(Ho, Wo[, C])``, or ``(N, Ho, Wo, C)`` when
+    ``img`` or ``grid`` is batched. Integer results are rounded to nearest and saturated.
+
+    Example
+    -------
+    >>> import numpy as np, stntool
+    >>> img = np.arange(12, dtype=np.float32).reshape(3, 4)
+    >>> g = stntool.affine_grid([[1, 0, 0], [0, 1, 0]], (3, 4))
+    >>> bool(np.array_equal(stntool.grid_sample(img, g), img))
+    True
+    """
+    images = ImageBatch(img)
+    g = np.asarray(grid)
+    if g.ndim not in (3, 4) or g.shape[-1] != 2:
+        raise InvalidArgumentError(f"grid must be (Ho, Wo, 2) or (N, Ho, Wo, 2); got {g.shape}")
+    if g.dtype.kind != "f":
+        g = g.astype(np.float64)
+    gb = g if g.ndim == 4 else g[None]
+    n = _batch_count(images, gb.shape[0], "grid")
+    mode_id, pad_id, fill_c = sample_options(mode, padding, fill, images.c)
+    name = resolve_backend(backend)
+    out = images.empty_out(n, gb.shape[1:3])
+    data = _expand_images(images, n)
+    gb = np.ascontiguousarray(gb)
+    if name == "numpy":
+        kernels(name).grid_sample(data, np.broadcast_to(gb, (n,) + gb.shape[1:]), mode, padding, bool(align_corners),
+                                  fill_c if padding == "constant" else None, out=out)
+    else:
+        kernels(name).sample_grid(data, gb, out, mode_id, pad_id, bool(align_corners), fill_c, images.is_int,
+                                  images.maxv)
+    return images.restore(out, g.ndim == 4)
+
+
+def warp(img, theta, out_hw=None, mode: str = "bilinear", padding: str = "zeros", align_corners: bool = False,
+         fill=None, backend: str = "auto"):
+    """Warp ``img`` by θ: ``grid_sample(img, affine_grid(theta, out_hw))`` fused in one pass.
+
+    Parameters
+    ----------
+    img : (H, W), (H, W, C) or (N, H, W, C) array
+    theta : (2, 3) affine or (3, 3) projective θ, or batched (N, 2, 3) / (N, 3, 3)
+        ``in_norm_from_out_norm``, PyTorch's convention. One θ for a batch applies to every image.
+    out_hw : (H, W), optional
+        Output size; defaults to the input size.
+    mode, padding, align_corners, fill, backend
+        As in :func:`grid_sample`.
+
+    Example
+    -------
+    >>> import numpy as np, stntool
+    >>> img = np.arange(20, dtype=np.uint8).reshape(4, 5)
+    >>> flipped = stntool.warp(img, [[-1, 0, 0], [0, 1, 0]])      # x -> -x mirrors left-right
+    >>> bool(np.array_equal(flipped, img[:, ::-1]))
+    True
+    """
+    images = ImageBatch(img)
+    t = as_theta(theta)
+    out_hw = _out_hw(out_hw, images.hw)
+    tb = t if t.ndim == 3 else t[None]
+    n = _batch_count(images, tb.shape[0], "theta")
+    maps = np.ascontiguousarray(pixel_map_from_theta(tb, images.hw, out_hw, align_corners))
+    projective = tb.shape[-2] == 3 and not np.allclose(tb[:, 2, :2], 0.0, rtol=0, atol=0)
+    if tb.shape[-2] == 3 and not projective:
+        maps = maps / maps[:, 2:3, 2:3]
+    mode_id, pad_id, fill_c = sample_options(mode, padding, fill, images.c)
+    name = resolve_backend(backend)
+    out = images.empty_out(n, out_hw)
+    data = _expand_images(images, n)
+    k = kernels(name)
+    if name == "numpy":
+        k.warp_matrix(data, maps, out, mode, padding, bool(align_corners), fill_c if padding == "constant" else None)
+    else:
+        k.warp_matrix(data, maps, out, mode_id, pad_id, bool(align_corners), fill_c, images.is_int, images.maxv,
+                      bool(projective))
+    return images.restore(out, t.ndim == 3)
+
+
+# --------------------------------------------------------------------------- thin-plate splines
+
+def _tps_normalized_points(points, hw, normalized, align_corners):
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 2:
+        raise InvalidArgumentError(f"TPS points must be (n, 2) arrays of (x, y); got {p.shape}")
+    if normalized:
+        return p
+    m = norm_from_pixel(hw, align_corners)
+    return p * [m[0, 0], m[1, 1]] + [m[0, 2], m[1, 2]]
+
+
+@functools.lru_cache(maxsize=32)
+def _tps_lattice_cached(src_key, dst_key, n, in_hw, out_hw, align_corners, regularization, tol, backend):
+    src = np.frombuffer(src_key).reshape(n, 2)
+    dst = np.frombuffer(dst_key).reshape(n, 2)
+    tps = make_tps(src, dst, regularization)
+    return _tps_lattice(tps, in_hw, out_hw, align_corners, tol, backend)
+
+
+def _eval_tps_pixels(tps, out_pix_xy, in_hw, out_hw, align_corners, backend):
+    """Input pixel coordinates read by output pixels ``out_pix_xy (P, 2)``."""
+    m_out = norm_from_pixel(out_hw, align_corners)
+    pts = out_pix_xy * [m_out[0, 0], m_out[1, 1]] + [m_out[0, 2], m_out[1, 2]]
+    if backend == "numpy":
+        res = tps(pts)
+    else:
+        from .sampling import _cpu
+
+        res = np.empty((1, len(pts), 2))
+        _cpu.tps_eval(np.ascontiguousarray(pts), tps.centres, tps.weights[None].copy(), tps.affine[None].copy(), res)
+        res = res[0]
+    m_in = pixel_from_norm(in_hw, align_corners)
+    return res * [m_in[0, 0], m_in[1, 1]] + [m_in[0, 2], m_in[1, 2]]
+
+
+def _tps_lattice(tps, in_hw, out_hw, align_corners, tol, backend):
+    """Coarse lattice of input pixel coordinates whose bilinear upsampling is within ``tol`` px of the spline.
+
+    The interpolation error of a smooth map peaks inside lattice cells; the step is halved
+    until the error at every cell centre and edge midpoint is below ``tol / 2`` (step 1 is exact).
+    """
+    ho, wo = out_hw
+    step = 16 if tol > 0 else 1
+    while True:
+        hc = max(2, -(-(ho - 1) // step) + 1)
+        wc = max(2, -(-(wo - 1) // step) + 1)
+        ys, xs = np.meshgrid(np.arange(hc) * float(step), np.arange(wc) * float(step), indexing="ij")
+        nodes = _eval_tps_pixels(tps, np.stack([xs.ravel(), ys.ravel()], -1), in_hw, out_hw, align_corners,
+                                 backend).reshape(hc, wc, 2)
+        if step == 1:
+            return nodes, 1
+        # cell centres and edge midpoints, where bilinear interpolation error is largest
+        probe_y = np.arange(hc - 1) * float(step) + step / 2.0
+        probe_x = np.arange(wc - 1) * float(step) + step / 2.0
+        worst = 0.0
+        for py_set, px_set, kind in ((probe_y, probe_x, "centre"), (probe_y, np.arange(wc) * float(step), "v"),
+                                     (np.arange(hc) * float(step), probe_x, "h")):
+            py, px = np.meshgrid(py_set, px_set, indexing="ij")
+            exact = _eval_tps_pixels(tps, np.stack([px.ravel(), py.ravel()], -1), in_hw, out_hw, align_corners,
+                                     backend)
+            a = np.minimum((py / step).astype(int), hc - 2)
+            b = np.minimum((px / step).astype(int), wc - 2)
+            ty = (py / step - a)[..., None]
+            tx = (px / step - b)[..., None]
+            approx = ((nodes[a, b] * (1 - tx) + nodes[a, b + 1] * tx) * (1 - ty)
+                      + (nodes[a + 1, b] * (1 - tx) + nodes[a + 1, b + 1] * tx) * ty).reshape(-1, 2)
+            worst = max(worst, float(np.abs(approx - exact).max()))
+        if worst <= tol / 2.0:
+            return nodes, step
+        step //= 2
+
+
+def tps_pixel_lattice(src_points, dst_points, in_hw, out_hw=None, align_corners: bool = False,
+                      regularization: float = 0.0, normalized: bool = False, tol: float = 0.01,
+                      backend: str = "cpu"):
+    """The coarse lattice the fused TPS warp reads: ``((Hc, Wc, 2) input pixel coordinates, step)``.
+
+    Node ``(a, b)`` holds where output pixel ``(x, y) = (b * step, a * step)`` reads the input; bilinear
+    upsampling of the lattice is within ``tol`` pixels of the exact spline (``tol=0`` gives step 1).
+    """
+    in_hw = as_hw(in_hw)
+    out_hw = _out_hw(out_hw, in_hw)
+    src = np.ascontiguousarray(_tps_normalized_points(src_points, in_hw, normalized, align_corners))
+    dst = np.ascontiguousarray(_tps_normalized_points(dst_points, out_hw, normalized, align_corners))
+    if src.shape != dst.shape:
+        raise InvalidArgumentError(f"src_points and dst_points must have the same shape; got {src.shape} and {dst.shape}")
+    if not (np.all(np.isfinite(src)) and np.all(np.isfinite(dst))):
+        raise InvalidArgumentError("TPS points contain NaN or infinity")
+    be = "numpy" if backend == "numpy" else "cpu"
+    return _tps_lattice_cached(src.tobytes(), dst.tobytes(), len(src), in_hw, out_hw, bool(align_corners),
+                               float(regularization), float(tol), be)
+
+
+def warp_tps(img, src_points, dst_points, out_hw=None, mode: str = "bilinear", padding: str = "zeros",
+             align_corners: bool = False, fill=None, normalized: bool = False, regularization: float = 0.0,
+             tol: float = 0.01, backend: str = "auto"):
+    """Thin-plate-spline warp moving input points ``src_points`` to output points ``dst_points``.
+
+    Parameters
+    ----------
+    img : (H, W), (H, W, C) or (N, H, W, C) array
+    src_points : (n, 2) array
+        ``(x, y)`` in the input image: pixels, or normalized when ``normalized=True``.
+    dst_points : (n, 2) array
+        Where those points land in the output, same units (output frame).
+    out_hw : (H, W), optional
+        Output size, default the input size.
+    regularization : float
+        Bookstein's λ (0 interpolates exactly).
+    tol : float
+        Largest allowed error in pixels of the sampling coordinates against the exact spline.
+        The spline is solved in float64 in the normalized frame (as in the STN paper) and evaluated
+        on a coarse lattice that the kernel upsamples; ``tol=0`` evaluates it at every pixel.
+
+    Example
+    -------
+    >>> import numpy as np, stntool
+    >>> img = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+    >>> pts = [[0, 0], [31, 0], [0, 31], [31, 31], [16, 16]]
+    >>> bool(np.allclose(stntool.warp_tps(img, pts, pts), img, atol=1e-5))   # identity
+    True
+    """
+    images = ImageBatch(img)
+    out_hw = _out_hw(out_hw, images.hw)
+    if not (tol >= 0):
+        raise InvalidArgumentError(f"tol must be >= 0, got {tol!r}")
+    mode_id, pad_id, fill_c = sample_options(mode, padding, fill, images.c)
+    name = resolve_backend(backend)
+    lattice, step = tps_pixel_lattice(src_points, dst_points, images.hw, out_hw, align_corners, regularization,
+                                      normalized, tol, backend=name)
+    coarse = np.ascontiguousarray(lattice[None])
+    out = images.empty_out(images.n, out_hw)
+    k = kernels(name)
+    if name == "numpy":
+        k.warp_coarse(images.data, coarse, step, out, mode, padding, bool(align_corners),
+                      fill_c if padding == "constant" else None)
+    else:
+        k.warp_coarse(images.data, coarse, step, out, mode_id, pad_id, bool(align_corners), fill_c, images.is_int,
+                      images.maxv)
+    return images.restore(out, False)
+
+
+# --------------------------------------------------------------------------- backward
+
+def grid_sample_backward(img, grid, grad_out, padding: str = "zeros", align_corners: bool = False,
+                         backend: str = "auto"):
+    """Gradients of bilinear :func:`grid_sample` (STN paper, eqs. 6-7).
+
+    Parameters
+    ----------
+    img : (H, W), (H, W, C) or (N, H, W, C) array
+    grid : (Ho, Wo, 2) or (N, Ho, Wo, 2) array
+    grad_out : array shaped like the output of ``grid_sample(img, grid)``
+        Gradient of the loss with respect to that output.
+
+    Returns ``(grad_img, grad_grid)`` in float64, shaped like ``img`` and ``grid``. The CPU result is
+    deterministic: every task accumulates into its own buffer and buffers are summed in order.
+    """
+    images = ImageBatch(img)
+    g = np.asarray(grid, dtype=np.float64)
+    if g.ndim not in (3, 4) or g.shape[-1] != 2:
+        raise InvalidArgumentError(f"grid must be (Ho, Wo, 2) or (N, Ho, Wo, 2); got {g.shape}")
+    gb = np.ascontiguousarray(g if g.ndim == 4 else g[None])
+    n = _batch_count(images, gb.shape[0], "grid")
+    gb = np.ascontiguousarray(np.broadcast_to(gb, (n,) + gb.shape[1:]))
+    go = np.asarray(grad_out, dtype=np.float64)
+    expect = (n,) + gb.shape[1:3] + (images.c,)
+    if go.size != int(np.prod(expect)):
+        raise InvalidArgumentError(f"grad_out must match the sampled output, {expect}; got {go.shape}")
+    go = np.ascontiguousarray(go.reshape(expect))
+    _, pad_id, _ = sample_options("bilinear", padding, None, images.c)
+    name = resolve_backend(backend)
+    data = _expand_images(images, n).astype(np.float64)
+    if name == "numpy":
+        gi, gg = kernels(name).grid_sample_backward(data, gb, go, padding, bool(align_corners))
+    elif name == "cpu":
+        from .sampling import _cpu
+
+        chunks = 1 if n >= 4 else 4
+        parts = np.zeros((n, chunks, images.h, images.w, images.c))
+        gg = np.empty(gb.shape)
+        _cpu.grid_sample_backward(data, gb, go, pad_id, bool(align_corners), chunks, parts, gg)
+        gi = np.zeros((n, images.h, images.w, images.c))
+        _cpu.sum_parts(parts, gi)
+    else:
+        gi, gg = kernels(name).grid_sample_backward_host(data, gb, go, pad_id, bool(align_corners))
+    if images.n == 1 and n > 1:
+        gi = gi.sum(axis=0, keepdims=True)
+    grad_img = gi.reshape((images.n,) + gi.shape[1:])
+    if images.ndim == 2:
+        grad_img = grad_img[0, :, :, 0]
+    elif images.ndim == 3:
+        grad_img = grad_img[0]
+    return grad_img, (gg if g.ndim == 4 else gg[0])
+
+
+def affine_grid_backward(grad_grid, out_hw=None, align_corners: bool = False):
+    """Chain a grid gradient ``(N, H, W, 2)`` or ``(H, W, 2)`` to affine θ: ``dL/dθ`` of shape ``(N, 2, 3)`` / ``(2, 3)``."""
+    g = np.asarray(grad_grid, dtype=np.float64)
+    out_hw = as_hw(g.shape[-3:-1] if out_hw is None else out_hw)
+    base = out_norm_points(out_hw, align_corners)
+    hom = np.concatenate([base, np.ones(base.shape[:-1] + (1,))], axis=-1)
+    return np.einsum("...hwi,hwk->...ik", g, hom)
+
+
+def warp_backward(img, theta, grad_out, out_hw=None, padding: str = "zeros", align_corners: bool = False,
+                  backend: str = "auto"):
+    """Gradients of bilinear :func:`warp` with affine θ: ``(grad_img, grad_theta)`` in float64."""
+    images = ImageBatch(img)
+    t = as_theta(theta)
+    if t.shape[-2:] != (2, 3):
+        raise InvalidArgumentError("warp_backward takes affine θ, (2, 3) or (N, 2, 3)")
+    out_hw = _out_hw(out_hw, images.hw)
+    grid = affine_grid(t, out_hw, align_corners)
+    grad_img, grad_grid = grid_sample_backward(img, grid, grad_out, padding, align_corners, backend)
+    return grad_img, affine_grid_backward(grad_grid, out_hw, align_corners)
+
+
+def tps_grid_backward(grad_grid, dst_points, out_hw=None, align_corners: bool = False, regularization: float = 0.0):
+    """Chain a grid gradient to the input-frame control points of :func:`tps_grid`.
+
+    The grid is linear in ``src_points`` (``grid = B @ src``), so ``dL/dsrc = Bᵀ dL/dgrid`` with ``B``
+    depending only on ``dst_points`` (normalized, output frame). Returns ``(n, 2)`` or ``(N, n, 2)``.
+    """
+    g = np.asarray(grad_grid, dtype=np.float64)
+    out_hw = as_hw(g.shape[-3:-1] if out_hw is None else out_hw)
+    dst = np.asarray(dst_points, dtype=np.float64)
+    tps = make_tps(dst, dst, regularization)
+    basis = tps.basis(out_norm_points(out_hw, align_corners).reshape(-1, 2))
+    flat = g.reshape(g.shape[:-3] + (-1, 2))
+    return np.einsum("pn,...pk->...nk", basis, flat)

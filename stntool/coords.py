@@ -1,0 +1,108 @@
+"""The one coordinate convention of stntool.
+
+Convention
+----------
+* Points are ``(x, y)``: ``x`` is the column (to the right), ``y`` the row (downwards).
+  Arrays of points have shape ``(..., 2)`` with ``x`` first. Images are ``(H, W)``,
+  ``(H, W, C)`` or ``(N, H, W, C)``; a size is written ``hw = (H, W)``.
+* **Pixel coordinates**: the centre of pixel ``img[i, j]`` is at ``(x, y) = (j, i)``.
+  This is OpenCV's convention (``cv2.warpAffine``, ``cv2.remap``).
+* **Normalized coordinates**: ``x`` and ``y`` run over ``[-1, 1]`` across the image, as in
+  PyTorch's ``affine_grid`` / ``grid_sample``:
+
+  - ``align_corners=False`` (the default): -1 and +1 are the *outer edges* of the corner
+    pixels, ``x_pix = ((x_norm + 1) * W - 1) / 2``.
+  - ``align_corners=True``: -1 and +1 are the *centres* of the corner pixels,
+    ``x_pix = (x_norm + 1) / 2 * (W - 1)``.
+
+* **θ** (``theta``) maps *output* normalized coordinates to *input* normalized coordinates
+  (``in_norm_from_out_norm``), exactly like ``torch.nn.functional.affine_grid``.
+  Sampling grids hold input normalized coordinates, one point per output pixel.
+
+Every grid builder, sampler and conversion in stntool goes through this module.
+Matrices are named ``<to>_from_<from>``: ``pixel_from_norm(hw)`` maps normalized points
+of an image of size ``hw`` to its pixel coordinates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "pixel_from_norm",
+    "norm_from_pixel",
+    "norm_to_pixel",
+    "pixel_to_norm",
+    "base_coords",
+    "as_hw",
+]
+
+
+def as_hw(size) -> tuple[int, int]:
+    """Validate a ``(H, W)`` size and return it as a tuple of two positive ints."""
+    from .errors import InvalidArgumentError
+
+    try:
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"size must be (H, W), got {size!r}") from None
+    if h < 1 or w < 1:
+        raise InvalidArgumentError(f"size must be positive, got (H, W) = ({h}, {w})")
+    return h, w
+
+
+def _axis_scale_offset(n: int, align_corners: bool) -> tuple[float, float]:
+    """``pix = scale * norm + offset`` along one axis of ``n`` pixels."""
+    if align_corners:
+        return (n - 1) / 2.0, (n - 1) / 2.0
+    return n / 2.0, (n - 1) / 2.0
+
+
+def pixel_from_norm(hw, align_corners: bool = False) -> np.ndarray:
+    """3x3 matrix mapping normalized ``(x, y, 1)`` to pixel ``(x, y, 1)`` for an image of size ``hw``."""
+    h, w = as_hw(hw)
+    sx, ox = _axis_scale_offset(w, align_corners)
+    sy, oy = _axis_scale_offset(h, align_corners)
+    return np.array([[sx, 0.0, ox], [0.0, sy, oy], [0.0, 0.0, 1.0]])
+
+
+def norm_from_pixel(hw, align_corners: bool = False) -> np.ndarray:
+    """3x3 matrix mapping pixel ``(x, y, 1)`` to normalized ``(x, y, 1)``; inverse of :func:`pixel_from_norm`.
+
+    An axis of one pixel has no extent when ``align_corners=True``; like PyTorch's
+    ``affine_grid`` we then place its only pixel at normalized 0.
+    """
+    h, w = as_hw(hw)
+    sx, ox = _axis_scale_offset(w, align_corners)
+    sy, oy = _axis_scale_offset(h, align_corners)
+    ix = 1.0 / sx if sx else 0.0
+    iy = 1.0 / sy if sy else 0.0
+    return np.array([[ix, 0.0, -ox * ix], [0.0, iy, -oy * iy], [0.0, 0.0, 1.0]])
+
+
+def norm_to_pixel(points_xy, hw, align_corners: bool = False) -> np.ndarray:
+    """Map normalized points ``(..., 2)`` to pixel coordinates of an image of size ``hw``."""
+    m = pixel_from_norm(hw, align_corners)
+    p = np.asarray(points_xy, dtype=np.float64)
+    return p * np.array([m[0, 0], m[1, 1]]) + np.array([m[0, 2], m[1, 2]])
+
+
+def pixel_to_norm(points_xy, hw, align_corners: bool = False) -> np.ndarray:
+    """Map pixel points ``(..., 2)`` to normalized coordinates of an image of size ``hw``."""
+    m = norm_from_pixel(hw, align_corners)
+    p = np.asarray(points_xy, dtype=np.float64)
+    return p * np.array([m[0, 0], m[1, 1]]) + np.array([m[0, 2], m[1, 2]])
+
+
+def base_coords(n: int, align_corners: bool = False, dtype=np.float64) -> np.ndarray:
+    """Normalized coordinates of the ``n`` pixel centres along one output axis.
+
+    Identical to PyTorch's ``affine_grid`` base grid: ``linspace(-1, 1, n)``, scaled by
+    ``(n - 1) / n`` when ``align_corners=False``; a single pixel sits at 0.
+    """
+    if n <= 1:
+        return np.zeros(max(n, 0), dtype=dtype)
+    v = np.linspace(-1.0, 1.0, n, dtype=np.float64)
+    if not align_corners:
+        v = v * ((n - 1) / n)
+    return v.astype(dtype)

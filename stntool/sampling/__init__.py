@@ -1,0 +1,134 @@
+"""The one dispatch point between the NumPy reference, Numba CPU and Numba CUDA kernels.
+
+Wrappers here validate arguments, normalise layouts to ``(N, H, W, C)``, allocate outputs and
+call the chosen backend's kernel; kernels never validate. ``backend`` is one of:
+
+* ``"numpy"``: the vectorised reference (the spec; slow, no compilation);
+* ``"cpu"``: fused Numba kernels, parallel over output rows, cached on disk;
+* ``"cuda"``: Numba CUDA twins (needs ``stntool[cuda]`` and a GPU);
+* ``"auto"``: ``"cuda"`` when a GPU is usable, else ``"cpu"``.
+
+Asking for a backend that cannot run is an error, never a silent fallback.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import BackendUnavailableError, InvalidArgumentError
+
+MODES = {"nearest": 0, "bilinear": 1, "bicubic": 2}
+PADDINGS = {"zeros": 0, "border": 1, "reflection": 2, "constant": 3}
+BACKENDS = ("auto", "numpy", "cpu", "cuda")
+DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
+
+__all__ = ["MODES", "PADDINGS", "BACKENDS", "resolve_backend", "cuda_available", "ImageBatch", "sample_options"]
+
+
+def cuda_available() -> bool:
+    """True when numba-cuda is installed and a GPU can be used (probes lazily, never at import)."""
+    if os.environ.get("STNTOOL_DISABLE_CUDA"):
+        return False
+    try:
+        from . import _cuda
+    except ImportError:
+        return False
+    return _cuda.is_available()
+
+
+def resolve_backend(backend: str = "auto") -> str:
+    """Turn ``backend`` into a concrete backend name, raising when an explicit choice cannot run."""
+    if backend not in BACKENDS:
+        raise InvalidArgumentError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if backend == "cuda" and not cuda_available():
+        from . import _cuda_status
+
+        raise BackendUnavailableError(f"backend 'cuda' was requested but is not usable: {_cuda_status.reason()}")
+    return backend
+
+
+def kernels(backend: str):
+    """The kernel module of a concrete backend."""
+    if backend == "numpy":
+        from . import _reference as mod
+    elif backend == "cpu":
+        from . import _cpu as mod
+    elif backend == "cuda":
+        from . import _cuda as mod
+    else:  # pragma: no cover - resolve_backend guards this
+        raise InvalidArgumentError(backend)
+    return mod
+
+
+def sample_options(mode: str, padding: str, fill, channels: int):
+    """Validate sampling options; returns ``(mode_id, pad_id, fill (C,) float64)``."""
+    if mode not in MODES:
+        raise InvalidArgumentError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if padding not in PADDINGS:
+        raise InvalidArgumentError(f"unknown padding {padding!r}; choose one of {', '.join(PADDINGS)}")
+    fill_c = np.zeros(channels)
+    if fill is not None:
+        if padding != "constant":
+            raise InvalidArgumentError("fill is only used with padding='constant'")
+        f = np.asarray(fill, dtype=np.float64).ravel()
+        if f.size == 1:
+            fill_c[:] = f[0]
+        elif f.size == channels:
+            fill_c[:] = f
+        else:
+            raise InvalidArgumentError(f"fill must have 1 or {channels} values (one per channel), got {f.size}")
+        if not np.all(np.isfinite(fill_c)):
+            raise InvalidArgumentError("fill must be finite")
+    return MODES[mode], PADDINGS[padding], fill_c
+
+
+class ImageBatch:
+    """An image viewed as C-contiguous ``(N, H, W, C)``, remembering how to give results back.
+
+    ``(H, W)`` becomes ``(1, H, W, 1)``, ``(H, W, C)`` becomes ``(1, H, W, C)``.
+    """
+
+    def __init__(self, img):
+        a = img if hasattr(img, "__cuda_array_interface__") and not isinstance(img, np.ndarray) else np.asarray(img)
+        if a.ndim not in (2, 3, 4):
+            raise InvalidArgumentError(f"image must be (H, W), (H, W, C) or (N, H, W, C); got {a.ndim} dimensions")
+        dt = np.dtype(a.dtype)
+        if dt.type not in DTYPES:
+            raise InvalidArgumentError(f"unsupported image dtype {dt}; use uint8, uint16, float32 or float64")
+        if min(a.shape) < 1:
+            raise InvalidArgumentError(f"image has an empty dimension: shape {a.shape}")
+        self.ndim = a.ndim
+        self.dtype = dt
+        if a.ndim == 2:
+            a = a.reshape(1, a.shape[0], a.shape[1], 1)
+        elif a.ndim == 3:
+            a = a.reshape(1, *a.shape)
+        self.data = a if not isinstance(a, np.ndarray) else np.ascontiguousarray(a)
+        self.n, self.h, self.w, self.c = (int(v) for v in a.shape)
+
+    @property
+    def hw(self):
+        return self.h, self.w
+
+    @property
+    def is_int(self) -> bool:
+        return self.dtype.kind in "ui"
+
+    @property
+    def maxv(self) -> float:
+        return float(np.iinfo(self.dtype).max) if self.is_int else 0.0
+
+    def empty_out(self, n, out_hw):
+        return np.empty((n, out_hw[0], out_hw[1], self.c), dtype=self.dtype)
+
+    def restore(self, out4, batched: bool):
+        """Give ``(N, Ho, Wo, C)`` back in the caller's layout."""
+        if batched or self.ndim == 4:
+            return out4 if self.ndim != 2 else out4[..., 0]
+        if self.ndim == 2:
+            return out4[0, :, :, 0]
+        return out4[0]

@@ -1,0 +1,584 @@
+"""Numba CPU kernels: fused grid + sample, one pass over the output, no materialised grid.
+
+Every kernel here has a NumPy twin in :mod:`stntool.sampling._reference` (the spec) and is
+tested against it. Kernels are pure: the caller validates and allocates ``out``.
+
+Images are C-contiguous ``(N, H, W, C)``; kernels work on flat views so a tap is one offset.
+Coordinates are float64; integer outputs are rounded half up and saturated.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._jit import jit_device, jit_inline, jit_parallel, jit_serial, prange
+
+NEAREST, BILINEAR, BICUBIC = 0, 1, 2
+ZEROS, BORDER, REFLECTION, CONSTANT = 0, 1, 2, 3
+CUBIC_A = -0.75
+
+
+# --------------------------------------------------------------------------- per-pixel helpers
+
+@jit_device
+def _store(dst, k, v, is_int, maxv):
+    if is_int:
+        v = v + 0.5
+        if v < 0.0:
+            v = 0.0
+        elif v > maxv:
+            v = maxv
+    dst[k] = v
+
+
+@jit_device
+def _store_fill(dst, dbase, fill, c_count, is_int, maxv):
+    for c in range(c_count):
+        _store(dst, dbase + c, fill[c], is_int, maxv)
+
+
+@jit_device
+def _reflect(x, twice_low, twice_high):
+    if twice_low == twice_high:
+        return 0.0
+    lo = twice_low / 2.0
+    span = (twice_high - twice_low) / 2.0
+    x = abs(x - lo)
+    extra = np.fmod(x, span)
+    flips = np.floor(x / span)
+    if np.fmod(flips, 2.0) == 0.0:
+        return extra + lo
+    return span - extra + lo
+
+
+@jit_device
+def _pad_coord(x, size, pad, align_corners):
+    if pad == BORDER:
+        return min(max(x, 0.0), size - 1.0)
+    if pad == REFLECTION:
+        if align_corners:
+            x = _reflect(x, 0.0, 2.0 * (size - 1))
+        else:
+            x = _reflect(x, -1.0, 2.0 * size - 1.0)
+        return min(max(x, 0.0), size - 1.0)
+    return x
+
+
+@jit_device
+def _rint(x):
+    """Round half to even (``nearbyint``), for finite ``x``."""
+    r = np.floor(x + 0.5)
+    if r - x == 0.5 and np.fmod(r, 2.0) != 0.0:
+        r -= 1.0
+    return r
+
+
+@jit_device
+def _cubic_near(x):
+    return ((CUBIC_A + 2.0) * x - (CUBIC_A + 3.0)) * x * x + 1.0
+
+
+@jit_device
+def _cubic_far(x):
+    return ((CUBIC_A * x - 5.0 * CUBIC_A) * x + 8.0 * CUBIC_A) * x - 4.0 * CUBIC_A
+
+
+@jit_device
+def _sample_general(src, sbase, h, w, c_count, x, y, dst, dbase, mode, pad, align_corners, fill, is_int, maxv):
+    """Any mode and padding at input pixel ``(x, y)``: the slow, careful path (edges, NaN, far away)."""
+    if not (math.isfinite(x) and math.isfinite(y)):
+        _store_fill(dst, dbase, fill, c_count, is_int, maxv)
+        return
+    row = w * c_count
+    if mode == NEAREST:
+        x = _pad_coord(x, w, pad, align_corners)
+        y = _pad_coord(y, h, pad, align_corners)
+        if not (x > -1.0 and x < w and y > -1.0 and y < h):
+            _store_fill(dst, dbase, fill, c_count, is_int, maxv)
+            return
+        xr = _rint(x)
+        yr = _rint(y)
+        if xr < 0.0 or xr > w - 1.0 or yr < 0.0 or yr > h - 1.0:
+            _store_fill(dst, dbase, fill, c_count, is_int, maxv)
+            return
+        off = sbase + int(yr) * row + int(xr) * c_count
+        for c in range(c_count):
+            _store(dst, dbase + c, src[off + c], is_int, maxv)
+        return
+    if mode == BILINEAR:
+        x = _pad_coord(x, w, pad, align_corners)
+        y = _pad_coord(y, h, pad, align_corners)
+        if x < -1.0 or x > w or y < -1.0 or y > h:
+            _store_fill(dst, dbase, fill, c_count, is_int, maxv)
+            return
+        x0 = np.floor(x)
+        y0 = np.floor(y)
+        tx = x - x0
+        ty = y - y0
+        ix = int(x0)
+        iy = int(y0)
+        in_x0 = ix >= 0
+        in_x1 = ix + 1 <= w - 1
+        in_y0 = iy >= 0
+        in_y1 = iy + 1 <= h - 1
+        w00 = (1.0 - tx) * (1.0 - ty)
+        w01 = tx * (1.0 - ty)
+        w10 = (1.0 - tx) * ty
+        w11 = tx * ty
+        off = sbase + iy * row + ix * c_count
+        for c in range(c_count):
+            f = fill[c]
+            v00 = src[off + c] if (in_y0 and in_x0) else f
+            v01 = src[off + c_count + c] if (in_y0 and in_x1) else f
+            v10 = src[off + row + c] if (in_y1 and in_x0) else f
+            v11 = src[off + row + c_count + c] if (in_y1 and in_x1) else f
+            _store(dst, dbase + c, v00 * w00 + v01 * w01 + v10 * w10 + v11 * w11, is_int, maxv)
+        return
+    # bicubic: taps are padded one by one, on the unpadded coordinate
+    if (pad == ZEROS or pad == CONSTANT) and (x < -3.0 or x > w + 2.0 or y < -3.0 or y > h + 2.0):
+        _store_fill(dst, dbase, fill, c_count, is_int, maxv)
+        return
+    x0 = np.floor(x)
+    y0 = np.floor(y)
+    tx = x - x0
+    ty = y - y0
+    wx0 = _cubic_far(tx + 1.0)
+    wx1 = _cubic_near(tx)
+    wx2 = _cubic_near(1.0 - tx)
+    wx3 = _cubic_far(2.0 - tx)
+    wy0 = _cubic_far(ty + 1.0)
+    wy1 = _cubic_near(ty)
+    wy2 = _cubic_near(1.0 - ty)
+    wy3 = _cubic_far(2.0 - ty)
+    for c in range(c_count):
+        acc = 0.0
+        for a in range(4):
+            ya = _pad_coord(y0 - 1.0 + a, h, pad, align_corners)
+            wy = wy0 if a == 0 else (wy1 if a == 1 else (wy2 if a == 2 else wy3))
+            racc = 0.0
+            for b in range(4):
+                xb = _pad_coord(x0 - 1.0 + b, w, pad, align_corners)
+                wxb = wx0 if b == 0 else (wx1 if b == 1 else (wx2 if b == 2 else wx3))
+                if xb >= 0.0 and xb <= w - 1.0 and ya >= 0.0 and ya <= h - 1.0:
+                    v = src[sbase + int(ya) * row + int(xb) * c_count + c]
+                else:
+                    v = fill[c]
+                racc += v * wxb
+            acc += racc * wy
+        _store(dst, dbase + c, acc, is_int, maxv)
+
+
+# Interior pixels use 32.32 fixed-point coordinates: the integer part indexes the image, the
+# fraction gives the weights. For integer images the weights are the top 15 bits of the fraction
+# and the arithmetic is exact integer arithmetic with round-half-up, so the result is the exact
+# bilinear value at a coordinate moved by less than 2**-16 pixel (float32 rounding is coarser).
+FRAC_BITS = 32
+Q_ONE = 4294967296.0
+Q_INV = 1.0 / 4294967296.0
+Q_MASK = 4294967295
+Q_HALF = 2147483648
+Q_LIMIT = 1073741824.0  # |coordinate| beyond this takes the float path
+
+
+@jit_inline
+def _bil_int_c(src, off, o2, cc, c, fx, fy):
+    a = np.int64(src[np.uint64(off + c)])
+    b = np.int64(src[np.uint64(off + cc + c)])
+    t = (a << 15) + (b - a) * fx
+    a = np.int64(src[np.uint64(o2 + c)])
+    b = np.int64(src[np.uint64(o2 + cc + c)])
+    u = (a << 15) + (b - a) * fx
+    return ((t << 15) + (u - t) * fy + 536870912) >> 30
+
+
+@jit_inline
+def _bil_float_c(src, off, o2, cc, c, fx, fy):
+    w00 = (1.0 - fx) * (1.0 - fy)
+    w01 = fx * (1.0 - fy)
+    w10 = (1.0 - fx) * fy
+    w11 = fx * fy
+    return (src[np.uint64(off + c)] * w00 + src[np.uint64(off + cc + c)] * w01
+            + src[np.uint64(o2 + c)] * w10 + src[np.uint64(o2 + cc + c)] * w11)
+
+
+@jit_inline
+def _bilinear_interior(src, off, row, cc, xq, yq, dst, d, is_int, maxv):
+    o2 = off + row
+    if is_int and maxv == 255.0:
+        fx = (xq >> 17) & 32767
+        fy = (yq >> 17) & 32767
+        if cc == 3:
+            dst[np.uint64(d)] = _bil_int_c(src, off, o2, 3, 0, fx, fy)
+            dst[np.uint64(d + 1)] = _bil_int_c(src, off, o2, 3, 1, fx, fy)
+            dst[np.uint64(d + 2)] = _bil_int_c(src, off, o2, 3, 2, fx, fy)
+        elif cc == 1:
+            dst[np.uint64(d)] = _bil_int_c(src, off, o2, 1, 0, fx, fy)
+        elif cc == 4:
+            dst[np.uint64(d)] = _bil_int_c(src, off, o2, 4, 0, fx, fy)
+            dst[np.uint64(d + 1)] = _bil_int_c(src, off, o2, 4, 1, fx, fy)
+            dst[np.uint64(d + 2)] = _bil_int_c(src, off, o2, 4, 2, fx, fy)
+            dst[np.uint64(d + 3)] = _bil_int_c(src, off, o2, 4, 3, fx, fy)
+        else:
+            for c in range(cc):
+                dst[np.uint64(d + c)] = _bil_int_c(src, off, o2, cc, c, fx, fy)
+    else:
+        # float images, and uint16 (whose 16 bits need more than 15-bit weights to stay exact)
+        fx = (xq & Q_MASK) * Q_INV
+        fy = (yq & Q_MASK) * Q_INV
+        if is_int:
+            for c in range(cc):
+                _store(dst, d + c, _bil_float_c(src, off, o2, cc, c, fx, fy), is_int, maxv)
+        elif cc == 3:
+            dst[np.uint64(d)] = _bil_float_c(src, off, o2, 3, 0, fx, fy)
+            dst[np.uint64(d + 1)] = _bil_float_c(src, off, o2, 3, 1, fx, fy)
+            dst[np.uint64(d + 2)] = _bil_float_c(src, off, o2, 3, 2, fx, fy)
+        elif cc == 1:
+            dst[np.uint64(d)] = _bil_float_c(src, off, o2, 1, 0, fx, fy)
+        else:
+            for c in range(cc):
+                dst[np.uint64(d + c)] = _bil_float_c(src, off, o2, cc, c, fx, fy)
+
+
+@jit_device
+def _bicubic_interior(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
+    wx0 = _cubic_far(fx + 1.0)
+    wx1 = _cubic_near(fx)
+    wx2 = _cubic_near(1.0 - fx)
+    wx3 = _cubic_far(2.0 - fx)
+    wy0 = _cubic_far(fy + 1.0)
+    wy1 = _cubic_near(fy)
+    wy2 = _cubic_near(1.0 - fy)
+    wy3 = _cubic_far(2.0 - fy)
+    base = off - row - cc
+    for c in range(cc):
+        acc = 0.0
+        for a in range(4):
+            o = base + a * row + c
+            r = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
+                 + src[np.uint64(o + 3 * cc)] * wx3)
+            wy = wy0 if a == 0 else (wy1 if a == 1 else (wy2 if a == 2 else wy3))
+            acc += r * wy
+        _store(dst, d + c, acc, is_int, maxv)
+
+
+@jit_device
+def _sample_q(src, sbase, h, w, cc, xq, yq, dst, dbase, mode, pad, align_corners, fill, is_int, maxv):
+    """Sample one output pixel at fixed-point input coordinates ``(xq, yq) / 2**32``."""
+    ix = xq >> 32
+    iy = yq >> 32
+    row = w * cc
+    if mode == BILINEAR:
+        if ix >= 0 and iy >= 0 and ix < w - 1 and iy < h - 1:
+            _bilinear_interior(src, sbase + iy * row + ix * cc, row, cc, xq, yq, dst, dbase, is_int, maxv)
+            return
+    elif mode == NEAREST:
+        fx = xq & Q_MASK
+        fy = yq & Q_MASK
+        rx = ix + 1 if (fx > Q_HALF or (fx == Q_HALF and (ix & 1) == 1)) else ix
+        ry = iy + 1 if (fy > Q_HALF or (fy == Q_HALF and (iy & 1) == 1)) else iy
+        if rx >= 0 and ry >= 0 and rx < w and ry < h:
+            off = sbase + ry * row + rx * cc
+            for c in range(cc):
+                dst[np.uint64(dbase + c)] = src[np.uint64(off + c)]
+            return
+    else:
+        if ix >= 1 and iy >= 1 and ix < w - 2 and iy < h - 2:
+            _bicubic_interior(src, sbase + iy * row + ix * cc, row, cc, (xq & Q_MASK) * Q_INV,
+                              (yq & Q_MASK) * Q_INV, dst, dbase, is_int, maxv)
+            return
+    _sample_general(src, sbase, h, w, cc, xq * Q_INV, yq * Q_INV, dst, dbase, mode, pad, align_corners, fill,
+                    is_int, maxv)
+
+
+@jit_device
+def _to_q(x):
+    return np.int64(np.floor(x * Q_ONE + 0.5))
+
+
+@jit_device
+def _sample(src, sbase, h, w, cc, x, y, dst, dbase, mode, pad, align_corners, fill, is_int, maxv):
+    """Sample one output pixel at input pixel ``(x, y)`` (float64)."""
+    if abs(x) < Q_LIMIT and abs(y) < Q_LIMIT:
+        _sample_q(src, sbase, h, w, cc, _to_q(x), _to_q(y), dst, dbase, mode, pad, align_corners, fill, is_int, maxv)
+    else:
+        _sample_general(src, sbase, h, w, cc, x, y, dst, dbase, mode, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_device
+def _sample_span(src, sbase, h, w, cc, x0, dx, y0, dy, j_start, j_stop, dst, dbase, mode, pad, align_corners,
+                 fill, is_int, maxv):
+    """Sample output pixels ``j_start <= j < j_stop`` of a row whose input coordinates are ``x0 + j dx``, ``y0 + j dy``."""
+    xa = x0 + j_start * dx
+    xb = x0 + (j_stop - 1) * dx
+    ya = y0 + j_start * dy
+    yb = y0 + (j_stop - 1) * dy
+    if max(abs(xa), abs(xb), abs(ya), abs(yb)) < Q_LIMIT and math.isfinite(dx) and math.isfinite(dy):
+        # exact integer stepping along the row
+        xq0 = _to_q(x0)
+        yq0 = _to_q(y0)
+        dxq = _to_q(dx)
+        dyq = _to_q(dy)
+        xq = xq0 + j_start * dxq
+        yq = yq0 + j_start * dyq
+        if mode == BILINEAR:
+            row = w * cc
+            for j in range(j_start, j_stop):
+                ix = xq >> 32
+                iy = yq >> 32
+                if ix >= 0 and iy >= 0 and ix < w - 1 and iy < h - 1:
+                    _bilinear_interior(src, sbase + iy * row + ix * cc, row, cc, xq, yq, dst, dbase + j * cc, is_int,
+                                       maxv)
+                else:
+                    _sample_general(src, sbase, h, w, cc, xq * Q_INV, yq * Q_INV, dst, dbase + j * cc, mode, pad,
+                                    align_corners, fill, is_int, maxv)
+                xq += dxq
+                yq += dyq
+        else:
+            for j in range(j_start, j_stop):
+                _sample_q(src, sbase, h, w, cc, xq, yq, dst, dbase + j * cc, mode, pad, align_corners, fill, is_int,
+                          maxv)
+                xq += dxq
+                yq += dyq
+    else:
+        for j in range(j_start, j_stop):
+            _sample_general(src, sbase, h, w, cc, x0 + j * dx, y0 + j * dy, dst, dbase + j * cc, mode, pad,
+                            align_corners, fill, is_int, maxv)
+
+
+# --------------------------------------------------------------------------- fused kernels
+
+@jit_parallel
+def warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, projective):
+    """``out[n, i, j] = img[n]`` sampled at ``maps[n] @ (j, i, 1)`` (pixel maps ``in_pix_from_out_pix``)."""
+    n_img, h, w, c_count = img.shape
+    _, ho, wo, _ = out.shape
+    src = img.reshape(img.size)
+    dst = out.reshape(out.size)
+    n_maps = maps.shape[0]
+    for r in prange(n_img * ho):
+        n = r // ho
+        i = r - n * ho
+        k = n if n_maps > 1 else 0
+        sbase = n * h * w * c_count
+        dbase = (n * ho + i) * wo * c_count
+        m00, m01, m02 = maps[k, 0, 0], maps[k, 0, 1], maps[k, 0, 2]
+        m10, m11, m12 = maps[k, 1, 0], maps[k, 1, 1], maps[k, 1, 2]
+        m20, m21, m22 = maps[k, 2, 0], maps[k, 2, 1], maps[k, 2, 2]
+        u0 = m01 * i + m02
+        v0 = m11 * i + m12
+        if projective:
+            q0 = m21 * i + m22
+            for j in range(wo):
+                q = m20 * j + q0
+                x = (m00 * j + u0) / q
+                y = (m10 * j + v0) / q
+                _sample(src, sbase, h, w, c_count, x, y, dst, dbase + j * c_count, mode, pad, align_corners,
+                        fill, is_int, maxv)
+        else:
+            _sample_span(src, sbase, h, w, c_count, u0, m00, v0, m10, 0, wo, dst, dbase, mode, pad,
+                         align_corners, fill, is_int, maxv)
+
+
+@jit_parallel
+def sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv):
+    """Generic sampler: ``grid (M, Ho, Wo, 2)`` of input normalized coordinates, ``M`` 1 or N."""
+    n_img, h, w, c_count = img.shape
+    _, ho, wo, _ = out.shape
+    src = img.reshape(img.size)
+    dst = out.reshape(out.size)
+    n_grids = grid.shape[0]
+    for r in prange(n_img * ho):
+        n = r // ho
+        i = r - n * ho
+        k = n if n_grids > 1 else 0
+        sbase = n * h * w * c_count
+        dbase = (n * ho + i) * wo * c_count
+        for j in range(wo):
+            gx = np.float64(grid[k, i, j, 0])
+            gy = np.float64(grid[k, i, j, 1])
+            x = ((gx + 1.0) * w - 1.0) / 2.0 if not align_corners else (gx + 1.0) / 2.0 * (w - 1)
+            y = ((gy + 1.0) * h - 1.0) / 2.0 if not align_corners else (gy + 1.0) / 2.0 * (h - 1)
+            _sample(src, sbase, h, w, c_count, x, y, dst, dbase + j * c_count, mode, pad, align_corners,
+                    fill, is_int, maxv)
+
+
+@jit_parallel
+def warp_coarse(img, coarse, step, out, mode, pad, align_corners, fill, is_int, maxv):
+    """Sample where a coarse lattice of input pixel coordinates, bilinearly upsampled, points.
+
+    ``coarse (M, Hc, Wc, 2)``: node ``(a, b)`` is the input pixel read by output pixel ``(a*step, b*step)``.
+    """
+    n_img, h, w, c_count = img.shape
+    _, ho, wo, _ = out.shape
+    _, hc, wc, _ = coarse.shape
+    src = img.reshape(img.size)
+    dst = out.reshape(out.size)
+    n_maps = coarse.shape[0]
+    inv = 1.0 / step
+    for r in prange(n_img * ho):
+        n = r // ho
+        i = r - n * ho
+        k = n if n_maps > 1 else 0
+        sbase = n * h * w * c_count
+        dbase = (n * ho + i) * wo * c_count
+        a = min(i // step, hc - 2)
+        ty = (i - a * step) * inv
+        for b in range(wc - 1):
+            j_start = b * step
+            j_stop = min((b + 1) * step, wo) if b < wc - 2 else wo
+            if j_start >= j_stop:
+                continue
+            x00 = coarse[k, a, b, 0] * (1.0 - ty) + coarse[k, a + 1, b, 0] * ty
+            y00 = coarse[k, a, b, 1] * (1.0 - ty) + coarse[k, a + 1, b, 1] * ty
+            x01 = coarse[k, a, b + 1, 0] * (1.0 - ty) + coarse[k, a + 1, b + 1, 0] * ty
+            y01 = coarse[k, a, b + 1, 1] * (1.0 - ty) + coarse[k, a + 1, b + 1, 1] * ty
+            dx = (x01 - x00) * inv
+            dy = (y01 - y00) * inv
+            # coordinates along this segment: x00 + (j - j_start) dx
+            _sample_span(src, sbase, h, w, c_count, x00 - j_start * dx, dx, y00 - j_start * dy, dy, j_start,
+                         j_stop, dst, dbase, mode, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_parallel
+def tps_eval(points, centres, weights, affine, out):
+    """Evaluate thin-plate splines: ``points (P, 2)``, per-spline ``weights (M, n, 2)``, ``affine (M, 3, 2)`` -> ``out (M, P, 2)``."""
+    n_spl = weights.shape[0]
+    n_pts = points.shape[0]
+    n_c = centres.shape[0]
+    for idx in prange(n_spl * n_pts):
+        s = idx // n_pts
+        p = idx - s * n_pts
+        px = points[p, 0]
+        py = points[p, 1]
+        fx = affine[s, 0, 0] + affine[s, 1, 0] * px + affine[s, 2, 0] * py
+        fy = affine[s, 0, 1] + affine[s, 1, 1] * px + affine[s, 2, 1] * py
+        for q in range(n_c):
+            dx = px - centres[q, 0]
+            dy = py - centres[q, 1]
+            d2 = dx * dx + dy * dy
+            if d2 > 0.0:
+                u = d2 * math.log(d2)
+                fx += weights[s, q, 0] * u
+                fy += weights[s, q, 1] * u
+        out[s, p, 0] = fx
+        out[s, p, 1] = fy
+
+
+# --------------------------------------------------------------------------- backward
+
+@jit_parallel
+def grid_sample_backward(img, grid, grad_out, pad, align_corners, chunks, grad_img_parts, grad_grid):
+    """Bilinear backward. ``grad_img_parts (N, chunks, H, W, C)``: each task owns one part, so the
+    result does not depend on thread scheduling; the caller sums parts in order."""
+    n_img, h, w, c_count = img.shape
+    _, ho, wo, _ = grid.shape
+    if align_corners:
+        sx = (w - 1) / 2.0
+        sy = (h - 1) / 2.0
+    else:
+        sx = w / 2.0
+        sy = h / 2.0
+    rows_per = (ho + chunks - 1) // chunks
+    for task in prange(n_img * chunks):
+        n = task // chunks
+        part = task - n * chunks
+        for i in range(part * rows_per, min((part + 1) * rows_per, ho)):
+            for j in range(wo):
+                gx = np.float64(grid[n, i, j, 0])
+                gy = np.float64(grid[n, i, j, 1])
+                if not (math.isfinite(gx) and math.isfinite(gy)):
+                    grad_grid[n, i, j, 0] = 0.0
+                    grad_grid[n, i, j, 1] = 0.0
+                    continue
+                x = ((gx + 1.0) * w - 1.0) / 2.0 if not align_corners else (gx + 1.0) / 2.0 * (w - 1)
+                y = ((gy + 1.0) * h - 1.0) / 2.0 if not align_corners else (gy + 1.0) / 2.0 * (h - 1)
+                x, mx = _pad_coord_grad(x, w, pad, align_corners)
+                y, my = _pad_coord_grad(y, h, pad, align_corners)
+                mx *= sx
+                my *= sy
+                if x < -1.0 or x > w or y < -1.0 or y > h:
+                    grad_grid[n, i, j, 0] = 0.0
+                    grad_grid[n, i, j, 1] = 0.0
+                    continue
+                x0 = np.floor(x)
+                y0 = np.floor(y)
+                tx = x - x0
+                ty = y - y0
+                ix = int(x0)
+                iy = int(y0)
+                gxa = 0.0
+                gya = 0.0
+                for t in range(4):
+                    dyo = t // 2
+                    dxo = t - 2 * dyo
+                    cx = ix + dxo
+                    cy = iy + dyo
+                    if dxo == 0:
+                        wxx = 1.0 - tx
+                        dwx = -1.0
+                    else:
+                        wxx = tx
+                        dwx = 1.0
+                    if dyo == 0:
+                        wyy = 1.0 - ty
+                        dwy = -1.0
+                    else:
+                        wyy = ty
+                        dwy = 1.0
+                    if cx < 0 or cx > w - 1 or cy < 0 or cy > h - 1:
+                        continue
+                    wgt = wxx * wyy
+                    dot = 0.0
+                    for c in range(c_count):
+                        g = grad_out[n, i, j, c]
+                        dot += img[n, cy, cx, c] * g
+                        grad_img_parts[n, part, cy, cx, c] += wgt * g
+                    gxa += dot * dwx * wyy
+                    gya += dot * dwy * wxx
+                grad_grid[n, i, j, 0] = gxa * mx
+                grad_grid[n, i, j, 1] = gya * my
+
+
+@jit_device
+def _pad_coord_grad(x, size, pad, align_corners):
+    """Padding rule and its derivative (PyTorch ``compute_coordinates_set_grad``)."""
+    mult = 1.0
+    if pad == REFLECTION:
+        if align_corners:
+            twice_low = 0.0
+            twice_high = 2.0 * (size - 1)
+        else:
+            twice_low = -1.0
+            twice_high = 2.0 * size - 1.0
+        if twice_low == twice_high:
+            return 0.0, 0.0
+        lo = twice_low / 2.0
+        span = (twice_high - twice_low) / 2.0
+        d = x - lo
+        if d < 0.0:
+            mult = -1.0
+            d = -d
+        extra = np.fmod(d, span)
+        flips = np.floor(d / span)
+        if np.fmod(flips, 2.0) == 0.0:
+            x = extra + lo
+        else:
+            x = span - extra + lo
+            mult = -mult
+    if pad == BORDER or pad == REFLECTION:
+        if x <= 0.0:
+            return 0.0, 0.0
+        if x >= size - 1.0:
+            return size - 1.0, 0.0
+    return x, mult
+
+
+@jit_serial
+def sum_parts(parts, out):
+    """``out[n] = Σ_k parts[n, k]`` in a fixed order (deterministic)."""
+    n_img, chunks = parts.shape[0], parts.shape[1]
+    for n in range(n_img):
+        for k in range(chunks):
+            out[n] += parts[n, k]

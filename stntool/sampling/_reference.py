@@ -1,0 +1,275 @@
+"""NumPy reference samplers: the specification every compiled kernel is tested against.
+
+Semantics are those of ``torch.nn.functional.grid_sample`` (see :mod:`stntool.coords` for
+the coordinate convention), on channel-last images:
+
+* ``img``: ``(N, H, W, C)``; ``grid``: ``(N, Ho, Wo, 2)`` input normalized ``(x, y)``.
+* Unnormalize ``x`` to pixels (``align_corners``). For ``nearest`` and ``bilinear`` the
+  padding rule is applied to the continuous coordinate first (``border``: clip to
+  ``[0, W-1]``; ``reflection``: reflect about the image edges, then clip), then taps outside
+  the image read the fill value (0 for ``zeros``, the ``fill`` colour for ``constant``).
+* ``nearest`` rounds half to even (``nearbyint``), as PyTorch does.
+* ``bicubic`` uses Keys' cubic convolution with ``A = -0.75`` on the unnormalized
+  coordinate, and applies the padding rule to each of the 16 integer taps separately.
+* Grid points that are NaN or infinite produce the fill value (0 unless ``constant``).
+* Arithmetic is float64. Integer outputs are rounded to nearest (half up) and saturated
+  to the dtype's range; float outputs are cast.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CUBIC_A = -0.75
+MODES = ("nearest", "bilinear", "bicubic")
+PADDINGS = ("zeros", "border", "reflection", "constant")
+
+
+def unnormalize(coord: np.ndarray, size: int, align_corners: bool) -> np.ndarray:
+    """Normalized -> pixel along one axis of ``size`` pixels."""
+    if align_corners:
+        return (coord + 1.0) / 2.0 * (size - 1)
+    return ((coord + 1.0) * size - 1.0) / 2.0
+
+
+def reflect(coord: np.ndarray, twice_low: float, twice_high: float) -> np.ndarray:
+    """Reflect ``coord`` into ``[twice_low / 2, twice_high / 2]`` (PyTorch ``reflect_coordinates``)."""
+    if twice_low == twice_high:
+        return np.zeros_like(coord)
+    lo = twice_low / 2.0
+    span = (twice_high - twice_low) / 2.0
+    c = np.abs(coord - lo)
+    extra = np.fmod(c, span)
+    flips = np.floor(c / span)
+    return np.where(np.fmod(flips, 2.0) == 0.0, extra + lo, span - extra + lo)
+
+
+def apply_padding(coord: np.ndarray, size: int, padding: str, align_corners: bool) -> np.ndarray:
+    """PyTorch ``compute_coordinates``: border clipping or reflection of a pixel coordinate."""
+    if padding == "border":
+        return np.clip(coord, 0.0, size - 1.0)
+    if padding == "reflection":
+        if align_corners:
+            c = reflect(coord, 0.0, 2.0 * (size - 1))
+        else:
+            c = reflect(coord, -1.0, 2.0 * size - 1.0)
+        return np.clip(c, 0.0, size - 1.0)
+    return coord
+
+
+def cubic_weights(t: np.ndarray) -> tuple:
+    """Keys' cubic convolution weights for taps at offsets -1, 0, 1, 2 from ``floor(x)``; ``t = x - floor(x)``."""
+    a = CUBIC_A
+
+    def near(x):  # |x| <= 1
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
+
+    return far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)
+
+
+def _gather(img, n_idx, iy, ix, fill):
+    """Read ``img[n, iy, ix, :]`` where in bounds, ``fill`` elsewhere. Shapes broadcast; returns (..., C)."""
+    _, h, w, _ = img.shape
+    finite = np.isfinite(ix) & np.isfinite(iy)
+    inb = finite & (ix >= 0) & (ix <= w - 1) & (iy >= 0) & (iy <= h - 1)
+    ixi = np.where(inb, ix, 0).astype(np.intp)
+    iyi = np.where(inb, iy, 0).astype(np.intp)
+    vals = img[n_idx, iyi, ixi].astype(np.float64)
+    return np.where(inb[..., None], vals, fill)
+
+
+def grid_sample_float64(img: np.ndarray, grid: np.ndarray, mode: str = "bilinear", padding: str = "zeros",
+                        align_corners: bool = False, fill=None) -> np.ndarray:
+    """Sample ``img (N, H, W, C)`` at ``grid (N, Ho, Wo, 2)``; returns float64 ``(N, Ho, Wo, C)`` before rounding."""
+    _, h, w, _ = img.shape
+    x = unnormalize(grid[..., 0].astype(np.float64), w, align_corners)
+    y = unnormalize(grid[..., 1].astype(np.float64), h, align_corners)
+    return sample_pixels_float64(img, x, y, mode, padding, align_corners, fill)
+
+
+def sample_pixels_float64(img: np.ndarray, x: np.ndarray, y: np.ndarray, mode: str = "bilinear",
+                          padding: str = "zeros", align_corners: bool = False, fill=None) -> np.ndarray:
+    """Sample ``img (N, H, W, C)`` at input *pixel* coordinates ``x, y (N, Ho, Wo)``; float64 result."""
+    n, h, w, c = img.shape
+    fill_c = np.zeros(c) if fill is None or padding != "constant" else np.broadcast_to(np.asarray(fill, np.float64), (c,))
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    x = np.where(bad, 0.0, x)
+    y = np.where(bad, 0.0, y)
+    n_idx = np.arange(n).reshape(n, 1, 1)
+    if mode in ("nearest", "bilinear"):
+        x = apply_padding(x, w, padding, align_corners)
+        y = apply_padding(y, h, padding, align_corners)
+    if mode == "nearest":
+        out = _gather(img, n_idx, np.rint(y), np.rint(x), fill_c)
+    elif mode == "bilinear":
+        x0 = np.floor(x)
+        y0 = np.floor(y)
+        tx = (x - x0)[..., None]
+        ty = (y - y0)[..., None]
+        out = (_gather(img, n_idx, y0, x0, fill_c) * ((1 - tx) * (1 - ty))
+               + _gather(img, n_idx, y0, x0 + 1, fill_c) * (tx * (1 - ty))
+               + _gather(img, n_idx, y0 + 1, x0, fill_c) * ((1 - tx) * ty)
+               + _gather(img, n_idx, y0 + 1, x0 + 1, fill_c) * (tx * ty))
+    elif mode == "bicubic":
+        x0 = np.floor(x)
+        y0 = np.floor(y)
+        wx = cubic_weights(x - x0)
+        wy = cubic_weights(y - y0)
+        out = np.zeros(x.shape + (c,))
+        for a in range(4):
+            ty = apply_padding(y0 - 1 + a, h, padding, align_corners)
+            row = np.zeros_like(out)
+            for b in range(4):
+                tx = apply_padding(x0 - 1 + b, w, padding, align_corners)
+                row += _gather(img, n_idx, ty, tx, fill_c) * wx[b][..., None]
+            out += row * wy[a][..., None]
+    else:
+        raise ValueError(mode)
+    out[bad] = fill_c
+    return out
+
+
+def warp_matrix(img, in_pix_from_out_pix, out, mode="bilinear", padding="zeros", align_corners=False, fill=None):
+    """Fused-warp spec: ``out (N, Ho, Wo, C)`` reads ``img`` where the ``(M, 3, 3)`` pixel maps send each output pixel."""
+    n, ho, wo, _ = out.shape
+    m = np.broadcast_to(in_pix_from_out_pix, (n, 3, 3))
+    ys, xs = np.meshgrid(np.arange(ho, dtype=np.float64), np.arange(wo, dtype=np.float64), indexing="ij")
+    u = m[:, 0, 0, None, None] * xs + m[:, 0, 1, None, None] * ys + m[:, 0, 2, None, None]
+    v = m[:, 1, 0, None, None] * xs + m[:, 1, 1, None, None] * ys + m[:, 1, 2, None, None]
+    wh = m[:, 2, 0, None, None] * xs + m[:, 2, 1, None, None] * ys + m[:, 2, 2, None, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x, y = u / wh, v / wh
+    out[...] = to_dtype(sample_pixels_float64(img, x, y, mode, padding, align_corners, fill), out.dtype)
+    return out
+
+
+def coarse_map_to_pixels(coarse, step, out_hw):
+    """Bilinear upsampling of a coarse ``(M, Hc, Wc, 2)`` map of input pixel coordinates, node ``k`` at output pixel ``k * step``."""
+    ho, wo = out_hw
+    ys = np.arange(ho) / step
+    xs = np.arange(wo) / step
+    y0 = np.minimum(np.floor(ys).astype(np.intp), coarse.shape[1] - 2) if coarse.shape[1] > 1 else np.zeros(ho, np.intp)
+    x0 = np.minimum(np.floor(xs).astype(np.intp), coarse.shape[2] - 2) if coarse.shape[2] > 1 else np.zeros(wo, np.intp)
+    ty = (ys - y0)[:, None, None]
+    tx = (xs - x0)[None, :, None]
+    y1 = np.minimum(y0 + 1, coarse.shape[1] - 1)
+    x1 = np.minimum(x0 + 1, coarse.shape[2] - 1)
+    c = coarse
+    res = ((c[:, y0][:, :, x0] * (1 - tx) + c[:, y0][:, :, x1] * tx) * (1 - ty)
+           + (c[:, y1][:, :, x0] * (1 - tx) + c[:, y1][:, :, x1] * tx) * ty)
+    return res[..., 0], res[..., 1]
+
+
+def warp_coarse(img, coarse, step, out, mode="bilinear", padding="zeros", align_corners=False, fill=None):
+    """Fused-warp spec for smooth maps given on a coarse lattice (thin-plate splines)."""
+    n = out.shape[0]
+    x, y = coarse_map_to_pixels(np.broadcast_to(coarse, (n,) + coarse.shape[1:]), step, out.shape[1:3])
+    out[...] = to_dtype(sample_pixels_float64(img, x, y, mode, padding, align_corners, fill), out.dtype)
+    return out
+
+
+def to_dtype(values: np.ndarray, dtype) -> np.ndarray:
+    """Cast float64 results to ``dtype``: integers are rounded half up and saturated."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        v = np.floor(values + 0.5)
+        v = np.clip(np.nan_to_num(v, nan=0.0), info.min, info.max)
+        return v.astype(dtype)
+    return values.astype(dtype)
+
+
+def grid_sample(img, grid, mode="bilinear", padding="zeros", align_corners=False, fill=None, out=None):
+    """Reference ``grid_sample`` on ``(N, H, W, C)`` images; output in the image's dtype."""
+    res = to_dtype(grid_sample_float64(img, grid, mode, padding, align_corners, fill), img.dtype)
+    if out is not None:
+        out[...] = res
+        return out
+    return res
+
+
+def grid_sample_backward(img, grid, grad_out, padding="zeros", align_corners=False):
+    """Gradients of bilinear ``grid_sample`` (STN eqs. 6-7) w.r.t. the image and the grid.
+
+    ``img (N, H, W, C)``, ``grid (N, Ho, Wo, 2)``, ``grad_out (N, Ho, Wo, C)``; returns
+    ``(grad_img (N, H, W, C), grad_grid (N, Ho, Wo, 2))`` in float64. Follows PyTorch: the
+    padding rules' derivatives (clip: 0 outside, reflection: sign flips) are included and
+    taps outside the image contribute nothing. ``constant`` padding is not differentiable
+    with respect to its fill and is treated like ``zeros`` here.
+    """
+    n, h, w, c = img.shape
+    img64 = img.astype(np.float64)
+    go = grad_out.astype(np.float64)
+    gx = grid[..., 0].astype(np.float64)
+    gy = grid[..., 1].astype(np.float64)
+    bad = ~(np.isfinite(gx) & np.isfinite(gy))
+    gx = np.where(bad, 0.0, gx)
+    gy = np.where(bad, 0.0, gy)
+    x, dx_mult = _source_index_with_grad(gx, w, padding, align_corners)
+    y, dy_mult = _source_index_with_grad(gy, h, padding, align_corners)
+    x0 = np.floor(x)
+    y0 = np.floor(y)
+    tx = x - x0
+    ty = y - y0
+    n_idx = np.broadcast_to(np.arange(n).reshape(n, 1, 1), x.shape)
+    grad_img = np.zeros((n, h, w, c))
+    gxp = np.zeros(x.shape)
+    gyp = np.zeros(y.shape)
+    taps = ((0, 0, (1 - tx) * (1 - ty), -(1 - ty), -(1 - tx)),
+            (0, 1, tx * (1 - ty), (1 - ty), -tx),
+            (1, 0, (1 - tx) * ty, -ty, (1 - tx)),
+            (1, 1, tx * ty, ty, tx))
+    live = ~bad
+    for dyo, dxo, wgt, dwdx, dwdy in taps:
+        ix = x0 + dxo
+        iy = y0 + dyo
+        inb = live & (ix >= 0) & (ix <= w - 1) & (iy >= 0) & (iy <= h - 1)
+        ixi = np.where(inb, ix, 0).astype(np.intp)
+        iyi = np.where(inb, iy, 0).astype(np.intp)
+        v = np.where(inb[..., None], img64[n_idx, iyi, ixi], 0.0)
+        g = (v * go).sum(-1)
+        gxp += g * dwdx
+        gyp += g * dwdy
+        contrib = go * (wgt * inb)[..., None]
+        np.add.at(grad_img, (n_idx[inb], iyi[inb], ixi[inb]), contrib[inb])
+    grad_grid = np.stack([gxp * dx_mult, gyp * dy_mult], axis=-1)
+    grad_grid[bad] = 0.0
+    return grad_img, grad_grid
+
+
+def _source_index_with_grad(coord, size, padding, align_corners):
+    """Pixel coordinate after padding and d(pixel)/d(normalized), as PyTorch computes them."""
+    if align_corners:
+        scale = (size - 1) / 2.0
+    else:
+        scale = size / 2.0
+    x = unnormalize(coord, size, align_corners)
+    mult = np.full(x.shape, scale)
+    if padding == "border":
+        inside = (x > 0) & (x < size - 1)
+        mult = np.where(inside, mult, 0.0)
+        x = np.clip(x, 0.0, size - 1.0)
+    elif padding == "reflection":
+        if align_corners:
+            twice_low, twice_high = 0.0, 2.0 * (size - 1)
+        else:
+            twice_low, twice_high = -1.0, 2.0 * size - 1.0
+        if twice_low == twice_high:
+            return np.zeros_like(x), np.zeros_like(x)
+        lo = twice_low / 2.0
+        span = (twice_high - twice_low) / 2.0
+        d = x - lo
+        sign = np.where(d < 0, -1.0, 1.0)
+        a = np.abs(d)
+        extra = np.fmod(a, span)
+        flips = np.floor(a / span)
+        even = np.fmod(flips, 2.0) == 0.0
+        x = np.where(even, extra + lo, span - extra + lo)
+        mult = mult * sign * np.where(even, 1.0, -1.0)
+        inside = (x > 0) & (x < size - 1)
+        mult = np.where(inside, mult, 0.0)
+        x = np.clip(x, 0.0, size - 1.0)
+    return x, mult

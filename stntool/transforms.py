@@ -1,0 +1,334 @@
+"""Building, composing, inverting, converting and fitting θ.
+
+θ is ``in_norm_from_out_norm`` (see :mod:`stntool.coords`): a ``(2, 3)`` affine or ``(3, 3)``
+projective matrix taking output normalized points to input normalized points, batched as
+``(N, 2, 3)`` / ``(N, 3, 3)``. Pixel-space matrices are ``(3, 3)`` and named by the frames
+they map, for example ``out_pix_from_in_pix`` (what ``cv2.warpAffine`` takes by default) or
+``in_pix_from_out_pix`` (what it takes with ``WARP_INVERSE_MAP``).
+
+The builders :func:`rotate`, :func:`scale`, :func:`shear`, :func:`translate`, :func:`hflip`
+and :func:`vflip` return ``out_pix_from_in_pix`` matrices: they say where each input pixel
+goes, in pixels, so they are correct for non-square images. Chain them with
+:func:`compose` and turn the result into θ with :func:`theta_from_pixel_map`.
+
+Example
+-------
+>>> import numpy as np, stntool
+>>> m = stntool.transforms.rotate(90, center=(1.5, 1.5))      # 4x4 image, quarter turn
+>>> theta = stntool.transforms.theta_from_pixel_map(m, (4, 4))
+>>> img = np.arange(16, dtype=np.float32).reshape(4, 4)
+>>> bool(np.array_equal(stntool.warp(img, theta), np.rot90(img, -1)))
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .coords import as_hw, norm_from_pixel, pixel_from_norm
+from .errors import DegenerateError, InvalidArgumentError
+
+__all__ = [
+    "identity",
+    "rotate",
+    "scale",
+    "shear",
+    "translate",
+    "hflip",
+    "vflip",
+    "compose",
+    "invert",
+    "as_theta",
+    "to_3x3",
+    "theta_from_pixel_map",
+    "pixel_map_from_theta",
+    "theta_from_cv2",
+    "theta_to_cv2",
+    "fit_affine",
+    "fit_projective",
+    "apply_matrix",
+]
+
+
+# --------------------------------------------------------------------------- validation
+
+def as_theta(theta, *, allow_batch: bool = True) -> np.ndarray:
+    """Validate θ and return it as float64 ``(2, 3)``, ``(3, 3)``, ``(N, 2, 3)`` or ``(N, 3, 3)``."""
+    try:
+        t = np.asarray(theta, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError("theta must be numeric") from None
+    if t.ndim not in (2, 3) or t.shape[-1] != 3 or t.shape[-2] not in (2, 3) or (t.ndim == 3 and not allow_batch):
+        raise InvalidArgumentError(f"theta must have shape (2, 3) or (3, 3) or be batched (N, 2, 3) / (N, 3, 3); got {t.shape}")
+    if not np.all(np.isfinite(t)):
+        raise InvalidArgumentError("theta contains NaN or infinity")
+    return t
+
+
+def to_3x3(m) -> np.ndarray:
+    """Extend ``(..., 2, 3)`` affine matrices with a ``[0, 0, 1]`` row; ``(..., 3, 3)`` pass through."""
+    m = np.asarray(m, dtype=np.float64)
+    if m.shape[-2:] == (3, 3):
+        return m.copy()
+    if m.shape[-2:] != (2, 3):
+        raise InvalidArgumentError(f"expected (..., 2, 3) or (..., 3, 3) matrices, got {m.shape}")
+    last = np.broadcast_to(np.array([0.0, 0.0, 1.0]), m.shape[:-2] + (1, 3))
+    return np.concatenate([m, last], axis=-2)
+
+
+def _is_affine(m3: np.ndarray) -> bool:
+    return bool(np.allclose(m3[..., 2, :], [0.0, 0.0, 1.0], rtol=0, atol=1e-12))
+
+
+def apply_matrix(m, points_xy) -> np.ndarray:
+    """Map ``(..., 2)`` points by a ``(2, 3)`` or ``(3, 3)`` matrix (projective division included)."""
+    m3 = to_3x3(m)
+    p = np.asarray(points_xy, dtype=np.float64)
+    x, y = p[..., 0], p[..., 1]
+    u = m3[0, 0] * x + m3[0, 1] * y + m3[0, 2]
+    v = m3[1, 0] * x + m3[1, 1] * y + m3[1, 2]
+    w = m3[2, 0] * x + m3[2, 1] * y + m3[2, 2]
+    return np.stack([u / w, v / w], axis=-1)
+
+
+# --------------------------------------------------------------------------- pixel-space builders
+
+def identity() -> np.ndarray:
+    """The 3x3 identity (as a pixel map or as θ)."""
+    return np.eye(3)
+
+
+def translate(tx: float, ty: float) -> np.ndarray:
+    """``out_pix_from_in_pix`` moving the image by ``(tx, ty)`` pixels (right, down)."""
+    return np.array([[1.0, 0.0, tx], [0.0, 1.0, ty], [0.0, 0.0, 1.0]])
+
+
+def _about(m: np.ndarray, center) -> np.ndarray:
+    if center is None:
+        return m
+    cx, cy = (float(c) for c in center)
+    return translate(cx, cy) @ m @ translate(-cx, -cy)
+
+
+def rotate(degrees: float, center=None) -> np.ndarray:
+    """``out_pix_from_in_pix`` rotating by ``degrees`` about ``center`` (pixels, default origin).
+
+    Positive angles turn the picture clockwise on screen (y points down), like ``np.rot90(img, -1)``
+    for +90 degrees. Note ``cv2.getRotationMatrix2D`` uses the opposite sign.
+    """
+    a = math.radians(degrees)
+    c, s = math.cos(a), math.sin(a)
+    # exact values at multiples of 90 degrees so flips and quarter turns are exact
+    if float(degrees) % 90.0 == 0.0:
+        c, s = round(c), round(s)
+    m = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    return _about(m, center)
+
+
+def scale(sx: float, sy: float | None = None, center=None) -> np.ndarray:
+    """``out_pix_from_in_pix`` scaling by ``sx`` (and ``sy``, default ``sx``) about ``center``."""
+    sy = sx if sy is None else sy
+    return _about(np.diag([float(sx), float(sy), 1.0]), center)
+
+
+def shear(shx_degrees: float = 0.0, shy_degrees: float = 0.0, center=None) -> np.ndarray:
+    """``out_pix_from_in_pix`` shearing x by ``tan(shx)·y`` and y by ``tan(shy)·x`` about ``center``."""
+    m = np.array([[1.0, math.tan(math.radians(shx_degrees)), 0.0],
+                  [math.tan(math.radians(shy_degrees)), 1.0, 0.0],
+                  [0.0, 0.0, 1.0]])
+    return _about(m, center)
+
+
+def hflip(width: int) -> np.ndarray:
+    """``out_pix_from_in_pix`` mirroring left-right an image ``width`` pixels wide (``np.fliplr``)."""
+    return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def vflip(height: int) -> np.ndarray:
+    """``out_pix_from_in_pix`` mirroring top-bottom an image ``height`` pixels high (``np.flipud``)."""
+    return np.array([[1.0, 0.0, 0.0], [0.0, -1.0, height - 1.0], [0.0, 0.0, 1.0]])
+
+
+def compose(*matrices) -> np.ndarray:
+    """Chain maps applied left to right: ``compose(a, b)`` applies ``a`` first, then ``b`` (``b @ a``).
+
+    Works for pixel maps and for θ alike; ``(2, 3)`` inputs are extended to ``(3, 3)``. The
+    result is ``(3, 3)``.
+    """
+    out = np.eye(3)
+    for m in matrices:
+        out = to_3x3(m) @ out
+    return out
+
+
+def invert(theta) -> np.ndarray:
+    """Inverse of θ (or any map): ``(2, 3)`` stays ``(2, 3)``, ``(3, 3)`` stays ``(3, 3)``; batches allowed."""
+    t = np.asarray(theta, dtype=np.float64)
+    m3 = to_3x3(t)
+    det = np.linalg.det(m3)
+    if np.any(~np.isfinite(det)) or np.any(np.abs(det) < 1e-12):
+        raise DegenerateError("matrix is singular and cannot be inverted")
+    inv = np.linalg.inv(m3)
+    if t.shape[-2] == 2:
+        return inv[..., :2, :]
+    return inv / inv[..., 2:3, 2:3] if np.all(np.abs(inv[..., 2, 2]) > 1e-15) else inv
+
+
+# --------------------------------------------------------------------------- θ <-> pixel maps
+
+def _fix_shape(m3: np.ndarray, like_affine: bool) -> np.ndarray:
+    if like_affine:
+        return m3[..., :2, :] / m3[..., 2:3, 2:3]
+    return m3
+
+
+def theta_from_pixel_map(out_pix_from_in_pix, in_hw, out_hw=None, align_corners: bool = False) -> np.ndarray:
+    """θ (``in_norm_from_out_norm``) for a forward pixel map ``out_pix_from_in_pix``.
+
+    Returns ``(2, 3)`` when the map is affine, ``(3, 3)`` otherwise. ``out_hw`` defaults to ``in_hw``.
+    """
+    in_hw = as_hw(in_hw)
+    out_hw = in_hw if out_hw is None else as_hw(out_hw)
+    fwd = to_3x3(out_pix_from_in_pix)
+    in_pix_from_out_pix = np.linalg.inv(fwd)
+    return _theta_from_inverse_pixel_map(in_pix_from_out_pix, in_hw, out_hw, align_corners)
+
+
+def _theta_from_inverse_pixel_map(in_pix_from_out_pix, in_hw, out_hw, align_corners) -> np.ndarray:
+    m = to_3x3(in_pix_from_out_pix)
+    theta = norm_from_pixel(in_hw, align_corners) @ m @ pixel_from_norm(out_hw, align_corners)
+    return _fix_shape(theta, _is_affine(m))
+
+
+def pixel_map_from_theta(theta, in_hw, out_hw=None, align_corners: bool = False) -> np.ndarray:
+    """``in_pix_from_out_pix`` (3x3) for θ: where each output pixel reads the input, in pixels.
+
+    Batched θ gives ``(N, 3, 3)``. This is the matrix the fused kernels evaluate.
+    """
+    in_hw = as_hw(in_hw)
+    out_hw = in_hw if out_hw is None else as_hw(out_hw)
+    t3 = to_3x3(as_theta(theta))
+    return pixel_from_norm(in_hw, align_corners) @ t3 @ norm_from_pixel(out_hw, align_corners)
+
+
+def theta_from_cv2(matrix, in_hw, out_hw=None, inverse_map: bool = False, align_corners: bool = False) -> np.ndarray:
+    """θ equivalent to an OpenCV pixel matrix as given to ``cv2.warpAffine`` / ``cv2.warpPerspective``.
+
+    Parameters
+    ----------
+    matrix : (2, 3) or (3, 3) array
+        ``out_pix_from_in_pix`` (OpenCV's default), or ``in_pix_from_out_pix`` when
+        ``inverse_map=True`` (``cv2.WARP_INVERSE_MAP``).
+    in_hw, out_hw : (H, W)
+        Input image size and output size (``dsize`` is ``(W, H)`` in OpenCV; default: ``in_hw``).
+
+    Returns θ of shape ``(2, 3)`` for an affine matrix, ``(3, 3)`` for a projective one.
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.shape not in ((2, 3), (3, 3)) or not np.all(np.isfinite(m)):
+        raise InvalidArgumentError(f"OpenCV matrix must be a finite (2, 3) or (3, 3) array, got shape {m.shape}")
+    in_hw = as_hw(in_hw)
+    out_hw = in_hw if out_hw is None else as_hw(out_hw)
+    m3 = to_3x3(m)
+    if not inverse_map:
+        if abs(np.linalg.det(m3)) < 1e-15:
+            raise DegenerateError("OpenCV matrix is singular")
+        m3 = np.linalg.inv(m3)
+    theta = _theta_from_inverse_pixel_map(m3, in_hw, out_hw, align_corners)
+    if m.shape == (3, 3) and theta.shape == (2, 3):
+        theta = to_3x3(theta)
+    return theta
+
+
+def theta_to_cv2(theta, in_hw, out_hw=None, inverse_map: bool = False, align_corners: bool = False) -> np.ndarray:
+    """OpenCV pixel matrix equivalent to θ: ``(2, 3)`` for affine θ, ``(3, 3)`` for projective θ.
+
+    Gives ``out_pix_from_in_pix`` (for plain ``cv2.warpAffine``), or ``in_pix_from_out_pix`` with
+    ``inverse_map=True`` (for ``flags=cv2.WARP_INVERSE_MAP``).
+    """
+    t = as_theta(theta, allow_batch=False)
+    in_pix_from_out_pix = pixel_map_from_theta(t, in_hw, out_hw, align_corners)
+    m = in_pix_from_out_pix if inverse_map else np.linalg.inv(in_pix_from_out_pix)
+    if t.shape == (2, 3):
+        return m[:2] / m[2, 2]
+    return m / m[2, 2]
+
+
+# --------------------------------------------------------------------------- fitting
+
+def _check_pairs(src, dst, minimum: int):
+    s = np.asarray(src, dtype=np.float64)
+    d = np.asarray(dst, dtype=np.float64)
+    if s.ndim != 2 or s.shape[1] != 2 or s.shape != d.shape:
+        raise InvalidArgumentError(f"point sets must both be (N, 2); got {s.shape} and {d.shape}")
+    if not (np.all(np.isfinite(s)) and np.all(np.isfinite(d))):
+        raise InvalidArgumentError("points contain NaN or infinity")
+    if len(s) < minimum:
+        raise DegenerateError(f"need at least {minimum} point pairs, got {len(s)}")
+    return s, d
+
+
+def _normalizing(p: np.ndarray) -> np.ndarray:
+    """Hartley normalization: centroid to 0, mean distance sqrt(2)."""
+    c = p.mean(axis=0)
+    d = np.sqrt(((p - c) ** 2).sum(axis=1)).mean()
+    if d < 1e-12:
+        raise DegenerateError("all points coincide")
+    s = math.sqrt(2.0) / d
+    return np.array([[s, 0.0, -s * c[0]], [0.0, s, -s * c[1]], [0.0, 0.0, 1.0]])
+
+
+def _rank_of_points(p: np.ndarray) -> int:
+    q = p - p.mean(axis=0)
+    sv = np.linalg.svd(q, compute_uv=False)
+    scale_ = max(1.0, float(np.abs(p).max()))
+    return int(np.sum(sv > 1e-9 * scale_ * math.sqrt(len(p))))
+
+
+def fit_affine(src, dst) -> np.ndarray:
+    """Least-squares affine map ``dst_from_src`` (3x3) from point pairs ``src[i] -> dst[i]`` (N >= 3).
+
+    Raises :class:`DegenerateError` when the source points are collinear or coincide.
+    """
+    s, d = _check_pairs(src, dst, 3)
+    if _rank_of_points(s) < 2:
+        raise DegenerateError("source points are collinear: an affine map is not determined")
+    a = np.hstack([s, np.ones((len(s), 1))])
+    sol, *_ = np.linalg.lstsq(a, d, rcond=None)
+    m = np.eye(3)
+    m[:2] = sol.T
+    return m
+
+
+def fit_projective(src, dst) -> np.ndarray:
+    """Projective map ``dst_from_src`` (3x3, ``m[2, 2] == 1``) by the normalized DLT (N >= 4).
+
+    Raises :class:`DegenerateError` when three or more of four points are collinear (no unique
+    homography) or the points coincide.
+    """
+    s, d = _check_pairs(src, dst, 4)
+    if _rank_of_points(s) < 2 or _rank_of_points(d) < 2:
+        raise DegenerateError("points are collinear: a projective map is not determined")
+    ts, td = _normalizing(s), _normalizing(d)
+    sn = apply_matrix(ts, s)
+    dn = apply_matrix(td, d)
+    n = len(s)
+    a = np.zeros((2 * n, 9))
+    x, y = sn[:, 0], sn[:, 1]
+    u, v = dn[:, 0], dn[:, 1]
+    a[0::2, 0], a[0::2, 1], a[0::2, 2] = x, y, 1.0
+    a[0::2, 6], a[0::2, 7], a[0::2, 8] = -u * x, -u * y, -u
+    a[1::2, 3], a[1::2, 4], a[1::2, 5] = x, y, 1.0
+    a[1::2, 6], a[1::2, 7], a[1::2, 8] = -v * x, -v * y, -v
+    _, sv, vt = np.linalg.svd(a)
+    # a unique solution needs a one-dimensional null space: the 8th singular value must not vanish
+    if sv[min(7, len(sv) - 1)] < 1e-9 * sv[0] or len(sv) < 8:
+        raise DegenerateError("point configuration does not determine a unique projective map "
+                              "(three or more points collinear)")
+    h = vt[-1].reshape(3, 3)
+    m = np.linalg.inv(td) @ h @ ts
+    if abs(m[2, 2]) < 1e-15:
+        raise DegenerateError("fitted projective map sends the origin to infinity")
+    return m / m[2, 2]
