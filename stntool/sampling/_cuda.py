@@ -1,0 +1,749 @@
+"""Numba CUDA twins of :mod:`stntool.sampling._cpu`: fused grid + sample on the GPU.
+
+Three layers, as in stumpy's ``gpu_stump``:
+
+* **kernels** (``_k_*``): ``cuda.jit(cache=True)``, one thread per output pixel (all
+  channels), grid-stride loops so any launch size is correct, no globals read inside;
+* **private host drivers** (``_launch_*``): move inputs to the device (or wrap device arrays
+  without a copy), allocate, launch with the geometry of :func:`_launch_geometry`, copy back;
+* **public functions** with the exact signatures of the CPU module, called by
+  :mod:`stntool.api` through :func:`stntool.sampling.kernels`.
+
+Semantics are those of :mod:`stntool.sampling._reference` (the spec): coordinates and
+interpolation are float64 and written in the same order as the reference, integer outputs are
+``floor(v + 0.5)`` saturated to the dtype, NaN / infinite coordinates give the fill value.
+
+The launch geometry comes from one tunable, :data:`THREADS_PER_BLOCK` (read by the host
+drivers at launch time, never inside a kernel). Importing this module imports ``numba.cuda``
+but does not initialise CUDA; :func:`is_available` probes lazily.
+
+numpy >= 2.5 removed ``np.row_stack``, which numba-cuda 0.30.x registers an overload for
+when it first compiles a kernel (``numba/cuda/np/arrayobj.py``; NVIDIA/numba-cuda#902, #907).
+:func:`_ensure_numpy_compat` restores the name as a thin alias of ``np.vstack`` before
+``numba.cuda`` is imported, so kernels launch under any numpy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _ensure_numpy_compat() -> bool:
+    """Give numpy >= 2.5 back ``np.row_stack`` (an alias of ``np.vstack``) for numba-cuda 0.30.x.
+
+    numba-cuda's ``numba.cuda.np.arrayobj`` runs ``overload(np.row_stack)`` when the CUDA target
+    is first refreshed (first kernel compilation); without the name every launch fails with
+    ``AttributeError: module 'numpy' has no attribute 'row_stack'``. The alias is a separate
+    function, so numba registers its own overload for it and ``np.vstack``'s is untouched.
+    Returns True when the alias was installed.
+    """
+    if "row_stack" in np.__dict__:
+        return False
+
+    def row_stack(tup, *, dtype=None, casting="same_kind"):
+        """Alias of :func:`numpy.vstack` (removed in numpy 2.5; restored by stntool for numba-cuda)."""
+        return np.vstack(tup, dtype=dtype, casting=casting)
+
+    np.row_stack = row_stack
+    return True
+
+
+_ensure_numpy_compat()
+
+from numba import cuda  # noqa: E402
+
+NEAREST, BILINEAR, BICUBIC = 0, 1, 2
+ZEROS, BORDER, REFLECTION, CONSTANT = 0, 1, 2, 3
+CUBIC_A = -0.75
+
+#: Threads per block for every launch: the one tunable of the launch geometry. Tests patch it
+#: small so tiny inputs span several blocks.
+THREADS_PER_BLOCK = 256
+#: Upper bound on blocks per launch; grid-stride loops cover the rest.
+MAX_BLOCKS = 65535
+
+_kernel = cuda.jit(cache=True)
+_device = cuda.jit(device=True, cache=True)
+
+
+def _launch_geometry(work_items: int) -> tuple[int, int]:
+    """``(blocks, threads_per_block)`` covering ``work_items`` (grid-stride loops do the rest)."""
+    tpb = int(THREADS_PER_BLOCK)
+    blocks = max(1, min(int(MAX_BLOCKS), (int(work_items) + tpb - 1) // tpb))
+    return blocks, tpb
+
+
+# --------------------------------------------------------------------------- device helpers
+
+@_device
+def _store(out, n, i, j, c, v, is_int, maxv):
+    """Write ``v`` (float64) to ``out[n, i, j, c]``: integers round half up and saturate."""
+    if is_int:
+        v = math.floor(v + 0.5)
+        if not (v >= 0.0):  # also NaN -> 0, as the reference's nan_to_num
+            v = 0.0
+        elif v > maxv:
+            v = maxv
+    out[n, i, j, c] = v
+
+
+@_device
+def _store_fill(out, n, i, j, fill, is_int, maxv):
+    for c in range(out.shape[3]):
+        _store(out, n, i, j, c, fill[c], is_int, maxv)
+
+
+@_device
+def _reflect(x, twice_low, twice_high):
+    """PyTorch ``reflect_coordinates``."""
+    if twice_low == twice_high:
+        return 0.0
+    lo = twice_low / 2.0
+    span = (twice_high - twice_low) / 2.0
+    x = abs(x - lo)
+    extra = math.fmod(x, span)
+    flips = math.floor(x / span)
+    if math.fmod(flips, 2.0) == 0.0:
+        return extra + lo
+    return span - extra + lo
+
+
+@_device
+def _pad_coord(x, size, pad, align_corners):
+    """PyTorch ``compute_coordinates``: border clipping or reflection of a pixel coordinate."""
+    if pad == BORDER:
+        return min(max(x, 0.0), size - 1.0)
+    if pad == REFLECTION:
+        if align_corners:
+            x = _reflect(x, 0.0, 2.0 * (size - 1))
+        else:
+            x = _reflect(x, -1.0, 2.0 * size - 1.0)
+        return min(max(x, 0.0), size - 1.0)
+    return x
+
+
+@_device
+def _rint(x):
+    """Round half to even (``nearbyint``), for finite ``x``."""
+    r = math.floor(x + 0.5)
+    if r - x == 0.5 and math.fmod(r, 2.0) != 0.0:
+        r -= 1.0
+    return r
+
+
+@_device
+def _cubic_near(x):
+    return ((CUBIC_A + 2.0) * x - (CUBIC_A + 3.0)) * x * x + 1.0
+
+
+@_device
+def _cubic_far(x):
+    return ((CUBIC_A * x - 5.0 * CUBIC_A) * x + 8.0 * CUBIC_A) * x - 4.0 * CUBIC_A
+
+
+@_device
+def _tap(img, n, iy, ix, c, inb, f):
+    """``img[n, iy, ix, c]`` as float64 when ``inb``, else the fill value ``f``."""
+    if inb:
+        return np.float64(img[n, iy, ix, c])
+    return f
+
+
+@_device
+def _sample(img, n, x, y, out, i, j, mode, pad, align_corners, fill, is_int, maxv):
+    """Write ``out[n, i, j, :]``: ``img[n]`` sampled at input pixel ``(x, y)`` (float64), any mode / padding."""
+    h = img.shape[1]
+    w = img.shape[2]
+    cc = img.shape[3]
+    if not (math.isfinite(x) and math.isfinite(y)):
+        _store_fill(out, n, i, j, fill, is_int, maxv)
+        return
+    if mode == NEAREST:
+        x = _pad_coord(x, w, pad, align_corners)
+        y = _pad_coord(y, h, pad, align_corners)
+        if not (x > -1.0 and x < w and y > -1.0 and y < h):
+            _store_fill(out, n, i, j, fill, is_int, maxv)
+            return
+        xr = _rint(x)
+        yr = _rint(y)
+        if xr < 0.0 or xr > w - 1.0 or yr < 0.0 or yr > h - 1.0:
+            _store_fill(out, n, i, j, fill, is_int, maxv)
+            return
+        ix = int(xr)
+        iy = int(yr)
+        for c in range(cc):
+            _store(out, n, i, j, c, np.float64(img[n, iy, ix, c]), is_int, maxv)
+        return
+    if mode == BILINEAR:
+        x = _pad_coord(x, w, pad, align_corners)
+        y = _pad_coord(y, h, pad, align_corners)
+        if x < -1.0 or x > w or y < -1.0 or y > h:
+            _store_fill(out, n, i, j, fill, is_int, maxv)
+            return
+        x0 = math.floor(x)
+        y0 = math.floor(y)
+        tx = x - x0
+        ty = y - y0
+        ix = int(x0)
+        iy = int(y0)
+        in_x0 = ix >= 0
+        in_x1 = ix + 1 <= w - 1
+        in_y0 = iy >= 0
+        in_y1 = iy + 1 <= h - 1
+        w00 = (1.0 - tx) * (1.0 - ty)
+        w01 = tx * (1.0 - ty)
+        w10 = (1.0 - tx) * ty
+        w11 = tx * ty
+        for c in range(cc):
+            f = fill[c]
+            v00 = _tap(img, n, iy, ix, c, in_y0 and in_x0, f)
+            v01 = _tap(img, n, iy, ix + 1, c, in_y0 and in_x1, f)
+            v10 = _tap(img, n, iy + 1, ix, c, in_y1 and in_x0, f)
+            v11 = _tap(img, n, iy + 1, ix + 1, c, in_y1 and in_x1, f)
+            _store(out, n, i, j, c, v00 * w00 + v01 * w01 + v10 * w10 + v11 * w11, is_int, maxv)
+        return
+    # bicubic: the padding rule applies to each integer tap, on the unpadded coordinate
+    if (pad == ZEROS or pad == CONSTANT) and (x < -3.0 or x > w + 2.0 or y < -3.0 or y > h + 2.0):
+        _store_fill(out, n, i, j, fill, is_int, maxv)
+        return
+    x0 = math.floor(x)
+    y0 = math.floor(y)
+    tx = x - x0
+    ty = y - y0
+    wx0 = _cubic_far(tx + 1.0)
+    wx1 = _cubic_near(tx)
+    wx2 = _cubic_near(1.0 - tx)
+    wx3 = _cubic_far(2.0 - tx)
+    wy0 = _cubic_far(ty + 1.0)
+    wy1 = _cubic_near(ty)
+    wy2 = _cubic_near(1.0 - ty)
+    wy3 = _cubic_far(2.0 - ty)
+    for c in range(cc):
+        f = fill[c]
+        acc = 0.0
+        for a in range(4):
+            ya = _pad_coord(y0 - 1.0 + a, h, pad, align_corners)
+            in_y = ya >= 0.0 and ya <= h - 1.0
+            iy = int(ya) if in_y else 0
+            wy = wy0 if a == 0 else (wy1 if a == 1 else (wy2 if a == 2 else wy3))
+            racc = 0.0
+            for b in range(4):
+                xb = _pad_coord(x0 - 1.0 + b, w, pad, align_corners)
+                in_x = xb >= 0.0 and xb <= w - 1.0
+                ix = int(xb) if in_x else 0
+                wxb = wx0 if b == 0 else (wx1 if b == 1 else (wx2 if b == 2 else wx3))
+                racc += _tap(img, n, iy, ix, c, in_y and in_x, f) * wxb
+            acc += racc * wy
+        _store(out, n, i, j, c, acc, is_int, maxv)
+
+
+# --------------------------------------------------------------------------- kernels
+
+@_kernel
+def _k_warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, projective):
+    """``out[n, i, j] = img[n]`` sampled at ``maps[n] @ (j, i, 1)`` (``in_pix_from_out_pix``)."""
+    n_img = out.shape[0]
+    ho = out.shape[1]
+    wo = out.shape[2]
+    per_img = ho * wo
+    total = n_img * per_img
+    multi = maps.shape[0] > 1
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for p in range(start, total, stride):
+        n = p // per_img
+        r = p - n * per_img
+        i = r // wo
+        j = r - i * wo
+        k = n if multi else 0
+        xs = np.float64(j)
+        ys = np.float64(i)
+        u = maps[k, 0, 0] * xs + maps[k, 0, 1] * ys + maps[k, 0, 2]
+        v = maps[k, 1, 0] * xs + maps[k, 1, 1] * ys + maps[k, 1, 2]
+        if projective:
+            q = maps[k, 2, 0] * xs + maps[k, 2, 1] * ys + maps[k, 2, 2]
+            if q == 0.0:
+                u = math.inf
+                v = math.inf
+            else:
+                u = u / q
+                v = v / q
+        _sample(img, n, u, v, out, i, j, mode, pad, align_corners, fill, is_int, maxv)
+
+
+@_kernel
+def _k_sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv):
+    """Generic sampler: ``grid (M, Ho, Wo, 2)`` of input normalized ``(x, y)``, ``M`` 1 or N."""
+    h = img.shape[1]
+    w = img.shape[2]
+    n_img = out.shape[0]
+    ho = out.shape[1]
+    wo = out.shape[2]
+    per_img = ho * wo
+    total = n_img * per_img
+    multi = grid.shape[0] > 1
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for p in range(start, total, stride):
+        n = p // per_img
+        r = p - n * per_img
+        i = r // wo
+        j = r - i * wo
+        k = n if multi else 0
+        gx = np.float64(grid[k, i, j, 0])
+        gy = np.float64(grid[k, i, j, 1])
+        if align_corners:
+            x = (gx + 1.0) / 2.0 * (w - 1)
+            y = (gy + 1.0) / 2.0 * (h - 1)
+        else:
+            x = ((gx + 1.0) * w - 1.0) / 2.0
+            y = ((gy + 1.0) * h - 1.0) / 2.0
+        _sample(img, n, x, y, out, i, j, mode, pad, align_corners, fill, is_int, maxv)
+
+
+@_kernel
+def _k_warp_coarse(img, coarse, step, out, mode, pad, align_corners, fill, is_int, maxv):
+    """Sample where a coarse ``(M, Hc, Wc, 2)`` lattice of input pixel coordinates, bilinearly upsampled, points.
+
+    Node ``(a, b)`` is the input pixel read by output pixel ``(a*step, b*step)``; interpolation
+    as in ``_reference.coarse_map_to_pixels``.
+    """
+    n_img = out.shape[0]
+    ho = out.shape[1]
+    wo = out.shape[2]
+    hc = coarse.shape[1]
+    wc = coarse.shape[2]
+    per_img = ho * wo
+    total = n_img * per_img
+    multi = coarse.shape[0] > 1
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for p in range(start, total, stride):
+        n = p // per_img
+        r = p - n * per_img
+        i = r // wo
+        j = r - i * wo
+        k = n if multi else 0
+        ys = i / step
+        xs = j / step
+        y0 = min(int(math.floor(ys)), hc - 2) if hc > 1 else 0
+        x0 = min(int(math.floor(xs)), wc - 2) if wc > 1 else 0
+        ty = ys - y0
+        tx = xs - x0
+        y1 = min(y0 + 1, hc - 1)
+        x1 = min(x0 + 1, wc - 1)
+        x = ((coarse[k, y0, x0, 0] * (1.0 - tx) + coarse[k, y0, x1, 0] * tx) * (1.0 - ty)
+             + (coarse[k, y1, x0, 0] * (1.0 - tx) + coarse[k, y1, x1, 0] * tx) * ty)
+        y = ((coarse[k, y0, x0, 1] * (1.0 - tx) + coarse[k, y0, x1, 1] * tx) * (1.0 - ty)
+             + (coarse[k, y1, x0, 1] * (1.0 - tx) + coarse[k, y1, x1, 1] * tx) * ty)
+        _sample(img, n, x, y, out, i, j, mode, pad, align_corners, fill, is_int, maxv)
+
+
+# --------------------------------------------------------------------------- backward kernels
+#
+# grad_img is a scatter (several output pixels read the same input pixel). To keep it
+# deterministic without per-block copies of the image, contributions are accumulated with
+# integer atomics in 64-bit fixed point: integer addition is associative, so the sum does not
+# depend on the order threads arrive in. The scale is a power of two chosen from a bound on
+# |grad_out| so no sum can overflow (|grad_img| <= Ho * Wo * max|grad_out|); the resolution is
+# 2**-62 of that bound. Non-finite contributions (inf / NaN in grad_out) go to a float64 buffer,
+# whose sums are order-independent because they are inf or NaN anyway.
+
+FIXED_BITS = 62
+
+
+@_device
+def _pad_coord_grad(x, size, pad, align_corners):
+    """Padding rule and its derivative (PyTorch ``compute_coordinates_set_grad``)."""
+    mult = 1.0
+    if pad == REFLECTION:
+        if align_corners:
+            twice_low = 0.0
+            twice_high = 2.0 * (size - 1)
+        else:
+            twice_low = -1.0
+            twice_high = 2.0 * size - 1.0
+        if twice_low == twice_high:
+            return 0.0, 0.0
+        lo = twice_low / 2.0
+        span = (twice_high - twice_low) / 2.0
+        d = x - lo
+        if d < 0.0:
+            mult = -1.0
+            d = -d
+        extra = math.fmod(d, span)
+        flips = math.floor(d / span)
+        if math.fmod(flips, 2.0) == 0.0:
+            x = extra + lo
+        else:
+            x = span - extra + lo
+            mult = -mult
+    if pad == BORDER or pad == REFLECTION:
+        if x <= 0.0:
+            return 0.0, 0.0
+        if x >= size - 1.0:
+            return size - 1.0, 0.0
+    return x, mult
+
+
+@_kernel
+def _k_abs_bound(values, bound, nonfinite):
+    """``bound[0] = max |v|`` over finite values of the 1-D ``values``; ``nonfinite[0] = 1`` if any is not finite."""
+    local = 0.0
+    bad = 0
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for p in range(start, values.shape[0], stride):
+        v = abs(np.float64(values[p]))
+        if math.isfinite(v):
+            local = max(local, v)
+        else:
+            bad = 1
+    if local > 0.0:
+        cuda.atomic.max(bound, 0, local)
+    if bad:
+        cuda.atomic.max(nonfinite, 0, 1)
+
+
+@_kernel
+def _k_backward(img, grid, grad_out, pad, align_corners, scale, acc_fixed, acc_float, grad_grid):
+    """Bilinear backward, one thread per output pixel.
+
+    ``grad_grid`` is gathered (each thread writes its own pixel); image gradients go to
+    ``acc_fixed`` (int64, units of ``1 / scale``) or, when not finite, to ``acc_float``.
+    """
+    h = img.shape[1]
+    w = img.shape[2]
+    cc = img.shape[3]
+    n_img = grad_out.shape[0]
+    ho = grad_out.shape[1]
+    wo = grad_out.shape[2]
+    per_img = ho * wo
+    total = n_img * per_img
+    multi = grid.shape[0] > 1
+    if align_corners:
+        sx = (w - 1) / 2.0
+        sy = (h - 1) / 2.0
+    else:
+        sx = w / 2.0
+        sy = h / 2.0
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for p in range(start, total, stride):
+        n = p // per_img
+        r = p - n * per_img
+        i = r // wo
+        j = r - i * wo
+        k = n if multi else 0
+        gx = np.float64(grid[k, i, j, 0])
+        gy = np.float64(grid[k, i, j, 1])
+        if not (math.isfinite(gx) and math.isfinite(gy)):
+            grad_grid[n, i, j, 0] = 0.0
+            grad_grid[n, i, j, 1] = 0.0
+            continue
+        if align_corners:
+            x = (gx + 1.0) / 2.0 * (w - 1)
+            y = (gy + 1.0) / 2.0 * (h - 1)
+        else:
+            x = ((gx + 1.0) * w - 1.0) / 2.0
+            y = ((gy + 1.0) * h - 1.0) / 2.0
+        x, mx = _pad_coord_grad(x, w, pad, align_corners)
+        y, my = _pad_coord_grad(y, h, pad, align_corners)
+        if x < -1.0 or x > w or y < -1.0 or y > h:
+            grad_grid[n, i, j, 0] = 0.0
+            grad_grid[n, i, j, 1] = 0.0
+            continue
+        x0 = math.floor(x)
+        y0 = math.floor(y)
+        tx = x - x0
+        ty = y - y0
+        ix = int(x0)
+        iy = int(y0)
+        gxa = 0.0
+        gya = 0.0
+        for t in range(4):
+            dyo = t // 2
+            dxo = t - 2 * dyo
+            cx = ix + dxo
+            cy = iy + dyo
+            if dxo == 0:
+                wxx = 1.0 - tx
+                dwx = -1.0
+            else:
+                wxx = tx
+                dwx = 1.0
+            if dyo == 0:
+                wyy = 1.0 - ty
+                dwy = -1.0
+            else:
+                wyy = ty
+                dwy = 1.0
+            if cx < 0 or cx > w - 1 or cy < 0 or cy > h - 1:
+                continue
+            wgt = wxx * wyy
+            dot = 0.0
+            for c in range(cc):
+                g = np.float64(grad_out[n, i, j, c])
+                dot += np.float64(img[n, cy, cx, c]) * g
+                contrib = wgt * g
+                if math.isfinite(contrib):
+                    cuda.atomic.add(acc_fixed, (n, cy, cx, c), np.int64(math.floor(contrib * scale + 0.5)))
+                else:
+                    cuda.atomic.add(acc_float, (n, cy, cx, c), contrib)
+            gxa += dot * dwx * wyy
+            gya += dot * dwy * wxx
+        grad_grid[n, i, j, 0] = gxa * (mx * sx)
+        grad_grid[n, i, j, 1] = gya * (my * sy)
+
+
+@_kernel
+def _k_fixed_to_float(acc_fixed, inv_scale, acc_float, use_float, grad_img):
+    """``grad_img = acc_fixed * inv_scale (+ acc_float)``, all 1-D views."""
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for p in range(start, grad_img.shape[0], stride):
+        v = np.float64(acc_fixed[p]) * inv_scale
+        if use_float:
+            v += acc_float[p]
+        grad_img[p] = v
+
+
+# --------------------------------------------------------------------------- host drivers
+
+def _is_device_array(a) -> bool:
+    return (not isinstance(a, np.ndarray)) and cuda.is_cuda_array(a)
+
+
+def _to_device(a, stream, dtype=None):
+    """A device view of ``a``: arrays exposing ``__cuda_array_interface__`` (CuPy, PyTorch, numba)
+    are wrapped without a copy; host arrays are copied (as C-contiguous ``dtype``)."""
+    if _is_device_array(a):
+        return cuda.as_cuda_array(a)
+    return cuda.to_device(np.ascontiguousarray(a, dtype=dtype), stream=stream)
+
+
+class _Output:
+    """The device array a kernel writes, and how to hand it back into the caller's ``out``."""
+
+    def __init__(self, out, stream):
+        self.out = out
+        self.stream = stream
+        if _is_device_array(out):
+            self.dev = cuda.as_cuda_array(out)
+        else:
+            self.dev = cuda.device_array(out.shape, dtype=out.dtype, stream=stream)
+
+    def finish(self):
+        if not _is_device_array(self.out):
+            if self.out.flags.c_contiguous:
+                self.dev.copy_to_host(self.out, stream=self.stream)
+            else:
+                self.out[...] = self.dev.copy_to_host(stream=self.stream)
+        self.stream.synchronize()
+        return self.out
+
+
+def _sampling_args(fill, is_int, maxv, stream, align_corners, mode, pad):
+    return (int(mode), int(pad), bool(align_corners), _to_device(fill, stream, np.float64), bool(is_int),
+            float(maxv))
+
+
+def _launch_warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, projective):
+    stream = cuda.stream()
+    d_img = _to_device(img, stream)
+    d_maps = _to_device(maps, stream, np.float64)
+    res = _Output(out, stream)
+    mode, pad, align_corners, d_fill, is_int, maxv = _sampling_args(fill, is_int, maxv, stream, align_corners,
+                                                                   mode, pad)
+    n, ho, wo, _ = res.dev.shape
+    blocks, tpb = _launch_geometry(n * ho * wo)
+    _k_warp_matrix[blocks, tpb, stream](d_img, d_maps, res.dev, mode, pad, align_corners, d_fill, is_int, maxv,
+                                        bool(projective))
+    return res.finish()
+
+
+def _launch_sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv):
+    stream = cuda.stream()
+    d_img = _to_device(img, stream)
+    d_grid = _to_device(grid, stream)
+    res = _Output(out, stream)
+    mode, pad, align_corners, d_fill, is_int, maxv = _sampling_args(fill, is_int, maxv, stream, align_corners,
+                                                                   mode, pad)
+    n, ho, wo, _ = res.dev.shape
+    blocks, tpb = _launch_geometry(n * ho * wo)
+    _k_sample_grid[blocks, tpb, stream](d_img, d_grid, res.dev, mode, pad, align_corners, d_fill, is_int, maxv)
+    return res.finish()
+
+
+def _launch_warp_coarse(img, coarse, step, out, mode, pad, align_corners, fill, is_int, maxv):
+    stream = cuda.stream()
+    d_img = _to_device(img, stream)
+    d_coarse = _to_device(coarse, stream, np.float64)
+    res = _Output(out, stream)
+    mode, pad, align_corners, d_fill, is_int, maxv = _sampling_args(fill, is_int, maxv, stream, align_corners,
+                                                                   mode, pad)
+    n, ho, wo, _ = res.dev.shape
+    blocks, tpb = _launch_geometry(n * ho * wo)
+    _k_warp_coarse[blocks, tpb, stream](d_img, d_coarse, int(step), res.dev, mode, pad, align_corners, d_fill,
+                                        is_int, maxv)
+    return res.finish()
+
+
+def _fixed_point_scale(bound: float, n_out_pixels: int) -> tuple[float, float]:
+    """``(scale, 1 / scale)``, powers of two, so that ``n_out_pixels * bound * scale <= 2**FIXED_BITS``."""
+    total = bound * max(int(n_out_pixels), 1)
+    if not (total > 0.0) or not math.isfinite(total):
+        return 1.0, 1.0
+    e = math.frexp(total)[1]  # total < 2**e
+    e = min(max(e, -900), 1000)
+    return math.ldexp(1.0, FIXED_BITS - e), math.ldexp(1.0, e - FIXED_BITS)
+
+
+def _grid_sample_backward(img, grid, grad_out, pad, align_corners):
+    stream = cuda.stream()
+    on_device = _is_device_array(img)
+    d_img = _to_device(img, stream)
+    d_grid = _to_device(grid, stream)
+    d_go = _to_device(grad_out, stream)
+    n, h, w, c = d_img.shape
+    _, ho, wo, _ = d_go.shape
+    # 1. a bound on |grad_out| fixes the fixed-point scale
+    d_bound = cuda.to_device(np.zeros(1), stream=stream)
+    d_nonfinite = cuda.to_device(np.zeros(1, dtype=np.int32), stream=stream)
+    flat_go = d_go.reshape(d_go.size)
+    blocks, tpb = _launch_geometry(flat_go.size)
+    blocks = min(blocks, 1024)  # one atomic per thread at most: keep the thread count moderate
+    _k_abs_bound[blocks, tpb, stream](flat_go, d_bound, d_nonfinite)
+    bound = float(d_bound.copy_to_host(stream=stream)[0])
+    use_float = bool(d_nonfinite.copy_to_host(stream=stream)[0])
+    scale, inv_scale = _fixed_point_scale(bound, ho * wo)
+    # 2. scatter / gather
+    acc_fixed = cuda.to_device(np.zeros((n, h, w, c), dtype=np.int64), stream=stream)
+    acc_float = cuda.to_device(np.zeros((n, h, w, c) if use_float else (1, 1, 1, 1)), stream=stream)
+    d_grad_grid = cuda.device_array((n, ho, wo, 2), dtype=np.float64, stream=stream)
+    blocks, tpb = _launch_geometry(n * ho * wo)
+    _k_backward[blocks, tpb, stream](d_img, d_grid, d_go, int(pad), bool(align_corners), float(scale), acc_fixed,
+                                     acc_float, d_grad_grid)
+    # 3. back to float64
+    d_grad_img = cuda.device_array((n, h, w, c), dtype=np.float64, stream=stream)
+    size = n * h * w * c
+    blocks, tpb = _launch_geometry(size)
+    _k_fixed_to_float[blocks, tpb, stream](acc_fixed.reshape(size), float(inv_scale),
+                                           acc_float.reshape(acc_float.size), use_float, d_grad_img.reshape(size))
+    if on_device:
+        stream.synchronize()
+        return d_grad_img, d_grad_grid
+    grad_img = d_grad_img.copy_to_host(stream=stream)
+    grad_grid = d_grad_grid.copy_to_host(stream=stream)
+    stream.synchronize()
+    return grad_img, grad_grid
+
+
+# --------------------------------------------------------------------------- public functions
+# Same signatures as stntool.sampling._cpu; the caller (stntool.api) validates and allocates.
+# Arrays may be host NumPy arrays or device arrays (anything with __cuda_array_interface__:
+# numba, CuPy, PyTorch); device inputs are used in place, a device ``out`` is written in place.
+
+
+def warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, projective):
+    """Fused warp: ``out[n, i, j] = img[n]`` sampled at ``maps[n] @ (j, i, 1)``.
+
+    Parameters
+    ----------
+    img : (N, H, W, C) uint8 / uint16 / float32 / float64, C-contiguous
+    maps : (M, 3, 3) float64 pixel maps ``in_pix_from_out_pix``, ``M`` 1 or N
+    out : (N, Ho, Wo, C), same dtype as ``img``; written in place and returned
+    mode : 0 nearest, 1 bilinear, 2 bicubic
+    pad : 0 zeros, 1 border, 2 reflection, 3 constant
+    align_corners : bool
+    fill : (C,) float64, the value outside the image (zeros unless ``pad`` is constant)
+    is_int, maxv : integer output (rounded half up, saturated to ``[0, maxv]``)
+    projective : divide by the third homogeneous coordinate
+    """
+    return _launch_warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, projective)
+
+
+def sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv):
+    """Generic sampler (``grid_sample``): ``grid (M, Ho, Wo, 2)`` of input normalized ``(x, y)``, ``M`` 1 or N.
+
+    Other parameters as in :func:`warp_matrix`.
+    """
+    return _launch_sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv)
+
+
+def warp_coarse(img, coarse, step, out, mode, pad, align_corners, fill, is_int, maxv):
+    """Sample where a coarse ``(M, Hc, Wc, 2)`` lattice of input pixel coordinates, bilinearly upsampled, points.
+
+    Node ``(a, b)`` is where output pixel ``(x, y) = (b * step, a * step)`` reads the input
+    (thin-plate-spline warps). Other parameters as in :func:`warp_matrix`.
+    """
+    return _launch_warp_coarse(img, coarse, step, out, mode, pad, align_corners, fill, is_int, maxv)
+
+
+def grid_sample_backward_host(img, grid, grad_out, pad, align_corners):
+    """Gradients of bilinear ``grid_sample``: ``(grad_img (N, H, W, C), grad_grid (N, Ho, Wo, 2))`` float64.
+
+    ``img (N, H, W, C)`` (float64 from the API; any supported dtype works), ``grid (M, Ho, Wo, 2)``
+    with ``M`` 1 or N, ``grad_out (N, Ho, Wo, C)``. Host inputs give host results; a device ``img``
+    gives device results.
+
+    Deterministic: ``grad_grid`` is a gather, and ``grad_img`` is accumulated with 64-bit
+    integer atomics in fixed point (scale ``2**62 / (Ho * Wo * max|grad_out|)``), whose sums do not
+    depend on thread order. The quantisation error is below ``Ho * Wo * max|grad_out| * 2**-62``
+    per contribution.
+    """
+    return _grid_sample_backward(img, grid, grad_out, pad, align_corners)
+
+
+# --------------------------------------------------------------------------- availability
+
+_probe_result: tuple[bool, str | None] | None = None
+
+
+def _probe() -> tuple[bool, str | None]:
+    global _probe_result
+    if _probe_result is None:
+        try:
+            if _simulator_enabled():
+                _probe_result = (True, None)
+            elif not cuda.is_available():
+                _probe_result = (False, _driver_error() or "no CUDA GPU or driver was found")
+            else:
+                from numba.cuda.cudadrv import nvvm
+
+                if not nvvm.is_available():
+                    _probe_result = (False, "libNVVM (the CUDA compiler library) was not found; "
+                                            "install the CUDA toolkit libraries, e.g. pip install 'numba-cuda[cu12]'")
+                else:
+                    _probe_result = (True, None)
+        except Exception as exc:  # any driver / binding failure means "not usable"
+            _probe_result = (False, f"{type(exc).__name__}: {exc}")
+    return _probe_result
+
+
+def _simulator_enabled() -> bool:
+    try:
+        from numba.cuda import config as cuda_config
+    except ImportError:  # older layouts keep it in numba.config
+        from numba import config as cuda_config
+    return bool(getattr(cuda_config, "ENABLE_CUDASIM", False))
+
+
+def _driver_error() -> str | None:
+    try:
+        cuda.current_context()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def is_available() -> bool:
+    """True when a CUDA GPU can run the kernels (or the simulator is on). Probes once, on first call."""
+    return _probe()[0]
+
+
+def unavailable_reason() -> str | None:
+    """Why :func:`is_available` is False, or None when it is True."""
+    return _probe()[1]
