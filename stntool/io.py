@@ -1,0 +1,463 @@
+"""Reading and writing images safely: byte-level I/O, header checks, atomic writes, discovery, JSONL.
+
+Everything here works on bytes that stntool reads and writes itself; OpenCV only ever sees
+memory buffers (``cv2.imdecode`` / ``cv2.imencode``), never paths, so names that are not valid
+UTF-8 work. Importing this module does not import OpenCV or numba.
+
+Metadata: decoding keeps pixels only. EXIF (after its orientation is applied), ICC profiles,
+XMP, text chunks, DPI and animation frames beyond the first are not carried to the output.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+import struct
+import tempfile
+import zlib
+
+import numpy as np
+
+from .errors import ImageReadError, ImageWriteError, InvalidArgumentError
+
+#: Extensions picked up when scanning directories (lower case).
+IMAGE_EXTENSIONS = frozenset(
+    ".png .jpg .jpeg .jpe .webp .tif .tiff .bmp .dib .gif .pgm .ppm .pbm .pnm .pxm .jp2 .exr .hdr .pic .sr .ras"
+    .split())
+#: ``--format`` names to file extensions.
+FORMAT_EXTENSIONS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tif": ".tif", "tiff": ".tif"}
+#: Extensions OpenCV can write (``--format same`` keeps these; others become .png).
+WRITABLE_EXTENSIONS = frozenset(".png .jpg .jpeg .jpe .webp .tif .tiff .bmp .pgm .ppm .pnm .exr".split())
+#: Default ``--max-pixels``: 2**27 (134 MP) accepts 48 MP photos with room to spare.
+DEFAULT_MAX_PIXELS = 1 << 27
+#: Inputs larger than this many bytes are refused before reading.
+MAX_FILE_BYTES = 2 << 30
+TEMP_PREFIX = ".stntool-tmp-"
+
+_cv2 = None
+
+
+def cv2():
+    """Import OpenCV once, silencing its logging (libpng/libjpeg warnings must not reach the terminal)."""
+    global _cv2
+    if _cv2 is None:
+        import cv2 as _m
+
+        try:
+            _m.utils.logging.setLogLevel(_m.utils.logging.LOG_LEVEL_SILENT)
+        except AttributeError:  # pragma: no cover - older OpenCV
+            if hasattr(_m, "setLogLevel"):
+                _m.setLogLevel(0)
+        _cv2 = _m
+    return _cv2
+
+
+def display(path) -> str:
+    """A one-line printable form of a path (non-UTF-8 bytes and control characters escaped)."""
+    if path == "-":
+        return "<stdin>"
+    s = os.fsencode(path).decode("utf-8", "backslashreplace")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in s):
+        s = json.dumps(s)[1:-1]
+    return s
+
+
+# --------------------------------------------------------------------------- reading
+
+def read_file_bytes(path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """Read a regular file's bytes; refuse pipes, devices, directories, dangling links and loops.
+
+    ``stat`` is checked before opening, so a named pipe never blocks the reader.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise ImageReadError("dangling symbolic link") from None
+        raise ImageReadError("no such file") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ImageReadError("symbolic link loop") from None
+        raise ImageReadError(e.strerror or str(e)) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageReadError("is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageReadError("not a regular file (pipe, socket or device)")
+    if st.st_size == 0:
+        raise ImageReadError("empty file (0 bytes)")
+    if st.st_size > max_bytes:
+        raise ImageReadError(f"file too large ({st.st_size} bytes)")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise ImageReadError(e.strerror or str(e)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between stat and open
+            raise ImageReadError("not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(max_bytes + 1)
+    except OSError as e:
+        raise ImageReadError(e.strerror or str(e)) from None
+    finally:
+        os.close(fd)
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The container format from magic bytes: png, jpg, webp, tif, gif, bmp, or None."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "tif"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if data[:2] == b"BM":
+        return "bmp"
+    return None
+
+
+def _jpeg_segments(data: bytes):
+    """Yield (marker, payload_offset, length) for JPEG header segments up to the first SOS."""
+    i = 2
+    n = len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        (length,) = struct.unpack(">H", data[i + 2:i + 4])
+        yield marker, i + 4, length - 2
+        if marker == 0xDA:
+            return
+        i += 2 + length
+
+
+def header_info(data: bytes):
+    """``(format, width, height)`` read from the header without decoding, or ``(format, None, None)``."""
+    fmt = sniff_format(data)
+    try:
+        if fmt == "png" and data[12:16] == b"IHDR":
+            w, h = struct.unpack(">II", data[16:24])
+            return fmt, w, h
+        if fmt == "jpg":
+            for marker, off, _ in _jpeg_segments(data):
+                if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+                    h, w = struct.unpack(">HH", data[off + 1:off + 5])
+                    return fmt, w, h
+        if fmt == "gif":
+            w, h = struct.unpack("<HH", data[6:10])
+            return fmt, w, h
+        if fmt == "bmp":
+            w, h = struct.unpack("<ii", data[18:26])
+            return fmt, abs(w), abs(h)
+        if fmt == "webp":
+            chunk = data[12:16]
+            if chunk == b"VP8X":
+                w = 1 + int.from_bytes(data[24:27], "little")
+                h = 1 + int.from_bytes(data[27:30], "little")
+                return fmt, w, h
+            if chunk == b"VP8L":
+                b = int.from_bytes(data[21:25], "little")
+                return fmt, (b & 0x3FFF) + 1, ((b >> 14) & 0x3FFF) + 1
+            if chunk == b"VP8 ":
+                w, h = struct.unpack("<HH", data[26:30])
+                return fmt, w & 0x3FFF, h & 0x3FFF
+    except struct.error:
+        pass
+    return fmt, None, None
+
+
+def _check_complete(fmt: str, data: bytes):
+    """Refuse truncated files that decoders would silently fill with grey."""
+    if fmt == "jpg":
+        eoi = data.rfind(b"\xff\xd9")
+        sos = data.rfind(b"\xff\xda")
+        if sos < 0 or eoi < sos:
+            raise ImageReadError("truncated JPEG (no end-of-image marker after the scan data)")
+    elif fmt == "png":
+        if data.rfind(b"IEND") < 0:
+            raise ImageReadError("truncated PNG (no IEND chunk)")
+        # Every chunk up to IEND must be present and its CRC must match.
+        i = 8
+        while i + 8 <= len(data):
+            length, kind = struct.unpack(">I4s", data[i:i + 8])
+            end = i + 12 + length
+            if end > len(data):
+                raise ImageReadError(f"truncated PNG (chunk {kind.decode('latin-1')!r} cut short)")
+            if zlib.crc32(data[i + 4:i + 8 + length]) != struct.unpack(">I", data[i + 8 + length:end])[0]:
+                raise ImageReadError(f"corrupt PNG (bad CRC in chunk {kind.decode('latin-1')!r})")
+            if kind == b"IEND":
+                return
+            i = end
+        raise ImageReadError("truncated PNG (no IEND chunk)")
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation tag (1-8) of a JPEG, or 1 when absent or unreadable."""
+    try:
+        for marker, off, length in _jpeg_segments(data):
+            if marker == 0xE1 and data[off:off + 6] == b"Exif\x00\x00":
+                t = data[off + 6:off + length]
+                endian = {b"II": "<", b"MM": ">"}.get(t[:2])
+                if endian is None:
+                    return 1
+                (ifd,) = struct.unpack(endian + "I", t[4:8])
+                (count,) = struct.unpack(endian + "H", t[ifd:ifd + 2])
+                for k in range(count):
+                    e = ifd + 2 + 12 * k
+                    tag, typ = struct.unpack(endian + "HH", t[e:e + 4])
+                    if tag == 0x0112 and typ == 3:
+                        (v,) = struct.unpack(endian + "H", t[e + 8:e + 10])
+                        return v if 1 <= v <= 8 else 1
+                return 1
+    except struct.error:
+        pass
+    return 1
+
+
+def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Rotate/flip pixels so that EXIF ``orientation`` becomes 1 (upright)."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: np.rot90(a, 1)[::-1, ::-1],
+        8: lambda a: np.rot90(a, 1),
+    }
+    if orientation in ops:
+        return np.ascontiguousarray(ops[orientation](img))
+    return img
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: bool = True) -> np.ndarray:
+    """Decode image bytes keeping depth and channels (uint8/uint16/float32; gray, BGR, BGRA).
+
+    The size is checked against ``max_pixels`` from the header before anything is decoded.
+    Raises :class:`ImageReadError` for empty, truncated, corrupt, unknown or oversized data.
+    """
+    if not data:
+        raise ImageReadError("empty file (0 bytes)")
+    fmt, w, h = header_info(data)
+    if w is not None and h is not None:
+        if w == 0 or h == 0:
+            raise ImageReadError(f"header declares an empty image ({w}x{h})")
+        if w * h > max_pixels:
+            raise ImageReadError(f"image too large: header declares {w}x{h} = {w * h} pixels "
+                                 f"(limit {max_pixels}, see --max-pixels)")
+    if fmt in ("jpg", "png"):
+        _check_complete(fmt, data)
+    cv = cv2()
+    try:
+        img = cv.imdecode(np.frombuffer(data, dtype=np.uint8), cv.IMREAD_UNCHANGED)
+    except cv.error as e:
+        msg = str(e).strip().splitlines()[-1] if str(e).strip() else "decoder error"
+        raise ImageReadError(f"cannot decode image ({msg})") from None
+    if img is None:
+        if fmt is None:
+            raise ImageReadError("not an image (unrecognised data)")
+        raise ImageReadError(f"cannot decode {fmt.upper()} data (corrupt or unsupported)")
+    if img.size == 0:
+        raise ImageReadError("decoded an empty image")
+    if img.shape[0] * img.shape[1] > max_pixels:
+        raise ImageReadError(f"image too large: {img.shape[1]}x{img.shape[0]} pixels (limit {max_pixels})")
+    if img.dtype == np.int8 or img.dtype == np.int16 or img.dtype == np.int32:
+        raise ImageReadError(f"unsupported sample type {img.dtype}")
+    if img.dtype == np.float16:
+        img = img.astype(np.float32)
+    if apply_exif and fmt == "jpg":
+        img = apply_orientation(img, exif_orientation(data))
+    return img
+
+
+def read_image(path, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: bool = True):
+    """Read and decode an image file: returns ``(image, format)``."""
+    data = read_file_bytes(path)
+    return decode_image(data, max_pixels, apply_exif), sniff_format(data)
+
+
+# --------------------------------------------------------------------------- writing
+
+def encode_image(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes:
+    """Encode to ``fmt`` (a format name or an extension such as ``.png``), refusing lossy depth/channel changes."""
+    cv = cv2()
+    ext = FORMAT_EXTENSIONS.get(fmt.lower().lstrip("."), None)
+    if ext is None:
+        ext = "." + fmt.lower().lstrip(".")
+        if ext not in WRITABLE_EXTENSIONS:
+            raise InvalidArgumentError(f"cannot write {fmt!r} files")
+    fmt = ext.lstrip(".")
+    c = 1 if img.ndim == 2 else img.shape[2]
+    depth = img.dtype
+    if ext in (".jpg", ".jpeg", ".jpe", ".webp", ".bmp"):
+        if depth != np.uint8:
+            raise ImageWriteError(f"{fmt} cannot store {depth} samples without loss; use --format png or tif")
+        if ext in (".jpg", ".jpeg", ".jpe") and c in (2, 4):
+            raise ImageWriteError("jpg cannot store an alpha channel; use --format png or webp")
+    if ext == ".png" and depth not in (np.uint8, np.uint16):
+        raise ImageWriteError(f"png cannot store {depth} samples; use --format tif")
+    params = []
+    if quality is not None:
+        if ext in (".jpg", ".jpeg", ".jpe"):
+            params = [cv.IMWRITE_JPEG_QUALITY, int(quality)]
+        elif ext == ".webp":
+            params = [cv.IMWRITE_WEBP_QUALITY, int(quality)]
+        elif ext == ".png":
+            # 0-100 mapped to zlib level 9-0 (higher quality = faster, bigger; PNG is always lossless).
+            params = [cv.IMWRITE_PNG_COMPRESSION, max(0, min(9, 9 - int(quality) // 11))]
+    try:
+        ok, buf = cv.imencode(ext, img, params)
+    except cv.error as e:
+        raise ImageWriteError(f"cannot encode {fmt}: {str(e).strip().splitlines()[-1]}") from None
+    if not ok:
+        raise ImageWriteError(f"cannot encode {fmt}")
+    return buf.tobytes()
+
+
+def write_atomic(path, data: bytes, overwrite: bool = False):
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
+
+    A reader (or an interrupted run) sees either no file or the complete file. With
+    ``overwrite=False`` an existing target is refused (checked again just before the rename).
+    """
+    folder = os.path.dirname(path) or "."
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise ImageWriteError(f"cannot create folder {display(folder)}: {e.strerror or e}") from None
+    if not overwrite and os.path.lexists(path):
+        raise ImageWriteError("output exists (use --overwrite or --skip-existing)")
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=folder)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())
+        if not overwrite:
+            try:
+                os.link(tmp, path)  # fails atomically if the target appeared meanwhile
+            except FileExistsError:
+                raise ImageWriteError("output exists (use --overwrite or --skip-existing)") from None
+            except OSError:
+                os.replace(tmp, path)  # file systems without hard links
+                tmp = None
+                return
+            os.unlink(tmp)
+            tmp = None
+        else:
+            os.replace(tmp, path)
+            tmp = None
+    except OSError as e:
+        raise ImageWriteError(f"cannot write: {e.strerror or e}") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+_UMASK = None
+
+
+def _umask() -> int:
+    global _UMASK
+    if _UMASK is None:
+        m = os.umask(0)
+        os.umask(m)
+        _UMASK = m
+    return _UMASK
+
+
+# --------------------------------------------------------------------------- discovery
+
+def is_image_name(name) -> bool:
+    return os.path.splitext(os.fsdecode(name))[1].lower() in IMAGE_EXTENSIONS
+
+
+def scan_directory(root, recursive: bool = False):
+    """Yield ``(path, relative_path)`` of image files under ``root`` in sorted order.
+
+    Directories (even ones named like images) are only entered with ``recursive``; directory
+    symlinks are followed once (loops are cut by remembering visited folders).
+    """
+    seen = set()
+
+    def walk(folder, rel):
+        try:
+            st = os.stat(folder)
+        except OSError:
+            return
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            return
+        seen.add(key)
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: os.fsencode(e.name))
+        except OSError:
+            return
+        for e in entries:
+            if e.name.startswith(TEMP_PREFIX):
+                continue
+            try:
+                is_dir = e.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if recursive:
+                    yield from walk(e.path, os.path.join(rel, e.name) if rel else e.name)
+            elif is_image_name(e.name):
+                yield e.path, (os.path.join(rel, e.name) if rel else e.name)
+
+    yield from walk(root, "")
+
+
+# --------------------------------------------------------------------------- JSONL
+
+def to_jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    raise TypeError(type(value).__name__)
+
+
+def json_line(record: dict) -> str:
+    """One JSON object on one line (non-UTF-8 path bytes survive as escaped surrogates)."""
+    return json.dumps(record, default=to_jsonable, ensure_ascii=True, allow_nan=False)
+
+
+def read_jsonl(path):
+    """Records of a JSONL file (``-`` for stdin); raises InvalidArgumentError naming the bad line."""
+    import sys
+
+    f = sys.stdin if path == "-" else open(path, encoding="utf-8", errors="surrogateescape")
+    records = []
+    try:
+        for no, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError as e:
+                raise InvalidArgumentError(f"{display(path)} line {no}: not JSON ({e})") from None
+            if not isinstance(rec, dict):
+                raise InvalidArgumentError(f"{display(path)} line {no}: expected a JSON object")
+            records.append(rec)
+    finally:
+        if f is not sys.stdin:
+            f.close()
+    return records
