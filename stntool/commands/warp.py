@@ -534,6 +534,14 @@ def _run(jobs_list, spec, opts, n_jobs, manifest, quiet):
         if bar is not None:
             bar.update(1)
 
+    reported = set()
+
+    def report_once(fut):
+        rec = fut.result()
+        if id(fut) not in reported:
+            reported.add(id(fut))
+            report(rec)
+
     interrupted = False
     pool = ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="stntool-warp")
     pending = collections.deque()
@@ -541,12 +549,16 @@ def _run(jobs_list, spec, opts, n_jobs, manifest, quiet):
     window = 2 * n_jobs + 2
     try:
         try:
+            # A future leaves `pending` only after its record is reported, so an interrupt at any
+            # point still records every finished output exactly once.
             for job in it:
                 pending.append(pool.submit(task, job))
                 while len(pending) >= window or (pending and pending[0].done()):
-                    report(pending.popleft().result())
+                    report_once(pending[0])
+                    pending.popleft()
             while pending:
-                report(pending.popleft().result())
+                report_once(pending[0])
+                pending.popleft()
         except KeyboardInterrupt:
             interrupted = True
             for f in pending:
@@ -554,7 +566,7 @@ def _run(jobs_list, spec, opts, n_jobs, manifest, quiet):
             for f in pending:  # let running jobs finish their atomic write, record them
                 if not f.cancelled():
                     try:
-                        report(f.result())
+                        report_once(f)
                     except Exception:  # noqa: BLE001
                         pass
             pending.clear()

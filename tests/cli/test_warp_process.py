@@ -1,0 +1,73 @@
+"""Through the installed entry point: real exit codes, start-up imports, SIGINT and resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from cli_helpers import SHIFT, encode, write
+
+
+def test_help_does_not_import_numba_or_cv2():
+    code = ("import sys; from stntool.cli import cli\n"
+            "try:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
+            "try:\n    cli(['warp', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('numba' in sys.modules, 'cv2' in sys.modules)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.stdout.strip().splitlines()[-1] == "False False"
+    assert "Examples" in p.stdout
+
+
+def test_python_m_and_exit_codes(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "stntool", "--version"], capture_output=True, text=True)
+    assert p.returncode == 0 and "stntool" in p.stdout
+    p = subprocess.run(["stntool", "warp", "--theta", "1,2"], capture_output=True, text=True)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+
+
+def test_no_codec_noise_on_fd2(tmp_path):
+    jpg = encode(np.zeros((64, 64, 3), np.uint8), ".jpg")
+    write(tmp_path / "half.jpg", jpg[: len(jpg) // 2])
+    write(tmp_path / "bad.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    write(tmp_path / "junk.jpg", b"\xff\xd8\xff" + b"\x12" * 200 + b"\xff\xda\0\2" + b"\xff\xd9")
+    p = subprocess.run(["stntool", "warp", "--theta", SHIFT, str(tmp_path), "-o", str(tmp_path / "o"), "-q"],
+                       capture_output=True, text=True)
+    assert p.returncode == 1
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith("stntool: error: ") for line in lines), p.stderr
+
+
+@pytest.mark.slow
+def test_sigint_then_resume(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        write(src / f"{i:03d}.png", encode(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8), ".png"))
+    out = tmp_path / "out"
+    man = tmp_path / "m.jsonl"
+    cmd = ["stntool", "warp", "--theta", SHIFT, str(src), "-o", str(out), "--jobs", "2", "-q"]
+    p = subprocess.Popen(cmd + ["--manifest", str(man)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (out.exists() and len(os.listdir(out)) >= 3):
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert b"Traceback" not in err
+    names = os.listdir(out)
+    assert not [n for n in names if n.startswith(".stntool-tmp-")]
+    recorded = {os.path.basename(json.loads(line)["output"]) for line in man.read_text().splitlines()
+                if json.loads(line)["status"] == "ok"}
+    assert recorded == set(names) and 0 < len(names) < 60
+    for n in names:  # every output is complete
+        from stntool.io import decode_image
+        decode_image((out / n).read_bytes())
+    p = subprocess.run(cmd + ["--skip-existing"], capture_output=True, text=True)
+    assert p.returncode == 0
+    assert len(os.listdir(out)) == 60
