@@ -33,9 +33,10 @@ def cuda_available() -> bool:
         return False
     try:
         from . import _cuda
-    except ImportError:
+
+        return bool(_cuda.is_available())
+    except Exception:  # a broken CUDA install must not break "auto"; an explicit "cuda" reports why
         return False
-    return _cuda.is_available()
 
 
 def resolve_backend(backend: str = "auto") -> str:

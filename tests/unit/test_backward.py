@@ -1,0 +1,111 @@
+"""Bilinear backward (STN eqs. 6-7) against float64 finite differences."""
+
+import numpy as np
+import pytest
+
+import stntool
+from stntool.sampling import _reference
+
+EPS = 1e-6
+
+
+def _loss(img, grid, gout, padding, ac):
+    out = _reference.grid_sample_float64(img, grid, "bilinear", padding, ac)
+    return float((out * gout).sum())
+
+
+def _grid_away_from_kinks(rng, n, ho, wo, h, w, ac):
+    # keep pixel coordinates away from integers and from the clipping limits so the loss is smooth
+    x = rng.uniform(-1.3, w + 0.3, (n, ho, wo))
+    y = rng.uniform(-1.3, h + 0.3, (n, ho, wo))
+    x = np.floor(x) + rng.uniform(0.1, 0.9, x.shape)
+    y = np.floor(y) + rng.uniform(0.1, 0.9, y.shape)
+    if ac:
+        gx, gy = x / (w - 1) * 2 - 1, y / (h - 1) * 2 - 1
+    else:
+        gx, gy = (2 * x + 1) / w - 1, (2 * y + 1) / h - 1
+    return np.stack([gx, gy], -1)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("padding", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("ac", [False, True])
+def test_grid_sample_backward_matches_finite_differences(rng, backend, padding, ac):
+    h, w, c = 5, 6, 2
+    img = rng.random((2, h, w, c))
+    grid = _grid_away_from_kinks(rng, 2, 3, 4, h, w, ac)
+    gout = rng.normal(size=(2, 3, 4, c))
+    gi, gg = stntool.grid_sample_backward(img, grid, gout, padding, ac, backend=backend)
+    num_gg = np.zeros_like(grid)
+    for idx in np.ndindex(grid.shape):
+        gp, gm = grid.copy(), grid.copy()
+        gp[idx] += EPS
+        gm[idx] -= EPS
+        num_gg[idx] = (_loss(img, gp, gout, padding, ac) - _loss(img, gm, gout, padding, ac)) / (2 * EPS)
+    np.testing.assert_allclose(gg, num_gg, atol=1e-6, rtol=1e-6)
+    # the loss is linear in the image: d loss / d img[idx] equals the loss of a unit image
+    num_gi = np.zeros_like(img)
+    for idx in np.ndindex(img.shape):
+        e = np.zeros_like(img)
+        e[idx] = 1.0
+        num_gi[idx] = _loss(e, grid, gout, padding, ac)
+    np.testing.assert_allclose(gi, num_gi, atol=1e-12)
+
+
+def test_cpu_backward_matches_reference_and_is_deterministic(rng):
+    img = rng.random((3, 9, 11, 3)).astype(np.float32)
+    grid = rng.uniform(-1.2, 1.2, (3, 7, 8, 2))
+    grid[0, 0, 0] = np.nan
+    gout = rng.normal(size=(3, 7, 8, 3))
+    for padding in ("zeros", "border", "reflection"):
+        for ac in (False, True):
+            a = stntool.grid_sample_backward(img, grid, gout, padding, ac, backend="cpu")
+            b = stntool.grid_sample_backward(img, grid, gout, padding, ac, backend="numpy")
+            np.testing.assert_allclose(a[0], b[0], atol=1e-12)
+            np.testing.assert_allclose(a[1], b[1], atol=1e-10)
+            again = stntool.grid_sample_backward(img, grid, gout, padding, ac, backend="cpu")
+            assert np.array_equal(a[0], again[0]) and np.array_equal(a[1], again[1])
+
+
+@pytest.mark.parametrize("ac", [False, True])
+def test_theta_gradient_matches_finite_differences(rng, ac):
+    img = rng.random((7, 8, 2))
+    theta = np.array([[0.9, 0.13, 0.0537], [-0.11, 1.05, 0.0213]])
+    gout = rng.normal(size=(6, 5, 2))
+    pix = stntool.coords.norm_to_pixel(stntool.affine_grid(theta, (6, 5), ac), (7, 8), ac)
+    assert np.abs(pix - np.round(pix)).min() > 1e-3  # no sample sits on a kink of the bilinear loss
+
+    def loss(t):
+        return float((stntool.warp(img, t, (6, 5), align_corners=ac, backend="numpy") * gout).sum())
+
+    gi, gt = stntool.warp_backward(img, theta, gout, (6, 5), align_corners=ac, backend="cpu")
+    num = np.zeros_like(theta)
+    for idx in np.ndindex(theta.shape):
+        tp, tm = theta.copy(), theta.copy()
+        tp[idx] += EPS
+        tm[idx] -= EPS
+        num[idx] = (loss(tp) - loss(tm)) / (2 * EPS)
+    np.testing.assert_allclose(gt, num, atol=1e-5, rtol=1e-5)
+    assert gi.shape == img.shape
+
+
+def test_tps_control_point_gradient_matches_finite_differences(rng):
+    img = rng.random((9, 10, 1))
+    dst = stntool.tps.regular_control_points(3)
+    src = dst * 0.9 + rng.normal(0, 0.03, dst.shape)
+    gout = rng.normal(size=(6, 7, 1))
+
+    def loss(s):
+        g = stntool.tps_grid(s, (6, 7), dst)
+        return float((stntool.grid_sample(img, g, backend="numpy") * gout).sum())
+
+    grid = stntool.tps_grid(src, (6, 7), dst)
+    _, gg = stntool.grid_sample_backward(img, grid, gout, backend="cpu")
+    gsrc = stntool.tps_grid_backward(gg, dst, (6, 7))
+    num = np.zeros_like(src)
+    for idx in np.ndindex(src.shape):
+        sp, sm = src.copy(), src.copy()
+        sp[idx] += EPS
+        sm[idx] -= EPS
+        num[idx] = (loss(sp) - loss(sm)) / (2 * EPS)
+    np.testing.assert_allclose(gsrc, num, atol=1e-5, rtol=1e-5)

@@ -1,0 +1,47 @@
+"""Packaging promises: no numba at import, kernels cached across processes."""
+
+import subprocess
+import sys
+
+import pytest
+
+import stntool
+
+
+def _run(code):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+
+def test_version():
+    assert stntool.__version__.count(".") == 2
+
+
+def test_import_does_not_import_numba():
+    out = _run("import sys, stntool, stntool.cli; print('numba' in sys.modules, 'cv2' in sys.modules)")
+    assert out.split() == ["False", "False"]
+
+
+def test_second_process_loads_kernels_from_cache():
+    code = (
+        "import numpy as np, stntool\n"
+        "stntool.warp(np.zeros((4, 5, 3), np.uint8), [[1, 0, 0], [0, 1, 0]], backend='cpu')\n"
+        "from stntool.sampling import _cpu\n"
+        "s = _cpu.warp_matrix.stats\n"
+        "print(sum(s.cache_hits.values()), sum(s.cache_misses.values()))\n"
+    )
+    _run(code)  # may compile and write the cache
+    hits, misses = (int(v) for v in _run(code).split())
+    assert hits >= 1 and misses == 0
+
+
+def test_doctests_in_public_modules():
+    import doctest
+
+    import stntool.api
+    import stntool.grids
+    import stntool.tps
+    import stntool.transforms
+
+    for mod in (stntool.api, stntool.grids, stntool.tps, stntool.transforms):
+        result = doctest.testmod(mod)
+        assert result.failed == 0, mod.__name__

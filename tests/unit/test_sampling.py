@@ -1,0 +1,216 @@
+"""Samplers: naive -> reference -> compiled kernels, and exact geometric oracles."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import naive
+import stntool
+from conftest import DTYPES, random_image
+from stntool.sampling import _reference
+
+MODES = ["nearest", "bilinear", "bicubic"]
+PADDINGS = ["zeros", "border", "reflection", "constant"]
+SIZES = [(1, 7), (7, 1), (5, 7)]
+
+
+def _grid_with_specials(rng, n, ho, wo):
+    g = rng.uniform(-1.6, 1.6, (n, ho, wo, 2))
+    g[0, 0, 0] = [np.nan, 0.2]
+    if wo > 1:
+        g[0, 0, 1] = [0.1, np.inf]
+    if ho > 1:
+        g[0, 1, 0] = [1e30, -1e30]
+    return g
+
+
+@pytest.mark.parametrize("mode,padding,align_corners", itertools.product(MODES, PADDINGS, [False, True]))
+@pytest.mark.parametrize("hw", SIZES)
+def test_reference_matches_naive(rng, mode, padding, align_corners, hw):
+    img = rng.random((2,) + hw + (2,))
+    grid = _grid_with_specials(rng, 2, 4, 3)
+    fill = 0.25 if padding == "constant" else None
+    got = _reference.grid_sample_float64(img, grid, mode, padding, align_corners, fill)
+    want = naive.grid_sample(img, grid, mode, "zeros" if padding == "constant" else padding, align_corners,
+                             fill=fill or 0.0)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_naive_affine_grid_matches_stntool(rng):
+    for ac in (False, True):
+        for h, w in [(1, 1), (1, 5), (4, 1), (3, 6)]:
+            th = rng.normal(size=(2, 3))
+            np.testing.assert_allclose(stntool.affine_grid(th, (h, w), ac), naive.affine_grid(th, h, w, ac),
+                                       atol=1e-14)
+
+
+def _bound(dtype, mode):
+    """Allowed |compiled - exact float64| for the dtype (integers: rounding plus fixed-point weights)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "u":
+        return 0.5 + (np.iinfo(dtype).max * 2.0 ** -15 if (dtype == np.uint8 and mode == "bilinear") else 1e-6)
+    return 1e-5 if dtype == np.float32 else 1e-7  # fixed-point coordinates carry 2**-32 px
+
+
+def _check_against_exact(got, exact, dtype, mode):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "u":
+        exact = np.clip(exact, 0, np.iinfo(dtype).max)
+    err = np.abs(got.astype(np.float64) - exact)
+    assert np.nanmax(err) <= _bound(dtype, mode)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode,padding,align_corners", itertools.product(MODES, PADDINGS, [False, True]))
+def test_cpu_grid_sample_matches_reference(rng, dtype, mode, padding, align_corners):
+    for hw in SIZES + [(6, 5)]:
+        img = random_image(rng, (2,) + hw + (3,), dtype)
+        grid = _grid_with_specials(rng, 2, 5, 4)
+        fill = [3, 2, 1] if padding == "constant" else None
+        exact = _reference.grid_sample_float64(img, grid, mode, padding, align_corners, fill)
+        got = stntool.grid_sample(img, grid, mode, padding, align_corners, fill=fill, backend="cpu")
+        ref = stntool.grid_sample(img, grid, mode, padding, align_corners, fill=fill, backend="numpy")
+        assert got.dtype == img.dtype and got.shape == (2, 5, 4, 3)
+        _check_against_exact(got, exact, dtype, mode)
+        _check_against_exact(ref, exact, dtype, mode)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode,padding,align_corners", itertools.product(MODES, PADDINGS, [False, True]))
+def test_cpu_fused_warp_matches_reference(rng, dtype, mode, padding, align_corners):
+    for hw in SIZES + [(9, 8)]:
+        img = random_image(rng, hw + (4,), dtype)
+        fill = 9 if padding == "constant" else None
+        affine = np.array([[0.9, 0.35, 0.1], [-0.3, 1.2, -0.05]]) + rng.normal(0, 0.2, (2, 3))
+        projective = np.vstack([affine, [0.15, -0.1, 1.0]])
+        for theta in (affine, projective):
+            grid = stntool.theta_grid(theta, (7, 11), align_corners)
+            exact = _reference.grid_sample_float64(img.reshape((1,) + img.shape), grid[None], mode, padding,
+                                                   align_corners, fill)[0]
+            got = stntool.warp(img, theta, (7, 11), mode, padding, align_corners, fill=fill, backend="cpu")
+            ref = stntool.warp(img, theta, (7, 11), mode, padding, align_corners, fill=fill, backend="numpy")
+            _check_against_exact(got, exact, dtype, mode)
+            _check_against_exact(ref, exact, dtype, mode)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_uint8_bilinear_is_exact_rounding(rng, backend):
+    # every output within half a grey level (plus fixed-point weights) of the float64 value: no 5-bit weights
+    img = random_image(rng, (40, 50, 3), np.uint8)
+    theta = [[0.93, 0.21, 0.03], [-0.17, 1.07, 0.02]]
+    got = stntool.warp(img, theta, backend=backend)
+    exact = stntool.warp(img.astype(np.float64), theta, backend="numpy")
+    assert np.abs(got - exact).max() <= 0.5 + 255 * 2.0 ** -15
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_bicubic_saturates_instead_of_wrapping(backend):
+    img = np.zeros((8, 8), np.uint8)
+    img[:, 4:] = 255
+    out = stntool.warp(img, [[0.97, 0, 0.01], [0, 1, 0]], mode="bicubic", backend=backend)
+    exact = stntool.warp(img.astype(np.float64), [[0.97, 0, 0.01], [0, 1, 0]], mode="bicubic", backend="numpy")
+    assert exact.max() > 255 and exact.min() < 0  # overshoot exists ...
+    np.testing.assert_array_equal(out, np.clip(np.floor(exact + 0.5), 0, 255).astype(np.uint8))  # ... and saturates
+
+
+# --------------------------------------------------------------------------- exact oracles
+
+ORACLE_DTYPES = [np.uint8, np.uint16, np.float32]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("dtype", ORACLE_DTYPES)
+def test_identity_flips_rot90(rng, backend, mode, align_corners, dtype):
+    img = random_image(rng, (5, 7, 3), dtype)
+    kw = dict(mode=mode, align_corners=align_corners, backend=backend)
+    np.testing.assert_array_equal(stntool.warp(img, [[1, 0, 0], [0, 1, 0]], **kw), img)
+    np.testing.assert_array_equal(stntool.warp(img, np.eye(3), **kw), img)
+    np.testing.assert_array_equal(stntool.warp(img, [[-1, 0, 0], [0, 1, 0]], **kw), img[:, ::-1])
+    np.testing.assert_array_equal(stntool.warp(img, [[1, 0, 0], [0, -1, 0]], **kw), img[::-1])
+    # quarter turn: output (x, y) reads input (y, -x) in normalized units when the aspect swaps
+    sq = random_image(rng, (6, 6, 2), dtype)
+    quarter = stntool.transforms.theta_from_pixel_map(stntool.transforms.rotate(90, center=(2.5, 2.5)), (6, 6),
+                                                      align_corners=align_corners)
+    np.testing.assert_array_equal(stntool.warp(sq, quarter, **kw), np.rot90(sq, -1))
+    wide = random_image(rng, (4, 7), dtype)
+    m = stntool.transforms.compose(stntool.transforms.rotate(-90), stntool.transforms.translate(0, 6))
+    theta = stntool.transforms.theta_from_pixel_map(m, (4, 7), (7, 4), align_corners)
+    np.testing.assert_array_equal(stntool.warp(wide, theta, (7, 4), **kw), np.rot90(wide))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", ORACLE_DTYPES)
+def test_integer_shift_equals_slicing(rng, backend, mode, dtype):
+    img = random_image(rng, (9, 11, 3), dtype)
+    theta = stntool.transforms.theta_from_pixel_map(stntool.transforms.translate(-2, -3), (9, 11))
+    out = stntool.warp(img, theta, mode=mode, padding="zeros", backend=backend)
+    np.testing.assert_array_equal(out[:-3 - (mode == "bicubic"), :-2 - (mode == "bicubic")],
+                                  img[3:9 - (mode == "bicubic"), 2:11 - (mode == "bicubic")])
+    assert not out[-1].any() and not out[:, -1].any()
+    border = stntool.warp(img, theta, mode=mode, padding="border", backend=backend)
+    np.testing.assert_array_equal(border[:-3, :-2], img[3:, 2:])
+    np.testing.assert_array_equal(border[-1, :-2], img[-1, 2:])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_nan_grid_gives_fill(backend):
+    img = np.full((3, 4, 2), 50, np.uint8)
+    grid = np.zeros((2, 2, 2))
+    grid[0, 0] = np.nan
+    grid[1, 1, 1] = -np.inf
+    for padding in PADDINGS:
+        fill = [7, 8] if padding == "constant" else None
+        out = stntool.grid_sample(img, grid, padding=padding, fill=fill, backend=backend)
+        want = [7, 8] if padding == "constant" else [0, 0]
+        np.testing.assert_array_equal(out[0, 0], want)
+        np.testing.assert_array_equal(out[1, 1], want)
+        np.testing.assert_array_equal(out[0, 1], [50, 50])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_batches_take_per_image_theta(rng, backend):
+    imgs = random_image(rng, (3, 6, 8, 3), np.float32)
+    thetas = np.stack([np.eye(3)[:2], [[-1, 0, 0], [0, 1, 0]], [[1, 0, 0], [0, -1, 0]]])
+    out = stntool.warp(imgs, thetas, backend=backend)
+    np.testing.assert_array_equal(out[0], imgs[0])
+    np.testing.assert_array_equal(out[1], imgs[1, :, ::-1])
+    np.testing.assert_array_equal(out[2], imgs[2, ::-1])
+    one = stntool.warp(imgs[0], thetas, backend=backend)  # one image, three θ
+    assert one.shape == (3, 6, 8, 3)
+
+
+def test_layouts_and_dtypes_are_kept(rng):
+    for shape in [(5, 6), (5, 6, 1), (5, 6, 3), (2, 5, 6, 4)]:
+        for dtype in DTYPES:
+            img = random_image(rng, shape, dtype)
+            out = stntool.warp(img, [[1, 0, 0], [0, 1, 0]], out_hw=(4, 3), backend="cpu")
+            assert out.dtype == img.dtype
+            assert out.shape == shape[:-2] + (4, 3) if len(shape) == 2 else out.shape[-3:-1] == (4, 3)
+
+
+def test_bad_arguments_raise_clear_errors():
+    img = np.zeros((4, 4), np.uint8)
+    with pytest.raises(stntool.InvalidArgumentError, match="mode"):
+        stntool.warp(img, np.eye(3), mode="lanczos")
+    with pytest.raises(stntool.InvalidArgumentError, match="padding"):
+        stntool.warp(img, np.eye(3), padding="wrap")
+    with pytest.raises(stntool.InvalidArgumentError, match="NaN"):
+        stntool.warp(img, [[np.nan, 0, 0], [0, 1, 0]])
+    with pytest.raises(stntool.InvalidArgumentError, match="shape"):
+        stntool.warp(img, [1, 2, 3])
+    with pytest.raises(stntool.InvalidArgumentError, match="dtype"):
+        stntool.warp(img.astype(np.int32), np.eye(3))
+    with pytest.raises(stntool.InvalidArgumentError, match="fill"):
+        stntool.warp(img, np.eye(3), fill=3)
+    with pytest.raises(stntool.InvalidArgumentError, match="backend"):
+        stntool.warp(img, np.eye(3), backend="gpu")
+
+
+def test_explicit_cuda_without_gpu_is_an_error(monkeypatch):
+    monkeypatch.setenv("STNTOOL_DISABLE_CUDA", "1")
+    with pytest.raises(stntool.BackendUnavailableError):
+        stntool.warp(np.zeros((4, 4), np.uint8), np.eye(3), backend="cuda")

@@ -1,0 +1,106 @@
+"""Thin-plate splines: fitting, exactness, degenerate input, fused TPS warps."""
+
+import numpy as np
+import pytest
+
+import stntool
+from stntool.sampling import _reference
+from stntool.tps import ThinPlateSpline, regular_control_points
+
+
+def test_interpolates_control_points_and_reproduces_affine(rng):
+    c = rng.uniform(-1, 1, (9, 2))
+    v = c + rng.normal(0, 0.1, c.shape)
+    tps = ThinPlateSpline(c, v)
+    np.testing.assert_allclose(tps(c), v, atol=1e-12)
+    a = np.array([[0.9, 0.2], [-0.1, 1.1]])
+    tps_aff = ThinPlateSpline(c, c @ a.T + [0.3, -0.2])
+    np.testing.assert_allclose(tps_aff.weights, 0, atol=1e-10)
+    p = rng.uniform(-2, 2, (50, 2))
+    np.testing.assert_allclose(tps_aff(p), p @ a.T + [0.3, -0.2], atol=1e-10)
+
+
+def test_kernel_is_r2_log_r2():
+    tps = ThinPlateSpline([[0, 0], [1, 0], [0, 1], [1, 1]], [[0, 0], [1, 0], [0, 1], [1, 1.1]])
+    d2 = 0.5 ** 2 + 0.25 ** 2
+    k = stntool.tps.tps_kernel(np.array([[0.5, 0.25]]), np.array([[0.0, 0.0]]))
+    assert k[0, 0] == pytest.approx(d2 * np.log(d2))
+
+
+def test_regularization_smooths(rng):
+    c = regular_control_points(4)
+    v = c + rng.normal(0, 0.2, c.shape)
+    exact = ThinPlateSpline(c, v)
+    smooth = ThinPlateSpline(c, v, regularization=10.0)
+    assert np.abs(smooth(c) - v).max() > 1e-3
+    assert np.abs(smooth.weights).sum() < np.abs(exact.weights).sum()
+
+
+def test_degenerate_control_points_raise():
+    with pytest.raises(stntool.DegenerateError, match="duplicate"):
+        ThinPlateSpline([[0, 0], [1, 0], [0, 1], [1, 0]], np.zeros((4, 2)))
+    with pytest.raises(stntool.DegenerateError, match="collinear"):
+        ThinPlateSpline([[0, 0], [1, 1], [2, 2], [3, 3]], np.zeros((4, 2)))
+    with pytest.raises(stntool.DegenerateError, match="at least 3"):
+        ThinPlateSpline([[0, 0], [1, 1]], np.zeros((2, 2)))
+    with pytest.raises(stntool.InvalidArgumentError):
+        ThinPlateSpline([[0, 0], [1, 0], [0, np.nan]], np.zeros((3, 2)))
+
+
+def test_basis_is_the_linear_map_from_values(rng):
+    c = regular_control_points(3)
+    v = c + rng.normal(0, 0.1, c.shape)
+    p = rng.uniform(-1, 1, (20, 2))
+    np.testing.assert_allclose(ThinPlateSpline(c, v).basis(p) @ v, ThinPlateSpline(c, v)(p), atol=1e-12)
+
+
+def test_tps_grid_identity_and_points():
+    g = stntool.tps_grid(regular_control_points(3), (5, 7))
+    np.testing.assert_allclose(g, stntool.affine_grid([[1, 0, 0], [0, 1, 0]], (5, 7)), atol=1e-12)
+    src = regular_control_points(3) * 0.8
+    g2 = stntool.tps_grid(np.stack([src, src]), (5, 5), align_corners=True)
+    assert g2.shape == (2, 5, 5, 2)
+    np.testing.assert_allclose(g2[0, 0, 0], src[0], atol=1e-12)     # corner control point lands exactly
+    np.testing.assert_allclose(g2[1, 2, 2], src[4], atol=1e-12)     # centre
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_lattice_is_within_tolerance_of_exact_spline(rng, align_corners):
+    h, w = 400, 480
+    dst = np.array([[x, y] for y in np.linspace(0, h - 1, 4) for x in np.linspace(0, w - 1, 4)])
+    src = dst + rng.normal(0, 2, dst.shape)
+    lattice, step = stntool.tps_pixel_lattice(src, dst, (h, w), align_corners=align_corners, tol=0.01)
+    exact, one = stntool.tps_pixel_lattice(src, dst, (h, w), align_corners=align_corners, tol=0)
+    assert one == 1 and step > 1
+    x, y = _reference.coarse_map_to_pixels(lattice[None], step, (h, w))
+    err = np.hypot(x[0] - exact[..., 0], y[0] - exact[..., 1])
+    assert err.max() <= 0.01
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_warp_tps_cpu_matches_reference_and_exact(rng, dtype):
+    img = (rng.random((33, 41, 3)) * 200).astype(dtype)
+    dst = np.array([[0, 0], [40, 0], [0, 32], [40, 32], [20, 16]], float)
+    src = dst + rng.normal(0, 2, dst.shape)
+    for mode in ("nearest", "bilinear", "bicubic"):
+        a = stntool.warp_tps(img, src, dst, mode=mode, backend="cpu")
+        b = stntool.warp_tps(img, src, dst, mode=mode, backend="numpy")
+        tol = 1 if dtype == np.uint8 else 1e-4  # values up to 200: a few float32 ulps
+        if mode != "nearest":
+            assert np.abs(a.astype(float) - b).max() <= tol
+        else:
+            assert np.mean(a != b) < 0.01
+    exact_grid = stntool.tps_grid(stntool.coords.pixel_to_norm(src, (33, 41)), (33, 41),
+                                  stntool.coords.pixel_to_norm(dst, (33, 41)))
+    exact = stntool.grid_sample(img.astype(np.float64), exact_grid, backend="numpy")
+    fused = stntool.warp_tps(img.astype(np.float64), src, dst, tol=0, backend="cpu")
+    np.testing.assert_allclose(fused, exact, atol=1e-9)
+
+
+def test_warp_tps_moves_points(rng):
+    img = np.zeros((40, 40), np.float32)
+    img[10, 12] = 1.0
+    src = np.array([[12, 10], [0, 0], [39, 0], [0, 39], [39, 39]], float)
+    dst = np.array([[20, 25], [0, 0], [39, 0], [0, 39], [39, 39]], float)
+    out = stntool.warp_tps(img, src, dst, mode="nearest", tol=0)
+    assert out[25, 20] == 1.0
