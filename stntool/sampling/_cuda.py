@@ -513,14 +513,23 @@ def _k_fixed_to_float(acc_fixed, inv_scale, acc_float, use_float, grad_img):
 # --------------------------------------------------------------------------- host drivers
 
 def _is_device_array(a) -> bool:
-    return (not isinstance(a, np.ndarray)) and cuda.is_cuda_array(a)
+    """numba device arrays, and anything exposing ``__cuda_array_interface__`` (CuPy, PyTorch)."""
+    if isinstance(a, np.ndarray):
+        return False
+    return bool(getattr(a, "__cuda_ndarray__", False)) or hasattr(a, "__cuda_array_interface__")
+
+
+def _device_view(a):
+    if getattr(a, "__cuda_ndarray__", False):
+        return a
+    return cuda.as_cuda_array(a)
 
 
 def _to_device(a, stream, dtype=None):
-    """A device view of ``a``: arrays exposing ``__cuda_array_interface__`` (CuPy, PyTorch, numba)
-    are wrapped without a copy; host arrays are copied (as C-contiguous ``dtype``)."""
+    """A device view of ``a``: device arrays are wrapped without a copy (their dtype must already be
+    the one the kernel expects); host arrays are copied, as C-contiguous ``dtype``."""
     if _is_device_array(a):
-        return cuda.as_cuda_array(a)
+        return _device_view(a)
     return cuda.to_device(np.ascontiguousarray(a, dtype=dtype), stream=stream)
 
 
@@ -531,7 +540,7 @@ class _Output:
         self.out = out
         self.stream = stream
         if _is_device_array(out):
-            self.dev = cuda.as_cuda_array(out)
+            self.dev = _device_view(out)
         else:
             self.dev = cuda.device_array(out.shape, dtype=out.dtype, stream=stream)
 

@@ -1,0 +1,170 @@
+"""CUDA forward kernels against the NumPy reference, on tiny inputs spanning several blocks."""
+
+import numpy as np
+import pytest
+from cuda_helpers import (DTYPES, MODES, PADDINGS, affine_maps, assert_matches, opts, random_image,
+                          reference_warp_matrix)
+
+from stntool.sampling import MODES as MODE_IDS
+from stntool.sampling import PADDINGS as PAD_IDS
+from stntool.sampling import _cuda
+from stntool.sampling import _reference as ref
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("mode", MODES)
+def test_warp_matrix_every_dtype(rng, mode, padding, align_corners):
+    """Per-image affine maps, batch of 2, 5x7 input, 4x6 output, every dtype."""
+    maps = affine_maps(rng, 2)
+    for dtype in DTYPES:
+        img = random_image(rng, (2, 5, 7, 3), dtype)
+        is_int, maxv, fill, fill_ref = opts(dtype, 3, padding, rng)
+        out = np.empty((2, 4, 6, 3), dtype)
+        _cuda.warp_matrix(img, maps, out, MODE_IDS[mode], PAD_IDS[padding], align_corners, fill, is_int, maxv,
+                          False)
+        assert_matches(out, reference_warp_matrix(img, maps, out.shape, mode, padding, align_corners, fill_ref))
+
+
+def grid_with_specials(rng, m, ho, wo, dtype=np.float64):
+    """Normalized grid reaching well outside [-1, 1], with NaN, inf and exact half-pixel ties."""
+    g = rng.uniform(-1.6, 1.6, (m, ho, wo, 2))
+    g[0, 0, 0] = (np.nan, 0.0)
+    g[0, 0, 1] = (0.2, np.inf)
+    g[-1, -1, -1] = (-np.inf, np.nan)
+    g[0, 1, 0] = (0.0, 0.0)  # a pixel-centre tie for even sizes
+    g[0, 1, 1] = (1e30, -1e30)
+    return g.astype(dtype)
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("mode", MODES)
+def test_sample_grid_every_dtype(rng, mode, padding, align_corners):
+    """Per-image grids with NaN / inf / far-away points; float32 and float64 grids."""
+    for k, dtype in enumerate(DTYPES):
+        img = random_image(rng, (2, 5, 7, 2), dtype)
+        grid = grid_with_specials(rng, 2, 3, 5, np.float32 if k % 2 else np.float64)
+        is_int, maxv, fill, fill_ref = opts(dtype, 2, padding, rng)
+        out = np.empty((2, 3, 5, 2), dtype)
+        _cuda.sample_grid(img, grid, out, MODE_IDS[mode], PAD_IDS[padding], align_corners, fill, is_int, maxv)
+        expected = ref.grid_sample(img, grid, mode, padding, align_corners, fill_ref)
+        assert_matches(out, expected)
+        # NaN / inf grid points give the fill value
+        for n, i, j in ((0, 0, 0), (0, 0, 1), (1, 2, 4)):
+            np.testing.assert_array_equal(out[n, i, j], ref.to_dtype(fill, dtype))
+
+
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("mode", MODES)
+def test_warp_coarse(rng, mode, padding):
+    """Coarse lattices (TPS) with step 2, per-image lattices; one lattice broadcast to the batch."""
+    for align_corners, dtype, m in ((False, np.uint8, 2), (True, np.float32, 1)):
+        img = random_image(rng, (2, 5, 7, 1), dtype)
+        hc, wc, step = 3, 4, 2
+        ys, xs = np.meshgrid(np.arange(hc) * step, np.arange(wc) * step, indexing="ij")
+        base = np.stack([xs, ys], -1).astype(np.float64)
+        coarse = base[None] * 1.1 + rng.uniform(-1.5, 1.5, (m, hc, wc, 2))
+        is_int, maxv, fill, fill_ref = opts(dtype, 1, padding, rng)
+        out = np.empty((2, 5, 7, 1), dtype)
+        _cuda.warp_coarse(img, coarse, step, out, MODE_IDS[mode], PAD_IDS[padding], align_corners, fill, is_int,
+                          maxv)
+        expected = np.empty_like(out)
+        ref.warp_coarse(img, coarse, step, expected, mode, padding, align_corners, fill_ref)
+        assert_matches(out, expected)
+
+
+def test_warp_coarse_single_row_lattice(rng):
+    """A lattice one node tall (Hc = 1) reads the same node row for every output row."""
+    img = random_image(rng, (1, 4, 6, 1), np.float64)
+    coarse = rng.uniform(0.0, 4.0, (1, 1, 3, 2))
+    out = np.empty((1, 3, 5, 1))
+    _cuda.warp_coarse(img, coarse, 2, out, 1, 1, False, np.zeros(1), False, 0.0)
+    expected = np.empty_like(out)
+    ref.warp_coarse(img, coarse, 2, expected, "bilinear", "border", False)
+    assert_matches(out, expected)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_projective_and_one_map_for_a_batch(rng, mode):
+    """A projective map whose horizon crosses the output (division by ~0 and negative depth)."""
+    maps = np.array([[[1.0, 0.1, 0.5], [0.05, 0.9, -0.3], [0.25, -0.1, 0.4]]])
+    img = random_image(rng, (3, 5, 7, 2), np.uint16)
+    is_int, maxv, fill, _ = opts(np.uint16, 2, "zeros", rng)
+    out = np.empty((3, 5, 7, 2), np.uint16)
+    _cuda.warp_matrix(img, maps, out, MODE_IDS[mode], 0, False, fill, is_int, maxv, True)
+    assert_matches(out, reference_warp_matrix(img, maps, out.shape, mode, "zeros", False, None))
+
+
+@pytest.mark.parametrize("hw", [(1, 6), (6, 1), (1, 1)])
+@pytest.mark.parametrize("padding", ["zeros", "border", "reflection"])
+def test_degenerate_sizes(rng, hw, padding):
+    """1xN, Nx1 and 1x1 images: reflection with align_corners has zero extent there."""
+    img = random_image(rng, (1, hw[0], hw[1], 1), np.float64)
+    for mode in ("nearest", "bilinear"):
+        for align_corners in (False, True):
+            grid = rng.uniform(-1.5, 1.5, (1, 2, 5, 2))
+            out = np.empty((1, 2, 5, 1))
+            _cuda.sample_grid(img, grid, out, MODE_IDS[mode], PAD_IDS[padding], align_corners, np.zeros(1), False,
+                              0.0)
+            assert_matches(out, ref.grid_sample(img, grid, mode, padding, align_corners))
+
+
+@pytest.mark.parametrize("channels", [1, 2, 4, 5])
+def test_channel_counts(rng, channels):
+    maps = affine_maps(rng, 1)
+    img = random_image(rng, (1, 5, 7, channels), np.uint8)
+    is_int, maxv, fill, fill_ref = opts(np.uint8, channels, "constant", rng)
+    out = np.empty((1, 5, 7, channels), np.uint8)
+    _cuda.warp_matrix(img, maps, out, 1, 3, False, fill, is_int, maxv, False)
+    assert_matches(out, reference_warp_matrix(img, maps, out.shape, "bilinear", "constant", False, fill_ref))
+
+
+def test_integer_rounding_and_saturation():
+    """Ties round half up; bicubic overshoot saturates at 0 and at the dtype maximum."""
+    img = np.zeros((1, 1, 6, 1), np.uint8)
+    img[0, 0, 3:] = 255
+    img[0, 0, 1] = 1
+    # x = j + 0.5: halfway between neighbours
+    maps = np.array([[[1.0, 0.0, 0.5], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
+    out = np.empty((1, 1, 5, 1), np.uint8)
+    _cuda.warp_matrix(img, maps, out, 1, 1, False, np.zeros(1), True, 255.0, False)
+    assert out[0, 0, :, 0].tolist() == [1, 1, 128, 255, 255]  # 0.5 -> 1, 127.5 -> 128
+    _cuda.warp_matrix(img, maps, out, 2, 1, False, np.zeros(1), True, 255.0, False)
+    assert_matches(out, reference_warp_matrix(img, maps, out.shape, "bicubic", "border", False, None))
+    grid = np.array([[[[-1.0 + 2 * 2.75 / 6 + 1 / 6, 0.0]]]])  # near the step: overshoot below 0
+    cubic = np.empty((1, 1, 1, 1), np.float64)
+    _cuda.sample_grid(img.astype(np.float64), grid, cubic, 2, 1, False, np.zeros(1), False, 0.0)
+    sat = np.empty((1, 1, 1, 1), np.uint8)
+    _cuda.sample_grid(img, grid, sat, 2, 1, False, np.zeros(1), True, 255.0)
+    assert sat[0, 0, 0, 0] == np.clip(np.floor(cubic[0, 0, 0, 0] + 0.5), 0, 255)
+
+
+def test_grid_stride_loop_covers_everything(rng, monkeypatch):
+    """Fewer threads than pixels: every pixel is still written (grid-stride loops)."""
+    monkeypatch.setattr(_cuda, "MAX_BLOCKS", 2)
+    assert _cuda._launch_geometry(10_000) == (2, 4)
+    img = random_image(rng, (2, 5, 7, 3), np.float32)
+    maps = affine_maps(rng, 2)
+    out = np.full((2, 5, 7, 3), np.nan, np.float32)
+    _cuda.warp_matrix(img, maps, out, 1, 2, False, np.zeros(3), False, 0.0, False)
+    assert_matches(out, reference_warp_matrix(img, maps, out.shape, "bilinear", "reflection", False, None))
+
+
+def test_launch_geometry_spans_blocks():
+    assert _cuda._launch_geometry(35) == (9, 4)
+    assert _cuda._launch_geometry(1) == (1, 4)
+
+
+def test_device_arrays_in_and_out(rng):
+    """Inputs and ``out`` that already live on the device are used in place."""
+    from numba import cuda
+
+    img = random_image(rng, (1, 5, 7, 3), np.float32)
+    grid = grid_with_specials(rng, 1, 4, 6, np.float32)
+    d_img = cuda.to_device(img)
+    d_grid = cuda.to_device(grid)
+    d_out = cuda.device_array((1, 4, 6, 3), np.float32)
+    res = _cuda.sample_grid(d_img, d_grid, d_out, 1, 0, False, np.zeros(3), False, 0.0)
+    assert res is d_out
+    assert_matches(d_out.copy_to_host(), ref.grid_sample(img, grid, "bilinear", "zeros", False))
