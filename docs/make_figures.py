@@ -1,0 +1,44 @@
+"""Make the README pictures with stntool itself: python docs/make_figures.py"""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import stntool
+
+HERE = Path(__file__).resolve().parent
+THETA = [[0.9, -0.25, 0.05], [0.25, 0.9, 0.0]]
+
+
+def gridded(img, step=32):
+    out = img.copy()
+    h, w = out.shape[:2]
+    for x in range(0, w, step):
+        cv2.line(out, (x, 0), (x, h - 1), (0, 0, 255), 1)
+    for y in range(0, h, step):
+        cv2.line(out, (0, y), (w - 1, y), (0, 0, 255), 1)
+    cv2.circle(out, (w // 2, h // 2), 6, (0, 255, 0), -1)
+    return out
+
+
+def label(img, text):
+    out = cv2.copyMakeBorder(img, 28, 0, 0, 0, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+    cv2.putText(out, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return out
+
+
+def main():
+    src = cv2.imdecode(np.fromfile(HERE.parent / "samples" / "photo.jpg", np.uint8), cv2.IMREAD_COLOR)
+    src = cv2.resize(src, (320, 240), interpolation=cv2.INTER_AREA)
+    before = gridded(src)
+    after = stntool.warp(before, THETA, padding="zeros")
+    reflect = stntool.warp(before, THETA, padding="reflection")
+    row = np.hstack([label(before, "input with grid"),
+                     label(after, "warp, theta=[[.9,-.25,.05],[.25,.9,0]]"),
+                     label(reflect, "same theta, padding=reflection")])
+    cv2.imwrite(str(HERE / "images" / "convention.png"), row)
+
+
+if __name__ == "__main__":
+    main()
