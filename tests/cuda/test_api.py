@@ -1,0 +1,28 @@
+"""The public API with backend="cuda" (through the one dispatch point) agrees with backend="numpy"."""
+
+import numpy as np
+
+import stntool.api as api
+
+
+def test_api_paths(rng):
+    img = (rng.random((2, 5, 7, 3)) * 255).astype(np.uint8)
+    theta = np.array([[[0.9, 0.2, 0.1], [-0.1, 1.1, 0.05]], [[1.0, 0.0, 0.2], [0.0, -1.0, 0.0]]])
+    a = api.warp(img, theta, mode="bilinear", padding="border", backend="cuda")
+    b = api.warp(img, theta, mode="bilinear", padding="border", backend="numpy")
+    assert np.abs(a.astype(int) - b).max() <= 1
+    grid = api.affine_grid(theta, (4, 6))
+    a = api.grid_sample(img, grid, mode="nearest", backend="cuda")
+    b = api.grid_sample(img, grid, mode="nearest", backend="numpy")
+    assert np.array_equal(a, b)
+    pts = [[0, 0], [6, 0], [0, 4], [6, 4], [3, 2]]
+    dst = [[0, 0], [6, 0], [0, 4], [6, 4], [3.5, 2.5]]
+    a = api.warp_tps(img[0], pts, dst, backend="cuda")
+    b = api.warp_tps(img[0], pts, dst, backend="numpy")
+    assert np.abs(a.astype(int) - b).max() <= 1
+    f = img.astype(np.float64)
+    go = rng.standard_normal((2, 4, 6, 3))
+    gi, gg = api.grid_sample_backward(f, grid, go, backend="cuda")
+    ri, rg = api.grid_sample_backward(f, grid, go, backend="numpy")
+    np.testing.assert_allclose(gi, ri, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(gg, rg, rtol=1e-10, atol=1e-10)
