@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 
 def reason() -> str:
+    if os.environ.get("STNTOOL_DISABLE_CUDA"):
+        return "disabled by the STNTOOL_DISABLE_CUDA environment variable"
     try:
         import numba_cuda  # noqa: F401
     except ImportError:
