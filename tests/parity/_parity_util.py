@@ -22,9 +22,13 @@ Tolerances (max abs error unless said otherwise) and why:
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-BACKENDS = ("numpy", "cpu")
+#: Backends checked against torch. Set ``STNTOOL_PARITY_BACKENDS=numpy,cpu,cuda`` on a GPU machine
+#: (or under ``NUMBA_ENABLE_CUDASIM=1``, slowly) to include the CUDA backend.
+BACKENDS = tuple(b.strip() for b in os.environ.get("STNTOOL_PARITY_BACKENDS", "numpy,cpu").split(",") if b.strip())
 MODES = ("nearest", "bilinear", "bicubic")
 PADDINGS = ("zeros", "border", "reflection")
 MARGIN = 2e-3
@@ -105,10 +109,12 @@ def assert_close(got, want, atol: float, what: str) -> None:
     """``max|got - want| <= atol``, reporting the worst element."""
     err = max_err(got, want)
     if not err <= atol:
-        diff = np.abs(np.asarray(got, np.float64) - np.asarray(want, np.float64))
-        at = np.unravel_index(int(np.nanargmax(diff)), diff.shape) if np.isfinite(diff).any() else None
-        raise AssertionError(f"{what}: max abs error {err:.3g} > {atol:.3g} at {at}; "
-                             f"stntool {np.asarray(got)[at] if at else got}, torch {np.asarray(want)[at] if at else want}")
+        got = np.asarray(got, np.float64)
+        want = np.asarray(want, np.float64)
+        diff = np.where(np.isnan(got - want), np.inf, np.abs(got - want))
+        at = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
+        raise AssertionError(f"{what}: max abs error {err:.3g} > {atol:.3g}; worst at {at}: "
+                             f"stntool {float(got[at])!r}, torch {float(want[at])!r}")
 
 
 def assert_grad_close(got, want, dtype_name: str, what: str) -> None:

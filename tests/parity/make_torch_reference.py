@@ -125,7 +125,8 @@ def main() -> None:
     OUT_PATH.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(OUT_PATH, index=np.array(json.dumps(index)), torch_version=np.array(torch.__version__),
                         seed=np.array(SEED), margin=np.array(MARGIN), **payload)
-    print(f"wrote {len(index)} cases to {OUT_PATH} ({OUT_PATH.stat().st_size / 1024:.0f} KiB), torch {torch.__version__}")
+    size_kib = OUT_PATH.stat().st_size / 1024
+    print(f"wrote {len(index)} cases to {OUT_PATH} ({size_kib:.0f} KiB), torch {torch.__version__}")
 
 
 if __name__ == "__main__":
