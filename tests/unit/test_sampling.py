@@ -7,7 +7,7 @@ import pytest
 
 import naive
 import stntool
-from conftest import DTYPES, random_image
+from stn_testing import DTYPES, random_image
 from stntool.sampling import _reference
 
 MODES = ["nearest", "bilinear", "bicubic"]
