@@ -157,6 +157,27 @@ def test_integer_shift_equals_slicing(rng, backend, mode, dtype):
 
 
 @pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("padding", PADDINGS)
+def test_points_exactly_on_the_far_edges(backend, mode, padding, rng):
+    # pixel coordinates exactly -1, W-1, W (and H) hit every tap-bounds branch
+    img = random_image(rng, (4, 6, 3), np.uint8)
+    h, w = 4, 6
+    px = np.array([-1.0, 0.0, w - 1.0, float(w), -2.0, w + 1.0])
+    py = np.array([-1.0, h - 1.0, float(h), 0.0, float(h), -1.0])
+    xx, yy = np.meshgrid(px, py)
+    grid = np.stack([(2 * xx + 1) / w - 1, (2 * yy + 1) / h - 1], -1)
+    fill = [1, 2, 3] if padding == "constant" else None
+    exact = _reference.grid_sample_float64(img[None], grid[None], mode, padding, False, fill)[0]
+    got = stntool.grid_sample(img, grid, mode, padding, fill=fill, backend=backend)
+    assert np.abs(got - np.clip(exact, 0, 255)).max() <= 0.5 + 1e-6
+    shifted = stntool.transforms.theta_from_pixel_map(stntool.transforms.translate(3, -2), (h, w))
+    got = stntool.warp(img, shifted, mode=mode, padding=padding, fill=fill, backend=backend)
+    want = stntool.warp(img, shifted, mode=mode, padding=padding, fill=fill, backend="numpy")
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
 def test_nan_grid_gives_fill(backend):
     img = np.full((3, 4, 2), 50, np.uint8)
     grid = np.zeros((2, 2, 2))
