@@ -188,10 +188,10 @@ def _sample(img, n, x, y, out, i, j, mode, pad, align_corners, fill, is_int, max
         ty = y - y0
         ix = int(x0)
         iy = int(y0)
-        in_x0 = ix >= 0
-        in_x1 = ix + 1 <= w - 1
-        in_y0 = iy >= 0
-        in_y1 = iy + 1 <= h - 1
+        in_x0 = ix >= 0 and ix <= w - 1
+        in_x1 = ix + 1 >= 0 and ix + 1 <= w - 1
+        in_y0 = iy >= 0 and iy <= h - 1
+        in_y1 = iy + 1 >= 0 and iy + 1 <= h - 1
         w00 = (1.0 - tx) * (1.0 - ty)
         w01 = tx * (1.0 - ty)
         w10 = (1.0 - tx) * ty
