@@ -534,12 +534,11 @@ def _run(jobs_list, spec, opts, n_jobs, manifest, quiet):
         if bar is not None:
             bar.update(1)
 
-    reported = set()
-
     def report_once(fut):
         rec = fut.result()
-        if id(fut) not in reported:
-            reported.add(id(fut))
+        # mark the future itself: ids of freed futures are reused, so a set of ids would drop records
+        if not getattr(fut, "stntool_reported", False):
+            fut.stntool_reported = True
             report(rec)
 
     interrupted = False

@@ -73,7 +73,7 @@ def test_corpus(tmp_path, corpus, run):
     r = run("--theta", SHIFT, str(d), "-o", str(out), "--manifest", "-", "--quiet")
     assert r.exit_code == 1
     recs = {os.path.basename(json.loads(line)["input"]): json.loads(line) for line in r.stdout.splitlines()}
-    assert {k for k, v in recs.items() if v["status"] == "ok"} == ok
+    assert {k for k, v in recs.items() if v["status"] == "ok"} == ok, (r.stdout, r.stderr)
     assert {k for k, v in recs.items() if v["status"] == "error"} == bad
     err_lines = r.stderr.strip().splitlines()
     assert len(err_lines) == len(bad)
