@@ -1,0 +1,551 @@
+"""Engine benchmark (issue 2): stntool's fused CPU kernels against OpenCV, PyTorch, scikit-image, Kornia and
+Albumentations, all measured in one run on this machine.
+
+    python benchmarks/bench_engine.py            # full run, writes benchmarks/results/engine.md
+    python benchmarks/bench_engine.py --quick    # fewer repetitions (smoke test)
+
+Every timing is the minimum over N repetitions after warm-up, with the contenders of one row interleaved
+(A, B, A, B, ...) so that load from other processes hits them alike. Peers that are not installed are
+reported as "n/a". Kernel threads: numba, OpenCV and torch all get ``--threads`` (default 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import stntool  # noqa: E402
+
+
+# --------------------------------------------------------------------------- helpers
+
+def bench(fns: dict, reps: int, warmup: int = 2, min_time: float = 0.0) -> dict:
+    """Interleaved min-of-N timing. Returns ``{name: (min_s, median_s, n)}``."""
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    times = {k: [] for k in fns}
+    start = time.perf_counter()
+    i = 0
+    while i < reps or (time.perf_counter() - start < min_time and i < 10 * reps):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+        i += 1
+    return {k: (min(v), float(np.median(v)), len(v)) for k, v in times.items()}
+
+
+def ms(t: float | None) -> str:
+    if t is None:
+        return "n/a"
+    return f"{t * 1e3:.2f}" if t < 0.1 else f"{t * 1e3:.1f}"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None:
+        return "n/a"
+    return f"{a / b:.2f}"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def loadavg() -> str:
+    try:
+        return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def version(mod: str) -> str:
+    try:
+        m = __import__(mod)
+        return getattr(m, "__version__", "?")
+    except Exception:  # noqa: BLE001 - a peer that fails to import is simply absent
+        return "not installed"
+
+
+def rotation_about_centre(hw, deg=10.0, scale=1.1):
+    """OpenCV forward matrix: rotate ``deg`` degrees and scale about the image centre."""
+    import cv2
+
+    h, w = hw
+    return cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), deg, scale)
+
+
+def test_image(h, w, c=3, dtype=np.uint8, seed=0):
+    """Smooth photo-like content plus noise (so no kernel can shortcut on constant regions)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = [0.5 + 0.5 * np.sin(x / (17 + 5 * k) + y / (29 + 3 * k) + k) for k in range(c)]
+    img = np.stack(base, -1) * 0.8 + 0.2 * rng.random((h, w, c), dtype=np.float32)
+    if dtype == np.uint8:
+        return np.ascontiguousarray((img * 255).round().astype(np.uint8))
+    return np.ascontiguousarray(img.astype(dtype))
+
+
+# --------------------------------------------------------------------------- 1. affine vs OpenCV
+
+def bench_affine_cv2(reps_big, reps_small, min_time=0.0):
+    import cv2
+
+    rows = []
+    cases = [((2048, 2048), np.uint8, "bilinear")]
+    for dt in (np.uint8, np.float32):
+        for mode in ("nearest", "bilinear", "bicubic"):
+            cases.append(((512, 512), dt, mode))
+    inter = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
+    for hw, dt, mode in cases:
+        img = test_image(*hw, dtype=dt)
+        m = rotation_about_centre(hw)
+        theta = stntool.theta_from_cv2(m, hw, hw)
+        size = (hw[1], hw[0])
+
+        def f_st(img=img, theta=theta, mode=mode):
+            return stntool.warp(img, theta, mode=mode, padding="zeros", backend="cpu")
+
+        def f_cv(img=img, m=m, mode=mode, size=size):
+            return cv2.warpAffine(img, m, size, flags=inter[mode], borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+        reps = reps_big if hw[0] >= 1024 else reps_small
+        r = bench({"stntool": f_st, "cv2": f_cv}, reps, warmup=3, min_time=min_time)
+        # sanity: same warp (agreement away from the border; OpenCV's 5-bit weights differ by a few levels)
+        a = f_st().astype(np.float64)
+        b = f_cv().astype(np.float64)
+        mh, mw = hw[0] // 4, hw[1] // 4
+        scale = 255.0 if dt == np.uint8 else 1.0
+        diff = np.abs(a - b)[mh:-mh, mw:-mw] / scale * 255.0
+        rows.append({
+            "case": f"{hw[0]}x{hw[1]}x3 {np.dtype(dt).name} {mode}",
+            "stntool": r["stntool"][0], "peer": r["cv2"][0],
+            "stntool_med": r["stntool"][1], "peer_med": r["cv2"][1], "n": r["stntool"][2],
+            "check": f"mean {diff.mean():.2f} / max {diff.max():.1f} (0-255 scale)",
+        })
+    return rows
+
+
+# --------------------------------------------------------------------------- 2. batch vs torch
+
+def bench_batch_torch(reps, threads, min_time=0.0):
+    n, h, w = 64, 128, 128
+    imgs = np.stack([test_image(h, w, dtype=np.float32, seed=i) for i in range(n)])
+    m = rotation_about_centre((h, w))
+    theta = stntool.theta_from_cv2(m, (h, w), (h, w))
+    res = {"case": f"{n}x{h}x{w}x3 float32 bilinear zeros"}
+
+    def f_st():
+        return stntool.warp(imgs, theta, mode="bilinear", padding="zeros", backend="cpu")
+
+    fns = {"stntool": f_st}
+    try:
+        import torch
+        import torch.nn.functional as F
+
+        torch.set_num_threads(threads)
+        x = torch.from_numpy(np.ascontiguousarray(imgs.transpose(0, 3, 1, 2)))
+        th = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(theta, (n, 2, 3))).astype(np.float32))
+
+        def f_torch():
+            with torch.inference_mode():
+                grid = F.affine_grid(th, (n, 3, h, w), align_corners=False)
+                return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+        def f_torch_nhwc():  # what a NumPy NHWC user pays: transposes in and out included
+            with torch.inference_mode():
+                xt = torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous()
+                grid = F.affine_grid(th, (n, 3, h, w), align_corners=False)
+                out = F.grid_sample(xt, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+                return out.permute(0, 2, 3, 1).contiguous().numpy()
+
+        fns["torch"] = f_torch
+        fns["torch_nhwc"] = f_torch_nhwc
+    except ImportError:
+        pass
+    r = bench(fns, reps, warmup=2, min_time=min_time)
+    res["stntool"] = r["stntool"][0]
+    res["stntool_med"] = r["stntool"][1]
+    res["n"] = r["stntool"][2]
+    if "torch" in r:
+        res["torch"], res["torch_med"] = r["torch"][0], r["torch"][1]
+        res["torch_nhwc"] = r["torch_nhwc"][0]
+        ours = f_st()
+        ref = fns["torch"]().numpy().transpose(0, 2, 3, 1)
+        res["maxdiff"] = float(np.abs(ours - ref).max())
+    return res
+
+
+# --------------------------------------------------------------------------- 3. TPS vs peers
+
+def tps_points(hw, k=4, sigma_frac=0.03, seed=0):
+    """Regular k x k output control points (pixels) and a fixed random perturbation of them in the input."""
+    h, w = hw
+    gx = np.linspace(0, w - 1, k)
+    gy = np.linspace(0, h - 1, k)
+    dst = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
+    rng = np.random.default_rng(seed)
+    src = dst + rng.normal(0.0, sigma_frac * max(h, w), dst.shape)
+    return src, dst
+
+
+def bench_tps(reps, min_time=0.0):
+    hw = (512, 512)
+    h, w = hw
+    img = test_image(h, w, dtype=np.uint8)
+    src, dst = tps_points(hw)
+    fns = {}
+    notes = {}
+
+    def f_st():
+        return stntool.warp_tps(img, src, dst, mode="bilinear", padding="zeros", backend="cpu")
+
+    # new points on every call (nothing reusable between calls): tiny distinct offsets defeat any cache
+    counter = [0]
+
+    def f_st_fresh():
+        counter[0] += 1
+        return stntool.warp_tps(img, src + 1e-7 * counter[0], dst, mode="bilinear", padding="zeros", backend="cpu")
+
+    fns["stntool (same points, lattice reused)"] = f_st
+    fns["stntool (new points every call)"] = f_st_fresh
+
+    try:
+        from skimage.transform import ThinPlateSplineTransform, warp as sk_warp
+
+        def f_sk():
+            if hasattr(ThinPlateSplineTransform, "from_estimate"):
+                t = ThinPlateSplineTransform.from_estimate(dst, src)  # output px -> input px
+            else:
+                t = ThinPlateSplineTransform()
+                t.estimate(dst, src)
+            out = sk_warp(img, t, order=1, mode="constant", cval=0, preserve_range=True)
+            return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+        fns["scikit-image ThinPlateSplineTransform + warp"] = f_sk
+    except ImportError:
+        notes["scikit-image"] = "not installed"
+
+    try:
+        import torch
+        from kornia.geometry.transform import get_tps_transform, warp_image_tps
+
+        def norm(p):  # pixel -> grid_sample normalized, align_corners=False
+            return torch.from_numpy(((2.0 * p + 1.0) / np.array([w, h]) - 1.0)[None].astype(np.float32))
+
+        def f_kornia():
+            with torch.inference_mode():
+                x = torch.from_numpy(img).permute(2, 0, 1)[None].float()
+                ps, pd = norm(src), norm(dst)
+                kw, aw = get_tps_transform(pd, ps)  # the documented call order for warp_image_tps
+                out = warp_image_tps(x, ps, kw, aw, align_corners=False)
+                return out[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+        fns["Kornia get_tps_transform + warp_image_tps"] = f_kornia
+    except ImportError:
+        notes["Kornia"] = "not installed"
+
+    try:
+        import albumentations as A
+
+        tr = A.ThinPlateSpline(scale_range=(0.3, 0.3), num_control_points=4, p=1.0,
+                               border_mode=0, fill=0)
+        if hasattr(tr, "set_random_seed"):
+            tr.set_random_seed(0)
+
+        def f_alb():
+            return tr(image=img)["image"]
+
+        fns["Albumentations ThinPlateSpline (own random points)"] = f_alb
+
+        from albumentations.augmentations.geometric import functional as fgeo
+
+        if hasattr(fgeo, "compute_tps_weights") and hasattr(fgeo, "tps_transform") and hasattr(fgeo, "remap"):
+            import cv2
+
+            # the same steps as ThinPlateSpline's get_params_dependent_on_data + apply, on our fixed points
+            # (Albumentations works in [0, 1] image fractions, forward control points -> sampling map)
+            s01 = (dst / [w, h]).astype(np.float64)
+            d01 = (src / [w, h]).astype(np.float64)
+
+            def f_alb_fixed():
+                weights, affine = fgeo.compute_tps_weights(s01, d01)
+                x, y = np.meshgrid(np.arange(w), np.arange(h))
+                pts = np.stack([x.flatten(), y.flatten()], axis=1).astype(np.float32)
+                tr_pts = fgeo.tps_transform(pts / [w, h], s01, weights, affine) * [w, h]
+                mx = tr_pts[:, 0].reshape(h, w).astype(np.float32)
+                my = tr_pts[:, 1].reshape(h, w).astype(np.float32)
+                return fgeo.remap(img, mx, my, cv2.INTER_LINEAR, cv2.BORDER_CONSTANT, 0)
+
+            fns["Albumentations functional (fixed points)"] = f_alb_fixed
+    except ImportError:
+        notes["Albumentations"] = "not installed"
+
+    r = bench(fns, reps, warmup=2, min_time=min_time)
+
+    # accuracy of the sampling coordinates: adaptive lattice (upsampled as the kernel does) vs exact spline
+    from stntool.sampling._reference import coarse_map_to_pixels
+
+    lattice, step = stntool.tps_pixel_lattice(src, dst, hw, hw, tol=0.01)
+    cx, cy = coarse_map_to_pixels(lattice[None], step, hw)
+    exact, _ = stntool.tps_pixel_lattice(src, dst, hw, hw, tol=0)
+    err = float(max(np.abs(cx[0] - exact[..., 0]).max(), np.abs(cy[0] - exact[..., 1]).max()))
+    acc = {"step": int(step), "lattice": tuple(lattice.shape[:2]), "max_err_px": err}
+    try:  # independent check that the "exact" spline is the textbook one (similarity-invariant TPS)
+        from skimage.transform import ThinPlateSplineTransform
+
+        if hasattr(ThinPlateSplineTransform, "from_estimate"):
+            t = ThinPlateSplineTransform.from_estimate(dst, src)
+        else:
+            t = ThinPlateSplineTransform()
+            t.estimate(dst, src)
+        ys, xs = np.mgrid[0:h, 0:w]
+        sk = t(np.stack([xs.ravel(), ys.ravel()], -1).astype(np.float64)).reshape(h, w, 2)
+        acc["exact_vs_skimage_px"] = float(np.abs(sk - exact).max())
+    except Exception:  # noqa: BLE001
+        pass
+    # how the lattice step (and the cost of a fresh lattice) depends on the perturbation size
+    acc["by_sigma"] = []
+    for sig in (0.005, 0.01, 0.03):
+        s2, d2 = tps_points(hw, sigma_frac=sig, seed=1)
+        ex, _ = stntool.tps_pixel_lattice(s2, d2, hw, hw, tol=0)
+        best = None
+        for i in range(5):
+            s2i = s2 + 1e-7 * (i + 1)  # new points: nothing cached
+            t0 = time.perf_counter()
+            lat, stp = stntool.tps_pixel_lattice(s2i, d2, hw, hw, tol=0.01)
+            dt = time.perf_counter() - t0
+            best = dt if best is None else min(best, dt)
+        lx, ly = coarse_map_to_pixels(lat[None], stp, hw)
+        e = float(max(np.abs(lx[0] - ex[..., 0]).max(), np.abs(ly[0] - ex[..., 1]).max()))
+        acc["by_sigma"].append((sig, int(stp), e, best))
+    best = None
+    for i in range(5):
+        t0 = time.perf_counter()
+        stntool.tps_pixel_lattice(src + 1e-7 * (i + 1), dst, hw, hw, tol=0)
+        dt = time.perf_counter() - t0
+        best = dt if best is None else min(best, dt)
+    acc["exact_build"] = best
+    return r, notes, acc
+
+
+# --------------------------------------------------------------------------- 4. import / compile / cache
+
+_CHILD = r"""
+import json, os, sys, time
+t0 = time.perf_counter()
+import numba
+t_numba = time.perf_counter() - t0
+sys.path.insert(0, {root!r})
+import numpy as np
+t0 = time.perf_counter()
+import stntool
+t_stn = time.perf_counter() - t0
+numba.set_num_threads({threads})
+img = np.zeros((512, 512, 3), np.uint8)
+th = np.array([[0.9, -0.1, 0.05], [0.1, 0.9, -0.02]])
+res = {{"import_numba": t_numba, "import_stntool_after_numba": t_stn}}
+t0 = time.perf_counter(); stntool.warp(img, th, backend="cpu"); res["warp_first"] = time.perf_counter() - t0
+t0 = time.perf_counter(); stntool.warp(img, th, backend="cpu"); res["warp_second"] = time.perf_counter() - t0
+src = np.array([[0, 0], [511, 0], [0, 511], [511, 511], [250, 260.]])
+dst = np.array([[0, 0], [511, 0], [0, 511], [511, 511], [256, 256.]])
+t0 = time.perf_counter(); stntool.warp_tps(img, src, dst, backend="cpu"); res["tps_first"] = time.perf_counter() - t0
+print("RESULT" + json.dumps(res))
+"""
+
+_IMPORT_ONLY = r"""
+import json, sys, time
+t0 = time.perf_counter()
+sys.path.insert(0, {root!r})
+import stntool
+t_stn = time.perf_counter() - t0
+print("RESULT" + json.dumps({{"import_stntool": t_stn, "numba_loaded": "numba" in sys.modules}}))
+"""
+
+
+def _child(code: str, env: dict) -> dict:
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT"):
+            return json.loads(line[6:])
+    raise RuntimeError(f"child process failed (rc {p.returncode}):\n{p.stdout}\n{p.stderr}")
+
+
+def bench_startup(threads, import_reps):
+    env = dict(os.environ)
+    imp = [_child(_IMPORT_ONLY.format(root=str(ROOT)), env) for _ in range(import_reps)]
+    with tempfile.TemporaryDirectory(prefix="stntool-numba-cache-") as cache:
+        env["NUMBA_CACHE_DIR"] = cache
+        code = _CHILD.format(root=str(ROOT), threads=threads)
+        cold = _child(code, env)
+        warm = [_child(code, env) for _ in range(import_reps)]
+    return {
+        "import_stntool": min(r["import_stntool"] for r in imp),
+        "stntool_imports_numba": any(r["numba_loaded"] for r in imp),
+        "import_numba": min(r["import_numba"] for r in warm + [cold]),
+        "cold": cold,
+        "cached_warp_first": min(r["warp_first"] for r in warm),
+        "cached_tps_first": min(r["tps_first"] for r in warm),
+        "warp_second": min(r["warp_second"] for r in warm + [cold]),
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="few repetitions (smoke test)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "engine.md"),
+                    help="markdown report path ('' to skip writing)")
+    args = ap.parse_args(argv)
+
+    import cv2
+    import numba
+
+    numba.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    try:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    except ImportError:
+        pass
+
+    q = args.quick
+    reps_big, reps_small, reps_batch, reps_tps, import_reps = (5, 5, 3, 3, 1) if q else (30, 40, 10, 12, 3)
+    # keep sampling for at least this long per row (up to 10x the repetitions): on a loaded machine the minimum
+    # needs many samples to find a quiet moment
+    min_time = 0.0 if q else 3.0
+    load_start = loadavg()
+    t_start = time.perf_counter()
+    print(f"# load average at start: {load_start}", file=sys.stderr)
+
+    print("# affine vs cv2.warpAffine ...", file=sys.stderr)
+    aff = bench_affine_cv2(reps_big, reps_small, min_time)
+    print("# batch vs torch ...", file=sys.stderr)
+    bat = bench_batch_torch(reps_batch, args.threads, min_time)
+    print("# TPS vs peers ...", file=sys.stderr)
+    tps, tps_notes, acc = bench_tps(reps_tps, 2 * min_time)
+    print("# import / compile / cache (subprocesses) ...", file=sys.stderr)
+    st = bench_startup(args.threads, import_reps)
+    load_end = loadavg()
+
+    L = []
+    L.append("## 1. Fused affine warp vs `cv2.warpAffine` (rotate 10 deg + scale 1.1 about the centre, zeros padding)")
+    L.append("")
+    L.append("| case | stntool ms | cv2 ms | stntool / cv2 | bar | median ms (stntool / cv2) | agreement vs cv2 (interior) |")
+    L.append("|---|---:|---:|---:|---|---|---|")
+    for i, r in enumerate(aff):
+        bar = "<= 1.5 (goal 1.0)" if i == 0 else "report"
+        L.append(f"| {r['case']} | {ms(r['stntool'])} | {ms(r['peer'])} | **{ratio(r['stntool'], r['peer'])}** | {bar} "
+                 f"| {ms(r['stntool_med'])} / {ms(r['peer_med'])} | {r['check']} |")
+    L.append("")
+    L.append("## 2. Batch: 64x128x128x3 float32, same warp, vs torch `affine_grid` + `grid_sample` (NCHW)")
+    L.append("")
+    L.append("| contender | min ms | median ms | torch / stntool | bar |")
+    L.append("|---|---:|---:|---:|---|")
+    L.append(f"| stntool.warp (NHWC NumPy) | {ms(bat['stntool'])} | {ms(bat['stntool_med'])} | | |")
+    if "torch" in bat:
+        L.append(f"| torch on an NCHW tensor | {ms(bat['torch'])} | {ms(bat['torch_med'])} | "
+                 f"**{ratio(bat['torch'], bat['stntool'])}x** | >= 3x |")
+        L.append(f"| torch incl. NHWC<->NCHW copies | {ms(bat['torch_nhwc'])} | | "
+                 f"{ratio(bat['torch_nhwc'], bat['stntool'])}x | |")
+        L.append("")
+        L.append(f"max |stntool - torch| = {bat['maxdiff']:.2e}")
+    else:
+        L.append("| torch | n/a | | | |")
+    L.append("")
+    L.append("## 3. TPS, 4x4 control points, 512x512x3 uint8, fixed random perturbation (sigma 3% of the side)")
+    L.append("")
+    peers = {k: v for k, v in tps.items() if not k.startswith("stntool")}
+    fastest_name = min(peers, key=lambda k: peers[k][0]) if peers else None
+    fastest = peers[fastest_name][0] if peers else None
+    L.append("| contender | min ms | median ms | fastest peer / this |")
+    L.append("|---|---:|---:|---:|")
+    for k, (mn, med, _) in tps.items():
+        L.append(f"| {k} | {ms(mn)} | {ms(med)} | {ratio(fastest, mn) if fastest else 'n/a'} |")
+    for k, v in tps_notes.items():
+        L.append(f"| {k} | {v} | | |")
+    if fastest_name:
+        L.append("")
+        L.append(f"Fastest peer: {fastest_name}. Bar: stntool >= 5x faster (goal 10x). "
+                 f"Speed-up, same points: **{ratio(fastest, tps['stntool (same points, lattice reused)'][0])}x**; "
+                 f"new points every call: **{ratio(fastest, tps['stntool (new points every call)'][0])}x**.")
+    L.append("")
+    L.append(f"Sampling coordinates: lattice step {acc['step']} px ({acc['lattice'][0]}x{acc['lattice'][1]} nodes), "
+             f"max |upsampled lattice - exact TPS| = **{acc['max_err_px']:.4f} px** (bar 0.01)"
+             + (f"; exact TPS vs scikit-image's spline: {acc['exact_vs_skimage_px']:.1e} px." if "exact_vs_skimage_px"
+                in acc else "."))
+    L.append("")
+    L.append("Adaptive lattice at tol 0.01 px vs perturbation size (4x4 points, seed 1; build time with new points, "
+             "min of 5), and the exact per-pixel lattice (`tol=0`) for comparison:")
+    L.append("")
+    L.append("| sigma (% of side) | step px | max error px | lattice build ms |")
+    L.append("|---:|---:|---:|---:|")
+    for sig, stp, e, bt in acc["by_sigma"]:
+        L.append(f"| {sig * 100:g} | {stp} | {e:.4f} | {ms(bt)} |")
+    L.append(f"| 3 (seed 0), `tol=0` | 1 | 0 | {ms(acc['exact_build'])} |")
+    L.append("")
+    L.append("## 4. Start-up (fresh subprocesses)")
+    L.append("")
+    c = st["cold"]
+    L.append("| what | ms |")
+    L.append("|---|---:|")
+    L.append(f"| `import stntool` (numba imported: {'yes' if st['stntool_imports_numba'] else 'no'}) "
+             f"| {ms(st['import_stntool'])} |")
+    L.append(f"| `import numba` | {ms(st['import_numba'])} |")
+    L.append(f"| first `warp` (512x512x3 uint8), empty cache: compile | {ms(c['warp_first'])} |")
+    L.append(f"| then first `warp_tps`, empty cache | {ms(c['tps_first'])} |")
+    L.append(f"| first `warp` in a second process (cached) | {ms(st['cached_warp_first'])} |")
+    L.append(f"| then first `warp_tps` in a second process (cached) | {ms(st['cached_tps_first'])} |")
+    L.append(f"| second `warp` call (compiled) | {ms(st['warp_second'])} |")
+    table = "\n".join(L)
+
+    elapsed = time.perf_counter() - t_start
+    versions = {m: version(m) for m in ("stntool", "numpy", "numba", "cv2", "torch", "skimage", "kornia",
+                                        "albumentations")}
+    head = [
+        "# stntool engine benchmark",
+        "",
+        f"- date: {_dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
+        f"- CPU: {cpu_model()} ({os.cpu_count()} logical cores); threads per library: {args.threads}",
+        f"- Python {platform.python_version()}; " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        f"- load average (1/5/15 min): start {load_start}, end {load_end}"
+        + (f"; OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']}" if "OPENBLAS_CORETYPE" in os.environ else ""),
+        f"- timings: min of N after warm-up, contenders interleaved; {'--quick' if q else 'full'} run, "
+        f"{elapsed:.0f} s; command `python benchmarks/bench_engine.py{' --quick' if q else ''}`",
+        "",
+    ]
+    report = "\n".join(head) + "\n" + table + "\n"
+    print(report)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report)
+        print(f"# wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
