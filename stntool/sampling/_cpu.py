@@ -22,7 +22,7 @@ CUBIC_A = -0.75
 
 # --------------------------------------------------------------------------- per-pixel helpers
 
-@jit_device
+@jit_inline
 def _store(dst, k, v, is_int, maxv):
     if is_int:
         v = v + 0.5
@@ -75,12 +75,12 @@ def _rint(x):
     return r
 
 
-@jit_device
+@jit_inline
 def _cubic_near(x):
     return ((CUBIC_A + 2.0) * x - (CUBIC_A + 3.0)) * x * x + 1.0
 
 
-@jit_device
+@jit_inline
 def _cubic_far(x):
     return ((CUBIC_A * x - 5.0 * CUBIC_A) * x + 8.0 * CUBIC_A) * x - 4.0 * CUBIC_A
 
@@ -241,7 +241,20 @@ def _bilinear_interior(src, off, row, cc, xq, yq, dst, d, is_int, maxv):
                 dst[np.uint64(d + c)] = _bil_float_c(src, off, o2, cc, c, fx, fy)
 
 
-@jit_device
+@jit_inline
+def _copy_pixel(src, off, dst, d, cc):
+    if cc == 3:
+        dst[np.uint64(d)] = src[np.uint64(off)]
+        dst[np.uint64(d + 1)] = src[np.uint64(off + 1)]
+        dst[np.uint64(d + 2)] = src[np.uint64(off + 2)]
+    elif cc == 1:
+        dst[np.uint64(d)] = src[np.uint64(off)]
+    else:
+        for c in range(cc):
+            dst[np.uint64(d + c)] = src[np.uint64(off + c)]
+
+
+@jit_inline
 def _bicubic_interior(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
     wx0 = _cubic_far(fx + 1.0)
     wx1 = _cubic_near(fx)
@@ -253,14 +266,19 @@ def _bicubic_interior(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
     wy3 = _cubic_far(2.0 - fy)
     base = off - row - cc
     for c in range(cc):
-        acc = 0.0
-        for a in range(4):
-            o = base + a * row + c
-            r = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
-                 + src[np.uint64(o + 3 * cc)] * wx3)
-            wy = wy0 if a == 0 else (wy1 if a == 1 else (wy2 if a == 2 else wy3))
-            acc += r * wy
-        _store(dst, d + c, acc, is_int, maxv)
+        o = base + c
+        r0 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
+              + src[np.uint64(o + 3 * cc)] * wx3)
+        o += row
+        r1 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
+              + src[np.uint64(o + 3 * cc)] * wx3)
+        o += row
+        r2 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
+              + src[np.uint64(o + 3 * cc)] * wx3)
+        o += row
+        r3 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
+              + src[np.uint64(o + 3 * cc)] * wx3)
+        _store(dst, d + c, ((r0 * wy0 + r1 * wy1) + r2 * wy2) + r3 * wy3, is_int, maxv)
 
 
 @jit_device
@@ -335,10 +353,33 @@ def _sample_span(src, sbase, h, w, cc, x0, dx, y0, dy, j_start, j_stop, dst, dba
                                     align_corners, fill, is_int, maxv)
                 xq += dxq
                 yq += dyq
-        else:
+        elif mode == NEAREST:
+            row = w * cc
             for j in range(j_start, j_stop):
-                _sample_q(src, sbase, h, w, cc, xq, yq, dst, dbase + j * cc, mode, pad, align_corners, fill, is_int,
-                          maxv)
+                ix = xq >> 32
+                iy = yq >> 32
+                if ix >= 0 and iy >= 0 and ix < w - 1 and iy < h - 1:
+                    fx = xq & Q_MASK
+                    fy = yq & Q_MASK
+                    rx = ix + 1 if (fx > Q_HALF or (fx == Q_HALF and (ix & 1) == 1)) else ix
+                    ry = iy + 1 if (fy > Q_HALF or (fy == Q_HALF and (iy & 1) == 1)) else iy
+                    _copy_pixel(src, sbase + ry * row + rx * cc, dst, dbase + j * cc, cc)
+                else:
+                    _sample_general(src, sbase, h, w, cc, xq * Q_INV, yq * Q_INV, dst, dbase + j * cc, mode, pad,
+                                    align_corners, fill, is_int, maxv)
+                xq += dxq
+                yq += dyq
+        else:
+            row = w * cc
+            for j in range(j_start, j_stop):
+                ix = xq >> 32
+                iy = yq >> 32
+                if ix >= 1 and iy >= 1 and ix < w - 2 and iy < h - 2:
+                    _bicubic_interior(src, sbase + iy * row + ix * cc, row, cc, (xq & Q_MASK) * Q_INV,
+                                      (yq & Q_MASK) * Q_INV, dst, dbase + j * cc, is_int, maxv)
+                else:
+                    _sample_general(src, sbase, h, w, cc, xq * Q_INV, yq * Q_INV, dst, dbase + j * cc, mode, pad,
+                                    align_corners, fill, is_int, maxv)
                 xq += dxq
                 yq += dyq
     else:
