@@ -6,6 +6,11 @@ UTF-8 work. Importing this module does not import OpenCV or numba.
 
 Metadata: decoding keeps pixels only. EXIF (after its orientation is applied), ICC profiles,
 XMP, text chunks, DPI and animation frames beyond the first are not carried to the output.
+
+Layouts after decoding: gray (H, W), gray+alpha (H, W, 2), BGR (H, W, 3), BGRA (H, W, 4), in
+uint8, uint16 or float32. Palette PNGs expand to BGR, or BGRA when they carry transparency; CMYK
+JPEGs convert to BGR; animated and multi-page files give their first frame (see
+:func:`frame_count`).
 """
 
 from __future__ import annotations
@@ -177,6 +182,101 @@ def header_info(data: bytes):
     return fmt, None, None
 
 
+def png_color_type(data: bytes):
+    """The IHDR colour type of PNG bytes (0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA), or None."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 26:
+        return data[25]
+    return None
+
+
+def _gif_frames(data: bytes) -> int:
+    """Count image descriptors in a GIF by walking its blocks (no pixel decoding)."""
+    n = 0
+    i = 13
+    if len(data) > 10 and data[10] & 0x80:  # global colour table
+        i += 3 * (2 << (data[10] & 7))
+    end = len(data)
+    while i < end:
+        b = data[i]
+        if b == 0x3B:  # trailer
+            break
+        if b == 0x21:  # extension: label, then sub-blocks
+            i += 2
+        elif b == 0x2C:  # image descriptor, optional local colour table, LZW min code size, sub-blocks
+            n += 1
+            if i + 10 > end:
+                break
+            flags = data[i + 9]
+            i += 10
+            if flags & 0x80:
+                i += 3 * (2 << (flags & 7))
+            i += 1
+        else:
+            break
+        while i < end and data[i] != 0:  # data sub-blocks
+            i += data[i] + 1
+        i += 1
+    return max(n, 1)
+
+
+def _tiff_pages(data: bytes) -> int:
+    """Count the IFDs (pages) of a classic or big TIFF by following the next-IFD links."""
+    endian = {b"II": "<", b"MM": ">"}.get(data[:2])
+    if endian is None:
+        return 1
+    big = data[2:4] in (b"+\x00", b"\x00+")
+    n, seen = 0, set()
+    try:
+        off = struct.unpack(endian + ("Q" if big else "I"), data[8:16] if big else data[4:8])[0]
+        while off and off not in seen and off < len(data) and n < 100000:
+            seen.add(off)
+            n += 1
+            if big:
+                (count,) = struct.unpack(endian + "Q", data[off:off + 8])
+                nxt = off + 8 + 20 * count
+                (off,) = struct.unpack(endian + "Q", data[nxt:nxt + 8])
+            else:
+                (count,) = struct.unpack(endian + "H", data[off:off + 2])
+                nxt = off + 2 + 12 * count
+                (off,) = struct.unpack(endian + "I", data[nxt:nxt + 4])
+    except struct.error:
+        pass
+    return max(n, 1)
+
+
+def frame_count(data: bytes, fmt: str | None = None) -> int:
+    """How many frames or pages an image file holds (APNG, GIF, animated WebP, multi-page TIFF).
+
+    Read from the container without decoding pixels; 1 for still images and unknown layouts.
+    """
+    fmt = fmt or sniff_format(data)
+    try:
+        if fmt == "png":
+            i = 8
+            while i + 8 <= len(data):
+                length, kind = struct.unpack(">I4s", data[i:i + 8])
+                if kind == b"acTL":
+                    return max(1, struct.unpack(">I", data[i + 8:i + 12])[0])
+                if kind in (b"IDAT", b"IEND"):
+                    return 1
+                i += 12 + length
+        elif fmt == "gif":
+            return _gif_frames(data)
+        elif fmt == "tif":
+            return _tiff_pages(data)
+        elif fmt == "webp" and data[12:16] == b"VP8X" and data[20] & 0x02:  # animation flag
+            n, i = 0, 12
+            while i + 8 <= len(data):
+                kind = data[i:i + 4]
+                (size,) = struct.unpack("<I", data[i + 4:i + 8])
+                n += kind == b"ANMF"
+                i += 8 + size + (size & 1)
+            return max(n, 1)
+    except (struct.error, IndexError):
+        pass
+    return 1
+
+
 def _check_complete(fmt: str, data: bytes):
     """Refuse truncated files that decoders would silently fill with grey."""
     if fmt == "jpg":
@@ -242,7 +342,7 @@ def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: bool = True) -> np.ndarray:
-    """Decode image bytes keeping depth and channels (uint8/uint16/float32; gray, BGR, BGRA).
+    """Decode image bytes keeping depth and channels (uint8/uint16/float32; gray, gray+alpha, BGR, BGRA).
 
     The size is checked against ``max_pixels`` from the header before anything is decoded.
     Raises :class:`ImageReadError` for empty, truncated, corrupt, unknown or oversized data.
@@ -276,6 +376,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
         raise ImageReadError(f"unsupported sample type {img.dtype}")
     if img.dtype == np.float16:
         img = img.astype(np.float32)
+    if fmt == "png" and png_color_type(data) == 4 and img.ndim == 3 and img.shape[2] == 4:
+        img = np.ascontiguousarray(img[..., [0, 3]])  # gray+alpha: OpenCV expands to BGRA; keep 2 channels
     if apply_exif and fmt == "jpg":
         img = apply_orientation(img, exif_orientation(data))
     return img
@@ -307,6 +409,11 @@ def encode_image(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes
             raise ImageWriteError("jpg cannot store an alpha channel; use --format png or webp")
     if ext == ".png" and depth not in (np.uint8, np.uint16):
         raise ImageWriteError(f"png cannot store {depth} samples; use --format tif")
+    if c == 2:
+        if ext == ".png":
+            return encode_png_gray_alpha(img, quality)
+        # other formats have no gray+alpha layout in OpenCV: store the same pixels as BGRA
+        img = np.ascontiguousarray(img[..., [0, 0, 0, 1]])
     params = []
     if quality is not None:
         if ext in (".jpg", ".jpeg", ".jpe"):
@@ -323,6 +430,25 @@ def encode_image(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes
     if not ok:
         raise ImageWriteError(f"cannot encode {fmt}")
     return buf.tobytes()
+
+
+def encode_png_gray_alpha(img: np.ndarray, quality: int | None = None) -> bytes:
+    """A gray+alpha PNG (colour type 4, 8 or 16 bit) from an (H, W, 2) array; OpenCV cannot write one."""
+    h, w = img.shape[:2]
+    depth = 16 if img.dtype == np.uint16 else 8
+    rows = np.ascontiguousarray(img.astype(">u2") if depth == 16 else img).reshape(h, -1).view(np.uint8)
+    raw = np.empty((h, rows.shape[1] + 1), np.uint8)
+    raw[:, 0] = 0  # filter type None for every row
+    raw[:, 1:] = rows
+    level = 6 if quality is None else max(0, min(9, 9 - int(quality) // 11))
+
+    def chunk(kind, payload):
+        return (struct.pack(">I", len(payload)) + kind + payload
+                + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, 4, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw.tobytes(), level))
+            + chunk(b"IEND", b""))
 
 
 def write_atomic(path, data: bytes, overwrite: bool = False):

@@ -413,7 +413,7 @@ def _process(job, spec, opts):
     import numpy as np
 
     from ..errors import StnError
-    from ..io import decode_image, encode_image, read_file_bytes, sniff_format, write_atomic
+    from ..io import decode_image, encode_image, frame_count, read_file_bytes, sniff_format, write_atomic
 
     rec = {"input": job.input, "output": job.output, "status": "error", "error": None}
     spec = dict(spec)
@@ -437,6 +437,10 @@ def _process(job, spec, opts):
             raise StnError("output exists (use --overwrite or --skip-existing)")
         data = opts["stdin_bytes"] if job.input == "-" else read_file_bytes(job.input)
         img = decode_image(data, opts["max_pixels"], opts["exif"])
+        frames = frame_count(data)
+        if frames > 1:
+            rec["frames"] = frames
+            rec["warning"] = f"has {frames} frames or pages; only the first was warped"
         in_hw = img.shape[:2]
         out_hw = spec["out_hw"] or in_hw
         spec["out_hw"] = out_hw
@@ -501,6 +505,8 @@ def _run(jobs_list, spec, opts, n_jobs, manifest, quiet):
 
     counts = collections.Counter()
     started = time.perf_counter()
+    # Never more workers than inputs: one image keeps all of numba's threads and needs no pool.
+    n_jobs = max(1, min(n_jobs, len(jobs_list)))
     per_thread = max(1, (os.cpu_count() or 1) // n_jobs)
 
     def init():
@@ -522,8 +528,12 @@ def _run(jobs_list, spec, opts, n_jobs, manifest, quiet):
 
     def report(rec):
         counts[rec["status"]] += 1
+        msg = None
         if rec["status"] == "error":
             msg = f"stntool: error: {display(rec['input'])}: {rec['error']}"
+        elif rec.get("warning") and not quiet:
+            msg = f"stntool: warning: {display(rec['input'])}: {rec['warning']}"
+        if msg is not None:
             if bar is not None:
                 bar.write(msg, file=sys.stderr)
             else:
@@ -542,7 +552,10 @@ def _run(jobs_list, spec, opts, n_jobs, manifest, quiet):
             report(rec)
 
     interrupted = False
-    pool = ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="stntool-warp")
+    if n_jobs == 1:
+        pool = _InlineExecutor()
+    else:
+        pool = ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="stntool-warp")
     pending = collections.deque()
     it = iter(jobs_list)
     window = 2 * n_jobs + 2
@@ -593,6 +606,26 @@ def _run(jobs_list, spec, opts, n_jobs, manifest, quiet):
         sys.exit(130)
     if counts["error"]:
         sys.exit(1)
+
+
+class _InlineExecutor:
+    """Runs each task in the calling thread when it is submitted (one worker: no pool, no thread hop)."""
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        fut = Future()
+        fut.set_running_or_notify_cancel()
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as e:  # noqa: BLE001 - re-raised by result(), like a pool
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                raise
+            fut.set_exception(e)
+        return fut
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        pass
 
 
 def _quiet_stdout():

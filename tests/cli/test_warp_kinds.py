@@ -1,0 +1,228 @@
+"""Input kinds beyond plain gray/BGR: palette, gray+alpha, CMYK, animated and multi-page files, float32 TIFF,
+16-bit RGBA. The files are generated here: PNG and GIF bytes by hand, TIFF with OpenCV, CMYK JPEG and APNG with
+Pillow when it is installed (it is not a stntool dependency)."""
+
+import io
+import json
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+
+import stntool
+from stntool.io import decode_image, frame_count
+
+from cli_helpers import SHIFT, encode, write
+
+IDENTITY = "1,0,0,0,1,0"
+
+
+def png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png(w, h, depth, color_type, rows: bytes, extra=()):
+    """A PNG from raw scanlines (filter byte 0 added per row); extra chunks go before IDAT."""
+    stride = len(rows) // h
+    raw = b"".join(b"\0" + rows[i * stride:(i + 1) * stride] for i in range(h))
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, color_type, 0, 0, 0)
+    body = b"".join(png_chunk(k, d) for k, d in extra)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + body + png_chunk(b"IDAT", zlib.compress(raw))
+            + png_chunk(b"IEND", b""))
+
+
+PALETTE_RGB = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (10, 20, 30)]
+INDICES = np.array([[0, 1, 2, 3], [3, 2, 1, 0]], np.uint8)
+
+
+def palette_png(trns=None):
+    plte = bytes(v for rgb in PALETTE_RGB for v in rgb)
+    extra = [(b"PLTE", plte)] + ([(b"tRNS", bytes(trns))] if trns else [])
+    return png(4, 2, 8, 3, INDICES.tobytes(), extra)
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return decode_image(f.read())
+
+
+def warp_one(run, tmp_path, name, data, out_name, *extra):
+    src = write(tmp_path / name, data)
+    r = run("--theta", IDENTITY, str(src), "-o", str(tmp_path / out_name), "--manifest", "-", *extra)
+    return r
+
+
+def test_palette_png_expands_to_bgr_with_its_colours(tmp_path, run):
+    r = warp_one(run, tmp_path, "p.png", palette_png(), "o.png", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert r.stderr == "" and json.loads(r.stdout)["status"] == "ok"
+    out = read(tmp_path / "o.png")
+    assert out.dtype == np.uint8 and out.shape == (2, 4, 3)
+    expect_bgr = np.array([rgb[::-1] for rgb in PALETTE_RGB], np.uint8)[INDICES]
+    assert np.array_equal(out, expect_bgr)
+
+
+def test_palette_png_with_transparency_expands_to_bgra(tmp_path, run):
+    r = warp_one(run, tmp_path, "p.png", palette_png(trns=[255, 128, 0, 255]), "o.png", "-q")
+    assert r.exit_code == 0, r.stderr
+    out = read(tmp_path / "o.png")
+    assert out.shape == (2, 4, 4)
+    assert out[0, :, 3].tolist() == [255, 128, 0, 255]
+    assert out[0, 0, :3].tolist() == [0, 0, 255] and out[0, 1, :3].tolist() == [0, 255, 0]  # straight colour kept
+    assert out[0, 3, :3].tolist() == [30, 20, 10]
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+def test_gray_alpha_png_keeps_two_channels(tmp_path, run, depth):
+    dt = np.uint8 if depth == 8 else np.dtype(">u2")
+    gray = (np.arange(12).reshape(3, 4) * (20 if depth == 8 else 5000)).astype(dt)
+    alpha = np.full((3, 4), 100 if depth == 8 else 40000, dt)
+    alpha[0, 0] = 0
+    la = np.dstack([gray, alpha]).astype(dt)  # dstack gives native byte order; PNG wants big-endian
+    data = png(4, 3, depth, 4, la.tobytes())
+    assert decode_image(data).shape == (3, 4, 2)
+    r = warp_one(run, tmp_path, "la.png", data, "o.png", "-q")
+    assert r.exit_code == 0, r.stderr
+    raw = (tmp_path / "o.png").read_bytes()
+    assert raw[24:26] == bytes([depth, 4])  # written as gray+alpha, same depth
+    out = read(tmp_path / "o.png")
+    assert out.dtype == (np.uint8 if depth == 8 else np.uint16) and out.shape == (3, 4, 2)
+    assert np.array_equal(out[..., 1], alpha.astype(out.dtype))
+    assert np.array_equal(out[1:, :, 0], gray[1:].astype(out.dtype))  # identity, opaque enough to round-trip
+    assert out[0, 0, 0] == 0  # fully transparent: colour undefined, written as 0
+
+
+def test_gray_alpha_shift_and_tif_output(tmp_path, run):
+    la = np.dstack([np.full((4, 8), 200, np.uint8), np.full((4, 8), 255, np.uint8)])
+    write(tmp_path / "la.png", png(8, 4, 8, 4, la.tobytes()))
+    r = run("--theta", SHIFT, str(tmp_path / "la.png"), "-o", str(tmp_path / "o.tif"), "-q")
+    assert r.exit_code == 0, r.stderr
+    out = read(tmp_path / "o.tif")  # TIFF has no gray+alpha layout in OpenCV: the same pixels as BGRA
+    assert out.shape == (4, 8, 4)
+    assert out[0, 0].tolist() == [200, 200, 200, 255] and out[0, -1].tolist() == [0, 0, 0, 0]
+    r = run("--theta", SHIFT, str(tmp_path / "la.png"), "-o", str(tmp_path / "o.jpg"), "-q")
+    assert r.exit_code == 1 and "alpha" in r.stderr and not (tmp_path / "o.jpg").exists()
+
+
+def test_cmyk_jpeg_converts_to_bgr(tmp_path, run):
+    Image = pytest.importorskip("PIL.Image")
+    img = Image.new("CMYK", (16, 8), (0, 255, 255, 0))  # red
+    img.paste((255, 0, 255, 0), (8, 0, 16, 8))  # green right half
+    b = io.BytesIO()
+    img.save(b, "JPEG", quality=100)
+    r = warp_one(run, tmp_path, "cmyk.jpg", b.getvalue(), "o.png", "-q")
+    assert r.exit_code == 0, r.stderr
+    out = read(tmp_path / "o.png").astype(int)
+    assert out.shape == (8, 16, 3)
+    assert np.abs(out[4, 2] - [0, 0, 255]).max() <= 6  # red in BGR
+    assert np.abs(out[4, 13] - [0, 255, 0]).max() <= 6  # green
+
+
+def gif_two_frames():
+    """An 8x4 GIF89a with a red and a blue frame (global palette, one literal code per pixel)."""
+    def lzw_raw(indices):  # code size 2: clear=4, end=5; emit clear before every 2 codes so width stays 3 bits
+        bits, nbits, out = 0, 0, bytearray()
+        codes = []
+        for i, v in enumerate(indices):
+            if i % 2 == 0:
+                codes.append(4)
+            codes.append(v)
+        codes.append(5)
+        for c in codes:
+            bits |= c << nbits
+            nbits += 3
+            while nbits >= 8:
+                out.append(bits & 0xFF)
+                bits >>= 8
+                nbits -= 8
+        if nbits:
+            out.append(bits & 0xFF)
+        return bytes(out)
+
+    palette = bytes([255, 0, 0, 0, 0, 255, 0, 0, 0, 0, 0, 0])  # 4 entries: red, blue, black, black
+    head = b"GIF89a" + struct.pack("<HHBBB", 8, 4, 0x81, 0, 0) + palette
+    frames = b""
+    for idx in (0, 1):
+        data = lzw_raw([idx] * 32)
+        sub = b"".join(bytes([len(data[i:i + 255])]) + data[i:i + 255] for i in range(0, len(data), 255))
+        frames += b"\x21\xf9\x04\x00\x0a\x00\x00\x00"  # graphic control: 0.1 s
+        frames += b"\x2c" + struct.pack("<HHHHB", 0, 0, 8, 4, 0) + b"\x02" + sub + b"\x00"
+    return head + frames + b"\x3b"
+
+
+def test_animated_gif_first_frame_and_warning(tmp_path, run):
+    data = gif_two_frames()
+    assert frame_count(data) == 2
+    r = warp_one(run, tmp_path, "anim.gif", data, "o.png")
+    assert r.exit_code == 0, r.stderr
+    rec = json.loads(r.stdout)
+    assert rec["status"] == "ok" and rec["frames"] == 2 and "only the first" in rec["warning"]
+    assert "stntool: warning: " in r.stderr and "anim.gif: has 2 frames" in r.stderr
+    out = read(tmp_path / "o.png")
+    assert out[..., :3].reshape(-1, 3).tolist() == [[0, 0, 255]] * 32  # the red first frame
+    # --quiet silences the warning; the manifest still records it
+    r = run("--theta", IDENTITY, str(tmp_path / "anim.gif"), "-o", str(tmp_path / "q.png"), "-q", "--manifest", "-")
+    assert r.exit_code == 0 and r.stderr == "" and json.loads(r.stdout)["frames"] == 2
+
+
+def test_apng_first_frame_and_warning(tmp_path, run):
+    Image = pytest.importorskip("PIL.Image")
+    frames = [Image.new("RGB", (6, 4), c) for c in ((255, 0, 0), (0, 0, 255), (0, 255, 0))]
+    b = io.BytesIO()
+    frames[0].save(b, "PNG", save_all=True, append_images=frames[1:])
+    assert b"acTL" in b.getvalue() and frame_count(b.getvalue()) == 3
+    r = warp_one(run, tmp_path, "anim.png", b.getvalue(), "o.png")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["frames"] == 3 and "has 3 frames" in r.stderr
+    assert read(tmp_path / "o.png").reshape(-1, 3).tolist() == [[0, 0, 255]] * 24
+
+
+def test_multipage_tiff_first_page_and_warning(tmp_path, run):
+    pages = [np.full((4, 6, 3), (255, 0, 0), np.uint8), np.full((5, 7, 3), (0, 0, 255), np.uint8)]
+    assert cv2.imwritemulti(str(tmp_path / "pages.tif"), pages)
+    assert frame_count((tmp_path / "pages.tif").read_bytes()) == 2
+    r = run("--theta", IDENTITY, str(tmp_path / "pages.tif"), "-o", str(tmp_path / "o.tif"), "--manifest", "-")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["frames"] == 2 and "has 2 frames or pages" in r.stderr
+    assert np.array_equal(read(tmp_path / "o.tif"), pages[0])
+    single = encode(pages[0], ".tif")
+    assert frame_count(single) == 1
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_float32_tiff_in_and_out(tmp_path, run, channels):
+    rng = np.random.default_rng(1)
+    shape = (6, 8) if channels == 1 else (6, 8, 3)
+    img = (rng.random(shape, dtype=np.float32) * 4 - 1).astype(np.float32)  # values outside [0, 1] survive
+    write(tmp_path / "f.tif", encode(img, ".tif"))
+    r = run("--theta", SHIFT, "--padding", "border", str(tmp_path / "f.tif"), "-o", str(tmp_path / "o.tif"), "-q")
+    assert r.exit_code == 0, r.stderr
+    raw = cv2.imdecode(np.frombuffer((tmp_path / "o.tif").read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert raw.dtype == np.float32 and raw.shape == img.shape
+    expect = stntool.warp(img, [[1, 0, 0.5], [0, 1, 0]], padding="border")
+    assert np.array_equal(raw, expect)
+    r = run("--theta", SHIFT, str(tmp_path / "f.tif"), "-o", str(tmp_path / "o.png"), "-q")
+    assert r.exit_code == 1 and "png cannot store float32" in r.stderr and not (tmp_path / "o.png").exists()
+
+
+def test_rgba16_png(tmp_path, run):
+    rng = np.random.default_rng(2)
+    img = rng.integers(0, 65536, (5, 8, 4), dtype=np.uint16)
+    img[..., 3] = 65535
+    write(tmp_path / "a.png", encode(img, ".png"))
+    r = run("--theta", IDENTITY, str(tmp_path / "a.png"), "-o", str(tmp_path / "id.png"), "-q")
+    assert r.exit_code == 0, r.stderr
+    assert np.array_equal(read(tmp_path / "id.png"), img)
+    r = run("--theta", SHIFT, str(tmp_path / "a.png"), "-o", str(tmp_path / "s.png"), "-q")
+    assert r.exit_code == 0, r.stderr
+    out = read(tmp_path / "s.png")
+    assert out.dtype == np.uint16 and out.shape == img.shape
+    # opaque: colour equals the plain warp of the colour channels (to rounding), alpha is 0 where outside
+    expect = stntool.warp(img[..., :3].astype(np.float64), [[1, 0, 0.5], [0, 1, 0]])
+    inside = out[..., 3] == 65535
+    assert inside[:, :4].all() and not inside[:, -1].any()
+    assert np.abs(out[..., :3][inside].astype(np.float64) - expect[inside]).max() <= 1.0
+    r = run("--theta", SHIFT, str(tmp_path / "a.png"), "-o", str(tmp_path / "s.jpg"), "-q")
+    assert r.exit_code == 1 and "jpg cannot store uint16" in r.stderr
