@@ -460,6 +460,8 @@ def write_atomic(path, data: bytes, overwrite: bool = False):
     folder = os.path.dirname(path) or "."
     try:
         os.makedirs(folder, exist_ok=True)
+    except FileExistsError:
+        raise ImageWriteError(f"cannot create folder {display(folder)}: a file of that name is in the way") from None
     except OSError as e:
         raise ImageWriteError(f"cannot create folder {display(folder)}: {e.strerror or e}") from None
     if not overwrite and os.path.lexists(path):

@@ -501,7 +501,13 @@ def _run(jobs_list, spec, opts, n_jobs, manifest, quiet):
     if not quiet and sys.stderr.isatty():
         from tqdm import tqdm
 
-        bar = tqdm(total=len(jobs_list), file=sys.stderr, unit="img", dynamic_ncols=True, leave=False)
+        try:
+            sized = min(os.get_terminal_size(sys.stderr.fileno())) > 0
+        except OSError:
+            sized = False
+        # a terminal that reports a 0x0 size (fresh pseudo-terminals, some CI runners) would hide the bar
+        bar = tqdm(total=len(jobs_list), file=sys.stderr, unit="img", leave=False,
+                   **({"dynamic_ncols": True} if sized else {"ncols": 80, "nrows": 24}))
 
     counts = collections.Counter()
     started = time.perf_counter()
@@ -539,8 +545,13 @@ def _run(jobs_list, spec, opts, n_jobs, manifest, quiet):
             else:
                 click.echo(msg, err=True)
         if man is not None:
-            man.write(json_line(rec) + "\n")
-            man.flush()
+            try:
+                man.write(json_line(rec) + "\n")
+                man.flush()
+            except BrokenPipeError:
+                raise
+            except OSError as e:
+                raise _ManifestError(e) from None
         if bar is not None:
             bar.update(1)
 
@@ -551,7 +562,7 @@ def _run(jobs_list, spec, opts, n_jobs, manifest, quiet):
             fut.stntool_reported = True
             report(rec)
 
-    interrupted = False
+    interrupted = manifest_failed = False
     if n_jobs == 1:
         pool = _InlineExecutor()
     else:
@@ -586,12 +597,35 @@ def _run(jobs_list, spec, opts, n_jobs, manifest, quiet):
         pool.shutdown(wait=True, cancel_futures=True)
         _quiet_stdout()
         sys.exit(1)
+    except _ManifestError as e:
+        # the record cannot be kept: stop (outputs already written stay; rerun with --skip-existing)
+        pool.shutdown(wait=True, cancel_futures=True)
+        if bar is not None:
+            bar.close()
+            bar = None
+        where = "stdout" if man is sys.stdout else display(manifest)
+        click.echo(f"stntool: error: cannot write manifest {where}: {e.args[0].strerror or e.args[0]}; stopped",
+                   err=True)
+        if man is not sys.stdout:
+            try:
+                man.close()
+            except OSError:
+                pass
+        man = None
+        if where == "stdout":
+            _quiet_stdout()
+        sys.exit(1)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.close()
         if man is not None and man is not sys.stdout:
-            man.close()
+            try:
+                man.close()
+            except OSError as e:
+                click.echo(f"stntool: error: cannot write manifest {display(manifest)}: {e.strerror or e}",
+                           err=True)
+                manifest_failed = True
 
     elapsed = time.perf_counter() - started
     done = counts["ok"] + counts["skipped"] + counts["error"]
@@ -604,8 +638,12 @@ def _run(jobs_list, spec, opts, n_jobs, manifest, quiet):
         click.echo(line, err=True)
     if interrupted:
         sys.exit(130)
-    if counts["error"]:
+    if counts["error"] or manifest_failed:
         sys.exit(1)
+
+
+class _ManifestError(Exception):
+    """Writing a manifest line failed (full disk, I/O error)."""
 
 
 class _InlineExecutor:
