@@ -22,7 +22,8 @@ __all__ = [
     "grid_sample",
     "warp",
     "warp_tps",
-    "tps_pixel_lattice",
+    "tps_plan",
+    "TpsPlan",
     "grid_sample_backward",
     "affine_grid_backward",
     "warp_backward",
@@ -151,75 +152,161 @@ def _tps_normalized_points(points, hw, normalized, align_corners):
     return p * [m[0, 0], m[1, 1]] + [m[0, 2], m[1, 2]]
 
 
-@functools.lru_cache(maxsize=32)
-def _tps_lattice_cached(src_key, dst_key, n, in_hw, out_hw, align_corners, regularization, tol, backend):
-    src = np.frombuffer(src_key).reshape(n, 2)
-    dst = np.frombuffer(dst_key).reshape(n, 2)
-    tps = make_tps(src, dst, regularization)
-    return _tps_lattice(tps, in_hw, out_hw, align_corners, tol, backend)
+class TpsPlan:
+    """What the fused TPS kernels read: a Catmull-Rom lattice of the exact map plus exact radial terms.
+
+    Attributes
+    ----------
+    lattice : (Hc + 2, Wc + 2, 2) float64
+        Input pixel coordinates read by output pixels ``((b - 1) step, (a - 1) step)`` (an apron node
+        on every side so every cell has its 4 x 4 Catmull-Rom support).
+    step : int
+        Lattice spacing in output pixels (1: the exact map at every pixel).
+    singular : (K, 4) float64
+        Per control point: output pixel position and radial weight in input pixels.
+    tables : (Hc + 2, Wc + 2, K) float64
+        Each control point's radial term at the lattice nodes.
+    radius : float
+        Chebyshev distance (output pixels) within which a control point's radial term is evaluated
+        exactly instead of interpolated (negative: never).
+    norm_scale : (2,) float64
+        Output pixel -> normalized scale, for the exact radial terms.
+    max_error : float
+        Largest deviation from the exact spline found at the probe points (cell centres), in pixels.
+    """
+
+    def __init__(self, lattice, step, singular, tables, radius, norm_scale, max_error):
+        self.lattice = lattice
+        self.step = int(step)
+        self.singular = singular
+        self.tables = tables
+        self.radius = float(radius)
+        self.norm_scale = norm_scale
+        self.max_error = float(max_error)
+
+    def points(self, js, is_):
+        """Input pixel coordinates for output pixels ``(js, is_)`` (integer arrays), as the kernels compute them."""
+        from .sampling import _reference
+
+        return _reference.tps_lattice_points(self.lattice, self.step, self.singular, self.tables, self.radius,
+                                             self.norm_scale, js, is_)
+
+    def dense(self, out_hw):
+        """The whole ``(H, W, 2)`` map of input pixel coordinates."""
+        ii, jj = np.meshgrid(np.arange(out_hw[0]), np.arange(out_hw[1]), indexing="ij")
+        return self.points(jj, ii)
 
 
-def _eval_tps_pixels(tps, out_pix_xy, in_hw, out_hw, align_corners, backend):
-    """Input pixel coordinates read by output pixels ``out_pix_xy (P, 2)``."""
-    m_out = norm_from_pixel(out_hw, align_corners)
-    pts = out_pix_xy * [m_out[0, 0], m_out[1, 1]] + [m_out[0, 2], m_out[1, 2]]
+def _eval_tps_terms(tps, out_pix_xy, m_out, backend, with_terms=True):
+    """Spline at output pixel points: ``(values (P, 2) normalized input, terms (P, n) or None)``."""
+    pts = np.ascontiguousarray(out_pix_xy * [m_out[0, 0], m_out[1, 1]] + [m_out[0, 2], m_out[1, 2]])
     if backend == "numpy":
-        res = tps(pts)
-    else:
-        from .sampling import _cpu
+        from .tps import tps_kernel
 
+        return tps(pts), (np.ascontiguousarray(tps_kernel(pts, tps.centres)) if with_terms else None)
+    from .sampling import _cpu
+
+    vals = np.empty((len(pts), 2))
+    if not with_terms:
         res = np.empty((1, len(pts), 2))
-        _cpu.tps_eval(np.ascontiguousarray(pts), tps.centres, tps.weights[None].copy(), tps.affine[None].copy(), res)
-        res = res[0]
-    m_in = pixel_from_norm(in_hw, align_corners)
-    return res * [m_in[0, 0], m_in[1, 1]] + [m_in[0, 2], m_in[1, 2]]
+        _cpu.tps_eval(pts, tps.centres, np.ascontiguousarray(tps.weights[None]), np.ascontiguousarray(tps.affine[None]),
+                      res)
+        return res[0], None
+    terms = np.empty((len(pts), len(tps.centres)))
+    _cpu.tps_eval_terms(pts, tps.centres, np.ascontiguousarray(tps.weights), np.ascontiguousarray(tps.affine),
+                        vals, terms)
+    return vals, terms
 
 
-def _tps_lattice(tps, in_hw, out_hw, align_corners, tol, backend):
-    """Coarse lattice of input pixel coordinates whose bilinear upsampling is within ``tol`` px of the spline.
+def _ring_probes(centres_pix, radius, step, out_hw):
+    """Output pixels on the square ring at Chebyshev distance ``radius + 1`` around every control point,
+    just outside its exact window, where the uncorrected radial term's error peaks (every ``step / 4`` px)."""
+    ho, wo = out_hw
+    dist = np.floor(radius) + 1
+    stride = max(1, step // 4)
+    t = np.arange(0, int(2 * dist) + 1, stride)
+    lo = np.floor(centres_pix - dist).astype(np.int64)  # (K, 2)
+    hi = lo + int(2 * dist)
+    xs = lo[:, None, 0] + t
+    ys = lo[:, None, 1] + t
+    pts = [np.stack([xs, np.broadcast_to(lo[:, None, 1], xs.shape)], -1),
+           np.stack([xs, np.broadcast_to(hi[:, None, 1], xs.shape)], -1),
+           np.stack([np.broadcast_to(lo[:, None, 0], ys.shape), ys], -1),
+           np.stack([np.broadcast_to(hi[:, None, 0], ys.shape), ys], -1)]
+    p = np.concatenate([q.reshape(-1, 2) for q in pts])
+    keep = (p[:, 0] >= 0) & (p[:, 0] < wo) & (p[:, 1] >= 0) & (p[:, 1] < ho)
+    return p[keep]
 
-    The interpolation error of a smooth map peaks inside lattice cells; the step is halved
-    until the error at every cell centre and edge midpoint is below ``tol / 2`` (step 1 is exact).
+
+def _build_tps_plan(tps, in_hw, out_hw, align_corners, tol, backend) -> TpsPlan:
+    """Coarsest power-of-two lattice whose upsampling is within ``tol / 2`` px of the spline at every cell centre.
+
+    Bilinear or cubic upsampling alone cannot follow ``r² log r²`` near a control point (its second
+    derivative is logarithmically singular there), so within two lattice steps of each control
+    point the radial term is evaluated exactly; what remains is smooth and Catmull-Rom upsampling
+    of it converges fast. ``tol=0`` evaluates the spline at every pixel.
     """
     ho, wo = out_hw
-    step = 16 if tol > 0 else 1
+    m_out = norm_from_pixel(out_hw, align_corners)
+    m_in = pixel_from_norm(in_hw, align_corners)
+    in_scale = np.array([m_in[0, 0], m_in[1, 1]])
+    in_off = np.array([m_in[0, 2], m_in[1, 2]])
+    norm_scale = np.array([m_out[0, 0], m_out[1, 1]])
+    degenerate = norm_scale[0] == 0.0 or norm_scale[1] == 0.0  # a one-pixel axis with align_corners=True
+    step = 1 if (tol <= 0 or degenerate) else max(2, min(32, 1 << int(np.log2(max(2, max(ho, wo) // 64)))))
+    k = len(tps.centres)
+    if not degenerate:
+        m_out_inv = pixel_from_norm(out_hw, align_corners)
+        centres_pix = tps.centres * [m_out_inv[0, 0], m_out_inv[1, 1]] + [m_out_inv[0, 2], m_out_inv[1, 2]]
+    else:
+        centres_pix = np.zeros((k, 2))
+    singular = np.ascontiguousarray(np.hstack([centres_pix, tps.weights * in_scale]))
     while True:
         hc = max(2, -(-(ho - 1) // step) + 1)
         wc = max(2, -(-(wo - 1) // step) + 1)
-        ys, xs = np.meshgrid(np.arange(hc) * float(step), np.arange(wc) * float(step), indexing="ij")
-        nodes = _eval_tps_pixels(tps, np.stack([xs.ravel(), ys.ravel()], -1), in_hw, out_hw, align_corners,
-                                 backend).reshape(hc, wc, 2)
+        ys, xs = np.meshgrid(np.arange(-1, hc + 1) * float(step), np.arange(-1, wc + 1) * float(step), indexing="ij")
+        vals, terms = _eval_tps_terms(tps, np.stack([xs.ravel(), ys.ravel()], -1), m_out, backend)
+        lattice = np.ascontiguousarray((vals * in_scale + in_off).reshape(hc + 2, wc + 2, 2))
+        tables = np.ascontiguousarray(terms.reshape(hc + 2, wc + 2, k))
         if step == 1:
-            return nodes, 1
-        # cell centres and edge midpoints, where bilinear interpolation error is largest
-        probe_y = np.arange(hc - 1) * float(step) + step / 2.0
-        probe_x = np.arange(wc - 1) * float(step) + step / 2.0
-        worst = 0.0
-        for py_set, px_set, kind in ((probe_y, probe_x, "centre"), (probe_y, np.arange(wc) * float(step), "v"),
-                                     (np.arange(hc) * float(step), probe_x, "h")):
-            py, px = np.meshgrid(py_set, px_set, indexing="ij")
-            exact = _eval_tps_pixels(tps, np.stack([px.ravel(), py.ravel()], -1), in_hw, out_hw, align_corners,
-                                     backend)
-            a = np.minimum((py / step).astype(int), hc - 2)
-            b = np.minimum((px / step).astype(int), wc - 2)
-            ty = (py / step - a)[..., None]
-            tx = (px / step - b)[..., None]
-            approx = ((nodes[a, b] * (1 - tx) + nodes[a, b + 1] * tx) * (1 - ty)
-                      + (nodes[a + 1, b] * (1 - tx) + nodes[a + 1, b + 1] * tx) * ty).reshape(-1, 2)
-            worst = max(worst, float(np.abs(approx - exact).max()))
-        if worst <= tol / 2.0:
-            return nodes, step
+            return TpsPlan(lattice, 1, singular, tables, -1.0, norm_scale, 0.0)
+        radius = 2.0 * step
+        plan = TpsPlan(lattice, step, singular, tables, radius, norm_scale, 0.0)
+        # probes: cell centres, where the smooth part's interpolation error peaks, and square rings just
+        # outside each control point's exact window, where the uncorrected radial term's error peaks
+        pi = np.minimum(np.arange(hc - 1) * step + step // 2, ho - 1)
+        pj = np.minimum(np.arange(wc - 1) * step + step // 2, wo - 1)
+        pii, pjj = np.meshgrid(pi, pj, indexing="ij")
+        probes = [np.stack([pjj.ravel(), pii.ravel()], -1), _ring_probes(centres_pix, radius, step, out_hw)]
+        probe = np.ascontiguousarray(np.concatenate(probes).astype(np.int64))
+        if backend == "numpy":
+            approx = plan.points(probe[:, 0], probe[:, 1])
+        else:
+            from .sampling import _cpu
+
+            approx = np.empty((len(probe), 2))
+            _cpu.tps_lattice_points(lattice, step, singular, tables, radius, float(norm_scale[0]),
+                                    float(norm_scale[1]), np.ascontiguousarray(probe[:, 0]),
+                                    np.ascontiguousarray(probe[:, 1]), approx)
+        exact, _ = _eval_tps_terms(tps, probe.astype(np.float64), m_out, backend, with_terms=False)
+        err = float(np.abs(approx - (exact * in_scale + in_off)).max())
+        if err <= tol / 2.0:
+            plan.max_error = err
+            return plan
         step //= 2
 
 
-def tps_pixel_lattice(src_points, dst_points, in_hw, out_hw=None, align_corners: bool = False,
-                      regularization: float = 0.0, normalized: bool = False, tol: float = 0.01,
-                      backend: str = "cpu"):
-    """The coarse lattice the fused TPS warp reads: ``((Hc, Wc, 2) input pixel coordinates, step)``.
+@functools.lru_cache(maxsize=32)
+def _tps_plan_cached(src_key, dst_key, n, in_hw, out_hw, align_corners, regularization, tol, backend):
+    src = np.frombuffer(src_key).reshape(n, 2)
+    dst = np.frombuffer(dst_key).reshape(n, 2)
+    return _build_tps_plan(make_tps(src, dst, regularization), in_hw, out_hw, align_corners, tol, backend)
 
-    Node ``(a, b)`` holds where output pixel ``(x, y) = (b * step, a * step)`` reads the input; bilinear
-    upsampling of the lattice is within ``tol`` pixels of the exact spline (``tol=0`` gives step 1).
-    """
+
+def tps_plan(src_points, dst_points, in_hw, out_hw=None, align_corners: bool = False, regularization: float = 0.0,
+             normalized: bool = False, tol: float = 0.01, backend: str = "cpu") -> TpsPlan:
+    """Plan a fused TPS warp: see :class:`TpsPlan`. Plans are cached, so warping many images with the same
+    points builds the plan once."""
     in_hw = as_hw(in_hw)
     out_hw = _out_hw(out_hw, in_hw)
     src = np.ascontiguousarray(_tps_normalized_points(src_points, in_hw, normalized, align_corners))
@@ -228,9 +315,11 @@ def tps_pixel_lattice(src_points, dst_points, in_hw, out_hw=None, align_corners:
         raise InvalidArgumentError(f"src_points and dst_points must have the same shape; got {src.shape} and {dst.shape}")
     if not (np.all(np.isfinite(src)) and np.all(np.isfinite(dst))):
         raise InvalidArgumentError("TPS points contain NaN or infinity")
+    if not (tol >= 0):
+        raise InvalidArgumentError(f"tol must be >= 0, got {tol!r}")
     be = "numpy" if backend == "numpy" else "cpu"
-    return _tps_lattice_cached(src.tobytes(), dst.tobytes(), len(src), in_hw, out_hw, bool(align_corners),
-                               float(regularization), float(tol), be)
+    return _tps_plan_cached(src.tobytes(), dst.tobytes(), len(src), in_hw, out_hw, bool(align_corners),
+                            float(regularization), float(tol), be)
 
 
 def warp_tps(img, src_points, dst_points, out_hw=None, mode: str = "bilinear", padding: str = "zeros",
@@ -251,8 +340,8 @@ def warp_tps(img, src_points, dst_points, out_hw=None, mode: str = "bilinear", p
         Bookstein's λ (0 interpolates exactly).
     tol : float
         Largest allowed error in pixels of the sampling coordinates against the exact spline.
-        The spline is solved in float64 in the normalized frame (as in the STN paper) and evaluated
-        on a coarse lattice that the kernel upsamples; ``tol=0`` evaluates it at every pixel.
+        The spline is solved in float64 in the normalized frame (as in the STN paper); the kernel
+        reads a lattice of it (see :func:`tps_plan`); ``tol=0`` evaluates it at every pixel.
 
     Example
     -------
@@ -264,21 +353,20 @@ def warp_tps(img, src_points, dst_points, out_hw=None, mode: str = "bilinear", p
     """
     images = ImageBatch(img)
     out_hw = _out_hw(out_hw, images.hw)
-    if not (tol >= 0):
-        raise InvalidArgumentError(f"tol must be >= 0, got {tol!r}")
     mode_id, pad_id, fill_c = sample_options(mode, padding, fill, images.c)
     name = resolve_backend(backend)
-    lattice, step = tps_pixel_lattice(src_points, dst_points, images.hw, out_hw, align_corners, regularization,
-                                      normalized, tol, backend=name)
-    coarse = np.ascontiguousarray(lattice[None])
+    plan = tps_plan(src_points, dst_points, images.hw, out_hw, align_corners, regularization, normalized, tol,
+                    backend=name)
     out = images.empty_out(images.n, out_hw)
     k = kernels(name)
     if name == "numpy":
-        k.warp_coarse(images.data, coarse, step, out, mode, padding, bool(align_corners),
-                      fill_c if padding == "constant" else None)
+        k.warp_tps_lattice(images.data, plan.lattice, plan.step, plan.singular, plan.tables, plan.radius,
+                           plan.norm_scale, out, mode, padding, bool(align_corners),
+                           fill_c if padding == "constant" else None)
     else:
-        k.warp_coarse(images.data, coarse, step, out, mode_id, pad_id, bool(align_corners), fill_c, images.is_int,
-                      images.maxv)
+        k.warp_tps_lattice(images.data, plan.lattice, plan.step, plan.singular, plan.tables, plan.radius,
+                           float(plan.norm_scale[0]), float(plan.norm_scale[1]), out, mode_id, pad_id,
+                           bool(align_corners), fill_c, images.is_int, images.maxv)
     return images.restore(out, False)
 
 

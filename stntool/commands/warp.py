@@ -19,22 +19,28 @@ from ..cli_options import parse_numbers, sampling_options
 EXAMPLES = """
 \b
 Examples:
-  θ sources (one of --theta, --matrix, --tps, --params):
+  θ sources (exactly one of --theta, --matrix, --tps, --params):
     stntool warp --theta 0.9,0.1,0,-0.1,0.9,0 photos/ -o out/
     stntool warp --theta 1,0,0,0,1,0,0.2,0,1 page.png -o page_persp.png
     stntool warp --matrix 1,0,40,0,1,0 --inverse-map img.jpg -o shifted.jpg
     stntool warp --tps points.json scan.png -o flat.png
     stntool warp --params manifest.jsonl -o replay/
 \b
-  Sampling:
-    stntool warp --theta ... --mode bicubic --padding border --size 512x512 in/ -o out/
-    stntool warp --theta ... --padding constant --fill '#ffffff' in/ -o out/
+  Sampling (--mode, --padding, --fill, --align-corners, --size, --device, --jobs):
+    stntool warp --theta -1,0,0,0,1,0 --mode bicubic --padding border --size 512x512 in/ -o out/
+    stntool warp --theta 0.8,0,0,0,0.8,0 --padding constant --fill '#ffffff' in/ -o out/
+    stntool warp --theta 1,0,0.1,0,1,0 --align-corners --device cpu --jobs 4 in/ -o out/
 \b
-  Inputs and outputs:
-    stntool warp --theta ... -r photos/ -o out/ --format jpg --quality 92 --suffix _w
-    find data -name '*.png' -print0 | stntool warp --theta ... --files-from - --null -o out/
-    cat a.png | stntool warp --theta ... - -o - > b.png
-    stntool warp --theta ... in/ -o out/ --skip-existing --manifest - | jq -r .output
+  Inputs and outputs (-r, --files-from, --null, -, --format, --quality, --suffix):
+    stntool warp --theta 0.9,0,0,0,0.9,0 -r photos/ -o out/ --format jpg --quality 92 --suffix _w
+    find data -name '*.png' -print0 | stntool warp --theta 0.9,0,0,0,0.9,0 --files-from - --null -o out/
+    cat a.png | stntool warp --theta -1,0,0,0,1,0 - -o - > b.png
+\b
+  Existing outputs, records and safety (--overwrite, --skip-existing, --manifest, --max-pixels,
+  --ignore-orientation, --quiet):
+    stntool warp --theta 0.9,0,0,0,0.9,0 in/ -o out/ --skip-existing --manifest - | jq -r .output
+    stntool warp --theta 0.9,0,0,0,0.9,0 in/ -o out/ --overwrite --manifest run.jsonl --quiet
+    stntool warp --theta 1,0,0,0,1,0 --ignore-orientation --max-pixels 50000000 big.jpg -o big.png
 """
 
 
@@ -185,7 +191,8 @@ def _warp_pixels(img, spec, device):
     return out
 
 
-@click.command(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(epilog=EXAMPLES, short_help="Apply a θ, an OpenCV matrix or a thin-plate spline to images.",
+               context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=str))
 @click.option("--theta", metavar="A,B,C,D,E,F[,G,H,I]",
               help="PyTorch θ, output normalized -> input normalized: 6 numbers (2x3) or 9 (3x3 projective).")

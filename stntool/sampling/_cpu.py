@@ -388,6 +388,43 @@ def _sample_span(src, sbase, h, w, cc, x0, dx, y0, dy, j_start, j_stop, dst, dba
                             align_corners, fill, is_int, maxv)
 
 
+@jit_inline
+def _sample_row(src, sbase, h, w, cc, xs, ys, j_start, j_stop, dst, dbase, mode, pad, align_corners, fill, is_int,
+                maxv):
+    """Sample output pixels ``j_start <= j < j_stop`` of a row at input pixel coordinates ``xs[j], ys[j]``."""
+    row = w * cc
+    for j in range(j_start, j_stop):
+        x = xs[j]
+        y = ys[j]
+        d = dbase + j * cc
+        if abs(x) < Q_LIMIT and abs(y) < Q_LIMIT:
+            xq = _to_q(x)
+            yq = _to_q(y)
+            ix = xq >> 32
+            iy = yq >> 32
+            if mode == BILINEAR:
+                if ix >= 0 and iy >= 0 and ix < w - 1 and iy < h - 1:
+                    _bilinear_interior(src, sbase + iy * row + ix * cc, row, cc, xq, yq, dst, d, is_int, maxv)
+                    continue
+            elif mode == NEAREST:
+                if ix >= 0 and iy >= 0 and ix < w - 1 and iy < h - 1:
+                    fx = xq & Q_MASK
+                    fy = yq & Q_MASK
+                    rx = ix + 1 if (fx > Q_HALF or (fx == Q_HALF and (ix & 1) == 1)) else ix
+                    ry = iy + 1 if (fy > Q_HALF or (fy == Q_HALF and (iy & 1) == 1)) else iy
+                    _copy_pixel(src, sbase + ry * row + rx * cc, dst, d, cc)
+                    continue
+            else:
+                if ix >= 1 and iy >= 1 and ix < w - 2 and iy < h - 2:
+                    _bicubic_interior(src, sbase + iy * row + ix * cc, row, cc, (xq & Q_MASK) * Q_INV,
+                                      (yq & Q_MASK) * Q_INV, dst, d, is_int, maxv)
+                    continue
+            _sample_general(src, sbase, h, w, cc, xq * Q_INV, yq * Q_INV, dst, d, mode, pad, align_corners, fill,
+                            is_int, maxv)
+        else:
+            _sample_general(src, sbase, h, w, cc, x, y, dst, d, mode, pad, align_corners, fill, is_int, maxv)
+
+
 # --------------------------------------------------------------------------- fused kernels
 
 @jit_parallel
@@ -482,6 +519,90 @@ def warp_coarse(img, coarse, step, out, mode, pad, align_corners, fill, is_int, 
                          j_stop, dst, dbase, mode, pad, align_corners, fill, is_int, maxv)
 
 
+@jit_inline
+def _cr_weights(t):
+    t2 = t * t
+    t3 = t2 * t
+    return (-0.5 * t3 + t2 - 0.5 * t, 1.5 * t3 - 2.5 * t2 + 1.0, -1.5 * t3 + 2.0 * t2 + 0.5 * t, 0.5 * t3 - 0.5 * t2)
+
+
+@jit_parallel
+def warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, out, mode, pad, align_corners, fill,
+                     is_int, maxv):
+    """Fused TPS warp: Catmull-Rom upsampling of an apron lattice plus exact radial terms near control points.
+
+    Spec: ``_reference.tps_lattice_points``. ``lattice (Hc+2, Wc+2, 2)``, ``singular (K, 4)``,
+    ``tables (Hc+2, Wc+2, K)``; one plan for every image of the batch.
+    """
+    n_img, h, w, c_count = img.shape
+    _, ho, wo, _ = out.shape
+    hc = lattice.shape[0] - 2
+    wc = lattice.shape[1] - 2
+    n_sing = singular.shape[0]
+    src = img.reshape(img.size)
+    dst = out.reshape(out.size)
+    inv = 1.0 / step
+    block = 16
+    n_blocks = (ho + block - 1) // block
+    for task in prange(n_img * n_blocks):
+        n = task // n_blocks
+        rows = np.empty((wc + 2, 2))
+        xs = np.empty(wo)
+        ys = np.empty(wo)
+        i0 = (task - n * n_blocks) * block
+        for i in range(i0, min(i0 + block, ho)):
+            sbase = n * h * w * c_count
+            dbase = (n * ho + i) * wo * c_count
+            a = min(i // step, hc - 2)
+            wy0, wy1, wy2, wy3 = _cr_weights((i - a * step) * inv)
+            for b in range(wc + 2):
+                for c in range(2):
+                    rows[b, c] = (wy0 * lattice[a, b, c] + wy1 * lattice[a + 1, b, c] + wy2 * lattice[a + 2, b, c]
+                                  + wy3 * lattice[a + 3, b, c])
+            for b in range(wc - 1):
+                j_start = b * step
+                j_stop = min((b + 1) * step, wo) if b < wc - 2 else wo
+                for c in range(2):
+                    p0 = rows[b, c]
+                    p1 = rows[b + 1, c]
+                    p2 = rows[b + 2, c]
+                    p3 = rows[b + 3, c]
+                    c1 = 0.5 * (p2 - p0)
+                    c2 = p0 - 2.5 * p1 + 2.0 * p2 - 0.5 * p3
+                    c3 = 0.5 * (p3 - p0) + 1.5 * (p1 - p2)
+                    for j in range(j_start, j_stop):
+                        t = (j - j_start) * inv
+                        v = ((c3 * t + c2) * t + c1) * t + p1
+                        if c == 0:
+                            xs[j] = v
+                        else:
+                            ys[j] = v
+            for q in range(n_sing):
+                cx = singular[q, 0]
+                cy = singular[q, 1]
+                if abs(i - cy) > radius:
+                    continue
+                j_lo = max(0, int(np.ceil(cx - radius)))
+                j_hi = min(wo - 1, int(np.floor(cx + radius)))
+                dyn = (i - cy) * sny
+                for j in range(j_lo, j_hi + 1):
+                    dxn = (j - cx) * snx
+                    d2 = dxn * dxn + dyn * dyn
+                    u = d2 * math.log(d2) if d2 > 0.0 else 0.0
+                    b = min(j // step, wc - 2)
+                    wx0, wx1, wx2, wx3 = _cr_weights((j - b * step) * inv)
+                    acc = 0.0
+                    for qq in range(4):
+                        wyq = wy0 if qq == 0 else (wy1 if qq == 1 else (wy2 if qq == 2 else wy3))
+                        acc += wyq * (wx0 * tables[a + qq, b, q] + wx1 * tables[a + qq, b + 1, q]
+                                      + wx2 * tables[a + qq, b + 2, q] + wx3 * tables[a + qq, b + 3, q])
+                    corr = u - acc
+                    xs[j] += singular[q, 2] * corr
+                    ys[j] += singular[q, 3] * corr
+            _sample_row(src, sbase, h, w, c_count, xs, ys, 0, wo, dst, dbase, mode, pad, align_corners, fill, is_int,
+                        maxv)
+
+
 @jit_parallel
 def tps_eval(points, centres, weights, affine, out):
     """Evaluate thin-plate splines: ``points (P, 2)``, per-spline ``weights (M, n, 2)``, ``affine (M, 3, 2)`` -> ``out (M, P, 2)``."""
@@ -505,6 +626,66 @@ def tps_eval(points, centres, weights, affine, out):
                 fy += weights[s, q, 1] * u
         out[s, p, 0] = fx
         out[s, p, 1] = fy
+
+
+@jit_parallel
+def tps_lattice_points(lattice, step, singular, tables, radius, snx, sny, js, is_, out):
+    """``_reference.tps_lattice_points`` for scattered integer output pixels (used to verify a plan)."""
+    hc = lattice.shape[0] - 2
+    wc = lattice.shape[1] - 2
+    inv = 1.0 / step
+    for p in prange(js.shape[0]):
+        j = js[p]
+        i = is_[p]
+        a = min(i // step, hc - 2)
+        b = min(j // step, wc - 2)
+        wy0, wy1, wy2, wy3 = _cr_weights((i - a * step) * inv)
+        wx0, wx1, wx2, wx3 = _cr_weights((j - b * step) * inv)
+        for c in range(2):
+            acc = 0.0
+            for qq in range(4):
+                wyq = wy0 if qq == 0 else (wy1 if qq == 1 else (wy2 if qq == 2 else wy3))
+                acc += wyq * (wx0 * lattice[a + qq, b, c] + wx1 * lattice[a + qq, b + 1, c]
+                              + wx2 * lattice[a + qq, b + 2, c] + wx3 * lattice[a + qq, b + 3, c])
+            out[p, c] = acc
+        for q in range(singular.shape[0]):
+            cx = singular[q, 0]
+            cy = singular[q, 1]
+            if abs(i - cy) > radius or abs(j - cx) > radius:
+                continue
+            dxn = (j - cx) * snx
+            dyn = (i - cy) * sny
+            d2 = dxn * dxn + dyn * dyn
+            u = d2 * math.log(d2) if d2 > 0.0 else 0.0
+            acc = 0.0
+            for qq in range(4):
+                wyq = wy0 if qq == 0 else (wy1 if qq == 1 else (wy2 if qq == 2 else wy3))
+                acc += wyq * (wx0 * tables[a + qq, b, q] + wx1 * tables[a + qq, b + 1, q]
+                              + wx2 * tables[a + qq, b + 2, q] + wx3 * tables[a + qq, b + 3, q])
+            out[p, 0] += singular[q, 2] * (u - acc)
+            out[p, 1] += singular[q, 3] * (u - acc)
+
+
+@jit_parallel
+def tps_eval_terms(points, centres, weights, affine, out, terms):
+    """Like :func:`tps_eval` for one spline, also storing each radial term: ``terms (P, n)`` = ``U(|p - c_q|)``."""
+    n_pts = points.shape[0]
+    n_c = centres.shape[0]
+    for p in prange(n_pts):
+        px = points[p, 0]
+        py = points[p, 1]
+        fx = affine[0, 0] + affine[1, 0] * px + affine[2, 0] * py
+        fy = affine[0, 1] + affine[1, 1] * px + affine[2, 1] * py
+        for q in range(n_c):
+            dx = px - centres[q, 0]
+            dy = py - centres[q, 1]
+            d2 = dx * dx + dy * dy
+            u = d2 * math.log(d2) if d2 > 0.0 else 0.0
+            terms[p, q] = u
+            fx += weights[q, 0] * u
+            fy += weights[q, 1] * u
+        out[p, 0] = fx
+        out[p, 1] = fy
 
 
 # --------------------------------------------------------------------------- backward

@@ -341,6 +341,69 @@ def _k_warp_coarse(img, coarse, step, out, mode, pad, align_corners, fill, is_in
         _sample(img, n, x, y, out, i, j, mode, pad, align_corners, fill, is_int, maxv)
 
 
+@_device
+def _cr_weight(t, q):
+    """Catmull-Rom weight of node offset ``q - 1`` (``q`` in 0..3) at ``t`` in [0, 1]."""
+    t2 = t * t
+    t3 = t2 * t
+    if q == 0:
+        return -0.5 * t3 + t2 - 0.5 * t
+    if q == 1:
+        return 1.5 * t3 - 2.5 * t2 + 1.0
+    if q == 2:
+        return -1.5 * t3 + 2.0 * t2 + 0.5 * t
+    return 0.5 * t3 - 0.5 * t2
+
+
+@_kernel
+def _k_warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, out, mode, pad, align_corners,
+                        fill, is_int, maxv):
+    """Fused TPS warp, one thread per output pixel; spec ``_reference.tps_lattice_points``."""
+    n_img = out.shape[0]
+    ho = out.shape[1]
+    wo = out.shape[2]
+    hc = lattice.shape[0] - 2
+    wc = lattice.shape[1] - 2
+    per_img = ho * wo
+    total = n_img * per_img
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for p in range(start, total, stride):
+        n = p // per_img
+        r = p - n * per_img
+        i = r // wo
+        j = r - i * wo
+        a = min(i // step, hc - 2)
+        b = min(j // step, wc - 2)
+        ty = (i - a * step) / step
+        tx = (j - b * step) / step
+        x = 0.0
+        y = 0.0
+        for qq in range(4):
+            wy = _cr_weight(ty, qq)
+            for rr in range(4):
+                wgt = wy * _cr_weight(tx, rr)
+                x += wgt * lattice[a + qq, b + rr, 0]
+                y += wgt * lattice[a + qq, b + rr, 1]
+        for q in range(singular.shape[0]):
+            cx = singular[q, 0]
+            cy = singular[q, 1]
+            if abs(i - cy) > radius or abs(j - cx) > radius:
+                continue
+            dxn = (j - cx) * snx
+            dyn = (i - cy) * sny
+            d2 = dxn * dxn + dyn * dyn
+            u = d2 * math.log(d2) if d2 > 0.0 else 0.0
+            acc = 0.0
+            for qq in range(4):
+                wy = _cr_weight(ty, qq)
+                for rr in range(4):
+                    acc += wy * _cr_weight(tx, rr) * tables[a + qq, b + rr, q]
+            x += singular[q, 2] * (u - acc)
+            y += singular[q, 3] * (u - acc)
+        _sample(img, n, x, y, out, i, j, mode, pad, align_corners, fill, is_int, maxv)
+
+
 # --------------------------------------------------------------------------- backward kernels
 #
 # grad_img is a scatter (several output pixels read the same input pixel). To keep it
@@ -600,6 +663,24 @@ def _launch_warp_coarse(img, coarse, step, out, mode, pad, align_corners, fill, 
     return res.finish()
 
 
+def _launch_warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, out, mode, pad, align_corners,
+                             fill, is_int, maxv):
+    stream = cuda.stream()
+    d_img = _to_device(img, stream)
+    d_lattice = _to_device(lattice, stream, np.float64)
+    d_singular = _to_device(singular, stream, np.float64)
+    d_tables = _to_device(tables, stream, np.float64)
+    res = _Output(out, stream)
+    mode, pad, align_corners, d_fill, is_int, maxv = _sampling_args(fill, is_int, maxv, stream, align_corners,
+                                                                   mode, pad)
+    n, ho, wo, _ = res.dev.shape
+    blocks, tpb = _launch_geometry(n * ho * wo)
+    _k_warp_tps_lattice[blocks, tpb, stream](d_img, d_lattice, int(step), d_singular, d_tables, float(radius),
+                                             float(snx), float(sny), res.dev, mode, pad, align_corners, d_fill,
+                                             is_int, maxv)
+    return res.finish()
+
+
 def _fixed_point_scale(bound: float, n_out_pixels: int) -> tuple[float, float]:
     """``(scale, 1 / scale)``, powers of two, so that ``n_out_pixels * bound * scale <= 2**FIXED_BITS``."""
     total = bound * max(int(n_out_pixels), 1)
@@ -689,6 +770,17 @@ def warp_coarse(img, coarse, step, out, mode, pad, align_corners, fill, is_int, 
     (thin-plate-spline warps). Other parameters as in :func:`warp_matrix`.
     """
     return _launch_warp_coarse(img, coarse, step, out, mode, pad, align_corners, fill, is_int, maxv)
+
+
+def warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, out, mode, pad, align_corners, fill,
+                     is_int, maxv):
+    """Fused thin-plate-spline warp from a :class:`stntool.api.TpsPlan` (same arguments as the CPU kernel).
+
+    ``lattice (Hc+2, Wc+2, 2)``, ``singular (K, 4)``, ``tables (Hc+2, Wc+2, K)``; other parameters
+    as in :func:`warp_matrix`.
+    """
+    return _launch_warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, out, mode, pad,
+                                    align_corners, fill, is_int, maxv)
 
 
 def grid_sample_backward_host(img, grid, grad_out, pad, align_corners):

@@ -273,3 +273,70 @@ def _source_index_with_grad(coord, size, padding, align_corners):
         mult = np.where(inside, mult, 0.0)
         x = np.clip(x, 0.0, size - 1.0)
     return x, mult
+
+
+def catmull_rom_weights(t):
+    """Catmull-Rom weights of the nodes at offsets -1, 0, 1, 2 for a position ``t`` in ``[0, 1]``; shape ``t.shape + (4,)``."""
+    t = np.asarray(t, dtype=np.float64)
+    t2 = t * t
+    t3 = t2 * t
+    return np.stack([-0.5 * t3 + t2 - 0.5 * t, 1.5 * t3 - 2.5 * t2 + 1.0, -1.5 * t3 + 2.0 * t2 + 0.5 * t,
+                     0.5 * t3 - 0.5 * t2], axis=-1)
+
+
+def tps_lattice_points(lattice, step, singular, tables, radius, norm_scale, js, is_):
+    """Input pixel coordinates read by output pixels ``(js, is_)`` (integer arrays) under a TPS lattice plan.
+
+    The spec of the fused TPS kernels:
+
+    * ``lattice (Hc + 2, Wc + 2, 2)``: the exact map at output pixels ``((b - 1) step, (a - 1) step)``
+      (one apron node on every side), upsampled with Catmull-Rom weights in y then x;
+    * ``singular (K, 4)``: per control point, its output pixel position ``(cx, cy)`` and its radial weight
+      in input pixels ``(wx, wy)``; ``tables (Hc + 2, Wc + 2, K)``: its radial term ``U`` at the nodes.
+      Within ``radius`` (Chebyshev, output pixels) of a control point the interpolated radial term is
+      replaced by the exact ``U(r) = r² log r²`` (``r`` normalized through ``norm_scale``), removing the
+      logarithmic singularity that interpolation cannot follow.
+    """
+    hc = lattice.shape[0] - 2
+    wc = lattice.shape[1] - 2
+    js = np.asarray(js, dtype=np.int64)
+    is_ = np.asarray(is_, dtype=np.int64)
+    a = np.minimum(is_ // step, hc - 2)
+    b = np.minimum(js // step, wc - 2)
+    wy = catmull_rom_weights((is_ - a * step) / step)
+    wx = catmull_rom_weights((js - b * step) / step)
+
+    def interp(field):  # field (Hc + 2, Wc + 2, ...) -> values at the points
+        acc = 0.0
+        for q in range(4):
+            for r in range(4):
+                wgt = wy[..., q] * wx[..., r]
+                v = field[a + q, b + r]
+                acc = acc + (wgt[..., None] * v if v.ndim > wgt.ndim else wgt * v)
+        return acc
+
+    res = np.array(interp(lattice), dtype=np.float64)
+    for k in range(len(singular)):
+        cx, cy, wxk, wyk = singular[k]
+        near = (np.abs(js - cx) <= radius) & (np.abs(is_ - cy) <= radius)
+        if not near.any():
+            continue
+        d2 = ((js - cx) * norm_scale[0]) ** 2 + ((is_ - cy) * norm_scale[1]) ** 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = np.where(d2 > 0, d2 * np.log(np.where(d2 > 0, d2, 1.0)), 0.0)
+        corr = np.where(near, u - interp(tables[..., k]), 0.0)
+        res[..., 0] += wxk * corr
+        res[..., 1] += wyk * corr
+    return res
+
+
+def warp_tps_lattice(img, lattice, step, singular, tables, radius, norm_scale, out, mode="bilinear",
+                     padding="zeros", align_corners=False, fill=None):
+    """Fused TPS warp spec: sample where :func:`tps_lattice_points` sends every output pixel."""
+    n, ho, wo, _ = out.shape
+    ii, jj = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
+    pts = tps_lattice_points(lattice, step, singular, tables, radius, norm_scale, jj, ii)
+    x = np.broadcast_to(pts[..., 0], (n, ho, wo))
+    y = np.broadcast_to(pts[..., 1], (n, ho, wo))
+    out[...] = to_dtype(sample_pixels_float64(img, x, y, mode, padding, align_corners, fill), out.dtype)
+    return out

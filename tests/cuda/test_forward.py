@@ -168,3 +168,28 @@ def test_device_arrays_in_and_out(rng):
     res = _cuda.sample_grid(d_img, d_grid, d_out, 1, 0, False, np.zeros(3), False, 0.0)
     assert res is d_out
     assert_matches(d_out.copy_to_host(), ref.grid_sample(img, grid, "bilinear", "zeros", False))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_warp_tps_lattice(rng, mode):
+    """Fused TPS plan (Catmull-Rom lattice + exact radial terms near control points) against the reference."""
+    import stntool
+
+    h, w = 9, 11
+    dst = np.array([[0, 0], [10, 0], [0, 8], [10, 8], [5, 4]], float)
+    src = dst + rng.normal(0, 0.7, dst.shape)
+    plan = stntool.api._build_tps_plan(stntool.grids.make_tps(stntool.coords.pixel_to_norm(src, (h, w)),
+                                                              stntool.coords.pixel_to_norm(dst, (h, w))),
+                                       (h, w), (h, w), False, 1e9, "numpy")
+    assert plan.step > 1 and plan.radius > 0
+    for dtype, padding in ((np.uint8, "zeros"), (np.float32, "reflection")):
+        img = random_image(rng, (2, h, w, 2), dtype)
+        is_int, maxv, fill, fill_ref = opts(dtype, 2, padding, rng)
+        out = np.empty((2, h, w, 2), dtype)
+        _cuda.warp_tps_lattice(img, plan.lattice, plan.step, plan.singular, plan.tables, plan.radius,
+                               plan.norm_scale[0], plan.norm_scale[1], out, MODE_IDS[mode], PAD_IDS[padding], False,
+                               fill, is_int, maxv)
+        expected = np.empty_like(out)
+        ref.warp_tps_lattice(img, plan.lattice, plan.step, plan.singular, plan.tables, plan.radius, plan.norm_scale,
+                             expected, mode, padding, False, fill_ref)
+        assert_matches(out, expected)
