@@ -25,16 +25,19 @@ Examples:
     stntool warp --matrix 1,0,40,0,1,0 --inverse-map img.jpg -o shifted.jpg
     stntool warp --tps points.json scan.png -o flat.png
     stntool warp --params manifest.jsonl -o replay/
+
 \b
   Sampling (--mode, --padding, --fill, --align-corners, --size, --device, --jobs):
     stntool warp --theta -1,0,0,0,1,0 --mode bicubic --padding border --size 512x512 in/ -o out/
     stntool warp --theta 0.8,0,0,0,0.8,0 --padding constant --fill '#ffffff' in/ -o out/
     stntool warp --theta 1,0,0.1,0,1,0 --align-corners --device cpu --jobs 4 in/ -o out/
+
 \b
   Inputs and outputs (-r, --files-from, --null, -, --format, --quality, --suffix):
     stntool warp --theta 0.9,0,0,0,0.9,0 -r photos/ -o out/ --format jpg --quality 92 --suffix _w
     find data -name '*.png' -print0 | stntool warp --theta 0.9,0,0,0,0.9,0 --files-from - --null -o out/
     cat a.png | stntool warp --theta -1,0,0,0,1,0 - -o - > b.png
+
 \b
   Existing outputs, records and safety (--overwrite, --skip-existing, --manifest, --max-pixels,
   --ignore-orientation, --quiet):
