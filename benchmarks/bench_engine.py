@@ -303,14 +303,12 @@ def bench_tps(reps, min_time=0.0):
 
     r = bench(fns, reps, warmup=2, min_time=min_time)
 
-    # accuracy of the sampling coordinates: adaptive lattice (upsampled as the kernel does) vs exact spline
-    from stntool.sampling._reference import coarse_map_to_pixels
-
-    lattice, step = stntool.tps_pixel_lattice(src, dst, hw, hw, tol=0.01)
-    cx, cy = coarse_map_to_pixels(lattice[None], step, hw)
-    exact, _ = stntool.tps_pixel_lattice(src, dst, hw, hw, tol=0)
-    err = float(max(np.abs(cx[0] - exact[..., 0]).max(), np.abs(cy[0] - exact[..., 1]).max()))
-    acc = {"step": int(step), "lattice": tuple(lattice.shape[:2]), "max_err_px": err}
+    # accuracy of the sampling coordinates: the plan (upsampled as the kernel does) vs the exact spline
+    plan = stntool.tps_plan(src, dst, hw, hw, tol=0.01)
+    exact = stntool.tps_plan(src, dst, hw, hw, tol=0).lattice[1:-1, 1:-1]
+    err = float(np.hypot(*(plan.dense(hw) - exact).transpose(2, 0, 1)).max())
+    step = plan.step
+    acc = {"step": int(step), "lattice": tuple(plan.lattice.shape[:2]), "max_err_px": err}
     try:  # independent check that the "exact" spline is the textbook one (similarity-invariant TPS)
         from skimage.transform import ThinPlateSplineTransform
 
@@ -328,21 +326,20 @@ def bench_tps(reps, min_time=0.0):
     acc["by_sigma"] = []
     for sig in (0.005, 0.01, 0.03):
         s2, d2 = tps_points(hw, sigma_frac=sig, seed=1)
-        ex, _ = stntool.tps_pixel_lattice(s2, d2, hw, hw, tol=0)
+        ex = stntool.tps_plan(s2, d2, hw, hw, tol=0).lattice[1:-1, 1:-1]
         best = None
         for i in range(5):
             s2i = s2 + 1e-7 * (i + 1)  # new points: nothing cached
             t0 = time.perf_counter()
-            lat, stp = stntool.tps_pixel_lattice(s2i, d2, hw, hw, tol=0.01)
+            pl = stntool.tps_plan(s2i, d2, hw, hw, tol=0.01)
             dt = time.perf_counter() - t0
             best = dt if best is None else min(best, dt)
-        lx, ly = coarse_map_to_pixels(lat[None], stp, hw)
-        e = float(max(np.abs(lx[0] - ex[..., 0]).max(), np.abs(ly[0] - ex[..., 1]).max()))
-        acc["by_sigma"].append((sig, int(stp), e, best))
+        e = float(np.hypot(*(pl.dense(hw) - ex).transpose(2, 0, 1)).max())
+        acc["by_sigma"].append((sig, int(pl.step), e, best))
     best = None
     for i in range(5):
         t0 = time.perf_counter()
-        stntool.tps_pixel_lattice(src + 1e-7 * (i + 1), dst, hw, hw, tol=0)
+        stntool.tps_plan(src + 1e-7 * (i + 1), dst, hw, hw, tol=0)
         dt = time.perf_counter() - t0
         best = dt if best is None else min(best, dt)
     acc["exact_build"] = best

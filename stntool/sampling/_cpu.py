@@ -204,6 +204,17 @@ def _bil_float_c(src, off, o2, cc, c, fx, fy):
 
 
 @jit_inline
+def _bil_f32_c(src, off, o2, cc, c, fx, fy):
+    a = np.float32(src[np.uint64(off + c)])
+    b = np.float32(src[np.uint64(off + cc + c)])
+    t = a + (b - a) * fx
+    a = np.float32(src[np.uint64(o2 + c)])
+    b = np.float32(src[np.uint64(o2 + cc + c)])
+    u = a + (b - a) * fx
+    return t + (u - t) * fy
+
+
+@jit_inline
 def _bilinear_interior(src, off, row, cc, xq, yq, dst, d, is_int, maxv):
     o2 = off + row
     if is_int and maxv == 255.0:
@@ -230,6 +241,17 @@ def _bilinear_interior(src, off, row, cc, xq, yq, dst, d, is_int, maxv):
         if is_int:
             for c in range(cc):
                 _store(dst, d + c, _bil_float_c(src, off, o2, cc, c, fx, fy), is_int, maxv)
+        elif src.itemsize == 4:
+            # float32 images: float32 arithmetic, as PyTorch does (weights from the exact fraction)
+            gx = np.float32(fx)
+            gy = np.float32(fy)
+            if cc == 3:
+                dst[np.uint64(d)] = _bil_f32_c(src, off, o2, 3, 0, gx, gy)
+                dst[np.uint64(d + 1)] = _bil_f32_c(src, off, o2, 3, 1, gx, gy)
+                dst[np.uint64(d + 2)] = _bil_f32_c(src, off, o2, 3, 2, gx, gy)
+            else:
+                for c in range(cc):
+                    dst[np.uint64(d + c)] = _bil_f32_c(src, off, o2, cc, c, gx, gy)
         elif cc == 3:
             dst[np.uint64(d)] = _bil_float_c(src, off, o2, 3, 0, fx, fy)
             dst[np.uint64(d + 1)] = _bil_float_c(src, off, o2, 3, 1, fx, fy)
