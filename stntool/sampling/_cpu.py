@@ -346,68 +346,115 @@ def _sample(src, sbase, h, w, cc, x, y, dst, dbase, mode, pad, align_corners, fi
         _sample_general(src, sbase, h, w, cc, x, y, dst, dbase, mode, pad, align_corners, fill, is_int, maxv)
 
 
+@jit_inline
+def _interval(q0, dq, lo_q, hi_q, j_lo, j_hi):
+    """Narrow ``[j_lo, j_hi]`` to the ``j`` with ``lo_q <= q0 + j dq < hi_q`` (exact integer arithmetic)."""
+    if dq > 0:
+        j_lo = max(j_lo, -((q0 - lo_q) // dq))
+        j_hi = min(j_hi, (hi_q - 1 - q0) // dq)
+    elif dq < 0:
+        j_lo = max(j_lo, -((hi_q - 1 - q0) // (-dq)))
+        j_hi = min(j_hi, (q0 - lo_q) // (-dq))
+    elif not (lo_q <= q0 and q0 < hi_q):
+        j_hi = j_lo - 1
+    return j_lo, j_hi
+
+
+@jit_device
+def _edge_pixels(src, sbase, h, w, cc, xq, yq, dxq, dyq, j_start, j_stop, dst, dbase, mode, pad, align_corners,
+                 fill, is_int, maxv):
+    """The pixels of a row outside its interior span: fill when every tap is outside, else the general path."""
+    for j in range(j_start, j_stop):
+        x = xq + j * dxq
+        y = yq + j * dyq
+        ix = x >> 32
+        iy = y >> 32
+        d = dbase + j * cc
+        if (pad == ZEROS or pad == CONSTANT) and (ix < -2 or iy < -2 or ix > w + 1 or iy > h + 1):
+            _store_fill(dst, d, fill, cc, is_int, maxv)
+        else:
+            _sample_general(src, sbase, h, w, cc, x * Q_INV, y * Q_INV, dst, d, mode, pad, align_corners, fill,
+                            is_int, maxv)
+
+
+# The interior loops live in small functions of their own: inside one large function LLVM
+# optimizes them several times worse.
+
+@jit_device
+def _span_bilinear(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+    for j in range(j_lo, j_stop):
+        _bilinear_interior(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, xq, yq, dst, dbase + j * cc,
+                           is_int, maxv)
+        xq += dxq
+        yq += dyq
+
+
+@jit_device
+def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    for j in range(j_lo, j_stop):
+        # round half to even without branches: round half up, then step back from odd results of ties
+        rx = (xq + Q_HALF) >> 32
+        ry = (yq + Q_HALF) >> 32
+        rx -= np.int64((xq & Q_MASK) == Q_HALF) & rx & 1
+        ry -= np.int64((yq & Q_MASK) == Q_HALF) & ry & 1
+        _copy_pixel(src, sbase + ry * row + rx * cc, dst, dbase + j * cc, cc)
+        xq += dxq
+        yq += dyq
+
+
+@jit_device
+def _span_bicubic(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+    for j in range(j_lo, j_stop):
+        _bicubic_interior(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
+                          (yq & Q_MASK) * Q_INV, dst, dbase + j * cc, is_int, maxv)
+        xq += dxq
+        yq += dyq
+
+
 @jit_device
 def _sample_span(src, sbase, h, w, cc, x0, dx, y0, dy, j_start, j_stop, dst, dbase, mode, pad, align_corners,
                  fill, is_int, maxv):
-    """Sample output pixels ``j_start <= j < j_stop`` of a row whose input coordinates are ``x0 + j dx``, ``y0 + j dy``."""
+    """Sample output pixels ``j_start <= j < j_stop`` of a row whose input coordinates are ``x0 + j dx``, ``y0 + j dy``.
+
+    Coordinates step exactly in 32.32 fixed point, so the interior span (every tap inside the image)
+    is an interval found by integer division; it runs without bounds checks, the rest takes the
+    careful path.
+    """
     xa = x0 + j_start * dx
     xb = x0 + (j_stop - 1) * dx
     ya = y0 + j_start * dy
     yb = y0 + (j_stop - 1) * dy
-    if max(abs(xa), abs(xb), abs(ya), abs(yb)) < Q_LIMIT and math.isfinite(dx) and math.isfinite(dy):
-        # exact integer stepping along the row
-        xq0 = _to_q(x0)
-        yq0 = _to_q(y0)
-        dxq = _to_q(dx)
-        dyq = _to_q(dy)
-        xq = xq0 + j_start * dxq
-        yq = yq0 + j_start * dyq
-        if mode == BILINEAR:
-            row = w * cc
-            for j in range(j_start, j_stop):
-                ix = xq >> 32
-                iy = yq >> 32
-                if ix >= 0 and iy >= 0 and ix < w - 1 and iy < h - 1:
-                    _bilinear_interior(src, sbase + iy * row + ix * cc, row, cc, xq, yq, dst, dbase + j * cc, is_int,
-                                       maxv)
-                else:
-                    _sample_general(src, sbase, h, w, cc, xq * Q_INV, yq * Q_INV, dst, dbase + j * cc, mode, pad,
-                                    align_corners, fill, is_int, maxv)
-                xq += dxq
-                yq += dyq
-        elif mode == NEAREST:
-            row = w * cc
-            for j in range(j_start, j_stop):
-                ix = xq >> 32
-                iy = yq >> 32
-                if ix >= 0 and iy >= 0 and ix < w - 1 and iy < h - 1:
-                    fx = xq & Q_MASK
-                    fy = yq & Q_MASK
-                    rx = ix + 1 if (fx > Q_HALF or (fx == Q_HALF and (ix & 1) == 1)) else ix
-                    ry = iy + 1 if (fy > Q_HALF or (fy == Q_HALF and (iy & 1) == 1)) else iy
-                    _copy_pixel(src, sbase + ry * row + rx * cc, dst, dbase + j * cc, cc)
-                else:
-                    _sample_general(src, sbase, h, w, cc, xq * Q_INV, yq * Q_INV, dst, dbase + j * cc, mode, pad,
-                                    align_corners, fill, is_int, maxv)
-                xq += dxq
-                yq += dyq
-        else:
-            row = w * cc
-            for j in range(j_start, j_stop):
-                ix = xq >> 32
-                iy = yq >> 32
-                if ix >= 1 and iy >= 1 and ix < w - 2 and iy < h - 2:
-                    _bicubic_interior(src, sbase + iy * row + ix * cc, row, cc, (xq & Q_MASK) * Q_INV,
-                                      (yq & Q_MASK) * Q_INV, dst, dbase + j * cc, is_int, maxv)
-                else:
-                    _sample_general(src, sbase, h, w, cc, xq * Q_INV, yq * Q_INV, dst, dbase + j * cc, mode, pad,
-                                    align_corners, fill, is_int, maxv)
-                xq += dxq
-                yq += dyq
-    else:
+    if not (max(abs(xa), abs(xb), abs(ya), abs(yb)) < Q_LIMIT and math.isfinite(dx) and math.isfinite(dy)):
         for j in range(j_start, j_stop):
             _sample_general(src, sbase, h, w, cc, x0 + j * dx, y0 + j * dy, dst, dbase + j * cc, mode, pad,
                             align_corners, fill, is_int, maxv)
+        return
+    xq0 = _to_q(x0)
+    yq0 = _to_q(y0)
+    dxq = _to_q(dx)
+    dyq = _to_q(dy)
+    one = np.int64(1) << 32
+    if mode == BICUBIC:
+        lo_x, hi_x, lo_y, hi_y = one, (w - 2) * one, one, (h - 2) * one
+    else:
+        lo_x, hi_x, lo_y, hi_y = np.int64(0), (w - 1) * one, np.int64(0), (h - 1) * one
+    j_lo, j_hi = _interval(xq0, dxq, lo_x, hi_x, j_start, j_stop - 1)
+    j_lo, j_hi = _interval(yq0, dyq, lo_y, hi_y, j_lo, j_hi)
+    if j_hi < j_lo:
+        j_lo = j_stop
+        j_hi = j_stop - 1
+    _edge_pixels(src, sbase, h, w, cc, xq0, yq0, dxq, dyq, j_start, j_lo, dst, dbase, mode, pad, align_corners,
+                 fill, is_int, maxv)
+    xq = xq0 + j_lo * dxq
+    yq = yq0 + j_lo * dyq
+    if mode == BILINEAR:
+        _span_bilinear(src, sbase, w * cc, cc, xq, yq, dxq, dyq, j_lo, j_hi + 1, dst, dbase, is_int, maxv)
+    elif mode == NEAREST:
+        _span_nearest(src, sbase, w * cc, cc, xq, yq, dxq, dyq, j_lo, j_hi + 1, dst, dbase)
+    else:
+        _span_bicubic(src, sbase, w * cc, cc, xq, yq, dxq, dyq, j_lo, j_hi + 1, dst, dbase, is_int, maxv)
+    _edge_pixels(src, sbase, h, w, cc, xq0, yq0, dxq, dyq, max(j_hi + 1, j_lo), j_stop, dst, dbase, mode, pad,
+                 align_corners, fill, is_int, maxv)
 
 
 @jit_inline
