@@ -2,53 +2,56 @@
 
 θ maps output normalized coordinates to input normalized coordinates, exactly like
 ``torch.nn.functional.affine_grid`` + ``grid_sample`` (see :mod:`stntool.coords`).
-Importing stntool does not import numba; kernels compile (or load from the on-disk cache)
-on first use.
+Importing stntool does not import numba (kernels compile, or load from the on-disk cache, on
+first use), and the public names load on first access, so ``stntool --help`` stays fast.
 """
 
-from ._version import __version__
-from . import coords, transforms
-from .api import (
-    affine_grid_backward,
-    grid_sample,
-    grid_sample_backward,
-    tps_grid_backward,
-    TpsPlan,
-    tps_plan,
-    warp,
-    warp_backward,
-    warp_tps,
-)
-from .errors import BackendUnavailableError, DegenerateError, InvalidArgumentError, StnError
-from .grids import affine_grid, projective_grid, theta_grid, tps_grid
-from .tps import ThinPlateSpline
-from .transforms import fit_affine, fit_projective, theta_from_cv2, theta_from_pixel_map, theta_to_cv2
+from __future__ import annotations
 
-__all__ = [
-    "__version__",
-    "coords",
-    "transforms",
-    "affine_grid",
-    "projective_grid",
-    "theta_grid",
-    "tps_grid",
-    "grid_sample",
-    "warp",
-    "warp_tps",
-    "tps_plan",
-    "TpsPlan",
-    "grid_sample_backward",
-    "affine_grid_backward",
-    "warp_backward",
-    "tps_grid_backward",
-    "ThinPlateSpline",
-    "theta_from_cv2",
-    "theta_to_cv2",
-    "theta_from_pixel_map",
-    "fit_affine",
-    "fit_projective",
-    "StnError",
-    "InvalidArgumentError",
-    "DegenerateError",
-    "BackendUnavailableError",
-]
+import importlib
+
+from ._version import __version__
+
+# public name -> module that defines it
+_EXPORTS = {
+    "affine_grid_backward": "api",
+    "grid_sample": "api",
+    "grid_sample_backward": "api",
+    "tps_grid_backward": "api",
+    "tps_plan": "api",
+    "TpsPlan": "api",
+    "warp": "api",
+    "warp_backward": "api",
+    "warp_tps": "api",
+    "StnError": "errors",
+    "InvalidArgumentError": "errors",
+    "DegenerateError": "errors",
+    "BackendUnavailableError": "errors",
+    "affine_grid": "grids",
+    "projective_grid": "grids",
+    "theta_grid": "grids",
+    "tps_grid": "grids",
+    "ThinPlateSpline": "tps",
+    "fit_affine": "transforms",
+    "fit_projective": "transforms",
+    "theta_from_cv2": "transforms",
+    "theta_from_pixel_map": "transforms",
+    "theta_to_cv2": "transforms",
+}
+_SUBMODULES = {"coords", "transforms", "grids", "tps", "api", "errors", "sampling", "io"}
+
+__all__ = ["__version__", "coords", "transforms", *_EXPORTS]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'stntool' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)
