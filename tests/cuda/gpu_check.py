@@ -195,9 +195,13 @@ def benchmarks(rng):
     g = np.linspace(-1, 1, 4)
     src = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
     dst = src + rng.uniform(-0.05, 0.05, src.shape)
-    lattice, step = api.tps_pixel_lattice(src, dst, (h, w), normalized=True)
-    d_coarse = cuda.to_device(np.ascontiguousarray(lattice[None]))
-    t_tps = bench(lambda: _cuda.warp_coarse(d_img, d_coarse, step, d_out, 1, 0, False, fill, False, 0.0))
+    plan = api.tps_plan(src, dst, (h, w), normalized=True)
+    step = plan.step
+    d_lat = cuda.to_device(plan.lattice)
+    d_sing = cuda.to_device(plan.singular)
+    d_tab = cuda.to_device(plan.tables)
+    t_tps = bench(lambda: _cuda.warp_tps_lattice(d_img, d_lat, step, d_sing, d_tab, plan.radius, plan.norm_scale[0],
+                                                 plan.norm_scale[1], d_out, 1, 0, False, fill, False, 0.0))
     from stntool.grids import make_tps, out_norm_points
 
     basis = torch.tensor(make_tps(dst, dst).basis(out_norm_points((h, w), False).reshape(-1, 2)),
