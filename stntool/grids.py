@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .coords import as_hw, base_coords, norm_from_pixel, pixel_from_norm
+from .coords import as_hw, base_coords, norm_to_pixel, pixel_to_norm
 from .errors import InvalidArgumentError
 from .tps import ThinPlateSpline, regular_control_points
 from .transforms import as_theta
@@ -132,13 +132,9 @@ def tps_grid(src_points, out_hw, dst_points=None, align_corners: bool = False,
 
 def pixel_grid_from_norm(grid, in_hw, align_corners: bool = False) -> np.ndarray:
     """Convert a normalized grid to input pixel coordinates (for ``cv2.remap``)."""
-    m = pixel_from_norm(in_hw, align_corners)
-    g = np.asarray(grid, dtype=np.float64)
-    return g * np.array([m[0, 0], m[1, 1]]) + np.array([m[0, 2], m[1, 2]])
+    return norm_to_pixel(grid, in_hw, align_corners)
 
 
 def norm_grid_from_pixel(grid_pix, in_hw, align_corners: bool = False) -> np.ndarray:
     """Convert a grid of input pixel coordinates to normalized coordinates."""
-    m = norm_from_pixel(in_hw, align_corners)
-    g = np.asarray(grid_pix, dtype=np.float64)
-    return g * np.array([m[0, 0], m[1, 1]]) + np.array([m[0, 2], m[1, 2]])
+    return pixel_to_norm(grid_pix, in_hw, align_corners)
