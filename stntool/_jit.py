@@ -10,6 +10,15 @@ os.environ.setdefault("KMP_BLOCKTIME", "0")
 
 import numba  # noqa: E402
 
+from . import _runtime  # noqa: E402
+
+if _runtime.cli_process:
+    # The stntool command runs no third-party numba extensions; skip numba's scan of every installed
+    # package's entry points (tens of milliseconds of start-up). Library users keep the default.
+    import numba.core.entrypoints  # noqa: E402
+
+    numba.core.entrypoints._already_initialized = True
+
 #: Parallel entry kernels: prange over output rows, compiled once and cached on disk.
 jit_parallel = numba.njit(parallel=True, cache=True, nogil=True, fastmath=False, error_model="numpy")
 #: Serial entry kernels (reductions that must be deterministic, small set-up work).

@@ -30,6 +30,9 @@ def main():
     # numba probes scipy's BLAS when it first loads a kernel (about 0.3 s); stntool's kernels use no
     # linear algebra, and this process runs nothing but stntool, so keep scipy out of it.
     sys.modules.setdefault("scipy", None)
+    from . import _runtime
+
+    _runtime.cli_process = True
     try:
         cli(prog_name="stntool")
         code = 0
