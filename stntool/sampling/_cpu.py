@@ -382,6 +382,15 @@ def _edge_pixels(src, sbase, h, w, cc, xq, yq, dxq, dyq, j_start, j_stop, dst, d
 
 @jit_device
 def _span_bilinear(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+    # one loop per case, so the per-pixel body has no dtype or channel-count branches
+    if is_int and maxv == 255.0:
+        if cc == 3:
+            _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+            return
+    elif not is_int and src.itemsize == 4:
+        if cc == 3:
+            _span_bil_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+            return
     for j in range(j_lo, j_stop):
         _bilinear_interior(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, xq, yq, dst, dbase + j * cc,
                            is_int, maxv)
@@ -390,7 +399,40 @@ def _span_bilinear(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dba
 
 
 @jit_device
+def _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    for j in range(j_lo, j_stop):
+        off = sbase + (yq >> 32) * row + (xq >> 32) * 3
+        o2 = off + row
+        fx = (xq >> 17) & 32767
+        fy = (yq >> 17) & 32767
+        d = dbase + j * 3
+        dst[np.uint64(d)] = _bil_int_c(src, off, o2, 3, 0, fx, fy)
+        dst[np.uint64(d + 1)] = _bil_int_c(src, off, o2, 3, 1, fx, fy)
+        dst[np.uint64(d + 2)] = _bil_int_c(src, off, o2, 3, 2, fx, fy)
+        xq += dxq
+        yq += dyq
+
+
+@jit_device
+def _span_bil_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    for j in range(j_lo, j_stop):
+        off = sbase + (yq >> 32) * row + (xq >> 32) * 3
+        o2 = off + row
+        gx = np.float32((xq & Q_MASK) * Q_INV)
+        gy = np.float32((yq & Q_MASK) * Q_INV)
+        d = dbase + j * 3
+        dst[np.uint64(d)] = _bil_f32_c(src, off, o2, 3, 0, gx, gy)
+        dst[np.uint64(d + 1)] = _bil_f32_c(src, off, o2, 3, 1, gx, gy)
+        dst[np.uint64(d + 2)] = _bil_f32_c(src, off, o2, 3, 2, gx, gy)
+        xq += dxq
+        yq += dyq
+
+
+@jit_device
 def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    if cc == 3:
+        _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+        return
     for j in range(j_lo, j_stop):
         # round half to even without branches: round half up, then step back from odd results of ties
         rx = (xq + Q_HALF) >> 32
@@ -398,6 +440,22 @@ def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
         rx -= np.int64((xq & Q_MASK) == Q_HALF) & rx & 1
         ry -= np.int64((yq & Q_MASK) == Q_HALF) & ry & 1
         _copy_pixel(src, sbase + ry * row + rx * cc, dst, dbase + j * cc, cc)
+        xq += dxq
+        yq += dyq
+
+
+@jit_device
+def _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    for j in range(j_lo, j_stop):
+        rx = (xq + Q_HALF) >> 32
+        ry = (yq + Q_HALF) >> 32
+        rx -= np.int64((xq & Q_MASK) == Q_HALF) & rx & 1
+        ry -= np.int64((yq & Q_MASK) == Q_HALF) & ry & 1
+        off = sbase + ry * row + rx * 3
+        d = dbase + j * 3
+        dst[np.uint64(d)] = src[np.uint64(off)]
+        dst[np.uint64(d + 1)] = src[np.uint64(off + 1)]
+        dst[np.uint64(d + 2)] = src[np.uint64(off + 2)]
         xq += dxq
         yq += dyq
 
