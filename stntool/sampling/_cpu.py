@@ -214,7 +214,7 @@ def _bil_f32_c(src, off, o2, cc, c, fx, fy):
     return t + (u - t) * fy
 
 
-@jit_inline
+@jit_device
 def _bilinear_interior(src, off, row, cc, xq, yq, dst, d, is_int, maxv):
     o2 = off + row
     if is_int and maxv == 255.0:
