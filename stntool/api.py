@@ -43,6 +43,10 @@ def _batch_count(images: ImageBatch, k: int, what: str) -> int:
 
 def _expand_images(images: ImageBatch, n: int) -> np.ndarray:
     data = images.data
+    if images.on_device:
+        if images.n != n:
+            raise InvalidArgumentError(f"a device image batch of {images.n} needs {images.n} θ (or one), got {n}")
+        return data
     if images.n == 1 and n > 1:
         data = np.ascontiguousarray(np.broadcast_to(data, (n,) + data.shape[1:]))
     return data
@@ -84,6 +88,7 @@ def grid_sample(img, grid, mode: str = "bilinear", padding: str = "zeros", align
     n = _batch_count(images, gb.shape[0], "grid")
     mode_id, pad_id, fill_c = sample_options(mode, padding, fill, images.c)
     name = resolve_backend(backend)
+    images.require_backend(name)
     out = images.empty_out(n, gb.shape[1:3])
     data = _expand_images(images, n)
     gb = np.ascontiguousarray(gb)
@@ -129,6 +134,7 @@ def warp(img, theta, out_hw=None, mode: str = "bilinear", padding: str = "zeros"
         maps = maps / maps[:, 2:3, 2:3]
     mode_id, pad_id, fill_c = sample_options(mode, padding, fill, images.c)
     name = resolve_backend(backend)
+    images.require_backend(name)
     out = images.empty_out(n, out_hw)
     data = _expand_images(images, n)
     k = kernels(name)
@@ -355,6 +361,7 @@ def warp_tps(img, src_points, dst_points, out_hw=None, mode: str = "bilinear", p
     out_hw = _out_hw(out_hw, images.hw)
     mode_id, pad_id, fill_c = sample_options(mode, padding, fill, images.c)
     name = resolve_backend(backend)
+    images.require_backend(name)
     plan = tps_plan(src_points, dst_points, images.hw, out_hw, align_corners, regularization, normalized, tol,
                     backend=name)
     out = images.empty_out(images.n, out_hw)
@@ -387,6 +394,8 @@ def grid_sample_backward(img, grid, grad_out, padding: str = "zeros", align_corn
     deterministic: every task accumulates into its own buffer and buffers are summed in order.
     """
     images = ImageBatch(img)
+    if images.on_device:
+        raise InvalidArgumentError("grid_sample_backward takes host (NumPy) arrays; copy device arrays to the host")
     g = np.asarray(grid, dtype=np.float64)
     if g.ndim not in (3, 4) or g.shape[-1] != 2:
         raise InvalidArgumentError(f"grid must be (Ho, Wo, 2) or (N, Ho, Wo, 2); got {g.shape}")

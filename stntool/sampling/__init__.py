@@ -105,6 +105,13 @@ def sample_options(mode: str, padding: str, fill, channels: int):
     return MODES[mode], PADDINGS[padding], fill_c
 
 
+def is_device_array(a) -> bool:
+    """numba device arrays and objects exposing ``__cuda_array_interface__`` (CuPy, PyTorch CUDA tensors)."""
+    if isinstance(a, np.ndarray):
+        return False
+    return bool(getattr(a, "__cuda_ndarray__", False)) or hasattr(a, "__cuda_array_interface__")
+
+
 class ImageBatch:
     """An image viewed as C-contiguous ``(N, H, W, C)``, remembering how to give results back.
 
@@ -112,7 +119,15 @@ class ImageBatch:
     """
 
     def __init__(self, img):
-        a = img if hasattr(img, "__cuda_array_interface__") and not isinstance(img, np.ndarray) else np.asarray(img)
+        self.on_device = is_device_array(img)
+        if self.on_device:
+            from . import _cuda
+
+            a = _cuda._device_view(img)
+            if not a.is_c_contiguous():
+                raise InvalidArgumentError("device images must be C-contiguous")
+        else:
+            a = np.asarray(img)
         if a.ndim not in (2, 3, 4):
             raise InvalidArgumentError(f"image must be (H, W), (H, W, C) or (N, H, W, C); got {a.ndim} dimensions")
         dt = np.dtype(a.dtype)
@@ -142,7 +157,17 @@ class ImageBatch:
         return float(np.iinfo(self.dtype).max) if self.is_int else 0.0
 
     def empty_out(self, n, out_hw):
-        return np.empty((n, out_hw[0], out_hw[1], self.c), dtype=self.dtype)
+        shape = (n, out_hw[0], out_hw[1], self.c)
+        if self.on_device:
+            from . import _cuda
+
+            return _cuda.cuda.device_array(shape, dtype=self.dtype)
+        return np.empty(shape, dtype=self.dtype)
+
+    def require_backend(self, name: str):
+        """Device images stay on the device: they need the cuda backend."""
+        if self.on_device and name != "cuda":
+            raise InvalidArgumentError(f"the image is a GPU (device) array; use backend='cuda' (got {name!r})")
 
     def restore(self, out4, batched: bool):
         """Give ``(N, Ho, Wo, C)`` back in the caller's layout."""

@@ -26,3 +26,29 @@ def test_api_paths(rng):
     ri, rg = api.grid_sample_backward(f, grid, go, backend="numpy")
     np.testing.assert_allclose(gi, ri, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(gg, rg, rtol=1e-10, atol=1e-10)
+
+
+def test_device_arrays_stay_on_the_device(rng):
+    """Device images in, device images out (no host round trip); batches need matching θ."""
+    import pytest
+    from numba import cuda
+
+    import stntool
+
+    img = (rng.random((2, 5, 7, 3)) * 255).astype(np.uint8)
+    theta = np.array([[0.9, 0.2, 0.1], [-0.1, 1.1, 0.05]])
+    d_img = cuda.to_device(img)
+    out = api.warp(d_img, theta, out_hw=(4, 6), backend="cuda")
+    assert not isinstance(out, np.ndarray) and out.shape == (2, 4, 6, 3)
+    want = api.warp(img, theta, out_hw=(4, 6), backend="numpy")
+    assert np.abs(out.copy_to_host().astype(int) - want).max() <= 1
+    single = api.warp(cuda.to_device(np.ascontiguousarray(img[0, :, :, 0])), theta, backend="cuda")
+    assert single.shape == (5, 7)
+    np.testing.assert_array_equal(single.copy_to_host(), api.warp(img[0, :, :, 0], theta, backend="numpy"))
+    tps = api.warp_tps(cuda.to_device(img[0]), [[0, 0], [6, 0], [0, 4], [6, 4], [3, 2]],
+                       [[0, 0], [6, 0], [0, 4], [6, 4], [3.5, 2.5]], backend="cuda")
+    assert tps.shape == (5, 7, 3)
+    with pytest.raises(stntool.InvalidArgumentError, match="backend='cuda'"):
+        api.warp(d_img, theta, backend="cpu")
+    with pytest.raises(stntool.InvalidArgumentError, match="batch"):
+        api.warp(d_img, np.stack([theta] * 3), backend="cuda")
