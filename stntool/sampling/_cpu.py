@@ -460,8 +460,43 @@ def _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
         yq += dyq
 
 
+@jit_inline
+def _cubic_row3(src, o, wx0, wx1, wx2, wx3, c):
+    return (src[np.uint64(o + c)] * wx0 + src[np.uint64(o + 3 + c)] * wx1 + src[np.uint64(o + 6 + c)] * wx2
+            + src[np.uint64(o + 9 + c)] * wx3)
+
+
+@jit_device
+def _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+    for j in range(j_lo, j_stop):
+        fx = (xq & Q_MASK) * Q_INV
+        fy = (yq & Q_MASK) * Q_INV
+        wx0 = _cubic_far(fx + 1.0)
+        wx1 = _cubic_near(fx)
+        wx2 = _cubic_near(1.0 - fx)
+        wx3 = _cubic_far(2.0 - fx)
+        wy0 = _cubic_far(fy + 1.0)
+        wy1 = _cubic_near(fy)
+        wy2 = _cubic_near(1.0 - fy)
+        wy3 = _cubic_far(2.0 - fy)
+        o0 = sbase + ((yq >> 32) - 1) * row + ((xq >> 32) - 1) * 3
+        o1 = o0 + row
+        o2 = o1 + row
+        o3 = o2 + row
+        d = dbase + j * 3
+        for c in range(3):
+            v = (((_cubic_row3(src, o0, wx0, wx1, wx2, wx3, c) * wy0 + _cubic_row3(src, o1, wx0, wx1, wx2, wx3, c) * wy1)
+                  + _cubic_row3(src, o2, wx0, wx1, wx2, wx3, c) * wy2) + _cubic_row3(src, o3, wx0, wx1, wx2, wx3, c) * wy3)
+            _store(dst, d + c, v, is_int, maxv)
+        xq += dxq
+        yq += dyq
+
+
 @jit_device
 def _span_bicubic(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+    if cc == 3:
+        _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv)
+        return
     for j in range(j_lo, j_stop):
         _bicubic_interior(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
                           (yq & Q_MASK) * Q_INV, dst, dbase + j * cc, is_int, maxv)
