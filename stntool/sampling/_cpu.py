@@ -387,13 +387,95 @@ def _span_bilinear(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dba
         if cc == 3:
             _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
             return
+        if cc == 1:
+            _span_bil_u8_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+            return
+        if cc == 4:
+            _span_bil_u8_4(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+            return
     elif not is_int and src.itemsize == 4:
         if cc == 3:
             _span_bil_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
             return
+        if cc == 1:
+            _span_bil_f32_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+            return
+        if cc == 4:
+            _span_bil_f32_4(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+            return
+    else:
+        _span_bil_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv)
+        return
     for j in range(j_lo, j_stop):
         _bilinear_interior(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, xq, yq, dst, dbase + j * cc,
                            is_int, maxv)
+        xq += dxq
+        yq += dyq
+
+
+@jit_device
+def _span_bil_u8_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    for j in range(j_lo, j_stop):
+        off = sbase + (yq >> 32) * row + (xq >> 32)
+        dst[np.uint64(dbase + j)] = _bil_int_c(src, off, off + row, 1, 0, (xq >> 17) & 32767, (yq >> 17) & 32767)
+        xq += dxq
+        yq += dyq
+
+
+@jit_device
+def _span_bil_u8_4(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    for j in range(j_lo, j_stop):
+        off = sbase + (yq >> 32) * row + (xq >> 32) * 4
+        o2 = off + row
+        fx = (xq >> 17) & 32767
+        fy = (yq >> 17) & 32767
+        d = dbase + j * 4
+        dst[np.uint64(d)] = _bil_int_c(src, off, o2, 4, 0, fx, fy)
+        dst[np.uint64(d + 1)] = _bil_int_c(src, off, o2, 4, 1, fx, fy)
+        dst[np.uint64(d + 2)] = _bil_int_c(src, off, o2, 4, 2, fx, fy)
+        dst[np.uint64(d + 3)] = _bil_int_c(src, off, o2, 4, 3, fx, fy)
+        xq += dxq
+        yq += dyq
+
+
+@jit_device
+def _span_bil_f32_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    for j in range(j_lo, j_stop):
+        off = sbase + (yq >> 32) * row + (xq >> 32)
+        gx = np.float32((xq & Q_MASK) * Q_INV)
+        gy = np.float32((yq & Q_MASK) * Q_INV)
+        dst[np.uint64(dbase + j)] = _bil_f32_c(src, off, off + row, 1, 0, gx, gy)
+        xq += dxq
+        yq += dyq
+
+
+@jit_device
+def _span_bil_f32_4(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    for j in range(j_lo, j_stop):
+        off = sbase + (yq >> 32) * row + (xq >> 32) * 4
+        o2 = off + row
+        gx = np.float32((xq & Q_MASK) * Q_INV)
+        gy = np.float32((yq & Q_MASK) * Q_INV)
+        d = dbase + j * 4
+        dst[np.uint64(d)] = _bil_f32_c(src, off, o2, 4, 0, gx, gy)
+        dst[np.uint64(d + 1)] = _bil_f32_c(src, off, o2, 4, 1, gx, gy)
+        dst[np.uint64(d + 2)] = _bil_f32_c(src, off, o2, 4, 2, gx, gy)
+        dst[np.uint64(d + 3)] = _bil_f32_c(src, off, o2, 4, 3, gx, gy)
+        xq += dxq
+        yq += dyq
+
+
+@jit_device
+def _span_bil_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+    """float64 arithmetic: float64 images, uint16 (rounded and saturated), and uncommon channel counts."""
+    for j in range(j_lo, j_stop):
+        off = sbase + (yq >> 32) * row + (xq >> 32) * cc
+        o2 = off + row
+        fx = (xq & Q_MASK) * Q_INV
+        fy = (yq & Q_MASK) * Q_INV
+        d = dbase + j * cc
+        for c in range(cc):
+            _store(dst, d + c, _bil_float_c(src, off, o2, cc, c, fx, fy), is_int, maxv)
         xq += dxq
         yq += dyq
 
