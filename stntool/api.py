@@ -203,21 +203,16 @@ class TpsPlan:
         return self.points(jj, ii)
 
 
-def _eval_tps_terms(tps, out_pix_xy, m_out, backend, with_terms=True):
-    """Spline at output pixel points: ``(values (P, 2) normalized input, terms (P, n) or None)``."""
+def _eval_tps_terms(tps, out_pix_xy, m_out, backend):
+    """Spline at output pixel points: ``(values (P, 2) normalized input, radial terms (P, n))``."""
     pts = np.ascontiguousarray(out_pix_xy * [m_out[0, 0], m_out[1, 1]] + [m_out[0, 2], m_out[1, 2]])
     if backend == "numpy":
         from .tps import tps_kernel
 
-        return tps(pts), (np.ascontiguousarray(tps_kernel(pts, tps.centres)) if with_terms else None)
+        return tps(pts), np.ascontiguousarray(tps_kernel(pts, tps.centres))
     from .sampling import _cpu
 
     vals = np.empty((len(pts), 2))
-    if not with_terms:
-        res = np.empty((1, len(pts), 2))
-        _cpu.tps_eval(pts, tps.centres, np.ascontiguousarray(tps.weights[None]), np.ascontiguousarray(tps.affine[None]),
-                      res)
-        return res[0], None
     terms = np.empty((len(pts), len(tps.centres)))
     _cpu.tps_eval_terms(pts, tps.centres, np.ascontiguousarray(tps.weights), np.ascontiguousarray(tps.affine),
                         vals, terms)
@@ -294,7 +289,7 @@ def _build_tps_plan(tps, in_hw, out_hw, align_corners, tol, backend) -> TpsPlan:
             _cpu.tps_lattice_points(lattice, step, singular, tables, radius, float(norm_scale[0]),
                                     float(norm_scale[1]), np.ascontiguousarray(probe[:, 0]),
                                     np.ascontiguousarray(probe[:, 1]), approx)
-        exact, _ = _eval_tps_terms(tps, probe.astype(np.float64), m_out, backend, with_terms=False)
+        exact, _ = _eval_tps_terms(tps, probe.astype(np.float64), m_out, backend)
         err = float(np.abs(approx - (exact * in_scale + in_off)).max())
         if err <= tol / 2.0:
             plan.max_error = err

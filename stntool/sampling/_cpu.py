@@ -304,46 +304,8 @@ def _bicubic_interior(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
 
 
 @jit_device
-def _sample_q(src, sbase, h, w, cc, xq, yq, dst, dbase, mode, pad, align_corners, fill, is_int, maxv):
-    """Sample one output pixel at fixed-point input coordinates ``(xq, yq) / 2**32``."""
-    ix = xq >> 32
-    iy = yq >> 32
-    row = w * cc
-    if mode == BILINEAR:
-        if ix >= 0 and iy >= 0 and ix < w - 1 and iy < h - 1:
-            _bilinear_interior(src, sbase + iy * row + ix * cc, row, cc, xq, yq, dst, dbase, is_int, maxv)
-            return
-    elif mode == NEAREST:
-        fx = xq & Q_MASK
-        fy = yq & Q_MASK
-        rx = ix + 1 if (fx > Q_HALF or (fx == Q_HALF and (ix & 1) == 1)) else ix
-        ry = iy + 1 if (fy > Q_HALF or (fy == Q_HALF and (iy & 1) == 1)) else iy
-        if rx >= 0 and ry >= 0 and rx < w and ry < h:
-            off = sbase + ry * row + rx * cc
-            for c in range(cc):
-                dst[np.uint64(dbase + c)] = src[np.uint64(off + c)]
-            return
-    else:
-        if ix >= 1 and iy >= 1 and ix < w - 2 and iy < h - 2:
-            _bicubic_interior(src, sbase + iy * row + ix * cc, row, cc, (xq & Q_MASK) * Q_INV,
-                              (yq & Q_MASK) * Q_INV, dst, dbase, is_int, maxv)
-            return
-    _sample_general(src, sbase, h, w, cc, xq * Q_INV, yq * Q_INV, dst, dbase, mode, pad, align_corners, fill,
-                    is_int, maxv)
-
-
-@jit_device
 def _to_q(x):
     return np.int64(np.floor(x * Q_ONE + 0.5))
-
-
-@jit_device
-def _sample(src, sbase, h, w, cc, x, y, dst, dbase, mode, pad, align_corners, fill, is_int, maxv):
-    """Sample one output pixel at input pixel ``(x, y)`` (float64)."""
-    if abs(x) < Q_LIMIT and abs(y) < Q_LIMIT:
-        _sample_q(src, sbase, h, w, cc, _to_q(x), _to_q(y), dst, dbase, mode, pad, align_corners, fill, is_int, maxv)
-    else:
-        _sample_general(src, sbase, h, w, cc, x, y, dst, dbase, mode, pad, align_corners, fill, is_int, maxv)
 
 
 @jit_inline
@@ -692,12 +654,14 @@ def warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, pr
         v0 = m11 * i + m12
         if projective:
             q0 = m21 * i + m22
+            xs = np.empty(wo)
+            ys = np.empty(wo)
             for j in range(wo):
                 q = m20 * j + q0
-                x = (m00 * j + u0) / q
-                y = (m10 * j + v0) / q
-                _sample(src, sbase, h, w, c_count, x, y, dst, dbase + j * c_count, mode, pad, align_corners,
-                        fill, is_int, maxv)
+                xs[j] = (m00 * j + u0) / q
+                ys[j] = (m10 * j + v0) / q
+            _sample_row(src, sbase, h, w, c_count, xs, ys, 0, wo, dst, dbase, mode, pad, align_corners, fill,
+                        is_int, maxv)
         else:
             _sample_span(src, sbase, h, w, c_count, u0, m00, v0, m10, 0, wo, dst, dbase, mode, pad,
                          align_corners, fill, is_int, maxv)
@@ -717,50 +681,15 @@ def sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv):
         k = n if n_grids > 1 else 0
         sbase = n * h * w * c_count
         dbase = (n * ho + i) * wo * c_count
+        xs = np.empty(wo)
+        ys = np.empty(wo)
         for j in range(wo):
             gx = np.float64(grid[k, i, j, 0])
             gy = np.float64(grid[k, i, j, 1])
-            x = ((gx + 1.0) * w - 1.0) / 2.0 if not align_corners else (gx + 1.0) / 2.0 * (w - 1)
-            y = ((gy + 1.0) * h - 1.0) / 2.0 if not align_corners else (gy + 1.0) / 2.0 * (h - 1)
-            _sample(src, sbase, h, w, c_count, x, y, dst, dbase + j * c_count, mode, pad, align_corners,
-                    fill, is_int, maxv)
-
-
-@jit_parallel
-def warp_coarse(img, coarse, step, out, mode, pad, align_corners, fill, is_int, maxv):
-    """Sample where a coarse lattice of input pixel coordinates, bilinearly upsampled, points.
-
-    ``coarse (M, Hc, Wc, 2)``: node ``(a, b)`` is the input pixel read by output pixel ``(a*step, b*step)``.
-    """
-    n_img, h, w, c_count = img.shape
-    _, ho, wo, _ = out.shape
-    _, hc, wc, _ = coarse.shape
-    src = img.reshape(img.size)
-    dst = out.reshape(out.size)
-    n_maps = coarse.shape[0]
-    inv = 1.0 / step
-    for r in prange(n_img * ho):
-        n = r // ho
-        i = r - n * ho
-        k = n if n_maps > 1 else 0
-        sbase = n * h * w * c_count
-        dbase = (n * ho + i) * wo * c_count
-        a = min(i // step, hc - 2)
-        ty = (i - a * step) * inv
-        for b in range(wc - 1):
-            j_start = b * step
-            j_stop = min((b + 1) * step, wo) if b < wc - 2 else wo
-            if j_start >= j_stop:
-                continue
-            x00 = coarse[k, a, b, 0] * (1.0 - ty) + coarse[k, a + 1, b, 0] * ty
-            y00 = coarse[k, a, b, 1] * (1.0 - ty) + coarse[k, a + 1, b, 1] * ty
-            x01 = coarse[k, a, b + 1, 0] * (1.0 - ty) + coarse[k, a + 1, b + 1, 0] * ty
-            y01 = coarse[k, a, b + 1, 1] * (1.0 - ty) + coarse[k, a + 1, b + 1, 1] * ty
-            dx = (x01 - x00) * inv
-            dy = (y01 - y00) * inv
-            # coordinates along this segment: x00 + (j - j_start) dx
-            _sample_span(src, sbase, h, w, c_count, x00 - j_start * dx, dx, y00 - j_start * dy, dy, j_start,
-                         j_stop, dst, dbase, mode, pad, align_corners, fill, is_int, maxv)
+            xs[j] = ((gx + 1.0) * w - 1.0) / 2.0 if not align_corners else (gx + 1.0) / 2.0 * (w - 1)
+            ys[j] = ((gy + 1.0) * h - 1.0) / 2.0 if not align_corners else (gy + 1.0) / 2.0 * (h - 1)
+        _sample_row(src, sbase, h, w, c_count, xs, ys, 0, wo, dst, dbase, mode, pad, align_corners, fill, is_int,
+                    maxv)
 
 
 @jit_inline
@@ -848,31 +777,6 @@ def warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, out
 
 
 @jit_parallel
-def tps_eval(points, centres, weights, affine, out):
-    """Evaluate thin-plate splines: ``points (P, 2)``, per-spline ``weights (M, n, 2)``, ``affine (M, 3, 2)`` -> ``out (M, P, 2)``."""
-    n_spl = weights.shape[0]
-    n_pts = points.shape[0]
-    n_c = centres.shape[0]
-    for idx in prange(n_spl * n_pts):
-        s = idx // n_pts
-        p = idx - s * n_pts
-        px = points[p, 0]
-        py = points[p, 1]
-        fx = affine[s, 0, 0] + affine[s, 1, 0] * px + affine[s, 2, 0] * py
-        fy = affine[s, 0, 1] + affine[s, 1, 1] * px + affine[s, 2, 1] * py
-        for q in range(n_c):
-            dx = px - centres[q, 0]
-            dy = py - centres[q, 1]
-            d2 = dx * dx + dy * dy
-            if d2 > 0.0:
-                u = d2 * math.log(d2)
-                fx += weights[s, q, 0] * u
-                fy += weights[s, q, 1] * u
-        out[s, p, 0] = fx
-        out[s, p, 1] = fy
-
-
-@jit_parallel
 def tps_lattice_points(lattice, step, singular, tables, radius, snx, sny, js, is_, out):
     """``_reference.tps_lattice_points`` for scattered integer output pixels (used to verify a plan)."""
     hc = lattice.shape[0] - 2
@@ -912,7 +816,8 @@ def tps_lattice_points(lattice, step, singular, tables, radius, snx, sny, js, is
 
 @jit_parallel
 def tps_eval_terms(points, centres, weights, affine, out, terms):
-    """Like :func:`tps_eval` for one spline, also storing each radial term: ``terms (P, n)`` = ``U(|p - c_q|)``."""
+    """Evaluate one thin-plate spline at ``points (P, 2)`` into ``out (P, 2)``, storing each radial term
+    ``U(|p - c_q|)`` in ``terms (P, n)``; ``weights (n, 2)``, ``affine (3, 2)``."""
     n_pts = points.shape[0]
     n_c = centres.shape[0]
     for p in prange(n_pts):

@@ -146,31 +146,6 @@ def warp_matrix(img, in_pix_from_out_pix, out, mode="bilinear", padding="zeros",
     return out
 
 
-def coarse_map_to_pixels(coarse, step, out_hw):
-    """Bilinear upsampling of a coarse ``(M, Hc, Wc, 2)`` map of input pixel coordinates, node ``k`` at output pixel ``k * step``."""
-    ho, wo = out_hw
-    ys = np.arange(ho) / step
-    xs = np.arange(wo) / step
-    y0 = np.minimum(np.floor(ys).astype(np.intp), coarse.shape[1] - 2) if coarse.shape[1] > 1 else np.zeros(ho, np.intp)
-    x0 = np.minimum(np.floor(xs).astype(np.intp), coarse.shape[2] - 2) if coarse.shape[2] > 1 else np.zeros(wo, np.intp)
-    ty = (ys - y0)[:, None, None]
-    tx = (xs - x0)[None, :, None]
-    y1 = np.minimum(y0 + 1, coarse.shape[1] - 1)
-    x1 = np.minimum(x0 + 1, coarse.shape[2] - 1)
-    c = coarse
-    res = ((c[:, y0][:, :, x0] * (1 - tx) + c[:, y0][:, :, x1] * tx) * (1 - ty)
-           + (c[:, y1][:, :, x0] * (1 - tx) + c[:, y1][:, :, x1] * tx) * ty)
-    return res[..., 0], res[..., 1]
-
-
-def warp_coarse(img, coarse, step, out, mode="bilinear", padding="zeros", align_corners=False, fill=None):
-    """Fused-warp spec for smooth maps given on a coarse lattice (thin-plate splines)."""
-    n = out.shape[0]
-    x, y = coarse_map_to_pixels(np.broadcast_to(coarse, (n,) + coarse.shape[1:]), step, out.shape[1:3])
-    out[...] = to_dtype(sample_pixels_float64(img, x, y, mode, padding, align_corners, fill), out.dtype)
-    return out
-
-
 def to_dtype(values: np.ndarray, dtype) -> np.ndarray:
     """Cast float64 results to ``dtype``: integers are rounded half up and saturated."""
     dtype = np.dtype(dtype)
