@@ -309,10 +309,7 @@ def warp(ctx, inputs, theta, matrix, inverse_map, tps_file, params_file, mode, p
     from stntool.sampling import resolve_backend
 
     try:
-        if device == "auto" and not _gpu_present():
-            backend = "cpu"  # skip importing numba-cuda (seconds) on machines without an NVIDIA driver
-        else:
-            backend = resolve_backend(device)
+        backend = resolve_backend(device)
     except stntool.StnError as e:
         raise click.BadParameter(" ".join(str(e).split()).rstrip(" :"), param_hint="--device")
 
@@ -361,15 +358,6 @@ def warp(ctx, inputs, theta, matrix, inverse_map, tps_file, params_file, mode, p
     opts = dict(backend=backend, max_pixels=max_pixels, exif=not ignore_orientation, quality=quality,
                 overwrite=overwrite, skip_existing=skip_existing, stdin_bytes=stdin_bytes, fmt=fmt)
     _run(jobs_list, base_spec, opts, jobs, manifest, quiet)
-
-
-def _gpu_present() -> bool:
-    """Cheap check for an NVIDIA driver before paying for the full CUDA probe."""
-    if os.environ.get("STNTOOL_DISABLE_CUDA"):
-        return False
-    if os.environ.get("NUMBA_ENABLE_CUDASIM"):
-        return True
-    return os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/dxg") or sys.platform == "win32"
 
 
 def _display(p):

@@ -35,11 +35,8 @@ def _driver_may_exist() -> bool:
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         return True
     if sys.platform.startswith("linux"):
-        if os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/nvidiactl"):
-            return True
-        import ctypes.util
-
-        return ctypes.util.find_library("cuda") is not None
+        # the driver's control device (containers and hosts), its proc entry, or WSL's GPU device
+        return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/dxg"))
     return True  # elsewhere let numba-cuda decide
 
 

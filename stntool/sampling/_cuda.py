@@ -54,6 +54,8 @@ _ensure_numpy_compat()
 
 from numba import cuda  # noqa: E402
 
+from . import is_device_array  # noqa: E402
+
 NEAREST, BILINEAR, BICUBIC = 0, 1, 2
 ZEROS, BORDER, REFLECTION, CONSTANT = 0, 1, 2, 3
 CUBIC_A = -0.75
@@ -303,44 +305,6 @@ def _k_sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv)
         _sample(img, n, x, y, out, i, j, mode, pad, align_corners, fill, is_int, maxv)
 
 
-@_kernel
-def _k_warp_coarse(img, coarse, step, out, mode, pad, align_corners, fill, is_int, maxv):
-    """Sample where a coarse ``(M, Hc, Wc, 2)`` lattice of input pixel coordinates, bilinearly upsampled, points.
-
-    Node ``(a, b)`` is the input pixel read by output pixel ``(a*step, b*step)``; interpolation
-    as in ``_reference.coarse_map_to_pixels``.
-    """
-    n_img = out.shape[0]
-    ho = out.shape[1]
-    wo = out.shape[2]
-    hc = coarse.shape[1]
-    wc = coarse.shape[2]
-    per_img = ho * wo
-    total = n_img * per_img
-    multi = coarse.shape[0] > 1
-    start = cuda.grid(1)
-    stride = cuda.gridsize(1)
-    for p in range(start, total, stride):
-        n = p // per_img
-        r = p - n * per_img
-        i = r // wo
-        j = r - i * wo
-        k = n if multi else 0
-        ys = i / step
-        xs = j / step
-        y0 = min(int(math.floor(ys)), hc - 2) if hc > 1 else 0
-        x0 = min(int(math.floor(xs)), wc - 2) if wc > 1 else 0
-        ty = ys - y0
-        tx = xs - x0
-        y1 = min(y0 + 1, hc - 1)
-        x1 = min(x0 + 1, wc - 1)
-        x = ((coarse[k, y0, x0, 0] * (1.0 - tx) + coarse[k, y0, x1, 0] * tx) * (1.0 - ty)
-             + (coarse[k, y1, x0, 0] * (1.0 - tx) + coarse[k, y1, x1, 0] * tx) * ty)
-        y = ((coarse[k, y0, x0, 1] * (1.0 - tx) + coarse[k, y0, x1, 1] * tx) * (1.0 - ty)
-             + (coarse[k, y1, x0, 1] * (1.0 - tx) + coarse[k, y1, x1, 1] * tx) * ty)
-        _sample(img, n, x, y, out, i, j, mode, pad, align_corners, fill, is_int, maxv)
-
-
 @_device
 def _cr_weight(t, q):
     """Catmull-Rom weight of node offset ``q - 1`` (``q`` in 0..3) at ``t`` in [0, 1]."""
@@ -575,13 +539,6 @@ def _k_fixed_to_float(acc_fixed, inv_scale, acc_float, use_float, grad_img):
 
 # --------------------------------------------------------------------------- host drivers
 
-def _is_device_array(a) -> bool:
-    """numba device arrays, and anything exposing ``__cuda_array_interface__`` (CuPy, PyTorch)."""
-    if isinstance(a, np.ndarray):
-        return False
-    return bool(getattr(a, "__cuda_ndarray__", False)) or hasattr(a, "__cuda_array_interface__")
-
-
 def _device_view(a):
     if getattr(a, "__cuda_ndarray__", False):
         return a
@@ -591,7 +548,7 @@ def _device_view(a):
 def _to_device(a, stream, dtype=None):
     """A device view of ``a``: device arrays are wrapped without a copy (their dtype must already be
     the one the kernel expects); host arrays are copied, as C-contiguous ``dtype``."""
-    if _is_device_array(a):
+    if is_device_array(a):
         return _device_view(a)
     return cuda.to_device(np.ascontiguousarray(a, dtype=dtype), stream=stream)
 
@@ -602,13 +559,13 @@ class _Output:
     def __init__(self, out, stream):
         self.out = out
         self.stream = stream
-        if _is_device_array(out):
+        if is_device_array(out):
             self.dev = _device_view(out)
         else:
             self.dev = cuda.device_array(out.shape, dtype=out.dtype, stream=stream)
 
     def finish(self):
-        if not _is_device_array(self.out):
+        if not is_device_array(self.out):
             if self.out.flags.c_contiguous:
                 self.dev.copy_to_host(self.out, stream=self.stream)
             else:
@@ -649,20 +606,6 @@ def _launch_sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, 
     return res.finish()
 
 
-def _launch_warp_coarse(img, coarse, step, out, mode, pad, align_corners, fill, is_int, maxv):
-    stream = cuda.stream()
-    d_img = _to_device(img, stream)
-    d_coarse = _to_device(coarse, stream, np.float64)
-    res = _Output(out, stream)
-    mode, pad, align_corners, d_fill, is_int, maxv = _sampling_args(fill, is_int, maxv, stream, align_corners,
-                                                                   mode, pad)
-    n, ho, wo, _ = res.dev.shape
-    blocks, tpb = _launch_geometry(n * ho * wo)
-    _k_warp_coarse[blocks, tpb, stream](d_img, d_coarse, int(step), res.dev, mode, pad, align_corners, d_fill,
-                                        is_int, maxv)
-    return res.finish()
-
-
 def _launch_warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, out, mode, pad, align_corners,
                              fill, is_int, maxv):
     stream = cuda.stream()
@@ -693,7 +636,7 @@ def _fixed_point_scale(bound: float, n_out_pixels: int) -> tuple[float, float]:
 
 def _grid_sample_backward(img, grid, grad_out, pad, align_corners):
     stream = cuda.stream()
-    on_device = _is_device_array(img)
+    on_device = is_device_array(img)
     d_img = _to_device(img, stream)
     d_grid = _to_device(grid, stream)
     d_go = _to_device(grad_out, stream)
@@ -761,15 +704,6 @@ def sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv):
     Other parameters as in :func:`warp_matrix`.
     """
     return _launch_sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv)
-
-
-def warp_coarse(img, coarse, step, out, mode, pad, align_corners, fill, is_int, maxv):
-    """Sample where a coarse ``(M, Hc, Wc, 2)`` lattice of input pixel coordinates, bilinearly upsampled, points.
-
-    Node ``(a, b)`` is where output pixel ``(x, y) = (b * step, a * step)`` reads the input
-    (thin-plate-spline warps). Other parameters as in :func:`warp_matrix`.
-    """
-    return _launch_warp_coarse(img, coarse, step, out, mode, pad, align_corners, fill, is_int, maxv)
 
 
 def warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, out, mode, pad, align_corners, fill,

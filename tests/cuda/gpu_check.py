@@ -26,9 +26,12 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from stntool.sampling import _cuda  # noqa: E402  (installs the numpy row_stack alias first)
+from stntool import api  # noqa: E402
 from stntool.sampling import _reference as ref  # noqa: E402
+from stn_testing import random_image as rand_img  # noqa: E402
 
 MODES = ["nearest", "bilinear", "bicubic"]
 PADDINGS = ["zeros", "border", "reflection", "constant"]
@@ -39,13 +42,6 @@ results: list[tuple[str, bool, str]] = []
 def record(name, ok, detail):
     results.append((name, bool(ok), detail))
     print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}", flush=True)
-
-
-def rand_img(rng, shape, dtype):
-    dtype = np.dtype(dtype)
-    if dtype.kind == "u":
-        return rng.integers(0, np.iinfo(dtype).max + 1, shape).astype(dtype)
-    return rng.random(shape).astype(dtype)
 
 
 def max_err(a, b):
@@ -63,8 +59,9 @@ def parity_reference(rng):
         maps[k, 2, 2] = 1.0
     grid = rng.uniform(-1.3, 1.3, (n, 29, 41, 2))
     grid[0, 0, 0] = np.nan
-    ys, xs = np.meshgrid(np.arange(5) * 8.0, np.arange(7) * 8.0, indexing="ij")
-    coarse = (np.stack([xs, ys], -1) * 1.05 + rng.uniform(-2, 2, (5, 7, 2)))[None]
+    g = np.linspace(-1, 1, 3)
+    ctrl = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    plan = api.tps_plan(ctrl + rng.uniform(-0.05, 0.05, ctrl.shape), ctrl, (h, w), (33, 49), normalized=True)
     worst = {}
     for dtype in DTYPES:
         img = rand_img(rng, (n, h, w, c), dtype)
@@ -83,8 +80,11 @@ def parity_reference(rng):
                     _cuda.sample_grid(img, grid, out, mode_id, pad_id, ac, fill, is_int, maxv)
                     e2 = max_err(out, ref.grid_sample(img, grid, mode, pad, ac, fill_ref))
                     out = np.empty((n, 33, 49, c), dtype)
-                    _cuda.warp_coarse(img, coarse, 8, out, mode_id, pad_id, ac, fill, is_int, maxv)
-                    exp = ref.warp_coarse(img, coarse, 8, np.empty_like(out), mode, pad, ac, fill_ref)
+                    _cuda.warp_tps_lattice(img, plan.lattice, plan.step, plan.singular, plan.tables, plan.radius,
+                                           plan.norm_scale[0], plan.norm_scale[1], out, mode_id, pad_id, ac, fill,
+                                           is_int, maxv)
+                    exp = ref.warp_tps_lattice(img, plan.lattice, plan.step, plan.singular, plan.tables, plan.radius,
+                                               plan.norm_scale, np.empty_like(out), mode, pad, ac, fill_ref)
                     e3 = max_err(out, exp)
                     key = np.dtype(dtype).name
                     worst[key] = max(worst.get(key, 0.0), e1, e2, e3)
@@ -150,7 +150,6 @@ def benchmarks(rng):
     import torch.nn.functional as F
     from numba import cuda
 
-    import stntool.api as api
     from stntool.transforms import pixel_map_from_theta
 
     n, c, h, w = 64, 3, 512, 512
@@ -191,7 +190,7 @@ def benchmarks(rng):
     bw = 2 * n * h * w * c / t_u8 / 1e6
     lines.append(f"uint8 64x512x512x3 fused affine bilinear: {t_u8:.3f} ms, {bw:.0f} GB/s effective "
                  f"({bw / copy_bw:.0%} of copy; goal >= 50%)")
-    # TPS 4x4: stntool lattice (tol 0.01 px) + fused coarse warp vs torch basis matmul + grid_sample
+    # TPS 4x4: stntool plan (tol 0.01 px) + fused TPS warp vs torch basis matmul + grid_sample
     g = np.linspace(-1, 1, 4)
     src = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
     dst = src + rng.uniform(-0.05, 0.05, src.shape)

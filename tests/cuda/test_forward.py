@@ -55,36 +55,6 @@ def test_sample_grid_every_dtype(rng, mode, padding, align_corners):
             np.testing.assert_array_equal(out[n, i, j], ref.to_dtype(fill, dtype))
 
 
-@pytest.mark.parametrize("padding", PADDINGS)
-@pytest.mark.parametrize("mode", MODES)
-def test_warp_coarse(rng, mode, padding):
-    """Coarse lattices (TPS) with step 2, per-image lattices; one lattice broadcast to the batch."""
-    for align_corners, dtype, m in ((False, np.uint8, 2), (True, np.float32, 1)):
-        img = random_image(rng, (2, 5, 7, 1), dtype)
-        hc, wc, step = 3, 4, 2
-        ys, xs = np.meshgrid(np.arange(hc) * step, np.arange(wc) * step, indexing="ij")
-        base = np.stack([xs, ys], -1).astype(np.float64)
-        coarse = base[None] * 1.1 + rng.uniform(-1.5, 1.5, (m, hc, wc, 2))
-        is_int, maxv, fill, fill_ref = opts(dtype, 1, padding, rng)
-        out = np.empty((2, 5, 7, 1), dtype)
-        _cuda.warp_coarse(img, coarse, step, out, MODE_IDS[mode], PAD_IDS[padding], align_corners, fill, is_int,
-                          maxv)
-        expected = np.empty_like(out)
-        ref.warp_coarse(img, coarse, step, expected, mode, padding, align_corners, fill_ref)
-        assert_matches(out, expected)
-
-
-def test_warp_coarse_single_row_lattice(rng):
-    """A lattice one node tall (Hc = 1) reads the same node row for every output row."""
-    img = random_image(rng, (1, 4, 6, 1), np.float64)
-    coarse = rng.uniform(0.0, 4.0, (1, 1, 3, 2))
-    out = np.empty((1, 3, 5, 1))
-    _cuda.warp_coarse(img, coarse, 2, out, 1, 1, False, np.zeros(1), False, 0.0)
-    expected = np.empty_like(out)
-    ref.warp_coarse(img, coarse, 2, expected, "bilinear", "border", False)
-    assert_matches(out, expected)
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_projective_and_one_map_for_a_batch(rng, mode):
     """A projective map whose horizon crosses the output (division by ~0 and negative depth)."""
