@@ -1,0 +1,199 @@
+"""First-run cost: cold kernel compilation per kernel family, and the README's first command cold and warm.
+
+    python benchmarks/bench_compile.py                 # every family, writes benchmarks/results/compile.md
+    python benchmarks/bench_compile.py --families affine-u8-bilinear,tps --repeat 1 --out ''
+
+Every measurement runs in a fresh subprocess. "Cold" points ``NUMBA_CACHE_DIR`` at a new empty folder, so
+nothing compiled earlier (by this run, the tests or the user) is reused; "cached" runs the same call again in a
+second fresh process with that folder, so it measures loading the compiled code from disk. "After affine" is
+a family's cost once the README's kernel (uint8 bilinear affine) is already in the cache, which is what a user
+pays for each new mode, dtype or kernel. Times are wall-clock seconds of the first call (``import stntool``
+and ``import numba`` excluded, reported separately), minimum over ``--repeat`` runs. Load average is printed:
+on a busy machine compile times grow with the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# family -> Python statements run after `import numpy as np, stntool` (the timed part)
+_IMG = "img = (np.arange(96 * 128 * {c}) % 251).astype(np.{dt}).reshape(96, 128{shape})\n"
+_THETA = "th = [[0.9, -0.25, 0.05], [0.25, 0.9, 0.0]]\n"
+FAMILIES = {
+    "affine-u8-bilinear": (_IMG.format(c=3, dt="uint8", shape=", 3") + _THETA,
+                           "stntool.warp(img, th, backend='cpu')"),
+    "affine-u8-nearest": (_IMG.format(c=3, dt="uint8", shape=", 3") + _THETA,
+                          "stntool.warp(img, th, mode='nearest', backend='cpu')"),
+    "affine-u8-bicubic": (_IMG.format(c=3, dt="uint8", shape=", 3") + _THETA,
+                          "stntool.warp(img, th, mode='bicubic', backend='cpu')"),
+    "affine-u16-bilinear": (_IMG.format(c=1, dt="uint16", shape="") + _THETA,
+                            "stntool.warp(img, th, backend='cpu')"),
+    "affine-f32-bilinear": (_IMG.format(c=4, dt="float32", shape=", 4") + _THETA,
+                            "stntool.warp(img, th, backend='cpu')"),
+    "projective-u8-bilinear": (_IMG.format(c=3, dt="uint8", shape=", 3"),
+                               "stntool.warp(img, [[0.9, -0.2, 0.0], [0.2, 0.9, 0.0], [0.1, 0.05, 1.0]], "
+                               "backend='cpu')"),
+    "grid-u8-bilinear": (_IMG.format(c=3, dt="uint8", shape=", 3") + _THETA
+                         + "g = stntool.affine_grid(th, (96, 128))\n",
+                         "stntool.grid_sample(img, g, backend='cpu')"),
+    "tps-u8-bilinear": (_IMG.format(c=3, dt="uint8", shape=", 3")
+                        + "src = [[10, 10], [117, 12], [8, 85], [120, 90], [64, 48]]\n"
+                        + "dst = [[12, 9], [115, 14], [10, 83], [118, 92], [60, 50]]\n",
+                        "stntool.warp_tps(img, src, dst, backend='cpu')"),
+    "backward-f64": (_IMG.format(c=3, dt="float64", shape=", 3") + _THETA
+                     + "go = np.ones((96, 128, 3))\n",
+                     "stntool.warp_backward(img, [[0.9, -0.25, 0.05], [0.25, 0.9, 0.0]], go, backend='cpu')"),
+}
+README_THETA = "0.9,-0.25,0.05,0.25,0.9,0"
+
+_CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np, stntool
+t1 = time.perf_counter()
+import numba
+t2 = time.perf_counter()
+{setup}
+t3 = time.perf_counter()
+{call}
+t4 = time.perf_counter()
+{call}
+t5 = time.perf_counter()
+print(json.dumps({{"import_stntool": t1 - t0, "import_numba": t2 - t1, "first": t4 - t3, "second": t5 - t4}}))
+"""
+
+
+def loadavg() -> str:
+    try:
+        return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _env(cache_dir: str) -> dict:
+    env = dict(os.environ)
+    env["NUMBA_CACHE_DIR"] = cache_dir
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("NUMBA_DISABLE_JIT", None)
+    return env
+
+
+def run_family(name: str, cache_dir: str) -> dict:
+    setup, call = FAMILIES[name]
+    code = _CHILD.format(setup=setup, call=call)
+    p = subprocess.run([sys.executable, "-c", code], env=_env(cache_dir), capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{p.stderr[-2000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def run_readme(cache_dir: str, out_dir: str) -> float:
+    """Wall time of ``stntool warp --theta ... samples/ -o OUT`` as a user runs it."""
+    exe = shutil.which("stntool")
+    cmd = ([exe] if exe else [sys.executable, "-m", "stntool"]) + [
+        "warp", "--theta", README_THETA, str(ROOT / "samples"), "-o", out_dir, "--overwrite", "-q"]
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, env=_env(cache_dir), capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"README command failed ({p.returncode}):\n{p.stderr[-2000:]}")
+    return dt
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset of: "
+                    + ", ".join(FAMILIES))
+    ap.add_argument("--repeat", type=int, default=2, help="cold runs per measurement (minimum is reported)")
+    ap.add_argument("--no-readme", action="store_true", help="skip the README command")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "compile.md"),
+                    help="markdown results file ('' to print only)")
+    args = ap.parse_args(argv)
+    families = [f for f in args.families.split(",") if f]
+    for f in families:
+        if f not in FAMILIES:
+            ap.error(f"unknown family {f!r}")
+
+    lines = [f"# First-run cost ({_dt.date.today().isoformat()})", "",
+             f"Machine: {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}; "
+             f"load average at start {loadavg()}.", ""]
+    print("\n".join(lines), flush=True)
+    tmp = tempfile.mkdtemp(prefix="stntool-compile-")
+    try:
+        readme = None
+        if not args.no_readme:
+            cold, warm = [], []
+            for r in range(args.repeat):
+                cache = os.path.join(tmp, f"readme{r}")
+                cold.append(run_readme(cache, os.path.join(tmp, f"out{r}")))
+                warm.append(min(run_readme(cache, os.path.join(tmp, f"out{r}")) for _ in range(3)))
+                print(f"README command: cold {cold[-1]:.2f} s, warm {warm[-1]:.2f} s (load {loadavg()})",
+                      flush=True)
+            readme = (min(cold), min(warm))
+
+        # the README kernel, shared by the "after affine" column
+        base_cache = os.path.join(tmp, "base")
+        run_family("affine-u8-bilinear", base_cache)
+        rows = []
+        for name in families:
+            cold, cached, after, imports = [], [], [], []
+            for r in range(args.repeat):
+                cache = os.path.join(tmp, f"{name}-{r}")
+                res = run_family(name, cache)
+                cold.append(res["first"])
+                imports.append(res["import_stntool"] + res["import_numba"])
+                cached.append(run_family(name, cache)["first"])
+                inc = os.path.join(tmp, f"{name}-after-{r}")
+                shutil.copytree(base_cache, inc)
+                after.append(run_family(name, inc)["first"])
+            row = (name, min(cold), min(after), min(cached), min(imports))
+            rows.append(row)
+            print(f"{name:24s} cold {row[1]:6.2f} s  after affine {row[2]:6.2f} s  cached {row[3]:5.2f} s  "
+                  f"(imports {row[4]:.2f} s, load {loadavg()})", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    out = list(lines)
+    if readme is not None:
+        out += ["## README command", "",
+                f"`stntool warp --theta {README_THETA} samples/ -o out/` (5 images, wall time of the whole process):",
+                "", "| cache | seconds |", "|---|---|",
+                f"| cold (empty NUMBA_CACHE_DIR) | {readme[0]:.2f} |", f"| warm | {readme[1]:.2f} |", ""]
+    out += ["## First call per kernel family (seconds, imports excluded)", "",
+            "| family | cold | after affine | from cache | imports |", "|---|---|---|---|---|"]
+    out += [f"| {n} | {c:.2f} | {a:.2f} | {k:.2f} | {i:.2f} |" for n, c, a, k, i in rows]
+    total = sum(r[2] for r in rows)
+    out += ["", f"Sum of 'after affine' over {len(rows)} families: {total:.1f} s. Load average at end {loadavg()}.",
+            ""]
+    text = "\n".join(out)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
