@@ -82,6 +82,23 @@ def _is_affine(m3: np.ndarray) -> bool:
     return bool(np.allclose(m3[..., 2, :], [0.0, 0.0, 1.0], rtol=0, atol=1e-12))
 
 
+def _singular(m3: np.ndarray) -> np.ndarray:
+    """Boolean mask over ``(..., 3, 3)`` matrices: True where a matrix is numerically singular.
+
+    Relative test: the smallest singular value is at most ``1e-12`` times the largest, taken
+    over the 2x2 linear part for affine matrices (so translations in pixels do not matter) and
+    over the whole 3x3 for projective ones. NaN or infinite entries count as singular.
+    """
+    m3 = np.asarray(m3, dtype=np.float64)
+    finite = np.all(np.isfinite(m3), axis=(-2, -1))
+    m3 = np.where(finite[..., None, None], m3, 0.0)
+    affine = np.all(np.abs(m3[..., 2, :] - [0.0, 0.0, 1.0]) <= 1e-12, axis=-1)
+    sv2 = np.linalg.svd(m3[..., :2, :2], compute_uv=False)
+    sv3 = np.linalg.svd(m3, compute_uv=False)
+    ok = np.where(affine, sv2[..., -1] > 1e-12 * sv2[..., 0], sv3[..., -1] > 1e-12 * sv3[..., 0])
+    return ~(ok & finite)
+
+
 def apply_matrix(m, points_xy) -> np.ndarray:
     """Map ``(..., 2)`` points by a ``(2, 3)`` or ``(3, 3)`` matrix (projective division included)."""
     m3 = to_3x3(m)
@@ -287,30 +304,79 @@ def _rank_of_points(p: np.ndarray) -> int:
     return int(np.sum(sv > 1e-9 * scale_ * math.sqrt(len(p))))
 
 
+def _on_one_line(p: np.ndarray, tol: float) -> bool:
+    """True when every point of ``p`` (M, 2) lies within ``tol`` of one line (or M < 3)."""
+    if len(p) < 3:
+        return True
+    q = p - p.mean(axis=0)
+    _, _, vt = np.linalg.svd(q, full_matrices=False)
+    return bool(np.abs(q @ vt[-1]).max() <= tol)
+
+
+def _lacks_projective_frame(p: np.ndarray) -> str | None:
+    """Why ``p`` (N, 2) holds no four points with no three collinear, or None when it does.
+
+    A point set holds such a frame unless it lies on one line plus at most one point off it (a
+    "near-pencil"; this covers duplicates and fewer than four distinct points). Only three
+    candidates for the extra point need checking: with ``a``, ``b`` two far-apart points,
+    either the line is ``ab`` and the extra point is the only one off it, or the extra point
+    is ``a`` or ``b`` itself.
+    """
+    extent = float(np.ptp(p, axis=0).max()) if len(p) else 0.0
+    tol = 1e-9 * max(extent, 1e-300)
+    distinct = np.unique(p, axis=0)
+    if len(distinct) < 4:
+        return f"only {len(distinct)} distinct points"
+    a = distinct[np.argmax(((distinct - distinct.mean(axis=0)) ** 2).sum(axis=1))]
+    b = distinct[np.argmax(((distinct - a) ** 2).sum(axis=1))]
+    normal = np.array([a[1] - b[1], b[0] - a[0]]) / math.hypot(*(b - a))
+    off = distinct[np.abs((distinct - a) @ normal) > tol]
+    if len(off) == 0:
+        return "all points are collinear"
+    if len(off) == 1:
+        return "all points but one are collinear"
+    for extra in (a, b):
+        rest = distinct[np.any(distinct != extra, axis=1)]
+        if _on_one_line(rest, tol):
+            return "all points but one are collinear"
+    return None
+
+
 def fit_affine(src, dst) -> np.ndarray:
     """Least-squares affine map ``dst_from_src`` (3x3) from point pairs ``src[i] -> dst[i]`` (N >= 3).
 
-    Raises :class:`DegenerateError` when the source points are collinear or coincide.
+    Raises :class:`DegenerateError` when the source points are collinear or coincide (the map
+    is not determined), or when the destination points are (the fitted map would be singular:
+    it flattens the plane onto a line and has no inverse, so no θ).
     """
     s, d = _check_pairs(src, dst, 3)
     if _rank_of_points(s) < 2:
         raise DegenerateError("source points are collinear: an affine map is not determined")
+    if _rank_of_points(d) < 2:
+        raise DegenerateError("destination points are collinear: the fitted affine map would be singular")
     a = np.hstack([s, np.ones((len(s), 1))])
     sol, *_ = np.linalg.lstsq(a, d, rcond=None)
     m = np.eye(3)
     m[:2] = sol.T
+    if _singular(m):
+        raise DegenerateError("fitted affine map is singular")
     return m
 
 
 def fit_projective(src, dst) -> np.ndarray:
     """Projective map ``dst_from_src`` (3x3, ``m[2, 2] == 1``) by the normalized DLT (N >= 4).
 
-    Raises :class:`DegenerateError` when three or more of four points are collinear (no unique
-    homography) or the points coincide.
+    A homography is determined only when both point sets hold four points of which no three
+    are collinear. Raises :class:`DegenerateError` when the source or the destination points
+    do not (all collinear, all but one collinear such as three collinear among four, fewer
+    than four distinct points), and when the fitted matrix is numerically singular.
     """
     s, d = _check_pairs(src, dst, 4)
-    if _rank_of_points(s) < 2 or _rank_of_points(d) < 2:
-        raise DegenerateError("points are collinear: a projective map is not determined")
+    for side, pts in (("source", s), ("destination", d)):
+        why = _lacks_projective_frame(pts)
+        if why is not None:
+            raise DegenerateError(f"{side} points: {why}; a projective map needs four points "
+                                  "with no three collinear")
     ts, td = _normalizing(s), _normalizing(d)
     sn = apply_matrix(ts, s)
     dn = apply_matrix(td, d)
@@ -329,6 +395,8 @@ def fit_projective(src, dst) -> np.ndarray:
                               "(three or more points collinear)")
     h = vt[-1].reshape(3, 3)
     m = np.linalg.inv(td) @ h @ ts
-    if abs(m[2, 2]) < 1e-15:
+    if _singular(m):
+        raise DegenerateError("fitted projective map is singular")
+    if abs(m[2, 2]) < 1e-15 * np.abs(m).max():
         raise DegenerateError("fitted projective map sends the origin to infinity")
     return m / m[2, 2]

@@ -114,3 +114,85 @@ def test_fit_degenerate_inputs_raise():
         stntool.fit_affine(line[:2], line[:2])
     with pytest.raises(stntool.InvalidArgumentError):
         stntool.fit_affine([[0, 0], [1, np.nan], [0, 1]], [[0, 0], [1, 0], [0, 1]])
+
+
+SQUARE = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+THREE_COLLINEAR = [[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [0.0, 1.0]]
+
+
+@pytest.mark.parametrize("bad", [
+    THREE_COLLINEAR,                                            # three collinear among four
+    [[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]],           # all collinear
+    [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [1.0, 1.0]],           # a duplicate: three distinct points
+    [[5.0, 5.0]] * 4,                                           # all coincide
+    [[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [7.0, 4.0]],  # five points, all but one on a line
+    [[10.0, 0.0], [0.0, 0.0], [3.0, 0.0], [3.0, 0.0], [3.0, 8.0]],  # extra point is an extreme one
+])
+@pytest.mark.parametrize("side", ["src", "dst"])
+def test_fit_projective_refuses_degenerate_point_sets_on_either_side(bad, side):
+    good = np.array(SQUARE + [[0.5, 0.25]] * (len(bad) - 4)) * 3.0 + 2.0
+    good[4:] += np.arange(len(bad) - 4)[:, None] * [0.3, 0.1]
+    src, dst = (bad, good) if side == "src" else (good, bad)
+    with pytest.raises(stntool.DegenerateError, match="source" if side == "src" else "destination"):
+        stntool.fit_projective(src, dst)
+
+
+def test_fit_projective_three_collinear_destination_reproduction():
+    # the fit used to return a singular matrix sending (0, 1) to infinity
+    with pytest.raises(stntool.DegenerateError, match="no three collinear"):
+        T.fit_projective(SQUARE, THREE_COLLINEAR)
+
+
+def test_fit_projective_singular_fit_is_refused_even_without_the_point_check(monkeypatch):
+    # the last line of defence: a numerically singular fitted matrix is never returned
+    monkeypatch.setattr(T, "_lacks_projective_frame", lambda p: None)
+    for src, dst in [(SQUARE, THREE_COLLINEAR), (THREE_COLLINEAR, SQUARE)]:
+        with pytest.raises(stntool.DegenerateError, match="singular|unique|infinity"):
+            T.fit_projective(src, dst)
+
+
+def test_fit_projective_accepts_frames_with_extra_collinear_points():
+    # two lines with two points each off their crossing form a frame; three collinear among
+    # five is fine when a frame exists
+    h = np.array([[1.2, 0.1, -3.0], [0.05, 0.9, 2.0], [2e-3, -1e-3, 1.0]])
+    src = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [1.0, 2.0]]) * 10
+    dst = T.apply_matrix(h, src)
+    np.testing.assert_allclose(T.fit_projective(src, dst), h, atol=1e-9)
+
+
+@pytest.mark.parametrize("bad", [
+    [[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]],
+    [[3.0, 3.0], [3.0, 3.0], [3.0, 3.0], [3.0, 3.0]],
+])
+def test_fit_affine_refuses_collinear_points_on_either_side(bad):
+    good = np.array([[0.0, 0.0], [4.0, 1.0], [1.0, 5.0], [3.0, 3.0]])[:len(bad)]
+    with pytest.raises(stntool.DegenerateError, match="source points are collinear"):
+        stntool.fit_affine(bad, good)
+    with pytest.raises(stntool.DegenerateError, match="destination points are collinear"):
+        stntool.fit_affine(good, bad)
+
+
+def _has_frame_brute_force(points):
+    """Exact oracle on integer points: some four of them have no three collinear."""
+    import itertools
+
+    pts = [tuple(p) for p in points]
+
+    def collinear(a, b, c):
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]) == 0
+
+    return any(not any(collinear(*t) for t in itertools.combinations(four, 3))
+               for four in itertools.combinations(pts, 4))
+
+
+def test_projective_frame_check_matches_brute_force_on_lattice_points():
+    # small subsets of a 4x4 lattice are full of collinear triples, duplicates and near-pencils
+    rng = np.random.default_rng(11)
+    lattice = np.array([(x, y) for x in range(4) for y in range(4)])
+    seen = {True: 0, False: 0}
+    for _ in range(400):
+        pts = lattice[rng.integers(0, len(lattice), rng.integers(4, 8))]
+        expected = _has_frame_brute_force(pts)
+        seen[expected] += 1
+        assert (T._lacks_projective_frame(pts.astype(float) * 7.5 - 3.0) is None) == expected, pts.tolist()
+    assert min(seen.values()) > 50
