@@ -99,6 +99,44 @@ def _singular(m3: np.ndarray) -> np.ndarray:
     return ~(ok & finite)
 
 
+def _finite_3x3(m, what: str) -> np.ndarray:
+    """``to_3x3`` of a numeric, finite matrix (or batch), else :class:`InvalidArgumentError`."""
+    try:
+        m = np.asarray(m, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{what} must be numeric") from None
+    m3 = to_3x3(m)
+    if not np.all(np.isfinite(m3)):
+        raise InvalidArgumentError(f"{what} contains NaN or infinity")
+    return m3
+
+
+def _inverse(m3: np.ndarray, what: str) -> np.ndarray:
+    """Inverse of ``(..., 3, 3)`` matrices; :class:`DegenerateError` when one is singular.
+
+    Every function here that inverts a matrix goes through this, so a singular matrix always
+    raises the same error (never ``numpy.linalg.LinAlgError``, never a silent inf/NaN result).
+    """
+    bad = np.atleast_1d(_singular(m3))
+    if np.any(bad):
+        where = f" (#{int(np.flatnonzero(bad)[0])} of the batch)" if m3.ndim == 3 else ""
+        raise DegenerateError(f"{what} is singular{where} and has no inverse")
+    try:
+        inv = np.linalg.inv(m3)
+    except np.linalg.LinAlgError:
+        raise DegenerateError(f"{what} is singular and has no inverse") from None
+    if not np.all(np.isfinite(inv)):
+        raise DegenerateError(f"{what} is singular and has no inverse")
+    return inv
+
+
+def _unit_corner(m3: np.ndarray) -> np.ndarray:
+    """Scale projective matrices so ``m[2, 2] == 1`` where that entry is not (nearly) zero."""
+    corner = m3[..., 2:3, 2:3]
+    big = np.abs(m3).max(axis=(-2, -1), keepdims=True)
+    return np.where(np.abs(corner) > 1e-15 * big, m3 / np.where(corner == 0, 1.0, corner), m3)
+
+
 def apply_matrix(m, points_xy) -> np.ndarray:
     """Map ``(..., 2)`` points by a ``(2, 3)`` or ``(3, 3)`` matrix (projective division included)."""
     m3 = to_3x3(m)
@@ -181,16 +219,17 @@ def compose(*matrices) -> np.ndarray:
 
 
 def invert(theta) -> np.ndarray:
-    """Inverse of θ (or any map): ``(2, 3)`` stays ``(2, 3)``, ``(3, 3)`` stays ``(3, 3)``; batches allowed."""
+    """Inverse of θ (or any map): ``(2, 3)`` stays ``(2, 3)``, ``(3, 3)`` stays ``(3, 3)``; batches allowed.
+
+    Projective inverses are scaled so ``m[2, 2] == 1`` where that entry is not zero. Raises
+    :class:`DegenerateError` for a singular matrix, :class:`InvalidArgumentError` for NaN or
+    infinite entries.
+    """
     t = np.asarray(theta, dtype=np.float64)
-    m3 = to_3x3(t)
-    det = np.linalg.det(m3)
-    if np.any(~np.isfinite(det)) or np.any(np.abs(det) < 1e-12):
-        raise DegenerateError("matrix is singular and cannot be inverted")
-    inv = np.linalg.inv(m3)
+    inv = _inverse(_finite_3x3(t, "matrix"), "matrix")
     if t.shape[-2] == 2:
         return inv[..., :2, :]
-    return inv / inv[..., 2:3, 2:3] if np.all(np.abs(inv[..., 2, 2]) > 1e-15) else inv
+    return _unit_corner(inv)
 
 
 # --------------------------------------------------------------------------- θ <-> pixel maps
@@ -205,11 +244,12 @@ def theta_from_pixel_map(out_pix_from_in_pix, in_hw, out_hw=None, align_corners:
     """θ (``in_norm_from_out_norm``) for a forward pixel map ``out_pix_from_in_pix``.
 
     Returns ``(2, 3)`` when the map is affine, ``(3, 3)`` otherwise. ``out_hw`` defaults to ``in_hw``.
+    Raises :class:`DegenerateError` when the map is singular (θ is its inverse).
     """
     in_hw = as_hw(in_hw)
     out_hw = in_hw if out_hw is None else as_hw(out_hw)
-    fwd = to_3x3(out_pix_from_in_pix)
-    in_pix_from_out_pix = np.linalg.inv(fwd)
+    fwd = _finite_3x3(out_pix_from_in_pix, "pixel map")
+    in_pix_from_out_pix = _inverse(fwd, "pixel map out_pix_from_in_pix")
     return _theta_from_inverse_pixel_map(in_pix_from_out_pix, in_hw, out_hw, align_corners)
 
 
@@ -222,7 +262,9 @@ def _theta_from_inverse_pixel_map(in_pix_from_out_pix, in_hw, out_hw, align_corn
 def pixel_map_from_theta(theta, in_hw, out_hw=None, align_corners: bool = False) -> np.ndarray:
     """``in_pix_from_out_pix`` (3x3) for θ: where each output pixel reads the input, in pixels.
 
-    Batched θ gives ``(N, 3, 3)``. This is the matrix the fused kernels evaluate.
+    Batched θ gives ``(N, 3, 3)``. This is the matrix the fused kernels evaluate. It needs no
+    inverse, so a singular θ (which collapses the output onto a line or a point of the input) is
+    accepted here and by :func:`stntool.warp`.
     """
     in_hw = as_hw(in_hw)
     out_hw = in_hw if out_hw is None else as_hw(out_hw)
@@ -241,7 +283,8 @@ def theta_from_cv2(matrix, in_hw, out_hw=None, inverse_map: bool = False, align_
     in_hw, out_hw : (H, W)
         Input image size and output size (``dsize`` is ``(W, H)`` in OpenCV; default: ``in_hw``).
 
-    Returns θ of shape ``(2, 3)`` for an affine matrix, ``(3, 3)`` for a projective one.
+    Returns θ of shape ``(2, 3)`` for an affine matrix, ``(3, 3)`` for a projective one. Raises
+    :class:`DegenerateError` when a forward matrix (``inverse_map=False``) is singular.
     """
     m = np.asarray(matrix, dtype=np.float64)
     if m.shape not in ((2, 3), (3, 3)) or not np.all(np.isfinite(m)):
@@ -250,9 +293,7 @@ def theta_from_cv2(matrix, in_hw, out_hw=None, inverse_map: bool = False, align_
     out_hw = in_hw if out_hw is None else as_hw(out_hw)
     m3 = to_3x3(m)
     if not inverse_map:
-        if abs(np.linalg.det(m3)) < 1e-15:
-            raise DegenerateError("OpenCV matrix is singular")
-        m3 = np.linalg.inv(m3)
+        m3 = _inverse(m3, "OpenCV matrix")
     theta = _theta_from_inverse_pixel_map(m3, in_hw, out_hw, align_corners)
     if m.shape == (3, 3) and theta.shape == (2, 3):
         theta = to_3x3(theta)
@@ -263,14 +304,16 @@ def theta_to_cv2(theta, in_hw, out_hw=None, inverse_map: bool = False, align_cor
     """OpenCV pixel matrix equivalent to θ: ``(2, 3)`` for affine θ, ``(3, 3)`` for projective θ.
 
     Gives ``out_pix_from_in_pix`` (for plain ``cv2.warpAffine``), or ``in_pix_from_out_pix`` with
-    ``inverse_map=True`` (for ``flags=cv2.WARP_INVERSE_MAP``).
+    ``inverse_map=True`` (for ``flags=cv2.WARP_INVERSE_MAP``). Projective results are scaled so
+    ``m[2, 2] == 1`` where that entry is not zero. Raises :class:`DegenerateError` when θ is
+    singular and ``inverse_map=False`` (the forward matrix is its inverse).
     """
     t = as_theta(theta, allow_batch=False)
     in_pix_from_out_pix = pixel_map_from_theta(t, in_hw, out_hw, align_corners)
-    m = in_pix_from_out_pix if inverse_map else np.linalg.inv(in_pix_from_out_pix)
+    m = in_pix_from_out_pix if inverse_map else _inverse(in_pix_from_out_pix, "theta")
     if t.shape == (2, 3):
         return m[:2] / m[2, 2]
-    return m / m[2, 2]
+    return _unit_corner(m)
 
 
 # --------------------------------------------------------------------------- fitting

@@ -196,3 +196,70 @@ def test_projective_frame_check_matches_brute_force_on_lattice_points():
         seen[expected] += 1
         assert (T._lacks_projective_frame(pts.astype(float) * 7.5 - 3.0) is None) == expected, pts.tolist()
     assert min(seen.values()) > 50
+
+
+SINGULAR_MAPS = {
+    "zero": np.zeros((2, 3)),
+    "rank-one affine": np.array([[1.0, 2.0, 5.0], [2.0, 4.0, -1.0]]),
+    "rank-two projective": np.array([[1.0, 0.0, 3.0], [0.0, 1.0, 0.0], [1.0, 0.0, 3.0]]),
+    "flattened by a tiny factor": np.array([[1.0, 0.0, 0.0], [0.0, 1e-14, 0.0], [0.0, 0.0, 1.0]]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SINGULAR_MAPS))
+def test_every_inversion_raises_degenerate_error_for_a_singular_matrix(name):
+    m = SINGULAR_MAPS[name]
+    # theta_from_pixel_map used to raise numpy.linalg.LinAlgError here, theta_from_cv2 DegenerateError
+    with pytest.raises(stntool.DegenerateError, match="singular"):
+        T.theta_from_pixel_map(m, (8, 10))
+    with pytest.raises(stntool.DegenerateError, match="singular"):
+        T.theta_from_cv2(m, (8, 10))
+    with pytest.raises(stntool.DegenerateError, match="singular"):
+        T.invert(m)
+    with pytest.raises(stntool.DegenerateError, match="singular"):
+        T.theta_to_cv2(m, (8, 10))              # θ itself singular: its forward matrix does not exist
+
+
+def test_invert_names_the_singular_member_of_a_batch():
+    batch = np.stack([np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), SINGULAR_MAPS["rank-one affine"]])
+    with pytest.raises(stntool.DegenerateError, match="#1 of the batch"):
+        T.invert(batch)
+
+
+def test_singular_matrices_that_need_no_inverse_are_accepted():
+    # pixel_map_from_theta and the inverse-map conversions only multiply: a singular θ is a valid
+    # STN transform (the zero θ reads the input centre everywhere)
+    zero = np.zeros((2, 3))
+    np.testing.assert_allclose(T.pixel_map_from_theta(zero, (8, 10)),
+                               [[0.0, 0.0, 4.5], [0.0, 0.0, 3.5], [0.0, 0.0, 1.0]])
+    np.testing.assert_allclose(T.theta_to_cv2(zero, (8, 10), inverse_map=True),
+                               [[0.0, 0.0, 4.5], [0.0, 0.0, 3.5]])
+    np.testing.assert_allclose(T.theta_from_cv2([[0.0, 0.0, 4.5], [0.0, 0.0, 3.5]], (8, 10), inverse_map=True),
+                               zero, atol=1e-15)
+    img = np.arange(80, dtype=np.float64).reshape(8, 10)
+    np.testing.assert_allclose(stntool.warp(img, zero, backend="numpy"), np.full((8, 10), img[3:5, 4:6].mean()))
+
+
+def test_singularity_test_is_scale_free():
+    # tiny or huge but well-conditioned maps invert; large pixel translations do not matter
+    for m in [T.scale(1e-9), T.scale(1e9), T.compose(T.rotate(30), T.translate(1e7, -3e6)),
+              np.array([[1e-8, 0.0, 0.0], [0.0, 1e-8, 0.0], [1e-9, 0.0, 1e-8]])]:
+        np.testing.assert_allclose(T.invert(m) @ m / (T.invert(m) @ m)[2, 2], np.eye(3), atol=1e-9)
+        T.theta_from_pixel_map(m, (8, 10))
+
+
+def test_inversions_refuse_nan_as_invalid_argument():
+    bad = np.array([[1.0, 0.0, np.nan], [0.0, 1.0, 0.0]])
+    for call in (lambda: T.invert(bad), lambda: T.theta_from_pixel_map(bad, (4, 4)),
+                 lambda: T.theta_from_cv2(bad, (4, 4)), lambda: T.theta_to_cv2(bad, (4, 4))):
+        with pytest.raises(stntool.InvalidArgumentError):
+            call()
+
+
+def test_theta_to_cv2_keeps_a_projective_matrix_whose_corner_is_zero():
+    # a forward homography sending pixel (0, 0) to infinity has m[2, 2] == 0: finite, not inf
+    h = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, 1.0], [0.01, 0.02, 0.0]])
+    theta = T.theta_from_cv2(h, (8, 10))
+    back = T.theta_to_cv2(theta, (8, 10))
+    assert np.all(np.isfinite(back))
+    np.testing.assert_allclose(back / np.abs(back).max(), h / np.abs(h).max(), atol=1e-12)
