@@ -17,7 +17,7 @@ Example
 >>> m = stntool.transforms.rotate(90, center=(1.5, 1.5))      # 4x4 image, quarter turn
 >>> theta = stntool.transforms.theta_from_pixel_map(m, (4, 4))
 >>> img = np.arange(16, dtype=np.float32).reshape(4, 4)
->>> bool(np.array_equal(stntool.warp(img, theta), np.rot90(img, -1)))
+>>> bool(np.array_equal(stntool.warp(img, theta), np.rot90(img)))   # counter-clockwise
 True
 """
 
@@ -168,17 +168,24 @@ def _about(m: np.ndarray, center) -> np.ndarray:
 
 
 def rotate(degrees: float, center=None) -> np.ndarray:
-    """``out_pix_from_in_pix`` rotating by ``degrees`` about ``center`` (pixels, default origin).
+    """``out_pix_from_in_pix`` rotating by ``degrees`` about ``center`` (pixels ``(x, y)``, default origin).
 
-    Positive angles turn the picture clockwise on screen (y points down), like ``np.rot90(img, -1)``
-    for +90 degrees. Note ``cv2.getRotationMatrix2D`` uses the opposite sign.
+    Convention: positive angles turn the picture counter-clockwise as displayed (x right, y
+    down), as in ``cv2.getRotationMatrix2D``, ``skimage.transform.rotate``,
+    ``torchvision.transforms.functional.rotate`` and ``kornia.geometry.transform.rotate``.
+    ``rotate(a, c)`` equals ``cv2.getRotationMatrix2D(c, a, 1.0)`` (extended to 3x3), and
+    +90 degrees about the centre ``((W - 1) / 2, (H - 1) / 2)`` of a square image is
+    ``np.rot90(img)``. (Earlier stntool versions turned the other way.)
+
+    >>> np.round(apply_matrix(rotate(90), [[1.0, 0.0]]), 12)   # +x goes to -y: up on screen
+    array([[ 0., -1.]])
     """
     a = math.radians(degrees)
     c, s = math.cos(a), math.sin(a)
     # exact values at multiples of 90 degrees so flips and quarter turns are exact
     if float(degrees) % 90.0 == 0.0:
         c, s = round(c), round(s)
-    m = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    m = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
     return _about(m, center)
 
 
