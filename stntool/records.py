@@ -1,0 +1,416 @@
+"""Typed warp records: the per-image parameters that cross the manifest boundary.
+
+A :class:`WarpSpec` says how one output image is made from one input image: a θ (2x3 affine or
+3x3 projective, ``in_norm_from_out_norm`` as PyTorch's ``affine_grid``) or a thin-plate spline
+(:class:`TpsPoints`), the sampling options, and the input and output sizes. It is the contract
+between commands: ``warp``, ``augment`` and ``rectify`` write it as one JSON line of a manifest
+(:meth:`WarpSpec.to_record`), and ``warp --params`` reads it back (:meth:`WarpSpec.from_record`)
+to reproduce the outputs bit for bit. :func:`apply_spec` applies a record to an image.
+
+Manifest line schema (``SCHEMA_VERSION`` = 1), the keys :meth:`WarpSpec.to_record` writes, in order::
+
+    in_size      [W, H] of the input (present once the input was read and warped)
+    size         [W, H] of the output, or null when not known yet
+    theta        [[a, b, c], [d, e, f]] or 3 rows (projective)    | exactly one of the two
+    tps          {"src", "dst", "normalized", "regularization"}   |
+    mode         "bilinear" | "nearest" | "bicubic"
+    padding      "zeros" | "border" | "reflection" | "constant"
+    align_corners  true | false
+    fill         "#rrggbb[aa]" or [v, ...] in the image's channel order and range (padding "constant" only)
+    name         output file name relative to the output folder (only when the writer chose one)
+    version      stntool version that wrote the line
+    schema       this layout's version (1); lines without it come from stntool 0.1 and read the same,
+                 except that a list ``fill`` there may also have been a colour (kept as values)
+
+Without ``in_size``, ``size`` follows ``theta``/``tps`` (the order of lines for inputs that failed).
+Everything here is NumPy-free at import; errors are :class:`stntool.errors.InvalidArgumentError`.
+
+Example
+-------
+>>> import numpy as np
+>>> from stntool.records import WarpSpec, apply_spec
+>>> spec = WarpSpec(theta=((-1, 0, 0), (0, 1, 0)))                # mirror left-right
+>>> img = np.arange(12, dtype=np.uint8).reshape(3, 4)
+>>> bool(np.array_equal(apply_spec(img, spec, backend="numpy"), img[:, ::-1]))
+True
+>>> WarpSpec.from_record(spec.to_record()) == spec
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass
+
+from ._version import __version__
+from .errors import InvalidArgumentError
+
+#: Version of the manifest line layout written by :meth:`WarpSpec.to_record`.
+SCHEMA_VERSION = 1
+MODES = ("bilinear", "nearest", "bicubic")
+PADDINGS = ("zeros", "border", "reflection", "constant")
+
+_HEX = re.compile(r"#?[0-9a-f]{6}([0-9a-f]{2})?")
+
+
+def parse_numbers(text: str, what: str, counts=None) -> list:
+    """Comma/space separated finite floats from ``text``; ``counts`` lists the allowed lengths.
+
+    Raises :class:`InvalidArgumentError` naming ``what`` and the bad value.
+    """
+    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
+    values = []
+    for i, p in enumerate(parts, 1):
+        try:
+            v = float(p)
+        except ValueError:
+            raise InvalidArgumentError(f"{what}: value {i} ({p!r}) is not a number") from None
+        if math.isnan(v):
+            raise InvalidArgumentError(f"{what}: value {i} is NaN")
+        if math.isinf(v):
+            raise InvalidArgumentError(f"{what}: value {i} ({p!r}) is infinite or overflows")
+        values.append(v)
+    if counts is not None and len(values) not in counts:
+        want = " or ".join(str(c) for c in counts)
+        raise InvalidArgumentError(f"{what}: expected {want} numbers, got {len(values)}")
+    return values
+
+
+def parse_fill(text: str):
+    """A fill colour from text: ``'#RRGGBB[AA]'`` (8-bit scale, kept as a lower-case string) or numbers.
+
+    Numbers (``'255'``, ``'0,0,255'``) are in the image's own channel order and range and come
+    back as a tuple of floats. Raises :class:`InvalidArgumentError`.
+
+    >>> parse_fill('#FF000080'), parse_fill('0, 0, 255')
+    ('#ff000080', (0.0, 0.0, 255.0))
+    """
+    v = text.strip().lower()
+    if _HEX.fullmatch(v) and (v.startswith("#") or not v.isdigit()):
+        return "#" + v.lstrip("#")
+    return tuple(parse_numbers(text, "--fill"))
+
+
+def _check_fill(fill):
+    if fill is None:
+        return None
+    if isinstance(fill, str):
+        v = fill.strip().lower()
+        if not (_HEX.fullmatch(v) and v.startswith("#")):
+            raise InvalidArgumentError(f"fill colour must look like '#RRGGBB' or '#RRGGBBAA', got {fill!r}")
+        return v
+    if isinstance(fill, (int, float)) and not isinstance(fill, bool):
+        fill = (fill,)
+    try:
+        vals = tuple(_finite(x, "fill") for x in fill)
+    except TypeError:
+        raise InvalidArgumentError(f"fill must be a colour string or numbers, got {fill!r}") from None
+    if not vals:
+        raise InvalidArgumentError("fill needs at least one value")
+    return vals
+
+
+def fill_values(fill, channels: int, maxv: float):
+    """Per-channel fill values for an image with ``channels`` channels and integer maximum ``maxv``.
+
+    ``fill`` is what :func:`parse_fill` returns. A colour (RGB(A), 0-255) is converted to the image's
+    layout (gray: luma; gray+alpha; BGR; BGRA) and range (``maxv / 255``; ``maxv = 0`` for float
+    images means the range 0-1). Numbers are returned as given. ``None`` gives ``None``.
+    """
+    if fill is None:
+        return None
+    if not isinstance(fill, str):
+        return list(fill)
+    h = fill.lstrip("#")
+    vals = [int(h[i:i + 2], 16) for i in range(0, len(h), 2)]
+    scale = (maxv / 255.0) if maxv else (1.0 / 255.0)
+    r, g, b = vals[:3]
+    a = vals[3] if len(vals) == 4 else 255
+    if channels == 1:
+        return [(0.299 * r + 0.587 * g + 0.114 * b) * scale]
+    if channels == 2:
+        return [(0.299 * r + 0.587 * g + 0.114 * b) * scale, a * scale]
+    if channels == 3:
+        return [b * scale, g * scale, r * scale]
+    return [b * scale, g * scale, r * scale, a * scale]
+
+
+def _finite(x, what) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise InvalidArgumentError(f"{what}: {x!r} is not a number")
+    x = float(x)
+    if not math.isfinite(x):
+        raise InvalidArgumentError(f"{what}: {x!r} is not finite")
+    return x
+
+
+def _hw(value, what):
+    if value is None:
+        return None
+    try:
+        h, w = value
+        h, w = int(h), int(w)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{what} must be (H, W), got {value!r}") from None
+    if h < 1 or w < 1:
+        raise InvalidArgumentError(f"{what} must be positive, got {h}x{w} (HxW)")
+    return h, w
+
+
+def _wh_from_record(value, key):
+    if value is None:
+        return None
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        raise InvalidArgumentError(f'"{key}" must be [width, height] in pixels, got {value!r}')
+    return _hw((value[1], value[0]), key)
+
+
+@dataclass(frozen=True)
+class TpsPoints:
+    """Thin-plate spline control points: input points ``src`` land on output points ``dst``.
+
+    ``src`` and ``dst`` are tuples of ``(x, y)``, in pixels (pixel centres at integers) or in
+    normalized [-1, 1] coordinates when ``normalized``; ``regularization`` is Bookstein's λ.
+    """
+
+    src: tuple
+    dst: tuple
+    normalized: bool = False
+    regularization: float = 0.0
+
+    def __post_init__(self):
+        pts = {}
+        for key in ("src", "dst"):
+            v = getattr(self, key)
+            try:
+                rows = [tuple(p) for p in v]
+            except TypeError:
+                raise InvalidArgumentError(f'"{key}" must be a list of [x, y] pairs') from None
+            if not all(len(p) == 2 for p in rows):
+                raise InvalidArgumentError(f'"{key}" must be a list of [x, y] pairs')
+            for p in rows:
+                for c in p:
+                    if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c):
+                        raise InvalidArgumentError(f'"{key}" has a non-finite or non-numeric coordinate: {c!r}')
+            pts[key] = tuple((float(a), float(b)) for a, b in rows)
+        if len(pts["src"]) != len(pts["dst"]):
+            raise InvalidArgumentError(f'"src" has {len(pts["src"])} points but "dst" has {len(pts["dst"])}')
+        if len(pts["src"]) < 3:
+            raise InvalidArgumentError("a thin-plate spline needs at least 3 point pairs")
+        reg = self.regularization
+        if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not math.isfinite(reg) or not reg >= 0:
+            raise InvalidArgumentError('"regularization" must be a finite number >= 0')
+        object.__setattr__(self, "src", pts["src"])
+        object.__setattr__(self, "dst", pts["dst"])
+        object.__setattr__(self, "normalized", bool(self.normalized))
+        object.__setattr__(self, "regularization", float(reg))
+
+    def to_record(self) -> dict:
+        return {"src": [list(p) for p in self.src], "dst": [list(p) for p in self.dst],
+                "normalized": self.normalized, "regularization": self.regularization}
+
+    @classmethod
+    def from_record(cls, doc) -> "TpsPoints":
+        """From ``{"src": [[x, y], ...], "dst": [...], "normalized": false, "regularization": 0.0}``."""
+        if not isinstance(doc, dict) or "src" not in doc or "dst" not in doc:
+            raise InvalidArgumentError('expected an object {"src": [[x, y], ...], "dst": [[x, y], ...]}')
+        for key in ("src", "dst"):
+            v = doc[key]
+            if not isinstance(v, list) or not all(isinstance(p, list) and len(p) == 2 for p in v):
+                raise InvalidArgumentError(f'"{key}" must be a list of [x, y] pairs')
+        return cls(doc["src"], doc["dst"], bool(doc.get("normalized", False)), doc.get("regularization", 0.0))
+
+
+@dataclass(frozen=True)
+class WarpSpec:
+    """How one output image is made from one input image (see the module docstring for the record).
+
+    Attributes
+    ----------
+    theta : tuple of 2 or 3 rows of 3 floats, or None
+        θ ``in_norm_from_out_norm`` (PyTorch ``affine_grid``), affine (2x3) or projective (3x3).
+    tps : TpsPoints or None
+        A thin-plate spline instead of θ. Neither θ nor TPS means "not known yet" (an OpenCV matrix
+        converted once the image size is known): such a spec can be recorded but not applied.
+    mode, padding, align_corners
+        Sampling options as in :func:`stntool.warp`.
+    fill : str, tuple of float or None
+        With ``padding="constant"``: ``'#rrggbb[aa]'`` or values (see :func:`fill_values`).
+    in_hw, out_hw : (H, W) or None
+        Input size (known once read) and output size (None: the input size; set to ``in_hw`` when
+        that is given).
+    name : str or None
+        Output file name relative to the output folder, when the command that wrote the record chose it.
+    """
+
+    theta: tuple | None = None
+    tps: TpsPoints | None = None
+    mode: str = "bilinear"
+    padding: str = "zeros"
+    align_corners: bool = False
+    fill: object = None
+    in_hw: tuple | None = None
+    out_hw: tuple | None = None
+    name: str | None = None
+
+    def __post_init__(self):
+        if self.theta is not None and self.tps is not None:
+            raise InvalidArgumentError("a warp record has either theta or tps, not both")
+        if self.theta is not None:
+            try:
+                rows = [list(r) for r in self.theta]
+            except TypeError:
+                raise InvalidArgumentError("theta must be 2 or 3 rows of 3 numbers") from None
+            if len(rows) not in (2, 3) or not all(len(r) == 3 for r in rows):
+                raise InvalidArgumentError(f"theta must be 2x3 or 3x3, got {len(rows)} rows")
+            object.__setattr__(self, "theta", tuple(tuple(_finite(x, "theta") for x in r) for r in rows))
+        if self.tps is not None and not isinstance(self.tps, TpsPoints):
+            raise InvalidArgumentError("tps must be a TpsPoints")
+        if self.mode not in MODES:
+            raise InvalidArgumentError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.padding not in PADDINGS:
+            raise InvalidArgumentError(f"unknown padding {self.padding!r}; choose one of {', '.join(PADDINGS)}")
+        if not isinstance(self.align_corners, bool):
+            raise InvalidArgumentError(f"align_corners must be true or false, got {self.align_corners!r}")
+        object.__setattr__(self, "fill", _check_fill(self.fill))
+        object.__setattr__(self, "in_hw", _hw(self.in_hw, "in_hw"))
+        object.__setattr__(self, "out_hw", _hw(self.out_hw, "out_hw") or self.in_hw)
+        if self.name is not None and (not isinstance(self.name, str) or not self.name):
+            raise InvalidArgumentError(f"name must be a non-empty string, got {self.name!r}")
+
+    # ------------------------------------------------------------------ building
+
+    def replace(self, **changes) -> "WarpSpec":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_cv2(cls, matrix, in_hw, out_hw=None, inverse_map: bool = False, **options) -> "WarpSpec":
+        """A spec from an OpenCV pixel matrix (as for ``cv2.warpAffine``/``warpPerspective``) and the image size.
+
+        ``options`` are the other fields (mode, padding, align_corners, fill, ...). See
+        :func:`stntool.transforms.theta_from_cv2` for the conversion.
+        """
+        import numpy as np
+
+        from .transforms import theta_from_cv2
+
+        in_hw = _hw(in_hw, "in_hw")
+        out_hw = _hw(out_hw, "out_hw") or in_hw
+        theta = theta_from_cv2(np.array(matrix, dtype=np.float64), in_hw, out_hw, inverse_map=inverse_map,
+                               align_corners=bool(options.get("align_corners", False)))
+        return cls(theta=tuple(map(tuple, theta.tolist())), out_hw=out_hw, **options)
+
+    # ------------------------------------------------------------------ records
+
+    def to_record(self) -> dict:
+        """The manifest fields of this spec (JSON-ready, keys in the documented order)."""
+        rec = {}
+        if self.in_hw is not None:
+            out_hw = self.out_hw or self.in_hw
+            rec["in_size"] = [self.in_hw[1], self.in_hw[0]]
+            rec["size"] = [out_hw[1], out_hw[0]]
+        if self.tps is not None:
+            rec["tps"] = self.tps.to_record()
+        else:
+            rec["theta"] = None if self.theta is None else [list(r) for r in self.theta]
+        if self.in_hw is None:
+            rec["size"] = None if self.out_hw is None else [self.out_hw[1], self.out_hw[0]]
+        rec["mode"], rec["padding"], rec["align_corners"] = self.mode, self.padding, self.align_corners
+        if self.padding == "constant" and self.fill is not None:
+            rec["fill"] = self.fill if isinstance(self.fill, str) else list(self.fill)
+        if self.name is not None:
+            rec["name"] = self.name
+        rec["version"] = __version__
+        rec["schema"] = SCHEMA_VERSION
+        return rec
+
+    @classmethod
+    def from_record(cls, rec: dict) -> "WarpSpec":
+        """A spec from a manifest line (this schema or the 0.1 layout without ``schema``).
+
+        Keys that are not part of the spec (input, output, status, error, frames, ...) are ignored.
+        Raises :class:`InvalidArgumentError` for a line without θ or TPS, or with bad values.
+        """
+        if not isinstance(rec, dict):
+            raise InvalidArgumentError("a warp record must be a JSON object")
+        schema = rec.get("schema", 0)
+        if isinstance(schema, bool) or not isinstance(schema, int) or schema < 0:
+            raise InvalidArgumentError(f'"schema" must be a version number, got {schema!r}')
+        if schema > SCHEMA_VERSION:
+            raise InvalidArgumentError(f"record schema {schema} is newer than this stntool reads "
+                                       f"({SCHEMA_VERSION}); upgrade stntool")
+        theta = tps = None
+        if rec.get("theta") is not None:
+            t = rec["theta"]
+            if not isinstance(t, list) or not all(isinstance(r, list) for r in t):
+                raise InvalidArgumentError('"theta" must be 2 or 3 rows of 3 numbers')
+            flat = [x for r in t for x in r]
+            if len(flat) not in (6, 9) or not all(len(r) == 3 for r in t):
+                raise InvalidArgumentError(f'"theta": expected 6 or 9 numbers, got {len(flat)}')
+            theta = tuple(tuple(_finite(x, '"theta"') for x in r) for r in t)
+        elif rec.get("tps") is not None:
+            tps = TpsPoints.from_record(rec["tps"])
+        else:
+            raise InvalidArgumentError('the record has neither "theta" nor "tps"')
+        fill = rec.get("fill")
+        if isinstance(fill, list):
+            fill = tuple(fill)
+        opts = {}
+        for key, default in (("mode", "bilinear"), ("padding", "zeros"), ("align_corners", False)):
+            opts[key] = default if rec.get(key) is None else rec[key]
+        return cls(theta=theta, tps=tps, fill=fill, in_hw=_wh_from_record(rec.get("in_size"), "in_size"),
+                   out_hw=_wh_from_record(rec.get("size"), "size"), name=rec.get("name"), **opts)
+
+
+def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
+    """Warp one image (H, W) or (H, W, C) by a :class:`WarpSpec`; returns the same dtype and layout.
+
+    Images with alpha (2 or 4 channels) are warped premultiplied: colour is multiplied by alpha
+    before sampling and divided after, so transparent pixels leave no dark fringes; integer results
+    are rounded and clipped. The fill (``spec.fill``) is converted to the image's channel order and
+    range with :func:`fill_values`, and premultiplied like the pixels. ``spec.out_hw`` None keeps
+    the input size.
+    """
+    import numpy as np
+
+    from . import api
+
+    if spec.theta is None and spec.tps is None:
+        raise InvalidArgumentError("the warp record has no theta or tps yet (an OpenCV matrix needs the image size)")
+    is_int = img.dtype.kind == "u"
+    maxv = float(np.iinfo(img.dtype).max) if is_int else 0.0
+    c = 1 if img.ndim == 2 else img.shape[2]
+    fill = fill_values(spec.fill, c, maxv) if spec.padding == "constant" else None
+    out_hw = spec.out_hw
+
+    def run(a, f):
+        if spec.tps is not None:
+            t = spec.tps
+            return api.warp_tps(a, [list(p) for p in t.src], [list(p) for p in t.dst], out_hw=out_hw,
+                                mode=spec.mode, padding=spec.padding, align_corners=spec.align_corners, fill=f,
+                                normalized=t.normalized, regularization=t.regularization, backend=backend)
+        return api.warp(a, [list(r) for r in spec.theta], out_hw=out_hw, mode=spec.mode, padding=spec.padding,
+                        align_corners=spec.align_corners, fill=f, backend=backend)
+
+    if c not in (2, 4):
+        return run(img, fill)
+    work = img.astype(np.float32)
+    a_scale = maxv if is_int else 1.0
+    a = work[..., -1:] / a_scale
+    work[..., :-1] *= a
+    f = None
+    if fill is not None:
+        f = list(fill) if len(fill) > 1 else [fill[0]] * c
+        fa = f[-1] / a_scale
+        f = [v * fa for v in f[:-1]] + [f[-1]]
+    out = run(work, f)
+    a_out = out[..., -1:] / a_scale
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[..., :-1] = np.where(a_out > 1e-6, out[..., :-1] / a_out, 0.0)
+    if is_int:
+        return np.clip(np.rint(out), 0, maxv).astype(img.dtype)
+    return out.astype(img.dtype)

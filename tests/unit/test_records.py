@@ -1,0 +1,146 @@
+"""WarpSpec / TpsPoints records: round trips, validation, fill parsing, apply_spec against oracles."""
+
+import json
+
+import numpy as np
+import pytest
+
+import stntool
+from stntool.errors import InvalidArgumentError
+from stntool.records import SCHEMA_VERSION, TpsPoints, WarpSpec, apply_spec, fill_values, parse_fill, parse_numbers
+
+TPS = TpsPoints([[0, 0], [7, 0], [0, 5], [7, 5]], [[0.5, 0], [7, 0.5], [0, 5], [6.5, 5]], regularization=0.1)
+
+
+@pytest.mark.parametrize("spec", [
+    WarpSpec(theta=((1, 0, 0.5), (0, 1, 0))),
+    WarpSpec(theta=((1, 0, 0), (0, 1, 0), (0.3, 0, 1)), mode="bicubic", padding="border", out_hw=(10, 20)),
+    WarpSpec(tps=TPS, mode="nearest", padding="reflection", align_corners=True, in_hw=(6, 8)),
+    WarpSpec(theta=((0.7, 0.2, 0.1), (-0.2, 0.7, 0)), padding="constant", fill="#ff000080", in_hw=(6, 8),
+             out_hw=(3, 4), name="a_0001.png"),
+    WarpSpec(theta=((0.7, 0.2, 0.1), (-0.2, 0.7, 0)), padding="constant", fill=(0.0, 0.0, 255.0)),
+])
+def test_record_round_trip_through_json(spec):
+    rec = json.loads(json.dumps(spec.to_record()))
+    assert rec["schema"] == SCHEMA_VERSION and rec["version"] == stntool.__version__
+    assert WarpSpec.from_record(rec) == spec
+
+
+def test_record_key_order_and_sizes():
+    s = WarpSpec(theta=((1, 0, 0), (0, 1, 0)), in_hw=(6, 8), out_hw=(3, 4))
+    rec = s.to_record()
+    assert list(rec) == ["in_size", "size", "theta", "mode", "padding", "align_corners", "version", "schema"]
+    assert rec["in_size"] == [8, 6] and rec["size"] == [4, 3]  # [W, H]
+    rec = s.replace(in_hw=None).to_record()  # failed input: geometry first, size after it
+    assert list(rec)[:2] == ["theta", "size"] and rec["size"] == [4, 3]
+    assert WarpSpec(theta=((1, 0, 0), (0, 1, 0)), in_hw=(6, 8)).to_record()["size"] == [8, 6]
+    assert WarpSpec().to_record()["theta"] is None and WarpSpec().to_record()["size"] is None
+
+
+def test_record_of_0_1_manifest_line_reads():
+    line = {"input": "a.png", "output": "o/a.png", "status": "ok", "error": None, "in_size": [8, 6],
+            "size": [8, 6], "theta": [[0.9, 0.1, 0.05], [-0.1, 0.9, 0.0]], "mode": "bilinear", "padding": "constant",
+            "align_corners": False, "fill": [255, 0, 0, 128], "version": "0.1.0"}
+    s = WarpSpec.from_record(line)
+    assert s.theta == ((0.9, 0.1, 0.05), (-0.1, 0.9, 0.0)) and s.fill == (255.0, 0.0, 0.0, 128.0)
+    assert s.in_hw == (6, 8) and s.out_hw == (6, 8) and s.name is None
+
+
+@pytest.mark.parametrize("rec, msg", [
+    ({"status": "error"}, "neither"),
+    ({"theta": [[1, 0, 0], [0, 1]]}, "6 or 9"),
+    ({"theta": [[1, 0, "x"], [0, 1, 0]]}, "not a number"),
+    ({"theta": [[1, 0, 1e400], [0, 1, 0]]}, "not finite"),
+    ({"theta": [[1, 0, 0], [0, 1, 0]], "mode": "area"}, "unknown mode"),
+    ({"theta": [[1, 0, 0], [0, 1, 0]], "padding": "wrap"}, "unknown padding"),
+    ({"theta": [[1, 0, 0], [0, 1, 0]], "align_corners": "yes"}, "align_corners"),
+    ({"theta": [[1, 0, 0], [0, 1, 0]], "size": [0, 4]}, "positive"),
+    ({"theta": [[1, 0, 0], [0, 1, 0]], "size": [4.5, 4]}, "[width, height]"),
+    ({"theta": [[1, 0, 0], [0, 1, 0]], "fill": "red"}, "#RRGGBB"),
+    ({"theta": [[1, 0, 0], [0, 1, 0]], "schema": SCHEMA_VERSION + 1}, "newer"),
+    ({"tps": {"src": [[0, 0], [1, 0]], "dst": [[0, 0], [1, 0]]}}, "at least 3"),
+    ({"tps": {"src": [[0, 0], [1, 0], [0, 1]], "dst": [[0, 0], [1, 0]]}}, "3 points but"),
+    ({"tps": {"src": [[0, 0], [1, 0], [0, float("nan")]], "dst": [[0, 0], [1, 0], [0, 1]]}}, "non-finite"),
+    ({"tps": {"src": [[0, 0], [1, 0], [0, 1]], "dst": [[0, 0], [1, 0], [0, 1]], "regularization": -1}},
+     "regularization"),
+    ({"tps": [1, 2]}, "expected an object"),
+])
+def test_from_record_rejects_with_library_error(rec, msg):
+    with pytest.raises(InvalidArgumentError, match=msg.replace("[", r"\[")):
+        WarpSpec.from_record(rec)
+
+
+def test_spec_validation_in_constructor():
+    with pytest.raises(InvalidArgumentError, match="not both"):
+        WarpSpec(theta=((1, 0, 0), (0, 1, 0)), tps=TPS)
+    with pytest.raises(InvalidArgumentError, match="2x3 or 3x3"):
+        WarpSpec(theta=((1, 0, 0),))
+    with pytest.raises(InvalidArgumentError, match="no theta or tps"):
+        apply_spec(np.zeros((2, 2), np.uint8), WarpSpec())
+
+
+def test_parse_fill_and_numbers():
+    assert parse_fill("#FF000080") == "#ff000080" and parse_fill("20c0ff") == "#20c0ff"
+    assert parse_fill("255") == (255.0,) and parse_fill("0, 0,255") == (0.0, 0.0, 255.0)
+    assert parse_fill("123456") == (123456.0,)  # all digits: a number, not a colour
+    for text, msg in (("1,x", "not a number"), ("nan", "NaN"), ("1e999", "infinite")):
+        with pytest.raises(InvalidArgumentError, match=msg):
+            parse_fill(text)
+    with pytest.raises(InvalidArgumentError, match="expected 6 or 9 numbers, got 2"):
+        parse_numbers("1 2", "--theta", (6, 9))
+
+
+def test_fill_values_layouts_and_ranges():
+    assert fill_values("#ff8000", 3, 255.0) == [0.0, 128.0, 255.0]  # BGR
+    assert fill_values("#ff800040", 4, 65535.0) == [0.0, 128 * 257.0, 255 * 257.0, 64 * 257.0]
+    assert fill_values("#ffffff", 1, 0.0) == pytest.approx([1.0])  # float images: 0-1
+    assert fill_values("#000000", 2, 255.0) == [0.0, 255.0]
+    assert fill_values((1.0, 2.0), 2, 255.0) == [1.0, 2.0] and fill_values(None, 3, 255.0) is None
+
+
+def test_apply_spec_matches_warp_and_warp_tps():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    spec = WarpSpec(theta=((0.9, 0.1, 0.05), (-0.1, 0.9, 0)), mode="bicubic", padding="constant",
+                    fill=(10.0, 20.0, 30.0), out_hw=(5, 7))
+    want = stntool.warp(img, [[0.9, 0.1, 0.05], [-0.1, 0.9, 0]], out_hw=(5, 7), mode="bicubic",
+                        padding="constant", fill=[10, 20, 30], backend="numpy")
+    assert np.array_equal(apply_spec(img, spec, backend="numpy"), want)
+    spec = WarpSpec(tps=TPS, padding="border")
+    want = stntool.warp_tps(img, [list(p) for p in TPS.src], [list(p) for p in TPS.dst], padding="border",
+                            regularization=0.1, backend="numpy")
+    assert np.array_equal(apply_spec(img, spec, backend="numpy"), want)
+
+
+def test_apply_spec_from_cv2_matches_theta_from_cv2():
+    img = np.random.default_rng(1).random((6, 8)).astype(np.float32)
+    spec = WarpSpec.from_cv2([[1, 0, 2], [0, 1, 0]], in_hw=img.shape, out_hw=(6, 8))
+    out = apply_spec(img, spec, backend="numpy")
+    assert np.allclose(out[:, 2:], img[:, :-2], atol=1e-6) and np.all(out[:, :2] == 0)  # content moves right 2 px
+
+
+def test_premultiplied_alpha_against_numpy_half_pixel_average():
+    """A half-pixel shift averages neighbours: colour = (c1 a1 + c2 a2) / (a1 + a2), alpha = (a1 + a2) / 2."""
+    rng = np.random.default_rng(2)
+    img = rng.random((5, 8, 4)).astype(np.float32)
+    img[1, 2:5, 3] = 0.0  # fully transparent pixels (their colour must not leak)
+    spec = WarpSpec(theta=((1, 0, 0.125), (0, 1, 0)))  # x_in = x_out + 0.5 px for W = 8
+    out = apply_spec(img, spec, backend="numpy")
+    a1, a2 = img[:, :-1, 3:], img[:, 1:, 3:]
+    c1, c2 = img[:, :-1, :3], img[:, 1:, :3]
+    alpha = (a1 + a2) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        colour = np.where(alpha > 1e-6, (c1 * a1 + c2 * a2) / (a1 + a2), 0.0)
+    assert np.allclose(out[:, :-1, 3:], alpha, atol=1e-6)
+    assert np.allclose(out[:, :-1, :3], colour, atol=1e-5)
+    assert np.all(out[1, 2:4, :3] == 0)  # both neighbours transparent: colour 0, no fringe
+
+
+def test_premultiplied_fill_gives_the_fill_colour_outside():
+    img = np.full((4, 6, 4), 200, np.uint8)
+    img[..., 3] = 255
+    spec = WarpSpec(theta=((1, 0, 2.0), (0, 1, 0)), padding="constant", fill="#ff000080")  # all outside
+    out = apply_spec(img, spec, backend="numpy")
+    assert np.all(out == np.array([0, 0, 255, 128], np.uint8))
+    out16 = apply_spec(img.astype(np.uint16) * 257, spec, backend="numpy")
+    assert np.all(out16 == np.array([0, 0, 65535, 128 * 257], np.uint16))
