@@ -1,8 +1,15 @@
-"""Option bundles shared by commands (plain decorators, sqlite-utils style). No heavy imports here."""
+"""Option bundles shared by commands (plain decorators, sqlite-utils style), and the error boundary.
+
+Every command that reads images and writes images gets identical flags, help and defaults from
+``input_options``, ``output_options`` and ``sampling_options``. The parsing itself lives in the
+library (:mod:`stntool.records`, :mod:`stntool.batch`); the callbacks here only turn its
+:class:`~stntool.errors.InvalidArgumentError` into Click's usage errors (exit 2).
+No heavy imports here: ``stntool --help`` must not import numpy, OpenCV or numba.
+"""
 
 from __future__ import annotations
 
-import math
+import contextlib
 import re
 
 import click
@@ -17,24 +24,30 @@ def _compose(*decorators):
     return apply
 
 
+@contextlib.contextmanager
+def usage_errors(param_hint=None):
+    """Turn the library's InvalidArgumentError into a Click usage error (exit 2) at the command boundary."""
+    from .errors import StnError
+
+    try:
+        yield
+    except StnError as e:
+        msg = " ".join(str(e).split())
+        if param_hint is None:
+            raise click.UsageError(msg) from None
+        raise click.BadParameter(msg, param_hint=param_hint) from None
+
+
 def parse_numbers(text: str, what: str, counts=None) -> list:
     """Comma/space separated finite floats; raises click.BadParameter with a precise message."""
-    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
-    values = []
-    for i, p in enumerate(parts, 1):
-        try:
-            v = float(p)
-        except ValueError:
-            raise click.BadParameter(f"{what}: value {i} ({p!r}) is not a number") from None
-        if math.isnan(v):
-            raise click.BadParameter(f"{what}: value {i} is NaN")
-        if math.isinf(v):
-            raise click.BadParameter(f"{what}: value {i} ({p!r}) is infinite or overflows")
-        values.append(v)
-    if counts is not None and len(values) not in counts:
-        want = " or ".join(str(c) for c in counts)
-        raise click.BadParameter(f"{what}: expected {want} numbers, got {len(values)}")
-    return values
+    from .records import parse_numbers as parse
+
+    from .errors import InvalidArgumentError
+
+    try:
+        return parse(text, what, counts)
+    except InvalidArgumentError as e:
+        raise click.BadParameter(str(e)) from None
 
 
 def _size(ctx, param, value):
@@ -52,12 +65,13 @@ def _size(ctx, param, value):
 def _fill(ctx, param, value):
     if value is None:
         return None
-    v = value.strip().lower()
-    if re.fullmatch(r"#?[0-9a-f]{6}([0-9a-f]{2})?", v) and (v.startswith("#") or not v.isdigit()):
-        h = v.lstrip("#")
-        rgb = [int(h[i:i + 2], 16) for i in range(0, len(h), 2)]
-        return ("hex", rgb)  # RGB(A) in 0-255, converted per image
-    return ("values", parse_numbers(value, "--fill"))
+    from .errors import InvalidArgumentError
+    from .records import parse_fill
+
+    try:
+        return parse_fill(value)
+    except InvalidArgumentError as e:
+        raise click.BadParameter(str(e)) from None
 
 
 def _jobs(ctx, param, value):
@@ -66,6 +80,7 @@ def _jobs(ctx, param, value):
     return value
 
 
+#: --mode --padding --fill --align-corners --size --device --jobs
 sampling_options = _compose(
     click.option("--mode", type=click.Choice(["bilinear", "nearest", "bicubic"]), default="bilinear",
                  show_default=True, help="Interpolation."),
@@ -81,3 +96,86 @@ sampling_options = _compose(
     click.option("-j", "--jobs", type=int, default=2, show_default=True, callback=_jobs,
                  help="Images processed concurrently (threads)."),
 )
+
+#: -r --files-from -0/--null --max-pixels --ignore-orientation
+input_options = _compose(
+    click.option("-r", "--recursive", is_flag=True, help="Scan input folders recursively."),
+    click.option("--files-from", metavar="FILE", help="Read input paths from FILE (- for stdin), one per line."),
+    click.option("-0", "--null", is_flag=True, help="--files-from entries are NUL-separated (find -print0)."),
+    click.option("--max-pixels", type=click.IntRange(1), default=1 << 27, show_default=True,
+                 help="Refuse images whose header declares more pixels (decompression bombs)."),
+    click.option("--ignore-orientation", is_flag=True, help="Do not apply the EXIF orientation of JPEGs."),
+)
+
+#: -o --format --quality --suffix --overwrite --skip-existing --manifest -q
+output_options = _compose(
+    click.option("-o", "--output", metavar="DIR|FILE|-",
+                 help="Output folder (folder scans and lists mirror relative paths; files keep their base "
+                      "name), file, or - ."),
+    click.option("--format", "fmt", type=click.Choice(["same", "png", "jpg", "webp", "tif"]), default="same",
+                 show_default=True, help="Output format."),
+    click.option("--quality", type=click.IntRange(0, 100), help="JPEG/WebP quality (PNG: higher = less compression)."),
+    click.option("--suffix", default="", help="Appended to output base names, e.g. _warped."),
+    click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
+    click.option("--skip-existing", is_flag=True, help="Skip inputs whose output exists."),
+    click.option("--manifest", metavar="FILE.jsonl", help="Write one JSON line per input as it finishes (- = stdout)."),
+    click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line."),
+)
+
+
+def check_io_options(fill, padding, overwrite, skip_existing, null, files_from):
+    """Usage checks shared by every command with the bundles above."""
+    if fill is not None and padding != "constant":
+        raise click.UsageError("--fill needs --padding constant")
+    if overwrite and skip_existing:
+        raise click.UsageError("--overwrite and --skip-existing exclude each other")
+    if null and not files_from:
+        raise click.UsageError("--null only applies to --files-from")
+
+
+def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output, fmt, quality, suffix, overwrite,
+               skip_existing, manifest, quiet, max_pixels, ignore_orientation, device, jobs, listed=(),
+               prepare=None):
+    """Discover, plan and run a batch for a command; exits with the batch's status.
+
+    ``process(image, item)`` is the command's per-image function (see :func:`stntool.batch.run_batch`);
+    ``prepare(items)`` may expand or annotate the discovered items before outputs are planned.
+    """
+    import sys
+
+    from . import batch
+
+    def warn(msg):
+        if not quiet:
+            batch.say(f"stntool: warning: {msg}")
+
+    entries = []
+    if files_from:
+        if files_from == "-" and "-" in inputs:
+            raise click.UsageError("stdin cannot carry both --files-from - and image bytes (-)")
+        with usage_errors("--files-from"):
+            entries = batch.read_list(files_from, null)
+    with usage_errors():
+        items, folders = batch.discover(inputs, recursive, entries or (listed if not inputs else ()), warn=warn)
+        if prepare is not None:
+            items = prepare(items)
+        if output == "-" and manifest == "-":
+            batch.plan_outputs(items, output, fmt, suffix, folders)  # several inputs: that error first
+            raise click.UsageError("--manifest - and -o - cannot both use stdout")
+        batch.plan_outputs(items, output, fmt, suffix, folders)
+    stdin_bytes = sys.stdin.buffer.read() if any(it.input == "-" for it in items) else None
+    # an explicit cuda without a GPU is a usage error, never a silent CPU run
+    from .sampling import resolve_backend
+
+    with usage_errors("--device"):
+        backend = resolve_backend(device)
+    man = None
+    if manifest:
+        with usage_errors("--manifest"):
+            man = batch.Manifest(manifest)
+    summary = batch.run_batch(items, lambda img, item: process(img, item, backend), jobs=jobs, backend=backend,
+                              overwrite=overwrite, skip_existing=skip_existing, fmt=fmt, quality=quality,
+                              max_pixels=max_pixels, exif=not ignore_orientation, manifest=man, quiet=quiet,
+                              stdin_bytes=stdin_bytes, command=f"stntool {ctx_name}")
+    if summary.exit_code:
+        sys.exit(summary.exit_code)

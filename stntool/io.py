@@ -21,6 +21,7 @@ import os
 import stat
 import struct
 import tempfile
+import threading
 import zlib
 
 import numpy as np
@@ -57,6 +58,82 @@ def cv2():
                 _m.setLogLevel(0)
         _cv2 = _m
     return _cv2
+
+
+class _Fd2Guard:
+    """Keeps codec libraries' own messages off the terminal without ever swallowing stntool's.
+
+    libpng, libjpeg, libtiff and libwebp write warnings and errors straight to file descriptor 2
+    (``libpng error: Not enough image data``), below Python and OpenCV's log level. While any
+    thread decodes, :meth:`capture` points fd 2 at a scratch file (captures overlap: the first one
+    in redirects, the last one out restores). stntool's own lines are written inside ``with
+    STDERR_LOCK:``, which waits until no capture is active and holds new captures back meanwhile.
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()  # re-entrant
+        self._active = 0
+        self._saved = None
+        self._sink = None
+
+    def __enter__(self):
+        self._cond.acquire()
+        while self._active:
+            self._cond.wait()
+        return self
+
+    def __exit__(self, *exc):
+        self._cond.release()
+
+    def _redirect(self):
+        try:
+            if self._sink is None:
+                self._sink = tempfile.TemporaryFile(prefix=TEMP_PREFIX)
+            else:
+                self._sink.seek(0)
+                self._sink.truncate()
+            saved = os.dup(2)
+        except OSError:  # no fd 2 (started with 2>&-) or no temp space: decode without capture
+            return
+        try:
+            os.dup2(self._sink.fileno(), 2)
+        except OSError:
+            os.close(saved)
+            return
+        self._saved = saved
+
+    def _restore(self):
+        if self._saved is not None:
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+            self._saved = None
+
+    class _Capture:
+        def __init__(self, guard):
+            self.guard = guard
+
+        def __enter__(self):
+            g = self.guard
+            with g._cond:
+                if g._active == 0:
+                    g._redirect()
+                g._active += 1
+
+        def __exit__(self, *exc):
+            g = self.guard
+            with g._cond:
+                g._active -= 1
+                if g._active == 0:
+                    g._restore()
+                    g._cond.notify_all()
+
+    def capture(self):
+        """Context manager: library output on fd 2 goes to a scratch file until it ends."""
+        return self._Capture(self)
+
+
+#: ``with STDERR_LOCK:`` around stntool's own stderr writes; ``STDERR_LOCK.capture()`` around decoders.
+STDERR_LOCK = _Fd2Guard()
 
 
 def display(path) -> str:
@@ -360,7 +437,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
         _check_complete(fmt, data)
     cv = cv2()
     try:
-        img = cv.imdecode(np.frombuffer(data, dtype=np.uint8), cv.IMREAD_UNCHANGED)
+        with STDERR_LOCK.capture():
+            img = cv.imdecode(np.frombuffer(data, dtype=np.uint8), cv.IMREAD_UNCHANGED)
     except cv.error as e:
         msg = str(e).strip().splitlines()[-1] if str(e).strip() else "decoder error"
         raise ImageReadError(f"cannot decode image ({msg})") from None

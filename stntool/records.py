@@ -213,6 +213,20 @@ class TpsPoints:
                 "normalized": self.normalized, "regularization": self.regularization}
 
     @classmethod
+    def load(cls, path) -> "TpsPoints":
+        """Points from a JSON file (the ``--tps`` format); :class:`InvalidArgumentError` when unreadable or bad."""
+        import json
+
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = json.load(f)
+        except OSError as e:
+            raise InvalidArgumentError(f"cannot read {path}: {e.strerror}") from None
+        except ValueError as e:
+            raise InvalidArgumentError(f"{path} is not JSON: {e}") from None
+        return cls.from_record(doc)
+
+    @classmethod
     def from_record(cls, doc) -> "TpsPoints":
         """From ``{"src": [[x, y], ...], "dst": [...], "normalized": false, "regularization": 0.0}``."""
         if not isinstance(doc, dict) or "src" not in doc or "dst" not in doc:
@@ -414,3 +428,34 @@ def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
     if is_int:
         return np.clip(np.rint(out), 0, maxv).astype(img.dtype)
     return out.astype(img.dtype)
+
+
+def read_warp_records(path) -> dict:
+    """``{input: [WarpSpec, ...]}`` from a JSONL manifest or parameter file (``-`` = stdin), in file order.
+
+    Each line needs ``"input"``; lines with neither ``theta`` nor ``tps`` (e.g. a manifest's error
+    lines) are skipped. Records that carry a ``name`` (their own output file) are all kept; of the
+    others, the last one for an input wins. ``in_size`` is dropped (the replayed image tells).
+    Raises :class:`InvalidArgumentError` naming the bad line, or when the file cannot be read.
+    """
+    from .io import read_jsonl
+
+    try:
+        lines = read_jsonl(path)
+    except OSError as e:
+        raise InvalidArgumentError(f"cannot read {path}: {e.strerror}") from None
+    table = {}
+    for no, rec in enumerate(lines, 1):
+        if "input" not in rec or not isinstance(rec["input"], str):
+            raise InvalidArgumentError(f'line {no}: missing "input"')
+        if rec.get("theta") is None and rec.get("tps") is None:
+            continue
+        try:
+            spec = WarpSpec.from_record(rec).replace(in_hw=None)
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"line {no}: {e}") from None
+        specs = table.setdefault(rec["input"], [])
+        if spec.name is None:
+            specs[:] = [s for s in specs if s.name is not None]
+        specs.append(spec)
+    return table

@@ -1,0 +1,586 @@
+"""Run one per-image function over many images: discovery, output planning, a thread pool, a manifest.
+
+This is the machinery every command shares (``warp`` today): a command supplies only what it does
+to one decoded image. No Click here; problems with the arguments as a whole raise
+:class:`stntool.errors.InvalidArgumentError` (the command line turns them into usage errors, exit 2),
+problems with one input become that input's error line and manifest record (exit 1).
+
+The steps, each usable on its own:
+
+1. :func:`discover` turns paths, folders (``recursive``), list entries (:func:`read_list`: a file
+   or stdin, one path a line or NUL-separated) and ``-`` (one image on stdin) into :class:`Item`
+   objects, in order.
+2. :func:`plan_outputs` gives each item its output path: under an output folder, folder scans and
+   list entries keep their relative path (mirroring), explicit files keep their base name; a single
+   input may go to a file or to ``-`` (stdout). ``suffix`` and ``fmt`` change the name; two items
+   with one output, or an output that is an input, make that item fail.
+3. :func:`run_batch` reads and decodes each input, calls ``process(image, item)``, encodes and
+   writes every :class:`Output` it returns atomically, writes one manifest line per output (or per
+   failed or skipped input) in input order, prints one error line per failed input and a summary,
+   and returns a :class:`Summary` whose ``exit_code`` is 0, 1 or 130 (interrupted).
+
+Manifest lines: ``{"input", "output", "status": "ok"|"skipped"|"error", "error"}`` followed, when
+the file was decoded, by ``frames`` and ``warning`` for animated/multi-page inputs, then the fields
+the command gives (:attr:`Output.fields` on success, :attr:`Item.fields` on failure; ``warp`` puts a
+:meth:`stntool.records.WarpSpec.to_record` there). Skipped inputs carry only the first four keys.
+
+Example
+-------
+>>> import numpy as np, os, tempfile
+>>> from stntool import batch, io
+>>> from stntool.records import WarpSpec, apply_spec
+>>> root = tempfile.mkdtemp()
+>>> os.makedirs(f"{root}/in")
+>>> with open(f"{root}/in/a.png", "wb") as f:
+...     _ = f.write(io.encode_image(np.zeros((4, 6, 3), np.uint8), "png"))
+>>> spec = WarpSpec(theta=((-1, 0, 0), (0, 1, 0)))
+>>> def mirror(img, item):             # what the command does to one image
+...     return batch.Output(apply_spec(img, spec, backend="numpy"), spec.replace(in_hw=img.shape[:2]).to_record())
+>>> items, _ = batch.discover([f"{root}/in"])
+>>> batch.plan_outputs(items, f"{root}/out")
+'folder'
+>>> summary = batch.run_batch(items, mirror, manifest=batch.Manifest(f"{root}/m.jsonl"), quiet=True)
+>>> summary.exit_code, sorted(os.listdir(f"{root}/out"))
+(0, ['a.png'])
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .errors import ImageWriteError, InvalidArgumentError, StnError
+
+STDIN = "-"
+
+
+@dataclass
+class Item:
+    """One input of a batch.
+
+    Attributes
+    ----------
+    index : position in the batch (manifest lines follow it).
+    input : the path as given, or ``"-"`` for image bytes on stdin.
+    rel : the relative output path used under an output folder.
+    source : ``"file"`` (given explicitly), ``"folder"`` (found by a scan), ``"list"`` (from a list
+        file or a parameter file) or ``"stdin"``.
+    output : the planned output path (``"-"`` = stdout), set by :func:`plan_outputs`.
+    error : a planning error; the item fails with it without being read.
+    payload : anything the command attaches (e.g. a per-input :class:`~stntool.records.WarpSpec`).
+    fields : manifest fields written after the status when this item fails; the per-image
+        function may update them while it works (e.g. the resolved warp record).
+    """
+
+    index: int
+    input: str
+    rel: str
+    source: str = "file"
+    output: str | None = None
+    error: str | None = None
+    payload: object = None
+    fields: dict = field(default_factory=dict)
+
+
+@dataclass
+class Output:
+    """One image a per-image function produced.
+
+    ``image`` is written to ``output`` (a path; ``None`` = the item's planned output) in the format
+    its extension names (``--format`` when given). ``fields`` follow the status in its manifest line.
+    """
+
+    image: object
+    fields: dict = field(default_factory=dict)
+    output: str | None = None
+
+
+@dataclass
+class Summary:
+    """Counts of a finished (or interrupted) batch; ``exit_code``: 130 interrupted, 1 failures, else 0."""
+
+    command: str = "stntool"
+    ok: int = 0
+    skipped: int = 0
+    failed: int = 0
+    total: int = 0
+    elapsed: float = 0.0
+    interrupted: bool = False
+    manifest_failed: bool = False
+    stopped: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        return 1 if (self.failed or self.manifest_failed or self.stopped) else 0
+
+    def line(self) -> str:
+        rate = self.ok / self.elapsed if self.elapsed > 0 else 0.0
+        text = (f"{self.command}: {self.ok} ok, {self.skipped} skipped, {self.failed} failed"
+                f" in {self.elapsed:.2f} s ({rate:.1f} images/s)")
+        if self.interrupted:
+            done = self.ok + self.skipped + self.failed
+            text += f"; interrupted, {self.total - done} not done (rerun with --skip-existing)"
+        return text
+
+
+# --------------------------------------------------------------------------- discovery
+
+def read_list(source, null: bool = False, stdin=None) -> list:
+    """Paths from a list file (``-`` = stdin), one per line or NUL-separated; empty entries dropped.
+
+    Raises :class:`InvalidArgumentError` when the file cannot be read.
+    """
+    if source == STDIN:
+        data = (stdin or sys.stdin.buffer).read()
+    else:
+        try:
+            with open(source, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise InvalidArgumentError(f"cannot read {source}: {e.strerror}") from None
+    items = []
+    for raw in data.split(b"\0" if null else b"\n"):
+        if not null:
+            raw = raw.rstrip(b"\r")
+        if raw:
+            items.append(os.fsdecode(raw))
+    return items
+
+
+def safe_rel(path) -> str:
+    """Relative path to mirror under an output folder, or the base name when absolute or climbing out."""
+    p = os.path.normpath(path)
+    if os.path.isabs(p) or p == ".." or p.startswith(".." + os.sep):
+        return os.path.basename(p)
+    return p
+
+
+def discover(inputs=(), recursive: bool = False, listed=(), warn=None):
+    """Items for ``inputs`` (files, folders, ``-``) followed by ``listed`` paths, in order.
+
+    Folders give their images sorted by name (``recursive`` enters sub-folders); files given in
+    ``inputs`` map to their base name under an output folder, ``listed`` paths (entries of a
+    ``--files-from`` list, see :func:`read_list`, or the inputs named by a parameter file) keep
+    their relative path. ``warn(msg)`` is called for folders without images. Returns
+    ``(items, folders)``, ``folders`` being the number of folder arguments. Raises
+    :class:`InvalidArgumentError` when there is no input or stdin (``-``) is named twice.
+    """
+    from .io import display, scan_directory
+
+    entries = [(p, "arg") for p in inputs] + [(p, "list") for p in listed]
+    if not entries:
+        raise InvalidArgumentError("no inputs (give files, folders, --files-from or -)")
+    if sum(1 for p, _ in entries if p == STDIN) > 1:
+        raise InvalidArgumentError("- (stdin) can be given only once")
+    items, folders = [], 0
+    for path, how in entries:
+        if path != STDIN and os.path.isdir(path):
+            folders += 1
+            found = False
+            for found_path, rel in scan_directory(path, recursive):
+                items.append(Item(len(items), found_path, rel, "folder"))
+                found = True
+            if not found and warn is not None:
+                warn(f"no images in folder {display(path)}")
+        elif path == STDIN:
+            items.append(Item(len(items), path, "stdin.png", "stdin"))
+        elif how == "list":
+            items.append(Item(len(items), path, safe_rel(path), "list"))
+        else:
+            items.append(Item(len(items), path, os.path.basename(os.path.normpath(path)), "file"))
+    return items, folders
+
+
+def attach_payloads(items, payloads: dict, missing: str = "no parameters for this input"):
+    """One item per payload of its input (``payloads[item.input]`` is a list), with ``item.payload`` set.
+
+    A payload with a ``name`` attribute that is not None sets the item's relative output path
+    (several outputs for one input, each named by the record that made it). Items without
+    payloads keep ``payload = None`` and fail with ``missing``. Returns the new list, renumbered.
+    """
+    import dataclasses
+
+    out = []
+    for it in items:
+        found = payloads.get(it.input) or [None]
+        for p in found:
+            new = dataclasses.replace(it, index=len(out), payload=p, fields=dict(it.fields))
+            if p is None:
+                new.error = new.error or missing
+            elif getattr(p, "name", None) is not None:
+                new.rel = p.name
+            out.append(new)
+    return out
+
+
+# --------------------------------------------------------------------------- output planning
+
+def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: int = 0) -> str:
+    """Set ``item.output`` for every item; returns ``"folder"``, ``"file"`` or ``"stdout"``.
+
+    ``output`` is a folder, a file (one input, with an image extension) or ``-``. Under a folder
+    an item's output is ``output/rel`` with ``suffix`` added to the base name and the extension of
+    ``fmt`` (``"same"`` keeps it when OpenCV can write it, else ``.png``). ``folders`` (from
+    :func:`discover`) > 0 means a folder was given, so even one found image is not "a single input".
+    An item whose output is an input, or the output of an earlier item, gets ``item.error``.
+    Raises :class:`InvalidArgumentError` when ``output`` cannot serve these items.
+    """
+    from .io import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS, WRITABLE_EXTENSIONS, display
+
+    if output is None:
+        raise InvalidArgumentError("-o/--output is required (a folder, a file, or - for stdout)")
+    single = len(items) == 1 and folders == 0
+    to_stdout = output == STDIN
+    if to_stdout and not single:
+        raise InvalidArgumentError("-o - (stdout) takes exactly one input image")
+    out_is_file = to_stdout or (single and not os.path.isdir(output) and not output.endswith(os.sep)
+                                and os.path.splitext(output)[1].lower() in IMAGE_EXTENSIONS)
+    if not out_is_file and os.path.exists(output) and not os.path.isdir(output):
+        raise InvalidArgumentError(f"-o {display(output)} exists and is not a folder")
+    if fmt != "same" and fmt not in FORMAT_EXTENSIONS:
+        raise InvalidArgumentError(f"unknown format {fmt!r}")
+    input_real = set()
+    for it in items:
+        if it.input != STDIN:
+            try:
+                input_real.add(os.path.realpath(it.input))
+            except (OSError, ValueError):
+                pass
+    claimed = {}
+    for it in items:
+        if to_stdout:
+            it.output = STDIN
+            continue
+        if out_is_file:
+            it.output = output
+            ext = FORMAT_EXTENSIONS.get(fmt) if fmt != "same" else None
+            if ext is not None and os.path.splitext(output)[1].lower() != ext:
+                raise InvalidArgumentError(f"-o {display(output)} does not end in {ext} (--format {fmt})")
+        else:
+            base, ext = os.path.splitext(it.rel)
+            if fmt != "same":
+                ext = FORMAT_EXTENSIONS[fmt]
+            elif it.input == STDIN or ext.lower() not in WRITABLE_EXTENSIONS:
+                ext = ".png"
+            it.output = os.path.join(output, base + suffix + ext)
+        key = os.path.normcase(os.path.realpath(it.output))
+        if key in input_real:
+            it.error = "refusing to write onto an input file (use another -o or --suffix)"
+        elif key in claimed:
+            it.error = f"output {display(it.output)} would also be written by {display(claimed[key])}"
+        else:
+            claimed[key] = it.input
+    return "stdout" if to_stdout else ("file" if out_is_file else "folder")
+
+
+# --------------------------------------------------------------------------- manifest
+
+class Manifest:
+    """A JSONL manifest: one line per record, flushed as written; ``-`` writes to stdout.
+
+    Raises :class:`ImageWriteError` when the file cannot be created. Use as a context manager or
+    call :meth:`close` (closing stdout is left to the process).
+    """
+
+    def __init__(self, path):
+        self.path = path
+        if path == STDIN:
+            self.file = sys.stdout
+        else:
+            try:
+                self.file = open(path, "w", encoding="utf-8")
+            except OSError as e:
+                raise ImageWriteError(f"cannot write {path}: {e.strerror}") from None
+
+    @property
+    def to_stdout(self) -> bool:
+        return self.path == STDIN
+
+    def write(self, record: dict):
+        """Write and flush one record (``OSError`` on a full disk; ``BrokenPipeError`` on a closed pipe)."""
+        from .io import json_line
+
+        self.file.write(json_line(record) + "\n")
+        self.file.flush()
+
+    def close(self):
+        """Close the file (OSError if the last bytes cannot be written); stdout stays open."""
+        f, self.file = self.file, None
+        if f is not None and f is not sys.stdout:
+            f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# --------------------------------------------------------------------------- running
+
+def say(message: str):
+    """Write one line to stderr, never while a decoder's output is being captured (see io.quiet_stderr)."""
+    from .io import STDERR_LOCK
+
+    with STDERR_LOCK:
+        try:
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _records_for(item, process, opts):
+    """Read, decode, process, encode and write one item; returns its manifest records (never raises StnError)."""
+    from .io import decode_image, encode_image, frame_count, read_file_bytes, sniff_format, write_atomic
+
+    head = {"input": item.input, "output": item.output, "status": "error", "error": None}
+    extra = {}
+    try:
+        if item.error:
+            raise StnError(item.error)
+        if item.output != STDIN and os.path.lexists(item.output) and not opts["overwrite"]:
+            if opts["skip_existing"]:
+                return [dict(head, status="skipped")]
+            raise StnError("output exists (use --overwrite or --skip-existing)")
+        data = opts["stdin_bytes"] if item.input == STDIN else read_file_bytes(item.input)
+        img = decode_image(data, opts["max_pixels"], opts["exif"])
+        frames = frame_count(data)
+        if frames > 1:
+            extra = {"frames": frames, "warning": f"has {frames} frames or pages; only the first was warped"}
+        results = process(img, item)
+        if isinstance(results, Output):
+            results = [results]
+        records = []
+        fmt_opt = opts["fmt"]
+        for res in results:
+            path = item.output if res.output is None else res.output
+            if path == STDIN:
+                fmt = fmt_opt if fmt_opt != "same" else (sniff_format(data) or "png")
+            else:
+                fmt = fmt_opt if fmt_opt != "same" else (os.path.splitext(path)[1] or "png")
+                if path != item.output and os.path.normcase(os.path.realpath(path)) in opts["input_real"]:
+                    raise StnError(f"refusing to write onto an input file ({path})")
+            blob = encode_image(res.image, fmt, opts["quality"])
+            if path == STDIN:
+                sys.stdout.buffer.write(blob)
+                sys.stdout.buffer.flush()
+            else:
+                write_atomic(path, blob, overwrite=opts["overwrite"])
+            records.append({**head, "output": path, "status": "ok", **extra, **res.fields})
+        return records
+    except StnError as e:
+        head["error"] = str(e)
+    except (ValueError, MemoryError, OSError) as e:  # defensive: never a traceback for one bad file
+        head["error"] = f"{type(e).__name__}: {e}"
+    return [{**head, **extra, **item.fields}]
+
+
+class _ManifestError(Exception):
+    """Writing a manifest line failed (full disk, I/O error)."""
+
+
+class _InlineExecutor:
+    """Runs each task in the calling thread when it is submitted (one worker: no pool, no thread hop)."""
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        fut = Future()
+        fut.set_running_or_notify_cancel()
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as e:  # noqa: BLE001 - re-raised by result(), like a pool
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                raise
+            fut.set_exception(e)
+        return fut
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        pass
+
+
+def _quiet_stdout():
+    """After a broken pipe on stdout: point fd 1 at /dev/null so the interpreter's final flush is silent."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def run_batch(items, process, *, jobs: int = 2, backend: str = "cpu", overwrite: bool = False,
+              skip_existing: bool = False, fmt: str = "same", quality=None, max_pixels: int | None = None,
+              exif: bool = True, manifest: Manifest | None = None, quiet: bool = False, stdin_bytes=None,
+              command: str = "stntool", progress: bool | None = None) -> Summary:
+    """Process ``items`` (planned by :func:`plan_outputs`) with ``process(image, item)``.
+
+    ``process`` receives the decoded image (see :func:`stntool.io.decode_image`) and the
+    :class:`Item`, and returns one :class:`Output` or a list of them; raising a
+    :class:`~stntool.errors.StnError` fails that item (its line gets ``item.fields``). Items run on
+    ``jobs`` threads (one: in the calling thread); with the CPU backend each thread gets an equal
+    share of numba's threads. Records are written to ``manifest`` in input order as soon as they are
+    known, and the manifest is closed at the end. Errors (and, unless ``quiet``, warnings and the
+    summary line) go to stderr as ``stntool: error: PATH: reason``. A progress bar is shown when
+    ``progress`` (default: stderr is a terminal and not ``quiet``).
+
+    Ctrl-C (``KeyboardInterrupt``) stops submitting; running items finish their atomic writes and
+    are recorded; the summary says how many were not done and ``exit_code`` is 130. A manifest that
+    cannot be written stops the batch (``exit_code`` 1). A closed stdout (``--manifest - | head``)
+    stops it quietly (``exit_code`` 1).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .io import DEFAULT_MAX_PIXELS, STDERR_LOCK, display
+
+    items = list(items)
+    input_real = set()
+    for it in items:
+        if it.input != STDIN:
+            try:
+                input_real.add(os.path.normcase(os.path.realpath(it.input)))
+            except (OSError, ValueError):
+                pass
+    opts = dict(overwrite=overwrite, skip_existing=skip_existing, fmt=fmt, quality=quality, exif=exif,
+                max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels, stdin_bytes=stdin_bytes,
+                input_real=input_real)
+    summary = Summary(command=command, total=len(items))
+
+    bar = None
+    if progress is None:
+        progress = not quiet and sys.stderr.isatty()
+    if progress:
+        from tqdm import tqdm
+
+        tqdm.monitor_interval = 0  # no monitor thread: the bar is drawn only from this thread
+        try:
+            sized = min(os.get_terminal_size(sys.stderr.fileno())) > 0
+        except (OSError, ValueError):
+            sized = False
+        # a terminal that reports a 0x0 size (fresh pseudo-terminals, some CI runners) would hide the bar
+        bar = tqdm(total=len(items), file=sys.stderr, unit="img", leave=False,
+                   **({"dynamic_ncols": True} if sized else {"ncols": 80, "nrows": 24}))
+
+    def message(msg):
+        if bar is not None:
+            with STDERR_LOCK:
+                bar.write(msg, file=sys.stderr)
+        else:
+            say(msg)
+
+    started = time.perf_counter()
+    # Never more workers than inputs: one image keeps all of numba's threads and needs no pool.
+    n_jobs = max(1, min(jobs, len(items)))
+    per_thread = max(1, (os.cpu_count() or 1) // n_jobs)
+    local = threading.local()
+
+    def task(item):
+        if not getattr(local, "ready", False):
+            local.ready = True
+            if n_jobs > 1 and backend == "cpu":
+                try:
+                    import numba
+
+                    numba.set_num_threads(min(per_thread, numba.config.NUMBA_NUM_THREADS))
+                except Exception:  # noqa: BLE001 - a thread-count hint must never break a run
+                    pass
+        return _records_for(item, process, opts)
+
+    def report(records):
+        for rec in records:
+            status = rec["status"]
+            summary.ok += status == "ok"
+            summary.skipped += status == "skipped"
+            summary.failed += status == "error"
+            msg = None
+            if status == "error":
+                msg = f"stntool: error: {display(rec['input'])}: {rec['error']}"
+            elif rec.get("warning") and not quiet:
+                msg = f"stntool: warning: {display(rec['input'])}: {rec['warning']}"
+            if msg is not None:
+                message(msg)
+            if manifest is not None:
+                try:
+                    manifest.write(rec)
+                except BrokenPipeError:
+                    raise
+                except OSError as e:
+                    raise _ManifestError(e) from None
+        if bar is not None:
+            with STDERR_LOCK:
+                bar.update(1)
+
+    def report_once(fut):
+        records = fut.result()
+        # mark the future itself: ids of freed futures are reused, so a set of ids would drop records
+        if not getattr(fut, "stntool_reported", False):
+            fut.stntool_reported = True
+            report(records)
+
+    pool = _InlineExecutor() if n_jobs == 1 else ThreadPoolExecutor(max_workers=n_jobs,
+                                                                       thread_name_prefix="stntool-batch")
+    pending = collections.deque()
+    window = 2 * n_jobs + 2
+    try:
+        try:
+            # A future leaves `pending` only after its records are reported, so an interrupt at any
+            # point still records every finished output exactly once.
+            for item in items:
+                pending.append(pool.submit(task, item))
+                while len(pending) >= window or (pending and pending[0].done()):
+                    report_once(pending[0])
+                    pending.popleft()
+            while pending:
+                report_once(pending[0])
+                pending.popleft()
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            for f in pending:
+                f.cancel()
+            for f in pending:  # let running items finish their atomic write, record them
+                if not f.cancelled():
+                    try:
+                        report_once(f)
+                    except Exception:  # noqa: BLE001
+                        pass
+            pending.clear()
+    except BrokenPipeError:
+        pool.shutdown(wait=True, cancel_futures=True)
+        _quiet_stdout()
+        summary.stopped = True
+    except _ManifestError as e:
+        # the record cannot be kept: stop (outputs already written stay; rerun with --skip-existing)
+        pool.shutdown(wait=True, cancel_futures=True)
+        if bar is not None:
+            bar.close()
+            bar = None
+        where = "stdout" if manifest.to_stdout else display(manifest.path)
+        say(f"stntool: error: cannot write manifest {where}: {e.args[0].strerror or e.args[0]}; stopped")
+        try:
+            manifest.close()
+        except OSError:
+            pass
+        if manifest.to_stdout:
+            _quiet_stdout()
+        summary.stopped = True
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        if bar is not None:
+            bar.close()
+        if manifest is not None and manifest.file is not None:
+            try:
+                manifest.close()
+            except OSError as e:
+                say(f"stntool: error: cannot write manifest {display(manifest.path)}: {e.strerror or e}")
+                summary.manifest_failed = True
+
+    summary.elapsed = time.perf_counter() - started
+    if not summary.stopped and (not quiet or summary.interrupted):
+        say(summary.line())
+    return summary
