@@ -350,10 +350,15 @@ def _records_for(item, process, opts):
                 return [dict(head, status="skipped")]
             raise StnError("output exists (use --overwrite or --skip-existing)")
         data = opts["stdin_bytes"] if item.input == STDIN else read_file_bytes(item.input)
-        img = decode_image(data, opts["max_pixels"], opts["exif"])
+        said = []
+        img = decode_image(data, opts["max_pixels"], opts["exif"], warnings=said)
         frames = frame_count(data)
+        notes = [f"decoder: {said[-1]} (the image may be damaged)"] if said else []
         if frames > 1:
-            extra = {"frames": frames, "warning": f"has {frames} frames or pages; only the first was warped"}
+            extra = {"frames": frames}
+            notes.insert(0, f"has {frames} frames or pages; only the first was warped")
+        if notes:
+            extra["warning"] = "; ".join(notes)
         results = process(img, item)
         if isinstance(results, Output):
             results = [results]

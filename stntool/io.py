@@ -15,6 +15,7 @@ JPEGs convert to BGR; animated and multi-page files give their first frame (see
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -64,72 +65,50 @@ class _Fd2Guard:
     """Keeps codec libraries' own messages off the terminal without ever swallowing stntool's.
 
     libpng, libjpeg, libtiff and libwebp write warnings and errors straight to file descriptor 2
-    (``libpng error: Not enough image data``), below Python and OpenCV's log level. While any
-    thread decodes, :meth:`capture` points fd 2 at a scratch file (captures overlap: the first one
-    in redirects, the last one out restores). stntool's own lines are written inside ``with
-    STDERR_LOCK:``, which waits until no capture is active and holds new captures back meanwhile.
+    (``libpng error: Not enough image data``), below Python and OpenCV's log level. :meth:`capture`
+    points fd 2 at a scratch file while a decoder runs and hands back what it wrote, so the message
+    can become part of stntool's own line for that input. One capture at a time (fd 2 belongs to
+    the whole process), and stntool's own lines are written inside ``with STDERR_LOCK:``, so they
+    never land in the scratch file.
     """
 
     def __init__(self):
-        self._cond = threading.Condition()  # re-entrant
-        self._active = 0
-        self._saved = None
+        self._lock = threading.RLock()
         self._sink = None
 
     def __enter__(self):
-        self._cond.acquire()
-        while self._active:
-            self._cond.wait()
+        self._lock.acquire()
         return self
 
     def __exit__(self, *exc):
-        self._cond.release()
+        self._lock.release()
 
-    def _redirect(self):
-        try:
-            if self._sink is None:
-                self._sink = tempfile.TemporaryFile(prefix=TEMP_PREFIX)
-            else:
+    @contextlib.contextmanager
+    def capture(self):
+        """Context manager yielding a list that receives the lines written to fd 2 meanwhile."""
+        lines = []
+        with self._lock:
+            saved = None
+            try:
+                if self._sink is None:
+                    self._sink = tempfile.TemporaryFile(prefix=TEMP_PREFIX)
                 self._sink.seek(0)
                 self._sink.truncate()
-            saved = os.dup(2)
-        except OSError:  # no fd 2 (started with 2>&-) or no temp space: decode without capture
-            return
-        try:
-            os.dup2(self._sink.fileno(), 2)
-        except OSError:
-            os.close(saved)
-            return
-        self._saved = saved
-
-    def _restore(self):
-        if self._saved is not None:
-            os.dup2(self._saved, 2)
-            os.close(self._saved)
-            self._saved = None
-
-    class _Capture:
-        def __init__(self, guard):
-            self.guard = guard
-
-        def __enter__(self):
-            g = self.guard
-            with g._cond:
-                if g._active == 0:
-                    g._redirect()
-                g._active += 1
-
-        def __exit__(self, *exc):
-            g = self.guard
-            with g._cond:
-                g._active -= 1
-                if g._active == 0:
-                    g._restore()
-                    g._cond.notify_all()
-
-    def capture(self):
-        """Context manager: library output on fd 2 goes to a scratch file until it ends."""
-        return self._Capture(self)
+                saved = os.dup(2)
+                os.dup2(self._sink.fileno(), 2)
+            except OSError:  # no fd 2 (started with 2>&-) or no temp space: run without capture
+                if saved is not None:
+                    os.close(saved)
+                saved = None
+            try:
+                yield lines
+            finally:
+                if saved is not None:
+                    os.dup2(saved, 2)
+                    os.close(saved)
+                    self._sink.seek(0)
+                    text = self._sink.read(1 << 16).decode("utf-8", "replace")
+                    lines.extend(" ".join(line.split()) for line in text.splitlines() if line.strip())
 
 
 #: ``with STDERR_LOCK:`` around stntool's own stderr writes; ``STDERR_LOCK.capture()`` around decoders.
@@ -418,11 +397,15 @@ def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     return img
 
 
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: bool = True) -> np.ndarray:
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: bool = True,
+                 warnings: list | None = None) -> np.ndarray:
     """Decode image bytes keeping depth and channels (uint8/uint16/float32; gray, gray+alpha, BGR, BGRA).
 
     The size is checked against ``max_pixels`` from the header before anything is decoded.
-    Raises :class:`ImageReadError` for empty, truncated, corrupt, unknown or oversized data.
+    Raises :class:`ImageReadError` for empty, truncated, corrupt, unknown or oversized data; what
+    the codec library said (it writes to fd 2, which is captured meanwhile) ends the message.
+    When the image decodes but the library complained (``Corrupt JPEG data: ...``), its lines are
+    appended to ``warnings`` if a list is given, and dropped otherwise.
     """
     if not data:
         raise ImageReadError("empty file (0 bytes)")
@@ -436,8 +419,9 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
     if fmt in ("jpg", "png"):
         _check_complete(fmt, data)
     cv = cv2()
+    said = []
     try:
-        with STDERR_LOCK.capture():
+        with STDERR_LOCK.capture() as said:
             img = cv.imdecode(np.frombuffer(data, dtype=np.uint8), cv.IMREAD_UNCHANGED)
     except cv.error as e:
         msg = str(e).strip().splitlines()[-1] if str(e).strip() else "decoder error"
@@ -445,7 +429,10 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
     if img is None:
         if fmt is None:
             raise ImageReadError("not an image (unrecognised data)")
-        raise ImageReadError(f"cannot decode {fmt.upper()} data (corrupt or unsupported)")
+        why = f"; {said[-1]}" if said else ""
+        raise ImageReadError(f"cannot decode {fmt.upper()} data (corrupt or unsupported{why})")
+    if said and warnings is not None:
+        warnings.extend(said)
     if img.size == 0:
         raise ImageReadError("decoded an empty image")
     if img.shape[0] * img.shape[1] > max_pixels:
