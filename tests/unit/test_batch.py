@@ -1,0 +1,259 @@
+"""stntool.batch on its own: discovery, output planning, the manifest writer, the runner and interrupts."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from stntool import batch
+from stntool.errors import ImageWriteError, InvalidArgumentError, StnError
+from stntool.io import decode_image, encode_image
+
+
+def png(path, img=None):
+    img = np.arange(12, dtype=np.uint8).reshape(3, 4) if img is None else img
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(encode_image(img, "png"))
+    return str(path)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    png(tmp_path / "in" / "b.png")
+    png(tmp_path / "in" / "a.png")
+    png(tmp_path / "in" / "sub" / "c.png")
+    (tmp_path / "in" / "notes.txt").write_text("not an image")
+    png(tmp_path / "other" / "a.png")
+    return tmp_path
+
+
+def rels(items):
+    return [(it.rel, it.source) for it in items]
+
+
+# --------------------------------------------------------------------------- discovery
+
+def test_discover_folder_sorted_and_recursive(tree):
+    items, folders = batch.discover([str(tree / "in")])
+    assert rels(items) == [("a.png", "folder"), ("b.png", "folder")] and folders == 1
+    items, _ = batch.discover([str(tree / "in")], recursive=True)
+    assert [r for r, _ in rels(items)] == ["a.png", "b.png", os.path.join("sub", "c.png")]
+    assert [it.index for it in items] == [0, 1, 2]
+
+
+def test_discover_explicit_files_keep_base_name_lists_mirror(tree, monkeypatch):
+    monkeypatch.chdir(tree)
+    items, folders = batch.discover(["in/sub/c.png", "-"], listed=["in/a.png", "../x/y.png", str(tree / "z.png")])
+    assert rels(items) == [("c.png", "file"), ("stdin.png", "stdin"), (os.path.join("in", "a.png"), "list"),
+                           ("y.png", "list"), ("z.png", "list")] and folders == 0
+
+
+def test_discover_errors_and_warnings(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="no inputs"):
+        batch.discover([])
+    with pytest.raises(InvalidArgumentError, match="only once"):
+        batch.discover(["-", "-"])
+    (tmp_path / "empty").mkdir()
+    said = []
+    items, folders = batch.discover([str(tmp_path / "empty")], warn=said.append)
+    assert items == [] and folders == 1 and said == [f"no images in folder {tmp_path / 'empty'}"]
+
+
+def test_read_list_lines_crlf_and_nul(tmp_path):
+    (tmp_path / "l.txt").write_bytes(b"a.png\r\n\nb c.png\n")
+    assert batch.read_list(str(tmp_path / "l.txt")) == ["a.png", "b c.png"]
+    (tmp_path / "l0").write_bytes(b"a\nb.png\0c.png\0")
+    assert batch.read_list(str(tmp_path / "l0"), null=True) == ["a\nb.png", "c.png"]
+    with pytest.raises(InvalidArgumentError, match="cannot read"):
+        batch.read_list(str(tmp_path / "missing"))
+
+
+# --------------------------------------------------------------------------- output planning
+
+def test_plan_mirrors_folder_scans_and_maps_files_to_base_names(tree, monkeypatch):
+    monkeypatch.chdir(tree)
+    items, folders = batch.discover(["in"], recursive=True)
+    assert batch.plan_outputs(items, "out", folders=folders) == "folder"
+    assert [it.output for it in items] == [os.path.join("out", p) for p in ("a.png", "b.png", "sub/c.png")]
+    items, folders = batch.discover(["in/sub/c.png"], listed=[])
+    batch.plan_outputs(items, "out/", folders=folders)
+    assert items[0].output == os.path.join("out", "c.png")
+
+
+def test_plan_same_base_name_second_is_an_error(tree, monkeypatch):
+    monkeypatch.chdir(tree)
+    items, folders = batch.discover(["in/a.png", "other/a.png"])
+    batch.plan_outputs(items, "out", folders=folders)
+    assert items[0].error is None and items[0].output == os.path.join("out", "a.png")
+    assert items[1].error == f"output {os.path.join('out', 'a.png')} would also be written by in/a.png"
+
+
+def test_plan_refuses_to_write_onto_an_input(tree, monkeypatch):
+    monkeypatch.chdir(tree)
+    items, folders = batch.discover(["in"])
+    batch.plan_outputs(items, "in", folders=folders)
+    assert all(it.error.startswith("refusing to write onto an input") for it in items)
+    items, folders = batch.discover(["in"])
+    batch.plan_outputs(items, "in", suffix="_w", folders=folders)
+    assert [it.error for it in items] == [None, None]
+    assert [os.path.basename(it.output) for it in items] == ["a_w.png", "b_w.png"]
+
+
+def test_plan_suffix_format_and_unwritable_extensions(tmp_path):
+    items = [batch.Item(0, "x/a.jpg", "a.jpg"), batch.Item(1, "x/b.gif", "b.gif"), batch.Item(2, "-", "stdin.png",
+                                                                                           "stdin")]
+    batch.plan_outputs(items, str(tmp_path / "o"), suffix="_s")
+    assert [os.path.basename(it.output) for it in items] == ["a_s.jpg", "b_s.png", "stdin_s.png"]
+    batch.plan_outputs(items, str(tmp_path / "o"), fmt="webp")
+    assert [os.path.basename(it.output) for it in items] == ["a.webp", "b.webp", "stdin.webp"]
+
+
+def test_plan_single_file_stdout_and_usage_errors(tmp_path):
+    one = [batch.Item(0, "a.png", "a.png")]
+    assert batch.plan_outputs(one, str(tmp_path / "x.jpg")) == "file" and one[0].output == str(tmp_path / "x.jpg")
+    assert batch.plan_outputs(one, "-") == "stdout" and one[0].output == "-"
+    with pytest.raises(InvalidArgumentError, match="does not end in .png"):
+        batch.plan_outputs(one, str(tmp_path / "x.jpg"), fmt="png")
+    two = one + [batch.Item(1, "b.png", "b.png")]
+    with pytest.raises(InvalidArgumentError, match="exactly one input"):
+        batch.plan_outputs(two, "-")
+    with pytest.raises(InvalidArgumentError, match="exactly one input"):
+        batch.plan_outputs(one, "-", folders=1)  # one image found in a folder is not "a single input"
+    (tmp_path / "f").write_text("")
+    with pytest.raises(InvalidArgumentError, match="is not a folder"):
+        batch.plan_outputs(two, str(tmp_path / "f"))
+    with pytest.raises(InvalidArgumentError, match="required"):
+        batch.plan_outputs(two, None)
+
+
+def test_attach_payloads_named_and_missing():
+    class P:
+        def __init__(self, name):
+            self.name = name
+
+    items = [batch.Item(0, "a.png", "a.png"), batch.Item(1, "b.png", "b.png")]
+    out = batch.attach_payloads(items, {"a.png": [P("a_0.png"), P("a_1.png")]}, missing="nothing for it")
+    assert [(it.index, it.input, it.rel, it.error) for it in out] == [
+        (0, "a.png", "a_0.png", None), (1, "a.png", "a_1.png", None), (2, "b.png", "b.png", "nothing for it")]
+
+
+# --------------------------------------------------------------------------- manifest
+
+def test_manifest_flushes_every_line_and_closes(tmp_path):
+    path = tmp_path / "m.jsonl"
+    m = batch.Manifest(str(path))
+    m.write({"input": "a", "x": np.float32(0.5), "p": "caf\udce9"})
+    assert json.loads(path.read_text()) == {"input": "a", "x": 0.5, "p": "caf\udce9"}  # visible before close
+    m.close()
+    assert m.file is None
+    with pytest.raises(ImageWriteError, match="cannot write"):
+        batch.Manifest(str(tmp_path / "no" / "such" / "dir" / "m.jsonl"))
+
+
+# --------------------------------------------------------------------------- running
+
+def flip(img, item):
+    return batch.Output(img[:, ::-1].copy(), {"flipped": True})
+
+
+def planned(tmp_path, names=("a.png", "b.png", "c.png"), **kw):
+    for n in names:
+        png(tmp_path / "in" / n, np.full((2, 3), ord(n[0]), np.uint8))
+    items, folders = batch.discover([str(tmp_path / "in")])
+    batch.plan_outputs(items, str(tmp_path / "out"), folders=folders, **kw)
+    return items
+
+
+def lines(path):
+    return [json.loads(x) for x in open(path)]
+
+
+def test_run_batch_writes_outputs_manifest_in_order_and_summary(tmp_path, capsys):
+    png(tmp_path / "in" / "z_bad.png")
+    (tmp_path / "in" / "z_bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 30)
+    items = planned(tmp_path)
+    for it in items:
+        it.fields = {"why": "recorded for failures"}
+    s = batch.run_batch(items, flip, jobs=2, manifest=batch.Manifest(str(tmp_path / "m.jsonl")), command="t")
+    assert (s.ok, s.failed, s.exit_code) == (3, 1, 1)
+    recs = lines(tmp_path / "m.jsonl")
+    assert [r["input"] for r in recs] == [it.input for it in items]
+    assert recs[0] == {"input": items[0].input, "output": items[0].output, "status": "ok", "error": None,
+                       "flipped": True}
+    assert recs[3]["status"] == "error" and recs[3]["why"] == "recorded for failures"
+    assert np.array_equal(decode_image((tmp_path / "out" / "a.png").read_bytes()), np.full((2, 3), 97, np.uint8))
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"stntool: error: {items[3].input}: ") and err[1].startswith("t: 3 ok, 0 skipped, 1 failed")
+
+
+def test_run_batch_skip_existing_overwrite_and_exists_error(tmp_path, capsys):
+    items = planned(tmp_path)
+    assert batch.run_batch(items, flip, quiet=True).exit_code == 0
+    s = batch.run_batch(items, flip, skip_existing=True, quiet=True, manifest=batch.Manifest(str(tmp_path / "m")))
+    assert s.skipped == 3 and s.exit_code == 0
+    assert lines(tmp_path / "m")[0] == {"input": items[0].input, "output": items[0].output, "status": "skipped",
+                                        "error": None}
+    s = batch.run_batch(items, flip, quiet=True)
+    assert s.failed == 3 and "output exists" in capsys.readouterr().err
+    assert batch.run_batch(items, lambda img, it: batch.Output(img * 0), overwrite=True, quiet=True).ok == 3
+    assert decode_image((tmp_path / "out" / "a.png").read_bytes()).max() == 0
+
+
+def test_run_batch_several_outputs_per_input_and_errors_from_process(tmp_path):
+    items = planned(tmp_path, names=("a.png", "b.png"))
+
+    def two(img, item):
+        if item.input.endswith("b.png"):
+            item.fields = {"seed": 7}
+            raise StnError("b is not wanted")
+        stem = os.path.splitext(item.output)[0]
+        return [batch.Output(img, {"k": k}, output=f"{stem}_{k}.png") for k in range(2)]
+
+    s = batch.run_batch(items, two, quiet=True, manifest=batch.Manifest(str(tmp_path / "m")))
+    recs = lines(tmp_path / "m")
+    assert (s.ok, s.failed) == (2, 1)
+    assert [(os.path.basename(r["output"]), r["status"], r.get("k"), r.get("seed")) for r in recs] == [
+        ("a_0.png", "ok", 0, None), ("a_1.png", "ok", 1, None), ("b.png", "error", None, 7)]
+    assert sorted(os.listdir(tmp_path / "out")) == ["a_0.png", "a_1.png"]
+    onto = batch.run_batch(items[:1], lambda img, it: batch.Output(img, output=items[1].input), quiet=True)
+    assert onto.failed == 1  # an extra output that is an input is refused too
+
+
+def test_run_batch_interrupt_records_finished_items(tmp_path, capsys, monkeypatch):
+    items = planned(tmp_path, names=tuple(f"{c}.png" for c in "abcdefgh"))
+    real = batch.Manifest.write
+    seen = []
+
+    def write(self, rec):  # Ctrl-C arrives in the main thread while it reports the third record
+        real(self, rec)
+        seen.append(rec)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch.Manifest, "write", write)
+    s = batch.run_batch(items, flip, jobs=2, manifest=batch.Manifest(str(tmp_path / "m")), quiet=True)
+    assert s.interrupted and s.exit_code == 130
+    recorded = {os.path.basename(r["output"]) for r in lines(tmp_path / "m")}
+    written = set(os.listdir(tmp_path / "out"))
+    assert recorded == written and 3 <= len(written) < 8  # every output on disk is in the manifest
+    assert not [n for n in written if n.startswith(".stntool-tmp-")]
+    assert f"interrupted, {8 - len(written)} not done (rerun with --skip-existing)" in capsys.readouterr().err
+    monkeypatch.setattr(batch.Manifest, "write", real)
+    s = batch.run_batch(items, flip, skip_existing=True, quiet=True)
+    assert s.skipped == len(written) and s.ok == 8 - len(written)
+
+
+def test_run_batch_stops_when_the_manifest_cannot_be_written(tmp_path, capsys, monkeypatch):
+    items = planned(tmp_path)
+
+    def full(self, rec):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(batch.Manifest, "write", full)
+    s = batch.run_batch(items, flip, manifest=batch.Manifest(str(tmp_path / "m")), jobs=1)
+    assert s.stopped and s.exit_code == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"stntool: error: cannot write manifest {tmp_path / 'm'}: "
+                                        "No space left on device; stopped"]
