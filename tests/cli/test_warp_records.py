@@ -1,0 +1,93 @@
+"""Output naming of explicit files, and --params replay of the records warp writes (and of named records,
+several per input, as other commands write them)."""
+
+import json
+import os
+
+import numpy as np
+
+import stntool
+from stntool.io import decode_image
+
+from cli_helpers import SHIFT, encode, small_rgb, write
+
+
+def read(path):
+    return decode_image(open(path, "rb").read())
+
+
+def test_explicit_files_map_to_base_names_folders_and_lists_mirror(tmp_path, run, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("good/deep")
+    write(tmp_path / "good" / "a.png", encode(small_rgb(), ".png"))
+    write(tmp_path / "good" / "deep" / "b.png", encode(small_rgb(seed=1), ".png"))
+    r = run("--theta", SHIFT, "good/a.png", "good/deep/b.png", "-o", "out/", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(os.listdir("out")) == ["a.png", "b.png"]  # like cp and mogrify -path
+    r = run("--theta", SHIFT, "-r", "good", "-o", "scan", "-q")
+    assert sorted(os.listdir("scan")) == ["a.png", "deep"] and os.listdir("scan/deep") == ["b.png"]
+    r = run("--theta", SHIFT, "--files-from", "-", "-o", "listed", "-q", input="good/deep/b.png\n")
+    assert os.listdir("listed/good/deep") == ["b.png"]
+
+
+def test_two_explicit_files_with_one_base_name_second_fails(tmp_path, run):
+    for d in ("x", "y"):
+        (tmp_path / d).mkdir()
+        write(tmp_path / d / "same.png", encode(small_rgb(), ".png"))
+    r = run("--theta", SHIFT, str(tmp_path / "x" / "same.png"), str(tmp_path / "y" / "same.png"),
+            "-o", str(tmp_path / "out"), "--manifest", "-")
+    assert r.exit_code == 1
+    assert r.stderr.splitlines()[0] == (f"stntool: error: {tmp_path / 'y' / 'same.png'}: output "
+                                        f"{tmp_path / 'out' / 'same.png'} would also be written by "
+                                        f"{tmp_path / 'x' / 'same.png'}")
+    assert [json.loads(line)["status"] for line in r.stdout.splitlines()] == ["ok", "error"]
+    assert os.listdir(tmp_path / "out") == ["same.png"]
+
+
+def test_hex_fill_replays_bit_for_bit(tmp_path, run):
+    d = tmp_path / "in"
+    d.mkdir()
+    rgba = np.random.default_rng(0).integers(0, 256, (9, 11, 4), dtype=np.uint8)
+    write(d / "rgba.png", encode(rgba, ".png"))
+    write(d / "rgb16.png", encode(np.random.default_rng(1).integers(0, 65535, (9, 11, 3), dtype=np.uint16), ".png"))
+    write(d / "gray.png", encode(rgba[..., 0], ".png"))
+    man = tmp_path / "m.jsonl"
+    r = run("--theta", "0.7,0.2,0.3,-0.2,0.7,0", "--padding", "constant", "--fill", "#FF800040", str(d),
+            "-o", str(tmp_path / "a"), "--manifest", str(man), "-q")
+    assert r.exit_code == 0, r.stderr
+    recs = [json.loads(line) for line in man.read_text().splitlines()]
+    assert {rec["fill"] for rec in recs} == {"#ff800040"} and {rec["schema"] for rec in recs} == {1}
+    r = run("--params", str(man), "-o", str(tmp_path / "b"), "-q")
+    assert r.exit_code == 0, r.stderr
+    for name in ("rgba.png", "rgb16.png", "gray.png"):
+        # absolute inputs listed in --params map to their base name
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    out = read(tmp_path / "a" / "rgb16.png")
+    assert out[-1, -1].tolist() == [0, 128 * 257, 255 * 257]  # the colour outside, BGR, 16-bit scale
+
+
+def test_params_records_with_names_give_several_outputs(tmp_path, run):
+    img = small_rgb()
+    src = write(tmp_path / "a.png", encode(img, ".png"))
+    lines = [{"input": str(src), "name": f"a_{k}.png", "theta": [[1, 0, 0], [0, 1, 0]] if k == 0 else
+              [[-1, 0, 0], [0, 1, 0]], "schema": 1} for k in range(2)]
+    lines.append({"input": str(src), "status": "error", "error": "no geometry here"})  # skipped
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    r = run("--params", str(tmp_path / "p.jsonl"), "-o", str(tmp_path / "out"), "--manifest", "-", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(os.listdir(tmp_path / "out")) == ["a_0.png", "a_1.png"]
+    assert np.array_equal(read(tmp_path / "out" / "a_0.png"), img)
+    assert np.array_equal(read(tmp_path / "out" / "a_1.png"), stntool.warp(img, [[-1, 0, 0], [0, 1, 0]]))
+    recs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [rec["name"] for rec in recs] == ["a_0.png", "a_1.png"]
+
+
+def test_params_errors_are_usage_errors(tmp_path, run):
+    write(tmp_path / "a.png", encode(small_rgb(), ".png"))
+    for body, msg in (('{"theta": [[1, 0, 0], [0, 1, 0]]}', 'line 1: missing "input"'),
+                      ('{"input": "a.png", "theta": [[1, 0, 0], [0, 1]]}', "line 1: \"theta\": expected 6 or 9"),
+                      ('{"input": "a.png", "theta": [[1, 0, 0], [0, 1, 0]], "schema": 99}', "line 1: record schema 99"),
+                      ("not json", "line 1: not JSON")):
+        (tmp_path / "p.jsonl").write_text(body + "\n")
+        r = run("--params", str(tmp_path / "p.jsonl"), "-o", str(tmp_path / "o"))
+        assert r.exit_code == 2 and msg in r.stderr and "Traceback" not in r.stderr, (body, r.stderr)
