@@ -32,7 +32,7 @@ def usage_errors(param_hint=None):
     try:
         yield
     except StnError as e:
-        msg = " ".join(str(e).split())
+        msg = " ".join(str(e).split()).rstrip(" :")
         if param_hint is None:
             raise click.UsageError(msg) from None
         raise click.BadParameter(msg, param_hint=param_hint) from None
@@ -40,9 +40,8 @@ def usage_errors(param_hint=None):
 
 def parse_numbers(text: str, what: str, counts=None) -> list:
     """Comma/space separated finite floats; raises click.BadParameter with a precise message."""
-    from .records import parse_numbers as parse
-
     from .errors import InvalidArgumentError
+    from .records import parse_numbers as parse
 
     try:
         return parse(text, what, counts)
@@ -136,10 +135,12 @@ def check_io_options(fill, padding, overwrite, skip_existing, null, files_from):
 def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output, fmt, quality, suffix, overwrite,
                skip_existing, manifest, quiet, max_pixels, ignore_orientation, device, jobs, listed=(),
                prepare=None):
-    """Discover, plan and run a batch for a command; exits with the batch's status.
+    """Discover, plan and run a batch for a command; exits with the batch's status (0 returns).
 
-    ``process(image, item)`` is the command's per-image function (see :func:`stntool.batch.run_batch`);
-    ``prepare(items)`` may expand or annotate the discovered items before outputs are planned.
+    ``process(image, item, backend)`` is the command's per-image function (see
+    :func:`stntool.batch.run_batch`; ``backend`` is the resolved ``--device``). ``listed`` are inputs
+    to use when none are given (e.g. those of a parameter file); ``prepare(items)`` may expand or
+    annotate the discovered items before outputs are planned.
     """
     import sys
 

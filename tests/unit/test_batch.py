@@ -185,7 +185,8 @@ def test_run_batch_writes_outputs_manifest_in_order_and_summary(tmp_path, capsys
     assert recs[3]["status"] == "error" and recs[3]["why"] == "recorded for failures"
     assert np.array_equal(decode_image((tmp_path / "out" / "a.png").read_bytes()), np.full((2, 3), 97, np.uint8))
     err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith(f"stntool: error: {items[3].input}: ") and err[1].startswith("t: 3 ok, 0 skipped, 1 failed")
+    assert err[0].startswith(f"stntool: error: {items[3].input}: ")
+    assert err[1].startswith("t: 3 ok, 0 skipped, 1 failed")
 
 
 def test_run_batch_skip_existing_overwrite_and_exists_error(tmp_path, capsys):
