@@ -405,7 +405,9 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
     Raises :class:`ImageReadError` for empty, truncated, corrupt, unknown or oversized data; what
     the codec library said (it writes to fd 2, which is captured meanwhile) ends the message.
     When the image decodes but the library complained (``Corrupt JPEG data: ...``), its lines are
-    appended to ``warnings`` if a list is given, and dropped otherwise.
+    appended to ``warnings`` if a list is given, and dropped otherwise. While the decoder runs, the
+    process's fd 2 points at a scratch file (one decode at a time); write to stderr from other
+    threads inside ``with STDERR_LOCK:`` so no line of yours lands there.
     """
     if not data:
         raise ImageReadError("empty file (0 bytes)")
