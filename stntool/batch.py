@@ -201,7 +201,8 @@ def attach_payloads(items, payloads: dict, missing: str = "no parameters for thi
     """One item per payload of its input (``payloads[item.input]`` is a list), with ``item.payload`` set.
 
     A payload with a ``name`` attribute that is not None sets the item's relative output path
-    (several outputs for one input, each named by the record that made it). Items without
+    (several outputs for one input, each named by the record that made it; absolute names and
+    names climbing out with ``..`` keep only their base name). Items without
     payloads keep ``payload = None`` and fail with ``missing``. Returns the new list, renumbered.
     """
     import dataclasses
@@ -214,7 +215,7 @@ def attach_payloads(items, payloads: dict, missing: str = "no parameters for thi
             if p is None:
                 new.error = new.error or missing
             elif getattr(p, "name", None) is not None:
-                new.rel = p.name
+                new.rel = safe_rel(p.name)  # never outside the output folder
             out.append(new)
     return out
 

@@ -134,7 +134,7 @@ def test_attach_payloads_named_and_missing():
             self.name = name
 
     items = [batch.Item(0, "a.png", "a.png"), batch.Item(1, "b.png", "b.png")]
-    out = batch.attach_payloads(items, {"a.png": [P("a_0.png"), P("a_1.png")]}, missing="nothing for it")
+    out = batch.attach_payloads(items, {"a.png": [P("a_0.png"), P("../../a_1.png")]}, missing="nothing for it")
     assert [(it.index, it.input, it.rel, it.error) for it in out] == [
         (0, "a.png", "a_0.png", None), (1, "a.png", "a_1.png", None), (2, "b.png", "b.png", "nothing for it")]
 
