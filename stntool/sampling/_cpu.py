@@ -5,6 +5,12 @@ tested against it. Kernels are pure: the caller validates and allocates ``out``.
 
 Images are C-contiguous ``(N, H, W, C)``; kernels work on flat views so a tap is one offset.
 Coordinates are float64; integer outputs are rounded half up and saturated.
+
+The public functions are the kernel table of :mod:`stntool.sampling` (same names and signatures
+as ``_reference`` and ``_cuda``). The scalar maths (padding, reflection, rounding, cubic and
+Catmull-Rom weights, the padding rule's derivative, saturation) is
+:mod:`stntool.sampling._scalar`, compiled here with ``numba.njit``; the CUDA backend compiles
+the same source. Kernels are cached on disk keyed on this file and that shared source.
 """
 
 from __future__ import annotations

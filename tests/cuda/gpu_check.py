@@ -62,6 +62,11 @@ def parity_reference(rng):
     g = np.linspace(-1, 1, 3)
     ctrl = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
     plan = api.tps_plan(ctrl + rng.uniform(-0.05, 0.05, ctrl.shape), ctrl, (h, w), (33, 49), normalized=True)
+    plan_gpu = api.tps_plan(ctrl * 0.97, ctrl, (h, w), (33, 49), normalized=True, backend="cuda")
+    plan_cpu = api.tps_plan(ctrl * 0.97, ctrl, (h, w), (33, 49), normalized=True, backend="cpu")
+    e = max(float(np.abs(plan_gpu.lattice - plan_cpu.lattice).max()),
+            float(np.abs(plan_gpu.tables - plan_cpu.tables).max()))
+    record("TPS plan built by the CUDA kernels", plan_gpu.step == plan_cpu.step and e <= 1e-9, f"max diff vs CPU {e:.3g}")
     worst = {}
     for dtype in DTYPES:
         img = rand_img(rng, (n, h, w, c), dtype)
@@ -83,8 +88,9 @@ def parity_reference(rng):
                     _cuda.warp_tps_lattice(img, plan.lattice, plan.step, plan.singular, plan.tables, plan.radius,
                                            plan.norm_scale[0], plan.norm_scale[1], out, mode_id, pad_id, ac, fill,
                                            is_int, maxv)
-                    exp = ref.warp_tps_lattice_spec(img, plan.lattice, plan.step, plan.singular, plan.tables, plan.radius,
-                                               plan.norm_scale, np.empty_like(out), mode, pad, ac, fill_ref)
+                    exp = ref.warp_tps_lattice_spec(img, plan.lattice, plan.step, plan.singular, plan.tables,
+                                                    plan.radius, plan.norm_scale, np.empty_like(out), mode, pad, ac,
+                                                    fill_ref)
                     e3 = max_err(out, exp)
                     key = np.dtype(dtype).name
                     worst[key] = max(worst.get(key, 0.0), e1, e2, e3)

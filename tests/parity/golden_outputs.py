@@ -94,9 +94,12 @@ def cases():
                                                                                        backend=be)
 
 
-def fingerprints(backends) -> dict:
+def fingerprints(backends, only=None) -> dict:
+    """``{"backend/case": digest}`` for every case (or the case keys in ``only``)."""
     out = {}
     for key, thunk in cases():
+        if only is not None and key not in only:
+            continue
         for be in backends:
             res = thunk(be)
             if isinstance(res, tuple):
