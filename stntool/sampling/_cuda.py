@@ -9,7 +9,7 @@ Three layers, as in stumpy's ``gpu_stump``:
   without a copy), allocate, launch with the geometry of :func:`_launch_geometry`, copy back;
 * **public functions**: the kernel table, with the names and signatures of the CPU module and
   the reference (:mod:`stntool.sampling`), called by :mod:`stntool.api` and
-  :mod:`stntool.tps_plan` through :func:`stntool.sampling.kernels`.
+  :mod:`stntool.tps_lattice` through :func:`stntool.sampling.kernels`.
 
 The scalar maths (padding, reflection, rounding, cubic and Catmull-Rom weights, the padding
 rule's derivative, saturation) is :mod:`stntool.sampling._scalar`, compiled here as CUDA device
@@ -70,7 +70,9 @@ THREADS_PER_BLOCK = 256
 #: Upper bound on blocks per launch; grid-stride loops cover the rest.
 MAX_BLOCKS = 65535
 
+
 def _simulator_enabled() -> bool:
+    """True when numba-cuda runs kernels in its Python simulator (``NUMBA_ENABLE_CUDASIM=1``)."""
     try:
         from numba.cuda import config as cuda_config
     except ImportError:  # older layouts keep it in numba.config
