@@ -104,7 +104,8 @@ class TpsPlan:
 
 
 def _eval_tps_terms(k, tps, out_pix_xy, m_out):
-    """Spline at output pixel points with backend kernels ``k``: ``(values (P, 2) normalized input, radial terms (P, n))``."""
+    """Spline at output pixel points, by the backend kernels ``k``:
+    ``(values (P, 2) normalized input, radial terms (P, n))``."""
     pts = np.ascontiguousarray(out_pix_xy * [m_out[0, 0], m_out[1, 1]] + [m_out[0, 2], m_out[1, 2]])
     vals = np.empty((len(pts), 2))
     terms = np.empty((len(pts), len(tps.centres)))

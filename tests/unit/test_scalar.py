@@ -147,3 +147,18 @@ def test_editing_the_scalar_module_recompiles_cached_kernels(tmp_path):
     assert "        r -= 1.0\n    return r\n" in src
     scalar.write_text(src.replace("        r -= 1.0\n    return r\n", "        r -= 1.0\n    return r + 100.0\n"))
     assert run() == ["102.0", "0"]                   # recompiled from the edited source
+
+
+def _some_kernel(x):
+    return x
+
+
+def test_cuda_kernel_caches_are_keyed_on_the_shared_sources():
+    pytest.importorskip("numba_cuda")
+    cache = _kernel_cache.cuda_cache(_some_kernel)
+    from numba.cuda.dispatcher import CUDACache
+
+    assert isinstance(cache, CUDACache)
+    stamp = cache._impl.locator.get_source_stamp()
+    assert stamp[1] == _kernel_cache.shared_sources_stamp()
+    assert type(cache._impl.locator).__name__.startswith("Stntool")
