@@ -18,8 +18,8 @@ _EXPORTS = {
     "grid_sample": "api",
     "grid_sample_backward": "api",
     "tps_grid_backward": "api",
-    "tps_plan": "api",
-    "TpsPlan": "api",
+    "tps_plan": "tps_lattice",
+    "TpsPlan": "tps_lattice",
     "warp": "api",
     "warp_backward": "api",
     "warp_tps": "api",
@@ -38,7 +38,7 @@ _EXPORTS = {
     "theta_from_pixel_map": "transforms",
     "theta_to_cv2": "transforms",
 }
-_SUBMODULES = {"coords", "transforms", "grids", "tps", "api", "errors", "sampling", "io"}
+_SUBMODULES = {"coords", "transforms", "grids", "tps", "tps_lattice", "api", "errors", "sampling", "io"}
 
 __all__ = ["__version__", "coords", "transforms", *_EXPORTS]
 

@@ -11,6 +11,7 @@ os.environ.setdefault("KMP_BLOCKTIME", "0")
 import numba  # noqa: E402
 
 from . import _runtime  # noqa: E402
+from .sampling import _kernel_cache  # noqa: E402
 
 if _runtime.cli_process:
     # The stntool command runs no third-party numba extensions; skip numba's scan of every installed
@@ -19,13 +20,33 @@ if _runtime.cli_process:
 
     numba.core.entrypoints._already_initialized = True
 
+_FLAGS = dict(nogil=True, fastmath=False, error_model="numpy")
+
+
+def _cached(decorator):
+    """``decorator`` plus an on-disk cache keyed on the kernel's file and the shared kernel sources
+    (:mod:`stntool.sampling._kernel_cache`), so an edit of the scalar maths recompiles the kernel."""
+
+    def wrap(fn):
+        dispatcher = decorator(fn)
+        dispatcher._cache = _kernel_cache.cpu_cache(fn)
+        return dispatcher
+
+    return wrap
+
+
 #: Parallel entry kernels: prange over output rows, compiled once and cached on disk.
-jit_parallel = numba.njit(parallel=True, cache=True, nogil=True, fastmath=False, error_model="numpy")
+jit_parallel = _cached(numba.njit(parallel=True, **_FLAGS))
 #: Serial entry kernels (reductions that must be deterministic, small set-up work).
-jit_serial = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
+jit_serial = _cached(numba.njit(**_FLAGS))
 #: Helpers called from kernels; inlined by LLVM.
-jit_device = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
+jit_device = _cached(numba.njit(**_FLAGS))
 #: Small hot helpers, inlined at the Numba IR level so the per-pixel loop has no calls.
-jit_inline = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy", inline="always")
+jit_inline = _cached(numba.njit(inline="always", **_FLAGS))
+#: The shared scalar maths (:mod:`stntool.sampling._scalar`) as CPU helpers: not cached on their
+#: own (they are compiled into the kernels that call them, whose cache covers their source).
+jit_scalar = numba.njit(**_FLAGS)
+#: Small scalar helpers, inlined at the Numba IR level.
+jit_scalar_inline = numba.njit(inline="always", **_FLAGS)
 
 prange = numba.prange

@@ -9,6 +9,12 @@ call the chosen backend's kernel; kernels never validate. ``backend`` is one of:
 * ``"auto"``: ``"cuda"`` when a GPU is usable, else ``"cpu"``.
 
 Asking for a backend that cannot run is an error, never a silent fallback.
+
+Every backend module exposes the same kernel table, :data:`KERNELS`: the same names, the same
+parameters, the same argument kinds (option ids as ints, ``fill`` as a ``(C,)`` float64 array,
+caller-allocated outputs), so :mod:`stntool.api` makes one call through :func:`kernels` whatever
+the backend. The reference accepts ``is_int`` / ``maxv`` / ``projective`` and derives the same
+behaviour from ``out``'s dtype and the maps.
 """
 
 from __future__ import annotations
@@ -26,7 +32,24 @@ PADDINGS = {"zeros": 0, "border": 1, "reflection": 2, "constant": 3}
 BACKENDS = ("auto", "numpy", "cpu", "cuda")
 DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
 
-__all__ = ["MODES", "PADDINGS", "BACKENDS", "resolve_backend", "cuda_available", "ImageBatch", "sample_options"]
+#: The kernel table: name -> parameters, identical in ``_reference``, ``_cpu`` and ``_cuda``.
+#: Forward kernels write ``out`` (``(N, Ho, Wo, C)``, the image dtype); ``mode``, ``pad`` are ids of
+#: :data:`MODES`, :data:`PADDINGS`. ``grid_sample_backward`` takes float64 ``img``, ``grid (N, Ho, Wo, 2)``
+#: and ``grad_out`` and returns ``(grad_img, grad_grid)`` float64 (buffers are the backend's business).
+#: ``tps_eval_terms`` and ``tps_lattice_points`` build TPS plans (:mod:`stntool.tps_lattice`) and
+#: write host arrays.
+KERNELS = {
+    "warp_matrix": ("img", "maps", "out", "mode", "pad", "align_corners", "fill", "is_int", "maxv", "projective"),
+    "sample_grid": ("img", "grid", "out", "mode", "pad", "align_corners", "fill", "is_int", "maxv"),
+    "warp_tps_lattice": ("img", "lattice", "step", "singular", "tables", "radius", "snx", "sny", "out", "mode", "pad",
+                         "align_corners", "fill", "is_int", "maxv"),
+    "grid_sample_backward": ("img", "grid", "grad_out", "pad", "align_corners"),
+    "tps_eval_terms": ("points", "centres", "weights", "affine", "out", "terms"),
+    "tps_lattice_points": ("lattice", "step", "singular", "tables", "radius", "snx", "sny", "js", "is_", "out"),
+}
+
+__all__ = ["MODES", "PADDINGS", "BACKENDS", "KERNELS", "kernels", "resolve_backend", "cuda_available", "ImageBatch",
+           "sample_options"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -68,7 +91,7 @@ def resolve_backend(backend: str = "auto") -> str:
 
 
 def kernels(backend: str):
-    """The kernel module of a concrete backend."""
+    """The kernel module of a concrete backend (``"numpy"``, ``"cpu"`` or ``"cuda"``): :data:`KERNELS`."""
     if backend == "numpy":
         from . import _reference as mod
     elif backend == "cpu":

@@ -5,6 +5,12 @@ tested against it. Kernels are pure: the caller validates and allocates ``out``.
 
 Images are C-contiguous ``(N, H, W, C)``; kernels work on flat views so a tap is one offset.
 Coordinates are float64; integer outputs are rounded half up and saturated.
+
+The public functions are the kernel table of :mod:`stntool.sampling` (same names and signatures
+as ``_reference`` and ``_cuda``). The scalar maths (padding, reflection, rounding, cubic and
+Catmull-Rom weights, the padding rule's derivative, saturation) is
+:mod:`stntool.sampling._scalar`, compiled here with ``numba.njit``; the CUDA backend compiles
+the same source. Kernels are cached on disk keyed on this file and that shared source.
 """
 
 from __future__ import annotations
@@ -13,23 +19,32 @@ import math
 
 import numpy as np
 
-from .._jit import jit_device, jit_inline, jit_parallel, jit_serial, prange
+from .._jit import jit_device, jit_inline, jit_parallel, jit_scalar, jit_scalar_inline, jit_serial, prange
+from . import _scalar
 
-NEAREST, BILINEAR, BICUBIC = 0, 1, 2
-ZEROS, BORDER, REFLECTION, CONSTANT = 0, 1, 2, 3
-CUBIC_A = -0.75
+# The scalar maths shared with the CUDA backend (stntool.sampling._scalar), compiled for the CPU.
+# numpy's floor / fmod keep float64 results for coordinates of any magnitude.
+_s = _scalar.compile_for(jit_scalar, jit_scalar_inline, floor=np.floor, fmod=np.fmod)
+_unnormalize = _s.unnormalize
+_pad_coord = _s.pad_coord
+_pad_coord_grad = _s.pad_coord_grad
+_rint = _s.rint
+_cubic_weights = _s.cubic_weights
+_cr_weights = _s.cr_weights
+_tps_radial = _s.tps_radial
+_saturate = _s.saturate
+
+NEAREST, BILINEAR, BICUBIC = _s.NEAREST, _s.BILINEAR, _s.BICUBIC
+ZEROS, BORDER, REFLECTION, CONSTANT = _s.ZEROS, _s.BORDER, _s.REFLECTION, _s.CONSTANT
 
 
 # --------------------------------------------------------------------------- per-pixel helpers
 
 @jit_inline
 def _store(dst, k, v, is_int, maxv):
+    """``dst[k] = v``; integer outputs round half up and saturate (:func:`_scalar.saturate`)."""
     if is_int:
-        v = v + 0.5
-        if v < 0.0:
-            v = 0.0
-        elif v > maxv:
-            v = maxv
+        v = _saturate(v, maxv)
     dst[k] = v
 
 
@@ -37,52 +52,6 @@ def _store(dst, k, v, is_int, maxv):
 def _store_fill(dst, dbase, fill, c_count, is_int, maxv):
     for c in range(c_count):
         _store(dst, dbase + c, fill[c], is_int, maxv)
-
-
-@jit_device
-def _reflect(x, twice_low, twice_high):
-    if twice_low == twice_high:
-        return 0.0
-    lo = twice_low / 2.0
-    span = (twice_high - twice_low) / 2.0
-    x = abs(x - lo)
-    extra = np.fmod(x, span)
-    flips = np.floor(x / span)
-    if np.fmod(flips, 2.0) == 0.0:
-        return extra + lo
-    return span - extra + lo
-
-
-@jit_device
-def _pad_coord(x, size, pad, align_corners):
-    if pad == BORDER:
-        return min(max(x, 0.0), size - 1.0)
-    if pad == REFLECTION:
-        if align_corners:
-            x = _reflect(x, 0.0, 2.0 * (size - 1))
-        else:
-            x = _reflect(x, -1.0, 2.0 * size - 1.0)
-        return min(max(x, 0.0), size - 1.0)
-    return x
-
-
-@jit_device
-def _rint(x):
-    """Round half to even (``nearbyint``), for finite ``x``."""
-    r = np.floor(x + 0.5)
-    if r - x == 0.5 and np.fmod(r, 2.0) != 0.0:
-        r -= 1.0
-    return r
-
-
-@jit_inline
-def _cubic_near(x):
-    return ((CUBIC_A + 2.0) * x - (CUBIC_A + 3.0)) * x * x + 1.0
-
-
-@jit_inline
-def _cubic_far(x):
-    return ((CUBIC_A * x - 5.0 * CUBIC_A) * x + 8.0 * CUBIC_A) * x - 4.0 * CUBIC_A
 
 
 @jit_device
@@ -144,14 +113,8 @@ def _sample_general(src, sbase, h, w, c_count, x, y, dst, dbase, mode, pad, alig
     y0 = np.floor(y)
     tx = x - x0
     ty = y - y0
-    wx0 = _cubic_far(tx + 1.0)
-    wx1 = _cubic_near(tx)
-    wx2 = _cubic_near(1.0 - tx)
-    wx3 = _cubic_far(2.0 - tx)
-    wy0 = _cubic_far(ty + 1.0)
-    wy1 = _cubic_near(ty)
-    wy2 = _cubic_near(1.0 - ty)
-    wy3 = _cubic_far(2.0 - ty)
+    wx0, wx1, wx2, wx3 = _cubic_weights(tx)
+    wy0, wy1, wy2, wy3 = _cubic_weights(ty)
     for c in range(c_count):
         acc = 0.0
         for a in range(4):
@@ -278,14 +241,8 @@ def _copy_pixel(src, off, dst, d, cc):
 
 @jit_inline
 def _bicubic_interior(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
-    wx0 = _cubic_far(fx + 1.0)
-    wx1 = _cubic_near(fx)
-    wx2 = _cubic_near(1.0 - fx)
-    wx3 = _cubic_far(2.0 - fx)
-    wy0 = _cubic_far(fy + 1.0)
-    wy1 = _cubic_near(fy)
-    wy2 = _cubic_near(1.0 - fy)
-    wy3 = _cubic_far(2.0 - fy)
+    wx0, wx1, wx2, wx3 = _cubic_weights(fx)
+    wy0, wy1, wy2, wy3 = _cubic_weights(fy)
     base = off - row - cc
     for c in range(cc):
         o = base + c
@@ -515,14 +472,8 @@ def _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase,
     for j in range(j_lo, j_stop):
         fx = (xq & Q_MASK) * Q_INV
         fy = (yq & Q_MASK) * Q_INV
-        wx0 = _cubic_far(fx + 1.0)
-        wx1 = _cubic_near(fx)
-        wx2 = _cubic_near(1.0 - fx)
-        wx3 = _cubic_far(2.0 - fx)
-        wy0 = _cubic_far(fy + 1.0)
-        wy1 = _cubic_near(fy)
-        wy2 = _cubic_near(1.0 - fy)
-        wy3 = _cubic_far(2.0 - fy)
+        wx0, wx1, wx2, wx3 = _cubic_weights(fx)
+        wy0, wy1, wy2, wy3 = _cubic_weights(fy)
         o0 = sbase + ((yq >> 32) - 1) * row + ((xq >> 32) - 1) * 3
         o1 = o0 + row
         o2 = o1 + row
@@ -686,17 +637,10 @@ def sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv):
         for j in range(wo):
             gx = np.float64(grid[k, i, j, 0])
             gy = np.float64(grid[k, i, j, 1])
-            xs[j] = ((gx + 1.0) * w - 1.0) / 2.0 if not align_corners else (gx + 1.0) / 2.0 * (w - 1)
-            ys[j] = ((gy + 1.0) * h - 1.0) / 2.0 if not align_corners else (gy + 1.0) / 2.0 * (h - 1)
+            xs[j] = _unnormalize(gx, w, align_corners)
+            ys[j] = _unnormalize(gy, h, align_corners)
         _sample_row(src, sbase, h, w, c_count, xs, ys, 0, wo, dst, dbase, mode, pad, align_corners, fill, is_int,
                     maxv)
-
-
-@jit_inline
-def _cr_weights(t):
-    t2 = t * t
-    t3 = t2 * t
-    return (-0.5 * t3 + t2 - 0.5 * t, 1.5 * t3 - 2.5 * t2 + 1.0, -1.5 * t3 + 2.0 * t2 + 0.5 * t, 0.5 * t3 - 0.5 * t2)
 
 
 @jit_parallel
@@ -761,7 +705,7 @@ def warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, out
                 for j in range(j_lo, j_hi + 1):
                     dxn = (j - cx) * snx
                     d2 = dxn * dxn + dyn * dyn
-                    u = d2 * math.log(d2) if d2 > 0.0 else 0.0
+                    u = _tps_radial(d2)
                     b = min(j // step, wc - 2)
                     wx0, wx1, wx2, wx3 = _cr_weights((j - b * step) * inv)
                     acc = 0.0
@@ -804,7 +748,7 @@ def tps_lattice_points(lattice, step, singular, tables, radius, snx, sny, js, is
             dxn = (j - cx) * snx
             dyn = (i - cy) * sny
             d2 = dxn * dxn + dyn * dyn
-            u = d2 * math.log(d2) if d2 > 0.0 else 0.0
+            u = _tps_radial(d2)
             acc = 0.0
             for qq in range(4):
                 wyq = wy0 if qq == 0 else (wy1 if qq == 1 else (wy2 if qq == 2 else wy3))
@@ -829,7 +773,7 @@ def tps_eval_terms(points, centres, weights, affine, out, terms):
             dx = px - centres[q, 0]
             dy = py - centres[q, 1]
             d2 = dx * dx + dy * dy
-            u = d2 * math.log(d2) if d2 > 0.0 else 0.0
+            u = _tps_radial(d2)
             terms[p, q] = u
             fx += weights[q, 0] * u
             fy += weights[q, 1] * u
@@ -839,10 +783,28 @@ def tps_eval_terms(points, centres, weights, affine, out, terms):
 
 # --------------------------------------------------------------------------- backward
 
+def grid_sample_backward(img, grid, grad_out, pad, align_corners):
+    """Gradients of bilinear ``grid_sample``: ``(grad_img (N, H, W, C), grad_grid (N, Ho, Wo, 2))`` float64.
+
+    ``img (N, H, W, C)``, ``grid (N, Ho, Wo, 2)`` and ``grad_out (N, Ho, Wo, C)`` float64,
+    C-contiguous. Deterministic: rows are split into tasks, each task accumulates the image
+    gradient into a buffer of its own (four per image for small batches, so two threads have
+    work), and the buffers are summed in a fixed order.
+    """
+    n, h, w, c = img.shape
+    chunks = 1 if n >= 4 else 4
+    parts = np.zeros((n, chunks, h, w, c))
+    grad_grid = np.empty(grid.shape)
+    _grid_sample_backward_parts(img, grid, grad_out, pad, bool(align_corners), chunks, parts, grad_grid)
+    grad_img = np.zeros((n, h, w, c))
+    _sum_parts(parts, grad_img)
+    return grad_img, grad_grid
+
+
 @jit_parallel
-def grid_sample_backward(img, grid, grad_out, pad, align_corners, chunks, grad_img_parts, grad_grid):
+def _grid_sample_backward_parts(img, grid, grad_out, pad, align_corners, chunks, grad_img_parts, grad_grid):
     """Bilinear backward. ``grad_img_parts (N, chunks, H, W, C)``: each task owns one part, so the
-    result does not depend on thread scheduling; the caller sums parts in order."""
+    result does not depend on thread scheduling; :func:`_sum_parts` adds them in order."""
     n_img, h, w, c_count = img.shape
     _, ho, wo, _ = grid.shape
     if align_corners:
@@ -863,8 +825,8 @@ def grid_sample_backward(img, grid, grad_out, pad, align_corners, chunks, grad_i
                     grad_grid[n, i, j, 0] = 0.0
                     grad_grid[n, i, j, 1] = 0.0
                     continue
-                x = ((gx + 1.0) * w - 1.0) / 2.0 if not align_corners else (gx + 1.0) / 2.0 * (w - 1)
-                y = ((gy + 1.0) * h - 1.0) / 2.0 if not align_corners else (gy + 1.0) / 2.0 * (h - 1)
+                x = _unnormalize(gx, w, align_corners)
+                y = _unnormalize(gy, h, align_corners)
                 x, mx = _pad_coord_grad(x, w, pad, align_corners)
                 y, my = _pad_coord_grad(y, h, pad, align_corners)
                 mx *= sx
@@ -912,42 +874,8 @@ def grid_sample_backward(img, grid, grad_out, pad, align_corners, chunks, grad_i
                 grad_grid[n, i, j, 1] = gya * my
 
 
-@jit_device
-def _pad_coord_grad(x, size, pad, align_corners):
-    """Padding rule and its derivative (PyTorch ``compute_coordinates_set_grad``)."""
-    mult = 1.0
-    if pad == REFLECTION:
-        if align_corners:
-            twice_low = 0.0
-            twice_high = 2.0 * (size - 1)
-        else:
-            twice_low = -1.0
-            twice_high = 2.0 * size - 1.0
-        if twice_low == twice_high:
-            return 0.0, 0.0
-        lo = twice_low / 2.0
-        span = (twice_high - twice_low) / 2.0
-        d = x - lo
-        if d < 0.0:
-            mult = -1.0
-            d = -d
-        extra = np.fmod(d, span)
-        flips = np.floor(d / span)
-        if np.fmod(flips, 2.0) == 0.0:
-            x = extra + lo
-        else:
-            x = span - extra + lo
-            mult = -mult
-    if pad == BORDER or pad == REFLECTION:
-        if x <= 0.0:
-            return 0.0, 0.0
-        if x >= size - 1.0:
-            return size - 1.0, 0.0
-    return x, mult
-
-
 @jit_serial
-def sum_parts(parts, out):
+def _sum_parts(parts, out):
     """``out[n] = Σ_k parts[n, k]`` in a fixed order (deterministic)."""
     n_img, chunks = parts.shape[0], parts.shape[1]
     for n in range(n_img):

@@ -2,12 +2,20 @@
 
 Three layers, as in stumpy's ``gpu_stump``:
 
-* **kernels** (``_k_*``): ``cuda.jit(cache=True)``, one thread per output pixel (all
-  channels), grid-stride loops so any launch size is correct, no globals read inside;
+* **kernels** (``_k_*``): ``cuda.jit``, cached on disk keyed on this file and the shared scalar
+  maths (:mod:`stntool.sampling._kernel_cache`), one thread per output pixel (all channels) or
+  per point, grid-stride loops so any launch size is correct, no globals read inside;
 * **private host drivers** (``_launch_*``): move inputs to the device (or wrap device arrays
   without a copy), allocate, launch with the geometry of :func:`_launch_geometry`, copy back;
-* **public functions** with the exact signatures of the CPU module, called by
-  :mod:`stntool.api` through :func:`stntool.sampling.kernels`.
+* **public functions**: the kernel table, with the names and signatures of the CPU module and
+  the reference (:mod:`stntool.sampling`), called by :mod:`stntool.api` and
+  :mod:`stntool.tps_lattice` through :func:`stntool.sampling.kernels`.
+
+The scalar maths (padding, reflection, rounding, cubic and Catmull-Rom weights, the padding
+rule's derivative, saturation) is :mod:`stntool.sampling._scalar`, compiled here as CUDA device
+functions; the CPU backend compiles the same source. TPS plans for this backend are built with
+its own kernels (:func:`tps_eval_terms`, :func:`tps_lattice_points`): the plan's accuracy is
+checked with the arithmetic the warp kernel uses.
 
 Semantics are those of :mod:`stntool.sampling._reference` (the spec): coordinates and
 interpolation are float64 and written in the same order as the reference, integer outputs are
@@ -54,11 +62,7 @@ _ensure_numpy_compat()
 
 from numba import cuda  # noqa: E402
 
-from . import is_device_array  # noqa: E402
-
-NEAREST, BILINEAR, BICUBIC = 0, 1, 2
-ZEROS, BORDER, REFLECTION, CONSTANT = 0, 1, 2, 3
-CUBIC_A = -0.75
+from . import _kernel_cache, _scalar, is_device_array  # noqa: E402
 
 #: Threads per block for every launch: the one tunable of the launch geometry. Tests patch it
 #: small so tiny inputs span several blocks.
@@ -66,8 +70,40 @@ THREADS_PER_BLOCK = 256
 #: Upper bound on blocks per launch; grid-stride loops cover the rest.
 MAX_BLOCKS = 65535
 
-_kernel = cuda.jit(cache=True)
-_device = cuda.jit(device=True, cache=True)
+
+def _simulator_enabled() -> bool:
+    """True when numba-cuda runs kernels in its Python simulator (``NUMBA_ENABLE_CUDASIM=1``)."""
+    try:
+        from numba.cuda import config as cuda_config
+    except ImportError:  # older layouts keep it in numba.config
+        from numba import config as cuda_config
+    return bool(getattr(cuda_config, "ENABLE_CUDASIM", False))
+
+
+def _kernel(fn):
+    """``cuda.jit`` with the on-disk cache of :mod:`stntool.sampling._kernel_cache` (none under the simulator)."""
+    k = cuda.jit(fn)
+    if not _simulator_enabled():
+        k._cache = _kernel_cache.cuda_cache(fn)
+    return k
+
+
+_device = cuda.jit(device=True)
+
+# The scalar maths shared with the CPU backend (stntool.sampling._scalar), as device functions;
+# floor and fmod are math's (libdevice).
+_s = _scalar.compile_for(_device)
+_unnormalize = _s.unnormalize
+_pad_coord = _s.pad_coord
+_pad_coord_grad = _s.pad_coord_grad
+_rint = _s.rint
+_cubic_weights = _s.cubic_weights
+_cr_weights = _s.cr_weights
+_tps_radial = _s.tps_radial
+_saturate = _s.saturate
+
+NEAREST, BILINEAR, BICUBIC = _s.NEAREST, _s.BILINEAR, _s.BICUBIC
+ZEROS, BORDER, REFLECTION, CONSTANT = _s.ZEROS, _s.BORDER, _s.REFLECTION, _s.CONSTANT
 
 
 def _launch_geometry(work_items: int) -> tuple[int, int]:
@@ -81,13 +117,10 @@ def _launch_geometry(work_items: int) -> tuple[int, int]:
 
 @_device
 def _store(out, n, i, j, c, v, is_int, maxv):
-    """Write ``v`` (float64) to ``out[n, i, j, c]``: integers round half up and saturate."""
+    """Write ``v`` (float64) to ``out[n, i, j, c]``: integers round half up and saturate
+    (:func:`_scalar.saturate`; NaN -> 0, as the reference's nan_to_num)."""
     if is_int:
-        v = math.floor(v + 0.5)
-        if not (v >= 0.0):  # also NaN -> 0, as the reference's nan_to_num
-            v = 0.0
-        elif v > maxv:
-            v = maxv
+        v = _saturate(v, maxv)
     out[n, i, j, c] = v
 
 
@@ -95,54 +128,6 @@ def _store(out, n, i, j, c, v, is_int, maxv):
 def _store_fill(out, n, i, j, fill, is_int, maxv):
     for c in range(out.shape[3]):
         _store(out, n, i, j, c, fill[c], is_int, maxv)
-
-
-@_device
-def _reflect(x, twice_low, twice_high):
-    """PyTorch ``reflect_coordinates``."""
-    if twice_low == twice_high:
-        return 0.0
-    lo = twice_low / 2.0
-    span = (twice_high - twice_low) / 2.0
-    x = abs(x - lo)
-    extra = math.fmod(x, span)
-    flips = math.floor(x / span)
-    if math.fmod(flips, 2.0) == 0.0:
-        return extra + lo
-    return span - extra + lo
-
-
-@_device
-def _pad_coord(x, size, pad, align_corners):
-    """PyTorch ``compute_coordinates``: border clipping or reflection of a pixel coordinate."""
-    if pad == BORDER:
-        return min(max(x, 0.0), size - 1.0)
-    if pad == REFLECTION:
-        if align_corners:
-            x = _reflect(x, 0.0, 2.0 * (size - 1))
-        else:
-            x = _reflect(x, -1.0, 2.0 * size - 1.0)
-        return min(max(x, 0.0), size - 1.0)
-    return x
-
-
-@_device
-def _rint(x):
-    """Round half to even (``nearbyint``), for finite ``x``."""
-    r = math.floor(x + 0.5)
-    if r - x == 0.5 and math.fmod(r, 2.0) != 0.0:
-        r -= 1.0
-    return r
-
-
-@_device
-def _cubic_near(x):
-    return ((CUBIC_A + 2.0) * x - (CUBIC_A + 3.0)) * x * x + 1.0
-
-
-@_device
-def _cubic_far(x):
-    return ((CUBIC_A * x - 5.0 * CUBIC_A) * x + 8.0 * CUBIC_A) * x - 4.0 * CUBIC_A
 
 
 @_device
@@ -214,14 +199,8 @@ def _sample(img, n, x, y, out, i, j, mode, pad, align_corners, fill, is_int, max
     y0 = math.floor(y)
     tx = x - x0
     ty = y - y0
-    wx0 = _cubic_far(tx + 1.0)
-    wx1 = _cubic_near(tx)
-    wx2 = _cubic_near(1.0 - tx)
-    wx3 = _cubic_far(2.0 - tx)
-    wy0 = _cubic_far(ty + 1.0)
-    wy1 = _cubic_near(ty)
-    wy2 = _cubic_near(1.0 - ty)
-    wy3 = _cubic_far(2.0 - ty)
+    wx0, wx1, wx2, wx3 = _cubic_weights(tx)
+    wy0, wy1, wy2, wy3 = _cubic_weights(ty)
     for c in range(cc):
         f = fill[c]
         acc = 0.0
@@ -296,27 +275,9 @@ def _k_sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv)
         k = n if multi else 0
         gx = np.float64(grid[k, i, j, 0])
         gy = np.float64(grid[k, i, j, 1])
-        if align_corners:
-            x = (gx + 1.0) / 2.0 * (w - 1)
-            y = (gy + 1.0) / 2.0 * (h - 1)
-        else:
-            x = ((gx + 1.0) * w - 1.0) / 2.0
-            y = ((gy + 1.0) * h - 1.0) / 2.0
+        x = _unnormalize(gx, w, align_corners)
+        y = _unnormalize(gy, h, align_corners)
         _sample(img, n, x, y, out, i, j, mode, pad, align_corners, fill, is_int, maxv)
-
-
-@_device
-def _cr_weight(t, q):
-    """Catmull-Rom weight of node offset ``q - 1`` (``q`` in 0..3) at ``t`` in [0, 1]."""
-    t2 = t * t
-    t3 = t2 * t
-    if q == 0:
-        return -0.5 * t3 + t2 - 0.5 * t
-    if q == 1:
-        return 1.5 * t3 - 2.5 * t2 + 1.0
-    if q == 2:
-        return -1.5 * t3 + 2.0 * t2 + 0.5 * t
-    return 0.5 * t3 - 0.5 * t2
 
 
 @_kernel
@@ -341,12 +302,14 @@ def _k_warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, 
         b = min(j // step, wc - 2)
         ty = (i - a * step) / step
         tx = (j - b * step) / step
+        wy0, wy1, wy2, wy3 = _cr_weights(ty)
+        wx0, wx1, wx2, wx3 = _cr_weights(tx)
         x = 0.0
         y = 0.0
         for qq in range(4):
-            wy = _cr_weight(ty, qq)
+            wy = wy0 if qq == 0 else (wy1 if qq == 1 else (wy2 if qq == 2 else wy3))
             for rr in range(4):
-                wgt = wy * _cr_weight(tx, rr)
+                wgt = wy * (wx0 if rr == 0 else (wx1 if rr == 1 else (wx2 if rr == 2 else wx3)))
                 x += wgt * lattice[a + qq, b + rr, 0]
                 y += wgt * lattice[a + qq, b + rr, 1]
         for q in range(singular.shape[0]):
@@ -357,15 +320,78 @@ def _k_warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, 
             dxn = (j - cx) * snx
             dyn = (i - cy) * sny
             d2 = dxn * dxn + dyn * dyn
-            u = d2 * math.log(d2) if d2 > 0.0 else 0.0
+            u = _tps_radial(d2)
             acc = 0.0
             for qq in range(4):
-                wy = _cr_weight(ty, qq)
+                wy = wy0 if qq == 0 else (wy1 if qq == 1 else (wy2 if qq == 2 else wy3))
                 for rr in range(4):
-                    acc += wy * _cr_weight(tx, rr) * tables[a + qq, b + rr, q]
+                    acc += wy * (wx0 if rr == 0 else (wx1 if rr == 1 else (wx2 if rr == 2 else wx3))) * tables[
+                        a + qq, b + rr, q]
             x += singular[q, 2] * (u - acc)
             y += singular[q, 3] * (u - acc)
         _sample(img, n, x, y, out, i, j, mode, pad, align_corners, fill, is_int, maxv)
+
+
+@_kernel
+def _k_tps_lattice_points(lattice, step, singular, tables, radius, snx, sny, js, is_, out):
+    """A TPS plan at scattered integer output pixels ``(js[p], is_[p])``, one thread per point
+    (spec ``_reference.lattice_points``; the arithmetic of the CPU kernel of the same name)."""
+    hc = lattice.shape[0] - 2
+    wc = lattice.shape[1] - 2
+    inv = 1.0 / step
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for p in range(start, js.shape[0], stride):
+        j = js[p]
+        i = is_[p]
+        a = min(i // step, hc - 2)
+        b = min(j // step, wc - 2)
+        wy0, wy1, wy2, wy3 = _cr_weights((i - a * step) * inv)
+        wx0, wx1, wx2, wx3 = _cr_weights((j - b * step) * inv)
+        for c in range(2):
+            acc = 0.0
+            for qq in range(4):
+                wyq = wy0 if qq == 0 else (wy1 if qq == 1 else (wy2 if qq == 2 else wy3))
+                acc += wyq * (wx0 * lattice[a + qq, b, c] + wx1 * lattice[a + qq, b + 1, c]
+                              + wx2 * lattice[a + qq, b + 2, c] + wx3 * lattice[a + qq, b + 3, c])
+            out[p, c] = acc
+        for q in range(singular.shape[0]):
+            cx = singular[q, 0]
+            cy = singular[q, 1]
+            if abs(i - cy) > radius or abs(j - cx) > radius:
+                continue
+            dxn = (j - cx) * snx
+            dyn = (i - cy) * sny
+            u = _tps_radial(dxn * dxn + dyn * dyn)
+            acc = 0.0
+            for qq in range(4):
+                wyq = wy0 if qq == 0 else (wy1 if qq == 1 else (wy2 if qq == 2 else wy3))
+                acc += wyq * (wx0 * tables[a + qq, b, q] + wx1 * tables[a + qq, b + 1, q]
+                              + wx2 * tables[a + qq, b + 2, q] + wx3 * tables[a + qq, b + 3, q])
+            out[p, 0] += singular[q, 2] * (u - acc)
+            out[p, 1] += singular[q, 3] * (u - acc)
+
+
+@_kernel
+def _k_tps_eval_terms(points, centres, weights, affine, out, terms):
+    """One thin-plate spline at ``points (P, 2)``, one thread per point: values into ``out (P, 2)``,
+    each radial term ``U(|p - c_q|)`` into ``terms (P, n)`` (the CPU kernel's arithmetic)."""
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for p in range(start, points.shape[0], stride):
+        px = points[p, 0]
+        py = points[p, 1]
+        fx = affine[0, 0] + affine[1, 0] * px + affine[2, 0] * py
+        fy = affine[0, 1] + affine[1, 1] * px + affine[2, 1] * py
+        for q in range(centres.shape[0]):
+            dx = px - centres[q, 0]
+            dy = py - centres[q, 1]
+            u = _tps_radial(dx * dx + dy * dy)
+            terms[p, q] = u
+            fx += weights[q, 0] * u
+            fy += weights[q, 1] * u
+        out[p, 0] = fx
+        out[p, 1] = fy
 
 
 # --------------------------------------------------------------------------- backward kernels
@@ -379,40 +405,6 @@ def _k_warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, 
 # whose sums are order-independent because they are inf or NaN anyway.
 
 FIXED_BITS = 62
-
-
-@_device
-def _pad_coord_grad(x, size, pad, align_corners):
-    """Padding rule and its derivative (PyTorch ``compute_coordinates_set_grad``)."""
-    mult = 1.0
-    if pad == REFLECTION:
-        if align_corners:
-            twice_low = 0.0
-            twice_high = 2.0 * (size - 1)
-        else:
-            twice_low = -1.0
-            twice_high = 2.0 * size - 1.0
-        if twice_low == twice_high:
-            return 0.0, 0.0
-        lo = twice_low / 2.0
-        span = (twice_high - twice_low) / 2.0
-        d = x - lo
-        if d < 0.0:
-            mult = -1.0
-            d = -d
-        extra = math.fmod(d, span)
-        flips = math.floor(d / span)
-        if math.fmod(flips, 2.0) == 0.0:
-            x = extra + lo
-        else:
-            x = span - extra + lo
-            mult = -mult
-    if pad == BORDER or pad == REFLECTION:
-        if x <= 0.0:
-            return 0.0, 0.0
-        if x >= size - 1.0:
-            return size - 1.0, 0.0
-    return x, mult
 
 
 @_kernel
@@ -470,12 +462,8 @@ def _k_backward(img, grid, grad_out, pad, align_corners, scale, acc_fixed, acc_f
             grad_grid[n, i, j, 0] = 0.0
             grad_grid[n, i, j, 1] = 0.0
             continue
-        if align_corners:
-            x = (gx + 1.0) / 2.0 * (w - 1)
-            y = (gy + 1.0) / 2.0 * (h - 1)
-        else:
-            x = ((gx + 1.0) * w - 1.0) / 2.0
-            y = ((gy + 1.0) * h - 1.0) / 2.0
+        x = _unnormalize(gx, w, align_corners)
+        y = _unnormalize(gy, h, align_corners)
         x, mx = _pad_coord_grad(x, w, pad, align_corners)
         y, my = _pad_coord_grad(y, h, pad, align_corners)
         if x < -1.0 or x > w or y < -1.0 or y > h:
@@ -624,6 +612,19 @@ def _launch_warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, 
     return res.finish()
 
 
+def _launch_points(kernel, n_points, args, outs):
+    """Launch a per-point kernel over ``n_points``; ``outs`` are host arrays the kernel writes."""
+    stream = cuda.stream()
+    d_args = [_to_device(a, stream) if isinstance(a, np.ndarray) else a for a in args]
+    d_outs = [cuda.device_array(o.shape, dtype=o.dtype, stream=stream) for o in outs]
+    blocks, tpb = _launch_geometry(n_points)
+    kernel[blocks, tpb, stream](*d_args, *d_outs)
+    for o, d in zip(outs, d_outs):
+        d.copy_to_host(o, stream=stream)
+    stream.synchronize()
+    return outs
+
+
 def _fixed_point_scale(bound: float, n_out_pixels: int) -> tuple[float, float]:
     """``(scale, 1 / scale)``, powers of two, so that ``n_out_pixels * bound * scale <= 2**FIXED_BITS``."""
     total = bound * max(int(n_out_pixels), 1)
@@ -675,7 +676,7 @@ def _grid_sample_backward(img, grid, grad_out, pad, align_corners):
 
 
 # --------------------------------------------------------------------------- public functions
-# Same signatures as stntool.sampling._cpu; the caller (stntool.api) validates and allocates.
+# The kernel table (same signatures as stntool.sampling._cpu); the caller validates and allocates.
 # Arrays may be host NumPy arrays or device arrays (anything with __cuda_array_interface__:
 # numba, CuPy, PyTorch); device inputs are used in place, a device ``out`` is written in place.
 
@@ -708,7 +709,7 @@ def sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv):
 
 def warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, out, mode, pad, align_corners, fill,
                      is_int, maxv):
-    """Fused thin-plate-spline warp from a :class:`stntool.api.TpsPlan` (same arguments as the CPU kernel).
+    """Fused thin-plate-spline warp from a :class:`stntool.tps_lattice.TpsPlan` (same arguments as the CPU kernel).
 
     ``lattice (Hc+2, Wc+2, 2)``, ``singular (K, 4)``, ``tables (Hc+2, Wc+2, K)``; other parameters
     as in :func:`warp_matrix`.
@@ -717,7 +718,7 @@ def warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, out
                                     align_corners, fill, is_int, maxv)
 
 
-def grid_sample_backward_host(img, grid, grad_out, pad, align_corners):
+def grid_sample_backward(img, grid, grad_out, pad, align_corners):
     """Gradients of bilinear ``grid_sample``: ``(grad_img (N, H, W, C), grad_grid (N, Ho, Wo, 2))`` float64.
 
     ``img (N, H, W, C)`` (float64 from the API; any supported dtype works), ``grid (M, Ho, Wo, 2)``
@@ -730,6 +731,31 @@ def grid_sample_backward_host(img, grid, grad_out, pad, align_corners):
     per contribution.
     """
     return _grid_sample_backward(img, grid, grad_out, pad, align_corners)
+
+
+def tps_lattice_points(lattice, step, singular, tables, radius, snx, sny, js, is_, out):
+    """A TPS plan at integer output pixels ``js, is_ (P,)`` into the host array ``out (P, 2)`` float64
+    (spec ``_reference.lattice_points``); used to check a plan's accuracy."""
+    n = int(js.shape[0])
+    if n == 0:
+        return out
+    _launch_points(_k_tps_lattice_points, n,
+                   (np.ascontiguousarray(lattice, np.float64), int(step), np.ascontiguousarray(singular, np.float64),
+                    np.ascontiguousarray(tables, np.float64), float(radius), float(snx), float(sny),
+                    np.ascontiguousarray(js, np.int64), np.ascontiguousarray(is_, np.int64)), (out,))
+    return out
+
+
+def tps_eval_terms(points, centres, weights, affine, out, terms):
+    """One thin-plate spline at ``points (P, 2)`` into the host arrays ``out (P, 2)`` and ``terms (P, n)``
+    (each radial term); ``weights (n, 2)``, ``affine (3, 2)``, all float64."""
+    n = int(points.shape[0])
+    if n == 0:
+        return out, terms
+    _launch_points(_k_tps_eval_terms, n,
+                   tuple(np.ascontiguousarray(a, np.float64) for a in (points, centres, weights, affine)),
+                   (out, terms))
+    return out, terms
 
 
 # --------------------------------------------------------------------------- availability
@@ -756,14 +782,6 @@ def _probe() -> tuple[bool, str | None]:
         except Exception as exc:  # any driver / binding failure means "not usable"
             _probe_result = (False, f"{type(exc).__name__}: {exc}")
     return _probe_result
-
-
-def _simulator_enabled() -> bool:
-    try:
-        from numba.cuda import config as cuda_config
-    except ImportError:  # older layouts keep it in numba.config
-        from numba import config as cuda_config
-    return bool(getattr(cuda_config, "ENABLE_CUDASIM", False))
 
 
 def _driver_error() -> str | None:

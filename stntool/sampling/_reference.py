@@ -14,6 +14,13 @@ the coordinate convention), on channel-last images:
 * Grid points that are NaN or infinite produce the fill value (0 unless ``constant``).
 * Arithmetic is float64. Integer outputs are rounded to nearest (half up) and saturated
   to the dtype's range; float outputs are cast.
+
+The functions at the end of the module (the kernel table: ``warp_matrix``, ``sample_grid``,
+``warp_tps_lattice``, ``grid_sample_backward``, ``tps_eval_terms``, ``tps_lattice_points``) have
+the names and signatures of the compiled backends' (see :mod:`stntool.sampling`): option ids
+(``mode``, ``pad``) are ints, ``fill`` is a ``(C,)`` array, and results go into caller-allocated
+``out`` arrays. The functions above them are the spec in plain terms (option names, returned
+arrays), which tests call directly.
 """
 
 from __future__ import annotations
@@ -132,7 +139,8 @@ def sample_pixels_float64(img: np.ndarray, x: np.ndarray, y: np.ndarray, mode: s
     return out
 
 
-def warp_matrix(img, in_pix_from_out_pix, out, mode="bilinear", padding="zeros", align_corners=False, fill=None):
+def warp_matrix_spec(img, in_pix_from_out_pix, out, mode="bilinear", padding="zeros", align_corners=False,
+                     fill=None):
     """Fused-warp spec: ``out (N, Ho, Wo, C)`` reads ``img`` where the ``(M, 3, 3)`` pixel maps send each output pixel."""
     n, ho, wo, _ = out.shape
     m = np.broadcast_to(in_pix_from_out_pix, (n, 3, 3))
@@ -166,7 +174,7 @@ def grid_sample(img, grid, mode="bilinear", padding="zeros", align_corners=False
     return res
 
 
-def grid_sample_backward(img, grid, grad_out, padding="zeros", align_corners=False):
+def grid_sample_backward_spec(img, grid, grad_out, padding="zeros", align_corners=False):
     """Gradients of bilinear ``grid_sample`` (STN eqs. 6-7) w.r.t. the image and the grid.
 
     ``img (N, H, W, C)``, ``grid (N, Ho, Wo, 2)``, ``grad_out (N, Ho, Wo, C)``; returns
@@ -259,7 +267,7 @@ def catmull_rom_weights(t):
                      0.5 * t3 - 0.5 * t2], axis=-1)
 
 
-def tps_lattice_points(lattice, step, singular, tables, radius, norm_scale, js, is_):
+def lattice_points(lattice, step, singular, tables, radius, norm_scale, js, is_):
     """Input pixel coordinates read by output pixels ``(js, is_)`` (integer arrays) under a TPS lattice plan.
 
     The spec of the fused TPS kernels:
@@ -305,13 +313,65 @@ def tps_lattice_points(lattice, step, singular, tables, radius, norm_scale, js, 
     return res
 
 
-def warp_tps_lattice(img, lattice, step, singular, tables, radius, norm_scale, out, mode="bilinear",
-                     padding="zeros", align_corners=False, fill=None):
-    """Fused TPS warp spec: sample where :func:`tps_lattice_points` sends every output pixel."""
+def warp_tps_lattice_spec(img, lattice, step, singular, tables, radius, norm_scale, out, mode="bilinear",
+                          padding="zeros", align_corners=False, fill=None):
+    """Fused TPS warp spec: sample where :func:`lattice_points` sends every output pixel."""
     n, ho, wo, _ = out.shape
     ii, jj = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
-    pts = tps_lattice_points(lattice, step, singular, tables, radius, norm_scale, jj, ii)
+    pts = lattice_points(lattice, step, singular, tables, radius, norm_scale, jj, ii)
     x = np.broadcast_to(pts[..., 0], (n, ho, wo))
     y = np.broadcast_to(pts[..., 1], (n, ho, wo))
     out[...] = to_dtype(sample_pixels_float64(img, x, y, mode, padding, align_corners, fill), out.dtype)
     return out
+
+
+# --------------------------------------------------------------------------- the kernel table
+# Same names and signatures as stntool.sampling._cpu and _cuda. ``is_int`` / ``maxv`` are
+# accepted for the common signature: the spec rounds and saturates by ``out.dtype``.
+# ``projective`` likewise: the spec always divides by the third homogeneous coordinate
+# (exactly 1.0 for affine maps).
+
+def warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, projective):
+    """Fused warp: ``out[n, i, j] = img[n]`` sampled at ``maps[n] @ (j, i, 1)`` (``in_pix_from_out_pix``,
+    ``(M, 3, 3)``, ``M`` 1 or N). ``mode``, ``pad``: ids of :data:`MODES`, :data:`PADDINGS`."""
+    return warp_matrix_spec(img, maps, out, MODES[mode], PADDINGS[pad], bool(align_corners), fill)
+
+
+def sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv):
+    """``grid_sample`` into ``out``: ``grid (M, Ho, Wo, 2)`` of input normalized ``(x, y)``, ``M`` 1 or N."""
+    g = np.broadcast_to(grid, (out.shape[0],) + grid.shape[1:])
+    out[...] = to_dtype(grid_sample_float64(img, g, MODES[mode], PADDINGS[pad], bool(align_corners), fill),
+                        out.dtype)
+    return out
+
+
+def warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, out, mode, pad, align_corners, fill,
+                     is_int, maxv):
+    """Fused TPS warp from a plan (see :func:`lattice_points`); ``(snx, sny)`` is the plan's ``norm_scale``."""
+    return warp_tps_lattice_spec(img, lattice, step, singular, tables, radius, (snx, sny), out, MODES[mode],
+                                 PADDINGS[pad], bool(align_corners), fill)
+
+
+def tps_lattice_points(lattice, step, singular, tables, radius, snx, sny, js, is_, out):
+    """:func:`lattice_points` for integer output pixels ``js, is_ (P,)`` into ``out (P, 2)``."""
+    out[...] = lattice_points(lattice, step, singular, tables, radius, (snx, sny), js, is_)
+    return out
+
+
+def tps_eval_terms(points, centres, weights, affine, out, terms):
+    """Evaluate one thin-plate spline at ``points (P, 2)`` into ``out (P, 2)`` and each radial term
+    ``U(|p - c_q|)`` into ``terms (P, n)``; ``weights (n, 2)``, ``affine (3, 2)``
+    (:class:`stntool.tps.ThinPlateSpline`'s evaluation)."""
+    from ..tps import tps_kernel
+
+    u = tps_kernel(points, centres)
+    vals = u @ weights
+    vals += affine[0] + points @ affine[1:]
+    terms[...] = u
+    out[...] = vals
+    return out, terms
+
+
+def grid_sample_backward(img, grid, grad_out, pad, align_corners):
+    """:func:`grid_sample_backward_spec` with a padding id: ``(grad_img, grad_grid)`` float64."""
+    return grid_sample_backward_spec(img, grid, grad_out, PADDINGS[pad], bool(align_corners))

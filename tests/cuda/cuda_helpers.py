@@ -60,4 +60,4 @@ def affine_maps(rng, n):
 
 def reference_warp_matrix(img, maps, out_shape, mode, padding, align_corners, fill_ref):
     out = np.empty(out_shape, img.dtype)
-    return ref.warp_matrix(img, maps, out, mode, padding, align_corners, fill_ref)
+    return ref.warp_matrix_spec(img, maps, out, mode, padding, align_corners, fill_ref)

@@ -148,9 +148,9 @@ def test_warp_tps_lattice(rng, mode):
     h, w = 9, 11
     dst = np.array([[0, 0], [10, 0], [0, 8], [10, 8], [5, 4]], float)
     src = dst + rng.normal(0, 0.7, dst.shape)
-    plan = stntool.api._build_tps_plan(stntool.grids.make_tps(stntool.coords.pixel_to_norm(src, (h, w)),
-                                                              stntool.coords.pixel_to_norm(dst, (h, w))),
-                                       (h, w), (h, w), False, 1e9, "numpy")
+    plan = stntool.tps_lattice._build_tps_plan(stntool.grids.make_tps(stntool.coords.pixel_to_norm(src, (h, w)),
+                                                                      stntool.coords.pixel_to_norm(dst, (h, w))),
+                                               (h, w), (h, w), False, 1e9, "numpy")
     assert plan.step > 1 and plan.radius > 0
     for dtype, padding in ((np.uint8, "zeros"), (np.float32, "reflection")):
         img = random_image(rng, (2, h, w, 2), dtype)
@@ -160,6 +160,54 @@ def test_warp_tps_lattice(rng, mode):
                                plan.norm_scale[0], plan.norm_scale[1], out, MODE_IDS[mode], PAD_IDS[padding], False,
                                fill, is_int, maxv)
         expected = np.empty_like(out)
-        ref.warp_tps_lattice(img, plan.lattice, plan.step, plan.singular, plan.tables, plan.radius, plan.norm_scale,
-                             expected, mode, padding, False, fill_ref)
+        ref.warp_tps_lattice_spec(img, plan.lattice, plan.step, plan.singular, plan.tables, plan.radius,
+                                  plan.norm_scale, expected, mode, padding, False, fill_ref)
         assert_matches(out, expected)
+
+
+def _plan_case(rng, backend):
+    import stntool
+
+    h, w = 40, 52
+    dst = np.array([[0, 0], [51, 0], [0, 39], [51, 39], [25, 20], [12, 30]], float)
+    src = dst + rng.normal(0, 2.0, dst.shape)
+    return stntool.tps_lattice._build_tps_plan(
+        stntool.grids.make_tps(stntool.coords.pixel_to_norm(src, (h, w)), stntool.coords.pixel_to_norm(dst, (h, w))),
+        (h, w), (h, w), False, 1e9, backend), (h, w)
+
+
+def test_tps_plan_kernels_match_reference(rng):
+    """The CUDA plan kernels (spline terms, plan at scattered pixels) against the NumPy kernel table."""
+    import stntool
+
+    tps = stntool.grids.make_tps(rng.uniform(-1, 1, (7, 2)), rng.uniform(-1, 1, (7, 2)))
+    pts = rng.uniform(-1.3, 1.3, (37, 2))
+    pts[3] = tps.centres[2]  # exactly on a centre: U(0) = 0
+    args = (pts, np.ascontiguousarray(tps.centres), np.ascontiguousarray(tps.weights), np.ascontiguousarray(tps.affine))
+    got = (np.empty((37, 2)), np.empty((37, 7)))
+    want = (np.empty((37, 2)), np.empty((37, 7)))
+    _cuda.tps_eval_terms(*args, *got)
+    ref.tps_eval_terms(*args, *want)
+    np.testing.assert_allclose(got[0], want[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got[1], want[1], rtol=0, atol=1e-12)
+    assert got[1][3, 2] == 0.0
+
+    plan, (h, w) = _plan_case(rng, "numpy")
+    assert plan.step > 1 and plan.radius > 0
+    js = np.concatenate([rng.integers(0, w, 60), np.round(plan.singular[:, 0]).astype(np.int64)])
+    is_ = np.concatenate([rng.integers(0, h, 60), np.round(plan.singular[:, 1]).astype(np.int64)])
+    js = np.clip(js, 0, w - 1)
+    is_ = np.clip(is_, 0, h - 1)
+    out = np.empty((len(js), 2))
+    _cuda.tps_lattice_points(*plan.kernel_args(), js, is_, out)
+    np.testing.assert_allclose(out, plan.points(js, is_), rtol=0, atol=1e-9)
+
+
+def test_cuda_builds_its_own_plan(rng):
+    """A plan built by the CUDA kernels equals the NumPy-built plan to rounding."""
+    plan_cuda, _ = _plan_case(np.random.default_rng(5), "cuda")
+    plan_ref, _ = _plan_case(np.random.default_rng(5), "numpy")
+    assert plan_cuda.step == plan_ref.step
+    np.testing.assert_allclose(plan_cuda.lattice, plan_ref.lattice, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(plan_cuda.tables, plan_ref.tables, rtol=0, atol=1e-9)
+    assert abs(plan_cuda.max_error - plan_ref.max_error) < 1e-9

@@ -132,3 +132,36 @@ def test_warp_tps_moves_points(rng):
     dst = np.array([[20, 25], [0, 0], [39, 0], [0, 39], [39, 39]], float)
     out = stntool.warp_tps(img, src, dst, mode="nearest", tol=0)
     assert out[25, 20] == 1.0
+
+
+def test_cached_plan_is_immutable(rng):
+    h, w = 64, 80
+    dst = np.array([[0, 0], [79, 0], [0, 63], [79, 63], [40, 30]], float)
+    src = dst + rng.normal(0, 3, dst.shape)
+    plan = stntool.tps_plan(src, dst, (h, w), tol=0.05)
+    assert stntool.tps_plan(src, dst, (h, w), tol=0.05) is plan          # cached
+    assert stntool.TpsPlan is stntool.tps_lattice.TpsPlan and stntool.api.tps_plan is stntool.tps_plan
+    lattice = plan.lattice.copy()
+    for name in ("lattice", "tables", "singular", "norm_scale"):
+        arr = getattr(plan, name)
+        assert not arr.flags.writeable
+        with pytest.raises(ValueError):
+            arr.flat[0] = 123.0
+        with pytest.raises(ValueError):
+            arr.flags.writeable = True
+    for name, value in (("max_error", 0.0), ("step", 1), ("lattice", lattice), ("radius", 0.0)):
+        with pytest.raises(AttributeError):
+            setattr(plan, name, value)
+    with pytest.raises(AttributeError):
+        del plan.step
+    again = stntool.tps_plan(src, dst, (h, w), tol=0.05)
+    np.testing.assert_array_equal(again.lattice, lattice)
+    assert 0 <= again.max_error <= 0.025
+
+
+def test_plan_copies_the_arrays_it_is_given():
+    lattice = np.zeros((4, 4, 2))
+    plan = stntool.TpsPlan(lattice, 2, np.zeros((1, 4)), np.zeros((4, 4, 1)), 4.0, [0.1, 0.1], 0.0)
+    lattice[...] = 7.0
+    assert plan.lattice.max() == 0.0 and lattice.flags.writeable
+    assert plan.norm_scale.dtype == np.float64 and plan.step == 2

@@ -1,0 +1,164 @@
+"""The shared scalar sampling maths: plain Python, compiled per target, cached with its source."""
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stntool.sampling import _cpu, _kernel_cache, _reference, _scalar
+
+ROOT = Path(__file__).resolve().parents[2]
+
+EDGE_VALUES = [-7.5, -3.0, -1.0, -0.5, -0.25, 0.0, 0.5, 1.5, 2.5, 3.49, 4.0, 4.5, 5.0, 6.75, 13.0, 1e6, -1e6, 1e300]
+
+
+def test_module_imports_neither_numba_nor_numpy():
+    code = ("import importlib.util, sys\n"
+            f"spec = importlib.util.spec_from_file_location('s', {str(ROOT / 'stntool/sampling/_scalar.py')!r})\n"
+            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+            "print(m.rint(2.5), 'numpy' in sys.modules, 'numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["2.0", "False", "False"]
+
+
+@pytest.mark.parametrize("size", [1, 2, 5])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_padding_matches_the_reference(size, align_corners):
+    xs = np.array(EDGE_VALUES)
+    for pad, name in enumerate(_reference.PADDINGS):
+        want = _reference.apply_padding(xs, size, name, align_corners)
+        for fn in (_scalar.pad_coord, _cpu._pad_coord):
+            got = np.array([fn(float(x), size, pad, align_corners) for x in xs])
+            np.testing.assert_array_equal(got, want, err_msg=f"{fn} {name}")
+
+
+def test_rint_is_round_half_to_even():
+    xs = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5, 2.4999999, 2.5000001, 7.0, -0.49])
+    for fn in (_scalar.rint, _cpu._rint):
+        np.testing.assert_array_equal([fn(float(x)) for x in xs], np.rint(xs))
+
+
+def test_weights_match_the_reference_and_sum_to_one():
+    for t in (0.0, 0.1, 0.25, 0.5, 0.9, 0.999):
+        want = _reference.cubic_weights(np.float64(t))
+        for fn in (_scalar.cubic_weights, _cpu._cubic_weights):
+            assert tuple(fn(t)) == tuple(float(v) for v in want)
+        assert math.isclose(sum(_scalar.cubic_weights(t)), 1.0, abs_tol=1e-15)
+        want_cr = _reference.catmull_rom_weights(t)
+        for fn in (_scalar.cr_weights, _cpu._cr_weights):
+            assert tuple(fn(t)) == tuple(float(v) for v in want_cr)
+    # Catmull-Rom interpolates: t = 0 reads the node itself
+    assert _scalar.cr_weights(0.0) == (0.0, 1.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("pad", [_scalar.ZEROS, _scalar.BORDER, _scalar.REFLECTION])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_pad_coord_grad_is_the_derivative(pad, align_corners):
+    size = 5
+    eps = 1e-6
+    for x in (-6.3, -2.2, -0.7, 0.3, 1.7, 3.2, 4.6, 8.1, 13.4):
+        for fn in (_scalar.pad_coord_grad, _cpu._pad_coord_grad):
+            v, d = fn(x, size, pad, align_corners)
+            assert v == pytest.approx(_scalar.pad_coord(x, size, pad, align_corners), abs=1e-12)
+            fd = (_scalar.pad_coord(x + eps, size, pad, align_corners)
+                  - _scalar.pad_coord(x - eps, size, pad, align_corners)) / (2 * eps)
+            assert d == pytest.approx(fd, abs=1e-6), (fn, x)
+
+
+def test_saturate_and_radial_term():
+    for fn in (_scalar.saturate, _cpu._saturate):
+        assert fn(-3.0, 255.0) == 0.0
+        assert fn(float("nan"), 255.0) == 0.0
+        assert fn(254.4, 255.0) == 254.9
+        assert fn(300.0, 255.0) == 255.0
+        assert fn(1e300, 65535.0) == 65535.0
+    for fn in (_scalar.tps_radial, _cpu._tps_radial):
+        assert fn(0.0) == 0.0
+        assert fn(2.0) == 2.0 * math.log(2.0)
+    assert _scalar.unnormalize(-1.0, 10, True) == 0.0 and _scalar.unnormalize(1.0, 10, False) == 9.5
+
+
+def test_compile_for_rebinds_callees_and_primitives():
+    seen = []
+
+    def deco(fn):
+        seen.append(fn.__name__)
+        return fn
+
+    ns = _scalar.compile_for(deco, floor=lambda v: 0.0)
+    assert seen == list(_scalar.FUNCTIONS)
+    assert ns.rint(2.3) == 0.0                                   # the rebound primitive is used...
+    assert ns.pad_coord(5.0, 5, _scalar.REFLECTION, True) == 1.0   # ...by callees too (reflect)
+    assert _scalar.rint(2.3) == 2.0                              # the module itself is untouched
+    assert _scalar.pad_coord(5.0, 5, _scalar.REFLECTION, True) == 3.0
+    with pytest.raises(TypeError):
+        _scalar.compile_for(deco, ceil=math.ceil)
+
+
+def test_sources_stamp_covers_contents(tmp_path):
+    a = tmp_path / "a.py"
+    b = tmp_path / "b.py"
+    a.write_text("x = 1\n")
+    b.write_text("y = 2\n")
+    s0 = _kernel_cache.sources_stamp([a, b])
+    assert s0 == _kernel_cache.sources_stamp([a, b])
+    b.write_text("y = 3\n")
+    assert _kernel_cache.sources_stamp([a, b]) != s0
+    assert {p.name for p in _kernel_cache.SHARED_SOURCES} == {"_scalar.py", "_jit.py"}
+    assert all(p.exists() for p in _kernel_cache.SHARED_SOURCES)
+
+
+def test_cpu_kernel_caches_are_keyed_on_the_shared_sources():
+    for k in (_cpu.warp_matrix, _cpu.sample_grid, _cpu.warp_tps_lattice, _cpu._grid_sample_backward_parts):
+        stamp = k._cache._impl.locator.get_source_stamp()
+        assert stamp[1] == _kernel_cache.shared_sources_stamp()
+
+
+@pytest.mark.slow
+def test_editing_the_scalar_module_recompiles_cached_kernels(tmp_path):
+    """A kernel cached on disk is rebuilt after an edit of _scalar.py (numba alone would load the stale one)."""
+    shutil.copytree(ROOT / "stntool", tmp_path / "stntool", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "kern.py").write_text(textwrap.dedent("""
+        from stntool._jit import jit_serial
+        from stntool.sampling import _cpu
+
+        @jit_serial
+        def probe(x):
+            return _cpu._rint(x)
+
+        print(probe(2.5), sum(probe.stats.cache_hits.values()))
+    """))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(tmp_path))
+
+    def run():
+        return subprocess.run([sys.executable, "kern.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              check=True).stdout.split()
+
+    assert run() == ["2.0", "0"]                     # compiled
+    assert run() == ["2.0", "1"]                     # loaded from the cache
+    scalar = tmp_path / "stntool" / "sampling" / "_scalar.py"
+    src = scalar.read_text()
+    assert "        r -= 1.0\n    return r\n" in src
+    scalar.write_text(src.replace("        r -= 1.0\n    return r\n", "        r -= 1.0\n    return r + 100.0\n"))
+    assert run() == ["102.0", "0"]                   # recompiled from the edited source
+
+
+def _some_kernel(x):
+    return x
+
+
+def test_cuda_kernel_caches_are_keyed_on_the_shared_sources():
+    pytest.importorskip("numba_cuda")
+    cache = _kernel_cache.cuda_cache(_some_kernel)
+    from numba.cuda.dispatcher import CUDACache
+
+    assert isinstance(cache, CUDACache)
+    stamp = cache._impl.locator.get_source_stamp()
+    assert stamp[1] == _kernel_cache.shared_sources_stamp()
+    assert type(cache._impl.locator).__name__.startswith("Stntool")
