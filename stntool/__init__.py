@@ -37,8 +37,12 @@ _EXPORTS = {
     "theta_from_cv2": "transforms",
     "theta_from_pixel_map": "transforms",
     "theta_to_cv2": "transforms",
+    "WarpSpec": "records",
+    "TpsPoints": "records",
+    "apply_spec": "records",
 }
-_SUBMODULES = {"coords", "transforms", "grids", "tps", "tps_lattice", "api", "errors", "sampling", "io"}
+_SUBMODULES = {"coords", "transforms", "grids", "tps", "tps_lattice", "api", "errors", "sampling", "io", "records",
+               "batch"}
 
 __all__ = ["__version__", "coords", "transforms", *_EXPORTS]
 
