@@ -112,6 +112,7 @@ class Summary:
     interrupted: bool = False
     manifest_failed: bool = False
     stopped: bool = False
+    compile_seconds: float = 0.0
 
     @property
     def exit_code(self) -> int:
@@ -120,9 +121,14 @@ class Summary:
         return 1 if (self.failed or self.manifest_failed or self.stopped) else 0
 
     def line(self) -> str:
-        rate = self.ok / self.elapsed if self.elapsed > 0 else 0.0
+        """The summary line; time spent compiling kernels (first run) is left out of the rate."""
+        working = self.elapsed - self.compile_seconds
+        if self.compile_seconds > 0 and working > 0:
+            rate = f"{self.ok / working:.1f} images/s excluding {self.compile_seconds:.1f} s compiling kernels"
+        else:
+            rate = f"{self.ok / self.elapsed if self.elapsed > 0 else 0.0:.1f} images/s"
         text = (f"{self.command}: {self.ok} ok, {self.skipped} skipped, {self.failed} failed"
-                f" in {self.elapsed:.2f} s ({rate:.1f} images/s)")
+                f" in {self.elapsed:.2f} s ({rate})")
         if self.interrupted:
             done = self.ok + self.skipped + self.failed
             text += f"; interrupted, {self.total - done} not done (rerun with --skip-existing)"
@@ -436,6 +442,12 @@ def run_batch(items, process, *, jobs: int = 2, backend: str = "cpu", overwrite:
     summary line) go to stderr as ``stntool: error: PATH: reason``. A progress bar is shown when
     ``progress`` (default: stderr is a terminal and not ``quiet``).
 
+    Unless ``backend`` is ``"numpy"``, the first image to reach ``process`` installs
+    :mod:`stntool._compile_notice`: seconds spent compiling kernels during the batch are reported
+    in :attr:`Summary.compile_seconds` and left out of the summary's rate, and when the
+    first-compile line is on (the command line, :func:`stntool.set_compile_notice`) it is written
+    like the other messages (dropped with ``quiet``).
+
     Ctrl-C (``KeyboardInterrupt``) stops submitting; running items finish their atomic writes and
     are recorded; the summary says how many were not done and ``exit_code`` is 130. A manifest that
     cannot be written stops the batch (``exit_code`` 1). A closed stdout (``--manifest - | head``)
@@ -443,6 +455,7 @@ def run_batch(items, process, *, jobs: int = 2, backend: str = "cpu", overwrite:
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from . import _compile_notice
     from .io import DEFAULT_MAX_PIXELS, STDERR_LOCK, display
 
     items = list(items)
@@ -480,6 +493,14 @@ def run_batch(items, process, *, jobs: int = 2, backend: str = "cpu", overwrite:
         else:
             say(msg)
 
+    if backend != "numpy":
+        user_process = process
+
+        def process(img, item):  # noqa: F811 - the same function, with the compile clock running
+            _compile_notice.install()  # numba is loaded by now or by the call below
+            return user_process(img, item)
+
+    compiling_before = _compile_notice.compile_seconds()
     started = time.perf_counter()
     # Never more workers than inputs: one image keeps all of numba's threads and needs no pool.
     n_jobs = max(1, min(jobs, len(items)))
@@ -533,6 +554,8 @@ def run_batch(items, process, *, jobs: int = 2, backend: str = "cpu", overwrite:
                                                                        thread_name_prefix="stntool-batch")
     pending = collections.deque()
     window = 2 * n_jobs + 2
+    notices = _compile_notice.lines_to(None if quiet else message)  # through the progress bar
+    notices.__enter__()
     try:
         try:
             # A future leaves `pending` only after its records are reported, so an interrupt at any
@@ -577,6 +600,7 @@ def run_batch(items, process, *, jobs: int = 2, backend: str = "cpu", overwrite:
         summary.stopped = True
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        notices.__exit__(None, None, None)
         if bar is not None:
             bar.close()
         if manifest is not None and manifest.file is not None:
@@ -587,6 +611,7 @@ def run_batch(items, process, *, jobs: int = 2, backend: str = "cpu", overwrite:
                 summary.manifest_failed = True
 
     summary.elapsed = time.perf_counter() - started
+    summary.compile_seconds = _compile_notice.compile_seconds() - compiling_before
     if not summary.stopped and (not quiet or summary.interrupted):
         say(summary.line())
     return summary

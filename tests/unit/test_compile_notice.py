@@ -1,0 +1,214 @@
+"""The first-compile line and the compile clock (stntool._compile_notice), without compiling stntool's kernels."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numba
+import numpy as np
+import pytest
+from numba.core import types
+
+from stntool import _compile_notice as cn
+from stntool import _runtime, batch
+
+
+@pytest.fixture
+def notice(monkeypatch):
+    """Listener installed, state reset, lines collected in a list."""
+    cn.install()
+    cn._reset_for_tests()
+    lines = []
+    cn.set_compile_notice(lines.append)
+    yield lines
+    cn._reset_for_tests()
+
+
+class _Cache:
+    def __init__(self, path):
+        self.cache_path = path
+
+
+class _FakeDispatcher:
+    def __init__(self, name, module="stntool.sampling._cpu", cache_path="/cache/sampling"):
+        def img_kernel(img, maps, out):
+            pass
+
+        img_kernel.__name__ = name
+        img_kernel.__module__ = module
+        self.py_func = img_kernel
+        self._cache = _Cache(cache_path)
+
+
+U8 = types.Array(types.uint8, 4, "C")
+F64 = types.Array(types.float64, 3, "C")
+
+
+def _event(d, args=(U8, F64, U8)):
+    return {"dispatcher": d, "args": args, "return_type": None}
+
+
+def test_one_line_for_the_outermost_compile_only(notice):
+    outer, helper = _FakeDispatcher("warp_matrix"), _FakeDispatcher("_sample_span")
+    cn._on_start(_event(outer))
+    cn._on_start(_event(helper))      # a helper compiling inside the kernel
+    cn._on_end(_event(helper))
+    cn._on_end(_event(outer))
+    assert notice == ["stntool: compiling kernels for uint8 warp_matrix (first run only, cached in /cache/sampling)"]
+    assert [c.label for c in cn.compiled()] == ["uint8 warp_matrix"]
+    assert cn.compile_seconds() > 0
+
+
+def test_once_per_kernel_and_dtype(notice):
+    d = _FakeDispatcher("warp_matrix")
+    for args in [(U8, F64, U8), (U8, F64, U8), (types.Array(types.uint16, 4, "C"), F64, U8)]:
+        cn._on_start(_event(d, args))
+        cn._on_end(_event(d, args))
+    assert [line.split(" (")[0] for line in notice] == ["stntool: compiling kernels for uint8 warp_matrix",
+                                                       "stntool: compiling kernels for uint16 warp_matrix"]
+    assert len(cn.compiled()) == 3  # every compile is timed, even when its line was already said
+
+
+def test_other_packages_are_ignored(notice):
+    theirs = _FakeDispatcher("user_fn", module="myproject.kernels")
+    cn._on_start(_event(theirs))
+    cn._on_end(_event(theirs))
+    assert notice == [] and cn.compiled() == [] and cn.compile_seconds() == 0.0
+
+
+def test_off_by_default_for_library_users(monkeypatch):
+    cn.install()
+    cn._reset_for_tests()
+    monkeypatch.setattr(_runtime, "compile_notice", False)
+    assert cn._target() is None
+    monkeypatch.setattr(_runtime, "compile_notice", True)  # what the command line sets
+    assert cn._target() is cn._stderr_line
+    with cn.lines_to(None):  # the batch runner with --quiet
+        assert cn._target() is None
+    cn.set_compile_notice(False)
+    assert cn._target() is None
+    with pytest.raises(TypeError):
+        cn.set_compile_notice("yes")
+    cn._reset_for_tests()
+
+
+def test_label_uses_the_image_argument_else_the_first_array():
+    assert cn.label(_FakeDispatcher("warp_matrix"), (F64, F64, U8)) == "float64 warp_matrix"
+
+    def terms(points, centres):
+        pass
+
+    d = _FakeDispatcher("x")
+    d.py_func = terms
+    assert cn.label(d, (types.float64, F64)) == "float64 terms"
+    assert cn.label(d, (types.float64, types.int64)) == "terms"
+
+
+def test_cache_dir_falls_back_to_numba_cache_dir(monkeypatch):
+    d = _FakeDispatcher("k")
+    d._cache = object()  # numba's NullCache has no path
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/somewhere")
+    assert cn.cache_dir(d) == "/somewhere"
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    assert cn.cache_dir(d) is None
+    assert cn.message("uint8 k", None) == "stntool: compiling kernels for uint8 k (first run only)"
+
+
+def _stntool_njit(name):
+    """A real tiny njit function that the notice counts as stntool's (compiles in well under a second)."""
+    def helper(x):
+        return x * 2
+
+    helper.__module__ = "stntool.probe"
+    helper_jit = numba.njit(helper)
+
+    def kernel(img):
+        s = 0.0
+        for v in img.ravel():
+            s += helper_jit(v)
+        return s
+
+    kernel.__module__ = "stntool.probe"
+    kernel.__name__ = name
+    return numba.njit(kernel)
+
+
+def test_batch_summary_leaves_compile_time_out(tmp_path, notice, capsys):
+    kernel = _stntool_njit("probe_kernel")
+    for name in "ab":
+        with open(tmp_path / f"{name}.png", "wb") as f:
+            from stntool import io
+
+            f.write(io.encode_image(np.full((4, 5, 3), 7, np.uint8), "png"))
+    items, _ = batch.discover([str(tmp_path)])
+    batch.plan_outputs(items, str(tmp_path / "out"))
+
+    def process(img, item):
+        kernel(img)
+        return batch.Output(img)
+
+    summary = batch.run_batch(items, process, backend="cpu", jobs=2, progress=False)
+    assert summary.ok == 2
+    assert notice == [l for l in notice if "uint8 probe_kernel" in l] and len(notice) == 1
+    assert 0 < summary.compile_seconds <= summary.elapsed
+    err = capsys.readouterr().err
+    assert "images/s excluding" in err and "s compiling kernels)" in err
+
+
+def test_summary_line_unchanged_without_compiling():
+    s = batch.Summary(command="stntool warp", ok=5, elapsed=2.5)
+    assert s.line() == "stntool warp: 5 ok, 0 skipped, 0 failed in 2.50 s (2.0 images/s)"
+    s.compile_seconds = 2.0
+    assert s.line() == ("stntool warp: 5 ok, 0 skipped, 0 failed in 2.50 s "
+                        "(10.0 images/s excluding 2.0 s compiling kernels)")
+
+
+PROBE = """
+import numba
+
+@numba.njit(cache=True)
+def helper(x):
+    return x * 2
+
+@numba.njit(cache=True)
+def kernel(img):
+    s = 0.0
+    for v in img.ravel():
+        s += helper(v)
+    return s
+"""
+
+DRIVER = """
+import sys, numpy as np
+from stntool import _compile_notice as cn
+cn.PACKAGES = ("probe_kernels.",)
+cn.set_compile_notice(True)
+import probe_kernels
+probe_kernels.kernel(np.zeros(3, np.uint8))
+probe_kernels.kernel(np.zeros(3, np.uint8))
+probe_kernels.kernel(np.zeros(3, np.float32))
+print(len(cn.compiled()), cn.compile_seconds() > 0)
+"""
+
+
+def test_real_compiles_and_cache_hits_in_fresh_processes(tmp_path):
+    (tmp_path / "probe_kernels.py").write_text(PROBE)
+    cache = tmp_path / "cache"
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache),
+               PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+
+    def run():
+        p = subprocess.run([sys.executable, "-c", textwrap.dedent(DRIVER)], env=env, capture_output=True,
+                           text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.split(), p.stderr.splitlines()
+
+    out, err = run()
+    assert out == ["2", "True"]
+    assert [line.split(", cached in ")[0] for line in err] == [
+        "stntool: compiling kernels for uint8 kernel (first run only",
+        "stntool: compiling kernels for float32 kernel (first run only"]
+    assert all(line.split(", cached in ")[1].startswith(str(cache)) for line in err)
+    out, err = run()  # everything now loads from the cache: no line, no compile time
+    assert out == ["0", "False"] and err == []
