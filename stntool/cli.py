@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ._version import __version__
+from .commands.warmup import warmup
 from .commands.warp import warp
 
 
@@ -15,6 +16,7 @@ def cli():
 
 
 cli.add_command(warp)
+cli.add_command(warmup)
 
 
 def main():
@@ -37,6 +39,7 @@ def main():
     from . import _runtime
 
     _runtime.cli_process = True
+    _runtime.compile_notice = True  # "stntool: compiling kernels for ..." on a first compile
     try:
         cli(prog_name="stntool")
         code = 0

@@ -1,0 +1,218 @@
+"""Compile kernels ahead of time (Docker images, CI): call the public API on small arrays.
+
+Each requested combination of kernel family, mode, padding and image dtype is run through the
+public functions (:func:`stntool.warp`, :func:`stntool.grid_sample`, :func:`stntool.warp_tps`,
+:func:`stntool.warp_backward`) on small arrays, with 1 to 4 channels and both ``align_corners``
+values, so whatever signatures those calls compile land in the on-disk kernel cache, however the
+kernels are laid out. Work can be spread over several processes (``spawn``, same cache folder):
+numba compiles one signature on one core, so two processes compile two signatures at once.
+
+>>> from stntool import warmup
+>>> [t.name for t in warmup.plan(families=["affine"], dtypes=["uint8", "float32"])]
+['affine uint8 bilinear', 'affine float32 bilinear']
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from .errors import InvalidArgumentError
+
+FAMILIES = ("affine", "projective", "grid", "tps", "backward")
+MODES = ("bilinear", "nearest", "bicubic")
+PADDINGS = ("zeros", "border", "reflection", "constant")
+DTYPES = ("uint8", "uint16", "float32", "float64")
+#: What ``stntool warp --theta`` runs with its default options: 8- and 16-bit images, and float32
+#: for images with alpha (warped premultiplied) and float images.
+DEFAULTS = dict(families=("affine",), modes=("bilinear",), paddings=("zeros",), dtypes=("uint8", "uint16", "float32"))
+CHANNELS = (1, 2, 3, 4)
+_HW = (48, 64)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One family, dtype and mode, run for every requested padding, channel count and align_corners."""
+
+    family: str
+    dtype: str
+    mode: str
+    paddings: tuple
+
+    @property
+    def name(self) -> str:
+        return f"{self.family} {self.dtype} {self.mode}" if self.family != "backward" else "backward float64 bilinear"
+
+    @property
+    def calls(self) -> int:
+        per = 2 if self.family in ("grid", "tps") else 1  # float32 + float64 grids; lattice + exact TPS
+        return per * len(self.paddings) * len(CHANNELS) * 2
+
+
+@dataclass
+class Result:
+    """What a warm-up did: calls made, kernels compiled (:class:`stntool._compile_notice.Compiled`),
+    failures (``(task name, message)``), the cache folders and the wall time."""
+
+    calls: int = 0
+    compiled: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+    cache_dirs: list = field(default_factory=list)
+    seconds: float = 0.0
+    processes: int = 1
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.errors else 0
+
+    def merge(self, other: "Result"):
+        self.calls += other.calls
+        self.compiled += other.compiled
+        self.errors += other.errors
+        self.cache_dirs = sorted(set(self.cache_dirs) | set(other.cache_dirs))
+
+
+def _check(values, allowed, what):
+    values = tuple(dict.fromkeys(values))
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        raise InvalidArgumentError(f"unknown {what} {', '.join(map(repr, bad))}; choose from {', '.join(allowed)}")
+    if not values:
+        raise InvalidArgumentError(f"no {what} given")
+    return values
+
+
+def plan(families=None, modes=None, paddings=None, dtypes=None, everything: bool = False) -> list:
+    """The tasks for these choices; ``None`` takes :data:`DEFAULTS` (every value when ``everything``).
+
+    ``backward`` is bilinear on float64 (its only kernel) whatever ``modes`` and ``dtypes`` say.
+    Raises :class:`InvalidArgumentError` for unknown names.
+    """
+    pick = (lambda given, key, allowed: _check(given if given is not None else
+                                               (allowed if everything else DEFAULTS[key]), allowed, key))
+    families = pick(families, "families", FAMILIES)
+    modes = pick(modes, "modes", MODES)
+    paddings = pick(paddings, "paddings", PADDINGS)
+    dtypes = pick(dtypes, "dtypes", DTYPES)
+    tasks = []
+    for family in families:
+        if family == "backward":
+            tasks.append(Task("backward", "float64", "bilinear", paddings))
+            continue
+        for dtype in dtypes:
+            for mode in modes:
+                tasks.append(Task(family, dtype, mode, paddings))
+    return tasks
+
+
+def _image(dtype: str, channels: int):
+    import numpy as np
+
+    h, w = _HW
+    values = (np.arange(h * w * channels) * 37 % 251).reshape(h, w, channels)
+    if np.dtype(dtype).kind == "f":
+        return (values / 250.0).astype(dtype)
+    return (values * (257 if dtype == "uint16" else 1)).astype(dtype)
+
+
+def run_task(task: Task, backend: str = "cpu") -> int:
+    """Make every call of ``task``; returns the number of calls. Raises what the API raises."""
+    import numpy as np
+
+    from . import api
+
+    theta = [[0.9, -0.25, 0.05], [0.25, 0.9, 0.0]]
+    theta3 = [[0.9, -0.2, 0.0], [0.2, 0.9, 0.0], [0.1, 0.05, 1.0]]
+    src = [[4, 4], [58, 5], [3, 42], [60, 44], [30, 22]]
+    dst = [[6, 3], [56, 7], [5, 40], [59, 46], [28, 25]]
+    calls = 0
+    for padding in task.paddings:
+        for c in CHANNELS:
+            fill = [0.5] * c if padding == "constant" else None
+            for align in (False, True):
+                img = _image(task.dtype, c)
+                opts = dict(padding=padding, align_corners=align, backend=backend)
+                if task.family == "affine":
+                    api.warp(img, theta, mode=task.mode, fill=fill, **opts)
+                elif task.family == "projective":
+                    api.warp(img, theta3, mode=task.mode, fill=fill, **opts)
+                elif task.family == "grid":
+                    grid = api.affine_grid(theta, _HW, align)
+                    api.grid_sample(img, grid, mode=task.mode, fill=fill, **opts)
+                    api.grid_sample(img, grid.astype(np.float32), mode=task.mode, fill=fill, **opts)
+                    calls += 1
+                elif task.family == "tps":
+                    api.warp_tps(img, src, dst, mode=task.mode, fill=fill, **opts)
+                    api.warp_tps(img, src, dst, mode=task.mode, fill=fill, tol=0, **opts)
+                    calls += 1
+                else:  # backward: bilinear, float64
+                    grad = np.ones(_HW + (c,))
+                    api.warp_backward(img, theta, grad, **opts)
+                calls += 1
+    return calls
+
+
+def run_tasks(tasks, backend: str = "cpu", notice: bool = False) -> Result:
+    """Run ``tasks`` in this process; failures are collected, not raised (``KeyboardInterrupt`` is)."""
+    from . import _compile_notice, _runtime
+    from .errors import StnError
+
+    if notice:
+        _runtime.compile_notice = True
+    _compile_notice.install()
+    before = len(_compile_notice.compiled())
+    result = Result()
+    for task in tasks:
+        try:
+            result.calls += run_task(task, backend)
+        except (StnError, ValueError, TypeError, MemoryError, RuntimeError) as e:
+            result.errors.append((task.name, f"{type(e).__name__}: {e}" if not isinstance(e, StnError) else str(e)))
+    result.compiled = _compile_notice.compiled()[before:]
+    result.cache_dirs = _compile_notice.cache_dirs()
+    return result
+
+
+def _bundles(tasks, n: int) -> list:
+    """Tasks grouped per image dtype (different signatures, so different processes never compile the same
+    one), in the order of the dtypes. The first dtype's TPS tasks run first (they also build the float64 plan kernels
+    the others then load from the cache); other dtypes' TPS tasks run last."""
+    groups = {}
+    for t in tasks:
+        groups.setdefault(t.dtype, []).append(t)
+    bundles = list(groups.values())
+    for i, b in enumerate(bundles):
+        b.sort(key=lambda t: (t.family != "tps") if i == 0 else (t.family == "tps"))
+    return bundles if n > 1 else [[t for b in bundles for t in b]]
+
+
+def run(tasks, backend: str = "cpu", jobs: int = 1, notice: bool = False) -> Result:
+    """Run ``tasks``, in ``jobs`` processes (spawned, sharing this process's environment and so its
+    ``NUMBA_CACHE_DIR``) when ``jobs > 1``; ``notice`` turns the first-compile lines on in each."""
+    started = time.perf_counter()
+    bundles = _bundles(tasks, jobs)
+    jobs = max(1, min(jobs, len(bundles)))
+    if jobs == 1:
+        result = run_tasks([t for b in bundles for t in b], backend, notice)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        result = Result(processes=jobs)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(run_tasks, b, backend, notice) for b in bundles]
+            for fut in futures:
+                result.merge(fut.result())
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def cache_location() -> str:
+    """Where kernels are cached for this process: ``NUMBA_CACHE_DIR`` when set, else beside the modules
+    (``stntool/sampling/__pycache__``), or numba's per-user folder when that is not writable."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return os.environ["NUMBA_CACHE_DIR"]
+    from . import _compile_notice
+
+    dirs = _compile_notice.cache_dirs()
+    return dirs[0] if dirs else "numba's default cache folder"

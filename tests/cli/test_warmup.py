@@ -1,0 +1,137 @@
+"""`stntool warmup` and the first-compile line of the command line."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from stntool import warmup as lib
+from stntool.cli import cli
+from stntool.errors import InvalidArgumentError
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+SAMPLES = os.path.join(ROOT, "samples")
+LINE = re.compile(r"^stntool: compiling kernels for (\S+) (\S+) \(first run only, cached in (.+)\)$")
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, ["warmup", *args], catch_exceptions=False)
+
+
+# --------------------------------------------------------------------------- planning (no compiling)
+
+def test_plan_defaults_are_what_warp_runs_by_default():
+    tasks = lib.plan()
+    assert [t.name for t in tasks] == ["affine uint8 bilinear", "affine uint16 bilinear", "affine float32 bilinear"]
+    assert all(t.paddings == ("zeros",) for t in tasks)
+
+
+def test_plan_all_and_restrictions():
+    everything = lib.plan(everything=True)
+    # 4 sampling families x 4 dtypes x 3 modes, plus one backward task (bilinear float64 only)
+    assert len(everything) == 4 * 4 * 3 + 1
+    assert {t.paddings for t in everything} == {lib.PADDINGS}
+    some = lib.plan(families=["tps", "backward"], modes=["nearest"], dtypes=["uint8"], everything=True)
+    assert [t.name for t in some] == ["tps uint8 nearest", "backward float64 bilinear"]
+    assert some[0].paddings == lib.PADDINGS
+
+
+@pytest.mark.parametrize("kw", [dict(modes=["linear"]), dict(dtypes=["int8"]), dict(families=[])])
+def test_plan_rejects_unknown_names(kw):
+    with pytest.raises(InvalidArgumentError):
+        lib.plan(**kw)
+
+
+def test_bundles_keep_dtypes_apart():
+    tasks = lib.plan(families=["affine", "tps"], dtypes=["uint8", "uint16"])
+    bundles = lib._bundles(tasks, 2)
+    assert [{t.dtype for t in b} for b in bundles] == [{"uint8"}, {"uint16"}]
+    assert bundles[0][0].family == "tps" and bundles[1][-1].family == "tps"  # plan kernels built once
+    assert len(lib._bundles(tasks, 1)) == 1
+
+
+# --------------------------------------------------------------------------- command line
+
+def test_help_has_examples_and_defaults():
+    r = invoke("--help")
+    assert r.exit_code == 0
+    assert "stntool warmup --all" in r.output and "NUMBA_CACHE_DIR" in r.output and "Defaults:" in r.output
+
+
+@pytest.mark.parametrize("args, word", [(["--modes", "linear"], "--modes"), (["--dtypes", ""], "--dtypes"),
+                                         (["--jobs", "0"], "--jobs"), (["--kernels", "affine,warp"], "--kernels")])
+def test_usage_errors_exit_2(args, word):
+    r = invoke(*args)
+    assert r.exit_code == 2 and word in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cuda_without_a_gpu_is_a_usage_error():
+    from stntool.sampling import cuda_available
+
+    if cuda_available():
+        pytest.skip("a GPU is usable here")
+    r = invoke("--device", "cuda")
+    assert r.exit_code == 2 and "cuda" in r.stderr
+
+
+def test_warmup_in_process_reports_calls_and_cache():
+    # uint8 affine bilinear is the kernel every CLI test uses, so it is normally cached already
+    r = invoke("--dtypes", "uint8", "-j", "1", "--device", "cpu")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == ""
+    summary = r.stderr.splitlines()[-1]
+    assert summary.startswith("stntool warmup: 8 calls ok, ") and "; cache: " in summary
+
+
+# --------------------------------------------------------------------------- fresh caches (compiles for real)
+
+def _stntool(args, cache, timeout=900):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
+    env["PYTHONPATH"] = os.pathsep.join([os.path.abspath(ROOT), env.get("PYTHONPATH", "")])
+    p = subprocess.run([sys.executable, "-m", "stntool", *args], env=env, capture_output=True, text=True,
+                       timeout=timeout)
+    return p
+
+
+def _compile_lines(stderr, cache):
+    lines = [LINE.match(l) for l in stderr.splitlines() if "compiling kernels" in l]
+    assert all(lines), stderr
+    assert all(m.group(3).startswith(str(cache)) for m in lines), stderr
+    labels = [(m.group(1), m.group(2)) for m in lines]
+    assert len(labels) == len(set(labels)), f"a kernel was announced twice:\n{stderr}"
+    return labels
+
+
+@pytest.mark.slow
+def test_warmup_then_warp_compiles_nothing(tmp_path):
+    cache = tmp_path / "cache"
+    p = _stntool(["warmup", "--device", "cpu", "-j", "2"], cache)
+    assert p.returncode == 0, p.stderr
+    labels = _compile_lines(p.stderr, cache)
+    assert {dtype for dtype, _ in labels} == {"uint8", "uint16", "float32"}
+    assert "kernels compiled" in p.stderr.splitlines()[-1]
+
+    p = _stntool(["warp", "--theta", "0.9,-0.25,0.05,0.25,0.9,0", SAMPLES, "-o", str(tmp_path / "out")], cache)
+    assert p.returncode == 0, p.stderr
+    assert "compiling" not in p.stderr
+    assert p.stderr.splitlines()[-1].endswith("images/s)")  # the summary counts no compile time
+
+    p = _stntool(["warmup", "--device", "cpu", "-j", "1"], cache)
+    assert p.returncode == 0 and "compiling" not in p.stderr and "nothing to compile" in p.stderr
+
+
+@pytest.mark.slow
+def test_cold_warp_says_each_kernel_once_and_excludes_compile_time(tmp_path):
+    cache = tmp_path / "cache"
+    p = _stntool(["warp", "--theta", "0.9,-0.25,0.05,0.25,0.9,0", SAMPLES, "-o", str(tmp_path / "out")], cache)
+    assert p.returncode == 0, p.stderr
+    labels = _compile_lines(p.stderr, cache)
+    # the samples are uint8, uint16 and RGBA (warped premultiplied in float32)
+    assert {dtype for dtype, _ in labels} == {"uint8", "uint16", "float32"}
+    summary = p.stderr.splitlines()[-1]
+    assert re.search(r"\(\d+\.\d images/s excluding \d+\.\d s compiling kernels\)$", summary), summary
+    err_lines = p.stderr.splitlines()
+    assert all(l.startswith(("stntool: compiling", "stntool warp: ")) for l in err_lines), p.stderr
