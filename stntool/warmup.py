@@ -166,8 +166,8 @@ def run_tasks(tasks, backend: str = "cpu", notice: bool = False) -> Result:
     for task in tasks:
         try:
             result.calls += run_task(task, backend)
-        except (StnError, ValueError, TypeError, MemoryError, RuntimeError) as e:
-            result.errors.append((task.name, f"{type(e).__name__}: {e}" if not isinstance(e, StnError) else str(e)))
+        except Exception as e:  # noqa: BLE001 - reported per task (a compile error too); the others go on
+            result.errors.append((task.name, str(e) if isinstance(e, StnError) else f"{type(e).__name__}: {e}"))
     result.compiled = _compile_notice.compiled()[before:]
     result.cache_dirs = _compile_notice.cache_dirs()
     return result
@@ -199,10 +199,15 @@ def run(tasks, backend: str = "cpu", jobs: int = 1, notice: bool = False) -> Res
         from concurrent.futures import ProcessPoolExecutor
 
         result = Result(processes=jobs)
+        from concurrent.futures.process import BrokenProcessPool
+
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(run_tasks, b, backend, notice) for b in bundles]
-            for fut in futures:
-                result.merge(fut.result())
+            futures = [(b, pool.submit(run_tasks, b, backend, notice)) for b in bundles]
+            for bundle, fut in futures:
+                try:
+                    result.merge(fut.result())
+                except BrokenProcessPool as e:  # a worker died (out of memory, killed)
+                    result.errors += [(t.name, f"worker process ended: {e}") for t in bundle]
     result.seconds = time.perf_counter() - started
     return result
 

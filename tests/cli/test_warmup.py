@@ -97,7 +97,7 @@ def _stntool(args, cache, timeout=900):
 
 
 def _compile_lines(stderr, cache):
-    lines = [LINE.match(l) for l in stderr.splitlines() if "compiling kernels" in l]
+    lines = [LINE.match(l) for l in stderr.splitlines() if l.startswith("stntool: compiling")]
     assert all(lines), stderr
     assert all(m.group(3).startswith(str(cache)) for m in lines), stderr
     labels = [(m.group(1), m.group(2)) for m in lines]
