@@ -154,20 +154,25 @@ def run_task(task: Task, backend: str = "cpu") -> int:
 
 
 def run_tasks(tasks, backend: str = "cpu", notice: bool = False) -> Result:
-    """Run ``tasks`` in this process; failures are collected, not raised (``KeyboardInterrupt`` is)."""
+    """Run ``tasks`` in this process; failures are collected, not raised (``KeyboardInterrupt`` is).
+
+    ``notice`` turns the command line's first-compile line on (or off) while the tasks run.
+    """
     from . import _compile_notice, _runtime
     from .errors import StnError
 
-    if notice:
-        _runtime.compile_notice = True
     _compile_notice.install()
     before = len(_compile_notice.compiled())
     result = Result()
-    for task in tasks:
-        try:
-            result.calls += run_task(task, backend)
-        except Exception as e:  # noqa: BLE001 - reported per task (a compile error too); the others go on
-            result.errors.append((task.name, str(e) if isinstance(e, StnError) else f"{type(e).__name__}: {e}"))
+    was, _runtime.compile_notice = _runtime.compile_notice, bool(notice)
+    try:
+        for task in tasks:
+            try:
+                result.calls += run_task(task, backend)
+            except Exception as e:  # noqa: BLE001 - reported per task (a compile error too); the others go on
+                result.errors.append((task.name, str(e) if isinstance(e, StnError) else f"{type(e).__name__}: {e}"))
+    finally:
+        _runtime.compile_notice = was
     result.compiled = _compile_notice.compiled()[before:]
     result.cache_dirs = _compile_notice.cache_dirs()
     return result

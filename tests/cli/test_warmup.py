@@ -135,3 +135,11 @@ def test_cold_warp_says_each_kernel_once_and_excludes_compile_time(tmp_path):
     assert re.search(r"\(\d+\.\d images/s excluding \d+\.\d s compiling kernels\)$", summary), summary
     err_lines = p.stderr.splitlines()
     assert all(l.startswith(("stntool: compiling", "stntool warp: ")) for l in err_lines), p.stderr
+
+
+def test_quiet_warmup_prints_nothing_and_leaves_the_notice_as_it_was():
+    from stntool import _runtime
+
+    r = invoke("--dtypes", "uint8", "-j", "1", "--device", "cpu", "-q")
+    assert r.exit_code == 0 and r.stdout == "" and r.stderr == ""
+    assert _runtime.compile_notice is False  # a library process keeps its default
