@@ -96,7 +96,7 @@ def install():
         from . import _jit  # noqa: F401  numba, imported the way stntool's kernels import it
         from numba.core import event
 
-        event.register("numba:compile", _Listener())
+        event.register("numba:compile", _listener())
         _installed = True
 
 
@@ -131,9 +131,13 @@ def label(dispatcher, args) -> str:
         params = list(inspect.signature(py_func).parameters)
     except (TypeError, ValueError):
         params = []
-    arrays = [a for a in args if hasattr(a, "dtype") and hasattr(a, "ndim")]
-    image = next((args[params.index(p)] for p in ("img", "image") if p in params and params.index(p) < len(args)),
-                 arrays[0] if arrays else None)
+    image = None
+    for p in ("img", "image"):
+        if p in params and params.index(p) < len(args):
+            image = args[params.index(p)]
+            break
+    else:  # no image parameter: the first array argument
+        image = next((a for a in args if hasattr(a, "dtype") and hasattr(a, "ndim")), None)
     dtype = getattr(image, "dtype", None)
     return f"{dtype} {name}" if dtype is not None else name
 
@@ -198,20 +202,19 @@ def _ours(dispatcher) -> bool:
     return (mod + ".").startswith(PACKAGES)
 
 
-class _Listener:
-    """numba event listener (built on numba's ``Listener`` when installed)."""
+def _listener():
+    """A numba event listener calling :func:`_on_start` / :func:`_on_end` (numba's base class is
+    imported here, not at module import)."""
+    from numba.core import event
 
-    def __new__(cls):
-        from numba.core import event
+    class CompileListener(event.Listener):
+        def on_start(self, ev):
+            _on_start(ev.data)
 
-        class Listener(event.Listener):
-            def on_start(self, ev):
-                _on_start(ev.data)
+        def on_end(self, ev):
+            _on_end(ev.data)
 
-            def on_end(self, ev):
-                _on_end(ev.data)
-
-        return Listener()
+    return CompileListener()
 
 
 def _on_start(data):
