@@ -2,6 +2,7 @@
 
     python benchmarks/bench_compile.py                 # every family, writes benchmarks/results/compile.md
     python benchmarks/bench_compile.py --families affine-u8-bilinear,tps --repeat 1 --out ''
+    python benchmarks/bench_compile.py --warmup 1,2 --families affine-u8-bilinear --repeat 1   # + stntool warmup
 
 Every measurement runs in a fresh subprocess. "Cold" points ``NUMBA_CACHE_DIR`` at a new empty folder, so
 nothing compiled earlier (by this run, the tests or the user) is reused; "cached" runs the same call again in a
@@ -111,9 +112,8 @@ def run_family(name: str, cache_dir: str) -> dict:
 
 def run_readme(cache_dir: str, out_dir: str) -> float:
     """Wall time of ``stntool warp --theta ... samples/ -o OUT`` as a user runs it."""
-    exe = shutil.which("stntool")
-    cmd = ([exe] if exe else [sys.executable, "-m", "stntool"]) + [
-        "warp", "--theta", README_THETA, str(ROOT / "samples"), "-o", out_dir, "--overwrite", "-q"]
+    cmd = _cli([
+        "warp", "--theta", README_THETA, str(ROOT / "samples"), "-o", out_dir, "--overwrite", "-q"])
     t0 = time.perf_counter()
     p = subprocess.run(cmd, env=_env(cache_dir), capture_output=True, text=True)
     dt = time.perf_counter() - t0
@@ -122,12 +122,31 @@ def run_readme(cache_dir: str, out_dir: str) -> float:
     return dt
 
 
+def _cli(args) -> list:
+    exe = shutil.which("stntool")
+    return ([exe] if exe else [sys.executable, "-m", "stntool"]) + list(args)
+
+
+def run_warmup(cache_dir: str, args=()) -> tuple:
+    """Wall time of ``stntool warmup ARGS`` and its number of first-compile lines."""
+    t0 = time.perf_counter()
+    p = subprocess.run(_cli(["warmup", "--device", "cpu", *args]), env=_env(cache_dir), capture_output=True,
+                       text=True)
+    dt = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"stntool warmup {' '.join(args)} failed ({p.returncode}):\n{p.stderr[-2000:]}")
+    return dt, sum("compiling kernels" in line for line in p.stderr.splitlines())
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset of: "
                     + ", ".join(FAMILIES))
     ap.add_argument("--repeat", type=int, default=2, help="cold runs per measurement (minimum is reported)")
     ap.add_argument("--no-readme", action="store_true", help="skip the README command")
+    ap.add_argument("--warmup", default="", metavar="JOBS",
+                    help="also time `stntool warmup` (its defaults) cold with each -j in this comma-separated "
+                         "list (e.g. 1,2), the README command after it, and `stntool warmup --all -j 2` cold")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "compile.md"),
                     help="markdown results file ('' to print only)")
     args = ap.parse_args(argv)
@@ -152,6 +171,19 @@ def main(argv=None) -> int:
                 print(f"README command: cold {cold[-1]:.2f} s, warm {warm[-1]:.2f} s (load {loadavg()})",
                       flush=True)
             readme = (min(cold), min(warm))
+
+        warm_rows = []
+        for jobs in [int(j) for j in args.warmup.split(",") if j]:
+            cache = os.path.join(tmp, f"warmup-j{jobs}")
+            dt, n = run_warmup(cache, ["-j", str(jobs)])
+            after = min(run_readme(cache, os.path.join(tmp, f"wout{jobs}")) for _ in range(2))
+            warm_rows.append((f"stntool warmup -j {jobs}", dt, n, after))
+            print(f"warmup -j {jobs}: cold {dt:.2f} s ({n} kernels), README command after it {after:.2f} s "
+                  f"(load {loadavg()})", flush=True)
+        if args.warmup:
+            dt, n = run_warmup(os.path.join(tmp, "warmup-all"), ["--all", "-j", "2"])
+            warm_rows.append(("stntool warmup --all -j 2", dt, n, None))
+            print(f"warmup --all -j 2: cold {dt:.2f} s ({n} kernels) (load {loadavg()})", flush=True)
 
         # the README kernel, shared by the "after affine" column
         base_cache = os.path.join(tmp, "base")
@@ -181,6 +213,12 @@ def main(argv=None) -> int:
                 f"`stntool warp --theta {README_THETA} samples/ -o out/` (5 images, wall time of the whole process):",
                 "", "| cache | seconds |", "|---|---|",
                 f"| cold (empty NUMBA_CACHE_DIR) | {readme[0]:.2f} |", f"| warm | {readme[1]:.2f} |", ""]
+    if warm_rows:
+        out += ["## Compiling ahead of time", "", "Each in a fresh NUMBA_CACHE_DIR; the README command is then "
+                "run with that cache.", "", "| command | seconds, cold | kernels compiled | README command after |",
+                "|---|---|---|---|"]
+        out += [f"| `{c}` | {t:.2f} | {n} | {'' if a is None else f'{a:.2f}'} |" for c, t, n, a in warm_rows]
+        out += [""]
     out += ["## First call per kernel family (seconds, imports excluded)", "",
             "| family | cold | after affine | from cache | imports |", "|---|---|---|---|---|"]
     out += [f"| {n} | {c:.2f} | {a:.2f} | {k:.2f} | {i:.2f} |" for n, c, a, k, i in rows]

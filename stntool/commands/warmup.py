@@ -46,6 +46,10 @@ _FAMILIES, _MODES, _PADDINGS, _DTYPES = FAMILIES, MODES, PADDINGS, DTYPES
 
 
 def _jobs(ctx, param, value):
+    if value is None:
+        import os
+
+        return min(2, os.cpu_count() or 1)
     if value < 1:
         raise click.BadParameter("must be at least 1")
     return value
@@ -61,8 +65,9 @@ def _jobs(ctx, param, value):
 @click.option("--dtypes", metavar="LIST", callback=_listed("dtypes", _DTYPES), help=f"{', '.join(_DTYPES)}.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Backend whose kernels to compile (auto: cuda when a GPU is usable, else cpu).")
-@click.option("-j", "--jobs", type=int, default=2, show_default=True, callback=_jobs,
-              help="Processes compiling at once (one kernel signature each; 1 = this process).")
+@click.option("-j", "--jobs", type=int, callback=_jobs,
+              help="Processes compiling at once (one kernel signature each; 1 = this process). "
+                   "Default: 2, or 1 on a single core.")
 @click.option("-q", "--quiet", is_flag=True, help="No per-kernel lines and no summary line.")
 def warmup(everything, families, modes, paddings, dtypes, device, jobs, quiet):
     """Compile stntool's kernels into the on-disk cache before the first real run.
