@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .coords import as_hw
+from .coords import as_hw, base_coords
 from .errors import InvalidArgumentError
-from .grids import affine_grid, make_tps, out_norm_points, projective_grid, tps_grid  # noqa: F401
+from .grids import affine_grid, make_tps, out_norm_points, projective_grid, theta_grid, tps_grid  # noqa: F401
 from .sampling import ImageBatch, as_host_grid, check_real, kernels, resolve_backend, sample_options
 from .tps_lattice import TpsPlan, tps_plan
 from .transforms import as_theta, pixel_map_from_theta, theta_from_cv2, theta_to_cv2, to_3x3  # noqa: F401
@@ -53,6 +53,35 @@ def _expand_images(images: ImageBatch, n: int) -> np.ndarray:
     if images.n == 1 and n > 1:
         data = np.ascontiguousarray(np.broadcast_to(data, (n,) + data.shape[1:]))
     return data
+
+
+#: Output pixel centres whose homogeneous coordinate is within this fraction of its scale of 0 are "on the horizon".
+_HORIZON_RTOL = 1e-12
+
+
+def _horizon_on_pixels(tb: np.ndarray, out_hw, align_corners: bool) -> bool:
+    """True when the horizon (w = 0) of some projective θ in ``tb (N, 3, 3)`` passes within rounding of an
+    output pixel centre.
+
+    There the fused pixel matrix and the normalized grid may round ``w`` differently (one exactly 0, the
+    other about 1e-16, or opposite signs), and so read different pixels. Checks the two pixels nearest
+    the horizon in every row (or column): O(H + W).
+    """
+    xs = base_coords(out_hw[1], align_corners)
+    ys = base_coords(out_hw[0], align_corners)
+    for a, b, c in tb[:, 2, :]:
+        if a == 0.0 and b == 0.0:
+            continue  # w is the constant c on both paths
+        scale = abs(a) + abs(b) + abs(c)  # |xs|, |ys| <= 1
+        along, across, p, q = (xs, ys, a, b) if abs(a) >= abs(b) else (ys, xs, b, a)
+        cross = -(q * across + c) / p  # where each line of the other axis meets the horizon
+        hi = np.clip(np.searchsorted(along, cross), 0, len(along) - 1)
+        lo = np.clip(hi - 1, 0, len(along) - 1)
+        for idx in (lo, hi):
+            w = p * along[idx] + q * across + c
+            if np.any(np.abs(w) <= _HORIZON_RTOL * scale):
+                return True
+    return False
 
 
 def grid_sample(img, grid, mode: str = "bilinear", padding: str = "zeros", align_corners: bool = False,
@@ -110,6 +139,11 @@ def warp(img, theta, out_hw=None, mode: str = "bilinear", padding: str = "zeros"
     mode, padding, align_corners, fill, backend
         As in :func:`grid_sample`.
 
+    Output pixels on the horizon of a projective θ (homogeneous coordinate 0) read the fill value,
+    exactly as ``grid_sample(img, projective_grid(theta, out_hw))`` (θ as float64): when the horizon
+    passes within rounding of a pixel centre, the warp samples that grid instead of the fused pixel
+    matrix, whose rounding could put such a pixel on either side.
+
     Example
     -------
     >>> import numpy as np, stntool
@@ -133,6 +167,12 @@ def warp(img, theta, out_hw=None, mode: str = "bilinear", padding: str = "zeros"
     images.require_backend(name)
     out = images.empty_out(n, out_hw)
     data = _expand_images(images, n)
+    if projective and _horizon_on_pixels(tb, out_hw, align_corners):
+        # the grid's arithmetic decides which pixels lie on the horizon (and read the fill value)
+        grid = np.ascontiguousarray(theta_grid(tb, out_hw, align_corners))
+        kernels(name).sample_grid(data, grid, out, mode_id, pad_id, bool(align_corners), fill_c, images.is_int,
+                                  images.maxv)
+        return images.restore(out, t.ndim == 3)
     kernels(name).warp_matrix(data, maps, out, mode_id, pad_id, bool(align_corners), fill_c, images.is_int,
                               images.maxv, bool(projective))
     return images.restore(out, t.ndim == 3)
