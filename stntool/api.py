@@ -1,7 +1,11 @@
 """The public Python API shared by users and the command line.
 
 All functions take images ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)`` in their own dtype
-(uint8, uint16, float32, float64) and return the same layout and dtype. θ follows
+(uint8, uint16, float32, float64) and return the same layout and dtype. Arrays are converted at
+the boundary, the same way for every backend (:class:`stntool.sampling.ImageBatch`): any byte order,
+non-contiguous and read-only arrays; float16 images are sampled in float32 and longdouble images in
+float64, each returned in its own dtype; grids, θ and points of any real dtype are read as float64.
+bool, complex, object and string arrays raise :class:`InvalidArgumentError`. θ follows
 :mod:`stntool.coords`: ``in_norm_from_out_norm``, exactly as PyTorch's ``affine_grid``.
 PyTorch's NCHW tensors correspond to ``img.transpose(0, 2, 3, 1)``.
 """
@@ -10,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .coords import as_hw
+from .coords import as_hw, base_coords
 from .errors import InvalidArgumentError
-from .grids import affine_grid, make_tps, out_norm_points, projective_grid, tps_grid  # noqa: F401
-from .sampling import ImageBatch, kernels, resolve_backend, sample_options
+from .grids import affine_grid, make_tps, out_norm_points, projective_grid, theta_grid, tps_grid  # noqa: F401
+from .sampling import ImageBatch, as_host_grid, check_real, kernels, resolve_backend, sample_options
 from .tps_lattice import TpsPlan, tps_plan
 from .transforms import as_theta, pixel_map_from_theta, theta_from_cv2, theta_to_cv2, to_3x3  # noqa: F401
 
@@ -51,6 +55,35 @@ def _expand_images(images: ImageBatch, n: int) -> np.ndarray:
     return data
 
 
+#: Output pixel centres whose homogeneous coordinate is within this fraction of its scale of 0 are "on the horizon".
+_HORIZON_RTOL = 1e-12
+
+
+def _horizon_on_pixels(tb: np.ndarray, out_hw, align_corners: bool) -> bool:
+    """True when the horizon (w = 0) of some projective θ in ``tb (N, 3, 3)`` passes within rounding of an
+    output pixel centre.
+
+    There the fused pixel matrix and the normalized grid may round ``w`` differently (one exactly 0, the
+    other about 1e-16, or opposite signs), and so read different pixels. Checks the two pixels nearest
+    the horizon in every row (or column): O(H + W).
+    """
+    xs = base_coords(out_hw[1], align_corners)
+    ys = base_coords(out_hw[0], align_corners)
+    for a, b, c in tb[:, 2, :]:
+        if a == 0.0 and b == 0.0:
+            continue  # w is the constant c on both paths
+        scale = abs(a) + abs(b) + abs(c)  # |xs|, |ys| <= 1
+        along, across, p, q = (xs, ys, a, b) if abs(a) >= abs(b) else (ys, xs, b, a)
+        cross = -(q * across + c) / p  # where each line of the other axis meets the horizon
+        hi = np.clip(np.searchsorted(along, cross), 0, len(along) - 1)
+        lo = np.clip(hi - 1, 0, len(along) - 1)
+        for idx in (lo, hi):
+            w = p * along[idx] + q * across + c
+            if np.any(np.abs(w) <= _HORIZON_RTOL * scale):
+                return True
+    return False
+
+
 def grid_sample(img, grid, mode: str = "bilinear", padding: str = "zeros", align_corners: bool = False,
                 fill=None, backend: str = "auto"):
     """Sample ``img`` at a grid of input normalized coordinates, like ``torch.nn.functional.grid_sample``.
@@ -58,7 +91,8 @@ def grid_sample(img, grid, mode: str = "bilinear", padding: str = "zeros", align
     Parameters
     ----------
     img : (H, W), (H, W, C) or (N, H, W, C) array, uint8 / uint16 / float32 / float64
-    grid : (Ho, Wo, 2) or (N, Ho, Wo, 2) array
+        (float16 and longdouble too, see the module docstring)
+    grid : (Ho, Wo, 2) or (N, Ho, Wo, 2) array, any real dtype (read as float64)
         Input normalized ``(x, y)`` for every output pixel (see :mod:`stntool.coords`).
     mode : {"nearest", "bilinear", "bicubic"}
     padding : {"zeros", "border", "reflection", "constant"}
@@ -78,11 +112,7 @@ def grid_sample(img, grid, mode: str = "bilinear", padding: str = "zeros", align
     True
     """
     images = ImageBatch(img)
-    g = np.asarray(grid)
-    if g.ndim not in (3, 4) or g.shape[-1] != 2:
-        raise InvalidArgumentError(f"grid must be (Ho, Wo, 2) or (N, Ho, Wo, 2); got {g.shape}")
-    if g.dtype.kind != "f":
-        g = g.astype(np.float64)
+    g = as_host_grid(grid)
     gb = g if g.ndim == 4 else g[None]
     n = _batch_count(images, gb.shape[0], "grid")
     mode_id, pad_id, fill_c = sample_options(mode, padding, fill, images.c)
@@ -109,6 +139,11 @@ def warp(img, theta, out_hw=None, mode: str = "bilinear", padding: str = "zeros"
     mode, padding, align_corners, fill, backend
         As in :func:`grid_sample`.
 
+    Output pixels on the horizon of a projective θ (homogeneous coordinate 0) read the fill value,
+    exactly as ``grid_sample(img, projective_grid(theta, out_hw))`` (θ as float64): when the horizon
+    passes within rounding of a pixel centre, the warp samples that grid instead of the fused pixel
+    matrix, whose rounding could put such a pixel on either side.
+
     Example
     -------
     >>> import numpy as np, stntool
@@ -118,6 +153,7 @@ def warp(img, theta, out_hw=None, mode: str = "bilinear", padding: str = "zeros"
     True
     """
     images = ImageBatch(img)
+    check_real(theta, "theta")
     t = as_theta(theta)
     out_hw = _out_hw(out_hw, images.hw)
     tb = t if t.ndim == 3 else t[None]
@@ -131,6 +167,12 @@ def warp(img, theta, out_hw=None, mode: str = "bilinear", padding: str = "zeros"
     images.require_backend(name)
     out = images.empty_out(n, out_hw)
     data = _expand_images(images, n)
+    if projective and _horizon_on_pixels(tb, out_hw, align_corners):
+        # the grid's arithmetic decides which pixels lie on the horizon (and read the fill value)
+        grid = np.ascontiguousarray(theta_grid(tb, out_hw, align_corners))
+        kernels(name).sample_grid(data, grid, out, mode_id, pad_id, bool(align_corners), fill_c, images.is_int,
+                                  images.maxv)
+        return images.restore(out, t.ndim == 3)
     kernels(name).warp_matrix(data, maps, out, mode_id, pad_id, bool(align_corners), fill_c, images.is_int,
                               images.maxv, bool(projective))
     return images.restore(out, t.ndim == 3)
@@ -152,12 +194,26 @@ def warp_tps(img, src_points, dst_points, out_hw=None, mode: str = "bilinear", p
         Where those points land in the output, same units (output frame).
     out_hw : (H, W), optional
         Output size, default the input size.
+    normalized : bool
+        The frame the points are given in, and the frame the spline is solved in:
+
+        * ``False`` (pixels, x right, y down, pixel centres at integers): the spline maps output
+          pixels to input pixels, the thin-plate spline that scikit-image
+          (``ThinPlateSplineTransform``), OpenCV (``ThinPlateSplineShapeTransformer``) and
+          Albumentations compute from the same points; ``align_corners`` then only changes padding.
+        * ``True`` (``[-1, 1]``, as θ): the spline maps output normalized to input normalized
+          coordinates, the STN form of :func:`stntool.tps_grid`
+          (``grid_sample(img, tps_grid(src, out_hw, dst))``).
+
+        With ``regularization=0`` the two agree whenever the output is square (the output's
+        pixel -> normalized map is then a uniform scale, which leaves a thin-plate spline unchanged) and
+        differ otherwise.
     regularization : float
-        Bookstein's λ (0 interpolates exactly).
+        Bookstein's λ (0 interpolates exactly), in the units of the frame above.
     tol : float
         Largest allowed error in pixels of the sampling coordinates against the exact spline.
-        The spline is solved in float64 in the normalized frame (as in the STN paper); the kernel
-        reads a lattice of it (see :func:`tps_plan`); ``tol=0`` evaluates it at every pixel.
+        The spline is solved in float64; the kernel reads a lattice of it (see :func:`tps_plan`);
+        ``tol=0`` evaluates it at every pixel.
 
     Example
     -------
@@ -199,12 +255,11 @@ def grid_sample_backward(img, grid, grad_out, padding: str = "zeros", align_corn
     images = ImageBatch(img)
     if images.on_device:
         raise InvalidArgumentError("grid_sample_backward takes host (NumPy) arrays; copy device arrays to the host")
-    g = np.asarray(grid, dtype=np.float64)
-    if g.ndim not in (3, 4) or g.shape[-1] != 2:
-        raise InvalidArgumentError(f"grid must be (Ho, Wo, 2) or (N, Ho, Wo, 2); got {g.shape}")
+    g = as_host_grid(grid)
     gb = np.ascontiguousarray(g if g.ndim == 4 else g[None])
     n = _batch_count(images, gb.shape[0], "grid")
     gb = np.ascontiguousarray(np.broadcast_to(gb, (n,) + gb.shape[1:]))
+    check_real(grad_out, "grad_out")
     go = np.asarray(grad_out, dtype=np.float64)
     expect = (n,) + gb.shape[1:3] + (images.c,)
     if go.size != int(np.prod(expect)):
@@ -226,7 +281,7 @@ def grid_sample_backward(img, grid, grad_out, padding: str = "zeros", align_corn
 
 def affine_grid_backward(grad_grid, out_hw=None, align_corners: bool = False):
     """Chain a grid gradient ``(N, H, W, 2)`` or ``(H, W, 2)`` to affine θ: ``dL/dθ`` of shape ``(N, 2, 3)`` / ``(2, 3)``."""
-    g = np.asarray(grad_grid, dtype=np.float64)
+    g = as_host_grid(grad_grid, "grad_grid")
     out_hw = as_hw(g.shape[-3:-1] if out_hw is None else out_hw)
     base = out_norm_points(out_hw, align_corners)
     hom = np.concatenate([base, np.ones(base.shape[:-1] + (1,))], axis=-1)
@@ -237,6 +292,7 @@ def warp_backward(img, theta, grad_out, out_hw=None, padding: str = "zeros", ali
                   backend: str = "auto"):
     """Gradients of bilinear :func:`warp` with affine θ: ``(grad_img, grad_theta)`` in float64."""
     images = ImageBatch(img)
+    check_real(theta, "theta")
     t = as_theta(theta)
     if t.shape[-2:] != (2, 3):
         raise InvalidArgumentError("warp_backward takes affine θ, (2, 3) or (N, 2, 3)")
@@ -252,8 +308,9 @@ def tps_grid_backward(grad_grid, dst_points, out_hw=None, align_corners: bool = 
     The grid is linear in ``src_points`` (``grid = B @ src``), so ``dL/dsrc = Bᵀ dL/dgrid`` with ``B``
     depending only on ``dst_points`` (normalized, output frame). Returns ``(n, 2)`` or ``(N, n, 2)``.
     """
-    g = np.asarray(grad_grid, dtype=np.float64)
+    g = as_host_grid(grad_grid, "grad_grid")
     out_hw = as_hw(g.shape[-3:-1] if out_hw is None else out_hw)
+    check_real(dst_points, "dst_points")
     dst = np.asarray(dst_points, dtype=np.float64)
     tps = make_tps(dst, dst, regularization)
     basis = tps.basis(out_norm_points(out_hw, align_corners).reshape(-1, 2))

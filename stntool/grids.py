@@ -12,6 +12,7 @@ import numpy as np
 
 from .coords import as_hw, base_coords, norm_to_pixel, pixel_to_norm
 from .errors import InvalidArgumentError
+from .sampling import check_real
 from .tps import ThinPlateSpline, regular_control_points
 from .transforms import as_theta
 
@@ -19,8 +20,9 @@ __all__ = ["affine_grid", "projective_grid", "theta_grid", "tps_grid", "make_tps
 
 
 def _out_dtype(theta) -> np.dtype:
-    dt = np.asarray(theta).dtype
-    return np.dtype(np.float32) if dt == np.float32 else np.dtype(np.float64)
+    check_real(theta, "theta")
+    dt = np.asarray(theta).dtype  # float32 in either byte order gives a native float32 grid
+    return np.dtype(np.float32) if dt.type is np.float32 else np.dtype(np.float64)
 
 
 def out_norm_points(out_hw, align_corners: bool = False) -> np.ndarray:
@@ -50,6 +52,7 @@ def affine_grid(theta, out_hw, align_corners: bool = False) -> np.ndarray:
     >>> g[0, :, 0].round(4).tolist()       # x of the three pixel centres (align_corners=False)
     [-0.6667, 0.0, 0.6667]
     """
+    check_real(theta, "theta")
     t = as_theta(theta)
     if t.shape[-2:] != (2, 3):
         raise InvalidArgumentError(f"affine_grid takes (2, 3) or (N, 2, 3) theta, got {t.shape}; "
@@ -62,6 +65,7 @@ def projective_grid(theta, out_hw, align_corners: bool = False) -> np.ndarray:
 
     Output points whose homogeneous coordinate is 0 map to infinity and sample the fill value.
     """
+    check_real(theta, "theta")
     t = as_theta(theta)
     if t.shape[-2:] != (3, 3):
         raise InvalidArgumentError(f"projective_grid takes (3, 3) or (N, 3, 3) theta, got {t.shape}")
@@ -69,11 +73,15 @@ def projective_grid(theta, out_hw, align_corners: bool = False) -> np.ndarray:
 
 
 def theta_grid(theta, out_hw, align_corners: bool = False) -> np.ndarray:
-    """Grid for a ``(2, 3)`` affine or ``(3, 3)`` projective θ, batched or not."""
+    """Grid for a ``(2, 3)`` affine or ``(3, 3)`` projective θ, batched or not.
+
+    θ of any real dtype and byte order is accepted; the grid is float32 for float32 θ and float64
+    otherwise (float16 and longdouble θ give float64). bool, complex and object θ are refused.
+    """
     dtype = _out_dtype(theta)
     t = as_theta(theta)
     batched = t.ndim == 3
-    tb = t if batched else t[None]
+    tb = np.ascontiguousarray(t if batched else t[None])  # one memory layout, one summation order
     base = out_norm_points(out_hw, align_corners)
     hom = np.concatenate([base, np.ones(base.shape[:-1] + (1,))], axis=-1)
     res = np.einsum("hwk,nik->nhwi", hom, tb)
@@ -89,6 +97,7 @@ def make_tps(src_points, dst_points=None, regularization: float = 0.0) -> ThinPl
 
     ``dst_points`` defaults to a regular ``k x k`` grid over ``[-1, 1]²`` when ``len(src) == k²``.
     """
+    check_real(src_points, "src_points")
     src = np.asarray(src_points, dtype=np.float64)
     if src.ndim != 2 or src.shape[-1] != 2:
         raise InvalidArgumentError(f"TPS points must be (n, 2), got {src.shape}")
@@ -98,6 +107,7 @@ def make_tps(src_points, dst_points=None, regularization: float = 0.0) -> ThinPl
             raise InvalidArgumentError("without dst_points, src_points must form a k x k grid (n = k²)")
         dst = regular_control_points(k)
     else:
+        check_real(dst_points, "dst_points")
         dst = np.asarray(dst_points, dtype=np.float64)
     return ThinPlateSpline(dst, src, regularization)
 
@@ -121,6 +131,7 @@ def tps_grid(src_points, out_hw, dst_points=None, align_corners: bool = False,
     Returns ``(H, W, 2)`` or ``(N, H, W, 2)`` float64: the output point ``dst[i]`` reads the
     input at ``src[i]``.
     """
+    check_real(src_points, "src_points")
     src = np.asarray(src_points, dtype=np.float64)
     batched = src.ndim == 3
     srcb = src if batched else src[None]

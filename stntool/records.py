@@ -173,7 +173,8 @@ class TpsPoints:
     """Thin-plate spline control points: input points ``src`` land on output points ``dst``.
 
     ``src`` and ``dst`` are tuples of ``(x, y)``, in pixels (pixel centres at integers) or in
-    normalized [-1, 1] coordinates when ``normalized``; ``regularization`` is Bookstein's λ.
+    normalized [-1, 1] coordinates when ``normalized``; ``regularization`` is Bookstein's λ. The
+    spline is solved in the frame of the points (see :func:`stntool.warp_tps`).
     """
 
     src: tuple

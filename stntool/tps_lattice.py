@@ -1,10 +1,11 @@
 """TPS plans: what the fused thin-plate-spline kernels read, and how a plan is built and cached.
 
 A plan is a Catmull-Rom lattice of the exact map ``in_pix_from_out_pix`` (the spline of
-:mod:`stntool.tps`, solved in float64 in the normalized frame) plus, per control point, the
-exact radial term near it, where interpolation cannot follow ``r² log r²``. :func:`tps_plan`
-builds the coarsest lattice within the requested tolerance and caches it; a cached plan is
-immutable (read-only arrays, frozen attributes), so no caller can change what another one reads.
+:mod:`stntool.tps`, solved in float64 in the frame its points are given in, see :func:`tps_plan`)
+plus, per control point, the exact radial term near it, where interpolation cannot follow
+``r² log r²``. :func:`tps_plan` builds the coarsest lattice within the requested tolerance and
+caches it; a cached plan is immutable (read-only arrays, frozen attributes), so no caller can
+change what another one reads.
 
 Plans are built by the kernels of the backend that will warp with them (the kernel table of
 :mod:`stntool.sampling`: ``tps_eval_terms`` evaluates the spline and its radial terms at the
@@ -58,7 +59,8 @@ class TpsPlan:
         Chebyshev distance (output pixels) within which a control point's radial term is evaluated
         exactly instead of interpolated (negative: never).
     norm_scale : (2,) float64
-        Output pixel -> normalized scale, for the exact radial terms.
+        Output pixel -> spline frame scale, for the exact radial terms: the output's pixel -> normalized
+        scale for a spline solved in normalized coordinates, ``(1, 1)`` for one solved in pixels.
     max_error : float
         Largest deviation from the exact spline found at the probe points (cell centres), in pixels.
     """
@@ -104,8 +106,8 @@ class TpsPlan:
 
 
 def _eval_tps_terms(k, tps, out_pix_xy, m_out):
-    """Spline at output pixel points, by the backend kernels ``k``:
-    ``(values (P, 2) normalized input, radial terms (P, n))``."""
+    """Spline at output pixel points, by the backend kernels ``k``: ``(values (P, 2) in the spline's
+    input frame, radial terms (P, n))``; ``m_out`` maps output pixels to the spline's output frame."""
     pts = np.ascontiguousarray(out_pix_xy * [m_out[0, 0], m_out[1, 1]] + [m_out[0, 2], m_out[1, 2]])
     vals = np.empty((len(pts), 2))
     terms = np.empty((len(pts), len(tps.centres)))
@@ -134,21 +136,30 @@ def _ring_probes(centres_pix, radius, step, out_hw):
     return p[keep]
 
 
-def _build_tps_plan(tps, in_hw, out_hw, align_corners, tol, backend) -> TpsPlan:
+def _frame_matrices(frame, in_hw, out_hw, align_corners):
+    """``(spline_from_out_pix, in_pix_from_spline)`` for a spline solved in ``frame`` ("norm" or "pixel")."""
+    if frame == "pixel":
+        return np.eye(3), np.eye(3)
+    return norm_from_pixel(out_hw, align_corners), pixel_from_norm(in_hw, align_corners)
+
+
+def _build_tps_plan(tps, in_hw, out_hw, align_corners, tol, backend, frame="norm") -> TpsPlan:
     """Coarsest power-of-two lattice whose upsampling is within ``tol / 2`` px of the spline at every cell centre.
 
     Bilinear or cubic upsampling alone cannot follow ``r² log r²`` near a control point (its second
     derivative is logarithmically singular there), so within two lattice steps of each control
     point the radial term is evaluated exactly; what remains is smooth and Catmull-Rom upsampling
     of it converges fast. ``tol=0`` evaluates the spline at every pixel. ``backend`` is a concrete
-    backend name; its kernels evaluate the spline and the plan.
+    backend name; its kernels evaluate the spline and the plan. ``frame`` is the frame the spline
+    was solved in: ``"norm"`` (normalized output -> normalized input) or ``"pixel"`` (output pixels ->
+    input pixels; then the radial terms are evaluated in output pixels with unit scale and the weights
+    are already in input pixels).
     """
     from .sampling import kernels
 
     k = kernels(backend)
     ho, wo = out_hw
-    m_out = norm_from_pixel(out_hw, align_corners)
-    m_in = pixel_from_norm(in_hw, align_corners)
+    m_out, m_in = _frame_matrices(frame, in_hw, out_hw, align_corners)
     in_scale = np.array([m_in[0, 0], m_in[1, 1]])
     in_off = np.array([m_in[0, 2], m_in[1, 2]])
     norm_scale = np.array([m_out[0, 0], m_out[1, 1]])
@@ -156,7 +167,7 @@ def _build_tps_plan(tps, in_hw, out_hw, align_corners, tol, backend) -> TpsPlan:
     step = 1 if (tol <= 0 or degenerate) else max(2, min(32, 1 << int(np.log2(max(2, max(ho, wo) // 64)))))
     n_ctrl = len(tps.centres)
     if not degenerate:
-        m_out_inv = pixel_from_norm(out_hw, align_corners)
+        m_out_inv = pixel_from_norm(out_hw, align_corners) if frame == "norm" else np.eye(3)
         centres_pix = tps.centres * [m_out_inv[0, 0], m_out_inv[1, 1]] + [m_out_inv[0, 2], m_out_inv[1, 2]]
     else:
         centres_pix = np.zeros((n_ctrl, 2))
@@ -189,25 +200,31 @@ def _build_tps_plan(tps, in_hw, out_hw, align_corners, tol, backend) -> TpsPlan:
 
 
 @functools.lru_cache(maxsize=32)
-def _tps_plan_cached(src_key, dst_key, n, in_hw, out_hw, align_corners, regularization, tol, backend):
+def _tps_plan_cached(src_key, dst_key, n, in_hw, out_hw, align_corners, regularization, tol, backend, frame):
     src = np.frombuffer(src_key).reshape(n, 2)
     dst = np.frombuffer(dst_key).reshape(n, 2)
-    return _build_tps_plan(make_tps(src, dst, regularization), in_hw, out_hw, align_corners, tol, backend)
+    return _build_tps_plan(make_tps(src, dst, regularization), in_hw, out_hw, align_corners, tol, backend, frame)
 
 
-def _normalized_points(points, hw, normalized, align_corners):
+def _points(points, what):
+    from .sampling import check_real
+
+    check_real(points, what)
     p = np.asarray(points, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != 2:
         raise InvalidArgumentError(f"TPS points must be (n, 2) arrays of (x, y); got {p.shape}")
-    if normalized:
-        return p
-    m = norm_from_pixel(hw, align_corners)
-    return p * [m[0, 0], m[1, 1]] + [m[0, 2], m[1, 2]]
+    return p
 
 
 def tps_plan(src_points, dst_points, in_hw, out_hw=None, align_corners: bool = False, regularization: float = 0.0,
              normalized: bool = False, tol: float = 0.01, backend: str = "cpu") -> TpsPlan:
     """Plan a fused TPS warp: see :class:`TpsPlan`.
+
+    The spline is solved in the frame of its points (see :func:`stntool.warp_tps`): with pixel
+    points (``normalized=False``) it maps output pixels to input pixels, like scikit-image's, OpenCV's
+    and Albumentations' thin-plate splines, and ``align_corners`` only affects padding; with
+    normalized points it maps output normalized to input normalized coordinates (the STN form of
+    :func:`stntool.tps_grid`).
 
     Plans are cached (per points, sizes, options and backend), so warping many images with the
     same points builds the plan once; the cached plan is immutable. ``backend`` (``"numpy"``,
@@ -217,8 +234,8 @@ def tps_plan(src_points, dst_points, in_hw, out_hw=None, align_corners: bool = F
 
     in_hw = as_hw(in_hw)
     out_hw = in_hw if out_hw is None else as_hw(out_hw)
-    src = np.ascontiguousarray(_normalized_points(src_points, in_hw, normalized, align_corners))
-    dst = np.ascontiguousarray(_normalized_points(dst_points, out_hw, normalized, align_corners))
+    src = np.ascontiguousarray(_points(src_points, "src_points"))
+    dst = np.ascontiguousarray(_points(dst_points, "dst_points"))
     if src.shape != dst.shape:
         raise InvalidArgumentError(f"src_points and dst_points must have the same shape; got {src.shape} and {dst.shape}")
     if not (np.all(np.isfinite(src)) and np.all(np.isfinite(dst))):
@@ -226,5 +243,6 @@ def tps_plan(src_points, dst_points, in_hw, out_hw=None, align_corners: bool = F
     if not (tol >= 0):
         raise InvalidArgumentError(f"tol must be >= 0, got {tol!r}")
     name = resolve_backend(backend)
+    frame = "norm" if normalized else "pixel"
     return _tps_plan_cached(src.tobytes(), dst.tobytes(), len(src), in_hw, out_hw, bool(align_corners),
-                            float(regularization), float(tol), name)
+                            float(regularization), float(tol), name, frame)

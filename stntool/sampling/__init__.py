@@ -49,7 +49,7 @@ KERNELS = {
 }
 
 __all__ = ["MODES", "PADDINGS", "BACKENDS", "KERNELS", "kernels", "resolve_backend", "cuda_available", "ImageBatch",
-           "sample_options"]
+           "sample_options", "as_host_grid", "check_real"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -132,10 +132,68 @@ def is_device_array(a) -> bool:
     return bool(getattr(a, "__cuda_ndarray__", False)) or hasattr(a, "__cuda_array_interface__")
 
 
+def _refusal(dt: np.dtype, what: str) -> str:
+    if dt.kind == "b":
+        return f"{what} of dtype bool cannot be sampled; convert it to uint8 (0/255) or float first"
+    if dt.kind == "c":
+        return f"{what} of dtype {dt} (complex) cannot be sampled; pass the real and imaginary parts separately"
+    return f"{what} of dtype {dt} cannot be sampled"
+
+
+def as_host_grid(grid, what: str = "grid") -> np.ndarray:
+    """A host grid as C-contiguous native float64 ``(..., 2)`` array, or :class:`InvalidArgumentError`.
+
+    Any real dtype and byte order is accepted (float16, float32, longdouble and integers are converted
+    to float64; every kernel reads grid values as float64, so float32 and float64 grids give the same
+    results as before conversion); bool, complex, object and string grids are refused.
+    """
+    try:
+        g = np.asarray(grid)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{what} must be a numeric array") from None
+    if g.dtype.kind not in "iuf":
+        raise InvalidArgumentError(_refusal(g.dtype, what) if g.dtype.kind in "bc" else
+                                   f"{what} must be a numeric array; got dtype {g.dtype}")
+    if g.ndim not in (3, 4) or g.shape[-1] != 2:
+        raise InvalidArgumentError(f"{what} must be (Ho, Wo, 2) or (N, Ho, Wo, 2); got {g.shape}")
+    return np.ascontiguousarray(g, dtype=np.float64)
+
+
+def check_real(values, what: str):
+    """Refuse bool, complex, object and string arrays (θ, points) with :class:`InvalidArgumentError`."""
+    try:
+        dt = values.dtype if isinstance(values, np.ndarray) else np.asarray(values).dtype
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{what} must be a numeric array") from None
+    if dt.kind not in "iuf":
+        raise InvalidArgumentError(_refusal(dt, what) if dt.kind in "bc" else f"{what} must be numeric; got dtype {dt}")
+
+
+def _compute_dtype(dt: np.dtype):
+    """``(dtype the kernels run on, dtype returned)`` for a host image dtype, or None when refused."""
+    if dt.kind not in "uif":
+        return None
+    native = dt.newbyteorder("=")
+    if native.type in DTYPES:
+        return np.dtype(native.type), np.dtype(native.type)
+    if native.kind == "f" and native.itemsize == 2:  # float16: sampled in float32, rounded back
+        return np.dtype(np.float32), np.dtype(np.float16)
+    if native.kind == "f" and native.itemsize > 8:  # longdouble: sampled in float64
+        return np.dtype(np.float64), native
+    return None
+
+
 class ImageBatch:
     """An image viewed as C-contiguous ``(N, H, W, C)``, remembering how to give results back.
 
     ``(H, W)`` becomes ``(1, H, W, 1)``, ``(H, W, C)`` becomes ``(1, H, W, C)``.
+
+    Host images are converted at this boundary, identically for every backend: any byte order
+    (``'>u2'`` from FITS readers gives a native uint16 result), non-contiguous views and read-only
+    arrays (copied, so the kernels see one array type). float16 images are sampled in float32 and
+    the result rounded to float16; longdouble images are sampled in float64 and returned as
+    longdouble. Other dtypes (bool, complex, object, strings, other integers) are refused with
+    :class:`InvalidArgumentError`. Device images must already be C-contiguous and of a kernel dtype.
     """
 
     def __init__(self, img):
@@ -147,21 +205,35 @@ class ImageBatch:
             if not a.is_c_contiguous():
                 raise InvalidArgumentError("device images must be C-contiguous")
         else:
-            a = np.asarray(img)
+            try:
+                a = np.asarray(img)
+            except (TypeError, ValueError):
+                raise InvalidArgumentError("image must be a numeric array") from None
         if a.ndim not in (2, 3, 4):
             raise InvalidArgumentError(f"image must be (H, W), (H, W, C) or (N, H, W, C); got {a.ndim} dimensions")
         dt = np.dtype(a.dtype)
-        if dt.type not in DTYPES:
-            raise InvalidArgumentError(f"unsupported image dtype {dt}; use uint8, uint16, float32 or float64")
+        kinds = (dt, dt) if self.on_device and dt.type in DTYPES and dt.isnative else \
+            (None if self.on_device else _compute_dtype(dt))
+        if kinds is None:
+            if dt.kind in "bc":
+                raise InvalidArgumentError(_refusal(dt, "an image"))
+            raise InvalidArgumentError(f"unsupported image dtype {dt}; use uint8, uint16, float16, float32 or float64"
+                                       + (" (device images: uint8, uint16, float32 or float64)" if self.on_device
+                                          else ""))
         if min(a.shape) < 1:
             raise InvalidArgumentError(f"image has an empty dimension: shape {a.shape}")
         self.ndim = a.ndim
-        self.dtype = dt
+        self.dtype, self.result_dtype = kinds
         if a.ndim == 2:
             a = a.reshape(1, a.shape[0], a.shape[1], 1)
         elif a.ndim == 3:
             a = a.reshape(1, *a.shape)
-        self.data = a if not isinstance(a, np.ndarray) else np.ascontiguousarray(a)
+        if isinstance(a, np.ndarray):
+            converted = np.ascontiguousarray(a, dtype=self.dtype)
+            if not converted.flags.writeable:
+                converted = converted.copy()
+            a = converted
+        self.data = a
         self.n, self.h, self.w, self.c = (int(v) for v in a.shape)
 
     @property
@@ -191,6 +263,8 @@ class ImageBatch:
 
     def restore(self, out4, batched: bool):
         """Give ``(N, Ho, Wo, C)`` back in the caller's layout."""
+        if self.result_dtype != self.dtype:
+            out4 = out4.astype(self.result_dtype)
         if batched or self.ndim == 4:
             return out4 if self.ndim != 2 else out4[..., 0]
         if self.ndim == 2:

@@ -7,6 +7,9 @@ warps, plus the bilinear backward), runs them through the public API and hashes 
 known-good build; ``test_golden.py`` compares the current build with it.
 
     python tests/parity/golden_outputs.py --write tests/data/golden_outputs.json [--backends numpy,cpu]
+
+``--only PREFIX`` (e.g. ``warp_tps/``) re-records just the cases whose key starts with ``PREFIX`` and
+keeps every other fingerprint already in the file, for a change that alters those cases on purpose.
 """
 
 from __future__ import annotations
@@ -113,8 +116,16 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", required=True, help="JSON file to write")
     ap.add_argument("--backends", default="numpy,cpu")
+    ap.add_argument("--only", metavar="PREFIX", help="re-record only the case keys starting with PREFIX, "
+                    "keeping the rest of the file")
     args = ap.parse_args(argv)
-    fp = fingerprints(args.backends.split(","))
+    if args.only:
+        with open(args.write) as f:
+            fp = json.load(f)
+        keys = {k for k, _ in cases() if k.startswith(args.only)}
+        fp.update(fingerprints(args.backends.split(","), only=keys))
+    else:
+        fp = fingerprints(args.backends.split(","))
     with open(args.write, "w") as f:
         json.dump(fp, f, indent=0, sort_keys=True)
         f.write("\n")

@@ -82,9 +82,16 @@ def test_plan_exact_lattice_is_the_spline(rng):
     h, w = 20, 30
     dst = np.array([[0, 0], [29, 0], [0, 19], [29, 19], [14, 9]], float)
     src = dst + rng.normal(0, 2, dst.shape)
+    # pixel points: the spline from output pixels to input pixels
     plan = stntool.tps_plan(src, dst, (h, w), tol=0)
-    grid = stntool.tps_grid(stntool.coords.pixel_to_norm(src, (h, w)), (h, w), stntool.coords.pixel_to_norm(dst, (h, w)))
-    np.testing.assert_allclose(plan.lattice[1:-1, 1:-1], stntool.coords.norm_to_pixel(grid, (h, w)), atol=1e-9)
+    ii, jj = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    pix = ThinPlateSpline(dst, src)(np.stack([jj, ii], -1).astype(float))
+    np.testing.assert_allclose(plan.lattice[1:-1, 1:-1], pix, atol=1e-9)
+    # normalized points: the STN spline of tps_grid
+    src_n, dst_n = stntool.coords.pixel_to_norm(src, (h, w)), stntool.coords.pixel_to_norm(dst, (h, w))
+    plan_n = stntool.tps_plan(src_n, dst_n, (h, w), normalized=True, tol=0)
+    grid = stntool.tps_grid(src_n, (h, w), dst_n)
+    np.testing.assert_allclose(plan_n.lattice[1:-1, 1:-1], stntool.coords.norm_to_pixel(grid, (h, w)), atol=1e-9)
     # a one-pixel output axis with align_corners=True has no extent: the plan evaluates every pixel
     c = stntool.tps.regular_control_points(3)
     thin = stntool.tps_plan(c * 0.9, c, (h, w), (1, w), align_corners=True, normalized=True, tol=0.01)
@@ -118,8 +125,9 @@ def test_warp_tps_cpu_matches_reference_and_exact(rng, dtype):
             assert np.abs(a.astype(float) - b).max() <= tol
         else:
             assert np.mean(a != b) < 0.01
-    exact_grid = stntool.tps_grid(stntool.coords.pixel_to_norm(src, (33, 41)), (33, 41),
-                                  stntool.coords.pixel_to_norm(dst, (33, 41)))
+    ii, jj = np.meshgrid(np.arange(33), np.arange(41), indexing="ij")
+    exact_pix = ThinPlateSpline(dst, src)(np.stack([jj, ii], -1).astype(float))  # pixel points: pixel-space spline
+    exact_grid = stntool.coords.pixel_to_norm(exact_pix, (33, 41))
     exact = stntool.grid_sample(img.astype(np.float64), exact_grid, backend="numpy")
     fused = stntool.warp_tps(img.astype(np.float64), src, dst, tol=0, backend="cpu")
     np.testing.assert_allclose(fused, exact, atol=1e-9)
