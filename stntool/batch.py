@@ -332,7 +332,7 @@ class Manifest:
 # --------------------------------------------------------------------------- running
 
 def say(message: str):
-    """Write one line to stderr, never while a decoder's output is being captured (see io.quiet_stderr)."""
+    """Write one line to stderr, never while a decoder's fd-2 output is being captured (see io.STDERR_LOCK)."""
     from .io import STDERR_LOCK
 
     with STDERR_LOCK:
@@ -453,6 +453,18 @@ def run_batch(items, process, *, jobs: int = 2, backend: str = "cpu", overwrite:
     cannot be written stops the batch (``exit_code`` 1). A closed stdout (``--manifest - | head``)
     stops it quietly (``exit_code`` 1).
     """
+    from .io import STDERR_LOCK
+
+    # Python's own stderr writes (warnings, prints, the progress bar, these messages) go to a copy
+    # of fd 2 for the whole batch, so a decoder's fd-2 capture in another thread never takes them.
+    with STDERR_LOCK.python_stderr_kept():
+        return _run(items, process, jobs=jobs, backend=backend, overwrite=overwrite, skip_existing=skip_existing,
+                    fmt=fmt, quality=quality, max_pixels=max_pixels, exif=exif, manifest=manifest, quiet=quiet,
+                    stdin_bytes=stdin_bytes, command=command, progress=progress)
+
+
+def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, quality, max_pixels, exif, manifest, quiet,
+         stdin_bytes, command, progress) -> Summary:
     from concurrent.futures import ThreadPoolExecutor
 
     from . import _compile_notice
@@ -477,14 +489,18 @@ def run_batch(items, process, *, jobs: int = 2, backend: str = "cpu", overwrite:
     if progress:
         from tqdm import tqdm
 
-        tqdm.monitor_interval = 0  # no monitor thread: the bar is drawn only from this thread
         try:
             sized = min(os.get_terminal_size(sys.stderr.fileno())) > 0
         except (OSError, ValueError):
             sized = False
         # a terminal that reports a 0x0 size (fresh pseudo-terminals, some CI runners) would hide the bar
-        bar = tqdm(total=len(items), file=sys.stderr, unit="img", leave=False,
-                   **({"dynamic_ncols": True} if sized else {"ncols": 80, "nrows": 24}))
+        interval = tqdm.monitor_interval
+        tqdm.monitor_interval = 0  # no monitor thread for this bar (drawn only from this thread); others keep theirs
+        try:
+            bar = tqdm(total=len(items), file=sys.stderr, unit="img", leave=False,
+                       **({"dynamic_ncols": True} if sized else {"ncols": 80, "nrows": 24}))
+        finally:
+            tqdm.monitor_interval = interval
 
     def message(msg):
         if bar is not None:

@@ -21,6 +21,7 @@ import json
 import os
 import stat
 import struct
+import sys
 import tempfile
 import threading
 import zlib
@@ -66,15 +67,23 @@ class _Fd2Guard:
 
     libpng, libjpeg, libtiff and libwebp write warnings and errors straight to file descriptor 2
     (``libpng error: Not enough image data``), below Python and OpenCV's log level. :meth:`capture`
-    points fd 2 at a scratch file while a decoder runs and hands back what it wrote, so the message
-    can become part of stntool's own line for that input. One capture at a time (fd 2 belongs to
-    the whole process), and stntool's own lines are written inside ``with STDERR_LOCK:``, so they
-    never land in the scratch file.
+    points fd 2 at a scratch file while a decoder (or encoder) runs and hands back what it wrote,
+    so the message can become part of stntool's own line for that input. One capture at a time
+    (fd 2 belongs to the whole process).
+
+    Python-level writes must not pass through fd 2 meanwhile: :meth:`python_stderr_kept` (used by
+    the batch runner for the whole batch) points ``sys.stderr`` at a copy of fd 2 taken before any
+    capture, so warnings, progress bars and ``print(..., file=sys.stderr)`` from any thread reach
+    the real stderr and only C-level writes land in the scratch file. ``with STDERR_LOCK:`` still
+    waits for a running capture (for code that writes to fd 2 itself).
     """
 
     def __init__(self):
         self._lock = threading.RLock()
         self._sink = None
+        self._kept = None  # (writer, previous sys.stderr) while python_stderr_kept is active
+        self._kept_depth = 0
+        self._kept_lock = threading.Lock()
 
     def __enter__(self):
         self._lock.acquire()
@@ -85,33 +94,118 @@ class _Fd2Guard:
 
     @contextlib.contextmanager
     def capture(self):
-        """Context manager yielding a list that receives the lines written to fd 2 meanwhile."""
+        """Context manager yielding a list that receives the lines written to fd 2 meanwhile.
+
+        fd 2 is always pointed back, even when Ctrl-C arrives during the swap (SIGINT is held off
+        around it in the main thread, and the restore runs whenever the copy of fd 2 was taken).
+        """
         lines = []
         with self._lock:
             saved = None
+            redirected = False
             try:
-                if self._sink is None:
-                    self._sink = tempfile.TemporaryFile(prefix=TEMP_PREFIX)
-                self._sink.seek(0)
-                self._sink.truncate()
-                saved = os.dup(2)
-                os.dup2(self._sink.fileno(), 2)
-            except OSError:  # no fd 2 (started with 2>&-) or no temp space: run without capture
-                if saved is not None:
-                    os.close(saved)
-                saved = None
-            try:
+                with _sigint_held():
+                    try:
+                        if self._sink is None:
+                            self._sink = tempfile.TemporaryFile(prefix=TEMP_PREFIX)
+                        self._sink.seek(0)
+                        self._sink.truncate()
+                        saved = os.dup(2)
+                        os.dup2(self._sink.fileno(), 2)
+                        redirected = True
+                    except OSError:  # no fd 2 (started with 2>&-) or no temp space: run without capture
+                        if saved is not None:
+                            os.close(saved)
+                        saved = None
                 yield lines
             finally:
                 if saved is not None:
-                    os.dup2(saved, 2)
-                    os.close(saved)
-                    self._sink.seek(0)
-                    text = self._sink.read(1 << 16).decode("utf-8", "replace")
-                    lines.extend(" ".join(line.split()) for line in text.splitlines() if line.strip())
+                    with _sigint_held():
+                        os.dup2(saved, 2)
+                        os.close(saved)
+                    if redirected:
+                        self._sink.seek(0)
+                        text = self._sink.read(1 << 16).decode("utf-8", "replace")
+                        lines.extend(" ".join(line.split()) for line in text.splitlines() if line.strip())
+
+    @contextlib.contextmanager
+    def python_stderr_kept(self):
+        """While inside, ``sys.stderr`` writes to a copy of fd 2, so no capture can take Python's lines.
+
+        Nested and concurrent uses share one copy; the last to leave gives ``sys.stderr`` back (unless
+        someone replaced it meanwhile). Nothing changes when ``sys.stderr`` is not fd 2 (a test's
+        capture, a file): such writes never reach a capture anyway.
+        """
+        with self._kept_lock:
+            if self._kept_depth == 0:
+                self._kept = self._keep()
+            self._kept_depth += 1
+        try:
+            yield
+        finally:
+            with self._kept_lock:
+                self._kept_depth -= 1
+                if self._kept_depth == 0 and self._kept is not None:
+                    writer, previous = self._kept
+                    self._kept = None
+                    with self._lock:  # no line of ours is half-written
+                        try:
+                            writer.flush()
+                        except (OSError, ValueError):
+                            pass
+                        if sys.stderr is writer:
+                            sys.stderr = previous
+                        try:
+                            writer.close()
+                        except (OSError, ValueError):
+                            pass
+
+    def _keep(self):
+        import io as _io
+
+        current = sys.stderr
+        try:
+            if current is None or current.fileno() != 2:
+                return None
+            current.flush()
+        except (AttributeError, OSError, ValueError, _io.UnsupportedOperation):
+            return None
+        fd = None
+        with self._lock, _sigint_held():  # never copy fd 2 while it points at the scratch file
+            try:
+                fd = os.dup(2)
+                if hasattr(os, "set_inheritable"):
+                    os.set_inheritable(fd, False)
+                writer = open(fd, "w", buffering=1, encoding=getattr(current, "encoding", None) or "utf-8",
+                              errors=getattr(current, "errors", None) or "backslashreplace", closefd=True)
+            except (OSError, ValueError):
+                if fd is not None:
+                    os.close(fd)
+                return None
+            sys.stderr = writer
+        return writer, current
 
 
-#: ``with STDERR_LOCK:`` around stntool's own stderr writes; ``STDERR_LOCK.capture()`` around decoders.
+@contextlib.contextmanager
+def _sigint_held():
+    """Hold SIGINT off in the main thread for a few system calls (fd 2 is never left half-swapped)."""
+    import signal
+
+    block = (hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread())
+    if block:
+        try:
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        except (OSError, ValueError):
+            block = False
+    try:
+        yield
+    finally:
+        if block:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+#: ``with STDERR_LOCK:`` around stntool's own fd-2 writes; ``STDERR_LOCK.capture()`` around codecs;
+#: ``STDERR_LOCK.python_stderr_kept()`` around a batch (Python's stderr never captured).
 STDERR_LOCK = _Fd2Guard()
 
 
@@ -406,8 +500,10 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
     the codec library said (it writes to fd 2, which is captured meanwhile) ends the message.
     When the image decodes but the library complained (``Corrupt JPEG data: ...``), its lines are
     appended to ``warnings`` if a list is given, and dropped otherwise. While the decoder runs, the
-    process's fd 2 points at a scratch file (one decode at a time); write to stderr from other
-    threads inside ``with STDERR_LOCK:`` so no line of yours lands there.
+    process's fd 2 points at a scratch file (one decode at a time). :func:`stntool.batch.run_batch`
+    keeps ``sys.stderr`` off fd 2 for the whole batch; library callers that decode in threads
+    while other threads write to stderr can do the same with
+    ``with STDERR_LOCK.python_stderr_kept():`` (code writing to fd 2 itself: ``with STDERR_LOCK:``).
     """
     if not data:
         raise ImageReadError("empty file (0 bytes)")
@@ -490,12 +586,14 @@ def encode_image(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes
         elif ext == ".png":
             # 0-100 mapped to zlib level 9-0 (higher quality = faster, bigger; PNG is always lossless).
             params = [cv.IMWRITE_PNG_COMPRESSION, max(0, min(9, 9 - int(quality) // 11))]
+    said = []
     try:
-        ok, buf = cv.imencode(ext, img, params)
+        with STDERR_LOCK.capture() as said:  # the codec library's own fd-2 lines, as for decoding
+            ok, buf = cv.imencode(ext, img, params)
     except cv.error as e:
         raise ImageWriteError(f"cannot encode {fmt}: {str(e).strip().splitlines()[-1]}") from None
     if not ok:
-        raise ImageWriteError(f"cannot encode {fmt}")
+        raise ImageWriteError(f"cannot encode {fmt}" + (f" (encoder said: {said[-1]})" if said else ""))
     return buf.tobytes()
 
 
