@@ -151,12 +151,21 @@ def _hw(value, what):
         return None
     try:
         h, w = value
-        h, w = int(h), int(w)
     except (TypeError, ValueError):
         raise InvalidArgumentError(f"{what} must be (H, W), got {value!r}") from None
+    if not all(_is_int(v) for v in (h, w)):
+        raise InvalidArgumentError(f"{what} must be (H, W) in whole pixels, got {value!r}")
+    h, w = int(h), int(w)
     if h < 1 or w < 1:
         raise InvalidArgumentError(f"{what} must be positive, got {h}x{w} (HxW)")
     return h, w
+
+
+def _is_int(v) -> bool:
+    """A whole number given as an integer (Python or NumPy), never a bool or a float."""
+    import numbers
+
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def _wh_from_record(value, key):
@@ -206,7 +215,8 @@ class TpsPoints:
             raise InvalidArgumentError('"regularization" must be a finite number >= 0')
         object.__setattr__(self, "src", pts["src"])
         object.__setattr__(self, "dst", pts["dst"])
-        object.__setattr__(self, "normalized", bool(self.normalized))
+        if not isinstance(self.normalized, bool):
+            raise InvalidArgumentError(f'"normalized" must be true or false, got {self.normalized!r}')
         object.__setattr__(self, "regularization", float(reg))
 
     def to_record(self) -> dict:
@@ -236,7 +246,7 @@ class TpsPoints:
             v = doc[key]
             if not isinstance(v, list) or not all(isinstance(p, list) and len(p) == 2 for p in v):
                 raise InvalidArgumentError(f'"{key}" must be a list of [x, y] pairs')
-        return cls(doc["src"], doc["dst"], bool(doc.get("normalized", False)), doc.get("regularization", 0.0))
+        return cls(doc["src"], doc["dst"], doc.get("normalized", False), doc.get("regularization", 0.0))
 
 
 @dataclass(frozen=True)
@@ -291,6 +301,8 @@ class WarpSpec:
         if not isinstance(self.align_corners, bool):
             raise InvalidArgumentError(f"align_corners must be true or false, got {self.align_corners!r}")
         object.__setattr__(self, "fill", _check_fill(self.fill))
+        if self.fill is not None and self.padding != "constant":
+            raise InvalidArgumentError(f"fill applies only to padding 'constant', not {self.padding!r}")
         object.__setattr__(self, "in_hw", _hw(self.in_hw, "in_hw"))
         object.__setattr__(self, "out_hw", _hw(self.out_hw, "out_hw") or self.in_hw)
         if self.name is not None and (not isinstance(self.name, str) or not self.name):

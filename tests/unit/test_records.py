@@ -64,6 +64,10 @@ def test_record_of_0_1_manifest_line_reads():
     ({"tps": {"src": [[0, 0], [1, 0], [0, 1]], "dst": [[0, 0], [1, 0], [0, 1]], "regularization": -1}},
      "regularization"),
     ({"tps": [1, 2]}, "expected an object"),
+    ({"tps": {"src": [[0, 0], [1, 0], [0, 1]], "dst": [[0, 0], [1, 0], [0, 1]], "normalized": "false"}},
+     "normalized"),
+    ({"tps": {"src": [[0, 0], [1, 0], [0, 1]], "dst": [[0, 0], [1, 0], [0, 1]], "normalized": 1}}, "normalized"),
+    ({"theta": [[1, 0, 0], [0, 1, 0]], "padding": "border", "fill": "#ffffff"}, "only to padding 'constant'"),
 ])
 def test_from_record_rejects_with_library_error(rec, msg):
     with pytest.raises(InvalidArgumentError, match=msg.replace("[", r"\[")):
@@ -77,6 +81,23 @@ def test_spec_validation_in_constructor():
         WarpSpec(theta=((1, 0, 0),))
     with pytest.raises(InvalidArgumentError, match="no theta or tps"):
         apply_spec(np.zeros((2, 2), np.uint8), WarpSpec())
+
+
+def test_constructor_rejects_what_a_record_could_not_carry():
+    theta = ((1, 0, 0), (0, 1, 0))
+    with pytest.raises(InvalidArgumentError, match="only to padding 'constant'"):
+        WarpSpec(theta=theta, padding="zeros", fill=(255.0,))  # to_record would drop it: no equal round trip
+    for hw in ((2.7, 3), (2.0, 3), (True, 3), ("2", 3)):
+        with pytest.raises(InvalidArgumentError, match="whole pixels"):
+            WarpSpec(theta=theta, in_hw=hw)
+        with pytest.raises(InvalidArgumentError, match="whole pixels"):
+            WarpSpec(theta=theta, out_hw=hw)
+    assert WarpSpec(theta=theta, in_hw=(np.int64(2), 3)).in_hw == (2, 3)  # NumPy integers are integers
+    for flag in ("false", 0, None):
+        with pytest.raises(InvalidArgumentError, match="normalized"):
+            TpsPoints(TPS.src, TPS.dst, normalized=flag)
+    pts = {"src": [list(p) for p in TPS.src], "dst": [list(p) for p in TPS.dst]}
+    assert TpsPoints.from_record(dict(pts, normalized=True)).normalized is True
 
 
 def test_parse_fill_and_numbers():
