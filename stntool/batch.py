@@ -250,15 +250,15 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
                                 and os.path.splitext(output)[1].lower() in IMAGE_EXTENSIONS)
     if not out_is_file and os.path.exists(output) and not os.path.isdir(output):
         raise InvalidArgumentError(f"-o {display(output)} exists and is not a folder")
+    if (not out_is_file and not os.path.isdir(output) and not output.endswith(os.sep)
+            and os.path.splitext(output)[1].lower() in IMAGE_EXTENSIONS):
+        raise InvalidArgumentError(f"-o {display(output)} names an image file, but there are several inputs "
+                                   "(give a folder)")
     if fmt != "same" and fmt not in FORMAT_EXTENSIONS:
         raise InvalidArgumentError(f"unknown format {fmt!r}")
-    input_real = set()
-    for it in items:
-        if it.input != STDIN:
-            try:
-                input_real.add(os.path.realpath(it.input))
-            except (OSError, ValueError):
-                pass
+    if any(sep in suffix for sep in {os.sep, os.altsep or os.sep, "/"}):
+        raise InvalidArgumentError(f"--suffix {suffix!r} contains a path separator (it changes the base name only)")
+    input_real = _real_paths(items)
     claimed = {}
     for it in items:
         if to_stdout:
@@ -284,6 +284,18 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
         else:
             claimed[key] = it.input
     return "stdout" if to_stdout else ("file" if out_is_file else "folder")
+
+
+def _real_paths(items) -> set:
+    """Case-normalized real paths of the items' inputs (stdin left out)."""
+    real = set()
+    for it in items:
+        if it.input != STDIN:
+            try:
+                real.add(os.path.normcase(os.path.realpath(it.input)))
+            except (OSError, ValueError):
+                pass
+    return real
 
 
 # --------------------------------------------------------------------------- manifest
@@ -471,13 +483,7 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
     from .io import DEFAULT_MAX_PIXELS, STDERR_LOCK, display
 
     items = list(items)
-    input_real = set()
-    for it in items:
-        if it.input != STDIN:
-            try:
-                input_real.add(os.path.normcase(os.path.realpath(it.input)))
-            except (OSError, ValueError):
-                pass
+    input_real = _real_paths(items)
     opts = dict(overwrite=overwrite, skip_existing=skip_existing, fmt=fmt, quality=quality, exif=exif,
                 max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels, stdin_bytes=stdin_bytes,
                 input_real=input_real)

@@ -165,3 +165,14 @@ def test_usage_errors(tmp_path, run):
     r = run("--theta", "1,0,0,0,1,0", "--device", "cuda", a, "-o", str(tmp_path / "c.png"))
     if r.exit_code != 0:  # no GPU: a one-line usage error, never a silent CPU run
         assert r.exit_code == 2 and "cuda" in r.stderr and not (tmp_path / "c.png").exists()
+
+
+def test_suffix_with_a_path_separator_and_image_name_for_many_inputs_are_usage_errors(tmp_path, run, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "a.png", encode(small_rgb(), ".png"))
+    write(tmp_path / "b.png", encode(small_rgb(seed=1), ".png"))
+    r = run("--theta", SHIFT, "a.png", "-o", "out", "--suffix", "/../../x")
+    assert r.exit_code == 2 and "--suffix" in r.stderr and "path separator" in r.stderr, r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png"] and not os.path.exists("/x.png")
+    r = run("--theta", SHIFT, "a.png", "b.png", "-o", "two.png")
+    assert r.exit_code == 2 and "several inputs" in r.stderr and not (tmp_path / "two.png").exists()

@@ -128,6 +128,25 @@ def test_plan_single_file_stdout_and_usage_errors(tmp_path):
         batch.plan_outputs(two, None)
 
 
+def test_plan_refuses_a_suffix_with_a_path_separator(tmp_path):
+    items = [batch.Item(0, "a.png", "a.png")]
+    for suffix in ("/../../x", "_w/x", "a" + os.sep + "b"):
+        with pytest.raises(InvalidArgumentError, match="path separator"):
+            batch.plan_outputs(items + [batch.Item(1, "b.png", "b.png")], str(tmp_path / "o"), suffix=suffix)
+    assert not os.path.exists(tmp_path / "x.png") and not os.path.exists(tmp_path / "o")
+
+
+def test_plan_an_image_file_name_for_several_inputs_is_a_usage_error(tmp_path):
+    two = [batch.Item(0, "a.png", "a.png"), batch.Item(1, "b.png", "b.png")]
+    with pytest.raises(InvalidArgumentError, match="several inputs"):
+        batch.plan_outputs(two, str(tmp_path / "two.png"))
+    with pytest.raises(InvalidArgumentError, match="several inputs"):
+        batch.plan_outputs(two[:1], str(tmp_path / "one.png"), folders=1)  # found in a folder
+    (tmp_path / "dir.png").mkdir()  # an existing folder named like an image is still a folder
+    assert batch.plan_outputs(two, str(tmp_path / "dir.png")) == "folder"
+    assert batch.plan_outputs(two, str(tmp_path / "new.png") + os.sep) == "folder"
+
+
 def test_attach_payloads_named_and_missing():
     class P:
         def __init__(self, name):
