@@ -14,10 +14,14 @@ The steps, each usable on its own:
    list entries keep their relative path (mirroring), explicit files keep their base name; a single
    input may go to a file or to ``-`` (stdout). ``suffix`` and ``fmt`` change the name; two items
    with one output, or an output that is an input, make that item fail.
+   A command that writes several images per input plans them all here (``outputs``), so
+   collisions, skipping and resuming see every one of them.
 3. :func:`run_batch` reads and decodes each input, calls ``process(image, item)``, encodes and
-   writes every :class:`Output` it returns atomically, writes one manifest line per output (or per
-   failed or skipped input) in input order, prints one error line per failed input and a summary,
-   and returns a :class:`Summary` whose ``exit_code`` is 0, 1 or 130 (interrupted).
+   writes every :class:`Output` it returns atomically, writes one manifest line per output (an
+   input whose planned outputs all exist is skipped; one with some missing writes those; a failed
+   input gets an error line after the lines of the outputs it did write) in input order, prints
+   one error line per failed input and a summary, and returns a :class:`Summary` whose
+   ``exit_code`` is 0, 1 or 130 (interrupted).
 
 Manifest lines: ``{"input", "output", "status": "ok"|"skipped"|"error", "error"}`` followed, when
 the file was decoded, by ``frames`` and ``warning`` for animated/multi-page inputs, then the fields
@@ -70,6 +74,8 @@ class Item:
     source : ``"file"`` (given explicitly), ``"folder"`` (found by a scan), ``"list"`` (from a list
         file or a parameter file) or ``"stdin"``.
     output : the planned output path (``"-"`` = stdout), set by :func:`plan_outputs`.
+    outputs : every planned output path of this item (``[output]`` unless the ``outputs`` callback
+        of :func:`plan_outputs` planned several); ``output`` is the first.
     error : a planning error; the item fails with it without being read.
     payload : anything the command attaches (e.g. a per-input :class:`~stntool.records.WarpSpec`).
     fields : manifest fields written after the status when this item fails; the per-image
@@ -81,6 +87,7 @@ class Item:
     rel: str
     source: str = "file"
     output: str | None = None
+    outputs: list | None = None
     error: str | None = None
     payload: object = None
     fields: dict = field(default_factory=dict)
@@ -90,8 +97,10 @@ class Item:
 class Output:
     """One image a per-image function produced.
 
-    ``image`` is written to ``output`` (a path; ``None`` = the item's planned output) in the format
-    its extension names (``--format`` when given). ``fields`` follow the status in its manifest line.
+    ``image`` is written to ``output`` (a path; ``None`` = the item's planned output, ``item.output``)
+    in the format its extension names (``--format`` when the path has none). When the item's outputs
+    were planned (:func:`plan_outputs`), ``output`` must be one of ``item.outputs``. ``fields``
+    follow the status in its manifest line.
     """
 
     image: object
@@ -101,13 +110,18 @@ class Output:
 
 @dataclass
 class Summary:
-    """Counts of a finished (or interrupted) batch; ``exit_code``: 130 interrupted, 1 failures, else 0."""
+    """Counts of a finished (or interrupted) batch; ``exit_code``: 130 interrupted, 1 failures, else 0.
+
+    ``ok``, ``skipped``, ``failed`` and ``total`` count inputs (an input with one failed output
+    failed; one whose outputs all existed was skipped); ``outputs`` counts the files written.
+    """
 
     command: str = "stntool"
     ok: int = 0
     skipped: int = 0
     failed: int = 0
     total: int = 0
+    outputs: int = 0
     elapsed: float = 0.0
     interrupted: bool = False
     manifest_failed: bool = False
@@ -127,11 +141,12 @@ class Summary:
             rate = f"{self.ok / working:.1f} images/s excluding {self.compile_seconds:.1f} s compiling kernels"
         else:
             rate = f"{self.ok / self.elapsed if self.elapsed > 0 else 0.0:.1f} images/s"
-        text = (f"{self.command}: {self.ok} ok, {self.skipped} skipped, {self.failed} failed"
+        written = f", {self.outputs} outputs written" if self.outputs != self.ok else ""
+        text = (f"{self.command}: {self.ok} ok, {self.skipped} skipped, {self.failed} failed{written}"
                 f" in {self.elapsed:.2f} s ({rate})")
         if self.interrupted:
             done = self.ok + self.skipped + self.failed
-            text += f"; interrupted, {self.total - done} not done (rerun with --skip-existing)"
+            text += f"; interrupted, {max(0, self.total - done)} not done (rerun with --skip-existing)"
         return text
 
 
@@ -228,15 +243,18 @@ def attach_payloads(items, payloads: dict, missing: str = "no parameters for thi
 
 # --------------------------------------------------------------------------- output planning
 
-def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: int = 0) -> str:
-    """Set ``item.output`` for every item; returns ``"folder"``, ``"file"`` or ``"stdout"``.
+def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: int = 0, outputs=None) -> str:
+    """Set ``item.output`` and ``item.outputs`` for every item; returns ``"folder"``, ``"file"`` or ``"stdout"``.
 
     ``output`` is a folder, a file (one input, with an image extension) or ``-``. Under a folder
     an item's output is ``output/rel`` with ``suffix`` added to the base name and the extension of
     ``fmt`` (``"same"`` keeps it when OpenCV can write it, else ``.png``). ``folders`` (from
     :func:`discover`) > 0 means a folder was given, so even one found image is not "a single input".
-    An item whose output is an input, or the output of an earlier item, gets ``item.error``.
-    Raises :class:`InvalidArgumentError` when ``output`` cannot serve these items.
+    ``outputs(item, path)``, when given, returns every output path of the item (for a command that
+    writes several images per input, e.g. ``[f"{stem}_{k}{ext}" ...]`` from ``path``); each goes
+    through the same checks. An item with an output that is an input, or an output of an earlier
+    item, gets ``item.error``. Raises :class:`InvalidArgumentError` when ``output`` cannot serve
+    these items (several outputs per input cannot go to stdout).
     """
     from .io import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS, WRITABLE_EXTENSIONS, display
 
@@ -263,6 +281,9 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     for it in items:
         if to_stdout:
             it.output = STDIN
+            it.outputs = [STDIN]
+            if outputs is not None and list(outputs(it, STDIN)) != [STDIN]:
+                raise InvalidArgumentError("-o - (stdout) takes exactly one output image")
             continue
         if out_is_file:
             it.output = output
@@ -276,13 +297,23 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
             elif it.input == STDIN or ext.lower() not in WRITABLE_EXTENSIONS:
                 ext = ".png"
             it.output = os.path.join(output, base + suffix + ext)
-        key = os.path.normcase(os.path.realpath(it.output))
-        if key in input_real:
-            it.error = "refusing to write onto an input file (use another -o or --suffix)"
-        elif key in claimed:
-            it.error = f"output {display(it.output)} would also be written by {display(claimed[key])}"
+        paths = [it.output] if outputs is None else [os.fspath(p) for p in outputs(it, it.output)]
+        if not paths:
+            raise InvalidArgumentError(f"no output planned for {display(it.input)}")
+        it.output, it.outputs = paths[0], paths
+        keys, problem = [], None
+        for path in paths:
+            key = os.path.normcase(os.path.realpath(path))
+            if key in input_real:
+                problem = problem or "refusing to write onto an input file (use another -o or --suffix)"
+            elif key in claimed or key in keys:
+                by = claimed.get(key, it.input)
+                problem = problem or f"output {display(path)} would also be written by {display(by)}"
+            keys.append(key)
+        if problem is not None:
+            it.error = problem
         else:
-            claimed[key] = it.input
+            claimed.update((k, it.input) for k in keys)
     return "stdout" if to_stdout else ("file" if out_is_file else "folder")
 
 
@@ -356,41 +387,59 @@ def say(message: str):
 
 
 def _records_for(item, process, opts):
-    """Read, decode, process, encode and write one item; returns its manifest records (never raises StnError)."""
-    from .io import decode_image, encode_image, frame_count, read_file_bytes, sniff_format, write_atomic
+    """Read, decode, process, encode and write one item; returns ``(status, records)`` (never raises StnError).
 
+    ``status`` is the input's: ``"error"`` when any output failed (the records of outputs written
+    before it are kept), ``"skipped"`` when every planned output existed, else ``"ok"``.
+    """
+    from .io import decode_image, display, encode_image, frame_count, read_file_bytes, sniff_format, write_atomic
+
+    planned = list(item.outputs) if item.outputs else [item.output]
     head = {"input": item.input, "output": item.output, "status": "error", "error": None}
     extra = {}
+    records = []
+    current = item.output
     try:
         if item.error:
             raise StnError(item.error)
-        if item.output != STDIN and os.path.lexists(item.output) and not opts["overwrite"]:
-            if opts["skip_existing"]:
-                return [dict(head, status="skipped")]
-            raise StnError("output exists (use --overwrite or --skip-existing)")
+        existing = set()
+        if not opts["overwrite"]:
+            existing = {p for p in planned if p != STDIN and os.path.lexists(p)}
+        if existing:
+            if not opts["skip_existing"]:
+                current = next(p for p in planned if p in existing)
+                raise StnError("output exists (use --overwrite or --skip-existing)")
+            if existing.issuperset(planned):
+                return "skipped", [dict(head, output=p, status="skipped") for p in planned]
         data = opts["stdin_bytes"] if item.input == STDIN else read_file_bytes(item.input)
         said = []
         img = decode_image(data, opts["max_pixels"], opts["exif"], warnings=said)
         frames = frame_count(data)
-        notes = [f"decoder: {said[-1]} (the image may be damaged)"] if said else []
+        notes = [f"decoder said: {said[-1]}"] if said else []
         if frames > 1:
             extra = {"frames": frames}
-            notes.insert(0, f"has {frames} frames or pages; only the first was warped")
+            notes.insert(0, f"has {frames} frames or pages; only the first was read")
         if notes:
             extra["warning"] = "; ".join(notes)
         results = process(img, item)
         if isinstance(results, Output):
             results = [results]
-        records = []
         fmt_opt = opts["fmt"]
         for res in results:
-            path = item.output if res.output is None else res.output
+            path = item.output if res.output is None else os.fspath(res.output)
+            current = path
             if path == STDIN:
                 fmt = fmt_opt if fmt_opt != "same" else (sniff_format(data) or "png")
             else:
-                fmt = fmt_opt if fmt_opt != "same" else (os.path.splitext(path)[1] or "png")
+                if item.outputs and path not in planned:
+                    raise StnError(f"output {display(path)} was not planned (plan_outputs' outputs)")
+                if path in existing:  # resuming: this one was written by an earlier run
+                    records.append({**head, "output": path, "status": "skipped"})
+                    continue
+                ext = os.path.splitext(path)[1]
+                fmt = ext if ext else (fmt_opt if fmt_opt != "same" else "png")
                 if path != item.output and os.path.normcase(os.path.realpath(path)) in opts["input_real"]:
-                    raise StnError(f"refusing to write onto an input file ({path})")
+                    raise StnError(f"refusing to write onto an input file ({display(path)})")
             blob = encode_image(res.image, fmt, opts["quality"])
             if path == STDIN:
                 sys.stdout.buffer.write(blob)
@@ -398,12 +447,15 @@ def _records_for(item, process, opts):
             else:
                 write_atomic(path, blob, overwrite=opts["overwrite"])
             records.append({**head, "output": path, "status": "ok", **extra, **res.fields})
-        return records
+        if records and all(r["status"] == "skipped" for r in records):
+            return "skipped", records
+        return "ok", records
     except StnError as e:
         head["error"] = str(e)
     except (ValueError, MemoryError, OSError) as e:  # defensive: never a traceback for one bad file
         head["error"] = f"{type(e).__name__}: {e}"
-    return [{**head, **extra, **item.fields}]
+    records.append({**head, "output": current, **extra, **item.fields})
+    return "error", records
 
 
 class _ManifestError(Exception):
@@ -480,7 +532,7 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
     from concurrent.futures import ThreadPoolExecutor
 
     from . import _compile_notice
-    from .io import DEFAULT_MAX_PIXELS, STDERR_LOCK, display
+    from .io import DEFAULT_MAX_PIXELS, STDERR_LOCK, display, sigint_deferred
 
     items = list(items)
     input_real = _real_paths(items)
@@ -541,36 +593,42 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
                     pass
         return _records_for(item, process, opts)
 
-    def report(records):
-        for rec in records:
-            status = rec["status"]
-            summary.ok += status == "ok"
-            summary.skipped += status == "skipped"
-            summary.failed += status == "error"
-            msg = None
-            if status == "error":
-                msg = f"stntool: error: {display(rec['input'])}: {rec['error']}"
-            elif rec.get("warning") and not quiet:
-                msg = f"stntool: warning: {display(rec['input'])}: {rec['warning']}"
-            if msg is not None:
-                message(msg)
-            if manifest is not None:
-                try:
-                    manifest.write(rec)
-                except BrokenPipeError:
-                    raise
-                except OSError as e:
-                    raise _ManifestError(e) from None
-        if bar is not None:
-            with STDERR_LOCK:
-                bar.update(1)
-
     def report_once(fut):
-        records = fut.result()
-        # mark the future itself: ids of freed futures are reused, so a set of ids would drop records
-        if not getattr(fut, "stntool_reported", False):
-            fut.stntool_reported = True
-            report(records)
+        """Report a finished item's records, each exactly once, even when Ctrl-C interrupts the reporting.
+
+        The future itself counts how many of its records were reported (ids of freed futures are
+        reused, so a table of ids would drop records); a record's line, its manifest write and the
+        count happen with Ctrl-C held back, so an interrupted report resumes where it stopped.
+        """
+        status, records = fut.result()
+        for k in range(getattr(fut, "stntool_reported", 0), len(records)):
+            rec = records[k]
+            msg = None
+            if rec["status"] == "error":
+                msg = f"stntool: error: {display(rec['input'])}: {rec['error']}"
+            elif rec.get("warning") and not quiet and (k == 0 or records[k - 1].get("warning") != rec["warning"]):
+                msg = f"stntool: warning: {display(rec['input'])}: {rec['warning']}"  # once per input
+            with sigint_deferred():
+                if msg is not None:
+                    message(msg)
+                if manifest is not None:
+                    try:
+                        manifest.write(rec)
+                    except BrokenPipeError:
+                        raise
+                    except OSError as e:
+                        raise _ManifestError(e) from None
+                fut.stntool_reported = k + 1
+        if not getattr(fut, "stntool_counted", False):
+            with sigint_deferred():
+                fut.stntool_counted = True
+                summary.ok += status == "ok"
+                summary.skipped += status == "skipped"
+                summary.failed += status == "error"
+                summary.outputs += sum(r["status"] == "ok" for r in records)
+            if bar is not None:
+                with STDERR_LOCK:
+                    bar.update(1)
 
     pool = _InlineExecutor() if n_jobs == 1 else ThreadPoolExecutor(max_workers=n_jobs,
                                                                        thread_name_prefix="stntool-batch")
@@ -580,8 +638,8 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
     notices.__enter__()
     try:
         try:
-            # A future leaves `pending` only after its records are reported, so an interrupt at any
-            # point still records every finished output exactly once.
+            # A future leaves `pending` only after all its records are reported (report_once resumes
+            # where an interrupt stopped it), so every finished output is recorded exactly once.
             for item in items:
                 pending.append(pool.submit(task, item))
                 while len(pending) >= window or (pending and pending[0].done()):

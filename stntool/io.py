@@ -96,15 +96,15 @@ class _Fd2Guard:
     def capture(self):
         """Context manager yielding a list that receives the lines written to fd 2 meanwhile.
 
-        fd 2 is always pointed back, even when Ctrl-C arrives during the swap (SIGINT is held off
-        around it in the main thread, and the restore runs whenever the copy of fd 2 was taken).
+        fd 2 is always pointed back, even when Ctrl-C arrives during the swap (Ctrl-C is held back
+        around it, and the restore runs whenever the copy of fd 2 was taken).
         """
         lines = []
         with self._lock:
             saved = None
             redirected = False
             try:
-                with _sigint_held():
+                with sigint_deferred():
                     try:
                         if self._sink is None:
                             self._sink = tempfile.TemporaryFile(prefix=TEMP_PREFIX)
@@ -120,7 +120,7 @@ class _Fd2Guard:
                 yield lines
             finally:
                 if saved is not None:
-                    with _sigint_held():
+                    with sigint_deferred():
                         os.dup2(saved, 2)
                         os.close(saved)
                     if redirected:
@@ -171,7 +171,7 @@ class _Fd2Guard:
         except (AttributeError, OSError, ValueError, _io.UnsupportedOperation):
             return None
         fd = None
-        with self._lock, _sigint_held():  # never copy fd 2 while it points at the scratch file
+        with self._lock, sigint_deferred():  # never copy fd 2 while it points at the scratch file
             try:
                 fd = os.dup(2)
                 if hasattr(os, "set_inheritable"):
@@ -187,21 +187,30 @@ class _Fd2Guard:
 
 
 @contextlib.contextmanager
-def _sigint_held():
-    """Hold SIGINT off in the main thread for a few system calls (fd 2 is never left half-swapped)."""
+def sigint_deferred():
+    """Hold Ctrl-C back for a few statements (swapping fd 2, writing a record and counting it).
+
+    In the main thread (the only one where ``KeyboardInterrupt`` is raised) SIGINT's handler is
+    swapped for one that only notes the signal; the previous handler runs when the block ends, so
+    a Ctrl-C is never lost, only delayed. Elsewhere, or when signals cannot be handled, a no-op.
+    """
     import signal
 
-    block = (hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread())
-    if block:
+    got = []
+    old = None
+    if threading.current_thread() is threading.main_thread():
         try:
-            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        except (OSError, ValueError):
-            block = False
+            if signal.getsignal(signal.SIGINT) is not None:  # None: a handler not set from Python, left alone
+                old = signal.signal(signal.SIGINT, lambda signum, frame: got.append(frame))
+        except (ValueError, OSError, TypeError):
+            old = None
     try:
         yield
     finally:
-        if block:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+            if got and callable(old):
+                old(signal.SIGINT, got[0])  # Python's default handler raises KeyboardInterrupt here
 
 
 #: ``with STDERR_LOCK:`` around stntool's own fd-2 writes; ``STDERR_LOCK.capture()`` around codecs;

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -221,24 +222,82 @@ def test_run_batch_skip_existing_overwrite_and_exists_error(tmp_path, capsys):
     assert decode_image((tmp_path / "out" / "a.png").read_bytes()).max() == 0
 
 
+def variants(n):
+    def outputs(item, path):
+        stem, ext = os.path.splitext(path)
+        return [f"{stem}_{k}{ext}" for k in range(n)]
+
+    return outputs
+
+
 def test_run_batch_several_outputs_per_input_and_errors_from_process(tmp_path):
-    items = planned(tmp_path, names=("a.png", "b.png"))
+    items = planned(tmp_path, names=("a.png", "b.png"), outputs=variants(2))
 
     def two(img, item):
         if item.input.endswith("b.png"):
             item.fields = {"seed": 7}
             raise StnError("b is not wanted")
-        stem = os.path.splitext(item.output)[0]
-        return [batch.Output(img, {"k": k}, output=f"{stem}_{k}.png") for k in range(2)]
+        return [batch.Output(img, {"k": k}, output=p) for k, p in enumerate(item.outputs)]
 
     s = batch.run_batch(items, two, quiet=True, manifest=batch.Manifest(str(tmp_path / "m")))
     recs = lines(tmp_path / "m")
-    assert (s.ok, s.failed) == (2, 1)
+    assert (s.ok, s.failed, s.total, s.outputs) == (1, 1, 2, 2)  # inputs and outputs counted apart
     assert [(os.path.basename(r["output"]), r["status"], r.get("k"), r.get("seed")) for r in recs] == [
-        ("a_0.png", "ok", 0, None), ("a_1.png", "ok", 1, None), ("b.png", "error", None, 7)]
+        ("a_0.png", "ok", 0, None), ("a_1.png", "ok", 1, None), ("b_0.png", "error", None, 7)]
     assert sorted(os.listdir(tmp_path / "out")) == ["a_0.png", "a_1.png"]
     onto = batch.run_batch(items[:1], lambda img, it: batch.Output(img, output=items[1].input), quiet=True)
-    assert onto.failed == 1  # an extra output that is an input is refused too
+    assert onto.failed == 1  # an output that was not planned (here: an input) is refused
+
+
+def test_planned_outputs_go_through_the_collision_and_onto_input_checks(tmp_path):
+    items = [batch.Item(0, str(tmp_path / "a.png"), "a.png"), batch.Item(1, str(tmp_path / "b.png"), "b.png")]
+    batch.plan_outputs(items, str(tmp_path / "o"), outputs=lambda it, p: [p, str(tmp_path / "o" / "same.png")])
+    assert items[0].error is None and items[0].outputs == [str(tmp_path / "o" / "a.png"),
+                                                           str(tmp_path / "o" / "same.png")]
+    assert items[1].error == f"output {tmp_path / 'o' / 'same.png'} would also be written by {items[0].input}"
+    batch.plan_outputs(items[:1], str(tmp_path / "o"), outputs=lambda it, p: [p, str(tmp_path / "b.png")])
+    assert items[0].error is None  # b.png is not an input of this batch
+    batch.plan_outputs(items, str(tmp_path / "o2"), outputs=lambda it, p: [p, str(tmp_path / "a.png")])
+    assert all(it.error.startswith("refusing to write onto an input") for it in items)
+    with pytest.raises(InvalidArgumentError, match="one output"):
+        batch.plan_outputs(items[:1], "-", outputs=variants(2))
+
+
+def test_several_outputs_resume_redo_a_missing_one_and_keep_records_before_a_failure(tmp_path):
+    items = planned(tmp_path, names=("a.png", "b.png"), outputs=variants(3))
+
+    def three(img, item):
+        return [batch.Output(img, {"k": k}, output=p) for k, p in enumerate(item.outputs)]
+
+    assert batch.run_batch(items, three, quiet=True).outputs == 6
+    s = batch.run_batch(items, three, skip_existing=True, quiet=True, manifest=batch.Manifest(str(tmp_path / "m")))
+    assert (s.ok, s.skipped, s.failed, s.outputs) == (0, 2, 0, 0)
+    assert [r["status"] for r in lines(tmp_path / "m")] == ["skipped"] * 6
+    os.remove(tmp_path / "out" / "b_2.png")
+    s = batch.run_batch(items, three, skip_existing=True, quiet=True, manifest=batch.Manifest(str(tmp_path / "m")))
+    assert (s.ok, s.skipped, s.outputs) == (1, 1, 1) and (tmp_path / "out" / "b_2.png").exists()
+    assert [(os.path.basename(r["output"]), r["status"]) for r in lines(tmp_path / "m")][3:] == [
+        ("b_0.png", "skipped"), ("b_1.png", "skipped"), ("b_2.png", "ok")]
+    s = batch.run_batch(items, three, quiet=True)  # neither --overwrite nor --skip-existing: every input fails
+    assert (s.ok, s.failed) == (0, 2)
+
+    def second_fails(img, item):
+        outs = three(img, item)
+        outs[1].image = img.astype(np.float64)  # PNG cannot store it: the second output fails
+        return outs
+
+    s = batch.run_batch(items[:1], second_fails, overwrite=True, quiet=True,
+                        manifest=batch.Manifest(str(tmp_path / "m")))
+    assert (s.ok, s.failed, s.outputs) == (0, 1, 1)
+    assert [(os.path.basename(r["output"]), r["status"]) for r in lines(tmp_path / "m")] == [
+        ("a_0.png", "ok"), ("a_1.png", "error")]  # the first one is on disk and keeps its record
+
+
+def test_summary_line_counts_inputs_never_negative():
+    s = batch.Summary(command="t", ok=1, skipped=1, failed=0, total=2, outputs=6, interrupted=True)
+    assert s.line().startswith("t: 1 ok, 1 skipped, 0 failed, 6 outputs written in ")
+    assert "interrupted, 0 not done" in s.line()
+    assert "outputs written" not in batch.Summary(ok=3, total=3, outputs=3).line()
 
 
 def test_run_batch_interrupt_records_finished_items(tmp_path, capsys, monkeypatch):
@@ -247,17 +306,19 @@ def test_run_batch_interrupt_records_finished_items(tmp_path, capsys, monkeypatc
     real = batch.Manifest.write
     seen = []
 
-    def write(self, rec):  # Ctrl-C arrives in the main thread while it reports the third record
+    def write(self, rec):  # Ctrl-C arrives in the main thread while it writes the third record
         real(self, rec)
         seen.append(rec)
         if len(seen) == 3:
-            raise KeyboardInterrupt
+            signal.raise_signal(signal.SIGINT)
 
     monkeypatch.setattr(batch.Manifest, "write", write)
     s = batch.run_batch(items, flip, jobs=2, manifest=batch.Manifest(str(tmp_path / "m")), quiet=True)
     assert s.interrupted and s.exit_code == 130
-    recorded = {os.path.basename(r["output"]) for r in lines(tmp_path / "m")}
+    recorded = [os.path.basename(r["output"]) for r in lines(tmp_path / "m")]
     written = set(os.listdir(tmp_path / "out"))
+    assert len(recorded) == len(set(recorded))  # exactly once
+    recorded = set(recorded)
     # every output on disk is in the manifest; nothing past the submission window (2 * jobs + 2) was started
     assert recorded == written and 3 <= len(written) <= 3 + 6 < len(names)
     assert not [n for n in written if n.startswith(".stntool-tmp-")]
@@ -280,3 +341,24 @@ def test_run_batch_stops_when_the_manifest_cannot_be_written(tmp_path, capsys, m
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [f"stntool: error: cannot write manifest {tmp_path / 'm'}: "
                                         "No space left on device; stopped"]
+
+
+def test_interrupt_while_reporting_a_multi_output_item_records_each_output_once(tmp_path, monkeypatch):
+    items = planned(tmp_path, names=("a.png", "b.png", "c.png"), outputs=variants(3))
+    real = batch.Manifest.write
+    seen = []
+
+    def write(self, rec):
+        if len(seen) == 1 and not getattr(write, "fired", False):
+            write.fired = True
+            raise KeyboardInterrupt  # arrives as the second record of the first input starts
+        real(self, rec)
+        seen.append(rec)
+
+    monkeypatch.setattr(batch.Manifest, "write", write)
+    s = batch.run_batch(items, lambda img, it: [batch.Output(img, output=p) for p in it.outputs], jobs=1,
+                        manifest=batch.Manifest(str(tmp_path / "m")), quiet=True)
+    recorded = [os.path.basename(r["output"]) for r in lines(tmp_path / "m")]
+    assert s.interrupted and len(recorded) == len(set(recorded))
+    assert set(recorded) == set(os.listdir(tmp_path / "out"))
+    assert recorded[:3] == ["a_0.png", "a_1.png", "a_2.png"] and s.ok + s.skipped + s.failed <= s.total
