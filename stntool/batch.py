@@ -334,19 +334,35 @@ def _real_paths(items) -> set:
 class Manifest:
     """A JSONL manifest: one line per record, flushed as written; ``-`` writes to stdout.
 
+    ``append`` keeps an existing file's lines and adds after them (resuming a run with
+    ``skip_existing`` keeps the earlier run's records; a reader takes the last line per output).
     Raises :class:`ImageWriteError` when the file cannot be created. Use as a context manager or
     call :meth:`close` (closing stdout is left to the process).
     """
 
-    def __init__(self, path):
+    def __init__(self, path, append: bool = False):
         self.path = path
         if path == STDIN:
             self.file = sys.stdout
         else:
             try:
-                self.file = open(path, "w", encoding="utf-8")
+                self.file = open(path, "a" if append else "w", encoding="utf-8")
+                if append:
+                    self._end_last_line()
             except OSError as e:
                 raise ImageWriteError(f"cannot write {path}: {e.strerror}") from None
+
+    def _end_last_line(self):
+        """A file cut inside its last line (kill -9, full disk) gets a newline, so the next record stands alone."""
+        with open(self.path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() == 0:
+                return
+            f.seek(-1, os.SEEK_END)
+            last = f.read(1)
+        if last != b"\n":
+            self.file.write("\n")
+            self.file.flush()
 
     @property
     def to_stdout(self) -> bool:

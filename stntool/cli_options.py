@@ -106,7 +106,7 @@ input_options = _compose(
     click.option("--ignore-orientation", is_flag=True, help="Do not apply the EXIF orientation of JPEGs."),
 )
 
-#: -o --format --quality --suffix --overwrite --skip-existing --manifest -q
+#: -o --format --quality --suffix --overwrite --skip-existing --manifest --manifest-append -q
 output_options = _compose(
     click.option("-o", "--output", metavar="DIR|FILE|-",
                  help="Output folder (folder scans and lists mirror relative paths; files keep their base "
@@ -117,12 +117,16 @@ output_options = _compose(
     click.option("--suffix", default="", help="Appended to output base names, e.g. _warped."),
     click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
     click.option("--skip-existing", is_flag=True, help="Skip inputs whose output exists."),
-    click.option("--manifest", metavar="FILE.jsonl", help="Write one JSON line per input as it finishes (- = stdout)."),
+    click.option("--manifest", metavar="FILE.jsonl", help="Write one JSON line per output as it finishes (- = stdout)."),
+    click.option("--manifest-append", is_flag=True,
+                 help="Add to the --manifest file instead of replacing it (resume with --skip-existing and keep "
+                      "the earlier records)."),
     click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line."),
 )
 
 
-def check_io_options(fill, padding, overwrite, skip_existing, null, files_from):
+def check_io_options(fill, padding, overwrite, skip_existing, null, files_from, manifest=None,
+                     manifest_append=False):
     """Usage checks shared by every command with the bundles above."""
     if fill is not None and padding != "constant":
         raise click.UsageError("--fill needs --padding constant")
@@ -130,17 +134,22 @@ def check_io_options(fill, padding, overwrite, skip_existing, null, files_from):
         raise click.UsageError("--overwrite and --skip-existing exclude each other")
     if null and not files_from:
         raise click.UsageError("--null only applies to --files-from")
+    if manifest_append and (not manifest or manifest == "-"):
+        raise click.UsageError("--manifest-append needs --manifest FILE")
 
 
 def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output, fmt, quality, suffix, overwrite,
-               skip_existing, manifest, quiet, max_pixels, ignore_orientation, device, jobs, listed=(),
-               prepare=None):
+               skip_existing, manifest, quiet, max_pixels, ignore_orientation, device, jobs, manifest_append=False,
+               listed=(), prepare=None, outputs=None):
     """Discover, plan and run a batch for a command; exits with the batch's status (0 returns).
 
-    ``process(image, item, backend)`` is the command's per-image function (see
-    :func:`stntool.batch.run_batch`; ``backend`` is the resolved ``--device``). ``listed`` are inputs
-    to use when none are given (e.g. those of a parameter file); ``prepare(items)`` may expand or
-    annotate the discovered items before outputs are planned.
+    The keyword arguments are the parameters of the option bundles above, by name, so a command
+    can pass them on as they came (``**io_options``). ``process(image, item, backend)`` is the
+    command's per-image function (see :func:`stntool.batch.run_batch`; ``backend`` is the resolved
+    ``--device``). ``listed`` are inputs to use when none are given (e.g. those of a parameter
+    file); ``prepare(items)`` may expand or annotate the discovered items before outputs are
+    planned; ``outputs(item, path)`` plans several outputs per input (see
+    :func:`stntool.batch.plan_outputs`).
     """
     import sys
 
@@ -161,9 +170,9 @@ def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output
         if prepare is not None:
             items = prepare(items)
         if output == "-" and manifest == "-":
-            batch.plan_outputs(items, output, fmt, suffix, folders)  # several inputs: that error first
+            batch.plan_outputs(items, output, fmt, suffix, folders, outputs)  # several inputs: that error first
             raise click.UsageError("--manifest - and -o - cannot both use stdout")
-        batch.plan_outputs(items, output, fmt, suffix, folders)
+        batch.plan_outputs(items, output, fmt, suffix, folders, outputs)
     stdin_bytes = sys.stdin.buffer.read() if any(it.input == "-" for it in items) else None
     # an explicit cuda without a GPU is a usage error, never a silent CPU run
     from .sampling import resolve_backend
@@ -173,7 +182,7 @@ def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output
     man = None
     if manifest:
         with usage_errors("--manifest"):
-            man = batch.Manifest(manifest)
+            man = batch.Manifest(manifest, append=manifest_append)
     summary = batch.run_batch(items, lambda img, item: process(img, item, backend), jobs=jobs, backend=backend,
                               overwrite=overwrite, skip_existing=skip_existing, fmt=fmt, quality=quality,
                               max_pixels=max_pixels, exif=not ignore_orientation, manifest=man, quiet=quiet,

@@ -34,14 +34,13 @@ Examples:
     cat a.png | stntool warp --theta -1,0,0,0,1,0 - -o - > b.png
 
 \b
-  Existing outputs, records and safety (--overwrite, --skip-existing, --manifest, --max-pixels,
-  --ignore-orientation, --quiet):
+  Existing outputs, records and safety (--overwrite, --skip-existing, --manifest, --manifest-append,
+  --max-pixels, --ignore-orientation, --quiet):
     stntool warp --theta 0.9,0,0,0,0.9,0 in/ -o out/ --skip-existing --manifest - | jq -r .output
     stntool warp --theta 0.9,0,0,0,0.9,0 in/ -o out/ --overwrite --manifest run.jsonl --quiet
+    stntool warp --theta 0.9,0,0,0,0.9,0 in/ -o out/ --skip-existing --manifest run.jsonl --manifest-append
     stntool warp --theta 1,0,0,0,1,0 --ignore-orientation --max-pixels 50000000 big.jpg -o big.png
 """
-
-
 
 
 @click.command(epilog=EXAMPLES, short_help="Apply a θ, an OpenCV matrix or a thin-plate spline to images.",
@@ -60,8 +59,7 @@ Examples:
 @output_options
 @input_options
 def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, padding, fill, align_corners, out_hw,
-         device, jobs, output, recursive, files_from, null, fmt, quality, suffix, overwrite, skip_existing, manifest,
-         max_pixels, ignore_orientation, quiet):
+         device, jobs, **io_options):
     """Warp images by a θ (affine, projective), an OpenCV matrix or a thin-plate spline.
 
     INPUTS are image files, folders (images inside, sorted; -r to recurse) or - for one image's
@@ -74,7 +72,8 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
                                (f" (got {', '.join(sources)})" if sources else ""))
     if inverse_map and matrix is None:
         raise click.UsageError("--inverse-map only applies to --matrix")
-    check_io_options(fill, padding, overwrite, skip_existing, null, files_from)
+    check_io_options(fill, padding, **{k: io_options[k] for k in ("overwrite", "skip_existing", "null", "files_from",
+                                                                   "manifest", "manifest_append")})
     from ..batch import Output, attach_payloads
     from ..records import TpsPoints, WarpSpec, apply_spec, read_warp_records
 
@@ -112,8 +111,5 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
         item.fields = spec.to_record()  # a failure from here on records the resolved θ and size
         return Output(apply_spec(img, spec, backend), spec.replace(in_hw=in_hw).to_record())
 
-    run_images("warp", process, inputs=inputs, recursive=recursive, files_from=files_from, null=null,
-               output=output, fmt=fmt, quality=quality, suffix=suffix, overwrite=overwrite,
-               skip_existing=skip_existing, manifest=manifest, quiet=quiet, max_pixels=max_pixels,
-               ignore_orientation=ignore_orientation, device=device, jobs=jobs,
-               listed=list(table) if table else (), prepare=prepare)
+    run_images("warp", process, inputs=inputs, device=device, jobs=jobs, listed=list(table) if table else (),
+               prepare=prepare, **io_options)

@@ -91,3 +91,29 @@ def test_params_errors_are_usage_errors(tmp_path, run):
         (tmp_path / "p.jsonl").write_text(body + "\n")
         r = run("--params", str(tmp_path / "p.jsonl"), "-o", str(tmp_path / "o"))
         assert r.exit_code == 2 and msg in r.stderr and "Traceback" not in r.stderr, (body, r.stderr)
+
+
+def test_resume_with_manifest_append_keeps_earlier_records(tmp_path, run, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("in")
+    for i in range(3):
+        write(tmp_path / "in" / f"{i}.png", encode(small_rgb(seed=i), ".png"))
+    theta = "0.9,0.1,0,-0.1,0.9,0"
+    assert run("--theta", theta, "in", "-o", "out", "--manifest", "m.jsonl", "-q").exit_code == 0
+    first = [json.loads(x) for x in open("m.jsonl")]
+    os.remove("out/1.png")  # as if the run had been interrupted before it
+    r = run("--theta", theta, "in", "-o", "out", "--manifest", "m.jsonl", "--manifest-append", "--skip-existing",
+            "-q")
+    assert r.exit_code == 0, r.stderr
+    recs = [json.loads(x) for x in open("m.jsonl")]
+    assert recs[:3] == first  # earlier records kept, the resumed run's lines after them
+    assert [(r["output"], r["status"]) for r in recs[3:]] == [("out/0.png", "skipped"), ("out/1.png", "ok"),
+                                                               ("out/2.png", "skipped")]
+    r = run("--params", "m.jsonl", "-o", "replay", "-q")  # every input still replays from the appended file
+    assert r.exit_code == 0 and sorted(os.listdir("replay/in")) == ["0.png", "1.png", "2.png"]
+    assert all(open(f"replay/in/{n}", "rb").read() == open(f"out/{n}", "rb").read() for n in os.listdir("out"))
+    run("--theta", theta, "in", "-o", "out", "--manifest", "m.jsonl", "--skip-existing", "-q")
+    assert len(open("m.jsonl").readlines()) == 3  # without the flag the manifest is replaced, as before
+    for args in (["--manifest-append"], ["--manifest", "-", "--manifest-append"]):
+        r = run("--theta", theta, "in", "-o", "out", "--skip-existing", *args)
+        assert r.exit_code == 2 and "--manifest-append needs --manifest FILE" in r.stderr

@@ -362,3 +362,17 @@ def test_interrupt_while_reporting_a_multi_output_item_records_each_output_once(
     assert s.interrupted and len(recorded) == len(set(recorded))
     assert set(recorded) == set(os.listdir(tmp_path / "out"))
     assert recorded[:3] == ["a_0.png", "a_1.png", "a_2.png"] and s.ok + s.skipped + s.failed <= s.total
+
+
+def test_manifest_append_keeps_lines_and_ends_a_cut_last_line(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"input": "a"}\n{"input": "b", "sta')  # cut inside its last line
+    with batch.Manifest(str(path), append=True) as m:
+        m.write({"input": "c"})
+    assert path.read_text() == '{"input": "a"}\n{"input": "b", "sta\n{"input": "c"}\n'
+    with batch.Manifest(str(path), append=True) as m:
+        m.write({"input": "d"})
+    assert path.read_text().endswith('{"input": "c"}\n{"input": "d"}\n')
+    with batch.Manifest(str(path)) as m:  # the default replaces the file
+        m.write({"input": "e"})
+    assert path.read_text() == '{"input": "e"}\n'
