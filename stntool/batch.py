@@ -46,6 +46,7 @@ Example
 >>> summary = batch.run_batch(items, mirror, manifest=batch.Manifest(f"{root}/m.jsonl"), quiet=True)
 >>> summary.exit_code, sorted(os.listdir(f"{root}/out"))
 (0, ['a.png'])
+>>> import shutil; shutil.rmtree(root)
 """
 
 from __future__ import annotations
