@@ -62,71 +62,149 @@ def cv2():
     return _cv2
 
 
+class Said(list):
+    """Lines a codec library wrote to fd 2 during one capture.
+
+    ``unclear`` is True when other captures were open at the same time and something was written:
+    the lines may be theirs (run again with ``capture(alone=True)`` to know).
+    """
+
+    unclear = False
+
+
 class _Fd2Guard:
     """Keeps codec libraries' own messages off the terminal without ever swallowing stntool's.
 
     libpng, libjpeg, libtiff and libwebp write warnings and errors straight to file descriptor 2
     (``libpng error: Not enough image data``), below Python and OpenCV's log level. :meth:`capture`
     points fd 2 at a scratch file while a decoder (or encoder) runs and hands back what it wrote,
-    so the message can become part of stntool's own line for that input. One capture at a time
-    (fd 2 belongs to the whole process).
+    so the message can become part of stntool's own line for that input.
+
+    fd 2 belongs to the whole process, yet decoders in several threads may run at once: fd 2 stays
+    on the scratch file while any capture is open, and each capture gets the bytes written during
+    its own window. When captures overlapped and something was written meanwhile, the lines may
+    be another decoder's: the capture says so (:attr:`Said.unclear`) and the caller runs again
+    alone (``capture(alone=True)``), which :func:`decode_image` does. Clean images, the common
+    case, decode in parallel.
 
     Python-level writes must not pass through fd 2 meanwhile: :meth:`python_stderr_kept` (used by
     the batch runner for the whole batch) points ``sys.stderr`` at a copy of fd 2 taken before any
     capture, so warnings, progress bars and ``print(..., file=sys.stderr)`` from any thread reach
-    the real stderr and only C-level writes land in the scratch file. ``with STDERR_LOCK:`` still
-    waits for a running capture (for code that writes to fd 2 itself).
+    the real stderr and only C-level writes land in the scratch file. ``with STDERR_LOCK:`` waits
+    until no capture is open and holds new ones back (for code that writes to fd 2 itself).
     """
 
     def __init__(self):
         self._lock = threading.RLock()
+        self._idle = threading.Condition(self._lock)
         self._sink = None
+        self._saved = None  # the real fd 2 while it points at the scratch file
+        self._open = []  # one [alone] cell per open shared capture
+        self._waiting = 0  # callers waiting for the real fd 2 (writers, captures that run alone)
         self._kept = None  # (writer, previous sys.stderr) while python_stderr_kept is active
         self._kept_depth = 0
         self._kept_lock = threading.Lock()
 
     def __enter__(self):
         self._lock.acquire()
+        try:
+            self._waiting += 1
+            try:
+                while self._open:
+                    self._idle.wait()
+            finally:
+                self._waiting -= 1
+        except BaseException:
+            self._lock.release()
+            raise
         return self
 
     def __exit__(self, *exc):
+        self._idle.notify_all()
         self._lock.release()
 
-    @contextlib.contextmanager
-    def capture(self):
-        """Context manager yielding a list that receives the lines written to fd 2 meanwhile.
+    # fd 2 <-> scratch file; called with the lock held and Ctrl-C held back
 
-        fd 2 is always pointed back, even when Ctrl-C arrives during the swap (Ctrl-C is held back
-        around it, and the restore runs whenever the copy of fd 2 was taken).
-        """
-        lines = []
-        with self._lock:
-            saved = None
-            redirected = False
+    def _redirect(self):
+        try:
+            if self._sink is None:
+                self._sink = tempfile.TemporaryFile(prefix=TEMP_PREFIX)
+            fd = self._sink.fileno()
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            self._saved = os.dup(2)
+            os.dup2(fd, 2)
+            return True
+        except OSError:  # no fd 2 (started with 2>&-) or no temp space: run without capture
+            self._restore()
+            return False
+        except BaseException:
+            self._restore()
+            raise
+
+    def _restore(self):
+        saved, self._saved = self._saved, None
+        if saved is not None:
             try:
-                with sigint_deferred():
-                    try:
-                        if self._sink is None:
-                            self._sink = tempfile.TemporaryFile(prefix=TEMP_PREFIX)
-                        self._sink.seek(0)
-                        self._sink.truncate()
-                        saved = os.dup(2)
-                        os.dup2(self._sink.fileno(), 2)
-                        redirected = True
-                    except OSError:  # no fd 2 (started with 2>&-) or no temp space: run without capture
-                        if saved is not None:
-                            os.close(saved)
-                        saved = None
-                yield lines
+                os.dup2(saved, 2)
             finally:
-                if saved is not None:
-                    with sigint_deferred():
-                        os.dup2(saved, 2)
-                        os.close(saved)
+                os.close(saved)
+
+    def _size(self) -> int:
+        return os.fstat(self._sink.fileno()).st_size
+
+    def _lines(self, start: int, end: int) -> list:
+        data = os.pread(self._sink.fileno(), min(end - start, 1 << 16), start)
+        text = data.decode("utf-8", "replace")
+        return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+
+    @contextlib.contextmanager
+    def capture(self, alone: bool = False):
+        """Context manager yielding a :class:`Said` list that receives the lines written to fd 2 meanwhile.
+
+        Captures in several threads may be open at once; ``alone`` waits until none is and keeps
+        others out meanwhile, so what was written is this caller's. fd 2 is always pointed back,
+        even when Ctrl-C arrives during the swap (it is held back around it, and the restore runs
+        whenever the copy of fd 2 was taken).
+        """
+        said = Said()
+        if alone:
+            with self:
+                with sigint_deferred():
+                    redirected = self._redirect()
+                try:
+                    yield said
+                finally:
                     if redirected:
-                        self._sink.seek(0)
-                        text = self._sink.read(1 << 16).decode("utf-8", "replace")
-                        lines.extend(" ".join(line.split()) for line in text.splitlines() if line.strip())
+                        with sigint_deferred():
+                            said.extend(self._lines(0, self._size()))
+                            self._restore()
+            return
+        cell = None
+        with self._lock, sigint_deferred():
+            while self._waiting:  # writers and lone captures first
+                self._idle.wait()
+            if self._open or self._redirect():
+                cell = [not self._open]
+                for other in self._open:
+                    other[0] = False
+                self._open.append(cell)
+                start = self._size()
+        try:
+            yield said
+        finally:
+            if cell is not None:
+                with self._lock, sigint_deferred():
+                    try:
+                        end = self._size()
+                        if end > start:
+                            said.extend(self._lines(start, end))
+                            said.unclear = not cell[0]
+                    finally:
+                        self._open.remove(cell)
+                        if not self._open:
+                            self._restore()
+                            self._idle.notify_all()
 
     @contextlib.contextmanager
     def python_stderr_kept(self):
@@ -171,7 +249,7 @@ class _Fd2Guard:
         except (AttributeError, OSError, ValueError, _io.UnsupportedOperation):
             return None
         fd = None
-        with self._lock, sigint_deferred():  # never copy fd 2 while it points at the scratch file
+        with self, sigint_deferred():  # never copy fd 2 while it points at the scratch file
             try:
                 fd = os.dup(2)
                 if hasattr(os, "set_inheritable"):
@@ -508,8 +586,9 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
     Raises :class:`ImageReadError` for empty, truncated, corrupt, unknown or oversized data; what
     the codec library said (it writes to fd 2, which is captured meanwhile) ends the message.
     When the image decodes but the library complained (``Corrupt JPEG data: ...``), its lines are
-    appended to ``warnings`` if a list is given, and dropped otherwise. While the decoder runs, the
-    process's fd 2 points at a scratch file (one decode at a time). :func:`stntool.batch.run_batch`
+    appended to ``warnings`` if a list is given, and dropped otherwise. While decoders run, the
+    process's fd 2 points at a scratch file (several threads may decode at once; see
+    ``STDERR_LOCK``). :func:`stntool.batch.run_batch`
     keeps ``sys.stderr`` off fd 2 for the whole batch; library callers that decode in threads
     while other threads write to stderr can do the same with
     ``with STDERR_LOCK.python_stderr_kept():`` (code writing to fd 2 itself: ``with STDERR_LOCK:``).
@@ -527,12 +606,15 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
         _check_complete(fmt, data)
     cv = cv2()
     said = []
-    try:
-        with STDERR_LOCK.capture() as said:
-            img = cv.imdecode(np.frombuffer(data, dtype=np.uint8), cv.IMREAD_UNCHANGED)
-    except cv.error as e:
-        msg = str(e).strip().splitlines()[-1] if str(e).strip() else "decoder error"
-        raise ImageReadError(f"cannot decode image ({msg})") from None
+    for alone in (False, True):  # decoders run side by side; again alone when their lines are mixed
+        try:
+            with STDERR_LOCK.capture(alone=alone) as said:
+                img = cv.imdecode(np.frombuffer(data, dtype=np.uint8), cv.IMREAD_UNCHANGED)
+        except cv.error as e:
+            msg = str(e).strip().splitlines()[-1] if str(e).strip() else "decoder error"
+            raise ImageReadError(f"cannot decode image ({msg})") from None
+        if not said.unclear:
+            break
     if img is None:
         if fmt is None:
             raise ImageReadError("not an image (unrecognised data)")
@@ -602,7 +684,8 @@ def encode_image(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes
     except cv.error as e:
         raise ImageWriteError(f"cannot encode {fmt}: {str(e).strip().splitlines()[-1]}") from None
     if not ok:
-        raise ImageWriteError(f"cannot encode {fmt}" + (f" (encoder said: {said[-1]})" if said else ""))
+        clear = said and not getattr(said, "unclear", False)
+        raise ImageWriteError(f"cannot encode {fmt}" + (f" (encoder said: {said[-1]})" if clear else ""))
     return buf.tobytes()
 
 

@@ -101,5 +101,76 @@ def test_python_stderr_from_any_thread_is_never_captured(tmp_path):
     assert sum("UserWarning: user warning" in x for x in err) == 2, p.stderr
     assert "libfoo" not in p.stderr
     out = p.stdout.splitlines()
-    assert out[0] == "0 [['libfoo: C-level noise'], ['libfoo: C-level noise']]"
+    code, captured = out[0].split(" ", 1)
+    lists = eval(captured)  # noqa: S307 - the script's own repr of two lists of str
+    assert code == "0" and len(lists) == 2 and all(x and set(x) == {"libfoo: C-level noise"} for x in lists)
     assert "warning" not in p.stdout.split("\n", 1)[1]  # no manifest line blames a decoder
+
+
+CAPTURES = textwrap.dedent(r"""
+    import os, threading
+    from stntool.io import STDERR_LOCK
+    inside = threading.Barrier(2, timeout=10)
+    got = {}
+
+    def decoder(name, noise):
+        with STDERR_LOCK.capture() as said:
+            inside.wait()  # both captures are open at once (they used to run one at a time)
+            if noise:
+                os.write(2, noise)
+            inside.wait()
+        got[name] = (list(said), said.unclear)
+
+    ts = [threading.Thread(target=decoder, args=("a", b"libfoo: from a\n")), threading.Thread(target=decoder,
+                                                                                              args=("b", b""))]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    print(got["a"], got["b"])
+    with STDERR_LOCK.capture() as said:  # alone: the lines are its own
+        os.write(2, b"libfoo: lone\n")
+    print(list(said), said.unclear)
+    with STDERR_LOCK.capture(alone=True) as said:
+        os.write(2, b"libfoo: alone\n")
+    print(list(said), said.unclear)
+    os.write(2, b"real stderr\n")
+""")
+
+
+def test_captures_overlap_and_say_when_their_lines_may_be_mixed():
+    p = subprocess.run([sys.executable, "-c", CAPTURES], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stderr == "real stderr\n", p.stderr
+    assert p.stdout.splitlines() == ["(['libfoo: from a'], True) (['libfoo: from a'], True)",
+                                     "['libfoo: lone'] False", "['libfoo: alone'] False"]
+
+
+def test_decodes_in_threads_keep_each_decoders_own_message():
+    import struct
+    import zlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stntool.errors import ImageReadError
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    def short_png(seed):  # valid chunks, too little image data: libpng complains on fd 2
+        img = np.random.default_rng(seed).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        raw = b"".join(b"\0" + img[i].tobytes() for i in range(32))
+        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+    good = io.encode_image(np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8), "png")
+    blobs = [short_png(i) if i % 3 == 0 else good for i in range(24)]
+
+    def one(data):
+        said = []
+        try:
+            io.decode_image(data, warnings=said)
+            return "ok" if not said else f"warned: {said}"  # no other decoder's message lands here
+        except ImageReadError as e:
+            return str(e)
+
+    with ThreadPoolExecutor(4) as ex:
+        results = list(ex.map(one, blobs))
+    bad = "cannot decode PNG data (corrupt or unsupported; libpng error: Not enough image data)"
+    assert results == [bad if i % 3 == 0 else "ok" for i in range(24)]
