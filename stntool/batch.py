@@ -114,7 +114,8 @@ class Summary:
     """Counts of a finished (or interrupted) batch; ``exit_code``: 130 interrupted, 1 failures, else 0.
 
     ``ok``, ``skipped``, ``failed`` and ``total`` count inputs (an input with one failed output
-    failed; one whose outputs all existed was skipped); ``outputs`` counts the files written.
+    failed; one whose outputs all existed was skipped); ``outputs`` counts the files written (the
+    summary line names it when it differs from ``ok``).
     """
 
     command: str = "stntool"
@@ -122,7 +123,7 @@ class Summary:
     skipped: int = 0
     failed: int = 0
     total: int = 0
-    outputs: int = 0
+    outputs: int | None = None
     elapsed: float = 0.0
     interrupted: bool = False
     manifest_failed: bool = False
@@ -142,7 +143,7 @@ class Summary:
             rate = f"{self.ok / working:.1f} images/s excluding {self.compile_seconds:.1f} s compiling kernels"
         else:
             rate = f"{self.ok / self.elapsed if self.elapsed > 0 else 0.0:.1f} images/s"
-        written = f", {self.outputs} outputs written" if self.outputs != self.ok else ""
+        written = f", {self.outputs} outputs written" if self.outputs not in (None, self.ok) else ""
         text = (f"{self.command}: {self.ok} ok, {self.skipped} skipped, {self.failed} failed{written}"
                 f" in {self.elapsed:.2f} s ({rate})")
         if self.interrupted:
@@ -556,7 +557,7 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
     opts = dict(overwrite=overwrite, skip_existing=skip_existing, fmt=fmt, quality=quality, exif=exif,
                 max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels, stdin_bytes=stdin_bytes,
                 input_real=input_real)
-    summary = Summary(command=command, total=len(items))
+    summary = Summary(command=command, total=len(items), outputs=0)
 
     bar = None
     if progress is None:

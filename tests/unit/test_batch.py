@@ -2,7 +2,6 @@
 
 import json
 import os
-import signal
 
 import numpy as np
 import pytest
@@ -306,11 +305,12 @@ def test_run_batch_interrupt_records_finished_items(tmp_path, capsys, monkeypatc
     real = batch.Manifest.write
     seen = []
 
-    def write(self, rec):  # Ctrl-C arrives in the main thread while it writes the third record
+    def write(self, rec):  # Ctrl-C arrives in the main thread as it starts writing the third record
+        if len(seen) == 2 and not getattr(write, "fired", False):
+            write.fired = True
+            raise KeyboardInterrupt
         real(self, rec)
         seen.append(rec)
-        if len(seen) == 3:
-            signal.raise_signal(signal.SIGINT)
 
     monkeypatch.setattr(batch.Manifest, "write", write)
     s = batch.run_batch(items, flip, jobs=2, manifest=batch.Manifest(str(tmp_path / "m")), quiet=True)

@@ -174,3 +174,22 @@ def test_decodes_in_threads_keep_each_decoders_own_message():
         results = list(ex.map(one, blobs))
     bad = "cannot decode PNG data (corrupt or unsupported; libpng error: Not enough image data)"
     assert results == [bad if i % 3 == 0 else "ok" for i in range(24)]
+
+
+def test_ctrl_c_inside_sigint_deferred_arrives_when_the_block_ends():
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are handled in the main thread only")
+    handler = signal.getsignal(signal.SIGINT)
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with io.sigint_deferred():
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C between writing a record and counting it
+            steps.append("counted")
+        steps.append("never")
+    assert steps == ["counted"] and signal.getsignal(signal.SIGINT) is handler
+    with io.sigint_deferred():
+        steps.append("quiet")
+    assert signal.getsignal(signal.SIGINT) is handler
