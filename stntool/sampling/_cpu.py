@@ -28,6 +28,7 @@ tens of microseconds per call where a ``prange`` loop would cost seconds of comp
 from __future__ import annotations
 
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -997,6 +998,17 @@ def _executor() -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(max(1, numba.config.NUMBA_NUM_THREADS - 1), thread_name_prefix="stntool-rows")
         return _pool
+
+
+def _forget_pool_in_child():
+    """A forked child has none of the parent's pool threads: start a new pool there when needed."""
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def _run_blocks(kernel, n_items, work, args_before, args_after):

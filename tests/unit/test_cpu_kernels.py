@@ -91,3 +91,23 @@ def test_a_call_compiles_only_its_own_mode(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     compiled = {k for k, v in json.loads(out.strip().splitlines()[-1]).items() if v}
     assert compiled == {"warp_affine_nearest", "_general_nearest", "_span_nearest"}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_runs_blocks_on_a_pool_of_its_own(rng, split_small_calls):
+    import multiprocessing
+
+    img = (rng.random((24, 20, 3)) * 255).astype(np.uint8)
+    theta = [[0.9, -0.3, 0.1], [0.35, 0.85, -0.05]]
+    _threads(2)
+    want = stntool.warp(img, theta, backend="cpu")  # the parent's pool exists now
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_warp_in_child, (img, theta)).get(timeout=120)
+    np.testing.assert_array_equal(got, want)
+
+
+def _warp_in_child(img, theta):
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    _cpu.MIN_PARALLEL_WORK = 0
+    return stntool.warp(img, theta, backend="cpu")
