@@ -37,12 +37,17 @@ def _cached(decorator):
 
 #: Parallel entry kernels: prange over output rows, compiled once and cached on disk.
 jit_parallel = _cached(numba.njit(parallel=True, **_FLAGS))
-#: Serial entry kernels (reductions that must be deterministic, small set-up work).
+#: Serial entry kernels: one per kernel family and mode, over a range of rows (a thread pool runs
+#: blocks of rows in parallel; the GIL is released), and deterministic reductions.
 jit_serial = _cached(numba.njit(**_FLAGS))
-#: Helpers called from kernels; inlined by LLVM.
-jit_device = _cached(numba.njit(**_FLAGS))
+#: Helpers called only from kernels: no Python or C wrapper is built for them (callable from compiled
+#: code only), cached on disk so a later kernel reuses them; LLVM inlines them into their callers.
+jit_device = _cached(numba.njit(no_cpython_wrapper=True, no_cfunc_wrapper=True, **_FLAGS))
 #: Small hot helpers, inlined at the Numba IR level so the per-pixel loop has no calls.
-jit_inline = _cached(numba.njit(inline="always", **_FLAGS))
+jit_inline = _cached(numba.njit(inline="always", no_cpython_wrapper=True, no_cfunc_wrapper=True, **_FLAGS))
+#: Options of ``numba.extending.overload`` implementations (compile-time choice of a path by a
+#: constant mode or by dtype; compiled into, and cached with, the kernel that calls them).
+OVERLOAD_OPTIONS = dict(_FLAGS, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 #: The shared scalar maths (:mod:`stntool.sampling._scalar`) as CPU helpers: not cached on their
 #: own (they are compiled into the kernels that call them, whose cache covers their source).
 jit_scalar = numba.njit(**_FLAGS)

@@ -11,15 +11,34 @@ as ``_reference`` and ``_cuda``). The scalar maths (padding, reflection, roundin
 Catmull-Rom weights, the padding rule's derivative, saturation) is
 :mod:`stntool.sampling._scalar`, compiled here with ``numba.njit``; the CUDA backend compiles
 the same source. Kernels are cached on disk keyed on this file and that shared source.
+
+A call compiles only what it can run. Each table entry is a Python function that picks one small
+compiled entry per (family, mode) from :data:`ENTRIES` (``warp_affine_bilinear``,
+``sample_grid_bicubic``, ...); the entry passes its mode as a constant to row functions
+(``affine_rows``, ``points_row``, ...: ``numba.extending.overload`` with ``prefer_literal``) that
+compile the paths of that mode only, and the image dtype picks the arithmetic of the interior loops
+(``span_bilinear``, ``bilinear_pixel``) when the entry is compiled. Padding, ``align_corners`` and
+the channel count stay run-time values. The leaves (careful per-mode paths, span loops) are cached
+helpers without Python wrappers, so a later kernel family loads them from the cache instead of
+compiling them again. Entries are serial and release the GIL; :func:`_run_blocks` runs one block of
+rows per thread on a thread pool (inline when ``numba.get_num_threads()`` is 1), which costs a few
+tens of microseconds per call where a ``prange`` loop would cost seconds of compilation per entry.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
+from numba.core import types
+from numba.core.errors import TypingError
+from numba.extending import overload
 
-from .._jit import jit_device, jit_inline, jit_parallel, jit_scalar, jit_scalar_inline, jit_serial, prange
+from .._jit import OVERLOAD_OPTIONS, jit_device, jit_inline, jit_scalar, jit_scalar_inline, jit_serial
 from . import _scalar
 
 # The scalar maths shared with the CUDA backend (stntool.sampling._scalar), compiled for the CPU.
@@ -54,58 +73,73 @@ def _store_fill(dst, dbase, fill, c_count, is_int, maxv):
         _store(dst, dbase + c, fill[c], is_int, maxv)
 
 
+# --------------------------------------------------------------------------- careful paths, one per mode
+
 @jit_device
-def _sample_general(src, sbase, h, w, c_count, x, y, dst, dbase, mode, pad, align_corners, fill, is_int, maxv):
-    """Any mode and padding at input pixel ``(x, y)``: the slow, careful path (edges, NaN, far away)."""
+def _general_nearest(src, sbase, h, w, c_count, x, y, dst, dbase, pad, align_corners, fill, is_int, maxv):
+    """Nearest at input pixel ``(x, y)``, any padding: the slow, careful path (edges, NaN, far away)."""
     if not (math.isfinite(x) and math.isfinite(y)):
         _store_fill(dst, dbase, fill, c_count, is_int, maxv)
         return
     row = w * c_count
-    if mode == NEAREST:
-        x = _pad_coord(x, w, pad, align_corners)
-        y = _pad_coord(y, h, pad, align_corners)
-        if not (x > -1.0 and x < w and y > -1.0 and y < h):
-            _store_fill(dst, dbase, fill, c_count, is_int, maxv)
-            return
-        xr = _rint(x)
-        yr = _rint(y)
-        if xr < 0.0 or xr > w - 1.0 or yr < 0.0 or yr > h - 1.0:
-            _store_fill(dst, dbase, fill, c_count, is_int, maxv)
-            return
-        off = sbase + int(yr) * row + int(xr) * c_count
-        for c in range(c_count):
-            _store(dst, dbase + c, src[off + c], is_int, maxv)
+    x = _pad_coord(x, w, pad, align_corners)
+    y = _pad_coord(y, h, pad, align_corners)
+    if not (x > -1.0 and x < w and y > -1.0 and y < h):
+        _store_fill(dst, dbase, fill, c_count, is_int, maxv)
         return
-    if mode == BILINEAR:
-        x = _pad_coord(x, w, pad, align_corners)
-        y = _pad_coord(y, h, pad, align_corners)
-        if x < -1.0 or x > w or y < -1.0 or y > h:
-            _store_fill(dst, dbase, fill, c_count, is_int, maxv)
-            return
-        x0 = np.floor(x)
-        y0 = np.floor(y)
-        tx = x - x0
-        ty = y - y0
-        ix = int(x0)
-        iy = int(y0)
-        in_x0 = ix >= 0 and ix <= w - 1
-        in_x1 = ix + 1 >= 0 and ix + 1 <= w - 1
-        in_y0 = iy >= 0 and iy <= h - 1
-        in_y1 = iy + 1 >= 0 and iy + 1 <= h - 1
-        w00 = (1.0 - tx) * (1.0 - ty)
-        w01 = tx * (1.0 - ty)
-        w10 = (1.0 - tx) * ty
-        w11 = tx * ty
-        off = sbase + iy * row + ix * c_count
-        for c in range(c_count):
-            f = fill[c]
-            v00 = src[off + c] if (in_y0 and in_x0) else f
-            v01 = src[off + c_count + c] if (in_y0 and in_x1) else f
-            v10 = src[off + row + c] if (in_y1 and in_x0) else f
-            v11 = src[off + row + c_count + c] if (in_y1 and in_x1) else f
-            _store(dst, dbase + c, v00 * w00 + v01 * w01 + v10 * w10 + v11 * w11, is_int, maxv)
+    xr = _rint(x)
+    yr = _rint(y)
+    if xr < 0.0 or xr > w - 1.0 or yr < 0.0 or yr > h - 1.0:
+        _store_fill(dst, dbase, fill, c_count, is_int, maxv)
         return
-    # bicubic: taps are padded one by one, on the unpadded coordinate
+    off = sbase + int(yr) * row + int(xr) * c_count
+    for c in range(c_count):
+        _store(dst, dbase + c, src[off + c], is_int, maxv)
+
+
+@jit_device
+def _general_bilinear(src, sbase, h, w, c_count, x, y, dst, dbase, pad, align_corners, fill, is_int, maxv):
+    """Bilinear at input pixel ``(x, y)``, any padding: the careful path."""
+    if not (math.isfinite(x) and math.isfinite(y)):
+        _store_fill(dst, dbase, fill, c_count, is_int, maxv)
+        return
+    row = w * c_count
+    x = _pad_coord(x, w, pad, align_corners)
+    y = _pad_coord(y, h, pad, align_corners)
+    if x < -1.0 or x > w or y < -1.0 or y > h:
+        _store_fill(dst, dbase, fill, c_count, is_int, maxv)
+        return
+    x0 = np.floor(x)
+    y0 = np.floor(y)
+    tx = x - x0
+    ty = y - y0
+    ix = int(x0)
+    iy = int(y0)
+    in_x0 = ix >= 0 and ix <= w - 1
+    in_x1 = ix + 1 >= 0 and ix + 1 <= w - 1
+    in_y0 = iy >= 0 and iy <= h - 1
+    in_y1 = iy + 1 >= 0 and iy + 1 <= h - 1
+    w00 = (1.0 - tx) * (1.0 - ty)
+    w01 = tx * (1.0 - ty)
+    w10 = (1.0 - tx) * ty
+    w11 = tx * ty
+    off = sbase + iy * row + ix * c_count
+    for c in range(c_count):
+        f = fill[c]
+        v00 = src[off + c] if (in_y0 and in_x0) else f
+        v01 = src[off + c_count + c] if (in_y0 and in_x1) else f
+        v10 = src[off + row + c] if (in_y1 and in_x0) else f
+        v11 = src[off + row + c_count + c] if (in_y1 and in_x1) else f
+        _store(dst, dbase + c, v00 * w00 + v01 * w01 + v10 * w10 + v11 * w11, is_int, maxv)
+
+
+@jit_device
+def _general_bicubic(src, sbase, h, w, c_count, x, y, dst, dbase, pad, align_corners, fill, is_int, maxv):
+    """Bicubic at input pixel ``(x, y)``, any padding: taps are padded one by one, on the unpadded coordinate."""
+    if not (math.isfinite(x) and math.isfinite(y)):
+        _store_fill(dst, dbase, fill, c_count, is_int, maxv)
+        return
+    row = w * c_count
     if (pad == ZEROS or pad == CONSTANT) and (x < -3.0 or x > w + 2.0 or y < -3.0 or y > h + 2.0):
         _store_fill(dst, dbase, fill, c_count, is_int, maxv)
         return
@@ -178,52 +212,82 @@ def _bil_f32_c(src, off, o2, cc, c, fx, fy):
 
 
 @jit_device
-def _bilinear_interior(src, off, row, cc, xq, yq, dst, d, is_int, maxv):
+def _bil_px_u8(src, off, row, cc, xq, yq, dst, d):
+    """One interior bilinear pixel of a uint8 image: exact integer arithmetic with 15-bit weights."""
     o2 = off + row
-    if is_int and maxv == 255.0:
-        fx = (xq >> 17) & 32767
-        fy = (yq >> 17) & 32767
-        if cc == 3:
-            dst[np.uint64(d)] = _bil_int_c(src, off, o2, 3, 0, fx, fy)
-            dst[np.uint64(d + 1)] = _bil_int_c(src, off, o2, 3, 1, fx, fy)
-            dst[np.uint64(d + 2)] = _bil_int_c(src, off, o2, 3, 2, fx, fy)
-        elif cc == 1:
-            dst[np.uint64(d)] = _bil_int_c(src, off, o2, 1, 0, fx, fy)
-        elif cc == 4:
-            dst[np.uint64(d)] = _bil_int_c(src, off, o2, 4, 0, fx, fy)
-            dst[np.uint64(d + 1)] = _bil_int_c(src, off, o2, 4, 1, fx, fy)
-            dst[np.uint64(d + 2)] = _bil_int_c(src, off, o2, 4, 2, fx, fy)
-            dst[np.uint64(d + 3)] = _bil_int_c(src, off, o2, 4, 3, fx, fy)
-        else:
-            for c in range(cc):
-                dst[np.uint64(d + c)] = _bil_int_c(src, off, o2, cc, c, fx, fy)
+    fx = (xq >> 17) & 32767
+    fy = (yq >> 17) & 32767
+    if cc == 3:
+        dst[np.uint64(d)] = _bil_int_c(src, off, o2, 3, 0, fx, fy)
+        dst[np.uint64(d + 1)] = _bil_int_c(src, off, o2, 3, 1, fx, fy)
+        dst[np.uint64(d + 2)] = _bil_int_c(src, off, o2, 3, 2, fx, fy)
+    elif cc == 1:
+        dst[np.uint64(d)] = _bil_int_c(src, off, o2, 1, 0, fx, fy)
+    elif cc == 4:
+        dst[np.uint64(d)] = _bil_int_c(src, off, o2, 4, 0, fx, fy)
+        dst[np.uint64(d + 1)] = _bil_int_c(src, off, o2, 4, 1, fx, fy)
+        dst[np.uint64(d + 2)] = _bil_int_c(src, off, o2, 4, 2, fx, fy)
+        dst[np.uint64(d + 3)] = _bil_int_c(src, off, o2, 4, 3, fx, fy)
     else:
-        # float images, and uint16 (whose 16 bits need more than 15-bit weights to stay exact)
-        fx = (xq & Q_MASK) * Q_INV
-        fy = (yq & Q_MASK) * Q_INV
-        if is_int:
-            for c in range(cc):
-                _store(dst, d + c, _bil_float_c(src, off, o2, cc, c, fx, fy), is_int, maxv)
-        elif src.itemsize == 4:
-            # float32 images: float32 arithmetic, as PyTorch does (weights from the exact fraction)
-            gx = np.float32(fx)
-            gy = np.float32(fy)
-            if cc == 3:
-                dst[np.uint64(d)] = _bil_f32_c(src, off, o2, 3, 0, gx, gy)
-                dst[np.uint64(d + 1)] = _bil_f32_c(src, off, o2, 3, 1, gx, gy)
-                dst[np.uint64(d + 2)] = _bil_f32_c(src, off, o2, 3, 2, gx, gy)
-            else:
-                for c in range(cc):
-                    dst[np.uint64(d + c)] = _bil_f32_c(src, off, o2, cc, c, gx, gy)
-        elif cc == 3:
-            dst[np.uint64(d)] = _bil_float_c(src, off, o2, 3, 0, fx, fy)
-            dst[np.uint64(d + 1)] = _bil_float_c(src, off, o2, 3, 1, fx, fy)
-            dst[np.uint64(d + 2)] = _bil_float_c(src, off, o2, 3, 2, fx, fy)
-        elif cc == 1:
-            dst[np.uint64(d)] = _bil_float_c(src, off, o2, 1, 0, fx, fy)
-        else:
-            for c in range(cc):
-                dst[np.uint64(d + c)] = _bil_float_c(src, off, o2, cc, c, fx, fy)
+        for c in range(cc):
+            dst[np.uint64(d + c)] = _bil_int_c(src, off, o2, cc, c, fx, fy)
+
+
+@jit_device
+def _bil_px_f32(src, off, row, cc, xq, yq, dst, d):
+    """One interior bilinear pixel of a float32 image: float32 arithmetic, as PyTorch does (weights from
+    the exact fraction)."""
+    o2 = off + row
+    gx = np.float32((xq & Q_MASK) * Q_INV)
+    gy = np.float32((yq & Q_MASK) * Q_INV)
+    if cc == 3:
+        dst[np.uint64(d)] = _bil_f32_c(src, off, o2, 3, 0, gx, gy)
+        dst[np.uint64(d + 1)] = _bil_f32_c(src, off, o2, 3, 1, gx, gy)
+        dst[np.uint64(d + 2)] = _bil_f32_c(src, off, o2, 3, 2, gx, gy)
+    else:
+        for c in range(cc):
+            dst[np.uint64(d + c)] = _bil_f32_c(src, off, o2, cc, c, gx, gy)
+
+
+@jit_device
+def _bil_px_f64(src, off, row, cc, xq, yq, dst, d, is_int, maxv):
+    """One interior bilinear pixel in float64 arithmetic: float64 images, and uint16 (whose 16 bits need
+    more than 15-bit weights to stay exact; rounded and saturated)."""
+    o2 = off + row
+    fx = (xq & Q_MASK) * Q_INV
+    fy = (yq & Q_MASK) * Q_INV
+    if is_int:
+        for c in range(cc):
+            _store(dst, d + c, _bil_float_c(src, off, o2, cc, c, fx, fy), is_int, maxv)
+    elif cc == 3:
+        dst[np.uint64(d)] = _bil_float_c(src, off, o2, 3, 0, fx, fy)
+        dst[np.uint64(d + 1)] = _bil_float_c(src, off, o2, 3, 1, fx, fy)
+        dst[np.uint64(d + 2)] = _bil_float_c(src, off, o2, 3, 2, fx, fy)
+    elif cc == 1:
+        dst[np.uint64(d)] = _bil_float_c(src, off, o2, 1, 0, fx, fy)
+    else:
+        for c in range(cc):
+            dst[np.uint64(d + c)] = _bil_float_c(src, off, o2, cc, c, fx, fy)
+
+
+def bilinear_pixel(src, off, row, cc, xq, yq, dst, d, is_int, maxv):
+    """One interior bilinear pixel at 32.32 coordinates ``(xq, yq)``; the arithmetic is chosen by
+    ``src``'s dtype when the kernel is compiled. Callable from kernels only."""
+    raise NotImplementedError("compiled kernels only")
+
+
+@overload(bilinear_pixel, jit_options=OVERLOAD_OPTIONS, inline="always")
+def _ov_bilinear_pixel(src, off, row, cc, xq, yq, dst, d, is_int, maxv):
+    if src.dtype == types.uint8:
+        def impl(src, off, row, cc, xq, yq, dst, d, is_int, maxv):
+            _bil_px_u8(src, off, row, cc, xq, yq, dst, d)
+    elif src.dtype == types.float32:
+        def impl(src, off, row, cc, xq, yq, dst, d, is_int, maxv):
+            _bil_px_f32(src, off, row, cc, xq, yq, dst, d)
+    else:
+        def impl(src, off, row, cc, xq, yq, dst, d, is_int, maxv):
+            _bil_px_f64(src, off, row, cc, xq, yq, dst, d, is_int, maxv)
+    return impl
 
 
 @jit_inline
@@ -279,58 +343,9 @@ def _interval(q0, dq, lo_q, hi_q, j_lo, j_hi):
     return j_lo, j_hi
 
 
-@jit_device
-def _edge_pixels(src, sbase, h, w, cc, xq, yq, dxq, dyq, j_start, j_stop, dst, dbase, mode, pad, align_corners,
-                 fill, is_int, maxv):
-    """The pixels of a row outside its interior span: fill when every tap is outside, else the general path."""
-    for j in range(j_start, j_stop):
-        x = xq + j * dxq
-        y = yq + j * dyq
-        ix = x >> 32
-        iy = y >> 32
-        d = dbase + j * cc
-        if (pad == ZEROS or pad == CONSTANT) and (ix < -2 or iy < -2 or ix > w + 1 or iy > h + 1):
-            _store_fill(dst, d, fill, cc, is_int, maxv)
-        else:
-            _sample_general(src, sbase, h, w, cc, x * Q_INV, y * Q_INV, dst, d, mode, pad, align_corners, fill,
-                            is_int, maxv)
-
-
+# --------------------------------------------------------------------------- interior span loops
 # The interior loops live in small functions of their own: inside one large function LLVM
 # optimizes them several times worse.
-
-@jit_device
-def _span_bilinear(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
-    # one loop per case, so the per-pixel body has no dtype or channel-count branches
-    if is_int and maxv == 255.0:
-        if cc == 3:
-            _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
-            return
-        if cc == 1:
-            _span_bil_u8_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
-            return
-        if cc == 4:
-            _span_bil_u8_4(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
-            return
-    elif not is_int and src.itemsize == 4:
-        if cc == 3:
-            _span_bil_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
-            return
-        if cc == 1:
-            _span_bil_f32_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
-            return
-        if cc == 4:
-            _span_bil_f32_4(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
-            return
-    else:
-        _span_bil_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv)
-        return
-    for j in range(j_lo, j_stop):
-        _bilinear_interior(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, xq, yq, dst, dbase + j * cc,
-                           is_int, maxv)
-        xq += dxq
-        yq += dyq
-
 
 @jit_device
 def _span_bil_u8_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
@@ -430,7 +445,7 @@ def _span_bil_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
 
 
 @jit_device
-def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
     if cc == 3:
         _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
         return
@@ -500,233 +515,559 @@ def _span_bicubic(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
 
 
 @jit_device
-def _sample_span(src, sbase, h, w, cc, x0, dx, y0, dy, j_start, j_stop, dst, dbase, mode, pad, align_corners,
-                 fill, is_int, maxv):
-    """Sample output pixels ``j_start <= j < j_stop`` of a row whose input coordinates are ``x0 + j dx``, ``y0 + j dy``.
+def _span_bil_u8_n(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    for j in range(j_lo, j_stop):
+        off = sbase + (yq >> 32) * row + (xq >> 32) * cc
+        fx = (xq >> 17) & 32767
+        fy = (yq >> 17) & 32767
+        d = dbase + j * cc
+        for c in range(cc):
+            dst[np.uint64(d + c)] = _bil_int_c(src, off, off + row, cc, c, fx, fy)
+        xq += dxq
+        yq += dyq
 
-    Coordinates step exactly in 32.32 fixed point, so the interior span (every tap inside the image)
-    is an interval found by integer division; it runs without bounds checks, the rest takes the
-    careful path.
-    """
-    xa = x0 + j_start * dx
-    xb = x0 + (j_stop - 1) * dx
-    ya = y0 + j_start * dy
-    yb = y0 + (j_stop - 1) * dy
-    if not (max(abs(xa), abs(xb), abs(ya), abs(yb)) < Q_LIMIT and math.isfinite(dx) and math.isfinite(dy)):
-        for j in range(j_start, j_stop):
-            _sample_general(src, sbase, h, w, cc, x0 + j * dx, y0 + j * dy, dst, dbase + j * cc, mode, pad,
-                            align_corners, fill, is_int, maxv)
-        return
-    xq0 = _to_q(x0)
-    yq0 = _to_q(y0)
-    dxq = _to_q(dx)
-    dyq = _to_q(dy)
-    one = np.int64(1) << 32
-    if mode == BICUBIC:
-        lo_x, hi_x, lo_y, hi_y = one, (w - 2) * one, one, (h - 2) * one
+
+@jit_device
+def _span_bil_f32_n(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    for j in range(j_lo, j_stop):
+        off = sbase + (yq >> 32) * row + (xq >> 32) * cc
+        gx = np.float32((xq & Q_MASK) * Q_INV)
+        gy = np.float32((yq & Q_MASK) * Q_INV)
+        d = dbase + j * cc
+        for c in range(cc):
+            dst[np.uint64(d + c)] = _bil_f32_c(src, off, off + row, cc, c, gx, gy)
+        xq += dxq
+        yq += dyq
+
+
+def span_bilinear(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+    """The interior span of a bilinear row; the loop is chosen by ``src``'s dtype when the kernel is
+    compiled, and by the channel count at run time (one loop per case, so the per-pixel body has no
+    dtype or channel-count branches). Callable from kernels only."""
+    raise NotImplementedError("compiled kernels only")
+
+
+@overload(span_bilinear, jit_options=OVERLOAD_OPTIONS)
+def _ov_span_bilinear(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+    if src.dtype == types.uint8:
+        def impl(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+            if cc == 3:
+                _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+            elif cc == 1:
+                _span_bil_u8_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+            elif cc == 4:
+                _span_bil_u8_4(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+            else:
+                _span_bil_u8_n(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+    elif src.dtype == types.float32:
+        def impl(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+            if cc == 3:
+                _span_bil_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+            elif cc == 1:
+                _span_bil_f32_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+            elif cc == 4:
+                _span_bil_f32_4(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+            else:
+                _span_bil_f32_n(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     else:
-        lo_x, hi_x, lo_y, hi_y = np.int64(0), (w - 1) * one, np.int64(0), (h - 1) * one
-    j_lo, j_hi = _interval(xq0, dxq, lo_x, hi_x, j_start, j_stop - 1)
-    j_lo, j_hi = _interval(yq0, dyq, lo_y, hi_y, j_lo, j_hi)
-    if j_hi < j_lo:
-        j_lo = j_stop
-        j_hi = j_stop - 1
-    _edge_pixels(src, sbase, h, w, cc, xq0, yq0, dxq, dyq, j_start, j_lo, dst, dbase, mode, pad, align_corners,
-                 fill, is_int, maxv)
-    xq = xq0 + j_lo * dxq
-    yq = yq0 + j_lo * dyq
-    if mode == BILINEAR:
-        _span_bilinear(src, sbase, w * cc, cc, xq, yq, dxq, dyq, j_lo, j_hi + 1, dst, dbase, is_int, maxv)
-    elif mode == NEAREST:
-        _span_nearest(src, sbase, w * cc, cc, xq, yq, dxq, dyq, j_lo, j_hi + 1, dst, dbase)
-    else:
-        _span_bicubic(src, sbase, w * cc, cc, xq, yq, dxq, dyq, j_lo, j_hi + 1, dst, dbase, is_int, maxv)
-    _edge_pixels(src, sbase, h, w, cc, xq0, yq0, dxq, dyq, max(j_hi + 1, j_lo), j_stop, dst, dbase, mode, pad,
-                 align_corners, fill, is_int, maxv)
+        # float64 arithmetic: float64 images and uint16 (rounded and saturated)
+        def impl(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+            _span_bil_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv)
+    return impl
+
+
+# --------------------------------------------------------------------------- single interior pixels (any path)
+# Inlined into the row loop (a call per pixel through several layers costs about half the speed).
+
+@jit_inline
+def _interior_nearest(src, sbase, h, w, row, cc, xq, yq, dst, d, is_int, maxv):
+    """Write the pixel and return True when every tap at 32.32 ``(xq, yq)`` is inside the image."""
+    ix = xq >> 32
+    iy = yq >> 32
+    if ix >= 0 and iy >= 0 and ix < w - 1 and iy < h - 1:
+        fx = xq & Q_MASK
+        fy = yq & Q_MASK
+        rx = ix + 1 if (fx > Q_HALF or (fx == Q_HALF and (ix & 1) == 1)) else ix
+        ry = iy + 1 if (fy > Q_HALF or (fy == Q_HALF and (iy & 1) == 1)) else iy
+        _copy_pixel(src, sbase + ry * row + rx * cc, dst, d, cc)
+        return True
+    return False
 
 
 @jit_inline
-def _sample_row(src, sbase, h, w, cc, xs, ys, j_start, j_stop, dst, dbase, mode, pad, align_corners, fill, is_int,
-                maxv):
-    """Sample output pixels ``j_start <= j < j_stop`` of a row at input pixel coordinates ``xs[j], ys[j]``."""
-    row = w * cc
-    for j in range(j_start, j_stop):
-        x = xs[j]
-        y = ys[j]
-        d = dbase + j * cc
-        if abs(x) < Q_LIMIT and abs(y) < Q_LIMIT:
-            xq = _to_q(x)
-            yq = _to_q(y)
-            ix = xq >> 32
-            iy = yq >> 32
-            if mode == BILINEAR:
-                if ix >= 0 and iy >= 0 and ix < w - 1 and iy < h - 1:
-                    _bilinear_interior(src, sbase + iy * row + ix * cc, row, cc, xq, yq, dst, d, is_int, maxv)
-                    continue
-            elif mode == NEAREST:
-                if ix >= 0 and iy >= 0 and ix < w - 1 and iy < h - 1:
-                    fx = xq & Q_MASK
-                    fy = yq & Q_MASK
-                    rx = ix + 1 if (fx > Q_HALF or (fx == Q_HALF and (ix & 1) == 1)) else ix
-                    ry = iy + 1 if (fy > Q_HALF or (fy == Q_HALF and (iy & 1) == 1)) else iy
-                    _copy_pixel(src, sbase + ry * row + rx * cc, dst, d, cc)
-                    continue
+def _interior_bilinear(src, sbase, h, w, row, cc, xq, yq, dst, d, is_int, maxv):
+    ix = xq >> 32
+    iy = yq >> 32
+    if ix >= 0 and iy >= 0 and ix < w - 1 and iy < h - 1:
+        bilinear_pixel(src, sbase + iy * row + ix * cc, row, cc, xq, yq, dst, d, is_int, maxv)
+        return True
+    return False
+
+
+@jit_inline
+def _interior_bicubic(src, sbase, h, w, row, cc, xq, yq, dst, d, is_int, maxv):
+    ix = xq >> 32
+    iy = yq >> 32
+    if ix >= 1 and iy >= 1 and ix < w - 2 and iy < h - 2:
+        _bicubic_interior(src, sbase + iy * row + ix * cc, row, cc, (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV,
+                          dst, d, is_int, maxv)
+        return True
+    return False
+
+
+# --------------------------------------------------------------------------- rows: the mode is a constant
+
+#: mode -> (interior span loop, careful path, single interior pixel, tap margin around the sample)
+_MODE_FUNCS = {
+    NEAREST: (_span_nearest, _general_nearest, _interior_nearest, 0),
+    BILINEAR: (span_bilinear, _general_bilinear, _interior_bilinear, 0),
+    BICUBIC: (_span_bicubic, _general_bicubic, _interior_bicubic, 1),
+}
+
+
+def _literal_mode(mode) -> int:
+    if not isinstance(mode, types.IntegerLiteral) or mode.literal_value not in _MODE_FUNCS:
+        raise TypingError("mode must be a constant: NEAREST, BILINEAR or BICUBIC")
+    return mode.literal_value
+
+
+# The row functions below take the mode as a constant (the entry kernels pass NEAREST, BILINEAR or
+# BICUBIC), so each entry compiles the paths of its own mode only. Padding, align_corners and the
+# channel count stay run-time values; the image dtype picks the arithmetic (span_bilinear,
+# bilinear_pixel).
+
+def edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_start, j_stop, dst, dbase, pad, align_corners,
+                fill, is_int, maxv):
+    """The pixels ``j_start <= j < j_stop`` of a row outside its interior span: fill when every tap is
+    outside, else the careful path. Callable from kernels only."""
+    raise NotImplementedError("compiled kernels only")
+
+
+@overload(edge_pixels, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
+def _ov_edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_start, j_stop, dst, dbase, pad, align_corners,
+                    fill, is_int, maxv):
+    general = _MODE_FUNCS[_literal_mode(mode)][1]
+
+    def impl(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_start, j_stop, dst, dbase, pad, align_corners, fill,
+             is_int, maxv):
+        for j in range(j_start, j_stop):
+            x = xq + j * dxq
+            y = yq + j * dyq
+            ix = x >> 32
+            iy = y >> 32
+            d = dbase + j * cc
+            if (pad == ZEROS or pad == CONSTANT) and (ix < -2 or iy < -2 or ix > w + 1 or iy > h + 1):
+                _store_fill(dst, d, fill, cc, is_int, maxv)
             else:
-                if ix >= 1 and iy >= 1 and ix < w - 2 and iy < h - 2:
-                    _bicubic_interior(src, sbase + iy * row + ix * cc, row, cc, (xq & Q_MASK) * Q_INV,
-                                      (yq & Q_MASK) * Q_INV, dst, d, is_int, maxv)
-                    continue
-            _sample_general(src, sbase, h, w, cc, xq * Q_INV, yq * Q_INV, dst, d, mode, pad, align_corners, fill,
-                            is_int, maxv)
-        else:
-            _sample_general(src, sbase, h, w, cc, x, y, dst, d, mode, pad, align_corners, fill, is_int, maxv)
+                general(src, sbase, h, w, cc, x * Q_INV, y * Q_INV, dst, d, pad, align_corners, fill, is_int, maxv)
+    return impl
 
 
-# --------------------------------------------------------------------------- fused kernels
+def affine_rows(mode, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+    """Output rows ``r0 <= r < r1`` (all images' rows, ``r = n Ho + i``) of an affine warp: the input
+    coordinates of row ``i`` are ``x0 + j dx``, ``y0 + j dy``. Callable from kernels only."""
+    raise NotImplementedError("compiled kernels only")
 
-@jit_parallel
-def warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, projective):
-    """``out[n, i, j] = img[n]`` sampled at ``maps[n] @ (j, i, 1)`` (pixel maps ``in_pix_from_out_pix``)."""
-    n_img, h, w, c_count = img.shape
-    _, ho, wo, _ = out.shape
-    src = img.reshape(img.size)
-    dst = out.reshape(out.size)
-    n_maps = maps.shape[0]
-    for r in prange(n_img * ho):
-        n = r // ho
-        i = r - n * ho
-        k = n if n_maps > 1 else 0
-        sbase = n * h * w * c_count
-        dbase = (n * ho + i) * wo * c_count
-        m00, m01, m02 = maps[k, 0, 0], maps[k, 0, 1], maps[k, 0, 2]
-        m10, m11, m12 = maps[k, 1, 0], maps[k, 1, 1], maps[k, 1, 2]
-        m20, m21, m22 = maps[k, 2, 0], maps[k, 2, 1], maps[k, 2, 2]
-        u0 = m01 * i + m02
-        v0 = m11 * i + m12
-        if projective:
+
+@overload(affine_rows, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
+def _ov_affine_rows(mode, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+    m = _literal_mode(mode)
+    span, general, _, margin = _MODE_FUNCS[m]
+
+    def impl(mode, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+        # Coordinates step exactly in 32.32 fixed point, so the interior span (every tap inside the
+        # image) is an interval found by integer division; it runs without bounds checks, the rest of
+        # the row takes the careful path.
+        n_img, h, w, cc = img.shape
+        _, ho, wo, _ = out.shape
+        src = img.reshape(img.size)
+        dst = out.reshape(out.size)
+        n_maps = maps.shape[0]
+        one = np.int64(1) << 32
+        for r in range(r0, r1):
+            n = r // ho
+            i = r - n * ho
+            k = n if n_maps > 1 else 0
+            sbase = n * h * w * cc
+            dbase = (n * ho + i) * wo * cc
+            x0 = maps[k, 0, 1] * i + maps[k, 0, 2]
+            y0 = maps[k, 1, 1] * i + maps[k, 1, 2]
+            dx = maps[k, 0, 0]
+            dy = maps[k, 1, 0]
+            xa = x0 + 0 * dx
+            xb = x0 + (wo - 1) * dx
+            ya = y0 + 0 * dy
+            yb = y0 + (wo - 1) * dy
+            if not (max(abs(xa), abs(xb), abs(ya), abs(yb)) < Q_LIMIT and math.isfinite(dx) and math.isfinite(dy)):
+                for j in range(wo):
+                    general(src, sbase, h, w, cc, x0 + j * dx, y0 + j * dy, dst, dbase + j * cc, pad, align_corners,
+                            fill, is_int, maxv)
+                continue
+            xq0 = _to_q(x0)
+            yq0 = _to_q(y0)
+            dxq = _to_q(dx)
+            dyq = _to_q(dy)
+            j_lo, j_hi = _interval(xq0, dxq, margin * one, (w - 1 - margin) * one, 0, wo - 1)
+            j_lo, j_hi = _interval(yq0, dyq, margin * one, (h - 1 - margin) * one, j_lo, j_hi)
+            if j_hi < j_lo:
+                j_lo = wo
+                j_hi = wo - 1
+            edge_pixels(m, src, sbase, h, w, cc, xq0, yq0, dxq, dyq, 0, j_lo, dst, dbase, pad, align_corners, fill,
+                        is_int, maxv)
+            span(src, sbase, w * cc, cc, xq0 + j_lo * dxq, yq0 + j_lo * dyq, dxq, dyq, j_lo, j_hi + 1, dst, dbase,
+                 is_int, maxv)
+            edge_pixels(m, src, sbase, h, w, cc, xq0, yq0, dxq, dyq, max(j_hi + 1, j_lo), wo, dst, dbase, pad,
+                        align_corners, fill, is_int, maxv)
+    return impl
+
+
+def points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv):
+    """The ``wo`` output pixels of a row at input pixel coordinates ``xs[j], ys[j]``. Callable from kernels only."""
+    raise NotImplementedError("compiled kernels only")
+
+
+@overload(points_row, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
+def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv):
+    _, general, interior, _ = _MODE_FUNCS[_literal_mode(mode)]
+
+    def impl(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv):
+        row = w * cc
+        for j in range(wo):
+            x = xs[j]
+            y = ys[j]
+            d = dbase + j * cc
+            if abs(x) < Q_LIMIT and abs(y) < Q_LIMIT:
+                xq = _to_q(x)
+                yq = _to_q(y)
+                if not interior(src, sbase, h, w, row, cc, xq, yq, dst, d, is_int, maxv):
+                    general(src, sbase, h, w, cc, xq * Q_INV, yq * Q_INV, dst, d, pad, align_corners, fill, is_int,
+                            maxv)
+            else:
+                general(src, sbase, h, w, cc, x, y, dst, d, pad, align_corners, fill, is_int, maxv)
+    return impl
+
+
+def projective_rows(mode, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+    """Output rows ``r0 <= r < r1`` of a projective warp. Callable from kernels only."""
+    raise NotImplementedError("compiled kernels only")
+
+
+@overload(projective_rows, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
+def _ov_projective_rows(mode, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+    m = _literal_mode(mode)
+
+    def impl(mode, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+        n_img, h, w, cc = img.shape
+        _, ho, wo, _ = out.shape
+        src = img.reshape(img.size)
+        dst = out.reshape(out.size)
+        n_maps = maps.shape[0]
+        xs = np.empty(wo)
+        ys = np.empty(wo)
+        for r in range(r0, r1):
+            n = r // ho
+            i = r - n * ho
+            k = n if n_maps > 1 else 0
+            m00, m01, m02 = maps[k, 0, 0], maps[k, 0, 1], maps[k, 0, 2]
+            m10, m11, m12 = maps[k, 1, 0], maps[k, 1, 1], maps[k, 1, 2]
+            m20, m21, m22 = maps[k, 2, 0], maps[k, 2, 1], maps[k, 2, 2]
+            u0 = m01 * i + m02
+            v0 = m11 * i + m12
             q0 = m21 * i + m22
-            xs = np.empty(wo)
-            ys = np.empty(wo)
             for j in range(wo):
                 q = m20 * j + q0
                 xs[j] = (m00 * j + u0) / q
                 ys[j] = (m10 * j + v0) / q
-            _sample_row(src, sbase, h, w, c_count, xs, ys, 0, wo, dst, dbase, mode, pad, align_corners, fill,
-                        is_int, maxv)
-        else:
-            _sample_span(src, sbase, h, w, c_count, u0, m00, v0, m10, 0, wo, dst, dbase, mode, pad,
-                         align_corners, fill, is_int, maxv)
+            points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad, align_corners,
+                       fill, is_int, maxv)
+    return impl
 
 
-@jit_parallel
-def sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv):
-    """Generic sampler: ``grid (M, Ho, Wo, 2)`` of input normalized coordinates, ``M`` 1 or N."""
-    n_img, h, w, c_count = img.shape
-    _, ho, wo, _ = out.shape
-    src = img.reshape(img.size)
-    dst = out.reshape(out.size)
-    n_grids = grid.shape[0]
-    for r in prange(n_img * ho):
-        n = r // ho
-        i = r - n * ho
-        k = n if n_grids > 1 else 0
-        sbase = n * h * w * c_count
-        dbase = (n * ho + i) * wo * c_count
+def grid_rows(mode, img, grid, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+    """Output rows ``r0 <= r < r1`` sampled at a grid of input normalized coordinates. Kernels only."""
+    raise NotImplementedError("compiled kernels only")
+
+
+@overload(grid_rows, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
+def _ov_grid_rows(mode, img, grid, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+    m = _literal_mode(mode)
+
+    def impl(mode, img, grid, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+        n_img, h, w, cc = img.shape
+        _, ho, wo, _ = out.shape
+        src = img.reshape(img.size)
+        dst = out.reshape(out.size)
+        n_grids = grid.shape[0]
         xs = np.empty(wo)
         ys = np.empty(wo)
-        for j in range(wo):
-            gx = np.float64(grid[k, i, j, 0])
-            gy = np.float64(grid[k, i, j, 1])
-            xs[j] = _unnormalize(gx, w, align_corners)
-            ys[j] = _unnormalize(gy, h, align_corners)
-        _sample_row(src, sbase, h, w, c_count, xs, ys, 0, wo, dst, dbase, mode, pad, align_corners, fill, is_int,
-                    maxv)
+        for r in range(r0, r1):
+            n = r // ho
+            i = r - n * ho
+            k = n if n_grids > 1 else 0
+            for j in range(wo):
+                xs[j] = _unnormalize(np.float64(grid[k, i, j, 0]), w, align_corners)
+                ys[j] = _unnormalize(np.float64(grid[k, i, j, 1]), h, align_corners)
+            points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad, align_corners,
+                       fill, is_int, maxv)
+    return impl
 
 
-@jit_parallel
+#: Rows per TPS task: a task interpolates its rows' coordinates from the lattice, then samples them.
+TPS_BLOCK = 16
+
+
+@jit_device
+def _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, wo, rows, xs, ys):
+    """The input pixel coordinates ``xs, ys`` of output row ``i`` of a TPS plan (spec:
+    ``_reference.tps_lattice_points``): Catmull-Rom upsampling plus exact radial terms near control points."""
+    hc = lattice.shape[0] - 2
+    wc = lattice.shape[1] - 2
+    a = min(i // step, hc - 2)
+    wy0, wy1, wy2, wy3 = _cr_weights((i - a * step) * inv)
+    for b in range(wc + 2):
+        for c in range(2):
+            rows[b, c] = (wy0 * lattice[a, b, c] + wy1 * lattice[a + 1, b, c] + wy2 * lattice[a + 2, b, c]
+                          + wy3 * lattice[a + 3, b, c])
+    for b in range(wc - 1):
+        j_start = b * step
+        j_stop = min((b + 1) * step, wo) if b < wc - 2 else wo
+        for c in range(2):
+            p0 = rows[b, c]
+            p1 = rows[b + 1, c]
+            p2 = rows[b + 2, c]
+            p3 = rows[b + 3, c]
+            c1 = 0.5 * (p2 - p0)
+            c2 = p0 - 2.5 * p1 + 2.0 * p2 - 0.5 * p3
+            c3 = 0.5 * (p3 - p0) + 1.5 * (p1 - p2)
+            for j in range(j_start, j_stop):
+                t = (j - j_start) * inv
+                v = ((c3 * t + c2) * t + c1) * t + p1
+                if c == 0:
+                    xs[j] = v
+                else:
+                    ys[j] = v
+    for q in range(singular.shape[0]):
+        cx = singular[q, 0]
+        cy = singular[q, 1]
+        if abs(i - cy) > radius:
+            continue
+        j_lo = max(0, int(np.ceil(cx - radius)))
+        j_hi = min(wo - 1, int(np.floor(cx + radius)))
+        dyn = (i - cy) * sny
+        for j in range(j_lo, j_hi + 1):
+            dxn = (j - cx) * snx
+            d2 = dxn * dxn + dyn * dyn
+            u = _tps_radial(d2)
+            b = min(j // step, wc - 2)
+            wx0, wx1, wx2, wx3 = _cr_weights((j - b * step) * inv)
+            acc = 0.0
+            for qq in range(4):
+                wyq = wy0 if qq == 0 else (wy1 if qq == 1 else (wy2 if qq == 2 else wy3))
+                acc += wyq * (wx0 * tables[a + qq, b, q] + wx1 * tables[a + qq, b + 1, q]
+                              + wx2 * tables[a + qq, b + 2, q] + wx3 * tables[a + qq, b + 3, q])
+            corr = u - acc
+            xs[j] += singular[q, 2] * corr
+            ys[j] += singular[q, 3] * corr
+
+
+def tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, out, t0, t1, pad, align_corners, fill,
+             is_int, maxv):
+    """TPS tasks ``t0 <= t < t1`` (image ``t // blocks``, rows of block ``t % blocks``). Kernels only."""
+    raise NotImplementedError("compiled kernels only")
+
+
+@overload(tps_rows, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
+def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, out, t0, t1, pad, align_corners, fill,
+                 is_int, maxv):
+    m = _literal_mode(mode)
+
+    def impl(mode, img, lattice, step, singular, tables, radius, snx, sny, out, t0, t1, pad, align_corners, fill,
+             is_int, maxv):
+        n_img, h, w, cc = img.shape
+        _, ho, wo, _ = out.shape
+        wc = lattice.shape[1] - 2
+        src = img.reshape(img.size)
+        dst = out.reshape(out.size)
+        inv = 1.0 / step
+        n_blocks = (ho + TPS_BLOCK - 1) // TPS_BLOCK
+        rows = np.empty((wc + 2, 2))
+        xs = np.empty(wo)
+        ys = np.empty(wo)
+        for task in range(t0, t1):
+            n = task // n_blocks
+            i0 = (task - n * n_blocks) * TPS_BLOCK
+            for i in range(i0, min(i0 + TPS_BLOCK, ho)):
+                _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, wo, rows, xs, ys)
+                points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
+                           align_corners, fill, is_int, maxv)
+    return impl
+
+
+# --------------------------------------------------------------------------- entry kernels, one per (family, mode)
+# Serial and GIL-free, over a range of output rows (or TPS tasks); :func:`_run_blocks` runs blocks of
+# the range on a thread pool. A call compiles (or loads) only its own family, mode and dtypes.
+
+@jit_serial
+def warp_affine_nearest(img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+    affine_rows(NEAREST, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_serial
+def warp_affine_bilinear(img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+    affine_rows(BILINEAR, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_serial
+def warp_affine_bicubic(img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+    affine_rows(BICUBIC, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_serial
+def warp_projective_nearest(img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+    projective_rows(NEAREST, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_serial
+def warp_projective_bilinear(img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+    projective_rows(BILINEAR, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_serial
+def warp_projective_bicubic(img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+    projective_rows(BICUBIC, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_serial
+def sample_grid_nearest(img, grid, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+    grid_rows(NEAREST, img, grid, out, r0, r1, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_serial
+def sample_grid_bilinear(img, grid, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+    grid_rows(BILINEAR, img, grid, out, r0, r1, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_serial
+def sample_grid_bicubic(img, grid, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+    grid_rows(BICUBIC, img, grid, out, r0, r1, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_serial
+def warp_tps_nearest(img, lattice, step, singular, tables, radius, snx, sny, out, t0, t1, pad, align_corners, fill,
+                     is_int, maxv):
+    tps_rows(NEAREST, img, lattice, step, singular, tables, radius, snx, sny, out, t0, t1, pad, align_corners, fill,
+             is_int, maxv)
+
+
+@jit_serial
+def warp_tps_bilinear(img, lattice, step, singular, tables, radius, snx, sny, out, t0, t1, pad, align_corners, fill,
+                      is_int, maxv):
+    tps_rows(BILINEAR, img, lattice, step, singular, tables, radius, snx, sny, out, t0, t1, pad, align_corners, fill,
+             is_int, maxv)
+
+
+@jit_serial
+def warp_tps_bicubic(img, lattice, step, singular, tables, radius, snx, sny, out, t0, t1, pad, align_corners, fill,
+                     is_int, maxv):
+    tps_rows(BICUBIC, img, lattice, step, singular, tables, radius, snx, sny, out, t0, t1, pad, align_corners, fill,
+             is_int, maxv)
+
+
+#: (family, mode) -> entry kernel. Families: "affine", "projective", "grid", "tps".
+ENTRIES = {
+    ("affine", NEAREST): warp_affine_nearest, ("affine", BILINEAR): warp_affine_bilinear,
+    ("affine", BICUBIC): warp_affine_bicubic,
+    ("projective", NEAREST): warp_projective_nearest, ("projective", BILINEAR): warp_projective_bilinear,
+    ("projective", BICUBIC): warp_projective_bicubic,
+    ("grid", NEAREST): sample_grid_nearest, ("grid", BILINEAR): sample_grid_bilinear,
+    ("grid", BICUBIC): sample_grid_bicubic,
+    ("tps", NEAREST): warp_tps_nearest, ("tps", BILINEAR): warp_tps_bilinear, ("tps", BICUBIC): warp_tps_bicubic,
+}
+
+
+# --------------------------------------------------------------------------- running blocks of rows
+
+#: Below this many output values a call runs on the caller's thread alone.
+MIN_PARALLEL_WORK = 16384
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max(1, numba.config.NUMBA_NUM_THREADS - 1), thread_name_prefix="stntool-rows")
+        return _pool
+
+
+def _forget_pool_in_child():
+    """A forked child has none of the parent's pool threads: start a new pool there when needed."""
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
+def _run_blocks(kernel, n_items, work, args_before, args_after):
+    """``kernel(*args_before, i0, i1, *args_after)`` over ``0 <= i < n_items`` split in one block per
+    thread (``numba.get_num_threads()``, which the caller may lower per thread); the caller's thread runs
+    the first block. Small calls and single-thread settings run inline. Blocks write disjoint outputs, so
+    the result does not depend on the split."""
+    n_thr = numba.get_num_threads()
+    if n_thr <= 1 or n_items < 2 or work < MIN_PARALLEL_WORK:
+        kernel(*args_before, 0, n_items, *args_after)
+        return
+    n_blocks = min(n_items, n_thr)
+    edges = [n_items * b // n_blocks for b in range(n_blocks + 1)]
+    pool = _executor()
+    futures = [pool.submit(kernel, *args_before, edges[b], edges[b + 1], *args_after) for b in range(1, n_blocks)]
+    try:
+        kernel(*args_before, edges[0], edges[1], *args_after)
+    finally:
+        for f in futures:
+            f.result()
+
+
+# --------------------------------------------------------------------------- the kernel table
+
+def warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, projective):
+    """``out[n, i, j] = img[n]`` sampled at ``maps[n] @ (j, i, 1)`` (pixel maps ``in_pix_from_out_pix``)."""
+    kernel = ENTRIES[("projective" if projective else "affine", int(mode))]
+    n_rows = out.shape[0] * out.shape[1]
+    _run_blocks(kernel, n_rows, out.size, (img, maps, out), (pad, align_corners, fill, is_int, maxv))
+
+
+def sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv):
+    """Generic sampler: ``grid (M, Ho, Wo, 2)`` of input normalized coordinates, ``M`` 1 or N."""
+    kernel = ENTRIES[("grid", int(mode))]
+    n_rows = out.shape[0] * out.shape[1]
+    _run_blocks(kernel, n_rows, out.size, (img, grid, out), (pad, align_corners, fill, is_int, maxv))
+
+
 def warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, out, mode, pad, align_corners, fill,
                      is_int, maxv):
     """Fused TPS warp: Catmull-Rom upsampling of an apron lattice plus exact radial terms near control points.
 
     Spec: ``_reference.tps_lattice_points``. ``lattice (Hc+2, Wc+2, 2)``, ``singular (K, 4)``,
-    ``tables (Hc+2, Wc+2, K)``; one plan for every image of the batch.
+    ``tables (Hc+2, Wc+2, K)``; one plan for every image of the batch. Tasks are blocks of
+    :data:`TPS_BLOCK` rows of one image.
     """
-    n_img, h, w, c_count = img.shape
-    _, ho, wo, _ = out.shape
-    hc = lattice.shape[0] - 2
-    wc = lattice.shape[1] - 2
-    n_sing = singular.shape[0]
-    src = img.reshape(img.size)
-    dst = out.reshape(out.size)
-    inv = 1.0 / step
-    block = 16
-    n_blocks = (ho + block - 1) // block
-    for task in prange(n_img * n_blocks):
-        n = task // n_blocks
-        rows = np.empty((wc + 2, 2))
-        xs = np.empty(wo)
-        ys = np.empty(wo)
-        i0 = (task - n * n_blocks) * block
-        for i in range(i0, min(i0 + block, ho)):
-            sbase = n * h * w * c_count
-            dbase = (n * ho + i) * wo * c_count
-            a = min(i // step, hc - 2)
-            wy0, wy1, wy2, wy3 = _cr_weights((i - a * step) * inv)
-            for b in range(wc + 2):
-                for c in range(2):
-                    rows[b, c] = (wy0 * lattice[a, b, c] + wy1 * lattice[a + 1, b, c] + wy2 * lattice[a + 2, b, c]
-                                  + wy3 * lattice[a + 3, b, c])
-            for b in range(wc - 1):
-                j_start = b * step
-                j_stop = min((b + 1) * step, wo) if b < wc - 2 else wo
-                for c in range(2):
-                    p0 = rows[b, c]
-                    p1 = rows[b + 1, c]
-                    p2 = rows[b + 2, c]
-                    p3 = rows[b + 3, c]
-                    c1 = 0.5 * (p2 - p0)
-                    c2 = p0 - 2.5 * p1 + 2.0 * p2 - 0.5 * p3
-                    c3 = 0.5 * (p3 - p0) + 1.5 * (p1 - p2)
-                    for j in range(j_start, j_stop):
-                        t = (j - j_start) * inv
-                        v = ((c3 * t + c2) * t + c1) * t + p1
-                        if c == 0:
-                            xs[j] = v
-                        else:
-                            ys[j] = v
-            for q in range(n_sing):
-                cx = singular[q, 0]
-                cy = singular[q, 1]
-                if abs(i - cy) > radius:
-                    continue
-                j_lo = max(0, int(np.ceil(cx - radius)))
-                j_hi = min(wo - 1, int(np.floor(cx + radius)))
-                dyn = (i - cy) * sny
-                for j in range(j_lo, j_hi + 1):
-                    dxn = (j - cx) * snx
-                    d2 = dxn * dxn + dyn * dyn
-                    u = _tps_radial(d2)
-                    b = min(j // step, wc - 2)
-                    wx0, wx1, wx2, wx3 = _cr_weights((j - b * step) * inv)
-                    acc = 0.0
-                    for qq in range(4):
-                        wyq = wy0 if qq == 0 else (wy1 if qq == 1 else (wy2 if qq == 2 else wy3))
-                        acc += wyq * (wx0 * tables[a + qq, b, q] + wx1 * tables[a + qq, b + 1, q]
-                                      + wx2 * tables[a + qq, b + 2, q] + wx3 * tables[a + qq, b + 3, q])
-                    corr = u - acc
-                    xs[j] += singular[q, 2] * corr
-                    ys[j] += singular[q, 3] * corr
-            _sample_row(src, sbase, h, w, c_count, xs, ys, 0, wo, dst, dbase, mode, pad, align_corners, fill, is_int,
-                        maxv)
+    kernel = ENTRIES[("tps", int(mode))]
+    n_tasks = out.shape[0] * ((out.shape[1] + TPS_BLOCK - 1) // TPS_BLOCK)
+    _run_blocks(kernel, n_tasks, out.size, (img, lattice, step, singular, tables, radius, snx, sny, out),
+                (pad, align_corners, fill, is_int, maxv))
 
 
-@jit_parallel
-def tps_lattice_points(lattice, step, singular, tables, radius, snx, sny, js, is_, out):
-    """``_reference.tps_lattice_points`` for scattered integer output pixels (used to verify a plan)."""
+@jit_serial
+def _tps_lattice_points_range(lattice, step, singular, tables, radius, snx, sny, js, is_, out, p0, p1):
     hc = lattice.shape[0] - 2
     wc = lattice.shape[1] - 2
     inv = 1.0 / step
-    for p in prange(js.shape[0]):
+    for p in range(p0, p1):
         j = js[p]
         i = is_[p]
         a = min(i // step, hc - 2)
@@ -758,13 +1099,16 @@ def tps_lattice_points(lattice, step, singular, tables, radius, snx, sny, js, is
             out[p, 1] += singular[q, 3] * (u - acc)
 
 
-@jit_parallel
-def tps_eval_terms(points, centres, weights, affine, out, terms):
-    """Evaluate one thin-plate spline at ``points (P, 2)`` into ``out (P, 2)``, storing each radial term
-    ``U(|p - c_q|)`` in ``terms (P, n)``; ``weights (n, 2)``, ``affine (3, 2)``."""
-    n_pts = points.shape[0]
+def tps_lattice_points(lattice, step, singular, tables, radius, snx, sny, js, is_, out):
+    """``_reference.tps_lattice_points`` for scattered integer output pixels (used to verify a plan)."""
+    _run_blocks(_tps_lattice_points_range, js.shape[0], js.shape[0] * (singular.shape[0] + 32),
+                (lattice, step, singular, tables, radius, snx, sny, js, is_, out), ())
+
+
+@jit_serial
+def _tps_eval_terms_range(points, centres, weights, affine, out, terms, p0, p1):
     n_c = centres.shape[0]
-    for p in prange(n_pts):
+    for p in range(p0, p1):
         px = points[p, 0]
         py = points[p, 1]
         fx = affine[0, 0] + affine[1, 0] * px + affine[2, 0] * py
@@ -781,6 +1125,13 @@ def tps_eval_terms(points, centres, weights, affine, out, terms):
         out[p, 1] = fy
 
 
+def tps_eval_terms(points, centres, weights, affine, out, terms):
+    """Evaluate one thin-plate spline at ``points (P, 2)`` into ``out (P, 2)``, storing each radial term
+    ``U(|p - c_q|)`` in ``terms (P, n)``; ``weights (n, 2)``, ``affine (3, 2)``."""
+    _run_blocks(_tps_eval_terms_range, points.shape[0], points.shape[0] * (centres.shape[0] + 2),
+                (points, centres, weights, affine, out, terms), ())
+
+
 # --------------------------------------------------------------------------- backward
 
 def grid_sample_backward(img, grid, grad_out, pad, align_corners):
@@ -795,16 +1146,19 @@ def grid_sample_backward(img, grid, grad_out, pad, align_corners):
     chunks = 1 if n >= 4 else 4
     parts = np.zeros((n, chunks, h, w, c))
     grad_grid = np.empty(grid.shape)
-    _grid_sample_backward_parts(img, grid, grad_out, pad, bool(align_corners), chunks, parts, grad_grid)
+    _run_blocks(_grid_sample_backward_parts, n * chunks, grad_out.size * 4,
+                (img, grid, grad_out, pad, bool(align_corners), chunks, parts, grad_grid), ())
     grad_img = np.zeros((n, h, w, c))
     _sum_parts(parts, grad_img)
     return grad_img, grad_grid
 
 
-@jit_parallel
-def _grid_sample_backward_parts(img, grid, grad_out, pad, align_corners, chunks, grad_img_parts, grad_grid):
-    """Bilinear backward. ``grad_img_parts (N, chunks, H, W, C)``: each task owns one part, so the
-    result does not depend on thread scheduling; :func:`_sum_parts` adds them in order."""
+@jit_serial
+def _grid_sample_backward_parts(img, grid, grad_out, pad, align_corners, chunks, grad_img_parts, grad_grid, t0,
+                                t1):
+    """Bilinear backward, tasks ``t0 <= t < t1`` (image ``t // chunks``, row chunk ``t % chunks``).
+    ``grad_img_parts (N, chunks, H, W, C)``: each task owns one part, so the result does not depend on
+    thread scheduling; :func:`_sum_parts` adds them in order."""
     n_img, h, w, c_count = img.shape
     _, ho, wo, _ = grid.shape
     if align_corners:
@@ -814,7 +1168,7 @@ def _grid_sample_backward_parts(img, grid, grad_out, pad, align_corners, chunks,
         sx = w / 2.0
         sy = h / 2.0
     rows_per = (ho + chunks - 1) // chunks
-    for task in prange(n_img * chunks):
+    for task in range(t0, t1):
         n = task // chunks
         part = task - n * chunks
         for i in range(part * rows_per, min((part + 1) * rows_per, ho)):

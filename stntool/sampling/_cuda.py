@@ -4,7 +4,9 @@ Three layers, as in stumpy's ``gpu_stump``:
 
 * **kernels** (``_k_*``): ``cuda.jit``, cached on disk keyed on this file and the shared scalar
   maths (:mod:`stntool.sampling._kernel_cache`), one thread per output pixel (all channels) or
-  per point, grid-stride loops so any launch size is correct, no globals read inside;
+  per point, grid-stride loops so any launch size is correct, no globals read inside; one
+  kernel per (family, mode) (:data:`KERNELS_BY_MODE`), so a call compiles only the sampler of
+  its own mode;
 * **private host drivers** (``_launch_*``): move inputs to the device (or wrap device arrays
   without a copy), allocate, launch with the geometry of :func:`_launch_geometry`, copy back;
 * **public functions**: the kernel table, with the names and signatures of the CPU module and
@@ -138,60 +140,81 @@ def _tap(img, n, iy, ix, c, inb, f):
     return f
 
 
+# One careful sampler per mode, so a kernel compiles the mode it runs only (the mode is a kernel's
+# choice, not an argument): NaN / infinite coordinates give the fill value, then the mode's taps.
+
 @_device
-def _sample(img, n, x, y, out, i, j, mode, pad, align_corners, fill, is_int, maxv):
-    """Write ``out[n, i, j, :]``: ``img[n]`` sampled at input pixel ``(x, y)`` (float64), any mode / padding."""
+def _sample_nearest(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv):
+    """Write ``out[n, i, j, :]``: ``img[n]`` at input pixel ``(x, y)`` (float64), nearest, any padding."""
     h = img.shape[1]
     w = img.shape[2]
     cc = img.shape[3]
     if not (math.isfinite(x) and math.isfinite(y)):
         _store_fill(out, n, i, j, fill, is_int, maxv)
         return
-    if mode == NEAREST:
-        x = _pad_coord(x, w, pad, align_corners)
-        y = _pad_coord(y, h, pad, align_corners)
-        if not (x > -1.0 and x < w and y > -1.0 and y < h):
-            _store_fill(out, n, i, j, fill, is_int, maxv)
-            return
-        xr = _rint(x)
-        yr = _rint(y)
-        if xr < 0.0 or xr > w - 1.0 or yr < 0.0 or yr > h - 1.0:
-            _store_fill(out, n, i, j, fill, is_int, maxv)
-            return
-        ix = int(xr)
-        iy = int(yr)
-        for c in range(cc):
-            _store(out, n, i, j, c, np.float64(img[n, iy, ix, c]), is_int, maxv)
+    x = _pad_coord(x, w, pad, align_corners)
+    y = _pad_coord(y, h, pad, align_corners)
+    if not (x > -1.0 and x < w and y > -1.0 and y < h):
+        _store_fill(out, n, i, j, fill, is_int, maxv)
         return
-    if mode == BILINEAR:
-        x = _pad_coord(x, w, pad, align_corners)
-        y = _pad_coord(y, h, pad, align_corners)
-        if x < -1.0 or x > w or y < -1.0 or y > h:
-            _store_fill(out, n, i, j, fill, is_int, maxv)
-            return
-        x0 = math.floor(x)
-        y0 = math.floor(y)
-        tx = x - x0
-        ty = y - y0
-        ix = int(x0)
-        iy = int(y0)
-        in_x0 = ix >= 0 and ix <= w - 1
-        in_x1 = ix + 1 >= 0 and ix + 1 <= w - 1
-        in_y0 = iy >= 0 and iy <= h - 1
-        in_y1 = iy + 1 >= 0 and iy + 1 <= h - 1
-        w00 = (1.0 - tx) * (1.0 - ty)
-        w01 = tx * (1.0 - ty)
-        w10 = (1.0 - tx) * ty
-        w11 = tx * ty
-        for c in range(cc):
-            f = fill[c]
-            v00 = _tap(img, n, iy, ix, c, in_y0 and in_x0, f)
-            v01 = _tap(img, n, iy, ix + 1, c, in_y0 and in_x1, f)
-            v10 = _tap(img, n, iy + 1, ix, c, in_y1 and in_x0, f)
-            v11 = _tap(img, n, iy + 1, ix + 1, c, in_y1 and in_x1, f)
-            _store(out, n, i, j, c, v00 * w00 + v01 * w01 + v10 * w10 + v11 * w11, is_int, maxv)
+    xr = _rint(x)
+    yr = _rint(y)
+    if xr < 0.0 or xr > w - 1.0 or yr < 0.0 or yr > h - 1.0:
+        _store_fill(out, n, i, j, fill, is_int, maxv)
         return
-    # bicubic: the padding rule applies to each integer tap, on the unpadded coordinate
+    ix = int(xr)
+    iy = int(yr)
+    for c in range(cc):
+        _store(out, n, i, j, c, np.float64(img[n, iy, ix, c]), is_int, maxv)
+
+
+@_device
+def _sample_bilinear(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv):
+    """Bilinear twin of :func:`_sample_nearest`."""
+    h = img.shape[1]
+    w = img.shape[2]
+    cc = img.shape[3]
+    if not (math.isfinite(x) and math.isfinite(y)):
+        _store_fill(out, n, i, j, fill, is_int, maxv)
+        return
+    x = _pad_coord(x, w, pad, align_corners)
+    y = _pad_coord(y, h, pad, align_corners)
+    if x < -1.0 or x > w or y < -1.0 or y > h:
+        _store_fill(out, n, i, j, fill, is_int, maxv)
+        return
+    x0 = math.floor(x)
+    y0 = math.floor(y)
+    tx = x - x0
+    ty = y - y0
+    ix = int(x0)
+    iy = int(y0)
+    in_x0 = ix >= 0 and ix <= w - 1
+    in_x1 = ix + 1 >= 0 and ix + 1 <= w - 1
+    in_y0 = iy >= 0 and iy <= h - 1
+    in_y1 = iy + 1 >= 0 and iy + 1 <= h - 1
+    w00 = (1.0 - tx) * (1.0 - ty)
+    w01 = tx * (1.0 - ty)
+    w10 = (1.0 - tx) * ty
+    w11 = tx * ty
+    for c in range(cc):
+        f = fill[c]
+        v00 = _tap(img, n, iy, ix, c, in_y0 and in_x0, f)
+        v01 = _tap(img, n, iy, ix + 1, c, in_y0 and in_x1, f)
+        v10 = _tap(img, n, iy + 1, ix, c, in_y1 and in_x0, f)
+        v11 = _tap(img, n, iy + 1, ix + 1, c, in_y1 and in_x1, f)
+        _store(out, n, i, j, c, v00 * w00 + v01 * w01 + v10 * w10 + v11 * w11, is_int, maxv)
+
+
+@_device
+def _sample_bicubic(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv):
+    """Bicubic twin of :func:`_sample_nearest`: the padding rule applies to each integer tap, on the
+    unpadded coordinate."""
+    h = img.shape[1]
+    w = img.shape[2]
+    cc = img.shape[3]
+    if not (math.isfinite(x) and math.isfinite(y)):
+        _store_fill(out, n, i, j, fill, is_int, maxv)
+        return
     if (pad == ZEROS or pad == CONSTANT) and (x < -3.0 or x > w + 2.0 or y < -3.0 or y > h + 2.0):
         _store_fill(out, n, i, j, fill, is_int, maxv)
         return
@@ -220,116 +243,229 @@ def _sample(img, n, x, y, out, i, j, mode, pad, align_corners, fill, is_int, max
         _store(out, n, i, j, c, acc, is_int, maxv)
 
 
-# --------------------------------------------------------------------------- kernels
+# --------------------------------------------------------------------------- input coordinates of one output pixel
 
-@_kernel
-def _k_warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, projective):
-    """``out[n, i, j] = img[n]`` sampled at ``maps[n] @ (j, i, 1)`` (``in_pix_from_out_pix``)."""
-    n_img = out.shape[0]
-    ho = out.shape[1]
-    wo = out.shape[2]
-    per_img = ho * wo
-    total = n_img * per_img
-    multi = maps.shape[0] > 1
-    start = cuda.grid(1)
-    stride = cuda.gridsize(1)
-    for p in range(start, total, stride):
-        n = p // per_img
-        r = p - n * per_img
-        i = r // wo
-        j = r - i * wo
-        k = n if multi else 0
-        xs = np.float64(j)
-        ys = np.float64(i)
-        u = maps[k, 0, 0] * xs + maps[k, 0, 1] * ys + maps[k, 0, 2]
-        v = maps[k, 1, 0] * xs + maps[k, 1, 1] * ys + maps[k, 1, 2]
-        if projective:
-            q = maps[k, 2, 0] * xs + maps[k, 2, 1] * ys + maps[k, 2, 2]
-            if q == 0.0:
-                u = math.inf
-                v = math.inf
-            else:
-                u = u / q
-                v = v / q
-        _sample(img, n, u, v, out, i, j, mode, pad, align_corners, fill, is_int, maxv)
+@_device
+def _matrix_coords(maps, k, i, j, projective):
+    """Input pixel ``(x, y)`` of output pixel ``(j, i)`` under pixel map ``maps[k]`` (``in_pix_from_out_pix``)."""
+    xs = np.float64(j)
+    ys = np.float64(i)
+    u = maps[k, 0, 0] * xs + maps[k, 0, 1] * ys + maps[k, 0, 2]
+    v = maps[k, 1, 0] * xs + maps[k, 1, 1] * ys + maps[k, 1, 2]
+    if projective:
+        q = maps[k, 2, 0] * xs + maps[k, 2, 1] * ys + maps[k, 2, 2]
+        if q == 0.0:
+            u = math.inf
+            v = math.inf
+        else:
+            u = u / q
+            v = v / q
+    return u, v
 
 
-@_kernel
-def _k_sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv):
-    """Generic sampler: ``grid (M, Ho, Wo, 2)`` of input normalized ``(x, y)``, ``M`` 1 or N."""
-    h = img.shape[1]
-    w = img.shape[2]
-    n_img = out.shape[0]
-    ho = out.shape[1]
-    wo = out.shape[2]
-    per_img = ho * wo
-    total = n_img * per_img
-    multi = grid.shape[0] > 1
-    start = cuda.grid(1)
-    stride = cuda.gridsize(1)
-    for p in range(start, total, stride):
-        n = p // per_img
-        r = p - n * per_img
-        i = r // wo
-        j = r - i * wo
-        k = n if multi else 0
-        gx = np.float64(grid[k, i, j, 0])
-        gy = np.float64(grid[k, i, j, 1])
-        x = _unnormalize(gx, w, align_corners)
-        y = _unnormalize(gy, h, align_corners)
-        _sample(img, n, x, y, out, i, j, mode, pad, align_corners, fill, is_int, maxv)
-
-
-@_kernel
-def _k_warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, out, mode, pad, align_corners,
-                        fill, is_int, maxv):
-    """Fused TPS warp, one thread per output pixel; spec ``_reference.tps_lattice_points``."""
-    n_img = out.shape[0]
-    ho = out.shape[1]
-    wo = out.shape[2]
+@_device
+def _tps_coords(lattice, step, singular, tables, radius, snx, sny, i, j):
+    """Input pixel ``(x, y)`` of output pixel ``(j, i)`` from a TPS plan; spec ``_reference.tps_lattice_points``."""
     hc = lattice.shape[0] - 2
     wc = lattice.shape[1] - 2
-    per_img = ho * wo
-    total = n_img * per_img
-    start = cuda.grid(1)
-    stride = cuda.gridsize(1)
-    for p in range(start, total, stride):
-        n = p // per_img
-        r = p - n * per_img
-        i = r // wo
-        j = r - i * wo
-        a = min(i // step, hc - 2)
-        b = min(j // step, wc - 2)
-        ty = (i - a * step) / step
-        tx = (j - b * step) / step
-        wy0, wy1, wy2, wy3 = _cr_weights(ty)
-        wx0, wx1, wx2, wx3 = _cr_weights(tx)
-        x = 0.0
-        y = 0.0
+    a = min(i // step, hc - 2)
+    b = min(j // step, wc - 2)
+    ty = (i - a * step) / step
+    tx = (j - b * step) / step
+    wy0, wy1, wy2, wy3 = _cr_weights(ty)
+    wx0, wx1, wx2, wx3 = _cr_weights(tx)
+    x = 0.0
+    y = 0.0
+    for qq in range(4):
+        wy = wy0 if qq == 0 else (wy1 if qq == 1 else (wy2 if qq == 2 else wy3))
+        for rr in range(4):
+            wgt = wy * (wx0 if rr == 0 else (wx1 if rr == 1 else (wx2 if rr == 2 else wx3)))
+            x += wgt * lattice[a + qq, b + rr, 0]
+            y += wgt * lattice[a + qq, b + rr, 1]
+    for q in range(singular.shape[0]):
+        cx = singular[q, 0]
+        cy = singular[q, 1]
+        if abs(i - cy) > radius or abs(j - cx) > radius:
+            continue
+        dxn = (j - cx) * snx
+        dyn = (i - cy) * sny
+        d2 = dxn * dxn + dyn * dyn
+        u = _tps_radial(d2)
+        acc = 0.0
         for qq in range(4):
             wy = wy0 if qq == 0 else (wy1 if qq == 1 else (wy2 if qq == 2 else wy3))
             for rr in range(4):
-                wgt = wy * (wx0 if rr == 0 else (wx1 if rr == 1 else (wx2 if rr == 2 else wx3)))
-                x += wgt * lattice[a + qq, b + rr, 0]
-                y += wgt * lattice[a + qq, b + rr, 1]
-        for q in range(singular.shape[0]):
-            cx = singular[q, 0]
-            cy = singular[q, 1]
-            if abs(i - cy) > radius or abs(j - cx) > radius:
-                continue
-            dxn = (j - cx) * snx
-            dyn = (i - cy) * sny
-            d2 = dxn * dxn + dyn * dyn
-            u = _tps_radial(d2)
-            acc = 0.0
-            for qq in range(4):
-                wy = wy0 if qq == 0 else (wy1 if qq == 1 else (wy2 if qq == 2 else wy3))
-                for rr in range(4):
-                    acc += wy * (wx0 if rr == 0 else (wx1 if rr == 1 else (wx2 if rr == 2 else wx3))) * tables[
-                        a + qq, b + rr, q]
-            x += singular[q, 2] * (u - acc)
-            y += singular[q, 3] * (u - acc)
-        _sample(img, n, x, y, out, i, j, mode, pad, align_corners, fill, is_int, maxv)
+                acc += wy * (wx0 if rr == 0 else (wx1 if rr == 1 else (wx2 if rr == 2 else wx3))) * tables[
+                    a + qq, b + rr, q]
+        x += singular[q, 2] * (u - acc)
+        y += singular[q, 3] * (u - acc)
+    return x, y
+
+
+@_device
+def _grid_coords(grid, k, i, j, h, w, align_corners):
+    """Input pixel ``(x, y)`` of grid point ``grid[k, i, j]`` (input normalized)."""
+    gx = np.float64(grid[k, i, j, 0])
+    gy = np.float64(grid[k, i, j, 1])
+    return _unnormalize(gx, w, align_corners), _unnormalize(gy, h, align_corners)
+
+
+# --------------------------------------------------------------------------- kernels, one per (family, mode)
+# One thread per output pixel (all channels), grid-stride loops.
+
+@_kernel
+def _k_warp_matrix_nearest(img, maps, out, pad, align_corners, fill, is_int, maxv, projective):
+    """``out[n, i, j] = img[n]`` sampled at ``maps[n] @ (j, i, 1)`` (``in_pix_from_out_pix``), nearest."""
+    ho = out.shape[1]
+    wo = out.shape[2]
+    multi = maps.shape[0] > 1
+    per_img = ho * wo
+    for p in range(cuda.grid(1), out.shape[0] * per_img, cuda.gridsize(1)):
+        n = p // per_img
+        r = p - n * per_img
+        i = r // wo
+        j = r - i * wo
+        x, y = _matrix_coords(maps, n if multi else 0, i, j, projective)
+        _sample_nearest(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv)
+
+
+@_kernel
+def _k_warp_matrix_bilinear(img, maps, out, pad, align_corners, fill, is_int, maxv, projective):
+    """Bilinear twin of :func:`_k_warp_matrix_nearest`."""
+    ho = out.shape[1]
+    wo = out.shape[2]
+    multi = maps.shape[0] > 1
+    per_img = ho * wo
+    for p in range(cuda.grid(1), out.shape[0] * per_img, cuda.gridsize(1)):
+        n = p // per_img
+        r = p - n * per_img
+        i = r // wo
+        j = r - i * wo
+        x, y = _matrix_coords(maps, n if multi else 0, i, j, projective)
+        _sample_bilinear(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv)
+
+
+@_kernel
+def _k_warp_matrix_bicubic(img, maps, out, pad, align_corners, fill, is_int, maxv, projective):
+    """Bicubic twin of :func:`_k_warp_matrix_nearest`."""
+    ho = out.shape[1]
+    wo = out.shape[2]
+    multi = maps.shape[0] > 1
+    per_img = ho * wo
+    for p in range(cuda.grid(1), out.shape[0] * per_img, cuda.gridsize(1)):
+        n = p // per_img
+        r = p - n * per_img
+        i = r // wo
+        j = r - i * wo
+        x, y = _matrix_coords(maps, n if multi else 0, i, j, projective)
+        _sample_bicubic(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv)
+
+
+@_kernel
+def _k_sample_grid_nearest(img, grid, out, pad, align_corners, fill, is_int, maxv):
+    """Generic sampler, nearest: ``grid (M, Ho, Wo, 2)`` of input normalized ``(x, y)``, ``M`` 1 or N."""
+    ho = out.shape[1]
+    wo = out.shape[2]
+    multi = grid.shape[0] > 1
+    per_img = ho * wo
+    for p in range(cuda.grid(1), out.shape[0] * per_img, cuda.gridsize(1)):
+        n = p // per_img
+        r = p - n * per_img
+        i = r // wo
+        j = r - i * wo
+        x, y = _grid_coords(grid, n if multi else 0, i, j, img.shape[1], img.shape[2], align_corners)
+        _sample_nearest(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv)
+
+
+@_kernel
+def _k_sample_grid_bilinear(img, grid, out, pad, align_corners, fill, is_int, maxv):
+    """Bilinear twin of :func:`_k_sample_grid_nearest`."""
+    ho = out.shape[1]
+    wo = out.shape[2]
+    multi = grid.shape[0] > 1
+    per_img = ho * wo
+    for p in range(cuda.grid(1), out.shape[0] * per_img, cuda.gridsize(1)):
+        n = p // per_img
+        r = p - n * per_img
+        i = r // wo
+        j = r - i * wo
+        x, y = _grid_coords(grid, n if multi else 0, i, j, img.shape[1], img.shape[2], align_corners)
+        _sample_bilinear(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv)
+
+
+@_kernel
+def _k_sample_grid_bicubic(img, grid, out, pad, align_corners, fill, is_int, maxv):
+    """Bicubic twin of :func:`_k_sample_grid_nearest`."""
+    ho = out.shape[1]
+    wo = out.shape[2]
+    multi = grid.shape[0] > 1
+    per_img = ho * wo
+    for p in range(cuda.grid(1), out.shape[0] * per_img, cuda.gridsize(1)):
+        n = p // per_img
+        r = p - n * per_img
+        i = r // wo
+        j = r - i * wo
+        x, y = _grid_coords(grid, n if multi else 0, i, j, img.shape[1], img.shape[2], align_corners)
+        _sample_bicubic(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv)
+
+
+@_kernel
+def _k_warp_tps_nearest(img, lattice, step, singular, tables, radius, snx, sny, out, pad, align_corners, fill,
+                        is_int, maxv):
+    """Fused TPS warp, nearest; spec ``_reference.tps_lattice_points``."""
+    ho = out.shape[1]
+    wo = out.shape[2]
+    per_img = ho * wo
+    for p in range(cuda.grid(1), out.shape[0] * per_img, cuda.gridsize(1)):
+        n = p // per_img
+        r = p - n * per_img
+        i = r // wo
+        j = r - i * wo
+        x, y = _tps_coords(lattice, step, singular, tables, radius, snx, sny, i, j)
+        _sample_nearest(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv)
+
+
+@_kernel
+def _k_warp_tps_bilinear(img, lattice, step, singular, tables, radius, snx, sny, out, pad, align_corners, fill,
+                         is_int, maxv):
+    """Bilinear twin of :func:`_k_warp_tps_nearest`."""
+    ho = out.shape[1]
+    wo = out.shape[2]
+    per_img = ho * wo
+    for p in range(cuda.grid(1), out.shape[0] * per_img, cuda.gridsize(1)):
+        n = p // per_img
+        r = p - n * per_img
+        i = r // wo
+        j = r - i * wo
+        x, y = _tps_coords(lattice, step, singular, tables, radius, snx, sny, i, j)
+        _sample_bilinear(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv)
+
+
+@_kernel
+def _k_warp_tps_bicubic(img, lattice, step, singular, tables, radius, snx, sny, out, pad, align_corners, fill,
+                        is_int, maxv):
+    """Bicubic twin of :func:`_k_warp_tps_nearest`."""
+    ho = out.shape[1]
+    wo = out.shape[2]
+    per_img = ho * wo
+    for p in range(cuda.grid(1), out.shape[0] * per_img, cuda.gridsize(1)):
+        n = p // per_img
+        r = p - n * per_img
+        i = r // wo
+        j = r - i * wo
+        x, y = _tps_coords(lattice, step, singular, tables, radius, snx, sny, i, j)
+        _sample_bicubic(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv)
+
+
+#: (family, mode) -> kernel; a call compiles (or loads) only its own.
+KERNELS_BY_MODE = {
+    ("matrix", NEAREST): _k_warp_matrix_nearest, ("matrix", BILINEAR): _k_warp_matrix_bilinear,
+    ("matrix", BICUBIC): _k_warp_matrix_bicubic,
+    ("grid", NEAREST): _k_sample_grid_nearest, ("grid", BILINEAR): _k_sample_grid_bilinear,
+    ("grid", BICUBIC): _k_sample_grid_bicubic,
+    ("tps", NEAREST): _k_warp_tps_nearest, ("tps", BILINEAR): _k_warp_tps_bilinear,
+    ("tps", BICUBIC): _k_warp_tps_bicubic,
+}
 
 
 @_kernel
@@ -562,9 +698,8 @@ class _Output:
         return self.out
 
 
-def _sampling_args(fill, is_int, maxv, stream, align_corners, mode, pad):
-    return (int(mode), int(pad), bool(align_corners), _to_device(fill, stream, np.float64), bool(is_int),
-            float(maxv))
+def _sampling_args(fill, is_int, maxv, stream, align_corners, pad):
+    return int(pad), bool(align_corners), _to_device(fill, stream, np.float64), bool(is_int), float(maxv)
 
 
 def _launch_warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, projective):
@@ -572,12 +707,11 @@ def _launch_warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, 
     d_img = _to_device(img, stream)
     d_maps = _to_device(maps, stream, np.float64)
     res = _Output(out, stream)
-    mode, pad, align_corners, d_fill, is_int, maxv = _sampling_args(fill, is_int, maxv, stream, align_corners,
-                                                                   mode, pad)
+    pad, align_corners, d_fill, is_int, maxv = _sampling_args(fill, is_int, maxv, stream, align_corners, pad)
     n, ho, wo, _ = res.dev.shape
     blocks, tpb = _launch_geometry(n * ho * wo)
-    _k_warp_matrix[blocks, tpb, stream](d_img, d_maps, res.dev, mode, pad, align_corners, d_fill, is_int, maxv,
-                                        bool(projective))
+    kernel = KERNELS_BY_MODE[("matrix", int(mode))]
+    kernel[blocks, tpb, stream](d_img, d_maps, res.dev, pad, align_corners, d_fill, is_int, maxv, bool(projective))
     return res.finish()
 
 
@@ -586,11 +720,11 @@ def _launch_sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, 
     d_img = _to_device(img, stream)
     d_grid = _to_device(grid, stream)
     res = _Output(out, stream)
-    mode, pad, align_corners, d_fill, is_int, maxv = _sampling_args(fill, is_int, maxv, stream, align_corners,
-                                                                   mode, pad)
+    pad, align_corners, d_fill, is_int, maxv = _sampling_args(fill, is_int, maxv, stream, align_corners, pad)
     n, ho, wo, _ = res.dev.shape
     blocks, tpb = _launch_geometry(n * ho * wo)
-    _k_sample_grid[blocks, tpb, stream](d_img, d_grid, res.dev, mode, pad, align_corners, d_fill, is_int, maxv)
+    kernel = KERNELS_BY_MODE[("grid", int(mode))]
+    kernel[blocks, tpb, stream](d_img, d_grid, res.dev, pad, align_corners, d_fill, is_int, maxv)
     return res.finish()
 
 
@@ -602,13 +736,12 @@ def _launch_warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, 
     d_singular = _to_device(singular, stream, np.float64)
     d_tables = _to_device(tables, stream, np.float64)
     res = _Output(out, stream)
-    mode, pad, align_corners, d_fill, is_int, maxv = _sampling_args(fill, is_int, maxv, stream, align_corners,
-                                                                   mode, pad)
+    pad, align_corners, d_fill, is_int, maxv = _sampling_args(fill, is_int, maxv, stream, align_corners, pad)
     n, ho, wo, _ = res.dev.shape
     blocks, tpb = _launch_geometry(n * ho * wo)
-    _k_warp_tps_lattice[blocks, tpb, stream](d_img, d_lattice, int(step), d_singular, d_tables, float(radius),
-                                             float(snx), float(sny), res.dev, mode, pad, align_corners, d_fill,
-                                             is_int, maxv)
+    kernel = KERNELS_BY_MODE[("tps", int(mode))]
+    kernel[blocks, tpb, stream](d_img, d_lattice, int(step), d_singular, d_tables, float(radius), float(snx),
+                                float(sny), res.dev, pad, align_corners, d_fill, is_int, maxv)
     return res.finish()
 
 

@@ -26,7 +26,7 @@ def test_second_process_loads_kernels_from_cache():
         "import numpy as np, stntool\n"
         "stntool.warp(np.zeros((4, 5, 3), np.uint8), [[1, 0, 0], [0, 1, 0]], backend='cpu')\n"
         "from stntool.sampling import _cpu\n"
-        "s = _cpu.warp_matrix.stats\n"
+        "s = _cpu.warp_affine_bilinear.stats\n"
         "print(sum(s.cache_hits.values()), sum(s.cache_misses.values()))\n"
     )
     _run(code)  # may compile and write the cache

@@ -114,10 +114,20 @@ def test_sources_stamp_covers_contents(tmp_path):
     assert all(p.exists() for p in _kernel_cache.SHARED_SOURCES)
 
 
+def _cpu_dispatchers():
+    from numba.core.registry import CPUDispatcher
+
+    return {name: v for name, v in vars(_cpu).items()
+            if isinstance(v, CPUDispatcher) and v.py_func.__module__ == _cpu.__name__}
+
+
 def test_cpu_kernel_caches_are_keyed_on_the_shared_sources():
-    for k in (_cpu.warp_matrix, _cpu.sample_grid, _cpu.warp_tps_lattice, _cpu._grid_sample_backward_parts):
+    kernels = _cpu_dispatchers()
+    assert set(_cpu.ENTRIES.values()) <= set(kernels.values())
+    assert {"_grid_sample_backward_parts", "_general_bilinear", "_span_bil_u8_3", "_tps_row_coords"} <= set(kernels)
+    for name, k in kernels.items():
         stamp = k._cache._impl.locator.get_source_stamp()
-        assert stamp[1] == _kernel_cache.shared_sources_stamp()
+        assert stamp[1] == _kernel_cache.shared_sources_stamp(), name
 
 
 @pytest.mark.slow

@@ -1,0 +1,113 @@
+"""How the Numba CPU kernels are built and run: one entry per (family, mode), blocks of rows on threads."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+
+import stntool
+from stntool.sampling import MODES, _cpu
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_entries_cover_every_family_and_mode():
+    assert set(_cpu.ENTRIES) == {(f, m) for f in ("affine", "projective", "grid", "tps") for m in MODES.values()}
+    for kernel in _cpu.ENTRIES.values():
+        assert not kernel.targetoptions.get("parallel")  # serial, GIL-free: threads run blocks of rows
+
+
+def test_row_functions_are_for_kernels_only():
+    with pytest.raises(NotImplementedError):
+        _cpu.affine_rows(_cpu.BILINEAR, None, None, None, 0, 0, 0, False, None, False, 0.0)
+
+
+@pytest.fixture
+def split_small_calls(monkeypatch):
+    """Run even tiny calls as several blocks, so block edges fall inside the test images."""
+    monkeypatch.setattr(_cpu, "MIN_PARALLEL_WORK", 0)
+    n = numba.get_num_threads()
+    yield
+    numba.set_num_threads(n)
+
+
+def _threads(k):
+    numba.set_num_threads(min(k, numba.config.NUMBA_NUM_THREADS))
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two numba threads")
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
+def test_blocks_on_threads_give_the_same_bits_as_one_thread(rng, split_small_calls, mode):
+    img = (rng.random((3, 17, 19, 3)) * 255).astype(np.uint8)
+    theta = [[0.9, -0.3, 0.1], [0.35, 0.85, -0.05]]
+    proj = [[1.05, 0.2, 0.05], [-0.1, 0.95, 0.1], [0.15, -0.2, 1.0]]
+    grid = rng.uniform(-1.2, 1.2, (3, 9, 11, 2))
+    src = [[0, 0], [18, 0], [0, 16], [18, 16], [9.3, 7.1]]
+    dst = [[0.5, -0.5], [18.5, 1.0], [-1, 16.5], [18, 15], [10.2, 8.0]]
+    calls = [
+        lambda: stntool.warp(img, theta, (13, 21), mode=mode, padding="reflection", backend="cpu"),
+        lambda: stntool.warp(img, proj, (13, 21), mode=mode, padding="border", backend="cpu"),
+        lambda: stntool.grid_sample(img, grid, mode=mode, padding="zeros", backend="cpu"),
+        lambda: stntool.warp_tps(img, src, dst, (37, 21), mode=mode, backend="cpu"),
+    ]
+    _threads(1)
+    one = [c() for c in calls]
+    _threads(2)
+    two = [c() for c in calls]
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two numba threads")
+def test_backward_is_deterministic_across_thread_counts(rng, split_small_calls):
+    img = rng.random((2, 9, 10, 2))
+    grid = rng.uniform(-1.1, 1.1, (2, 7, 8, 2))
+    go = rng.standard_normal((2, 7, 8, 2))
+    _threads(1)
+    gi1, gg1 = stntool.grid_sample_backward(img, grid, go, "reflection", backend="cpu")
+    _threads(2)
+    gi2, gg2 = stntool.grid_sample_backward(img, grid, go, "reflection", backend="cpu")
+    np.testing.assert_array_equal(gi1, gi2)
+    np.testing.assert_array_equal(gg1, gg2)
+
+
+@pytest.mark.slow
+def test_a_call_compiles_only_its_own_mode(tmp_path):
+    """A nearest warp in a fresh cache compiles the nearest paths and none of the bilinear or bicubic ones."""
+    code = (
+        "import json, numpy as np, stntool\n"
+        "from stntool.sampling import _cpu\n"
+        "stntool.warp(np.zeros((6, 7, 3), np.uint8), [[0.9, 0.1, 0], [0, 1, 0]], mode='nearest', backend='cpu')\n"
+        "names = ['warp_affine_nearest', 'warp_affine_bilinear', 'warp_projective_nearest', '_general_nearest',\n"
+        "         '_general_bilinear', '_general_bicubic', '_span_nearest', '_span_bil_u8_3', '_span_bicubic']\n"
+        "print(json.dumps({n: len(getattr(_cpu, n).overloads) for n in names}))\n"
+    )
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    compiled = {k for k, v in json.loads(out.strip().splitlines()[-1]).items() if v}
+    assert compiled == {"warp_affine_nearest", "_general_nearest", "_span_nearest"}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_runs_blocks_on_a_pool_of_its_own(rng, split_small_calls):
+    import multiprocessing
+
+    img = (rng.random((24, 20, 3)) * 255).astype(np.uint8)
+    theta = [[0.9, -0.3, 0.1], [0.35, 0.85, -0.05]]
+    _threads(2)
+    want = stntool.warp(img, theta, backend="cpu")  # the parent's pool exists now
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_warp_in_child, (img, theta)).get(timeout=120)
+    np.testing.assert_array_equal(got, want)
+
+
+def _warp_in_child(img, theta):
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    _cpu.MIN_PARALLEL_WORK = 0
+    return stntool.warp(img, theta, backend="cpu")
