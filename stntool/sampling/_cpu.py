@@ -168,15 +168,24 @@ def _general_bicubic(src, sbase, h, w, c_count, x, y, dst, dbase, pad, align_cor
 
 
 # Interior pixels use 32.32 fixed-point coordinates: the integer part indexes the image, the
-# fraction gives the weights. For integer images the weights are the top 15 bits of the fraction
-# and the arithmetic is exact integer arithmetic with round-half-up, so the result is the exact
-# bilinear value at a coordinate moved by less than 2**-16 pixel (float32 rounding is coarser).
+# fraction gives the weights. For uint8 images the weights are the fraction rounded to 15 bits
+# (0 ..= 2**15) and the arithmetic is exact integer arithmetic with round-half-up, so the result is
+# the exact bilinear value at a coordinate moved by at most 2**-16 pixel along each axis, rounded:
+# it is within 255 * 2**-15 (< 0.008) of the exact value before rounding, so it equals the exact
+# value rounded unless that value lies within 0.008 of a half level, and is never more than one
+# level from it. (float32 rounding is coarser.) Nearest rounds the float64 coordinate instead.
 FRAC_BITS = 32
 Q_ONE = 4294967296.0
 Q_INV = 1.0 / 4294967296.0
 Q_MASK = 4294967295
 Q_HALF = 2147483648
 Q_LIMIT = 1073741824.0  # |coordinate| beyond this takes the float path
+
+
+@jit_inline
+def _w15(q):
+    """The 15-bit weight of a 32.32 coordinate's fraction, rounded to nearest: ``0 ..= 32768``."""
+    return ((q & Q_MASK) + 65536) >> 17
 
 
 @jit_inline
@@ -213,10 +222,10 @@ def _bil_f32_c(src, off, o2, cc, c, fx, fy):
 
 @jit_device
 def _bil_px_u8(src, off, row, cc, xq, yq, dst, d):
-    """One interior bilinear pixel of a uint8 image: exact integer arithmetic with 15-bit weights."""
+    """One interior bilinear pixel of a uint8 image: exact integer arithmetic with rounded 15-bit weights."""
     o2 = off + row
-    fx = (xq >> 17) & 32767
-    fy = (yq >> 17) & 32767
+    fx = _w15(xq)
+    fy = _w15(yq)
     if cc == 3:
         dst[np.uint64(d)] = _bil_int_c(src, off, o2, 3, 0, fx, fy)
         dst[np.uint64(d + 1)] = _bil_int_c(src, off, o2, 3, 1, fx, fy)
@@ -351,7 +360,7 @@ def _interval(q0, dq, lo_q, hi_q, j_lo, j_hi):
 def _span_bil_u8_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32)
-        dst[np.uint64(dbase + j)] = _bil_int_c(src, off, off + row, 1, 0, (xq >> 17) & 32767, (yq >> 17) & 32767)
+        dst[np.uint64(dbase + j)] = _bil_int_c(src, off, off + row, 1, 0, _w15(xq), _w15(yq))
         xq += dxq
         yq += dyq
 
@@ -361,8 +370,8 @@ def _span_bil_u8_4(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32) * 4
         o2 = off + row
-        fx = (xq >> 17) & 32767
-        fy = (yq >> 17) & 32767
+        fx = _w15(xq)
+        fy = _w15(yq)
         d = dbase + j * 4
         dst[np.uint64(d)] = _bil_int_c(src, off, o2, 4, 0, fx, fy)
         dst[np.uint64(d + 1)] = _bil_int_c(src, off, o2, 4, 1, fx, fy)
@@ -419,8 +428,8 @@ def _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32) * 3
         o2 = off + row
-        fx = (xq >> 17) & 32767
-        fy = (yq >> 17) & 32767
+        fx = _w15(xq)
+        fy = _w15(yq)
         d = dbase + j * 3
         dst[np.uint64(d)] = _bil_int_c(src, off, o2, 3, 0, fx, fy)
         dst[np.uint64(d + 1)] = _bil_int_c(src, off, o2, 3, 1, fx, fy)
@@ -445,35 +454,31 @@ def _span_bil_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
 
 
 @jit_device
-def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv, coef):
+    """Nearest rounds the float64 coordinate ``(dx j + ax) + bx``, evaluated as the reference evaluates
+    its pixel map, with :func:`_scalar.rint`: exact ties (within its tolerance) go to even on every
+    backend. The span (from the 32.32 coordinates, within 2**-33 (j + 1) px of these) keeps every
+    rounded tap inside the image."""
+    ax, bx, dx, ay, by, dy = coef
     if cc == 3:
-        _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+        _span_nearest_3(src, sbase, row, ax, bx, dx, ay, by, dy, j_lo, j_stop, dst, dbase)
         return
     for j in range(j_lo, j_stop):
-        # round half to even without branches: round half up, then step back from odd results of ties
-        rx = (xq + Q_HALF) >> 32
-        ry = (yq + Q_HALF) >> 32
-        rx -= np.int64((xq & Q_MASK) == Q_HALF) & rx & 1
-        ry -= np.int64((yq & Q_MASK) == Q_HALF) & ry & 1
+        rx = np.int64(_rint((dx * j + ax) + bx))
+        ry = np.int64(_rint((dy * j + ay) + by))
         _copy_pixel(src, sbase + ry * row + rx * cc, dst, dbase + j * cc, cc)
-        xq += dxq
-        yq += dyq
 
 
 @jit_device
-def _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+def _span_nearest_3(src, sbase, row, ax, bx, dx, ay, by, dy, j_lo, j_stop, dst, dbase):
     for j in range(j_lo, j_stop):
-        rx = (xq + Q_HALF) >> 32
-        ry = (yq + Q_HALF) >> 32
-        rx -= np.int64((xq & Q_MASK) == Q_HALF) & rx & 1
-        ry -= np.int64((yq & Q_MASK) == Q_HALF) & ry & 1
+        rx = np.int64(_rint((dx * j + ax) + bx))
+        ry = np.int64(_rint((dy * j + ay) + by))
         off = sbase + ry * row + rx * 3
         d = dbase + j * 3
         dst[np.uint64(d)] = src[np.uint64(off)]
         dst[np.uint64(d + 1)] = src[np.uint64(off + 1)]
         dst[np.uint64(d + 2)] = src[np.uint64(off + 2)]
-        xq += dxq
-        yq += dyq
 
 
 @jit_inline
@@ -503,7 +508,7 @@ def _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase,
 
 
 @jit_device
-def _span_bicubic(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+def _span_bicubic(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv, coef):
     if cc == 3:
         _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv)
         return
@@ -518,8 +523,8 @@ def _span_bicubic(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
 def _span_bil_u8_n(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32) * cc
-        fx = (xq >> 17) & 32767
-        fy = (yq >> 17) & 32767
+        fx = _w15(xq)
+        fy = _w15(yq)
         d = dbase + j * cc
         for c in range(cc):
             dst[np.uint64(d + c)] = _bil_int_c(src, off, off + row, cc, c, fx, fy)
@@ -540,7 +545,7 @@ def _span_bil_f32_n(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, db
         yq += dyq
 
 
-def span_bilinear(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+def span_bilinear(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv, coef):
     """The interior span of a bilinear row; the loop is chosen by ``src``'s dtype when the kernel is
     compiled, and by the channel count at run time (one loop per case, so the per-pixel body has no
     dtype or channel-count branches). Callable from kernels only."""
@@ -548,9 +553,9 @@ def span_bilinear(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
 
 
 @overload(span_bilinear, jit_options=OVERLOAD_OPTIONS)
-def _ov_span_bilinear(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+def _ov_span_bilinear(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv, coef):
     if src.dtype == types.uint8:
-        def impl(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+        def impl(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv, coef):
             if cc == 3:
                 _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
             elif cc == 1:
@@ -560,7 +565,7 @@ def _ov_span_bilinear(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, 
             else:
                 _span_bil_u8_n(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     elif src.dtype == types.float32:
-        def impl(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+        def impl(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv, coef):
             if cc == 3:
                 _span_bil_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
             elif cc == 1:
@@ -571,7 +576,7 @@ def _ov_span_bilinear(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, 
                 _span_bil_f32_n(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     else:
         # float64 arithmetic: float64 images and uint16 (rounded and saturated)
-        def impl(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+        def impl(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv, coef):
             _span_bil_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv)
     return impl
 
@@ -580,22 +585,17 @@ def _ov_span_bilinear(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, 
 # Inlined into the row loop (a call per pixel through several layers costs about half the speed).
 
 @jit_inline
-def _interior_nearest(src, sbase, h, w, row, cc, xq, yq, dst, d, is_int, maxv):
-    """Write the pixel and return True when every tap at 32.32 ``(xq, yq)`` is inside the image."""
-    ix = xq >> 32
-    iy = yq >> 32
-    if ix >= 0 and iy >= 0 and ix < w - 1 and iy < h - 1:
-        fx = xq & Q_MASK
-        fy = yq & Q_MASK
-        rx = ix + 1 if (fx > Q_HALF or (fx == Q_HALF and (ix & 1) == 1)) else ix
-        ry = iy + 1 if (fy > Q_HALF or (fy == Q_HALF and (iy & 1) == 1)) else iy
-        _copy_pixel(src, sbase + ry * row + rx * cc, dst, d, cc)
+def _interior_nearest(src, sbase, h, w, row, cc, x, y, xq, yq, dst, d, is_int, maxv):
+    """Write the pixel and return True when ``(x, y)`` is inside the image (padding does nothing there);
+    rounds the float coordinate (:func:`_scalar.rint`), as every backend does."""
+    if x >= 0.0 and y >= 0.0 and x < w - 1.0 and y < h - 1.0:
+        _copy_pixel(src, sbase + np.int64(_rint(y)) * row + np.int64(_rint(x)) * cc, dst, d, cc)
         return True
     return False
 
 
 @jit_inline
-def _interior_bilinear(src, sbase, h, w, row, cc, xq, yq, dst, d, is_int, maxv):
+def _interior_bilinear(src, sbase, h, w, row, cc, x, y, xq, yq, dst, d, is_int, maxv):
     ix = xq >> 32
     iy = yq >> 32
     if ix >= 0 and iy >= 0 and ix < w - 1 and iy < h - 1:
@@ -605,7 +605,7 @@ def _interior_bilinear(src, sbase, h, w, row, cc, xq, yq, dst, d, is_int, maxv):
 
 
 @jit_inline
-def _interior_bicubic(src, sbase, h, w, row, cc, xq, yq, dst, d, is_int, maxv):
+def _interior_bicubic(src, sbase, h, w, row, cc, x, y, xq, yq, dst, d, is_int, maxv):
     ix = xq >> 32
     iy = yq >> 32
     if ix >= 1 and iy >= 1 and ix < w - 2 and iy < h - 2:
@@ -637,19 +637,23 @@ def _literal_mode(mode) -> int:
 # bilinear_pixel).
 
 def edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_start, j_stop, dst, dbase, pad, align_corners,
-                fill, is_int, maxv):
+                fill, is_int, maxv, coef):
     """The pixels ``j_start <= j < j_stop`` of a row outside its interior span: fill when every tap is
-    outside, else the careful path. Callable from kernels only."""
+    outside, else the careful path (nearest: at the float coordinates ``(dx j + ax) + bx`` of ``coef``,
+    evaluated as the reference evaluates its pixel map). Callable from kernels only."""
     raise NotImplementedError("compiled kernels only")
 
 
 @overload(edge_pixels, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
 def _ov_edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_start, j_stop, dst, dbase, pad, align_corners,
-                    fill, is_int, maxv):
-    general = _MODE_FUNCS[_literal_mode(mode)][1]
+                    fill, is_int, maxv, coef):
+    m = _literal_mode(mode)
+    general = _MODE_FUNCS[m][1]
+    exact = m == NEAREST  # nearest rounds the float coordinate; the other modes keep the 32.32 one
 
     def impl(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_start, j_stop, dst, dbase, pad, align_corners, fill,
-             is_int, maxv):
+             is_int, maxv, coef):
+        ax, bx, dx, ay, by, dy = coef
         for j in range(j_start, j_stop):
             x = xq + j * dxq
             y = yq + j * dyq
@@ -658,6 +662,9 @@ def _ov_edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_start, j_sto
             d = dbase + j * cc
             if (pad == ZEROS or pad == CONSTANT) and (ix < -2 or iy < -2 or ix > w + 1 or iy > h + 1):
                 _store_fill(dst, d, fill, cc, is_int, maxv)
+            elif exact:
+                general(src, sbase, h, w, cc, (dx * j + ax) + bx, (dy * j + ay) + by, dst, d, pad, align_corners,
+                        fill, is_int, maxv)
             else:
                 general(src, sbase, h, w, cc, x * Q_INV, y * Q_INV, dst, d, pad, align_corners, fill, is_int, maxv)
     return impl
@@ -690,18 +697,24 @@ def _ov_affine_rows(mode, img, maps, out, r0, r1, pad, align_corners, fill, is_i
             k = n if n_maps > 1 else 0
             sbase = n * h * w * cc
             dbase = (n * ho + i) * wo * cc
-            x0 = maps[k, 0, 1] * i + maps[k, 0, 2]
-            y0 = maps[k, 1, 1] * i + maps[k, 1, 2]
+            # the reference's order: (m00 j + m01 i) + m02
+            ax = maps[k, 0, 1] * i
+            bx = maps[k, 0, 2]
+            ay = maps[k, 1, 1] * i
+            by = maps[k, 1, 2]
             dx = maps[k, 0, 0]
             dy = maps[k, 1, 0]
+            coef = (ax, bx, dx, ay, by, dy)
+            x0 = ax + bx
+            y0 = ay + by
             xa = x0 + 0 * dx
             xb = x0 + (wo - 1) * dx
             ya = y0 + 0 * dy
             yb = y0 + (wo - 1) * dy
             if not (max(abs(xa), abs(xb), abs(ya), abs(yb)) < Q_LIMIT and math.isfinite(dx) and math.isfinite(dy)):
                 for j in range(wo):
-                    general(src, sbase, h, w, cc, x0 + j * dx, y0 + j * dy, dst, dbase + j * cc, pad, align_corners,
-                            fill, is_int, maxv)
+                    general(src, sbase, h, w, cc, (dx * j + ax) + bx, (dy * j + ay) + by, dst, dbase + j * cc, pad,
+                            align_corners, fill, is_int, maxv)
                 continue
             xq0 = _to_q(x0)
             yq0 = _to_q(y0)
@@ -713,11 +726,11 @@ def _ov_affine_rows(mode, img, maps, out, r0, r1, pad, align_corners, fill, is_i
                 j_lo = wo
                 j_hi = wo - 1
             edge_pixels(m, src, sbase, h, w, cc, xq0, yq0, dxq, dyq, 0, j_lo, dst, dbase, pad, align_corners, fill,
-                        is_int, maxv)
+                        is_int, maxv, coef)
             span(src, sbase, w * cc, cc, xq0 + j_lo * dxq, yq0 + j_lo * dyq, dxq, dyq, j_lo, j_hi + 1, dst, dbase,
-                 is_int, maxv)
+                 is_int, maxv, coef)
             edge_pixels(m, src, sbase, h, w, cc, xq0, yq0, dxq, dyq, max(j_hi + 1, j_lo), wo, dst, dbase, pad,
-                        align_corners, fill, is_int, maxv)
+                        align_corners, fill, is_int, maxv, coef)
     return impl
 
 
@@ -728,7 +741,9 @@ def points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_co
 
 @overload(points_row, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
 def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv):
-    _, general, interior, _ = _MODE_FUNCS[_literal_mode(mode)]
+    m = _literal_mode(mode)
+    _, general, interior, _ = _MODE_FUNCS[m]
+    exact = m == NEAREST  # nearest rounds the float coordinate; the other modes keep the 32.32 one
 
     def impl(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv):
         row = w * cc
@@ -739,9 +754,12 @@ def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, alig
             if abs(x) < Q_LIMIT and abs(y) < Q_LIMIT:
                 xq = _to_q(x)
                 yq = _to_q(y)
-                if not interior(src, sbase, h, w, row, cc, xq, yq, dst, d, is_int, maxv):
-                    general(src, sbase, h, w, cc, xq * Q_INV, yq * Q_INV, dst, d, pad, align_corners, fill, is_int,
-                            maxv)
+                if not interior(src, sbase, h, w, row, cc, x, y, xq, yq, dst, d, is_int, maxv):
+                    if exact:
+                        general(src, sbase, h, w, cc, x, y, dst, d, pad, align_corners, fill, is_int, maxv)
+                    else:
+                        general(src, sbase, h, w, cc, xq * Q_INV, yq * Q_INV, dst, d, pad, align_corners, fill,
+                                is_int, maxv)
             else:
                 general(src, sbase, h, w, cc, x, y, dst, d, pad, align_corners, fill, is_int, maxv)
     return impl

@@ -8,7 +8,10 @@ the coordinate convention), on channel-last images:
   padding rule is applied to the continuous coordinate first (``border``: clip to
   ``[0, W-1]``; ``reflection``: reflect about the image edges, then clip), then taps outside
   the image read the fill value (0 for ``zeros``, the ``fill`` colour for ``constant``).
-* ``nearest`` rounds half to even (``nearbyint``), as PyTorch does.
+* ``nearest`` rounds half to even (``nearbyint``), as PyTorch does; a coordinate within
+  ``TIE_TOL * max(1, |x|)`` of a half integer (:data:`TIE_TOL`, 2**-40) counts as a tie, so a
+  coordinate that is exactly ``k + 1/2`` rounds to even whatever the last bits of its float
+  evaluation.
 * ``bicubic`` uses Keys' cubic convolution with ``A = -0.75`` on the unnormalized
   coordinate, and applies the padding rule to each of the 16 integer taps separately.
 * Grid points that are NaN or infinite produce the fill value (0 unless ``constant``).
@@ -28,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 CUBIC_A = -0.75
+TIE_TOL = 2.0 ** -40
 MODES = ("nearest", "bilinear", "bicubic")
 PADDINGS = ("zeros", "border", "reflection", "constant")
 
@@ -49,6 +53,15 @@ def reflect(coord: np.ndarray, twice_low: float, twice_high: float) -> np.ndarra
     extra = np.fmod(c, span)
     flips = np.floor(c / span)
     return np.where(np.fmod(flips, 2.0) == 0.0, extra + lo, span - extra + lo)
+
+
+def rint(x: np.ndarray) -> np.ndarray:
+    """Round half to even, ties within ``TIE_TOL * max(1, |x|)`` of a half integer (finite ``x``)."""
+    r = np.floor(x + 0.5)
+    d = r - x
+    tol = TIE_TOL * np.maximum(1.0, np.abs(x))
+    odd = np.fmod(r, 2.0) != 0.0
+    return r - (odd & (np.abs(d - 0.5) <= tol)) + (odd & (np.abs(d + 0.5) <= tol))
 
 
 def apply_padding(coord: np.ndarray, size: int, padding: str, align_corners: bool) -> np.ndarray:
@@ -110,7 +123,7 @@ def sample_pixels_float64(img: np.ndarray, x: np.ndarray, y: np.ndarray, mode: s
         x = apply_padding(x, w, padding, align_corners)
         y = apply_padding(y, h, padding, align_corners)
     if mode == "nearest":
-        out = _gather(img, n_idx, np.rint(y), np.rint(x), fill_c)
+        out = _gather(img, n_idx, rint(y), rint(x), fill_c)
     elif mode == "bilinear":
         x0 = np.floor(x)
         y0 = np.floor(y)

@@ -29,6 +29,9 @@ from math import floor, fmod  # noqa: F401  (target primitives; rebound per targ
 NEAREST, BILINEAR, BICUBIC = 0, 1, 2
 ZEROS, BORDER, REFLECTION, CONSTANT = 0, 1, 2, 3
 CUBIC_A = -0.75
+#: Relative distance from a half integer within which nearest rounding treats a coordinate as a tie
+#: (:func:`rint`): about 2**12 units in the last place, far below any coordinate step of a real warp.
+TIE_TOL = 2.0 ** -40
 
 
 def unnormalize(coord, size, align_corners):
@@ -99,10 +102,22 @@ def pad_coord_grad(x, size, pad, align_corners):
 
 
 def rint(x):
-    """Round half to even (``nearbyint``), for finite ``x``."""
-    r = floor(x + 0.5)
-    if r - x == 0.5 and fmod(r, 2.0) != 0.0:
-        r -= 1.0
+    """Round half to even, for finite ``x``; a coordinate within ``TIE_TOL * max(1, |x|)`` of a half
+    integer is a tie.
+
+    Pixel maps and grids are rounded float64 values: a coordinate that is exactly ``k + 1/2`` (an
+    identity resize, a half-pixel shift) arrives a few units in the last place away from it, on
+    either side, depending on how the map was evaluated. Taking those as ties makes every backend
+    round them the same way, to even, as the exact coordinate would.
+    """
+    r = 1.0 * floor(x + 0.5)
+    d = r - x
+    tol = TIE_TOL * max(1.0, abs(x))
+    if fmod(r, 2.0) != 0.0:
+        if abs(d + 0.5) <= tol:
+            r += 1.0
+        elif abs(d - 0.5) <= tol:
+            r -= 1.0
     return r
 
 
@@ -151,7 +166,7 @@ def saturate(v, maxv):
 FUNCTIONS = ("unnormalize", "reflect", "pad_coord", "pad_coord_grad", "rint", "cubic_near", "cubic_far",
              "cubic_weights", "cr_weights", "tps_radial", "saturate")
 #: Small functions a CPU caller wants inlined at the IR level (the per-pixel loops call them).
-INLINE = frozenset({"cubic_near", "cubic_far", "cubic_weights", "cr_weights", "saturate"})
+INLINE = frozenset({"rint", "cubic_near", "cubic_far", "cubic_weights", "cr_weights", "saturate"})
 
 
 def compile_for(jit, jit_inline=None, **primitives) -> types.SimpleNamespace:
@@ -178,5 +193,5 @@ def compile_for(jit, jit_inline=None, **primitives) -> types.SimpleNamespace:
         deco = jit_inline if (jit_inline is not None and name in INLINE) else jit
         ns[name] = compiled[name] = deco(clone)
     consts = {k: ns[k] for k in ("NEAREST", "BILINEAR", "BICUBIC", "ZEROS", "BORDER", "REFLECTION", "CONSTANT",
-                                 "CUBIC_A")}
+                                 "CUBIC_A", "TIE_TOL")}
     return types.SimpleNamespace(**compiled, **consts)

@@ -1,0 +1,131 @@
+"""Exact coordinates: nearest ties round half to even, and bilinear at dyadic coordinates is exact,
+on every backend.
+
+The oracle is exact rational arithmetic (:class:`fractions.Fraction`): an identity-θ resize of one
+row from width ``w`` to ``wo`` samples input pixel ``x_j = j (w - 1) / (wo - 1)`` with
+``align_corners`` and ``x_j = ((2 j + 1) w - wo) / (2 wo)`` without; Python's ``round`` of a
+``Fraction`` rounds half to even, as the documented nearest rule does.
+"""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import stntool
+from stntool.sampling import _reference as ref
+
+IDENTITY = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+WIDTHS_IN = range(2, 40)
+WIDTHS_OUT = range(2, 80)
+
+
+def exact_x(j, w, wo, align_corners):
+    if align_corners:
+        return Fraction(j * (w - 1), wo - 1)
+    return Fraction((2 * j + 1) * w - wo, 2 * wo)
+
+
+def oracle_nearest_row(w, wo, align_corners):
+    """Values ``1 .. w`` sampled by nearest at the exact coordinates (0 = outside, zeros padding)."""
+    out = np.zeros(wo)
+    for j in range(wo):
+        k = round(exact_x(j, w, wo, align_corners))
+        if 0 <= k <= w - 1:
+            out[j] = k + 1
+    return out
+
+
+def resize_row(w, wo, align_corners, backend, mode="nearest", row=None):
+    img = (np.arange(1.0, w + 1.0) if row is None else row)[None, :]
+    return stntool.warp(img, IDENTITY, out_hw=(1, wo), mode=mode, align_corners=align_corners,
+                        backend=backend).reshape(wo)
+
+
+def test_issue_example_ties_round_to_even_on_every_backend():
+    img = np.array([[10.0, 20.0]])
+    for backend in ("numpy", "cpu"):
+        got = stntool.warp(img, IDENTITY, out_hw=(1, 7), mode="nearest", align_corners=True, backend=backend)
+        # x = j / 6: j = 3 is the tie 0.5, which rounds to 0
+        np.testing.assert_array_equal(got.reshape(7), [10, 10, 10, 10, 20, 20, 20], err_msg=backend)
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_nearest_identity_resizes_match_exact_oracle(align_corners):
+    """Every one-row identity resize from 2..39 to 2..79 pixels: cpu == numpy == exact oracle."""
+    bad = {"cpu": [], "numpy": []}
+    for w in WIDTHS_IN:
+        for wo in WIDTHS_OUT:
+            expected = oracle_nearest_row(w, wo, align_corners)
+            for backend in bad:
+                if not np.array_equal(resize_row(w, wo, align_corners, backend), expected):
+                    bad[backend].append((w, wo))
+    assert bad == {"cpu": [], "numpy": []}
+
+
+def test_rint_ties_and_neighbours():
+    """The spec's rounding: exact ties to even (also a few ulps off a tie), everything else to nearest."""
+    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, np.nextafter(0.5, 1), np.nextafter(2.5, 0), 0.5 + 1e-9, 2.5 - 1e-9,
+                  0.49999999999999994, 3.2, -3.7, 7.0])
+    np.testing.assert_array_equal(ref.rint(x), [0, 2, 2, 0, -2, 0, 2, 1, 2, 0, 3, -4, 7])
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_bilinear_at_dyadic_coordinates_is_exact(dtype, align_corners):
+    """Resizes whose coordinates are multiples of 2**-m (m <= 6) are exactly representable: the
+    result is the exact bilinear value, rounded half up for integer images."""
+    rng = np.random.default_rng(5)
+    top = 255 if dtype == np.uint8 else (65535 if dtype == np.uint16 else 1.0)
+    for w, wo in ([2, 5], [2, 9], [3, 5], [3, 9], [5, 17], [9, 33], [4, 8], [6, 24], [8, 64], [16, 32]):
+        ratio = Fraction(wo - 1, w - 1) if align_corners else Fraction(wo, w)
+        if ratio.denominator != 1 or ratio.numerator & (ratio.numerator - 1):
+            continue  # the coordinates are dyadic only for a power-of-two ratio
+        if np.dtype(dtype).kind == "u":
+            row = rng.integers(0, top + 1, w).astype(dtype)
+        else:
+            row = (rng.integers(0, 2 ** 10, w) / 2 ** 10).astype(dtype)
+        vals = [Fraction(int(v)) if np.dtype(dtype).kind == "u" else Fraction(float(v)) for v in row]
+        expected = []
+        for j in range(wo):
+            x = exact_x(j, w, wo, align_corners)
+            x0 = x.numerator // x.denominator
+            t = x - x0
+            v0 = vals[x0] if 0 <= x0 <= w - 1 else 0
+            v1 = vals[x0 + 1] if 0 <= x0 + 1 <= w - 1 else 0
+            expected.append((1 - t) * v0 + t * v1)
+        for backend in ("numpy", "cpu"):
+            got = resize_row(w, wo, align_corners, backend, "bilinear", row)
+            if np.dtype(dtype).kind == "u":
+                want = [int((e + Fraction(1, 2)).__floor__()) for e in expected]
+                np.testing.assert_array_equal(got, want, err_msg=f"{backend} {w}->{wo}")
+            else:
+                # a dyadic value with few bits: every float operation on the way is exact
+                np.testing.assert_array_equal(got, np.array([float(e) for e in expected], dtype),
+                                              err_msg=f"{backend} {w}->{wo}")
+
+
+def test_uint8_bilinear_rounds_weights_to_nearest():
+    """x = 65/2**15 - 2**-30 between pixels 0 and 1 of [0, 255, 255]: exact value 0.5058 rounds to 1.
+    A weight truncated to 15 bits (64/2**15) would give 0.498 and round to 0."""
+    img = np.array([[0, 255, 255], [0, 255, 255]], np.uint8)  # two rows: the interior (fixed-point) path
+    x = 65 / 2 ** 15 - 2 ** -30
+    grid = np.array([[[x - 1.0, -1.0]]])  # align_corners: pixel x = normalized + 1 on a width of 3; row 0
+    for backend in ("numpy", "cpu"):
+        got = stntool.grid_sample(img, grid, align_corners=True, backend=backend)
+        assert int(np.asarray(got).ravel()[0]) == 1, backend
+
+
+def test_uint8_bilinear_within_stated_bound():
+    """The uint8 interior path is the exact bilinear value at weights rounded to 15 bits: within
+    255 * 2**-15 of the exact value before rounding, so equal to the exact value rounded except
+    within that distance of a half level (and never more than one level off)."""
+    rng = np.random.default_rng(11)
+    img = rng.integers(0, 256, (1, 6, 7, 3)).astype(np.uint8)
+    grid = rng.uniform(-0.8, 0.8, (1, 40, 50, 2))
+    got = stntool.grid_sample(img, grid, align_corners=False, backend="cpu").astype(np.int64)
+    exact = ref.grid_sample_float64(img, grid, "bilinear", "zeros", False)
+    rounded = np.floor(exact + 0.5)
+    assert np.abs(got - rounded).max() <= 1
+    far = np.abs(exact - np.floor(exact) - 0.5) > 255 * 2.0 ** -15
+    np.testing.assert_array_equal(got[far], rounded[far])
