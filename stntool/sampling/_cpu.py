@@ -455,30 +455,52 @@ def _span_bil_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
 
 @jit_device
 def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv, coef):
-    """Nearest rounds the float64 coordinate ``(dx j + ax) + bx``, evaluated as the reference evaluates
-    its pixel map, with :func:`_scalar.rint`: exact ties (within its tolerance) go to even on every
-    backend. The span (from the 32.32 coordinates, within 2**-33 (j + 1) px of these) keeps every
-    rounded tap inside the image."""
-    ax, bx, dx, ay, by, dy = coef
+    """Nearest takes the pixel :func:`_scalar.rint` gives for the float64 coordinate ``(dx j + ax) + bx``
+    (evaluated as the reference evaluates its pixel map), so exact ties go to even on every backend.
+
+    The 32.32 coordinate is within ``2**-33 (j + 1)`` px of the float one (plus the float's own
+    rounding, under 2**-22 px below Q_LIMIT), and rint's tie tolerance is under 2**-10 px there; a
+    32.32 fraction farther than ``margin`` from one half is therefore on the same side of it as the
+    float coordinate and rounds with integer arithmetic; the rest (near a half) round the float
+    coordinate. The span keeps every rounded tap inside the image either way."""
+    margin = (np.int64(1) << 23) + j_stop + 2
     if cc == 3:
-        _span_nearest_3(src, sbase, row, ax, bx, dx, ay, by, dy, j_lo, j_stop, dst, dbase)
+        _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
         return
+    ax, bx, dx, ay, by, dy = coef
     for j in range(j_lo, j_stop):
-        rx = np.int64(_rint((dx * j + ax) + bx))
-        ry = np.int64(_rint((dy * j + ay) + by))
+        fx = (xq & Q_MASK) - Q_HALF
+        fy = (yq & Q_MASK) - Q_HALF
+        rx = (xq + Q_HALF) >> 32
+        ry = (yq + Q_HALF) >> 32
+        if fx <= margin and fx >= -margin:
+            rx = np.int64(_rint((dx * j + ax) + bx))
+        if fy <= margin and fy >= -margin:
+            ry = np.int64(_rint((dy * j + ay) + by))
         _copy_pixel(src, sbase + ry * row + rx * cc, dst, dbase + j * cc, cc)
+        xq += dxq
+        yq += dyq
 
 
 @jit_device
-def _span_nearest_3(src, sbase, row, ax, bx, dx, ay, by, dy, j_lo, j_stop, dst, dbase):
+def _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
+    ax, bx, dx, ay, by, dy = coef
     for j in range(j_lo, j_stop):
-        rx = np.int64(_rint((dx * j + ax) + bx))
-        ry = np.int64(_rint((dy * j + ay) + by))
+        fx = (xq & Q_MASK) - Q_HALF
+        fy = (yq & Q_MASK) - Q_HALF
+        rx = (xq + Q_HALF) >> 32
+        ry = (yq + Q_HALF) >> 32
+        if fx <= margin and fx >= -margin:
+            rx = np.int64(_rint((dx * j + ax) + bx))
+        if fy <= margin and fy >= -margin:
+            ry = np.int64(_rint((dy * j + ay) + by))
         off = sbase + ry * row + rx * 3
         d = dbase + j * 3
         dst[np.uint64(d)] = src[np.uint64(off)]
         dst[np.uint64(d + 1)] = src[np.uint64(off + 1)]
         dst[np.uint64(d + 2)] = src[np.uint64(off + 2)]
+        xq += dxq
+        yq += dyq
 
 
 @jit_inline
