@@ -1,4 +1,4 @@
-"""Engine benchmark (issue 2): stntool's fused CPU kernels against OpenCV, PyTorch, scikit-image, Kornia and
+"""Engine benchmark: stntool's fused CPU kernels against OpenCV, PyTorch, scikit-image, Kornia and
 Albumentations, all measured in one run on this machine.
 
     python benchmarks/bench_engine.py            # full run, writes benchmarks/results/engine.md
