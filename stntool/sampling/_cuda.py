@@ -246,6 +246,15 @@ def _sample_bicubic(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, m
 # --------------------------------------------------------------------------- input coordinates of one output pixel
 
 @_device
+def _pixel_of(p, per_img, wo):
+    """Flat output index ``p`` of a grid-stride loop -> ``(image n, row i, column j)``."""
+    n = p // per_img
+    r = p - n * per_img
+    i = r // wo
+    return n, i, r - i * wo
+
+
+@_device
 def _matrix_coords(maps, k, i, j, projective):
     """Input pixel ``(x, y)`` of output pixel ``(j, i)`` under pixel map ``maps[k]`` (``in_pix_from_out_pix``)."""
     xs = np.float64(j)
@@ -321,10 +330,7 @@ def _k_warp_matrix_nearest(img, maps, out, pad, align_corners, fill, is_int, max
     multi = maps.shape[0] > 1
     per_img = ho * wo
     for p in range(cuda.grid(1), out.shape[0] * per_img, cuda.gridsize(1)):
-        n = p // per_img
-        r = p - n * per_img
-        i = r // wo
-        j = r - i * wo
+        n, i, j = _pixel_of(p, per_img, wo)
         x, y = _matrix_coords(maps, n if multi else 0, i, j, projective)
         _sample_nearest(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv)
 
@@ -337,10 +343,7 @@ def _k_warp_matrix_bilinear(img, maps, out, pad, align_corners, fill, is_int, ma
     multi = maps.shape[0] > 1
     per_img = ho * wo
     for p in range(cuda.grid(1), out.shape[0] * per_img, cuda.gridsize(1)):
-        n = p // per_img
-        r = p - n * per_img
-        i = r // wo
-        j = r - i * wo
+        n, i, j = _pixel_of(p, per_img, wo)
         x, y = _matrix_coords(maps, n if multi else 0, i, j, projective)
         _sample_bilinear(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv)
 
@@ -353,10 +356,7 @@ def _k_warp_matrix_bicubic(img, maps, out, pad, align_corners, fill, is_int, max
     multi = maps.shape[0] > 1
     per_img = ho * wo
     for p in range(cuda.grid(1), out.shape[0] * per_img, cuda.gridsize(1)):
-        n = p // per_img
-        r = p - n * per_img
-        i = r // wo
-        j = r - i * wo
+        n, i, j = _pixel_of(p, per_img, wo)
         x, y = _matrix_coords(maps, n if multi else 0, i, j, projective)
         _sample_bicubic(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv)
 
@@ -369,10 +369,7 @@ def _k_sample_grid_nearest(img, grid, out, pad, align_corners, fill, is_int, max
     multi = grid.shape[0] > 1
     per_img = ho * wo
     for p in range(cuda.grid(1), out.shape[0] * per_img, cuda.gridsize(1)):
-        n = p // per_img
-        r = p - n * per_img
-        i = r // wo
-        j = r - i * wo
+        n, i, j = _pixel_of(p, per_img, wo)
         x, y = _grid_coords(grid, n if multi else 0, i, j, img.shape[1], img.shape[2], align_corners)
         _sample_nearest(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv)
 
@@ -385,10 +382,7 @@ def _k_sample_grid_bilinear(img, grid, out, pad, align_corners, fill, is_int, ma
     multi = grid.shape[0] > 1
     per_img = ho * wo
     for p in range(cuda.grid(1), out.shape[0] * per_img, cuda.gridsize(1)):
-        n = p // per_img
-        r = p - n * per_img
-        i = r // wo
-        j = r - i * wo
+        n, i, j = _pixel_of(p, per_img, wo)
         x, y = _grid_coords(grid, n if multi else 0, i, j, img.shape[1], img.shape[2], align_corners)
         _sample_bilinear(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv)
 
@@ -401,10 +395,7 @@ def _k_sample_grid_bicubic(img, grid, out, pad, align_corners, fill, is_int, max
     multi = grid.shape[0] > 1
     per_img = ho * wo
     for p in range(cuda.grid(1), out.shape[0] * per_img, cuda.gridsize(1)):
-        n = p // per_img
-        r = p - n * per_img
-        i = r // wo
-        j = r - i * wo
+        n, i, j = _pixel_of(p, per_img, wo)
         x, y = _grid_coords(grid, n if multi else 0, i, j, img.shape[1], img.shape[2], align_corners)
         _sample_bicubic(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv)
 
@@ -417,10 +408,7 @@ def _k_warp_tps_nearest(img, lattice, step, singular, tables, radius, snx, sny, 
     wo = out.shape[2]
     per_img = ho * wo
     for p in range(cuda.grid(1), out.shape[0] * per_img, cuda.gridsize(1)):
-        n = p // per_img
-        r = p - n * per_img
-        i = r // wo
-        j = r - i * wo
+        n, i, j = _pixel_of(p, per_img, wo)
         x, y = _tps_coords(lattice, step, singular, tables, radius, snx, sny, i, j)
         _sample_nearest(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv)
 
@@ -433,10 +421,7 @@ def _k_warp_tps_bilinear(img, lattice, step, singular, tables, radius, snx, sny,
     wo = out.shape[2]
     per_img = ho * wo
     for p in range(cuda.grid(1), out.shape[0] * per_img, cuda.gridsize(1)):
-        n = p // per_img
-        r = p - n * per_img
-        i = r // wo
-        j = r - i * wo
+        n, i, j = _pixel_of(p, per_img, wo)
         x, y = _tps_coords(lattice, step, singular, tables, radius, snx, sny, i, j)
         _sample_bilinear(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv)
 
@@ -449,10 +434,7 @@ def _k_warp_tps_bicubic(img, lattice, step, singular, tables, radius, snx, sny, 
     wo = out.shape[2]
     per_img = ho * wo
     for p in range(cuda.grid(1), out.shape[0] * per_img, cuda.gridsize(1)):
-        n = p // per_img
-        r = p - n * per_img
-        i = r // wo
-        j = r - i * wo
+        n, i, j = _pixel_of(p, per_img, wo)
         x, y = _tps_coords(lattice, step, singular, tables, radius, snx, sny, i, j)
         _sample_bicubic(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv)
 
@@ -587,10 +569,7 @@ def _k_backward(img, grid, grad_out, pad, align_corners, scale, acc_fixed, acc_f
     start = cuda.grid(1)
     stride = cuda.gridsize(1)
     for p in range(start, total, stride):
-        n = p // per_img
-        r = p - n * per_img
-        i = r // wo
-        j = r - i * wo
+        n, i, j = _pixel_of(p, per_img, wo)
         k = n if multi else 0
         gx = np.float64(grid[k, i, j, 0])
         gy = np.float64(grid[k, i, j, 1])
