@@ -28,6 +28,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_engine import cpu_model, loadavg  # noqa: E402  (one definition of the machine facts)
 
 # family -> Python statements run after `import numpy as np, stntool` (the timed part)
 _IMG = "img = (np.arange(96 * 128 * {c}) % 251).astype(np.{dt}).reshape(96, 128{shape})\n"
@@ -74,23 +77,6 @@ t4 = time.perf_counter()
 t5 = time.perf_counter()
 print(json.dumps({{"import_stntool": t1 - t0, "import_numba": t2 - t1, "first": t4 - t3, "second": t5 - t4}}))
 """
-
-
-def loadavg() -> str:
-    try:
-        return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _env(cache_dir: str) -> dict:
