@@ -23,6 +23,7 @@ _EXPORTS = {
     "warp": "api",
     "warp_backward": "api",
     "warp_tps": "api",
+    "warp_plan": "api",
     "set_compile_notice": "_compile_notice",
     "StnError": "errors",
     "InvalidArgumentError": "errors",

@@ -25,6 +25,7 @@ __all__ = [
     "grid_sample",
     "warp",
     "warp_tps",
+    "warp_plan",
     "tps_plan",
     "TpsPlan",
     "grid_sample_backward",
@@ -230,6 +231,28 @@ def warp_tps(img, src_points, dst_points, out_hw=None, mode: str = "bilinear", p
     images.require_backend(name)
     plan = tps_plan(src_points, dst_points, images.hw, out_hw, align_corners, regularization, normalized, tol,
                     backend=name)
+    out = images.empty_out(images.n, out_hw)
+    kernels(name).warp_tps_lattice(images.data, *plan.kernel_args(), out, mode_id, pad_id, bool(align_corners), fill_c,
+                                   images.is_int, images.maxv)
+    return images.restore(out, False)
+
+
+def warp_plan(img, plan: TpsPlan, out_hw, mode: str = "bilinear", padding: str = "zeros", align_corners: bool = False,
+              fill=None, backend: str = "auto"):
+    """Warp ``img`` by a lattice plan (:class:`TpsPlan`) built for an output of ``out_hw``.
+
+    What :func:`warp_tps` does after planning, for plans made elsewhere: a thin-plate spline's
+    (:func:`tps_plan`) or a smooth map's such as an elastic record's (:func:`stntool.maps.lattice_plan`).
+    ``out_hw`` must be the size the plan was built for.
+    """
+    images = ImageBatch(img)
+    out_hw = as_hw(out_hw)
+    hc, wc = plan.lattice.shape[0] - 2, plan.lattice.shape[1] - 2
+    if (hc - 1) * plan.step < out_hw[0] - 1 or (wc - 1) * plan.step < out_hw[1] - 1:
+        raise InvalidArgumentError(f"the plan's lattice does not cover an output of {out_hw[1]}x{out_hw[0]}")
+    mode_id, pad_id, fill_c = sample_options(mode, padding, fill, images.c)
+    name = resolve_backend(backend)
+    images.require_backend(name)
     out = images.empty_out(images.n, out_hw)
     kernels(name).warp_tps_lattice(images.data, *plan.kernel_args(), out, mode_id, pad_id, bool(align_corners), fill_c,
                                    images.is_int, images.maxv)

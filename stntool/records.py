@@ -7,20 +7,24 @@ between commands: ``warp``, ``augment`` and ``rectify`` write it as one JSON lin
 (:meth:`WarpSpec.to_record`), and ``warp --params`` reads it back (:meth:`WarpSpec.from_record`)
 to reproduce the outputs bit for bit. :func:`apply_spec` applies a record to an image.
 
-Manifest line schema (``SCHEMA_VERSION`` = 1), the keys :meth:`WarpSpec.to_record` writes, in order::
+Manifest line schema (``SCHEMA_VERSION`` = 2), the keys :meth:`WarpSpec.to_record` writes, in order::
 
     in_size      [W, H] of the input (present once the input was read and warped)
     size         [W, H] of the output, or null when not known yet
     theta        [[a, b, c], [d, e, f]] or 3 rows (projective)    | exactly one of the two
     tps          {"src", "dst", "normalized", "regularization"}   |
+    elastic      {"alpha", "sigma", "seed"}: a random displacement added to the map above
+                 (only when present; see :mod:`stntool.maps`)
     mode         "bilinear" | "nearest" | "bicubic"
     padding      "zeros" | "border" | "reflection" | "constant"
     align_corners  true | false
     fill         "#rrggbb[aa]" or [v, ...] in the image's channel order and range (padding "constant" only)
     name         output file name relative to the output folder (only when the writer chose one)
     version      stntool version that wrote the line
-    schema       this layout's version (1); lines without it come from stntool 0.1 and read the same,
-                 except that a list ``fill`` there may also have been a colour (kept as values)
+    schema       this layout's version: 1, or 2 for a line with ``elastic`` (which older readers
+                 must refuse rather than replay without it); lines without it come from stntool 0.1
+                 and read the same, except that a list ``fill`` there may also have been a colour
+                 (kept as values)
 
 Without ``in_size``, ``size`` follows ``theta``/``tps`` (the order of lines for inputs that failed).
 Everything here is NumPy-free at import; errors are :class:`stntool.errors.InvalidArgumentError`.
@@ -47,8 +51,8 @@ from dataclasses import dataclass
 from ._version import __version__
 from .errors import InvalidArgumentError
 
-#: Version of the manifest line layout written by :meth:`WarpSpec.to_record`.
-SCHEMA_VERSION = 1
+#: Version of the manifest line layout written by :meth:`WarpSpec.to_record` (2 only for lines with ``elastic``).
+SCHEMA_VERSION = 2
 MODES = ("bilinear", "nearest", "bicubic")
 PADDINGS = ("zeros", "border", "reflection", "constant")
 
@@ -250,6 +254,40 @@ class TpsPoints:
 
 
 @dataclass(frozen=True)
+class Elastic:
+    """A smooth random displacement field (see :mod:`stntool.maps`), added to a record's θ or spline.
+
+    ``alpha`` scales it (pixels), ``sigma`` is its Gaussian smoothing in pixels (> 0), as in
+    Albumentations' ``ElasticTransform``; ``seed`` (an integer in [0, 2**53), exact in JSON) draws
+    the noise, so the record alone reproduces the field.
+    """
+
+    alpha: float
+    sigma: float
+    seed: int
+
+    def __post_init__(self):
+        a = _finite(self.alpha, "elastic alpha")
+        sg = _finite(self.sigma, "elastic sigma")
+        if a < 0 or not sg > 0:
+            raise InvalidArgumentError(f"elastic needs alpha >= 0 and sigma > 0, got {a!r}, {sg!r}")
+        if not _is_int(self.seed) or not 0 <= self.seed < 1 << 53:
+            raise InvalidArgumentError(f"elastic seed must be an integer in [0, 2**53), got {self.seed!r}")
+        object.__setattr__(self, "alpha", a)
+        object.__setattr__(self, "sigma", sg)
+        object.__setattr__(self, "seed", int(self.seed))
+
+    def to_record(self) -> dict:
+        return {"alpha": self.alpha, "sigma": self.sigma, "seed": self.seed}
+
+    @classmethod
+    def from_record(cls, doc) -> "Elastic":
+        if not isinstance(doc, dict) or not {"alpha", "sigma", "seed"} <= set(doc):
+            raise InvalidArgumentError('"elastic" must be {"alpha": A, "sigma": S, "seed": N}')
+        return cls(doc["alpha"], doc["sigma"], doc["seed"])
+
+
+@dataclass(frozen=True)
 class WarpSpec:
     """How one output image is made from one input image (see the module docstring for the record).
 
@@ -269,6 +307,8 @@ class WarpSpec:
         that is given).
     name : str or None
         Output file name relative to the output folder, when the command that wrote the record chose it.
+    elastic : Elastic or None
+        A random displacement field added to the θ or spline (augmentation's elastic warps).
     """
 
     theta: tuple | None = None
@@ -280,6 +320,7 @@ class WarpSpec:
     in_hw: tuple | None = None
     out_hw: tuple | None = None
     name: str | None = None
+    elastic: Elastic | None = None
 
     def __post_init__(self):
         if self.theta is not None and self.tps is not None:
@@ -307,6 +348,11 @@ class WarpSpec:
         object.__setattr__(self, "out_hw", _hw(self.out_hw, "out_hw") or self.in_hw)
         if self.name is not None and (not isinstance(self.name, str) or not self.name):
             raise InvalidArgumentError(f"name must be a non-empty string, got {self.name!r}")
+        if self.elastic is not None:
+            if not isinstance(self.elastic, Elastic):
+                raise InvalidArgumentError("elastic must be an Elastic")
+            if self.theta is None and self.tps is None:
+                raise InvalidArgumentError("an elastic field is added to a theta or tps; the record has neither")
 
     # ------------------------------------------------------------------ building
 
@@ -344,6 +390,8 @@ class WarpSpec:
             rec["tps"] = self.tps.to_record()
         else:
             rec["theta"] = None if self.theta is None else [list(r) for r in self.theta]
+        if self.elastic is not None:
+            rec["elastic"] = self.elastic.to_record()
         if self.in_hw is None:
             rec["size"] = None if self.out_hw is None else [self.out_hw[1], self.out_hw[0]]
         rec["mode"], rec["padding"], rec["align_corners"] = self.mode, self.padding, self.align_corners
@@ -352,7 +400,7 @@ class WarpSpec:
         if self.name is not None:
             rec["name"] = self.name
         rec["version"] = __version__
-        rec["schema"] = SCHEMA_VERSION
+        rec["schema"] = 2 if self.elastic is not None else 1
         return rec
 
     @classmethod
@@ -389,8 +437,9 @@ class WarpSpec:
         opts = {}
         for key, default in (("mode", "bilinear"), ("padding", "zeros"), ("align_corners", False)):
             opts[key] = default if rec.get(key) is None else rec[key]
+        elastic = None if rec.get("elastic") is None else Elastic.from_record(rec["elastic"])
         return cls(theta=theta, tps=tps, fill=fill, in_hw=_wh_from_record(rec.get("in_size"), "in_size"),
-                   out_hw=_wh_from_record(rec.get("size"), "size"), name=rec.get("name"), **opts)
+                   out_hw=_wh_from_record(rec.get("size"), "size"), name=rec.get("name"), elastic=elastic, **opts)
 
 
 def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
@@ -415,6 +464,11 @@ def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
     out_hw = spec.out_hw
 
     def run(a, f):
+        if spec.elastic is not None:
+            from .maps import lattice_plan
+
+            return api.warp_plan(a, lattice_plan(spec, a.shape[:2]), out_hw or a.shape[:2], mode=spec.mode,
+                                 padding=spec.padding, align_corners=spec.align_corners, fill=f, backend=backend)
         if spec.tps is not None:
             t = spec.tps
             return api.warp_tps(a, [list(p) for p in t.src], [list(p) for p in t.dst], out_hw=out_hw,

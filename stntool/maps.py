@@ -1,0 +1,179 @@
+"""Where a warp record reads the input: the map ``in_pix_from_out_pix`` of a :class:`~stntool.records.WarpSpec`.
+
+Every record is a map from output pixels to input pixels (see :mod:`stntool.coords`):
+
+* θ (affine or projective): ``pixel_map_from_theta``, exact.
+* a thin-plate spline: the spline, solved in the frame of its points (see :func:`stntool.warp_tps`).
+* either of those plus an **elastic** displacement (:class:`~stntool.records.Elastic`): the base map
+  plus a smooth random field in input pixels, both read on a lattice of output pixels every
+  ``step`` pixels and interpolated with Catmull-Rom weights (the fused TPS kernels' lattice, so the
+  warp is one pass over the output, with no per-pixel grid in memory).
+
+The elastic field is Simard's and Albumentations' ``ElasticTransform(alpha, sigma,
+noise_distribution="uniform")``: uniform noise in [-1, 1] per pixel and per axis, smoothed by a
+Gaussian of standard deviation ``sigma`` pixels (truncated at 4 sigma, edges replicated) and
+multiplied by ``alpha``. A field that smooth is band-limited, so it is drawn on the lattice itself:
+nodes ``step = max(1, sigma // 2)`` pixels apart carry noise scaled by ``1 / step`` (the sum of the
+``step²`` pixels' noise they stand for, per unit weight), smoothed there by a Gaussian of ``sigma /
+step`` nodes. The displacement has the same standard deviation and correlation length as the
+per-pixel recipe, at ``1 / step²`` of its cost. The noise comes from ``PCG64(seed)`` raw doubles
+(``Generator.random``) and the weights from Python's ``math.exp``, so a record replays the same
+field on every machine.
+
+:func:`in_from_out` evaluates any record's map at real-valued output points (what label transport
+and ``keep_inside`` need); :func:`lattice_plan` builds what the kernels read for an elastic record.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .coords import as_hw
+from .errors import InvalidArgumentError
+
+__all__ = ["lattice_step", "elastic_displacement", "lattice_plan", "in_from_out", "lattice_shape"]
+
+
+def lattice_step(sigma: float) -> int:
+    """Spacing in output pixels of the nodes an elastic field of this ``sigma`` is drawn on."""
+    return max(1, int(sigma // 2))
+
+
+def lattice_shape(out_hw, step: int) -> tuple:
+    """``(Hc, Wc)``: nodes per axis covering an output of ``out_hw`` (without the apron), as TPS plans use."""
+    ho, wo = out_hw
+    return max(2, -(-(ho - 1) // step) + 1), max(2, -(-(wo - 1) // step) + 1)
+
+
+def _gaussian_taps(sigma_nodes: float) -> np.ndarray:
+    radius = max(1, int(math.ceil(4.0 * sigma_nodes)))
+    w = [math.exp(-0.5 * (k / sigma_nodes) ** 2) for k in range(-radius, radius + 1)]
+    total = math.fsum(w)
+    return np.array([v / total for v in w])
+
+
+def _smooth(field: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """Separable convolution of ``field (..., H, W)`` along its last two axes, edges replicated, fixed order."""
+    r = len(taps) // 2
+    for axis in (-2, -1):
+        n = field.shape[axis]
+        pad = [(0, 0)] * field.ndim
+        pad[axis] = (r, r)
+        p = np.pad(field, pad, mode="edge")
+        acc = np.zeros_like(field)
+        for k, w in enumerate(taps):
+            acc += w * np.take(p, np.arange(k, k + n), axis=axis)
+        field = acc
+    return field
+
+
+def elastic_displacement(elastic, out_hw) -> tuple:
+    """``(step, d)``: the elastic field of ``elastic`` at the lattice nodes of an output of ``out_hw``.
+
+    ``d`` is ``(Hc + 2, Wc + 2, 2)`` float64, the ``(dx, dy)`` displacement in input pixels at output
+    pixels ``((b - 1) step, (a - 1) step)`` (one apron node on every side, as :class:`stntool.TpsPlan`).
+    """
+    out_hw = as_hw(out_hw)
+    step = lattice_step(elastic.sigma)
+    hc, wc = lattice_shape(out_hw, step)
+    rng = np.random.Generator(np.random.PCG64(elastic.seed))
+    noise = (rng.random((2, hc + 2, wc + 2)) * 2.0 - 1.0) / step
+    d = _smooth(noise, _gaussian_taps(elastic.sigma / step)) * elastic.alpha
+    return step, np.ascontiguousarray(np.moveaxis(d, 0, -1))
+
+
+def _base_map(spec, in_hw, out_hw):
+    """A function of output pixel points ``(P, 2)`` -> input pixel points: the record's θ or spline, exact."""
+    from .transforms import pixel_map_from_theta
+
+    if spec.tps is None:
+        m = pixel_map_from_theta(np.array(spec.theta, dtype=np.float64), in_hw, out_hw, spec.align_corners)
+
+        def theta_map(p):
+            q = p @ m[:2, :2].T + m[:2, 2]
+            if len(spec.theta) == 3:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    q = q / (p @ m[2, :2] + m[2, 2])[:, None]
+            return q
+
+        return theta_map
+    from .grids import make_tps
+    from .tps_lattice import _frame_matrices
+
+    t = spec.tps
+    tps = make_tps(np.array(t.src, dtype=np.float64), np.array(t.dst, dtype=np.float64), t.regularization)
+    m_out, m_in = _frame_matrices("pixel" if not t.normalized else "norm", in_hw, out_hw, spec.align_corners)
+
+    def tps_map(p):
+        s = p * [m_out[0, 0], m_out[1, 1]] + [m_out[0, 2], m_out[1, 2]]
+        v = tps(s)
+        return v * [m_in[0, 0], m_in[1, 1]] + [m_in[0, 2], m_in[1, 2]]
+
+    return tps_map
+
+
+def lattice_plan(spec, in_hw):
+    """The :class:`stntool.TpsPlan` an elastic record warps with: base map plus field at the nodes, no radial terms."""
+    from .tps_lattice import TpsPlan
+
+    if spec.elastic is None:
+        raise InvalidArgumentError("lattice_plan needs a record with an elastic field")
+    in_hw = as_hw(in_hw)
+    out_hw = spec.out_hw or in_hw
+    step, d = elastic_displacement(spec.elastic, out_hw)
+    hc, wc = d.shape[0] - 2, d.shape[1] - 2
+    ys, xs = np.meshgrid(np.arange(-1, hc + 1) * float(step), np.arange(-1, wc + 1) * float(step), indexing="ij")
+    nodes = np.stack([xs.ravel(), ys.ravel()], -1)
+    base = _base_map(spec, in_hw, out_hw)(nodes).reshape(hc + 2, wc + 2, 2)
+    lattice = base + d
+    if not np.all(np.isfinite(lattice)):
+        raise InvalidArgumentError("the elastic record's base map is not finite on its lattice (horizon in view)")
+    return TpsPlan(lattice, step, np.zeros((0, 4)), np.zeros((hc + 2, wc + 2, 0)), -1.0, np.ones(2), 0.0)
+
+
+def _catmull_rom(t):
+    t2 = t * t
+    t3 = t2 * t
+    return np.stack([-0.5 * t3 + t2 - 0.5 * t, 1.5 * t3 - 2.5 * t2 + 1.0, -1.5 * t3 + 2.0 * t2 + 0.5 * t,
+                     0.5 * t3 - 0.5 * t2], axis=-1)
+
+
+def lattice_map(plan, pts_out) -> np.ndarray:
+    """A radial-term-free lattice plan's map at real-valued output pixel points ``(P, 2)``.
+
+    At integer points this is what the kernels compute; between them the same Catmull-Rom
+    interpolation continues smoothly (points outside the output extrapolate from the edge cells).
+    """
+    p = np.asarray(pts_out, dtype=np.float64).reshape(-1, 2)
+    lat, step = plan.lattice, plan.step
+    hc, wc = lat.shape[0] - 2, lat.shape[1] - 2
+    fy, fx = p[:, 1] / step, p[:, 0] / step
+    a = np.clip(np.floor(fy), 0, hc - 2).astype(np.int64)
+    b = np.clip(np.floor(fx), 0, wc - 2).astype(np.int64)
+    wy, wx = _catmull_rom(fy - a), _catmull_rom(fx - b)
+    acc = np.zeros((len(p), 2))
+    for q in range(4):
+        for r in range(4):
+            acc += (wy[:, q] * wx[:, r])[:, None] * lat[a + q, b + r]
+    return acc
+
+
+def in_from_out(spec, pts_out, in_hw) -> np.ndarray:
+    """Input pixel points read by output pixel points ``pts_out`` (``(..., 2)``, real-valued) under ``spec``.
+
+    θ and splines are evaluated exactly (the TPS kernels read the spline within their plan's
+    tolerance, 0.01 px); elastic records through their lattice (:func:`lattice_map`). Points where a
+    projective map has no image (its horizon) come back as NaN or infinity.
+    """
+    in_hw = as_hw(in_hw)
+    if spec.theta is None and spec.tps is None:
+        raise InvalidArgumentError("the warp record has no theta or tps yet")
+    p = np.asarray(pts_out, dtype=np.float64)
+    flat = p.reshape(-1, 2)
+    if spec.elastic is not None:
+        q = lattice_map(lattice_plan(spec, in_hw), flat)
+    else:
+        q = _base_map(spec, in_hw, spec.out_hw or in_hw)(flat)
+    return q.reshape(p.shape)
