@@ -295,6 +295,7 @@ class Augmenter:
 
         edge = _outline(out_hw, max(out_hw) if (self.tps > 0 or self.elastic is not None) else 1)
         hi, wi = in_hw
+        margin = 0.01 if self.tps > 0 else -1e-9  # TPS kernels read their spline within 0.01 px
         disp = None
         if self.elastic is not None:  # the field does not depend on the zoom: evaluate it once
             from .records import WarpSpec
@@ -309,8 +310,8 @@ class Augmenter:
             p = maps.in_from_out(plain, edge, in_hw)
             if disp is not None:
                 p = p + disp
-            return bool(np.all(np.isfinite(p)) and np.all(p >= -_EPS) and np.all(p[:, 0] <= wi - 1 + _EPS)
-                        and np.all(p[:, 1] <= hi - 1 + _EPS))
+            return bool(np.all(np.isfinite(p)) and np.all(p >= margin) and np.all(p[:, 0] <= wi - 1 - margin)
+                        and np.all(p[:, 1] <= hi - 1 - margin))
 
         for t_factor in (1.0, 0.5, 0.25, 0.0):
             if inside(t_factor, 1.0):
@@ -403,9 +404,6 @@ def _move_labels(res, spec, in_hw, keypoints, boxes, mask, labels, min_visibilit
     if mask is not None:
         lb.check_mask(mask, in_hw)
         res.mask = lb.warp_mask(mask, spec, backend)
-
-
-_EPS = 1e-9
 
 
 def _centre_corners(hw):
