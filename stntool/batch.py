@@ -101,12 +101,15 @@ class Output:
     ``image`` is written to ``output`` (a path; ``None`` = the item's planned output, ``item.output``)
     in the format its extension names (``--format`` when the path has none). When the item's outputs
     were planned (:func:`plan_outputs`), ``output`` must be one of ``item.outputs``. ``fields``
-    follow the status in its manifest line.
+    follow the status in its manifest line. ``files`` maps further paths to the bytes to write
+    there (labels beside an image, say): each is written atomically before the image, and removed
+    again if the image cannot be written.
     """
 
     image: object
     fields: dict = field(default_factory=dict)
     output: str | None = None
+    files: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -460,10 +463,12 @@ def _records_for(item, process, opts):
                     raise StnError(f"refusing to write onto an input file ({display(path)})")
             blob = encode_image(res.image, fmt, opts["quality"])
             if path == STDIN:
+                if res.files:
+                    raise StnError("-o - (stdout) cannot carry the files written beside an image")
                 sys.stdout.buffer.write(blob)
                 sys.stdout.buffer.flush()
             else:
-                write_atomic(path, blob, overwrite=opts["overwrite"])
+                _write_with_files(path, blob, res.files, opts["overwrite"], opts["input_real"])
             records.append({**head, "output": path, "status": "ok", **extra, **res.fields})
         if records and all(r["status"] == "skipped" for r in records):
             return "skipped", records
@@ -474,6 +479,28 @@ def _records_for(item, process, opts):
         head["error"] = f"{type(e).__name__}: {e}"
     records.append({**head, "output": current, **extra, **item.fields})
     return "error", records
+
+
+def _write_with_files(path, blob, files, overwrite, input_real):
+    """Write the side files, then the image, each atomically; if any write fails, remove the side files written."""
+    from .io import display, write_atomic
+
+    done = []
+    try:
+        for extra, data in files.items():
+            extra = os.fspath(extra)
+            if os.path.normcase(os.path.realpath(extra)) in input_real:
+                raise StnError(f"refusing to write onto an input file ({display(extra)})")
+            write_atomic(extra, data, overwrite=overwrite)
+            done.append(extra)
+        write_atomic(path, blob, overwrite=overwrite)
+    except BaseException:
+        for extra in done:
+            try:
+                os.unlink(extra)
+            except OSError:
+                pass
+        raise
 
 
 class _ManifestError(Exception):

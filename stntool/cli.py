@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ._version import __version__
+from .commands.augment import augment
 from .commands.warmup import warmup
 from .commands.warp import warp
 
@@ -16,6 +17,7 @@ def cli():
 
 
 cli.add_command(warp)
+cli.add_command(augment)
 cli.add_command(warmup)
 
 

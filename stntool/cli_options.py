@@ -140,7 +140,7 @@ def check_io_options(fill, padding, overwrite, skip_existing, null, files_from, 
 
 def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output, fmt, quality, suffix, overwrite,
                skip_existing, manifest, quiet, max_pixels, ignore_orientation, device, jobs, manifest_append=False,
-               listed=(), prepare=None, outputs=None):
+               listed=(), prepare=None, outputs=None, finish=None):
     """Discover, plan and run a batch for a command; exits with the batch's status (0 returns).
 
     The keyword arguments are the parameters of the option bundles above, by name, so a command
@@ -149,7 +149,7 @@ def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output
     ``--device``). ``listed`` are inputs to use when none are given (e.g. those of a parameter
     file); ``prepare(items)`` may expand or annotate the discovered items before outputs are
     planned; ``outputs(item, path)`` plans several outputs per input (see
-    :func:`stntool.batch.plan_outputs`).
+    :func:`stntool.batch.plan_outputs`); ``finish(summary)`` runs after the batch, before the exit.
     """
     import sys
 
@@ -187,5 +187,7 @@ def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output
                               overwrite=overwrite, skip_existing=skip_existing, fmt=fmt, quality=quality,
                               max_pixels=max_pixels, exif=not ignore_orientation, manifest=man, quiet=quiet,
                               stdin_bytes=stdin_bytes, command=f"stntool {ctx_name}")
+    if finish is not None:
+        finish(summary)
     if summary.exit_code:
         sys.exit(summary.exit_code)

@@ -1,0 +1,442 @@
+"""Random geometric augmentation that draws warp records: reproducible, replayable, batched.
+
+An :class:`Augmenter` holds ranges in readable units (the names of ``stntool augment``'s flags)
+and draws one :class:`~stntool.records.WarpSpec` per image from a ``numpy.random.Generator``;
+the record is the whole truth about the variant, so it can be logged, replayed with ``stntool
+warp --params`` and applied to labels (:mod:`stntool.labels`).
+
+>>> import numpy as np
+>>> from stntool.augment import Augmenter
+>>> aug = Augmenter(rotate=(-10, 10), scale=(0.9, 1.1), translate=0.05, hflip=0.5)
+>>> img = np.zeros((48, 64, 3), np.uint8)
+>>> res = aug(img, np.random.default_rng(0))
+>>> res.image.shape, res.spec.theta is not None
+((48, 64, 3), True)
+
+Geometry
+--------
+Every amount is measured in output pixels, so rotations stay rotations on non-square images and
+when ``out_hw`` differs from the input size. The forward pixel map of a variant is ::
+
+    out_from_in = Z · P · T(c_out + t) · R(rotate) · Sh(shear, shear_y) · S(scale, aspect) · F · S0 · T(-c_in)
+
+``c_in`` and ``c_out`` are the image centres, ``S0`` stretches the input's extent onto the output's
+(the identity for equal sizes), ``F`` the flips, ``S`` scales x by ``scale·sqrt(aspect)`` and y by
+``scale/sqrt(aspect)``, ``R`` turns counter-clockwise as displayed (:func:`stntool.transforms.rotate`),
+``t`` is the translation (fractions of the output width and height), ``P`` moves the output's four
+corners by up to ``perspective`` of its size (a projective map), ``Z`` zooms about the output centre
+for ``keep_inside``. A ``tps`` amount moves a ``tps_grid x tps_grid`` lattice of output points by up
+to that fraction of the size; the record is then a thin-plate spline through the lattice points and
+their sources under the map above (exact for the affine part, which a spline reproduces). An
+``elastic`` ``(alpha, sigma)`` adds Albumentations-style elastic displacement (:mod:`stntool.maps`).
+
+Randomness and reproducibility
+------------------------------
+:meth:`Augmenter.sample` uses only ``rng.random()`` (PCG64's raw doubles, stable across NumPy
+versions) in a fixed order: rotate, scale, aspect, shear, shear_y, translate x, translate y, hflip,
+vflip, the 8 perspective jitters, the elastic seed, then ``2·tps_grid²`` TPS jitters when ``tps`` >
+0. Each amount is drawn whether or not its range is empty, so narrowing one range never changes
+the others' values. ``stntool augment`` draws variant ``k`` of an input from
+:func:`variant_rng` ``(seed, relative path, k)``: outputs depend on nothing else (not ``--jobs``, the
+order, or the other files). In a PyTorch ``DataLoader`` do the same: derive the generator from the
+sample's index (``variant_rng(seed, str(index), epoch)``), never from the worker id, and the
+augmentation is independent of ``num_workers``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from dataclasses import dataclass
+
+from .errors import InvalidArgumentError
+
+__all__ = ["Augmenter", "Augmented", "PRESETS", "variant_rng", "parse_range"]
+
+#: Named option sets for common needs (``stntool augment --preset``; ``--show-preset`` prints them).
+PRESETS = {
+    "light": dict(rotate=(-5.0, 5.0), scale=(0.95, 1.05), translate=(-0.02, 0.02)),
+    "medium": dict(rotate=(-15.0, 15.0), scale=(0.85, 1.15), aspect=(0.9, 1.1), shear=(-5.0, 5.0),
+                   translate=(-0.05, 0.05), hflip=0.5, perspective=0.03),
+    "heavy": dict(rotate=(-30.0, 30.0), scale=(0.7, 1.3), aspect=(0.8, 1.25), shear=(-10.0, 10.0),
+                  shear_y=(-5.0, 5.0), translate=(-0.1, 0.1), hflip=0.5, perspective=0.06, tps=0.02),
+    "document": dict(rotate=(-3.0, 3.0), scale=(0.9, 1.1), shear=(-3.0, 3.0), translate=(-0.03, 0.03),
+                     perspective=0.02, padding="constant", fill="#ffffff"),
+    "ocr": dict(rotate=(-2.0, 2.0), scale=(0.95, 1.05), aspect=(0.9, 1.1), shear=(-8.0, 8.0),
+                translate=(-0.02, 0.02), tps=0.01, padding="constant", fill="#ffffff"),
+}
+
+_RANGES = ("rotate", "scale", "aspect", "shear", "shear_y", "translate")
+
+
+def parse_range(text, what: str, symmetric: bool = False) -> tuple:
+    """``"LO:HI"`` -> ``(LO, HI)``; a single value ``V`` -> ``(V, V)`` (``(-V, V)`` when ``symmetric``)."""
+    from .records import parse_numbers
+
+    s = str(text).strip()
+    if ":" in s:
+        lo, _, hi = s.partition(":")
+        a = parse_numbers(lo, what, (1,))[0] if lo.strip() else None
+        b = parse_numbers(hi, what, (1,))[0] if hi.strip() else None
+        if a is None or b is None:
+            raise InvalidArgumentError(f"{what}: expected LO:HI with two numbers, got {text!r}")
+        if a > b:
+            raise InvalidArgumentError(f"{what}: LO must not exceed HI, got {text!r}")
+        return (a, b)
+    v = parse_numbers(s, what, (1,))[0]
+    return (-abs(v), abs(v)) if symmetric else (v, v)
+
+
+def _as_range(value, what: str, symmetric: bool = False) -> tuple:
+    if isinstance(value, str):
+        return parse_range(value, what, symmetric)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (-abs(float(value)), abs(float(value))) if symmetric else (float(value), float(value))
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{what} must be a number or a (lo, hi) pair, got {value!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+        raise InvalidArgumentError(f"{what} must be finite with lo <= hi, got {value!r}")
+    return (lo, hi)
+
+
+def variant_rng(seed: int, key: str, index: int):
+    """The generator of variant ``index`` of the input named ``key`` (its relative path, ``/``-separated).
+
+    ``PCG64(SeedSequence([seed, index, blake2b-128(key) as four 32-bit words]))``: the same three
+    values give the same stream on every machine and NumPy version; different keys or indices give
+    independent streams.
+    """
+    import numpy as np
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidArgumentError(f"seed must be an integer >= 0, got {seed!r}")
+    digest = hashlib.blake2b(str(key).encode("utf-8"), digest_size=16).digest()
+    words = [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, int(index), *words])))
+
+
+@dataclass
+class Augmented:
+    """One augmented image: ``image``, the ``spec`` that made it, and the labels moved with it."""
+
+    image: object
+    spec: object
+    keypoints: object = None
+    boxes: object = None
+    mask: object = None
+    labels: object = None
+    info: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Augmenter:
+    """Ranges to draw warp records from (see the module docstring for the geometry).
+
+    Parameters
+    ----------
+    rotate : degrees, counter-clockwise as displayed; ``(lo, hi)`` or a fixed value
+    scale, aspect : factors; ``(lo, hi)`` or a fixed value
+    shear, shear_y : degrees of x shear (``x += tan(shear)·y``) and y shear
+    translate : fraction of the output size per axis; a single ``F`` means ``(-F, F)``
+    hflip, vflip : probabilities of a mirror
+    perspective : each output corner moves by up to this fraction of the size (0: affine)
+    tps, tps_grid : control-point jitter (fraction of the size) on a ``tps_grid x tps_grid`` lattice
+    elastic : ``(alpha, sigma)`` in pixels, as Albumentations' ``ElasticTransform``, or None
+    keep_inside : zoom in (and, if that cannot, pull the translation back) so no padding shows,
+        where possible
+    mode, padding, fill, align_corners : sampling options of the records (see :func:`stntool.warp`)
+    """
+
+    rotate: tuple = (0.0, 0.0)
+    scale: tuple = (1.0, 1.0)
+    aspect: tuple = (1.0, 1.0)
+    shear: tuple = (0.0, 0.0)
+    shear_y: tuple = (0.0, 0.0)
+    translate: tuple = (0.0, 0.0)
+    hflip: float = 0.0
+    vflip: float = 0.0
+    perspective: float = 0.0
+    tps: float = 0.0
+    tps_grid: int = 4
+    elastic: tuple | None = None
+    keep_inside: bool = False
+    mode: str = "bilinear"
+    padding: str = "zeros"
+    fill: object = None
+    align_corners: bool = False
+
+    def __post_init__(self):
+        from .records import WarpSpec
+
+        for name in _RANGES:
+            object.__setattr__(self, name, _as_range(getattr(self, name), name, symmetric=name == "translate"))
+        if self.scale[0] <= 0 or self.aspect[0] <= 0:
+            raise InvalidArgumentError("scale and aspect must be > 0")
+        for name in ("shear", "shear_y"):
+            if max(abs(v) for v in getattr(self, name)) >= 89.0:
+                raise InvalidArgumentError(f"{name} must stay within (-89, 89) degrees")
+        for name in ("hflip", "vflip"):
+            p = getattr(self, name)
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+                raise InvalidArgumentError(f"{name} is a probability in [0, 1], got {p!r}")
+        for name in ("perspective", "tps"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 0.5:
+                raise InvalidArgumentError(f"{name} is a fraction of the size in [0, 0.5), got {v!r}")
+        if isinstance(self.tps_grid, bool) or not isinstance(self.tps_grid, int) or not 2 <= self.tps_grid <= 16:
+            raise InvalidArgumentError(f"tps_grid must be an integer in [2, 16], got {self.tps_grid!r}")
+        if self.elastic is not None:
+            try:
+                alpha, sigma = (float(v) for v in self.elastic)
+            except (TypeError, ValueError):
+                raise InvalidArgumentError(f"elastic must be (alpha, sigma), got {self.elastic!r}") from None
+            if not (math.isfinite(alpha) and math.isfinite(sigma)) or alpha < 0 or sigma <= 0:
+                raise InvalidArgumentError(f"elastic needs alpha >= 0 and sigma > 0, got {self.elastic!r}")
+            object.__setattr__(self, "elastic", (alpha, sigma))
+        # the sampling options, checked once as a record would check them
+        WarpSpec(theta=((1, 0, 0), (0, 1, 0)), mode=self.mode, padding=self.padding, fill=self.fill,
+                 align_corners=self.align_corners)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "Augmenter":
+        """An augmenter from a named preset (:data:`PRESETS`), with some options replaced."""
+        if name not in PRESETS:
+            raise InvalidArgumentError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+    def options(self) -> dict:
+        """The options as keyword arguments (JSON-ready lists for ranges)."""
+        return {f.name: (list(v) if isinstance(v, tuple) else v)
+                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
+
+    # ------------------------------------------------------------------ drawing
+
+    def _draws(self, rng):
+        u = rng.random(18)
+
+        def lerp(rg, x):
+            return rg[0] + (rg[1] - rg[0]) * x
+
+        d = {name: lerp(getattr(self, name), u[i]) for i, name in enumerate(("rotate", "scale", "aspect", "shear",
+                                                                            "shear_y"))}
+        d["tx"], d["ty"] = lerp(self.translate, u[5]), lerp(self.translate, u[6])
+        d["hflip"], d["vflip"] = bool(u[7] < self.hflip), bool(u[8] < self.vflip)
+        d["corners"] = (u[9:17].reshape(4, 2) * 2.0 - 1.0) * self.perspective
+        d["elastic_seed"] = int(u[17] * float(1 << 53))
+        d["tps"] = (rng.random((self.tps_grid * self.tps_grid, 2)) * 2.0 - 1.0) * self.tps if self.tps > 0 else None
+        return d
+
+    def _matrix(self, d, in_hw, out_hw, t_factor=1.0, zoom=1.0):
+        """``out_pix_from_in_pix`` (3x3) of one set of draws."""
+        import numpy as np
+
+        from . import transforms as tf
+
+        (hi, wi), (ho, wo) = in_hw, out_hw
+        c_in = ((wi - 1) / 2.0, (hi - 1) / 2.0)
+        c_out = ((wo - 1) / 2.0, (ho - 1) / 2.0)
+        flips = np.diag([-1.0 if d["hflip"] else 1.0, -1.0 if d["vflip"] else 1.0, 1.0])
+        root = math.sqrt(d["aspect"])
+        m = tf.compose(tf.translate(-c_in[0], -c_in[1]), tf.scale(wo / wi, ho / hi), flips,
+                       tf.scale(d["scale"] * root, d["scale"] / root), tf.shear(d["shear"], d["shear_y"]),
+                       tf.rotate(d["rotate"]),
+                       tf.translate(c_out[0] + t_factor * d["tx"] * wo, c_out[1] + t_factor * d["ty"] * ho))
+        if self.perspective > 0:
+            q = _extent_corners(out_hw)
+            moved = q + d["corners"] * [wo, ho]
+            m = tf.fit_projective(q, moved) @ m
+        if zoom != 1.0:
+            m = tf.scale(zoom, zoom, c_out) @ m
+        return m
+
+    def _spec(self, d, in_hw, out_hw, t_factor=1.0, zoom=1.0):
+        import numpy as np
+
+        from . import transforms as tf
+        from .records import Elastic, TpsPoints, WarpSpec
+
+        m = self._matrix(d, in_hw, out_hw, t_factor, zoom)
+        opts = dict(mode=self.mode, padding=self.padding, fill=self.fill, align_corners=self.align_corners,
+                    out_hw=out_hw)
+        elastic = None if self.elastic is None else Elastic(self.elastic[0], self.elastic[1], d["elastic_seed"])
+        if d["tps"] is not None:
+            dst = _lattice(out_hw, self.tps_grid)
+            src = tf.apply_matrix(np.linalg.inv(m), dst)
+            ho, wo = out_hw
+            moved = dst + d["tps"] * [wo, ho]
+            return WarpSpec(tps=TpsPoints(src.tolist(), moved.tolist()), elastic=elastic, **opts)
+        theta = tf.theta_from_pixel_map(m, in_hw, out_hw, self.align_corners)
+        return WarpSpec(theta=tuple(map(tuple, theta.tolist())), elastic=elastic, **opts)
+
+    def sample(self, rng, in_hw, out_hw=None):
+        """One :class:`~stntool.records.WarpSpec` for an input of ``in_hw`` (output ``out_hw``, default the same).
+
+        ``rng`` is a ``numpy.random.Generator``; only ``rng.random`` is called (see the module docstring).
+        """
+        from .coords import as_hw
+
+        in_hw = as_hw(in_hw)
+        out_hw = in_hw if out_hw is None else as_hw(out_hw)
+        d = self._draws(rng)
+        if not self.keep_inside:
+            return self._spec(d, in_hw, out_hw)
+        return self._inside(d, in_hw, out_hw)
+
+    def _inside(self, d, in_hw, out_hw):
+        """The smallest zoom (>= 1) about the output centre with which every output pixel centre reads a point
+        within the input's pixel centres (so bilinear sampling never reads padding); when no zoom up to 16x
+        does, the translation is pulled back (halved, quartered, then dropped). Else the draws as they are."""
+        import numpy as np
+
+        from . import maps
+
+        edge = _outline(out_hw, max(out_hw) if (self.tps > 0 or self.elastic is not None) else 1)
+        hi, wi = in_hw
+        margin = 0.01 if self.tps > 0 else -1e-9  # TPS kernels read their spline within 0.01 px
+        disp = None
+        if self.elastic is not None:  # the field does not depend on the zoom: evaluate it once
+            from .records import WarpSpec
+
+            base = WarpSpec(theta=((1, 0, 0), (0, 1, 0)), elastic=self._spec(d, in_hw, out_hw).elastic,
+                            out_hw=out_hw, align_corners=self.align_corners)
+            disp = maps.in_from_out(base, edge, out_hw) - edge
+
+        def inside(t_factor, zoom):
+            spec = self._spec(d, in_hw, out_hw, t_factor, zoom)
+            plain = spec.replace(elastic=None)
+            p = maps.in_from_out(plain, edge, in_hw)
+            if disp is not None:
+                p = p + disp
+            return bool(np.all(np.isfinite(p)) and np.all(p >= margin) and np.all(p[:, 0] <= wi - 1 - margin)
+                        and np.all(p[:, 1] <= hi - 1 - margin))
+
+        for t_factor in (1.0, 0.5, 0.25, 0.0):
+            if inside(t_factor, 1.0):
+                return self._spec(d, in_hw, out_hw, t_factor)
+            if not inside(t_factor, 16.0):
+                continue
+            lo, hi_z = 1.0, 16.0
+            for _ in range(30):
+                mid = 0.5 * (lo + hi_z)
+                lo, hi_z = (lo, mid) if inside(t_factor, mid) else (mid, hi_z)
+            return self._spec(d, in_hw, out_hw, t_factor, hi_z)
+        return self._spec(d, in_hw, out_hw)
+
+    # ------------------------------------------------------------------ applying
+
+    def __call__(self, img, rng, out_hw=None, keypoints=None, boxes=None, mask=None, labels=None,
+                 min_visibility: float = 0.0, backend: str = "auto") -> Augmented:
+        """Draw one record for ``img`` and apply it (:func:`stntool.records.apply_spec`).
+
+        Labels move with the pixels: ``keypoints (K, 2)`` and ``boxes (B, 4)`` in pixel coordinates
+        (or a :class:`stntool.labels.Labels` as ``labels``), and a ``mask`` (warped with nearest
+        sampling and fill 0); see :mod:`stntool.labels`.
+        """
+        from .records import apply_spec
+
+        spec = self.sample(rng, img.shape[:2], out_hw)
+        res = Augmented(apply_spec(img, spec, backend), spec)
+        _move_labels(res, spec, img.shape[:2], keypoints, boxes, mask, labels, min_visibility, backend)
+        return res
+
+    def batch(self, images, rng, out_hw=None, backend: str = "auto"):
+        """Draw one record per image of ``images`` ``(N, H, W[, C])`` and warp them all; returns ``(out, specs)``.
+
+        Affine records are warped in one fused kernel call (per-image θ), projective ones in another;
+        splines and elastic records one by one. Each output is identical to ``apply_spec(image, spec)``.
+        """
+        import numpy as np
+
+        from . import api
+        from .records import apply_spec, fill_values
+
+        images = np.asarray(images)
+        if images.ndim not in (3, 4) or len(images) == 0:
+            raise InvalidArgumentError(f"batch takes images (N, H, W) or (N, H, W, C), got shape {images.shape}")
+        in_hw = images.shape[1:3]
+        specs = [self.sample(rng, in_hw, out_hw) for _ in range(len(images))]
+        o_hw = specs[0].out_hw
+        out = np.empty((len(images),) + tuple(o_hw) + images.shape[3:], images.dtype)
+        c = 1 if images.ndim == 3 else images.shape[3]
+        groups = {2: [], 3: []}
+        for i, s in enumerate(specs):
+            if s.theta is not None and s.elastic is None and c not in (2, 4):
+                groups[len(s.theta)].append(i)
+            else:
+                out[i] = apply_spec(images[i], s, backend)
+        is_int = images.dtype.kind == "u"
+        maxv = float(np.iinfo(images.dtype).max) if is_int else 0.0
+        fill = fill_values(self.fill, c, maxv) if self.padding == "constant" else None
+        for rows, idx in groups.items():
+            if not idx:
+                continue
+            theta = np.array([specs[i].theta for i in idx])
+            if rows == 3:  # a horizon through pixel centres samples the grid path (see stntool.warp): one by one
+                alone = [i for i in idx if api._horizon_on_pixels(theta[idx.index(i)][None], o_hw, self.align_corners)]
+                for i in alone:
+                    out[i] = apply_spec(images[i], specs[i], backend)
+                keep = [k for k, i in enumerate(idx) if i not in alone]
+                idx, theta = [idx[k] for k in keep], theta[keep]
+                if not idx:
+                    continue
+            out[idx] = api.warp(images[idx], theta, out_hw=o_hw, mode=self.mode, padding=self.padding,
+                                align_corners=self.align_corners, fill=fill, backend=backend).reshape(
+                                    (len(idx),) + out.shape[1:])
+        return out, specs
+
+
+def _move_labels(res, spec, in_hw, keypoints, boxes, mask, labels, min_visibility, backend):
+    if keypoints is None and boxes is None and mask is None and labels is None:
+        return
+    from . import labels as lb
+
+    if keypoints is not None or boxes is not None:
+        if labels is not None:
+            raise InvalidArgumentError("give labels, or keypoints and boxes, not both")
+        labels = lb.Labels(keypoints=keypoints, boxes=boxes)
+    if labels is not None:
+        moved, info = lb.transform_labels(labels, spec, in_hw, min_visibility=min_visibility)
+        res.labels, res.info = moved, dict(info)
+        res.keypoints, res.boxes = moved.keypoints, moved.boxes
+    if mask is not None:
+        lb.check_mask(mask, in_hw)
+        res.mask = lb.warp_mask(mask, spec, backend)
+
+
+def _centre_corners(hw):
+    import numpy as np
+
+    h, w = hw
+    return np.array([[0.0, 0.0], [w - 1.0, 0.0], [w - 1.0, h - 1.0], [0.0, h - 1.0]])
+
+
+def _extent_corners(hw):
+    import numpy as np
+
+    h, w = hw
+    return np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
+
+
+def _outline(hw, per_side: int):
+    """Points on the output's outermost pixel centres: the 4 corners, plus ``per_side`` points along each side."""
+    import numpy as np
+
+    c = _centre_corners(hw)
+    pts = [c]
+    if per_side > 1:
+        t = (np.arange(1, per_side) / per_side)[:, None]
+        for k in range(4):
+            pts.append(c[k] + t * (c[(k + 1) % 4] - c[k]))
+    return np.concatenate(pts)
+
+
+def _lattice(hw, k: int):
+    """``k x k`` output pixel points from corner pixel centre to corner pixel centre, row by row."""
+    import numpy as np
+
+    h, w = hw
+    ys, xs = np.meshgrid(np.linspace(0.0, h - 1.0, k), np.linspace(0.0, w - 1.0, k), indexing="ij")
+    return np.stack([xs.ravel(), ys.ravel()], -1)

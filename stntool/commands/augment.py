@@ -1,0 +1,335 @@
+"""``stntool augment``: random geometric variants of images, reproducible, replayable, with their labels.
+
+Thin layer over :mod:`stntool.augment` (the ranges and the records), :mod:`stntool.labels` and the
+shared batch runner. Heavy modules are imported inside the command body only.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ..cli_options import check_io_options, input_options, output_options, run_images, sampling_options, usage_errors
+
+EXAMPLES = """
+\b
+Examples:
+  stntool augment photos/ -o aug/ --count 8 --seed 1 --rotate -15:15 --scale 0.9:1.1 --hflip 0.5
+  stntool augment scans/ -o aug/ --count 4 --seed 7 --preset document --manifest aug.jsonl
+  stntool augment img.png -o aug/ --count 6 --seed 3 --tps 0.03 --elastic 30,6 --keep-inside
+  stntool augment data/ -r -o aug/ --count 4 --seed 2 --preset medium --masks masks/ --preview sheet.png
+  stntool augment --show-preset heavy
+  stntool warp --params aug.jsonl -o replay/          # the same files again, bit for bit
+
+\b
+Ranges: a single value is a fixed amount (--rotate 10), LO:HI a uniform range (--rotate -10:10);
+--translate F means -F:F. Rotation is counter-clockwise as displayed; shear in degrees; translate,
+perspective and tps in fractions of the output size; --elastic ALPHA,SIGMA in pixels.
+
+\b
+Outputs: variant k of in/sub/a.jpg is OUT/sub/a_<k>.jpg, k zero-padded to 3 digits (more when
+--count > 1000). Variant k's randomness depends only on (--seed, the input's relative path, k):
+not on --jobs, the order or the other inputs. Without --seed a random seed is drawn and printed.
+
+\b
+Labels move with the pixels: a.json (keypoints, boxes) or a.txt (YOLO boxes) beside a.jpg is
+transformed and written beside each variant (a_000.json / a_000.txt); with --masks DIR, the mask
+DIR/sub/a.png is warped with nearest sampling and written as a_000.mask.png.
+"""
+
+_RANGE_FLAGS = ("rotate", "scale", "aspect", "shear", "shear_y", "translate")
+_PRESET_SAMPLING = ("padding", "fill")
+
+
+def _range(ctx, param, value):
+    if value is None:
+        return None
+    from ..augment import parse_range
+    from ..errors import InvalidArgumentError
+
+    try:
+        return parse_range(value, f"--{param.name.replace('_', '-')}", symmetric=param.name == "translate")
+    except InvalidArgumentError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _elastic(ctx, param, value):
+    if value is None:
+        return None
+    from ..cli_options import parse_numbers
+
+    alpha, sigma = parse_numbers(value, "--elastic", (2,))
+    if alpha < 0 or sigma <= 0:
+        raise click.BadParameter(f"expected ALPHA >= 0 and SIGMA > 0, got {value!r}")
+    return alpha, sigma
+
+
+def _show_preset(ctx, param, value):
+    if value is None or ctx.resilient_parsing:
+        return
+    from ..augment import PRESETS
+
+    if value not in PRESETS:
+        raise click.BadParameter(f"unknown preset {value!r}; choose one of {', '.join(PRESETS)}")
+    words = []
+    for key, v in PRESETS[value].items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(v, tuple):
+            words.append(f"{flag} {v[0]:g}:{v[1]:g}")
+        elif isinstance(v, float):
+            words.append(f"{flag} {v:g}")
+        else:
+            words.append(f"{flag} '{v}'" if str(v).startswith("#") else f"{flag} {v}")
+    click.echo(" ".join(words))
+    ctx.exit(0)
+
+
+def variant_names(path: str, count: int) -> list:
+    """Output paths of ``count`` variants of one planned output ``path``: ``stem_000.ext`` ..."""
+    import os
+
+    if path == "-":
+        return ["-"] if count == 1 else [f"variant {k}" for k in range(count)]  # the planner refuses several
+    base, ext = os.path.splitext(path)
+    width = max(3, len(str(count - 1)))
+    return [f"{base}_{k:0{width}d}{ext}" for k in range(count)]
+
+
+@click.command(epilog=EXAMPLES, short_help="Random geometric variants, reproducible and replayable, with labels.",
+               context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=str))
+@click.option("-n", "--count", type=click.IntRange(1, 100000), default=1, show_default=True,
+              help="Variants written per input.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (an integer); default: drawn and printed.")
+@click.option("--preset", type=click.Choice(["light", "medium", "heavy", "document", "ocr"]),
+              help="Start from a named set of ranges (flags given here override it).")
+@click.option("--show-preset", metavar="NAME", callback=_show_preset, expose_value=False, is_eager=True,
+              help="Print a preset's flags and exit.")
+@click.option("--rotate", metavar="LO:HI", callback=_range, help="Rotation in degrees, counter-clockwise.")
+@click.option("--scale", metavar="LO:HI", callback=_range, help="Scale factor.")
+@click.option("--aspect", metavar="LO:HI", callback=_range, help="Aspect change: x by sqrt(a), y by 1/sqrt(a).")
+@click.option("--shear", metavar="LO:HI", callback=_range, help="x shear in degrees (x += tan(shear)·y).")
+@click.option("--shear-y", "shear_y", metavar="LO:HI", callback=_range, help="y shear in degrees.")
+@click.option("--translate", metavar="F|LO:HI", callback=_range,
+              help="Shift per axis, a fraction of the output size (F means -F:F).")
+@click.option("--hflip", type=click.FloatRange(0, 1), help="Probability of a left-right mirror.")
+@click.option("--vflip", type=click.FloatRange(0, 1), help="Probability of a top-bottom mirror.")
+@click.option("--perspective", type=click.FloatRange(0, 0.5, max_open=True),
+              help="Corner jitter, a fraction of the size (projective warp).")
+@click.option("--tps", type=click.FloatRange(0, 0.5, max_open=True),
+              help="Thin-plate-spline control-point jitter, a fraction of the size.")
+@click.option("--tps-grid", "tps_grid", type=click.IntRange(2, 16), help="TPS lattice K (KxK points)  [default: 4]")
+@click.option("--elastic", metavar="ALPHA,SIGMA", callback=_elastic,
+              help="Elastic displacement as Albumentations' ElasticTransform (pixels).")
+@click.option("--keep-inside", is_flag=True, default=None, help="Zoom in so no padding shows, where possible.")
+@click.option("--labels", "labels_kind", type=click.Choice(["auto", "json", "yolo", "none"]), default="auto",
+              show_default=True, help="Label sidecars beside each input: NAME.json (keypoints, boxes) or NAME.txt "
+                                      "(YOLO); auto takes whichever exists.")
+@click.option("--masks", "masks_dir", metavar="DIR", type=click.Path(file_okay=False),
+              help="Segmentation masks paired by relative path (DIR/sub/a.png for in/sub/a.jpg).")
+@click.option("--min-visibility", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Drop boxes of which less than this fraction stays in the image.")
+@click.option("--preview", metavar="SHEET.png", help="Also write a contact sheet of the first inputs and their variants.")
+@sampling_options
+@output_options
+@input_options
+def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, translate, hflip, vflip,
+            perspective, tps, tps_grid, elastic, keep_inside, labels_kind, masks_dir, min_visibility, preview, mode,
+            padding, fill, align_corners, out_hw, device, jobs, **io_options):
+    """Write --count random geometric variants of each input, and their warp records.
+
+    INPUTS are image files, folders (images inside, sorted; -r to recurse) or - for one image's
+    bytes on stdin. Every variant's record (θ or TPS points, elastic seed) goes to --manifest, so
+    `stntool warp --params` reproduces the outputs. Exit status: 0 all ok, 1 some inputs failed,
+    2 usage error.
+    """
+    import os
+
+    from ..augment import PRESETS, Augmenter
+    from ..batch import say
+
+    ctx = click.get_current_context()
+    opts = dict(PRESETS[preset]) if preset else {}
+    from click.core import ParameterSource
+
+    if any(ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, None) for k in _PRESET_SAMPLING):
+        opts.pop("padding", None), opts.pop("fill", None)  # the command line's padding/fill replace the preset's
+    opts.setdefault("padding", padding)
+    opts.setdefault("fill", fill)
+    check_io_options(opts["fill"], opts["padding"], **{k: io_options[k] for k in (
+        "overwrite", "skip_existing", "null", "files_from", "manifest", "manifest_append")})
+    given = dict(rotate=rotate, scale=scale, aspect=aspect, shear=shear, shear_y=shear_y, translate=translate,
+                 hflip=hflip, vflip=vflip, perspective=perspective, tps=tps, tps_grid=tps_grid, elastic=elastic,
+                 keep_inside=keep_inside)
+    opts.update({k: v for k, v in given.items() if v is not None})
+    with usage_errors():
+        aug = Augmenter(mode=mode, align_corners=bool(align_corners), **opts)
+    if seed is None:
+        import secrets
+
+        seed = secrets.randbits(32)
+        if not io_options["quiet"]:
+            say(f"stntool: augment seed {seed} (pass --seed {seed} to repeat this run)")
+    output = io_options["output"]
+    labels = _LabelIO(labels_kind, masks_dir, min_visibility)
+    sheet = _Preview(preview, count) if preview else None
+
+    def outputs(item, path):
+        return variant_names(path, count)
+
+    def prepare(items):
+        for it in items:
+            it.fields = {"seed": seed}
+        return items
+
+    def process(img, item, backend):
+        from ..augment import variant_rng
+        from ..batch import Output
+        from ..records import apply_spec
+
+        in_hw = img.shape[:2]
+        key = item.rel.replace(os.sep, "/")
+        found = labels.read(item, in_hw)
+        results = []
+        for k, path in enumerate(item.outputs):
+            spec = aug.sample(variant_rng(seed, key, k), in_hw, out_hw)
+            name = _record_name(path, output)
+            record = spec.replace(in_hw=in_hw, name=name).to_record()
+            out = apply_spec(img, spec, backend)
+            files, extra = labels.write(found, spec, in_hw, path, backend)
+            results.append(Output(out, {**record, "seed": seed, "variant": k, **extra}, path, files))
+            if sheet is not None:
+                sheet.add(item, img, spec, out, k)
+        return results
+
+    def finish(summary):
+        if sheet is not None:
+            sheet.write(aug)
+
+    run_images("augment", process, inputs=inputs, device=device, jobs=jobs, prepare=prepare, outputs=outputs,
+               finish=finish, **io_options)
+
+
+def _record_name(path, output):
+    """The record's ``name``: the output's path relative to the output folder (its base name for a file output)."""
+    import os
+
+    rel = os.path.relpath(path, output)
+    if rel.startswith(os.pardir):
+        rel = os.path.basename(path)
+    return rel.replace(os.sep, "/")
+
+
+class _LabelIO:
+    """Finds, moves and writes the labels of one input (sidecars and masks)."""
+
+    def __init__(self, kind, masks_dir, min_visibility):
+        self.kind, self.masks_dir, self.min_visibility = kind, masks_dir, min_visibility
+
+    def read(self, item, in_hw):
+        """``{"labels": (Labels, fmt) or None, "mask": array or None}`` for an item; StnError names the bad file."""
+        import os
+
+        from ..errors import StnError
+
+        found = {"labels": None, "mask": None}
+        if self.kind != "none" and item.input != "-":
+            stem = os.path.splitext(item.input)[0]
+            kinds = {"auto": ("json", "yolo"), "json": ("json",), "yolo": ("yolo",)}[self.kind]
+            for fmt in kinds:
+                side = stem + (".json" if fmt == "json" else ".txt")
+                if os.path.isfile(side):
+                    from .. import labels as lb
+
+                    try:
+                        got = lb.read_sidecar(side) if fmt == "json" else lb.read_yolo(side, in_hw)
+                    except StnError as e:
+                        raise StnError(f"labels {os.path.basename(side)}: {e}") from None
+                    found["labels"] = (got, fmt)
+                    break
+        if self.masks_dir is not None:
+            found["mask"] = self._mask(item, in_hw)
+        return found
+
+    def _mask(self, item, in_hw):
+        import os
+
+        from .. import labels as lb
+        from ..errors import StnError
+        from ..io import IMAGE_EXTENSIONS, decode_image, read_file_bytes
+
+        stem = os.path.splitext(item.rel)[0]
+        for ext in (".png", *sorted(IMAGE_EXTENSIONS - {".png"})):
+            path = os.path.join(self.masks_dir, stem + ext)
+            if os.path.isfile(path):
+                break
+        else:
+            raise StnError(f"no mask for this input in {self.masks_dir} (looked for {stem}.png)")
+        try:
+            mask = decode_image(read_file_bytes(path), apply_exif=False)
+            lb.check_mask(mask, in_hw)
+        except StnError as e:
+            raise StnError(f"mask {path}: {e}") from None
+        return mask
+
+    def write(self, found, spec, in_hw, path, backend):
+        """``(files, manifest fields)`` for one variant written at ``path``."""
+        import os
+
+        files, extra = {}, {}
+        if found["labels"] is None and found["mask"] is None:
+            return files, extra
+        from .. import labels as lb
+        from ..io import encode_image
+
+        base = os.path.splitext(path)[0]
+        if found["labels"] is not None:
+            got, fmt = found["labels"]
+            moved, info = lb.transform_labels(got, spec, in_hw, min_visibility=self.min_visibility)
+            out_hw = spec.out_hw or in_hw
+            if fmt == "json":
+                side, data = base + ".json", lb.write_sidecar(moved, out_hw)
+            else:
+                side, data = base + ".txt", lb.write_yolo(moved, out_hw)
+            files[side] = data if isinstance(data, bytes) else data.encode("utf-8")
+            extra["labels"] = side
+            extra.update({k: v for k, v in dict(info).items() if k in ("boxes_dropped",)})
+        if found["mask"] is not None:
+            side = base + ".mask.png"
+            files[side] = encode_image(lb.warp_mask(found["mask"], spec, backend), "png")
+            extra["mask"] = side
+        return files, extra
+
+
+class _Preview:
+    """Keeps the first inputs and their variants for the contact sheet."""
+
+    MAX_INPUTS, MAX_VARIANTS = 4, 6
+
+    def __init__(self, path, count):
+        import threading
+
+        self.path, self.rows, self.lock = path, {}, threading.Lock()
+
+    def add(self, item, img, spec, out, k):
+        if item.index >= self.MAX_INPUTS or k >= self.MAX_VARIANTS:
+            return
+        with self.lock:
+            row = self.rows.setdefault(item.index, (item.rel, img, []))
+            row[2].append((spec, out, f"#{k}"))
+
+    def write(self, aug):
+        import os
+
+        from ..batch import say
+        from ..errors import StnError
+        from ..io import encode_image, write_atomic
+        from ..preview import contact_sheet
+
+        if not self.rows:
+            return
+        sheet = contact_sheet([self.rows[i] for i in sorted(self.rows)])
+        fmt = os.path.splitext(self.path)[1] or ".png"
+        try:
+            write_atomic(self.path, encode_image(sheet, fmt), overwrite=True)
+        except StnError as e:
+            say(f"stntool: error: preview {self.path}: {e}")

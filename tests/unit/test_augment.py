@@ -1,0 +1,215 @@
+"""The augmentation sampler: records, ranges, seeds, keep-inside, the batch call, elastic fields."""
+
+import math
+
+import numpy as np
+import pytest
+
+from stntool import maps
+from stntool.augment import PRESETS, Augmenter, parse_range, variant_rng
+from stntool.errors import InvalidArgumentError
+from stntool.records import Elastic, WarpSpec, apply_spec
+from stntool.transforms import pixel_map_from_theta
+
+
+def rgb(h=36, w=52, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def pixel_map(spec, in_hw):
+    return pixel_map_from_theta(np.array(spec.theta), in_hw, spec.out_hw, spec.align_corners)
+
+
+def test_identity_ranges_give_identity_outputs():
+    img = rgb()
+    for mode in ("nearest", "bilinear", "bicubic"):
+        res = Augmenter(mode=mode)(img, np.random.default_rng(1), backend="numpy")
+        assert np.array_equal(res.image, img)
+        assert res.spec.theta == ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0))
+
+
+@pytest.mark.parametrize("k,expected", [(1, np.rot90), (2, lambda a: a[::-1, ::-1]), (3, lambda a: np.rot90(a, 3))])
+def test_fixed_quarter_turns_and_flips_are_exact(k, expected):
+    img = rgb(24, 24)
+    res = Augmenter(rotate=90 * k, mode="nearest")(img, np.random.default_rng(0), backend="numpy")
+    assert np.array_equal(res.image, expected(img))  # counter-clockwise as displayed, like np.rot90
+    res = Augmenter(hflip=1.0, mode="nearest")(rgb(), np.random.default_rng(0), backend="numpy")
+    assert np.array_equal(res.image, rgb()[:, ::-1])
+    res = Augmenter(vflip=1.0, mode="nearest")(rgb(), np.random.default_rng(0), backend="numpy")
+    assert np.array_equal(res.image, rgb()[::-1])
+
+
+@pytest.mark.parametrize("in_hw,out_hw", [((30, 80), None), ((80, 30), (50, 50)), ((40, 60), (40, 60))])
+def test_rotation_is_a_rotation_in_pixels_on_non_square_images(in_hw, out_hw):
+    """A rotation in normalized coordinates would be a rotation plus a shear/stretch in pixels."""
+    aug = Augmenter(rotate=(-40, 40))
+    for i in range(10):
+        spec = aug.sample(variant_rng(0, "x", i), in_hw, out_hw)
+        m = np.linalg.inv(pixel_map(spec, in_hw))  # out_pix_from_in_pix
+        o_hw = out_hw or in_hw
+        stretch = np.diag([in_hw[1] / o_hw[1], in_hw[0] / o_hw[0]])  # the input extent onto the output's
+        lin = m[:2, :2] @ stretch
+        assert np.allclose(lin.T @ lin, np.eye(2), atol=1e-12) and np.linalg.det(lin) > 0
+        centre_in = [(in_hw[1] - 1) / 2, (in_hw[0] - 1) / 2, 1]
+        assert np.allclose((m @ centre_in)[:2], [(o_hw[1] - 1) / 2, (o_hw[0] - 1) / 2])
+
+
+def test_parameters_stay_in_their_ranges_and_cover_them():
+    """Angle, scale and shift recovered from the records of 4000 draws: inside the ranges, roughly uniform."""
+    hw = (50, 70)
+    aug = Augmenter(rotate=(-30, 10), scale=(0.8, 1.25), translate=0.1)
+    rng = np.random.default_rng(1234)
+    angles, scales, shifts = [], [], []
+    for _ in range(4000):
+        m = np.linalg.inv(pixel_map(aug.sample(rng, hw), hw))
+        angles.append(math.degrees(math.atan2(-m[1, 0], m[0, 0])))
+        scales.append(math.sqrt(abs(np.linalg.det(m[:2, :2]))))
+        c = m @ [(hw[1] - 1) / 2, (hw[0] - 1) / 2, 1]
+        shifts.append(((c[0] - (hw[1] - 1) / 2) / hw[1], (c[1] - (hw[0] - 1) / 2) / hw[0]))
+    angles, scales, shifts = np.array(angles), np.array(scales), np.array(shifts)
+    for values, lo, hi in ((angles, -30, 10), (scales, 0.8, 1.25), (shifts[:, 0], -0.1, 0.1), (shifts[:, 1], -0.1, 0.1)):
+        assert values.min() >= lo - 1e-9 and values.max() <= hi + 1e-9
+        assert values.min() < lo + 0.01 * (hi - lo) and values.max() > hi - 0.01 * (hi - lo)
+        counts, _ = np.histogram(values, bins=10, range=(lo, hi))
+        assert counts.min() > 320 and counts.max() < 480  # uniform: 400 each, 5 sigma is about 95
+
+
+def test_flip_probabilities_and_independent_draw_positions():
+    rng = np.random.default_rng(7)
+    aug = Augmenter(hflip=0.3)
+    flips = [aug.sample(rng, (20, 20)).theta[0][0] < 0 for _ in range(4000)]
+    assert abs(np.mean(flips) - 0.3) < 0.03
+    # narrowing one range does not change the other amounts drawn from the same stream
+    a = Augmenter(rotate=(-20, 20), scale=(0.9, 1.1)).sample(variant_rng(3, "k", 0), (40, 40))
+    b = Augmenter(rotate=(-20, 20), scale=(1.0, 1.0)).sample(variant_rng(3, "k", 0), (40, 40))
+    ang = [math.atan2(-np.linalg.inv(pixel_map(s, (40, 40)))[1, 0], np.linalg.inv(pixel_map(s, (40, 40)))[0, 0])
+           for s in (a, b)]
+    assert ang[0] == pytest.approx(ang[1], abs=1e-12)
+
+
+def test_variant_rng_depends_only_on_seed_key_and_index():
+    draw = lambda *a: variant_rng(*a).random(4).tolist()  # noqa: E731
+    assert draw(5, "sub/a.png", 2) == draw(5, "sub/a.png", 2)
+    values = {tuple(draw(*a)) for a in [(5, "sub/a.png", 2), (6, "sub/a.png", 2), (5, "sub/b.png", 2),
+                                        (5, "sub/a.png", 3)]}
+    assert len(values) == 4
+    with pytest.raises(InvalidArgumentError):
+        variant_rng(-1, "a", 0)
+
+
+def test_seeded_stream_is_pinned():
+    """The stability promise: these numbers stay unless the changelog says otherwise."""
+    spec = Augmenter(rotate=(-10, 10), scale=(0.9, 1.1)).sample(variant_rng(42, "photo.jpg", 0), (100, 100))
+    expected = variant_rng(42, "photo.jpg", 0).random(2)
+    ang = -10 + 20 * expected[0]
+    sc = 0.9 + 0.2 * expected[1]
+    m = np.linalg.inv(pixel_map(spec, (100, 100)))
+    assert math.degrees(math.atan2(-m[1, 0], m[0, 0])) == pytest.approx(ang, abs=1e-9)
+    assert math.sqrt(np.linalg.det(m[:2, :2])) == pytest.approx(sc, abs=1e-12)
+    assert variant_rng(42, "photo.jpg", 0).random(3).tolist() == [0.575838651928818, 0.2183864637918056,
+                                                                 0.07616859634557249]
+
+
+@pytest.mark.parametrize("kw", [dict(rotate=(-30, 30), translate=0.15, scale=(0.8, 1.2)),
+                                dict(rotate=(-20, 20), perspective=0.08, shear=(-10, 10)),
+                                dict(rotate=(-10, 10), tps=0.03),
+                                dict(rotate=(-10, 10), elastic=(40, 8))])
+def test_keep_inside_shows_no_padding(kw):
+    img = np.ones((60, 80), np.float32)
+    aug = Augmenter(keep_inside=True, **kw)
+    loose = Augmenter(**kw)
+    leaks = 0
+    for i in range(12):
+        spec = aug.sample(variant_rng(5, "a", i), img.shape, (50, 45))
+        out = apply_spec(img, spec, "numpy")
+        assert out.min() > 1 - 1e-4  # TPS warps read their spline within 0.01 px
+        leaks += apply_spec(img, loose.sample(variant_rng(5, "a", i), img.shape, (50, 45)), "numpy").min() < 0.99
+    assert leaks >= 6  # the same draws without keep_inside do show padding
+
+
+def test_tps_record_reproduces_the_affine_part_and_moves_its_lattice():
+    aug = Augmenter(rotate=(-10, 10), tps=0.04, tps_grid=3)
+    spec = aug.sample(variant_rng(1, "t", 0), (40, 60))
+    assert spec.tps is not None and len(spec.tps.src) == 9
+    still = Augmenter(rotate=(-10, 10), tps=1e-12, tps_grid=3).sample(variant_rng(1, "t", 0), (40, 60))
+    plain = Augmenter(rotate=(-10, 10)).sample(variant_rng(1, "t", 0), (40, 60))
+    pts = np.array([[3.0, 4.0], [30.5, 20.25], [59.0, 39.0]])
+    assert np.allclose(maps.in_from_out(still, pts, (40, 60)), maps.in_from_out(plain, pts, (40, 60)), atol=1e-6)
+    dst, src = np.array(spec.tps.dst), np.array(spec.tps.src)
+    assert np.allclose(maps.in_from_out(spec, dst, (40, 60)), src, atol=1e-9)  # the spline interpolates
+    jitter = dst - np.array(still.tps.dst)
+    assert np.all(np.abs(jitter) <= 0.04 * np.array([60, 40]) + 1e-9) and np.abs(jitter).max() > 0.2
+
+
+def test_batch_call_equals_per_image_records():
+    imgs = np.stack([rgb(seed=s) for s in range(6)])
+    for aug in (Augmenter(rotate=(-20, 20), scale=(0.8, 1.2)), Augmenter(rotate=(-20, 20), perspective=0.05),
+                Augmenter(rotate=(-5, 5), elastic=(10, 5)), Augmenter(tps=0.03, padding="constant", fill=(9, 8, 7))):
+        out, specs = aug.batch(imgs, np.random.default_rng(3), backend="cpu")
+        again = [aug.sample(r, imgs.shape[1:3]) for r in [np.random.default_rng(3)] for _ in range(6)]
+        assert specs == again
+        for i in range(6):
+            assert np.array_equal(out[i], apply_spec(imgs[i], specs[i], "cpu"))
+    with pytest.raises(InvalidArgumentError):
+        Augmenter().batch(np.zeros((0, 4, 4), np.uint8), np.random.default_rng(0))
+
+
+def test_ranges_parse_and_reject():
+    assert parse_range("-5:10", "--rotate") == (-5.0, 10.0)
+    assert parse_range("7", "--rotate") == (7.0, 7.0)
+    assert parse_range("0.1", "--translate", symmetric=True) == (-0.1, 0.1)
+    for bad in ("5:1", "a:b", ":3", "1:2:3", "nan"):
+        with pytest.raises(InvalidArgumentError):
+            parse_range(bad, "--rotate")
+    for kw in (dict(scale=(0, 1)), dict(hflip=1.5), dict(perspective=0.7), dict(tps_grid=1), dict(elastic=(1, 0)),
+               dict(shear=(-90, 0)), dict(mode="cubic"), dict(padding="constant", fill="#zz")):
+        with pytest.raises(InvalidArgumentError):
+            Augmenter(**kw)
+
+
+def test_presets_build_and_differ():
+    for name in PRESETS:
+        aug = Augmenter.from_preset(name)
+        spec = aug.sample(np.random.default_rng(0), (64, 48))
+        assert isinstance(spec, WarpSpec)
+    assert Augmenter.from_preset("document").fill == "#ffffff"
+    assert Augmenter.from_preset("light", rotate=(0, 0)).rotate == (0.0, 0.0)
+    with pytest.raises(InvalidArgumentError):
+        Augmenter.from_preset("extreme")
+
+
+def test_elastic_field_statistics_match_the_per_pixel_recipe():
+    """Uniform noise smoothed by a Gaussian of sigma px, times alpha: std alpha/(2 sqrt(3 pi) sigma)."""
+    for sigma in (1.0, 4.0, 12.0):
+        std = np.mean([maps.elastic_displacement(Elastic(1.0, sigma, s), (400, 400))[1][4:-4, 4:-4].std()
+                       for s in range(6)])
+        assert std == pytest.approx(1.0 / (2.0 * math.sqrt(3.0 * math.pi) * sigma), rel=0.1)
+    a = maps.elastic_displacement(Elastic(5.0, 6.0, 11), (50, 70))[1]
+    assert np.array_equal(a, maps.elastic_displacement(Elastic(5.0, 6.0, 11), (50, 70))[1])
+    assert not np.array_equal(a, maps.elastic_displacement(Elastic(5.0, 6.0, 12), (50, 70))[1])
+
+
+def test_elastic_with_no_amplitude_is_its_base_warp():
+    img = np.random.default_rng(0).random((40, 56, 3)).astype(np.float32)
+    theta = ((0.9, 0.1, 0.05), (-0.1, 0.9, 0.0))
+    base = WarpSpec(theta=theta, padding="border")
+    flat = base.replace(elastic=Elastic(0.0, 6.0, 3))
+    assert np.allclose(apply_spec(img, flat, "numpy"), apply_spec(img, base, "numpy"), atol=1e-5)
+    moved = base.replace(elastic=Elastic(30.0, 6.0, 3))
+    assert np.abs(apply_spec(img, moved, "numpy") - apply_spec(img, base, "numpy")).max() > 0.1
+    for be in ("numpy", "cpu"):
+        assert np.allclose(apply_spec(img, moved, be), apply_spec(img, moved, "numpy"), atol=1e-4)
+
+
+def test_elastic_record_round_trip_and_schema():
+    spec = WarpSpec(theta=((1, 0, 0), (0, 1, 0)), elastic=Elastic(20, 5, 2**40 + 3), out_hw=(10, 12))
+    rec = spec.to_record()
+    assert rec["elastic"] == {"alpha": 20.0, "sigma": 5.0, "seed": 2**40 + 3} and rec["schema"] == 2
+    assert WarpSpec.from_record(rec) == spec
+    assert WarpSpec(theta=((1, 0, 0), (0, 1, 0))).to_record()["schema"] == 1
+    for bad in ({"alpha": 1, "sigma": 0, "seed": 1}, {"alpha": 1, "sigma": 2, "seed": -1},
+                {"alpha": 1, "sigma": 2, "seed": 2**53}, {"alpha": 1, "sigma": 2}, {"alpha": 1, "sigma": 2, "seed": 1.5}):
+        with pytest.raises(InvalidArgumentError):
+            WarpSpec.from_record({**rec, "elastic": bad})
+    with pytest.raises(InvalidArgumentError):
+        WarpSpec(elastic=Elastic(1, 1, 1))
