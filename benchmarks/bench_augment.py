@@ -12,7 +12,7 @@ stntool is imported from this checkout. Three sections:
    (p=1, bilinear, zeros/constant-0 border, ranges as close as their definitions allow; see
    ``FAMILIES``). A third row warps records drawn beforehand (``apply_spec``) to show what drawing costs.
 2. The batch API: ``Augmenter.batch(images (32, 512, 512, 3), rng)`` against Albumentations' ``Affine``
-   in a per-image loop.
+   in a per-image loop; then where one image's time goes (drawing, warping, OpenCV's kernel alone).
 3. The whole command: ``stntool augment DIR -o OUT --count 4 --seed 1 --rotate -15:15 --scale 0.9:1.1
    -j 2`` over N JPEGs (512x512, quality 90) against a script that runs Albumentations' ``Affine`` with
    the same ranges in two spawned worker processes (cv2.imread, 4 variants, cv2.imwrite, JPEG quality
@@ -180,6 +180,39 @@ def bench_batch(imgs, reps, min_time):
     return {k: (rate(len(imgs), v[0]), rate(len(imgs), v[1]), v[2]) for k, v in r.items()}, same
 
 
+def bench_breakdown(img, reps, min_time, families):
+    """Where one image's time goes: drawing the record, warping by it, and the peers' calls (ms, min of N)."""
+    import cv2
+
+    from stntool import transforms as tf
+    from stntool.augment import Augmenter
+    from stntool.maps import lattice_plan
+    from stntool.records import apply_spec
+
+    rows = {}
+    for fam in families:
+        st_opts, (alb_name, alb_opts), _ = FAMILIES[fam]
+        aug = Augmenter(mode="bilinear", padding="zeros", **st_opts)
+        alb = albumentations_transform(alb_name, alb_opts)
+        rng = np.random.default_rng(0)
+        spec = aug.sample(np.random.default_rng(7), img.shape[:2])
+        fns = {"sample": lambda aug=aug, rng=rng: aug.sample(rng, img.shape[:2]),
+               "apply": lambda spec=spec: apply_spec(img, spec),
+               "alb": lambda alb=alb: alb(image=img)}
+        if spec.elastic is not None:
+            fns["plan"] = lambda spec=spec: lattice_plan(spec, img.shape[:2])
+        elif spec.theta is not None:
+            m = tf.theta_to_cv2(np.array(spec.theta), img.shape[:2])
+            if len(spec.theta) == 2:
+                fns["cv2"] = lambda m=m: cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR)
+            else:
+                fns["cv2"] = lambda m=m: cv2.warpPerspective(img, m, (img.shape[1], img.shape[0]),
+                                                             flags=cv2.INTER_LINEAR)
+        print(f"# breakdown {fam} ...", file=sys.stderr)
+        rows[fam] = {k: v[0] for k, v in bench(fns, reps, warmup=2, min_time=min_time).items()}
+    return rows
+
+
 # --------------------------------------------------------------------------- 3: whole command
 
 ALB_SCRIPT = r'''
@@ -327,6 +360,7 @@ def main(argv=None):
     imgs = images()
     fam = bench_families(imgs, reps, min_time, families)
     bat, bat_same = bench_batch(imgs, reps, min_time)
+    brk = bench_breakdown(imgs[0], 4 * reps, min_time / 2, families)
     load_mid = loadavg()
     cmd = None
     if not args.no_command:
@@ -369,6 +403,19 @@ def main(argv=None):
     L.append(f"| Albumentations `Affine` loop | {fmt_rate(bat['alb'][0])} ({fmt_rate(bat['alb'][1])}) | 1.00x |")
     L.append("")
     L.append(f"Batch outputs equal `apply_spec` of their records: {'yes' if bat_same else 'NO'}.")
+    L.append("")
+    L.append("## Where one image's time goes (one 512x512x3 uint8 image, again and again; ms, min of N, interleaved)")
+    L.append("")
+    L.append("| family | stntool `sample` | stntool `apply_spec` | of which elastic `lattice_plan` "
+             "| OpenCV warp alone, same matrix | Albumentations call |")
+    L.append("|---|---:|---:|---:|---:|---:|")
+
+    def cell(r, k):
+        return f"{r[k] * 1e3:.2f}" if k in r else ""
+
+    for f, r in brk.items():
+        L.append(f"| {f} | {cell(r, 'sample')} | {cell(r, 'apply')} | {cell(r, 'plan')} | {cell(r, 'cv2')} "
+                 f"| {cell(r, 'alb')} |")
     L.append("")
     if cmd is not None:
         times, counts = cmd
