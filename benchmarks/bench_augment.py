@@ -3,6 +3,7 @@
     python benchmarks/bench_augment.py                 # full run, report on stdout (--out FILE to keep it)
     python benchmarks/bench_augment.py --quick         # few repetitions, 100 files (smoke test)
     python benchmarks/bench_augment.py --no-command    # in-process sections only
+    python benchmarks/bench_augment.py --command-only --runs 4   # the whole command only
 
 Albumentations (and torchvision, if it imports) must be importable by the Python that runs this;
 stntool is imported from this checkout. Three sections:
@@ -12,7 +13,8 @@ stntool is imported from this checkout. Three sections:
    (p=1, bilinear, zeros/constant-0 border, ranges as close as their definitions allow; see
    ``FAMILIES``). A third row warps records drawn beforehand (``apply_spec``) to show what drawing costs.
 2. The batch API: ``Augmenter.batch(images (32, 512, 512, 3), rng)`` against Albumentations' ``Affine``
-   in a per-image loop; then where one image's time goes (drawing, warping, OpenCV's kernel alone).
+   in a per-image loop (and the same on 512 images of 64x64, where per-image costs dominate); then
+   where one image's time goes (drawing, warping, OpenCV's kernel alone).
 3. The whole command: ``stntool augment DIR -o OUT --count 4 --seed 1 --rotate -15:15 --scale 0.9:1.1
    -j 2`` over N JPEGs (512x512, quality 90) against a script that runs Albumentations' ``Affine`` with
    the same ranges in two spawned worker processes (cv2.imread, 4 variants, cv2.imwrite, JPEG quality
@@ -48,6 +50,7 @@ from bench_engine import bench, cpu_model, loadavg, test_image, version  # noqa:
 
 SIZE = 512
 N_IMAGES = 32
+SMALL, N_SMALL = 64, 512  # the batch API on many small images (reported, no target)
 
 #: family -> (stntool Augmenter options, Albumentations transform name and options, what is compared)
 FAMILIES = {
@@ -151,7 +154,9 @@ def bench_families(imgs, reps, min_time, families):
 
 
 def bench_batch(imgs, reps, min_time):
+    """The batch call against per-image loops on ``imgs`` (a list of same-size images); rates in images/s."""
     from stntool.augment import Augmenter
+    from stntool.records import apply_spec
 
     st_opts, (alb_name, alb_opts), _ = FAMILIES["affine"]
     aug = Augmenter(mode="bilinear", padding="zeros", **st_opts)
@@ -172,10 +177,8 @@ def bench_batch(imgs, reps, min_time):
 
     # the batch's outputs equal the per-image warps of the same records (the API's promise)
     outs, specs = aug.batch(batch[:4], np.random.default_rng(5))
-    from stntool.records import apply_spec
-
     same = all(np.array_equal(o, apply_spec(i, s)) for o, i, s in zip(outs, batch[:4], specs))
-    print("# batch ...", file=sys.stderr)
+    print(f"# batch {batch.shape} ...", file=sys.stderr)
     r = bench({"batch": f_batch, "alb": f_alb, "loop": f_loop}, reps, warmup=1, min_time=min_time)
     return {k: (rate(len(imgs), v[0]), rate(len(imgs), v[1]), v[2]) for k, v in r.items()}, same
 
@@ -338,6 +341,7 @@ def main(argv=None):
     ap.add_argument("--files", type=int, default=None, help="JPEGs for the whole-command section (default 1000)")
     ap.add_argument("--runs", type=int, default=2, help="interleaved runs of each whole command (default 2)")
     ap.add_argument("--no-command", action="store_true", help="skip the whole-command section")
+    ap.add_argument("--command-only", action="store_true", help="only the whole-command section")
     ap.add_argument("--only", default="", help="comma-separated families of section 1 (default: all)")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "stntool-bench-augment"),
                     help="folder for the generated JPEGs (kept between runs) and the outputs (removed)")
@@ -357,10 +361,14 @@ def main(argv=None):
     load_start = loadavg()
     t_start = time.perf_counter()
     print(f"# load average at start: {load_start}", file=sys.stderr)
-    imgs = images()
-    fam = bench_families(imgs, reps, min_time, families)
-    bat, bat_same = bench_batch(imgs, reps, min_time)
-    brk = bench_breakdown(imgs[0], 4 * reps, min_time / 2, families)
+    fam = None
+    if not args.command_only:
+        imgs = images()
+        fam = bench_families(imgs, reps, min_time, families)
+        bat, bat_same = bench_batch(imgs, reps, min_time)
+        small = [test_image(SMALL, SMALL, 3, np.uint8, seed=i) for i in range(N_SMALL)]
+        bat_small, small_same = bench_batch(small, reps, min_time)
+        brk = bench_breakdown(imgs[0], 4 * reps, min_time / 2, families)
     load_mid = loadavg()
     cmd = None
     if not args.no_command:
@@ -370,53 +378,61 @@ def main(argv=None):
     elapsed = time.perf_counter() - t_start
 
     L = []
-    L.append(f"## 1. One image at a time: {N_IMAGES} distinct {SIZE}x{SIZE}x3 uint8 images in a Python loop")
-    L.append("")
-    L.append("Images/s, best of the interleaved repetitions (median in brackets). `stntool` = `Augmenter(...)(img, rng)`: "
-             "draw a record and warp; `stntool, records drawn before` = `apply_spec` of records drawn beforehand.")
-    L.append("")
-    L.append("| family | stntool | Albumentations | stntool / Alb. | target | stntool, records drawn before |")
-    L.append("|---|---:|---:|---:|---:|---:|")
-    for f, r in fam.items():
-        L.append(f"| {f} | {fmt_rate(r['stntool'][0])} ({fmt_rate(r['stntool'][1])}) "
-                 f"| {fmt_rate(r['alb'][0])} ({fmt_rate(r['alb'][1])}) "
-                 f"| **{fmt_ratio(r['stntool'][0], r['alb'][0])}** "
-                 f"| {'>= ' + str(TARGETS[f]) + 'x' if f in TARGETS else 'report'} "
-                 f"| {fmt_rate(r['stntool_pre'][0])} |")
-    L.append("")
-    L.append("Parameters (p=1, bilinear, constant-0 border everywhere):")
-    L.append("")
-    for f in fam:
-        st_opts, (alb_name, alb_opts), what = FAMILIES[f]
-        st = ", ".join(f"{k}={v}" for k, v in st_opts.items())
-        al = ", ".join(f"{k}={v}" for k, v in alb_opts.items())
-        L.append(f"- {f}: `Augmenter({st})` vs `A.{alb_name}({al})`; {what}")
-    L.append("")
-    L.append(f"## 2. Batch API vs a per-image loop (affine, {N_IMAGES} images of {SIZE}x{SIZE}x3 uint8)")
-    L.append("")
-    L.append("| contender | images/s (median) | vs Albumentations loop |")
-    L.append("|---|---:|---:|")
-    L.append(f"| stntool `Augmenter.batch(images, rng)` | {fmt_rate(bat['batch'][0])} ({fmt_rate(bat['batch'][1])}) "
-             f"| **{fmt_ratio(bat['batch'][0], bat['alb'][0])}** (target >= {TARGETS['batch']}x) |")
-    L.append(f"| stntool `aug(img, rng)` loop | {fmt_rate(bat['loop'][0])} ({fmt_rate(bat['loop'][1])}) "
-             f"| {fmt_ratio(bat['loop'][0], bat['alb'][0])} |")
-    L.append(f"| Albumentations `Affine` loop | {fmt_rate(bat['alb'][0])} ({fmt_rate(bat['alb'][1])}) | 1.00x |")
-    L.append("")
-    L.append(f"Batch outputs equal `apply_spec` of their records: {'yes' if bat_same else 'NO'}.")
-    L.append("")
-    L.append("## Where one image's time goes (one 512x512x3 uint8 image, again and again; ms, min of N, interleaved)")
-    L.append("")
-    L.append("| family | stntool `sample` | stntool `apply_spec` | of which elastic `lattice_plan` "
-             "| OpenCV warp alone, same matrix | Albumentations call |")
-    L.append("|---|---:|---:|---:|---:|---:|")
+    if fam is not None:
+        L.append(f"## 1. One image at a time: {N_IMAGES} distinct {SIZE}x{SIZE}x3 uint8 images in a Python loop")
+        L.append("")
+        L.append("Images/s, best of the interleaved repetitions (median in brackets). `stntool` = "
+                 "`Augmenter(...)(img, rng)`: draw a record and warp; `stntool, records drawn before` = "
+                 "`apply_spec` of records drawn beforehand.")
+        L.append("")
+        L.append("| family | stntool | Albumentations | stntool / Alb. | target | stntool, records drawn before |")
+        L.append("|---|---:|---:|---:|---:|---:|")
+        for f, r in fam.items():
+            L.append(f"| {f} | {fmt_rate(r['stntool'][0])} ({fmt_rate(r['stntool'][1])}) "
+                     f"| {fmt_rate(r['alb'][0])} ({fmt_rate(r['alb'][1])}) "
+                     f"| **{fmt_ratio(r['stntool'][0], r['alb'][0])}** "
+                     f"| {'>= ' + str(TARGETS[f]) + 'x' if f in TARGETS else 'report'} "
+                     f"| {fmt_rate(r['stntool_pre'][0])} |")
+        L.append("")
+        L.append("Parameters (p=1, bilinear, constant-0 border everywhere):")
+        L.append("")
+        for f in fam:
+            st_opts, (alb_name, alb_opts), what = FAMILIES[f]
+            st = ", ".join(f"{k}={v}" for k, v in st_opts.items())
+            al = ", ".join(f"{k}={v}" for k, v in alb_opts.items())
+            L.append(f"- {f}: `Augmenter({st})` vs `A.{alb_name}({al})`; {what}")
+        L.append("")
+        L.append("## 2. Batch API vs a per-image loop (affine, as in section 1)")
+        L.append("")
+        L.append("| contender | images/s (median) | vs Albumentations loop |")
+        L.append("|---|---:|---:|")
+        for label, b, same in ((f"{N_IMAGES} x {SIZE}x{SIZE}x3 uint8", bat, bat_same),
+                               (f"{N_SMALL} x {SMALL}x{SMALL}x3 uint8 (no target)", bat_small, small_same)):
+            tgt = f" (target >= {TARGETS['batch']}x)" if b is bat else ""
+            L.append(f"| **{label}** | | |")
+            L.append(f"| stntool `Augmenter.batch(images, rng)` | {fmt_rate(b['batch'][0])} "
+                     f"({fmt_rate(b['batch'][1])}) | **{fmt_ratio(b['batch'][0], b['alb'][0])}**{tgt} |")
+            L.append(f"| stntool `aug(img, rng)` loop | {fmt_rate(b['loop'][0])} ({fmt_rate(b['loop'][1])}) "
+                     f"| {fmt_ratio(b['loop'][0], b['alb'][0])} |")
+            L.append(f"| Albumentations `Affine` loop | {fmt_rate(b['alb'][0])} ({fmt_rate(b['alb'][1])}) | 1.00x |")
+        L.append("")
+        L.append("Batch outputs equal `apply_spec` of their records: "
+                 f"{'yes' if bat_same and small_same else 'NO'}.")
+        L.append("")
+        L.append("## Where one image's time goes (one 512x512x3 uint8 image, again and again; ms, min of N, "
+                 "interleaved)")
+        L.append("")
+        L.append("| family | stntool `sample` | stntool `apply_spec` | of which elastic `lattice_plan` "
+                 "| OpenCV warp alone, same matrix | Albumentations call |")
+        L.append("|---|---:|---:|---:|---:|---:|")
 
-    def cell(r, k):
-        return f"{r[k] * 1e3:.2f}" if k in r else ""
+        def cell(r, k):
+            return f"{r[k] * 1e3:.2f}" if k in r else ""
 
-    for f, r in brk.items():
-        L.append(f"| {f} | {cell(r, 'sample')} | {cell(r, 'apply')} | {cell(r, 'plan')} | {cell(r, 'cv2')} "
-                 f"| {cell(r, 'alb')} |")
-    L.append("")
+        for f, r in brk.items():
+            L.append(f"| {f} | {cell(r, 'sample')} | {cell(r, 'apply')} | {cell(r, 'plan')} | {cell(r, 'cv2')} "
+                     f"| {cell(r, 'alb')} |")
+        L.append("")
     if cmd is not None:
         times, counts = cmd
         n_out = n_files * 4
