@@ -139,7 +139,7 @@ def warped_grid(spec, in_hw, grid_lines: int = 8, thickness: int = 1, backend: s
 
     The record's geometry (θ, spline, elastic field, ``align_corners``, output size) is kept; the
     sampling is bilinear with zeros padding, so the lines fade out where the record reads outside
-    the input.
+    the input. The pattern is warped as 8-bit, so values are multiples of 1/255.
     """
     from .records import apply_spec
 
@@ -148,8 +148,9 @@ def warped_grid(spec, in_hw, grid_lines: int = 8, thickness: int = 1, backend: s
         raise InvalidArgumentError(f"the record is for an input of {spec.in_hw[1]}x{spec.in_hw[0]}, "
                                    f"not {in_hw[1]}x{in_hw[0]}")
     grid_spec = spec.replace(mode="bilinear", padding="zeros", fill=None, name=None)
-    out = apply_spec(grid_pattern(in_hw, grid_lines, thickness), grid_spec, backend=backend)
-    return np.clip(out, 0.0, 1.0)
+    # warped as 8-bit (0 or 255): a fraction of the float32 memory traffic on large inputs
+    pattern = (grid_pattern(in_hw, grid_lines, thickness) * 255).astype(np.uint8)
+    return apply_spec(pattern, grid_spec, backend=backend).astype(np.float32) / np.float32(255)
 
 
 # --------------------------------------------------------------------------- display
@@ -173,11 +174,18 @@ def _unit_float(img: np.ndarray) -> np.ndarray:
     """The image as float32 in [0, 255] by the display rules (uint8 as is, uint16 >> 8, float clipped to [0, 1])."""
     if img.dtype == np.uint8:
         return img.astype(np.float32)
+    return _to_uint8(img).astype(np.float32)
+
+
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    """The image as uint8 by the display rules (uint8 as is, uint16 >> 8, float clipped to [0, 1] and scaled)."""
+    if img.dtype == np.uint8:
+        return img
     if img.dtype == np.uint16:
-        return (img >> 8).astype(np.float32)
+        return (img >> 8).astype(np.uint8)
     if img.dtype.kind == "f":
         v = np.nan_to_num(img.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-        return np.rint(np.clip(v, 0.0, 1.0) * 255.0)
+        return np.rint(np.clip(v, 0.0, 1.0) * 255.0).astype(np.uint8)
     raise InvalidArgumentError(f"cannot show an image of dtype {img.dtype} (use uint8, uint16 or float)")
 
 
@@ -193,21 +201,18 @@ def display_bgr(img, hw=None) -> np.ndarray:
     if img.ndim != 3 or img.shape[2] not in (1, 2, 3, 4) or img.shape[0] < 1 or img.shape[1] < 1:
         raise InvalidArgumentError(f"an image must be (H, W) or (H, W, C) with C in 1..4, got shape {img.shape}")
     hw = img.shape[:2] if hw is None else tuple(hw)
+    c = img.shape[2]
+    if c in (1, 3):  # no alpha: converted to 8 bits first, then scaled (cheap for large photos)
+        out = _resize(_to_uint8(img), hw).reshape(tuple(hw) + (c,))
+        return np.repeat(out, 3, axis=2) if c == 1 else np.ascontiguousarray(out)
     v = _unit_float(img)
-    c = v.shape[2]
-    if c in (1, 3):
-        out = _resize(v, hw)
-        out = out.reshape(tuple(hw) + (c,))
-        if c == 1:
-            out = np.repeat(out, 3, axis=2)
-    else:
-        alpha = v[..., -1:] / 255.0
-        colour = v[..., :-1] * alpha
-        both = _resize(np.concatenate([colour, alpha], axis=2), hw).reshape(tuple(hw) + (c,))
-        colour, alpha = both[..., :-1], both[..., -1:]
-        if c == 2:
-            colour = np.repeat(colour, 3, axis=2)
-        out = colour + (1.0 - alpha) * _checker(hw)
+    alpha = v[..., -1:] / 255.0
+    colour = v[..., :-1] * alpha
+    both = _resize(np.concatenate([colour, alpha], axis=2), hw).reshape(tuple(hw) + (c,))
+    colour, alpha = both[..., :-1], both[..., -1:]
+    if c == 2:
+        colour = np.repeat(colour, 3, axis=2)
+    out = colour + (1.0 - alpha) * _checker(hw)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
