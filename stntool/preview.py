@@ -111,7 +111,8 @@ def grid_pattern(hw, grid_lines: int = 8, thickness: int = 1) -> np.ndarray:
     The border (``thickness`` pixels inside the edge), ``grid_lines`` vertical lines at
     ``x = round(k (W - 1) / (grid_lines + 1))`` and horizontal ones likewise, for
     ``k = 1 .. grid_lines`` (each ``thickness`` wide, starting ``thickness // 2`` before), and a filled
-    right triangle in the top-left corner (legs 0.6 of a grid cell, at least ``4 * thickness``)
+    right triangle in the top-left corner (legs 0.6 of a grid cell, or of a sixth of the shorter side
+    with fewer than 5 lines, and at least ``4 * thickness``)
     that tells the input's corner (0, 0) apart from the others after flips and rotations.
     """
     h, w = hw
@@ -128,7 +129,7 @@ def grid_pattern(hw, grid_lines: int = 8, thickness: int = 1) -> np.ndarray:
         y = round(k * (h - 1) / (grid_lines + 1)) - t // 2
         pat[:, max(0, x):max(0, x + t)] = 1.0
         pat[max(0, y):max(0, y + t), :] = 1.0
-    leg = max(4 * t, round(0.6 * min(h, w) / (grid_lines + 1)))
+    leg = max(4 * t, round(0.6 * min(h, w) / (max(grid_lines, 5) + 1)))
     yy, xx = np.mgrid[0:min(leg, h), 0:min(leg, w)]
     pat[:yy.shape[0], :yy.shape[1]][xx + yy < leg] = 1.0
     return pat

@@ -111,12 +111,18 @@ class TestGrid:
         interior = np.ones_like(pat, bool)
         interior[:, cols + [0, 90]] = False
         interior[rows + [0, 36], :] = False
-        leg = max(4, round(0.6 * 37 / 4))
+        leg = max(4, round(0.6 * 37 / 6))  # fewer than 5 lines: sized as for 5
         yy, xx = np.mgrid[0:37, 0:91]
         marker = xx + yy < leg
         assert np.all(pat[marker] == 1)
         assert np.all(pat[interior & ~marker] == 0)
         assert pat[0:leg, 0:leg].sum() > pat[0:leg, -leg:].sum()  # only the top-left corner is filled
+
+    def test_corner_marker_stays_small_with_few_lines(self):
+        for lines in (0, 1, 5):
+            pat = grid_pattern((120, 120), grid_lines=lines)
+            assert pat[1, 10] == 1 and pat[1, 11] == 0  # legs of round(0.6 * 120 / 6) = 12 px: x + y < 12
+        assert grid_pattern((120, 120), grid_lines=8)[1, 6] == 1 and grid_pattern((120, 120), 8)[1, 7] == 0  # 8 px
 
     def test_pattern_thickness(self):
         pat = grid_pattern((40, 40), grid_lines=1, thickness=3)
