@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import click
 
-from ..cli_options import check_io_options, input_options, output_options, run_images, sampling_options, usage_errors
+from ..cli_options import (check_io_options, geometry_options, input_options, output_options, run_images,
+                           sampling_options, usage_errors)
 
 EXAMPLES = """
 \b
@@ -38,18 +39,6 @@ DIR/sub/a.png is warped with nearest sampling and written as a_000.mask.png.
 
 _RANGE_FLAGS = ("rotate", "scale", "aspect", "shear", "shear_y", "translate")
 _PRESET_SAMPLING = ("padding", "fill")
-
-
-def _range(ctx, param, value):
-    if value is None:
-        return None
-    from ..augment import parse_range
-    from ..errors import InvalidArgumentError
-
-    try:
-        return parse_range(value, f"--{param.name.replace('_', '-')}", symmetric=param.name == "translate")
-    except InvalidArgumentError as e:
-        raise click.BadParameter(str(e)) from None
 
 
 def _elastic(ctx, param, value):
@@ -104,17 +93,9 @@ def variant_names(path: str, count: int) -> list:
               help="Start from a named set of ranges (flags given here override it).")
 @click.option("--show-preset", metavar="NAME", callback=_show_preset, expose_value=False, is_eager=True,
               help="Print a preset's flags and exit.")
-@click.option("--rotate", metavar="LO:HI", callback=_range, help="Rotation in degrees, counter-clockwise.")
-@click.option("--scale", metavar="LO:HI", callback=_range, help="Scale factor.")
-@click.option("--aspect", metavar="LO:HI", callback=_range, help="Aspect change: x by sqrt(a), y by 1/sqrt(a).")
-@click.option("--shear", metavar="LO:HI", callback=_range, help="x shear in degrees (x += tan(shear)·y).")
-@click.option("--shear-y", "shear_y", metavar="LO:HI", callback=_range, help="y shear in degrees.")
-@click.option("--translate", metavar="F|LO:HI", callback=_range,
-              help="Shift per axis, a fraction of the output size (F means -F:F).")
+@geometry_options
 @click.option("--hflip", type=click.FloatRange(0, 1), help="Probability of a left-right mirror.")
 @click.option("--vflip", type=click.FloatRange(0, 1), help="Probability of a top-bottom mirror.")
-@click.option("--perspective", type=click.FloatRange(0, 0.5, max_open=True),
-              help="Corner jitter, a fraction of the size (projective warp).")
 @click.option("--tps", type=click.FloatRange(0, 0.5, max_open=True),
               help="Thin-plate-spline control-point jitter, a fraction of the size.")
 @click.option("--tps-grid", "tps_grid", type=click.IntRange(2, 16), help="TPS lattice K (KxK points)  [default: 4]")
@@ -132,8 +113,8 @@ def variant_names(path: str, count: int) -> list:
 @sampling_options
 @output_options
 @input_options
-def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, translate, hflip, vflip,
-            perspective, tps, tps_grid, elastic, keep_inside, labels_kind, masks_dir, min_visibility, preview, mode,
+def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, translate, perspective, hflip, vflip,
+            tps, tps_grid, elastic, keep_inside, labels_kind, masks_dir, min_visibility, preview, mode,
             padding, fill, align_corners, out_hw, device, jobs, **io_options):
     """Write --count random geometric variants of each input, and their warp records.
 
