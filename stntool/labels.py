@@ -108,6 +108,9 @@ OUTLINE_POINTS_PER_SIDE = 32
 #: Largest label file read, in bytes.
 MAX_LABEL_FILE_BYTES = 64 << 20
 
+#: Finite-difference step (output pixels) of the Newton iterations' Jacobian.
+_FD_STEP = 1e-3
+
 _KEYPOINT_KEYS = ("x", "y", "label", "visible")
 _BOX_KEYS = ("box", "label")
 _TOP_KEYS = ("coords", "size", "keypoints", "boxes", "schema")
@@ -116,15 +119,12 @@ _TOP_KEYS = ("coords", "size", "keypoints", "boxes", "schema")
 # --------------------------------------------------------------------------- the record
 
 def _check_label(v, what):
-    if v is None or isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)):
-        return v
-    try:  # NumPy integers
-        import numbers
+    import numbers
 
-        if isinstance(v, numbers.Integral) and not isinstance(v, bool):
-            return int(v)
-    except TypeError:
-        pass
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        return int(v)
     raise InvalidArgumentError(f"{what}: a label must be a string or an integer, got {v!r}")
 
 
@@ -645,10 +645,17 @@ class _NumericInverse:
         self.out_hw = out_hw
         self.tol = tol
         base = _base_map(spec, in_hw, out_hw)
+        self.spacing = None  # the scale (output px) on which the map varies, for restarts
+        self.field_reach = 0.0  # the largest elastic displacement (input px)
         if spec.elastic is None:
             self.f = base
         else:
             plan = lattice_plan(spec, in_hw)
+            # the lattice's nodes sit at output pixels ((b - 1) step, (a - 1) step) (maps.elastic_displacement)
+            hc, wc = plan.lattice.shape[:2]
+            ys, xs = np.meshgrid((np.arange(hc) - 1.0) * plan.step, (np.arange(wc) - 1.0) * plan.step, indexing="ij")
+            d = plan.lattice.reshape(-1, 2) - base(np.stack([xs.ravel(), ys.ravel()], -1))
+            self.spacing, self.field_reach = float(plan.step), float(np.hypot(d[:, 0], d[:, 1]).max())
             hi = np.array([out_hw[1] - 0.5, out_hw[0] - 0.5])
 
             def elastic_map(p):
@@ -660,44 +667,60 @@ class _NumericInverse:
                 return q
 
             self.f = elastic_map
-        self._spacing = float(plan.step) if spec.elastic is not None else None
-        self._start = None
-        self._samples = None
+        self._fit = None
 
-    def _affine_start(self):
-        """Inverse of the least-squares affine fit of the map over the output: ``(A (2, 2), b (2,))``."""
+    def _affine_fit(self):
+        """``(C (3, 2), reach)``: the least-squares affine ``out ≈ [in, 1] @ C`` over the output, and how far
+        (output px) a point's solution may lie from it."""
         import numpy as np
 
-        if self._start is None:
+        if self._fit is None:
             h, w = self.out_hw
-            ys, xs = np.meshgrid(np.linspace(-0.5, h - 0.5, 9), np.linspace(-0.5, w - 0.5, 9), indexing="ij")
+            ys, xs = np.meshgrid(np.linspace(-0.5, h - 0.5, 17), np.linspace(-0.5, w - 0.5, 17), indexing="ij")
             q = np.stack([xs.ravel(), ys.ravel()], -1)
             p = self.f(q)
             ok = np.isfinite(p).all(1)
-            design = np.hstack([p[ok], np.ones((int(ok.sum()), 1))])
-            coef = np.linalg.lstsq(design, q[ok], rcond=None)[0] if ok.sum() >= 3 else np.full((3, 2), np.nan)
-            self._start = (coef[:2].T, coef[2])
-        return self._start
+            if ok.sum() >= 3:
+                design = np.hstack([p[ok], np.ones((int(ok.sum()), 1))])
+                coef = np.linalg.lstsq(design, q[ok], rcond=None)[0]
+                dev = float(np.hypot(*(design @ coef - q[ok]).T).max())
+                reach = 1.5 * dev + np.linalg.norm(coef[:2], 2) * self.field_reach
+            else:
+                coef, reach = np.full((3, 2), np.nan), np.nan
+            self._fit = (coef, reach)
+        return self._fit
 
-    def _sampled(self):
-        """The map on a grid over the output and a margin around it: ``(out points, in points)``."""
+    def _local_starts(self, targets, centres, tries=4):
+        """``(P, tries, 2)``: for each target, the output points of a grid around its centre whose map values
+        come nearest it (several starts for points that Newton's first run left on a fold of the map)."""
         import numpy as np
 
-        if self._samples is None:
-            h, w = self.out_hw
-            ny = nx = 65
-            if self._spacing is not None:  # an elastic field varies on the scale of its lattice
-                spacing = max(self._spacing, math.sqrt(2.25 * h * w / 250_000))
-                ny, nx = max(ny, int(1.5 * h / spacing) + 1), max(nx, int(1.5 * w / spacing) + 1)
-            ys, xs = np.meshgrid(np.linspace(-0.5 - 0.25 * h, h - 0.5 + 0.25 * h, ny),
-                                 np.linspace(-0.5 - 0.25 * w, w - 0.5 + 0.25 * w, nx), indexing="ij")
-            q = np.stack([xs.ravel(), ys.ravel()], -1)
-            p = self.f(q)
-            ok = np.isfinite(p).all(1)
-            self._samples = (q[ok], p[ok])
-        return self._samples
+        reach = self._affine_fit()[1]
+        h, w = self.out_hw
+        spacing = self.spacing or max(1.0, max(h, w) / 64.0)
+        half = min(max(reach, 0.0) + 2.0 * spacing, 2.0 * max(h, w))
+        k = int(min(33, 2 * math.ceil(half / spacing) + 1))
+        offs = np.linspace(-half, half, k)
+        oy, ox = np.meshgrid(offs, offs, indexing="ij")
+        grid = np.stack([ox.ravel(), oy.ravel()], -1)
+        out = np.empty((len(targets), tries, 2))
+        chunk = max(1, 1_000_000 // len(grid))
+        for a in range(0, len(targets), chunk):
+            cand = centres[a:a + chunk, None, :] + grid
+            vals = self.f(cand.reshape(-1, 2)).reshape(cand.shape)
+            d2 = ((vals - targets[a:a + chunk, None, :]) ** 2).sum(-1)
+            d2[~np.isfinite(d2)] = np.inf
+            near = np.argpartition(d2, tries - 1, axis=1)[:, :tries]
+            near = np.take_along_axis(near, np.take_along_axis(d2, near, 1).argsort(1), 1)
+            out[a:a + chunk] = np.take_along_axis(cand, near[..., None], 1)
+        return out
 
-    def _newton(self, target, x, max_iter=40):
+    def _newton(self, target, x, max_iter=30):
+        """Damped Newton on ``f(x) = target`` from ``x`` ``(P, 2)``: ``(x, residual)`` (inf where ``f`` failed).
+
+        Each step is halved until the residual shrinks (up to 8 times); a point stops when it cannot
+        improve, or when it gained less than 10 % over its last 4 steps (stalled on a fold of the map).
+        """
         import numpy as np
 
         f = self.f
@@ -708,26 +731,25 @@ class _NumericInverse:
             err[~np.isfinite(err)] = np.inf
             stuck = ~np.isfinite(x).all(1)
             span = 4.0 * max(self.out_hw)
-            for _ in range(max_iter):
+            history = np.full((4, len(x)), np.inf)
+            for it in range(max_iter):
                 act = np.flatnonzero((err > 1e-3 * self.tol) & ~stuck)
                 if act.size == 0:
                     break
                 xa, ra, ta = x[act], r[act], target[act]
-                hstep = 1e-4 * (1.0 + np.abs(xa))
-                jx = (f(xa + np.stack([hstep[:, 0], np.zeros(len(xa))], -1)) - ta - ra) / hstep[:, :1]
-                jy = (f(xa + np.stack([np.zeros(len(xa)), hstep[:, 1]], -1)) - ta - ra) / hstep[:, 1:]
+                n = len(act)
+                fa = ra + ta  # forward differences: the maps are smooth on the pixel scale
+                probe = f(np.concatenate([xa + [_FD_STEP, 0.0], xa + [0.0, _FD_STEP]]))
+                jx, jy = (probe[:n] - fa) / _FD_STEP, (probe[n:] - fa) / _FD_STEP
                 det = jx[:, 0] * jy[:, 1] - jy[:, 0] * jx[:, 1]
-                dx = (-jy[:, 1] * ra[:, 0] + jy[:, 0] * ra[:, 1]) / det
-                dy = (jx[:, 1] * ra[:, 0] - jx[:, 0] * ra[:, 1]) / det
-                step = np.stack([dx, dy], -1)
-                bad = ~np.isfinite(step).all(1)
-                length = np.hypot(dx, dy)
+                step = np.stack([(-jy[:, 1] * ra[:, 0] + jy[:, 0] * ra[:, 1]) / det,
+                                 (jx[:, 1] * ra[:, 0] - jx[:, 0] * ra[:, 1]) / det], -1)
+                length = np.hypot(step[:, 0], step[:, 1])
                 step *= np.minimum(1.0, span / np.where(length > 0, length, 1.0))[:, None]
-                # backtracking: halve the step until the residual shrinks
-                t = np.ones(len(act))
-                pending = ~bad
-                improved = np.zeros(len(act), bool)
-                for _ls in range(12):
+                t = np.ones(n)
+                pending = np.isfinite(step).all(1)
+                improved = np.zeros(n, bool)
+                for _ls in range(8):
                     idx = np.flatnonzero(pending)
                     if idx.size == 0:
                         break
@@ -740,7 +762,9 @@ class _NumericInverse:
                     improved[gi] = True
                     pending[gi] = False
                     t[idx[~good]] *= 0.5
-                stuck[act[~improved]] = True
+                stalled = err[act] > 0.9 * history[it % 4, act]
+                history[it % 4, act] = err[act]
+                stuck[act[~improved | stalled]] = True
         return x, err
 
     def __call__(self, pts):
@@ -750,21 +774,14 @@ class _NumericInverse:
         todo = np.flatnonzero(np.isfinite(pts).all(1))
         if todo.size == 0:
             return out
-        a, b = self._affine_start()
-        x0 = (pts[todo] - b) @ np.linalg.inv(a).T if np.all(np.isfinite(a)) and abs(np.linalg.det(a)) > 1e-12 \
-            else np.full((todo.size, 2), np.nan)
+        coef, _ = self._affine_fit()
+        x0 = pts[todo] @ coef[:2] + coef[2]
         x, err = self._newton(pts[todo], x0)
         ok = err <= self.tol
-        if not np.all(ok):  # restart the rest from the nearest sampled values of the map (folded fields)
-            q, p = self._sampled()
-            rest = np.flatnonzero(~ok)
-            tries = min(4, len(q))
-            starts = np.empty((rest.size, tries, 2))
-            for k in range(0, rest.size, 256):
-                d2 = ((pts[todo[rest[k:k + 256]]][:, None, :] - p[None, :, :]) ** 2).sum(-1)
-                near = np.argpartition(d2, tries - 1, axis=1)[:, :tries] if tries < len(q) else np.argsort(d2, 1)
-                near = np.take_along_axis(near, np.take_along_axis(d2, near, 1).argsort(1), 1)
-                starts[k:k + 256] = q[near]
+        rest = np.flatnonzero(~ok & np.isfinite(x0).all(1))
+        if rest.size:  # restart the rest from the best of a local grid of samples (folded fields)
+            tries = 4
+            starts = self._local_starts(pts[todo[rest]], x0[rest], tries)
             for t in range(tries):
                 left = np.flatnonzero(~ok[rest])
                 if left.size == 0:
