@@ -656,6 +656,10 @@ class _NumericInverse:
             ys, xs = np.meshgrid((np.arange(hc) - 1.0) * plan.step, (np.arange(wc) - 1.0) * plan.step, indexing="ij")
             d = plan.lattice.reshape(-1, 2) - base(np.stack([xs.ravel(), ys.ravel()], -1))
             self.spacing, self.field_reach = float(plan.step), float(np.hypot(d[:, 0], d[:, 1]).max())
+            lat = plan.lattice  # the Jacobian at the nodes, by central differences
+            jx = (lat[1:-1, 2:] - lat[1:-1, :-2]) / (2.0 * plan.step)
+            jy = (lat[2:, 1:-1] - lat[:-2, 1:-1]) / (2.0 * plan.step)
+            self._dets = (jx[..., 0] * jy[..., 1] - jx[..., 1] * jy[..., 0]).ravel()
             hi = np.array([out_hw[1] - 0.5, out_hw[0] - 0.5])
 
             def elastic_map(p):
@@ -668,6 +672,25 @@ class _NumericInverse:
 
             self.f = elastic_map
         self._fit = None
+        self._folds = None
+
+    def may_fold(self) -> bool:
+        """Whether the map may fold over the output (its Jacobian changes sign, or comes near to)."""
+        import numpy as np
+
+        if self._folds is None:
+            if self.spacing is None:  # a spline: its Jacobian on a grid over the output
+                h, w = self.out_hw
+                ys, xs = np.meshgrid(np.linspace(-0.5, h - 0.5, 33), np.linspace(-0.5, w - 0.5, 33), indexing="ij")
+                q = np.stack([xs.ravel(), ys.ravel()], -1)
+                v = self.f(np.concatenate([q, q + [_FD_STEP, 0.0], q + [0.0, _FD_STEP]])).reshape(3, -1, 2)
+                jx, jy = (v[1] - v[0]) / _FD_STEP, (v[2] - v[0]) / _FD_STEP
+                self._dets = jx[:, 0] * jy[:, 1] - jx[:, 1] * jy[:, 0]
+            d = self._dets[np.isfinite(self._dets)]
+            typical = float(np.median(np.abs(d))) if d.size else 0.0
+            self._folds = bool(d.size == 0 or d.min() * d.max() <= 0
+                               or np.abs(d).min() < 0.25 * typical)
+        return self._folds
 
     def _affine_fit(self):
         """``(C (3, 2), reach)``: the least-squares affine ``out ≈ [in, 1] @ C`` over the output, and how far
@@ -690,29 +713,70 @@ class _NumericInverse:
             self._fit = (coef, reach)
         return self._fit
 
-    def _local_starts(self, targets, centres, tries=4):
-        """``(P, tries, 2)``: for each target, the output points of a grid around its centre whose map values
-        come nearest it (several starts for points that Newton's first run left on a fold of the map)."""
+    def _local_starts(self, targets, centres, tries=4, fine=False):
+        """``(P, tries, 2)`` starting points (NaN: none) for points that Newton's first run left on a fold.
+
+        The map is sampled on a grid around each point's affine start, as far as its solution may lie
+        (``reach``) and within the output and a margin; every grid cell whose mapped triangles contain the
+        target gives a start (its linear interpolation there), and the grid points whose values come
+        nearest the target fill the remaining places. The grid's step is twice the map's scale
+        (``spacing``), or half of it when ``fine``.
+        """
         import numpy as np
 
         reach = self._affine_fit()[1]
         h, w = self.out_hw
         spacing = self.spacing or max(1.0, max(h, w) / 64.0)
-        half = min(max(reach, 0.0) + 2.0 * spacing, 2.0 * max(h, w))
-        k = int(min(33, 2 * math.ceil(half / spacing) + 1))
-        offs = np.linspace(-half, half, k)
-        oy, ox = np.meshgrid(offs, offs, indexing="ij")
-        grid = np.stack([ox.ravel(), oy.ravel()], -1)
-        out = np.empty((len(targets), tries, 2))
-        chunk = max(1, 1_000_000 // len(grid))
-        for a in range(0, len(targets), chunk):
-            cand = centres[a:a + chunk, None, :] + grid
-            vals = self.f(cand.reshape(-1, 2)).reshape(cand.shape)
-            d2 = ((vals - targets[a:a + chunk, None, :]) ** 2).sum(-1)
-            d2[~np.isfinite(d2)] = np.inf
-            near = np.argpartition(d2, tries - 1, axis=1)[:, :tries]
-            near = np.take_along_axis(near, np.take_along_axis(d2, near, 1).argsort(1), 1)
-            out[a:a + chunk] = np.take_along_axis(cand, near[..., None], 1)
+        half = max(reach, 0.0) + 2.0 * spacing
+        margin = 2.0 * spacing
+        lo_lim = np.array([-0.5 - margin, -0.5 - margin])
+        hi_lim = np.array([w - 0.5 + margin, h - 0.5 + margin])
+        lo = np.clip(centres - half, lo_lim, hi_lim)
+        hi = np.clip(centres + half, lo_lim, hi_lim)
+        size = float(np.max(hi - lo)) if len(centres) else 0.0
+        k = int(min(65, max(3, math.ceil(size / max((0.5 if fine else 2.0) * spacing, 0.5)) + 1)))
+        t = np.linspace(0.0, 1.0, k)
+        out = np.full((len(targets), tries, 2), np.nan)
+        chunk = max(1, 1_000_000 // (k * k))
+        with np.errstate(all="ignore"):
+            for a in range(0, len(targets), chunk):
+                tg, l0, l1 = targets[a:a + chunk], lo[a:a + chunk], hi[a:a + chunk]
+                n = len(tg)
+                gx = l0[:, 0, None] + (l1[:, 0] - l0[:, 0])[:, None] * t  # (n, k)
+                gy = l0[:, 1, None] + (l1[:, 1] - l0[:, 1])[:, None] * t
+                grid = np.stack(np.broadcast_arrays(gx[:, None, :], gy[:, :, None]), -1)  # (n, k, k, 2) [y][x]
+                val = self.f(grid.reshape(-1, 2)).reshape(grid.shape)
+                cand = np.full((n, tries, 2), np.nan)
+                filled = np.zeros(n, np.int64)
+                # cells whose two triangles (00, 10, 11) and (00, 11, 01) contain the target
+                v00, v10, v01, v11 = val[:, :-1, :-1], val[:, :-1, 1:], val[:, 1:, :-1], val[:, 1:, 1:]
+                g00, g10, g01, g11 = grid[:, :-1, :-1], grid[:, :-1, 1:], grid[:, 1:, :-1], grid[:, 1:, 1:]
+                tp = tg[:, None, None, :]
+                for va, vb, vc, ga, gb, gc in ((v00, v10, v11, g00, g10, g11), (v00, v11, v01, g00, g11, g01)):
+                    e1, e2, r = vb - va, vc - va, tp - va
+                    det = e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]
+                    u = (r[..., 0] * e2[..., 1] - r[..., 1] * e2[..., 0]) / det
+                    v = (e1[..., 0] * r[..., 1] - e1[..., 1] * r[..., 0]) / det
+                    inside = (u >= 0) & (v >= 0) & (u + v <= 1) & np.isfinite(det) & (det != 0)
+                    pts, cells = np.nonzero(inside.reshape(n, -1))
+                    if pts.size == 0:
+                        continue
+                    est = (ga + u[..., None] * (gb - ga) + v[..., None] * (gc - ga)).reshape(n, -1, 2)[pts, cells]
+                    for i, e in zip(pts.tolist(), est):
+                        if filled[i] < tries:
+                            cand[i, filled[i]] = e
+                            filled[i] += 1
+                d2 = ((val - tp) ** 2).sum(-1).reshape(n, -1)
+                d2[~np.isfinite(d2)] = np.inf
+                m = min(tries, d2.shape[1])
+                near = np.argpartition(d2, m - 1, axis=1)[:, :m]
+                near = np.take_along_axis(near, np.take_along_axis(d2, near, 1).argsort(1), 1)
+                nearest = np.take_along_axis(grid.reshape(n, -1, 2), near[..., None], 1)
+                for j in range(m):
+                    take = filled < tries
+                    cand[take, filled[take]] = nearest[take, j]
+                    filled[take] += 1
+                out[a:a + chunk] = cand
         return out
 
     def _newton(self, target, x, max_iter=30):
@@ -767,30 +831,57 @@ class _NumericInverse:
                 stuck[act[~improved | stalled]] = True
         return x, err
 
+    def _outside_by(self, x):
+        """How far (output px) points lie outside the output's extent (0 inside)."""
+        import numpy as np
+
+        h, w = self.out_hw
+        dx = np.maximum(np.maximum(-0.5 - x[:, 0], x[:, 0] - (w - 0.5)), 0.0)
+        dy = np.maximum(np.maximum(-0.5 - x[:, 1], x[:, 1] - (h - 0.5)), 0.0)
+        return np.hypot(dx, dy)
+
     def __call__(self, pts):
+        """Output points for input points ``(P, 2)``.
+
+        A map that folds has several solutions for some points; one inside the output (where the
+        point is seen) is preferred: converged solutions outside it, but near enough that the map may
+        also bring the point inside, are searched again like points that did not converge.
+        """
         import numpy as np
 
         out = np.full(pts.shape, np.nan)
         todo = np.flatnonzero(np.isfinite(pts).all(1))
         if todo.size == 0:
             return out
-        coef, _ = self._affine_fit()
+        coef, reach = self._affine_fit()
         x0 = pts[todo] @ coef[:2] + coef[2]
         x, err = self._newton(pts[todo], x0)
-        ok = err <= self.tol
-        rest = np.flatnonzero(~ok & np.isfinite(x0).all(1))
-        if rest.size:  # restart the rest from the best of a local grid of samples (folded fields)
+
+        def rank(x, err):  # 0: solved inside, 1: solved outside but maybe seen inside too, 2: solved outside, 3: not
+            with np.errstate(invalid="ignore"):
+                by = self._outside_by(x)
+            r = np.where(by > 0, np.where(by <= 2.0 * reach, 1, 2), 0)
+            return np.where(err <= self.tol, r, 3)
+
+        level = rank(x, err)
+        if np.any(level == 1) and not self.may_fold():
+            level[level == 1] = 2  # one solution only
+        for fine in (False, True):  # search again from a local grid of samples (folded maps)
+            rest = np.flatnonzero(((level == 1) | (level == 3)) & np.isfinite(x0).all(1))
+            if rest.size == 0:
+                break
             tries = 4
-            starts = self._local_starts(pts[todo[rest]], x0[rest], tries)
+            starts = self._local_starts(pts[todo[rest]], x0[rest], tries, fine)
             for t in range(tries):
-                left = np.flatnonzero(~ok[rest])
+                left = np.flatnonzero(((level[rest] == 1) | (level[rest] == 3)) & np.isfinite(starts[:, t]).all(1))
                 if left.size == 0:
-                    break
+                    continue
                 idx = rest[left]
                 x2, err2 = self._newton(pts[todo[idx]], starts[left, t])
-                better = err2 < err[idx]
-                x[idx[better]], err[idx[better]] = x2[better], err2[better]
-                ok = err <= self.tol
+                lv2 = rank(x2, err2)
+                better = (lv2 < level[idx]) & ((lv2 != 1) | (level[idx] == 3)) | ((lv2 == 3) & (err2 < err[idx]))
+                x[idx[better]], err[idx[better]], level[idx[better]] = x2[better], err2[better], lv2[better]
+        ok = err <= self.tol
         out[todo[ok]] = x[ok]
         return out
 
@@ -798,7 +889,14 @@ class _NumericInverse:
 def _inverse_map(spec, in_hw, tol):
     from .coords import as_hw
 
+    if in_hw is None:
+        if spec.in_hw is None:
+            raise InvalidArgumentError("the input size is needed: pass in_hw or a record with in_hw")
+        in_hw = spec.in_hw
     in_hw = as_hw(in_hw)
+    if spec.in_hw is not None and spec.in_hw != in_hw:
+        raise InvalidArgumentError(f"the warp record is for a {spec.in_hw[1]}x{spec.in_hw[0]} input but the input is "
+                                   f"{in_hw[1]}x{in_hw[0]}")
     out_hw = spec.out_hw or in_hw
     if spec.theta is None and spec.tps is None:
         raise InvalidArgumentError("the warp record has no theta or tps yet")
@@ -813,7 +911,7 @@ def _check_tol(tol) -> float:
     return float(tol)
 
 
-def out_from_in(spec, pts_in, in_hw, tol: float = 1e-3):
+def out_from_in(spec, pts_in, in_hw=None, tol: float = 1e-3):
     """Where input pixel points ``pts_in`` land in the output of ``spec``: the inverse of :func:`stntool.maps.in_from_out`.
 
     Parameters
@@ -822,8 +920,9 @@ def out_from_in(spec, pts_in, in_hw, tol: float = 1e-3):
         Any record: θ (affine or projective), thin-plate spline, either with an elastic field.
     pts_in : (..., 2) array_like
         ``(x, y)`` points in the input's pixel frame (:mod:`stntool.coords`).
-    in_hw : (H, W)
-        The input's size (the output's is ``spec.out_hw``, default the same).
+    in_hw : (H, W), optional
+        The input's size (default ``spec.in_hw``; when both are given they must agree). The
+        output's is ``spec.out_hw``, default the same.
     tol : float
         For splines and elastic fields: the largest residual ``|in_from_out(p_out) - p_in|`` in input
         pixels accepted as converged.
@@ -939,17 +1038,21 @@ def _warped_extents(boxes, inv, out_hw):
                 continue
             ext[i] = np.concatenate([pts.min(0), pts.max(0)])
         return ext
-    ring = _outline(boxes, OUTLINE_POINTS_PER_SIDE)
+    n = OUTLINE_POINTS_PER_SIDE
+    if inv.spacing:  # an elastic field: at least one outline point per lattice cell (up to 256 per side)
+        side = float(np.max(boxes[:, 2:] - boxes[:, :2]))
+        n = int(min(8 * n, max(n, math.ceil(side / inv.spacing))))
+    ring = _outline(boxes, n)
     pts = inv(ring.reshape(-1, 2)).reshape(ring.shape)
-    with np.errstate(invalid="ignore"):
-        lo, hi = np.nanmin(np.where(np.isfinite(pts), pts, np.inf), 1), np.nanmax(np.where(np.isfinite(pts), pts,
-                                                                                          -np.inf), 1)
-    some = np.isfinite(pts).all(-1).any(1)
+    finite = np.isfinite(pts).all(-1, keepdims=True)
+    lo = np.where(finite, pts, np.inf).min(1)
+    hi = np.where(finite, pts, -np.inf).max(1)
+    some = finite[..., 0].any(1)
     ext[some] = np.concatenate([lo, hi], axis=1)[some]
     return ext
 
 
-def transform_labels(labels: Labels, spec, in_hw, min_visibility: float = 0.0, tol: float = 1e-3):
+def transform_labels(labels: Labels, spec, in_hw=None, min_visibility: float = 0.0, tol: float = 1e-3):
     """Move keypoints and boxes with the pixels of ``spec``: ``(Labels in the output, LabelsInfo)``.
 
     Parameters
@@ -957,8 +1060,8 @@ def transform_labels(labels: Labels, spec, in_hw, min_visibility: float = 0.0, t
     labels : Labels
         In the input's pixel frame (see the module docstring).
     spec : WarpSpec
-    in_hw : (H, W)
-        The input's size; the output's is ``spec.out_hw`` (default the same).
+    in_hw : (H, W), optional
+        The input's size (default ``spec.in_hw``); the output's is ``spec.out_hw`` (default the same).
     min_visibility : float in [0, 1]
         Boxes whose visible fraction (below) is under this are dropped.
     tol : float

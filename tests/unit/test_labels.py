@@ -178,6 +178,22 @@ def test_numerical_inverse_round_trips(family):
     assert np.hypot(*(in_from_out(spec, q[inside], IN_HW) - p[inside]).T).max() < 0.01
 
 
+@pytest.mark.parametrize("alpha, sigma, seed", [(150.0, 8.0, 5), (200.0, 6.0, 2)])
+def test_folded_fields_still_find_a_place_for_every_point_read(alpha, sigma, seed):
+    """Where the field folds, Newton from the affine start stalls; the restarts find a preimage for every
+    input point that some output pixel reads."""
+    spec = elastic_spec(alpha, sigma, seed=seed)
+    ys, xs = np.mgrid[0:OUT_HW[0], 0:OUT_HW[1]]
+    q = np.stack([xs.ravel(), ys.ravel()], -1).astype(float)
+    p = in_from_out(spec, q, IN_HW)
+    h = 1e-3
+    jac = np.stack([in_from_out(spec, q + [h, 0], IN_HW) - p, in_from_out(spec, q + [0, h], IN_HW) - p], -1) / h
+    assert (np.linalg.det(jac) < 0).mean() > 0.01  # the map really folds
+    back = out_from_in(spec, p, IN_HW)
+    assert np.isfinite(back).all()
+    assert np.hypot(*(in_from_out(spec, back, IN_HW) - p).T).max() < 0.01
+
+
 def test_tps_control_points_land_on_their_targets():
     spec, src, dst = tps_spec(jitter=4.0)
     np.testing.assert_allclose(out_from_in(spec, src, IN_HW), dst, atol=1e-3)
@@ -325,6 +341,12 @@ def test_transform_labels_rejects_bad_arguments():
         out_from_in(WarpSpec(), [[0, 0]], IN_HW)
     out, info = transform_labels(Labels(), spec, IN_HW)
     assert out == Labels(visible=np.zeros(0, bool)) and info.boxes_dropped == 0
+    with pytest.raises(InvalidArgumentError, match="input size is needed"):
+        out_from_in(spec, [[0, 0]])
+    sized = spec.replace(in_hw=IN_HW)
+    assert out_from_in(sized, [[3.0, 4.0]]).tolist() == out_from_in(spec, [[3.0, 4.0]], IN_HW).tolist()
+    with pytest.raises(InvalidArgumentError, match="record is for a 60x44 input but the input is 61x44"):
+        transform_labels(Labels(), sized, (44, 61))
 
 
 def test_labels_record_validation():
