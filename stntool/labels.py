@@ -29,13 +29,15 @@ How each record kind is inverted
   the horizon have no place in the front view and map to NaN. A singular θ (one that collapses the
   output onto a line) has no inverse: every point maps to NaN.
 * Thin-plate splines and elastic fields: numerically, by damped Newton iterations on
-  ``in_from_out(p_out) = p_in`` with a finite-difference Jacobian, started from the inverse of the
-  best affine fit of the map over the output (and, for points that do not converge from there,
-  from the nearest of a grid of sampled map values). A point counts as converged when its residual
-  is at most ``tol`` input pixels (default 0.001); others come back NaN. Outside the output (where
-  no pixel is read) an elastic field is held at its value on the output's edge and the record's θ
-  or spline continues, so labels that leave the image move on sensibly instead of following the
-  lattice's cubic extrapolation.
+  ``in_from_out(p_out) = p_in`` with a finite-difference Jacobian, started from the best affine
+  fit of the inverse over the output. Points that do not converge from there (a map that folds
+  over itself, as strong elastic fields do) start again from a grid of the map sampled around
+  them: from the grid triangles whose images contain the point, then from the samples nearest it.
+  A point counts as converged when its residual is at most ``tol`` input pixels (default 0.001);
+  others come back NaN. Where a folded map shows a point in several places, one inside the output
+  is preferred. Outside the output (where no pixel is read) an elastic field is held at its value
+  on the output's edge and the record's θ or spline continues, so labels that leave the image move
+  on sensibly instead of following the lattice's cubic extrapolation.
 
 Files
 -----
@@ -93,6 +95,8 @@ __all__ = [
     "transform_labels",
     "read_labels_json",
     "write_labels_json",
+    "parse_labels_json",
+    "labels_json_text",
     "read_yolo",
     "write_yolo",
     "yolo_text",
@@ -307,11 +311,22 @@ def _json_type(v) -> str:
 
 def _number(v, what) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise InvalidArgumentError(f"{what} is not a number (got {_json_type(v)}: {json.dumps(v)[:40]})")
-    v = float(v)
+        raise InvalidArgumentError(f"{what} is not a number (got {_json_type(v)}: {_short(v)})")
+    try:
+        v = float(v)
+    except OverflowError:
+        v = math.inf
     if not math.isfinite(v):
         raise InvalidArgumentError(f"{what} is not finite")
     return v
+
+
+def _short(v) -> str:
+    try:
+        text = json.dumps(v)
+    except (TypeError, ValueError):
+        text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _read_keypoints(items):
@@ -339,7 +354,7 @@ def _read_keypoints(items):
             if "visible" in it:
                 visible = it["visible"]
                 if not isinstance(visible, bool):
-                    raise InvalidArgumentError(f"{where}.visible must be true or false, got {json.dumps(visible)}")
+                    raise InvalidArgumentError(f"{where}.visible must be true or false, got {_short(visible)}")
         else:
             raise InvalidArgumentError(f'{where} must be [x, y] or {{"x": x, "y": y}}, got {_json_type(it)}')
         pts.append((x, y))
@@ -663,6 +678,12 @@ class _NumericInverse:
             hi = np.array([out_hw[1] - 0.5, out_hw[0] - 0.5])
 
             def elastic_map(p):
+                good = np.isfinite(p).all(1)
+                if not good.all():
+                    q = np.full(p.shape, np.nan)
+                    if good.any():
+                        q[good] = elastic_map(p[good])
+                    return q
                 c = np.clip(p, -0.5, hi)
                 q = lattice_map(plan, c)
                 out = np.any(c != p, axis=1)
