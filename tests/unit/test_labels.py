@@ -9,6 +9,7 @@ from stntool import transforms as T
 from stntool.errors import ImageWriteError, InvalidArgumentError
 from stntool.labels import (Labels, check_mask, labels_from_yolo_text, out_from_in, read_labels_json, read_yolo,
                             transform_labels, warp_mask, write_labels_json, write_yolo, yolo_text)
+from stntool.coords import pixel_to_norm
 from stntool.maps import in_from_out
 from stntool.records import Elastic, TpsPoints, WarpSpec, apply_spec
 
@@ -194,11 +195,17 @@ def test_folded_fields_still_find_a_place_for_every_point_read(alpha, sigma, see
     assert np.hypot(*(in_from_out(spec, back, IN_HW) - p).T).max() < 0.01
 
 
-def test_tps_control_points_land_on_their_targets():
-    spec, src, dst = tps_spec(jitter=4.0)
-    np.testing.assert_allclose(out_from_in(spec, src, IN_HW), dst, atol=1e-3)
-    norm = spec.replace(out_hw=IN_HW)  # same size, other frame of points: the map still inverts
-    np.testing.assert_allclose(in_from_out(norm, out_from_in(norm, src, IN_HW), IN_HW), src, atol=1e-3)
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_tps_control_points_land_on_their_targets(align_corners):
+    spec, src, dst = tps_spec(jitter=4.0, align_corners=align_corners)
+    np.testing.assert_allclose(out_from_in(spec, src, IN_HW), dst, atol=1e-6)
+    # the same points given in normalized coordinates: the spline differs, the control points still land
+    src_n = pixel_to_norm(src, IN_HW, align_corners)
+    dst_n = pixel_to_norm(dst, OUT_HW, align_corners)
+    norm = spec.replace(tps=TpsPoints(src_n.tolist(), dst_n.tolist(), normalized=True))
+    np.testing.assert_allclose(out_from_in(norm, src, IN_HW), dst, atol=1e-6)
+    mid = (src[:-1] + src[1:]) / 2  # between control points the two splines disagree (non-square output)
+    assert np.abs(out_from_in(norm, mid, IN_HW) - out_from_in(spec, mid, IN_HW)).max() > 0.01
 
 
 def test_projective_points_behind_the_horizon_are_nan():
@@ -331,6 +338,32 @@ def test_curved_maps_box_extent_covers_the_warped_outline(family):
     np.testing.assert_allclose(out.boxes[0], want, atol=0.05)
 
 
+def test_unknown_keypoints_stay_unknown_and_degenerate_boxes():
+    spec = theta_spec(T.translate(2.0, 1.0), in_hw=(20, 30), out_hw=(20, 30))
+    lab = Labels(keypoints=[[np.nan, np.nan], [1, 1]], boxes=[[3, 4, 3, 9], [5, 5, 5, 5], [40, 4, 40, 9]])
+    out, info = transform_labels(lab, spec, (20, 30))
+    assert np.isnan(out.keypoints[0]).all()
+    np.testing.assert_allclose(out.keypoints[1], [3, 2], atol=1e-12)
+    assert out.visible.tolist() == [False, True] and info.keypoints_lost == 1
+    # zero-area boxes are kept while they touch the output (visibility 1), dropped when they do not
+    np.testing.assert_allclose(out.boxes, [[5, 5, 5, 10], [7, 6, 7, 6]], atol=1e-12)
+    assert info.box_visibility == pytest.approx((1.0, 1.0)) and info.boxes_dropped == 1
+
+
+def test_a_box_wholly_behind_the_horizon_is_dropped():
+    hz = np.array([[1.0, 0, 0], [0, 1.0, 0], [-1 / 30, 0, 1.0]])
+    spec = theta_spec(hz, in_hw=(48, 64), out_hw=(48, 64))
+    out, info = transform_labels(Labels(boxes=[[35, 5, 45, 10]], box_labels=["x"]), spec, (48, 64))
+    assert len(out.boxes) == 0 and out.box_labels == () and info.boxes_dropped == 1
+
+
+def test_labels_round_trip_through_json_records():
+    lab = Labels(keypoints=[[0.5, 1.5]], keypoint_labels=[7], boxes=[[0, 0, 2, 2]], box_labels=["a"])
+    doc = json.loads(json.dumps(lab.to_record()))
+    assert "size" not in doc and "visible" not in doc["keypoints"][0]
+    assert Labels.from_record(doc) == lab
+
+
 def test_transform_labels_rejects_bad_arguments():
     spec = theta_spec(affine_map())
     with pytest.raises(InvalidArgumentError, match="min_visibility"):
@@ -415,6 +448,9 @@ def test_json_short_forms(tmp_path):
     ('{"boxes": [{"label": "a"}]}', r'boxes\[0\] needs "box"'),
     ('{"boxes": [{"box": [0, 0, 1, true]}]}', r"boxes\[0\]\.box\[3\] is not a number"),
     ('{"boxes": [[0, 0, 1, 1e999]]}', "not finite"),
+    ('{"boxes": [[0, 0, 1, 1' + '0' * 400 + ']]}', "not finite"),
+    ('{"keypoints": [[1, 2]], "boxes": null}', '"boxes" must be a list, got null'),
+    ('{"keypoints": [{"x": 1, "y": 2, "visible": true}, [3, 4]]}', r'keypoints\[1\] lacks "visible"'),
     ('{"box": []}', "unknown key 'box'"),
     ('{"coords": "normalized"}', '"coords" must be "pixel"'),
     ('{"schema": 9}', "newer"),
@@ -492,6 +528,18 @@ def test_yolo_writer_needs_integer_classes():
         yolo_text(Labels(boxes=[[0, 0, 1, 1]], box_labels=["cat"]), (5, 5))
 
 
+def test_module_examples_and_numpy_free_import():
+    import doctest
+    import subprocess
+    import sys
+
+    import stntool.labels
+
+    assert doctest.testmod(stntool.labels).failed == 0
+    code = "import sys, stntool.labels; sys.exit('numpy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
 # --------------------------------------------------------------------------- masks
 
 def test_check_mask():
@@ -529,6 +577,17 @@ def test_warp_mask_is_nearest_with_fill_zero(dtype, channels):
         assert out.dtype == mask.dtype and out.shape == OUT_HW + shape[2:]
         np.testing.assert_array_equal(out, nearest_oracle(mask, spec, IN_HW))
     assert (out == 0).any() and (out != 0).any()
+
+
+def test_warp_mask_of_a_spline_matches_the_nearest_warp():
+    rng = np.random.default_rng(6)
+    mask = rng.integers(1, 9, IN_HW + (4,)).astype(np.uint8)  # four channels: not an alpha image
+    spec = tps_spec(jitter=4.0)[0]
+    out = warp_mask(mask, spec, backend="numpy")
+    for k in range(4):
+        ref = apply_spec(mask[..., k], spec.replace(mode="nearest", padding="constant", fill=(0.0,)),
+                         backend="numpy")
+        np.testing.assert_array_equal(out[..., k], ref)
 
 
 def test_warp_mask_elastic_uses_only_mask_values():
