@@ -675,6 +675,9 @@ class _NumericInverse:
             jx = (lat[1:-1, 2:] - lat[1:-1, :-2]) / (2.0 * plan.step)
             jy = (lat[2:, 1:-1] - lat[:-2, 1:-1]) / (2.0 * plan.step)
             self._dets = (jx[..., 0] * jy[..., 1] - jx[..., 1] * jy[..., 0]).ravel()
+            ny, nx = jx.shape[:2]
+            ys, xs = np.meshgrid(np.arange(ny) * float(plan.step), np.arange(nx) * float(plan.step), indexing="ij")
+            self._det_at = np.stack([xs.ravel(), ys.ravel()], -1)
             hi = np.array([out_hw[1] - 0.5, out_hw[0] - 0.5])
 
             def elastic_map(p):
@@ -695,8 +698,9 @@ class _NumericInverse:
         self._fit = None
         self._folds = None
 
-    def may_fold(self) -> bool:
-        """Whether the map may fold over the output (its Jacobian changes sign, or comes near to)."""
+    def folds(self):
+        """``(F, 2)`` output points near which the map may fold over itself (its Jacobian changes sign or
+        comes near to), on a grid over the output: the elastic lattice's nodes, or 33 x 33 points."""
         import numpy as np
 
         if self._folds is None:
@@ -706,11 +710,12 @@ class _NumericInverse:
                 q = np.stack([xs.ravel(), ys.ravel()], -1)
                 v = self.f(np.concatenate([q, q + [_FD_STEP, 0.0], q + [0.0, _FD_STEP]])).reshape(3, -1, 2)
                 jx, jy = (v[1] - v[0]) / _FD_STEP, (v[2] - v[0]) / _FD_STEP
-                self._dets = jx[:, 0] * jy[:, 1] - jx[:, 1] * jy[:, 0]
-            d = self._dets[np.isfinite(self._dets)]
-            typical = float(np.median(np.abs(d))) if d.size else 0.0
-            self._folds = bool(d.size == 0 or d.min() * d.max() <= 0
-                               or np.abs(d).min() < 0.25 * typical)
+                self._dets, self._det_at = jx[:, 0] * jy[:, 1] - jx[:, 1] * jy[:, 0], q
+            d = self._dets
+            finite = np.isfinite(d)
+            typical = float(np.median(np.abs(d[finite]))) if finite.any() else 0.0
+            sign = 1.0 if np.sum(d[finite]) >= 0 else -1.0
+            self._folds = self._det_at[~finite | (sign * d < 0.1 * typical)]
         return self._folds
 
     def _affine_fit(self):
@@ -885,23 +890,33 @@ class _NumericInverse:
             return np.where(err <= self.tol, r, 3)
 
         level = rank(x, err)
-        if np.any(level == 1) and not self.may_fold():
-            level[level == 1] = 2  # one solution only
+        near = np.flatnonzero(level == 1)
+        if near.size:  # a second solution inside needs a fold of the map nearby
+            folds = self.folds()
+            h, w = self.out_hw
+            limit = 2.0 * reach + 2.0 * (self.spacing or max(h, w) / 32.0)
+            keep = np.zeros(near.size, bool)
+            chunk = max(1, 1_000_000 // max(1, len(folds)))
+            for a in range(0, near.size if len(folds) else 0, chunk):
+                xs = x[near[a:a + chunk]]
+                d2 = (xs[:, :1] - folds[:, 0]) ** 2 + (xs[:, 1:] - folds[:, 1]) ** 2
+                keep[a:a + chunk] = d2.min(1) <= limit * limit
+            level[near[~keep]] = 2
         for fine in (False, True):  # search again from a local grid of samples (folded maps)
             rest = np.flatnonzero(((level == 1) | (level == 3)) & np.isfinite(x0).all(1))
             if rest.size == 0:
                 break
-            tries = 4
-            starts = self._local_starts(pts[todo[rest]], x0[rest], tries, fine)
-            for t in range(tries):
-                left = np.flatnonzero(((level[rest] == 1) | (level[rest] == 3)) & np.isfinite(starts[:, t]).all(1))
-                if left.size == 0:
-                    continue
-                idx = rest[left]
-                x2, err2 = self._newton(pts[todo[idx]], starts[left, t])
-                lv2 = rank(x2, err2)
-                better = (lv2 < level[idx]) & ((lv2 != 1) | (level[idx] == 3)) | ((lv2 == 3) & (err2 < err[idx]))
-                x[idx[better]], err[idx[better]], level[idx[better]] = x2[better], err2[better], lv2[better]
+            starts = self._local_starts(pts[todo[rest]], x0[rest], 4, fine)
+            ri, ti = np.nonzero(np.isfinite(starts).all(-1))
+            if ri.size == 0:
+                continue
+            x2, err2 = self._newton(pts[todo[rest[ri]]], starts[ri, ti])  # every start at once
+            lv2 = rank(x2, err2)
+            order = np.lexsort((err2, lv2, ri))  # per point, the best of its starts first
+            first = order[np.r_[True, ri[order][1:] != ri[order][:-1]]]
+            idx, x2, err2, lv2 = rest[ri[first]], x2[first], err2[first], lv2[first]
+            better = (lv2 < level[idx]) & ((lv2 != 1) | (level[idx] == 3)) | ((lv2 == 3) & (err2 < err[idx]))
+            x[idx[better]], err[idx[better]], level[idx[better]] = x2[better], err2[better], lv2[better]
         ok = err <= self.tol
         out[todo[ok]] = x[ok]
         return out
