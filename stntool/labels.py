@@ -948,7 +948,7 @@ def _check_tol(tol) -> float:
 
 
 def out_from_in(spec, pts_in, in_hw=None, tol: float = 1e-3):
-    """Where input pixel points ``pts_in`` land in the output of ``spec``: the inverse of :func:`stntool.maps.in_from_out`.
+    """Where input pixel points ``pts_in`` land in the output of ``spec`` (inverse of :func:`stntool.maps.in_from_out`).
 
     Parameters
     ----------
@@ -1032,7 +1032,7 @@ def _outline(boxes, n):
 
 
 def _clip_front(poly, s, delta):
-    """Sutherland-Hodgman: the part of convex polygon ``poly (M, 2)`` where ``s >= delta`` (``s`` per vertex, affine)."""
+    """Sutherland-Hodgman: the part of convex polygon ``poly (M, 2)`` where ``s >= delta`` (``s``: per vertex)."""
     import numpy as np
 
     out = []
@@ -1061,17 +1061,15 @@ def _warped_extents(boxes, inv, out_hw):
             pts = inv(corners.reshape(-1, 2)).reshape(corners.shape)
             return np.concatenate([pts.min(1), pts.max(1)], axis=1)
         uv, s = inv.homogeneous(corners.reshape(-1, 2))
-        s = s.reshape(len(boxes), 4)
-        for i in range(len(boxes)):
-            if np.all(s[i] > 0):
-                pts = uv.reshape(len(boxes), 4, 2)[i] / s[i][:, None]
-            elif np.any(s[i] > 0):  # the horizon crosses the box: keep its part in front
-                delta = 1e-9 * float(np.abs(s[i]).max())
-                part = _clip_front(corners[i], s[i], delta)
-                u2, s2 = inv.homogeneous(part)
-                pts = u2 / np.maximum(s2, delta)[:, None]
-            else:
-                continue
+        uv, s = uv.reshape(len(boxes), 4, 2), s.reshape(len(boxes), 4)
+        front = np.all(s > 0, axis=1)
+        pts = uv[front] / s[front][..., None]
+        ext[front] = np.concatenate([pts.min(1), pts.max(1)], axis=1)
+        for i in np.flatnonzero(~front & np.any(s > 0, axis=1)):  # a horizon crosses the box: its part in front
+            delta = 1e-9 * float(np.abs(s[i]).max())
+            part = _clip_front(corners[i], s[i], delta)
+            u2, s2 = inv.homogeneous(part)
+            pts = u2 / np.maximum(s2, delta)[:, None]
             ext[i] = np.concatenate([pts.min(0), pts.max(0)])
         return ext
     n = OUTLINE_POINTS_PER_SIDE

@@ -289,7 +289,8 @@ def test_projective_box_corners_and_a_box_across_the_horizon():
     # x' = x / w, y' = y / w with w = 1 - x / 30: the part x < 30 of the box runs off to infinity
     hz = np.array([[1.0, 0, 0], [0, 1.0, 0], [-1 / 30, 0, 1.0]])
     spec = theta_spec(hz, in_hw=(48, 64), out_hw=(48, 64))
-    lab = Labels(boxes=[[20.0, 10.0, 40.0, 20.0], [5.0, 5.0, 10.0, 10.0], [35.0, 5.0, 45.0, 10.0]], box_labels=[7, 8, 9])
+    lab = Labels(boxes=[[20.0, 10.0, 40.0, 20.0], [5.0, 5.0, 10.0, 10.0], [35.0, 5.0, 45.0, 10.0]],
+                 box_labels=[7, 8, 9])
     out, info = transform_labels(lab, spec, (48, 64))
     np.testing.assert_allclose(out.boxes, [[60.0, 30.0, 63.5, 47.5], [6.0, 6.0, 15.0, 15.0]], atol=1e-9)
     assert out.box_labels == (7, 8) and info.boxes_kept == (0, 1) and info.boxes_dropped == 1
