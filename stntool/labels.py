@@ -763,7 +763,7 @@ class _NumericInverse:
         k = int(min(65, max(3, math.ceil(size / max((0.5 if fine else 2.0) * spacing, 0.5)) + 1)))
         t = np.linspace(0.0, 1.0, k)
         out = np.full((len(targets), tries, 2), np.nan)
-        chunk = max(1, 1_000_000 // (k * k))
+        chunk = max(1, 250_000 // (k * k))  # about 30 MB of temporaries
         with np.errstate(all="ignore"):
             for a in range(0, len(targets), chunk):
                 tg, l0, l1 = targets[a:a + chunk], lo[a:a + chunk], hi[a:a + chunk]
