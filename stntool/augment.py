@@ -396,10 +396,10 @@ def _move_labels(res, spec, in_hw, keypoints, boxes, mask, labels, min_visibilit
     if keypoints is not None or boxes is not None:
         if labels is not None:
             raise InvalidArgumentError("give labels, or keypoints and boxes, not both")
-        labels = lb.Labels(keypoints=keypoints, boxes=boxes)
+        labels = lb.Labels(keypoints=() if keypoints is None else keypoints, boxes=() if boxes is None else boxes)
     if labels is not None:
         moved, info = lb.transform_labels(labels, spec, in_hw, min_visibility=min_visibility)
-        res.labels, res.info = moved, dict(info)
+        res.labels, res.info = moved, info.to_record()
         res.keypoints, res.boxes = moved.keypoints, moved.boxes
     if mask is not None:
         lb.check_mask(mask, in_hw)

@@ -655,11 +655,11 @@ class _NumericInverse:
     def __init__(self, spec, in_hw, out_hw, tol):
         import numpy as np
 
-        from .maps import _base_map, lattice_map, lattice_plan
+        from .maps import base_map, lattice_map, lattice_plan
 
         self.out_hw = out_hw
         self.tol = tol
-        base = _base_map(spec, in_hw, out_hw)
+        base = base_map(spec, in_hw, out_hw)
         self.spacing = None  # the scale (output px) on which the map varies, for restarts
         self.field_reach = 0.0  # the largest elastic displacement (input px)
         if spec.elastic is None:

@@ -210,8 +210,6 @@ class _LabelIO:
         """``{"labels": (Labels, fmt) or None, "mask": array or None}`` for an item; StnError names the bad file."""
         import os
 
-        from ..errors import StnError
-
         found = {"labels": None, "mask": None}
         if self.kind != "none" and item.input != "-":
             stem = os.path.splitext(item.input)[0]
@@ -221,10 +219,7 @@ class _LabelIO:
                 if os.path.isfile(side):
                     from .. import labels as lb
 
-                    try:
-                        got = lb.read_sidecar(side) if fmt == "json" else lb.read_yolo(side, in_hw)
-                    except StnError as e:
-                        raise StnError(f"labels {os.path.basename(side)}: {e}") from None
+                    got = lb.read_labels_json(side, in_hw) if fmt == "json" else lb.read_yolo(side, in_hw)
                     found["labels"] = (got, fmt)
                     break
         if self.masks_dir is not None:
@@ -268,12 +263,12 @@ class _LabelIO:
             moved, info = lb.transform_labels(got, spec, in_hw, min_visibility=self.min_visibility)
             out_hw = spec.out_hw or in_hw
             if fmt == "json":
-                side, data = base + ".json", lb.write_sidecar(moved, out_hw)
+                side, text = base + ".json", lb.labels_json_text(moved, out_hw)
             else:
-                side, data = base + ".txt", lb.write_yolo(moved, out_hw)
-            files[side] = data if isinstance(data, bytes) else data.encode("utf-8")
+                side, text = base + ".txt", lb.yolo_text(moved, out_hw)
+            files[side] = text.encode("utf-8")
             extra["labels"] = side
-            extra.update({k: v for k, v in dict(info).items() if k in ("boxes_dropped",)})
+            extra["keypoints_visible"], extra["boxes_dropped"] = info.keypoints_visible, info.boxes_dropped
         if found["mask"] is not None:
             side = base + ".mask.png"
             files[side] = encode_image(lb.warp_mask(found["mask"], spec, backend), "png")
