@@ -45,7 +45,8 @@ Pillow's built-in scalable font.
 
 Reproducibility
 ---------------
-Page ``seed`` (an int, or a tuple of ints) seeds a ``numpy.random.SeedSequence`` that spawns
+Page ``seed`` (an int, or a tuple of ints ``(s0, s1, ...)``) seeds a ``numpy.random.SeedSequence``
+(entropy ``(k, s0, s1, ...)`` with ``k`` the number of ints, so ``s`` and ``(s, 0)`` differ) that spawns
 independent streams for the layout, the textures and the degradations, so the layout does not
 depend on ``colour`` or ``degrade``. ``synthetic_pages(n, seed)`` yields ``render_page((seed, i))``.
 The same seed gives the same bytes on one machine (same fonts, Pillow, OpenCV and libjpeg).
@@ -335,6 +336,30 @@ class _Text:
 
 # ---------------------------------------------------------------------------------------------- canvas
 
+class _SafeDraw:
+    """ImageDraw whose boxes may come in any corner order (tiny pages make some empty): they are
+    sorted, and boxes thinner than a pixel are drawn one pixel wide."""
+
+    def __init__(self, draw):
+        self._draw = draw
+
+    def __getattr__(self, name):
+        return getattr(self._draw, name)
+
+    @staticmethod
+    def _box(xy):
+        x0, y0, x1, y1 = (float(v) for v in xy)
+        x0, x1 = min(x0, x1), max(x0, x1)
+        y0, y1 = min(y0, y1), max(y0, y1)
+        return [x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)]
+
+    def rectangle(self, xy, **kw):
+        self._draw.rectangle(self._box(xy), **kw)
+
+    def ellipse(self, xy, **kw):
+        self._draw.ellipse(self._box(xy), **kw)
+
+
 class _Canvas:
     """The page being drawn: a Pillow RGB image, its palette, its fonts and the flow helpers."""
 
@@ -347,7 +372,7 @@ class _Canvas:
         self.text = _Text(rng)
         self._pick_palette()
         self.img = Image.new("RGB", (self.W, self.H), self.paper)
-        self.draw = ImageDraw.Draw(self.img)
+        self.draw = _SafeDraw(ImageDraw.Draw(self.img))
         self._pick_fonts(faces)
         self.widths = {}
 
@@ -1292,7 +1317,8 @@ def make_page(seed, size=None, fonts=None, split: str = "train", colour: bool = 
     faces = font_split(find_fonts(), split) if fonts is None else list(fonts)
     if any(not isinstance(f, FontFace) for f in faces):
         raise InvalidArgumentError("fonts must be FontFace objects (see stntool.pages.find_fonts)")
-    ss = np.random.SeedSequence(ent)
+    # the length first: SeedSequence pads with zeros, so (s,) and (s, 0) would otherwise collide
+    ss = np.random.SeedSequence((len(ent),) + ent)
     layout_ss, texture_ss, degrade_ss, noise_ss = ss.spawn(4)
     rng = np.random.default_rng(layout_ss)
     drng = np.random.default_rng(degrade_ss)
