@@ -992,7 +992,7 @@ def _layout_form(cv, box, fs, style):
                     d.line([(a + lwid + fs * 0.4, base), (b, base)], fill=cv.ink, width=lw)
                 else:
                     d.rectangle([a + lwid + fs * 0.4, y - lh * 0.15, b, base], outline=cv.ink, width=lw)
-                if rng.random() < 0.3:  # filled in by hand-ish
+                if rng.random() < 0.3 and b - a - lwid > 6 * fs:  # filled in by hand-ish
                     hf, _ = cv.font(fs, "script" if cv.families.get("script") and rng.random() < 0.3 else "body")
                     hw = cv.text.phrase(1, 3)
                     while len(hw) > 1 and cv.width(hf, hw) > b - a - lwid - 2 * fs:
@@ -1426,7 +1426,8 @@ def _background(rng, H, W, base_rgb, colour: bool):
         a = rng.uniform(0, math.pi)
         u = (np.arange(W, dtype=np.float32) * math.cos(a))[None, :] + (np.arange(H, dtype=np.float32) * math.sin(a))[:, None]
         warp = _smooth_noise(rng, (H, W), 6) * np.float32(rng.uniform(20, 60))
-        field = 0.8 + 0.25 * (0.5 + 0.5 * np.sin((u + warp) * np.float32(rng.uniform(0.05, 0.2))))
+        grain = np.sin((u + warp) * np.float32(rng.uniform(0.03, 0.1)))
+        field = 0.85 + 0.15 * _smooth_noise(rng, (H, W), 8) + 0.06 * grain
     elif kind == 2:  # fabric / carpet: fine noise
         field = 0.85 + 0.3 * cv2.GaussianBlur(rng.random((H, W), dtype=np.float32), (0, 0), 1.0)
     else:  # plain or mottled
@@ -1527,7 +1528,7 @@ def _degrade(rgb, hw, pwh, photo, dark, colour, drng, trng, nrng, rec):
         cx, cy = drng.uniform(-0.3, 0.3, 2)
         light = 1.0 + g * (xx * math.cos(a) + yy * math.sin(a)) - v * ((xx - cx) ** 2 + (yy - cy) ** 2)
         light = np.clip(light, 0.3, 1.3).astype(np.float32)
-        cast = drng.uniform(0.9, 1.1, 3).astype(np.float32)
+        cast = drng.uniform(0.94, 1.06, 3).astype(np.float32)
         img = _times(img, light)
         if colour:
             img = img * cast
@@ -1535,7 +1536,7 @@ def _degrade(rgb, hw, pwh, photo, dark, colour, drng, trng, nrng, rec):
     # blur: Gaussian, or resolution loss
     if r[5] < 0.5:
         if r[6] < 0.7:
-            s = float(drng.uniform(0.3, 1.4))
+            s = float(drng.uniform(0.3, 1.1))
             img = cv2.GaussianBlur(img, (0, 0), s)
             rec["blur"] = round(s, 3)
         else:
