@@ -82,8 +82,8 @@ LAYOUT_KINDS = ("article", "report", "book", "letter", "form", "table", "receipt
 HELDOUT_LAYOUTS = ("newspaper", "invoice")
 _TRAIN_KIND_WEIGHTS = {"article": 0.22, "report": 0.14, "book": 0.12, "letter": 0.12, "form": 0.12,
                        "table": 0.10, "receipt": 0.08, "slide": 0.10}
-_EXCLUDED = re.compile(r"symbol|dingbat|wingding|webding|math|emoji|icon|awesome|ornament|braille|"
-                       r"music|d050000l|cursor|glyph|pi\b", re.I)
+_EXCLUDED = re.compile(r"symbol|dingbat|wingding|webding|\bmath|emoji|\bicons?\b|awesome|ornament|braille|"
+                       r"music|d050000l|cursor|\bglyph|\bpi\b", re.I)
 _SCRIPT = re.compile(r"z003|script|chancery|brush|hand", re.I)
 _WIDTH_WORDS = ("Ultra Condensed", "Extra Condensed", "Semi Condensed", "Condensed", "Narrow",
                 "Semi Expanded", "Expanded", "Extended")
@@ -108,7 +108,7 @@ def _cv2():
     return cv2()
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=256)  # about 0.2 MB each
 def _load_font(path, size: int):
     _, _, ImageFont = _pil()
     if path is None:
