@@ -433,6 +433,14 @@ class _Canvas:
         return _load_font(face.path, size), fake_bold
 
     # -- text ---------------------------------------------------------------------------------------
+    def fit_font(self, s: str, size: float, width: float, role: str = "body", bold: bool = False):
+        """The font of ``role`` at ``size``, shrunk until ``s`` fits in ``width`` (6 px at least)."""
+        while True:
+            font, fb = self.font(size, role, bold)
+            if size <= 6 or self.width(font, s) <= width:
+                return font, fb
+            size = max(6.0, size * 0.85)
+
     def width(self, font, s: str) -> float:
         key = (id(font), s)
         w = self.widths.get(key)
@@ -453,6 +461,9 @@ class _Canvas:
         lines, cur, w = [], [], indent
         for word in words:
             ww = self.width(font, word)
+            while ww > width and len(word) > 1:  # a word wider than the column: cut it
+                word = word[:-1]
+                ww = self.width(font, word)
             if cur and w + space + ww > width:
                 lines.append(cur)
                 cur, w = [word], ww
@@ -866,6 +877,7 @@ def _layout_article(cv, box, fs, style):
     ncols = 1 if rng.random() < 0.6 else 2
     if style.get("kind") == "newspaper":
         ncols = int(rng.integers(3, 6))
+    ncols = max(1, min(ncols, int((x1 - x0) // (12 * fs))))  # columns at least 12 em wide
     y = y0
     if rng.random() < style.get("title", 0.6):
         y = _title_block(cv, x0, y, x1 - x0, fs, centred=rng.random() < 0.6)
@@ -887,8 +899,9 @@ def _layout_article(cv, box, fs, style):
 def _layout_newspaper(cv, box, fs, style):
     rng = cv.rng
     x0, y0, x1, y1 = box
-    mf, mfb = cv.font(fs * rng.uniform(2.8, 4.5), "head", bold=True)
-    cv.draw_line([cv.text.phrase(1, 3, title=True)], mf, x0, y0, x1 - x0, align="center", fake_bold=mfb)
+    name = cv.text.phrase(1, 3, title=True)
+    mf, mfb = cv.fit_font(name, fs * rng.uniform(2.8, 4.5), x1 - x0, "head", bold=True)
+    cv.draw_line([name], mf, x0, y0, x1 - x0, align="center", fake_bold=mfb)
     y = y0 + cv.line_height(mf, 1.1)
     df, dfb = cv.font(fs * 0.8)
     cv.draw.line([(x0, y), (x1, y)], fill=cv.ink, width=max(2, int(fs / 6)))
@@ -1055,8 +1068,9 @@ def _layout_invoice(cv, box, fs, style):
     rng = cv.rng
     x0, y0, x1, y1 = box
     w = x1 - x0
-    lf, lfb = cv.font(fs * 2.0, "head", bold=True)
-    cv.put((x0, y0), cv.text.phrase(1, 2, title=True), lf, cv.accent, lfb)
+    name = cv.text.phrase(1, 2, title=True)
+    lf, lfb = cv.fit_font(name + "    INVOICE", fs * 2.0, w, "head", bold=True)
+    cv.put((x0, y0), name, lf, cv.accent, lfb)
     cv.draw_line(["INVOICE"], lf, x0, y0, w, align="right", fake_bold=lfb)
     y = y0 + cv.line_height(lf, 1.4)
     font, fb = cv.font(fs * 0.95)
@@ -1096,10 +1110,11 @@ def _layout_receipt(cv, box, fs, style):
     x0, y0, x1, y1 = box
     w = x1 - x0
     font, fb = cv.font(fs, "mono" if rng.random() < 0.8 else "body")
-    bf, bfb = cv.font(fs * 1.4, "mono", bold=True)
+    shop = cv.text.phrase(1, 3).upper()
+    bf, bfb = cv.fit_font(shop, fs * 1.4, w, "mono", bold=True)
     lh = cv.line_height(font, rng.uniform(1.1, 1.35))
     y = y0
-    cv.draw_line([cv.text.phrase(1, 3).upper()], bf, x0, y, w, align="center", fake_bold=bfb)
+    cv.draw_line([shop], bf, x0, y, w, align="center", fake_bold=bfb)
     y += cv.line_height(bf, 1.3)
     for line in cv.text.address()[1:] + [f"TEL {rng.integers(100, 999)}-{rng.integers(1000, 9999)}"]:
         cv.draw_line([line], font, x0, y, w, align="center", fake_bold=fb)
@@ -1156,14 +1171,15 @@ def _layout_slide(cv, box, fs, style):
     x0, y0, x1, y1 = box
     w = x1 - x0
     d = cv.draw
-    tf, tfb = cv.font(fs * rng.uniform(2.0, 2.8), "head", bold=rng.random() < 0.7)
+    title = cv.text.phrase(2, 6, title=True)
+    tf, tfb = cv.fit_font(title, fs * rng.uniform(2.0, 2.8), w, "head", bold=rng.random() < 0.7)
     tlh = cv.line_height(tf, 1.2)
     if rng.random() < 0.4:  # title band
         d.rectangle([0, 0, cv.W, y0 + tlh + fs], fill=cv.accent)
         fill = cv.paper if sum(cv.accent) < 380 else cv.ink
     else:
         fill = cv.accent if rng.random() < 0.5 else cv.ink
-    cv.draw_line(cv.text.phrase(2, 6, title=True).split(), tf, x0, y0, w, align="left" if rng.random() < 0.7 else "center",
+    cv.draw_line(title.split(), tf, x0, y0, w, align="left" if rng.random() < 0.7 else "center",
                  fill=fill, fake_bold=tfb)
     y = y0 + tlh + int(fs * 2)
     has_fig = rng.random() < 0.4
@@ -1367,7 +1383,7 @@ def make_page(seed, size=None, fonts=None, split: str = "train", colour: bool = 
     families = tuple(sorted({cv.face(r).family for r in ("body", "head")}))
     deg = {}
     if degrade:
-        img, page_box = _degrade(rgb, (H, W), (pw, ph), photo, dark, colour, drng,
+        img, page_box = _degrade(rgb, (H, W), (pw, ph), photo, dark, kind == "slide", colour, drng,
                                  np.random.default_rng(texture_ss), np.random.default_rng(noise_ss), deg)
     else:
         img, page_box = rgb, (0, 0, pw, ph)
@@ -1448,7 +1464,7 @@ def _times(img, field):
     return img * (field[..., None] if img.ndim == 3 else field)
 
 
-def _degrade(rgb, hw, pwh, photo, dark, colour, drng, trng, nrng, rec):
+def _degrade(rgb, hw, pwh, photo, dark, screen, colour, drng, trng, nrng, rec):
     """Apply the degradations to an RGB page; returns (image, page_box)."""
     cv2 = _cv2()
     H, W = hw
@@ -1466,7 +1482,7 @@ def _degrade(rgb, hw, pwh, photo, dark, colour, drng, trng, nrng, rec):
         page = page * (1 - alpha) + spread * alpha
         rec["ink_bleed"] = (k, round(alpha, 3))
     # show-through from the other side: mirrored, blurred, faint
-    if r[1] < 0.15 and not dark:
+    if r[1] < 0.15 and not dark and not screen:
         a = float(drng.uniform(0.04, 0.12))
         back = cv2.GaussianBlur(page[:, ::-1], (0, 0), 1.5)
         page = page - a * (paper_level - back).clip(0, None)

@@ -77,6 +77,13 @@ def test_every_layout_renders_at_a_given_size(kind):
     assert (ink_of(clean) > 60).mean() > 0.01  # something is drawn
 
 
+@pytest.mark.parametrize("size", [(32, 32), (40, 900), (900, 40)])
+def test_extreme_sizes_render(size):
+    for i, kind in enumerate(pages.LAYOUT_KINDS):
+        img = pages.render_page((8, i), size=size, kind=kind, split="all", colour=i % 2 == 0)
+        assert img.shape[:2] == size and img.dtype == np.uint8
+
+
 def test_default_sizes_and_page_boxes():
     for i in range(6):
         page = pages.make_page((1, i))
