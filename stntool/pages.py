@@ -1233,7 +1233,10 @@ class Page:
 
     ``image``: uint8 (H, W) grey or (H, W, 3) BGR. ``page_box``: the paper's (x0, y0, x1, y1) in
     image pixels, ends exclusive (the whole image unless page-in-photo). ``degradations``: the
-    parameters of every degradation applied (absent keys were not applied).
+    parameters of every degradation applied (absent keys were not applied). :meth:`to_record`
+    holds everything but the pixels; ``make_page(tuple(r["seed"]), r["size"], split=r["split"],
+    kind=r["kind"], colour=r["colour"], degrade=r["degrade"])`` draws the same page again (with
+    the same fonts installed).
     """
 
     image: np.ndarray
@@ -1245,11 +1248,13 @@ class Page:
     body_px: int
     degradations: dict
     seed: tuple
+    degraded: bool = True
 
     def to_record(self) -> dict:
         """JSON-ready description (everything but the pixels)."""
         return {"schema": SCHEMA_VERSION, "seed": list(self.seed), "kind": self.kind, "split": self.split,
-                "size": list(self.image.shape[:2]), "page_box": list(self.page_box),
+                "size": list(self.image.shape[:2]), "colour": self.image.ndim == 3, "degrade": self.degraded,
+                "page_box": list(self.page_box),
                 "light_on_dark": self.light_on_dark, "fonts": list(self.fonts), "body_px": self.body_px,
                 "degradations": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.degradations.items()}}
 
@@ -1343,22 +1348,21 @@ def make_page(seed, size=None, fonts=None, split: str = "train", colour: bool = 
     # geometry: image size, photo or full frame, paper size inside it
     lo, hi = _ASPECTS.get(kind, (None, None))
     aspect = float(rng.uniform(lo, hi)) if lo else float(_PAPER[rng.integers(len(_PAPER))] * rng.uniform(0.97, 1.03))
-    photo = bool(degrade and drng.random() < 0.4)
+    # the same draws whether or not size is given, so make_page(seed, size=page.image.shape[:2],
+    # kind=page.kind) reproduces make_page(seed)
+    u_size = rng.random()
+    photo = bool(degrade) and drng.random() < 0.4
     fill = float(drng.uniform(0.62, 0.93))
+    frame_aspect = aspect * float(drng.uniform(0.85, 1.25))  # a camera frame around the paper
     if size is None:
         if kind == "slide":
-            W = int(rng.integers(760, 1001))
-            H = int(round(W / aspect))
+            W = 760 + int(u_size * 241)
+            H = int(round(W / (frame_aspect if photo else aspect)))
         else:
-            H = int(rng.integers(600, 901))
-            W = int(round(H * aspect))
-        if photo:  # a camera frame around the paper
-            fa = aspect * float(drng.uniform(0.85, 1.25))
-            W = int(round(H * fa)) if kind != "slide" else W
-            H = H if kind != "slide" else int(round(W / fa))
+            H = 600 + int(u_size * 301)
+            W = int(round(H * (frame_aspect if photo else aspect)))
     else:
         H, W = size
-        rng.integers(2)  # keep the stream aligned with the size=None path
     if photo:
         pw, ph = (W * fill, W * fill / aspect) if W / H < aspect else (H * fill * aspect, H * fill)
         pw, ph = max(32, int(pw)), max(32, int(ph))
@@ -1392,7 +1396,7 @@ def make_page(seed, size=None, fonts=None, split: str = "train", colour: bool = 
         img = np.ascontiguousarray(img[..., ::-1]) if img.ndim == 3 else cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     elif img.ndim == 3:
         img = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY)
-    return Page(img, page_box, kind, split, dark, families, int(round(fs)), deg, ent)
+    return Page(img, page_box, kind, split, dark, families, int(round(fs)), deg, ent, bool(degrade))
 
 
 def render_page(seed, size=None, fonts=None, split: str = "train", colour: bool = False, kind: str | None = None,

@@ -65,6 +65,19 @@ def test_layout_does_not_depend_on_colour_or_degradation_switch():
         (clean.kind, clean.fonts, clean.light_on_dark, clean.body_px)
 
 
+def test_a_page_replays_from_its_record():
+    photos = 0
+    for i in range(6):
+        page = pages.make_page((4, i), colour=i % 2 == 0)
+        rec = page.to_record()
+        photos += "photo" in rec["degradations"]
+        again = pages.make_page(tuple(rec["seed"]), size=rec["size"], kind=rec["kind"], split=rec["split"],
+                                colour=rec["colour"], degrade=rec["degrade"])
+        assert np.array_equal(again.image, page.image)
+        assert again.to_record() == rec
+    assert photos  # a page in a photo replays too
+
+
 # ------------------------------------------------------------------------------------ sizes and records
 
 @pytest.mark.parametrize("kind", pages.LAYOUT_KINDS)
