@@ -22,13 +22,13 @@ monospaced, dashed rules, barcode) and ``slide`` (landscape, big bullets, often 
 ``newspaper`` (masthead, 3-5 ruled columns) and ``invoice`` (addresses, line-item table, totals)
 are drawn only for ``split="heldout"`` (:data:`HELDOUT_LAYOUTS`), so an evaluation can also use
 layouts training never saw. Every page may carry a running header, a footer with a page number,
-and a footnote. About 10 % of pages are light-on-dark (40 % of slides).
+a footnote, and highlighter marks on some lines. About 10 % of pages are light-on-dark (40 % of slides).
 
 Degradations (each drawn at random, recorded in :attr:`Page.degradations`)
 --------------------------------------------------------------------------
 In this order: ink bleed (ink spread by a 2x2/3x3 min filter, blended), show-through (the
 mirrored page, blurred and faint), paper texture (low-frequency multiplicative mottling plus
-fibres), a scanner edge, page-in-photo (the page, upright and axis-aligned, with a soft shadow on
+fibres), a coffee ring, a scanner edge, punch holes, page-in-photo (the page, upright and axis-aligned, with a soft shadow on
 a larger desk-like background: plain, mottled, wood grain at a random angle, or cluttered with
 rotated shapes; :attr:`Page.page_box` says where), uneven lighting (a linear gradient, a vignette
 and a colour cast), blur (Gaussian, or a down-and-up resample), contrast and gamma, Gaussian noise,
@@ -375,6 +375,11 @@ class _Canvas:
         self.draw = _SafeDraw(ImageDraw.Draw(self.img))
         self._pick_fonts(faces)
         self.widths = {}
+        # a reader's highlighter on some lines (light pages only)
+        self.highlighter = None
+        if not dark and rng.random() < 0.12:
+            marks = [(255, 240, 90), (150, 240, 140), (255, 170, 200), (140, 210, 255)]
+            self.highlighter = marks[rng.integers(len(marks))]
 
     # -- palette ----------------------------------------------------------------------------------
     def _pick_palette(self):
@@ -543,6 +548,10 @@ def _paragraph(cv, flow, font, fb, n_words, align, indent, leading, gap):
         if not flow.fit(lh):
             return False
         x0 = flow.x + (indent if i == 0 else 0)
+        if cv.highlighter is not None and cv.rng.random() < 0.06:
+            lw = cv.width(font, " ".join(line))
+            a = font.getmetrics()[0]
+            cv.draw.rectangle([x0 - 1, flow.y + a * 0.1, x0 + lw + 1, flow.y + a * 1.2], fill=cv.highlighter)
         cv.draw_line(line, font, x0, flow.y, flow.w - (indent if i == 0 else 0), align,
                      last=i == len(lines) - 1, fake_bold=fb)
         flow.y += lh
@@ -1518,6 +1527,28 @@ def _degrade(rgb, hw, pwh, photo, dark, screen, colour, drng, trng, nrng, rec):
         sl = [np.s_[:t, :], np.s_[-t:, :], np.s_[:, :t], np.s_[:, -t:]][side]
         page[sl] = v
         rec["scanner_edge"] = (side, t)
+    # a coffee ring: a blurred, broken ring that darkens (and browns) the paper
+    if r[10] < 0.06:
+        cx, cy = float(trng.uniform(0, pw)), float(trng.uniform(0, ph))
+        rad = float(trng.uniform(0.05, 0.15)) * min(pw, ph)
+        ring = np.zeros((ph, pw), np.float32)
+        start = float(trng.uniform(0, 360))
+        cv2.ellipse(ring, (int(cx), int(cy)), (int(rad), int(rad * trng.uniform(0.85, 1.0))), 0.0, start,
+                    start + float(trng.uniform(200, 360)), 1.0, max(2, int(rad * 0.08)), cv2.LINE_AA)
+        ring = cv2.GaussianBlur(ring, (0, 0), max(1.0, rad * 0.04))
+        a = float(drng.uniform(0.25, 0.6))
+        page = _times(page, 1 - a * ring) if not colour else page * (1 - a * ring[..., None] * np.float32([0.6, 0.8, 1.0]))
+        rec["stain"] = round(a, 3)
+    # punch holes along the left edge of a scanned sheet
+    if not photo and not screen and r[11] < 0.05:
+        n = int(drng.integers(2, 4))
+        rad = max(2, int(min(pw, ph) * 0.018))
+        xc = int(pw * 0.035) + rad
+        v = float(drng.uniform(10, 80))
+        for k in range(n):
+            yc = int(ph * (0.5 + (k - (n - 1) / 2) * (0.3 if n == 2 else 0.25)))
+            cv2.circle(page, (xc, yc), rad, (v, v, v) if page.ndim == 3 else v, -1, cv2.LINE_AA)
+        rec["punch_holes"] = n
     # page in a photo: background, soft shadow, the paper axis-aligned inside
     if photo:
         palette = [(120, 85, 55), (160, 120, 80), (70, 70, 75), (190, 190, 185), (40, 45, 60), (110, 130, 100),
