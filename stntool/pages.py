@@ -22,17 +22,18 @@ monospaced, dashed rules, barcode) and ``slide`` (landscape, big bullets, often 
 ``newspaper`` (masthead, 3-5 ruled columns) and ``invoice`` (addresses, line-item table, totals)
 are drawn only for ``split="heldout"`` (:data:`HELDOUT_LAYOUTS`), so an evaluation can also use
 layouts training never saw. Every page may carry a running header, a footer with a page number,
-a footnote, and highlighter marks on some lines. About 10 % of pages are light-on-dark (40 % of slides).
+a footnote, and highlighter marks on some lines. About 10 % of pages are light-on-dark (40 %
+of slides).
 
 Degradations (each drawn at random, recorded in :attr:`Page.degradations`)
 --------------------------------------------------------------------------
 In this order: ink bleed (ink spread by a 2x2/3x3 min filter, blended), show-through (the
 mirrored page, blurred and faint), paper texture (low-frequency multiplicative mottling plus
-fibres), a coffee ring, a scanner edge, punch holes, page-in-photo (the page, upright and axis-aligned, with a soft shadow on
-a larger desk-like background: plain, mottled, wood grain at a random angle, or cluttered with
-rotated shapes; :attr:`Page.page_box` says where), uneven lighting (a linear gradient, a vignette
-and a colour cast), blur (Gaussian, or a down-and-up resample), contrast and gamma, Gaussian noise,
-JPEG artefacts. Nothing directional is used (no motion blur, no axis-aligned background stripes),
+fibres), a coffee ring, a scanner edge, punch holes, page-in-photo (the page, upright and
+axis-aligned, with a soft shadow on a larger desk-like background: plain, mottled, fabric, wood
+grain at a random angle, or cluttered with rotated shapes; :attr:`Page.page_box` says where),
+uneven lighting (a linear gradient, a vignette and a colour cast), blur (Gaussian, or a
+down-and-up resample), contrast and gamma, Gaussian noise, JPEG artefacts. Nothing directional is used (no motion blur, no axis-aligned background stripes),
 so nothing but the page itself tells which way is up.
 
 Fonts
@@ -54,7 +55,6 @@ The same seed gives the same bytes on one machine (same fonts, Pillow, OpenCV an
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import os
@@ -1154,7 +1154,8 @@ def _layout_receipt(cv, box, fs, style):
             cv.put((x0, y), q, font, fake_bold=fb)
             y += lh
     y = rule(y)
-    for lab, val in (("TOTAL", total), ("CASH", math.ceil(total / 10) * 10), ("CHANGE", math.ceil(total / 10) * 10 - total)):
+    cash = math.ceil(total / 10) * 10
+    for lab, val in (("TOTAL", total), ("CASH", cash), ("CHANGE", cash - total)):
         f, b = (bf, bfb) if lab == "TOTAL" else (font, fb)
         s = f"{val:.2f}"
         cv.put((x0, y), lab, f, fake_bold=b)
@@ -1453,7 +1454,8 @@ def _background(rng, H, W, base_rgb, colour: bool):
         base = np.float32(0.299 * base[0] + 0.587 * base[1] + 0.114 * base[2])
     if kind == 1:  # wood grain at a random angle
         a = rng.uniform(0, math.pi)
-        u = (np.arange(W, dtype=np.float32) * math.cos(a))[None, :] + (np.arange(H, dtype=np.float32) * math.sin(a))[:, None]
+        u = ((np.arange(W, dtype=np.float32) * math.cos(a))[None, :]
+             + (np.arange(H, dtype=np.float32) * math.sin(a))[:, None])
         warp = _smooth_noise(rng, (H, W), 6) * np.float32(rng.uniform(20, 60))
         grain = np.sin((u + warp) * np.float32(rng.uniform(0.03, 0.1)))
         field = 0.85 + 0.15 * _smooth_noise(rng, (H, W), 8) + 0.06 * grain
@@ -1513,8 +1515,8 @@ def _degrade(rgb, hw, pwh, photo, dark, screen, colour, drng, trng, nrng, rec):
             for _ in range(nf):
                 x, y = trng.uniform(0, pw), trng.uniform(0, ph)
                 ang, ln = trng.uniform(0, 2 * math.pi), trng.uniform(4, 25)
-                pts = [(x + ln * t * math.cos(ang + 0.6 * math.sin(4 * t)), y + ln * t * math.sin(ang + 0.6 * math.sin(4 * t)))
-                       for t in np.linspace(0, 1, 6)]
+                pts = [(x + ln * t * math.cos(ang + 0.6 * math.sin(4 * t)),
+                        y + ln * t * math.sin(ang + 0.6 * math.sin(4 * t))) for t in np.linspace(0, 1, 6)]
                 cv2.polylines(fib, [np.array(pts, np.int32)], False, 1.0, 1, cv2.LINE_AA)
             tex = tex - fib * amp * 1.5
         page = _times(page, tex)
@@ -1537,7 +1539,10 @@ def _degrade(rgb, hw, pwh, photo, dark, screen, colour, drng, trng, nrng, rec):
                     start + float(trng.uniform(200, 360)), 1.0, max(2, int(rad * 0.08)), cv2.LINE_AA)
         ring = cv2.GaussianBlur(ring, (0, 0), max(1.0, rad * 0.04))
         a = float(drng.uniform(0.25, 0.6))
-        page = _times(page, 1 - a * ring) if not colour else page * (1 - a * ring[..., None] * np.float32([0.6, 0.8, 1.0]))
+        if colour:  # brown: blue darkens most (RGB)
+            page = page * (1 - a * ring[..., None] * np.float32([0.6, 0.8, 1.0]))
+        else:
+            page = _times(page, 1 - a * ring)
         rec["stain"] = round(a, 3)
     # punch holes along the left edge of a scanned sheet
     if not photo and not screen and r[11] < 0.05:
