@@ -33,8 +33,9 @@ fibres), a coffee ring, a scanner edge, punch holes, page-in-photo (the page, up
 axis-aligned, with a soft shadow on a larger desk-like background: plain, mottled, fabric, wood
 grain at a random angle, or cluttered with rotated shapes; :attr:`Page.page_box` says where),
 uneven lighting (a linear gradient, a vignette and a colour cast), blur (Gaussian, or a
-down-and-up resample), contrast and gamma, Gaussian noise, JPEG artefacts. Nothing directional is used (no motion blur, no axis-aligned background stripes),
-so nothing but the page itself tells which way is up.
+down-and-up resample), contrast and gamma, Gaussian noise, JPEG artefacts. Apart from punch
+holes (left edge, as on real filed sheets) no degradation has a preferred direction (no motion
+blur; grain and clutter at any angle), so the page itself tells which way is up.
 
 Fonts
 -----
