@@ -376,6 +376,7 @@ class _Canvas:
         self.draw = _SafeDraw(ImageDraw.Draw(self.img))
         self._pick_fonts(faces)
         self.widths = {}
+        self.fonts_used = {}
         # a reader's highlighter on some lines (light pages only)
         self.highlighter = None
         if not dark and rng.random() < 0.12:
@@ -436,7 +437,9 @@ class _Canvas:
         face = self.face(role, bold, italic)
         size = max(6, int(round(size)))
         fake_bold = bold and not face.bold
-        return _load_font(face.path, size), fake_bold
+        font = _load_font(face.path, size)
+        self.fonts_used[id(font)] = font  # alive for the page, so id() keys in self.widths stay valid
+        return font, fake_bold
 
     # -- text ---------------------------------------------------------------------------------------
     def fit_font(self, s: str, size: float, width: float, role: str = "body", bold: bool = False):
