@@ -27,15 +27,18 @@ Convention
   ``(x, y)`` (:mod:`stntool.coords`).
 - Quarter-turn class ``k`` means ``k`` quarter turns; the sense of a turn is the training code's and
   is recorded in the model's metadata.
-- Inside, the layers work channels last, ``(N, H, W, C)``: window copies then move whole runs of
-  channels and every layer's output is contiguous. Weights keep PyTorch's layouts.
+- Inside, the layers work channels major, ``(C, N, H, W)``: every channel is one contiguous stack
+  of images, so a convolution is a single matrix product whose result is already in the next
+  layer's layout. Weights keep PyTorch's layouts.
 - Every layer computes in the dtype of its parameters: float32 for training and inference, float64
   for gradient checks (:meth:`LocNet.astype`). ``forward(x, train=True)`` keeps what ``backward``
   needs; ``backward(grad)`` adds to the parameter gradients (call ``zero_grad`` between steps) and
   returns the gradient with respect to the layer's input.
 
-Hot loops are BLAS matrix products: a convolution copies the shifted input of each kernel tap into a
-``(pixels, C_in)`` matrix (im2col, tap by tap) and multiplies it by that tap's weights.
+Hot loops are BLAS matrix products: a convolution copies the input shifted by each kernel tap into
+the rows of a ``(k·k·C_in, N·H·W)`` matrix (im2col; whole image rows at a time) and multiplies it by
+the ``(C_out, k·k·C_in)`` weight matrix. Channels last with the same product was 2-3x slower in the
+first layer (C_in = 2 makes runs of two numbers to gather); tap-by-tap products were slower again.
 """
 
 from __future__ import annotations
@@ -111,7 +114,7 @@ class Layer:
 class Conv2d(Layer):
     """2-D convolution (cross-correlation, like ``torch.nn.Conv2d``) with ``kernel // 2`` zero padding.
 
-    Channels last: ``(N, H, W, C_in) -> (N, H_out, W_out, C_out)`` with
+    Channels major: ``(C_in, N, H, W) -> (C_out, N, H_out, W_out)`` with
     ``H_out = (H + 2·(k // 2) - k) // stride + 1``, so an odd kernel with stride 1 keeps the size.
     Parameters in PyTorch's layout: ``weight`` ``(C_out, C_in, k, k)`` (He-normal initialisation),
     ``bias`` ``(C_out,)`` (zeros). With ``input_grad=False`` (a first layer) ``backward`` skips the
@@ -133,44 +136,48 @@ class Conv2d(Layer):
         return (size + 2 * self.pad - self.kernel) // self.stride + 1
 
     def _taps(self, h_out: int, w_out: int):
-        """``(ky, kx, rows, cols)``: per kernel tap, the padded-input slices its outputs read."""
+        """``(ky, kx, rows, cols)``: per kernel tap, the slices of the padded input its outputs read."""
         k, s = self.kernel, self.stride
         for ky in range(k):
             for kx in range(k):
                 yield ky, kx, slice(ky, ky + s * (h_out - 1) + 1, s), slice(kx, kx + s * (w_out - 1) + 1, s)
 
+    def _weight_matrix(self) -> np.ndarray:
+        """The weight as ``(C_out, k·k·C_in)``, columns ordered ``(ky, kx, C_in)`` like the im2col rows."""
+        weight = self.params["weight"]
+        return weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], -1)
+
     def forward(self, x, train=True):
-        n, h, w, c = x.shape
+        c, n, h, w = x.shape
         k, p = self.kernel, self.pad
         h_out, w_out = self._out_size(h), self._out_size(w)
-        weight = self.params["weight"]
-        x_pad = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0))) if p else x
-        # im2col tap by tap: the k·k shifted copies of the input, each a (pixels, C_in) matrix times
-        # that tap's (C_in, C_out) weights. Whole rows move at once, which beats gathering windows
-        # into (pixels, k·k·C_in) rows by 2-4x here, and the backward pass adds whole rows back.
-        cols = np.empty((k, k, n * h_out * w_out, c), x.dtype)
-        out = np.empty((n * h_out * w_out, weight.shape[0]), x.dtype)
-        out[...] = self.params["bias"]
+        x_pad = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))) if p else x
+        # im2col: row (ky, kx, c) holds, for every output pixel, the input pixel that tap reads
+        cols = np.empty((k, k, c, n, h_out, w_out), x.dtype)
         for ky, kx, rows, columns in self._taps(h_out, w_out):
-            cols[ky, kx].reshape(n, h_out, w_out, c)[...] = x_pad[:, rows, columns, :]
-            out += cols[ky, kx] @ weight[:, :, ky, kx].T
+            cols[ky, kx] = x_pad[:, :, rows, columns]
+        cols = cols.reshape(k * k * c, n * h_out * w_out)
+        out = self._weight_matrix() @ cols
+        out += self.params["bias"][:, None]
         if train:
             self._cache = (cols, x.shape)
-        return out.reshape(n, h_out, w_out, -1)
+        return out.reshape(-1, n, h_out, w_out)
 
     def backward(self, grad):
-        cols, (n, h, w, c) = self._take_cache()
-        p = self.pad
-        weight = self.params["weight"]
-        h_out, w_out = grad.shape[1], grad.shape[2]
-        grad_rows = grad.reshape(-1, weight.shape[0])
-        self.grads["bias"] += grad_rows.sum(axis=0)
-        grad_pad = np.zeros((n, h + 2 * p, w + 2 * p, c), grad.dtype) if self.input_grad else None
+        cols, (c, n, h, w) = self._take_cache()
+        k, p = self.kernel, self.pad
+        c_out, h_out, w_out = grad.shape[0], grad.shape[2], grad.shape[3]
+        grad_out = grad.reshape(c_out, -1)
+        self.grads["weight"] += (grad_out @ cols.T).reshape(c_out, k, k, c).transpose(0, 3, 1, 2)
+        self.grads["bias"] += grad_out.sum(axis=1)
+        if not self.input_grad:
+            return None
+        grad_cols = (self._weight_matrix().T @ grad_out).reshape(k, k, c, n, h_out, w_out)
+        # col2im: every tap adds its rows back to the input pixels it read
+        grad_pad = np.zeros((c, n, h + 2 * p, w + 2 * p), grad_cols.dtype)
         for ky, kx, rows, columns in self._taps(h_out, w_out):
-            self.grads["weight"][:, :, ky, kx] += grad_rows.T @ cols[ky, kx]
-            if grad_pad is not None:  # col2im: each tap adds its gradient back to the pixels it read
-                grad_pad[:, rows, columns, :] += (grad_rows @ weight[:, :, ky, kx]).reshape(n, h_out, w_out, c)
-        return None if grad_pad is None else grad_pad[:, p:p + h, p:p + w, :]
+            grad_pad[:, :, rows, columns] += grad_cols[ky, kx]
+        return grad_pad[:, :, p:p + h, p:p + w]
 
 
 class ReLU(Layer):
@@ -192,7 +199,7 @@ class ReLU(Layer):
 
 
 class MaxPool2d(Layer):
-    """2x2 max pooling with stride 2, channels last: ``(N, H, W, C) -> (N, H // 2, W // 2, C)``.
+    """2x2 max pooling with stride 2, channels major: ``(C, N, H, W) -> (C, N, H // 2, W // 2)``.
 
     An odd last row or column is dropped, as in ``torch.nn.MaxPool2d(2)``; the gradient goes to the
     first maximum of each window in row-major order, as in PyTorch (blank regions give ties).
@@ -201,10 +208,10 @@ class MaxPool2d(Layer):
     @staticmethod
     def _quarters(x, h_out, w_out):
         """The four pixels of every window, row-major: top-left, top-right, bottom-left, bottom-right."""
-        return [x[:, dy:2 * h_out:2, dx:2 * w_out:2, :] for dy in (0, 1) for dx in (0, 1)]
+        return [x[:, :, dy:2 * h_out:2, dx:2 * w_out:2] for dy in (0, 1) for dx in (0, 1)]
 
     def forward(self, x, train=True):
-        h_out, w_out = x.shape[1] // 2, x.shape[2] // 2
+        h_out, w_out = x.shape[2] // 2, x.shape[3] // 2
         quarters = self._quarters(x, h_out, w_out)
         out = np.maximum(np.maximum(quarters[0], quarters[1]), np.maximum(quarters[2], quarters[3]))
         if train:
@@ -219,21 +226,22 @@ class MaxPool2d(Layer):
         winner, shape = self._take_cache()
         grad_x = np.zeros(shape, grad.dtype)
         zero = grad.dtype.type(0)
-        for i, quarter in enumerate(self._quarters(grad_x, grad.shape[1], grad.shape[2])):
+        for i, quarter in enumerate(self._quarters(grad_x, grad.shape[2], grad.shape[3])):
             quarter[...] = np.where(winner == i, grad, zero)
         return grad_x
 
 
 class Flatten(Layer):
-    """``(N, H, W, C) -> (N, H·W·C)``, in memory order (channels last)."""
+    """Channels major ``(C, N, H, W)`` to ``(N, C·H·W)``, in the order of ``torch.flatten(x_nchw, 1)``."""
 
     def forward(self, x, train=True):
         if train:
             self._cache = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1)
 
     def backward(self, grad):
-        return grad.reshape(self._take_cache())
+        c, n, h, w = self._take_cache()
+        return grad.reshape(n, c, h, w).transpose(1, 0, 2, 3)
 
 
 class Linear(Layer):
@@ -423,7 +431,7 @@ class LocNet:
         theta : (N, 2, 3) for the affine families, (N, 3, 3) with ``θ[:, 2, 2] = 1`` for projective.
         quarter_logits : (N, 4), classes 0, 90, 180, 270 degrees.
         """
-        features = self._check_input(x).transpose(0, 2, 3, 1)  # the layers work channels last
+        features = self._check_input(x).transpose(1, 0, 2, 3)  # the layers work channels major
         for _, layer in self.trunk:
             features = layer.forward(features, train)
         theta_numbers = self.theta_head.forward(features, train)
@@ -470,7 +478,7 @@ class LocNet:
         for _, layer in reversed(self.trunk):
             grad = layer.backward(grad)
         first_conv.input_grad = False
-        return None if grad is None else grad.transpose(0, 3, 1, 2)
+        return None if grad is None else grad.transpose(1, 0, 2, 3)
 
     # -- save / load ---------------------------------------------------------------------------
 

@@ -54,7 +54,7 @@ class TestLayers:
         rng = np.random.default_rng(1)
         conv = Conv2d(3, 4, kernel, stride, rng=rng, dtype=np.float64)
         conv.params["bias"][:] = rng.standard_normal(4)
-        _check_layer(conv, rng.standard_normal((2, *hw, 3)), rng)
+        _check_layer(conv, rng.standard_normal((3, 2, *hw)), rng)  # (C, N, H, W)
 
     def test_conv_closed_form(self):
         # a single tap kernel shifts: weight 1 at (ky, kx) = (0, 2) reads input pixel (y - 1, x + 1)
@@ -62,52 +62,52 @@ class TestLayers:
         conv.params["weight"][:] = 0
         conv.params["weight"][0, 0, 0, 2] = 1
         conv.params["bias"][:] = 0.5
-        x = np.arange(20.0).reshape(1, 4, 5, 1)
-        out = conv.forward(x, train=False)[0, :, :, 0]
+        x = np.arange(20.0).reshape(1, 1, 4, 5)
+        out = conv.forward(x, train=False)[0, 0]
         expected = np.zeros((4, 5))
-        expected[1:, :4] = x[0, :3, 1:, 0]
+        expected[1:, :4] = x[0, 0, :3, 1:]
         np.testing.assert_array_equal(out, expected + 0.5)
 
     def test_conv_matches_direct_sum(self):
         rng = np.random.default_rng(2)
         conv = Conv2d(2, 3, 3, stride=2, rng=rng, dtype=np.float64)
-        x = rng.standard_normal((1, 5, 6, 2))
+        x = rng.standard_normal((2, 1, 5, 6))
         out = conv.forward(x, train=False)
         w, b = conv.params["weight"], conv.params["bias"]
-        xp = np.pad(x[0], ((1, 1), (1, 1), (0, 0)))
-        assert out.shape == (1, 3, 3, 3)
+        xp = np.pad(x[:, 0], ((0, 0), (1, 1), (1, 1)))
+        assert out.shape == (3, 1, 3, 3)
         for y in range(3):
             for xo in range(3):
-                window = xp[2 * y:2 * y + 3, 2 * xo:2 * xo + 3, :]  # (ky, kx, C)
-                expected = np.einsum("yxc,ocyx->o", window, w) + b
-                np.testing.assert_allclose(out[0, y, xo], expected, rtol=1e-12)
+                window = xp[:, 2 * y:2 * y + 3, 2 * xo:2 * xo + 3]  # (C, ky, kx)
+                expected = np.einsum("cyx,ocyx->o", window, w) + b
+                np.testing.assert_allclose(out[:, 0, y, xo], expected, rtol=1e-12)
 
     def test_first_conv_skips_input_gradient(self):
         conv = Conv2d(2, 3, input_grad=False, dtype=np.float64)
-        out = conv.forward(np.ones((1, 4, 4, 2)))
+        out = conv.forward(np.ones((2, 1, 4, 4)))
         assert conv.backward(np.ones_like(out)) is None
         assert np.any(conv.grads["weight"] != 0)
 
     @pytest.mark.parametrize("hw", [(6, 8), (7, 5)])
     def test_maxpool_gradients_and_values(self, hw):
         rng = np.random.default_rng(3)
-        x = rng.standard_normal((2, *hw, 3))
+        x = rng.standard_normal((3, 2, *hw))
         pool = MaxPool2d()
         out = pool.forward(x, train=False)
         h, w = hw[0] // 2, hw[1] // 2
-        expected = x[:, :2 * h, :2 * w].reshape(2, h, 2, w, 2, 3).max(axis=(2, 4))
+        expected = x[:, :, :2 * h, :2 * w].reshape(3, 2, h, 2, w, 2).max(axis=(3, 5))
         np.testing.assert_array_equal(out, expected)
         _check_layer(pool, x, rng)
 
     def test_maxpool_ties_go_to_first_maximum(self):
         pool = MaxPool2d()
-        x = np.zeros((1, 2, 2, 1))
-        x[0, 1, 0, 0] = x[0, 1, 1, 0] = 1.0  # bottom-left and bottom-right tie
+        x = np.zeros((1, 1, 2, 2))
+        x[0, 0, 1, 0] = x[0, 0, 1, 1] = 1.0  # bottom-left and bottom-right tie
         pool.forward(x)
         grad = pool.backward(np.full((1, 1, 1, 1), 2.0))
-        np.testing.assert_array_equal(grad[0, :, :, 0], [[0, 0], [2, 0]])
-        pool.forward(np.zeros((1, 2, 2, 1)))  # a blank window: top-left takes it
-        np.testing.assert_array_equal(pool.backward(np.ones((1, 1, 1, 1)))[0, :, :, 0], [[1, 0], [0, 0]])
+        np.testing.assert_array_equal(grad[0, 0], [[0, 0], [2, 0]])
+        pool.forward(np.zeros((1, 1, 2, 2)))  # a blank window: top-left takes it
+        np.testing.assert_array_equal(pool.backward(np.ones((1, 1, 1, 1)))[0, 0], [[1, 0], [0, 0]])
 
     @pytest.mark.parametrize("slope", [0.0, 0.1])
     def test_relu_gradients(self, slope):
@@ -124,8 +124,8 @@ class TestLayers:
         lin.params["bias"][:] = rng.standard_normal(4)
         _check_layer(lin, rng.standard_normal((3, 6)), rng)
         flat = Flatten()
-        x = rng.standard_normal((2, 3, 2, 2))
-        np.testing.assert_array_equal(flat.forward(x, train=False), x.reshape(2, 12))
+        x = rng.standard_normal((3, 2, 2, 2))  # (C, N, H, W): rows are images, in torch's (C, H, W) order
+        np.testing.assert_array_equal(flat.forward(x, train=False), x.transpose(1, 0, 2, 3).reshape(2, 12))
         _check_layer(flat, x, rng)
 
     def test_backward_without_forward_is_refused(self):
@@ -451,28 +451,28 @@ class TestTorchParity:
         for stride in (1, 2):
             conv = Conv2d(3, 5, 3, stride, rng=rng, dtype=np.float64)
             conv.params["bias"][:] = rng.standard_normal(5)
-            x = rng.standard_normal((2, 9, 7, 3))
+            x = rng.standard_normal((3, 2, 9, 7))  # (C, N, H, W)
             out = conv.forward(x)
             g = rng.standard_normal(out.shape)
             grad_x = conv.backward(g)
-            tx = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+            tx = torch.tensor(x.transpose(1, 0, 2, 3), requires_grad=True)
             tw = torch.tensor(conv.params["weight"], requires_grad=True)
             tb = torch.tensor(conv.params["bias"], requires_grad=True)
             tout = torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=1)
-            np.testing.assert_allclose(out, tout.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-12, atol=1e-12)
-            tout.backward(torch.tensor(g.transpose(0, 3, 1, 2)))
-            np.testing.assert_allclose(grad_x, tx.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(out, tout.detach().numpy().transpose(1, 0, 2, 3), rtol=1e-12, atol=1e-12)
+            tout.backward(torch.tensor(g.transpose(1, 0, 2, 3)))
+            np.testing.assert_allclose(grad_x, tx.grad.numpy().transpose(1, 0, 2, 3), rtol=1e-12, atol=1e-12)
             np.testing.assert_allclose(conv.grads["weight"], tw.grad.numpy(), rtol=1e-12, atol=1e-12)
             np.testing.assert_allclose(conv.grads["bias"], tb.grad.numpy(), rtol=1e-12, atol=1e-12)
         pool = MaxPool2d()
-        x = np.round(rng.standard_normal((2, 7, 6, 3)), 1)  # rounding makes ties
+        x = np.round(rng.standard_normal((3, 2, 7, 6)), 1)  # rounding makes ties
         out = pool.forward(x)
         g = rng.standard_normal(out.shape)
-        tx = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+        tx = torch.tensor(x.transpose(1, 0, 2, 3), requires_grad=True)
         tout = torch.nn.functional.max_pool2d(tx, 2)
-        np.testing.assert_array_equal(out, tout.detach().numpy().transpose(0, 2, 3, 1))
-        tout.backward(torch.tensor(g.transpose(0, 3, 1, 2)))
-        np.testing.assert_array_equal(pool.backward(g), tx.grad.numpy().transpose(0, 2, 3, 1))
+        np.testing.assert_array_equal(out, tout.detach().numpy().transpose(1, 0, 2, 3))
+        tout.backward(torch.tensor(g.transpose(1, 0, 2, 3)))
+        np.testing.assert_array_equal(pool.backward(g), tx.grad.numpy().transpose(1, 0, 2, 3))
 
     def test_adam_and_adamw_match_torch(self):
         torch = pytest.importorskip("torch")
