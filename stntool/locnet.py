@@ -39,6 +39,9 @@ Hot loops are BLAS matrix products: a convolution copies the input shifted by ea
 the rows of a ``(k·k·C_in, N·H·W)`` matrix (im2col; whole image rows at a time) and multiplies it by
 the ``(C_out, k·k·C_in)`` weight matrix. Channels last with the same product was 2-3x slower in the
 first layer (C_in = 2 makes runs of two numbers to gather); tap-by-tap products were slower again.
+These matrices are small: on a machine busy with other work, BLAS threads that wait for each other
+can cost 10-20x, so a trainer or command sharing cores should run BLAS on one thread
+(``OPENBLAS_NUM_THREADS=1`` or ``OMP_NUM_THREADS=1`` set before NumPy is first imported).
 """
 
 from __future__ import annotations
@@ -49,7 +52,6 @@ import math
 import os
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ._version import __version__
 from .errors import InvalidArgumentError
@@ -306,7 +308,8 @@ def _check_arch(arch) -> dict:
     full["conv_channels"] = [positive_int("conv_channels", c) for c in channels]
     if full["in_size"] >> len(channels) < 1:
         raise InvalidArgumentError(
-            f"in_size {full['in_size']} is too small for {len(channels)} pooling blocks (needs >= {1 << len(channels)})")
+            f"in_size {full['in_size']} is too small for {len(channels)} pooling blocks "
+            f"(needs >= {1 << len(channels)})")
     slope = full["relu_slope"]
     if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not 0 <= slope < 1:
         raise InvalidArgumentError(f"architecture relu_slope must be in [0, 1), got {slope!r}")
@@ -539,8 +542,8 @@ class LocNet:
         for name, p in expected.items():
             stored = arrays[f"param.{name}"]
             if stored.shape != p.shape or stored.dtype.kind != "f":
-                raise InvalidArgumentError(
-                    f"model {shown}: parameter {name} is {stored.dtype}{list(stored.shape)}, expected float{list(p.shape)}")
+                raise InvalidArgumentError(f"model {shown}: parameter {name} is {stored.dtype}{list(stored.shape)}, "
+                                           f"expected float{list(p.shape)}")
             if not np.all(np.isfinite(stored)):
                 raise InvalidArgumentError(f"model {shown}: parameter {name} contains NaN or infinity")
             p[...] = stored
@@ -620,7 +623,8 @@ def quarter_loss(logits: np.ndarray, labels) -> tuple[float, np.ndarray]:
     logits = np.asarray(logits)
     labels = np.asarray(labels)
     if logits.ndim != 2 or labels.shape != (logits.shape[0],):
-        raise InvalidArgumentError(f"quarter_loss takes (N, K) logits and (N,) labels, got {logits.shape}, {labels.shape}")
+        raise InvalidArgumentError(
+            f"quarter_loss takes (N, K) logits and (N,) labels, got {logits.shape} and {labels.shape}")
     if labels.dtype.kind not in "iu" or labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
         raise InvalidArgumentError(f"quarter labels must be integers in 0..{logits.shape[1] - 1}")
     n = logits.shape[0]

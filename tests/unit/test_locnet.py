@@ -212,6 +212,24 @@ class TestLocNet:
         x = np.random.default_rng(0).standard_normal((2, 2, 12, 12)).astype(np.float32)
         np.testing.assert_array_equal(a.predict(x)[1], b.predict(x)[1])
 
+    def test_training_is_deterministic(self):
+        def train(seed):
+            net = LocNet(TINY, seed=seed)
+            opt = Adam(net.parameters(), lr=1e-2, clip_norm=1.0)
+            rng = np.random.default_rng(0)
+            for _ in range(5):
+                x = rng.standard_normal((4, 2, 12, 12)).astype(np.float32)
+                net.zero_grad()
+                theta, logits = net.forward(x)
+                net.backward(theta - 0.5, quarter_loss(logits, rng.integers(0, 4, 4))[1])
+                opt.step(net.gradients())
+            return net.parameters()
+
+        a, b = train(21), train(21)
+        for k, p in a.items():
+            np.testing.assert_array_equal(p, b[k])
+        assert not np.array_equal(a["theta.weight"], LocNet(TINY, seed=21).parameters()["theta.weight"])
+
     def test_default_architecture_size(self):
         for size in (96, 128):
             net = LocNet({"in_size": size})
