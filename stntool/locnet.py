@@ -458,9 +458,10 @@ class LocNet:
         across calls until :meth:`zero_grad`. Returns the gradient with respect to ``x`` when
         ``input_grad`` is True, else None.
         """
-        n = self.quarter_head._cache.shape[0] if self.quarter_head._cache is not None else None
-        if n is None:
+        features = self.quarter_head._cache  # both heads read the same (N, fc) features
+        if features is None:
             raise InvalidArgumentError("LocNet.backward needs a forward(x, train=True) first")
+        n = features.shape[0]
         if grad_theta is None:
             grad_numbers = np.zeros((n, self.n_theta), self.dtype)
         else:
@@ -714,5 +715,5 @@ class Adam:
                 if moments[kind][name].shape != p.shape:
                     raise InvalidArgumentError(f"optimizer state {kind}.{name} does not fit the parameter's shape")
         self.t = t
-        self.m = {name: a.astype(p.dtype) for name, a in moments["m"].items() for p in [self.params[name]]}
-        self.v = {name: a.astype(p.dtype) for name, a in moments["v"].items() for p in [self.params[name]]}
+        self.m = {name: moments["m"][name].astype(p.dtype) for name, p in self.params.items()}
+        self.v = {name: moments["v"][name].astype(p.dtype) for name, p in self.params.items()}
