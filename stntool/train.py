@@ -228,27 +228,30 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
     from ._version import __version__
 
     aug = config.augmenter()
-    opt_state, start, history = None, 0, []
+    start, history = 0, []
     if resume is not None:
-        net, meta = locnet.LocNet.load(resume, with_metadata=True)
-        state = meta.get("training_state") or {}
+        net = locnet.LocNet.load(resume)
+        if net.input_shape != (3, _input_side(), _input_side()) or net.family != config.family:
+            raise InvalidArgumentError(f"{resume} is a {net.family} model for {net.input_shape} inputs; this run "
+                                       f"trains {config.family} on (3, {_input_side()}, {_input_side()})")
+        state = net.metadata.get("training_state") or {}
         start, history = int(state.get("step", 0)), list(state.get("history", []))
-        opt_state = locnet.load_optimizer(resume)
     if net is None:
-        net = locnet.LocNet.default(in_channels=3, size=_input_side(), family=config.family, seed=config.seed)
-    opt = locnet.Adam(net, lr=config.lr)
-    if opt_state is not None:
-        opt.load_state(opt_state)
+        net = locnet.LocNet(dict(in_channels=3, in_size=_input_side(), family=config.family), seed=config.seed)
+    opt = locnet.Adam(net.parameters(), lr=config.lr, clip_norm=5.0)
+    if resume is not None and net.optimizer_state is not None:
+        opt.load_state_dict(net.optimizer_state)
     val_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([config.seed, 2**31])))
     val_batches = [make_batch(pages, pages.val[i:i + config.batch], aug, val_rng, config.quarter_turns)
                    for i in range(0, len(pages.val), config.batch)]
     train_ids = pages.train or pages.val
 
     def metadata(step):
-        return {"format": 1, "architecture": net.architecture(), "input": _input_description(),
+        return {"format": 1, "architecture": net.arch, "input": _input_description(),
                 "family": config.family, "ranges": config.augmenter().options(), "config": asdict(config),
                 "command": command, "data": data_description, "stntool_version": __version__,
-                "training_state": {"step": step, "history": history}}
+                "training_state": {"step": step, "history": [r for r in history if r["step"] % 10 == 0
+                                                             or "val_rotation_median" in r]}}
 
     t0 = time.perf_counter()
     for step in range(start, config.steps):
@@ -281,8 +284,9 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
             q_loss, g_logits = softmax_cross_entropy(logits.astype(np.float64), b["k"])
             loss += q_loss
             info["quarter_loss"] = q_loss
+        net.zero_grad()
         net.backward(g_theta.astype(np.float32), g_logits.astype(np.float32))
-        opt.step()
+        opt.step(net.gradients())
         info["loss"] = loss
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
             if val_batches:
