@@ -59,6 +59,10 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
     import shlex
     import sys
 
+    # the net's matrices are small: one BLAS thread is faster and steadier than two that wait on each other
+    # (and on the sampler's threads); this only takes effect when NumPy is not loaded yet, as from the shell
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     from ..batch import say
 
     if not images and not synthetic_pages:
