@@ -1,0 +1,348 @@
+"""Contact sheets: each input beside its warped variants, with the sampling grid drawn over them.
+
+A sheet has one row per input: the input's tile first, then one tile per variant. Every tile is the
+image scaled to fit a ``tile`` x ``tile`` square (aspect kept; ``cv2.INTER_AREA`` when shrinking,
+nearest when enlarging, so small images show their pixels), centred in its cell, with a caption
+band under it.
+
+The grid shows what a record did to the input's geometry. A pattern the size of the input (the
+border, ``grid_lines`` evenly spaced lines per axis, and a filled triangle in the input's top-left
+corner so that flips and rotations read unambiguously, see :func:`grid_pattern`) is warped by the
+*same* record through :func:`stntool.records.apply_spec` (bilinear, zeros padding, the record's own
+``align_corners``) and blended over the variant in ``grid_colour``. Because it goes through the
+engine, θ (affine and projective), thin-plate spline and elastic records are drawn alike, exactly
+as the pixels were moved. The unwarped pattern is blended lightly over the input tile.
+
+Layout (all in sheet pixels, ``cap`` = the caption band, see :class:`SheetLayout`)::
+
+    width  = gap + n_cols * (tile + gap)         n_cols = 1 + the most variants of any row
+    height = gap + n_rows * (tile + cap + gap)   cap = lines * line_height + 2 * text_pad
+
+Display conversion (:func:`display_bgr`): images are stntool's ``(H, W)`` / ``(H, W, C)`` in
+OpenCV's BGR(A) channel order, and stay BGR. uint8 is shown as is, uint16 as ``v >> 8``, float
+clipped to [0, 1] (NaN as 0) and scaled to 255; grey is repeated over three channels; grey+alpha
+and BGRA are composited over a light checkerboard (after scaling, premultiplied, so the squares are
+crisp and edges have no dark fringes).
+
+Example
+-------
+>>> import numpy as np
+>>> from stntool.records import WarpSpec
+>>> from stntool.preview import contact_sheet
+>>> img = np.full((48, 64, 3), 90, np.uint8)
+>>> flip = WarpSpec(theta=((-1, 0, 0), (0, 1, 0)))
+>>> sheet = contact_sheet([("photo.jpg", img, [(flip, img[:, ::-1], "0: hflip")])], tile=64, backend="numpy")
+>>> sheet.shape, sheet.dtype
+((102, 152, 3), dtype('uint8'))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InvalidArgumentError
+
+__all__ = ["contact_sheet", "grid_pattern", "warped_grid", "display_bgr", "fit_hw", "SheetLayout"]
+
+_FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX (kept numeric so importing this module does not import cv2)
+_TEXT_PAD = 3
+_CHECKER = 8  # checkerboard square, sheet pixels
+_ASCII = {"°": " deg", "θ": "theta", "×": "x", "…": "...", "−": "-", "–": "-", "—": "-", "±": "+-", "σ": "sigma",
+          "α": "alpha"}
+
+
+# --------------------------------------------------------------------------- geometry of the sheet
+
+def fit_hw(hw, tile: int) -> tuple:
+    """``(h, w)``: the size ``hw`` scaled to fit a ``tile`` x ``tile`` square, aspect kept (each side >= 1).
+
+    >>> fit_hw((100, 400), 256), fit_hw((10, 5), 64)
+    ((64, 256), (64, 32))
+    """
+    h, w = hw
+    s = min(tile / h, tile / w)
+    return max(1, min(tile, round(h * s))), max(1, min(tile, round(w * s)))
+
+
+def _line_height(font_scale: float) -> int:
+    import cv2
+
+    (_, th), base = cv2.getTextSize("Ag", _FONT, font_scale, 1)
+    return th + base + 2
+
+
+@dataclass(frozen=True)
+class SheetLayout:
+    """Where the cells of a contact sheet lie.
+
+    ``cell(r, c)`` is the ``(y, x)`` of the top-left corner of the ``tile`` x ``tile`` square of row
+    ``r``, column ``c`` (column 0 is the input); the caption band of ``caption`` pixels follows under it.
+    """
+
+    n_rows: int
+    n_cols: int
+    tile: int
+    caption: int
+    gap: int
+
+    @property
+    def shape(self) -> tuple:
+        return (self.gap + self.n_rows * (self.tile + self.caption + self.gap),
+                self.gap + self.n_cols * (self.tile + self.gap), 3)
+
+    def cell(self, r: int, c: int) -> tuple:
+        return self.gap + r * (self.tile + self.caption + self.gap), self.gap + c * (self.tile + self.gap)
+
+    def image_box(self, r: int, c: int, hw) -> tuple:
+        """``(y0, x0, h, w)`` of an image of size ``hw`` (already fitted) centred in cell ``(r, c)``."""
+        y, x = self.cell(r, c)
+        h, w = hw
+        return y + (self.tile - h) // 2, x + (self.tile - w) // 2, h, w
+
+
+# --------------------------------------------------------------------------- the grid
+
+def grid_pattern(hw, grid_lines: int = 8, thickness: int = 1) -> np.ndarray:
+    """The grid drawn over an input of size ``hw``: float32 ``(H, W)``, 1 on the lines, 0 elsewhere.
+
+    The border (``thickness`` pixels inside the edge), ``grid_lines`` vertical lines at
+    ``x = round(k (W - 1) / (grid_lines + 1))`` and horizontal ones likewise, for
+    ``k = 1 .. grid_lines`` (each ``thickness`` wide, starting ``thickness // 2`` before), and a filled
+    right triangle in the top-left corner (legs 0.6 of a grid cell, at least ``4 * thickness``)
+    that tells the input's corner (0, 0) apart from the others after flips and rotations.
+    """
+    h, w = hw
+    if not isinstance(grid_lines, int) or isinstance(grid_lines, bool) or grid_lines < 0:
+        raise InvalidArgumentError(f"grid_lines must be an integer >= 0, got {grid_lines!r}")
+    t = int(thickness)
+    if t < 1:
+        raise InvalidArgumentError(f"grid thickness must be >= 1, got {thickness!r}")
+    pat = np.zeros((h, w), np.float32)
+    pat[:t, :] = pat[-t:, :] = 1.0
+    pat[:, :t] = pat[:, -t:] = 1.0
+    for k in range(1, grid_lines + 1):
+        x = round(k * (w - 1) / (grid_lines + 1)) - t // 2
+        y = round(k * (h - 1) / (grid_lines + 1)) - t // 2
+        pat[:, max(0, x):max(0, x + t)] = 1.0
+        pat[max(0, y):max(0, y + t), :] = 1.0
+    leg = max(4 * t, round(0.6 * min(h, w) / (grid_lines + 1)))
+    yy, xx = np.mgrid[0:min(leg, h), 0:min(leg, w)]
+    pat[:yy.shape[0], :yy.shape[1]][xx + yy < leg] = 1.0
+    return pat
+
+
+def warped_grid(spec, in_hw, grid_lines: int = 8, thickness: int = 1, backend: str = "auto") -> np.ndarray:
+    """:func:`grid_pattern` of an input of ``in_hw`` warped by the record ``spec``: float32 ``(Ho, Wo)`` in [0, 1].
+
+    The record's geometry (θ, spline, elastic field, ``align_corners``, output size) is kept; the
+    sampling is bilinear with zeros padding, so the lines fade out where the record reads outside
+    the input.
+    """
+    from .records import apply_spec
+
+    in_hw = tuple(in_hw)
+    if spec.in_hw is not None and tuple(spec.in_hw) != in_hw:
+        raise InvalidArgumentError(f"the record is for an input of {spec.in_hw[1]}x{spec.in_hw[0]}, "
+                                   f"not {in_hw[1]}x{in_hw[0]}")
+    grid_spec = spec.replace(mode="bilinear", padding="zeros", fill=None, name=None)
+    out = apply_spec(grid_pattern(in_hw, grid_lines, thickness), grid_spec, backend=backend)
+    return np.clip(out, 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------- display
+
+def _checker(hw) -> np.ndarray:
+    yy, xx = np.mgrid[0:hw[0], 0:hw[1]]
+    return np.where(((yy // _CHECKER) + (xx // _CHECKER)) % 2 == 0, 255.0, 204.0).astype(np.float32)[..., None]
+
+
+def _resize(a: np.ndarray, hw) -> np.ndarray:
+    import cv2
+
+    if a.shape[:2] == tuple(hw):
+        return a
+    shrink = hw[0] <= a.shape[0] and hw[1] <= a.shape[1]
+    out = cv2.resize(a, (hw[1], hw[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_NEAREST)
+    return out.reshape(tuple(hw) + a.shape[2:])
+
+
+def _unit_float(img: np.ndarray) -> np.ndarray:
+    """The image as float32 in [0, 255] by the display rules (uint8 as is, uint16 >> 8, float clipped to [0, 1])."""
+    if img.dtype == np.uint8:
+        return img.astype(np.float32)
+    if img.dtype == np.uint16:
+        return (img >> 8).astype(np.float32)
+    if img.dtype.kind == "f":
+        v = np.nan_to_num(img.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+        return np.rint(np.clip(v, 0.0, 1.0) * 255.0)
+    raise InvalidArgumentError(f"cannot show an image of dtype {img.dtype} (use uint8, uint16 or float)")
+
+
+def display_bgr(img, hw=None) -> np.ndarray:
+    """``img`` as a uint8 ``(h, w, 3)`` BGR picture, scaled to ``hw`` (default: its own size).
+
+    See the module docstring for the dtype and channel rules. Raises :class:`InvalidArgumentError`
+    for other dtypes, more than 4 channels or other dimensions.
+    """
+    img = np.asarray(img)
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.ndim != 3 or img.shape[2] not in (1, 2, 3, 4) or img.shape[0] < 1 or img.shape[1] < 1:
+        raise InvalidArgumentError(f"an image must be (H, W) or (H, W, C) with C in 1..4, got shape {img.shape}")
+    hw = img.shape[:2] if hw is None else tuple(hw)
+    v = _unit_float(img)
+    c = v.shape[2]
+    if c in (1, 3):
+        out = _resize(v, hw)
+        out = out.reshape(tuple(hw) + (c,))
+        if c == 1:
+            out = np.repeat(out, 3, axis=2)
+    else:
+        alpha = v[..., -1:] / 255.0
+        colour = v[..., :-1] * alpha
+        both = _resize(np.concatenate([colour, alpha], axis=2), hw).reshape(tuple(hw) + (c,))
+        colour, alpha = both[..., :-1], both[..., -1:]
+        if c == 2:
+            colour = np.repeat(colour, 3, axis=2)
+        out = colour + (1.0 - alpha) * _checker(hw)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _blend(tile_bgr: np.ndarray, mask: np.ndarray, colour, alpha: float) -> np.ndarray:
+    a = (alpha * mask)[..., None]
+    out = tile_bgr.astype(np.float32) * (1.0 - a) + np.asarray(colour, np.float32) * a
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _ascii(text) -> str:
+    s = "".join(_ASCII.get(ch, ch) for ch in str(text))
+    return s.encode("ascii", "replace").decode("ascii")
+
+
+def _fit_text(text: str, width: int, font_scale: float) -> str:
+    import cv2
+
+    if cv2.getTextSize(text, _FONT, font_scale, 1)[0][0] <= width:
+        return text
+    while text and cv2.getTextSize(text + "..", _FONT, font_scale, 1)[0][0] > width:
+        text = text[:-1]
+    return text + ".."
+
+
+# --------------------------------------------------------------------------- the sheet
+
+def _grid_thickness(in_hw, shown_hw) -> int:
+    """Line width in input pixels so a line stays at least one sheet pixel wide after scaling."""
+    return max(1, math.ceil(max(in_hw[0] / shown_hw[0], in_hw[1] / shown_hw[1]) - 1e-9))
+
+
+def contact_sheet(rows, *, tile: int = 256, grid_lines: int = 8, grid_colour=(255, 0, 255), grid_alpha: float = 0.9,
+                  input_grid_alpha: float = 0.35, gap: int = 8, background=(236, 236, 236), text_colour=(40, 40, 40),
+                  font_scale: float = 0.4, max_caption_lines: int = 3, backend: str = "auto") -> np.ndarray:
+    """A contact sheet of inputs and their warped variants with each record's sampling grid drawn over them.
+
+    Parameters
+    ----------
+    rows : list of ``(title, input_image, variants)``
+        ``input_image`` is ``(H, W)`` or ``(H, W, C)`` (C = 1..4, BGR(A) order; uint8, uint16 or
+        float). ``variants`` is a list of ``(spec, output_image, caption)``: ``spec`` the
+        :class:`~stntool.records.WarpSpec` that made ``output_image`` from the input (``output_image``
+        None: warped here by :func:`~stntool.records.apply_spec`), ``caption`` a short text (``\\n``
+        starts a new line; non-ASCII characters are spelt out or shown as ``?``). ``title`` is the
+        input tile's caption.
+    tile : int
+        Side of the square each image is fitted into, in sheet pixels.
+    grid_lines : int
+        Lines per axis inside the border (see :func:`grid_pattern`).
+    grid_colour, grid_alpha, input_grid_alpha
+        BGR colour of the grid and its opacity over the variants and over the input.
+    gap, background, text_colour, font_scale, max_caption_lines
+        Spacing between cells, sheet and text colours (BGR), caption size (``cv2.FONT_HERSHEY_SIMPLEX``
+        scale) and the most caption lines shown (longer lines are cut with ``..``).
+    backend : str
+        Sampling backend for the grid warps (as for :func:`stntool.warp`).
+
+    Returns
+    -------
+    np.ndarray
+        uint8 ``(height, width, 3)``, BGR (write it with ``cv2.imwrite``); size as in the module docstring.
+
+    Raises :class:`InvalidArgumentError` for an empty ``rows``, a record whose input size or output
+    size does not match its images, or images that cannot be shown.
+    """
+    import cv2
+
+    rows = list(rows)
+    if not rows:
+        raise InvalidArgumentError("a contact sheet needs at least one input")
+    if not isinstance(tile, int) or isinstance(tile, bool) or tile < 8:
+        raise InvalidArgumentError(f"tile must be an integer >= 8, got {tile!r}")
+    parsed = []
+    for i, row in enumerate(rows):
+        try:
+            title, img, variants = row
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(f"row {i}: expected (title, input_image, [(spec, output_image, caption), ...])")\
+                from None
+        img = np.asarray(img)
+        vs = []
+        for j, v in enumerate(variants):
+            try:
+                spec, out, cap = v
+            except (TypeError, ValueError):
+                raise InvalidArgumentError(f"row {i}, variant {j}: expected (spec, output_image, caption)") from None
+            vs.append((spec, out, cap))
+        parsed.append((title, img, vs))
+
+    captions = [str(t) for t, _, _ in parsed] + [str(c) for _, _, vs in parsed for _, _, c in vs]
+    lines = min(max_caption_lines, max(1, max(len(c.split("\n")) for c in captions)))
+    line_h = _line_height(font_scale)
+    layout = SheetLayout(len(parsed), 1 + max(len(vs) for _, _, vs in parsed), tile,
+                         lines * line_h + 2 * _TEXT_PAD, gap)
+    sheet = np.empty(layout.shape, np.uint8)
+    sheet[:] = np.asarray(background, np.uint8)
+
+    def put(r, c, picture, caption):
+        y0, x0, h, w = layout.image_box(r, c, picture.shape[:2])
+        sheet[y0:y0 + h, x0:x0 + w] = picture
+        y, x = layout.cell(r, c)
+        for k, text in enumerate(str(caption).split("\n")[:lines]):
+            text = _fit_text(_ascii(text), tile - 2, font_scale)
+            base = y + tile + _TEXT_PAD + (k + 1) * line_h - 3
+            cv2.putText(sheet, text, (x + 1, base), _FONT, font_scale, tuple(int(v) for v in text_colour), 1,
+                        cv2.LINE_AA)
+
+    for r, (title, img, vs) in enumerate(parsed):
+        if img.ndim not in (2, 3) or img.shape[0] < 1 or img.shape[1] < 1:
+            raise InvalidArgumentError(f"row {r} ({title}): an image must be (H, W) or (H, W, C), got {img.shape}")
+        in_hw = img.shape[:2]
+        shown = fit_hw(in_hw, tile)
+        t = _grid_thickness(in_hw, shown)
+        pic = display_bgr(img, shown)
+        if input_grid_alpha > 0:
+            pic = _blend(pic, _resize(grid_pattern(in_hw, grid_lines, t), shown), grid_colour, input_grid_alpha)
+        put(r, 0, pic, title)
+        for c, (spec, out, cap) in enumerate(vs, 1):
+            spec_out_hw = spec.out_hw or in_hw
+            if out is None:
+                from .records import apply_spec
+
+                out = apply_spec(img, spec, backend=backend)
+            out = np.asarray(out)
+            if out.ndim not in (2, 3) or tuple(out.shape[:2]) != tuple(spec_out_hw):
+                raise InvalidArgumentError(
+                    f"row {r} ({title}), variant {c - 1}: the record makes a {spec_out_hw[1]}x{spec_out_hw[0]} "
+                    f"output but the image is {out.shape[1] if out.ndim > 1 else '?'}x{out.shape[0]}")
+            shown_out = fit_hw(spec_out_hw, tile)
+            pic = display_bgr(out, shown_out)
+            if grid_alpha > 0:
+                try:
+                    g = warped_grid(spec, in_hw, grid_lines, t, backend=backend)
+                except InvalidArgumentError as e:
+                    raise InvalidArgumentError(f"row {r} ({title}), variant {c - 1}: {e}") from None
+                pic = _blend(pic, _resize(g, shown_out), grid_colour, grid_alpha)
+            put(r, c, pic, cap)
+    return sheet
