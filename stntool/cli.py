@@ -60,9 +60,15 @@ def main():
     import os
     import threading
 
-    for t in threading.enumerate():  # as the interpreter does before atexit: wait for non-daemon threads
-        if t is not threading.current_thread() and not t.daemon:
-            t.join()
+    # as the interpreter does before atexit: threading's exit hooks (which tell thread pools such as the
+    # CPU kernels' row pool to stop), then wait for the non-daemon threads
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        shutdown()
+    else:
+        for t in threading.enumerate():
+            if t is not threading.current_thread() and not t.daemon:
+                t.join()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
