@@ -9,7 +9,8 @@ net (:mod:`stntool.locnet`) for the θ that undoes it. Two losses train the θ h
   masked where the true correction reads padding); its gradient reaches θ through
   :func:`stntool.grid_sample_backward` (the STN paper's eqs. 6-7) and the grid's chain rule;
 * **on θ itself**: the squared difference from the true correction (``invert(θ_distortion)``),
-  the linear part weighted 1, the translation ``translation_weight``.
+  the linear part (rescaled to the prediction's scale, which a page does not show) weighted 1, the
+  translation ``translation_weight``.
 
 A quarter-turn head learns, on pages also turned by 0/90/180/270 degrees, how many quarter turns
 would make them upright (half of each batch is turned; the θ head learns on the other half, which is
@@ -59,9 +60,10 @@ class TrainConfig:
     quarter_turns: bool = True
     photometric_weight: float = 1.0
     theta_weight: float = 1.0
-    translation_weight: float = 0.25
+    translation_weight: float = 0.05
     checkpoint_every: int = 200
     eval_every: int = 100
+    lr_final: float = 0.05  # the learning rate decays along a cosine to lr * lr_final at the last step
 
     def __post_init__(self):
         if self.family not in FAMILY_RANGES:
@@ -194,6 +196,20 @@ def _grid_to_theta(grad_grid, theta, hw):
     return np.einsum("nhwi,hwk->nik", full, p)
 
 
+def _scaled_target(theta_pred, theta_true):
+    """The true correction rescaled to the predicted θ's scale (``sqrt |det|`` of the linear parts).
+
+    A page's absolute scale cannot be seen in it, so the θ loss leaves the scale to the prediction
+    (the rescaling factor is held constant in the gradient) and penalises rotation, shear and aspect.
+    """
+    def scale(t):
+        return np.sqrt(np.abs(np.linalg.det(t[:, :2, :2].astype(np.float64))))[:, None, None]
+
+    out = np.array(theta_true, dtype=np.float64, copy=True)
+    out[:, :2, :2] *= scale(theta_pred) / scale(theta_true)
+    return out
+
+
 def softmax_cross_entropy(logits, target):
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -258,13 +274,15 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([config.seed, step])))
         ids = rng.choice(train_ids, size=config.batch, replace=len(train_ids) < config.batch)
         b = make_batch(pages, ids, aug, rng, config.quarter_turns)
+        opt.lr = config.lr * (config.lr_final + (1.0 - config.lr_final) * 0.5 * (1.0 + math.cos(
+            math.pi * step / max(1, config.steps - 1))))
         theta, logits = net.forward(b["x"], train=True)
         t = b["turned"]
         g_theta = np.zeros_like(theta, dtype=np.float64)
         info = {"step": step + 1}
         loss = 0.0
         if t < len(ids):
-            diff = theta[t:] - b["theta_true"][t:]
+            diff = theta[t:] - _scaled_target(theta[t:], b["theta_true"][t:])
             wts = np.ones(diff.shape[1:])
             wts[:2, 2] = config.translation_weight
             if diff.shape[1] == 3:
