@@ -6,6 +6,7 @@ import click
 
 from ._version import __version__
 from .commands.augment import augment
+from .commands.rectify import rectify
 from .commands.train import train
 from .commands.warmup import warmup
 from .commands.warp import warp
@@ -20,6 +21,7 @@ def cli():
 cli.add_command(warp)
 cli.add_command(augment)
 cli.add_command(train)
+cli.add_command(rectify)
 cli.add_command(warmup)
 
 

@@ -65,10 +65,12 @@ def border_value(grey: np.ndarray) -> float:
     return float(np.median(edge))
 
 
-def working_image(img, work: int = WORK) -> np.ndarray:
-    """The page padded to its square frame (with its border colour) and resized to ``work x work`` grey float32."""
+def working_image(img, work: int | None = None) -> np.ndarray:
+    """The page padded to its square frame (with its border colour) and resized to ``work x work`` grey float32
+    (default :data:`WORK`)."""
     import cv2
 
+    work = WORK if work is None else work
     g = _grey01(img)
     h, w = g.shape
     side = square_side((h, w))

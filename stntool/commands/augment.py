@@ -164,7 +164,7 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
 
     def process(img, item, backend):
         from ..augment import variant_rng
-        from ..batch import Output
+        from ..batch import Output, relative_name
         from ..records import apply_spec
 
         in_hw = img.shape[:2]
@@ -173,7 +173,7 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
         results = []
         for k, path in enumerate(item.outputs):
             spec = aug.sample(variant_rng(seed, key, k), in_hw, out_hw)
-            name = _record_name(path, output)
+            name = relative_name(path, output)
             record = spec.replace(in_hw=in_hw, name=name).to_record()
             out = apply_spec(img, spec, backend)
             files, extra = labels.write(found, spec, in_hw, path, backend)
@@ -188,16 +188,6 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
 
     run_images("augment", process, inputs=inputs, device=device, jobs=jobs, prepare=prepare, outputs=outputs,
                finish=finish, **io_options)
-
-
-def _record_name(path, output):
-    """The record's ``name``: the output's path relative to the output folder (its base name for a file output)."""
-    import os
-
-    rel = os.path.relpath(path, output)
-    if rel.startswith(os.pardir):
-        rel = os.path.basename(path)
-    return rel.replace(os.sep, "/")
 
 
 class _LabelIO:
