@@ -61,6 +61,7 @@ class TrainConfig:
     photometric_weight: float = 1.0
     theta_weight: float = 1.0
     translation_weight: float = 0.05
+    quarter_weight: float = 1.0
     checkpoint_every: int = 200
     eval_every: int = 100
     lr_final: float = 0.05  # the learning rate decays along a cosine to lr * lr_final at the last step
@@ -91,7 +92,8 @@ class PageSet:
 
         if len(images) == 0:
             raise InvalidArgumentError("no usable images to train on")
-        self.work = [working_image(im) for im in images]
+        # uint8 keeps a 1024 x 1024 working image at 1 MB
+        self.work = [np.clip(np.rint(working_image(im) * 255.0), 0, 255).astype(np.uint8) for im in images]
         self.names = list(names) if names is not None else [f"page {i}" for i in range(len(images))]
         order = np.random.default_rng(seed).permutation(len(self.work))
         n_val = int(round(val_split * len(self.work))) if len(self.work) > 1 else 0
@@ -127,7 +129,7 @@ def make_batch(pages: PageSet, indices, aug, rng, quarter_turns: bool = True):
         work = pages.work[i]
         spec = aug.sample(rng, (WORK, WORK))
         td = np.array(spec.theta)
-        d = _warp(work, td)
+        d = _warp(work, td).astype(np.float32) / 255.0
         k = int(rng.integers(1, 4)) if j < turned else 0
         view = np.ascontiguousarray(np.rot90(d, k)) if k else d
         xs.append(net_input(view))
@@ -135,7 +137,7 @@ def make_batch(pages: PageSet, indices, aug, rng, quarter_turns: bool = True):
         tds.append(td)
         thetas.append(np.linalg.inv(_theta3(td))[: td.shape[0]])
         dists.append(cv2.resize(d, (_LOSS_SIDE, _LOSS_SIDE), interpolation=cv2.INTER_AREA))
-        ups.append(cv2.resize(work, (_LOSS_SIDE, _LOSS_SIDE), interpolation=cv2.INTER_AREA))
+        ups.append(cv2.resize(work, (_LOSS_SIDE, _LOSS_SIDE), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)
     return dict(x=np.stack(xs), k=np.array(ks), theta_true=np.stack(thetas), distorted=np.stack(dists),
                 upright=np.stack(ups), theta_dist=np.stack(tds), turned=turned)
 
@@ -223,15 +225,19 @@ def softmax_cross_entropy(logits, target):
 
 def evaluate(net, batches) -> dict:
     """Median / p90 residual rotation (degrees) and quarter-turn accuracy on fixed validation batches."""
-    rot, right = [], []
+    rot, right, turned = [], [], []
     for b in batches:
         theta, logits = net.forward(b["x"], train=False)
         t = b["turned"]
         rot.extend(residual_rotation(b["theta_dist"][t:], theta[t:]).tolist())
         right.extend((logits.argmax(1) == b["k"]).tolist())
-    rot = np.array(rot) if rot else np.array([np.nan])
+        turned.extend((logits.argmax(1) == b["k"])[:t].tolist())
+    if not rot:
+        return {}
+    rot = np.array(rot)
     return {"val_rotation_median": float(np.median(rot)), "val_rotation_p90": float(np.percentile(rot, 90)),
-            "val_quarter_accuracy": float(np.mean(right)) if right else float("nan")}
+            "val_quarter_accuracy": float(np.mean(right)) if right else None,
+            "val_quarter_accuracy_turned": float(np.mean(turned)) if turned else None}
 
 
 def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=None, progress=None,
@@ -300,7 +306,8 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
         g_logits = np.zeros_like(logits, dtype=np.float64)
         if config.quarter_turns:
             q_loss, g_logits = softmax_cross_entropy(logits.astype(np.float64), b["k"])
-            loss += q_loss
+            g_logits *= config.quarter_weight
+            loss += config.quarter_weight * q_loss
             info["quarter_loss"] = q_loss
         net.zero_grad()
         net.backward(g_theta.astype(np.float32), g_logits.astype(np.float32))

@@ -115,7 +115,8 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
             post = {"loss": f"{info['loss']:.4f}"}
             if "val_rotation_median" in info:
                 post["val_rot"] = f"{info['val_rotation_median']:.2f}°"
-                post["val_quarter"] = f"{info['val_quarter_accuracy']:.0%}"
+                if info.get("val_quarter_accuracy") is not None:
+                    post["val_quarter"] = f"{info['val_quarter_accuracy']:.0%}"
             bar.set_postfix(post, refresh=False)
             bar.refresh()
 
@@ -129,8 +130,9 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
         last = [r for r in result["history"] if "val_rotation_median" in r]
         tail = ""
         if last:
-            tail = (f", validation median rotation error {last[-1]['val_rotation_median']:.2f}°, quarter turns "
-                    f"{last[-1]['val_quarter_accuracy']:.0%} right")
+            tail = f", validation median rotation error {last[-1]['val_rotation_median']:.2f}°"
+            if last[-1].get("val_quarter_accuracy") is not None:
+                tail += f", quarter turns {last[-1]['val_quarter_accuracy']:.0%} right"
         secs = result["history"][-1]["seconds"] if result["history"] else 0.0
         say(f"stntool train: {steps} steps on {len(pages.train)} images ({len(pages.val)} held out) in {secs:.0f} s"
             f"{tail}; wrote {out_path}")
