@@ -38,6 +38,21 @@ def main():
                      label(after, "warp, theta=[[.9,-.25,.05],[.25,.9,0]]"),
                      label(reflect, "same theta, padding=reflection")])
     cv2.imwrite(str(HERE / "images" / "convention.png"), row)
+    augment_sheet()
+
+
+def augment_sheet():
+    """The augment preview of the README, made by the command itself (its --preview sheet)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    samples = HERE.parent / "samples"
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "stntool", "augment", str(samples / "photo.jpg"),
+                        str(samples / "text_page.png"), str(samples / "chart.png"), "-o", tmp, "--count", "4",
+                        "--seed", "7", "--preset", "heavy", "--tps", "0.03", "--padding", "reflection",
+                        "--preview", str(HERE / "images" / "augment.png"), "-q"], check=True)
 
 
 if __name__ == "__main__":
