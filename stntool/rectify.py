@@ -42,9 +42,8 @@ __all__ = ["Rectifier", "load_model", "MODELS"]
 #: Models shipped with stntool, by name.
 MODELS = {"text": os.path.join(os.path.dirname(__file__), "models", "text.npz")}
 
-_REFINE_LONG = 1024     # long side (pixels) of the page image the refinement warps
-_PROFILE_WIDTH = 192    # samples per row for the row profile
-_BANDS = 48             # horizontal bands for the column profiles
+_REFINE_LONG = 1280     # long side (pixels) of the page image the final refinement warps
+_GRADIENT_LONG = 512    # long side of the image the gradient steps warp
 _SWEEP = 3.0            # degrees either side of the net's angle for the coarse sweep
 _SWEEP_STEP = 0.25
 _EVIDENCE = (1.5, 3.0)    # text evidence mapped to confidence 0 .. 1
@@ -87,16 +86,16 @@ def _shape_theta(ang, shear):
 
 
 class _Ink:
-    """The page's ink at refinement resolution: ``|grey - paper|``, lightly smoothed, float32."""
+    """The page's ink, ``|grey - paper|`` lightly smoothed, float32, with its long side at most ``long_side``."""
 
-    def __init__(self, img):
+    def __init__(self, img, long_side: int = _REFINE_LONG):
         import cv2
 
         from .pageview import _grey01, border_value
 
-        g = _grey01(img)
+        g = img if img.dtype == np.float32 and img.ndim == 2 else _grey01(img)
         self.hw = g.shape
-        scale = min(1.0, _REFINE_LONG / max(self.hw))
+        scale = min(1.0, long_side / max(self.hw))
         if scale < 1.0:
             g = cv2.resize(g, (max(1, round(self.hw[1] * scale)), max(1, round(self.hw[0] * scale))),
                            interpolation=cv2.INTER_AREA)
@@ -144,12 +143,28 @@ class Rectifier:
         theta, logits = self.net.predict(net_input(view)[None])
         return _theta3(theta[0]), softmax(logits.astype(np.float64))[0]
 
+    def _quarter_probabilities(self, work):
+        """The quarter head asked about the view turned 0-3 times, its answers combined consistently.
+
+        If the view is ``k`` turns off, the view turned ``j`` more times is ``k + j`` off: the log
+        probabilities of the four answers are added for each ``k`` (a product of experts), then normalised.
+        """
+        from .locnet import softmax
+        from .pageview import net_input
+
+        views = np.stack([net_input(np.ascontiguousarray(np.rot90(work, j))) for j in range(4)])
+        _, logits = self.net.predict(views)
+        logp = np.log(softmax(logits.astype(np.float64)) + 1e-12)
+        score = np.array([sum(logp[j, (k + j) % 4] for j in range(4)) for k in range(4)])
+        score = np.exp((score - score.max()) / 4.0)
+        return score / score.sum()
+
     def _net_estimate(self, work):
         """``(k, p_k, theta_sq 3x3)`` from the working image."""
         from . import api
         from .pageview import quarter_theta
 
-        _, prob = self._net(work)
+        prob = self._quarter_probabilities(work)
         k = int(np.argmax(prob))
         q = _theta3(quarter_theta(-k))
         view = np.ascontiguousarray(np.rot90(work, -k))
@@ -186,27 +201,29 @@ class Rectifier:
         return g_page
 
     def _row_energy(self, ink, theta_sq, want_grad=False):
-        """Energy of the row profile of the ink warped by θ (and dE/dθ_page when asked)."""
-        h = ink.ink.shape[0]
-        out_hw = (h, _PROFILE_WIDTH)
+        """Energy of the row profile of the ink warped by θ (sharpest when text lines are horizontal), and
+        dE/dθ_page through the sampler when asked."""
+        out_hw = ink.ink.shape
         o = self._warp_ink(ink, theta_sq, out_hw).astype(np.float64)
         rows = o.sum(axis=1)
+        h = out_hw[0]
         e = float((rows ** 2).sum()) / (ink.total ** 2) * h
         if not want_grad:
             return e
-        grad = np.repeat((2.0 * rows / (ink.total ** 2) * h)[:, None], _PROFILE_WIDTH, axis=1)
+        grad = np.repeat((2.0 * rows / (ink.total ** 2) * h)[:, None], out_hw[1], axis=1)
         return e, self._warp_ink(ink, theta_sq, out_hw, grad)
 
     def _column_energy(self, ink, theta_sq, want_grad=False):
-        """Energy of the column profiles of horizontal bands of the warped ink (and its gradient)."""
-        w = ink.ink.shape[1]
-        out_hw = (_BANDS * 4, w)
+        """Energy of the column profile of the warped ink (sharpest when margins, justified edges and strokes
+        are vertical), and its gradient."""
+        out_hw = ink.ink.shape
         o = self._warp_ink(ink, theta_sq, out_hw).astype(np.float64)
-        bands = o.reshape(_BANDS, 4, w).sum(axis=1)
-        e = float((bands ** 2).sum()) / (ink.total ** 2) * w
+        cols = o.sum(axis=0)
+        w = out_hw[1]
+        e = float((cols ** 2).sum()) / (ink.total ** 2) * w
         if not want_grad:
             return e
-        grad = np.repeat(2.0 * bands / (ink.total ** 2) * w, 4, axis=0)
+        grad = np.repeat((2.0 * cols / (ink.total ** 2) * w)[None, :], out_hw[0], axis=0)
         return e, self._warp_ink(ink, theta_sq, out_hw, grad)
 
     def _evidence(self, ink, theta_sq):
@@ -222,7 +239,7 @@ class Rectifier:
         sigma = max(2.0, h / 150.0)
 
         def oscillation(t):
-            rows = self._warp_ink(ink, t, (h, _PROFILE_WIDTH)).astype(np.float64).sum(axis=1)
+            rows = self._warp_ink(ink, t, ink.ink.shape).astype(np.float64).sum(axis=1)
             smooth = cv2.GaussianBlur(rows[:, None], (1, 0), sigmaX=0, sigmaY=sigma)[:, 0]
             return float(((rows - smooth) ** 2).sum())
 
@@ -247,7 +264,7 @@ class Rectifier:
         prev = None
         step = step0
         best_x, best_e = x, None
-        for _ in range(6):
+        for _ in range(4):
             a, s = (x, shear) if which == "angle" else (ang, x)
             e, g_page = energy(ink, base @ _shape_theta(a, s), want_grad=True)
             g = float((g_page * self._d_param(ink.hw, base, a, s, which)).sum())
@@ -269,23 +286,40 @@ class Rectifier:
             best_x = x
         return best_x
 
-    def _refine(self, ink, theta_sq):
-        """``(theta_sq, evidence)`` after the sweep and the gradient steps."""
+    def _polish(self, energy, ink, base, ang, shear, which, delta):
+        """A parabola through the energy at ``x - delta, x, x + delta`` (twice, halving ``delta``) at full resolution."""
+        x = ang if which == "angle" else shear
+        for d in (delta, delta / 4):
+            vals = []
+            for dx in (-d, 0.0, d):
+                a, s = (x + dx, shear) if which == "angle" else (ang, x + dx)
+                vals.append(energy(ink, base @ _shape_theta(a, s)))
+            curv = vals[0] - 2 * vals[1] + vals[2]
+            if curv < 0:
+                x += float(np.clip(0.5 * d * (vals[0] - vals[2]) / curv, -d, d))
+        return x
+
+    def _refine(self, img, theta_sq):
+        """``(theta_sq, evidence)`` after the sweep, the gradient steps (through the sampler) and a polish."""
         lin = theta_sq[:2, :2] / theta_sq[2, 2]
         ang0, shear0 = _angle_shear(lin)
         base = theta_sq @ np.linalg.inv(_shape_theta(ang0, shear0))  # the quarter turn (and projective part)
+        fine = _Ink(img, _REFINE_LONG)
+        coarse = _Ink(fine.ink if max(fine.hw) > _GRADIENT_LONG else img, _GRADIENT_LONG)
+        coarse.hw = fine.hw
         sweep = np.arange(-_SWEEP, _SWEEP + 1e-9, _SWEEP_STEP)
-        energies = [self._row_energy(ink, base @ _shape_theta(ang0 + d, shear0)) for d in sweep]
-        i = int(np.argmax(energies))
-        ang = ang0 + sweep[i]
-        evidence = self._evidence(ink, base @ _shape_theta(ang, shear0))
-        ang = self._ascend(self._row_energy, ink, base, ang, shear0, "angle", _SWEEP_STEP / 2)
+        energies = [self._row_energy(coarse, base @ _shape_theta(ang0 + d, shear0)) for d in sweep]
+        ang = ang0 + sweep[int(np.argmax(energies))]
+        evidence = self._evidence(coarse, base @ _shape_theta(ang, shear0))
+        ang = self._ascend(self._row_energy, coarse, base, ang, shear0, "angle", _SWEEP_STEP / 2)
+        ang = self._polish(self._row_energy, fine, base, ang, shear0, "angle", 0.05)
         shear = shear0
         if self.family in ("affine", "projective"):
             shears = np.linspace(-0.2, 0.2, 17)
-            col = [self._column_energy(ink, base @ _shape_theta(ang, s)) for s in shears]
+            col = [self._column_energy(coarse, base @ _shape_theta(ang, s)) for s in shears]
             shear = float(shears[int(np.argmax(col))])
-            shear = self._ascend(self._column_energy, ink, base, ang, shear, "shear", 0.0125)
+            shear = self._ascend(self._column_energy, coarse, base, ang, shear, "shear", 0.0125)
+            shear = self._polish(self._column_energy, fine, base, ang, shear, "shear", 0.004)
         return base @ _shape_theta(ang, shear), evidence
 
     # ------------------------------------------------------------------ public
@@ -307,11 +341,10 @@ class Rectifier:
         work = working_image(img)
         k, p_k, theta_sq = self._net_estimate(work)
         t1 = time.perf_counter()
-        ink = _Ink(img)
         if self.refine:
-            theta_sq, evidence = self._refine(ink, theta_sq)
+            theta_sq, evidence = self._refine(img, theta_sq)
         else:
-            evidence = self._evidence(ink, theta_sq)
+            evidence = self._evidence(_Ink(img, _GRADIENT_LONG), theta_sq)
         t2 = time.perf_counter()
         text = float(np.clip((evidence - _EVIDENCE[0]) / (_EVIDENCE[1] - _EVIDENCE[0]), 0.0, 1.0))
         confidence = float(p_k * text)

@@ -58,10 +58,10 @@ class TrainConfig:
     seed: int = 0
     val_split: float = 0.1
     quarter_turns: bool = True
-    photometric_weight: float = 1.0
+    photometric_weight: float = 0.3
     theta_weight: float = 1.0
     translation_weight: float = 0.05
-    quarter_weight: float = 1.0
+    quarter_weight: float = 2.0
     checkpoint_every: int = 200
     eval_every: int = 100
     lr_final: float = 0.05  # the learning rate decays along a cosine to lr * lr_final at the last step
