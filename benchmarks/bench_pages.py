@@ -8,6 +8,8 @@ Contenders, all on the same distorted images (benchmarks/heldout.py):
 * ``net``: the localisation net alone, one look (quarter turn, then θ), no refinement;
 * ``net x2``: the net looking again at its own result (composed);
 * ``rectify``: `stntool.rectify.Rectifier` (net, then refinement through the sampler);
+* ``classical``: benchmarks/classical_deskew.py (Fourier coarse skew, projection-profile rotation, shear
+  sweep), the baseline;
 * ``deskew`` (``determine_skew``) and ``jdeskew`` (``get_angle``) when importable: they estimate an angle
   only; the correction rotates by it.
 
@@ -44,6 +46,10 @@ def contenders(model):
         "rectify": Rectifier(model, refine=True, iterations=2, min_confidence=0.0),
     }
     fns = {name: (lambda img, r=r: ("theta", r.estimate(img)[0])) for name, r in out.items()}
+    import classical_deskew
+
+    fns["classical"] = lambda img: ("pixel map", classical_deskew.correction_in_from_out(
+        img.shape[:2], *classical_deskew.estimate(img)))
     try:
         from deskew import determine_skew
 
@@ -72,6 +78,8 @@ def run(model, n_pages, seed):
                 times.append(time.perf_counter() - t0)
                 if kind == "angle":
                     corr = H.correction_from_angle(c.image.shape, 0.0 if value is None else float(value))
+                elif kind == "pixel map":
+                    corr = value
                 else:
                     corr = H.correction_from_theta(c.image.shape, value)
                 scores.append(H.score(c, corr))
