@@ -44,8 +44,8 @@ MODELS = {"text": os.path.join(os.path.dirname(__file__), "models", "text.npz")}
 
 _REFINE_LONG = 1280     # long side (pixels) of the page image the final refinement warps
 _GRADIENT_LONG = 512    # long side of the image the gradient steps warp
-_SWEEP = 3.0            # degrees either side of the net's angle for the coarse sweep
-_SWEEP_STEP = 0.25
+_SWEEP = 6.0            # degrees either side of the net's angle for the coarse sweep
+_SWEEP_STEP = 0.5
 _EVIDENCE = (1.5, 3.0)    # text evidence mapped to confidence 0 .. 1
 
 
@@ -286,18 +286,20 @@ class Rectifier:
             best_x = x
         return best_x
 
-    def _polish(self, energy, ink, base, ang, shear, which, delta):
-        """A parabola through the energy at ``x - delta, x, x + delta`` (twice, halving ``delta``) at full resolution."""
-        x = ang if which == "angle" else shear
-        for d in (delta, delta / 4):
-            vals = []
-            for dx in (-d, 0.0, d):
-                a, s = (x + dx, shear) if which == "angle" else (ang, x + dx)
-                vals.append(energy(ink, base @ _shape_theta(a, s)))
-            curv = vals[0] - 2 * vals[1] + vals[2]
+    def _sweep(self, energy, ink, base, ang, shear, which, span, step):
+        """The best of an even sweep of one parameter (``x ± span`` in ``step``), refined by a parabola."""
+        x0 = ang if which == "angle" else shear
+        xs = x0 + np.arange(-span, span + 1e-12, step)
+        es = []
+        for x in xs:
+            a, s = (x, shear) if which == "angle" else (ang, x)
+            es.append(energy(ink, base @ _shape_theta(a, s)))
+        i = int(np.argmax(es))
+        if 0 < i < len(xs) - 1:
+            curv = es[i - 1] - 2 * es[i] + es[i + 1]
             if curv < 0:
-                x += float(np.clip(0.5 * d * (vals[0] - vals[2]) / curv, -d, d))
-        return x
+                return float(xs[i] + 0.5 * step * (es[i - 1] - es[i + 1]) / curv)
+        return float(xs[i])
 
     def _refine(self, img, theta_sq):
         """``(theta_sq, evidence)`` after the sweep, the gradient steps (through the sampler) and a polish."""
@@ -307,19 +309,24 @@ class Rectifier:
         fine = _Ink(img, _REFINE_LONG)
         coarse = _Ink(fine.ink if max(fine.hw) > _GRADIENT_LONG else img, _GRADIENT_LONG)
         coarse.hw = fine.hw
-        sweep = np.arange(-_SWEEP, _SWEEP + 1e-9, _SWEEP_STEP)
-        energies = [self._row_energy(coarse, base @ _shape_theta(ang0 + d, shear0)) for d in sweep]
-        ang = ang0 + sweep[int(np.argmax(energies))]
+        ang = ang0
+        for _ in range(3):  # sweep; again around the edge if the best angle is on it (the net was far off)
+            sweep = np.arange(-_SWEEP, _SWEEP + 1e-9, _SWEEP_STEP)
+            energies = [self._row_energy(coarse, base @ _shape_theta(ang + d, shear0)) for d in sweep]
+            i = int(np.argmax(energies))
+            ang += sweep[i]
+            if 0 < i < len(sweep) - 1:
+                break
+        ang = self._sweep(self._row_energy, coarse, base, ang, shear0, "angle", _SWEEP_STEP, _SWEEP_STEP / 4)
         evidence = self._evidence(coarse, base @ _shape_theta(ang, shear0))
         ang = self._ascend(self._row_energy, coarse, base, ang, shear0, "angle", _SWEEP_STEP / 2)
-        ang = self._polish(self._row_energy, fine, base, ang, shear0, "angle", 0.05)
+        ang = self._sweep(self._row_energy, fine, base, ang, shear0, "angle", 0.15, 0.025)
+        ang = self._sweep(self._row_energy, fine, base, ang, shear0, "angle", 0.02, 0.005)
         shear = shear0
         if self.family in ("affine", "projective"):
-            shears = np.linspace(-0.2, 0.2, 17)
-            col = [self._column_energy(coarse, base @ _shape_theta(ang, s)) for s in shears]
-            shear = float(shears[int(np.argmax(col))])
+            shear = self._sweep(self._column_energy, coarse, base, ang, shear0, "shear", 0.06, 0.01)
             shear = self._ascend(self._column_energy, coarse, base, ang, shear, "shear", 0.0125)
-            shear = self._polish(self._column_energy, fine, base, ang, shear, "shear", 0.004)
+            shear = self._sweep(self._column_energy, fine, base, ang, shear, "shear", 0.015, 0.0025)
         return base @ _shape_theta(ang, shear), evidence
 
     # ------------------------------------------------------------------ public

@@ -102,3 +102,11 @@ def test_bad_models_and_images():
         Rectifier("text", family="projective")
     with pytest.raises(InvalidArgumentError):
         Rectifier("text").estimate(np.zeros((4, 4), np.uint8))
+
+
+@pytest.mark.parametrize("degrees", [-20.0, 12.0])
+def test_the_shipped_net_alone_predicts_a_known_rotation_of_the_sample(page, degrees):
+    """No refinement, one look: the localisation net's own θ is within a few degrees."""
+    img, d = distort(page, degrees)
+    theta, _ = Rectifier("text", refine=False, iterations=1, min_confidence=0.0).estimate(img)
+    assert residual(d, theta, img.shape) < 3.0
