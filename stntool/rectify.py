@@ -86,22 +86,29 @@ def _shape_theta(ang, shear):
 
 
 class _Ink:
-    """The page's ink, ``|grey - paper|`` lightly smoothed, float32, with its long side at most ``long_side``."""
+    """The page's ink, float32, with its long side at most ``long_side``: ``|grey - its local mean|``.
+
+    The local mean (a Gaussian of about two line heights) is the paper under the strokes, so what is
+    left is text and rules, not the page's edge on a desk, shading or a figure's area.
+    """
 
     def __init__(self, img, long_side: int = _REFINE_LONG):
         import cv2
 
         from .pageview import _grey01, border_value
 
-        g = img if img.dtype == np.float32 and img.ndim == 2 else _grey01(img)
+        g = _grey01(img)
         self.hw = g.shape
         scale = min(1.0, long_side / max(self.hw))
         if scale < 1.0:
             g = cv2.resize(g, (max(1, round(self.hw[1] * scale)), max(1, round(self.hw[0] * scale))),
                            interpolation=cv2.INTER_AREA)
-        ink = np.abs(g - border_value(g))
-        self.ink = cv2.GaussianBlur(ink, (0, 0), 0.8)
+        local = cv2.GaussianBlur(g, (0, 0), max(2.0, max(g.shape) / 200.0))
+        self.ink = cv2.GaussianBlur(np.abs(g - local), (0, 0), 0.8)
         self.total = float(self.ink.sum()) + 1e-9
+        # for the shear: everything that differs from the paper at the border (text blocks, the page's edges)
+        self.mass = cv2.GaussianBlur(np.abs(g - border_value(g)), (0, 0), 0.8)
+        self.mass_total = float(self.mass.sum()) + 1e-9
 
 
 class Rectifier:
@@ -159,13 +166,13 @@ class Rectifier:
         score = np.exp((score - score.max()) / 4.0)
         return score / score.sum()
 
-    def _net_estimate(self, work):
-        """``(k, p_k, theta_sq 3x3)`` from the working image."""
+    def _net_estimate(self, work, prob=None, k=None):
+        """``(k, probabilities, theta_sq 3x3)`` from the working image (``k`` forced when given)."""
         from . import api
         from .pageview import quarter_theta
 
-        prob = self._quarter_probabilities(work)
-        k = int(np.argmax(prob))
+        prob = self._quarter_probabilities(work) if prob is None else prob
+        k = int(np.argmax(prob)) if k is None else k
         q = _theta3(quarter_theta(-k))
         view = np.ascontiguousarray(np.rot90(work, -k))
         acc = np.eye(3)
@@ -175,7 +182,18 @@ class Rectifier:
                                                                           backend=self.backend)
             t, _ = self._net(seen)
             acc = acc @ self._reduce(t)
-        return k, float(prob[k]), q @ acc
+        return k, prob, q @ acc
+
+    def _orientation(self, img, work):
+        """The net's estimate, with the text lines' orientation checked: when the ink's columns oscillate more
+        than its rows at the net's θ, the lines run vertically there and the better of the two perpendicular
+        quarter turns (by the net's probabilities) is taken instead."""
+        k, prob, theta_sq = self._net_estimate(work)
+        ink = _Ink(img, _GRADIENT_LONG)
+        if self._evidence(ink, theta_sq @ _shape_theta(90.0, 0.0)) > self._evidence(ink, theta_sq):
+            k2 = max(((k + 1) % 4, (k + 3) % 4), key=lambda j: prob[j])
+            k, prob, theta_sq = self._net_estimate(work, prob, k2)
+        return k, float(prob[k]), theta_sq
 
     def _reduce(self, t):
         """The part of a net θ a page shows, by family (square frame, 3x3)."""
@@ -190,14 +208,15 @@ class Rectifier:
 
     # ------------------------------------------------------------------ refinement through the sampler
 
-    def _warp_ink(self, ink, theta_sq, out_hw, grad=None):
+    def _warp_ink(self, ink, theta_sq, out_hw, grad=None, field="ink"):
         from . import api
         from .pageview import page_theta
 
         tp = page_theta(theta_sq[:2], ink.hw)
+        a = getattr(ink, field)
         if grad is None:
-            return api.warp(ink.ink, tp, out_hw=out_hw, padding="zeros", backend=self.backend)
-        _, g_page = api.warp_backward(ink.ink, tp, grad, out_hw=out_hw, padding="zeros", backend=self.backend)
+            return api.warp(a, tp, out_hw=out_hw, padding="zeros", backend=self.backend)
+        _, g_page = api.warp_backward(a, tp, grad, out_hw=out_hw, padding="zeros", backend=self.backend)
         return g_page
 
     def _row_energy(self, ink, theta_sq, want_grad=False):
@@ -216,15 +235,15 @@ class Rectifier:
     def _column_energy(self, ink, theta_sq, want_grad=False):
         """Energy of the column profile of the warped ink (sharpest when margins, justified edges and strokes
         are vertical), and its gradient."""
-        out_hw = ink.ink.shape
-        o = self._warp_ink(ink, theta_sq, out_hw).astype(np.float64)
+        out_hw = ink.mass.shape
+        o = self._warp_ink(ink, theta_sq, out_hw, field="mass").astype(np.float64)
         cols = o.sum(axis=0)
-        w = out_hw[1]
-        e = float((cols ** 2).sum()) / (ink.total ** 2) * w
+        w, total = out_hw[1], ink.mass_total
+        e = float((cols ** 2).sum()) / (total ** 2) * w
         if not want_grad:
             return e
-        grad = np.repeat((2.0 * cols / (ink.total ** 2) * w)[None, :], out_hw[0], axis=0)
-        return e, self._warp_ink(ink, theta_sq, out_hw, grad)
+        grad = np.repeat((2.0 * cols / (total ** 2) * w)[None, :], out_hw[0], axis=0)
+        return e, self._warp_ink(ink, theta_sq, out_hw, grad, field="mass")
 
     def _evidence(self, ink, theta_sq):
         """Text evidence in [0, 1]: the share of the row profile's variance in line-sized oscillation.
@@ -237,7 +256,7 @@ class Rectifier:
         import cv2
 
         h = ink.ink.shape[0]
-        sigma = max(2.0, h / 150.0)
+        sigma = max(2.0, h / 60.0)  # passes line periods up to about 2.5 sigma (30 or more lines a page)
 
         def share(t, axis):
             prof = self._warp_ink(ink, t, ink.ink.shape).astype(np.float64).sum(axis=axis)
@@ -312,8 +331,7 @@ class Rectifier:
         ang0, shear0 = _angle_shear(lin)
         base = theta_sq @ np.linalg.inv(_shape_theta(ang0, shear0))  # the quarter turn (and projective part)
         fine = _Ink(img, _REFINE_LONG)
-        coarse = _Ink(fine.ink if max(fine.hw) > _GRADIENT_LONG else img, _GRADIENT_LONG)
-        coarse.hw = fine.hw
+        coarse = _Ink(img, _GRADIENT_LONG)
         ang = ang0
         for _ in range(3):  # sweep; again around the edge if the best angle is on it (the net was far off)
             sweep = np.arange(-_SWEEP, _SWEEP + 1e-9, _SWEEP_STEP)
@@ -351,7 +369,7 @@ class Rectifier:
         hw = img.shape[:2]
         t0 = time.perf_counter()
         work = working_image(img)
-        k, p_k, theta_sq = self._net_estimate(work)
+        k, p_k, theta_sq = self._orientation(img, work)
         t1 = time.perf_counter()
         if self.refine:
             theta_sq, evidence = self._refine(img, theta_sq)
