@@ -184,17 +184,6 @@ class Rectifier:
             acc = acc @ self._reduce(t)
         return k, prob, q @ acc
 
-    def _orientation(self, img, work):
-        """The net's estimate, with the text lines' orientation checked: when the ink's columns oscillate more
-        than its rows at the net's θ, the lines run vertically there and the better of the two perpendicular
-        quarter turns (by the net's probabilities) is taken instead."""
-        k, prob, theta_sq = self._net_estimate(work)
-        ink = _Ink(img, _GRADIENT_LONG)
-        if self._evidence(ink, theta_sq @ _shape_theta(90.0, 0.0)) > self._evidence(ink, theta_sq):
-            k2 = max(((k + 1) % 4, (k + 3) % 4), key=lambda j: prob[j])
-            k, prob, theta_sq = self._net_estimate(work, prob, k2)
-        return k, float(prob[k]), theta_sq
-
     def _reduce(self, t):
         """The part of a net θ a page shows, by family (square frame, 3x3)."""
         ang, shear = _angle_shear(t[:2, :2] / (t[2, 2] if t.shape == (3, 3) else 1.0))
@@ -369,7 +358,8 @@ class Rectifier:
         hw = img.shape[:2]
         t0 = time.perf_counter()
         work = working_image(img)
-        k, p_k, theta_sq = self._orientation(img, work)
+        k, prob, theta_sq = self._net_estimate(work)
+        p_k = float(prob[k])
         t1 = time.perf_counter()
         if self.refine:
             theta_sq, evidence = self._refine(img, theta_sq)
