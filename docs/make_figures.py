@@ -38,7 +38,63 @@ def main():
                      label(after, "warp, theta=[[.9,-.25,.05],[.25,.9,0]]"),
                      label(reflect, "same theta, padding=reflection")])
     cv2.imwrite(str(HERE / "images" / "convention.png"), row)
+    augment_sheet()
+    rectify_sheet()
+
+
+def augment_sheet():
+    """The augment preview of the README, made by the command itself (its --preview sheet)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    samples = HERE.parent / "samples"
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "stntool", "augment", str(samples / "photo.jpg"),
+                        str(samples / "text_page.png"), str(samples / "chart.png"), "-o", tmp, "--count", "4",
+                        "--seed", "7", "--preset", "heavy", "--tps", "0.03", "--padding", "reflection",
+                        "--preview", str(HERE / "images" / "augment.png"), "-q"], check=True)
 
 
 if __name__ == "__main__":
     main()
+
+
+def rectify_sheet():
+    """Before and after `stntool rectify` for held-out pages (fonts the model never saw), made by the command."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    from stntool import transforms as tf
+    from stntool.pages import render_page
+    from stntool.preview import contact_sheet
+    from stntool.records import WarpSpec
+
+    cases = [((3, 1), 12.0, 0.0), ((3, 2), -22.0, 0.1), ((3, 3), 95.0, 0.0), ((3, 4), 178.0, -0.05)]
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "in"
+        src.mkdir()
+        for i, (seed, deg, shear) in enumerate(cases):
+            page = render_page(seed, size=(700, 520), split="heldout", colour=True)
+            h, w = page.shape[:2]
+            c = ((w - 1) / 2, (h - 1) / 2)
+            fwd = (tf.translate(*c) @ tf.rotate(deg) @ tf.shear(np.degrees(np.arctan(shear))) @
+                   tf.translate(-c[0], -c[1]))
+            fill = [float(v) for v in np.median(page[0], axis=0)]
+            img = stntool.warp(page, tf.theta_from_pixel_map(fwd, (h, w)), padding="constant", fill=fill)
+            cv2.imwrite(str(src / f"page{i}.png"), img)
+        subprocess.run([sys.executable, "-m", "stntool", "rectify", str(src), "-o", str(Path(tmp) / "out"),
+                        "--family", "affine", "--manifest", str(Path(tmp) / "m.jsonl"), "-q"], check=True)
+        rows = []
+        for line in open(Path(tmp) / "m.jsonl"):
+            rec = json.loads(line)
+            spec = WarpSpec.from_record(rec)
+            before = cv2.imread(rec["input"], cv2.IMREAD_COLOR)
+            after = cv2.imread(rec["output"], cv2.IMREAD_COLOR)
+            caption = f"quarter turns {rec['quarter_turns']}, confidence {rec['confidence']:.2f}"
+            rows.append((Path(rec["input"]).name, before, [(spec, after, caption)]))
+        order = sorted(range(len(rows)), key=lambda i: rows[i][0])
+        sheet = contact_sheet([rows[i] for i in order], tile=300, grid_lines=6)
+        cv2.imwrite(str(HERE / "images" / "rectify.png"), sheet)

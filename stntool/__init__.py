@@ -44,7 +44,7 @@ _EXPORTS = {
     "apply_spec": "records",
 }
 _SUBMODULES = {"coords", "transforms", "grids", "tps", "tps_lattice", "api", "errors", "sampling", "io", "records",
-               "batch"}
+               "batch", "maps", "labels", "augment", "locnet", "pages", "pageview", "train"}
 
 __all__ = ["__version__", "coords", "transforms", *_EXPORTS]
 

@@ -268,7 +268,13 @@ class Augmenter:
             ho, wo = out_hw
             moved = dst + d["tps"] * [wo, ho]
             return WarpSpec(tps=TpsPoints(src.tolist(), moved.tolist()), elastic=elastic, **opts)
-        theta = tf.theta_from_pixel_map(m, in_hw, out_hw, self.align_corners)
+        # θ = in_norm_from_out_norm; the map is invertible by construction (positive scales, shears within
+        # ±89°, a projective fit that raises for degenerate corners), so no singularity check is needed here
+        from .coords import norm_from_pixel, pixel_from_norm
+
+        theta = norm_from_pixel(in_hw, self.align_corners) @ np.linalg.inv(m) @ pixel_from_norm(out_hw,
+                                                                                               self.align_corners)
+        theta = theta[:2] / theta[2, 2] if m[2, 0] == 0.0 and m[2, 1] == 0.0 else theta / theta[2, 2]
         return WarpSpec(theta=tuple(map(tuple, theta.tolist())), elastic=elastic, **opts)
 
     def sample(self, rng, in_hw, out_hw=None):
@@ -396,10 +402,10 @@ def _move_labels(res, spec, in_hw, keypoints, boxes, mask, labels, min_visibilit
     if keypoints is not None or boxes is not None:
         if labels is not None:
             raise InvalidArgumentError("give labels, or keypoints and boxes, not both")
-        labels = lb.Labels(keypoints=keypoints, boxes=boxes)
+        labels = lb.Labels(keypoints=() if keypoints is None else keypoints, boxes=() if boxes is None else boxes)
     if labels is not None:
         moved, info = lb.transform_labels(labels, spec, in_hw, min_visibility=min_visibility)
-        res.labels, res.info = moved, dict(info)
+        res.labels, res.info = moved, info.to_record()
         res.keypoints, res.boxes = moved.keypoints, moved.boxes
     if mask is not None:
         lb.check_mask(mask, in_hw)

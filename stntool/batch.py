@@ -322,6 +322,15 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     return "stdout" if to_stdout else ("file" if out_is_file else "folder")
 
 
+def relative_name(path, output) -> str:
+    """An output's name for its record (``name``): its path under the output folder, ``/``-separated, or its
+    base name when ``output`` is a file; ``stntool warp --params`` writes a named record there again."""
+    rel = os.path.relpath(path, output)
+    if rel.startswith(os.pardir):
+        rel = os.path.basename(path)
+    return rel.replace(os.sep, "/")
+
+
 def _real_paths(items) -> set:
     """Case-normalized real paths of the items' inputs (stdin left out)."""
     real = set()

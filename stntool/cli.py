@@ -6,6 +6,8 @@ import click
 
 from ._version import __version__
 from .commands.augment import augment
+from .commands.rectify import rectify
+from .commands.train import train
 from .commands.warmup import warmup
 from .commands.warp import warp
 
@@ -18,6 +20,8 @@ def cli():
 
 cli.add_command(warp)
 cli.add_command(augment)
+cli.add_command(train)
+cli.add_command(rectify)
 cli.add_command(warmup)
 
 
@@ -58,9 +62,15 @@ def main():
     import os
     import threading
 
-    for t in threading.enumerate():  # as the interpreter does before atexit: wait for non-daemon threads
-        if t is not threading.current_thread() and not t.daemon:
-            t.join()
+    # as the interpreter does before atexit: threading's exit hooks (which tell thread pools such as the
+    # CPU kernels' row pool to stop), then wait for the non-daemon threads
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        shutdown()
+    else:
+        for t in threading.enumerate():
+            if t is not threading.current_thread() and not t.daemon:
+                t.join()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

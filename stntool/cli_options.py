@@ -79,6 +79,32 @@ def _jobs(ctx, param, value):
     return value
 
 
+def _range(ctx, param, value):
+    if value is None:
+        return None
+    from .augment import parse_range
+    from .errors import InvalidArgumentError
+
+    try:
+        return parse_range(value, f"--{param.name.replace('_', '-')}", symmetric=param.name == "translate")
+    except InvalidArgumentError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+#: --rotate --scale --aspect --shear --shear-y --translate --perspective: ranges of random transforms, in the
+#: units of :class:`stntool.augment.Augmenter` (a single value is fixed, LO:HI uniform; None when not given)
+geometry_options = _compose(
+    click.option("--rotate", metavar="LO:HI", callback=_range, help="Rotation in degrees, counter-clockwise."),
+    click.option("--scale", metavar="LO:HI", callback=_range, help="Scale factor."),
+    click.option("--aspect", metavar="LO:HI", callback=_range, help="Aspect change: x by sqrt(a), y by 1/sqrt(a)."),
+    click.option("--shear", metavar="LO:HI", callback=_range, help="x shear in degrees (x += tan(shear)·y)."),
+    click.option("--shear-y", "shear_y", metavar="LO:HI", callback=_range, help="y shear in degrees."),
+    click.option("--translate", metavar="F|LO:HI", callback=_range,
+                 help="Shift per axis, a fraction of the output size (F means -F:F)."),
+    click.option("--perspective", type=click.FloatRange(0, 0.5, max_open=True),
+                 help="Corner jitter, a fraction of the size (projective warp)."),
+)
+
 #: --mode --padding --fill --align-corners --size --device --jobs
 sampling_options = _compose(
     click.option("--mode", type=click.Choice(["bilinear", "nearest", "bicubic"]), default="bilinear",

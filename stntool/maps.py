@@ -33,7 +33,8 @@ import numpy as np
 from .coords import as_hw
 from .errors import InvalidArgumentError
 
-__all__ = ["lattice_step", "elastic_displacement", "lattice_plan", "in_from_out", "lattice_shape"]
+__all__ = ["lattice_step", "elastic_displacement", "lattice_plan", "lattice_map", "in_from_out", "base_map",
+           "lattice_shape"]
 
 
 def lattice_step(sigma: float) -> int:
@@ -84,8 +85,9 @@ def elastic_displacement(elastic, out_hw) -> tuple:
     return step, np.ascontiguousarray(np.moveaxis(d, 0, -1))
 
 
-def _base_map(spec, in_hw, out_hw):
-    """A function of output pixel points ``(P, 2)`` -> input pixel points: the record's θ or spline, exact."""
+def base_map(spec, in_hw, out_hw):
+    """A function of output pixel points ``(P, 2)`` -> input pixel points: the record's θ or spline (without its
+    elastic field), exact."""
     from .transforms import pixel_map_from_theta
 
     if spec.tps is None:
@@ -126,7 +128,7 @@ def lattice_plan(spec, in_hw):
     hc, wc = d.shape[0] - 2, d.shape[1] - 2
     ys, xs = np.meshgrid(np.arange(-1, hc + 1) * float(step), np.arange(-1, wc + 1) * float(step), indexing="ij")
     nodes = np.stack([xs.ravel(), ys.ravel()], -1)
-    base = _base_map(spec, in_hw, out_hw)(nodes).reshape(hc + 2, wc + 2, 2)
+    base = base_map(spec, in_hw, out_hw)(nodes).reshape(hc + 2, wc + 2, 2)
     lattice = base + d
     if not np.all(np.isfinite(lattice)):
         raise InvalidArgumentError("the elastic record's base map is not finite on its lattice (horizon in view)")
@@ -149,6 +151,8 @@ def lattice_map(plan, pts_out) -> np.ndarray:
     p = np.asarray(pts_out, dtype=np.float64).reshape(-1, 2)
     lat, step = plan.lattice, plan.step
     hc, wc = lat.shape[0] - 2, lat.shape[1] - 2
+    bad = ~np.all(np.isfinite(p), axis=1)
+    p = np.where(bad[:, None], 0.0, p)  # non-finite points give NaN (below), not an index error
     fy, fx = p[:, 1] / step, p[:, 0] / step
     a = np.clip(np.floor(fy), 0, hc - 2).astype(np.int64)
     b = np.clip(np.floor(fx), 0, wc - 2).astype(np.int64)
@@ -157,6 +161,7 @@ def lattice_map(plan, pts_out) -> np.ndarray:
     for q in range(4):
         for r in range(4):
             acc += (wy[:, q] * wx[:, r])[:, None] * lat[a + q, b + r]
+    acc[bad] = np.nan
     return acc
 
 
@@ -175,5 +180,5 @@ def in_from_out(spec, pts_out, in_hw) -> np.ndarray:
     if spec.elastic is not None:
         q = lattice_map(lattice_plan(spec, in_hw), flat)
     else:
-        q = _base_map(spec, in_hw, spec.out_hw or in_hw)(flat)
+        q = base_map(spec, in_hw, spec.out_hw or in_hw)(flat)
     return q.reshape(p.shape)

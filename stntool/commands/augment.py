@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import click
 
-from ..cli_options import check_io_options, input_options, output_options, run_images, sampling_options, usage_errors
+from ..cli_options import (check_io_options, geometry_options, input_options, output_options, run_images,
+                           sampling_options, usage_errors)
 
 EXAMPLES = """
 \b
@@ -38,18 +39,6 @@ DIR/sub/a.png is warped with nearest sampling and written as a_000.mask.png.
 
 _RANGE_FLAGS = ("rotate", "scale", "aspect", "shear", "shear_y", "translate")
 _PRESET_SAMPLING = ("padding", "fill")
-
-
-def _range(ctx, param, value):
-    if value is None:
-        return None
-    from ..augment import parse_range
-    from ..errors import InvalidArgumentError
-
-    try:
-        return parse_range(value, f"--{param.name.replace('_', '-')}", symmetric=param.name == "translate")
-    except InvalidArgumentError as e:
-        raise click.BadParameter(str(e)) from None
 
 
 def _elastic(ctx, param, value):
@@ -104,17 +93,9 @@ def variant_names(path: str, count: int) -> list:
               help="Start from a named set of ranges (flags given here override it).")
 @click.option("--show-preset", metavar="NAME", callback=_show_preset, expose_value=False, is_eager=True,
               help="Print a preset's flags and exit.")
-@click.option("--rotate", metavar="LO:HI", callback=_range, help="Rotation in degrees, counter-clockwise.")
-@click.option("--scale", metavar="LO:HI", callback=_range, help="Scale factor.")
-@click.option("--aspect", metavar="LO:HI", callback=_range, help="Aspect change: x by sqrt(a), y by 1/sqrt(a).")
-@click.option("--shear", metavar="LO:HI", callback=_range, help="x shear in degrees (x += tan(shear)·y).")
-@click.option("--shear-y", "shear_y", metavar="LO:HI", callback=_range, help="y shear in degrees.")
-@click.option("--translate", metavar="F|LO:HI", callback=_range,
-              help="Shift per axis, a fraction of the output size (F means -F:F).")
+@geometry_options
 @click.option("--hflip", type=click.FloatRange(0, 1), help="Probability of a left-right mirror.")
 @click.option("--vflip", type=click.FloatRange(0, 1), help="Probability of a top-bottom mirror.")
-@click.option("--perspective", type=click.FloatRange(0, 0.5, max_open=True),
-              help="Corner jitter, a fraction of the size (projective warp).")
 @click.option("--tps", type=click.FloatRange(0, 0.5, max_open=True),
               help="Thin-plate-spline control-point jitter, a fraction of the size.")
 @click.option("--tps-grid", "tps_grid", type=click.IntRange(2, 16), help="TPS lattice K (KxK points)  [default: 4]")
@@ -132,8 +113,8 @@ def variant_names(path: str, count: int) -> list:
 @sampling_options
 @output_options
 @input_options
-def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, translate, hflip, vflip,
-            perspective, tps, tps_grid, elastic, keep_inside, labels_kind, masks_dir, min_visibility, preview, mode,
+def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, translate, perspective, hflip, vflip,
+            tps, tps_grid, elastic, keep_inside, labels_kind, masks_dir, min_visibility, preview, mode,
             padding, fill, align_corners, out_hw, device, jobs, **io_options):
     """Write --count random geometric variants of each input, and their warp records.
 
@@ -183,7 +164,7 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
 
     def process(img, item, backend):
         from ..augment import variant_rng
-        from ..batch import Output
+        from ..batch import Output, relative_name
         from ..records import apply_spec
 
         in_hw = img.shape[:2]
@@ -192,7 +173,7 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
         results = []
         for k, path in enumerate(item.outputs):
             spec = aug.sample(variant_rng(seed, key, k), in_hw, out_hw)
-            name = _record_name(path, output)
+            name = relative_name(path, output)
             record = spec.replace(in_hw=in_hw, name=name).to_record()
             out = apply_spec(img, spec, backend)
             files, extra = labels.write(found, spec, in_hw, path, backend)
@@ -209,16 +190,6 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
                finish=finish, **io_options)
 
 
-def _record_name(path, output):
-    """The record's ``name``: the output's path relative to the output folder (its base name for a file output)."""
-    import os
-
-    rel = os.path.relpath(path, output)
-    if rel.startswith(os.pardir):
-        rel = os.path.basename(path)
-    return rel.replace(os.sep, "/")
-
-
 class _LabelIO:
     """Finds, moves and writes the labels of one input (sidecars and masks)."""
 
@@ -229,8 +200,6 @@ class _LabelIO:
         """``{"labels": (Labels, fmt) or None, "mask": array or None}`` for an item; StnError names the bad file."""
         import os
 
-        from ..errors import StnError
-
         found = {"labels": None, "mask": None}
         if self.kind != "none" and item.input != "-":
             stem = os.path.splitext(item.input)[0]
@@ -240,10 +209,7 @@ class _LabelIO:
                 if os.path.isfile(side):
                     from .. import labels as lb
 
-                    try:
-                        got = lb.read_sidecar(side) if fmt == "json" else lb.read_yolo(side, in_hw)
-                    except StnError as e:
-                        raise StnError(f"labels {os.path.basename(side)}: {e}") from None
+                    got = lb.read_labels_json(side, in_hw) if fmt == "json" else lb.read_yolo(side, in_hw)
                     found["labels"] = (got, fmt)
                     break
         if self.masks_dir is not None:
@@ -287,12 +253,12 @@ class _LabelIO:
             moved, info = lb.transform_labels(got, spec, in_hw, min_visibility=self.min_visibility)
             out_hw = spec.out_hw or in_hw
             if fmt == "json":
-                side, data = base + ".json", lb.write_sidecar(moved, out_hw)
+                side, text = base + ".json", lb.labels_json_text(moved, out_hw)
             else:
-                side, data = base + ".txt", lb.write_yolo(moved, out_hw)
-            files[side] = data if isinstance(data, bytes) else data.encode("utf-8")
+                side, text = base + ".txt", lb.yolo_text(moved, out_hw)
+            files[side] = text.encode("utf-8")
             extra["labels"] = side
-            extra.update({k: v for k, v in dict(info).items() if k in ("boxes_dropped",)})
+            extra["keypoints_visible"], extra["boxes_dropped"] = info.keypoints_visible, info.boxes_dropped
         if found["mask"] is not None:
             side = base + ".mask.png"
             files[side] = encode_image(lb.warp_mask(found["mask"], spec, backend), "png")

@@ -169,3 +169,103 @@ def test_skip_existing_resumes_only_missing_variants(tmp_path, aug, inputs):
     assert r.exit_code == 0
     assert [json.loads(x)["status"] for x in r.stdout.splitlines()] == ["skipped", "ok", "skipped"]
     assert tree(tmp_path / "o") == first
+
+
+def dot_image(h, w, x, y, sigma=1.5):
+    import numpy as np
+
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.clip(255 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma ** 2)), 0, 255).astype("uint8")
+
+
+def centroid(img):
+    import numpy as np
+
+    a = img.astype(float)
+    a = np.where(a > 0.2 * a.max(), a, 0)
+    yy, xx = np.mgrid[0:a.shape[0], 0:a.shape[1]]
+    return (a * xx).sum() / a.sum(), (a * yy).sum() / a.sum()
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_json_labels_move_with_the_pixels(tmp_path, aug, family):
+    """A keypoint on a rendered dot is written where the warped dot is; boxes and the manifest follow."""
+    src = tmp_path / "in"
+    src.mkdir()
+    write(src / "dot.png", encode(dot_image(48, 64, 30.0, 20.0), ".png"))
+    (src / "dot.json").write_text(json.dumps({"keypoints": [{"x": 30.0, "y": 20.0, "label": "eye"}],
+                                              "boxes": [{"box": [20, 10, 40, 30], "label": "face"}]}))
+    args = FAMILIES[family] if family != "elastic" else ["--elastic", "6,6"]
+    r = aug(str(src), "-o", str(tmp_path / "o"), "--count", "3", "--seed", "2", "--manifest",
+            str(tmp_path / "m.jsonl"), "-q", *args)
+    assert r.exit_code == 0, r.stderr
+    from stntool.io import decode_image
+
+    checked = 0
+    for k in range(3):
+        out = decode_image(open(tmp_path / "o" / f"dot_{k:03d}.png", "rb").read())
+        doc = json.loads((tmp_path / "o" / f"dot_{k:03d}.json").read_text())
+        kp = doc["keypoints"][0]
+        if not kp["visible"]:
+            continue
+        cx, cy = centroid(out)
+        assert abs(cx - kp["x"]) < 0.35 and abs(cy - kp["y"]) < 0.35, (family, k, (cx, cy), kp)
+        assert kp["label"] == "eye" and doc["boxes"][0]["label"] == "face"
+        x0, y0, x1, y1 = doc["boxes"][0]["box"]
+        assert x0 - 1 <= cx <= x1 + 1 and y0 - 1 <= cy <= y1 + 1
+        checked += 1
+    assert checked >= 2
+    recs = [json.loads(x) for x in open(tmp_path / "m.jsonl")]
+    assert [os.path.basename(x["labels"]) for x in recs] == [f"dot_{k:03d}.json" for k in range(3)]
+    assert all(os.path.exists(x["labels"]) for x in recs)
+
+
+def test_yolo_labels_and_masks(tmp_path, aug):
+    import numpy as np
+
+    from stntool.io import decode_image
+
+    src, masks = tmp_path / "in", tmp_path / "masks"
+    (src / "sub").mkdir(parents=True)
+    (masks / "sub").mkdir(parents=True)
+    img = small_rgb(40, 60, 1)
+    write(src / "sub" / "a.png", encode(img, ".png"))
+    (src / "sub" / "a.txt").write_text("3 0.5 0.5 0.5 0.5\n")
+    mask = np.zeros((40, 60), np.uint8)
+    mask[10:30, 15:45] = 7
+    write(masks / "sub" / "a.png", encode(mask, ".png"))
+    r = aug("-r", str(src), "-o", str(tmp_path / "o"), "--count", "2", "--seed", "3", "--hflip", "1",
+            "--masks", str(masks), "--mode", "nearest", "--manifest", str(tmp_path / "m.jsonl"), "-q")
+    assert r.exit_code == 0, r.stderr
+    for k in range(2):
+        base = tmp_path / "o" / "sub" / f"a_{k:03d}"
+        out = decode_image(open(f"{base}.png", "rb").read())
+        assert np.array_equal(out, img[:, ::-1])
+        assert np.array_equal(decode_image(open(f"{base}.mask.png", "rb").read()), mask[:, ::-1])
+        cls, cx, cy, w, h = open(f"{base}.txt").read().split()
+        assert cls == "3" and [float(v) for v in (cx, cy, w, h)] == pytest.approx([0.5, 0.5, 0.5, 0.5], abs=1e-6)
+    recs = [json.loads(x) for x in open(tmp_path / "m.jsonl")]
+    assert all(x["mask"].endswith(".mask.png") and x["labels"].endswith(".txt") for x in recs)
+
+
+def test_bad_sidecars_and_masks_fail_their_input_only(tmp_path, aug):
+    import numpy as np
+
+    src, masks = tmp_path / "in", tmp_path / "masks"
+    src.mkdir()
+    masks.mkdir()
+    for name in ("good", "badjson", "badmask", "nomask"):
+        write(src / f"{name}.png", encode(small_rgb(20, 30), ".png"))
+    for name in ("good", "badjson"):
+        write(masks / f"{name}.png", encode(np.zeros((20, 30), np.uint8), ".png"))
+    write(masks / "badmask.png", encode(np.zeros((21, 30), np.uint8), ".png"))
+    (src / "badjson.json").write_text('{"keypoints": [[1, "x"]]}')
+    r = aug(str(src), "-o", str(tmp_path / "o"), "--count", "2", "--seed", "1", "--masks", str(masks))
+    assert r.exit_code == 1
+    errors = sorted(x for x in r.stderr.splitlines() if x.startswith("stntool: error"))
+    assert len(errors) == 3, r.stderr
+    assert "badjson.json" in errors[0] and "not a number" in errors[0]
+    assert "badmask.png" in errors[1] and "mask is 30x21 but the image is 30x20" in errors[1]
+    assert "nomask.png" in errors[2] and "no mask" in errors[2]
+    assert sorted(os.listdir(tmp_path / "o")) == ["good_000.mask.png", "good_000.png", "good_001.mask.png",
+                                                  "good_001.png"]

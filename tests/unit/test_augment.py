@@ -213,3 +213,23 @@ def test_elastic_record_round_trip_and_schema():
             WarpSpec.from_record({**rec, "elastic": bad})
     with pytest.raises(InvalidArgumentError):
         WarpSpec(elastic=Elastic(1, 1, 1))
+
+
+def test_call_moves_keypoints_boxes_and_masks_with_the_record():
+    from stntool import labels as lb
+
+    img = rgb(40, 60)
+    mask = np.zeros((40, 60), np.uint8)
+    mask[10:20, 20:40] = 3
+    kp = np.array([[10.0, 5.0], [30.5, 20.25]])
+    boxes = np.array([[20.0, 10.0, 40.0, 20.0]])
+    for aug in (Augmenter(rotate=(-20, 20), perspective=0.05), Augmenter(tps=0.04), Augmenter(elastic=(10, 5))):
+        res = aug(img, np.random.default_rng(4), keypoints=kp, boxes=boxes, mask=mask, backend="numpy")
+        moved, info = lb.transform_labels(lb.Labels(kp, boxes), res.spec, img.shape[:2])
+        assert np.allclose(res.keypoints, moved.keypoints, equal_nan=True) and np.allclose(res.boxes, moved.boxes)
+        assert np.array_equal(res.mask, lb.warp_mask(mask, res.spec, "numpy"))
+        assert set(np.unique(res.mask)) <= {0, 3} and res.info["keypoints_visible"] >= 1
+        back = maps.in_from_out(res.spec, res.keypoints[np.all(np.isfinite(res.keypoints), axis=1)], img.shape[:2])
+        assert np.allclose(back, kp[np.all(np.isfinite(res.keypoints), axis=1)], atol=0.01)
+    with pytest.raises(InvalidArgumentError):
+        Augmenter()(img, np.random.default_rng(0), mask=np.zeros((41, 60), np.uint8))

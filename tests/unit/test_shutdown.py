@@ -110,3 +110,21 @@ def test_entry_point_scan_skip_loses_no_extension_stntool_uses():
             "print(e._already_initialized, out[0].tolist())")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.stdout.split() == ["True", "[3,", "2,", "1,", "0]"], p.stderr
+
+
+def test_cli_exit_stops_thread_pools_started_on_the_main_thread(tmp_path):
+    """A pool (the CPU kernels' row pool) started by the main thread must not keep the exit waiting forever."""
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "a.png"), np.random.default_rng(0).integers(0, 256, (300, 400, 3), np.uint8))
+    script = (
+        "import sys\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "pool = ThreadPoolExecutor(1)\n"
+        "pool.submit(lambda: None).result()          # an idle non-daemon worker, as a kernel pool leaves\n"
+        f"sys.argv = ['stntool', 'augment', {str(tmp_path / 'in')!r}, '-o', {str(tmp_path / 'o')!r}, '--seed', '1',\n"
+        f"            '--rotate', '10', '--preview', {str(tmp_path / 's.png')!r}, '-q']\n"
+        "from stntool.cli import main\n"
+        "main()\n")
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "s.png").exists() and (tmp_path / "o" / "a_000.png").exists()

@@ -1,0 +1,123 @@
+"""Page straightening on the held-out set: the localisation net alone, `stntool rectify`, and peers.
+
+    python benchmarks/bench_pages.py --model stntool/models/text.npz            # writes results/pages.md
+    python benchmarks/bench_pages.py --quick                                     # fewer pages
+
+Contenders, all on the same distorted images (benchmarks/heldout.py):
+
+* ``net``: the localisation net alone, one look (quarter turn, then θ), no refinement;
+* ``net x2``: the net looking again at its own result (composed);
+* ``rectify``: `stntool.rectify.Rectifier` (net, then refinement through the sampler);
+* ``classical``: benchmarks/classical_deskew.py (Fourier coarse skew, projection-profile rotation, shear
+  sweep), the baseline;
+* ``deskew`` (``determine_skew``) and ``jdeskew`` (``get_angle``) when importable: they estimate an angle
+  only; the correction rotates by it.
+
+Reported per split: median and 90th percentile of the residual rotation (polar decomposition of the
+residual pixel map), median text-line angle, the fraction upright (within 45°) and within 1°, and the
+estimation time per page. deskew and jdeskew are benchmark-only dependencies (``pip install deskew
+jdeskew``); run with a Python that has them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT.parent))
+
+import heldout as H  # noqa: E402
+from bench_engine import cpu_model, loadavg  # noqa: E402
+
+
+def contenders(model):
+    from stntool.rectify import Rectifier
+
+    out = {
+        "net": Rectifier(model, refine=False, iterations=1, min_confidence=0.0),
+        "net x2": Rectifier(model, refine=False, iterations=2, min_confidence=0.0),
+        "rectify": Rectifier(model, refine=True, iterations=2, min_confidence=0.0),
+    }
+    fns = {name: (lambda img, r=r: ("theta", r.estimate(img)[0])) for name, r in out.items()}
+    import classical_deskew
+
+    fns["classical"] = lambda img: ("pixel map", classical_deskew.correction_in_from_out(
+        img.shape[:2], *classical_deskew.estimate(img)))
+    try:
+        from deskew import determine_skew
+
+        fns["deskew"] = lambda img: ("angle", determine_skew(img))
+    except ImportError:
+        pass
+    try:
+        from jdeskew.estimator import get_angle
+
+        fns["jdeskew"] = lambda img: ("angle", get_angle(img))
+    except ImportError:
+        pass
+    return fns
+
+
+def run(model, n_pages, seed):
+    cases = H.make_cases(n_pages=n_pages, seed=seed)
+    fns = contenders(model)
+    results = {}
+    for key, cs in cases.items():
+        for name, fn in fns.items():
+            scores, times = [], []
+            for c in cs:
+                t0 = time.perf_counter()
+                kind, value = fn(c.image)
+                times.append(time.perf_counter() - t0)
+                if kind == "angle":
+                    corr = H.correction_from_angle(c.image.shape, 0.0 if value is None else float(value))
+                elif kind == "pixel map":
+                    corr = value
+                else:
+                    corr = H.correction_from_theta(c.image.shape, value)
+                scores.append(H.score(c, corr))
+            s = H.summarise(scores)
+            s["ms"] = 1e3 * float(np.median(times))
+            results[(key, name)] = s
+            print(key, name, {k: round(v, 4) for k, v in s.items()}, flush=True)
+    return cases, results
+
+
+def table(results):
+    lines = ["| pages | split | method | n | median rot ° | p90 rot ° | median line ° | upright | within 1° | ms/page |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for (key, name), s in results.items():
+        lines.append(f"| {key[0]} | {key[1]} | {name} | {s['n']} | {s['rotation_median']:.3f} | "
+                     f"{s['rotation_p90']:.3f} | {s['line_median']:.3f} | {s['upright']:.1%} | {s['within_1deg']:.1%} | "
+                     f"{s['ms']:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=str(ROOT.parent / "stntool" / "models" / "text.npz"))
+    p.add_argument("--pages", type=int, default=100)
+    p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--out", default=str(ROOT / "results" / "pages.md"))
+    a = p.parse_args(argv)
+    n = 10 if a.quick else a.pages
+    before = loadavg()
+    _, results = run(a.model, n, a.seed)
+    text = (f"# Page straightening on the held-out set\n\n{_dt.datetime.now():%Y-%m-%d %H:%M}, {cpu_model()}, "
+            f"load average before {before}, after {loadavg()}; model `{Path(a.model).name}`; {n} rendered held-out "
+            f"pages + the shipped text sample per split (see benchmarks/heldout.py).\n\n{table(results)}\n")
+    if not a.quick:
+        Path(a.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

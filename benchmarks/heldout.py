@@ -1,0 +1,149 @@
+"""The held-out page set for judging page rectification (the localisation net and `stntool rectify`).
+
+Pages the training never saw: rendered with the held-out font families and layouts of
+``stntool.pages`` (``split="heldout"``: C059, P052, URW Bookman, URW Gothic, Liberation Serif,
+DejaVu Serif Condensed; newspaper and invoice layouts), plus the shipped text sample, each distorted by
+a known transform. Splits:
+
+* ``affine``: rotation U[-30°, 30°], x shear U[-0.15, 0.15] (factor), scale U[0.85, 1.15], translation up
+  to 5% per axis;
+* ``rotation``: rotation U[-30°, 30°] only;
+* ``quarter``: ±90° (each page turned one way or the other) plus rotation U[-5°, 5°].
+
+``clean`` pages have no degradations (the truth is exact); ``scans`` pages carry the generator's scan
+degradations (noise, blur, JPEG, uneven light, paper, page-in-photo). The distortion is applied to the
+page at its own size (output size = input size), with the page's border colour as padding.
+
+Scoring (:func:`score`): the residual transform ``in_pix_from_out_pix`` of the corrected page against the
+upright one, ``M = D · C`` (distortion then correction, pixel maps about the page centre), gives
+
+* the residual rotation: the angle of the rotation in the polar decomposition of M's linear part;
+* the text-line angle: the angle at which a horizontal line of the upright page appears in the output;
+* upright: whether the residual rotation is within 45°.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@dataclass
+class Case:
+    name: str
+    split: str
+    upright: np.ndarray          # the undistorted page (grey uint8)
+    image: np.ndarray            # the distorted page given to the estimators
+    in_from_out: np.ndarray      # 3x3 pixel map of the distortion: image(x) = upright(M x)
+
+
+def _pixel_distortion(rng, hw, split):
+    from stntool import transforms as tf
+
+    h, w = hw
+    c = ((w - 1) / 2.0, (h - 1) / 2.0)
+    if split == "affine":
+        rot, shear, scale = rng.uniform(-30, 30), rng.uniform(-0.15, 0.15), rng.uniform(0.85, 1.15)
+        tx, ty = rng.uniform(-0.05, 0.05) * w, rng.uniform(-0.05, 0.05) * h
+    elif split == "rotation":
+        rot, shear, scale, tx, ty = rng.uniform(-30, 30), 0.0, 1.0, 0.0, 0.0
+    elif split == "quarter":
+        rot = rng.choice([-90.0, 90.0]) + rng.uniform(-5, 5)
+        shear, scale, tx, ty = 0.0, 1.0, 0.0, 0.0
+    else:
+        raise ValueError(split)
+    sh = np.array([[1.0, shear, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    out_from_in = (tf.translate(c[0] + tx, c[1] + ty) @ tf.rotate(rot) @ sh @ tf.scale(scale) @
+                   tf.translate(-c[0], -c[1]))
+    return out_from_in
+
+
+def distort(page, out_from_in):
+    """The page warped by a forward pixel map (same size), padded with its border colour."""
+    import stntool
+    from stntool.pageview import border_value, _grey01
+    from stntool.transforms import theta_from_pixel_map
+
+    hw = page.shape[:2]
+    theta = theta_from_pixel_map(out_from_in, hw)
+    fill = border_value(_grey01(page)) * 255.0
+    return stntool.warp(page, theta, padding="constant", fill=fill, mode="bilinear")
+
+
+def make_cases(n_pages=60, seed=2026, kinds=("clean", "scans"), splits=("affine", "rotation", "quarter"),
+               size=None, include_sample=True):
+    """``{(kind, split): [Case, ...]}``, deterministic for a seed."""
+    from stntool.io import read_image
+    from stntool.pages import render_page
+
+    pages = {}
+    for kind in kinds:
+        pages[kind] = [(f"heldout-{i}", render_page((seed, i), size=size, split="heldout", degrade=kind == "scans"))
+                       for i in range(n_pages)]
+        if include_sample:
+            sample = read_image(str(ROOT / "samples" / "text_page.png"))[0]
+            if sample.ndim == 3:
+                import cv2
+
+                sample = cv2.cvtColor(sample, cv2.COLOR_BGR2GRAY)
+            pages[kind].append(("samples/text_page.png", sample))
+    cases = {}
+    for kind in kinds:
+        for split in splits:
+            rng = np.random.default_rng([seed, hash_split(kind, split)])
+            out = []
+            for name, page in pages[kind]:
+                fwd = _pixel_distortion(rng, page.shape[:2], split)
+                out.append(Case(name, split, page, distort(page, fwd), np.linalg.inv(fwd)))
+            cases[(kind, split)] = out
+    return cases
+
+
+def hash_split(kind, split):
+    return sum(ord(ch) * (i + 1) for i, ch in enumerate(kind + "/" + split))
+
+
+def correction_from_angle(hw, degrees):
+    """``in_pix_from_out_pix`` of a correction that rotates the page by ``degrees`` (counter-clockwise) about its centre."""
+    from stntool import transforms as tf
+
+    h, w = hw
+    return np.linalg.inv(tf.rotate(degrees, ((w - 1) / 2.0, (h - 1) / 2.0)))
+
+
+def correction_from_theta(hw, theta):
+    """``in_pix_from_out_pix`` of a page θ (output size = input size)."""
+    from stntool.transforms import pixel_map_from_theta
+
+    return pixel_map_from_theta(np.asarray(theta, dtype=np.float64), hw)
+
+
+def score(case: Case, correction_in_from_out: np.ndarray) -> dict:
+    """Residual rotation (polar decomposition), text-line angle (degrees, absolute) and upright flag."""
+    m = case.in_from_out @ correction_in_from_out  # upright(m · x) is the corrected output at x
+    lin = m[:2, :2] / m[2, 2]
+    u, _, vt = np.linalg.svd(lin)
+    rot = u @ vt
+    if np.linalg.det(rot) < 0:
+        return {"rotation": 180.0, "line": 90.0, "upright": False}
+    ang = math.degrees(math.atan2(rot[1, 0], rot[0, 0]))
+    out_dir = np.linalg.solve(lin, [1.0, 0.0])  # a horizontal line of the upright page, seen in the output
+    line = math.degrees(math.atan2(out_dir[1], out_dir[0]))
+    line = (line + 90.0) % 180.0 - 90.0
+    return {"rotation": abs(ang), "line": abs(line), "upright": abs(ang) < 45.0}
+
+
+def summarise(scores) -> dict:
+    r = np.array([s["rotation"] for s in scores])
+    ln = np.array([s["line"] for s in scores])
+    up = np.array([s["upright"] for s in scores])
+    return {"n": len(r), "rotation_median": float(np.median(r)), "rotation_p90": float(np.percentile(r, 90)),
+            "line_median": float(np.median(ln)), "upright": float(up.mean()), "within_1deg": float((r <= 1.0).mean())}

@@ -1,0 +1,101 @@
+"""``stntool rectify``: straighten scans and photos of pages with the learned θ, refined through the sampler."""
+
+from __future__ import annotations
+
+import click
+
+from ..cli_options import check_io_options, input_options, output_options, run_images, sampling_options, usage_errors
+
+EXAMPLES = """
+\b
+Examples:
+  stntool rectify scans/ -o straight/ --manifest rectify.jsonl
+  stntool rectify scans/                      # writes scans_rectified/ beside scans/
+  stntool rectify photos/ -o out/ --family rotation --min-confidence 0.5 -j 2
+  stntool rectify page.jpg -o page_straight.jpg --model mine.npz
+  stntool warp --params rectify.jsonl -o replay/     # the same outputs again, bit for bit
+
+\b
+Each output has the input's size. The page is padded with its own paper colour (the median of its
+border) unless --padding says otherwise. Below --min-confidence (blank pages, noise, photos without
+text) the image is written unchanged and the manifest says why. The manifest's theta is PyTorch's
+affine_grid θ (align_corners=False, normalized output -> input, output size = input size).
+"""
+
+
+@click.command(epilog=EXAMPLES, short_help="Straighten scans and photos of pages (learned θ, refined).",
+               context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=str))
+@click.option("--model", default="text", show_default=True, metavar="text|MODEL.npz",
+              help="The shipped text-page model, or one from `stntool train`.")
+@click.option("--family", type=click.Choice(["rotation", "similarity", "affine", "projective"]),
+              help="What to undo (default: the model's): rotation, or rotation and shear (affine).")
+@click.option("--refine/--no-refine", default=True, show_default=True,
+              help="Refine the net's angle and shear through the sampler (text lines and strokes).")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+              help="Below this confidence the image is written unchanged.")
+@sampling_options
+@output_options
+@input_options
+def rectify(inputs, model, family, refine, min_confidence, mode, padding, fill, align_corners, out_hw, device, jobs,
+            **io_options):
+    """Straighten rotated, sheared and sideways pages: θ from the localisation net, refined through the sampler.
+
+    INPUTS are image files, folders (images inside, sorted; -r to recurse) or - for one image's
+    bytes on stdin. Without -o, outputs go to a new folder beside the input named after it
+    (scans/ -> scans_rectified/), never in place. Exit status: 0 all ok, 1 some inputs failed,
+    2 usage error.
+    """
+    import os
+
+    ctx = click.get_current_context()
+    from click.core import ParameterSource
+
+    if align_corners:
+        raise click.UsageError("rectify writes align_corners=False θ (PyTorch's affine_grid default)")
+    if out_hw is not None:
+        raise click.UsageError("rectify keeps each input's size (--size does not apply)")
+    auto_padding = ctx.get_parameter_source("padding") in (ParameterSource.DEFAULT, None) and fill is None
+    check_io_options(fill, padding, **{k: io_options[k] for k in ("overwrite", "skip_existing", "null",
+                                                                   "files_from", "manifest", "manifest_append")})
+    if io_options["output"] is None:
+        io_options["output"] = _sibling_output(inputs)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # the net's matrices are small (see stntool train)
+    from ..rectify import Rectifier
+
+    with usage_errors("--model"):
+        rectifier = Rectifier(model, family=family, refine=refine, min_confidence=min_confidence,
+                              backend=device)
+
+    def process(img, item, backend):
+        import time
+
+        from ..batch import Output, relative_name
+        from ..records import apply_spec
+
+        t0 = time.perf_counter()
+        spec, confidence, info = rectifier.spec(img, padding="auto" if auto_padding else padding, fill=fill,
+                                                mode=mode)
+        t1 = time.perf_counter()
+        out = apply_spec(img, spec, backend)
+        t2 = time.perf_counter()
+        name = relative_name(item.output, io_options["output"]) if item.output != "-" else None
+        fields = spec.replace(in_hw=img.shape[:2], name=name).to_record()
+        fields.update(quarter_turns=info["quarter_turns"], confidence=round(confidence, 4),
+                      text_evidence=round(info["text_evidence"], 4), reason=info["reason"],
+                      timings={"estimate": round(t1 - t0, 4), "warp": round(t2 - t1, 4)})
+        return Output(out, fields)
+
+    run_images("rectify", process, inputs=inputs, device=device, jobs=jobs, **io_options)
+
+
+def _sibling_output(inputs):
+    """``scans/`` -> ``scans_rectified/``; ``page.png`` -> ``page_rectified/``; several inputs need -o."""
+    import os
+
+    names = [i for i in inputs if i != "-"]
+    if len(inputs) != 1 or not names:
+        raise click.UsageError("give -o/--output (the default, a folder beside the input, needs exactly one input)")
+    path = names[0].rstrip("/" + os.sep) or names[0]
+    base = path if os.path.isdir(path) else os.path.splitext(path)[0]
+    return base + "_rectified" + os.sep

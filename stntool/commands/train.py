@@ -1,0 +1,170 @@
+"""``stntool train``: train a localisation net through the sampler on upright pages (see :mod:`stntool.train`)."""
+
+from __future__ import annotations
+
+import click
+
+from ..cli_options import geometry_options, usage_errors
+
+EXAMPLES = """
+\b
+Examples:
+  stntool train --synthetic-pages 600 --out text.npz --steps 3000 --seed 1
+  stntool train scans/ -r --out mine.npz --family similarity --rotate -15:15 --steps 2000
+  stntool train upright/ --out mine.npz --resume mine.checkpoint.npz --steps 4000
+  stntool rectify photos/ -o straight/ --model mine.npz
+
+\b
+IMAGES are upright examples (files or folders; -r to recurse). Each step distorts them with random
+transforms of --family within the ranges (the flags and units of `stntool augment`; defaults per
+family: `rotation` ±30°, `similarity` adds scale 0.85-1.15 and translation 5%, `affine` adds x shear
+±8.5°, `projective` adds corner jitter 4%), and trains the net to undo them through the sampler. The
+model goes to --out, with a training curve (--out's name with .png) and, every --checkpoint-every
+steps, a checkpoint (NAME.checkpoint.npz) to --resume from.
+"""
+
+_MIN_SIDE = 64
+
+
+@click.command(epilog=EXAMPLES, short_help="Train a localisation net (θ from an image) through the sampler.",
+               context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("images", nargs=-1, type=click.Path(path_type=str))
+@click.option("--out", "out_path", required=True, metavar="MODEL.npz", help="Where to write the trained model.")
+@click.option("--family", type=click.Choice(["rotation", "similarity", "affine", "projective"]), default="affine",
+              show_default=True, help="Transforms the net learns to undo.")
+@geometry_options
+@click.option("--steps", type=click.IntRange(1), default=2000, show_default=True, help="Training steps.")
+@click.option("--batch", type=click.IntRange(2), default=32, show_default=True, help="Images per step.")
+@click.option("--lr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=2e-3, show_default=True,
+              help="Adam learning rate.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed (data and initial weights).")
+@click.option("--val-split", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+              help="Fraction of the images held out for validation.")
+@click.option("--resume", metavar="CHECKPOINT.npz", type=click.Path(dir_okay=False),
+              help="Continue a run from its checkpoint (or a model).")
+@click.option("--synthetic-pages", type=click.IntRange(0), default=0, show_default=True,
+              help="Also train on this many rendered text pages (needs Pillow: pip install 'stntool[train]').")
+@click.option("--no-quarter-turns", is_flag=True, help="Do not train the quarter-turn head (0/90/180/270).")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=200, show_default=True)
+@click.option("-r", "--recursive", is_flag=True, help="Scan folders recursively.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
+def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, translate, perspective, steps, batch, lr,
+          seed, val_split, resume, synthetic_pages, no_quarter_turns, checkpoint_every, recursive, quiet):
+    """Train a localisation net that predicts the θ straightening an image, through the differentiable sampler.
+
+    Exit status: 0 trained, 1 some images could not be read (the others were used), 2 usage error
+    (including no usable images).
+    """
+    import os
+    import shlex
+    import sys
+
+    # the net's matrices are small: one BLAS thread is faster and steadier than two that wait on each other
+    # (and on the sampler's threads); this only takes effect when NumPy is not loaded yet, as from the shell
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from ..batch import say
+
+    if not images and not synthetic_pages:
+        raise click.UsageError("give IMAGES (upright examples) or --synthetic-pages N")
+    if os.path.isdir(out_path) or not out_path.lower().endswith(".npz"):
+        raise click.BadParameter(f"{out_path} must be a file name ending in .npz", param_hint="--out")
+    ranges = {k: v for k, v in dict(rotate=rotate, scale=scale, aspect=aspect, shear=shear, shear_y=shear_y,
+                                    translate=translate, perspective=perspective).items() if v is not None}
+    from ..train import PageSet, TrainConfig
+    from ..train import train as run_training
+
+    with usage_errors():
+        config = TrainConfig(family=family, ranges=ranges, steps=steps, batch=batch, lr=lr, seed=seed,
+                             val_split=val_split, quarter_turns=not no_quarter_turns,
+                             checkpoint_every=checkpoint_every)
+        config.augmenter()
+    failed = 0
+    pictures, names = [], []
+    if images:
+        pictures, names, failed = _read_images(images, recursive, quiet)
+    described = []
+    if pictures:
+        described.append(f"{len(pictures)} images from {', '.join(images)}")
+    if synthetic_pages:
+        from ..pages import synthetic_pages as render
+
+        with usage_errors("--synthetic-pages"):
+            for i, page in enumerate(render(synthetic_pages, seed=seed)):
+                pictures.append(page)
+                names.append(f"synthetic page {i}")
+        described.append(f"{synthetic_pages} synthetic pages (seed {seed})")
+    if not pictures:
+        raise click.UsageError(f"no usable images to train on (images must be at least {_MIN_SIDE}x{_MIN_SIDE})")
+    if resume is not None:
+        from ..locnet import LocNet
+
+        with usage_errors("--resume"):
+            LocNet.load(resume)
+    pages = PageSet(pictures, names, val_split=val_split, seed=seed)
+    bar = None
+    if not quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, desc="stntool train", unit="step", file=sys.stderr, dynamic_ncols=True,
+                   initial=0)
+
+    def progress(step, info):
+        if bar is not None:
+            bar.n = step
+            post = {"loss": f"{info['loss']:.4f}"}
+            if "val_rotation_median" in info:
+                post["val_rot"] = f"{info['val_rotation_median']:.2f}°"
+                if info.get("val_quarter_accuracy") is not None:
+                    post["val_quarter"] = f"{info['val_quarter_accuracy']:.0%}"
+            bar.set_postfix(post, refresh=False)
+            bar.refresh()
+
+    command = "stntool train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    with usage_errors("--resume"):
+        result = run_training(pages, config, out_path, resume=resume, progress=progress, command=command,
+                              data_description="; ".join(described))
+    if bar is not None:
+        bar.close()
+    if not quiet:
+        last = [r for r in result["history"] if "val_rotation_median" in r]
+        tail = ""
+        if last:
+            tail = f", validation median rotation error {last[-1]['val_rotation_median']:.2f}°"
+            if last[-1].get("val_quarter_accuracy") is not None:
+                tail += f", quarter turns {last[-1]['val_quarter_accuracy']:.0%} right"
+        secs = result["history"][-1]["seconds"] if result["history"] else 0.0
+        say(f"stntool train: {steps} steps on {len(pages.train)} images ({len(pages.val)} held out) in {secs:.0f} s"
+            f"{tail}; wrote {out_path}")
+    if failed:
+        sys.exit(1)
+
+
+def _read_images(inputs, recursive, quiet):
+    """``(images, names, failed)``: decodable images at least _MIN_SIDE on each side; one line per other file."""
+    from ..batch import discover, say
+    from ..errors import InvalidArgumentError, StnError
+    from ..io import decode_image, display, read_file_bytes
+
+    def warn(msg):
+        if not quiet:
+            say(f"stntool: warning: {msg}")
+
+    try:
+        items, _ = discover(inputs, recursive, warn=warn)
+    except InvalidArgumentError as e:
+        raise click.UsageError(str(e)) from None
+    pictures, names, failed = [], [], 0
+    for it in items:
+        try:
+            img = decode_image(read_file_bytes(it.input))
+            if min(img.shape[:2]) < _MIN_SIDE:
+                raise StnError(f"too small for the net ({img.shape[1]}x{img.shape[0]}; at least "
+                               f"{_MIN_SIDE}x{_MIN_SIDE})")
+        except StnError as e:
+            failed += 1
+            say(f"stntool: error: {display(it.input)}: {e}")
+            continue
+        pictures.append(img)
+        names.append(it.input)
+    return pictures, names, failed

@@ -1,0 +1,719 @@
+"""A small localisation network in NumPy: layers, forward and backward, Adam, save and load.
+
+The localisation network of a Spatial Transformer (Jaderberg et al., 2015, "Spatial Transformer
+Networks", sect. 3.1) looks at an image and predicts the θ that samples it straight. Because the
+sampler is differentiable (:func:`stntool.warp_backward`), the network can be trained through it;
+:mod:`stntool.rectify` does that. This module is only the network: a sequential convolutional
+trunk and two heads on the shared features,
+
+- a θ head, ``Linear -> 6`` (affine ``(2, 3)``) or ``Linear -> 8`` (projective ``(3, 3)`` with
+  ``θ[2, 2] = 1``), which starts at the identity transform: zero weights and the identity as bias,
+  as in the STN paper, so an untrained network leaves every image as it is;
+- a quarter-turn head, ``Linear -> 4`` logits for 0, 90, 180 and 270 degrees, trained with
+  :func:`quarter_loss` (softmax cross-entropy).
+
+>>> import numpy as np
+>>> from stntool.locnet import LocNet
+>>> net = LocNet({"in_channels": 1, "in_size": 32, "conv_channels": [4, 8]}, seed=0)
+>>> theta, quarter_logits = net.predict(np.zeros((1, 1, 32, 32), np.float32))
+>>> theta.shape, quarter_logits.shape, bool(np.all(theta[0] == [[1, 0, 0], [0, 1, 0]]))
+((1, 2, 3), (1, 4), True)
+
+Convention
+----------
+- Images enter as ``(N, C, S, S)`` floating-point arrays, channels first as in PyTorch, already
+  preprocessed (downscaled to ``S x S`` and normalised; the model's metadata says how).
+- θ is PyTorch's ``affine_grid`` θ: it maps output normalized ``(x, y)`` to input normalized
+  ``(x, y)`` (:mod:`stntool.coords`).
+- Quarter-turn class ``k`` means ``k`` quarter turns; the sense of a turn is the training code's and
+  is recorded in the model's metadata.
+- Inside, the layers work channels major, ``(C, N, H, W)``: every channel is one contiguous stack
+  of images, so a convolution is a single matrix product whose result is already in the next
+  layer's layout. Weights keep PyTorch's layouts.
+- Every layer computes in the dtype of its parameters: float32 for training and inference, float64
+  for gradient checks (:meth:`LocNet.astype`). ``forward(x, train=True)`` keeps what ``backward``
+  needs; ``backward(grad)`` adds to the parameter gradients (call ``zero_grad`` between steps) and
+  returns the gradient with respect to the layer's input.
+
+Hot loops are BLAS matrix products: a convolution copies the input shifted by each kernel tap into
+the rows of a ``(k·k·C_in, N·H·W)`` matrix (im2col; whole image rows at a time) and multiplies it by
+the ``(C_out, k·k·C_in)`` weight matrix. Channels last with the same product was 2-3x slower in the
+first layer (C_in = 2 makes runs of two numbers to gather); tap-by-tap products were slower again.
+These matrices are small: on a machine busy with other work, BLAS threads that wait for each other
+can cost 10-20x, so a trainer or command sharing cores should run BLAS on one thread
+(``OPENBLAS_NUM_THREADS=1`` or ``OMP_NUM_THREADS=1`` set before NumPy is first imported).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+
+import numpy as np
+
+from ._version import __version__
+from .errors import InvalidArgumentError
+
+__all__ = [
+    "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "LocNet", "Adam", "DEFAULT_ARCH", "FAMILIES",
+    "quarter_loss", "softmax", "FORMAT", "FORMAT_VERSION",
+]
+
+FORMAT = "stntool-locnet"
+FORMAT_VERSION = 1
+
+# transform family -> number of θ numbers the head predicts
+FAMILIES = {"rotation": 6, "similarity": 6, "affine": 6, "projective": 8}
+
+DEFAULT_ARCH = {
+    "in_channels": 2,            # C of the (N, C, S, S) input
+    "in_size": 96,               # S; the trunk halves it once per conv block
+    "conv_channels": [8, 16, 32, 32],  # one block each: 3x3 conv, 2x2 max pool, leaky ReLU
+    "kernel": 3,
+    "fc": 128,                   # width of the shared fully connected layer
+    "relu_slope": 0.01,          # negative slope of the leaky ReLUs (0 for a plain ReLU)
+    "family": "affine",          # sets the θ head: 6 numbers, or 8 for "projective"
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# layers
+
+
+class Layer:
+    """Base of the layers: ``params`` and ``grads`` are dicts of arrays with the same keys."""
+
+    def __init__(self):
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self._cache = None
+
+    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def zero_grad(self):
+        self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
+
+    def astype(self, dtype):
+        """Cast parameters (and zero the gradients) in place; returns the layer."""
+        self.params = {name: p.astype(dtype) for name, p in self.params.items()}
+        self.zero_grad()
+        self._cache = None
+        return self
+
+    def _take_cache(self):
+        if self._cache is None:
+            raise InvalidArgumentError(f"{type(self).__name__}.backward needs a forward(x, train=True) first")
+        cache, self._cache = self._cache, None
+        return cache
+
+
+class Conv2d(Layer):
+    """2-D convolution (cross-correlation, like ``torch.nn.Conv2d``) with ``kernel // 2`` zero padding.
+
+    Channels major: ``(C_in, N, H, W) -> (C_out, N, H_out, W_out)`` with
+    ``H_out = (H + 2·(k // 2) - k) // stride + 1``, so an odd kernel with stride 1 keeps the size.
+    Parameters in PyTorch's layout: ``weight`` ``(C_out, C_in, k, k)`` (He-normal initialisation),
+    ``bias`` ``(C_out,)`` (zeros). With ``input_grad=False`` (a first layer) ``backward`` skips the
+    input gradient and returns None.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1,
+                 rng: np.random.Generator | None = None, dtype=np.float32, input_grad: bool = True):
+        super().__init__()
+        rng = np.random.default_rng(0) if rng is None else rng
+        self.kernel, self.stride, self.pad = int(kernel), int(stride), int(kernel) // 2
+        self.input_grad = input_grad
+        fan_in = in_channels * kernel * kernel
+        weight = rng.standard_normal((out_channels, in_channels, kernel, kernel)) * math.sqrt(2.0 / fan_in)
+        self.params = {"weight": weight.astype(dtype), "bias": np.zeros(out_channels, dtype)}
+        self.zero_grad()
+
+    def _out_size(self, size: int) -> int:
+        return (size + 2 * self.pad - self.kernel) // self.stride + 1
+
+    def _taps(self, h_out: int, w_out: int):
+        """``(ky, kx, rows, cols)``: per kernel tap, the slices of the padded input its outputs read."""
+        k, s = self.kernel, self.stride
+        for ky in range(k):
+            for kx in range(k):
+                yield ky, kx, slice(ky, ky + s * (h_out - 1) + 1, s), slice(kx, kx + s * (w_out - 1) + 1, s)
+
+    def _weight_matrix(self) -> np.ndarray:
+        """The weight as ``(C_out, k·k·C_in)``, columns ordered ``(ky, kx, C_in)`` like the im2col rows."""
+        weight = self.params["weight"]
+        return weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], -1)
+
+    def forward(self, x, train=True):
+        c, n, h, w = x.shape
+        k, p = self.kernel, self.pad
+        h_out, w_out = self._out_size(h), self._out_size(w)
+        x_pad = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))) if p else x
+        # im2col: row (ky, kx, c) holds, for every output pixel, the input pixel that tap reads
+        cols = np.empty((k, k, c, n, h_out, w_out), x.dtype)
+        for ky, kx, rows, columns in self._taps(h_out, w_out):
+            cols[ky, kx] = x_pad[:, :, rows, columns]
+        cols = cols.reshape(k * k * c, n * h_out * w_out)
+        out = self._weight_matrix() @ cols
+        out += self.params["bias"][:, None]
+        if train:
+            self._cache = (cols, x.shape)
+        return out.reshape(-1, n, h_out, w_out)
+
+    def backward(self, grad):
+        cols, (c, n, h, w) = self._take_cache()
+        k, p = self.kernel, self.pad
+        c_out, h_out, w_out = grad.shape[0], grad.shape[2], grad.shape[3]
+        grad_out = grad.reshape(c_out, -1)
+        self.grads["weight"] += (grad_out @ cols.T).reshape(c_out, k, k, c).transpose(0, 3, 1, 2)
+        self.grads["bias"] += grad_out.sum(axis=1)
+        if not self.input_grad:
+            return None
+        grad_cols = (self._weight_matrix().T @ grad_out).reshape(k, k, c, n, h_out, w_out)
+        # col2im: every tap adds its rows back to the input pixels it read
+        grad_pad = np.zeros((c, n, h + 2 * p, w + 2 * p), grad_cols.dtype)
+        for ky, kx, rows, columns in self._taps(h_out, w_out):
+            grad_pad[:, :, rows, columns] += grad_cols[ky, kx]
+        return grad_pad[:, :, p:p + h, p:p + w]
+
+
+class ReLU(Layer):
+    """Leaky ReLU: ``x`` where ``x > 0``, ``slope · x`` elsewhere (``slope=0``: a plain ReLU)."""
+
+    def __init__(self, slope: float = 0.0):
+        super().__init__()
+        self.slope = float(slope)
+
+    def forward(self, x, train=True):
+        positive = x > 0
+        if train:
+            self._cache = positive
+        return np.where(positive, x, x * x.dtype.type(self.slope))
+
+    def backward(self, grad):
+        positive = self._take_cache()
+        return np.where(positive, grad, grad * grad.dtype.type(self.slope))
+
+
+class MaxPool2d(Layer):
+    """2x2 max pooling with stride 2, channels major: ``(C, N, H, W) -> (C, N, H // 2, W // 2)``.
+
+    An odd last row or column is dropped, as in ``torch.nn.MaxPool2d(2)``; the gradient goes to the
+    first maximum of each window in row-major order, as in PyTorch (blank regions give ties).
+    """
+
+    @staticmethod
+    def _quarters(x, h_out, w_out):
+        """The four pixels of every window, row-major: top-left, top-right, bottom-left, bottom-right."""
+        return [x[:, :, dy:2 * h_out:2, dx:2 * w_out:2] for dy in (0, 1) for dx in (0, 1)]
+
+    def forward(self, x, train=True):
+        h_out, w_out = x.shape[2] // 2, x.shape[3] // 2
+        quarters = self._quarters(x, h_out, w_out)
+        out = np.maximum(np.maximum(quarters[0], quarters[1]), np.maximum(quarters[2], quarters[3]))
+        if train:
+            # index of the first maximum: 3, then overwritten by earlier quarters that reach the maximum
+            winner = np.full(out.shape, 3, np.uint8)
+            for i in (2, 1, 0):
+                winner[quarters[i] == out] = i
+            self._cache = (winner, x.shape)
+        return out
+
+    def backward(self, grad):
+        winner, shape = self._take_cache()
+        grad_x = np.zeros(shape, grad.dtype)
+        zero = grad.dtype.type(0)
+        for i, quarter in enumerate(self._quarters(grad_x, grad.shape[2], grad.shape[3])):
+            quarter[...] = np.where(winner == i, grad, zero)
+        return grad_x
+
+
+class Flatten(Layer):
+    """Channels major ``(C, N, H, W)`` to ``(N, C·H·W)``, in the order of ``torch.flatten(x_nchw, 1)``."""
+
+    def forward(self, x, train=True):
+        if train:
+            self._cache = x.shape
+        return x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1)
+
+    def backward(self, grad):
+        c, n, h, w = self._take_cache()
+        return grad.reshape(n, c, h, w).transpose(1, 0, 2, 3)
+
+
+class Linear(Layer):
+    """Fully connected layer ``y = x · weightᵀ + bias``: ``(N, in) -> (N, out)``, weight ``(out, in)``.
+
+    ``init="he"`` draws He-normal weights and zero biases; ``init="zero"`` gives zero weights and
+    zero biases (the θ head sets its bias to the identity afterwards).
+    """
+
+    def __init__(self, in_features: int, out_features: int, rng: np.random.Generator | None = None,
+                 dtype=np.float32, init: str = "he"):
+        super().__init__()
+        if init == "zero":
+            weight = np.zeros((out_features, in_features))
+        else:
+            rng = np.random.default_rng(0) if rng is None else rng
+            weight = rng.standard_normal((out_features, in_features)) * math.sqrt(2.0 / in_features)
+        self.params = {"weight": weight.astype(dtype), "bias": np.zeros(out_features, dtype)}
+        self.zero_grad()
+
+    def forward(self, x, train=True):
+        if train:
+            self._cache = x
+        out = x @ self.params["weight"].T
+        out += self.params["bias"]
+        return out
+
+    def backward(self, grad):
+        x = self._take_cache()
+        self.grads["weight"] += grad.T @ x
+        self.grads["bias"] += grad.sum(axis=0)
+        return grad @ self.params["weight"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the network
+
+
+def _check_arch(arch) -> dict:
+    """Fill defaults into an architecture dict and validate it; unknown keys are refused."""
+    if arch is None:
+        arch = {}
+    if not isinstance(arch, dict):
+        raise InvalidArgumentError(f"architecture must be a dict, got {type(arch).__name__}")
+    unknown = sorted(set(arch) - set(DEFAULT_ARCH))
+    if unknown:
+        raise InvalidArgumentError(f"unknown architecture keys: {', '.join(map(str, unknown))}")
+    full = {**DEFAULT_ARCH, **arch}
+
+    def positive_int(name, value):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise InvalidArgumentError(f"architecture {name} must be a positive integer, got {value!r}")
+        return int(value)
+
+    for name in ("in_channels", "in_size", "kernel", "fc"):
+        full[name] = positive_int(name, full[name])
+    if full["kernel"] % 2 == 0:
+        raise InvalidArgumentError(f"architecture kernel must be odd, got {full['kernel']}")
+    channels = full["conv_channels"]
+    if not isinstance(channels, (list, tuple)) or not channels:
+        raise InvalidArgumentError(f"architecture conv_channels must be a non-empty list, got {channels!r}")
+    full["conv_channels"] = [positive_int("conv_channels", c) for c in channels]
+    if full["in_size"] >> len(channels) < 1:
+        raise InvalidArgumentError(
+            f"in_size {full['in_size']} is too small for {len(channels)} pooling blocks "
+            f"(needs >= {1 << len(channels)})")
+    slope = full["relu_slope"]
+    if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not 0 <= slope < 1:
+        raise InvalidArgumentError(f"architecture relu_slope must be in [0, 1), got {slope!r}")
+    full["relu_slope"] = float(slope)
+    if full["family"] not in FAMILIES:
+        raise InvalidArgumentError(f"unknown transform family {full['family']!r}; choose from {', '.join(FAMILIES)}")
+    return full
+
+
+def _identity_theta(n_theta: int) -> np.ndarray:
+    """The identity as the θ head's output: ``[1, 0, 0, 0, 1, 0]`` (+ ``[0, 0]`` for projective)."""
+    return np.array([1, 0, 0, 0, 1, 0, 0, 0][:n_theta], np.float64)
+
+
+class LocNet:
+    """Localisation network: conv blocks, one shared fully connected layer, a θ head and a quarter-turn head.
+
+    Parameters
+    ----------
+    arch : dict, optional
+        Architecture; missing keys take their value from :data:`DEFAULT_ARCH` (see there).
+        The trunk is, per entry of ``conv_channels``: ``Conv2d(k x k) -> MaxPool2d(2) -> ReLU``
+        (pooling before the ReLU gives the same result for less work), then ``Flatten ->
+        Linear(fc) -> ReLU``; the heads read the ``fc`` features.
+    seed : int or numpy.random.Generator
+        Initialisation; the same seed gives the same weights.
+    dtype : float32 (default) or float64.
+
+    Attributes
+    ----------
+    arch : the full architecture dict.  family : ``arch["family"]``.
+    metadata : dict stored with :meth:`save` and restored by :meth:`load` (empty for a new net).
+    optimizer_state : the :class:`Adam` state saved with the model, or None.
+    """
+
+    def __init__(self, arch: dict | None = None, seed=0, dtype=np.float32):
+        self.arch = _check_arch(arch)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise InvalidArgumentError(f"LocNet computes in float32 or float64, not {self.dtype}")
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        a = self.arch
+        self.n_theta = FAMILIES[a["family"]]
+        layers: list[tuple[str, Layer]] = []
+        channels_in, size = a["in_channels"], a["in_size"]
+        for i, channels in enumerate(a["conv_channels"]):
+            layers.append((f"conv{i}", Conv2d(channels_in, channels, a["kernel"], rng=rng, dtype=self.dtype,
+                                              input_grad=i > 0)))
+            layers.append((f"pool{i}", MaxPool2d()))
+            layers.append((f"relu{i}", ReLU(a["relu_slope"])))
+            channels_in, size = channels, size // 2
+        layers.append(("flatten", Flatten()))
+        layers.append(("fc", Linear(channels_in * size * size, a["fc"], rng=rng, dtype=self.dtype)))
+        layers.append(("relu_fc", ReLU(a["relu_slope"])))
+        self.trunk = layers
+        self.theta_head = Linear(a["fc"], self.n_theta, dtype=self.dtype, init="zero")
+        self.theta_head.params["bias"][:] = _identity_theta(self.n_theta)
+        self.quarter_head = Linear(a["fc"], 4, rng=rng, dtype=self.dtype)
+        self.quarter_head.params["weight"] *= self.dtype.type(0.1)  # start near uniform class probabilities
+        self.metadata: dict = {}
+        self.optimizer_state: dict | None = None
+
+    @property
+    def family(self) -> str:
+        return self.arch["family"]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """``(C, S, S)`` of one input image."""
+        return (self.arch["in_channels"], self.arch["in_size"], self.arch["in_size"])
+
+    def _layers(self):
+        yield from self.trunk
+        yield "theta", self.theta_head
+        yield "quarter", self.quarter_head
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """``{"conv0.weight": array, ...}``: the live parameter arrays (an optimiser updates them in place)."""
+        return {f"{name}.{key}": p for name, layer in self._layers() for key, p in layer.params.items()}
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """The accumulated gradients, same keys as :meth:`parameters`."""
+        return {f"{name}.{key}": g for name, layer in self._layers() for key, g in layer.grads.items()}
+
+    def parameter_count(self) -> int:
+        return int(sum(p.size for p in self.parameters().values()))
+
+    def zero_grad(self):
+        for _, layer in self._layers():
+            layer.zero_grad()
+
+    def astype(self, dtype) -> LocNet:
+        """A copy computing in ``dtype`` (float64 for gradient checks)."""
+        net = LocNet.__new__(LocNet)
+        net.__dict__.update(self.__dict__)
+        net.dtype = np.dtype(dtype)
+        net.trunk = [(name, _copy_layer(layer, dtype)) for name, layer in self.trunk]
+        net.theta_head = _copy_layer(self.theta_head, dtype)
+        net.quarter_head = _copy_layer(self.quarter_head, dtype)
+        net.metadata = json.loads(json.dumps(self.metadata))
+        return net
+
+    def _check_input(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim != 4 or x.shape[1:] != self.input_shape:
+            c, s, _ = self.input_shape
+            raise InvalidArgumentError(f"LocNet input must have shape (N, {c}, {s}, {s}), got {x.shape}")
+        if x.dtype.kind not in "fiu":
+            raise InvalidArgumentError(f"LocNet input must be real numbers, got {x.dtype}")
+        return x.astype(self.dtype, copy=False)
+
+    def forward(self, x, train: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Predict θ and quarter-turn logits for a batch.
+
+        Parameters
+        ----------
+        x : (N, C, S, S) array, preprocessed as the model's metadata says.
+        train : keep what :meth:`backward` needs (False for inference, see :meth:`predict`).
+
+        Returns
+        -------
+        theta : (N, 2, 3) for the affine families, (N, 3, 3) with ``θ[:, 2, 2] = 1`` for projective.
+        quarter_logits : (N, 4), classes 0, 90, 180, 270 degrees.
+        """
+        features = self._check_input(x).transpose(1, 0, 2, 3)  # the layers work channels major
+        for _, layer in self.trunk:
+            features = layer.forward(features, train)
+        theta_numbers = self.theta_head.forward(features, train)
+        logits = self.quarter_head.forward(features, train)
+        n = theta_numbers.shape[0]
+        if self.n_theta == 8:
+            theta = np.concatenate([theta_numbers, np.ones((n, 1), theta_numbers.dtype)], axis=1).reshape(n, 3, 3)
+        else:
+            theta = theta_numbers.reshape(n, 2, 3)
+        return theta, logits
+
+    def predict(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`forward` without keeping anything for backward (inference)."""
+        return self.forward(x, train=False)
+
+    def backward(self, grad_theta=None, grad_logits=None, input_grad: bool = False):
+        """Add the parameter gradients of ``sum(grad_theta · θ) + sum(grad_logits · logits)``.
+
+        Needs the preceding ``forward(x, train=True)``. ``grad_theta`` has θ's shape (for projective
+        θ the fixed ``θ[2, 2]`` gets no gradient); either gradient may be None (zero). Gradients add up
+        across calls until :meth:`zero_grad`. Returns the gradient with respect to ``x`` when
+        ``input_grad`` is True, else None.
+        """
+        features = self.quarter_head._cache  # both heads read the same (N, fc) features
+        if features is None:
+            raise InvalidArgumentError("LocNet.backward needs a forward(x, train=True) first")
+        n = features.shape[0]
+        if grad_theta is None:
+            grad_numbers = np.zeros((n, self.n_theta), self.dtype)
+        else:
+            grad_theta = np.asarray(grad_theta, self.dtype)
+            expected = (n, 3, 3) if self.n_theta == 8 else (n, 2, 3)
+            if grad_theta.shape != expected:
+                raise InvalidArgumentError(f"grad_theta must have shape {expected}, got {grad_theta.shape}")
+            grad_numbers = grad_theta.reshape(n, -1)[:, :self.n_theta]
+        if grad_logits is None:
+            grad_logits = np.zeros((n, 4), self.dtype)
+        else:
+            grad_logits = np.asarray(grad_logits, self.dtype)
+            if grad_logits.shape != (n, 4):
+                raise InvalidArgumentError(f"grad_logits must have shape {(n, 4)}, got {grad_logits.shape}")
+        grad = self.theta_head.backward(grad_numbers) + self.quarter_head.backward(grad_logits)
+        first_conv = self.trunk[0][1]
+        first_conv.input_grad = input_grad
+        for _, layer in reversed(self.trunk):
+            grad = layer.backward(grad)
+        first_conv.input_grad = False
+        return None if grad is None else grad.transpose(1, 0, 2, 3)
+
+    # -- save / load ---------------------------------------------------------------------------
+
+    def save(self, path, metadata: dict | None = None, optimizer: Adam | None = None):
+        """Write the model to one ``.npz`` (atomically: a temporary file, then a rename).
+
+        ``metadata`` (JSON-serialisable; defaults to :attr:`metadata`) should describe the input size
+        and preprocessing, the transform family, the training ranges and command and the data; the
+        file also records the architecture, the stntool version and a format version. With
+        ``optimizer`` its state is saved too, so training can resume (:attr:`optimizer_state`).
+        Parameters are stored in float32.
+        """
+        from .io import write_atomic  # no OpenCV import; keeps `import stntool.locnet` light
+
+        metadata = self.metadata if metadata is None else metadata
+        header = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "stntool_version": __version__,
+            "arch": self.arch,
+            "parameter_count": self.parameter_count(),
+            "optimizer": None if optimizer is None else optimizer.hyperparameters(),
+            "metadata": metadata,
+        }
+        try:
+            header_json = json.dumps(header, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise InvalidArgumentError(f"model metadata must be JSON-serialisable: {e}") from None
+        arrays = {"header": np.array(header_json)}
+        arrays.update({f"param.{name}": p.astype(np.float32) for name, p in self.parameters().items()})
+        if optimizer is not None:
+            arrays.update({f"adam.{key}": value for key, value in optimizer.state_dict().items()})
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        write_atomic(os.fspath(path), buffer.getvalue(), overwrite=True)
+        self.metadata = metadata
+
+    @classmethod
+    def load(cls, path, dtype=np.float32) -> LocNet:
+        """Read a model written by :meth:`save`.
+
+        Raises :class:`~stntool.errors.InvalidArgumentError` with a one-line reason for a missing,
+        unreadable, truncated or corrupt file, an ``.npz`` that is not a stntool localisation net, a
+        newer format version, or parameters that do not fit the recorded architecture.
+        """
+        shown = os.fsdecode(path)
+        arrays = _read_npz(path, shown)
+        header = _parse_header(arrays, shown)
+        try:
+            net = cls(header["arch"], seed=0, dtype=dtype)
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"model {shown}: {e}") from None
+        expected = net.parameters()
+        missing = sorted(set(expected) - {k[len("param."):] for k in arrays if k.startswith("param.")})
+        if missing:
+            raise InvalidArgumentError(f"model {shown} lacks parameters: {', '.join(missing[:3])}"
+                                       + (" ..." if len(missing) > 3 else ""))
+        for name, p in expected.items():
+            stored = arrays[f"param.{name}"]
+            if stored.shape != p.shape or stored.dtype.kind != "f":
+                raise InvalidArgumentError(f"model {shown}: parameter {name} is {stored.dtype}{list(stored.shape)}, "
+                                           f"expected float{list(p.shape)}")
+            if not np.all(np.isfinite(stored)):
+                raise InvalidArgumentError(f"model {shown}: parameter {name} contains NaN or infinity")
+            p[...] = stored
+        net.metadata = header["metadata"] if isinstance(header["metadata"], dict) else {}
+        if header.get("optimizer") is not None:
+            state = {k[len("adam."):]: v for k, v in arrays.items() if k.startswith("adam.")}
+            net.optimizer_state = {"hyperparameters": header["optimizer"], **state}
+        return net
+
+
+def _copy_layer(layer: Layer, dtype) -> Layer:
+    new = type(layer).__new__(type(layer))
+    new.__dict__.update(layer.__dict__)
+    return new.astype(dtype)
+
+
+def _read_npz(path, shown: str) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz``, read eagerly; any failure becomes one InvalidArgumentError line."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise InvalidArgumentError(f"model {shown} is a single .npy array, not a .npz model")
+        with loaded:
+            return {key: loaded[key] for key in loaded.files}
+    except InvalidArgumentError:
+        raise
+    except FileNotFoundError:
+        raise InvalidArgumentError(f"model {shown} does not exist") from None
+    except IsADirectoryError:
+        raise InvalidArgumentError(f"model {shown} is a folder, not a .npz file") from None
+    except OSError as e:
+        raise InvalidArgumentError(f"cannot read model {shown}: {e.strerror or e}") from None
+    except Exception as e:  # zipfile, zlib, the .npy header parser: any decoder failure means a bad file
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InvalidArgumentError(f"model {shown} is not a readable .npz file ({reason})") from None
+
+
+def _parse_header(arrays: dict, shown: str) -> dict:
+    raw = arrays.get("header")
+    if raw is None or raw.shape != () or raw.dtype.kind != "U":
+        raise InvalidArgumentError(f"{shown} is not a stntool localisation net (no header)")
+    try:
+        header = json.loads(str(raw))
+    except ValueError:
+        raise InvalidArgumentError(f"model {shown} has a corrupt header (not JSON)") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise InvalidArgumentError(f"{shown} is not a stntool localisation net (format {header.get('format')!r})"
+                                   if isinstance(header, dict) else f"{shown} is not a stntool localisation net")
+    version = header.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise InvalidArgumentError(f"model {shown} has an invalid format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise InvalidArgumentError(
+            f"model {shown} has format version {version}; this stntool ({__version__}) reads up to {FORMAT_VERSION}")
+    for key in ("arch", "metadata"):
+        if key not in header:
+            raise InvalidArgumentError(f"model {shown} has no {key} in its header")
+    return header
+
+
+# ---------------------------------------------------------------------------------------------
+# loss and optimiser
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``(N, K)`` logits (stable: the row maximum is subtracted first)."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def quarter_loss(logits: np.ndarray, labels) -> tuple[float, np.ndarray]:
+    """Mean softmax cross-entropy of ``(N, 4)`` logits against integer labels in 0..3.
+
+    Returns ``(loss, grad_logits)``, the gradient being ``(softmax - onehot) / N``.
+    """
+    logits = np.asarray(logits)
+    labels = np.asarray(labels)
+    if logits.ndim != 2 or labels.shape != (logits.shape[0],):
+        raise InvalidArgumentError(
+            f"quarter_loss takes (N, K) logits and (N,) labels, got {logits.shape} and {labels.shape}")
+    if labels.dtype.kind not in "iu" or labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
+        raise InvalidArgumentError(f"quarter labels must be integers in 0..{logits.shape[1] - 1}")
+    n = logits.shape[0]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    rows = np.arange(n)
+    loss = float(-log_probs[rows, labels].mean())
+    grad = np.exp(log_probs)
+    grad[rows, labels] -= 1
+    return loss, grad / n
+
+
+class Adam:
+    """Adam (Kingma & Ba, 2015) with decoupled weight decay (AdamW) and gradient clipping.
+
+    Updates the arrays of ``params`` in place, exactly like ``torch.optim.Adam`` (``weight_decay=0``)
+    or ``torch.optim.AdamW``. Weight decay applies only to arrays with two or more dimensions (weights,
+    not biases: the θ head's bias holds the identity). ``clip_norm`` rescales the gradients when their
+    global L2 norm exceeds it, like ``torch.nn.utils.clip_grad_norm_``.
+
+    >>> net = LocNet({"in_channels": 1, "in_size": 16, "conv_channels": [4]})
+    >>> opt = Adam(net.parameters(), lr=1e-3, clip_norm=5.0)
+    >>> # per step: net.zero_grad(); net.forward(x); net.backward(g_theta, g_logits); opt.step(net.gradients())
+    """
+
+    def __init__(self, params: dict[str, np.ndarray], lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, clip_norm: float | None = None):
+        if not lr > 0 or not 0 <= betas[0] < 1 or not 0 <= betas[1] < 1 or not eps > 0 or weight_decay < 0 \
+                or (clip_norm is not None and not clip_norm > 0):
+            raise InvalidArgumentError("Adam needs lr > 0, betas in [0, 1), eps > 0, weight_decay >= 0, clip_norm > 0")
+        self.params = params
+        self.lr, self.betas, self.eps = float(lr), (float(betas[0]), float(betas[1])), float(eps)
+        self.weight_decay = float(weight_decay)
+        self.clip_norm = None if clip_norm is None else float(clip_norm)
+        self.t = 0
+        self.m = {name: np.zeros_like(p) for name, p in params.items()}
+        self.v = {name: np.zeros_like(p) for name, p in params.items()}
+
+    def step(self, grads: dict[str, np.ndarray]) -> float:
+        """One update from ``grads`` (same keys as the parameters); returns their global norm before clipping."""
+        if set(grads) != set(self.params):
+            raise InvalidArgumentError("Adam.step needs one gradient per parameter")
+        norm = math.sqrt(sum(float(np.dot(g.ravel().astype(np.float64), g.ravel().astype(np.float64)))
+                             for g in grads.values()))
+        if not math.isfinite(norm):
+            raise InvalidArgumentError("gradients contain NaN or infinity; step skipped")
+        scale = 1.0
+        if self.clip_norm is not None and norm > self.clip_norm:
+            scale = self.clip_norm / (norm + 1e-6)
+        self.t += 1
+        beta1, beta2 = self.betas
+        bias1, bias2 = 1 - beta1 ** self.t, 1 - beta2 ** self.t
+        for name, p in self.params.items():
+            g = grads[name] * p.dtype.type(scale) if scale != 1.0 else grads[name]
+            m, v = self.m[name], self.v[name]
+            if self.weight_decay and p.ndim >= 2:
+                p *= p.dtype.type(1 - self.lr * self.weight_decay)
+            m *= beta1
+            m += (1 - beta1) * g
+            v *= beta2
+            v += (1 - beta2) * g * g
+            denom = np.sqrt(v) / p.dtype.type(math.sqrt(bias2))
+            denom += p.dtype.type(self.eps)
+            p -= p.dtype.type(self.lr / bias1) * m / denom
+        return norm
+
+    def hyperparameters(self) -> dict:
+        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay,
+                "clip_norm": self.clip_norm}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Arrays to resume from: ``t``, ``m.<name>``, ``v.<name>``."""
+        state = {"t": np.array(self.t, np.int64)}
+        state.update({f"m.{name}": m for name, m in self.m.items()})
+        state.update({f"v.{name}": v for name, v in self.v.items()})
+        return state
+
+    def load_state_dict(self, state: dict):
+        """Restore the moments and step count from :meth:`state_dict` (or :attr:`LocNet.optimizer_state`)."""
+        try:
+            t = int(state["t"])
+            moments = {kind: {name: np.asarray(state[f"{kind}.{name}"]) for name in self.params} for kind in "mv"}
+        except (KeyError, TypeError, ValueError) as e:
+            raise InvalidArgumentError(f"optimizer state is incomplete ({e})") from None
+        for kind in "mv":
+            for name, p in self.params.items():
+                if moments[kind][name].shape != p.shape:
+                    raise InvalidArgumentError(f"optimizer state {kind}.{name} does not fit the parameter's shape")
+        self.t = t
+        self.m = {name: moments["m"][name].astype(p.dtype) for name, p in self.params.items()}
+        self.v = {name: moments["v"][name].astype(p.dtype) for name, p in self.params.items()}

@@ -1,0 +1,414 @@
+"""Straightening pages: the localisation net's θ, refined through the sampler.
+
+:class:`Rectifier` estimates, for one image, the θ that makes its text upright:
+
+1. **Quarter turn.** The net's quarter-turn head says how many quarter turns (counter-clockwise) the page
+   is off; the view is turned back exactly (:func:`stntool.pageview.quarter_theta`).
+2. **The net's θ**, iterated: the net looks at the view warped by its last answer and the answers are
+   composed (``iterations`` times). Its θ is reduced to what a page shows: a rotation, and for the
+   ``affine`` and ``projective`` families an x shear (and the projective part); a page's absolute scale
+   and position cannot be seen, so the output keeps the page's size and centre.
+3. **Refinement through the sampler.** The page's ink (its distance from the paper colour) is warped
+   by the current θ and two objectives are maximised by gradient steps, their gradients taken through
+   the sampler with :func:`stntool.warp_backward`: the energy of the horizontal projection profile
+   (rows: sharpest when text lines are horizontal) over the rotation, then the energy of the column
+   profiles of horizontal bands (sharpest when strokes are vertical) over the shear. A coarse sweep
+   first brackets the rotation optimum within the net's error.
+4. **Confidence** in [0, 1]: the quarter head's probability times the text evidence (the share of the
+   row profile's variance in line-sized oscillation: rows of text lines and gaps). Below ``min_confidence`` the θ is the identity and
+   the reason says why: blank pages, noise and photos without text come back unchanged.
+
+Everything is done in the page's square frame (:mod:`stntool.pageview`), where a rotation is a
+rotation; the θ returned is the page's own (PyTorch's ``affine_grid`` convention, normalized output ->
+normalized input, ``align_corners=False``, output size = input size), ready for
+:func:`stntool.warp` or a :class:`~stntool.records.WarpSpec`.
+
+>>> from stntool.rectify import Rectifier                     # doctest: +SKIP
+>>> theta, confidence = Rectifier("text").estimate(img)       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import numpy as np
+
+from .errors import InvalidArgumentError
+
+__all__ = ["Rectifier", "load_model", "MODELS"]
+
+#: Models shipped with stntool, by name.
+MODELS = {"text": os.path.join(os.path.dirname(__file__), "models", "text.npz")}
+
+_REFINE_LONG = 1280     # long side (pixels) of the page image the final refinement warps
+_GRADIENT_LONG = 512    # long side of the image the gradient steps warp
+_SWEEP = 6.0            # degrees either side of the net's angle for the coarse sweep
+_SWEEP_STEP = 0.5
+_EVIDENCE = (0.03, 0.08)  # text evidence (row-profile oscillation share) mapped to confidence 0 .. 1
+
+
+def load_model(model):
+    """A :class:`stntool.locnet.LocNet` from a shipped name (``"text"``), a path, or a LocNet."""
+    from .locnet import LocNet
+
+    if isinstance(model, LocNet):
+        return model
+    path = MODELS.get(model, model)
+    if model in MODELS and not os.path.exists(path):
+        raise InvalidArgumentError(f"the shipped model {model!r} is missing from this installation ({path})")
+    return LocNet.load(path)
+
+
+def _rot(deg):
+    a = math.radians(deg)
+    return np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+
+
+def _theta3(t):
+    t = np.asarray(t, dtype=np.float64)
+    return np.vstack([t, [0.0, 0.0, 1.0]]) if t.shape == (2, 3) else t
+
+
+def _angle_shear(lin):
+    """``(degrees, shear)`` with ``lin = R(degrees) · [[1, shear], [0, 1]] · upper-triangular scale``."""
+    ang = math.degrees(math.atan2(lin[1, 0], lin[0, 0]))
+    u = _rot(-ang) @ lin
+    return ang, (u[0, 1] / u[1, 1] if abs(u[1, 1]) > 1e-12 else 0.0)
+
+
+def _shape_theta(ang, shear):
+    """Square-frame θ (3x3) of a rotation by ``ang`` degrees after an x shear, about the centre."""
+    m = np.eye(3)
+    m[:2, :2] = _rot(ang) @ np.array([[1.0, shear], [0.0, 1.0]])
+    return m
+
+
+class _Ink:
+    """The page's ink, float32, with its long side at most ``long_side``: ``|grey - its local mean|``.
+
+    The local mean (a Gaussian of about two line heights) is the paper under the strokes, so what is
+    left is text and rules, not the page's edge on a desk, shading or a figure's area.
+    """
+
+    def __init__(self, img, long_side: int = _REFINE_LONG):
+        import cv2
+
+        from .pageview import _grey01, border_value
+
+        g = _grey01(img)
+        self.hw = g.shape
+        scale = min(1.0, long_side / max(self.hw))
+        if scale < 1.0:
+            g = cv2.resize(g, (max(1, round(self.hw[1] * scale)), max(1, round(self.hw[0] * scale))),
+                           interpolation=cv2.INTER_AREA)
+        local = cv2.GaussianBlur(g, (0, 0), max(2.0, max(g.shape) / 200.0))
+        self.ink = cv2.GaussianBlur(np.abs(g - local), (0, 0), 0.8)
+        self.total = float(self.ink.sum()) + 1e-9
+        # for the shear: everything that differs from the paper at the border (text blocks, the page's edges)
+        self.mass = cv2.GaussianBlur(np.abs(g - border_value(g)), (0, 0), 0.8)
+        self.mass_total = float(self.mass.sum()) + 1e-9
+
+
+class Rectifier:
+    """Estimates and applies the θ that straightens a page (see the module docstring).
+
+    Parameters
+    ----------
+    model : ``"text"`` (shipped), a path to a model from ``stntool train``, or a LocNet
+    family : ``"rotation"``, ``"similarity"`` (the same as rotation here: scale and position are kept),
+        ``"affine"`` (rotation and shear) or ``"projective"``; default the model's
+    refine : refine the angle (and shear) through the sampler
+    min_confidence : below it, the identity
+    iterations : how many times the net looks again at its own result
+    """
+
+    def __init__(self, model="text", family=None, refine: bool = True, min_confidence: float = 0.3,
+                 iterations: int = 2, backend: str = "cpu"):
+        self.net = load_model(model)
+        self.family = family or self.net.family
+        if self.family not in ("rotation", "similarity", "affine", "projective"):
+            raise InvalidArgumentError(f"unknown family {self.family!r}")
+        if self.family == "projective" and self.net.family != "projective":
+            raise InvalidArgumentError(f"family 'projective' needs a projective model; this one is {self.net.family}")
+        if not 0.0 <= min_confidence <= 1.0:
+            raise InvalidArgumentError(f"min_confidence must be in [0, 1], got {min_confidence!r}")
+        self.refine, self.min_confidence, self.iterations, self.backend = refine, min_confidence, iterations, backend
+        from .pageview import SIZE
+
+        if self.net.input_shape != (3, SIZE, SIZE):
+            raise InvalidArgumentError(f"the model reads {self.net.input_shape} inputs; rectify gives (3, {SIZE}, "
+                                       f"{SIZE}) (a model from an incompatible stntool version?)")
+
+    # ------------------------------------------------------------------ the net
+
+    def _net(self, view):
+        from .locnet import softmax
+        from .pageview import net_input
+
+        theta, logits = self.net.predict(net_input(view)[None])
+        return _theta3(theta[0]), softmax(logits.astype(np.float64))[0]
+
+    def _quarter_probabilities(self, work):
+        """The quarter head asked about the view turned 0-3 times, its answers combined consistently.
+
+        If the view is ``k`` turns off, the view turned ``j`` more times is ``k + j`` off: the log
+        probabilities of the four answers are added for each ``k`` (a product of experts), then normalised.
+        """
+        from .locnet import softmax
+        from .pageview import net_input
+
+        views = np.stack([net_input(np.ascontiguousarray(np.rot90(work, j))) for j in range(4)])
+        _, logits = self.net.predict(views)
+        logp = np.log(softmax(logits.astype(np.float64)) + 1e-12)
+        score = np.array([sum(logp[j, (k + j) % 4] for j in range(4)) for k in range(4)])
+        score = np.exp((score - score.max()) / 4.0)
+        return score / score.sum()
+
+    def _net_estimate(self, work, prob=None, k=None):
+        """``(k, probabilities, theta_sq 3x3)`` from the working image (``k`` forced when given)."""
+        from . import api
+        from .pageview import quarter_theta
+
+        prob = self._quarter_probabilities(work) if prob is None else prob
+        k = int(np.argmax(prob)) if k is None else k
+        q = _theta3(quarter_theta(-k))
+        view = np.ascontiguousarray(np.rot90(work, -k))
+        acc = np.eye(3)
+        for _ in range(max(1, self.iterations)):
+            seen = view if np.array_equal(acc, np.eye(3)) else api.warp(view, acc[:2] if self.family != "projective"
+                                                                          else acc, padding="border",
+                                                                          backend=self.backend)
+            t, _ = self._net(seen)
+            acc = acc @ self._reduce(t)
+        return k, prob, q @ acc
+
+    def _reduce(self, t):
+        """The part of a net θ a page shows, by family (square frame, 3x3)."""
+        ang, shear = _angle_shear(t[:2, :2] / (t[2, 2] if t.shape == (3, 3) else 1.0))
+        if self.family in ("rotation", "similarity"):
+            return _shape_theta(ang, 0.0)
+        if self.family == "affine":
+            return _shape_theta(ang, shear)
+        out = np.array(t, dtype=np.float64)
+        out[:2, 2] = 0.0
+        return out / out[2, 2]
+
+    # ------------------------------------------------------------------ refinement through the sampler
+
+    def _warp_ink(self, ink, theta_sq, out_hw, grad=None, field="ink"):
+        from . import api
+        from .pageview import page_theta
+
+        tp = page_theta(theta_sq[:2], ink.hw)
+        a = getattr(ink, field)
+        if grad is None:
+            return api.warp(a, tp, out_hw=out_hw, padding="zeros", backend=self.backend)
+        _, g_page = api.warp_backward(a, tp, grad, out_hw=out_hw, padding="zeros", backend=self.backend)
+        return g_page
+
+    def _row_energy(self, ink, theta_sq, want_grad=False):
+        """Energy of the row profile of the ink warped by θ (sharpest when text lines are horizontal), and
+        dE/dθ_page through the sampler when asked."""
+        out_hw = ink.ink.shape
+        o = self._warp_ink(ink, theta_sq, out_hw).astype(np.float64)
+        rows = o.sum(axis=1)
+        h = out_hw[0]
+        e = float((rows ** 2).sum()) / (ink.total ** 2) * h
+        if not want_grad:
+            return e
+        grad = np.repeat((2.0 * rows / (ink.total ** 2) * h)[:, None], out_hw[1], axis=1)
+        return e, self._warp_ink(ink, theta_sq, out_hw, grad)
+
+    def _column_energy(self, ink, theta_sq, want_grad=False):
+        """Energy of the column profile of the warped ink (sharpest when margins, justified edges and strokes
+        are vertical), and its gradient."""
+        out_hw = ink.mass.shape
+        o = self._warp_ink(ink, theta_sq, out_hw, field="mass").astype(np.float64)
+        cols = o.sum(axis=0)
+        w, total = out_hw[1], ink.mass_total
+        e = float((cols ** 2).sum()) / (total ** 2) * w
+        if not want_grad:
+            return e
+        grad = np.repeat((2.0 * cols / (total ** 2) * w)[None, :], out_hw[0], axis=0)
+        return e, self._warp_ink(ink, theta_sq, out_hw, grad, field="mass")
+
+    def _evidence(self, ink, theta_sq):
+        """Text evidence in [0, 1]: the share of the row profile's variance in line-sized oscillation.
+
+        The profile of the ink warped by θ is high-passed (a Gaussian of about a line's height removed):
+        rows of text lines and gaps put most of the profile's variance there (0.1 to 0.6 on pages), while a
+        horizon, a gradient, a figure or noise do not (below 0.03). A page whose row profile oscillates no
+        more than its column profile (a grid, a pattern) has no evidence either.
+        """
+        import cv2
+
+        h = ink.ink.shape[0]
+        sigma = max(2.0, h / 60.0)  # passes line periods up to about 2.5 sigma (30 or more lines a page)
+
+        def share(t, axis):
+            prof = self._warp_ink(ink, t, ink.ink.shape).astype(np.float64).sum(axis=axis)
+            smooth = cv2.GaussianBlur(prof[:, None], (1, 0), sigmaX=0, sigmaY=sigma)[:, 0]
+            var = float(((prof - prof.mean()) ** 2).sum())
+            return float(((prof - smooth) ** 2).sum()) / var if var > 0 else 0.0
+
+        rows = share(theta_sq, 1)
+        if rows <= 1.5 * share(theta_sq, 0):
+            return 0.0
+        return rows
+
+    @staticmethod
+    def _d_param(ink_hw, base, ang, shear, which):
+        """d θ_page / d(angle in degrees or shear) for θ_sq = base · R(ang) · Sh(shear) (page frame, 2x3)."""
+        from .pageview import page_theta
+
+        eps = 1e-6
+        if which == "angle":
+            a, b = _shape_theta(ang + eps, shear), _shape_theta(ang - eps, shear)
+        else:
+            a, b = _shape_theta(ang, shear + eps), _shape_theta(ang, shear - eps)
+        return (page_theta((base @ a)[:2], ink_hw) - page_theta((base @ b)[:2], ink_hw)) / (2 * eps)
+
+    def _ascend(self, energy, ink, base, ang, shear, which, step0):
+        """Maximise ``energy`` over one parameter by gradient steps (dE/dθ from the sampler, chained to it),
+        with a secant (quasi-Newton) step once two gradients are known. Returns the parameter."""
+        x = ang if which == "angle" else shear
+        prev = None
+        step = step0
+        best_x, best_e = x, None
+        for _ in range(4):
+            a, s = (x, shear) if which == "angle" else (ang, x)
+            e, g_page = energy(ink, base @ _shape_theta(a, s), want_grad=True)
+            g = float((g_page * self._d_param(ink.hw, base, a, s, which)).sum())
+            if best_e is None or e > best_e:
+                best_x, best_e = x, e
+            if prev is not None and g != prev[1]:
+                new = x - g * (x - prev[0]) / (g - prev[1])
+                if not np.isfinite(new) or abs(new - x) > 4 * step0:
+                    new = x + math.copysign(step, g)
+            else:
+                new = x + math.copysign(step, g)
+            if abs(new - x) < 1e-4 * step0:
+                break
+            prev = (x, g)
+            x = new
+            step *= 0.5
+        a, s = (x, shear) if which == "angle" else (ang, x)
+        if energy(ink, base @ _shape_theta(a, s)) >= best_e:
+            best_x = x
+        return best_x
+
+    def _sweep(self, energy, ink, base, ang, shear, which, span, step):
+        """The best of an even sweep of one parameter (``x ± span`` in ``step``), refined by a parabola."""
+        x0 = ang if which == "angle" else shear
+        xs = x0 + np.arange(-span, span + 1e-12, step)
+        es = []
+        for x in xs:
+            a, s = (x, shear) if which == "angle" else (ang, x)
+            es.append(energy(ink, base @ _shape_theta(a, s)))
+        i = int(np.argmax(es))
+        if 0 < i < len(xs) - 1:
+            curv = es[i - 1] - 2 * es[i] + es[i + 1]
+            if curv < 0:
+                return float(xs[i] + 0.5 * step * (es[i - 1] - es[i + 1]) / curv)
+        return float(xs[i])
+
+    def _refine(self, img, theta_sq):
+        """``(theta_sq, evidence)`` after the sweep, the gradient steps (through the sampler) and a polish."""
+        lin = theta_sq[:2, :2] / theta_sq[2, 2]
+        ang0, shear0 = _angle_shear(lin)
+        base = theta_sq @ np.linalg.inv(_shape_theta(ang0, shear0))  # the quarter turn (and projective part)
+        fine = _Ink(img, _REFINE_LONG)
+        coarse = _Ink(img, _GRADIENT_LONG)
+        ang = ang0
+        for _ in range(3):  # sweep; again around the edge if the best angle is on it (the net was far off)
+            sweep = np.arange(-_SWEEP, _SWEEP + 1e-9, _SWEEP_STEP)
+            energies = [self._row_energy(coarse, base @ _shape_theta(ang + d, shear0)) for d in sweep]
+            i = int(np.argmax(energies))
+            ang += sweep[i]
+            if 0 < i < len(sweep) - 1:
+                break
+        ang = self._sweep(self._row_energy, coarse, base, ang, shear0, "angle", _SWEEP_STEP, _SWEEP_STEP / 4)
+        evidence = self._evidence(coarse, base @ _shape_theta(ang, shear0))
+        ang = self._ascend(self._row_energy, coarse, base, ang, shear0, "angle", _SWEEP_STEP / 2)
+        ang = self._sweep(self._row_energy, fine, base, ang, shear0, "angle", 0.15, 0.025)
+        ang = self._sweep(self._row_energy, fine, base, ang, shear0, "angle", 0.02, 0.005)
+        shear = shear0
+        if self.family in ("affine", "projective"):
+            shear = self._sweep(self._column_energy, coarse, base, ang, shear0, "shear", 0.06, 0.01)
+            shear = self._ascend(self._column_energy, coarse, base, ang, shear, "shear", 0.0125)
+            shear = self._sweep(self._column_energy, fine, base, ang, shear, "shear", 0.015, 0.0025)
+        return base @ _shape_theta(ang, shear), evidence
+
+    # ------------------------------------------------------------------ public
+
+    def estimate(self, img, details: bool = False):
+        """``(theta, confidence)`` for one image (``(theta, confidence, info)`` with ``details``).
+
+        ``theta`` is the page's 2x3 (3x3 for the projective family) θ; ``info`` holds ``quarter_turns``,
+        ``quarter_probability``, ``text_evidence``, ``reason`` (why the identity, or None) and
+        ``timings`` in seconds.
+        """
+        from .pageview import page_theta, working_image
+
+        img = np.asarray(img)
+        if img.ndim not in (2, 3) or min(img.shape[:2]) < 8:
+            raise InvalidArgumentError(f"rectify needs an image of at least 8x8 pixels, got shape {img.shape}")
+        hw = img.shape[:2]
+        t0 = time.perf_counter()
+        work = working_image(img)
+        k, prob, theta_sq = self._net_estimate(work)
+        p_k = float(prob[k])
+        t1 = time.perf_counter()
+        if self.refine:
+            theta_sq, evidence = self._refine(img, theta_sq)
+        else:
+            evidence = self._evidence(_Ink(img, _GRADIENT_LONG), theta_sq)
+        t2 = time.perf_counter()
+        text = float(np.clip((evidence - _EVIDENCE[0]) / (_EVIDENCE[1] - _EVIDENCE[0]), 0.0, 1.0))
+        confidence = float(p_k * text)
+        reason = None
+        if confidence < self.min_confidence:
+            reason = (f"low confidence {confidence:.2f} < {self.min_confidence:g} (text evidence {evidence:.2f}, "
+                      f"quarter turn probability {p_k:.2f})")
+            theta_sq = np.eye(3)
+            k = 0
+        theta = page_theta(theta_sq if self.family == "projective" else theta_sq[:2], hw)
+        if self.family != "projective":
+            theta = theta[:2]
+        if not details:
+            return theta, confidence
+        info = {"quarter_turns": k, "quarter_probability": p_k, "text_evidence": float(evidence), "reason": reason,
+                "timings": {"net": t1 - t0, "refine": t2 - t1}}
+        return theta, confidence, info
+
+    def spec(self, img, padding: str = "auto", fill=None, mode: str = "bilinear"):
+        """``(WarpSpec, confidence, info)``: the record that straightens ``img`` (output size = input size).
+
+        ``padding="auto"`` pads with the page's own border colour (paper, not black).
+        """
+        from .records import WarpSpec
+
+        theta, confidence, info = self.estimate(img, details=True)
+        if padding == "auto":
+            padding = "constant"
+            if fill is None:
+                fill = _paper_fill(img)
+        spec = WarpSpec(theta=tuple(map(tuple, np.asarray(theta).tolist())), mode=mode, padding=padding, fill=fill,
+                        out_hw=img.shape[:2])
+        return spec, confidence, info
+
+    def __call__(self, img, **options):
+        """The straightened image and its ``(spec, confidence, info)``."""
+        from .records import apply_spec
+
+        spec, confidence, info = self.spec(img, **options)
+        return apply_spec(img, spec, self.backend), (spec, confidence, info)
+
+
+def _paper_fill(img):
+    """The page's border colour as fill values in the image's channel order and range (median of the edge)."""
+    a = np.asarray(img)
+    edge = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]]).reshape(-1, 1 if a.ndim == 2 else a.shape[2])
+    return tuple(float(v) for v in np.median(edge, axis=0))

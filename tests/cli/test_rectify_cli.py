@@ -1,0 +1,80 @@
+"""stntool rectify: outputs, the sibling folder, manifest replay, bad inputs and models."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from stntool.cli import cli
+from stntool.rectify import MODELS
+
+from cli_helpers import SAMPLES, encode, write
+
+pytestmark = pytest.mark.skipif(not os.path.exists(MODELS["text"]), reason="the shipped model is not built")
+
+
+@pytest.fixture
+def run():
+    runner = CliRunner()
+
+    def invoke(command, *args):
+        return runner.invoke(cli, [command, *args], catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def pages(tmp_path):
+    import stntool
+    from stntool.io import read_image
+
+    page = read_image(os.path.join(SAMPLES, "text_page.png"))[0]
+    folder = tmp_path / "scans"
+    (folder / "sub").mkdir(parents=True)
+    write(folder / "a.png", encode(stntool.warp(page, [[0.97, -0.24, 0], [0.24, 0.97, 0]], padding="border"), ".png"))
+    write(folder / "sub" / "b.png", encode(np.ascontiguousarray(np.rot90(page)), ".png"))
+    write(folder / "blank.png", encode(np.full((200, 150), 250, np.uint8), ".png"))
+    return folder
+
+
+def test_outputs_keep_sizes_and_the_manifest_replays_bit_for_bit(tmp_path, run, pages):
+    man = tmp_path / "r.jsonl"
+    r = run("rectify", "-r", str(pages), "-o", str(tmp_path / "out"), "--manifest", str(man), "-q")
+    assert r.exit_code == 0, r.stderr
+    recs = {os.path.basename(x["input"]): x for x in map(json.loads, open(man))}
+    assert set(recs) == {"a.png", "b.png", "blank.png"}
+    assert recs["b.png"]["quarter_turns"] == 1 and recs["a.png"]["confidence"] > 0.3
+    assert recs["blank.png"]["reason"].startswith("low confidence")
+    assert recs["blank.png"]["theta"] == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    for x in recs.values():
+        assert x["status"] == "ok" and x["in_size"] == x["size"] and len(x["theta"]) == 2
+        assert set(x["timings"]) == {"estimate", "warp"}
+    r = run("warp", "--params", str(man), "-o", str(tmp_path / "replay"), "-q")
+    assert r.exit_code == 0, r.stderr
+    for name in ("a.png", "sub/b.png", "blank.png"):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "replay" / name).read_bytes(), name
+
+
+def test_without_output_a_sibling_folder_is_made(tmp_path, run, pages):
+    r = run("rectify", str(pages), "-q")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(os.listdir(tmp_path / "scans_rectified")) == ["a.png", "blank.png"]
+    assert sorted(os.listdir(pages)) == ["a.png", "blank.png", "sub"]  # inputs untouched
+    r = run("rectify", str(pages / "a.png"), str(pages / "blank.png"))
+    assert r.exit_code == 2 and "-o" in r.stderr
+
+
+def test_bad_inputs_fail_alone_and_bad_models_are_usage_errors(tmp_path, run, pages):
+    write(pages / "bad.png", b"\x89PNG\r\n\x1a\ntruncated")
+    r = run("rectify", str(pages), "-o", str(tmp_path / "o"))
+    assert r.exit_code == 1
+    errors = [x for x in r.stderr.splitlines() if x.startswith("stntool: error")]
+    assert len(errors) == 1 and "bad.png" in errors[0]
+    assert sorted(os.listdir(tmp_path / "o")) == ["a.png", "blank.png"]
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"PK\x03\x04 not a model")
+    r = run("rectify", str(pages), "-o", str(tmp_path / "o2"), "--model", str(junk))
+    assert r.exit_code == 2 and "junk.npz" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o2").exists()

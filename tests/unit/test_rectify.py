@@ -1,0 +1,117 @@
+"""Rectifier with the shipped text model: known distortions of the shipped sample undone, quarter turns, no-text
+images left alone, the page θ convention."""
+
+import math
+import os
+
+import numpy as np
+import pytest
+
+import stntool
+from stntool import transforms as tf
+from stntool.errors import InvalidArgumentError
+from stntool.io import read_image
+from stntool.rectify import MODELS, Rectifier
+
+SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "samples", "text_page.png")
+pytestmark = pytest.mark.skipif(not os.path.exists(MODELS["text"]), reason="the shipped model is not built")
+
+
+@pytest.fixture(scope="module")
+def page():
+    img = read_image(SAMPLE)[0]
+    return img if img.ndim == 2 else img[..., 0]
+
+
+@pytest.fixture(scope="module")
+def rect():
+    return Rectifier("text", min_confidence=0.3)
+
+
+@pytest.fixture(scope="module")
+def rect_rotation():
+    return Rectifier("text", family="rotation")
+
+
+def distort(page, degrees, shear=0.0):
+    """The page turned by ``degrees`` (counter-clockwise) and x-sheared about its centre, padded with paper."""
+    h, w = page.shape
+    c = ((w - 1) / 2, (h - 1) / 2)
+    fwd = tf.translate(*c) @ tf.rotate(degrees) @ tf.shear(math.degrees(math.atan(shear))) @ tf.translate(-c[0], -c[1])
+    theta = tf.theta_from_pixel_map(fwd, (h, w))
+    return stntool.warp(page, theta, padding="constant", fill=float(np.median(page[0]))), np.linalg.inv(fwd)
+
+
+def residual(in_from_out_distortion, theta, hw):
+    """Residual rotation (degrees) of the corrected page against the upright one (polar decomposition)."""
+    m = in_from_out_distortion @ tf.pixel_map_from_theta(np.asarray(theta), hw)
+    u, _, vt = np.linalg.svd(m[:2, :2])
+    r = u @ vt
+    return abs(math.degrees(math.atan2(r[1, 0], r[0, 0])))
+
+
+@pytest.mark.parametrize("degrees", [-25.0, -7.5, 4.0, 18.0])
+def test_known_rotations_of_the_sample_are_undone(page, rect_rotation, degrees):
+    img, d = distort(page, degrees)
+    theta, conf = rect_rotation.estimate(img)
+    assert conf >= 0.3
+    assert residual(d, theta, img.shape) < 0.05
+
+
+@pytest.mark.parametrize("degrees,shear", [(10.0, 0.1), (-15.0, -0.08)])
+def test_rotation_and_shear_are_undone_by_the_affine_family(page, degrees, shear):
+    img, d = distort(page, degrees, shear)
+    theta, conf = Rectifier("text", family="affine").estimate(img)
+    m = d @ tf.pixel_map_from_theta(np.asarray(theta), img.shape)
+    lin = m[:2, :2] / np.sqrt(abs(np.linalg.det(m[:2, :2])))
+    assert np.allclose(lin, np.eye(2), atol=0.03)  # rotation and shear gone (the scale is the page's own)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_quarter_turned_pages_come_back_upright(page, rect, k):
+    turned = np.ascontiguousarray(np.rot90(page, k))
+    theta, conf, info = rect.estimate(turned, details=True)
+    assert info["quarter_turns"] == k
+    # np.rot90 once: turned(x, y) = page(W - 1 - y, x), a linear part [[0, -1], [1, 0]] from turned to page pixels
+    lin = np.linalg.matrix_power(np.array([[0.0, -1.0], [1.0, 0.0]]), k)
+    m = lin @ tf.pixel_map_from_theta(np.asarray(theta), turned.shape)[:2, :2]
+    u, _, vt = np.linalg.svd(m)
+    r = u @ vt
+    assert abs(math.degrees(math.atan2(r[1, 0], r[0, 0]))) < 1.0
+
+
+@pytest.mark.parametrize("kind", ["blank", "noise", "photo"])
+def test_images_without_text_come_back_unchanged(rect, kind):
+    rng = np.random.default_rng(0)
+    img = {"blank": np.full((300, 220), 245, np.uint8),
+           "noise": rng.integers(0, 256, (300, 220), dtype=np.uint8),
+           "photo": read_image(os.path.join(os.path.dirname(SAMPLE), "photo.jpg"))[0]}[kind]
+    theta, conf, info = rect.estimate(img, details=True)
+    assert conf < 0.3 and info["reason"].startswith("low confidence")
+    assert np.array_equal(theta, [[1, 0, 0], [0, 1, 0]])
+    out, (spec, _, _) = rect(img)
+    assert np.array_equal(out, img)
+
+
+def test_page_theta_is_the_output_size_pytorch_convention(page, rect):
+    img, _ = distort(page, 9.0)
+    spec, conf, info = rect.spec(img)
+    assert spec.out_hw == img.shape[:2] and spec.align_corners is False and spec.padding == "constant"
+    assert np.array_equal(stntool.warp(img, spec.theta, padding="constant", fill=spec.fill), rect(img)[0])
+
+
+def test_bad_models_and_images():
+    with pytest.raises(InvalidArgumentError):
+        Rectifier(__file__)
+    with pytest.raises(InvalidArgumentError):
+        Rectifier("text", family="projective")
+    with pytest.raises(InvalidArgumentError):
+        Rectifier("text").estimate(np.zeros((4, 4), np.uint8))
+
+
+@pytest.mark.parametrize("degrees", [-20.0, 12.0])
+def test_the_shipped_net_alone_predicts_a_known_rotation_of_the_sample(page, degrees):
+    """No refinement, one look: the localisation net's own θ is within a few degrees."""
+    img, d = distort(page, degrees)
+    theta, _ = Rectifier("text", refine=False, iterations=1, min_confidence=0.0).estimate(img)
+    assert residual(d, theta, img.shape) < 3.0

@@ -1,0 +1,192 @@
+"""Training through the sampler: the square frame, gradients end to end, a tiny run that learns, resuming."""
+
+import math
+
+import numpy as np
+import pytest
+
+import stntool
+from stntool import pageview as pv
+from stntool.errors import InvalidArgumentError
+from stntool.locnet import LocNet
+from stntool.train import (PageSet, TrainConfig, _grid_to_theta, make_batch, photometric_loss, residual_rotation,
+                           train)
+
+pytest.importorskip("PIL")
+
+
+@pytest.fixture(scope="module")
+def pages():
+    from stntool.pages import synthetic_pages
+
+    return list(synthetic_pages(12, seed=5, size=(320, 240)))
+
+
+def rotation_theta(deg):
+    a = math.radians(deg)
+    return np.array([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]])
+
+
+def test_quarter_theta_is_rot90():
+    sq = np.random.default_rng(0).random((9, 9)).astype(np.float32)
+    for k in range(4):
+        assert np.array_equal(stntool.warp(sq, pv.quarter_theta(k), mode="nearest", backend="numpy"), np.rot90(sq, k))
+
+
+@pytest.mark.parametrize("hw", [(30, 50), (50, 30)])
+def test_square_frame_rotation_is_a_pixel_rotation_of_the_page(hw):
+    """Warping the page by page_theta(θ_sq) equals warping its square padding by θ_sq and cropping."""
+    h, w = hw
+    page = np.random.default_rng(1).random(hw).astype(np.float32)
+    side = max(hw)
+    top, left = (side - h) // 2, (side - w) // 2
+    sq = np.zeros((side, side), np.float32)
+    sq[top:top + h, left:left + w] = page
+    t = rotation_theta(20)
+    t[:, 2] = [0.05, -0.1]
+    via_square = stntool.warp(sq, t, backend="numpy")[top:top + h, left:left + w]
+    assert np.array_equal(stntool.warp(page, pv.page_theta(t, hw), backend="numpy"), via_square)
+    assert np.allclose(pv.square_theta(pv.page_theta(t, hw), hw), t)
+
+
+def test_net_input_shape_and_orientation_signal():
+    img = np.full((200, 150), 255, np.uint8)
+    img[20::12, 15:135] = 0  # horizontal lines
+    x = pv.net_input(pv.working_image(img))
+    assert x.shape == (3, pv.SIZE, pv.SIZE) and x.dtype == np.float32
+    spec = x[1]
+    c = pv.SIZE // 2
+    # horizontal lines put their spectral energy on the vertical frequency axis
+    assert spec[:, c - 1:c + 2].mean() > spec[c - 1:c + 2, :].mean() + 0.5
+
+
+def test_residual_rotation_of_exact_and_known_corrections():
+    td = np.stack([rotation_theta(12.0), rotation_theta(-7.0)])
+    exact = np.stack([np.linalg.inv(np.vstack([t, [0, 0, 1]]))[:2] for t in td])
+    assert np.allclose(residual_rotation(td, exact), 0.0, atol=1e-9)
+    assert np.allclose(residual_rotation(td, np.stack([rotation_theta(-10.0), rotation_theta(5.0)])), [2.0, 2.0])
+
+
+@pytest.mark.parametrize("rows", [2, 3])
+def test_photometric_gradient_matches_finite_differences(rows):
+    rng = np.random.default_rng(0)
+    import cv2
+
+    d = np.stack([cv2.GaussianBlur(rng.random((24, 24)), (0, 0), 2) for _ in range(2)])
+    u = np.stack([cv2.GaussianBlur(rng.random((24, 24)), (0, 0), 2) for _ in range(2)])
+    theta = np.tile(np.eye(3)[:rows], (2, 1, 1)) + 0.05 * rng.standard_normal((2, rows, 3))
+    if rows == 3:
+        theta[:, 2, :2] *= 0.2
+        theta[:, 2, 2] = 1.0
+    truth = np.tile(np.eye(3)[:rows], (2, 1, 1))
+    _, grad = photometric_loss(d, u, theta, truth)
+    num = np.zeros_like(theta)
+    for idx in np.ndindex(theta.shape):
+        a, b = theta.copy(), theta.copy()
+        a[idx] += 1e-7
+        b[idx] -= 1e-7
+        num[idx] = (photometric_loss(d, u, a, truth)[0] - photometric_loss(d, u, b, truth)[0]) / 2e-7
+    assert np.allclose(grad, num, atol=1e-4 * np.abs(num).max(), rtol=1e-3)
+
+
+def test_end_to_end_gradient_through_net_and_sampler():
+    """dL/dparameter of the re-warp loss, net (float64) + sampler + grid chain, against finite differences."""
+    rng = np.random.default_rng(3)
+    net = LocNet(dict(in_channels=3, in_size=16, conv_channels=[2, 2], fc=4, family="affine"), seed=1,
+                 dtype=np.float64)
+    net.theta_head.params["weight"][:] = 0.01 * rng.standard_normal(net.theta_head.params["weight"].shape)
+    x = rng.standard_normal((2, 3, 16, 16))
+    import cv2
+
+    d = np.stack([cv2.GaussianBlur(rng.random((20, 20)), (0, 0), 1.5) for _ in range(2)])
+    u = np.stack([cv2.GaussianBlur(rng.random((20, 20)), (0, 0), 1.5) for _ in range(2)])
+    truth = np.tile(np.eye(3)[:2], (2, 1, 1))
+
+    def loss():
+        theta, _ = net.forward(x, train=False)
+        return photometric_loss(d, u, theta, truth)[0]
+
+    theta, logits = net.forward(x, train=True)
+    _, g_theta = photometric_loss(d, u, theta, truth)
+    net.zero_grad()
+    net.backward(g_theta, np.zeros_like(logits))
+    for name in ("fc.weight", "conv0.weight", "conv1.bias", "theta.weight", "theta.bias"):
+        # a directional derivative along a random direction: the bilinear kinks of single pixels average out
+        p, g = net.parameters()[name], net.gradients()[name].copy()
+        v = rng.standard_normal(p.shape)
+        old = p.copy()
+        p[...] = old + 1e-5 * v
+        up = loss()
+        p[...] = old - 1e-5 * v
+        down = loss()
+        p[...] = old
+        assert (g * v).sum() == pytest.approx((up - down) / 2e-5, rel=1e-2), name
+
+
+def test_grid_chain_for_projective_theta_matches_finite_differences():
+    rng = np.random.default_rng(2)
+    theta = np.eye(3)[None] + 0.05 * rng.standard_normal((1, 3, 3))
+    g = rng.standard_normal((1, 5, 6, 2))
+    hw = (5, 6)
+    from stntool.grids import theta_grid
+
+    analytic = _grid_to_theta(g, theta, hw)
+    num = np.zeros_like(theta)
+    for idx in np.ndindex(theta.shape):
+        a, b = theta.copy(), theta.copy()
+        a[idx] += 1e-7
+        b[idx] -= 1e-7
+        num[idx] = ((theta_grid(a, hw) - theta_grid(b, hw)) * g).sum() / 2e-7
+    assert np.allclose(analytic, num, atol=1e-6)
+
+
+def test_a_tiny_run_learns_a_rotation(tmp_path):
+    """A few seconds of training reduces the loss and brings the rotation error well below the identity's."""
+    from stntool.pages import synthetic_pages
+
+    ps = PageSet(list(synthetic_pages(24, seed=5, size=(240, 180))), val_split=0.25, seed=2)
+    cfg = TrainConfig(family="rotation", ranges=dict(rotate=(-20.0, 20.0)), steps=40, batch=12, lr=3e-3,
+                      lr_final=1.0, eval_every=40, checkpoint_every=100, quarter_turns=False, seed=2)
+    out = train(ps, cfg, tmp_path / "m.npz")
+    hist = out["history"]
+    first = np.mean([r["loss"] for r in hist[:5]])
+    last = np.mean([r["loss"] for r in hist[-5:]])
+    assert last < 0.6 * first
+    # the identity's median error on U[-20, 20] is about 10 degrees
+    assert hist[-1]["val_rotation_median"] < 6.0
+    assert (tmp_path / "m.npz").exists() and (tmp_path / "m.png").exists()
+    net = LocNet.load(tmp_path / "m.npz")
+    assert net.metadata["family"] == "rotation" and net.metadata["input"]["size"] == pv.SIZE
+
+
+def test_resuming_from_a_checkpoint_continues_exactly(pages, tmp_path):
+    ps = PageSet(pages[:6], val_split=0.0, seed=0)
+    cfg = TrainConfig(family="affine", steps=4, batch=4, checkpoint_every=2, eval_every=100)
+    straight = train(ps, cfg, tmp_path / "a.npz")["net"]
+    assert (tmp_path / "a.checkpoint.npz").exists()
+    resumed = train(ps, cfg, tmp_path / "b.npz", resume=tmp_path / "a.checkpoint.npz")["net"]
+    for name, p in straight.parameters().items():
+        assert np.array_equal(p, resumed.parameters()[name]), name
+    with pytest.raises(InvalidArgumentError):
+        train(ps, TrainConfig(family="rotation", steps=4, batch=4), tmp_path / "c.npz",
+              resume=tmp_path / "a.checkpoint.npz")
+
+
+def test_batches_are_deterministic_and_labelled(pages):
+    ps = PageSet(pages, val_split=0.0)
+    aug = TrainConfig().augmenter()
+    a = make_batch(ps, [0, 1, 2, 3], aug, np.random.default_rng(9))
+    b = make_batch(ps, [0, 1, 2, 3], aug, np.random.default_rng(9))
+    assert np.array_equal(a["x"], b["x"]) and np.array_equal(a["k"], b["k"])
+    assert a["turned"] == 2 and set(a["k"][:2]) <= {1, 2, 3} and list(a["k"][2:]) == [0, 0]
+    # the true correction undoes the distortion
+    assert np.allclose(residual_rotation(a["theta_dist"], a["theta_true"]), 0.0, atol=1e-9)
+
+
+def test_config_and_page_set_errors():
+    with pytest.raises(InvalidArgumentError):
+        TrainConfig(family="elastic")
+    with pytest.raises(InvalidArgumentError):
+        TrainConfig(steps=0)
+    with pytest.raises(InvalidArgumentError):
+        PageSet([])
