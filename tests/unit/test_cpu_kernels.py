@@ -111,3 +111,44 @@ def _warp_in_child(img, theta):
     numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
     _cpu.MIN_PARALLEL_WORK = 0
     return stntool.warp(img, theta, backend="cpu")
+
+
+def _affine_call(rng):
+    img = (rng.random((1, 40, 30, 3)) * 255).astype(np.uint8)
+    maps = np.array([[[0.9, -0.3, 3.0], [0.35, 0.85, -2.0]]])
+    return img, maps, (0, False, np.zeros(3), True, 255.0)
+
+
+def test_rows_are_claimed_by_whoever_comes(rng):
+    """The caller alone does every chunk and closes the call; a helper arriving later does nothing; a
+    helper arriving first does every chunk, and the caller then finds nothing left."""
+    img, maps, opts = _affine_call(rng)
+    kernel = _cpu.ENTRIES[("affine", _cpu.BILINEAR)]
+    want = np.zeros((1, 40, 30, 3), np.uint8)
+    _cpu.warp_matrix(img, maps, want, _cpu.BILINEAR, *opts, False)
+    full = np.zeros_like(want)
+    work = _cpu._schedule(40, 3)
+    assert kernel(img, maps, full, work, _cpu.CALLER, *opts)
+    np.testing.assert_array_equal(full, want)
+    assert work[_cpu.W_JOINED] == 1 and work[_cpu.W_DONE] == 0  # closed, no helper joined
+    late = np.zeros_like(full)
+    assert kernel(img, maps, late, work, _cpu.HELPER, *opts)
+    assert not late.any() and work[_cpu.W_JOINED] == 1 and work[_cpu.W_DONE] == 0
+    work = _cpu._schedule(40, 3)
+    early = np.zeros_like(full)
+    assert kernel(img, maps, early, work, _cpu.HELPER, *opts)
+    assert work[_cpu.W_JOINED] == 2 and work[_cpu.W_DONE] == 1
+    assert kernel(img, maps, early, work, _cpu.CALLER, *opts)
+    np.testing.assert_array_equal(early, want)
+
+
+def test_the_caller_stops_spinning_on_a_helper_that_does_not_finish(rng):
+    """A helper that joined and has not finished makes the caller return False after its spin limit
+    (the Python side then waits on the helper's task)."""
+    img, maps, opts = _affine_call(rng)
+    kernel = _cpu.ENTRIES[("affine", _cpu.BILINEAR)]
+    work = _cpu._schedule(40, 3)
+    work[_cpu.W_JOINED] = 2  # one helper joined, none done
+    out = np.zeros((1, 40, 30, 3), np.uint8)
+    assert not kernel(img, maps, out, work, _cpu.CALLER, *opts)
+    assert work[_cpu.W_NEXT] * 3 >= 40  # the caller still did every row
