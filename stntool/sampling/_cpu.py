@@ -354,6 +354,142 @@ def _interval(q0, dq, lo_q, hi_q, j_lo, j_hi):
     return j_lo, j_hi
 
 
+# --------------------------------------------------------------------------- vector and memory intrinsics
+# LLVM does not vectorize the per-channel scalar loops (numba leaves its SLP vectorizer off), so the
+# hottest 3-channel taps are written as vector IR: the channels are the lanes of one operation, in
+# the scalar order of operations, so the bits are those of the scalar code.
+
+def _splat(builder, vec, x):
+    v = ir.Constant(vec, ir.Undefined)
+    for k in range(vec.count):
+        v = builder.insert_element(v, x, ir.Constant(ir.IntType(32), k))
+    return v
+
+
+def _load_taps(builder, data, off, vec, last):
+    """Elements ``off .. off+2`` of ``data`` in the first lanes of a 4-element vector: one 4-element load
+    (the fourth element, the next pixel's first channel, is unused), or, for ``last`` (the image's last
+    tap may be the array's last element), three scalar loads so nothing past it is read."""
+    ptr = builder.gep(data, [off])
+    if not last:
+        return builder.load(builder.bitcast(ptr, vec.as_pointer()), align=1)
+    v = ir.Constant(vec, None)
+    for k in range(3):
+        v = builder.insert_element(v, builder.load(builder.gep(ptr, [ir.Constant(off.type, k)]), align=1),
+                                   ir.Constant(ir.IntType(32), k))
+    return v
+
+
+@intrinsic
+def _bicubic_taps3(typingctx, src, o0, row, wx, wy):
+    """The three channel values of an interior bicubic pixel of a 3-channel image: ``o0`` is the flat
+    index of the top-left tap, ``row`` the row stride, ``wx``, ``wy`` the tap weights. Per channel
+    ``((r0 wy0 + r1 wy1) + r2 wy2) + r3 wy3`` with ``r_a = ((t_a0 wx0 + t_a1 wx1) + t_a2 wx2) + t_a3 wx3``
+    in float64, in exactly that order (the same bits as the scalar loop, :func:`_bicubic_interior`),
+    with the three channels in the lanes of one vector operation: LLVM does not vectorize the scalar
+    form. Each tap is one 4-element load, the fourth element unused (the next pixel's first channel);
+    the last tap of the last row is loaded element by element, so nothing past it is read."""
+    if not isinstance(src, types.Array):
+        return None
+    dt = src.dtype
+    weights = types.UniTuple(types.float64, 4)
+    sig = types.UniTuple(types.float64, 3)(src, types.intp, types.intp, weights, weights)
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        o0, row = args[1], args[2]
+        index = o0.type
+        lane = ir.IntType(32)
+        vec = ir.VectorType(ir.DoubleType(), 4)
+        taps = ir.VectorType(data.type.pointee, 4)
+
+        def widen(v):
+            if isinstance(dt, types.Float):
+                return v if dt.bitwidth == 64 else builder.fpext(v, vec)
+            return builder.sitofp(v, vec) if dt.signed else builder.uitofp(v, vec)
+
+        wxs = [_splat(builder, vec, builder.extract_value(args[3], k)) for k in range(4)]
+        wys = [_splat(builder, vec, builder.extract_value(args[4], k)) for k in range(4)]
+        acc = None
+        for a in range(4):
+            base = builder.add(o0, builder.mul(row, ir.Constant(index, a)))
+            r = None
+            for b in range(4):
+                tap = _load_taps(builder, data, builder.add(base, ir.Constant(index, 3 * b)), taps, a == 3 and b == 3)
+                t = builder.fmul(widen(tap), wxs[b])
+                r = t if r is None else builder.fadd(r, t)
+            t = builder.fmul(r, wys[a])
+            acc = t if acc is None else builder.fadd(acc, t)
+        return context.make_tuple(builder, sig.return_type,
+                                  [builder.extract_element(acc, ir.Constant(lane, k)) for k in range(3)])
+    return sig, codegen
+
+
+@intrinsic
+def _bilinear_f32_taps3(typingctx, src, off, row, fx, fy):
+    """The three channel values of an interior bilinear pixel of a 3-channel float32 image (top-left
+    tap at flat index ``off``, row stride ``row``): per channel ``t + (u - t) fy`` with
+    ``t = a + (b - a) fx`` on the top row and ``u`` likewise on the bottom one, in float32, as
+    :func:`_bil_f32_c` computes it, the channels in vector lanes."""
+    if not (isinstance(src, types.Array) and src.dtype == types.float32):
+        return None
+    sig = types.UniTuple(types.float32, 3)(src, types.intp, types.intp, types.float32, types.float32)
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        off, row = args[1], args[2]
+        vec = ir.VectorType(ir.FloatType(), 4)
+        fx = _splat(builder, vec, args[3])
+        fy = _splat(builder, vec, args[4])
+        three = ir.Constant(off.type, 3)
+        below = builder.add(off, row)
+        a = _load_taps(builder, data, off, vec, False)
+        b = _load_taps(builder, data, builder.add(off, three), vec, False)
+        t = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
+        a = _load_taps(builder, data, below, vec, False)
+        b = _load_taps(builder, data, builder.add(below, three), vec, True)
+        u = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
+        r = builder.fadd(t, builder.fmul(builder.fsub(u, t), fy))
+        return context.make_tuple(builder, sig.return_type,
+                                  [builder.extract_element(r, ir.Constant(ir.IntType(32), k)) for k in range(3)])
+    return sig, codegen
+
+
+@intrinsic
+def _prefetch(typingctx, ary, index):
+    """Hint the CPU to fetch the cache line of ``ary``'s flat element ``index`` (no effect on results)."""
+    if not isinstance(ary, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        ptr = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]),
+                                            "llvm.prefetch.p0i8")
+        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])  # read, keep, data
+        return context.get_dummy_value()
+    return types.void(ary, types.intp), codegen
+
+
+#: Input images up to this many bytes are prefetched one image ahead in batches (:func:`_prefetch_next`):
+#: a warp reads its input along slanted lines, which the hardware prefetchers do not follow, so images
+#: that left the cache cost a memory round trip per line. Larger images would not stay in cache.
+PREFETCH_MAX_BYTES = 1 << 20
+
+
+@jit_inline
+def _prefetch_next(src, n, n_img, image_size, i, ho):
+    """While output row ``i`` of image ``n`` is sampled, prefetch the matching ``1/ho`` share of image
+    ``n + 1``'s input (flat, ``image_size`` elements), so the next image is in cache when its rows start."""
+    if n + 1 < n_img and image_size * src.itemsize <= PREFETCH_MAX_BYTES:
+        share = (image_size + ho - 1) // ho
+        p0 = (n + 1) * image_size + i * share
+        p1 = min(p0 + share, (n + 2) * image_size)
+        for p in range(p0, p1, max(1, 64 // src.itemsize)):
+            _prefetch(src, p)
+
+
 # --------------------------------------------------------------------------- interior span loops
 # The interior loops live in small functions of their own: inside one large function LLVM
 # optimizes them several times worse.
@@ -444,13 +580,13 @@ def _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
 def _span_bil_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32) * 3
-        o2 = off + row
         gx = np.float32((xq & Q_MASK) * Q_INV)
         gy = np.float32((yq & Q_MASK) * Q_INV)
+        v0, v1, v2 = _bilinear_f32_taps3(src, off, row, gx, gy)
         d = dbase + j * 3
-        dst[np.uint64(d)] = _bil_f32_c(src, off, o2, 3, 0, gx, gy)
-        dst[np.uint64(d + 1)] = _bil_f32_c(src, off, o2, 3, 1, gx, gy)
-        dst[np.uint64(d + 2)] = _bil_f32_c(src, off, o2, 3, 2, gx, gy)
+        dst[np.uint64(d)] = v0
+        dst[np.uint64(d + 1)] = v1
+        dst[np.uint64(d + 2)] = v2
         xq += dxq
         yq += dyq
 
@@ -505,66 +641,6 @@ def _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst
         dst[np.uint64(d + 2)] = src[np.uint64(off + 2)]
         xq += dxq
         yq += dyq
-
-
-@intrinsic
-def _bicubic_taps3(typingctx, src, o0, row, wx, wy):
-    """The three channel values of an interior bicubic pixel of a 3-channel image: ``o0`` is the flat
-    index of the top-left tap, ``row`` the row stride, ``wx``, ``wy`` the tap weights. Per channel
-    ``((r0 wy0 + r1 wy1) + r2 wy2) + r3 wy3`` with ``r_a = ((t_a0 wx0 + t_a1 wx1) + t_a2 wx2) + t_a3 wx3``
-    in float64, in exactly that order (the same bits as the scalar loop, :func:`_bicubic_interior`),
-    with the three channels in the lanes of one vector operation: LLVM does not vectorize the scalar
-    form. Each tap is one 4-element load, the fourth element unused (the next pixel's first channel);
-    the last tap of the last row is loaded element by element, so nothing past it is read."""
-    if not isinstance(src, types.Array):
-        return None
-    dt = src.dtype
-    weights = types.UniTuple(types.float64, 4)
-    sig = types.UniTuple(types.float64, 3)(src, types.intp, types.intp, weights, weights)
-
-    def codegen(context, builder, sig, args):
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        o0, row = args[1], args[2]
-        index = o0.type
-        lane = ir.IntType(32)
-        vec = ir.VectorType(ir.DoubleType(), 4)
-        taps = ir.VectorType(data.type.pointee, 4)
-
-        def splat(x):
-            v = ir.Constant(vec, ir.Undefined)
-            for k in range(4):
-                v = builder.insert_element(v, x, ir.Constant(lane, k))
-            return v
-
-        def widen(v):
-            if isinstance(dt, types.Float):
-                return v if dt.bitwidth == 64 else builder.fpext(v, vec)
-            return builder.sitofp(v, vec) if dt.signed else builder.uitofp(v, vec)
-
-        def load(off, last):
-            ptr = builder.gep(data, [off])
-            if not last:
-                return widen(builder.load(builder.bitcast(ptr, taps.as_pointer()), align=1))
-            v = ir.Constant(taps, None)
-            for k in range(3):
-                v = builder.insert_element(v, builder.load(builder.gep(ptr, [ir.Constant(index, k)]), align=1),
-                                           ir.Constant(lane, k))
-            return widen(v)
-
-        wxs = [splat(builder.extract_value(args[3], k)) for k in range(4)]
-        wys = [splat(builder.extract_value(args[4], k)) for k in range(4)]
-        acc = None
-        for a in range(4):
-            base = builder.add(o0, builder.mul(row, ir.Constant(index, a)))
-            r = None
-            for b in range(4):
-                t = builder.fmul(load(builder.add(base, ir.Constant(index, 3 * b)), a == 3 and b == 3), wxs[b])
-                r = t if r is None else builder.fadd(r, t)
-            t = builder.fmul(r, wys[a])
-            acc = t if acc is None else builder.fadd(acc, t)
-        return context.make_tuple(builder, sig.return_type,
-                                  [builder.extract_element(acc, ir.Constant(lane, k)) for k in range(3)])
-    return sig, codegen
 
 
 @jit_device
@@ -867,6 +943,7 @@ def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
                 n = r // ho
                 i = r - n * ho
                 k = n if n_maps > 1 else 0
+                _prefetch_next(src, n, n_img, h * w * cc, i, ho)
                 sbase = n * h * w * cc
                 dbase = (n * ho + i) * wo * cc
                 # the reference's order: (m00 j + m01 i) + m02
@@ -964,6 +1041,7 @@ def _ov_projective_rows(mode, img, maps, out, work, role, pad, align_corners, fi
                 n = r // ho
                 i = r - n * ho
                 k = n if n_maps > 1 else 0
+                _prefetch_next(src, n, n_img, h * w * cc, i, ho)
                 m00, m01, m02 = maps[k, 0, 0], maps[k, 0, 1], maps[k, 0, 2]
                 m10, m11, m12 = maps[k, 1, 0], maps[k, 1, 1], maps[k, 1, 2]
                 m20, m21, m22 = maps[k, 2, 0], maps[k, 2, 1], maps[k, 2, 2]
@@ -1006,6 +1084,7 @@ def _ov_grid_rows(mode, img, grid, out, work, role, pad, align_corners, fill, is
                 n = r // ho
                 i = r - n * ho
                 k = n if n_grids > 1 else 0
+                _prefetch_next(src, n, n_img, h * w * cc, i, ho)
                 for j in range(wo):
                     xs[j] = _unnormalize(np.float64(grid[k, i, j, 0]), w, align_corners)
                     ys[j] = _unnormalize(np.float64(grid[k, i, j, 1]), h, align_corners)
