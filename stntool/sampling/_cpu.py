@@ -380,26 +380,49 @@ def _load_taps(builder, data, off, vec, last):
     return v
 
 
+def _cubic_weight_vector(builder, t):
+    """:func:`_scalar.cubic_weights` of the float64 value ``t`` as one 4-lane vector: both of Keys'
+    polynomials on ``(t + 1, t, 1 - t, 2 - t)``, evaluated in the scalar functions' order, and the
+    outer lanes taken from the far one."""
+    vec = ir.VectorType(ir.DoubleType(), 4)
+    lane = ir.IntType(32)
+    a = _scalar.CUBIC_A
+
+    def const(*values):
+        return ir.Constant(vec, [ir.Constant(ir.DoubleType(), v) for v in (values * 4)[:4]])
+
+    x = builder.fadd(builder.fmul(_splat(builder, vec, t), const(1.0, 1.0, -1.0, -1.0)), const(1.0, 0.0, 1.0, 2.0))
+    near = builder.fsub(builder.fmul(const(a + 2.0), x), const(a + 3.0))  # ((A + 2) x - (A + 3)) x x + 1
+    near = builder.fadd(builder.fmul(builder.fmul(near, x), x), const(1.0))
+    far = builder.fsub(builder.fmul(const(a), x), const(5.0 * a))  # ((A x - 5A) x + 8A) x - 4A
+    far = builder.fsub(builder.fmul(builder.fadd(builder.fmul(far, x), const(8.0 * a)), x), const(4.0 * a))
+    outer_far = ir.Constant(ir.VectorType(lane, 4), [ir.Constant(lane, k) for k in (0, 5, 6, 3)])
+    return builder.shuffle_vector(far, near, outer_far)
+
+
+def _broadcast_lane(builder, v, k):
+    lane = ir.IntType(32)
+    return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(lane, 4), [ir.Constant(lane, k)] * 4))
+
+
 @intrinsic
-def _bicubic_taps3(typingctx, src, o0, row, wx, wy):
+def _bicubic_taps3(typingctx, src, o0, row, fx, fy):
     """The three channel values of an interior bicubic pixel of a 3-channel image: ``o0`` is the flat
-    index of the top-left tap, ``row`` the row stride, ``wx``, ``wy`` the tap weights. Per channel
-    ``((r0 wy0 + r1 wy1) + r2 wy2) + r3 wy3`` with ``r_a = ((t_a0 wx0 + t_a1 wx1) + t_a2 wx2) + t_a3 wx3``
-    in float64, in exactly that order (the same bits as the scalar loop, :func:`_bicubic_interior`),
-    with the three channels in the lanes of one vector operation: LLVM does not vectorize the scalar
-    form. Each tap is one 4-element load, the fourth element unused (the next pixel's first channel);
-    the last tap of the last row is loaded element by element, so nothing past it is read."""
+    index of the top-left tap, ``row`` the row stride, ``fx``, ``fy`` the coordinate's fractions. Per
+    channel ``((r0 wy0 + r1 wy1) + r2 wy2) + r3 wy3`` with
+    ``r_a = ((t_a0 wx0 + t_a1 wx1) + t_a2 wx2) + t_a3 wx3`` and the weights of
+    :func:`_scalar.cubic_weights`, in float64, in exactly that order (the same bits as the scalar loop,
+    :func:`_bicubic_interior`), with the three channels in the lanes of one vector operation. Each tap
+    is one 4-element load (:func:`_load_taps`)."""
     if not isinstance(src, types.Array):
         return None
     dt = src.dtype
-    weights = types.UniTuple(types.float64, 4)
-    sig = types.UniTuple(types.float64, 3)(src, types.intp, types.intp, weights, weights)
+    sig = types.UniTuple(types.float64, 3)(src, types.intp, types.intp, types.float64, types.float64)
 
     def codegen(context, builder, sig, args):
         data = context.make_array(sig.args[0])(context, builder, args[0]).data
         o0, row = args[1], args[2]
         index = o0.type
-        lane = ir.IntType(32)
         vec = ir.VectorType(ir.DoubleType(), 4)
         taps = ir.VectorType(data.type.pointee, 4)
 
@@ -408,20 +431,20 @@ def _bicubic_taps3(typingctx, src, o0, row, wx, wy):
                 return v if dt.bitwidth == 64 else builder.fpext(v, vec)
             return builder.sitofp(v, vec) if dt.signed else builder.uitofp(v, vec)
 
-        wxs = [_splat(builder, vec, builder.extract_value(args[3], k)) for k in range(4)]
-        wys = [_splat(builder, vec, builder.extract_value(args[4], k)) for k in range(4)]
+        wx = _cubic_weight_vector(builder, args[3])
+        wy = _cubic_weight_vector(builder, args[4])
         acc = None
         for a in range(4):
             base = builder.add(o0, builder.mul(row, ir.Constant(index, a)))
             r = None
             for b in range(4):
                 tap = _load_taps(builder, data, builder.add(base, ir.Constant(index, 3 * b)), taps, a == 3 and b == 3)
-                t = builder.fmul(widen(tap), wxs[b])
+                t = builder.fmul(widen(tap), _broadcast_lane(builder, wx, b))
                 r = t if r is None else builder.fadd(r, t)
-            t = builder.fmul(r, wys[a])
+            t = builder.fmul(r, _broadcast_lane(builder, wy, a))
             acc = t if acc is None else builder.fadd(acc, t)
         return context.make_tuple(builder, sig.return_type,
-                                  [builder.extract_element(acc, ir.Constant(lane, k)) for k in range(3)])
+                                  [builder.extract_element(acc, ir.Constant(ir.IntType(32), k)) for k in range(3)])
     return sig, codegen
 
 
@@ -646,9 +669,8 @@ def _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst
 @jit_device
 def _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
     for j in range(j_lo, j_stop):
-        wx = _cubic_weights((xq & Q_MASK) * Q_INV)
-        wy = _cubic_weights((yq & Q_MASK) * Q_INV)
-        v0, v1, v2 = _bicubic_taps3(src, sbase + ((yq >> 32) - 1) * row + ((xq >> 32) - 1) * 3, row, wx, wy)
+        v0, v1, v2 = _bicubic_taps3(src, sbase + ((yq >> 32) - 1) * row + ((xq >> 32) - 1) * 3, row,
+                                    (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV)
         d = dbase + j * 3
         _store(dst, d, v0, is_int, maxv)
         _store(dst, d + 1, v1, is_int, maxv)
