@@ -495,6 +495,70 @@ def _prefetch(typingctx, ary, index):
     return types.void(ary, types.intp), codegen
 
 
+#: Pixels per gather of the uint8 nearest span (:func:`_nearest_gather_u8`).
+GATHER = 16
+
+
+@intrinsic
+def _nearest_gather_u8(typingctx, src, sbase, row, xq, yq, dxq, dyq, margin, dst, d):
+    """:data:`GATHER` consecutive pixels of a 3-channel uint8 nearest span (pixel ``k`` at the 32.32
+    coordinate ``(xq + k dxq, yq + k dyq)``, rounded as :func:`_nearest_q` rounds it) with one gather
+    of 32-bit words, written to ``dst[d : d + 3 GATHER]``. Returns False and writes nothing when a
+    fraction lies within ``margin`` of one half (those pixels need the float coordinate) or a word
+    would read past ``src``'s end; for other dtypes it is always False."""
+    if not (isinstance(src, types.Array) and isinstance(dst, types.Array)):
+        return None
+    sig = types.boolean(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, types.int64,
+                        dst, types.intp)
+
+    def codegen(context, builder, sig, args):
+        if sig.args[0].dtype != types.uint8:
+            return ir.Constant(ir.IntType(1), 0)
+        source = context.make_array(sig.args[0])(context, builder, args[0])
+        out = context.make_array(sig.args[8])(context, builder, args[8]).data
+        sbase, row, xq, yq, dxq, dyq, margin, d = args[1:8] + (args[9],)
+        i64, i32, i1, n = ir.IntType(64), ir.IntType(32), ir.IntType(1), GATHER
+        vec = ir.VectorType(i64, n)
+
+        def splat(x):
+            return _splat(builder, vec, x)
+
+        def const(x):
+            return ir.Constant(vec, [ir.Constant(i64, x)] * n)
+
+        steps = ir.Constant(vec, [ir.Constant(i64, k) for k in range(n)])
+        xs = builder.add(splat(xq), builder.mul(splat(dxq), steps))
+        ys = builder.add(splat(yq), builder.mul(splat(dyq), steps))
+        twice = splat(builder.add(margin, margin))
+
+        def near_half(q):  # as _nearest_q: unsigned((q & Q_MASK) - Q_HALF + margin) <= 2 margin
+            return builder.icmp_unsigned("<=", builder.add(builder.sub(builder.and_(q, const(Q_MASK)), const(Q_HALF)),
+                                                           splat(margin)), twice)
+
+        rx = builder.ashr(builder.add(xs, const(Q_HALF)), const(32))
+        ry = builder.ashr(builder.add(ys, const(Q_HALF)), const(32))
+        off = builder.add(splat(sbase), builder.add(builder.mul(ry, splat(row)), builder.mul(rx, const(3))))
+        size = builder.extract_value(source.shape, 0)
+        bad = builder.or_(builder.or_(near_half(xs), near_half(ys)),
+                          builder.icmp_signed(">=", off, splat(builder.sub(size, ir.Constant(i64, 3)))))
+        ok = builder.icmp_unsigned("==", builder.bitcast(bad, ir.IntType(n)), ir.Constant(ir.IntType(n), 0))
+        with builder.if_then(ok, likely=True):
+            words = ir.VectorType(i32, n)
+            ptrs = builder.inttoptr(builder.add(splat(builder.ptrtoint(source.data, i64)), off),
+                                    ir.VectorType(i32.as_pointer(), n))
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(words, [ptrs.type, i32, ir.VectorType(i1, n), words]),
+                f"llvm.masked.gather.v{n}i32.v{n}p0i32")
+            every = ir.Constant(ir.VectorType(i1, n), [ir.Constant(i1, 1)] * n)
+            got = builder.call(fn, [ptrs, ir.Constant(i32, 1), every, ir.Constant(words, ir.Undefined)])
+            got = builder.bitcast(got, ir.VectorType(ir.IntType(8), 4 * n))
+            first3 = [ir.Constant(i32, 4 * k + c) for k in range(n) for c in range(3)]  # drop each word's 4th byte
+            pixels = builder.shuffle_vector(got, got, ir.Constant(ir.VectorType(i32, 3 * n), first3))
+            builder.store(pixels, builder.bitcast(builder.gep(out, [d]), pixels.type.as_pointer()), align=1)
+        return ok
+    return sig, codegen
+
+
 #: Input images up to this many bytes are prefetched one image ahead in batches (:func:`_prefetch_next`):
 #: a warp reads its input along slanted lines, which the hardware prefetchers do not follow, so images
 #: that left the cache cost a memory round trip per line. Larger images would not stay in cache.
@@ -655,15 +719,25 @@ def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
 
 @jit_device
 def _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
-    for j in range(j_lo, j_stop):
-        rx, ry = _nearest_q(xq, yq, j, margin, coef)
-        off = sbase + ry * row + rx * 3
-        d = dbase + j * 3
-        dst[np.uint64(d)] = src[np.uint64(off)]
-        dst[np.uint64(d + 1)] = src[np.uint64(off + 1)]
-        dst[np.uint64(d + 2)] = src[np.uint64(off + 2)]
-        xq += dxq
-        yq += dyq
+    """Blocks of :data:`GATHER` pixels in one gather where it can (uint8), else pixel by pixel."""
+    j = j_lo
+    while j < j_stop:
+        if j + GATHER <= j_stop and _nearest_gather_u8(src, sbase, row, xq, yq, dxq, dyq, margin, dst, dbase + j * 3):
+            xq += GATHER * dxq
+            yq += GATHER * dyq
+            j += GATHER
+            continue
+        stop = min(j + GATHER, j_stop)
+        for k in range(j, stop):
+            rx, ry = _nearest_q(xq, yq, k, margin, coef)
+            off = sbase + ry * row + rx * 3
+            d = dbase + k * 3
+            dst[np.uint64(d)] = src[np.uint64(off)]
+            dst[np.uint64(d + 1)] = src[np.uint64(off + 1)]
+            dst[np.uint64(d + 2)] = src[np.uint64(off + 2)]
+            xq += dxq
+            yq += dyq
+        j = stop
 
 
 @jit_device
