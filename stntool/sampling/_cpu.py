@@ -503,17 +503,18 @@ GATHER = 16
 def _nearest_gather_u8(typingctx, src, sbase, row, xq, yq, dxq, dyq, margin, dst, d):
     """:data:`GATHER` consecutive pixels of a 3-channel uint8 nearest span (pixel ``k`` at the 32.32
     coordinate ``(xq + k dxq, yq + k dyq)``, rounded as :func:`_nearest_q` rounds it) with one gather
-    of 32-bit words, written to ``dst[d : d + 3 GATHER]``. Returns False and writes nothing when a
-    fraction lies within ``margin`` of one half (those pixels need the float coordinate) or a word
-    would read past ``src``'s end; for other dtypes it is always False."""
+    of 32-bit words, written to ``dst[d : d + 3 GATHER]``. Returns the bit mask of the pixels whose
+    fraction lies within ``margin`` of one half (written with integer rounding here; the caller must
+    round their float coordinates and write them again), or -1 when nothing was written: a word would
+    read past ``src``'s end, or the dtype is not uint8."""
     if not (isinstance(src, types.Array) and isinstance(dst, types.Array)):
         return None
-    sig = types.boolean(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, types.int64,
-                        dst, types.intp)
+    sig = types.int64(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, types.int64,
+                      dst, types.intp)
 
     def codegen(context, builder, sig, args):
         if sig.args[0].dtype != types.uint8:
-            return ir.Constant(ir.IntType(1), 0)
+            return ir.Constant(ir.IntType(64), -1)
         source = context.make_array(sig.args[0])(context, builder, args[0])
         out = context.make_array(sig.args[8])(context, builder, args[8]).data
         sbase, row, xq, yq, dxq, dyq, margin, d = args[1:8] + (args[9],)
@@ -539,9 +540,9 @@ def _nearest_gather_u8(typingctx, src, sbase, row, xq, yq, dxq, dyq, margin, dst
         ry = builder.ashr(builder.add(ys, const(Q_HALF)), const(32))
         off = builder.add(splat(sbase), builder.add(builder.mul(ry, splat(row)), builder.mul(rx, const(3))))
         size = builder.extract_value(source.shape, 0)
-        bad = builder.or_(builder.or_(near_half(xs), near_half(ys)),
-                          builder.icmp_signed(">=", off, splat(builder.sub(size, ir.Constant(i64, 3)))))
-        ok = builder.icmp_unsigned("==", builder.bitcast(bad, ir.IntType(n)), ir.Constant(ir.IntType(n), 0))
+        near = builder.zext(builder.bitcast(builder.or_(near_half(xs), near_half(ys)), ir.IntType(n)), i64)
+        past = builder.icmp_signed(">=", off, splat(builder.sub(size, ir.Constant(i64, 3))))
+        ok = builder.icmp_unsigned("==", builder.bitcast(past, ir.IntType(n)), ir.Constant(ir.IntType(n), 0))
         with builder.if_then(ok, likely=True):
             words = ir.VectorType(i32, n)
             ptrs = builder.inttoptr(builder.add(splat(builder.ptrtoint(source.data, i64)), off),
@@ -555,7 +556,7 @@ def _nearest_gather_u8(typingctx, src, sbase, row, xq, yq, dxq, dyq, margin, dst
             first3 = [ir.Constant(i32, 4 * k + c) for k in range(n) for c in range(3)]  # drop each word's 4th byte
             pixels = builder.shuffle_vector(got, got, ir.Constant(ir.VectorType(i32, 3 * n), first3))
             builder.store(pixels, builder.bitcast(builder.gep(out, [d]), pixels.type.as_pointer()), align=1)
-        return ok
+        return builder.select(ok, near, ir.Constant(i64, -1))
     return sig, codegen
 
 
@@ -708,7 +709,7 @@ def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
     coordinate. The span keeps every rounded tap inside the image either way."""
     margin = (np.int64(1) << 23) + j_stop + 2
     if cc == 3:
-        _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
+        span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
         return
     for j in range(j_lo, j_stop):
         rx, ry = _nearest_q(xq, yq, j, margin, coef)
@@ -719,25 +720,58 @@ def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
 
 @jit_device
 def _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
-    """Blocks of :data:`GATHER` pixels in one gather where it can (uint8), else pixel by pixel."""
+    for j in range(j_lo, j_stop):
+        rx, ry = _nearest_q(xq, yq, j, margin, coef)
+        off = sbase + ry * row + rx * 3
+        d = dbase + j * 3
+        dst[np.uint64(d)] = src[np.uint64(off)]
+        dst[np.uint64(d + 1)] = src[np.uint64(off + 1)]
+        dst[np.uint64(d + 2)] = src[np.uint64(off + 2)]
+        xq += dxq
+        yq += dyq
+
+
+@jit_device
+def _span_nearest_3_u8(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
+    """Blocks of :data:`GATHER` pixels in one gather (:func:`_nearest_gather_u8`), the pixels near a half
+    rewritten one by one; pixel by pixel where a block cannot be gathered."""
     j = j_lo
     while j < j_stop:
-        if j + GATHER <= j_stop and _nearest_gather_u8(src, sbase, row, xq, yq, dxq, dyq, margin, dst, dbase + j * 3):
-            xq += GATHER * dxq
-            yq += GATHER * dyq
-            j += GATHER
-            continue
-        stop = min(j + GATHER, j_stop)
-        for k in range(j, stop):
-            rx, ry = _nearest_q(xq, yq, k, margin, coef)
-            off = sbase + ry * row + rx * 3
-            d = dbase + k * 3
-            dst[np.uint64(d)] = src[np.uint64(off)]
-            dst[np.uint64(d + 1)] = src[np.uint64(off + 1)]
-            dst[np.uint64(d + 2)] = src[np.uint64(off + 2)]
-            xq += dxq
-            yq += dyq
-        j = stop
+        n = min(GATHER, j_stop - j)
+        near = -1
+        if n == GATHER:
+            near = _nearest_gather_u8(src, sbase, row, xq, yq, dxq, dyq, margin, dst, dbase + j * 3)
+            if near == 0:
+                xq += GATHER * dxq
+                yq += GATHER * dyq
+                j += GATHER
+                continue
+        for k in range(n):
+            if near < 0 or (near >> k) & 1:
+                rx, ry = _nearest_q(xq + k * dxq, yq + k * dyq, j + k, margin, coef)
+                off = sbase + ry * row + rx * 3
+                d = dbase + (j + k) * 3
+                dst[np.uint64(d)] = src[np.uint64(off)]
+                dst[np.uint64(d + 1)] = src[np.uint64(off + 1)]
+                dst[np.uint64(d + 2)] = src[np.uint64(off + 2)]
+        xq += n * dxq
+        yq += n * dyq
+        j += n
+
+
+def span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
+    """The interior span of a 3-channel nearest row: gathers for uint8 images (chosen by ``src``'s dtype
+    when the kernel is compiled), a plain loop otherwise. Callable from kernels only."""
+    raise NotImplementedError("compiled kernels only")
+
+
+@overload(span_nearest_3, jit_options=OVERLOAD_OPTIONS)
+def _ov_span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
+    span = _span_nearest_3_u8 if src.dtype == types.uint8 else _span_nearest_3
+
+    def impl(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
+        span(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
+    return impl
 
 
 @jit_device

@@ -175,8 +175,11 @@ def test_three_channel_vector_loops_give_the_bits_of_the_scalar_loops(rng, dtype
         np.array([[-1.0, 0, 0], [0, 1.0, 0]]),                                                 # mirror
         np.array([[1.3, 0.1, 0.05], [-0.2, 1.25, 0.0]]),
     ]
-    for theta in thetas:
-        for out_hw in (hw, (41, 67)):
-            three = stntool.warp(img3, theta, out_hw, mode, backend="cpu")
-            four = stntool.warp(img4, theta, out_hw, mode, backend="cpu")
-            np.testing.assert_array_equal(three, four[..., :3])
+    calls = [(theta, out_hw, False) for theta in thetas for out_hw in (hw, (41, 67))]
+    # the last output pixel of the last image reads the last input pixel through the span's last tap
+    # (nearest, bilinear in a full row of 64; bicubic), with align_corners
+    calls += [(np.diag([0.985, 0.985, 1.0])[:2], (37, 64), True), (np.diag([0.96, 0.94, 1.0])[:2], (37, 64), True)]
+    for theta, out_hw, align_corners in calls:
+        three = stntool.warp(img3, theta, out_hw, mode, align_corners=align_corners, backend="cpu")
+        four = stntool.warp(img4, theta, out_hw, mode, align_corners=align_corners, backend="cpu")
+        np.testing.assert_array_equal(three, four[..., :3])
