@@ -479,6 +479,43 @@ def _bilinear_f32_taps3(typingctx, src, off, row, fx, fy):
 
 
 @intrinsic
+def _bilinear_u8_taps3(typingctx, src, off, row, fx, fy):
+    """The three channel values of an interior bilinear pixel of a 3-channel uint8 image (top-left tap
+    at flat index ``off``, row stride ``row``, 15-bit weights ``fx``, ``fy``): per channel the exact
+    integer arithmetic of :func:`_bil_int_c`, the channels in the lanes of 64-bit vector operations."""
+    if not (isinstance(src, types.Array) and src.dtype == types.uint8):
+        return None
+    sig = types.UniTuple(types.int64, 3)(src, types.intp, types.intp, types.int64, types.int64)
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        off, row = args[1], args[2]
+        taps = ir.VectorType(ir.IntType(8), 4)
+        vec = ir.VectorType(ir.IntType(64), 4)
+
+        def const(x):
+            return ir.Constant(vec, [ir.Constant(ir.IntType(64), x)] * 4)
+
+        fx = _splat(builder, vec, args[3])
+        fy = _splat(builder, vec, args[4])
+        three = ir.Constant(off.type, 3)
+        below = builder.add(off, row)
+
+        def lerp_x(at, last):  # (a << 15) + (b - a) fx
+            a = builder.zext(_load_taps(builder, data, at, taps, False), vec)
+            b = builder.zext(_load_taps(builder, data, builder.add(at, three), taps, last), vec)
+            return builder.add(builder.shl(a, const(15)), builder.mul(builder.sub(b, a), fx))
+
+        t = lerp_x(off, False)
+        u = lerp_x(below, True)
+        r = builder.ashr(builder.add(builder.add(builder.shl(t, const(15)), builder.mul(builder.sub(u, t), fy)),
+                                     const(536870912)), const(30))
+        return context.make_tuple(builder, sig.return_type,
+                                  [builder.extract_element(r, ir.Constant(ir.IntType(32), k)) for k in range(3)])
+    return sig, codegen
+
+
+@intrinsic
 def _prefetch(typingctx, ary, index):
     """Hint the CPU to fetch the cache line of ``ary``'s flat element ``index`` (no effect on results)."""
     if not isinstance(ary, types.Array):
@@ -652,14 +689,11 @@ def _span_bil_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
 @jit_device
 def _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     for j in range(j_lo, j_stop):
-        off = sbase + (yq >> 32) * row + (xq >> 32) * 3
-        o2 = off + row
-        fx = _w15(xq)
-        fy = _w15(yq)
+        v0, v1, v2 = _bilinear_u8_taps3(src, sbase + (yq >> 32) * row + (xq >> 32) * 3, row, _w15(xq), _w15(yq))
         d = dbase + j * 3
-        dst[np.uint64(d)] = _bil_int_c(src, off, o2, 3, 0, fx, fy)
-        dst[np.uint64(d + 1)] = _bil_int_c(src, off, o2, 3, 1, fx, fy)
-        dst[np.uint64(d + 2)] = _bil_int_c(src, off, o2, 3, 2, fx, fy)
+        dst[np.uint64(d)] = v0
+        dst[np.uint64(d + 1)] = v1
+        dst[np.uint64(d + 2)] = v2
         xq += dxq
         yq += dyq
 
