@@ -335,7 +335,7 @@ def _bicubic_interior(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
         _store(dst, d + c, ((r0 * wy0 + r1 * wy1) + r2 * wy2) + r3 * wy3, is_int, maxv)
 
 
-@jit_device
+@jit_inline
 def _to_q(x):
     return np.int64(np.floor(x * Q_ONE + 0.5))
 
@@ -731,7 +731,7 @@ def _nearest_q(xq, yq, j, margin, coef):
     return rx, ry
 
 
-@jit_device
+@jit_inline
 def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv, coef):
     """Nearest takes the pixel :func:`_scalar.rint` gives for the float64 coordinate ``(dx j + ax) + bx``
     (evaluated as the reference evaluates its pixel map), so exact ties go to even on every backend.
@@ -743,8 +743,13 @@ def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
     coordinate. The span keeps every rounded tap inside the image either way."""
     margin = (np.int64(1) << 23) + j_stop + 2
     if cc == 3:
-        span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
-        return
+        _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
+    else:
+        _span_nearest_n(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
+
+
+@jit_device
+def _span_nearest_n(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
     for j in range(j_lo, j_stop):
         rx, ry = _nearest_q(xq, yq, j, margin, coef)
         _copy_pixel(src, sbase + ry * row + rx * cc, dst, dbase + j * cc, cc)
@@ -752,8 +757,47 @@ def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
         yq += dyq
 
 
+@intrinsic
+def _gathers(typingctx, src):
+    """True when :func:`_nearest_gather_u8` gathers for ``src``'s dtype (uint8): a constant of the
+    compiled kernel, so the other loop is dropped."""
+    if not isinstance(src, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return ir.Constant(ir.IntType(1), int(sig.args[0].dtype == types.uint8))
+    return types.boolean(src), codegen
+
+
 @jit_device
 def _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
+    """uint8: blocks of :data:`GATHER` pixels in one gather (:func:`_nearest_gather_u8`), the pixels
+    near a half written again one by one, pixel by pixel where a block cannot be gathered; other
+    dtypes: pixel by pixel."""
+    if _gathers(src):
+        j = j_lo
+        while j < j_stop:
+            n = min(GATHER, j_stop - j)
+            near = -1
+            if n == GATHER:
+                near = _nearest_gather_u8(src, sbase, row, xq, yq, dxq, dyq, margin, dst, dbase + j * 3)
+                if near == 0:
+                    xq += GATHER * dxq
+                    yq += GATHER * dyq
+                    j += GATHER
+                    continue
+            for k in range(n):
+                if near < 0 or (near >> k) & 1:
+                    rx, ry = _nearest_q(xq + k * dxq, yq + k * dyq, j + k, margin, coef)
+                    off = sbase + ry * row + rx * 3
+                    d = dbase + (j + k) * 3
+                    dst[np.uint64(d)] = src[np.uint64(off)]
+                    dst[np.uint64(d + 1)] = src[np.uint64(off + 1)]
+                    dst[np.uint64(d + 2)] = src[np.uint64(off + 2)]
+            xq += n * dxq
+            yq += n * dyq
+            j += n
+        return
     for j in range(j_lo, j_stop):
         rx, ry = _nearest_q(xq, yq, j, margin, coef)
         off = sbase + ry * row + rx * 3
@@ -763,49 +807,6 @@ def _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst
         dst[np.uint64(d + 2)] = src[np.uint64(off + 2)]
         xq += dxq
         yq += dyq
-
-
-@jit_device
-def _span_nearest_3_u8(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
-    """Blocks of :data:`GATHER` pixels in one gather (:func:`_nearest_gather_u8`), the pixels near a half
-    rewritten one by one; pixel by pixel where a block cannot be gathered."""
-    j = j_lo
-    while j < j_stop:
-        n = min(GATHER, j_stop - j)
-        near = -1
-        if n == GATHER:
-            near = _nearest_gather_u8(src, sbase, row, xq, yq, dxq, dyq, margin, dst, dbase + j * 3)
-            if near == 0:
-                xq += GATHER * dxq
-                yq += GATHER * dyq
-                j += GATHER
-                continue
-        for k in range(n):
-            if near < 0 or (near >> k) & 1:
-                rx, ry = _nearest_q(xq + k * dxq, yq + k * dyq, j + k, margin, coef)
-                off = sbase + ry * row + rx * 3
-                d = dbase + (j + k) * 3
-                dst[np.uint64(d)] = src[np.uint64(off)]
-                dst[np.uint64(d + 1)] = src[np.uint64(off + 1)]
-                dst[np.uint64(d + 2)] = src[np.uint64(off + 2)]
-        xq += n * dxq
-        yq += n * dyq
-        j += n
-
-
-def span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
-    """The interior span of a 3-channel nearest row: gathers for uint8 images (chosen by ``src``'s dtype
-    when the kernel is compiled), a plain loop otherwise. Callable from kernels only."""
-    raise NotImplementedError("compiled kernels only")
-
-
-@overload(span_nearest_3, jit_options=OVERLOAD_OPTIONS)
-def _ov_span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
-    span = _span_nearest_3_u8 if src.dtype == types.uint8 else _span_nearest_3
-
-    def impl(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
-        span(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
-    return impl
 
 
 @jit_device
@@ -1138,12 +1139,15 @@ def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
                 if j_hi < j_lo:
                     j_lo = wo
                     j_hi = wo - 1
-                edge_pixels(m, src, sbase, h, w, cc, xq0, yq0, dxq, dyq, 0, j_lo, dst, dbase, pad, align_corners, fill,
-                            is_int, maxv, coef)
-                span(src, sbase, w * cc, cc, xq0 + j_lo * dxq, yq0 + j_lo * dyq, dxq, dyq, j_lo, j_hi + 1, dst, dbase,
-                     is_int, maxv, coef)
-                edge_pixels(m, src, sbase, h, w, cc, xq0, yq0, dxq, dyq, max(j_hi + 1, j_lo), wo, dst, dbase, pad,
-                            align_corners, fill, is_int, maxv, coef)
+                if j_lo > 0:  # (calls with empty ranges skipped: each costs tens of nanoseconds)
+                    edge_pixels(m, src, sbase, h, w, cc, xq0, yq0, dxq, dyq, 0, j_lo, dst, dbase, pad, align_corners,
+                                fill, is_int, maxv, coef)
+                if j_hi >= j_lo:
+                    span(src, sbase, w * cc, cc, xq0 + j_lo * dxq, yq0 + j_lo * dyq, dxq, dyq, j_lo, j_hi + 1, dst,
+                         dbase, is_int, maxv, coef)
+                if max(j_hi + 1, j_lo) < wo:
+                    edge_pixels(m, src, sbase, h, w, cc, xq0, yq0, dxq, dyq, max(j_hi + 1, j_lo), wo, dst, dbase, pad,
+                                align_corners, fill, is_int, maxv, coef)
         return _finish(work, role, joined)
     return impl
 
