@@ -229,9 +229,10 @@ def _bil_px_u8(src, off, row, cc, xq, yq, dst, d):
     fx = _w15(xq)
     fy = _w15(yq)
     if cc == 3:
-        dst[np.uint64(d)] = _bil_int_c(src, off, o2, 3, 0, fx, fy)
-        dst[np.uint64(d + 1)] = _bil_int_c(src, off, o2, 3, 1, fx, fy)
-        dst[np.uint64(d + 2)] = _bil_int_c(src, off, o2, 3, 2, fx, fy)
+        v0, v1, v2 = _bilinear_u8_taps3(src, off, row, fx, fy)
+        dst[np.uint64(d)] = v0
+        dst[np.uint64(d + 1)] = v1
+        dst[np.uint64(d + 2)] = v2
     elif cc == 1:
         dst[np.uint64(d)] = _bil_int_c(src, off, o2, 1, 0, fx, fy)
     elif cc == 4:
@@ -252,9 +253,10 @@ def _bil_px_f32(src, off, row, cc, xq, yq, dst, d):
     gx = np.float32((xq & Q_MASK) * Q_INV)
     gy = np.float32((yq & Q_MASK) * Q_INV)
     if cc == 3:
-        dst[np.uint64(d)] = _bil_f32_c(src, off, o2, 3, 0, gx, gy)
-        dst[np.uint64(d + 1)] = _bil_f32_c(src, off, o2, 3, 1, gx, gy)
-        dst[np.uint64(d + 2)] = _bil_f32_c(src, off, o2, 3, 2, gx, gy)
+        v0, v1, v2 = _bilinear_f32_taps3(src, off, row, gx, gy)
+        dst[np.uint64(d)] = v0
+        dst[np.uint64(d + 1)] = v1
+        dst[np.uint64(d + 2)] = v2
     else:
         for c in range(cc):
             dst[np.uint64(d + c)] = _bil_f32_c(src, off, o2, cc, c, gx, gy)
@@ -316,6 +318,12 @@ def _copy_pixel(src, off, dst, d, cc):
 
 @jit_inline
 def _bicubic_interior(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
+    if cc == 3:
+        v0, v1, v2 = _bicubic_taps3(src, off - row - 3, row, fx, fy)
+        _store(dst, d, v0, is_int, maxv)
+        _store(dst, d + 1, v1, is_int, maxv)
+        _store(dst, d + 2, v2, is_int, maxv)
+        return
     wx0, wx1, wx2, wx3 = _cubic_weights(fx)
     wy0, wy1, wy2, wy3 = _cubic_weights(fy)
     base = off - row - cc

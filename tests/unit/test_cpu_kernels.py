@@ -157,10 +157,10 @@ def test_the_caller_stops_spinning_on_a_helper_that_does_not_finish(rng):
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
 @pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
 def test_three_channel_vector_loops_give_the_bits_of_the_scalar_loops(rng, dtype, mode):
-    """The 3-channel interior loops (uint8 nearest in gathers of 16 pixels, float32 bilinear and every
-    bicubic in vector lanes) equal the scalar 4-channel loops channel by channel: on rows long enough
-    for gathers, at exact half-pixel ties, with the last pixel of the last image sampled, in batches
-    (the next image prefetched)."""
+    """The 3-channel interior loops (uint8 nearest in gathers of 16 pixels, uint8 and float32 bilinear and
+    every bicubic in vector lanes) equal the scalar 4-channel loops channel by channel: on rows long
+    enough for gathers, at exact half-pixel ties, with the last pixel of the last image sampled, in
+    batches (the next image prefetched), and one pixel at a time (projective warps, grids)."""
     from stn_testing import random_image
 
     from stntool import transforms
@@ -183,3 +183,9 @@ def test_three_channel_vector_loops_give_the_bits_of_the_scalar_loops(rng, dtype
         three = stntool.warp(img3, theta, out_hw, mode, align_corners=align_corners, backend="cpu")
         four = stntool.warp(img4, theta, out_hw, mode, align_corners=align_corners, backend="cpu")
         np.testing.assert_array_equal(three, four[..., :3])
+    # single interior pixels (projective rows, grids): the same taps one pixel at a time
+    proj = [[1.05, 0.2, 0.05], [-0.1, 0.95, 0.1], [0.15, -0.2, 1.0]]
+    grid = stntool.affine_grid(thetas[2], (29, 45)) + rng.uniform(-0.01, 0.01, (29, 45, 2))
+    for f in (lambda im: stntool.warp(im, proj, (33, 47), mode, backend="cpu"),
+              lambda im: stntool.grid_sample(im, grid, mode, backend="cpu")):
+        np.testing.assert_array_equal(f(img3), f(img4)[..., :3])
