@@ -457,6 +457,43 @@ def _bicubic_taps3(typingctx, src, o0, row, fx, fy):
 
 
 @intrinsic
+def _store3(typingctx, dst, d, v0, v1, v2, is_int, maxv):
+    """:func:`_store` of three float64 values at ``dst[d]``, ``dst[d + 1]``, ``dst[d + 2]`` with one vector
+    saturation (:func:`_scalar.saturate`: ``v + 0.5``, NaN and negatives to 0, above ``maxv`` to
+    ``maxv``, when ``is_int``) and one vector conversion to ``dst``'s dtype."""
+    if not (isinstance(dst, types.Array) and isinstance(dst.dtype, (types.Integer, types.Float))):
+        return None
+    dt = dst.dtype
+    sig = types.void(dst, types.intp, types.float64, types.float64, types.float64, types.boolean, types.float64)
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        d, is_int, maxv = args[1], args[5], args[6]
+        dbl = ir.DoubleType()
+        vec = ir.VectorType(dbl, 4)
+        lane = ir.IntType(32)
+        v = ir.Constant(vec, [ir.Constant(dbl, 0.0)] * 4)
+        for k in range(3):
+            v = builder.insert_element(v, args[2 + k], ir.Constant(lane, k))
+        zero = ir.Constant(vec, [ir.Constant(dbl, 0.0)] * 4)
+        s = builder.fadd(v, ir.Constant(vec, [ir.Constant(dbl, 0.5)] * 4))
+        s = builder.select(builder.fcmp_ordered(">=", s, zero), s, zero)
+        top = _splat(builder, vec, maxv)
+        s = builder.select(builder.fcmp_ordered(">", s, top), top, s)
+        v = builder.select(is_int, s, v)
+        elt = data.type.pointee
+        if isinstance(dt, types.Float):
+            out = v if dt.bitwidth == 64 else builder.fptrunc(v, ir.VectorType(elt, 4))
+        else:
+            out = (builder.fptosi if dt.signed else builder.fptoui)(v, ir.VectorType(elt, 4))
+        for k in range(3):
+            builder.store(builder.extract_element(out, ir.Constant(lane, k)),
+                          builder.gep(data, [builder.add(d, ir.Constant(d.type, k))]))
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
 def _bilinear_f32_taps3(typingctx, src, off, row, fx, fy):
     """The three channel values of an interior bilinear pixel of a 3-channel float32 image (top-left
     tap at flat index ``off``, row stride ``row``): per channel ``t + (u - t) fy`` with
@@ -822,10 +859,7 @@ def _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase,
     for j in range(j_lo, j_stop):
         v0, v1, v2 = _bicubic_taps3(src, sbase + ((yq >> 32) - 1) * row + ((xq >> 32) - 1) * 3, row,
                                     (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV)
-        d = dbase + j * 3
-        _store(dst, d, v0, is_int, maxv)
-        _store(dst, d + 1, v1, is_int, maxv)
-        _store(dst, d + 2, v2, is_int, maxv)
+        _store3(dst, dbase + j * 3, v0, v1, v2, is_int, maxv)
         xq += dxq
         yq += dyq
 
