@@ -4,7 +4,8 @@
 
 Run it alternately against two source trees (before / after a change, PYTHONPATH pointing at each)
 in one sitting to compare kernel speed: the machine's load hits both alike. ``THREADS`` sets
-numba's thread count (default 2), ``MIN_TIME`` the seconds of sampling per case (default 2.5).
+numba's thread count (default 2), ``MIN_TIME`` the seconds of sampling per case (default 2.5),
+``CASES`` a comma-separated list of words: only the cases whose name contains one of them run.
 The load average is printed with the results.
 """
 import json, os, sys, time
@@ -32,8 +33,11 @@ dst = np.array([[0, 0], [511, 0], [0, 511], [511, 511], [256, 256.], [110, 390.]
 cases["512 uint8 warp_tps bilinear"] = (lambda: stntool.warp_tps(img8, src, dst, backend="cpu"), 30)
 imgd = rng.random((2, 128, 128, 3)); gd = rng.uniform(-1, 1, (2, 128, 128, 2)); go = rng.standard_normal((2, 128, 128, 3))
 cases["backward 2x128x128x3"] = (lambda: stntool.grid_sample_backward(imgd, gd, go, backend="cpu"), 20)
+only = [w for w in os.environ.get("CASES", "").split(",") if w]
 res = {}
 for name, (f, n) in cases.items():
+    if only and not any(w in name for w in only):
+        continue
     for _ in range(3):
         f()
     ts = []

@@ -20,23 +20,25 @@ compile the paths of that mode only, and the image dtype picks the arithmetic of
 (``span_bilinear``, ``bilinear_pixel``) when the entry is compiled. Padding, ``align_corners`` and
 the channel count stay run-time values. The leaves (careful per-mode paths, span loops) are cached
 helpers without Python wrappers, so a later kernel family loads them from the cache instead of
-compiling them again. Entries are serial and release the GIL; :func:`_run_blocks` runs one block of
-rows per thread on a thread pool (inline when ``numba.get_num_threads()`` is 1), which costs a few
-tens of microseconds per call where a ``prange`` loop would cost seconds of compilation per entry.
+compiling them again. Entries are serial and release the GIL; :func:`_run_blocks` has the caller's
+thread and helper threads claim small chunks of rows from a shared atomic counter (inline when
+``numba.get_num_threads()`` is 1 or the call is small), so a helper that wakes late costs at most a
+chunk, where a ``prange`` loop would cost seconds of compilation per entry.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from numba.core import types
+from llvmlite import ir
+from numba.core import cgutils, types
 from numba.core.errors import TypingError
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 from .._jit import OVERLOAD_OPTIONS, jit_device, jit_inline, jit_scalar, jit_scalar_inline, jit_serial
 from . import _scalar
@@ -227,9 +229,10 @@ def _bil_px_u8(src, off, row, cc, xq, yq, dst, d):
     fx = _w15(xq)
     fy = _w15(yq)
     if cc == 3:
-        dst[np.uint64(d)] = _bil_int_c(src, off, o2, 3, 0, fx, fy)
-        dst[np.uint64(d + 1)] = _bil_int_c(src, off, o2, 3, 1, fx, fy)
-        dst[np.uint64(d + 2)] = _bil_int_c(src, off, o2, 3, 2, fx, fy)
+        v0, v1, v2 = _bilinear_u8_taps3(src, off, row, fx, fy)
+        dst[np.uint64(d)] = v0
+        dst[np.uint64(d + 1)] = v1
+        dst[np.uint64(d + 2)] = v2
     elif cc == 1:
         dst[np.uint64(d)] = _bil_int_c(src, off, o2, 1, 0, fx, fy)
     elif cc == 4:
@@ -250,9 +253,10 @@ def _bil_px_f32(src, off, row, cc, xq, yq, dst, d):
     gx = np.float32((xq & Q_MASK) * Q_INV)
     gy = np.float32((yq & Q_MASK) * Q_INV)
     if cc == 3:
-        dst[np.uint64(d)] = _bil_f32_c(src, off, o2, 3, 0, gx, gy)
-        dst[np.uint64(d + 1)] = _bil_f32_c(src, off, o2, 3, 1, gx, gy)
-        dst[np.uint64(d + 2)] = _bil_f32_c(src, off, o2, 3, 2, gx, gy)
+        v0, v1, v2 = _bilinear_f32_taps3(src, off, row, gx, gy)
+        dst[np.uint64(d)] = v0
+        dst[np.uint64(d + 1)] = v1
+        dst[np.uint64(d + 2)] = v2
     else:
         for c in range(cc):
             dst[np.uint64(d + c)] = _bil_f32_c(src, off, o2, cc, c, gx, gy)
@@ -314,6 +318,12 @@ def _copy_pixel(src, off, dst, d, cc):
 
 @jit_inline
 def _bicubic_interior(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
+    if cc == 3:
+        v0, v1, v2 = _bicubic_taps3(src, off - row - 3, row, fx, fy)
+        _store(dst, d, v0, is_int, maxv)
+        _store(dst, d + 1, v1, is_int, maxv)
+        _store(dst, d + 2, v2, is_int, maxv)
+        return
     wx0, wx1, wx2, wx3 = _cubic_weights(fx)
     wy0, wy1, wy2, wy3 = _cubic_weights(fy)
     base = off - row - cc
@@ -333,7 +343,7 @@ def _bicubic_interior(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
         _store(dst, d + c, ((r0 * wy0 + r1 * wy1) + r2 * wy2) + r3 * wy3, is_int, maxv)
 
 
-@jit_device
+@jit_inline
 def _to_q(x):
     return np.int64(np.floor(x * Q_ONE + 0.5))
 
@@ -350,6 +360,304 @@ def _interval(q0, dq, lo_q, hi_q, j_lo, j_hi):
     elif not (lo_q <= q0 and q0 < hi_q):
         j_hi = j_lo - 1
     return j_lo, j_hi
+
+
+# --------------------------------------------------------------------------- vector and memory intrinsics
+# LLVM does not vectorize the per-channel scalar loops (numba leaves its SLP vectorizer off), so the
+# hottest 3-channel taps are written as vector IR: the channels are the lanes of one operation, in
+# the scalar order of operations, so the bits are those of the scalar code.
+
+def _splat(builder, vec, x):
+    v = ir.Constant(vec, ir.Undefined)
+    for k in range(vec.count):
+        v = builder.insert_element(v, x, ir.Constant(ir.IntType(32), k))
+    return v
+
+
+def _load_taps(builder, data, off, vec, last):
+    """Elements ``off .. off+2`` of ``data`` in the first lanes of a 4-element vector: one 4-element load
+    (the fourth element, the next pixel's first channel, is unused), or, for ``last`` (the image's last
+    tap may be the array's last element), three scalar loads so nothing past it is read."""
+    ptr = builder.gep(data, [off])
+    if not last:
+        return builder.load(builder.bitcast(ptr, vec.as_pointer()), align=1)
+    v = ir.Constant(vec, None)
+    for k in range(3):
+        v = builder.insert_element(v, builder.load(builder.gep(ptr, [ir.Constant(off.type, k)]), align=1),
+                                   ir.Constant(ir.IntType(32), k))
+    return v
+
+
+def _cubic_weight_vector(builder, t):
+    """:func:`_scalar.cubic_weights` of the float64 value ``t`` as one 4-lane vector: both of Keys'
+    polynomials on ``(t + 1, t, 1 - t, 2 - t)``, evaluated in the scalar functions' order, and the
+    outer lanes taken from the far one."""
+    vec = ir.VectorType(ir.DoubleType(), 4)
+    lane = ir.IntType(32)
+    a = _scalar.CUBIC_A
+
+    def const(*values):
+        return ir.Constant(vec, [ir.Constant(ir.DoubleType(), v) for v in (values * 4)[:4]])
+
+    x = builder.fadd(builder.fmul(_splat(builder, vec, t), const(1.0, 1.0, -1.0, -1.0)), const(1.0, 0.0, 1.0, 2.0))
+    near = builder.fsub(builder.fmul(const(a + 2.0), x), const(a + 3.0))  # ((A + 2) x - (A + 3)) x x + 1
+    near = builder.fadd(builder.fmul(builder.fmul(near, x), x), const(1.0))
+    far = builder.fsub(builder.fmul(const(a), x), const(5.0 * a))  # ((A x - 5A) x + 8A) x - 4A
+    far = builder.fsub(builder.fmul(builder.fadd(builder.fmul(far, x), const(8.0 * a)), x), const(4.0 * a))
+    outer_far = ir.Constant(ir.VectorType(lane, 4), [ir.Constant(lane, k) for k in (0, 5, 6, 3)])
+    return builder.shuffle_vector(far, near, outer_far)
+
+
+def _broadcast_lane(builder, v, k):
+    lane = ir.IntType(32)
+    return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(lane, 4), [ir.Constant(lane, k)] * 4))
+
+
+@intrinsic
+def _bicubic_taps3(typingctx, src, o0, row, fx, fy):
+    """The three channel values of an interior bicubic pixel of a 3-channel image: ``o0`` is the flat
+    index of the top-left tap, ``row`` the row stride, ``fx``, ``fy`` the coordinate's fractions. Per
+    channel ``((r0 wy0 + r1 wy1) + r2 wy2) + r3 wy3`` with
+    ``r_a = ((t_a0 wx0 + t_a1 wx1) + t_a2 wx2) + t_a3 wx3`` and the weights of
+    :func:`_scalar.cubic_weights`, in float64, in exactly that order (the same bits as the scalar loop,
+    :func:`_bicubic_interior`), with the three channels in the lanes of one vector operation. Each tap
+    is one 4-element load (:func:`_load_taps`)."""
+    if not isinstance(src, types.Array):
+        return None
+    dt = src.dtype
+    sig = types.UniTuple(types.float64, 3)(src, types.intp, types.intp, types.float64, types.float64)
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        o0, row = args[1], args[2]
+        index = o0.type
+        vec = ir.VectorType(ir.DoubleType(), 4)
+        taps = ir.VectorType(data.type.pointee, 4)
+
+        def widen(v):
+            if isinstance(dt, types.Float):
+                return v if dt.bitwidth == 64 else builder.fpext(v, vec)
+            return builder.sitofp(v, vec) if dt.signed else builder.uitofp(v, vec)
+
+        wx = _cubic_weight_vector(builder, args[3])
+        wy = _cubic_weight_vector(builder, args[4])
+        acc = None
+        for a in range(4):
+            base = builder.add(o0, builder.mul(row, ir.Constant(index, a)))
+            r = None
+            for b in range(4):
+                tap = _load_taps(builder, data, builder.add(base, ir.Constant(index, 3 * b)), taps, a == 3 and b == 3)
+                t = builder.fmul(widen(tap), _broadcast_lane(builder, wx, b))
+                r = t if r is None else builder.fadd(r, t)
+            t = builder.fmul(r, _broadcast_lane(builder, wy, a))
+            acc = t if acc is None else builder.fadd(acc, t)
+        return context.make_tuple(builder, sig.return_type,
+                                  [builder.extract_element(acc, ir.Constant(ir.IntType(32), k)) for k in range(3)])
+    return sig, codegen
+
+
+@intrinsic
+def _store3(typingctx, dst, d, v0, v1, v2, is_int, maxv):
+    """:func:`_store` of three float64 values at ``dst[d]``, ``dst[d + 1]``, ``dst[d + 2]`` with one vector
+    saturation (:func:`_scalar.saturate`: ``v + 0.5``, NaN and negatives to 0, above ``maxv`` to
+    ``maxv``, when ``is_int``) and one vector conversion to ``dst``'s dtype."""
+    if not (isinstance(dst, types.Array) and isinstance(dst.dtype, (types.Integer, types.Float))):
+        return None
+    dt = dst.dtype
+    sig = types.void(dst, types.intp, types.float64, types.float64, types.float64, types.boolean, types.float64)
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        d, is_int, maxv = args[1], args[5], args[6]
+        dbl = ir.DoubleType()
+        vec = ir.VectorType(dbl, 4)
+        lane = ir.IntType(32)
+        v = ir.Constant(vec, [ir.Constant(dbl, 0.0)] * 4)
+        for k in range(3):
+            v = builder.insert_element(v, args[2 + k], ir.Constant(lane, k))
+        zero = ir.Constant(vec, [ir.Constant(dbl, 0.0)] * 4)
+        s = builder.fadd(v, ir.Constant(vec, [ir.Constant(dbl, 0.5)] * 4))
+        s = builder.select(builder.fcmp_ordered(">=", s, zero), s, zero)
+        top = _splat(builder, vec, maxv)
+        s = builder.select(builder.fcmp_ordered(">", s, top), top, s)
+        v = builder.select(is_int, s, v)
+        elt = data.type.pointee
+        if isinstance(dt, types.Float):
+            out = v if dt.bitwidth == 64 else builder.fptrunc(v, ir.VectorType(elt, 4))
+        else:
+            out = (builder.fptosi if dt.signed else builder.fptoui)(v, ir.VectorType(elt, 4))
+        for k in range(3):
+            builder.store(builder.extract_element(out, ir.Constant(lane, k)),
+                          builder.gep(data, [builder.add(d, ir.Constant(d.type, k))]))
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def _bilinear_f32_taps3(typingctx, src, off, row, fx, fy):
+    """The three channel values of an interior bilinear pixel of a 3-channel float32 image (top-left
+    tap at flat index ``off``, row stride ``row``): per channel ``t + (u - t) fy`` with
+    ``t = a + (b - a) fx`` on the top row and ``u`` likewise on the bottom one, in float32, as
+    :func:`_bil_f32_c` computes it, the channels in vector lanes."""
+    if not (isinstance(src, types.Array) and src.dtype == types.float32):
+        return None
+    sig = types.UniTuple(types.float32, 3)(src, types.intp, types.intp, types.float32, types.float32)
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        off, row = args[1], args[2]
+        vec = ir.VectorType(ir.FloatType(), 4)
+        fx = _splat(builder, vec, args[3])
+        fy = _splat(builder, vec, args[4])
+        three = ir.Constant(off.type, 3)
+        below = builder.add(off, row)
+        a = _load_taps(builder, data, off, vec, False)
+        b = _load_taps(builder, data, builder.add(off, three), vec, False)
+        t = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
+        a = _load_taps(builder, data, below, vec, False)
+        b = _load_taps(builder, data, builder.add(below, three), vec, True)
+        u = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
+        r = builder.fadd(t, builder.fmul(builder.fsub(u, t), fy))
+        return context.make_tuple(builder, sig.return_type,
+                                  [builder.extract_element(r, ir.Constant(ir.IntType(32), k)) for k in range(3)])
+    return sig, codegen
+
+
+@intrinsic
+def _bilinear_u8_taps3(typingctx, src, off, row, fx, fy):
+    """The three channel values of an interior bilinear pixel of a 3-channel uint8 image (top-left tap
+    at flat index ``off``, row stride ``row``, 15-bit weights ``fx``, ``fy``): per channel the exact
+    integer arithmetic of :func:`_bil_int_c`, the channels in the lanes of 64-bit vector operations."""
+    if not (isinstance(src, types.Array) and src.dtype == types.uint8):
+        return None
+    sig = types.UniTuple(types.int64, 3)(src, types.intp, types.intp, types.int64, types.int64)
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        off, row = args[1], args[2]
+        taps = ir.VectorType(ir.IntType(8), 4)
+        vec = ir.VectorType(ir.IntType(64), 4)
+
+        def const(x):
+            return ir.Constant(vec, [ir.Constant(ir.IntType(64), x)] * 4)
+
+        fx = _splat(builder, vec, args[3])
+        fy = _splat(builder, vec, args[4])
+        three = ir.Constant(off.type, 3)
+        below = builder.add(off, row)
+
+        def lerp_x(at, last):  # (a << 15) + (b - a) fx
+            a = builder.zext(_load_taps(builder, data, at, taps, False), vec)
+            b = builder.zext(_load_taps(builder, data, builder.add(at, three), taps, last), vec)
+            return builder.add(builder.shl(a, const(15)), builder.mul(builder.sub(b, a), fx))
+
+        t = lerp_x(off, False)
+        u = lerp_x(below, True)
+        r = builder.ashr(builder.add(builder.add(builder.shl(t, const(15)), builder.mul(builder.sub(u, t), fy)),
+                                     const(536870912)), const(30))
+        return context.make_tuple(builder, sig.return_type,
+                                  [builder.extract_element(r, ir.Constant(ir.IntType(32), k)) for k in range(3)])
+    return sig, codegen
+
+
+@intrinsic
+def _prefetch(typingctx, ary, index):
+    """Hint the CPU to fetch the cache line of ``ary``'s flat element ``index`` (no effect on results)."""
+    if not isinstance(ary, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        ptr = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]),
+                                            "llvm.prefetch.p0i8")
+        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])  # read, keep, data
+        return context.get_dummy_value()
+    return types.void(ary, types.intp), codegen
+
+
+#: Pixels per gather of the uint8 nearest span (:func:`_nearest_gather_u8`).
+GATHER = 16
+
+
+@intrinsic
+def _nearest_gather_u8(typingctx, src, sbase, row, xq, yq, dxq, dyq, margin, dst, d):
+    """:data:`GATHER` consecutive pixels of a 3-channel uint8 nearest span (pixel ``k`` at the 32.32
+    coordinate ``(xq + k dxq, yq + k dyq)``, rounded as :func:`_nearest_q` rounds it) with one gather
+    of 32-bit words, written to ``dst[d : d + 3 GATHER]``. Returns the bit mask of the pixels whose
+    fraction lies within ``margin`` of one half (written with integer rounding here; the caller must
+    round their float coordinates and write them again), or -1 when nothing was written: a word would
+    read past ``src``'s end, or the dtype is not uint8."""
+    if not (isinstance(src, types.Array) and isinstance(dst, types.Array)):
+        return None
+    sig = types.int64(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, types.int64,
+                      dst, types.intp)
+
+    def codegen(context, builder, sig, args):
+        if sig.args[0].dtype != types.uint8:
+            return ir.Constant(ir.IntType(64), -1)
+        source = context.make_array(sig.args[0])(context, builder, args[0])
+        out = context.make_array(sig.args[8])(context, builder, args[8]).data
+        sbase, row, xq, yq, dxq, dyq, margin, d = args[1:8] + (args[9],)
+        i64, i32, i1, n = ir.IntType(64), ir.IntType(32), ir.IntType(1), GATHER
+        vec = ir.VectorType(i64, n)
+
+        def splat(x):
+            return _splat(builder, vec, x)
+
+        def const(x):
+            return ir.Constant(vec, [ir.Constant(i64, x)] * n)
+
+        steps = ir.Constant(vec, [ir.Constant(i64, k) for k in range(n)])
+        xs = builder.add(splat(xq), builder.mul(splat(dxq), steps))
+        ys = builder.add(splat(yq), builder.mul(splat(dyq), steps))
+        twice = splat(builder.add(margin, margin))
+
+        def near_half(q):  # as _nearest_q: unsigned((q & Q_MASK) - Q_HALF + margin) <= 2 margin
+            return builder.icmp_unsigned("<=", builder.add(builder.sub(builder.and_(q, const(Q_MASK)), const(Q_HALF)),
+                                                           splat(margin)), twice)
+
+        rx = builder.ashr(builder.add(xs, const(Q_HALF)), const(32))
+        ry = builder.ashr(builder.add(ys, const(Q_HALF)), const(32))
+        off = builder.add(splat(sbase), builder.add(builder.mul(ry, splat(row)), builder.mul(rx, const(3))))
+        size = builder.extract_value(source.shape, 0)
+        near = builder.zext(builder.bitcast(builder.or_(near_half(xs), near_half(ys)), ir.IntType(n)), i64)
+        past = builder.icmp_signed(">=", off, splat(builder.sub(size, ir.Constant(i64, 3))))
+        ok = builder.icmp_unsigned("==", builder.bitcast(past, ir.IntType(n)), ir.Constant(ir.IntType(n), 0))
+        with builder.if_then(ok, likely=True):
+            words = ir.VectorType(i32, n)
+            ptrs = builder.inttoptr(builder.add(splat(builder.ptrtoint(source.data, i64)), off),
+                                    ir.VectorType(i32.as_pointer(), n))
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(words, [ptrs.type, i32, ir.VectorType(i1, n), words]),
+                f"llvm.masked.gather.v{n}i32.v{n}p0i32")
+            every = ir.Constant(ir.VectorType(i1, n), [ir.Constant(i1, 1)] * n)
+            got = builder.call(fn, [ptrs, ir.Constant(i32, 1), every, ir.Constant(words, ir.Undefined)])
+            got = builder.bitcast(got, ir.VectorType(ir.IntType(8), 4 * n))
+            first3 = [ir.Constant(i32, 4 * k + c) for k in range(n) for c in range(3)]  # drop each word's 4th byte
+            pixels = builder.shuffle_vector(got, got, ir.Constant(ir.VectorType(i32, 3 * n), first3))
+            builder.store(pixels, builder.bitcast(builder.gep(out, [d]), pixels.type.as_pointer()), align=1)
+        return builder.select(ok, near, ir.Constant(i64, -1))
+    return sig, codegen
+
+
+#: Input images up to this many bytes are prefetched one image ahead in batches (:func:`_prefetch_next`):
+#: a warp reads its input along slanted lines, which the hardware prefetchers do not follow, so images
+#: that left the cache cost a memory round trip per line. Larger images would not stay in cache.
+PREFETCH_MAX_BYTES = 1 << 20
+
+
+@jit_inline
+def _prefetch_next(src, n, n_img, image_size, i, ho):
+    """While output row ``i`` of image ``n`` is sampled, prefetch the matching ``1/ho`` share of image
+    ``n + 1``'s input (flat, ``image_size`` elements), so the next image is in cache when its rows start."""
+    if n + 1 < n_img and image_size * src.itemsize <= PREFETCH_MAX_BYTES:
+        share = (image_size + ho - 1) // ho
+        p0 = (n + 1) * image_size + i * share
+        p1 = min(p0 + share, (n + 2) * image_size)
+        for p in range(p0, p1, max(1, 64 // src.itemsize)):
+            _prefetch(src, p)
 
 
 # --------------------------------------------------------------------------- interior span loops
@@ -426,14 +734,11 @@ def _span_bil_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
 @jit_device
 def _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     for j in range(j_lo, j_stop):
-        off = sbase + (yq >> 32) * row + (xq >> 32) * 3
-        o2 = off + row
-        fx = _w15(xq)
-        fy = _w15(yq)
+        v0, v1, v2 = _bilinear_u8_taps3(src, sbase + (yq >> 32) * row + (xq >> 32) * 3, row, _w15(xq), _w15(yq))
         d = dbase + j * 3
-        dst[np.uint64(d)] = _bil_int_c(src, off, o2, 3, 0, fx, fy)
-        dst[np.uint64(d + 1)] = _bil_int_c(src, off, o2, 3, 1, fx, fy)
-        dst[np.uint64(d + 2)] = _bil_int_c(src, off, o2, 3, 2, fx, fy)
+        dst[np.uint64(d)] = v0
+        dst[np.uint64(d + 1)] = v1
+        dst[np.uint64(d + 2)] = v2
         xq += dxq
         yq += dyq
 
@@ -442,18 +747,36 @@ def _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
 def _span_bil_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32) * 3
-        o2 = off + row
         gx = np.float32((xq & Q_MASK) * Q_INV)
         gy = np.float32((yq & Q_MASK) * Q_INV)
+        v0, v1, v2 = _bilinear_f32_taps3(src, off, row, gx, gy)
         d = dbase + j * 3
-        dst[np.uint64(d)] = _bil_f32_c(src, off, o2, 3, 0, gx, gy)
-        dst[np.uint64(d + 1)] = _bil_f32_c(src, off, o2, 3, 1, gx, gy)
-        dst[np.uint64(d + 2)] = _bil_f32_c(src, off, o2, 3, 2, gx, gy)
+        dst[np.uint64(d)] = v0
+        dst[np.uint64(d + 1)] = v1
+        dst[np.uint64(d + 2)] = v2
         xq += dxq
         yq += dyq
 
 
-@jit_device
+@jit_inline
+def _nearest_q(xq, yq, j, margin, coef):
+    """The pixel nearest to the 32.32 coordinate ``(xq, yq)`` of span pixel ``j`` (see :func:`_span_nearest`):
+    integer rounding, or the float coordinate's where a fraction lies within ``margin`` of one half. One
+    unsigned comparison per axis and one rarely taken branch keep the loop as fast as plain rounding."""
+    rx = (xq + Q_HALF) >> 32
+    ry = (yq + Q_HALF) >> 32
+    near_x = np.uint64((xq & Q_MASK) - Q_HALF + margin) <= np.uint64(2 * margin)
+    near_y = np.uint64((yq & Q_MASK) - Q_HALF + margin) <= np.uint64(2 * margin)
+    if near_x | near_y:
+        ax, bx, dx, ay, by, dy = coef
+        if near_x:
+            rx = np.int64(_rint((dx * j + ax) + bx))
+        if near_y:
+            ry = np.int64(_rint((dy * j + ay) + by))
+    return rx, ry
+
+
+@jit_inline
 def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv, coef):
     """Nearest takes the pixel :func:`_scalar.rint` gives for the float64 coordinate ``(dx j + ax) + bx``
     (evaluated as the reference evaluates its pixel map), so exact ties go to even on every backend.
@@ -466,34 +789,62 @@ def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
     margin = (np.int64(1) << 23) + j_stop + 2
     if cc == 3:
         _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
-        return
-    ax, bx, dx, ay, by, dy = coef
+    else:
+        _span_nearest_n(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
+
+
+@jit_device
+def _span_nearest_n(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
     for j in range(j_lo, j_stop):
-        fx = (xq & Q_MASK) - Q_HALF
-        fy = (yq & Q_MASK) - Q_HALF
-        rx = (xq + Q_HALF) >> 32
-        ry = (yq + Q_HALF) >> 32
-        if fx <= margin and fx >= -margin:
-            rx = np.int64(_rint((dx * j + ax) + bx))
-        if fy <= margin and fy >= -margin:
-            ry = np.int64(_rint((dy * j + ay) + by))
+        rx, ry = _nearest_q(xq, yq, j, margin, coef)
         _copy_pixel(src, sbase + ry * row + rx * cc, dst, dbase + j * cc, cc)
         xq += dxq
         yq += dyq
 
 
+@intrinsic
+def _gathers(typingctx, src):
+    """True when :func:`_nearest_gather_u8` gathers for ``src``'s dtype (uint8): a constant of the
+    compiled kernel, so the other loop is dropped."""
+    if not isinstance(src, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return ir.Constant(ir.IntType(1), int(sig.args[0].dtype == types.uint8))
+    return types.boolean(src), codegen
+
+
 @jit_device
 def _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
-    ax, bx, dx, ay, by, dy = coef
+    """uint8: blocks of :data:`GATHER` pixels in one gather (:func:`_nearest_gather_u8`), the pixels
+    near a half written again one by one, pixel by pixel where a block cannot be gathered; other
+    dtypes: pixel by pixel."""
+    if _gathers(src):
+        j = j_lo
+        while j < j_stop:
+            n = min(GATHER, j_stop - j)
+            near = -1
+            if n == GATHER:
+                near = _nearest_gather_u8(src, sbase, row, xq, yq, dxq, dyq, margin, dst, dbase + j * 3)
+                if near == 0:
+                    xq += GATHER * dxq
+                    yq += GATHER * dyq
+                    j += GATHER
+                    continue
+            for k in range(n):
+                if near < 0 or (near >> k) & 1:
+                    rx, ry = _nearest_q(xq + k * dxq, yq + k * dyq, j + k, margin, coef)
+                    off = sbase + ry * row + rx * 3
+                    d = dbase + (j + k) * 3
+                    dst[np.uint64(d)] = src[np.uint64(off)]
+                    dst[np.uint64(d + 1)] = src[np.uint64(off + 1)]
+                    dst[np.uint64(d + 2)] = src[np.uint64(off + 2)]
+            xq += n * dxq
+            yq += n * dyq
+            j += n
+        return
     for j in range(j_lo, j_stop):
-        fx = (xq & Q_MASK) - Q_HALF
-        fy = (yq & Q_MASK) - Q_HALF
-        rx = (xq + Q_HALF) >> 32
-        ry = (yq + Q_HALF) >> 32
-        if fx <= margin and fx >= -margin:
-            rx = np.int64(_rint((dx * j + ax) + bx))
-        if fy <= margin and fy >= -margin:
-            ry = np.int64(_rint((dy * j + ay) + by))
+        rx, ry = _nearest_q(xq, yq, j, margin, coef)
         off = sbase + ry * row + rx * 3
         d = dbase + j * 3
         dst[np.uint64(d)] = src[np.uint64(off)]
@@ -503,28 +854,12 @@ def _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst
         yq += dyq
 
 
-@jit_inline
-def _cubic_row3(src, o, wx0, wx1, wx2, wx3, c):
-    return (src[np.uint64(o + c)] * wx0 + src[np.uint64(o + 3 + c)] * wx1 + src[np.uint64(o + 6 + c)] * wx2
-            + src[np.uint64(o + 9 + c)] * wx3)
-
-
 @jit_device
 def _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
     for j in range(j_lo, j_stop):
-        fx = (xq & Q_MASK) * Q_INV
-        fy = (yq & Q_MASK) * Q_INV
-        wx0, wx1, wx2, wx3 = _cubic_weights(fx)
-        wy0, wy1, wy2, wy3 = _cubic_weights(fy)
-        o0 = sbase + ((yq >> 32) - 1) * row + ((xq >> 32) - 1) * 3
-        o1 = o0 + row
-        o2 = o1 + row
-        o3 = o2 + row
-        d = dbase + j * 3
-        for c in range(3):
-            v = (((_cubic_row3(src, o0, wx0, wx1, wx2, wx3, c) * wy0 + _cubic_row3(src, o1, wx0, wx1, wx2, wx3, c) * wy1)
-                  + _cubic_row3(src, o2, wx0, wx1, wx2, wx3, c) * wy2) + _cubic_row3(src, o3, wx0, wx1, wx2, wx3, c) * wy3)
-            _store(dst, d + c, v, is_int, maxv)
+        v0, v1, v2 = _bicubic_taps3(src, sbase + ((yq >> 32) - 1) * row + ((xq >> 32) - 1) * 3, row,
+                                    (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV)
+        _store3(dst, dbase + j * 3, v0, v1, v2, is_int, maxv)
         xq += dxq
         yq += dyq
 
@@ -637,6 +972,98 @@ def _interior_bicubic(src, sbase, h, w, row, cc, x, y, xq, yq, dst, d, is_int, m
     return False
 
 
+# --------------------------------------------------------------------------- sharing rows between threads
+# A call's rows (or tasks) are claimed in small chunks from a shared counter, so a thread that starts
+# late takes fewer chunks instead of delaying the call; the calling thread waits for the helpers that
+# joined by spinning briefly on a counter instead of sleeping. ``work`` is an int64 array:
+
+W_NEXT, W_ITEMS, W_CHUNK, W_JOINED, W_DONE = 0, 1, 2, 3, 4
+#: The calling thread (always takes part, waits for the others at the end) and a helper thread.
+CALLER, HELPER = 0, 1
+#: Checks of the helpers' counter before the caller gives up spinning (about a millisecond) and waits
+#: on the helpers' tasks instead.
+SPIN_LIMIT = 1 << 20
+
+
+def _slot_pointer(context, builder, ary_type, ary, index):
+    return cgutils.get_item_pointer(context, builder, ary_type, context.make_array(ary_type)(context, builder, ary),
+                                    [index])
+
+
+@intrinsic
+def _fetch_add(typingctx, ary, index, value):
+    """``old = ary[index]; ary[index] += value; return old`` as one atomic step (int64 arrays)."""
+    if not (isinstance(ary, types.Array) and ary.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _slot_pointer(context, builder, sig.args[0], args[0], args[1])
+        return builder.atomic_rmw("add", ptr, args[2], "seq_cst")
+    return types.int64(ary, types.intp, types.int64), codegen
+
+
+@intrinsic
+def _compare_swap(typingctx, ary, index, expected, value):
+    """``ary[index] = value`` if it equals ``expected``, as one atomic step; True when it did."""
+    if not (isinstance(ary, types.Array) and ary.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _slot_pointer(context, builder, sig.args[0], args[0], args[1])
+        pair = builder.cmpxchg(ptr, args[2], args[3], "seq_cst", "seq_cst")
+        return builder.extract_value(pair, 1)
+    return types.boolean(ary, types.intp, types.int64, types.int64), codegen
+
+
+@intrinsic
+def _load(typingctx, ary, index):
+    """``ary[index]``, read atomically (int64 arrays)."""
+    if not (isinstance(ary, types.Array) and ary.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _slot_pointer(context, builder, sig.args[0], args[0], args[1])
+        return builder.load_atomic(ptr, "seq_cst", 8)
+    return types.int64(ary, types.intp), codegen
+
+
+@jit_inline
+def _join(work, role):
+    """True when this thread takes part: always for the caller; a helper only before the caller has
+    closed the call (bit 0 of ``W_JOINED``; helpers count in steps of 2)."""
+    if role == CALLER:
+        return True
+    while True:
+        joined = _load(work, W_JOINED)
+        if joined & 1:
+            return False
+        if _compare_swap(work, W_JOINED, joined, joined + 2):
+            return True
+
+
+@jit_inline
+def _claim(work):
+    """The next chunk ``[i0, i1)`` of items; empty when none is left."""
+    i0 = _fetch_add(work, W_NEXT, 1) * work[W_CHUNK]
+    n = work[W_ITEMS]
+    return min(i0, n), min(i0 + work[W_CHUNK], n)
+
+
+@jit_inline
+def _finish(work, role, joined):
+    """A helper counts itself done; the caller closes the call to late helpers and spins until the
+    helpers that joined are done. Returns False when the caller stopped spinning first."""
+    if role != CALLER:
+        if joined:
+            _fetch_add(work, W_DONE, 1)
+        return True
+    helpers = _fetch_add(work, W_JOINED, 1) >> 1
+    for _ in range(SPIN_LIMIT):
+        if _load(work, W_DONE) >= helpers:
+            return True
+    return False
+
+
 # --------------------------------------------------------------------------- rows: the mode is a constant
 
 #: mode -> (interior span loop, careful path, single interior pixel, tap margin around the sample)
@@ -692,18 +1119,19 @@ def _ov_edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_start, j_sto
     return impl
 
 
-def affine_rows(mode, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
-    """Output rows ``r0 <= r < r1`` (all images' rows, ``r = n Ho + i``) of an affine warp: the input
+def affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
+    """The output rows claimed from ``work`` (all images' rows, ``r = n Ho + i``; :func:`_claim`) of an
+    affine warp, by a thread in ``role`` (:data:`CALLER` or :data:`HELPER`): the input
     coordinates of row ``i`` are ``x0 + j dx``, ``y0 + j dy``. Callable from kernels only."""
     raise NotImplementedError("compiled kernels only")
 
 
 @overload(affine_rows, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
-def _ov_affine_rows(mode, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
     m = _literal_mode(mode)
     span, general, _, margin = _MODE_FUNCS[m]
 
-    def impl(mode, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+    def impl(mode, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
         # Coordinates step exactly in 32.32 fixed point, so the interior span (every tap inside the
         # image) is an interval found by integer division; it runs without bounds checks, the rest of
         # the row takes the careful path.
@@ -713,46 +1141,56 @@ def _ov_affine_rows(mode, img, maps, out, r0, r1, pad, align_corners, fill, is_i
         dst = out.reshape(out.size)
         n_maps = maps.shape[0]
         one = np.int64(1) << 32
-        for r in range(r0, r1):
-            n = r // ho
-            i = r - n * ho
-            k = n if n_maps > 1 else 0
-            sbase = n * h * w * cc
-            dbase = (n * ho + i) * wo * cc
-            # the reference's order: (m00 j + m01 i) + m02
-            ax = maps[k, 0, 1] * i
-            bx = maps[k, 0, 2]
-            ay = maps[k, 1, 1] * i
-            by = maps[k, 1, 2]
-            dx = maps[k, 0, 0]
-            dy = maps[k, 1, 0]
-            coef = (ax, bx, dx, ay, by, dy)
-            x0 = ax + bx
-            y0 = ay + by
-            xa = x0 + 0 * dx
-            xb = x0 + (wo - 1) * dx
-            ya = y0 + 0 * dy
-            yb = y0 + (wo - 1) * dy
-            if not (max(abs(xa), abs(xb), abs(ya), abs(yb)) < Q_LIMIT and math.isfinite(dx) and math.isfinite(dy)):
-                for j in range(wo):
-                    general(src, sbase, h, w, cc, (dx * j + ax) + bx, (dy * j + ay) + by, dst, dbase + j * cc, pad,
-                            align_corners, fill, is_int, maxv)
-                continue
-            xq0 = _to_q(x0)
-            yq0 = _to_q(y0)
-            dxq = _to_q(dx)
-            dyq = _to_q(dy)
-            j_lo, j_hi = _interval(xq0, dxq, margin * one, (w - 1 - margin) * one, 0, wo - 1)
-            j_lo, j_hi = _interval(yq0, dyq, margin * one, (h - 1 - margin) * one, j_lo, j_hi)
-            if j_hi < j_lo:
-                j_lo = wo
-                j_hi = wo - 1
-            edge_pixels(m, src, sbase, h, w, cc, xq0, yq0, dxq, dyq, 0, j_lo, dst, dbase, pad, align_corners, fill,
-                        is_int, maxv, coef)
-            span(src, sbase, w * cc, cc, xq0 + j_lo * dxq, yq0 + j_lo * dyq, dxq, dyq, j_lo, j_hi + 1, dst, dbase,
-                 is_int, maxv, coef)
-            edge_pixels(m, src, sbase, h, w, cc, xq0, yq0, dxq, dyq, max(j_hi + 1, j_lo), wo, dst, dbase, pad,
-                        align_corners, fill, is_int, maxv, coef)
+        joined = _join(work, role)
+        while joined:
+            r0, r1 = _claim(work)
+            if r0 >= r1:
+                break
+            for r in range(r0, r1):
+                n = r // ho
+                i = r - n * ho
+                k = n if n_maps > 1 else 0
+                _prefetch_next(src, n, n_img, h * w * cc, i, ho)
+                sbase = n * h * w * cc
+                dbase = (n * ho + i) * wo * cc
+                # the reference's order: (m00 j + m01 i) + m02
+                ax = maps[k, 0, 1] * i
+                bx = maps[k, 0, 2]
+                ay = maps[k, 1, 1] * i
+                by = maps[k, 1, 2]
+                dx = maps[k, 0, 0]
+                dy = maps[k, 1, 0]
+                coef = (ax, bx, dx, ay, by, dy)
+                x0 = ax + bx
+                y0 = ay + by
+                xa = x0 + 0 * dx
+                xb = x0 + (wo - 1) * dx
+                ya = y0 + 0 * dy
+                yb = y0 + (wo - 1) * dy
+                if not (max(abs(xa), abs(xb), abs(ya), abs(yb)) < Q_LIMIT and math.isfinite(dx) and math.isfinite(dy)):
+                    for j in range(wo):
+                        general(src, sbase, h, w, cc, (dx * j + ax) + bx, (dy * j + ay) + by, dst, dbase + j * cc, pad,
+                                align_corners, fill, is_int, maxv)
+                    continue
+                xq0 = _to_q(x0)
+                yq0 = _to_q(y0)
+                dxq = _to_q(dx)
+                dyq = _to_q(dy)
+                j_lo, j_hi = _interval(xq0, dxq, margin * one, (w - 1 - margin) * one, 0, wo - 1)
+                j_lo, j_hi = _interval(yq0, dyq, margin * one, (h - 1 - margin) * one, j_lo, j_hi)
+                if j_hi < j_lo:
+                    j_lo = wo
+                    j_hi = wo - 1
+                if j_lo > 0:  # (calls with empty ranges skipped: each costs tens of nanoseconds)
+                    edge_pixels(m, src, sbase, h, w, cc, xq0, yq0, dxq, dyq, 0, j_lo, dst, dbase, pad, align_corners,
+                                fill, is_int, maxv, coef)
+                if j_hi >= j_lo:
+                    span(src, sbase, w * cc, cc, xq0 + j_lo * dxq, yq0 + j_lo * dyq, dxq, dyq, j_lo, j_hi + 1, dst,
+                         dbase, is_int, maxv, coef)
+                if max(j_hi + 1, j_lo) < wo:
+                    edge_pixels(m, src, sbase, h, w, cc, xq0, yq0, dxq, dyq, max(j_hi + 1, j_lo), wo, dst, dbase, pad,
+                                align_corners, fill, is_int, maxv, coef)
+        return _finish(work, role, joined)
     return impl
 
 
@@ -787,16 +1225,16 @@ def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, alig
     return impl
 
 
-def projective_rows(mode, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
-    """Output rows ``r0 <= r < r1`` of a projective warp. Callable from kernels only."""
+def projective_rows(mode, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
+    """The output rows claimed from ``work`` of a projective warp. Callable from kernels only."""
     raise NotImplementedError("compiled kernels only")
 
 
 @overload(projective_rows, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
-def _ov_projective_rows(mode, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+def _ov_projective_rows(mode, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
     m = _literal_mode(mode)
 
-    def impl(mode, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+    def impl(mode, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
         n_img, h, w, cc = img.shape
         _, ho, wo, _ = out.shape
         src = img.reshape(img.size)
@@ -804,35 +1242,42 @@ def _ov_projective_rows(mode, img, maps, out, r0, r1, pad, align_corners, fill, 
         n_maps = maps.shape[0]
         xs = np.empty(wo)
         ys = np.empty(wo)
-        for r in range(r0, r1):
-            n = r // ho
-            i = r - n * ho
-            k = n if n_maps > 1 else 0
-            m00, m01, m02 = maps[k, 0, 0], maps[k, 0, 1], maps[k, 0, 2]
-            m10, m11, m12 = maps[k, 1, 0], maps[k, 1, 1], maps[k, 1, 2]
-            m20, m21, m22 = maps[k, 2, 0], maps[k, 2, 1], maps[k, 2, 2]
-            u0 = m01 * i + m02
-            v0 = m11 * i + m12
-            q0 = m21 * i + m22
-            for j in range(wo):
-                q = m20 * j + q0
-                xs[j] = (m00 * j + u0) / q
-                ys[j] = (m10 * j + v0) / q
-            points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad, align_corners,
-                       fill, is_int, maxv)
+        joined = _join(work, role)
+        while joined:
+            r0, r1 = _claim(work)
+            if r0 >= r1:
+                break
+            for r in range(r0, r1):
+                n = r // ho
+                i = r - n * ho
+                k = n if n_maps > 1 else 0
+                _prefetch_next(src, n, n_img, h * w * cc, i, ho)
+                m00, m01, m02 = maps[k, 0, 0], maps[k, 0, 1], maps[k, 0, 2]
+                m10, m11, m12 = maps[k, 1, 0], maps[k, 1, 1], maps[k, 1, 2]
+                m20, m21, m22 = maps[k, 2, 0], maps[k, 2, 1], maps[k, 2, 2]
+                u0 = m01 * i + m02
+                v0 = m11 * i + m12
+                q0 = m21 * i + m22
+                for j in range(wo):
+                    q = m20 * j + q0
+                    xs[j] = (m00 * j + u0) / q
+                    ys[j] = (m10 * j + v0) / q
+                points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
+                           align_corners, fill, is_int, maxv)
+        return _finish(work, role, joined)
     return impl
 
 
-def grid_rows(mode, img, grid, out, r0, r1, pad, align_corners, fill, is_int, maxv):
-    """Output rows ``r0 <= r < r1`` sampled at a grid of input normalized coordinates. Kernels only."""
+def grid_rows(mode, img, grid, out, work, role, pad, align_corners, fill, is_int, maxv):
+    """The output rows claimed from ``work``, sampled at a grid of input normalized coordinates. Kernels only."""
     raise NotImplementedError("compiled kernels only")
 
 
 @overload(grid_rows, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
-def _ov_grid_rows(mode, img, grid, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+def _ov_grid_rows(mode, img, grid, out, work, role, pad, align_corners, fill, is_int, maxv):
     m = _literal_mode(mode)
 
-    def impl(mode, img, grid, out, r0, r1, pad, align_corners, fill, is_int, maxv):
+    def impl(mode, img, grid, out, work, role, pad, align_corners, fill, is_int, maxv):
         n_img, h, w, cc = img.shape
         _, ho, wo, _ = out.shape
         src = img.reshape(img.size)
@@ -840,15 +1285,22 @@ def _ov_grid_rows(mode, img, grid, out, r0, r1, pad, align_corners, fill, is_int
         n_grids = grid.shape[0]
         xs = np.empty(wo)
         ys = np.empty(wo)
-        for r in range(r0, r1):
-            n = r // ho
-            i = r - n * ho
-            k = n if n_grids > 1 else 0
-            for j in range(wo):
-                xs[j] = _unnormalize(np.float64(grid[k, i, j, 0]), w, align_corners)
-                ys[j] = _unnormalize(np.float64(grid[k, i, j, 1]), h, align_corners)
-            points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad, align_corners,
-                       fill, is_int, maxv)
+        joined = _join(work, role)
+        while joined:
+            r0, r1 = _claim(work)
+            if r0 >= r1:
+                break
+            for r in range(r0, r1):
+                n = r // ho
+                i = r - n * ho
+                k = n if n_grids > 1 else 0
+                _prefetch_next(src, n, n_img, h * w * cc, i, ho)
+                for j in range(wo):
+                    xs[j] = _unnormalize(np.float64(grid[k, i, j, 0]), w, align_corners)
+                    ys[j] = _unnormalize(np.float64(grid[k, i, j, 1]), h, align_corners)
+                points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
+                           align_corners, fill, is_int, maxv)
+        return _finish(work, role, joined)
     return impl
 
 
@@ -910,18 +1362,19 @@ def _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, w
             ys[j] += singular[q, 3] * corr
 
 
-def tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, out, t0, t1, pad, align_corners, fill,
+def tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, out, work, role, pad, align_corners, fill,
              is_int, maxv):
-    """TPS tasks ``t0 <= t < t1`` (image ``t // blocks``, rows of block ``t % blocks``). Kernels only."""
+    """The TPS tasks claimed from ``work`` (task ``t``: image ``t // blocks``, rows of block ``t % blocks``).
+    Kernels only."""
     raise NotImplementedError("compiled kernels only")
 
 
 @overload(tps_rows, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
-def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, out, t0, t1, pad, align_corners, fill,
-                 is_int, maxv):
+def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, out, work, role, pad, align_corners,
+                 fill, is_int, maxv):
     m = _literal_mode(mode)
 
-    def impl(mode, img, lattice, step, singular, tables, radius, snx, sny, out, t0, t1, pad, align_corners, fill,
+    def impl(mode, img, lattice, step, singular, tables, radius, snx, sny, out, work, role, pad, align_corners, fill,
              is_int, maxv):
         n_img, h, w, cc = img.shape
         _, ho, wo, _ = out.shape
@@ -933,13 +1386,19 @@ def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, o
         rows = np.empty((wc + 2, 2))
         xs = np.empty(wo)
         ys = np.empty(wo)
-        for task in range(t0, t1):
-            n = task // n_blocks
-            i0 = (task - n * n_blocks) * TPS_BLOCK
-            for i in range(i0, min(i0 + TPS_BLOCK, ho)):
-                _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, wo, rows, xs, ys)
-                points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
-                           align_corners, fill, is_int, maxv)
+        joined = _join(work, role)
+        while joined:
+            t0, t1 = _claim(work)
+            if t0 >= t1:
+                break
+            for task in range(t0, t1):
+                n = task // n_blocks
+                i0 = (task - n * n_blocks) * TPS_BLOCK
+                for i in range(i0, min(i0 + TPS_BLOCK, ho)):
+                    _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, wo, rows, xs, ys)
+                    points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
+                               align_corners, fill, is_int, maxv)
+        return _finish(work, role, joined)
     return impl
 
 
@@ -948,69 +1407,69 @@ def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, o
 # the range on a thread pool. A call compiles (or loads) only its own family, mode and dtypes.
 
 @jit_serial
-def warp_affine_nearest(img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
-    affine_rows(NEAREST, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv)
+def warp_affine_nearest(img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
+    return affine_rows(NEAREST, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv)
 
 
 @jit_serial
-def warp_affine_bilinear(img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
-    affine_rows(BILINEAR, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv)
+def warp_affine_bilinear(img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
+    return affine_rows(BILINEAR, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv)
 
 
 @jit_serial
-def warp_affine_bicubic(img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
-    affine_rows(BICUBIC, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv)
+def warp_affine_bicubic(img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
+    return affine_rows(BICUBIC, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv)
 
 
 @jit_serial
-def warp_projective_nearest(img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
-    projective_rows(NEAREST, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv)
+def warp_projective_nearest(img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
+    return projective_rows(NEAREST, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv)
 
 
 @jit_serial
-def warp_projective_bilinear(img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
-    projective_rows(BILINEAR, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv)
+def warp_projective_bilinear(img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
+    return projective_rows(BILINEAR, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv)
 
 
 @jit_serial
-def warp_projective_bicubic(img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv):
-    projective_rows(BICUBIC, img, maps, out, r0, r1, pad, align_corners, fill, is_int, maxv)
+def warp_projective_bicubic(img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
+    return projective_rows(BICUBIC, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv)
 
 
 @jit_serial
-def sample_grid_nearest(img, grid, out, r0, r1, pad, align_corners, fill, is_int, maxv):
-    grid_rows(NEAREST, img, grid, out, r0, r1, pad, align_corners, fill, is_int, maxv)
+def sample_grid_nearest(img, grid, out, work, role, pad, align_corners, fill, is_int, maxv):
+    return grid_rows(NEAREST, img, grid, out, work, role, pad, align_corners, fill, is_int, maxv)
 
 
 @jit_serial
-def sample_grid_bilinear(img, grid, out, r0, r1, pad, align_corners, fill, is_int, maxv):
-    grid_rows(BILINEAR, img, grid, out, r0, r1, pad, align_corners, fill, is_int, maxv)
+def sample_grid_bilinear(img, grid, out, work, role, pad, align_corners, fill, is_int, maxv):
+    return grid_rows(BILINEAR, img, grid, out, work, role, pad, align_corners, fill, is_int, maxv)
 
 
 @jit_serial
-def sample_grid_bicubic(img, grid, out, r0, r1, pad, align_corners, fill, is_int, maxv):
-    grid_rows(BICUBIC, img, grid, out, r0, r1, pad, align_corners, fill, is_int, maxv)
+def sample_grid_bicubic(img, grid, out, work, role, pad, align_corners, fill, is_int, maxv):
+    return grid_rows(BICUBIC, img, grid, out, work, role, pad, align_corners, fill, is_int, maxv)
 
 
 @jit_serial
-def warp_tps_nearest(img, lattice, step, singular, tables, radius, snx, sny, out, t0, t1, pad, align_corners, fill,
+def warp_tps_nearest(img, lattice, step, singular, tables, radius, snx, sny, out, work, role, pad, align_corners, fill,
                      is_int, maxv):
-    tps_rows(NEAREST, img, lattice, step, singular, tables, radius, snx, sny, out, t0, t1, pad, align_corners, fill,
-             is_int, maxv)
+    return tps_rows(NEAREST, img, lattice, step, singular, tables, radius, snx, sny, out, work, role, pad,
+                    align_corners, fill, is_int, maxv)
 
 
 @jit_serial
-def warp_tps_bilinear(img, lattice, step, singular, tables, radius, snx, sny, out, t0, t1, pad, align_corners, fill,
+def warp_tps_bilinear(img, lattice, step, singular, tables, radius, snx, sny, out, work, role, pad, align_corners, fill,
                       is_int, maxv):
-    tps_rows(BILINEAR, img, lattice, step, singular, tables, radius, snx, sny, out, t0, t1, pad, align_corners, fill,
-             is_int, maxv)
+    return tps_rows(BILINEAR, img, lattice, step, singular, tables, radius, snx, sny, out, work, role, pad,
+                    align_corners, fill, is_int, maxv)
 
 
 @jit_serial
-def warp_tps_bicubic(img, lattice, step, singular, tables, radius, snx, sny, out, t0, t1, pad, align_corners, fill,
+def warp_tps_bicubic(img, lattice, step, singular, tables, radius, snx, sny, out, work, role, pad, align_corners, fill,
                      is_int, maxv):
-    tps_rows(BICUBIC, img, lattice, step, singular, tables, radius, snx, sny, out, t0, t1, pad, align_corners, fill,
-             is_int, maxv)
+    return tps_rows(BICUBIC, img, lattice, step, singular, tables, radius, snx, sny, out, work, role, pad,
+                    align_corners, fill, is_int, maxv)
 
 
 #: (family, mode) -> entry kernel. Families: "affine", "projective", "grid", "tps".
@@ -1029,47 +1488,93 @@ ENTRIES = {
 
 #: Below this many output values a call runs on the caller's thread alone.
 MIN_PARALLEL_WORK = 16384
-_pool = None
-_pool_lock = threading.Lock()
+#: Chunks per thread a call's items are cut into (a late thread costs at most about one chunk).
+CHUNKS_PER_THREAD = 16
+_helpers = None
+_helpers_lock = threading.Lock()
 
 
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max(1, numba.config.NUMBA_NUM_THREADS - 1), thread_name_prefix="stntool-rows")
-        return _pool
+class _Task:
+    """One helper's share of a call; ``wait()`` returns once the helper has run it."""
+
+    __slots__ = ("kernel", "args", "done", "error")
+
+    def __init__(self, kernel, args):
+        self.kernel = kernel
+        self.args = args
+        self.error = None
+        self.done = threading.Lock()
+        self.done.acquire()
+
+    def run(self):
+        try:
+            self.kernel(*self.args)
+        except BaseException as e:  # handed to the caller if it waits
+            self.error = e
+        finally:
+            self.done.release()
+
+    def wait(self):
+        self.done.acquire()
+        self.done.release()
+        if self.error is not None:
+            raise self.error
 
 
-def _forget_pool_in_child():
-    """A forked child has none of the parent's pool threads: start a new pool there when needed."""
-    global _pool, _pool_lock
-    _pool = None
-    _pool_lock = threading.Lock()
+def _helper_loop(tasks):
+    while True:
+        tasks.get().run()
+
+
+def _helper_queue() -> queue.SimpleQueue:
+    """The queue of the helper threads (``NUMBA_NUM_THREADS - 1`` daemon threads, started on first use)."""
+    global _helpers
+    with _helpers_lock:
+        if _helpers is None:
+            tasks = queue.SimpleQueue()
+            for k in range(max(1, numba.config.NUMBA_NUM_THREADS - 1)):
+                threading.Thread(target=_helper_loop, args=(tasks,), name=f"stntool-rows-{k}", daemon=True).start()
+            _helpers = tasks
+        return _helpers
+
+
+def _forget_helpers_in_child():
+    """A forked child has none of the parent's helper threads: start new ones there when needed."""
+    global _helpers, _helpers_lock
+    _helpers = None
+    _helpers_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool_in_child)
+    os.register_at_fork(after_in_child=_forget_helpers_in_child)
+
+
+def _schedule(n_items, chunk):
+    work = np.zeros(5, dtype=np.int64)
+    work[W_ITEMS] = n_items
+    work[W_CHUNK] = chunk
+    return work
 
 
 def _run_blocks(kernel, n_items, work, args_before, args_after):
-    """``kernel(*args_before, i0, i1, *args_after)`` over ``0 <= i < n_items`` split in one block per
-    thread (``numba.get_num_threads()``, which the caller may lower per thread); the caller's thread runs
-    the first block. Small calls and single-thread settings run inline. Blocks write disjoint outputs, so
-    the result does not depend on the split."""
-    n_thr = numba.get_num_threads()
-    if n_thr <= 1 or n_items < 2 or work < MIN_PARALLEL_WORK:
-        kernel(*args_before, 0, n_items, *args_after)
+    """``kernel(*args_before, schedule, role, *args_after)`` over items ``0 <= i < n_items`` on up to
+    ``numba.get_num_threads()`` threads (which the caller may lower per thread): the caller's thread and
+    helper threads claim chunks of items from a shared schedule (:func:`_claim`) until none is left.
+    Small calls (``work`` output values below :data:`MIN_PARALLEL_WORK`) and single-thread settings run
+    on the caller's thread alone. Items write disjoint outputs, so the result does not depend on which
+    thread ran which chunk."""
+    n_thr = min(numba.get_num_threads(), n_items)
+    if n_thr <= 1 or work < MIN_PARALLEL_WORK:
+        kernel(*args_before, _schedule(n_items, max(n_items, 1)), CALLER, *args_after)
         return
-    n_blocks = min(n_items, n_thr)
-    edges = [n_items * b // n_blocks for b in range(n_blocks + 1)]
-    pool = _executor()
-    futures = [pool.submit(kernel, *args_before, edges[b], edges[b + 1], *args_after) for b in range(1, n_blocks)]
-    try:
-        kernel(*args_before, edges[0], edges[1], *args_after)
-    finally:
-        for f in futures:
-            f.result()
+    schedule = _schedule(n_items, max(1, n_items // (CHUNKS_PER_THREAD * n_thr)))
+    helpers = _helper_queue()
+    tasks = [_Task(kernel, (*args_before, schedule, HELPER, *args_after)) for _ in range(n_thr - 1)]
+    for t in tasks:
+        helpers.put(t)
+    if not kernel(*args_before, schedule, CALLER, *args_after):
+        for t in tasks:  # the caller stopped spinning: wait for the helpers still running
+            t.wait()
 
 
 # --------------------------------------------------------------------------- the kernel table
@@ -1103,40 +1608,46 @@ def warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, out
 
 
 @jit_serial
-def _tps_lattice_points_range(lattice, step, singular, tables, radius, snx, sny, js, is_, out, p0, p1):
+def _tps_lattice_points_range(lattice, step, singular, tables, radius, snx, sny, js, is_, out, work, role):
     hc = lattice.shape[0] - 2
     wc = lattice.shape[1] - 2
     inv = 1.0 / step
-    for p in range(p0, p1):
-        j = js[p]
-        i = is_[p]
-        a = min(i // step, hc - 2)
-        b = min(j // step, wc - 2)
-        wy0, wy1, wy2, wy3 = _cr_weights((i - a * step) * inv)
-        wx0, wx1, wx2, wx3 = _cr_weights((j - b * step) * inv)
-        for c in range(2):
-            acc = 0.0
-            for qq in range(4):
-                wyq = wy0 if qq == 0 else (wy1 if qq == 1 else (wy2 if qq == 2 else wy3))
-                acc += wyq * (wx0 * lattice[a + qq, b, c] + wx1 * lattice[a + qq, b + 1, c]
-                              + wx2 * lattice[a + qq, b + 2, c] + wx3 * lattice[a + qq, b + 3, c])
-            out[p, c] = acc
-        for q in range(singular.shape[0]):
-            cx = singular[q, 0]
-            cy = singular[q, 1]
-            if abs(i - cy) > radius or abs(j - cx) > radius:
-                continue
-            dxn = (j - cx) * snx
-            dyn = (i - cy) * sny
-            d2 = dxn * dxn + dyn * dyn
-            u = _tps_radial(d2)
-            acc = 0.0
-            for qq in range(4):
-                wyq = wy0 if qq == 0 else (wy1 if qq == 1 else (wy2 if qq == 2 else wy3))
-                acc += wyq * (wx0 * tables[a + qq, b, q] + wx1 * tables[a + qq, b + 1, q]
-                              + wx2 * tables[a + qq, b + 2, q] + wx3 * tables[a + qq, b + 3, q])
-            out[p, 0] += singular[q, 2] * (u - acc)
-            out[p, 1] += singular[q, 3] * (u - acc)
+    joined = _join(work, role)
+    while joined:
+        p0, p1 = _claim(work)
+        if p0 >= p1:
+            break
+        for p in range(p0, p1):
+            j = js[p]
+            i = is_[p]
+            a = min(i // step, hc - 2)
+            b = min(j // step, wc - 2)
+            wy0, wy1, wy2, wy3 = _cr_weights((i - a * step) * inv)
+            wx0, wx1, wx2, wx3 = _cr_weights((j - b * step) * inv)
+            for c in range(2):
+                acc = 0.0
+                for qq in range(4):
+                    wyq = wy0 if qq == 0 else (wy1 if qq == 1 else (wy2 if qq == 2 else wy3))
+                    acc += wyq * (wx0 * lattice[a + qq, b, c] + wx1 * lattice[a + qq, b + 1, c]
+                                  + wx2 * lattice[a + qq, b + 2, c] + wx3 * lattice[a + qq, b + 3, c])
+                out[p, c] = acc
+            for q in range(singular.shape[0]):
+                cx = singular[q, 0]
+                cy = singular[q, 1]
+                if abs(i - cy) > radius or abs(j - cx) > radius:
+                    continue
+                dxn = (j - cx) * snx
+                dyn = (i - cy) * sny
+                d2 = dxn * dxn + dyn * dyn
+                u = _tps_radial(d2)
+                acc = 0.0
+                for qq in range(4):
+                    wyq = wy0 if qq == 0 else (wy1 if qq == 1 else (wy2 if qq == 2 else wy3))
+                    acc += wyq * (wx0 * tables[a + qq, b, q] + wx1 * tables[a + qq, b + 1, q]
+                                  + wx2 * tables[a + qq, b + 2, q] + wx3 * tables[a + qq, b + 3, q])
+                out[p, 0] += singular[q, 2] * (u - acc)
+                out[p, 1] += singular[q, 3] * (u - acc)
+    return _finish(work, role, joined)
 
 
 def tps_lattice_points(lattice, step, singular, tables, radius, snx, sny, js, is_, out):
@@ -1146,23 +1657,29 @@ def tps_lattice_points(lattice, step, singular, tables, radius, snx, sny, js, is
 
 
 @jit_serial
-def _tps_eval_terms_range(points, centres, weights, affine, out, terms, p0, p1):
+def _tps_eval_terms_range(points, centres, weights, affine, out, terms, work, role):
     n_c = centres.shape[0]
-    for p in range(p0, p1):
-        px = points[p, 0]
-        py = points[p, 1]
-        fx = affine[0, 0] + affine[1, 0] * px + affine[2, 0] * py
-        fy = affine[0, 1] + affine[1, 1] * px + affine[2, 1] * py
-        for q in range(n_c):
-            dx = px - centres[q, 0]
-            dy = py - centres[q, 1]
-            d2 = dx * dx + dy * dy
-            u = _tps_radial(d2)
-            terms[p, q] = u
-            fx += weights[q, 0] * u
-            fy += weights[q, 1] * u
-        out[p, 0] = fx
-        out[p, 1] = fy
+    joined = _join(work, role)
+    while joined:
+        p0, p1 = _claim(work)
+        if p0 >= p1:
+            break
+        for p in range(p0, p1):
+            px = points[p, 0]
+            py = points[p, 1]
+            fx = affine[0, 0] + affine[1, 0] * px + affine[2, 0] * py
+            fy = affine[0, 1] + affine[1, 1] * px + affine[2, 1] * py
+            for q in range(n_c):
+                dx = px - centres[q, 0]
+                dy = py - centres[q, 1]
+                d2 = dx * dx + dy * dy
+                u = _tps_radial(d2)
+                terms[p, q] = u
+                fx += weights[q, 0] * u
+                fy += weights[q, 1] * u
+            out[p, 0] = fx
+            out[p, 1] = fy
+    return _finish(work, role, joined)
 
 
 def tps_eval_terms(points, centres, weights, affine, out, terms):
@@ -1194,8 +1711,8 @@ def grid_sample_backward(img, grid, grad_out, pad, align_corners):
 
 
 @jit_serial
-def _grid_sample_backward_parts(img, grid, grad_out, pad, align_corners, chunks, grad_img_parts, grad_grid, t0,
-                                t1):
+def _grid_sample_backward_parts(img, grid, grad_out, pad, align_corners, chunks, grad_img_parts, grad_grid, work,
+                                role):
     """Bilinear backward, tasks ``t0 <= t < t1`` (image ``t // chunks``, row chunk ``t % chunks``).
     ``grad_img_parts (N, chunks, H, W, C)``: each task owns one part, so the result does not depend on
     thread scheduling; :func:`_sum_parts` adds them in order."""
@@ -1208,64 +1725,70 @@ def _grid_sample_backward_parts(img, grid, grad_out, pad, align_corners, chunks,
         sx = w / 2.0
         sy = h / 2.0
     rows_per = (ho + chunks - 1) // chunks
-    for task in range(t0, t1):
-        n = task // chunks
-        part = task - n * chunks
-        for i in range(part * rows_per, min((part + 1) * rows_per, ho)):
-            for j in range(wo):
-                gx = np.float64(grid[n, i, j, 0])
-                gy = np.float64(grid[n, i, j, 1])
-                if not (math.isfinite(gx) and math.isfinite(gy)):
-                    grad_grid[n, i, j, 0] = 0.0
-                    grad_grid[n, i, j, 1] = 0.0
-                    continue
-                x = _unnormalize(gx, w, align_corners)
-                y = _unnormalize(gy, h, align_corners)
-                x, mx = _pad_coord_grad(x, w, pad, align_corners)
-                y, my = _pad_coord_grad(y, h, pad, align_corners)
-                mx *= sx
-                my *= sy
-                if x < -1.0 or x > w or y < -1.0 or y > h:
-                    grad_grid[n, i, j, 0] = 0.0
-                    grad_grid[n, i, j, 1] = 0.0
-                    continue
-                x0 = np.floor(x)
-                y0 = np.floor(y)
-                tx = x - x0
-                ty = y - y0
-                ix = int(x0)
-                iy = int(y0)
-                gxa = 0.0
-                gya = 0.0
-                for t in range(4):
-                    dyo = t // 2
-                    dxo = t - 2 * dyo
-                    cx = ix + dxo
-                    cy = iy + dyo
-                    if dxo == 0:
-                        wxx = 1.0 - tx
-                        dwx = -1.0
-                    else:
-                        wxx = tx
-                        dwx = 1.0
-                    if dyo == 0:
-                        wyy = 1.0 - ty
-                        dwy = -1.0
-                    else:
-                        wyy = ty
-                        dwy = 1.0
-                    if cx < 0 or cx > w - 1 or cy < 0 or cy > h - 1:
+    joined = _join(work, role)
+    while joined:
+        t0, t1 = _claim(work)
+        if t0 >= t1:
+            break
+        for task in range(t0, t1):
+            n = task // chunks
+            part = task - n * chunks
+            for i in range(part * rows_per, min((part + 1) * rows_per, ho)):
+                for j in range(wo):
+                    gx = np.float64(grid[n, i, j, 0])
+                    gy = np.float64(grid[n, i, j, 1])
+                    if not (math.isfinite(gx) and math.isfinite(gy)):
+                        grad_grid[n, i, j, 0] = 0.0
+                        grad_grid[n, i, j, 1] = 0.0
                         continue
-                    wgt = wxx * wyy
-                    dot = 0.0
-                    for c in range(c_count):
-                        g = grad_out[n, i, j, c]
-                        dot += img[n, cy, cx, c] * g
-                        grad_img_parts[n, part, cy, cx, c] += wgt * g
-                    gxa += dot * dwx * wyy
-                    gya += dot * dwy * wxx
-                grad_grid[n, i, j, 0] = gxa * mx
-                grad_grid[n, i, j, 1] = gya * my
+                    x = _unnormalize(gx, w, align_corners)
+                    y = _unnormalize(gy, h, align_corners)
+                    x, mx = _pad_coord_grad(x, w, pad, align_corners)
+                    y, my = _pad_coord_grad(y, h, pad, align_corners)
+                    mx *= sx
+                    my *= sy
+                    if x < -1.0 or x > w or y < -1.0 or y > h:
+                        grad_grid[n, i, j, 0] = 0.0
+                        grad_grid[n, i, j, 1] = 0.0
+                        continue
+                    x0 = np.floor(x)
+                    y0 = np.floor(y)
+                    tx = x - x0
+                    ty = y - y0
+                    ix = int(x0)
+                    iy = int(y0)
+                    gxa = 0.0
+                    gya = 0.0
+                    for t in range(4):
+                        dyo = t // 2
+                        dxo = t - 2 * dyo
+                        cx = ix + dxo
+                        cy = iy + dyo
+                        if dxo == 0:
+                            wxx = 1.0 - tx
+                            dwx = -1.0
+                        else:
+                            wxx = tx
+                            dwx = 1.0
+                        if dyo == 0:
+                            wyy = 1.0 - ty
+                            dwy = -1.0
+                        else:
+                            wyy = ty
+                            dwy = 1.0
+                        if cx < 0 or cx > w - 1 or cy < 0 or cy > h - 1:
+                            continue
+                        wgt = wxx * wyy
+                        dot = 0.0
+                        for c in range(c_count):
+                            g = grad_out[n, i, j, c]
+                            dot += img[n, cy, cx, c] * g
+                            grad_img_parts[n, part, cy, cx, c] += wgt * g
+                        gxa += dot * dwx * wyy
+                        gya += dot * dwy * wxx
+                    grad_grid[n, i, j, 0] = gxa * mx
+                    grad_grid[n, i, j, 1] = gya * my
+    return _finish(work, role, joined)
 
 
 @jit_serial

@@ -84,13 +84,13 @@ def test_a_call_compiles_only_its_own_mode(tmp_path):
         "from stntool.sampling import _cpu\n"
         "stntool.warp(np.zeros((6, 7, 3), np.uint8), [[0.9, 0.1, 0], [0, 1, 0]], mode='nearest', backend='cpu')\n"
         "names = ['warp_affine_nearest', 'warp_affine_bilinear', 'warp_projective_nearest', '_general_nearest',\n"
-        "         '_general_bilinear', '_general_bicubic', '_span_nearest', '_span_bil_u8_3', '_span_bicubic']\n"
+        "         '_general_bilinear', '_general_bicubic', '_span_nearest_3', '_span_bil_u8_3', '_span_bicubic']\n"
         "print(json.dumps({n: len(getattr(_cpu, n).overloads) for n in names}))\n"
     )
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     compiled = {k for k, v in json.loads(out.strip().splitlines()[-1]).items() if v}
-    assert compiled == {"warp_affine_nearest", "_general_nearest", "_span_nearest"}
+    assert compiled == {"warp_affine_nearest", "_general_nearest", "_span_nearest_3"}
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
@@ -111,3 +111,81 @@ def _warp_in_child(img, theta):
     numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
     _cpu.MIN_PARALLEL_WORK = 0
     return stntool.warp(img, theta, backend="cpu")
+
+
+def _affine_call(rng):
+    img = (rng.random((1, 40, 30, 3)) * 255).astype(np.uint8)
+    maps = np.array([[[0.9, -0.3, 3.0], [0.35, 0.85, -2.0]]])
+    return img, maps, (0, False, np.zeros(3), True, 255.0)
+
+
+def test_rows_are_claimed_by_whoever_comes(rng):
+    """The caller alone does every chunk and closes the call; a helper arriving later does nothing; a
+    helper arriving first does every chunk, and the caller then finds nothing left."""
+    img, maps, opts = _affine_call(rng)
+    kernel = _cpu.ENTRIES[("affine", _cpu.BILINEAR)]
+    want = np.zeros((1, 40, 30, 3), np.uint8)
+    _cpu.warp_matrix(img, maps, want, _cpu.BILINEAR, *opts, False)
+    full = np.zeros_like(want)
+    work = _cpu._schedule(40, 3)
+    assert kernel(img, maps, full, work, _cpu.CALLER, *opts)
+    np.testing.assert_array_equal(full, want)
+    assert work[_cpu.W_JOINED] == 1 and work[_cpu.W_DONE] == 0  # closed, no helper joined
+    late = np.zeros_like(full)
+    assert kernel(img, maps, late, work, _cpu.HELPER, *opts)
+    assert not late.any() and work[_cpu.W_JOINED] == 1 and work[_cpu.W_DONE] == 0
+    work = _cpu._schedule(40, 3)
+    early = np.zeros_like(full)
+    assert kernel(img, maps, early, work, _cpu.HELPER, *opts)
+    assert work[_cpu.W_JOINED] == 2 and work[_cpu.W_DONE] == 1
+    assert kernel(img, maps, early, work, _cpu.CALLER, *opts)
+    np.testing.assert_array_equal(early, want)
+
+
+def test_the_caller_stops_spinning_on_a_helper_that_does_not_finish(rng):
+    """A helper that joined and has not finished makes the caller return False after its spin limit
+    (the Python side then waits on the helper's task)."""
+    img, maps, opts = _affine_call(rng)
+    kernel = _cpu.ENTRIES[("affine", _cpu.BILINEAR)]
+    work = _cpu._schedule(40, 3)
+    work[_cpu.W_JOINED] = 2  # one helper joined, none done
+    out = np.zeros((1, 40, 30, 3), np.uint8)
+    assert not kernel(img, maps, out, work, _cpu.CALLER, *opts)
+    assert work[_cpu.W_NEXT] * 3 >= 40  # the caller still did every row
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
+def test_three_channel_vector_loops_give_the_bits_of_the_scalar_loops(rng, dtype, mode):
+    """The 3-channel interior loops (uint8 nearest in gathers of 16 pixels, uint8 and float32 bilinear and
+    every bicubic in vector lanes) equal the scalar 4-channel loops channel by channel: on rows long
+    enough for gathers, at exact half-pixel ties, with the last pixel of the last image sampled, in
+    batches (the next image prefetched), and one pixel at a time (projective warps, grids)."""
+    from stn_testing import random_image
+
+    from stntool import transforms
+
+    img4 = random_image(rng, (2, 37, 53, 4), dtype)
+    img3 = np.ascontiguousarray(img4[..., :3])
+    hw = (37, 53)
+    thetas = [
+        np.array([[1.0, 0, 0], [0, 1.0, 0]]),                                                  # identity
+        transforms.theta_from_pixel_map(transforms.translate(0.5, -0.5), hw),                   # ties
+        np.array([[0.9 * np.cos(0.17), -0.9 * np.sin(0.17), 0.02], [0.9 * np.sin(0.17), 0.9 * np.cos(0.17), -0.01]]),
+        np.array([[-1.0, 0, 0], [0, 1.0, 0]]),                                                 # mirror
+        np.array([[1.3, 0.1, 0.05], [-0.2, 1.25, 0.0]]),
+    ]
+    calls = [(theta, out_hw, False) for theta in thetas for out_hw in (hw, (41, 67))]
+    # the last output pixel of the last image reads the last input pixel through the span's last tap
+    # (nearest, bilinear in a full row of 64; bicubic), with align_corners
+    calls += [(np.diag([0.985, 0.985, 1.0])[:2], (37, 64), True), (np.diag([0.96, 0.94, 1.0])[:2], (37, 64), True)]
+    for theta, out_hw, align_corners in calls:
+        three = stntool.warp(img3, theta, out_hw, mode, align_corners=align_corners, backend="cpu")
+        four = stntool.warp(img4, theta, out_hw, mode, align_corners=align_corners, backend="cpu")
+        np.testing.assert_array_equal(three, four[..., :3])
+    # single interior pixels (projective rows, grids): the same taps one pixel at a time
+    proj = [[1.05, 0.2, 0.05], [-0.1, 0.95, 0.1], [0.15, -0.2, 1.0]]
+    grid = stntool.affine_grid(thetas[2], (29, 45)) + rng.uniform(-0.01, 0.01, (29, 45, 2))
+    for f in (lambda im: stntool.warp(im, proj, (33, 47), mode, backend="cpu"),
+              lambda im: stntool.grid_sample(im, grid, mode, backend="cpu")):
+        np.testing.assert_array_equal(f(img3), f(img4)[..., :3])
