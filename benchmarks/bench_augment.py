@@ -46,7 +46,7 @@ for p in (str(ROOT), str(HERE)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from bench_engine import bench, cpu_model, loadavg, test_image, version  # noqa: E402
+from bench_engine import bench, cpu_model, loadavg, test_image, version, write_report  # noqa: E402
 
 SIZE = 512
 N_IMAGES = 32
@@ -467,13 +467,7 @@ def main(argv=None):
         f"{' --quick' if q else ''}`",
         "",
     ]
-    report = "\n".join(head) + "\n" + "\n".join(L)
-    print(report)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(report)
-        print(f"# wrote {out}", file=sys.stderr)
+    write_report("\n".join(head) + "\n" + "\n".join(L), args.out)
     return 0
 
 

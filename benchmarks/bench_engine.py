@@ -50,6 +50,16 @@ def bench(fns: dict, reps: int, warmup: int = 2, min_time: float = 0.0) -> dict:
     return {k: (min(v), float(np.median(v)), len(v)) for k, v in times.items()}
 
 
+def write_report(report: str, out=""):
+    """Print a benchmark's markdown report, and write it to ``out`` too when given."""
+    print(report)
+    if out:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report)
+        print(f"# wrote {out}", file=sys.stderr)
+
+
 def ms(t: float | None) -> str:
     if t is None:
         return "n/a"
@@ -534,13 +544,7 @@ def main(argv=None):
         f"{elapsed:.0f} s; command `python benchmarks/bench_engine.py{' --quick' if q else ''}`",
         "",
     ]
-    report = "\n".join(head) + "\n" + table + "\n"
-    print(report)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(report)
-        print(f"# wrote {out}", file=sys.stderr)
+    write_report("\n".join(head) + "\n" + table + "\n", args.out)
     return 0
 
 

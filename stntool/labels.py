@@ -441,19 +441,24 @@ def parse_labels_json(text: str, image_hw=None) -> Labels:
     return Labels.from_record(doc, image_hw)
 
 
+def _read_with(parse, path, image_hw) -> Labels:
+    """``parse(text, image_hw)`` of a file's text; its errors name the file."""
+    from .io import display
+
+    text = _read_text(path)
+    try:
+        return parse(text, image_hw)
+    except InvalidArgumentError as e:
+        raise InvalidArgumentError(f"{display(path)}: {e}") from None
+
+
 def read_labels_json(path, image_hw=None) -> Labels:
     """Read a JSON sidecar (schema in the module docstring).
 
     ``image_hw`` (H, W): the image the labels belong to; a ``size`` in the file must match it.
     Raises :class:`InvalidArgumentError` ``"<file>: <reason>"`` for an unreadable or bad file.
     """
-    from .io import display
-
-    text = _read_text(path)
-    try:
-        return parse_labels_json(text, image_hw)
-    except InvalidArgumentError as e:
-        raise InvalidArgumentError(f"{display(path)}: {e}") from None
+    return _read_with(parse_labels_json, path, image_hw)
 
 
 def labels_json_text(labels: Labels, image_hw) -> str:
@@ -512,13 +517,7 @@ def read_yolo(path, image_hw) -> Labels:
 
     Raises :class:`InvalidArgumentError` ``"<file>: line N: <reason>"`` for a bad file.
     """
-    from .io import display
-
-    text = _read_text(path)
-    try:
-        return labels_from_yolo_text(text, image_hw)
-    except InvalidArgumentError as e:
-        raise InvalidArgumentError(f"{display(path)}: {e}") from None
+    return _read_with(labels_from_yolo_text, path, image_hw)
 
 
 def yolo_text(labels: Labels, image_hw) -> str:

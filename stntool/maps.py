@@ -135,19 +135,14 @@ def lattice_plan(spec, in_hw):
     return TpsPlan(lattice, step, np.zeros((0, 4)), np.zeros((hc + 2, wc + 2, 0)), -1.0, np.ones(2), 0.0)
 
 
-def _catmull_rom(t):
-    t2 = t * t
-    t3 = t2 * t
-    return np.stack([-0.5 * t3 + t2 - 0.5 * t, 1.5 * t3 - 2.5 * t2 + 1.0, -1.5 * t3 + 2.0 * t2 + 0.5 * t,
-                     0.5 * t3 - 0.5 * t2], axis=-1)
-
-
 def lattice_map(plan, pts_out) -> np.ndarray:
     """A radial-term-free lattice plan's map at real-valued output pixel points ``(P, 2)``.
 
     At integer points this is what the kernels compute; between them the same Catmull-Rom
     interpolation continues smoothly (points outside the output extrapolate from the edge cells).
     """
+    from .sampling._reference import catmull_rom_weights
+
     p = np.asarray(pts_out, dtype=np.float64).reshape(-1, 2)
     lat, step = plan.lattice, plan.step
     hc, wc = lat.shape[0] - 2, lat.shape[1] - 2
@@ -156,7 +151,7 @@ def lattice_map(plan, pts_out) -> np.ndarray:
     fy, fx = p[:, 1] / step, p[:, 0] / step
     a = np.clip(np.floor(fy), 0, hc - 2).astype(np.int64)
     b = np.clip(np.floor(fx), 0, wc - 2).astype(np.int64)
-    wy, wx = _catmull_rom(fy - a), _catmull_rom(fx - b)
+    wy, wx = catmull_rom_weights(fy - a), catmull_rom_weights(fx - b)
     acc = np.zeros((len(p), 2))
     for q in range(4):
         for r in range(4):

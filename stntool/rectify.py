@@ -36,6 +36,7 @@ import time
 import numpy as np
 
 from .errors import InvalidArgumentError
+from .transforms import to_3x3
 
 __all__ = ["Rectifier", "load_model", "MODELS"]
 
@@ -64,11 +65,6 @@ def load_model(model):
 def _rot(deg):
     a = math.radians(deg)
     return np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
-
-
-def _theta3(t):
-    t = np.asarray(t, dtype=np.float64)
-    return np.vstack([t, [0.0, 0.0, 1.0]]) if t.shape == (2, 3) else t
 
 
 def _angle_shear(lin):
@@ -148,7 +144,7 @@ class Rectifier:
         from .pageview import net_input
 
         theta, logits = self.net.predict(net_input(view)[None])
-        return _theta3(theta[0]), softmax(logits.astype(np.float64))[0]
+        return to_3x3(theta[0]), softmax(logits.astype(np.float64))[0]
 
     def _quarter_probabilities(self, work):
         """The quarter head asked about the view turned 0-3 times, its answers combined consistently.
@@ -173,7 +169,7 @@ class Rectifier:
 
         prob = self._quarter_probabilities(work) if prob is None else prob
         k = int(np.argmax(prob)) if k is None else k
-        q = _theta3(quarter_theta(-k))
+        q = to_3x3(quarter_theta(-k))
         view = np.ascontiguousarray(np.rot90(work, -k))
         acc = np.eye(3)
         for _ in range(max(1, self.iterations)):

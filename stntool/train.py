@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import InvalidArgumentError
+from .transforms import to_3x3
 
 __all__ = ["FAMILY_RANGES", "TrainConfig", "PageSet", "make_batch", "residual_rotation", "train", "evaluate"]
 
@@ -107,11 +108,6 @@ def _warp(img, theta, backend="cpu"):
     return api.warp(img, theta, padding="border", backend=backend)
 
 
-def _theta3(t):
-    t = np.asarray(t, dtype=np.float64)
-    return np.vstack([t, [0.0, 0.0, 1.0]]) if t.shape == (2, 3) else t
-
-
 def make_batch(pages: PageSet, indices, aug, rng, quarter_turns: bool = True):
     """One batch: ``dict(x, k, theta_true, distorted, upright, theta_dist)``.
 
@@ -135,7 +131,7 @@ def make_batch(pages: PageSet, indices, aug, rng, quarter_turns: bool = True):
         xs.append(net_input(view))
         ks.append(k)
         tds.append(td)
-        thetas.append(np.linalg.inv(_theta3(td))[: td.shape[0]])
+        thetas.append(np.linalg.inv(to_3x3(td))[: td.shape[0]])
         dists.append(cv2.resize(d, (_LOSS_SIDE, _LOSS_SIDE), interpolation=cv2.INTER_AREA))
         ups.append(cv2.resize(work, (_LOSS_SIDE, _LOSS_SIDE), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)
     return dict(x=np.stack(xs), k=np.array(ks), theta_true=np.stack(thetas), distorted=np.stack(dists),
@@ -150,7 +146,7 @@ def residual_rotation(theta_dist, theta_pred) -> np.ndarray:
     """
     out = []
     for td, tp in zip(theta_dist, theta_pred):
-        r = _theta3(td) @ _theta3(tp)
+        r = to_3x3(td) @ to_3x3(tp)
         m = r[:2, :2] / r[2, 2] if abs(r[2, 2]) > 1e-12 else r[:2, :2]
         u, _, vt = np.linalg.svd(m)
         rot = u @ vt

@@ -152,7 +152,7 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
             say(f"stntool: augment seed {seed} (pass --seed {seed} to repeat this run)")
     output = io_options["output"]
     labels = _LabelIO(labels_kind, masks_dir, min_visibility)
-    sheet = _Preview(preview, count) if preview else None
+    sheet = _Preview(preview) if preview else None
 
     def outputs(item, path):
         return variant_names(path, count)
@@ -271,7 +271,7 @@ class _Preview:
 
     MAX_INPUTS, MAX_VARIANTS = 4, 6
 
-    def __init__(self, path, count):
+    def __init__(self, path):
         import threading
 
         self.path, self.rows, self.lock = path, {}, threading.Lock()
