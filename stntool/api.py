@@ -19,7 +19,7 @@ from .errors import InvalidArgumentError
 from .grids import affine_grid, make_tps, out_norm_points, projective_grid, theta_grid, tps_grid  # noqa: F401
 from .sampling import ImageBatch, as_host_grid, check_real, kernels, resolve_backend, sample_options
 from .tps_lattice import TpsPlan, tps_plan
-from .transforms import as_theta, pixel_map_from_theta, theta_from_cv2, theta_to_cv2, to_3x3  # noqa: F401
+from .transforms import as_theta, pixel_map, pixel_map_from_theta, theta_from_cv2, theta_to_cv2, to_3x3  # noqa: F401
 
 __all__ = [
     "grid_sample",
@@ -159,7 +159,7 @@ def warp(img, theta, out_hw=None, mode: str = "bilinear", padding: str = "zeros"
     out_hw = _out_hw(out_hw, images.hw)
     tb = t if t.ndim == 3 else t[None]
     n = _batch_count(images, tb.shape[0], "theta")
-    maps = np.ascontiguousarray(pixel_map_from_theta(tb, images.hw, out_hw, align_corners))
+    maps = pixel_map(to_3x3(tb), images.hw, out_hw, align_corners)
     projective = tb.shape[-2] == 3 and not np.allclose(tb[:, 2, :2], 0.0, rtol=0, atol=0)
     if tb.shape[-2] == 3 and not projective:
         maps = maps / maps[:, 2:3, 2:3]

@@ -26,6 +26,8 @@ of an image of size ``hw`` to its pixel coordinates.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 __all__ = [
@@ -40,6 +42,9 @@ __all__ = [
 
 def as_hw(size) -> tuple[int, int]:
     """Validate a ``(H, W)`` size and return it as a tuple of two positive ints."""
+    if type(size) is tuple and len(size) == 2 and type(size[0]) is int and type(size[1]) is int \
+            and size[0] >= 1 and size[1] >= 1:
+        return size  # already validated (the common case, once per call of every warp)
     from .errors import InvalidArgumentError
 
     try:
@@ -60,10 +65,7 @@ def _axis_scale_offset(n: int, align_corners: bool) -> tuple[float, float]:
 
 def pixel_from_norm(hw, align_corners: bool = False) -> np.ndarray:
     """3x3 matrix mapping normalized ``(x, y, 1)`` to pixel ``(x, y, 1)`` for an image of size ``hw``."""
-    h, w = as_hw(hw)
-    sx, ox = _axis_scale_offset(w, align_corners)
-    sy, oy = _axis_scale_offset(h, align_corners)
-    return np.array([[sx, 0.0, ox], [0.0, sy, oy], [0.0, 0.0, 1.0]])
+    return _pixel_from_norm(as_hw(hw), bool(align_corners)).copy()
 
 
 def norm_from_pixel(hw, align_corners: bool = False) -> np.ndarray:
@@ -72,12 +74,31 @@ def norm_from_pixel(hw, align_corners: bool = False) -> np.ndarray:
     An axis of one pixel has no extent when ``align_corners=True``; like PyTorch's
     ``affine_grid`` we then place its only pixel at normalized 0.
     """
-    h, w = as_hw(hw)
+    return _norm_from_pixel(as_hw(hw), bool(align_corners)).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _pixel_from_norm(hw: tuple, align_corners: bool) -> np.ndarray:
+    """:func:`pixel_from_norm` of a validated size, read-only and shared (a warp's per-call maths)."""
+    h, w = hw
+    sx, ox = _axis_scale_offset(w, align_corners)
+    sy, oy = _axis_scale_offset(h, align_corners)
+    m = np.array([[sx, 0.0, ox], [0.0, sy, oy], [0.0, 0.0, 1.0]])
+    m.flags.writeable = False
+    return m
+
+
+@functools.lru_cache(maxsize=64)
+def _norm_from_pixel(hw: tuple, align_corners: bool) -> np.ndarray:
+    """:func:`norm_from_pixel` of a validated size, read-only and shared."""
+    h, w = hw
     sx, ox = _axis_scale_offset(w, align_corners)
     sy, oy = _axis_scale_offset(h, align_corners)
     ix = 1.0 / sx if sx else 0.0
     iy = 1.0 / sy if sy else 0.0
-    return np.array([[ix, 0.0, -ox * ix], [0.0, iy, -oy * iy], [0.0, 0.0, 1.0]])
+    m = np.array([[ix, 0.0, -ox * ix], [0.0, iy, -oy * iy], [0.0, 0.0, 1.0]])
+    m.flags.writeable = False
+    return m
 
 
 def norm_to_pixel(points_xy, hw, align_corners: bool = False) -> np.ndarray:

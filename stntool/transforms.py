@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from .coords import as_hw, norm_from_pixel, pixel_from_norm
+from .coords import _norm_from_pixel, _pixel_from_norm, as_hw, norm_from_pixel, pixel_from_norm
 from .errors import DegenerateError, InvalidArgumentError
 
 __all__ = [
@@ -74,8 +74,10 @@ def to_3x3(m) -> np.ndarray:
         return m.copy()
     if m.shape[-2:] != (2, 3):
         raise InvalidArgumentError(f"expected (..., 2, 3) or (..., 3, 3) matrices, got {m.shape}")
-    last = np.broadcast_to(np.array([0.0, 0.0, 1.0]), m.shape[:-2] + (1, 3))
-    return np.concatenate([m, last], axis=-2)
+    out = np.empty(m.shape[:-2] + (3, 3))
+    out[..., :2, :] = m
+    out[..., 2, :] = (0.0, 0.0, 1.0)
+    return out
 
 
 def _is_affine(m3: np.ndarray) -> bool:
@@ -275,8 +277,14 @@ def pixel_map_from_theta(theta, in_hw, out_hw=None, align_corners: bool = False)
     """
     in_hw = as_hw(in_hw)
     out_hw = in_hw if out_hw is None else as_hw(out_hw)
-    t3 = to_3x3(as_theta(theta))
-    return pixel_from_norm(in_hw, align_corners) @ t3 @ norm_from_pixel(out_hw, align_corners)
+    return pixel_map(to_3x3(as_theta(theta)), in_hw, out_hw, align_corners)
+
+
+def pixel_map(theta3, in_hw, out_hw, align_corners: bool) -> np.ndarray:
+    """:func:`pixel_map_from_theta` of an already validated float64 ``(..., 3, 3)`` θ and ``(H, W)`` tuples
+    (what :func:`stntool.warp` runs on every call: no checks, no copies of the frame matrices)."""
+    ac = bool(align_corners)
+    return _pixel_from_norm(in_hw, ac) @ theta3 @ _norm_from_pixel(out_hw, ac)
 
 
 def theta_from_cv2(matrix, in_hw, out_hw=None, inverse_map: bool = False, align_corners: bool = False) -> np.ndarray:

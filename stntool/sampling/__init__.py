@@ -57,6 +57,12 @@ def _driver_may_exist() -> bool:
     """Cheap check before importing numba-cuda (about 0.35 s): is an NVIDIA driver or the simulator there?"""
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         return True
+    return _driver_files()
+
+
+@functools.lru_cache(maxsize=1)
+def _driver_files() -> bool:
+    """Whether the driver's files exist (looked up once per process: a driver does not appear mid-run)."""
     if sys.platform.startswith("linux"):
         # the driver's control device (containers and hosts), its proc entry, or WSL's GPU device
         return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/dxg"))
@@ -169,6 +175,10 @@ def check_real(values, what: str):
         raise InvalidArgumentError(_refusal(dt, what) if dt.kind in "bc" else f"{what} must be numeric; got dtype {dt}")
 
 
+#: The largest value of each integer image dtype (``maxv`` of the kernels; 0 for floats).
+_INT_MAX = {np.uint8: 255.0, np.uint16: 65535.0}
+
+
 def _compute_dtype(dt: np.dtype):
     """``(dtype the kernels run on, dtype returned)`` for a host image dtype, or None when refused."""
     if dt.kind not in "uif":
@@ -246,7 +256,7 @@ class ImageBatch:
 
     @property
     def maxv(self) -> float:
-        return float(np.iinfo(self.dtype).max) if self.is_int else 0.0
+        return _INT_MAX.get(self.dtype.type, 0.0)
 
     def empty_out(self, n, out_hw):
         shape = (n, out_hw[0], out_hw[1], self.c)

@@ -577,6 +577,28 @@ def _prefetch(typingctx, ary, index):
     return types.void(ary, types.intp), codegen
 
 
+@intrinsic
+def _copy3(typingctx, src, off, dst, d):
+    """``dst[d : d + 3] = src[off : off + 3]`` as a two-element and a one-element copy."""
+    if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and src.dtype == dst.dtype):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        out = context.make_array(sig.args[2])(context, builder, args[2]).data
+        elt = data.type.pointee
+        pair = ir.IntType(2 * elt.get_abi_size(context.target_data) * 8) if not isinstance(elt, ir.IntType) or True else None
+        p_in = builder.gep(data, [args[1]])
+        p_out = builder.gep(out, [args[3]])
+        v = builder.load(builder.bitcast(p_in, pair.as_pointer()), align=1)
+        builder.store(v, builder.bitcast(p_out, pair.as_pointer()), align=1)
+        two = ir.Constant(args[1].type, 2)
+        builder.store(builder.load(builder.gep(data, [builder.add(args[1], two)])),
+                      builder.gep(out, [builder.add(args[3], two)]))
+        return context.get_dummy_value()
+    return types.void(src, types.intp, dst, types.intp), codegen
+
+
 #: Pixels per gather of the uint8 nearest span (:func:`_nearest_gather_u8`).
 GATHER = 16
 
@@ -845,11 +867,7 @@ def _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst
         return
     for j in range(j_lo, j_stop):
         rx, ry = _nearest_q(xq, yq, j, margin, coef)
-        off = sbase + ry * row + rx * 3
-        d = dbase + j * 3
-        dst[np.uint64(d)] = src[np.uint64(off)]
-        dst[np.uint64(d + 1)] = src[np.uint64(off + 1)]
-        dst[np.uint64(d + 2)] = src[np.uint64(off + 2)]
+        _copy3(src, sbase + ry * row + rx * 3, dst, dbase + j * 3)
         xq += dxq
         yq += dyq
 
