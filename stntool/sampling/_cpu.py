@@ -587,7 +587,7 @@ def _copy3(typingctx, src, off, dst, d):
         data = context.make_array(sig.args[0])(context, builder, args[0]).data
         out = context.make_array(sig.args[2])(context, builder, args[2]).data
         elt = data.type.pointee
-        pair = ir.IntType(2 * elt.get_abi_size(context.target_data) * 8) if not isinstance(elt, ir.IntType) or True else None
+        pair = ir.IntType(16 * elt.get_abi_size(context.target_data))  # two elements as one integer
         p_in = builder.gep(data, [args[1]])
         p_out = builder.gep(out, [args[3]])
         v = builder.load(builder.bitcast(p_in, pair.as_pointer()), align=1)
@@ -601,6 +601,36 @@ def _copy3(typingctx, src, off, dst, d):
 
 #: Pixels per gather of the uint8 nearest span (:func:`_nearest_gather_u8`).
 GATHER = 16
+
+
+def _nearest_block_ir(builder, sbase, row, xq, yq, dxq, dyq, margin):
+    """IR shared by the nearest block intrinsics: the flat offsets (``sbase + ry row + 3 rx``, a vector of
+    :data:`GATHER` int64) of pixels ``k = 0 .. GATHER-1`` at the 32.32 coordinates ``(xq + k dxq, yq + k dyq)``
+    rounded with integer arithmetic, and the bit mask (int64) of those whose fraction lies within
+    ``margin`` of one half (:func:`_nearest_q` rounds those with the float coordinate)."""
+    i64, n = ir.IntType(64), GATHER
+    vec = ir.VectorType(i64, n)
+
+    def splat(x):
+        return _splat(builder, vec, x)
+
+    def const(x):
+        return ir.Constant(vec, [ir.Constant(i64, x)] * n)
+
+    steps = ir.Constant(vec, [ir.Constant(i64, k) for k in range(n)])
+    xs = builder.add(splat(xq), builder.mul(splat(dxq), steps))
+    ys = builder.add(splat(yq), builder.mul(splat(dyq), steps))
+    twice = splat(builder.add(margin, margin))
+
+    def near_half(q):  # as _nearest_q: unsigned((q & Q_MASK) - Q_HALF + margin) <= 2 margin
+        return builder.icmp_unsigned("<=", builder.add(builder.sub(builder.and_(q, const(Q_MASK)), const(Q_HALF)),
+                                                       splat(margin)), twice)
+
+    rx = builder.ashr(builder.add(xs, const(Q_HALF)), const(32))
+    ry = builder.ashr(builder.add(ys, const(Q_HALF)), const(32))
+    off = builder.add(splat(sbase), builder.add(builder.mul(ry, splat(row)), builder.mul(rx, const(3))))
+    near = builder.zext(builder.bitcast(builder.or_(near_half(xs), near_half(ys)), ir.IntType(n)), i64)
+    return off, near
 
 
 @intrinsic
@@ -621,35 +651,15 @@ def _nearest_gather_u8(typingctx, src, sbase, row, xq, yq, dxq, dyq, margin, dst
             return ir.Constant(ir.IntType(64), -1)
         source = context.make_array(sig.args[0])(context, builder, args[0])
         out = context.make_array(sig.args[8])(context, builder, args[8]).data
-        sbase, row, xq, yq, dxq, dyq, margin, d = args[1:8] + (args[9],)
+        d = args[9]
         i64, i32, i1, n = ir.IntType(64), ir.IntType(32), ir.IntType(1), GATHER
-        vec = ir.VectorType(i64, n)
-
-        def splat(x):
-            return _splat(builder, vec, x)
-
-        def const(x):
-            return ir.Constant(vec, [ir.Constant(i64, x)] * n)
-
-        steps = ir.Constant(vec, [ir.Constant(i64, k) for k in range(n)])
-        xs = builder.add(splat(xq), builder.mul(splat(dxq), steps))
-        ys = builder.add(splat(yq), builder.mul(splat(dyq), steps))
-        twice = splat(builder.add(margin, margin))
-
-        def near_half(q):  # as _nearest_q: unsigned((q & Q_MASK) - Q_HALF + margin) <= 2 margin
-            return builder.icmp_unsigned("<=", builder.add(builder.sub(builder.and_(q, const(Q_MASK)), const(Q_HALF)),
-                                                           splat(margin)), twice)
-
-        rx = builder.ashr(builder.add(xs, const(Q_HALF)), const(32))
-        ry = builder.ashr(builder.add(ys, const(Q_HALF)), const(32))
-        off = builder.add(splat(sbase), builder.add(builder.mul(ry, splat(row)), builder.mul(rx, const(3))))
+        off, near = _nearest_block_ir(builder, *args[1:8])
         size = builder.extract_value(source.shape, 0)
-        near = builder.zext(builder.bitcast(builder.or_(near_half(xs), near_half(ys)), ir.IntType(n)), i64)
-        past = builder.icmp_signed(">=", off, splat(builder.sub(size, ir.Constant(i64, 3))))
+        past = builder.icmp_signed(">=", off, _splat(builder, off.type, builder.sub(size, ir.Constant(i64, 3))))
         ok = builder.icmp_unsigned("==", builder.bitcast(past, ir.IntType(n)), ir.Constant(ir.IntType(n), 0))
         with builder.if_then(ok, likely=True):
             words = ir.VectorType(i32, n)
-            ptrs = builder.inttoptr(builder.add(splat(builder.ptrtoint(source.data, i64)), off),
+            ptrs = builder.inttoptr(builder.add(_splat(builder, off.type, builder.ptrtoint(source.data, i64)), off),
                                     ir.VectorType(i32.as_pointer(), n))
             fn = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(words, [ptrs.type, i32, ir.VectorType(i1, n), words]),
@@ -661,6 +671,23 @@ def _nearest_gather_u8(typingctx, src, sbase, row, xq, yq, dxq, dyq, margin, dst
             pixels = builder.shuffle_vector(got, got, ir.Constant(ir.VectorType(i32, 3 * n), first3))
             builder.store(pixels, builder.bitcast(builder.gep(out, [d]), pixels.type.as_pointer()), align=1)
         return builder.select(ok, near, ir.Constant(i64, -1))
+    return sig, codegen
+
+
+@intrinsic
+def _nearest_offsets(typingctx, sbase, row, xq, yq, dxq, dyq, margin, offs):
+    """Write the flat offsets of :data:`GATHER` consecutive pixels of a 3-channel nearest span (integer
+    rounding, as :func:`_nearest_gather_u8`) to ``offs[0 : GATHER]``, computed as one vector; returns the
+    bit mask of the pixels near one half (the caller rounds their float coordinates instead)."""
+    if not (isinstance(offs, types.Array) and offs.dtype == types.int64):
+        return None
+    sig = types.int64(types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, types.int64, offs)
+
+    def codegen(context, builder, sig, args):
+        off, near = _nearest_block_ir(builder, *args[:7])
+        data = context.make_array(sig.args[7])(context, builder, args[7]).data
+        builder.store(off, builder.bitcast(data, off.type.as_pointer()), align=8)
+        return near
     return sig, codegen
 
 
@@ -865,7 +892,22 @@ def _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst
             yq += n * dyq
             j += n
         return
-    for j in range(j_lo, j_stop):
+    offs = np.empty(GATHER, np.int64)
+    j = j_lo
+    while j + GATHER <= j_stop:  # offsets of a block as one vector, then the copies
+        near = _nearest_offsets(sbase, row, xq, yq, dxq, dyq, margin, offs)
+        d = dbase + j * 3
+        for k in range(GATHER):
+            _copy3(src, offs[k], dst, d + 3 * k)
+        if near:
+            for k in range(GATHER):
+                if (near >> k) & 1:
+                    rx, ry = _nearest_q(xq + k * dxq, yq + k * dyq, j + k, margin, coef)
+                    _copy3(src, sbase + ry * row + rx * 3, dst, d + 3 * k)
+        xq += GATHER * dxq
+        yq += GATHER * dyq
+        j += GATHER
+    for j in range(j, j_stop):
         rx, ry = _nearest_q(xq, yq, j, margin, coef)
         _copy3(src, sbase + ry * row + rx * 3, dst, dbase + j * 3)
         xq += dxq

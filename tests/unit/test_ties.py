@@ -63,6 +63,29 @@ def test_nearest_identity_resizes_match_exact_oracle(align_corners):
     assert bad == {"cpu": [], "numpy": []}
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_three_channel_nearest_resizes_match_exact_oracle(dtype):
+    """Three-channel rows (the block paths of the nearest span: vector offsets, gathers) resized from
+    2..39 to 16..79 pixels, ties included: every channel equals the exact oracle, on both backends."""
+    bad = []
+    for align_corners in (True, False):
+        for w in WIDTHS_IN:
+            # four equal rows: the identity maps output rows onto them exactly, so the middle rows
+            # lie inside the image and take the interior span
+            row = np.stack([np.arange(1, w + 1), np.arange(101, w + 101), np.arange(201, w + 201)], -1)
+            img = np.repeat(row[None], 4, 0).astype(dtype)
+            for wo in range(16, 80):
+                expected = oracle_nearest_row(w, wo, align_corners)
+                want = np.stack([expected, np.where(expected > 0, expected + 100, 0),
+                                 np.where(expected > 0, expected + 200, 0)], -1)
+                for backend in ("cpu", "numpy"):
+                    got = stntool.warp(img, IDENTITY, out_hw=(4, wo), mode="nearest", align_corners=align_corners,
+                                       backend=backend)
+                    if not np.array_equal(got, np.repeat(want[None], 4, 0)):
+                        bad.append((backend, align_corners, w, wo))
+    assert bad == []
+
+
 def test_rint_ties_and_neighbours():
     """The spec's rounding: exact ties to even (also a few ulps off a tie), everything else to nearest."""
     x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, np.nextafter(0.5, 1), np.nextafter(2.5, 0), 0.5 + 1e-9, 2.5 - 1e-9,
