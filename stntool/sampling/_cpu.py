@@ -389,23 +389,24 @@ def _load_taps(builder, data, off, vec, last):
 
 
 def _cubic_weight_vector(builder, t):
-    """:func:`_scalar.cubic_weights` of the float64 value ``t`` as one 4-lane vector: both of Keys'
-    polynomials on ``(t + 1, t, 1 - t, 2 - t)``, evaluated in the scalar functions' order, and the
-    outer lanes taken from the far one."""
+    """:func:`_scalar.cubic_weights` of the float64 value ``t`` as one 4-lane vector: Keys' far polynomial
+    ``((A x - 5A) x + 8A) x - 4A`` on the outer lanes ``t + 1``, ``2 - t`` and the near one
+    ``((A + 2) x - (A + 3)) x x + 1`` on the inner lanes ``t``, ``1 - t``, as one sequence of vector
+    operations with per-lane constants: the near lanes add 0 where the far ones add 8A (exact: it can
+    only turn -0 into +0, which the final ``+ 1`` erases), so every lane has the scalar function's bits."""
     vec = ir.VectorType(ir.DoubleType(), 4)
-    lane = ir.IntType(32)
     a = _scalar.CUBIC_A
 
     def const(*values):
         return ir.Constant(vec, [ir.Constant(ir.DoubleType(), v) for v in (values * 4)[:4]])
 
+    def per_lane(far, near):  # lanes (t + 1, t, 1 - t, 2 - t)
+        return const(far, near, near, far)
+
     x = builder.fadd(builder.fmul(_splat(builder, vec, t), const(1.0, 1.0, -1.0, -1.0)), const(1.0, 0.0, 1.0, 2.0))
-    near = builder.fsub(builder.fmul(const(a + 2.0), x), const(a + 3.0))  # ((A + 2) x - (A + 3)) x x + 1
-    near = builder.fadd(builder.fmul(builder.fmul(near, x), x), const(1.0))
-    far = builder.fsub(builder.fmul(const(a), x), const(5.0 * a))  # ((A x - 5A) x + 8A) x - 4A
-    far = builder.fsub(builder.fmul(builder.fadd(builder.fmul(far, x), const(8.0 * a)), x), const(4.0 * a))
-    outer_far = ir.Constant(ir.VectorType(lane, 4), [ir.Constant(lane, k) for k in (0, 5, 6, 3)])
-    return builder.shuffle_vector(far, near, outer_far)
+    v = builder.fsub(builder.fmul(per_lane(a, a + 2.0), x), per_lane(5.0 * a, a + 3.0))
+    v = builder.fadd(builder.fmul(v, x), per_lane(8.0 * a, 0.0))
+    return builder.fadd(builder.fmul(v, x), per_lane(-4.0 * a, 1.0))  # x - 4A == x + (-4A) exactly
 
 
 def _broadcast_lane(builder, v, k):
