@@ -838,7 +838,7 @@ def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
     coordinate. The span keeps every rounded tap inside the image either way."""
     margin = (np.int64(1) << 23) + j_stop + 2
     if cc == 3:
-        _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
+        span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
     else:
         _span_nearest_n(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
 
@@ -852,50 +852,58 @@ def _span_nearest_n(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop,
         yq += dyq
 
 
-@intrinsic
-def _gathers(typingctx, src):
-    """True when :func:`_nearest_gather_u8` gathers for ``src``'s dtype (uint8): a constant of the
-    compiled kernel, so the other loop is dropped."""
-    if not isinstance(src, types.Array):
-        return None
+def span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
+    """The interior span of a 3-channel nearest row; the loop is chosen by ``src``'s dtype when the
+    kernel is compiled: gathers for uint8 (:func:`_span_nearest_u8_3`), vector offsets and pixel
+    copies for the others (:func:`_span_nearest_copy_3`). Callable from kernels only."""
+    raise NotImplementedError("compiled kernels only")
 
-    def codegen(context, builder, sig, args):
-        return ir.Constant(ir.IntType(1), int(sig.args[0].dtype == types.uint8))
-    return types.boolean(src), codegen
+
+@overload(span_nearest_3, jit_options=OVERLOAD_OPTIONS)
+def _ov_span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
+    span = _span_nearest_u8_3 if src.dtype == types.uint8 else _span_nearest_copy_3
+
+    def impl(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
+        span(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
+    return impl
 
 
 @jit_device
-def _span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
+def _span_nearest_u8_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
     """uint8: blocks of :data:`GATHER` pixels in one gather (:func:`_nearest_gather_u8`), the pixels
-    near a half written again one by one, pixel by pixel where a block cannot be gathered; other
-    dtypes: pixel by pixel."""
-    if _gathers(src):
-        j = j_lo
-        while j < j_stop:
-            n = min(GATHER, j_stop - j)
-            near = -1
-            if n == GATHER:
-                near = _nearest_gather_u8(src, sbase, row, xq, yq, dxq, dyq, margin, dst, dbase + j * 3)
-                if near == 0:
-                    xq += GATHER * dxq
-                    yq += GATHER * dyq
-                    j += GATHER
-                    continue
-            for k in range(n):
-                if near < 0 or (near >> k) & 1:
-                    rx, ry = _nearest_q(xq + k * dxq, yq + k * dyq, j + k, margin, coef)
-                    off = sbase + ry * row + rx * 3
-                    d = dbase + (j + k) * 3
-                    dst[np.uint64(d)] = src[np.uint64(off)]
-                    dst[np.uint64(d + 1)] = src[np.uint64(off + 1)]
-                    dst[np.uint64(d + 2)] = src[np.uint64(off + 2)]
-            xq += n * dxq
-            yq += n * dyq
-            j += n
-        return
+    near a half written again one by one, pixel by pixel where a block cannot be gathered."""
+    j = j_lo
+    while j < j_stop:
+        n = min(GATHER, j_stop - j)
+        near = -1
+        if n == GATHER:
+            near = _nearest_gather_u8(src, sbase, row, xq, yq, dxq, dyq, margin, dst, dbase + j * 3)
+            if near == 0:
+                xq += GATHER * dxq
+                yq += GATHER * dyq
+                j += GATHER
+                continue
+        for k in range(n):
+            if near < 0 or (near >> k) & 1:
+                rx, ry = _nearest_q(xq + k * dxq, yq + k * dyq, j + k, margin, coef)
+                off = sbase + ry * row + rx * 3
+                d = dbase + (j + k) * 3
+                dst[np.uint64(d)] = src[np.uint64(off)]
+                dst[np.uint64(d + 1)] = src[np.uint64(off + 1)]
+                dst[np.uint64(d + 2)] = src[np.uint64(off + 2)]
+        xq += n * dxq
+        yq += n * dyq
+        j += n
+
+
+@jit_device
+def _span_nearest_copy_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
+    """16-bit and float images: the offsets of blocks of :data:`GATHER` pixels as one vector
+    (:func:`_nearest_offsets`), then the pixel copies; the pixels near a half copied again from their
+    float-rounded coordinate; the last pixels one by one."""
     offs = np.empty(GATHER, np.int64)
     j = j_lo
-    while j + GATHER <= j_stop:  # offsets of a block as one vector, then the copies
+    while j + GATHER <= j_stop:
         near = _nearest_offsets(sbase, row, xq, yq, dxq, dyq, margin, offs)
         d = dbase + j * 3
         for k in range(GATHER):

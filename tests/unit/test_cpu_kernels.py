@@ -78,19 +78,21 @@ def test_backward_is_deterministic_across_thread_counts(rng, split_small_calls):
 
 @pytest.mark.slow
 def test_a_call_compiles_only_its_own_mode(tmp_path):
-    """A nearest warp in a fresh cache compiles the nearest paths and none of the bilinear or bicubic ones."""
+    """A nearest warp in a fresh cache compiles the nearest paths of its dtype and none of the bilinear or
+    bicubic ones."""
     code = (
         "import json, numpy as np, stntool\n"
         "from stntool.sampling import _cpu\n"
         "stntool.warp(np.zeros((6, 7, 3), np.uint8), [[0.9, 0.1, 0], [0, 1, 0]], mode='nearest', backend='cpu')\n"
         "names = ['warp_affine_nearest', 'warp_affine_bilinear', 'warp_projective_nearest', '_general_nearest',\n"
-        "         '_general_bilinear', '_general_bicubic', '_span_nearest_3', '_span_bil_u8_3', '_span_bicubic']\n"
+        "         '_general_bilinear', '_general_bicubic', '_span_nearest_u8_3', '_span_nearest_copy_3',\n"
+        "         '_span_bil_u8_3', '_span_bicubic']\n"
         "print(json.dumps({n: len(getattr(_cpu, n).overloads) for n in names}))\n"
     )
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     compiled = {k for k, v in json.loads(out.strip().splitlines()[-1]).items() if v}
-    assert compiled == {"warp_affine_nearest", "_general_nearest", "_span_nearest_3"}
+    assert compiled == {"warp_affine_nearest", "_general_nearest", "_span_nearest_u8_3"}
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
