@@ -16,8 +16,10 @@ another while the second core idles. When a batch starts, :func:`start`
 When this process then misses one of those signatures in the cache, the cache
 (:data:`stntool.sampling._kernel_cache.pending`) waits for the second process and loads its result;
 if that process failed or died, it stops waiting and compiles the kernel itself. Waiting counts as
-compile time (:func:`stntool._compile_notice.count_wait`). A wrong prediction only costs
-background work: kernels and outputs are the same either way. At the end of the batch
+compile time (:func:`stntool._compile_notice.count_wait`). The wait happens inside numba's
+compile, under its process-wide compiler lock: another batch thread that needs a kernel compiled
+meanwhile waits too (it would have waited for this thread's own compile just the same). A wrong
+prediction only costs background work: kernels and outputs are the same either way. At the end of the batch
 :meth:`Background.close` stops the process if it still runs (it finishes a cache write first; the
 cache's files are written atomically and under a lock, see :mod:`stntool.sampling._kernel_cache`);
 the process also ends by itself when this one ends.
