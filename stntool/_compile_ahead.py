@@ -35,6 +35,7 @@ import io as _io
 import json
 import math
 import os
+import stat
 import struct
 import subprocess
 import sys
@@ -106,6 +107,19 @@ def working_dtype(f) -> str | None:
     return "uint16" if depth == 16 else "uint8"
 
 
+def _file_dtype(path) -> str | None:
+    """:func:`working_dtype` of a regular file; pipes, devices and folders are not opened for reading
+    (a named pipe would block), and give None."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return working_dtype(f)
+    finally:
+        os.close(fd)
+
+
 def predict(items, stdin_bytes=None, skip_existing: bool = False, files: int = HEADER_FILES,
             seconds: float = HEADER_SECONDS) -> list:
     """``[(item, dtype)]`` for the first ``files`` inputs read within ``seconds`` whose dtype
@@ -124,8 +138,7 @@ def predict(items, stdin_bytes=None, skip_existing: bool = False, files: int = H
             if item.input == "-":
                 dtype = working_dtype(_io.BytesIO(stdin_bytes or b""))
             else:
-                with open(item.input, "rb") as f:
-                    dtype = working_dtype(f)
+                dtype = _file_dtype(item.input)
         except OSError:
             continue
         if dtype is not None:

@@ -101,6 +101,12 @@ def test_predict_in_input_order_and_within_limits(tmp_path):
     os.makedirs(tmp_path / "out")
     (tmp_path / "out" / "icon_rgba.png").write_bytes(b"old")  # its output exists: skipped with --skip-existing
     assert [d for _, d in ca.predict(items, skip_existing=True)] == ["uint8", "uint8", "uint8"]
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "fifo.png")  # never opened for reading (it would block), not predicted
+    (tmp_path / "folder.png").mkdir()
+    odd, _ = batch.discover([str(tmp_path / "fifo.png"), str(tmp_path / "folder.png"), str(tmp_path / "none.png"),
+                             str(tmp_path / "chart.png")])
+    assert [d for _, d in ca.predict(odd)] == ["uint8"]
     stdin_items, _ = batch.discover(["-"])
     assert [d for _, d in ca.predict(stdin_items, stdin_bytes=CASES["rgba 8"])] == ["float32"]
 
