@@ -48,6 +48,9 @@ ENV = "STNTOOL_COMPILE_AHEAD"
 HEADER_FILES = 64
 #: ... and for at most this many seconds.
 HEADER_SECONDS = 0.05
+#: The second process runs this much nicer: it uses an idle core in full, but a busy box's CPU goes to
+#: the batch first (while the batch waits for it, it has a core to itself).
+NICE = 10
 #: The longest this process waits for one signature from the second process before compiling it itself.
 WAIT_LIMIT = 600.0
 
@@ -287,6 +290,10 @@ def _child_main():
     Says nothing else (stdout is moved off fd 1, stderr is /dev/null). Ends when its stdin closes
     (the parent is done or gone), after any cache write in progress."""
     payload = json.loads(sys.argv[1])
+    try:
+        os.nice(NICE)
+    except (AttributeError, OSError):
+        pass
     report = os.fdopen(os.dup(1), "w", buffering=1)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
