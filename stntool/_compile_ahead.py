@@ -11,7 +11,9 @@ another while the second core idles. When a batch starts, :func:`start`
 3. when at least two are missing, keeps the first half (rounded up, in the order the inputs need
    them) for this process and starts ONE second process (a fresh interpreter, never a fork) that
    compiles the rest through :mod:`stntool.warmup` (the public API on small arrays, so exactly the
-   signatures the batch loads), reporting each as it finishes (:class:`Background`).
+   signatures the batch loads), reporting each as it finishes (:class:`Background`). It runs at
+   :data:`NICE`: on a busy box the batch keeps the CPU, and the second process catches up while
+   the batch waits for it.
 
 When this process then misses one of those signatures in the cache, the cache
 (:data:`stntool.sampling._kernel_cache.pending`) waits for the second process and loads its result;
