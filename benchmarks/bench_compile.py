@@ -3,6 +3,7 @@
     python benchmarks/bench_compile.py                 # every family, writes benchmarks/results/compile.md
     python benchmarks/bench_compile.py --families affine-u8-bilinear,tps --repeat 1 --out ''
     python benchmarks/bench_compile.py --warmup 1,2 --families affine-u8-bilinear --repeat 1   # + stntool warmup
+    python benchmarks/bench_compile.py --ahead 3 --no-readme --families '' --out benchmarks/results/compile-ahead.md
 
 Every measurement runs in a fresh subprocess. "Cold" points ``NUMBA_CACHE_DIR`` at a new empty folder, so
 nothing compiled earlier (by this run, the tests or the user) is reused; "cached" runs the same call again in a
@@ -10,7 +11,8 @@ second fresh process with that folder, so it measures loading the compiled code 
 a family's cost once the README's kernel (uint8 bilinear affine) is already in the cache, which is what a user
 pays for each new mode, dtype or kernel. Times are wall-clock seconds of the first call (``import stntool``
 and ``import numba`` excluded, reported separately), minimum over ``--repeat`` runs. Load average is printed:
-on a busy machine compile times grow with the load.
+on a busy machine compile times grow with the load. ``--ahead N`` times the README command cold and warm
+N times each with the second compiling process on and off (``STNTOOL_COMPILE_AHEAD``), alternated.
 """
 
 from __future__ import annotations
@@ -79,8 +81,8 @@ print(json.dumps({{"import_stntool": t1 - t0, "import_numba": t2 - t1, "first": 
 """
 
 
-def _env(cache_dir: str) -> dict:
-    env = dict(os.environ)
+def _env(cache_dir: str, **extra) -> dict:
+    env = dict(os.environ, **extra)
     env["NUMBA_CACHE_DIR"] = cache_dir
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("NUMBA_DISABLE_JIT", None)
@@ -96,12 +98,12 @@ def run_family(name: str, cache_dir: str) -> dict:
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def run_readme(cache_dir: str, out_dir: str) -> float:
-    """Wall time of ``stntool warp --theta ... samples/ -o OUT`` as a user runs it."""
+def run_readme(cache_dir: str, out_dir: str, **env) -> float:
+    """Wall time of ``stntool warp --theta ... samples/ -o OUT`` as a user runs it (``env``: extra variables)."""
     cmd = _cli([
         "warp", "--theta", README_THETA, str(ROOT / "samples"), "-o", out_dir, "--overwrite", "-q"])
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, env=_env(cache_dir), capture_output=True, text=True)
+    p = subprocess.run(cmd, env=_env(cache_dir, **env), capture_output=True, text=True)
     dt = time.perf_counter() - t0
     if p.returncode != 0:
         raise RuntimeError(f"README command failed ({p.returncode}):\n{p.stderr[-2000:]}")
@@ -133,6 +135,9 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", default="", metavar="JOBS",
                     help="also time `stntool warmup` (its defaults) cold with each -j in this comma-separated "
                          "list (e.g. 1,2), the README command after it, and `stntool warmup --all -j 2` cold")
+    ap.add_argument("--ahead", type=int, default=0, metavar="N",
+                    help="also time the README command cold and warm N times each with STNTOOL_COMPILE_AHEAD=1 "
+                         "and =0, alternated")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "compile.md"),
                     help="markdown results file ('' to print only)")
     args = ap.parse_args(argv)
@@ -158,6 +163,18 @@ def main(argv=None) -> int:
                       flush=True)
             readme = (min(cold), min(warm))
 
+        ahead_rows = []
+        for r in range(args.ahead):
+            for on in ("1", "0") if r % 2 == 0 else ("0", "1"):
+                cache = os.path.join(tmp, f"ahead{on}-{r}")
+                before = loadavg()
+                cold = run_readme(cache, os.path.join(tmp, f"aout{on}-{r}"), STNTOOL_COMPILE_AHEAD=on)
+                warm = min(run_readme(cache, os.path.join(tmp, f"aout{on}-{r}"), STNTOOL_COMPILE_AHEAD=on)
+                           for _ in range(3))
+                ahead_rows.append((r + 1, on, cold, warm, before))
+                print(f"README command, compile ahead {'on ' if on == '1' else 'off'}: cold {cold:.2f} s, "
+                      f"warm {warm:.2f} s (load before {before})", flush=True)
+
         warm_rows = []
         for jobs in [int(j) for j in args.warmup.split(",") if j]:
             cache = os.path.join(tmp, f"warmup-j{jobs}")
@@ -173,7 +190,8 @@ def main(argv=None) -> int:
 
         # the README kernel, shared by the "after affine" column
         base_cache = os.path.join(tmp, "base")
-        run_family("affine-u8-bilinear", base_cache)
+        if families:
+            run_family("affine-u8-bilinear", base_cache)
         rows = []
         for name in families:
             cold, cached, after, imports = [], [], [], []
@@ -194,6 +212,19 @@ def main(argv=None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     out = list(lines)
+    if ahead_rows:
+        def stats(on, col):
+            vals = sorted(row[col] for row in ahead_rows if row[1] == on)
+            return f"{vals[0]:.2f} / {vals[len(vals) // 2]:.2f} / {vals[-1]:.2f}"
+
+        out += ["## README command: compiling ahead in a second process", "",
+                f"`stntool warp --theta {README_THETA} samples/ -o out/`, wall time of the whole process; cold = "
+                "a new empty NUMBA_CACHE_DIR, warm = best of 3 runs after it; on and off alternated.", "",
+                "| run | compile ahead | cold s | warm s | load average before |", "|---|---|---|---|---|"]
+        out += [f"| {r} | {'on' if on == '1' else 'off'} | {c:.2f} | {w:.2f} | {lo} |"
+                for r, on, c, w, lo in ahead_rows]
+        out += ["", "| compile ahead | cold min / median / max | warm min / median / max |", "|---|---|---|",
+                f"| on | {stats('1', 2)} | {stats('1', 3)} |", f"| off | {stats('0', 2)} | {stats('0', 3)} |", ""]
     if readme is not None:
         out += ["## README command", "",
                 f"`stntool warp --theta {README_THETA} samples/ -o out/` (5 images, wall time of the whole process):",
@@ -205,12 +236,12 @@ def main(argv=None) -> int:
                 "|---|---|---|---|"]
         out += [f"| `{c}` | {t:.2f} | {n} | {'' if a is None else f'{a:.2f}'} |" for c, t, n, a in warm_rows]
         out += [""]
-    out += ["## First call per kernel family (seconds, imports excluded)", "",
-            "| family | cold | after affine | from cache | imports |", "|---|---|---|---|---|"]
-    out += [f"| {n} | {c:.2f} | {a:.2f} | {k:.2f} | {i:.2f} |" for n, c, a, k, i in rows]
-    total = sum(r[2] for r in rows)
-    out += ["", f"Sum of 'after affine' over {len(rows)} families: {total:.1f} s. Load average at end {loadavg()}.",
-            ""]
+    if rows:
+        out += ["## First call per kernel family (seconds, imports excluded)", "",
+                "| family | cold | after affine | from cache | imports |", "|---|---|---|---|---|"]
+        out += [f"| {n} | {c:.2f} | {a:.2f} | {k:.2f} | {i:.2f} |" for n, c, a, k, i in rows]
+        out += ["", f"Sum of 'after affine' over {len(rows)} families: {sum(r[2] for r in rows):.1f} s."]
+    out += ["", f"Load average at end {loadavg()}.", ""]
     text = "\n".join(out)
     print(text)
     if args.out:

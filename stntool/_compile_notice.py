@@ -164,10 +164,29 @@ def cache_dirs() -> list:
     return sorted(found)
 
 
-def message(lbl: str, where: str | None) -> str:
-    """The line shown for a first compile."""
+def message(lbl: str, where: str | None, elsewhere: bool = False) -> str:
+    """The line shown for a first compile (``elsewhere``: by a second process, see :mod:`stntool._compile_ahead`)."""
     tail = f", cached in {where}" if where else ""
-    return f"stntool: compiling kernels for {lbl} (first run only{tail})"
+    return f"stntool: compiling kernels for {lbl}{' in a second process' if elsewhere else ''} (first run only{tail})"
+
+
+def announce_elsewhere(lbl: str, where: str | None):
+    """Say that a second process compiles ``lbl`` for this one (the line is not remembered: if that
+    process fails and this one compiles the kernel itself, that compile has its own line)."""
+    target = _target()
+    if target is not None:
+        try:
+            target(message(lbl, where, elsewhere=True))
+        except Exception:  # noqa: BLE001 - a notice must never break a run
+            pass
+
+
+def count_wait(lbl: str, seconds: float, where: str | None):
+    """Count ``seconds`` spent waiting for another process to compile ``lbl`` as compile time."""
+    global _seconds
+    with _lock:
+        _seconds += seconds
+        _compiled.append(Compiled(lbl + " (second process)", seconds, where))
 
 
 def _stderr_line(line: str):

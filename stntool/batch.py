@@ -548,7 +548,7 @@ def _quiet_stdout():
 def run_batch(items, process, *, jobs: int = 2, backend: str = "cpu", overwrite: bool = False,
               skip_existing: bool = False, fmt: str = "same", quality=None, max_pixels: int | None = None,
               exif: bool = True, manifest: Manifest | None = None, quiet: bool = False, stdin_bytes=None,
-              command: str = "stntool", progress: bool | None = None) -> Summary:
+              command: str = "stntool", progress: bool | None = None, kernels=None) -> Summary:
     """Process ``items`` (planned by :func:`plan_outputs`) with ``process(image, item)``.
 
     ``process`` receives the decoded image (see :func:`stntool.io.decode_image`) and the
@@ -566,6 +566,14 @@ def run_batch(items, process, *, jobs: int = 2, backend: str = "cpu", overwrite:
     first-compile line is on (the command line, :func:`stntool.set_compile_notice`) it is written
     like the other messages (dropped with ``quiet``).
 
+    ``kernels(item)``, when given, returns the ``(family, mode, padding)`` of the CPU kernels the
+    item's image will run through (``[("affine", "bilinear", "zeros")]``; empty when unknown). With
+    it, a first run compiles missing kernel signatures in a second process while this one compiles
+    the others (:mod:`stntool._compile_ahead`: dtypes predicted from the first inputs' headers;
+    nothing happens when everything is cached, with ``STNTOOL_COMPILE_AHEAD=0``, one CPU or a
+    backend other than ``"cpu"``); time spent waiting for it counts as compile time. Outputs are
+    the same with and without it.
+
     Ctrl-C (``KeyboardInterrupt``) stops submitting; running items finish their atomic writes and
     are recorded; the summary says how many were not done and ``exit_code`` is 130. A manifest that
     cannot be written stops the batch (``exit_code`` 1). A closed stdout (``--manifest - | head``)
@@ -578,11 +586,11 @@ def run_batch(items, process, *, jobs: int = 2, backend: str = "cpu", overwrite:
     with STDERR_LOCK.python_stderr_kept():
         return _run(items, process, jobs=jobs, backend=backend, overwrite=overwrite, skip_existing=skip_existing,
                     fmt=fmt, quality=quality, max_pixels=max_pixels, exif=exif, manifest=manifest, quiet=quiet,
-                    stdin_bytes=stdin_bytes, command=command, progress=progress)
+                    stdin_bytes=stdin_bytes, command=command, progress=progress, kernels=kernels)
 
 
 def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, quality, max_pixels, exif, manifest, quiet,
-         stdin_bytes, command, progress) -> Summary:
+         stdin_bytes, command, progress, kernels) -> Summary:
     from concurrent.futures import ThreadPoolExecutor
 
     from . import _compile_notice
@@ -690,8 +698,13 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
     window = 2 * n_jobs + 2
     notices = _compile_notice.lines_to(None if quiet else message)  # through the progress bar
     notices.__enter__()
+    ahead = None
     try:
         try:
+            if kernels is not None and backend == "cpu":
+                from . import _compile_ahead  # the second compiling process starts before the first decode
+
+                ahead = _compile_ahead.start(items, kernels, backend, stdin_bytes, skip_existing)
             # A future leaves `pending` only after all its records are reported (report_once resumes
             # where an interrupt stopped it), so every finished output is recorded exactly once.
             for item in items:
@@ -734,6 +747,8 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
         summary.stopped = True
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        if ahead is not None:
+            ahead.close()
         notices.__exit__(None, None, None)
         if bar is not None:
             bar.close()

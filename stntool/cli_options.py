@@ -166,7 +166,7 @@ def check_io_options(fill, padding, overwrite, skip_existing, null, files_from, 
 
 def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output, fmt, quality, suffix, overwrite,
                skip_existing, manifest, quiet, max_pixels, ignore_orientation, device, jobs, manifest_append=False,
-               listed=(), prepare=None, outputs=None, finish=None):
+               listed=(), prepare=None, outputs=None, finish=None, kernels=None):
     """Discover, plan and run a batch for a command; exits with the batch's status (0 returns).
 
     The keyword arguments are the parameters of the option bundles above, by name, so a command
@@ -176,6 +176,8 @@ def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output
     file); ``prepare(items)`` may expand or annotate the discovered items before outputs are
     planned; ``outputs(item, path)`` plans several outputs per input (see
     :func:`stntool.batch.plan_outputs`); ``finish(summary)`` runs after the batch, before the exit.
+    ``kernels(item)`` names the kernels an item's image runs through, so a first run can compile
+    missing ones in a second process (see :func:`stntool.batch.run_batch`).
     """
     import sys
 
@@ -212,7 +214,7 @@ def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output
     summary = batch.run_batch(items, lambda img, item: process(img, item, backend), jobs=jobs, backend=backend,
                               overwrite=overwrite, skip_existing=skip_existing, fmt=fmt, quality=quality,
                               max_pixels=max_pixels, exif=not ignore_orientation, manifest=man, quiet=quiet,
-                              stdin_bytes=stdin_bytes, command=f"stntool {ctx_name}")
+                              stdin_bytes=stdin_bytes, command=f"stntool {ctx_name}", kernels=kernels)
     if finish is not None:
         finish(summary)
     if summary.exit_code:

@@ -377,6 +377,19 @@ class WarpSpec:
                                align_corners=bool(options.get("align_corners", False)))
         return cls(theta=tuple(map(tuple, theta.tolist())), out_hw=out_hw, **options)
 
+    def kernels(self) -> list:
+        """The ``(family, mode, padding)`` of the CPU kernel :func:`apply_spec` runs, as far as the spec tells.
+
+        ``"affine"`` for a 2x3 θ or a 3x3 θ whose last row starts with two zeros, ``"projective"``
+        for other 3x3 θ (a horizon crossing the output samples a grid instead); empty for TPS,
+        elastic and not-yet-converted specs. Used to compile kernels ahead
+        (:mod:`stntool._compile_ahead`), never to choose one.
+        """
+        if self.theta is None or self.tps is not None or self.elastic is not None:
+            return []
+        projective = len(self.theta) == 3 and (self.theta[2][0] != 0 or self.theta[2][1] != 0)
+        return [("projective" if projective else "affine", self.mode, self.padding)]
+
     # ------------------------------------------------------------------ records
 
     def to_record(self) -> dict:

@@ -186,8 +186,12 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
         if sheet is not None:
             sheet.write(aug)
 
+    import numpy as np
+
+    # the kernel family every variant uses (affine, or projective with --perspective), compiled ahead on a first run
+    probe = aug.sample(np.random.default_rng(0), (64, 64), out_hw).kernels()
     run_images("augment", process, inputs=inputs, device=device, jobs=jobs, prepare=prepare, outputs=outputs,
-               finish=finish, **io_options)
+               finish=finish, kernels=lambda item: probe, **io_options)
 
 
 class _LabelIO:

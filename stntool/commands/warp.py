@@ -111,5 +111,7 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
         item.fields = spec.to_record()  # a failure from here on records the resolved θ and size
         return Output(apply_spec(img, spec, backend), spec.replace(in_hw=in_hw).to_record())
 
+    # the kernel each image needs (compiled ahead on a first run); an OpenCV matrix is projective when its θ is
+    probe = template if cv_matrix is None else template.replace(theta=tuple(map(tuple, cv_matrix)))
     run_images("warp", process, inputs=inputs, device=device, jobs=jobs, listed=list(table) if table else (),
-               prepare=prepare, **io_options)
+               prepare=prepare, kernels=lambda item: (item.payload or probe).kernels(), **io_options)

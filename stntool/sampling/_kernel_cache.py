@@ -12,18 +12,51 @@ subclassed, so the cache directory rules (``NUMBA_CACHE_DIR``, in-tree ``__pycac
 user-wide fallback) are unchanged. :func:`cpu_cache` and :func:`cuda_cache` build the cache
 object of one dispatcher; :mod:`stntool._jit` and :mod:`stntool.sampling._cuda` install it as the
 dispatcher's cache (numba's ``enable_caching`` does the same with its default cache class).
+
+Several processes may fill one cache folder at once (``stntool warmup -j 2``, the batch runner's
+second compiling process, two commands started together). Numba's index update is a
+read-modify-write of one index file per kernel (all its signatures), so two processes saving
+signatures of one kernel together could lose an entry, or both number their code file ``.1.nbc``
+and leave an index pointing at the other signature's code. The CPU cache here therefore holds an
+exclusive ``flock`` on a lock file in the cache folder (:data:`LOCK_NAME`) while it saves, and a
+shared one while it loads (where ``fcntl`` exists; elsewhere, and when the lock file cannot be
+opened, numba's behaviour is unchanged). A process that is told to stop while it saves waits for
+the save to finish (:data:`SAVING`).
+
+When numba finds a signature missing from the cache, the CPU cache asks :data:`pending` (set by
+:mod:`stntool._compile_ahead` while a second process compiles signatures for this one) whether
+another process is compiling it; if so it waits for that process and loads the result, so this
+process does not compile the same signature again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import os
+import threading
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks here
+    fcntl = None
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 
 #: Source files compiled into (or configuring) every kernel, besides the kernel's own module.
 SHARED_SOURCES = (_PACKAGE / "sampling" / "_scalar.py", _PACKAGE / "_jit.py")
+
+#: The lock file in each cache folder (see the module docstring).
+LOCK_NAME = "stntool-cache.lock"
+#: Held by this process while it writes cache files: code that ends the process (a second compiling
+#: process told to stop) takes it first, so it never leaves a save half done.
+SAVING = threading.Lock()
+#: ``pending(kernel_name, dtype_name) -> bool`` or None. Called when a signature is not in the cache;
+#: returns True once another process has compiled it (after waiting), False when this process should
+#: compile it. Set by :mod:`stntool._compile_ahead`.
+pending = None
 
 
 def sources_stamp(paths) -> str:
@@ -56,13 +89,77 @@ def _with_shared_stamp(locator_cls):
     return cls
 
 
+@contextlib.contextmanager
+def folder_lock(folder, exclusive: bool):
+    """Hold an advisory lock on :data:`LOCK_NAME` in ``folder`` (shared or exclusive); a no-op where
+    ``fcntl`` is missing, the folder does not exist or the lock file cannot be opened."""
+    fd = None
+    if fcntl is not None and folder and os.path.isdir(folder):
+        try:
+            fd = os.open(os.path.join(folder, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:
+            try:
+                fd = os.open(os.path.join(folder, LOCK_NAME), os.O_RDONLY)
+            except OSError:
+                fd = None
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            except OSError:
+                os.close(fd)
+                fd = None
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
+
+
+def image_dtype(sig) -> str | None:
+    """The dtype name (``"uint8"``) of the first array type in a numba signature, or None."""
+    for t in sig:
+        dtype = getattr(t, "dtype", None)
+        if dtype is not None and hasattr(t, "ndim"):
+            return str(dtype)
+    return None
+
+
 @functools.lru_cache(maxsize=None)
 def _cpu_cache_class():
     from numba.core import caching
 
     impl = type("StntoolCompileResultCacheImpl", (caching.CompileResultCacheImpl,),
                 {"_locator_classes": [_with_shared_stamp(c) for c in caching.CompileResultCacheImpl._locator_classes]})
-    return type("StntoolFunctionCache", (caching.FunctionCache,), {"_impl_class": impl})
+
+    class StntoolFunctionCache(caching.FunctionCache):
+        """numba's function cache with the folder lock, and a wait for a signature another process compiles."""
+
+        _impl_class = impl
+
+        def load_overload(self, sig, target_context):
+            with folder_lock(self._cache_path, exclusive=False):
+                cres = super().load_overload(sig, target_context)
+            ask = pending
+            if cres is None and ask is not None and self._enabled:
+                try:
+                    ready = ask(self._py_func.__name__, image_dtype(sig))
+                except Exception:  # noqa: BLE001 - never let the wait break a compile: compile here
+                    ready = False
+                if ready:
+                    with folder_lock(self._cache_path, exclusive=False):
+                        cres = super().load_overload(sig, target_context)
+            return cres
+
+        def save_overload(self, sig, data):
+            with SAVING:
+                try:
+                    self._impl.locator.ensure_cache_path()  # the lock file lives there (numba makes it anyway)
+                except OSError:
+                    pass
+                with folder_lock(self._cache_path, exclusive=True):
+                    super().save_overload(sig, data)
+
+    return StntoolFunctionCache
 
 
 @functools.lru_cache(maxsize=None)

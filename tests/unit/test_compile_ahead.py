@@ -1,0 +1,364 @@
+"""Compiling a batch's missing kernels in a second process (stntool._compile_ahead) and the cache's wait hook."""
+
+import io as _io
+import os
+import struct
+import threading
+import time
+import zlib
+
+import numba
+import numpy as np
+import pytest
+
+from stntool import _compile_ahead as ca
+from stntool import _compile_notice as cn
+from stntool import batch, io
+from stntool.records import WarpSpec
+from stntool.sampling import _kernel_cache
+
+SAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "samples")
+
+
+def _chunk(kind, payload):
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+
+
+def _png(depth, colour, extra=(), w=8, h=3):
+    """A valid PNG of every colour type and bit depth (OpenCV writes only some), with extra chunks before IDAT."""
+    samples = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[colour]
+    row_bytes = (w * samples * depth + 7) // 8
+    raw = b"".join(b"\0" + bytes((17 * (i + r)) % 256 for i in range(row_bytes)) for r in range(h))
+    body = b"".join(_chunk(k, p) for k, p in extra)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, 0)) + body
+            + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b""))
+
+
+def _decoded_dtype(data: bytes) -> str:
+    """The oracle: what the warp command really samples (stntool.io decodes; alpha images go to float32)."""
+    img = io.decode_image(data)
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    return "float32" if channels in (2, 4) else str(img.dtype)
+
+
+PLTE = (b"PLTE", bytes(range(48)))
+CASES = {
+    "gray 8": _png(8, 0), "gray 16": _png(16, 0), "gray 1-bit": _png(1, 0), "gray 4-bit": _png(4, 0),
+    "rgb 8": _png(8, 2), "rgb 16": _png(16, 2), "palette": _png(8, 3, [PLTE]), "palette 2-bit": _png(2, 3, [PLTE]),
+    "gray+alpha 8": _png(8, 4), "gray+alpha 16": _png(16, 4), "rgba 8": _png(8, 6), "rgba 16": _png(16, 6),
+    "palette + tRNS": _png(8, 3, [PLTE, (b"tRNS", bytes([0, 128, 255]))]),
+    "rgb + tRNS": _png(8, 2, [(b"tRNS", b"\0\1\0\2\0\3")]),
+    "rgb 16 + tRNS": _png(16, 2, [(b"tRNS", b"\0\1\0\2\0\3")]),
+    "gray + tRNS (stays gray)": _png(8, 0, [(b"tRNS", b"\0\7")]),
+    "rgb + text chunk first": _png(8, 2, [(b"tEXt", b"Comment\0" + b"x" * 5000)]),
+    "jpeg gray": io.encode_image(np.zeros((8, 8), np.uint8), "jpg"),
+    "jpeg colour": io.encode_image(np.zeros((8, 8, 3), np.uint8), "jpg"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_header_predicts_what_the_decoder_gives(name):
+    data = CASES[name]
+    assert ca.working_dtype(_io.BytesIO(data)) == _decoded_dtype(data)
+
+
+@pytest.mark.parametrize("name", ["chart.png", "gray16.png", "icon_rgba.png", "photo.jpg", "text_page.png"])
+def test_header_predicts_the_shipped_samples(name):
+    path = os.path.join(SAMPLES, name)
+    with open(path, "rb") as f:
+        predicted = ca.working_dtype(f)
+        f.seek(0)
+        assert predicted == _decoded_dtype(f.read())
+
+
+def test_other_formats_and_damaged_headers_are_not_predicted():
+    for data in [io.encode_image(np.zeros((8, 8, 3), np.uint8), "tif"), io.encode_image(np.zeros((8, 8, 3), np.uint8),
+                 "webp"), b"BM" + b"\0" * 60, b"", b"not an image at all", CASES["rgb 8"][:20],
+                 CASES["rgb + text chunk first"][:200]]:  # RGB with the chunks before the data cut off: unknown
+        assert ca.working_dtype(_io.BytesIO(data)) is None
+
+
+def _items(tmp_path, names):
+    paths = []
+    for name in names:
+        p = tmp_path / name
+        p.write_bytes(open(os.path.join(SAMPLES, name), "rb").read())
+        paths.append(str(p))
+    items, _ = batch.discover(paths)
+    batch.plan_outputs(items, str(tmp_path / "out"))
+    return items
+
+
+README = ["chart.png", "gray16.png", "icon_rgba.png", "photo.jpg", "text_page.png"]
+
+
+def test_predict_in_input_order_and_within_limits(tmp_path):
+    items = _items(tmp_path, README)
+    assert [d for _, d in ca.predict(items)] == ["uint8", "uint16", "float32", "uint8", "uint8"]
+    assert [d for _, d in ca.predict(items, files=2)] == ["uint8", "uint16"]
+    assert ca.predict(items, seconds=-1) == []
+    items[1].error = "output collides"
+    os.makedirs(tmp_path / "out")
+    (tmp_path / "out" / "icon_rgba.png").write_bytes(b"old")  # its output exists: skipped with --skip-existing
+    assert [d for _, d in ca.predict(items, skip_existing=True)] == ["uint8", "uint8", "uint8"]
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "fifo.png")  # never opened for reading (it would block), not predicted
+    (tmp_path / "folder.png").mkdir()
+    odd, _ = batch.discover([str(tmp_path / "fifo.png"), str(tmp_path / "folder.png"), str(tmp_path / "none.png"),
+                             str(tmp_path / "chart.png")])
+    assert [d for _, d in ca.predict(odd)] == ["uint8"]
+    stdin_items, _ = batch.discover(["-"])
+    assert [d for _, d in ca.predict(stdin_items, stdin_bytes=CASES["rgba 8"])] == ["float32"]
+
+
+def test_needed_is_ordered_by_first_need_once_per_kernel_and_dtype(tmp_path):
+    items = _items(tmp_path, README)
+    spec = WarpSpec(theta=((0.9, -0.25, 0.05), (0.25, 0.9, 0)))
+    assert ca.needed(ca.predict(items), lambda item: spec.kernels()) == [
+        ("affine", "bilinear", "zeros", "uint8"), ("affine", "bilinear", "zeros", "uint16"),
+        ("affine", "bilinear", "zeros", "float32")]
+    assert ca.needed(ca.predict(items), lambda item: []) == []
+
+
+def test_spec_kernels():
+    assert WarpSpec(theta=((1, 0, 0), (0, 1, 0)), mode="bicubic").kernels() == [("affine", "bicubic", "zeros")]
+    assert WarpSpec(theta=((1, 0, 0), (0, 1, 0), (0, 0, 1))).kernels() == [("affine", "bilinear", "zeros")]
+    assert WarpSpec(theta=((1, 0, 0), (0, 1, 0), (0.1, 0, 1)), padding="border").kernels() == [
+        ("projective", "bilinear", "border")]
+    assert WarpSpec().kernels() == []
+
+
+# --------------------------------------------------------------------------- the switch and the decision
+
+def test_switches(monkeypatch):
+    monkeypatch.delenv(ca.ENV, raising=False)
+    monkeypatch.delenv("NUMBA_DISABLE_JIT", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert ca.enabled("cpu")
+    assert not ca.enabled("numpy") and not ca.enabled("cuda")
+    for off in ["0", "no", "off", "false", "OFF"]:
+        monkeypatch.setenv(ca.ENV, off)
+        assert not ca.enabled("cpu")
+    monkeypatch.setenv(ca.ENV, "1")
+    monkeypatch.setenv("NUMBA_DISABLE_JIT", "1")
+    assert not ca.enabled("cpu")
+    monkeypatch.delenv("NUMBA_DISABLE_JIT")
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert not ca.enabled("cpu")
+
+
+@pytest.fixture
+def launches(monkeypatch):
+    """Background.launch recorded, not run; every signature reported missing from the cache."""
+    seen = []
+
+    class Fake:
+        where = None
+
+        def wait(self, name, dtype):
+            return False
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(ca.Background, "launch", classmethod(lambda cls, todo, backend="cpu": seen.append(todo)
+                                                             or Fake()))
+    monkeypatch.setattr(ca, "is_cached", lambda dispatcher, dtype: False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 2)
+    monkeypatch.delenv(ca.ENV, raising=False)
+    cn._reset_for_tests()
+    yield seen
+    _kernel_cache.pending = None
+    cn._reset_for_tests()
+
+
+AFFINE = lambda item: [("affine", "bilinear", "zeros")]  # noqa: E731
+
+
+def test_start_gives_the_second_process_the_later_half(tmp_path, launches):
+    lines = []
+    cn.set_compile_notice(lines.append)
+    background = ca.start(_items(tmp_path, README), AFFINE, "cpu")
+    assert launches == [[("affine", "bilinear", "zeros", "float32")]]
+    assert _kernel_cache.pending == background.wait
+    assert [line.split(" (")[0] for line in lines] == [
+        "stntool: compiling kernels for float32 warp_affine_bilinear in a second process"]
+
+
+def test_start_does_nothing_without_two_missing_signatures(tmp_path, launches, monkeypatch):
+    assert ca.start(_items(tmp_path, ["chart.png", "photo.jpg", "text_page.png"]), AFFINE, "cpu") is None
+    assert ca.start(_items(tmp_path, README), lambda item: [], "cpu") is None
+    monkeypatch.setattr(ca, "is_cached", lambda dispatcher, dtype: dtype != "float32")
+    assert ca.start(_items(tmp_path, README), AFFINE, "cpu") is None
+    monkeypatch.setattr(ca, "is_cached", lambda dispatcher, dtype: False)
+    monkeypatch.setenv(ca.ENV, "0")
+    assert ca.start(_items(tmp_path, README), AFFINE, "cpu") is None
+    monkeypatch.delenv(ca.ENV)
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 1)
+    assert ca.start(_items(tmp_path, README), AFFINE, "cpu") is None
+    assert launches == []
+
+
+def test_is_cached_reads_the_index_of_the_kernel(tmp_path):
+    """The README kernel is in the test run's cache once any test warped a uint8 image; float64 images of
+    the nearest affine kernel are warped by no test."""
+    from stntool import api
+
+    api.warp(np.zeros((4, 4, 3), np.uint8), [[1, 0, 0], [0, 1, 0]], backend="cpu")
+    assert ca.is_cached(ca.entry("affine", "bilinear"), "uint8")
+    fresh = ca.entry("affine", "nearest")
+    if not any("float64" in str(sig) for sig in fresh.overloads):
+        index = fresh._cache._cache_file._load_index()
+        assert ca.is_cached(fresh, "float64") == any("float64" in str(k[0][0]) for k in index)
+    assert ca.is_cached(object(), "uint8")  # anything unexpected: "cached", nothing compiled ahead
+
+
+# --------------------------------------------------------------------------- waiting for the second process
+
+class _FakeChild:
+    """A stand-in for the second process: the test writes its report lines into a pipe."""
+
+    def __init__(self):
+        r, self.w = os.pipe()
+        self.stdout = os.fdopen(r, "rb", buffering=0)
+        self.stdin = None
+        self.closed = False
+
+    def say(self, line):
+        os.write(self.w, line.encode() + b"\n")
+
+    def die(self):
+        os.close(self.w)
+
+    def wait(self, timeout=None):
+        self.closed = True
+
+    def kill(self):
+        pass
+
+
+@pytest.fixture
+def child():
+    cn._reset_for_tests()
+    fake = _FakeChild()
+    yield fake
+    try:
+        os.close(fake.w)
+    except OSError:
+        pass
+    cn._reset_for_tests()
+
+
+def _later(seconds, fn, *args):
+    t = threading.Timer(seconds, fn, args)
+    t.start()
+    return t
+
+
+def test_wait_returns_when_the_child_reports_the_claimed_signature(child):
+    bg = ca.Background(child, {("warp_affine_bilinear", "float32"): 0, ("warp_affine_bilinear", "uint16"): 1})
+    assert bg.wait("warp_affine_bilinear", "uint8") is False  # not claimed: compile here, at once
+    assert bg.wait("_store_fill", "float32") is False
+    _later(0.3, child.say, "done 1")
+    t0 = time.perf_counter()
+    assert bg.wait("warp_affine_bilinear", "uint16") is True
+    assert time.perf_counter() - t0 >= 0.25
+    _later(0.1, child.say, "done 0")
+    assert bg.wait("warp_affine_bilinear", "float32") is True
+    waited = [c for c in cn.compiled() if c.label.endswith("(second process)")]
+    assert [c.label for c in waited] == ["uint16 warp_affine_bilinear (second process)",
+                                         "float32 warp_affine_bilinear (second process)"]
+    assert cn.compile_seconds() >= 0.3  # waiting counts as compiling (left out of the batch's rate)
+
+
+def test_wait_stops_when_the_child_fails_or_dies(child):
+    bg = ca.Background(child, {("k", "uint8"): 0, ("k", "uint16"): 1, ("k", "float32"): 2})
+    child.say("failed 0")
+    assert bg.wait("k", "uint8") is False
+    _later(0.2, child.die)
+    t0 = time.perf_counter()
+    assert bg.wait("k", "uint16") is False
+    assert time.perf_counter() - t0 < 5
+    assert bg.wait("k", "float32") is False and bg.gone
+
+
+def test_wait_gives_up_after_the_limit(child, monkeypatch):
+    monkeypatch.setattr(ca, "WAIT_LIMIT", 0.2)
+    bg = ca.Background(child, {("k", "uint8"): 0})
+    t0 = time.perf_counter()
+    assert bg.wait("k", "uint8") is False
+    assert 0.15 < time.perf_counter() - t0 < 3
+
+
+def test_close_stops_the_real_process_and_unhooks_the_cache():
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.stdin.buffer.read(); time.sleep(60)"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    bg = ca.Background(proc, {})
+    _kernel_cache.pending = bg.wait
+    bg.close(timeout=0.5)  # the stand-in ignores its closed stdin: killed after the timeout
+    assert proc.poll() is not None and _kernel_cache.pending is None
+
+
+# --------------------------------------------------------------------------- the cache hook, with a real tiny kernel
+
+def _probe(x):
+    return x[0] + 1
+
+
+@pytest.fixture
+def probe_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path))
+
+    def dispatcher():
+        d = numba.njit(_probe)
+        d._cache = _kernel_cache.cpu_cache(_probe)
+        return d
+
+    yield dispatcher
+    _kernel_cache.pending = None
+
+
+def test_a_missing_signature_is_loaded_after_the_other_process_compiled_it(probe_cache):
+    ours, theirs = probe_cache(), probe_cache()
+    asked = []
+
+    def pending(name, dtype):
+        asked.append((name, dtype))
+        if dtype == "uint16":
+            _kernel_cache.pending = None  # "the other process" (no hook there) compiles and saves it meanwhile
+            theirs(np.zeros(2, np.uint16))
+            _kernel_cache.pending = pending
+            return True
+        return False
+
+    _kernel_cache.pending = pending
+    assert ours(np.zeros(2, np.uint16)) == 1
+    assert ours.stats.cache_hits and not ours.stats.cache_misses  # loaded, not compiled here
+    assert ours(np.zeros(2, np.uint8)) == 1  # not the other process's: compiled here
+    assert ours.stats.cache_misses
+    assert asked == [("_probe", "uint16"), ("_probe", "uint8")]
+    assert os.path.exists(os.path.join(ours._cache.cache_path, _kernel_cache.LOCK_NAME))
+
+
+def test_the_folder_lock_excludes_writers(tmp_path):
+    if _kernel_cache.fcntl is None:
+        pytest.skip("no fcntl")
+    order = []
+
+    def reader():
+        with _kernel_cache.folder_lock(str(tmp_path), exclusive=False):
+            order.append("read")
+
+    with _kernel_cache.folder_lock(str(tmp_path), exclusive=True):
+        t = threading.Thread(target=reader)
+        t.start()
+        time.sleep(0.2)
+        order.append("written")
+    t.join(5)
+    assert order == ["written", "read"]
+    with _kernel_cache.folder_lock(str(tmp_path / "missing"), exclusive=True):
+        pass  # no folder: no lock, no error
