@@ -154,8 +154,12 @@ def predict(items, stdin_bytes=None, skip_existing: bool = False, files: int = H
 # --------------------------------------------------------------------------- asking the cache
 
 def entry(family: str, mode: str):
-    """The CPU entry kernel (a numba dispatcher) of a family and mode (imports numba)."""
+    """The CPU entry kernel (a numba dispatcher) of a family and mode (imports numba); ``"backward"`` is
+    the sampler's backward pass (bilinear, float64)."""
     from .sampling import MODES, _cpu
+
+    if family == "backward":
+        return _cpu._grid_sample_backward_parts
 
     return _cpu.ENTRIES[(family, MODES[mode])]
 
@@ -182,10 +186,12 @@ def needed(predicted, kernels) -> list:
     """``[(family, mode, padding, dtype)]`` in the order the inputs need them, once per (family, mode, dtype).
 
     ``predicted`` is :func:`predict`'s list; ``kernels(item)`` gives the ``(family, mode, padding)``
-    of the kernels that item's image runs through."""
+    of the kernels that item's image runs through, or ``(family, mode, padding, dtype)`` for a kernel
+    that runs on arrays of a fixed dtype whatever the image's (``dtype`` None: the image's)."""
     seen, out = set(), []
-    for item, dtype in predicted:
-        for family, mode, padding in kernels(item) or ():
+    for item, predicted_dtype in predicted:
+        for family, mode, padding, *fixed in kernels(item) or ():
+            dtype = fixed[0] if fixed and fixed[0] is not None else predicted_dtype
             if (family, mode, dtype) not in seen:
                 seen.add((family, mode, dtype))
                 out.append((family, mode, padding, dtype))

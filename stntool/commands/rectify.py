@@ -86,7 +86,9 @@ def rectify(inputs, model, family, refine, min_confidence, mode, padding, fill, 
                       timings={"estimate": round(t1 - t0, 4), "warp": round(t2 - t1, 4)})
         return Output(out, fields)
 
-    run_images("rectify", process, inputs=inputs, device=device, jobs=jobs, **io_options)
+    kernels = rectifier.kernels(mode, "zeros")  # compiled ahead on a first run (padding: not in the signature)
+    run_images("rectify", process, inputs=inputs, device=device, jobs=jobs, kernels=lambda item: kernels,
+               **io_options)
 
 
 def _sibling_output(inputs):

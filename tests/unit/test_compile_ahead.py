@@ -120,6 +120,40 @@ def test_needed_is_ordered_by_first_need_once_per_kernel_and_dtype(tmp_path):
     assert ca.needed(ca.predict(items), lambda item: []) == []
 
 
+def test_needed_takes_fixed_dtypes_from_the_kernel_list(tmp_path):
+    """Kernels on arrays of their own dtype (rectify's float32 warps, the float64 backward pass) keep it;
+    ``None`` takes the image's predicted dtype."""
+    items = _items(tmp_path, README)
+    fixed = [("affine", "bilinear", "zeros", "float32"), ("backward", "bilinear", "zeros", "float64"),
+             ("affine", "bilinear", "border", None)]
+    assert ca.needed(ca.predict(items), lambda item: fixed) == [
+        ("affine", "bilinear", "zeros", "float32"), ("backward", "bilinear", "zeros", "float64"),
+        ("affine", "bilinear", "border", "uint8"), ("affine", "bilinear", "border", "uint16")]
+
+
+def test_rectifier_kernels_name_what_a_page_runs_through():
+    from stntool.rectify import Rectifier
+
+    assert Rectifier().kernels() == [("affine", "bilinear", "zeros", "float32"),
+                                     ("backward", "bilinear", "zeros", "float64"),
+                                     ("affine", "bilinear", "zeros", None)]
+    assert Rectifier(refine=False).kernels("nearest") == [("affine", "bilinear", "zeros", "float32"),
+                                                          ("affine", "nearest", "zeros", None)]
+
+
+def test_backward_entry_is_the_backward_kernel_and_its_cache_is_asked():
+    """After a float64 backward pass the backward kernel's float64 signature is known; float32 images are
+    converted to float64 before it, so that signature never exists."""
+    from stntool import api
+    from stntool.sampling import _cpu
+
+    backward = ca.entry("backward", "bilinear")
+    assert backward is _cpu._grid_sample_backward_parts
+    api.warp_backward(np.zeros((4, 5, 3)), [[1, 0, 0], [0, 1, 0]], np.ones((4, 5, 3)), backend="cpu")
+    assert ca.is_cached(backward, "float64")
+    assert not ca.is_cached(backward, "float32")
+
+
 def test_spec_kernels():
     assert WarpSpec(theta=((1, 0, 0), (0, 1, 0)), mode="bicubic").kernels() == [("affine", "bicubic", "zeros")]
     assert WarpSpec(theta=((1, 0, 0), (0, 1, 0), (0, 0, 1))).kernels() == [("affine", "bilinear", "zeros")]
