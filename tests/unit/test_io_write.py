@@ -1,0 +1,111 @@
+"""Atomic writes (`stntool.io.write_atomic`): an unnamed file linked in when complete, or a named temporary
+file renamed; either way the target appears whole or not at all, is never clobbered without `overwrite`,
+and no other file is left in the folder."""
+
+import errno
+import os
+import stat
+import sys
+
+import pytest
+
+from stntool import io as sio
+from stntool.errors import ImageWriteError
+
+unnamed_here = pytest.mark.skipif(not sio._UNNAMED[0], reason="no O_TMPFILE on this platform")
+
+
+@pytest.fixture
+def fresh_flag(monkeypatch):
+    monkeypatch.setattr(sio, "_UNNAMED", [sio._UNNAMED[0]])
+
+
+def _mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _umask():
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
+@unnamed_here
+def test_new_files_are_written_through_an_unnamed_file(tmp_path, monkeypatch, fresh_flag):
+    def no_named_temp(*a, **k):
+        raise AssertionError("a named temporary file was made")
+
+    monkeypatch.setattr(sio.tempfile, "mkstemp", no_named_temp)
+    target = tmp_path / "sub" / "a.bin"
+    sio.write_atomic(str(target), b"payload")
+    assert target.read_bytes() == b"payload"
+    assert _mode(target) == 0o666 & ~_umask()
+    assert os.listdir(tmp_path / "sub") == ["a.bin"]
+    with pytest.raises(ImageWriteError, match="output exists"):
+        sio.write_atomic(str(target), b"other")
+    assert target.read_bytes() == b"payload"
+    assert sio._UNNAMED[0]
+
+
+def test_named_temporary_file_when_unnamed_files_are_not_available(tmp_path, monkeypatch, fresh_flag):
+    monkeypatch.setattr(sio, "_UNNAMED", [False])
+    target = tmp_path / "b.bin"
+    sio.write_atomic(str(target), b"one")
+    assert target.read_bytes() == b"one" and _mode(target) == 0o666 & ~_umask()
+    with pytest.raises(ImageWriteError, match="output exists"):
+        sio.write_atomic(str(target), b"two")
+    sio.write_atomic(str(target), b"three", overwrite=True)
+    assert target.read_bytes() == b"three"
+    assert os.listdir(tmp_path) == ["b.bin"]
+
+
+@unnamed_here
+def test_a_refused_link_falls_back_to_a_named_file_from_then_on(tmp_path, monkeypatch, fresh_flag):
+    real_link = os.link
+    calls = []
+
+    def link(src, dst, *a, **k):
+        calls.append(src)
+        if str(src).startswith("/proc/"):
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+        return real_link(src, dst, *a, **k)
+
+    monkeypatch.setattr(sio.os, "link", link)
+    sio.write_atomic(str(tmp_path / "c.bin"), b"c")
+    sio.write_atomic(str(tmp_path / "d.bin"), b"d")
+    assert (tmp_path / "c.bin").read_bytes() == b"c" and (tmp_path / "d.bin").read_bytes() == b"d"
+    assert sorted(os.listdir(tmp_path)) == ["c.bin", "d.bin"]
+    assert sum(str(s).startswith("/proc/") for s in calls) == 1  # tried once, then named files
+    assert not sio._UNNAMED[0]
+
+
+@unnamed_here
+def test_a_failed_write_leaves_nothing(tmp_path, monkeypatch, fresh_flag):
+    real_fdopen = os.fdopen
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[:3])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(sio.os, "fdopen", lambda fd, mode="r", *a, **k: Full(real_fdopen(fd, mode, *a, **k)))
+    with pytest.raises(ImageWriteError, match="No space left"):
+        sio.write_atomic(str(tmp_path / "e.bin"), b"abcdef")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux file-descriptor checks")
+def test_no_descriptor_is_left_open(tmp_path, fresh_flag):
+    before = len(os.listdir("/proc/self/fd"))
+    for k in range(20):
+        sio.write_atomic(str(tmp_path / f"f{k}.bin"), b"x")
+    assert len(os.listdir("/proc/self/fd")) <= before + 1  # the one shared root descriptor
