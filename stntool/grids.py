@@ -81,14 +81,17 @@ def theta_grid(theta, out_hw, align_corners: bool = False) -> np.ndarray:
     dtype = _out_dtype(theta)
     t = as_theta(theta)
     batched = t.ndim == 3
-    tb = np.ascontiguousarray(t if batched else t[None])  # one memory layout, one summation order
-    base = out_norm_points(out_hw, align_corners)
-    hom = np.concatenate([base, np.ones(base.shape[:-1] + (1,))], axis=-1)
-    res = np.einsum("hwk,nik->nhwi", hom, tb)
-    if tb.shape[-2] == 3:
+    tb = t if batched else t[None]
+    h, w = as_hw(out_hw)
+    x = base_coords(w, align_corners)[None, None, :]  # the base grid's columns and rows (out_norm_points)
+    y = base_coords(h, align_corners)[None, :, None]
+    # row i of θ·(x, y, 1), summed in this order: (x θ_i0 + θ_i2) + y θ_i1 (the grid's definition, bit for bit)
+    rows = [(x * tb[:, i, 0, None, None] + tb[:, i, 2, None, None]) + y * tb[:, i, 1, None, None]
+            for i in range(tb.shape[-2])]
+    if len(rows) == 3:
         with np.errstate(divide="ignore", invalid="ignore"):
-            res = res[..., :2] / res[..., 2:3]
-    res = res.astype(dtype)
+            rows = [rows[0] / rows[2], rows[1] / rows[2]]
+    res = np.stack(rows, axis=-1).astype(dtype, copy=False)
     return res if batched else res[0]
 
 

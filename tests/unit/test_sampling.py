@@ -235,3 +235,32 @@ def test_explicit_cuda_without_gpu_is_an_error(monkeypatch):
     monkeypatch.setenv("STNTOOL_DISABLE_CUDA", "1")
     with pytest.raises(stntool.BackendUnavailableError):
         stntool.warp(np.zeros((4, 4), np.uint8), np.eye(3), backend="cuda")
+
+
+@pytest.mark.parametrize("rows", [2, 3])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_theta_grid_is_the_base_grid_times_theta_in_its_stated_order(rows, align_corners):
+    """Every grid point is row i of θ·(x, y, 1) summed as (x θ_i0 + θ_i2) + y θ_i1 in float64 (then divided
+    by the third row for projective θ): bit for bit against the stacked base grid, and close to a
+    matrix product (any order); batched and single θ, float32 θ giving float32 grids."""
+    from stntool.grids import out_norm_points, theta_grid
+
+    rng = np.random.default_rng(rows + 2 * align_corners)
+    for h, w in [(1, 1), (1, 7), (5, 1), (37, 53), (128, 96)]:
+        t = rng.standard_normal((3, rows, 3)) * [[1.0], [10.0], [0.01]][:rows]
+        base = out_norm_points((h, w), align_corners)
+        x, y = base[..., 0], base[..., 1]
+        want = np.stack([(x[None] * t[:, i, 0, None, None] + t[:, i, 2, None, None]) + y[None] * t[:, i, 1, None, None]
+                         for i in range(rows)], -1)
+        hom = np.concatenate([base, np.ones((h, w, 1))], -1)
+        product = hom @ np.swapaxes(t, -1, -2)[:, None]
+        if rows == 3:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                want = want[..., :2] / want[..., 2:3]
+                product = product[..., :2] / product[..., 2:3]
+        got = theta_grid(t, (h, w), align_corners)
+        assert got.dtype == np.float64 and np.array_equal(got, want)
+        np.testing.assert_allclose(got, product, rtol=1e-10, atol=1e-12)
+        assert np.array_equal(theta_grid(t[1], (h, w), align_corners), want[1])
+        g32 = theta_grid(t.astype(np.float32), (h, w), align_corners)
+        assert g32.dtype == np.float32
