@@ -1862,8 +1862,17 @@ def _grid_sample_backward_parts(img, grid, grad_out, pad, align_corners, chunks,
 
 @jit_serial
 def _sum_parts(parts, out):
-    """``out[n] = Σ_k parts[n, k]`` in a fixed order (deterministic)."""
+    """``out[n] += Σ_k parts[n, k]``, element by element in the order k = 0, 1, ... (deterministic), in one
+    pass over flat views (no temporary arrays)."""
     n_img, chunks = parts.shape[0], parts.shape[1]
+    size = out.size // max(n_img, 1)
+    o = out.reshape(out.size)
+    p = parts.reshape(parts.size)
     for n in range(n_img):
-        for k in range(chunks):
-            out[n] += parts[n, k]
+        ob = n * size
+        pb = n * chunks * size
+        for e in range(size):
+            acc = o[ob + e]
+            for k in range(chunks):
+                acc += p[pb + k * size + e]
+            o[ob + e] = acc
