@@ -306,9 +306,15 @@ def affine_grid_backward(grad_grid, out_hw=None, align_corners: bool = False):
     """Chain a grid gradient ``(N, H, W, 2)`` or ``(H, W, 2)`` to affine θ: ``dL/dθ`` of shape ``(N, 2, 3)`` / ``(2, 3)``."""
     g = as_host_grid(grad_grid, "grad_grid")
     out_hw = as_hw(g.shape[-3:-1] if out_hw is None else out_hw)
-    base = out_norm_points(out_hw, align_corners)
-    hom = np.concatenate([base, np.ones(base.shape[:-1] + (1,))], axis=-1)
-    return np.einsum("...hwi,hwk->...ik", g, hom)
+    if g.shape[-3:-1] != out_hw:
+        raise InvalidArgumentError(f"grad_grid is {g.shape[-3:-1]} but out_hw is {out_hw}")
+    # dL/dθ_ik = Σ_hw g[h, w, i] (x_w, y_h, 1)_k; the base grid is separable, so sum over rows and columns first
+    by_column = g.sum(axis=-3)  # (..., W, 2)
+    by_row = g.sum(axis=-2)  # (..., H, 2)
+    xs = base_coords(out_hw[1], align_corners)
+    ys = base_coords(out_hw[0], align_corners)
+    return np.stack([np.swapaxes(by_column, -1, -2) @ xs, np.swapaxes(by_row, -1, -2) @ ys, by_column.sum(axis=-2)],
+                    axis=-1)
 
 
 def warp_backward(img, theta, grad_out, out_hw=None, padding: str = "zeros", align_corners: bool = False,

@@ -109,3 +109,23 @@ def test_tps_control_point_gradient_matches_finite_differences(rng):
         sm[idx] -= EPS
         num[idx] = (loss(sp) - loss(sm)) / (2 * EPS)
     np.testing.assert_allclose(gsrc, num, atol=1e-5, rtol=1e-5)
+
+
+def test_affine_grid_backward_against_an_extended_precision_sum():
+    """dL/dθ = Σ grad_grid ⊗ (x, y, 1) over the base grid, here in long double: batched and single, both
+    align_corners; a grid gradient whose size is not out_hw is refused."""
+    from stntool.errors import InvalidArgumentError
+    from stntool.grids import out_norm_points
+
+    rng = np.random.default_rng(3)
+    for ac in (False, True):
+        g = rng.standard_normal((2, 67, 45, 2))
+        base = out_norm_points((67, 45), ac)
+        hom = np.concatenate([base, np.ones((67, 45, 1))], -1).astype(np.longdouble)
+        want = np.einsum("nhwi,hwk->nik", g.astype(np.longdouble), hom)
+        got = stntool.affine_grid_backward(g, (67, 45), ac)
+        assert got.shape == (2, 2, 3) and got.dtype == np.float64
+        np.testing.assert_allclose(got, want.astype(np.float64), rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(stntool.affine_grid_backward(g[1], None, ac), got[1])
+    with pytest.raises(InvalidArgumentError, match="out_hw"):
+        stntool.affine_grid_backward(np.zeros((4, 5, 2)), (5, 4))
