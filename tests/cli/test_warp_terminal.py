@@ -144,31 +144,10 @@ def test_full_device_manifest_and_stdout(tmp_path):
 
 def test_disk_full_while_writing_an_output(tmp_path, run, monkeypatch):
     """ENOSPC in the middle of writing the temp file: an error for that input, no output and no temp file."""
-    import errno
-
     import stntool.io
+    from stn_testing import disk_full_fdopen
 
-    real_fdopen = os.fdopen
-
-    class Full:
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def write(self, data):
-            self.f.write(data[:10])
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def fdopen(fd, mode="r", *a, **k):
-        f = real_fdopen(fd, mode, *a, **k)
-        return Full(f) if "w" in mode else f
-
-    monkeypatch.setattr(stntool.io.os, "fdopen", fdopen)
+    monkeypatch.setattr(stntool.io.os, "fdopen", disk_full_fdopen(os.fdopen))
     write(tmp_path / "a.png", encode(small_rgb(), ".png"))
     r = run("--theta", SHIFT, str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--manifest", "-")
     assert r.exit_code == 1

@@ -81,23 +81,9 @@ def test_a_refused_link_falls_back_to_a_named_file_from_then_on(tmp_path, monkey
 
 @unnamed_here
 def test_a_failed_write_leaves_nothing(tmp_path, monkeypatch, fresh_flag):
-    real_fdopen = os.fdopen
+    from stn_testing import disk_full_fdopen
 
-    class Full:
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def write(self, data):
-            self.f.write(data[:3])
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(sio.os, "fdopen", lambda fd, mode="r", *a, **k: Full(real_fdopen(fd, mode, *a, **k)))
+    monkeypatch.setattr(sio.os, "fdopen", disk_full_fdopen(os.fdopen))
     with pytest.raises(ImageWriteError, match="No space left"):
         sio.write_atomic(str(tmp_path / "e.bin"), b"abcdef")
     assert os.listdir(tmp_path) == []
