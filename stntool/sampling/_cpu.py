@@ -640,16 +640,14 @@ def _nearest_gather_u8(typingctx, src, sbase, row, xq, yq, dxq, dyq, margin, dst
     coordinate ``(xq + k dxq, yq + k dyq)``, rounded as :func:`_nearest_q` rounds it) with one gather
     of 32-bit words, written to ``dst[d : d + 3 GATHER]``. Returns the bit mask of the pixels whose
     fraction lies within ``margin`` of one half (written with integer rounding here; the caller must
-    round their float coordinates and write them again), or -1 when nothing was written: a word would
-    read past ``src``'s end, or the dtype is not uint8."""
-    if not (isinstance(src, types.Array) and isinstance(dst, types.Array)):
+    round their float coordinates and write them again), or -1 when nothing was written (a word would
+    read past ``src``'s end). uint8 images only (:func:`span_nearest_3` picks this loop for them)."""
+    if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and src.dtype == types.uint8):
         return None
     sig = types.int64(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, types.int64,
                       dst, types.intp)
 
     def codegen(context, builder, sig, args):
-        if sig.args[0].dtype != types.uint8:
-            return ir.Constant(ir.IntType(64), -1)
         source = context.make_array(sig.args[0])(context, builder, args[0])
         out = context.make_array(sig.args[8])(context, builder, args[8]).data
         d = args[9]
