@@ -123,15 +123,20 @@ def fmt_ratio(a, b):
 
 # --------------------------------------------------------------------------- 1 and 2: in-process
 
-def bench_families(imgs, reps, min_time, families):
+def contenders(fam):
+    """``(stntool Augmenter, Albumentations transform)`` of a family of :data:`FAMILIES` (bilinear, zeros)."""
     from stntool.augment import Augmenter
+
+    st_opts, (alb_name, alb_opts), _ = FAMILIES[fam]
+    return Augmenter(mode="bilinear", padding="zeros", **st_opts), albumentations_transform(alb_name, alb_opts)
+
+
+def bench_families(imgs, reps, min_time, families):
     from stntool.records import apply_spec
 
     out = {}
     for fam in families:
-        st_opts, (alb_name, alb_opts), _ = FAMILIES[fam]
-        aug = Augmenter(mode="bilinear", padding="zeros", **st_opts)
-        alb = albumentations_transform(alb_name, alb_opts)
+        aug, alb = contenders(fam)
         rng = np.random.default_rng(0)
         pre = [aug.sample(np.random.default_rng(1000 + i), img.shape[:2]) for i, img in enumerate(imgs)]
 
@@ -155,12 +160,9 @@ def bench_families(imgs, reps, min_time, families):
 
 def bench_batch(imgs, reps, min_time):
     """The batch call against per-image loops on ``imgs`` (a list of same-size images); rates in images/s."""
-    from stntool.augment import Augmenter
     from stntool.records import apply_spec
 
-    st_opts, (alb_name, alb_opts), _ = FAMILIES["affine"]
-    aug = Augmenter(mode="bilinear", padding="zeros", **st_opts)
-    alb = albumentations_transform(alb_name, alb_opts)
+    aug, alb = contenders("affine")
     batch = np.ascontiguousarray(np.stack(imgs))
     rng_b, rng_l = np.random.default_rng(0), np.random.default_rng(0)
 
@@ -188,15 +190,12 @@ def bench_breakdown(img, reps, min_time, families):
     import cv2
 
     from stntool import transforms as tf
-    from stntool.augment import Augmenter
     from stntool.maps import lattice_plan
     from stntool.records import apply_spec
 
     rows = {}
     for fam in families:
-        st_opts, (alb_name, alb_opts), _ = FAMILIES[fam]
-        aug = Augmenter(mode="bilinear", padding="zeros", **st_opts)
-        alb = albumentations_transform(alb_name, alb_opts)
+        aug, alb = contenders(fam)
         rng = np.random.default_rng(0)
         spec = aug.sample(np.random.default_rng(7), img.shape[:2])
         fns = {"sample": lambda aug=aug, rng=rng: aug.sample(rng, img.shape[:2]),
