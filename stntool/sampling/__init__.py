@@ -176,7 +176,7 @@ def check_real(values, what: str):
 
 
 #: The largest value of each integer image dtype (``maxv`` of the kernels; 0 for floats).
-_INT_MAX = {np.uint8: 255.0, np.uint16: 65535.0}
+_INT_MAX = {t: float(np.iinfo(t).max) for t in DTYPES if np.dtype(t).kind == "u"}
 
 
 def _compute_dtype(dt: np.dtype):
