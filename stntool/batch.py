@@ -422,7 +422,8 @@ def _records_for(item, process, opts):
     ``status`` is the input's: ``"error"`` when any output failed (the records of outputs written
     before it are kept), ``"skipped"`` when every planned output existed, else ``"ok"``.
     """
-    from .io import decode_image, display, encode_image, frame_count, read_file_bytes, sniff_format, write_atomic
+    from .io import (OUTPUT_EXISTS, decode_image, display, encode_image, frame_count, read_file_bytes, sniff_format,
+                     write_atomic)
 
     planned = list(item.outputs) if item.outputs else [item.output]
     head = {"input": item.input, "output": item.output, "status": "error", "error": None}
@@ -438,7 +439,7 @@ def _records_for(item, process, opts):
         if existing:
             if not opts["skip_existing"]:
                 current = next(p for p in planned if p in existing)
-                raise StnError("output exists (use --overwrite or --skip-existing)")
+                raise StnError(OUTPUT_EXISTS)
             if existing.issuperset(planned):
                 return "skipped", [dict(head, output=p, status="skipped") for p in planned]
         data = opts["stdin_bytes"] if item.input == STDIN else read_file_bytes(item.input)

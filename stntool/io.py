@@ -43,6 +43,8 @@ DEFAULT_MAX_PIXELS = 1 << 27
 #: Inputs larger than this many bytes are refused before reading.
 MAX_FILE_BYTES = 2 << 30
 TEMP_PREFIX = ".stntool-tmp-"
+#: Why an output was not written over an existing file.
+OUTPUT_EXISTS = "output exists (use --overwrite or --skip-existing)"
 
 _cv2 = None
 
@@ -726,7 +728,7 @@ def write_atomic(path, data: bytes, overwrite: bool = False):
     if not overwrite and _write_unnamed(folder, path, data):  # refuses an existing target itself
         return
     if not overwrite and os.path.lexists(path):
-        raise ImageWriteError("output exists (use --overwrite or --skip-existing)")
+        raise ImageWriteError(OUTPUT_EXISTS)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=folder)
@@ -737,7 +739,7 @@ def write_atomic(path, data: bytes, overwrite: bool = False):
             try:
                 os.link(tmp, path)  # fails atomically if the target appeared meanwhile
             except FileExistsError:
-                raise ImageWriteError("output exists (use --overwrite or --skip-existing)") from None
+                raise ImageWriteError(OUTPUT_EXISTS) from None
             except OSError:
                 os.replace(tmp, path)  # file systems without hard links
                 tmp = None
@@ -787,7 +789,7 @@ def _write_unnamed(folder, path, data: bytes) -> bool:
         try:  # linkat(..., AT_SYMLINK_FOLLOW) on the descriptor's /proc entry names the file
             os.link(f"/proc/self/fd/{fd}", path, src_dir_fd=_ROOT_FD[0], follow_symlinks=True)
         except FileExistsError:
-            raise ImageWriteError("output exists (use --overwrite or --skip-existing)") from None
+            raise ImageWriteError(OUTPUT_EXISTS) from None
         except OSError as e:
             if e.errno in (errno.ENOENT, errno.EXDEV, errno.EPERM, errno.EACCES, errno.ENOSYS, errno.EINVAL):
                 _UNNAMED[0] = False  # no /proc, or links refused here: named temporary files from now on
