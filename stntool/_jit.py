@@ -11,7 +11,86 @@ os.environ.setdefault("KMP_BLOCKTIME", "0")
 import numba  # noqa: E402
 
 from . import _runtime  # noqa: E402
-from .sampling import _kernel_cache  # noqa: E402
+from .sampling import _kernel_cache, _link_only  # noqa: E402
+
+_link_only.install()
+
+
+class _LazyFFI:
+    """Stands in for numba's ``cffi.FFI()`` instance until something uses it (see below)."""
+
+    def __init__(self, make):
+        self._make = make
+        self._ffi = None
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if self._ffi is None:
+            self._ffi = self._make()
+        return getattr(self._ffi, name)
+
+    def typeof(self, cdecl):
+        # numba asks this of every global a kernel uses ("is it a cffi function?"): answer for objects
+        # that cannot be cffi's as FFI.typeof does (TypeError), without building the parser
+        if self._ffi is None and not _maybe_cffi(cdecl):
+            raise TypeError(type(cdecl))
+        return self.__getattr__("typeof")(cdecl)
+
+
+def _maybe_cffi(obj) -> bool:
+    """False for objects ``cffi.FFI().typeof`` rejects: all but C declarations, cffi data, functions of
+    cffi modules."""
+    import sys
+    import types
+
+    if isinstance(obj, str) or type(obj).__module__ == "_cffi_backend":
+        return True
+    if isinstance(obj, types.BuiltinFunctionType):
+        return hasattr(sys.modules.get(getattr(obj, "__module__", None) or ""), "_cffi_original_ffi")
+    return isinstance(obj, types.FunctionType) and hasattr(obj, "_cffi_base_type")
+
+
+def _defer_unused_imports():
+    """The first compile or cache load in a process makes numba load its typing registries, which
+    import scipy (only to see whether BLAS is there) and build cffi's C parser: about 0.2 s where
+    both are installed, for features no stntool kernel uses. Both are deferred to their first use:
+    BLAS availability is read from whether scipy is installed (numba imports it when a kernel needs
+    it), and numba's ``FFI`` instance is created when something asks for it. numba behaves as before."""
+    import importlib.util
+    import sys
+
+    if "numba.np.arraymath" not in sys.modules:
+        from numba.np import linalg
+
+        ensure_blas = linalg.ensure_blas
+
+        def scipy_installed():
+            if importlib.util.find_spec("scipy") is None:
+                raise ImportError("scipy 0.16+ is required for linear algebra")
+
+        linalg.ensure_blas = scipy_installed
+        try:
+            import numba.np.arraymath as arraymath
+        finally:
+            linalg.ensure_blas = ensure_blas
+        if getattr(arraymath, "ensure_blas", None) is scipy_installed:
+            arraymath.ensure_blas = ensure_blas
+    if "numba.core.typing.cffi_utils" not in sys.modules and importlib.util.find_spec("cffi") is not None:
+        import cffi
+
+        make = cffi.FFI
+        cffi.FFI = lambda: _LazyFFI(make)
+        try:
+            import numba.core.typing.cffi_utils  # noqa: F401
+        finally:
+            cffi.FFI = make
+
+
+try:
+    _defer_unused_imports()
+except Exception:  # noqa: BLE001 - numba internals moved: keep numba's own behaviour
+    pass
 
 if _runtime.cli_process:
     # The stntool command runs no third-party numba extensions; skip numba's scan of every installed
@@ -25,12 +104,13 @@ _FLAGS = dict(nogil=True, fastmath=False, error_model="numpy")
 
 def _cached(decorator):
     """``decorator`` plus an on-disk cache keyed on the kernel's file and the shared kernel sources
-    (:mod:`stntool.sampling._kernel_cache`), so an edit of the scalar maths recompiles the kernel."""
+    (:mod:`stntool.sampling._kernel_cache`), so an edit of the scalar maths recompiles the kernel; the
+    helpers it calls are linked into it, not built on their own (:mod:`stntool.sampling._link_only`)."""
 
     def wrap(fn):
         dispatcher = decorator(fn)
         dispatcher._cache = _kernel_cache.cpu_cache(fn)
-        return dispatcher
+        return _link_only.wrap_compile(dispatcher)
 
     return wrap
 

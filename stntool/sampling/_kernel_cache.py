@@ -46,7 +46,8 @@ except ImportError:  # Windows: no advisory locks here
 _PACKAGE = Path(__file__).resolve().parents[1]
 
 #: Source files compiled into (or configuring) every kernel, besides the kernel's own module.
-SHARED_SOURCES = (_PACKAGE / "sampling" / "_scalar.py", _PACKAGE / "_jit.py")
+SHARED_SOURCES = (_PACKAGE / "sampling" / "_scalar.py", _PACKAGE / "_jit.py",
+                  _PACKAGE / "sampling" / "_link_only.py")
 
 #: The lock file in each cache folder (see the module docstring).
 LOCK_NAME = "stntool-cache.lock"
@@ -83,7 +84,9 @@ def _with_shared_stamp(locator_cls):
     """A subclass of a numba cache locator whose source stamp also covers :data:`SHARED_SOURCES`."""
 
     def get_source_stamp(self):
-        return (super(cls, self).get_source_stamp(), shared_sources_stamp())
+        from . import _link_only
+
+        return (super(cls, self).get_source_stamp(), shared_sources_stamp(), _link_only.stamp())
 
     cls = type("Stntool" + locator_cls.__name__.lstrip("_"), (locator_cls,), {"get_source_stamp": get_source_stamp})
     return cls

@@ -14,7 +14,8 @@ from stntool.errors import InvalidArgumentError
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 SAMPLES = os.path.join(ROOT, "samples")
-LINE = re.compile(r"^stntool: compiling kernels for (\S+) (\S+) \(first run only, cached in (.+)\)$")
+LINE = re.compile(r"^stntool: compiling kernels for (\S+) (\S+)(?: in a second process)? "
+                  r"\(first run only, cached in (.+)\)$")
 
 
 def invoke(*args):

@@ -110,7 +110,7 @@ def test_sources_stamp_covers_contents(tmp_path):
     assert s0 == _kernel_cache.sources_stamp([a, b])
     b.write_text("y = 3\n")
     assert _kernel_cache.sources_stamp([a, b]) != s0
-    assert {p.name for p in _kernel_cache.SHARED_SOURCES} == {"_scalar.py", "_jit.py"}
+    assert {p.name for p in _kernel_cache.SHARED_SOURCES} == {"_scalar.py", "_jit.py", "_link_only.py"}
     assert all(p.exists() for p in _kernel_cache.SHARED_SOURCES)
 
 

@@ -1,0 +1,145 @@
+"""Link-only helper libraries (stntool.sampling._link_only): same results, no machine code of their own."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+
+import stntool._jit  # noqa: F401  (installs link-only mode, as any kernel use does)
+from stntool.sampling import _link_only
+
+ROOT = Path(__file__).resolve().parents[2]
+helper = numba.njit(no_cpython_wrapper=True, no_cfunc_wrapper=True)
+
+
+@helper
+def _leaf(x):
+    return x * 2.0 + 1.0
+
+
+@helper
+def _mid(a):
+    s = 0.0
+    for v in a:
+        s += _leaf(v)
+    return s
+
+
+def _entry(a):
+    return _mid(a) + max(a[0], a[1])
+
+
+@helper
+def _checked(x):
+    if x < 0:
+        raise ValueError("negative input")
+    return np.sqrt(x)
+
+
+def _entry_checked(x):
+    return _checked(x) + 1.0
+
+
+@helper
+def _leaf_plain(x):
+    return x - 3.0
+
+
+def _entry_plain(a):
+    return _leaf_plain(a[0])
+
+
+def _library(dispatcher):
+    (cres,) = dispatcher.overloads.values()
+    return cres.library
+
+
+def test_installed_by_default():
+    assert _link_only.enabled()
+    assert _link_only.install()
+    assert _link_only.stamp() == "link-only"
+
+
+def test_helpers_of_a_kernel_are_linked_not_built():
+    entry = _link_only.wrap_compile(numba.njit(_entry))
+    a = np.array([0.5, -1.0, 2.0])
+    assert entry(a) == pytest.approx(sum(2 * v + 1 for v in a) + 0.5)
+    for h in (_mid, _leaf):
+        lib = _library(h)
+        assert lib._link_only and not lib._finalized, h.py_func.__name__
+    lib = _library(entry)
+    assert lib._finalized and not lib._link_only
+
+
+def test_numbas_behaviour_outside_stntool_kernels():
+    entry = numba.njit(_entry_plain)  # not wrapped: a user's own numba code
+    assert entry(np.array([5.0])) == 2.0
+    lib = _library(_leaf_plain)
+    assert lib._finalized and not lib._link_only
+
+
+def test_errors_raised_in_a_link_only_helper_reach_the_caller():
+    entry = _link_only.wrap_compile(numba.njit(_entry_checked))
+    assert entry(4.0) == 3.0
+    assert _library(_checked)._link_only
+    with pytest.raises(ValueError, match="negative input"):
+        entry(-1.0)
+
+
+def test_compiling_marks_nested_calls_on_this_thread_only():
+    assert not _link_only._active()
+    with _link_only.compiling():
+        with _link_only.compiling():
+            assert _link_only._active()
+        assert _link_only._active()
+    assert not _link_only._active()
+
+
+def test_cached_helpers_load_as_link_only_and_modes_never_share_a_cache(tmp_path):
+    """A helper cached by one kernel is loaded (as linked IR) by another kernel in a later process; a
+    process with STNTOOL_LINK_ONLY=0 (numba's behaviour) does not read those entries."""
+    (tmp_path / "kern.py").write_text(textwrap.dedent("""
+        import sys
+        import numpy as np
+        from stntool._jit import jit_device, jit_serial
+        from stntool.sampling import _link_only
+
+        @jit_device
+        def helper(a, k):
+            s = 0.0
+            for v in a:
+                s += v * k
+            return s
+
+        @jit_serial
+        def first(a):
+            return helper(a, 2.0)
+
+        @jit_serial
+        def second(a):
+            return helper(a, 3.0) + 1.0
+
+        a = np.arange(5.0)
+        kernel = first if sys.argv[1] == "first" else second
+        value = kernel(a)
+        libs = [cres.library for cres in helper.overloads.values()]
+        print(value, sum(helper.stats.cache_hits.values()), _link_only.stamp(), libs[0]._finalized if libs else "-")
+    """))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+    def run(which, **extra):
+        p = subprocess.run([sys.executable, "kern.py", which], cwd=tmp_path, env=dict(env, **extra),
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.split()
+
+    assert run("first") == ["20.0", "0", "link-only", "False"]   # helper compiled, linked into `first`
+    assert run("second") == ["31.0", "1", "link-only", "False"]  # helper loaded from the cache, linked again
+    assert run("second", STNTOOL_LINK_ONLY="0") == ["31.0", "0", "numba", "True"]  # its own cache entries
+    assert run("second", STNTOOL_LINK_ONLY="0") == ["31.0", "0", "numba", "-"]  # `second` itself cached now
