@@ -6,17 +6,21 @@ emits machine code for it. For a helper without a Python wrapper (an ``overload`
 ``jit_device`` or ``jit_scalar`` helper, numba's own implementation of ``min``) that machine code
 is never run: callers link the helper's optimised IR into their own module and compile that.
 stntool's kernels are layers of such helpers (entry kernel, row loop, edge pixels, span loops,
-scalar maths), so the machine code of each layer was emitted once for every layer above it: about a
-fifth of a kernel family's first compile.
+scalar maths), so each layer's code was optimised and compiled once for every layer above it: about
+a quarter of a kernel family's first compile.
 
 While a stntool kernel compiles (:func:`compiling`), a library whose Python wrapper is missing when
-numba asks for it is marked *link-only*. When a caller links it, it is linked and optimised exactly
-as numba's own finalisation would (so callers link the same IR as before, and kernels are the same
-machine code, with the same speed and bit-identical outputs), but no machine code is emitted for it.
-Libraries compiled outside a stntool kernel, and every library with a Python wrapper, are handled as
-numba handles them.
+numba asks for it is marked *link-only*: it gets numba's per-function optimisation as before, and
+its callees are linked into it, but it is neither optimised as a module nor compiled to machine
+code on its own. The kernel that links it optimises and compiles all of its code once, as a whole.
+The kernel's machine code therefore differs a little from numba's layer-by-layer result (LLVM sees
+each helper once instead of once per layer), never its results: kernels are compiled without
+fast-math, so every optimisation keeps IEEE semantics, and the golden-output tests run in this
+mode. Warm speed was measured against numba's behaviour: see benchmarks/results/compile.md.
+Libraries compiled outside a stntool kernel, and every library with a Python wrapper, are handled
+as numba handles them.
 
-On-disk caching of a link-only helper stores its optimised IR (bitcode) instead of object code plus
+On-disk caching of a link-only helper stores its linked IR (bitcode) instead of object code plus
 IR, and loading it gives a link-only library again; the cache key records whether link-only mode
 was on (:func:`stamp`), so caches written with ``STNTOOL_LINK_ONLY=0`` (numba's behaviour) and
 without it never mix.
@@ -124,14 +128,13 @@ def _make_class(cg, ll):
             if self._finalized or not self._link_only:
                 return super()._get_module_for_linking()
             if self._shared_module is None:
-                # what numba's finalize does before it emits machine code: link the callees in and
-                # optimise the module, so callers link exactly the IR they linked before
+                # the callees are linked in, as numba's finalize does; the module is not optimised
+                # on its own: the kernel that links it optimises all of its code once, as a whole
                 seen = set()
                 for library in self._linking_libraries:
                     if library not in seen:
                         seen.add(library)
                         self._final_module.link_in(library._get_module_for_linking(), preserve=True)
-                self._optimize_final_module()
                 mod = self._final_module.clone()
                 for fn in mod.functions:  # as numba does: one definition per caller, inlinable, droppable
                     if not fn.is_declaration and fn.linkage == ll.Linkage.external:
@@ -141,7 +144,8 @@ def _make_class(cg, ll):
 
         def finalize(self):
             if self._link_only and self._shared_module is not None and not self._finalized:
-                # linked and optimised already (or loaded so): only the machine code is missing
+                # linked already (or loaded so): optimise, then emit the machine code
+                self._optimize_final_module()
                 self._final_module.verify()
                 self._finalize_final_module()
                 return
@@ -171,7 +175,7 @@ def _make_class(cg, ll):
                 return super()._unserialize(codegen, state)
             self = codegen.create_library(name)
             self._final_module = ll.parse_bitcode(data)
-            self._shared_module = self._final_module  # linked (and optimised) when it was saved
+            self._shared_module = self._final_module  # linked when it was saved
             self._link_only = True
             return self
 
