@@ -91,6 +91,11 @@ def _defines(module, name) -> bool:
         return False
 
 
+def _deferred(library) -> bool:
+    """A link-only library not finalised (yet): its machine code is left to the kernels that link it."""
+    return getattr(library, "_link_only", False) and not library._finalized
+
+
 def _make_class(cg, ll):
     class LinkOnlyLibrary(cg.JITCodeLibrary):
         """numba's JIT code library, plus the link-only state described in the module docstring."""
@@ -99,16 +104,15 @@ def _make_class(cg, ll):
 
         def get_pointer_to_function(self, name):
             # numba asks for a function's Python wrapper right after lowering it; a helper has none.
-            if not self._finalized:
-                if self._link_only:
-                    return 0
-                if _active() and not _defines(self._final_module, name):
-                    self._link_only = True
-                    return 0
+            if _deferred(self):
+                return 0
+            if not self._finalized and _active() and not _defines(self._final_module, name):
+                self._link_only = True
+                return 0
             return super().get_pointer_to_function(name)
 
         def add_linking_library(self, library):
-            if getattr(library, "_link_only", False) and not library._finalized:
+            if _deferred(library):
                 if hasattr(self, "_reload_init"):
                     self._reload_init.update(library._all_reload_init())
                 self._linking_libraries.append(library)
@@ -118,14 +122,14 @@ def _make_class(cg, ll):
         def _all_reload_init(self):
             found = set(getattr(self, "_reload_init", ()))
             for library in self._linking_libraries:
-                if getattr(library, "_link_only", False) and not library._finalized:
+                if _deferred(library):
                     found |= library._all_reload_init()
                 else:
                     found |= set(getattr(library, "_reload_init", ()))
             return found
 
         def _get_module_for_linking(self):
-            if self._finalized or not self._link_only:
+            if not _deferred(self):
                 return super()._get_module_for_linking()
             if self._shared_module is None:
                 # the callees are linked in, as numba's finalize does; the module is not optimised
@@ -143,7 +147,7 @@ def _make_class(cg, ll):
             return self._shared_module
 
         def finalize(self):
-            if self._link_only and self._shared_module is not None and not self._finalized:
+            if _deferred(self) and self._shared_module is not None:
                 # linked already (or loaded so): optimise, then emit the machine code
                 self._optimize_final_module()
                 self._final_module.verify()
@@ -154,7 +158,7 @@ def _make_class(cg, ll):
         @property
         def has_dynamic_globals(self):
             # numba's cache asks before saving; it finalizes the library to find out
-            if self._link_only and not self._finalized:
+            if _deferred(self):
                 return any(gv.name.startswith("numba.dynamic.globals")
                            for gv in self._get_module_for_linking().global_variables)
             return super().has_dynamic_globals
@@ -164,7 +168,7 @@ def _make_class(cg, ll):
             _set_pending_envs(self._codegen)
 
         def serialize_using_object_code(self):
-            if self._link_only and not self._finalized:
+            if _deferred(self):
                 return (self.name, KIND, self._get_module_for_linking().as_bitcode())
             return super().serialize_using_object_code()
 
@@ -174,8 +178,10 @@ def _make_class(cg, ll):
             if kind != KIND:
                 return super()._unserialize(codegen, state)
             self = codegen.create_library(name)
-            self._final_module = ll.parse_bitcode(data)
-            self._shared_module = self._final_module  # linked when it was saved
+            # linked when it was saved; callers link their own copy, so that finalising this library
+            # (optimising drops its functions: they are all linkonce_odr) leaves theirs whole
+            self._shared_module = ll.parse_bitcode(data)
+            self._final_module = self._shared_module.clone()
             self._link_only = True
             return self
 

@@ -101,8 +101,9 @@ def test_compiling_marks_nested_calls_on_this_thread_only():
 
 
 def test_cached_helpers_load_as_link_only_and_modes_never_share_a_cache(tmp_path):
-    """A helper cached by one kernel is loaded (as linked IR) by another kernel in a later process; a
-    process with STNTOOL_LINK_ONLY=0 (numba's behaviour) does not read those entries."""
+    """A helper cached by one kernel is loaded (as linked IR) by another kernel in a later process, and
+    stays linkable after it is finalised; a process with STNTOOL_LINK_ONLY=0 (numba's behaviour) does
+    not read those entries."""
     (tmp_path / "kern.py").write_text(textwrap.dedent("""
         import sys
         import numpy as np
@@ -124,7 +125,18 @@ def test_cached_helpers_load_as_link_only_and_modes_never_share_a_cache(tmp_path
         def second(a):
             return helper(a, 3.0) + 1.0
 
+        @jit_serial
+        def third(a):
+            return helper(a, 4.0) - 1.0
+
+        @jit_serial
+        def fourth(a):
+            return helper(a, 5.0)
+
         a = np.arange(5.0)
+        if sys.argv[1] == "finalize":  # a helper loaded from the cache, finalised (inspection does), linked again
+            print(third(a), [c.library.finalize() for c in helper.overloads.values()], fourth(a))
+            sys.exit()
         kernel = first if sys.argv[1] == "first" else second
         value = kernel(a)
         libs = [cres.library for cres in helper.overloads.values()]
@@ -141,5 +153,6 @@ def test_cached_helpers_load_as_link_only_and_modes_never_share_a_cache(tmp_path
 
     assert run("first") == ["20.0", "0", "link-only", "False"]   # helper compiled, linked into `first`
     assert run("second") == ["31.0", "1", "link-only", "False"]  # helper loaded from the cache, linked again
+    assert run("finalize") == ["39.0", "[None]", "50.0"]
     assert run("second", STNTOOL_LINK_ONLY="0") == ["31.0", "0", "numba", "True"]  # its own cache entries
     assert run("second", STNTOOL_LINK_ONLY="0") == ["31.0", "0", "numba", "-"]  # `second` itself cached now
