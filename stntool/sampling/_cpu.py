@@ -306,9 +306,7 @@ def _ov_bilinear_pixel(src, off, row, cc, xq, yq, dst, d, is_int, maxv):
 @jit_inline
 def _copy_pixel(src, off, dst, d, cc):
     if cc == 3:
-        dst[np.uint64(d)] = src[np.uint64(off)]
-        dst[np.uint64(d + 1)] = src[np.uint64(off + 1)]
-        dst[np.uint64(d + 2)] = src[np.uint64(off + 2)]
+        _copy3(src, off, dst, d)
     elif cc == 1:
         dst[np.uint64(d)] = src[np.uint64(off)]
     else:
@@ -884,11 +882,7 @@ def _span_nearest_u8_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, 
         for k in range(n):
             if near < 0 or (near >> k) & 1:
                 rx, ry = _nearest_q(xq + k * dxq, yq + k * dyq, j + k, margin, coef)
-                off = sbase + ry * row + rx * 3
-                d = dbase + (j + k) * 3
-                dst[np.uint64(d)] = src[np.uint64(off)]
-                dst[np.uint64(d + 1)] = src[np.uint64(off + 1)]
-                dst[np.uint64(d + 2)] = src[np.uint64(off + 2)]
+                _copy3(src, sbase + ry * row + rx * 3, dst, dbase + (j + k) * 3)
         xq += n * dxq
         yq += n * dyq
         j += n
