@@ -4,6 +4,7 @@
     python benchmarks/bench_compile.py --families affine-u8-bilinear,tps --repeat 1 --out ''
     python benchmarks/bench_compile.py --warmup 1,2 --families affine-u8-bilinear --repeat 1   # + stntool warmup
     python benchmarks/bench_compile.py --ahead 3 --no-readme --families '' --out benchmarks/results/compile-ahead.md
+    python benchmarks/bench_compile.py --link-only 2 --no-readme --repeat 0     # link-only helpers on and off
 
 Every measurement runs in a fresh subprocess. "Cold" points ``NUMBA_CACHE_DIR`` at a new empty folder, so
 nothing compiled earlier (by this run, the tests or the user) is reused; "cached" runs the same call again in a
@@ -13,6 +14,8 @@ pays for each new mode, dtype or kernel. Times are wall-clock seconds of the fir
 and ``import numba`` excluded, reported separately), minimum over ``--repeat`` runs. Load average is printed:
 on a busy machine compile times grow with the load. ``--ahead N`` times the README command cold and warm
 N times each with the second compiling process on and off (``STNTOOL_COMPILE_AHEAD``), alternated.
+``--link-only N`` times each family's "after affine" first call N times with link-only helpers on and off
+(``STNTOOL_LINK_ONLY``, :mod:`stntool.sampling._link_only`), alternated, each mode with its own cache.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_engine import cpu_model, loadavg  # noqa: E402  (one definition of the machine facts)
+from bench_engine import cpu_model, loadavg, write_report  # noqa: E402  (one definition of the machine facts)
 
 # family -> Python statements run after `import numpy as np, stntool` (the timed part)
 _IMG = "img = (np.arange(96 * 128 * {c}) % 251).astype(np.{dt}).reshape(96, 128{shape})\n"
@@ -89,10 +92,10 @@ def _env(cache_dir: str, **extra) -> dict:
     return env
 
 
-def run_family(name: str, cache_dir: str) -> dict:
+def run_family(name: str, cache_dir: str, **env) -> dict:
     setup, call = FAMILIES[name]
     code = _CHILD.format(setup=setup, call=call)
-    p = subprocess.run([sys.executable, "-c", code], env=_env(cache_dir), capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-c", code], env=_env(cache_dir, **env), capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{p.stderr[-2000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -130,7 +133,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset of: "
                     + ", ".join(FAMILIES))
-    ap.add_argument("--repeat", type=int, default=2, help="cold runs per measurement (minimum is reported)")
+    ap.add_argument("--repeat", type=int, default=2,
+                    help="cold runs per measurement (minimum is reported); 0 skips the per-family table")
     ap.add_argument("--no-readme", action="store_true", help="skip the README command")
     ap.add_argument("--warmup", default="", metavar="JOBS",
                     help="also time `stntool warmup` (its defaults) cold with each -j in this comma-separated "
@@ -138,6 +142,9 @@ def main(argv=None) -> int:
     ap.add_argument("--ahead", type=int, default=0, metavar="N",
                     help="also time the README command cold and warm N times each with STNTOOL_COMPILE_AHEAD=1 "
                          "and =0, alternated")
+    ap.add_argument("--link-only", type=int, default=0, metavar="N",
+                    help="also time each family's 'after affine' first call N times with STNTOOL_LINK_ONLY=1 and "
+                         "=0, alternated")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "compile.md"),
                     help="markdown results file ('' to print only)")
     args = ap.parse_args(argv)
@@ -192,8 +199,24 @@ def main(argv=None) -> int:
         base_cache = os.path.join(tmp, "base")
         if families:
             run_family("affine-u8-bilinear", base_cache)
+        link_rows = []
+        if args.link_only and families:
+            bases = {}
+            for on in ("1", "0"):
+                bases[on] = os.path.join(tmp, f"link{on}-base")
+                run_family("affine-u8-bilinear", bases[on], STNTOOL_LINK_ONLY=on)
+            for name in families:
+                times = {"1": [], "0": []}
+                for r in range(args.link_only):
+                    for on in ("1", "0") if r % 2 == 0 else ("0", "1"):
+                        cache = os.path.join(tmp, f"link{on}-{name}-{r}")
+                        shutil.copytree(bases[on], cache)
+                        times[on].append(run_family(name, cache, STNTOOL_LINK_ONLY=on)["first"])
+                link_rows.append((name, times["1"], times["0"]))
+                print(f"{name:24s} link-only on {min(times['1']):6.2f} s  off {min(times['0']):6.2f} s "
+                      f"(load {loadavg()})", flush=True)
         rows = []
-        for name in families:
+        for name in families if args.repeat > 0 else ():
             cold, cached, after, imports = [], [], [], []
             for r in range(args.repeat):
                 cache = os.path.join(tmp, f"{name}-{r}")
@@ -241,12 +264,15 @@ def main(argv=None) -> int:
                 "| family | cold | after affine | from cache | imports |", "|---|---|---|---|---|"]
         out += [f"| {n} | {c:.2f} | {a:.2f} | {k:.2f} | {i:.2f} |" for n, c, a, k, i in rows]
         out += ["", f"Sum of 'after affine' over {len(rows)} families: {sum(r[2] for r in rows):.1f} s."]
+    if link_rows:
+        out += ["## Link-only helpers on and off", "",
+                "First call once the README kernel is cached (\"after affine\"), seconds, each run in a fresh "
+                "process; `STNTOOL_LINK_ONLY=1` (the default) and `=0` (numba's own behaviour) alternated, each "
+                "with its own cache (numba's scipy and cffi set-up is deferred in both).", "", "| family | on: runs | off: runs | on / off (min) |", "|---|---|---|---|"]
+        out += [f"| {n} | {' '.join(f'{t:.2f}' for t in a)} | {' '.join(f'{t:.2f}' for t in b)} | "
+                f"{min(a) / min(b):.2f} |" for n, a, b in link_rows]
     out += ["", f"Load average at end {loadavg()}.", ""]
-    text = "\n".join(out)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+    write_report("\n".join(out), args.out)
     return 0
 
 
