@@ -315,7 +315,9 @@ def _copy_pixel(src, off, dst, d, cc):
 
 
 @jit_inline
-def _bicubic_interior(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
+def _bicubic_interior_f64(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
+    """One interior bicubic pixel in float64 arithmetic (uint8, uint16 and float64 images): ``off`` is the
+    flat index of the tap at the coordinate's integer part, ``fx``, ``fy`` its fractions."""
     if cc == 3:
         v0, v1, v2 = _bicubic_taps3(src, off - row - 3, row, fx, fy)
         _store(dst, d, v0, is_int, maxv)
@@ -339,6 +341,61 @@ def _bicubic_interior(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
         r3 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
               + src[np.uint64(o + 3 * cc)] * wx3)
         _store(dst, d + c, ((r0 * wy0 + r1 * wy1) + r2 * wy2) + r3 * wy3, is_int, maxv)
+
+
+@jit_inline
+def _bic_f32_c(src, o, row, cc, wx0, wx1, wx2, wx3, wy0, wy1, wy2, wy3):
+    """One channel of an interior bicubic pixel of a float32 image (``o``: that channel's top-left tap) in
+    float32 arithmetic, in :func:`_bicubic_interior_f64`'s order of operations."""
+    r0 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
+          + src[np.uint64(o + 3 * cc)] * wx3)
+    o += row
+    r1 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
+          + src[np.uint64(o + 3 * cc)] * wx3)
+    o += row
+    r2 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
+          + src[np.uint64(o + 3 * cc)] * wx3)
+    o += row
+    r3 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
+          + src[np.uint64(o + 3 * cc)] * wx3)
+    return ((r0 * wy0 + r1 * wy1) + r2 * wy2) + r3 * wy3
+
+
+@jit_device
+def _bicubic_interior_f32(src, off, row, cc, fx, fy, dst, d):
+    """One interior bicubic pixel of a float32 image: float32 arithmetic, as PyTorch does, with the
+    float64 weights of :func:`_scalar.cubic_weights` rounded to float32 (the exact fraction's weights)."""
+    if cc == 3:
+        v0, v1, v2 = _bicubic_f32_taps3(src, off - row - 3, row, fx, fy)
+        dst[np.uint64(d)] = v0
+        dst[np.uint64(d + 1)] = v1
+        dst[np.uint64(d + 2)] = v2
+        return
+    wx0, wx1, wx2, wx3 = _cubic_weights(fx)
+    wy0, wy1, wy2, wy3 = _cubic_weights(fy)
+    wx0, wx1, wx2, wx3 = np.float32(wx0), np.float32(wx1), np.float32(wx2), np.float32(wx3)
+    wy0, wy1, wy2, wy3 = np.float32(wy0), np.float32(wy1), np.float32(wy2), np.float32(wy3)
+    base = off - row - cc
+    for c in range(cc):
+        dst[np.uint64(d + c)] = _bic_f32_c(src, base + c, row, cc, wx0, wx1, wx2, wx3, wy0, wy1, wy2, wy3)
+
+
+def bicubic_pixel(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
+    """One interior bicubic pixel (``off``: the flat index of the tap at the coordinate's integer part;
+    ``fx``, ``fy``: its fractions); the arithmetic is chosen by ``src``'s dtype when the kernel is
+    compiled: float32 for float32 images, float64 otherwise. Callable from kernels only."""
+    raise NotImplementedError("compiled kernels only")
+
+
+@overload(bicubic_pixel, jit_options=OVERLOAD_OPTIONS, inline="always")
+def _ov_bicubic_pixel(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
+    if src.dtype == types.float32:
+        def impl(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
+            _bicubic_interior_f32(src, off, row, cc, fx, fy, dst, d)
+    else:
+        def impl(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
+            _bicubic_interior_f64(src, off, row, cc, fx, fy, dst, d, is_int, maxv)
+    return impl
 
 
 @jit_inline
@@ -419,7 +476,7 @@ def _bicubic_taps3(typingctx, src, o0, row, fx, fy):
     channel ``((r0 wy0 + r1 wy1) + r2 wy2) + r3 wy3`` with
     ``r_a = ((t_a0 wx0 + t_a1 wx1) + t_a2 wx2) + t_a3 wx3`` and the weights of
     :func:`_scalar.cubic_weights`, in float64, in exactly that order (the same bits as the scalar loop,
-    :func:`_bicubic_interior`), with the three channels in the lanes of one vector operation. Each tap
+    :func:`_bicubic_interior_f64`), with the three channels in the lanes of one vector operation. Each tap
     is one 4-element load (:func:`_load_taps`)."""
     if not isinstance(src, types.Array):
         return None
@@ -452,6 +509,50 @@ def _bicubic_taps3(typingctx, src, o0, row, fx, fy):
             acc = t if acc is None else builder.fadd(acc, t)
         return context.make_tuple(builder, sig.return_type,
                                   [builder.extract_element(acc, ir.Constant(ir.IntType(32), k)) for k in range(3)])
+    return sig, codegen
+
+
+@intrinsic
+def _bicubic_f32_taps3(typingctx, src, o0, row, fx, fy):
+    """:func:`_bicubic_taps3` for float32 images in float32 arithmetic (the float64 weights rounded to
+    float32), in the same order of operations as :func:`_bic_f32_c`, so the bits are its bits. Two tap
+    rows share one 8-lane vector: rows 0 and 1, then rows 2 and 3, three channels in each half."""
+    if not (isinstance(src, types.Array) and src.dtype == types.float32):
+        return None
+    sig = types.UniTuple(types.float32, 3)(src, types.intp, types.intp, types.float64, types.float64)
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        o0, row = args[1], args[2]
+        index = o0.type
+        flt, lane = ir.FloatType(), ir.IntType(32)
+        vec4 = ir.VectorType(flt, 4)
+
+        def lanes(*ks):
+            return ir.Constant(ir.VectorType(lane, len(ks)), [ir.Constant(lane, k) for k in ks])
+
+        wx = builder.fptrunc(_cubic_weight_vector(builder, args[3]), vec4)
+        wy = builder.fptrunc(_cubic_weight_vector(builder, args[4]), vec4)
+        halves = []
+        for a in (0, 2):
+            top = builder.add(o0, builder.mul(row, ir.Constant(index, a)))
+            below = builder.add(top, row)
+            r = None
+            for b in range(4):
+                step = ir.Constant(index, 3 * b)
+                t0 = _load_taps(builder, data, builder.add(top, step), vec4, False)
+                t1 = _load_taps(builder, data, builder.add(below, step), vec4, a == 2 and b == 3)
+                t = builder.fmul(builder.shuffle_vector(t0, t1, lanes(*range(8))),
+                                 builder.shuffle_vector(wx, wx, lanes(*[b] * 8)))
+                r = t if r is None else builder.fadd(r, t)
+            halves.append(builder.fmul(r, builder.shuffle_vector(wy, wy, lanes(*[a] * 4, *[a + 1] * 4))))
+        low, high = lanes(0, 1, 2, 3), lanes(4, 5, 6, 7)
+        acc = builder.fadd(builder.shuffle_vector(halves[0], halves[0], low),
+                           builder.shuffle_vector(halves[0], halves[0], high))
+        acc = builder.fadd(acc, builder.shuffle_vector(halves[1], halves[1], low))
+        acc = builder.fadd(acc, builder.shuffle_vector(halves[1], halves[1], high))
+        return context.make_tuple(builder, sig.return_type,
+                                  [builder.extract_element(acc, ir.Constant(lane, k)) for k in range(3)])
     return sig, codegen
 
 
@@ -926,13 +1027,42 @@ def _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase,
 
 
 @jit_device
+def _span_bicubic_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+    for j in range(j_lo, j_stop):
+        v0, v1, v2 = _bicubic_f32_taps3(src, sbase + ((yq >> 32) - 1) * row + ((xq >> 32) - 1) * 3, row,
+                                        (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV)
+        d = dbase + j * 3
+        dst[np.uint64(d)] = v0
+        dst[np.uint64(d + 1)] = v1
+        dst[np.uint64(d + 2)] = v2
+        xq += dxq
+        yq += dyq
+
+
+def span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+    """The interior span of a 3-channel bicubic row; the loop is chosen by ``src``'s dtype when the
+    kernel is compiled: float32 arithmetic for float32 images (:func:`_span_bicubic_f32_3`), float64
+    for the others (:func:`_span_bicubic_3`). Callable from kernels only."""
+    raise NotImplementedError("compiled kernels only")
+
+
+@overload(span_bicubic_3, jit_options=OVERLOAD_OPTIONS)
+def _ov_span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+    span = _span_bicubic_f32_3 if src.dtype == types.float32 else _span_bicubic_3
+
+    def impl(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+        span(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv)
+    return impl
+
+
+@jit_device
 def _span_bicubic(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv, coef):
     if cc == 3:
-        _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv)
+        span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv)
         return
     for j in range(j_lo, j_stop):
-        _bicubic_interior(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
-                          (yq & Q_MASK) * Q_INV, dst, dbase + j * cc, is_int, maxv)
+        bicubic_pixel(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
+                      (yq & Q_MASK) * Q_INV, dst, dbase + j * cc, is_int, maxv)
         xq += dxq
         yq += dyq
 
@@ -1027,8 +1157,8 @@ def _interior_bicubic(src, sbase, h, w, row, cc, x, y, xq, yq, dst, d, is_int, m
     ix = xq >> 32
     iy = yq >> 32
     if ix >= 1 and iy >= 1 and ix < w - 2 and iy < h - 2:
-        _bicubic_interior(src, sbase + iy * row + ix * cc, row, cc, (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV,
-                          dst, d, is_int, maxv)
+        bicubic_pixel(src, sbase + iy * row + ix * cc, row, cc, (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV,
+                      dst, d, is_int, maxv)
         return True
     return False
 
