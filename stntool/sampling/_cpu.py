@@ -789,10 +789,21 @@ def _nearest_offsets(typingctx, sbase, row, xq, yq, dxq, dyq, margin, offs):
     return sig, codegen
 
 
-#: Input images up to this many bytes are prefetched one image ahead in batches (:func:`_prefetch_next`):
-#: a warp reads its input along slanted lines, which the hardware prefetchers do not follow, so images
-#: that left the cache cost a memory round trip per line. Larger images would not stay in cache.
+#: Input images up to this many bytes are prefetched: the first one by the calling thread as a call
+#: starts (:func:`_prefetch_first`), the next one of a batch while the rows of the current one are
+#: sampled (:func:`_prefetch_next`). A warp reads its input along slanted lines, which the hardware
+#: prefetchers do not follow, so an image that left the cache costs a memory round trip per line;
+#: a linear pass of prefetches costs a few microseconds and brings it in at the memory's bandwidth.
+#: Larger images would not stay in cache.
 PREFETCH_MAX_BYTES = 1 << 20
+
+
+@jit_inline
+def _prefetch_first(src, image_size, role):
+    """The calling thread prefetches the call's first input image (flat, ``image_size`` elements)."""
+    if role == CALLER and image_size * src.itemsize <= PREFETCH_MAX_BYTES:
+        for p in range(0, min(image_size, src.size), max(1, 64 // src.itemsize)):
+            _prefetch(src, p)
 
 
 @jit_inline
@@ -1332,6 +1343,7 @@ def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
         dst = out.reshape(out.size)
         n_maps = maps.shape[0]
         one = np.int64(1) << 32
+        _prefetch_first(src, h * w * cc, role)
         joined = _join(work, role)
         while joined:
             r0, r1 = _claim(work)
@@ -1433,6 +1445,7 @@ def _ov_projective_rows(mode, img, maps, out, work, role, pad, align_corners, fi
         n_maps = maps.shape[0]
         xs = np.empty(wo)
         ys = np.empty(wo)
+        _prefetch_first(src, h * w * cc, role)
         joined = _join(work, role)
         while joined:
             r0, r1 = _claim(work)
@@ -1476,6 +1489,7 @@ def _ov_grid_rows(mode, img, grid, out, work, role, pad, align_corners, fill, is
         n_grids = grid.shape[0]
         xs = np.empty(wo)
         ys = np.empty(wo)
+        _prefetch_first(src, h * w * cc, role)
         joined = _join(work, role)
         while joined:
             r0, r1 = _claim(work)
@@ -1577,6 +1591,7 @@ def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, o
         rows = np.empty((wc + 2, 2))
         xs = np.empty(wo)
         ys = np.empty(wo)
+        _prefetch_first(src, h * w * cc, role)
         joined = _join(work, role)
         while joined:
             t0, t1 = _claim(work)
