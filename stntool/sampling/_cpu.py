@@ -222,7 +222,7 @@ def _bil_f32_c(src, off, o2, cc, c, fx, fy):
     return t + (u - t) * fy
 
 
-@jit_device
+@jit_inline
 def _bil_px_u8(src, off, row, cc, xq, yq, dst, d):
     """One interior bilinear pixel of a uint8 image: exact integer arithmetic with rounded 15-bit weights."""
     o2 = off + row
@@ -245,7 +245,7 @@ def _bil_px_u8(src, off, row, cc, xq, yq, dst, d):
             dst[np.uint64(d + c)] = _bil_int_c(src, off, o2, cc, c, fx, fy)
 
 
-@jit_device
+@jit_inline
 def _bil_px_f32(src, off, row, cc, xq, yq, dst, d):
     """One interior bilinear pixel of a float32 image: float32 arithmetic, as PyTorch does (weights from
     the exact fraction)."""
@@ -262,7 +262,7 @@ def _bil_px_f32(src, off, row, cc, xq, yq, dst, d):
             dst[np.uint64(d + c)] = _bil_f32_c(src, off, o2, cc, c, gx, gy)
 
 
-@jit_device
+@jit_inline
 def _bil_px_f64(src, off, row, cc, xq, yq, dst, d, is_int, maxv):
     """One interior bilinear pixel in float64 arithmetic: float64 images, and uint16 (whose 16 bits need
     more than 15-bit weights to stay exact; rounded and saturated)."""
@@ -361,7 +361,7 @@ def _bic_f32_c(src, o, row, cc, wx0, wx1, wx2, wx3, wy0, wy1, wy2, wy3):
     return ((r0 * wy0 + r1 * wy1) + r2 * wy2) + r3 * wy3
 
 
-@jit_device
+@jit_inline
 def _bicubic_interior_f32(src, off, row, cc, fx, fy, dst, d):
     """One interior bicubic pixel of a float32 image: float32 arithmetic, as PyTorch does, with the
     float64 weights of :func:`_scalar.cubic_weights` rounded to float32 (the exact fraction's weights)."""
