@@ -64,8 +64,12 @@ def _smooth(field: np.ndarray, taps: np.ndarray) -> np.ndarray:
         pad[axis] = (r, r)
         p = np.pad(field, pad, mode="edge")
         acc = np.zeros_like(field)
+        term = np.empty_like(field)
+        window = [slice(None)] * field.ndim
         for k, w in enumerate(taps):
-            acc += w * np.take(p, np.arange(k, k + n), axis=axis)
+            window[axis] = slice(k, k + n)
+            np.multiply(p[tuple(window)], w, out=term)
+            acc += term
         field = acc
     return field
 
