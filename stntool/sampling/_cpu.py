@@ -17,7 +17,7 @@ compiled entry per (family, mode) from :data:`ENTRIES` (``warp_affine_bilinear``
 ``sample_grid_bicubic``, ...); the entry passes its mode as a constant to row functions
 (``affine_rows``, ``points_row``, ...: ``numba.extending.overload`` with ``prefer_literal``) that
 compile the paths of that mode only, and the image dtype picks the arithmetic of the interior loops
-(``span_bilinear``, ``bilinear_pixel``) when the entry is compiled. Padding, ``align_corners`` and
+(``span_bilinear``, ``run_bilinear``) when the entry is compiled. Padding, ``align_corners`` and
 the channel count stay run-time values. The leaves (careful per-mode paths, span loops) are cached
 helpers without Python wrappers, so a later kernel family loads them from the cache instead of
 compiling them again. Entries are serial and release the GIL; :func:`_run_blocks` has the caller's
@@ -220,87 +220,6 @@ def _bil_f32_c(src, off, o2, cc, c, fx, fy):
     b = np.float32(src[np.uint64(o2 + cc + c)])
     u = a + (b - a) * fx
     return t + (u - t) * fy
-
-
-@jit_inline
-def _bil_px_u8(src, off, row, cc, xq, yq, dst, d):
-    """One interior bilinear pixel of a uint8 image: exact integer arithmetic with rounded 15-bit weights."""
-    o2 = off + row
-    fx = _w15(xq)
-    fy = _w15(yq)
-    if cc == 3:
-        v0, v1, v2 = _bilinear_u8_taps3(src, off, row, fx, fy)
-        dst[np.uint64(d)] = v0
-        dst[np.uint64(d + 1)] = v1
-        dst[np.uint64(d + 2)] = v2
-    elif cc == 1:
-        dst[np.uint64(d)] = _bil_int_c(src, off, o2, 1, 0, fx, fy)
-    elif cc == 4:
-        dst[np.uint64(d)] = _bil_int_c(src, off, o2, 4, 0, fx, fy)
-        dst[np.uint64(d + 1)] = _bil_int_c(src, off, o2, 4, 1, fx, fy)
-        dst[np.uint64(d + 2)] = _bil_int_c(src, off, o2, 4, 2, fx, fy)
-        dst[np.uint64(d + 3)] = _bil_int_c(src, off, o2, 4, 3, fx, fy)
-    else:
-        for c in range(cc):
-            dst[np.uint64(d + c)] = _bil_int_c(src, off, o2, cc, c, fx, fy)
-
-
-@jit_inline
-def _bil_px_f32(src, off, row, cc, xq, yq, dst, d):
-    """One interior bilinear pixel of a float32 image: float32 arithmetic, as PyTorch does (weights from
-    the exact fraction)."""
-    o2 = off + row
-    gx = np.float32((xq & Q_MASK) * Q_INV)
-    gy = np.float32((yq & Q_MASK) * Q_INV)
-    if cc == 3:
-        v0, v1, v2 = _bilinear_f32_taps3(src, off, row, gx, gy)
-        dst[np.uint64(d)] = v0
-        dst[np.uint64(d + 1)] = v1
-        dst[np.uint64(d + 2)] = v2
-    else:
-        for c in range(cc):
-            dst[np.uint64(d + c)] = _bil_f32_c(src, off, o2, cc, c, gx, gy)
-
-
-@jit_inline
-def _bil_px_f64(src, off, row, cc, xq, yq, dst, d, is_int, maxv):
-    """One interior bilinear pixel in float64 arithmetic: float64 images, and uint16 (whose 16 bits need
-    more than 15-bit weights to stay exact; rounded and saturated)."""
-    o2 = off + row
-    fx = (xq & Q_MASK) * Q_INV
-    fy = (yq & Q_MASK) * Q_INV
-    if is_int:
-        for c in range(cc):
-            _store(dst, d + c, _bil_float_c(src, off, o2, cc, c, fx, fy), is_int, maxv)
-    elif cc == 3:
-        dst[np.uint64(d)] = _bil_float_c(src, off, o2, 3, 0, fx, fy)
-        dst[np.uint64(d + 1)] = _bil_float_c(src, off, o2, 3, 1, fx, fy)
-        dst[np.uint64(d + 2)] = _bil_float_c(src, off, o2, 3, 2, fx, fy)
-    elif cc == 1:
-        dst[np.uint64(d)] = _bil_float_c(src, off, o2, 1, 0, fx, fy)
-    else:
-        for c in range(cc):
-            dst[np.uint64(d + c)] = _bil_float_c(src, off, o2, cc, c, fx, fy)
-
-
-def bilinear_pixel(src, off, row, cc, xq, yq, dst, d, is_int, maxv):
-    """One interior bilinear pixel at 32.32 coordinates ``(xq, yq)``; the arithmetic is chosen by
-    ``src``'s dtype when the kernel is compiled. Callable from kernels only."""
-    raise NotImplementedError("compiled kernels only")
-
-
-@overload(bilinear_pixel, jit_options=OVERLOAD_OPTIONS, inline="always")
-def _ov_bilinear_pixel(src, off, row, cc, xq, yq, dst, d, is_int, maxv):
-    if src.dtype == types.uint8:
-        def impl(src, off, row, cc, xq, yq, dst, d, is_int, maxv):
-            _bil_px_u8(src, off, row, cc, xq, yq, dst, d)
-    elif src.dtype == types.float32:
-        def impl(src, off, row, cc, xq, yq, dst, d, is_int, maxv):
-            _bil_px_f32(src, off, row, cc, xq, yq, dst, d)
-    else:
-        def impl(src, off, row, cc, xq, yq, dst, d, is_int, maxv):
-            _bil_px_f64(src, off, row, cc, xq, yq, dst, d, is_int, maxv)
-    return impl
 
 
 @jit_inline
@@ -1153,25 +1072,140 @@ def _interior_nearest(src, sbase, h, w, row, cc, x, y, xq, yq, dst, d, is_int, m
     return False
 
 
-@jit_inline
-def _interior_bilinear(src, sbase, h, w, row, cc, x, y, xq, yq, dst, d, is_int, maxv):
-    ix = xq >> 32
-    iy = yq >> 32
-    if ix >= 0 and iy >= 0 and ix < w - 1 and iy < h - 1:
-        bilinear_pixel(src, sbase + iy * row + ix * cc, row, cc, xq, yq, dst, d, is_int, maxv)
-        return True
-    return False
+# Runs of interior pixels of a per-point row (projective, grid, TPS): one call per run, so the
+# arrays' references are taken once per run rather than once per pixel, and the pixel code is
+# compiled once per dtype and shared by every family that samples points.
+
+@jit_device
+def _run_nearest(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv):
+    """:func:`run_bilinear` for nearest pixels (rounding the float coordinate, :func:`_interior_nearest`)."""
+    row = w * cc
+    while j < wo:
+        x = xs[j]
+        y = ys[j]
+        if not (abs(x) < Q_LIMIT and abs(y) < Q_LIMIT):
+            break
+        if not _interior_nearest(src, sbase, h, w, row, cc, x, y, 0, 0, dst, dbase + j * cc, is_int, maxv):
+            break
+        j += 1
+    return j
 
 
 @jit_inline
-def _interior_bicubic(src, sbase, h, w, row, cc, x, y, xq, yq, dst, d, is_int, maxv):
-    ix = xq >> 32
-    iy = yq >> 32
-    if ix >= 1 and iy >= 1 and ix < w - 2 and iy < h - 2:
-        bicubic_pixel(src, sbase + iy * row + ix * cc, row, cc, (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV,
-                      dst, d, is_int, maxv)
-        return True
-    return False
+def _interior_cell(x, y, h, w, margin):
+    """``(True, xq, yq)`` with the 32.32 coordinates of the input point ``(x, y)`` when every tap of a mode
+    with ``margin`` taps around the sample lies inside the image, else ``(False, 0, 0)``."""
+    if abs(x) < Q_LIMIT and abs(y) < Q_LIMIT:
+        xq = _to_q(x)
+        yq = _to_q(y)
+        ix = xq >> 32
+        iy = yq >> 32
+        if ix >= margin and iy >= margin and ix < w - 1 - margin and iy < h - 1 - margin:
+            return True, xq, yq
+    return False, np.int64(0), np.int64(0)
+
+
+@jit_device
+def _run_bil_u8(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase):
+    """uint8: exact integer arithmetic with rounded 15-bit weights, as the affine span."""
+    row = w * cc
+    while j < wo:
+        inside, xq, yq = _interior_cell(xs[j], ys[j], h, w, 0)
+        if not inside:
+            break
+        off = sbase + (yq >> 32) * row + (xq >> 32) * cc
+        d = dbase + j * cc
+        fx = _w15(xq)
+        fy = _w15(yq)
+        if cc == 3:
+            v0, v1, v2 = _bilinear_u8_taps3(src, off, row, fx, fy)
+            dst[np.uint64(d)] = v0
+            dst[np.uint64(d + 1)] = v1
+            dst[np.uint64(d + 2)] = v2
+        else:
+            for c in range(cc):
+                dst[np.uint64(d + c)] = _bil_int_c(src, off, off + row, cc, c, fx, fy)
+        j += 1
+    return j
+
+
+@jit_device
+def _run_bil_f32(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase):
+    """float32: float32 arithmetic, as PyTorch does (weights from the exact fraction)."""
+    row = w * cc
+    while j < wo:
+        inside, xq, yq = _interior_cell(xs[j], ys[j], h, w, 0)
+        if not inside:
+            break
+        off = sbase + (yq >> 32) * row + (xq >> 32) * cc
+        d = dbase + j * cc
+        gx = np.float32((xq & Q_MASK) * Q_INV)
+        gy = np.float32((yq & Q_MASK) * Q_INV)
+        if cc == 3:
+            v0, v1, v2 = _bilinear_f32_taps3(src, off, row, gx, gy)
+            dst[np.uint64(d)] = v0
+            dst[np.uint64(d + 1)] = v1
+            dst[np.uint64(d + 2)] = v2
+        else:
+            for c in range(cc):
+                dst[np.uint64(d + c)] = _bil_f32_c(src, off, off + row, cc, c, gx, gy)
+        j += 1
+    return j
+
+
+@jit_device
+def _run_bil_f64(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv):
+    """float64 arithmetic: float64 images, and uint16 (whose 16 bits need more than 15-bit weights to
+    stay exact; rounded and saturated)."""
+    row = w * cc
+    while j < wo:
+        inside, xq, yq = _interior_cell(xs[j], ys[j], h, w, 0)
+        if not inside:
+            break
+        off = sbase + (yq >> 32) * row + (xq >> 32) * cc
+        d = dbase + j * cc
+        fx = (xq & Q_MASK) * Q_INV
+        fy = (yq & Q_MASK) * Q_INV
+        for c in range(cc):
+            _store(dst, d + c, _bil_float_c(src, off, off + row, cc, c, fx, fy), is_int, maxv)
+        j += 1
+    return j
+
+
+def run_bilinear(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv):
+    """Write the bilinear pixels of a points row (input coordinates ``xs``, ``ys``) from ``j`` on while
+    every tap is inside the image; returns the first pixel that is not (``wo`` when none is left) for
+    the careful path. The arithmetic is chosen by ``src``'s dtype when the kernel is compiled.
+    Callable from kernels only."""
+    raise NotImplementedError("compiled kernels only")
+
+
+@overload(run_bilinear, jit_options=OVERLOAD_OPTIONS)
+def _ov_run_bilinear(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv):
+    if src.dtype == types.uint8:
+        def impl(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv):
+            return _run_bil_u8(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase)
+    elif src.dtype == types.float32:
+        def impl(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv):
+            return _run_bil_f32(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase)
+    else:
+        def impl(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv):
+            return _run_bil_f64(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv)
+    return impl
+
+
+@jit_device
+def _run_bicubic(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv):
+    """:func:`run_bilinear` for bicubic pixels (arithmetic: :func:`bicubic_pixel`)."""
+    row = w * cc
+    while j < wo:
+        inside, xq, yq = _interior_cell(xs[j], ys[j], h, w, 1)
+        if not inside:
+            break
+        bicubic_pixel(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
+                      (yq & Q_MASK) * Q_INV, dst, dbase + j * cc, is_int, maxv)
+        j += 1
+    return j
 
 
 # --------------------------------------------------------------------------- sharing rows between threads
@@ -1268,11 +1302,11 @@ def _finish(work, role, joined):
 
 # --------------------------------------------------------------------------- rows: the mode is a constant
 
-#: mode -> (interior span loop, careful path, single interior pixel, tap margin around the sample)
+#: mode -> (interior span loop, careful path, run of interior points, tap margin around the sample)
 _MODE_FUNCS = {
-    NEAREST: (_span_nearest, _general_nearest, _interior_nearest, 0),
-    BILINEAR: (span_bilinear, _general_bilinear, _interior_bilinear, 0),
-    BICUBIC: (_span_bicubic, _general_bicubic, _interior_bicubic, 1),
+    NEAREST: (_span_nearest, _general_nearest, _run_nearest, 0),
+    BILINEAR: (span_bilinear, _general_bilinear, run_bilinear, 0),
+    BICUBIC: (_span_bicubic, _general_bicubic, _run_bicubic, 1),
 }
 
 
@@ -1285,7 +1319,7 @@ def _literal_mode(mode) -> int:
 # The row functions below take the mode as a constant (the entry kernels pass NEAREST, BILINEAR or
 # BICUBIC), so each entry compiles the paths of its own mode only. Padding, align_corners and the
 # channel count stay run-time values; the image dtype picks the arithmetic (span_bilinear,
-# bilinear_pixel).
+# run_bilinear).
 
 def edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_start, j_stop, dst, dbase, pad, align_corners,
                 fill, is_int, maxv, coef):
@@ -1405,26 +1439,21 @@ def points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_co
 @overload(points_row, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
 def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv):
     m = _literal_mode(mode)
-    _, general, interior, _ = _MODE_FUNCS[m]
+    _, general, run, _ = _MODE_FUNCS[m]
     exact = m == NEAREST  # nearest rounds the float coordinate; the other modes keep the 32.32 one
 
     def impl(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv):
-        row = w * cc
-        for j in range(wo):
+        j = run(src, sbase, h, w, cc, xs, ys, 0, wo, dst, dbase, is_int, maxv)
+        while j < wo:
             x = xs[j]
             y = ys[j]
             d = dbase + j * cc
-            if abs(x) < Q_LIMIT and abs(y) < Q_LIMIT:
-                xq = _to_q(x)
-                yq = _to_q(y)
-                if not interior(src, sbase, h, w, row, cc, x, y, xq, yq, dst, d, is_int, maxv):
-                    if exact:
-                        general(src, sbase, h, w, cc, x, y, dst, d, pad, align_corners, fill, is_int, maxv)
-                    else:
-                        general(src, sbase, h, w, cc, xq * Q_INV, yq * Q_INV, dst, d, pad, align_corners, fill,
-                                is_int, maxv)
-            else:
+            if exact or not (abs(x) < Q_LIMIT and abs(y) < Q_LIMIT):
                 general(src, sbase, h, w, cc, x, y, dst, d, pad, align_corners, fill, is_int, maxv)
+            else:
+                general(src, sbase, h, w, cc, _to_q(x) * Q_INV, _to_q(y) * Q_INV, dst, d, pad, align_corners, fill,
+                        is_int, maxv)
+            j = run(src, sbase, h, w, cc, xs, ys, j + 1, wo, dst, dbase, is_int, maxv)
     return impl
 
 
