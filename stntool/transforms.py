@@ -371,6 +371,22 @@ def _on_one_line(p: np.ndarray, tol: float) -> bool:
     return bool(np.abs(q @ vt[-1]).max() <= tol)
 
 
+def _clearly_a_frame(p: np.ndarray, extent: float) -> bool:
+    """True when each of the four points ``p`` lies farther than ``1e-6 extent`` from the line through
+    any two others: then no three are collinear within :func:`_lacks_projective_frame`'s tolerance
+    (a thousand times smaller), and its general test can be skipped (the common case of a fit from
+    four corners)."""
+    for i in range(4):
+        for j in range(i + 1, 4):
+            dx, dy = p[j, 0] - p[i, 0], p[j, 1] - p[i, 1]
+            length = math.hypot(dx, dy)
+            for k in range(4):
+                cross = dx * (p[k, 1] - p[i, 1]) - dy * (p[k, 0] - p[i, 0])
+                if k != i and k != j and abs(cross) <= 1e-6 * extent * length:
+                    return False
+    return True
+
+
 def _lacks_projective_frame(p: np.ndarray) -> str | None:
     """Why ``p`` (N, 2) holds no four points with no three collinear, or None when it does.
 
@@ -382,6 +398,8 @@ def _lacks_projective_frame(p: np.ndarray) -> str | None:
     """
     extent = float(np.ptp(p, axis=0).max()) if len(p) else 0.0
     tol = 1e-9 * max(extent, 1e-300)
+    if len(p) == 4 and _clearly_a_frame(p, extent):
+        return None
     distinct = np.unique(p, axis=0)
     if len(distinct) < 4:
         return f"only {len(distinct)} distinct points"

@@ -264,3 +264,20 @@ def test_theta_to_cv2_keeps_a_projective_matrix_whose_corner_is_zero():
     back = T.theta_to_cv2(theta, (8, 10))
     assert np.all(np.isfinite(back))
     np.testing.assert_allclose(back / np.abs(back).max(), h / np.abs(h).max(), atol=1e-12)
+
+
+def test_four_point_shortcut_agrees_with_the_general_frame_check(monkeypatch):
+    """Quads with a point moved off the line of two others by 0 to 1e-3 of the extent: the four-point
+    shortcut never changes the answer of the general test."""
+    rng = np.random.default_rng(5)
+    cases = []
+    for off in (0.0, 1e-12, 1e-10, 1e-8, 1e-7, 1e-6, 1e-5, 1e-3):
+        for _ in range(30):
+            a, b, d = rng.random((3, 2)) * 100.0
+            t = rng.random()
+            normal = np.array([a[1] - b[1], b[0] - a[0]]) / np.hypot(*(b - a))
+            cases.append(rng.permutation(np.array([a, b, a + t * (b - a) + off * 100.0 * normal, d])))
+    fast = [T._lacks_projective_frame(p) for p in cases]
+    monkeypatch.setattr(T, "_clearly_a_frame", lambda p, extent: False)
+    assert fast == [T._lacks_projective_frame(p) for p in cases]
+    assert fast.count(None) > 60 and len(fast) - fast.count(None) > 60
