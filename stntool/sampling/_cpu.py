@@ -77,6 +77,17 @@ def _store_fill(dst, dbase, fill, c_count, is_int, maxv):
 
 # --------------------------------------------------------------------------- careful paths, one per mode
 
+@jit_inline
+def _beyond(mode, x, y, h, w):
+    """True when no tap of ``mode`` at the input point ``(x, y)`` lies inside the image: with zeros or
+    constant padding the careful path writes the fill value there, without sampling."""
+    if mode == NEAREST:
+        return not (x > -1.0 and x < w and y > -1.0 and y < h)
+    if mode == BILINEAR:
+        return x < -1.0 or x > w or y < -1.0 or y > h
+    return x < -3.0 or x > w + 2.0 or y < -3.0 or y > h + 2.0
+
+
 @jit_device
 def _general_nearest(src, sbase, h, w, c_count, x, y, dst, dbase, pad, align_corners, fill, is_int, maxv):
     """Nearest at input pixel ``(x, y)``, any padding: the slow, careful path (edges, NaN, far away)."""
@@ -86,7 +97,7 @@ def _general_nearest(src, sbase, h, w, c_count, x, y, dst, dbase, pad, align_cor
     row = w * c_count
     x = _pad_coord(x, w, pad, align_corners)
     y = _pad_coord(y, h, pad, align_corners)
-    if not (x > -1.0 and x < w and y > -1.0 and y < h):
+    if _beyond(NEAREST, x, y, h, w):
         _store_fill(dst, dbase, fill, c_count, is_int, maxv)
         return
     xr = _rint(x)
@@ -108,7 +119,7 @@ def _general_bilinear(src, sbase, h, w, c_count, x, y, dst, dbase, pad, align_co
     row = w * c_count
     x = _pad_coord(x, w, pad, align_corners)
     y = _pad_coord(y, h, pad, align_corners)
-    if x < -1.0 or x > w or y < -1.0 or y > h:
+    if _beyond(BILINEAR, x, y, h, w):
         _store_fill(dst, dbase, fill, c_count, is_int, maxv)
         return
     x0 = np.floor(x)
@@ -142,7 +153,7 @@ def _general_bicubic(src, sbase, h, w, c_count, x, y, dst, dbase, pad, align_cor
         _store_fill(dst, dbase, fill, c_count, is_int, maxv)
         return
     row = w * c_count
-    if (pad == ZEROS or pad == CONSTANT) and (x < -3.0 or x > w + 2.0 or y < -3.0 or y > h + 2.0):
+    if (pad == ZEROS or pad == CONSTANT) and _beyond(BICUBIC, x, y, h, w):
         _store_fill(dst, dbase, fill, c_count, is_int, maxv)
         return
     x0 = np.floor(x)
@@ -1208,6 +1219,31 @@ def _run_bicubic(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv):
     return j
 
 
+@jit_inline
+def _careful_point(x, y, exact):
+    """The coordinates a points row hands the careful path: the float ones for nearest (``exact``),
+    which rounds them, and where they are too large for 32.32; the 32.32 ones otherwise."""
+    if exact or not (abs(x) < Q_LIMIT and abs(y) < Q_LIMIT):
+        return x, y
+    return _to_q(x) * Q_INV, _to_q(y) * Q_INV
+
+
+@jit_device
+def _run_fill(mode, xs, ys, j, wo, h, w, cc, dst, dbase, fill, is_int, maxv):
+    """With zeros or constant padding: write the fill value to the pixels of a points row from ``j`` on
+    while the careful path would (no tap inside, :func:`_beyond`; or a coordinate not finite); returns
+    the first pixel it would sample."""
+    while j < wo:
+        x, y = _careful_point(xs[j], ys[j], mode == NEAREST)
+        if math.isfinite(x) and math.isfinite(y) and not _beyond(mode, x, y, h, w):
+            break
+        d = dbase + j * cc
+        for c in range(cc):
+            _store(dst, d + c, fill[c], is_int, maxv)
+        j += 1
+    return j
+
+
 # --------------------------------------------------------------------------- sharing rows between threads
 # A call's rows (or tasks) are claimed in small chunks from a shared counter, so a thread that starts
 # late takes fewer chunks instead of delaying the call; the calling thread waits for the helpers that
@@ -1443,16 +1479,18 @@ def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, alig
     exact = m == NEAREST  # nearest rounds the float coordinate; the other modes keep the 32.32 one
 
     def impl(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv):
+        # runs of interior pixels and (zeros, constant padding) of fill pixels, one call each; the
+        # careful path for each pixel between them
+        fills = pad == ZEROS or pad == CONSTANT
         j = run(src, sbase, h, w, cc, xs, ys, 0, wo, dst, dbase, is_int, maxv)
         while j < wo:
-            x = xs[j]
-            y = ys[j]
-            d = dbase + j * cc
-            if exact or not (abs(x) < Q_LIMIT and abs(y) < Q_LIMIT):
-                general(src, sbase, h, w, cc, x, y, dst, d, pad, align_corners, fill, is_int, maxv)
-            else:
-                general(src, sbase, h, w, cc, _to_q(x) * Q_INV, _to_q(y) * Q_INV, dst, d, pad, align_corners, fill,
-                        is_int, maxv)
+            if fills:
+                k = _run_fill(m, xs, ys, j, wo, h, w, cc, dst, dbase, fill, is_int, maxv)
+                if k > j:
+                    j = run(src, sbase, h, w, cc, xs, ys, k, wo, dst, dbase, is_int, maxv)
+                    continue
+            x, y = _careful_point(xs[j], ys[j], exact)
+            general(src, sbase, h, w, cc, x, y, dst, dbase + j * cc, pad, align_corners, fill, is_int, maxv)
             j = run(src, sbase, h, w, cc, xs, ys, j + 1, wo, dst, dbase, is_int, maxv)
     return impl
 

@@ -191,3 +191,26 @@ def test_three_channel_vector_loops_give_the_bits_of_the_scalar_loops(rng, dtype
     for f in (lambda im: stntool.warp(im, proj, (33, 47), mode, backend="cpu"),
               lambda im: stntool.grid_sample(im, grid, mode, backend="cpu")):
         np.testing.assert_array_equal(f(img3), f(img4)[..., :3])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.uint16])
+@pytest.mark.parametrize("padding", ["zeros", "constant", "border"])
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
+def test_points_rows_do_not_depend_on_where_runs_start_and_end(rng, mode, padding, dtype):
+    """A points row is written in runs (interior pixels, fill pixels, the careful path between them):
+    every pixel comes out as it does alone in a row of one, and within a level of the reference."""
+    scale = 255 if dtype == np.uint8 else (65535 if dtype == np.uint16 else 1)
+    img = (rng.random((1, 9, 11, 3)) * scale).astype(dtype)
+    kinds = [rng.uniform(-0.7, 0.7, 2), [-3.0, 0.2], [0.1, 4.0], [-1.0, 0.3], [1.02, -0.99], [np.nan, 0.0],
+             [0.0, np.inf], [1e12, 0.5], [-1.2, -1.3], [-1.09, 0.5], [0.5, 1.1]]
+    pattern = rng.integers(0, len(kinds), (5, 60))
+    pattern[:, :8] = 0  # rows that start with a run
+    grid = np.array([[kinds[k] if k else rng.uniform(-0.7, 0.7, 2) for k in row] for row in pattern])[None]
+    fill = [10.0, 20.0, 30.0] if padding == "constant" else None
+    whole = stntool.grid_sample(img, grid, mode=mode, padding=padding, fill=fill, backend="cpu")
+    alone = np.concatenate([stntool.grid_sample(img, grid[:, :, j:j + 1], mode=mode, padding=padding, fill=fill,
+                                                backend="cpu") for j in range(grid.shape[2])], axis=2)
+    np.testing.assert_array_equal(whole, alone)
+    ref = stntool.grid_sample(img, grid, mode=mode, padding=padding, fill=fill, backend="numpy")
+    np.testing.assert_allclose(whole.astype(np.float64), ref.astype(np.float64), rtol=0,
+                               atol=1.0 if scale > 1 else 1e-5)
