@@ -1083,21 +1083,44 @@ def _interior_nearest(src, sbase, h, w, row, cc, x, y, xq, yq, dst, d, is_int, m
     return False
 
 
-# Runs of interior pixels of a per-point row (projective, grid, TPS): one call per run, so the
-# arrays' references are taken once per run rather than once per pixel, and the pixel code is
-# compiled once per dtype and shared by every family that samples points.
+@jit_inline
+def _careful_point(x, y, exact):
+    """The coordinates a points row hands the careful path: the float ones for nearest (``exact``),
+    which rounds them, and where they are too large for 32.32; the 32.32 ones otherwise."""
+    if exact or not (abs(x) < Q_LIMIT and abs(y) < Q_LIMIT):
+        return x, y
+    return _to_q(x) * Q_INV, _to_q(y) * Q_INV
+
+
+@jit_inline
+def _fill_point(mode, x, y, h, w, cc, dst, d, fill, is_int, maxv):
+    """Write the fill value and return True where the careful path would write it with zeros or
+    constant padding (no tap inside, :func:`_beyond`, or a coordinate not finite)."""
+    x, y = _careful_point(x, y, mode == NEAREST)
+    if math.isfinite(x) and math.isfinite(y) and not _beyond(mode, x, y, h, w):
+        return False
+    for c in range(cc):
+        _store(dst, d + c, fill[c], is_int, maxv)
+    return True
+
+
+# Runs of pixels of a per-point row (projective, grid, TPS) that need no careful path: interior
+# pixels, and with zeros or constant padding (``fills``) pixels with no tap inside. One call per
+# run, so the arrays' references are taken once per run rather than once per pixel, and the pixel
+# code is compiled once per dtype and shared by every family that samples points.
 
 @jit_device
-def _run_nearest(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv):
+def _run_nearest(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
     """:func:`run_bilinear` for nearest pixels (rounding the float coordinate, :func:`_interior_nearest`)."""
     row = w * cc
     while j < wo:
         x = xs[j]
         y = ys[j]
-        if not (abs(x) < Q_LIMIT and abs(y) < Q_LIMIT):
-            break
-        if not _interior_nearest(src, sbase, h, w, row, cc, x, y, 0, 0, dst, dbase + j * cc, is_int, maxv):
-            break
+        d = dbase + j * cc
+        if not (abs(x) < Q_LIMIT and abs(y) < Q_LIMIT
+                and _interior_nearest(src, sbase, h, w, row, cc, x, y, 0, 0, dst, d, is_int, maxv)):
+            if not (fills and _fill_point(NEAREST, x, y, h, w, cc, dst, d, fill, is_int, maxv)):
+                break
         j += 1
     return j
 
@@ -1117,13 +1140,17 @@ def _interior_cell(x, y, h, w, margin):
 
 
 @jit_device
-def _run_bil_u8(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase):
+def _run_bil_u8(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
     """uint8: exact integer arithmetic with rounded 15-bit weights, as the affine span."""
     row = w * cc
     while j < wo:
         inside, xq, yq = _interior_cell(xs[j], ys[j], h, w, 0)
         if not inside:
-            break
+            if not (fills and _fill_point(BILINEAR, xs[j], ys[j], h, w, cc, dst, dbase + j * cc, fill, is_int,
+                                          maxv)):
+                break
+            j += 1
+            continue
         off = sbase + (yq >> 32) * row + (xq >> 32) * cc
         d = dbase + j * cc
         fx = _w15(xq)
@@ -1141,13 +1168,17 @@ def _run_bil_u8(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase):
 
 
 @jit_device
-def _run_bil_f32(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase):
+def _run_bil_f32(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
     """float32: float32 arithmetic, as PyTorch does (weights from the exact fraction)."""
     row = w * cc
     while j < wo:
         inside, xq, yq = _interior_cell(xs[j], ys[j], h, w, 0)
         if not inside:
-            break
+            if not (fills and _fill_point(BILINEAR, xs[j], ys[j], h, w, cc, dst, dbase + j * cc, fill, is_int,
+                                          maxv)):
+                break
+            j += 1
+            continue
         off = sbase + (yq >> 32) * row + (xq >> 32) * cc
         d = dbase + j * cc
         gx = np.float32((xq & Q_MASK) * Q_INV)
@@ -1165,14 +1196,18 @@ def _run_bil_f32(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase):
 
 
 @jit_device
-def _run_bil_f64(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv):
+def _run_bil_f64(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
     """float64 arithmetic: float64 images, and uint16 (whose 16 bits need more than 15-bit weights to
     stay exact; rounded and saturated)."""
     row = w * cc
     while j < wo:
         inside, xq, yq = _interior_cell(xs[j], ys[j], h, w, 0)
         if not inside:
-            break
+            if not (fills and _fill_point(BILINEAR, xs[j], ys[j], h, w, cc, dst, dbase + j * cc, fill, is_int,
+                                          maxv)):
+                break
+            j += 1
+            continue
         off = sbase + (yq >> 32) * row + (xq >> 32) * cc
         d = dbase + j * cc
         fx = (xq & Q_MASK) * Q_INV
@@ -1183,63 +1218,37 @@ def _run_bil_f64(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv):
     return j
 
 
-def run_bilinear(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv):
+def run_bilinear(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
     """Write the bilinear pixels of a points row (input coordinates ``xs``, ``ys``) from ``j`` on while
-    every tap is inside the image; returns the first pixel that is not (``wo`` when none is left) for
-    the careful path. The arithmetic is chosen by ``src``'s dtype when the kernel is compiled.
-    Callable from kernels only."""
+    every tap is inside the image or, when ``fills`` (zeros or constant padding), none is; returns the
+    first pixel that needs the careful path (``wo`` when none is left). The arithmetic is chosen by
+    ``src``'s dtype when the kernel is compiled. Callable from kernels only."""
     raise NotImplementedError("compiled kernels only")
 
 
 @overload(run_bilinear, jit_options=OVERLOAD_OPTIONS)
-def _ov_run_bilinear(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv):
-    if src.dtype == types.uint8:
-        def impl(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv):
-            return _run_bil_u8(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase)
-    elif src.dtype == types.float32:
-        def impl(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv):
-            return _run_bil_f32(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase)
-    else:
-        def impl(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv):
-            return _run_bil_f64(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv)
+def _ov_run_bilinear(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
+    run = {types.uint8: _run_bil_u8, types.float32: _run_bil_f32}.get(src.dtype, _run_bil_f64)
+
+    def impl(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
+        return run(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills)
     return impl
 
 
 @jit_device
-def _run_bicubic(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv):
+def _run_bicubic(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
     """:func:`run_bilinear` for bicubic pixels (arithmetic: :func:`bicubic_pixel`)."""
     row = w * cc
     while j < wo:
         inside, xq, yq = _interior_cell(xs[j], ys[j], h, w, 1)
         if not inside:
-            break
+            if not (fills and _fill_point(BICUBIC, xs[j], ys[j], h, w, cc, dst, dbase + j * cc, fill, is_int,
+                                          maxv)):
+                break
+            j += 1
+            continue
         bicubic_pixel(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
                       (yq & Q_MASK) * Q_INV, dst, dbase + j * cc, is_int, maxv)
-        j += 1
-    return j
-
-
-@jit_inline
-def _careful_point(x, y, exact):
-    """The coordinates a points row hands the careful path: the float ones for nearest (``exact``),
-    which rounds them, and where they are too large for 32.32; the 32.32 ones otherwise."""
-    if exact or not (abs(x) < Q_LIMIT and abs(y) < Q_LIMIT):
-        return x, y
-    return _to_q(x) * Q_INV, _to_q(y) * Q_INV
-
-
-@jit_device
-def _run_fill(mode, xs, ys, j, wo, h, w, cc, dst, dbase, fill, is_int, maxv):
-    """With zeros or constant padding: write the fill value to the pixels of a points row from ``j`` on
-    while the careful path would (no tap inside, :func:`_beyond`; or a coordinate not finite); returns
-    the first pixel it would sample."""
-    while j < wo:
-        x, y = _careful_point(xs[j], ys[j], mode == NEAREST)
-        if math.isfinite(x) and math.isfinite(y) and not _beyond(mode, x, y, h, w):
-            break
-        d = dbase + j * cc
-        for c in range(cc):
-            _store(dst, d + c, fill[c], is_int, maxv)
         j += 1
     return j
 
@@ -1479,19 +1488,13 @@ def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, alig
     exact = m == NEAREST  # nearest rounds the float coordinate; the other modes keep the 32.32 one
 
     def impl(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv):
-        # runs of interior pixels and (zeros, constant padding) of fill pixels, one call each; the
-        # careful path for each pixel between them
+        # runs of pixels that need no careful path, one call each; the careful path between them
         fills = pad == ZEROS or pad == CONSTANT
-        j = run(src, sbase, h, w, cc, xs, ys, 0, wo, dst, dbase, is_int, maxv)
+        j = run(src, sbase, h, w, cc, xs, ys, 0, wo, dst, dbase, is_int, maxv, fill, fills)
         while j < wo:
-            if fills:
-                k = _run_fill(m, xs, ys, j, wo, h, w, cc, dst, dbase, fill, is_int, maxv)
-                if k > j:
-                    j = run(src, sbase, h, w, cc, xs, ys, k, wo, dst, dbase, is_int, maxv)
-                    continue
             x, y = _careful_point(xs[j], ys[j], exact)
             general(src, sbase, h, w, cc, x, y, dst, dbase + j * cc, pad, align_corners, fill, is_int, maxv)
-            j = run(src, sbase, h, w, cc, xs, ys, j + 1, wo, dst, dbase, is_int, maxv)
+            j = run(src, sbase, h, w, cc, xs, ys, j + 1, wo, dst, dbase, is_int, maxv, fill, fills)
     return impl
 
 
