@@ -310,24 +310,6 @@ def _bicubic_interior_f32(src, off, row, cc, fx, fy, dst, d):
         dst[np.uint64(d + c)] = _bic_f32_c(src, base + c, row, cc, wx0, wx1, wx2, wx3, wy0, wy1, wy2, wy3)
 
 
-def bicubic_pixel(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
-    """One interior bicubic pixel (``off``: the flat index of the tap at the coordinate's integer part;
-    ``fx``, ``fy``: its fractions); the arithmetic is chosen by ``src``'s dtype when the kernel is
-    compiled: float32 for float32 images, float64 otherwise. Callable from kernels only."""
-    raise NotImplementedError("compiled kernels only")
-
-
-@overload(bicubic_pixel, jit_options=OVERLOAD_OPTIONS, inline="always")
-def _ov_bicubic_pixel(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
-    if src.dtype == types.float32:
-        def impl(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
-            _bicubic_interior_f32(src, off, row, cc, fx, fy, dst, d)
-    else:
-        def impl(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
-            _bicubic_interior_f64(src, off, row, cc, fx, fy, dst, d, is_int, maxv)
-    return impl
-
-
 @jit_inline
 def _to_q(x):
     return np.int64(np.floor(x * Q_ONE + 0.5))
@@ -968,7 +950,7 @@ def _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase,
 
 
 @jit_device
-def _span_bicubic_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+def _span_bicubic_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     for j in range(j_lo, j_stop):
         v0, v1, v2 = _bicubic_f32_taps3(src, sbase + ((yq >> 32) - 1) * row + ((xq >> 32) - 1) * 3, row,
                                         (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV)
@@ -980,32 +962,46 @@ def _span_bicubic_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, db
         yq += dyq
 
 
-def span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
-    """The interior span of a 3-channel bicubic row; the loop is chosen by ``src``'s dtype when the
-    kernel is compiled: float32 arithmetic for float32 images (:func:`_span_bicubic_f32_3`), float64
-    for the others (:func:`_span_bicubic_3`). Callable from kernels only."""
-    raise NotImplementedError("compiled kernels only")
-
-
-@overload(span_bicubic_3, jit_options=OVERLOAD_OPTIONS)
-def _ov_span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
-    span = _span_bicubic_f32_3 if src.dtype == types.float32 else _span_bicubic_3
-
-    def impl(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
-        span(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv)
-    return impl
+@jit_device
+def _span_bicubic_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+    if cc == 3:
+        _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv)
+        return
+    for j in range(j_lo, j_stop):
+        _bicubic_interior_f64(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
+                              (yq & Q_MASK) * Q_INV, dst, dbase + j * cc, is_int, maxv)
+        xq += dxq
+        yq += dyq
 
 
 @jit_device
-def _span_bicubic(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv, coef):
+def _span_bicubic_f32(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     if cc == 3:
-        span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv)
+        _span_bicubic_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
         return
     for j in range(j_lo, j_stop):
-        bicubic_pixel(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
-                      (yq & Q_MASK) * Q_INV, dst, dbase + j * cc, is_int, maxv)
+        _bicubic_interior_f32(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
+                              (yq & Q_MASK) * Q_INV, dst, dbase + j * cc)
         xq += dxq
         yq += dyq
+
+
+def span_bicubic(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv, coef):
+    """The interior span of a bicubic row; the arithmetic is chosen by ``src``'s dtype when the kernel
+    is compiled: float32 for float32 images (:func:`_span_bicubic_f32`), float64 for the others
+    (:func:`_span_bicubic_f64`). Callable from kernels only."""
+    raise NotImplementedError("compiled kernels only")
+
+
+@overload(span_bicubic, jit_options=OVERLOAD_OPTIONS)
+def _ov_span_bicubic(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv, coef):
+    if src.dtype == types.float32:
+        def impl(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv, coef):
+            _span_bicubic_f32(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+    else:
+        def impl(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv, coef):
+            _span_bicubic_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv)
+    return impl
 
 
 @jit_device
@@ -1236,8 +1232,8 @@ def _ov_run_bilinear(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, ma
 
 
 @jit_device
-def _run_bicubic(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
-    """:func:`run_bilinear` for bicubic pixels (arithmetic: :func:`bicubic_pixel`)."""
+def _run_bic_f64(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
+    """float64 arithmetic (uint8, uint16, float64 images)."""
     row = w * cc
     while j < wo:
         inside, xq, yq = _interior_cell(xs[j], ys[j], h, w, 1)
@@ -1247,10 +1243,42 @@ def _run_bicubic(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, 
                 break
             j += 1
             continue
-        bicubic_pixel(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
-                      (yq & Q_MASK) * Q_INV, dst, dbase + j * cc, is_int, maxv)
+        _bicubic_interior_f64(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
+                              (yq & Q_MASK) * Q_INV, dst, dbase + j * cc, is_int, maxv)
         j += 1
     return j
+
+
+@jit_device
+def _run_bic_f32(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
+    """float32 images: float32 arithmetic."""
+    row = w * cc
+    while j < wo:
+        inside, xq, yq = _interior_cell(xs[j], ys[j], h, w, 1)
+        if not inside:
+            if not (fills and _fill_point(BICUBIC, xs[j], ys[j], h, w, cc, dst, dbase + j * cc, fill, is_int,
+                                          maxv)):
+                break
+            j += 1
+            continue
+        _bicubic_interior_f32(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
+                              (yq & Q_MASK) * Q_INV, dst, dbase + j * cc)
+        j += 1
+    return j
+
+
+def run_bicubic(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
+    """:func:`run_bilinear` for bicubic pixels. Callable from kernels only."""
+    raise NotImplementedError("compiled kernels only")
+
+
+@overload(run_bicubic, jit_options=OVERLOAD_OPTIONS)
+def _ov_run_bicubic(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
+    run = _run_bic_f32 if src.dtype == types.float32 else _run_bic_f64
+
+    def impl(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
+        return run(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills)
+    return impl
 
 
 # --------------------------------------------------------------------------- sharing rows between threads
@@ -1351,7 +1379,7 @@ def _finish(work, role, joined):
 _MODE_FUNCS = {
     NEAREST: (_span_nearest, _general_nearest, _run_nearest, 0),
     BILINEAR: (span_bilinear, _general_bilinear, run_bilinear, 0),
-    BICUBIC: (_span_bicubic, _general_bicubic, _run_bicubic, 1),
+    BICUBIC: (span_bicubic, _general_bicubic, run_bicubic, 1),
 }
 
 
