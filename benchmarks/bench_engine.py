@@ -156,6 +156,48 @@ def bench_affine_cv2(reps_big, reps_small, min_time=0.0):
     return rows
 
 
+# --------------------------------------------------------------------------- 1b. projective vs OpenCV
+
+def perspective_matrix(hw, jitter):
+    """OpenCV forward homography that puts the input's corners ``jitter`` of the size inside the output's
+    corners, unevenly (part of the output then lies outside the input and reads the fill value);
+    ``jitter`` < 0 puts them outside (the output sees only the input)."""
+    import cv2
+
+    h, w = hw
+    src = np.float32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
+    step = np.float32([[1.0, 0.6], [-0.8, 1.0], [-1.0, -0.7], [0.9, -1.0]]) * np.float32([w, h]) * jitter
+    return cv2.getPerspectiveTransform(src, src + step)
+
+
+def bench_projective_cv2(reps, min_time=0.0):
+    import cv2
+
+    rows = []
+    hw = (512, 512)
+    img = test_image(*hw)
+    for jitter in (-0.06, 0.06):
+        m = perspective_matrix(hw, jitter)
+        outside = 1.0 - cv2.warpPerspective(np.ones(hw, np.uint8), m, (hw[1], hw[0])).mean()
+        label = f"input corners {abs(jitter):.0%} {'inside' if jitter > 0 else 'outside'} the output's " \
+                f"({outside:.0%} of the output outside the input)"
+        theta = stntool.theta_from_cv2(m, hw, hw)
+
+        def f_st(theta=theta):
+            return stntool.warp(img, theta, mode="bilinear", padding="zeros", backend="cpu")
+
+        def f_cv(m=m):
+            return cv2.warpPerspective(img, m, (hw[1], hw[0]), flags=cv2.INTER_LINEAR,
+                                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+        r = bench({"stntool": f_st, "cv2": f_cv}, reps, warmup=3, min_time=min_time)
+        diff = np.abs(f_st().astype(np.float64) - f_cv().astype(np.float64))[128:-128, 128:-128]
+        rows.append({"case": f"512x512x3 uint8 bilinear, {label}", "stntool": r["stntool"][0], "peer": r["cv2"][0],
+                     "stntool_med": r["stntool"][1], "peer_med": r["cv2"][1],
+                     "check": f"mean {diff.mean():.2f} / max {diff.max():.1f}"})
+    return rows
+
+
 # --------------------------------------------------------------------------- 2. batch vs torch
 
 def bench_batch_torch(reps, threads, min_time=0.0):
@@ -450,6 +492,8 @@ def main(argv=None):
 
     print("# affine vs cv2.warpAffine ...", file=sys.stderr)
     aff = bench_affine_cv2(reps_big, reps_small, min_time)
+    print("# projective vs cv2.warpPerspective ...", file=sys.stderr)
+    proj = bench_projective_cv2(reps_small, min_time)
     print("# batch vs torch ...", file=sys.stderr)
     bat = bench_batch_torch(reps_batch, args.threads, min_time)
     print("# TPS vs peers ...", file=sys.stderr)
@@ -466,6 +510,14 @@ def main(argv=None):
     for i, r in enumerate(aff):
         bar = "<= 1.5 (goal 1.0)" if i == 0 else "report"
         L.append(f"| {r['case']} | {ms(r['stntool'])} | {ms(r['peer'])} | **{ratio(r['stntool'], r['peer'])}** | {bar} "
+                 f"| {ms(r['stntool_med'])} / {ms(r['peer_med'])} | {r['check']} |")
+    L.append("")
+    L.append("## 1b. Projective warp vs `cv2.warpPerspective` (zeros padding)")
+    L.append("")
+    L.append("| case | stntool ms | cv2 ms | stntool / cv2 | median ms (stntool / cv2) | agreement vs cv2 (centre) |")
+    L.append("|---|---:|---:|---:|---|---|")
+    for r in proj:
+        L.append(f"| {r['case']} | {ms(r['stntool'])} | {ms(r['peer'])} | **{ratio(r['stntool'], r['peer'])}** "
                  f"| {ms(r['stntool_med'])} / {ms(r['peer_med'])} | {r['check']} |")
     L.append("")
     L.append("## 2. Batch: 64x128x128x3 float32, same warp, vs torch `affine_grid` + `grid_sample` (NCHW)")
