@@ -466,6 +466,7 @@ def _records_for(item, process, opts):
                     raise StnError(f"output {display(path)} was not planned (plan_outputs' outputs)")
                 if path in existing:  # resuming: this one was written by an earlier run
                     records.append({**head, "output": path, "status": "skipped"})
+                    current = _after(planned, path)
                     continue
                 ext = os.path.splitext(path)[1]
                 fmt = ext if ext else (fmt_opt if fmt_opt != "same" else "png")
@@ -480,6 +481,7 @@ def _records_for(item, process, opts):
             else:
                 _write_with_files(path, blob, res.files, opts["overwrite"], opts["input_real"])
             records.append({**head, "output": path, "status": "ok", **extra, **res.fields})
+            current = _after(planned, path)  # what a failure before the next output is about
         if records and all(r["status"] == "skipped" for r in records):
             return "skipped", records
         return "ok", records
@@ -489,6 +491,12 @@ def _records_for(item, process, opts):
         head["error"] = f"{type(e).__name__}: {e}"
     records.append({**head, "output": current, **extra, **item.fields})
     return "error", records
+
+
+def _after(planned, path):
+    """The planned output after ``path`` (a streaming ``process`` makes it next), else ``path``."""
+    k = planned.index(path) if path in planned else -1
+    return planned[k + 1] if 0 <= k < len(planned) - 1 else path
 
 
 def _write_with_files(path, blob, files, overwrite, input_real):
@@ -553,8 +561,10 @@ def run_batch(items, process, *, jobs: int = 2, backend: str = "cpu", overwrite:
     """Process ``items`` (planned by :func:`plan_outputs`) with ``process(image, item)``.
 
     ``process`` receives the decoded image (see :func:`stntool.io.decode_image`) and the
-    :class:`Item`, and returns one :class:`Output` or a list of them; raising a
-    :class:`~stntool.errors.StnError` fails that item (its line gets ``item.fields``). Items run on
+    :class:`Item`, and returns one :class:`Output` or an iterable of them (a generator streams them:
+    each is encoded and written before the next is made, as the outputs of a list are written in
+    order; either way a failure part way keeps the outputs written before it, with their records);
+    raising a :class:`~stntool.errors.StnError` fails that item (its line gets ``item.fields``). Items run on
     ``jobs`` threads (one: in the calling thread); with the CPU backend each thread gets an equal
     share of numba's threads. Records are written to ``manifest`` in input order as soon as they are
     known, and the manifest is closed at the end. Errors (and, unless ``quiet``, warnings and the

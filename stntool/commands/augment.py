@@ -163,6 +163,7 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
         return items
 
     def process(img, item, backend):
+        # a generator: each variant is encoded and written while it is still in cache, before the next is warped
         from ..augment import variant_rng
         from ..batch import Output, relative_name
         from ..records import apply_spec
@@ -170,17 +171,15 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
         in_hw = img.shape[:2]
         key = item.rel.replace(os.sep, "/")
         found = labels.read(item, in_hw)
-        results = []
         for k, path in enumerate(item.outputs):
             spec = aug.sample(variant_rng(seed, key, k), in_hw, out_hw)
             name = relative_name(path, output)
             record = spec.replace(in_hw=in_hw, name=name).to_record()
             out = apply_spec(img, spec, backend)
             files, extra = labels.write(found, spec, in_hw, path, backend)
-            results.append(Output(out, {**record, "seed": seed, "variant": k, **extra}, path, files))
             if sheet is not None:
                 sheet.add(item, img, spec, out, k)
-        return results
+            yield Output(out, {**record, "seed": seed, "variant": k, **extra}, path, files)
 
     def finish(summary):
         if sheet is not None:

@@ -248,6 +248,25 @@ def test_run_batch_several_outputs_per_input_and_errors_from_process(tmp_path):
     assert onto.failed == 1  # an output that was not planned (here: an input) is refused
 
 
+def test_a_generator_streams_its_outputs(tmp_path):
+    """Each output a generator yields is written before the next is made; a failure part way keeps them."""
+    items = planned(tmp_path, names=("a.png",), outputs=variants(3))
+    seen = []
+
+    def three(img, item):
+        for k, p in enumerate(item.outputs):
+            seen.append(sorted(os.listdir(tmp_path / "out")) if (tmp_path / "out").exists() else [])
+            if k == 2:
+                raise StnError("the third is not wanted")
+            yield batch.Output(img, {"k": k}, output=p)
+
+    s = batch.run_batch(items, three, quiet=True, manifest=batch.Manifest(str(tmp_path / "m")))
+    assert seen == [[], ["a_0.png"], ["a_0.png", "a_1.png"]]
+    assert (s.ok, s.failed) == (0, 1)
+    assert [(os.path.basename(r["output"]), r["status"]) for r in lines(tmp_path / "m")] == [
+        ("a_0.png", "ok"), ("a_1.png", "ok"), ("a_2.png", "error")]
+
+
 def test_planned_outputs_go_through_the_collision_and_onto_input_checks(tmp_path):
     items = [batch.Item(0, str(tmp_path / "a.png"), "a.png"), batch.Item(1, str(tmp_path / "b.png"), "b.png")]
     batch.plan_outputs(items, str(tmp_path / "o"), outputs=lambda it, p: [p, str(tmp_path / "o" / "same.png")])
