@@ -56,7 +56,10 @@ def _gaussian_taps(sigma_nodes: float) -> np.ndarray:
 
 
 def _smooth(field: np.ndarray, taps: np.ndarray) -> np.ndarray:
-    """Separable convolution of ``field (..., H, W)`` along its last two axes, edges replicated, fixed order."""
+    """Separable convolution of ``field (..., H, W)`` along its last two axes, edges replicated, fixed order.
+
+    The spec of the elastic field's smoothing; :mod:`stntool._smoothing` is its compiled twin, which
+    :func:`elastic_displacement` runs (the tests check they give the same bits)."""
     r = len(taps) // 2
     for axis in (-2, -1):
         n = field.shape[axis]
@@ -85,7 +88,9 @@ def elastic_displacement(elastic, out_hw) -> tuple:
     hc, wc = lattice_shape(out_hw, step)
     rng = np.random.Generator(np.random.PCG64(elastic.seed))
     noise = (rng.random((2, hc + 2, wc + 2)) * 2.0 - 1.0) / step
-    d = _smooth(noise, _gaussian_taps(elastic.sigma / step)) * elastic.alpha
+    from ._smoothing import smooth  # the compiled twin of _smooth (same bits)
+
+    d = smooth(noise, _gaussian_taps(elastic.sigma / step)) * elastic.alpha
     return step, np.ascontiguousarray(np.moveaxis(d, 0, -1))
 
 

@@ -245,3 +245,13 @@ def test_call_moves_keypoints_boxes_and_masks_with_the_record():
         assert np.allclose(back, kp[np.all(np.isfinite(res.keypoints), axis=1)], atol=0.01)
     with pytest.raises(InvalidArgumentError):
         Augmenter()(img, np.random.default_rng(0), mask=np.zeros((41, 60), np.uint8))
+
+
+@pytest.mark.parametrize("shape, sigma_nodes", [((2, 176, 176), 2.0), ((2, 13, 16), 2.0), ((2, 99, 132), 1.0),
+                                                ((2, 40, 7), 3.5), ((1, 5, 5), 2.0), ((2, 1, 9), 0.7)])
+def test_compiled_smoothing_gives_the_specs_bits(shape, sigma_nodes):
+    from stntool import _smoothing
+
+    field = np.random.default_rng(3).random(shape) * 2.0 - 1.0
+    taps = maps._gaussian_taps(sigma_nodes)
+    assert _smoothing.smooth(field, taps).tobytes() == maps._smooth(field, taps).tobytes()
