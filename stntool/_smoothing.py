@@ -13,7 +13,7 @@ from ._jit import jit_serial
 
 
 @jit_serial
-def _smooth_rows_then_columns(field, taps, out):
+def _smooth_rows_then_columns(field, taps, scale, out):
     n_ch, h, w = field.shape
     n_taps = taps.size
     r = n_taps // 2
@@ -39,12 +39,13 @@ def _smooth_rows_then_columns(field, taps, out):
                 for j in range(w):
                     acc[j] += padded[j + k] * wk
             for j in range(w):
-                out[c, i, j] = acc[j]
+                out[i, j, c] = acc[j] * scale
 
 
-def smooth(field: np.ndarray, taps: np.ndarray) -> np.ndarray:
-    """:func:`stntool.maps._smooth` of a ``(C, H, W)`` float64 field, compiled."""
+def smooth(field: np.ndarray, taps: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """``np.moveaxis(maps._smooth(field, taps) * scale, 0, -1)`` of a ``(C, H, W)`` float64 field, compiled:
+    ``(H, W, C)``, C-contiguous, the same bits."""
     field = np.ascontiguousarray(field, dtype=np.float64)
-    out = np.empty_like(field)
-    _smooth_rows_then_columns(field, np.ascontiguousarray(taps, dtype=np.float64), out)
+    out = np.empty(field.shape[1:] + field.shape[:1])
+    _smooth_rows_then_columns(field, np.ascontiguousarray(taps, dtype=np.float64), float(scale), out)
     return out

@@ -88,10 +88,9 @@ def elastic_displacement(elastic, out_hw) -> tuple:
     hc, wc = lattice_shape(out_hw, step)
     rng = np.random.Generator(np.random.PCG64(elastic.seed))
     noise = (rng.random((2, hc + 2, wc + 2)) * 2.0 - 1.0) / step
-    from ._smoothing import smooth  # the compiled twin of _smooth (same bits)
+    from ._smoothing import smooth  # the compiled twin of _smooth, scaled, as (H, W, C) (same bits)
 
-    d = smooth(noise, _gaussian_taps(elastic.sigma / step)) * elastic.alpha
-    return step, np.ascontiguousarray(np.moveaxis(d, 0, -1))
+    return step, smooth(noise, _gaussian_taps(elastic.sigma / step), elastic.alpha)
 
 
 def base_map(spec, in_hw, out_hw):

@@ -254,4 +254,6 @@ def test_compiled_smoothing_gives_the_specs_bits(shape, sigma_nodes):
 
     field = np.random.default_rng(3).random(shape) * 2.0 - 1.0
     taps = maps._gaussian_taps(sigma_nodes)
-    assert _smoothing.smooth(field, taps).tobytes() == maps._smooth(field, taps).tobytes()
+    assert np.moveaxis(_smoothing.smooth(field, taps), -1, 0).tobytes() == maps._smooth(field, taps).tobytes()
+    spec = np.ascontiguousarray(np.moveaxis(maps._smooth(field, taps) * 37.5, 0, -1))
+    assert _smoothing.smooth(field, taps, 37.5).tobytes() == spec.tobytes()
