@@ -87,7 +87,10 @@ def elastic_displacement(elastic, out_hw) -> tuple:
     step = lattice_step(elastic.sigma)
     hc, wc = lattice_shape(out_hw, step)
     rng = np.random.Generator(np.random.PCG64(elastic.seed))
-    noise = (rng.random((2, hc + 2, wc + 2)) * 2.0 - 1.0) / step
+    noise = rng.random((2, hc + 2, wc + 2))  # U(-1, 1) / step, computed in place
+    noise *= 2.0
+    noise -= 1.0
+    noise /= step
     from ._smoothing import smooth  # the compiled twin of _smooth, scaled, as (H, W, C) (same bits)
 
     return step, smooth(noise, _gaussian_taps(elastic.sigma / step), elastic.alpha)
@@ -102,7 +105,8 @@ def base_map(spec, in_hw, out_hw):
         m = pixel_map_from_theta(np.array(spec.theta, dtype=np.float64), in_hw, out_hw, spec.align_corners)
 
         def theta_map(p):
-            q = p @ m[:2, :2].T + m[:2, 2]
+            q = p @ m[:2, :2].T
+            q += m[:2, 2]
             if len(spec.theta) == 3:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     q = q / (p @ m[2, :2] + m[2, 2])[:, None]
@@ -134,11 +138,12 @@ def lattice_plan(spec, in_hw):
     out_hw = spec.out_hw or in_hw
     step, d = elastic_displacement(spec.elastic, out_hw)
     hc, wc = d.shape[0] - 2, d.shape[1] - 2
-    ys, xs = np.meshgrid(np.arange(-1, hc + 1) * float(step), np.arange(-1, wc + 1) * float(step), indexing="ij")
-    nodes = np.stack([xs.ravel(), ys.ravel()], -1)
-    base = base_map(spec, in_hw, out_hw)(nodes).reshape(hc + 2, wc + 2, 2)
-    lattice = base + d
-    if not np.all(np.isfinite(lattice)):
+    nodes = np.empty((hc + 2, wc + 2, 2))
+    nodes[..., 0] = np.arange(-1, wc + 1) * float(step)
+    nodes[..., 1] = (np.arange(-1, hc + 1) * float(step))[:, None]
+    lattice = base_map(spec, in_hw, out_hw)(nodes.reshape(-1, 2)).reshape(hc + 2, wc + 2, 2)
+    lattice += d
+    if not np.isfinite(lattice).all():
         raise InvalidArgumentError("the elastic record's base map is not finite on its lattice (horizon in view)")
     return TpsPlan(lattice, step, np.zeros((0, 4)), np.zeros((hc + 2, wc + 2, 0)), -1.0, np.ones(2), 0.0)
 
