@@ -1066,11 +1066,11 @@ def _ov_span_bilinear(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, 
     return impl
 
 
-# --------------------------------------------------------------------------- single interior pixels (any path)
-# Inlined into the row loop (a call per pixel through several layers costs about half the speed).
+# --------------------------------------------------------------------------- per-point rows: pixel tests
+# Inlined into the runs below (a call per pixel through several layers costs about half the speed).
 
 @jit_inline
-def _interior_nearest(src, sbase, h, w, row, cc, x, y, xq, yq, dst, d, is_int, maxv):
+def _interior_nearest(src, sbase, h, w, row, cc, x, y, dst, d):
     """Write the pixel and return True when ``(x, y)`` is inside the image (padding does nothing there);
     rounds the float coordinate (:func:`_scalar.rint`), as every backend does."""
     if x >= 0.0 and y >= 0.0 and x < w - 1.0 and y < h - 1.0:
@@ -1114,7 +1114,7 @@ def _run_nearest(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, 
         y = ys[j]
         d = dbase + j * cc
         if not (abs(x) < Q_LIMIT and abs(y) < Q_LIMIT
-                and _interior_nearest(src, sbase, h, w, row, cc, x, y, 0, 0, dst, d, is_int, maxv)):
+                and _interior_nearest(src, sbase, h, w, row, cc, x, y, dst, d)):
             if not (fills and _fill_point(NEAREST, x, y, h, w, cc, dst, d, fill, is_int, maxv)):
                 break
         j += 1
