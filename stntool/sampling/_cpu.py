@@ -245,6 +245,26 @@ def _copy_pixel(src, off, dst, d, cc):
 
 
 @jit_inline
+def _bicubic_c(src, o, row, cc, wx0, wx1, wx2, wx3, wy0, wy1, wy2, wy3):
+    """One channel of an interior bicubic pixel (``o``: that channel's top-left tap, ``cc`` the channel
+    stride): ``((r0 wy0 + r1 wy1) + r2 wy2) + r3 wy3`` with ``r_a = ((t_a0 wx0 + t_a1 wx1) + t_a2 wx2) +
+    t_a3 wx3``, in that order, in the arithmetic of the weights' type (float64, or float32 for float32
+    images)."""
+    r0 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
+          + src[np.uint64(o + 3 * cc)] * wx3)
+    o += row
+    r1 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
+          + src[np.uint64(o + 3 * cc)] * wx3)
+    o += row
+    r2 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
+          + src[np.uint64(o + 3 * cc)] * wx3)
+    o += row
+    r3 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
+          + src[np.uint64(o + 3 * cc)] * wx3)
+    return ((r0 * wy0 + r1 * wy1) + r2 * wy2) + r3 * wy3
+
+
+@jit_inline
 def _bicubic_interior_f64(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
     """One interior bicubic pixel in float64 arithmetic (uint8, uint16 and float64 images): ``off`` is the
     flat index of the tap at the coordinate's integer part, ``fx``, ``fy`` its fractions."""
@@ -258,37 +278,8 @@ def _bicubic_interior_f64(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
     wy0, wy1, wy2, wy3 = _cubic_weights(fy)
     base = off - row - cc
     for c in range(cc):
-        o = base + c
-        r0 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
-              + src[np.uint64(o + 3 * cc)] * wx3)
-        o += row
-        r1 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
-              + src[np.uint64(o + 3 * cc)] * wx3)
-        o += row
-        r2 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
-              + src[np.uint64(o + 3 * cc)] * wx3)
-        o += row
-        r3 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
-              + src[np.uint64(o + 3 * cc)] * wx3)
-        _store(dst, d + c, ((r0 * wy0 + r1 * wy1) + r2 * wy2) + r3 * wy3, is_int, maxv)
-
-
-@jit_inline
-def _bic_f32_c(src, o, row, cc, wx0, wx1, wx2, wx3, wy0, wy1, wy2, wy3):
-    """One channel of an interior bicubic pixel of a float32 image (``o``: that channel's top-left tap) in
-    float32 arithmetic, in :func:`_bicubic_interior_f64`'s order of operations."""
-    r0 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
-          + src[np.uint64(o + 3 * cc)] * wx3)
-    o += row
-    r1 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
-          + src[np.uint64(o + 3 * cc)] * wx3)
-    o += row
-    r2 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
-          + src[np.uint64(o + 3 * cc)] * wx3)
-    o += row
-    r3 = (src[np.uint64(o)] * wx0 + src[np.uint64(o + cc)] * wx1 + src[np.uint64(o + 2 * cc)] * wx2
-          + src[np.uint64(o + 3 * cc)] * wx3)
-    return ((r0 * wy0 + r1 * wy1) + r2 * wy2) + r3 * wy3
+        _store(dst, d + c, _bicubic_c(src, base + c, row, cc, wx0, wx1, wx2, wx3, wy0, wy1, wy2, wy3), is_int,
+               maxv)
 
 
 @jit_inline
@@ -307,7 +298,7 @@ def _bicubic_interior_f32(src, off, row, cc, fx, fy, dst, d):
     wy0, wy1, wy2, wy3 = np.float32(wy0), np.float32(wy1), np.float32(wy2), np.float32(wy3)
     base = off - row - cc
     for c in range(cc):
-        dst[np.uint64(d + c)] = _bic_f32_c(src, base + c, row, cc, wx0, wx1, wx2, wx3, wy0, wy1, wy2, wy3)
+        dst[np.uint64(d + c)] = _bicubic_c(src, base + c, row, cc, wx0, wx1, wx2, wx3, wy0, wy1, wy2, wy3)
 
 
 @jit_inline
@@ -388,7 +379,7 @@ def _bicubic_taps3(typingctx, src, o0, row, fx, fy):
     channel ``((r0 wy0 + r1 wy1) + r2 wy2) + r3 wy3`` with
     ``r_a = ((t_a0 wx0 + t_a1 wx1) + t_a2 wx2) + t_a3 wx3`` and the weights of
     :func:`_scalar.cubic_weights`, in float64, in exactly that order (the same bits as the scalar loop,
-    :func:`_bicubic_interior_f64`), with the three channels in the lanes of one vector operation. Each tap
+    :func:`_bicubic_c`), with the three channels in the lanes of one vector operation. Each tap
     is one 4-element load (:func:`_load_taps`)."""
     if not isinstance(src, types.Array):
         return None
@@ -427,7 +418,7 @@ def _bicubic_taps3(typingctx, src, o0, row, fx, fy):
 @intrinsic
 def _bicubic_f32_taps3(typingctx, src, o0, row, fx, fy):
     """:func:`_bicubic_taps3` for float32 images in float32 arithmetic (the float64 weights rounded to
-    float32), in the same order of operations as :func:`_bic_f32_c`, so the bits are its bits. Two tap
+    float32), in the same order of operations as :func:`_bicubic_c`, so the bits are its bits. Two tap
     rows share one 8-lane vector: rows 0 and 1, then rows 2 and 3, three channels in each half."""
     if not (isinstance(src, types.Array) and src.dtype == types.float32):
         return None
