@@ -1,8 +1,9 @@
 """Compiled twin of :func:`stntool.maps._smooth` (the spec), for the elastic fields of warp records.
 
 The same separable Gaussian with replicated edges, evaluated in the same order of operations (each
-value is ``((0 + x0 w0) + x1 w1) + ...`` over the taps in order, first along rows of the field, then
-along its columns), so the results are the spec's bits; the tests compare the two.
+value is ``((0 + x0 w0) + x1 w1) + ...`` over the taps in order, first along axis -2 of the field,
+then along axis -1, as the spec's loop over ``axis in (-2, -1)``), so the results are the spec's bits;
+the tests compare the two.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def _smooth_rows_then_columns(field, taps, scale, out):
     padded = np.empty(w + 2 * r)
     acc = np.empty(w)
     for c in range(n_ch):
-        for i in range(h):  # along axis -2 (rows of the field index i)
+        for i in range(h):  # along axis -2
             for j in range(w):
                 tmp[i, j] = 0.0
             for k in range(n_taps):

@@ -381,8 +381,10 @@ def _clearly_a_frame(p: np.ndarray, extent: float) -> bool:
             dx, dy = p[j, 0] - p[i, 0], p[j, 1] - p[i, 1]
             length = math.hypot(dx, dy)
             for k in range(4):
+                if k == i or k == j:
+                    continue
                 cross = dx * (p[k, 1] - p[i, 1]) - dy * (p[k, 0] - p[i, 0])
-                if k != i and k != j and abs(cross) <= 1e-6 * extent * length:
+                if abs(cross) <= 1e-6 * extent * length:
                     return False
     return True
 
