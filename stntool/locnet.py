@@ -57,7 +57,8 @@ from ._version import __version__
 from .errors import InvalidArgumentError
 
 __all__ = [
-    "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "LocNet", "Adam", "DEFAULT_ARCH", "FAMILIES",
+    "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "PolarSample", "CircularConv1d", "WindowedSoftArgmax",
+    "LocNet", "Adam", "DEFAULT_ARCH", "FAMILIES",
     "quarter_loss", "softmax", "FORMAT", "FORMAT_VERSION",
 ]
 
@@ -75,6 +76,15 @@ DEFAULT_ARCH = {
     "fc": 128,                   # width of the shared fully connected layer
     "relu_slope": 0.01,          # negative slope of the leaky ReLUs (0 for a plain ReLU)
     "family": "affine",          # sets the θ head: 6 numbers, or 8 for "projective"
+    # The orientation branch (off when orientation_bins is 0): see :class:`LocNet`.
+    "orientation_bins": 0,       # orientations over 180 degrees
+    "orientation_channel": 1,    # the input channel holding a centred magnitude spectrum
+    "orientation_centre": None,  # its zero frequency, in pixels from the first pixel's centre (None: the middle)
+    "orientation_radius": [0.1, 0.95],  # rings from / to this fraction of in_size / 2
+    "orientation_rings": 16,
+    "orientation_hidden": 8,     # channels between the branch's two circular convolutions
+    "orientation_kernel": 7,     # their width in orientations
+    "orientation_window": 45.0,  # degrees either side of upright that each orientation is looked for
 }
 
 
@@ -278,6 +288,148 @@ class Linear(Layer):
         return grad @ self.params["weight"]
 
 
+class PolarSample(Layer):
+    """Fixed resampling of one input channel onto polar rings: ``(C, N, S, S) -> (R, N, A)``.
+
+    Output ``[i, n, j]`` is channel ``channel`` of image ``n`` read bilinearly on ring ``i`` (radius
+    ``radii[i]`` pixels about ``centre``) at orientation ``φ_j = j · 180° / A`` (``x = centre + r cos φ``
+    along columns, ``y = centre + r sin φ`` along rows), averaged over ``sub`` points across the bin and
+    over ``φ`` and ``φ + 180°``. A magnitude spectrum is symmetric about its centre, so the average is
+    the same reading and a centre misplaced by a fraction of a pixel moves no orientation. The
+    layer has no parameters; it is a fixed linear map, kept as gathered taps and weights.
+    """
+
+    def __init__(self, size: int, channel: int, centre: float, radii, bins: int, sub: int = 2):
+        super().__init__()
+        self.size, self.channel, self.bins = int(size), int(channel), int(bins)
+        self.rings = len(radii)
+        step = math.pi / bins
+        phi = (np.arange(bins)[:, None] + (np.arange(sub)[None, :] + 0.5) / sub - 0.5) * step  # (A, sub)
+        phi = np.concatenate([phi, phi + math.pi], axis=1)  # (A, 2 sub)
+        r = np.asarray(radii, np.float64)[:, None, None]
+        x = np.clip(centre + r * np.cos(phi), 0.0, size - 1.0)  # (R, A, 2 sub)
+        y = np.clip(centre + r * np.sin(phi), 0.0, size - 1.0)
+        x0 = np.minimum(np.floor(x), size - 2).astype(np.int64)
+        y0 = np.minimum(np.floor(y), size - 2).astype(np.int64)
+        fx, fy = x - x0, y - y0
+        idx = [y0 * size + x0, y0 * size + x0 + 1, (y0 + 1) * size + x0, (y0 + 1) * size + x0 + 1]
+        wts = [(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy]
+        taps = phi.shape[1]
+        self.index = np.concatenate(idx, axis=-1).reshape(self.rings * bins, 4 * taps)
+        self.weight = (np.concatenate(wts, axis=-1) / taps).reshape(self.rings * bins, 4 * taps)
+
+    def forward(self, x, train=True):
+        c, n = x.shape[:2]
+        flat = x[self.channel].reshape(n, -1)
+        out = (flat[:, self.index] * self.weight.astype(x.dtype)).sum(axis=-1)  # (N, R·A)
+        if train:
+            self._cache = x.shape
+        return np.ascontiguousarray(out.reshape(n, self.rings, self.bins).transpose(1, 0, 2))
+
+    def backward(self, grad):
+        shape = self._take_cache()
+        n = shape[1]
+        g = grad.transpose(1, 0, 2).reshape(n, -1)  # (N, R·A)
+        grad_x = np.zeros(shape, grad.dtype)
+        for i in range(n):
+            spread = (g[i][:, None] * self.weight).ravel()
+            grad_x[self.channel, i] = np.bincount(self.index.ravel(), spread, self.size * self.size).reshape(
+                self.size, self.size)
+        return grad_x
+
+
+class CircularConv1d(Layer):
+    """1-D convolution over a circular axis (orientations): ``(C_in, N, A) -> (C_out, N, A)``.
+
+    Like ``torch.nn.Conv1d(..., padding=k // 2, padding_mode="circular")`` (cross-correlation, odd
+    ``k``); weight ``(C_out, C_in, k)``, He-normal or (``init="zero"``) zeros, bias zeros.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, rng: np.random.Generator | None = None,
+                 dtype=np.float32, init: str = "he"):
+        super().__init__()
+        self.kernel, self.pad = int(kernel), int(kernel) // 2
+        if init == "zero":
+            weight = np.zeros((out_channels, in_channels, kernel))
+        else:
+            rng = np.random.default_rng(0) if rng is None else rng
+            weight = rng.standard_normal((out_channels, in_channels, kernel)) * math.sqrt(2.0 / (in_channels * kernel))
+        self.params = {"weight": weight.astype(dtype), "bias": np.zeros(out_channels, dtype)}
+        self.zero_grad()
+
+    def _weight_matrix(self):
+        w = self.params["weight"]
+        return w.transpose(0, 2, 1).reshape(w.shape[0], -1)  # columns ordered (tap, C_in) like the rows below
+
+    def forward(self, x, train=True):
+        c, n, a = x.shape
+        p = self.pad
+        wrapped = np.concatenate([x[..., a - p:], x, x[..., :p]], axis=-1) if p else x
+        cols = np.stack([wrapped[..., t:t + a] for t in range(self.kernel)]).reshape(self.kernel * c, n * a)
+        out = self._weight_matrix() @ cols
+        out += self.params["bias"][:, None]
+        if train:
+            self._cache = (cols, x.shape)
+        return out.reshape(-1, n, a)
+
+    def backward(self, grad):
+        cols, (c, n, a) = self._take_cache()
+        k, p = self.kernel, self.pad
+        c_out = grad.shape[0]
+        grad_out = grad.reshape(c_out, -1)
+        self.grads["weight"] += (grad_out @ cols.T).reshape(c_out, k, c).transpose(0, 2, 1)
+        self.grads["bias"] += grad_out.sum(axis=1)
+        grad_cols = (self._weight_matrix().T @ grad_out).reshape(k, c, n, a)
+        grad_wrapped = np.zeros((c, n, a + 2 * p), grad.dtype)
+        for t in range(k):
+            grad_wrapped[..., t:t + a] += grad_cols[t]
+        grad_x = grad_wrapped[..., p:p + a].copy()
+        if p:
+            grad_x[..., a - p:] += grad_wrapped[..., :p]
+            grad_x[..., :p] += grad_wrapped[..., a + p:]
+        return grad_x
+
+
+class WindowedSoftArgmax(Layer):
+    """Per channel, the expected orientation offset in a window: ``(C, N, A) scores -> (N, C)`` radians.
+
+    Channel ``c`` looks at the ``2 K + 1`` orientations ``centres[c] + k · 180° / A`` (``|k| <= K``),
+    takes the softmax of its scores there and returns ``Σ_k p_k · k · 180° / A``: a differentiable,
+    sub-bin estimate of where the channel peaks, relative to ``centres[c]`` (a bin index). Equal
+    scores give exactly 0 (the terms cancel in symmetric pairs).
+    """
+
+    def __init__(self, bins: int, centres, half_width: int):
+        super().__init__()
+        self.bins, self.half = int(bins), int(half_width)
+        k = np.arange(-self.half, self.half + 1)
+        self.window = [(int(c) + k) % self.bins for c in centres]  # bin indices per channel
+        self.offsets = k * (math.pi / self.bins)
+
+    def forward(self, x, train=True):
+        half = self.half
+        outs, probs = [], []
+        for c, window in enumerate(self.window):
+            s = x[c][:, window]  # (N, 2K + 1)
+            s = s - s.max(axis=1, keepdims=True)
+            e = np.exp(s)
+            p = e / e.sum(axis=1, keepdims=True)
+            # Σ p_k · k · step, in symmetric pairs (exactly 0 for equal scores)
+            outs.append(((p[:, half + 1:] - p[:, half - 1::-1]) * self.offsets[half + 1:]).sum(axis=1))
+            probs.append(p)
+        out = np.stack(outs, axis=1)
+        if train:
+            self._cache = (probs, out, x.shape)
+        return out
+
+    def backward(self, grad):
+        probs, out, shape = self._take_cache()
+        grad_x = np.zeros(shape, grad.dtype)
+        for c, (window, p) in enumerate(zip(self.window, probs)):
+            grad_x[c][:, window] = grad[:, c:c + 1] * p * (self.offsets[None, :] - out[:, c:c + 1])
+        return grad_x
+
+
 # ---------------------------------------------------------------------------------------------
 # the network
 
@@ -316,7 +468,67 @@ def _check_arch(arch) -> dict:
     full["relu_slope"] = float(slope)
     if full["family"] not in FAMILIES:
         raise InvalidArgumentError(f"unknown transform family {full['family']!r}; choose from {', '.join(FAMILIES)}")
+    _check_orientation(full)
     return full
+
+
+def _check_orientation(full):
+    bins = full["orientation_bins"]
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 0 or bins % 4:
+        raise InvalidArgumentError(f"architecture orientation_bins must be 0 or a positive multiple of 4, got {bins!r}")
+    full["orientation_bins"] = int(bins)
+    if not bins:
+        return
+    for name in ("orientation_channel", "orientation_rings", "orientation_hidden", "orientation_kernel"):
+        value = full[name]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if name ==
+                                                                                            "orientation_channel" else 1):
+            raise InvalidArgumentError(f"architecture {name} must be a {'non-negative' if name == 'orientation_channel' else 'positive'} "
+                                       f"integer, got {value!r}")
+        full[name] = int(value)
+    if full["orientation_channel"] >= full["in_channels"]:
+        raise InvalidArgumentError(f"architecture orientation_channel {full['orientation_channel']} is not one of the "
+                                   f"{full['in_channels']} input channels")
+    if full["orientation_kernel"] % 2 == 0:
+        raise InvalidArgumentError(f"architecture orientation_kernel must be odd, got {full['orientation_kernel']}")
+    radius = full["orientation_radius"]
+    if (not isinstance(radius, (list, tuple)) or len(radius) != 2
+            or not all(isinstance(r, (int, float)) and not isinstance(r, bool) for r in radius)
+            or not 0 <= radius[0] <= radius[1] <= 1):
+        raise InvalidArgumentError(f"architecture orientation_radius must be [inner, outer] with 0 <= inner <= outer <= 1, "
+                                   f"got {radius!r}")
+    full["orientation_radius"] = [float(radius[0]), float(radius[1])]
+    centre = full["orientation_centre"]
+    if centre is not None and (isinstance(centre, bool) or not isinstance(centre, (int, float))
+                               or not 0 <= centre <= full["in_size"] - 1):
+        raise InvalidArgumentError(f"architecture orientation_centre must be a pixel position inside the input, "
+                                   f"got {centre!r}")
+    window = full["orientation_window"]
+    if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0 < window < 90 \
+            or int(window * bins / 180.0) < 1:
+        raise InvalidArgumentError(f"architecture orientation_window must be in (0, 90) degrees and span a bin, "
+                                   f"got {window!r}")
+    full["orientation_window"] = float(window)
+
+
+def _orientation_branch(a, rng, dtype) -> list:
+    """The orientation branch's layers (see :class:`LocNet`)."""
+    size, bins = a["in_size"], a["orientation_bins"]
+    centre = (size - 1) / 2.0 if a["orientation_centre"] is None else float(a["orientation_centre"])
+    inner, outer = a["orientation_radius"]
+    radii = np.linspace(inner, outer, a["orientation_rings"]) * (size / 2.0)
+    orientations = 2 if a["family"] in ("affine", "projective") else 1
+    half = int(a["orientation_window"] * bins / 180.0)
+    return [
+        ("orient_polar", PolarSample(size, a["orientation_channel"], centre, radii, bins)),
+        ("orient_conv0", CircularConv1d(a["orientation_rings"], a["orientation_hidden"], a["orientation_kernel"],
+                                        rng=rng, dtype=dtype)),
+        ("orient_relu", ReLU(a["relu_slope"])),
+        ("orient_conv1", CircularConv1d(a["orientation_hidden"], orientations, a["orientation_kernel"], dtype=dtype,
+                                        init="zero")),
+        # text lines peak at 90 degrees in a spectrum (perpendicular to them), strokes at 0
+        ("orient_argmax", WindowedSoftArgmax(bins, [bins // 2, 0][:orientations], half)),
+    ]
 
 
 def _identity_theta(n_theta: int) -> np.ndarray:
@@ -369,6 +581,11 @@ class LocNet:
         self.theta_head.params["bias"][:] = _identity_theta(self.n_theta)
         self.quarter_head = Linear(a["fc"], 4, rng=rng, dtype=self.dtype)
         self.quarter_head.params["weight"] *= self.dtype.type(0.1)  # start near uniform class probabilities
+        self.orientation = []
+        if a["orientation_bins"]:
+            # the θ head gives what the orientations do not: translation (and the projective row)
+            self.theta_head = Linear(a["fc"], self.n_theta - 4, dtype=self.dtype, init="zero")
+            self.orientation = _orientation_branch(a, rng, self.dtype)
         self.metadata: dict = {}
         self.optimizer_state: dict | None = None
 
@@ -385,6 +602,12 @@ class LocNet:
         yield from self.trunk
         yield "theta", self.theta_head
         yield "quarter", self.quarter_head
+        yield from self.orientation
+
+    @property
+    def _orientations(self) -> int:
+        """How many orientations the branch finds: text lines, and strokes for the families with shear."""
+        return 2 if self.family in ("affine", "projective") else 1
 
     def parameters(self) -> dict[str, np.ndarray]:
         """``{"conv0.weight": array, ...}``: the live parameter arrays (an optimiser updates them in place)."""
@@ -409,6 +632,7 @@ class LocNet:
         net.trunk = [(name, _copy_layer(layer, dtype)) for name, layer in self.trunk]
         net.theta_head = _copy_layer(self.theta_head, dtype)
         net.quarter_head = _copy_layer(self.quarter_head, dtype)
+        net.orientation = [(name, _copy_layer(layer, dtype)) for name, layer in self.orientation]
         net.metadata = json.loads(json.dumps(self.metadata))
         return net
 
@@ -434,17 +658,54 @@ class LocNet:
         theta : (N, 2, 3) for the affine families, (N, 3, 3) with ``θ[:, 2, 2] = 1`` for projective.
         quarter_logits : (N, 4), classes 0, 90, 180, 270 degrees.
         """
-        features = self._check_input(x).transpose(1, 0, 2, 3)  # the layers work channels major
+        x = self._check_input(x).transpose(1, 0, 2, 3)  # the layers work channels major
+        features = x
         for _, layer in self.trunk:
             features = layer.forward(features, train)
         theta_numbers = self.theta_head.forward(features, train)
         logits = self.quarter_head.forward(features, train)
         n = theta_numbers.shape[0]
+        if self.orientation:
+            offsets = x
+            for _, layer in self.orientation:
+                offsets = layer.forward(offsets, train)
+            return self._orientation_theta(offsets, theta_numbers), logits
         if self.n_theta == 8:
             theta = np.concatenate([theta_numbers, np.ones((n, 1), theta_numbers.dtype)], axis=1).reshape(n, 3, 3)
         else:
             theta = theta_numbers.reshape(n, 2, 3)
         return theta, logits
+
+    def _orientation_theta(self, offsets, numbers):
+        """θ from the branch's orientation offsets (radians) and the θ head's translation (and projective row).
+
+        The text lines are found ``d0`` from horizontal and (affine, projective) the strokes ``d1`` from
+        vertical, so the columns of θ's linear part, the directions in the input along which the output's
+        x and y axes run, are ``(cos d0, sin d0)`` and ``(-sin d1, cos d1)``; one orientation (rotation,
+        similarity) gives the rotation ``d1 = d0``. Scale is left at 1: a page does not show it.
+        """
+        n = offsets.shape[0]
+        d0 = offsets[:, 0]
+        d1 = offsets[:, 1] if offsets.shape[1] > 1 else d0
+        theta = np.zeros((n, 3 if self.n_theta == 8 else 2, 3), numbers.dtype)
+        theta[:, 0, 0], theta[:, 1, 0] = np.cos(d0), np.sin(d0)
+        theta[:, 0, 1], theta[:, 1, 1] = -np.sin(d1), np.cos(d1)
+        theta[:, 0, 2], theta[:, 1, 2] = numbers[:, 0], numbers[:, 1]
+        if self.n_theta == 8:
+            theta[:, 2, 0], theta[:, 2, 1], theta[:, 2, 2] = numbers[:, 2], numbers[:, 3], 1
+        return theta
+
+    def _orientation_backward(self, grad_theta):
+        """``(grad_offsets, grad_numbers)`` from θ's gradient (the chain of :meth:`_orientation_theta`)."""
+        offsets = self.orientation[-1][1]._cache[1]
+        d0 = offsets[:, 0]
+        d1 = offsets[:, 1] if offsets.shape[1] > 1 else d0
+        g = grad_theta
+        g_d0 = -g[:, 0, 0] * np.sin(d0) + g[:, 1, 0] * np.cos(d0)
+        g_d1 = -g[:, 0, 1] * np.cos(d1) - g[:, 1, 1] * np.sin(d1)
+        grad_offsets = np.stack([g_d0, g_d1], axis=1) if offsets.shape[1] > 1 else (g_d0 + g_d1)[:, None]
+        numbers = [g[:, 0, 2], g[:, 1, 2]] + ([g[:, 2, 0], g[:, 2, 1]] if self.n_theta == 8 else [])
+        return grad_offsets.astype(self.dtype), np.stack(numbers, axis=1).astype(self.dtype)
 
     def predict(self, x) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`forward` without keeping anything for backward (inference)."""
@@ -470,6 +731,13 @@ class LocNet:
             if grad_theta.shape != expected:
                 raise InvalidArgumentError(f"grad_theta must have shape {expected}, got {grad_theta.shape}")
             grad_numbers = grad_theta.reshape(n, -1)[:, :self.n_theta]
+        grad_orientation = None
+        if self.orientation:
+            if grad_theta is None:
+                grad_numbers = np.zeros((n, self.n_theta - 4), self.dtype)
+                grad_orientation = np.zeros((n, self._orientations), self.dtype)
+            else:
+                grad_orientation, grad_numbers = self._orientation_backward(grad_theta)
         if grad_logits is None:
             grad_logits = np.zeros((n, 4), self.dtype)
         else:
@@ -482,6 +750,14 @@ class LocNet:
         for _, layer in reversed(self.trunk):
             grad = layer.backward(grad)
         first_conv.input_grad = False
+        if self.orientation:
+            for _, layer in reversed(self.orientation[1:]):
+                grad_orientation = layer.backward(grad_orientation)
+            polar = self.orientation[0][1]
+            if input_grad:
+                grad = grad + polar.backward(grad_orientation)
+            else:
+                polar._cache = None
         return None if grad is None else grad.transpose(1, 0, 2, 3)
 
     # -- save / load ---------------------------------------------------------------------------

@@ -20,8 +20,9 @@ to ``WORK x WORK`` grey float32 in [0, 1]. :func:`net_input` makes ``(3, S, S)``
 0. the whole page, area-downscaled to ``S`` and standardised;
 1. the log magnitude spectrum of the page (Hann window, 256 px), its central ``2 S / 3`` frequencies
    resized to ``S``: text lines are a strong peak perpendicular to them, whatever the content;
-2. the central ``S x S`` pixels of the working image, standardised: glyphs large enough to tell
-   ascenders from descenders (which way is up).
+2. ``S x S`` pixels of the working image at full resolution, standardised: glyphs large enough to
+   tell ascenders from descenders (which way is up). The window is the centre's by default; training
+   moves it at random (:data:`CROP_OFFSETS` spans the same area) and inference asks about several.
 
 Everything here is plain NumPy and OpenCV, deterministic, and shared by training and inference.
 """
@@ -30,8 +31,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["WORK", "SIZE", "square_side", "working_image", "net_input", "page_theta", "square_theta",
-           "quarter_theta"]
+__all__ = ["WORK", "SIZE", "CROP_OFFSETS", "square_side", "working_image", "net_input", "crop_origin",
+           "spectrum_centre", "page_theta",
+           "square_theta", "quarter_theta"]
 
 #: Side of the working image (pixels).
 WORK = 512
@@ -96,8 +98,21 @@ def _hann(n: int) -> np.ndarray:
     return _HANN[n]
 
 
-def net_input(work_img: np.ndarray, size: int = SIZE) -> np.ndarray:
-    """``(3, size, size)`` float32 channels of a working image (see the module docstring)."""
+def crop_origin(work: int = WORK, size: int = SIZE, offset=(0, 0)) -> tuple[int, int]:
+    """Top-left pixel of channel 2's window in a ``work x work`` image: the centre moved by ``offset`` (rows,
+    columns), kept inside."""
+    o = (work - size) // 2
+    return tuple(int(min(max(o + int(d), 0), work - size)) for d in offset)
+
+
+#: Window offsets (rows, columns) of the looks :func:`net_input` can be asked for at inference: the
+#: centre and four points around it, the same set after any quarter turn.
+CROP_OFFSETS = ((0, 0), (-64, -64), (-64, 64), (64, -64), (64, 64))
+
+
+def net_input(work_img: np.ndarray, size: int = SIZE, crop=None) -> np.ndarray:
+    """``(3, size, size)`` float32 channels of a working image (see the module docstring); ``crop`` is
+    channel 2's top-left pixel (default :func:`crop_origin`: the centre)."""
     import cv2
 
     work = work_img.shape[0]
@@ -107,9 +122,16 @@ def net_input(work_img: np.ndarray, size: int = SIZE) -> np.ndarray:
     spec = np.log1p(spec).astype(np.float32)
     c, r = _SPECTRUM // 2, size * 2 // 3
     spec = cv2.resize(spec[c - r:c + r, c - r:c + r], (size, size), interpolation=cv2.INTER_AREA)
-    o = (work - size) // 2
-    centre = work_img[o:o + size, o:o + size]
+    top, left = crop_origin(work, size) if crop is None else crop
+    centre = work_img[top:top + size, left:left + size]
     return np.stack([_standardise(whole), _standardise(spec), _standardise(centre)])
+
+
+def spectrum_centre(size: int = SIZE) -> float:
+    """Where channel 1 of :func:`net_input` has its zero frequency: pixels from its first pixel's centre,
+    along either axis (the crop of ``2 size / 3`` frequencies each side, resized to ``size``)."""
+    r = size * 2 // 3
+    return (r + 0.5) * size / (2 * r) - 0.5
 
 
 def _d(hw) -> np.ndarray:

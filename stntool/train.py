@@ -45,6 +45,7 @@ FAMILY_RANGES = {
                        perspective=0.04),
 }
 _LOSS_SIDE = 128
+_CROP_SPREAD = 80  # channel 2's window moves up to this many pixels from the centre, each axis
 
 
 @dataclass
@@ -66,6 +67,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     eval_every: int = 100
     lr_final: float = 0.05  # the learning rate decays along a cosine to lr * lr_final at the last step
+    orientation_bins: int = 180  # the net's orientation branch (0: the θ head predicts the whole θ)
 
     def __post_init__(self):
         if self.family not in FAMILY_RANGES:
@@ -116,7 +118,7 @@ def make_batch(pages: PageSet, indices, aug, rng, quarter_turns: bool = True):
     """
     import cv2
 
-    from .pageview import WORK, net_input
+    from .pageview import WORK, crop_origin, net_input
 
     n = len(indices)
     turned = n // 2 if quarter_turns else 0
@@ -128,7 +130,7 @@ def make_batch(pages: PageSet, indices, aug, rng, quarter_turns: bool = True):
         d = _warp(work, td).astype(np.float32) / 255.0
         k = int(rng.integers(1, 4)) if j < turned else 0
         view = np.ascontiguousarray(np.rot90(d, k)) if k else d
-        xs.append(net_input(view))
+        xs.append(net_input(view, crop=crop_origin(offset=rng.integers(-_CROP_SPREAD, _CROP_SPREAD + 1, 2))))
         ks.append(k)
         tds.append(td)
         thetas.append(np.linalg.inv(to_3x3(td))[: td.shape[0]])
@@ -255,7 +257,7 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
         state = net.metadata.get("training_state") or {}
         start, history = int(state.get("step", 0)), list(state.get("history", []))
     if net is None:
-        net = locnet.LocNet(dict(in_channels=3, in_size=_input_side(), family=config.family), seed=config.seed)
+        net = locnet.LocNet(_architecture(config), seed=config.seed)
     opt = locnet.Adam(net.parameters(), lr=config.lr, clip_norm=5.0)
     if resume is not None and net.optimizer_state is not None:
         opt.load_state_dict(net.optimizer_state)
@@ -323,6 +325,18 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
     return {"history": history, "net": net}
 
 
+def _architecture(config: TrainConfig) -> dict:
+    """The net a run trains: three input channels (:func:`stntool.pageview.net_input`), and the orientation
+    branch reading the spectrum channel about its zero frequency."""
+    from .pageview import spectrum_centre
+
+    arch = dict(in_channels=3, in_size=_input_side(), family=config.family)
+    if config.orientation_bins:
+        arch.update(orientation_bins=config.orientation_bins, orientation_channel=1,
+                    orientation_centre=spectrum_centre(_input_side()))
+    return arch
+
+
 def _input_side():
     from .pageview import SIZE
 
@@ -332,8 +346,8 @@ def _input_side():
 def _input_description():
     from .pageview import SIZE, WORK
 
-    return {"channels": ["page", "log spectrum", "centre crop"], "size": SIZE, "work": WORK,
-            "frame": "square (stntool.pageview)", "grey": True}
+    return {"channels": ["page", "log spectrum", "crop"], "size": SIZE, "work": WORK,
+            "frame": "square (stntool.pageview)", "grey": True, "crop_spread": _CROP_SPREAD}
 
 
 def _checkpoint_path(out_path) -> str:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from stntool.errors import InvalidArgumentError
-from stntool.locnet import (FAMILIES, Adam, Conv2d, Flatten, Linear, LocNet, MaxPool2d, ReLU, quarter_loss,
+from stntool.locnet import (FAMILIES, Adam, CircularConv1d, Conv2d, Flatten, Linear, LocNet, MaxPool2d, PolarSample, ReLU,
+                            WindowedSoftArgmax, quarter_loss,
                             softmax)
 
 EPS = 1e-6
@@ -508,3 +509,103 @@ class TestTorchParity:
                 tw.grad = torch.tensor(g)
                 topt.step()
             np.testing.assert_allclose(params["w"], tw.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+ORIENTED = {**TINY, "in_size": 16, "orientation_bins": 12, "orientation_rings": 3, "orientation_hidden": 3,
+            "orientation_kernel": 3, "orientation_window": 40.0}
+
+
+class TestOrientationBranch:
+    def test_polar_sample_reads_rings(self):
+        # bilinear reading is exact for f = x · y; φ and φ + 180° average to centre² + r² cos φ sin φ
+        size, centre, radii = 16, 7.5, [2.0, 5.0]
+        ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+        img = np.stack([np.zeros((size, size)), xs * ys])[:, None]  # (C, N, S, S), channel 1 read
+        out = PolarSample(size, 1, centre, radii, bins=4, sub=1).forward(img, train=False)  # (R, N, A)
+        phi = np.arange(4) * np.pi / 4
+        np.testing.assert_allclose(out[:, 0], centre ** 2 + np.outer(np.square(radii), np.cos(phi) * np.sin(phi)),
+                                   rtol=1e-12)
+        two = PolarSample(size, 1, centre, radii, bins=4, sub=2).forward(img, train=False)
+        quarter = [phi - np.pi / 16, phi + np.pi / 16]  # two points across each bin, averaged
+        expected = np.mean([centre ** 2 + np.outer(np.square(radii), np.cos(q) * np.sin(q)) for q in quarter], axis=0)
+        np.testing.assert_allclose(two[:, 0], expected, rtol=1e-12)
+
+    def test_polar_sample_gradient(self):
+        rng = np.random.default_rng(20)
+        polar = PolarSample(10, 1, 4.7, [1.0, 3.5], bins=8)
+        _check_layer(polar, rng.standard_normal((2, 3, 10, 10)), rng)
+
+    def test_circular_conv_wraps_and_gradients(self):
+        rng = np.random.default_rng(21)
+        conv = CircularConv1d(2, 3, 5, rng=rng, dtype=np.float64)
+        conv.params["bias"][:] = rng.standard_normal(3)
+        x = rng.standard_normal((2, 2, 7))
+        out = conv.forward(x, train=False)
+        w, b = conv.params["weight"], conv.params["bias"]
+        for j in range(7):
+            window = x[:, :, [(j + t - 2) % 7 for t in range(5)]]  # (C_in, N, k)
+            np.testing.assert_allclose(out[:, :, j], np.einsum("cnt,oct->on", window, w) + b[:, None], rtol=1e-12)
+        _check_layer(conv, x, rng)
+
+    def test_soft_argmax_values_and_gradients(self):
+        bins = 12
+        layer = WindowedSoftArgmax(bins, [6, 0], 2)
+        flat = np.zeros((2, 3, bins))
+        assert np.array_equal(layer.forward(flat, train=False), np.zeros((3, 2)))  # exactly 0, not rounding
+        peaked = np.full((2, 1, bins), -50.0)
+        peaked[0, 0, 7] = 0.0  # one step past 90 degrees
+        peaked[1, 0, 11] = 0.0  # one step before 0 (the window wraps)
+        np.testing.assert_allclose(layer.forward(peaked, train=False)[0], [np.pi / bins, -np.pi / bins], rtol=1e-12)
+        rng = np.random.default_rng(22)
+        _check_layer(layer, rng.standard_normal((2, 3, bins)), rng)
+
+    @pytest.mark.parametrize("family", sorted(FAMILIES))
+    def test_end_to_end_gradients(self, family):
+        rng = np.random.default_rng(23)
+        net = _randomised(LocNet({**ORIENTED, "family": family}, seed=1), rng)
+        x = rng.standard_normal((3, 2, 16, 16))
+        theta, logits = net.forward(x)
+        g_theta = rng.standard_normal(theta.shape)
+        g_logits = rng.standard_normal(logits.shape)
+        net.zero_grad()
+        grad_x = net.backward(g_theta, g_logits, input_grad=True)
+
+        def loss():
+            t, lg = net.predict(x)
+            return float((t * g_theta).sum() + (lg * g_logits).sum())
+
+        grads = net.gradients()
+        assert any(k.startswith("orient_conv0") for k in grads)
+        for name, p in net.parameters().items():
+            for index in _sample_indices(rng, p.shape, 6):
+                # abs: the loss is O(100), so a central difference carries about 1e-8 of rounding
+                assert grads[name][index] == pytest.approx(_numeric_grad(loss, p, index), rel=1e-5, abs=5e-8), name
+        for index in _sample_indices(rng, x.shape, 10):
+            assert grad_x[index] == pytest.approx(_numeric_grad(loss, x, index), rel=1e-5, abs=5e-8)
+
+    @pytest.mark.parametrize("family", sorted(FAMILIES))
+    def test_identity_at_start_and_round_trip(self, family, tmp_path):
+        net = LocNet({**ORIENTED, "family": family}, seed=3)
+        x = np.random.default_rng(9).uniform(-100, 100, (4, 2, 16, 16)).astype(np.float32)
+        theta, _ = net.predict(x)
+        eye = np.eye(3)[None] if family == "projective" else np.eye(3)[None, :2]
+        np.testing.assert_array_equal(theta, np.broadcast_to(eye, theta.shape))
+        rng = np.random.default_rng(4)
+        for p in net.parameters().values():
+            p[...] = rng.standard_normal(p.shape).astype(np.float32)
+        net.save(tmp_path / "m.npz", {})
+        loaded = LocNet.load(tmp_path / "m.npz")
+        for a, b in zip(net.predict(x), loaded.predict(x)):
+            np.testing.assert_array_equal(a, b)
+        theta = loaded.predict(x)[0]
+        lin = theta[:, :2, :2].astype(np.float64)  # unit columns: the orientations set directions, not scale
+        np.testing.assert_allclose(np.linalg.norm(lin, axis=1), 1.0, rtol=1e-6)
+        if family in ("rotation", "similarity"):
+            np.testing.assert_allclose(lin[:, 0, 0], lin[:, 1, 1], rtol=1e-6)
+
+    def test_bad_orientation_architectures(self):
+        for extra in ({"orientation_bins": 10}, {"orientation_channel": 2}, {"orientation_kernel": 4},
+                      {"orientation_radius": [0.5, 0.2]}, {"orientation_window": 95.0},
+                      {"orientation_window": 5.0}, {"orientation_centre": 99.0}):
+            with pytest.raises(InvalidArgumentError):
+                LocNet({**ORIENTED, **extra})
