@@ -10,7 +10,19 @@ trunk and two heads on the shared features,
   ``θ[2, 2] = 1``), which starts at the identity transform: zero weights and the identity as bias,
   as in the STN paper, so an untrained network leaves every image as it is;
 - a quarter-turn head, ``Linear -> 4`` logits for 0, 90, 180 and 270 degrees, trained with
-  :func:`quarter_loss` (softmax cross-entropy).
+  :func:`quarter_loss` (softmax cross-entropy);
+- optionally (``orientation_bins > 0``) an **orientation branch** beside the trunk, which sets θ's
+  linear part. Pooled convolutions place things to a few pixels; a page's skew is an orientation,
+  and in a magnitude spectrum (an input channel) an orientation is a position on a circle. The
+  branch reads that channel on rings about its zero frequency (:class:`PolarSample`, fixed, as in
+  polar transformer networks), so that a rotation of the page becomes a circular shift; two
+  circular convolutions along the orientations (:class:`CircularConv1d`) score every orientation,
+  and a softmax over a window about upright (:class:`WindowedSoftArgmax`) gives the expected offset,
+  below one bin. Text lines peak at 90 degrees (perpendicular to them) and strokes at 0, so the
+  branch returns two angles, the directions of the output's x and y axes in the input (one angle, a
+  rotation, for ``rotation`` and ``similarity``). The θ head then gives only the translation (and
+  the projective row). The last convolution starts at zero, so every window's softmax is uniform,
+  its expected offset exactly 0, and θ the identity.
 
 >>> import numpy as np
 >>> from stntool.locnet import LocNet
@@ -545,7 +557,8 @@ class LocNet:
         Architecture; missing keys take their value from :data:`DEFAULT_ARCH` (see there).
         The trunk is, per entry of ``conv_channels``: ``Conv2d(k x k) -> MaxPool2d(2) -> ReLU``
         (pooling before the ReLU gives the same result for less work), then ``Flatten ->
-        Linear(fc) -> ReLU``; the heads read the ``fc`` features.
+        Linear(fc) -> ReLU``; the heads read the ``fc`` features. With ``orientation_bins``, the
+        orientation branch (module docstring) reads ``orientation_channel`` and gives θ's linear part.
     seed : int or numpy.random.Generator
         Initialisation; the same seed gives the same weights.
     dtype : float32 (default) or float64.

@@ -104,4 +104,11 @@ def test_model_metadata_is_json(tmp_path, train, upright):
     r = train(str(upright), "--out", str(tmp_path / "m.npz"), "--steps", "2", "--batch", "2", "-q")
     assert r.exit_code == 0
     header = json.loads(str(np.load(tmp_path / "m.npz")["header"]))
-    assert header["metadata"]["input"]["channels"] == ["page", "log spectrum", "centre crop"]
+    assert header["metadata"]["input"]["channels"] == ["page", "log spectrum", "crop"]
+    assert header["arch"]["orientation_bins"] == 180 and header["arch"]["orientation_channel"] == 1
+    r = train(str(upright), "--out", str(tmp_path / "plain.npz"), "--steps", "2", "--batch", "2", "-q",
+              "--no-orientation-branch")
+    assert r.exit_code == 0
+    header = json.loads(str(np.load(tmp_path / "plain.npz")["header"]))
+    assert header["arch"]["orientation_bins"] == 0
+    assert not any(k.startswith("param.orient") for k in np.load(tmp_path / "plain.npz").files)
