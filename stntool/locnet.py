@@ -97,6 +97,7 @@ DEFAULT_ARCH = {
     "orientation_hidden": 8,     # channels between the branch's two circular convolutions
     "orientation_kernel": 7,     # their width in orientations
     "orientation_window": 45.0,  # degrees either side of upright that each orientation is looked for
+    "orientation_follow": False,  # look for strokes about the lines' normal, not about vertical
 }
 
 
@@ -409,36 +410,51 @@ class WindowedSoftArgmax(Layer):
     takes the softmax of its scores there and returns ``Σ_k p_k · k · 180° / A``: a differentiable,
     sub-bin estimate of where the channel peaks, relative to ``centres[c]`` (a bin index). Equal
     scores give exactly 0 (the terms cancel in symmetric pairs).
+
+    With ``follow[c] = f`` (an earlier channel), channel ``c``'s window is centred, per image, on
+    ``centres[c]`` moved by channel ``f``'s estimate rounded to a bin (a constant for the gradient),
+    and the offset returned includes that move. A flat channel then reads as "where ``f`` is": the
+    strokes of a page whose strokes show weakly are taken square to its lines (no shear), not upright.
     """
 
-    def __init__(self, bins: int, centres, half_width: int):
+    def __init__(self, bins: int, centres, half_width: int, follow=None):
         super().__init__()
         self.bins, self.half = int(bins), int(half_width)
-        k = np.arange(-self.half, self.half + 1)
-        self.window = [(int(c) + k) % self.bins for c in centres]  # bin indices per channel
-        self.offsets = k * (math.pi / self.bins)
+        self.centres = [int(c) for c in centres]
+        self.follow = list(follow) if follow is not None else [None] * len(self.centres)
+        self.step = math.pi / self.bins
+        self.k = np.arange(-self.half, self.half + 1)
+        self.offsets = self.k * self.step
 
     def forward(self, x, train=True):
-        half = self.half
-        outs, probs = [], []
-        for c, window in enumerate(self.window):
-            s = x[c][:, window]  # (N, 2K + 1)
+        half, n = self.half, x.shape[1]
+        outs, probs, windows = [], [], []
+        rows = np.arange(n)[:, None]
+        for c, centre in enumerate(self.centres):
+            f = self.follow[c]
+            shift = np.zeros(n, np.int64) if f is None else np.rint(outs[f] / self.step).astype(np.int64)
+            window = (centre + shift[:, None] + self.k[None, :]) % self.bins  # (N, 2K + 1)
+            s = x[c][rows, window]
             s = s - s.max(axis=1, keepdims=True)
             e = np.exp(s)
             p = e / e.sum(axis=1, keepdims=True)
             # Σ p_k · k · step, in symmetric pairs (exactly 0 for equal scores)
-            outs.append(((p[:, half + 1:] - p[:, half - 1::-1]) * self.offsets[half + 1:]).sum(axis=1))
+            within = ((p[:, half + 1:] - p[:, half - 1::-1]) * self.offsets[half + 1:]).sum(axis=1)
+            outs.append(within + shift * self.step if f is not None else within)
             probs.append(p)
+            windows.append(window)
         out = np.stack(outs, axis=1)
         if train:
-            self._cache = (probs, out, x.shape)
+            self._cache = (probs, windows, out, x.shape)
         return out
 
     def backward(self, grad):
-        probs, out, shape = self._take_cache()
+        probs, windows, out, shape = self._take_cache()
         grad_x = np.zeros(shape, grad.dtype)
-        for c, (window, p) in enumerate(zip(self.window, probs)):
-            grad_x[c][:, window] = grad[:, c:c + 1] * p * (self.offsets[None, :] - out[:, c:c + 1])
+        rows = np.arange(shape[1])[:, None]
+        for c, (window, p) in enumerate(zip(windows, probs)):
+            mean = (p * self.offsets[None, :]).sum(axis=1, keepdims=True)  # the offset within the window
+            grad_x[c][rows, window] = grad[:, c:c + 1] * p * (self.offsets[None, :] - mean)
         return grad_x
 
 
@@ -521,6 +537,8 @@ def _check_orientation(full):
         raise InvalidArgumentError(f"architecture orientation_window must be in (0, 90) degrees and span a bin, "
                                    f"got {window!r}")
     full["orientation_window"] = float(window)
+    if not isinstance(full["orientation_follow"], bool):
+        raise InvalidArgumentError(f"architecture orientation_follow must be true or false, got {full['orientation_follow']!r}")
 
 
 def _orientation_branch(a, rng, dtype) -> list:
@@ -539,7 +557,8 @@ def _orientation_branch(a, rng, dtype) -> list:
         ("orient_conv1", CircularConv1d(a["orientation_hidden"], orientations, a["orientation_kernel"], dtype=dtype,
                                         init="zero")),
         # text lines peak at 90 degrees in a spectrum (perpendicular to them), strokes at 0
-        ("orient_argmax", WindowedSoftArgmax(bins, [bins // 2, 0][:orientations], half)),
+        ("orient_argmax", WindowedSoftArgmax(bins, [bins // 2, 0][:orientations], half,
+                                             follow=[None, 0][:orientations] if a["orientation_follow"] else None)),
     ]
 
 
@@ -710,7 +729,7 @@ class LocNet:
 
     def _orientation_backward(self, grad_theta):
         """``(grad_offsets, grad_numbers)`` from θ's gradient (the chain of :meth:`_orientation_theta`)."""
-        offsets = self.orientation[-1][1]._cache[1]
+        offsets = self.orientation[-1][1]._cache[2]
         d0 = offsets[:, 0]
         d1 = offsets[:, 1] if offsets.shape[1] > 1 else d0
         g = grad_theta

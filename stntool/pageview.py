@@ -22,7 +22,7 @@ to ``WORK x WORK`` grey float32 in [0, 1]. :func:`net_input` makes ``(3, S, S)``
    resized to ``S``: text lines are a strong peak perpendicular to them, whatever the content;
 2. ``S x S`` pixels of the working image at full resolution, standardised: glyphs large enough to
    tell ascenders from descenders (which way is up). The window is the centre's by default; training
-   moves it at random (:data:`CROP_OFFSETS` spans the same area) and inference asks about several.
+   moves it up to 80 pixels either way at random.
 
 Everything here is plain NumPy and OpenCV, deterministic, and shared by training and inference.
 """
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["WORK", "SIZE", "CROP_OFFSETS", "square_side", "working_image", "net_input", "crop_origin",
+__all__ = ["WORK", "SIZE", "square_side", "working_image", "net_input", "crop_origin",
            "spectrum_centre", "page_theta",
            "square_theta", "quarter_theta"]
 
@@ -103,11 +103,6 @@ def crop_origin(work: int = WORK, size: int = SIZE, offset=(0, 0)) -> tuple[int,
     columns), kept inside."""
     o = (work - size) // 2
     return tuple(int(min(max(o + int(d), 0), work - size)) for d in offset)
-
-
-#: Window offsets (rows, columns) of the looks :func:`net_input` can be asked for at inference: the
-#: centre and four points around it, the same set after any quarter turn.
-CROP_OFFSETS = ((0, 0), (-64, -64), (-64, 64), (64, -64), (64, 64))
 
 
 def net_input(work_img: np.ndarray, size: int = SIZE, crop=None) -> np.ndarray:

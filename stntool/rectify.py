@@ -165,20 +165,15 @@ class Rectifier:
 
         If the view is ``k`` turns off, the view turned ``j`` more times is ``k + j`` off: the log
         probabilities of the four answers are added for each ``k`` (a product of experts), then normalised.
-        A model trained on moving crops (``crop_spread`` in its input description) is asked about each
-        turned view at every window of :data:`stntool.pageview.CROP_OFFSETS` too.
         """
         from .locnet import softmax
-        from .pageview import CROP_OFFSETS, crop_origin, net_input
+        from .pageview import net_input
 
-        offsets = CROP_OFFSETS if (self.net.metadata.get("input") or {}).get("crop_spread") else ((0, 0),)
-        turned = [np.ascontiguousarray(np.rot90(work, j)) for j in range(4)]
-        views = np.stack([net_input(view, crop=crop_origin(view.shape[0], offset=o))
-                          for view in turned for o in offsets])
+        views = np.stack([net_input(np.ascontiguousarray(np.rot90(work, j))) for j in range(4)])
         _, logits = self.net.predict(views)
-        logp = np.log(softmax(logits.astype(np.float64)) + 1e-12).reshape(4, len(offsets), 4).sum(axis=1)
+        logp = np.log(softmax(logits.astype(np.float64)) + 1e-12)
         score = np.array([sum(logp[j, (k + j) % 4] for j in range(4)) for k in range(4)])
-        score = np.exp((score - score.max()) / (4.0 * len(offsets)))
+        score = np.exp((score - score.max()) / 4.0)
         return score / score.sum()
 
     def _net_estimate(self, work, prob=None, k=None):

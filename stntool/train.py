@@ -68,7 +68,6 @@ class TrainConfig:
     eval_every: int = 100
     lr_final: float = 0.05  # the learning rate decays along a cosine to lr * lr_final at the last step
     orientation_bins: int = 180  # the net's orientation branch (0: the θ head predicts the whole θ)
-    page_dropout: float = 0.5  # share of training images whose whole-page channel is blanked (see train())
 
     def __post_init__(self):
         if self.family not in FAMILY_RANGES:
@@ -79,8 +78,6 @@ class TrainConfig:
                 raise InvalidArgumentError(f"{name} must be a positive integer, got {v!r}")
         if not 0 < self.lr < 1:
             raise InvalidArgumentError(f"lr must be in (0, 1), got {self.lr!r}")
-        if not 0 <= self.page_dropout <= 1:
-            raise InvalidArgumentError(f"page_dropout must be in [0, 1], got {self.page_dropout!r}")
         if not 0 <= self.val_split < 1:
             raise InvalidArgumentError(f"val_split must be in [0, 1), got {self.val_split!r}")
 
@@ -281,11 +278,6 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([config.seed, step])))
         ids = rng.choice(train_ids, size=config.batch, replace=len(train_ids) < config.batch)
         b = make_batch(pages, ids, aug, rng, config.quarter_turns)
-        # Which way is up shows in the page's layout (titles, margins) and in its glyphs (ascenders
-        # outnumber descenders). Layouts the net never saw mislead it; glyphs do not. Blanking the
-        # whole-page channel (standardised: 0 is no information) of some images makes the quarter head
-        # learn from the crop too. The θ branch reads the spectrum channel and is unaffected.
-        b["x"][rng.random(len(ids)) < config.page_dropout, 0] = 0.0
         opt.lr = config.lr * (config.lr_final + (1.0 - config.lr_final) * 0.5 * (1.0 + math.cos(
             math.pi * step / max(1, config.steps - 1))))
         theta, logits = net.forward(b["x"], train=True)
@@ -341,7 +333,7 @@ def _architecture(config: TrainConfig) -> dict:
     arch = dict(in_channels=3, in_size=_input_side(), family=config.family)
     if config.orientation_bins:
         arch.update(orientation_bins=config.orientation_bins, orientation_channel=1,
-                    orientation_centre=spectrum_centre(_input_side()))
+                    orientation_centre=spectrum_centre(_input_side()), orientation_follow=True)
     return arch
 
 

@@ -559,10 +559,26 @@ class TestOrientationBranch:
         rng = np.random.default_rng(22)
         _check_layer(layer, rng.standard_normal((2, 3, bins)), rng)
 
+    def test_a_following_window_moves_with_the_first_estimate(self):
+        bins = 12
+        layer = WindowedSoftArgmax(bins, [6, 0], 2, follow=[None, 0])
+        scores = np.full((2, 2, bins), -50.0)
+        scores[0, :, 8] = 0.0  # lines two steps past 90 degrees
+        scores[1, 0, 1] = 0.0  # image 0: strokes one step past 0, inside the moved window (0 .. 4)
+        # image 1: strokes flat, read as square to the lines (two steps, not 0)
+        out = layer.forward(scores, train=False)
+        step = np.pi / bins
+        np.testing.assert_allclose(out, [[2 * step, step], [2 * step, 2 * step]], rtol=1e-12)
+        still = WindowedSoftArgmax(bins, [6, 0], 2)
+        np.testing.assert_allclose(still.forward(scores, train=False)[1], [2 * step, 0.0], atol=1e-12)
+        rng = np.random.default_rng(24)
+        _check_layer(layer, rng.standard_normal((2, 3, bins)), rng)
+
+    @pytest.mark.parametrize("follow", [False, True])
     @pytest.mark.parametrize("family", sorted(FAMILIES))
-    def test_end_to_end_gradients(self, family):
+    def test_end_to_end_gradients(self, family, follow):
         rng = np.random.default_rng(23)
-        net = _randomised(LocNet({**ORIENTED, "family": family}, seed=1), rng)
+        net = _randomised(LocNet({**ORIENTED, "family": family, "orientation_follow": follow}, seed=1), rng)
         x = rng.standard_normal((3, 2, 16, 16))
         theta, logits = net.forward(x)
         g_theta = rng.standard_normal(theta.shape)
@@ -585,7 +601,7 @@ class TestOrientationBranch:
 
     @pytest.mark.parametrize("family", sorted(FAMILIES))
     def test_identity_at_start_and_round_trip(self, family, tmp_path):
-        net = LocNet({**ORIENTED, "family": family}, seed=3)
+        net = LocNet({**ORIENTED, "family": family, "orientation_follow": True}, seed=3)
         x = np.random.default_rng(9).uniform(-100, 100, (4, 2, 16, 16)).astype(np.float32)
         theta, _ = net.predict(x)
         eye = np.eye(3)[None] if family == "projective" else np.eye(3)[None, :2]
@@ -606,6 +622,6 @@ class TestOrientationBranch:
     def test_bad_orientation_architectures(self):
         for extra in ({"orientation_bins": 10}, {"orientation_channel": 2}, {"orientation_kernel": 4},
                       {"orientation_radius": [0.5, 0.2]}, {"orientation_window": 95.0},
-                      {"orientation_window": 5.0}, {"orientation_centre": 99.0}):
+                      {"orientation_window": 5.0}, {"orientation_centre": 99.0}, {"orientation_follow": 1}):
             with pytest.raises(InvalidArgumentError):
                 LocNet({**ORIENTED, **extra})
