@@ -330,11 +330,15 @@ class PolarSample(Layer):
         taps = phi.shape[1]
         self.index = np.concatenate(idx, axis=-1).reshape(self.rings * bins, 4 * taps)
         self.weight = (np.concatenate(wts, axis=-1) / taps).reshape(self.rings * bins, 4 * taps)
+        self._weight_as = {}  # the weights cast to each input dtype, once
 
     def forward(self, x, train=True):
         c, n = x.shape[:2]
         flat = x[self.channel].reshape(n, -1)
-        out = (flat[:, self.index] * self.weight.astype(x.dtype)).sum(axis=-1)  # (N, R·A)
+        weight = self._weight_as.get(x.dtype)
+        if weight is None:
+            weight = self._weight_as[x.dtype] = self.weight.astype(x.dtype)
+        out = (flat[:, self.index] * weight).sum(axis=-1)  # (N, R·A)
         if train:
             self._cache = x.shape
         return np.ascontiguousarray(out.reshape(n, self.rings, self.bins).transpose(1, 0, 2))
@@ -440,7 +444,7 @@ class WindowedSoftArgmax(Layer):
             p = e / e.sum(axis=1, keepdims=True)
             # Σ p_k · k · step, in symmetric pairs (exactly 0 for equal scores)
             within = ((p[:, half + 1:] - p[:, half - 1::-1]) * self.offsets[half + 1:]).sum(axis=1)
-            outs.append(within + shift * self.step if f is not None else within)
+            outs.append(within + shift * self.step)
             probs.append(p)
             windows.append(window)
         out = np.stack(outs, axis=1)
@@ -472,20 +476,14 @@ def _check_arch(arch) -> dict:
     if unknown:
         raise InvalidArgumentError(f"unknown architecture keys: {', '.join(map(str, unknown))}")
     full = {**DEFAULT_ARCH, **arch}
-
-    def positive_int(name, value):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise InvalidArgumentError(f"architecture {name} must be a positive integer, got {value!r}")
-        return int(value)
-
     for name in ("in_channels", "in_size", "kernel", "fc"):
-        full[name] = positive_int(name, full[name])
+        full[name] = _arch_int(name, full[name])
     if full["kernel"] % 2 == 0:
         raise InvalidArgumentError(f"architecture kernel must be odd, got {full['kernel']}")
     channels = full["conv_channels"]
     if not isinstance(channels, (list, tuple)) or not channels:
         raise InvalidArgumentError(f"architecture conv_channels must be a non-empty list, got {channels!r}")
-    full["conv_channels"] = [positive_int("conv_channels", c) for c in channels]
+    full["conv_channels"] = [_arch_int("conv_channels", c) for c in channels]
     if full["in_size"] >> len(channels) < 1:
         raise InvalidArgumentError(
             f"in_size {full['in_size']} is too small for {len(channels)} pooling blocks "
@@ -500,6 +498,14 @@ def _check_arch(arch) -> dict:
     return full
 
 
+def _arch_int(name, value, low: int = 1) -> int:
+    """An architecture integer at least ``low`` (1: positive, 0: non-negative), or one clear error."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        kind = "positive" if low == 1 else "non-negative"
+        raise InvalidArgumentError(f"architecture {name} must be a {kind} integer, got {value!r}")
+    return int(value)
+
+
 def _check_orientation(full):
     bins = full["orientation_bins"]
     if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 0 or bins % 4:
@@ -507,13 +513,9 @@ def _check_orientation(full):
     full["orientation_bins"] = int(bins)
     if not bins:
         return
-    for name in ("orientation_channel", "orientation_rings", "orientation_hidden", "orientation_kernel"):
-        value = full[name]
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if name ==
-                                                                                            "orientation_channel" else 1):
-            raise InvalidArgumentError(f"architecture {name} must be a {'non-negative' if name == 'orientation_channel' else 'positive'} "
-                                       f"integer, got {value!r}")
-        full[name] = int(value)
+    full["orientation_channel"] = _arch_int("orientation_channel", full["orientation_channel"], low=0)
+    for name in ("orientation_rings", "orientation_hidden", "orientation_kernel"):
+        full[name] = _arch_int(name, full[name])
     if full["orientation_channel"] >= full["in_channels"]:
         raise InvalidArgumentError(f"architecture orientation_channel {full['orientation_channel']} is not one of the "
                                    f"{full['in_channels']} input channels")
@@ -541,13 +543,18 @@ def _check_orientation(full):
         raise InvalidArgumentError(f"architecture orientation_follow must be true or false, got {full['orientation_follow']!r}")
 
 
+def _orientation_count(family: str) -> int:
+    """Orientations the branch finds: text lines, and strokes for the families with shear."""
+    return 2 if family in ("affine", "projective") else 1
+
+
 def _orientation_branch(a, rng, dtype) -> list:
     """The orientation branch's layers (see :class:`LocNet`)."""
     size, bins = a["in_size"], a["orientation_bins"]
     centre = (size - 1) / 2.0 if a["orientation_centre"] is None else float(a["orientation_centre"])
     inner, outer = a["orientation_radius"]
     radii = np.linspace(inner, outer, a["orientation_rings"]) * (size / 2.0)
-    orientations = 2 if a["family"] in ("affine", "projective") else 1
+    orientations = _orientation_count(a["family"])
     half = int(a["orientation_window"] * bins / 180.0)
     return [
         ("orient_polar", PolarSample(size, a["orientation_channel"], centre, radii, bins)),
@@ -609,15 +616,15 @@ class LocNet:
         layers.append(("fc", Linear(channels_in * size * size, a["fc"], rng=rng, dtype=self.dtype)))
         layers.append(("relu_fc", ReLU(a["relu_slope"])))
         self.trunk = layers
-        self.theta_head = Linear(a["fc"], self.n_theta, dtype=self.dtype, init="zero")
-        self.theta_head.params["bias"][:] = _identity_theta(self.n_theta)
-        self.quarter_head = Linear(a["fc"], 4, rng=rng, dtype=self.dtype)
-        self.quarter_head.params["weight"] *= self.dtype.type(0.1)  # start near uniform class probabilities
-        self.orientation = []
         if a["orientation_bins"]:
             # the θ head gives what the orientations do not: translation (and the projective row)
             self.theta_head = Linear(a["fc"], self.n_theta - 4, dtype=self.dtype, init="zero")
-            self.orientation = _orientation_branch(a, rng, self.dtype)
+        else:
+            self.theta_head = Linear(a["fc"], self.n_theta, dtype=self.dtype, init="zero")
+            self.theta_head.params["bias"][:] = _identity_theta(self.n_theta)
+        self.quarter_head = Linear(a["fc"], 4, rng=rng, dtype=self.dtype)
+        self.quarter_head.params["weight"] *= self.dtype.type(0.1)  # start near uniform class probabilities
+        self.orientation = _orientation_branch(a, rng, self.dtype) if a["orientation_bins"] else []
         self.metadata: dict = {}
         self.optimizer_state: dict | None = None
 
@@ -638,8 +645,8 @@ class LocNet:
 
     @property
     def _orientations(self) -> int:
-        """How many orientations the branch finds: text lines, and strokes for the families with shear."""
-        return 2 if self.family in ("affine", "projective") else 1
+        """How many orientations the branch finds (:func:`_orientation_count`)."""
+        return _orientation_count(self.family)
 
     def parameters(self) -> dict[str, np.ndarray]:
         """``{"conv0.weight": array, ...}``: the live parameter arrays (an optimiser updates them in place)."""

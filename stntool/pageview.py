@@ -31,9 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["WORK", "SIZE", "square_side", "working_image", "net_input", "crop_origin",
-           "spectrum_centre", "page_theta",
-           "square_theta", "quarter_theta"]
+__all__ = ["WORK", "SIZE", "square_side", "working_image", "net_input", "crop_origin", "spectrum_centre",
+           "page_theta", "square_theta", "quarter_theta"]
 
 #: Side of the working image (pixels).
 WORK = 512

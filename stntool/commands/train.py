@@ -81,7 +81,7 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
     with usage_errors():
         config = TrainConfig(family=family, ranges=ranges, steps=steps, batch=batch, lr=lr, seed=seed,
                              val_split=val_split, quarter_turns=not no_quarter_turns,
-                             checkpoint_every=checkpoint_every, orientation_bins=0 if no_orientation_branch else 180)
+                             checkpoint_every=checkpoint_every, orientation_bins=0 if no_orientation_branch else TrainConfig.orientation_bins)
         config.augmenter()
     failed = 0
     pictures, names = [], []

@@ -142,30 +142,35 @@ def _randomised(net, rng):
     return net
 
 
+def _check_net(net, x, rng, abs_tol):
+    """Every parameter's and the input's gradient of sum(θ · g_θ) + sum(logits · g_logits), sampled, against
+    central differences; a projective θ keeps θ[2, 2] = 1."""
+    theta, logits = net.forward(x)
+    g_theta = rng.standard_normal(theta.shape)
+    g_logits = rng.standard_normal(logits.shape)
+    net.zero_grad()
+    grad_x = net.backward(g_theta, g_logits, input_grad=True)
+
+    def loss():
+        t, lg = net.predict(x)
+        if t.shape[1] == 3:
+            np.testing.assert_array_equal(t[:, 2, 2], 1.0)
+        return float((t * g_theta).sum() + (lg * g_logits).sum())
+
+    grads = net.gradients()
+    for name, p in net.parameters().items():
+        for index in _sample_indices(rng, p.shape, 6):
+            assert grads[name][index] == pytest.approx(_numeric_grad(loss, p, index), rel=1e-5, abs=abs_tol), name
+    for index in _sample_indices(rng, x.shape, 10):
+        assert grad_x[index] == pytest.approx(_numeric_grad(loss, x, index), rel=1e-5, abs=abs_tol)
+
+
 class TestLocNet:
     @pytest.mark.parametrize("family", ["affine", "projective"])
     def test_end_to_end_gradients(self, family):
         rng = np.random.default_rng(6)
         net = _randomised(LocNet({**TINY, "family": family}, seed=1), rng)
-        x = rng.standard_normal((3, 2, 12, 12))
-        theta, logits = net.forward(x)
-        g_theta = rng.standard_normal(theta.shape)
-        g_logits = rng.standard_normal(logits.shape)
-        net.zero_grad()
-        grad_x = net.backward(g_theta, g_logits, input_grad=True)
-
-        def loss():
-            t, lg = net.predict(x)
-            if family == "projective":
-                np.testing.assert_array_equal(t[:, 2, 2], 1.0)
-            return float((t * g_theta).sum() + (lg * g_logits).sum())
-
-        grads = net.gradients()
-        for name, p in net.parameters().items():
-            for index in _sample_indices(rng, p.shape, 6):
-                assert grads[name][index] == pytest.approx(_numeric_grad(loss, p, index), rel=1e-5, abs=1e-8), name
-        for index in _sample_indices(rng, x.shape, 10):
-            assert grad_x[index] == pytest.approx(_numeric_grad(loss, x, index), rel=1e-5, abs=1e-8)
+        _check_net(net, rng.standard_normal((3, 2, 12, 12)), rng, abs_tol=1e-8)
 
     def test_each_head_alone(self):
         rng = np.random.default_rng(7)
@@ -579,25 +584,9 @@ class TestOrientationBranch:
     def test_end_to_end_gradients(self, family, follow):
         rng = np.random.default_rng(23)
         net = _randomised(LocNet({**ORIENTED, "family": family, "orientation_follow": follow}, seed=1), rng)
-        x = rng.standard_normal((3, 2, 16, 16))
-        theta, logits = net.forward(x)
-        g_theta = rng.standard_normal(theta.shape)
-        g_logits = rng.standard_normal(logits.shape)
-        net.zero_grad()
-        grad_x = net.backward(g_theta, g_logits, input_grad=True)
-
-        def loss():
-            t, lg = net.predict(x)
-            return float((t * g_theta).sum() + (lg * g_logits).sum())
-
-        grads = net.gradients()
-        assert any(k.startswith("orient_conv0") for k in grads)
-        for name, p in net.parameters().items():
-            for index in _sample_indices(rng, p.shape, 6):
-                # abs: the loss is O(100), so a central difference carries about 1e-8 of rounding
-                assert grads[name][index] == pytest.approx(_numeric_grad(loss, p, index), rel=1e-5, abs=5e-8), name
-        for index in _sample_indices(rng, x.shape, 10):
-            assert grad_x[index] == pytest.approx(_numeric_grad(loss, x, index), rel=1e-5, abs=5e-8)
+        assert any(k.startswith("orient_conv0") for k in net.parameters())
+        # abs: the loss is O(100), so a central difference carries about 1e-8 of rounding
+        _check_net(net, rng.standard_normal((3, 2, 16, 16)), rng, abs_tol=5e-8)
 
     @pytest.mark.parametrize("family", sorted(FAMILIES))
     def test_identity_at_start_and_round_trip(self, family, tmp_path):
