@@ -70,7 +70,7 @@ from .errors import InvalidArgumentError
 
 __all__ = [
     "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "PolarSample", "CircularConv1d", "WindowedSoftArgmax",
-    "LocNet", "Adam", "DEFAULT_ARCH", "FAMILIES",
+    "UprightHead", "LocNet", "Adam", "DEFAULT_ARCH", "FAMILIES",
     "quarter_loss", "softmax", "FORMAT", "FORMAT_VERSION",
 ]
 
@@ -98,6 +98,8 @@ DEFAULT_ARCH = {
     "orientation_kernel": 7,     # their width in orientations
     "orientation_window": 45.0,  # degrees either side of upright that each orientation is looked for
     "orientation_follow": False,  # look for strokes about the lines' normal, not about vertical
+    # The upright head (off when upright_bins is 0): see :class:`UprightHead`.
+    "upright_bins": 0,           # bins of the text-line profile it reads (stntool.pageview.LINE_BINS)
 }
 
 
@@ -462,6 +464,48 @@ class WindowedSoftArgmax(Layer):
         return grad_x
 
 
+class UprightHead(Layer):
+    """Log-odds that a straightened view is upright rather than upside down: ``(N, B) -> (N,)``.
+
+    The input is a text-line profile (:func:`stntool.pageview.line_profile`: ``B`` bins, top to bottom,
+    about each line's core). Turning a view upside down reverses its profile, so the head reads only
+    the profile's odd part, ``p[:B/2] - p[::-1][:B/2]``, with weights ``(B/2,)`` and no bias: the
+    upside-down view gets exactly the opposite answer, and a view with no text lines (a zero profile)
+    gets 0, no opinion. Starts at zero; fitted by logistic regression (:func:`stntool.train.fit_upright`).
+    """
+
+    def __init__(self, bins: int, dtype=np.float32):
+        super().__init__()
+        self.bins = int(bins)
+        self.params = {"weight": np.zeros(self.bins // 2, dtype)}
+        self.zero_grad()
+
+    def odd(self, profiles) -> np.ndarray:
+        """The profiles' odd part ``(N, B/2)``: what the head reads."""
+        p = np.asarray(profiles, dtype=self.params["weight"].dtype)
+        if p.ndim != 2 or p.shape[1] != self.bins:
+            raise InvalidArgumentError(f"the upright head reads (N, {self.bins}) profiles, got {p.shape}")
+        half = self.bins // 2
+        return p[:, :half] - p[:, ::-1][:, :half]
+
+    def forward(self, x, train=True):
+        odd = self.odd(x)
+        if train:
+            self._cache = odd
+        return odd @ self.params["weight"]
+
+    def backward(self, grad):
+        odd = self._take_cache()
+        grad = np.asarray(grad, dtype=odd.dtype)
+        self.grads["weight"] += grad @ odd
+        half = self.bins // 2
+        g_odd = grad[:, None] * self.params["weight"][None, :]
+        out = np.zeros((odd.shape[0], self.bins), odd.dtype)
+        out[:, :half] += g_odd
+        out[:, ::-1][:, :half] -= g_odd
+        return out
+
+
 # ---------------------------------------------------------------------------------------------
 # the network
 
@@ -495,6 +539,10 @@ def _check_arch(arch) -> dict:
     if full["family"] not in FAMILIES:
         raise InvalidArgumentError(f"unknown transform family {full['family']!r}; choose from {', '.join(FAMILIES)}")
     _check_orientation(full)
+    bins = full["upright_bins"]
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 0 or bins % 2:
+        raise InvalidArgumentError(f"architecture upright_bins must be 0 or a positive even integer, got {bins!r}")
+    full["upright_bins"] = int(bins)
     return full
 
 
@@ -625,6 +673,7 @@ class LocNet:
         self.quarter_head = Linear(a["fc"], 4, rng=rng, dtype=self.dtype)
         self.quarter_head.params["weight"] *= self.dtype.type(0.1)  # start near uniform class probabilities
         self.orientation = _orientation_branch(a, rng, self.dtype) if a["orientation_bins"] else []
+        self.upright_head = UprightHead(a["upright_bins"], self.dtype) if a["upright_bins"] else None
         self.metadata: dict = {}
         self.optimizer_state: dict | None = None
 
@@ -642,6 +691,8 @@ class LocNet:
         yield "theta", self.theta_head
         yield "quarter", self.quarter_head
         yield from self.orientation
+        if self.upright_head is not None:
+            yield "upright", self.upright_head
 
     @property
     def _orientations(self) -> int:
@@ -672,6 +723,7 @@ class LocNet:
         net.theta_head = _copy_layer(self.theta_head, dtype)
         net.quarter_head = _copy_layer(self.quarter_head, dtype)
         net.orientation = [(name, _copy_layer(layer, dtype)) for name, layer in self.orientation]
+        net.upright_head = None if self.upright_head is None else _copy_layer(self.upright_head, dtype)
         net.metadata = json.loads(json.dumps(self.metadata))
         return net
 
@@ -749,6 +801,14 @@ class LocNet:
     def predict(self, x) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`forward` without keeping anything for backward (inference)."""
         return self.forward(x, train=False)
+
+    def upright_logit(self, profiles) -> np.ndarray:
+        """``(N,)`` log-odds that straightened views are upright rather than upside down, from their
+        text-line profiles ``(N, upright_bins)`` (:func:`stntool.pageview.line_profile`); the second look
+        of the upright head. Raises for a net without one (``upright_bins`` 0)."""
+        if self.upright_head is None:
+            raise InvalidArgumentError("this model has no upright head (architecture upright_bins is 0)")
+        return self.upright_head.forward(profiles, train=False)
 
     def backward(self, grad_theta=None, grad_logits=None, input_grad: bool = False):
         """Add the parameter gradients of ``sum(grad_theta · θ) + sum(grad_logits · logits)``.

@@ -24,6 +24,17 @@ to ``WORK x WORK`` grey float32 in [0, 1]. :func:`net_input` makes ``(3, S, S)``
    tell ascenders from descenders (which way is up). The window is the centre's by default; training
    moves it up to 80 pixels either way at random.
 
+Text lines, read across
+-----------------------
+:func:`line_profile` looks at a straightened view (text lines horizontal, up to a few degrees;
+:func:`page_line_profile` makes it from a page and its square-frame θ, at :data:`UPRIGHT_WORK` pixels,
+where a text line's x-height spans several rows): the ink (the page minus its paper, by a morphological closing, binarised by Otsu's threshold), cut into
+vertical strips, gives each text line's row profile; each profile is resampled about the line's core
+band (the rows at least half as inked as its busiest row: the x-height) and the mean over all lines
+is returned. Which way is up shows there: Latin text has more ink above its core (ascenders,
+capitals, accents) than below it (descenders), whatever the layout; the net's upright head
+(:class:`stntool.locnet.UprightHead`) reads it.
+
 Everything here is plain NumPy and OpenCV, deterministic, and shared by training and inference.
 """
 
@@ -31,14 +42,21 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["WORK", "SIZE", "square_side", "working_image", "net_input", "crop_origin", "spectrum_centre",
-           "page_theta", "square_theta", "quarter_theta"]
+__all__ = ["WORK", "SIZE", "LINE_BINS", "square_side", "working_image", "net_input", "crop_origin",
+           "spectrum_centre", "line_profile", "page_line_profile", "UPRIGHT_WORK", "page_theta", "square_theta", "quarter_theta"]
 
 #: Side of the working image (pixels).
 WORK = 512
 #: Side of each input channel of the net (pixels).
 SIZE = 96
 _SPECTRUM = 256
+#: Side of the working image whose text lines :func:`page_line_profile` reads.
+UPRIGHT_WORK = 1024
+#: Bins of :func:`line_profile`: a text line's rows from one core height above its core to one below.
+LINE_BINS = 24
+_LINE_STRIPS = 16      # vertical strips the profiles are taken in (a residual skew blurs each strip less)
+_LINE_CLOSE = 15       # closing that finds the paper under the strokes (pixels of the working image)
+_LINE_MIN_INK = 20     # ink (of 255) below which nothing is ink, whatever Otsu's threshold
 
 
 def square_side(hw) -> int:
@@ -126,6 +144,66 @@ def spectrum_centre(size: int = SIZE) -> float:
     along either axis (the crop of ``2 size / 3`` frequencies each side, resized to ``size``)."""
     r = size * 2 // 3
     return (r + 0.5) * size / (2 * r) - 0.5
+
+
+def line_profile(view: np.ndarray, bins: int = LINE_BINS) -> tuple[np.ndarray, int]:
+    """``(profile, lines)``: the mean ink profile across the text lines of a straightened view.
+
+    ``view`` is grey float in [0, 1] (a working image warped straight). Each line's profile (the ink of
+    each of its rows, in one of the vertical strips) is normalised to sum 1 and binned from one core
+    height above its core band to one below it (``bins / 3`` bins per core height, top to bottom);
+    ``profile`` is their mean (float64, zeros when no line was found) and ``lines`` how many there were.
+    Dark text on light paper and light on dark are both read (the view's middle says which).
+    """
+    import cv2
+
+    g = np.asarray(view, dtype=np.float32)
+    h, w = g.shape
+    if np.median(g[h // 4:3 * h // 4, w // 4:3 * w // 4]) < 0.5:
+        g = 1.0 - g
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (_LINE_CLOSE, _LINE_CLOSE))
+    paper = cv2.morphologyEx(g, cv2.MORPH_CLOSE, kernel)
+    ink8 = np.clip(np.rint((paper - g) * 255.0), 0, 255).astype(np.uint8)
+    otsu, _ = cv2.threshold(ink8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    ink = (ink8 > max(otsu, _LINE_MIN_INK)).astype(np.uint8)  # faint marks (noise, shading) are not ink
+    acc, lines = np.zeros(bins), 0
+    step = w // _LINE_STRIPS
+    for s in range(_LINE_STRIPS):
+        rows = ink[:, s * step:(s + 1) * step].sum(axis=1, dtype=np.float64)
+        if not rows.any():
+            continue
+        on = rows > 0.08 * np.percentile(rows[rows > 0], 90)
+        edges = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
+        for a, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+            if e - a < 3 or e - a > h // 4:  # a speck, or a block that is not a line
+                continue
+            q = rows[a:e]
+            core = np.flatnonzero(q >= 0.5 * q.max())
+            c0, c1 = core[0], core[-1] + 1
+            if c1 - c0 < 2:
+                continue
+            # each row, at its centre, shared linearly between the two nearest bin centres: turning the
+            # view upside down reverses the profile exactly (a row's centre y goes to 1 - y)
+            y = (np.arange(len(q)) + 0.5 - c0) / (c1 - c0)  # 0 .. 1 across the core
+            pos = (y + 1.0) * bins / 3.0 - 0.5  # in bins, from the first bin's centre
+            lo = np.floor(pos).astype(np.intp)
+            frac = pos - lo
+            for idx, wts in ((lo, 1.0 - frac), (lo + 1, frac)):
+                keep = (idx >= 0) & (idx < bins)
+                acc += np.bincount(idx[keep], q[keep] * wts[keep], bins) / q.sum()
+            lines += 1
+    return (acc / lines if lines else acc), lines
+
+
+def page_line_profile(img, theta_sq, bins: int = LINE_BINS, backend: str = "cpu") -> tuple[np.ndarray, int]:
+    """:func:`line_profile` of a page made straight by ``theta_sq`` (its square-frame θ, 2x3 or 3x3): the
+    page's :data:`UPRIGHT_WORK`-pixel working image warped by it (bilinear, border padding)."""
+    from . import api
+
+    t = np.asarray(theta_sq, dtype=np.float64)
+    t = t[:2] if t.shape == (3, 3) and np.array_equal(t[2], [0.0, 0.0, 1.0]) else t
+    view = api.warp(working_image(img, UPRIGHT_WORK), t, padding="border", backend=backend)
+    return line_profile(view, bins)
 
 
 def _d(hw) -> np.ndarray:

@@ -7,7 +7,10 @@
 2. **The net's θ**, iterated: the net looks at the view warped by its last answer and the answers are
    composed (``iterations`` times). Its θ is reduced to what a page shows: a rotation, and for the
    ``affine`` and ``projective`` families an x shear (and the projective part); a page's absolute scale
-   and position cannot be seen, so the output keeps the page's size and centre.
+   and position cannot be seen, so the output keeps the page's size and centre. Then, for a model with
+   an upright head, a second look at the page made straight: the head's log-odds that it is upside
+   down (from its text lines' ink profile) join the quarter head's, and the page is turned half round
+   if they say so.
 3. **Refinement through the sampler.** The page's ink (its distance from the paper colour) is warped
    by the current θ and two objectives are maximised by gradient steps, their gradients taken through
    the sampler with :func:`stntool.warp_backward`: the energy of the horizontal projection profile
@@ -176,23 +179,52 @@ class Rectifier:
         score = np.exp((score - score.max()) / 4.0)
         return score / score.sum()
 
-    def _net_estimate(self, work, prob=None, k=None):
-        """``(k, probabilities, theta_sq 3x3)`` from the working image (``k`` forced when given)."""
-        from . import api
+    def _net_estimate(self, work, prob=None, k=None, img=None):
+        """``(k, probabilities, theta_sq 3x3)`` from the working image (``k`` forced when given; otherwise,
+        given the page ``img`` and a model with an upright head, the head takes a second look)."""
         from .pageview import quarter_theta
 
         prob = self._quarter_probabilities(work) if prob is None else prob
+        forced = k is not None
         k = int(np.argmax(prob)) if k is None else k
         q = to_3x3(quarter_theta(-k))
         view = np.ascontiguousarray(np.rot90(work, -k))
         acc = np.eye(3)
         for _ in range(max(1, self.iterations)):
-            seen = view if np.array_equal(acc, np.eye(3)) else api.warp(view, acc[:2] if self.family != "projective"
-                                                                          else acc, padding="border",
-                                                                          backend=self.backend)
+            seen = view if np.array_equal(acc, np.eye(3)) else self._warp_view(view, acc)
             t, _ = self._net(seen)
             acc = acc @ self._reduce(t)
-        return k, prob, q @ acc
+        theta_sq = q @ acc
+        if self.net.upright_head is not None and not forced and img is not None:
+            k, prob, theta_sq = self._second_look(img, k, prob, theta_sq)
+        return k, prob, theta_sq
+
+    def _warp_view(self, view, theta_sq):
+        from . import api
+
+        return api.warp(view, theta_sq[:2] if self.family != "projective" else theta_sq, padding="border",
+                        backend=self.backend)
+
+    def _second_look(self, img, k, prob, theta_sq):
+        """The upright head's second look: is the page, made straight by ``theta_sq``, upside down?
+
+        Its log-odds (from the text lines' ink profile) are added to the quarter head's for ``k``
+        against ``k + 2`` (a product of experts), and the page is turned half round when they say so:
+        the same θ, read from the opposite corner (``θ · diag(-1, -1, 1)``).
+        """
+        from .pageview import page_line_profile
+
+        profile, lines = page_line_profile(img, theta_sq, self.net.upright_head.bins, backend=self.backend)
+        if not lines:
+            return k, prob, theta_sq
+        s = float(self.net.upright_logit(profile[None])[0])
+        prob = np.array(prob, dtype=np.float64)
+        prob[k] *= math.exp(0.5 * min(max(s, -60.0), 60.0))
+        prob[(k + 2) % 4] *= math.exp(-0.5 * min(max(s, -60.0), 60.0))
+        prob /= prob.sum()
+        if prob[(k + 2) % 4] > prob[k]:
+            return (k + 2) % 4, prob, theta_sq @ np.diag([-1.0, -1.0, 1.0])
+        return k, prob, theta_sq
 
     def _reduce(self, t):
         """The part of a net θ a page shows, by family (square frame, 3x3)."""
@@ -368,7 +400,7 @@ class Rectifier:
         hw = img.shape[:2]
         t0 = time.perf_counter()
         work = working_image(img)
-        k, prob, theta_sq = self._net_estimate(work)
+        k, prob, theta_sq = self._net_estimate(work, img=img)
         p_k = float(prob[k])
         t1 = time.perf_counter()
         if self.refine:

@@ -14,7 +14,9 @@ net (:mod:`stntool.locnet`) for the θ that undoes it. Two losses train the θ h
 
 A quarter-turn head learns, on pages also turned by 0/90/180/270 degrees, how many quarter turns
 would make them upright (half of each batch is turned; the θ head learns on the other half, which is
-upright up to the distortion). Everything happens in the page's square frame
+upright up to the distortion). After the last step, the upright head (a second look, at the page made
+straight) is fitted by logistic regression on the training pages' text-line profiles
+(:func:`fit_upright`). Everything happens in the page's square frame
 (:mod:`stntool.pageview`), where rotations are rotations.
 
 Training is deterministic for a seed on one machine: step ``t`` draws its batch from
@@ -32,9 +34,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import InvalidArgumentError
+from .pageview import LINE_BINS
 from .transforms import to_3x3
 
-__all__ = ["FAMILY_RANGES", "TrainConfig", "PageSet", "make_batch", "residual_rotation", "train", "evaluate"]
+__all__ = ["FAMILY_RANGES", "TrainConfig", "PageSet", "make_batch", "residual_rotation", "train", "evaluate",
+           "fit_upright"]
 
 #: Default distortion ranges per transform family (``stntool augment``'s names and units).
 FAMILY_RANGES = {
@@ -46,6 +50,8 @@ FAMILY_RANGES = {
 }
 _LOSS_SIDE = 128
 _CROP_SPREAD = 80  # channel 2's window moves up to this many pixels from the centre, each axis
+_UPRIGHT_TILT = 1.0  # degrees (standard deviation) the upright head's pages are tilted by: what θ leaves
+_UPRIGHT_L2 = 1e-6  # profile differences are hundredths: a larger penalty keeps the log-odds small
 
 
 @dataclass
@@ -68,6 +74,7 @@ class TrainConfig:
     eval_every: int = 100
     lr_final: float = 0.05  # the learning rate decays along a cosine to lr * lr_final at the last step
     orientation_bins: int = 180  # the net's orientation branch (0: the θ head predicts the whole θ)
+    upright_bins: int = LINE_BINS  # the net's upright head (0: none; the quarter head alone says which way is up)
 
     def __post_init__(self):
         if self.family not in FAMILY_RANGES:
@@ -88,10 +95,15 @@ class TrainConfig:
 
 
 class PageSet:
-    """Upright pages held as working images (:func:`stntool.pageview.working_image`), split train/validation."""
+    """Upright pages held as working images (:func:`stntool.pageview.working_image`), split train/validation.
 
-    def __init__(self, images, names=None, val_split: float = 0.1, seed: int = 0):
-        from .pageview import working_image
+    ``profiles`` holds each page's text-line profile for the upright head
+    (:func:`stntool.pageview.page_line_profile`), taken once here, at the higher resolution it needs,
+    with the page tilted by a random rotation (normal, ``tilt`` degrees: about what the net's θ leaves).
+    """
+
+    def __init__(self, images, names=None, val_split: float = 0.1, seed: int = 0, tilt: float = _UPRIGHT_TILT):
+        from .pageview import page_line_profile, working_image
 
         if len(images) == 0:
             raise InvalidArgumentError("no usable images to train on")
@@ -102,6 +114,14 @@ class PageSet:
         n_val = int(round(val_split * len(self.work))) if len(self.work) > 1 else 0
         self.val = sorted(order[:n_val].tolist())
         self.train = sorted(order[n_val:].tolist())
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 2**31 + 1])))
+        self.tilt = tilt
+        self.profiles = np.stack([page_line_profile(im, _rotation(rng.normal(0.0, tilt)))[0] for im in images])
+
+
+def _rotation(degrees: float) -> np.ndarray:
+    a = math.radians(degrees)
+    return np.array([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]])
 
 
 def _warp(img, theta, backend="cpu"):
@@ -320,20 +340,62 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
             progress(step + 1, info)
         if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
             net.save(_checkpoint_path(out_path), metadata(step + 1), optimizer=opt)
-    net.save(out_path, metadata(config.steps), optimizer=None)
+    final = metadata(config.steps)
+    if net.upright_head is not None:
+        final["upright_head"] = fit_upright(net, pages)
+    net.save(out_path, final, optimizer=None)
     write_curve(history, os.path.splitext(os.fspath(out_path))[0] + ".png")
     return {"history": history, "net": net}
 
 
+def fit_upright(net, pages: PageSet) -> dict:
+    """Fit ``net``'s upright head to the pages' text-line profiles; returns what it scored (kept in the
+    model's metadata).
+
+    The upright examples are the pages' profiles (:attr:`PageSet.profiles`); the upside-down ones are
+    the same profiles reversed, which the head reads as the opposite (:class:`stntool.locnet.UprightHead`),
+    so the log-loss is ``mean(log(1 + exp(-w · odd)))`` over the upright ones. It is minimised with an L2
+    penalty by Newton's method (a convex problem of ``upright_bins / 2`` weights): deterministic.
+    """
+    head = net.upright_head
+    if pages.profiles.shape[1] != head.bins:
+        raise InvalidArgumentError(f"the pages' line profiles have {pages.profiles.shape[1]} bins; the net's upright "
+                                   f"head reads {head.bins}")
+    x_train = head.odd(pages.profiles[pages.train or pages.val]).astype(np.float64)
+    x_val = head.odd(pages.profiles[pages.val]).astype(np.float64)
+    w = np.zeros(x_train.shape[1])
+    eye = np.eye(len(w))
+    for _ in range(100):
+        z = x_train @ w
+        p = 0.5 * (1.0 + np.tanh(0.5 * z))  # sigmoid, without overflow
+        grad = -x_train.T @ (1.0 - p) / len(z) + _UPRIGHT_L2 * w
+        hess = (x_train * (p * (1.0 - p))[:, None]).T @ x_train / len(z) + _UPRIGHT_L2 * eye
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-9 * (1.0 + np.abs(w).max()):
+            break
+    head.params["weight"][:] = w
+
+    def accuracy(x):
+        seen = np.abs(x).sum(axis=1) > 0  # pages where text lines were found
+        return (float(np.mean(x[seen] @ w > 0)) if seen.any() else None), int(seen.sum())
+
+    (train_acc, n_train), (val_acc, n_val) = accuracy(x_train), accuracy(x_val)
+    return {"train_accuracy": train_acc, "train_pages_with_lines": n_train, "val_accuracy": val_acc,
+            "val_pages_with_lines": n_val, "tilt_degrees": pages.tilt, "l2": _UPRIGHT_L2}
+
+
 def _architecture(config: TrainConfig) -> dict:
-    """The net a run trains: three input channels (:func:`stntool.pageview.net_input`), and the orientation
-    branch reading the spectrum channel about its zero frequency."""
+    """The net a run trains: three input channels (:func:`stntool.pageview.net_input`), the orientation
+    branch reading the spectrum channel about its zero frequency, and the upright head."""
     from .pageview import spectrum_centre
 
     arch = dict(in_channels=3, in_size=_input_side(), family=config.family)
     if config.orientation_bins:
         arch.update(orientation_bins=config.orientation_bins, orientation_channel=1,
                     orientation_centre=spectrum_centre(_input_side()), orientation_follow=True)
+    if config.upright_bins:
+        arch.update(upright_bins=config.upright_bins)
     return arch
 
 
@@ -347,7 +409,8 @@ def _input_description():
     from .pageview import SIZE, WORK
 
     return {"channels": ["page", "log spectrum", "crop"], "size": SIZE, "work": WORK,
-            "frame": "square (stntool.pageview)", "grey": True, "crop_spread": _CROP_SPREAD}
+            "frame": "square (stntool.pageview)", "grey": True, "crop_spread": _CROP_SPREAD,
+            "upright_head": "stntool.pageview.page_line_profile of the page warped straight"}
 
 
 def _checkpoint_path(out_path) -> str:

@@ -48,12 +48,15 @@ _MIN_SIDE = 64
 @click.option("--no-orientation-branch", is_flag=True,
               help="Predict θ's linear part with the fully connected head instead of the orientation branch, which "
                    "reads it from the page's spectrum (text lines, strokes).")
+@click.option("--no-upright-head", is_flag=True,
+              help="Do not fit the upright head, which looks again at the straightened page and tells upright from "
+                   "upside down by its text lines (more ink above the x-height than below).")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=200, show_default=True)
 @click.option("-r", "--recursive", is_flag=True, help="Scan folders recursively.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, translate, perspective, steps, batch, lr,
-          seed, val_split, resume, synthetic_pages, no_quarter_turns, no_orientation_branch, checkpoint_every, recursive,
-          quiet):
+          seed, val_split, resume, synthetic_pages, no_quarter_turns, no_orientation_branch, no_upright_head,
+          checkpoint_every, recursive, quiet):
     """Train a localisation net that predicts the θ straightening an image, through the differentiable sampler.
 
     Exit status: 0 trained, 1 some images could not be read (the others were used), 2 usage error
@@ -81,7 +84,9 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
     with usage_errors():
         config = TrainConfig(family=family, ranges=ranges, steps=steps, batch=batch, lr=lr, seed=seed,
                              val_split=val_split, quarter_turns=not no_quarter_turns,
-                             checkpoint_every=checkpoint_every, orientation_bins=0 if no_orientation_branch else TrainConfig.orientation_bins)
+                             checkpoint_every=checkpoint_every,
+                             orientation_bins=0 if no_orientation_branch else TrainConfig.orientation_bins,
+                             upright_bins=0 if no_upright_head else TrainConfig.upright_bins)
         config.augmenter()
     failed = 0
     pictures, names = [], []

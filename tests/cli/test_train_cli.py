@@ -106,9 +106,11 @@ def test_model_metadata_is_json(tmp_path, train, upright):
     header = json.loads(str(np.load(tmp_path / "m.npz")["header"]))
     assert header["metadata"]["input"]["channels"] == ["page", "log spectrum", "crop"]
     assert header["arch"]["orientation_bins"] == 180 and header["arch"]["orientation_channel"] == 1
+    assert header["arch"]["upright_bins"] == 24 and "upright_head" in header["metadata"]
     r = train(str(upright), "--out", str(tmp_path / "plain.npz"), "--steps", "2", "--batch", "2", "-q",
-              "--no-orientation-branch")
+              "--no-orientation-branch", "--no-upright-head")
     assert r.exit_code == 0
     header = json.loads(str(np.load(tmp_path / "plain.npz")["header"]))
-    assert header["arch"]["orientation_bins"] == 0
-    assert not any(k.startswith("param.orient") for k in np.load(tmp_path / "plain.npz").files)
+    assert header["arch"]["orientation_bins"] == 0 and header["arch"]["upright_bins"] == 0
+    assert "upright_head" not in header["metadata"]
+    assert not any(k.startswith(("param.orient", "param.upright")) for k in np.load(tmp_path / "plain.npz").files)

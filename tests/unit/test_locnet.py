@@ -9,7 +9,7 @@ import pytest
 
 from stntool.errors import InvalidArgumentError
 from stntool.locnet import (FAMILIES, Adam, CircularConv1d, Conv2d, Flatten, Linear, LocNet, MaxPool2d, PolarSample, ReLU,
-                            WindowedSoftArgmax, quarter_loss,
+                            UprightHead, WindowedSoftArgmax, quarter_loss,
                             softmax)
 
 EPS = 1e-6
@@ -614,3 +614,43 @@ class TestOrientationBranch:
                       {"orientation_window": 5.0}, {"orientation_centre": 99.0}, {"orientation_follow": 1}):
             with pytest.raises(InvalidArgumentError):
                 LocNet({**ORIENTED, **extra})
+
+
+class TestUprightHead:
+    def test_gradients(self):
+        rng = np.random.default_rng(40)
+        head = UprightHead(8, dtype=np.float64)
+        head.params["weight"][:] = rng.standard_normal(4)
+        _check_layer(head, rng.standard_normal((5, 8)), rng)
+
+    def test_upside_down_is_the_opposite_and_no_lines_no_opinion(self):
+        rng = np.random.default_rng(41)
+        head = UprightHead(24, dtype=np.float64)
+        head.params["weight"][:] = rng.standard_normal(12)
+        p = rng.random((3, 24))
+        np.testing.assert_allclose(head.forward(p[:, ::-1], train=False), -head.forward(p, train=False), rtol=1e-12)
+        np.testing.assert_array_equal(head.forward(np.zeros((1, 24)), train=False), 0.0)
+        # a symmetric profile (a line with as much ink above its core as below) has no opinion either
+        np.testing.assert_allclose(head.forward(p + p[:, ::-1], train=False), 0.0, atol=1e-12)
+        # the odd part is the first half against its mirror
+        np.testing.assert_array_equal(head.odd(p)[:, 0], p[:, 0] - p[:, 23])
+
+    def test_in_the_net_saved_and_loaded(self, tmp_path):
+        net = LocNet({**TINY, "upright_bins": 24}, seed=3)
+        assert net.upright_logit(np.ones((2, 24)))[0] == 0.0  # starts with no opinion
+        plain = LocNet(TINY, seed=3)
+        for name, p in plain.parameters().items():  # the head draws no random numbers: the rest is the same net
+            np.testing.assert_array_equal(net.parameters()[name], p)
+        net.upright_head.params["weight"][:] = np.arange(12, dtype=np.float32)
+        net.save(tmp_path / "m.npz", {})
+        loaded = LocNet.load(tmp_path / "m.npz")
+        profile = np.linspace(0, 1, 24)[None]
+        assert loaded.upright_logit(profile)[0] == net.upright_logit(profile)[0] != 0
+        np.testing.assert_array_equal(loaded.astype(np.float64).upright_head.params["weight"], np.arange(12))
+        with pytest.raises(InvalidArgumentError, match="no upright head"):
+            plain.upright_logit(profile)
+        with pytest.raises(InvalidArgumentError, match="profiles"):
+            net.upright_logit(np.ones((1, 12)))
+        for bins in (-2, 3, True, 2.0):
+            with pytest.raises(InvalidArgumentError, match="upright_bins"):
+                LocNet({**TINY, "upright_bins": bins})

@@ -85,6 +85,71 @@ def test_crop_windows_stay_inside():
                                rtol=1e-5, atol=1e-5)
 
 
+def _lines_with_ascenders(side=512, pitch=32, core=(14, 22), rise=7):
+    """White page, black text lines: a core band (x-height) in word-sized runs, and every fourth column
+    of each word rising ``rise`` rows above it (ascenders), none going below (no descenders)."""
+    img = np.ones((side, side), np.float32)
+    rng = np.random.default_rng(3)
+    for top in range(40, side - 40, pitch):
+        x = 20
+        while x < side - 40:
+            n = int(rng.integers(20, 60))
+            img[top + core[0]:top + core[1], x:x + n] = 0.0
+            img[top + core[0] - rise:top + core[0], x:x + n:4] = 0.0
+            x += n + 12
+    return img
+
+
+def test_line_profile_reads_ink_above_the_core_and_reverses_upside_down():
+    img = _lines_with_ascenders()
+    prof, lines = pv.line_profile(img)
+    assert lines >= 14 * 8 and prof.shape == (pv.LINE_BINS,)
+    third = pv.LINE_BINS // 3
+    assert prof[:third].sum() > 0.1 and prof[2 * third:].sum() == 0.0  # ascenders above the core, nothing below
+    assert prof.sum() == pytest.approx(1.0)
+    flipped, n = pv.line_profile(np.ascontiguousarray(img[::-1, ::-1]))
+    assert n == lines
+    np.testing.assert_allclose(flipped, prof[::-1], rtol=1e-12, atol=1e-15)
+    # light text on dark paper reads the same
+    np.testing.assert_allclose(pv.line_profile(1.0 - img)[0], prof, rtol=1e-12, atol=1e-15)
+    # the page and a square-frame θ: half a turn is the reversed profile, exactly
+    page = np.rint(img * 255).astype(np.uint8)
+    up, _ = pv.page_line_profile(page, np.eye(3))
+    down, _ = pv.page_line_profile(page, [[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+    np.testing.assert_allclose(down, up[::-1], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("kind", ["blank", "noise"])
+def test_line_profile_of_a_page_without_lines_is_zero(kind):
+    rng = np.random.default_rng(0)
+    img = np.full((600, 400), 0.95, np.float32) if kind == "blank" else rng.random((600, 400)).astype(np.float32)
+    prof, lines = pv.line_profile(img)
+    assert lines == 0 and not prof.any()
+
+
+def test_the_upright_head_learns_which_way_is_up():
+    """Fitted on 40 rendered pages, it tells held-out layouts and fonts upright from upside down."""
+    from stntool.pages import render_page
+    from stntool.train import _rotation, fit_upright
+
+    ps = PageSet([render_page((11, i)) for i in range(40)], val_split=0.25, seed=4)
+    assert ps.profiles.shape == (40, pv.LINE_BINS)
+    net = LocNet({"in_channels": 3, "in_size": 16, "conv_channels": [2], "upright_bins": pv.LINE_BINS})
+    report = fit_upright(net, ps)
+    w = net.upright_head.params["weight"].copy()
+    assert report["train_accuracy"] >= 0.9 and report["val_pages_with_lines"] == 10
+    assert fit_upright(net, ps) == report and np.array_equal(net.upright_head.params["weight"], w)  # deterministic
+    right = 0
+    for i in range(10):
+        page = render_page((12, i), split="heldout")
+        tilt = _rotation(1.0 - 0.2 * i)
+        up = pv.page_line_profile(page, tilt)[0]
+        down = pv.page_line_profile(page, np.diag([-1.0, -1.0, 1.0]) @ np.vstack([tilt, [0, 0, 1]]))[0]
+        s_up, s_down = net.upright_logit(np.stack([up, down]))
+        right += int(s_up > 0) + int(s_down < 0)
+    assert right >= 17
+
+
 def test_residual_rotation_of_exact_and_known_corrections():
     td = np.stack([rotation_theta(12.0), rotation_theta(-7.0)])
     exact = np.stack([np.linalg.inv(np.vstack([t, [0, 0, 1]]))[:2] for t in td])
@@ -182,6 +247,9 @@ def test_a_tiny_run_learns_a_rotation(tmp_path):
     assert (tmp_path / "m.npz").exists() and (tmp_path / "m.png").exists()
     net = LocNet.load(tmp_path / "m.npz")
     assert net.metadata["family"] == "rotation" and net.metadata["input"]["size"] == pv.SIZE
+    # the upright head is fitted after the last step and says how it scored
+    assert net.arch["upright_bins"] == pv.LINE_BINS and np.any(net.upright_head.params["weight"])
+    assert set(net.metadata["upright_head"]) >= {"train_accuracy", "val_accuracy", "tilt_degrees"}
 
 
 def test_resuming_from_a_checkpoint_continues_exactly(pages, tmp_path):
