@@ -14,9 +14,10 @@ Contenders, all on the same distorted images (benchmarks/heldout.py):
   only; the correction rotates by it.
 
 Reported per split: median and 90th percentile of the residual rotation (polar decomposition of the
-residual pixel map), median text-line angle, the fraction upright (within 45°) and within 1°, and the
-estimation time per page. deskew and jdeskew are benchmark-only dependencies (``pip install deskew
-jdeskew``); run with a Python that has them.
+residual pixel map), median text-line angle, median shear/anisotropy (``σ1 / σ2 - 1`` of the residual's
+linear part), the fraction upright (within 45°) and within 1°, and the estimation time per page. deskew
+and jdeskew are benchmark-only dependencies (``pip install deskew jdeskew``); run with a Python that has
+them.
 """
 
 from __future__ import annotations
@@ -91,12 +92,13 @@ def run(model, n_pages, seed):
 
 
 def table(results):
-    lines = ["| pages | split | method | n | median rot ° | p90 rot ° | median line ° | upright | within 1° | ms/page |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| pages | split | method | n | median rot ° | p90 rot ° | median line ° | median aniso | upright | "
+             "within 1° | ms/page |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (key, name), s in results.items():
         lines.append(f"| {key[0]} | {key[1]} | {name} | {s['n']} | {s['rotation_median']:.3f} | "
-                     f"{s['rotation_p90']:.3f} | {s['line_median']:.3f} | {s['upright']:.1%} | {s['within_1deg']:.1%} | "
-                     f"{s['ms']:.0f} |")
+                     f"{s['rotation_p90']:.3f} | {s['line_median']:.3f} | {s['anisotropy_median']:.4f} | "
+                     f"{s['upright']:.1%} | {s['within_1deg']:.1%} | {s['ms']:.0f} |")
     return "\n".join(lines)
 
 

@@ -19,6 +19,8 @@ upright one, ``M = D · C`` (distortion then correction, pixel maps about the pa
 
 * the residual rotation: the angle of the rotation in the polar decomposition of M's linear part;
 * the text-line angle: the angle at which a horizontal line of the upright page appears in the output;
+* the shear/anisotropy: ``σ1 / σ2 - 1`` of M's linear part (its singular values; 0 for a rotation and a
+  uniform scale, which a page does not show; an x shear of factor s gives about |s|);
 * upright: whether the residual rotation is within 45°.
 """
 
@@ -133,17 +135,20 @@ def score(case: Case, correction_in_from_out: np.ndarray) -> dict:
     u, _, vt = np.linalg.svd(lin)
     rot = u @ vt
     if np.linalg.det(rot) < 0:
-        return {"rotation": 180.0, "line": 90.0, "upright": False}
+        return {"rotation": 180.0, "line": 90.0, "upright": False, "anisotropy": float("inf")}
+    sv = np.linalg.svd(lin, compute_uv=False)
     ang = math.degrees(math.atan2(rot[1, 0], rot[0, 0]))
     out_dir = np.linalg.solve(lin, [1.0, 0.0])  # a horizontal line of the upright page, seen in the output
     line = math.degrees(math.atan2(out_dir[1], out_dir[0]))
     line = (line + 90.0) % 180.0 - 90.0
-    return {"rotation": abs(ang), "line": abs(line), "upright": abs(ang) < 45.0}
+    return {"rotation": abs(ang), "line": abs(line), "upright": abs(ang) < 45.0,
+            "anisotropy": float(sv[0] / sv[1] - 1.0)}
 
 
 def summarise(scores) -> dict:
     r = np.array([s["rotation"] for s in scores])
     ln = np.array([s["line"] for s in scores])
     up = np.array([s["upright"] for s in scores])
+    an = np.array([s.get("anisotropy", 0.0) for s in scores])
     return {"n": len(r), "rotation_median": float(np.median(r)), "rotation_p90": float(np.percentile(r, 90)),
-            "line_median": float(np.median(ln)), "upright": float(up.mean()), "within_1deg": float((r <= 1.0).mean())}
+            "line_median": float(np.median(ln)), "anisotropy_median": float(np.median(an)), "upright": float(up.mean()), "within_1deg": float((r <= 1.0).mean())}
