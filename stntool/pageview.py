@@ -166,43 +166,57 @@ def line_profile(view: np.ndarray, bins: int = LINE_BINS) -> tuple[np.ndarray, i
     ink8 = np.clip(np.rint((paper - g) * 255.0), 0, 255).astype(np.uint8)
     otsu, _ = cv2.threshold(ink8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     ink = (ink8 > max(otsu, _LINE_MIN_INK)).astype(np.uint8)  # faint marks (noise, shading) are not ink
-    acc, lines = np.zeros(bins), 0
+    # rows[s, y]: the ink of row y in strip s; a strip's text lines are its runs of rows with ink
     step = w // _LINE_STRIPS
-    for s in range(_LINE_STRIPS):
-        rows = ink[:, s * step:(s + 1) * step].sum(axis=1, dtype=np.float64)
-        if not rows.any():
-            continue
-        on = rows > 0.08 * np.percentile(rows[rows > 0], 90)
-        edges = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
-        for a, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
-            if e - a < 3 or e - a > h // 4:  # a speck, or a block that is not a line
-                continue
-            q = rows[a:e]
-            core = np.flatnonzero(q >= 0.5 * q.max())
-            c0, c1 = core[0], core[-1] + 1
-            if c1 - c0 < 2:
-                continue
-            # each row, at its centre, shared linearly between the two nearest bin centres: turning the
-            # view upside down reverses the profile exactly (a row's centre y goes to 1 - y)
-            y = (np.arange(len(q)) + 0.5 - c0) / (c1 - c0)  # 0 .. 1 across the core
-            pos = (y + 1.0) * bins / 3.0 - 0.5  # in bins, from the first bin's centre
-            lo = np.floor(pos).astype(np.intp)
-            frac = pos - lo
-            for idx, wts in ((lo, 1.0 - frac), (lo + 1, frac)):
-                keep = (idx >= 0) & (idx < bins)
-                acc += np.bincount(idx[keep], q[keep] * wts[keep], bins) / q.sum()
-            lines += 1
+    rows = ink[:, :step * _LINE_STRIPS].reshape(h, _LINE_STRIPS, step).sum(axis=2, dtype=np.float64).T
+    floor = np.array([0.08 * np.percentile(r[r > 0], 90) if r.any() else np.inf for r in rows])
+    on = np.zeros((_LINE_STRIPS, h + 2), np.int8)
+    on[:, 1:-1] = rows > floor[:, None]
+    edges = np.diff(on, axis=1)
+    strip, a = np.nonzero(edges == 1)  # strip by strip, top to bottom: starts and ends pair up
+    e = np.nonzero(edges == -1)[1]
+    keep = (e - a >= 3) & (e - a <= h // 4)  # not a speck, not a block
+    strip, a, n = strip[keep], a[keep], (e - a)[keep]
+    if not len(n):
+        return np.zeros(bins), 0
+    # every run's rows, one after another: run[i] says whose, off[i] which row of it, q[i] its ink
+    run = np.repeat(np.arange(len(n)), n)
+    first = np.cumsum(n) - n
+    off = np.arange(n.sum()) - first[run]
+    q = rows[strip[run], a[run] + off]
+    # the core band: from the first to the last row at least half as inked as the run's busiest
+    core = q >= 0.5 * np.maximum.reduceat(q, first)[run]
+    c0 = np.minimum.reduceat(np.where(core, off, h), first)
+    c1 = np.maximum.reduceat(np.where(core, off, -1), first) + 1
+    good = c1 - c0 >= 2
+    total = np.add.reduceat(q, first)
+    use = good[run]
+    q, off, run = q[use], off[use], run[use]
+    # each row, at its centre, shared linearly between the two nearest bin centres: turning the view
+    # upside down reverses the profile exactly (a row's centre y goes to 1 - y)
+    y = (off + 0.5 - c0[run]) / (c1 - c0)[run]  # 0 .. 1 across the core
+    pos = (y + 1.0) * bins / 3.0 - 0.5  # in bins, from the first bin's centre
+    lo = np.floor(pos).astype(np.intp)
+    frac = pos - lo
+    share = q / total[run]
+    acc = np.zeros(bins)
+    for idx, wts in ((lo, 1.0 - frac), (lo + 1, frac)):
+        inside = (idx >= 0) & (idx < bins)
+        acc += np.bincount(idx[inside], share[inside] * wts[inside], bins)
+    lines = int(good.sum())
     return (acc / lines if lines else acc), lines
 
 
-def page_line_profile(img, theta_sq, bins: int = LINE_BINS, backend: str = "cpu") -> tuple[np.ndarray, int]:
+def page_line_profile(img, theta_sq, bins: int = LINE_BINS, backend: str = "cpu", work=None) -> tuple[np.ndarray, int]:
     """:func:`line_profile` of a page made straight by ``theta_sq`` (its square-frame θ, 2x3 or 3x3): the
-    page's :data:`UPRIGHT_WORK`-pixel working image warped by it (bilinear, border padding)."""
+    page's :data:`UPRIGHT_WORK`-pixel working image (``work``, made here when not given) warped by it
+    (bilinear, border padding)."""
     from . import api
 
     t = np.asarray(theta_sq, dtype=np.float64)
     t = t[:2] if t.shape == (3, 3) and np.array_equal(t[2], [0.0, 0.0, 1.0]) else t
-    view = api.warp(working_image(img, UPRIGHT_WORK), t, padding="border", backend=backend)
+    work = working_image(img, UPRIGHT_WORK) if work is None else work
+    view = api.warp(work, t, padding="border", backend=backend)
     return line_profile(view, bins)
 
 

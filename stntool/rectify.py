@@ -112,6 +112,21 @@ class _Ink:
         self.mass_total = float(self.mass.sum()) + 1e-9
 
 
+class _Lines:
+    """A page's text lines as the upright head reads them (:func:`stntool.pageview.page_line_profile`),
+    its :data:`~stntool.pageview.UPRIGHT_WORK`-pixel working image made once, when first asked."""
+
+    def __init__(self, img, backend: str):
+        self.img, self.backend, self.work = img, backend, None
+
+    def profile(self, theta_sq, bins=None):
+        from .pageview import LINE_BINS, UPRIGHT_WORK, page_line_profile, working_image
+
+        if self.work is None:
+            self.work = working_image(self.img, UPRIGHT_WORK)
+        return page_line_profile(self.img, theta_sq, bins or LINE_BINS, self.backend, work=self.work)
+
+
 class Rectifier:
     """Estimates and applies the θ that straightens a page (see the module docstring).
 
@@ -181,9 +196,9 @@ class Rectifier:
         score = np.exp((score - score.max()) / 4.0)
         return score / score.sum()
 
-    def _net_estimate(self, work, prob=None, k=None, img=None):
+    def _net_estimate(self, work, prob=None, k=None, lines=None):
         """``(k, probabilities, theta_sq 3x3)`` from the working image (``k`` forced when given; otherwise,
-        given the page ``img`` and a model with an upright head, the head takes a second look)."""
+        given the page's :class:`_Lines` and a model with an upright head, the head takes a second look)."""
         from .pageview import quarter_theta
 
         prob = self._quarter_probabilities(work) if prob is None else prob
@@ -197,8 +212,8 @@ class Rectifier:
             t, _ = self._net(seen)
             acc = acc @ self._reduce(t)
         theta_sq = q @ acc
-        if self.net.upright_head is not None and not forced and img is not None:
-            k, prob, theta_sq = self._second_look(img, k, prob, theta_sq)
+        if self.net.upright_head is not None and not forced and lines is not None:
+            k, prob, theta_sq = self._second_look(lines, k, prob, theta_sq)
         return k, prob, theta_sq
 
     def _warp_view(self, view, theta_sq):
@@ -207,17 +222,15 @@ class Rectifier:
         return api.warp(view, theta_sq[:2] if self.family != "projective" else theta_sq, padding="border",
                         backend=self.backend)
 
-    def _second_look(self, img, k, prob, theta_sq):
+    def _second_look(self, lines, k, prob, theta_sq):
         """The upright head's second look: is the page, made straight by ``theta_sq``, upside down?
 
         Its log-odds (from the text lines' ink profile) are added to the quarter head's for ``k``
         against ``k + 2`` (a product of experts), and the page is turned half round when they say so:
         the same θ, read from the opposite corner (``θ · diag(-1, -1, 1)``).
         """
-        from .pageview import page_line_profile
-
-        profile, lines = page_line_profile(img, theta_sq, self.net.upright_head.bins, backend=self.backend)
-        if not lines:
+        profile, count = lines.profile(theta_sq, self.net.upright_head.bins)
+        if not count:
             return k, prob, theta_sq
         s = float(self.net.upright_logit(profile[None])[0])
         prob = np.array(prob, dtype=np.float64)
@@ -278,7 +291,7 @@ class Rectifier:
         grad = np.repeat((2.0 * cols / (total ** 2) * w)[None, :], out_hw[0], axis=0)
         return e, self._warp_ink(ink, theta_sq, out_hw, grad, field="mass")
 
-    def _evidence(self, ink, theta_sq, img):
+    def _evidence(self, ink, theta_sq, lines):
         """Text evidence in [0, 1]: the share of the row profile's variance in line-sized oscillation.
 
         The profile of the ink warped by θ is high-passed (a Gaussian of about a line's height removed):
@@ -300,22 +313,21 @@ class Rectifier:
             return float(((prof - smooth) ** 2).sum()) / var if var > 0 else 0.0
 
         rows = share(theta_sq, 1)
-        if rows > 1.5 * share(theta_sq, 0) or (rows > _EVIDENCE[0] and self._reads_as_lines(img, theta_sq)):
+        if rows > 1.5 * share(theta_sq, 0) or (rows > _EVIDENCE[0] and self._reads_as_lines(lines, theta_sq)):
             return rows
         return 0.0
 
-    def _reads_as_lines(self, img, theta_sq):
+    def _reads_as_lines(self, lines, theta_sq):
         """Whether the page made straight by θ shows many text lines read across
         (:func:`stntool.pageview.line_profile`: runs of ink with an x-height band, counted in 16 strips) and
         few when turned a quarter: at least ``_LINES[0]``, and ``_LINES[1]`` times as many. Pages of text
         give 180-300 against 15-125; noise, charts and photos fewer than 30."""
-        from .pageview import page_line_profile, quarter_theta
+        from .pageview import quarter_theta
 
-        along = page_line_profile(img, theta_sq, backend=self.backend)[1]
+        along = lines.profile(theta_sq)[1]
         if along < _LINES[0]:
             return False
-        across = page_line_profile(img, theta_sq @ to_3x3(quarter_theta(1)), backend=self.backend)[1]
-        return along >= _LINES[1] * across
+        return along >= _LINES[1] * lines.profile(theta_sq @ to_3x3(quarter_theta(1)))[1]
 
     @staticmethod
     def _d_param(ink_hw, base, ang, shear, which):
@@ -373,7 +385,7 @@ class Rectifier:
                 return float(xs[i] + 0.5 * step * (es[i - 1] - es[i + 1]) / curv)
         return float(xs[i])
 
-    def _refine(self, img, theta_sq):
+    def _refine(self, img, theta_sq, lines):
         """``(theta_sq, evidence)`` after the sweep, the gradient steps (through the sampler) and a polish."""
         lin = theta_sq[:2, :2] / theta_sq[2, 2]
         ang0, shear0 = _angle_shear(lin)
@@ -389,7 +401,7 @@ class Rectifier:
             if 0 < i < len(sweep) - 1:
                 break
         ang = self._sweep(self._row_energy, coarse, base, ang, shear0, "angle", _SWEEP_STEP, _SWEEP_STEP / 4)
-        evidence = self._evidence(coarse, base @ _shape_theta(ang, shear0), img)
+        evidence = self._evidence(coarse, base @ _shape_theta(ang, shear0), lines)
         ang = self._ascend(self._row_energy, coarse, base, ang, shear0, "angle", _SWEEP_STEP / 2)
         ang = self._sweep(self._row_energy, fine, base, ang, shear0, "angle", 0.15, 0.025)
         ang = self._sweep(self._row_energy, fine, base, ang, shear0, "angle", 0.02, 0.005)
@@ -417,13 +429,14 @@ class Rectifier:
         hw = img.shape[:2]
         t0 = time.perf_counter()
         work = working_image(img)
-        k, prob, theta_sq = self._net_estimate(work, img=img)
+        lines = _Lines(img, self.backend)
+        k, prob, theta_sq = self._net_estimate(work, lines=lines)
         p_k = float(prob[k])
         t1 = time.perf_counter()
         if self.refine:
-            theta_sq, evidence = self._refine(img, theta_sq)
+            theta_sq, evidence = self._refine(img, theta_sq, lines)
         else:
-            evidence = self._evidence(_Ink(img, _GRADIENT_LONG), theta_sq, img)
+            evidence = self._evidence(_Ink(img, _GRADIENT_LONG), theta_sq, lines)
         t2 = time.perf_counter()
         text = float(np.clip((evidence - _EVIDENCE[0]) / (_EVIDENCE[1] - _EVIDENCE[0]), 0.0, 1.0))
         confidence = float(p_k * text)

@@ -119,6 +119,55 @@ def test_line_profile_reads_ink_above_the_core_and_reverses_upside_down():
     np.testing.assert_allclose(down, up[::-1], rtol=1e-12, atol=1e-15)
 
 
+def _line_profile_loop(view, bins=pv.LINE_BINS):
+    """line_profile written as the definition reads: strip by strip, line by line (the oracle)."""
+    import cv2
+
+    g = np.asarray(view, dtype=np.float32)
+    h, w = g.shape
+    if np.median(g[h // 4:3 * h // 4, w // 4:3 * w // 4]) < 0.5:
+        g = 1.0 - g
+    paper = cv2.morphologyEx(g, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (15, 15)))
+    ink8 = np.clip(np.rint((paper - g) * 255.0), 0, 255).astype(np.uint8)
+    otsu, _ = cv2.threshold(ink8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    ink = ink8 > max(otsu, 20)
+    acc, lines = np.zeros(bins), 0
+    step = w // 16
+    for s in range(16):
+        rows = ink[:, s * step:(s + 1) * step].sum(axis=1).astype(np.float64)
+        if not rows.any():
+            continue
+        on = np.concatenate([[False], rows > 0.08 * np.percentile(rows[rows > 0], 90), [False]])
+        starts, ends = np.flatnonzero(~on[:-1] & on[1:]), np.flatnonzero(on[:-1] & ~on[1:])
+        for a, e in zip(starts, ends):
+            if not 3 <= e - a <= h // 4:
+                continue
+            q = rows[a:e]
+            core = np.flatnonzero(q >= 0.5 * q.max())
+            c0, c1 = core[0], core[-1] + 1
+            if c1 - c0 < 2:
+                continue
+            for r in range(len(q)):
+                pos = ((r + 0.5 - c0) / (c1 - c0) + 1.0) * bins / 3.0 - 0.5
+                lo = int(np.floor(pos))
+                for b, wt in ((lo, 1.0 - (pos - lo)), (lo + 1, pos - lo)):
+                    if 0 <= b < bins:
+                        acc[b] += q[r] * wt / q.sum()
+            lines += 1
+    return (acc / lines if lines else acc), lines
+
+
+@pytest.mark.parametrize("i", range(4))
+def test_line_profile_matches_its_definition(i):
+    from stntool.pages import render_page
+
+    view = pv.working_image(render_page((13, i), split="heldout", degrade=i % 2 == 1), 640)
+    prof, lines = pv.line_profile(view)
+    want, want_lines = _line_profile_loop(view)
+    assert lines == want_lines > 20
+    np.testing.assert_allclose(prof, want, rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("kind", ["blank", "noise"])
 def test_line_profile_of_a_page_without_lines_is_zero(kind):
     rng = np.random.default_rng(0)
