@@ -56,10 +56,6 @@ def augment_sheet():
                         "--preview", str(HERE / "images" / "augment.png"), "-q"], check=True)
 
 
-if __name__ == "__main__":
-    main()
-
-
 def rectify_sheet():
     """Before and after `stntool rectify` for held-out pages (fonts the model never saw), made by the command."""
     import json
@@ -98,3 +94,7 @@ def rectify_sheet():
         order = sorted(range(len(rows)), key=lambda i: rows[i][0])
         sheet = contact_sheet([rows[i] for i in order], tile=300, grid_lines=6)
         cv2.imwrite(str(HERE / "images" / "rectify.png"), sheet)
+
+
+if __name__ == "__main__":
+    main()
