@@ -19,7 +19,8 @@
    first brackets the rotation optimum within the net's error.
 4. **Confidence** in [0, 1]: the quarter head's probability times the text evidence (the share of the
    row profile's variance in line-sized oscillation: rows of text lines and gaps; when the columns
-   oscillate as much, the text lines must show when read across). Below ``min_confidence`` the θ is the
+   oscillate as much, the text lines must show when read across; none when the page made straight shows
+   fewer than 5 runs of ink with an x-height band: a pattern or a logo has rows of ink, not text lines). Below ``min_confidence`` the θ is the
    identity and the reason says why: blank pages, noise and photos without text come back unchanged.
 
 Everything is done in the page's square frame (:mod:`stntool.pageview`), where a rotation is a
@@ -52,6 +53,7 @@ _GRADIENT_LONG = 512    # long side of the image the gradient steps warp
 _SWEEP = 6.0            # degrees either side of the net's angle for the coarse sweep
 _SWEEP_STEP = 0.5
 _EVIDENCE = (0.03, 0.08)  # text evidence (row-profile oscillation share) mapped to confidence 0 .. 1
+_MIN_LINES = 5           # text-line runs (pageview.line_profile) below which a page has no text evidence
 _LINES = (100, 2.0)       # text lines a page must show read across, and how many times more than read down
 
 
@@ -117,14 +119,17 @@ class _Lines:
     its :data:`~stntool.pageview.UPRIGHT_WORK`-pixel working image made once, when first asked."""
 
     def __init__(self, img, backend: str):
-        self.img, self.backend, self.work = img, backend, None
+        self.img, self.backend, self.work, self.seen = img, backend, None, {}
 
     def profile(self, theta_sq, bins=None):
         from .pageview import LINE_BINS, UPRIGHT_WORK, page_line_profile, working_image
 
-        if self.work is None:
-            self.work = working_image(self.img, UPRIGHT_WORK)
-        return page_line_profile(self.img, theta_sq, bins or LINE_BINS, self.backend, work=self.work)
+        key = (np.asarray(theta_sq, dtype=np.float64).tobytes(), bins or LINE_BINS)
+        if key not in self.seen:
+            if self.work is None:
+                self.work = working_image(self.img, UPRIGHT_WORK)
+            self.seen[key] = page_line_profile(self.img, theta_sq, key[1], self.backend, work=self.work)
+        return self.seen[key]
 
 
 class Rectifier:
@@ -432,18 +437,23 @@ class Rectifier:
         lines = _Lines(img, self.backend)
         k, prob, theta_sq = self._net_estimate(work, lines=lines)
         p_k = float(prob[k])
+        # text lines (runs with an x-height band) on the page the net made straight: a chart's bars, a
+        # pattern or a logo have rows of ink, not lines of text
+        n_lines = lines.profile(theta_sq)[1]
         t1 = time.perf_counter()
         if self.refine:
             theta_sq, evidence = self._refine(img, theta_sq, lines)
         else:
             evidence = self._evidence(_Ink(img, _GRADIENT_LONG), theta_sq, lines)
+        if n_lines < _MIN_LINES:
+            evidence = 0.0
         t2 = time.perf_counter()
         text = float(np.clip((evidence - _EVIDENCE[0]) / (_EVIDENCE[1] - _EVIDENCE[0]), 0.0, 1.0))
         confidence = float(p_k * text)
         reason = None
         if confidence < self.min_confidence:
             reason = (f"low confidence {confidence:.2f} < {self.min_confidence:g} (text evidence {evidence:.2f}, "
-                      f"quarter turn probability {p_k:.2f})")
+                      f"text lines {n_lines}, quarter turn probability {p_k:.2f})")
             theta_sq = np.eye(3)
             k = 0
         theta = page_theta(theta_sq if self.family == "projective" else theta_sq[:2], hw)

@@ -80,12 +80,15 @@ def test_quarter_turned_pages_come_back_upright(page, rect, k):
     assert abs(math.degrees(math.atan2(r[1, 0], r[0, 0]))) < 1.0
 
 
-@pytest.mark.parametrize("kind", ["blank", "noise", "photo"])
+@pytest.mark.parametrize("kind", ["blank", "noise", "photo", "pattern", "logo"])
 def test_images_without_text_come_back_unchanged(rect, kind):
     rng = np.random.default_rng(0)
+    sample = os.path.dirname(SAMPLE)
     img = {"blank": np.full((300, 220), 245, np.uint8),
            "noise": rng.integers(0, 256, (300, 220), dtype=np.uint8),
-           "photo": read_image(os.path.join(os.path.dirname(SAMPLE), "photo.jpg"))[0]}[kind]
+           "photo": read_image(os.path.join(sample, "photo.jpg"))[0],
+           "pattern": read_image(os.path.join(sample, "gray16.png"))[0],  # a checkerboard: rows of ink, no lines
+           "logo": read_image(os.path.join(sample, "icon_rgba.png"))[0]}[kind]
     theta, conf, info = rect.estimate(img, details=True)
     assert conf < 0.3 and info["reason"].startswith("low confidence")
     assert np.array_equal(theta, [[1, 0, 0], [0, 1, 0]])
