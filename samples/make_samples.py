@@ -11,21 +11,33 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+_WORDS = ("the of and to in is that for it as with was on be by this are from at or have an they which "
+          "one you were all we when there can been has more if will would their what about out many then "
+          "them these so some her make like him into time two look more write go see number way could "
+          "people than first water been call who oil its now find long down day did get come made may part "
+          "page light sample grey text lines straight quickly brown fox jumps over lazy dog").split()
+
+
 def text_page():
+    """A page of text: a title and paragraphs of lower-case words in OpenCV's Hershey duplex font
+    (ascenders and descenders, as in any Latin text)."""
     img = np.full((480, 360), 248, np.uint8)
     cv2.putText(img, "stntool sample page", (24, 48), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 20, 2, cv2.LINE_AA)
     rng = np.random.default_rng(1)
-    y = 90
-    while y < 450:
-        words = rng.integers(3, 9)
+    y, first = 92, True
+    while y < 456:
         x = 24
-        for _ in range(words):
-            w = int(rng.integers(20, 60))
+        while True:
+            word = _WORDS[int(rng.integers(len(_WORDS)))]
+            word = word.capitalize() if first else word
+            (w, _), _ = cv2.getTextSize(word, cv2.FONT_HERSHEY_DUPLEX, 0.45, 1)
             if x + w > 336:
                 break
-            cv2.rectangle(img, (x, y), (x + w, y + 8), 60, -1)
-            x += w + 10
-        y += 22
+            cv2.putText(img, word, (x, y), cv2.FONT_HERSHEY_DUPLEX, 0.45, 40, 1, cv2.LINE_AA)
+            x += w + 5
+            first = False
+        first = rng.random() < 0.12  # a paragraph break now and then
+        y += 36 if first else 18
     return img
 
 

@@ -17,11 +17,12 @@
    (rows: sharpest when text lines are horizontal) over the rotation, then the energy of the column
    profiles of horizontal bands (sharpest when strokes are vertical) over the shear. A coarse sweep
    first brackets the rotation optimum within the net's error.
-4. **Confidence** in [0, 1]: the quarter head's probability times the text evidence (the share of the
-   row profile's variance in line-sized oscillation: rows of text lines and gaps; when the columns
-   oscillate as much, the text lines must show when read across; none when the page made straight shows
-   fewer than 5 runs of ink with an x-height band: a pattern or a logo has rows of ink, not text lines). Below ``min_confidence`` the θ is the
-   identity and the reason says why: blank pages, noise and photos without text come back unchanged.
+4. **Confidence** in [0, 1]: the quarter head's probability times the text evidence (the share of the row
+   profile's variance in line-sized oscillation: rows of text lines and gaps; when the columns oscillate as
+   much, the text lines must show when read across; none when the page made straight shows fewer than 30
+   runs of ink with an x-height band: a chart, a pattern or a logo has rows of ink, not text lines). Below
+   ``min_confidence`` the θ is the identity and the reason says why: blank pages, noise and photos without
+   text come back unchanged.
 
 Everything is done in the page's square frame (:mod:`stntool.pageview`), where a rotation is a
 rotation; the θ returned is the page's own (PyTorch's ``affine_grid`` convention, normalized output ->
@@ -53,7 +54,7 @@ _GRADIENT_LONG = 512    # long side of the image the gradient steps warp
 _SWEEP = 6.0            # degrees either side of the net's angle for the coarse sweep
 _SWEEP_STEP = 0.5
 _EVIDENCE = (0.03, 0.08)  # text evidence (row-profile oscillation share) mapped to confidence 0 .. 1
-_MIN_LINES = 5           # text-line runs (pageview.line_profile) below which a page has no text evidence
+_MIN_LINES = 30          # text-line runs (pageview.line_profile) below which a page has no text evidence
 _LINES = (100, 2.0)       # text lines a page must show read across, and how many times more than read down
 
 

@@ -80,7 +80,7 @@ def test_quarter_turned_pages_come_back_upright(page, rect, k):
     assert abs(math.degrees(math.atan2(r[1, 0], r[0, 0]))) < 1.0
 
 
-@pytest.mark.parametrize("kind", ["blank", "noise", "photo", "pattern", "logo"])
+@pytest.mark.parametrize("kind", ["blank", "noise", "photo", "pattern", "logo", "chart"])
 def test_images_without_text_come_back_unchanged(rect, kind):
     rng = np.random.default_rng(0)
     sample = os.path.dirname(SAMPLE)
@@ -88,7 +88,8 @@ def test_images_without_text_come_back_unchanged(rect, kind):
            "noise": rng.integers(0, 256, (300, 220), dtype=np.uint8),
            "photo": read_image(os.path.join(sample, "photo.jpg"))[0],
            "pattern": read_image(os.path.join(sample, "gray16.png"))[0],  # a checkerboard: rows of ink, no lines
-           "logo": read_image(os.path.join(sample, "icon_rgba.png"))[0]}[kind]
+           "logo": read_image(os.path.join(sample, "icon_rgba.png"))[0],
+           "chart": read_image(os.path.join(sample, "chart.png"))[0]}[kind]  # bars: rows of ink once turned
     theta, conf, info = rect.estimate(img, details=True)
     assert conf < 0.3 and info["reason"].startswith("low confidence")
     assert np.array_equal(theta, [[1, 0, 0], [0, 1, 0]])
@@ -122,8 +123,7 @@ def test_the_shipped_net_alone_predicts_a_known_rotation_of_the_sample(page, deg
 
 @pytest.fixture(scope="module")
 def text_page():
-    """A rendered page in a font and layout the model never saw (the shipped sample's body is bars, not
-    glyphs: nothing there says which way is up)."""
+    """A rendered page in a font and layout the model never saw."""
     pytest.importorskip("PIL")
     from stntool.pages import render_page
 
