@@ -539,10 +539,9 @@ def _check_arch(arch) -> dict:
     if full["family"] not in FAMILIES:
         raise InvalidArgumentError(f"unknown transform family {full['family']!r}; choose from {', '.join(FAMILIES)}")
     _check_orientation(full)
-    bins = full["upright_bins"]
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 0 or bins % 2:
-        raise InvalidArgumentError(f"architecture upright_bins must be 0 or a positive even integer, got {bins!r}")
-    full["upright_bins"] = int(bins)
+    full["upright_bins"] = _arch_int("upright_bins", full["upright_bins"], low=0)
+    if full["upright_bins"] % 2:
+        raise InvalidArgumentError(f"architecture upright_bins must be 0 or even, got {full['upright_bins']}")
     return full
 
 
@@ -588,7 +587,8 @@ def _check_orientation(full):
                                    f"got {window!r}")
     full["orientation_window"] = float(window)
     if not isinstance(full["orientation_follow"], bool):
-        raise InvalidArgumentError(f"architecture orientation_follow must be true or false, got {full['orientation_follow']!r}")
+        raise InvalidArgumentError(f"architecture orientation_follow must be true or false, "
+                                   f"got {full['orientation_follow']!r}")
 
 
 def _orientation_count(family: str) -> int:

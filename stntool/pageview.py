@@ -27,13 +27,14 @@ to ``WORK x WORK`` grey float32 in [0, 1]. :func:`net_input` makes ``(3, S, S)``
 Text lines, read across
 -----------------------
 :func:`line_profile` looks at a straightened view (text lines horizontal, up to a few degrees;
-:func:`page_line_profile` makes it from a page and its square-frame θ, at :data:`UPRIGHT_WORK` pixels,
-where a text line's x-height spans several rows): the ink (the page minus its paper, by a morphological closing, binarised by Otsu's threshold), cut into
-vertical strips, gives each text line's row profile; each profile is resampled about the line's core
-band (the rows at least half as inked as its busiest row: the x-height) and the mean over all lines
-is returned. Which way is up shows there: Latin text has more ink above its core (ascenders,
-capitals, accents) than below it (descenders), whatever the layout; the net's upright head
-(:class:`stntool.locnet.UprightHead`) reads it.
+:func:`page_line_profile` makes it from a page and its square-frame θ, at :data:`UPRIGHT_WORK`
+pixels, where a text line's x-height spans several rows): the ink (the page minus its paper, by a
+morphological closing, binarised by Otsu's threshold), cut into vertical strips, gives each text
+line's row profile; each profile is resampled about the line's core band (the rows at least half as
+inked as its busiest row: the x-height) and the mean over all lines is returned. Which way is up
+shows there: Latin text has more ink above its core (ascenders, capitals, accents) than below it
+(descenders), whatever the layout; the net's upright head (:class:`stntool.locnet.UprightHead`)
+reads it.
 
 Everything here is plain NumPy and OpenCV, deterministic, and shared by training and inference.
 """
@@ -42,8 +43,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["WORK", "SIZE", "LINE_BINS", "square_side", "working_image", "net_input", "crop_origin",
-           "spectrum_centre", "line_profile", "page_line_profile", "UPRIGHT_WORK", "page_theta", "square_theta", "quarter_theta"]
+__all__ = ["WORK", "SIZE", "UPRIGHT_WORK", "LINE_BINS", "square_side", "working_image", "net_input", "crop_origin",
+           "spectrum_centre", "line_profile", "page_line_profile", "page_theta", "square_theta", "quarter_theta"]
 
 #: Side of the working image (pixels).
 WORK = 512

@@ -263,10 +263,10 @@ class Rectifier:
         profile, count = lines.profile(theta_sq, self.net.upright_head.bins)
         if not count:
             return k, prob, theta_sq
-        s = float(self.net.upright_logit(profile[None])[0])
+        s = min(max(float(self.net.upright_logit(profile[None])[0]), -60.0), 60.0)
         prob = np.array(prob, dtype=np.float64)
-        prob[k] *= math.exp(0.5 * min(max(s, -60.0), 60.0))
-        prob[(k + 2) % 4] *= math.exp(-0.5 * min(max(s, -60.0), 60.0))
+        prob[k] *= math.exp(0.5 * s)
+        prob[(k + 2) % 4] *= math.exp(-0.5 * s)
         prob /= prob.sum()
         if prob[(k + 2) % 4] > prob[k]:
             return (k + 2) % 4, prob, theta_sq @ np.diag([-1.0, -1.0, 1.0])
