@@ -365,32 +365,44 @@ class Augmenter:
         in_hw = images.shape[1:3]
         specs = [self.sample(rng, in_hw, out_hw) for _ in range(len(images))]
         o_hw = specs[0].out_hw
-        out = np.empty((len(images),) + tuple(o_hw) + images.shape[3:], images.dtype)
-        c = 1 if images.ndim == 3 else images.shape[3]
+        # the kernels see (N, H, W, C); a gray batch (N, H, W) is viewed with one channel
+        batch4 = images if images.ndim == 4 else images[..., None]
+        c = batch4.shape[3]
+        out4 = None
         groups = {2: [], 3: []}
+        alone = []  # records warped one by one: splines, elastic fields, alpha channels
         for i, s in enumerate(specs):
             if s.theta is not None and s.elastic is None and c not in (2, 4):
                 groups[len(s.theta)].append(i)
             else:
-                out[i] = apply_spec(images[i], s, backend)
+                alone.append(i)
         is_int = images.dtype.kind == "u"
         maxv = float(np.iinfo(images.dtype).max) if is_int else 0.0
         fill = fill_values(self.fill, c, maxv) if self.padding == "constant" else None
         for rows, idx in groups.items():
+            if rows == 3:  # a horizon through pixel centres samples the grid path (see stntool.warp): one by one
+                theta = np.array([specs[i].theta for i in idx])
+                on_horizon = [i for k, i in enumerate(idx) if api._horizon_on_pixels(theta[k][None], o_hw,
+                                                                                      self.align_corners)]
+                alone += on_horizon
+                idx[:] = [i for i in idx if i not in on_horizon]
             if not idx:
                 continue
             theta = np.array([specs[i].theta for i in idx])
-            if rows == 3:  # a horizon through pixel centres samples the grid path (see stntool.warp): one by one
-                alone = [i for i in idx if api._horizon_on_pixels(theta[idx.index(i)][None], o_hw, self.align_corners)]
-                for i in alone:
-                    out[i] = apply_spec(images[i], specs[i], backend)
-                keep = [k for k, i in enumerate(idx) if i not in alone]
-                idx, theta = [idx[k] for k in keep], theta[keep]
-                if not idx:
-                    continue
-            out[idx] = api.warp(images[idx], theta, out_hw=o_hw, mode=self.mode, padding=self.padding,
-                                align_corners=self.align_corners, fill=fill, backend=backend).reshape(
-                                    (len(idx),) + out.shape[1:])
+            every = len(idx) == len(images)  # one fused call for the whole batch: its result is the output
+            warped = api.warp(batch4 if every else batch4[idx], theta, out_hw=o_hw, mode=self.mode,
+                              padding=self.padding, align_corners=self.align_corners, fill=fill, backend=backend)
+            if every:
+                out4 = warped
+            else:
+                if out4 is None:
+                    out4 = np.empty((len(images),) + tuple(o_hw) + (c,), images.dtype)
+                out4[idx] = warped
+        if out4 is None:
+            out4 = np.empty((len(images),) + tuple(o_hw) + (c,), images.dtype)
+        for i in sorted(alone):
+            out4[i] = apply_spec(batch4[i], specs[i], backend)
+        out = out4 if images.ndim == 4 else out4[..., 0]
         return out, specs
 
 

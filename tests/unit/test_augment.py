@@ -155,6 +155,32 @@ def test_batch_call_equals_per_image_records():
         Augmenter().batch(np.zeros((0, 4, 4), np.uint8), np.random.default_rng(0))
 
 
+def test_batch_of_gray_images_and_of_mixed_records():
+    gray = np.stack([rgb(seed=s)[..., 1] for s in range(5)])  # (N, H, W)
+    for aug in (Augmenter(rotate=(-20, 20)), Augmenter(rotate=(-20, 20), tps=0.03)):
+        out, specs = aug.batch(gray, np.random.default_rng(4), backend="cpu")
+        assert out.shape == gray.shape and out.dtype == gray.dtype
+        for i in range(5):
+            assert np.array_equal(out[i], apply_spec(gray[i], specs[i], "cpu"))
+    # some records affine, some projective, some splines: three groups written into one output
+    class Mixed(Augmenter):
+        def sample(self, rng, in_hw, out_hw=None):
+            spec = super().sample(rng, in_hw, out_hw)
+            k = int(rng.random() * 3)
+            if k == 0:
+                return spec.replace(theta=spec.theta[:2])
+            if k == 1:
+                return spec
+            return Augmenter(tps=0.03).sample(rng, in_hw, out_hw)
+
+    imgs = np.stack([rgb(seed=s) for s in range(9)]).astype(np.uint16) * 257
+    out, specs = Mixed(rotate=(-20, 20), perspective=0.05).batch(imgs, np.random.default_rng(6), backend="cpu")
+    kinds = [2 if s.tps is None and len(s.theta) == 2 else 3 if s.tps is None else 0 for s in specs]
+    assert sorted(set(kinds)) == [0, 2, 3]
+    for i in range(9):
+        assert np.array_equal(out[i], apply_spec(imgs[i], specs[i], "cpu"))
+
+
 def test_ranges_parse_and_reject():
     assert parse_range("-5:10", "--rotate") == (-5.0, 10.0)
     assert parse_range("7", "--rotate") == (7.0, 7.0)
