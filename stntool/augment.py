@@ -270,10 +270,10 @@ class Augmenter:
             return WarpSpec(tps=TpsPoints(src.tolist(), moved.tolist()), elastic=elastic, **opts)
         # θ = in_norm_from_out_norm; the map is invertible by construction (positive scales, shears within
         # ±89°, a projective fit that raises for degenerate corners), so no singularity check is needed here
-        from .coords import norm_from_pixel, pixel_from_norm
+        from .coords import _norm_from_pixel, _pixel_from_norm  # validated sizes: the shared, cached frames
 
-        theta = norm_from_pixel(in_hw, self.align_corners) @ np.linalg.inv(m) @ pixel_from_norm(out_hw,
-                                                                                               self.align_corners)
+        ac = bool(self.align_corners)
+        theta = _norm_from_pixel(in_hw, ac) @ np.linalg.inv(m) @ _pixel_from_norm(out_hw, ac)
         theta = theta[:2] / theta[2, 2] if m[2, 0] == 0.0 and m[2, 1] == 0.0 else theta / theta[2, 2]
         return WarpSpec(theta=tuple(map(tuple, theta.tolist())), elastic=elastic, **opts)
 

@@ -223,7 +223,9 @@ def compose(*matrices) -> np.ndarray:
     """
     out = np.eye(3)
     for m in matrices:
-        out = to_3x3(m) @ out
+        if not (type(m) is np.ndarray and m.shape == (3, 3) and m.dtype == np.float64):
+            m = to_3x3(m)
+        out = m @ out
     return out
 
 
