@@ -14,9 +14,11 @@
 3. **Refinement through the sampler.** The page's ink (its distance from the paper colour) is warped
    by the current θ and two objectives are maximised by gradient steps, their gradients taken through
    the sampler with :func:`stntool.warp_backward`: the energy of the horizontal projection profile
-   (rows: sharpest when text lines are horizontal) over the rotation, then the energy of the column
-   profiles of horizontal bands (sharpest when strokes are vertical) over the shear. A coarse sweep
-   first brackets the rotation optimum within the net's error.
+   (rows: sharpest when text lines are horizontal) over the rotation. A coarse sweep first brackets the
+   rotation optimum within the net's error. The x shear (``affine`` and ``projective``) is the one that
+   lines up the ends of the text lines (margins, indents, table columns: :meth:`Rectifier._margin_shear`);
+   on a page where nothing lines up, the energy of the column profile (sharpest when strokes and edges
+   are vertical) is maximised over the shear instead, again by gradient steps through the sampler.
 4. **Confidence** in [0, 1]: the quarter head's probability times the text evidence (the share of the row
    profile's variance in line-sized oscillation: rows of text lines and gaps; when the columns oscillate as
    much, the text lines must show when read across; none when the page made straight shows fewer than 30
@@ -53,6 +55,8 @@ _REFINE_LONG = 1280     # long side (pixels) of the page image the final refinem
 _GRADIENT_LONG = 512    # long side of the image the gradient steps warp
 _SWEEP = 6.0            # degrees either side of the net's angle for the coarse sweep
 _SWEEP_STEP = 0.5
+_MARGIN_SWEEP = (0.3, 0.005)  # x shear either side of the net's the margin search sweeps, and its step
+_MARGIN_MIN_PROMINENCE = 1.2  # margin energy at its best shear over its median over the sweep, to be trusted
 _EVIDENCE = (0.03, 0.08)  # text evidence (row-profile oscillation share) mapped to confidence 0 .. 1
 _MIN_LINES = 30          # text-line runs (pageview.line_profile) below which a page has no text evidence
 _LINES = (100, 2.0)       # text lines a page must show read across, and how many times more than read down
@@ -138,6 +142,46 @@ def _coverage(ink, theta_sq, axis):
         u, v = (-0.5 - b) / a, (size - 0.5 - b) / a
         lo, hi = np.maximum(lo, np.minimum(u, v)), np.minimum(hi, np.maximum(u, v))
     return np.maximum(hi - lo, 0.0)
+
+
+def _line_ends(ink, inside, gap):
+    """``(starts, ends)``: where the runs of ink along the rows of a page made straight start and end, each
+    ``(x, y)`` float arrays of output pixels.
+
+    The ink is binarised (Otsu's threshold) and closed along rows over ``gap`` pixels, so the letters and
+    words of a line make one run. Ends within ``gap`` pixels of the image's outline (``inside`` below 1:
+    text cut off by the edge, not a margin) are left out.
+    """
+    import cv2
+
+    top = float(ink.max())
+    if not top > 0:
+        empty = (np.zeros(0), np.zeros(0))
+        return empty, empty
+    u8 = np.clip(ink * (255.0 / top), 0, 255).astype(np.uint8)
+    _, runs = cv2.threshold(u8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    runs = cv2.morphologyEx(runs, cv2.MORPH_CLOSE, np.ones((1, gap), np.uint8)).astype(bool)
+    ok = cv2.erode((inside > 0.999).astype(np.uint8), np.ones((3, gap + 4), np.uint8)).astype(bool)
+    starts = np.zeros_like(runs)
+    starts[:, 1:] = runs[:, 1:] & ~runs[:, :-1]
+    ends = np.zeros_like(runs)
+    ends[:, :-1] = runs[:, :-1] & ~runs[:, 1:]
+    out = []
+    for edge in (starts & ok, ends & ok):
+        y, x = np.nonzero(edge)
+        out.append((x.astype(np.float64), y.astype(np.float64)))
+    return out[0], out[1]
+
+
+def _column_energy_of_points(points, m, width):
+    """Sum of squares of the column histogram (1-pixel bins, smoothed by [1, 2, 1] / 4) of the points
+    ``(x, y)`` moved to ``x' = m[0] · (x, y, 1)``, over columns ``0 <= x' < width``."""
+    x, y = points
+    col = np.rint(m[0] * x + m[1] * y + m[2]).astype(np.int64)
+    col = col[(col >= 0) & (col < width)]
+    h = np.bincount(col, minlength=width).astype(np.float64)
+    h = np.convolve(h, [0.25, 0.5, 0.25], mode="same")
+    return float(h @ h)
 
 
 class _Lines:
@@ -331,6 +375,53 @@ class Rectifier:
         are vertical), and its gradient."""
         return self._profile_energy(ink, theta_sq, "mass", 0, want_grad)
 
+    def _margin_shear(self, ink, base, ang, shear0):
+        """``(shear, prominence)``: the x shear of ``base · R(ang) · Sh(shear)`` that lines up the ends of
+        the page's text lines.
+
+        Left margins, indents, tab stops, table columns and justified right edges are vertical on the page;
+        the words inside a line are not. So the starts (and the ends) of the runs of ink along the rows of
+        the page made straight pile up in few columns when the shear is right. The runs are found once, at
+        ``shear0`` (:func:`_line_ends`); another shear only moves each point along its row (an exact affine
+        map of output pixels), so a wide sweep costs histograms, not warps. The energy is the sum of squares
+        of the starts' and the ends' column histograms (lightly smoothed). ``prominence`` is the energy at the
+        best shear over its median over the sweep: about 1 when nothing lines up (no margins, or no text).
+
+        The column profile of the ink itself (:meth:`_column_energy`) is fooled by text cut off at the
+        image's edge and by large bold blocks: on the held-out clean pages of the affine split, one in ten
+        came back sheared by 0.03-0.1; lined-up line ends put nine in ten of those right.
+        """
+        from .pageview import page_theta
+        from .transforms import pixel_map_from_theta
+
+        hw = ink.ink.shape
+        t0 = base @ _shape_theta(ang, shear0)
+        starts, ends = _line_ends(self._warp_ink(ink, t0, hw), self._warp_inside(ink, t0), max(3, round(hw[1] / 64)))
+        if not len(starts[0]) + len(ends[0]):
+            return shear0, 0.0
+        m0 = pixel_map_from_theta(page_theta(t0[:2], ink.hw), hw, hw)  # input pixel from output pixel at shear0
+
+        def energy(shear):
+            m = pixel_map_from_theta(page_theta((base @ _shape_theta(ang, shear))[:2], ink.hw), hw, hw)
+            moved = np.linalg.solve(m, m0)[0]  # output x at this shear of an output pixel at shear0
+            return _column_energy_of_points(starts, moved, hw[1]) + _column_energy_of_points(ends, moved, hw[1])
+
+        span, step = _MARGIN_SWEEP
+        shears = shear0 + np.arange(-span, span + 1e-12, step)
+        energies = np.array([energy(x) for x in shears])
+        best = int(np.argmax(energies))
+        fine = shears[best] + np.arange(-step, step + 1e-12, step / 10)
+        shear = float(fine[int(np.argmax([energy(x) for x in fine]))])
+        return shear, float(energies[best] / max(float(np.median(energies)), 1e-12))
+
+    def _warp_inside(self, ink, theta_sq):
+        """How much of each output pixel of the ink warped by θ reads the image (1 inside, 0 outside)."""
+        from . import api
+        from .pageview import page_theta
+
+        ones = np.ones(ink.ink.shape, np.float32)
+        return api.warp(ones, page_theta(theta_sq[:2], ink.hw), padding="zeros", backend=self.backend)
+
     def _evidence(self, ink, theta_sq, lines):
         """Text evidence in [0, 1]: the share of the row profile's variance in line-sized oscillation.
 
@@ -410,6 +501,20 @@ class Rectifier:
             best_x = x
         return best_x
 
+    def _bracket(self, energy, ink, base, ang, shear, which, span, step, tries: int = 3):
+        """The best point of an even sweep of one parameter (``x ± span`` in ``step``), swept again around
+        it while it is on the sweep's edge (the net was further off than ``span``), at most ``tries`` times."""
+        x = ang if which == "angle" else shear
+        offsets = np.arange(-span, span + 1e-12, step)
+        for _ in range(tries):
+            es = [energy(ink, base @ (_shape_theta(x + d, shear) if which == "angle" else _shape_theta(ang, x + d)))
+                  for d in offsets]
+            i = int(np.argmax(es))
+            x += float(offsets[i])
+            if 0 < i < len(offsets) - 1:
+                break
+        return x
+
     def _sweep(self, energy, ink, base, ang, shear, which, span, step):
         """The best of an even sweep of one parameter (``x ± span`` in ``step``), refined by a parabola."""
         x0 = ang if which == "angle" else shear
@@ -426,20 +531,14 @@ class Rectifier:
         return float(xs[i])
 
     def _refine(self, img, theta_sq, lines):
-        """``(theta_sq, evidence)`` after the sweep, the gradient steps (through the sampler) and a polish."""
+        """``(theta_sq, evidence)``: the angle after the sweep, the gradient steps (through the sampler) and a
+        polish; then the shear (see the module docstring)."""
         lin = theta_sq[:2, :2] / theta_sq[2, 2]
         ang0, shear0 = _angle_shear(lin)
         base = theta_sq @ np.linalg.inv(_shape_theta(ang0, shear0))  # the quarter turn (and projective part)
         fine = _Ink(img, _REFINE_LONG)
         coarse = _Ink(img, _GRADIENT_LONG)
-        ang = ang0
-        for _ in range(3):  # sweep; again around the edge if the best angle is on it (the net was far off)
-            sweep = np.arange(-_SWEEP, _SWEEP + 1e-9, _SWEEP_STEP)
-            energies = [self._row_energy(coarse, base @ _shape_theta(ang + d, shear0)) for d in sweep]
-            i = int(np.argmax(energies))
-            ang += sweep[i]
-            if 0 < i < len(sweep) - 1:
-                break
+        ang = self._bracket(self._row_energy, coarse, base, ang0, shear0, "angle", _SWEEP, _SWEEP_STEP)
         ang = self._sweep(self._row_energy, coarse, base, ang, shear0, "angle", _SWEEP_STEP, _SWEEP_STEP / 4)
         evidence = self._evidence(coarse, base @ _shape_theta(ang, shear0), lines)
         ang = self._ascend(self._row_energy, coarse, base, ang, shear0, "angle", _SWEEP_STEP / 2)
@@ -447,9 +546,11 @@ class Rectifier:
         ang = self._sweep(self._row_energy, fine, base, ang, shear0, "angle", 0.02, 0.005)
         shear = shear0
         if self.family in ("affine", "projective"):
-            shear = self._sweep(self._column_energy, coarse, base, ang, shear0, "shear", 0.06, 0.01)
-            shear = self._ascend(self._column_energy, coarse, base, ang, shear, "shear", 0.0125)
-            shear = self._sweep(self._column_energy, fine, base, ang, shear, "shear", 0.015, 0.0025)
+            shear, prominence = self._margin_shear(fine, base, ang, shear0)
+            if prominence < _MARGIN_MIN_PROMINENCE:  # no aligned line ends: the column profile's energy
+                shear = self._sweep(self._column_energy, coarse, base, ang, shear0, "shear", 0.06, 0.01)
+                shear = self._ascend(self._column_energy, coarse, base, ang, shear, "shear", 0.0125)
+                shear = self._sweep(self._column_energy, fine, base, ang, shear, "shear", 0.015, 0.0025)
         return base @ _shape_theta(ang, shear), evidence
 
     # ------------------------------------------------------------------ public

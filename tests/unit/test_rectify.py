@@ -198,3 +198,59 @@ def test_profile_coverage_is_the_part_of_each_line_inside_the_image(ang, shear):
     for axis in (1, 0):
         diff = np.abs(_coverage(ink, theta, axis) - ones.sum(axis=axis))
         assert diff.max() < 1.5 and np.median(diff) < 0.1
+
+
+def _ruled_page(seed=0, cut=0):
+    """A white page of left-aligned 'text lines' (dark bars of random lengths and word gaps, 6 px high, 14 px
+    apart) starting at x = 60, the leftmost ``cut`` pixels cut off by the image's edge."""
+    rng = np.random.default_rng(seed)
+    page = np.full((600, 480), 255, np.uint8)
+    for top in range(40, 560, 14):
+        x = 60
+        end = 60 + int(rng.integers(200, 380))
+        while x < end:
+            word = int(rng.integers(12, 40))
+            page[top:top + 6, x:min(x + word, end)] = 30
+            x += word + int(rng.integers(4, 7))
+    return page[:, cut:]
+
+
+def test_line_ends_are_the_runs_of_a_row_and_not_the_image_edge():
+    from stntool.rectify import _line_ends
+
+    ink = np.zeros((20, 60), np.float32)
+    ink[5, 10:20] = 1.0
+    ink[5, 23:30] = 1.0  # a 3-pixel gap: closed over, one run 10 .. 29
+    ink[9, 40:50] = 1.0  # a 10-pixel gap from nothing: a run of its own
+    ink[12, 4:15] = 1.0  # cut off by the image's outline (x < 4): its start is not a margin
+    inside = np.ones_like(ink)
+    inside[:, :4] = 0.0
+    (xs, ys), (xe, ye) = _line_ends(ink, inside, 5)
+    assert sorted(zip(ys.tolist(), xs.tolist())) == [(5.0, 10.0), (9.0, 40.0)]
+    assert sorted(zip(ye.tolist(), xe.tolist())) == [(5.0, 29.0), (9.0, 49.0), (12.0, 14.0)]
+    empty = _line_ends(np.zeros_like(ink), inside, 5)
+    assert all(len(a) == 0 for pts in empty for a in pts)
+
+
+@pytest.mark.parametrize("shear,cut", [(0.0, 0), (0.12, 0), (-0.2, 0), (0.08, 40)])
+def test_the_margin_shear_lines_up_the_starts_of_the_lines(rect, shear, cut):
+    """A page of left-aligned lines, x-sheared by a known amount: the margin search finds the shear that makes
+    the margin vertical again (to a thousandth), also when the text runs off the image's edge."""
+    from stntool.pageview import page_theta
+    from stntool.rectify import _Ink, _shape_theta
+
+    page = _ruled_page(cut=cut)
+    # the page warped by θ = Sh(-shear) in its square frame; θ · Sh(shear) reads it straight again
+    img = stntool.warp(page, page_theta(_shape_theta(0.0, -shear)[:2], page.shape), padding="border")
+    ink = _Ink(img, 1280)
+    found, prominence = rect._margin_shear(ink, np.eye(3), 0.0, 0.0)
+    assert abs(found - shear) < 2e-3
+    assert prominence > 2.0
+
+
+def test_no_margins_no_prominence(rect):
+    from stntool.rectify import _Ink
+
+    noise = np.random.default_rng(1).integers(0, 256, (500, 400), dtype=np.uint8)
+    _, prominence = rect._margin_shear(_Ink(noise, 1280), np.eye(3), 0.0, 0.0)
+    assert prominence < 1.2
