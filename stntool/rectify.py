@@ -94,13 +94,16 @@ def _shape_theta(ang, shear):
 
 
 class _Ink:
-    """The page's ink, float32, with its long side at most ``long_side``: ``|grey - its local mean|``.
+    """The page's ink, float32, with its long side at most ``long_side``: ``|grey - its local mean|``,
+    smoothed by a Gaussian of ``blur`` pixels (none for 0).
 
     The local mean (a Gaussian of about two line heights) is the paper under the strokes, so what is
-    left is text and rules, not the page's edge on a desk, shading or a figure's area.
+    left is text and rules, not the page's edge on a desk, shading or a figure's area. The smoothing
+    helps the gradient steps on a small image; the final angle is sharper without it (held-out clean
+    pages: median text-line angle 0.016° with 0.8 pixels at 1280, 0.004° without).
     """
 
-    def __init__(self, img, long_side: int = _REFINE_LONG):
+    def __init__(self, img, long_side: int = _REFINE_LONG, blur: float = 0.8):
         import cv2
 
         from .pageview import _grey01, border_value
@@ -112,7 +115,9 @@ class _Ink:
             g = cv2.resize(g, (max(1, round(self.hw[1] * scale)), max(1, round(self.hw[0] * scale))),
                            interpolation=cv2.INTER_AREA)
         local = cv2.GaussianBlur(g, (0, 0), max(2.0, max(g.shape) / 200.0))
-        self.ink = cv2.GaussianBlur(np.abs(g - local), (0, 0), 0.8)
+        self.ink = np.abs(g - local)
+        if blur > 0:
+            self.ink = cv2.GaussianBlur(self.ink, (0, 0), blur)
         self.ink_total = float(self.ink.sum()) + 1e-9
         # for the shear: everything that differs from the paper at the border (text blocks, the page's edges)
         self.mass = cv2.GaussianBlur(np.abs(g - border_value(g)), (0, 0), 0.8)
@@ -174,12 +179,17 @@ def _line_ends(ink, inside, gap):
 
 
 def _column_energy_of_points(points, m, width):
-    """Sum of squares of the column histogram (1-pixel bins, smoothed by [1, 2, 1] / 4) of the points
-    ``(x, y)`` moved to ``x' = m[0] · (x, y, 1)``, over columns ``0 <= x' < width``."""
+    """Sum of squares of the column histogram of the points ``(x, y)`` moved to ``x' = m[0] · (x, y, 1)``,
+    over columns ``0 <= x' < width``: each point shared linearly between its two nearest columns (so the
+    energy changes smoothly with ``m``), then smoothed by [1, 2, 1] / 4."""
     x, y = points
-    col = np.rint(m[0] * x + m[1] * y + m[2]).astype(np.int64)
-    col = col[(col >= 0) & (col < width)]
-    h = np.bincount(col, minlength=width).astype(np.float64)
+    pos = m[0] * x + m[1] * y + m[2]
+    left = np.floor(pos)
+    frac = pos - left
+    left = left.astype(np.int64)
+    keep = (left >= 0) & (left < width - 1)
+    left, frac = left[keep], frac[keep]
+    h = np.bincount(left, 1.0 - frac, minlength=width) + np.bincount(left + 1, frac, minlength=width)
     h = np.convolve(h, [0.25, 0.5, 0.25], mode="same")
     return float(h @ h)
 
@@ -411,7 +421,13 @@ class Rectifier:
         energies = np.array([energy(x) for x in shears])
         best = int(np.argmax(energies))
         fine = shears[best] + np.arange(-step, step + 1e-12, step / 10)
-        shear = float(fine[int(np.argmax([energy(x) for x in fine]))])
+        fine_e = [energy(x) for x in fine]
+        i = int(np.argmax(fine_e))
+        shear = float(fine[i])
+        if 0 < i < len(fine) - 1:  # the parabola through the best and its neighbours
+            curv = fine_e[i - 1] - 2 * fine_e[i] + fine_e[i + 1]
+            if curv < 0:
+                shear += 0.5 * (step / 10) * (fine_e[i - 1] - fine_e[i + 1]) / curv
         return shear, float(energies[best] / max(float(np.median(energies)), 1e-12))
 
     def _warp_inside(self, ink, theta_sq):
@@ -536,7 +552,7 @@ class Rectifier:
         lin = theta_sq[:2, :2] / theta_sq[2, 2]
         ang0, shear0 = _angle_shear(lin)
         base = theta_sq @ np.linalg.inv(_shape_theta(ang0, shear0))  # the quarter turn (and projective part)
-        fine = _Ink(img, _REFINE_LONG)
+        fine = _Ink(img, _REFINE_LONG, blur=0.0)
         coarse = _Ink(img, _GRADIENT_LONG)
         ang = self._bracket(self._row_energy, coarse, base, ang0, shear0, "angle", _SWEEP, _SWEEP_STEP)
         ang = self._sweep(self._row_energy, coarse, base, ang, shear0, "angle", _SWEEP_STEP, _SWEEP_STEP / 4)
