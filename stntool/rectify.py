@@ -15,7 +15,8 @@
    by the current θ and two objectives are maximised by gradient steps, their gradients taken through
    the sampler with :func:`stntool.warp_backward`: the energy of the horizontal projection profile
    (rows: sharpest when text lines are horizontal) over the rotation. A coarse sweep first brackets the
-   rotation optimum within the net's error. The x shear (``affine`` and ``projective``) is the one that
+   rotation optimum within the net's error; when the coarse search ends more than a degree from the net's
+   angle, the net's neighbourhood is searched on the fine image too and the sharper profile wins. The x shear (``affine`` and ``projective``) is the one that
    lines up the ends of the text lines (margins, indents, table columns: :meth:`Rectifier._margin_shear`);
    on a page where nothing lines up, the energy of the column profile (sharpest when strokes and edges
    are vertical) is maximised over the shear instead, again by gradient steps through the sampler.
@@ -55,6 +56,8 @@ _REFINE_LONG = 1280     # long side (pixels) of the page image the final refinem
 _GRADIENT_LONG = 512    # long side of the image the gradient steps warp
 _SWEEP = 6.0            # degrees either side of the net's angle for the coarse sweep
 _SWEEP_STEP = 0.5
+_SECOND_OPINION = (2.0, 0.25)  # refined angle this far from the net's: sweep the net's ± this on the fine image
+_SECOND_OPINION_AFTER = 1.0  # degrees between the net's angle and the coarse search's that call for it
 _MARGIN_SWEEP = (0.3, 0.005)  # x shear either side of the net's the margin search sweeps, and its step
 _MARGIN_MIN_PROMINENCE = 1.2  # margin energy at its best shear over its median over the sweep, to be trusted
 _EVIDENCE = (0.03, 0.08)  # text evidence (row-profile oscillation share) mapped to confidence 0 .. 1
@@ -559,6 +562,13 @@ class Rectifier:
         evidence = self._evidence(coarse, base @ _shape_theta(ang, shear0), lines)
         ang = self._ascend(self._row_energy, coarse, base, ang, shear0, "angle", _SWEEP_STEP / 2)
         ang = self._sweep(self._row_energy, fine, base, ang, shear0, "angle", 0.15, 0.025)
+        if abs(ang - ang0) > _SECOND_OPINION_AFTER:
+            # far from the net's angle: small print can leave the coarse image without text lines (only the
+            # blocks' outline), so the net's neighbourhood is searched on the fine image too, and the sharper wins
+            near = self._sweep(self._row_energy, fine, base, ang0, shear0, "angle", *_SECOND_OPINION)
+            near = self._sweep(self._row_energy, fine, base, near, shear0, "angle", 0.15, 0.025)
+            energy = [self._row_energy(fine, base @ _shape_theta(a, shear0)) for a in (ang, near)]
+            ang = near if energy[1] > energy[0] else ang
         ang = self._sweep(self._row_energy, fine, base, ang, shear0, "angle", 0.02, 0.005)
         shear = shear0
         if self.family in ("affine", "projective"):

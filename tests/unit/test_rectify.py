@@ -254,3 +254,23 @@ def test_no_margins_no_prominence(rect):
     noise = np.random.default_rng(1).integers(0, 256, (500, 400), dtype=np.uint8)
     _, prominence = rect._margin_shear(_Ink(noise, 1280), np.eye(3), 0.0, 0.0)
     assert prominence < 1.2
+
+
+def test_a_coarse_search_far_from_the_net_gets_a_second_opinion_on_the_fine_image(page, monkeypatch):
+    """When the coarse search ends far from the net's angle (small print leaves the coarse image without text
+    lines), the net's neighbourhood is searched on the fine image and the sharper angle wins: a coarse search
+    forced 8° off still gives the right angle."""
+    rect = Rectifier("text", family="rotation")
+    img, d = distort(page, 12.0)
+    bracket = rect._bracket
+
+    def misled(energy, ink, base, ang, shear, which, *args):
+        x = bracket(energy, ink, base, ang, shear, which, *args)
+        return x + 8.0 if which == "angle" else x
+
+    monkeypatch.setattr(rect, "_bracket", misled)
+    theta, _ = rect.estimate(img)
+    assert residual(d, theta, img.shape) < 0.1
+    monkeypatch.setattr("stntool.rectify._SECOND_OPINION_AFTER", 90.0)  # without the second opinion: 8° off
+    theta, _ = rect.estimate(img)
+    assert residual(d, theta, img.shape) > 5.0
