@@ -157,8 +157,9 @@ def _line_ends(ink, inside, gap):
     ``(x, y)`` float arrays of output pixels.
 
     The ink is binarised (Otsu's threshold) and closed along rows over ``gap`` pixels, so the letters and
-    words of a line make one run. Ends within ``gap`` pixels of the image's outline (``inside`` below 1:
-    text cut off by the edge, not a margin) are left out.
+    words of a line make one run. Each end is placed where the ink, interpolated linearly between the pixel
+    centres either side of it, crosses the threshold. Ends within ``gap`` pixels of the image's outline
+    (``inside`` below 1: text cut off by the edge, not a margin) are left out.
     """
     import cv2
 
@@ -166,8 +167,10 @@ def _line_ends(ink, inside, gap):
     if not top > 0:
         empty = (np.zeros(0), np.zeros(0))
         return empty, empty
-    u8 = np.clip(ink * (255.0 / top), 0, 255).astype(np.uint8)
-    _, runs = cv2.threshold(u8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    level = ink * (255.0 / top)
+    u8 = np.clip(level, 0, 255).astype(np.uint8)
+    thr, runs = cv2.threshold(u8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    crossing = float(thr) + 0.5  # between the last value below the threshold and the first above it
     runs = cv2.morphologyEx(runs, cv2.MORPH_CLOSE, np.ones((1, gap), np.uint8)).astype(bool)
     ok = cv2.erode((inside > 0.999).astype(np.uint8), np.ones((3, gap + 4), np.uint8)).astype(bool)
     starts = np.zeros_like(runs)
@@ -175,9 +178,12 @@ def _line_ends(ink, inside, gap):
     ends = np.zeros_like(runs)
     ends[:, :-1] = runs[:, :-1] & ~runs[:, 1:]
     out = []
-    for edge in (starts & ok, ends & ok):
+    for edge, step in ((starts & ok, -1), (ends & ok, 1)):
         y, x = np.nonzero(edge)
-        out.append((x.astype(np.float64), y.astype(np.float64)))
+        inked = level[y, x].astype(np.float64)
+        paper = level[y, x + step].astype(np.float64)
+        frac = np.clip((inked - crossing) / np.maximum(inked - paper, 1e-9), 0.0, 1.0)
+        out.append((x + step * frac, y.astype(np.float64)))
     return out[0], out[1]
 
 

@@ -225,9 +225,16 @@ def test_line_ends_are_the_runs_of_a_row_and_not_the_image_edge():
     ink[12, 4:15] = 1.0  # cut off by the image's outline (x < 4): its start is not a margin
     inside = np.ones_like(ink)
     inside[:, :4] = 0.0
+    ink[16, 20:24] = [0.3, 0.8, 1.0, 1.0]  # soft edges: the ends are where the ink crosses the threshold
+    ink[16, 24:27] = [1.0, 0.8, 0.3]
     (xs, ys), (xe, ye) = _line_ends(ink, inside, 5)
-    assert sorted(zip(ys.tolist(), xs.tolist())) == [(5.0, 10.0), (9.0, 40.0)]
-    assert sorted(zip(ye.tolist(), xe.tolist())) == [(5.0, 29.0), (9.0, 49.0), (12.0, 14.0)]
+    # each end lies between the last pixel of paper and the first of ink
+    starts = sorted(zip(ys.tolist(), xs.tolist()))
+    ends = sorted(zip(ye.tolist(), xe.tolist()))
+    assert [y for y, _ in starts] == [5.0, 9.0, 16.0] and [y for y, _ in ends] == [5.0, 9.0, 12.0, 16.0]
+    assert 9.0 < starts[0][1] <= 10.0 and 39.0 < starts[1][1] <= 40.0 and 19.0 < starts[2][1] <= 22.0
+    assert 29.0 <= ends[0][1] < 30.0 and 49.0 <= ends[1][1] < 50.0 and 14.0 <= ends[2][1] < 15.0
+    assert starts[2][1] + ends[3][1] == pytest.approx(46.0)  # the soft run is symmetric about x = 23
     empty = _line_ends(np.zeros_like(ink), inside, 5)
     assert all(len(a) == 0 for pts in empty for a in pts)
 
