@@ -56,6 +56,7 @@ _REFINE_LONG = 1280     # long side (pixels) of the page image the final refinem
 _GRADIENT_LONG = 512    # long side of the image the gradient steps warp
 _SWEEP = 6.0            # degrees either side of the net's angle for the coarse sweep
 _SWEEP_STEP = 0.5
+_ASCENT_STEPS = 2         # gradient steps (through the sampler) of one parameter; the fine sweeps finish
 _SECOND_OPINION = (2.0, 0.25)  # refined angle this far from the net's: sweep the net's ± this on the fine image
 _SECOND_OPINION_AFTER = 1.0  # degrees between the net's angle and the coarse search's that call for it
 _MARGIN_SWEEP = (0.3, 0.005)  # x shear either side of the net's the margin search sweeps, and its step
@@ -504,7 +505,7 @@ class Rectifier:
         prev = None
         step = step0
         best_x, best_e = x, None
-        for _ in range(4):
+        for _ in range(_ASCENT_STEPS):
             a, s = (x, shear) if which == "angle" else (ang, x)
             e, g_page = energy(ink, base @ _shape_theta(a, s), want_grad=True)
             g = float((g_page * self._d_param(ink.hw, base, a, s, which)).sum())
