@@ -576,7 +576,6 @@ class Rectifier:
             near = self._sweep(self._row_energy, fine, base, near, shear0, "angle", 0.15, 0.025)
             energy = [self._row_energy(fine, base @ _shape_theta(a, shear0)) for a in (ang, near)]
             ang = near if energy[1] > energy[0] else ang
-        ang = self._sweep(self._row_energy, fine, base, ang, shear0, "angle", 0.02, 0.005)
         shear = shear0
         if self.family in ("affine", "projective"):
             shear, prominence = self._margin_shear(fine, base, ang, shear0)
