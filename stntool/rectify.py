@@ -12,14 +12,15 @@
    down (from its text lines' ink profile) join the quarter head's, and the page is turned half round
    if they say so.
 3. **Refinement through the sampler.** The page's ink (its distance from the paper colour) is warped
-   by the current θ and two objectives are maximised by gradient steps, their gradients taken through
-   the sampler with :func:`stntool.warp_backward`: the energy of the horizontal projection profile
-   (rows: sharpest when text lines are horizontal) over the rotation. A coarse sweep first brackets the
-   rotation optimum within the net's error; when the coarse search ends more than a degree from the net's
-   angle, the net's neighbourhood is searched on the fine image too and the sharper profile wins. The x shear (``affine`` and ``projective``) is the one that
-   lines up the ends of the text lines (margins, indents, table columns: :meth:`Rectifier._margin_shear`);
-   on a page where nothing lines up, the energy of the column profile (sharpest when strokes and edges
-   are vertical) is maximised over the shear instead, again by gradient steps through the sampler.
+   by the current θ. The angle maximises the energy of the horizontal projection profile (rows:
+   sharpest when text lines are horizontal): a coarse sweep brackets the optimum within the net's error,
+   gradient steps follow, their gradients taken through the sampler with :func:`stntool.warp_backward`,
+   then a fine sweep. When the coarse search ends more than a degree from the net's angle, the net's
+   neighbourhood is searched on the fine image too and the sharper profile wins. The x shear
+   (``affine`` and ``projective``) is the one that lines up the ends of the text lines (margins,
+   indents, table columns: :meth:`Rectifier._margin_shear`); on a page where nothing lines up, the
+   energy of the column profile (sharpest when strokes and edges are vertical) is maximised over the
+   shear instead, by the same sweeps and gradient steps.
 4. **Confidence** in [0, 1]: the quarter head's probability times the text evidence (the share of the row
    profile's variance in line-sized oscillation: rows of text lines and gaps; when the columns oscillate as
    much, the text lines must show when read across; none when the page made straight shows fewer than 30
@@ -57,9 +58,9 @@ _GRADIENT_LONG = 512    # long side of the image the gradient steps warp
 _SWEEP = 6.0            # degrees either side of the net's angle for the coarse sweep
 _SWEEP_STEP = 0.5
 _ASCENT_STEPS = 2         # gradient steps (through the sampler) of one parameter; the fine sweeps finish
-_SECOND_OPINION = (2.0, 0.25)  # refined angle this far from the net's: sweep the net's ± this on the fine image
+_SECOND_OPINION = (2.0, 0.25)  # degrees either side of the net's angle, and step, of the fine second-opinion sweep
 _SECOND_OPINION_AFTER = 1.0  # degrees between the net's angle and the coarse search's that call for it
-_MARGIN_SWEEP = (0.3, 0.005)  # x shear either side of the net's the margin search sweeps, and its step
+_MARGIN_SWEEP = (0.3, 0.005)  # x shear either side of the net's that the line-end search sweeps, and its step
 _MARGIN_MIN_PROMINENCE = 1.2  # margin energy at its best shear over its median over the sweep, to be trusted
 _EVIDENCE = (0.03, 0.08)  # text evidence (row-profile oscillation share) mapped to confidence 0 .. 1
 _MIN_LINES = 30          # text-line runs (pageview.line_profile) below which a page has no text evidence
@@ -416,7 +417,8 @@ class Rectifier:
 
         hw = ink.ink.shape
         t0 = base @ _shape_theta(ang, shear0)
-        starts, ends = _line_ends(self._warp_ink(ink, t0, hw), self._warp_inside(ink, t0), max(3, round(hw[1] / 64)))
+        gap = max(3, round(hw[1] / 64))  # closes the gaps between letters and words, not between columns
+        starts, ends = _line_ends(self._warp_ink(ink, t0, hw), self._warp_inside(ink, t0), gap)
         if not len(starts[0]) + len(ends[0]):
             return shear0, 0.0
         m0 = pixel_map_from_theta(page_theta(t0[:2], ink.hw), hw, hw)  # input pixel from output pixel at shear0
