@@ -380,15 +380,13 @@ class Augmenter:
         maxv = float(np.iinfo(images.dtype).max) if is_int else 0.0
         fill = fill_values(self.fill, c, maxv) if self.padding == "constant" else None
         for rows, idx in groups.items():
-            if rows == 3:  # a horizon through pixel centres samples the grid path (see stntool.warp): one by one
-                theta = np.array([specs[i].theta for i in idx])
-                on_horizon = [i for k, i in enumerate(idx) if api._horizon_on_pixels(theta[k][None], o_hw,
-                                                                                      self.align_corners)]
-                alone += on_horizon
-                idx[:] = [i for i in idx if i not in on_horizon]
+            theta = np.array([specs[i].theta for i in idx])
+            if rows == 3 and idx:  # a horizon through pixel centres samples the grid path (see stntool.warp)
+                fused = np.array([not api._horizon_on_pixels(t[None], o_hw, self.align_corners) for t in theta])
+                alone += [i for i, f in zip(idx, fused) if not f]  # those one by one
+                idx, theta = [i for i, f in zip(idx, fused) if f], theta[fused]
             if not idx:
                 continue
-            theta = np.array([specs[i].theta for i in idx])
             every = len(idx) == len(images)  # one fused call for the whole batch: its result is the output
             warped = api.warp(batch4 if every else batch4[idx], theta, out_hw=o_hw, mode=self.mode,
                               padding=self.padding, align_corners=self.align_corners, fill=fill, backend=backend)
