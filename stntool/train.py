@@ -35,7 +35,7 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 from .pageview import LINE_BINS
-from .transforms import to_3x3
+from .transforms import rotate, to_3x3
 
 __all__ = ["FAMILY_RANGES", "TrainConfig", "PageSet", "make_batch", "residual_rotation", "train", "evaluate",
            "fit_upright"]
@@ -116,12 +116,8 @@ class PageSet:
         self.train = sorted(order[n_val:].tolist())
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 2**31 + 1])))
         self.tilt = tilt
-        self.profiles = np.stack([page_line_profile(im, _rotation(rng.normal(0.0, tilt)))[0] for im in images])
-
-
-def _rotation(degrees: float) -> np.ndarray:
-    a = math.radians(degrees)
-    return np.array([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]])
+        # θ of a view turned about the centre by the tilt (a rotation about the square frame's origin)
+        self.profiles = np.stack([page_line_profile(im, rotate(-rng.normal(0.0, tilt))[:2])[0] for im in images])
 
 
 def _warp(img, theta, backend="cpu"):

@@ -179,7 +179,8 @@ def test_line_profile_of_a_page_without_lines_is_zero(kind):
 def test_the_upright_head_learns_which_way_is_up():
     """Fitted on 40 rendered pages, it tells held-out layouts and fonts upright from upside down."""
     from stntool.pages import render_page
-    from stntool.train import _rotation, fit_upright
+    from stntool.train import fit_upright
+    from stntool.transforms import rotate
 
     ps = PageSet([render_page((11, i)) for i in range(40)], val_split=0.25, seed=4)
     assert ps.profiles.shape == (40, pv.LINE_BINS)
@@ -191,7 +192,7 @@ def test_the_upright_head_learns_which_way_is_up():
     right = 0
     for i in range(10):
         page = render_page((12, i), split="heldout")
-        tilt = _rotation(1.0 - 0.2 * i)
+        tilt = rotate(-(1.0 - 0.2 * i))[:2]  # θ of the page turned by 1.0 - 0.2 i degrees
         up = pv.page_line_profile(page, tilt)[0]
         down = pv.page_line_profile(page, np.diag([-1.0, -1.0, 1.0]) @ np.vstack([tilt, [0, 0, 1]]))[0]
         s_up, s_down = net.upright_logit(np.stack([up, down]))
