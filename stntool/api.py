@@ -154,8 +154,7 @@ def warp(img, theta, out_hw=None, mode: str = "bilinear", padding: str = "zeros"
     True
     """
     images = ImageBatch(img)
-    check_real(theta, "theta")
-    t = as_theta(theta)
+    t = as_theta(check_real(theta, "theta"))
     out_hw = _out_hw(out_hw, images.hw)
     tb = t if t.ndim == 3 else t[None]
     n = _batch_count(images, tb.shape[0], "theta")

@@ -224,21 +224,19 @@ class Augmenter:
                                                                             "shear_y"))}
         d["tx"], d["ty"] = lerp(self.translate, u[5]), lerp(self.translate, u[6])
         d["hflip"], d["vflip"] = bool(u[7] < self.hflip), bool(u[8] < self.vflip)
-        d["corners"] = (u[9:17].reshape(4, 2) * 2.0 - 1.0) * self.perspective
+        d["corners"] = (u[9:17].reshape(4, 2) * 2.0 - 1.0) * self.perspective if self.perspective > 0 else None
         d["elastic_seed"] = int(u[17] * float(1 << 53))
         d["tps"] = (rng.random((self.tps_grid * self.tps_grid, 2)) * 2.0 - 1.0) * self.tps if self.tps > 0 else None
         return d
 
     def _matrix(self, d, in_hw, out_hw, t_factor=1.0, zoom=1.0):
         """``out_pix_from_in_pix`` (3x3) of one set of draws."""
-        import numpy as np
-
         from . import transforms as tf
 
         (hi, wi), (ho, wo) = in_hw, out_hw
         c_in = ((wi - 1) / 2.0, (hi - 1) / 2.0)
         c_out = ((wo - 1) / 2.0, (ho - 1) / 2.0)
-        flips = np.diag([-1.0 if d["hflip"] else 1.0, -1.0 if d["vflip"] else 1.0, 1.0])
+        flips = tf.scale(-1.0 if d["hflip"] else 1.0, -1.0 if d["vflip"] else 1.0)
         root = math.sqrt(d["aspect"])
         m = tf.compose(tf.translate(-c_in[0], -c_in[1]), tf.scale(wo / wi, ho / hi), flips,
                        tf.scale(d["scale"] * root, d["scale"] / root), tf.shear(d["shear"], d["shear_y"]),

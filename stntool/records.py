@@ -44,7 +44,9 @@ True
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import numbers
 import re
 from dataclasses import dataclass
 
@@ -142,6 +144,8 @@ def fill_values(fill, channels: int, maxv: float):
 
 
 def _finite(x, what) -> float:
+    if type(x) is float and x - x == 0.0:  # a finite float (inf - inf and nan - nan are nan)
+        return x
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         raise InvalidArgumentError(f"{what}: {x!r} is not a number")
     x = float(x)
@@ -167,9 +171,7 @@ def _hw(value, what):
 
 def _is_int(v) -> bool:
     """A whole number given as an integer (Python or NumPy), never a bool or a float."""
-    import numbers
-
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+    return type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
 
 
 def _wh_from_record(value, key):
@@ -455,6 +457,13 @@ class WarpSpec:
                    out_hw=_wh_from_record(rec.get("size"), "size"), name=rec.get("name"), elastic=elastic, **opts)
 
 
+@functools.lru_cache(maxsize=None)
+def _unsigned_max(dtype) -> float:
+    import numpy as np
+
+    return float(np.iinfo(dtype).max)
+
+
 def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
     """Warp one image (H, W) or (H, W, C) by a :class:`WarpSpec`; returns the same dtype and layout.
 
@@ -471,7 +480,7 @@ def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
     if spec.theta is None and spec.tps is None:
         raise InvalidArgumentError("the warp record has no theta or tps yet (an OpenCV matrix needs the image size)")
     is_int = img.dtype.kind == "u"
-    maxv = float(np.iinfo(img.dtype).max) if is_int else 0.0
+    maxv = _unsigned_max(img.dtype) if is_int else 0.0
     c = 1 if img.ndim == 2 else img.shape[2]
     fill = fill_values(spec.fill, c, maxv) if spec.padding == "constant" else None
     out_hw = spec.out_hw
@@ -487,7 +496,7 @@ def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
             return api.warp_tps(a, [list(p) for p in t.src], [list(p) for p in t.dst], out_hw=out_hw,
                                 mode=spec.mode, padding=spec.padding, align_corners=spec.align_corners, fill=f,
                                 normalized=t.normalized, regularization=t.regularization, backend=backend)
-        return api.warp(a, [list(r) for r in spec.theta], out_hw=out_hw, mode=spec.mode, padding=spec.padding,
+        return api.warp(a, spec.theta, out_hw=out_hw, mode=spec.mode, padding=spec.padding,
                         align_corners=spec.align_corners, fill=f, backend=backend)
 
     if c not in (2, 4):

@@ -62,7 +62,7 @@ def as_theta(theta, *, allow_batch: bool = True) -> np.ndarray:
         raise InvalidArgumentError("theta must be numeric") from None
     if t.ndim not in (2, 3) or t.shape[-1] != 3 or t.shape[-2] not in (2, 3) or (t.ndim == 3 and not allow_batch):
         raise InvalidArgumentError(f"theta must have shape (2, 3) or (3, 3) or be batched (N, 2, 3) / (N, 3, 3); got {t.shape}")
-    if not np.all(np.isfinite(t)):
+    if not np.isfinite(t).all():
         raise InvalidArgumentError("theta contains NaN or infinity")
     return t
 
@@ -194,7 +194,7 @@ def rotate(degrees: float, center=None) -> np.ndarray:
 def scale(sx: float, sy: float | None = None, center=None) -> np.ndarray:
     """``out_pix_from_in_pix`` scaling by ``sx`` (and ``sy``, default ``sx``) about ``center``."""
     sy = sx if sy is None else sy
-    return _about(np.diag([float(sx), float(sy), 1.0]), center)
+    return _about(np.array([[float(sx), 0.0, 0.0], [0.0, float(sy), 0.0], [0.0, 0.0, 1.0]]), center)
 
 
 def shear(shx_degrees: float = 0.0, shy_degrees: float = 0.0, center=None) -> np.ndarray:
@@ -221,12 +221,16 @@ def compose(*matrices) -> np.ndarray:
     Works for pixel maps and for θ alike; ``(2, 3)`` inputs are extended to ``(3, 3)``. The
     result is ``(3, 3)``.
     """
-    out = np.eye(3)
+    out = _IDENTITY
     for m in matrices:
         if not (type(m) is np.ndarray and m.shape == (3, 3) and m.dtype == np.float64):
             m = to_3x3(m)
         out = m @ out
-    return out
+    return out.copy() if out is _IDENTITY else out
+
+
+_IDENTITY = np.eye(3)
+_IDENTITY.flags.writeable = False
 
 
 def invert(theta) -> np.ndarray:

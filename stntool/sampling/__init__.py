@@ -98,6 +98,9 @@ def resolve_backend(backend: str = "auto") -> str:
 
 def kernels(backend: str):
     """The kernel module of a concrete backend (``"numpy"``, ``"cpu"`` or ``"cuda"``): :data:`KERNELS`."""
+    mod = _KERNEL_MODULES.get(backend)
+    if mod is not None:
+        return mod
     if backend == "numpy":
         from . import _reference as mod
     elif backend == "cpu":
@@ -106,7 +109,12 @@ def kernels(backend: str):
         from . import _cuda as mod
     else:  # pragma: no cover - resolve_backend guards this
         raise InvalidArgumentError(backend)
+    _KERNEL_MODULES[backend] = mod
     return mod
+
+
+#: Backend name -> kernel module, once imported (:func:`kernels` runs on every call).
+_KERNEL_MODULES = {}
 
 
 def sample_options(mode: str, padding: str, fill, channels: int):
@@ -165,15 +173,21 @@ def as_host_grid(grid, what: str = "grid") -> np.ndarray:
     return np.ascontiguousarray(g, dtype=np.float64)
 
 
-def check_real(values, what: str):
-    """Refuse bool, complex, object and string arrays (θ, points) with :class:`InvalidArgumentError`."""
+def check_real(values, what: str) -> np.ndarray:
+    """Refuse bool, complex, object and string arrays (θ, points) with :class:`InvalidArgumentError`;
+    returns ``values`` as an array (``np.asarray``, no copy of an array)."""
     try:
-        dt = values.dtype if isinstance(values, np.ndarray) else np.asarray(values).dtype
+        a = values if isinstance(values, np.ndarray) else np.asarray(values)
     except (TypeError, ValueError):
         raise InvalidArgumentError(f"{what} must be a numeric array") from None
+    dt = a.dtype
     if dt.kind not in "iuf":
         raise InvalidArgumentError(_refusal(dt, what) if dt.kind in "bc" else f"{what} must be numeric; got dtype {dt}")
+    return a
 
+
+#: Host image dtypes the kernels take as they are (native byte order).
+_READY = frozenset(np.dtype(t) for t in DTYPES)
 
 #: The largest value of each integer image dtype (``maxv`` of the kernels; 0 for floats).
 _INT_MAX = {t: float(np.iinfo(t).max) for t in DTYPES if np.dtype(t).kind == "u"}
@@ -207,6 +221,11 @@ class ImageBatch:
     """
 
     def __init__(self, img):
+        if type(img) is np.ndarray and img.dtype in _READY and 2 <= img.ndim <= 4 and img.size \
+                and img.flags.c_contiguous and img.flags.writeable:
+            self.on_device = False  # the common case: nothing to convert
+            self._set(img, img.dtype, img.dtype)
+            return
         self.on_device = is_device_array(img)
         if self.on_device:
             from . import _cuda
@@ -232,19 +251,23 @@ class ImageBatch:
                                           else ""))
         if min(a.shape) < 1:
             raise InvalidArgumentError(f"image has an empty dimension: shape {a.shape}")
+        if isinstance(a, np.ndarray):
+            converted = np.ascontiguousarray(a, dtype=kinds[0])
+            if not converted.flags.writeable:
+                converted = converted.copy()
+            a = converted
+        self._set(a, *kinds)
+
+    def _set(self, a, dtype, result_dtype):
+        """Record ``a`` (C-contiguous, of the kernels' ``dtype``) viewed as ``(N, H, W, C)``."""
         self.ndim = a.ndim
-        self.dtype, self.result_dtype = kinds
+        self.dtype, self.result_dtype = dtype, result_dtype
         if a.ndim == 2:
             a = a.reshape(1, a.shape[0], a.shape[1], 1)
         elif a.ndim == 3:
             a = a.reshape(1, *a.shape)
-        if isinstance(a, np.ndarray):
-            converted = np.ascontiguousarray(a, dtype=self.dtype)
-            if not converted.flags.writeable:
-                converted = converted.copy()
-            a = converted
         self.data = a
-        self.n, self.h, self.w, self.c = (int(v) for v in a.shape)
+        self.n, self.h, self.w, self.c = a.shape
 
     @property
     def hw(self):

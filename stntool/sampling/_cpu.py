@@ -39,6 +39,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.core.errors import TypingError
 from numba.extending import intrinsic, overload
+from numba.np.ufunc import parallel as _numba_parallel
 
 from .._jit import OVERLOAD_OPTIONS, jit_device, jit_inline, jit_scalar, jit_scalar_inline, jit_serial
 from . import _scalar
@@ -1842,6 +1843,16 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_helpers_in_child)
 
 
+def _thread_count() -> int:
+    """``numba.get_num_threads()`` (this thread's setting), without its per-call lock once numba's
+    threading layer has started (the public function takes a process-wide lock to check that)."""
+    if getattr(_numba_parallel, "_is_initialized", False):
+        n = _numba_parallel._get_num_threads()
+        if n > 0:
+            return n
+    return numba.get_num_threads()
+
+
 def _schedule(n_items, chunk):
     work = np.zeros(5, dtype=np.int64)
     work[W_ITEMS] = n_items
@@ -1856,7 +1867,7 @@ def _run_blocks(kernel, n_items, work, args_before, args_after):
     Small calls (``work`` output values below :data:`MIN_PARALLEL_WORK`) and single-thread settings run
     on the caller's thread alone. Items write disjoint outputs, so the result does not depend on which
     thread ran which chunk."""
-    n_thr = min(numba.get_num_threads(), n_items)
+    n_thr = min(_thread_count(), n_items)
     if n_thr <= 1 or work < MIN_PARALLEL_WORK:
         kernel(*args_before, _schedule(n_items, max(n_items, 1)), CALLER, *args_after)
         return
