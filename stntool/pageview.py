@@ -85,13 +85,13 @@ def border_value(grey: np.ndarray) -> float:
     return float(np.median(edge))
 
 
-def working_image(img, work: int | None = None) -> np.ndarray:
+def working_image(img, work: int | None = None, grey=None) -> np.ndarray:
     """The page padded to its square frame (with its border colour) and resized to ``work x work`` grey float32
-    (default :data:`WORK`)."""
+    (default :data:`WORK`). ``grey``: the page's ``_grey01(img)`` when the caller has it already."""
     import cv2
 
     work = WORK if work is None else work
-    g = _grey01(img)
+    g = _grey01(img) if grey is None else grey
     h, w = g.shape
     side = square_side((h, w))
     top, left = (side - h) // 2, (side - w) // 2

@@ -39,6 +39,7 @@ normalized input, ``align_corners=False``, output size = input size), ready for
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -108,12 +109,12 @@ class _Ink:
     pages: median text-line angle 0.016° with 0.8 pixels at 1280, 0.004° without).
     """
 
-    def __init__(self, img, long_side: int = _REFINE_LONG, blur: float = 0.8):
+    def __init__(self, img, long_side: int = _REFINE_LONG, blur: float = 0.8, grey=None):
         import cv2
 
-        from .pageview import _grey01, border_value
+        from .pageview import _grey01
 
-        g = _grey01(img)
+        g = _grey01(img) if grey is None else grey
         self.hw = g.shape
         scale = min(1.0, long_side / max(self.hw))
         if scale < 1.0:
@@ -124,9 +125,22 @@ class _Ink:
         if blur > 0:
             self.ink = cv2.GaussianBlur(self.ink, (0, 0), blur)
         self.ink_total = float(self.ink.sum()) + 1e-9
-        # for the shear: everything that differs from the paper at the border (text blocks, the page's edges)
-        self.mass = cv2.GaussianBlur(np.abs(g - border_value(g)), (0, 0), 0.8)
-        self.mass_total = float(self.mass.sum()) + 1e-9
+        self._small_grey = g
+
+    @functools.cached_property
+    def mass(self):
+        """For the column profile's shear (made when first asked): everything that differs from the paper at
+        the border (text blocks, the page's edges)."""
+        import cv2
+
+        from .pageview import border_value
+
+        g = self._small_grey
+        return cv2.GaussianBlur(np.abs(g - border_value(g)), (0, 0), 0.8)
+
+    @functools.cached_property
+    def mass_total(self):
+        return float(self.mass.sum()) + 1e-9
 
 
 def _coverage(ink, theta_sq, axis):
@@ -209,8 +223,8 @@ class _Lines:
     """A page's text lines as the upright head reads them (:func:`stntool.pageview.page_line_profile`),
     its :data:`~stntool.pageview.UPRIGHT_WORK`-pixel working image made once, when first asked."""
 
-    def __init__(self, img, backend: str):
-        self.img, self.backend, self.work, self.seen = img, backend, None, {}
+    def __init__(self, img, backend: str, grey=None):
+        self.img, self.backend, self.grey, self.work, self.seen = img, backend, grey, None, {}
 
     def profile(self, theta_sq, bins=None):
         from .pageview import LINE_BINS, UPRIGHT_WORK, page_line_profile, working_image
@@ -218,7 +232,7 @@ class _Lines:
         key = (np.asarray(theta_sq, dtype=np.float64).tobytes(), bins or LINE_BINS)
         if key not in self.seen:
             if self.work is None:
-                self.work = working_image(self.img, UPRIGHT_WORK)
+                self.work = working_image(self.img, UPRIGHT_WORK, grey=self.grey)
             self.seen[key] = page_line_profile(self.img, theta_sq, key[1], self.backend, work=self.work)
         return self.seen[key]
 
@@ -372,8 +386,7 @@ class Rectifier:
         tenth inside are left out.
         """
         out_hw = ink.ink.shape
-        o = self._warp_ink(ink, theta_sq, out_hw, field=field).astype(np.float64)
-        sums = o.sum(axis=axis)
+        sums = self._warp_ink(ink, theta_sq, out_hw, field=field).sum(axis=axis, dtype=np.float64)
         length = out_hw[axis]
         scale = out_hw[1 - axis] * length / getattr(ink, field + "_total") ** 2
         cover = _coverage(ink, theta_sq, axis)
@@ -466,7 +479,7 @@ class Rectifier:
         sigma = max(2.0, h / 60.0)  # passes line periods up to about 2.5 sigma (30 or more lines a page)
 
         def share(t, axis):
-            prof = self._warp_ink(ink, t, ink.ink.shape).astype(np.float64).sum(axis=axis)
+            prof = self._warp_ink(ink, t, ink.ink.shape).sum(axis=axis, dtype=np.float64)
             smooth = cv2.GaussianBlur(prof[:, None], (1, 0), sigmaX=0, sigmaY=sigma)[:, 0]
             var = float(((prof - prof.mean()) ** 2).sum())
             return float(((prof - smooth) ** 2).sum()) / var if var > 0 else 0.0
@@ -558,14 +571,14 @@ class Rectifier:
                 return float(xs[i] + 0.5 * step * (es[i - 1] - es[i + 1]) / curv)
         return float(xs[i])
 
-    def _refine(self, img, theta_sq, lines):
+    def _refine(self, img, theta_sq, lines, grey=None):
         """``(theta_sq, evidence)``: the angle after the sweep, the gradient steps (through the sampler) and a
         polish; then the shear (see the module docstring)."""
         lin = theta_sq[:2, :2] / theta_sq[2, 2]
         ang0, shear0 = _angle_shear(lin)
         base = theta_sq @ np.linalg.inv(_shape_theta(ang0, shear0))  # the quarter turn (and projective part)
-        fine = _Ink(img, _REFINE_LONG, blur=0.0)
-        coarse = _Ink(img, _GRADIENT_LONG)
+        fine = _Ink(img, _REFINE_LONG, blur=0.0, grey=grey)
+        coarse = _Ink(img, _GRADIENT_LONG, grey=grey)
         ang = self._bracket(self._row_energy, coarse, base, ang0, shear0, "angle", _SWEEP, _SWEEP_STEP)
         ang = self._sweep(self._row_energy, coarse, base, ang, shear0, "angle", _SWEEP_STEP, _SWEEP_STEP / 4)
         evidence = self._evidence(coarse, base @ _shape_theta(ang, shear0), lines)
@@ -596,15 +609,16 @@ class Rectifier:
         ``quarter_probability``, ``text_evidence``, ``reason`` (why the identity, or None) and
         ``timings`` in seconds.
         """
-        from .pageview import page_theta, working_image
+        from .pageview import _grey01, page_theta, working_image
 
         img = np.asarray(img)
         if img.ndim not in (2, 3) or min(img.shape[:2]) < 8:
             raise InvalidArgumentError(f"rectify needs an image of at least 8x8 pixels, got shape {img.shape}")
         hw = img.shape[:2]
         t0 = time.perf_counter()
-        work = working_image(img)
-        lines = _Lines(img, self.backend)
+        grey = _grey01(img)  # made once: the working images and the ink images all start from it
+        work = working_image(img, grey=grey)
+        lines = _Lines(img, self.backend, grey=grey)
         k, prob, theta_sq = self._net_estimate(work, lines=lines)
         p_k = float(prob[k])
         # text lines (runs with an x-height band) on the page the net made straight: a chart's bars, a
@@ -612,9 +626,9 @@ class Rectifier:
         n_lines = lines.profile(theta_sq)[1]
         t1 = time.perf_counter()
         if self.refine:
-            theta_sq, evidence = self._refine(img, theta_sq, lines)
+            theta_sq, evidence = self._refine(img, theta_sq, lines, grey)
         else:
-            evidence = self._evidence(_Ink(img, _GRADIENT_LONG), theta_sq, lines)
+            evidence = self._evidence(_Ink(img, _GRADIENT_LONG, grey=grey), theta_sq, lines)
         if n_lines < _MIN_LINES:
             evidence = 0.0
         t2 = time.perf_counter()
