@@ -239,6 +239,24 @@ def test_line_ends_are_the_runs_of_a_row_and_not_the_image_edge():
     assert all(len(a) == 0 for pts in empty for a in pts)
 
 
+def test_column_energies_of_a_sweep_are_the_histograms_one_shear_at_a_time():
+    """The margin sweep's energies in a few array operations equal the one-shear-at-a-time histograms
+    (points moved along their rows, shared between two columns, smoothed), across chunk boundaries and for
+    points that leave the image."""
+    from stntool.rectify import _column_energies, _column_energy_of_points
+
+    rng = np.random.default_rng(3)
+    x = np.r_[rng.normal(40.3, 0.4, 300), rng.normal(200.7, 0.4, 200), rng.uniform(-20, 330, 500)]
+    y = rng.uniform(0, 420, len(x))
+    slope = np.array([0.0015, -0.71, 150.0])
+    offsets = np.linspace(-0.3, 0.3, 45)
+    got = _column_energies((x, y), slope, offsets, 300, chunk=8)
+    want = [_column_energy_of_points((x, y), np.array([1.0, 0.0, 0.0]) + d * slope, 300) for d in offsets]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert np.argmax(got) == np.argmin(np.abs(offsets))  # the columns were drawn straight
+    assert _column_energies((np.zeros(0), np.zeros(0)), slope, offsets, 300).tolist() == [0.0] * len(offsets)
+
+
 @pytest.mark.parametrize("shear,cut", [(0.0, 0), (0.12, 0), (-0.2, 0), (0.08, 40)])
 def test_the_margin_shear_lines_up_the_starts_of_the_lines(rect, shear, cut):
     """A page of left-aligned lines, x-sheared by a known amount: the margin search finds the shear that makes
