@@ -95,6 +95,9 @@ def _singular(m3: np.ndarray) -> np.ndarray:
     finite = np.all(np.isfinite(m3), axis=(-2, -1))
     m3 = np.where(finite[..., None, None], m3, 0.0)
     affine = np.all(np.abs(m3[..., 2, :] - [0.0, 0.0, 1.0]) <= 1e-12, axis=-1)
+    if m3.ndim == 2:  # one matrix: only the test that applies to it
+        sv = np.linalg.svd(m3[:2, :2] if affine else m3, compute_uv=False)
+        return ~((sv[-1] > 1e-12 * sv[0]) & finite)
     sv2 = np.linalg.svd(m3[..., :2, :2], compute_uv=False)
     sv3 = np.linalg.svd(m3, compute_uv=False)
     ok = np.where(affine, sv2[..., -1] > 1e-12 * sv2[..., 0], sv3[..., -1] > 1e-12 * sv3[..., 0])
@@ -382,14 +385,15 @@ def _clearly_a_frame(p: np.ndarray, extent: float) -> bool:
     any two others: then no three are collinear within :func:`_lacks_projective_frame`'s tolerance
     (a thousand times smaller), and its general test can be skipped (the common case of a fit from
     four corners)."""
+    p = np.asarray(p, dtype=np.float64).tolist()  # Python floats: the same arithmetic, without numpy scalars
     for i in range(4):
         for j in range(i + 1, 4):
-            dx, dy = p[j, 0] - p[i, 0], p[j, 1] - p[i, 1]
+            dx, dy = p[j][0] - p[i][0], p[j][1] - p[i][1]
             length = math.hypot(dx, dy)
             for k in range(4):
                 if k == i or k == j:
                     continue
-                cross = dx * (p[k, 1] - p[i, 1]) - dy * (p[k, 0] - p[i, 0])
+                cross = dx * (p[k][1] - p[i][1]) - dy * (p[k][0] - p[i][0])
                 if abs(cross) <= 1e-6 * extent * length:
                     return False
     return True
