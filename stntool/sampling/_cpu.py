@@ -1113,36 +1113,46 @@ def _run_nearest(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, 
     return j
 
 
-@jit_inline
-def _interior_cell(x, y, h, w, margin):
-    """``(True, xq, yq)`` with the 32.32 coordinates of the input point ``(x, y)`` when every tap of a mode
-    with ``margin`` taps around the sample lies inside the image, else ``(False, 0, 0)``."""
-    if abs(x) < Q_LIMIT and abs(y) < Q_LIMIT:
-        xq = _to_q(x)
-        yq = _to_q(y)
-        ix = xq >> 32
-        iy = yq >> 32
-        if ix >= margin and iy >= margin and ix < w - 1 - margin and iy < h - 1 - margin:
-            return True, xq, yq
-    return False, np.int64(0), np.int64(0)
+@jit_device
+def _row_cells(sbase, h, w, cc, xs, ys, wo, margin, cells):
+    """The cells of a points row's pixels, for the whole row in one branch-free loop (which the compiler
+    vectorizes): ``cells[j]`` is the offset of pixel ``j``'s top-left tap when every tap of a mode with
+    ``margin`` taps around the sample lies inside the image, else -1 (the pixel takes another path);
+    ``cells[wo + j]``, ``cells[2 wo + j]`` are the fractions of its 32.32 coordinates (``q & Q_MASK``).
+
+    The 32.32 coordinate is ``floor(x 2**32 + 0.5)`` for ``|x| < Q_LIMIT``, the float the integer was
+    always made from; its integer part (``q >> 32``) and its fraction are computed in float64, where
+    both are exact, so the cells are the integer arithmetic's, bit for bit."""
+    row = w * cc
+    for j in range(wo):
+        x = xs[j]
+        y = ys[j]
+        ok = (abs(x) < Q_LIMIT) & (abs(y) < Q_LIMIT)  # False for NaN
+        qx = np.floor((x if ok else 0.0) * Q_ONE + 0.5)
+        qy = np.floor((y if ok else 0.0) * Q_ONE + 0.5)
+        ix = np.floor(qx * Q_INV)
+        iy = np.floor(qy * Q_INV)
+        inside = ok & (ix >= margin) & (iy >= margin) & (ix < w - 1.0 - margin) & (iy < h - 1.0 - margin)
+        cells[j] = sbase + np.int64(iy) * row + np.int64(ix) * cc if inside else -1
+        cells[wo + j] = np.int64(qx - ix * Q_ONE)
+        cells[2 * wo + j] = np.int64(qy - iy * Q_ONE)
 
 
 @jit_device
-def _run_bil_u8(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
+def _run_bil_u8(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
     """uint8: exact integer arithmetic with rounded 15-bit weights, as the affine span."""
     row = w * cc
     while j < wo:
-        inside, xq, yq = _interior_cell(xs[j], ys[j], h, w, 0)
-        if not inside:
+        off = cells[j]
+        if off < 0:
             if not (fills and _fill_point(BILINEAR, xs[j], ys[j], h, w, cc, dst, dbase + j * cc, fill, is_int,
                                           maxv)):
                 break
             j += 1
             continue
-        off = sbase + (yq >> 32) * row + (xq >> 32) * cc
         d = dbase + j * cc
-        fx = _w15(xq)
-        fy = _w15(yq)
+        fx = (cells[wo + j] + 65536) >> 17  # _w15 of the fraction
+        fy = (cells[2 * wo + j] + 65536) >> 17
         if cc == 3:
             v0, v1, v2 = _bilinear_u8_taps3(src, off, row, fx, fy)
             dst[np.uint64(d)] = v0
@@ -1156,21 +1166,20 @@ def _run_bil_u8(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, f
 
 
 @jit_device
-def _run_bil_f32(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
+def _run_bil_f32(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
     """float32: float32 arithmetic, as PyTorch does (weights from the exact fraction)."""
     row = w * cc
     while j < wo:
-        inside, xq, yq = _interior_cell(xs[j], ys[j], h, w, 0)
-        if not inside:
+        off = cells[j]
+        if off < 0:
             if not (fills and _fill_point(BILINEAR, xs[j], ys[j], h, w, cc, dst, dbase + j * cc, fill, is_int,
                                           maxv)):
                 break
             j += 1
             continue
-        off = sbase + (yq >> 32) * row + (xq >> 32) * cc
         d = dbase + j * cc
-        gx = np.float32((xq & Q_MASK) * Q_INV)
-        gy = np.float32((yq & Q_MASK) * Q_INV)
+        gx = np.float32(cells[wo + j] * Q_INV)
+        gy = np.float32(cells[2 * wo + j] * Q_INV)
         if cc == 3:
             v0, v1, v2 = _bilinear_f32_taps3(src, off, row, gx, gy)
             dst[np.uint64(d)] = v0
@@ -1184,92 +1193,92 @@ def _run_bil_f32(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, 
 
 
 @jit_device
-def _run_bil_f64(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
+def _run_bil_f64(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
     """float64 arithmetic: float64 images, and uint16 (whose 16 bits need more than 15-bit weights to
     stay exact; rounded and saturated)."""
     row = w * cc
     while j < wo:
-        inside, xq, yq = _interior_cell(xs[j], ys[j], h, w, 0)
-        if not inside:
+        off = cells[j]
+        if off < 0:
             if not (fills and _fill_point(BILINEAR, xs[j], ys[j], h, w, cc, dst, dbase + j * cc, fill, is_int,
                                           maxv)):
                 break
             j += 1
             continue
-        off = sbase + (yq >> 32) * row + (xq >> 32) * cc
         d = dbase + j * cc
-        fx = (xq & Q_MASK) * Q_INV
-        fy = (yq & Q_MASK) * Q_INV
+        fx = cells[wo + j] * Q_INV
+        fy = cells[2 * wo + j] * Q_INV
         for c in range(cc):
             _store(dst, d + c, _bil_float_c(src, off, off + row, cc, c, fx, fy), is_int, maxv)
         j += 1
     return j
 
 
-def run_bilinear(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
-    """Write the bilinear pixels of a points row (input coordinates ``xs``, ``ys``) from ``j`` on while
-    every tap is inside the image or, when ``fills`` (zeros or constant padding), none is; returns the
-    first pixel that needs the careful path (``wo`` when none is left). The arithmetic is chosen by
-    ``src``'s dtype when the kernel is compiled. Callable from kernels only."""
+def run_bilinear(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
+    """Write the bilinear pixels of a points row (input coordinates ``xs``, ``ys``; their cells,
+    :func:`_row_cells`) from ``j`` on while every tap is inside the image or, when ``fills`` (zeros or
+    constant padding), none is; returns the first pixel that needs the careful path (``wo`` when none is
+    left). The arithmetic is chosen by ``src``'s dtype when the kernel is compiled. Callable from kernels
+    only."""
     raise NotImplementedError("compiled kernels only")
 
 
 @overload(run_bilinear, jit_options=OVERLOAD_OPTIONS)
-def _ov_run_bilinear(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
+def _ov_run_bilinear(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
     run = {types.uint8: _run_bil_u8, types.float32: _run_bil_f32}.get(src.dtype, _run_bil_f64)
 
-    def impl(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
-        return run(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills)
+    def impl(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
+        return run(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills)
     return impl
 
 
 @jit_device
-def _run_bic_f64(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
+def _run_bic_f64(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
     """float64 arithmetic (uint8, uint16, float64 images)."""
     row = w * cc
     while j < wo:
-        inside, xq, yq = _interior_cell(xs[j], ys[j], h, w, 1)
-        if not inside:
+        off = cells[j]
+        if off < 0:
             if not (fills and _fill_point(BICUBIC, xs[j], ys[j], h, w, cc, dst, dbase + j * cc, fill, is_int,
                                           maxv)):
                 break
             j += 1
             continue
-        _bicubic_interior_f64(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
-                              (yq & Q_MASK) * Q_INV, dst, dbase + j * cc, is_int, maxv)
+        _bicubic_interior_f64(src, off, row, cc, cells[wo + j] * Q_INV, cells[2 * wo + j] * Q_INV, dst,
+                              dbase + j * cc, is_int, maxv)
         j += 1
     return j
 
 
 @jit_device
-def _run_bic_f32(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
+def _run_bic_f32(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
     """float32 images: float32 arithmetic."""
     row = w * cc
     while j < wo:
-        inside, xq, yq = _interior_cell(xs[j], ys[j], h, w, 1)
-        if not inside:
+        off = cells[j]
+        if off < 0:
             if not (fills and _fill_point(BICUBIC, xs[j], ys[j], h, w, cc, dst, dbase + j * cc, fill, is_int,
                                           maxv)):
                 break
             j += 1
             continue
-        _bicubic_interior_f32(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
-                              (yq & Q_MASK) * Q_INV, dst, dbase + j * cc)
+        _bicubic_interior_f32(src, off, row, cc, cells[wo + j] * Q_INV, cells[2 * wo + j] * Q_INV, dst,
+                              dbase + j * cc)
         j += 1
     return j
 
 
-def run_bicubic(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
+def run_bicubic(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
     """:func:`run_bilinear` for bicubic pixels. Callable from kernels only."""
     raise NotImplementedError("compiled kernels only")
 
 
 @overload(run_bicubic, jit_options=OVERLOAD_OPTIONS)
-def _ov_run_bicubic(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
+def _ov_run_bicubic(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
     run = _run_bic_f32 if src.dtype == types.float32 else _run_bic_f64
 
-    def impl(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
-        return run(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills)
+    def impl(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
+        return run(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills)
     return impl
 
 
@@ -1496,25 +1505,38 @@ def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
     return impl
 
 
-def points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv):
-    """The ``wo`` output pixels of a row at input pixel coordinates ``xs[j], ys[j]``. Callable from kernels only."""
+def points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv, cells):
+    """The ``wo`` output pixels of a row at input pixel coordinates ``xs[j], ys[j]`` (``cells``: int64
+    scratch of ``3 wo``). Callable from kernels only."""
     raise NotImplementedError("compiled kernels only")
 
 
 @overload(points_row, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
-def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv):
+def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv,
+                   cells):
     m = _literal_mode(mode)
-    _, general, run, _ = _MODE_FUNCS[m]
-    exact = m == NEAREST  # nearest rounds the float coordinate; the other modes keep the 32.32 one
+    _, general, run, margin = _MODE_FUNCS[m]
+    if m == NEAREST:  # nearest rounds the float coordinates (pixels in runs, :func:`_run_nearest`)
+        def impl_nearest(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int,
+                         maxv, cells):
+            fills = pad == ZEROS or pad == CONSTANT
+            j = _run_nearest(src, sbase, h, w, cc, xs, ys, 0, wo, dst, dbase, is_int, maxv, fill, fills)
+            while j < wo:
+                general(src, sbase, h, w, cc, xs[j], ys[j], dst, dbase + j * cc, pad, align_corners, fill, is_int,
+                        maxv)
+                j = _run_nearest(src, sbase, h, w, cc, xs, ys, j + 1, wo, dst, dbase, is_int, maxv, fill, fills)
+        return impl_nearest
 
-    def impl(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv):
-        # runs of pixels that need no careful path, one call each; the careful path between them
+    def impl(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv, cells):
+        # the row's cells in one vectorized loop; then runs of pixels that need no careful path, one call
+        # each, and the careful path between them (at the 32.32 coordinates)
+        _row_cells(sbase, h, w, cc, xs, ys, wo, margin, cells)
         fills = pad == ZEROS or pad == CONSTANT
-        j = run(src, sbase, h, w, cc, xs, ys, 0, wo, dst, dbase, is_int, maxv, fill, fills)
+        j = run(src, h, w, cc, xs, ys, cells, 0, wo, dst, dbase, is_int, maxv, fill, fills)
         while j < wo:
-            x, y = _careful_point(xs[j], ys[j], exact)
+            x, y = _careful_point(xs[j], ys[j], False)
             general(src, sbase, h, w, cc, x, y, dst, dbase + j * cc, pad, align_corners, fill, is_int, maxv)
-            j = run(src, sbase, h, w, cc, xs, ys, j + 1, wo, dst, dbase, is_int, maxv, fill, fills)
+            j = run(src, h, w, cc, xs, ys, cells, j + 1, wo, dst, dbase, is_int, maxv, fill, fills)
     return impl
 
 
@@ -1535,6 +1557,7 @@ def _ov_projective_rows(mode, img, maps, out, work, role, pad, align_corners, fi
         n_maps = maps.shape[0]
         xs = np.empty(wo)
         ys = np.empty(wo)
+        cells = np.empty(3 * wo, np.int64)
         _prefetch_first(src, h * w * cc, role)
         joined = _join(work, role)
         while joined:
@@ -1557,7 +1580,7 @@ def _ov_projective_rows(mode, img, maps, out, work, role, pad, align_corners, fi
                     xs[j] = (m00 * j + u0) / q
                     ys[j] = (m10 * j + v0) / q
                 points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
-                           align_corners, fill, is_int, maxv)
+                           align_corners, fill, is_int, maxv, cells)
         return _finish(work, role, joined)
     return impl
 
@@ -1579,6 +1602,7 @@ def _ov_grid_rows(mode, img, grid, out, work, role, pad, align_corners, fill, is
         n_grids = grid.shape[0]
         xs = np.empty(wo)
         ys = np.empty(wo)
+        cells = np.empty(3 * wo, np.int64)
         _prefetch_first(src, h * w * cc, role)
         joined = _join(work, role)
         while joined:
@@ -1594,7 +1618,7 @@ def _ov_grid_rows(mode, img, grid, out, work, role, pad, align_corners, fill, is
                     xs[j] = _unnormalize(np.float64(grid[k, i, j, 0]), w, align_corners)
                     ys[j] = _unnormalize(np.float64(grid[k, i, j, 1]), h, align_corners)
                 points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
-                           align_corners, fill, is_int, maxv)
+                           align_corners, fill, is_int, maxv, cells)
         return _finish(work, role, joined)
     return impl
 
@@ -1679,6 +1703,7 @@ def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, o
         rows = np.empty((wc + 2, 2))
         xs = np.empty(wo)
         ys = np.empty(wo)
+        cells = np.empty(3 * wo, np.int64)
         _prefetch_first(src, h * w * cc, role)
         joined = _join(work, role)
         while joined:
@@ -1691,7 +1716,7 @@ def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, o
                 for i in range(i0, min(i0 + TPS_BLOCK, ho)):
                     _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, wo, rows, xs, ys)
                     points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
-                               align_corners, fill, is_int, maxv)
+                               align_corners, fill, is_int, maxv, cells)
         return _finish(work, role, joined)
     return impl
 
