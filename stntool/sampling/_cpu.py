@@ -1117,13 +1117,16 @@ def _run_nearest(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, 
 def _row_cells(sbase, h, w, cc, xs, ys, wo, margin, cells):
     """The cells of a points row's pixels, for the whole row in one branch-free loop (which the compiler
     vectorizes): ``cells[j]`` is the offset of pixel ``j``'s top-left tap when every tap of a mode with
-    ``margin`` taps around the sample lies inside the image, else -1 (the pixel takes another path);
-    ``cells[wo + j]``, ``cells[2 wo + j]`` are the fractions of its 32.32 coordinates (``q & Q_MASK``).
+    ``margin`` taps around the sample lies inside the image; -2 when none does (:func:`_beyond` at the
+    coordinate the careful path would take, or a coordinate too large or not finite), where zeros and
+    constant padding write the fill value; else -1 (the careful path). ``cells[wo + j]``,
+    ``cells[2 wo + j]`` are the fractions of its 32.32 coordinates (``q & Q_MASK``).
 
     The 32.32 coordinate is ``floor(x 2**32 + 0.5)`` for ``|x| < Q_LIMIT``, the float the integer was
     always made from; its integer part (``q >> 32``) and its fraction are computed in float64, where
     both are exact, so the cells are the integer arithmetic's, bit for bit."""
     row = w * cc
+    reach = 2 * margin + 1.0  # a tap lies inside while -reach <= x <= w - 1 + reach (see _beyond)
     for j in range(wo):
         x = xs[j]
         y = ys[j]
@@ -1133,7 +1136,10 @@ def _row_cells(sbase, h, w, cc, xs, ys, wo, margin, cells):
         ix = np.floor(qx * Q_INV)
         iy = np.floor(qy * Q_INV)
         inside = ok & (ix >= margin) & (iy >= margin) & (ix < w - 1.0 - margin) & (iy < h - 1.0 - margin)
-        cells[j] = sbase + np.int64(iy) * row + np.int64(ix) * cc if inside else -1
+        xc = qx * Q_INV
+        yc = qy * Q_INV
+        beyond = (not ok) | (xc < -reach) | (xc > w - 1.0 + reach) | (yc < -reach) | (yc > h - 1.0 + reach)
+        cells[j] = sbase + np.int64(iy) * row + np.int64(ix) * cc if inside else (-2 if beyond else -1)
         cells[wo + j] = np.int64(qx - ix * Q_ONE)
         cells[2 * wo + j] = np.int64(qy - iy * Q_ONE)
 
@@ -1145,9 +1151,9 @@ def _run_bil_u8(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, f
     while j < wo:
         off = cells[j]
         if off < 0:
-            if not (fills and _fill_point(BILINEAR, xs[j], ys[j], h, w, cc, dst, dbase + j * cc, fill, is_int,
-                                          maxv)):
+            if not (fills and off == -2):
                 break
+            _store_fill(dst, dbase + j * cc, fill, cc, is_int, maxv)
             j += 1
             continue
         d = dbase + j * cc
@@ -1172,9 +1178,9 @@ def _run_bil_f32(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
     while j < wo:
         off = cells[j]
         if off < 0:
-            if not (fills and _fill_point(BILINEAR, xs[j], ys[j], h, w, cc, dst, dbase + j * cc, fill, is_int,
-                                          maxv)):
+            if not (fills and off == -2):
                 break
+            _store_fill(dst, dbase + j * cc, fill, cc, is_int, maxv)
             j += 1
             continue
         d = dbase + j * cc
@@ -1200,9 +1206,9 @@ def _run_bil_f64(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
     while j < wo:
         off = cells[j]
         if off < 0:
-            if not (fills and _fill_point(BILINEAR, xs[j], ys[j], h, w, cc, dst, dbase + j * cc, fill, is_int,
-                                          maxv)):
+            if not (fills and off == -2):
                 break
+            _store_fill(dst, dbase + j * cc, fill, cc, is_int, maxv)
             j += 1
             continue
         d = dbase + j * cc
@@ -1239,9 +1245,9 @@ def _run_bic_f64(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
     while j < wo:
         off = cells[j]
         if off < 0:
-            if not (fills and _fill_point(BICUBIC, xs[j], ys[j], h, w, cc, dst, dbase + j * cc, fill, is_int,
-                                          maxv)):
+            if not (fills and off == -2):
                 break
+            _store_fill(dst, dbase + j * cc, fill, cc, is_int, maxv)
             j += 1
             continue
         _bicubic_interior_f64(src, off, row, cc, cells[wo + j] * Q_INV, cells[2 * wo + j] * Q_INV, dst,
@@ -1257,9 +1263,9 @@ def _run_bic_f32(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
     while j < wo:
         off = cells[j]
         if off < 0:
-            if not (fills and _fill_point(BICUBIC, xs[j], ys[j], h, w, cc, dst, dbase + j * cc, fill, is_int,
-                                          maxv)):
+            if not (fills and off == -2):
                 break
+            _store_fill(dst, dbase + j * cc, fill, cc, is_int, maxv)
             j += 1
             continue
         _bicubic_interior_f32(src, off, row, cc, cells[wo + j] * Q_INV, cells[2 * wo + j] * Q_INV, dst,
