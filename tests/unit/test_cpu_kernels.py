@@ -214,3 +214,49 @@ def test_points_rows_do_not_depend_on_where_runs_start_and_end(rng, mode, paddin
     ref = stntool.grid_sample(img, grid, mode=mode, padding=padding, fill=fill, backend="numpy")
     np.testing.assert_allclose(whole.astype(np.float64), ref.astype(np.float64), rtol=0,
                                atol=1.0 if scale > 1 else 1e-5)
+
+
+@numba.njit(cache=False)
+def _cells_of(xs, ys, h, w, cc, margin, sbase):
+    cells = np.empty(3 * len(xs), np.int64)
+    _cpu._row_cells(sbase, h, w, cc, xs, ys, len(xs), margin, cells)
+    return cells
+
+
+def _cells_oracle(x, y, h, w, cc, margin, sbase):
+    """What a points row computes for one point, in Python integers: the 32.32 coordinates, the top-left
+    tap of an interior cell, and whether no tap lies inside (the careful path's :func:`_cpu._beyond`)."""
+    if not (abs(x) < _cpu.Q_LIMIT and abs(y) < _cpu.Q_LIMIT):
+        return -2, None, None
+    xq, yq = int(np.floor(x * _cpu.Q_ONE + 0.5)), int(np.floor(y * _cpu.Q_ONE + 0.5))
+    ix, iy = xq >> 32, yq >> 32
+    fx, fy = xq & _cpu.Q_MASK, yq & _cpu.Q_MASK
+    if margin <= ix < w - 1 - margin and margin <= iy < h - 1 - margin:
+        return sbase + iy * w * cc + ix * cc, fx, fy
+    xc, yc = xq * _cpu.Q_INV, yq * _cpu.Q_INV
+    reach = 2 * margin + 1
+    beyond = xc < -reach or xc > w - 1 + reach or yc < -reach or yc > h - 1 + reach
+    return (-2 if beyond else -1), fx, fy
+
+
+@pytest.mark.parametrize("margin", [0, 1])
+def test_row_cells_are_the_integer_arithmetic_of_each_point(rng, margin):
+    """The vectorized cells of a points row (tap offset, 32.32 fractions, interior / careful / fill) equal the
+    per-point integer arithmetic, at random points and at the hard ones: pixel edges and halves give or take
+    one 32.32 step, negative fractions, the fill boundary, huge, infinite and NaN coordinates."""
+    h, w, cc, sbase = 9, 13, 3, 1000
+    eps = 2.0 ** -33
+    edges = [v + d for v in (-4.0, -3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 7.5, w - 2.0, w - 1.0, w, w + 2.0)
+             for d in (-3 * eps, -eps, 0.0, eps, 3 * eps, -1e-9, 1e-9)]
+    special = [1e12, -1e12, 2.0 ** 30, 2.0 ** 30 - 1.0, -(2.0 ** 30) + 1.0, np.inf, -np.inf, np.nan]
+    xs = np.r_[rng.uniform(-5, w + 4, 400), np.repeat(edges, 3), special, [3.0] * len(special)]
+    ys = np.r_[rng.uniform(-5, h + 4, 400), np.tile([2.0, -1.0 - eps, h - 1.0], len(edges)),
+               [2.0] * len(special), special]
+    cells = _cells_of(xs, ys, h, w, cc, margin, sbase)
+    n = len(xs)
+    for j, (x, y) in enumerate(zip(xs, ys)):
+        off, fx, fy = _cells_oracle(x, y, h, w, cc, margin, sbase)
+        assert cells[j] == off, (x, y)
+        if off >= 0:
+            assert (cells[n + j], cells[2 * n + j]) == (fx, fy), (x, y)
+    assert {-2, -1} <= set(cells[:n].tolist()) and (cells[:n] >= 0).sum() > 50
