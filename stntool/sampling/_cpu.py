@@ -1062,16 +1062,6 @@ def _ov_span_bilinear(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, 
 # Inlined into the runs below (a call per pixel through several layers costs about half the speed).
 
 @jit_inline
-def _interior_nearest(src, sbase, h, w, row, cc, x, y, dst, d):
-    """Write the pixel and return True when ``(x, y)`` is inside the image (padding does nothing there);
-    rounds the float coordinate (:func:`_scalar.rint`), as every backend does."""
-    if x >= 0.0 and y >= 0.0 and x < w - 1.0 and y < h - 1.0:
-        _copy_pixel(src, sbase + np.int64(_rint(y)) * row + np.int64(_rint(x)) * cc, dst, d, cc)
-        return True
-    return False
-
-
-@jit_inline
 def _careful_point(x, y, exact):
     """The coordinates a points row hands the careful path: the float ones for nearest (``exact``),
     which rounds them, and where they are too large for 32.32; the 32.32 ones otherwise."""
@@ -1098,17 +1088,34 @@ def _fill_point(mode, x, y, h, w, cc, dst, d, fill, is_int, maxv):
 # code is compiled once per dtype and shared by every family that samples points.
 
 @jit_device
-def _run_nearest(src, sbase, h, w, cc, xs, ys, j, wo, dst, dbase, is_int, maxv, fill, fills):
-    """:func:`run_bilinear` for nearest pixels (rounding the float coordinate, :func:`_interior_nearest`)."""
+def _nearest_cells(sbase, h, w, cc, xs, ys, wo, cells):
+    """The cells of a nearest points row, in one loop the compiler vectorizes: ``cells[j]`` is the offset
+    of the pixel :func:`_scalar.rint` picks for ``(xs[j], ys[j])`` when the point lies within the image's
+    pixel centres (every backend's rounding, then, stays inside), -2 when no pixel is near it
+    (:func:`_beyond`; also for coordinates not finite), where zeros and constant padding write the fill
+    value, else -1 (the careful path)."""
     row = w * cc
-    while j < wo:
+    for j in range(wo):
         x = xs[j]
         y = ys[j]
-        d = dbase + j * cc
-        if not (abs(x) < Q_LIMIT and abs(y) < Q_LIMIT
-                and _interior_nearest(src, sbase, h, w, row, cc, x, y, dst, d)):
-            if not (fills and _fill_point(NEAREST, x, y, h, w, cc, dst, d, fill, is_int, maxv)):
+        inside = (x >= 0.0) & (y >= 0.0) & (x < w - 1.0) & (y < h - 1.0)  # False for NaN
+        rx = _rint(x if inside else 0.0)
+        ry = _rint(y if inside else 0.0)
+        near = (x > -1.0) & (x < w) & (y > -1.0) & (y < h)
+        cells[j] = sbase + np.int64(ry) * row + np.int64(rx) * cc if inside else (-1 if near else -2)
+
+
+@jit_device
+def _run_nearest(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
+    """:func:`run_bilinear` for nearest pixels (the pixels of :func:`_nearest_cells`)."""
+    while j < wo:
+        off = cells[j]
+        if off < 0:
+            if not (fills and off == -2):
                 break
+            _store_fill(dst, dbase + j * cc, fill, cc, is_int, maxv)
+        else:
+            _copy_pixel(src, off, dst, dbase + j * cc, cc)
         j += 1
     return j
 
@@ -1522,15 +1529,16 @@ def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, alig
                    cells):
     m = _literal_mode(mode)
     _, general, run, margin = _MODE_FUNCS[m]
-    if m == NEAREST:  # nearest rounds the float coordinates (pixels in runs, :func:`_run_nearest`)
-        def impl_nearest(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int,
-                         maxv, cells):
+    if m == NEAREST:  # nearest rounds the float coordinates
+        def impl_nearest(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv,
+                         cells):
+            _nearest_cells(sbase, h, w, cc, xs, ys, wo, cells)  # as below, with nearest's own cells
             fills = pad == ZEROS or pad == CONSTANT
-            j = _run_nearest(src, sbase, h, w, cc, xs, ys, 0, wo, dst, dbase, is_int, maxv, fill, fills)
+            j = run(src, h, w, cc, xs, ys, cells, 0, wo, dst, dbase, is_int, maxv, fill, fills)
             while j < wo:
                 general(src, sbase, h, w, cc, xs[j], ys[j], dst, dbase + j * cc, pad, align_corners, fill, is_int,
                         maxv)
-                j = _run_nearest(src, sbase, h, w, cc, xs, ys, j + 1, wo, dst, dbase, is_int, maxv, fill, fills)
+                j = run(src, h, w, cc, xs, ys, cells, j + 1, wo, dst, dbase, is_int, maxv, fill, fills)
         return impl_nearest
 
     def impl(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv, cells):

@@ -113,7 +113,7 @@ def rint(x):
     r = 1.0 * floor(x + 0.5)
     d = r - x
     tol = TIE_TOL * max(1.0, abs(x))
-    if fmod(r, 2.0) != 0.0:
+    if r - 2.0 * floor(0.5 * r) != 0.0:  # r odd (fmod(r, 2) != 0, without a library call: loops vectorize)
         if abs(d + 0.5) <= tol:
             r += 1.0
         elif abs(d - 0.5) <= tol:

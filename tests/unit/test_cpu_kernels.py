@@ -260,3 +260,31 @@ def test_row_cells_are_the_integer_arithmetic_of_each_point(rng, margin):
         if off >= 0:
             assert (cells[n + j], cells[2 * n + j]) == (fx, fy), (x, y)
     assert {-2, -1} <= set(cells[:n].tolist()) and (cells[:n] >= 0).sum() > 50
+
+
+@numba.njit(cache=False)
+def _nearest_cells_of(xs, ys, h, w, cc, sbase):
+    cells = np.empty(3 * len(xs), np.int64)
+    _cpu._nearest_cells(sbase, h, w, cc, xs, ys, len(xs), cells)
+    return cells
+
+
+def test_nearest_row_cells_are_the_rounded_pixel_or_the_right_path(rng):
+    """Nearest cells: the pixel :func:`_scalar.rint` picks (ties to even, within its tolerance) inside the
+    pixel centres, the fill where no pixel is near (beyond half a pixel outside, or not finite), the careful
+    path between."""
+    from stntool.sampling._scalar import rint
+
+    h, w, cc, sbase = 9, 13, 3, 500
+    edges = [v + d for v in (-1.0, -0.5, 0.0, 0.5, 1.5, 2.5, 11.5, w - 1.0, w) for d in (-1e-7, -1e-13, 0.0, 1e-13, 1e-7)]
+    special = [1e12, -1e12, np.inf, -np.inf, np.nan]
+    xs = np.r_[rng.uniform(-3, w + 2, 300), edges, special]
+    ys = np.r_[rng.uniform(-3, h + 2, 300), [4.5] * len(edges), [2.0] * len(special)]
+    cells = _nearest_cells_of(xs, ys, h, w, cc, sbase)
+    for j, (x, y) in enumerate(zip(xs, ys)):
+        if 0 <= x < w - 1 and 0 <= y < h - 1:
+            want = sbase + int(rint(y)) * w * cc + int(rint(x)) * cc
+        else:
+            want = -1 if (-1 < x < w and -1 < y < h) else -2
+        assert cells[j] == want, (x, y)
+    assert cells[300 + edges.index(0.5)] == sbase + 4 * w * cc + 0 * cc  # (0.5, 4.5): ties to even, (0, 4)
