@@ -603,6 +603,23 @@ def _copy3(typingctx, src, off, dst, d):
     return types.void(src, types.intp, dst, types.intp), codegen
 
 
+@intrinsic
+def _copy4(typingctx, src, off, dst, d):
+    """``dst[d : d + 4] = src[off : off + 4]`` as one vector load and one vector store (a 3-channel pixel
+    and the next element: the caller makes sure both ends are inside, and writes that element again)."""
+    if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and src.dtype == dst.dtype):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        out = context.make_array(sig.args[2])(context, builder, args[2]).data
+        vec = ir.VectorType(data.type.pointee, 4)
+        v = builder.load(builder.bitcast(builder.gep(data, [args[1]]), vec.as_pointer()), align=1)
+        builder.store(v, builder.bitcast(builder.gep(out, [args[3]]), vec.as_pointer()), align=1)
+        return context.get_dummy_value()
+    return types.void(src, types.intp, dst, types.intp), codegen
+
+
 #: Pixels per gather of the uint8 nearest span (:func:`_nearest_gather_u8`).
 GATHER = 16
 
@@ -914,7 +931,15 @@ def _span_nearest_copy_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop
     while j + GATHER <= j_stop:
         near = _nearest_offsets(sbase, row, xq, yq, dxq, dyq, margin, offs)
         d = dbase + j * 3
-        for k in range(GATHER):
+        top = offs[0]
+        for k in range(1, GATHER):
+            top = max(top, offs[k])
+        # pixel by pixel in order, each as four elements (the next pixel's first is written right after),
+        # while the fourth element is inside the input and the output's span
+        wide = GATHER if top + 4 <= src.size and j + GATHER < j_stop else 0
+        for k in range(wide):
+            _copy4(src, offs[k], dst, d + 3 * k)
+        for k in range(wide, GATHER):
             _copy3(src, offs[k], dst, d + 3 * k)
         if near:
             for k in range(GATHER):
