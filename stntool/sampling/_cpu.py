@@ -17,7 +17,9 @@ compiled entry per (family, mode) from :data:`ENTRIES` (``warp_affine_bilinear``
 ``sample_grid_bicubic``, ...); the entry passes its mode as a constant to row functions
 (``affine_rows``, ``points_row``, ...: ``numba.extending.overload`` with ``prefer_literal``) that
 compile the paths of that mode only, and the image dtype picks the arithmetic of the interior loops
-(``span_bilinear``, ``run_bilinear``) when the entry is compiled. Padding, ``align_corners`` and
+(``span_bilinear``, ``run_bilinear``) when the entry is compiled. Rows sampled at their own input
+coordinates first work out every point's cell in one vectorized loop (:func:`_row_cells`,
+:func:`_nearest_cells`), then sample. Padding, ``align_corners`` and
 the channel count stay run-time values. The leaves (careful per-mode paths, span loops) are cached
 helpers without Python wrappers, so a later kernel family loads them from the cache instead of
 compiling them again. Entries are serial and release the GIL; :func:`_run_blocks` has the caller's
@@ -1083,8 +1085,10 @@ def _ov_span_bilinear(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, 
     return impl
 
 
-# --------------------------------------------------------------------------- per-point rows: pixel tests
-# Inlined into the runs below (a call per pixel through several layers costs about half the speed).
+# --------------------------------------------------------------------------- per-point rows
+# A row sampled at its own input coordinates (projective, grid, TPS, elastic) is done in two passes: the
+# row's cells (which pixel or taps each point reads, and whether it needs the careful path or the fill)
+# in one loop the compiler vectorizes, then runs of pixels that read them.
 
 @jit_inline
 def _careful_point(x, y, exact):
