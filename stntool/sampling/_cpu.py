@@ -1914,8 +1914,9 @@ if hasattr(os, "register_at_fork"):
 def _thread_count() -> int:
     """``numba.get_num_threads()`` (this thread's setting), without its per-call lock once numba's
     threading layer has started (the public function takes a process-wide lock to check that)."""
-    if getattr(_numba_parallel, "_is_initialized", False):
-        n = _numba_parallel._get_num_threads()
+    read = getattr(_numba_parallel, "_get_num_threads", None)
+    if read is not None and getattr(_numba_parallel, "_is_initialized", False):
+        n = read()
         if n > 0:
             return n
     return numba.get_num_threads()

@@ -288,3 +288,22 @@ def test_nearest_row_cells_are_the_rounded_pixel_or_the_right_path(rng):
             want = -1 if (-1 < x < w and -1 < y < h) else -2
         assert cells[j] == want, (x, y)
     assert cells[300 + edges.index(0.5)] == sbase + 4 * w * cc + 0 * cc  # (0.5, 4.5): ties to even, (0, 4)
+
+
+def test_thread_count_is_numbas_setting_for_this_thread():
+    """Calls read numba's thread count without its lock, and still honour ``numba.set_num_threads`` per
+    thread (the batch runner gives each worker thread its share)."""
+    import threading
+
+    n = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        assert _cpu._thread_count() == 1 == numba.get_num_threads()
+        seen = []
+        t = threading.Thread(target=lambda: seen.append((_cpu._thread_count(), numba.get_num_threads())))
+        t.start()
+        t.join()
+        assert seen[0][0] == seen[0][1] == numba.config.NUMBA_NUM_THREADS
+    finally:
+        numba.set_num_threads(n)
+    assert _cpu._thread_count() == n
