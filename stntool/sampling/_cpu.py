@@ -1099,30 +1099,19 @@ def _careful_point(x, y, exact):
     return _to_q(x) * Q_INV, _to_q(y) * Q_INV
 
 
-@jit_inline
-def _fill_point(mode, x, y, h, w, cc, dst, d, fill, is_int, maxv):
-    """Write the fill value and return True where the careful path would write it with zeros or
-    constant padding (no tap inside, :func:`_beyond`, or a coordinate not finite)."""
-    x, y = _careful_point(x, y, mode == NEAREST)
-    if math.isfinite(x) and math.isfinite(y) and not _beyond(mode, x, y, h, w):
-        return False
-    for c in range(cc):
-        _store(dst, d + c, fill[c], is_int, maxv)
-    return True
-
-
 # Runs of pixels of a per-point row (projective, grid, TPS) that need no careful path: interior
 # pixels, and with zeros or constant padding (``fills``) pixels with no tap inside. One call per
 # run, so the arrays' references are taken once per run rather than once per pixel, and the pixel
 # code is compiled once per dtype and shared by every family that samples points.
 
 @jit_device
-def _nearest_cells(sbase, h, w, cc, xs, ys, wo, cells):
+def _nearest_cells(sbase, h, w, cc, xs, ys, wo, margin, cells):
     """The cells of a nearest points row, in one loop the compiler vectorizes: ``cells[j]`` is the offset
     of the pixel :func:`_scalar.rint` picks for ``(xs[j], ys[j])`` when the point lies within the image's
     pixel centres (every backend's rounding, then, stays inside), -2 when no pixel is near it
     (:func:`_beyond`; also for coordinates not finite), where zeros and constant padding write the fill
-    value, else -1 (the careful path)."""
+    value, else -1 (the careful path). ``margin`` is nearest's, 0 (the same parameters as
+    :func:`_row_cells`)."""
     row = w * cc
     for j in range(wo):
         x = xs[j]
@@ -1418,11 +1407,12 @@ def _finish(work, role, joined):
 
 # --------------------------------------------------------------------------- rows: the mode is a constant
 
-#: mode -> (interior span loop, careful path, run of interior points, tap margin around the sample)
+#: mode -> (interior span loop, careful path, run of interior points, tap margin around the sample, the
+#: cells of a points row)
 _MODE_FUNCS = {
-    NEAREST: (_span_nearest, _general_nearest, _run_nearest, 0),
-    BILINEAR: (span_bilinear, _general_bilinear, run_bilinear, 0),
-    BICUBIC: (span_bicubic, _general_bicubic, run_bicubic, 1),
+    NEAREST: (_span_nearest, _general_nearest, _run_nearest, 0, _nearest_cells),
+    BILINEAR: (span_bilinear, _general_bilinear, run_bilinear, 0, _row_cells),
+    BICUBIC: (span_bicubic, _general_bicubic, run_bicubic, 1, _row_cells),
 }
 
 
@@ -1481,7 +1471,7 @@ def affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, is_i
 @overload(affine_rows, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
 def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
     m = _literal_mode(mode)
-    span, general, _, margin = _MODE_FUNCS[m]
+    span, general, _, margin, _ = _MODE_FUNCS[m]
 
     def impl(mode, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
         # Coordinates step exactly in 32.32 fixed point, so the interior span (every tap inside the
@@ -1557,27 +1547,17 @@ def points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_co
 def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv,
                    cells):
     m = _literal_mode(mode)
-    _, general, run, margin = _MODE_FUNCS[m]
-    if m == NEAREST:  # nearest rounds the float coordinates
-        def impl_nearest(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv,
-                         cells):
-            _nearest_cells(sbase, h, w, cc, xs, ys, wo, cells)  # as below, with nearest's own cells
-            fills = pad == ZEROS or pad == CONSTANT
-            j = run(src, h, w, cc, xs, ys, cells, 0, wo, dst, dbase, is_int, maxv, fill, fills)
-            while j < wo:
-                general(src, sbase, h, w, cc, xs[j], ys[j], dst, dbase + j * cc, pad, align_corners, fill, is_int,
-                        maxv)
-                j = run(src, h, w, cc, xs, ys, cells, j + 1, wo, dst, dbase, is_int, maxv, fill, fills)
-        return impl_nearest
+    _, general, run, margin, row_cells = _MODE_FUNCS[m]
+    exact = m == NEAREST  # nearest rounds the float coordinate; the other modes keep the 32.32 one
 
     def impl(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv, cells):
         # the row's cells in one vectorized loop; then runs of pixels that need no careful path, one call
-        # each, and the careful path between them (at the 32.32 coordinates)
-        _row_cells(sbase, h, w, cc, xs, ys, wo, margin, cells)
+        # each, and the careful path between them
+        row_cells(sbase, h, w, cc, xs, ys, wo, margin, cells)
         fills = pad == ZEROS or pad == CONSTANT
         j = run(src, h, w, cc, xs, ys, cells, 0, wo, dst, dbase, is_int, maxv, fill, fills)
         while j < wo:
-            x, y = _careful_point(xs[j], ys[j], False)
+            x, y = _careful_point(xs[j], ys[j], exact)
             general(src, sbase, h, w, cc, x, y, dst, dbase + j * cc, pad, align_corners, fill, is_int, maxv)
             j = run(src, h, w, cc, xs, ys, cells, j + 1, wo, dst, dbase, is_int, maxv, fill, fills)
     return impl

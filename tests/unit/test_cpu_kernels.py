@@ -265,7 +265,7 @@ def test_row_cells_are_the_integer_arithmetic_of_each_point(rng, margin):
 @numba.njit(cache=False)
 def _nearest_cells_of(xs, ys, h, w, cc, sbase):
     cells = np.empty(3 * len(xs), np.int64)
-    _cpu._nearest_cells(sbase, h, w, cc, xs, ys, len(xs), cells)
+    _cpu._nearest_cells(sbase, h, w, cc, xs, ys, len(xs), 0, cells)
     return cells
 
 
