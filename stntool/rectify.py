@@ -92,6 +92,11 @@ def _angle_shear(lin):
     return ang, (u[0, 1] / u[1, 1] if abs(u[1, 1]) > 1e-12 else 0.0)
 
 
+def _with(ang, shear, which, x):
+    """``(ang, shear)`` with the parameter ``which`` (``"angle"`` or ``"shear"``) replaced by ``x``."""
+    return (x, shear) if which == "angle" else (ang, x)
+
+
 def _shape_theta(ang, shear):
     """Square-frame θ (3x3) of a rotation by ``ang`` degrees after an x shear, about the centre."""
     m = np.eye(3)
@@ -542,6 +547,12 @@ class Rectifier:
             a, b = _shape_theta(ang, shear + eps), _shape_theta(ang, shear - eps)
         return (page_theta((base @ a)[:2], ink_hw) - page_theta((base @ b)[:2], ink_hw)) / (2 * eps)
 
+    @staticmethod
+    def _energies(energy, ink, base, ang, shear, which, xs):
+        """``energy`` of the page made straight by ``base · R(ang) · Sh(shear)`` with the parameter ``which``
+        (``"angle"`` or ``"shear"``) set to each value of ``xs`` in turn."""
+        return [energy(ink, base @ _shape_theta(*_with(ang, shear, which, x))) for x in xs]
+
     def _ascend(self, energy, ink, base, ang, shear, which, step0):
         """Maximise ``energy`` over one parameter by gradient steps (dE/dθ from the sampler, chained to it),
         with a secant (quasi-Newton) step once two gradients are known. Returns the parameter."""
@@ -550,7 +561,7 @@ class Rectifier:
         step = step0
         best_x, best_e = x, None
         for _ in range(_ASCENT_STEPS):
-            a, s = (x, shear) if which == "angle" else (ang, x)
+            a, s = _with(ang, shear, which, x)
             e, g_page = energy(ink, base @ _shape_theta(a, s), want_grad=True)
             g = float((g_page * self._d_param(ink.hw, base, a, s, which)).sum())
             if best_e is None or e > best_e:
@@ -566,8 +577,7 @@ class Rectifier:
             prev = (x, g)
             x = new
             step *= 0.5
-        a, s = (x, shear) if which == "angle" else (ang, x)
-        if energy(ink, base @ _shape_theta(a, s)) >= best_e:
+        if self._energies(energy, ink, base, ang, shear, which, [x])[0] >= best_e:
             best_x = x
         return best_x
 
@@ -577,8 +587,7 @@ class Rectifier:
         x = ang if which == "angle" else shear
         offsets = np.arange(-span, span + 1e-12, step)
         for _ in range(tries):
-            es = [energy(ink, base @ (_shape_theta(x + d, shear) if which == "angle" else _shape_theta(ang, x + d)))
-                  for d in offsets]
+            es = self._energies(energy, ink, base, ang, shear, which, x + offsets)
             i = int(np.argmax(es))
             x += float(offsets[i])
             if 0 < i < len(offsets) - 1:
@@ -589,10 +598,7 @@ class Rectifier:
         """The best of an even sweep of one parameter (``x ± span`` in ``step``), refined by a parabola."""
         x0 = ang if which == "angle" else shear
         xs = x0 + np.arange(-span, span + 1e-12, step)
-        es = []
-        for x in xs:
-            a, s = (x, shear) if which == "angle" else (ang, x)
-            es.append(energy(ink, base @ _shape_theta(a, s)))
+        es = self._energies(energy, ink, base, ang, shear, which, xs)
         i = int(np.argmax(es))
         if 0 < i < len(xs) - 1:
             curv = es[i - 1] - 2 * es[i] + es[i + 1]
@@ -618,7 +624,7 @@ class Rectifier:
             # blocks' outline), so the net's neighbourhood is searched on the fine image too, and the sharper wins
             near = self._sweep(self._row_energy, fine, base, ang0, shear0, "angle", *_SECOND_OPINION)
             near = self._sweep(self._row_energy, fine, base, near, shear0, "angle", 0.15, 0.025)
-            energy = [self._row_energy(fine, base @ _shape_theta(a, shear0)) for a in (ang, near)]
+            energy = self._energies(self._row_energy, fine, base, ang, shear0, "angle", (ang, near))
             ang = near if energy[1] > energy[0] else ang
         shear = shear0
         if self.family in ("affine", "projective"):
