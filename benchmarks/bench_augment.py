@@ -32,7 +32,6 @@ import datetime as _dt
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +45,8 @@ for p in (str(ROOT), str(HERE)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from bench_engine import bench, cpu_model, loadavg, test_image, version, write_report  # noqa: E402
+from bench_engine import (bench, cpu_model, jpegs_made_once, loadavg, test_image, timed_command,  # noqa: E402
+                          version, write_report)
 
 SIZE = 512
 N_IMAGES = 32
@@ -259,40 +259,26 @@ def make_jpegs(folder: Path, n: int, size=SIZE) -> Path:
     """``n`` photo-like JPEGs (smooth colour, shapes, noise; quality 90) in ``folder``, made once."""
     import cv2
 
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = folder / f".made-{n}-{size}"
-    if stamp.exists() and len(list(folder.glob("*.jpg"))) == n:
-        return folder
-    for f in folder.glob("*.jpg"):
-        f.unlink()
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    for i in range(n):
-        ph = rng.random(3) * 6.3
-        base = np.dstack([128 + 90 * np.sin(xx / (30 + 7 * c) + yy / (45 + 5 * c) + ph[c]) for c in range(3)])
-        img = np.clip(base, 0, 255).astype(np.uint8)
-        for _ in range(6):
-            colour = tuple(int(v) for v in rng.integers(0, 256, 3))
-            if rng.random() < 0.5:
-                c = tuple(int(v) for v in rng.integers(0, size, 2))
-                cv2.circle(img, c, int(rng.integers(10, 90)), colour, -1, cv2.LINE_AA)
-            else:
-                p = rng.integers(0, size, 4)
-                cv2.rectangle(img, (int(p[0]), int(p[1])), (int(p[2]), int(p[3])), colour, -1)
-        img = np.clip(img.astype(np.int16) + rng.integers(-12, 13, img.shape), 0, 255).astype(np.uint8)
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])
-        (folder / f"{i:05d}.jpg").write_bytes(buf.tobytes())
-    stamp.write_text("")
-    return folder
+    def make():
+        rng = np.random.default_rng(0)
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+        for i in range(n):
+            ph = rng.random(3) * 6.3
+            base = np.dstack([128 + 90 * np.sin(xx / (30 + 7 * c) + yy / (45 + 5 * c) + ph[c]) for c in range(3)])
+            img = np.clip(base, 0, 255).astype(np.uint8)
+            for _ in range(6):
+                colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+                if rng.random() < 0.5:
+                    c = tuple(int(v) for v in rng.integers(0, size, 2))
+                    cv2.circle(img, c, int(rng.integers(10, 90)), colour, -1, cv2.LINE_AA)
+                else:
+                    p = rng.integers(0, size, 4)
+                    cv2.rectangle(img, (int(p[0]), int(p[1])), (int(p[2]), int(p[3])), colour, -1)
+            img = np.clip(img.astype(np.int16) + rng.integers(-12, 13, img.shape), 0, 255).astype(np.uint8)
+            ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+            (folder / f"{i:05d}.jpg").write_bytes(buf.tobytes())
 
-
-def _timed(cmd, env):
-    t = time.perf_counter()
-    p = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    dt = time.perf_counter() - t
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:4])} ... failed ({p.returncode}): {p.stderr.strip()[-800:]}")
-    return dt
+    return jpegs_made_once(folder, n, f"{n}-{size}", make)
 
 
 def bench_command(n_files, runs, work: Path):
@@ -315,17 +301,17 @@ def bench_command(n_files, runs, work: Path):
 
     # warm-up: kernels compiled and cached, files in the page cache
     d = out_dir("warm")
-    _timed(stn + [str(d)], env)
+    timed_command(stn + [str(d)], env)
     shutil.rmtree(d, ignore_errors=True)
     d = out_dir("warm")
-    _timed(alb + [str(d), str(count)], env)
+    timed_command(alb + [str(d), str(count)], env)
     shutil.rmtree(d, ignore_errors=True)
     times = {"stntool": [], "alb": []}
     counts = {}
     for r in range(runs):
         for name, cmd in (("alb", alb), ("stntool", stn)) if r % 2 == 0 else (("stntool", stn), ("alb", alb)):
             d = out_dir(f"out-{name}")
-            times[name].append(_timed(cmd + ([str(d), str(count)] if name == "alb" else [str(d)]), env))
+            times[name].append(timed_command(cmd + ([str(d), str(count)] if name == "alb" else [str(d)]), env))
             counts[name] = written(d)
             shutil.rmtree(d, ignore_errors=True)
     return times, counts

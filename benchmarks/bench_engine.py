@@ -50,6 +50,35 @@ def bench(fns: dict, reps: int, warmup: int = 2, min_time: float = 0.0) -> dict:
     return {k: (min(v), float(np.median(v)), len(v)) for k, v in times.items()}
 
 
+def timed_command(cmd, env, shell: bool = False) -> float:
+    """Wall-clock seconds of one run of a command (output discarded); raises with its stderr's tail when it
+    fails. ``shell``: ``cmd`` is a shell line."""
+    import subprocess
+
+    t = time.perf_counter()
+    p = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, shell=shell)
+    dt = time.perf_counter() - t
+    if p.returncode != 0:
+        shown = cmd if shell else " ".join(cmd[:4])
+        raise RuntimeError(f"{shown} ... failed ({p.returncode}): {p.stderr.strip()[-800:]}")
+    return dt
+
+
+def jpegs_made_once(folder: Path, n: int, tag: str, make) -> Path:
+    """``folder`` holding the ``n`` JPEGs that ``make()`` writes, made once: a stamp file ``.made-<tag>``
+    says they are there (so a changed recipe needs a new tag); otherwise the folder's JPEGs are removed and
+    ``make()`` runs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = folder / f".made-{tag}"
+    if stamp.exists() and len(list(folder.glob("*.jpg"))) == n:
+        return folder
+    for f in folder.glob("*.jpg"):
+        f.unlink()
+    make()
+    stamp.write_text("")
+    return folder
+
+
 def write_report(report: str, out=""):
     """Print a benchmark's markdown report, and write it to ``out`` too when given."""
     print(report)

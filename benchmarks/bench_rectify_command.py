@@ -29,7 +29,6 @@ import argparse
 import datetime as _dt
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +41,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from bench_engine import cpu_model, loadavg  # noqa: E402
+from bench_engine import cpu_model, jpegs_made_once, loadavg, timed_command, write_report  # noqa: E402
 
 SIZE = (1750, 1240)  # (H, W) of a scan
 
@@ -101,27 +100,12 @@ def make_scans(folder: Path, n: int) -> Path:
     """``n`` distorted page scans in ``folder`` (made once, in two spawned processes)."""
     from multiprocessing import get_context
 
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = folder / f".made-{n}"
-    if stamp.exists() and len(list(folder.glob("*.jpg"))) == n:
-        return folder
-    for f in folder.glob("*.jpg"):
-        f.unlink()
-    print(f"# making {n} scans in {folder} ...", file=sys.stderr)
-    with get_context("spawn").Pool(2) as pool:
-        list(pool.imap_unordered(_make_one, [(i, str(folder)) for i in range(n)], chunksize=4))
-    stamp.write_text("")
-    return folder
+    def make():
+        print(f"# making {n} scans in {folder} ...", file=sys.stderr)
+        with get_context("spawn").Pool(2) as pool:
+            list(pool.imap_unordered(_make_one, [(i, str(folder)) for i in range(n)], chunksize=4))
 
-
-def _timed(cmd, env, shell=False):
-    t = time.perf_counter()
-    p = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, shell=shell)
-    dt = time.perf_counter() - t
-    if p.returncode != 0:
-        shown = cmd if shell else " ".join(cmd[:4])
-        raise RuntimeError(f"{shown} ... failed ({p.returncode}): {p.stderr.strip()[-800:]}")
-    return dt
+    return jpegs_made_once(folder, n, str(n), make)
 
 
 def written(d: Path) -> int:
@@ -157,7 +141,7 @@ def main(argv=None):
     t_start = time.perf_counter()
     for name, cmd in (("stntool", stn), ("deskew", dsk)):  # warm-up
         d = out_dir("warm")
-        _timed(cmd + [str(d)], env)
+        timed_command(cmd + [str(d)], env)
         shutil.rmtree(d, ignore_errors=True)
     times = {"stntool": [], "deskew": []}
     counts = {}
@@ -165,7 +149,7 @@ def main(argv=None):
         order = (("deskew", dsk), ("stntool", stn)) if r % 2 == 0 else (("stntool", stn), ("deskew", dsk))
         for name, cmd in order:
             d = out_dir(f"out-{name}")
-            times[name].append(_timed(cmd + [str(d)], env))
+            times[name].append(timed_command(cmd + [str(d)], env))
             counts[name] = written(d)
             shutil.rmtree(d, ignore_errors=True)
             print(f"# {name}: {times[name][-1]:.1f} s", file=sys.stderr)
@@ -180,14 +164,14 @@ def main(argv=None):
             listing.write_text("".join(f"{p}\n" for p in names))
             cmd = (f"xargs -P 2 -I{{}} sh -c '\"{deskew_bin}\" \"$1\" -o \"{d}/$(basename \"$1\")\"' _ {{}} "
                    f"< \"{listing}\"")
-            cli = (_timed(cmd, env, shell=True), len(names), written(d))
+            cli = (timed_command(cmd, env, shell=True), len(names), written(d))
             shutil.rmtree(d, ignore_errors=True)
     load_end = loadavg()
     elapsed = time.perf_counter() - t_start
 
     best = {k: min(v) for k, v in times.items()}
     n = args.files
-    L = [f"# `stntool rectify` against deskew over a folder of scans", ""]
+    L = ["# `stntool rectify` against deskew over a folder of scans", ""]
     L.append(f"- date: {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
     L.append(f"- CPU: {cpu_model()} ({os.cpu_count()} logical cores)")
     L.append(f"- load average (1/5/15 min): start {load_start}, end {load_end}")
@@ -207,10 +191,7 @@ def main(argv=None):
     L.append("")
     L.append(f"stntool / deskew (scans per second, best runs): **{best['deskew'] / best['stntool']:.2f}x** "
              f"(target >= 3x).")
-    report = "\n".join(L) + "\n"
-    print(report)
-    if args.out:
-        Path(args.out).write_text(report)
+    write_report("\n".join(L) + "\n", args.out)
 
 
 if __name__ == "__main__":
