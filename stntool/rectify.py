@@ -211,7 +211,8 @@ def _line_ends(ink, inside, gap):
 def _column_energy_of_points(points, m, width):
     """Sum of squares of the column histogram of the points ``(x, y)`` moved to ``x' = m[0] · (x, y, 1)``,
     over columns ``0 <= x' < width``: each point shared linearly between its two nearest columns (so the
-    energy changes smoothly with ``m``), then smoothed by [1, 2, 1] / 4."""
+    energy changes smoothly with ``m``), then smoothed by [1, 2, 1] / 4. The spec of one shear:
+    :func:`_column_energies` computes a whole sweep and is tested against it."""
     x, y = points
     pos = m[0] * x + m[1] * y + m[2]
     left = np.floor(pos)
