@@ -355,7 +355,7 @@ class Augmenter:
         import numpy as np
 
         from . import api
-        from .records import apply_spec, fill_values
+        from .records import _unsigned_max, apply_spec, fill_values
 
         images = np.asarray(images)
         if images.ndim not in (3, 4) or len(images) == 0:
@@ -375,7 +375,7 @@ class Augmenter:
             else:
                 alone.append(i)
         is_int = images.dtype.kind == "u"
-        maxv = float(np.iinfo(images.dtype).max) if is_int else 0.0
+        maxv = _unsigned_max(images.dtype) if is_int else 0.0
         fill = fill_values(self.fill, c, maxv) if self.padding == "constant" else None
         for rows, idx in groups.items():
             theta = np.array([specs[i].theta for i in idx])
