@@ -78,6 +78,35 @@ def _store_fill(dst, dbase, fill, c_count, is_int, maxv):
         _store(dst, dbase + c, fill[c], is_int, maxv)
 
 
+@jit_inline
+def _fill_of(dst, fill, c_count, is_int, maxv):
+    """The fill value as ``dst`` stores it (:func:`_store_fill`), converted once per call: the row loops
+    copy it, pixel by pixel (:func:`_fill_pixels`), without rounding and saturating it again."""
+    stored = np.empty(c_count, dst.dtype)
+    _store_fill(stored, 0, fill, c_count, is_int, maxv)
+    return stored
+
+
+@jit_device
+def _fill_pixels(dst, dbase, j_start, j_stop, stored, c_count):
+    """Pixels ``j_start <= j < j_stop`` of the row at ``dst[dbase]`` take the fill value ``stored``
+    (:func:`_fill_of`): one store loop over the elements when every channel's value is the same."""
+    if j_stop <= j_start:
+        return
+    same = True
+    for c in range(1, c_count):
+        same = same and stored[c] == stored[0]
+    if same:
+        v = stored[0]
+        for k in range(dbase + j_start * c_count, dbase + j_stop * c_count):
+            dst[np.uint64(k)] = v
+        return
+    for j in range(j_start, j_stop):
+        d = dbase + j * c_count
+        for c in range(c_count):
+            dst[np.uint64(d + c)] = stored[c]
+
+
 # --------------------------------------------------------------------------- careful paths, one per mode
 
 @jit_inline
@@ -840,6 +869,17 @@ def _span_bil_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
 
 
 @jit_inline
+def _nearest_slack(j_stop):
+    """A bound, in 32.32 units, on the distance between the 32.32 coordinate of an affine row's pixel
+    ``j < j_stop`` and its float coordinate plus :func:`_scalar.rint`'s tie tolerance (see
+    :func:`_span_nearest`). A pixel whose 32.32 coordinate lies more than this from every half integer
+    rounds the same with either; twice this inside the pixel centres' range ``-1/2 .. size - 1/2``,
+    every pixel rounds inside the image (the interior span), and twice this outside it, every pixel
+    rounds outside (the fill)."""
+    return (np.int64(1) << 23) + j_stop + 2
+
+
+@jit_inline
 def _nearest_q(xq, yq, j, margin, coef):
     """The pixel nearest to the 32.32 coordinate ``(xq, yq)`` of span pixel ``j`` (see :func:`_span_nearest`):
     integer rounding, or the float coordinate's where a fraction lies within ``margin`` of one half. One
@@ -866,8 +906,8 @@ def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
     rounding, under 2**-22 px below Q_LIMIT), and rint's tie tolerance is under 2**-10 px there; a
     32.32 fraction farther than ``margin`` from one half is therefore on the same side of it as the
     float coordinate and rounds with integer arithmetic; the rest (near a half) round the float
-    coordinate. The span keeps every rounded tap inside the image either way."""
-    margin = (np.int64(1) << 23) + j_stop + 2
+    coordinate. The span keeps every rounded tap inside the image either way (:func:`_nearest_slack`)."""
+    margin = _nearest_slack(j_stop)
     if cc == 3:
         span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
     else:
@@ -1100,27 +1140,39 @@ def _careful_point(x, y, exact):
 
 
 # Runs of pixels of a per-point row (projective, grid, TPS) that need no careful path: interior
-# pixels, and with zeros or constant padding (``fills``) pixels with no tap inside. One call per
-# run, so the arrays' references are taken once per run rather than once per pixel, and the pixel
-# code is compiled once per dtype and shared by every family that samples points.
+# pixels, and with zeros or constant padding (``fills``) pixels with no tap inside, which take the
+# fill value as ``dst`` stores it (``fill``, from :func:`_fill_of`). One call per run, so the
+# arrays' references are taken once per run rather than once per pixel, and the pixel code is
+# compiled once per dtype and shared by every family that samples points.
+
+@jit_inline
+def _fill_run(cells, j, wo, dst, dbase, stored, cc):
+    """Pixel ``j`` (whose cell is -2) and the -2 cells that follow it take the fill value ``stored``;
+    returns the index after them."""
+    k = j + 1
+    while k < wo and cells[k] == -2:
+        k += 1
+    _fill_pixels(dst, dbase, j, k, stored, cc)
+    return k
+
 
 @jit_device
 def _nearest_cells(sbase, h, w, cc, xs, ys, wo, margin, cells):
     """The cells of a nearest points row, in one loop the compiler vectorizes: ``cells[j]`` is the offset
-    of the pixel :func:`_scalar.rint` picks for ``(xs[j], ys[j])`` when the point lies within the image's
-    pixel centres (every backend's rounding, then, stays inside), -2 when no pixel is near it
-    (:func:`_beyond`; also for coordinates not finite), where zeros and constant padding write the fill
-    value, else -1 (the careful path). ``margin`` is nearest's, 0 (the same parameters as
-    :func:`_row_cells`)."""
+    of the pixel :func:`_scalar.rint` picks for ``(xs[j], ys[j])`` when that pixel lies inside the image,
+    else -2 (the careful path's decision: a point beyond ``-1 < x < w``, ``-1 < y < h``, or not finite,
+    or one that rounds outside), where zeros and constant padding write the fill value and the other
+    paddings take the careful path. No nearest cell needs the careful path for its own sake (-1).
+    ``margin`` is nearest's, 0 (the same parameters as :func:`_row_cells`)."""
     row = w * cc
     for j in range(wo):
         x = xs[j]
         y = ys[j]
-        inside = (x >= 0.0) & (y >= 0.0) & (x < w - 1.0) & (y < h - 1.0)  # False for NaN
-        rx = _rint(x if inside else 0.0)
-        ry = _rint(y if inside else 0.0)
-        near = (x > -1.0) & (x < w) & (y > -1.0) & (y < h)
-        cells[j] = sbase + np.int64(ry) * row + np.int64(rx) * cc if inside else (-1 if near else -2)
+        near = (x > -1.0) & (x < w) & (y > -1.0) & (y < h)  # False for NaN
+        rx = _rint(x if near else 0.0)
+        ry = _rint(y if near else 0.0)
+        inside = near & (rx >= 0.0) & (ry >= 0.0) & (rx <= w - 1.0) & (ry <= h - 1.0)
+        cells[j] = sbase + np.int64(ry) * row + np.int64(rx) * cc if inside else -2
 
 
 @jit_device
@@ -1131,7 +1183,7 @@ def _run_nearest(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
         if off < 0:
             if not (fills and off == -2):
                 break
-            _store_fill(dst, dbase + j * cc, fill, cc, is_int, maxv)
+            j = _fill_run(cells, j, wo, dst, dbase, fill, cc) - 1
         else:
             _copy_pixel(src, off, dst, dbase + j * cc, cc)
         j += 1
@@ -1178,8 +1230,7 @@ def _run_bil_u8(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, f
         if off < 0:
             if not (fills and off == -2):
                 break
-            _store_fill(dst, dbase + j * cc, fill, cc, is_int, maxv)
-            j += 1
+            j = _fill_run(cells, j, wo, dst, dbase, fill, cc)
             continue
         d = dbase + j * cc
         fx = (cells[wo + j] + 65536) >> 17  # _w15 of the fraction
@@ -1205,8 +1256,7 @@ def _run_bil_f32(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
         if off < 0:
             if not (fills and off == -2):
                 break
-            _store_fill(dst, dbase + j * cc, fill, cc, is_int, maxv)
-            j += 1
+            j = _fill_run(cells, j, wo, dst, dbase, fill, cc)
             continue
         d = dbase + j * cc
         gx = np.float32(cells[wo + j] * Q_INV)
@@ -1233,8 +1283,7 @@ def _run_bil_f64(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
         if off < 0:
             if not (fills and off == -2):
                 break
-            _store_fill(dst, dbase + j * cc, fill, cc, is_int, maxv)
-            j += 1
+            j = _fill_run(cells, j, wo, dst, dbase, fill, cc)
             continue
         d = dbase + j * cc
         fx = cells[wo + j] * Q_INV
@@ -1272,8 +1321,7 @@ def _run_bic_f64(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
         if off < 0:
             if not (fills and off == -2):
                 break
-            _store_fill(dst, dbase + j * cc, fill, cc, is_int, maxv)
-            j += 1
+            j = _fill_run(cells, j, wo, dst, dbase, fill, cc)
             continue
         _bicubic_interior_f64(src, off, row, cc, cells[wo + j] * Q_INV, cells[2 * wo + j] * Q_INV, dst,
                               dbase + j * cc, is_int, maxv)
@@ -1290,8 +1338,7 @@ def _run_bic_f32(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
         if off < 0:
             if not (fills and off == -2):
                 break
-            _store_fill(dst, dbase + j * cc, fill, cc, is_int, maxv)
-            j += 1
+            j = _fill_run(cells, j, wo, dst, dbase, fill, cc)
             continue
         _bicubic_interior_f32(src, off, row, cc, cells[wo + j] * Q_INV, cells[2 * wo + j] * Q_INV, dst,
                               dbase + j * cc)
@@ -1427,37 +1474,64 @@ def _literal_mode(mode) -> int:
 # channel count stay run-time values; the image dtype picks the arithmetic (span_bilinear,
 # run_bilinear).
 
+#: mode -> ``(lo_q, hi_q)``: an affine row's pixel whose 32.32 coordinate ``q`` (per axis, image side
+#: ``size``) lies outside ``lo_q <= q < size 2**32 + hi_q`` has no tap inside the image; with zeros or
+#: constant padding it takes the fill value, as the careful path would write it: bilinear exactly
+#: there (:func:`_beyond` at ``q / 2**32``, the point it takes), bicubic where its sixteen taps are
+#: outside. Nearest's bounds depend on the row (:func:`_nearest_slack`); these are placeholders.
+_NO_TAP = {
+    NEAREST: (np.int64(0), np.int64(0)),
+    BILINEAR: (-(np.int64(1) << 32), np.int64(1)),
+    BICUBIC: (-(np.int64(2) << 32), np.int64(2) << 32),
+}
+
+
 def edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_start, j_stop, dst, dbase, pad, align_corners,
-                fill, is_int, maxv, coef):
-    """The pixels ``j_start <= j < j_stop`` of a row outside its interior span: fill when every tap is
-    outside, else the careful path (nearest: at the float coordinates ``(dx j + ax) + bx`` of ``coef``,
-    evaluated as the reference evaluates its pixel map). Callable from kernels only."""
+                fill, is_int, maxv, coef, stored):
+    """The pixels ``j_start <= j < j_stop`` of a row outside its interior span: fill (``stored``, from
+    :func:`_fill_of`) when every tap is outside, else the careful path (nearest: at the float
+    coordinates ``(dx j + ax) + bx`` of ``coef``, evaluated as the reference evaluates its pixel map).
+    Callable from kernels only."""
     raise NotImplementedError("compiled kernels only")
 
 
 @overload(edge_pixels, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
 def _ov_edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_start, j_stop, dst, dbase, pad, align_corners,
-                    fill, is_int, maxv, coef):
+                    fill, is_int, maxv, coef, stored):
     m = _literal_mode(mode)
     general = _MODE_FUNCS[m][1]
     exact = m == NEAREST  # nearest rounds the float coordinate; the other modes keep the 32.32 one
+    no_tap_lo, no_tap_hi = _NO_TAP[m]
 
     def impl(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_start, j_stop, dst, dbase, pad, align_corners, fill,
-             is_int, maxv, coef):
+             is_int, maxv, coef, stored):
         ax, bx, dx, ay, by, dy = coef
-        for j in range(j_start, j_stop):
-            x = xq + j * dxq
-            y = yq + j * dyq
-            ix = x >> 32
-            iy = y >> 32
+        j_lo = j_start
+        j_hi = j_stop - 1
+        lo_q = no_tap_lo
+        hi_q = no_tap_hi
+        if exact:  # beyond -1/2 .. size - 1/2 by twice the slack: the float coordinate rounds outside
+            lo_q = -Q_HALF - 2 * _nearest_slack(j_stop)
+            hi_q = -Q_HALF + 2 * _nearest_slack(j_stop)
+        if pad == ZEROS or pad == CONSTANT:
+            # with these paddings the pixels outside lo_q <= q < size 2**32 + hi_q on either axis take the fill
+            # value; the others, one interval of j (the coordinates are linear in j), the careful path
+            one = np.int64(1) << 32
+            j_lo, j_hi = _interval(xq, dxq, lo_q, w * one + hi_q, j_lo, j_hi)
+            j_lo, j_hi = _interval(yq, dyq, lo_q, h * one + hi_q, j_lo, j_hi)
+            if j_hi < j_lo:
+                j_lo = j_stop
+                j_hi = j_stop - 1
+            _fill_pixels(dst, dbase, j_start, j_lo, stored, cc)
+            _fill_pixels(dst, dbase, j_hi + 1, j_stop, stored, cc)
+        for j in range(j_lo, j_hi + 1):
             d = dbase + j * cc
-            if (pad == ZEROS or pad == CONSTANT) and (ix < -2 or iy < -2 or ix > w + 1 or iy > h + 1):
-                _store_fill(dst, d, fill, cc, is_int, maxv)
-            elif exact:
+            if exact:
                 general(src, sbase, h, w, cc, (dx * j + ax) + bx, (dy * j + ay) + by, dst, d, pad, align_corners,
                         fill, is_int, maxv)
             else:
-                general(src, sbase, h, w, cc, x * Q_INV, y * Q_INV, dst, d, pad, align_corners, fill, is_int, maxv)
+                general(src, sbase, h, w, cc, (xq + j * dxq) * Q_INV, (yq + j * dyq) * Q_INV, dst, d, pad,
+                        align_corners, fill, is_int, maxv)
     return impl
 
 
@@ -1483,6 +1557,9 @@ def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
         dst = out.reshape(out.size)
         n_maps = maps.shape[0]
         one = np.int64(1) << 32
+        lo_in = -Q_HALF + 2 * _nearest_slack(wo)  # nearest's interior: -1/2 .. size - 1/2, less twice the slack
+        hi_in = Q_HALF - 2 * _nearest_slack(wo)
+        stored = _fill_of(dst, fill, cc, is_int, maxv)
         _prefetch_first(src, h * w * cc, role)
         joined = _join(work, role)
         while joined:
@@ -1519,47 +1596,54 @@ def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
                 yq0 = _to_q(y0)
                 dxq = _to_q(dx)
                 dyq = _to_q(dy)
-                j_lo, j_hi = _interval(xq0, dxq, margin * one, (w - 1 - margin) * one, 0, wo - 1)
-                j_lo, j_hi = _interval(yq0, dyq, margin * one, (h - 1 - margin) * one, j_lo, j_hi)
+                if m == NEAREST:  # every pixel that rounds inside, but near -1/2 and size - 1/2
+                    j_lo, j_hi = _interval(xq0, dxq, lo_in, (w - 1) * one + hi_in, 0, wo - 1)
+                    j_lo, j_hi = _interval(yq0, dyq, lo_in, (h - 1) * one + hi_in, j_lo, j_hi)
+                else:  # every tap inside the image
+                    j_lo, j_hi = _interval(xq0, dxq, margin * one, (w - 1 - margin) * one, 0, wo - 1)
+                    j_lo, j_hi = _interval(yq0, dyq, margin * one, (h - 1 - margin) * one, j_lo, j_hi)
                 if j_hi < j_lo:
                     j_lo = wo
                     j_hi = wo - 1
                 if j_lo > 0:  # (calls with empty ranges skipped: each costs tens of nanoseconds)
                     edge_pixels(m, src, sbase, h, w, cc, xq0, yq0, dxq, dyq, 0, j_lo, dst, dbase, pad, align_corners,
-                                fill, is_int, maxv, coef)
+                                fill, is_int, maxv, coef, stored)
                 if j_hi >= j_lo:
                     span(src, sbase, w * cc, cc, xq0 + j_lo * dxq, yq0 + j_lo * dyq, dxq, dyq, j_lo, j_hi + 1, dst,
                          dbase, is_int, maxv, coef)
                 if max(j_hi + 1, j_lo) < wo:
                     edge_pixels(m, src, sbase, h, w, cc, xq0, yq0, dxq, dyq, max(j_hi + 1, j_lo), wo, dst, dbase, pad,
-                                align_corners, fill, is_int, maxv, coef)
+                                align_corners, fill, is_int, maxv, coef, stored)
         return _finish(work, role, joined)
     return impl
 
 
-def points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv, cells):
+def points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv, cells,
+               stored):
     """The ``wo`` output pixels of a row at input pixel coordinates ``xs[j], ys[j]`` (``cells``: int64
-    scratch of ``3 wo``). Callable from kernels only."""
+    scratch of ``3 wo``; ``stored``: the fill value as ``dst`` stores it, :func:`_fill_of`). Callable
+    from kernels only."""
     raise NotImplementedError("compiled kernels only")
 
 
 @overload(points_row, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
 def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv,
-                   cells):
+                   cells, stored):
     m = _literal_mode(mode)
     _, general, run, margin, row_cells = _MODE_FUNCS[m]
     exact = m == NEAREST  # nearest rounds the float coordinate; the other modes keep the 32.32 one
 
-    def impl(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv, cells):
+    def impl(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv, cells,
+             stored):
         # the row's cells in one vectorized loop; then runs of pixels that need no careful path, one call
         # each, and the careful path between them
         row_cells(sbase, h, w, cc, xs, ys, wo, margin, cells)
         fills = pad == ZEROS or pad == CONSTANT
-        j = run(src, h, w, cc, xs, ys, cells, 0, wo, dst, dbase, is_int, maxv, fill, fills)
+        j = run(src, h, w, cc, xs, ys, cells, 0, wo, dst, dbase, is_int, maxv, stored, fills)
         while j < wo:
             x, y = _careful_point(xs[j], ys[j], exact)
             general(src, sbase, h, w, cc, x, y, dst, dbase + j * cc, pad, align_corners, fill, is_int, maxv)
-            j = run(src, h, w, cc, xs, ys, cells, j + 1, wo, dst, dbase, is_int, maxv, fill, fills)
+            j = run(src, h, w, cc, xs, ys, cells, j + 1, wo, dst, dbase, is_int, maxv, stored, fills)
     return impl
 
 
@@ -1581,6 +1665,7 @@ def _ov_projective_rows(mode, img, maps, out, work, role, pad, align_corners, fi
         xs = np.empty(wo)
         ys = np.empty(wo)
         cells = np.empty(3 * wo, np.int64)
+        stored = _fill_of(dst, fill, cc, is_int, maxv)
         _prefetch_first(src, h * w * cc, role)
         joined = _join(work, role)
         while joined:
@@ -1603,7 +1688,7 @@ def _ov_projective_rows(mode, img, maps, out, work, role, pad, align_corners, fi
                     xs[j] = (m00 * j + u0) / q
                     ys[j] = (m10 * j + v0) / q
                 points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
-                           align_corners, fill, is_int, maxv, cells)
+                           align_corners, fill, is_int, maxv, cells, stored)
         return _finish(work, role, joined)
     return impl
 
@@ -1626,6 +1711,7 @@ def _ov_grid_rows(mode, img, grid, out, work, role, pad, align_corners, fill, is
         xs = np.empty(wo)
         ys = np.empty(wo)
         cells = np.empty(3 * wo, np.int64)
+        stored = _fill_of(dst, fill, cc, is_int, maxv)
         _prefetch_first(src, h * w * cc, role)
         joined = _join(work, role)
         while joined:
@@ -1641,7 +1727,7 @@ def _ov_grid_rows(mode, img, grid, out, work, role, pad, align_corners, fill, is
                     xs[j] = _unnormalize(np.float64(grid[k, i, j, 0]), w, align_corners)
                     ys[j] = _unnormalize(np.float64(grid[k, i, j, 1]), h, align_corners)
                 points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
-                           align_corners, fill, is_int, maxv, cells)
+                           align_corners, fill, is_int, maxv, cells, stored)
         return _finish(work, role, joined)
     return impl
 
@@ -1727,6 +1813,7 @@ def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, o
         xs = np.empty(wo)
         ys = np.empty(wo)
         cells = np.empty(3 * wo, np.int64)
+        stored = _fill_of(dst, fill, cc, is_int, maxv)
         _prefetch_first(src, h * w * cc, role)
         joined = _join(work, role)
         while joined:
@@ -1739,7 +1826,7 @@ def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, o
                 for i in range(i0, min(i0 + TPS_BLOCK, ho)):
                     _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, wo, rows, xs, ys)
                     points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
-                               align_corners, fill, is_int, maxv, cells)
+                               align_corners, fill, is_int, maxv, cells, stored)
         return _finish(work, role, joined)
     return impl
 

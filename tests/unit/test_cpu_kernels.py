@@ -270,24 +270,32 @@ def _nearest_cells_of(xs, ys, h, w, cc, sbase):
 
 
 def test_nearest_row_cells_are_the_rounded_pixel_or_the_right_path(rng):
-    """Nearest cells: the pixel :func:`_scalar.rint` picks (ties to even, within its tolerance) inside the
-    pixel centres, the fill where no pixel is near (beyond half a pixel outside, or not finite), the careful
-    path between."""
+    """Nearest cells: the pixel :func:`_scalar.rint` picks (ties to even, within its tolerance) where it lies
+    inside the image, else the fill (-2: a pixel outside, a point beyond one pixel outside, or not finite),
+    as the careful path decides with zeros padding."""
     from stntool.sampling._scalar import rint
 
     h, w, cc, sbase = 9, 13, 3, 500
-    edges = [v + d for v in (-1.0, -0.5, 0.0, 0.5, 1.5, 2.5, 11.5, w - 1.0, w) for d in (-1e-7, -1e-13, 0.0, 1e-13, 1e-7)]
+    edges = [v + d for v in (-1.0, -0.5, 0.0, 0.5, 1.5, 2.5, 11.5, w - 1.5, w - 1.0, w - 0.5, w)
+             for d in (-1e-7, -1e-13, 0.0, 1e-13, 1e-7)]
     special = [1e12, -1e12, np.inf, -np.inf, np.nan]
-    xs = np.r_[rng.uniform(-3, w + 2, 300), edges, special]
-    ys = np.r_[rng.uniform(-3, h + 2, 300), [4.5] * len(edges), [2.0] * len(special)]
-    cells = _nearest_cells_of(xs, ys, h, w, cc, sbase)
+    xs = np.r_[rng.uniform(-3, w + 2, 300), edges, special, [3.0] * 4]
+    ys = np.r_[rng.uniform(-3, h + 2, 300), [4.5] * len(edges), [2.0] * len(special),
+               [-0.5, -0.5 + 1e-13, h - 0.5, h - 0.5 - 1e-13]]
+    cells = _nearest_cells_of(xs, ys, h, w, cc, sbase)[:len(xs)]
     for j, (x, y) in enumerate(zip(xs, ys)):
-        if 0 <= x < w - 1 and 0 <= y < h - 1:
-            want = sbase + int(rint(y)) * w * cc + int(rint(x)) * cc
-        else:
-            want = -1 if (-1 < x < w and -1 < y < h) else -2
+        want = -2
+        if -1 < x < w and -1 < y < h:  # else beyond, or not finite
+            rx, ry = int(rint(x)), int(rint(y))
+            if 0 <= rx <= w - 1 and 0 <= ry <= h - 1:
+                want = sbase + ry * w * cc + rx * cc
         assert cells[j] == want, (x, y)
-    assert cells[300 + edges.index(0.5)] == sbase + 4 * w * cc + 0 * cc  # (0.5, 4.5): ties to even, (0, 4)
+    assert set(cells.tolist()) >= {-2} and (cells >= 0).sum() > 150
+    assert cells[300 + 5 * 3 + 2] == sbase + 4 * w * cc + 0 * cc  # (0.5, 4.5): ties to even, (0, 4)
+    assert cells[300 + 5 * 1 + 2] == sbase + 4 * w * cc  # (-0.5, 4.5): -0.5 ties to 0, inside
+    assert cells[300 + 5 * 9 + 2] == sbase + 4 * w * cc + 12 * cc  # (w - 0.5, 4.5): 12.5 ties to 12, inside
+    assert cells[300 + 5 * 9 + 4] == -2  # a little beyond: 13, outside
+    assert cells[-4:].tolist() == [sbase + 3 * cc] * 2 + [sbase + (h - 1) * w * cc + 3 * cc] * 2  # y = -1/2, h - 1/2
 
 
 def test_thread_count_is_numbas_setting_for_this_thread():
@@ -307,3 +315,88 @@ def test_thread_count_is_numbas_setting_for_this_thread():
     finally:
         numba.set_num_threads(n)
     assert _cpu._thread_count() == n
+
+
+@numba.njit(cache=False)
+def _careful_pixel(mode, src, h, w, cc, x, y, pad, align_corners, fill, is_int, maxv, out):
+    if mode < 0:
+        _cpu._store_fill(out, 0, fill, cc, is_int, maxv)
+    elif mode == _cpu.NEAREST:
+        _cpu._general_nearest(src, 0, h, w, cc, x, y, out, 0, pad, align_corners, fill, is_int, maxv)
+    elif mode == _cpu.BILINEAR:
+        _cpu._general_bilinear(src, 0, h, w, cc, x, y, out, 0, pad, align_corners, fill, is_int, maxv)
+    else:
+        _cpu._general_bicubic(src, 0, h, w, cc, x, y, out, 0, pad, align_corners, fill, is_int, maxv)
+
+
+def _affine_maps(rng, h, w):
+    """Pixel maps whose rows cross the image's edges: rotations and scales, and shifts by whole and half
+    pixels that put points exactly on -1, -1/2, size - 1, size - 1/2, size."""
+    maps = []
+    for _ in range(6):
+        a, s = rng.uniform(-0.6, 0.6), rng.uniform(0.7, 1.5)
+        c, d = s * np.cos(a), s * np.sin(a)
+        maps.append([[c, -d, rng.uniform(-4, w / 2)], [d, c, rng.uniform(-4, h / 2)], [0, 0, 1]])
+    for sx, sy in ((-1.0, -1.0), (-0.5, -0.5), (w - 23.0, -2.0), (w - 22.5, 0.5), (w - 22.0, 1.0), (-3.0, h - 17.5)):
+        maps.append([[1.0, 0.0, sx], [0.0, 1.0, sy], [0, 0, 1]])
+    maps.append([[0.5, 0.25, -1.0], [-0.25, 0.5, -0.5], [0, 0, 1]])  # dyadic steps: exact 32.32 coordinates
+    for e in (-1e-13, 1e-13):  # within rint's tie tolerance of -1/2 and size - 1/2: ties, to even
+        maps.append([[1.0, 0.0, -0.5 + e], [0.0, 1.0, h - 17.5 + e], [0, 0, 1]])
+        maps.append([[1.0, 0.0, w - 22.5 + e], [0.0, 1.0, -0.5 + e], [0, 0, 1]])
+    for lag in (0.4999, -0.4999):  # steps that 32.32 rounds by almost half a unit: pixel 20 is ten units
+        step = 1.0 + lag * 2.0 ** -32  # off its float coordinate, there a tie
+        for t in (-0.5, w - 0.5):
+            maps.append([[step, 0.0, t - 20 * step], [0.1, 0.3, 0.05], [0, 0, 1]])
+    for x, y in ((-1.0, 0.05), (w - 22.0, 0.05)):  # x exactly -1 and w at pixel 0 or 22, y not a whole pixel
+        maps.append([[1.0, 0.0, x], [0.1, 0.3, y], [0, 0, 1]])
+    return np.array(maps, dtype=np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float64])
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
+def test_affine_rows_beyond_the_interior_are_the_careful_paths(rng, mode, dtype):
+    """An affine row's pixels outside its interior span are written as the careful path writes them, at the
+    coordinates the row steps through (32.32; nearest: the float pixel map, as the reference evaluates it);
+    with zeros or constant padding, pixels whose taps all lie outside take the fill value without it.
+    Nearest's interior reaches every pixel that rounds inside the image, so every nearest pixel is compared.
+    The oracle works pixel by pixel in Python integers, with no intervals."""
+    h, w, cc = 11, 14, 3
+    ho, wo = 17, 23
+    img = ((rng.random((1, h, w, cc)) * 250).round() if dtype == np.uint8 else rng.random((1, h, w, cc))).astype(dtype)
+    is_int, maxv = dtype == np.uint8, (255.0 if dtype == np.uint8 else 0.0)
+    m = MODES[mode]
+    margin = 1 if m == _cpu.BICUBIC else 0
+    src = img.reshape(-1)
+    one = 1 << 32
+    compared = 0
+    for pad_name in ("zeros", "constant", "border", "reflection"):
+        pad = stntool.sampling.PADDINGS[pad_name]
+        fill = np.array([0.1, 200.4, 77.7]) if pad_name == "constant" else np.zeros(cc)
+        for align_corners in (False, True):
+            for pm in _affine_maps(rng, h, w):
+                out = np.empty((1, ho, wo, cc), dtype)
+                _cpu.warp_matrix(img, pm[None], out, m, pad, align_corners, fill, is_int, maxv, False)
+                want = np.empty(cc, dtype)
+                for i in range(ho):
+                    ax, bx, ay, by, dx, dy = pm[0, 1] * i, pm[0, 2], pm[1, 1] * i, pm[1, 2], pm[0, 0], pm[1, 0]
+                    xq0, yq0 = (int(np.floor((ax + bx) * 2.0 ** 32 + 0.5)), int(np.floor((ay + by) * 2.0 ** 32 + 0.5)))
+                    dxq, dyq = int(np.floor(dx * 2.0 ** 32 + 0.5)), int(np.floor(dy * 2.0 ** 32 + 0.5))
+                    for j in range(wo):
+                        xq, yq = xq0 + j * dxq, yq0 + j * dyq
+                        ix, iy = xq >> 32, yq >> 32
+                        if m != _cpu.NEAREST and margin <= ix < w - 1 - margin and margin <= iy < h - 1 - margin:
+                            continue  # every tap inside: the interior span's arithmetic
+                        if m == _cpu.NEAREST:
+                            x, y = (dx * j + ax) + bx, (dy * j + ay) + by
+                        else:
+                            x, y = xq / one, yq / one
+                        if (m == _cpu.BICUBIC and pad_name in ("zeros", "constant")
+                                and not (-2 <= ix <= w + 1 and -2 <= iy <= h + 1)):
+                            _careful_pixel(-1, src, h, w, cc, x, y, pad, align_corners, fill, is_int, maxv,
+                                           want)  # no tap inside: the fill
+                        else:
+                            _careful_pixel(m, src, h, w, cc, x, y, pad, align_corners, fill, is_int, maxv, want)
+                        np.testing.assert_array_equal(out[0, i, j], want, err_msg=f"{pad_name} {align_corners} "
+                                                      f"{pm[:2].tolist()} row {i} pixel {j}")
+                        compared += 1
+    assert compared > 2000
