@@ -558,40 +558,67 @@ def _bilinear_f32_taps3(typingctx, src, off, row, fx, fy):
     return sig, codegen
 
 
+def _bilinear_u8_ir(builder, data, off, row, fx, fy, last):
+    """IR of :func:`_bil_int_c` for the three channels of an interior 3-channel uint8 pixel, in the lanes
+    of 64-bit vector operations (lane 3, the next pixel's first channel, is computed and unused); the
+    bottom-right taps are loaded one by one when ``last`` (see :func:`_load_taps`)."""
+    taps = ir.VectorType(ir.IntType(8), 4)
+    vec = ir.VectorType(ir.IntType(64), 4)
+
+    def const(x):
+        return ir.Constant(vec, [ir.Constant(ir.IntType(64), x)] * 4)
+
+    fx = _splat(builder, vec, fx)
+    fy = _splat(builder, vec, fy)
+    three = ir.Constant(off.type, 3)
+    below = builder.add(off, row)
+
+    def lerp_x(at, last):  # (a << 15) + (b - a) fx
+        a = builder.zext(_load_taps(builder, data, at, taps, False), vec)
+        b = builder.zext(_load_taps(builder, data, builder.add(at, three), taps, last), vec)
+        return builder.add(builder.shl(a, const(15)), builder.mul(builder.sub(b, a), fx))
+
+    t = lerp_x(off, False)
+    u = lerp_x(below, last)
+    return builder.ashr(builder.add(builder.add(builder.shl(t, const(15)), builder.mul(builder.sub(u, t), fy)),
+                                    const(536870912)), const(30))
+
+
 @intrinsic
 def _bilinear_u8_taps3(typingctx, src, off, row, fx, fy):
     """The three channel values of an interior bilinear pixel of a 3-channel uint8 image (top-left tap
     at flat index ``off``, row stride ``row``, 15-bit weights ``fx``, ``fy``): per channel the exact
-    integer arithmetic of :func:`_bil_int_c`, the channels in the lanes of 64-bit vector operations."""
+    integer arithmetic of :func:`_bil_int_c`, the channels in the lanes of 64-bit vector operations.
+    Reads nothing past the pixel's last tap (it may be the array's last element)."""
     if not (isinstance(src, types.Array) and src.dtype == types.uint8):
         return None
     sig = types.UniTuple(types.int64, 3)(src, types.intp, types.intp, types.int64, types.int64)
 
     def codegen(context, builder, sig, args):
         data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        off, row = args[1], args[2]
-        taps = ir.VectorType(ir.IntType(8), 4)
-        vec = ir.VectorType(ir.IntType(64), 4)
-
-        def const(x):
-            return ir.Constant(vec, [ir.Constant(ir.IntType(64), x)] * 4)
-
-        fx = _splat(builder, vec, args[3])
-        fy = _splat(builder, vec, args[4])
-        three = ir.Constant(off.type, 3)
-        below = builder.add(off, row)
-
-        def lerp_x(at, last):  # (a << 15) + (b - a) fx
-            a = builder.zext(_load_taps(builder, data, at, taps, False), vec)
-            b = builder.zext(_load_taps(builder, data, builder.add(at, three), taps, last), vec)
-            return builder.add(builder.shl(a, const(15)), builder.mul(builder.sub(b, a), fx))
-
-        t = lerp_x(off, False)
-        u = lerp_x(below, True)
-        r = builder.ashr(builder.add(builder.add(builder.shl(t, const(15)), builder.mul(builder.sub(u, t), fy)),
-                                     const(536870912)), const(30))
+        r = _bilinear_u8_ir(builder, data, args[1], args[2], args[3], args[4], True)
         return context.make_tuple(builder, sig.return_type,
                                   [builder.extract_element(r, ir.Constant(ir.IntType(32), k)) for k in range(3)])
+    return sig, codegen
+
+
+@intrinsic
+def _bilinear_u8_put4(typingctx, src, off, row, fx, fy, dst, d):
+    """:func:`_bilinear_u8_taps3`'s pixel written to ``dst[d : d + 3]`` with one 4-byte store: ``dst[d + 3]``
+    (the next pixel's first channel) takes an unused value, so the caller must write that pixel after
+    this one, and call this only where ``dst[d + 3]`` and ``src[off + row + 6]`` exist."""
+    if not (isinstance(src, types.Array) and src.dtype == types.uint8 and isinstance(dst, types.Array)
+            and dst.dtype == types.uint8):
+        return None
+    sig = types.void(src, types.intp, types.intp, types.int64, types.int64, dst, types.intp)
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        out = context.make_array(sig.args[5])(context, builder, args[5]).data
+        r = _bilinear_u8_ir(builder, data, args[1], args[2], args[3], args[4], False)
+        v = builder.trunc(r, ir.VectorType(ir.IntType(8), 4))
+        builder.store(v, builder.bitcast(builder.gep(out, [args[6]]), v.type.as_pointer()), align=1)
+        return context.get_dummy_value()
     return sig, codegen
 
 
@@ -843,12 +870,19 @@ def _span_bil_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
 
 @jit_device
 def _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    """Each pixel but the span's last with 4-byte loads and one 4-byte store (:func:`_bilinear_u8_put4`),
+    where its taps are not the array's last bytes; the others with exact loads and stores."""
+    wide = src.size - row - 6  # the offsets whose taps' 4-byte loads stay inside src
     for j in range(j_lo, j_stop):
-        v0, v1, v2 = _bilinear_u8_taps3(src, sbase + (yq >> 32) * row + (xq >> 32) * 3, row, _w15(xq), _w15(yq))
+        off = sbase + (yq >> 32) * row + (xq >> 32) * 3
         d = dbase + j * 3
-        dst[np.uint64(d)] = v0
-        dst[np.uint64(d + 1)] = v1
-        dst[np.uint64(d + 2)] = v2
+        if off < wide and j + 1 < j_stop:
+            _bilinear_u8_put4(src, off, row, _w15(xq), _w15(yq), dst, d)
+        else:
+            v0, v1, v2 = _bilinear_u8_taps3(src, off, row, _w15(xq), _w15(yq))
+            dst[np.uint64(d)] = v0
+            dst[np.uint64(d + 1)] = v1
+            dst[np.uint64(d + 2)] = v2
         xq += dxq
         yq += dyq
 
@@ -1225,6 +1259,7 @@ def _row_cells(sbase, h, w, cc, xs, ys, wo, margin, cells):
 def _run_bil_u8(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
     """uint8: exact integer arithmetic with rounded 15-bit weights, as the affine span."""
     row = w * cc
+    wide = src.size - row - 6  # 3 channels: the offsets whose taps' 4-byte loads stay inside src
     while j < wo:
         off = cells[j]
         if off < 0:
@@ -1236,10 +1271,13 @@ def _run_bil_u8(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, f
         fx = (cells[wo + j] + 65536) >> 17  # _w15 of the fraction
         fy = (cells[2 * wo + j] + 65536) >> 17
         if cc == 3:
-            v0, v1, v2 = _bilinear_u8_taps3(src, off, row, fx, fy)
-            dst[np.uint64(d)] = v0
-            dst[np.uint64(d + 1)] = v1
-            dst[np.uint64(d + 2)] = v2
+            if off < wide and j + 1 < wo:  # pixel j + 1, written next, takes the fourth byte's place
+                _bilinear_u8_put4(src, off, row, fx, fy, dst, d)
+            else:
+                v0, v1, v2 = _bilinear_u8_taps3(src, off, row, fx, fy)
+                dst[np.uint64(d)] = v0
+                dst[np.uint64(d + 1)] = v1
+                dst[np.uint64(d + 2)] = v2
         else:
             for c in range(cc):
                 dst[np.uint64(d + c)] = _bil_int_c(src, off, off + row, cc, c, fx, fy)
