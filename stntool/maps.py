@@ -145,7 +145,7 @@ def lattice_plan(spec, in_hw):
     lattice += d
     if not np.isfinite(lattice).all():
         raise InvalidArgumentError("the elastic record's base map is not finite on its lattice (horizon in view)")
-    return TpsPlan(lattice, step, np.zeros((0, 4)), np.zeros((hc + 2, wc + 2, 0)), -1.0, np.ones(2), 0.0)
+    return TpsPlan._adopting(lattice, step, np.zeros((0, 4)), np.zeros((hc + 2, wc + 2, 0)), -1.0, np.ones(2), 0.0)
 
 
 def lattice_map(plan, pts_out) -> np.ndarray:

@@ -29,9 +29,19 @@ __all__ = ["TpsPlan", "tps_plan"]
 _ARRAYS = ("lattice", "singular", "tables", "norm_scale")
 
 
-def _frozen_array(a) -> np.ndarray:
-    """A read-only float64 C-contiguous copy, seen through a read-only view (whose flag cannot be turned back on)."""
-    owner = np.array(a, dtype=np.float64, order="C", copy=True)
+def _frozen_array(a, adopt: bool = False) -> np.ndarray:
+    """A read-only float64 C-contiguous copy, seen through a read-only view (whose flag cannot be turned back on).
+
+    ``adopt``: ``a`` itself is frozen instead of a copy when it is such an array and owns its memory, or is
+    a view of an array that does (the caller made it and keeps no other reference to it or its base)."""
+    base = getattr(a, "base", None)
+    if (adopt and isinstance(a, np.ndarray) and a.dtype == np.float64 and a.flags.c_contiguous
+            and (base is None or (isinstance(base, np.ndarray) and base.base is None))):
+        if base is not None:
+            base.flags.writeable = False
+        owner = a
+    else:
+        owner = np.array(a, dtype=np.float64, order="C", copy=True)
     owner.flags.writeable = False
     view = owner.view()
     view.flags.writeable = False
@@ -67,15 +77,21 @@ class TpsPlan:
 
     __slots__ = ("lattice", "step", "singular", "tables", "radius", "norm_scale", "max_error")
 
-    def __init__(self, lattice, step, singular, tables, radius, norm_scale, max_error):
+    def __init__(self, lattice, step, singular, tables, radius, norm_scale, max_error, _adopt=False):
         init = object.__setattr__
-        init(self, "lattice", _frozen_array(lattice))
+        init(self, "lattice", _frozen_array(lattice, _adopt))
         init(self, "step", int(step))
-        init(self, "singular", _frozen_array(singular))
-        init(self, "tables", _frozen_array(tables))
+        init(self, "singular", _frozen_array(singular, _adopt))
+        init(self, "tables", _frozen_array(tables, _adopt))
         init(self, "radius", float(radius))
-        init(self, "norm_scale", _frozen_array(norm_scale))
+        init(self, "norm_scale", _frozen_array(norm_scale, _adopt))
         init(self, "max_error", float(max_error))
+
+    @classmethod
+    def _adopting(cls, lattice, step, singular, tables, radius, norm_scale, max_error):
+        """A plan that freezes the arrays it is given instead of copying them, where they own their memory:
+        for arrays just made by the caller, which keeps no other reference to them."""
+        return cls(lattice, step, singular, tables, radius, norm_scale, max_error, _adopt=True)
 
     def __setattr__(self, name, value):
         raise AttributeError(f"TpsPlan is immutable (cannot set {name!r})")

@@ -173,3 +173,29 @@ def test_plan_copies_the_arrays_it_is_given():
     lattice[...] = 7.0
     assert plan.lattice.max() == 0.0 and lattice.flags.writeable
     assert plan.norm_scale.dtype == np.float64 and plan.step == 2
+
+
+@pytest.mark.parametrize("theta", [((1.0, 0.1, 0.0), (-0.1, 1.0, 0.0)), ((1.0, 0.1, 0.0), (0.0, 1.0, 0.0), (0.1, 0.0, 1.0))])
+def test_an_elastic_records_plan_freezes_its_own_arrays(theta):
+    """lattice_plan hands the plan arrays it made itself, frozen rather than copied: read-only for good."""
+    from stntool.maps import lattice_plan, lattice_shape
+    from stntool.records import Elastic, WarpSpec
+
+    plan = lattice_plan(WarpSpec(theta=theta, elastic=Elastic(20.0, 4.0, 5)), (40, 50))
+    for name in ("lattice", "tables", "singular", "norm_scale"):
+        arr = getattr(plan, name)
+        with pytest.raises(ValueError):
+            arr.flat[0] = 1.0
+        with pytest.raises(ValueError):
+            arr.flags.writeable = True
+    again = lattice_plan(WarpSpec(theta=theta, elastic=Elastic(20.0, 4.0, 5)), (40, 50))
+    np.testing.assert_array_equal(again.lattice, plan.lattice)
+    hc, wc = lattice_shape((40, 50), plan.step)
+    assert plan.lattice.shape == (hc + 2, wc + 2, 2) and plan.step == 2
+
+
+def test_an_adopting_plan_copies_arrays_it_does_not_own():
+    base = np.zeros((4, 4, 2))
+    plan = stntool.TpsPlan._adopting(base[:, :, ::-1], 2, np.zeros((1, 4)), np.zeros((4, 4, 1)), 4.0, [0.1, 0.1], 0.0)
+    base[...] = 7.0  # a strided view is copied; its base stays the caller's
+    assert plan.lattice.max() == 0.0 and base.flags.writeable
