@@ -30,10 +30,12 @@ chunk, where a ``prange`` loop would cost seconds of compilation per entry.
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import queue
 import threading
+import time
 
 import numba
 import numpy as np
@@ -1453,6 +1455,36 @@ def _load(typingctx, ary, index):
     return types.int64(ary, types.intp), codegen
 
 
+@intrinsic
+def _load_address(typingctx, address, index):
+    """``((int64 *) address)[index]``, read atomically (a published schedule's slot: :func:`_watch`)."""
+    if not (isinstance(address, types.Integer) and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = builder.inttoptr(args[0], ir.IntType(64).as_pointer())
+        return builder.load_atomic(builder.gep(ptr, [args[1]]), "seq_cst", 8)
+    return types.int64(types.int64, types.intp), codegen
+
+
+@jit_serial
+def _watch(board, seen, spins):
+    """A helper thread's wait between calls, without the GIL: spin until ``board[0]``, the count of calls
+    that gave helpers work, is no longer ``seen``, then until that call's caller has claimed its first
+    chunk (slot ``W_NEXT`` of its schedule, at address ``board[1]``), which it does inside its kernel,
+    with the GIL released: the helper then takes the GIL without waiting for it. Returns the new count,
+    or -1 after ``spins`` checks with no new call."""
+    for _ in range(spins):
+        now = _load(board, 0)
+        if now != seen:
+            address = _load(board, 1)
+            for _ in range(spins):
+                if _load_address(address, W_NEXT) > 0:
+                    break
+            return now
+    return -1
+
+
 @jit_inline
 def _join(work, role):
     """True when this thread takes part: always for the caller; a helper only before the caller has
@@ -1988,9 +2020,58 @@ class _Task:
             raise self.error
 
 
+#: How long (microseconds) a helper thread busy-waits for the next call after its last task, without the
+#: GIL, before it sleeps (``STNTOOL_SPIN_US``; 0: sleep at once). Waking a sleeping thread costs tens of
+#: microseconds on some machines, a good part of a small call; a helper that finds no call in that
+#: time sleeps at once for its next :data:`QUIET_TASKS` tasks, so long gaps between calls cost little.
+SPIN_US = 200.0
+QUIET_TASKS = 8
+#: ``[calls posted, address of the last one's schedule]`` (:func:`_post`, :func:`_watch`)
+_BOARD = np.zeros(2, np.int64)
+_POSTED = collections.deque(maxlen=8)  # the last schedules posted: alive while a helper may read them
+
+
+def _spin_us() -> float:
+    try:
+        return max(0.0, float(os.environ.get("STNTOOL_SPIN_US", SPIN_US)))
+    except ValueError:
+        return SPIN_US
+
+
+def _post(schedule):
+    """Tell watching helpers that a call has put its tasks on the queue (:func:`_watch`)."""
+    _POSTED.append(schedule)
+    _BOARD[1] = schedule.__array_interface__["data"][0]
+    _BOARD[0] += 1
+
+
+def _spins_for(us: float) -> int:
+    """Checks of :func:`_watch` that take about ``us`` microseconds on this machine (measured once)."""
+    if us <= 0:
+        return 0
+    idle = np.zeros(2, np.int64)
+    _watch(idle, 0, 1000)
+    t = time.perf_counter()
+    _watch(idle, 0, 100000)
+    per_us = 100000 / max((time.perf_counter() - t) * 1e6, 1.0)
+    return max(1, int(us * per_us))
+
+
 def _helper_loop(tasks):
+    spins = _spins_for(_spin_us())
+    quiet = 0  # tasks to take without watching, after a watch that found no call
     while True:
-        tasks.get().run()
+        seen = int(_BOARD[0])
+        try:
+            task = tasks.get_nowait()
+        except queue.Empty:
+            if spins and not quiet:
+                if _watch(_BOARD, seen, spins) >= 0:
+                    continue  # a call posted its tasks: take one
+                quiet = QUIET_TASKS
+            task = tasks.get()
+            quiet = max(0, quiet - 1)
+        task.run()
 
 
 def _helper_queue() -> queue.SimpleQueue:
@@ -2050,6 +2131,7 @@ def _run_blocks(kernel, n_items, work, args_before, args_after):
     tasks = [_Task(kernel, (*args_before, schedule, HELPER, *args_after)) for _ in range(n_thr - 1)]
     for t in tasks:
         helpers.put(t)
+    _post(schedule)
     if not kernel(*args_before, schedule, CALLER, *args_after):
         for t in tasks:  # the caller stopped spinning: wait for the helpers still running
             t.wait()

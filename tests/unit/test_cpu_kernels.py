@@ -156,6 +156,50 @@ def test_the_caller_stops_spinning_on_a_helper_that_does_not_finish(rng):
     assert work[_cpu.W_NEXT] * 3 >= 40  # the caller still did every row
 
 
+def test_a_watching_helper_sees_a_posted_call_once_its_caller_is_in_its_kernel(rng):
+    """_watch gives up (-1) when no call is posted; after a post it returns the new count only once the
+    posted schedule's first chunk is claimed (what a caller does inside its kernel, without the GIL)."""
+    import threading
+
+    board = np.zeros(2, np.int64)
+    assert _cpu._watch(board, 0, 1000) == -1
+    work = _cpu._schedule(40, 3)
+    board[1] = work.__array_interface__["data"][0]
+    board[0] = 5
+    got = []
+    watcher = threading.Thread(target=lambda: got.append(_cpu._watch(board, 0, 1 << 40)))
+    watcher.start()
+    watcher.join(0.2)
+    assert watcher.is_alive() and not got  # posted, but the caller has not claimed a chunk yet
+    work[_cpu.W_NEXT] = 1
+    watcher.join(30)
+    assert got == [5]
+
+
+def test_helpers_run_the_same_with_or_without_watching(rng):
+    """With STNTOOL_SPIN_US=0 helper threads sleep between calls, else they watch for the next one a while;
+    both give the one-thread bits, call after call, and a bad setting falls back to the default."""
+    code = (
+        "import numba, numpy as np, stntool\n"
+        "from stntool.sampling import _cpu\n"
+        "_cpu.MIN_PARALLEL_WORK = 0\n"
+        "rng = np.random.default_rng(3)\n"
+        "img = (rng.random((4, 24, 20, 3)) * 255).astype(np.uint8)\n"
+        "th = np.array([[0.9, -0.3, 0.1], [0.35, 0.85, -0.05]])\n"
+        "numba.set_num_threads(1)\n"
+        "want = [stntool.warp(img, th * s, backend='cpu') for s in (1.0, 0.9, 1.1)]\n"
+        "numba.set_num_threads(2)\n"
+        "for k in range(200):\n"
+        "    assert np.array_equal(stntool.warp(img, th * (1.0, 0.9, 1.1)[k % 3], backend='cpu'), want[k % 3])\n"
+        "print(_cpu._spin_us())\n"
+    )
+    for setting, spin in (("0", 0.0), ("50", 50.0), ("soon", _cpu.SPIN_US)):
+        env = dict(os.environ, STNTOOL_SPIN_US=setting, NUMBA_NUM_THREADS="2", PYTHONPATH=str(ROOT))
+        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert float(r.stdout.split()[-1]) == spin
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
 @pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
 def test_three_channel_vector_loops_give_the_bits_of_the_scalar_loops(rng, dtype, mode):
