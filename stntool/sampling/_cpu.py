@@ -1405,12 +1405,15 @@ def _ov_run_bicubic(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, max
 # late takes fewer chunks instead of delaying the call; the calling thread waits for the helpers that
 # joined by spinning briefly on a counter instead of sleeping. ``work`` is an int64 array:
 
-W_NEXT, W_ITEMS, W_CHUNK, W_JOINED, W_DONE = 0, 1, 2, 3, 4
+W_NEXT, W_ITEMS, W_CHUNK, W_JOINED, W_DONE, W_BACK = 0, 1, 2, 3, 4, 5
 #: The calling thread (always takes part, waits for the others at the end) and a helper thread.
 CALLER, HELPER = 0, 1
 #: Checks of the helpers' counter before the caller gives up spinning (about a millisecond) and waits
 #: on the helpers' tasks instead.
 SPIN_LIMIT = 1 << 20
+#: Checks of ``W_BACK`` (helpers back in Python and done with the GIL again: :func:`_helper_loop`) before
+#: the caller returns anyway (some tens of microseconds).
+BACK_SPINS = 1 << 15
 
 
 def _slot_pointer(context, builder, ary_type, ary, index):
@@ -1468,12 +1471,14 @@ def _load_address(typingctx, address, index):
 
 
 @jit_serial
-def _watch(board, seen, spins):
-    """A helper thread's wait between calls, without the GIL: spin until ``board[0]``, the count of calls
+def _watch(board, seen, spins, back):
+    """A helper thread's wait between calls, without the GIL: count itself back in the schedule ``back`` of
+    its last task (``W_BACK``: its caller may return now), spin until ``board[0]``, the count of calls
     that gave helpers work, is no longer ``seen``, then until that call's caller has claimed its first
     chunk (slot ``W_NEXT`` of its schedule, at address ``board[1]``), which it does inside its kernel,
     with the GIL released: the helper then takes the GIL without waiting for it. Returns the new count,
     or -1 after ``spins`` checks with no new call."""
+    _fetch_add(back, W_BACK, 1)
     for _ in range(spins):
         now = _load(board, 0)
         if now != seen:
@@ -1510,7 +1515,8 @@ def _claim(work):
 @jit_inline
 def _finish(work, role, joined):
     """A helper counts itself done; the caller closes the call to late helpers and spins until the
-    helpers that joined are done. Returns False when the caller stopped spinning first."""
+    helpers that joined are done, then (a while at most) until they have let go of the GIL again
+    (``W_BACK``). Returns False when the caller stopped spinning first."""
     if role != CALLER:
         if joined:
             _fetch_add(work, W_DONE, 1)
@@ -1518,6 +1524,11 @@ def _finish(work, role, joined):
     helpers = _fetch_add(work, W_JOINED, 1) >> 1
     for _ in range(SPIN_LIMIT):
         if _load(work, W_DONE) >= helpers:
+            # a helper that returned to Python takes the GIL for a few microseconds: let it have it, so
+            # the caller's own return does not wait for a thread wake-up
+            for _ in range(BACK_SPINS if helpers else 0):
+                if _load(work, W_BACK) >= helpers:
+                    break
             return True
     return False
 
@@ -1994,13 +2005,14 @@ _helpers_lock = threading.Lock()
 
 
 class _Task:
-    """One helper's share of a call; ``wait()`` returns once the helper has run it."""
+    """One helper's share of a call (``work``: its schedule); ``wait()`` returns once the helper has run it."""
 
-    __slots__ = ("kernel", "args", "done", "error")
+    __slots__ = ("kernel", "args", "work", "done", "error")
 
-    def __init__(self, kernel, args):
+    def __init__(self, kernel, args, work):
         self.kernel = kernel
         self.args = args
+        self.work = work
         self.error = None
         self.done = threading.Lock()
         self.done.acquire()
@@ -2050,9 +2062,10 @@ def _spins_for(us: float) -> int:
     if us <= 0:
         return 0
     idle = np.zeros(2, np.int64)
-    _watch(idle, 0, 1000)
+    back = np.zeros(W_BACK + 1, np.int64)
+    _watch(idle, 0, 1000, back)
     t = time.perf_counter()
-    _watch(idle, 0, 100000)
+    _watch(idle, 0, 100000, back)
     per_us = 100000 / max((time.perf_counter() - t) * 1e6, 1.0)
     return max(1, int(us * per_us))
 
@@ -2060,17 +2073,25 @@ def _spins_for(us: float) -> int:
 def _helper_loop(tasks):
     spins = _spins_for(_spin_us())
     quiet = 0  # tasks to take without watching, after a watch that found no call
+    nothing = np.zeros(W_BACK + 1, np.int64)
+    back = nothing  # the last task's schedule, until this thread has counted itself back there (W_BACK)
     while True:
         seen = int(_BOARD[0])
         try:
             task = tasks.get_nowait()
         except queue.Empty:
             if spins and not quiet:
-                if _watch(_BOARD, seen, spins) >= 0:
+                found = _watch(_BOARD, seen, spins, back)  # counts this thread back first, without the GIL
+                back = nothing
+                if found >= 0:
                     continue  # a call posted its tasks: take one
                 quiet = QUIET_TASKS
+            back[W_BACK] += 1  # about to let go of the GIL, waiting
+            back = nothing
             task = tasks.get()
             quiet = max(0, quiet - 1)
+        back[W_BACK] += 1  # about to let go of the GIL, in the next task's kernel
+        back = task.work
         task.run()
 
 
@@ -2109,7 +2130,7 @@ def _thread_count() -> int:
 
 
 def _schedule(n_items, chunk):
-    work = np.zeros(5, dtype=np.int64)
+    work = np.zeros(W_BACK + 1, dtype=np.int64)
     work[W_ITEMS] = n_items
     work[W_CHUNK] = chunk
     return work
@@ -2128,7 +2149,7 @@ def _run_blocks(kernel, n_items, work, args_before, args_after):
         return
     schedule = _schedule(n_items, max(1, n_items // (CHUNKS_PER_THREAD * n_thr)))
     helpers = _helper_queue()
-    tasks = [_Task(kernel, (*args_before, schedule, HELPER, *args_after)) for _ in range(n_thr - 1)]
+    tasks = [_Task(kernel, (*args_before, schedule, HELPER, *args_after), schedule) for _ in range(n_thr - 1)]
     for t in tasks:
         helpers.put(t)
     _post(schedule)

@@ -156,18 +156,34 @@ def test_the_caller_stops_spinning_on_a_helper_that_does_not_finish(rng):
     assert work[_cpu.W_NEXT] * 3 >= 40  # the caller still did every row
 
 
+@pytest.mark.parametrize("back", [0, 1])
+def test_the_caller_returns_whether_or_not_its_helper_is_back(rng, back):
+    """A helper that joined and is done lets the caller return True, whether or not it has counted itself
+    back in Python yet (the caller waits for that a bounded while only)."""
+    img, maps, opts = _affine_call(rng)
+    kernel = _cpu.ENTRIES[("affine", _cpu.BILINEAR)]
+    work = _cpu._schedule(40, 3)
+    work[_cpu.W_JOINED], work[_cpu.W_DONE], work[_cpu.W_BACK] = 2, 1, back
+    out = np.zeros((1, 40, 30, 3), np.uint8)
+    assert kernel(img, maps, out, work, _cpu.CALLER, *opts)
+    want = np.zeros_like(out)
+    _cpu.warp_matrix(img, maps, want, _cpu.BILINEAR, *opts, False)
+    np.testing.assert_array_equal(out, want)
+
+
 def test_a_watching_helper_sees_a_posted_call_once_its_caller_is_in_its_kernel(rng):
     """_watch gives up (-1) when no call is posted; after a post it returns the new count only once the
     posted schedule's first chunk is claimed (what a caller does inside its kernel, without the GIL)."""
     import threading
 
     board = np.zeros(2, np.int64)
-    assert _cpu._watch(board, 0, 1000) == -1
+    back = _cpu._schedule(10, 1)
+    assert _cpu._watch(board, 0, 1000, back) == -1 and back[_cpu.W_BACK] == 1  # counted back first
     work = _cpu._schedule(40, 3)
     board[1] = work.__array_interface__["data"][0]
     board[0] = 5
     got = []
-    watcher = threading.Thread(target=lambda: got.append(_cpu._watch(board, 0, 1 << 40)))
+    watcher = threading.Thread(target=lambda: got.append(_cpu._watch(board, 0, 1 << 40, back)))
     watcher.start()
     watcher.join(0.2)
     assert watcher.is_alive() and not got  # posted, but the caller has not claimed a chunk yet
@@ -189,8 +205,15 @@ def test_helpers_run_the_same_with_or_without_watching(rng):
         "numba.set_num_threads(1)\n"
         "want = [stntool.warp(img, th * s, backend='cpu') for s in (1.0, 0.9, 1.1)]\n"
         "numba.set_num_threads(2)\n"
+        "made = []\n"
+        "schedule = _cpu._schedule\n"
+        "_cpu._schedule = lambda *a: made.append(schedule(*a)) or made[-1]\n"
         "for k in range(200):\n"
         "    assert np.array_equal(stntool.warp(img, th * (1.0, 0.9, 1.1)[k % 3], backend='cpu'), want[k % 3])\n"
+        "import time; time.sleep(0.5)\n"
+        "joined = [w for w in made if w[_cpu.W_JOINED] >= 2]\n"
+        "assert len(joined) > 20, len(joined)  # the helper took part\n"
+        "assert all(w[_cpu.W_BACK] >= w[_cpu.W_JOINED] >> 1 for w in joined)  # and counted itself back\n"
         "print(_cpu._spin_us())\n"
     )
     for setting, spin in (("0", 0.0), ("50", 50.0), ("soon", _cpu.SPIN_US)):
