@@ -10,10 +10,11 @@ os.environ.setdefault("KMP_BLOCKTIME", "0")
 
 import numba  # noqa: E402
 
-from . import _runtime  # noqa: E402
+from . import _malloc, _runtime  # noqa: E402
 from .sampling import _kernel_cache, _link_only  # noqa: E402
 
 _link_only.install()
+_malloc.prime()  # image-sized buffers stay in the heap between uses (see stntool._malloc)
 
 
 class _LazyFFI:
