@@ -81,32 +81,32 @@ def _store_fill(dst, dbase, fill, c_count, is_int, maxv):
 
 
 @jit_inline
-def _fill_of(dst, fill, c_count, is_int, maxv):
-    """The fill value as ``dst`` stores it (:func:`_store_fill`), converted once per call: the row loops
-    copy it, pixel by pixel (:func:`_fill_pixels`), without rounding and saturating it again."""
-    stored = np.empty(c_count, dst.dtype)
-    _store_fill(stored, 0, fill, c_count, is_int, maxv)
-    return stored
+def _fill_at(fill, c, is_int, maxv):
+    """Channel ``c`` of the fill value as :func:`_store` stores it (rounded and saturated for integer outputs;
+    the store converts it to the output's dtype)."""
+    v = fill[c]
+    if is_int:
+        v = _saturate(v, maxv)
+    return v
 
 
 @jit_device
-def _fill_pixels(dst, dbase, j_start, j_stop, stored, c_count):
-    """Pixels ``j_start <= j < j_stop`` of the row at ``dst[dbase]`` take the fill value ``stored``
-    (:func:`_fill_of`): one store loop over the elements when every channel's value is the same."""
+def _fill_pixels(dst, dbase, j_start, j_stop, fill, c_count, is_int, maxv):
+    """Pixels ``j_start <= j < j_stop`` of the row at ``dst[dbase]`` take the fill value, as
+    :func:`_store_fill` writes it: one store loop over the elements when every channel's value is the same
+    (the value converted once), else pixel by pixel."""
     if j_stop <= j_start:
         return
+    v = _fill_at(fill, 0, is_int, maxv)
     same = True
     for c in range(1, c_count):
-        same = same and stored[c] == stored[0]
+        same = same and _fill_at(fill, c, is_int, maxv) == v
     if same:
-        v = stored[0]
         for k in range(dbase + j_start * c_count, dbase + j_stop * c_count):
             dst[np.uint64(k)] = v
         return
     for j in range(j_start, j_stop):
-        d = dbase + j * c_count
-        for c in range(c_count):
-            dst[np.uint64(d + c)] = stored[c]
+        _store_fill(dst, dbase + j * c_count, fill, c_count, is_int, maxv)
 
 
 # --------------------------------------------------------------------------- careful paths, one per mode
@@ -1177,18 +1177,18 @@ def _careful_point(x, y, exact):
 
 # Runs of pixels of a per-point row (projective, grid, TPS) that need no careful path: interior
 # pixels, and with zeros or constant padding (``fills``) pixels with no tap inside, which take the
-# fill value as ``dst`` stores it (``fill``, from :func:`_fill_of`). One call per run, so the
+# fill value (:func:`_fill_pixels`). One call per run, so the
 # arrays' references are taken once per run rather than once per pixel, and the pixel code is
 # compiled once per dtype and shared by every family that samples points.
 
 @jit_inline
-def _fill_run(cells, j, wo, dst, dbase, stored, cc):
-    """Pixel ``j`` (whose cell is -2) and the -2 cells that follow it take the fill value ``stored``;
-    returns the index after them."""
+def _fill_run(cells, j, wo, dst, dbase, fill, cc, is_int, maxv):
+    """Pixel ``j`` (whose cell is -2) and the -2 cells that follow it take the fill value; returns the index
+    after them."""
     k = j + 1
     while k < wo and cells[k] == -2:
         k += 1
-    _fill_pixels(dst, dbase, j, k, stored, cc)
+    _fill_pixels(dst, dbase, j, k, fill, cc, is_int, maxv)
     return k
 
 
@@ -1219,7 +1219,7 @@ def _run_nearest(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
         if off < 0:
             if not (fills and off == -2):
                 break
-            j = _fill_run(cells, j, wo, dst, dbase, fill, cc) - 1
+            j = _fill_run(cells, j, wo, dst, dbase, fill, cc, is_int, maxv) - 1
         else:
             _copy_pixel(src, off, dst, dbase + j * cc, cc)
         j += 1
@@ -1267,7 +1267,7 @@ def _run_bil_u8(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, f
         if off < 0:
             if not (fills and off == -2):
                 break
-            j = _fill_run(cells, j, wo, dst, dbase, fill, cc)
+            j = _fill_run(cells, j, wo, dst, dbase, fill, cc, is_int, maxv)
             continue
         d = dbase + j * cc
         fx = (cells[wo + j] + 65536) >> 17  # _w15 of the fraction
@@ -1296,7 +1296,7 @@ def _run_bil_f32(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
         if off < 0:
             if not (fills and off == -2):
                 break
-            j = _fill_run(cells, j, wo, dst, dbase, fill, cc)
+            j = _fill_run(cells, j, wo, dst, dbase, fill, cc, is_int, maxv)
             continue
         d = dbase + j * cc
         gx = np.float32(cells[wo + j] * Q_INV)
@@ -1323,7 +1323,7 @@ def _run_bil_f64(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
         if off < 0:
             if not (fills and off == -2):
                 break
-            j = _fill_run(cells, j, wo, dst, dbase, fill, cc)
+            j = _fill_run(cells, j, wo, dst, dbase, fill, cc, is_int, maxv)
             continue
         d = dbase + j * cc
         fx = cells[wo + j] * Q_INV
@@ -1361,7 +1361,7 @@ def _run_bic_f64(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
         if off < 0:
             if not (fills and off == -2):
                 break
-            j = _fill_run(cells, j, wo, dst, dbase, fill, cc)
+            j = _fill_run(cells, j, wo, dst, dbase, fill, cc, is_int, maxv)
             continue
         _bicubic_interior_f64(src, off, row, cc, cells[wo + j] * Q_INV, cells[2 * wo + j] * Q_INV, dst,
                               dbase + j * cc, is_int, maxv)
@@ -1378,7 +1378,7 @@ def _run_bic_f32(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
         if off < 0:
             if not (fills and off == -2):
                 break
-            j = _fill_run(cells, j, wo, dst, dbase, fill, cc)
+            j = _fill_run(cells, j, wo, dst, dbase, fill, cc, is_int, maxv)
             continue
         _bicubic_interior_f32(src, off, row, cc, cells[wo + j] * Q_INV, cells[2 * wo + j] * Q_INV, dst,
                               dbase + j * cc)
@@ -1555,6 +1555,23 @@ def _literal_mode(mode) -> int:
 # channel count stay run-time values; the image dtype picks the arithmetic (span_bilinear,
 # run_bilinear).
 
+@jit_device
+def _fill_outside(xq, yq, dxq, dyq, lo_q, hi_q, h, w, wo, dst, dbase, fill, cc, is_int, maxv):
+    """The pixels of an affine row of ``wo`` (32.32 coordinates ``xq + j dxq``, ``yq + j dyq``) outside
+    ``lo_q <= q < size 2**32 + hi_q`` on either axis take the fill value; returns ``(c_lo, c_hi)``, the
+    pixels inside it (one interval: the coordinates are linear in ``j``; empty, ``(wo, wo - 1)``, when none
+    is)."""
+    one = np.int64(1) << 32
+    c_lo, c_hi = _interval(xq, dxq, lo_q, w * one + hi_q, 0, wo - 1)
+    c_lo, c_hi = _interval(yq, dyq, lo_q, h * one + hi_q, c_lo, c_hi)
+    if c_hi < c_lo:
+        c_lo = wo
+        c_hi = wo - 1
+    _fill_pixels(dst, dbase, 0, c_lo, fill, cc, is_int, maxv)
+    _fill_pixels(dst, dbase, c_hi + 1, wo, fill, cc, is_int, maxv)
+    return c_lo, c_hi
+
+
 #: mode -> ``(lo_q, hi_q)``: an affine row's pixel whose 32.32 coordinate ``q`` (per axis, image side
 #: ``size``) lies outside ``lo_q <= q < size 2**32 + hi_q`` has no tap inside the image; with zeros or
 #: constant padding it takes the fill value, as the careful path would write it: bilinear exactly
@@ -1567,45 +1584,46 @@ _NO_TAP = {
 }
 
 
-def edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_start, j_stop, dst, dbase, pad, align_corners,
-                fill, is_int, maxv, coef, stored):
-    """The pixels ``j_start <= j < j_stop`` of a row outside its interior span: fill (``stored``, from
-    :func:`_fill_of`) when every tap is outside, else the careful path (nearest: at the float
-    coordinates ``(dx j + ax) + bx`` of ``coef``, evaluated as the reference evaluates its pixel map).
-    Callable from kernels only."""
+def edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_lo, j_hi, wo, dst, dbase, pad, align_corners, fill,
+                is_int, maxv, coef):
+    """The pixels of a row of ``wo`` outside its interior span ``j_lo <= j <= j_hi`` (empty when
+    ``j_hi < j_lo``): the fill value where every tap is outside (zeros and constant padding), else the
+    careful path (nearest: at the float coordinates ``(dx j + ax) + bx`` of ``coef``, evaluated as the
+    reference evaluates its pixel map). Callable from kernels only."""
     raise NotImplementedError("compiled kernels only")
 
 
 @overload(edge_pixels, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
-def _ov_edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_start, j_stop, dst, dbase, pad, align_corners,
-                    fill, is_int, maxv, coef, stored):
+def _ov_edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_lo, j_hi, wo, dst, dbase, pad, align_corners,
+                    fill, is_int, maxv, coef):
     m = _literal_mode(mode)
     general = _MODE_FUNCS[m][1]
     exact = m == NEAREST  # nearest rounds the float coordinate; the other modes keep the 32.32 one
     no_tap_lo, no_tap_hi = _NO_TAP[m]
 
-    def impl(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_start, j_stop, dst, dbase, pad, align_corners, fill,
-             is_int, maxv, coef, stored):
+    def impl(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_lo, j_hi, wo, dst, dbase, pad, align_corners, fill,
+             is_int, maxv, coef):
         ax, bx, dx, ay, by, dy = coef
-        j_lo = j_start
-        j_hi = j_stop - 1
-        lo_q = no_tap_lo
-        hi_q = no_tap_hi
-        if exact:  # beyond -1/2 .. size - 1/2 by twice the slack: the float coordinate rounds outside
-            lo_q = -Q_HALF - 2 * _nearest_slack(j_stop)
-            hi_q = -Q_HALF + 2 * _nearest_slack(j_stop)
+        # the pixels with a tap near the image: c_lo <= j <= c_hi, one interval (the coordinates are linear
+        # in j) that holds the interior span; with zeros and constant padding the rest take the fill value
+        c_lo = 0
+        c_hi = wo - 1
         if pad == ZEROS or pad == CONSTANT:
-            # with these paddings the pixels outside lo_q <= q < size 2**32 + hi_q on either axis take the fill
-            # value; the others, one interval of j (the coordinates are linear in j), the careful path
-            one = np.int64(1) << 32
-            j_lo, j_hi = _interval(xq, dxq, lo_q, w * one + hi_q, j_lo, j_hi)
-            j_lo, j_hi = _interval(yq, dyq, lo_q, h * one + hi_q, j_lo, j_hi)
-            if j_hi < j_lo:
-                j_lo = j_stop
-                j_hi = j_stop - 1
-            _fill_pixels(dst, dbase, j_start, j_lo, stored, cc)
-            _fill_pixels(dst, dbase, j_hi + 1, j_stop, stored, cc)
-        for j in range(j_lo, j_hi + 1):
+            lo_q = no_tap_lo
+            hi_q = no_tap_hi
+            if exact:  # beyond -1/2 .. size - 1/2 by twice the slack: the float coordinate rounds outside
+                lo_q = -Q_HALF - 2 * _nearest_slack(wo)
+                hi_q = -Q_HALF + 2 * _nearest_slack(wo)
+            c_lo, c_hi = _fill_outside(xq, yq, dxq, dyq, lo_q, hi_q, h, w, wo, dst, dbase, fill, cc, is_int, maxv)
+        # the careful pixels: [c_lo, j_lo) and (j_hi, c_hi], or all of [c_lo, c_hi] without an interior span
+        a_stop = c_hi + 1
+        b_start = a_stop
+        if j_lo <= j_hi:
+            a_stop = j_lo
+            b_start = j_hi + 1
+        n_a = max(0, a_stop - c_lo)
+        for k in range(n_a + max(0, c_hi + 1 - b_start)):
+            j = c_lo + k if k < n_a else b_start + (k - n_a)
             d = dbase + j * cc
             if exact:
                 general(src, sbase, h, w, cc, (dx * j + ax) + bx, (dy * j + ay) + by, dst, d, pad, align_corners,
@@ -1640,7 +1658,6 @@ def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
         one = np.int64(1) << 32
         lo_in = -Q_HALF + 2 * _nearest_slack(wo)  # nearest's interior: -1/2 .. size - 1/2, less twice the slack
         hi_in = Q_HALF - 2 * _nearest_slack(wo)
-        stored = _fill_of(dst, fill, cc, is_int, maxv)
         _prefetch_first(src, h * w * cc, role)
         joined = _join(work, role)
         while joined:
@@ -1686,45 +1703,39 @@ def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
                 if j_hi < j_lo:
                     j_lo = wo
                     j_hi = wo - 1
-                if j_lo > 0:  # (calls with empty ranges skipped: each costs tens of nanoseconds)
-                    edge_pixels(m, src, sbase, h, w, cc, xq0, yq0, dxq, dyq, 0, j_lo, dst, dbase, pad, align_corners,
-                                fill, is_int, maxv, coef, stored)
                 if j_hi >= j_lo:
                     span(src, sbase, w * cc, cc, xq0 + j_lo * dxq, yq0 + j_lo * dyq, dxq, dyq, j_lo, j_hi + 1, dst,
                          dbase, is_int, maxv, coef)
-                if max(j_hi + 1, j_lo) < wo:
-                    edge_pixels(m, src, sbase, h, w, cc, xq0, yq0, dxq, dyq, max(j_hi + 1, j_lo), wo, dst, dbase, pad,
-                                align_corners, fill, is_int, maxv, coef, stored)
+                if j_lo > 0 or j_hi < wo - 1:  # (skipped when the span is the whole row)
+                    edge_pixels(m, src, sbase, h, w, cc, xq0, yq0, dxq, dyq, j_lo, j_hi, wo, dst, dbase, pad,
+                                align_corners, fill, is_int, maxv, coef)
         return _finish(work, role, joined)
     return impl
 
 
-def points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv, cells,
-               stored):
+def points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv, cells):
     """The ``wo`` output pixels of a row at input pixel coordinates ``xs[j], ys[j]`` (``cells``: int64
-    scratch of ``3 wo``; ``stored``: the fill value as ``dst`` stores it, :func:`_fill_of`). Callable
-    from kernels only."""
+    scratch of ``3 wo``). Callable from kernels only."""
     raise NotImplementedError("compiled kernels only")
 
 
 @overload(points_row, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
 def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv,
-                   cells, stored):
+                   cells):
     m = _literal_mode(mode)
     _, general, run, margin, row_cells = _MODE_FUNCS[m]
     exact = m == NEAREST  # nearest rounds the float coordinate; the other modes keep the 32.32 one
 
-    def impl(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv, cells,
-             stored):
+    def impl(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv, cells):
         # the row's cells in one vectorized loop; then runs of pixels that need no careful path, one call
         # each, and the careful path between them
         row_cells(sbase, h, w, cc, xs, ys, wo, margin, cells)
         fills = pad == ZEROS or pad == CONSTANT
-        j = run(src, h, w, cc, xs, ys, cells, 0, wo, dst, dbase, is_int, maxv, stored, fills)
+        j = run(src, h, w, cc, xs, ys, cells, 0, wo, dst, dbase, is_int, maxv, fill, fills)
         while j < wo:
             x, y = _careful_point(xs[j], ys[j], exact)
             general(src, sbase, h, w, cc, x, y, dst, dbase + j * cc, pad, align_corners, fill, is_int, maxv)
-            j = run(src, h, w, cc, xs, ys, cells, j + 1, wo, dst, dbase, is_int, maxv, stored, fills)
+            j = run(src, h, w, cc, xs, ys, cells, j + 1, wo, dst, dbase, is_int, maxv, fill, fills)
     return impl
 
 
@@ -1746,7 +1757,6 @@ def _ov_projective_rows(mode, img, maps, out, work, role, pad, align_corners, fi
         xs = np.empty(wo)
         ys = np.empty(wo)
         cells = np.empty(3 * wo, np.int64)
-        stored = _fill_of(dst, fill, cc, is_int, maxv)
         _prefetch_first(src, h * w * cc, role)
         joined = _join(work, role)
         while joined:
@@ -1769,7 +1779,7 @@ def _ov_projective_rows(mode, img, maps, out, work, role, pad, align_corners, fi
                     xs[j] = (m00 * j + u0) / q
                     ys[j] = (m10 * j + v0) / q
                 points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
-                           align_corners, fill, is_int, maxv, cells, stored)
+                           align_corners, fill, is_int, maxv, cells)
         return _finish(work, role, joined)
     return impl
 
@@ -1792,7 +1802,6 @@ def _ov_grid_rows(mode, img, grid, out, work, role, pad, align_corners, fill, is
         xs = np.empty(wo)
         ys = np.empty(wo)
         cells = np.empty(3 * wo, np.int64)
-        stored = _fill_of(dst, fill, cc, is_int, maxv)
         _prefetch_first(src, h * w * cc, role)
         joined = _join(work, role)
         while joined:
@@ -1808,7 +1817,7 @@ def _ov_grid_rows(mode, img, grid, out, work, role, pad, align_corners, fill, is
                     xs[j] = _unnormalize(np.float64(grid[k, i, j, 0]), w, align_corners)
                     ys[j] = _unnormalize(np.float64(grid[k, i, j, 1]), h, align_corners)
                 points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
-                           align_corners, fill, is_int, maxv, cells, stored)
+                           align_corners, fill, is_int, maxv, cells)
         return _finish(work, role, joined)
     return impl
 
@@ -1894,7 +1903,6 @@ def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, o
         xs = np.empty(wo)
         ys = np.empty(wo)
         cells = np.empty(3 * wo, np.int64)
-        stored = _fill_of(dst, fill, cc, is_int, maxv)
         _prefetch_first(src, h * w * cc, role)
         joined = _join(work, role)
         while joined:
@@ -1907,7 +1915,7 @@ def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, o
                 for i in range(i0, min(i0 + TPS_BLOCK, ho)):
                     _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, wo, rows, xs, ys)
                     points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
-                               align_corners, fill, is_int, maxv, cells, stored)
+                               align_corners, fill, is_int, maxv, cells)
         return _finish(work, role, joined)
     return impl
 
@@ -2038,6 +2046,9 @@ class _Task:
 #: time sleeps at once for its next :data:`QUIET_TASKS` tasks, so long gaps between calls cost little.
 SPIN_US = 200.0
 QUIET_TASKS = 8
+#: A helper starts watching after this many tasks: a short run (a few images) never compiles :func:`_watch`
+#: (0.3 s on a first run; 4 ms to load from the cache after that).
+WATCH_AFTER = 8
 #: ``[calls posted, address of the last one's schedule]`` (:func:`_post`, :func:`_watch`)
 _BOARD = np.zeros(2, np.int64)
 _POSTED = collections.deque(maxlen=8)  # the last schedules posted: alive while a helper may read them
@@ -2071,8 +2082,8 @@ def _spins_for(us: float) -> int:
 
 
 def _helper_loop(tasks):
-    spins = _spins_for(_spin_us())
-    quiet = 0  # tasks to take without watching, after a watch that found no call
+    spins = None  # measured once this thread has run WATCH_AFTER tasks
+    quiet = WATCH_AFTER  # tasks to take without watching (at first, and after a watch that found no call)
     nothing = np.zeros(W_BACK + 1, np.int64)
     back = nothing  # the last task's schedule, until this thread has counted itself back there (W_BACK)
     while True:
@@ -2080,6 +2091,8 @@ def _helper_loop(tasks):
         try:
             task = tasks.get_nowait()
         except queue.Empty:
+            if not quiet and spins is None:
+                spins = _spins_for(_spin_us())
             if spins and not quiet:
                 found = _watch(_BOARD, seen, spins, back)  # counts this thread back first, without the GIL
                 back = nothing
