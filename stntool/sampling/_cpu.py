@@ -1560,15 +1560,29 @@ def _fill_outside(xq, yq, dxq, dyq, lo_q, hi_q, h, w, wo, dst, dbase, fill, cc, 
     """The pixels of an affine row of ``wo`` (32.32 coordinates ``xq + j dxq``, ``yq + j dyq``) outside
     ``lo_q <= q < size 2**32 + hi_q`` on either axis take the fill value; returns ``(c_lo, c_hi)``, the
     pixels inside it (one interval: the coordinates are linear in ``j``; empty, ``(wo, wo - 1)``, when none
-    is)."""
+    is). The first pixel of each run of fill is written by :func:`_store_fill`, the others copy it."""
     one = np.int64(1) << 32
     c_lo, c_hi = _interval(xq, dxq, lo_q, w * one + hi_q, 0, wo - 1)
     c_lo, c_hi = _interval(yq, dyq, lo_q, h * one + hi_q, c_lo, c_hi)
     if c_hi < c_lo:
         c_lo = wo
         c_hi = wo - 1
-    _fill_pixels(dst, dbase, 0, c_lo, fill, cc, is_int, maxv)
-    _fill_pixels(dst, dbase, c_hi + 1, wo, fill, cc, is_int, maxv)
+    for r in range(2):  # the first pixel of each run of fill as _store_fill writes it, the others copy it
+        a = 0 if r == 0 else c_hi + 1
+        b = c_lo if r == 0 else wo
+        if a < b:
+            d = dbase + a * cc
+            _store_fill(dst, d, fill, cc, is_int, maxv)
+            v = dst[np.uint64(d)]
+            same = True
+            for c in range(1, cc):
+                same = same and dst[np.uint64(d + c)] == v
+            if same:  # one value for every element (zeros padding): a store loop the compiler vectorizes
+                for e in range(d + cc, dbase + b * cc):
+                    dst[np.uint64(e)] = v
+            else:
+                for e in range(d + cc, dbase + b * cc):
+                    dst[np.uint64(e)] = dst[np.uint64(e - cc)]
     return c_lo, c_hi
 
 
