@@ -1659,6 +1659,7 @@ def affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, is_i
 def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
     m = _literal_mode(mode)
     span, general, _, margin, _ = _MODE_FUNCS[m]
+    nearest = m == NEAREST
 
     def impl(mode, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
         # Coordinates step exactly in 32.32 fixed point, so the interior span (every tap inside the
@@ -1670,8 +1671,14 @@ def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
         dst = out.reshape(out.size)
         n_maps = maps.shape[0]
         one = np.int64(1) << 32
-        lo_in = -Q_HALF + 2 * _nearest_slack(wo)  # nearest's interior: -1/2 .. size - 1/2, less twice the slack
-        hi_in = Q_HALF - 2 * _nearest_slack(wo)
+        # the interior span: 32.32 coordinates lo_in <= q < (size - 1) 2**32 + hi_in on both axes; every tap
+        # inside the image, or for nearest every pixel that rounds inside it, but near -1/2 and size - 1/2
+        # (-1/2 .. size - 1/2, less twice the slack)
+        lo_in = margin * one
+        hi_in = -margin * one
+        if nearest:
+            lo_in = -Q_HALF + 2 * _nearest_slack(wo)
+            hi_in = Q_HALF - 2 * _nearest_slack(wo)
         _prefetch_first(src, h * w * cc, role)
         joined = _join(work, role)
         while joined:
@@ -1708,12 +1715,8 @@ def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
                 yq0 = _to_q(y0)
                 dxq = _to_q(dx)
                 dyq = _to_q(dy)
-                if m == NEAREST:  # every pixel that rounds inside, but near -1/2 and size - 1/2
-                    j_lo, j_hi = _interval(xq0, dxq, lo_in, (w - 1) * one + hi_in, 0, wo - 1)
-                    j_lo, j_hi = _interval(yq0, dyq, lo_in, (h - 1) * one + hi_in, j_lo, j_hi)
-                else:  # every tap inside the image
-                    j_lo, j_hi = _interval(xq0, dxq, margin * one, (w - 1 - margin) * one, 0, wo - 1)
-                    j_lo, j_hi = _interval(yq0, dyq, margin * one, (h - 1 - margin) * one, j_lo, j_hi)
+                j_lo, j_hi = _interval(xq0, dxq, lo_in, (w - 1) * one + hi_in, 0, wo - 1)
+                j_lo, j_hi = _interval(yq0, dyq, lo_in, (h - 1) * one + hi_in, j_lo, j_hi)
                 if j_hi < j_lo:
                     j_lo = wo
                     j_hi = wo - 1
