@@ -81,32 +81,30 @@ def _store_fill(dst, dbase, fill, c_count, is_int, maxv):
 
 
 @jit_inline
-def _fill_at(fill, c, is_int, maxv):
-    """Channel ``c`` of the fill value as :func:`_store` stores it (rounded and saturated for integer outputs;
-    the store converts it to the output's dtype)."""
-    v = fill[c]
-    if is_int:
-        v = _saturate(v, maxv)
-    return v
+def _fill_range(dst, dbase, j_start, j_stop, fill, c_count, is_int, maxv):
+    """Pixels ``j_start <= j < j_stop`` of the row at ``dst[dbase]`` take the fill value: the first as
+    :func:`_store_fill` writes it, the others copy it (one store loop the compiler vectorizes when every
+    channel has the same value, as with zeros padding)."""
+    if j_stop <= j_start:
+        return
+    d = dbase + j_start * c_count
+    _store_fill(dst, d, fill, c_count, is_int, maxv)
+    v = dst[np.uint64(d)]
+    same = True
+    for c in range(1, c_count):
+        same = same and dst[np.uint64(d + c)] == v
+    if same:
+        for e in range(d + c_count, dbase + j_stop * c_count):
+            dst[np.uint64(e)] = v
+    else:
+        for e in range(d + c_count, dbase + j_stop * c_count):
+            dst[np.uint64(e)] = dst[np.uint64(e - c_count)]
 
 
 @jit_device
 def _fill_pixels(dst, dbase, j_start, j_stop, fill, c_count, is_int, maxv):
-    """Pixels ``j_start <= j < j_stop`` of the row at ``dst[dbase]`` take the fill value, as
-    :func:`_store_fill` writes it: one store loop over the elements when every channel's value is the same
-    (the value converted once), else pixel by pixel."""
-    if j_stop <= j_start:
-        return
-    v = _fill_at(fill, 0, is_int, maxv)
-    same = True
-    for c in range(1, c_count):
-        same = same and _fill_at(fill, c, is_int, maxv) == v
-    if same:
-        for k in range(dbase + j_start * c_count, dbase + j_stop * c_count):
-            dst[np.uint64(k)] = v
-        return
-    for j in range(j_start, j_stop):
-        _store_fill(dst, dbase + j * c_count, fill, c_count, is_int, maxv)
+    """:func:`_fill_range` as a cached helper of its own (the per-point rows' runs share it)."""
+    _fill_range(dst, dbase, j_start, j_stop, fill, c_count, is_int, maxv)
 
 
 # --------------------------------------------------------------------------- careful paths, one per mode
@@ -1560,29 +1558,15 @@ def _fill_outside(xq, yq, dxq, dyq, lo_q, hi_q, h, w, wo, dst, dbase, fill, cc, 
     """The pixels of an affine row of ``wo`` (32.32 coordinates ``xq + j dxq``, ``yq + j dyq``) outside
     ``lo_q <= q < size 2**32 + hi_q`` on either axis take the fill value; returns ``(c_lo, c_hi)``, the
     pixels inside it (one interval: the coordinates are linear in ``j``; empty, ``(wo, wo - 1)``, when none
-    is). The first pixel of each run of fill is written by :func:`_store_fill`, the others copy it."""
+    is)."""
     one = np.int64(1) << 32
     c_lo, c_hi = _interval(xq, dxq, lo_q, w * one + hi_q, 0, wo - 1)
     c_lo, c_hi = _interval(yq, dyq, lo_q, h * one + hi_q, c_lo, c_hi)
     if c_hi < c_lo:
         c_lo = wo
         c_hi = wo - 1
-    for r in range(2):  # the first pixel of each run of fill as _store_fill writes it, the others copy it
-        a = 0 if r == 0 else c_hi + 1
-        b = c_lo if r == 0 else wo
-        if a < b:
-            d = dbase + a * cc
-            _store_fill(dst, d, fill, cc, is_int, maxv)
-            v = dst[np.uint64(d)]
-            same = True
-            for c in range(1, cc):
-                same = same and dst[np.uint64(d + c)] == v
-            if same:  # one value for every element (zeros padding): a store loop the compiler vectorizes
-                for e in range(d + cc, dbase + b * cc):
-                    dst[np.uint64(e)] = v
-            else:
-                for e in range(d + cc, dbase + b * cc):
-                    dst[np.uint64(e)] = dst[np.uint64(e - cc)]
+    for r in range(2):  # one inlined copy of the fill for both sides
+        _fill_range(dst, dbase, 0 if r == 0 else c_hi + 1, c_lo if r == 0 else wo, fill, cc, is_int, maxv)
     return c_lo, c_hi
 
 
