@@ -86,14 +86,11 @@ def elastic_displacement(elastic, out_hw) -> tuple:
     out_hw = as_hw(out_hw)
     step = lattice_step(elastic.sigma)
     hc, wc = lattice_shape(out_hw, step)
-    rng = np.random.Generator(np.random.PCG64(elastic.seed))
-    noise = rng.random((2, hc + 2, wc + 2))  # U(-1, 1) / step, computed in place
-    noise *= 2.0
-    noise -= 1.0
-    noise /= step
-    from ._smoothing import smooth  # the compiled twin of _smooth, scaled, as (H, W, C) (same bits)
+    # noise U(-1, 1) / step: (Generator(PCG64(seed)).random((2, Hc + 2, Wc + 2)) * 2 - 1) / step, smoothed by the
+    # compiled twin of _smooth, times alpha, as (H, W, 2) (the same bits; both drawn in one pass per channel)
+    from ._smoothing import noise_field
 
-    return step, smooth(noise, _gaussian_taps(elastic.sigma / step), elastic.alpha)
+    return step, noise_field(elastic.seed, (hc + 2, wc + 2), step, _gaussian_taps(elastic.sigma / step), elastic.alpha)
 
 
 def base_map(spec, in_hw, out_hw):
@@ -105,11 +102,8 @@ def base_map(spec, in_hw, out_hw):
         m = pixel_map_from_theta(np.array(spec.theta, dtype=np.float64), in_hw, out_hw, spec.align_corners)
 
         def theta_map(p):
-            q = p @ m[:2, :2].T
-            q += m[:2, 2]
-            if len(spec.theta) == 3:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    q = q / (p @ m[2, :2] + m[2, 2])[:, None]
+            q = np.empty(p.shape)
+            q[:, 0], q[:, 1] = _theta_points(m, len(spec.theta) == 3, p[:, 0], p[:, 1])
             return q
 
         return theta_map
@@ -128,6 +122,21 @@ def base_map(spec, in_hw, out_hw):
     return tps_map
 
 
+def _theta_points(m, projective: bool, x, y) -> tuple:
+    """``(x', y')``: the 3x3 pixel map ``m`` at points ``x``, ``y`` (arrays that broadcast), each coordinate
+    ``(x m[r, 0] + y m[r, 1]) + m[r, 2]`` in that order, divided by the third row's when ``projective``.
+
+    Element by element, with no matrix product: a BLAS product's rounding depends on its kernel (fused
+    multiply-adds or not), so this gives the same bits on every machine."""
+    qx = x * m[0, 0] + y * m[0, 1] + m[0, 2]
+    qy = x * m[1, 0] + y * m[1, 1] + m[1, 2]
+    if projective:
+        w = x * m[2, 0] + y * m[2, 1] + m[2, 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            qx, qy = qx / w, qy / w
+    return qx, qy
+
+
 def lattice_plan(spec, in_hw):
     """The :class:`stntool.TpsPlan` an elastic record warps with: base map plus field at the nodes, no radial terms."""
     from .tps_lattice import TpsPlan
@@ -138,11 +147,21 @@ def lattice_plan(spec, in_hw):
     out_hw = spec.out_hw or in_hw
     step, d = elastic_displacement(spec.elastic, out_hw)
     hc, wc = d.shape[0] - 2, d.shape[1] - 2
-    nodes = np.empty((hc + 2, wc + 2, 2))
-    nodes[..., 0] = np.arange(-1, wc + 1) * float(step)
-    nodes[..., 1] = (np.arange(-1, hc + 1) * float(step))[:, None]
-    lattice = base_map(spec, in_hw, out_hw)(nodes.reshape(-1, 2)).reshape(hc + 2, wc + 2, 2)
-    lattice += d
+    x = np.arange(-1, wc + 1) * float(step)  # the nodes' output pixels
+    y = (np.arange(-1, hc + 1) * float(step))[:, None]
+    if spec.tps is None:  # θ: the nodes' input pixels by broadcasting, the same bits as base_map's
+        from .transforms import pixel_map_from_theta
+
+        m = pixel_map_from_theta(np.array(spec.theta, dtype=np.float64), in_hw, out_hw, spec.align_corners)
+        qx, qy = _theta_points(m, len(spec.theta) == 3, x, y)
+        lattice = d  # a new array of elastic_displacement's: the base map is added in place
+        lattice[..., 0] += qx
+        lattice[..., 1] += qy
+    else:
+        nodes = np.empty((hc + 2, wc + 2, 2))
+        nodes[..., 0], nodes[..., 1] = x, y
+        lattice = base_map(spec, in_hw, out_hw)(nodes.reshape(-1, 2)).reshape(hc + 2, wc + 2, 2)
+        lattice += d
     if not np.isfinite(lattice).all():
         raise InvalidArgumentError("the elastic record's base map is not finite on its lattice (horizon in view)")
     return TpsPlan._adopting(lattice, step, np.zeros((0, 4)), np.zeros((hc + 2, wc + 2, 0)), -1.0, np.ones(2), 0.0)

@@ -127,10 +127,10 @@ def run_task(task: Task, backend: str = "cpu") -> int:
     src = [[4, 4], [58, 5], [3, 42], [60, 44], [30, 22]]
     dst = [[6, 3], [56, 7], [5, 40], [59, 46], [28, 25]]
     calls = 0
-    if task.family == "tps":  # elastic records warp through the same lattice kernels, after smoothing their field
-        from ._smoothing import smooth
+    if task.family == "tps":  # elastic records warp through the same lattice kernels, after drawing their field
+        from ._smoothing import noise_field
 
-        smooth(np.zeros((2, 4, 4)), np.full(3, 1.0 / 3.0))
+        noise_field(1, (4, 4), 1, np.full(3, 1.0 / 3.0), 1.0)
     for padding in task.paddings:
         for c in CHANNELS:
             fill = [0.5] * c if padding == "constant" else None

@@ -1827,10 +1827,16 @@ def _ov_grid_rows(mode, img, grid, out, work, role, pad, align_corners, fill, is
 TPS_BLOCK = 16
 
 
+#: Lattice steps below which a TPS row's coordinates are computed one fraction of a cell at a time, over
+#: the cells (:func:`_tps_row_coords`), rather than cell by cell; the same values either way.
+PHASE_MAJOR_BELOW = 8
+
+
 @jit_device
-def _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, wo, rows, xs, ys):
+def _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, wo, rows, coef, xs, ys):
     """The input pixel coordinates ``xs, ys`` of output row ``i`` of a TPS plan (spec:
-    ``_reference.tps_lattice_points``): Catmull-Rom upsampling plus exact radial terms near control points."""
+    ``_reference.tps_lattice_points``): Catmull-Rom upsampling plus exact radial terms near control points.
+    ``rows (Wc + 2, 2)`` and ``coef (8, Wc - 1)`` are scratch."""
     hc = lattice.shape[0] - 2
     wc = lattice.shape[1] - 2
     a = min(i // step, hc - 2)
@@ -1839,18 +1845,32 @@ def _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, w
         for c in range(2):
             rows[b, c] = (wy0 * lattice[a, b, c] + wy1 * lattice[a + 1, b, c] + wy2 * lattice[a + 2, b, c]
                           + wy3 * lattice[a + 3, b, c])
+    # each cell's cubic in t (its pixels' fraction of the way to the next node), for x and y
     for b in range(wc - 1):
-        j_start = b * step
-        j_stop = min((b + 1) * step, wo) if b < wc - 2 else wo
-        # the cell's cubic in t for x and y together (one loop over its pixels, no branch in it)
         x0, x1, x2, x3 = rows[b, 0], rows[b + 1, 0], rows[b + 2, 0], rows[b + 3, 0]
         y0, y1, y2, y3 = rows[b, 1], rows[b + 1, 1], rows[b + 2, 1], rows[b + 3, 1]
-        cx1 = 0.5 * (x2 - x0)
-        cx2 = x0 - 2.5 * x1 + 2.0 * x2 - 0.5 * x3
-        cx3 = 0.5 * (x3 - x0) + 1.5 * (x1 - x2)
-        cy1 = 0.5 * (y2 - y0)
-        cy2 = y0 - 2.5 * y1 + 2.0 * y2 - 0.5 * y3
-        cy3 = 0.5 * (y3 - y0) + 1.5 * (y1 - y2)
+        coef[0, b] = x1
+        coef[1, b] = 0.5 * (x2 - x0)
+        coef[2, b] = x0 - 2.5 * x1 + 2.0 * x2 - 0.5 * x3
+        coef[3, b] = 0.5 * (x3 - x0) + 1.5 * (x1 - x2)
+        coef[4, b] = y1
+        coef[5, b] = 0.5 * (y2 - y0)
+        coef[6, b] = y0 - 2.5 * y1 + 2.0 * y2 - 0.5 * y3
+        coef[7, b] = 0.5 * (y3 - y0) + 1.5 * (y1 - y2)
+    # for a small step, the cells with all their step pixels in the row (not the last, which also takes the
+    # row's end) in one pass per fraction t, over the cells: long loops instead of loops of a few pixels
+    whole = min(wc - 2, wo // step) if step < PHASE_MAJOR_BELOW else 0
+    for k in range(step):
+        t = k * inv
+        for b in range(whole):
+            j = b * step + k
+            xs[j] = ((coef[3, b] * t + coef[2, b]) * t + coef[1, b]) * t + coef[0, b]
+            ys[j] = ((coef[7, b] * t + coef[6, b]) * t + coef[5, b]) * t + coef[4, b]
+    for b in range(whole, wc - 1):
+        j_start = b * step
+        j_stop = min((b + 1) * step, wo) if b < wc - 2 else wo
+        x1, cx1, cx2, cx3 = coef[0, b], coef[1, b], coef[2, b], coef[3, b]
+        y1, cy1, cy2, cy3 = coef[4, b], coef[5, b], coef[6, b], coef[7, b]
         for j in range(j_start, j_stop):
             t = (j - j_start) * inv
             xs[j] = ((cx3 * t + cx2) * t + cx1) * t + x1
@@ -1901,6 +1921,7 @@ def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, o
         inv = 1.0 / step
         n_blocks = (ho + TPS_BLOCK - 1) // TPS_BLOCK
         rows = np.empty((wc + 2, 2))
+        coef = np.empty((8, wc - 1))
         xs = np.empty(wo)
         ys = np.empty(wo)
         cells = np.empty(3 * wo, np.int64)
@@ -1914,7 +1935,8 @@ def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, o
                 n = task // n_blocks
                 i0 = (task - n * n_blocks) * TPS_BLOCK
                 for i in range(i0, min(i0 + TPS_BLOCK, ho)):
-                    _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, wo, rows, xs, ys)
+                    _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, wo, rows, coef, xs,
+                                    ys)
                     points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
                                align_corners, fill, is_int, maxv, cells)
         return _finish(work, role, joined)

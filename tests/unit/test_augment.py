@@ -283,3 +283,52 @@ def test_compiled_smoothing_gives_the_specs_bits(shape, sigma_nodes):
     assert np.moveaxis(_smoothing.smooth(field, taps), -1, 0).tobytes() == maps._smooth(field, taps).tobytes()
     spec = np.ascontiguousarray(np.moveaxis(maps._smooth(field, taps) * 37.5, 0, -1))
     assert _smoothing.smooth(field, taps, 37.5).tobytes() == spec.tobytes()
+
+
+@pytest.mark.parametrize("hw, step, threads", [((176, 176), 3, True), ((176, 176), 3, False), ((13, 40), 1, True),
+                                               ((2, 2), 10, True), ((60, 9), 2, False)])
+def test_noise_field_is_the_recipe_drawn_in_one_call(monkeypatch, hw, step, threads):
+    """The compiled field draws each channel from its own generator (the second advanced past the first's
+    draws) and smooths it, on two threads or one: the bits of one ``random((2, H, W))`` call, scaled to
+    U(-1, 1) / step and smoothed by the numpy spec."""
+    from stntool import _smoothing
+    from stntool.sampling import _cpu
+
+    monkeypatch.setattr(_cpu, "MIN_PARALLEL_WORK", 0 if threads else 1 << 40)
+    taps = maps._gaussian_taps(2.5)
+    noise = np.random.Generator(np.random.PCG64(2**40 + 9)).random((2,) + hw)
+    noise *= 2.0
+    noise -= 1.0
+    noise /= step
+    want = np.ascontiguousarray(np.moveaxis(maps._smooth(noise, taps) * 7.25, 0, -1))
+    for _ in range(3):
+        assert _smoothing.noise_field(2**40 + 9, hw, step, taps, 7.25).tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("theta", [((0.9, -0.3, 0.1), (0.35, 0.85, -0.05)),
+                                   ((0.9, -0.3, 0.1), (0.35, 0.85, -0.05), (0.02, -0.03, 1.0))])
+def test_record_maps_are_computed_element_by_element(theta):
+    """The θ map of a record and an elastic record's lattice are ``(x m0 + y m1) + m2`` (over the third row's,
+    projective) in IEEE float64, point by point, as Python's floats compute it: no matrix product whose
+    rounding would depend on the machine's BLAS kernel."""
+    in_hw, out_hw = (50, 70), (40, 64)
+    spec = WarpSpec(theta=theta, out_hw=out_hw)
+    m = pixel_map_from_theta(np.array(theta, dtype=np.float64), in_hw, out_hw, False).tolist()
+    pts = np.random.default_rng(5).uniform(-10, 80, (200, 2))
+
+    def python_map(x, y):
+        qx = x * m[0][0] + y * m[0][1] + m[0][2]
+        qy = x * m[1][0] + y * m[1][1] + m[1][2]
+        if len(theta) == 3:
+            den = x * m[2][0] + y * m[2][1] + m[2][2]
+            qx, qy = qx / den, qy / den
+        return qx, qy
+
+    want = np.array([python_map(float(x), float(y)) for x, y in pts])
+    assert maps.base_map(spec, in_hw, out_hw)(pts).tobytes() == want.tobytes()
+    el = spec.replace(elastic=Elastic(3.0, 6.0, 17))
+    plan = maps.lattice_plan(el, in_hw)
+    step, d = maps.elastic_displacement(el.elastic, out_hw)
+    nodes = [(float(b * step), float(a * step)) for a in range(-1, d.shape[0] - 1) for b in range(-1, d.shape[1] - 1)]
+    base = np.array([python_map(x, y) for x, y in nodes]).reshape(d.shape)
+    assert plan.lattice.tobytes() == (base + d).tobytes()

@@ -199,3 +199,30 @@ def test_an_adopting_plan_copies_arrays_it_does_not_own():
     plan = stntool.TpsPlan._adopting(base[:, :, ::-1], 2, np.zeros((1, 4)), np.zeros((4, 4, 1)), 4.0, [0.1, 0.1], 0.0)
     base[...] = 7.0  # a strided view is copied; its base stays the caller's
     assert plan.lattice.max() == 0.0 and base.flags.writeable
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 5, 7, 8, 13])
+def test_lattice_rows_read_where_the_lattice_says_for_every_step(rng, step):
+    """A lattice plan warp of linear ramps (channel 0 = x, channel 1 = y, float64) reads back the Catmull-Rom
+    map of the lattice (``maps.lattice_map``, the numpy spec) at every output pixel: small steps take the
+    fraction-by-fraction loop of a row's cells, larger ones cell by cell, and the last cell of a row whose
+    width is not a multiple of the step takes the row's end."""
+    from stntool.maps import lattice_map, lattice_shape
+
+    h, w = 60, 80
+    img = np.empty((h, w, 2))
+    img[..., 0] = np.arange(w)
+    img[..., 1] = np.arange(h)[:, None]
+    for out_hw in ((37, 53), (40, 3 * step + 1), (19, 61)):
+        hc, wc = lattice_shape(out_hw, step)
+        lat = np.empty((hc + 2, wc + 2, 2))
+        lat[..., 0] = 10.0 + np.arange(-1, wc + 1) * step * 0.8
+        lat[..., 1] = 8.0 + (np.arange(-1, hc + 1) * step * 0.9)[:, None]
+        lat += rng.uniform(-1.5, 1.5, lat.shape)
+        plan = stntool.TpsPlan._adopting(lat, step, np.zeros((0, 4)), np.zeros((hc + 2, wc + 2, 0)), -1.0,
+                                         np.ones(2), 0.0)
+        got = stntool.warp_plan(img, plan, out_hw, padding="border", backend="cpu")
+        jj, ii = np.meshgrid(np.arange(out_hw[1]), np.arange(out_hw[0]))
+        want = lattice_map(plan, np.stack([jj, ii], -1).reshape(-1, 2).astype(float)).reshape(out_hw + (2,))
+        assert want.min() > 0 and want[..., 0].max() < w - 1 and want[..., 1].max() < h - 1  # ramps are exact
+        np.testing.assert_allclose(got, want, atol=1e-9)
