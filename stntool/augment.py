@@ -229,26 +229,72 @@ class Augmenter:
         d["tps"] = (rng.random((self.tps_grid * self.tps_grid, 2)) * 2.0 - 1.0) * self.tps if self.tps > 0 else None
         return d
 
+    def _affine(self, d, in_hw, out_hw, t_factor=1.0, zoom=1.0):
+        """``(l00, l01, l10, l11, b0, b1)``: the affine part ``Z · T(c_out + t) · R · Sh · S · F · S0 · T(-c_in)``
+        of ``out_pix_from_in_pix`` (linear part ``L``, offset ``b``), in Python floats, each entry by the
+        same few operations on every machine (no matrix products, whose rounding depends on BLAS)."""
+        (hi, wi), (ho, wo) = in_hw, out_hw
+        root = math.sqrt(d["aspect"])
+        # S · F · S0, diagonal
+        dx = d["scale"] * root * (-1.0 if d["hflip"] else 1.0) * (wo / wi)
+        dy = d["scale"] / root * (-1.0 if d["vflip"] else 1.0) * (ho / hi)
+        a = math.radians(d["rotate"])
+        c, s = math.cos(a), math.sin(a)
+        if float(d["rotate"]) % 90.0 == 0.0:  # exact quarter turns, as transforms.rotate
+            c, s = round(c), round(s)
+        tx, ty = math.tan(math.radians(d["shear"])), math.tan(math.radians(d["shear_y"]))
+        # R · Sh · diag(dx, dy), R = [[c, s], [-s, c]], Sh = [[1, tx], [ty, 1]]
+        l00, l01 = (c + s * ty) * dx, (c * tx + s) * dy
+        l10, l11 = (c * ty - s) * dx, (c - s * tx) * dy
+        cxi, cyi = (wi - 1) / 2.0, (hi - 1) / 2.0
+        cxo, cyo = (wo - 1) / 2.0, (ho - 1) / 2.0
+        b0 = cxo + t_factor * d["tx"] * wo - (l00 * cxi + l01 * cyi)
+        b1 = cyo + t_factor * d["ty"] * ho - (l10 * cxi + l11 * cyi)
+        if zoom != 1.0:  # about the output centre
+            l00, l01, l10, l11 = zoom * l00, zoom * l01, zoom * l10, zoom * l11
+            b0, b1 = zoom * (b0 - cxo) + cxo, zoom * (b1 - cyo) + cyo
+        return l00, l01, l10, l11, b0, b1
+
     def _matrix(self, d, in_hw, out_hw, t_factor=1.0, zoom=1.0):
         """``out_pix_from_in_pix`` (3x3) of one set of draws."""
+        import numpy as np
+
         from . import transforms as tf
 
-        (hi, wi), (ho, wo) = in_hw, out_hw
-        c_in = ((wi - 1) / 2.0, (hi - 1) / 2.0)
-        c_out = ((wo - 1) / 2.0, (ho - 1) / 2.0)
-        flips = tf.scale(-1.0 if d["hflip"] else 1.0, -1.0 if d["vflip"] else 1.0)
-        root = math.sqrt(d["aspect"])
-        m = tf.compose(tf.translate(-c_in[0], -c_in[1]), tf.scale(wo / wi, ho / hi), flips,
-                       tf.scale(d["scale"] * root, d["scale"] / root), tf.shear(d["shear"], d["shear_y"]),
-                       tf.rotate(d["rotate"]),
-                       tf.translate(c_out[0] + t_factor * d["tx"] * wo, c_out[1] + t_factor * d["ty"] * ho))
-        if self.perspective > 0:
-            q = _extent_corners(out_hw)
-            moved = q + d["corners"] * [wo, ho]
-            m = tf.fit_projective(q, moved) @ m
+        if self.perspective <= 0:
+            l00, l01, l10, l11, b0, b1 = self._affine(d, in_hw, out_hw, t_factor, zoom)
+            return np.array([[l00, l01, b0], [l10, l11, b1], [0.0, 0.0, 1.0]])
+        ho, wo = out_hw
+        l00, l01, l10, l11, b0, b1 = self._affine(d, in_hw, out_hw, t_factor)
+        m = np.array([[l00, l01, b0], [l10, l11, b1], [0.0, 0.0, 1.0]])
+        q = _extent_corners(out_hw)
+        moved = q + d["corners"] * [wo, ho]
+        m = tf.fit_projective(q, moved) @ m
         if zoom != 1.0:
-            m = tf.scale(zoom, zoom, c_out) @ m
+            m = tf.scale(zoom, zoom, ((wo - 1) / 2.0, (ho - 1) / 2.0)) @ m
         return m
+
+    def _affine_theta(self, d, in_hw, out_hw, t_factor, zoom):
+        """θ (2x3 tuple, ``in_norm_from_out_norm``) of an affine variant: ``N_in · m⁻¹ · P_out`` in closed form."""
+        from .coords import _axis_scale_offset
+
+        l00, l01, l10, l11, b0, b1 = self._affine(d, in_hw, out_hw, t_factor, zoom)
+        ac = bool(self.align_corners)
+        (hi, wi), (ho, wo) = in_hw, out_hw
+        sxo, oxo = _axis_scale_offset(wo, ac)  # out pixel = s · norm + o
+        syo, oyo = _axis_scale_offset(ho, ac)
+        sxi, oxi = _axis_scale_offset(wi, ac)
+        syi, oyi = _axis_scale_offset(hi, ac)
+        det = l00 * l11 - l01 * l10  # > 0: positive scales, shears within ±89°
+        v00, v01, v10, v11 = l11 / det, -l01 / det, -l10 / det, l00 / det  # m⁻¹'s linear part
+        px, py = oxo - b0, oyo - b1  # the output pixel of normalized (0, 0), less the offset
+
+        def over(a, b):  # a / b, and 0 on an input axis with no extent (one pixel, align_corners), as coords does
+            return a / b + 0.0 if b else 0.0  # (+ 0.0: no negative zeros in records)
+
+        # input pixel = m⁻¹ · output pixel, output pixel = s_out · norm + o_out, input norm = (pixel - o_in) / s_in
+        return ((v00 * over(sxo, sxi) + 0.0, v01 * over(syo, sxi) + 0.0, over(v00 * px + v01 * py - oxi, sxi)),
+                (v10 * over(sxo, syi) + 0.0, v11 * over(syo, syi) + 0.0, over(v10 * px + v11 * py - oyi, syi)))
 
     def _spec(self, d, in_hw, out_hw, t_factor=1.0, zoom=1.0):
         import numpy as np
@@ -256,10 +302,12 @@ class Augmenter:
         from . import transforms as tf
         from .records import Elastic, TpsPoints, WarpSpec
 
-        m = self._matrix(d, in_hw, out_hw, t_factor, zoom)
         opts = dict(mode=self.mode, padding=self.padding, fill=self.fill, align_corners=self.align_corners,
                     out_hw=out_hw)
         elastic = None if self.elastic is None else Elastic(self.elastic[0], self.elastic[1], d["elastic_seed"])
+        if d["tps"] is None and self.perspective <= 0:
+            return WarpSpec(theta=self._affine_theta(d, in_hw, out_hw, t_factor, zoom), elastic=elastic, **opts)
+        m = self._matrix(d, in_hw, out_hw, t_factor, zoom)
         if d["tps"] is not None:
             dst = _lattice(out_hw, self.tps_grid)
             src = tf.apply_matrix(np.linalg.inv(m), dst)

@@ -332,3 +332,35 @@ def test_record_maps_are_computed_element_by_element(theta):
     nodes = [(float(b * step), float(a * step)) for a in range(-1, d.shape[0] - 1) for b in range(-1, d.shape[1] - 1)]
     base = np.array([python_map(x, y) for x, y in nodes]).reshape(d.shape)
     assert plan.lattice.tobytes() == (base + d).tobytes()
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_affine_records_are_the_composed_maps(align_corners):
+    """An affine variant's θ, computed in closed form, is ``N_in · m⁻¹ · P_out`` of the map composed from the
+    module docstring's factors (transforms' matrices), on non-square inputs and outputs, with flips,
+    shears and aspect changes; identity draws give exactly the identity."""
+    from stntool import transforms as tf
+    from stntool.coords import norm_from_pixel, pixel_from_norm
+
+    aug = Augmenter(rotate=(-180, 180), scale=(0.7, 1.3), aspect=(0.8, 1.25), shear=(-20, 20), shear_y=(-10, 10),
+                    translate=0.1, hflip=0.5, vflip=0.5, align_corners=align_corners)
+    rng = np.random.default_rng(11)
+    for k in range(60):
+        in_hw, out_hw = [((512, 512), (512, 512)), ((300, 500), (200, 260)), ((37, 91), (64, 33))][k % 3]
+        d = aug._draws(rng)
+        t_factor, zoom = (1.0, 1.0) if k % 2 else (0.5, 1.7)
+        (hi, wi), (ho, wo) = in_hw, out_hw
+        root = math.sqrt(d["aspect"])
+        m = tf.compose(tf.translate(-(wi - 1) / 2, -(hi - 1) / 2), tf.scale(wo / wi, ho / hi),
+                       tf.scale(-1.0 if d["hflip"] else 1.0, -1.0 if d["vflip"] else 1.0),
+                       tf.scale(d["scale"] * root, d["scale"] / root), tf.shear(d["shear"], d["shear_y"]),
+                       tf.rotate(d["rotate"]),
+                       tf.translate((wo - 1) / 2 + t_factor * d["tx"] * wo, (ho - 1) / 2 + t_factor * d["ty"] * ho),
+                       tf.scale(zoom, zoom, ((wo - 1) / 2, (ho - 1) / 2)))
+        np.testing.assert_allclose(aug._matrix(d, in_hw, out_hw, t_factor, zoom), m, rtol=0, atol=1e-11)
+        want = norm_from_pixel(in_hw, align_corners) @ np.linalg.inv(m) @ pixel_from_norm(out_hw, align_corners)
+        got = aug._spec(d, in_hw, out_hw, t_factor, zoom).theta
+        np.testing.assert_allclose(np.array(got), want[:2], rtol=0, atol=1e-13)
+    for hw in ((48, 64), (1, 7)):
+        assert Augmenter(align_corners=align_corners).sample(np.random.default_rng(0), hw).theta == (
+            (1.0, 0.0, 0.0), (0.0, 1.0 if hw[0] > 1 or not align_corners else 0.0, 0.0))
