@@ -255,24 +255,36 @@ class Augmenter:
             b0, b1 = zoom * (b0 - cxo) + cxo, zoom * (b1 - cyo) + cyo
         return l00, l01, l10, l11, b0, b1
 
+    def _in_from_out(self, d, in_hw, out_hw, t_factor=1.0, zoom=1.0):
+        """``in_pix_from_out_pix`` (3x3 nested tuples of Python floats) of one set of draws: the inverse of the
+        affine part in closed form, after the inverse of the perspective (output extent -> its moved
+        corners, :func:`_quad_from_square`), each entry by the same operations on every machine."""
+        l00, l01, l10, l11, b0, b1 = self._affine(d, in_hw, out_hw, t_factor)
+        det = l00 * l11 - l01 * l10  # > 0: positive scales, shears within ±89°
+        v00, v01, v10, v11 = l11 / det, -l01 / det, -l10 / det, l00 / det
+        inv_affine = ((v00, v01, -(v00 * b0 + v01 * b1)), (v10, v11, -(v10 * b0 + v11 * b1)), (0.0, 0.0, 1.0))
+        ho, wo = out_hw
+        if self.perspective <= 0:
+            back = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+        else:  # the moved corners back to the extent's: unit square from quad (adjugate), extent from unit square
+            quad = [(x + float(dx) * wo, y + float(dy) * ho)
+                    for (x, y), (dx, dy) in zip(((-0.5, -0.5), (wo - 0.5, -0.5), (wo - 0.5, ho - 0.5), (-0.5, ho - 0.5)),
+                                                d["corners"].tolist())]
+            back = _mul3(((wo, 0.0, -0.5), (0.0, ho, -0.5), (0.0, 0.0, 1.0)), _adjugate3(_quad_from_square(quad)))
+        if zoom != 1.0:  # about the output centre
+            cx, cy = (wo - 1) / 2.0, (ho - 1) / 2.0
+            back = _mul3(back, ((1.0 / zoom, 0.0, cx - cx / zoom), (0.0, 1.0 / zoom, cy - cy / zoom), (0.0, 0.0, 1.0)))
+        return _mul3(inv_affine, back)
+
     def _matrix(self, d, in_hw, out_hw, t_factor=1.0, zoom=1.0):
         """``out_pix_from_in_pix`` (3x3) of one set of draws."""
         import numpy as np
 
-        from . import transforms as tf
-
         if self.perspective <= 0:
             l00, l01, l10, l11, b0, b1 = self._affine(d, in_hw, out_hw, t_factor, zoom)
             return np.array([[l00, l01, b0], [l10, l11, b1], [0.0, 0.0, 1.0]])
-        ho, wo = out_hw
-        l00, l01, l10, l11, b0, b1 = self._affine(d, in_hw, out_hw, t_factor)
-        m = np.array([[l00, l01, b0], [l10, l11, b1], [0.0, 0.0, 1.0]])
-        q = _extent_corners(out_hw)
-        moved = q + d["corners"] * [wo, ho]
-        m = tf.fit_projective(q, moved) @ m
-        if zoom != 1.0:
-            m = tf.scale(zoom, zoom, ((wo - 1) / 2.0, (ho - 1) / 2.0)) @ m
-        return m
+        m = np.linalg.inv(np.array(self._in_from_out(d, in_hw, out_hw, t_factor, zoom)))
+        return m / m[2, 2]
 
     def _affine_theta(self, d, in_hw, out_hw, t_factor, zoom):
         """θ (2x3 tuple, ``in_norm_from_out_norm``) of an affine variant: ``N_in · m⁻¹ · P_out`` in closed form."""
@@ -307,21 +319,27 @@ class Augmenter:
         elastic = None if self.elastic is None else Elastic(self.elastic[0], self.elastic[1], d["elastic_seed"])
         if d["tps"] is None and self.perspective <= 0:
             return WarpSpec(theta=self._affine_theta(d, in_hw, out_hw, t_factor, zoom), elastic=elastic, **opts)
-        m = self._matrix(d, in_hw, out_hw, t_factor, zoom)
         if d["tps"] is not None:
             dst = _lattice(out_hw, self.tps_grid)
-            src = tf.apply_matrix(np.linalg.inv(m), dst)
+            src = tf.apply_matrix(np.array(self._in_from_out(d, in_hw, out_hw, t_factor, zoom)), dst)
             ho, wo = out_hw
             moved = dst + d["tps"] * [wo, ho]
             return WarpSpec(tps=TpsPoints(src.tolist(), moved.tolist()), elastic=elastic, **opts)
-        # θ = in_norm_from_out_norm; the map is invertible by construction (positive scales, shears within
-        # ±89°, a projective fit that raises for degenerate corners), so no singularity check is needed here
-        from .coords import _norm_from_pixel, _pixel_from_norm  # validated sizes: the shared, cached frames
+        # θ = in_norm_from_out_norm = N_in · in_from_out · P_out, scaled to θ[2][2] = 1
+        from .coords import _axis_scale_offset
 
         ac = bool(self.align_corners)
-        theta = _norm_from_pixel(in_hw, ac) @ np.linalg.inv(m) @ _pixel_from_norm(out_hw, ac)
-        theta = theta[:2] / theta[2, 2] if m[2, 0] == 0.0 and m[2, 1] == 0.0 else theta / theta[2, 2]
-        return WarpSpec(theta=tuple(map(tuple, theta.tolist())), elastic=elastic, **opts)
+        (hi, wi), (ho, wo) = in_hw, out_hw
+        sxo, oxo = _axis_scale_offset(wo, ac)
+        syo, oyo = _axis_scale_offset(ho, ac)
+        sxi, oxi = _axis_scale_offset(wi, ac)
+        syi, oyi = _axis_scale_offset(hi, ac)
+        ix, iy = (1.0 / sxi if sxi else 0.0), (1.0 / syi if syi else 0.0)
+        theta = _mul3(_mul3(((ix, 0.0, -oxi * ix), (0.0, iy, -oyi * iy), (0.0, 0.0, 1.0)),
+                            self._in_from_out(d, in_hw, out_hw, t_factor, zoom)),
+                      ((sxo, 0.0, oxo), (0.0, syo, oyo), (0.0, 0.0, 1.0)))
+        last = theta[2][2]
+        return WarpSpec(theta=tuple(tuple(v / last + 0.0 for v in row) for row in theta), elastic=elastic, **opts)
 
     def sample(self, rng, in_hw, out_hw=None):
         """One :class:`~stntool.records.WarpSpec` for an input of ``in_hw`` (output ``out_hw``, default the same).
@@ -466,6 +484,40 @@ def _move_labels(res, spec, in_hw, keypoints, boxes, mask, labels, min_visibilit
     if mask is not None:
         lb.check_mask(mask, in_hw)
         res.mask = lb.warp_mask(mask, spec, backend)
+
+
+def _mul3(a, b):
+    """``a @ b`` of two 3x3 nested sequences of Python floats, as nested tuples (sums in index order)."""
+    return tuple(tuple(a[r][0] * b[0][c] + a[r][1] * b[1][c] + a[r][2] * b[2][c] for c in range(3)) for r in range(3))
+
+
+def _adjugate3(m):
+    """The adjugate of a 3x3 (its inverse times its determinant: the same projective map's inverse)."""
+    (a, b, c), (d, e, f), (g, h, i) = m
+    return ((e * i - f * h, c * h - b * i, b * f - c * e),
+            (f * g - d * i, a * i - c * g, c * d - a * f),
+            (d * h - e * g, b * g - a * h, a * e - b * d))
+
+
+def _quad_from_square(quad):
+    """The projective map (3x3) taking the unit square's corners (0, 0), (1, 0), (1, 1), (0, 1) to ``quad``'s
+    four ``(x, y)`` in that order, in closed form (Heckbert's). Raises :class:`stntool.errors.DegenerateError`
+    when three of the corners are collinear."""
+    from .errors import DegenerateError
+
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = quad
+    sx, sy = x0 - x1 + x2 - x3, y0 - y1 + y2 - y3
+    dx1, dx2, dy1, dy2 = x1 - x2, x3 - x2, y1 - y2, y3 - y2
+    den = dx1 * dy2 - dx2 * dy1
+    g = (sx * dy2 - dx2 * sy) / den if den else math.inf
+    h = (dx1 * sy - sx * dy1) / den if den else math.inf
+    m = ((x1 - x0 + g * x1, x3 - x0 + h * x3, x0), (y1 - y0 + g * y1, y3 - y0 + h * y3, y0), (g, h, 1.0))
+    ok = all(math.isfinite(v) for row in m for v in row)
+    det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) \
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    if not ok or not abs(det) > 1e-12 * max(1.0, max(abs(v) for row in m for v in row if math.isfinite(v))) ** 2:
+        raise DegenerateError("the moved corners do not determine a projective map (three of them collinear)")
+    return m
 
 
 def _centre_corners(hw):

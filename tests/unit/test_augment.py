@@ -364,3 +364,42 @@ def test_affine_records_are_the_composed_maps(align_corners):
     for hw in ((48, 64), (1, 7)):
         assert Augmenter(align_corners=align_corners).sample(np.random.default_rng(0), hw).theta == (
             (1.0, 0.0, 0.0), (0.0, 1.0 if hw[0] > 1 or not align_corners else 0.0, 0.0))
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_perspective_records_are_the_fitted_maps(align_corners):
+    """A perspective variant's θ, in closed form (the corners' homography by Heckbert's formula, inverted by its
+    adjugate), is the one the general DLT fit (``transforms.fit_projective``) gives for the same corners."""
+    from stntool import transforms as tf
+    from stntool.augment import _extent_corners
+    from stntool.coords import norm_from_pixel, pixel_from_norm
+
+    aug = Augmenter(rotate=(-20, 20), scale=(0.8, 1.2), shear=(-10, 10), perspective=0.3, hflip=0.5,
+                    align_corners=align_corners)
+    rng = np.random.default_rng(3)
+    for k in range(60):
+        in_hw, out_hw = [((512, 512), (512, 512)), ((300, 500), (200, 260))][k % 2]
+        zoom = 1.0 if k % 3 else 1.4
+        d = aug._draws(rng)
+        l00, l01, l10, l11, b0, b1 = aug._affine(d, in_hw, out_hw)
+        q = _extent_corners(out_hw)
+        m = tf.fit_projective(q, q + d["corners"] * [out_hw[1], out_hw[0]]) @ np.array(
+            [[l00, l01, b0], [l10, l11, b1], [0.0, 0.0, 1.0]])
+        m = tf.scale(zoom, zoom, ((out_hw[1] - 1) / 2, (out_hw[0] - 1) / 2)) @ m
+        want = norm_from_pixel(in_hw, align_corners) @ np.linalg.inv(m) @ pixel_from_norm(out_hw, align_corners)
+        np.testing.assert_allclose(np.array(aug._spec(d, in_hw, out_hw, 1.0, zoom).theta), want / want[2, 2],
+                                   rtol=0, atol=1e-13)
+        np.testing.assert_allclose(aug._matrix(d, in_hw, out_hw, 1.0, zoom), m / m[2, 2], rtol=1e-12, atol=1e-9)
+
+
+def test_quad_from_square_and_degenerate_corners():
+    from stntool.augment import _quad_from_square
+    from stntool.errors import DegenerateError
+
+    quad = [(3.0, -2.0), (90.0, 5.0), (80.0, 70.0), (-4.0, 60.0)]
+    m = np.array(_quad_from_square(quad))
+    for (u, v), want in zip(((0, 0), (1, 0), (1, 1), (0, 1)), quad):
+        p = m @ (u, v, 1.0)
+        np.testing.assert_allclose(p[:2] / p[2], want, rtol=0, atol=1e-12)
+    with pytest.raises(DegenerateError):
+        _quad_from_square([(0.0, 0.0), (10.0, 0.0), (20.0, 0.0), (0.0, 10.0)])  # three corners on a line
