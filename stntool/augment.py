@@ -383,7 +383,14 @@ class Augmenter:
             return bool(np.all(np.isfinite(p)) and np.all(p >= margin) and np.all(p[:, 0] <= wi - 1 - margin)
                         and np.all(p[:, 1] <= hi - 1 - margin))
 
+        affine = self.tps <= 0 and self.elastic is None and self.perspective <= 0
         for t_factor in (1.0, 0.5, 0.25, 0.0):
+            if affine:  # the least zoom in closed form, checked as the search below would check it
+                zoom = self._least_zoom(d, in_hw, out_hw, t_factor, margin)
+                if zoom is None:
+                    continue
+                if inside(t_factor, zoom):
+                    return self._spec(d, in_hw, out_hw, t_factor, zoom)
             if inside(t_factor, 1.0):
                 return self._spec(d, in_hw, out_hw, t_factor)
             if not inside(t_factor, 16.0):
@@ -394,6 +401,32 @@ class Augmenter:
                 lo, hi_z = (lo, mid) if inside(t_factor, mid) else (mid, hi_z)
             return self._spec(d, in_hw, out_hw, t_factor, hi_z)
         return self._spec(d, in_hw, out_hw)
+
+    def _least_zoom(self, d, in_hw, out_hw, t_factor, margin, most=16.0):
+        """The least zoom ``z`` in ``[1, most]`` with which an affine variant's four corner pixel centres (so all
+        of them) read input points within ``margin .. size - 1 - margin``; None when there is none.
+
+        With the zoom about the output centre ``c``, corner ``q`` reads ``P + V / z``, ``P = m⁻¹(c)`` and
+        ``V = L⁻¹ (q - c)``: each bound gives ``z >= V / (bound - P)`` when ``V`` points at it."""
+        l00, l01, l10, l11, b0, b1 = self._affine(d, in_hw, out_hw, t_factor)
+        det = l00 * l11 - l01 * l10
+        v00, v01, v10, v11 = l11 / det, -l01 / det, -l10 / det, l00 / det
+        (hi, wi), (ho, wo) = in_hw, out_hw
+        cx, cy = (wo - 1) / 2.0, (ho - 1) / 2.0
+        px, py = v00 * (cx - b0) + v01 * (cy - b1), v10 * (cx - b0) + v11 * (cy - b1)
+        zoom = 1.0
+        for p, size, row in ((px, wi, (v00, v01)), (py, hi, (v10, v11))):
+            lo, top = margin, size - 1 - margin
+            if not lo <= p <= top:
+                return None
+            for qx, qy in ((-cx, -cy), (cx, -cy), (cx, cy), (-cx, cy)):
+                v = row[0] * qx + row[1] * qy
+                room = top - p if v > 0 else lo - p
+                if v != 0:
+                    if room == 0:
+                        return None
+                    zoom = max(zoom, v / room)
+        return zoom if zoom <= most else None
 
     # ------------------------------------------------------------------ applying
 

@@ -403,3 +403,41 @@ def test_quad_from_square_and_degenerate_corners():
         np.testing.assert_allclose(p[:2] / p[2], want, rtol=0, atol=1e-12)
     with pytest.raises(DegenerateError):
         _quad_from_square([(0.0, 0.0), (10.0, 0.0), (20.0, 0.0), (0.0, 10.0)])  # three corners on a line
+
+
+def test_keep_inside_takes_the_least_zoom_of_an_affine_variant():
+    """For affine variants the zoom comes in closed form: every corner pixel centre reads the input inside its
+    pixel centres, a slightly smaller zoom puts one outside (when the zoom is above 1), and the record is the
+    one the bisection of other variants finds, to its resolution."""
+    from stntool.augment import _outline
+
+    class Bisecting(Augmenter):
+        def _least_zoom(self, *args, **kwargs):
+            return 1.0  # no closed form: the search below it runs
+
+    opts = dict(rotate=(-180, 180), scale=(0.3, 3.0), translate=0.45, aspect=(0.5, 2.0), shear=(-10, 10),
+                keep_inside=True)
+    aug, slow = Augmenter(**opts), Bisecting(**opts)
+    rng = np.random.default_rng(8)
+    zoomed = 0
+    for k in range(150):
+        in_hw, out_hw = [((300, 500), (200, 260)), ((64, 64), (64, 64)), ((40, 30), (30, 45))][k % 3]
+        d = aug._draws(rng)
+        spec = aug._inside(d, in_hw, out_hw)
+        np.testing.assert_allclose(spec.theta, slow._inside(d, in_hw, out_hw).theta, rtol=0, atol=3e-8)
+        edge = _outline(out_hw, 1)
+
+        def reads_inside(s):
+            p = maps.in_from_out(s, edge, in_hw)
+            return bool((p >= -1e-9).all() and (p[:, 0] <= in_hw[1] - 1 + 1e-9).all()
+                        and (p[:, 1] <= in_hw[0] - 1 + 1e-9).all())
+
+        assert reads_inside(spec)
+        for t_factor in (1.0, 0.5, 0.25, 0.0):
+            zoom = aug._least_zoom(d, in_hw, out_hw, t_factor, -1e-9)
+            if zoom is not None:
+                break
+        if zoom is not None and zoom > 1.0:
+            zoomed += 1
+            assert not reads_inside(aug._spec(d, in_hw, out_hw, t_factor, zoom * (1 - 1e-7)))
+    assert zoomed > 50
