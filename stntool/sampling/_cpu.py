@@ -871,8 +871,22 @@ def _span_bil_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
 @jit_device
 def _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     """Each pixel but the span's last with 4-byte loads and one 4-byte store (:func:`_bilinear_u8_put4`),
-    where its taps are not the array's last bytes; the others with exact loads and stores."""
+    where its taps are not the array's last bytes; the others with exact loads and stores. When no pixel
+    of the span can reach those bytes (its offset is at most the one of its largest row and column), the
+    loop checks nothing per pixel."""
+    if j_stop <= j_lo:
+        return
     wide = src.size - row - 6  # the offsets whose taps' 4-byte loads stay inside src
+    last = j_stop - 1
+    xe = xq + (last - j_lo) * dxq  # the last pixel's coordinates (exact: integer steps)
+    ye = yq + (last - j_lo) * dyq
+    if sbase + (max(yq, ye) >> 32) * row + (max(xq, xe) >> 32) * 3 < wide:
+        for j in range(j_lo, last):
+            off = sbase + (yq >> 32) * row + (xq >> 32) * 3
+            _bilinear_u8_put4(src, off, row, _w15(xq), _w15(yq), dst, dbase + j * 3)
+            xq += dxq
+            yq += dyq
+        j_lo = last
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32) * 3
         d = dbase + j * 3
