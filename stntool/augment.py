@@ -260,8 +260,7 @@ class Augmenter:
         affine part in closed form, after the inverse of the perspective (output extent -> its moved
         corners, :func:`_quad_from_square`), each entry by the same operations on every machine."""
         l00, l01, l10, l11, b0, b1 = self._affine(d, in_hw, out_hw, t_factor)
-        det = l00 * l11 - l01 * l10  # > 0: positive scales, shears within ±89°
-        v00, v01, v10, v11 = l11 / det, -l01 / det, -l10 / det, l00 / det
+        v00, v01, v10, v11 = _inverse2(l00, l01, l10, l11)
         inv_affine = ((v00, v01, -(v00 * b0 + v01 * b1)), (v10, v11, -(v10 * b0 + v11 * b1)), (0.0, 0.0, 1.0))
         ho, wo = out_hw
         if self.perspective <= 0:
@@ -297,8 +296,7 @@ class Augmenter:
         syo, oyo = _axis_scale_offset(ho, ac)
         sxi, oxi = _axis_scale_offset(wi, ac)
         syi, oyi = _axis_scale_offset(hi, ac)
-        det = l00 * l11 - l01 * l10  # > 0: positive scales, shears within ±89°
-        v00, v01, v10, v11 = l11 / det, -l01 / det, -l10 / det, l00 / det  # m⁻¹'s linear part
+        v00, v01, v10, v11 = _inverse2(l00, l01, l10, l11)  # m⁻¹'s linear part
         px, py = oxo - b0, oyo - b1  # the output pixel of normalized (0, 0), less the offset
 
         def over(a, b):  # a / b, and 0 on an input axis with no extent (one pixel, align_corners), as coords does
@@ -409,8 +407,7 @@ class Augmenter:
         With the zoom about the output centre ``c``, corner ``q`` reads ``P + V / z``, ``P = m⁻¹(c)`` and
         ``V = L⁻¹ (q - c)``: each bound gives ``z >= V / (bound - P)`` when ``V`` points at it."""
         l00, l01, l10, l11, b0, b1 = self._affine(d, in_hw, out_hw, t_factor)
-        det = l00 * l11 - l01 * l10
-        v00, v01, v10, v11 = l11 / det, -l01 / det, -l10 / det, l00 / det
+        v00, v01, v10, v11 = _inverse2(l00, l01, l10, l11)
         (hi, wi), (ho, wo) = in_hw, out_hw
         cx, cy = (wo - 1) / 2.0, (ho - 1) / 2.0
         px, py = v00 * (cx - b0) + v01 * (cy - b1), v10 * (cx - b0) + v11 * (cy - b1)
@@ -517,6 +514,13 @@ def _move_labels(res, spec, in_hw, keypoints, boxes, mask, labels, min_visibilit
     if mask is not None:
         lb.check_mask(mask, in_hw)
         res.mask = lb.warp_mask(mask, spec, backend)
+
+
+def _inverse2(l00, l01, l10, l11):
+    """The inverse of the 2x2 ``[[l00, l01], [l10, l11]]`` (an affine variant's linear part, whose determinant
+    is positive: positive scales, shears within ±89°), entry by entry: its adjugate over its determinant."""
+    det = l00 * l11 - l01 * l10
+    return l11 / det, -l01 / det, -l10 / det, l00 / det
 
 
 def _mul3(a, b):
