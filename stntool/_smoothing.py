@@ -3,7 +3,8 @@
 The same separable Gaussian with replicated edges, evaluated in the same order of operations (each
 value is ``((0 + x0 w0) + x1 w1) + ...`` over the taps in order, first along axis -2 of the field,
 then along axis -1, as the spec's loop over ``axis in (-2, -1)``), so the results are the spec's bits;
-the tests compare the two.
+the tests compare the two. :func:`noise_field` draws an elastic record's noise and smooths it, one
+channel per thread (:func:`stntool.sampling._cpu._run_blocks`), with the bits of the NumPy recipe.
 """
 
 from __future__ import annotations
