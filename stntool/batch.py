@@ -350,6 +350,7 @@ class Manifest:
 
     ``append`` keeps an existing file's lines and adds after them (resuming a run with
     ``skip_existing`` keeps the earlier run's records; a reader takes the last line per output).
+    A missing folder is created, as the output folder is (``--manifest out/run.jsonl -o out/``).
     Raises :class:`ImageWriteError` when the file cannot be created. Use as a context manager or
     call :meth:`close` (closing stdout is left to the process).
     """
@@ -360,6 +361,9 @@ class Manifest:
             self.file = sys.stdout
         else:
             try:
+                folder = os.path.dirname(os.fspath(path))
+                if folder:
+                    os.makedirs(folder, exist_ok=True)
                 self.file = open(path, "a" if append else "w", encoding="utf-8")
                 if append:
                     self._end_last_line()

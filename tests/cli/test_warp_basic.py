@@ -158,3 +158,20 @@ def test_exif_orientation(tmp_path, run):
             str(tmp_path / "p.png"), "-q")
     assert r.exit_code == 0
     assert read(tmp_path / "p.png").shape == (8, 16, 3)
+
+
+def test_manifest_folder_is_created_like_the_output_folder(tmp_path, run):
+    """``--manifest out/run.jsonl -o out/``: the manifest may go into the folder the run creates; a path that
+    cannot be a folder is still one clear usage error."""
+    write(tmp_path / "in.png", encode(small_rgb(), ".png"))
+    out = tmp_path / "out"
+    r = run("--theta", SHIFT, str(tmp_path / "in.png"), "-o", str(out), "--manifest", str(out / "logs" / "run.jsonl"),
+            "-q")
+    assert r.exit_code == 0, r.stderr
+    rec = json.loads((out / "logs" / "run.jsonl").read_text())
+    assert rec["status"] == "ok" and (out / "in.png").exists()
+    (tmp_path / "file").write_text("x")
+    r = run("--theta", SHIFT, str(tmp_path / "in.png"), "-o", str(tmp_path / "o2"), "--manifest",
+            str(tmp_path / "file" / "run.jsonl"), "-q")
+    assert r.exit_code == 2 and "--manifest" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o2").exists()

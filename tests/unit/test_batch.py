@@ -167,8 +167,12 @@ def test_manifest_flushes_every_line_and_closes(tmp_path):
     assert json.loads(path.read_text()) == {"input": "a", "x": 0.5, "p": "caf\udce9"}  # visible before close
     m.close()
     assert m.file is None
+    made = batch.Manifest(str(tmp_path / "new" / "dir" / "m.jsonl"))  # a missing folder is created
+    made.write({"input": "b"})
+    made.close()
+    assert json.loads((tmp_path / "new" / "dir" / "m.jsonl").read_text()) == {"input": "b"}
     with pytest.raises(ImageWriteError, match="cannot write"):
-        batch.Manifest(str(tmp_path / "no" / "such" / "dir" / "m.jsonl"))
+        batch.Manifest(str(path / "under" / "a" / "file.jsonl"))  # a file where a folder would be
 
 
 # --------------------------------------------------------------------------- running
