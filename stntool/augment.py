@@ -275,16 +275,6 @@ class Augmenter:
             back = _mul3(back, ((1.0 / zoom, 0.0, cx - cx / zoom), (0.0, 1.0 / zoom, cy - cy / zoom), (0.0, 0.0, 1.0)))
         return _mul3(inv_affine, back)
 
-    def _matrix(self, d, in_hw, out_hw, t_factor=1.0, zoom=1.0):
-        """``out_pix_from_in_pix`` (3x3) of one set of draws."""
-        import numpy as np
-
-        if self.perspective <= 0:
-            l00, l01, l10, l11, b0, b1 = self._affine(d, in_hw, out_hw, t_factor, zoom)
-            return np.array([[l00, l01, b0], [l10, l11, b1], [0.0, 0.0, 1.0]])
-        m = np.linalg.inv(np.array(self._in_from_out(d, in_hw, out_hw, t_factor, zoom)))
-        return m / m[2, 2]
-
     def _affine_theta(self, d, in_hw, out_hw, t_factor, zoom):
         """θ (2x3 tuple, ``in_norm_from_out_norm``) of an affine variant: ``N_in · m⁻¹ · P_out`` in closed form."""
         from .coords import _axis_scale_offset
@@ -324,18 +314,11 @@ class Augmenter:
             moved = dst + d["tps"] * [wo, ho]
             return WarpSpec(tps=TpsPoints(src.tolist(), moved.tolist()), elastic=elastic, **opts)
         # θ = in_norm_from_out_norm = N_in · in_from_out · P_out, scaled to θ[2][2] = 1
-        from .coords import _axis_scale_offset
+        from .coords import _norm_from_pixel, _pixel_from_norm  # validated sizes: the shared, cached frames
 
         ac = bool(self.align_corners)
-        (hi, wi), (ho, wo) = in_hw, out_hw
-        sxo, oxo = _axis_scale_offset(wo, ac)
-        syo, oyo = _axis_scale_offset(ho, ac)
-        sxi, oxi = _axis_scale_offset(wi, ac)
-        syi, oyi = _axis_scale_offset(hi, ac)
-        ix, iy = (1.0 / sxi if sxi else 0.0), (1.0 / syi if syi else 0.0)
-        theta = _mul3(_mul3(((ix, 0.0, -oxi * ix), (0.0, iy, -oyi * iy), (0.0, 0.0, 1.0)),
-                            self._in_from_out(d, in_hw, out_hw, t_factor, zoom)),
-                      ((sxo, 0.0, oxo), (0.0, syo, oyo), (0.0, 0.0, 1.0)))
+        theta = _mul3(_mul3(_norm_from_pixel(in_hw, ac).tolist(), self._in_from_out(d, in_hw, out_hw, t_factor, zoom)),
+                      _pixel_from_norm(out_hw, ac).tolist())
         last = theta[2][2]
         return WarpSpec(theta=tuple(tuple(v / last + 0.0 for v in row) for row in theta), elastic=elastic, **opts)
 

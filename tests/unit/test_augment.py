@@ -357,7 +357,8 @@ def test_affine_records_are_the_composed_maps(align_corners):
                        tf.rotate(d["rotate"]),
                        tf.translate((wo - 1) / 2 + t_factor * d["tx"] * wo, (ho - 1) / 2 + t_factor * d["ty"] * ho),
                        tf.scale(zoom, zoom, ((wo - 1) / 2, (ho - 1) / 2)))
-        np.testing.assert_allclose(aug._matrix(d, in_hw, out_hw, t_factor, zoom), m, rtol=0, atol=1e-11)
+        l00, l01, l10, l11, b0, b1 = aug._affine(d, in_hw, out_hw, t_factor, zoom)
+        np.testing.assert_allclose([[l00, l01, b0], [l10, l11, b1], [0.0, 0.0, 1.0]], m, rtol=0, atol=1e-11)
         want = norm_from_pixel(in_hw, align_corners) @ np.linalg.inv(m) @ pixel_from_norm(out_hw, align_corners)
         got = aug._spec(d, in_hw, out_hw, t_factor, zoom).theta
         np.testing.assert_allclose(np.array(got), want[:2], rtol=0, atol=1e-13)
@@ -389,7 +390,9 @@ def test_perspective_records_are_the_fitted_maps(align_corners):
         want = norm_from_pixel(in_hw, align_corners) @ np.linalg.inv(m) @ pixel_from_norm(out_hw, align_corners)
         np.testing.assert_allclose(np.array(aug._spec(d, in_hw, out_hw, 1.0, zoom).theta), want / want[2, 2],
                                    rtol=0, atol=1e-13)
-        np.testing.assert_allclose(aug._matrix(d, in_hw, out_hw, 1.0, zoom), m / m[2, 2], rtol=1e-12, atol=1e-9)
+        back = np.array(aug._in_from_out(d, in_hw, out_hw, 1.0, zoom))  # what TPS sources are taken through
+        inv = np.linalg.inv(m)
+        np.testing.assert_allclose(back / back[2, 2], inv / inv[2, 2], rtol=1e-12, atol=1e-9)
 
 
 def test_quad_from_square_and_degenerate_corners():
