@@ -352,6 +352,18 @@ def _interval(q0, dq, lo_q, hi_q, j_lo, j_hi):
     return j_lo, j_hi
 
 
+@jit_inline
+def _row_interval(xq, yq, dxq, dyq, lo_q, x_stop, y_stop, wo):
+    """The pixels ``j`` of a row of ``wo`` whose 32.32 coordinates ``xq + j dxq``, ``yq + j dyq`` lie in
+    ``lo_q <= q < x_stop`` and ``lo_q <= q < y_stop``: one interval ``(j_lo, j_hi)`` (the coordinates are
+    linear in ``j``), ``(wo, wo - 1)`` when there are none."""
+    j_lo, j_hi = _interval(xq, dxq, lo_q, x_stop, 0, wo - 1)
+    j_lo, j_hi = _interval(yq, dyq, lo_q, y_stop, j_lo, j_hi)
+    if j_hi < j_lo:
+        return wo, wo - 1
+    return j_lo, j_hi
+
+
 # --------------------------------------------------------------------------- vector and memory intrinsics
 # LLVM does not vectorize the per-channel scalar loops (numba leaves its SLP vectorizer off), so the
 # hottest 3-channel taps are written as vector IR: the channels are the lanes of one operation, in
@@ -1574,11 +1586,7 @@ def _fill_outside(xq, yq, dxq, dyq, lo_q, hi_q, h, w, wo, dst, dbase, fill, cc, 
     pixels inside it (one interval: the coordinates are linear in ``j``; empty, ``(wo, wo - 1)``, when none
     is)."""
     one = np.int64(1) << 32
-    c_lo, c_hi = _interval(xq, dxq, lo_q, w * one + hi_q, 0, wo - 1)
-    c_lo, c_hi = _interval(yq, dyq, lo_q, h * one + hi_q, c_lo, c_hi)
-    if c_hi < c_lo:
-        c_lo = wo
-        c_hi = wo - 1
+    c_lo, c_hi = _row_interval(xq, yq, dxq, dyq, lo_q, w * one + hi_q, h * one + hi_q, wo)
     for r in range(2):  # one inlined copy of the fill for both sides
         _fill_range(dst, dbase, 0 if r == 0 else c_hi + 1, c_lo if r == 0 else wo, fill, cc, is_int, maxv)
     return c_lo, c_hi
@@ -1713,11 +1721,8 @@ def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
                 yq0 = _to_q(y0)
                 dxq = _to_q(dx)
                 dyq = _to_q(dy)
-                j_lo, j_hi = _interval(xq0, dxq, lo_in, (w - 1) * one + hi_in, 0, wo - 1)
-                j_lo, j_hi = _interval(yq0, dyq, lo_in, (h - 1) * one + hi_in, j_lo, j_hi)
-                if j_hi < j_lo:
-                    j_lo = wo
-                    j_hi = wo - 1
+                j_lo, j_hi = _row_interval(xq0, yq0, dxq, dyq, lo_in, (w - 1) * one + hi_in, (h - 1) * one + hi_in,
+                                           wo)
                 if j_hi >= j_lo:
                     span(src, sbase, w * cc, cc, xq0 + j_lo * dxq, yq0 + j_lo * dyq, dxq, dyq, j_lo, j_hi + 1, dst,
                          dbase, is_int, maxv, coef)
