@@ -44,16 +44,6 @@ def _smooth_channel(field, taps, scale, out, c, tmp, padded, acc):
 
 
 @jit_serial
-def _smooth_rows_then_columns(field, taps, scale, out):
-    n_ch, h, w = field.shape
-    tmp = np.empty((h, w))
-    padded = np.empty(w + taps.size - 1)
-    acc = np.empty(w)
-    for c in range(n_ch):
-        _smooth_channel(field[c], taps, scale, out, c, tmp, padded, acc)
-
-
-@jit_serial
 def _draw_and_smooth(gen0, gen1, step, taps, scale, out, work, role):
     """Channel ``c`` (0 or 1) of ``out (H, W, 2)``: uniform noise from ``gen_c`` (``random()`` row by row, as
     ``(u * 2 - 1) / step``), smoothed and scaled as :func:`_smooth_channel`. The channels are the items of
@@ -78,18 +68,10 @@ def _draw_and_smooth(gen0, gen1, step, taps, scale, out, work, role):
     return _finish(work, role, joined)
 
 
-def smooth(field: np.ndarray, taps: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    """``np.moveaxis(maps._smooth(field, taps) * scale, 0, -1)`` of a ``(C, H, W)`` float64 field, compiled:
-    ``(H, W, C)``, C-contiguous, the same bits."""
-    field = np.ascontiguousarray(field, dtype=np.float64)
-    out = np.empty(field.shape[1:] + field.shape[:1])
-    _smooth_rows_then_columns(field, np.ascontiguousarray(taps, dtype=np.float64), float(scale), out)
-    return out
-
-
 def noise_field(seed: int, hw, step: int, taps: np.ndarray, scale: float) -> np.ndarray:
-    """``smooth(noise, taps, scale)`` of ``noise = (Generator(PCG64(seed)).random((2, H, W)) * 2 - 1) / step``,
-    the same bits, with the two channels drawn and smoothed on two threads when there are."""
+    """``np.moveaxis(maps._smooth(noise, taps) * scale, 0, -1)`` of ``noise = (Generator(PCG64(seed)).random((2, H, W))
+    * 2 - 1) / step``, compiled: ``(H, W, 2)``, C-contiguous, the same bits, the two channels drawn and smoothed
+    on two threads when there are."""
     from .sampling._cpu import _run_blocks
 
     h, w = hw
