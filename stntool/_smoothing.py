@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit_inline, jit_serial
-from .sampling._cpu import _claim, _finish, _join
+from .sampling._cpu import _claim, _finish, _join, _run_blocks
 
 
 @jit_inline
@@ -72,8 +72,6 @@ def noise_field(seed: int, hw, step: int, taps: np.ndarray, scale: float) -> np.
     """``np.moveaxis(maps._smooth(noise, taps) * scale, 0, -1)`` of ``noise = (Generator(PCG64(seed)).random((2, H, W))
     * 2 - 1) / step``, compiled: ``(H, W, 2)``, C-contiguous, the same bits, the two channels drawn and smoothed
     on two threads when there are."""
-    from .sampling._cpu import _run_blocks
-
     h, w = hw
     first = np.random.PCG64(seed)
     second = np.random.PCG64(seed)
