@@ -2050,6 +2050,9 @@ ENTRIES = {
 MIN_PARALLEL_WORK = 16384
 #: Chunks per thread a call's items are cut into (a late thread costs at most about one chunk).
 CHUNKS_PER_THREAD = 16
+#: Chunks per thread each image of a batch is cut into at least, for kernels that prefetch the next
+#: image (:func:`_run_blocks`'s ``per_image``).
+IMAGE_SHARES = 4
 _helpers = None
 _helpers_lock = threading.Lock()
 
@@ -2191,18 +2194,26 @@ def _schedule(n_items, chunk):
     return work
 
 
-def _run_blocks(kernel, n_items, work, args_before, args_after):
+def _run_blocks(kernel, n_items, work, args_before, args_after, per_image=0):
     """``kernel(*args_before, schedule, role, *args_after)`` over items ``0 <= i < n_items`` on up to
     ``numba.get_num_threads()`` threads (which the caller may lower per thread): the caller's thread and
     helper threads claim chunks of items from a shared schedule (:func:`_claim`) until none is left.
     Small calls (``work`` output values below :data:`MIN_PARALLEL_WORK`) and single-thread settings run
     on the caller's thread alone. Items write disjoint outputs, so the result does not depend on which
-    thread ran which chunk."""
+    thread ran which chunk.
+
+    ``per_image``: items per image of a batch, when the kernel prefetches the next image while it samples
+    one (:func:`_prefetch_next`); a chunk is then at most :data:`IMAGE_SHARES` ths of an image per thread,
+    so every thread works on every image and their prefetches together bring in all of the next one
+    (with a whole image per chunk, each thread prefetches the image another thread is already sampling)."""
     n_thr = min(_thread_count(), n_items)
     if n_thr <= 1 or work < MIN_PARALLEL_WORK:
         kernel(*args_before, _schedule(n_items, max(n_items, 1)), CALLER, *args_after)
         return
-    schedule = _schedule(n_items, max(1, n_items // (CHUNKS_PER_THREAD * n_thr)))
+    chunk = max(1, n_items // (CHUNKS_PER_THREAD * n_thr))
+    if per_image:
+        chunk = min(chunk, max(1, per_image // (IMAGE_SHARES * n_thr)))
+    schedule = _schedule(n_items, chunk)
     helpers = _helper_queue()
     tasks = [_Task(kernel, (*args_before, schedule, HELPER, *args_after), schedule) for _ in range(n_thr - 1)]
     for t in tasks:
@@ -2219,7 +2230,8 @@ def warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, pr
     """``out[n, i, j] = img[n]`` sampled at ``maps[n] @ (j, i, 1)`` (pixel maps ``in_pix_from_out_pix``)."""
     kernel = ENTRIES[("projective" if projective else "affine", int(mode))]
     n_rows = out.shape[0] * out.shape[1]
-    _run_blocks(kernel, n_rows, out.size, (img, maps, out), (pad, align_corners, fill, is_int, maxv))
+    _run_blocks(kernel, n_rows, out.size, (img, maps, out), (pad, align_corners, fill, is_int, maxv),
+                per_image=out.shape[1])
 
 
 def sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv):

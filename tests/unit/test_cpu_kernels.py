@@ -64,6 +64,27 @@ def test_blocks_on_threads_give_the_same_bits_as_one_thread(rng, split_small_cal
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two numba threads")
+@pytest.mark.parametrize("projective", [False, True])
+def test_a_batch_is_cut_into_shares_of_each_image(rng, split_small_calls, monkeypatch, projective):
+    """A batch's rows are claimed in chunks of at most 1/(IMAGE_SHARES threads) of an image (so the
+    threads sample every image together and prefetch the next one together), whatever the batch size,
+    with the one-thread bits; a single image keeps the usual CHUNKS_PER_THREAD cut."""
+    made = []
+    schedule = _cpu._schedule
+    monkeypatch.setattr(_cpu, "_schedule", lambda *a: made.append(schedule(*a)) or made[-1])
+    theta = [[1.05, 0.2, 0.05], [-0.1, 0.95, 0.1], [0.15, -0.2, 1.0]] if projective else \
+        [[0.9, -0.3, 0.1], [0.35, 0.85, -0.05]]
+    for n, ho, want_chunk in ((40, 64, 64 // (_cpu.IMAGE_SHARES * 2)), (1, 64, 64 // (_cpu.CHUNKS_PER_THREAD * 2))):
+        img = (rng.random((n, 30, 20, 3)) * 255).astype(np.uint8)
+        _threads(1)
+        one = stntool.warp(img, theta, (ho, 24), backend="cpu")
+        _threads(2)
+        two = stntool.warp(img, theta, (ho, 24), backend="cpu")
+        np.testing.assert_array_equal(one, two)
+        assert made[-1][_cpu.W_ITEMS] == n * ho and made[-1][_cpu.W_CHUNK] == want_chunk
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two numba threads")
 def test_backward_is_deterministic_across_thread_counts(rng, split_small_calls):
     img = rng.random((2, 9, 10, 2))
     grid = rng.uniform(-1.1, 1.1, (2, 7, 8, 2))
