@@ -3,13 +3,17 @@
 The same separable Gaussian with replicated edges, evaluated in the same order of operations (each
 value is ``((0 + x0 w0) + x1 w1) + ...`` over the taps in order, first along axis -2 of the field,
 then along axis -1, as the spec's loop over ``axis in (-2, -1)``), so the results are the spec's bits;
-the tests compare the two. :func:`noise_field` draws an elastic record's noise and smooths it, one
-channel per thread (:func:`stntool.sampling._cpu._run_blocks`), with the bits of the NumPy recipe.
+the tests compare the two. :func:`noise_field` draws an elastic record's noise (NumPy's PCG64 stream,
+stepped in interleaved lanes) and smooths it, one channel per thread
+(:func:`stntool.sampling._cpu._run_blocks`), with the bits of the NumPy recipe.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 from ._jit import jit_inline, jit_serial
 from .sampling._cpu import _claim, _finish, _join, _run_blocks
@@ -17,19 +21,21 @@ from .sampling._cpu import _claim, _finish, _join, _run_blocks
 
 @jit_inline
 def _smooth_channel(field, taps, scale, out, c, tmp, padded, acc):
-    """``out[:, :, c]`` = ``field (H, W)`` smoothed along axis 0, then along axis 1, times ``scale``; ``tmp``
-    ``(H, W)``, ``padded`` ``(W + taps.size - 1)`` and ``acc`` ``(W)`` are scratch."""
-    h, w = field.shape
+    """``out[:, :, c]`` = ``field`` (flat, its first ``H * W`` elements the rows of ``(H, W)``) smoothed along
+    axis 0, then along axis 1, times ``scale``; ``tmp`` ``(H, W)``, ``padded`` ``(W + taps.size - 1)`` and ``acc``
+    ``(W)`` are scratch."""
+    h, w = tmp.shape
     n_taps = taps.size
     r = n_taps // 2
     for i in range(h):  # along axis -2
         for j in range(w):
             tmp[i, j] = 0.0
         for k in range(n_taps):
-            src = min(max(i + k - r, 0), h - 1)
+            src = min(max(i + k - r, 0), h - 1) * w
+            row = field[src:src + w]
             wk = taps[k]
             for j in range(w):
-                tmp[i, j] += field[src, j] * wk
+                tmp[i, j] += row[j] * wk
     for i in range(h):  # along axis -1
         for j in range(w + 2 * r):
             padded[j] = tmp[i, min(max(j - r, 0), w - 1)]
@@ -43,14 +49,96 @@ def _smooth_channel(field, taps, scale, out, c, tmp, padded, acc):
             out[i, j, c] = acc[j] * scale
 
 
+# --------------------------------------------------------------------------- PCG64, stepped in lanes
+# NumPy's PCG64 (the bit generator of ``default_rng``): a 128-bit LCG ``s <- s M + inc`` whose 64-bit
+# output is the XSL-RR of the new state, and ``random()`` = ``(out >> 11) 2**-53``. One stream is a
+# chain of dependent 128-bit multiplies; :data:`LANES` interleaved lanes, lane ``k`` holding the states
+# of draws ``k, k + LANES, ...`` and stepping by ``M**LANES`` (:func:`_lane_start`), give the same
+# doubles in the same order without waiting on each multiply.
+
+PCG_MULT = 0x2360ED051FC65DA44385DF649FCCF645
+LANES = 4
+_MASK64 = (1 << 64) - 1
+_MASK128 = (1 << 128) - 1
+
+
+def _split(v: int) -> tuple:
+    return (v >> 64) & _MASK64, v & _MASK64
+
+
+def _lane_start(bitgen: np.random.PCG64) -> np.ndarray:
+    """``[[state hi, state lo] per lane..., [M**LANES hi, lo], [step hi, lo]]`` (uint64): lane ``k`` holds
+    the state of ``bitgen``'s draw ``k`` (the state after ``k + 1`` steps); a lane steps ``s <- s A + C``
+    with ``A = M**LANES``, ``C = inc (M**(LANES-1) + ... + 1)``, all mod 2**128."""
+    st = bitgen.state["state"]
+    s, inc = st["state"], st["inc"]
+    rows = []
+    for _ in range(LANES):
+        s = (s * PCG_MULT + inc) & _MASK128
+        rows.append(_split(s))
+    a, c = 1, 0
+    for _ in range(LANES):
+        a, c = (a * PCG_MULT) & _MASK128, (c * PCG_MULT + inc) & _MASK128
+    rows += [_split(a), _split(c)]
+    return np.array(rows, dtype=np.uint64)
+
+
+@intrinsic
+def _pcg_lane(typingctx, hi, lo, a_hi, a_lo, c_hi, c_lo):
+    """``(double, hi, lo)``: NumPy's ``random()`` of the PCG64 state ``(hi, lo)`` (XSL-RR output, 53 bits
+    times 2**-53) and the lane's next state ``s A + C`` mod 2**128 (uint64 halves)."""
+    if not all(isinstance(t, types.Integer) for t in (hi, lo, a_hi, a_lo, c_hi, c_lo)):
+        return None
+    sig = types.Tuple((types.float64, types.uint64, types.uint64))(types.uint64, types.uint64, types.uint64,
+                                                                   types.uint64, types.uint64, types.uint64)
+
+    def codegen(context, builder, sig, args):
+        i64, i128 = ir.IntType(64), ir.IntType(128)
+
+        def wide(h, l):
+            return builder.or_(builder.shl(builder.zext(h, i128), ir.Constant(i128, 64)), builder.zext(l, i128))
+
+        s = wide(args[0], args[1])
+        s_hi, s_lo = args[0], args[1]
+        rot = builder.lshr(s_hi, ir.Constant(i64, 58))
+        x = builder.xor(s_hi, s_lo)
+        out = builder.or_(builder.lshr(x, rot), builder.shl(x, builder.and_(builder.neg(rot), ir.Constant(i64, 63))))
+        u = builder.fmul(builder.uitofp(builder.lshr(out, ir.Constant(i64, 11)), ir.DoubleType()),
+                         ir.Constant(ir.DoubleType(), 1.0 / 9007199254740992.0))
+        nxt = builder.add(builder.mul(s, wide(args[2], args[3])), wide(args[4], args[5]))
+        n_hi = builder.trunc(builder.lshr(nxt, ir.Constant(i128, 64)), i64)
+        n_lo = builder.trunc(nxt, i64)
+        return context.make_tuple(builder, sig.return_type, [u, n_hi, n_lo])
+    return sig, codegen
+
+
+@jit_inline
+def _draw(lanes, step, flat):
+    """``flat`` (whose size is a multiple of :data:`LANES`) = ``(random() * 2 - 1) / step`` of the draws
+    whose lane states ``lanes`` (:func:`_lane_start`) holds, in order."""
+    a_hi, a_lo, c_hi, c_lo = lanes[LANES, 0], lanes[LANES, 1], lanes[LANES + 1, 0], lanes[LANES + 1, 1]
+    h0, l0, h1, l1 = lanes[0, 0], lanes[0, 1], lanes[1, 0], lanes[1, 1]
+    h2, l2, h3, l3 = lanes[2, 0], lanes[2, 1], lanes[3, 0], lanes[3, 1]
+    for e in range(0, flat.size, LANES):
+        u0, h0, l0 = _pcg_lane(h0, l0, a_hi, a_lo, c_hi, c_lo)
+        u1, h1, l1 = _pcg_lane(h1, l1, a_hi, a_lo, c_hi, c_lo)
+        u2, h2, l2 = _pcg_lane(h2, l2, a_hi, a_lo, c_hi, c_lo)
+        u3, h3, l3 = _pcg_lane(h3, l3, a_hi, a_lo, c_hi, c_lo)
+        flat[e] = (u0 * 2.0 - 1.0) / step
+        flat[e + 1] = (u1 * 2.0 - 1.0) / step
+        flat[e + 2] = (u2 * 2.0 - 1.0) / step
+        flat[e + 3] = (u3 * 2.0 - 1.0) / step
+
+
 @jit_serial
-def _draw_and_smooth(gen0, gen1, step, taps, scale, out, work, role):
-    """Channel ``c`` (0 or 1) of ``out (H, W, 2)``: uniform noise from ``gen_c`` (``random()`` row by row, as
-    ``(u * 2 - 1) / step``), smoothed and scaled as :func:`_smooth_channel`. The channels are the items of
-    the schedule ``work``, so two threads draw and smooth one each (``gen1`` is ``gen0``'s stream advanced
-    by ``H * W`` draws: the channels are the bits of one ``random((2, H, W))`` call)."""
+def _draw_and_smooth(lanes, step, taps, scale, out, work, role):
+    """Channel ``c`` (0 or 1) of ``out (H, W, 2)``: uniform noise drawn by the PCG64 lanes ``lanes[c]``
+    (:func:`_lane_start`; row by row, as ``(u * 2 - 1) / step``), smoothed and scaled as
+    :func:`_smooth_channel`. The channels are the items of the schedule ``work``, so two threads draw
+    and smooth one each (channel 1's generator is channel 0's advanced by ``H * W`` draws: the channels
+    are the bits of one ``random((2, H, W))`` call)."""
     h, w, _ = out.shape
-    noise = np.empty((h, w))
+    noise = np.empty(-(-h * w // LANES) * LANES)  # the rows of (H, W), in whole rounds of draws
     tmp = np.empty((h, w))
     padded = np.empty(w + taps.size - 1)
     acc = np.empty(w)
@@ -60,10 +148,7 @@ def _draw_and_smooth(gen0, gen1, step, taps, scale, out, work, role):
         if c0 >= c1:
             break
         for c in range(c0, c1):
-            g = gen0 if c == 0 else gen1
-            for i in range(h):
-                for j in range(w):
-                    noise[i, j] = (g.random() * 2.0 - 1.0) / step
+            _draw(lanes[c], step, noise)
             _smooth_channel(noise, taps, scale, out, c, tmp, padded, acc)
     return _finish(work, role, joined)
 
@@ -74,10 +159,11 @@ def noise_field(seed: int, hw, step: int, taps: np.ndarray, scale: float) -> np.
     on two threads when there are."""
     h, w = hw
     first = np.random.PCG64(seed)
-    second = np.random.PCG64(seed)
-    second.advance(h * w)  # one 64-bit draw per double
+    lanes = np.empty((2, LANES + 2, 2), np.uint64)
+    lanes[0] = _lane_start(first)
+    first.advance(h * w)  # one 64-bit draw per double
+    lanes[1] = _lane_start(first)
     out = np.empty((h, w, 2))
-    _run_blocks(_draw_and_smooth, 2, out.size, (np.random.Generator(first), np.random.Generator(second),
-                                                  float(step), np.ascontiguousarray(taps, dtype=np.float64),
+    _run_blocks(_draw_and_smooth, 2, out.size, (lanes, float(step), np.ascontiguousarray(taps, dtype=np.float64),
                                                   float(scale), out), ())
     return out

@@ -294,6 +294,20 @@ def test_noise_field_is_the_recipe_drawn_in_one_call(monkeypatch, hw, step, sigm
         assert _smoothing.noise_field(2**40 + 9, hw, step, taps, 7.25).tobytes() == want.tobytes()
 
 
+def test_noise_is_numpys_pcg64_draw_for_draw():
+    """The compiled PCG64 lanes give NumPy's ``random()`` doubles in order: with one unit tap the field is
+    ``2 u - 1`` itself, for sizes that are and are not whole rounds of lanes, small and huge seeds, and
+    a stream whose states' rotations take every value (2**16 draws)."""
+    from stntool import _smoothing
+
+    one = np.array([1.0])
+    for seed, hw in [(0, (1, 1)), (1, (1, 3)), (7, (2, 2)), (2**64 + 3, (5, 7)), (2**127 + 12345, (9, 4)),
+                     (99, (256, 256))]:
+        u = np.random.Generator(np.random.PCG64(seed)).random((2,) + hw)
+        want = np.ascontiguousarray(np.moveaxis(u * 2.0 - 1.0, 0, -1))
+        assert _smoothing.noise_field(seed, hw, 1, one, 1.0).tobytes() == want.tobytes(), (seed, hw)
+
+
 @pytest.mark.parametrize("theta", [((0.9, -0.3, 0.1), (0.35, 0.85, -0.05)),
                                    ((0.9, -0.3, 0.1), (0.35, 0.85, -0.05), (0.02, -0.03, 1.0))])
 def test_record_maps_are_computed_element_by_element(theta):
