@@ -12,39 +12,96 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba.core import types
+from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from ._jit import jit_inline, jit_serial
 from .sampling._cpu import _claim, _finish, _join, _run_blocks
 
 
+def _taps_dot_intrinsic(block):
+    @intrinsic
+    def taps_dot(typingctx, src, starts, taps, j, dst, d):
+        """``dst[d + m] = ((0 + src[starts[0] + j + m] taps[0]) + src[starts[1] + j + m] taps[1]) + ...`` for
+        ``m < block``, over all taps in order: the sums in the lanes of one vector, whose operations the
+        compiler splits into independent register-sized ones (float64 arrays ``src``, ``taps``, ``dst``;
+        int64 ``starts``); each lane's order of operations is the scalar sum's."""
+        if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and isinstance(taps, types.Array)
+                and isinstance(starts, types.Array) and src.dtype == dst.dtype == taps.dtype == types.float64
+                and starts.dtype == types.int64):
+            return None
+        sig = types.void(src, starts, taps, types.intp, dst, types.intp)
+
+        def codegen(context, builder, sig, args):
+            f64 = ir.DoubleType()
+            vec = ir.VectorType(f64, block)
+            lane0 = ir.Constant(ir.IntType(32), 0)
+            spread = ir.Constant(ir.VectorType(ir.IntType(32), block), [0] * block)
+            src_a, starts_a, taps_a = [context.make_array(t)(context, builder, v) for t, v in zip(sig.args[:3], args[:3])]
+            dst_a = context.make_array(sig.args[4])(context, builder, args[4])
+            n = builder.extract_value(taps_a.shape, 0)
+            acc = cgutils.alloca_once_value(builder, ir.Constant(vec, [ir.Constant(f64, 0.0)] * block))
+            with cgutils.for_range(builder, n) as loop:
+                k = loop.index
+                at = builder.add(builder.load(builder.gep(starts_a.data, [k])), args[3])
+                v = builder.load(builder.bitcast(builder.gep(src_a.data, [at]), vec.as_pointer()), align=8)
+                wk = builder.load(builder.gep(taps_a.data, [k]))
+                w = builder.shuffle_vector(builder.insert_element(ir.Constant(vec, ir.Undefined), wk, lane0),
+                                           ir.Constant(vec, ir.Undefined), spread)
+                builder.store(builder.fadd(builder.load(acc), builder.fmul(v, w)), acc)
+            out = builder.bitcast(builder.gep(dst_a.data, [args[5]]), vec.as_pointer())
+            builder.store(builder.load(acc), out, align=8)
+            return context.get_dummy_value()
+        return sig, codegen
+    return taps_dot
+
+
+#: Sums per block of the smoothing loops: the block's sums are independent vector operations, so the
+#: additions of one tap do not wait for each other (rows narrower than a block are summed one by one).
+BLOCK = 32
+_taps_block = _taps_dot_intrinsic(BLOCK)
+
+
 @jit_inline
-def _smooth_channel(field, taps, scale, out, c, tmp, padded, acc):
+def _taps_row(src, starts, taps, n, dst, d0):
+    """``dst[d0 + j]`` for ``j < n``, each the sum of :func:`_taps_dot_intrinsic`, in blocks; the last block
+    ends at ``n`` (it may compute some sums of the one before again, with the same bits). ``dst`` must
+    not overlap what ``src`` is read at."""
+    if n < BLOCK:
+        for j in range(n):
+            a = 0.0
+            for k in range(taps.size):
+                a += src[starts[k] + j] * taps[k]
+            dst[d0 + j] = a
+        return
+    for j in range(0, n - BLOCK + 1, BLOCK):
+        _taps_block(src, starts, taps, j, dst, d0 + j)
+    if n % BLOCK:
+        _taps_block(src, starts, taps, n - BLOCK, dst, d0 + n - BLOCK)
+
+
+@jit_inline
+def _smooth_channel(field, taps, scale, out, c, tmp, padded, starts, acc):
     """``out[:, :, c]`` = ``field`` (flat, its first ``H * W`` elements the rows of ``(H, W)``) smoothed along
-    axis 0, then along axis 1, times ``scale``; ``tmp`` ``(H, W)``, ``padded`` ``(W + taps.size - 1)`` and ``acc``
-    ``(W)`` are scratch."""
-    h, w = tmp.shape
+    axis 0, then along axis 1, times ``scale``; ``tmp`` ``(H * W)``, ``padded`` ``(W + taps.size - 1)``,
+    ``starts`` (``taps.size``, int64) and ``acc`` ``(W)`` are scratch."""
+    h, w = out.shape[0], out.shape[1]
     n_taps = taps.size
     r = n_taps // 2
-    for i in range(h):  # along axis -2
-        for j in range(w):
-            tmp[i, j] = 0.0
+    for i in range(h):  # along axis -2: tap k reads row i + k - r (edges replicated)
         for k in range(n_taps):
-            src = min(max(i + k - r, 0), h - 1) * w
-            row = field[src:src + w]
-            wk = taps[k]
-            for j in range(w):
-                tmp[i, j] += row[j] * wk
-    for i in range(h):  # along axis -1
-        for j in range(w + 2 * r):
-            padded[j] = tmp[i, min(max(j - r, 0), w - 1)]
+            starts[k] = min(max(i + k - r, 0), h - 1) * w
+        _taps_row(field, starts, taps, w, tmp, i * w)
+    for k in range(n_taps):  # along axis -1: tap k reads padded[j + k]
+        starts[k] = k
+    for i in range(h):
+        row = i * w
+        for j in range(r):  # edges replicated
+            padded[j] = tmp[row]
+            padded[r + w + j] = tmp[row + w - 1]
         for j in range(w):
-            acc[j] = 0.0
-        for k in range(n_taps):
-            wk = taps[k]
-            for j in range(w):
-                acc[j] += padded[j + k] * wk
+            padded[r + j] = tmp[row + j]
+        _taps_row(padded, starts, taps, w, acc, 0)
         for j in range(w):
             out[i, j, c] = acc[j] * scale
 
@@ -139,8 +196,9 @@ def _draw_and_smooth(lanes, step, taps, scale, out, work, role):
     are the bits of one ``random((2, H, W))`` call)."""
     h, w, _ = out.shape
     noise = np.empty(-(-h * w // LANES) * LANES)  # the rows of (H, W), in whole rounds of draws
-    tmp = np.empty((h, w))
+    tmp = np.empty(h * w)
     padded = np.empty(w + taps.size - 1)
+    starts = np.empty(taps.size, np.int64)
     acc = np.empty(w)
     joined = _join(work, role)
     while joined:
@@ -149,7 +207,7 @@ def _draw_and_smooth(lanes, step, taps, scale, out, work, role):
             break
         for c in range(c0, c1):
             _draw(lanes[c], step, noise)
-            _smooth_channel(noise, taps, scale, out, c, tmp, padded, acc)
+            _smooth_channel(noise, taps, scale, out, c, tmp, padded, starts, acc)
     return _finish(work, role, joined)
 
 

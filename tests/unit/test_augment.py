@@ -275,7 +275,8 @@ def test_call_moves_keypoints_boxes_and_masks_with_the_record():
 
 @pytest.mark.parametrize("hw, step, sigma_nodes, threads", [
     ((176, 176), 3, 2.0, True), ((176, 176), 3, 2.5, False), ((13, 16), 1, 2.0, True), ((99, 132), 2, 1.0, True),
-    ((40, 7), 5, 3.5, False), ((5, 5), 10, 2.0, True), ((1, 9), 2, 0.7, True), ((60, 9), 2, 2.5, False)])
+    ((40, 7), 5, 3.5, False), ((5, 5), 10, 2.0, True), ((1, 9), 2, 0.7, True), ((60, 9), 2, 2.5, False),
+    ((3, 32), 2, 1.5, True), ((70, 33), 1, 2.0, False), ((31, 64), 2, 2.0, True)])
 def test_noise_field_is_the_recipe_drawn_in_one_call(monkeypatch, hw, step, sigma_nodes, threads):
     """The compiled field draws each channel from its own generator (the second advanced past the first's
     draws) and smooths it, on two threads or one: the bits of one ``random((2, H, W))`` call, scaled to
