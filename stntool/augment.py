@@ -216,16 +216,17 @@ class Augmenter:
 
     def _draws(self, rng):
         u = rng.random(18)
+        v = u.tolist()  # Python floats: the same values, and arithmetic on them is quicker than on NumPy scalars
 
         def lerp(rg, x):
             return rg[0] + (rg[1] - rg[0]) * x
 
-        d = {name: lerp(getattr(self, name), u[i]) for i, name in enumerate(("rotate", "scale", "aspect", "shear",
+        d = {name: lerp(getattr(self, name), v[i]) for i, name in enumerate(("rotate", "scale", "aspect", "shear",
                                                                             "shear_y"))}
-        d["tx"], d["ty"] = lerp(self.translate, u[5]), lerp(self.translate, u[6])
-        d["hflip"], d["vflip"] = bool(u[7] < self.hflip), bool(u[8] < self.vflip)
+        d["tx"], d["ty"] = lerp(self.translate, v[5]), lerp(self.translate, v[6])
+        d["hflip"], d["vflip"] = v[7] < self.hflip, v[8] < self.vflip
         d["corners"] = (u[9:17].reshape(4, 2) * 2.0 - 1.0) * self.perspective if self.perspective > 0 else None
-        d["elastic_seed"] = int(u[17] * float(1 << 53))
+        d["elastic_seed"] = int(v[17] * float(1 << 53))
         d["tps"] = (rng.random((self.tps_grid * self.tps_grid, 2)) * 2.0 - 1.0) * self.tps if self.tps > 0 else None
         return d
 
