@@ -81,10 +81,11 @@ def _taps_row(src, starts, taps, n, dst, d0):
 
 
 @jit_inline
-def _smooth_channel(field, taps, scale, out, c, tmp, padded, starts, acc):
+def _smooth_channel(field, taps, scale, base, node, out, c, tmp, padded, starts, acc):
     """``out[:, :, c]`` = ``field`` (flat, its first ``H * W`` elements the rows of ``(H, W)``) smoothed along
-    axis 0, then along axis 1, times ``scale``; ``tmp`` ``(H * W)``, ``padded`` ``(W + taps.size - 1)``,
-    ``starts`` (``taps.size``, int64) and ``acc`` ``(W)`` are scratch."""
+    axis 0, then along axis 1, times ``scale``, plus the pixel map ``base`` (2x3 affine, 3x3 projective; none
+    when ``(0, 3)``) at the nodes' output pixels ``((j - 1) node, (i - 1) node)``; ``tmp`` ``(H * W)``, ``padded`` ``(W + taps.size - 1)``, ``starts``
+    (``taps.size``, int64) and ``acc`` ``(W)`` are scratch."""
     h, w = out.shape[0], out.shape[1]
     n_taps = taps.size
     r = n_taps // 2
@@ -102,8 +103,22 @@ def _smooth_channel(field, taps, scale, out, c, tmp, padded, starts, acc):
         for j in range(w):
             padded[r + j] = tmp[row + j]
         _taps_row(padded, starts, taps, w, acc, 0)
-        for j in range(w):
-            out[i, j, c] = acc[j] * scale
+        if base.shape[0] == 0:
+            for j in range(w):
+                out[i, j, c] = acc[j] * scale
+            continue
+        # base at the row's nodes, as stntool.maps._theta_points: (x m[c, 0] + y m[c, 1]) + m[c, 2], over
+        # the third row's for a projective map
+        y = (i - 1) * node
+        m0, ym1, m2 = base[c, 0], y * base[c, 1], base[c, 2]
+        if base.shape[0] == 2:
+            for j in range(w):
+                out[i, j, c] = acc[j] * scale + ((j - 1) * node * m0 + ym1 + m2)
+        else:
+            p0, yp1, p2 = base[2, 0], y * base[2, 1], base[2, 2]
+            for j in range(w):
+                x = (j - 1) * node
+                out[i, j, c] = acc[j] * scale + (x * m0 + ym1 + m2) / (x * p0 + yp1 + p2)
 
 
 # --------------------------------------------------------------------------- PCG64, stepped in lanes
@@ -188,10 +203,10 @@ def _draw(lanes, step, flat):
 
 
 @jit_serial
-def _draw_and_smooth(lanes, step, taps, scale, out, work, role):
+def _draw_and_smooth(lanes, step, taps, scale, base, out, work, role):
     """Channel ``c`` (0 or 1) of ``out (H, W, 2)``: uniform noise drawn by the PCG64 lanes ``lanes[c]``
-    (:func:`_lane_start`; row by row, as ``(u * 2 - 1) / step``), smoothed and scaled as
-    :func:`_smooth_channel`. The channels are the items of the schedule ``work``, so two threads draw
+    (:func:`_lane_start`; row by row, as ``(u * 2 - 1) / step``), smoothed and scaled, plus the map
+    ``base`` at the nodes (output pixels ``((j - 1) step, (i - 1) step)``), as :func:`_smooth_channel`. The channels are the items of the schedule ``work``, so two threads draw
     and smooth one each (channel 1's generator is channel 0's advanced by ``H * W`` draws: the channels
     are the bits of one ``random((2, H, W))`` call)."""
     h, w, _ = out.shape
@@ -207,14 +222,16 @@ def _draw_and_smooth(lanes, step, taps, scale, out, work, role):
             break
         for c in range(c0, c1):
             _draw(lanes[c], step, noise)
-            _smooth_channel(noise, taps, scale, out, c, tmp, padded, starts, acc)
+            _smooth_channel(noise, taps, scale, base, step, out, c, tmp, padded, starts, acc)
     return _finish(work, role, joined)
 
 
-def noise_field(seed: int, hw, step: int, taps: np.ndarray, scale: float) -> np.ndarray:
+def noise_field(seed: int, hw, step: int, taps: np.ndarray, scale: float, base=None) -> np.ndarray:
     """``np.moveaxis(maps._smooth(noise, taps) * scale, 0, -1)`` of ``noise = (Generator(PCG64(seed)).random((2, H, W))
     * 2 - 1) / step``, compiled: ``(H, W, 2)``, C-contiguous, the same bits, the two channels drawn and smoothed
-    on two threads when there are."""
+    on two threads when there are. With ``base``, a float64 pixel map (2x3 affine or 3x3 projective), each
+    node ``(i, j)`` gets ``base`` at output pixel ``((j - 1) step, (i - 1) step)`` added, with the bits of
+    :func:`stntool.maps._theta_points` (an elastic record's lattice)."""
     h, w = hw
     first = np.random.PCG64(seed)
     lanes = np.empty((2, LANES + 2, 2), np.uint64)
@@ -222,6 +239,7 @@ def noise_field(seed: int, hw, step: int, taps: np.ndarray, scale: float) -> np.
     first.advance(h * w)  # one 64-bit draw per double
     lanes[1] = _lane_start(first)
     out = np.empty((h, w, 2))
+    base = np.zeros((0, 3)) if base is None else np.ascontiguousarray(base, dtype=np.float64)
     _run_blocks(_draw_and_smooth, 2, out.size, (lanes, float(step), np.ascontiguousarray(taps, dtype=np.float64),
-                                                  float(scale), out), ())
+                                                  float(scale), base, out), ())
     return out

@@ -145,19 +145,21 @@ def lattice_plan(spec, in_hw):
         raise InvalidArgumentError("lattice_plan needs a record with an elastic field")
     in_hw = as_hw(in_hw)
     out_hw = spec.out_hw or in_hw
-    step, d = elastic_displacement(spec.elastic, out_hw)
-    hc, wc = d.shape[0] - 2, d.shape[1] - 2
-    x = np.arange(-1, wc + 1) * float(step)  # the nodes' output pixels
-    y = (np.arange(-1, hc + 1) * float(step))[:, None]
-    if spec.tps is None:  # θ: the nodes' input pixels by broadcasting, the same bits as base_map's
+    if spec.tps is None:  # θ: the nodes' input pixels added as the field is made, the same bits as base_map's
+        from ._smoothing import noise_field
         from .transforms import pixel_map_from_theta
 
         m = pixel_map_from_theta(np.array(spec.theta, dtype=np.float64), in_hw, out_hw, spec.align_corners)
-        qx, qy = _theta_points(m, len(spec.theta) == 3, x, y)
-        lattice = d  # a new array of elastic_displacement's: the base map is added in place
-        lattice[..., 0] += qx
-        lattice[..., 1] += qy
+        el = spec.elastic
+        step = lattice_step(el.sigma)
+        hc, wc = lattice_shape(out_hw, step)
+        lattice = noise_field(el.seed, (hc + 2, wc + 2), step, _gaussian_taps(el.sigma / step), el.alpha,
+                              base=m if len(spec.theta) == 3 else m[:2])
     else:
+        step, d = elastic_displacement(spec.elastic, out_hw)
+        hc, wc = d.shape[0] - 2, d.shape[1] - 2
+        x = np.arange(-1, wc + 1) * float(step)  # the nodes' output pixels
+        y = (np.arange(-1, hc + 1) * float(step))[:, None]
         nodes = np.empty((hc + 2, wc + 2, 2))
         nodes[..., 0], nodes[..., 1] = x, y
         lattice = base_map(spec, in_hw, out_hw)(nodes.reshape(-1, 2)).reshape(hc + 2, wc + 2, 2)
