@@ -1282,8 +1282,27 @@ def _row_cells(sbase, h, w, cc, xs, ys, wo, margin, cells):
 
 
 @jit_device
+def _run_bil_u8_1(src, w, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
+    """:func:`_run_bil_u8` for one channel (gray images)."""
+    while j < wo:
+        off = cells[j]
+        if off < 0:
+            if not (fills and off == -2):
+                break
+            j = _fill_run(cells, j, wo, dst, dbase, fill, 1, is_int, maxv)
+            continue
+        fx = (cells[wo + j] + 65536) >> 17  # _w15 of the fraction
+        fy = (cells[2 * wo + j] + 65536) >> 17
+        dst[np.uint64(dbase + j)] = _bil_int_c(src, off, off + w, 1, 0, fx, fy)
+        j += 1
+    return j
+
+
+@jit_device
 def _run_bil_u8(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
     """uint8: exact integer arithmetic with rounded 15-bit weights, as the affine span."""
+    if cc == 1:
+        return _run_bil_u8_1(src, w, cells, j, wo, dst, dbase, is_int, maxv, fill, fills)
     row = w * cc
     wide = src.size - row - 6  # 3 channels: the offsets whose taps' 4-byte loads stay inside src
     while j < wo:
