@@ -37,7 +37,8 @@ def _taps_dot_intrinsic(block):
             vec = ir.VectorType(f64, block)
             lane0 = ir.Constant(ir.IntType(32), 0)
             spread = ir.Constant(ir.VectorType(ir.IntType(32), block), [0] * block)
-            src_a, starts_a, taps_a = [context.make_array(t)(context, builder, v) for t, v in zip(sig.args[:3], args[:3])]
+            src_a, starts_a, taps_a = [context.make_array(t)(context, builder, v)
+                                       for t, v in zip(sig.args[:3], args[:3])]
             dst_a = context.make_array(sig.args[4])(context, builder, args[4])
             n = builder.extract_value(taps_a.shape, 0)
             acc = cgutils.alloca_once_value(builder, ir.Constant(vec, [ir.Constant(f64, 0.0)] * block))
@@ -83,9 +84,9 @@ def _taps_row(src, starts, taps, n, dst, d0):
 @jit_inline
 def _smooth_channel(field, taps, scale, base, node, out, c, tmp, padded, starts, acc):
     """``out[:, :, c]`` = ``field`` (flat, its first ``H * W`` elements the rows of ``(H, W)``) smoothed along
-    axis 0, then along axis 1, times ``scale``, plus the pixel map ``base`` (2x3 affine, 3x3 projective; none
-    when ``(0, 3)``) at the nodes' output pixels ``((j - 1) node, (i - 1) node)``; ``tmp`` ``(H * W)``, ``padded`` ``(W + taps.size - 1)``, ``starts``
-    (``taps.size``, int64) and ``acc`` ``(W)`` are scratch."""
+    axis 0, then along axis 1, times ``scale``, plus the pixel map ``base`` (2x3 affine, 3x3 projective;
+    none when ``(0, 3)``) at the nodes' output pixels ``((j - 1) node, (i - 1) node)``; ``tmp`` ``(H * W)``,
+    ``padded`` ``(W + taps.size - 1)``, ``starts`` (``taps.size``, int64) and ``acc`` ``(W)`` are scratch."""
     h, w = out.shape[0], out.shape[1]
     n_taps = taps.size
     r = n_taps // 2
@@ -206,9 +207,10 @@ def _draw(lanes, step, flat):
 def _draw_and_smooth(lanes, step, taps, scale, base, out, work, role):
     """Channel ``c`` (0 or 1) of ``out (H, W, 2)``: uniform noise drawn by the PCG64 lanes ``lanes[c]``
     (:func:`_lane_start`; row by row, as ``(u * 2 - 1) / step``), smoothed and scaled, plus the map
-    ``base`` at the nodes (output pixels ``((j - 1) step, (i - 1) step)``), as :func:`_smooth_channel`. The channels are the items of the schedule ``work``, so two threads draw
-    and smooth one each (channel 1's generator is channel 0's advanced by ``H * W`` draws: the channels
-    are the bits of one ``random((2, H, W))`` call)."""
+    ``base`` at the nodes (output pixels ``((j - 1) step, (i - 1) step)``), as :func:`_smooth_channel`.
+    The channels are the items of the schedule ``work``, so two threads draw and smooth one each
+    (channel 1's generator is channel 0's advanced by ``H * W`` draws: the channels are the bits of one
+    ``random((2, H, W))`` call)."""
     h, w, _ = out.shape
     noise = np.empty(-(-h * w // LANES) * LANES)  # the rows of (H, W), in whole rounds of draws
     tmp = np.empty(h * w)
