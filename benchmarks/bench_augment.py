@@ -12,6 +12,8 @@ stntool is imported from this checkout. Three sections:
    ``Augmenter(...)(img, rng)`` (draw a record + warp) against the matching Albumentations transform
    (p=1, bilinear, zeros/constant-0 border, ranges as close as their definitions allow; see
    ``FAMILIES``). A third row warps records drawn beforehand (``apply_spec``) to show what drawing costs.
+   For affine, torch (when it imports) runs the same draws per image through ``affine_grid`` +
+   ``grid_sample`` on uint8 tensors, which is what torchvision v2 ``RandomAffine`` does for a tensor.
 2. The batch API: ``Augmenter.batch(images (32, 512, 512, 3), rng)`` against Albumentations' ``Affine``
    in a per-image loop (and the same on 512 images of 64x64, where per-image costs dominate); then
    where one image's time goes (drawing, warping, OpenCV's kernel alone).
@@ -109,6 +111,34 @@ def torchvision_status() -> str:
     return ""
 
 
+def torch_affine_loop(imgs, threads, seed=0):
+    """A per-image loop of random affine warps with torch's ``affine_grid`` + ``grid_sample`` on uint8 CHW
+    tensors made beforehand, drawn as the affine family's (rotate U(-15, 15) deg, scale U(0.9, 1.1), translate
+    U(-5%, 5%)): what torchvision v2 ``RandomAffine`` runs for a tensor (to float32, bilinear, zeros, rounded
+    back to uint8). None when torch does not import."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except Exception:  # noqa: BLE001 - a peer that fails to import is simply absent
+        return None
+    torch.set_num_threads(threads)
+    tensors = [torch.from_numpy(img).permute(2, 0, 1).contiguous() for img in imgs]
+    gen = torch.Generator().manual_seed(seed)
+
+    def run():
+        for t in tensors:
+            u = torch.rand(4, generator=gen, dtype=torch.float64).tolist()
+            a, s = (u[0] * 30.0 - 15.0) * np.pi / 180.0, 0.9 + 0.2 * u[1]
+            tx, ty = (u[2] * 2.0 - 1.0) * 0.05 * 2.0, (u[3] * 2.0 - 1.0) * 0.05 * 2.0  # fractions -> normalized
+            c, sn = np.cos(a) / s, np.sin(a) / s
+            theta = torch.tensor([[[c, sn, tx], [-sn, c, ty]]], dtype=torch.float32)
+            x = t.unsqueeze(0).to(torch.float32)
+            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+            y = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            y.round_().to(torch.uint8)
+    return run
+
+
 def rate(n, t):
     return None if t is None else n / t
 
@@ -131,7 +161,7 @@ def contenders(fam):
     return Augmenter(mode="bilinear", padding="zeros", **st_opts), albumentations_transform(alb_name, alb_opts)
 
 
-def bench_families(imgs, reps, min_time, families):
+def bench_families(imgs, reps, min_time, families, threads=2):
     from stntool.records import apply_spec
 
     out = {}
@@ -152,8 +182,13 @@ def bench_families(imgs, reps, min_time, families):
             for img in imgs:
                 alb(image=img)
 
+        fns = {"stntool": f_st, "alb": f_alb, "stntool_pre": f_st_pre}
+        if fam == "affine":
+            f_torch = torch_affine_loop(imgs, threads)
+            if f_torch is not None:
+                fns["torch"] = f_torch
         print(f"# {fam} ...", file=sys.stderr)
-        r = bench({"stntool": f_st, "alb": f_alb, "stntool_pre": f_st_pre}, reps, warmup=1, min_time=min_time)
+        r = bench(fns, reps, warmup=1, min_time=min_time)
         out[fam] = {k: (rate(len(imgs), v[0]), rate(len(imgs), v[1]), v[2]) for k, v in r.items()}
     return out
 
@@ -349,7 +384,7 @@ def main(argv=None):
     fam = None
     if not args.command_only:
         imgs = images()
-        fam = bench_families(imgs, reps, min_time, families)
+        fam = bench_families(imgs, reps, min_time, families, args.threads)
         bat, bat_same = bench_batch(imgs, reps, min_time)
         small = [test_image(SMALL, SMALL, 3, np.uint8, seed=i) for i in range(N_SMALL)]
         bat_small, small_same = bench_batch(small, reps, min_time)
@@ -378,6 +413,15 @@ def main(argv=None):
                      f"| **{fmt_ratio(r['stntool'][0], r['alb'][0])}** "
                      f"| {'>= ' + str(TARGETS[f]) + 'x' if f in TARGETS else 'report'} "
                      f"| {fmt_rate(r['stntool_pre'][0])} |")
+        t = fam.get("affine", {}).get("torch")
+        if t is not None:
+            tv = torchvision_status()
+            L.append("")
+            L.append(f"torch (`affine_grid` + `grid_sample` per image on a uint8 CHW tensor made beforehand, the "
+                     f"affine family's draws: what torchvision v2 `RandomAffine` runs for a tensor; torchvision "
+                     f"itself {'imports but is not timed here' if not tv else 'is not installed'}), affine: "
+                     f"{fmt_rate(t[0])} ({fmt_rate(t[1])}) images/s; stntool / torch "
+                     f"**{fmt_ratio(fam['affine']['stntool'][0], t[0])}**.")
         L.append("")
         L.append("Parameters (p=1, bilinear, constant-0 border everywhere):")
         L.append("")
