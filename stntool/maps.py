@@ -77,11 +77,13 @@ def _smooth(field: np.ndarray, taps: np.ndarray) -> np.ndarray:
     return field
 
 
-def elastic_displacement(elastic, out_hw) -> tuple:
+def elastic_displacement(elastic, out_hw, base=None) -> tuple:
     """``(step, d)``: the elastic field of ``elastic`` at the lattice nodes of an output of ``out_hw``.
 
     ``d`` is ``(Hc + 2, Wc + 2, 2)`` float64, the ``(dx, dy)`` displacement in input pixels at output
     pixels ``((b - 1) step, (a - 1) step)`` (one apron node on every side, as :class:`stntool.TpsPlan`).
+    With ``base``, a float64 pixel map (2x3 affine, 3x3 projective), ``d`` is that map at the nodes plus
+    the field, added as the field is made, with the bits of :func:`_theta_points` plus the field.
     """
     out_hw = as_hw(out_hw)
     step = lattice_step(elastic.sigma)
@@ -90,7 +92,8 @@ def elastic_displacement(elastic, out_hw) -> tuple:
     # compiled twin of _smooth, times alpha, as (H, W, 2) (the same bits; both drawn in one pass per channel)
     from ._smoothing import noise_field
 
-    return step, noise_field(elastic.seed, (hc + 2, wc + 2), step, _gaussian_taps(elastic.sigma / step), elastic.alpha)
+    return step, noise_field(elastic.seed, (hc + 2, wc + 2), step, _gaussian_taps(elastic.sigma / step), elastic.alpha,
+                             base=base)
 
 
 def base_map(spec, in_hw, out_hw):
@@ -146,27 +149,20 @@ def lattice_plan(spec, in_hw):
     in_hw = as_hw(in_hw)
     out_hw = spec.out_hw or in_hw
     if spec.tps is None:  # θ: the nodes' input pixels added as the field is made, the same bits as base_map's
-        from ._smoothing import noise_field
         from .transforms import pixel_map_from_theta
 
         m = pixel_map_from_theta(np.array(spec.theta, dtype=np.float64), in_hw, out_hw, spec.align_corners)
-        el = spec.elastic
-        step = lattice_step(el.sigma)
-        hc, wc = lattice_shape(out_hw, step)
-        lattice = noise_field(el.seed, (hc + 2, wc + 2), step, _gaussian_taps(el.sigma / step), el.alpha,
-                              base=m if len(spec.theta) == 3 else m[:2])
+        step, lattice = elastic_displacement(spec.elastic, out_hw, base=m if len(spec.theta) == 3 else m[:2])
     else:
-        step, d = elastic_displacement(spec.elastic, out_hw)
-        hc, wc = d.shape[0] - 2, d.shape[1] - 2
-        x = np.arange(-1, wc + 1) * float(step)  # the nodes' output pixels
-        y = (np.arange(-1, hc + 1) * float(step))[:, None]
-        nodes = np.empty((hc + 2, wc + 2, 2))
-        nodes[..., 0], nodes[..., 1] = x, y
-        lattice = base_map(spec, in_hw, out_hw)(nodes.reshape(-1, 2)).reshape(hc + 2, wc + 2, 2)
-        lattice += d
+        step, lattice = elastic_displacement(spec.elastic, out_hw)
+        nodes = np.empty(lattice.shape)  # the nodes' output pixels
+        nodes[..., 0] = np.arange(-1, lattice.shape[1] - 1) * float(step)
+        nodes[..., 1] = (np.arange(-1, lattice.shape[0] - 1) * float(step))[:, None]
+        lattice += base_map(spec, in_hw, out_hw)(nodes.reshape(-1, 2)).reshape(lattice.shape)
     if not np.isfinite(lattice).all():
         raise InvalidArgumentError("the elastic record's base map is not finite on its lattice (horizon in view)")
-    return TpsPlan._adopting(lattice, step, np.zeros((0, 4)), np.zeros((hc + 2, wc + 2, 0)), -1.0, np.ones(2), 0.0)
+    return TpsPlan._adopting(lattice, step, np.zeros((0, 4)), np.zeros(lattice.shape[:2] + (0,)), -1.0, np.ones(2),
+                             0.0)
 
 
 def lattice_map(plan, pts_out) -> np.ndarray:
