@@ -491,3 +491,49 @@ def test_affine_rows_beyond_the_interior_are_the_careful_paths(rng, mode, dtype)
                                                       f"{pm[:2].tolist()} row {i} pixel {j}")
                         compared += 1
     assert compared > 2000
+
+
+def _u8_bilinear_pixels():
+    """A fresh kernel (compiled now, with ``_cpu.IFMA_ALLOWED`` as it is now) that samples 3-channel uint8
+    pixels through both forms of the vector taps: four bytes stored (:func:`_cpu._bilinear_u8_put4`) and
+    three values returned (:func:`_cpu._bilinear_u8_taps3`)."""
+    @numba.njit(cache=False)
+    def pixels(src, offs, row, fxs, fys, put, got):
+        for k in range(offs.shape[0]):
+            _cpu._bilinear_u8_put4(src, offs[k], row, fxs[k], fys[k], put, 3 * k)
+            v0, v1, v2 = _cpu._bilinear_u8_taps3(src, offs[k], row, fxs[k], fys[k])
+            got[k, 0] = v0
+            got[k, 1] = v1
+            got[k, 2] = v2
+    return pixels
+
+
+@pytest.mark.parametrize("ifma", [True, False])
+def test_uint8_bilinear_taps_are_the_integer_formula_in_both_forms(rng, monkeypatch, ifma):
+    """The 3-channel uint8 taps, with and without 52-bit multiply-adds (used where the CPU has AVX-512
+    IFMA: their sums are exact only modulo 2**52), equal ``_bil_int_c``'s integer arithmetic, on random
+    taps, the extreme weights 0 and 32768, and the largest differences (0 next to 255, both ways)."""
+    monkeypatch.setattr(_cpu, "IFMA_ALLOWED", ifma)
+    w, h = 8, 4
+    row = 3 * w
+    src = rng.integers(0, 256, h * row, dtype=np.uint8)
+    src[: 2 * row : 2] = 0
+    src[1 : 2 * row : 2] = 255
+    n = 4000
+    offs = 3 * rng.integers(0, w - 1, n) + row * rng.integers(0, h - 2, n)
+    special = np.array([0, 1, 16384, 32767, 32768])
+    fxs = np.where(rng.random(n) < 0.5, rng.choice(special, n), rng.integers(0, 32769, n)).astype(np.int64)
+    fys = np.where(rng.random(n) < 0.5, rng.choice(special, n), rng.integers(0, 32769, n)).astype(np.int64)
+    put = np.zeros(3 * n + 1, np.uint8)
+    got = np.zeros((n, 3), np.int64)
+    _u8_bilinear_pixels()(src, offs, row, fxs, fys, put, got)
+    taps = src.astype(np.int64)
+    c = np.arange(3)
+    a, b = taps[offs[:, None] + c], taps[offs[:, None] + c + 3]
+    t = (a << 15) + (b - a) * fxs[:, None]
+    a, b = taps[offs[:, None] + row + c], taps[offs[:, None] + row + c + 3]
+    u = (a << 15) + (b - a) * fxs[:, None]
+    want = ((t << 15) + (u - t) * fys[:, None] + (1 << 29)) >> 30
+    assert want.min() >= 0 and want.max() == 255
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(put[: 3 * n].reshape(n, 3), want)
