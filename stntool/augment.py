@@ -50,7 +50,9 @@ import hashlib
 import math
 from dataclasses import dataclass
 
+from .coords import _axis_scale_offset, _norm_from_pixel, _pixel_from_norm, as_hw
 from .errors import InvalidArgumentError
+from .records import Elastic, TpsPoints, WarpSpec, parse_numbers
 
 __all__ = ["Augmenter", "Augmented", "PRESETS", "variant_rng", "parse_range"]
 
@@ -72,8 +74,6 @@ _RANGES = ("rotate", "scale", "aspect", "shear", "shear_y", "translate")
 
 def parse_range(text, what: str, symmetric: bool = False) -> tuple:
     """``"LO:HI"`` -> ``(LO, HI)``; a single value ``V`` -> ``(V, V)`` (``(-V, V)`` when ``symmetric``)."""
-    from .records import parse_numbers
-
     s = str(text).strip()
     if ":" in s:
         lo, _, hi = s.partition(":")
@@ -169,8 +169,6 @@ class Augmenter:
     align_corners: bool = False
 
     def __post_init__(self):
-        from .records import WarpSpec
-
         for name in _RANGES:
             object.__setattr__(self, name, _as_range(getattr(self, name), name, symmetric=name == "translate"))
         if self.scale[0] <= 0 or self.aspect[0] <= 0:
@@ -278,8 +276,6 @@ class Augmenter:
 
     def _affine_theta(self, d, in_hw, out_hw, t_factor, zoom):
         """θ (2x3 tuple, ``in_norm_from_out_norm``) of an affine variant: ``N_in · m⁻¹ · P_out`` in closed form."""
-        from .coords import _axis_scale_offset
-
         l00, l01, l10, l11, b0, b1 = self._affine(d, in_hw, out_hw, t_factor, zoom)
         ac = bool(self.align_corners)
         (hi, wi), (ho, wo) = in_hw, out_hw
@@ -298,16 +294,15 @@ class Augmenter:
                 (v10 * over(sxo, syi) + 0.0, v11 * over(syo, syi) + 0.0, over(v10 * px + v11 * py - oyi, syi)))
 
     def _spec(self, d, in_hw, out_hw, t_factor=1.0, zoom=1.0):
-        import numpy as np
-
-        from . import transforms as tf
-        from .records import Elastic, TpsPoints, WarpSpec
-
         opts = dict(mode=self.mode, padding=self.padding, fill=self.fill, align_corners=self.align_corners,
                     out_hw=out_hw)
         elastic = None if self.elastic is None else Elastic(self.elastic[0], self.elastic[1], d["elastic_seed"])
         if d["tps"] is None and self.perspective <= 0:
             return WarpSpec(theta=self._affine_theta(d, in_hw, out_hw, t_factor, zoom), elastic=elastic, **opts)
+        import numpy as np
+
+        from . import transforms as tf
+
         if d["tps"] is not None:
             dst = _lattice(out_hw, self.tps_grid)
             src = tf.apply_matrix(np.array(self._in_from_out(d, in_hw, out_hw, t_factor, zoom)), dst)
@@ -315,8 +310,6 @@ class Augmenter:
             moved = dst + d["tps"] * [wo, ho]
             return WarpSpec(tps=TpsPoints(src.tolist(), moved.tolist()), elastic=elastic, **opts)
         # θ = in_norm_from_out_norm = N_in · in_from_out · P_out, scaled to θ[2][2] = 1
-        from .coords import _norm_from_pixel, _pixel_from_norm  # validated sizes: the shared, cached frames
-
         ac = bool(self.align_corners)
         theta = _mul3(_mul3(_norm_from_pixel(in_hw, ac).tolist(), self._in_from_out(d, in_hw, out_hw, t_factor, zoom)),
                       _pixel_from_norm(out_hw, ac).tolist())
@@ -328,8 +321,6 @@ class Augmenter:
 
         ``rng`` is a ``numpy.random.Generator``; only ``rng.random`` is called (see the module docstring).
         """
-        from .coords import as_hw
-
         in_hw = as_hw(in_hw)
         out_hw = in_hw if out_hw is None else as_hw(out_hw)
         d = self._draws(rng)
@@ -350,8 +341,6 @@ class Augmenter:
         margin = 0.01 if self.tps > 0 else -1e-9  # TPS kernels read their spline within 0.01 px
         disp = None
         if self.elastic is not None:  # the field does not depend on the zoom: evaluate it once
-            from .records import WarpSpec
-
             base = WarpSpec(theta=((1, 0, 0), (0, 1, 0)), elastic=self._spec(d, in_hw, out_hw).elastic,
                             out_hw=out_hw, align_corners=self.align_corners)
             disp = maps.in_from_out(base, edge, out_hw) - edge

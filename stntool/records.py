@@ -154,9 +154,19 @@ def _finite(x, what) -> float:
     return x
 
 
+def _float_rows(theta) -> bool:
+    """Whether ``theta`` is already what validation makes of it: 2 or 3 tuples of 3 finite floats."""
+    return (type(theta) is tuple and 2 <= len(theta) <= 3
+            and all(type(r) is tuple and len(r) == 3 and all(type(x) is float and x - x == 0.0 for x in r)
+                    for r in theta))
+
+
 def _hw(value, what):
     if value is None:
         return None
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int \
+            and value[0] >= 1 and value[1] >= 1:
+        return value  # already validated
     try:
         h, w = value
     except (TypeError, ValueError):
@@ -327,7 +337,7 @@ class WarpSpec:
     def __post_init__(self):
         if self.theta is not None and self.tps is not None:
             raise InvalidArgumentError("a warp record has either theta or tps, not both")
-        if self.theta is not None:
+        if self.theta is not None and not _float_rows(self.theta):
             try:
                 rows = [list(r) for r in self.theta]
             except TypeError:
