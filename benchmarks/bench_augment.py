@@ -12,9 +12,10 @@ stntool is imported from this checkout. Three sections:
    ``Augmenter(...)(img, rng)`` (draw a record + warp) against the matching Albumentations transform
    (p=1, bilinear, zeros/constant-0 border, ranges as close as their definitions allow; see
    ``FAMILIES``). A third row warps records drawn beforehand (``apply_spec``) to show what drawing costs.
-   For affine, torch (when it imports) runs the same draws per image through ``affine_grid`` +
-   ``grid_sample`` on uint8 tensors, which is what torchvision v2 ``RandomAffine`` does for a tensor
-   (timed in a pair of its own with stntool, so its long calls do not disturb the other rows).
+   For affine, torchvision v2 ``RandomAffine`` runs per image on uint8 tensors (when it imports; see
+   :func:`import_torchvision`), else torch's ``affine_grid`` + ``grid_sample``, which is what it runs
+   for a tensor; either is timed in a pair of its own with stntool, so its long calls do not disturb the
+   other rows.
 2. The batch API: ``Augmenter.batch(images (32, 512, 512, 3), rng)`` against Albumentations' ``Affine``
    in a per-image loop (and the same on 512 images of 64x64, where per-image costs dominate); then
    where one image's time goes (drawing, warping, OpenCV's kernel alone).
@@ -104,12 +105,75 @@ def albumentations_transform(name, opts, seed=0):
     return t
 
 
-def torchvision_status() -> str:
+#: torchvision's import registers fake (meta) kernels for these two of its compiled ops without checking that
+#: its compiled library loaded; :func:`import_torchvision` declares their schemas when it did not.
+_TV_FAKE_OPS = {"nms": "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+                "qnms": "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"}
+_tv = None
+
+
+def import_torchvision():
+    """``(torchvision or None, note)``. When torchvision's compiled ops do not load against this torch (a
+    wheel built for another torch), its import fails on the fake kernels it registers for ``nms`` and
+    ``qnms``; their schemas are then declared and the import retried: the v2 transforms are Python on top
+    of torch, and ``RandomAffine`` on a tensor calls none of the compiled ops. The note says so."""
+    global _tv
+    if _tv is not None:
+        return _tv
     try:
-        import torchvision  # noqa: F401
+        import torchvision
+        _tv = (torchvision, "")
+        return _tv
     except Exception as e:  # noqa: BLE001 - a peer that fails to import is simply absent
-        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-    return ""
+        first = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    if "torchvision::" not in first:
+        _tv = (None, first)
+        return _tv
+    try:
+        import torch
+
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
+        lib = torch.library.Library("torchvision", "FRAGMENT")
+        for schema in _TV_FAKE_OPS.values():
+            lib.define(schema)
+        import importlib
+
+        torchvision = importlib.import_module("torchvision")
+        importlib.import_module("torchvision.transforms.v2")
+    except Exception as e:  # noqa: BLE001
+        _tv = (None, f"{first}; after declaring {', '.join(_TV_FAKE_OPS)}: {type(e).__name__}: {e}")
+        return _tv
+    _tv = (torchvision, f"its compiled ops do not load against torch {torch.__version__} ({first}); "
+                        f"imported after declaring the schemas of {', '.join(_TV_FAKE_OPS)}, which its import "
+                        "registers fake kernels for; `RandomAffine` on a tensor uses none of them")
+    return _tv
+
+
+def torchvision_status() -> str:
+    """Empty when torchvision imports as it is; otherwise what :func:`import_torchvision` had to say."""
+    return import_torchvision()[1] or ""
+
+
+def torchvision_affine_loop(imgs, threads, seed=0):
+    """A per-image loop of torchvision v2 ``RandomAffine`` (rotate U(-15, 15) deg, scale U(0.9, 1.1), translate
+    U(-5%, 5%), bilinear, fill 0) on uint8 CHW tensors made beforehand; None when torchvision does not import."""
+    tv, _ = import_torchvision()
+    if tv is None:
+        return None
+    import torch
+    from torchvision.transforms import v2
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    t = v2.RandomAffine(degrees=15, translate=(0.05, 0.05), scale=(0.9, 1.1),
+                        interpolation=v2.InterpolationMode.BILINEAR, fill=0)
+    tensors = [torch.from_numpy(img).permute(2, 0, 1).contiguous() for img in imgs]
+
+    def run():
+        for x in tensors:
+            t(x)
+    return run
 
 
 def torch_affine_loop(imgs, threads, seed=0):
@@ -186,12 +250,17 @@ def bench_families(imgs, reps, min_time, families, threads=2):
         print(f"# {fam} ...", file=sys.stderr)
         r = bench({"stntool": f_st, "alb": f_alb, "stntool_pre": f_st_pre}, reps, warmup=1, min_time=min_time)
         out[fam] = {k: (rate(len(imgs), v[0]), rate(len(imgs), v[1]), v[2]) for k, v in r.items()}
-        f_torch = torch_affine_loop(imgs, threads) if fam == "affine" else None
-        if f_torch is not None:  # a pair of its own, so its long calls do not disturb the rows above
-            print("# affine, torch ...", file=sys.stderr)
-            r = bench({"stntool": f_st, "torch": f_torch}, reps, warmup=1, min_time=min_time)
-            out[fam]["torch"], out[fam]["stntool_vs_torch"] = (
-                (rate(len(imgs), r[k][0]), rate(len(imgs), r[k][1]), r[k][2]) for k in ("torch", "stntool"))
+        if fam != "affine":
+            continue
+        # torchvision v2, else torch's own calls (what RandomAffine runs for a tensor), each in a pair of its
+        # own with stntool, so their long calls do not disturb the rows above
+        f_tv = torchvision_affine_loop(imgs, threads)
+        peer, f_peer = ("torchvision", f_tv) if f_tv is not None else ("torch", torch_affine_loop(imgs, threads))
+        if f_peer is not None:
+            print(f"# affine, {peer} ...", file=sys.stderr)
+            r = bench({"stntool": f_st, peer: f_peer}, reps, warmup=1, min_time=min_time)
+            out[fam][peer], out[fam][f"stntool_vs_{peer}"] = (
+                (rate(len(imgs), r[k][0]), rate(len(imgs), r[k][1]), r[k][2]) for k in (peer, "stntool"))
     return out
 
 
@@ -415,16 +484,22 @@ def main(argv=None):
                      f"| **{fmt_ratio(r['stntool'][0], r['alb'][0])}** "
                      f"| {'>= ' + str(TARGETS[f]) + 'x' if f in TARGETS else 'report'} "
                      f"| {fmt_rate(r['stntool_pre'][0])} |")
-        t = fam.get("affine", {}).get("torch")
-        if t is not None:
-            tv = torchvision_status()
+        aff = fam.get("affine", {})
+        if aff.get("torchvision") is not None:
+            t, mine = aff["torchvision"], aff["stntool_vs_torchvision"]
+            L.append("")
+            L.append(f"torchvision {version('torchvision')} v2 `RandomAffine(degrees=15, translate=(0.05, 0.05), "
+                     f"scale=(0.9, 1.1), interpolation=BILINEAR, fill=0)` per image on a uint8 CHW tensor made "
+                     f"beforehand: {fmt_rate(t[0])} ({fmt_rate(t[1])}) images/s against stntool's "
+                     f"{fmt_rate(mine[0])} in the same interleaved pair; stntool / torchvision "
+                     f"**{fmt_ratio(mine[0], t[0])}**.")
+        elif aff.get("torch") is not None:
+            t, mine = aff["torch"], aff["stntool_vs_torch"]
             L.append("")
             L.append(f"torch (`affine_grid` + `grid_sample` per image on a uint8 CHW tensor made beforehand, the "
                      f"affine family's draws: what torchvision v2 `RandomAffine` runs for a tensor; torchvision "
-                     f"itself {'imports but is not timed here' if not tv else 'is not installed'}), affine: "
-                     f"{fmt_rate(t[0])} ({fmt_rate(t[1])}) images/s against stntool's "
-                     f"{fmt_rate(fam['affine']['stntool_vs_torch'][0])} in the same interleaved pair; stntool / torch "
-                     f"**{fmt_ratio(fam['affine']['stntool_vs_torch'][0], t[0])}**.")
+                     f"does not import), affine: {fmt_rate(t[0])} ({fmt_rate(t[1])}) images/s against stntool's "
+                     f"{fmt_rate(mine[0])} in the same interleaved pair; stntool / torch **{fmt_ratio(mine[0], t[0])}**.")
         L.append("")
         L.append("Parameters (p=1, bilinear, constant-0 border everywhere):")
         L.append("")
@@ -485,7 +560,8 @@ def main(argv=None):
                  "time is the whole process, start-up included.")
         L.append("")
     tv = torchvision_status()
-    versions = {m: version(m) for m in ("stntool", "numpy", "numba", "cv2", "albumentations", "albucore", "torch")}
+    versions = {m: version(m) for m in ("stntool", "numpy", "numba", "cv2", "albumentations", "albucore", "torch",
+                                       "torchvision")}
     head = [
         "# stntool augment benchmark",
         "",
@@ -493,7 +569,7 @@ def main(argv=None):
         f"- CPU: {cpu_model()} ({os.cpu_count()} logical cores); threads in-process: numba {args.threads}, "
         f"OpenCV {args.threads}",
         f"- Python {platform.python_version()}; " + ", ".join(f"{k} {v}" for k, v in versions.items()),
-        f"- torchvision: {'imports' if not tv else 'not measured (' + tv + ')'}",
+        f"- torchvision: {'imports' if not tv else ('measured: ' if import_torchvision()[0] else 'not measured: ') + tv}",
         f"- load average (1/5/15 min): start {load_start}, after sections 1-2 {load_mid}, end {load_end}",
         f"- {'--quick' if q else 'full'} run, {elapsed:.0f} s; command `python benchmarks/bench_augment.py"
         f"{' --quick' if q else ''}`",
