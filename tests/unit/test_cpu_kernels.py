@@ -537,3 +537,22 @@ def test_uint8_bilinear_taps_are_the_integer_formula_in_both_forms(rng, monkeypa
     assert want.min() >= 0 and want.max() == 255
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(put[: 3 * n].reshape(n, 3), want)
+
+
+@pytest.mark.parametrize("features, want", [
+    ("+avx512ifma,+avx512vl,+avx2", True),
+    ("+avx512ifma,-avx512vl", False),
+    ("-avx512ifma,+avx512vl", False),
+    ("", False),  # NUMBA_CPU_NAME=generic: numba's features are empty
+])
+def test_ifma_is_used_only_where_the_compile_target_has_it(monkeypatch, features, want):
+    class Codegen:
+        _tm_features = features
+
+    class Context:
+        def codegen(self):
+            return Codegen()
+
+    assert _cpu._has_ifma(Context()) is want
+    monkeypatch.setattr(_cpu, "IFMA_ALLOWED", False)
+    assert _cpu._has_ifma(Context()) is False
