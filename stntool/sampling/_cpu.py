@@ -1906,40 +1906,77 @@ TPS_BLOCK = 16
 PHASE_MAJOR_BELOW = 8
 
 
+@jit_inline
+def _interleave(phases, whole, step, out, which):
+    """``out[b step + k] = phases[2 k + which, b]`` for ``b < whole``, ``k < step``: a row's values, computed
+    one phase ``k`` (fraction of a cell) at a time, put in pixel order. The common steps have loops of
+    their own, whose constant stride the compiler turns into vector shuffles; other steps store one by
+    one."""
+    if step == 2:
+        a0, a1 = phases[which], phases[2 + which]
+        for b in range(whole):
+            out[2 * b] = a0[b]
+            out[2 * b + 1] = a1[b]
+    elif step == 3:
+        a0, a1, a2 = phases[which], phases[2 + which], phases[4 + which]
+        for b in range(whole):
+            out[3 * b] = a0[b]
+            out[3 * b + 1] = a1[b]
+            out[3 * b + 2] = a2[b]
+    elif step == 4:
+        a0, a1, a2, a3 = phases[which], phases[2 + which], phases[4 + which], phases[6 + which]
+        for b in range(whole):
+            out[4 * b] = a0[b]
+            out[4 * b + 1] = a1[b]
+            out[4 * b + 2] = a2[b]
+            out[4 * b + 3] = a3[b]
+    else:
+        for k in range(step):
+            a = phases[2 * k + which]
+            for b in range(whole):
+                out[b * step + k] = a[b]
+
+
 @jit_device
-def _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, wo, rows, coef, xs, ys):
+def _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, wo, rows, coef, phases, xs, ys):
     """The input pixel coordinates ``xs, ys`` of output row ``i`` of a TPS plan (spec:
     ``_reference.tps_lattice_points``): Catmull-Rom upsampling plus exact radial terms near control points.
-    ``rows (Wc + 2, 2)`` and ``coef (8, Wc - 1)`` are scratch."""
+    Scratch: ``rows (2, Wc + 2)`` (the lattice interpolated to the row, x then y), ``coef (8, Wc - 1)``
+    (each cell's cubic) and ``phases (2 PHASE_MAJOR_BELOW, Wc)``. Each value is computed by the same
+    operations in the same order whatever the layout: the loops over cells are contiguous in memory, so
+    the compiler runs them in vector lanes."""
     hc = lattice.shape[0] - 2
     wc = lattice.shape[1] - 2
     a = min(i // step, hc - 2)
     wy0, wy1, wy2, wy3 = _cr_weights((i - a * step) * inv)
+    l0, l1, l2, l3 = lattice[a], lattice[a + 1], lattice[a + 2], lattice[a + 3]
+    rx, ry = rows[0], rows[1]
     for b in range(wc + 2):
-        for c in range(2):
-            rows[b, c] = (wy0 * lattice[a, b, c] + wy1 * lattice[a + 1, b, c] + wy2 * lattice[a + 2, b, c]
-                          + wy3 * lattice[a + 3, b, c])
+        rx[b] = wy0 * l0[b, 0] + wy1 * l1[b, 0] + wy2 * l2[b, 0] + wy3 * l3[b, 0]
+        ry[b] = wy0 * l0[b, 1] + wy1 * l1[b, 1] + wy2 * l2[b, 1] + wy3 * l3[b, 1]
     # each cell's cubic in t (its pixels' fraction of the way to the next node), for x and y
-    for b in range(wc - 1):
-        x0, x1, x2, x3 = rows[b, 0], rows[b + 1, 0], rows[b + 2, 0], rows[b + 3, 0]
-        y0, y1, y2, y3 = rows[b, 1], rows[b + 1, 1], rows[b + 2, 1], rows[b + 3, 1]
-        coef[0, b] = x1
-        coef[1, b] = 0.5 * (x2 - x0)
-        coef[2, b] = x0 - 2.5 * x1 + 2.0 * x2 - 0.5 * x3
-        coef[3, b] = 0.5 * (x3 - x0) + 1.5 * (x1 - x2)
-        coef[4, b] = y1
-        coef[5, b] = 0.5 * (y2 - y0)
-        coef[6, b] = y0 - 2.5 * y1 + 2.0 * y2 - 0.5 * y3
-        coef[7, b] = 0.5 * (y3 - y0) + 1.5 * (y1 - y2)
+    for axis in range(2):
+        r = rows[axis]
+        c0, c1, c2, c3 = coef[4 * axis], coef[4 * axis + 1], coef[4 * axis + 2], coef[4 * axis + 3]
+        for b in range(wc - 1):
+            c0[b] = r[b + 1]
+            c1[b] = 0.5 * (r[b + 2] - r[b])
+            c2[b] = r[b] - 2.5 * r[b + 1] + 2.0 * r[b + 2] - 0.5 * r[b + 3]
+            c3[b] = 0.5 * (r[b + 3] - r[b]) + 1.5 * (r[b + 1] - r[b + 2])
     # for a small step, the cells with all their step pixels in the row (not the last, which also takes the
-    # row's end) in one pass per fraction t, over the cells: long loops instead of loops of a few pixels
+    # row's end) one fraction t at a time, over the cells (long loops instead of loops of a few pixels),
+    # then put in pixel order
     whole = min(wc - 2, wo // step) if step < PHASE_MAJOR_BELOW else 0
-    for k in range(step):
-        t = k * inv
-        for b in range(whole):
-            j = b * step + k
-            xs[j] = ((coef[3, b] * t + coef[2, b]) * t + coef[1, b]) * t + coef[0, b]
-            ys[j] = ((coef[7, b] * t + coef[6, b]) * t + coef[5, b]) * t + coef[4, b]
+    if whole > 0:
+        for k in range(step):
+            t = k * inv
+            for axis in range(2):
+                ph = phases[2 * k + axis]
+                c0, c1, c2, c3 = coef[4 * axis], coef[4 * axis + 1], coef[4 * axis + 2], coef[4 * axis + 3]
+                for b in range(whole):
+                    ph[b] = ((c3[b] * t + c2[b]) * t + c1[b]) * t + c0[b]
+        _interleave(phases, whole, step, xs, 0)
+        _interleave(phases, whole, step, ys, 1)
     for b in range(whole, wc - 1):
         j_start = b * step
         j_stop = min((b + 1) * step, wo) if b < wc - 2 else wo
@@ -1994,8 +2031,9 @@ def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, o
         dst = out.reshape(out.size)
         inv = 1.0 / step
         n_blocks = (ho + TPS_BLOCK - 1) // TPS_BLOCK
-        rows = np.empty((wc + 2, 2))
+        rows = np.empty((2, wc + 2))
         coef = np.empty((8, wc - 1))
+        phases = np.empty((2 * PHASE_MAJOR_BELOW, wc))
         xs = np.empty(wo)
         ys = np.empty(wo)
         cells = np.empty(3 * wo, np.int64)
@@ -2009,8 +2047,8 @@ def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, o
                 n = task // n_blocks
                 i0 = (task - n * n_blocks) * TPS_BLOCK
                 for i in range(i0, min(i0 + TPS_BLOCK, ho)):
-                    _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, wo, rows, coef, xs,
-                                    ys)
+                    _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, wo, rows, coef, phases,
+                                    xs, ys)
                     points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
                                align_corners, fill, is_int, maxv, cells)
         return _finish(work, role, joined)
