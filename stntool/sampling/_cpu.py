@@ -1907,34 +1907,26 @@ PHASE_MAJOR_BELOW = 8
 
 
 @jit_inline
-def _interleave(phases, whole, step, out, which):
-    """``out[b step + k] = phases[2 k + which, b]`` for ``b < whole``, ``k < step``: a row's values, computed
-    one phase ``k`` (fraction of a cell) at a time, put in pixel order. The common steps have loops of
-    their own, whose constant stride the compiler turns into vector shuffles; other steps store one by
-    one."""
-    if step == 2:
-        a0, a1 = phases[which], phases[2 + which]
+def _interleave(phases, whole, step, xs, ys):
+    """``xs[b step + k] = phases[2 k, b]``, ``ys[b step + k] = phases[2 k + 1, b]`` for ``b < whole``,
+    ``k < step``: a row's coordinates, computed one phase ``k`` (fraction of a cell) at a time, put in
+    pixel order. Step 3 (elastic sigma 6 and 7) has a loop of its own, whose constant stride the compiler
+    turns into vector shuffles; other steps store one by one."""
+    if step == 3:
+        x0, y0, x1, y1, x2, y2 = phases[0], phases[1], phases[2], phases[3], phases[4], phases[5]
         for b in range(whole):
-            out[2 * b] = a0[b]
-            out[2 * b + 1] = a1[b]
-    elif step == 3:
-        a0, a1, a2 = phases[which], phases[2 + which], phases[4 + which]
-        for b in range(whole):
-            out[3 * b] = a0[b]
-            out[3 * b + 1] = a1[b]
-            out[3 * b + 2] = a2[b]
-    elif step == 4:
-        a0, a1, a2, a3 = phases[which], phases[2 + which], phases[4 + which], phases[6 + which]
-        for b in range(whole):
-            out[4 * b] = a0[b]
-            out[4 * b + 1] = a1[b]
-            out[4 * b + 2] = a2[b]
-            out[4 * b + 3] = a3[b]
+            xs[3 * b] = x0[b]
+            xs[3 * b + 1] = x1[b]
+            xs[3 * b + 2] = x2[b]
+            ys[3 * b] = y0[b]
+            ys[3 * b + 1] = y1[b]
+            ys[3 * b + 2] = y2[b]
     else:
         for k in range(step):
-            a = phases[2 * k + which]
+            px, py = phases[2 * k], phases[2 * k + 1]
             for b in range(whole):
-                out[b * step + k] = a[b]
+                xs[b * step + k] = px[b]
+                ys[b * step + k] = py[b]
 
 
 @jit_device
@@ -1965,7 +1957,7 @@ def _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, w
             c3[b] = 0.5 * (r[b + 3] - r[b]) + 1.5 * (r[b + 1] - r[b + 2])
     # for a small step, the cells with all their step pixels in the row (not the last, which also takes the
     # row's end) one fraction t at a time, over the cells (long loops instead of loops of a few pixels),
-    # then put in pixel order
+    # then put in pixel order (a loop of their own for step 3: more such loops cost compile time)
     whole = min(wc - 2, wo // step) if step < PHASE_MAJOR_BELOW else 0
     if whole > 0:
         for k in range(step):
@@ -1975,8 +1967,7 @@ def _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, w
                 c0, c1, c2, c3 = coef[4 * axis], coef[4 * axis + 1], coef[4 * axis + 2], coef[4 * axis + 3]
                 for b in range(whole):
                     ph[b] = ((c3[b] * t + c2[b]) * t + c1[b]) * t + c0[b]
-        _interleave(phases, whole, step, xs, 0)
-        _interleave(phases, whole, step, ys, 1)
+        _interleave(phases, whole, step, xs, ys)
     for b in range(whole, wc - 1):
         j_start = b * step
         j_stop = min((b + 1) * step, wo) if b < wc - 2 else wo

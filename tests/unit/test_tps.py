@@ -205,9 +205,9 @@ def test_an_adopting_plan_copies_arrays_it_does_not_own():
 def test_lattice_rows_read_where_the_lattice_says_for_every_step(rng, step):
     """A lattice plan warp of linear ramps (channel 0 = x, channel 1 = y, float64) reads back the Catmull-Rom
     map of the lattice (``maps.lattice_map``, the numpy spec) at every output pixel: small steps take the
-    fraction-by-fraction loop of a row's cells (steps 2, 3 and 4 put the fractions in pixel order by loops
-    of their own, the others by one general loop), larger ones cell by cell, and the last cell of a row
-    whose width is not a multiple of the step takes the row's end."""
+    fraction-by-fraction loop of a row's cells (step 3 puts the fractions in pixel order by a loop of its
+    own, the others by one general loop), larger ones cell by cell, and the last cell of a row whose width
+    is not a multiple of the step takes the row's end."""
     from stntool.maps import lattice_map, lattice_shape
 
     h, w = 60, 80
