@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import importlib
 import os
 import platform
 import shutil
@@ -137,8 +138,6 @@ def import_torchvision():
         lib = torch.library.Library("torchvision", "FRAGMENT")
         for schema in _TV_FAKE_OPS.values():
             lib.define(schema)
-        import importlib
-
         torchvision = importlib.import_module("torchvision")
         importlib.import_module("torchvision.transforms.v2")
     except Exception as e:  # noqa: BLE001
@@ -485,21 +484,18 @@ def main(argv=None):
                      f"| {'>= ' + str(TARGETS[f]) + 'x' if f in TARGETS else 'report'} "
                      f"| {fmt_rate(r['stntool_pre'][0])} |")
         aff = fam.get("affine", {})
-        if aff.get("torchvision") is not None:
-            t, mine = aff["torchvision"], aff["stntool_vs_torchvision"]
+        peer = next((p for p in ("torchvision", "torch") if aff.get(p) is not None), None)
+        if peer is not None:
+            t, mine = aff[peer], aff[f"stntool_vs_{peer}"]
+            what = (f"torchvision {version('torchvision')} v2 `RandomAffine(degrees=15, translate=(0.05, 0.05), "
+                    "scale=(0.9, 1.1), interpolation=BILINEAR, fill=0)` per image on a uint8 CHW tensor made "
+                    "beforehand" if peer == "torchvision" else
+                    "torch (`affine_grid` + `grid_sample` per image on a uint8 CHW tensor made beforehand, the "
+                    "affine family's draws: what torchvision v2 `RandomAffine` runs for a tensor; torchvision "
+                    "does not import), affine")
             L.append("")
-            L.append(f"torchvision {version('torchvision')} v2 `RandomAffine(degrees=15, translate=(0.05, 0.05), "
-                     f"scale=(0.9, 1.1), interpolation=BILINEAR, fill=0)` per image on a uint8 CHW tensor made "
-                     f"beforehand: {fmt_rate(t[0])} ({fmt_rate(t[1])}) images/s against stntool's "
-                     f"{fmt_rate(mine[0])} in the same interleaved pair; stntool / torchvision "
-                     f"**{fmt_ratio(mine[0], t[0])}**.")
-        elif aff.get("torch") is not None:
-            t, mine = aff["torch"], aff["stntool_vs_torch"]
-            L.append("")
-            L.append(f"torch (`affine_grid` + `grid_sample` per image on a uint8 CHW tensor made beforehand, the "
-                     f"affine family's draws: what torchvision v2 `RandomAffine` runs for a tensor; torchvision "
-                     f"does not import), affine: {fmt_rate(t[0])} ({fmt_rate(t[1])}) images/s against stntool's "
-                     f"{fmt_rate(mine[0])} in the same interleaved pair; stntool / torch **{fmt_ratio(mine[0], t[0])}**.")
+            L.append(f"{what}: {fmt_rate(t[0])} ({fmt_rate(t[1])}) images/s against stntool's {fmt_rate(mine[0])} "
+                     f"in the same interleaved pair; stntool / {peer} **{fmt_ratio(mine[0], t[0])}**.")
         L.append("")
         L.append("Parameters (p=1, bilinear, constant-0 border everywhere):")
         L.append("")
