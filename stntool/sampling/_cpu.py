@@ -416,6 +416,36 @@ def _broadcast_lane(builder, v, k):
     return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(lane, 4), [ir.Constant(lane, k)] * 4))
 
 
+def _bicubic_acc_ir(builder, data, dt, o0, row, fx, fy, last):
+    """IR of the three channels of an interior bicubic pixel of a 3-channel image in the lanes of one
+    4-lane float64 vector (lane 3 is computed from the next pixel's first channel and is unused): see
+    :func:`_bicubic_taps3`. ``last``: the bottom-right tap may be the array's last element, so it is
+    loaded with three scalar loads (:func:`_load_taps`)."""
+    index = o0.type
+    vec = ir.VectorType(ir.DoubleType(), 4)
+    taps = ir.VectorType(data.type.pointee, 4)
+
+    def widen(v):
+        if isinstance(dt, types.Float):
+            return v if dt.bitwidth == 64 else builder.fpext(v, vec)
+        return builder.sitofp(v, vec) if dt.signed else builder.uitofp(v, vec)
+
+    wx = _cubic_weight_vector(builder, fx)
+    wy = _cubic_weight_vector(builder, fy)
+    acc = None
+    for a in range(4):
+        base = builder.add(o0, builder.mul(row, ir.Constant(index, a)))
+        r = None
+        for b in range(4):
+            tap = _load_taps(builder, data, builder.add(base, ir.Constant(index, 3 * b)), taps,
+                             last and a == 3 and b == 3)
+            t = builder.fmul(widen(tap), _broadcast_lane(builder, wx, b))
+            r = t if r is None else builder.fadd(r, t)
+        t = builder.fmul(r, _broadcast_lane(builder, wy, a))
+        acc = t if acc is None else builder.fadd(acc, t)
+    return acc
+
+
 @intrinsic
 def _bicubic_taps3(typingctx, src, o0, row, fx, fy):
     """The three channel values of an interior bicubic pixel of a 3-channel image: ``o0`` is the flat
@@ -424,39 +454,74 @@ def _bicubic_taps3(typingctx, src, o0, row, fx, fy):
     ``r_a = ((t_a0 wx0 + t_a1 wx1) + t_a2 wx2) + t_a3 wx3`` and the weights of
     :func:`_scalar.cubic_weights`, in float64, in exactly that order (the same bits as the scalar loop,
     :func:`_bicubic_c`), with the three channels in the lanes of one vector operation. Each tap
-    is one 4-element load (:func:`_load_taps`)."""
+    is one 4-element load (:func:`_load_taps`) but the bottom-right one, which reads nothing past the
+    pixel's last tap (it may be the array's last element)."""
     if not isinstance(src, types.Array):
         return None
-    dt = src.dtype
     sig = types.UniTuple(types.float64, 3)(src, types.intp, types.intp, types.float64, types.float64)
 
     def codegen(context, builder, sig, args):
         data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        o0, row = args[1], args[2]
-        index = o0.type
-        vec = ir.VectorType(ir.DoubleType(), 4)
-        taps = ir.VectorType(data.type.pointee, 4)
-
-        def widen(v):
-            if isinstance(dt, types.Float):
-                return v if dt.bitwidth == 64 else builder.fpext(v, vec)
-            return builder.sitofp(v, vec) if dt.signed else builder.uitofp(v, vec)
-
-        wx = _cubic_weight_vector(builder, args[3])
-        wy = _cubic_weight_vector(builder, args[4])
-        acc = None
-        for a in range(4):
-            base = builder.add(o0, builder.mul(row, ir.Constant(index, a)))
-            r = None
-            for b in range(4):
-                tap = _load_taps(builder, data, builder.add(base, ir.Constant(index, 3 * b)), taps, a == 3 and b == 3)
-                t = builder.fmul(widen(tap), _broadcast_lane(builder, wx, b))
-                r = t if r is None else builder.fadd(r, t)
-            t = builder.fmul(r, _broadcast_lane(builder, wy, a))
-            acc = t if acc is None else builder.fadd(acc, t)
+        acc = _bicubic_acc_ir(builder, data, sig.args[0].dtype, args[1], args[2], args[3], args[4], True)
         return context.make_tuple(builder, sig.return_type,
                                   [builder.extract_element(acc, ir.Constant(ir.IntType(32), k)) for k in range(3)])
     return sig, codegen
+
+
+@intrinsic
+def _bicubic_put4(typingctx, src, o0, row, fx, fy, dst, d, is_int, maxv):
+    """:func:`_bicubic_taps3`'s pixel stored as :func:`_store3` stores it, at ``dst[d : d + 3]``, with
+    4-element loads for every tap and one 4-element store: ``dst[d + 3]`` (the next pixel's first channel)
+    takes an unused value, so the caller must write that pixel after this one, and call this only where
+    ``dst[d + 3]`` and ``src[o0 + 3 row + 12]`` exist. The three values are :func:`_bicubic_taps3`'s, so
+    the bits are the same."""
+    if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and dst.dtype == src.dtype
+            and isinstance(dst.dtype, (types.Integer, types.Float))):
+        return None
+    sig = types.void(src, types.intp, types.intp, types.float64, types.float64, dst, types.intp, types.boolean,
+                     types.float64)
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        out = context.make_array(sig.args[5])(context, builder, args[5]).data
+        v = _bicubic_acc_ir(builder, data, sig.args[0].dtype, args[1], args[2], args[3], args[4], False)
+        o = _saturate_convert_ir(builder, v, sig.args[5].dtype, out.type.pointee, args[7], args[8])
+        builder.store(o, builder.bitcast(builder.gep(out, [args[6]]), o.type.as_pointer()), align=1)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+def _bicubic_f32_acc_ir(builder, data, o0, row, fx, fy, last):
+    """IR of :func:`_bicubic_f32_taps3`'s three channels in the lanes of one 4-lane float32 vector (lane 3
+    is computed from the next pixel's first channel and is unused); ``last`` as in :func:`_bicubic_acc_ir`."""
+    index = o0.type
+    flt, lane = ir.FloatType(), ir.IntType(32)
+    vec4 = ir.VectorType(flt, 4)
+
+    def lanes(*ks):
+        return ir.Constant(ir.VectorType(lane, len(ks)), [ir.Constant(lane, k) for k in ks])
+
+    wx = builder.fptrunc(_cubic_weight_vector(builder, fx), vec4)
+    wy = builder.fptrunc(_cubic_weight_vector(builder, fy), vec4)
+    halves = []
+    for a in (0, 2):
+        top = builder.add(o0, builder.mul(row, ir.Constant(index, a)))
+        below = builder.add(top, row)
+        r = None
+        for b in range(4):
+            step = ir.Constant(index, 3 * b)
+            t0 = _load_taps(builder, data, builder.add(top, step), vec4, False)
+            t1 = _load_taps(builder, data, builder.add(below, step), vec4, last and a == 2 and b == 3)
+            t = builder.fmul(builder.shuffle_vector(t0, t1, lanes(*range(8))),
+                             builder.shuffle_vector(wx, wx, lanes(*[b] * 8)))
+            r = t if r is None else builder.fadd(r, t)
+        halves.append(builder.fmul(r, builder.shuffle_vector(wy, wy, lanes(*[a] * 4, *[a + 1] * 4))))
+    low, high = lanes(0, 1, 2, 3), lanes(4, 5, 6, 7)
+    acc = builder.fadd(builder.shuffle_vector(halves[0], halves[0], low),
+                       builder.shuffle_vector(halves[0], halves[0], high))
+    acc = builder.fadd(acc, builder.shuffle_vector(halves[1], halves[1], low))
+    acc = builder.fadd(acc, builder.shuffle_vector(halves[1], halves[1], high))
+    return acc
 
 
 @intrinsic
@@ -470,37 +535,48 @@ def _bicubic_f32_taps3(typingctx, src, o0, row, fx, fy):
 
     def codegen(context, builder, sig, args):
         data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        o0, row = args[1], args[2]
-        index = o0.type
-        flt, lane = ir.FloatType(), ir.IntType(32)
-        vec4 = ir.VectorType(flt, 4)
-
-        def lanes(*ks):
-            return ir.Constant(ir.VectorType(lane, len(ks)), [ir.Constant(lane, k) for k in ks])
-
-        wx = builder.fptrunc(_cubic_weight_vector(builder, args[3]), vec4)
-        wy = builder.fptrunc(_cubic_weight_vector(builder, args[4]), vec4)
-        halves = []
-        for a in (0, 2):
-            top = builder.add(o0, builder.mul(row, ir.Constant(index, a)))
-            below = builder.add(top, row)
-            r = None
-            for b in range(4):
-                step = ir.Constant(index, 3 * b)
-                t0 = _load_taps(builder, data, builder.add(top, step), vec4, False)
-                t1 = _load_taps(builder, data, builder.add(below, step), vec4, a == 2 and b == 3)
-                t = builder.fmul(builder.shuffle_vector(t0, t1, lanes(*range(8))),
-                                 builder.shuffle_vector(wx, wx, lanes(*[b] * 8)))
-                r = t if r is None else builder.fadd(r, t)
-            halves.append(builder.fmul(r, builder.shuffle_vector(wy, wy, lanes(*[a] * 4, *[a + 1] * 4))))
-        low, high = lanes(0, 1, 2, 3), lanes(4, 5, 6, 7)
-        acc = builder.fadd(builder.shuffle_vector(halves[0], halves[0], low),
-                           builder.shuffle_vector(halves[0], halves[0], high))
-        acc = builder.fadd(acc, builder.shuffle_vector(halves[1], halves[1], low))
-        acc = builder.fadd(acc, builder.shuffle_vector(halves[1], halves[1], high))
+        acc = _bicubic_f32_acc_ir(builder, data, args[1], args[2], args[3], args[4], True)
+        lane = ir.IntType(32)
         return context.make_tuple(builder, sig.return_type,
                                   [builder.extract_element(acc, ir.Constant(lane, k)) for k in range(3)])
     return sig, codegen
+
+
+@intrinsic
+def _bicubic_f32_put4(typingctx, src, o0, row, fx, fy, dst, d):
+    """:func:`_bicubic_f32_taps3`'s pixel stored at ``dst[d : d + 3]`` with 4-element loads for every tap and
+    one 4-element store: ``dst[d + 3]`` takes an unused value, so the caller must write that pixel after this
+    one, and call this only where ``dst[d + 3]`` and ``src[o0 + 3 row + 12]`` exist. The same bits as
+    :func:`_bicubic_f32_taps3`'s three values."""
+    if not (isinstance(src, types.Array) and src.dtype == types.float32 and isinstance(dst, types.Array)
+            and dst.dtype == types.float32):
+        return None
+    sig = types.void(src, types.intp, types.intp, types.float64, types.float64, dst, types.intp)
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        out = context.make_array(sig.args[5])(context, builder, args[5]).data
+        acc = _bicubic_f32_acc_ir(builder, data, args[1], args[2], args[3], args[4], False)
+        builder.store(acc, builder.bitcast(builder.gep(out, [args[6]]), acc.type.as_pointer()), align=4)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+def _saturate_convert_ir(builder, v, dt, elt, is_int, maxv):
+    """IR of :func:`_store`'s value for each lane of the 4-lane float64 vector ``v``: when ``is_int``,
+    :func:`_scalar.saturate` (``v + 0.5``, NaN and negatives to 0, above ``maxv`` to ``maxv``), then the
+    conversion to ``dst``'s dtype ``dt`` (LLVM element type ``elt``), which truncates."""
+    dbl = ir.DoubleType()
+    vec = v.type
+    zero = ir.Constant(vec, [ir.Constant(dbl, 0.0)] * 4)
+    s = builder.fadd(v, ir.Constant(vec, [ir.Constant(dbl, 0.5)] * 4))
+    s = builder.select(builder.fcmp_ordered(">=", s, zero), s, zero)
+    top = _splat(builder, vec, maxv)
+    s = builder.select(builder.fcmp_ordered(">", s, top), top, s)
+    v = builder.select(is_int, s, v)
+    if isinstance(dt, types.Float):
+        return v if dt.bitwidth == 64 else builder.fptrunc(v, ir.VectorType(elt, 4))
+    return (builder.fptosi if dt.signed else builder.fptoui)(v, ir.VectorType(elt, 4))
 
 
 @intrinsic
@@ -522,17 +598,7 @@ def _store3(typingctx, dst, d, v0, v1, v2, is_int, maxv):
         v = ir.Constant(vec, [ir.Constant(dbl, 0.0)] * 4)
         for k in range(3):
             v = builder.insert_element(v, args[2 + k], ir.Constant(lane, k))
-        zero = ir.Constant(vec, [ir.Constant(dbl, 0.0)] * 4)
-        s = builder.fadd(v, ir.Constant(vec, [ir.Constant(dbl, 0.5)] * 4))
-        s = builder.select(builder.fcmp_ordered(">=", s, zero), s, zero)
-        top = _splat(builder, vec, maxv)
-        s = builder.select(builder.fcmp_ordered(">", s, top), top, s)
-        v = builder.select(is_int, s, v)
-        elt = data.type.pointee
-        if isinstance(dt, types.Float):
-            out = v if dt.bitwidth == 64 else builder.fptrunc(v, ir.VectorType(elt, 4))
-        else:
-            out = (builder.fptosi if dt.signed else builder.fptoui)(v, ir.VectorType(elt, 4))
+        out = _saturate_convert_ir(builder, v, dt, data.type.pointee, is_int, maxv)
         for k in range(3):
             builder.store(builder.extract_element(out, ir.Constant(lane, k)),
                           builder.gep(data, [builder.add(d, ir.Constant(d.type, k))]))
@@ -1096,6 +1162,23 @@ def _span_nearest_copy_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop
 
 @jit_device
 def _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
+    """Each pixel but the span's last with 4-element loads and one 4-element store
+    (:func:`_bicubic_put4`) when no pixel of the span can reach the array's last elements (its top-left
+    tap's offset is at most the one of its largest row and column), the others with exact loads and
+    stores (:func:`_bicubic_taps3`, :func:`_store3`)."""
+    if j_stop <= j_lo:
+        return
+    last = j_stop - 1
+    xe = xq + (last - j_lo) * dxq  # the last pixel's coordinates (exact: integer steps)
+    ye = yq + (last - j_lo) * dyq
+    # the bottom-right tap's 4-element load reads up to o0 + 3 row + 12, o0 = (y - 1) row + 3 (x - 1)
+    if sbase + ((max(yq, ye) >> 32) + 2) * row + (max(xq, xe) >> 32) * 3 + 9 < src.size:
+        for j in range(j_lo, last):
+            _bicubic_put4(src, sbase + ((yq >> 32) - 1) * row + ((xq >> 32) - 1) * 3, row, (xq & Q_MASK) * Q_INV,
+                          (yq & Q_MASK) * Q_INV, dst, dbase + j * 3, is_int, maxv)
+            xq += dxq
+            yq += dyq
+        j_lo = last
     for j in range(j_lo, j_stop):
         v0, v1, v2 = _bicubic_taps3(src, sbase + ((yq >> 32) - 1) * row + ((xq >> 32) - 1) * 3, row,
                                     (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV)
@@ -1106,6 +1189,19 @@ def _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase,
 
 @jit_device
 def _span_bicubic_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    """As :func:`_span_bicubic_3`, with :func:`_bicubic_f32_put4` and :func:`_bicubic_f32_taps3`."""
+    if j_stop <= j_lo:
+        return
+    last = j_stop - 1
+    xe = xq + (last - j_lo) * dxq
+    ye = yq + (last - j_lo) * dyq
+    if sbase + ((max(yq, ye) >> 32) + 2) * row + (max(xq, xe) >> 32) * 3 + 9 < src.size:
+        for j in range(j_lo, last):
+            _bicubic_f32_put4(src, sbase + ((yq >> 32) - 1) * row + ((xq >> 32) - 1) * 3, row,
+                              (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV, dst, dbase + j * 3)
+            xq += dxq
+            yq += dyq
+        j_lo = last
     for j in range(j_lo, j_stop):
         v0, v1, v2 = _bicubic_f32_taps3(src, sbase + ((yq >> 32) - 1) * row + ((xq >> 32) - 1) * 3, row,
                                         (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV)

@@ -539,6 +539,75 @@ def test_uint8_bilinear_taps_are_the_integer_formula_in_both_forms(rng, monkeypa
     np.testing.assert_array_equal(put[: 3 * n].reshape(n, 3), want)
 
 
+@numba.njit(cache=False)
+def _bicubic_f32_pixels(src, offs, row, fxs, fys, put, got):
+    for k in range(offs.shape[0]):
+        _cpu._bicubic_f32_put4(src, offs[k], row, fxs[k], fys[k], put, 3 * k)
+        v0, v1, v2 = _cpu._bicubic_f32_taps3(src, offs[k], row, fxs[k], fys[k])
+        got[3 * k] = v0
+        got[3 * k + 1] = v1
+        got[3 * k + 2] = v2
+
+
+@numba.njit(cache=False)
+def _bicubic_pixels(src, offs, row, fxs, fys, put, got, is_int, maxv):
+    """Pixels through both forms of the 3-channel bicubic taps: four elements stored
+    (:func:`_cpu._bicubic_put4`) and three values stored (:func:`_cpu._bicubic_taps3`, :func:`_cpu._store3`)."""
+    for k in range(offs.shape[0]):
+        _cpu._bicubic_put4(src, offs[k], row, fxs[k], fys[k], put, 3 * k, is_int, maxv)
+        v0, v1, v2 = _cpu._bicubic_taps3(src, offs[k], row, fxs[k], fys[k])
+        _cpu._store3(got, 3 * k, v0, v1, v2, is_int, maxv)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float64, np.float32])
+def test_bicubic_four_element_stores_are_the_three_value_stores(rng, dtype):
+    """A bicubic pixel stored with 4-element loads and one 4-element store (the span loops' form for all but
+    their last pixel) has the bits of the three values stored one by one, on random taps, on 0/max stripes
+    whose bicubic overshoot saturates both ways, at the fractions 0, 1/2 and just below 1, and (floats) with
+    NaN taps; in float64 both are the 16-tap sums of :func:`_cpu._bicubic_c` in their order, saturated."""
+    w, h = 9, 6
+    row = 3 * w
+    top = float(np.iinfo(dtype).max) if dtype in (np.uint8, np.uint16) else 0.0
+    src = (rng.random(h * row) * (top or 1.0)).astype(dtype)
+    src[: 2 * row : 2] = 0
+    src[1 : 2 * row : 2] = top or 1.0
+    if dtype in (np.float32, np.float64):
+        src[3 * row + 7] = np.nan
+    n = 3000
+    offs = 3 * rng.integers(0, w - 3, n) + row * rng.integers(0, h - 3, n)
+    special = np.array([0.0, 0.5, 1.0 - 2.0 ** -32])
+    fxs = np.where(rng.random(n) < 0.3, rng.choice(special, n), rng.random(n))
+    fys = np.where(rng.random(n) < 0.3, rng.choice(special, n), rng.random(n))
+    put = np.zeros(3 * n + 1, dtype)
+    got = np.zeros(3 * n, dtype)
+    is_int = dtype in (np.uint8, np.uint16)
+    if dtype == np.float32:  # float32 arithmetic (the float32 kernel's own sums: see test_sampling's parity)
+        _bicubic_f32_pixels(src, offs, row, fxs, fys, put, got)
+        np.testing.assert_array_equal(put[: 3 * n], got)
+        return
+    _bicubic_pixels(src, offs, row, fxs, fys, put, got, is_int, top)
+    np.testing.assert_array_equal(put[: 3 * n], got)
+    # the sums in _bicubic_c's order, in Python floats, through the scalar store
+    from stntool.sampling import _scalar
+
+    want = np.empty(3, dtype)
+    for k in range(0, n, 7):
+        wx, wy = _scalar.cubic_weights(float(fxs[k])), _scalar.cubic_weights(float(fys[k]))
+        for c in range(3):
+            o = int(offs[k]) + c
+            acc = 0.0
+            for a in range(4):
+                r = 0.0
+                for b in range(4):
+                    t = float(src[o + a * row + 3 * b]) * wx[b]
+                    r = t if b == 0 else r + t
+                acc = r * wy[a] if a == 0 else acc + r * wy[a]
+            want[c] = _scalar.saturate(acc, top) if is_int else acc
+        np.testing.assert_array_equal(put[3 * k: 3 * k + 3], want, err_msg=f"pixel {k}")
+    if is_int:
+        assert got.min() == 0 and got.max() == top
+
+
 @pytest.mark.parametrize("features, want", [
     ("+avx512ifma,+avx512vl,+avx2", True),
     ("+avx512ifma,-avx512vl", False),
