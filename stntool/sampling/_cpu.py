@@ -866,18 +866,29 @@ def _nearest_gather_u8(typingctx, src, sbase, row, xq, yq, dxq, dyq, margin, dst
 
 
 @intrinsic
+def _gather_scratch(typingctx):
+    """Room for :data:`GATHER` int64 values in the stack frame of the function this is compiled into (one
+    slot, made once in its entry block): a per-row buffer without a heap allocation per call."""
+    sig = types.CPointer(types.int64)()
+
+    def codegen(context, builder, sig, args):
+        return cgutils.alloca_once(builder, ir.IntType(64), size=GATHER)
+    return sig, codegen
+
+
+@intrinsic
 def _nearest_offsets(typingctx, sbase, row, xq, yq, dxq, dyq, margin, offs):
     """Write the flat offsets of :data:`GATHER` consecutive pixels of a 3-channel nearest span (integer
-    rounding, as :func:`_nearest_gather_u8`) to ``offs[0 : GATHER]``, computed as one vector; returns the
-    bit mask of the pixels near one half (the caller rounds their float coordinates instead)."""
-    if not (isinstance(offs, types.Array) and offs.dtype == types.int64):
+    rounding, as :func:`_nearest_gather_u8`) to ``offs[0 : GATHER]`` (:func:`_gather_scratch`), computed as
+    one vector; returns the bit mask of the pixels near one half (the caller rounds their float coordinates
+    instead)."""
+    if not (isinstance(offs, types.CPointer) and offs.dtype == types.int64):
         return None
     sig = types.int64(types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, types.int64, offs)
 
     def codegen(context, builder, sig, args):
         off, near = _nearest_block_ir(builder, *args[:7])
-        data = context.make_array(sig.args[7])(context, builder, args[7]).data
-        builder.store(off, builder.bitcast(data, off.type.as_pointer()), align=8)
+        builder.store(off, builder.bitcast(args[7], off.type.as_pointer()), align=8)
         return near
     return sig, codegen
 
@@ -1130,7 +1141,7 @@ def _span_nearest_copy_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop
     """16-bit and float images: the offsets of blocks of :data:`GATHER` pixels as one vector
     (:func:`_nearest_offsets`), then the pixel copies; the pixels near a half copied again from their
     float-rounded coordinate; the last pixels one by one."""
-    offs = np.empty(GATHER, np.int64)
+    offs = _gather_scratch()
     j = j_lo
     while j + GATHER <= j_stop:
         near = _nearest_offsets(sbase, row, xq, yq, dxq, dyq, margin, offs)
