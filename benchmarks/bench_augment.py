@@ -50,7 +50,7 @@ for p in (str(ROOT), str(HERE)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from bench_engine import (bench, cpu_model, jpegs_made_once, loadavg, test_image, timed_command,  # noqa: E402
+from bench_engine import (bench, child_env, cpu_model, jpegs_made_once, loadavg, test_image, timed_command,  # noqa: E402
                           version, write_report)
 
 SIZE = 512
@@ -388,7 +388,7 @@ def make_jpegs(folder: Path, n: int, size=SIZE) -> Path:
 
 def bench_command(n_files, runs, work: Path):
     src = make_jpegs(work / f"in-{n_files}", n_files)
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = child_env(PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     script = work / "alb_augment.py"
     script.write_text(ALB_SCRIPT)
     count = 4

@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_engine import cpu_model, loadavg, write_report  # noqa: E402  (one definition of the machine facts)
+from bench_engine import child_env, cpu_model, loadavg, write_report  # noqa: E402  (one definition of the machine facts)
 
 # family -> Python statements run after `import numpy as np, stntool` (the timed part)
 _IMG = "img = (np.arange(96 * 128 * {c}) % 251).astype(np.{dt}).reshape(96, 128{shape})\n"
@@ -85,7 +85,7 @@ print(json.dumps({{"import_stntool": t1 - t0, "import_numba": t2 - t1, "first": 
 
 
 def _env(cache_dir: str, **extra) -> dict:
-    env = dict(os.environ, **extra)
+    env = child_env(**extra)
     env["NUMBA_CACHE_DIR"] = cache_dir
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("NUMBA_DISABLE_JIT", None)

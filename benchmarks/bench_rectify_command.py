@@ -41,7 +41,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from bench_engine import cpu_model, jpegs_made_once, loadavg, timed_command, write_report  # noqa: E402
+from bench_engine import child_env, cpu_model, jpegs_made_once, loadavg, timed_command, write_report  # noqa: E402
 
 SIZE = (1750, 1240)  # (H, W) of a scan
 
@@ -124,8 +124,7 @@ def main(argv=None):
 
     work = Path(args.work)
     src = make_scans(work / f"scans-{args.files}", args.files)
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + str(HERE) + os.pathsep
-               + os.environ.get("PYTHONPATH", ""))
+    env = child_env(PYTHONPATH=str(ROOT) + os.pathsep + str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     script = work / "deskew_folder.py"
     script.write_text(DESKEW_SCRIPT)
     stn = [sys.executable, "-m", "stntool", "rectify", str(src), "-j", "2", "-q", "-o"]
