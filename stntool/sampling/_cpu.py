@@ -465,27 +465,59 @@ def _bicubic_taps3(typingctx, src, o0, row, fx, fy):
     return sig, codegen
 
 
-@intrinsic
-def _bicubic_put4(typingctx, src, o0, row, fx, fy, dst, d, is_int, maxv):
-    """:func:`_bicubic_taps3`'s pixel stored as :func:`_store3` stores it, at ``dst[d : d + 3]``, with
-    4-element loads for every tap and one 4-element store: ``dst[d + 3]`` (the next pixel's first channel)
-    takes an unused value, so the caller must write that pixel after this one, and call this only where
-    ``dst[d + 3]`` and ``src[o0 + 3 row + 12]`` exist. The three values are :func:`_bicubic_taps3`'s, so
-    the bits are the same."""
+def _bicubic_pixel_ir(builder, data, dt, o0, row, fx, fy, last):
+    """The interior bicubic pixel of a 3-channel image in the lanes of one 4-lane vector, in its dtype's
+    arithmetic: float32 for float32 images (:func:`_bicubic_f32_acc_ir`), float64 for the others
+    (:func:`_bicubic_acc_ir`)."""
+    if dt == types.float32:
+        return _bicubic_f32_acc_ir(builder, data, o0, row, fx, fy, last)
+    return _bicubic_acc_ir(builder, data, dt, o0, row, fx, fy, last)
+
+
+def _bicubic_store_ir(context, builder, sig, args, last):
+    """Codegen of :func:`_bicubic_put4` (``last`` False) and :func:`_bicubic_put3` (``last`` True): the
+    pixel's lanes as :func:`_store` writes them (float32 images: as computed), stored at ``dst[d]``."""
+    data = context.make_array(sig.args[0])(context, builder, args[0]).data
+    out = context.make_array(sig.args[5])(context, builder, args[5]).data
+    dt = sig.args[0].dtype
+    v = _bicubic_pixel_ir(builder, data, dt, args[1], args[2], args[3], args[4], last)
+    if dt != types.float32:
+        v = _saturate_convert_ir(builder, v, dt, out.type.pointee, args[7], args[8])
+    if last:
+        _store_lanes(builder, out, args[6], v, 3)
+    else:
+        _store_vector(builder, out, args[6], v)
+    return context.get_dummy_value()
+
+
+def _bicubic_store_sig(src, dst):
     if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and dst.dtype == src.dtype
             and isinstance(dst.dtype, (types.Integer, types.Float))):
         return None
-    sig = types.void(src, types.intp, types.intp, types.float64, types.float64, dst, types.intp, types.boolean,
-                     types.float64)
+    return types.void(src, types.intp, types.intp, types.float64, types.float64, dst, types.intp, types.boolean,
+                      types.float64)
 
-    def codegen(context, builder, sig, args):
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        out = context.make_array(sig.args[5])(context, builder, args[5]).data
-        v = _bicubic_acc_ir(builder, data, sig.args[0].dtype, args[1], args[2], args[3], args[4], False)
-        o = _saturate_convert_ir(builder, v, sig.args[5].dtype, out.type.pointee, args[7], args[8])
-        builder.store(o, builder.bitcast(builder.gep(out, [args[6]]), o.type.as_pointer()), align=1)
-        return context.get_dummy_value()
-    return sig, codegen
+
+@intrinsic
+def _bicubic_put4(typingctx, src, o0, row, fx, fy, dst, d, is_int, maxv):
+    """The interior bicubic pixel at top-left tap ``o0`` stored at ``dst[d : d + 3]`` as :func:`_bicubic_put3`
+    stores it, with 4-element loads for every tap and one 4-element store: ``dst[d + 3]`` (the next pixel's
+    first channel) takes an unused value, so the caller must write that pixel after this one, and call this
+    only where ``dst[d + 3]`` and ``src[o0 + 3 row + 12]`` exist. The same bits as :func:`_bicubic_put3`."""
+    sig = _bicubic_store_sig(src, dst)
+    return None if sig is None else (sig, lambda context, builder, sig, args:
+                                     _bicubic_store_ir(context, builder, sig, args, False))
+
+
+@intrinsic
+def _bicubic_put3(typingctx, src, o0, row, fx, fy, dst, d, is_int, maxv):
+    """The interior bicubic pixel at top-left tap ``o0`` stored at ``dst[d : d + 3]``: float64 arithmetic
+    (:func:`_bicubic_taps3`), stored as :func:`_store` stores it, or for float32 images float32
+    arithmetic (:func:`_bicubic_f32_taps3`; ``is_int`` and ``maxv`` unused). Reads and writes nothing
+    past the pixel (its last tap may be the array's last element)."""
+    sig = _bicubic_store_sig(src, dst)
+    return None if sig is None else (sig, lambda context, builder, sig, args:
+                                     _bicubic_store_ir(context, builder, sig, args, True))
 
 
 def _bicubic_f32_acc_ir(builder, data, o0, row, fx, fy, last):
@@ -539,24 +571,16 @@ def _bicubic_f32_taps3(typingctx, src, o0, row, fx, fy):
     return sig, codegen
 
 
-@intrinsic
-def _bicubic_f32_put4(typingctx, src, o0, row, fx, fy, dst, d):
-    """:func:`_bicubic_f32_taps3`'s pixel stored at ``dst[d : d + 3]`` with 4-element loads for every tap and
-    one 4-element store: ``dst[d + 3]`` takes an unused value, so the caller must write that pixel after this
-    one, and call this only where ``dst[d + 3]`` and ``src[o0 + 3 row + 12]`` exist. The same bits as
-    :func:`_bicubic_f32_taps3`'s three values."""
-    if not (isinstance(src, types.Array) and src.dtype == types.float32 and isinstance(dst, types.Array)
-            and dst.dtype == types.float32):
-        return None
-    sig = types.void(src, types.intp, types.intp, types.float64, types.float64, dst, types.intp)
+def _store_vector(builder, data, index, v):
+    """``data[index : index + len(v)] = v`` as one unaligned vector store."""
+    builder.store(v, builder.bitcast(builder.gep(data, [index]), v.type.as_pointer()), align=1)
 
-    def codegen(context, builder, sig, args):
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        out = context.make_array(sig.args[5])(context, builder, args[5]).data
-        acc = _bicubic_f32_acc_ir(builder, data, args[1], args[2], args[3], args[4], False)
-        builder.store(acc, builder.bitcast(builder.gep(out, [args[6]]), acc.type.as_pointer()), align=4)
-        return context.get_dummy_value()
-    return sig, codegen
+
+def _store_lanes(builder, data, index, v, n):
+    """``data[index + k] = v[k]`` for the first ``n`` lanes of ``v``, one element at a time."""
+    for k in range(n):
+        builder.store(builder.extract_element(v, ir.Constant(ir.IntType(32), k)),
+                      builder.gep(data, [builder.add(index, ir.Constant(index.type, k))]))
 
 
 def _saturate_convert_ir(builder, v, dt, elt, is_int, maxv):
@@ -574,33 +598,6 @@ def _saturate_convert_ir(builder, v, dt, elt, is_int, maxv):
     if isinstance(dt, types.Float):
         return v if dt.bitwidth == 64 else builder.fptrunc(v, ir.VectorType(elt, 4))
     return (builder.fptosi if dt.signed else builder.fptoui)(v, ir.VectorType(elt, 4))
-
-
-@intrinsic
-def _store3(typingctx, dst, d, v0, v1, v2, is_int, maxv):
-    """:func:`_store` of three float64 values at ``dst[d]``, ``dst[d + 1]``, ``dst[d + 2]`` with one vector
-    saturation (:func:`_scalar.saturate`: ``v + 0.5``, NaN and negatives to 0, above ``maxv`` to
-    ``maxv``, when ``is_int``) and one vector conversion to ``dst``'s dtype."""
-    if not (isinstance(dst, types.Array) and isinstance(dst.dtype, (types.Integer, types.Float))):
-        return None
-    dt = dst.dtype
-    sig = types.void(dst, types.intp, types.float64, types.float64, types.float64, types.boolean, types.float64)
-
-    def codegen(context, builder, sig, args):
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        d, is_int, maxv = args[1], args[5], args[6]
-        dbl = ir.DoubleType()
-        vec = ir.VectorType(dbl, 4)
-        lane = ir.IntType(32)
-        v = ir.Constant(vec, [ir.Constant(dbl, 0.0)] * 4)
-        for k in range(3):
-            v = builder.insert_element(v, args[2 + k], ir.Constant(lane, k))
-        out = _saturate_convert_ir(builder, v, dt, data.type.pointee, is_int, maxv)
-        for k in range(3):
-            builder.store(builder.extract_element(out, ir.Constant(lane, k)),
-                          builder.gep(data, [builder.add(d, ir.Constant(d.type, k))]))
-        return context.get_dummy_value()
-    return sig, codegen
 
 
 @intrinsic
@@ -727,8 +724,7 @@ def _bilinear_u8_put4(typingctx, src, off, row, fx, fy, dst, d):
         data = context.make_array(sig.args[0])(context, builder, args[0]).data
         out = context.make_array(sig.args[5])(context, builder, args[5]).data
         r = _bilinear_u8_ir(builder, data, args[1], args[2], args[3], args[4], False, _has_ifma(context))
-        v = builder.trunc(r, ir.VectorType(ir.IntType(8), 4))
-        builder.store(v, builder.bitcast(builder.gep(out, [args[6]]), v.type.as_pointer()), align=1)
+        _store_vector(builder, out, args[6], builder.trunc(r, ir.VectorType(ir.IntType(8), 4)))
         return context.get_dummy_value()
     return sig, codegen
 
@@ -783,8 +779,8 @@ def _copy4(typingctx, src, off, dst, d):
         data = context.make_array(sig.args[0])(context, builder, args[0]).data
         out = context.make_array(sig.args[2])(context, builder, args[2]).data
         vec = ir.VectorType(data.type.pointee, 4)
-        v = builder.load(builder.bitcast(builder.gep(data, [args[1]]), vec.as_pointer()), align=1)
-        builder.store(v, builder.bitcast(builder.gep(out, [args[3]]), vec.as_pointer()), align=1)
+        _store_vector(builder, out, args[3],
+                      builder.load(builder.bitcast(builder.gep(data, [args[1]]), vec.as_pointer()), align=1))
         return context.get_dummy_value()
     return types.void(src, types.intp, dst, types.intp), codegen
 
@@ -1170,10 +1166,11 @@ def _span_nearest_copy_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop
 
 @jit_device
 def _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
-    """Each pixel but the span's last with 4-element loads and one 4-element store
+    """A 3-channel bicubic span in its dtype's arithmetic (float32 for float32 images, ``is_int`` and
+    ``maxv`` then unused): each pixel but the last with 4-element loads and one 4-element store
     (:func:`_bicubic_put4`) when no pixel of the span can reach the array's last elements (its top-left
     tap's offset is at most the one of its largest row and column), the others with exact loads and
-    stores (:func:`_bicubic_taps3`, :func:`_store3`)."""
+    stores (:func:`_bicubic_put3`)."""
     if j_stop <= j_lo:
         return
     last = j_stop - 1
@@ -1188,35 +1185,8 @@ def _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase,
             yq += dyq
         j_lo = last
     for j in range(j_lo, j_stop):
-        v0, v1, v2 = _bicubic_taps3(src, sbase + ((yq >> 32) - 1) * row + ((xq >> 32) - 1) * 3, row,
-                                    (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV)
-        _store3(dst, dbase + j * 3, v0, v1, v2, is_int, maxv)
-        xq += dxq
-        yq += dyq
-
-
-@jit_device
-def _span_bicubic_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
-    """As :func:`_span_bicubic_3`, with :func:`_bicubic_f32_put4` and :func:`_bicubic_f32_taps3`."""
-    if j_stop <= j_lo:
-        return
-    last = j_stop - 1
-    xe = xq + (last - j_lo) * dxq
-    ye = yq + (last - j_lo) * dyq
-    if sbase + ((max(yq, ye) >> 32) + 2) * row + (max(xq, xe) >> 32) * 3 + 9 < src.size:
-        for j in range(j_lo, last):
-            _bicubic_f32_put4(src, sbase + ((yq >> 32) - 1) * row + ((xq >> 32) - 1) * 3, row,
-                              (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV, dst, dbase + j * 3)
-            xq += dxq
-            yq += dyq
-        j_lo = last
-    for j in range(j_lo, j_stop):
-        v0, v1, v2 = _bicubic_f32_taps3(src, sbase + ((yq >> 32) - 1) * row + ((xq >> 32) - 1) * 3, row,
-                                        (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV)
-        d = dbase + j * 3
-        dst[np.uint64(d)] = v0
-        dst[np.uint64(d + 1)] = v1
-        dst[np.uint64(d + 2)] = v2
+        _bicubic_put3(src, sbase + ((yq >> 32) - 1) * row + ((xq >> 32) - 1) * 3, row, (xq & Q_MASK) * Q_INV,
+                      (yq & Q_MASK) * Q_INV, dst, dbase + j * 3, is_int, maxv)
         xq += dxq
         yq += dyq
 
@@ -1236,7 +1206,7 @@ def _span_bicubic_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, 
 @jit_device
 def _span_bicubic_f32(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     if cc == 3:
-        _span_bicubic_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+        _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, False, 0.0)
         return
     for j in range(j_lo, j_stop):
         _bicubic_interior_f32(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,

@@ -540,23 +540,12 @@ def test_uint8_bilinear_taps_are_the_integer_formula_in_both_forms(rng, monkeypa
 
 
 @numba.njit(cache=False)
-def _bicubic_f32_pixels(src, offs, row, fxs, fys, put, got):
-    for k in range(offs.shape[0]):
-        _cpu._bicubic_f32_put4(src, offs[k], row, fxs[k], fys[k], put, 3 * k)
-        v0, v1, v2 = _cpu._bicubic_f32_taps3(src, offs[k], row, fxs[k], fys[k])
-        got[3 * k] = v0
-        got[3 * k + 1] = v1
-        got[3 * k + 2] = v2
-
-
-@numba.njit(cache=False)
 def _bicubic_pixels(src, offs, row, fxs, fys, put, got, is_int, maxv):
-    """Pixels through both forms of the 3-channel bicubic taps: four elements stored
-    (:func:`_cpu._bicubic_put4`) and three values stored (:func:`_cpu._bicubic_taps3`, :func:`_cpu._store3`)."""
+    """Pixels through both forms of the 3-channel bicubic store: four elements loaded and stored
+    (:func:`_cpu._bicubic_put4`), and exact loads and three elements stored (:func:`_cpu._bicubic_put3`)."""
     for k in range(offs.shape[0]):
         _cpu._bicubic_put4(src, offs[k], row, fxs[k], fys[k], put, 3 * k, is_int, maxv)
-        v0, v1, v2 = _cpu._bicubic_taps3(src, offs[k], row, fxs[k], fys[k])
-        _cpu._store3(got, 3 * k, v0, v1, v2, is_int, maxv)
+        _cpu._bicubic_put3(src, offs[k], row, fxs[k], fys[k], got, 3 * k, is_int, maxv)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float64, np.float32])
@@ -581,12 +570,10 @@ def test_bicubic_four_element_stores_are_the_three_value_stores(rng, dtype):
     put = np.zeros(3 * n + 1, dtype)
     got = np.zeros(3 * n, dtype)
     is_int = dtype in (np.uint8, np.uint16)
-    if dtype == np.float32:  # float32 arithmetic (the float32 kernel's own sums: see test_sampling's parity)
-        _bicubic_f32_pixels(src, offs, row, fxs, fys, put, got)
-        np.testing.assert_array_equal(put[: 3 * n], got)
-        return
     _bicubic_pixels(src, offs, row, fxs, fys, put, got, is_int, top)
     np.testing.assert_array_equal(put[: 3 * n], got)
+    if dtype == np.float32:  # float32 arithmetic: the float32 kernel's own sums (see test_sampling's parity)
+        return
     # the sums in _bicubic_c's order, in Python floats, through the scalar store
     from stntool.sampling import _scalar
 
