@@ -600,33 +600,59 @@ def _saturate_convert_ir(builder, v, dt, elt, is_int, maxv):
     return (builder.fptosi if dt.signed else builder.fptoui)(v, ir.VectorType(elt, 4))
 
 
+def _bilinear_f32_ir(builder, data, off, row, fx, fy, last):
+    """IR of :func:`_bil_f32_c` for the three channels of an interior 3-channel float32 pixel, in the lanes of
+    one 4-lane float32 vector (lane 3, the next pixel's first channel, is computed and unused): per channel
+    ``t + (u - t) fy`` with ``t = a + (b - a) fx`` on the top row and ``u`` likewise on the bottom one, in the
+    scalar code's order of operations. The bottom-right taps are loaded one by one when ``last`` (see
+    :func:`_load_taps`)."""
+    vec = ir.VectorType(ir.FloatType(), 4)
+    fx = _splat(builder, vec, fx)
+    fy = _splat(builder, vec, fy)
+    three = ir.Constant(off.type, 3)
+    below = builder.add(off, row)
+    a = _load_taps(builder, data, off, vec, False)
+    b = _load_taps(builder, data, builder.add(off, three), vec, False)
+    t = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
+    a = _load_taps(builder, data, below, vec, False)
+    b = _load_taps(builder, data, builder.add(below, three), vec, last)
+    u = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
+    return builder.fadd(t, builder.fmul(builder.fsub(u, t), fy))
+
+
 @intrinsic
 def _bilinear_f32_taps3(typingctx, src, off, row, fx, fy):
     """The three channel values of an interior bilinear pixel of a 3-channel float32 image (top-left
-    tap at flat index ``off``, row stride ``row``): per channel ``t + (u - t) fy`` with
-    ``t = a + (b - a) fx`` on the top row and ``u`` likewise on the bottom one, in float32, as
-    :func:`_bil_f32_c` computes it, the channels in vector lanes."""
+    tap at flat index ``off``, row stride ``row``), as :func:`_bilinear_f32_ir` computes them. Reads
+    nothing past the pixel's last tap (it may be the array's last element)."""
     if not (isinstance(src, types.Array) and src.dtype == types.float32):
         return None
     sig = types.UniTuple(types.float32, 3)(src, types.intp, types.intp, types.float32, types.float32)
 
     def codegen(context, builder, sig, args):
         data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        off, row = args[1], args[2]
-        vec = ir.VectorType(ir.FloatType(), 4)
-        fx = _splat(builder, vec, args[3])
-        fy = _splat(builder, vec, args[4])
-        three = ir.Constant(off.type, 3)
-        below = builder.add(off, row)
-        a = _load_taps(builder, data, off, vec, False)
-        b = _load_taps(builder, data, builder.add(off, three), vec, False)
-        t = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
-        a = _load_taps(builder, data, below, vec, False)
-        b = _load_taps(builder, data, builder.add(below, three), vec, True)
-        u = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
-        r = builder.fadd(t, builder.fmul(builder.fsub(u, t), fy))
+        r = _bilinear_f32_ir(builder, data, args[1], args[2], args[3], args[4], True)
         return context.make_tuple(builder, sig.return_type,
                                   [builder.extract_element(r, ir.Constant(ir.IntType(32), k)) for k in range(3)])
+    return sig, codegen
+
+
+@intrinsic
+def _bilinear_f32_put4(typingctx, src, off, row, fx, fy, dst, d):
+    """:func:`_bilinear_f32_taps3`'s pixel written to ``dst[d : d + 3]`` with one 4-element store: ``dst[d + 3]``
+    (the next pixel's first channel) takes an unused value, so the caller must write that pixel after
+    this one, and call this only where ``dst[d + 3]`` and ``src[off + row + 6]`` exist."""
+    if not (isinstance(src, types.Array) and src.dtype == types.float32 and isinstance(dst, types.Array)
+            and dst.dtype == types.float32):
+        return None
+    sig = types.void(src, types.intp, types.intp, types.float32, types.float32, dst, types.intp)
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        out = context.make_array(sig.args[5])(context, builder, args[5]).data
+        _store_vector(builder, out, args[6], _bilinear_f32_ir(builder, data, args[1], args[2], args[3], args[4],
+                                                              False))
+        return context.get_dummy_value()
     return sig, codegen
 
 
@@ -1021,6 +1047,23 @@ def _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
 
 @jit_device
 def _span_bil_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    """As :func:`_span_bil_u8_3`, for float32: each pixel but the span's last with 4-element loads and one
+    4-element store (:func:`_bilinear_f32_put4`) where no pixel of the span can reach the array's last
+    elements, else each pixel with exact loads and stores."""
+    if j_stop <= j_lo:
+        return
+    last = j_stop - 1
+    xe = xq + (last - j_lo) * dxq  # the last pixel's coordinates (exact: integer steps)
+    ye = yq + (last - j_lo) * dyq
+    if sbase + (max(yq, ye) >> 32) * row + (max(xq, xe) >> 32) * 3 < src.size - row - 6:
+        for j in range(j_lo, last):
+            off = sbase + (yq >> 32) * row + (xq >> 32) * 3
+            gx = np.float32((xq & Q_MASK) * Q_INV)
+            gy = np.float32((yq & Q_MASK) * Q_INV)
+            _bilinear_f32_put4(src, off, row, gx, gy, dst, dbase + j * 3)
+            xq += dxq
+            yq += dyq
+        j_lo = last
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32) * 3
         gx = np.float32((xq & Q_MASK) * Q_INV)

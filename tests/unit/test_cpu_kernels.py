@@ -595,6 +595,51 @@ def test_bicubic_four_element_stores_are_the_three_value_stores(rng, dtype):
         assert got.min() == 0 and got.max() == top
 
 
+@numba.njit(cache=False)
+def _f32_bilinear_pixels(src, offs, row, fxs, fys, put, got):
+    """Pixels through both forms of the 3-channel float32 bilinear taps: four elements loaded and stored
+    (:func:`_cpu._bilinear_f32_put4`), and exact loads and three values returned (:func:`_cpu._bilinear_f32_taps3`)."""
+    for k in range(offs.shape[0]):
+        _cpu._bilinear_f32_put4(src, offs[k], row, fxs[k], fys[k], put, 3 * k)
+        v0, v1, v2 = _cpu._bilinear_f32_taps3(src, offs[k], row, fxs[k], fys[k])
+        got[k, 0] = v0
+        got[k, 1] = v1
+        got[k, 2] = v2
+
+
+def test_float32_bilinear_four_element_stores_are_the_scalar_formula(rng):
+    """A 3-channel float32 bilinear pixel stored with 4-element loads and one 4-element store (the span loops'
+    form for all but their last pixel) and the same pixel's three values from exact loads both have the bits
+    of ``_bil_f32_c``'s float32 arithmetic (here in NumPy float32, operation by operation), on random taps,
+    the fractions 0, 1/2 and just below 1, large values of both signs, and NaN and infinite taps."""
+    w, h = 8, 4
+    row = 3 * w
+    src = ((rng.random(h * row) - 0.5) * 1e4).astype(np.float32)
+    src[5] = np.nan
+    src[row + 10] = np.inf
+    src[2 * row + 4] = -np.inf
+    src[row + 20] = 3.0e38
+    n = 4000
+    offs = 3 * rng.integers(0, w - 1, n) + row * rng.integers(0, h - 2, n)
+    special = np.array([0.0, 0.5, 1.0 - 2.0 ** -24], np.float32)
+    fxs = np.where(rng.random(n) < 0.3, rng.choice(special, n), rng.random(n)).astype(np.float32)
+    fys = np.where(rng.random(n) < 0.3, rng.choice(special, n), rng.random(n)).astype(np.float32)
+    put = np.zeros(3 * n + 1, np.float32)
+    got = np.zeros((n, 3), np.float32)
+    _f32_bilinear_pixels(src, offs, row, fxs, fys, put, got)
+    c = np.arange(3)
+    fx, fy = fxs[:, None], fys[:, None]
+    with np.errstate(invalid="ignore", over="ignore"):
+        a, b = src[offs[:, None] + c], src[offs[:, None] + c + 3]
+        t = a + (b - a) * fx
+        a, b = src[offs[:, None] + row + c], src[offs[:, None] + row + c + 3]
+        u = a + (b - a) * fx
+        want = t + (u - t) * fy
+    assert want.dtype == np.float32 and np.isnan(want).any() and np.isfinite(want).mean() > 0.5
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(put[: 3 * n].reshape(n, 3), want)
+
+
 @pytest.mark.parametrize("features, want", [
     ("+avx512ifma,+avx512vl,+avx2", True),
     ("+avx512ifma,-avx512vl", False),
