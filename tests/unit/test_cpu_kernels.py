@@ -284,6 +284,27 @@ def test_three_channel_vector_loops_give_the_bits_of_the_scalar_loops(rng, dtype
         np.testing.assert_array_equal(f(img3), f(img4)[..., :3])
 
 
+@pytest.mark.parametrize("dtype, hw", [(np.uint8, (520, 1400)), (np.float32, (400, 600))])
+def test_large_images_read_ahead_and_keep_the_bits(rng, dtype, hw):
+    """Inputs larger than ``PREFETCH_AHEAD_BYTES`` take the 3-channel bilinear loops that prefetch taps ahead
+    (:func:`_cpu._prefetch_ahead`, also for offsets beyond the image); their bits are those of the scalar
+    4-channel loop, for rotations, a mirror and a scale whose last pixel reads the last input pixel."""
+    from stn_testing import random_image
+
+    img4 = random_image(rng, hw + (4,), dtype)
+    img3 = np.ascontiguousarray(img4[..., :3])
+    assert img3.nbytes > _cpu.PREFETCH_AHEAD_BYTES
+    c, s = np.cos(0.17), np.sin(0.17)
+    calls = [(np.array([[c, -s, 0.02], [s, c, -0.01]]), hw, False),
+             (np.array([[0.8 * c, 0.8 * s, 0.1], [-0.8 * s, 0.8 * c, 0.0]]), (hw[0] + 13, hw[1] - 7), False),
+             (np.array([[-1.0, 0, 0], [0, 1.0, 0]]), hw, False),
+             (np.diag([0.985, 0.985, 1.0])[:2], hw, True)]
+    for theta, out_hw, align_corners in calls:
+        three = stntool.warp(img3, theta, out_hw, "bilinear", align_corners=align_corners, backend="cpu")
+        four = stntool.warp(img4, theta, out_hw, "bilinear", align_corners=align_corners, backend="cpu")
+        np.testing.assert_array_equal(three, four[..., :3])
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.uint16])
 @pytest.mark.parametrize("padding", ["zeros", "constant", "border"])
 @pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
