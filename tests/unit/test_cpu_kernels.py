@@ -284,11 +284,13 @@ def test_three_channel_vector_loops_give_the_bits_of_the_scalar_loops(rng, dtype
         np.testing.assert_array_equal(f(img3), f(img4)[..., :3])
 
 
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
 @pytest.mark.parametrize("dtype, hw", [(np.uint8, (520, 1400)), (np.float32, (400, 600))])
-def test_large_images_read_ahead_and_keep_the_bits(rng, dtype, hw):
-    """Inputs larger than ``PREFETCH_AHEAD_BYTES`` take the 3-channel bilinear loops that prefetch taps ahead
-    (:func:`_cpu._prefetch_ahead`, also for offsets beyond the image); their bits are those of the scalar
-    4-channel loop, for rotations, a mirror and a scale whose last pixel reads the last input pixel."""
+def test_large_images_read_ahead_and_keep_the_bits(rng, dtype, hw, mode):
+    """Affine warps of inputs larger than ``PREFETCH_AHEAD_BYTES`` prefetch the taps of the rows ahead
+    (:func:`_cpu._prefetch_row`, also at offsets outside the image, which it skips); the 3-channel vector
+    loops keep the bits of the scalar 4-channel loop, for rotations, a mirror and a scale whose last pixel
+    reads the last input pixel."""
     from stn_testing import random_image
 
     img4 = random_image(rng, hw + (4,), dtype)
@@ -300,8 +302,8 @@ def test_large_images_read_ahead_and_keep_the_bits(rng, dtype, hw):
              (np.array([[-1.0, 0, 0], [0, 1.0, 0]]), hw, False),
              (np.diag([0.985, 0.985, 1.0])[:2], hw, True)]
     for theta, out_hw, align_corners in calls:
-        three = stntool.warp(img3, theta, out_hw, "bilinear", align_corners=align_corners, backend="cpu")
-        four = stntool.warp(img4, theta, out_hw, "bilinear", align_corners=align_corners, backend="cpu")
+        three = stntool.warp(img3, theta, out_hw, mode, align_corners=align_corners, backend="cpu")
+        four = stntool.warp(img4, theta, out_hw, mode, align_corners=align_corners, backend="cpu")
         np.testing.assert_array_equal(three, four[..., :3])
 
 
