@@ -130,6 +130,7 @@ def image_dtype(sig) -> str | None:
 @functools.lru_cache(maxsize=None)
 def _cpu_cache_class():
     from numba.core import caching
+    from numba.core.runtime import rtsys
 
     impl = type("StntoolCompileResultCacheImpl", (caching.CompileResultCacheImpl,),
                 {"_locator_classes": [_with_shared_stamp(c) for c in caching.CompileResultCacheImpl._locator_classes]})
@@ -139,9 +140,19 @@ def _cpu_cache_class():
 
         _impl_class = impl
 
-        def load_overload(self, sig, target_context):
+        def _load_light(self, sig, target_context):
+            # numba's load_overload first refreshes the whole target context (imports and installs
+            # every typing and lowering registry: about 0.2 s, once per process) although loading
+            # machine code needs only the runtime's symbols. A miss refreshes as numba does: the
+            # compile that follows needs the registries.
+            rtsys.initialize(target_context)
             with folder_lock(self._cache_path, exclusive=False):
-                cres = super().load_overload(sig, target_context)
+                with self._guard_against_spurious_io_errors():
+                    return self._load_overload(sig, target_context)
+            return None  # the guard swallowed an I/O error
+
+        def load_overload(self, sig, target_context):
+            cres = self._load_light(sig, target_context)
             ask = pending
             if cres is None and ask is not None and self._enabled:
                 try:
@@ -149,8 +160,9 @@ def _cpu_cache_class():
                 except Exception:  # noqa: BLE001 - never let the wait break a compile: compile here
                     ready = False
                 if ready:
-                    with folder_lock(self._cache_path, exclusive=False):
-                        cres = super().load_overload(sig, target_context)
+                    cres = self._load_light(sig, target_context)
+            if cres is None:
+                target_context.refresh()
             return cres
 
         def save_overload(self, sig, data):

@@ -159,6 +159,39 @@ def test_editing_the_scalar_module_recompiles_cached_kernels(tmp_path):
     assert run() == ["102.0", "0"]                   # recompiled from the edited source
 
 
+def test_a_cache_hit_loads_without_numba_registries_and_a_miss_still_compiles(tmp_path):
+    """Loading a kernel from the disk cache skips numba's registry refresh; the kernel still runs (here one
+    that allocates through numba's runtime), and a signature missing afterwards compiles as before."""
+    (tmp_path / "kern.py").write_text(textwrap.dedent("""
+        import sys
+        import numpy as np
+        from numba.core.registry import cpu_target
+        from stntool._jit import jit_serial
+
+        @jit_serial
+        def probe(x):
+            return x * 3 + 1            # a new array: numba's runtime allocates it
+
+        a = probe(np.arange(4, dtype=np.uint8))
+        loaded_bare = not cpu_target.typing_context._registries and not cpu_target.target_context._registries
+        b = probe(np.arange(3, dtype=sys.argv[1]) / 2)
+        print(a.tolist(), b.tolist(), loaded_bare, sum(probe.stats.cache_hits.values()),
+              sum(probe.stats.cache_misses.values()), bool(cpu_target.typing_context._registries))
+    """))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+
+    def run(second="float64"):
+        return subprocess.run([sys.executable, "kern.py", second], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    # first process: both signatures compiled (the registries are loaded for the first compile)
+    assert run() == "[1, 4, 7, 10] [1.0, 2.5, 4.0] False 0 2 True"
+    # second process: both loaded; the first load found no registries, and none were loaded for it
+    assert run() == "[1, 4, 7, 10] [1.0, 2.5, 4.0] True 2 0 False"
+    # a new signature after a bare load: numba refreshes and compiles it
+    assert run("float32") == "[1, 4, 7, 10] [1.0, 2.5, 4.0] True 1 1 True"
+
+
 def _some_kernel(x):
     return x
 
