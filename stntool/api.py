@@ -261,7 +261,7 @@ def warp_plan(img, plan: TpsPlan, out_hw, mode: str = "bilinear", padding: str =
 # --------------------------------------------------------------------------- backward
 
 def grid_sample_backward(img, grid, grad_out, padding: str = "zeros", align_corners: bool = False,
-                         backend: str = "auto"):
+                         backend: str = "auto", input_grad: bool = True):
     """Gradients of bilinear :func:`grid_sample` (STN paper, eqs. 6-7).
 
     Parameters
@@ -270,6 +270,12 @@ def grid_sample_backward(img, grid, grad_out, padding: str = "zeros", align_corn
     grid : (Ho, Wo, 2) or (N, Ho, Wo, 2) array
     grad_out : array shaped like the output of ``grid_sample(img, grid)``
         Gradient of the loss with respect to that output.
+
+    input_grad : bool
+        Whether to compute the image gradient. A spatial transformer whose input image is data (no
+        layer before the sampler to train) needs only ``grad_grid``: with ``input_grad=False`` the
+        image gradient is neither computed nor returned (``grad_img`` is None), which saves its
+        scatter, buffers and sums; ``grad_grid`` is the same, bit for bit.
 
     Returns ``(grad_img, grad_grid)`` in float64, shaped like ``img`` and ``grid``. Every backend's
     result is deterministic (see each backend's ``grid_sample_backward``).
@@ -290,7 +296,9 @@ def grid_sample_backward(img, grid, grad_out, padding: str = "zeros", align_corn
     _, pad_id, _ = sample_options("bilinear", padding, None, images.c)
     name = resolve_backend(backend)
     data = _expand_images(images, n).astype(np.float64)
-    gi, gg = kernels(name).grid_sample_backward(data, gb, go, pad_id, bool(align_corners))
+    gi, gg = kernels(name).grid_sample_backward(data, gb, go, pad_id, bool(align_corners), bool(input_grad))
+    if gi is None:
+        return None, (gg if g.ndim == 4 else gg[0])
     if images.n == 1 and n > 1:
         gi = gi.sum(axis=0, keepdims=True)
     grad_img = gi.reshape((images.n,) + gi.shape[1:])
@@ -317,8 +325,9 @@ def affine_grid_backward(grad_grid, out_hw=None, align_corners: bool = False):
 
 
 def warp_backward(img, theta, grad_out, out_hw=None, padding: str = "zeros", align_corners: bool = False,
-                  backend: str = "auto"):
-    """Gradients of bilinear :func:`warp` with affine θ: ``(grad_img, grad_theta)`` in float64."""
+                  backend: str = "auto", input_grad: bool = True):
+    """Gradients of bilinear :func:`warp` with affine θ: ``(grad_img, grad_theta)`` in float64 (``grad_img``
+    None with ``input_grad=False``, see :func:`grid_sample_backward`)."""
     images = ImageBatch(img)
     check_real(theta, "theta")
     t = as_theta(theta)
@@ -326,7 +335,7 @@ def warp_backward(img, theta, grad_out, out_hw=None, padding: str = "zeros", ali
         raise InvalidArgumentError("warp_backward takes affine θ, (2, 3) or (N, 2, 3)")
     out_hw = _out_hw(out_hw, images.hw)
     grid = affine_grid(t, out_hw, align_corners)
-    grad_img, grad_grid = grid_sample_backward(img, grid, grad_out, padding, align_corners, backend)
+    grad_img, grad_grid = grid_sample_backward(img, grid, grad_out, padding, align_corners, backend, input_grad)
     return grad_img, affine_grid_backward(grad_grid, out_hw, align_corners)
 
 

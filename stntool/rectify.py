@@ -404,7 +404,8 @@ class Rectifier:
         a = getattr(ink, field)
         if grad is None:
             return api.warp(a, tp, out_hw=out_hw, padding="zeros", backend=self.backend)
-        _, g_page = api.warp_backward(a, tp, grad, out_hw=out_hw, padding="zeros", backend=self.backend)
+        _, g_page = api.warp_backward(a, tp, grad, out_hw=out_hw, padding="zeros", backend=self.backend,
+                                      input_grad=False)
         return g_page
 
     def _profile_energy(self, ink, theta_sq, field, axis, want_grad):

@@ -191,7 +191,7 @@ def photometric_loss(distorted, upright, theta_pred, theta_true):
     diff = (rewarped.astype(np.float64) - upright) * mask
     loss = float((diff ** 2).sum() / count)
     _, grad_grid = api.grid_sample_backward(distorted[..., None], grid, (2.0 * diff / count)[..., None],
-                                            padding="border", backend="cpu")
+                                            padding="border", backend="cpu", input_grad=False)
     return loss, _grid_to_theta(grad_grid, theta_pred, hw)
 
 

@@ -35,7 +35,8 @@ DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
 #: The kernel table: name -> parameters, identical in ``_reference``, ``_cpu`` and ``_cuda``.
 #: Forward kernels write ``out`` (``(N, Ho, Wo, C)``, the image dtype); ``mode``, ``pad`` are ids of
 #: :data:`MODES`, :data:`PADDINGS`. ``grid_sample_backward`` takes float64 ``img``, ``grid (N, Ho, Wo, 2)``
-#: and ``grad_out`` and returns ``(grad_img, grad_grid)`` float64 (buffers are the backend's business).
+#: and ``grad_out`` and returns ``(grad_img, grad_grid)`` float64 (buffers are the backend's business);
+#: with ``want_img`` False it neither computes nor returns the image gradient (``(None, grad_grid)``).
 #: ``tps_eval_terms`` and ``tps_lattice_points`` build TPS plans (:mod:`stntool.tps_lattice`) and
 #: write host arrays.
 KERNELS = {
@@ -43,7 +44,7 @@ KERNELS = {
     "sample_grid": ("img", "grid", "out", "mode", "pad", "align_corners", "fill", "is_int", "maxv"),
     "warp_tps_lattice": ("img", "lattice", "step", "singular", "tables", "radius", "snx", "sny", "out", "mode", "pad",
                          "align_corners", "fill", "is_int", "maxv"),
-    "grid_sample_backward": ("img", "grid", "grad_out", "pad", "align_corners"),
+    "grid_sample_backward": ("img", "grid", "grad_out", "pad", "align_corners", "want_img"),
     "tps_eval_terms": ("points", "centres", "weights", "affine", "out", "terms"),
     "tps_lattice_points": ("lattice", "step", "singular", "tables", "radius", "snx", "sny", "js", "is_", "out"),
 }

@@ -2571,20 +2571,24 @@ def tps_eval_terms(points, centres, weights, affine, out, terms):
 
 # --------------------------------------------------------------------------- backward
 
-def grid_sample_backward(img, grid, grad_out, pad, align_corners):
-    """Gradients of bilinear ``grid_sample``: ``(grad_img (N, H, W, C), grad_grid (N, Ho, Wo, 2))`` float64.
+def grid_sample_backward(img, grid, grad_out, pad, align_corners, want_img):
+    """Gradients of bilinear ``grid_sample``: ``(grad_img (N, H, W, C), grad_grid (N, Ho, Wo, 2))`` float64
+    (``grad_img`` None, and not computed, without ``want_img``).
 
     ``img (N, H, W, C)``, ``grid (N, Ho, Wo, 2)`` and ``grad_out (N, Ho, Wo, C)`` float64,
     C-contiguous. Deterministic: rows are split into tasks, each task accumulates the image
     gradient into a buffer of its own (four per image for small batches, so two threads have
-    work), and the buffers are summed in a fixed order.
+    work), and the buffers are summed in a fixed order. ``grad_grid`` is a gather: each pixel's
+    value is the same whichever task computes it, and with or without the image gradient.
     """
     n, h, w, c = img.shape
     chunks = 1 if n >= 4 else 4
-    parts = np.zeros((n, chunks, h, w, c))
+    parts = np.zeros((n, chunks, h, w, c) if want_img else (n, chunks, 0, 0, c))
     grad_grid = np.empty(grid.shape)
     _run_blocks(_grid_sample_backward_parts, n * chunks, grad_out.size * 4,
                 (img, grid, grad_out, pad, bool(align_corners), chunks, parts, grad_grid), ())
+    if not want_img:
+        return None, grad_grid
     grad_img = np.zeros((n, h, w, c))
     _sum_parts(parts, grad_img)
     return grad_img, grad_grid
@@ -2595,8 +2599,9 @@ def _grid_sample_backward_parts(img, grid, grad_out, pad, align_corners, chunks,
                                 role):
     """Bilinear backward, tasks ``t0 <= t < t1`` (image ``t // chunks``, row chunk ``t % chunks``).
     ``grad_img_parts (N, chunks, H, W, C)``: each task owns one part, so the result does not depend on
-    thread scheduling; :func:`_sum_parts` adds them in order."""
+    thread scheduling; :func:`_sum_parts` adds them in order. ``(N, chunks, 0, 0, C)``: no image gradient."""
     n_img, h, w, c_count = img.shape
+    want_img = grad_img_parts.shape[2] > 0
     _, ho, wo, _ = grid.shape
     if align_corners:
         sx = (w - 1) / 2.0
@@ -2663,7 +2668,8 @@ def _grid_sample_backward_parts(img, grid, grad_out, pad, align_corners, chunks,
                         for c in range(c_count):
                             g = grad_out[n, i, j, c]
                             dot += img[n, cy, cx, c] * g
-                            grad_img_parts[n, part, cy, cx, c] += wgt * g
+                            if want_img:
+                                grad_img_parts[n, part, cy, cx, c] += wgt * g
                         gxa += dot * dwx * wyy
                         gya += dot * dwy * wxx
                     grad_grid[n, i, j, 0] = gxa * mx

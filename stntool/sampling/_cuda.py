@@ -549,8 +549,10 @@ def _k_backward(img, grid, grad_out, pad, align_corners, scale, acc_fixed, acc_f
     """Bilinear backward, one thread per output pixel.
 
     ``grad_grid`` is gathered (each thread writes its own pixel); image gradients go to
-    ``acc_fixed`` (int64, units of ``1 / scale``) or, when not finite, to ``acc_float``.
+    ``acc_fixed`` (int64, units of ``1 / scale``) or, when not finite, to ``acc_float``; an empty
+    ``acc_fixed`` (``(N, 0, 0, C)``) asks for no image gradient.
     """
+    want_img = acc_fixed.shape[1] > 0
     h = img.shape[1]
     w = img.shape[2]
     cc = img.shape[3]
@@ -617,6 +619,8 @@ def _k_backward(img, grid, grad_out, pad, align_corners, scale, acc_fixed, acc_f
             for c in range(cc):
                 g = np.float64(grad_out[n, i, j, c])
                 dot += np.float64(img[n, cy, cx, c]) * g
+                if not want_img:
+                    continue
                 contrib = wgt * g
                 if math.isfinite(contrib):
                     cuda.atomic.add(acc_fixed, (n, cy, cx, c), np.int64(math.floor(contrib * scale + 0.5)))
@@ -747,7 +751,7 @@ def _fixed_point_scale(bound: float, n_out_pixels: int) -> tuple[float, float]:
     return math.ldexp(1.0, FIXED_BITS - e), math.ldexp(1.0, e - FIXED_BITS)
 
 
-def _grid_sample_backward(img, grid, grad_out, pad, align_corners):
+def _grid_sample_backward(img, grid, grad_out, pad, align_corners, want_img=True):
     stream = cuda.stream()
     on_device = is_device_array(img)
     d_img = _to_device(img, stream)
@@ -755,6 +759,18 @@ def _grid_sample_backward(img, grid, grad_out, pad, align_corners):
     d_go = _to_device(grad_out, stream)
     n, h, w, c = d_img.shape
     _, ho, wo, _ = d_go.shape
+    if not want_img:  # the grid's gradient only: no bound, no accumulators, no conversion
+        empty = cuda.to_device(np.zeros((n, 0, 0, c), dtype=np.int64), stream=stream)
+        d_grad_grid = cuda.device_array((n, ho, wo, 2), dtype=np.float64, stream=stream)
+        blocks, tpb = _launch_geometry(n * ho * wo)
+        _k_backward[blocks, tpb, stream](d_img, d_grid, d_go, int(pad), bool(align_corners), 1.0, empty,
+                                         cuda.to_device(np.zeros((1, 1, 1, 1)), stream=stream), d_grad_grid)
+        if on_device:
+            stream.synchronize()
+            return None, d_grad_grid
+        grad_grid = d_grad_grid.copy_to_host(stream=stream)
+        stream.synchronize()
+        return None, grad_grid
     # 1. a bound on |grad_out| fixes the fixed-point scale
     d_bound = cuda.to_device(np.zeros(1), stream=stream)
     d_nonfinite = cuda.to_device(np.zeros(1, dtype=np.int32), stream=stream)
@@ -830,8 +846,9 @@ def warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, out
                                     align_corners, fill, is_int, maxv)
 
 
-def grid_sample_backward(img, grid, grad_out, pad, align_corners):
-    """Gradients of bilinear ``grid_sample``: ``(grad_img (N, H, W, C), grad_grid (N, Ho, Wo, 2))`` float64.
+def grid_sample_backward(img, grid, grad_out, pad, align_corners, want_img):
+    """Gradients of bilinear ``grid_sample``: ``(grad_img (N, H, W, C), grad_grid (N, Ho, Wo, 2))`` float64
+    (``grad_img`` None, and not computed, without ``want_img``).
 
     ``img (N, H, W, C)`` (float64 from the API; any supported dtype works), ``grid (M, Ho, Wo, 2)``
     with ``M`` 1 or N, ``grad_out (N, Ho, Wo, C)``. Host inputs give host results; a device ``img``
@@ -842,7 +859,7 @@ def grid_sample_backward(img, grid, grad_out, pad, align_corners):
     depend on thread order. The quantisation error is below ``Ho * Wo * max|grad_out| * 2**-62``
     per contribution.
     """
-    return _grid_sample_backward(img, grid, grad_out, pad, align_corners)
+    return _grid_sample_backward(img, grid, grad_out, pad, align_corners, bool(want_img))
 
 
 def tps_lattice_points(lattice, step, singular, tables, radius, snx, sny, js, is_, out):

@@ -385,6 +385,8 @@ def tps_eval_terms(points, centres, weights, affine, out, terms):
     return out, terms
 
 
-def grid_sample_backward(img, grid, grad_out, pad, align_corners):
-    """:func:`grid_sample_backward_spec` with a padding id: ``(grad_img, grad_grid)`` float64."""
-    return grid_sample_backward_spec(img, grid, grad_out, PADDINGS[pad], bool(align_corners))
+def grid_sample_backward(img, grid, grad_out, pad, align_corners, want_img):
+    """:func:`grid_sample_backward_spec` with a padding id: ``(grad_img, grad_grid)`` float64 (``grad_img``
+    None without ``want_img``)."""
+    grad_img, grad_grid = grid_sample_backward_spec(img, grid, grad_out, PADDINGS[pad], bool(align_corners))
+    return (grad_img if want_img else None), grad_grid

@@ -22,7 +22,7 @@ def _inputs(rng, n=2, h=5, w=7, c=2, ho=4, wo=6):
 @pytest.mark.parametrize("padding", ["zeros", "border", "reflection", "constant"])
 def test_backward_matches_reference(rng, padding, align_corners):
     img, grid, go = _inputs(rng)
-    gi, gg = _cuda.grid_sample_backward(img, grid, go, PAD_IDS[padding], align_corners)
+    gi, gg = _cuda.grid_sample_backward(img, grid, go, PAD_IDS[padding], align_corners, True)
     ref_pad = "zeros" if padding == "constant" else padding
     ri, rg = ref.grid_sample_backward_spec(img, grid, go, ref_pad, align_corners)
     np.testing.assert_allclose(gi, ri, rtol=1e-12, atol=1e-12)
@@ -30,14 +30,23 @@ def test_backward_matches_reference(rng, padding, align_corners):
     assert np.all(gg[0, 0, 0] == 0.0) and np.all(gg[1, 1, 1] == 0.0)
 
 
+@pytest.mark.parametrize("padding", ["zeros", "border", "reflection"])
+def test_without_the_image_gradient_the_grid_gradient_keeps_its_bits(rng, padding):
+    img, grid, go = _inputs(rng)
+    gi, gg = _cuda.grid_sample_backward(img, grid, go, PAD_IDS[padding], True, True)
+    none, only = _cuda.grid_sample_backward(img, grid, go, PAD_IDS[padding], True, False)
+    assert none is None and gi is not None
+    assert np.array_equal(only, gg)
+
+
 def test_backward_is_deterministic(rng):
     """Many output pixels hitting few input pixels (a strong zoom-out) give bit-identical results."""
     img = rng.random((1, 3, 3, 1))
     grid = rng.uniform(-0.9, 0.9, (1, 6, 8, 2))
     go = rng.standard_normal((1, 6, 8, 1)) * 1e-3
-    first = _cuda.grid_sample_backward(img, grid, go, 0, False)
+    first = _cuda.grid_sample_backward(img, grid, go, 0, False, True)
     for _ in range(2):
-        again = _cuda.grid_sample_backward(img, grid, go, 0, False)
+        again = _cuda.grid_sample_backward(img, grid, go, 0, False, True)
         assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
     ri, rg = ref.grid_sample_backward_spec(img, grid, go, "zeros", False)
     np.testing.assert_allclose(first[0], ri, rtol=1e-12, atol=1e-15)
@@ -49,7 +58,7 @@ def test_backward_nonfinite_grad_out(rng):
     img, grid, go = _inputs(rng, n=1)
     go[0, 1, 2, 0] = np.inf
     go[0, 3, 4, 1] = np.nan
-    gi, gg = _cuda.grid_sample_backward(img, grid, go, 1, False)
+    gi, gg = _cuda.grid_sample_backward(img, grid, go, 1, False, True)
     ri, rg = ref.grid_sample_backward_spec(img, grid, go, "border", False)
     np.testing.assert_allclose(gi, ri, rtol=1e-12, atol=1e-12)  # NaN where the reference has NaN
     np.testing.assert_allclose(gg, rg, rtol=1e-12, atol=1e-12)
@@ -57,10 +66,10 @@ def test_backward_nonfinite_grad_out(rng):
 
 def test_backward_zero_and_tiny_grad_out(rng):
     img, grid, go = _inputs(rng, n=1)
-    gi, gg = _cuda.grid_sample_backward(img, grid, np.zeros_like(go), 0, False)
+    gi, gg = _cuda.grid_sample_backward(img, grid, np.zeros_like(go), 0, False, True)
     assert not gi.any() and not gg.any()
     tiny = go * 1e-200
-    gi, _ = _cuda.grid_sample_backward(img, grid, tiny, 0, False)
+    gi, _ = _cuda.grid_sample_backward(img, grid, tiny, 0, False, True)
     ri, _ = ref.grid_sample_backward_spec(img, grid, tiny, "zeros", False)
     np.testing.assert_allclose(gi, ri, rtol=1e-12, atol=1e-212)
 

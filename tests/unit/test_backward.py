@@ -67,6 +67,31 @@ def test_cpu_backward_matches_reference_and_is_deterministic(rng):
             assert np.array_equal(a[0], again[0]) and np.array_equal(a[1], again[1])
 
 
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("n", [1, 5])  # the CPU backend splits one image's rows into 4 tasks, 5 images into 5
+def test_without_the_image_gradient_the_grid_gradient_keeps_its_bits(rng, backend, n):
+    img = rng.random((n, 9, 11, 3)).astype(np.float32)
+    grid = rng.uniform(-1.2, 1.2, (n, 7, 8, 2))
+    grid[0, 0, 0] = np.nan
+    gout = rng.normal(size=(n, 7, 8, 3))
+    for padding in ("zeros", "border", "reflection"):
+        for ac in (False, True):
+            gi, gg = stntool.grid_sample_backward(img, grid, gout, padding, ac, backend=backend)
+            none, only = stntool.grid_sample_backward(img, grid, gout, padding, ac, backend=backend,
+                                                      input_grad=False)
+            assert none is None and gi.shape == img.shape and np.any(gi != 0)
+            assert only.shape == gg.shape and np.array_equal(only, gg, equal_nan=True)
+    # one (H, W, 2) grid for an (H, W) image, and warp_backward's θ
+    none, only = stntool.grid_sample_backward(img[0, ..., 0], grid[0], gout[0, ..., 0], backend=backend,
+                                              input_grad=False)
+    assert none is None and np.array_equal(only, stntool.grid_sample_backward(
+        img[0, ..., 0], grid[0], gout[0, ..., 0], backend=backend)[1], equal_nan=True)
+    theta = [[0.9, -0.2, 0.05], [0.25, 0.85, -0.1]]
+    gi, gt = stntool.warp_backward(img[0], theta, gout[0], out_hw=(7, 8), backend=backend)
+    none, only = stntool.warp_backward(img[0], theta, gout[0], out_hw=(7, 8), backend=backend, input_grad=False)
+    assert none is None and gi is not None and np.array_equal(only, gt)
+
+
 @pytest.mark.parametrize("ac", [False, True])
 def test_theta_gradient_matches_finite_differences(rng, ac):
     img = rng.random((7, 8, 2))

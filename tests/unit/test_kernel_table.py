@@ -65,8 +65,8 @@ def test_backward_returns_image_and_grid_gradients(rng):
     img = rng.random((1, 5, 6, 2))
     grid = rng.uniform(-1, 1, (1, 4, 3, 2))
     go = rng.standard_normal((1, 4, 3, 2))
-    gi_ref, gg_ref = _reference.grid_sample_backward(img, grid, go, 2, False)
-    gi, gg = _cpu.grid_sample_backward(img, grid, go, 2, False)
+    gi_ref, gg_ref = _reference.grid_sample_backward(img, grid, go, 2, False, True)
+    gi, gg = _cpu.grid_sample_backward(img, grid, go, 2, False, True)
     assert gi.shape == img.shape and gg.shape == grid.shape
     np.testing.assert_allclose(gi, gi_ref, atol=1e-12)
     np.testing.assert_allclose(gg, gg_ref, atol=1e-12)
