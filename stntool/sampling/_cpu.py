@@ -921,7 +921,7 @@ def _nearest_offsets(typingctx, sbase, row, xq, yq, dxq, dyq, margin, offs):
 PREFETCH_MAX_BYTES = 1 << 20
 
 
-@jit_inline
+@jit_device
 def _prefetch_first(src, image_size, role):
     """The calling thread prefetches the call's first input image (flat, ``image_size`` elements)."""
     if role == CALLER and image_size * src.itemsize <= PREFETCH_MAX_BYTES:
@@ -929,7 +929,7 @@ def _prefetch_first(src, image_size, role):
             _prefetch(src, p)
 
 
-@jit_inline
+@jit_device
 def _prefetch_next(src, n, n_img, image_size, i, ho):
     """While output row ``i`` of image ``n`` is sampled, prefetch the matching ``1/ho`` share of image
     ``n + 1``'s input (flat, ``image_size`` elements), so the next image is in cache when its rows start."""
@@ -1711,7 +1711,12 @@ def _watch(board, seen, spins, back):
     return -1
 
 
-@jit_inline
+# The scheduling helpers (_join, _claim, _finish) and the per-call and per-row prefetches run once per
+# call or row, not per pixel: as jit_device helpers they are typed and lowered once per process and then
+# loaded from the disk cache by every later kernel family, where inlining them in numba's IR repeated that
+# work in every kernel (each further family's first compile: about 10% less on a 2-core Intel Xeon,
+# benchmarks/results/compile.md).
+@jit_device
 def _join(work, role):
     """True when this thread takes part: always for the caller; a helper only before the caller has
     closed the call (bit 0 of ``W_JOINED``; helpers count in steps of 2)."""
@@ -1725,7 +1730,7 @@ def _join(work, role):
             return True
 
 
-@jit_inline
+@jit_device
 def _claim(work):
     """The next chunk ``[i0, i1)`` of items; empty when none is left."""
     i0 = _fetch_add(work, W_NEXT, 1) * work[W_CHUNK]
@@ -1733,7 +1738,7 @@ def _claim(work):
     return min(i0, n), min(i0 + work[W_CHUNK], n)
 
 
-@jit_inline
+@jit_device
 def _finish(work, role, joined):
     """A helper counts itself done; the caller closes the call to late helpers and spins until the
     helpers that joined are done, then (a while at most) until they have let go of the GIL again
