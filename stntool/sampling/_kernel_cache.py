@@ -23,6 +23,10 @@ shared one while it loads (where ``fcntl`` exists; elsewhere, and when the lock 
 opened, numba's behaviour is unchanged). A process that is told to stop while it saves waits for
 the save to finish (:data:`SAVING`).
 
+Loading a kernel skips numba's refresh of its typing and lowering registries, which numba's loader
+does before every load (about 0.2 s once per process) and which loading machine code does not need; a
+signature missing from the cache refreshes them before it is compiled.
+
 When numba finds a signature missing from the cache, the CPU cache asks :data:`pending` (set by
 :mod:`stntool._compile_ahead` while a second process compiles signatures for this one) whether
 another process is compiling it; if so it waits for that process and loads the result, so this
@@ -144,7 +148,11 @@ def _cpu_cache_class():
             # numba's load_overload first refreshes the whole target context (imports and installs
             # every typing and lowering registry: about 0.2 s, once per process) although loading
             # machine code needs only the runtime's symbols. A miss refreshes as numba does: the
-            # compile that follows needs the registries.
+            # compile that follows needs the registries. A numba without these internals loads as
+            # it always did.
+            if not (hasattr(self, "_load_overload") and hasattr(self, "_guard_against_spurious_io_errors")):
+                with folder_lock(self._cache_path, exclusive=False):
+                    return super().load_overload(sig, target_context)
             rtsys.initialize(target_context)
             with folder_lock(self._cache_path, exclusive=False):
                 with self._guard_against_spurious_io_errors():
