@@ -751,7 +751,7 @@ def _fixed_point_scale(bound: float, n_out_pixels: int) -> tuple[float, float]:
     return math.ldexp(1.0, FIXED_BITS - e), math.ldexp(1.0, e - FIXED_BITS)
 
 
-def _grid_sample_backward(img, grid, grad_out, pad, align_corners, want_img=True):
+def _grid_sample_backward(img, grid, grad_out, pad, align_corners, want_img):
     stream = cuda.stream()
     on_device = is_device_array(img)
     d_img = _to_device(img, stream)
@@ -759,45 +759,40 @@ def _grid_sample_backward(img, grid, grad_out, pad, align_corners, want_img=True
     d_go = _to_device(grad_out, stream)
     n, h, w, c = d_img.shape
     _, ho, wo, _ = d_go.shape
-    if not want_img:  # the grid's gradient only: no bound, no accumulators, no conversion
-        empty = cuda.to_device(np.zeros((n, 0, 0, c), dtype=np.int64), stream=stream)
-        d_grad_grid = cuda.device_array((n, ho, wo, 2), dtype=np.float64, stream=stream)
-        blocks, tpb = _launch_geometry(n * ho * wo)
-        _k_backward[blocks, tpb, stream](d_img, d_grid, d_go, int(pad), bool(align_corners), 1.0, empty,
-                                         cuda.to_device(np.zeros((1, 1, 1, 1)), stream=stream), d_grad_grid)
-        if on_device:
-            stream.synchronize()
-            return None, d_grad_grid
-        grad_grid = d_grad_grid.copy_to_host(stream=stream)
-        stream.synchronize()
-        return None, grad_grid
-    # 1. a bound on |grad_out| fixes the fixed-point scale
-    d_bound = cuda.to_device(np.zeros(1), stream=stream)
-    d_nonfinite = cuda.to_device(np.zeros(1, dtype=np.int32), stream=stream)
-    flat_go = d_go.reshape(d_go.size)
-    blocks, tpb = _launch_geometry(flat_go.size)
-    blocks = min(blocks, 1024)  # one atomic per thread at most: keep the thread count moderate
-    _k_abs_bound[blocks, tpb, stream](flat_go, d_bound, d_nonfinite)
-    bound = float(d_bound.copy_to_host(stream=stream)[0])
-    use_float = bool(d_nonfinite.copy_to_host(stream=stream)[0])
-    scale, inv_scale = _fixed_point_scale(bound, ho * wo)
+    if want_img:
+        # 1. a bound on |grad_out| fixes the fixed-point scale
+        d_bound = cuda.to_device(np.zeros(1), stream=stream)
+        d_nonfinite = cuda.to_device(np.zeros(1, dtype=np.int32), stream=stream)
+        flat_go = d_go.reshape(d_go.size)
+        blocks, tpb = _launch_geometry(flat_go.size)
+        blocks = min(blocks, 1024)  # one atomic per thread at most: keep the thread count moderate
+        _k_abs_bound[blocks, tpb, stream](flat_go, d_bound, d_nonfinite)
+        bound = float(d_bound.copy_to_host(stream=stream)[0])
+        use_float = bool(d_nonfinite.copy_to_host(stream=stream)[0])
+        scale, inv_scale = _fixed_point_scale(bound, ho * wo)
+        acc_shape = (n, h, w, c)
+    else:  # the grid's gradient only: no bound, empty accumulators (the kernel's signal), no conversion
+        use_float, scale, inv_scale = False, 1.0, 1.0
+        acc_shape = (n, 0, 0, c)
     # 2. scatter / gather
-    acc_fixed = cuda.to_device(np.zeros((n, h, w, c), dtype=np.int64), stream=stream)
-    acc_float = cuda.to_device(np.zeros((n, h, w, c) if use_float else (1, 1, 1, 1)), stream=stream)
+    acc_fixed = cuda.to_device(np.zeros(acc_shape, dtype=np.int64), stream=stream)
+    acc_float = cuda.to_device(np.zeros(acc_shape if use_float else (1, 1, 1, 1)), stream=stream)
     d_grad_grid = cuda.device_array((n, ho, wo, 2), dtype=np.float64, stream=stream)
     blocks, tpb = _launch_geometry(n * ho * wo)
     _k_backward[blocks, tpb, stream](d_img, d_grid, d_go, int(pad), bool(align_corners), float(scale), acc_fixed,
                                      acc_float, d_grad_grid)
     # 3. back to float64
-    d_grad_img = cuda.device_array((n, h, w, c), dtype=np.float64, stream=stream)
-    size = n * h * w * c
-    blocks, tpb = _launch_geometry(size)
-    _k_fixed_to_float[blocks, tpb, stream](acc_fixed.reshape(size), float(inv_scale),
-                                           acc_float.reshape(acc_float.size), use_float, d_grad_img.reshape(size))
+    d_grad_img = None
+    if want_img:
+        d_grad_img = cuda.device_array((n, h, w, c), dtype=np.float64, stream=stream)
+        size = n * h * w * c
+        blocks, tpb = _launch_geometry(size)
+        _k_fixed_to_float[blocks, tpb, stream](acc_fixed.reshape(size), float(inv_scale),
+                                               acc_float.reshape(acc_float.size), use_float, d_grad_img.reshape(size))
     if on_device:
         stream.synchronize()
         return d_grad_img, d_grad_grid
-    grad_img = d_grad_img.copy_to_host(stream=stream)
+    grad_img = None if d_grad_img is None else d_grad_img.copy_to_host(stream=stream)
     grad_grid = d_grad_grid.copy_to_host(stream=stream)
     stream.synchronize()
     return grad_img, grad_grid
