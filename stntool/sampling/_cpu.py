@@ -811,7 +811,7 @@ def _copy4(typingctx, src, off, dst, d):
     return types.void(src, types.intp, dst, types.intp), codegen
 
 
-#: Pixels per gather of the uint8 nearest span (:func:`_nearest_gather_u8`).
+#: Pixels per gather of the 3-channel nearest span (:func:`_nearest_gather_3`).
 GATHER = 16
 
 
@@ -845,40 +845,69 @@ def _nearest_block_ir(builder, sbase, row, xq, yq, dxq, dyq, margin):
     return off, near
 
 
+def _gather_ir(builder, base, byte_offs, elt, align):
+    """One ``llvm.masked.gather`` of ``elt`` values at the byte offsets ``byte_offs`` (a vector of int64)
+    from the address ``base`` (int64), every lane on."""
+    i1, i32, n = ir.IntType(1), ir.IntType(32), byte_offs.type.count
+    vec = ir.VectorType(elt, n)
+    ptrs = builder.inttoptr(builder.add(_splat(builder, byte_offs.type, base), byte_offs),
+                            ir.VectorType(elt.as_pointer(), n))
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(vec, [ptrs.type, i32, ir.VectorType(i1, n), vec]),
+        f"llvm.masked.gather.v{n}i{elt.width}.v{n}p0i{elt.width}")
+    every = ir.Constant(ir.VectorType(i1, n), [ir.Constant(i1, 1)] * n)
+    return builder.call(fn, [ptrs, ir.Constant(i32, align), every, ir.Constant(vec, ir.Undefined)])
+
+
 @intrinsic
-def _nearest_gather_u8(typingctx, src, sbase, row, xq, yq, dxq, dyq, margin, dst, d):
-    """:data:`GATHER` consecutive pixels of a 3-channel uint8 nearest span (pixel ``k`` at the 32.32
-    coordinate ``(xq + k dxq, yq + k dyq)``, rounded as :func:`_nearest_q` rounds it) with one gather
-    of 32-bit words, written to ``dst[d : d + 3 GATHER]``. Returns the bit mask of the pixels whose
+def _nearest_gather_3(typingctx, src, sbase, row, xq, yq, dxq, dyq, margin, dst, d):
+    """:data:`GATHER` consecutive pixels of a 3-channel nearest span (pixel ``k`` at the 32.32
+    coordinate ``(xq + k dxq, yq + k dyq)``, rounded as :func:`_nearest_q` rounds it) gathered and
+    written to ``dst[d : d + 3 GATHER]`` as one vector. Returns the bit mask of the pixels whose
     fraction lies within ``margin`` of one half (written with integer rounding here; the caller must
-    round their float coordinates and write them again), or -1 when nothing was written (a word would
-    read past ``src``'s end). uint8 images only (:func:`span_nearest_3` picks this loop for them)."""
-    if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and src.dtype == types.uint8):
+    round their float coordinates and write them again), or -1 when nothing was written.
+
+    uint8: one gather of 32-bit words (each pixel and the next byte), so nothing is written when a word
+    would read past ``src``'s end. uint16 and float32: one gather of the first two channels as one
+    integer and one of the third; every read is inside the pixel. Other dtypes are not accepted
+    (:func:`span_nearest_3` copies their pixels one by one)."""
+    if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and src.dtype == dst.dtype
+            and src.dtype in (types.uint8, types.uint16, types.float32)):
         return None
     sig = types.int64(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, types.int64,
                       dst, types.intp)
+    width = 8 * np.dtype(str(src.dtype)).itemsize
 
     def codegen(context, builder, sig, args):
         source = context.make_array(sig.args[0])(context, builder, args[0])
         out = context.make_array(sig.args[8])(context, builder, args[8]).data
         d = args[9]
-        i64, i32, i1, n = ir.IntType(64), ir.IntType(32), ir.IntType(1), GATHER
+        i64, i32, n = ir.IntType(64), ir.IntType(32), GATHER
         off, near = _nearest_block_ir(builder, *args[1:8])
-        size = builder.extract_value(source.shape, 0)
-        past = builder.icmp_signed(">=", off, _splat(builder, off.type, builder.sub(size, ir.Constant(i64, 3))))
-        ok = builder.icmp_unsigned("==", builder.bitcast(past, ir.IntType(n)), ir.Constant(ir.IntType(n), 0))
+        base = builder.ptrtoint(source.data, i64)
+        elt = ir.IntType(width)
+        # the 3 GATHER elements of the pixels, in order: lanes of `lanes` (3 n of them) picked from `a` and `b`
+        if width == 8:  # one 32-bit word per pixel, its 4th byte dropped
+            size = builder.extract_value(source.shape, 0)
+            past = builder.icmp_signed(">=", off, _splat(builder, off.type, builder.sub(size, ir.Constant(i64, 3))))
+            ok = builder.icmp_unsigned("==", builder.bitcast(past, ir.IntType(n)), ir.Constant(ir.IntType(n), 0))
+        else:
+            ok = ir.Constant(ir.IntType(1), 1)
         with builder.if_then(ok, likely=True):
-            words = ir.VectorType(i32, n)
-            ptrs = builder.inttoptr(builder.add(_splat(builder, off.type, builder.ptrtoint(source.data, i64)), off),
-                                    ir.VectorType(i32.as_pointer(), n))
-            fn = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(words, [ptrs.type, i32, ir.VectorType(i1, n), words]),
-                f"llvm.masked.gather.v{n}i32.v{n}p0i32")
-            every = ir.Constant(ir.VectorType(i1, n), [ir.Constant(i1, 1)] * n)
-            got = builder.call(fn, [ptrs, ir.Constant(i32, 1), every, ir.Constant(words, ir.Undefined)])
-            got = builder.bitcast(got, ir.VectorType(ir.IntType(8), 4 * n))
-            first3 = [ir.Constant(i32, 4 * k + c) for k in range(n) for c in range(3)]  # drop each word's 4th byte
-            pixels = builder.shuffle_vector(got, got, ir.Constant(ir.VectorType(i32, 3 * n), first3))
+            if width == 8:
+                got = builder.bitcast(_gather_ir(builder, base, off, i32, 1), ir.VectorType(elt, 4 * n))
+                pixels = builder.shuffle_vector(got, got, ir.Constant(ir.VectorType(i32, 3 * n),
+                                                                       [4 * k + c for k in range(n) for c in range(3)]))
+            else:
+                nbytes = ir.Constant(off.type, [ir.Constant(i64, width // 8)] * n)
+                at = builder.mul(off, nbytes)
+                pairs = builder.bitcast(_gather_ir(builder, base, at, ir.IntType(2 * width), width // 8),
+                                        ir.VectorType(elt, 2 * n))
+                thirds = _gather_ir(builder, base, builder.add(at, builder.add(nbytes, nbytes)), elt, width // 8)
+                thirds = builder.shuffle_vector(thirds, thirds, ir.Constant(ir.VectorType(i32, 2 * n),
+                                                                            list(range(n)) * 2))
+                pixels = builder.shuffle_vector(pairs, thirds, ir.Constant(
+                    ir.VectorType(i32, 3 * n), [v for k in range(n) for v in (2 * k, 2 * k + 1, 2 * n + k)]))
             builder.store(pixels, builder.bitcast(builder.gep(out, [d]), pixels.type.as_pointer()), align=1)
         return builder.select(ok, near, ir.Constant(i64, -1))
     return sig, codegen
@@ -898,7 +927,7 @@ def _gather_scratch(typingctx):
 @intrinsic
 def _nearest_offsets(typingctx, sbase, row, xq, yq, dxq, dyq, margin, offs):
     """Write the flat offsets of :data:`GATHER` consecutive pixels of a 3-channel nearest span (integer
-    rounding, as :func:`_nearest_gather_u8`) to ``offs[0 : GATHER]`` (:func:`_gather_scratch`), computed as
+    rounding, as :func:`_nearest_gather_3`) to ``offs[0 : GATHER]`` (:func:`_gather_scratch`), computed as
     one vector; returns the bit mask of the pixels near one half (the caller rounds their float coordinates
     instead)."""
     if not (isinstance(offs, types.CPointer) and offs.dtype == types.int64):
@@ -1159,14 +1188,15 @@ def _span_nearest_n(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop,
 
 def span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
     """The interior span of a 3-channel nearest row; the loop is chosen by ``src``'s dtype when the
-    kernel is compiled: gathers for uint8 (:func:`_span_nearest_u8_3`), vector offsets and pixel
-    copies for the others (:func:`_span_nearest_copy_3`). Callable from kernels only."""
+    kernel is compiled: gathers for uint8, uint16 and float32 (:func:`_span_nearest_gather_3`), vector
+    offsets and pixel copies for float64 (:func:`_span_nearest_copy_3`). Callable from kernels only."""
     raise NotImplementedError("compiled kernels only")
 
 
 @overload(span_nearest_3, jit_options=OVERLOAD_OPTIONS)
 def _ov_span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
-    span = _span_nearest_u8_3 if src.dtype == types.uint8 else _span_nearest_copy_3
+    gathered = src.dtype in (types.uint8, types.uint16, types.float32)
+    span = _span_nearest_gather_3 if gathered else _span_nearest_copy_3
 
     def impl(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
         span(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
@@ -1174,15 +1204,15 @@ def _ov_span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, 
 
 
 @jit_device
-def _span_nearest_u8_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
-    """uint8: blocks of :data:`GATHER` pixels in one gather (:func:`_nearest_gather_u8`), the pixels
-    near a half written again one by one, pixel by pixel where a block cannot be gathered."""
+def _span_nearest_gather_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
+    """uint8, uint16 and float32: blocks of :data:`GATHER` pixels gathered at once (:func:`_nearest_gather_3`),
+    the pixels near a half written again one by one, pixel by pixel where a block cannot be gathered."""
     j = j_lo
     while j < j_stop:
         n = min(GATHER, j_stop - j)
         near = -1
         if n == GATHER:
-            near = _nearest_gather_u8(src, sbase, row, xq, yq, dxq, dyq, margin, dst, dbase + j * 3)
+            near = _nearest_gather_3(src, sbase, row, xq, yq, dxq, dyq, margin, dst, dbase + j * 3)
             if near == 0:
                 xq += GATHER * dxq
                 yq += GATHER * dyq

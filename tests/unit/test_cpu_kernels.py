@@ -106,14 +106,14 @@ def test_a_call_compiles_only_its_own_mode(tmp_path):
         "from stntool.sampling import _cpu\n"
         "stntool.warp(np.zeros((6, 7, 3), np.uint8), [[0.9, 0.1, 0], [0, 1, 0]], mode='nearest', backend='cpu')\n"
         "names = ['warp_affine_nearest', 'warp_affine_bilinear', 'warp_projective_nearest', '_general_nearest',\n"
-        "         '_general_bilinear', '_general_bicubic', '_span_nearest_u8_3', '_span_nearest_copy_3',\n"
+        "         '_general_bilinear', '_general_bicubic', '_span_nearest_gather_3', '_span_nearest_copy_3',\n"
         "         '_span_bil_u8_3', '_span_bicubic_f64', '_run_bil_u8']\n"
         "print(json.dumps({n: len(getattr(_cpu, n).overloads) for n in names}))\n"
     )
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     compiled = {k for k, v in json.loads(out.strip().splitlines()[-1]).items() if v}
-    assert compiled == {"warp_affine_nearest", "_general_nearest", "_span_nearest_u8_3"}
+    assert compiled == {"warp_affine_nearest", "_general_nearest", "_span_nearest_gather_3"}
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
