@@ -303,6 +303,13 @@ def _bicubic_interior_f64(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
         _store(dst, d + 1, v1, is_int, maxv)
         _store(dst, d + 2, v2, is_int, maxv)
         return
+    _bicubic_channels_f64(src, off, row, cc, fx, fy, dst, d, is_int, maxv)
+
+
+@jit_inline
+def _bicubic_channels_f64(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
+    """:func:`_bicubic_interior_f64` channel by channel (any channel count; what spans of images of other
+    than 3 channels run, without the 3-channel vector path)."""
     wx0, wx1, wx2, wx3 = _cubic_weights(fx)
     wy0, wy1, wy2, wy3 = _cubic_weights(fy)
     base = off - row - cc
@@ -321,6 +328,12 @@ def _bicubic_interior_f32(src, off, row, cc, fx, fy, dst, d):
         dst[np.uint64(d + 1)] = v1
         dst[np.uint64(d + 2)] = v2
         return
+    _bicubic_channels_f32(src, off, row, cc, fx, fy, dst, d)
+
+
+@jit_inline
+def _bicubic_channels_f32(src, off, row, cc, fx, fy, dst, d):
+    """:func:`_bicubic_interior_f32` channel by channel (as :func:`_bicubic_channels_f64`)."""
     wx0, wx1, wx2, wx3 = _cubic_weights(fx)
     wy0, wy1, wy2, wy3 = _cubic_weights(fy)
     wx0, wx1, wx2, wx3 = np.float32(wx0), np.float32(wx1), np.float32(wx2), np.float32(wx3)
@@ -354,7 +367,7 @@ def _row_interval(xq, yq, dxq, dyq, lo_q, x_stop, y_stop, wo):
     """The pixels ``j`` of a row of ``wo`` whose 32.32 coordinates ``xq + j dxq``, ``yq + j dyq`` lie in
     ``lo_q <= q < x_stop`` and ``lo_q <= q < y_stop``: one interval ``(j_lo, j_hi)`` (the coordinates are
     linear in ``j``), ``(wo, wo - 1)`` when there are none."""
-    j_lo, j_hi = _interval(xq, dxq, lo_q, x_stop, 0, wo - 1)
+    j_lo, j_hi = _interval(xq, dxq, lo_q, x_stop, np.int64(0), wo - 1)
     j_lo, j_hi = _interval(yq, dyq, lo_q, y_stop, j_lo, j_hi)
     if j_hi < j_lo:
         return wo, wo - 1
@@ -1295,7 +1308,7 @@ def _span_bicubic_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, 
         _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv)
         return
     for j in range(j_lo, j_stop):
-        _bicubic_interior_f64(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
+        _bicubic_channels_f64(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
                               (yq & Q_MASK) * Q_INV, dst, dbase + j * cc, is_int, maxv)
         xq += dxq
         yq += dyq
@@ -1307,7 +1320,7 @@ def _span_bicubic_f32(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, 
         _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, False, 0.0)
         return
     for j in range(j_lo, j_stop):
-        _bicubic_interior_f32(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
+        _bicubic_channels_f32(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
                               (yq & Q_MASK) * Q_INV, dst, dbase + j * cc)
         xq += dxq
         yq += dyq
@@ -1819,7 +1832,7 @@ def _fill_outside(xq, yq, dxq, dyq, lo_q, hi_q, h, w, wo, dst, dbase, fill, cc, 
     is)."""
     one = np.int64(1) << 32
     c_lo, c_hi = _row_interval(xq, yq, dxq, dyq, lo_q, w * one + hi_q, h * one + hi_q, wo)
-    _fill_range(dst, dbase, 0, c_lo, fill, cc, is_int, maxv)
+    _fill_range(dst, dbase, np.int64(0), c_lo, fill, cc, is_int, maxv)
     _fill_range(dst, dbase, c_hi + 1, wo, fill, cc, is_int, maxv)
     return c_lo, c_hi
 
