@@ -824,12 +824,12 @@ def _copy4(typingctx, src, off, dst, d):
     return types.void(src, types.intp, dst, types.intp), codegen
 
 
-#: Pixels per gather of the 3-channel nearest span (:func:`_nearest_gather_3`).
+#: Pixels per gather of the nearest spans (:func:`_nearest_gather`).
 GATHER = 16
 
 
-def _nearest_block_ir(builder, sbase, row, xq, yq, dxq, dyq, margin):
-    """IR shared by the nearest block intrinsics: the flat offsets (``sbase + ry row + 3 rx``, a vector of
+def _nearest_block_ir(builder, sbase, row, xq, yq, dxq, dyq, margin, cc=3):
+    """IR shared by the nearest block intrinsics: the flat offsets (``sbase + ry row + cc rx``, a vector of
     :data:`GATHER` int64) of pixels ``k = 0 .. GATHER-1`` at the 32.32 coordinates ``(xq + k dxq, yq + k dyq)``
     rounded with integer arithmetic, and the bit mask (int64) of those whose fraction lies within
     ``margin`` of one half (:func:`_nearest_q` rounds those with the float coordinate)."""
@@ -853,7 +853,7 @@ def _nearest_block_ir(builder, sbase, row, xq, yq, dxq, dyq, margin):
 
     rx = builder.ashr(builder.add(xs, const(Q_HALF)), const(32))
     ry = builder.ashr(builder.add(ys, const(Q_HALF)), const(32))
-    off = builder.add(splat(sbase), builder.add(builder.mul(ry, splat(row)), builder.mul(rx, const(3))))
+    off = builder.add(splat(sbase), builder.add(builder.mul(ry, splat(row)), builder.mul(rx, const(cc))))
     near = builder.zext(builder.bitcast(builder.or_(near_half(xs), near_half(ys)), ir.IntType(n)), i64)
     return off, near
 
@@ -873,22 +873,25 @@ def _gather_ir(builder, base, byte_offs, elt, align):
 
 
 @intrinsic
-def _nearest_gather_3(typingctx, src, sbase, row, xq, yq, dxq, dyq, margin, dst, d):
-    """:data:`GATHER` consecutive pixels of a 3-channel nearest span (pixel ``k`` at the 32.32
-    coordinate ``(xq + k dxq, yq + k dyq)``, rounded as :func:`_nearest_q` rounds it) gathered and
-    written to ``dst[d : d + 3 GATHER]`` as one vector. Returns the bit mask of the pixels whose
-    fraction lies within ``margin`` of one half (written with integer rounding here; the caller must
-    round their float coordinates and write them again), or -1 when nothing was written.
+def _nearest_gather(typingctx, src, sbase, row, xq, yq, dxq, dyq, margin, dst, d, cc):
+    """:data:`GATHER` consecutive pixels of a ``cc``-channel nearest span (``cc`` a constant 1, 3 or 4;
+    pixel ``k`` at the 32.32 coordinate ``(xq + k dxq, yq + k dyq)``, rounded as :func:`_nearest_q` rounds
+    it) gathered and written to ``dst[d : d + cc GATHER]`` as one vector. Returns the bit mask of the
+    pixels whose fraction lies within ``margin`` of one half (written with integer rounding here; the
+    caller must round their float coordinates and write them again), or -1 when nothing was written.
 
-    uint8: one gather of 32-bit words (each pixel and the next byte), so nothing is written when a word
-    would read past ``src``'s end. uint16 and float32: one gather of the first two channels as one
-    integer and one of the third; every read is inside the pixel. Other dtypes are not accepted
-    (:func:`span_nearest_3` copies their pixels one by one)."""
+    Each pixel is read as whole words of at least 32 bits: one per pixel (uint8 with 1, 3 or 4 channels,
+    uint16 with 1 or 4, float32 with 1), the first two channels as one word and the third as another
+    (uint16 and float32 with 3), or two 64-bit words (float32 with 4). Where a word holds more than the
+    pixel (uint8 with 1 or 3 channels, uint16 with 1), nothing is written when one would read past
+    ``src``'s end. Other dtypes are not accepted (:func:`span_nearest` copies their pixels one by one)."""
     if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and src.dtype == dst.dtype
-            and src.dtype in (types.uint8, types.uint16, types.float32)):
+            and src.dtype in (types.uint8, types.uint16, types.float32)
+            and isinstance(cc, types.IntegerLiteral) and cc.literal_value in (1, 3, 4)):
         return None
+    channels = cc.literal_value
     sig = types.int64(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, types.int64,
-                      dst, types.intp)
+                      dst, types.intp, cc)
     width = 8 * np.dtype(str(src.dtype)).itemsize
 
     def codegen(context, builder, sig, args):
@@ -896,31 +899,44 @@ def _nearest_gather_3(typingctx, src, sbase, row, xq, yq, dxq, dyq, margin, dst,
         out = context.make_array(sig.args[8])(context, builder, args[8]).data
         d = args[9]
         i64, i32, n = ir.IntType(64), ir.IntType(32), GATHER
-        off, near = _nearest_block_ir(builder, *args[1:8])
+        off, near = _nearest_block_ir(builder, *args[1:8], cc=channels)
         base = builder.ptrtoint(source.data, i64)
         elt = ir.IntType(width)
-        # the 3 GATHER elements of the pixels, in order: lanes of `lanes` (3 n of them) picked from `a` and `b`
-        if width == 8:  # one 32-bit word per pixel, its 4th byte dropped
+        nbytes = ir.Constant(off.type, [ir.Constant(i64, width // 8)] * n)
+        at = builder.mul(off, nbytes)  # byte offsets
+
+        def picked(v, lanes):  # the lanes of v in this order, as one vector
+            return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, len(lanes)), lanes))
+
+        # one word per pixel: (word bits, elements of the word that are the pixel's)
+        word = {(8, 1): 32, (8, 3): 32, (8, 4): 32, (16, 1): 32, (16, 4): 64, (32, 1): 32}.get((width, channels))
+        reads = (word or 0) // width  # elements a word reads from the pixel's first
+        if reads > channels:  # the word reads past the pixel: only where it stays inside src
             size = builder.extract_value(source.shape, 0)
-            past = builder.icmp_signed(">=", off, _splat(builder, off.type, builder.sub(size, ir.Constant(i64, 3))))
+            past = builder.icmp_signed(">", off, _splat(builder, off.type,
+                                                        builder.sub(size, ir.Constant(i64, reads))))
             ok = builder.icmp_unsigned("==", builder.bitcast(past, ir.IntType(n)), ir.Constant(ir.IntType(n), 0))
         else:
             ok = ir.Constant(ir.IntType(1), 1)
         with builder.if_then(ok, likely=True):
-            if width == 8:
-                got = builder.bitcast(_gather_ir(builder, base, off, i32, 1), ir.VectorType(elt, 4 * n))
-                pixels = builder.shuffle_vector(got, got, ir.Constant(ir.VectorType(i32, 3 * n),
-                                                                       [4 * k + c for k in range(n) for c in range(3)]))
-            else:
-                nbytes = ir.Constant(off.type, [ir.Constant(i64, width // 8)] * n)
-                at = builder.mul(off, nbytes)
+            if word:
+                got = builder.bitcast(_gather_ir(builder, base, at, ir.IntType(word), width // 8),
+                                      ir.VectorType(elt, reads * n))
+                pixels = picked(got, [reads * k + c for k in range(n) for c in range(channels)])
+            elif channels == 3:  # the first two channels as one word, the third as another
                 pairs = builder.bitcast(_gather_ir(builder, base, at, ir.IntType(2 * width), width // 8),
                                         ir.VectorType(elt, 2 * n))
-                thirds = _gather_ir(builder, base, builder.add(at, builder.add(nbytes, nbytes)), elt, width // 8)
-                thirds = builder.shuffle_vector(thirds, thirds, ir.Constant(ir.VectorType(i32, 2 * n),
-                                                                            list(range(n)) * 2))
+                thirds = picked(_gather_ir(builder, base, builder.add(at, builder.add(nbytes, nbytes)), elt,
+                                           width // 8), list(range(n)) * 2)
                 pixels = builder.shuffle_vector(pairs, thirds, ir.Constant(
                     ir.VectorType(i32, 3 * n), [v for k in range(n) for v in (2 * k, 2 * k + 1, 2 * n + k)]))
+            else:  # float32, 4 channels: two 64-bit words
+                half = builder.add(at, ir.Constant(off.type, [ir.Constant(i64, 8)] * n))
+                lo = builder.bitcast(_gather_ir(builder, base, at, i64, 4), ir.VectorType(elt, 2 * n))
+                hi = builder.bitcast(_gather_ir(builder, base, half, i64, 4), ir.VectorType(elt, 2 * n))
+                pixels = builder.shuffle_vector(lo, hi, ir.Constant(
+                    ir.VectorType(i32, 4 * n),
+                    [v for k in range(n) for v in (2 * k, 2 * k + 1, 2 * n + 2 * k, 2 * n + 2 * k + 1)]))
             builder.store(pixels, builder.bitcast(builder.gep(out, [d]), pixels.type.as_pointer()), align=1)
         return builder.select(ok, near, ir.Constant(i64, -1))
     return sig, codegen
@@ -940,7 +956,7 @@ def _gather_scratch(typingctx):
 @intrinsic
 def _nearest_offsets(typingctx, sbase, row, xq, yq, dxq, dyq, margin, offs):
     """Write the flat offsets of :data:`GATHER` consecutive pixels of a 3-channel nearest span (integer
-    rounding, as :func:`_nearest_gather_3`) to ``offs[0 : GATHER]`` (:func:`_gather_scratch`), computed as
+    rounding, as :func:`_nearest_gather`) to ``offs[0 : GATHER]`` (:func:`_gather_scratch`), computed as
     one vector; returns the bit mask of the pixels near one half (the caller rounds their float coordinates
     instead)."""
     if not (isinstance(offs, types.CPointer) and offs.dtype == types.int64):
@@ -1184,10 +1200,7 @@ def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
     float coordinate and rounds with integer arithmetic; the rest (near a half) round the float
     coordinate. The span keeps every rounded tap inside the image either way (:func:`_nearest_slack`)."""
     margin = _nearest_slack(j_stop)
-    if cc == 3:
-        span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
-    else:
-        _span_nearest_n(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
+    span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
 
 
 @jit_device
@@ -1199,33 +1212,46 @@ def _span_nearest_n(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop,
         yq += dyq
 
 
-def span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
-    """The interior span of a 3-channel nearest row; the loop is chosen by ``src``'s dtype when the
-    kernel is compiled: gathers for uint8, uint16 and float32 (:func:`_span_nearest_gather_3`), vector
-    offsets and pixel copies for float64 (:func:`_span_nearest_copy_3`). Callable from kernels only."""
+def span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
+    """The interior span of a nearest row; the loop is chosen by ``src``'s dtype when the kernel is
+    compiled: gathers for uint8, uint16 and float32 (:func:`_span_nearest_gather`), vector offsets and
+    pixel copies for 3-channel float64 (:func:`_span_nearest_copy_3`), pixel by pixel for other float64
+    images. Callable from kernels only."""
     raise NotImplementedError("compiled kernels only")
 
 
-@overload(span_nearest_3, jit_options=OVERLOAD_OPTIONS)
-def _ov_span_nearest_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
-    gathered = src.dtype in (types.uint8, types.uint16, types.float32)
-    span = _span_nearest_gather_3 if gathered else _span_nearest_copy_3
-
-    def impl(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
-        span(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
+@overload(span_nearest, jit_options=OVERLOAD_OPTIONS)
+def _ov_span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
+    if src.dtype in (types.uint8, types.uint16, types.float32):
+        def impl(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
+            _span_nearest_gather(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
+    else:
+        def impl(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
+            if cc == 3:
+                _span_nearest_copy_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
+            else:
+                _span_nearest_n(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
     return impl
 
 
 @jit_device
-def _span_nearest_gather_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
-    """uint8, uint16 and float32: blocks of :data:`GATHER` pixels gathered at once (:func:`_nearest_gather_3`),
-    the pixels near a half written again one by one, pixel by pixel where a block cannot be gathered."""
+def _span_nearest_gather(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
+    """uint8, uint16 and float32: blocks of :data:`GATHER` pixels of 1, 3 or 4 channels gathered at once
+    (:func:`_nearest_gather`), the pixels near a half written again one by one; pixel by pixel where a
+    block cannot be gathered and for other channel counts. One function for every channel count (one
+    compile per dtype, where one per channel count took about 0.6 s each)."""
     j = j_lo
     while j < j_stop:
         n = min(GATHER, j_stop - j)
         near = -1
         if n == GATHER:
-            near = _nearest_gather_3(src, sbase, row, xq, yq, dxq, dyq, margin, dst, dbase + j * 3)
+            d = dbase + j * cc
+            if cc == 3:
+                near = _nearest_gather(src, sbase, row, xq, yq, dxq, dyq, margin, dst, d, 3)
+            elif cc == 1:
+                near = _nearest_gather(src, sbase, row, xq, yq, dxq, dyq, margin, dst, d, 1)
+            elif cc == 4:
+                near = _nearest_gather(src, sbase, row, xq, yq, dxq, dyq, margin, dst, d, 4)
             if near == 0:
                 xq += GATHER * dxq
                 yq += GATHER * dyq
@@ -1234,7 +1260,7 @@ def _span_nearest_gather_3(src, sbase, row, xq, yq, dxq, dyq, margin, j_lo, j_st
         for k in range(n):
             if near < 0 or (near >> k) & 1:
                 rx, ry = _nearest_q(xq + k * dxq, yq + k * dyq, j + k, margin, coef)
-                _copy3(src, sbase + ry * row + rx * 3, dst, dbase + (j + k) * 3)
+                _copy_pixel(src, sbase + ry * row + rx * cc, dst, dbase + (j + k) * cc, cc)
         xq += n * dxq
         yq += n * dyq
         j += n

@@ -106,14 +106,14 @@ def test_a_call_compiles_only_its_own_mode(tmp_path):
         "from stntool.sampling import _cpu\n"
         "stntool.warp(np.zeros((6, 7, 3), np.uint8), [[0.9, 0.1, 0], [0, 1, 0]], mode='nearest', backend='cpu')\n"
         "names = ['warp_affine_nearest', 'warp_affine_bilinear', 'warp_projective_nearest', '_general_nearest',\n"
-        "         '_general_bilinear', '_general_bicubic', '_span_nearest_gather_3', '_span_nearest_copy_3',\n"
+        "         '_general_bilinear', '_general_bicubic', '_span_nearest_gather', '_span_nearest_copy_3',\n"
         "         '_span_bil_u8_3', '_span_bicubic_f64', '_run_bil_u8']\n"
         "print(json.dumps({n: len(getattr(_cpu, n).overloads) for n in names}))\n"
     )
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     compiled = {k for k, v in json.loads(out.strip().splitlines()[-1]).items() if v}
-    assert compiled == {"warp_affine_nearest", "_general_nearest", "_span_nearest_gather_3"}
+    assert compiled == {"warp_affine_nearest", "_general_nearest", "_span_nearest_gather"}
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
@@ -282,6 +282,36 @@ def test_three_channel_vector_loops_give_the_bits_of_the_scalar_loops(rng, dtype
     for f in (lambda im: stntool.warp(im, proj, (33, 47), mode, backend="cpu"),
               lambda im: stntool.grid_sample(im, grid, mode, backend="cpu")):
         np.testing.assert_array_equal(f(img3), f(img4)[..., :3])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_nearest_gathers_of_one_and_four_channels_give_the_bits_of_the_pixel_loop(rng, dtype):
+    """Nearest spans gather blocks of 16 pixels of 1, 3 or 4 channels (uint8, uint16, float32; words that
+    read past a 1- or 3-channel pixel only where they stay inside the image): every channel count equals
+    the first channels of a 5-channel image, which is copied pixel by pixel, on rows long enough for
+    gathers, at exact half-pixel ties, with the last input pixel read by the last output pixel, in
+    batches; and the NumPy reference."""
+    from stn_testing import random_image
+
+    from stntool import transforms
+
+    img5 = random_image(rng, (2, 37, 53, 5), dtype)
+    hw = (37, 53)
+    calls = [(theta, out_hw, False) for theta in (
+        np.array([[1.0, 0, 0], [0, 1.0, 0]]),
+        transforms.theta_from_pixel_map(transforms.translate(0.5, -0.5), hw),
+        np.array([[0.9 * np.cos(0.17), -0.9 * np.sin(0.17), 0.02], [0.9 * np.sin(0.17), 0.9 * np.cos(0.17), -0.01]]),
+        np.array([[-1.0, 0, 0], [0, 1.0, 0]]),
+        np.array([[1.3, 0.1, 0.05], [-0.2, 1.25, 0.0]])) for out_hw in (hw, (41, 67))]
+    calls += [(np.diag([0.985, 0.985, 1.0])[:2], (37, 64), True), (np.diag([1.0, 1.0, 1.0])[:2], (37, 53), True)]
+    for theta, out_hw, align_corners in calls:
+        five = stntool.warp(img5, theta, out_hw, "nearest", align_corners=align_corners, backend="cpu")
+        for c in (1, 2, 3, 4):
+            img = np.ascontiguousarray(img5[..., :c])
+            got = stntool.warp(img, theta, out_hw, "nearest", align_corners=align_corners, backend="cpu")
+            np.testing.assert_array_equal(got, five[..., :c])
+        ref = stntool.warp(img5, theta, out_hw, "nearest", align_corners=align_corners, backend="numpy")
+        np.testing.assert_array_equal(five, ref)
 
 
 @pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
