@@ -691,11 +691,11 @@ def _madd52(builder, acc, b, c):
     return builder.call(fn, [acc, b, c])
 
 
-def _bilinear_u8_ir(builder, data, off, row, fx, fy, last, ifma=False):
+def _bilinear_u8_ir(builder, data, off, row, fx, fy, last, ifma=False, stride=3):
     """IR of :func:`_bil_int_c` for the three channels of an interior 3-channel uint8 pixel, in the lanes
     of 64-bit vector operations (lane 3, the next pixel's first channel, is computed and unused); the
     bottom-right taps are loaded one by one when ``last`` (see :func:`_load_taps`). The low 8 bits of
-    each lane are the result.
+    each lane are the result. ``stride`` 4: the four channels of a 4-channel pixel, every lane used.
 
     ``ifma``: each product and the sum after it is one :func:`_madd52`, which computes modulo 2**52: a
     difference ``b - a < 0`` is taken as ``2**52 + (b - a)``, so a sum may come out ``2**52`` too large.
@@ -715,12 +715,12 @@ def _bilinear_u8_ir(builder, data, off, row, fx, fy, last, ifma=False):
 
     fx = _splat(builder, vec, fx)
     fy = _splat(builder, vec, fy)
-    three = ir.Constant(off.type, 3)
+    right = ir.Constant(off.type, stride)
     below = builder.add(off, row)
 
     def lerp_x(at, last):  # (a << 15) + (b - a) fx
         a = builder.zext(_load_taps(builder, data, at, taps, False), vec)
-        b = builder.zext(_load_taps(builder, data, builder.add(at, three), taps, last), vec)
+        b = builder.zext(_load_taps(builder, data, builder.add(at, right), taps, last), vec)
         return madd(builder.shl(a, const(15)), builder.sub(b, a), fx)
 
     t = lerp_x(off, False)
@@ -763,6 +763,26 @@ def _bilinear_u8_put4(typingctx, src, off, row, fx, fy, dst, d):
         data = context.make_array(sig.args[0])(context, builder, args[0]).data
         out = context.make_array(sig.args[5])(context, builder, args[5]).data
         r = _bilinear_u8_ir(builder, data, args[1], args[2], args[3], args[4], False, _has_ifma(context))
+        _store_vector(builder, out, args[6], builder.trunc(r, ir.VectorType(ir.IntType(8), 4)))
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def _bilinear_u8_put_rgba(typingctx, src, off, row, fx, fy, dst, d):
+    """The interior bilinear pixel of a 4-channel uint8 image (top-left tap at flat index ``off``, row
+    stride ``row``, 15-bit weights ``fx``, ``fy``) written to ``dst[d : d + 4]``: the exact integer
+    arithmetic of :func:`_bil_int_c`, the four channels in the lanes of 64-bit vector operations, each
+    tap pair one 4-byte load (nothing outside the pixel's taps is read)."""
+    if not (isinstance(src, types.Array) and src.dtype == types.uint8 and isinstance(dst, types.Array)
+            and dst.dtype == types.uint8):
+        return None
+    sig = types.void(src, types.intp, types.intp, types.int64, types.int64, dst, types.intp)
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        out = context.make_array(sig.args[5])(context, builder, args[5]).data
+        r = _bilinear_u8_ir(builder, data, args[1], args[2], args[3], args[4], False, _has_ifma(context), stride=4)
         _store_vector(builder, out, args[6], builder.trunc(r, ir.VectorType(ir.IntType(8), 4)))
         return context.get_dummy_value()
     return sig, codegen
@@ -1041,14 +1061,7 @@ def _span_bil_u8_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
 def _span_bil_u8_4(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32) * 4
-        o2 = off + row
-        fx = _w15(xq)
-        fy = _w15(yq)
-        d = dbase + j * 4
-        dst[np.uint64(d)] = _bil_int_c(src, off, o2, 4, 0, fx, fy)
-        dst[np.uint64(d + 1)] = _bil_int_c(src, off, o2, 4, 1, fx, fy)
-        dst[np.uint64(d + 2)] = _bil_int_c(src, off, o2, 4, 2, fx, fy)
-        dst[np.uint64(d + 3)] = _bil_int_c(src, off, o2, 4, 3, fx, fy)
+        _bilinear_u8_put_rgba(src, off, row, _w15(xq), _w15(yq), dst, dbase + j * 4)
         xq += dxq
         yq += dyq
 
