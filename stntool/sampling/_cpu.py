@@ -963,6 +963,94 @@ def _nearest_gather(typingctx, src, sbase, row, xq, yq, dxq, dyq, margin, dst, d
 
 
 @intrinsic
+def _bilinear_grey_block(typingctx, src, sbase, row, xq, yq, dxq, dyq, dst, d):
+    """:data:`GATHER` consecutive pixels of an interior 1-channel bilinear span (pixel ``k`` at the 32.32
+    coordinate ``(xq + k dxq, yq + k dyq)``) written to ``dst[d : d + GATHER]`` as one vector, the pixels in
+    the lanes of each operation. Returns False, having written nothing, when a read would pass ``src``'s
+    end (uint8 reads 4 bytes for its 2-tap pairs).
+
+    Each row's two taps come from one gather (float32: both taps as one 64-bit word; uint8: a 32-bit word
+    holding them). The arithmetic is the scalar loop's, lane by lane: float32 as :func:`_bil_f32_c` with
+    the fractions rounded to float32 as :func:`_span_bil_f32_1` rounds them; uint8 as :func:`_bil_int_c`,
+    ``t = (a << 15) + (b - a) fx`` in float32, where every value is an integer below 2**24 and so exact,
+    and ``((t << 15) + (u - t) fy + 2**29) >> 30`` in float64, exact below 2**39, the shift a
+    multiplication by 2**-30 truncated (the sum is never negative)."""
+    if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and src.dtype == dst.dtype
+            and src.dtype in (types.uint8, types.float32)):
+        return None
+    sig = types.boolean(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, dst,
+                        types.intp)
+    is_u8 = src.dtype == types.uint8
+
+    def codegen(context, builder, sig, args):
+        source = context.make_array(sig.args[0])(context, builder, args[0])
+        out = context.make_array(sig.args[7])(context, builder, args[7]).data
+        sbase, row, xq, yq, dxq, dyq, _, d = args[1:]
+        i32, i64, n = ir.IntType(32), ir.IntType(64), GATHER
+        f32, f64 = ir.FloatType(), ir.DoubleType()
+        v64, vf32, vf64 = ir.VectorType(i64, n), ir.VectorType(f32, n), ir.VectorType(f64, n)
+
+        def splat(x, vec=v64):
+            return _splat(builder, vec, x)
+
+        def const(x, vec=v64, elt=i64):
+            return ir.Constant(vec, [ir.Constant(elt, x)] * n)
+
+        steps = ir.Constant(v64, [ir.Constant(i64, k) for k in range(n)])
+        xs = builder.add(splat(xq), builder.mul(splat(dxq), steps))
+        ys = builder.add(splat(yq), builder.mul(splat(dyq), steps))
+        off = builder.add(splat(sbase), builder.add(builder.mul(builder.ashr(ys, const(32)), splat(row)),
+                                                    builder.ashr(xs, const(32))))
+        size = builder.extract_value(source.shape, 0)
+        reads = 4 if is_u8 else 2  # elements read from each row's left tap
+        past = builder.icmp_signed(">", off, splat(builder.sub(builder.sub(size, row), ir.Constant(i64, reads))))
+        ok = builder.icmp_unsigned("==", builder.bitcast(past, ir.IntType(n)), ir.Constant(ir.IntType(n), 0))
+        with builder.if_then(ok, likely=True):
+            base = builder.ptrtoint(source.data, i64)
+            if is_u8:
+                def weight(q):  # _w15, exact in float32
+                    w = builder.lshr(builder.add(builder.and_(q, const(Q_MASK)), const(65536)), const(17))
+                    return builder.sitofp(w, vf32)
+
+                def taps(at):  # the row's left and right taps
+                    words = builder.bitcast(_gather_ir(builder, base, at, i32, 1), ir.VectorType(ir.IntType(8), 4 * n))
+                    return [builder.uitofp(builder.shuffle_vector(words, words, ir.Constant(
+                        ir.VectorType(i32, n), [4 * k + e for k in range(n)])), vf32) for e in (0, 1)]
+
+                def lerp_x(a, b):  # (a << 15) + (b - a) fx
+                    return builder.fadd(builder.fmul(a, const(32768.0, vf32, f32)), builder.fmul(builder.fsub(b, a), fx))
+
+                fx, fy = weight(xs), weight(ys)
+                t = lerp_x(*taps(off))
+                u = lerp_x(*taps(builder.add(off, splat(row))))
+                v = builder.fadd(builder.fadd(builder.fmul(builder.fpext(t, vf64), const(32768.0, vf64, f64)),
+                                              const(536870912.0, vf64, f64)),
+                                 builder.fmul(builder.fpext(builder.fsub(u, t), vf64), builder.fpext(fy, vf64)))
+                pixels = builder.fptoui(builder.fmul(v, const(2.0 ** -30, vf64, f64)), ir.VectorType(ir.IntType(8), n))
+            else:
+                def fraction(q):  # float32((q & Q_MASK) * Q_INV)
+                    return builder.fptrunc(builder.fmul(builder.sitofp(builder.and_(q, const(Q_MASK)), vf64),
+                                                        const(Q_INV, vf64, f64)), vf32)
+
+                def taps(at):
+                    pairs = builder.bitcast(_gather_ir(builder, base, builder.mul(at, const(4)), i64, 4),
+                                            ir.VectorType(f32, 2 * n))
+                    return [builder.shuffle_vector(pairs, pairs, ir.Constant(
+                        ir.VectorType(i32, n), [2 * k + e for k in range(n)])) for e in (0, 1)]
+
+                def lerp(a, b, f):  # a + (b - a) f
+                    return builder.fadd(a, builder.fmul(builder.fsub(b, a), f))
+
+                gx, gy = fraction(xs), fraction(ys)
+                t = lerp(*taps(off), gx)
+                u = lerp(*taps(builder.add(off, splat(row))), gx)
+                pixels = lerp(t, u, gy)
+            _store_vector(builder, out, d, pixels)
+        return ok
+    return sig, codegen
+
+
+@intrinsic
 def _gather_scratch(typingctx):
     """Room for :data:`GATHER` int64 values in the stack frame of the function this is compiled into (one
     slot, made once in its entry block): a per-row buffer without a heap allocation per call."""
@@ -1050,6 +1138,12 @@ def _prefetch_row(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop):
 
 @jit_device
 def _span_bil_u8_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    while j_lo + GATHER <= j_stop:  # blocks of pixels in vector lanes (:func:`_bilinear_grey_block`)
+        if not _bilinear_grey_block(src, sbase, row, xq, yq, dxq, dyq, dst, dbase + j_lo):
+            break
+        xq += GATHER * dxq
+        yq += GATHER * dyq
+        j_lo += GATHER
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32)
         dst[np.uint64(dbase + j)] = _bil_int_c(src, off, off + row, 1, 0, _w15(xq), _w15(yq))
@@ -1068,6 +1162,12 @@ def _span_bil_u8_4(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
 
 @jit_device
 def _span_bil_f32_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    while j_lo + GATHER <= j_stop:  # blocks of pixels in vector lanes (:func:`_bilinear_grey_block`)
+        if not _bilinear_grey_block(src, sbase, row, xq, yq, dxq, dyq, dst, dbase + j_lo):
+            break
+        xq += GATHER * dxq
+        yq += GATHER * dyq
+        j_lo += GATHER
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32)
         gx = np.float32((xq & Q_MASK) * Q_INV)
