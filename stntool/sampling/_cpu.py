@@ -1051,6 +1051,103 @@ def _bilinear_grey_block(typingctx, src, sbase, row, xq, yq, dxq, dyq, dst, d):
 
 
 @intrinsic
+def _bicubic_grey_block(typingctx, src, sbase, row, xq, yq, dxq, dyq, dst, d):
+    """:data:`GATHER` consecutive pixels of an interior 1-channel bicubic span (pixel ``k`` at the 32.32
+    coordinate ``(xq + k dxq, yq + k dyq)``) written to ``dst[d : d + GATHER]`` as one vector, the pixels in
+    the lanes of each operation: the arithmetic of :func:`_bicubic_channels_f64` (uint8, uint16: float64,
+    rounded and saturated as :func:`_store`) or :func:`_bicubic_channels_f32` (float32: float32 with the
+    weights rounded to float32), operation by operation, so every lane has the scalar loop's bits. Each of
+    the four rows' four taps is one gathered word (uint8: 32 bits, uint16: 64) or two (float32: 2 x 64
+    bits); nothing outside the taps is read."""
+    if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and src.dtype == dst.dtype
+            and src.dtype in (types.uint8, types.uint16, types.float32)):
+        return None
+    sig = types.void(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, dst, types.intp)
+    width = 8 * np.dtype(str(src.dtype)).itemsize
+    maxv = {8: 255.0, 16: 65535.0}.get(width)
+
+    def codegen(context, builder, sig, args):
+        source = context.make_array(sig.args[0])(context, builder, args[0])
+        out = context.make_array(sig.args[7])(context, builder, args[7]).data
+        sbase, row, xq, yq, dxq, dyq, _, d = args[1:]
+        i32, i64, n = ir.IntType(32), ir.IntType(64), GATHER
+        f64 = ir.DoubleType()
+        v64, vf64 = ir.VectorType(i64, n), ir.VectorType(f64, n)
+        real = ir.FloatType() if width == 32 else f64  # the arithmetic
+        vr = ir.VectorType(real, n)
+        elt = ir.IntType(width)
+
+        def splat(x, vec=v64):
+            return _splat(builder, vec, x)
+
+        def const(x, vec=v64, e=i64):
+            return ir.Constant(vec, [ir.Constant(e, x)] * n)
+
+        def fconst(x, vec=vf64):
+            return ir.Constant(vec, [ir.Constant(vec.element, x)] * n)
+
+        steps = ir.Constant(v64, [ir.Constant(i64, k) for k in range(n)])
+        xs = builder.add(splat(xq), builder.mul(splat(dxq), steps))
+        ys = builder.add(splat(yq), builder.mul(splat(dyq), steps))
+        top_left = builder.add(splat(sbase), builder.add(
+            builder.mul(builder.sub(builder.ashr(ys, const(32)), const(1)), splat(row)),
+            builder.sub(builder.ashr(xs, const(32)), const(1))))
+        at = builder.mul(top_left, const(width // 8))  # byte offsets
+        base = builder.ptrtoint(source.data, i64)
+
+        def weights(q):  # _scalar.cubic_weights((q & Q_MASK) * Q_INV), in the arithmetic's type
+            t = builder.fmul(builder.sitofp(builder.and_(q, const(Q_MASK)), vf64), fconst(Q_INV))
+            a = _scalar.CUBIC_A
+
+            def near(x):  # ((A + 2) x - (A + 3)) x x + 1
+                v = builder.fsub(builder.fmul(fconst(a + 2.0), x), fconst(a + 3.0))
+                return builder.fadd(builder.fmul(builder.fmul(v, x), x), fconst(1.0))
+
+            def far(x):  # ((A x - 5A) x + 8A) x - 4A
+                v = builder.fsub(builder.fmul(fconst(a), x), fconst(5.0 * a))
+                v = builder.fadd(builder.fmul(v, x), fconst(8.0 * a))
+                return builder.fsub(builder.fmul(v, x), fconst(4.0 * a))
+
+            w = [far(builder.fadd(t, fconst(1.0))), near(t), near(builder.fsub(fconst(1.0), t)),
+                 far(builder.fsub(fconst(2.0), t))]
+            return [builder.fptrunc(v, vr) for v in w] if width == 32 else w
+
+        wx, wy = weights(xs), weights(ys)
+
+        def row_taps(byte_at):  # the four taps of a row, each a vector over the pixels, in the arithmetic's type
+            if width == 32:
+                words = [_gather_ir(builder, base, byte_at, i64, 4),
+                         _gather_ir(builder, base, builder.add(byte_at, const(8)), i64, 4)]
+                halves = [builder.bitcast(w, ir.VectorType(real, 2 * n)) for w in words]
+                return [builder.shuffle_vector(halves[e // 2], halves[e // 2], ir.Constant(
+                    ir.VectorType(i32, n), [2 * k + e % 2 for k in range(n)])) for e in range(4)]
+            got = builder.bitcast(_gather_ir(builder, base, byte_at, ir.IntType(4 * width), width // 8),
+                                  ir.VectorType(elt, 4 * n))
+            return [builder.uitofp(builder.shuffle_vector(got, got, ir.Constant(
+                ir.VectorType(i32, n), [4 * k + e for k in range(n)])), vr) for e in range(4)]
+
+        def dot(v, w):  # ((v0 w0 + v1 w1) + v2 w2) + v3 w3
+            acc = builder.fadd(builder.fmul(v[0], w[0]), builder.fmul(v[1], w[1]))
+            acc = builder.fadd(acc, builder.fmul(v[2], w[2]))
+            return builder.fadd(acc, builder.fmul(v[3], w[3]))
+
+        row_bytes = builder.mul(splat(row), const(width // 8))
+        rows = []
+        for r in range(4):
+            rows.append(dot(row_taps(at), wx))
+            at = builder.add(at, row_bytes)
+        v = dot(rows, wy)
+        if maxv is not None:  # _store: v + 0.5 saturated to [0, maxv] (NaN gives 0), truncated
+            v = builder.fadd(v, fconst(0.5))
+            v = builder.select(builder.fcmp_ordered(">=", v, fconst(0.0)), v, fconst(0.0))
+            v = builder.select(builder.fcmp_ordered(">", v, fconst(maxv)), fconst(maxv), v)
+            v = builder.fptoui(v, ir.VectorType(elt, n))
+        _store_vector(builder, out, d, v)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
 def _gather_scratch(typingctx):
     """Room for :data:`GATHER` int64 values in the stack frame of the function this is compiled into (one
     slot, made once in its entry block): a per-row buffer without a heap allocation per call."""
@@ -1441,11 +1538,36 @@ def _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase,
         yq += dyq
 
 
+def bicubic_grey_blocks(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    """The whole blocks of :data:`GATHER` pixels of an interior 1-channel bicubic span from ``j_lo`` on, in
+    vector lanes (:func:`_bicubic_grey_block`: uint8, uint16 and float32; none for float64); returns the
+    coordinates and index of the first pixel left. Callable from kernels only."""
+    raise NotImplementedError("compiled kernels only")
+
+
+@overload(bicubic_grey_blocks, jit_options=OVERLOAD_OPTIONS)
+def _ov_bicubic_grey_blocks(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    if src.dtype in (types.uint8, types.uint16, types.float32):
+        def impl(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+            while j_lo + GATHER <= j_stop:
+                _bicubic_grey_block(src, sbase, row, xq, yq, dxq, dyq, dst, dbase + j_lo)
+                xq += GATHER * dxq
+                yq += GATHER * dyq
+                j_lo += GATHER
+            return xq, yq, j_lo
+    else:
+        def impl(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+            return xq, yq, j_lo
+    return impl
+
+
 @jit_device
 def _span_bicubic_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
     if cc == 3:
         _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv)
         return
+    if cc == 1:  # whole blocks of pixels in vector lanes, where the dtype has them
+        xq, yq, j_lo = bicubic_grey_blocks(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     for j in range(j_lo, j_stop):
         _bicubic_channels_f64(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
                               (yq & Q_MASK) * Q_INV, dst, dbase + j * cc, is_int, maxv)
@@ -1458,6 +1580,8 @@ def _span_bicubic_f32(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, 
     if cc == 3:
         _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, False, 0.0)
         return
+    if cc == 1:  # whole blocks of pixels in vector lanes, where the dtype has them
+        xq, yq, j_lo = bicubic_grey_blocks(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     for j in range(j_lo, j_stop):
         _bicubic_channels_f32(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
                               (yq & Q_MASK) * Q_INV, dst, dbase + j * cc)

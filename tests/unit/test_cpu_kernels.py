@@ -285,11 +285,12 @@ def test_three_channel_vector_loops_give_the_bits_of_the_scalar_loops(rng, dtype
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
-@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
 def test_spans_of_one_three_and_four_channels_give_the_bits_of_the_pixel_loop(rng, dtype, mode):
     """Nearest spans gather blocks of 16 pixels of 1, 3 or 4 channels (uint8, uint16, float32; words that
-    read past a 1- or 3-channel pixel only where they stay inside the image), and uint8 bilinear spans of 3
-    and 4 channels compute a pixel's channels in vector lanes: every channel count equals the first
+    read past a 1- or 3-channel pixel only where they stay inside the image), 1-channel bilinear and
+    bicubic spans sample blocks of 16 pixels in vector lanes, and uint8 bilinear spans of 3 and 4 channels
+    compute a pixel's channels in vector lanes: every channel count equals the first
     channels of a 5-channel image, which is sampled channel by channel, on rows long enough for gathers, at
     exact half-pixel ties, with the last input pixel read by the last output pixel, in batches; nearest
     also equals the NumPy reference."""
