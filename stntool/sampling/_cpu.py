@@ -969,18 +969,20 @@ def _bilinear_grey_block(typingctx, src, sbase, row, xq, yq, dxq, dyq, dst, d):
     the lanes of each operation. Returns False, having written nothing, when a read would pass ``src``'s
     end (uint8 reads 4 bytes for its 2-tap pairs).
 
-    Each row's two taps come from one gather (float32: both taps as one 64-bit word; uint8: a 32-bit word
-    holding them). The arithmetic is the scalar loop's, lane by lane: float32 as :func:`_bil_f32_c` with
+    Each row's two taps come from one gather (float32: both taps as one 64-bit word; uint16: as one 32-bit
+    word; uint8: a 32-bit word holding them). The arithmetic is the scalar loop's, lane by lane: uint16 as
+    :func:`_bil_float_c` in float64, rounded and saturated as :func:`_store`; float32 as :func:`_bil_f32_c` with
     the fractions rounded to float32 as :func:`_span_bil_f32_1` rounds them; uint8 as :func:`_bil_int_c`,
     ``t = (a << 15) + (b - a) fx`` in float32, where every value is an integer below 2**24 and so exact,
     and ``((t << 15) + (u - t) fy + 2**29) >> 30`` in float64, exact below 2**39, the shift a
     multiplication by 2**-30 truncated (the sum is never negative)."""
     if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and src.dtype == dst.dtype
-            and src.dtype in (types.uint8, types.float32)):
+            and src.dtype in (types.uint8, types.uint16, types.float32)):
         return None
     sig = types.boolean(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, dst,
                         types.intp)
     is_u8 = src.dtype == types.uint8
+    is_u16 = src.dtype == types.uint16
 
     def codegen(context, builder, sig, args):
         source = context.make_array(sig.args[0])(context, builder, args[0])
@@ -1002,7 +1004,7 @@ def _bilinear_grey_block(typingctx, src, sbase, row, xq, yq, dxq, dyq, dst, d):
         off = builder.add(splat(sbase), builder.add(builder.mul(builder.ashr(ys, const(32)), splat(row)),
                                                     builder.ashr(xs, const(32))))
         size = builder.extract_value(source.shape, 0)
-        reads = 4 if is_u8 else 2  # elements read from each row's left tap
+        reads = 4 if is_u8 else 2  # elements read from each row's left tap (uint16: a 32-bit word)
         past = builder.icmp_signed(">", off, splat(builder.sub(builder.sub(size, row), ir.Constant(i64, reads))))
         ok = builder.icmp_unsigned("==", builder.bitcast(past, ir.IntType(n)), ir.Constant(ir.IntType(n), 0))
         with builder.if_then(ok, likely=True):
@@ -1027,6 +1029,28 @@ def _bilinear_grey_block(typingctx, src, sbase, row, xq, yq, dxq, dyq, dst, d):
                                               const(536870912.0, vf64, f64)),
                                  builder.fmul(builder.fpext(builder.fsub(u, t), vf64), builder.fpext(fy, vf64)))
                 pixels = builder.fptoui(builder.fmul(v, const(2.0 ** -30, vf64, f64)), ir.VectorType(ir.IntType(8), n))
+            elif is_u16:  # float64, as _bil_float_c, then _store's rounding and saturation
+                def fraction(q):  # (q & Q_MASK) * Q_INV
+                    return builder.fmul(builder.sitofp(builder.and_(q, const(Q_MASK)), vf64), const(Q_INV, vf64, f64))
+
+                def taps(at):
+                    words = builder.bitcast(_gather_ir(builder, base, builder.mul(at, const(2)), i32, 2),
+                                            ir.VectorType(ir.IntType(16), 2 * n))
+                    return [builder.uitofp(builder.shuffle_vector(words, words, ir.Constant(
+                        ir.VectorType(i32, n), [2 * k + e for k in range(n)])), vf64) for e in (0, 1)]
+
+                fx, fy = fraction(xs), fraction(ys)
+                one = const(1.0, vf64, f64)
+                gx, gy = builder.fsub(one, fx), builder.fsub(one, fy)
+                (a, b), (c, e) = taps(off), taps(builder.add(off, splat(row)))
+                v = builder.fadd(builder.fmul(a, builder.fmul(gx, gy)), builder.fmul(b, builder.fmul(fx, gy)))
+                v = builder.fadd(v, builder.fmul(c, builder.fmul(gx, fy)))
+                v = builder.fadd(v, builder.fmul(e, builder.fmul(fx, fy)))
+                v = builder.fadd(v, const(0.5, vf64, f64))
+                v = builder.select(builder.fcmp_ordered(">=", v, const(0.0, vf64, f64)), v, const(0.0, vf64, f64))
+                v = builder.select(builder.fcmp_ordered(">", v, const(65535.0, vf64, f64)),
+                                   const(65535.0, vf64, f64), v)
+                pixels = builder.fptoui(v, ir.VectorType(ir.IntType(16), n))
             else:
                 def fraction(q):  # float32((q & Q_MASK) * Q_INV)
                     return builder.fptrunc(builder.fmul(builder.sitofp(builder.and_(q, const(Q_MASK)), vf64),
@@ -1235,12 +1259,7 @@ def _prefetch_row(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop):
 
 @jit_device
 def _span_bil_u8_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
-    while j_lo + GATHER <= j_stop:  # blocks of pixels in vector lanes (:func:`_bilinear_grey_block`)
-        if not _bilinear_grey_block(src, sbase, row, xq, yq, dxq, dyq, dst, dbase + j_lo):
-            break
-        xq += GATHER * dxq
-        yq += GATHER * dyq
-        j_lo += GATHER
+    xq, yq, j_lo = bilinear_grey_blocks(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32)
         dst[np.uint64(dbase + j)] = _bil_int_c(src, off, off + row, 1, 0, _w15(xq), _w15(yq))
@@ -1259,12 +1278,7 @@ def _span_bil_u8_4(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
 
 @jit_device
 def _span_bil_f32_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
-    while j_lo + GATHER <= j_stop:  # blocks of pixels in vector lanes (:func:`_bilinear_grey_block`)
-        if not _bilinear_grey_block(src, sbase, row, xq, yq, dxq, dyq, dst, dbase + j_lo):
-            break
-        xq += GATHER * dxq
-        yq += GATHER * dyq
-        j_lo += GATHER
+    xq, yq, j_lo = bilinear_grey_blocks(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32)
         gx = np.float32((xq & Q_MASK) * Q_INV)
@@ -1290,9 +1304,35 @@ def _span_bil_f32_4(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
         yq += dyq
 
 
+def bilinear_grey_blocks(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    """The whole blocks of :data:`GATHER` pixels of an interior 1-channel bilinear span from ``j_lo`` on, in
+    vector lanes (:func:`_bilinear_grey_block`: uint8, uint16 and float32; none for float64) as far as they
+    can be read; returns the coordinates and index of the first pixel left. Callable from kernels only."""
+    raise NotImplementedError("compiled kernels only")
+
+
+@overload(bilinear_grey_blocks, jit_options=OVERLOAD_OPTIONS)
+def _ov_bilinear_grey_blocks(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    if src.dtype in (types.uint8, types.uint16, types.float32):
+        def impl(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+            while j_lo + GATHER <= j_stop:
+                if not _bilinear_grey_block(src, sbase, row, xq, yq, dxq, dyq, dst, dbase + j_lo):
+                    break
+                xq += GATHER * dxq
+                yq += GATHER * dyq
+                j_lo += GATHER
+            return xq, yq, j_lo
+    else:
+        def impl(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+            return xq, yq, j_lo
+    return impl
+
+
 @jit_device
 def _span_bil_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
     """float64 arithmetic: float64 images, uint16 (rounded and saturated), and uncommon channel counts."""
+    if cc == 1:  # whole blocks of uint16 pixels in vector lanes
+        xq, yq, j_lo = bilinear_grey_blocks(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32) * cc
         o2 = off + row
