@@ -195,6 +195,38 @@ def bench_affine_cv2(reps_big, reps_small, min_time=0.0):
     return rows
 
 
+# --------------------------------------------------------------------------- 1c. grey and RGBA vs OpenCV
+
+def bench_channels_cv2(reps, min_time=0.0):
+    """512x512 grey (1 channel) and RGBA (4 channels) images of each dtype and mode, same warp as section 1."""
+    import cv2
+
+    inter = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
+    hw = (512, 512)
+    m = rotation_about_centre(hw)
+    theta = stntool.theta_from_cv2(m, hw, hw)
+    rows = []
+    for dt in (np.uint8, np.uint16, np.float32):
+        for c in (1, 4):
+            base = test_image(*hw, c=c, dtype=np.float32)
+            img = np.ascontiguousarray((base * 65535).round().astype(dt) if dt == np.uint16
+                                       else (base * 255).round().astype(dt) if dt == np.uint8 else base)
+            if c == 1:
+                img = np.ascontiguousarray(img[..., 0])
+            for mode in ("nearest", "bilinear", "bicubic"):
+                def f_st(img=img, mode=mode):
+                    return stntool.warp(img, theta, mode=mode, padding="zeros", backend="cpu")
+
+                def f_cv(img=img, mode=mode):
+                    return cv2.warpAffine(img, m, (hw[1], hw[0]), flags=inter[mode], borderMode=cv2.BORDER_CONSTANT,
+                                          borderValue=0)
+
+                r = bench({"stntool": f_st, "cv2": f_cv}, reps, warmup=3, min_time=min_time)
+                rows.append({"case": f"512x512x{c} {np.dtype(dt).name} {mode}", "stntool": r["stntool"][0],
+                             "peer": r["cv2"][0], "stntool_med": r["stntool"][1], "peer_med": r["cv2"][1]})
+    return rows
+
+
 # --------------------------------------------------------------------------- 1b. projective vs OpenCV
 
 def perspective_matrix(hw, jitter):
@@ -531,6 +563,8 @@ def main(argv=None):
 
     print("# affine vs cv2.warpAffine ...", file=sys.stderr)
     aff = bench_affine_cv2(reps_big, reps_small, min_time)
+    print("# grey and RGBA vs cv2.warpAffine ...", file=sys.stderr)
+    chan = bench_channels_cv2(reps_small, min_time / 2)
     print("# projective vs cv2.warpPerspective ...", file=sys.stderr)
     proj = bench_projective_cv2(reps_small, min_time)
     print("# batch vs torch ...", file=sys.stderr)
@@ -550,6 +584,14 @@ def main(argv=None):
         bar = "<= 1.5 (goal 1.0)" if i == 0 else "report"
         L.append(f"| {r['case']} | {ms(r['stntool'])} | {ms(r['peer'])} | **{ratio(r['stntool'], r['peer'])}** | {bar} "
                  f"| {ms(r['stntool_med'])} / {ms(r['peer_med'])} | {r['check']} |")
+    L.append("")
+    L.append("## 1c. Grey and RGBA images vs `cv2.warpAffine` (512x512, same warp as section 1)")
+    L.append("")
+    L.append("| case | stntool ms | cv2 ms | stntool / cv2 | median ms (stntool / cv2) |")
+    L.append("|---|---:|---:|---:|---|")
+    for r in chan:
+        L.append(f"| {r['case']} | {ms(r['stntool'])} | {ms(r['peer'])} | **{ratio(r['stntool'], r['peer'])}** "
+                 f"| {ms(r['stntool_med'])} / {ms(r['peer_med'])} |")
     L.append("")
     L.append("## 1b. Projective warp vs `cv2.warpPerspective` (zeros padding)")
     L.append("")
