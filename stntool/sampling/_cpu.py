@@ -789,6 +789,92 @@ def _bilinear_u8_put_rgba(typingctx, src, off, row, fx, fy, dst, d):
 
 
 @intrinsic
+def _bilinear_u16_put(typingctx, src, off, row, fx, fy, dst, d, cc):
+    """The interior bilinear pixel of a uint16 image of ``cc`` (a constant 3 or 4) channels (top-left tap at
+    flat index ``off``, row stride ``row``, fractions ``fx``, ``fy``) written to ``dst[d : d + cc]``: the
+    arithmetic of :func:`_bil_float_c` and :func:`_store` (float64, rounded half up and saturated), the
+    channels in the lanes of 4-lane float64 vector operations in the scalar code's order. 4 channels: each
+    tap one 4-element load, one store; 3 channels: element by element (nothing past the taps is read or
+    written)."""
+    if not (isinstance(src, types.Array) and src.dtype == types.uint16 and isinstance(dst, types.Array)
+            and dst.dtype == types.uint16 and isinstance(cc, types.IntegerLiteral) and cc.literal_value in (3, 4)):
+        return None
+    channels = cc.literal_value
+    sig = types.void(src, types.intp, types.intp, types.float64, types.float64, dst, types.intp, cc)
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        out = context.make_array(sig.args[5])(context, builder, args[5]).data
+        off, row, fx, fy, _, d = args[1:7]
+        f64 = ir.DoubleType()
+        vec = ir.VectorType(f64, 4)
+        taps = ir.VectorType(ir.IntType(16), 4)
+        exact = channels == 3
+        one = ir.Constant(f64, 1.0)
+
+        def weight(a, b):
+            return _splat(builder, vec, builder.fmul(a, b))
+
+        w00 = weight(builder.fsub(one, fx), builder.fsub(one, fy))
+        w01 = weight(fx, builder.fsub(one, fy))
+        w10 = weight(builder.fsub(one, fx), fy)
+        w11 = weight(fx, fy)
+        right = ir.Constant(off.type, channels)
+        below = builder.add(off, row)
+
+        def tap(at):
+            return builder.uitofp(_load_taps(builder, data, at, taps, exact), vec)
+
+        v = builder.fadd(builder.fmul(tap(off), w00), builder.fmul(tap(builder.add(off, right)), w01))
+        v = builder.fadd(v, builder.fmul(tap(below), w10))
+        v = builder.fadd(v, builder.fmul(tap(builder.add(below, right)), w11))
+
+        def c(x):
+            return ir.Constant(vec, [ir.Constant(f64, x)] * 4)
+
+        v = builder.fadd(v, c(0.5))  # _store: v + 0.5 saturated to [0, 65535] (NaN gives 0), truncated
+        v = builder.select(builder.fcmp_ordered(">=", v, c(0.0)), v, c(0.0))
+        v = builder.select(builder.fcmp_ordered(">", v, c(65535.0)), c(65535.0), v)
+        r = builder.fptoui(v, taps)
+        if exact:
+            _store_lanes(builder, out, d, r, 3)
+        else:
+            _store_vector(builder, out, d, r)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+def bilinear_channel_lanes(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    """The pixels ``j_lo <= j < j_stop`` of an interior bilinear span of a 3- or 4-channel uint16 image, each
+    pixel's channels in vector lanes (:func:`_bilinear_u16_put`); returns the first pixel left (``j_lo``
+    for other channel counts and dtypes). Callable from kernels only."""
+    raise NotImplementedError("compiled kernels only")
+
+
+@overload(bilinear_channel_lanes, jit_options=OVERLOAD_OPTIONS)
+def _ov_bilinear_channel_lanes(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    if src.dtype == types.uint16:
+        def impl(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+            if cc != 3 and cc != 4:
+                return j_lo
+            for j in range(j_lo, j_stop):
+                off = sbase + (yq >> 32) * row + (xq >> 32) * cc
+                fx = (xq & Q_MASK) * Q_INV
+                fy = (yq & Q_MASK) * Q_INV
+                if cc == 3:
+                    _bilinear_u16_put(src, off, row, fx, fy, dst, dbase + j * 3, 3)
+                else:
+                    _bilinear_u16_put(src, off, row, fx, fy, dst, dbase + j * 4, 4)
+                xq += dxq
+                yq += dyq
+            return j_stop
+    else:
+        def impl(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+            return j_lo
+    return impl
+
+
+@intrinsic
 def _prefetch(typingctx, ary, index):
     """Hint the CPU to fetch the cache line of ``ary``'s flat element ``index`` (no effect on results)."""
     if not isinstance(ary, types.Array):
@@ -1333,6 +1419,8 @@ def _span_bil_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
     """float64 arithmetic: float64 images, uint16 (rounded and saturated), and uncommon channel counts."""
     if cc == 1:  # whole blocks of uint16 pixels in vector lanes
         xq, yq, j_lo = bilinear_grey_blocks(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+    elif cc == 3 or cc == 4:  # uint16: a pixel's channels in vector lanes
+        j_lo = bilinear_channel_lanes(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32) * cc
         o2 = off + row
