@@ -613,22 +613,22 @@ def _saturate_convert_ir(builder, v, dt, elt, is_int, maxv):
     return (builder.fptosi if dt.signed else builder.fptoui)(v, ir.VectorType(elt, 4))
 
 
-def _bilinear_f32_ir(builder, data, off, row, fx, fy, last):
+def _bilinear_f32_ir(builder, data, off, row, fx, fy, last, stride=3):
     """IR of :func:`_bil_f32_c` for the three channels of an interior 3-channel float32 pixel, in the lanes of
     one 4-lane float32 vector (lane 3, the next pixel's first channel, is computed and unused): per channel
     ``t + (u - t) fy`` with ``t = a + (b - a) fx`` on the top row and ``u`` likewise on the bottom one, in the
     scalar code's order of operations. The bottom-right taps are loaded one by one when ``last`` (see
-    :func:`_load_taps`)."""
+    :func:`_load_taps`). ``stride`` 4: the four channels of a 4-channel pixel, every lane used."""
     vec = ir.VectorType(ir.FloatType(), 4)
     fx = _splat(builder, vec, fx)
     fy = _splat(builder, vec, fy)
-    three = ir.Constant(off.type, 3)
+    right = ir.Constant(off.type, stride)
     below = builder.add(off, row)
     a = _load_taps(builder, data, off, vec, False)
-    b = _load_taps(builder, data, builder.add(off, three), vec, False)
+    b = _load_taps(builder, data, builder.add(off, right), vec, False)
     t = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
     a = _load_taps(builder, data, below, vec, False)
-    b = _load_taps(builder, data, builder.add(below, three), vec, last)
+    b = _load_taps(builder, data, builder.add(below, right), vec, last)
     u = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
     return builder.fadd(t, builder.fmul(builder.fsub(u, t), fy))
 
@@ -872,6 +872,26 @@ def _ov_bilinear_channel_lanes(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_st
         def impl(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
             return j_lo
     return impl
+
+
+@intrinsic
+def _bilinear_f32_put_rgba(typingctx, src, off, row, fx, fy, dst, d):
+    """The interior bilinear pixel of a 4-channel float32 image (top-left tap at flat index ``off``, row
+    stride ``row``, float32 fractions ``fx``, ``fy``) written to ``dst[d : d + 4]``: :func:`_bil_f32_c`'s
+    arithmetic, the four channels in the lanes of one float32 vector, each tap one 4-element load (nothing
+    outside the pixel's taps is read)."""
+    if not (isinstance(src, types.Array) and src.dtype == types.float32 and isinstance(dst, types.Array)
+            and dst.dtype == types.float32):
+        return None
+    sig = types.void(src, types.intp, types.intp, types.float32, types.float32, dst, types.intp)
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        out = context.make_array(sig.args[5])(context, builder, args[5]).data
+        _store_vector(builder, out, args[6], _bilinear_f32_ir(builder, data, args[1], args[2], args[3], args[4],
+                                                              False, stride=4))
+        return context.get_dummy_value()
+    return sig, codegen
 
 
 @intrinsic
@@ -1378,14 +1398,9 @@ def _span_bil_f32_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
 def _span_bil_f32_4(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32) * 4
-        o2 = off + row
         gx = np.float32((xq & Q_MASK) * Q_INV)
         gy = np.float32((yq & Q_MASK) * Q_INV)
-        d = dbase + j * 4
-        dst[np.uint64(d)] = _bil_f32_c(src, off, o2, 4, 0, gx, gy)
-        dst[np.uint64(d + 1)] = _bil_f32_c(src, off, o2, 4, 1, gx, gy)
-        dst[np.uint64(d + 2)] = _bil_f32_c(src, off, o2, 4, 2, gx, gy)
-        dst[np.uint64(d + 3)] = _bil_f32_c(src, off, o2, 4, 3, gx, gy)
+        _bilinear_f32_put_rgba(src, off, row, gx, gy, dst, dbase + j * 4)
         xq += dxq
         yq += dyq
 
