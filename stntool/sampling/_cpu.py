@@ -597,20 +597,25 @@ def _store_lanes(builder, data, index, v, n):
 
 
 def _saturate_convert_ir(builder, v, dt, elt, is_int, maxv):
-    """IR of :func:`_store`'s value for each lane of the 4-lane float64 vector ``v``: when ``is_int``,
-    :func:`_scalar.saturate` (``v + 0.5``, NaN and negatives to 0, above ``maxv`` to ``maxv``), then the
-    conversion to ``dst``'s dtype ``dt`` (LLVM element type ``elt``), which truncates."""
+    """IR of :func:`_store`'s value for each lane of the float64 vector ``v``: when ``is_int`` (an i1 value,
+    or True), :func:`_scalar.saturate` (``v + 0.5``, NaN and negatives to 0, above ``maxv`` to ``maxv``),
+    then the conversion to ``dst``'s dtype ``dt`` (LLVM element type ``elt``), which truncates."""
     dbl = ir.DoubleType()
     vec = v.type
-    zero = ir.Constant(vec, [ir.Constant(dbl, 0.0)] * 4)
-    s = builder.fadd(v, ir.Constant(vec, [ir.Constant(dbl, 0.5)] * 4))
+    lanes = vec.count
+    if is_int is True:
+        is_int = ir.Constant(ir.IntType(1), 1)
+    if not isinstance(maxv, ir.Value):
+        maxv = ir.Constant(dbl, float(maxv))
+    zero = ir.Constant(vec, [ir.Constant(dbl, 0.0)] * lanes)
+    s = builder.fadd(v, ir.Constant(vec, [ir.Constant(dbl, 0.5)] * lanes))
     s = builder.select(builder.fcmp_ordered(">=", s, zero), s, zero)
     top = _splat(builder, vec, maxv)
     s = builder.select(builder.fcmp_ordered(">", s, top), top, s)
     v = builder.select(is_int, s, v)
     if isinstance(dt, types.Float):
-        return v if dt.bitwidth == 64 else builder.fptrunc(v, ir.VectorType(elt, 4))
-    return (builder.fptosi if dt.signed else builder.fptoui)(v, ir.VectorType(elt, 4))
+        return v if dt.bitwidth == 64 else builder.fptrunc(v, ir.VectorType(elt, lanes))
+    return (builder.fptosi if dt.signed else builder.fptoui)(v, ir.VectorType(elt, lanes))
 
 
 def _bilinear_f32_ir(builder, data, off, row, fx, fy, last, stride=3):
@@ -631,6 +636,23 @@ def _bilinear_f32_ir(builder, data, off, row, fx, fy, last, stride=3):
     b = _load_taps(builder, data, builder.add(below, right), vec, last)
     u = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
     return builder.fadd(t, builder.fmul(builder.fsub(u, t), fy))
+
+
+def _put_codegen(stride):
+    """Codegen of the bilinear pixel stores ``(src, off, row, fx, fy, dst, d)`` of uint8 and float32 images
+    (:func:`_bilinear_u8_put4`, :func:`_bilinear_f32_put4` with ``stride`` 3; the ``_put_rgba`` ones with 4):
+    the pixel's channels as one 4-lane vector (:func:`_bilinear_u8_ir`, :func:`_bilinear_f32_ir`), one store."""
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        out = context.make_array(sig.args[5])(context, builder, args[5]).data
+        if sig.args[0].dtype == types.uint8:
+            r = _bilinear_u8_ir(builder, data, *args[1:5], False, _has_ifma(context), stride=stride)
+            r = builder.trunc(r, ir.VectorType(ir.IntType(8), 4))
+        else:
+            r = _bilinear_f32_ir(builder, data, *args[1:5], False, stride=stride)
+        _store_vector(builder, out, args[6], r)
+        return context.get_dummy_value()
+    return codegen
 
 
 @intrinsic
@@ -658,15 +680,7 @@ def _bilinear_f32_put4(typingctx, src, off, row, fx, fy, dst, d):
     if not (isinstance(src, types.Array) and src.dtype == types.float32 and isinstance(dst, types.Array)
             and dst.dtype == types.float32):
         return None
-    sig = types.void(src, types.intp, types.intp, types.float32, types.float32, dst, types.intp)
-
-    def codegen(context, builder, sig, args):
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        out = context.make_array(sig.args[5])(context, builder, args[5]).data
-        _store_vector(builder, out, args[6], _bilinear_f32_ir(builder, data, args[1], args[2], args[3], args[4],
-                                                              False))
-        return context.get_dummy_value()
-    return sig, codegen
+    return types.void(src, types.intp, types.intp, types.float32, types.float32, dst, types.intp), _put_codegen(3)
 
 
 #: Whether :func:`_bilinear_u8_ir` may use AVX-512 IFMA where the compile target has it (tests turn it off
@@ -757,15 +771,7 @@ def _bilinear_u8_put4(typingctx, src, off, row, fx, fy, dst, d):
     if not (isinstance(src, types.Array) and src.dtype == types.uint8 and isinstance(dst, types.Array)
             and dst.dtype == types.uint8):
         return None
-    sig = types.void(src, types.intp, types.intp, types.int64, types.int64, dst, types.intp)
-
-    def codegen(context, builder, sig, args):
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        out = context.make_array(sig.args[5])(context, builder, args[5]).data
-        r = _bilinear_u8_ir(builder, data, args[1], args[2], args[3], args[4], False, _has_ifma(context))
-        _store_vector(builder, out, args[6], builder.trunc(r, ir.VectorType(ir.IntType(8), 4)))
-        return context.get_dummy_value()
-    return sig, codegen
+    return types.void(src, types.intp, types.intp, types.int64, types.int64, dst, types.intp), _put_codegen(3)
 
 
 @intrinsic
@@ -777,15 +783,7 @@ def _bilinear_u8_put_rgba(typingctx, src, off, row, fx, fy, dst, d):
     if not (isinstance(src, types.Array) and src.dtype == types.uint8 and isinstance(dst, types.Array)
             and dst.dtype == types.uint8):
         return None
-    sig = types.void(src, types.intp, types.intp, types.int64, types.int64, dst, types.intp)
-
-    def codegen(context, builder, sig, args):
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        out = context.make_array(sig.args[5])(context, builder, args[5]).data
-        r = _bilinear_u8_ir(builder, data, args[1], args[2], args[3], args[4], False, _has_ifma(context), stride=4)
-        _store_vector(builder, out, args[6], builder.trunc(r, ir.VectorType(ir.IntType(8), 4)))
-        return context.get_dummy_value()
-    return sig, codegen
+    return types.void(src, types.intp, types.intp, types.int64, types.int64, dst, types.intp), _put_codegen(4)
 
 
 @intrinsic
@@ -829,13 +827,7 @@ def _bilinear_u16_put(typingctx, src, off, row, fx, fy, dst, d, cc):
         v = builder.fadd(v, builder.fmul(tap(below), w10))
         v = builder.fadd(v, builder.fmul(tap(builder.add(below, right)), w11))
 
-        def c(x):
-            return ir.Constant(vec, [ir.Constant(f64, x)] * 4)
-
-        v = builder.fadd(v, c(0.5))  # _store: v + 0.5 saturated to [0, 65535] (NaN gives 0), truncated
-        v = builder.select(builder.fcmp_ordered(">=", v, c(0.0)), v, c(0.0))
-        v = builder.select(builder.fcmp_ordered(">", v, c(65535.0)), c(65535.0), v)
-        r = builder.fptoui(v, taps)
+        r = _saturate_convert_ir(builder, v, types.uint16, ir.IntType(16), True, 65535.0)
         if exact:
             _store_lanes(builder, out, d, r, 3)
         else:
@@ -883,15 +875,7 @@ def _bilinear_f32_put_rgba(typingctx, src, off, row, fx, fy, dst, d):
     if not (isinstance(src, types.Array) and src.dtype == types.float32 and isinstance(dst, types.Array)
             and dst.dtype == types.float32):
         return None
-    sig = types.void(src, types.intp, types.intp, types.float32, types.float32, dst, types.intp)
-
-    def codegen(context, builder, sig, args):
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        out = context.make_array(sig.args[5])(context, builder, args[5]).data
-        _store_vector(builder, out, args[6], _bilinear_f32_ir(builder, data, args[1], args[2], args[3], args[4],
-                                                              False, stride=4))
-        return context.get_dummy_value()
-    return sig, codegen
+    return types.void(src, types.intp, types.intp, types.float32, types.float32, dst, types.intp), _put_codegen(4)
 
 
 @intrinsic
@@ -1152,11 +1136,7 @@ def _bilinear_grey_block(typingctx, src, sbase, row, xq, yq, dxq, dyq, dst, d):
                 v = builder.fadd(builder.fmul(a, builder.fmul(gx, gy)), builder.fmul(b, builder.fmul(fx, gy)))
                 v = builder.fadd(v, builder.fmul(c, builder.fmul(gx, fy)))
                 v = builder.fadd(v, builder.fmul(e, builder.fmul(fx, fy)))
-                v = builder.fadd(v, const(0.5, vf64, f64))
-                v = builder.select(builder.fcmp_ordered(">=", v, const(0.0, vf64, f64)), v, const(0.0, vf64, f64))
-                v = builder.select(builder.fcmp_ordered(">", v, const(65535.0, vf64, f64)),
-                                   const(65535.0, vf64, f64), v)
-                pixels = builder.fptoui(v, ir.VectorType(ir.IntType(16), n))
+                pixels = _saturate_convert_ir(builder, v, types.uint16, ir.IntType(16), True, 65535.0)
             else:
                 def fraction(q):  # float32((q & Q_MASK) * Q_INV)
                     return builder.fptrunc(builder.fmul(builder.sitofp(builder.and_(q, const(Q_MASK)), vf64),
@@ -1188,11 +1168,13 @@ def _bicubic_grey_block(typingctx, src, sbase, row, xq, yq, dxq, dyq, dst, d):
     rounded and saturated as :func:`_store`) or :func:`_bicubic_channels_f32` (float32: float32 with the
     weights rounded to float32), operation by operation, so every lane has the scalar loop's bits. Each of
     the four rows' four taps is one gathered word (uint8: 32 bits, uint16: 64) or two (float32: 2 x 64
-    bits); nothing outside the taps is read."""
+    bits); nothing outside the taps is read, so it always writes them and returns True (as
+    :func:`_bilinear_grey_block` returns whether it wrote)."""
     if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and src.dtype == dst.dtype
             and src.dtype in (types.uint8, types.uint16, types.float32)):
         return None
-    sig = types.void(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, dst, types.intp)
+    sig = types.boolean(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, dst,
+                        types.intp)
     width = 8 * np.dtype(str(src.dtype)).itemsize
     maxv = {8: 255.0, 16: 65535.0}.get(width)
 
@@ -1268,12 +1250,9 @@ def _bicubic_grey_block(typingctx, src, sbase, row, xq, yq, dxq, dyq, dst, d):
             at = builder.add(at, row_bytes)
         v = dot(rows, wy)
         if maxv is not None:  # _store: v + 0.5 saturated to [0, maxv] (NaN gives 0), truncated
-            v = builder.fadd(v, fconst(0.5))
-            v = builder.select(builder.fcmp_ordered(">=", v, fconst(0.0)), v, fconst(0.0))
-            v = builder.select(builder.fcmp_ordered(">", v, fconst(maxv)), fconst(maxv), v)
-            v = builder.fptoui(v, ir.VectorType(elt, n))
+            v = _saturate_convert_ir(builder, v, src.dtype, elt, True, maxv)
         _store_vector(builder, out, d, v)
-        return context.get_dummy_value()
+        return ir.Constant(ir.IntType(1), 1)  # always written: nothing outside the taps is read
     return sig, codegen
 
 
@@ -1365,7 +1344,7 @@ def _prefetch_row(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop):
 
 @jit_device
 def _span_bil_u8_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
-    xq, yq, j_lo = bilinear_grey_blocks(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+    xq, yq, j_lo = grey_blocks(BILINEAR, src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32)
         dst[np.uint64(dbase + j)] = _bil_int_c(src, off, off + row, 1, 0, _w15(xq), _w15(yq))
@@ -1384,7 +1363,7 @@ def _span_bil_u8_4(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
 
 @jit_device
 def _span_bil_f32_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
-    xq, yq, j_lo = bilinear_grey_blocks(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+    xq, yq, j_lo = grey_blocks(BILINEAR, src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32)
         gx = np.float32((xq & Q_MASK) * Q_INV)
@@ -1405,26 +1384,28 @@ def _span_bil_f32_4(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
         yq += dyq
 
 
-def bilinear_grey_blocks(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
-    """The whole blocks of :data:`GATHER` pixels of an interior 1-channel bilinear span from ``j_lo`` on, in
-    vector lanes (:func:`_bilinear_grey_block`: uint8, uint16 and float32; none for float64) as far as they
-    can be read; returns the coordinates and index of the first pixel left. Callable from kernels only."""
+def grey_blocks(mode, src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    """The whole blocks of :data:`GATHER` pixels of an interior 1-channel span of ``mode`` (a constant,
+    BILINEAR or BICUBIC) from ``j_lo`` on, in vector lanes (:func:`_bilinear_grey_block`,
+    :func:`_bicubic_grey_block`: uint8, uint16 and float32; none for float64) as far as they can be read;
+    returns the coordinates and index of the first pixel left. Callable from kernels only."""
     raise NotImplementedError("compiled kernels only")
 
 
-@overload(bilinear_grey_blocks, jit_options=OVERLOAD_OPTIONS)
-def _ov_bilinear_grey_blocks(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+@overload(grey_blocks, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
+def _ov_grey_blocks(mode, src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    block = _bicubic_grey_block if _literal_mode(mode) == BICUBIC else _bilinear_grey_block
     if src.dtype in (types.uint8, types.uint16, types.float32):
-        def impl(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+        def impl(mode, src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
             while j_lo + GATHER <= j_stop:
-                if not _bilinear_grey_block(src, sbase, row, xq, yq, dxq, dyq, dst, dbase + j_lo):
+                if not block(src, sbase, row, xq, yq, dxq, dyq, dst, dbase + j_lo):
                     break
                 xq += GATHER * dxq
                 yq += GATHER * dyq
                 j_lo += GATHER
             return xq, yq, j_lo
     else:
-        def impl(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+        def impl(mode, src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
             return xq, yq, j_lo
     return impl
 
@@ -1433,7 +1414,7 @@ def _ov_bilinear_grey_blocks(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, ds
 def _span_bil_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
     """float64 arithmetic: float64 images, uint16 (rounded and saturated), and uncommon channel counts."""
     if cc == 1:  # whole blocks of uint16 pixels in vector lanes
-        xq, yq, j_lo = bilinear_grey_blocks(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+        xq, yq, j_lo = grey_blocks(BILINEAR, src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     elif cc == 3 or cc == 4:  # uint16: a pixel's channels in vector lanes
         j_lo = bilinear_channel_lanes(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     for j in range(j_lo, j_stop):
@@ -1681,36 +1662,13 @@ def _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase,
         yq += dyq
 
 
-def bicubic_grey_blocks(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
-    """The whole blocks of :data:`GATHER` pixels of an interior 1-channel bicubic span from ``j_lo`` on, in
-    vector lanes (:func:`_bicubic_grey_block`: uint8, uint16 and float32; none for float64); returns the
-    coordinates and index of the first pixel left. Callable from kernels only."""
-    raise NotImplementedError("compiled kernels only")
-
-
-@overload(bicubic_grey_blocks, jit_options=OVERLOAD_OPTIONS)
-def _ov_bicubic_grey_blocks(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
-    if src.dtype in (types.uint8, types.uint16, types.float32):
-        def impl(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
-            while j_lo + GATHER <= j_stop:
-                _bicubic_grey_block(src, sbase, row, xq, yq, dxq, dyq, dst, dbase + j_lo)
-                xq += GATHER * dxq
-                yq += GATHER * dyq
-                j_lo += GATHER
-            return xq, yq, j_lo
-    else:
-        def impl(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
-            return xq, yq, j_lo
-    return impl
-
-
 @jit_device
 def _span_bicubic_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv):
     if cc == 3:
         _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv)
         return
     if cc == 1:  # whole blocks of pixels in vector lanes, where the dtype has them
-        xq, yq, j_lo = bicubic_grey_blocks(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+        xq, yq, j_lo = grey_blocks(BICUBIC, src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     for j in range(j_lo, j_stop):
         _bicubic_channels_f64(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
                               (yq & Q_MASK) * Q_INV, dst, dbase + j * cc, is_int, maxv)
@@ -1724,7 +1682,7 @@ def _span_bicubic_f32(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, 
         _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, False, 0.0)
         return
     if cc == 1:  # whole blocks of pixels in vector lanes, where the dtype has them
-        xq, yq, j_lo = bicubic_grey_blocks(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+        xq, yq, j_lo = grey_blocks(BICUBIC, src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     for j in range(j_lo, j_stop):
         _bicubic_channels_f32(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
                               (yq & Q_MASK) * Q_INV, dst, dbase + j * cc)
