@@ -24,6 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+# PyTorch's OpenMP runtime reads this when it loads: without it, its idle workers spin after each call on the
+# cores the next contender needs (stntool sets it for its own kernels, but only when they load, after torch)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -673,6 +677,7 @@ def main(argv=None):
         f"- Python {platform.python_version()}; " + ", ".join(f"{k} {v}" for k, v in versions.items()),
         f"- load average (1/5/15 min): start {load_start}, end {load_end}"
         + (f"; OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']}" if "OPENBLAS_CORETYPE" in os.environ else ""),
+        f"- OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} for every library (set before torch loads)",
         f"- timings: min of N after warm-up, contenders interleaved; {'--quick' if q else 'full'} run, "
         f"{elapsed:.0f} s; command `python benchmarks/bench_engine.py{' --quick' if q else ''}`",
         "",
