@@ -747,10 +747,29 @@ def _bilinear_u8_ir(builder, data, off, row, fx, fy, last, ifma=False, stride=3)
     def madd(acc, b, c):  # acc + b c
         return _madd52(builder, acc, b, c) if ifma else builder.add(acc, builder.mul(b, c))
 
-    fx = _splat(builder, vec, fx)
-    fy = _splat(builder, vec, fy)
     right = ir.Constant(off.type, stride)
     below = builder.add(off, row)
+    if not ifma:
+        # the same integers in narrower lanes: the row sums (below 2**24) in 32-bit lanes, and the column
+        # sum's product of two sign-extended 32-bit values, one vpmuldq on AVX2 (a 64-bit lane product is
+        # three 32-bit multiplies there; AVX-512 has it in one)
+        v32 = ir.VectorType(ir.IntType(32), 4)
+        fx32 = _splat(builder, v32, builder.trunc(fx, ir.IntType(32)))
+        fy32 = _splat(builder, v32, builder.trunc(fy, ir.IntType(32)))
+        shift = ir.Constant(v32, [ir.Constant(ir.IntType(32), 15)] * 4)
+
+        def lerp32(at, last):  # (a << 15) + (b - a) fx
+            a = builder.zext(_load_taps(builder, data, at, taps, False), v32)
+            b = builder.zext(_load_taps(builder, data, builder.add(at, right), taps, last), v32)
+            return builder.add(builder.shl(a, shift), builder.mul(builder.sub(b, a), fx32))
+
+        t = lerp32(off, False)
+        u = lerp32(below, last)
+        acc = builder.add(builder.shl(builder.sext(t, vec), const(15)), const(536870912))
+        prod = builder.mul(builder.sext(builder.sub(u, t), vec), builder.sext(fy32, vec))
+        return builder.lshr(builder.add(acc, prod), const(30))
+    fx = _splat(builder, vec, fx)
+    fy = _splat(builder, vec, fy)
 
     def lerp_x(at, last):  # (a << 15) + (b - a) fx
         a = builder.zext(_load_taps(builder, data, at, taps, False), vec)
