@@ -977,6 +977,21 @@ def _copy4(typingctx, src, off, dst, d):
 GATHER = 16
 
 
+#: Row strides (elements) up to which the block intrinsics take row index times stride as a product of
+#: 32-bit values (:func:`_times_row`); their callers read wider rows pixel by pixel.
+ROW32 = (1 << 31) - 1
+
+
+def _times_row(builder, r, row):
+    """``r * row`` in int64 lanes for row indices ``r`` (lanes within 32 bits: coordinates stay below
+    Q_LIMIT) and a stride ``row <= ROW32``: the product of two sign-extended 32-bit values, which AVX2
+    computes with one multiply per four lanes (a full 64-bit lane product takes three); the same value."""
+    i32, i64 = ir.IntType(32), ir.IntType(64)
+    narrow = ir.VectorType(i32, r.type.count)
+    return builder.mul(builder.sext(builder.trunc(r, narrow), r.type),
+                       _splat(builder, r.type, builder.sext(builder.trunc(row, i32), i64)))
+
+
 def _nearest_block_ir(builder, sbase, row, xq, yq, dxq, dyq, margin, cc=3):
     """IR shared by the nearest block intrinsics: the flat offsets (``sbase + ry row + cc rx``, a vector of
     :data:`GATHER` int64) of pixels ``k = 0 .. GATHER-1`` at the 32.32 coordinates ``(xq + k dxq, yq + k dyq)``
@@ -1002,7 +1017,7 @@ def _nearest_block_ir(builder, sbase, row, xq, yq, dxq, dyq, margin, cc=3):
 
     rx = builder.ashr(builder.add(xs, const(Q_HALF)), const(32))
     ry = builder.ashr(builder.add(ys, const(Q_HALF)), const(32))
-    off = builder.add(splat(sbase), builder.add(builder.mul(ry, splat(row)), builder.mul(rx, const(cc))))
+    off = builder.add(splat(sbase), builder.add(_times_row(builder, ry, row), builder.mul(rx, const(cc))))
     near = builder.zext(builder.bitcast(builder.or_(near_half(xs), near_half(ys)), ir.IntType(n)), i64)
     return off, near
 
@@ -1130,7 +1145,7 @@ def _bilinear_grey_block(typingctx, src, sbase, row, xq, yq, dxq, dyq, dst, d):
         steps = ir.Constant(v64, [ir.Constant(i64, k) for k in range(n)])
         xs = builder.add(splat(xq), builder.mul(splat(dxq), steps))
         ys = builder.add(splat(yq), builder.mul(splat(dyq), steps))
-        off = builder.add(splat(sbase), builder.add(builder.mul(builder.ashr(ys, const(32)), splat(row)),
+        off = builder.add(splat(sbase), builder.add(_times_row(builder, builder.ashr(ys, const(32)), row),
                                                     builder.ashr(xs, const(32))))
         size = builder.extract_value(source.shape, 0)
         reads = 4 if is_u8 else 2  # elements read from each row's left tap (uint16: a 32-bit word)
@@ -1241,7 +1256,7 @@ def _bicubic_grey_block(typingctx, src, sbase, row, xq, yq, dxq, dyq, dst, d):
         xs = builder.add(splat(xq), builder.mul(splat(dxq), steps))
         ys = builder.add(splat(yq), builder.mul(splat(dyq), steps))
         top_left = builder.add(splat(sbase), builder.add(
-            builder.mul(builder.sub(builder.ashr(ys, const(32)), const(1)), splat(row)),
+            _times_row(builder, builder.sub(builder.ashr(ys, const(32)), const(1)), row),
             builder.sub(builder.ashr(xs, const(32)), const(1))))
         at = builder.mul(top_left, const(width // 8))  # byte offsets
         base = builder.ptrtoint(source.data, i64)
@@ -1436,7 +1451,7 @@ def _ov_grey_blocks(mode, src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, 
     block = _bicubic_grey_block if _literal_mode(mode) == BICUBIC else _bilinear_grey_block
     if src.dtype in (types.uint8, types.uint16, types.float32):
         def impl(mode, src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
-            while j_lo + GATHER <= j_stop:
+            while j_lo + GATHER <= j_stop and row <= ROW32:
                 if not block(src, sbase, row, xq, yq, dxq, dyq, dst, dbase + j_lo):
                     break
                 xq += GATHER * dxq
@@ -1617,7 +1632,7 @@ def _span_nearest_gather(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_
     while j < j_stop:
         n = min(GATHER, j_stop - j)
         near = -1
-        if n == GATHER:
+        if n == GATHER and row <= ROW32:
             d = dbase + j * cc
             if cc == 3:
                 near = _nearest_gather(src, sbase, row, xq, yq, dxq, dyq, margin, dst, d, 3)
