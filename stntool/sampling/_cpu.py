@@ -303,6 +303,9 @@ def _bicubic_interior_f64(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
         _store(dst, d + 1, v1, is_int, maxv)
         _store(dst, d + 2, v2, is_int, maxv)
         return
+    if cc == 4:
+        _bicubic_put_rgba(src, off - row - 4, row, fx, fy, dst, d, is_int, maxv)
+        return
     _bicubic_channels_f64(src, off, row, cc, fx, fy, dst, d, is_int, maxv)
 
 
@@ -327,6 +330,9 @@ def _bicubic_interior_f32(src, off, row, cc, fx, fy, dst, d):
         dst[np.uint64(d)] = v0
         dst[np.uint64(d + 1)] = v1
         dst[np.uint64(d + 2)] = v2
+        return
+    if cc == 4:
+        _bicubic_put_rgba(src, off - row - 4, row, fx, fy, dst, d, False, 0.0)
         return
     _bicubic_channels_f32(src, off, row, cc, fx, fy, dst, d)
 
@@ -446,11 +452,12 @@ def _broadcast_lane(builder, v, k):
     return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(lane, 4), [ir.Constant(lane, k)] * 4))
 
 
-def _bicubic_acc_ir(builder, data, dt, o0, row, fx, fy, last):
+def _bicubic_acc_ir(builder, data, dt, o0, row, fx, fy, last, stride=3):
     """IR of the three channels of an interior bicubic pixel of a 3-channel image in the lanes of one
     4-lane float64 vector (lane 3 is computed from the next pixel's first channel and is unused): see
     :func:`_bicubic_taps3`. ``last``: the bottom-right tap may be the array's last element, so it is
-    loaded with three scalar loads (:func:`_load_taps`)."""
+    loaded with three scalar loads (:func:`_load_taps`). ``stride`` 4: the four channels of a 4-channel
+    pixel, every lane used (each tap's load is exactly its pixel: ``last`` must be False)."""
     index = o0.type
     vec = ir.VectorType(ir.DoubleType(), 4)
     taps = ir.VectorType(data.type.pointee, 4)
@@ -467,7 +474,7 @@ def _bicubic_acc_ir(builder, data, dt, o0, row, fx, fy, last):
         base = builder.add(o0, builder.mul(row, ir.Constant(index, a)))
         r = None
         for b in range(4):
-            tap = _load_taps(builder, data, builder.add(base, ir.Constant(index, 3 * b)), taps,
+            tap = _load_taps(builder, data, builder.add(base, ir.Constant(index, stride * b)), taps,
                              last and a == 3 and b == 3)
             t = builder.fmul(widen(tap), _broadcast_lane(builder, wx, b))
             r = t if r is None else builder.fadd(r, t)
@@ -498,22 +505,23 @@ def _bicubic_taps3(typingctx, src, o0, row, fx, fy):
     return sig, codegen
 
 
-def _bicubic_pixel_ir(builder, data, dt, o0, row, fx, fy, last):
-    """The interior bicubic pixel of a 3-channel image in the lanes of one 4-lane vector, in its dtype's
-    arithmetic: float32 for float32 images (:func:`_bicubic_f32_acc_ir`), float64 for the others
-    (:func:`_bicubic_acc_ir`)."""
+def _bicubic_pixel_ir(builder, data, dt, o0, row, fx, fy, last, stride=3):
+    """The interior bicubic pixel of a 3-channel (``stride`` 4: 4-channel) image in the lanes of one 4-lane
+    vector, in its dtype's arithmetic: float32 for float32 images (:func:`_bicubic_f32_acc_ir`), float64
+    for the others (:func:`_bicubic_acc_ir`)."""
     if dt == types.float32:
-        return _bicubic_f32_acc_ir(builder, data, o0, row, fx, fy, last)
-    return _bicubic_acc_ir(builder, data, dt, o0, row, fx, fy, last)
+        return _bicubic_f32_acc_ir(builder, data, o0, row, fx, fy, last, stride)
+    return _bicubic_acc_ir(builder, data, dt, o0, row, fx, fy, last, stride)
 
 
-def _bicubic_store_ir(context, builder, sig, args, last):
-    """Codegen of :func:`_bicubic_put4` (``last`` False) and :func:`_bicubic_put3` (``last`` True): the
-    pixel's lanes as :func:`_store` writes them (float32 images: as computed), stored at ``dst[d]``."""
+def _bicubic_store_ir(context, builder, sig, args, last, stride=3):
+    """Codegen of :func:`_bicubic_put4` (``last`` False), :func:`_bicubic_put3` (``last`` True) and
+    :func:`_bicubic_put_rgba` (``stride`` 4): the pixel's lanes as :func:`_store` writes them (float32
+    images: as computed), stored at ``dst[d]``."""
     data = context.make_array(sig.args[0])(context, builder, args[0]).data
     out = context.make_array(sig.args[5])(context, builder, args[5]).data
     dt = sig.args[0].dtype
-    v = _bicubic_pixel_ir(builder, data, dt, args[1], args[2], args[3], args[4], last)
+    v = _bicubic_pixel_ir(builder, data, dt, args[1], args[2], args[3], args[4], last, stride)
     if dt != types.float32:
         v = _saturate_convert_ir(builder, v, dt, out.type.pointee, args[7], args[8])
     if last:
@@ -543,6 +551,17 @@ def _bicubic_put4(typingctx, src, o0, row, fx, fy, dst, d, is_int, maxv):
 
 
 @intrinsic
+def _bicubic_put_rgba(typingctx, src, o0, row, fx, fy, dst, d, is_int, maxv):
+    """The interior bicubic pixel of a 4-channel image at top-left tap ``o0`` stored at ``dst[d : d + 4]``,
+    the four channels in the lanes of one vector (each tap one 4-element load, exactly its pixel), in the
+    arithmetic and order of :func:`_bicubic_channels_f64` (float32 images: :func:`_bicubic_channels_f32`),
+    so the bits are theirs."""
+    sig = _bicubic_store_sig(src, dst)
+    return None if sig is None else (sig, lambda context, builder, sig, args:
+                                     _bicubic_store_ir(context, builder, sig, args, False, 4))
+
+
+@intrinsic
 def _bicubic_put3(typingctx, src, o0, row, fx, fy, dst, d, is_int, maxv):
     """The interior bicubic pixel at top-left tap ``o0`` stored at ``dst[d : d + 3]``: float64 arithmetic
     (:func:`_bicubic_taps3`), stored as :func:`_store` stores it, or for float32 images float32
@@ -553,9 +572,10 @@ def _bicubic_put3(typingctx, src, o0, row, fx, fy, dst, d, is_int, maxv):
                                      _bicubic_store_ir(context, builder, sig, args, True))
 
 
-def _bicubic_f32_acc_ir(builder, data, o0, row, fx, fy, last):
+def _bicubic_f32_acc_ir(builder, data, o0, row, fx, fy, last, stride=3):
     """IR of :func:`_bicubic_f32_taps3`'s three channels in the lanes of one 4-lane float32 vector (lane 3
-    is computed from the next pixel's first channel and is unused); ``last`` as in :func:`_bicubic_acc_ir`."""
+    is computed from the next pixel's first channel and is unused); ``last`` and ``stride`` as in
+    :func:`_bicubic_acc_ir`."""
     index = o0.type
     flt, lane = ir.FloatType(), ir.IntType(32)
     vec4 = ir.VectorType(flt, 4)
@@ -571,7 +591,7 @@ def _bicubic_f32_acc_ir(builder, data, o0, row, fx, fy, last):
         below = builder.add(top, row)
         r = None
         for b in range(4):
-            step = ir.Constant(index, 3 * b)
+            step = ir.Constant(index, stride * b)
             t0 = _load_taps(builder, data, builder.add(top, step), vec4, False)
             t1 = _load_taps(builder, data, builder.add(below, step), vec4, last and a == 2 and b == 3)
             t = builder.fmul(builder.shuffle_vector(t0, t1, lanes(*range(8))),
@@ -1724,8 +1744,13 @@ def _span_bicubic_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, 
     if cc == 1:  # whole blocks of pixels in vector lanes, where the dtype has them
         xq, yq, j_lo = grey_blocks(BICUBIC, src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     for j in range(j_lo, j_stop):
-        _bicubic_channels_f64(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
-                              (yq & Q_MASK) * Q_INV, dst, dbase + j * cc, is_int, maxv)
+        off = sbase + (yq >> 32) * row + (xq >> 32) * cc
+        if cc == 4:  # the four channels in the lanes of one vector
+            _bicubic_put_rgba(src, off - row - 4, row, (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV, dst, dbase + j * 4,
+                              is_int, maxv)
+        else:
+            _bicubic_channels_f64(src, off, row, cc, (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV, dst, dbase + j * cc,
+                                  is_int, maxv)
         xq += dxq
         yq += dyq
 
@@ -1738,8 +1763,12 @@ def _span_bicubic_f32(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, 
     if cc == 1:  # whole blocks of pixels in vector lanes, where the dtype has them
         xq, yq, j_lo = grey_blocks(BICUBIC, src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     for j in range(j_lo, j_stop):
-        _bicubic_channels_f32(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
-                              (yq & Q_MASK) * Q_INV, dst, dbase + j * cc)
+        off = sbase + (yq >> 32) * row + (xq >> 32) * cc
+        if cc == 4:  # the four channels in the lanes of one vector
+            _bicubic_put_rgba(src, off - row - 4, row, (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV, dst, dbase + j * 4,
+                              False, 0.0)
+        else:
+            _bicubic_channels_f32(src, off, row, cc, (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV, dst, dbase + j * cc)
         xq += dxq
         yq += dyq
 
