@@ -411,6 +411,22 @@ def test_row_cells_are_the_integer_arithmetic_of_each_point(rng, margin):
 
 
 @numba.njit(cache=False)
+def _small_ints(vs):
+    out = np.empty(len(vs), np.int64)
+    for k in range(len(vs)):
+        out[k] = _cpu._small_int(vs[k])
+    return out
+
+
+def test_small_int_is_the_exact_integer_below_2_to_52(rng):
+    """``_small_int`` (row loops' float -> int64 through the float's bits) gives ``int(v)`` for every
+    integer-valued ``0 <= v < 2**52``: cell offsets and 32.32 fractions (below 2**32)."""
+    vs = np.r_[0.0, 1.0, 2.0, 3.0, 2.0 ** 31 - 1, 2.0 ** 31, 2.0 ** 32 - 1, 2.0 ** 32, 2.0 ** 51, 2.0 ** 52 - 1,
+               np.floor(rng.uniform(0, 2.0 ** 32, 500)), np.floor(rng.uniform(0, 2.0 ** 52, 500))]
+    assert _small_ints(vs).tolist() == [int(v) for v in vs]
+
+
+@numba.njit(cache=False)
 def _nearest_cells_of(xs, ys, h, w, cc, sbase):
     cells = np.empty(3 * len(xs), np.int64)
     _cpu._nearest_cells(sbase, h, w, cc, xs, ys, len(xs), 0, cells)
