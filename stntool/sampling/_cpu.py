@@ -1991,6 +1991,8 @@ def _run_bil_u8(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, f
                 dst[np.uint64(d)] = v0
                 dst[np.uint64(d + 1)] = v1
                 dst[np.uint64(d + 2)] = v2
+        elif cc == 4:  # the four channels in the lanes of one vector
+            _bilinear_u8_put_rgba(src, off, row, fx, fy, dst, d)
         else:
             for c in range(cc):
                 dst[np.uint64(d + c)] = _bil_int_c(src, off, off + row, cc, c, fx, fy)
@@ -2017,6 +2019,8 @@ def _run_bil_f32(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
             dst[np.uint64(d)] = v0
             dst[np.uint64(d + 1)] = v1
             dst[np.uint64(d + 2)] = v2
+        elif cc == 4:  # the four channels in the lanes of one vector
+            _bilinear_f32_put_rgba(src, off, row, gx, gy, dst, d)
         else:
             for c in range(cc):
                 dst[np.uint64(d + c)] = _bil_f32_c(src, off, off + row, cc, c, gx, gy)
