@@ -895,6 +895,31 @@ def _bilinear_u16_put(typingctx, src, off, row, fx, fy, dst, d, cc):
     return sig, codegen
 
 
+def bilinear_pixel_lanes(src, off, row, cc, fx, fy, dst, d):
+    """Write the interior bilinear pixel at top-left tap ``off`` (fractions ``fx``, ``fy``) to
+    ``dst[d : d + cc]`` with its channels in vector lanes (:func:`_bilinear_u16_put`) and return True, for a
+    uint16 image of 3 or 4 channels; return False (nothing written) for other channel counts and dtypes.
+    Callable from kernels only."""
+    raise NotImplementedError("compiled kernels only")
+
+
+@overload(bilinear_pixel_lanes, jit_options=OVERLOAD_OPTIONS)
+def _ov_bilinear_pixel_lanes(src, off, row, cc, fx, fy, dst, d):
+    if src.dtype == types.uint16:
+        def impl(src, off, row, cc, fx, fy, dst, d):
+            if cc == 3:
+                _bilinear_u16_put(src, off, row, fx, fy, dst, d, 3)
+                return True
+            if cc == 4:
+                _bilinear_u16_put(src, off, row, fx, fy, dst, d, 4)
+                return True
+            return False
+    else:
+        def impl(src, off, row, cc, fx, fy, dst, d):
+            return False
+    return impl
+
+
 def bilinear_channel_lanes(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     """The pixels ``j_lo <= j < j_stop`` of an interior bilinear span of a 3- or 4-channel uint16 image, each
     pixel's channels in vector lanes (:func:`_bilinear_u16_put`); returns the first pixel left (``j_lo``
@@ -909,13 +934,8 @@ def _ov_bilinear_channel_lanes(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_st
             if cc != 3 and cc != 4:
                 return j_lo
             for j in range(j_lo, j_stop):
-                off = sbase + (yq >> 32) * row + (xq >> 32) * cc
-                fx = (xq & Q_MASK) * Q_INV
-                fy = (yq & Q_MASK) * Q_INV
-                if cc == 3:
-                    _bilinear_u16_put(src, off, row, fx, fy, dst, dbase + j * 3, 3)
-                else:
-                    _bilinear_u16_put(src, off, row, fx, fy, dst, dbase + j * 4, 4)
+                bilinear_pixel_lanes(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
+                                     (yq & Q_MASK) * Q_INV, dst, dbase + j * cc)
                 xq += dxq
                 yq += dyq
             return j_stop
@@ -2043,8 +2063,9 @@ def _run_bil_f64(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
         d = dbase + j * cc
         fx = cells[wo + j] * Q_INV
         fy = cells[2 * wo + j] * Q_INV
-        for c in range(cc):
-            _store(dst, d + c, _bil_float_c(src, off, off + row, cc, c, fx, fy), is_int, maxv)
+        if not bilinear_pixel_lanes(src, off, row, cc, fx, fy, dst, d):  # uint16, 3 or 4 channels: in lanes
+            for c in range(cc):
+                _store(dst, d + c, _bil_float_c(src, off, off + row, cc, c, fx, fy), is_int, maxv)
         j += 1
     return j
 
