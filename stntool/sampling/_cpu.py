@@ -268,6 +268,8 @@ def _copy_pixel(src, off, dst, d, cc):
         _copy3(src, off, dst, d)
     elif cc == 1:
         dst[np.uint64(d)] = src[np.uint64(off)]
+    elif cc == 4:
+        _copy4(src, off, dst, d)
     else:
         for c in range(cc):
             dst[np.uint64(d + c)] = src[np.uint64(off + c)]
