@@ -305,16 +305,17 @@ def _bicubic_interior_f64(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
         _store(dst, d + 1, v1, is_int, maxv)
         _store(dst, d + 2, v2, is_int, maxv)
         return
-    if cc == 4:
-        _bicubic_put_rgba(src, off - row - 4, row, fx, fy, dst, d, is_int, maxv)
-        return
     _bicubic_channels_f64(src, off, row, cc, fx, fy, dst, d, is_int, maxv)
 
 
 @jit_inline
 def _bicubic_channels_f64(src, off, row, cc, fx, fy, dst, d, is_int, maxv):
-    """:func:`_bicubic_interior_f64` channel by channel (any channel count; what spans of images of other
-    than 3 channels run, without the 3-channel vector path)."""
+    """:func:`_bicubic_interior_f64` for any channel count but through the 3-channel vector path (what spans
+    of images of other than 3 channels run): 4 channels in the lanes of one vector (:func:`_bicubic_put_rgba`),
+    others channel by channel."""
+    if cc == 4:
+        _bicubic_put_rgba(src, off - row - 4, row, fx, fy, dst, d, is_int, maxv)
+        return
     wx0, wx1, wx2, wx3 = _cubic_weights(fx)
     wy0, wy1, wy2, wy3 = _cubic_weights(fy)
     base = off - row - cc
@@ -333,15 +334,15 @@ def _bicubic_interior_f32(src, off, row, cc, fx, fy, dst, d):
         dst[np.uint64(d + 1)] = v1
         dst[np.uint64(d + 2)] = v2
         return
-    if cc == 4:
-        _bicubic_put_rgba(src, off - row - 4, row, fx, fy, dst, d, False, 0.0)
-        return
     _bicubic_channels_f32(src, off, row, cc, fx, fy, dst, d)
 
 
 @jit_inline
 def _bicubic_channels_f32(src, off, row, cc, fx, fy, dst, d):
-    """:func:`_bicubic_interior_f32` channel by channel (as :func:`_bicubic_channels_f64`)."""
+    """:func:`_bicubic_interior_f32` without its 3-channel path (as :func:`_bicubic_channels_f64`)."""
+    if cc == 4:
+        _bicubic_put_rgba(src, off - row - 4, row, fx, fy, dst, d, False, 0.0)
+        return
     wx0, wx1, wx2, wx3 = _cubic_weights(fx)
     wy0, wy1, wy2, wy3 = _cubic_weights(fy)
     wx0, wx1, wx2, wx3 = np.float32(wx0), np.float32(wx1), np.float32(wx2), np.float32(wx3)
@@ -762,47 +763,33 @@ def _bilinear_u8_ir(builder, data, off, row, fx, fy, last, ifma=False, stride=3)
     (AMD Zen 4)."""
     taps = ir.VectorType(ir.IntType(8), 4)
     vec = ir.VectorType(ir.IntType(64), 4)
+    # without IFMA the row sums (below 2**24) take 32-bit lanes, and the column sum's product is of two
+    # sign-extended 32-bit values, one vpmuldq on AVX2 (a 64-bit lane product is three multiplies there)
+    lane = vec if ifma else ir.VectorType(ir.IntType(32), 4)
 
-    def const(x):
-        return ir.Constant(vec, [ir.Constant(ir.IntType(64), x)] * 4)
+    def const(x, v=vec):
+        return ir.Constant(v, [ir.Constant(v.element, x)] * 4)
 
     def madd(acc, b, c):  # acc + b c
         return _madd52(builder, acc, b, c) if ifma else builder.add(acc, builder.mul(b, c))
 
+    fx = _splat(builder, lane, builder.trunc(fx, lane.element) if lane is not vec else fx)
+    fy = _splat(builder, lane, builder.trunc(fy, lane.element) if lane is not vec else fy)
     right = ir.Constant(off.type, stride)
     below = builder.add(off, row)
-    if not ifma:
-        # the same integers in narrower lanes: the row sums (below 2**24) in 32-bit lanes, and the column
-        # sum's product of two sign-extended 32-bit values, one vpmuldq on AVX2 (a 64-bit lane product is
-        # three 32-bit multiplies there; AVX-512 has it in one)
-        v32 = ir.VectorType(ir.IntType(32), 4)
-        fx32 = _splat(builder, v32, builder.trunc(fx, ir.IntType(32)))
-        fy32 = _splat(builder, v32, builder.trunc(fy, ir.IntType(32)))
-        shift = ir.Constant(v32, [ir.Constant(ir.IntType(32), 15)] * 4)
-
-        def lerp32(at, last):  # (a << 15) + (b - a) fx
-            a = builder.zext(_load_taps(builder, data, at, taps, False), v32)
-            b = builder.zext(_load_taps(builder, data, builder.add(at, right), taps, last), v32)
-            return builder.add(builder.shl(a, shift), builder.mul(builder.sub(b, a), fx32))
-
-        t = lerp32(off, False)
-        u = lerp32(below, last)
-        acc = builder.add(builder.shl(builder.sext(t, vec), const(15)), const(536870912))
-        prod = builder.mul(builder.sext(builder.sub(u, t), vec), builder.sext(fy32, vec))
-        return builder.lshr(builder.add(acc, prod), const(30))
-    fx = _splat(builder, vec, fx)
-    fy = _splat(builder, vec, fy)
 
     def lerp_x(at, last):  # (a << 15) + (b - a) fx
-        a = builder.zext(_load_taps(builder, data, at, taps, False), vec)
-        b = builder.zext(_load_taps(builder, data, builder.add(at, right), taps, last), vec)
-        return madd(builder.shl(a, const(15)), builder.sub(b, a), fx)
+        a = builder.zext(_load_taps(builder, data, at, taps, False), lane)
+        b = builder.zext(_load_taps(builder, data, builder.add(at, right), taps, last), lane)
+        return madd(builder.shl(a, const(15, lane)), builder.sub(b, a), fx)
 
     t = lerp_x(off, False)
     u = lerp_x(below, last)
+    diff = builder.sub(u, t)
+    if lane is not vec:
+        t, diff, fy = builder.sext(t, vec), builder.sext(diff, vec), builder.sext(fy, vec)
     # ((t << 15) + (u - t) fy + 2**29) >> 30
-    return builder.lshr(madd(builder.add(builder.shl(t, const(15)), const(536870912)), builder.sub(u, t), fy),
-                        const(30))
+    return builder.lshr(madd(builder.add(builder.shl(t, const(15)), const(536870912)), diff, fy), const(30))
 
 
 @intrinsic
@@ -1766,13 +1753,8 @@ def _span_bicubic_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, 
     if cc == 1:  # whole blocks of pixels in vector lanes, where the dtype has them
         xq, yq, j_lo = grey_blocks(BICUBIC, src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     for j in range(j_lo, j_stop):
-        off = sbase + (yq >> 32) * row + (xq >> 32) * cc
-        if cc == 4:  # the four channels in the lanes of one vector
-            _bicubic_put_rgba(src, off - row - 4, row, (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV, dst, dbase + j * 4,
-                              is_int, maxv)
-        else:
-            _bicubic_channels_f64(src, off, row, cc, (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV, dst, dbase + j * cc,
-                                  is_int, maxv)
+        _bicubic_channels_f64(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
+                              (yq & Q_MASK) * Q_INV, dst, dbase + j * cc, is_int, maxv)
         xq += dxq
         yq += dyq
 
@@ -1785,12 +1767,8 @@ def _span_bicubic_f32(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, 
     if cc == 1:  # whole blocks of pixels in vector lanes, where the dtype has them
         xq, yq, j_lo = grey_blocks(BICUBIC, src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     for j in range(j_lo, j_stop):
-        off = sbase + (yq >> 32) * row + (xq >> 32) * cc
-        if cc == 4:  # the four channels in the lanes of one vector
-            _bicubic_put_rgba(src, off - row - 4, row, (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV, dst, dbase + j * 4,
-                              False, 0.0)
-        else:
-            _bicubic_channels_f32(src, off, row, cc, (xq & Q_MASK) * Q_INV, (yq & Q_MASK) * Q_INV, dst, dbase + j * cc)
+        _bicubic_channels_f32(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
+                              (yq & Q_MASK) * Q_INV, dst, dbase + j * cc)
         xq += dxq
         yq += dyq
 
