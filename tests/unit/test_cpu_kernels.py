@@ -106,14 +106,15 @@ def test_a_call_compiles_only_its_own_mode(tmp_path):
         "from stntool.sampling import _cpu\n"
         "stntool.warp(np.zeros((6, 7, 3), np.uint8), [[0.9, 0.1, 0], [0, 1, 0]], mode='nearest', backend='cpu')\n"
         "names = ['warp_affine_nearest', 'warp_affine_bilinear', 'warp_projective_nearest', '_general_nearest',\n"
-        "         '_general_bilinear', '_general_bicubic', '_span_nearest_gather', '_span_nearest_copy_3',\n"
+        "         '_general_bilinear', '_general_bicubic', '_span_nearest_gather', '_span_nearest_copy',\n"
         "         '_span_bil_u8_3', '_span_bicubic_f64', '_run_bil_u8']\n"
         "print(json.dumps({n: len(getattr(_cpu, n).overloads) for n in names}))\n"
     )
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     compiled = {k for k, v in json.loads(out.strip().splitlines()[-1]).items() if v}
-    assert compiled == {"warp_affine_nearest", "_general_nearest", "_span_nearest_gather"}
+    span = "_span_nearest_gather" if _cpu.fast_gathers() else "_span_nearest_copy"
+    assert compiled == {"warp_affine_nearest", "_general_nearest", span}
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
@@ -424,6 +425,60 @@ def test_small_int_is_the_exact_integer_below_2_to_52(rng):
     vs = np.r_[0.0, 1.0, 2.0, 3.0, 2.0 ** 31 - 1, 2.0 ** 31, 2.0 ** 32 - 1, 2.0 ** 32, 2.0 ** 51, 2.0 ** 52 - 1,
                np.floor(rng.uniform(0, 2.0 ** 32, 500)), np.floor(rng.uniform(0, 2.0 ** 52, 500))]
     assert _small_ints(vs).tolist() == [int(v) for v in vs]
+
+
+def _nearest_span_loop(span):
+    @numba.njit(cache=False)
+    def run(src, sbase, row, cc, xq, yq, dxq, dyq, j_stop, dst, dbase, coef):
+        span(src, sbase, row, cc, xq, yq, dxq, dyq, _cpu._nearest_slack(j_stop), 0, j_stop, dst, dbase, coef)
+    return run
+
+
+_NEAREST_SPAN_LOOPS = {name: _nearest_span_loop(getattr(_cpu, name))
+                       for name in ("_span_nearest_gather", "_span_nearest_copy", "_span_nearest_n")}
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+@pytest.mark.parametrize("cc", [1, 3, 4])
+def test_nearest_span_loops_copy_the_pixels_of_the_pixel_loop(rng, dtype, cc):
+    """Both block loops of a nearest span (gathers, used where the CPU gathers in hardware; vector offsets
+    and a copy per pixel, used elsewhere: :func:`_cpu.fast_gathers`) write the pixels the pixel-by-pixel
+    loop writes and nothing past the span: rotated rows, rows of half-pixel steps (every other pixel at
+    a tie, rounded from its float coordinate, ties to even), spans that end at the image's last pixel,
+    and spans of every length around the block size."""
+    from stn_testing import random_image
+
+    h, w = 11, 40
+    src = random_image(rng, (h, w, cc), dtype).ravel()
+    row = w * cc
+    q = float(1 << 32)
+    rows = [(0.3, 1.2, 0.93, 0.21), (2.0, 3.5, 0.5, 0.0), (1.5, 9.0, 0.5, 0.125), (w - 1.0, h - 1.0, -0.5, -0.2)]
+    for x0, y0, dx, dy in rows:
+        for n in (1, 15, 16, 17, 31, 32, 33, 45):
+            n = min(n, int((w - 1 - x0) / dx) + 1 if dx > 0 else int(x0 / -dx) + 1)
+            if dy:
+                n = min(n, int((h - 1 - y0) / dy) + 1 if dy > 0 else int(y0 / -dy) + 1)
+            coef = (x0, 0.0, dx, y0, 0.0, dy)
+            outs = {}
+            for name, run in _NEAREST_SPAN_LOOPS.items():
+                if name == "_span_nearest_gather" and dtype == np.float64:
+                    continue  # not gathered: the pixel loop or the copies
+                dst = np.full(n * cc + 8, 7, src.dtype)
+                run(src, 0, row, cc, round(x0 * q), round(y0 * q), round(dx * q), round(dy * q), n, dst, 0, coef)
+                outs[name] = dst
+            img = src.reshape(h, w, cc)
+            want = [img[int(np.rint(y0 + j * dy)), int(np.rint(x0 + j * dx))] for j in range(n)]
+            for name, got in outs.items():
+                np.testing.assert_array_equal(got[:n * cc].reshape(n, cc), want, err_msg=f"{name} {x0, y0, dx, dy} {n}")
+                assert (got[n * cc:] == 7).all(), name
+
+
+def test_fast_gathers_only_on_avx512_targets(monkeypatch):
+    assert _cpu.fast_gathers("+avx512f,+avx2") is True
+    assert _cpu.fast_gathers("-avx512f,+avx2") is False
+    assert _cpu.fast_gathers("") is False  # NUMBA_CPU_NAME=generic
+    monkeypatch.setattr(_cpu, "GATHERS_ALLOWED", False)
+    assert _cpu.fast_gathers("+avx512f") is False
 
 
 @numba.njit(cache=False)
