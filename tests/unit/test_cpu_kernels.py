@@ -435,17 +435,17 @@ def _nearest_span_loop(span):
 
 
 _NEAREST_SPAN_LOOPS = {name: _nearest_span_loop(getattr(_cpu, name))
-                       for name in ("_span_nearest_gather", "_span_nearest_copy", "_span_nearest_n")}
+                       for name in ("_span_nearest_gather", "_span_nearest_copy")}
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
-@pytest.mark.parametrize("cc", [1, 3, 4])
-def test_nearest_span_loops_copy_the_pixels_of_the_pixel_loop(rng, dtype, cc):
-    """Both block loops of a nearest span (gathers, used where the CPU gathers in hardware; vector offsets
-    and a copy per pixel, used elsewhere: :func:`_cpu.fast_gathers`) write the pixels the pixel-by-pixel
-    loop writes and nothing past the span: rotated rows, rows of half-pixel steps (every other pixel at
+@pytest.mark.parametrize("cc", [1, 2, 3, 4, 5])
+def test_nearest_span_loops_copy_the_rounded_pixels(rng, dtype, cc):
+    """Both loops of a nearest span (gathers, used where the CPU gathers in hardware; vector offsets and a
+    copy per pixel, used elsewhere: :func:`_cpu.fast_gathers`) write the pixels at the rounded coordinates
+    and nothing past the span: rotated rows, rows of half-pixel steps (every other pixel at
     a tie, rounded from its float coordinate, ties to even), spans that end at the image's last pixel,
-    and spans of every length around the block size."""
+    spans of every length around the block size; 2 and 5 channels pixel by pixel."""
     from stn_testing import random_image
 
     h, w = 11, 40
