@@ -60,6 +60,7 @@ _SWEEP = 6.0            # degrees either side of the net's angle for the coarse 
 _SWEEP_STEP = 0.5
 _ASCENT_STEPS = 2         # gradient steps (through the sampler) of one parameter; the fine sweeps finish
 _SECOND_OPINION = (2.0, 0.25)  # degrees either side of the net's angle, and step, of the fine second-opinion sweep
+_FINE_LIMIT = 1.0         # degrees from the coarse angle that the search on the fine image may go
 _SECOND_OPINION_AFTER = 1.0  # degrees between the net's angle and the coarse search's that call for it
 _MARGIN_SWEEP = (0.3, 0.005)  # x shear either side of the net's that the line-end search sweeps, and its step
 _MARGIN_MIN_PROMINENCE = 1.2  # margin energy at its best shear over its median over the sweep, to be trusted
@@ -608,6 +609,42 @@ class Rectifier:
                 return float(xs[i] + 0.5 * step * (es[i - 1] - es[i + 1]) / curv)
         return float(xs[i])
 
+    def _climb(self, energy, ink, base, ang, shear, which, step, limit):
+        """The maximum of ``energy`` over one parameter near its current value ``x``: evaluated at ``x`` and
+        ``x ± step``, then a step further while the best is at an end (at most ``limit`` from ``x``); then the
+        same in half steps from the best, and a parabola through the best and its neighbours half a step away.
+
+        An even sweep spends most of its evaluations far from a maximum that is usually close, and cannot
+        reach one beyond its span."""
+        x0 = ang if which == "angle" else shear
+        half = 0.5 * step
+        reach = 2 * int(limit / step)
+        seen = {}  # energy by position in half steps from x0
+
+        def at(*ks):
+            new = [k for k in ks if k not in seen and abs(k) <= reach]
+            for k, e in zip(new, self._energies(energy, ink, base, ang, shear, which, [x0 + k * half for k in new])):
+                seen[k] = e
+
+        best = 0
+        for unit in (2, 1):
+            at(best - unit, best, best + unit)
+            while True:
+                best = max(seen, key=seen.get)
+                if best + unit <= reach and best + unit not in seen:
+                    at(best + unit)
+                elif best - unit >= -reach and best - unit not in seen:
+                    at(best - unit)
+                else:
+                    break
+        x = x0 + best * half
+        if best - 1 in seen and best + 1 in seen:
+            e_lo, e_mid, e_hi = seen[best - 1], seen[best], seen[best + 1]
+            curv = e_lo - 2 * e_mid + e_hi
+            if curv < 0:
+                x += 0.5 * half * (e_lo - e_hi) / curv
+        return float(x)
+
     def _refine(self, img, theta_sq, lines, grey=None):
         """``(theta_sq, evidence)``: the angle after the sweep, the gradient steps (through the sampler) and a
         polish; then the shear (see the module docstring)."""
@@ -620,12 +657,12 @@ class Rectifier:
         ang = self._sweep(self._row_energy, coarse, base, ang, shear0, "angle", _SWEEP_STEP, _SWEEP_STEP / 4)
         evidence = self._evidence(coarse, base @ _shape_theta(ang, shear0), lines)
         ang = self._ascend(self._row_energy, coarse, base, ang, shear0, "angle", _SWEEP_STEP / 2)
-        ang = self._sweep(self._row_energy, fine, base, ang, shear0, "angle", 0.15, 0.025)
+        ang = self._climb(self._row_energy, fine, base, ang, shear0, "angle", 0.05, _FINE_LIMIT)
         if abs(ang - ang0) > _SECOND_OPINION_AFTER:
             # far from the net's angle: small print can leave the coarse image without text lines (only the
             # blocks' outline), so the net's neighbourhood is searched on the fine image too, and the sharper wins
             near = self._sweep(self._row_energy, fine, base, ang0, shear0, "angle", *_SECOND_OPINION)
-            near = self._sweep(self._row_energy, fine, base, near, shear0, "angle", 0.15, 0.025)
+            near = self._climb(self._row_energy, fine, base, near, shear0, "angle", 0.05, _FINE_LIMIT)
             energy = self._energies(self._row_energy, fine, base, ang, shear0, "angle", (ang, near))
             ang = near if energy[1] > energy[0] else ang
         shear = shear0
