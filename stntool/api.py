@@ -317,7 +317,8 @@ def affine_grid_backward(grad_grid, out_hw=None, align_corners: bool = False):
         raise InvalidArgumentError(f"grad_grid is {g.shape[-3:-1]} but out_hw is {out_hw}")
     # dL/dθ_ik = Σ_hw g[h, w, i] (x_w, y_h, 1)_k; the base grid is separable, so sum over rows and columns first
     by_column = g.sum(axis=-3)  # (..., W, 2)
-    by_row = g.sum(axis=-2)  # (..., H, 2)
+    # (..., H, 2) a component at a time: NumPy reduces a middle axis followed by one of 2 about 25x slower
+    by_row = np.stack([g[..., 0].sum(axis=-1), g[..., 1].sum(axis=-1)], axis=-1)
     xs = base_coords(out_hw[1], align_corners)
     ys = base_coords(out_hw[0], align_corners)
     return np.stack([np.swapaxes(by_column, -1, -2) @ xs, np.swapaxes(by_row, -1, -2) @ ys, by_column.sum(axis=-2)],
