@@ -43,7 +43,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["WORK", "SIZE", "UPRIGHT_WORK", "LINE_BINS", "square_side", "working_image", "net_input", "crop_origin",
+__all__ = ["WORK", "SIZE", "UPRIGHT_WORK", "LINE_BINS", "square_side", "working_image", "net_input",
+           "net_inputs_turned", "crop_origin",
            "spectrum_centre", "line_profile", "page_line_profile", "page_theta", "square_theta", "quarter_theta"]
 
 #: Side of the working image (pixels).
@@ -130,14 +131,51 @@ def net_input(work_img: np.ndarray, size: int = SIZE, crop=None) -> np.ndarray:
 
     work = work_img.shape[0]
     whole = cv2.resize(work_img, (size, size), interpolation=cv2.INTER_AREA)
-    small = cv2.resize(work_img, (_SPECTRUM, _SPECTRUM), interpolation=cv2.INTER_AREA)
-    spec = np.abs(np.fft.fftshift(np.fft.fft2((small - small.mean()) * _hann(_SPECTRUM))))
-    spec = np.log1p(spec).astype(np.float32)
-    c, r = _SPECTRUM // 2, size * 2 // 3
-    spec = cv2.resize(spec[c - r:c + r, c - r:c + r], (size, size), interpolation=cv2.INTER_AREA)
     top, left = crop_origin(work, size) if crop is None else crop
     centre = work_img[top:top + size, left:left + size]
-    return np.stack([_standardise(whole), _standardise(spec), _standardise(centre)])
+    return np.stack([_standardise(whole), _standardise(_spectrum_channel(_spectrum(work_img), size)),
+                     _standardise(centre)])
+
+
+def _spectrum(work_img: np.ndarray) -> np.ndarray:
+    """The log magnitude of the working image's spectrum (:data:`_SPECTRUM` square, zero frequency at
+    ``_SPECTRUM // 2``), float32."""
+    import cv2
+
+    small = cv2.resize(work_img, (_SPECTRUM, _SPECTRUM), interpolation=cv2.INTER_AREA)
+    spec = np.abs(np.fft.fftshift(np.fft.fft2((small - small.mean()) * _hann(_SPECTRUM))))
+    return np.log1p(spec).astype(np.float32)
+
+
+def _spectrum_channel(spec: np.ndarray, size: int) -> np.ndarray:
+    """Channel 1 of :func:`net_input`: the low frequencies of :func:`_spectrum`, resized to ``size``."""
+    import cv2
+
+    c, r = _SPECTRUM // 2, size * 2 // 3
+    return cv2.resize(spec[c - r:c + r, c - r:c + r], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def net_inputs_turned(work_img: np.ndarray, size: int = SIZE) -> np.ndarray:
+    """``(4, 3, size, size)``: :func:`net_input` of the working image turned ``j = 0 .. 3`` quarter turns
+    (``np.rot90(work_img, j)``), with its resizes and its spectrum made once and turned.
+
+    The Hann window is symmetric under a quarter turn, and the spectrum's magnitude turns with the image:
+    the turned image's spectrum at ``(u, v)`` is the image's at ``(v, -u)``, which in the centred array is
+    ``np.rot90`` followed by a roll of one row (the zero frequency sits at ``_SPECTRUM // 2``, the
+    frequencies run ``-_SPECTRUM / 2 .. _SPECTRUM / 2 - 1``). The result equals ``net_input`` of each
+    turned image to float32 rounding (the resizes and the FFT sum in another order)."""
+    import cv2
+
+    whole = cv2.resize(work_img, (size, size), interpolation=cv2.INTER_AREA)
+    spec = _spectrum(work_img)
+    out = []
+    for j in range(4):
+        view = np.rot90(work_img, j)
+        top, left = crop_origin(work_img.shape[0], size)
+        out.append(np.stack([_standardise(np.rot90(whole, j)), _standardise(_spectrum_channel(spec, size)),
+                             _standardise(view[top:top + size, left:left + size])]))
+        spec = np.roll(np.rot90(spec), 1, axis=0)
+    return np.stack(out)
 
 
 def spectrum_centre(size: int = SIZE) -> float:

@@ -330,9 +330,9 @@ class Rectifier:
         probabilities of the four answers are added for each ``k`` (a product of experts), then normalised.
         """
         from .locnet import softmax
-        from .pageview import net_input
+        from .pageview import net_inputs_turned
 
-        views = np.stack([net_input(np.ascontiguousarray(np.rot90(work, j))) for j in range(4)])
+        views = net_inputs_turned(work)
         _, logits = self.net.predict(views)
         logp = np.log(softmax(logits.astype(np.float64)) + 1e-12)
         score = np.array([sum(logp[j, (k + j) % 4] for j in range(4)) for k in range(4)])

@@ -60,6 +60,26 @@ def test_net_input_shape_and_orientation_signal():
     assert spec[:, c - 1:c + 2].mean() > spec[c - 1:c + 2, :].mean() + 0.5
 
 
+@pytest.mark.parametrize("side", [pv.WORK, 301])
+def test_net_inputs_turned_are_the_inputs_of_the_turned_views(side):
+    """What the quarter head reads: the four turned views' inputs, made from one spectrum and one resize,
+    equal net_input of each turned image (to float32 rounding), on a page with lines (a spectrum with
+    structure, not the same after a quarter turn: the test tells the turns apart) and on noise, for an
+    even and an odd side."""
+    page = np.full((300, 220), 255, np.uint8)
+    page[20::12, 15:135] = 0
+    page[30:200:7, 150:160] = 40
+    noise = np.random.default_rng(1).random((side, side)).astype(np.float32)
+    for work in (pv.working_image(page, side), noise):
+        turned = pv.net_inputs_turned(work)
+        assert turned.shape == (4, 3, pv.SIZE, pv.SIZE) and turned.dtype == np.float32
+        for j in range(4):
+            want = pv.net_input(np.ascontiguousarray(np.rot90(work, j)))
+            np.testing.assert_allclose(turned[j], want, rtol=0, atol=1e-3, err_msg=f"turn {j}")
+        if work is not noise:
+            assert np.abs(turned[0][1] - turned[1][1]).max() > 0.5
+
+
 @pytest.mark.parametrize("lines_deg", [0.0, 17.0, -23.0, 38.0])
 def test_spectrum_channel_peaks_perpendicular_to_lines_about_its_centre(lines_deg):
     """The orientation branch's reading of channel 1: a grating of lines at ψ peaks at ψ + 90° (x right, y down)."""
