@@ -115,7 +115,7 @@ class _Ink:
     pages: median text-line angle 0.016° with 0.8 pixels at 1280, 0.004° without).
     """
 
-    def __init__(self, img, long_side: int = _REFINE_LONG, blur: float = 0.8, grey=None):
+    def __init__(self, img, long_side: int = _REFINE_LONG, blur: float = 0.8, grey=None, larger=None):
         import cv2
 
         from .pageview import _grey01
@@ -124,8 +124,9 @@ class _Ink:
         self.hw = g.shape
         scale = min(1.0, long_side / max(self.hw))
         if scale < 1.0:
-            g = cv2.resize(g, (max(1, round(self.hw[1] * scale)), max(1, round(self.hw[0] * scale))),
-                           interpolation=cv2.INTER_AREA)
+            size = (max(1, round(self.hw[1] * scale)), max(1, round(self.hw[0] * scale)))
+            # from the larger ink's grey image when there is one (fewer pixels to average)
+            g = cv2.resize(g if larger is None else larger._small_grey, size, interpolation=cv2.INTER_AREA)
         local = cv2.GaussianBlur(g, (0, 0), max(2.0, max(g.shape) / 200.0))
         self.ink = np.abs(g - local)
         if blur > 0:
@@ -258,6 +259,20 @@ class _Lines:
 
     def __init__(self, img, backend: str, grey=None):
         self.img, self.backend, self.grey, self.work, self.seen = img, backend, grey, None, {}
+
+    def net_work(self):
+        """The net's working image (:data:`~stntool.pageview.WORK` pixels): for a page larger than
+        :data:`~stntool.pageview.UPRIGHT_WORK`, halved from this page's upright working image (made now, a
+        box filter of 2x2), which takes a fifth of the time of making it from the page again."""
+        import cv2
+
+        from .pageview import UPRIGHT_WORK, WORK, square_side, working_image
+
+        if WORK * 2 != UPRIGHT_WORK or square_side(self.img.shape[:2]) <= UPRIGHT_WORK:
+            return working_image(self.img, grey=self.grey)
+        if self.work is None:
+            self.work = working_image(self.img, UPRIGHT_WORK, grey=self.grey)
+        return cv2.resize(self.work, (WORK, WORK), interpolation=cv2.INTER_AREA)
 
     def profile(self, theta_sq, bins=None):
         from .pageview import LINE_BINS, UPRIGHT_WORK, page_line_profile, working_image
@@ -652,7 +667,7 @@ class Rectifier:
         ang0, shear0 = _angle_shear(lin)
         base = theta_sq @ np.linalg.inv(_shape_theta(ang0, shear0))  # the quarter turn (and projective part)
         fine = _Ink(img, _REFINE_LONG, blur=0.0, grey=grey)
-        coarse = _Ink(img, _GRADIENT_LONG, grey=grey)
+        coarse = _Ink(img, _GRADIENT_LONG, grey=grey, larger=fine)
         ang = self._bracket(self._row_energy, coarse, base, ang0, shear0, "angle", _SWEEP, _SWEEP_STEP)
         ang = self._sweep(self._row_energy, coarse, base, ang, shear0, "angle", _SWEEP_STEP, _SWEEP_STEP / 4)
         evidence = self._evidence(coarse, base @ _shape_theta(ang, shear0), lines)
@@ -691,8 +706,8 @@ class Rectifier:
         hw = img.shape[:2]
         t0 = time.perf_counter()
         grey = _grey01(img)  # made once: the working images and the ink images all start from it
-        work = working_image(img, grey=grey)
         lines = _Lines(img, self.backend, grey=grey)
+        work = lines.net_work()
         k, prob, theta_sq = self._net_estimate(work, lines=lines)
         p_k = float(prob[k])
         # text lines (runs with an x-height band) on the page the net made straight: a chart's bars, a

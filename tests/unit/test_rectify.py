@@ -299,3 +299,30 @@ def test_a_coarse_search_far_from_the_net_gets_a_second_opinion_on_the_fine_imag
     monkeypatch.setattr("stntool.rectify._SECOND_OPINION_AFTER", 90.0)  # without the second opinion: 8° off
     theta, _ = rect.estimate(img)
     assert residual(d, theta, img.shape) > 5.0
+
+
+def test_a_large_page_gets_its_working_images_from_one_resize(page):
+    """The net's working image of a page larger than the upright working image is that image halved (one
+    resize of the page, not two): within a few grey levels of the working image made from the page itself,
+    equal to it for a page no larger; a page three times the sample's size is straightened as the sample is."""
+    import cv2
+
+    from stntool import pageview as pv
+    from stntool.rectify import _Lines
+
+    big = cv2.resize(page, None, fx=3.0, fy=3.0, interpolation=cv2.INTER_CUBIC)
+    assert max(big.shape) > pv.UPRIGHT_WORK >= max(page.shape)
+    for img, exact in ((page, True), (big, False)):
+        lines = _Lines(img, "cpu")
+        work = lines.net_work()
+        want = pv.working_image(img)
+        assert work.shape == want.shape == (pv.WORK, pv.WORK) and work.dtype == np.float32
+        if exact:
+            np.testing.assert_array_equal(work, want)
+            assert lines.work is None  # made only when the upright head asks
+        else:
+            assert lines.work is not None and np.abs(work - want).max() < 0.05 and np.abs(work - want).mean() < 0.002
+            np.testing.assert_allclose(cv2.resize(lines.work, (pv.WORK, pv.WORK), interpolation=cv2.INTER_AREA), work)
+    distorted, inv = distort(big, 9.0)
+    theta, _ = Rectifier("text", family="rotation").estimate(distorted)
+    assert residual(inv, theta, big.shape) < 0.1
