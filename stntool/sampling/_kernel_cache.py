@@ -84,15 +84,31 @@ def shared_sources_stamp() -> str:
     return sources_stamp(SHARED_SOURCES)
 
 
+#: Cache folders this process has found writable (:func:`_with_shared_stamp`'s ``ensure_cache_path``).
+_WRITABLE = set()
+
+
 def _with_shared_stamp(locator_cls):
-    """A subclass of a numba cache locator whose source stamp also covers :data:`SHARED_SOURCES`."""
+    """A subclass of a numba cache locator whose source stamp also covers :data:`SHARED_SOURCES`, and which
+    checks that a cache folder is writable once per process: numba's locator creates and removes a
+    temporary file in it for every kernel it builds a cache for (75 kernels and helpers of one module share
+    one folder: about 15 ms of every process's start)."""
 
     def get_source_stamp(self):
         from . import _link_only
 
         return (super(cls, self).get_source_stamp(), shared_sources_stamp(), _link_only.stamp())
 
-    cls = type("Stntool" + locator_cls.__name__.lstrip("_"), (locator_cls,), {"get_source_stamp": get_source_stamp})
+    def ensure_cache_path(self):
+        path = self.get_cache_path()
+        if path in _WRITABLE:
+            os.makedirs(path, exist_ok=True)  # numba saves after this: the folder may have been removed since
+            return
+        super(cls, self).ensure_cache_path()  # raises where the folder cannot be written
+        _WRITABLE.add(path)
+
+    cls = type("Stntool" + locator_cls.__name__.lstrip("_"), (locator_cls,),
+               {"get_source_stamp": get_source_stamp, "ensure_cache_path": ensure_cache_path})
     return cls
 
 

@@ -130,6 +130,32 @@ def test_cpu_kernel_caches_are_keyed_on_the_shared_sources():
         assert stamp[1] == _kernel_cache.shared_sources_stamp(), name
 
 
+def test_a_cache_folder_is_checked_for_writing_once_per_process(tmp_path, monkeypatch):
+    """Caches of several kernels in one folder check that it is writable once (numba's locator writes a
+    temporary file there for every kernel), and make it again if it was removed since; a folder that
+    cannot be made is refused as numba refuses it."""
+    from numba.core import caching
+
+    checks = []
+    base = caching.UserProvidedCacheLocator.ensure_cache_path
+    monkeypatch.setattr(caching.UserProvidedCacheLocator, "ensure_cache_path",
+                        lambda self: (checks.append(self.get_cache_path()), base(self))[1])
+    monkeypatch.setattr(caching.config, "CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(_kernel_cache, "_WRITABLE", set())
+    fns = [k.py_func for k in list(_cpu_dispatchers().values())[:3]]
+    caches = [_kernel_cache.cpu_cache(f) for f in fns]
+    assert len({c._cache_path for c in caches}) == 1 and len(checks) == 1
+    assert os.path.isdir(caches[0]._cache_path)
+    shutil.rmtree(caches[0]._cache_path)  # removed while the process runs: made again before a save
+    caches[1]._impl.locator.ensure_cache_path()
+    assert os.path.isdir(caches[0]._cache_path) and len(checks) == 1
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(caching.config, "CACHE_DIR", str(tmp_path / "file" / "cache"))  # under a file
+    locator_cls = _kernel_cache._with_shared_stamp(caching.UserProvidedCacheLocator)
+    for _ in range(2):  # numba's from_function: None where ensure_cache_path raises OSError
+        assert locator_cls.from_function(fns[0], fns[0].__code__.co_filename) is None
+
+
 @pytest.mark.slow
 def test_editing_the_scalar_module_recompiles_cached_kernels(tmp_path):
     """A kernel cached on disk is rebuilt after an edit of _scalar.py (numba alone would load the stale one)."""
