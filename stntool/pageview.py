@@ -168,10 +168,10 @@ def net_inputs_turned(work_img: np.ndarray, size: int = SIZE) -> np.ndarray:
 
     whole = cv2.resize(work_img, (size, size), interpolation=cv2.INTER_AREA)
     spec = _spectrum(work_img)
+    top, left = crop_origin(work_img.shape[0], size)
     out = []
     for j in range(4):
         view = np.rot90(work_img, j)
-        top, left = crop_origin(work_img.shape[0], size)
         out.append(np.stack([_standardise(np.rot90(whole, j)), _standardise(_spectrum_channel(spec, size)),
                              _standardise(view[top:top + size, left:left + size])]))
         spec = np.roll(np.rot90(spec), 1, axis=0)

@@ -98,6 +98,13 @@ def _with(ang, shear, which, x):
     return (x, shear) if which == "angle" else (ang, x)
 
 
+def _parabola_top(x, step, e_lo, e_mid, e_hi):
+    """Where the parabola through ``(x - step, e_lo)``, ``(x, e_mid)``, ``(x + step, e_hi)`` peaks, when it
+    opens downwards; ``x`` otherwise."""
+    curv = e_lo - 2 * e_mid + e_hi
+    return float(x + 0.5 * step * (e_lo - e_hi) / curv) if curv < 0 else float(x)
+
+
 def _shape_theta(ang, shear):
     """Square-frame θ (3x3) of a rotation by ``ang`` degrees after an x shear, about the centre."""
     m = np.eye(3)
@@ -260,6 +267,14 @@ class _Lines:
     def __init__(self, img, backend: str, grey=None):
         self.img, self.backend, self.grey, self.work, self.seen = img, backend, grey, None, {}
 
+    def upright_work(self):
+        """The page's :data:`~stntool.pageview.UPRIGHT_WORK`-pixel working image, made when first asked."""
+        from .pageview import UPRIGHT_WORK, working_image
+
+        if self.work is None:
+            self.work = working_image(self.img, UPRIGHT_WORK, grey=self.grey)
+        return self.work
+
     def net_work(self):
         """The net's working image (:data:`~stntool.pageview.WORK` pixels): for a page larger than
         :data:`~stntool.pageview.UPRIGHT_WORK`, halved from this page's upright working image (made now, a
@@ -270,18 +285,14 @@ class _Lines:
 
         if WORK * 2 != UPRIGHT_WORK or square_side(self.img.shape[:2]) <= UPRIGHT_WORK:
             return working_image(self.img, grey=self.grey)
-        if self.work is None:
-            self.work = working_image(self.img, UPRIGHT_WORK, grey=self.grey)
-        return cv2.resize(self.work, (WORK, WORK), interpolation=cv2.INTER_AREA)
+        return cv2.resize(self.upright_work(), (WORK, WORK), interpolation=cv2.INTER_AREA)
 
     def profile(self, theta_sq, bins=None):
-        from .pageview import LINE_BINS, UPRIGHT_WORK, page_line_profile, working_image
+        from .pageview import LINE_BINS, page_line_profile
 
         key = (np.asarray(theta_sq, dtype=np.float64).tobytes(), bins or LINE_BINS)
         if key not in self.seen:
-            if self.work is None:
-                self.work = working_image(self.img, UPRIGHT_WORK, grey=self.grey)
-            self.seen[key] = page_line_profile(self.img, theta_sq, key[1], self.backend, work=self.work)
+            self.seen[key] = page_line_profile(self.img, theta_sq, key[1], self.backend, work=self.upright_work())
         return self.seen[key]
 
 
@@ -502,9 +513,7 @@ class Rectifier:
         i = int(np.argmax(fine_e))
         shear = float(fine[i])
         if 0 < i < len(fine) - 1:  # the parabola through the best and its neighbours
-            curv = fine_e[i - 1] - 2 * fine_e[i] + fine_e[i + 1]
-            if curv < 0:
-                shear += 0.5 * (step / 10) * (fine_e[i - 1] - fine_e[i + 1]) / curv
+            shear = _parabola_top(shear, step / 10, fine_e[i - 1], fine_e[i], fine_e[i + 1])
         return shear, float(energies[best] / max(float(np.median(energies)), 1e-12))
 
     def _warp_inside(self, ink, theta_sq):
@@ -619,9 +628,7 @@ class Rectifier:
         es = self._energies(energy, ink, base, ang, shear, which, xs)
         i = int(np.argmax(es))
         if 0 < i < len(xs) - 1:
-            curv = es[i - 1] - 2 * es[i] + es[i + 1]
-            if curv < 0:
-                return float(xs[i] + 0.5 * step * (es[i - 1] - es[i + 1]) / curv)
+            return _parabola_top(xs[i], step, es[i - 1], es[i], es[i + 1])
         return float(xs[i])
 
     def _climb(self, energy, ink, base, ang, shear, which, step, limit):
@@ -654,10 +661,7 @@ class Rectifier:
                     break
         x = x0 + best * half
         if best - 1 in seen and best + 1 in seen:
-            e_lo, e_mid, e_hi = seen[best - 1], seen[best], seen[best + 1]
-            curv = e_lo - 2 * e_mid + e_hi
-            if curv < 0:
-                x += 0.5 * half * (e_lo - e_hi) / curv
+            return _parabola_top(x, half, seen[best - 1], seen[best], seen[best + 1])
         return float(x)
 
     def _refine(self, img, theta_sq, lines, grey=None):
