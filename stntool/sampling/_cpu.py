@@ -1437,31 +1437,108 @@ def _bicubic_grey_block(typingctx, src, sbase, row, xq, yq, dxq, dyq, dst, d):
 
 
 @intrinsic
-def _gather_scratch(typingctx):
-    """Room for :data:`GATHER` int64 values in the stack frame of the function this is compiled into (one
-    slot, made once in its entry block): a per-row buffer without a heap allocation per call."""
-    sig = types.CPointer(types.int64)()
+def _lowest_bit(typingctx, mask):
+    """The index of the lowest set bit of a nonzero int64 (``llvm.cttz``: one instruction)."""
+    if not isinstance(mask, types.Integer):
+        return None
 
     def codegen(context, builder, sig, args):
-        return cgutils.alloca_once(builder, ir.IntType(64), size=GATHER)
-    return sig, codegen
+        i64 = ir.IntType(64)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i64, [i64, ir.IntType(1)]),
+                                            "llvm.cttz.i64")
+        return builder.call(fn, [builder.sext(args[0], i64) if args[0].type.width < 64 else args[0],
+                                 ir.Constant(ir.IntType(1), 1)])
+    return types.int64(types.int64), codegen
+
+
+#: 16.16 coordinates (:func:`_nearest_copy16`) for spans whose pixels lie within this many pixels of the
+#: origin (32-bit lanes hold them with room for the rounding constants).
+Q16_PIXELS = (1 << 15) - 2
+HALF = 8
+
+
+def _nearest16_ir(builder, row, xq, yq, dxq, dyq, m16, cc, first=0, n=GATHER):
+    """The offsets (``ry row + cc rx``, a vector of ``n`` int32) of pixels ``k = first .. first+n-1`` at the
+    32.32 coordinates ``(xq + k dxq, yq + k dyq)``, rounded in 16.16 fixed point in 32-bit lanes, and the
+    bit mask (int64) of those whose 16.16 fraction lies within ``m16`` units of ``2**-16`` px of one half
+    (the caller writes them again). The start and step rounded to 16.16 put pixel ``k``'s 16.16
+    coordinate within ``(1 + k) / 2`` units of its 32.32 one, at most 8 for ``k < 16``
+    (:func:`_span_nearest_copy` chooses ``m16``). The caller keeps the coordinates within
+    :data:`Q16_PIXELS` px and the offsets below ``2**31``."""
+    i32, i64 = ir.IntType(32), ir.IntType(64)
+    vec = ir.VectorType(i32, n)
+
+    def to16(q):  # the 32.32 value rounded to 16.16, as int32
+        return builder.trunc(builder.ashr(builder.add(q, ir.Constant(i64, 1 << 15)), ir.Constant(i64, 16)), i32)
+
+    def const(x):
+        return ir.Constant(vec, [ir.Constant(i32, x)] * n)
+
+    steps = ir.Constant(vec, [ir.Constant(i32, first + k) for k in range(n)])
+    half = ir.Constant(i32, 1 << 15)  # added to the start: each 16.16 value plus one half
+
+    def plus_half(q, dq):
+        return builder.add(_splat(builder, vec, builder.add(to16(q), half)),
+                           builder.mul(_splat(builder, vec, to16(dq)), steps))
+
+    xs, ys = plus_half(xq, dxq), plus_half(yq, dyq)
+    m = builder.trunc(m16, i32)
+    m_vec = _splat(builder, vec, m)
+
+    def frac(v):  # ((v + m) & 0xFFFF): at most 2 m where v's fraction (of the value plus one half) is within m of 0
+        return builder.and_(builder.add(v, m_vec), const(0xFFFF))
+
+    fx, fy = frac(xs), frac(ys)
+    nearer = builder.select(builder.icmp_signed("<", fx, fy), fx, fy)
+    rx = builder.ashr(xs, const(16))
+    ry = builder.ashr(ys, const(16))
+    off = builder.add(builder.mul(ry, _splat(builder, vec, builder.trunc(row, i32))), builder.mul(rx, const(cc)))
+    bits = builder.icmp_signed("<=", nearer, _splat(builder, vec, builder.add(m, m)))
+    near = builder.zext(builder.bitcast(bits, ir.IntType(n)), i64)
+    return off, near
 
 
 @intrinsic
-def _nearest_offsets(typingctx, sbase, row, xq, yq, dxq, dyq, margin, offs, cc):
-    """Write the flat offsets of :data:`GATHER` consecutive pixels of a ``cc``-channel nearest span (``cc`` a
-    constant; integer rounding, as :func:`_nearest_gather`) to ``offs[0 : GATHER]`` (:func:`_gather_scratch`),
-    computed as one vector; returns the bit mask of the pixels near one half (the caller rounds their float
-    coordinates instead)."""
-    if not (isinstance(offs, types.CPointer) and offs.dtype == types.int64 and isinstance(cc, types.IntegerLiteral)):
+def _nearest_copy16(typingctx, src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, cc, width):
+    """:data:`GATHER` consecutive pixels of a ``cc``-channel nearest span (``cc`` a constant 1, 3 or 4) copied
+    to ``dst[d : d + cc GATHER]`` one by one, their offsets from ``sbase`` computed as vectors of 16.16
+    coordinates (:func:`_nearest16_ir`); returns the bit mask of the pixels within ``m16`` of one half, for
+    the caller to write again.
+    ``width`` (a constant): the elements each copy moves, ``cc``, or 4 for 3 channels (a 3-channel pixel and
+    the next element, which the caller writes again: it makes sure the fourth element is inside the input
+    and the output's span)."""
+    if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and src.dtype == dst.dtype
+            and isinstance(cc, types.IntegerLiteral) and cc.literal_value in (1, 3, 4)
+            and isinstance(width, types.IntegerLiteral) and width.literal_value in (cc.literal_value, 4)):
         return None
-    sig = types.int64(types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, types.int64, offs,
-                      cc)
-    channels = cc.literal_value
+    channels, moved = cc.literal_value, width.literal_value
+    sig = types.int64(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, types.int64,
+                      dst, types.intp, cc, width)
 
     def codegen(context, builder, sig, args):
-        off, near = _nearest_block_ir(builder, *args[:7], cc=channels)
-        builder.store(off, builder.bitcast(args[7], off.type.as_pointer()), align=8)
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        out = context.make_array(sig.args[8])(context, builder, args[8]).data
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        base = builder.gep(data, [args[1]])
+        elt = data.type.pointee
+        near = ir.Constant(i64, 0)
+        for k in range(GATHER):
+            if k % HALF == 0:  # eight offsets at a time (sixteen spill registers)
+                off, bits = _nearest16_ir(builder, *args[2:8], cc=channels, first=k, n=HALF)
+                near = builder.or_(near, builder.shl(bits, ir.Constant(i64, k)))
+            # zero-extended: the offsets are not negative, and a 32-bit extract has its upper half clear
+            at = builder.gep(base, [builder.zext(builder.extract_element(off, ir.Constant(i32, k % HALF)), i64)])
+            to = builder.gep(out, [builder.add(args[9], ir.Constant(i64, channels * k))])
+            if moved == 1:
+                builder.store(builder.load(at), to)
+            elif moved == 4:
+                vec = ir.VectorType(elt, 4).as_pointer()
+                builder.store(builder.load(builder.bitcast(at, vec), align=1), builder.bitcast(to, vec), align=1)
+            else:  # 3 elements: a pair and one
+                pair = ir.VectorType(elt, 2).as_pointer()
+                builder.store(builder.load(builder.bitcast(at, pair), align=1), builder.bitcast(to, pair), align=1)
+                builder.store(builder.load(builder.gep(at, [ir.Constant(i64, 2)])),
+                              builder.gep(to, [ir.Constant(i64, 2)]))
         return near
     return sig, codegen
 
@@ -1806,46 +1883,84 @@ def _span_nearest_gather(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_
 
 
 @jit_device
+def _nearest_rewrite(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j, near, dst, d, coef):
+    """Write again, one by one, the pixels ``k`` of the set bits of ``near`` (pixel ``k`` of a block starting at
+    span pixel ``j``, 32.32 coordinates ``(xq, yq)``, and output index ``d``), rounded as :func:`_nearest_q`
+    rounds them. A function of its own: the block loops stay small."""
+    while near != 0:  # lowest first
+        k = _lowest_bit(near)
+        near &= near - 1
+        rx, ry = _nearest_q(xq + k * dxq, yq + k * dyq, j + k, margin, coef)
+        _copy_pixel(src, sbase + ry * row + rx * cc, dst, d + cc * k, cc)
+
+
+@jit_device
 def _span_nearest_copy(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
     """Any dtype: blocks of :data:`GATHER` pixels of 1, 3 or 4 channels, their offsets computed as one vector
-    (:func:`_nearest_offsets`), then copied one by one (a 3-channel pixel as four elements, the next pixel's
-    first written right after, while the fourth is inside the input and the output's span); the pixels
-    near a half written again one by one; pixel by pixel in the last block and for other channel counts.
-    One loop for every pixel copied one by one (two, for the near ones and the rest, took 0.7 s more to
-    compile)."""
-    offs = _gather_scratch()
+    of 16.16 coordinates and copied one by one (:func:`_nearest_copy16`; a 3-channel pixel as four elements,
+    the next pixel's first written right after, while the fourth is inside the input and the output's
+    span), the pixels that may round otherwise written again (:func:`_nearest_rewrite`); pixel by pixel after
+    the last whole block, for other channel counts, and for spans beyond 16.16 coordinates or 32-bit
+    offsets. A loop for each channel count: the block loop then holds little besides the block."""
+    if j_stop <= j_lo:
+        return
+    xe = xq + (j_stop - 1 - j_lo) * dxq  # the last pixel's coordinates (exact: integer steps)
+    ye = yq + (j_stop - 1 - j_lo) * dyq
+    # the largest row and column a 16.16 rounding can give, 2**-8 px to spare
+    top = ((max(yq, ye) + Q_HALF + (1 << 24)) >> 32) * row + ((max(xq, xe) + Q_HALF + (1 << 24)) >> 32) * cc
+    # Blocks need coordinates and offsets in 32 bits. Their pixels farther than m16 = 10 units of 2**-16 px
+    # from one half round as the reference rounds the float coordinate (see _span_nearest): the 16.16 value
+    # is within 8 units of the 32.32 one, which is within 2**-33 (j + 1) <= 2**-17 px of the float one for
+    # j < 2**16, the float's own rounding (magnitudes below 2**20) is under 2**-31 px, and rint's tie
+    # tolerance is under 2**-25 px below 2**15 px: 2 units to spare.
+    ax, bx, dx, ay, by, dy = coef
+    blocks = 0
+    if (max(abs(xq), abs(xe), abs(yq), abs(ye)) < (Q16_PIXELS << 32) and top + 4 < (1 << 31) and j_stop < (1 << 16)
+            and abs(dx) * j_stop + abs(ax) + abs(bx) < 1048576.0 and abs(dy) * j_stop + abs(ay) + abs(by) < 1048576.0):
+        blocks = (j_stop - j_lo) // GATHER
+    m16 = 10
+    bx = GATHER * dxq
+    by = GATHER * dyq
     j = j_lo
-    while j < j_stop:
-        n = min(GATHER, j_stop - j)
-        near = -1
-        d = dbase + j * cc
-        if n == GATHER and (cc == 1 or cc == 3 or cc == 4):
-            if cc == 3:
-                near = _nearest_offsets(sbase, row, xq, yq, dxq, dyq, margin, offs, 3)
-                top = offs[0]
-                for k in range(1, GATHER):
-                    top = max(top, offs[k])
-                wide = GATHER if top + 4 <= src.size and j + GATHER < j_stop else 0
-                for k in range(wide):
-                    _copy4(src, offs[k], dst, d + 3 * k)
-                for k in range(wide, GATHER):
-                    _copy3(src, offs[k], dst, d + 3 * k)
-            elif cc == 4:
-                near = _nearest_offsets(sbase, row, xq, yq, dxq, dyq, margin, offs, 4)
-                for k in range(GATHER):
-                    _copy4(src, offs[k], dst, d + 4 * k)
+    d = dbase + j * cc
+    if cc == 1:
+        for _ in range(blocks):
+            near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 1, 1)
+            if near != 0:
+                _nearest_rewrite(src, sbase, row, 1, xq, yq, dxq, dyq, margin, j, near, dst, d, coef)
+            xq += bx
+            yq += by
+            j += GATHER
+            d += GATHER
+    elif cc == 3:
+        # four-element copies while the fourth is inside src and the next pixel is in the span
+        wide = blocks if sbase + top + 4 <= src.size and blocks * GATHER < j_stop - j_lo else blocks - 1
+        for b in range(blocks):
+            if b < wide:
+                near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 3, 4)
             else:
-                near = _nearest_offsets(sbase, row, xq, yq, dxq, dyq, margin, offs, 1)
-                for k in range(GATHER):
-                    dst[np.uint64(d + k)] = src[np.uint64(offs[k])]
-        if near != 0:
-            for k in range(n):
-                if near < 0 or (near >> k) & 1:
-                    rx, ry = _nearest_q(xq + k * dxq, yq + k * dyq, j + k, margin, coef)
-                    _copy_pixel(src, sbase + ry * row + rx * cc, dst, d + cc * k, cc)
-        xq += n * dxq
-        yq += n * dyq
-        j += n
+                near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 3, 3)
+            if near != 0:
+                _nearest_rewrite(src, sbase, row, 3, xq, yq, dxq, dyq, margin, j, near, dst, d, coef)
+            xq += bx
+            yq += by
+            j += GATHER
+            d += 3 * GATHER
+    elif cc == 4:
+        for _ in range(blocks):
+            near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 4, 4)
+            if near != 0:
+                _nearest_rewrite(src, sbase, row, 4, xq, yq, dxq, dyq, margin, j, near, dst, d, coef)
+            xq += bx
+            yq += by
+            j += GATHER
+            d += 4 * GATHER
+    n = j_stop - j
+    _nearest_rewrite(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j, (np.int64(1) << n) - 1 if n < 64 else -1,
+                     dst, d, coef)
+    for k in range(64, n):  # (the rest of a long span without blocks: the mask holds 64 pixels)
+        rx, ry = _nearest_q(xq + k * dxq, yq + k * dyq, j + k, margin, coef)
+        _copy_pixel(src, sbase + ry * row + rx * cc, dst, d + cc * k, cc)
 
 
 @jit_device

@@ -473,6 +473,52 @@ def test_nearest_span_loops_copy_the_rounded_pixels(rng, dtype, cc):
                 assert (got[n * cc:] == 7).all(), name
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("cc", [1, 3, 4])
+def test_nearest_copy_blocks_round_near_halves_as_the_reference(rng, dtype, cc):
+    """The copy loop's 16.16 blocks (:func:`_cpu._nearest_copy16`) against the reference's rounding of the
+    float coordinate: fractions that drift through one half a few 1e-5 px a pixel (x, y, both, stepping
+    backwards), fractions held 9-18 units of 2**-16 px from one half (either side of the blocks' 10-unit
+    margin, inside their 8-unit rounding error), spans of several blocks and a remainder; and a row beyond
+    16.16 coordinates (a 40,000-pixel-wide image), copied pixel by pixel past the 64 pixels of a mask."""
+    from stn_testing import random_image
+    from stntool.sampling._scalar import rint
+
+    unit = 2.0 ** -16
+    h, w = 12, 120
+    src = random_image(rng, (h, w, cc), dtype).ravel()
+    img = src.reshape(h, w, cc)
+    run = _NEAREST_SPAN_LOOPS["_span_nearest_copy"]
+    q = float(1 << 32)
+    rows = [(0.5 - 8e-5, 2.0, 1.0 + 1e-5, 0.0), (3.0, 0.5 + 2e-4, 0.5, 1e-5), (0.5 + 3e-5, 1.5 - 4e-5, 0.75, 2e-5),
+            (w - 1.5 + 9e-5, h - 1.5 + 5e-5, -1.0 - 1e-5, -1e-5)]
+    rows += [(1.5 + sign * units * unit, 4.5 - sign * units * unit, 1.0, 0.0)
+             for units in (9, 9.5, 10, 10.5, 11, 12, 18) for sign in (-1, 1)]
+    # steps half a unit off 16.16 (the blocks' rounding error grows to 7.5 units at their last pixel), the
+    # fraction sweeping past one half
+    rows += [(1.5 + start * unit, 4.0, 1.0 + sign * (0.5 * unit + 2.0 ** -40), 0.0)
+             for start in (3.5, -3.5, 12.0, -12.0, 30.0, -30.0) for sign in (-1, 1)]
+    for x0, y0, dx, dy in rows:
+        n = min(100, int((w - 1.5 - x0) / dx) + 1 if dx > 0 else int((x0 - 0.5) / -dx) + 1)
+        if dy:
+            n = min(n, int((h - 1.5 - y0) / dy) + 1 if dy > 0 else int((y0 - 0.5) / -dy) + 1)
+        assert n >= 33
+        coef = (x0, 0.0, dx, y0, 0.0, dy)
+        dst = np.full(n * cc + 8, 7, src.dtype)
+        run(src, 0, w * cc, cc, round(x0 * q), round(y0 * q), round(dx * q), round(dy * q), n, dst, 0, coef)
+        want = [img[int(rint((dy * j + y0) + 0.0)), int(rint((dx * j + x0) + 0.0))] for j in range(n)]
+        np.testing.assert_array_equal(dst[:n * cc].reshape(n, cc), want, err_msg=f"{x0, y0, dx, dy}")
+        assert (dst[n * cc:] == 7).all()
+
+    wide = random_image(rng, (1, 40000, cc), dtype).ravel()
+    x0, dx, n = 33000.25, 0.75, 90
+    dst = np.full(n * cc + 8, 7, wide.dtype)
+    run(wide, 0, 40000 * cc, cc, round(x0 * q), 0, round(dx * q), 0, n, dst, 0, (x0, 0.0, dx, 0.0, 0.0, 0.0))
+    want = [wide.reshape(40000, cc)[int(rint(dx * j + x0))] for j in range(n)]
+    np.testing.assert_array_equal(dst[:n * cc].reshape(n, cc), want)
+    assert (dst[n * cc:] == 7).all()
+
+
 def test_fast_gathers_only_on_avx512_targets(monkeypatch):
     assert _cpu.fast_gathers("+avx512f,+avx2") is True
     assert _cpu.fast_gathers("-avx512f,+avx2") is False
