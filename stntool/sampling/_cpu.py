@@ -1927,7 +1927,7 @@ def _span_nearest_copy(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_st
         for _ in range(blocks):
             near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 1, 1)
             if near != 0:
-                _nearest_rewrite(src, sbase, row, 1, xq, yq, dxq, dyq, margin, j, near, dst, d, coef)
+                _nearest_rewrite(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j, near, dst, d, coef)
             xq += bx
             yq += by
             j += GATHER
@@ -1936,12 +1936,11 @@ def _span_nearest_copy(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_st
         # four-element copies while the fourth is inside src and the next pixel is in the span
         wide = blocks if sbase + top + 4 <= src.size and blocks * GATHER < j_stop - j_lo else blocks - 1
         for b in range(blocks):
+            near = (1 << GATHER) - 1  # (a block without room for four-element copies: pixel by pixel)
             if b < wide:
                 near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 3, 4)
-            else:
-                near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 3, 3)
             if near != 0:
-                _nearest_rewrite(src, sbase, row, 3, xq, yq, dxq, dyq, margin, j, near, dst, d, coef)
+                _nearest_rewrite(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j, near, dst, d, coef)
             xq += bx
             yq += by
             j += GATHER
@@ -1950,7 +1949,7 @@ def _span_nearest_copy(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_st
         for _ in range(blocks):
             near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 4, 4)
             if near != 0:
-                _nearest_rewrite(src, sbase, row, 4, xq, yq, dxq, dyq, margin, j, near, dst, d, coef)
+                _nearest_rewrite(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j, near, dst, d, coef)
             xq += bx
             yq += by
             j += GATHER
