@@ -1232,6 +1232,109 @@ def _nearest_gather(typingctx, src, sbase, row, xq, yq, dxq, dyq, margin, dst, d
     return sig, codegen
 
 
+def _coords32_ir(builder, q, dq, n):
+    """The 32.32 coordinates ``q + k dq`` (``k = 0 .. n-1``) as two vectors of ``n`` int32: their integer parts
+    and the low 32 bits of their fractions, both exact. The fractions are the low halves of ``q`` and ``dq``
+    in 32-bit arithmetic. The integer part comes from the 16.16 value (start and step rounded to 16.16,
+    within ``(k + 1) / 2`` units of ``2**-16`` of the exact value) less the fraction's top 16 bits: that is
+    within ``(k + 3) / 2`` units of the integer part times 2**16, which rounding to 16 bits gives exactly.
+    The caller keeps the coordinates within :data:`Q16_PIXELS` px."""
+    i32, i64 = ir.IntType(32), ir.IntType(64)
+    vec = ir.VectorType(i32, n)
+    steps = ir.Constant(vec, [ir.Constant(i32, k) for k in range(n)])
+
+    def const(x):
+        return ir.Constant(vec, [ir.Constant(i32, x)] * n)
+
+    def to16(x):  # rounded to 16.16, as int32
+        return builder.trunc(builder.ashr(builder.add(x, ir.Constant(i64, 1 << 15)), ir.Constant(i64, 16)), i32)
+
+    def ramp(start, step):  # start + k step in each lane, modulo 2**32
+        return builder.add(_splat(builder, vec, start), builder.mul(_splat(builder, vec, step), steps))
+
+    frac = ramp(builder.trunc(q, i32), builder.trunc(dq, i32))
+    approx = ramp(to16(q), to16(dq))
+    whole = builder.ashr(builder.add(builder.sub(approx, builder.lshr(frac, const(16))), const(1 << 15)), const(16))
+    return whole, frac
+
+
+def _gather32_ir(builder, base, idx):
+    """``base[idx[k]]`` (32-bit words at byte offsets ``idx``, a vector of 8 int32) with the AVX2 gather
+    instruction (``llvm.masked.gather`` is split into scalar loads on some AVX2 targets)."""
+    i8, i32 = ir.IntType(8), ir.IntType(32)
+    v8 = ir.VectorType(i32, 8)
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v8, [v8, i8.as_pointer(), v8, v8, i8]),
+                                        "llvm.x86.avx2.gather.d.d.256")
+    every = ir.Constant(v8, [ir.Constant(i32, -1)] * 8)
+    return builder.call(fn, [ir.Constant(v8, [ir.Constant(i32, 0)] * 8), base, idx, every, ir.Constant(i8, 1)])
+
+
+def _bilinear_u8_grey32_ir(builder, data, size, sbase, row, xq, yq, dxq, dyq, out, d):
+    """:func:`_bilinear_grey_block` for uint8 on AVX2 targets: the coordinates exact in 32-bit lanes
+    (:func:`_coords32_ir`), each row's two taps one gathered 32-bit word, and :func:`_bil_int_c`'s integer
+    arithmetic in 32-bit lanes (the column sum split at bit 15, as :func:`_bilinear_u8_pair_ir`). Returns
+    the i1 "written": false, having written nothing, where the block's coordinates lie beyond
+    :data:`Q16_PIXELS` px, a row has more than 2**16 pixels, or a read would pass ``src``'s end."""
+    i1, i8, i32, i64, n = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64), GATHER
+    vec = ir.VectorType(i32, n)
+
+    def const(x):
+        return ir.Constant(vec, [ir.Constant(i32, x)] * n)
+
+    def small(q):  # |q| below Q16_PIXELS px
+        neg = builder.icmp_signed("<", q, ir.Constant(i64, 0))
+        mag = builder.select(neg, builder.neg(q), q)
+        return builder.icmp_signed("<", mag, ir.Constant(i64, Q16_PIXELS << 32))
+
+    last = ir.Constant(i64, n - 1)
+    ok = builder.and_(builder.and_(small(xq), small(builder.add(xq, builder.mul(dxq, last)))),
+                      builder.and_(small(yq), small(builder.add(yq, builder.mul(dyq, last)))))
+    ok = builder.and_(ok, builder.icmp_signed("<", row, ir.Constant(i64, 1 << 16)))
+    written = cgutils.alloca_once_value(builder, ir.Constant(i1, 0))
+    with builder.if_then(ok, likely=True):
+        ix, fx = _coords32_ir(builder, xq, dxq, n)
+        iy, fy = _coords32_ir(builder, yq, dyq, n)
+        row32 = builder.trunc(row, i32)
+        off = builder.add(builder.mul(iy, _splat(builder, vec, row32)), ix)
+        # a 4-byte read at off + row stays inside src: off <= size - sbase - row - 4 (clamped to int32)
+        room = builder.sub(builder.sub(builder.sub(size, sbase), row), ir.Constant(i64, 4))
+        room = builder.select(builder.icmp_signed(">", room, ir.Constant(i64, (1 << 31) - 1)),
+                              ir.Constant(i64, (1 << 31) - 1), room)
+        room = builder.select(builder.icmp_signed("<", room, ir.Constant(i64, -1)), ir.Constant(i64, -1), room)
+        past = builder.icmp_signed(">", off, _splat(builder, vec, builder.trunc(room, i32)))
+        inside = builder.icmp_unsigned("==", builder.bitcast(past, ir.IntType(n)), ir.Constant(ir.IntType(n), 0))
+        with builder.if_then(inside, likely=True):
+            base = builder.bitcast(builder.gep(data, [sbase]), i8.as_pointer())
+
+            def words(at):  # the 4 bytes at each offset, as 16 int32
+                halves = [_gather32_ir(builder, base, builder.shuffle_vector(
+                    at, at, ir.Constant(ir.VectorType(i32, 8), [ir.Constant(i32, h + k) for k in range(8)])))
+                          for h in (0, 8)]
+                return builder.shuffle_vector(halves[0], halves[1],
+                                              ir.Constant(vec, [ir.Constant(i32, k) for k in range(n)]))
+
+            def w15(f):  # ((f + 2**16) >> 17) of the unsigned fraction, in 32 bits: ((f >> 1) + 2**15) >> 16
+                return builder.lshr(builder.add(builder.lshr(f, const(1)), const(1 << 15)), const(16))
+
+            wx, wy = w15(fx), w15(fy)
+
+            def lerp_x(w):  # (a << 15) + (b - a) wx of the word's first two bytes a, b
+                a = builder.and_(w, const(255))
+                b = builder.and_(builder.lshr(w, const(8)), const(255))
+                return builder.add(builder.shl(a, const(15)), builder.mul(builder.sub(b, a), wx))
+
+            t = lerp_x(words(off))
+            u = lerp_x(words(builder.add(off, _splat(builder, vec, row32))))
+            diff = builder.sub(u, t)
+            dh = builder.ashr(diff, const(15))
+            dl = builder.and_(diff, const(32767))
+            low = builder.lshr(builder.add(builder.mul(dl, wy), const(536870912)), const(15))
+            r = builder.ashr(builder.add(builder.add(t, builder.mul(dh, wy)), low), const(15))
+            _store_vector(builder, out, d, builder.trunc(r, ir.VectorType(i8, n)))
+            builder.store(ir.Constant(i1, 1), written)
+    return builder.load(written)
+
+
 @intrinsic
 def _bilinear_grey_block(typingctx, src, sbase, row, xq, yq, dxq, dyq, dst, d):
     """:data:`GATHER` consecutive pixels of an interior 1-channel bilinear span (pixel ``k`` at the 32.32
@@ -1258,6 +1361,9 @@ def _bilinear_grey_block(typingctx, src, sbase, row, xq, yq, dxq, dyq, dst, d):
         source = context.make_array(sig.args[0])(context, builder, args[0])
         out = context.make_array(sig.args[7])(context, builder, args[7]).data
         sbase, row, xq, yq, dxq, dyq, _, d = args[1:]
+        if is_u8 and "avx2" in _target_features(context):
+            return _bilinear_u8_grey32_ir(builder, source.data, builder.extract_value(source.shape, 0), sbase, row,
+                                          xq, yq, dxq, dyq, out, d)
         i32, i64, n = ir.IntType(32), ir.IntType(64), GATHER
         f32, f64 = ir.FloatType(), ir.DoubleType()
         v64, vf32, vf64 = ir.VectorType(i64, n), ir.VectorType(f32, n), ir.VectorType(f64, n)
