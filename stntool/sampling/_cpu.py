@@ -1258,28 +1258,36 @@ def _coords32_ir(builder, q, dq, n):
     return whole, frac
 
 
-def _gather32_ir(builder, base, idx):
-    """``base[idx[k]]`` (32-bit words at byte offsets ``idx``, a vector of 8 int32) with the AVX2 gather
-    instruction (``llvm.masked.gather`` is split into scalar loads on some AVX2 targets)."""
+def _avx2_gather_ir(builder, base, idx, elt, scale):
+    """``base[idx[k] scale]``: words of ``elt`` (int32 or int64) at the byte offsets ``idx[k] scale`` (``idx``
+    a vector of 8 int32 for int32 words, 4 for int64) with the AVX2 gather instruction
+    (``llvm.masked.gather`` is split into scalar loads on some AVX2 targets)."""
     i8, i32 = ir.IntType(8), ir.IntType(32)
-    v8 = ir.VectorType(i32, 8)
-    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v8, [v8, i8.as_pointer(), v8, v8, i8]),
-                                        "llvm.x86.avx2.gather.d.d.256")
-    every = ir.Constant(v8, [ir.Constant(i32, -1)] * 8)
-    return builder.call(fn, [ir.Constant(v8, [ir.Constant(i32, 0)] * 8), base, idx, every, ir.Constant(i8, 1)])
+    n = idx.type.count
+    words = ir.VectorType(elt, n)
+    name = "llvm.x86.avx2.gather.d.d.256" if elt.width == 32 else "llvm.x86.avx2.gather.d.q.256"
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(words, [words, i8.as_pointer(), idx.type,
+                                                                                words, i8]), name)
+    every = ir.Constant(words, [ir.Constant(elt, -1)] * n)
+    return builder.call(fn, [ir.Constant(words, [ir.Constant(elt, 0)] * n), base, idx, every, ir.Constant(i8, scale)])
 
 
-def _bilinear_u8_grey32_ir(builder, data, size, sbase, row, xq, yq, dxq, dyq, out, d):
-    """:func:`_bilinear_grey_block` for uint8 on AVX2 targets: the coordinates exact in 32-bit lanes
-    (:func:`_coords32_ir`), each row's two taps one gathered 32-bit word, and :func:`_bil_int_c`'s integer
-    arithmetic in 32-bit lanes (the column sum split at bit 15, as :func:`_bilinear_u8_pair_ir`). Returns
-    the i1 "written": false, having written nothing, where the block's coordinates lie beyond
+def _grey32_ir(builder, dt, data, size, sbase, row, xq, yq, dxq, dyq, out, d):
+    """:func:`_bilinear_grey_block` on AVX2 targets: the coordinates exact in 32-bit lanes
+    (:func:`_coords32_ir`), each row's two taps gathered as one word per pixel by the AVX2 gather
+    instruction, and the block's arithmetic as :func:`_bilinear_grey_block` describes it, except uint8's,
+    which is :func:`_bil_int_c`'s in 32-bit integer lanes (the column sum split at bit 15, as
+    :func:`_bilinear_u8_pair_ir`). ``dt``: the dtype (uint8, uint16 or float32). Returns the i1
+    "written": false, having written nothing, where the block's coordinates lie beyond
     :data:`Q16_PIXELS` px, a row has more than 2**16 pixels, or a read would pass ``src``'s end."""
     i1, i8, i32, i64, n = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64), GATHER
+    f32, f64 = ir.FloatType(), ir.DoubleType()
     vec = ir.VectorType(i32, n)
+    vf32, vf64 = ir.VectorType(f32, n), ir.VectorType(f64, n)
+    width = {types.uint8: 1, types.uint16: 2, types.float32: 4}[dt]
 
-    def const(x):
-        return ir.Constant(vec, [ir.Constant(i32, x)] * n)
+    def const(x, v=vec, elt=i32):
+        return ir.Constant(v, [ir.Constant(elt, x)] * n)
 
     def small(q):  # |q| below Q16_PIXELS px
         neg = builder.icmp_signed("<", q, ir.Constant(i64, 0))
@@ -1296,41 +1304,85 @@ def _bilinear_u8_grey32_ir(builder, data, size, sbase, row, xq, yq, dxq, dyq, ou
         iy, fy = _coords32_ir(builder, yq, dyq, n)
         row32 = builder.trunc(row, i32)
         off = builder.add(builder.mul(iy, _splat(builder, vec, row32)), ix)
-        # a 4-byte read at off + row stays inside src: off <= size - sbase - row - 4 (clamped to int32)
-        room = builder.sub(builder.sub(builder.sub(size, sbase), row), ir.Constant(i64, 4))
-        room = builder.select(builder.icmp_signed(">", room, ir.Constant(i64, (1 << 31) - 1)),
-                              ir.Constant(i64, (1 << 31) - 1), room)
+        # each row's read stays inside src: off <= size - sbase - row - reads (clamped to int32)
+        reads = 4 if width == 1 else 2
+        room = builder.sub(builder.sub(builder.sub(size, sbase), row), ir.Constant(i64, reads))
+        room = builder.select(builder.icmp_signed(">", room, ir.Constant(i64, (1 << 29) - 1)),
+                              ir.Constant(i64, (1 << 29) - 1), room)
         room = builder.select(builder.icmp_signed("<", room, ir.Constant(i64, -1)), ir.Constant(i64, -1), room)
         past = builder.icmp_signed(">", off, _splat(builder, vec, builder.trunc(room, i32)))
         inside = builder.icmp_unsigned("==", builder.bitcast(past, ir.IntType(n)), ir.Constant(ir.IntType(n), 0))
         with builder.if_then(inside, likely=True):
             base = builder.bitcast(builder.gep(data, [sbase]), i8.as_pointer())
+            below = builder.add(off, _splat(builder, vec, row32))
 
-            def words(at):  # the 4 bytes at each offset, as 16 int32
-                halves = [_gather32_ir(builder, base, builder.shuffle_vector(
-                    at, at, ir.Constant(ir.VectorType(i32, 8), [ir.Constant(i32, h + k) for k in range(8)])))
-                          for h in (0, 8)]
-                return builder.shuffle_vector(halves[0], halves[1],
-                                              ir.Constant(vec, [ir.Constant(i32, k) for k in range(n)]))
+            def lanes(v, first, count):
+                return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, count),
+                                                                [ir.Constant(i32, first + k) for k in range(count)]))
 
-            def w15(f):  # ((f + 2**16) >> 17) of the unsigned fraction, in 32 bits: ((f >> 1) + 2**15) >> 16
-                return builder.lshr(builder.add(builder.lshr(f, const(1)), const(1 << 15)), const(16))
+            def joined(parts):  # vectors of equal length, end to end
+                while len(parts) > 1:
+                    m = parts[0].type.count
+                    parts = [builder.shuffle_vector(parts[k], parts[k + 1], ir.Constant(
+                        ir.VectorType(i32, 2 * m), [ir.Constant(i32, e) for e in range(2 * m)]))
+                        for k in range(0, len(parts), 2)]
+                return parts[0]
 
-            wx, wy = w15(fx), w15(fy)
+            def words32(at):  # the 32-bit word at each offset (times the element size), as 16 int32
+                return joined([_avx2_gather_ir(builder, base, lanes(at, h, 8), i32, width) for h in (0, 8)])
 
-            def lerp_x(w):  # (a << 15) + (b - a) wx of the word's first two bytes a, b
-                a = builder.and_(w, const(255))
-                b = builder.and_(builder.lshr(w, const(8)), const(255))
-                return builder.add(builder.shl(a, const(15)), builder.mul(builder.sub(b, a), wx))
+            if width == 1:
+                def w15(f):  # ((f + 2**16) >> 17) of the unsigned fraction, in 32 bits: ((f >> 1) + 2**15) >> 16
+                    return builder.lshr(builder.add(builder.lshr(f, const(1)), const(1 << 15)), const(16))
 
-            t = lerp_x(words(off))
-            u = lerp_x(words(builder.add(off, _splat(builder, vec, row32))))
-            diff = builder.sub(u, t)
-            dh = builder.ashr(diff, const(15))
-            dl = builder.and_(diff, const(32767))
-            low = builder.lshr(builder.add(builder.mul(dl, wy), const(536870912)), const(15))
-            r = builder.ashr(builder.add(builder.add(t, builder.mul(dh, wy)), low), const(15))
-            _store_vector(builder, out, d, builder.trunc(r, ir.VectorType(i8, n)))
+                wx, wy = w15(fx), w15(fy)
+
+                def lerp_x(w):  # (a << 15) + (b - a) wx of the word's first two bytes a, b
+                    a = builder.and_(w, const(255))
+                    b = builder.and_(builder.lshr(w, const(8)), const(255))
+                    return builder.add(builder.shl(a, const(15)), builder.mul(builder.sub(b, a), wx))
+
+                t = lerp_x(words32(off))
+                u = lerp_x(words32(below))
+                diff = builder.sub(u, t)
+                dh = builder.ashr(diff, const(15))
+                dl = builder.and_(diff, const(32767))
+                low = builder.lshr(builder.add(builder.mul(dl, wy), const(536870912)), const(15))
+                r = builder.ashr(builder.add(builder.add(t, builder.mul(dh, wy)), low), const(15))
+                pixels = builder.trunc(r, ir.VectorType(i8, n))
+            else:
+                def fraction(f):  # (q & Q_MASK) * Q_INV, from the fraction's 32 bits
+                    return builder.fmul(builder.uitofp(f, vf64), const(Q_INV, vf64, f64))
+
+                if width == 2:  # uint16: float64, as _bil_float_c, then _store's rounding and saturation
+                    def taps(at):
+                        w = words32(at)
+                        return [builder.uitofp(builder.and_(w, const(65535)), vf64),
+                                builder.uitofp(builder.lshr(w, const(16)), vf64)]
+
+                    gx, gy = fraction(fx), fraction(fy)
+                    one = const(1.0, vf64, f64)
+                    hx, hy = builder.fsub(one, gx), builder.fsub(one, gy)
+                    (a, b), (c, e) = taps(off), taps(below)
+                    v = builder.fadd(builder.fmul(a, builder.fmul(hx, hy)), builder.fmul(b, builder.fmul(gx, hy)))
+                    v = builder.fadd(v, builder.fmul(c, builder.fmul(hx, gy)))
+                    v = builder.fadd(v, builder.fmul(e, builder.fmul(gx, gy)))
+                    pixels = _saturate_convert_ir(builder, v, types.uint16, ir.IntType(16), True, 65535.0)
+                else:  # float32: both taps as one 64-bit word, as _bil_f32_c
+                    def taps(at):
+                        pairs = builder.bitcast(joined([_avx2_gather_ir(builder, base, lanes(at, h, 4), i64, 4)
+                                                        for h in range(0, n, 4)]), ir.VectorType(f32, 2 * n))
+                        return [builder.shuffle_vector(pairs, pairs, ir.Constant(
+                            ir.VectorType(i32, n), [ir.Constant(i32, 2 * k + e) for k in range(n)])) for e in (0, 1)]
+
+                    def lerp(a, b, f):  # a + (b - a) f
+                        return builder.fadd(a, builder.fmul(builder.fsub(b, a), f))
+
+                    gx, gy = builder.fptrunc(fraction(fx), vf32), builder.fptrunc(fraction(fy), vf32)
+                    t = lerp(*taps(off), gx)
+                    u = lerp(*taps(below), gx)
+                    pixels = lerp(t, u, gy)
+            _store_vector(builder, out, d, pixels)
             builder.store(ir.Constant(i1, 1), written)
     return builder.load(written)
 
@@ -1361,9 +1413,9 @@ def _bilinear_grey_block(typingctx, src, sbase, row, xq, yq, dxq, dyq, dst, d):
         source = context.make_array(sig.args[0])(context, builder, args[0])
         out = context.make_array(sig.args[7])(context, builder, args[7]).data
         sbase, row, xq, yq, dxq, dyq, _, d = args[1:]
-        if is_u8 and "avx2" in _target_features(context):
-            return _bilinear_u8_grey32_ir(builder, source.data, builder.extract_value(source.shape, 0), sbase, row,
-                                          xq, yq, dxq, dyq, out, d)
+        if "avx2" in _target_features(context):
+            return _grey32_ir(builder, sig.args[0].dtype, source.data, builder.extract_value(source.shape, 0), sbase,
+                              row, xq, yq, dxq, dyq, out, d)
         i32, i64, n = ir.IntType(32), ir.IntType(64), GATHER
         f32, f64 = ir.FloatType(), ir.DoubleType()
         v64, vf32, vf64 = ir.VectorType(i64, n), ir.VectorType(f32, n), ir.VectorType(f64, n)
