@@ -519,23 +519,25 @@ def test_nearest_copy_blocks_round_near_halves_as_the_reference(rng, dtype, cc):
     assert (dst[n * cc:] == 7).all()
 
 
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
-def test_grey_bilinear_blocks_are_the_pixel_loops_bits(rng, dtype):
-    """Grey bilinear spans sample blocks of 16 pixels in vector lanes (:func:`_cpu._bilinear_grey_block`;
-    uint8 on AVX2 targets with coordinates in 32-bit lanes and gathered words): each value is the one the
-    3-channel loops compute for the same pixels (the image repeated over three channels), and within a
-    level of the NumPy reference (float64 weights against uint8's exact 15-bit ones). Rotations and zooms,
+def test_grey_blocks_are_the_pixel_loops_bits(rng, dtype, mode):
+    """Grey bilinear and bicubic spans sample blocks of 16 pixels in vector lanes
+    (:func:`_cpu._bilinear_grey_block`, :func:`_cpu._bicubic_grey_block`; on AVX2 targets with coordinates
+    in 32-bit lanes and AVX2 gathers): each value is the one the 3-channel loops compute for the same pixels
+    (the image repeated over three channels), and within a level of the NumPy reference (float64 weights
+    against uint8 bilinear's exact 15-bit ones). Rotations and zooms,
     a span running into the image's last row (its last block read pixel by pixel), a batch, and a row
     beyond 2**15 px (a 40,000-pixel-wide image: no blocks)."""
     from stn_testing import random_image
 
     def check(img, th, out_hw=None):
-        got = stntool.warp(img, th, out_hw, mode="bilinear", backend="cpu")
+        got = stntool.warp(img, th, out_hw, mode=mode, backend="cpu")
         three = stntool.warp(np.ascontiguousarray(np.repeat(img if img.ndim == 4 else img[..., None], 3, -1)), th,
-                             out_hw, mode="bilinear", backend="cpu")
+                             out_hw, mode=mode, backend="cpu")
         np.testing.assert_array_equal(got.reshape(three.shape[:-1]), three[..., 0], err_msg=str(th))
-        ref = stntool.warp(img, th, out_hw, mode="bilinear", backend="numpy")
-        np.testing.assert_allclose(got.astype(np.float64), ref, rtol=0, atol=1.0 if img.dtype.kind == "u" else 1e-6)
+        ref = stntool.warp(img, th, out_hw, mode=mode, backend="numpy")
+        np.testing.assert_allclose(got.astype(np.float64), ref, rtol=0, atol=1.0 if img.dtype.kind == "u" else 1e-5)
 
     img = random_image(rng, (2, 67, 301, 1), dtype)  # a batch of two
     for deg, s in ((0.0, 1.0), (10.0, 0.93), (37.0, 1.3), (90.0, 0.7), (181.0, 1.0)):
