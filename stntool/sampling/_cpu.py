@@ -2112,12 +2112,14 @@ def _span_nearest_copy(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_st
             yq += by
             j += GATHER
             d += 4 * GATHER
-    n = j_stop - j
-    _nearest_rewrite(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j, (np.int64(1) << n) - 1 if n < 64 else -1,
-                     dst, d, coef)
-    for k in range(64, n):  # (the rest of a long span without blocks: the mask holds 64 pixels)
-        rx, ry = _nearest_q(xq + k * dxq, yq + k * dyq, j + k, margin, coef)
-        _copy_pixel(src, sbase + ry * row + rx * cc, dst, d + cc * k, cc)
+    while j < j_stop:  # the rest pixel by pixel, 64 at a time (a mask's bits)
+        n = min(64, j_stop - j)
+        _nearest_rewrite(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j, (np.int64(1) << n) - 1 if n < 64 else -1,
+                         dst, d, coef)
+        xq += n * dxq
+        yq += n * dyq
+        j += n
+        d += n * cc
 
 
 @jit_device
