@@ -1378,7 +1378,10 @@ def _grey32_ir(builder, dt, data, size, sbase, row, xq, yq, dxq, dyq, out, d):
                     def lerp(a, b, f):  # a + (b - a) f
                         return builder.fadd(a, builder.fmul(builder.fsub(b, a), f))
 
-                    gx, gy = builder.fptrunc(fraction(fx), vf32), builder.fptrunc(fraction(fy), vf32)
+                    def fraction32(f):  # float32((q & Q_MASK) * Q_INV) == float32(f) * 2**-32 (exact scaling)
+                        return builder.fmul(builder.uitofp(f, vf32), const(2.0 ** -32, vf32, f32))
+
+                    gx, gy = fraction32(fx), fraction32(fy)
                     t = lerp(*taps(off), gx)
                     u = lerp(*taps(below), gx)
                     pixels = lerp(t, u, gy)
