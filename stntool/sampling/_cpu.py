@@ -225,6 +225,14 @@ Q_LIMIT = 1073741824.0  # |coordinate| beyond this takes the float path
 
 
 @jit_inline
+def _frac32(q):
+    """``float32((q & Q_MASK) * Q_INV)``, a 32.32 coordinate's fraction rounded to float32, computed as
+    ``float32(q & Q_MASK) * 2**-32``: the same value (scaling by a power of two is exact and commutes with
+    rounding), one conversion and one float32 product instead of a float64 product and two conversions."""
+    return np.float32(q & Q_MASK) * np.float32(Q_INV)
+
+
+@jit_inline
 def _w15(q):
     """The 15-bit weight of a 32.32 coordinate's fraction, rounded to nearest: ``0 ..= 32768``."""
     return ((q & Q_MASK) + 65536) >> 17
@@ -1796,8 +1804,8 @@ def _span_bil_f32_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     xq, yq, j_lo = grey_blocks(BILINEAR, src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32)
-        gx = np.float32((xq & Q_MASK) * Q_INV)
-        gy = np.float32((yq & Q_MASK) * Q_INV)
+        gx = _frac32(xq)
+        gy = _frac32(yq)
         dst[np.uint64(dbase + j)] = _bil_f32_c(src, off, off + row, 1, 0, gx, gy)
         xq += dxq
         yq += dyq
@@ -1807,8 +1815,8 @@ def _span_bil_f32_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
 def _span_bil_f32_4(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32) * 4
-        gx = np.float32((xq & Q_MASK) * Q_INV)
-        gy = np.float32((yq & Q_MASK) * Q_INV)
+        gx = _frac32(xq)
+        gy = _frac32(yq)
         _bilinear_f32_put_rgba(src, off, row, gx, gy, dst, dbase + j * 4)
         xq += dxq
         yq += dyq
@@ -1916,16 +1924,16 @@ def _span_bil_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     if sbase + (max(yq, ye) >> 32) * row + (max(xq, xe) >> 32) * 3 < src.size - row - 6:
         for j in range(j_lo, last):
             off = sbase + (yq >> 32) * row + (xq >> 32) * 3
-            gx = np.float32((xq & Q_MASK) * Q_INV)
-            gy = np.float32((yq & Q_MASK) * Q_INV)
+            gx = _frac32(xq)
+            gy = _frac32(yq)
             _bilinear_f32_put4(src, off, row, gx, gy, dst, dbase + j * 3)
             xq += dxq
             yq += dyq
         j_lo = last
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32) * 3
-        gx = np.float32((xq & Q_MASK) * Q_INV)
-        gy = np.float32((yq & Q_MASK) * Q_INV)
+        gx = _frac32(xq)
+        gy = _frac32(yq)
         v0, v1, v2 = _bilinear_f32_taps3(src, off, row, gx, gy)
         d = dbase + j * 3
         dst[np.uint64(d)] = v0
@@ -2216,8 +2224,8 @@ def _span_bil_u8_n(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dba
 def _span_bil_f32_n(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32) * cc
-        gx = np.float32((xq & Q_MASK) * Q_INV)
-        gy = np.float32((yq & Q_MASK) * Q_INV)
+        gx = _frac32(xq)
+        gy = _frac32(yq)
         d = dbase + j * cc
         for c in range(cc):
             dst[np.uint64(d + c)] = _bil_f32_c(src, off, off + row, cc, c, gx, gy)
