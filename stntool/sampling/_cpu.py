@@ -1620,10 +1620,12 @@ def _lowest_bit(typingctx, mask):
     return types.int64(types.int64), codegen
 
 
-#: 16.16 coordinates (:func:`_nearest_copy16`) for spans whose pixels lie within this many pixels of the
-#: origin (32-bit lanes hold them with room for the rounding constants).
+#: 16.16 coordinates (:func:`_nearest_copy16`, :func:`_coords32_ir`) for pixels within this many pixels of
+#: the origin (32-bit lanes hold them with room for the rounding constants).
 Q16_PIXELS = (1 << 15) - 2
-HALF = 8
+#: Lanes of each 16.16 offset vector of a nearest block (:func:`_nearest_copy16`): two per block, each near
+#: mask one ``movmskps``.
+NEAREST_LANES = 8
 
 
 def _nearest16_ir(builder, row, xq, yq, dxq, dyq, m16, cc, first=0, n=GATHER):
@@ -1692,11 +1694,11 @@ def _nearest_copy16(typingctx, src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, c
         elt = data.type.pointee
         near = ir.Constant(i64, 0)
         for k in range(GATHER):
-            if k % HALF == 0:  # eight offsets at a time (sixteen spill registers)
-                off, bits = _nearest16_ir(builder, *args[2:8], cc=channels, first=k, n=HALF)
+            if k % NEAREST_LANES == 0:
+                off, bits = _nearest16_ir(builder, *args[2:8], cc=channels, first=k, n=NEAREST_LANES)
                 near = builder.or_(near, builder.shl(bits, ir.Constant(i64, k)))
             # zero-extended: the offsets are not negative, and a 32-bit extract has its upper half clear
-            at = builder.gep(base, [builder.zext(builder.extract_element(off, ir.Constant(i32, k % HALF)), i64)])
+            at = builder.gep(base, [builder.zext(builder.extract_element(off, ir.Constant(i32, k % NEAREST_LANES)), i64)])
             to = builder.gep(out, [builder.add(args[9], ir.Constant(i64, channels * k))])
             if moved == 1:
                 builder.store(builder.load(at), to)
