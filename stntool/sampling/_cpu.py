@@ -1698,7 +1698,8 @@ def _nearest_copy16(typingctx, src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, c
                 off, bits = _nearest16_ir(builder, *args[2:8], cc=channels, first=k, n=NEAREST_LANES)
                 near = builder.or_(near, builder.shl(bits, ir.Constant(i64, k)))
             # zero-extended: the offsets are not negative, and a 32-bit extract has its upper half clear
-            at = builder.gep(base, [builder.zext(builder.extract_element(off, ir.Constant(i32, k % NEAREST_LANES)), i64)])
+            lane = builder.extract_element(off, ir.Constant(i32, k % NEAREST_LANES))
+            at = builder.gep(base, [builder.zext(lane, i64)])
             to = builder.gep(out, [builder.add(args[9], ir.Constant(i64, channels * k))])
             if moved == 1:
                 builder.store(builder.load(at), to)
