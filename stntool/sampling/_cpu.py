@@ -853,7 +853,6 @@ def _bilinear_u8_pair_ir(builder, data, off0, off1, row, fx0, fy0, fx1, fy1, str
     ``B >= 0``; ``|Dh fy| <= 2**23`` and ``Dl fy + 2**29 < 2**31``."""
     i8, i32 = ir.IntType(8), ir.IntType(32)
     vec = ir.VectorType(i32, 8)
-    pair = ir.VectorType(i8, 8)
     four = ir.VectorType(i8, 4)
 
     def const(x):
@@ -882,6 +881,17 @@ def _bilinear_u8_pair_ir(builder, data, off0, off1, row, fx0, fy0, fx1, fy1, str
 
     t = lerp_x(off0, off1)
     u = lerp_x(builder.add(off0, row), builder.add(off1, row))
+    return _column_sum32_ir(builder, t, u, fy)
+
+
+def _column_sum32_ir(builder, t, u, fy):
+    """``((t << 15) + (u - t) fy + 2**29) >> 30`` in int32 lanes (row sums ``t``, ``u`` below 2**23, weights
+    ``fy`` up to 2**15), the sum split at bit 15 as :func:`_bilinear_u8_pair_ir` derives it."""
+    i32 = ir.IntType(32)
+
+    def const(x):
+        return ir.Constant(t.type, [ir.Constant(i32, x)] * t.type.count)
+
     diff = builder.sub(u, t)
     dh = builder.ashr(diff, const(15))
     dl = builder.and_(diff, const(32767))
@@ -1240,6 +1250,12 @@ def _nearest_gather(typingctx, src, sbase, row, xq, yq, dxq, dyq, margin, dst, d
     return sig, codegen
 
 
+def _to16_ir(builder, q):
+    """A 32.32 value (int64) rounded to 16.16, as int32."""
+    i64 = ir.IntType(64)
+    return builder.trunc(builder.ashr(builder.add(q, ir.Constant(i64, 1 << 15)), ir.Constant(i64, 16)), ir.IntType(32))
+
+
 def _coords32_ir(builder, q, dq, n):
     """The 32.32 coordinates ``q + k dq`` (``k = 0 .. n-1``) as two vectors of ``n`` int32: their integer parts
     and the low 32 bits of their fractions, both exact. The fractions are the low halves of ``q`` and ``dq``
@@ -1247,21 +1263,18 @@ def _coords32_ir(builder, q, dq, n):
     within ``(k + 1) / 2`` units of ``2**-16`` of the exact value) less the fraction's top 16 bits: that is
     within ``(k + 3) / 2`` units of the integer part times 2**16, which rounding to 16 bits gives exactly.
     The caller keeps the coordinates within :data:`Q16_PIXELS` px."""
-    i32, i64 = ir.IntType(32), ir.IntType(64)
+    i32 = ir.IntType(32)
     vec = ir.VectorType(i32, n)
     steps = ir.Constant(vec, [ir.Constant(i32, k) for k in range(n)])
 
     def const(x):
         return ir.Constant(vec, [ir.Constant(i32, x)] * n)
 
-    def to16(x):  # rounded to 16.16, as int32
-        return builder.trunc(builder.ashr(builder.add(x, ir.Constant(i64, 1 << 15)), ir.Constant(i64, 16)), i32)
-
     def ramp(start, step):  # start + k step in each lane, modulo 2**32
         return builder.add(_splat(builder, vec, start), builder.mul(_splat(builder, vec, step), steps))
 
     frac = ramp(builder.trunc(q, i32), builder.trunc(dq, i32))
-    approx = ramp(to16(q), to16(dq))
+    approx = ramp(_to16_ir(builder, q), _to16_ir(builder, dq))
     whole = builder.ashr(builder.add(builder.sub(approx, builder.lshr(frac, const(16))), const(1 << 15)), const(16))
     return whole, frac
 
@@ -1270,7 +1283,7 @@ def _avx2_gather_ir(builder, base, idx, elt, scale):
     """``base[idx[k] scale]``: words of ``elt`` (int32 or int64) at the byte offsets ``idx[k] scale`` (``idx``
     a vector of 8 int32 for int32 words, 4 for int64) with the AVX2 gather instruction
     (``llvm.masked.gather`` is split into scalar loads on some AVX2 targets)."""
-    i8, i32 = ir.IntType(8), ir.IntType(32)
+    i8 = ir.IntType(8)
     n = idx.type.count
     words = ir.VectorType(elt, n)
     name = "llvm.x86.avx2.gather.d.d.256" if elt.width == 32 else "llvm.x86.avx2.gather.d.q.256"
@@ -1350,13 +1363,7 @@ def _grey32_ir(builder, dt, data, size, sbase, row, xq, yq, dxq, dyq, out, d):
                     b = builder.and_(builder.lshr(w, const(8)), const(255))
                     return builder.add(builder.shl(a, const(15)), builder.mul(builder.sub(b, a), wx))
 
-                t = lerp_x(words32(off))
-                u = lerp_x(words32(below))
-                diff = builder.sub(u, t)
-                dh = builder.ashr(diff, const(15))
-                dl = builder.and_(diff, const(32767))
-                low = builder.lshr(builder.add(builder.mul(dl, wy), const(536870912)), const(15))
-                r = builder.ashr(builder.add(builder.add(t, builder.mul(dh, wy)), low), const(15))
+                r = _column_sum32_ir(builder, lerp_x(words32(off)), lerp_x(words32(below)), wy)
                 pixels = builder.trunc(r, ir.VectorType(i8, n))
             else:
                 def fraction(f):  # (q & Q_MASK) * Q_INV, from the fraction's 32 bits
@@ -1639,9 +1646,6 @@ def _nearest16_ir(builder, row, xq, yq, dxq, dyq, m16, cc, first=0, n=GATHER):
     i32, i64 = ir.IntType(32), ir.IntType(64)
     vec = ir.VectorType(i32, n)
 
-    def to16(q):  # the 32.32 value rounded to 16.16, as int32
-        return builder.trunc(builder.ashr(builder.add(q, ir.Constant(i64, 1 << 15)), ir.Constant(i64, 16)), i32)
-
     def const(x):
         return ir.Constant(vec, [ir.Constant(i32, x)] * n)
 
@@ -1649,8 +1653,8 @@ def _nearest16_ir(builder, row, xq, yq, dxq, dyq, m16, cc, first=0, n=GATHER):
     half = ir.Constant(i32, 1 << 15)  # added to the start: each 16.16 value plus one half
 
     def plus_half(q, dq):
-        return builder.add(_splat(builder, vec, builder.add(to16(q), half)),
-                           builder.mul(_splat(builder, vec, to16(dq)), steps))
+        return builder.add(_splat(builder, vec, builder.add(_to16_ir(builder, q), half)),
+                           builder.mul(_splat(builder, vec, _to16_ir(builder, dq)), steps))
 
     xs, ys = plus_half(xq, dxq), plus_half(yq, dyq)
     m = builder.trunc(m16, i32)
@@ -1670,21 +1674,20 @@ def _nearest16_ir(builder, row, xq, yq, dxq, dyq, m16, cc, first=0, n=GATHER):
 
 
 @intrinsic
-def _nearest_copy16(typingctx, src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, cc, width):
+def _nearest_copy16(typingctx, src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, cc):
     """:data:`GATHER` consecutive pixels of a ``cc``-channel nearest span (``cc`` a constant 1, 3 or 4) copied
     to ``dst[d : d + cc GATHER]`` one by one, their offsets from ``sbase`` computed as vectors of 16.16
     coordinates (:func:`_nearest16_ir`); returns the bit mask of the pixels within ``m16`` of one half, for
-    the caller to write again.
-    ``width`` (a constant): the elements each copy moves, ``cc``, or 4 for 3 channels (a 3-channel pixel and
-    the next element, which the caller writes again: it makes sure the fourth element is inside the input
-    and the output's span)."""
+    the caller to write again. A 3-channel pixel is copied as four elements (the pixel and the next
+    element, which the caller writes again: it makes sure the fourth element is inside the input and the
+    output's span)."""
     if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and src.dtype == dst.dtype
-            and isinstance(cc, types.IntegerLiteral) and cc.literal_value in (1, 3, 4)
-            and isinstance(width, types.IntegerLiteral) and width.literal_value in (cc.literal_value, 4)):
+            and isinstance(cc, types.IntegerLiteral) and cc.literal_value in (1, 3, 4)):
         return None
-    channels, moved = cc.literal_value, width.literal_value
+    channels = cc.literal_value
+    moved = 1 if channels == 1 else 4  # elements each copy moves
     sig = types.int64(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, types.int64,
-                      dst, types.intp, cc, width)
+                      dst, types.intp, cc)
 
     def codegen(context, builder, sig, args):
         data = context.make_array(sig.args[0])(context, builder, args[0]).data
@@ -1703,14 +1706,9 @@ def _nearest_copy16(typingctx, src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, c
             to = builder.gep(out, [builder.add(args[9], ir.Constant(i64, channels * k))])
             if moved == 1:
                 builder.store(builder.load(at), to)
-            elif moved == 4:
+            else:
                 vec = ir.VectorType(elt, 4).as_pointer()
                 builder.store(builder.load(builder.bitcast(at, vec), align=1), builder.bitcast(to, vec), align=1)
-            else:  # 3 elements: a pair and one
-                pair = ir.VectorType(elt, 2).as_pointer()
-                builder.store(builder.load(builder.bitcast(at, pair), align=1), builder.bitcast(to, pair), align=1)
-                builder.store(builder.load(builder.gep(at, [ir.Constant(i64, 2)])),
-                              builder.gep(to, [ir.Constant(i64, 2)]))
         return near
     return sig, codegen
 
@@ -2092,17 +2090,17 @@ def _span_nearest_copy(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_st
             and abs(dx) * j_stop + abs(ax) + abs(bx) < 1048576.0 and abs(dy) * j_stop + abs(ay) + abs(by) < 1048576.0):
         blocks = (j_stop - j_lo) // GATHER
     m16 = 10
-    bx = GATHER * dxq
-    by = GATHER * dyq
+    step_x = GATHER * dxq  # a block's step
+    step_y = GATHER * dyq
     j = j_lo
     d = dbase + j * cc
     if cc == 1:
         for _ in range(blocks):
-            near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 1, 1)
+            near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 1)
             if near != 0:
                 _nearest_rewrite(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j, near, dst, d, coef)
-            xq += bx
-            yq += by
+            xq += step_x
+            yq += step_y
             j += GATHER
             d += GATHER
     elif cc == 3:
@@ -2111,20 +2109,20 @@ def _span_nearest_copy(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_st
         for b in range(blocks):
             near = (1 << GATHER) - 1  # (a block without room for four-element copies: pixel by pixel)
             if b < wide:
-                near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 3, 4)
+                near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 3)
             if near != 0:
                 _nearest_rewrite(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j, near, dst, d, coef)
-            xq += bx
-            yq += by
+            xq += step_x
+            yq += step_y
             j += GATHER
             d += 3 * GATHER
     elif cc == 4:
         for _ in range(blocks):
-            near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 4, 4)
+            near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 4)
             if near != 0:
                 _nearest_rewrite(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j, near, dst, d, coef)
-            xq += bx
-            yq += by
+            xq += step_x
+            yq += step_y
             j += GATHER
             d += 4 * GATHER
     while j < j_stop:  # the rest pixel by pixel, 64 at a time (a mask's bits)
