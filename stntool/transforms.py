@@ -62,9 +62,16 @@ def as_theta(theta, *, allow_batch: bool = True) -> np.ndarray:
         raise InvalidArgumentError("theta must be numeric") from None
     if t.ndim not in (2, 3) or t.shape[-1] != 3 or t.shape[-2] not in (2, 3) or (t.ndim == 3 and not allow_batch):
         raise InvalidArgumentError(f"theta must have shape (2, 3) or (3, 3) or be batched (N, 2, 3) / (N, 3, 3); got {t.shape}")
-    if not np.isfinite(t).all():
+    if not all_finite(t):
         raise InvalidArgumentError("theta contains NaN or infinity")
     return t
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """``np.isfinite(a).all()`` for a small float array: the sum of its values as Python floats is finite
+    when every value is (NaN and infinities propagate); only a sum that overflows from finite values needs
+    the element-wise check. A quarter of the time for a θ."""
+    return math.isfinite(sum(a.ravel().tolist())) or bool(np.isfinite(a).all())
 
 
 def to_3x3(m) -> np.ndarray:
@@ -76,8 +83,12 @@ def to_3x3(m) -> np.ndarray:
         raise InvalidArgumentError(f"expected (..., 2, 3) or (..., 3, 3) matrices, got {m.shape}")
     out = np.empty(m.shape[:-2] + (3, 3))
     out[..., :2, :] = m
-    out[..., 2, :] = (0.0, 0.0, 1.0)
+    out[..., 2, :] = _LAST_ROW
     return out
+
+
+_LAST_ROW = np.array([0.0, 0.0, 1.0])
+_LAST_ROW.flags.writeable = False
 
 
 def _is_affine(m3: np.ndarray) -> bool:

@@ -72,9 +72,9 @@ def _driver_files() -> bool:
 
 def cuda_available() -> bool:
     """True when numba-cuda is installed and a GPU can be used (probes lazily, never at import)."""
-    if os.environ.get("STNTOOL_DISABLE_CUDA"):
+    if not _driver_may_exist():  # first: cached, where reading the environment costs a microsecond or two a call
         return False
-    if not _driver_may_exist():
+    if os.environ.get("STNTOOL_DISABLE_CUDA"):
         return False
     try:
         from . import _cuda

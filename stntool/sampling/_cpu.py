@@ -3368,8 +3368,8 @@ def _run_blocks(kernel, n_items, work, args_before, args_after, per_image=0):
     one (:func:`_prefetch_next`); a chunk is then at most :data:`IMAGE_SHARES` ths of an image per thread,
     so every thread works on every image and their prefetches together bring in all of the next one
     (with a whole image per chunk, each thread prefetches the image another thread is already sampling)."""
-    n_thr = min(_thread_count(), n_items)
-    if n_thr <= 1 or work < MIN_PARALLEL_WORK:
+    n_thr = 1 if work < MIN_PARALLEL_WORK else min(_thread_count(), n_items)
+    if n_thr <= 1:
         kernel(*args_before, _schedule(n_items, max(n_items, 1)), CALLER, *args_after)
         return
     chunk = max(1, n_items // (CHUNKS_PER_THREAD * n_thr))

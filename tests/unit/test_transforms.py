@@ -281,3 +281,20 @@ def test_four_point_shortcut_agrees_with_the_general_frame_check(monkeypatch):
     monkeypatch.setattr(T, "_clearly_a_frame", lambda p, extent: False)
     assert fast == [T._lacks_projective_frame(p) for p in cases]
     assert fast.count(None) > 60 and len(fast) - fast.count(None) > 60
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_theta_with_a_non_finite_value_is_refused(bad):
+    for shape, at in (((2, 3), (1, 2)), ((3, 3), (2, 0)), ((4, 2, 3), (3, 0, 1))):
+        t = np.zeros(shape)
+        t[at] = bad
+        with pytest.raises(stntool.InvalidArgumentError, match="NaN or infinity"):
+            T.as_theta(t)
+
+
+def test_finite_check_is_elementwise_where_the_sum_overflows():
+    huge = np.array([[1e308, 1e308, 1e308], [1e308, 1e308, 0.0]])  # the sum is inf, every value finite
+    assert T.all_finite(huge) and T.as_theta(huge) is not None
+    assert not T.all_finite(np.array([np.inf, -np.inf]))  # the sum is NaN
+    assert not T.all_finite(np.array([1e308, 1e308, np.nan]))
+    assert T.all_finite(np.zeros((0, 3)))
