@@ -231,6 +231,42 @@ def bench_channels_cv2(reps, min_time=0.0):
     return rows
 
 
+# --------------------------------------------------------------------------- 1d. small images, one call each
+
+#: Sizes of section 1d: a call's fixed cost (Python, checks, dispatch) is much of its time there.
+SMALL_SIZES = (32, 64, 128)
+
+
+def bench_small_cv2(reps, min_time=0.0):
+    """One call per image of 32x32 to 128x128 (3-channel uint8), as a per-sample augmentation loop makes them:
+    ``stntool.warp`` with its defaults (backend "auto") against ``cv2.warpAffine``, same warp as section 1."""
+    import cv2
+
+    inter = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR}
+    rows = []
+    for side in SMALL_SIZES:
+        hw = (side, side)
+        img = test_image(*hw)
+        m = rotation_about_centre(hw)
+        theta = stntool.theta_from_cv2(m, hw, hw)
+        for mode in ("nearest", "bilinear"):
+            def f_st(img=img, mode=mode):
+                return stntool.warp(img, theta, mode=mode)
+
+            def f_cv(img=img, mode=mode):
+                return cv2.warpAffine(img, m, (hw[1], hw[0]), flags=inter[mode], borderMode=cv2.BORDER_CONSTANT,
+                                      borderValue=0)
+
+            r = bench({"stntool": f_st, "cv2": f_cv}, reps, warmup=20, min_time=min_time)
+            rows.append({"case": f"{side}x{side}x3 uint8 {mode}", "stntool": r["stntool"][0], "peer": r["cv2"][0],
+                         "stntool_med": r["stntool"][1], "peer_med": r["cv2"][1]})
+    return rows
+
+
+def us(t: float | None) -> str:
+    return "n/a" if t is None else f"{t * 1e6:.1f}"
+
+
 # --------------------------------------------------------------------------- 1b. projective vs OpenCV
 
 def perspective_matrix(hw, jitter):
@@ -569,6 +605,8 @@ def main(argv=None):
     aff = bench_affine_cv2(reps_big, reps_small, min_time)
     print("# grey and RGBA vs cv2.warpAffine ...", file=sys.stderr)
     chan = bench_channels_cv2(reps_small, min_time / 2)
+    print("# small images vs cv2.warpAffine ...", file=sys.stderr)
+    small = bench_small_cv2(10 * reps_small, min_time / 3)
     print("# projective vs cv2.warpPerspective ...", file=sys.stderr)
     proj = bench_projective_cv2(reps_small, min_time)
     print("# batch vs torch ...", file=sys.stderr)
@@ -596,6 +634,14 @@ def main(argv=None):
     for r in chan:
         L.append(f"| {r['case']} | {ms(r['stntool'])} | {ms(r['peer'])} | **{ratio(r['stntool'], r['peer'])}** "
                  f"| {ms(r['stntool_med'])} / {ms(r['peer_med'])} |")
+    L.append("")
+    L.append("## 1d. Small images, one call each (3-channel uint8, same warp as section 1, `stntool.warp` defaults)")
+    L.append("")
+    L.append("| case | stntool us | cv2 us | stntool / cv2 | median us (stntool / cv2) |")
+    L.append("|---|---:|---:|---:|---|")
+    for r in small:
+        L.append(f"| {r['case']} | {us(r['stntool'])} | {us(r['peer'])} | **{ratio(r['stntool'], r['peer'])}** "
+                 f"| {us(r['stntool_med'])} / {us(r['peer_med'])} |")
     L.append("")
     L.append("## 1b. Projective warp vs `cv2.warpPerspective` (zeros padding)")
     L.append("")
