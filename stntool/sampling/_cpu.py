@@ -46,7 +46,7 @@ from numba.extending import intrinsic, overload
 from numba.np.ufunc import parallel as _numba_parallel
 
 from .._jit import OVERLOAD_OPTIONS, jit_device, jit_inline, jit_scalar, jit_scalar_inline, jit_serial
-from . import _scalar
+from . import _copies, _scalar
 
 # The scalar maths shared with the CUDA backend (stntool.sampling._scalar), compiled for the CPU.
 # numpy's floor / fmod keep float64 results for coordinates of any magnitude.
@@ -3389,7 +3389,11 @@ def _run_blocks(kernel, n_items, work, args_before, args_after, per_image=0):
 # --------------------------------------------------------------------------- the kernel table
 
 def warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, projective):
-    """``out[n, i, j] = img[n]`` sampled at ``maps[n] @ (j, i, 1)`` (pixel maps ``in_pix_from_out_pix``)."""
+    """``out[n, i, j] = img[n]`` sampled at ``maps[n] @ (j, i, 1)`` (pixel maps ``in_pix_from_out_pix``).
+    Warps that read whole input pixels (identity, flips, quarter turns, whole-pixel shifts) are copies
+    where that gives the kernels' bits (:mod:`stntool.sampling._copies`)."""
+    if not projective and _copies.warp_matrix(img, maps, out, int(mode), int(pad), fill, bool(is_int), float(maxv)):
+        return
     kernel = ENTRIES[("projective" if projective else "affine", int(mode))]
     n_rows = out.shape[0] * out.shape[1]
     _run_blocks(kernel, n_rows, out.size, (img, maps, out), (pad, align_corners, fill, is_int, maxv),
