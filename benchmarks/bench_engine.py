@@ -263,6 +263,47 @@ def bench_small_cv2(reps, min_time=0.0):
     return rows
 
 
+def bench_copies_cv2(reps, min_time=0.0):
+    """Warps that read whole input pixels (512x512x3 uint8, bilinear, zeros padding): identity, a left-right
+    flip, a quarter turn and a whole-pixel shift, against ``cv2.warpAffine`` with the same matrix and OpenCV's
+    own copy for the case (``cv2.flip``, ``cv2.rotate``, a slice copy)."""
+    import cv2
+
+    hw = (512, 512)
+    img = test_image(*hw)
+    shifted = np.zeros_like(img)
+    cases = {
+        "identity": (np.array([[1.0, 0, 0], [0, 1, 0]]), lambda: img.copy()),
+        "left-right flip": (np.array([[-1.0, 0, 511], [0, 1, 0]]), lambda: cv2.flip(img, 1)),
+        "quarter turn": (np.array([[0.0, 1, 0], [-1, 0, 511]]), lambda: cv2.rotate(img, cv2.ROTATE_90_COUNTERCLOCKWISE)),
+        "shift (+17, -9) px": (np.array([[1.0, 0, 17], [0, 1, -9]]), lambda: _shift_copy(img, shifted, 17, -9)),
+    }
+    rows = []
+    for name, (m, f_own) in cases.items():
+        theta = stntool.theta_from_cv2(m, hw, hw)
+
+        def f_st(theta=theta):
+            return stntool.warp(img, theta, backend="cpu")
+
+        def f_cv(m=m):
+            return cv2.warpAffine(img, m, (hw[1], hw[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                  borderValue=0)
+
+        same = np.array_equal(f_st(), f_cv()) and np.array_equal(f_st(), f_own())
+        r = bench({"stntool": f_st, "cv2": f_cv, "own": f_own}, reps, warmup=5, min_time=min_time)
+        rows.append({"case": f"512x512x3 uint8 {name}", "stntool": r["stntool"][0], "peer": r["cv2"][0],
+                     "own": r["own"][0], "same": same})
+    return rows
+
+
+def _shift_copy(img, out, dx, dy):
+    """``img`` moved by whole pixels ``(dx, dy)`` into ``out`` (zeros where it uncovers), by slicing."""
+    out[...] = 0
+    h, w = img.shape[:2]
+    out[max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)] = img[max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
+    return out
+
+
 def us(t: float | None) -> str:
     return "n/a" if t is None else f"{t * 1e6:.1f}"
 
@@ -607,6 +648,8 @@ def main(argv=None):
     chan = bench_channels_cv2(reps_small, min_time / 2)
     print("# small images vs cv2.warpAffine ...", file=sys.stderr)
     small = bench_small_cv2(10 * reps_small, min_time / 3)
+    print("# whole-pixel warps vs cv2 ...", file=sys.stderr)
+    copies = bench_copies_cv2(reps_small, min_time / 3)
     print("# projective vs cv2.warpPerspective ...", file=sys.stderr)
     proj = bench_projective_cv2(reps_small, min_time)
     print("# batch vs torch ...", file=sys.stderr)
@@ -642,6 +685,14 @@ def main(argv=None):
     for r in small:
         L.append(f"| {r['case']} | {us(r['stntool'])} | {us(r['peer'])} | **{ratio(r['stntool'], r['peer'])}** "
                  f"| {us(r['stntool_med'])} / {us(r['peer_med'])} |")
+    L.append("")
+    L.append("Warps that read whole input pixels (bilinear, zeros padding), copied rather than sampled:")
+    L.append("")
+    L.append("| case | stntool us | `cv2.warpAffine` us | stntool / warpAffine | OpenCV's copy us | same pixels |")
+    L.append("|---|---:|---:|---:|---:|---|")
+    for r in copies:
+        L.append(f"| {r['case']} | {us(r['stntool'])} | {us(r['peer'])} | **{ratio(r['stntool'], r['peer'])}** "
+                 f"| {us(r['own'])} | {'yes' if r['same'] else 'NO'} |")
     L.append("")
     L.append("## 1b. Projective warp vs `cv2.warpPerspective` (zeros padding)")
     L.append("")
