@@ -102,28 +102,31 @@ def warp_matrix(img, maps, out, mode: int, pad: int, fill, is_int: bool, maxv: f
 
     n, h, w, c = img.shape
     _, ho, wo, _ = out.shape
-    if maps.shape[0] != 1 or (mode != NEAREST and not is_int):
+    if mode != NEAREST and not is_int:
         return False
-    steps = pixel_steps(maps[0], ho, wo)
-    if steps is None:
-        return False
-    transposed, r0, r_step, c0, c_step = steps
-    src_h, src_w = (w, h) if transposed else (h, w)
-    # the output pixels that read inside the input: rows r0 + i r_step in [0, src_h), likewise the columns
-    i_lo, i_hi = _inside(r0, r_step, src_h, ho)
-    j_lo, j_hi = _inside(c0, c_step, src_w, wo)
-    covered = i_lo == 0 and i_hi == ho and j_lo == 0 and j_hi == wo
-    if pad not in (ZEROS, CONSTANT) and not covered:
-        return False  # border and reflection padding repeat pixels: the kernels
-    flip = {(1, 1): None, (-1, 1): 0, (1, -1): 1, (-1, -1): -1}[(r_step, c_step)]
+    plans = []  # per map: the copy (steps and the inside block), or a refusal
+    for m in maps:
+        steps = pixel_steps(m, ho, wo)
+        if steps is None:
+            return False
+        transposed, r0, r_step, c0, c_step = steps
+        src_h, src_w = (w, h) if transposed else (h, w)
+        # the output pixels that read inside the input: rows r0 + i r_step in [0, src_h), likewise the columns
+        i_lo, i_hi = _inside(r0, r_step, src_h, ho)
+        j_lo, j_hi = _inside(c0, c_step, src_w, wo)
+        covered = i_lo == 0 and i_hi == ho and j_lo == 0 and j_hi == wo
+        if pad not in (ZEROS, CONSTANT) and not covered:
+            return False  # border and reflection padding repeat pixels: the kernels
+        plans.append((steps, i_lo, i_hi, j_lo, j_hi, covered))
     fill_row = None
-    if not covered:  # one output row of the fill value
+    if not all(p[-1] for p in plans):  # one output row of the fill value
         value = _fill_value(fill if pad == CONSTANT else np.zeros(c), out.dtype, is_int, maxv)
         fill_row = np.tile(value, wo)
     for k in range(n):
+        (transposed, r0, r_step, c0, c_step), i_lo, i_hi, j_lo, j_hi, covered = plans[k if len(plans) > 1 else 0]
         src = img[k] if c > 1 else img[k, :, :, 0]
         dst = out[k] if c > 1 else out[k, :, :, 0]
-        if fill_row is not None:  # the rows and the ends of rows that read outside the input
+        if not covered:  # the rows and the ends of rows that read outside the input
             rows = _rows(out[k])
             rows[:i_lo] = fill_row
             rows[i_hi:] = fill_row
@@ -138,6 +141,7 @@ def warp_matrix(img, maps, out, mode: int, pad: int, fill, is_int: bool, maxv: f
             ca, cb = sorted((c0 + j_lo * c_step, c0 + (j_hi - 1) * c_step))
             block = a[ra:rb + 1, ca:cb + 1]
             target = dst[i_lo:i_hi, j_lo:j_hi]
+            flip = _FLIPS[(r_step, c_step)]
             if flip is not None:
                 into = target if target.flags.c_contiguous else None
                 block = cv2.flip(np.ascontiguousarray(block), flip, dst=into)
@@ -147,6 +151,10 @@ def warp_matrix(img, maps, out, mode: int, pad: int, fill, is_int: bool, maxv: f
         except cv2.error:
             return False  # a layout OpenCV does not take (e.g. a transpose of 5-byte pixels)
     return True
+
+
+#: (row step, column step) -> OpenCV's flip code (None: no flip).
+_FLIPS = {(1, 1): None, (-1, 1): 0, (1, -1): 1, (-1, -1): -1}
 
 
 def _rows(a):

@@ -99,8 +99,8 @@ def test_warps_that_are_not_copies_are_sampled(rng, case, copies_counted):
         m[0, 2] = 3.0
         padding = "border"
     theta = theta_from_pixel_map(np.linalg.inv(m), (16, 16))
-    if case == "one θ each":
-        theta = np.stack([theta, theta])
+    if case == "one θ each":  # one of them a copy, the other not: the kernels sample both
+        theta = np.stack([theta, theta_from_pixel_map(np.array([[1.0, 0, 0.5], [0, 1, 0], [0, 0, 1]]), (16, 16))])
     stntool.warp(img, theta, padding=padding, backend="cpu")
     assert copies_counted == {True: 0, False: 1}
 
@@ -113,3 +113,12 @@ def test_pixel_steps_follow_the_kernels_fixed_point():
     assert _copies.pixel_steps(np.array([[1, 0, 0], [0, 1, 0], [0, 1e-9, 1]]), 8, 8) is None  # projective
     assert _copies.pixel_steps(np.array([[1, 0, np.nan], [0, 1, 0], [0, 0, 1]]), 8, 8) is None
     assert _copies.pixel_steps(np.array([[-1.0, 0, 7], [0, 1, 0]]), 8, 8) == (False, 0, 1, 7, -1)  # the kernels' 2x3
+
+
+def test_a_batch_whose_every_theta_is_a_copy_is_copied(rng, monkeypatch, copies_counted):
+    img = (rng.random((3, 12, 12, 3)) * 255).astype(np.uint8)
+    thetas = np.array([[[1.0, 0, 0], [0, 1, 0]], [[-1.0, 0, 0], [0, 1, 0]], [[0.0, 1, 0], [-1, 0, 0]]])
+    got = stntool.warp(img, thetas, backend="cpu")
+    assert copies_counted == {True: 1, False: 0}
+    np.testing.assert_array_equal(got, np.stack([img[0], img[1, :, ::-1], np.rot90(img[2], -1)]))
+    assert got.tobytes() == _sampled(monkeypatch, img, thetas, backend="cpu").tobytes()
