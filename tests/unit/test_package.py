@@ -24,7 +24,7 @@ def test_import_does_not_import_numba():
 def test_second_process_loads_kernels_from_cache():
     code = (
         "import numpy as np, stntool\n"
-        "stntool.warp(np.zeros((4, 5, 3), np.uint8), [[1, 0, 0], [0, 1, 0]], backend='cpu')\n"
+        "stntool.warp(np.zeros((4, 5, 3), np.uint8), [[0.9, 0.1, 0], [0, 1, 0]], backend='cpu')\n"  # not a copy
         "from stntool.sampling import _cpu\n"
         "s = _cpu.warp_affine_bilinear.stats\n"
         "print(sum(s.cache_hits.values()), sum(s.cache_misses.values()))\n"
