@@ -400,6 +400,8 @@ class WarpSpec:
         if self.theta is None or self.tps is not None or self.elastic is not None:
             return []
         projective = len(self.theta) == 3 and (self.theta[2][0] != 0 or self.theta[2][1] != 0)
+        if not projective and _flip_or_turn(self.theta):
+            return []  # most likely a copy, no kernel (stntool.sampling._copies); else compiled when first needed
         return [("projective" if projective else "affine", self.mode, self.padding)]
 
     # ------------------------------------------------------------------ records
@@ -465,6 +467,15 @@ class WarpSpec:
         elastic = None if rec.get("elastic") is None else Elastic.from_record(rec["elastic"])
         return cls(theta=theta, tps=tps, fill=fill, in_hw=_wh_from_record(rec.get("in_size"), "in_size"),
                    out_hw=_wh_from_record(rec.get("size"), "size"), name=rec.get("name"), elastic=elastic, **opts)
+
+
+def _flip_or_turn(theta) -> bool:
+    """θ is an identity, a flip or a quarter turn about the centre: its linear part is a signed permutation and
+    it does not move the centre (the warps that :mod:`stntool.sampling._copies` copies at matching sizes)."""
+    (a, b, tx), (c, d, ty) = theta[0], theta[1]
+    if tx != 0 or ty != 0 or (len(theta) == 3 and tuple(theta[2]) != (0, 0, 1)):
+        return False
+    return {abs(a), abs(d)} == {1} and b == c == 0 or {abs(b), abs(c)} == {1} and a == d == 0
 
 
 @functools.lru_cache(maxsize=None)

@@ -155,8 +155,11 @@ def test_backward_entry_is_the_backward_kernel_and_its_cache_is_asked():
 
 
 def test_spec_kernels():
-    assert WarpSpec(theta=((1, 0, 0), (0, 1, 0)), mode="bicubic").kernels() == [("affine", "bicubic", "zeros")]
-    assert WarpSpec(theta=((1, 0, 0), (0, 1, 0), (0, 0, 1))).kernels() == [("affine", "bilinear", "zeros")]
+    assert WarpSpec(theta=((0.9, 0, 0), (0, 1, 0)), mode="bicubic").kernels() == [("affine", "bicubic", "zeros")]
+    assert WarpSpec(theta=((1, 0, 0.1), (0, 1, 0), (0, 0, 1))).kernels() == [("affine", "bilinear", "zeros")]
+    # identities, flips and quarter turns about the centre are copies (stntool.sampling._copies): no kernel
+    for theta in (((1, 0, 0), (0, 1, 0)), ((-1, 0, 0), (0, 1, 0), (0, 0, 1)), ((0, -1, 0), (1, 0, 0))):
+        assert WarpSpec(theta=theta).kernels() == []
     assert WarpSpec(theta=((1, 0, 0), (0, 1, 0), (0.1, 0, 1)), padding="border").kernels() == [
         ("projective", "bilinear", "border")]
     assert WarpSpec().kernels() == []
@@ -239,7 +242,7 @@ def test_is_cached_reads_the_index_of_the_kernel(tmp_path):
     the nearest affine kernel are warped by no test."""
     from stntool import api
 
-    api.warp(np.zeros((4, 4, 3), np.uint8), [[1, 0, 0], [0, 1, 0]], backend="cpu")
+    api.warp(np.zeros((4, 4, 3), np.uint8), [[0.9, 0, 0], [0, 1, 0]], backend="cpu")  # sampled, not copied
     assert ca.is_cached(ca.entry("affine", "bilinear"), "uint8")
     fresh = ca.entry("affine", "nearest")
     if not any("float64" in str(sig) for sig in fresh.overloads):
