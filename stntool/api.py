@@ -68,11 +68,16 @@ def _horizon_on_pixels(tb: np.ndarray, out_hw, align_corners: bool) -> bool:
     other about 1e-16, or opposite signs), and so read different pixels. Checks the two pixels nearest
     the horizon in every row (or column): O(H + W).
     """
+    rows = [(a, b, c) for a, b, c in tb[:, 2, :].tolist() if not (a == 0.0 and b == 0.0)]  # else w = c everywhere
+    # every pixel centre lies in [-1, 1]², where w (linear) lies between its values at the corners: a horizon
+    # that stays clear of the square by twice the tolerance (rounding is some 1e-16 of the scale) is no risk
+    rows = [(a, b, c) for a, b, c in rows
+            if not abs(c) - abs(a) - abs(b) > 2 * _HORIZON_RTOL * (abs(a) + abs(b) + abs(c))]
+    if not rows:
+        return False
     xs = base_coords(out_hw[1], align_corners)
     ys = base_coords(out_hw[0], align_corners)
-    for a, b, c in tb[:, 2, :]:
-        if a == 0.0 and b == 0.0:
-            continue  # w is the constant c on both paths
+    for a, b, c in rows:
         scale = abs(a) + abs(b) + abs(c)  # |xs|, |ys| <= 1
         along, across, p, q = (xs, ys, a, b) if abs(a) >= abs(b) else (ys, xs, b, a)
         cross = -(q * across + c) / p  # where each line of the other axis meets the horizon
@@ -159,7 +164,7 @@ def warp(img, theta, out_hw=None, mode: str = "bilinear", padding: str = "zeros"
     tb = t if t.ndim == 3 else t[None]
     n = _batch_count(images, tb.shape[0], "theta")
     maps = pixel_map(to_3x3(tb), images.hw, out_hw, align_corners)
-    projective = tb.shape[-2] == 3 and not np.allclose(tb[:, 2, :2], 0.0, rtol=0, atol=0)
+    projective = tb.shape[-2] == 3 and bool(np.any(tb[:, 2, :2] != 0.0))
     if tb.shape[-2] == 3 and not projective:
         maps = maps / maps[:, 2:3, 2:3]
     mode_id, pad_id, fill_c = sample_options(mode, padding, fill, images.c)

@@ -90,3 +90,29 @@ def test_horizon_away_from_pixels_keeps_the_fused_path(monkeypatch):
     stntool.warp(img, [[1, 0, 0], [0, 1, 0], [0.5, 0.2, 0.013]], backend="numpy")   # crosses between centres
     stntool.warp(img, [[1, 0, 0], [0, 1, 0], [0.12, -0.2, 1.0]], backend="numpy")   # no horizon in view
     assert not calls
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_horizon_check_agrees_with_every_pixel_centre(rng, align_corners):
+    """The check (a quick test that the horizon stays clear of [-1, 1]², then the two centres nearest it along
+    each line) finds exactly the θ whose w is within tolerance of 0 at some pixel centre: horizons through
+    centres, between them, through the corners of the square and just outside it."""
+    from stntool.api import _HORIZON_RTOL, _horizon_on_pixels
+
+    out_hw = (7, 9)
+    xs = base_coords(out_hw[1], align_corners)
+    ys = base_coords(out_hw[0], align_corners)
+    rows = []
+    for _ in range(300):
+        a, b = rng.uniform(-1, 1, 2) * (rng.random(2) < 0.8)
+        x, y = (rng.choice(xs), rng.choice(ys)) if rng.random() < 0.5 else rng.uniform(-1.05, 1.05, 2)
+        rows.append((a, b, -(a * x + b * y)))  # through (x, y): a centre, or any point near the square
+    for sa in (-1, 1):
+        for sb in (-1, 1):  # through a corner of the square, and a hair outside it
+            for c in (-(sa * xs[-1] + sb * ys[-1]) * 0.5, -(sa + sb) * 0.5, -(sa + sb) * 0.5 * (1 + 1e-9)):
+                rows.append((0.5 * sa, 0.5 * sb, c))
+    for a, b, c in rows:
+        t = np.array([[[1.0, 0, 0], [0, 1, 0], [a, b, c]]])
+        w = a * xs[None, :] + (b * ys[:, None] + c)
+        brute = (a != 0 or b != 0) and bool(np.any(np.abs(w) <= _HORIZON_RTOL * (abs(a) + abs(b) + abs(c))))
+        assert _horizon_on_pixels(t, out_hw, align_corners) == brute, (a, b, c)
