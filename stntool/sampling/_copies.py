@@ -98,12 +98,15 @@ def _fill_value(fill, dtype, is_int: bool, maxv: float) -> np.ndarray:
 def warp_matrix(img, maps, out, mode: int, pad: int, fill, is_int: bool, maxv: float) -> bool:
     """Write ``out`` as :func:`stntool.sampling._cpu.warp_matrix` would, by copying, and return True; or
     return False (``out`` untouched or partly written) when the warp is not such a copy (module docstring)."""
+    if mode != NEAREST and not is_int:
+        return False
+    for m in maps.tolist():  # first the cheap refusal of every other warp: steps that are not whole pixels
+        if _whole(m[0][0]) is None or _whole(m[1][0]) is None:
+            return False
     import cv2
 
     n, h, w, c = img.shape
     _, ho, wo, _ = out.shape
-    if mode != NEAREST and not is_int:
-        return False
     plans = []  # per map: the copy (steps and the inside block), or a refusal
     for m in maps:
         steps = pixel_steps(m, ho, wo)
