@@ -151,8 +151,8 @@ def warp_matrix(img, maps, out, mode: int, pad: int, fill, is_int: bool, maxv: f
                 if into is not None and np.shares_memory(block, target):
                     continue
             np.copyto(_rows(target), _rows(block.reshape(target.shape)))
-        except cv2.error:
-            return False  # a layout OpenCV does not take (e.g. a transpose of 5-byte pixels)
+        except (cv2.error, TypeError, ValueError):
+            return False  # a layout OpenCV does not take (a transpose of 5-byte pixels): the kernels write it all
     return True
 
 
