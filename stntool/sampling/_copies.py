@@ -36,6 +36,8 @@ NEAREST, ZEROS, CONSTANT = 0, 0, 3
 def _whole(v: float):
     """``q(v) / 2**32`` as an int when ``q(v)``, the kernels' 32.32 coordinate of ``v``, is a whole number of
     pixels, else None (``q(v) = floor(v 2**32 + 0.5)``, the same double arithmetic as ``_cpu._to_q``)."""
+    if not abs(v) < Q_LIMIT:  # also NaN: the kernels' float path
+        return None
     q = math.floor(v * Q_ONE + 0.5)
     return q >> 32 if q & Q_MASK == 0 else None
 

@@ -122,3 +122,8 @@ def test_a_batch_whose_every_theta_is_a_copy_is_copied(rng, monkeypatch, copies_
     assert copies_counted == {True: 1, False: 0}
     np.testing.assert_array_equal(got, np.stack([img[0], img[1, :, ::-1], np.rot90(img[2], -1)]))
     assert got.tobytes() == _sampled(monkeypatch, img, thetas, backend="cpu").tobytes()
+    assert _copies.pixel_steps(np.array([[np.inf, 0, 0], [0, 1, 0]]), 8, 8) is None
+    img = np.zeros((1, 4, 4, 1), np.uint8)
+    for bad in (np.inf, np.nan, 1e300):  # a pixel map that overflowed: refused, not raised
+        assert not _copies.warp_matrix(img, np.array([[[bad, 0, 0], [0, 1, 0]]]), img.copy(), 1, 0, np.zeros(1),
+                                       True, 255.0)
