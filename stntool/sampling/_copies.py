@@ -24,13 +24,13 @@ import math
 
 import numpy as np
 
+from ._scalar import CONSTANT, NEAREST, ZEROS
+
 #: The kernels' fixed point (``_cpu.Q_ONE``, ``_cpu.Q_LIMIT``): coordinates are ``q / 2**32``; rows
 #: reaching beyond ``Q_LIMIT`` pixels take the kernels' float path, left to the kernels here.
 Q_ONE = 4294967296.0
 Q_MASK = 4294967295
 Q_LIMIT = 1073741824.0
-#: Mode and padding ids (:data:`stntool.sampling.MODES`, :data:`stntool.sampling.PADDINGS`).
-NEAREST, ZEROS, CONSTANT = 0, 0, 3
 
 
 def _whole(v: float):
@@ -109,7 +109,7 @@ def warp_matrix(img, maps, out, mode: int, pad: int, fill, is_int: bool, maxv: f
 
     n, h, w, c = img.shape
     _, ho, wo, _ = out.shape
-    plans = []  # per map: the copy (steps and the inside block), or a refusal
+    plans = []  # per map: its steps and the block of output pixels that read inside the input
     for m in maps:
         steps = pixel_steps(m, ho, wo)
         if steps is None:

@@ -106,6 +106,9 @@ def test_warps_that_are_not_copies_are_sampled(rng, case, copies_counted):
 
 
 def test_pixel_steps_follow_the_kernels_fixed_point():
+    from stntool.sampling import _cpu
+
+    assert (_copies.Q_ONE, _copies.Q_MASK, _copies.Q_LIMIT) == (_cpu.Q_ONE, _cpu.Q_MASK, _cpu.Q_LIMIT)
     # 1 - 2**-40 rounds to a whole 32.32 coordinate (the kernels land on whole pixels); 1 - 2**-20 does not
     assert _copies.pixel_steps(np.array([[1 - 2.0 ** -40, 0, 0], [0, 1, 0], [0, 0, 1]]), 8, 8) == (False, 0, 1, 0, 1)
     assert _copies.pixel_steps(np.array([[1 - 2.0 ** -20, 0, 0], [0, 1, 0], [0, 0, 1]]), 8, 8) is None
@@ -122,6 +125,9 @@ def test_a_batch_whose_every_theta_is_a_copy_is_copied(rng, monkeypatch, copies_
     assert copies_counted == {True: 1, False: 0}
     np.testing.assert_array_equal(got, np.stack([img[0], img[1, :, ::-1], np.rot90(img[2], -1)]))
     assert got.tobytes() == _sampled(monkeypatch, img, thetas, backend="cpu").tobytes()
+
+
+def test_overflowed_pixel_maps_are_refused_not_raised():
     assert _copies.pixel_steps(np.array([[np.inf, 0, 0], [0, 1, 0]]), 8, 8) is None
     img = np.zeros((1, 4, 4, 1), np.uint8)
     for bad in (np.inf, np.nan, 1e300):  # a pixel map that overflowed: refused, not raised
