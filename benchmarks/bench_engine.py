@@ -159,6 +159,13 @@ def test_image(h, w, c=3, dtype=np.uint8, seed=0):
     return np.ascontiguousarray(img.astype(dtype))
 
 
+def cv2_modes() -> dict:
+    """stntool's mode names -> OpenCV's interpolation flags."""
+    import cv2
+
+    return {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
+
+
 # --------------------------------------------------------------------------- 1. affine vs OpenCV
 
 def bench_affine_cv2(reps_big, reps_small, min_time=0.0):
@@ -169,7 +176,7 @@ def bench_affine_cv2(reps_big, reps_small, min_time=0.0):
     for dt in (np.uint8, np.float32):
         for mode in ("nearest", "bilinear", "bicubic"):
             cases.append(((512, 512), dt, mode))
-    inter = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
+    inter = cv2_modes()
     for hw, dt, mode in cases:
         img = test_image(*hw, dtype=dt)
         m = rotation_about_centre(hw)
@@ -205,7 +212,7 @@ def bench_channels_cv2(reps, min_time=0.0):
     """512x512 grey (1 channel) and RGBA (4 channels) images of each dtype and mode, same warp as section 1."""
     import cv2
 
-    inter = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
+    inter = cv2_modes()
     hw = (512, 512)
     m = rotation_about_centre(hw)
     theta = stntool.theta_from_cv2(m, hw, hw)
@@ -242,7 +249,7 @@ def bench_small_cv2(reps, min_time=0.0):
     ``stntool.warp`` with its defaults (backend "auto") against ``cv2.warpAffine``, same warp as section 1."""
     import cv2
 
-    inter = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR}
+    inter = cv2_modes()
     rows = []
     for side in SMALL_SIZES:
         hw = (side, side)
