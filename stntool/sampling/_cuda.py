@@ -35,7 +35,9 @@ when it first compiles a kernel (``numba/cuda/np/arrayobj.py``; NVIDIA/numba-cud
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 
 import numpy as np
 
@@ -71,6 +73,9 @@ from . import _kernel_cache, _scalar, is_device_array  # noqa: E402
 THREADS_PER_BLOCK = 256
 #: Upper bound on blocks per launch; grid-stride loops cover the rest.
 MAX_BLOCKS = 65535
+#: Lower bound on blocks per launch: fewer leave most of the GPU idle (numba-cuda warns below 128);
+#: the extra threads find no pixel and return. Tests patch it to 1, with THREADS_PER_BLOCK.
+MIN_BLOCKS = 128
 
 
 def _simulator_enabled() -> bool:
@@ -109,9 +114,10 @@ ZEROS, BORDER, REFLECTION, CONSTANT = _s.ZEROS, _s.BORDER, _s.REFLECTION, _s.CON
 
 
 def _launch_geometry(work_items: int) -> tuple[int, int]:
-    """``(blocks, threads_per_block)`` covering ``work_items`` (grid-stride loops do the rest)."""
+    """``(blocks, threads_per_block)`` covering ``work_items`` (grid-stride loops do the rest), at least
+    :data:`MIN_BLOCKS` blocks."""
     tpb = int(THREADS_PER_BLOCK)
-    blocks = max(1, min(int(MAX_BLOCKS), (int(work_items) + tpb - 1) // tpb))
+    blocks = max(1, int(MIN_BLOCKS), min(int(MAX_BLOCKS), (int(work_items) + tpb - 1) // tpb))
     return blocks, tpb
 
 
@@ -206,9 +212,18 @@ def _sample_bilinear(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, 
 
 
 @_device
+def _cubic_taps(x0, size, pad, align_corners, idx):
+    """Indices of the four taps ``x0 - 1 .. x0 + 2`` under the padding rule into ``idx`` (int64, 4);
+    -1 for a tap outside the image (it reads the fill value)."""
+    for b in range(4):
+        xb = _pad_coord(x0 - 1.0 + b, size, pad, align_corners)
+        idx[b] = int(xb) if (xb >= 0.0 and xb <= size - 1.0) else -1
+
+
+@_device
 def _sample_bicubic(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, maxv):
     """Bicubic twin of :func:`_sample_nearest`: the padding rule applies to each integer tap, on the
-    unpadded coordinate."""
+    unpadded coordinate (once per pixel, for every channel)."""
     h = img.shape[1]
     w = img.shape[2]
     cc = img.shape[3]
@@ -224,21 +239,21 @@ def _sample_bicubic(img, n, x, y, out, i, j, pad, align_corners, fill, is_int, m
     ty = y - y0
     wx0, wx1, wx2, wx3 = _cubic_weights(tx)
     wy0, wy1, wy2, wy3 = _cubic_weights(ty)
+    ixs = cuda.local.array(4, np.int64)
+    iys = cuda.local.array(4, np.int64)
+    _cubic_taps(x0, w, pad, align_corners, ixs)
+    _cubic_taps(y0, h, pad, align_corners, iys)
     for c in range(cc):
         f = fill[c]
         acc = 0.0
         for a in range(4):
-            ya = _pad_coord(y0 - 1.0 + a, h, pad, align_corners)
-            in_y = ya >= 0.0 and ya <= h - 1.0
-            iy = int(ya) if in_y else 0
+            iy = iys[a]
             wy = wy0 if a == 0 else (wy1 if a == 1 else (wy2 if a == 2 else wy3))
             racc = 0.0
             for b in range(4):
-                xb = _pad_coord(x0 - 1.0 + b, w, pad, align_corners)
-                in_x = xb >= 0.0 and xb <= w - 1.0
-                ix = int(xb) if in_x else 0
+                ix = ixs[b]
                 wxb = wx0 if b == 0 else (wx1 if b == 1 else (wx2 if b == 2 else wx3))
-                racc += _tap(img, n, iy, ix, c, in_y and in_x, f) * wxb
+                racc += _tap(img, n, max(iy, 0), max(ix, 0), c, iy >= 0 and ix >= 0, f) * wxb
             acc += racc * wy
         _store(out, n, i, j, c, acc, is_int, maxv)
 
@@ -646,6 +661,23 @@ def _k_fixed_to_float(acc_fixed, inv_scale, acc_float, use_float, grad_img):
 
 # --------------------------------------------------------------------------- host drivers
 
+#: One host driver (and the availability probe) at a time. numba-cuda initialises the driver and
+#: loads a kernel's module on first use without a lock of its own: two threads probing at once can
+#: see ``CUDA_ERROR_NOT_INITIALIZED`` (the second skips ``cuInit`` while the first is in it), and two
+#: threads launching the same new kernel both load it, the second failing with "key already in
+#: dictionary: <CUlibrary ...>" (``stntool warp --jobs`` did). Decoding and encoding still overlap;
+#: the GPU runs one call's transfers and kernels at a time.
+_DRIVER_LOCK = threading.RLock()
+
+
+def _serialized(driver):
+    @functools.wraps(driver)
+    def locked(*args):
+        with _DRIVER_LOCK:
+            return driver(*args)
+    return locked
+
+
 def _device_view(a):
     if getattr(a, "__cuda_ndarray__", False):
         return a
@@ -685,6 +717,7 @@ def _sampling_args(fill, is_int, maxv, stream, align_corners, pad):
     return int(pad), bool(align_corners), _to_device(fill, stream, np.float64), bool(is_int), float(maxv)
 
 
+@_serialized
 def _launch_warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, projective):
     stream = cuda.stream()
     d_img = _to_device(img, stream)
@@ -698,6 +731,7 @@ def _launch_warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, 
     return res.finish()
 
 
+@_serialized
 def _launch_sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv):
     stream = cuda.stream()
     d_img = _to_device(img, stream)
@@ -711,6 +745,7 @@ def _launch_sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, 
     return res.finish()
 
 
+@_serialized
 def _launch_warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, out, mode, pad, align_corners,
                              fill, is_int, maxv):
     stream = cuda.stream()
@@ -728,6 +763,7 @@ def _launch_warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, 
     return res.finish()
 
 
+@_serialized
 def _launch_points(kernel, n_points, args, outs):
     """Launch a per-point kernel over ``n_points``; ``outs`` are host arrays the kernel writes."""
     stream = cuda.stream()
@@ -751,6 +787,7 @@ def _fixed_point_scale(bound: float, n_out_pixels: int) -> tuple[float, float]:
     return math.ldexp(1.0, FIXED_BITS - e), math.ldexp(1.0, e - FIXED_BITS)
 
 
+@_serialized
 def _grid_sample_backward(img, grid, grad_out, pad, align_corners, want_img):
     stream = cuda.stream()
     on_device = is_device_array(img)
@@ -888,6 +925,13 @@ _probe_result: tuple[bool, str | None] | None = None
 
 
 def _probe() -> tuple[bool, str | None]:
+    if _probe_result is None:
+        with _DRIVER_LOCK:
+            _probe_locked()
+    return _probe_result
+
+
+def _probe_locked() -> None:
     global _probe_result
     if _probe_result is None:
         try:
@@ -905,7 +949,6 @@ def _probe() -> tuple[bool, str | None]:
                     _probe_result = (True, None)
         except Exception as exc:  # any driver / binding failure means "not usable"
             _probe_result = (False, f"{type(exc).__name__}: {exc}")
-    return _probe_result
 
 
 def _driver_error() -> str | None:

@@ -9,7 +9,8 @@ Checks
 ------
 * parity of every CUDA kernel against the NumPy reference (modes x paddings x align_corners x
   dtypes, per-image maps, NaN grid), integer outputs within 1 (FMA contraction), floats 1e-4;
-* float32 parity against torch's CUDA ``grid_sample`` forward and backward (max abs err <= 1e-4);
+* float32 parity against torch's CUDA ``grid_sample`` forward (max abs err <= 1e-4) and backward
+  (max err <= 2e-5 of the largest gradient, as the CPU parity tests);
 * timings with CUDA events after a warm-up (compilation reported separately): fused affine
   bilinear float32 64x3x512x512 vs torch ``affine_grid + grid_sample`` and ``grid_sample``
   alone, a device-to-device copy for the bandwidth ceiling, uint8 64x512x512x3 effective
@@ -133,8 +134,12 @@ def parity_torch(rng):
                     gi, gg = _cuda.grid_sample_backward(img.astype(np.float64), grid,
                                                              go.cpu().numpy().transpose(0, 2, 3, 1).astype(np.float64),
                                                              pad_id, ac, True)
-                    e = max(max_err(gi, gi_t.cpu().numpy().transpose(0, 2, 3, 1)), max_err(gg, gg_t.cpu().numpy()))
-                    record(f"torch backward {pad} ac={ac}", e <= 1e-4, f"max err {e:.3g}")
+                    # float32 gradients are sums of many terms: compared relative to the largest entry,
+                    # as the CPU parity tests do (tests/parity/_parity_util.py, GRAD_RTOL float32)
+                    e = 0.0
+                    for got, want in ((gi, gi_t.cpu().numpy().transpose(0, 2, 3, 1)), (gg, gg_t.cpu().numpy())):
+                        e = max(e, max_err(got, want) / max(1.0, float(np.abs(want).max())))
+                    record(f"torch backward {pad} ac={ac}", e <= 2e-5, f"max err {e:.3g} of the largest gradient")
 
 
 def bench(fn, reps=20):

@@ -52,3 +52,22 @@ def test_device_arrays_stay_on_the_device(rng):
         api.warp(d_img, theta, backend="cpu")
     with pytest.raises(stntool.InvalidArgumentError, match="batch"):
         api.warp(d_img, np.stack([theta] * 3), backend="cuda")
+
+
+def test_threads_share_the_gpu(rng):
+    """Several threads calling at once (``stntool warp --jobs``) get each call's own result, including the
+    first call of each kernel (numba-cuda loads a kernel's module without a lock of its own)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    imgs = [(rng.random((6, 9, 3)) * 255).astype(np.uint8) for _ in range(8)]
+    thetas = [np.array([[1.0, 0.1 * k, 0.0], [-0.05 * k, 0.9, 0.1]]) for k in range(8)]
+    modes = ["nearest", "bilinear", "bicubic", "bicubic"] * 2
+
+    def one(k):
+        return api.warp(imgs[k], thetas[k], mode=modes[k], padding="reflection", backend="cuda")
+
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(one, range(8)))
+    for k in range(8):
+        want = api.warp(imgs[k], thetas[k], mode=modes[k], padding="reflection", backend="numpy")
+        assert np.abs(got[k].astype(int) - want).max() <= 1
