@@ -24,7 +24,9 @@ get no line unless they ask for one::
     stntool.set_compile_notice(False)         # silent again (the seconds are still counted)
 
 The CUDA backend's kernels compile through numba-cuda's dispatcher, which broadcasts no compile
-event: they compile (and load from the cache) without a line and are not counted.
+event; stntool's CUDA disk cache (:func:`stntool.sampling._kernel_cache.cuda_cache`) reports instead:
+a miss starts the compile (:func:`cuda_compile_started`, the same line, labelled ``uint8 CUDA
+warp_matrix_bilinear``) and the store that follows it ends it (:func:`cuda_compile_finished`).
 """
 
 from __future__ import annotations
@@ -244,9 +246,36 @@ def _on_start(data):
     _local.depth = depth + 1
     if depth:
         return  # a helper compiling inside one of our kernels: the outer compile is reported
+    _started(label(dispatcher, data.get("args", ())), cache_dir(dispatcher))
+
+
+def _on_end(data):
+    if not _ours(data.get("dispatcher")):
+        return
+    depth = getattr(_local, "depth", 0) - 1
+    _local.depth = max(depth, 0)
+    if depth > 0:
+        return
+    _finished()
+
+
+def cuda_compile_started(kernel_name: str, dtype: str | None, where: str | None):
+    """A CUDA kernel missed the disk cache and compiles now (``kernel_name``: its function's name,
+    ``_k_warp_matrix_bilinear``; ``dtype``: its image's). Called by stntool's CUDA cache."""
+    name = kernel_name[3:] if kernel_name.startswith("_k_") else kernel_name.lstrip("_")
+    _started(f"{dtype} CUDA {name}" if dtype else f"CUDA {name}", where)
+
+
+def cuda_compile_finished():
+    """The CUDA kernel whose compile :func:`cuda_compile_started` announced is compiled (and being stored)."""
+    if getattr(_local, "current", None) is not None:
+        _finished()
+
+
+def _started(lbl: str, where: str | None):
+    """One outermost compile starts: the line (once per label), and its clock."""
     _local.started = time.perf_counter()
-    _local.current = (label(dispatcher, data.get("args", ())), cache_dir(dispatcher))
-    lbl, where = _local.current
+    _local.current = (lbl, where)
     with _lock:
         first = lbl not in _said
         _said.add(lbl)
@@ -259,16 +288,12 @@ def _on_start(data):
                 pass
 
 
-def _on_end(data):
+def _finished():
+    """The compile :func:`_started` announced has ended: its seconds are counted."""
     global _seconds
-    if not _ours(data.get("dispatcher")):
-        return
-    depth = getattr(_local, "depth", 0) - 1
-    _local.depth = max(depth, 0)
-    if depth > 0:
-        return
     seconds = time.perf_counter() - getattr(_local, "started", time.perf_counter())
-    lbl, where = getattr(_local, "current", ("?", None))
+    lbl, where = getattr(_local, "current", None) or ("?", None)
+    _local.current = None
     with _lock:
         _seconds += seconds
         _compiled.append(Compiled(lbl, seconds, where))

@@ -140,7 +140,7 @@ def folder_lock(folder, exclusive: bool):
 
 def image_dtype(sig) -> str | None:
     """The dtype name (``"uint8"``) of the first array type in a numba signature, or None."""
-    for t in sig:
+    for t in getattr(sig, "args", sig):
         dtype = getattr(t, "dtype", None)
         if dtype is not None and hasattr(t, "ndim"):
             return str(dtype)
@@ -205,10 +205,32 @@ def _cpu_cache_class():
 def _cuda_cache_class():
     from numba.cuda import dispatcher
 
+    from .. import _compile_notice
+
     base_impl = dispatcher.CUDACacheImpl
     impl = type("StntoolCUDACacheImpl", (base_impl,),
                 {"_locator_classes": [_with_shared_stamp(c) for c in base_impl._locator_classes]})
-    return type("StntoolCUDACache", (dispatcher.CUDACache,), {"_impl_class": impl})
+
+    class StntoolCUDACache(dispatcher.CUDACache):
+        """numba-cuda's kernel cache, telling :mod:`stntool._compile_notice` when a kernel compiles: numba-cuda's
+        dispatcher compiles right after a miss here and stores the kernel right after compiling."""
+
+        _impl_class = impl
+
+        def load_overload(self, sig, target_context):
+            kernel = super().load_overload(sig, target_context)
+            if kernel is None:
+                _compile_notice.cuda_compile_started(self._py_func.__name__, image_dtype(sig),
+                                                     str(self._cache_path))
+            return kernel
+
+        def save_overload(self, sig, data):
+            try:
+                super().save_overload(sig, data)
+            finally:
+                _compile_notice.cuda_compile_finished()
+
+    return StntoolCUDACache
 
 
 def cpu_cache(py_func):

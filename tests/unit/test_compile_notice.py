@@ -70,6 +70,37 @@ def test_once_per_kernel_and_dtype(notice):
     assert len(cn.compiled()) == 3  # every compile is timed, even when its line was already said
 
 
+def test_cuda_kernels_report_through_stntools_cuda_cache(notice, monkeypatch, tmp_path):
+    """numba-cuda broadcasts no compile event: stntool's CUDA cache says a kernel compiles on a miss and
+    counts the time until the kernel is stored (numba-cuda compiles between the two; checked on a GPU)."""
+    pytest.importorskip("numba_cuda")
+    import time
+
+    from numba.cuda import dispatcher
+
+    from stntool.sampling import _kernel_cache
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    loaded = []
+    monkeypatch.setattr(dispatcher.CUDACache, "load_overload", lambda self, sig, ctx: loaded.pop() if loaded else None)
+    monkeypatch.setattr(dispatcher.CUDACache, "save_overload", lambda self, sig, data: None)
+
+    def _k_warp_matrix_bilinear(img, maps, out):
+        pass
+
+    cache = _kernel_cache.cuda_cache(_k_warp_matrix_bilinear)
+    assert cache.load_overload((U8, F64, U8), None) is None  # a miss: the compile starts
+    time.sleep(0.05)
+    cache.save_overload((U8, F64, U8), object())  # numba-cuda stores what it compiled
+    assert len(notice) == 1 and notice[0].startswith("stntool: compiling kernels for uint8 CUDA warp_matrix_bilinear "
+                                                     "(first run only, cached in ")
+    assert [c.label for c in cn.compiled()] == ["uint8 CUDA warp_matrix_bilinear"]
+    assert 0.05 <= cn.compile_seconds() < 5
+    loaded.append("a kernel")  # a hit says nothing and counts nothing
+    assert cache.load_overload((U8, F64, U8), None) == "a kernel"
+    assert len(notice) == 1 and len(cn.compiled()) == 1
+
+
 def test_other_packages_are_ignored(notice):
     theirs = _FakeDispatcher("user_fn", module="myproject.kernels")
     cn._on_start(_event(theirs))
