@@ -166,7 +166,7 @@ def check_io_options(fill, padding, overwrite, skip_existing, null, files_from, 
 
 def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output, fmt, quality, suffix, overwrite,
                skip_existing, manifest, quiet, max_pixels, ignore_orientation, device, jobs, manifest_append=False,
-               listed=(), prepare=None, outputs=None, finish=None, kernels=None):
+               listed=(), prepare=None, outputs=None, finish=None, kernels=None, starting=None):
     """Discover, plan and run a batch for a command; exits with the batch's status (0 returns).
 
     The keyword arguments are the parameters of the option bundles above, by name, so a command
@@ -177,7 +177,8 @@ def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output
     planned; ``outputs(item, path)`` plans several outputs per input (see
     :func:`stntool.batch.plan_outputs`); ``finish(summary)`` runs after the batch, before the exit.
     ``kernels(item)`` names the kernels an item's image runs through, so a first run can compile
-    missing ones in a second process (see :func:`stntool.batch.run_batch`).
+    missing ones in a second process (see :func:`stntool.batch.run_batch`). ``starting()`` runs once
+    every option is checked, just before the batch (a usage error comes alone).
     """
     import sys
 
@@ -211,6 +212,8 @@ def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output
     if manifest:
         with usage_errors("--manifest"):
             man = batch.Manifest(manifest, append=manifest_append)
+    if starting is not None:
+        starting()
     summary = batch.run_batch(items, lambda img, item: process(img, item, backend), jobs=jobs, backend=backend,
                               overwrite=overwrite, skip_existing=skip_existing, fmt=fmt, quality=quality,
                               max_pixels=max_pixels, exif=not ignore_orientation, manifest=man, quiet=quiet,

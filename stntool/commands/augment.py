@@ -144,12 +144,14 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
     opts.update({k: v for k, v in given.items() if v is not None})
     with usage_errors():
         aug = Augmenter(mode=mode, align_corners=bool(align_corners), **opts)
+    starting = None
     if seed is None:
         import secrets
 
         seed = secrets.randbits(32)
         if not io_options["quiet"]:
-            say(f"stntool: augment seed {seed} (pass --seed {seed} to repeat this run)")
+            def starting():  # once the options are checked: a usage error comes alone
+                say(f"stntool: augment seed {seed} (pass --seed {seed} to repeat this run)")
     output = io_options["output"]
     labels = _LabelIO(labels_kind, masks_dir, min_visibility)
     sheet = _Preview(preview) if preview else None
@@ -190,7 +192,7 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
     # the kernel family every variant uses (affine, or projective with --perspective), compiled ahead on a first run
     probe = aug.sample(np.random.default_rng(0), (64, 64), out_hw).kernels()
     run_images("augment", process, inputs=inputs, device=device, jobs=jobs, prepare=prepare, outputs=outputs,
-               finish=finish, kernels=lambda item: probe, **io_options)
+               finish=finish, kernels=lambda item: probe, starting=starting, **io_options)
 
 
 class _LabelIO:

@@ -92,6 +92,14 @@ def test_without_seed_one_is_drawn_and_said(tmp_path, aug, inputs):
     assert said == [f"stntool: augment seed {seed} (pass --seed {seed} to repeat this run)"]
 
 
+def test_a_usage_error_comes_without_the_seed_line(tmp_path, aug, inputs):
+    (tmp_path / "plain").write_text("a file, not a folder")
+    for bad in (["--manifest", str(tmp_path / "plain" / "m.jsonl")], ["--files-from", str(tmp_path / "missing.txt")]):
+        r = aug(str(inputs / "a.png"), "-o", str(tmp_path / "o"), "--rotate", "-9:9", *bad)
+        assert r.exit_code == 2 and "Error" in r.stderr and "seed" not in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def test_variant_names_are_zero_padded():
     assert variant_names("out/a.png", 2) == ["out/a_000.png", "out/a_001.png"]
     assert variant_names("o/x.y.jpg", 1001)[-1] == "o/x.y_1000.jpg"
