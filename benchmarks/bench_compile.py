@@ -16,6 +16,10 @@ on a busy machine compile times grow with the load. ``--ahead N`` times the READ
 N times each with the second compiling process on and off (``STNTOOL_COMPILE_AHEAD``), alternated.
 ``--link-only N`` times each family's "after affine" first call N times with link-only helpers on and off
 (``STNTOOL_LINK_ONLY``, :mod:`stntool.sampling._link_only`), alternated, each mode with its own cache.
+``--backend cuda`` measures the CUDA kernels instead (on a GPU; the first call then includes creating the
+CUDA context, which the "from cache" column shows)::
+
+    python benchmarks/bench_compile.py --backend cuda --repeat 1 --out ''
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ FAMILIES = {
                      "stntool.warp_backward(img, [[0.9, -0.25, 0.05], [0.25, 0.9, 0.0]], go, backend='cpu')"),
 }
 README_THETA = "0.9,-0.25,0.05,0.25,0.9,0"
+#: The backend the families and the README command run on (``--backend``).
+BACKEND = "cpu"
 
 _CHILD = r"""
 import json, sys, time
@@ -94,7 +100,7 @@ def _env(cache_dir: str, **extra) -> dict:
 
 def run_family(name: str, cache_dir: str, **env) -> dict:
     setup, call = FAMILIES[name]
-    code = _CHILD.format(setup=setup, call=call)
+    code = _CHILD.format(setup=setup, call=call.replace("backend='cpu'", f"backend='{BACKEND}'"))
     p = subprocess.run([sys.executable, "-c", code], env=_env(cache_dir, **env), capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{p.stderr[-2000:]}")
@@ -104,7 +110,8 @@ def run_family(name: str, cache_dir: str, **env) -> dict:
 def run_readme(cache_dir: str, out_dir: str, **env) -> float:
     """Wall time of ``stntool warp --theta ... samples/ -o OUT`` as a user runs it (``env``: extra variables)."""
     cmd = _cli([
-        "warp", "--theta", README_THETA, str(ROOT / "samples"), "-o", out_dir, "--overwrite", "-q"])
+        "warp", "--theta", README_THETA, str(ROOT / "samples"), "-o", out_dir, "--overwrite", "-q",
+        *(["--device", BACKEND] if BACKEND != "cpu" else [])])
     t0 = time.perf_counter()
     p = subprocess.run(cmd, env=_env(cache_dir, **env), capture_output=True, text=True)
     dt = time.perf_counter() - t0
@@ -125,7 +132,7 @@ def _cli(args) -> list:
 def run_warmup(cache_dir: str, args=()) -> tuple:
     """Wall time of ``stntool warmup ARGS`` and its number of first-compile lines."""
     t0 = time.perf_counter()
-    p = subprocess.run(_cli(["warmup", "--device", "cpu", *args]), env=_env(cache_dir), capture_output=True,
+    p = subprocess.run(_cli(["warmup", "--device", BACKEND, *args]), env=_env(cache_dir), capture_output=True,
                        text=True)
     dt = time.perf_counter() - t0
     if p.returncode != 0:
@@ -149,9 +156,13 @@ def main(argv=None) -> int:
     ap.add_argument("--link-only", type=int, default=0, metavar="N",
                     help="also time each family's 'after affine' first call N times with STNTOOL_LINK_ONLY=1 and "
                          "=0, alternated")
+    ap.add_argument("--backend", choices=["cpu", "cuda"], default="cpu",
+                    help="the kernels to measure (cuda: on a GPU; compile ahead and link-only are CPU matters)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "compile.md"),
                     help="markdown results file ('' to print only)")
     args = ap.parse_args(argv)
+    global BACKEND
+    BACKEND = args.backend
     families = [f for f in args.families.split(",") if f]
     for f in families:
         if f not in FAMILIES:
@@ -159,7 +170,7 @@ def main(argv=None) -> int:
 
     lines = [f"# First-run cost ({_dt.date.today().isoformat()})", "",
              f"Machine: {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}; "
-             f"load average at start {loadavg()}.", ""]
+             f"load average at start {loadavg()}; backend {BACKEND}.", ""]
     print("\n".join(lines), flush=True)
     tmp = tempfile.mkdtemp(prefix="stntool-compile-")
     try:
@@ -229,7 +240,8 @@ def main(argv=None) -> int:
                 imports.append(res["import_stntool"] + res["import_numba"])
                 cached.append(run_family(name, cache)["first"])
                 inc = os.path.join(tmp, f"{name}-after-{r}")
-                shutil.copytree(base_cache, inc)
+                if os.path.isdir(base_cache):
+                    shutil.copytree(base_cache, inc)  # (numba-cuda's simulator caches nothing)
                 after.append(run_family(name, inc)["first"])
             row = (name, min(cold), min(after), min(cached), min(imports))
             rows.append(row)
