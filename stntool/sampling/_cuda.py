@@ -23,9 +23,10 @@ Semantics are those of :mod:`stntool.sampling._reference` (the spec): coordinate
 interpolation are float64 and written in the same order as the reference, integer outputs are
 ``floor(v + 0.5)`` saturated to the dtype, NaN / infinite coordinates give the fill value.
 
-The launch geometry comes from one tunable, :data:`THREADS_PER_BLOCK` (read by the host
-drivers at launch time, never inside a kernel). Importing this module imports ``numba.cuda``
-but does not initialise CUDA; :func:`is_available` probes lazily.
+The launch geometry comes from :data:`THREADS_PER_BLOCK` and the bounds :data:`MIN_BLOCKS`,
+:data:`MAX_BLOCKS` (read by the host drivers at launch time, never inside a kernel). The host
+drivers and the availability probe run one at a time (:data:`_DRIVER_LOCK`). Importing this module
+imports ``numba.cuda`` but does not initialise CUDA; :func:`is_available` probes lazily.
 
 numpy >= 2.5 removed ``np.row_stack``, which numba-cuda 0.30.x registers an overload for
 when it first compiles a kernel (``numba/cuda/np/arrayobj.py``; NVIDIA/numba-cuda#902, #907).
@@ -68,8 +69,7 @@ from numba import cuda  # noqa: E402
 
 from . import _kernel_cache, _scalar, is_device_array  # noqa: E402
 
-#: Threads per block for every launch: the one tunable of the launch geometry. Tests patch it
-#: small so tiny inputs span several blocks.
+#: Threads per block for every launch. Tests patch it small so tiny inputs span several blocks.
 THREADS_PER_BLOCK = 256
 #: Upper bound on blocks per launch; grid-stride loops cover the rest.
 MAX_BLOCKS = 65535

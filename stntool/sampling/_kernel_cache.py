@@ -140,7 +140,7 @@ def folder_lock(folder, exclusive: bool):
 
 def image_dtype(sig) -> str | None:
     """The dtype name (``"uint8"``) of the first array type in a numba signature, or None."""
-    for t in getattr(sig, "args", sig):
+    for t in sig:
         dtype = getattr(t, "dtype", None)
         if dtype is not None and hasattr(t, "ndim"):
             return str(dtype)
