@@ -285,6 +285,26 @@ def test_planned_outputs_go_through_the_collision_and_onto_input_checks(tmp_path
         batch.plan_outputs(items[:1], "-", outputs=variants(2))
 
 
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_output_real_paths_match_realpath_through_links(tmp_path, monkeypatch):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.png").write_bytes(b"x")
+    (tmp_path / "out").mkdir()
+    try:
+        os.symlink(tmp_path / "in", tmp_path / "linked")  # a folder that is the input folder
+        os.symlink(tmp_path / "in" / "a.png", tmp_path / "out" / "alias.png")  # a file that is an input
+        os.symlink("missing.png", tmp_path / "out" / "dangling.png")
+    except OSError:
+        pytest.skip("symbolic links not permitted here")
+    monkeypatch.chdir(tmp_path)
+    real = batch._OutputReal()
+    paths = ["linked/a.png", "linked/new.png", "out/alias.png", "out/dangling.png", "out/new.png", "new.png",
+             "out/../linked/a.png", str(tmp_path / "linked" / "b.png"), "linked/..", "out/sub/x.png", "."]
+    for _ in range(2):  # the second time from the folder cache
+        assert [real(p) for p in paths] == [os.path.normcase(os.path.realpath(p)) for p in paths]
+    assert real("linked/a.png") == real("out/alias.png") == os.path.normcase(str(tmp_path / "in" / "a.png"))
+
+
 def test_several_outputs_resume_redo_a_missing_one_and_keep_records_before_a_failure(tmp_path):
     items = planned(tmp_path, names=("a.png", "b.png"), outputs=variants(3))
 
