@@ -396,29 +396,39 @@ def bench_command(n_files, runs, work: Path):
            "--rotate=-15:15", "--scale=0.9:1.1", "-j", "2", "-q", "--quality", "95", "-o"]
     alb = [sys.executable, str(script), str(src)]
 
+    # Every run writes into a folder of its own, and the outputs stay until the last run. Deleting a run's
+    # 4,000 files just before the next run made that run's file creations slow: ext4 without a journal
+    # (this box's root file system) skips inodes deleted in the last minute when it allocates new ones,
+    # scanning past each of them; every new file then took 0.6-1.0 ms of system time instead of about
+    # 0.1 ms (benchmarks/results/augment.md), which added the same seconds to both contenders.
+    runs_dir = work / "runs"
+    shutil.rmtree(runs_dir, ignore_errors=True)  # an interrupted benchmark's outputs
+    runs_dir.mkdir(parents=True)
+    made = []
+
     def out_dir(name):
-        d = work / name
-        shutil.rmtree(d, ignore_errors=True)
+        d = runs_dir / f"{name}-{len(made)}"
+        made.append(d)
+        if hasattr(os, "sync"):
+            os.sync()  # the earlier runs' files reach the disk now, not during this run
         return d
 
     def written(d):
         return sum(1 for _ in Path(d).rglob("*.jpg"))
 
-    # warm-up: kernels compiled and cached, files in the page cache
-    d = out_dir("warm")
-    timed_command(stn + [str(d)], env)
-    shutil.rmtree(d, ignore_errors=True)
-    d = out_dir("warm")
-    timed_command(alb + [str(d), str(count)], env)
-    shutil.rmtree(d, ignore_errors=True)
-    times = {"stntool": [], "alb": []}
-    counts = {}
-    for r in range(runs):
-        for name, cmd in (("alb", alb), ("stntool", stn)) if r % 2 == 0 else (("stntool", stn), ("alb", alb)):
-            d = out_dir(f"out-{name}")
-            times[name].append(timed_command(cmd + ([str(d), str(count)] if name == "alb" else [str(d)]), env))
-            counts[name] = written(d)
-            shutil.rmtree(d, ignore_errors=True)
+    try:
+        # warm-up: kernels compiled and cached, files in the page cache
+        timed_command(stn + [str(out_dir("warm-stntool"))], env)
+        timed_command(alb + [str(out_dir("warm-alb")), str(count)], env)
+        times = {"stntool": [], "alb": []}
+        counts = {}
+        for r in range(runs):
+            for name, cmd in (("alb", alb), ("stntool", stn)) if r % 2 == 0 else (("stntool", stn), ("alb", alb)):
+                d = out_dir(f"out-{name}")
+                times[name].append(timed_command(cmd + ([str(d), str(count)] if name == "alb" else [str(d)]), env))
+                counts[name] = written(d)
+    finally:
+        shutil.rmtree(runs_dir, ignore_errors=True)
     return times, counts
 
 
