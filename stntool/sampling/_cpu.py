@@ -2001,9 +2001,10 @@ def _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     last = j_stop - 1
     xe = xq + (last - j_lo) * dxq  # the last pixel's coordinates (exact: integer steps)
     ye = yq + (last - j_lo) * dyq
-    if sbase + (max(yq, ye) >> 32) * row + (max(xq, xe) >> 32) * 3 < wide:
+    top = sbase + (max(yq, ye) >> 32) * row + (max(xq, xe) >> 32) * 3  # no pixel's offset is larger
+    if top < wide:
         j = j_lo
-        if src.size < (1 << 31) and sbase + (max(yq, ye) >> 32) * row + (max(xq, xe) >> 32) * 3 < wide - 1:
+        if src.size < (1 << 31) and top < wide - 1:
             done = _bilinear_u8_run8(src, sbase, row, xq, yq, dxq, dyq, (last - j) // BLOCK8, dst, dbase + j * 3)
             xq += done * dxq
             yq += done * dyq
