@@ -939,14 +939,24 @@ def _bilinear_u8_put_pair(typingctx, src, off0, off1, row, fx0, fy0, fx1, fy1, d
 
 #: Pixels of a block of :func:`_bilinear_u8_run8`.
 BLOCK8 = 8
-#: Whether 3-channel uint8 bilinear spans go in blocks of :data:`BLOCK8` pixels where the target has AVX2.
+#: Whether 3-channel uint8 bilinear spans go in blocks of :data:`BLOCK8` pixels where the target has AVX2 and
+#: no IFMA (see :func:`_blocks8`).
 BLOCKS8_ALLOWED = True
+
+
+def _blocks8(context) -> bool:
+    """Whether :func:`_bilinear_u8_run8` writes blocks for ``context``'s target: where it has AVX2 but not the
+    IFMA pairs of :func:`_bilinear_u8_put_pair` (:func:`_has_ifma`). The blocks won on an AMD EPYC (Zen 3,
+    AVX2): 8-12% less time for a 512x512 or 2048x2048 warp than the pairs. On an Intel Xeon with AVX-512
+    IFMA (Sapphire Rapids) the pairs won: 512x512x3, two threads, 0.32 ms against the blocks' 0.39, and
+    2048x2048x3 5.2-5.3 against 6.3-6.5 (the AVX2 pairs there 0.34 and 5.5-5.6)."""
+    return BLOCKS8_ALLOWED and "avx2" in _target_features(context) and not _has_ifma(context)
 
 
 def _run8_codegen(context, builder, sig, args):
     """IR of :func:`_bilinear_u8_run8` (see there)."""
     i8, i16, i32, i64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
-    if not (BLOCKS8_ALLOWED and "avx2" in _target_features(context)):
+    if not _blocks8(context):
         return ir.Constant(i64, 0)
     data = context.make_array(sig.args[0])(context, builder, args[0]).data
     out = context.make_array(sig.args[8])(context, builder, args[8]).data
@@ -1038,7 +1048,8 @@ def _run8_codegen(context, builder, sig, args):
 def _bilinear_u8_run8(typingctx, src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d):
     """``nblocks`` blocks of :data:`BLOCK8` interior pixels of a 3-channel uint8 affine span (pixel ``k`` at the
     32.32 coordinate ``(xq + k dxq, yq + k dyq)``) written to ``dst[d : d + 24 nblocks]``; returns the pixels
-    written: ``8 nblocks``, or 0 where the target has no AVX2 (the caller goes on pixel pair by pair).
+    written: ``8 nblocks``, or 0 where the target has no AVX2 or has IFMA (:func:`_blocks8`; the caller goes on
+    pixel pair by pair).
 
     :func:`_bil_int_c`'s exact integer arithmetic with :func:`_w15` weights. A block's coordinates, weights
     and offsets are vector lanes, carried from block to block; each row's two taps come from one 8-byte
@@ -1993,8 +2004,8 @@ def _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     (its offset is at most the one of its largest row and column), the loop checks nothing per pixel and
     takes two pixels at a time (:func:`_bilinear_u8_put_pair`: 8-10% less time a pixel than one at a time
     with :func:`_bilinear_u8_put4`, on an AMD EPYC without IFMA), after blocks of eight where the target has
-    AVX2 and the 8-byte tap loads stay inside ``src`` (:func:`_bilinear_u8_run8`: 8-12% less time for a
-    512x512 or 2048x2048 warp on an AMD EPYC, Zen 3)."""
+    AVX2 without IFMA and the 8-byte tap loads stay inside ``src`` (:func:`_bilinear_u8_run8`, :func:`_blocks8`:
+    8-12% less time for a 512x512 or 2048x2048 warp on an AMD EPYC, Zen 3)."""
     if j_stop <= j_lo:
         return
     wide = src.size - row - 6  # the offsets whose taps' 4-byte loads stay inside src
