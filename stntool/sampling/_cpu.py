@@ -1066,6 +1066,119 @@ def _bilinear_u8_run8(typingctx, src, sbase, row, xq, yq, dxq, dyq, nblocks, dst
     return sig, _run8_codegen
 
 
+#: Whether 3-channel float32 bilinear spans go in blocks of :data:`BLOCK8` pixels (:func:`_bilinear_f32_run8`).
+F32_BLOCKS_ALLOWED = True
+
+
+def _f32_blocks(context) -> bool:
+    """Whether :func:`_bilinear_f32_run8` writes blocks for ``context``'s target: where it has AVX-512 (four
+    pixels' taps in one 16-lane vector). On an Intel Xeon (Sapphire Rapids) a span took 1.2-1.3 ns a pixel
+    in blocks against 1.8-1.9 pixel by pixel; two pixels to an 8-lane AVX2 vector took 1.8-1.9 there."""
+    return F32_BLOCKS_ALLOWED and "avx512f" in _target_features(context)
+
+
+def _run_f32_codegen(context, builder, sig, args):
+    """IR of :func:`_bilinear_f32_run8` (see there)."""
+    f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
+    if not _f32_blocks(context):
+        return ir.Constant(i64, 0)
+    data = context.make_array(sig.args[0])(context, builder, args[0]).data
+    out = context.make_array(sig.args[8])(context, builder, args[8]).data
+    sbase, row, xq, yq, dxq, dyq, nblocks, _, d0 = args[1:]
+    n, group = BLOCK8, 4
+
+    def vconst(t, values):
+        return ir.Constant(ir.VectorType(t, len(values)), [ir.Constant(t, v) for v in values])
+
+    v32, vf = ir.VectorType(i32, n), ir.VectorType(f32, n)
+    # the low 32 bits of pixel k's coordinate: those of the block's first plus those of k steps (mod 2**32)
+    steps = vconst(i32, range(n))
+    xsteps = builder.mul(_splat(builder, v32, builder.trunc(dxq, i32)), steps)
+    ysteps = builder.mul(_splat(builder, v32, builder.trunc(dyq, i32)), steps)
+    inv = _splat(builder, vf, ir.Constant(f32, Q_INV))
+    quad = ir.VectorType(f32, 4)
+    shift, three, right = ir.Constant(i64, 32), ir.Constant(i64, 3), ir.Constant(i64, 3)
+
+    entry = builder.basic_block
+    loop = builder.append_basic_block("runf32.loop")
+    done = builder.append_basic_block("runf32.done")
+    builder.cbranch(builder.icmp_signed(">", nblocks, ir.Constant(i64, 0)), loop, done)
+    builder.position_at_end(loop)
+    x = builder.phi(i64)
+    y = builder.phi(i64)
+    k = builder.phi(i64)
+    d = builder.phi(i64)
+
+    def fractions(q, qsteps):  # _frac32 of each pixel: float32(q & Q_MASK) * 2**-32
+        low = builder.add(_splat(builder, v32, builder.trunc(q, i32)), qsteps)
+        return builder.fmul(builder.uitofp(low, vf), inv)
+
+    gx, gy = fractions(x, xsteps), fractions(y, ysteps)
+    offs = []  # in scalar registers: vector lanes would take an extract each
+    xs, ys = x, y
+    for j in range(n):
+        offs.append(builder.add(sbase, builder.add(builder.mul(builder.ashr(ys, shift), row),
+                                                   builder.mul(builder.ashr(xs, shift), three))))
+        xs, ys = builder.add(xs, dxq), builder.add(ys, dyq)
+
+    def joined(parts):  # 4-lane vectors side by side
+        while len(parts) > 1:
+            parts = [builder.shuffle_vector(parts[m], parts[m + 1], vconst(i32, range(2 * parts[m].type.count)))
+                     for m in range(0, len(parts), 2)]
+        return parts[0]
+
+    def taps(first, at):  # each pixel's four elements from its offset plus ``at``
+        return joined([builder.load(builder.bitcast(builder.gep(data, [builder.add(offs[j], at)]),
+                                                    quad.as_pointer()), align=1) for j in range(first, first + group)])
+
+    below_right = builder.add(row, right)
+    keep = vconst(i32, [4 * m + c for m in range(group) for c in range(3)] + [3] * group)
+    for first in range(0, n, group):
+        spread = vconst(i32, [first + m for m in range(group) for _ in range(4)])
+        fx = builder.shuffle_vector(gx, gx, spread)
+        fy = builder.shuffle_vector(gy, gy, spread)
+        a, b = taps(first, ir.Constant(i64, 0)), taps(first, right)
+        t = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
+        a, b = taps(first, row), taps(first, below_right)
+        u = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
+        r = builder.fadd(t, builder.fmul(builder.fsub(u, t), fy))
+        _store_vector(builder, out, builder.add(d, ir.Constant(i64, 3 * first)), builder.shuffle_vector(r, r, keep))
+
+    k_next = builder.add(k, ir.Constant(i64, 1))
+    d_next = builder.add(d, ir.Constant(i64, 3 * n))
+    end = builder.basic_block
+    for phi, first, nxt in ((x, xq, xs), (y, yq, ys), (k, ir.Constant(i64, 0), k_next), (d, d0, d_next)):
+        phi.add_incoming(first, entry)
+        phi.add_incoming(nxt, end)
+    builder.cbranch(builder.icmp_signed("<", k_next, nblocks), loop, done)
+    builder.position_at_end(done)
+    return builder.mul(builder.select(builder.icmp_signed(">", nblocks, ir.Constant(i64, 0)), nblocks,
+                                      ir.Constant(i64, 0)), ir.Constant(i64, n))
+
+
+@intrinsic
+def _bilinear_f32_run8(typingctx, src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d):
+    """``nblocks`` blocks of :data:`BLOCK8` interior pixels of a 3-channel float32 affine span (pixel ``k`` at
+    the 32.32 coordinate ``(xq + k dxq, yq + k dyq)``) written to ``dst[d : d + 24 nblocks]``; returns the
+    pixels written: ``8 nblocks``, or 0 where the target has no AVX-512 (:func:`_f32_blocks`; the caller
+    goes on pixel by pixel).
+
+    :func:`_bil_f32_c`'s arithmetic in its order, lane by lane (the bits of :func:`_bilinear_f32_put4`):
+    the fractions of a block's pixels (:func:`_frac32`) are vector lanes, their offsets scalars (an extract
+    from a vector lane costs more than the arithmetic), and four pixels share one 16-lane vector of taps,
+    each pixel's four elements one 4-element load, so one subtraction, product and sum serve them all;
+    their channels are stored compacted, followed by four unused lanes that the next four pixels or the
+    caller write again. The caller makes sure every pixel's taps lie in the image, that
+    ``src[off + row + 6]`` exists for each top-left offset ``off``, and that it writes at least the two span
+    pixels after the blocks afterwards."""
+    if not (isinstance(src, types.Array) and src.dtype == types.float32 and isinstance(dst, types.Array)
+            and dst.dtype == types.float32):
+        return None
+    sig = types.int64(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, types.int64,
+                      dst, types.intp)
+    return sig, _run_f32_codegen
+
+
 @intrinsic
 def _bilinear_u8_put_rgba(typingctx, src, off, row, fx, fy, dst, d):
     """The interior bilinear pixel of a 4-channel uint8 image (top-left tap at flat index ``off``, row
@@ -2051,15 +2164,22 @@ def _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
 
 @jit_device
 def _span_bil_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
-    """As :func:`_span_bil_u8_3`, for float32: each pixel but the span's last with 4-element loads and one
-    4-element store (:func:`_bilinear_f32_put4`) where no pixel of the span can reach the array's last
-    elements, else each pixel with exact loads and stores."""
+    """As :func:`_span_bil_u8_3`, for float32: where no pixel of the span can reach the array's last
+    elements, blocks of eight pixels where the target has AVX-512 (:func:`_bilinear_f32_run8`), then each
+    pixel but the span's last with 4-element loads and one 4-element store (:func:`_bilinear_f32_put4`);
+    the others with exact loads and stores."""
     if j_stop <= j_lo:
         return
     last = j_stop - 1
     xe = xq + (last - j_lo) * dxq  # the last pixel's coordinates (exact: integer steps)
     ye = yq + (last - j_lo) * dyq
     if sbase + (max(yq, ye) >> 32) * row + (max(xq, xe) >> 32) * 3 < src.size - row - 6:
+        if last - 1 - j_lo >= BLOCK8:
+            done = _bilinear_f32_run8(src, sbase, row, xq, yq, dxq, dyq, (last - 1 - j_lo) // BLOCK8, dst,
+                                      dbase + j_lo * 3)
+            xq += done * dxq
+            yq += done * dyq
+            j_lo += done
         for j in range(j_lo, last):
             off = sbase + (yq >> 32) * row + (xq >> 32) * 3
             gx = _frac32(xq)
