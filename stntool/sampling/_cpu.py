@@ -939,18 +939,17 @@ def _bilinear_u8_put_pair(typingctx, src, off0, off1, row, fx0, fy0, fx1, fy1, d
 
 #: Pixels of a block of :func:`_bilinear_u8_run8`.
 BLOCK8 = 8
-#: Whether 3-channel uint8 bilinear spans go in blocks of :data:`BLOCK8` pixels where the target has AVX2 and
-#: no IFMA (see :func:`_blocks8`).
+#: Whether 3-channel uint8 bilinear spans go in blocks of :data:`BLOCK8` pixels where the target has AVX2.
 BLOCKS8_ALLOWED = True
 
 
 def _blocks8(context) -> bool:
-    """Whether :func:`_bilinear_u8_run8` writes blocks for ``context``'s target: where it has AVX2 but not the
-    IFMA pairs of :func:`_bilinear_u8_put_pair` (:func:`_has_ifma`). The blocks won on an AMD EPYC (Zen 3,
-    AVX2): 8-12% less time for a 512x512 or 2048x2048 warp than the pairs. On an Intel Xeon with AVX-512
-    IFMA (Sapphire Rapids) the pairs won: 512x512x3, two threads, 0.32 ms against the blocks' 0.39, and
-    2048x2048x3 5.2-5.3 against 6.3-6.5 (the AVX2 pairs there 0.34 and 5.5-5.6)."""
-    return BLOCKS8_ALLOWED and "avx2" in _target_features(context) and not _has_ifma(context)
+    """Whether :func:`_bilinear_u8_run8` writes blocks for ``context``'s target: where it has AVX2. Against the
+    pixel pairs of :func:`_bilinear_u8_put_pair`: on an AMD EPYC (Zen 3, AVX2) 8-12% less time for a 512x512
+    or 2048x2048 warp; on an Intel Xeon with AVX-512 IFMA (Sapphire Rapids), where the pairs take 52-bit
+    multiply-adds, 512x512x3 on two threads 0.32-0.33 ms against 0.38-0.39 and 2048x2048x3 5.2-5.3 against
+    5.7-5.9 (alternated runs)."""
+    return BLOCKS8_ALLOWED and "avx2" in _target_features(context)
 
 
 def _run8_codegen(context, builder, sig, args):
@@ -966,43 +965,43 @@ def _run8_codegen(context, builder, sig, args):
     def vconst(t, values):
         return ir.Constant(ir.VectorType(t, len(values)), [ir.Constant(t, v) for v in values])
 
-    v64, v32 = ir.VectorType(i64, n), ir.VectorType(i32, n)
-    steps = vconst(i64, range(n))
-    x0 = builder.add(_splat(builder, v64, xq), builder.mul(_splat(builder, v64, dxq), steps))
-    y0 = builder.add(_splat(builder, v64, yq), builder.mul(_splat(builder, v64, dyq), steps))
-    dx8 = _splat(builder, v64, builder.mul(dxq, ir.Constant(i64, n)))
-    dy8 = _splat(builder, v64, builder.mul(dyq, ir.Constant(i64, n)))
-    base32 = _splat(builder, v32, builder.trunc(sbase, i32))
-    row32 = _splat(builder, v32, builder.trunc(row, i32))
+    v32 = ir.VectorType(i32, n)
+    # the low 32 bits of pixel k's coordinate: those of the block's first plus those of k steps (mod 2**32)
+    steps = vconst(i32, range(n))
+    xsteps = builder.mul(_splat(builder, v32, builder.trunc(dxq, i32)), steps)
+    ysteps = builder.mul(_splat(builder, v32, builder.trunc(dyq, i32)), steps)
     pmadd = cgutils.get_or_insert_function(
         builder.module, ir.FunctionType(ir.VectorType(i32, 8), [ir.VectorType(i16, 16)] * 2), "llvm.x86.avx2.pmadd.wd")
     ones = vconst(i16, [1] * 16)
     words = i64.as_pointer()
     pair_order = vconst(i32, [0, 3, 1, 4, 2, 5, 6, 7, 8, 11, 9, 12, 10, 13, 14, 15])
+    shift, three = ir.Constant(i64, 32), ir.Constant(i64, 3)
 
     entry = builder.basic_block
     loop = builder.append_basic_block("run8.loop")
     done = builder.append_basic_block("run8.done")
     builder.cbranch(builder.icmp_signed(">", nblocks, ir.Constant(i64, 0)), loop, done)
     builder.position_at_end(loop)
-    x = builder.phi(v64)
-    y = builder.phi(v64)
+    x = builder.phi(i64)
+    y = builder.phi(i64)
     k = builder.phi(i64)
     d = builder.phi(i64)
 
-    def weight(v):  # _w15 of each lane's fraction f: ((f >> 16) + 1) >> 1 == (f + 2**16) >> 17, in 32 bits
-        f = builder.trunc(v, v32)
+    def weight(q, qsteps):  # _w15 of each pixel's fraction f: ((f >> 16) + 1) >> 1 == (f + 2**16) >> 17, in 32 bits
+        f = builder.add(_splat(builder, v32, builder.trunc(q, i32)), qsteps)
         return builder.lshr(builder.add(builder.lshr(f, vconst(i32, [16] * n)), vconst(i32, [1] * n)),
                             vconst(i32, [1] * n))
 
-    ix = builder.trunc(builder.ashr(x, vconst(i64, [32] * n)), v32)
-    iy = builder.trunc(builder.ashr(y, vconst(i64, [32] * n)), v32)
-    off = builder.add(base32, builder.add(builder.mul(iy, row32), builder.mul(ix, vconst(i32, [3] * n))))
-    wx, wy = weight(x), weight(y)
+    wx, wy = weight(x, xsteps), weight(y, ysteps)
     # per pixel (2**15 - 1 - fx, fx - 1) as two 16-bit halves of one 32-bit lane
     wa = builder.and_(builder.sub(vconst(i32, [32767] * n), wx), vconst(i32, [0xFFFF] * n))
     packed = builder.or_(wa, builder.shl(builder.sub(wx, vconst(i32, [1] * n)), vconst(i32, [16] * n)))
-    offs = [builder.zext(builder.extract_element(off, ir.Constant(i32, j)), i64) for j in range(n)]
+    offs = []  # in scalar registers: vector lanes would take an extract each
+    xs, ys = x, y
+    for j in range(n):
+        offs.append(builder.add(sbase, builder.add(builder.mul(builder.ashr(ys, shift), row),
+                                                   builder.mul(builder.ashr(xs, shift), three))))
+        xs, ys = builder.add(xs, dxq), builder.add(ys, dyq)
 
     def taps(j, below):  # pixels j, j + 1 of one row: (a, b) per channel in 16-bit lanes
         both = ir.Constant(ir.VectorType(i64, 2), ir.Undefined)
@@ -1030,12 +1029,10 @@ def _run8_codegen(context, builder, sig, args):
     r = builder.shuffle_vector(r, r, vconst(i32, [4 * m + c for m in range(n) for c in range(3)]))
     _store_vector(builder, out, d, r)
 
-    x_next = builder.add(x, dx8)
-    y_next = builder.add(y, dy8)
     k_next = builder.add(k, ir.Constant(i64, 1))
     d_next = builder.add(d, ir.Constant(i64, 3 * n))
     end = builder.basic_block
-    for phi, first, nxt in ((x, x0, x_next), (y, y0, y_next), (k, ir.Constant(i64, 0), k_next), (d, d0, d_next)):
+    for phi, first, nxt in ((x, xq, xs), (y, yq, ys), (k, ir.Constant(i64, 0), k_next), (d, d0, d_next)):
         phi.add_incoming(first, entry)
         phi.add_incoming(nxt, end)
     builder.cbranch(builder.icmp_signed("<", k_next, nblocks), loop, done)
@@ -1048,16 +1045,17 @@ def _run8_codegen(context, builder, sig, args):
 def _bilinear_u8_run8(typingctx, src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d):
     """``nblocks`` blocks of :data:`BLOCK8` interior pixels of a 3-channel uint8 affine span (pixel ``k`` at the
     32.32 coordinate ``(xq + k dxq, yq + k dyq)``) written to ``dst[d : d + 24 nblocks]``; returns the pixels
-    written: ``8 nblocks``, or 0 where the target has no AVX2 or has IFMA (:func:`_blocks8`; the caller goes on
-    pixel pair by pair).
+    written: ``8 nblocks``, or 0 where the target has no AVX2 (:func:`_blocks8`; the caller goes on pixel pair
+    by pair).
 
-    :func:`_bil_int_c`'s exact integer arithmetic with :func:`_w15` weights. A block's coordinates, weights
-    and offsets are vector lanes, carried from block to block; each row's two taps come from one 8-byte
-    load, their channels paired ``(a, b)`` in 16-bit lanes, so one ``vpmaddwd`` gives
-    ``a (2**15 - 1 - fx) + b (fx - 1)`` and a second adds ``a + b``: the row sum ``(a << 15) + (b - a) fx``
-    with weights that fit 16-bit lanes (``fx`` runs up to 2**15); the column sum is
-    :func:`_column_sum32_ir`'s. The caller makes sure every pixel's taps lie in the image, that
-    ``src[off + row + 7]`` exists for each top-left offset ``off``, and that ``src.size < 2**31``."""
+    :func:`_bil_int_c`'s exact integer arithmetic with :func:`_w15` weights. A block's weights are vector
+    lanes (from the low 32 bits of its coordinates), its offsets scalars (an extract from a vector lane
+    costs more than the arithmetic: on an Intel Xeon, Sapphire Rapids, one thread, 512x512x3 0.60-0.61 ms
+    against 0.80-0.82 with offsets in lanes); each row's two taps come from one 8-byte load, their
+    channels paired ``(a, b)`` in 16-bit lanes, so one ``vpmaddwd`` gives ``a (2**15 - 1 - fx) + b (fx - 1)``
+    and a second adds ``a + b``: the row sum ``(a << 15) + (b - a) fx`` with weights that fit 16-bit lanes
+    (``fx`` runs up to 2**15); the column sum is :func:`_column_sum32_ir`'s. The caller makes sure every
+    pixel's taps lie in the image and that ``src[off + row + 7]`` exists for each top-left offset ``off``."""
     if not (isinstance(src, types.Array) and src.dtype == types.uint8 and isinstance(dst, types.Array)
             and dst.dtype == types.uint8):
         return None
@@ -2117,8 +2115,7 @@ def _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     (its offset is at most the one of its largest row and column), the loop checks nothing per pixel and
     takes two pixels at a time (:func:`_bilinear_u8_put_pair`: 8-10% less time a pixel than one at a time
     with :func:`_bilinear_u8_put4`, on an AMD EPYC without IFMA), after blocks of eight where the target has
-    AVX2 without IFMA and the 8-byte tap loads stay inside ``src`` (:func:`_bilinear_u8_run8`, :func:`_blocks8`:
-    8-12% less time for a 512x512 or 2048x2048 warp on an AMD EPYC, Zen 3)."""
+    AVX2 and the 8-byte tap loads stay inside ``src`` (:func:`_bilinear_u8_run8`, :func:`_blocks8`)."""
     if j_stop <= j_lo:
         return
     wide = src.size - row - 6  # the offsets whose taps' 4-byte loads stay inside src
@@ -2128,7 +2125,7 @@ def _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     top = sbase + (max(yq, ye) >> 32) * row + (max(xq, xe) >> 32) * 3  # no pixel's offset is larger
     if top < wide:
         j = j_lo
-        if src.size < (1 << 31) and top < wide - 1:
+        if top < wide - 1:
             done = _bilinear_u8_run8(src, sbase, row, xq, yq, dxq, dyq, (last - j) // BLOCK8, dst, dbase + j * 3)
             xq += done * dxq
             yq += done * dyq
