@@ -1070,8 +1070,9 @@ F32_BLOCKS_ALLOWED = True
 
 def _f32_blocks(context) -> bool:
     """Whether :func:`_bilinear_f32_run8` writes blocks for ``context``'s target: where it has AVX-512 (four
-    pixels' taps in one 16-lane vector). On an Intel Xeon (Sapphire Rapids) a span took 1.2-1.3 ns a pixel
-    in blocks against 1.8-1.9 pixel by pixel; two pixels to an 8-lane AVX2 vector took 1.8-1.9 there."""
+    pixels' taps in one 16-lane vector). On an Intel Xeon (Sapphire Rapids), one thread, a 3-channel span in
+    cache took 1.0-1.1 ns a pixel in blocks against 1.8-1.9 pixel by pixel (1.5 with the offsets in vector
+    lanes; two pixels to an 8-lane AVX2 vector, 1.8-1.9: no gain, so AVX2 targets go pixel by pixel)."""
     return F32_BLOCKS_ALLOWED and "avx512f" in _target_features(context)
 
 
@@ -1082,7 +1083,8 @@ def _run_f32_codegen(context, builder, sig, args):
         return ir.Constant(i64, 0)
     data = context.make_array(sig.args[0])(context, builder, args[0]).data
     out = context.make_array(sig.args[8])(context, builder, args[8]).data
-    sbase, row, xq, yq, dxq, dyq, nblocks, _, d0 = args[1:]
+    sbase, row, xq, yq, dxq, dyq, nblocks, _, d0 = args[1:10]
+    cc = sig.args[10].literal_value
     n, group = BLOCK8, 4
 
     def vconst(t, values):
@@ -1095,7 +1097,7 @@ def _run_f32_codegen(context, builder, sig, args):
     ysteps = builder.mul(_splat(builder, v32, builder.trunc(dyq, i32)), steps)
     inv = _splat(builder, vf, ir.Constant(f32, Q_INV))
     quad = ir.VectorType(f32, 4)
-    shift, three, right = ir.Constant(i64, 32), ir.Constant(i64, 3), ir.Constant(i64, 3)
+    shift, right = ir.Constant(i64, 32), ir.Constant(i64, cc)
 
     entry = builder.basic_block
     loop = builder.append_basic_block("runf32.loop")
@@ -1116,7 +1118,7 @@ def _run_f32_codegen(context, builder, sig, args):
     xs, ys = x, y
     for j in range(n):
         offs.append(builder.add(sbase, builder.add(builder.mul(builder.ashr(ys, shift), row),
-                                                   builder.mul(builder.ashr(xs, shift), three))))
+                                                   builder.mul(builder.ashr(xs, shift), right))))
         xs, ys = builder.add(xs, dxq), builder.add(ys, dyq)
 
     def joined(parts):  # 4-lane vectors side by side
@@ -1130,7 +1132,8 @@ def _run_f32_codegen(context, builder, sig, args):
                                                     quad.as_pointer()), align=1) for j in range(first, first + group)])
 
     below_right = builder.add(row, right)
-    keep = vconst(i32, [4 * m + c for m in range(group) for c in range(3)] + [3] * group)
+    # 3 channels: each pixel's three first, then four unused lanes; 4: as they are
+    keep = vconst(i32, [4 * m + c for m in range(group) for c in range(cc)] + [3] * (group * (4 - cc)))
     for first in range(0, n, group):
         spread = vconst(i32, [first + m for m in range(group) for _ in range(4)])
         fx = builder.shuffle_vector(gx, gx, spread)
@@ -1140,10 +1143,10 @@ def _run_f32_codegen(context, builder, sig, args):
         a, b = taps(first, row), taps(first, below_right)
         u = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
         r = builder.fadd(t, builder.fmul(builder.fsub(u, t), fy))
-        _store_vector(builder, out, builder.add(d, ir.Constant(i64, 3 * first)), builder.shuffle_vector(r, r, keep))
+        _store_vector(builder, out, builder.add(d, ir.Constant(i64, cc * first)), builder.shuffle_vector(r, r, keep))
 
     k_next = builder.add(k, ir.Constant(i64, 1))
-    d_next = builder.add(d, ir.Constant(i64, 3 * n))
+    d_next = builder.add(d, ir.Constant(i64, cc * n))
     end = builder.basic_block
     for phi, first, nxt in ((x, xq, xs), (y, yq, ys), (k, ir.Constant(i64, 0), k_next), (d, d0, d_next)):
         phi.add_incoming(first, entry)
@@ -1155,25 +1158,25 @@ def _run_f32_codegen(context, builder, sig, args):
 
 
 @intrinsic
-def _bilinear_f32_run8(typingctx, src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d):
-    """``nblocks`` blocks of :data:`BLOCK8` interior pixels of a 3-channel float32 affine span (pixel ``k`` at
-    the 32.32 coordinate ``(xq + k dxq, yq + k dyq)``) written to ``dst[d : d + 24 nblocks]``; returns the
-    pixels written: ``8 nblocks``, or 0 where the target has no AVX-512 (:func:`_f32_blocks`; the caller
-    goes on pixel by pixel).
+def _bilinear_f32_run8(typingctx, src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d, cc):
+    """``nblocks`` blocks of :data:`BLOCK8` interior pixels of a ``cc``-channel (a constant 3 or 4) float32
+    affine span (pixel ``k`` at the 32.32 coordinate ``(xq + k dxq, yq + k dyq)``) written to
+    ``dst[d : d + 8 cc nblocks]``; returns the pixels written: ``8 nblocks``, or 0 where the target has no
+    AVX-512 (:func:`_f32_blocks`; the caller goes on pixel by pixel).
 
     :func:`_bil_f32_c`'s arithmetic in its order, lane by lane (the bits of :func:`_bilinear_f32_put4`):
     the fractions of a block's pixels (:func:`_frac32`) are vector lanes, their offsets scalars (an extract
     from a vector lane costs more than the arithmetic), and four pixels share one 16-lane vector of taps,
-    each pixel's four elements one 4-element load, so one subtraction, product and sum serve them all;
-    their channels are stored compacted, followed by four unused lanes that the next four pixels or the
-    caller write again. The caller makes sure every pixel's taps lie in the image, that
+    each pixel's four elements one 4-element load, so one subtraction, product and sum serve them all.
+    3 channels: the pixels' channels are stored compacted, followed by four unused lanes that the next four
+    pixels or the caller write again; the caller makes sure every pixel's taps lie in the image, that
     ``src[off + row + 6]`` exists for each top-left offset ``off``, and that it writes at least the two span
-    pixels after the blocks afterwards."""
+    pixels after the blocks afterwards. 4 channels: every pixel's taps in the image is all it needs."""
     if not (isinstance(src, types.Array) and src.dtype == types.float32 and isinstance(dst, types.Array)
-            and dst.dtype == types.float32):
+            and dst.dtype == types.float32 and isinstance(cc, types.IntegerLiteral) and cc.literal_value in (3, 4)):
         return None
     sig = types.int64(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, types.int64,
-                      dst, types.intp)
+                      dst, types.intp, cc)
     return sig, _run_f32_codegen
 
 
@@ -2054,6 +2057,13 @@ def _span_bil_f32_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
 
 @jit_device
 def _span_bil_f32_4(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    """Blocks of eight pixels where the target has AVX-512 (:func:`_bilinear_f32_run8`), the rest pixel by
+    pixel (:func:`_bilinear_f32_put_rgba`)."""
+    if j_stop - j_lo >= BLOCK8:
+        done = _bilinear_f32_run8(src, sbase, row, xq, yq, dxq, dyq, (j_stop - j_lo) // BLOCK8, dst, dbase + j_lo * 4, 4)
+        xq += done * dxq
+        yq += done * dyq
+        j_lo += done
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32) * 4
         gx = _frac32(xq)
@@ -2173,7 +2183,7 @@ def _span_bil_f32_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
     if sbase + (max(yq, ye) >> 32) * row + (max(xq, xe) >> 32) * 3 < src.size - row - 6:
         if last - 1 - j_lo >= BLOCK8:
             done = _bilinear_f32_run8(src, sbase, row, xq, yq, dxq, dyq, (last - 1 - j_lo) // BLOCK8, dst,
-                                      dbase + j_lo * 3)
+                                      dbase + j_lo * 3, 3)
             xq += done * dxq
             yq += done * dyq
             j_lo += done

@@ -811,34 +811,35 @@ def test_uint8_bilinear_blocks_of_eight_are_the_integer_formula(rng, monkeypatch
     assert compared > 2000 or not allowed or "avx2" not in _cpu._target_features()
 
 
-def _run8_f32_pixels():
+def _run8_f32_pixels(cc):
     @numba.njit(cache=False)
     def run(src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d):
-        return _cpu._bilinear_f32_run8(src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d)
+        return _cpu._bilinear_f32_run8(src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d, cc)
     return run
 
 
-@pytest.mark.parametrize("allowed", [True, False])
-def test_float32_bilinear_blocks_of_eight_are_the_scalar_arithmetic(rng, monkeypatch, allowed):
-    """3-channel float32 spans in blocks of eight pixels (fractions in vector lanes, four pixels' taps in one
-    16-lane vector) have the bits of ``_bil_f32_c``'s float32 arithmetic in its order, with the fraction
-    ``float32(q & Q_MASK) * 2**-32``: random taps, NaN, infinities and huge values next to small ones,
-    fractions at the ends of the pixel, steps in every direction, a base offset; the lanes after the
-    blocks are left for the caller; without AVX-512 (or not allowed) they write nothing and say so."""
+@pytest.mark.parametrize("allowed,cc", [(True, 3), (True, 4), (False, 3), (False, 4)])
+def test_float32_bilinear_blocks_of_eight_are_the_scalar_arithmetic(rng, monkeypatch, allowed, cc):
+    """3- and 4-channel float32 spans in blocks of eight pixels (fractions in vector lanes, four pixels' taps
+    in one 16-lane vector) have the bits of ``_bil_f32_c``'s float32 arithmetic in its order, with the
+    fraction ``float32(q & Q_MASK) * 2**-32``: random taps, NaN, infinities and huge values next to small
+    ones, fractions at the ends of the pixel, steps in every direction, a base offset; 3 channels leave the
+    four elements after the blocks for the caller, 4 write nothing past them; without AVX-512 (or not
+    allowed) they write nothing and say so."""
     monkeypatch.setattr(_cpu, "F32_BLOCKS_ALLOWED", allowed)
     blocks = allowed and "avx512f" in _cpu._target_features()
     w, h = 70, 50
-    row = 3 * w
+    row = cc * w
     sbase = 5
     src = rng.standard_normal(sbase + h * row + 8).astype(np.float32)
     specials = np.array([np.nan, np.inf, -np.inf, 3e38, -3e38, 1e-30, 0.0, -0.0], np.float32)
     hit = rng.random(src.size) < 0.02
     src[hit] = rng.choice(specials, int(hit.sum()))
-    run = _run8_f32_pixels()
+    run = _run8_f32_pixels(cc)
     one = 1 << 32
     ends = np.array([0, 1, 255, 256, one // 2, one - 257, one - 256, one - 1], dtype=np.int64)
-    taps = src
-    c = np.arange(3)
+    c = np.arange(cc)
+    scratch = 4 if cc == 3 else 0
     compared = 0
     for case in range(300):
         nblocks = int(rng.integers(1, 4))
@@ -848,26 +849,25 @@ def test_float32_bilinear_blocks_of_eight_are_the_scalar_arithmetic(rng, monkeyp
         dyq = int(rng.choice([0, 1, -1, one // 7])) if case % 3 == 0 else int(rng.integers(-one // 2, one // 2))
         x0 = int(rng.integers(2 + n, w - 3 - n)) * one + frac()
         y0 = int(rng.integers(2 + n // 2, h - 3 - n // 2)) * one + frac()
-        dst = np.full(3 * n + 9, 7, np.float32)
+        dst = np.full(cc * n + 9, 7, np.float32)
         done = run(src, sbase, row, x0, y0, dxq, dyq, nblocks, dst, 2)
         if not blocks:
             assert done == 0 and (dst == 7).all()
             continue
-        # the 4 lanes after the last block's pixels are scratch for the caller; nothing else is written
-        assert done == n and (dst[:2] == 7).all() and (dst[2 + 3 * n + 4:] == 7).all()
+        assert done == n and (dst[:2] == 7).all() and (dst[2 + cc * n + scratch:] == 7).all()
         k = np.arange(n, dtype=np.int64)
         xs, ys = x0 + k * dxq, y0 + k * dyq
         fx = ((xs & (one - 1)).astype(np.uint32).astype(np.float32) * np.float32(2.0 ** -32))[:, None]
         fy = ((ys & (one - 1)).astype(np.uint32).astype(np.float32) * np.float32(2.0 ** -32))[:, None]
-        off = sbase + (ys >> 32) * row + (xs >> 32) * 3
+        off = sbase + (ys >> 32) * row + (xs >> 32) * cc
         with np.errstate(invalid="ignore", over="ignore"):
-            a, b = taps[off[:, None] + c], taps[off[:, None] + c + 3]
+            a, b = src[off[:, None] + c], src[off[:, None] + c + cc]
             t = a + (b - a) * fx
-            a, b = taps[off[:, None] + row + c], taps[off[:, None] + row + c + 3]
+            a, b = src[off[:, None] + row + c], src[off[:, None] + row + c + cc]
             u = a + (b - a) * fx
             want = t + (u - t) * fy
         assert want.dtype == np.float32
-        np.testing.assert_array_equal(dst[2:2 + 3 * n].reshape(n, 3).view(np.uint32), want.view(np.uint32))
+        np.testing.assert_array_equal(dst[2:2 + cc * n].reshape(n, cc).view(np.uint32), want.view(np.uint32))
         compared += n
     assert compared > 2000 or not blocks
 
