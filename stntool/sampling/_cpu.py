@@ -946,7 +946,7 @@ BLOCKS8_ALLOWED = True
 def _blocks8(context) -> bool:
     """Whether :func:`_bilinear_u8_run8` writes blocks for ``context``'s target: where it has AVX2. Against the
     pixel pairs of :func:`_bilinear_u8_put_pair`: on an AMD EPYC (Zen 3, AVX2) 8-12% less time for a 512x512
-    or 2048x2048 warp; on an Intel Xeon with AVX-512 IFMA (Sapphire Rapids), where the pairs take 52-bit
+    or 2048x2048 warp; on an Intel Xeon with AVX-512 IFMA and AMX, where the pairs take 52-bit
     multiply-adds, 512x512x3 on two threads 0.32-0.33 ms against 0.38-0.39 and 2048x2048x3 5.2-5.3 against
     5.7-5.9 (alternated runs)."""
     return BLOCKS8_ALLOWED and "avx2" in _target_features(context)
@@ -1050,7 +1050,7 @@ def _bilinear_u8_run8(typingctx, src, sbase, row, xq, yq, dxq, dyq, nblocks, dst
 
     :func:`_bil_int_c`'s exact integer arithmetic with :func:`_w15` weights. A block's weights are vector
     lanes (from the low 32 bits of its coordinates), its offsets scalars (an extract from a vector lane
-    costs more than the arithmetic: on an Intel Xeon, Sapphire Rapids, one thread, 512x512x3 0.60-0.61 ms
+    costs more than the arithmetic: on an Intel Xeon with AVX-512, one thread, 512x512x3 0.60-0.61 ms
     against 0.80-0.82 with offsets in lanes); each row's two taps come from one 8-byte load, their
     channels paired ``(a, b)`` in 16-bit lanes, so one ``vpmaddwd`` gives ``a (2**15 - 1 - fx) + b (fx - 1)``
     and a second adds ``a + b``: the row sum ``(a << 15) + (b - a) fx`` with weights that fit 16-bit lanes
@@ -1070,7 +1070,7 @@ F32_BLOCKS_ALLOWED = True
 
 def _f32_blocks(context) -> bool:
     """Whether :func:`_bilinear_f32_run8` writes blocks for ``context``'s target: where it has AVX-512 (four
-    pixels' taps in one 16-lane vector). On an Intel Xeon (Sapphire Rapids), one thread, a 3-channel span in
+    pixels' taps in one 16-lane vector). On an Intel Xeon with AVX-512, one thread, a 3-channel span in
     cache took 1.0-1.1 ns a pixel in blocks against 1.8-1.9 pixel by pixel (1.5 with the offsets in vector
     lanes; two pixels to an 8-lane AVX2 vector, 1.8-1.9: no gain, so AVX2 targets go pixel by pixel)."""
     return F32_BLOCKS_ALLOWED and "avx512f" in _target_features(context)
