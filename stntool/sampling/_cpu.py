@@ -45,7 +45,8 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic, overload
 from numba.np.ufunc import parallel as _numba_parallel
 
-from .._jit import OVERLOAD_OPTIONS, jit_device, jit_inline, jit_scalar, jit_scalar_inline, jit_serial
+from .._jit import (ALLOCATING_OVERLOAD_OPTIONS, OVERLOAD_OPTIONS, jit_device, jit_inline, jit_scalar, jit_scalar_inline,
+                    jit_serial)
 from . import _copies, _scalar
 
 # The scalar maths shared with the CUDA backend (stntool.sampling._scalar), compiled for the CPU.
@@ -3161,7 +3162,7 @@ def projective_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
     raise NotImplementedError("compiled kernels only")
 
 
-@overload(projective_rows, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
+@overload(projective_rows, prefer_literal=True, jit_options=ALLOCATING_OVERLOAD_OPTIONS)
 def _ov_projective_rows(mode, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
     m = _literal_mode(mode)
 
@@ -3206,7 +3207,7 @@ def grid_rows(mode, img, grid, out, work, role, pad, align_corners, fill, is_int
     raise NotImplementedError("compiled kernels only")
 
 
-@overload(grid_rows, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
+@overload(grid_rows, prefer_literal=True, jit_options=ALLOCATING_OVERLOAD_OPTIONS)
 def _ov_grid_rows(mode, img, grid, out, work, role, pad, align_corners, fill, is_int, maxv):
     m = _literal_mode(mode)
 
@@ -3350,7 +3351,7 @@ def tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, out, 
     raise NotImplementedError("compiled kernels only")
 
 
-@overload(tps_rows, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
+@overload(tps_rows, prefer_literal=True, jit_options=ALLOCATING_OVERLOAD_OPTIONS)
 def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, out, work, role, pad, align_corners,
                  fill, is_int, maxv):
     m = _literal_mode(mode)
