@@ -551,7 +551,9 @@ def test_grey_blocks_are_the_pixel_loops_bits(rng, dtype, mode):
     check(random_image(rng, (3, 40000), dtype), far, (3, 200))
 
 
-def test_fast_gathers_only_on_avx512_targets(monkeypatch):
+def test_fast_gathers_only_on_avx512_targets_and_when_allowed(monkeypatch):
+    assert _cpu.fast_gathers("+avx512f,+avx2") is _cpu.GATHERS_ALLOWED is False  # off by default
+    monkeypatch.setattr(_cpu, "GATHERS_ALLOWED", True)
     assert _cpu.fast_gathers("+avx512f,+avx2") is True
     assert _cpu.fast_gathers("-avx512f,+avx2") is False
     assert _cpu.fast_gathers("") is False  # NUMBA_CPU_NAME=generic
