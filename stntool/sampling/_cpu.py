@@ -940,7 +940,7 @@ def _bilinear_u8_put_pair(typingctx, src, off0, off1, row, fx0, fy0, fx1, fy1, d
 
 #: Pixels of a block of :func:`_bilinear_u8_run8`.
 BLOCK8 = 8
-#: Whether 3-channel uint8 bilinear spans go in blocks of :data:`BLOCK8` pixels where the target has AVX2.
+#: Whether 3- and 4-channel uint8 bilinear spans go in blocks of :data:`BLOCK8` pixels where the target has AVX2.
 BLOCKS8_ALLOWED = True
 
 
@@ -960,7 +960,8 @@ def _run8_codegen(context, builder, sig, args):
         return ir.Constant(i64, 0)
     data = context.make_array(sig.args[0])(context, builder, args[0]).data
     out = context.make_array(sig.args[8])(context, builder, args[8]).data
-    sbase, row, xq, yq, dxq, dyq, nblocks, _, d0 = args[1:]
+    sbase, row, xq, yq, dxq, dyq, nblocks, _, d0 = args[1:10]
+    cc = sig.args[10].literal_value
     n = BLOCK8
 
     def vconst(t, values):
@@ -975,8 +976,9 @@ def _run8_codegen(context, builder, sig, args):
         builder.module, ir.FunctionType(ir.VectorType(i32, 8), [ir.VectorType(i16, 16)] * 2), "llvm.x86.avx2.pmadd.wd")
     ones = vconst(i16, [1] * 16)
     words = i64.as_pointer()
-    pair_order = vconst(i32, [0, 3, 1, 4, 2, 5, 6, 7, 8, 11, 9, 12, 10, 13, 14, 15])
-    shift, three = ir.Constant(i64, 32), ir.Constant(i64, 3)
+    # each pixel's 8-byte load: (a, b) per channel side by side (3 channels: the last pair unused)
+    pair_order = vconst(i32, [m + o for m in (0, 8) for o in ((0, 3, 1, 4, 2, 5, 6, 7) if cc == 3 else (0, 4, 1, 5, 2, 6, 3, 7))])
+    shift, stride = ir.Constant(i64, 32), ir.Constant(i64, cc)
 
     entry = builder.basic_block
     loop = builder.append_basic_block("run8.loop")
@@ -1001,7 +1003,7 @@ def _run8_codegen(context, builder, sig, args):
     xs, ys = x, y
     for j in range(n):
         offs.append(builder.add(sbase, builder.add(builder.mul(builder.ashr(ys, shift), row),
-                                                   builder.mul(builder.ashr(xs, shift), three))))
+                                                   builder.mul(builder.ashr(xs, shift), stride))))
         xs, ys = builder.add(xs, dxq), builder.add(ys, dyq)
 
     def taps(j, below):  # pixels j, j + 1 of one row: (a, b) per channel in 16-bit lanes
@@ -1027,11 +1029,12 @@ def _run8_codegen(context, builder, sig, args):
         results = [builder.shuffle_vector(results[m], results[m + 1], vconst(i32, range(2 * results[m].type.count)))
                    for m in range(0, len(results), 2)]
     r = builder.trunc(results[0], ir.VectorType(i8, 4 * n))
-    r = builder.shuffle_vector(r, r, vconst(i32, [4 * m + c for m in range(n) for c in range(3)]))
+    if cc == 3:  # each pixel's three channels
+        r = builder.shuffle_vector(r, r, vconst(i32, [4 * m + c for m in range(n) for c in range(3)]))
     _store_vector(builder, out, d, r)
 
     k_next = builder.add(k, ir.Constant(i64, 1))
-    d_next = builder.add(d, ir.Constant(i64, 3 * n))
+    d_next = builder.add(d, ir.Constant(i64, cc * n))
     end = builder.basic_block
     for phi, first, nxt in ((x, xq, xs), (y, yq, ys), (k, ir.Constant(i64, 0), k_next), (d, d0, d_next)):
         phi.add_incoming(first, entry)
@@ -1043,11 +1046,11 @@ def _run8_codegen(context, builder, sig, args):
 
 
 @intrinsic
-def _bilinear_u8_run8(typingctx, src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d):
-    """``nblocks`` blocks of :data:`BLOCK8` interior pixels of a 3-channel uint8 affine span (pixel ``k`` at the
-    32.32 coordinate ``(xq + k dxq, yq + k dyq)``) written to ``dst[d : d + 24 nblocks]``; returns the pixels
-    written: ``8 nblocks``, or 0 where the target has no AVX2 (:func:`_blocks8`; the caller goes on pixel pair
-    by pair).
+def _bilinear_u8_run8(typingctx, src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d, cc):
+    """``nblocks`` blocks of :data:`BLOCK8` interior pixels of a ``cc``-channel (a constant 3 or 4) uint8 affine
+    span (pixel ``k`` at the 32.32 coordinate ``(xq + k dxq, yq + k dyq)``) written to
+    ``dst[d : d + 8 cc nblocks]``; returns the pixels written: ``8 nblocks``, or 0 where the target has no AVX2
+    (:func:`_blocks8`; the caller goes on pixel pair by pair).
 
     :func:`_bil_int_c`'s exact integer arithmetic with :func:`_w15` weights. A block's weights are vector
     lanes (from the low 32 bits of its coordinates), its offsets scalars (an extract from a vector lane
@@ -1056,16 +1059,17 @@ def _bilinear_u8_run8(typingctx, src, sbase, row, xq, yq, dxq, dyq, nblocks, dst
     channels paired ``(a, b)`` in 16-bit lanes, so one ``vpmaddwd`` gives ``a (2**15 - 1 - fx) + b (fx - 1)``
     and a second adds ``a + b``: the row sum ``(a << 15) + (b - a) fx`` with weights that fit 16-bit lanes
     (``fx`` runs up to 2**15); the column sum is :func:`_column_sum32_ir`'s. The caller makes sure every
-    pixel's taps lie in the image and that ``src[off + row + 7]`` exists for each top-left offset ``off``."""
+    pixel's taps lie in the image and (3 channels) that ``src[off + row + 7]`` exists for each top-left
+    offset ``off``."""
     if not (isinstance(src, types.Array) and src.dtype == types.uint8 and isinstance(dst, types.Array)
-            and dst.dtype == types.uint8):
+            and dst.dtype == types.uint8 and isinstance(cc, types.IntegerLiteral) and cc.literal_value in (3, 4)):
         return None
     sig = types.int64(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, types.int64,
-                      dst, types.intp)
+                      dst, types.intp, cc)
     return sig, _run8_codegen
 
 
-#: Whether 3-channel float32 bilinear spans go in blocks of :data:`BLOCK8` pixels (:func:`_bilinear_f32_run8`).
+#: Whether 3- and 4-channel float32 bilinear spans go in blocks of :data:`BLOCK8` pixels (:func:`_bilinear_f32_run8`).
 F32_BLOCKS_ALLOWED = True
 
 
@@ -2027,9 +2031,15 @@ def _span_bil_u8_1(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
 
 @jit_device
 def _span_bil_u8_4(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
-    """Two pixels at a time (:func:`_bilinear_u8_put_pair`), the last one alone. (The same pair loop as
-    :func:`_span_bil_u8_3`'s, written out in each: as one shared helper it cost 3% at 2048x2048x3.)"""
+    """Blocks of eight pixels where the target has AVX2 (:func:`_bilinear_u8_run8`), then two pixels at a time
+    (:func:`_bilinear_u8_put_pair`), the last one alone. (The same pair loop as :func:`_span_bil_u8_3`'s,
+    written out in each: as one shared helper it cost 3% at 2048x2048x3.)"""
     j = j_lo
+    if j_stop - j >= BLOCK8:
+        done = _bilinear_u8_run8(src, sbase, row, xq, yq, dxq, dyq, (j_stop - j) // BLOCK8, dst, dbase + j * 4, 4)
+        xq += done * dxq
+        yq += done * dyq
+        j += done
     while j + 1 < j_stop:
         off0 = sbase + (yq >> 32) * row + (xq >> 32) * 4
         x1 = xq + dxq
@@ -2137,7 +2147,7 @@ def _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     if top < wide:
         j = j_lo
         if top < wide - 1:
-            done = _bilinear_u8_run8(src, sbase, row, xq, yq, dxq, dyq, (last - j) // BLOCK8, dst, dbase + j * 3)
+            done = _bilinear_u8_run8(src, sbase, row, xq, yq, dxq, dyq, (last - j) // BLOCK8, dst, dbase + j * 3, 3)
             xq += done * dxq
             yq += done * dyq
             j += done

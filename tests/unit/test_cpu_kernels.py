@@ -754,32 +754,33 @@ def test_uint8_bilinear_taps_are_the_integer_formula_in_both_forms(rng, monkeypa
     np.testing.assert_array_equal(pairs[: 3 * n].reshape(n, 3), want)
 
 
-def _run8_pixels():
+def _run8_pixels(cc):
     @numba.njit(cache=False)
     def run(src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d):
-        return _cpu._bilinear_u8_run8(src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d)
+        return _cpu._bilinear_u8_run8(src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d, cc)
     return run
 
 
-@pytest.mark.parametrize("allowed", [True, False])
-def test_uint8_bilinear_blocks_of_eight_are_the_integer_formula(rng, monkeypatch, allowed):
-    """3-channel uint8 spans in blocks of eight pixels (coordinates carried in vector lanes, rows summed by
-    ``vpmaddwd`` with weights shifted by one to fit 16 bits) equal ``_bil_int_c``'s integer arithmetic, on
+@pytest.mark.parametrize("allowed,cc", [(True, 3), (True, 4), (False, 3), (False, 4)])
+def test_uint8_bilinear_blocks_of_eight_are_the_integer_formula(rng, monkeypatch, allowed, cc):
+    """3- and 4-channel uint8 spans in blocks of eight pixels (weights in vector lanes, offsets in scalars,
+    rows summed by ``vpmaddwd`` with weights shifted by one to fit 16 bits) equal ``_bil_int_c``'s integer
+    arithmetic, on
     random and extreme taps (0 next to 255) and weights (0, 2**15 and their neighbours, from fractions at
     the ends of the pixel), steps in every direction; without AVX2 (or not allowed) they write nothing
     and say so."""
     monkeypatch.setattr(_cpu, "BLOCKS8_ALLOWED", allowed)
     w, h = 80, 60
-    row = 3 * w
+    row = cc * w
     src = rng.integers(0, 256, h * row + 8, dtype=np.uint8)
-    src[: 6 * row : 2] = 0
-    src[1 : 6 * row : 2] = 255
-    run = _run8_pixels()
+    # the first rows: 0 next to 255 in each channel (bytes alternate; with 4 channels, pixels alternate)
+    src[: 6 * row] = 255 * ((np.arange(6 * row) // (1 if cc == 3 else 4)) % 2)
+    run = _run8_pixels(cc)
     one = 1 << 32
     ends = np.array([0, 1, 65535, 65536, 131071, 131072, one // 2, one - 131073, one - 131072, one - 65537,
                      one - 65536, one - 1], dtype=np.int64)
     taps = src.astype(np.int64)
-    c = np.arange(3)
+    c = np.arange(cc)
     compared = 0
     for case in range(300):
         nblocks = int(rng.integers(1, 4))
@@ -793,22 +794,22 @@ def test_uint8_bilinear_blocks_of_eight_are_the_integer_formula(rng, monkeypatch
         if case < 20:  # the first rows (the 0/255 stripes)
             y0 = int(rng.integers(0, 4)) * one + frac()
             dyq = 0
-        dst = np.full(3 * n + 5, 7, np.uint8)
+        dst = np.full(cc * n + 5, 7, np.uint8)
         done = run(src, 0, row, x0, y0, dxq, dyq, nblocks, dst, 2)
         if not allowed or "avx2" not in _cpu._target_features():
             assert done == 0 and (dst == 7).all()
             continue
-        assert done == n and (dst[:2] == 7).all() and (dst[2 + 3 * n:] == 7).all()
+        assert done == n and (dst[:2] == 7).all() and (dst[2 + cc * n:] == 7).all()
         k = np.arange(n, dtype=np.int64)
         xs, ys = x0 + k * dxq, y0 + k * dyq
         fx, fy = ((xs & (one - 1)) + 65536) >> 17, ((ys & (one - 1)) + 65536) >> 17
-        off = (ys >> 32) * row + (xs >> 32) * 3
-        a, b = taps[off[:, None] + c], taps[off[:, None] + c + 3]
+        off = (ys >> 32) * row + (xs >> 32) * cc
+        a, b = taps[off[:, None] + c], taps[off[:, None] + c + cc]
         t = (a << 15) + (b - a) * fx[:, None]
-        a, b = taps[off[:, None] + row + c], taps[off[:, None] + row + c + 3]
+        a, b = taps[off[:, None] + row + c], taps[off[:, None] + row + c + cc]
         u = (a << 15) + (b - a) * fx[:, None]
         want = ((t << 15) + (u - t) * fy[:, None] + (1 << 29)) >> 30
-        np.testing.assert_array_equal(dst[2:2 + 3 * n].reshape(n, 3), want)
+        np.testing.assert_array_equal(dst[2:2 + cc * n].reshape(n, cc), want)
         compared += n
     assert compared > 2000 or not allowed or "avx2" not in _cpu._target_features()
 
