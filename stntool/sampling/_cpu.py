@@ -953,85 +953,50 @@ def _blocks8(context) -> bool:
     return BLOCKS8_ALLOWED and "avx2" in _target_features(context)
 
 
-def _run8_codegen(context, builder, sig, args):
-    """IR of :func:`_bilinear_u8_run8` (see there)."""
-    i8, i16, i32, i64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
-    if not _blocks8(context):
-        return ir.Constant(i64, 0)
+def _vconst(t, values):
+    """A constant vector of ``t`` elements."""
+    return ir.Constant(ir.VectorType(t, len(values)), [ir.Constant(t, v) for v in values])
+
+
+def _span_blocks_ir(context, builder, sig, args, block):
+    """The loop of a span's blocks of :data:`BLOCK8` pixels (:func:`_bilinear_u8_run8`,
+    :func:`_bilinear_f32_run8`; arguments ``(src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d, cc)``): pixel
+    ``k`` at the 32.32 coordinate ``(xq + k dxq, yq + k dyq)``, ``nblocks`` blocks written from ``dst[d]`` on,
+    ``cc`` elements a pixel. Each block's offsets (of its pixels' top-left taps from ``src``'s start) are
+    scalars, its coordinates' low 32 bits (the fractions) an 8-lane int32 vector per axis: the offsets from
+    vector lanes would take an extract each, which costs more than the scalar arithmetic.
+    ``block(data, out, offs, low_x, low_y, d)`` emits one block's IR; returns ``8 nblocks`` (0 if negative)."""
+    i32, i64 = ir.IntType(32), ir.IntType(64)
     data = context.make_array(sig.args[0])(context, builder, args[0]).data
     out = context.make_array(sig.args[8])(context, builder, args[8]).data
     sbase, row, xq, yq, dxq, dyq, nblocks, _, d0 = args[1:10]
     cc = sig.args[10].literal_value
     n = BLOCK8
-
-    def vconst(t, values):
-        return ir.Constant(ir.VectorType(t, len(values)), [ir.Constant(t, v) for v in values])
-
     v32 = ir.VectorType(i32, n)
     # the low 32 bits of pixel k's coordinate: those of the block's first plus those of k steps (mod 2**32)
-    steps = vconst(i32, range(n))
+    steps = _vconst(i32, range(n))
     xsteps = builder.mul(_splat(builder, v32, builder.trunc(dxq, i32)), steps)
     ysteps = builder.mul(_splat(builder, v32, builder.trunc(dyq, i32)), steps)
-    pmadd = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(ir.VectorType(i32, 8), [ir.VectorType(i16, 16)] * 2), "llvm.x86.avx2.pmadd.wd")
-    ones = vconst(i16, [1] * 16)
-    words = i64.as_pointer()
-    # each pixel's 8-byte load: (a, b) per channel side by side (3 channels: the last pair unused)
-    pair_order = vconst(i32, [m + o for m in (0, 8) for o in ((0, 3, 1, 4, 2, 5, 6, 7) if cc == 3 else (0, 4, 1, 5, 2, 6, 3, 7))])
     shift, stride = ir.Constant(i64, 32), ir.Constant(i64, cc)
 
     entry = builder.basic_block
-    loop = builder.append_basic_block("run8.loop")
-    done = builder.append_basic_block("run8.done")
+    loop = builder.append_basic_block("blocks.loop")
+    done = builder.append_basic_block("blocks.done")
     builder.cbranch(builder.icmp_signed(">", nblocks, ir.Constant(i64, 0)), loop, done)
     builder.position_at_end(loop)
     x = builder.phi(i64)
     y = builder.phi(i64)
     k = builder.phi(i64)
     d = builder.phi(i64)
-
-    def weight(q, qsteps):  # _w15 of each pixel's fraction f: ((f >> 16) + 1) >> 1 == (f + 2**16) >> 17, in 32 bits
-        f = builder.add(_splat(builder, v32, builder.trunc(q, i32)), qsteps)
-        return builder.lshr(builder.add(builder.lshr(f, vconst(i32, [16] * n)), vconst(i32, [1] * n)),
-                            vconst(i32, [1] * n))
-
-    wx, wy = weight(x, xsteps), weight(y, ysteps)
-    # per pixel (2**15 - 1 - fx, fx - 1) as two 16-bit halves of one 32-bit lane
-    wa = builder.and_(builder.sub(vconst(i32, [32767] * n), wx), vconst(i32, [0xFFFF] * n))
-    packed = builder.or_(wa, builder.shl(builder.sub(wx, vconst(i32, [1] * n)), vconst(i32, [16] * n)))
-    offs = []  # in scalar registers: vector lanes would take an extract each
+    low_x = builder.add(_splat(builder, v32, builder.trunc(x, i32)), xsteps)
+    low_y = builder.add(_splat(builder, v32, builder.trunc(y, i32)), ysteps)
+    offs = []
     xs, ys = x, y
-    for j in range(n):
+    for _ in range(n):
         offs.append(builder.add(sbase, builder.add(builder.mul(builder.ashr(ys, shift), row),
                                                    builder.mul(builder.ashr(xs, shift), stride))))
         xs, ys = builder.add(xs, dxq), builder.add(ys, dyq)
-
-    def taps(j, below):  # pixels j, j + 1 of one row: (a, b) per channel in 16-bit lanes
-        both = ir.Constant(ir.VectorType(i64, 2), ir.Undefined)
-        for m in (0, 1):
-            at = offs[j + m] if not below else builder.add(offs[j + m], row)
-            word = builder.load(builder.bitcast(builder.gep(data, [at]), words), align=1)
-            both = builder.insert_element(both, word, ir.Constant(i32, m))
-        both = builder.bitcast(both, ir.VectorType(i8, 16))
-        return builder.zext(builder.shuffle_vector(both, both, pair_order), ir.VectorType(i16, 16))
-
-    results = []
-    for j in range(0, n, 2):
-        spread = vconst(i32, [j] * 4 + [j + 1] * 4)
-        w = builder.bitcast(builder.shuffle_vector(packed, packed, spread), ir.VectorType(i16, 16))
-        sums = []
-        for below in (False, True):
-            tp = taps(j, below)
-            sums.append(builder.add(builder.call(pmadd, [tp, w]), builder.call(pmadd, [tp, ones])))
-        fy = builder.shuffle_vector(wy, wy, spread)
-        results.append(_column_sum32_ir(builder, sums[0], sums[1], fy))
-    while len(results) > 1:
-        results = [builder.shuffle_vector(results[m], results[m + 1], vconst(i32, range(2 * results[m].type.count)))
-                   for m in range(0, len(results), 2)]
-    r = builder.trunc(results[0], ir.VectorType(i8, 4 * n))
-    if cc == 3:  # each pixel's three channels
-        r = builder.shuffle_vector(r, r, vconst(i32, [4 * m + c for m in range(n) for c in range(3)]))
-    _store_vector(builder, out, d, r)
+    block(data, out, offs, low_x, low_y, d)
 
     k_next = builder.add(k, ir.Constant(i64, 1))
     d_next = builder.add(d, ir.Constant(i64, cc * n))
@@ -1043,6 +1008,63 @@ def _run8_codegen(context, builder, sig, args):
     builder.position_at_end(done)
     return builder.mul(builder.select(builder.icmp_signed(">", nblocks, ir.Constant(i64, 0)), nblocks,
                                       ir.Constant(i64, 0)), ir.Constant(i64, n))
+
+
+def _run8_codegen(context, builder, sig, args):
+    """IR of :func:`_bilinear_u8_run8` (see there), in :func:`_span_blocks_ir`'s loop."""
+    i8, i16, i32, i64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+    if not _blocks8(context):
+        return ir.Constant(i64, 0)
+    cc = sig.args[10].literal_value
+    row = args[2]
+    n = BLOCK8
+    pmadd = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VectorType(i32, 8), [ir.VectorType(i16, 16)] * 2), "llvm.x86.avx2.pmadd.wd")
+    ones = _vconst(i16, [1] * 16)
+    words = i64.as_pointer()
+    # each pixel's 8-byte load: (a, b) per channel side by side (3 channels: the last pair unused)
+    pair_order = _vconst(i32, [m + o for m in (0, 8)
+                              for o in ((0, 3, 1, 4, 2, 5, 6, 7) if cc == 3 else (0, 4, 1, 5, 2, 6, 3, 7))])
+
+    def weight(f):  # _w15 of each pixel's fraction f: ((f >> 16) + 1) >> 1 == (f + 2**16) >> 17, in 32 bits
+        return builder.lshr(builder.add(builder.lshr(f, _vconst(i32, [16] * n)), _vconst(i32, [1] * n)),
+                            _vconst(i32, [1] * n))
+
+    def block(data, out, offs, low_x, low_y, d):
+        wx, wy = weight(low_x), weight(low_y)
+        # per pixel (2**15 - 1 - fx, fx - 1) as two 16-bit halves of one 32-bit lane
+        wa = builder.and_(builder.sub(_vconst(i32, [32767] * n), wx), _vconst(i32, [0xFFFF] * n))
+        packed = builder.or_(wa, builder.shl(builder.sub(wx, _vconst(i32, [1] * n)), _vconst(i32, [16] * n)))
+
+        def taps(j, below):  # pixels j, j + 1 of one row: (a, b) per channel in 16-bit lanes
+            both = ir.Constant(ir.VectorType(i64, 2), ir.Undefined)
+            for m in (0, 1):
+                at = offs[j + m] if not below else builder.add(offs[j + m], row)
+                word = builder.load(builder.bitcast(builder.gep(data, [at]), words), align=1)
+                both = builder.insert_element(both, word, ir.Constant(i32, m))
+            both = builder.bitcast(both, ir.VectorType(i8, 16))
+            return builder.zext(builder.shuffle_vector(both, both, pair_order), ir.VectorType(i16, 16))
+
+        results = []
+        for j in range(0, n, 2):
+            spread = _vconst(i32, [j] * 4 + [j + 1] * 4)
+            w = builder.bitcast(builder.shuffle_vector(packed, packed, spread), ir.VectorType(i16, 16))
+            sums = []
+            for below in (False, True):
+                tp = taps(j, below)
+                sums.append(builder.add(builder.call(pmadd, [tp, w]), builder.call(pmadd, [tp, ones])))
+            fy = builder.shuffle_vector(wy, wy, spread)
+            results.append(_column_sum32_ir(builder, sums[0], sums[1], fy))
+        while len(results) > 1:
+            results = [builder.shuffle_vector(results[m], results[m + 1],
+                                              _vconst(i32, range(2 * results[m].type.count)))
+                       for m in range(0, len(results), 2)]
+        r = builder.trunc(results[0], ir.VectorType(i8, 4 * n))
+        if cc == 3:  # each pixel's three channels
+            r = builder.shuffle_vector(r, r, _vconst(i32, [4 * m + c for m in range(n) for c in range(3)]))
+        _store_vector(builder, out, d, r)
+
+    return _span_blocks_ir(context, builder, sig, args, block)
 
 
 @intrinsic
@@ -1082,84 +1104,49 @@ def _f32_blocks(context) -> bool:
 
 
 def _run_f32_codegen(context, builder, sig, args):
-    """IR of :func:`_bilinear_f32_run8` (see there)."""
+    """IR of :func:`_bilinear_f32_run8` (see there), in :func:`_span_blocks_ir`'s loop."""
     f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
     if not _f32_blocks(context):
         return ir.Constant(i64, 0)
-    data = context.make_array(sig.args[0])(context, builder, args[0]).data
-    out = context.make_array(sig.args[8])(context, builder, args[8]).data
-    sbase, row, xq, yq, dxq, dyq, nblocks, _, d0 = args[1:10]
     cc = sig.args[10].literal_value
+    row = args[2]
     n, group = BLOCK8, 4
-
-    def vconst(t, values):
-        return ir.Constant(ir.VectorType(t, len(values)), [ir.Constant(t, v) for v in values])
-
-    v32, vf = ir.VectorType(i32, n), ir.VectorType(f32, n)
-    # the low 32 bits of pixel k's coordinate: those of the block's first plus those of k steps (mod 2**32)
-    steps = vconst(i32, range(n))
-    xsteps = builder.mul(_splat(builder, v32, builder.trunc(dxq, i32)), steps)
-    ysteps = builder.mul(_splat(builder, v32, builder.trunc(dyq, i32)), steps)
-    inv = _splat(builder, vf, ir.Constant(f32, Q_INV))
+    vf = ir.VectorType(f32, n)
     quad = ir.VectorType(f32, 4)
-    shift, right = ir.Constant(i64, 32), ir.Constant(i64, cc)
+    right = ir.Constant(i64, cc)
+    below_right = builder.add(row, right)
+    # 3 channels: each pixel's three first, then four unused lanes; 4: as they are
+    keep = _vconst(i32, [4 * m + c for m in range(group) for c in range(cc)] + [3] * (group * (4 - cc)))
 
-    entry = builder.basic_block
-    loop = builder.append_basic_block("runf32.loop")
-    done = builder.append_basic_block("runf32.done")
-    builder.cbranch(builder.icmp_signed(">", nblocks, ir.Constant(i64, 0)), loop, done)
-    builder.position_at_end(loop)
-    x = builder.phi(i64)
-    y = builder.phi(i64)
-    k = builder.phi(i64)
-    d = builder.phi(i64)
-
-    def fractions(q, qsteps):  # _frac32 of each pixel: float32(q & Q_MASK) * 2**-32
-        low = builder.add(_splat(builder, v32, builder.trunc(q, i32)), qsteps)
-        return builder.fmul(builder.uitofp(low, vf), inv)
-
-    gx, gy = fractions(x, xsteps), fractions(y, ysteps)
-    offs = []  # in scalar registers: vector lanes would take an extract each
-    xs, ys = x, y
-    for j in range(n):
-        offs.append(builder.add(sbase, builder.add(builder.mul(builder.ashr(ys, shift), row),
-                                                   builder.mul(builder.ashr(xs, shift), right))))
-        xs, ys = builder.add(xs, dxq), builder.add(ys, dyq)
+    def fractions(low):  # _frac32 of each pixel: float32(q & Q_MASK) * 2**-32
+        return builder.fmul(builder.uitofp(low, vf), _splat(builder, vf, ir.Constant(f32, Q_INV)))
 
     def joined(parts):  # 4-lane vectors side by side
         while len(parts) > 1:
-            parts = [builder.shuffle_vector(parts[m], parts[m + 1], vconst(i32, range(2 * parts[m].type.count)))
+            parts = [builder.shuffle_vector(parts[m], parts[m + 1], _vconst(i32, range(2 * parts[m].type.count)))
                      for m in range(0, len(parts), 2)]
         return parts[0]
 
-    def taps(first, at):  # each pixel's four elements from its offset plus ``at``
-        return joined([builder.load(builder.bitcast(builder.gep(data, [builder.add(offs[j], at)]),
-                                                    quad.as_pointer()), align=1) for j in range(first, first + group)])
+    def block(data, out, offs, low_x, low_y, d):
+        gx, gy = fractions(low_x), fractions(low_y)
 
-    below_right = builder.add(row, right)
-    # 3 channels: each pixel's three first, then four unused lanes; 4: as they are
-    keep = vconst(i32, [4 * m + c for m in range(group) for c in range(cc)] + [3] * (group * (4 - cc)))
-    for first in range(0, n, group):
-        spread = vconst(i32, [first + m for m in range(group) for _ in range(4)])
-        fx = builder.shuffle_vector(gx, gx, spread)
-        fy = builder.shuffle_vector(gy, gy, spread)
-        a, b = taps(first, ir.Constant(i64, 0)), taps(first, right)
-        t = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
-        a, b = taps(first, row), taps(first, below_right)
-        u = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
-        r = builder.fadd(t, builder.fmul(builder.fsub(u, t), fy))
-        _store_vector(builder, out, builder.add(d, ir.Constant(i64, cc * first)), builder.shuffle_vector(r, r, keep))
+        def taps(first, at):  # each pixel's four elements from its offset plus ``at``
+            return joined([builder.load(builder.bitcast(builder.gep(data, [builder.add(offs[j], at)]),
+                                                        quad.as_pointer()), align=1)
+                           for j in range(first, first + group)])
 
-    k_next = builder.add(k, ir.Constant(i64, 1))
-    d_next = builder.add(d, ir.Constant(i64, cc * n))
-    end = builder.basic_block
-    for phi, first, nxt in ((x, xq, xs), (y, yq, ys), (k, ir.Constant(i64, 0), k_next), (d, d0, d_next)):
-        phi.add_incoming(first, entry)
-        phi.add_incoming(nxt, end)
-    builder.cbranch(builder.icmp_signed("<", k_next, nblocks), loop, done)
-    builder.position_at_end(done)
-    return builder.mul(builder.select(builder.icmp_signed(">", nblocks, ir.Constant(i64, 0)), nblocks,
-                                      ir.Constant(i64, 0)), ir.Constant(i64, n))
+        for first in range(0, n, group):
+            spread = _vconst(i32, [first + m for m in range(group) for _ in range(4)])
+            fx = builder.shuffle_vector(gx, gx, spread)
+            fy = builder.shuffle_vector(gy, gy, spread)
+            a, b = taps(first, ir.Constant(i64, 0)), taps(first, right)
+            t = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
+            a, b = taps(first, row), taps(first, below_right)
+            u = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
+            r = builder.fadd(t, builder.fmul(builder.fsub(u, t), fy))
+            _store_vector(builder, out, builder.add(d, ir.Constant(i64, cc * first)), builder.shuffle_vector(r, r, keep))
+
+    return _span_blocks_ir(context, builder, sig, args, block)
 
 
 @intrinsic
