@@ -958,6 +958,16 @@ def _vconst(t, values):
     return ir.Constant(ir.VectorType(t, len(values)), [ir.Constant(t, v) for v in values])
 
 
+def _span_blocks_sig(src, dst, cc, dtype):
+    """The signature of a span-block intrinsic ``(src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d, cc) ->
+    pixels written`` for ``dtype`` arrays and a constant ``cc`` of 3 or 4; None for other types."""
+    if not (isinstance(src, types.Array) and src.dtype == dtype and isinstance(dst, types.Array)
+            and dst.dtype == dtype and isinstance(cc, types.IntegerLiteral) and cc.literal_value in (3, 4)):
+        return None
+    return types.int64(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, types.int64,
+                       dst, types.intp, cc)
+
+
 def _span_blocks_ir(context, builder, sig, args, block):
     """The loop of a span's blocks of :data:`BLOCK8` pixels (:func:`_bilinear_u8_run8`,
     :func:`_bilinear_f32_run8`; arguments ``(src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d, cc)``): pixel
@@ -1083,12 +1093,8 @@ def _bilinear_u8_run8(typingctx, src, sbase, row, xq, yq, dxq, dyq, nblocks, dst
     (``fx`` runs up to 2**15); the column sum is :func:`_column_sum32_ir`'s. The caller makes sure every
     pixel's taps lie in the image and (3 channels) that ``src[off + row + 7]`` exists for each top-left
     offset ``off``."""
-    if not (isinstance(src, types.Array) and src.dtype == types.uint8 and isinstance(dst, types.Array)
-            and dst.dtype == types.uint8 and isinstance(cc, types.IntegerLiteral) and cc.literal_value in (3, 4)):
-        return None
-    sig = types.int64(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, types.int64,
-                      dst, types.intp, cc)
-    return sig, _run8_codegen
+    sig = _span_blocks_sig(src, dst, cc, types.uint8)
+    return None if sig is None else (sig, _run8_codegen)
 
 
 #: Whether 3- and 4-channel float32 bilinear spans go in blocks of :data:`BLOCK8` pixels (:func:`_bilinear_f32_run8`).
@@ -1164,12 +1170,8 @@ def _bilinear_f32_run8(typingctx, src, sbase, row, xq, yq, dxq, dyq, nblocks, ds
     pixels or the caller write again; the caller makes sure every pixel's taps lie in the image, that
     ``src[off + row + 6]`` exists for each top-left offset ``off``, and that it writes at least the two span
     pixels after the blocks afterwards. 4 channels: every pixel's taps in the image is all it needs."""
-    if not (isinstance(src, types.Array) and src.dtype == types.float32 and isinstance(dst, types.Array)
-            and dst.dtype == types.float32 and isinstance(cc, types.IntegerLiteral) and cc.literal_value in (3, 4)):
-        return None
-    sig = types.int64(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, types.int64,
-                      dst, types.intp, cc)
-    return sig, _run_f32_codegen
+    sig = _span_blocks_sig(src, dst, cc, types.float32)
+    return None if sig is None else (sig, _run_f32_codegen)
 
 
 @intrinsic

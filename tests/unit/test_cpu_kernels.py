@@ -754,45 +754,55 @@ def test_uint8_bilinear_taps_are_the_integer_formula_in_both_forms(rng, monkeypa
     np.testing.assert_array_equal(pairs[: 3 * n].reshape(n, 3), want)
 
 
-def _run8_pixels(cc):
+def _span_blocks(blocks, cc):
+    """A fresh kernel (compiled now, with the module's flags as they are now) that calls the span-block
+    intrinsic ``blocks`` (``_cpu._bilinear_u8_run8`` or ``_cpu._bilinear_f32_run8``) for ``cc`` channels."""
     @numba.njit(cache=False)
     def run(src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d):
-        return _cpu._bilinear_u8_run8(src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d, cc)
+        return blocks(src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d, cc)
     return run
+
+
+def _span_block_cases(rng, w, h, ends, count=300):
+    """``count`` random spans of whole blocks inside a ``w`` x ``h`` image: ``(case, nblocks, x0, y0, dxq,
+    dyq)`` in 32.32 units, half the fractions from ``ends``, every third step a special one (0, 1 unit,
+    whole pixels, a third), every pixel's taps inside the image."""
+    one = 1 << 32
+    for case in range(count):
+        nblocks = int(rng.integers(1, 4))
+        n = 8 * nblocks
+        frac = lambda: int(rng.choice(ends)) if rng.random() < 0.5 else int(rng.integers(0, one))  # noqa: E731
+        dxq = int(rng.choice([0, 1, -1, one, -one, one // 3])) if case % 3 == 0 else int(rng.integers(-one, one))
+        dyq = int(rng.choice([0, 1, -1, one // 7])) if case % 3 == 0 else int(rng.integers(-one // 2, one // 2))
+        x0 = int(rng.integers(2 + n, w - 3 - n)) * one + frac()
+        y0 = int(rng.integers(2 + n // 2, h - 3 - n // 2)) * one + frac()
+        yield case, nblocks, x0, y0, dxq, dyq
 
 
 @pytest.mark.parametrize("allowed,cc", [(True, 3), (True, 4), (False, 3), (False, 4)])
 def test_uint8_bilinear_blocks_of_eight_are_the_integer_formula(rng, monkeypatch, allowed, cc):
     """3- and 4-channel uint8 spans in blocks of eight pixels (weights in vector lanes, offsets in scalars,
     rows summed by ``vpmaddwd`` with weights shifted by one to fit 16 bits) equal ``_bil_int_c``'s integer
-    arithmetic, on
-    random and extreme taps (0 next to 255) and weights (0, 2**15 and their neighbours, from fractions at
-    the ends of the pixel), steps in every direction; without AVX2 (or not allowed) they write nothing
-    and say so."""
+    arithmetic, on random and extreme taps (0 next to 255) and weights (0, 2**15 and their neighbours, from
+    fractions at the ends of the pixel), steps in every direction; without AVX2 (or not allowed) they write
+    nothing and say so."""
     monkeypatch.setattr(_cpu, "BLOCKS8_ALLOWED", allowed)
     w, h = 80, 60
     row = cc * w
     src = rng.integers(0, 256, h * row + 8, dtype=np.uint8)
     # the first rows: 0 next to 255 in each channel (bytes alternate; with 4 channels, pixels alternate)
     src[: 6 * row] = 255 * ((np.arange(6 * row) // (1 if cc == 3 else 4)) % 2)
-    run = _run8_pixels(cc)
+    run = _span_blocks(_cpu._bilinear_u8_run8, cc)
     one = 1 << 32
     ends = np.array([0, 1, 65535, 65536, 131071, 131072, one // 2, one - 131073, one - 131072, one - 65537,
                      one - 65536, one - 1], dtype=np.int64)
     taps = src.astype(np.int64)
     c = np.arange(cc)
     compared = 0
-    for case in range(300):
-        nblocks = int(rng.integers(1, 4))
+    for case, nblocks, x0, y0, dxq, dyq in _span_block_cases(rng, w, h, ends):
         n = 8 * nblocks
-        frac = lambda: int(rng.choice(ends)) if rng.random() < 0.5 else int(rng.integers(0, one))  # noqa: E731
-        dxq = int(rng.choice([0, 1, -1, one, -one, one // 3])) if case % 3 == 0 else int(rng.integers(-one, one))
-        dyq = int(rng.choice([0, 1, -1, one // 7])) if case % 3 == 0 else int(rng.integers(-one // 2, one // 2))
-        # start where every pixel's taps stay inside the image
-        x0 = int(rng.integers(2 + n, w - 3 - n)) * one + frac()
-        y0 = int(rng.integers(2 + n // 2, h - 3 - n // 2)) * one + frac()
         if case < 20:  # the first rows (the 0/255 stripes)
-            y0 = int(rng.integers(0, 4)) * one + frac()
+            y0 = int(rng.integers(0, 4)) * one + (y0 & (one - 1))
             dyq = 0
         dst = np.full(cc * n + 5, 7, np.uint8)
         done = run(src, 0, row, x0, y0, dxq, dyq, nblocks, dst, 2)
@@ -814,13 +824,6 @@ def test_uint8_bilinear_blocks_of_eight_are_the_integer_formula(rng, monkeypatch
     assert compared > 2000 or not allowed or "avx2" not in _cpu._target_features()
 
 
-def _run8_f32_pixels(cc):
-    @numba.njit(cache=False)
-    def run(src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d):
-        return _cpu._bilinear_f32_run8(src, sbase, row, xq, yq, dxq, dyq, nblocks, dst, d, cc)
-    return run
-
-
 @pytest.mark.parametrize("allowed,cc", [(True, 3), (True, 4), (False, 3), (False, 4)])
 def test_float32_bilinear_blocks_of_eight_are_the_scalar_arithmetic(rng, monkeypatch, allowed, cc):
     """3- and 4-channel float32 spans in blocks of eight pixels (fractions in vector lanes, four pixels' taps
@@ -838,20 +841,14 @@ def test_float32_bilinear_blocks_of_eight_are_the_scalar_arithmetic(rng, monkeyp
     specials = np.array([np.nan, np.inf, -np.inf, 3e38, -3e38, 1e-30, 0.0, -0.0], np.float32)
     hit = rng.random(src.size) < 0.02
     src[hit] = rng.choice(specials, int(hit.sum()))
-    run = _run8_f32_pixels(cc)
+    run = _span_blocks(_cpu._bilinear_f32_run8, cc)
     one = 1 << 32
     ends = np.array([0, 1, 255, 256, one // 2, one - 257, one - 256, one - 1], dtype=np.int64)
     c = np.arange(cc)
     scratch = 4 if cc == 3 else 0
     compared = 0
-    for case in range(300):
-        nblocks = int(rng.integers(1, 4))
+    for _, nblocks, x0, y0, dxq, dyq in _span_block_cases(rng, w, h, ends):
         n = 8 * nblocks
-        frac = lambda: int(rng.choice(ends)) if rng.random() < 0.5 else int(rng.integers(0, one))  # noqa: E731
-        dxq = int(rng.choice([0, 1, -1, one, -one, one // 3])) if case % 3 == 0 else int(rng.integers(-one, one))
-        dyq = int(rng.choice([0, 1, -1, one // 7])) if case % 3 == 0 else int(rng.integers(-one // 2, one // 2))
-        x0 = int(rng.integers(2 + n, w - 3 - n)) * one + frac()
-        y0 = int(rng.integers(2 + n // 2, h - 3 - n // 2)) * one + frac()
         dst = np.full(cc * n + 9, 7, np.float32)
         done = run(src, sbase, row, x0, y0, dxq, dyq, nblocks, dst, 2)
         if not blocks:
