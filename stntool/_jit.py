@@ -130,12 +130,13 @@ jit_serial = _cached(numba.njit(**_FLAGS))
 #: code only), cached on disk so a later kernel reuses them; LLVM inlines them into their callers.
 jit_device = _cached(numba.njit(no_cpython_wrapper=True, no_cfunc_wrapper=True, **_FLAGS, **_NO_NRT))
 #: Small hot helpers, inlined at the Numba IR level so the per-pixel loop has no calls.
-jit_inline = _cached(numba.njit(inline="always", no_cpython_wrapper=True, no_cfunc_wrapper=True, **_FLAGS, **_NO_NRT))
+jit_inline = _cached(numba.njit(inline="always", no_cpython_wrapper=True, no_cfunc_wrapper=True, **_FLAGS,
+                                **_NO_NRT))
 #: Options of ``numba.extending.overload`` implementations (compile-time choice of a path by a
 #: constant mode or by dtype; compiled into, and cached with, the kernel that calls them), without
 #: reference counting; :data:`ALLOCATING_OVERLOAD_OPTIONS` for those that allocate arrays.
-OVERLOAD_OPTIONS = dict(_FLAGS, no_cpython_wrapper=True, no_cfunc_wrapper=True, **_NO_NRT)
 ALLOCATING_OVERLOAD_OPTIONS = dict(_FLAGS, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+OVERLOAD_OPTIONS = dict(ALLOCATING_OVERLOAD_OPTIONS, **_NO_NRT)
 #: The shared scalar maths (:mod:`stntool.sampling._scalar`) as CPU helpers: not cached on their
 #: own (they are compiled into the kernels that call them, whose cache covers their source).
 jit_scalar = numba.njit(**_FLAGS)
