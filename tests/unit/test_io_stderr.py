@@ -107,6 +107,44 @@ def test_python_stderr_from_any_thread_is_never_captured(tmp_path):
     assert "warning" not in p.stdout.split("\n", 1)[1]  # no manifest line blames a decoder
 
 
+HELD = textwrap.dedent(r"""
+    import os, sys
+    import numpy as np
+    from stntool import batch, io
+    root = sys.argv[1]
+    os.makedirs(f"{root}/in")
+    for n in "abc":
+        open(f"{root}/in/{n}.png", "wb").write(io.encode_image(np.zeros((3, 4), np.uint8), "png"))
+    before = os.fstat(2)
+
+    def process(img, item):
+        os.write(2, f"libbar: stray {item.index}\n".encode())  # C-level, outside any capture
+        return batch.Output(img)
+
+    items, f = batch.discover([f"{root}/in"])
+    batch.plan_outputs(items, f"{root}/out", folders=f)
+    s = batch.run_batch(items, process, jobs=1, manifest=batch.Manifest(f"{root}/m.jsonl"), quiet=True)
+    after = os.fstat(2)
+    os.write(2, b"after the batch\n")
+    print(s.exit_code, (before.st_dev, before.st_ino) == (after.st_dev, after.st_ino))
+    print(open(f"{root}/m.jsonl").read())
+""")
+
+
+def test_lines_written_between_captures_of_a_batch_reach_the_real_stderr(tmp_path):
+    """In a batch fd 2 stays on the scratch file between captures; what C code writes there outside a
+    capture is no decoder's: it reaches the real stderr (by the batch's end), and fd 2 points back after.
+    One job: a line written while another thread's capture is open would be that capture's."""
+    p = subprocess.run([sys.executable, "-c", HELD, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    err = p.stderr.splitlines()
+    assert sorted(x for x in err if x.startswith("libbar")) == ["libbar: stray 0", "libbar: stray 1",
+                                                               "libbar: stray 2"], p.stderr
+    assert err[-1] == "after the batch", p.stderr
+    out = p.stdout.split("\n", 1)
+    assert out[0] == "0 True" and "libbar" not in out[1] and "warning" not in out[1], p.stdout
+
+
 CAPTURES = textwrap.dedent(r"""
     import os, threading
     from stntool.io import STDERR_LOCK
