@@ -362,6 +362,25 @@ def display(path) -> str:
 
 # --------------------------------------------------------------------------- reading
 
+def _read_all(fd, size: int, max_bytes: int) -> bytes:
+    """The bytes of the open file ``fd`` (``size`` as ``fstat`` gave it; more if it grew meanwhile), at most
+    ``max_bytes + 1``, with plain ``read`` calls: a file object would ask ``fstat`` and ``isatty`` again, system
+    calls that each let another thread take the GIL."""
+    chunks = []
+    total = 0
+    want = min(size, max_bytes) + 1  # one byte more: the end of the file shows as a short read
+    while total <= max_bytes:
+        data = os.read(fd, want)
+        if not data:
+            break
+        chunks.append(data)
+        total += len(data)
+        want = min(max(want, 1 << 20), max_bytes + 1 - total)
+        if want <= 0:
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 def read_file_bytes(path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     """Read a regular file's bytes; refuse pipes, devices, directories, dangling links and loops.
 
@@ -390,10 +409,10 @@ def read_file_bytes(path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     except OSError as e:
         raise ImageReadError(e.strerror or str(e)) from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between stat and open
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # replaced between stat and open
             raise ImageReadError("not a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read(max_bytes + 1)
+        return _read_all(fd, st.st_size, max_bytes)
     except OSError as e:
         raise ImageReadError(e.strerror or str(e)) from None
     finally:
@@ -762,6 +781,14 @@ def encode_png_gray_alpha(img: np.ndarray, quality: int | None = None) -> bytes:
             + chunk(b"IEND", b""))
 
 
+def _write_all(fd, data: bytes):
+    """``data`` written to the open file ``fd`` with plain ``write`` calls (a file object would ask ``fstat``
+    and ``isatty`` first)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def write_atomic(path, data: bytes, overwrite: bool = False):
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
 
@@ -832,8 +859,7 @@ def _write_unnamed(folder, path, data: bytes) -> bool:
         raise ImageWriteError(f"cannot write: {e.strerror or e}") from None
     try:
         try:
-            with os.fdopen(fd, "wb", closefd=False) as f:
-                f.write(data)
+            _write_all(fd, data)
         except OSError as e:
             raise ImageWriteError(f"cannot write: {e.strerror or e}") from None
         if not _ROOT_FD:

@@ -12,6 +12,27 @@ def random_image(rng, shape, dtype):
     return rng.random(shape).astype(dtype)
 
 
+def disk_full_write(real_write, folder):
+    """An ``os.write`` whose writes to files in ``folder`` (named or unnamed) take a few bytes and then fail with
+    ENOSPC (a full disk in the middle of a write); other descriptors are written as usual."""
+    import errno
+    import os
+
+    inside = os.path.realpath(folder) + os.sep
+
+    def write(fd, data):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            target = ""
+        if target.startswith(inside):
+            real_write(fd, bytes(data[:3]))
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    return write
+
+
 def disk_full_fdopen(real_fdopen):
     """An ``os.fdopen`` whose writable files take a few bytes and then fail with ENOSPC (a full disk in the
     middle of a write); readable files are the real ones."""

@@ -145,9 +145,10 @@ def test_full_device_manifest_and_stdout(tmp_path):
 def test_disk_full_while_writing_an_output(tmp_path, run, monkeypatch):
     """ENOSPC in the middle of writing the temp file: an error for that input, no output and no temp file."""
     import stntool.io
-    from stn_testing import disk_full_fdopen
+    from stn_testing import disk_full_fdopen, disk_full_write
 
-    monkeypatch.setattr(stntool.io.os, "fdopen", disk_full_fdopen(os.fdopen))
+    monkeypatch.setattr(stntool.io.os, "fdopen", disk_full_fdopen(os.fdopen))  # named temporary files
+    monkeypatch.setattr(stntool.io.os, "write", disk_full_write(os.write, tmp_path / "out"))  # unnamed ones
     write(tmp_path / "a.png", encode(small_rgb(), ".png"))
     r = run("--theta", SHIFT, str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--manifest", "-")
     assert r.exit_code == 1

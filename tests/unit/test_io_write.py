@@ -81,9 +81,10 @@ def test_a_refused_link_falls_back_to_a_named_file_from_then_on(tmp_path, monkey
 
 @unnamed_here
 def test_a_failed_write_leaves_nothing(tmp_path, monkeypatch, fresh_flag):
-    from stn_testing import disk_full_fdopen
+    from stn_testing import disk_full_fdopen, disk_full_write
 
-    monkeypatch.setattr(sio.os, "fdopen", disk_full_fdopen(os.fdopen))
+    monkeypatch.setattr(sio.os, "fdopen", disk_full_fdopen(os.fdopen))  # named temporary files
+    monkeypatch.setattr(sio.os, "write", disk_full_write(os.write, tmp_path))  # unnamed ones
     with pytest.raises(ImageWriteError, match="No space left"):
         sio.write_atomic(str(tmp_path / "e.bin"), b"abcdef")
     assert os.listdir(tmp_path) == []
