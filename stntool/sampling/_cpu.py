@@ -2819,7 +2819,7 @@ def _ov_run_bicubic(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, max
 # late takes fewer chunks instead of delaying the call; the calling thread waits for the helpers that
 # joined by spinning briefly on a counter instead of sleeping. ``work`` is an int64 array:
 
-W_NEXT, W_ITEMS, W_CHUNK, W_JOINED, W_DONE, W_BACK = 0, 1, 2, 3, 4, 5
+W_NEXT, W_ITEMS, W_CHUNK, W_JOINED, W_DONE, W_BACK, W_CALLER = 0, 1, 2, 3, 4, 5, 6
 #: The calling thread (always takes part, waits for the others at the end) and a helper thread.
 CALLER, HELPER = 0, 1
 #: Checks of the helpers' counter before the caller gives up spinning (about a millisecond) and waits
@@ -2888,17 +2888,17 @@ def _load_address(typingctx, address, index):
 def _watch(board, seen, spins, back):
     """A helper thread's wait between calls, without the GIL: count itself back in the schedule ``back`` of
     its last task (``W_BACK``: its caller may return now), spin until ``board[0]``, the count of calls
-    that gave helpers work, is no longer ``seen``, then until that call's caller has claimed its first
-    chunk (slot ``W_NEXT`` of its schedule, at address ``board[1]``), which it does inside its kernel,
-    with the GIL released: the helper then takes the GIL without waiting for it. Returns the new count,
-    or -1 after ``spins`` checks with no new call."""
+    that gave helpers work, is no longer ``seen``, then until that call's caller is inside its kernel
+    (slot ``W_CALLER`` of its schedule, at address ``board[1]``, set by :func:`_join` first thing), with
+    the GIL released: the helper then takes the GIL without waiting for it. Returns the new count, or
+    -1 after ``spins`` checks with no new call."""
     _fetch_add(back, W_BACK, 1)
     for _ in range(spins):
         now = _load(board, 0)
         if now != seen:
             address = _load(board, 1)
             for _ in range(spins):
-                if _load_address(address, W_NEXT) > 0:
+                if _load_address(address, W_CALLER) > 0:
                     break
             return now
     return -1
@@ -2911,9 +2911,12 @@ def _watch(board, seen, spins, back):
 # benchmarks/results/compile.md).
 @jit_device
 def _join(work, role):
-    """True when this thread takes part: always for the caller; a helper only before the caller has
-    closed the call (bit 0 of ``W_JOINED``; helpers count in steps of 2)."""
+    """True when this thread takes part: always for the caller, which says it is in its kernel now
+    (``W_CALLER``: a helper waiting in :func:`_watch` goes, before the caller's prefetches and first
+    chunk); a helper only before the caller has closed the call (bit 0 of ``W_JOINED``; helpers count in
+    steps of 2). Called first thing in a kernel."""
     if role == CALLER:
+        _fetch_add(work, W_CALLER, 1)
         return True
     while True:
         joined = _load(work, W_JOINED)
@@ -3080,9 +3083,9 @@ def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
         if nearest:
             lo_in = -Q_HALF + 2 * _nearest_slack(wo)
             hi_in = Q_HALF - 2 * _nearest_slack(wo)
+        joined = _join(work, role)
         _prefetch_first(src, h * w * cc, role)
         far = h * w * cc * src.itemsize > PREFETCH_AHEAD_BYTES
-        joined = _join(work, role)
         while joined:
             r0, r1 = _claim(work)
             if r0 >= r1:
@@ -3178,8 +3181,8 @@ def _ov_projective_rows(mode, img, maps, out, work, role, pad, align_corners, fi
         xs = np.empty(wo)
         ys = np.empty(wo)
         cells = np.empty(3 * wo, np.int64)
-        _prefetch_first(src, h * w * cc, role)
         joined = _join(work, role)
+        _prefetch_first(src, h * w * cc, role)
         while joined:
             r0, r1 = _claim(work)
             if r0 >= r1:
@@ -3223,8 +3226,8 @@ def _ov_grid_rows(mode, img, grid, out, work, role, pad, align_corners, fill, is
         xs = np.empty(wo)
         ys = np.empty(wo)
         cells = np.empty(3 * wo, np.int64)
-        _prefetch_first(src, h * w * cc, role)
         joined = _join(work, role)
+        _prefetch_first(src, h * w * cc, role)
         while joined:
             r0, r1 = _claim(work)
             if r0 >= r1:
@@ -3374,8 +3377,8 @@ def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, o
         xs = np.empty(wo)
         ys = np.empty(wo)
         cells = np.empty(3 * wo, np.int64)
-        _prefetch_first(src, h * w * cc, role)
         joined = _join(work, role)
+        _prefetch_first(src, h * w * cc, role)
         while joined:
             t0, t1 = _claim(work)
             if t0 >= t1:
@@ -3623,7 +3626,7 @@ def _thread_count() -> int:
 
 
 def _schedule(n_items, chunk):
-    work = np.zeros(W_BACK + 1, dtype=np.int64)
+    work = np.zeros(W_CALLER + 1, dtype=np.int64)
     work[W_ITEMS] = n_items
     work[W_CHUNK] = chunk
     return work

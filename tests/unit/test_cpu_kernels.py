@@ -195,7 +195,8 @@ def test_the_caller_returns_whether_or_not_its_helper_is_back(rng, back):
 
 def test_a_watching_helper_sees_a_posted_call_once_its_caller_is_in_its_kernel(rng):
     """_watch gives up (-1) when no call is posted; after a post it returns the new count only once the
-    posted schedule's first chunk is claimed (what a caller does inside its kernel, without the GIL)."""
+    posted schedule says its caller is inside its kernel, without the GIL (``W_CALLER``, which a caller's
+    kernel sets first thing: before its prefetches and its first chunk)."""
     import threading
 
     board = np.zeros(2, np.int64)
@@ -208,10 +209,24 @@ def test_a_watching_helper_sees_a_posted_call_once_its_caller_is_in_its_kernel(r
     watcher = threading.Thread(target=lambda: got.append(_cpu._watch(board, 0, 1 << 40, back)))
     watcher.start()
     watcher.join(0.2)
-    assert watcher.is_alive() and not got  # posted, but the caller has not claimed a chunk yet
-    work[_cpu.W_NEXT] = 1
+    assert watcher.is_alive() and not got  # posted, but the caller is not in its kernel yet
+    work[_cpu.W_NEXT] = 1  # a helper that came first claimed a chunk: still not the caller
+    watcher.join(0.2)
+    assert watcher.is_alive() and not got
+    work[_cpu.W_CALLER] = 1
     watcher.join(30)
     assert got == [5]
+    img, maps, opts = _affine_call(rng)
+    maps = np.concatenate([maps, [[[0.0, 0.0, 1.0]]]], axis=1)  # 3x3: the projective kernels' form too
+    for family in ("affine", "projective"):
+        work = _cpu._schedule(40, 3)
+        assert _cpu.ENTRIES[(family, _cpu.BILINEAR)](img, maps, np.zeros((1, 40, 30, 3), np.uint8), work,
+                                                     _cpu.CALLER, *opts)
+        assert work[_cpu.W_CALLER] == 1  # the caller's kernel said so
+        work = _cpu._schedule(40, 3)
+        _cpu.ENTRIES[(family, _cpu.BILINEAR)](img, maps, np.zeros((1, 40, 30, 3), np.uint8), work, _cpu.HELPER,
+                                              *opts)
+        assert work[_cpu.W_CALLER] == 0  # a helper's does not
 
 
 def test_helpers_run_the_same_with_or_without_watching(rng):
