@@ -326,3 +326,20 @@ def test_a_large_page_gets_its_working_images_from_one_resize(page):
     distorted, inv = distort(big, 9.0)
     theta, _ = Rectifier("text", family="rotation").estimate(distorted)
     assert residual(inv, theta, big.shape) < 0.1
+
+
+def test_median_test_and_profile_sums_match_numpy():
+    """The line profile's light-or-dark test is ``np.median(a) < 0.5`` (ties at 0.5, the two middle values of
+    an even count either side of it); the profile energies' sums are NumPy's float64 sums."""
+    import stntool.pageview as pv
+    from stntool.rectify import _sums
+
+    rng = np.random.default_rng(7)
+    values = np.array([0.1, 0.4999999, 0.5, 0.5000001, 0.9, 0.49, 0.51], np.float32)
+    for _ in range(3000):
+        a = rng.choice(values, (1, int(rng.integers(1, 12))))
+        assert pv._median_below_half(a) == bool(np.median(a) < 0.5), a
+    img = rng.random((61, 47)).astype(np.float32)
+    for axis in (0, 1):
+        np.testing.assert_allclose(_sums(img, axis), img.sum(axis=axis, dtype=np.float64), rtol=1e-12)
+        assert _sums(img, axis).shape == (img.shape[1 - axis],)
