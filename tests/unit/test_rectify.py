@@ -343,3 +343,25 @@ def test_median_test_and_profile_sums_match_numpy():
     for axis in (0, 1):
         np.testing.assert_allclose(_sums(img, axis), img.sum(axis=axis, dtype=np.float64), rtol=1e-12)
         assert _sums(img, axis).shape == (img.shape[1 - axis],)
+
+
+@pytest.mark.parametrize("turn", [0, 1, 2, 3])
+def test_the_wide_sweep_reads_rows_of_narrower_ink_and_finds_the_same_angle(rect, page, turn):
+    """The wide first sweep takes row profiles of the ink shrunk along the rows of the page made straight:
+    along input x for an upright or upside-down page, along input y for one turned a quarter; its best point
+    over ±6° in 0.5° steps is within a step of the full ink's and within the next sweep's span (±0.5°) of the
+    angle that straightens a page turned by a known one."""
+    from stntool.rectify import _ROWS_SHRINK, _Ink, _shape_theta
+
+    img = np.ascontiguousarray(np.rot90(distort(page, 2.3)[0], turn))
+    ink = _Ink(img, 512)
+    base = _shape_theta(90.0 * turn, 0.0)  # undoes the quarter turns in the square frame
+    field = ink.rows(base @ _shape_theta(0.0, 0.0))
+    h, w = ink.ink.shape
+    assert field == ("rows_x" if turn % 2 == 0 else "rows_y")
+    assert getattr(ink, field).shape == ((h, round(w / _ROWS_SHRINK)) if turn % 2 == 0 else (round(h / _ROWS_SHRINK), w))
+    angles = np.arange(-6.0, 6.01, 0.5)
+    wide = [rect._wide_row_energy(ink, base @ _shape_theta(a, 0.0)) for a in angles]
+    full = [rect._row_energy(ink, base @ _shape_theta(a, 0.0)) for a in angles]
+    assert abs(int(np.argmax(wide)) - int(np.argmax(full))) <= 1
+    assert abs(angles[np.argmax(wide)] - (-2.3)) <= 0.5  # θ's angle turns back the page's 2.3°
