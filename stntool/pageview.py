@@ -73,10 +73,10 @@ def _grey01(img) -> np.ndarray:
         if a.shape[2] in (2, 4):
             a = a[..., :-1] if a.shape[2] == 4 else a[..., :1]
         a = a[..., 0] if a.shape[2] == 1 else cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_BGR2GRAY)
-    if a.dtype == np.uint8:
-        return a.astype(np.float32) / 255.0
+    if a.dtype == np.uint8:  # float32 division in one pass (astype, then divide: two)
+        return np.divide(a, np.float32(255.0), dtype=np.float32)
     if a.dtype == np.uint16:
-        return a.astype(np.float32) / 65535.0
+        return np.divide(a, np.float32(65535.0), dtype=np.float32)
     return np.clip(a.astype(np.float32), 0.0, 1.0)
 
 
@@ -96,8 +96,8 @@ def working_image(img, work: int | None = None, grey=None) -> np.ndarray:
     h, w = g.shape
     side = square_side((h, w))
     top, left = (side - h) // 2, (side - w) // 2
-    sq = np.full((side, side), border_value(g), np.float32)
-    sq[top:top + h, left:left + w] = g
+    sq = cv2.copyMakeBorder(np.ascontiguousarray(g, np.float32), top, side - h - top, left, side - w - left, cv2.BORDER_CONSTANT,
+                            value=border_value(g))
     interp = cv2.INTER_AREA if side > work else cv2.INTER_LINEAR
     return cv2.resize(sq, (work, work), interpolation=interp)
 
