@@ -96,8 +96,8 @@ def working_image(img, work: int | None = None, grey=None) -> np.ndarray:
     h, w = g.shape
     side = square_side((h, w))
     top, left = (side - h) // 2, (side - w) // 2
-    sq = cv2.copyMakeBorder(np.ascontiguousarray(g, np.float32), top, side - h - top, left, side - w - left, cv2.BORDER_CONSTANT,
-                            value=border_value(g))
+    sq = cv2.copyMakeBorder(np.ascontiguousarray(g, np.float32), top, side - h - top, left, side - w - left,
+                            cv2.BORDER_CONSTANT, value=border_value(g))
     interp = cv2.INTER_AREA if side > work else cv2.INTER_LINEAR
     return cv2.resize(sq, (work, work), interpolation=interp)
 
