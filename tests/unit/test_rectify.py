@@ -359,7 +359,8 @@ def test_the_wide_sweep_reads_rows_of_narrower_ink_and_finds_the_same_angle(rect
     field = ink.rows(base @ _shape_theta(0.0, 0.0))
     h, w = ink.ink.shape
     assert field == ("rows_x" if turn % 2 == 0 else "rows_y")
-    assert getattr(ink, field).shape == ((h, round(w / _ROWS_SHRINK)) if turn % 2 == 0 else (round(h / _ROWS_SHRINK), w))
+    narrow = (h, round(w / _ROWS_SHRINK)) if turn % 2 == 0 else (round(h / _ROWS_SHRINK), w)
+    assert getattr(ink, field).shape == narrow
     angles = np.arange(-6.0, 6.01, 0.5)
     wide = [rect._wide_row_energy(ink, base @ _shape_theta(a, 0.0)) for a in angles]
     full = [rect._row_energy(ink, base @ _shape_theta(a, 0.0)) for a in angles]
