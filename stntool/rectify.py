@@ -276,29 +276,16 @@ def _column_energy_of_points(points, m, width):
     return float(h @ h)
 
 
-def _column_energies(points, slope, offsets, width, chunk: int = 32):
+def _column_energies(points, slope, offsets, width):
     """:func:`_column_energy_of_points` of the points ``(x, y)`` moved to ``x + d · (slope · (x, y, 1))``, for
-    each ``d`` of ``offsets`` (an x shear moves points along their rows, linearly in the shear), in a few
-    array operations instead of one histogram per shear."""
-    x, y = points
-    g = slope[0] * x + slope[1] * y + slope[2]
+    each ``d`` of ``offsets`` (an x shear moves points along their rows, linearly in the shear): a whole sweep
+    in one compiled loop (:func:`stntool._histograms.column_energies`), with the histograms' own sums."""
+    from ._histograms import column_energies
+
+    x, y = (np.ascontiguousarray(a, dtype=np.float64) for a in points)
     out = np.empty(len(offsets))
-    for k0 in range(0, len(offsets), chunk):
-        d = np.asarray(offsets[k0:k0 + chunk], dtype=np.float64)
-        pos = x[None, :] + d[:, None] * g[None, :]
-        left = np.floor(pos)
-        frac = pos - left
-        left = left.astype(np.int64)
-        keep = (left >= 0) & (left < width - 1)
-        flat = (np.arange(len(d))[:, None] * width + left)[keep]
-        frac = frac[keep]
-        size = len(d) * width
-        h = (np.bincount(flat, 1.0 - frac, minlength=size) + np.bincount(flat + 1, frac, minlength=size)).reshape(
-            len(d), width)
-        smooth = 0.5 * h  # [1, 2, 1] / 4 along each row, zero beyond its ends
-        smooth[:, 1:] += 0.25 * h[:, :-1]
-        smooth[:, :-1] += 0.25 * h[:, 1:]
-        out[k0:k0 + chunk] = np.einsum("ij,ij->i", smooth, smooth)
+    column_energies(x, y, np.ascontiguousarray(slope, dtype=np.float64),
+                    np.ascontiguousarray(offsets, dtype=np.float64), int(width), out)
     return out
 
 

@@ -240,9 +240,8 @@ def test_line_ends_are_the_runs_of_a_row_and_not_the_image_edge():
 
 
 def test_column_energies_of_a_sweep_are_the_histograms_one_shear_at_a_time():
-    """The margin sweep's energies in a few array operations equal the one-shear-at-a-time histograms
-    (points moved along their rows, shared between two columns, smoothed), across chunk boundaries and for
-    points that leave the image."""
+    """The margin sweep's energies, compiled, equal the one-shear-at-a-time histograms in NumPy (points moved
+    along their rows, shared between two columns, smoothed), also for points that leave the image."""
     from stntool.rectify import _column_energies, _column_energy_of_points
 
     rng = np.random.default_rng(3)
@@ -250,7 +249,7 @@ def test_column_energies_of_a_sweep_are_the_histograms_one_shear_at_a_time():
     y = rng.uniform(0, 420, len(x))
     slope = np.array([0.0015, -0.71, 150.0])
     offsets = np.linspace(-0.3, 0.3, 45)
-    got = _column_energies((x, y), slope, offsets, 300, chunk=8)
+    got = _column_energies((x, y), slope, offsets, 300)
     want = [_column_energy_of_points((x, y), np.array([1.0, 0.0, 0.0]) + d * slope, 300) for d in offsets]
     np.testing.assert_allclose(got, want, rtol=1e-12)
     assert np.argmax(got) == np.argmin(np.abs(offsets))  # the columns were drawn straight
