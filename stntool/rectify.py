@@ -64,6 +64,7 @@ _SECOND_OPINION = (2.0, 0.25)  # degrees either side of the net's angle, and ste
 _FINE_LIMIT = 1.0         # degrees from the coarse angle that the search on the fine image may go
 _SECOND_OPINION_AFTER = 1.0  # degrees between the net's angle and the coarse search's that call for it
 _MARGIN_SWEEP = (0.3, 0.005)  # x shear either side of the net's that the line-end search sweeps, and its step
+_ZERO_SHEAR = 0.98        # no shear when the line ends line up within this share as well unsheared as at the best
 _MARGIN_MIN_PROMINENCE = 1.2  # margin energy at its best shear over its median over the sweep, to be trusted
 _EVIDENCE = (0.03, 0.08)  # text evidence (row-profile oscillation share) mapped to confidence 0 .. 1
 _MIN_LINES = 30          # text-line runs (pageview.line_profile) below which a page has no text evidence
@@ -548,6 +549,10 @@ class Rectifier:
         shear = float(fine[i])
         if 0 < i < len(fine) - 1:  # the parabola through the best and its neighbours
             shear = _parabola_top(shear, step / 10, fine_e[i - 1], fine_e[i], fine_e[i + 1])
+        if shear != 0.0:  # pages are rarely sheared: none, when that lines the ends up (nearly) as well
+            at_best, at_zero = energies_at([shear, 0.0])
+            if at_zero >= _ZERO_SHEAR * at_best:
+                shear = 0.0
         return shear, float(energies[best] / max(float(np.median(energies)), 1e-12))
 
     def _warp_inside(self, ink, theta_sq):

@@ -365,3 +365,23 @@ def test_the_wide_sweep_reads_rows_of_narrower_ink_and_finds_the_same_angle(rect
     full = [rect._row_energy(ink, base @ _shape_theta(a, 0.0)) for a in angles]
     assert abs(int(np.argmax(wide)) - int(np.argmax(full))) <= 1
     assert abs(angles[np.argmax(wide)] - (-2.3)) <= 0.5  # θ's angle turns back the page's 2.3°
+
+
+def test_a_shear_that_lines_up_the_ends_no_better_than_none_is_none(rect, page, monkeypatch):
+    """The margin search leaves an unsheared page unsheared: where no shear lines up the line ends as well
+    (within ``_ZERO_SHEAR``) as the best one found, it says 0 exactly; a real shear is kept."""
+    import stntool.rectify as R
+    from stntool.pageview import page_theta
+    from stntool.rectify import _Ink, _shape_theta
+
+    img = distort(page, 3.0)[0]
+    ink = _Ink(img, 1280)
+    best = -3.0  # θ's angle that turns the page's 3° back
+    monkeypatch.setattr(R, "_ZERO_SHEAR", 1.01)  # never: the search's own best
+    raw, _ = rect._margin_shear(ink, np.eye(3), best, 0.0)
+    monkeypatch.setattr(R, "_ZERO_SHEAR", 0.98)
+    snapped, _ = rect._margin_shear(ink, np.eye(3), best, 0.0)
+    assert raw != 0.0 and abs(raw) < 3e-3 and snapped == 0.0
+    sheared = stntool.warp(_ruled_page(), page_theta(_shape_theta(0.0, -0.05)[:2], (600, 480)), padding="border")
+    kept, _ = rect._margin_shear(_Ink(sheared, 1280), np.eye(3), 0.0, 0.0)
+    assert abs(kept - 0.05) < 2e-3
