@@ -375,6 +375,8 @@ def _read_all(fd, size: int, max_bytes: int) -> bytes:
             break
         chunks.append(data)
         total += len(data)
+        if len(data) < want and total >= size:  # a regular file's short read is its end: no read to learn that
+            break
         want = min(max(want, 1 << 20), max_bytes + 1 - total)
         if want <= 0:
             break
