@@ -2,6 +2,8 @@
 
     python benchmarks/bench_pages.py --model stntool/models/text.npz            # writes results/pages.md
     python benchmarks/bench_pages.py --quick                                     # fewer pages
+    python benchmarks/bench_pages.py --methods rectify --seed 7 --pages 60 --out /tmp/v.md --thetas /tmp/v.npz
+                                               # one method on other pages (choosing a setting), its θ saved
 
 Contenders, all on the same distorted images (benchmarks/heldout.py):
 
@@ -66,9 +68,16 @@ def contenders(model):
     return fns
 
 
-def run(model, n_pages, seed):
+def run(model, n_pages, seed, methods=None, thetas=None):
+    """Every method (or those named in ``methods``) on every case; with ``thetas`` (a list), the θ each
+    θ-giving method returned, case by case, is appended to it as ``(method, split, θ)``."""
     cases = H.make_cases(n_pages=n_pages, seed=seed)
     fns = contenders(model)
+    if methods:
+        unknown = sorted(set(methods) - set(fns))
+        if unknown:
+            raise SystemExit(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(fns)}")
+        fns = {k: v for k, v in fns.items() if k in methods}
     results = {}
     for key, cs in cases.items():
         for name, fn in fns.items():
@@ -77,6 +86,8 @@ def run(model, n_pages, seed):
                 t0 = time.perf_counter()
                 kind, value = fn(c.image)
                 times.append(time.perf_counter() - t0)
+                if thetas is not None and kind == "theta":
+                    thetas.append((name, "/".join(key), np.asarray(value, dtype=np.float64)))
                 if kind == "angle":
                     corr = H.correction_from_angle(c.image.shape, 0.0 if value is None else float(value))
                 elif kind == "pixel map":
@@ -109,10 +120,17 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=str(ROOT / "results" / "pages.md"))
+    p.add_argument("--methods", default="", help="comma-separated subset, e.g. rectify (A/B of one method)")
+    p.add_argument("--thetas", default="", help="save the θ of each θ-giving method and case to this .npz "
+                                                "(compare two builds bit for bit)")
     a = p.parse_args(argv)
     n = 10 if a.quick else a.pages
     before = loadavg()
-    _, results = run(a.model, n, a.seed)
+    thetas = [] if a.thetas else None
+    _, results = run(a.model, n, a.seed, [m for m in a.methods.split(",") if m], thetas)
+    if a.thetas:
+        np.savez(a.thetas, methods=np.array([t[0] for t in thetas]), splits=np.array([t[1] for t in thetas]),
+                 thetas=np.array([t[2] for t in thetas]))
     text = (f"# Page straightening on the held-out set\n\n{_dt.datetime.now():%Y-%m-%d %H:%M}, {cpu_model()}, "
             f"load average before {before}, after {loadavg()}; model `{Path(a.model).name}`; {n} rendered held-out "
             f"pages + the shipped text sample per split (see benchmarks/heldout.py).\n\n{table(results)}\n")
