@@ -140,8 +140,14 @@ class _Ink:
         self.ink = cv2.absdiff(g, local)
         if blur > 0:
             self.ink = cv2.GaussianBlur(self.ink, (0, 0), blur)
-        self.ink_total = float(self.ink.sum()) + 1e-9
         self._small_grey = g
+        self._totals = {}
+
+    def total(self, field: str) -> float:
+        """The sum of the field ``field`` (``"ink"``, ``"mass"``, ``"rows_x"``, ``"rows_y"``), made once."""
+        if field not in self._totals:
+            self._totals[field] = float(getattr(self, field).sum()) + 1e-9
+        return self._totals[field]
 
     def rows(self, theta_sq):
         """The field of the ink to take row profiles of (:meth:`Rectifier._wide_row_energy`) for the page made
@@ -164,16 +170,8 @@ class _Ink:
         return self._shrunk(1)
 
     @functools.cached_property
-    def rows_x_total(self):
-        return float(self.rows_x.sum()) + 1e-9
-
-    @functools.cached_property
     def rows_y(self):
         return self._shrunk(0)
-
-    @functools.cached_property
-    def rows_y_total(self):
-        return float(self.rows_y.sum()) + 1e-9
 
     @functools.cached_property
     def mass(self):
@@ -185,10 +183,6 @@ class _Ink:
 
         g = self._small_grey
         return cv2.GaussianBlur(np.abs(g - border_value(g)), (0, 0), 0.8)
-
-    @functools.cached_property
-    def mass_total(self):
-        return float(self.mass.sum()) + 1e-9
 
 
 def _sums(a, axis: int) -> np.ndarray:
@@ -478,7 +472,7 @@ class Rectifier:
         out_hw = getattr(ink, field).shape
         sums = _sums(self._warp_ink(ink, theta_sq, out_hw, field=field), axis)
         length = out_hw[axis]
-        scale = out_hw[1 - axis] * length / getattr(ink, field + "_total") ** 2
+        scale = out_hw[1 - axis] * length / ink.total(field) ** 2
         cover = _coverage(ink, theta_sq, axis, out_hw)
         inside = cover >= 0.1 * length
         cover = np.where(inside, cover, 1.0)
