@@ -68,10 +68,10 @@ def contenders(model):
     return fns
 
 
-def run(model, n_pages, seed, methods=None, thetas=None):
+def run(model, n_pages, seed, methods=None, thetas=None, splits=H.SPLITS, phase="random"):
     """Every method (or those named in ``methods``) on every case; with ``thetas`` (a list), the θ each
     θ-giving method returned, case by case, is appended to it as ``(method, split, θ)``."""
-    cases = H.make_cases(n_pages=n_pages, seed=seed)
+    cases = H.make_cases(n_pages=n_pages, seed=seed, splits=splits, phase=phase)
     fns = contenders(model)
     if methods:
         unknown = sorted(set(methods) - set(fns))
@@ -123,17 +123,23 @@ def main(argv=None):
     p.add_argument("--methods", default="", help="comma-separated subset, e.g. rectify (A/B of one method)")
     p.add_argument("--thetas", default="", help="save the θ of each θ-giving method and case to this .npz "
                                                 "(compare two builds bit for bit)")
+    p.add_argument("--splits", default=",".join(H.SPLITS), help="comma-separated subset of " + ", ".join(H.SPLITS))
+    p.add_argument("--phase", choices=("random", "aligned"), default="random",
+                   help="a sub-pixel translation after each distortion (random, the default) or none (aligned: "
+                        "the set as first defined; see benchmarks/heldout.py)")
     a = p.parse_args(argv)
     n = 10 if a.quick else a.pages
     before = loadavg()
     thetas = [] if a.thetas else None
-    _, results = run(a.model, n, a.seed, [m for m in a.methods.split(",") if m], thetas)
+    splits = tuple(x for x in a.splits.split(",") if x)
+    _, results = run(a.model, n, a.seed, [m for m in a.methods.split(",") if m], thetas, splits, a.phase)
     if a.thetas:
         np.savez(a.thetas, methods=np.array([t[0] for t in thetas]), splits=np.array([t[1] for t in thetas]),
                  thetas=np.array([t[2] for t in thetas]))
     text = (f"# Page straightening on the held-out set\n\n{_dt.datetime.now():%Y-%m-%d %H:%M}, {cpu_model()}, "
             f"load average before {before}, after {loadavg()}; model `{Path(a.model).name}`; {n} rendered held-out "
-            f"pages + the shipped text sample per split (see benchmarks/heldout.py).\n\n{table(results)}\n")
+            f"pages + the shipped text sample per split (see benchmarks/heldout.py), sub-pixel phase "
+            f"{a.phase}.\n\n{table(results)}\n")
     if not a.quick:
         Path(a.out).write_text(text)
     print(text)
