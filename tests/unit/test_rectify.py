@@ -385,3 +385,26 @@ def test_a_shear_that_lines_up_the_ends_no_better_than_none_is_none(rect, page, 
     sheared = stntool.warp(_ruled_page(), page_theta(_shape_theta(0.0, -0.05)[:2], (600, 480)), padding="border")
     kept, _ = rect._margin_shear(_Ink(sheared, 1280), np.eye(3), 0.0, 0.0)
     assert abs(kept - 0.05) < 2e-3
+
+
+def test_the_fine_profile_is_not_drawn_to_the_pixel_rows(rect, page, monkeypatch):
+    """A page turned 0.15° at a sub-pixel offset: the row profile read one row per pixel is sharpest near 0°
+    (where the rows fall on the image's pixel rows, read without interpolation blur), the one read a quarter
+    pixel either side of them (``_fine_row_energy``) at the page's own angle."""
+    import stntool.rectify as R
+    from stntool.rectify import _Ink, _shape_theta
+
+    h, w = page.shape
+    c = ((w - 1) / 2, (h - 1) / 2)
+    fwd = tf.translate(c[0] + 0.37, c[1] + 0.21) @ tf.rotate(0.15) @ tf.translate(-c[0], -c[1])
+    img = stntool.warp(page, tf.theta_from_pixel_map(fwd, (h, w)), padding="constant", fill=float(np.median(page[0])))
+    ink = _Ink(img, 1280, blur=0.0)
+    angles = np.round(np.arange(-0.35, 0.051, 0.01), 4)  # θ's angle -0.15 turns the page back
+    fine = angles[np.argmax([rect._fine_row_energy(ink, _shape_theta(a, 0.0)) for a in angles])]
+    one = angles[np.argmax([rect._row_energy(ink, _shape_theta(a, 0.0)) for a in angles])]
+    assert abs(fine - (-0.15)) <= 0.05  # -0.12 here
+    assert abs(one - (-0.15)) >= 0.1  # 0.0 here: no turn at all
+    monkeypatch.setattr(R, "_FINE_ROWS", 1)  # one row per pixel: the same as _row_energy
+    assert rect._fine_row_energy(ink, _shape_theta(0.1, 0.0)) == rect._row_energy(ink, _shape_theta(0.1, 0.0))
+    with pytest.raises(ValueError):
+        rect._profile_energy(ink, _shape_theta(0.1, 0.0), "ink", 1, True, rows_per_pixel=2)
