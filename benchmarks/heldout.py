@@ -9,7 +9,8 @@ a known transform. Splits:
   to 5% per axis;
 * ``rotation``: rotation U[-30°, 30°] only;
 * ``quarter``: ±90° (each page turned one way or the other) plus rotation U[-5°, 5°];
-* ``skew``: rotation U[-1°, 1°] only (a flatbed scanner's skew: most real scans).
+* ``skew``: rotation U[-1°, 1°] only (a flatbed scanner's skew: most real scans);
+* ``straight``: no distortion (a page scanned or rendered straight), only the sub-pixel move below.
 
 Every distortion ends with a translation by a fraction of a pixel, U[-0.5, 0.5) per axis, drawn from a
 generator of its own (so the splits' rotations, shears and scales are those drawn without it). Without it
@@ -71,6 +72,8 @@ def _pixel_distortion(rng, hw, split):
         shear, scale, tx, ty = 0.0, 1.0, 0.0, 0.0
     elif split == "skew":
         rot, shear, scale, tx, ty = rng.uniform(-1, 1), 0.0, 1.0, 0.0, 0.0
+    elif split == "straight":
+        rot, shear, scale, tx, ty = 0.0, 0.0, 1.0, 0.0, 0.0
     else:
         raise ValueError(split)
     sh = np.array([[1.0, shear, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
@@ -91,7 +94,7 @@ def distort(page, out_from_in):
     return stntool.warp(page, theta, padding="constant", fill=fill, mode="bilinear")
 
 
-SPLITS = ("affine", "rotation", "quarter", "skew")
+SPLITS = ("affine", "rotation", "quarter", "skew", "straight")
 
 
 def make_cases(n_pages=60, seed=2026, kinds=("clean", "scans"), splits=SPLITS, size=None, include_sample=True,

@@ -55,7 +55,8 @@ __all__ = ["Rectifier", "load_model", "MODELS"]
 MODELS = {"text": os.path.join(os.path.dirname(__file__), "models", "text.npz")}
 
 _REFINE_LONG = 1280     # long side (pixels) of the page image the final refinement warps
-_FINE_ROWS = 2            # rows per pixel of the fine image's row profiles (Rectifier._fine_row_energy)
+_FINE_ROWS = 2            # rows per pixel of the fine image's row profiles (Rectifier._fine_row_energy) ...
+_FINE_SHIFT = 0.25        # ... moved down by this many pixels: the rows on and half way between the pixel rows
 _GRADIENT_LONG = 512    # long side of the image the gradient steps warp
 _ROWS_SHRINK = 2         # the row profiles' ink is this many times narrower than the ink (see _Ink.rows)
 _SWEEP = 6.0            # degrees either side of the net's angle for the coarse sweep
@@ -65,6 +66,8 @@ _SECOND_OPINION = (2.0, 0.25)  # degrees either side of the net's angle, and ste
 _FINE_LIMIT = 1.0         # degrees from the coarse angle that the search on the fine image may go
 _SECOND_OPINION_AFTER = 1.0  # degrees between the net's angle and the coarse search's that call for it
 _MARGIN_SWEEP = (0.3, 0.005)  # x shear either side of the net's that the line-end search sweeps, and its step
+_STRAIGHT = (0.998, 0.5)  # no turn when none is this share as sharp and the turn moves a row's far end <= pixels
+_MAX_SHEAR = 0.2          # the net's x shear, clipped to this, is where the shear searches start
 _ZERO_SHEAR = 0.95        # no shear when the line ends line up within this share as well unsheared as at the best
 _MARGIN_MIN_PROMINENCE = 1.2  # margin energy at its best shear over its median over the sweep, to be trusted
 _EVIDENCE = (0.03, 0.08)  # text evidence (row-profile oscillation share) mapped to confidence 0 .. 1
@@ -85,6 +88,9 @@ def load_model(model):
 
 
 def _rot(deg):
+    if deg % 90.0 == 0.0:  # exactly (cos 90° is not 0 in floating point)
+        c, s = [(1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0)][int(deg // 90.0) % 4]
+        return np.array([[c, -s], [s, c]])
     a = math.radians(deg)
     return np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
 
@@ -106,6 +112,15 @@ def _parabola_top(x, step, e_lo, e_mid, e_hi):
     opens downwards; ``x`` otherwise."""
     curv = e_lo - 2 * e_mid + e_hi
     return float(x + 0.5 * step * (e_lo - e_hi) / curv) if curv < 0 else float(x)
+
+
+def _nearest_quarter_turn(m, tol: float = 1e-3):
+    """The square-frame θ (3x3) of the quarter turn nearest ``m``, when ``m`` is within ``tol`` of it; else ``m``."""
+    from .pageview import quarter_theta
+
+    k = round(math.degrees(math.atan2(m[1, 0], m[0, 0])) / 90.0) % 4
+    q = to_3x3(quarter_theta(k))
+    return q if np.abs(np.asarray(m, dtype=np.float64) - q).max() < tol else m
 
 
 def _shape_theta(ang, shear):
@@ -479,8 +494,14 @@ class Rectifier:
         if rows_per_pixel > 1:
             if axis != 1 or want_grad:
                 raise ValueError("rows_per_pixel > 1 is for row profiles without a gradient")
+            from . import api
+            from .pageview import page_theta
+
             h, w = out_hw
-            sums = _sums(self._warp_ink(ink, theta_sq, (rows_per_pixel * h, w), field=field), 1)
+            shift = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 2.0 * _FINE_SHIFT / h]])  # output rows moved by pixels
+            tp = page_theta(theta_sq[:2], ink.hw) @ np.vstack([shift, [0.0, 0.0, 1.0]])
+            sums = _sums(api.warp(getattr(ink, field), tp, out_hw=(rows_per_pixel * h, w), padding="zeros",
+                                  backend=self.backend), 1)
             cover = np.repeat(cover, rows_per_pixel)  # each pixel row's coverage for its sub-rows
             scale /= rows_per_pixel
         else:
@@ -500,16 +521,17 @@ class Rectifier:
         return self._profile_energy(ink, theta_sq, "ink", 1, want_grad)
 
     def _fine_row_energy(self, ink, theta_sq):
-        """:meth:`_row_energy` with the profile read at :data:`_FINE_ROWS` rows per pixel, a quarter of a pixel
-        either side of each pixel row's centre: for the searches on the fine image, which set the angle.
+        """:meth:`_row_energy` with the profile read at :data:`_FINE_ROWS` rows per pixel, on the pixel rows and
+        half way between them (:data:`_FINE_SHIFT`): for the searches on the fine image, which set the angle.
 
-        Bilinear sampling blurs a profile less when the output rows fall on the image's pixel rows (a warp by a
+        Bilinear sampling blurs a profile less when the output rows fall on the image's pixel rows (a turn by a
         multiple of 90°, and by anything within about a pixel over a row's length of it) than when they cross
-        them, so the profile's energy has a bump there about 1 / (row length) radians wide: a page scanned
-        0.1-0.2° off came back turned exactly upright (pages turned U[-1°, 1°] at a random sub-pixel offset:
-        median residual rotation 0.058°, p90 0.20°). Read a quarter pixel off, pixel rows are sampled at the
-        same blur as crossing rows, and those pages come back at 0.024° / 0.11° (60 pages of another seed
-        than the held-out ones, clean renders; scans 0.054° / 0.22° -> 0.015° / 0.074°).
+        them, so a profile read one row per pixel is sharpest there: a page scanned 0.1-0.2° off came back
+        turned exactly upright (held-out pages skewed U[-1°, 1°] at a random sub-pixel offset: median / p90
+        residual rotation 0.016° / 0.131° clean, 0.024° / 0.154° scans). Rows read on and between the pixel
+        rows are blurred on average about as much as rows that cross them, and those pages come back at
+        0.010° / 0.070° and 0.016° / 0.095°. Reading a quarter pixel either side of each row instead blurs the
+        aligned rows slightly more than crossing ones: straight pages then came back turned 0.06°.
         """
         return self._profile_energy(ink, theta_sq, "ink", 1, False, rows_per_pixel=_FINE_ROWS)
 
@@ -728,6 +750,9 @@ class Rectifier:
         lin = theta_sq[:2, :2] / theta_sq[2, 2]
         ang0, shear0 = _angle_shear(lin)
         base = theta_sq @ np.linalg.inv(_shape_theta(ang0, shear0))  # the quarter turn (and projective part)
+        if self.family != "projective":  # exactly the quarter turn (the net's composed answers leave ~1e-5 of scale)
+            base = _nearest_quarter_turn(base)
+        shear0 = float(np.clip(shear0, -_MAX_SHEAR, _MAX_SHEAR))  # the searches start within the shears pages show
         fine = _Ink(img, _REFINE_LONG, blur=0.0, grey=grey)
         coarse = _Ink(img, _GRADIENT_LONG, grey=grey, larger=fine)
         ang = self._bracket(self._wide_row_energy, coarse, base, ang0, shear0, "angle", _SWEEP, _SWEEP_STEP)
@@ -742,6 +767,15 @@ class Rectifier:
             near = self._climb(self._fine_row_energy, fine, base, near, shear0, "angle", 0.05, _FINE_LIMIT)
             energy = self._energies(self._fine_row_energy, fine, base, ang, shear0, "angle", (ang, near))
             ang = near if energy[1] > energy[0] else ang
+        # pages are often exactly straight: none of the turn when it would move a row's far end by half a pixel
+        # or less and the profile without it is (nearly) as sharp; a straight page's output is then its input
+        square = 90.0 * round(ang / 90.0)  # the nearest turn that leaves the page square to the image
+        drift = math.radians(abs(ang - square)) * fine.ink.shape[1]
+        if ang != square and drift <= _STRAIGHT[1]:
+            at_best, at_square = self._energies(self._fine_row_energy, fine, base, ang, shear0, "angle",
+                                                (ang, square))
+            if at_square >= _STRAIGHT[0] * at_best:
+                ang = square
         shear = shear0
         if self.family in ("affine", "projective"):
             shear, prominence = self._margin_shear(fine, base, ang, shear0)

@@ -67,9 +67,16 @@ def test_cold_readme_command_same_outputs_with_and_without_the_second_process(tm
                     reason="needs 2 CPUs and /proc")
 def test_cold_rectify_same_outputs_with_and_without_the_second_process(tmp_path):
     """rectify's kernels (float32 warps, the float64 backward pass, the output warp in the image's dtype):
-    the second process takes the last of them, and the outputs and manifest θ do not change."""
-    results = _cold_runs(tmp_path, "rectify", os.path.join(SAMPLES, "text_page.png"),
-                         os.path.join(SAMPLES, "photo.jpg"))
+    the second process takes the last of them, and the outputs and manifest θ do not change. The sample page
+    is turned 3° first: straight, it would come back unturned, its output a copy that needs no warp."""
+    import cv2
+
+    page = cv2.imread(os.path.join(SAMPLES, "text_page.png"), cv2.IMREAD_UNCHANGED)
+    h, w = page.shape[:2]
+    turn = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), 3.0, 1.0)
+    skewed = str(tmp_path / "text_page_3deg.png")
+    cv2.imwrite(skewed, cv2.warpAffine(page, turn, (w, h), borderMode=cv2.BORDER_REPLICATE))
+    results = _cold_runs(tmp_path, "rectify", skewed, os.path.join(SAMPLES, "photo.jpg"))
     assert results["1"][0] == results["0"][0] and len(results["1"][0]) == 2
     assert "stntool: compiling kernels for uint8 warp_affine_bilinear in a second process" in results["1"][1]
     assert "stntool: compiling kernels for uint8 warp_affine_bilinear" not in results["1"][1]
