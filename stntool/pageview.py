@@ -45,7 +45,8 @@ import numpy as np
 
 __all__ = ["WORK", "SIZE", "UPRIGHT_WORK", "LINE_BINS", "square_side", "working_image", "net_input",
            "net_inputs_turned", "crop_origin",
-           "spectrum_centre", "line_profile", "page_line_profile", "page_theta", "square_theta", "quarter_theta"]
+           "spectrum_centre", "line_profile", "page_line_profile", "page_theta", "page_theta_between",
+           "square_theta", "quarter_theta"]
 
 #: Side of the working image (pixels).
 WORK = 512
@@ -286,6 +287,31 @@ def page_theta(theta_sq, hw) -> np.ndarray:
     d = _d(hw)
     out = d @ t3 @ np.linalg.inv(d)
     return out[:2] if t.shape == (2, 3) else out / out[2, 2]
+
+
+def page_theta_between(theta_sq, in_hw, out_hw) -> np.ndarray:
+    """A square-frame θ as a page θ from an output of ``out_hw`` to an input of ``in_hw`` with the same long
+    side (:func:`page_theta` when they are equal; a page turned a quarter and shown in its upright shape when
+    they are swapped). Each entry is the square-frame one times a ratio of sizes, so a signed permutation stays
+    one exactly (a quarter turn between swapped sizes is ``[[0, ±1], [∓1, 0]]``). 3x3 in, 3x3 out."""
+    t = np.asarray(theta_sq, dtype=np.float64)
+    t3 = np.vstack([t, [0.0, 0.0, 1.0]]) if t.shape == (2, 3) else t
+    if max(in_hw) != max(out_hw):
+        raise ValueError(f"in_hw {tuple(in_hw)} and out_hw {tuple(out_hw)} must have the same long side")
+    side = float(max(in_hw))
+    ins = (float(in_hw[1]), float(in_hw[0]))  # x, y sizes
+    outs = (float(out_hw[1]), float(out_hw[0]))
+    out = np.empty((3, 3))
+    for i in range(3):
+        for j in range(3):  # d_in[i] * t[i, j] / d_out[j] with d = (side / w, side / h, 1), in one division
+            if i < 2 and j < 2:
+                ratio = outs[j] / ins[i]
+            elif i < 2:
+                ratio = side / ins[i]
+            else:
+                ratio = outs[j] / side if j < 2 else 1.0
+            out[i, j] = t3[i, j] * ratio
+    return out / out[2, 2]
 
 
 def square_theta(theta_page, hw) -> np.ndarray:

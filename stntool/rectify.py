@@ -825,29 +825,40 @@ class Rectifier:
                       f"text lines {n_lines}, quarter turn probability {p_k:.2f})")
             theta_sq = np.eye(3)
             k = 0
-        theta = page_theta(theta_sq if self.family == "projective" else theta_sq[:2], hw)
-        if self.family != "projective":
-            theta = theta[:2]
+        theta = self._page_theta(theta_sq, hw, hw)
         if not details:
             return theta, confidence
         info = {"quarter_turns": k, "quarter_probability": p_k, "text_evidence": float(evidence), "reason": reason,
-                "timings": {"net": t1 - t0, "refine": t2 - t1}}
+                "timings": {"net": t1 - t0, "refine": t2 - t1}, "theta_square": theta_sq}
         return theta, confidence, info
 
-    def spec(self, img, padding: str = "auto", fill=None, mode: str = "bilinear"):
+    def _page_theta(self, theta_sq, in_hw, out_hw):
+        """The page θ (2x3; 3x3 for the projective family) of a square-frame θ, from an output of ``out_hw``."""
+        from .pageview import page_theta_between
+
+        theta = page_theta_between(theta_sq, in_hw, out_hw)
+        return theta if self.family == "projective" else theta[:2]
+
+    def spec(self, img, padding: str = "auto", fill=None, mode: str = "bilinear", upright_size: bool = False):
         """``(WarpSpec, confidence, info)``: the record that straightens ``img`` (output size = input size).
 
-        ``padding="auto"`` pads with the page's own border colour (paper, not black).
+        ``padding="auto"`` pads with the page's own border colour (paper, not black). ``upright_size``: a
+        page found turned an odd number of quarter turns comes back in its upright shape, the input's width
+        and height swapped (the square frame keeps its scale), so that nothing of it is cut off.
         """
         from .records import WarpSpec
 
         theta, confidence, info = self.estimate(img, details=True)
+        out_hw = img.shape[:2]
+        if upright_size and info["quarter_turns"] % 2:
+            out_hw = (out_hw[1], out_hw[0])
+            theta = self._page_theta(info["theta_square"], img.shape[:2], out_hw)
         if padding == "auto":
             padding = "constant"
             if fill is None:
                 fill = _paper_fill(img)
         spec = WarpSpec(theta=tuple(map(tuple, np.asarray(theta).tolist())), mode=mode, padding=padding, fill=fill,
-                        out_hw=img.shape[:2])
+                        out_hw=out_hw)
         return spec, confidence, info
 
     def __call__(self, img, **options):

@@ -13,13 +13,16 @@ Examples:
   stntool rectify scans/                      # writes scans_rectified/ beside scans/
   stntool rectify photos/ -o out/ --family rotation --min-confidence 0.5 -j 2
   stntool rectify page.jpg -o page_straight.jpg --model mine.npz
+  stntool rectify sideways/ -o upright/ --upright-size
   stntool warp --params rectify.jsonl -o replay/     # the same outputs again, bit for bit
 
 \b
-Each output has the input's size. The page is padded with its own paper colour (the median of its
-border) unless --padding says otherwise. Below --min-confidence (blank pages, noise, photos without
-text) the image is written unchanged and the manifest says why. The manifest's theta is PyTorch's
-affine_grid θ (align_corners=False, normalized output -> input, output size = input size).
+Each output has the input's size (with --upright-size, a page found on its side has its width and
+height swapped: a landscape scan of a portrait page comes back portrait). The page is padded with its
+own paper colour (the median of its border) unless --padding says otherwise. Below --min-confidence
+(blank pages, noise, photos without text) the image is written unchanged and the manifest says why. The
+manifest's theta is PyTorch's affine_grid θ (align_corners=False, normalized output -> input) for the
+output size it records.
 """
 
 
@@ -34,11 +37,14 @@ affine_grid θ (align_corners=False, normalized output -> input, output size = i
               help="Refine the net's angle and shear through the sampler (text lines and strokes).")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.3, show_default=True,
               help="Below this confidence the image is written unchanged.")
+@click.option("--upright-size", is_flag=True,
+              help="A page found on its side comes back in its upright shape (width and height swapped) "
+                   "instead of the input's, so none of it is cut off.")
 @sampling_options
 @output_options
 @input_options
-def rectify(inputs, model, family, refine, min_confidence, mode, padding, fill, align_corners, out_hw, device, jobs,
-            **io_options):
+def rectify(inputs, model, family, refine, min_confidence, upright_size, mode, padding, fill, align_corners, out_hw,
+            device, jobs, **io_options):
     """Straighten rotated, sheared and sideways pages: θ from the localisation net, refined through the sampler.
 
     INPUTS are image files, folders (images inside, sorted; -r to recurse) or - for one image's
@@ -75,7 +81,7 @@ def rectify(inputs, model, family, refine, min_confidence, mode, padding, fill, 
 
         t0 = time.perf_counter()
         spec, confidence, info = rectifier.spec(img, padding="auto" if auto_padding else padding, fill=fill,
-                                                mode=mode)
+                                                mode=mode, upright_size=upright_size)
         t1 = time.perf_counter()
         out = apply_spec(img, spec, backend)
         t2 = time.perf_counter()

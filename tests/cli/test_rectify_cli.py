@@ -57,6 +57,28 @@ def test_outputs_keep_sizes_and_the_manifest_replays_bit_for_bit(tmp_path, run, 
         assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "replay" / name).read_bytes(), name
 
 
+def test_upright_size_gives_a_sideways_page_its_own_shape_and_replays(tmp_path, run, pages):
+    """--upright-size: the page on its side (b.png, the sample turned a quarter) comes back in the sample's
+    own shape and pixels (a straight page: an exact quarter turn); the others keep their sizes; the
+    manifest replays bit for bit."""
+    from stntool.io import read_image
+
+    man = tmp_path / "r.jsonl"
+    r = run("rectify", "-r", str(pages), "-o", str(tmp_path / "out"), "--manifest", str(man), "--upright-size", "-q")
+    assert r.exit_code == 0, r.stderr
+    recs = {os.path.basename(x["input"]): x for x in map(json.loads, open(man))}
+    b = recs["b.png"]
+    assert b["quarter_turns"] == 1 and b["size"] == b["in_size"][::-1]
+    assert b["theta"] == [[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]]
+    page = read_image(os.path.join(SAMPLES, "text_page.png"))[0]
+    assert np.array_equal(read_image(str(tmp_path / "out" / "sub" / "b.png"))[0], page)
+    assert recs["a.png"]["size"] == recs["a.png"]["in_size"] and recs["blank.png"]["size"] == [150, 200]
+    r = run("warp", "--params", str(man), "-o", str(tmp_path / "replay"), "-q")
+    assert r.exit_code == 0, r.stderr
+    for name in ("a.png", "sub/b.png", "blank.png"):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "replay" / name).read_bytes(), name
+
+
 def test_without_output_a_sibling_folder_is_made(tmp_path, run, pages):
     r = run("rectify", str(pages), "-q")
     assert r.exit_code == 0, r.stderr

@@ -444,3 +444,27 @@ def test_a_page_skewed_a_fraction_of_a_degree_is_turned_back(text_page, degrees,
     monkeypatch.setattr(R, "_FINE_SHIFT", 0.0)
     theta, _ = Rectifier("text", family="rotation").estimate(img)
     assert residual(np.linalg.inv(fwd), theta, img.shape[:2]) > 0.5 * abs(degrees)
+
+
+def test_page_theta_between_sizes():
+    """Equal sizes: page_theta. Swapped sizes: the square frame's quarter turn is exactly a signed permutation,
+    and warping by it is np.rot90; a rotation stays a rotation in pixels (a square frame turned in pixels)."""
+    from stntool.pageview import page_theta, page_theta_between, quarter_theta
+    from stntool.rectify import _shape_theta
+    from stntool.transforms import pixel_map_from_theta, to_3x3
+
+    rng = np.random.default_rng(3)
+    for hw in ((48, 36), (20, 20), (37, 91)):
+        t = np.vstack([rng.normal(size=(2, 3)), [0.1, -0.2, 1.0]])
+        assert np.allclose(page_theta_between(t, hw, hw), page_theta(t, hw), rtol=0, atol=1e-14)
+    img = rng.integers(0, 255, (36, 48, 3), dtype=np.uint8)
+    for k in (1, 3):
+        theta = page_theta_between(to_3x3(quarter_theta(k)), img.shape[:2], img.shape[1::-1])[:2]
+        assert set(np.abs(theta[:, :2]).ravel()) == {0.0, 1.0}
+        assert np.array_equal(stntool.warp(img, theta, out_hw=img.shape[1::-1]), np.rot90(img, k))
+    m = pixel_map_from_theta(page_theta_between(to_3x3(quarter_theta(1)) @ _shape_theta(2.0, 0.0), (36, 48),
+                                                (48, 36)), (36, 48), (48, 36))
+    u, s, vt = np.linalg.svd(m[:2, :2])
+    assert np.allclose(s, 1.0) and abs(math.degrees(math.atan2((u @ vt)[1, 0], (u @ vt)[0, 0]))) == pytest.approx(92.0)
+    with pytest.raises(ValueError):
+        page_theta_between(np.eye(3), (36, 48), (36, 40))
