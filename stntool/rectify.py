@@ -791,8 +791,9 @@ class Rectifier:
         """``(theta, confidence)`` for one image (``(theta, confidence, info)`` with ``details``).
 
         ``theta`` is the page's 2x3 (3x3 for the projective family) θ; ``info`` holds ``quarter_turns``,
-        ``quarter_probability``, ``text_evidence``, ``reason`` (why the identity, or None) and
-        ``timings`` in seconds.
+        ``quarter_probability``, ``text_evidence``, ``reason`` (why the identity, or None), ``timings`` in
+        seconds and ``theta_square``, the θ in the page's square frame (3x3; :func:`stntool.pageview.page_theta`
+        makes ``theta`` of it).
         """
         from .pageview import _grey01, page_theta, working_image
 
