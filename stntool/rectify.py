@@ -530,7 +530,7 @@ class Rectifier:
         turned exactly upright (held-out pages skewed U[-1°, 1°] at a random sub-pixel offset: median / p90
         residual rotation 0.016° / 0.131° clean, 0.024° / 0.154° scans). Rows read on and between the pixel
         rows are blurred on average about as much as rows that cross them, and those pages come back at
-        0.010° / 0.070° and 0.016° / 0.095°. Reading a quarter pixel either side of each row instead blurs the
+        0.010° / 0.070° and 0.015° / 0.094°. Reading a quarter pixel either side of each row instead blurs the
         aligned rows slightly more than crossing ones: straight pages then came back turned 0.06°.
         """
         return self._profile_energy(ink, theta_sq, "ink", 1, False, rows_per_pixel=_FINE_ROWS)
