@@ -135,10 +135,10 @@ class _Ink:
     """The page's ink, float32, with its long side at most ``long_side``: ``|grey - its local mean|``,
     smoothed by a Gaussian of ``blur`` pixels (none for 0).
 
-    The local mean (a Gaussian of about two line heights) is the paper under the strokes, so what is
-    left is text and rules, not the page's edge on a desk, shading or a figure's area. The smoothing
-    helps the gradient steps on a small image; the final angle is sharper without it (held-out clean
-    pages: median text-line angle 0.016° with 0.8 pixels at 1280, 0.004° without).
+    The local mean (a Gaussian of about two line heights, made at half size when 4 px or wider) is the paper
+    under the strokes, so what is left is text and rules, not the page's edge on a desk, shading or a
+    figure's area. The smoothing helps the gradient steps on a small image; the final angle is sharper
+    without it (held-out clean pages: median text-line angle 0.016° with 0.8 pixels at 1280, 0.004° without).
     """
 
     def __init__(self, img, long_side: int = _REFINE_LONG, blur: float = 0.8, grey=None, larger=None):
