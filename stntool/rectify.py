@@ -90,8 +90,9 @@ def load_model(model):
 
 def _rot(deg):
     if deg % 90.0 == 0.0:  # exactly (cos 90° is not 0 in floating point)
-        c, s = [(1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0)][int(deg // 90.0) % 4]
-        return np.array([[c, -s], [s, c]])
+        from .pageview import quarter_theta
+
+        return quarter_theta(int(deg // 90.0))[:, :2]
     a = math.radians(deg)
     return np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
 
@@ -470,11 +471,15 @@ class Rectifier:
 
     # ------------------------------------------------------------------ refinement through the sampler
 
-    def _warp_ink(self, ink, theta_sq, out_hw, grad=None, field="ink"):
+    def _warp_ink(self, ink, theta_sq, out_hw, grad=None, field="ink", row_shift: float = 0.0):
+        """``field`` of the ink warped by θ into ``out_hw`` (or, given ``grad``, dE/dθ_page through the
+        sampler); ``row_shift``: the output's rows read that many of its pixels lower."""
         from . import api
         from .pageview import page_theta
 
         tp = page_theta(theta_sq[:2], ink.hw)
+        if row_shift:
+            tp = tp @ np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 2.0 * row_shift / out_hw[0]], [0.0, 0.0, 1.0]])
         a = getattr(ink, field)
         if grad is None:
             return api.warp(a, tp, out_hw=out_hw, padding="zeros", backend=self.backend)
@@ -501,14 +506,9 @@ class Rectifier:
         if rows_per_pixel > 1:
             if axis != 1 or want_grad:
                 raise ValueError("rows_per_pixel > 1 is for row profiles without a gradient")
-            from . import api
-            from .pageview import page_theta
-
             h, w = out_hw
-            shift = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 2.0 * _FINE_SHIFT / h]])  # output rows moved by pixels
-            tp = page_theta(theta_sq[:2], ink.hw) @ np.vstack([shift, [0.0, 0.0, 1.0]])
-            sums = _sums(api.warp(getattr(ink, field), tp, out_hw=(rows_per_pixel * h, w), padding="zeros",
-                                  backend=self.backend), 1)
+            sums = _sums(self._warp_ink(ink, theta_sq, (rows_per_pixel * h, w), field=field,
+                                        row_shift=_FINE_SHIFT * rows_per_pixel), 1)
             cover = np.repeat(cover, rows_per_pixel)  # each pixel row's coverage for its sub-rows
             scale /= rows_per_pixel
         else:
@@ -799,8 +799,8 @@ class Rectifier:
 
         ``theta`` is the page's 2x3 (3x3 for the projective family) θ; ``info`` holds ``quarter_turns``,
         ``quarter_probability``, ``text_evidence``, ``reason`` (why the identity, or None), ``timings`` in
-        seconds and ``theta_square``, the θ in the page's square frame (3x3; :func:`stntool.pageview.page_theta`
-        makes ``theta`` of it).
+        seconds and ``theta_square``, the θ in the page's square frame (3x3;
+        :func:`stntool.pageview.page_theta_between` makes ``theta`` of it).
         """
         from .pageview import _grey01, page_theta, working_image
 
