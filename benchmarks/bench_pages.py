@@ -4,6 +4,8 @@
     python benchmarks/bench_pages.py --quick                                     # fewer pages
     python benchmarks/bench_pages.py --methods rectify --seed 7 --pages 60 --out /tmp/v.md --thetas /tmp/v.npz
                                                # one method on other pages (choosing a setting), its θ saved
+    python benchmarks/bench_pages.py --methods rectify --splits skew --seed 7 --pages 60 --worst 8 --out /tmp/v.md
+                                               # and its eight worst pages per split, to look at
 
 Contenders, all on the same distorted images (benchmarks/heldout.py):
 
@@ -68,9 +70,10 @@ def contenders(model):
     return fns
 
 
-def run(model, n_pages, seed, methods=None, thetas=None, splits=H.SPLITS, phase="random"):
+def run(model, n_pages, seed, methods=None, thetas=None, splits=H.SPLITS, phase="random", worst=0):
     """Every method (or those named in ``methods``) on every case; with ``thetas`` (a list), the θ each
-    θ-giving method returned, case by case, is appended to it as ``(method, split, θ)``."""
+    θ-giving method returned, case by case, is appended to it as ``(method, split, θ)``. ``worst``: print
+    that many of each method's worst pages per split (:func:`worst_pages`)."""
     cases = H.make_cases(n_pages=n_pages, seed=seed, splits=splits, phase=phase)
     fns = contenders(model)
     if methods:
@@ -99,7 +102,17 @@ def run(model, n_pages, seed, methods=None, thetas=None, splits=H.SPLITS, phase=
             s["ms"] = 1e3 * float(np.median(times))
             results[(key, name)] = s
             print(key, name, {k: round(v, 4) for k, v in s.items()}, flush=True)
+            if worst:
+                print(worst_pages(cs, scores, worst), flush=True)
     return cases, results
+
+
+def worst_pages(cases, scores, n):
+    """The ``n`` pages with the largest residual rotation, one line each: the residual (signed, degrees),
+    the rotation the distortion made, the page and its size: where to look when a summary moves."""
+    order = sorted(range(len(cases)), key=lambda i: -scores[i]["rotation"])[:n]
+    return "\n".join(f"    residual {scores[i]['signed']:+9.4f}°  distortion {H.distortion_rotation(cases[i]):+8.3f}°  "
+                     f"{cases[i].name} {cases[i].image.shape[0]}x{cases[i].image.shape[1]}" for i in order)
 
 
 def table(results):
@@ -127,12 +140,15 @@ def main(argv=None):
     p.add_argument("--phase", choices=("random", "aligned"), default="random",
                    help="a sub-pixel translation after each distortion (random, the default) or none (aligned: "
                         "the set as first defined; see benchmarks/heldout.py)")
+    p.add_argument("--worst", type=int, default=0, metavar="N",
+                   help="print each method's N worst pages per split (residual, distortion, page, size)")
     a = p.parse_args(argv)
     n = 10 if a.quick else a.pages
     before = loadavg()
     thetas = [] if a.thetas else None
     splits = tuple(x for x in a.splits.split(",") if x)
-    _, results = run(a.model, n, a.seed, [m for m in a.methods.split(",") if m], thetas, splits, a.phase)
+    _, results = run(a.model, n, a.seed, [m for m in a.methods.split(",") if m], thetas, splits, a.phase,
+                     a.worst)
     if a.thetas:
         np.savez(a.thetas, methods=np.array([t[0] for t in thetas]), splits=np.array([t[1] for t in thetas]),
                  thetas=np.array([t[2] for t in thetas]))

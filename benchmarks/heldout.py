@@ -31,7 +31,8 @@ upright one, ``M = D · C`` (distortion then correction, pixel maps about the pa
 * the text-line angle: the angle at which a horizontal line of the upright page appears in the output;
 * the shear/anisotropy: ``σ1 / σ2 - 1`` of M's linear part (its singular values; 0 for a rotation and a
   uniform scale, which a page does not show; an x shear of factor s gives about |s|);
-* upright: whether the residual rotation is within 45°.
+* upright: whether the residual rotation is within 45°;
+* signed: the residual rotation with its sign (counter-clockwise positive), for looking at single pages.
 """
 
 from __future__ import annotations
@@ -160,14 +161,23 @@ def score(case: Case, correction_in_from_out: np.ndarray) -> dict:
     u, _, vt = np.linalg.svd(lin)
     rot = u @ vt
     if np.linalg.det(rot) < 0:
-        return {"rotation": 180.0, "line": 90.0, "upright": False, "anisotropy": float("inf")}
+        return {"rotation": 180.0, "signed": 180.0, "line": 90.0, "upright": False, "anisotropy": float("inf")}
     sv = np.linalg.svd(lin, compute_uv=False)
     ang = math.degrees(math.atan2(rot[1, 0], rot[0, 0]))
     out_dir = np.linalg.solve(lin, [1.0, 0.0])  # a horizontal line of the upright page, seen in the output
     line = math.degrees(math.atan2(out_dir[1], out_dir[0]))
     line = (line + 90.0) % 180.0 - 90.0
-    return {"rotation": abs(ang), "line": abs(line), "upright": abs(ang) < 45.0,
+    return {"rotation": abs(ang), "signed": ang, "line": abs(line), "upright": abs(ang) < 45.0,
             "anisotropy": float(sv[0] / sv[1] - 1.0)}
+
+
+def distortion_rotation(case: Case) -> float:
+    """The rotation (degrees, counter-clockwise, polar decomposition) of the case's distortion: what an
+    estimator had to undo."""
+    fwd = np.linalg.inv(case.in_from_out)
+    u, _, vt = np.linalg.svd(fwd[:2, :2] / fwd[2, 2])
+    rot = u @ vt
+    return math.degrees(math.atan2(rot[1, 0], rot[0, 0]))
 
 
 def summarise(scores) -> dict:
