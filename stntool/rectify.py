@@ -67,6 +67,10 @@ _FINE_LIMIT = 1.0         # degrees from the coarse angle that the search on the
 _SECOND_OPINION_AFTER = 1.0  # degrees between the net's angle and the coarse search's that call for it
 _MARGIN_SWEEP = (0.3, 0.005)  # x shear either side of the net's that the line-end search sweeps, and its step
 _STRAIGHT = (0.998, 0.5)  # no turn when none is this share as sharp and the turn moves a row's far end <= pixels
+_STRIPS = 2               # the two-column check reads the fine row profile in this many strips side by side ...
+_STRIP_MIN = 200          # ... each at least this many pixels wide (narrower pages are not checked)
+_STRIP_DISAGREE = 0.5     # degrees between the whole rows' angle and the strips' that call for the strips' ...
+_STRIP_POLISH = 0.15      # ... angle, refined on whole rows within this many degrees of it
 _HALF_BLUR = 4.0          # local-mean blurs this wide (pixels) or wider are made at half size (_Ink)
 _MAX_SHEAR = 0.2          # the net's x shear, clipped to this, is where the shear searches start
 _ZERO_SHEAR = 0.95        # no shear when the line ends line up within this share as well unsheared as at the best
@@ -217,10 +221,11 @@ def _sums(a, axis: int) -> np.ndarray:
     return cv2.reduce(a, axis, cv2.REDUCE_SUM, dtype=cv2.CV_64F).ravel()
 
 
-def _coverage(ink, theta_sq, axis, hw=None):
+def _coverage(ink, theta_sq, axis, hw=None, span=None):
     """How much of each output row (``axis`` 1) or column (``axis`` 0) of the ink warped by θ lies inside the
     image, in pixels: the length of the line's intersection with the image's rectangle (θ affine). ``hw``:
-    the size of the image warped (the ink's by default)."""
+    the size of the image warped (the ink's by default); ``span``: ``(start, stop)``, only that part of each
+    line (output pixels ``start <= i < stop`` along it)."""
     from .pageview import page_theta
     from .transforms import pixel_map_from_theta
 
@@ -229,8 +234,8 @@ def _coverage(ink, theta_sq, axis, hw=None):
     n_lines, length = hw[1 - axis], hw[axis]
     t = np.arange(n_lines, dtype=np.float64)
     along, across = (0, 1) if axis == 1 else (1, 0)  # the output coordinate that runs along each line
-    lo = np.full(n_lines, -0.5)
-    hi = np.full(n_lines, length - 0.5)
+    lo = np.full(n_lines, -0.5 if span is None else span[0] - 0.5)
+    hi = np.full(n_lines, length - 0.5 if span is None else span[1] - 0.5)
     for c, size in ((0, hw[1]), (1, hw[0])):  # input x, then input y, each within [-0.5, size - 0.5]
         a = m[c, along]
         b = m[c, across] * t + m[c, 2]
@@ -487,12 +492,13 @@ class Rectifier:
                                       input_grad=False)
         return g_page
 
-    def _profile_energy(self, ink, theta_sq, field, axis, want_grad, rows_per_pixel: int = 1):
+    def _profile_energy(self, ink, theta_sq, field, axis, want_grad, rows_per_pixel: int = 1, strips: int = 1):
         """Energy of the profile (sums along ``axis``) of ``field`` warped by θ, each sum divided by how much
         of its row (column) lies inside the image (:func:`_coverage`), and dE/dθ_page through the sampler
         when asked (the division's own dependence on θ, a matter of the image's outline, is left out).
         ``rows_per_pixel`` > 1 (rows, no gradient): the profile read that many times per pixel
-        (:meth:`_fine_row_energy`).
+        (:meth:`_fine_row_energy`); ``strips`` > 1 (with it): the sum of the energies of that many strips
+        side by side, each row's sum and coverage taken within its strip (:meth:`_strip_row_energy`).
 
         Without that division, text cut off at the image's edge ends in a straight edge, and the profile is
         sharpest when that edge, not the text, is level: on held-out scans turned up to ±30°, that put the
@@ -507,10 +513,21 @@ class Rectifier:
             if axis != 1 or want_grad:
                 raise ValueError("rows_per_pixel > 1 is for row profiles without a gradient")
             h, w = out_hw
-            sums = _sums(self._warp_ink(ink, theta_sq, (rows_per_pixel * h, w), field=field,
-                                        row_shift=_FINE_SHIFT * rows_per_pixel), 1)
-            cover = np.repeat(cover, rows_per_pixel)  # each pixel row's coverage for its sub-rows
+            warped = self._warp_ink(ink, theta_sq, (rows_per_pixel * h, w), field=field,
+                                    row_shift=_FINE_SHIFT * rows_per_pixel)
             scale /= rows_per_pixel
+            if strips > 1:
+                e = 0.0
+                cuts = [round(k * w / strips) for k in range(strips + 1)]
+                for a, b in zip(cuts[:-1], cuts[1:]):
+                    sums = _sums(np.ascontiguousarray(warped[:, a:b]), 1)
+                    part = np.repeat(_coverage(ink, theta_sq, axis, out_hw, (a, b)), rows_per_pixel)
+                    inside = part >= 0.1 * (b - a)
+                    part = np.where(inside, part, 1.0)
+                    e += float((np.where(inside, sums ** 2 / part, 0.0)).sum()) * scale
+                return e
+            sums = _sums(warped, 1)
+            cover = np.repeat(cover, rows_per_pixel)  # each pixel row's coverage for its sub-rows
         else:
             sums = _sums(self._warp_ink(ink, theta_sq, out_hw, field=field), axis)
         inside = cover >= 0.1 * length
@@ -541,6 +558,14 @@ class Rectifier:
         aligned rows slightly more than crossing ones: straight pages then came back turned 0.06°.
         """
         return self._profile_energy(ink, theta_sq, "ink", 1, False, rows_per_pixel=_FINE_ROWS)
+
+    def _strip_row_energy(self, ink, theta_sq):
+        """:meth:`_fine_row_energy` summed over :data:`_STRIPS` strips side by side (the page's left and right
+        halves): for pages in columns whose baselines are offset (an equation or a heading in one column moves
+        all of its lines). A whole row then crosses both columns, and its profile is sharpest at the tilt that
+        lines one column's baselines up with the other's (a straight two-column page came back turned 0.75°);
+        within each strip the lines are level at the page's own angle."""
+        return self._profile_energy(ink, theta_sq, "ink", 1, False, rows_per_pixel=_FINE_ROWS, strips=_STRIPS)
 
     def _wide_row_energy(self, ink, theta_sq, want_grad=False):
         """:meth:`_row_energy` of the ink at :data:`_ROWS_SHRINK` th of its size along the rows (:meth:`_Ink.rows`):
@@ -766,7 +791,14 @@ class Rectifier:
         ang = self._sweep(self._row_energy, coarse, base, ang, shear0, "angle", _SWEEP_STEP, _SWEEP_STEP / 4)
         evidence = self._evidence(coarse, base @ _shape_theta(ang, shear0), lines)
         ang = self._ascend(self._row_energy, coarse, base, ang, shear0, "angle", _SWEEP_STEP / 2)
-        ang = self._climb(self._fine_row_energy, fine, base, ang, shear0, "angle", 0.05, _FINE_LIMIT)
+        start = ang
+        ang = self._climb(self._fine_row_energy, fine, base, start, shear0, "angle", 0.05, _FINE_LIMIT)
+        if fine.ink.shape[1] >= _STRIPS * _STRIP_MIN:
+            # columns with offset baselines pull whole rows to a tilt; the strips see each column's own lines. Their
+            # angle is less precise (shorter rows), so it is taken only when far from the whole rows' and refined
+            strip_ang = self._climb(self._strip_row_energy, fine, base, start, shear0, "angle", 0.05, _FINE_LIMIT)
+            if abs(strip_ang - ang) > _STRIP_DISAGREE:
+                ang = self._climb(self._fine_row_energy, fine, base, strip_ang, shear0, "angle", 0.05, _STRIP_POLISH)
         if abs(ang - ang0) > _SECOND_OPINION_AFTER:
             # far from the net's angle: small print can leave the coarse image without text lines (only the
             # blocks' outline), so the net's neighbourhood is searched on the fine image too, and the sharper wins

@@ -200,6 +200,41 @@ def test_profile_coverage_is_the_part_of_each_line_inside_the_image(ang, shear):
         assert diff.max() < 1.5 and np.median(diff) < 0.1
 
 
+@pytest.mark.parametrize("ang,shear", [(0.0, 0.0), (12.0, 0.05), (95.0, 0.0), (-30.0, 0.1)])
+def test_profile_coverage_of_strips_adds_up_to_the_whole_lines(ang, shear):
+    """A line's coverage within each strip side by side (``span``) sums to its coverage (exactly: the strips
+    cut each line at the same output pixels), and a strip's is the ones image's sum within it."""
+    from stntool.pageview import page_theta
+    from stntool.rectify import _coverage, _Ink, _shape_theta
+
+    img = np.random.default_rng(1).integers(0, 256, (700, 520), dtype=np.uint8)
+    ink = _Ink(img, 512)
+    theta = _shape_theta(ang, shear)
+    w = ink.ink.shape[1]
+    halves = [_coverage(ink, theta, 1, span=(0, w // 2)), _coverage(ink, theta, 1, span=(w // 2, w))]
+    np.testing.assert_allclose(halves[0] + halves[1], _coverage(ink, theta, 1), rtol=0, atol=1e-9)
+    ones = stntool.warp(np.ones_like(ink.ink), page_theta(theta[:2], ink.hw), padding="zeros").astype(np.float64)
+    diff = np.abs(halves[1] - ones[:, w // 2:].sum(axis=1))
+    assert diff.max() < 1.5 and np.median(diff) < 0.1
+
+
+def test_two_columns_with_offset_baselines_do_not_tilt_a_straight_page(monkeypatch):
+    """A straight held-out page in two columns whose baselines are offset by about half a line (an equation in
+    the right column): whole rows are sharpest tilted about 0.75° (the left column's lines meeting the right
+    column's), the two strips at the page's own angle."""
+    pytest.importorskip("PIL")
+    from stntool import rectify as R
+    from stntool.pages import render_page
+
+    page = render_page((11, 15), split="heldout", degrade=False)
+    rect = Rectifier("text")
+    hw = page.shape[:2]
+    with_strips = abs(residual(np.eye(3), rect.estimate(page)[0], hw))
+    monkeypatch.setattr(R, "_STRIP_MIN", 10 ** 6)  # no page wide enough: the whole rows alone
+    without = abs(residual(np.eye(3), rect.estimate(page)[0], hw))
+    assert without > 0.6 and with_strips < 0.4
+
+
 def _ruled_page(seed=0, cut=0):
     """A white page of left-aligned 'text lines' (dark bars of random lengths and word gaps, 6 px high, 14 px
     apart) starting at x = 60, the leftmost ``cut`` pixels cut off by the image's edge."""
