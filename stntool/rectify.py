@@ -248,6 +248,14 @@ def _coverage(ink, theta_sq, axis, hw=None, span=None):
     return np.maximum(hi - lo, 0.0)
 
 
+def _line_energy(sums, cover, length):
+    """``(energy, inside, cover)`` of a profile: the sum of ``sums² / cover`` over the lines at least a tenth
+    inside the image (``cover >= length / 10``), and ``cover`` with 1 where a line is not."""
+    inside = cover >= 0.1 * length
+    cover = np.where(inside, cover, 1.0)
+    return float((np.where(inside, sums ** 2 / cover, 0.0)).sum()), inside, cover
+
+
 def _line_ends(ink, inside, gap):
     """``(starts, ends)``: where the runs of ink along the rows of a page made straight start and end, each
     ``(x, y)`` float arrays of output pixels.
@@ -508,7 +516,6 @@ class Rectifier:
         out_hw = getattr(ink, field).shape
         length = out_hw[axis]
         scale = out_hw[1 - axis] * length / ink.total(field) ** 2
-        cover = _coverage(ink, theta_sq, axis, out_hw)
         if rows_per_pixel > 1:
             if axis != 1 or want_grad:
                 raise ValueError("rows_per_pixel > 1 is for row profiles without a gradient")
@@ -516,23 +523,15 @@ class Rectifier:
             warped = self._warp_ink(ink, theta_sq, (rows_per_pixel * h, w), field=field,
                                     row_shift=_FINE_SHIFT * rows_per_pixel)
             scale /= rows_per_pixel
-            if strips > 1:
-                e = 0.0
-                cuts = [round(k * w / strips) for k in range(strips + 1)]
-                for a, b in zip(cuts[:-1], cuts[1:]):
-                    sums = _sums(np.ascontiguousarray(warped[:, a:b]), 1)
-                    part = np.repeat(_coverage(ink, theta_sq, axis, out_hw, (a, b)), rows_per_pixel)
-                    inside = part >= 0.1 * (b - a)
-                    part = np.where(inside, part, 1.0)
-                    e += float((np.where(inside, sums ** 2 / part, 0.0)).sum()) * scale
-                return e
-            sums = _sums(warped, 1)
-            cover = np.repeat(cover, rows_per_pixel)  # each pixel row's coverage for its sub-rows
-        else:
-            sums = _sums(self._warp_ink(ink, theta_sq, out_hw, field=field), axis)
-        inside = cover >= 0.1 * length
-        cover = np.where(inside, cover, 1.0)
-        e = float((np.where(inside, sums ** 2 / cover, 0.0)).sum()) * scale
+            e = 0.0
+            cuts = [round(k * w / strips) for k in range(strips + 1)]
+            for a, b in zip(cuts[:-1], cuts[1:]):  # one strip: the whole rows
+                part = _coverage(ink, theta_sq, axis, out_hw, (a, b))
+                e += _line_energy(_sums(warped[:, a:b], 1), np.repeat(part, rows_per_pixel), b - a)[0] * scale
+            return e
+        sums = _sums(self._warp_ink(ink, theta_sq, out_hw, field=field), axis)
+        e, inside, cover = _line_energy(sums, _coverage(ink, theta_sq, axis, out_hw), length)
+        e *= scale
         if not want_grad:
             return e
         per_ink = np.where(inside, 2.0 * sums / cover, 0.0) * scale
