@@ -248,6 +248,12 @@ def _coverage(ink, theta_sq, axis, hw=None, span=None):
     return np.maximum(hi - lo, 0.0)
 
 
+def _strip_cuts(width, strips):
+    """``[(start, stop), ...]``: ``strips`` runs of output columns side by side across ``width`` (one: all)."""
+    cuts = [round(k * width / strips) for k in range(strips + 1)]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
 def _line_energy(sums, cover, length):
     """``(energy, inside, cover)`` of a profile: the sum of ``sums² / cover`` over the lines at least a tenth
     inside the image (``cover >= length / 10``), and ``cover`` with 1 where a line is not."""
@@ -519,15 +525,14 @@ class Rectifier:
         if rows_per_pixel > 1:
             if axis != 1 or want_grad:
                 raise ValueError("rows_per_pixel > 1 is for row profiles without a gradient")
-            h, w = out_hw
-            warped = self._warp_ink(ink, theta_sq, (rows_per_pixel * h, w), field=field,
-                                    row_shift=_FINE_SHIFT * rows_per_pixel)
+            w = out_hw[1]
+            segments = _strip_cuts(w, strips)
+            sums = self._fine_sums(ink, theta_sq, field, rows_per_pixel, segments)
             scale /= rows_per_pixel
             e = 0.0
-            cuts = [round(k * w / strips) for k in range(strips + 1)]
-            for a, b in zip(cuts[:-1], cuts[1:]):  # one strip: the whole rows
+            for a, b in segments:  # one strip: the whole rows
                 part = _coverage(ink, theta_sq, axis, out_hw, (a, b))
-                e += _line_energy(_sums(warped[:, a:b], 1), np.repeat(part, rows_per_pixel), b - a)[0] * scale
+                e += _line_energy(sums[a, b], np.repeat(part, rows_per_pixel), b - a)[0] * scale
             return e
         sums = _sums(self._warp_ink(ink, theta_sq, out_hw, field=field), axis)
         e, inside, cover = _line_energy(sums, _coverage(ink, theta_sq, axis, out_hw), length)
@@ -537,6 +542,25 @@ class Rectifier:
         per_ink = np.where(inside, 2.0 * sums / cover, 0.0) * scale
         grad = np.expand_dims(per_ink, axis) * np.ones(out_hw)
         return e, self._warp_ink(ink, theta_sq, out_hw, grad, field=field)
+
+    def _fine_sums(self, ink, theta_sq, field, rows_per_pixel, segments):
+        """``{(a, b): row sums}`` of ``field`` warped by θ at ``rows_per_pixel`` rows per pixel, over the output
+        columns ``a <= j < b`` of each of ``segments``. One warp serves both the whole rows and the two-halves
+        check's strips (:meth:`_strip_row_energy`): the check's climb starts where the whole rows' did, in the
+        same steps, so most of its angles were warped already; the sums are kept per ink and θ."""
+        h, w = getattr(ink, field).shape
+        cache = ink.__dict__.setdefault("_fine_sums", {})
+        key = (theta_sq.tobytes(), field, rows_per_pixel)
+        sums = cache.get(key)
+        if sums is None or any(seg not in sums for seg in segments):
+            warped = self._warp_ink(ink, theta_sq, (rows_per_pixel * h, w), field=field,
+                                    row_shift=_FINE_SHIFT * rows_per_pixel)
+            wanted = set(segments) | set(_strip_cuts(w, 1))
+            if w >= _STRIPS * _STRIP_MIN:
+                wanted |= set(_strip_cuts(w, _STRIPS))
+            sums = {(a, b): _sums(warped[:, a:b], 1) for a, b in sorted(wanted)}
+            cache[key] = sums
+        return sums
 
     def _row_energy(self, ink, theta_sq, want_grad=False):
         """Energy of the row profile of the ink warped by θ (sharpest when text lines are horizontal), and
