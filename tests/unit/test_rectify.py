@@ -218,6 +218,42 @@ def test_profile_coverage_of_strips_adds_up_to_the_whole_lines(ang, shear):
     assert diff.max() < 1.5 and np.median(diff) < 0.1
 
 
+def test_fine_energies_of_whole_rows_and_strips_share_one_warp(monkeypatch):
+    """The whole rows' fine energy warps the ink once and keeps the halves' sums too: the two-halves energy at
+    the same θ warps nothing more, and both equal the energies summed from the warped ink directly."""
+    from stntool import rectify as R
+
+    rng = np.random.default_rng(3)
+    img = np.full((700, 900), 230, np.uint8)
+    for top in range(30, 670, 17):  # text-like bars, two columns
+        for x0 in (40, 470):
+            img[top:top + 6, x0:x0 + int(rng.integers(250, 390))] = 40
+    ink = R._Ink(img, 900, blur=0.0)
+    assert ink.ink.shape[1] >= R._STRIPS * R._STRIP_MIN
+    rect = Rectifier("text")
+    theta = R._shape_theta(0.4, 0.03)
+    warps = []
+    warp_ink = rect._warp_ink
+    monkeypatch.setattr(rect, "_warp_ink", lambda *a, **k: warps.append(1) or warp_ink(*a, **k))
+    whole = rect._fine_row_energy(ink, theta)
+    strips = rect._strip_row_energy(ink, theta)
+    assert len(warps) == 1
+    h, w = ink.ink.shape
+    warped = warp_ink(ink, theta, (R._FINE_ROWS * h, w), row_shift=R._FINE_SHIFT * R._FINE_ROWS).astype(np.float64)
+    scale = h * w / ink.total("ink") ** 2 / R._FINE_ROWS
+
+    def energy(a, b):
+        cover = np.repeat(R._coverage(ink, theta, 1, (h, w), (a, b)), R._FINE_ROWS)
+        inside = cover >= 0.1 * (b - a)
+        return (np.where(inside, warped[:, a:b].sum(1) ** 2 / np.where(inside, cover, 1.0), 0.0)).sum() * scale
+
+    assert whole == pytest.approx(energy(0, w), rel=1e-9)
+    assert strips == pytest.approx(energy(0, round(w / 2)) + energy(round(w / 2), w), rel=1e-9)
+    assert abs(strips - whole) > 1e-3 * whole  # the halves are not the whole rows
+    rect._fine_row_energy(ink, R._shape_theta(0.45, 0.03))
+    assert len(warps) == 2
+
+
 def test_two_columns_with_offset_baselines_do_not_tilt_a_straight_page(monkeypatch):
     """A straight held-out page in two columns whose baselines are offset by about half a line (an equation in
     the right column): whole rows are sharpest tilted about 0.75° (the left column's lines meeting the right
