@@ -674,14 +674,16 @@ class Rectifier:
         h = ink.ink.shape[0]
         sigma = max(2.0, h / 60.0)  # passes line periods up to about 2.5 sigma (30 or more lines a page)
 
-        def share(t, axis):
-            prof = _sums(self._warp_ink(ink, t, ink.ink.shape), axis)
+        warped = self._warp_ink(ink, theta_sq, ink.ink.shape)
+
+        def share(axis):
+            prof = _sums(warped, axis)
             smooth = cv2.GaussianBlur(prof[:, None], (1, 0), sigmaX=0, sigmaY=sigma)[:, 0]
             var = float(((prof - prof.mean()) ** 2).sum())
             return float(((prof - smooth) ** 2).sum()) / var if var > 0 else 0.0
 
-        rows = share(theta_sq, 1)
-        if rows > 1.5 * share(theta_sq, 0) or (rows > _EVIDENCE[0] and self._reads_as_lines(lines, theta_sq)):
+        rows = share(1)
+        if rows > 1.5 * share(0) or (rows > _EVIDENCE[0] and self._reads_as_lines(lines, theta_sq)):
             return rows
         return 0.0
 
