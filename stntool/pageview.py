@@ -219,10 +219,13 @@ def line_profile(view: np.ndarray, bins: int = LINE_BINS) -> tuple[np.ndarray, i
     # clip(rint((paper - g) 255), 0, 255) as uint8, in one pass: OpenCV rounds half to even and saturates
     ink8 = cv2.multiply(cv2.subtract(paper, g), 255.0, dtype=cv2.CV_8U)
     otsu, _ = cv2.threshold(ink8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    ink = (ink8 > max(otsu, _LINE_MIN_INK)).astype(np.uint8)  # faint marks (noise, shading) are not ink
-    # rows[s, y]: the ink of row y in strip s; a strip's text lines are its runs of rows with ink
+    # 1 where ink8 > the threshold, else 0: faint marks (noise, shading) are not ink
+    ink = cv2.threshold(ink8, max(otsu, _LINE_MIN_INK), 1, cv2.THRESH_BINARY)[1]
+    # rows[s, y]: the ink of row y in strip s; a strip's text lines are its runs of rows with ink (whole
+    # counts, summed by OpenCV in a tenth of NumPy's time)
     step = w // _LINE_STRIPS
-    rows = ink[:, :step * _LINE_STRIPS].reshape(h, _LINE_STRIPS, step).sum(axis=2, dtype=np.float64).T
+    strips = np.ascontiguousarray(ink[:, :step * _LINE_STRIPS]).reshape(h * _LINE_STRIPS, step)
+    rows = cv2.reduce(strips, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).reshape(h, _LINE_STRIPS).T.astype(np.float64)
     floor = np.array([0.08 * np.percentile(r[r > 0], 90) if r.any() else np.inf for r in rows])
     on = np.zeros((_LINE_STRIPS, h + 2), np.int8)
     on[:, 1:-1] = rows > floor[:, None]
