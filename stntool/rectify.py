@@ -282,14 +282,15 @@ def _line_ends(ink, inside, gap):
     u8 = np.clip(level, 0, 255).astype(np.uint8)
     thr, runs = cv2.threshold(u8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     crossing = float(thr) + 0.5  # between the last value below the threshold and the first above it
-    runs = cv2.morphologyEx(runs, cv2.MORPH_CLOSE, np.ones((1, gap), np.uint8)).astype(bool)
-    ok = cv2.erode((inside > 0.999).astype(np.uint8), np.ones((3, gap + 4), np.uint8)).astype(bool)
+    runs = cv2.morphologyEx(runs, cv2.MORPH_CLOSE, np.ones((1, gap), np.uint8))  # 0 or 1
+    ok = cv2.erode(cv2.compare(inside, 0.999, cv2.CMP_GT), np.ones((3, gap + 4), np.uint8))  # 0 or 255
+    # a run starts where a pixel is ink and its left neighbour is not (1 - 0; OpenCV saturates 0 - 1 to 0)
     starts = np.zeros_like(runs)
-    starts[:, 1:] = runs[:, 1:] & ~runs[:, :-1]
+    cv2.subtract(runs[:, 1:], runs[:, :-1], dst=starts[:, 1:])
     ends = np.zeros_like(runs)
-    ends[:, :-1] = runs[:, :-1] & ~runs[:, 1:]
+    cv2.subtract(runs[:, :-1], runs[:, 1:], dst=ends[:, :-1])
     out = []
-    for edge, step in ((starts & ok, -1), (ends & ok, 1)):
+    for edge, step in ((cv2.bitwise_and(starts, ok).view(bool), -1), (cv2.bitwise_and(ends, ok).view(bool), 1)):
         y, x = np.divmod(np.flatnonzero(edge), edge.shape[1])  # np.nonzero's order, in a seventh of its time
         inked = level[y, x].astype(np.float64)
         paper = level[y, x + step].astype(np.float64)
