@@ -158,12 +158,10 @@ def score(case: Case, correction_in_from_out: np.ndarray) -> dict:
     """Residual rotation (polar decomposition), text-line angle (degrees, absolute) and upright flag."""
     m = case.in_from_out @ correction_in_from_out  # upright(m · x) is the corrected output at x
     lin = m[:2, :2] / m[2, 2]
-    u, _, vt = np.linalg.svd(lin)
-    rot = u @ vt
-    if np.linalg.det(rot) < 0:
+    ang = _polar_rotation(lin)
+    if ang is None:
         return {"rotation": 180.0, "signed": 180.0, "line": 90.0, "upright": False, "anisotropy": float("inf")}
     sv = np.linalg.svd(lin, compute_uv=False)
-    ang = math.degrees(math.atan2(rot[1, 0], rot[0, 0]))
     out_dir = np.linalg.solve(lin, [1.0, 0.0])  # a horizontal line of the upright page, seen in the output
     line = math.degrees(math.atan2(out_dir[1], out_dir[0]))
     line = (line + 90.0) % 180.0 - 90.0
@@ -171,13 +169,21 @@ def score(case: Case, correction_in_from_out: np.ndarray) -> dict:
             "anisotropy": float(sv[0] / sv[1] - 1.0)}
 
 
+def _polar_rotation(lin):
+    """The rotation (degrees, counter-clockwise) of the polar decomposition of a 2x2 map, None when it
+    reflects."""
+    u, _, vt = np.linalg.svd(lin)
+    rot = u @ vt
+    if np.linalg.det(rot) < 0:
+        return None
+    return math.degrees(math.atan2(rot[1, 0], rot[0, 0]))
+
+
 def distortion_rotation(case: Case) -> float:
     """The rotation (degrees, counter-clockwise, polar decomposition) of the case's distortion: what an
     estimator had to undo."""
     fwd = np.linalg.inv(case.in_from_out)
-    u, _, vt = np.linalg.svd(fwd[:2, :2] / fwd[2, 2])
-    rot = u @ vt
-    return math.degrees(math.atan2(rot[1, 0], rot[0, 0]))
+    return _polar_rotation(fwd[:2, :2] / fwd[2, 2])
 
 
 def summarise(scores) -> dict:

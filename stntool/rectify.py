@@ -255,6 +255,11 @@ def _strip_cuts(width, strips):
     return list(zip(cuts[:-1], cuts[1:]))
 
 
+def _checks_halves(width) -> bool:
+    """Whether a fine image ``width`` pixels wide gets the two-halves check (each half :data:`_STRIP_MIN` wide)."""
+    return width >= _STRIPS * _STRIP_MIN
+
+
 def _line_energy(sums, cover, length):
     """``(energy, inside, cover)`` of a profile: the sum of ``sums² / cover`` over the lines at least a tenth
     inside the image (``cover >= length / 10``), and ``cover`` with 1 where a line is not."""
@@ -558,7 +563,7 @@ class Rectifier:
             warped = self._warp_ink(ink, theta_sq, (rows_per_pixel * h, w), field=field,
                                     row_shift=_FINE_SHIFT * rows_per_pixel)
             wanted = set(segments) | set(_strip_cuts(w, 1))
-            if w >= _STRIPS * _STRIP_MIN:
+            if _checks_halves(w):
                 wanted |= set(_strip_cuts(w, _STRIPS))
             sums = {(a, b): _sums(warped[:, a:b], 1) for a, b in sorted(wanted)}
             cache[key] = sums
@@ -825,7 +830,7 @@ class Rectifier:
         evidence = self._evidence(coarse, base @ _shape_theta(ang, shear0), lines)
         start = ang
         ang = self._climb(self._fine_row_energy, fine, base, start, shear0, "angle", 0.05, _FINE_LIMIT)
-        if fine.ink.shape[1] >= _STRIPS * _STRIP_MIN:
+        if _checks_halves(fine.ink.shape[1]):
             # columns with offset baselines pull whole rows to a tilt; the strips see each column's own lines. Their
             # angle is less precise (shorter rows), so it is taken only when far from the whole rows' and refined
             strip_ang = self._climb(self._strip_row_energy, fine, base, start, shear0, "angle", 0.05, _FINE_LIMIT)
