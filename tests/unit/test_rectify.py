@@ -505,7 +505,9 @@ def test_a_straight_page_comes_back_exactly_straight(text_page, turns):
 @pytest.mark.parametrize("degrees", [-0.2, 0.15, 0.2])
 def test_a_page_skewed_a_fraction_of_a_degree_is_turned_back(text_page, degrees, monkeypatch):
     """Skews of a fraction of a degree (a scanner's; 0.15° moves the far end of a 520-pixel row by 1.4 pixels)
-    are undone, not taken for a straight page; read one row per pixel, the profile drew them to straight."""
+    are undone, not taken for a straight page. Read one row per pixel on the page at its own size, the
+    profile drew them to straight; on the page enlarged to the fine image's size (as the refinement does with
+    a page this small), even one row per pixel no longer does."""
     import stntool.rectify as R
 
     img, fwd = _skewed(text_page, degrees)
@@ -513,6 +515,9 @@ def test_a_page_skewed_a_fraction_of_a_degree_is_turned_back(text_page, degrees,
     assert residual(np.linalg.inv(fwd), theta, img.shape[:2]) < 0.05
     monkeypatch.setattr(R, "_FINE_ROWS", 1)
     monkeypatch.setattr(R, "_FINE_SHIFT", 0.0)
+    theta, _ = Rectifier("text", family="rotation").estimate(img)
+    assert residual(np.linalg.inv(fwd), theta, img.shape[:2]) < 0.05
+    monkeypatch.setattr(R, "_REFINE_LONG", max(img.shape[:2]))  # the page's own size: nothing enlarged
     theta, _ = Rectifier("text", family="rotation").estimate(img)
     assert residual(np.linalg.inv(fwd), theta, img.shape[:2]) > 0.5 * abs(degrees)
 
