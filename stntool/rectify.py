@@ -67,6 +67,7 @@ _SECOND_OPINION = (2.0, 0.25)  # degrees either side of the net's angle, and ste
 _FINE_LIMIT = 1.0         # degrees from the coarse angle that the search on the fine image may go
 _SECOND_OPINION_AFTER = 1.0  # degrees between the net's angle and the coarse search's that call for it
 _MARGIN_SWEEP = (0.3, 0.005)  # x shear either side of the net's that the line-end search sweeps, and its step
+_MARGIN_FIT = 3           # the shear's parabola is fitted to the fine sweep's points this many either side of its best
 _STRAIGHT = (0.998, 0.5)  # no turn when none is this share as sharp and the turn moves a row's far end <= pixels
 _STRIPS = 2               # the two-column check reads the fine row profile in this many strips side by side ...
 _STRIP_MIN = 200          # ... each at least this many pixels wide (narrower pages are not checked)
@@ -119,6 +120,20 @@ def _parabola_top(x, step, e_lo, e_mid, e_hi):
     opens downwards; ``x`` otherwise."""
     curv = e_lo - 2 * e_mid + e_hi
     return float(x + 0.5 * step * (e_lo - e_hi) / curv) if curv < 0 else float(x)
+
+
+def _parabola_fit(xs, es, i, half):
+    """Where the parabola fitted (least squares) to the points ``(xs, es)`` within ``half`` of the best ``i``
+    (an even sweep) peaks. The three-point parabola (:func:`_parabola_top`) where fewer than five points are
+    there, or the fit does not open downwards or peaks beyond them; ``xs[i]`` at the sweep's ends."""
+    lo, hi = max(0, i - half), min(len(xs), i + half + 1)
+    if hi - lo >= 5:
+        c2, c1, _ = np.polyfit(xs[lo:hi] - xs[i], es[lo:hi], 2)
+        if c2 < 0 and abs(c1 / (2 * c2)) <= xs[hi - 1] - xs[i] and abs(c1 / (2 * c2)) <= xs[i] - xs[lo]:
+            return float(xs[i] - c1 / (2 * c2))
+    if 0 < i < len(xs) - 1:
+        return _parabola_top(xs[i], xs[i + 1] - xs[i], es[i - 1], es[i], es[i + 1])
+    return float(xs[i])
 
 
 def _nearest_quarter_turn(m, tol: float = 1e-3):
@@ -664,9 +679,7 @@ class Rectifier:
         fine = shears[best] + np.arange(-step, step + 1e-12, step / 10)
         fine_e = energies_at(fine)
         i = int(np.argmax(fine_e))
-        shear = float(fine[i])
-        if 0 < i < len(fine) - 1:  # the parabola through the best and its neighbours
-            shear = _parabola_top(shear, step / 10, fine_e[i - 1], fine_e[i], fine_e[i + 1])
+        shear = _parabola_fit(fine, fine_e, i, _MARGIN_FIT)
         if shear != 0.0:  # pages are rarely sheared: none, when that lines the ends up (nearly) as well
             at_best, at_zero = energies_at([shear, 0.0])
             if at_zero >= _ZERO_SHEAR * at_best:

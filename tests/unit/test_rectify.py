@@ -544,3 +544,28 @@ def test_page_theta_between_sizes():
     assert np.allclose(s, 1.0) and abs(math.degrees(math.atan2((u @ vt)[1, 0], (u @ vt)[0, 0]))) == pytest.approx(92.0)
     with pytest.raises(ValueError):
         page_theta_between(np.eye(3), (36, 48), (36, 40))
+
+
+def test_parabola_fit_finds_the_peak_of_noisy_energies():
+    """The shear's peak is read off a parabola fitted to seven points of the fine sweep: exact for a parabola,
+    steadier than the three points around the best when the energies are lumpy; the three-point parabola where
+    the fit has too few points or does not open downwards."""
+    from stntool.rectify import _parabola_fit, _parabola_top
+
+    xs = 0.01 + 0.0005 * np.arange(21)
+    top = xs[9] + 0.00021
+    es = 100.0 - 3e5 * (xs - top) ** 2
+    assert _parabola_fit(xs, es, 9, 3) == pytest.approx(top, abs=1e-12)
+    # lumps of +-0.5% on every other point: the three points around the best move the peak, the fit much less
+    lumpy = es * (1.0 + 0.005 * (-1.0) ** np.arange(21))
+    i = int(np.argmax(lumpy))
+    three = _parabola_top(xs[i], xs[1] - xs[0], lumpy[i - 1], lumpy[i], lumpy[i + 1])
+    assert abs(_parabola_fit(xs, lumpy, i, 3) - top) < 0.5 * abs(three - top)
+    # at the sweep's first point: too few points for a fit, none either side for three: the point itself
+    assert _parabola_fit(xs, es[::-1], 20, 3) == pytest.approx(xs[20])
+    assert _parabola_fit(xs[:4], es[:4], 2, 3) == _parabola_top(xs[2], xs[1] - xs[0], *es[1:4])
+    cup = 100.0 + 3e5 * (xs - xs[9]) ** 2 + np.r_[np.zeros(9), 200.0, np.zeros(11)]  # the fit opens upwards
+    assert _parabola_fit(xs, cup, 9, 3) == _parabola_top(xs[9], xs[1] - xs[0], *cup[8:11])
+    beyond = 100.0 - 3e5 * (xs - xs[9] - 0.003) ** 2  # the fitted peak lies beyond the seven points
+    beyond[10] += 0.5  # (and the three points' peak differs from the fit's)
+    assert _parabola_fit(xs, beyond, 9, 3) == _parabola_top(xs[9], xs[1] - xs[0], *beyond[8:11])
