@@ -167,9 +167,9 @@ class _Ink:
     others, and their line ends are found less precisely. Enlarged to 1280 pixels, validation pages (61 a
     split, seeds 7 and 11, a few hundred to 900 pixels long) came back at about half the median residual
     rotation (clean rotation-only 0.0082° -> 0.0045° and 0.0103° -> 0.0048°; clean sheared 0.030° -> 0.011°
-    and 0.034° -> 0.018°, as the margins' shear is found more precisely too), no summary worse by more than
-    0.0003°; such a page takes 15-40 ms more (held-out pages: 68-90 -> 85-106 ms). Pages larger than 1280
-    pixels are unchanged.
+    and 0.034° -> 0.018°, as the margins' shear is found more precisely too), and no summary worse; such a
+    page takes 15-40 ms more (held-out pages: 68-90 -> 85-106 ms). Pages larger than 1280 pixels are
+    unchanged.
     """
 
     def __init__(self, img, long_side: int = _REFINE_LONG, blur: float = 0.8, grey=None, larger=None,
