@@ -67,6 +67,7 @@ _SECOND_OPINION = (2.0, 0.25)  # degrees either side of the net's angle, and ste
 _FINE_LIMIT = 1.0         # degrees from the coarse angle that the search on the fine image may go
 _SECOND_OPINION_AFTER = 1.0  # degrees between the net's angle and the coarse search's that call for it
 _MARGIN_SWEEP = (0.3, 0.005)  # x shear either side of the net's that the line-end search sweeps, and its step
+_LINE_ENDS_DENSITY = 2    # the line ends are found at this many pixels per pixel of the fine image, both ways
 _MARGIN_FIT = 3           # the shear's parabola is fitted to the fine sweep's points this many either side of its best
 _STRAIGHT = (0.998, 0.5)  # no turn when none is this share as sharp and the turn moves a row's far end <= pixels
 _STRIPS = 2               # the two-column check reads the fine row profile in this many strips side by side ...
@@ -233,6 +234,15 @@ class _Ink:
         return self._shrunk(0)
 
     @functools.cached_property
+    def ink_u8(self):
+        """The ink scaled to 0 .. 255 (its maximum) and rounded, uint8: for the line ends (:func:`_line_ends`),
+        warped at twice the size into a quarter of the bytes of float32."""
+        import cv2
+
+        top = float(self.ink.max())
+        return cv2.convertScaleAbs(self.ink, alpha=255.0 / top if top > 0 else 0.0)
+
+    @functools.cached_property
     def mass(self):
         """For the column profile's shear (made when first asked): everything that differs from the paper at
         the border (text blocks, the page's edges)."""
@@ -263,20 +273,30 @@ def _coverage(ink, theta_sq, axis, hw=None, span=None):
     hw = ink.ink.shape if hw is None else hw
     m = pixel_map_from_theta(page_theta(theta_sq[:2], ink.hw), hw, hw)  # input pixel from output pixel
     n_lines, length = hw[1 - axis], hw[axis]
-    t = np.arange(n_lines, dtype=np.float64)
-    along, across = (0, 1) if axis == 1 else (1, 0)  # the output coordinate that runs along each line
     lo = np.full(n_lines, -0.5 if span is None else span[0] - 0.5)
     hi = np.full(n_lines, length - 0.5 if span is None else span[1] - 0.5)
-    for c, size in ((0, hw[1]), (1, hw[0])):  # input x, then input y, each within [-0.5, size - 0.5]
+    lo, hi = _inside_spans(m, hw, axis, lo, hi, 0.5)
+    return np.maximum(hi - lo, 0.0)
+
+
+def _inside_spans(m, in_hw, axis, lo, hi, edge):
+    """``(lo, hi)``: the part ``lo <= s <= hi`` of each output row (``axis`` 1; column, ``axis`` 0) read through
+    the pixel map ``m`` (input pixel from output pixel, affine) that lies inside the input image of size
+    ``in_hw`` grown by ``edge`` pixels (0.5: to its pixels' outer edges; 0: to its outer pixel centres, where
+    every bilinear tap is inside), within the given ``lo`` and ``hi``; ``s`` in output pixels along the line.
+    A line that misses the image gets ``hi == lo`` or ``hi < lo``."""
+    t = np.arange(len(lo), dtype=np.float64)
+    along, across = (0, 1) if axis == 1 else (1, 0)  # the output coordinate that runs along each line
+    for c, size in ((0, in_hw[1]), (1, in_hw[0])):  # input x, then input y, each within [-edge, size - 1 + edge]
         a = m[c, along]
         b = m[c, across] * t + m[c, 2]
         if abs(a) < 1e-12:
-            out = (b < -0.5) | (b > size - 0.5)
+            out = (b < -edge) | (b > size - 1 + edge)
             hi = np.where(out, lo, hi)
             continue
-        u, v = (-0.5 - b) / a, (size - 0.5 - b) / a
+        u, v = (-edge - b) / a, (size - 1 + edge - b) / a
         lo, hi = np.maximum(lo, np.minimum(u, v)), np.minimum(hi, np.maximum(u, v))
-    return np.maximum(hi - lo, 0.0)
+    return lo, hi
 
 
 def _strip_cuts(width, strips):
@@ -298,37 +318,56 @@ def _line_energy(sums, cover, length):
     return float((np.where(inside, sums ** 2 / cover, 0.0)).sum()), inside, cover
 
 
-def _line_ends(ink, inside, gap):
+def _line_ends(ink, spans, gap):
     """``(starts, ends)``: where the runs of ink along the rows of a page made straight start and end, each
     ``(x, y)`` float arrays of output pixels.
 
     The ink is binarised (Otsu's threshold) and closed along rows over ``gap`` pixels, so the letters and
     words of a line make one run. Each end is placed where the ink, interpolated linearly between the pixel
-    centres either side of it, crosses the threshold. Ends within ``gap`` pixels of the image's outline
-    (``inside`` below 1: text cut off by the edge, not a margin) are left out.
+    centres either side of it, crosses the threshold. ``spans``: ``(lo, hi)``, the columns of each row that
+    read the image with every bilinear tap (:func:`_inside_spans`); ends less than about ``gap / 2 + 2``
+    pixels inside those of their own and the neighbouring rows (text cut off by the edge, not a margin) are
+    left out.
     """
     import cv2
 
-    top = float(ink.max())
-    if not top > 0:
-        empty = (np.zeros(0), np.zeros(0))
-        return empty, empty
-    level = ink * (255.0 / top)
-    u8 = np.clip(level, 0, 255).astype(np.uint8)
-    thr, runs = cv2.threshold(u8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    if ink.dtype == np.uint8:
+        u8, scale = ink, 1.0
+        if not cv2.countNonZero(u8):
+            empty = (np.zeros(0), np.zeros(0))
+            return empty, empty
+    else:
+        top = float(ink.max())
+        if not top > 0:
+            empty = (np.zeros(0), np.zeros(0))
+            return empty, empty
+        scale = 255.0 / top
+        u8 = cv2.convertScaleAbs(ink, alpha=scale)  # rounded: a value v is above a threshold t when v >= t + 0.5
+    # Otsu's threshold from every other pixel of every other row (a quarter of the time, much the same value)
+    thr, _ = cv2.threshold(np.ascontiguousarray(u8[::2, ::2]), 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    _, runs = cv2.threshold(u8, thr, 1, cv2.THRESH_BINARY)
     crossing = float(thr) + 0.5  # between the last value below the threshold and the first above it
     runs = cv2.morphologyEx(runs, cv2.MORPH_CLOSE, np.ones((1, gap), np.uint8))  # 0 or 1
-    ok = cv2.erode(cv2.compare(inside, 0.999, cv2.CMP_GT), np.ones((3, gap + 4), np.uint8))  # 0 or 255
-    # a run starts where a pixel is ink and its left neighbour is not (1 - 0; OpenCV saturates 0 - 1 to 0)
-    starts = np.zeros_like(runs)
-    cv2.subtract(runs[:, 1:], runs[:, :-1], dst=starts[:, 1:])
-    ends = np.zeros_like(runs)
-    cv2.subtract(runs[:, :-1], runs[:, 1:], dst=ends[:, :-1])
+    # what an erosion of the inside by 3 rows and gap + 4 columns would keep: within each row's span, less
+    # `left` columns from its start and `right` from its end, in that row and the ones above and below
+    lo, hi = (np.asarray(a, dtype=np.float64) for a in spans)
+    lo3, hi3 = lo.copy(), hi.copy()
+    lo3[1:] = np.maximum(lo3[1:], lo[:-1])
+    lo3[:-1] = np.maximum(lo3[:-1], lo[1:])
+    hi3[1:] = np.minimum(hi3[1:], hi[:-1])
+    hi3[:-1] = np.minimum(hi3[:-1], hi[1:])
+    left = (gap + 4) // 2
+    right = gap + 4 - 1 - left
+    # a run starts or ends between two pixels of a row where one is ink and the other is not
+    change = cv2.bitwise_xor(runs[:, 1:], runs[:, :-1])
+    y, x = np.divmod(np.flatnonzero(change.view(bool)), change.shape[1])  # np.nonzero's order, a seventh of its time
+    opens = runs[y, x + 1].view(bool)  # ink on the right: a run starts at x + 1; else one ends at x
     out = []
-    for edge, step in ((cv2.bitwise_and(starts, ok).view(bool), -1), (cv2.bitwise_and(ends, ok).view(bool), 1)):
-        y, x = np.divmod(np.flatnonzero(edge), edge.shape[1])  # np.nonzero's order, in a seventh of its time
-        inked = level[y, x].astype(np.float64)
-        paper = level[y, x + step].astype(np.float64)
+    for y, x, step in ((y[opens], x[opens] + 1, -1), (y[~opens], x[~opens], 1)):
+        keep = (x - left >= lo3[y]) & (x + right <= hi3[y])
+        y, x = y[keep], x[keep]
+        inked = ink[y, x].astype(np.float64) * scale
+        paper = ink[y, x + step].astype(np.float64) * scale
         frac = np.clip((inked - crossing) / np.maximum(inked - paper, 1e-9), 0.0, 1.0)
         out.append((x + step * frac, y.astype(np.float64)))
     return out[0], out[1]
@@ -649,6 +688,13 @@ class Rectifier:
         of the starts' and the ends' column histograms (lightly smoothed). ``prominence`` is the energy at the
         best shear over its median over the sweep: about 1 when nothing lines up (no margins, or no text).
 
+        The runs are found in a frame :data:`_LINE_ENDS_DENSITY` times the fine image's size both ways (the
+        ink as uint8, warped there): twice as many rows of ends, each placed more precisely. On validation
+        pages the shear's error about halved: sheared pages' p90 residual rotation 0.119° -> 0.061° (clean)
+        and 0.071° -> 0.045° (scans), seeds 7; 0.207° -> 0.158° and 0.120° -> 0.092°, seed 11; 1240x1750
+        pages (30, seed 7) median 0.020° -> 0.010° (clean), 0.008° -> 0.006° (scans). At the fine size, or
+        denser along one axis only, they were not. The wide sweep takes the ends of every other row.
+
         The column profile of the ink itself (:meth:`_column_energy`) is fooled by text cut off at the
         image's edge and by large bold blocks: on the held-out clean pages of the affine split, one in ten
         came back sheared by 0.03-0.1; lined-up line ends put nine in ten of those right.
@@ -656,25 +702,33 @@ class Rectifier:
         from .pageview import page_theta
         from .transforms import pixel_map_from_theta
 
-        hw = ink.ink.shape
+        in_hw = ink.ink.shape
+        hw = (_LINE_ENDS_DENSITY * in_hw[0], _LINE_ENDS_DENSITY * in_hw[1])  # the frame the ends are found in
         t0 = base @ _shape_theta(ang, shear0)
-        gap = max(3, round(hw[1] / 64))  # closes the gaps between letters and words, not between columns
-        starts, ends = _line_ends(self._warp_ink(ink, t0, hw), self._warp_inside(ink, t0), gap)
+        m0 = pixel_map_from_theta(page_theta(t0[:2], ink.hw), in_hw, hw)  # ink pixel from frame pixel at shear0
+        m1 = pixel_map_from_theta(page_theta((base @ _shape_theta(ang, shear0 + 1.0))[:2], ink.hw), in_hw, hw)
+        # closes the gaps between letters and words, not between columns
+        gap = _LINE_ENDS_DENSITY * max(3, round(in_hw[1] / 64))
+        spans = _inside_spans(m0, in_hw, 1, np.full(hw[0], -np.inf), np.full(hw[0], np.inf), 0.0)
+        starts, ends = _line_ends(self._warp_ink(ink, t0, hw, field="ink_u8"), spans, gap)
         if not len(starts[0]) + len(ends[0]):
             return shear0, 0.0
-        m0 = pixel_map_from_theta(page_theta(t0[:2], ink.hw), hw, hw)  # input pixel from output pixel at shear0
-        m1 = pixel_map_from_theta(page_theta((base @ _shape_theta(ang, shear0 + 1.0))[:2], ink.hw), hw, hw)
         # output x at shear s of an output pixel (x, y) at shear0: x + (s - shear0) · (slope · (x, y, 1)), exactly
         # (the two maps differ by a shear of the square frame, conjugated into output pixels)
         slope = np.linalg.solve(m1, m0)[0] - (1.0, 0.0, 0.0)
 
-        def energies_at(shears):
+        def energies_at(shears, points=(starts, ends)):
             d = np.asarray(shears) - shear0
-            return (_column_energies(starts, slope, d, hw[1]) + _column_energies(ends, slope, d, hw[1]))
+            return sum(_column_energies(p, slope, d, hw[1]) for p in points)
+
+        def even_rows(p):
+            keep = p[1] % 2 == 0
+            return p[0][keep], p[1][keep]
 
         span, step = _MARGIN_SWEEP
         shears = shear0 + np.arange(-span, span + 1e-12, step)
-        energies = energies_at(shears)
+        # the wide sweep (and the prominence) from the ends on every other row of the frame: half the time
+        energies = energies_at(shears, (even_rows(starts), even_rows(ends)))
         best = int(np.argmax(energies))
         fine = shears[best] + np.arange(-step, step + 1e-12, step / 10)
         fine_e = energies_at(fine)
@@ -685,14 +739,6 @@ class Rectifier:
             if at_zero >= _ZERO_SHEAR * at_best:
                 shear = 0.0
         return shear, float(energies[best] / max(float(np.median(energies)), 1e-12))
-
-    def _warp_inside(self, ink, theta_sq):
-        """How much of each output pixel of the ink warped by θ reads the image (1 inside, 0 outside)."""
-        from . import api
-        from .pageview import page_theta
-
-        ones = np.ones(ink.ink.shape, np.float32)
-        return api.warp(ones, page_theta(theta_sq[:2], ink.hw), padding="zeros", backend=self.backend)
 
     def _evidence(self, ink, theta_sq, lines):
         """Text evidence in [0, 1]: the share of the row profile's variance in line-sized oscillation.

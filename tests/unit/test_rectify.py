@@ -200,6 +200,30 @@ def test_profile_coverage_is_the_part_of_each_line_inside_the_image(ang, shear):
         assert diff.max() < 1.5 and np.median(diff) < 0.1
 
 
+@pytest.mark.parametrize("ang,shear,f", [(0.0, 0.0, 1), (12.0, 0.05, 2), (95.0, 0.0, 2), (-30.0, 0.1, 3)])
+def test_inside_spans_are_the_pixels_that_read_the_image_with_every_tap(ang, shear, f):
+    """The line ends' spans (edge 0): the output pixels of each row, in a frame ``f`` times the ink's size,
+    whose bilinear taps all lie inside the image: where the image of ones, warped, reads exactly 1 (away from
+    the spans' ends by more than rounding)."""
+    from stntool.pageview import page_theta
+    from stntool.rectify import _Ink, _inside_spans, _shape_theta
+    from stntool.transforms import pixel_map_from_theta
+
+    img = np.random.default_rng(0).integers(0, 256, (300, 220), dtype=np.uint8)
+    ink = _Ink(img, 300)
+    in_hw = ink.ink.shape
+    hw = (f * in_hw[0], f * in_hw[1])
+    tp = page_theta(_shape_theta(ang, shear)[:2], ink.hw)
+    m = pixel_map_from_theta(tp, in_hw, hw)
+    lo, hi = _inside_spans(m, in_hw, 1, np.full(hw[0], -np.inf), np.full(hw[0], np.inf), 0.0)
+    full = stntool.warp(np.ones(in_hw, np.float32), tp, out_hw=hw, padding="zeros") == 1.0
+    x = np.arange(hw[1])[None, :]
+    inside = (x >= lo[:, None]) & (x <= hi[:, None])
+    clear = (np.abs(x - lo[:, None]) > 1e-6) & (np.abs(x - hi[:, None]) > 1e-6)
+    assert inside.any() and (ang == 0.0 or not inside.all())
+    assert np.array_equal(inside[clear], full[clear])
+
+
 @pytest.mark.parametrize("ang,shear", [(0.0, 0.0), (12.0, 0.05), (95.0, 0.0), (-30.0, 0.1)])
 def test_profile_coverage_of_strips_adds_up_to_the_whole_lines(ang, shear):
     """A line's coverage within each strip side by side (``span``) sums to its coverage (exactly: the strips
@@ -294,8 +318,7 @@ def test_line_ends_are_the_runs_of_a_row_and_not_the_image_edge():
     ink[5, 23:30] = 1.0  # a 3-pixel gap: closed over, one run 10 .. 29
     ink[9, 40:50] = 1.0  # a 10-pixel gap from nothing: a run of its own
     ink[12, 4:15] = 1.0  # cut off by the image's outline (x < 4): its start is not a margin
-    inside = np.ones_like(ink)
-    inside[:, :4] = 0.0
+    inside = (np.full(20, 4.0), np.full(20, np.inf))  # every row reads the image from column 4 on
     ink[16, 20:24] = [0.3, 0.8, 1.0, 1.0]  # soft edges: the ends are where the ink crosses the threshold
     ink[16, 24:27] = [1.0, 0.8, 0.3]
     (xs, ys), (xe, ye) = _line_ends(ink, inside, 5)
@@ -307,6 +330,13 @@ def test_line_ends_are_the_runs_of_a_row_and_not_the_image_edge():
     assert 29.0 <= ends[0][1] < 30.0 and 49.0 <= ends[1][1] < 50.0 and 14.0 <= ends[2][1] < 15.0
     assert starts[2][1] + ends[3][1] == pytest.approx(46.0)  # the soft run is symmetric about x = 23
     empty = _line_ends(np.zeros_like(ink), inside, 5)
+    assert all(len(a) == 0 for pts in empty for a in pts)
+    # the ink scaled to 0 .. 255 as uint8 (what the margin search warps): the same ends
+    u8 = np.round(ink * 255.0).astype(np.uint8)
+    for got, want in zip(_line_ends(u8, inside, 5), ((xs, ys), (xe, ye))):
+        np.testing.assert_allclose(got[0], want[0], atol=0.01)
+        np.testing.assert_array_equal(got[1], want[1])
+    empty = _line_ends(np.zeros_like(u8), inside, 5)
     assert all(len(a) == 0 for pts in empty for a in pts)
 
 
