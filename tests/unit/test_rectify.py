@@ -475,14 +475,16 @@ def test_a_shear_that_lines_up_the_ends_no_better_than_none_is_none(rect, page, 
     from stntool.pageview import page_theta
     from stntool.rectify import _Ink, _shape_theta
 
-    img = distort(page, 3.0)[0]
-    ink = _Ink(img, 1280)
-    best = -3.0  # θ's angle that turns the page's 3° back
-    monkeypatch.setattr(R, "_ZERO_SHEAR", 1.01)  # never: the search's own best
-    raw, _ = rect._margin_shear(ink, np.eye(3), best, 0.0)
-    monkeypatch.setattr(R, "_ZERO_SHEAR", 0.98)
-    snapped, _ = rect._margin_shear(ink, np.eye(3), best, 0.0)
-    assert raw != 0.0 and abs(raw) < 3e-3 and snapped == 0.0
+    raws = []
+    for degrees in (2.0, 3.0, -4.0):
+        ink = _Ink(distort(page, degrees)[0], 1280)
+        monkeypatch.setattr(R, "_ZERO_SHEAR", 1.01)  # never: the search's own best
+        raw, _ = rect._margin_shear(ink, np.eye(3), -degrees, 0.0)  # θ's angle turns the page back
+        monkeypatch.setattr(R, "_ZERO_SHEAR", 0.98)
+        snapped, _ = rect._margin_shear(ink, np.eye(3), -degrees, 0.0)
+        assert abs(raw) < 3e-3 and snapped == 0.0
+        raws.append(raw)
+    assert any(raw != 0.0 for raw in raws)  # the search's own noise, which the rule takes away
     sheared = stntool.warp(_ruled_page(), page_theta(_shape_theta(0.0, -0.05)[:2], (600, 480)), padding="border")
     kept, _ = rect._margin_shear(_Ink(sheared, 1280), np.eye(3), 0.0, 0.0)
     assert abs(kept - 0.05) < 2e-3
