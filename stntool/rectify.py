@@ -321,7 +321,7 @@ def _line_energy(sums, cover, length):
 
 def _line_ends(ink, spans, gap):
     """``(starts, ends)``: where the runs of ink along the rows of a page made straight start and end, each
-    ``(x, y)`` float arrays of output pixels.
+    ``(x, y)`` float arrays of output pixels. ``ink``: uint8, 0 .. 255 (:attr:`_Ink.ink_u8`, warped).
 
     The ink is binarised (Otsu's threshold) and closed along rows over ``gap`` pixels, so the letters and
     words of a line make one run. Each end is placed where the ink, interpolated linearly between the pixel
@@ -332,21 +332,12 @@ def _line_ends(ink, spans, gap):
     """
     import cv2
 
-    if ink.dtype == np.uint8:
-        u8, scale = ink, 1.0
-        if not cv2.countNonZero(u8):
-            empty = (np.zeros(0), np.zeros(0))
-            return empty, empty
-    else:
-        top = float(ink.max())
-        if not top > 0:
-            empty = (np.zeros(0), np.zeros(0))
-            return empty, empty
-        scale = 255.0 / top
-        u8 = cv2.convertScaleAbs(ink, alpha=scale)  # rounded: a value v is above a threshold t when v >= t + 0.5
+    if not cv2.countNonZero(ink):
+        empty = (np.zeros(0), np.zeros(0))
+        return empty, empty
     # Otsu's threshold from every other pixel of every other row (a quarter of the time, much the same value)
-    thr, _ = cv2.threshold(np.ascontiguousarray(u8[::2, ::2]), 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    _, runs = cv2.threshold(u8, thr, 1, cv2.THRESH_BINARY)
+    thr, _ = cv2.threshold(np.ascontiguousarray(ink[::2, ::2]), 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    _, runs = cv2.threshold(ink, thr, 1, cv2.THRESH_BINARY)
     crossing = float(thr) + 0.5  # between the last value below the threshold and the first above it
     runs = cv2.morphologyEx(runs, cv2.MORPH_CLOSE, np.ones((1, gap), np.uint8))  # 0 or 1
     # what an erosion of the inside by 3 rows and gap + 4 columns would keep: within each row's span, less
@@ -367,8 +358,8 @@ def _line_ends(ink, spans, gap):
     for y, x, step in ((y[opens], x[opens] + 1, -1), (y[~opens], x[~opens], 1)):
         keep = (x - left >= lo3[y]) & (x + right <= hi3[y])
         y, x = y[keep], x[keep]
-        inked = ink[y, x].astype(np.float64) * scale
-        paper = ink[y, x + step].astype(np.float64) * scale
+        inked = ink[y, x].astype(np.float64)
+        paper = ink[y, x + step].astype(np.float64)
         frac = np.clip((inked - crossing) / np.maximum(inked - paper, 1e-9), 0.0, 1.0)
         out.append((x + step * frac, y.astype(np.float64)))
     return out[0], out[1]
@@ -724,10 +715,8 @@ class Rectifier:
         # (the two maps differ by a shear of the square frame, conjugated into output pixels)
         slope = np.linalg.solve(m1, m0)[0] - (1.0, 0.0, 0.0)
 
-        def energies_at(shears, points=(starts, ends), bin_width=1.0):
+        def energies_at(shears, points=(starts, ends), bin_width=1.0):  # columns bin_width frame pixels wide
             d = np.asarray(shears) - shear0
-            if bin_width == 1.0:
-                return sum(_column_energies(p, slope, d, hw[1]) for p in points)
             return sum(_column_energies((p[0] / bin_width, p[1]), slope / bin_width, d, int(hw[1] / bin_width))
                        for p in points)
 
