@@ -321,7 +321,7 @@ def test_line_ends_are_the_runs_of_a_row_and_not_the_image_edge():
     inside = (np.full(20, 4.0), np.full(20, np.inf))  # every row reads the image from column 4 on
     ink[16, 20:24] = [0.3, 0.8, 1.0, 1.0]  # soft edges: the ends are where the ink crosses the threshold
     ink[16, 24:27] = [1.0, 0.8, 0.3]
-    ink = np.round(ink * 255.0).astype(np.uint8)  # as the margin search warps it (_Ink.ink_u8)
+    ink = np.round(ink * 255.0).astype(np.uint8)  # as the margin search warps it (_Ink.strokes_u8)
     (xs, ys), (xe, ye) = _line_ends(ink, inside, 5)
     # each end lies between the last pixel of paper and the first of ink
     starts = sorted(zip(ys.tolist(), xs.tolist()))
@@ -332,6 +332,27 @@ def test_line_ends_are_the_runs_of_a_row_and_not_the_image_edge():
     assert starts[2][1] + ends[3][1] == pytest.approx(46.0)  # the soft run is symmetric about x = 23
     empty = _line_ends(np.zeros_like(ink), inside, 5)
     assert all(len(a) == 0 for pts in empty for a in pts)
+
+
+@pytest.mark.parametrize("light_text", [False, True])
+def test_the_line_ends_read_the_strokes_and_not_the_paper_beside_them(light_text):
+    from stntool.rectify import _Ink
+
+    page = np.full((1280, 900), 240, np.uint8)
+    page[300:900, 440:444] = 20  # a dark vertical stroke, 4 px wide
+    page[200:210, 100:800] = 20  # and a rule above it
+    if light_text:
+        page = 255 - page
+    ink = _Ink(page, 1280, blur=0.0)
+    row = 600
+    # |grey - local mean| lights up the paper beside the stroke too (the stroke darkens the local mean there)
+    assert ink.ink[row, 430:440].min() > 0.04 and ink.ink[row, 444:454].min() > 0.04
+    strokes = ink.strokes_u8.astype(float)
+    assert strokes.max() == 255 and strokes[row, 440:444].min() > 160
+    # beside the stroke only the smoothing's tail, gone three pixels past its edges
+    assert strokes[row, :437].max() == 0 and strokes[row, 447:].max() == 0
+    above_half = np.flatnonzero(strokes[row] >= 128)
+    assert above_half[0] == 440 and above_half[-1] == 443
 
 
 def test_column_energies_of_a_sweep_are_the_histograms_one_shear_at_a_time():
