@@ -74,8 +74,7 @@ _MARGIN_FIT = 3           # the shear's parabola is fitted to the fine sweep's p
 _STRAIGHT = (0.998, 0.5)  # no turn when none is this share as sharp and the turn moves a row's far end <= pixels
 _STRIPS = 2               # the two-column check reads the fine row profile in this many strips side by side ...
 _STRIP_MIN = 200          # ... each at least this many pixels wide (narrower pages are not checked)
-_STRIP_DISAGREE = 0.5     # degrees between the whole rows' angle and the strips' that call for the strips' ...
-_STRIP_POLISH = 0.15      # ... angle, refined on whole rows within this many degrees of it
+_STRIP_DISAGREE = 0.05    # degrees between the whole rows' angle and the strips' beyond which the two are weighed
 _HALF_BLUR = 4.0          # local-mean blurs this wide (pixels) or wider are made at half size (_Ink)
 _MAX_SHEAR = 0.2          # the net's x shear, clipped to this, is where the shear searches start
 _ZERO_SHEAR = 0.95        # no shear when the line ends line up within this share as well unsheared as at the best
@@ -173,10 +172,20 @@ class _Ink:
     and 0.034° -> 0.018°, as the margins' shear is found more precisely too), and no summary worse; such a
     page takes 15-40 ms more (held-out pages: 68-90 -> 85-106 ms). Pages larger than 1280 pixels are
     unchanged.
+
+    With ``strokes``, the ink is the strokes alone (:meth:`_stroke_field`: the page darker than the local
+    mean, not the difference either way), as for the fine image: the difference also lights up the paper
+    beside the strokes (a halo a few pixels wide, brighter where more ink is near), which fills the gaps
+    between text lines of a row profile unevenly. Validation pages (seeds 7, 11 and 13, 61 a split): the
+    median residual rotation of pages turned up to ±30° 0.0044° -> 0.0036°, 0.0047° -> 0.0025°, 0.0040° ->
+    0.0017° (clean), of skewed pages 0.0081° -> 0.0066°, 0.0093° -> 0.0049°, 0.0076° -> 0.0042° (clean) and
+    0.0068° -> 0.0048°, 0.0080° -> 0.0052°, 0.0054° -> 0.0046° (scans); a few scans' medians rose (by up
+    to 0.0018°, sheared scans of seed 13), with the check of the two halves weighed by energy
+    (:meth:`Rectifier._strips_win`), without which sharper whole rows drew more two-column pages to a tilt.
     """
 
     def __init__(self, img, long_side: int = _REFINE_LONG, blur: float = 0.8, grey=None, larger=None,
-                 enlarge: bool = False):
+                 enlarge: bool = False, strokes: bool = False):
         import cv2
 
         from .pageview import _grey01
@@ -198,11 +207,12 @@ class _Ink:
             local = cv2.resize(cv2.GaussianBlur(half, (0, 0), sigma / 2), (w, h), interpolation=cv2.INTER_LINEAR)
         else:
             local = cv2.GaussianBlur(g, (0, 0), sigma)
-        self.ink = cv2.absdiff(g, local)
-        if blur > 0:
-            self.ink = cv2.GaussianBlur(self.ink, (0, 0), blur)
         self._small_grey = g
         self._local = local
+        self._strokes = self._stroke_field() if strokes else None
+        self.ink = self._strokes if strokes else cv2.absdiff(g, local)
+        if blur > 0:
+            self.ink = cv2.GaussianBlur(self.ink, (0, 0), blur)
         self.enlarged = scale > 1.0 and enlarge
         self._totals = {}
 
@@ -236,30 +246,34 @@ class _Ink:
     def rows_y(self):
         return self._shrunk(0)
 
-    @functools.cached_property
-    def strokes_u8(self):
-        """The strokes for the line ends (:func:`_line_ends`): how much darker than the local mean the page is
-        (lighter, for light text on dark: the middle of the page mostly dark), none where it is not, smoothed
-        by a Gaussian of :data:`_LINE_ENDS_BLUR` pixels, scaled to 0 .. 255 (its maximum) and rounded, uint8
-        (warped at twice the size into a quarter of the bytes of float32).
-
-        :attr:`ink` (the difference either way) also lights up the paper just beside dark strokes, which is
-        lighter than a local mean that the strokes darken: a halo whose reach depends on what else is near,
-        so the runs of ink along rows ended at its edge rather than the strokes'. Beside a table's ruled
-        border with text in its cells, those ends lined up at a shear 0.007 off the page's; without the
-        halo, 0.003 (the page's residual rotation 0.33° -> 0.08°). Validation pages (seeds 7 and 11, 61 a
-        split): sheared scans' median 0.0084° -> 0.0066° and 0.0121° -> 0.0087° (p90 0.042° -> 0.035° and
-        0.084° -> 0.070°). Without the smoothing, crisp rendered pages were worse (clean sheared median
-        0.0064° -> 0.0077°).
-        """
-        import cv2
-
+    def _stroke_field(self):
+        """How much darker than the local mean the page is (lighter, for light text on dark: the middle of the
+        page mostly dark), 0 where it is not: the strokes alone (float32)."""
         from .pageview import _median_below_half
 
         g = self._small_grey
         h, w = g.shape
         light_text = _median_below_half(g[h // 4:3 * h // 4, w // 4:3 * w // 4])
-        strokes = np.maximum(g - self._local if light_text else self._local - g, 0.0)
+        return np.maximum(g - self._local if light_text else self._local - g, 0.0)
+
+    @functools.cached_property
+    def strokes_u8(self):
+        """The strokes for the line ends (:func:`_line_ends`): :meth:`_stroke_field` smoothed by a Gaussian of
+        :data:`_LINE_ENDS_BLUR` pixels, scaled to 0 .. 255 (its maximum) and rounded, uint8 (warped at twice
+        the size into a quarter of the bytes of float32).
+
+        The difference from the local mean either way also lights up the paper just beside dark strokes,
+        which is lighter than a local mean that the strokes darken: a halo whose reach depends on what else
+        is near, so the runs of ink along rows ended at its edge rather than the strokes'. Beside a table's
+        ruled border with text in its cells, those ends lined up at a shear 0.007 off the page's; without
+        the halo, 0.003 (the page's residual rotation 0.33° -> 0.08°). Validation pages (seeds 7 and 11, 61
+        a split): sheared scans' median 0.0084° -> 0.0066° and 0.0121° -> 0.0087° (p90 0.042° -> 0.035° and
+        0.084° -> 0.070°). Without the smoothing, crisp rendered pages were worse (clean sheared median
+        0.0064° -> 0.0077°).
+        """
+        import cv2
+
+        strokes = self._strokes if self._strokes is not None else self._stroke_field()
         strokes = cv2.GaussianBlur(strokes, (0, 0), _LINE_ENDS_BLUR)
         top = float(strokes.max())
         return cv2.convertScaleAbs(strokes, alpha=255.0 / top if top > 0 else 0.0)
@@ -902,6 +916,18 @@ class Rectifier:
             return _parabola_top(x, half, seen[best - 1], seen[best], seen[best + 1])
         return float(x)
 
+    def _strips_win(self, fine, base, ang, strip_ang, shear):
+        """Whether the strips' angle ``strip_ang`` is the page's rather than the whole rows' ``ang``: whether
+        the strips lose more of their energy at ``ang`` than the whole rows lose of theirs at ``strip_ang``
+        (each energy's ratio). On a page in columns whose baselines are offset, the whole rows' best is a
+        tilt that lines one column's baselines up with the other's, where each column's own lines, read in
+        its strip, are blurred; on a page of one column the strips' angle is only a less precise one (half
+        rows), which costs the whole rows more than ``ang`` costs the strips. Both angles were warped by the
+        searches, so this costs no warp."""
+        e_rows = self._energies(self._fine_row_energy, fine, base, ang, shear, "angle", (ang, strip_ang))
+        e_strips = self._energies(self._strip_row_energy, fine, base, ang, shear, "angle", (ang, strip_ang))
+        return e_strips[0] * e_rows[0] < e_rows[1] * e_strips[1]
+
     def _refine(self, img, theta_sq, lines, grey=None):
         """``(theta_sq, evidence)``: the angle after the coarse sweeps and the climb on the fine image; then the
         shear (see the module docstring).
@@ -917,25 +943,26 @@ class Rectifier:
         if self.family != "projective":  # exactly the quarter turn (the net's composed answers leave ~1e-5 of scale)
             base = _nearest_quarter_turn(base)
         shear0 = float(np.clip(shear0, -_MAX_SHEAR, _MAX_SHEAR))  # the searches start within the shears pages show
-        fine = _Ink(img, _REFINE_LONG, blur=0.0, grey=grey, enlarge=True)
+        fine = _Ink(img, _REFINE_LONG, blur=0.0, grey=grey, enlarge=True, strokes=True)
         coarse = _Ink(img, _GRADIENT_LONG, grey=grey, larger=fine)
         ang = self._bracket(self._wide_row_energy, coarse, base, ang0, shear0, "angle", _SWEEP, _SWEEP_STEP)
         ang = self._sweep(self._row_energy, coarse, base, ang, shear0, "angle", _SWEEP_STEP, _SWEEP_STEP / 4)
         evidence = self._evidence(coarse, base @ _shape_theta(ang, shear0), lines)
         start = ang
         ang = self._climb(self._fine_row_energy, fine, base, start, shear0, "angle", 0.05, _FINE_LIMIT)
+        judge = self._fine_row_energy  # the energy that compares this angle with the second opinion's (below)
         if _checks_halves(fine.ink.shape[1]):
-            # columns with offset baselines pull whole rows to a tilt; the strips see each column's own lines. Their
-            # angle is less precise (shorter rows), so it is taken only when far from the whole rows' and refined
+            # columns with offset baselines pull whole rows to a tilt; the strips see each column's own lines
             strip_ang = self._climb(self._strip_row_energy, fine, base, start, shear0, "angle", 0.05, _FINE_LIMIT)
-            if abs(strip_ang - ang) > _STRIP_DISAGREE:
-                ang = self._climb(self._fine_row_energy, fine, base, strip_ang, shear0, "angle", 0.05, _STRIP_POLISH)
+            if abs(strip_ang - ang) > _STRIP_DISAGREE and self._strips_win(fine, base, ang, strip_ang, shear0):
+                ang = strip_ang
+                judge = self._strip_row_energy
         if abs(ang - ang0) > _SECOND_OPINION_AFTER:
             # far from the net's angle: small print can leave the coarse image without text lines (only the
             # blocks' outline), so the net's neighbourhood is searched on the fine image too, and the sharper wins
             near = self._sweep(self._fine_row_energy, fine, base, ang0, shear0, "angle", *_SECOND_OPINION)
             near = self._climb(self._fine_row_energy, fine, base, near, shear0, "angle", 0.05, _FINE_LIMIT)
-            energy = self._energies(self._fine_row_energy, fine, base, ang, shear0, "angle", (ang, near))
+            energy = self._energies(judge, fine, base, ang, shear0, "angle", (ang, near))
             ang = near if energy[1] > energy[0] else ang
         # pages are often exactly straight: none of the turn when it would move a row's far end by half a pixel
         # or less and the profile without it is (nearly) as sharp; a straight page's output is then its input.

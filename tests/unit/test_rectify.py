@@ -353,6 +353,10 @@ def test_the_line_ends_read_the_strokes_and_not_the_paper_beside_them(light_text
     assert strokes[row, :437].max() == 0 and strokes[row, 447:].max() == 0
     above_half = np.flatnonzero(strokes[row] >= 128)
     assert above_half[0] == 440 and above_half[-1] == 443
+    # the fine image's ink is the strokes alone, unsmoothed
+    fine = _Ink(page, 1280, blur=0.0, strokes=True)
+    assert fine.ink[row, 440:444].min() > 0.5 and fine.ink[row, :440].max() < 1e-6 and fine.ink[row, 444:].max() < 1e-6
+    np.testing.assert_array_equal(fine.strokes_u8, ink.strokes_u8)
 
 
 def test_column_energies_of_a_sweep_are_the_histograms_one_shear_at_a_time():
