@@ -199,6 +199,13 @@ def _median_below_half(a: np.ndarray) -> bool:
     return bool((lo + hi) / 2 < 0.5)
 
 
+def light_on_dark(g: np.ndarray) -> bool:
+    """Whether a grey image in [0, 1] shows light text on dark: the middle of it (half its height and width)
+    mostly below 0.5 (paper, not ink, fills most of a page's middle)."""
+    h, w = g.shape
+    return _median_below_half(g[h // 4:3 * h // 4, w // 4:3 * w // 4])
+
+
 def line_profile(view: np.ndarray, bins: int = LINE_BINS) -> tuple[np.ndarray, int]:
     """``(profile, lines)``: the mean ink profile across the text lines of a straightened view.
 
@@ -212,7 +219,7 @@ def line_profile(view: np.ndarray, bins: int = LINE_BINS) -> tuple[np.ndarray, i
 
     g = np.asarray(view, dtype=np.float32)
     h, w = g.shape
-    if _median_below_half(g[h // 4:3 * h // 4, w // 4:3 * w // 4]):
+    if light_on_dark(g):
         g = 1.0 - g
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (_LINE_CLOSE, _LINE_CLOSE))
     paper = cv2.morphologyEx(g, cv2.MORPH_CLOSE, kernel)

@@ -250,12 +250,10 @@ class _Ink:
     def _stroke_field(self):
         """How much darker than the local mean the page is (lighter, for light text on dark: the middle of the
         page mostly dark), 0 where it is not: the strokes alone (float32)."""
-        from .pageview import _median_below_half
+        from .pageview import light_on_dark
 
         g = self._small_grey
-        h, w = g.shape
-        light_text = _median_below_half(g[h // 4:3 * h // 4, w // 4:3 * w // 4])
-        return np.maximum(g - self._local if light_text else self._local - g, 0.0)
+        return np.maximum(g - self._local if light_on_dark(g) else self._local - g, 0.0)
 
     @functools.cached_property
     def strokes_u8(self):
@@ -929,8 +927,9 @@ class Rectifier:
         (each energy's ratio). On a page in columns whose baselines are offset, the whole rows' best is a
         tilt that lines one column's baselines up with the other's, where each column's own lines, read in
         its strip, are blurred; on a page of one column the strips' angle is only a less precise one (half
-        rows), which costs the whole rows more than ``ang`` costs the strips. Both angles were warped by the
-        searches, so this costs no warp."""
+        rows), which costs the whole rows more than ``ang`` costs the strips. One warp at each angle serves
+        both energies (:meth:`_fine_sums`): two warps at most, as both angles are parabola tops the climbs
+        did not warp (the straight-page check reads ``ang`` from the same cache)."""
         e_rows = self._energies(self._fine_row_energy, fine, base, ang, shear, "angle", (ang, strip_ang))
         e_strips = self._energies(self._strip_row_energy, fine, base, ang, shear, "angle", (ang, strip_ang))
         return e_strips[0] * e_rows[0] < e_rows[1] * e_strips[1]
