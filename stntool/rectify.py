@@ -416,6 +416,14 @@ def _column_energy_of_points(points, m, width):
     return float(h @ h)
 
 
+def _sweep_reach(point_sets, slope, reach) -> int:
+    """Whole pixels beyond either side of the frame that the points ``(x, y)`` of ``point_sets`` may move
+    to at offsets ``|d| <= reach`` of :func:`_column_energies` (``x + d · (slope · (x, y, 1))``), plus the two
+    columns a point and the smoothing spread over."""
+    move = [np.abs(slope[0] * x + slope[1] * y + slope[2]).max() for x, y in point_sets if len(x)]
+    return int(math.ceil(max(move, default=0.0) * reach)) + 2
+
+
 def _column_energies(points, slope, offsets, width):
     """:func:`_column_energy_of_points` of the points ``(x, y)`` moved to ``x + d · (slope · (x, y, 1))``, for
     each ``d`` of ``offsets`` (an x shear moves points along their rows, linearly in the shear): a whole sweep
@@ -754,17 +762,24 @@ class Rectifier:
         # output x at shear s of an output pixel (x, y) at shear0: x + (s - shear0) · (slope · (x, y, 1)), exactly
         # (the two maps differ by a shear of the square frame, conjugated into output pixels)
         slope = np.linalg.solve(m1, m0)[0] - (1.0, 0.0, 0.0)
+        span, step = _MARGIN_SWEEP
+        # the histograms reach beyond the frame by as far as any shear tried moves a point (the sweeps stay
+        # within span + step of shear0; the check for none goes to 0): a margin at the frame's edge keeps all
+        # of its points at the shear that lines it up
+        pad = _sweep_reach((starts, ends), slope, max(span + step, abs(shear0)))
+        slope = slope - (0.0, 0.0, slope[0] * pad)  # the same moves of the points at x + pad
+        starts, ends = ((p[0] + pad, p[1]) for p in (starts, ends))
+        width = hw[1] + 2 * pad
 
         def energies_at(shears, points=(starts, ends), bin_width=1.0):  # columns bin_width frame pixels wide
             d = np.asarray(shears) - shear0
-            return sum(_column_energies((p[0] / bin_width, p[1]), slope / bin_width, d, int(hw[1] / bin_width))
+            return sum(_column_energies((p[0] / bin_width, p[1]), slope / bin_width, d, int(width / bin_width))
                        for p in points)
 
         def even_rows(p):
             keep = p[1] % 2 == 0
             return p[0][keep], p[1][keep]
 
-        span, step = _MARGIN_SWEEP
         shears = shear0 + np.arange(-span, span + 1e-12, step)
         # the wide sweep (and the prominence) from the ends on every other row of the frame: half the time
         energies = energies_at(shears, (even_rows(starts), even_rows(ends)))

@@ -409,6 +409,43 @@ def test_the_margin_shear_lines_up_the_starts_of_the_lines(rect, shear, cut):
     assert prominence > 2.0
 
 
+@pytest.mark.parametrize("shear", [0.12, -0.12, 0.06, -0.06])
+def test_a_margin_just_outside_the_output_still_lines_up(rect, shear):
+    """The output starts 2 px right of the page's margin (a page zoomed or moved so its margin is cut off):
+    at shear0 the sheared margin shows in half of the rows, and the shear that lines it up puts all of its
+    points left of the output's first column. They count there: the sweep's histograms reach beyond the
+    frame (dropped, as they once were, the sweep settled on shears 0.01-0.03 smaller)."""
+    from stntool.pageview import page_theta
+    from stntool.rectify import _Ink, _shape_theta
+
+    page = _ruled_page()
+    base = np.eye(3)
+    base[0, 2] = 2.0 * (60 + 2) / max(page.shape)  # output x = 0 reads the page 2 px right of its margin
+    img = stntool.warp(page, page_theta(_shape_theta(0.0, -shear)[:2], page.shape), padding="border")
+    found, prominence = rect._margin_shear(_Ink(img, 1280), base, 0.0, 0.0)
+    assert abs(found - shear) < 2e-3
+    assert prominence > 2.0
+
+
+def test_sweep_reach_covers_every_move_of_the_sweep():
+    from stntool.rectify import _column_energies, _sweep_reach
+
+    rng = np.random.default_rng(5)
+    x, y = rng.uniform(0, 300, 400), rng.uniform(0, 420, 400)
+    slope = np.array([0.0015, -0.71, 150.0])
+    pad = _sweep_reach([(x, y)], slope, 0.3)
+    moved = x[:, None] + np.linspace(-0.3, 0.3, 7) * (slope[0] * x + slope[1] * y + slope[2])[:, None]
+    assert moved.min() >= -pad + 2 and moved.max() <= 300 + pad - 2
+    # with the frame padded, the energies are those of the same points anywhere inside a wider frame
+    shifted = slope - (0.0, 0.0, slope[0] * pad)
+    offsets = np.linspace(-0.3, 0.3, 13)
+    a = _column_energies((x + pad, y), shifted, offsets, 300 + 2 * pad)
+    far = pad + 1000
+    b = _column_energies((x + far, y), slope - (0.0, 0.0, slope[0] * far), offsets, 300 + 2 * far)
+    np.testing.assert_allclose(a, b, rtol=1e-9)
+    assert _sweep_reach([(np.zeros(0), np.zeros(0))], slope, 0.3) == 2
+
+
 def test_no_margins_no_prominence(rect):
     from stntool.rectify import _Ink
 
