@@ -76,6 +76,8 @@ _STRAIGHT = (0.998, 0.5)  # no turn when none is this share as sharp and the tur
 _STRIPS = 2               # the two-column check reads the fine row profile in this many strips side by side ...
 _STRIP_MIN = 200          # ... each at least this many pixels wide (narrower pages are not checked)
 _STRIP_DISAGREE = 0.05    # degrees between the whole rows' angle and the strips' beyond which the two are weighed
+_STRIP_CLIMBS = 3          # climbs of the strips at most, each from the last one's best where that lay at its reach
+# (the coarse sweeps, drawn to a two-column page's tilt, can start them more than _FINE_LIMIT from its lines)
 _HALF_BLUR = 4.0          # local-mean blurs this wide (pixels) or wider are made at half size (_Ink)
 _MAX_SHEAR = 0.2          # the net's x shear, clipped to this, is where the shear searches start
 _ZERO_SHEAR = 0.95        # no shear when the line ends line up within this share as well unsheared as at the best
@@ -977,6 +979,12 @@ class Rectifier:
         if _checks_halves(fine.ink.shape[1]):
             # columns with offset baselines pull whole rows to a tilt; the strips see each column's own lines
             strip_ang = self._climb(self._strip_row_energy, fine, base, start, shear0, "angle", 0.05, _FINE_LIMIT)
+            reach_from = start
+            for _ in range(_STRIP_CLIMBS - 1):  # the best lay at the climb's reach: the strips' lines lie further
+                if abs(strip_ang - reach_from) < _FINE_LIMIT - 1e-9:
+                    break
+                reach_from = strip_ang
+                strip_ang = self._climb(self._strip_row_energy, fine, base, strip_ang, shear0, "angle", 0.05, _FINE_LIMIT)
             if abs(strip_ang - ang) > _STRIP_DISAGREE and self._strips_win(fine, base, ang, strip_ang, shear0):
                 ang = strip_ang
                 judge = self._strip_row_energy

@@ -295,6 +295,29 @@ def test_fine_energies_of_whole_rows_and_strips_share_one_warp(monkeypatch):
     assert len(warps) == 2
 
 
+def test_the_strips_climb_on_past_their_reach_to_their_lines(page, rect_rotation, monkeypatch):
+    """Energies of the angle alone: the coarse sweeps and the whole rows are sharpest near 10° (a two-column
+    page's tilt), the strips at 7.7°, 2.3° away, beyond one climb's reach (:data:`_FINE_LIMIT`). The strips'
+    climb goes on from its reach and the page comes back at the strips' angle, where it stopped at 9° (and the
+    net's neighbourhood, searched again by whole rows, drew nothing nearer)."""
+    from stntool import rectify as R
+
+    def peaked(at, width):
+        def energy(ink, theta_sq, want_grad=False):
+            assert not want_grad
+            a = R._angle_shear(theta_sq[:2, :2] / theta_sq[2, 2])[0]
+            return math.exp(-(((a - at) / width) ** 2)) + 0.01
+        return energy
+
+    assert 2.3 > 2 * R._FINE_LIMIT and R._STRIP_CLIMBS >= 3
+    for name, at, width in (("_wide_row_energy", 10.0, 1.5), ("_row_energy", 10.0, 1.5),
+                            ("_fine_row_energy", 10.05, 2.0), ("_strip_row_energy", 7.7, 1.0)):
+        monkeypatch.setattr(rect_rotation, name, peaked(at, width))
+    lines = R._Lines(page, "cpu")
+    theta_sq, _ = rect_rotation._refine(page, R._shape_theta(7.6, 0.0), lines)
+    assert R._angle_shear(theta_sq[:2, :2])[0] == pytest.approx(7.7, abs=0.01)
+
+
 def test_two_columns_with_offset_baselines_do_not_tilt_a_straight_page(monkeypatch):
     """A straight held-out page in two columns whose baselines are offset by about half a line (an equation in
     the right column): whole rows are sharpest tilted about 0.75° (the left column's lines meeting the right
@@ -458,6 +481,8 @@ def test_a_coarse_search_far_from_the_net_gets_a_second_opinion_on_the_fine_imag
     """When the coarse search ends far from the net's angle (small print leaves the coarse image without text
     lines), the net's neighbourhood is searched on the fine image and the sharper angle wins: a coarse search
     forced 8° off still gives the right angle."""
+    from stntool import rectify as R
+
     rect = Rectifier("text", family="rotation")
     img, d = distort(page, 12.0)
     bracket = rect._bracket
@@ -469,9 +494,10 @@ def test_a_coarse_search_far_from_the_net_gets_a_second_opinion_on_the_fine_imag
     monkeypatch.setattr(rect, "_bracket", misled)
     theta, _ = rect.estimate(img)
     assert residual(d, theta, img.shape) < 0.1
-    monkeypatch.setattr("stntool.rectify._SECOND_OPINION_AFTER", 90.0)  # without the second opinion: 8° off
+    monkeypatch.setattr("stntool.rectify._SECOND_OPINION_AFTER", 90.0)  # without the second opinion: degrees off
     theta, _ = rect.estimate(img)
-    assert residual(d, theta, img.shape) > 5.0
+    # (the strips' climbs come back at most _STRIP_CLIMBS * _FINE_LIMIT of the 8°)
+    assert residual(d, theta, img.shape) > 8.0 - R._STRIP_CLIMBS * R._FINE_LIMIT - 1.0
 
 
 def test_a_large_page_gets_its_working_images_from_one_resize(page):
