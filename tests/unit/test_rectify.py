@@ -309,7 +309,7 @@ def test_the_strips_climb_on_past_their_reach_to_their_lines(page, rect_rotation
             return math.exp(-(((a - at) / width) ** 2)) + 0.01
         return energy
 
-    assert 2.3 > 2 * R._FINE_LIMIT and R._STRIP_CLIMBS >= 3
+    assert 2.3 > 2 * R._FINE_LIMIT and R._FINE_CLIMBS >= 3
     for name, at, width in (("_wide_row_energy", 10.0, 1.5), ("_row_energy", 10.0, 1.5),
                             ("_fine_row_energy", 10.05, 2.0), ("_strip_row_energy", 7.7, 1.0)):
         monkeypatch.setattr(rect_rotation, name, peaked(at, width))
@@ -496,8 +496,8 @@ def test_a_coarse_search_far_from_the_net_gets_a_second_opinion_on_the_fine_imag
     assert residual(d, theta, img.shape) < 0.1
     monkeypatch.setattr("stntool.rectify._SECOND_OPINION_AFTER", 90.0)  # without the second opinion: degrees off
     theta, _ = rect.estimate(img)
-    # (the strips' climbs come back at most _STRIP_CLIMBS * _FINE_LIMIT of the 8°)
-    assert residual(d, theta, img.shape) > 8.0 - R._STRIP_CLIMBS * R._FINE_LIMIT - 1.0
+    # (the fine climbs come back at most _FINE_CLIMBS * _FINE_LIMIT of the 8°)
+    assert residual(d, theta, img.shape) > 8.0 - R._FINE_CLIMBS * R._FINE_LIMIT - 1.0
 
 
 def test_a_large_page_gets_its_working_images_from_one_resize(page):
