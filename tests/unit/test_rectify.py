@@ -481,8 +481,6 @@ def test_a_coarse_search_far_from_the_net_gets_a_second_opinion_on_the_fine_imag
     """When the coarse search ends far from the net's angle (small print leaves the coarse image without text
     lines), the net's neighbourhood is searched on the fine image and the sharper angle wins: a coarse search
     forced 8° off still gives the right angle."""
-    from stntool import rectify as R
-
     rect = Rectifier("text", family="rotation")
     img, d = distort(page, 12.0)
     bracket = rect._bracket
@@ -494,10 +492,12 @@ def test_a_coarse_search_far_from_the_net_gets_a_second_opinion_on_the_fine_imag
     monkeypatch.setattr(rect, "_bracket", misled)
     theta, _ = rect.estimate(img)
     assert residual(d, theta, img.shape) < 0.1
-    monkeypatch.setattr("stntool.rectify._SECOND_OPINION_AFTER", 90.0)  # without the second opinion: degrees off
+    # without the second opinion (and with one climb of the fine searches, which go on from their reach
+    # otherwise and would come back part of the way on their own): 8° off
+    monkeypatch.setattr("stntool.rectify._SECOND_OPINION_AFTER", 90.0)
+    monkeypatch.setattr("stntool.rectify._FINE_CLIMBS", 1)
     theta, _ = rect.estimate(img)
-    # (the fine climbs come back at most _FINE_CLIMBS * _FINE_LIMIT of the 8°)
-    assert residual(d, theta, img.shape) > 8.0 - R._FINE_CLIMBS * R._FINE_LIMIT - 1.0
+    assert residual(d, theta, img.shape) > 5.0
 
 
 def test_a_large_page_gets_its_working_images_from_one_resize(page):
