@@ -53,8 +53,8 @@ class Trace:
         self.curves = []
         for name in self.SEARCHES:
             self._wrap_search(rect, name)
-        margin, columns = rect._margin_shear, R._column_energies
-        self._columns = columns
+        margin, self._columns = rect._margin_shear, R._column_energies
+        R._column_energies = self.columns  # the margin sweep's curves (module-level: the sweep calls it so)
 
         def margin_shear(ink, base, ang, shear0):
             self.curves.clear()
@@ -101,7 +101,6 @@ def main(argv=None):
     cases = H.make_cases(n_pages=args.pages, seed=args.seed, kinds=(args.kind,), splits=(args.split,))
     rect = R.Rectifier("text", family=args.family, min_confidence=0.0)
     trace = Trace(rect)
-    R._column_energies = trace.columns
     found = {c.name: c for c in cases[(args.kind, args.split)]}
     for name in args.names:
         if name not in found:
