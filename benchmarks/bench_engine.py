@@ -238,6 +238,36 @@ def bench_channels_cv2(reps, min_time=0.0):
     return rows
 
 
+# --------------------------------------------------------------------------- 1e. border and reflection padding
+
+def bench_padding_cv2(reps, min_time=0.0):
+    """Border and reflection padding against OpenCV's ``BORDER_REPLICATE`` and ``BORDER_REFLECT`` (PyTorch's
+    reflection with ``align_corners=False`` reflects about the outer pixel edges, as ``BORDER_REFLECT``), bilinear,
+    where much of the output reads outside the image: a 30 degree turn (a quarter of the output outside) and a
+    zoom out to half size (three quarters outside), about the centre."""
+    import cv2
+
+    rows = []
+    for hw, c, dt in (((512, 512), 3, np.uint8), ((1024, 1024), 1, np.float32)):
+        img = test_image(*hw, c=c, dtype=dt)
+        img = np.ascontiguousarray(img[..., 0]) if c == 1 else img
+        for what, (deg, scale) in (("turn 30 deg", (30.0, 1.0)), ("zoom out 0.5", (10.0, 0.5))):
+            m = rotation_about_centre(hw, deg, scale)
+            theta = stntool.theta_from_cv2(m, hw, hw)
+            for padding, border in (("border", cv2.BORDER_REPLICATE), ("reflection", cv2.BORDER_REFLECT)):
+                def f_st(img=img, theta=theta, padding=padding):
+                    return stntool.warp(img, theta, padding=padding, backend="cpu")
+
+                def f_cv(img=img, m=m, border=border):
+                    return cv2.warpAffine(img, m, (hw[1], hw[0]), flags=cv2.INTER_LINEAR, borderMode=border)
+
+                r = bench({"stntool": f_st, "cv2": f_cv}, reps, warmup=3, min_time=min_time)
+                rows.append({"case": f"{hw[0]}x{hw[1]}x{c} {np.dtype(dt).name}, {what}, {padding}",
+                             "stntool": r["stntool"][0], "peer": r["cv2"][0], "stntool_med": r["stntool"][1],
+                             "peer_med": r["cv2"][1]})
+    return rows
+
+
 # --------------------------------------------------------------------------- 1d. small images, one call each
 
 #: Sizes of section 1d: a call's fixed cost (Python, checks, dispatch) is much of its time there.
@@ -653,6 +683,8 @@ def main(argv=None):
     aff = bench_affine_cv2(reps_big, reps_small, min_time)
     print("# grey and RGBA vs cv2.warpAffine ...", file=sys.stderr)
     chan = bench_channels_cv2(reps_small, min_time / 2)
+    print("# border and reflection padding vs cv2.warpAffine ...", file=sys.stderr)
+    pads = bench_padding_cv2(reps_small, min_time / 3)
     print("# small images vs cv2.warpAffine ...", file=sys.stderr)
     small = bench_small_cv2(10 * reps_small, min_time / 3)
     print("# whole-pixel warps vs cv2 ...", file=sys.stderr)
@@ -682,6 +714,14 @@ def main(argv=None):
     L.append("| case | stntool ms | cv2 ms | stntool / cv2 | median ms (stntool / cv2) |")
     L.append("|---|---:|---:|---:|---|")
     for r in chan:
+        L.append(f"| {r['case']} | {ms(r['stntool'])} | {ms(r['peer'])} | **{ratio(r['stntool'], r['peer'])}** "
+                 f"| {ms(r['stntool_med'])} / {ms(r['peer_med'])} |")
+    L.append("")
+    L.append("## 1e. Border and reflection padding vs `cv2.warpAffine` (`BORDER_REPLICATE`, `BORDER_REFLECT`), bilinear")
+    L.append("")
+    L.append("| case | stntool ms | cv2 ms | stntool / cv2 | median ms (stntool / cv2) |")
+    L.append("|---|---:|---:|---:|---|")
+    for r in pads:
         L.append(f"| {r['case']} | {ms(r['stntool'])} | {ms(r['peer'])} | **{ratio(r['stntool'], r['peer'])}** "
                  f"| {ms(r['stntool_med'])} / {ms(r['peer_med'])} |")
     L.append("")

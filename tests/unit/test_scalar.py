@@ -38,6 +38,34 @@ def test_padding_matches_the_reference(size, align_corners):
             np.testing.assert_array_equal(got, want, err_msg=f"{fn} {name}")
 
 
+def _reflect_by_fmod(x, twice_low, twice_high):
+    """PyTorch's ``reflect_coordinates`` as it is written there: two ``fmod`` calls."""
+    if twice_low == twice_high:
+        return 0.0
+    lo, span = twice_low / 2.0, (twice_high - twice_low) / 2.0
+    x = abs(x - lo)
+    with np.errstate(invalid="ignore"):
+        extra, flips = float(np.fmod(x, span)), float(np.floor(x / span))
+        return extra + lo if float(np.fmod(flips, 2.0)) == 0.0 else span - extra + lo
+
+
+@pytest.mark.parametrize("bounds", [(-1.0, 9.0), (0.0, 8.0), (-1.0, 1.0), (0.0, 2.0), (-1.0, 2047.0), (0.0, 0.0)])
+def test_reflect_takes_fmod_only_beyond_two_spans_and_gives_its_bits(bounds):
+    lo, span = bounds[0] / 2.0, (bounds[1] - bounds[0]) / 2.0
+    rng = np.random.default_rng(5)
+    xs = [lo + k * span + e for k in range(-5, 6) for e in (0.0, 5e-324, 1e-300, 1e-12, -1e-12, 0.5, -0.5)]
+    xs += [float(np.nextafter(lo + k * span, d)) for k in range(-5, 6) for d in (-np.inf, np.inf)]
+    xs += list(rng.uniform(-40.0, 40.0, 400) * max(span, 1.0)) + [1e17, -1e17, 1e300, math.inf, -math.inf]
+    for x in xs:
+        want = _reflect_by_fmod(x, *bounds)
+        # (plain Python's math.fmod raises where NumPy's gives NaN: the compiled twin alone takes infinities)
+        for fn in (_scalar.reflect, _cpu._s.reflect) if math.isfinite(x) else (_cpu._s.reflect,):
+            got = fn(x, *bounds)
+            assert (math.isnan(got) and math.isnan(want)) or (got == want and math.copysign(1, got) ==
+                                                            math.copysign(1, want)), (fn, x, got, want)
+    assert math.isnan(_cpu._s.reflect(math.nan, *bounds)) or bounds[0] == bounds[1]
+
+
 def test_rint_is_round_half_to_even():
     xs = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5, 2.4999999, 2.5000001, 7.0, -0.49])
     for fn in (_scalar.rint, _cpu._rint):
