@@ -177,6 +177,51 @@ def _general_bilinear(src, sbase, h, w, c_count, x, y, dst, dbase, pad, align_co
 
 
 @jit_device
+def _padded_bilinear_run(src, sbase, h, w, cc, xq, yq, dxq, dyq, j0, j1, dst, dbase, pad, align_corners, fill, is_int,
+                         maxv):
+    """Pixels ``j0 <= j < j1`` of an affine row (32.32 coordinates ``xq + j dxq``, ``yq + j dyq``) with border or
+    reflection padding, as :func:`_general_bilinear` writes them at ``(xq + j dxq) 2**-32``: the same
+    arithmetic in one loop, without what those paddings make certain (finite coordinates, padded into the
+    image, so the top-left tap inside and nothing beyond)."""
+    row = w * cc
+    for j in range(j0, j1):
+        x = _pad_coord((xq + j * dxq) * Q_INV, w, pad, align_corners)
+        y = _pad_coord((yq + j * dyq) * Q_INV, h, pad, align_corners)
+        x0 = np.floor(x)
+        y0 = np.floor(y)
+        tx = x - x0
+        ty = y - y0
+        ix = int(x0)
+        iy = int(y0)
+        in_x1 = ix + 1 <= w - 1
+        in_y1 = iy + 1 <= h - 1
+        w00 = (1.0 - tx) * (1.0 - ty)
+        w01 = tx * (1.0 - ty)
+        w10 = (1.0 - tx) * ty
+        w11 = tx * ty
+        off = sbase + iy * row + ix * cc
+        d = dbase + j * cc
+        if cc == 3:  # the channels unrolled
+            _padded_channel(src, off, row, 3, 0, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
+            _padded_channel(src, off, row, 3, 1, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
+            _padded_channel(src, off, row, 3, 2, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
+        else:
+            for c in range(cc):
+                _padded_channel(src, off, row, cc, c, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
+
+
+@jit_inline
+def _padded_channel(src, off, row, cc, c, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv):
+    """Channel ``c`` of a pixel of :func:`_padded_bilinear_run`: :func:`_general_bilinear`'s sum, in its order."""
+    f = fill[c]
+    v00 = src[off + c] * w00
+    v01 = src[off + cc + c] if in_x1 else f
+    v10 = src[off + row + c] if in_y1 else f
+    v11 = src[off + row + cc + c] if (in_y1 and in_x1) else f
+    _store(dst, d + c, v00 + v01 * w01 + v10 * w10 + v11 * w11, is_int, maxv)
+
+
+@jit_device
 def _general_bicubic(src, sbase, h, w, c_count, x, y, dst, dbase, pad, align_corners, fill, is_int, maxv):
     """Bicubic at input pixel ``(x, y)``, any padding: taps are padded one by one, on the unpadded coordinate."""
     if not (math.isfinite(x) and math.isfinite(y)):
@@ -3017,6 +3062,7 @@ def _ov_edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_lo, j_hi, wo
     m = _literal_mode(mode)
     general = _MODE_FUNCS[m][1]
     exact = m == NEAREST  # nearest rounds the float coordinate; the other modes keep the 32.32 one
+    bilinear = m == BILINEAR
     no_tap_lo, no_tap_hi = _NO_TAP[m]
 
     def impl(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_lo, j_hi, wo, dst, dbase, pad, align_corners, fill,
@@ -3040,6 +3086,12 @@ def _ov_edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_lo, j_hi, wo
             a_stop = j_lo
             b_start = j_hi + 1
         n_a = max(0, a_stop - c_lo)
+        if bilinear and (pad == BORDER or pad == REFLECTION):
+            _padded_bilinear_run(src, sbase, h, w, cc, xq, yq, dxq, dyq, c_lo, a_stop, dst, dbase, pad, align_corners,
+                                 fill, is_int, maxv)
+            _padded_bilinear_run(src, sbase, h, w, cc, xq, yq, dxq, dyq, b_start, c_hi + 1, dst, dbase, pad,
+                                 align_corners, fill, is_int, maxv)
+            return
         for k in range(n_a + max(0, c_hi + 1 - b_start)):
             j = c_lo + k if k < n_a else b_start + (k - n_a)
             d = dbase + j * cc

@@ -674,18 +674,34 @@ def test_affine_rows_beyond_the_interior_are_the_careful_paths(rng, mode, dtype)
     with zeros or constant padding, pixels whose taps all lie outside take the fill value without it.
     Nearest's interior reaches every pixel that rounds inside the image, so every nearest pixel is compared.
     The oracle works pixel by pixel in Python integers, with no intervals."""
-    h, w, cc = 11, 14, 3
+    compared = _compare_beyond_the_interior(rng, mode, dtype, 3, ("zeros", "constant", "border", "reflection"))
+    assert compared > 2000
+
+
+@pytest.mark.parametrize("cc", [1, 2, 3, 4])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_border_and_reflection_rows_beyond_the_interior_are_the_careful_path(rng, dtype, cc):
+    """Bilinear rows with border or reflection padding write their pixels outside the interior in one loop
+    (:func:`_cpu._padded_bilinear_run`, three channels unrolled): the careful path's values, bit for bit, for
+    every dtype's arithmetic and channel count."""
+    assert _compare_beyond_the_interior(rng, "bilinear", dtype, cc, ("border", "reflection")) > 1000
+
+
+def _compare_beyond_the_interior(rng, mode, dtype, cc, paddings):
+    h, w = 11, 14
     ho, wo = 17, 23
-    img = ((rng.random((1, h, w, cc)) * 250).round() if dtype == np.uint8 else rng.random((1, h, w, cc))).astype(dtype)
-    is_int, maxv = dtype == np.uint8, (255.0 if dtype == np.uint8 else 0.0)
+    ints = np.dtype(dtype).kind == "u"
+    top = float(np.iinfo(dtype).max) if ints else 0.0
+    img = ((rng.random((1, h, w, cc)) * (top - 5)).round() if ints else rng.random((1, h, w, cc))).astype(dtype)
+    is_int, maxv = ints, top
     m = MODES[mode]
     margin = 1 if m == _cpu.BICUBIC else 0
     src = img.reshape(-1)
     one = 1 << 32
     compared = 0
-    for pad_name in ("zeros", "constant", "border", "reflection"):
+    for pad_name in paddings:
         pad = stntool.sampling.PADDINGS[pad_name]
-        fill = np.array([0.1, 200.4, 77.7]) if pad_name == "constant" else np.zeros(cc)
+        fill = np.array([0.1, 200.4, 77.7, 3.5][:cc]) if pad_name == "constant" else np.zeros(cc)
         for align_corners in (False, True):
             for pm in _affine_maps(rng, h, w):
                 out = np.empty((1, ho, wo, cc), dtype)
@@ -713,7 +729,7 @@ def test_affine_rows_beyond_the_interior_are_the_careful_paths(rng, mode, dtype)
                         np.testing.assert_array_equal(out[0, i, j], want, err_msg=f"{pad_name} {align_corners} "
                                                       f"{pm[:2].tolist()} row {i} pixel {j}")
                         compared += 1
-    assert compared > 2000
+    return compared
 
 
 def _u8_bilinear_pixels():
