@@ -176,38 +176,63 @@ def _general_bilinear(src, sbase, h, w, c_count, x, y, dst, dbase, pad, align_co
         _store(dst, dbase + c, v00 * w00 + v01 * w01 + v10 * w10 + v11 * w11, is_int, maxv)
 
 
+@jit_inline
+def _padded_bilinear_pixel(src, sbase, h, w, cc, row, x, y, dst, d, pad, align_corners, fill, is_int, maxv):
+    """The pixel :func:`_general_bilinear` writes at the finite input point ``(x, y)`` with border or reflection
+    padding (``row``: ``w cc``): the same arithmetic, without what those paddings make certain (the point padded
+    into the image, so its top-left tap inside and nothing beyond)."""
+    x = _pad_coord(x, w, pad, align_corners)
+    y = _pad_coord(y, h, pad, align_corners)
+    x0 = np.floor(x)
+    y0 = np.floor(y)
+    tx = x - x0
+    ty = y - y0
+    ix = int(x0)
+    iy = int(y0)
+    in_x1 = ix + 1 <= w - 1
+    in_y1 = iy + 1 <= h - 1
+    w00 = (1.0 - tx) * (1.0 - ty)
+    w01 = tx * (1.0 - ty)
+    w10 = (1.0 - tx) * ty
+    w11 = tx * ty
+    off = sbase + iy * row + ix * cc
+    if cc == 3:  # the channels unrolled
+        _padded_channel(src, off, row, 3, 0, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
+        _padded_channel(src, off, row, 3, 1, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
+        _padded_channel(src, off, row, 3, 2, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
+    else:
+        for c in range(cc):
+            _padded_channel(src, off, row, cc, c, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
+
+
 @jit_device
 def _padded_bilinear_run(src, sbase, h, w, cc, xq, yq, dxq, dyq, j0, j1, dst, dbase, pad, align_corners, fill, is_int,
                          maxv):
     """Pixels ``j0 <= j < j1`` of an affine row (32.32 coordinates ``xq + j dxq``, ``yq + j dyq``) with border or
-    reflection padding, as :func:`_general_bilinear` writes them at ``(xq + j dxq) 2**-32``: the same
-    arithmetic in one loop, without what those paddings make certain (finite coordinates, padded into the
-    image, so the top-left tap inside and nothing beyond)."""
+    reflection padding, as :func:`_general_bilinear` writes them at ``(xq + j dxq) 2**-32``, in one loop
+    (:func:`_padded_bilinear_pixel`: the coordinates are finite)."""
     row = w * cc
     for j in range(j0, j1):
-        x = _pad_coord((xq + j * dxq) * Q_INV, w, pad, align_corners)
-        y = _pad_coord((yq + j * dyq) * Q_INV, h, pad, align_corners)
-        x0 = np.floor(x)
-        y0 = np.floor(y)
-        tx = x - x0
-        ty = y - y0
-        ix = int(x0)
-        iy = int(y0)
-        in_x1 = ix + 1 <= w - 1
-        in_y1 = iy + 1 <= h - 1
-        w00 = (1.0 - tx) * (1.0 - ty)
-        w01 = tx * (1.0 - ty)
-        w10 = (1.0 - tx) * ty
-        w11 = tx * ty
-        off = sbase + iy * row + ix * cc
+        _padded_bilinear_pixel(src, sbase, h, w, cc, row, (xq + j * dxq) * Q_INV, (yq + j * dyq) * Q_INV, dst,
+                               dbase + j * cc, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_device
+def _padded_bilinear_points(src, sbase, h, w, cc, xs, ys, cells, j, wo, dst, dbase, pad, align_corners, fill, is_int,
+                            maxv):
+    """The careful pixels of a bilinear points row with border or reflection padding from ``j`` on (its cells
+    below 0, :func:`_row_cells`), as :func:`_general_bilinear` writes them at :func:`_careful_point`'s
+    coordinates, in one loop; returns the index of the next interior pixel (or ``wo``)."""
+    row = w * cc
+    while j < wo and cells[j] < 0:
+        x, y = _careful_point(xs[j], ys[j], False)
         d = dbase + j * cc
-        if cc == 3:  # the channels unrolled
-            _padded_channel(src, off, row, 3, 0, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
-            _padded_channel(src, off, row, 3, 1, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
-            _padded_channel(src, off, row, 3, 2, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
+        if math.isfinite(x) and math.isfinite(y):
+            _padded_bilinear_pixel(src, sbase, h, w, cc, row, x, y, dst, d, pad, align_corners, fill, is_int, maxv)
         else:
-            for c in range(cc):
-                _padded_channel(src, off, row, cc, c, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
+            _store_fill(dst, d, fill, cc, is_int, maxv)
+        j += 1
+    return j
 
 
 @jit_inline
@@ -3201,6 +3226,7 @@ def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, alig
     m = _literal_mode(mode)
     _, general, run, margin, row_cells = _MODE_FUNCS[m]
     exact = m == NEAREST  # nearest rounds the float coordinate; the other modes keep the 32.32 one
+    bilinear = m == BILINEAR
 
     def impl(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv, cells):
         # the row's cells in one vectorized loop; then runs of pixels that need no careful path, one call
@@ -3208,6 +3234,12 @@ def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, alig
         row_cells(sbase, h, w, cc, xs, ys, wo, margin, cells)
         fills = pad == ZEROS or pad == CONSTANT
         j = run(src, h, w, cc, xs, ys, cells, 0, wo, dst, dbase, is_int, maxv, fill, fills)
+        if bilinear and (pad == BORDER or pad == REFLECTION):  # the careful pixels in runs of their own
+            while j < wo:
+                j = _padded_bilinear_points(src, sbase, h, w, cc, xs, ys, cells, j, wo, dst, dbase, pad,
+                                            align_corners, fill, is_int, maxv)
+                j = run(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills)
+            return
         while j < wo:
             x, y = _careful_point(xs[j], ys[j], exact)
             general(src, sbase, h, w, cc, x, y, dst, dbase + j * cc, pad, align_corners, fill, is_int, maxv)

@@ -358,7 +358,7 @@ def test_large_images_read_ahead_and_keep_the_bits(rng, dtype, hw, mode):
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.uint16])
-@pytest.mark.parametrize("padding", ["zeros", "constant", "border"])
+@pytest.mark.parametrize("padding", ["zeros", "constant", "border", "reflection"])
 @pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
 def test_points_rows_do_not_depend_on_where_runs_start_and_end(rng, mode, padding, dtype):
     """A points row is written in runs (interior pixels, fill pixels, the careful path between them):
@@ -378,6 +378,53 @@ def test_points_rows_do_not_depend_on_where_runs_start_and_end(rng, mode, paddin
     ref = stntool.grid_sample(img, grid, mode=mode, padding=padding, fill=fill, backend="numpy")
     np.testing.assert_allclose(whole.astype(np.float64), ref.astype(np.float64), rtol=0,
                                atol=1.0 if scale > 1 else 1e-5)
+
+
+@numba.njit(cache=False)
+def _bilinear_points_row(img, xs, ys, pad, align_corners, fill, is_int, maxv):
+    _, h, w, cc = img.shape
+    out = np.empty((len(xs), cc), img.dtype)
+    cells = np.empty(3 * len(xs), np.int64)
+    _cpu.points_row(1, img.reshape(img.size), 0, h, w, cc, xs, ys, len(xs), out.reshape(out.size), 0, pad,
+                    align_corners, fill, is_int, maxv, cells)
+    return out
+
+
+@pytest.mark.parametrize("cc", [1, 3, 4])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_border_and_reflection_points_rows_write_the_careful_path(rng, dtype, cc):
+    """Bilinear points rows (projective, grid, TPS) with border or reflection padding write their careful
+    pixels in runs of their own (:func:`_cpu._padded_bilinear_points`): bit for bit what the careful path
+    writes at the coordinates it would take (32.32, or the float one when too large), and the fill value
+    where a coordinate is not finite."""
+    assert _cpu.BILINEAR == 1
+    h, w = 9, 12
+    ints = np.dtype(dtype).kind == "u"
+    img = ((rng.random((1, h, w, cc)) * 250).round() if ints else rng.random((1, h, w, cc))).astype(dtype)
+    maxv = 255.0 if ints else 0.0
+    special = [(-1.0, 0.5), (w, 3.0), (w - 1.0, h - 1.0), (-0.5, -0.5), (w - 0.5, 4.2), (1e12, 0.5), (3.0, -1e15),
+               (np.nan, 1.0), (2.0, np.inf), (-np.inf, 0.0), (-37.3, 55.1), (2.5, 3.5)]
+    pts = np.concatenate([rng.uniform(-3 * w, 4 * w, (400, 2)), rng.uniform(-1.5, w + 0.5, (200, 2)),
+                          np.array(special * 3)])
+    rng.shuffle(pts)
+    xs, ys = np.ascontiguousarray(pts[:, 0]), np.ascontiguousarray(pts[:, 1])
+    cells = _cells_of(xs, ys, h, w, cc, 0, 0)
+    src = img.reshape(-1)
+    want = np.empty(cc, dtype)
+    compared = 0
+    for pad_name in ("border", "reflection"):
+        pad = stntool.sampling.PADDINGS[pad_name]
+        for align_corners in (False, True):
+            out = _bilinear_points_row(img, xs, ys, pad, align_corners, np.zeros(cc), ints, maxv)
+            for j, (x, y) in enumerate(pts):
+                if cells[j] >= 0:
+                    continue  # interior: the interior arithmetic
+                if abs(x) < _cpu.Q_LIMIT and abs(y) < _cpu.Q_LIMIT:
+                    x, y = np.floor(x * _cpu.Q_ONE + 0.5) * _cpu.Q_INV, np.floor(y * _cpu.Q_ONE + 0.5) * _cpu.Q_INV
+                _careful_pixel(_cpu.BILINEAR, src, h, w, cc, x, y, pad, align_corners, np.zeros(cc), ints, maxv, want)
+                np.testing.assert_array_equal(out[j], want, err_msg=f"{pad_name} {align_corners} point {j} ({x}, {y})")
+                compared += 1
+    assert compared > 1500
 
 
 @numba.njit(cache=False)
