@@ -242,9 +242,10 @@ def bench_channels_cv2(reps, min_time=0.0):
 
 def bench_padding_cv2(reps, min_time=0.0):
     """Border and reflection padding against OpenCV's ``BORDER_REPLICATE`` and ``BORDER_REFLECT`` (PyTorch's
-    reflection with ``align_corners=False`` reflects about the outer pixel edges, as ``BORDER_REFLECT``), bilinear,
-    where much of the output reads outside the image: a 30 degree turn (a quarter of the output outside), a
-    zoom out to half size (three quarters outside), about the centre, and a perspective warp (a third outside)."""
+    reflection with ``align_corners=False`` reflects about the outer pixel edges, as ``BORDER_REFLECT``), bilinear
+    (and one case nearest and bicubic), where much of the output reads outside the image: a 30 degree turn (a
+    quarter of the output outside), a zoom out to half size (three quarters outside), about the centre, and a
+    perspective warp (a third outside)."""
     import cv2
 
     rows = []
@@ -253,20 +254,25 @@ def bench_padding_cv2(reps, min_time=0.0):
         for what, (deg, scale) in (("turn 30 deg", (30.0, 1.0)), ("zoom out 0.5", (10.0, 0.5))):
             cases.append((hw, c, dt, what, rotation_about_centre(hw, deg, scale)))
     cases.append(((512, 512), 3, np.uint8, "perspective, corners 15% inside", perspective_matrix((512, 512), 0.15)))
-    for hw, c, dt, what, m in cases:
+    cases = [case + ("bilinear",) for case in cases]
+    cases += [((512, 512), 3, np.uint8, "zoom out 0.5", rotation_about_centre((512, 512), 10.0, 0.5), mode)
+              for mode in ("nearest", "bicubic")]
+    inter = cv2_modes()
+    for hw, c, dt, what, m, mode in cases:
         img = test_image(*hw, c=c, dtype=dt)
         img = np.ascontiguousarray(img[..., 0]) if c == 1 else img
         theta = stntool.theta_from_cv2(m, hw, hw)
         cv_warp = cv2.warpPerspective if m.shape == (3, 3) else cv2.warpAffine
         for padding, border in (("border", cv2.BORDER_REPLICATE), ("reflection", cv2.BORDER_REFLECT)):
-            def f_st(img=img, theta=theta, padding=padding):
-                return stntool.warp(img, theta, padding=padding, backend="cpu")
+            def f_st(img=img, theta=theta, padding=padding, mode=mode):
+                return stntool.warp(img, theta, mode=mode, padding=padding, backend="cpu")
 
-            def f_cv(img=img, m=m, border=border, cv_warp=cv_warp):
-                return cv_warp(img, m, (hw[1], hw[0]), flags=cv2.INTER_LINEAR, borderMode=border)
+            def f_cv(img=img, m=m, border=border, cv_warp=cv_warp, mode=mode):
+                return cv_warp(img, m, (hw[1], hw[0]), flags=inter[mode], borderMode=border)
 
             r = bench({"stntool": f_st, "cv2": f_cv}, reps, warmup=3, min_time=min_time)
-            rows.append({"case": f"{hw[0]}x{hw[1]}x{c} {np.dtype(dt).name}, {what}, {padding}",
+            label = "" if mode == "bilinear" else f" {mode}"
+            rows.append({"case": f"{hw[0]}x{hw[1]}x{c} {np.dtype(dt).name}{label}, {what}, {padding}",
                          "stntool": r["stntool"][0], "peer": r["cv2"][0], "stntool_med": r["stntool"][1],
                          "peer_med": r["cv2"][1]})
     return rows
@@ -721,7 +727,8 @@ def main(argv=None):
         L.append(f"| {r['case']} | {ms(r['stntool'])} | {ms(r['peer'])} | **{ratio(r['stntool'], r['peer'])}** "
                  f"| {ms(r['stntool_med'])} / {ms(r['peer_med'])} |")
     L.append("")
-    L.append("## 1e. Border and reflection padding vs `cv2.warpAffine` (`BORDER_REPLICATE`, `BORDER_REFLECT`), bilinear")
+    L.append("## 1e. Border and reflection padding vs OpenCV's `BORDER_REPLICATE` and `BORDER_REFLECT` "
+             "(bilinear unless named)")
     L.append("")
     L.append("| case | stntool ms | cv2 ms | stntool / cv2 | median ms (stntool / cv2) |")
     L.append("|---|---:|---:|---:|---|")

@@ -205,39 +205,75 @@ def _padded_bilinear_pixel(src, sbase, h, w, cc, row, x, y, dst, d, pad, align_c
             _padded_channel(src, off, row, cc, c, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
 
 
-@jit_device
-def _padded_bilinear_run(src, sbase, h, w, cc, xq, yq, dxq, dyq, j0, j1, dst, dbase, pad, align_corners, fill, is_int,
-                         maxv):
-    """Pixels ``j0 <= j < j1`` of an affine row (32.32 coordinates ``xq + j dxq``, ``yq + j dyq``) with border or
-    reflection padding, as :func:`_general_bilinear` writes them at ``(xq + j dxq) 2**-32``, in one loop
-    (:func:`_padded_bilinear_pixel`: the coordinates are finite)."""
-    row = w * cc
-    for j in range(j0, j1):
-        _padded_bilinear_pixel(src, sbase, h, w, cc, row, (xq + j * dxq) * Q_INV, (yq + j * dyq) * Q_INV, dst,
-                               dbase + j * cc, pad, align_corners, fill, is_int, maxv)
+@jit_inline
+def _padded_nearest_pixel(src, sbase, h, w, cc, row, x, y, dst, d, pad, align_corners, fill, is_int, maxv):
+    """The pixel :func:`_general_nearest` writes at the finite input point ``(x, y)`` with border or reflection
+    padding: the padded point rounded, its pixel copied (padding puts it inside the image)."""
+    xr = _rint(_pad_coord(x, w, pad, align_corners))
+    yr = _rint(_pad_coord(y, h, pad, align_corners))
+    off = sbase + int(yr) * row + int(xr) * cc
+    for c in range(cc):
+        _store(dst, d + c, src[off + c], is_int, maxv)
 
 
-@jit_device
-def _padded_bilinear_points(src, sbase, h, w, cc, xs, ys, cells, j, wo, dst, dbase, pad, align_corners, fill, is_int,
-                            maxv):
-    """The careful pixels of a bilinear points row with border or reflection padding from ``j`` on (its cells
-    below 0, :func:`_row_cells`), as :func:`_general_bilinear` writes them at :func:`_careful_point`'s
-    coordinates, in one loop; returns the index of the next interior pixel (or ``wo``)."""
-    row = w * cc
-    while j < wo and cells[j] < 0:
-        x, y = _careful_point(xs[j], ys[j], False)
-        d = dbase + j * cc
-        if math.isfinite(x) and math.isfinite(y):
-            _padded_bilinear_pixel(src, sbase, h, w, cc, row, x, y, dst, d, pad, align_corners, fill, is_int, maxv)
-        else:
-            _store_fill(dst, d, fill, cc, is_int, maxv)
-        j += 1
-    return j
+@jit_inline
+def _padded_bicubic_pixel(src, sbase, h, w, cc, row, x, y, dst, d, pad, align_corners, fill, is_int, maxv):
+    """The pixel :func:`_general_bicubic` writes at the finite input point ``(x, y)`` with border or reflection
+    padding: the same sums in the same order, each tap's padded column and row found once for every channel
+    rather than once per channel and tap."""
+    x0 = np.floor(x)
+    y0 = np.floor(y)
+    wx0, wx1, wx2, wx3 = _cubic_weights(x - x0)
+    wy0, wy1, wy2, wy3 = _cubic_weights(y - y0)
+    xm = x0 - 1.0  # the taps at (x0 - 1) + b, as the careful path adds them
+    ym = y0 - 1.0
+    c0, i0 = _padded_tap(xm + 0.0, w, cc, pad, align_corners)
+    c1, i1 = _padded_tap(xm + 1.0, w, cc, pad, align_corners)
+    c2, i2 = _padded_tap(xm + 2.0, w, cc, pad, align_corners)
+    c3, i3 = _padded_tap(xm + 3.0, w, cc, pad, align_corners)
+    r0, j0 = _padded_tap(ym + 0.0, h, row, pad, align_corners)
+    r1, j1 = _padded_tap(ym + 1.0, h, row, pad, align_corners)
+    r2, j2 = _padded_tap(ym + 2.0, h, row, pad, align_corners)
+    r3, j3 = _padded_tap(ym + 3.0, h, row, pad, align_corners)
+    for c in range(cc):
+        f = fill[c]
+        acc = 0.0
+        acc += _padded_cubic_row(src, sbase + r0 + c, j0, c0, c1, c2, c3, i0, i1, i2, i3, wx0, wx1, wx2, wx3, f) * wy0
+        acc += _padded_cubic_row(src, sbase + r1 + c, j1, c0, c1, c2, c3, i0, i1, i2, i3, wx0, wx1, wx2, wx3, f) * wy1
+        acc += _padded_cubic_row(src, sbase + r2 + c, j2, c0, c1, c2, c3, i0, i1, i2, i3, wx0, wx1, wx2, wx3, f) * wy2
+        acc += _padded_cubic_row(src, sbase + r3 + c, j3, c0, c1, c2, c3, i0, i1, i2, i3, wx0, wx1, wx2, wx3, f) * wy3
+        _store(dst, d + c, acc, is_int, maxv)
+
+
+@jit_inline
+def _padded_tap(t, size, stride, pad, align_corners):
+    """``(offset, inside)`` of a bicubic tap at the whole coordinate ``t``, padded as :func:`_general_bicubic`
+    pads it: ``stride`` times the padded coordinate (0 where it lies outside), and whether it lies inside."""
+    p = _pad_coord(t, size, pad, align_corners)
+    inside = p >= 0.0 and p <= size - 1.0
+    return (int(p) * stride if inside else 0), inside
+
+
+@jit_inline
+def _padded_cubic_row(src, base, row_in, c0, c1, c2, c3, i0, i1, i2, i3, wx0, wx1, wx2, wx3, f):
+    """One tap row's sum of :func:`_padded_bicubic_pixel`, in :func:`_general_bicubic`'s order (0 + v0 wx0 +
+    ... + v3 wx3; the fill value for a tap outside)."""
+    racc = 0.0
+    racc += (src[base + c0] if (row_in and i0) else f) * wx0
+    racc += (src[base + c1] if (row_in and i1) else f) * wx1
+    racc += (src[base + c2] if (row_in and i2) else f) * wx2
+    racc += (src[base + c3] if (row_in and i3) else f) * wx3
+    return racc
+
+
+#: mode -> the careful pixel of border and reflection padding at a finite point (:func:`edge_pixels`,
+#: :func:`points_row`: every careful pixel of such a row, in one loop)
+_PADDED_PIXEL = {}
 
 
 @jit_inline
 def _padded_channel(src, off, row, cc, c, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv):
-    """Channel ``c`` of a pixel of :func:`_padded_bilinear_run`: :func:`_general_bilinear`'s sum, in its order."""
+    """Channel ``c`` of a pixel of :func:`_padded_bilinear_pixel`: :func:`_general_bilinear`'s sum, in its order."""
     f = fill[c]
     v00 = src[off + c] * w00
     v01 = src[off + cc + c] if in_x1 else f
@@ -3034,6 +3070,8 @@ _MODE_FUNCS = {
     BILINEAR: (span_bilinear, _general_bilinear, run_bilinear, 0, _row_cells),
     BICUBIC: (span_bicubic, _general_bicubic, run_bicubic, 1, _row_cells),
 }
+_PADDED_PIXEL.update({NEAREST: _padded_nearest_pixel, BILINEAR: _padded_bilinear_pixel,
+                      BICUBIC: _padded_bicubic_pixel})
 
 
 def _literal_mode(mode) -> int:
@@ -3086,8 +3124,8 @@ def _ov_edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_lo, j_hi, wo
                     fill, is_int, maxv, coef):
     m = _literal_mode(mode)
     general = _MODE_FUNCS[m][1]
+    padded_pixel = _PADDED_PIXEL[m]
     exact = m == NEAREST  # nearest rounds the float coordinate; the other modes keep the 32.32 one
-    bilinear = m == BILINEAR
     no_tap_lo, no_tap_hi = _NO_TAP[m]
 
     def impl(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_lo, j_hi, wo, dst, dbase, pad, align_corners, fill,
@@ -3111,11 +3149,16 @@ def _ov_edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_lo, j_hi, wo
             a_stop = j_lo
             b_start = j_hi + 1
         n_a = max(0, a_stop - c_lo)
-        if bilinear and (pad == BORDER or pad == REFLECTION):
-            _padded_bilinear_run(src, sbase, h, w, cc, xq, yq, dxq, dyq, c_lo, a_stop, dst, dbase, pad, align_corners,
-                                 fill, is_int, maxv)
-            _padded_bilinear_run(src, sbase, h, w, cc, xq, yq, dxq, dyq, b_start, c_hi + 1, dst, dbase, pad,
-                                 align_corners, fill, is_int, maxv)
+        if pad == BORDER or pad == REFLECTION:  # every point padded inside: one loop, no per-pixel checks or call
+            row = w * cc
+            for k in range(n_a + max(0, c_hi + 1 - b_start)):
+                j = c_lo + k if k < n_a else b_start + (k - n_a)
+                if exact:
+                    x, y = (dx * j + ax) + bx, (dy * j + ay) + by
+                else:
+                    x, y = (xq + j * dxq) * Q_INV, (yq + j * dyq) * Q_INV
+                padded_pixel(src, sbase, h, w, cc, row, x, y, dst, dbase + j * cc, pad, align_corners, fill, is_int,
+                             maxv)
             return
         for k in range(n_a + max(0, c_hi + 1 - b_start)):
             j = c_lo + k if k < n_a else b_start + (k - n_a)
@@ -3225,8 +3268,8 @@ def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, alig
                    cells):
     m = _literal_mode(mode)
     _, general, run, margin, row_cells = _MODE_FUNCS[m]
+    padded_pixel = _PADDED_PIXEL[m]
     exact = m == NEAREST  # nearest rounds the float coordinate; the other modes keep the 32.32 one
-    bilinear = m == BILINEAR
 
     def impl(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv, cells):
         # the row's cells in one vectorized loop; then runs of pixels that need no careful path, one call
@@ -3234,10 +3277,17 @@ def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, alig
         row_cells(sbase, h, w, cc, xs, ys, wo, margin, cells)
         fills = pad == ZEROS or pad == CONSTANT
         j = run(src, h, w, cc, xs, ys, cells, 0, wo, dst, dbase, is_int, maxv, fill, fills)
-        if bilinear and (pad == BORDER or pad == REFLECTION):  # the careful pixels in runs of their own
+        if pad == BORDER or pad == REFLECTION:  # the careful pixels in runs of their own: no per-pixel call
+            row = w * cc
             while j < wo:
-                j = _padded_bilinear_points(src, sbase, h, w, cc, xs, ys, cells, j, wo, dst, dbase, pad,
-                                            align_corners, fill, is_int, maxv)
+                while j < wo and cells[j] < 0:
+                    x, y = _careful_point(xs[j], ys[j], exact)
+                    if math.isfinite(x) and math.isfinite(y):
+                        padded_pixel(src, sbase, h, w, cc, row, x, y, dst, dbase + j * cc, pad, align_corners, fill,
+                                     is_int, maxv)
+                    else:
+                        _store_fill(dst, dbase + j * cc, fill, cc, is_int, maxv)
+                    j += 1
                 j = run(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills)
             return
         while j < wo:

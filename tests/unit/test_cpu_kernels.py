@@ -380,24 +380,37 @@ def test_points_rows_do_not_depend_on_where_runs_start_and_end(rng, mode, paddin
                                atol=1.0 if scale > 1 else 1e-5)
 
 
-@numba.njit(cache=False)
-def _bilinear_points_row(img, xs, ys, pad, align_corners, fill, is_int, maxv):
-    _, h, w, cc = img.shape
-    out = np.empty((len(xs), cc), img.dtype)
-    cells = np.empty(3 * len(xs), np.int64)
-    _cpu.points_row(1, img.reshape(img.size), 0, h, w, cc, xs, ys, len(xs), out.reshape(out.size), 0, pad,
-                    align_corners, fill, is_int, maxv, cells)
-    return out
+def _padded_cases(cases, quick):
+    """The cases of a padded-loop test, those not in ``quick`` marked slow (the full grid runs in the slow suite)."""
+    return [c if c in quick else pytest.param(*c, marks=pytest.mark.slow) for c in cases]
 
 
-@pytest.mark.parametrize("cc", [1, 3, 4])
-@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
-def test_border_and_reflection_points_rows_write_the_careful_path(rng, dtype, cc):
-    """Bilinear points rows (projective, grid, TPS) with border or reflection padding write their careful
-    pixels in runs of their own (:func:`_cpu._padded_bilinear_points`): bit for bit what the careful path
-    writes at the coordinates it would take (32.32, or the float one when too large), and the fill value
-    where a coordinate is not finite."""
-    assert _cpu.BILINEAR == 1
+def _points_row_kernel(mode):
+    @numba.njit(cache=False)
+    def row(img, xs, ys, pad, align_corners, fill, is_int, maxv):
+        _, h, w, cc = img.shape
+        out = np.empty((len(xs), cc), img.dtype)
+        cells = np.empty(3 * len(xs), np.int64)
+        _cpu.points_row(mode, img.reshape(img.size), 0, h, w, cc, xs, ys, len(xs), out.reshape(out.size), 0, pad,
+                        align_corners, fill, is_int, maxv, cells)
+        return out
+    return row
+
+
+_POINTS_ROWS = {m: _points_row_kernel(m) for m in (_cpu.NEAREST, _cpu.BILINEAR, _cpu.BICUBIC)}
+
+
+@pytest.mark.parametrize("mode, dtype, cc", _padded_cases(
+    [("bilinear", dt, cc) for dt in (np.uint8, np.float32, np.float64) for cc in (1, 3, 4)]
+    + [(m, dt, 3) for m in ("nearest", "bicubic") for dt in (np.uint8, np.float64)],
+    [("bilinear", np.uint8, 3), ("bilinear", np.float32, 1), ("bilinear", np.float64, 4), ("nearest", np.uint8, 3),
+     ("bicubic", np.float64, 3)]))
+def test_border_and_reflection_points_rows_write_the_careful_path(rng, mode, dtype, cc):
+    """Points rows (projective, grid, TPS) with border or reflection padding write their careful pixels in
+    runs of their own (:data:`_cpu._PADDED_PIXEL`): bit for bit what the careful path writes at the
+    coordinates it would take (32.32, or the float one when too large; nearest: the float one), and the fill
+    value where a coordinate is not finite."""
+    m = MODES[mode]
     h, w = 9, 12
     ints = np.dtype(dtype).kind == "u"
     img = ((rng.random((1, h, w, cc)) * 250).round() if ints else rng.random((1, h, w, cc))).astype(dtype)
@@ -408,23 +421,25 @@ def test_border_and_reflection_points_rows_write_the_careful_path(rng, dtype, cc
                           np.array(special * 3)])
     rng.shuffle(pts)
     xs, ys = np.ascontiguousarray(pts[:, 0]), np.ascontiguousarray(pts[:, 1])
-    cells = _cells_of(xs, ys, h, w, cc, 0, 0)
+    interior = _cells_of(xs, ys, h, w, cc, 1 if m == _cpu.BICUBIC else 0, 0)[:len(xs)] >= 0
+    if m == _cpu.NEAREST:  # nearest's own cells: every point that rounds inside the image is an interior one
+        interior = _nearest_cells_of(xs, ys, h, w, cc, 0)[:len(xs)] >= 0
     src = img.reshape(-1)
     want = np.empty(cc, dtype)
     compared = 0
     for pad_name in ("border", "reflection"):
         pad = stntool.sampling.PADDINGS[pad_name]
         for align_corners in (False, True):
-            out = _bilinear_points_row(img, xs, ys, pad, align_corners, np.zeros(cc), ints, maxv)
+            out = _POINTS_ROWS[m](img, xs, ys, pad, align_corners, np.zeros(cc), ints, maxv)
             for j, (x, y) in enumerate(pts):
-                if cells[j] >= 0:
+                if interior[j]:
                     continue  # interior: the interior arithmetic
-                if abs(x) < _cpu.Q_LIMIT and abs(y) < _cpu.Q_LIMIT:
+                if m != _cpu.NEAREST and abs(x) < _cpu.Q_LIMIT and abs(y) < _cpu.Q_LIMIT:
                     x, y = np.floor(x * _cpu.Q_ONE + 0.5) * _cpu.Q_INV, np.floor(y * _cpu.Q_ONE + 0.5) * _cpu.Q_INV
-                _careful_pixel(_cpu.BILINEAR, src, h, w, cc, x, y, pad, align_corners, np.zeros(cc), ints, maxv, want)
+                _careful_pixel(m, src, h, w, cc, x, y, pad, align_corners, np.zeros(cc), ints, maxv, want)
                 np.testing.assert_array_equal(out[j], want, err_msg=f"{pad_name} {align_corners} point {j} ({x}, {y})")
                 compared += 1
-    assert compared > 1500
+    assert compared > 1000
 
 
 @numba.njit(cache=False)
@@ -725,13 +740,16 @@ def test_affine_rows_beyond_the_interior_are_the_careful_paths(rng, mode, dtype)
     assert compared > 2000
 
 
-@pytest.mark.parametrize("cc", [1, 2, 3, 4])
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
-def test_border_and_reflection_rows_beyond_the_interior_are_the_careful_path(rng, dtype, cc):
-    """Bilinear rows with border or reflection padding write their pixels outside the interior in one loop
-    (:func:`_cpu._padded_bilinear_run`, three channels unrolled): the careful path's values, bit for bit, for
-    every dtype's arithmetic and channel count."""
-    assert _compare_beyond_the_interior(rng, "bilinear", dtype, cc, ("border", "reflection")) > 1000
+@pytest.mark.parametrize("mode, dtype, cc", _padded_cases(
+    [("bilinear", dt, cc) for dt in (np.uint8, np.uint16, np.float32, np.float64) for cc in (1, 2, 3, 4)]
+    + [(m, dt, cc) for m in ("nearest", "bicubic") for dt in (np.uint8, np.float64) for cc in (1, 3)],
+    [("bilinear", np.uint8, 3), ("bilinear", np.uint16, 2), ("bilinear", np.float32, 1), ("bilinear", np.float64, 4),
+     ("nearest", np.uint8, 3), ("nearest", np.float64, 1), ("bicubic", np.uint8, 1), ("bicubic", np.float64, 3)]))
+def test_border_and_reflection_rows_beyond_the_interior_are_the_careful_path(rng, mode, dtype, cc):
+    """Rows with border or reflection padding write their pixels outside the interior in one loop
+    (:data:`_cpu._PADDED_PIXEL`: bilinear with three channels unrolled, bicubic with each tap padded once):
+    the careful path's values, bit for bit, for every dtype's arithmetic and channel count."""
+    assert _compare_beyond_the_interior(rng, mode, dtype, cc, ("border", "reflection")) > 1000
 
 
 def _compare_beyond_the_interior(rng, mode, dtype, cc, paddings):
