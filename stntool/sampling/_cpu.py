@@ -211,9 +211,7 @@ def _padded_nearest_pixel(src, sbase, h, w, cc, row, x, y, dst, d, pad, align_co
     padding: the padded point rounded, its pixel copied (padding puts it inside the image)."""
     xr = _rint(_pad_coord(x, w, pad, align_corners))
     yr = _rint(_pad_coord(y, h, pad, align_corners))
-    off = sbase + int(yr) * row + int(xr) * cc
-    for c in range(cc):
-        _store(dst, d + c, src[off + c], is_int, maxv)
+    _copy_pixel(src, sbase + int(yr) * row + int(xr) * cc, dst, d, cc)  # (the store of a source value: a copy)
 
 
 @jit_inline
