@@ -181,8 +181,8 @@ def _padded_bilinear_pixel(src, sbase, h, w, cc, row, x, y, dst, d, pad, align_c
     """The pixel :func:`_general_bilinear` writes at the finite input point ``(x, y)`` with border or reflection
     padding (``row``: ``w cc``): the same arithmetic, without what those paddings make certain (the point padded
     into the image, so its top-left tap inside and nothing beyond)."""
-    x = _pad_coord(x, w, pad, align_corners)
-    y = _pad_coord(y, h, pad, align_corners)
+    x = _padded(x, w, pad, align_corners)
+    y = _padded(y, h, pad, align_corners)
     x0 = np.floor(x)
     y0 = np.floor(y)
     tx = x - x0
@@ -196,21 +196,25 @@ def _padded_bilinear_pixel(src, sbase, h, w, cc, row, x, y, dst, d, pad, align_c
     w10 = (1.0 - tx) * ty
     w11 = tx * ty
     off = sbase + iy * row + ix * cc
-    if cc == 3:  # the channels unrolled
-        _padded_channel(src, off, row, 3, 0, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
-        _padded_channel(src, off, row, 3, 1, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
-        _padded_channel(src, off, row, 3, 2, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
-    else:
-        for c in range(cc):
-            _padded_channel(src, off, row, cc, c, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
+    for c in range(cc):
+        _padded_channel(src, off, row, cc, c, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
+
+
+@jit_inline
+def _padded(x, size, pad, align_corners):
+    """:func:`_scalar.pad_coord` for border or reflection padding: border's clamp in place (a call per
+    coordinate would cost more than the clamp), reflection through the call."""
+    if pad == BORDER:
+        return min(max(x, 0.0), size - 1.0)
+    return _pad_coord(x, size, pad, align_corners)
 
 
 @jit_inline
 def _padded_nearest_pixel(src, sbase, h, w, cc, row, x, y, dst, d, pad, align_corners, fill, is_int, maxv):
     """The pixel :func:`_general_nearest` writes at the finite input point ``(x, y)`` with border or reflection
     padding: the padded point rounded, its pixel copied (padding puts it inside the image)."""
-    xr = _rint(_pad_coord(x, w, pad, align_corners))
-    yr = _rint(_pad_coord(y, h, pad, align_corners))
+    xr = _rint(_padded(x, w, pad, align_corners))
+    yr = _rint(_padded(y, h, pad, align_corners))
     _copy_pixel(src, sbase + int(yr) * row + int(xr) * cc, dst, d, cc)  # (the store of a source value: a copy)
 
 
@@ -247,7 +251,7 @@ def _padded_bicubic_pixel(src, sbase, h, w, cc, row, x, y, dst, d, pad, align_co
 def _padded_tap(t, size, stride, pad, align_corners):
     """``(offset, inside)`` of a bicubic tap at the whole coordinate ``t``, padded as :func:`_general_bicubic`
     pads it: ``stride`` times the padded coordinate (0 where it lies outside), and whether it lies inside."""
-    p = _pad_coord(t, size, pad, align_corners)
+    p = _padded(t, size, pad, align_corners)
     inside = p >= 0.0 and p <= size - 1.0
     return (int(p) * stride if inside else 0), inside
 
@@ -264,9 +268,91 @@ def _padded_cubic_row(src, base, row_in, c0, c1, c2, c3, i0, i1, i2, i3, wx0, wx
     return racc
 
 
-#: mode -> the careful pixel of border and reflection padding at a finite point (:func:`edge_pixels`,
-#: :func:`points_row`: every careful pixel of such a row, in one loop)
-_PADDED_PIXEL = {}
+@jit_inline
+def _padded_affine_loop(pixel, exact, src, sbase, h, w, cc, xq, yq, dxq, dyq, coef, c_lo, a_stop, b_start, c_hi, dst,
+                        dbase, pad, align_corners, fill, is_int, maxv):
+    """The careful pixels ``c_lo <= j < a_stop`` and ``b_start <= j <= c_hi`` of an affine row with border or
+    reflection padding, each written by ``pixel`` (:func:`_padded_nearest_pixel` and its twins) at the
+    coordinates :func:`edge_pixels` hands the careful path (``exact``: nearest's float ones)."""
+    ax, bx, dx, ay, by, dy = coef
+    row = w * cc
+    n_a = max(0, a_stop - c_lo)
+    for k in range(n_a + max(0, c_hi + 1 - b_start)):
+        j = c_lo + k if k < n_a else b_start + (k - n_a)
+        if exact:
+            x, y = (dx * j + ax) + bx, (dy * j + ay) + by
+        else:
+            x, y = (xq + j * dxq) * Q_INV, (yq + j * dyq) * Q_INV
+        pixel(src, sbase, h, w, cc, row, x, y, dst, dbase + j * cc, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_inline
+def _padded_points_loop(pixel, exact, src, sbase, h, w, cc, xs, ys, cells, j, wo, dst, dbase, pad, align_corners,
+                        fill, is_int, maxv):
+    """The careful pixels of a points row with border or reflection padding from ``j`` on (its cells below 0),
+    each written by ``pixel`` at :func:`_careful_point`'s coordinates, the fill value where one is not finite;
+    returns the index of the next interior pixel (or ``wo``)."""
+    row = w * cc
+    while j < wo and cells[j] < 0:
+        x, y = _careful_point(xs[j], ys[j], exact)
+        if math.isfinite(x) and math.isfinite(y):
+            pixel(src, sbase, h, w, cc, row, x, y, dst, dbase + j * cc, pad, align_corners, fill, is_int, maxv)
+        else:
+            _store_fill(dst, dbase + j * cc, fill, cc, is_int, maxv)
+        j += 1
+    return j
+
+
+# One compiled function per (mode, row kind), each loading from the disk cache once compiled for a dtype: the
+# padded pixels' code is compiled once per dtype, not again inside every kernel family that reaches it.
+
+@jit_device
+def _padded_affine_nearest(src, sbase, h, w, cc, xq, yq, dxq, dyq, coef, c_lo, a_stop, b_start, c_hi, dst, dbase, pad,
+                           align_corners, fill, is_int, maxv):
+    _padded_affine_loop(_padded_nearest_pixel, True, src, sbase, h, w, cc, xq, yq, dxq, dyq, coef, c_lo, a_stop,
+                        b_start, c_hi, dst, dbase, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_device
+def _padded_affine_bilinear(src, sbase, h, w, cc, xq, yq, dxq, dyq, coef, c_lo, a_stop, b_start, c_hi, dst, dbase,
+                            pad, align_corners, fill, is_int, maxv):
+    _padded_affine_loop(_padded_bilinear_pixel, False, src, sbase, h, w, cc, xq, yq, dxq, dyq, coef, c_lo, a_stop,
+                        b_start, c_hi, dst, dbase, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_device
+def _padded_affine_bicubic(src, sbase, h, w, cc, xq, yq, dxq, dyq, coef, c_lo, a_stop, b_start, c_hi, dst, dbase,
+                           pad, align_corners, fill, is_int, maxv):
+    _padded_affine_loop(_padded_bicubic_pixel, False, src, sbase, h, w, cc, xq, yq, dxq, dyq, coef, c_lo, a_stop,
+                        b_start, c_hi, dst, dbase, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_device
+def _padded_points_nearest(src, sbase, h, w, cc, xs, ys, cells, j, wo, dst, dbase, pad, align_corners, fill, is_int,
+                           maxv):
+    return _padded_points_loop(_padded_nearest_pixel, True, src, sbase, h, w, cc, xs, ys, cells, j, wo, dst, dbase,
+                               pad, align_corners, fill, is_int, maxv)
+
+
+@jit_device
+def _padded_points_bilinear(src, sbase, h, w, cc, xs, ys, cells, j, wo, dst, dbase, pad, align_corners, fill, is_int,
+                            maxv):
+    return _padded_points_loop(_padded_bilinear_pixel, False, src, sbase, h, w, cc, xs, ys, cells, j, wo, dst, dbase,
+                               pad, align_corners, fill, is_int, maxv)
+
+
+@jit_device
+def _padded_points_bicubic(src, sbase, h, w, cc, xs, ys, cells, j, wo, dst, dbase, pad, align_corners, fill, is_int,
+                           maxv):
+    return _padded_points_loop(_padded_bicubic_pixel, False, src, sbase, h, w, cc, xs, ys, cells, j, wo, dst, dbase,
+                               pad, align_corners, fill, is_int, maxv)
+
+
+#: mode -> the careful pixels of border and reflection padding, in one loop: (affine row's, points row's)
+#: (:func:`edge_pixels`, :func:`points_row`)
+_PADDED = {NEAREST: (_padded_affine_nearest, _padded_points_nearest),
+           BILINEAR: (_padded_affine_bilinear, _padded_points_bilinear),
+           BICUBIC: (_padded_affine_bicubic, _padded_points_bicubic)}
 
 
 @jit_inline
@@ -3068,8 +3154,6 @@ _MODE_FUNCS = {
     BILINEAR: (span_bilinear, _general_bilinear, run_bilinear, 0, _row_cells),
     BICUBIC: (span_bicubic, _general_bicubic, run_bicubic, 1, _row_cells),
 }
-_PADDED_PIXEL.update({NEAREST: _padded_nearest_pixel, BILINEAR: _padded_bilinear_pixel,
-                      BICUBIC: _padded_bicubic_pixel})
 
 
 def _literal_mode(mode) -> int:
@@ -3122,7 +3206,7 @@ def _ov_edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_lo, j_hi, wo
                     fill, is_int, maxv, coef):
     m = _literal_mode(mode)
     general = _MODE_FUNCS[m][1]
-    padded_pixel = _PADDED_PIXEL[m]
+    padded = _PADDED[m][0]
     exact = m == NEAREST  # nearest rounds the float coordinate; the other modes keep the 32.32 one
     no_tap_lo, no_tap_hi = _NO_TAP[m]
 
@@ -3148,15 +3232,8 @@ def _ov_edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_lo, j_hi, wo
             b_start = j_hi + 1
         n_a = max(0, a_stop - c_lo)
         if pad == BORDER or pad == REFLECTION:  # every point padded inside: one loop, no per-pixel checks or call
-            row = w * cc
-            for k in range(n_a + max(0, c_hi + 1 - b_start)):
-                j = c_lo + k if k < n_a else b_start + (k - n_a)
-                if exact:
-                    x, y = (dx * j + ax) + bx, (dy * j + ay) + by
-                else:
-                    x, y = (xq + j * dxq) * Q_INV, (yq + j * dyq) * Q_INV
-                padded_pixel(src, sbase, h, w, cc, row, x, y, dst, dbase + j * cc, pad, align_corners, fill, is_int,
-                             maxv)
+            padded(src, sbase, h, w, cc, xq, yq, dxq, dyq, coef, c_lo, a_stop, b_start, c_hi, dst, dbase, pad,
+                   align_corners, fill, is_int, maxv)
             return
         for k in range(n_a + max(0, c_hi + 1 - b_start)):
             j = c_lo + k if k < n_a else b_start + (k - n_a)
@@ -3266,7 +3343,7 @@ def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, alig
                    cells):
     m = _literal_mode(mode)
     _, general, run, margin, row_cells = _MODE_FUNCS[m]
-    padded_pixel = _PADDED_PIXEL[m]
+    padded = _PADDED[m][1]
     exact = m == NEAREST  # nearest rounds the float coordinate; the other modes keep the 32.32 one
 
     def impl(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv, cells):
@@ -3276,16 +3353,9 @@ def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, alig
         fills = pad == ZEROS or pad == CONSTANT
         j = run(src, h, w, cc, xs, ys, cells, 0, wo, dst, dbase, is_int, maxv, fill, fills)
         if pad == BORDER or pad == REFLECTION:  # the careful pixels in runs of their own: no per-pixel call
-            row = w * cc
             while j < wo:
-                while j < wo and cells[j] < 0:
-                    x, y = _careful_point(xs[j], ys[j], exact)
-                    if math.isfinite(x) and math.isfinite(y):
-                        padded_pixel(src, sbase, h, w, cc, row, x, y, dst, dbase + j * cc, pad, align_corners, fill,
-                                     is_int, maxv)
-                    else:
-                        _store_fill(dst, dbase + j * cc, fill, cc, is_int, maxv)
-                    j += 1
+                j = padded(src, sbase, h, w, cc, xs, ys, cells, j, wo, dst, dbase, pad, align_corners, fill, is_int,
+                           maxv)
                 j = run(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills)
             return
         while j < wo:

@@ -172,11 +172,10 @@ def saturate(v, maxv):
 #: Every function above, callees before callers (the order :func:`compile_for` compiles them in).
 FUNCTIONS = ("unnormalize", "reflect", "pad_coord", "pad_coord_grad", "rint", "cubic_near", "cubic_far",
              "cubic_weights", "cr_weights", "tps_radial", "saturate")
-#: Small functions a CPU caller wants inlined at the IR level (the per-pixel loops call them). ``pad_coord``:
-#: inlined into the careful paths, a bilinear warp that reads a quarter to three quarters of its output
-#: outside the image took 24-36% less time with reflection padding (with :func:`reflect`'s ``fmod`` calls
-#: gone) and the same with border padding, and the first call's compile the same.
-INLINE = frozenset({"pad_coord", "rint", "cubic_near", "cubic_far", "cubic_weights", "cr_weights", "saturate"})
+#: Small functions a CPU caller wants inlined at the IR level (the per-pixel loops call them). Not
+#: ``pad_coord``: inlined, it made reflection-padded warps faster still, but every kernel's first compile
+#: about 0.4 s longer (the padded loops of :mod:`stntool.sampling._cpu` clamp border coordinates in place).
+INLINE = frozenset({"rint", "cubic_near", "cubic_far", "cubic_weights", "cr_weights", "saturate"})
 
 
 def compile_for(jit, jit_inline=None, **primitives) -> types.SimpleNamespace:
