@@ -153,15 +153,16 @@ def predict(items, stdin_bytes=None, skip_existing: bool = False, files: int = H
 
 # --------------------------------------------------------------------------- asking the cache
 
-def entry(family: str, mode: str):
-    """The CPU entry kernel (a numba dispatcher) of a family and mode (imports numba); ``"backward"`` is
-    the sampler's backward pass (bilinear, float64)."""
-    from .sampling import MODES, _cpu
+def entry(family: str, mode: str, padding: str = "zeros"):
+    """The CPU entry kernel (a numba dispatcher) of a family, mode and padding (imports numba; border and
+    reflection padding have entries of their own); ``"backward"`` is the sampler's backward pass
+    (bilinear, float64)."""
+    from .sampling import MODES, PADDINGS, _cpu
 
     if family == "backward":
         return _cpu._grid_sample_backward_parts
 
-    return _cpu.ENTRIES[(family, MODES[mode])]
+    return _cpu.entry(family, MODES[mode], PADDINGS[padding])
 
 
 def is_cached(dispatcher, dtype: str) -> bool:
@@ -192,10 +193,15 @@ def needed(predicted, kernels) -> list:
     for item, predicted_dtype in predicted:
         for family, mode, padding, *fixed in kernels(item) or ():
             dtype = fixed[0] if fixed and fixed[0] is not None else predicted_dtype
-            if (family, mode, dtype) not in seen:
-                seen.add((family, mode, dtype))
+            key = (family, mode, padding in PADDED_PADDINGS, dtype)  # border and reflection: kernels of their own
+            if key not in seen:
+                seen.add(key)
                 out.append((family, mode, padding, dtype))
     return out
+
+
+#: Paddings whose kernels are entries of their own (:func:`entry`).
+PADDED_PADDINGS = ("border", "reflection")
 
 
 # --------------------------------------------------------------------------- the second process
@@ -230,7 +236,7 @@ class Background:
                 "from stntool._compile_ahead import _child_main; _child_main()")
         proc = subprocess.Popen([sys.executable, "-c", code, payload], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, close_fds=True)
-        claims = {(entry(f, m).py_func.__name__, d): i for i, (f, m, _, d) in enumerate(todo)}
+        claims = {(entry(f, m, p).py_func.__name__, d): i for i, (f, m, p, d) in enumerate(todo)}
         return cls(proc, claims)
 
     def _read(self, timeout: float) -> bool:
@@ -355,7 +361,7 @@ def start(items, kernels, backend: str, stdin_bytes=None, skip_existing: bool = 
 
         if numba.config.NUMBA_NUM_THREADS < 2 or numba.config.DISABLE_JIT:
             return None
-        missing = [w for w in wanted if not is_cached(entry(w[0], w[1]), w[3])]
+        missing = [w for w in wanted if not is_cached(entry(w[0], w[1], w[2]), w[3])]
         if len(missing) < 2:
             return None
         todo = missing[math.ceil(len(missing) / 2):]
@@ -365,8 +371,9 @@ def start(items, kernels, backend: str, stdin_bytes=None, skip_existing: bool = 
     from . import _compile_notice
     from .sampling import _kernel_cache
 
-    background.where = _compile_notice.cache_dir(entry(todo[0][0], todo[0][1]))
+    background.where = _compile_notice.cache_dir(entry(todo[0][0], todo[0][1], todo[0][2]))
     _kernel_cache.pending = background.wait
-    for family, mode, _, dtype in todo:
-        _compile_notice.announce_elsewhere(f"{dtype} {entry(family, mode).py_func.__name__}", background.where)
+    for family, mode, padding, dtype in todo:
+        _compile_notice.announce_elsewhere(f"{dtype} {entry(family, mode, padding).py_func.__name__}",
+                                           background.where)
     return background

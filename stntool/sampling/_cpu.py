@@ -12,20 +12,21 @@ Catmull-Rom weights, the padding rule's derivative, saturation) is
 :mod:`stntool.sampling._scalar`, compiled here with ``numba.njit``; the CUDA backend compiles
 the same source. Kernels are cached on disk keyed on this file and that shared source.
 
-A call compiles only what it can run. Each table entry is a Python function that picks one small
-compiled entry per (family, mode) from :data:`ENTRIES` (``warp_affine_bilinear``,
-``sample_grid_bicubic``, ...); the entry passes its mode as a constant to row functions
-(``affine_rows``, ``points_row``, ...: ``numba.extending.overload`` with ``prefer_literal``) that
-compile the paths of that mode only, and the image dtype picks the arithmetic of the interior loops
-(``span_bilinear``, ``run_bilinear``) when the entry is compiled. Rows sampled at their own input
-coordinates first work out every point's cell in one vectorized loop (:func:`_row_cells`,
-:func:`_nearest_cells`), then sample. Padding, ``align_corners`` and
-the channel count stay run-time values. The leaves (careful per-mode paths, span loops) are cached
-helpers without Python wrappers, so a later kernel family loads them from the cache instead of
-compiling them again. Entries are serial and release the GIL; :func:`_run_blocks` has the caller's
-thread and helper threads claim small chunks of rows from a shared atomic counter (inline when
-``numba.get_num_threads()`` is 1 or the call is small), so a helper that wakes late costs at most a
-chunk, where a ``prange`` loop would cost seconds of compilation per entry.
+A call compiles only what it can run. Each table entry is a Python function that picks one small compiled
+entry per (family, mode) from :data:`ENTRIES` (``warp_affine_bilinear``, ``sample_grid_bicubic``, ...);
+the entry passes its mode as a constant to row functions (``affine_rows``, ``points_row``, ...:
+``numba.extending.overload`` with ``prefer_literal``) that compile the paths of that mode only, and the
+image dtype picks the arithmetic of the interior loops (``span_bilinear``, ``run_bilinear``) when the
+entry is compiled. Rows sampled at their own input coordinates first work out every point's cell in one
+vectorized loop (:func:`_row_cells`, :func:`_nearest_cells`), then sample. Padding, ``align_corners`` and
+the channel count stay run-time values, but border and reflection padding have entries of their own
+(:data:`PADDED_ENTRIES`, :func:`entry`: the mode plus :data:`PADDED`), which alone compile the loops that
+write the pixels those paddings read from inside the image (:data:`_PADDED`). The leaves (careful
+per-mode paths, span loops) are cached helpers without Python wrappers, so a later kernel family loads
+them from the cache instead of compiling them again. Entries are serial and release the GIL;
+:func:`_run_blocks` has the caller's thread and helper threads claim small chunks of rows from a shared
+atomic counter (inline when ``numba.get_num_threads()`` is 1 or the call is small), so a helper that
+wakes late costs at most a chunk, where a ``prange`` loop would cost seconds of compilation per entry.
 """
 
 from __future__ import annotations
@@ -196,17 +197,24 @@ def _padded_bilinear_pixel(src, sbase, h, w, cc, row, x, y, dst, d, pad, align_c
     w10 = (1.0 - tx) * ty
     w11 = tx * ty
     off = sbase + iy * row + ix * cc
-    for c in range(cc):
-        _padded_channel(src, off, row, cc, c, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
+    if cc == 3:  # the channels unrolled
+        _padded_channel(src, off, row, 3, 0, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
+        _padded_channel(src, off, row, 3, 1, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
+        _padded_channel(src, off, row, 3, 2, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
+    else:
+        for c in range(cc):
+            _padded_channel(src, off, row, cc, c, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
+
+
+#: The shared scalar maths inlined at the IR level throughout, for the padded loops alone (their kernels are
+#: compiled only for border and reflection padding): reflection without a call per coordinate.
+_pad_coord_inline = _scalar.compile_for(jit_scalar_inline, jit_scalar_inline, floor=np.floor, fmod=np.fmod).pad_coord
 
 
 @jit_inline
 def _padded(x, size, pad, align_corners):
-    """:func:`_scalar.pad_coord` for border or reflection padding: border's clamp in place (a call per
-    coordinate would cost more than the clamp), reflection through the call."""
-    if pad == BORDER:
-        return min(max(x, 0.0), size - 1.0)
-    return _pad_coord(x, size, pad, align_corners)
+    """:func:`_scalar.pad_coord` for border or reflection padding, inlined with :func:`_scalar.reflect`."""
+    return _pad_coord_inline(x, size, pad, align_corners)
 
 
 @jit_inline
@@ -251,7 +259,7 @@ def _padded_bicubic_pixel(src, sbase, h, w, cc, row, x, y, dst, d, pad, align_co
 def _padded_tap(t, size, stride, pad, align_corners):
     """``(offset, inside)`` of a bicubic tap at the whole coordinate ``t``, padded as :func:`_general_bicubic`
     pads it: ``stride`` times the padded coordinate (0 where it lies outside), and whether it lies inside."""
-    p = _padded(t, size, pad, align_corners)
+    p = _pad_coord(t, size, pad, align_corners)  # a call: eight inlined paddings took seconds to compile
     inside = p >= 0.0 and p <= size - 1.0
     return (int(p) * stride if inside else 0), inside
 
@@ -346,6 +354,19 @@ def _padded_points_bicubic(src, sbase, h, w, cc, xs, ys, cells, j, wo, dst, dbas
                            maxv):
     return _padded_points_loop(_padded_bicubic_pixel, False, src, sbase, h, w, cc, xs, ys, cells, j, wo, dst, dbase,
                                pad, align_corners, fill, is_int, maxv)
+
+
+@jit_inline
+def _no_padded_affine(src, sbase, h, w, cc, xq, yq, dxq, dyq, coef, c_lo, a_stop, b_start, c_hi, dst, dbase, pad,
+                      align_corners, fill, is_int, maxv):
+    """Stands in for :data:`_PADDED`'s affine loops in kernels without them (never reached)."""
+    return
+
+
+@jit_inline
+def _no_padded_points(src, sbase, h, w, cc, xs, ys, cells, j, wo, dst, dbase, pad, align_corners, fill, is_int, maxv):
+    """Stands in for :data:`_PADDED`'s points loops in kernels without them (never reached)."""
+    return wo
 
 
 #: mode -> the careful pixels of border and reflection padding, in one loop: (affine row's, points row's)
@@ -3156,10 +3177,25 @@ _MODE_FUNCS = {
 }
 
 
+#: Added to a row function's mode constant by the entry kernels of border and reflection padding
+#: (:data:`PADDED_ENTRIES`): only they compile the padded loops (:data:`_PADDED`), so a kernel for the
+#: other paddings costs no more to compile for them.
+PADDED = 4
+
+
+NEAREST_PADDED, BILINEAR_PADDED, BICUBIC_PADDED = NEAREST + PADDED, BILINEAR + PADDED, BICUBIC + PADDED
+
+
+def _literal_kind(mode) -> tuple:
+    """``(mode, padded)`` of a row function's constant mode argument (a mode, plus :data:`PADDED` or not)."""
+    value = mode.literal_value if isinstance(mode, types.IntegerLiteral) else None
+    if value is None or (value & ~PADDED) not in _MODE_FUNCS:
+        raise TypingError("mode must be a constant: NEAREST, BILINEAR or BICUBIC (plus PADDED)")
+    return value & ~PADDED, bool(value & PADDED)
+
+
 def _literal_mode(mode) -> int:
-    if not isinstance(mode, types.IntegerLiteral) or mode.literal_value not in _MODE_FUNCS:
-        raise TypingError("mode must be a constant: NEAREST, BILINEAR or BICUBIC")
-    return mode.literal_value
+    return _literal_kind(mode)[0]
 
 
 # The row functions below take the mode as a constant (the entry kernels pass NEAREST, BILINEAR or
@@ -3204,9 +3240,9 @@ def edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_lo, j_hi, wo, ds
 @overload(edge_pixels, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
 def _ov_edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_lo, j_hi, wo, dst, dbase, pad, align_corners,
                     fill, is_int, maxv, coef):
-    m = _literal_mode(mode)
+    m, with_padded = _literal_kind(mode)
     general = _MODE_FUNCS[m][1]
-    padded = _PADDED[m][0]
+    padded = _PADDED[m][0] if with_padded else _no_padded_affine
     exact = m == NEAREST  # nearest rounds the float coordinate; the other modes keep the 32.32 one
     no_tap_lo, no_tap_hi = _NO_TAP[m]
 
@@ -3231,7 +3267,7 @@ def _ov_edge_pixels(mode, src, sbase, h, w, cc, xq, yq, dxq, dyq, j_lo, j_hi, wo
             a_stop = j_lo
             b_start = j_hi + 1
         n_a = max(0, a_stop - c_lo)
-        if pad == BORDER or pad == REFLECTION:  # every point padded inside: one loop, no per-pixel checks or call
+        if with_padded and (pad == BORDER or pad == REFLECTION):  # every point padded inside: one loop
             padded(src, sbase, h, w, cc, xq, yq, dxq, dyq, coef, c_lo, a_stop, b_start, c_hi, dst, dbase, pad,
                    align_corners, fill, is_int, maxv)
             return
@@ -3257,6 +3293,7 @@ def affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, is_i
 @overload(affine_rows, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
 def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
     m = _literal_mode(mode)
+    kind = mode.literal_value  # the mode, with PADDED or not: for the row helpers
     span, general, _, margin, _ = _MODE_FUNCS[m]
     nearest = m == NEAREST
 
@@ -3326,7 +3363,7 @@ def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
                     span(src, sbase, w * cc, cc, xq0 + j_lo * dxq, yq0 + j_lo * dyq, dxq, dyq, j_lo, j_hi + 1, dst,
                          dbase, is_int, maxv, coef)
                 if j_lo > 0 or j_hi < wo - 1:  # (skipped when the span is the whole row)
-                    edge_pixels(m, src, sbase, h, w, cc, xq0, yq0, dxq, dyq, j_lo, j_hi, wo, dst, dbase, pad,
+                    edge_pixels(kind, src, sbase, h, w, cc, xq0, yq0, dxq, dyq, j_lo, j_hi, wo, dst, dbase, pad,
                                 align_corners, fill, is_int, maxv, coef)
         return _finish(work, role, joined)
     return impl
@@ -3341,9 +3378,9 @@ def points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_co
 @overload(points_row, prefer_literal=True, jit_options=OVERLOAD_OPTIONS)
 def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv,
                    cells):
-    m = _literal_mode(mode)
+    m, with_padded = _literal_kind(mode)
     _, general, run, margin, row_cells = _MODE_FUNCS[m]
-    padded = _PADDED[m][1]
+    padded = _PADDED[m][1] if with_padded else _no_padded_points
     exact = m == NEAREST  # nearest rounds the float coordinate; the other modes keep the 32.32 one
 
     def impl(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, align_corners, fill, is_int, maxv, cells):
@@ -3352,7 +3389,7 @@ def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, alig
         row_cells(sbase, h, w, cc, xs, ys, wo, margin, cells)
         fills = pad == ZEROS or pad == CONSTANT
         j = run(src, h, w, cc, xs, ys, cells, 0, wo, dst, dbase, is_int, maxv, fill, fills)
-        if pad == BORDER or pad == REFLECTION:  # the careful pixels in runs of their own: no per-pixel call
+        if with_padded and (pad == BORDER or pad == REFLECTION):  # the careful pixels in runs of their own
             while j < wo:
                 j = padded(src, sbase, h, w, cc, xs, ys, cells, j, wo, dst, dbase, pad, align_corners, fill, is_int,
                            maxv)
@@ -3373,6 +3410,7 @@ def projective_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
 @overload(projective_rows, prefer_literal=True, jit_options=ALLOCATING_OVERLOAD_OPTIONS)
 def _ov_projective_rows(mode, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
     m = _literal_mode(mode)
+    kind = mode.literal_value  # the mode, with PADDED or not: for the row helpers
 
     def impl(mode, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
         n_img, h, w, cc = img.shape
@@ -3404,7 +3442,7 @@ def _ov_projective_rows(mode, img, maps, out, work, role, pad, align_corners, fi
                     q = m20 * j + q0
                     xs[j] = (m00 * j + u0) / q
                     ys[j] = (m10 * j + v0) / q
-                points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
+                points_row(kind, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
                            align_corners, fill, is_int, maxv, cells)
         return _finish(work, role, joined)
     return impl
@@ -3418,6 +3456,7 @@ def grid_rows(mode, img, grid, out, work, role, pad, align_corners, fill, is_int
 @overload(grid_rows, prefer_literal=True, jit_options=ALLOCATING_OVERLOAD_OPTIONS)
 def _ov_grid_rows(mode, img, grid, out, work, role, pad, align_corners, fill, is_int, maxv):
     m = _literal_mode(mode)
+    kind = mode.literal_value  # the mode, with PADDED or not: for the row helpers
 
     def impl(mode, img, grid, out, work, role, pad, align_corners, fill, is_int, maxv):
         n_img, h, w, cc = img.shape
@@ -3442,7 +3481,7 @@ def _ov_grid_rows(mode, img, grid, out, work, role, pad, align_corners, fill, is
                 for j in range(wo):
                     xs[j] = _unnormalize(np.float64(grid[k, i, j, 0]), w, align_corners)
                     ys[j] = _unnormalize(np.float64(grid[k, i, j, 1]), h, align_corners)
-                points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
+                points_row(kind, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
                            align_corners, fill, is_int, maxv, cells)
         return _finish(work, role, joined)
     return impl
@@ -3563,6 +3602,7 @@ def tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, out, 
 def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, out, work, role, pad, align_corners,
                  fill, is_int, maxv):
     m = _literal_mode(mode)
+    kind = mode.literal_value  # the mode, with PADDED or not: for the row helpers
 
     def impl(mode, img, lattice, step, singular, tables, radius, snx, sny, out, work, role, pad, align_corners, fill,
              is_int, maxv):
@@ -3591,7 +3631,7 @@ def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, o
                 for i in range(i0, min(i0 + TPS_BLOCK, ho)):
                     _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, wo, rows, coef, phases,
                                     xs, ys)
-                    points_row(m, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
+                    points_row(kind, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
                                align_corners, fill, is_int, maxv, cells)
         return _finish(work, role, joined)
     return impl
@@ -3667,6 +3707,75 @@ def warp_tps_bicubic(img, lattice, step, singular, tables, radius, snx, sny, out
                     align_corners, fill, is_int, maxv)
 
 
+# The same entries for border and reflection padding (the row functions' mode plus PADDED): only these
+# compile the padded loops (:data:`_PADDED`).
+
+@jit_serial
+def warp_affine_nearest_padded(img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
+    return affine_rows(NEAREST_PADDED, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_serial
+def warp_affine_bilinear_padded(img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
+    return affine_rows(BILINEAR_PADDED, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_serial
+def warp_affine_bicubic_padded(img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
+    return affine_rows(BICUBIC_PADDED, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_serial
+def warp_projective_nearest_padded(img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
+    return projective_rows(NEAREST_PADDED, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_serial
+def warp_projective_bilinear_padded(img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
+    return projective_rows(BILINEAR_PADDED, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_serial
+def warp_projective_bicubic_padded(img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
+    return projective_rows(BICUBIC_PADDED, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_serial
+def sample_grid_nearest_padded(img, grid, out, work, role, pad, align_corners, fill, is_int, maxv):
+    return grid_rows(NEAREST_PADDED, img, grid, out, work, role, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_serial
+def sample_grid_bilinear_padded(img, grid, out, work, role, pad, align_corners, fill, is_int, maxv):
+    return grid_rows(BILINEAR_PADDED, img, grid, out, work, role, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_serial
+def sample_grid_bicubic_padded(img, grid, out, work, role, pad, align_corners, fill, is_int, maxv):
+    return grid_rows(BICUBIC_PADDED, img, grid, out, work, role, pad, align_corners, fill, is_int, maxv)
+
+
+@jit_serial
+def warp_tps_nearest_padded(img, lattice, step, singular, tables, radius, snx, sny, out, work, role, pad,
+                            align_corners, fill, is_int, maxv):
+    return tps_rows(NEAREST_PADDED, img, lattice, step, singular, tables, radius, snx, sny, out, work, role, pad,
+                    align_corners, fill, is_int, maxv)
+
+
+@jit_serial
+def warp_tps_bilinear_padded(img, lattice, step, singular, tables, radius, snx, sny, out, work, role, pad,
+                             align_corners, fill, is_int, maxv):
+    return tps_rows(BILINEAR_PADDED, img, lattice, step, singular, tables, radius, snx, sny, out, work, role, pad,
+                    align_corners, fill, is_int, maxv)
+
+
+@jit_serial
+def warp_tps_bicubic_padded(img, lattice, step, singular, tables, radius, snx, sny, out, work, role, pad,
+                            align_corners, fill, is_int, maxv):
+    return tps_rows(BICUBIC_PADDED, img, lattice, step, singular, tables, radius, snx, sny, out, work, role, pad,
+                    align_corners, fill, is_int, maxv)
+
+
 #: (family, mode) -> entry kernel. Families: "affine", "projective", "grid", "tps".
 ENTRIES = {
     ("affine", NEAREST): warp_affine_nearest, ("affine", BILINEAR): warp_affine_bilinear,
@@ -3677,6 +3786,24 @@ ENTRIES = {
     ("grid", BICUBIC): sample_grid_bicubic,
     ("tps", NEAREST): warp_tps_nearest, ("tps", BILINEAR): warp_tps_bilinear, ("tps", BICUBIC): warp_tps_bicubic,
 }
+#: (family, mode) -> the entry kernel for border and reflection padding.
+PADDED_ENTRIES = {
+    ("affine", NEAREST): warp_affine_nearest_padded, ("affine", BILINEAR): warp_affine_bilinear_padded,
+    ("affine", BICUBIC): warp_affine_bicubic_padded,
+    ("projective", NEAREST): warp_projective_nearest_padded, ("projective", BILINEAR): warp_projective_bilinear_padded,
+    ("projective", BICUBIC): warp_projective_bicubic_padded,
+    ("grid", NEAREST): sample_grid_nearest_padded, ("grid", BILINEAR): sample_grid_bilinear_padded,
+    ("grid", BICUBIC): sample_grid_bicubic_padded,
+    ("tps", NEAREST): warp_tps_nearest_padded, ("tps", BILINEAR): warp_tps_bilinear_padded,
+    ("tps", BICUBIC): warp_tps_bicubic_padded,
+}
+
+
+def entry(family: str, mode: int, pad: int):
+    """The entry kernel of a family and mode for padding ``pad``: border and reflection padding have
+    entries of their own (:data:`PADDED_ENTRIES`), which alone compile the padded loops."""
+    table = PADDED_ENTRIES if pad == BORDER or pad == REFLECTION else ENTRIES
+    return table[(family, mode)]
 
 
 # --------------------------------------------------------------------------- running blocks of rows
@@ -3872,7 +3999,7 @@ def warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, pr
     where that gives the kernels' bits (:mod:`stntool.sampling._copies`)."""
     if not projective and _copies.warp_matrix(img, maps, out, int(mode), int(pad), fill, bool(is_int), float(maxv)):
         return
-    kernel = ENTRIES[("projective" if projective else "affine", int(mode))]
+    kernel = entry("projective" if projective else "affine", int(mode), int(pad))
     n_rows = out.shape[0] * out.shape[1]
     work = int(out.size * MODE_WORK[int(mode)] * (2 if projective else 1))
     _run_blocks(kernel, n_rows, work, (img, maps, out), (pad, align_corners, fill, is_int, maxv),
@@ -3881,7 +4008,7 @@ def warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, pr
 
 def sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv):
     """Generic sampler: ``grid (M, Ho, Wo, 2)`` of input normalized coordinates, ``M`` 1 or N."""
-    kernel = ENTRIES[("grid", int(mode))]
+    kernel = entry("grid", int(mode), int(pad))
     n_rows = out.shape[0] * out.shape[1]
     _run_blocks(kernel, n_rows, out.size, (img, grid, out), (pad, align_corners, fill, is_int, maxv))
 
@@ -3894,7 +4021,7 @@ def warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, out
     ``tables (Hc+2, Wc+2, K)``; one plan for every image of the batch. Tasks are blocks of
     :data:`TPS_BLOCK` rows of one image.
     """
-    kernel = ENTRIES[("tps", int(mode))]
+    kernel = entry("tps", int(mode), int(pad))
     n_tasks = out.shape[0] * ((out.shape[1] + TPS_BLOCK - 1) // TPS_BLOCK)
     _run_blocks(kernel, n_tasks, out.size, (img, lattice, step, singular, tables, radius, snx, sny, out),
                 (pad, align_corners, fill, is_int, maxv))

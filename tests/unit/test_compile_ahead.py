@@ -122,13 +122,19 @@ def test_needed_is_ordered_by_first_need_once_per_kernel_and_dtype(tmp_path):
 
 def test_needed_takes_fixed_dtypes_from_the_kernel_list(tmp_path):
     """Kernels on arrays of their own dtype (rectify's float32 warps, the float64 backward pass) keep it;
-    ``None`` takes the image's predicted dtype."""
+    ``None`` takes the image's predicted dtype. Border padding runs kernels of its own, so the float32
+    image's border kernel is a task of its own beside the float32 zeros-padding one."""
     items = _items(tmp_path, README)
     fixed = [("affine", "bilinear", "zeros", "float32"), ("backward", "bilinear", "zeros", "float64"),
              ("affine", "bilinear", "border", None)]
     assert ca.needed(ca.predict(items), lambda item: fixed) == [
         ("affine", "bilinear", "zeros", "float32"), ("backward", "bilinear", "zeros", "float64"),
-        ("affine", "bilinear", "border", "uint8"), ("affine", "bilinear", "border", "uint16")]
+        ("affine", "bilinear", "border", "uint8"), ("affine", "bilinear", "border", "uint16"),
+        ("affine", "bilinear", "border", "float32")]
+    # reflection shares border's kernels; zeros and constant padding share theirs
+    both = [("affine", "bilinear", "border", "uint8"), ("affine", "bilinear", "reflection", "uint8"),
+            ("affine", "bilinear", "zeros", "uint8"), ("affine", "bilinear", "constant", "uint8")]
+    assert ca.needed(ca.predict(items[:1]), lambda item: both) == [both[0], both[2]]
 
 
 def test_rectifier_kernels_name_what_a_page_runs_through():

@@ -397,7 +397,9 @@ def _points_row_kernel(mode):
     return row
 
 
-_POINTS_ROWS = {m: _points_row_kernel(m) for m in (_cpu.NEAREST, _cpu.BILINEAR, _cpu.BICUBIC)}
+# every mode's points row as the kernels for border and reflection padding run it (PADDED) and as the others do
+_POINTS_ROWS = {(m, p): _points_row_kernel(m + (_cpu.PADDED if p else 0))
+                for m in (_cpu.NEAREST, _cpu.BILINEAR, _cpu.BICUBIC) for p in (False, True)}
 
 
 @pytest.mark.parametrize("mode, dtype, cc", _padded_cases(
@@ -407,9 +409,9 @@ _POINTS_ROWS = {m: _points_row_kernel(m) for m in (_cpu.NEAREST, _cpu.BILINEAR, 
      ("bicubic", np.float64, 3)]))
 def test_border_and_reflection_points_rows_write_the_careful_path(rng, mode, dtype, cc):
     """Points rows (projective, grid, TPS) with border or reflection padding write their careful pixels in
-    runs of their own (:data:`_cpu._PADDED_PIXEL`): bit for bit what the careful path writes at the
-    coordinates it would take (32.32, or the float one when too large; nearest: the float one), and the fill
-    value where a coordinate is not finite."""
+    runs of their own (:data:`_cpu._PADDED`, in the kernels of those paddings): bit for bit what the careful
+    path, pixel by pixel, writes at the coordinates it would take (32.32, or the float one when too large;
+    nearest: the float one), and the fill value where a coordinate is not finite."""
     m = MODES[mode]
     h, w = 9, 12
     ints = np.dtype(dtype).kind == "u"
@@ -430,7 +432,10 @@ def test_border_and_reflection_points_rows_write_the_careful_path(rng, mode, dty
     for pad_name in ("border", "reflection"):
         pad = stntool.sampling.PADDINGS[pad_name]
         for align_corners in (False, True):
-            out = _POINTS_ROWS[m](img, xs, ys, pad, align_corners, np.zeros(cc), ints, maxv)
+            out = _POINTS_ROWS[m, True](img, xs, ys, pad, align_corners, np.zeros(cc), ints, maxv)
+            # the kernels of the other paddings take the careful path pixel by pixel: the same bits
+            np.testing.assert_array_equal(out, _POINTS_ROWS[m, False](img, xs, ys, pad, align_corners, np.zeros(cc),
+                                                                       ints, maxv))
             for j, (x, y) in enumerate(pts):
                 if interior[j]:
                     continue  # interior: the interior arithmetic
@@ -740,6 +745,17 @@ def test_affine_rows_beyond_the_interior_are_the_careful_paths(rng, mode, dtype)
     assert compared > 2000
 
 
+def test_only_border_and_reflection_take_the_padded_kernels():
+    """Border and reflection padding run entry kernels of their own, the only ones that compile the padded
+    loops; zeros and constant padding run the plain ones."""
+    for family, mode in _cpu.ENTRIES:
+        for name, pad in stntool.sampling.PADDINGS.items():
+            kernel = _cpu.entry(family, mode, pad)
+            padded = name in ("border", "reflection")
+            assert kernel is (_cpu.PADDED_ENTRIES if padded else _cpu.ENTRIES)[(family, mode)]
+            assert kernel.py_func.__name__.endswith("_padded") == padded
+
+
 @pytest.mark.parametrize("mode, dtype, cc", _padded_cases(
     [("bilinear", dt, cc) for dt in (np.uint8, np.uint16, np.float32, np.float64) for cc in (1, 2, 3, 4)]
     + [(m, dt, cc) for m in ("nearest", "bicubic") for dt in (np.uint8, np.float64) for cc in (1, 3)],
@@ -747,7 +763,7 @@ def test_affine_rows_beyond_the_interior_are_the_careful_paths(rng, mode, dtype)
      ("nearest", np.uint8, 3), ("nearest", np.float64, 1), ("bicubic", np.uint8, 1), ("bicubic", np.float64, 3)]))
 def test_border_and_reflection_rows_beyond_the_interior_are_the_careful_path(rng, mode, dtype, cc):
     """Rows with border or reflection padding write their pixels outside the interior in one loop
-    (:data:`_cpu._PADDED_PIXEL`: bilinear with three channels unrolled, bicubic with each tap padded once):
+    (:data:`_cpu._PADDED`: bilinear with three channels unrolled, bicubic with each tap padded once):
     the careful path's values, bit for bit, for every dtype's arithmetic and channel count."""
     assert _compare_beyond_the_interior(rng, mode, dtype, cc, ("border", "reflection")) > 1000
 
