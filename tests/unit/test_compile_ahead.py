@@ -141,10 +141,39 @@ def test_rectifier_kernels_name_what_a_page_runs_through():
     from stntool.rectify import Rectifier
 
     assert Rectifier().kernels() == [("affine", "bilinear", "zeros", "float32"),
+                                     ("affine", "bilinear", "border", "float32"),
                                      ("backward", "bilinear", "zeros", "float64"),
                                      ("affine", "bilinear", "zeros", None)]
     assert Rectifier(refine=False).kernels("nearest") == [("affine", "bilinear", "zeros", "float32"),
+                                                          ("affine", "bilinear", "border", "float32"),
                                                           ("affine", "nearest", "zeros", None)]
+
+
+def test_a_page_runs_through_the_kernels_the_rectifier_names():
+    """The float32 entry kernels a page runs through are those :meth:`Rectifier.kernels` names, no more and
+    no fewer (the border-padded views included: they have entry kernels of their own). In a fresh process,
+    where only what the page runs has signatures."""
+    import json
+    import subprocess
+    import sys
+
+    code = f"""
+import json
+from stntool.io import read_image
+from stntool.rectify import Rectifier
+from stntool.sampling import MODES, _cpu
+from stntool.sampling._kernel_cache import image_dtype
+rect = Rectifier()
+rect.estimate(read_image({os.path.join(SAMPLES, "text_page.png")!r})[0])
+ran = sorted([f, m, k.py_func.__name__.endswith("_padded")] for table in (_cpu.ENTRIES, _cpu.PADDED_ENTRIES)
+             for (f, m), k in table.items() if any(image_dtype(s) == "float32" for s in k.signatures))
+named = sorted([f, MODES[m], p in ("border", "reflection")] for f, m, p, d in rect.kernels()
+               if d == "float32" and f != "backward")
+print(json.dumps([ran, named]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    ran, named = json.loads(out.strip().splitlines()[-1])
+    assert ran == named
 
 
 def test_backward_entry_is_the_backward_kernel_and_its_cache_is_asked():
