@@ -3786,17 +3786,8 @@ ENTRIES = {
     ("grid", BICUBIC): sample_grid_bicubic,
     ("tps", NEAREST): warp_tps_nearest, ("tps", BILINEAR): warp_tps_bilinear, ("tps", BICUBIC): warp_tps_bicubic,
 }
-#: (family, mode) -> the entry kernel for border and reflection padding.
-PADDED_ENTRIES = {
-    ("affine", NEAREST): warp_affine_nearest_padded, ("affine", BILINEAR): warp_affine_bilinear_padded,
-    ("affine", BICUBIC): warp_affine_bicubic_padded,
-    ("projective", NEAREST): warp_projective_nearest_padded, ("projective", BILINEAR): warp_projective_bilinear_padded,
-    ("projective", BICUBIC): warp_projective_bicubic_padded,
-    ("grid", NEAREST): sample_grid_nearest_padded, ("grid", BILINEAR): sample_grid_bilinear_padded,
-    ("grid", BICUBIC): sample_grid_bicubic_padded,
-    ("tps", NEAREST): warp_tps_nearest_padded, ("tps", BILINEAR): warp_tps_bilinear_padded,
-    ("tps", BICUBIC): warp_tps_bicubic_padded,
-}
+#: (family, mode) -> the entry kernel for border and reflection padding (each entry's ``..._padded`` twin).
+PADDED_ENTRIES = {key: globals()[kernel.py_func.__name__ + "_padded"] for key, kernel in ENTRIES.items()}
 
 
 def entry(family: str, mode: int, pad: int):
