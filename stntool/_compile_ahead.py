@@ -189,19 +189,17 @@ def needed(predicted, kernels) -> list:
     ``predicted`` is :func:`predict`'s list; ``kernels(item)`` gives the ``(family, mode, padding)``
     of the kernels that item's image runs through, or ``(family, mode, padding, dtype)`` for a kernel
     that runs on arrays of a fixed dtype whatever the image's (``dtype`` None: the image's)."""
+    from .sampling import OWN_KERNEL_PADDINGS
+
     seen, out = set(), []
     for item, predicted_dtype in predicted:
         for family, mode, padding, *fixed in kernels(item) or ():
             dtype = fixed[0] if fixed and fixed[0] is not None else predicted_dtype
-            key = (family, mode, padding in PADDED_PADDINGS, dtype)  # border and reflection: kernels of their own
+            key = (family, mode, padding in OWN_KERNEL_PADDINGS, dtype)  # (border, reflection: kernels apart)
             if key not in seen:
                 seen.add(key)
                 out.append((family, mode, padding, dtype))
     return out
-
-
-#: Paddings whose kernels are entries of their own (:func:`entry`).
-PADDED_PADDINGS = ("border", "reflection")
 
 
 # --------------------------------------------------------------------------- the second process

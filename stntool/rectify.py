@@ -509,8 +509,8 @@ class Rectifier:
     def kernels(self, mode: str = "bilinear", padding: str = "zeros") -> list:
         """The ``(family, mode, padding, dtype)`` of the CPU kernels a page goes through (``dtype`` None: the
         image's own, for the final warp): the net's (border padding) and the refinement's float32 warps, the
-        backward pass when refining, and the warp that writes the output. Used to compile kernels ahead on a first run
-        (:mod:`stntool._compile_ahead`), never to choose one."""
+        backward pass when refining, and the warp that writes the output. Used to compile kernels ahead on a
+        first run (:mod:`stntool._compile_ahead`), never to choose one."""
         family = "projective" if self.family == "projective" else "affine"
         # the net's views (and the upright head's) are warped with border padding, whose kernels are their own
         out = [(family, "bilinear", "zeros", "float32"), (family, "bilinear", "border", "float32")]

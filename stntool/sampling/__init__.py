@@ -29,6 +29,9 @@ from ..errors import BackendUnavailableError, InvalidArgumentError
 
 MODES = {"nearest": 0, "bilinear": 1, "bicubic": 2}
 PADDINGS = {"zeros": 0, "border": 1, "reflection": 2, "constant": 3}
+#: Paddings whose CPU kernels are entries of their own (``_cpu.PADDED_ENTRIES``): every point they read lies
+#: inside the image, so those kernels write such pixels in loops of their own.
+OWN_KERNEL_PADDINGS = ("border", "reflection")
 BACKENDS = ("auto", "numpy", "cpu", "cuda")
 DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
 

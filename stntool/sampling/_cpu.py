@@ -48,7 +48,7 @@ from numba.np.ufunc import parallel as _numba_parallel
 
 from .._jit import (ALLOCATING_OVERLOAD_OPTIONS, OVERLOAD_OPTIONS, jit_device, jit_inline, jit_scalar, jit_scalar_inline,
                     jit_serial)
-from . import _copies, _scalar
+from . import OWN_KERNEL_PADDINGS, PADDINGS, _copies, _scalar
 
 # The scalar maths shared with the CUDA backend (stntool.sampling._scalar), compiled for the CPU.
 # numpy's floor / fmod keep float64 results for coordinates of any magnitude.
@@ -177,13 +177,18 @@ def _general_bilinear(src, sbase, h, w, c_count, x, y, dst, dbase, pad, align_co
         _store(dst, dbase + c, v00 * w00 + v01 * w01 + v10 * w10 + v11 * w11, is_int, maxv)
 
 
+#: :func:`_scalar.pad_coord` inlined at the IR level with :func:`_scalar.reflect`, for the padded loops alone
+#: (their kernels are compiled only for border and reflection padding): no call per coordinate.
+_pad_coord_inline = _scalar.compile_for(jit_scalar_inline, jit_scalar_inline, floor=np.floor, fmod=np.fmod).pad_coord
+
+
 @jit_inline
 def _padded_bilinear_pixel(src, sbase, h, w, cc, row, x, y, dst, d, pad, align_corners, fill, is_int, maxv):
     """The pixel :func:`_general_bilinear` writes at the finite input point ``(x, y)`` with border or reflection
     padding (``row``: ``w cc``): the same arithmetic, without what those paddings make certain (the point padded
     into the image, so its top-left tap inside and nothing beyond)."""
-    x = _padded(x, w, pad, align_corners)
-    y = _padded(y, h, pad, align_corners)
+    x = _pad_coord_inline(x, w, pad, align_corners)
+    y = _pad_coord_inline(y, h, pad, align_corners)
     x0 = np.floor(x)
     y0 = np.floor(y)
     tx = x - x0
@@ -206,23 +211,12 @@ def _padded_bilinear_pixel(src, sbase, h, w, cc, row, x, y, dst, d, pad, align_c
             _padded_channel(src, off, row, cc, c, in_x1, in_y1, w00, w01, w10, w11, fill, dst, d, is_int, maxv)
 
 
-#: The shared scalar maths inlined at the IR level throughout, for the padded loops alone (their kernels are
-#: compiled only for border and reflection padding): reflection without a call per coordinate.
-_pad_coord_inline = _scalar.compile_for(jit_scalar_inline, jit_scalar_inline, floor=np.floor, fmod=np.fmod).pad_coord
-
-
-@jit_inline
-def _padded(x, size, pad, align_corners):
-    """:func:`_scalar.pad_coord` for border or reflection padding, inlined with :func:`_scalar.reflect`."""
-    return _pad_coord_inline(x, size, pad, align_corners)
-
-
 @jit_inline
 def _padded_nearest_pixel(src, sbase, h, w, cc, row, x, y, dst, d, pad, align_corners, fill, is_int, maxv):
     """The pixel :func:`_general_nearest` writes at the finite input point ``(x, y)`` with border or reflection
     padding: the padded point rounded, its pixel copied (padding puts it inside the image)."""
-    xr = _rint(_padded(x, w, pad, align_corners))
-    yr = _rint(_padded(y, h, pad, align_corners))
+    xr = _rint(_pad_coord_inline(x, w, pad, align_corners))
+    yr = _rint(_pad_coord_inline(y, h, pad, align_corners))
     _copy_pixel(src, sbase + int(yr) * row + int(xr) * cc, dst, d, cc)  # (the store of a source value: a copy)
 
 
@@ -3790,11 +3784,14 @@ ENTRIES = {
 PADDED_ENTRIES = {key: globals()[kernel.py_func.__name__ + "_padded"] for key, kernel in ENTRIES.items()}
 
 
+#: Padding ids of :data:`stntool.sampling.OWN_KERNEL_PADDINGS` (border and reflection).
+_OWN_KERNEL_PADS = frozenset(PADDINGS[name] for name in OWN_KERNEL_PADDINGS)
+
+
 def entry(family: str, mode: int, pad: int):
     """The entry kernel of a family and mode for padding ``pad``: border and reflection padding have
     entries of their own (:data:`PADDED_ENTRIES`), which alone compile the padded loops."""
-    table = PADDED_ENTRIES if pad == BORDER or pad == REFLECTION else ENTRIES
-    return table[(family, mode)]
+    return (PADDED_ENTRIES if pad in _OWN_KERNEL_PADS else ENTRIES)[(family, mode)]
 
 
 # --------------------------------------------------------------------------- running blocks of rows

@@ -173,8 +173,8 @@ def saturate(v, maxv):
 FUNCTIONS = ("unnormalize", "reflect", "pad_coord", "pad_coord_grad", "rint", "cubic_near", "cubic_far",
              "cubic_weights", "cr_weights", "tps_radial", "saturate")
 #: Small functions a CPU caller wants inlined at the IR level (the per-pixel loops call them). Not
-#: ``pad_coord``: inlined, it made reflection-padded warps faster still, but every kernel's first compile
-#: about 0.4 s longer (the padded loops of :mod:`stntool.sampling._cpu` clamp border coordinates in place).
+#: ``pad_coord``: inlined everywhere, it made every kernel's first compile about 0.4 s longer; only the
+#: padded loops of :mod:`stntool.sampling._cpu` (kernels of border and reflection padding alone) inline it.
 INLINE = frozenset({"rint", "cubic_near", "cubic_far", "cubic_weights", "cr_weights", "saturate"})
 
 
