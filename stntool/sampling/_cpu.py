@@ -2451,9 +2451,42 @@ def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
     rounding, under 2**-22 px below Q_LIMIT), and rint's tie tolerance is under 2**-10 px there; a
     32.32 fraction farther than ``margin`` from one half is therefore on the same side of it as the
     float coordinate and rounds with integer arithmetic; the rest (near a half) round the float
-    coordinate. The span keeps every rounded tap inside the image either way (:func:`_nearest_slack`)."""
+    coordinate. The span keeps every rounded tap inside the image either way (:func:`_nearest_slack`).
+
+    An axis along which the row does not move (``dy == 0``: a scale or shift without rotation; ``dx ==
+    0``: with a quarter turn) has the same float coordinate at every pixel; it is rounded once, and the
+    span steps from the centre of that pixel, so a row that lies on a tie (every tenth row of a 1.1x
+    zoom) does not round each of its pixels' float coordinates."""
+    ax, bx, dx, ay, by, dy = coef
+    if dx == 0.0:
+        xq = np.int64(_rint((dx * j_lo + ax) + bx)) << 32
+    if dy == 0.0:
+        yq = np.int64(_rint((dy * j_lo + ay) + by)) << 32
     margin = _nearest_slack(j_stop)
     span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef)
+
+
+@jit_device
+def _span_nearest_table(src, base, cc, work, j_lo, j_stop, dst, dbase):
+    """The interior span of a nearest row that reads ``base + table[j]`` at pixel ``j`` (the column table
+    in ``work``, :func:`_nearest_columns`)."""
+    t = W_WORDS
+    if cc == 3:  # four elements where the next pixel writes the fourth again and it is inside src
+        for j in range(j_lo, j_stop):
+            off = base + work[np.uint64(t + j)]
+            if j + 1 < j_stop and off + 4 <= src.size:
+                _copy4(src, off, dst, dbase + 3 * j)
+            else:
+                _copy3(src, off, dst, dbase + 3 * j)
+    elif cc == 1:
+        for j in range(j_lo, j_stop):
+            dst[np.uint64(dbase + j)] = src[np.uint64(base + work[np.uint64(t + j)])]
+    elif cc == 4:
+        for j in range(j_lo, j_stop):
+            _copy4(src, base + work[np.uint64(t + j)], dst, dbase + 4 * j)
+    else:
+        for j in range(j_lo, j_stop):
+            _copy_pixel(src, base + work[np.uint64(t + j)], dst, dbase + cc * j, cc)
 
 
 def span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
@@ -3025,6 +3058,10 @@ def _ov_run_bicubic(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, max
 # joined by spinning briefly on a counter instead of sleeping. ``work`` is an int64 array:
 
 W_NEXT, W_ITEMS, W_CHUNK, W_JOINED, W_DONE, W_BACK, W_CALLER = 0, 1, 2, 3, 4, 5, 6
+#: ``work[W_TABLE]``: 0, or the axis of an affine nearest warp's column table (:func:`_nearest_columns`),
+#: whose ``Wo`` offsets follow the :data:`W_WORDS` words of the schedule.
+W_TABLE = 7
+W_WORDS = 8
 #: The calling thread (always takes part, waits for the others at the end) and a helper thread.
 CALLER, HELPER = 0, 1
 #: Checks of the helpers' counter before the caller gives up spinning (about a millisecond) and waits
@@ -3309,6 +3346,7 @@ def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
         if nearest:
             lo_in = -Q_HALF + 2 * _nearest_slack(wo)
             hi_in = Q_HALF - 2 * _nearest_slack(wo)
+        table = work[W_TABLE] if nearest else 0  # a column table (_nearest_columns) or none
         joined = _join(work, role)
         _prefetch_first(src, h * w * cc, role)
         far = h * w * cc * src.itemsize > PREFETCH_AHEAD_BYTES
@@ -3350,7 +3388,13 @@ def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
                 dyq = _to_q(dy)
                 j_lo, j_hi = _row_interval(xq0, yq0, dxq, dyq, lo_in, (w - 1) * one + hi_in, (h - 1) * one + hi_in,
                                            wo)
-                if j_hi >= j_lo:
+                if j_hi >= j_lo and table != 0:  # the coordinate that is the same at every pixel, rounded once
+                    if table == TABLE_X:
+                        base = sbase + np.int64(_rint((dy * j_lo + ay) + by)) * (w * cc)
+                    else:
+                        base = sbase + np.int64(_rint((dx * j_lo + ax) + bx)) * cc
+                    _span_nearest_table(src, base, cc, work, j_lo, j_hi + 1, dst, dbase)
+                elif j_hi >= j_lo:
                     if far and abs(ahead_x) + abs(ahead_y) < Q_LIMIT / 2:  # taps PREFETCH_ROWS rows below, cached for them
                         _prefetch_row(src, sbase, w * cc, cc, _to_q(x0 + ahead_x), _to_q(y0 + ahead_y), dxq, dyq, j_lo,
                                       j_hi + 1)
@@ -3942,14 +3986,19 @@ def _thread_count() -> int:
     return numba.get_num_threads()
 
 
-def _schedule(n_items, chunk):
-    work = np.zeros(W_CALLER + 1, dtype=np.int64)
+def _schedule(n_items, chunk, table=None):
+    """A call's ``work`` array: the schedule's words and, where given, the column table ``(axis,
+    offsets)`` (:func:`_nearest_columns`)."""
+    work = np.zeros(W_WORDS + (0 if table is None else table[1].size), dtype=np.int64)
     work[W_ITEMS] = n_items
     work[W_CHUNK] = chunk
+    if table is not None:
+        work[W_TABLE] = table[0]
+        work[W_WORDS:] = table[1]
     return work
 
 
-def _run_blocks(kernel, n_items, work, args_before, args_after, per_image=0):
+def _run_blocks(kernel, n_items, work, args_before, args_after, per_image=0, table=None):
     """``kernel(*args_before, schedule, role, *args_after)`` over items ``0 <= i < n_items`` on up to
     ``numba.get_num_threads()`` threads (which the caller may lower per thread): the caller's thread and
     helper threads claim chunks of items from a shared schedule (:func:`_claim`) until none is left.
@@ -3960,15 +4009,17 @@ def _run_blocks(kernel, n_items, work, args_before, args_after, per_image=0):
     ``per_image``: items per image of a batch, when the kernel prefetches the next image while it samples
     one (:func:`_prefetch_next`); a chunk is then at most :data:`IMAGE_SHARES` ths of an image per thread,
     so every thread works on every image and their prefetches together bring in all of the next one
-    (with a whole image per chunk, each thread prefetches the image another thread is already sampling)."""
+    (with a whole image per chunk, each thread prefetches the image another thread is already sampling).
+
+    ``table``: the column table of an affine nearest warp (:func:`_nearest_columns`), or None."""
     n_thr = 1 if work < MIN_PARALLEL_WORK else min(_thread_count(), n_items)
     if n_thr <= 1:
-        kernel(*args_before, _schedule(n_items, max(n_items, 1)), CALLER, *args_after)
+        kernel(*args_before, _schedule(n_items, max(n_items, 1), table), CALLER, *args_after)
         return
     chunk = max(1, n_items // (CHUNKS_PER_THREAD * n_thr))
     if per_image:
         chunk = min(chunk, max(1, per_image // (IMAGE_SHARES * n_thr)))
-    schedule = _schedule(n_items, chunk)
+    schedule = _schedule(n_items, chunk, table)
     helpers = _helper_queue()
     tasks = [_Task(kernel, (*args_before, schedule, HELPER, *args_after), schedule) for _ in range(n_thr - 1)]
     for t in tasks:
@@ -3990,8 +4041,44 @@ def warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, pr
     kernel = entry("projective" if projective else "affine", int(mode), int(pad))
     n_rows = out.shape[0] * out.shape[1]
     work = int(out.size * MODE_WORK[int(mode)] * (2 if projective else 1))
+    table = None if projective or int(mode) != NEAREST else _nearest_columns(maps, img.shape[2], img.shape[3],
+                                                                                out.shape[2])
     _run_blocks(kernel, n_rows, work, (img, maps, out), (pad, align_corners, fill, is_int, maxv),
-                per_image=out.shape[1])
+                per_image=out.shape[1], table=table)
+
+
+#: Column tables (:func:`_nearest_columns`): output pixel ``j`` of every row reads input column ``x_j``
+#: (the row's ``y`` is the same at every pixel), or input row ``y_j`` (the row's ``x`` is the same).
+TABLE_X, TABLE_Y = 1, 2
+
+
+def _nearest_columns(maps, w, cc, wo):
+    """``(axis, offsets)`` for an affine nearest warp along the image axes, else None.
+
+    When every pixel map ``maps[k]`` (``in_pix_from_out_pix``) is the same in its first two rows and has
+    ``m10 = m01 = 0`` (scales, flips and shifts), output pixel ``j`` of every row reads input column
+    ``rint((m00 j + m01 i) + m02)``, the same in every row ``i`` (``m01 i`` is a zero), and the row's ``y``
+    is the same at every pixel: ``offsets[j]`` is that column times ``cc`` (:data:`TABLE_X`). With ``m00 =
+    m11 = 0`` (those after a quarter turn) pixel ``j`` reads input row ``rint((m10 j + m11 i) + m12)``:
+    ``offsets[j]`` is that row times ``w cc`` (:data:`TABLE_Y`). The kernel uses the table inside a row's
+    interior span only, where every pixel rounds inside the image; elsewhere (and ``offsets`` there) it
+    is unused. Such warps put many pixels on ties (a 2x reduction puts every one there), which the
+    kernel's fixed-point rounding sends to the float coordinate one by one; the table rounds each
+    column once, with the reference's :func:`_reference.rint`, bit for bit the kernels' rounding."""
+    m00, m01, m10, m11 = float(maps[0, 0, 0]), float(maps[0, 0, 1]), float(maps[0, 1, 0]), float(maps[0, 1, 1])
+    if m10 == 0.0 and m01 == 0.0:
+        axis, d, a, b, stride = TABLE_X, m00, m01, float(maps[0, 0, 2]), cc
+    elif m00 == 0.0 and m11 == 0.0:
+        axis, d, a, b, stride = TABLE_Y, m10, m11, float(maps[0, 1, 2]), w * cc
+    else:
+        return None
+    if maps.shape[0] > 1 and not np.all(maps[:, :2, :] == maps[:1, :2, :]):
+        return None
+    from ._reference import rint
+    coords = (d * np.arange(wo, dtype=np.float64) + a) + b  # the kernels' order: (d j + a i) + b, a i a zero
+    if not np.all(np.isfinite(coords)):
+        return None
+    return axis, np.clip(rint(coords), -1, 1 << 31).astype(np.int64) * stride
 
 
 def sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv):

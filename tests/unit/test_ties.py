@@ -86,6 +86,83 @@ def test_three_channel_nearest_resizes_match_exact_oracle(dtype):
     assert bad == []
 
 
+def _exact_y(i, h, ho, align_corners):
+    return exact_x(i, h, ho, align_corners)
+
+
+@pytest.mark.parametrize("cc", [1, 3, 4])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_axis_aligned_nearest_resizes_match_exact_oracle(dtype, cc):
+    """Identity resizes of whole images (rows and columns on ties: a 2x reduction puts every pixel on
+    one), the kernels' column table (one rounding per column, one per row): every pixel equals the exact
+    oracle ``img[round(y_i), round(x_j)]``, on both backends, both align_corners, with enough pixels for
+    several threads."""
+    from stntool.sampling import _cpu
+    from stntool.transforms import pixel_map, to_3x3
+
+    h, w = 45, 61
+    rng = np.random.default_rng(7)
+    img = rng.integers(1, 250, (h, w, cc)).astype(dtype)
+    bad = []
+    for ho, wo in [(22, 30), (90, 122), (50, 67), (45, 61), (41, 200), (130, 17)]:
+        for align_corners in (False, True):
+            maps = pixel_map(to_3x3(np.array(IDENTITY)[None]), (h, w), (ho, wo), align_corners)
+            assert _cpu._nearest_columns(maps, w, cc, wo)[0] == _cpu.TABLE_X
+            rows = [round(_exact_y(i, h, ho, align_corners)) for i in range(ho)]
+            cols = [round(exact_x(j, w, wo, align_corners)) for j in range(wo)]
+            want = np.zeros((ho, wo, cc), dtype)
+            for i, y in enumerate(rows):
+                for j, x in enumerate(cols):
+                    if 0 <= y < h and 0 <= x < w:
+                        want[i, j] = img[y, x]
+            for backend in ("cpu", "numpy"):
+                got = stntool.warp(img, IDENTITY, out_hw=(ho, wo), mode="nearest", align_corners=align_corners,
+                                   backend=backend)
+                if not np.array_equal(got, want):
+                    bad.append((backend, ho, wo, align_corners, int(np.sum(np.any(got != want, -1)))))
+    assert bad == []
+
+
+@pytest.mark.parametrize("padding", ["zeros", "border", "reflection"])
+def test_axis_aligned_and_transposed_nearest_warps_equal_the_reference(padding):
+    """Scales, flips and half-pixel shifts, also after a quarter turn (the column table's other axis),
+    on single images and on a batch (one map for every image: the table; different maps: none), equal the
+    NumPy reference bit for bit."""
+    from stntool.sampling import _cpu
+    from stntool.transforms import pixel_map, to_3x3
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (4, 33, 47, 3)).astype(np.uint8)
+    thetas = {
+        "zoom 1.1": ([[1 / 1.1, 0, 0], [0, 1 / 1.1, 0]], _cpu.TABLE_X),
+        "flip, half": ([[-1, 0, 0], [0, 0.5, 0.25]], _cpu.TABLE_X),
+        "out of range": ([[1.7, 0, 0.6], [0, 0.4, -0.9]], _cpu.TABLE_X),
+        "transposed": ([[0, 1, 0], [1, 0, 0]], _cpu.TABLE_Y),
+        "turned, zoomed": ([[0, -0.9, 0.05], [1.25, 0, 0]], _cpu.TABLE_Y),
+        "turned 10 deg": ([[0.98, -0.17, 0], [0.17, 0.98, 0]], None),
+    }
+    for name, (theta, axis) in thetas.items():
+        for out_hw in [(33, 47), (20, 70), (66, 24)]:
+            for align_corners in (False, True):
+                maps = pixel_map(to_3x3(np.array(theta, float)[None]), (33, 47), out_hw, align_corners)
+                got_axis = _cpu._nearest_columns(maps, 47, 3, out_hw[1])
+                assert (got_axis and got_axis[0]) == axis, name
+                kw = dict(out_hw=out_hw, mode="nearest", padding=padding, align_corners=align_corners)
+                for images in (img[0], img):
+                    np.testing.assert_array_equal(stntool.warp(images, theta, backend="cpu", **kw),
+                                                  stntool.warp(images, theta, backend="numpy", **kw), err_msg=name)
+    # a batch with one θ per image: the same first two rows give the table, different ones do not
+    same = np.repeat(np.array(thetas["zoom 1.1"][0], float)[None], 4, 0)
+    mixed = same.copy()
+    mixed[2, 0, 2] = 0.3
+    for tb, with_table in ((same, True), (mixed, False)):
+        maps = pixel_map(to_3x3(tb), (33, 47), (40, 50), False)
+        assert (_cpu._nearest_columns(maps, 47, 3, 50) is not None) == with_table
+        np.testing.assert_array_equal(stntool.warp(img, tb, out_hw=(40, 50), mode="nearest", padding=padding),
+                                      stntool.warp(img, tb, out_hw=(40, 50), mode="nearest", padding=padding,
+                                                   backend="numpy"))
+
+
 def test_rint_ties_and_neighbours():
     """The spec's rounding: exact ties to even (also a few ulps off a tie), everything else to nearest."""
     x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, np.nextafter(0.5, 1), np.nextafter(2.5, 0), 0.5 + 1e-9, 2.5 - 1e-9,
