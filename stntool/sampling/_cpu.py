@@ -2120,9 +2120,10 @@ def _nearest_copy16(typingctx, src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, c
     """:data:`GATHER` consecutive pixels of a ``cc``-channel nearest span (``cc`` a constant 1, 3 or 4) copied
     to ``dst[d : d + cc GATHER]`` one by one, their offsets from ``sbase`` computed as vectors of 16.16
     coordinates (:func:`_nearest16_ir`); returns the bit mask of the pixels within ``m16`` of one half, for
-    the caller to write again. A 3-channel pixel is copied as four elements (the pixel and the next
-    element, which the caller writes again: it makes sure the fourth element is inside the input and the
-    output's span)."""
+    the caller to write again. A 3-channel pixel but the block's last is read and written as four
+    elements (the pixel and the next element, which the next pixel writes again: the caller makes sure
+    the fourth element is inside the input); the last one as three, so the block writes nothing past its
+    pixels."""
     if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and src.dtype == dst.dtype
             and isinstance(cc, types.IntegerLiteral) and cc.literal_value in (1, 3, 4)):
         return None
@@ -2148,6 +2149,11 @@ def _nearest_copy16(typingctx, src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, c
             to = builder.gep(out, [builder.add(args[9], ir.Constant(i64, channels * k))])
             if moved == 1:
                 builder.store(builder.load(at), to)
+            elif channels == 3 and k == GATHER - 1:  # two elements as one integer, then the third
+                pair = ir.IntType(2 * elt.get_abi_size(context.target_data) * 8).as_pointer()
+                builder.store(builder.load(builder.bitcast(at, pair), align=1), builder.bitcast(to, pair), align=1)
+                two = ir.Constant(i64, 2)
+                builder.store(builder.load(builder.gep(at, [two])), builder.gep(to, [two]))
             else:
                 vec = ir.VectorType(elt, 4).as_pointer()
                 builder.store(builder.load(builder.bitcast(at, vec), align=1), builder.bitcast(to, vec), align=1)
@@ -2574,11 +2580,11 @@ def _nearest_rewrite(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j, near, dst
 @jit_device
 def _span_nearest_copy(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
     """Any dtype: blocks of :data:`GATHER` pixels of 1, 3 or 4 channels, their offsets computed as one vector
-    of 16.16 coordinates and copied one by one (:func:`_nearest_copy16`; a 3-channel pixel as four elements,
-    the next pixel's first written right after, while the fourth is inside the input and the output's
-    span), the pixels that may round otherwise written again (:func:`_nearest_rewrite`); pixel by pixel after
-    the last whole block, for other channel counts, and for spans beyond 16.16 coordinates or 32-bit
-    offsets. A loop for each channel count: the block loop then holds little besides the block."""
+    of 16.16 coordinates and copied one by one (:func:`_nearest_copy16`), the pixels that may round
+    otherwise written again (:func:`_nearest_rewrite`); the pixels after the last whole block by one more
+    block that ends the span (writing some pixels twice, the same values). Pixel by pixel: spans shorter
+    than a block, other channel counts, spans beyond 16.16 coordinates or 32-bit offsets, and 3-channel
+    spans that reach the input array's last pixel (a block reads four elements of a pixel)."""
     if j_stop <= j_lo:
         return
     xe = xq + (j_stop - 1 - j_lo) * dxq  # the last pixel's coordinates (exact: integer steps)
@@ -2595,42 +2601,35 @@ def _span_nearest_copy(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_st
     if (max(abs(xq), abs(xe), abs(yq), abs(ye)) < (Q16_PIXELS << 32) and top + 4 < (1 << 31) and j_stop < (1 << 16)
             and abs(dx) * j_stop + abs(ax) + abs(bx) < 1048576.0 and abs(dy) * j_stop + abs(ay) + abs(by) < 1048576.0):
         blocks = (j_stop - j_lo) // GATHER
+    if not (cc == 1 or cc == 3 or cc == 4) or (cc == 3 and sbase + top + 4 > src.size):
+        blocks = 0  # other channel counts, and a four-element read that could pass src's end: pixel by pixel
     m16 = 10
+    # Whole blocks from j_lo, then, where pixels are left, one more block that ends the span (it writes
+    # some pixels again, the same values: blocks write nothing past their pixels, _nearest_copy16)
+    tail = blocks > 0 and blocks * GATHER < j_stop - j_lo
     step_x = GATHER * dxq  # a block's step
     step_y = GATHER * dyq
     j = j_lo
     d = dbase + j * cc
-    if cc == 1:
-        for _ in range(blocks):
+    for b in range(blocks + tail):
+        if b == blocks:  # the last block ends the span
+            back = j + GATHER - j_stop
+            j -= back
+            d -= back * cc
+            xq -= back * dxq
+            yq -= back * dyq
+        if cc == 1:
             near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 1)
-            if near != 0:
-                _nearest_rewrite(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j, near, dst, d, coef)
-            xq += step_x
-            yq += step_y
-            j += GATHER
-            d += GATHER
-    elif cc == 3:
-        # four-element copies while the fourth is inside src and the next pixel is in the span
-        wide = blocks if sbase + top + 4 <= src.size and blocks * GATHER < j_stop - j_lo else blocks - 1
-        for b in range(blocks):
-            near = (1 << GATHER) - 1  # (a block without room for four-element copies: pixel by pixel)
-            if b < wide:
-                near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 3)
-            if near != 0:
-                _nearest_rewrite(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j, near, dst, d, coef)
-            xq += step_x
-            yq += step_y
-            j += GATHER
-            d += 3 * GATHER
-    elif cc == 4:
-        for _ in range(blocks):
+        elif cc == 3:
+            near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 3)
+        else:
             near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 4)
-            if near != 0:
-                _nearest_rewrite(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j, near, dst, d, coef)
-            xq += step_x
-            yq += step_y
-            j += GATHER
-            d += 4 * GATHER
+        if near != 0:
+            _nearest_rewrite(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j, near, dst, d, coef)
+        xq += step_x
+        yq += step_y
+        j += GATHER
+        d += cc * GATHER
     while j < j_stop:  # the rest pixel by pixel, 64 at a time (a mask's bits)
         n = min(64, j_stop - j)
         _nearest_rewrite(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j, (np.int64(1) << n) - 1 if n < 64 else -1,
