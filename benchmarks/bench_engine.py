@@ -278,6 +278,39 @@ def bench_padding_cv2(reps, min_time=0.0):
     return rows
 
 
+# --------------------------------------------------------------------------- 1f. nearest warps along the image axes
+
+def bench_axes_nearest_cv2(reps, min_time=0.0):
+    """Nearest warps without rotation or shear (scales and shifts: what masks and labels go through in a
+    resize or a scale augmentation), where many pixels lie on ties (a 2x reduction puts every one there;
+    a 1.1x zoom every eleventh column and every tenth row), against ``cv2.warpAffine`` with
+    ``INTER_NEAREST`` (which rounds its fixed-point coordinates its own way: no agreement column)."""
+    import cv2
+
+    rows = []
+    cases = [((1024, 1024), (512, 512), 3, np.uint8, "2x reduction", [[1.0, 0, 0], [0, 1.0, 0]]),
+             ((512, 512), (512, 512), 3, np.uint8, "zoom in 1.1", [[1 / 1.1, 0, 0], [0, 1 / 1.1, 0]]),
+             ((512, 512), (512, 512), 3, np.float32, "zoom in 1.1", [[1 / 1.1, 0, 0], [0, 1 / 1.1, 0]]),
+             ((512, 512), (512, 512), 1, np.uint8, "scale 0.8, shift 3%", [[1.25, 0, 0.03], [0, 1.25, -0.03]])]
+    for in_hw, out_hw, c, dt, what, theta in cases:
+        img = test_image(*in_hw, c=c, dtype=dt)
+        img = np.ascontiguousarray(img[..., 0]) if c == 1 else img
+        theta = np.array(theta)
+        m = stntool.theta_to_cv2(theta, in_hw, out_hw, inverse_map=True)
+
+        def f_st(img=img, theta=theta, out_hw=out_hw):
+            return stntool.warp(img, theta, out_hw, mode="nearest", backend="cpu")
+
+        def f_cv(img=img, m=m, out_hw=out_hw):
+            return cv2.warpAffine(img, m, (out_hw[1], out_hw[0]), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+
+        r = bench({"stntool": f_st, "cv2": f_cv}, reps, warmup=3, min_time=min_time)
+        rows.append({"case": f"{in_hw[0]}x{in_hw[1]}x{c} {np.dtype(dt).name} to {out_hw[0]}x{out_hw[1]}, {what}",
+                     "stntool": r["stntool"][0], "peer": r["cv2"][0], "stntool_med": r["stntool"][1],
+                     "peer_med": r["cv2"][1]})
+    return rows
+
+
 # --------------------------------------------------------------------------- 1d. small images, one call each
 
 #: Sizes of section 1d: a call's fixed cost (Python, checks, dispatch) is much of its time there.
@@ -695,6 +728,8 @@ def main(argv=None):
     chan = bench_channels_cv2(reps_small, min_time / 2)
     print("# border and reflection padding vs cv2.warpAffine ...", file=sys.stderr)
     pads = bench_padding_cv2(reps_small, min_time / 3)
+    print("# nearest along the axes vs cv2.warpAffine ...", file=sys.stderr)
+    axes = bench_axes_nearest_cv2(reps_small, min_time / 3)
     print("# small images vs cv2.warpAffine ...", file=sys.stderr)
     small = bench_small_cv2(10 * reps_small, min_time / 3)
     print("# whole-pixel warps vs cv2 ...", file=sys.stderr)
@@ -733,6 +768,14 @@ def main(argv=None):
     L.append("| case | stntool ms | cv2 ms | stntool / cv2 | median ms (stntool / cv2) |")
     L.append("|---|---:|---:|---:|---|")
     for r in pads:
+        L.append(f"| {r['case']} | {ms(r['stntool'])} | {ms(r['peer'])} | **{ratio(r['stntool'], r['peer'])}** "
+                 f"| {ms(r['stntool_med'])} / {ms(r['peer_med'])} |")
+    L.append("")
+    L.append("## 1f. Nearest warps along the image axes (scales and shifts, many pixels on ties) vs `cv2.warpAffine`")
+    L.append("")
+    L.append("| case | stntool ms | cv2 ms | stntool / cv2 | median ms (stntool / cv2) |")
+    L.append("|---|---:|---:|---:|---|")
+    for r in axes:
         L.append(f"| {r['case']} | {ms(r['stntool'])} | {ms(r['peer'])} | **{ratio(r['stntool'], r['peer'])}** "
                  f"| {ms(r['stntool_med'])} / {ms(r['peer_med'])} |")
     L.append("")

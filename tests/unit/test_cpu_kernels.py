@@ -984,21 +984,27 @@ def test_float32_bilinear_blocks_of_eight_are_the_scalar_arithmetic(rng, monkeyp
     assert compared > 2000 or not blocks
 
 
-@numba.njit(cache=False)
-def _bicubic_pixels(src, offs, row, fxs, fys, put, got, is_int, maxv):
-    """Pixels through both forms of the 3-channel bicubic store: four elements loaded and stored
+def _bicubic_pixels():
+    """A fresh function (compiled when first called, with the module's flags as they are then) that puts
+    pixels through both forms of the 3-channel bicubic store: four elements loaded and stored
     (:func:`_cpu._bicubic_put4`), and exact loads and three elements stored (:func:`_cpu._bicubic_put3`)."""
-    for k in range(offs.shape[0]):
-        _cpu._bicubic_put4(src, offs[k], row, fxs[k], fys[k], put, 3 * k, is_int, maxv)
-        _cpu._bicubic_put3(src, offs[k], row, fxs[k], fys[k], got, 3 * k, is_int, maxv)
+    @numba.njit(cache=False)
+    def run(src, offs, row, fxs, fys, put, got, is_int, maxv):
+        for k in range(offs.shape[0]):
+            _cpu._bicubic_put4(src, offs[k], row, fxs[k], fys[k], put, 3 * k, is_int, maxv)
+            _cpu._bicubic_put3(src, offs[k], row, fxs[k], fys[k], got, 3 * k, is_int, maxv)
+    return run
 
 
+@pytest.mark.parametrize("pairs", [True, False])
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float64, np.float32])
-def test_bicubic_four_element_stores_are_the_three_value_stores(rng, dtype):
+def test_bicubic_four_element_stores_are_the_three_value_stores(rng, monkeypatch, dtype, pairs):
     """A bicubic pixel stored with 4-element loads and one 4-element store (the span loops' form for all but
     their last pixel) has the bits of the three values stored one by one, on random taps, on 0/max stripes
     whose bicubic overshoot saturates both ways, at the fractions 0, 1/2 and just below 1, and (floats) with
-    NaN taps; in float64 both are the 16-tap sums of :func:`_cpu._bicubic_c` in their order, saturated."""
+    NaN taps; in float64 both are the 16-tap sums of :func:`_cpu._bicubic_c` in their order, saturated:
+    with the tap rows in pairs (8-lane vectors, where the target has AVX-512) and one by one."""
+    monkeypatch.setattr(_cpu, "BICUBIC_PAIRS_ALLOWED", pairs)
     w, h = 9, 6
     row = 3 * w
     top = float(np.iinfo(dtype).max) if dtype in (np.uint8, np.uint16) else 0.0
@@ -1015,7 +1021,7 @@ def test_bicubic_four_element_stores_are_the_three_value_stores(rng, dtype):
     put = np.zeros(3 * n + 1, dtype)
     got = np.zeros(3 * n, dtype)
     is_int = dtype in (np.uint8, np.uint16)
-    _bicubic_pixels(src, offs, row, fxs, fys, put, got, is_int, top)
+    _bicubic_pixels()(src, offs, row, fxs, fys, put, got, is_int, top)
     np.testing.assert_array_equal(put[: 3 * n], got)
     if dtype == np.float32:  # float32 arithmetic: the float32 kernel's own sums (see test_sampling's parity)
         return
