@@ -703,29 +703,7 @@ def _bicubic_acc_ir(builder, data, dt, o0, row, fx, fy, last, stride=3):
     wx = _cubic_weight_vector(builder, fx)
     wy = _cubic_weight_vector(builder, fy)
     if _bicubic_pairs():
-        lane = ir.IntType(32)
-
-        def lanes(*ks):
-            return ir.Constant(ir.VectorType(lane, len(ks)), [ir.Constant(lane, k) for k in ks])
-
-        halves = []
-        for a in (0, 2):
-            top = builder.add(o0, builder.mul(row, ir.Constant(index, a)))
-            below = builder.add(top, row)
-            r = None
-            for b in range(4):
-                step = ir.Constant(index, stride * b)
-                t0 = _load_taps(builder, data, builder.add(top, step), taps, False)
-                t1 = _load_taps(builder, data, builder.add(below, step), taps, last and a == 2 and b == 3)
-                t = builder.fmul(widen(builder.shuffle_vector(t0, t1, lanes(*range(8)))),
-                                 builder.shuffle_vector(wx, wx, lanes(*[b] * 8)))
-                r = t if r is None else builder.fadd(r, t)
-            halves.append(builder.fmul(r, builder.shuffle_vector(wy, wy, lanes(*[a] * 4, *[a + 1] * 4))))
-        low, high = lanes(0, 1, 2, 3), lanes(4, 5, 6, 7)
-        acc = builder.fadd(builder.shuffle_vector(halves[0], halves[0], low),
-                           builder.shuffle_vector(halves[0], halves[0], high))
-        acc = builder.fadd(acc, builder.shuffle_vector(halves[1], halves[1], low))
-        return builder.fadd(acc, builder.shuffle_vector(halves[1], halves[1], high))
+        return _bicubic_row_pairs_ir(builder, data, taps, o0, row, wx, wy, last, stride, widen)
     acc = None
     for a in range(4):
         base = builder.add(o0, builder.mul(row, ir.Constant(index, a)))
@@ -833,15 +811,23 @@ def _bicubic_f32_acc_ir(builder, data, o0, row, fx, fy, last, stride=3):
     """IR of :func:`_bicubic_f32_taps3`'s three channels in the lanes of one 4-lane float32 vector (lane 3
     is computed from the next pixel's first channel and is unused); ``last`` and ``stride`` as in
     :func:`_bicubic_acc_ir`."""
+    vec4 = ir.VectorType(ir.FloatType(), 4)
+    wx = builder.fptrunc(_cubic_weight_vector(builder, fx), vec4)
+    wy = builder.fptrunc(_cubic_weight_vector(builder, fy), vec4)
+    return _bicubic_row_pairs_ir(builder, data, vec4, o0, row, wx, wy, last, stride, lambda v: v)
+
+
+def _bicubic_row_pairs_ir(builder, data, taps, o0, row, wx, wy, last, stride, widen):
+    """The bicubic sum :func:`_bicubic_c` computes, for each channel in a lane, with tap rows 0 and 1, then 2
+    and 3, in the halves of 8-lane vectors: ``taps`` the 4-element load type, ``widen`` an 8-lane vector of
+    taps to the arithmetic's type (that of the 4-lane weight vectors ``wx``, ``wy``); ``last`` and ``stride``
+    as in :func:`_bicubic_acc_ir`. Each lane sees the operations of the scalar sum in its order."""
     index = o0.type
-    flt, lane = ir.FloatType(), ir.IntType(32)
-    vec4 = ir.VectorType(flt, 4)
+    lane = ir.IntType(32)
 
     def lanes(*ks):
         return ir.Constant(ir.VectorType(lane, len(ks)), [ir.Constant(lane, k) for k in ks])
 
-    wx = builder.fptrunc(_cubic_weight_vector(builder, fx), vec4)
-    wy = builder.fptrunc(_cubic_weight_vector(builder, fy), vec4)
     halves = []
     for a in (0, 2):
         top = builder.add(o0, builder.mul(row, ir.Constant(index, a)))
@@ -849,9 +835,9 @@ def _bicubic_f32_acc_ir(builder, data, o0, row, fx, fy, last, stride=3):
         r = None
         for b in range(4):
             step = ir.Constant(index, stride * b)
-            t0 = _load_taps(builder, data, builder.add(top, step), vec4, False)
-            t1 = _load_taps(builder, data, builder.add(below, step), vec4, last and a == 2 and b == 3)
-            t = builder.fmul(builder.shuffle_vector(t0, t1, lanes(*range(8))),
+            t0 = _load_taps(builder, data, builder.add(top, step), taps, False)
+            t1 = _load_taps(builder, data, builder.add(below, step), taps, last and a == 2 and b == 3)
+            t = builder.fmul(widen(builder.shuffle_vector(t0, t1, lanes(*range(8)))),
                              builder.shuffle_vector(wx, wx, lanes(*[b] * 8)))
             r = t if r is None else builder.fadd(r, t)
         halves.append(builder.fmul(r, builder.shuffle_vector(wy, wy, lanes(*[a] * 4, *[a + 1] * 4))))
@@ -859,8 +845,7 @@ def _bicubic_f32_acc_ir(builder, data, o0, row, fx, fy, last, stride=3):
     acc = builder.fadd(builder.shuffle_vector(halves[0], halves[0], low),
                        builder.shuffle_vector(halves[0], halves[0], high))
     acc = builder.fadd(acc, builder.shuffle_vector(halves[1], halves[1], low))
-    acc = builder.fadd(acc, builder.shuffle_vector(halves[1], halves[1], high))
-    return acc
+    return builder.fadd(acc, builder.shuffle_vector(halves[1], halves[1], high))
 
 
 @intrinsic
