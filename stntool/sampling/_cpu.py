@@ -2364,7 +2364,9 @@ def _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     (its offset is at most the one of its largest row and column), the loop checks nothing per pixel and
     takes two pixels at a time (:func:`_bilinear_u8_put_pair`: 8-10% less time a pixel than one at a time
     with :func:`_bilinear_u8_put4`, on an AMD EPYC without IFMA), after blocks of eight where the target has
-    AVX2 and the 8-byte tap loads stay inside ``src`` (:func:`_bilinear_u8_run8`, :func:`_blocks8`)."""
+    AVX2 and the 8-byte tap loads stay inside ``src`` (:func:`_bilinear_u8_run8`, :func:`_blocks8`): those
+    run to the span's end, the last one overlapping the one before it (some pixels written twice, the same
+    values; a Zen 5 EPYC, one thread: 8192x32x3 0.50-0.51 ms against 0.56, 512x512x3 the same)."""
     if j_stop <= j_lo:
         return
     wide = src.size - row - 6  # the offsets whose taps' 4-byte loads stay inside src
@@ -2374,11 +2376,16 @@ def _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
     top = sbase + (max(yq, ye) >> 32) * row + (max(xq, xe) >> 32) * 3  # no pixel's offset is larger
     if top < wide:
         j = j_lo
-        if top < wide - 1:
-            done = _bilinear_u8_run8(src, sbase, row, xq, yq, dxq, dyq, (last - j) // BLOCK8, dst, dbase + j * 3, 3)
+        if top < wide - 1:  # blocks to the span's end (they write nothing past their pixels)
+            done = _bilinear_u8_run8(src, sbase, row, xq, yq, dxq, dyq, (j_stop - j) // BLOCK8, dst, dbase + j * 3, 3)
             xq += done * dxq
             yq += done * dyq
             j += done
+            if done > 0 and j < j_stop:  # one more block that ends the span: some pixels again, the same values
+                back = j + BLOCK8 - j_stop
+                _bilinear_u8_run8(src, sbase, row, xq - back * dxq, yq - back * dyq, dxq, dyq, 1, dst,
+                                  dbase + (j - back) * 3, 3)
+                j = j_stop
         while j + 2 < last:
             off0 = sbase + (yq >> 32) * row + (xq >> 32) * 3
             x1 = xq + dxq
@@ -2393,7 +2400,7 @@ def _span_bil_u8_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
             _bilinear_u8_put4(src, off, row, _w15(xq), _w15(yq), dst, dbase + j * 3)
             xq += dxq
             yq += dyq
-        j_lo = last
+        j_lo = max(j, last)
     for j in range(j_lo, j_stop):
         off = sbase + (yq >> 32) * row + (xq >> 32) * 3
         d = dbase + j * 3
