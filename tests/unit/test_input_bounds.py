@@ -42,14 +42,19 @@ CODE = textwrap.dedent("""
                     for mode in ("nearest", "bilinear", "bicubic"):
                         for padding in ("zeros", "border"):
                             stntool.warp(img, theta, mode=mode, padding=padding, backend="cpu")
+                            # points rows: a projective warp, a grid
+                            stntool.warp(img, theta + [[0.01, -0.02, 1.0]], mode=mode, padding=padding, backend="cpu")
+                            stntool.grid_sample(img, stntool.affine_grid(np.array(theta), img.shape[:2]), mode,
+                                                padding=padding, backend="cpu")
                             count += 1
     print(count)
 """)
 
 
 def test_warps_read_nothing_past_the_input_array():
-    """Turns near 180 and 270 degrees start rows at the image's last pixel: every mode, two paddings, uint8,
-    uint16 and float32 with 1, 3 and 4 channels, on an input that ends at a page that may not be read."""
+    """Turns near 180 and 270 degrees start rows at the image's last pixel: affine and projective warps and
+    grids, every mode, two paddings, uint8, uint16 and float32 with 1, 3 and 4 channels, on an input that
+    ends at a page that may not be read."""
     r = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, f"exit status {r.returncode}: {r.stderr[-2000:]}"
     assert r.stdout.split()[-1] == str(3 * 3 * 5 * 3 * 3 * 2)
