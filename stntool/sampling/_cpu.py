@@ -2510,7 +2510,8 @@ def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
 @jit_device
 def _span_nearest_table(src, base, cc, work, j_lo, j_stop, dst, dbase):
     """The interior span of a nearest row that reads ``base + table[j]`` at pixel ``j`` (the column table
-    in ``work``, :func:`_nearest_columns`)."""
+    in ``work``, :func:`_nearest_columns`). A loop per channel count: one loop calling :func:`_copy_pixel`
+    (its channel test inside the loop) took 17-20% longer for 1 and 4 channels."""
     t = W_WORDS
     if cc == 3:  # four elements where the next pixel writes the fourth again and it is inside src
         for j in range(j_lo, j_stop):
