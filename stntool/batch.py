@@ -570,6 +570,36 @@ class _InlineExecutor:
         pass
 
 
+class _OpenCVThreads:
+    """OpenCV's threads for a batch of ``n_jobs`` worker threads: ``per_thread`` (their share of the CPUs,
+    as numba's), restored afterwards. OpenCV's own pool is one for the process: with every CPU already
+    running a worker, its parallel loops (resize, morphology, warps) only add threads, and its workers
+    spin for a while after each loop, on CPUs the batch's workers need. ``stntool rectify`` over 100
+    scans on two cores, ``-j 2``: 6.07 s instead of 6.36-6.55 (alternated runs)."""
+
+    def __init__(self, n_jobs: int, per_thread: int):
+        self.n = per_thread if n_jobs > 1 else None
+        self.before = None
+
+    def __enter__(self):
+        if self.n is not None:
+            try:
+                import cv2
+
+                self.before = cv2.getNumThreads()
+                cv2.setNumThreads(self.n)
+            except Exception:  # noqa: BLE001 - a thread-count hint must never break a run
+                self.before = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.before is not None:
+            import cv2
+
+            cv2.setNumThreads(self.before)
+        return False
+
+
 def _quiet_stdout():
     """After a broken pipe on stdout: point fd 1 at /dev/null so the interpreter's final flush is silent."""
     try:
@@ -730,6 +760,7 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
 
     pool = _InlineExecutor() if n_jobs == 1 else ThreadPoolExecutor(max_workers=n_jobs,
                                                                        thread_name_prefix="stntool-batch")
+    opencv_threads = _OpenCVThreads(n_jobs, per_thread).__enter__()
     pending = collections.deque()
     window = 2 * n_jobs + 2
     notices = _compile_notice.lines_to(None if quiet else message)  # through the progress bar
@@ -783,6 +814,7 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
         summary.stopped = True
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        opencv_threads.__exit__(None, None, None)
         if ahead is not None:
             ahead.close()
         notices.__exit__(None, None, None)

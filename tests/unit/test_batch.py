@@ -212,6 +212,29 @@ def test_run_batch_writes_outputs_manifest_in_order_and_summary(tmp_path, capsys
     assert err[1].startswith("t: 3 ok, 0 skipped, 1 failed")
 
 
+def test_workers_share_the_cpus_with_opencv_and_its_setting_comes_back(tmp_path, monkeypatch):
+    import cv2
+
+    monkeypatch.setattr(batch.os, "cpu_count", lambda: 4)
+    before = cv2.getNumThreads()
+    seen = []
+
+    def record(img, item):
+        seen.append(cv2.getNumThreads())
+        return flip(img, item)
+
+    try:
+        cv2.setNumThreads(3)
+        for jobs, during in ((2, 2), (4, 1), (1, 3)):  # one worker: OpenCV keeps its own setting
+            seen.clear()
+            items = planned(tmp_path / str(jobs))
+            assert batch.run_batch(items, record, jobs=jobs, quiet=True).exit_code == 0
+            assert seen == [during] * 3
+            assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(before)
+
+
 def test_run_batch_skip_existing_overwrite_and_exists_error(tmp_path, capsys):
     items = planned(tmp_path)
     assert batch.run_batch(items, flip, quiet=True).exit_code == 0
