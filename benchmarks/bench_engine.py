@@ -37,20 +37,40 @@ import stntool  # noqa: E402
 
 # --------------------------------------------------------------------------- helpers
 
-def bench(fns: dict, reps: int, warmup: int = 2, min_time: float = 0.0) -> dict:
-    """Interleaved min-of-N timing. Returns ``{name: (min_s, median_s, n)}``."""
+#: Calls of one contender in a row (:func:`bench`).
+BLOCK = 5
+
+
+def bench(fns: dict, reps: int, warmup: int = 2, min_time: float = 0.0, block: int = BLOCK) -> dict:
+    """Min-of-N timing, the contenders interleaved in blocks: ``block`` calls of one, then ``block`` of the
+    next (A A A A A, B B B B B, A ...), until each has made ``reps`` counted calls (and, with ``min_time``,
+    until that many seconds have passed, ten times as many calls at most). The first call of each block is
+    not counted. Returns ``{name: (min_s, median_s, n)}``.
+
+    Why blocks: after a parallel call, each library's idle threads wait for the next call by spinning
+    for a while (OpenCV's pool about 2,000 pause loops a worker, stntool's helpers up to ``SPIN_US``), on
+    the cores the other library's next call needs. Alternating single calls times each one partly on one
+    core, depending on whose spinning thread the scheduler runs: on a 2-core AMD EPYC, 512x512x3 uint8
+    nearest alternated call by call, stntool's helper took part in 60% of the calls of some runs and those
+    calls took as long as one thread alone (147-151 us against 93-107), in 100% with OpenCV's spinning off
+    (``OPENCV_THREAD_POOL_ACTIVE_WAIT_WORKER=0``). Blocks time each library as a loop of its own calls runs,
+    while load from other processes still hits them alike."""
+    block = max(1, min(block, reps))
     for _ in range(warmup):
         for f in fns.values():
             f()
     times = {k: [] for k in fns}
     start = time.perf_counter()
-    i = 0
-    while i < reps or (time.perf_counter() - start < min_time and i < 10 * reps):
+    while True:
+        counted = min(len(v) for v in times.values())
+        if counted >= reps and (time.perf_counter() - start >= min_time or counted >= 10 * reps):
+            break
         for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
-        i += 1
+            for m in range(block + 1):
+                t0 = time.perf_counter()
+                f()
+                if m:
+                    times[k].append(time.perf_counter() - t0)
     return {k: (min(v), float(np.median(v)), len(v)) for k, v in times.items()}
 
 
