@@ -2191,7 +2191,8 @@ def _nearest_copy16(typingctx, src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, c
 #: sampled (:func:`_prefetch_next`). A warp reads its input along slanted lines, which the hardware
 #: prefetchers do not follow, so an image that left the cache costs a memory round trip per line;
 #: a linear pass of prefetches costs a few microseconds and brings it in at the memory's bandwidth.
-#: Larger images would not stay in cache.
+#: Larger images would not stay in cache. (Affine warps that read ahead row by row, images over
+#: :data:`PREFETCH_AHEAD_BYTES`, do not read the first image all at once.)
 PREFETCH_MAX_BYTES = 1 << 20
 
 
@@ -2215,20 +2216,28 @@ def _prefetch_next(src, n, n_img, image_size, i, ho):
             _prefetch(src, p)
 
 
-#: Images of more bytes than this are read ahead row by row (:func:`_prefetch_row`): they do not stay in a
-#: core's cache, and the slanted lines a warp reads cross a new input row every few pixels, which the
-#: hardware prefetchers do not follow. Smaller images stay in cache after their first rows (and the
-#: images of a batch are brought in one by one, :func:`_prefetch_next`). Affine nearest warps do not read
-#: ahead: on a 2-core AMD EPYC (Zen 5), rotated 10 degrees on two threads, alternated builds, best of
-#: three, 1024x1024x3 uint8 0.26-0.28 ms against 0.36 with the prefetches (top taps only: 0.35-0.36),
+#: Images of more bytes than this are read ahead row by row (:func:`_prefetch_row`), by each thread a few of
+#: its own rows ahead, instead of all at once by the calling thread as a call starts (:func:`_prefetch_first`).
+#: The slanted lines a warp reads cross a new input row every few pixels, which the hardware prefetchers do
+#: not follow, so an input that is not in cache costs a memory round trip per line; and a whole image read
+#: ahead by one thread lands in that core's cache, where the other thread's rows have to fetch it from.
+#: Larger than this, an image and its output do not stay in a core's cache together. On a 2-core AMD EPYC
+#: (Zen 5), 512x512x3 uint8 bilinear, a loop over 32 images not in cache (in one process, the two ways
+#: alternated): 200-214 us an image against 275 (two threads) and 365 against 580 (one thread); the same
+#: image again and again, where it stays in cache, 185-190 against 175-177 (the prefetches' own cost).
+#: Grey 512x512 uint8 and uint16 images (256 and 512 KB) stay under it. Affine nearest warps do not read
+#: ahead: on the same EPYC, rotated 10 degrees on two threads, alternated builds, best of three,
+#: 1024x1024x3 uint8 0.26-0.28 ms against 0.36 with the prefetches (top taps only: 0.35-0.36),
 #: 2048x2048x3 uint8 1.19-1.31 against 1.49-1.57, 1024x1024x3 float32 0.46-0.60 against 0.62-0.65.
-PREFETCH_AHEAD_BYTES = 2 << 20
+PREFETCH_AHEAD_BYTES = 512 << 10
 #: How many output rows ahead :func:`_prefetch_row` reads, and every how many pixels of that row (a 64-byte
 #: line holds 5 float32 or 21 uint8 3-channel pixels). On a 2-core Intel Xeon (Emerald Rapids), 2048x2048x3
 #: uint8 rotated 10 degrees on two threads: 9-13 ms instead of 19-22 ms for 1-4 rows ahead and every 2-8
-#: pixels; 1024x1024x3 float32 (12 MB) 3.4-3.8 ms instead of 9.5-10.5 ms.
+#: pixels; 1024x1024x3 float32 (12 MB) 3.4-3.8 ms instead of 9.5-10.5 ms. On the Zen 5 EPYC, every 8th pixel
+#: against every 4th, alternated processes: 2048x2048x3 uint8 2.56-2.65 ms against 2.80-2.85, 1024x1024x3
+#: float32 0.74-0.76 against 0.76-0.78.
 PREFETCH_ROWS = 2
-PREFETCH_EVERY = 4
+PREFETCH_EVERY = 8
 
 
 @jit_device
@@ -3383,9 +3392,10 @@ def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
             hi_in = Q_HALF - 2 * _nearest_slack(wo)
         table = work[W_TABLE] if nearest else 0  # a column table (_nearest_columns) or none
         joined = _join(work, role)
-        _prefetch_first(src, h * w * cc, role)
         # nearest reads one tap per pixel and reads ahead slower than without (PREFETCH_AHEAD_BYTES)
         far = h * w * cc * src.itemsize > PREFETCH_AHEAD_BYTES and not nearest
+        if not far:
+            _prefetch_first(src, h * w * cc, role)
         while joined:
             r0, r1 = _claim(work)
             if r0 >= r1:
