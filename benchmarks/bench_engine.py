@@ -896,7 +896,8 @@ def main(argv=None):
         f"- load average (1/5/15 min): start {load_start}, end {load_end}"
         + (f"; OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']}" if "OPENBLAS_CORETYPE" in os.environ else ""),
         f"- OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} for every library (set before torch loads)",
-        f"- timings: min of N after warm-up, contenders interleaved; {'--quick' if q else 'full'} run, "
+        f"- timings: min of N after warm-up, contenders interleaved in blocks of {BLOCK} calls; "
+        f"{'--quick' if q else 'full'} run, "
         f"{elapsed:.0f} s; command `python benchmarks/bench_engine.py{' --quick' if q else ''}`",
         "",
     ]
