@@ -570,34 +570,23 @@ class _InlineExecutor:
         pass
 
 
-class _OpenCVThreads:
-    """OpenCV's threads for a batch of ``n_jobs`` worker threads: ``per_thread`` (their share of the CPUs,
-    as numba's), restored afterwards. OpenCV's own pool is one for the process: with every CPU already
-    running a worker, its parallel loops (resize, morphology, warps) only add threads, and its workers
-    spin for a while after each loop, on CPUs the batch's workers need. ``stntool rectify`` over 100
-    scans on two cores, ``-j 2``: 6.07 s instead of 6.36-6.55 (alternated runs)."""
+def _set_opencv_threads(n: int):
+    """Set OpenCV's threads to ``n``; returns the setting before, or None when OpenCV cannot be set (a
+    thread-count hint must never break a run).
 
-    def __init__(self, n_jobs: int, per_thread: int):
-        self.n = per_thread if n_jobs > 1 else None
-        self.before = None
+    A batch of several worker threads gives OpenCV each worker's share of the CPUs, as numba's, and sets the
+    earlier value back after it. OpenCV's own pool is one for the process: with every CPU already running a
+    worker, its parallel loops (resize, morphology, warps) only add threads, and its workers spin for a while
+    after each loop, on CPUs the batch's workers need. ``stntool rectify`` over 100 scans on two cores,
+    ``-j 2``: 6.07 s instead of 6.36-6.55 (alternated runs)."""
+    try:
+        import cv2
 
-    def __enter__(self):
-        if self.n is not None:
-            try:
-                import cv2
-
-                self.before = cv2.getNumThreads()
-                cv2.setNumThreads(self.n)
-            except Exception:  # noqa: BLE001 - a thread-count hint must never break a run
-                self.before = None
-        return self
-
-    def __exit__(self, *exc):
-        if self.before is not None:
-            import cv2
-
-            cv2.setNumThreads(self.before)
-        return False
+        before = cv2.getNumThreads()
+        cv2.setNumThreads(n)
+        return before
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def _quiet_stdout():
@@ -760,7 +749,7 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
 
     pool = _InlineExecutor() if n_jobs == 1 else ThreadPoolExecutor(max_workers=n_jobs,
                                                                        thread_name_prefix="stntool-batch")
-    opencv_threads = _OpenCVThreads(n_jobs, per_thread).__enter__()
+    opencv_before = _set_opencv_threads(per_thread) if n_jobs > 1 else None
     pending = collections.deque()
     window = 2 * n_jobs + 2
     notices = _compile_notice.lines_to(None if quiet else message)  # through the progress bar
@@ -814,7 +803,8 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
         summary.stopped = True
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        opencv_threads.__exit__(None, None, None)
+        if opencv_before is not None:
+            _set_opencv_threads(opencv_before)
         if ahead is not None:
             ahead.close()
         notices.__exit__(None, None, None)
