@@ -135,6 +135,22 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}"
 
 
+def vs_cv2(case: str, r: dict, **extra) -> dict:
+    """A row of a section against OpenCV from :func:`bench`'s result ``r`` (contenders ``stntool`` and ``cv2``)."""
+    return {"case": case, "stntool": r["stntool"][0], "peer": r["cv2"][0], "stntool_med": r["stntool"][1],
+            "peer_med": r["cv2"][1], **extra}
+
+
+def cv2_table(heading: str, rows) -> list:
+    """The report lines of a section of :func:`vs_cv2` rows in milliseconds, its heading first."""
+    lines = [heading, "", "| case | stntool ms | cv2 ms | stntool / cv2 | median ms (stntool / cv2) |",
+             "|---|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['case']} | {ms(r['stntool'])} | {ms(r['peer'])} | **{ratio(r['stntool'], r['peer'])}** "
+                     f"| {ms(r['stntool_med'])} / {ms(r['peer_med'])} |")
+    return lines + [""]
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -217,12 +233,8 @@ def bench_affine_cv2(reps_big, reps_small, min_time=0.0):
         mh, mw = hw[0] // 4, hw[1] // 4
         scale = 255.0 if dt == np.uint8 else 1.0
         diff = np.abs(a - b)[mh:-mh, mw:-mw] / scale * 255.0
-        rows.append({
-            "case": f"{hw[0]}x{hw[1]}x3 {np.dtype(dt).name} {mode}",
-            "stntool": r["stntool"][0], "peer": r["cv2"][0],
-            "stntool_med": r["stntool"][1], "peer_med": r["cv2"][1], "n": r["stntool"][2],
-            "check": f"mean {diff.mean():.2f} / max {diff.max():.1f} (0-255 scale)",
-        })
+        rows.append(vs_cv2(f"{hw[0]}x{hw[1]}x3 {np.dtype(dt).name} {mode}", r, n=r["stntool"][2],
+                           check=f"mean {diff.mean():.2f} / max {diff.max():.1f} (0-255 scale)"))
     return rows
 
 
@@ -253,8 +265,7 @@ def bench_channels_cv2(reps, min_time=0.0):
                                           borderValue=0)
 
                 r = bench({"stntool": f_st, "cv2": f_cv}, reps, warmup=3, min_time=min_time)
-                rows.append({"case": f"512x512x{c} {np.dtype(dt).name} {mode}", "stntool": r["stntool"][0],
-                             "peer": r["cv2"][0], "stntool_med": r["stntool"][1], "peer_med": r["cv2"][1]})
+                rows.append(vs_cv2(f"512x512x{c} {np.dtype(dt).name} {mode}", r))
     return rows
 
 
@@ -292,9 +303,7 @@ def bench_padding_cv2(reps, min_time=0.0):
 
             r = bench({"stntool": f_st, "cv2": f_cv}, reps, warmup=3, min_time=min_time)
             label = "" if mode == "bilinear" else f" {mode}"
-            rows.append({"case": f"{hw[0]}x{hw[1]}x{c} {np.dtype(dt).name}{label}, {what}, {padding}",
-                         "stntool": r["stntool"][0], "peer": r["cv2"][0], "stntool_med": r["stntool"][1],
-                         "peer_med": r["cv2"][1]})
+            rows.append(vs_cv2(f"{hw[0]}x{hw[1]}x{c} {np.dtype(dt).name}{label}, {what}, {padding}", r))
     return rows
 
 
@@ -325,9 +334,7 @@ def bench_axes_nearest_cv2(reps, min_time=0.0):
             return cv2.warpAffine(img, m, (out_hw[1], out_hw[0]), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
 
         r = bench({"stntool": f_st, "cv2": f_cv}, reps, warmup=3, min_time=min_time)
-        rows.append({"case": f"{in_hw[0]}x{in_hw[1]}x{c} {np.dtype(dt).name} to {out_hw[0]}x{out_hw[1]}, {what}",
-                     "stntool": r["stntool"][0], "peer": r["cv2"][0], "stntool_med": r["stntool"][1],
-                     "peer_med": r["cv2"][1]})
+        rows.append(vs_cv2(f"{in_hw[0]}x{in_hw[1]}x{c} {np.dtype(dt).name} to {out_hw[0]}x{out_hw[1]}, {what}", r))
     return rows
 
 
@@ -358,8 +365,7 @@ def bench_small_cv2(reps, min_time=0.0):
                                       borderValue=0)
 
             r = bench({"stntool": f_st, "cv2": f_cv}, reps, warmup=20, min_time=min_time)
-            rows.append({"case": f"{side}x{side}x3 uint8 {mode}", "stntool": r["stntool"][0], "peer": r["cv2"][0],
-                         "stntool_med": r["stntool"][1], "peer_med": r["cv2"][1]})
+            rows.append(vs_cv2(f"{side}x{side}x3 uint8 {mode}", r))
     return rows
 
 
@@ -444,9 +450,8 @@ def bench_projective_cv2(reps, min_time=0.0):
 
         r = bench({"stntool": f_st, "cv2": f_cv}, reps, warmup=3, min_time=min_time)
         diff = np.abs(f_st().astype(np.float64) - f_cv().astype(np.float64))[128:-128, 128:-128]
-        rows.append({"case": f"512x512x3 uint8 bilinear, {label}", "stntool": r["stntool"][0], "peer": r["cv2"][0],
-                     "stntool_med": r["stntool"][1], "peer_med": r["cv2"][1],
-                     "check": f"mean {diff.mean():.2f} / max {diff.max():.1f}"})
+        rows.append(vs_cv2(f"512x512x3 uint8 bilinear, {label}", r,
+                           check=f"mean {diff.mean():.2f} / max {diff.max():.1f}"))
     return rows
 
 
@@ -774,31 +779,11 @@ def main(argv=None):
         L.append(f"| {r['case']} | {ms(r['stntool'])} | {ms(r['peer'])} | **{ratio(r['stntool'], r['peer'])}** | {bar} "
                  f"| {ms(r['stntool_med'])} / {ms(r['peer_med'])} | {r['check']} |")
     L.append("")
-    L.append("## 1c. Grey and RGBA images vs `cv2.warpAffine` (512x512, same warp as section 1)")
-    L.append("")
-    L.append("| case | stntool ms | cv2 ms | stntool / cv2 | median ms (stntool / cv2) |")
-    L.append("|---|---:|---:|---:|---|")
-    for r in chan:
-        L.append(f"| {r['case']} | {ms(r['stntool'])} | {ms(r['peer'])} | **{ratio(r['stntool'], r['peer'])}** "
-                 f"| {ms(r['stntool_med'])} / {ms(r['peer_med'])} |")
-    L.append("")
-    L.append("## 1e. Border and reflection padding vs OpenCV's `BORDER_REPLICATE` and `BORDER_REFLECT` "
-             "(bilinear unless named)")
-    L.append("")
-    L.append("| case | stntool ms | cv2 ms | stntool / cv2 | median ms (stntool / cv2) |")
-    L.append("|---|---:|---:|---:|---|")
-    for r in pads:
-        L.append(f"| {r['case']} | {ms(r['stntool'])} | {ms(r['peer'])} | **{ratio(r['stntool'], r['peer'])}** "
-                 f"| {ms(r['stntool_med'])} / {ms(r['peer_med'])} |")
-    L.append("")
-    L.append("## 1f. Nearest warps along the image axes (scales and shifts, many pixels on ties) vs `cv2.warpAffine`")
-    L.append("")
-    L.append("| case | stntool ms | cv2 ms | stntool / cv2 | median ms (stntool / cv2) |")
-    L.append("|---|---:|---:|---:|---|")
-    for r in axes:
-        L.append(f"| {r['case']} | {ms(r['stntool'])} | {ms(r['peer'])} | **{ratio(r['stntool'], r['peer'])}** "
-                 f"| {ms(r['stntool_med'])} / {ms(r['peer_med'])} |")
-    L.append("")
+    L += cv2_table("## 1c. Grey and RGBA images vs `cv2.warpAffine` (512x512, same warp as section 1)", chan)
+    L += cv2_table("## 1e. Border and reflection padding vs OpenCV's `BORDER_REPLICATE` and `BORDER_REFLECT` "
+                   "(bilinear unless named)", pads)
+    L += cv2_table("## 1f. Nearest warps along the image axes (scales and shifts, many pixels on ties) vs "
+                   "`cv2.warpAffine`", axes)
     L.append("## 1d. Small images, one call each (3-channel uint8, same warp as section 1, `stntool.warp` defaults)")
     L.append("")
     L.append("| case | stntool us | cv2 us | stntool / cv2 | median us (stntool / cv2) |")
