@@ -4111,11 +4111,11 @@ def _nearest_columns(maps, w, cc, wo):
     is unused. Such warps put many pixels on ties (a 2x reduction puts every one there), which the
     kernel's fixed-point rounding sends to the float coordinate one by one; the table rounds each
     column once, with the reference's :func:`_reference.rint`, bit for bit the kernels' rounding."""
-    m00, m01, m10, m11 = float(maps[0, 0, 0]), float(maps[0, 0, 1]), float(maps[0, 1, 0]), float(maps[0, 1, 1])
+    (m00, m01, m02), (m10, m11, m12) = maps[0, :2].tolist()
     if m10 == 0.0 and m01 == 0.0:
-        axis, d, a, b, stride = TABLE_X, m00, m01, float(maps[0, 0, 2]), cc
+        axis, d, a, b, stride = TABLE_X, m00, m01, m02, cc
     elif m00 == 0.0 and m11 == 0.0:
-        axis, d, a, b, stride = TABLE_Y, m10, m11, float(maps[0, 1, 2]), w * cc
+        axis, d, a, b, stride = TABLE_Y, m10, m11, m12, w * cc
     else:
         return None
     if maps.shape[0] > 1 and not np.all(maps[:, :2, :] == maps[:1, :2, :]):
