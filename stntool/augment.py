@@ -72,6 +72,10 @@ PRESETS = {
 _RANGES = ("rotate", "scale", "aspect", "shear", "shear_y", "translate")
 
 
+#: The smallest and largest scale and aspect factor a variant may have.
+_FACTOR_LIMITS = (1e-6, 1e6)
+
+
 def parse_range(text, what: str, symmetric: bool = False) -> tuple:
     """``"LO:HI"`` -> ``(LO, HI)``; a single value ``V`` -> ``(V, V)`` (``(-V, V)`` when ``symmetric``)."""
     s = str(text).strip()
@@ -171,8 +175,11 @@ class Augmenter:
     def __post_init__(self):
         for name in _RANGES:
             object.__setattr__(self, name, _as_range(getattr(self, name), name, symmetric=name == "translate"))
-        if self.scale[0] <= 0 or self.aspect[0] <= 0:
-            raise InvalidArgumentError("scale and aspect must be > 0")
+        for name in ("scale", "aspect"):  # beyond these a variant's matrix and its inverse overflow or vanish
+            lo, hi = getattr(self, name)
+            if not (_FACTOR_LIMITS[0] <= lo and hi <= _FACTOR_LIMITS[1]):
+                raise InvalidArgumentError(f"{name} must be between {_FACTOR_LIMITS[0]:g} and {_FACTOR_LIMITS[1]:g}, "
+                                           f"got {lo:g}:{hi:g}")
         for name in ("shear", "shear_y"):
             if max(abs(v) for v in getattr(self, name)) >= 89.0:
                 raise InvalidArgumentError(f"{name} must stay within (-89, 89) degrees")

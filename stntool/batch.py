@@ -81,6 +81,8 @@ class Item:
     payload : anything the command attaches (e.g. a per-input :class:`~stntool.records.WarpSpec`).
     fields : manifest fields written after the status when this item fails; the per-image
         function may update them while it works (e.g. the resolved warp record).
+    earlier_output : with ``skip_existing``, an input that is another input's planned output (a run into its
+        own input folder with ``--suffix``, resumed): skipped, not warped again (:func:`plan_outputs`).
     """
 
     index: int
@@ -92,6 +94,7 @@ class Item:
     error: str | None = None
     payload: object = None
     fields: dict = field(default_factory=dict)
+    earlier_output: bool = False
 
 
 @dataclass
@@ -187,13 +190,15 @@ def safe_rel(path) -> str:
     return p
 
 
-def discover(inputs=(), recursive: bool = False, listed=(), warn=None):
+def discover(inputs=(), recursive: bool = False, listed=(), warn=None, leave_out=()):
     """Items for ``inputs`` (files, folders, ``-``) followed by ``listed`` paths, in order.
 
     Folders give their images sorted by name (``recursive`` enters sub-folders); files given in
     ``inputs`` map to their base name under an output folder, ``listed`` paths (entries of a
     ``--files-from`` list, see :func:`read_list`, or the inputs named by a parameter file) keep
-    their relative path. ``warn(msg)`` is called for folders without images. Returns
+    their relative path. ``warn(msg)`` is called for folders without images. Sub-folders that are
+    among ``leave_out`` (paths; the output folder, so a rerun does not read the last run's outputs) are
+    not scanned. Returns
     ``(items, folders)``, ``folders`` being the number of folder arguments. Raises
     :class:`InvalidArgumentError` when there is no input or stdin (``-``) is named twice.
     """
@@ -205,11 +210,18 @@ def discover(inputs=(), recursive: bool = False, listed=(), warn=None):
     if sum(1 for p, _ in entries if p == STDIN) > 1:
         raise InvalidArgumentError("- (stdin) can be given only once")
     items, folders = [], 0
+    skip = set()
+    for folder in leave_out:
+        try:
+            st = os.stat(folder)
+        except (OSError, ValueError):
+            continue
+        skip.add((st.st_dev, st.st_ino))
     for path, how in entries:
         if path != STDIN and os.path.isdir(path):
             folders += 1
             found = False
-            for found_path, rel in scan_directory(path, recursive):
+            for found_path, rel in scan_directory(path, recursive, skip):
                 items.append(Item(len(items), found_path, rel, "folder"))
                 found = True
             if not found and warn is not None:
@@ -248,7 +260,8 @@ def attach_payloads(items, payloads: dict, missing: str = "no parameters for thi
 
 # --------------------------------------------------------------------------- output planning
 
-def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: int = 0, outputs=None) -> str:
+def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: int = 0, outputs=None,
+                 skip_existing: bool = False) -> str:
     """Set ``item.output`` and ``item.outputs`` for every item; returns ``"folder"``, ``"file"`` or ``"stdout"``.
 
     ``output`` is a folder, a file (one input, with an image extension) or ``-``. Under a folder
@@ -258,8 +271,11 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     ``outputs(item, path)``, when given, returns every output path of the item (for a command that
     writes several images per input, e.g. ``[f"{stem}_{k}{ext}" ...]`` from ``path``); each goes
     through the same checks. An item with an output that is an input, or an output of an earlier
-    item, gets ``item.error``. Raises :class:`InvalidArgumentError` when ``output`` cannot serve
-    these items (several outputs per input cannot go to stdout).
+    item, gets ``item.error``, except with ``skip_existing`` when that output exists (it is skipped, never
+    written). An input that is another item's planned output (an earlier run into its own input folder
+    with ``--suffix``) is marked ``earlier_output``: skipped, not warped again. Raises
+    :class:`InvalidArgumentError` when ``output`` cannot serve these items (several outputs per input
+    cannot go to stdout).
     """
     from .io import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS, WRITABLE_EXTENSIONS, display
 
@@ -284,6 +300,7 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     input_real = _real_paths(items)
     output_real = _OutputReal()
     claimed = {}
+    planned_by = {}  # real path of every planned output -> the input planning it
     for it in items:
         if to_stdout:
             it.output = STDIN
@@ -310,7 +327,10 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
         keys, problem = [], None
         for path in paths:
             key = output_real(path)
-            if key in input_real:
+            planned_by.setdefault(key, it.input)
+            if key in input_real and skip_existing and os.path.lexists(path):
+                pass  # resuming: this output exists, so it is skipped, never written
+            elif key in input_real:
                 problem = problem or "refusing to write onto an input file (use another -o or --suffix)"
             elif key in claimed or key in keys:
                 by = claimed.get(key, it.input)
@@ -320,7 +340,28 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
             it.error = problem
         else:
             claimed.update((k, it.input) for k in keys)
+    if input_real & planned_by.keys():
+        for it in items:
+            if it.input != STDIN:
+                by = planned_by.get(os.path.normcase(os.path.realpath(it.input)))
+                it.earlier_output = by is not None and by != it.input
     return "stdout" if to_stdout else ("file" if out_is_file else "folder")
+
+
+def check_side_file(path, items, what: str):
+    """:class:`InvalidArgumentError` when ``path``, a further file a command writes (``--manifest``, a
+    preview, a training curve), is one of the items' inputs or planned outputs: it would destroy an input
+    or clash with an image."""
+    from .io import display
+
+    key = _OutputReal()(path)
+    if key in _real_paths(items):
+        raise InvalidArgumentError(f"{what} {display(path)} is an input file; refusing to write onto it")
+    real = _OutputReal()
+    for it in items:
+        for out in it.outputs or ([it.output] if it.output else []):
+            if out != STDIN and real(out) == key:
+                raise InvalidArgumentError(f"{what} {display(path)} is also the output of {display(it.input)}")
 
 
 def relative_name(path, output) -> str:
@@ -456,6 +497,8 @@ def _records_for(item, process, opts):
     records = []
     current = item.output
     try:
+        if item.earlier_output:  # an earlier run's output, found among the inputs (plan_outputs)
+            return "skipped", [dict(head, output=p, status="skipped") for p in planned]
         if item.error:
             raise StnError(item.error)
         existing = set()
@@ -504,7 +547,8 @@ def _records_for(item, process, opts):
                 sys.stdout.buffer.write(blob)
                 sys.stdout.buffer.flush()
             else:
-                _write_with_files(path, blob, res.files, opts["overwrite"], opts["input_real"], opts["output_real"])
+                _write_with_files(path, blob, res.files, opts["overwrite"], opts["input_real"], opts["output_real"],
+                                  resuming=opts["skip_existing"])
             records.append({**head, "output": path, "status": "ok", **extra, **res.fields})
             current = _after(planned, path)  # what a failure before the next output is about
         if records and all(r["status"] == "skipped" for r in records):
@@ -524,9 +568,12 @@ def _after(planned, path):
     return planned[k + 1] if 0 <= k < len(planned) - 1 else path
 
 
-def _write_with_files(path, blob, files, overwrite, input_real, output_real):
-    """Write the side files, then the image, each atomically; if any write fails, remove the side files written."""
-    from .io import display, write_atomic
+def _write_with_files(path, blob, files, overwrite, input_real, output_real, resuming=False):
+    """Write the side files, then the image, each atomically; if any write fails, remove the side files written.
+
+    The image is written last, so a side file without its image is what an interrupted run left: a
+    resumed run (``resuming``, ``--skip-existing``) replaces it; otherwise it is an existing output, named."""
+    from .io import OUTPUT_EXISTS, display, write_atomic
 
     done = []
     try:
@@ -534,7 +581,9 @@ def _write_with_files(path, blob, files, overwrite, input_real, output_real):
             extra = os.fspath(extra)
             if output_real(extra) in input_real:
                 raise StnError(f"refusing to write onto an input file ({display(extra)})")
-            write_atomic(extra, data, overwrite=overwrite)
+            if not (overwrite or resuming) and os.path.lexists(extra):
+                raise ImageWriteError(f"{OUTPUT_EXISTS}: {display(extra)}")
+            write_atomic(extra, data, overwrite=overwrite or resuming)
             done.append(extra)
         write_atomic(path, blob, overwrite=overwrite)
     except BaseException:

@@ -42,6 +42,12 @@ def main():
     # linear algebra, and this process runs nothing but stntool, so keep scipy out of it (safe while
     # no stntool code imports scipy and no jitted function uses np.linalg: see test_shutdown.py).
     sys.modules.setdefault("scipy", None)
+    import warnings
+
+    # NumPy's floating-point warnings (a degenerate θ divides by zero, a huge one overflows: the output then
+    # reads the fill, as grid_sample's would) are Python's, not a message for the shell: stderr carries
+    # stntool's own lines only
+    warnings.simplefilter("ignore", RuntimeWarning)
     from . import _runtime
 
     _runtime.cli_process = True

@@ -166,7 +166,7 @@ def check_io_options(fill, padding, overwrite, skip_existing, null, files_from, 
 
 def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output, fmt, quality, suffix, overwrite,
                skip_existing, manifest, quiet, max_pixels, ignore_orientation, device, jobs, manifest_append=False,
-               listed=(), prepare=None, outputs=None, finish=None, kernels=None, starting=None):
+               listed=(), prepare=None, outputs=None, finish=None, kernels=None, starting=None, side_files=None):
     """Discover, plan and run a batch for a command; exits with the batch's status (0 returns).
 
     The keyword arguments are the parameters of the option bundles above, by name, so a command
@@ -178,7 +178,9 @@ def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output
     :func:`stntool.batch.plan_outputs`); ``finish(summary)`` runs after the batch, before the exit.
     ``kernels(item)`` names the kernels an item's image runs through, so a first run can compile
     missing ones in a second process (see :func:`stntool.batch.run_batch`). ``starting()`` runs once
-    every option is checked, just before the batch (a usage error comes alone).
+    every option is checked, just before the batch (a usage error comes alone). ``side_files`` maps an
+    option to a further file the command writes (``{"--preview": path}``): like ``--manifest``, it may
+    not be an input or a planned output (a usage error, before anything is written).
     """
     import sys
 
@@ -195,13 +197,22 @@ def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output
         with usage_errors("--files-from"):
             entries = batch.read_list(files_from, null)
     with usage_errors():
-        items, folders = batch.discover(inputs, recursive, entries or (listed if not inputs else ()), warn=warn)
+        # the output folder is not scanned for inputs: a rerun does not read the last run's outputs
+        leave_out = [output] if output and output != "-" else []
+        items, folders = batch.discover(inputs, recursive, entries or (listed if not inputs else ()), warn=warn,
+                                        leave_out=leave_out)
         if prepare is not None:
             items = prepare(items)
         if output == "-" and manifest == "-":
             batch.plan_outputs(items, output, fmt, suffix, folders, outputs)  # several inputs: that error first
             raise click.UsageError("--manifest - and -o - cannot both use stdout")
-        batch.plan_outputs(items, output, fmt, suffix, folders, outputs)
+        batch.plan_outputs(items, output, fmt, suffix, folders, outputs, skip_existing=skip_existing)
+        sides = dict(side_files or {})
+        if manifest and manifest != "-":
+            sides["--manifest"] = manifest
+        for option, path in sides.items():
+            if path:
+                batch.check_side_file(path, items, option)
     stdin_bytes = sys.stdin.buffer.read() if any(it.input == "-" for it in items) else None
     # an explicit cuda without a GPU is a usage error, never a silent CPU run
     from .sampling import resolve_backend

@@ -898,11 +898,12 @@ def is_image_name(name) -> bool:
     return os.path.splitext(os.fsdecode(name))[1].lower() in IMAGE_EXTENSIONS
 
 
-def scan_directory(root, recursive: bool = False):
+def scan_directory(root, recursive: bool = False, skip=()):
     """Yield ``(path, relative_path)`` of image files under ``root`` in sorted order.
 
     Directories (even ones named like images) are only entered with ``recursive``; directory
-    symlinks are followed once (loops are cut by remembering visited folders).
+    symlinks are followed once (loops are cut by remembering visited folders). Sub-folders whose
+    ``(st_dev, st_ino)`` is in ``skip`` are not entered.
     """
     seen = set()
 
@@ -928,12 +929,20 @@ def scan_directory(root, recursive: bool = False):
             except OSError:
                 is_dir = False
             if is_dir:
-                if recursive:
+                if recursive and not (skip and _folder_key(e.path) in skip):
                     yield from walk(e.path, os.path.join(rel, e.name) if rel else e.name)
             elif is_image_name(e.name):
                 yield e.path, (os.path.join(rel, e.name) if rel else e.name)
 
     yield from walk(root, "")
+
+
+def _folder_key(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 # --------------------------------------------------------------------------- JSONL

@@ -154,7 +154,19 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
                 say(f"stntool: augment seed {seed} (pass --seed {seed} to repeat this run)")
     output = io_options["output"]
     labels = _LabelIO(labels_kind, masks_dir, min_visibility)
-    sheet = _Preview(preview) if preview else None
+    sheet = None
+    if preview:
+        from ..io import display
+
+        if os.path.isdir(preview):
+            raise click.BadParameter(f"{display(preview)} is a folder (give a file name, e.g. sheet.png)",
+                                     param_hint="--preview")
+        exists = os.path.lexists(preview)
+        if exists and not (io_options["overwrite"] or io_options["skip_existing"]):
+            raise click.BadParameter(f"{display(preview)} exists (use --overwrite to replace it)",
+                                     param_hint="--preview")
+        # resuming with --skip-existing keeps an existing sheet, as it keeps the existing variants
+        sheet = _Preview(preview, keep=exists and io_options["skip_existing"])
 
     def outputs(item, path):
         return variant_names(path, count)
@@ -192,7 +204,8 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
     # the kernel family every variant uses (affine, or projective with --perspective), compiled ahead on a first run
     probe = aug.sample(np.random.default_rng(0), (64, 64), out_hw).kernels()
     run_images("augment", process, inputs=inputs, device=device, jobs=jobs, prepare=prepare, outputs=outputs,
-               finish=finish, kernels=lambda item: probe, starting=starting, **io_options)
+               finish=finish, kernels=lambda item: probe, starting=starting, side_files={"--preview": preview},
+               **io_options)
 
 
 class _LabelIO:
@@ -276,10 +289,10 @@ class _Preview:
 
     MAX_INPUTS, MAX_VARIANTS = 4, 6
 
-    def __init__(self, path):
+    def __init__(self, path, keep: bool = False):
         import threading
 
-        self.path, self.rows, self.lock = path, {}, threading.Lock()
+        self.path, self.keep, self.rows, self.lock = path, keep, {}, threading.Lock()
 
     def add(self, item, img, spec, out, k):
         if item.index >= self.MAX_INPUTS or k >= self.MAX_VARIANTS:
@@ -296,7 +309,7 @@ class _Preview:
         from ..io import encode_image, write_atomic
         from ..preview import contact_sheet
 
-        if not self.rows:
+        if not self.rows or self.keep:
             return
         sheet = contact_sheet([self.rows[i] for i in sorted(self.rows)])
         fmt = os.path.splitext(self.path)[1] or ".png"

@@ -103,7 +103,13 @@ def _sibling_output(inputs):
 
     names = [i for i in inputs if i != "-"]
     if len(inputs) != 1 or not names:
+        if list(inputs) == ["-"]:
+            raise click.UsageError("give -o/--output (an image read from stdin has no folder to put one beside)")
         raise click.UsageError("give -o/--output (the default, a folder beside the input, needs exactly one input)")
     path = names[0].rstrip("/" + os.sep) or names[0]
+    if os.path.isdir(path) and os.path.basename(os.path.normpath(path)) in (os.curdir, os.pardir):
+        path = os.path.realpath(path)  # `.` or `..`: named after the folder itself, beside it, never inside it
+        if path == os.path.dirname(path):
+            raise click.UsageError("give -o/--output (the input is the root folder)")
     base = path if os.path.isdir(path) else os.path.splitext(path)[0]
     return base + "_rectified" + os.sep

@@ -90,8 +90,9 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
         config.augmenter()
     failed = 0
     pictures, names = [], []
+    curve = os.path.splitext(out_path)[0] + ".png"  # the training curve, written beside the model
     if images:
-        pictures, names, failed = _read_images(images, recursive, quiet)
+        pictures, names, failed = _read_images(images, recursive, quiet, curve)
     described = []
     if pictures:
         described.append(f"{len(pictures)} images from {', '.join(images)}")
@@ -144,14 +145,15 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
                 tail += f", quarter turns {last[-1]['val_quarter_accuracy']:.0%} right"
         secs = result["history"][-1]["seconds"] if result["history"] else 0.0
         say(f"stntool train: {steps} steps on {len(pages.train)} images ({len(pages.val)} held out) in {secs:.0f} s"
-            f"{tail}; wrote {out_path}")
+            f"{tail}; wrote {out_path} and its training curve {curve}")
     if failed:
         sys.exit(1)
 
 
-def _read_images(inputs, recursive, quiet):
-    """``(images, names, failed)``: decodable images at least _MIN_SIDE on each side; one line per other file."""
-    from ..batch import discover, say
+def _read_images(inputs, recursive, quiet, curve):
+    """``(images, names, failed)``: decodable images at least _MIN_SIDE on each side; one line per other file.
+    A usage error when the training curve's file ``curve`` is one of them."""
+    from ..batch import check_side_file, discover, say
     from ..errors import InvalidArgumentError, StnError
     from ..io import decode_image, display, read_file_bytes
 
@@ -161,6 +163,7 @@ def _read_images(inputs, recursive, quiet):
 
     try:
         items, _ = discover(inputs, recursive, warn=warn)
+        check_side_file(curve, items, "--out's training curve")
     except InvalidArgumentError as e:
         raise click.UsageError(str(e)) from None
     pictures, names, failed = [], [], 0

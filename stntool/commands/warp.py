@@ -72,6 +72,17 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
                                (f" (got {', '.join(sources)})" if sources else ""))
     if inverse_map and matrix is None:
         raise click.UsageError("--inverse-map only applies to --matrix")
+    if params_file is not None:  # each record carries its own sampling and size, which replay exactly
+        from click.core import ParameterSource
+
+        ctx = click.get_current_context()
+        given = [f"--{name.replace('_', '-')}" for name in ("mode", "padding", "fill", "align_corners")
+                 if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)]
+        if ctx.get_parameter_source("out_hw") not in (ParameterSource.DEFAULT, None):
+            given.append("--size")
+        if given:
+            raise click.UsageError(f"{', '.join(given)} cannot be used with --params (each record gives its own "
+                                   "mode, padding, fill, align_corners and size)")
     check_io_options(fill, padding, **{k: io_options[k] for k in ("overwrite", "skip_existing", "null", "files_from",
                                                                    "manifest", "manifest_append")})
     from ..batch import Output, attach_payloads
