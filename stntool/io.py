@@ -733,7 +733,8 @@ def encode_image(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes
     depth = img.dtype
     if ext in (".jpg", ".jpeg", ".jpe", ".webp", ".bmp"):
         if depth != np.uint8:
-            raise ImageWriteError(f"{fmt} cannot store {depth} samples without loss; use --format png or tif")
+            fits = "png or tif" if depth == np.uint16 else "tif"  # png holds 8 and 16 bits only
+            raise ImageWriteError(f"{fmt} cannot store {depth} samples without loss; use --format {fits}")
         if ext in (".jpg", ".jpeg", ".jpe") and c in (2, 4):
             raise ImageWriteError("jpg cannot store an alpha channel; use --format png or webp")
     if ext == ".png" and depth not in (np.uint8, np.uint16):

@@ -939,6 +939,10 @@ def _copy_layer(layer: Layer, dtype) -> Layer:
 def _read_npz(path, shown: str) -> dict[str, np.ndarray]:
     """Every array of an ``.npz``, read eagerly; any failure becomes one InvalidArgumentError line."""
     try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        if magic[:4] != b"PK\x03\x04" and magic != b"\x93NUMPY":  # a zip (.npz) or a .npy array
+            raise InvalidArgumentError(f"model {shown} is not a .npz file (a stntool model, written by stntool train)")
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
             raise InvalidArgumentError(f"model {shown} is a single .npy array, not a .npz model")

@@ -66,10 +66,16 @@ def parse_numbers(text: str, what: str, counts=None) -> list:
 
     Raises :class:`InvalidArgumentError` naming ``what`` and the bad value.
     """
-    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
+    parts = re.split(r"\s*,\s*|\s+", text.strip()) if text.strip() else []
+    while parts and not parts[-1]:  # a trailing comma
+        parts.pop()
     values = []
     for i, p in enumerate(parts, 1):
+        if not p:
+            raise InvalidArgumentError(f"{what}: value {i} is empty")
         try:
+            if "_" in p:  # Python reads 1_0 as 10; a typo here should not be a number
+                raise ValueError(p)
             v = float(p)
         except ValueError:
             raise InvalidArgumentError(f"{what}: value {i} ({p!r}) is not a number") from None

@@ -1039,7 +1039,8 @@ class Rectifier:
 
         img = np.asarray(img)
         if img.ndim not in (2, 3) or min(img.shape[:2]) < 8:
-            raise InvalidArgumentError(f"rectify needs an image of at least 8x8 pixels, got shape {img.shape}")
+            raise InvalidArgumentError("rectify needs an image of at least 8x8 pixels, got "
+                                       + (f"{img.shape[1]}x{img.shape[0]}" if img.ndim in (2, 3) else f"shape {img.shape}"))
         hw = img.shape[:2]
         t0 = time.perf_counter()
         grey = _grey01(img)  # made once: the working images and the ink images all start from it

@@ -93,7 +93,8 @@ class ThinPlateSpline:
         off = d2[~np.eye(n, dtype=bool)]
         if off.size and off.min() <= (1e-9 * span) ** 2:
             i, j = np.argwhere((d2 <= (1e-9 * span) ** 2) & ~np.eye(n, dtype=bool))[0]
-            raise DegenerateError(f"duplicate control points: #{i} and #{j} are both at {tuple(c[i])}")
+            raise DegenerateError(f"duplicate control points: #{i} and #{j} are both at "
+                                 f"({float(c[i][0]):g}, {float(c[i][1]):g})")
         q = c - c.mean(axis=0)
         sv = np.linalg.svd(q, compute_uv=False)
         if sv[-1] <= 1e-9 * max(sv[0], 1e-300):
