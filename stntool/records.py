@@ -257,6 +257,11 @@ class TpsPoints:
             raise InvalidArgumentError(f"cannot read {path}: {e.strerror}") from None
         except ValueError as e:
             raise InvalidArgumentError(f"{path} is not JSON: {e}") from None
+        unknown = sorted(set(doc) - {"src", "dst", "normalized", "regularization"}) if isinstance(doc, dict) else []
+        if unknown:  # a misspelt "normalized" would otherwise be ignored
+            raise InvalidArgumentError(f"{path}: unknown key{'s' if len(unknown) > 1 else ''} "
+                                       f"{', '.join(map(repr, unknown))} (expected src, dst, normalized, "
+                                       "regularization)")
         return cls.from_record(doc)
 
     @classmethod

@@ -88,6 +88,11 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
                              orientation_bins=0 if no_orientation_branch else TrainConfig.orientation_bins,
                              upright_bins=0 if no_upright_head else TrainConfig.upright_bins)
         config.augmenter()
+    if resume is not None:  # before reading any image: a bad file is a usage error at once
+        from ..locnet import LocNet
+
+        with usage_errors("--resume"):
+            LocNet.load(resume)
     failed = 0
     pictures, names = [], []
     curve = os.path.splitext(out_path)[0] + ".png"  # the training curve, written beside the model
@@ -106,11 +111,6 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
         described.append(f"{synthetic_pages} synthetic pages (seed {seed})")
     if not pictures:
         raise click.UsageError(f"no usable images to train on (images must be at least {_MIN_SIDE}x{_MIN_SIDE})")
-    if resume is not None:
-        from ..locnet import LocNet
-
-        with usage_errors("--resume"):
-            LocNet.load(resume)
     pages = PageSet(pictures, names, val_split=val_split, seed=seed)
     bar = None
     if not quiet and sys.stderr.isatty():

@@ -160,3 +160,10 @@ def test_numpy_warnings_stay_off_stderr(tmp_path, folder):
         p = subprocess.run([sys.executable, "-m", "stntool", "warp", "--theta", theta, str(folder / "im0.png"), "-o",
                             str(tmp_path / f"o{len(theta)}.png"), "-q"], capture_output=True, text=True)
         assert p.returncode == 0 and p.stderr == "", p.stderr
+
+
+def test_a_tps_file_with_an_unknown_key_is_a_usage_error(tmp_path, invoke, folder):
+    doc = '{"src": [[0, 0], [10, 0], [0, 10]], "dst": [[0, 0], [10, 0], [0, 10]], "normalised": true}'
+    (tmp_path / "t.json").write_text(doc)
+    r = invoke("warp", "--tps", str(tmp_path / "t.json"), str(folder), "-o", str(tmp_path / "o"))
+    assert r.exit_code == 2 and "unknown key 'normalised'" in r.output

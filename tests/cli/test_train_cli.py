@@ -114,3 +114,10 @@ def test_model_metadata_is_json(tmp_path, train, upright):
     assert header["arch"]["orientation_bins"] == 0 and header["arch"]["upright_bins"] == 0
     assert "upright_head" not in header["metadata"]
     assert not any(k.startswith(("param.orient", "param.upright")) for k in np.load(tmp_path / "plain.npz").files)
+
+
+def test_a_bad_resume_file_is_refused_before_any_image_is_read(tmp_path, train, upright):
+    write(upright / "broken.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    r = train(str(upright), "--out", str(tmp_path / "m.npz"), "--resume", str(tmp_path / "nosuch.npz"))
+    assert r.exit_code == 2 and "does not exist" in r.output
+    assert "broken.png" not in r.output  # the images were not read first
