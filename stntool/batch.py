@@ -496,6 +496,7 @@ def _records_for(item, process, opts):
     extra = {}
     records = []
     current = item.output
+    writing = None  # the output being written, named in an error when the item has several
     try:
         if item.earlier_output:  # an earlier run's output, found among the inputs (plan_outputs)
             return "skipped", [dict(head, output=p, status="skipped") for p in planned]
@@ -506,7 +507,7 @@ def _records_for(item, process, opts):
             existing = {p for p in planned if p != STDIN and os.path.lexists(p)}
         if existing:
             if not opts["skip_existing"]:
-                current = next(p for p in planned if p in existing)
+                current = writing = next(p for p in planned if p in existing)
                 raise StnError(OUTPUT_EXISTS)
             if existing.issuperset(planned):
                 return "skipped", [dict(head, output=p, status="skipped") for p in planned]
@@ -547,8 +548,10 @@ def _records_for(item, process, opts):
                 sys.stdout.buffer.write(blob)
                 sys.stdout.buffer.flush()
             else:
+                writing = path
                 _write_with_files(path, blob, res.files, opts["overwrite"], opts["input_real"], opts["output_real"],
                                   resuming=opts["skip_existing"])
+                writing = None
             records.append({**head, "output": path, "status": "ok", **extra, **res.fields})
             current = _after(planned, path)  # what a failure before the next output is about
         if records and all(r["status"] == "skipped" for r in records):
@@ -558,6 +561,8 @@ def _records_for(item, process, opts):
         head["error"] = str(e)
     except (ValueError, MemoryError, OSError) as e:  # defensive: never a traceback for one bad file
         head["error"] = f"{type(e).__name__}: {e}"
+    if writing is not None and len(planned) > 1 and display(writing) not in head["error"]:
+        head["error"] = f"{display(writing)}: {head['error']}"  # which of the item's outputs
     records.append({**head, "output": current, **extra, **item.fields})
     return "error", records
 

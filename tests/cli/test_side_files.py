@@ -116,6 +116,7 @@ def test_a_label_sidecar_left_without_its_image_is_named_and_a_resume_replaces_i
     args = ["augment", str(src), "-o", str(out), "--seed", "1", "--rotate", "3", "--count", "2"]
     r = invoke(*args)
     assert r.exit_code == 1 and str(out / "im_001.json") in r.output and "output exists" in r.output
+    assert f"{out / 'im_001.png'}: output exists" in r.output  # which of the input's outputs
     r = invoke(*args, "--skip-existing", "-q")
     assert r.exit_code == 0
     assert sorted(os.listdir(out)) == ["im_000.json", "im_000.png", "im_001.json", "im_001.png"]
