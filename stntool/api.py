@@ -40,6 +40,8 @@ def _out_hw(out_hw, default):
 
 
 def _batch_count(images: ImageBatch, k: int, what: str) -> int:
+    if k < 1:
+        raise InvalidArgumentError(f"the {what} batch is empty (shape with N = 0)")
     if k not in (1, images.n) and images.n != 1:
         raise InvalidArgumentError(f"{what} has batch size {k} but the image batch has {images.n}")
     return max(k, images.n)
@@ -302,7 +304,14 @@ def grid_sample_backward(img, grid, grad_out, padding: str = "zeros", align_corn
     check_real(grad_out, "grad_out")
     go = np.asarray(grad_out, dtype=np.float64)
     expect = (n,) + gb.shape[1:3] + (images.c,)
-    if go.size != int(np.prod(expect)):
+    # the shape grid_sample returned: without the batch axis for one image and one grid, without the channel
+    # axis for an (H, W) image
+    shapes = {expect}
+    if n == 1:
+        shapes.add(expect[1:])
+    if images.ndim == 2:
+        shapes |= {s[:-1] for s in shapes}
+    if go.shape not in shapes:
         raise InvalidArgumentError(f"grad_out must match the sampled output, {expect}; got {go.shape}")
     go = np.ascontiguousarray(go.reshape(expect))
     _, pad_id, _ = sample_options("bilinear", padding, None, images.c)

@@ -48,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import numbers
 from dataclasses import dataclass
 
 from .coords import _axis_scale_offset, _norm_from_pixel, _pixel_from_norm, as_hw
@@ -94,14 +95,17 @@ def parse_range(text, what: str, symmetric: bool = False) -> tuple:
 
 def _as_range(value, what: str, symmetric: bool = False) -> tuple:
     if isinstance(value, str):
-        return parse_range(value, what, symmetric)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (-abs(float(value)), abs(float(value))) if symmetric else (float(value), float(value))
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{what} must be a number or a (lo, hi) pair, got {value!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+        lo, hi = parse_range(value, what, symmetric)
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        v = float(value)
+        lo, hi = (-abs(v), abs(v)) if symmetric else (v, v)
+    else:
+        try:
+            lo, hi = (float(v) for v in value)
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(f"{what} must be a number or a (lo, hi) pair, got {value!r}") from None
+    # a width that overflows (-1e308, 1e308) draws infinities
+    if not (math.isfinite(lo) and math.isfinite(hi) and math.isfinite(hi - lo)) or lo > hi:
         raise InvalidArgumentError(f"{what} must be finite with lo <= hi, got {value!r}")
     return (lo, hi)
 
@@ -185,8 +189,9 @@ class Augmenter:
                 raise InvalidArgumentError(f"{name} must stay within (-89, 89) degrees")
         for name in ("hflip", "vflip"):
             p = getattr(self, name)
-            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+            if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
                 raise InvalidArgumentError(f"{name} is a probability in [0, 1], got {p!r}")
+            object.__setattr__(self, name, float(p))
         for name in ("perspective", "tps"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 0.5:
@@ -198,8 +203,9 @@ class Augmenter:
                 alpha, sigma = (float(v) for v in self.elastic)
             except (TypeError, ValueError):
                 raise InvalidArgumentError(f"elastic must be (alpha, sigma), got {self.elastic!r}") from None
-            if not (math.isfinite(alpha) and math.isfinite(sigma)) or alpha < 0 or sigma <= 0:
-                raise InvalidArgumentError(f"elastic needs alpha >= 0 and sigma > 0, got {self.elastic!r}")
+            from .records import Elastic
+
+            Elastic(alpha, sigma, 0)  # the record's limits
             object.__setattr__(self, "elastic", (alpha, sigma))
         # the sampling options, checked once as a record would check them
         WarpSpec(theta=((1, 0, 0), (0, 1, 0)), mode=self.mode, padding=self.padding, fill=self.fill,
@@ -417,6 +423,9 @@ class Augmenter:
         """
         from .records import apply_spec
 
+        if getattr(img, "ndim", None) not in (2, 3):
+            raise InvalidArgumentError(f"an Augmenter call takes one image (H, W) or (H, W, C), got shape "
+                                       f"{getattr(img, 'shape', None)}; use .batch(images, rng) for (N, H, W, C)")
         spec = self.sample(rng, img.shape[:2], out_hw)
         res = Augmented(apply_spec(img, spec, backend), spec)
         _move_labels(res, spec, img.shape[:2], keypoints, boxes, mask, labels, min_visibility, backend)
@@ -433,7 +442,11 @@ class Augmenter:
         from . import api
         from .records import _unsigned_max, apply_spec, fill_values
 
-        images = np.asarray(images)
+        try:
+            images = np.asarray(images)
+        except ValueError:  # a list of images of different sizes
+            raise InvalidArgumentError("batch takes images of one size (N, H, W[, C]); warp others one by one") \
+                from None
         if images.ndim not in (3, 4) or len(images) == 0:
             raise InvalidArgumentError(f"batch takes images (N, H, W) or (N, H, W, C), got shape {images.shape}")
         in_hw = images.shape[1:3]

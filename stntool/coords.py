@@ -40,6 +40,15 @@ __all__ = [
 ]
 
 
+def _whole_number(v) -> bool:
+    """An int (or NumPy integer), or a float with no fraction; not a bool or a string."""
+    import numbers
+
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        return False
+    return isinstance(v, numbers.Integral) or float(v).is_integer()
+
+
 def as_hw(size) -> tuple[int, int]:
     """Validate a ``(H, W)`` size and return it as a tuple of two positive ints."""
     if type(size) is tuple and len(size) == 2 and type(size[0]) is int and type(size[1]) is int \
@@ -48,9 +57,12 @@ def as_hw(size) -> tuple[int, int]:
     from .errors import InvalidArgumentError
 
     try:
-        h, w = (int(v) for v in size)
+        h, w = size
+        if isinstance(size, (str, bytes)) or not all(_whole_number(v) for v in (h, w)):
+            raise TypeError
+        h, w = int(h), int(w)
     except (TypeError, ValueError):
-        raise InvalidArgumentError(f"size must be (H, W), got {size!r}") from None
+        raise InvalidArgumentError(f"size must be (H, W), two whole numbers, got {size!r}") from None
     if h < 1 or w < 1:
         raise InvalidArgumentError(f"size must be positive, got (H, W) = ({h}, {w})")
     return h, w

@@ -154,7 +154,10 @@ def _finite(x, what) -> float:
         return x
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         raise InvalidArgumentError(f"{what}: {x!r} is not a number")
-    x = float(x)
+    try:
+        x = float(x)
+    except OverflowError:  # an integer beyond float64 (JSON allows 10**400)
+        raise InvalidArgumentError(f"{what}: an integer of {len(str(abs(x)))} digits is not finite") from None
     if not math.isfinite(x):
         raise InvalidArgumentError(f"{what}: {x!r} is not finite")
     return x
@@ -223,17 +226,13 @@ class TpsPoints:
                 raise InvalidArgumentError(f'"{key}" must be a list of [x, y] pairs') from None
             if not all(len(p) == 2 for p in rows):
                 raise InvalidArgumentError(f'"{key}" must be a list of [x, y] pairs')
-            for p in rows:
-                for c in p:
-                    if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c):
-                        raise InvalidArgumentError(f'"{key}" has a non-finite or non-numeric coordinate: {c!r}')
-            pts[key] = tuple((float(a), float(b)) for a, b in rows)
+            pts[key] = tuple((_finite(a, f'"{key}"'), _finite(b, f'"{key}"')) for a, b in rows)
         if len(pts["src"]) != len(pts["dst"]):
             raise InvalidArgumentError(f'"src" has {len(pts["src"])} points but "dst" has {len(pts["dst"])}')
         if len(pts["src"]) < 3:
             raise InvalidArgumentError("a thin-plate spline needs at least 3 point pairs")
-        reg = self.regularization
-        if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not math.isfinite(reg) or not reg >= 0:
+        reg = _finite(self.regularization, '"regularization"')
+        if not reg >= 0:
             raise InvalidArgumentError('"regularization" must be a finite number >= 0')
         object.__setattr__(self, "src", pts["src"])
         object.__setattr__(self, "dst", pts["dst"])
@@ -289,11 +288,16 @@ class Elastic:
     sigma: float
     seed: int
 
+    #: The largest alpha and the smallest and largest sigma (pixels) a field may have: beyond them its
+    #: lattice and smoothing taps overflow, and no image shows a difference.
+    ALPHA_MAX, SIGMA_RANGE = 1e6, (0.01, 1e5)
+
     def __post_init__(self):
         a = _finite(self.alpha, "elastic alpha")
         sg = _finite(self.sigma, "elastic sigma")
-        if a < 0 or not sg > 0:
-            raise InvalidArgumentError(f"elastic needs alpha >= 0 and sigma > 0, got {a!r}, {sg!r}")
+        if not (0 <= a <= self.ALPHA_MAX and self.SIGMA_RANGE[0] <= sg <= self.SIGMA_RANGE[1]):
+            raise InvalidArgumentError(f"elastic needs 0 <= alpha <= {self.ALPHA_MAX:g} and {self.SIGMA_RANGE[0]:g} <= "
+                                       f"sigma <= {self.SIGMA_RANGE[1]:g}, got {a!r}, {sg!r}")
         if not _is_int(self.seed) or not 0 <= self.seed < 1 << 53:
             raise InvalidArgumentError(f"elastic seed must be an integer in [0, 2**53), got {self.seed!r}")
         object.__setattr__(self, "alpha", a)
@@ -511,6 +515,8 @@ def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
 
     if spec.theta is None and spec.tps is None:
         raise InvalidArgumentError("the warp record has no theta or tps yet (an OpenCV matrix needs the image size)")
+    if getattr(img, "ndim", None) not in (2, 3):
+        raise InvalidArgumentError(f"apply_spec takes one image (H, W) or (H, W, C), got shape {getattr(img, 'shape', None)}")
     is_int = img.dtype.kind == "u"
     maxv = _unsigned_max(img.dtype) if is_int else 0.0
     c = 1 if img.ndim == 2 else img.shape[2]

@@ -1037,10 +1037,7 @@ class Rectifier:
         """
         from .pageview import _grey01, page_theta, working_image
 
-        img = np.asarray(img)
-        if img.ndim not in (2, 3) or min(img.shape[:2]) < 8:
-            raise InvalidArgumentError("rectify needs an image of at least 8x8 pixels, got "
-                                       + (f"{img.shape[1]}x{img.shape[0]}" if img.ndim in (2, 3) else f"shape {img.shape}"))
+        img = _page_image(img)
         hw = img.shape[:2]
         t0 = time.perf_counter()
         grey = _grey01(img)  # made once: the working images and the ink images all start from it
@@ -1109,6 +1106,27 @@ class Rectifier:
 
         spec, confidence, info = self.spec(img, **options)
         return apply_spec(img, spec, self.backend), (spec, confidence, info)
+
+
+def _page_image(img) -> np.ndarray:
+    """``img`` as rectify reads it, or :class:`InvalidArgumentError`: (H, W) or (H, W, C) with 1 to 4 channels,
+    at least 8x8, uint8, uint16 or float (in native byte order; float values finite, 0 .. 1 being black to
+    white)."""
+    img = np.asarray(img)
+    if img.ndim not in (2, 3) or min(img.shape[:2]) < 8:
+        raise InvalidArgumentError("rectify needs an image of at least 8x8 pixels, got "
+                                   + (f"{img.shape[1]}x{img.shape[0]}" if img.ndim in (2, 3) else f"shape {img.shape}"))
+    if img.ndim == 3 and not 1 <= img.shape[2] <= 4:
+        raise InvalidArgumentError(f"rectify reads grey, grey+alpha, colour or colour+alpha pages (1 to 4 channels), "
+                                   f"got {img.shape[2]}")
+    dt = img.dtype
+    if not (dt.kind == "f" or (dt.kind == "u" and dt.itemsize in (1, 2))):
+        raise InvalidArgumentError(f"rectify reads uint8, uint16 or float pages, got {dt}")
+    if not dt.isnative:  # '>u2' from FITS or TIFF readers: the same values in this machine's byte order
+        img = img.astype(dt.newbyteorder("="))
+    if dt.kind == "f" and not np.isfinite(img).all():
+        raise InvalidArgumentError("the image contains NaN or infinite values")
+    return img
 
 
 def _paper_fill(img):

@@ -123,15 +123,18 @@ _KERNEL_MODULES = {}
 
 def sample_options(mode: str, padding: str, fill, channels: int):
     """Validate sampling options; returns ``(mode_id, pad_id, fill (C,) float64)``."""
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise InvalidArgumentError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    if padding not in PADDINGS:
+    if not isinstance(padding, str) or padding not in PADDINGS:
         raise InvalidArgumentError(f"unknown padding {padding!r}; choose one of {', '.join(PADDINGS)}")
     fill_c = np.zeros(channels)
     if fill is not None:
         if padding != "constant":
             raise InvalidArgumentError("fill is only used with padding='constant'")
-        f = np.asarray(fill, dtype=np.float64).ravel()
+        try:
+            f = np.asarray(fill, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(f"fill must be a number or one number per channel, got {fill!r}") from None
         if f.size == 1:
             fill_c[:] = f[0]
         elif f.size == channels:
@@ -291,7 +294,10 @@ class ImageBatch:
             from . import _cuda
 
             return _cuda.cuda.device_array(shape, dtype=self.dtype)
-        return np.empty(shape, dtype=self.dtype)
+        try:
+            return np.empty(shape, dtype=self.dtype)
+        except ValueError:  # "array is too big", "maximum allowed dimension exceeded"
+            raise InvalidArgumentError(f"an output of shape {shape} is too large") from None
 
     def require_backend(self, name: str):
         """Device images stay on the device: they need the cuda backend."""

@@ -60,7 +60,7 @@ def test_record_of_0_1_manifest_line_reads():
     ({"theta": [[1, 0, 0], [0, 1, 0]], "schema": SCHEMA_VERSION + 1}, "newer"),
     ({"tps": {"src": [[0, 0], [1, 0]], "dst": [[0, 0], [1, 0]]}}, "at least 3"),
     ({"tps": {"src": [[0, 0], [1, 0], [0, 1]], "dst": [[0, 0], [1, 0]]}}, "3 points but"),
-    ({"tps": {"src": [[0, 0], [1, 0], [0, float("nan")]], "dst": [[0, 0], [1, 0], [0, 1]]}}, "non-finite"),
+    ({"tps": {"src": [[0, 0], [1, 0], [0, float("nan")]], "dst": [[0, 0], [1, 0], [0, 1]]}}, "not finite"),
     ({"tps": {"src": [[0, 0], [1, 0], [0, 1]], "dst": [[0, 0], [1, 0], [0, 1]], "regularization": -1}},
      "regularization"),
     ({"tps": [1, 2]}, "expected an object"),

@@ -1,0 +1,109 @@
+"""Arguments at the edges of the Python API: each is refused with InvalidArgumentError (or handled), never a
+crash, a raw NumPy or Python error, or a silently wrong result."""
+
+import numpy as np
+import pytest
+
+import stntool
+from stntool.augment import Augmenter
+from stntool.errors import InvalidArgumentError, StnError
+from stntool.records import Elastic, WarpSpec, apply_spec
+
+I2 = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+
+
+@pytest.fixture
+def img():
+    return np.random.default_rng(0).integers(0, 256, (5, 6, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_empty_theta_and_grid_batches_are_refused(img, backend):
+    # the kernels would read entry 0 of an empty grid (a crash for a large one)
+    with pytest.raises(InvalidArgumentError, match="grid batch is empty"):
+        stntool.grid_sample(img, np.zeros((0, 300, 300, 2)), backend=backend)
+    for theta in (np.zeros((0, 2, 3)), np.zeros((0, 3, 3))):
+        with pytest.raises(InvalidArgumentError, match="theta batch is empty"):
+            stntool.warp(img, theta, backend=backend)
+    with pytest.raises(InvalidArgumentError, match="grid batch is empty"):
+        stntool.grid_sample_backward(img, np.zeros((0, 4, 4, 2)), np.zeros((0, 4, 4, 3)), backend=backend)
+
+
+def test_grad_out_must_have_the_sampled_output_shape(img):
+    grid = stntool.affine_grid(I2, (4, 4))
+    with pytest.raises(InvalidArgumentError, match="grad_out must match"):
+        stntool.grid_sample_backward(img, grid, np.zeros((3, 4, 4)))  # CHW, the same size
+    gi, gg = stntool.grid_sample_backward(img, grid, np.ones((4, 4, 3)))
+    gi1, gg1 = stntool.grid_sample_backward(img, grid, np.ones((1, 4, 4, 3)))
+    np.testing.assert_array_equal(gg, gg1)
+    grey = img[..., 0]
+    _, gg2 = stntool.grid_sample_backward(grey, grid, np.ones((4, 4)))
+    assert gg2.shape == (4, 4, 2)
+
+
+def test_output_sizes_are_whole_numbers_and_not_too_large(img):
+    with pytest.raises(InvalidArgumentError, match="too large"):
+        stntool.warp(img, I2, out_hw=(10 ** 10, 10 ** 10))
+    for bad in ((2.7, 5), "34", (True, 5), (1, 2, 3)):
+        with pytest.raises(InvalidArgumentError, match="size must be"):
+            stntool.warp(img, I2, out_hw=bad)
+    assert stntool.warp(img, I2, out_hw=(2.0, np.int64(5))).shape == (2, 5, 3)
+
+
+def test_sampling_options_of_the_wrong_type(img):
+    with pytest.raises(InvalidArgumentError, match="unknown mode"):
+        stntool.warp(img, I2, mode=["bilinear"])
+    with pytest.raises(InvalidArgumentError, match="unknown padding"):
+        stntool.warp(img, I2, padding=["zeros"])
+    with pytest.raises(InvalidArgumentError, match="fill must be"):
+        stntool.warp(img, I2, padding="constant", fill="red")
+
+
+def test_one_image_calls_refuse_batches(img):
+    batch = np.stack([img, img])
+    with pytest.raises(InvalidArgumentError, match=r"\.batch"):
+        Augmenter.from_preset("medium")(batch, np.random.default_rng(0))
+    with pytest.raises(InvalidArgumentError, match="one image"):
+        apply_spec(batch, WarpSpec(theta=((0.9, 0.2, 0.05), (-0.2, 0.9, 0.0))))
+    with pytest.raises(InvalidArgumentError, match="one size"):
+        Augmenter(rotate=5).batch([img, img[:4]], np.random.default_rng(0))
+
+
+def test_ranges_and_fields_that_would_overflow_are_refused():
+    for kw in (dict(rotate=(-1e308, 1e308)), dict(rotate=float("inf")), dict(translate=float("nan")),
+               dict(scale=1e-300), dict(aspect=(1.0, 1e300))):
+        with pytest.raises(InvalidArgumentError):
+            Augmenter(**kw)
+    for alpha, sigma in ((1.0, 1e20), (1.0, 1e-300), (2e6, 5.0), (-1.0, 5.0)):
+        with pytest.raises(InvalidArgumentError, match="elastic needs"):
+            Elastic(alpha, sigma, 1)
+        with pytest.raises(InvalidArgumentError, match="elastic needs"):
+            Augmenter(elastic=(alpha, sigma))
+    small = np.zeros((16, 16), np.uint8)
+    for elastic in ((1.0, 0.01), (1e6, 1e5)):  # the limits themselves warp
+        assert Augmenter(elastic=elastic)(small, np.random.default_rng(0)).image.shape == (16, 16)
+    assert Augmenter(hflip=np.float32(0.5)).hflip == 0.5
+    for rec in ({"theta": [[10 ** 400, 0, 0], [0, 1, 0]]},
+                {"tps": {"src": [[10 ** 400, 0], [1, 0], [0, 1]], "dst": [[0, 0], [1, 0], [0, 1]]}}):
+        with pytest.raises(InvalidArgumentError, match="not finite"):
+            WarpSpec.from_record(rec)
+
+
+def test_rectify_reads_any_byte_order_and_refuses_what_it_cannot_read():
+    from stntool.pages import render_page
+    from stntool.rectify import Rectifier
+
+    page = render_page((5, 1), size=(320, 240))
+    r = Rectifier("text")
+    wide = page.astype(np.uint16) * 257
+    t_native, c_native = r.estimate(wide)
+    t_swapped, c_swapped = r.estimate(wide.astype(">u2"))
+    np.testing.assert_array_equal(t_native, t_swapped)
+    assert c_native == c_swapped
+    nan_page = page.astype(np.float32) / 255
+    nan_page[5, 5] = np.nan
+    for bad, message in ((nan_page, "NaN"), (np.zeros((64, 64, 5), np.uint8), "1 to 4 channels"),
+                         (np.zeros((64, 64), bool), "uint8, uint16 or float"),
+                         (np.zeros((64, 64), np.int64), "uint8, uint16 or float")):
+        with pytest.raises(StnError, match=message):
+            r.estimate(bad)
