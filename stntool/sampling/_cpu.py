@@ -311,6 +311,20 @@ def _padded_points_loop(pixel, exact, src, sbase, h, w, cc, xs, ys, cells, j, wo
 @jit_device
 def _padded_affine_nearest(src, sbase, h, w, cc, xq, yq, dxq, dyq, coef, c_lo, a_stop, b_start, c_hi, dst, dbase, pad,
                            align_corners, fill, is_int, maxv):
+    if pad == BORDER:
+        # border padding clamps the coordinate, and rint(clamp(x)) == clamp(rint(x)): each pixel rounds its
+        # 32.32 coordinate as the interior spans do (:func:`_nearest_q`, the float coordinate near one half),
+        # then clamps the pixel, in integers (the float careful path took about 7x OpenCV's time)
+        margin = _nearest_slack(c_hi + 1)
+        row = w * cc
+        n_a = max(0, a_stop - c_lo)
+        for k in range(n_a + max(0, c_hi + 1 - b_start)):
+            j = c_lo + k if k < n_a else b_start + (k - n_a)
+            rx, ry = _nearest_q(xq + j * dxq, yq + j * dyq, j, margin, coef)
+            rx = min(max(rx, 0), w - 1)
+            ry = min(max(ry, 0), h - 1)
+            _copy_pixel(src, sbase + ry * row + rx * cc, dst, dbase + j * cc, cc)
+        return
     _padded_affine_loop(_padded_nearest_pixel, True, src, sbase, h, w, cc, xq, yq, dxq, dyq, coef, c_lo, a_stop,
                         b_start, c_hi, dst, dbase, pad, align_corners, fill, is_int, maxv)
 
@@ -3371,6 +3385,7 @@ def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
     kind = mode.literal_value  # the mode, with PADDED or not: for the row helpers
     span, general, _, margin, _ = _MODE_FUNCS[m]
     nearest = m == NEAREST
+    padded_kernel = _literal_kind(mode)[1]  # border and reflection padding's entries (PADDED_ENTRIES)
 
     def impl(mode, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
         # Coordinates step exactly in 32.32 fixed point, so the interior span (every tap inside the
@@ -3434,7 +3449,19 @@ def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
                 dyq = _to_q(dy)
                 j_lo, j_hi = _row_interval(xq0, yq0, dxq, dyq, lo_in, (w - 1) * one + hi_in, (h - 1) * one + hi_in,
                                            wo)
-                if j_hi >= j_lo and table != 0:  # the coordinate that is the same at every pixel, rounded once
+                if table != 0 and padded_kernel:
+                    # border and reflection padding: the table's columns are padded (_nearest_columns), and so is
+                    # the row's own coordinate, rounded once: every pixel of the row reads the table
+                    j_lo = 0
+                    j_hi = wo - 1
+                    if table == TABLE_X:
+                        base = sbase + np.int64(_rint(_pad_coord_inline((dy * 0 + ay) + by, h, pad, align_corners))) \
+                            * (w * cc)
+                    else:
+                        base = sbase + np.int64(_rint(_pad_coord_inline((dx * 0 + ax) + bx, w, pad, align_corners))) \
+                            * cc
+                    _span_nearest_table(src, base, cc, work, 0, wo, dst, dbase)
+                elif j_hi >= j_lo and table != 0:  # the coordinate that is the same at every pixel, rounded once
                     if table == TABLE_X:
                         base = sbase + np.int64(_rint((dy * j_lo + ay) + by)) * (w * cc)
                     else:
@@ -4088,7 +4115,8 @@ def warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, pr
     n_rows = out.shape[0] * out.shape[1]
     work = int(out.size * MODE_WORK[int(mode)] * (2 if projective else 1))
     table = None if projective or int(mode) != NEAREST else _nearest_columns(maps, img.shape[2], img.shape[3],
-                                                                                out.shape[2])
+                                                                                out.shape[2], img.shape[1], int(pad),
+                                                                                bool(align_corners))
     _run_blocks(kernel, n_rows, work, (img, maps, out), (pad, align_corners, fill, is_int, maxv),
                 per_image=out.shape[1], table=table)
 
@@ -4098,7 +4126,7 @@ def warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, pr
 TABLE_X, TABLE_Y = 1, 2
 
 
-def _nearest_columns(maps, w, cc, wo):
+def _nearest_columns(maps, w, cc, wo, h=None, pad=ZEROS, align_corners=False):
     """``(axis, offsets)`` for an affine nearest warp along the image axes, else None.
 
     When every pixel map ``maps[k]`` (``in_pix_from_out_pix``) is the same in its first two rows and has
@@ -4110,7 +4138,12 @@ def _nearest_columns(maps, w, cc, wo):
     interior span only, where every pixel rounds inside the image; elsewhere (and ``offsets`` there) it
     is unused. Such warps put many pixels on ties (a 2x reduction puts every one there), which the
     kernel's fixed-point rounding sends to the float coordinate one by one; the table rounds each
-    column once, with the reference's :func:`_reference.rint`, bit for bit the kernels' rounding."""
+    column once, with the reference's :func:`_reference.rint`, bit for bit the kernels' rounding.
+
+    With border or reflection padding (``pad``, ``align_corners`` and the input's height ``h``) every
+    column is the reference's padded one, ``rint(apply_padding(x))``: every pixel of every row then reads
+    its table entry, the row's own coordinate padded and rounded once (:func:`affine_rows`). The entries a
+    span reads inside the image are the same either way."""
     (m00, m01, m02), (m10, m11, m12) = maps[0, :2].tolist()
     if m10 == 0.0 and m01 == 0.0:
         axis, d, a, b, stride = TABLE_X, m00, m01, m02, cc
@@ -4124,6 +4157,12 @@ def _nearest_columns(maps, w, cc, wo):
     coords = (d * np.arange(wo, dtype=np.float64) + a) + b  # the kernels' order: (d j + a i) + b, a i a zero
     if not np.all(np.isfinite(coords)):
         return None
+    if pad in (BORDER, REFLECTION) and h is not None:
+        from ._reference import apply_padding
+
+        padding = "border" if pad == BORDER else "reflection"
+        padded = apply_padding(coords, w if axis == TABLE_X else h, padding, bool(align_corners))
+        return axis, rint(padded).astype(np.int64) * stride
     return axis, np.clip(rint(coords), -1, 1 << 31).astype(np.int64) * stride
 
 
