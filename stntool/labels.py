@@ -362,9 +362,8 @@ def _read_keypoints(items):
         vis.append(visible)
     if all(v is None for v in vis):
         vis = None
-    elif any(v is None for v in vis):
-        i = vis.index(None)
-        raise InvalidArgumentError(f'keypoints[{i}] lacks "visible" while others have it')
+    else:  # a keypoint without the flag (the list form has none) is visible
+        vis = [True if v is None else v for v in vis]
     return pts, tuple(labels), vis
 
 

@@ -88,7 +88,7 @@ def variant_names(path: str, count: int) -> list:
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=str))
 @click.option("-n", "--count", type=click.IntRange(1, 100000), default=1, show_default=True,
               help="Variants written per input.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (an integer); default: drawn and printed.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (an integer); default: drawn and printed on stderr (with -q, only the manifest keeps it).")
 @click.option("--preset", type=click.Choice(["light", "medium", "heavy", "document", "ocr"]),
               help="Start from a named set of ranges (flags given here override it).")
 @click.option("--show-preset", metavar="NAME", callback=_show_preset, expose_value=False, is_eager=True,
@@ -144,14 +144,13 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
     opts.update({k: v for k, v in given.items() if v is not None})
     with usage_errors():
         aug = Augmenter(mode=mode, align_corners=bool(align_corners), **opts)
-    starting = None
+    said_seed = None
     if seed is None:
         import secrets
 
         seed = secrets.randbits(32)
         if not io_options["quiet"]:
-            def starting():  # once the options are checked: a usage error comes alone
-                say(f"stntool: augment seed {seed} (pass --seed {seed} to repeat this run)")
+            said_seed = f"stntool: augment seed {seed} (pass --seed {seed} to repeat this run)"
     output = io_options["output"]
     labels = _LabelIO(labels_kind, masks_dir, min_visibility)
     sheet = None
@@ -162,11 +161,15 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
             raise click.BadParameter(f"{display(preview)} is a folder (give a file name, e.g. sheet.png)",
                                      param_hint="--preview")
         exists = os.path.lexists(preview)
-        if exists and not (io_options["overwrite"] or io_options["skip_existing"]):
-            raise click.BadParameter(f"{display(preview)} exists (use --overwrite to replace it)",
-                                     param_hint="--preview")
         # resuming with --skip-existing keeps an existing sheet, as it keeps the existing variants
         sheet = _Preview(preview, keep=exists and io_options["skip_existing"])
+
+    def starting():  # once every option is checked (an input named by --preview among them): usage errors first
+        if sheet is not None and exists and not (io_options["overwrite"] or io_options["skip_existing"]):
+            raise click.BadParameter(f"{display(preview)} exists (use --overwrite to replace it)",
+                                     param_hint="--preview")
+        if said_seed is not None:
+            say(said_seed)
 
     def outputs(item, path):
         return variant_names(path, count)

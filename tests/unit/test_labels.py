@@ -451,7 +451,6 @@ def test_json_short_forms(tmp_path):
     ('{"boxes": [[0, 0, 1, 1e999]]}', "not finite"),
     ('{"boxes": [[0, 0, 1, 1' + '0' * 400 + ']]}', "not finite"),
     ('{"keypoints": [[1, 2]], "boxes": null}', '"boxes" must be a list, got null'),
-    ('{"keypoints": [{"x": 1, "y": 2, "visible": true}, [3, 4]]}', r'keypoints\[1\] lacks "visible"'),
     ('{"box": []}', "unknown key 'box'"),
     ('{"coords": "normalized"}', '"coords" must be "pixel"'),
     ('{"schema": 9}', "newer"),
@@ -464,6 +463,14 @@ def test_bad_json_sidecars_say_why(tmp_path, text, msg):
     with pytest.raises(InvalidArgumentError, match=msg) as e:
         read_labels_json(path, (5, 10))
     assert str(e.value).startswith(str(path) + ": ") and "\n" not in str(e.value)
+
+
+def test_the_list_and_object_forms_mix_and_a_keypoint_without_the_flag_is_visible(tmp_path):
+    path = tmp_path / "mixed.json"
+    path.write_text('{"keypoints": [[1, 2], {"x": 3, "y": 4, "visible": false}, {"x": 5, "y": 1}]}')
+    got = read_labels_json(path, (5, 10))
+    np.testing.assert_array_equal(got.keypoints, [[1, 2], [3, 4], [5, 1]])
+    assert list(got.visible) == [True, False, True]
 
 
 def test_unreadable_label_files(tmp_path):

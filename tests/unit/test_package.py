@@ -13,7 +13,9 @@ def _run(code):
 
 
 def test_version():
-    assert stntool.__version__.count(".") == 2
+    import re
+
+    assert re.fullmatch(r"\d+\.\d+\.\d+(\.dev\d+)?", stntool.__version__)  # PEP 440: a release or a dev build
 
 
 def test_import_does_not_import_numba():
