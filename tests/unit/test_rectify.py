@@ -113,6 +113,19 @@ def test_images_without_text_come_back_unchanged(rect, kind):
     assert np.array_equal(out, img)
 
 
+@pytest.mark.parametrize("kind, hw, seed", [("uniform", (64, 64), 0), ("gauss", (64, 64), 3), ("gauss", (96, 96), 2),
+                                           ("uniform", (128, 128), 3), ("uniform", (64, 200), 2),
+                                           ("uniform", (256, 256), 2)])
+def test_small_noise_images_come_back_unchanged(rect, kind, hw, seed):
+    """Noise that the sweeps once straightened into rows of text lines (confidence 0.49-1.0): its row profile has
+    no period and as many lines read down as across, or the page made straight shows too few text lines."""
+    rng = np.random.default_rng(seed)
+    img = (rng.integers(0, 256, hw, dtype=np.uint8) if kind == "uniform"
+           else np.clip(rng.normal(128, 40, hw), 0, 255).astype(np.uint8))
+    theta, conf = rect.estimate(img)
+    assert conf < 0.3 and np.array_equal(theta, [[1, 0, 0], [0, 1, 0]])
+
+
 def test_page_theta_is_the_output_size_pytorch_convention(page, rect):
     img, _ = distort(page, 9.0)
     spec, conf, info = rect.spec(img)
