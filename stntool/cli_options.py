@@ -73,6 +73,16 @@ def _fill(ctx, param, value):
         raise click.BadParameter(str(e)) from None
 
 
+def once(ctx, param, value):
+    """Callback of an option declared ``multiple=True`` that may be given once: its value, or None; given
+    twice, a usage error (Click would otherwise keep the last one silently)."""
+    if not value:
+        return None
+    if len(value) > 1:
+        raise click.BadParameter(f"given {len(value)} times; give it once")
+    return value[0]
+
+
 def _jobs(ctx, param, value):
     if value < 1:
         raise click.BadParameter("must be at least 1")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli_options import (check_io_options, input_options, output_options, parse_numbers, run_images,
+from ..cli_options import (check_io_options, input_options, once, output_options, parse_numbers, run_images,
                            sampling_options, usage_errors)
 
 EXAMPLES = """
@@ -46,14 +46,14 @@ Examples:
 @click.command(epilog=EXAMPLES, short_help="Apply a θ, an OpenCV matrix or a thin-plate spline to images.",
                context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=str))
-@click.option("--theta", metavar="A,B,C,D,E,F[,G,H,I]",
+@click.option("--theta", metavar="A,B,C,D,E,F[,G,H,I]", multiple=True, callback=once,
               help="PyTorch θ, output normalized -> input normalized: 6 numbers (2x3) or 9 (3x3 projective).")
-@click.option("--matrix", metavar="NUMBERS",
+@click.option("--matrix", metavar="NUMBERS", multiple=True, callback=once,
               help="OpenCV pixel matrix as for cv2.warpAffine (6) / warpPerspective (9), output <- input.")
 @click.option("--inverse-map", is_flag=True, help="--matrix maps output pixels to input pixels (WARP_INVERSE_MAP).")
-@click.option("--tps", "tps_file", metavar="FILE.json", type=click.Path(dir_okay=False),
+@click.option("--tps", "tps_file", metavar="FILE.json", type=click.Path(dir_okay=False), multiple=True, callback=once,
               help='Thin-plate spline: {"src": [[x,y],...], "dst": [[x,y],...], "normalized": false}.')
-@click.option("--params", "params_file", metavar="FILE.jsonl",
+@click.option("--params", "params_file", metavar="FILE.jsonl", multiple=True, callback=once,
               help="Per-image θ/TPS keyed by input path (a manifest written by stntool replays exactly).")
 @sampling_options
 @output_options

@@ -175,3 +175,12 @@ def test_manifest_folder_is_created_like_the_output_folder(tmp_path, run):
             str(tmp_path / "file" / "run.jsonl"), "-q")
     assert r.exit_code == 2 and "--manifest" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o2").exists()
+
+
+def test_a_source_given_twice_is_a_usage_error(tmp_path, run):
+    img = tmp_path / "a.png"
+    write(img, encode(small_rgb(), ".png"))
+    for flag, value in (("--theta", SHIFT), ("--matrix", "1,0,2,0,1,0")):
+        r = run(flag, value, flag, value, str(img), "-o", str(tmp_path / "o.png"))
+        assert r.exit_code == 2 and "given 2 times" in r.output
+    assert not (tmp_path / "o.png").exists()
