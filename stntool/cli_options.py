@@ -209,8 +209,13 @@ def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output
     with usage_errors():
         # the output folder is not scanned for inputs: a rerun does not read the last run's outputs
         leave_out = [output] if output and output != "-" else []
-        items, folders = batch.discover(inputs, recursive, entries or (listed if not inputs else ()), warn=warn,
-                                        leave_out=leave_out)
+        if files_from and not entries and not inputs:
+            # an empty list (find matched nothing) is an empty batch, as an empty folder is: not a usage error
+            warn(f"no inputs in --files-from {files_from}")
+            items, folders = [], 0
+        else:
+            items, folders = batch.discover(inputs, recursive, entries or (listed if not inputs else ()), warn=warn,
+                                            leave_out=leave_out)
         if prepare is not None:
             items = prepare(items)
         if output == "-" and manifest == "-":

@@ -184,3 +184,12 @@ def test_a_source_given_twice_is_a_usage_error(tmp_path, run):
         r = run(flag, value, flag, value, str(img), "-o", str(tmp_path / "o.png"))
         assert r.exit_code == 2 and "given 2 times" in r.output
     assert not (tmp_path / "o.png").exists()
+
+
+def test_an_empty_files_from_list_is_an_empty_batch_like_an_empty_folder(tmp_path, run):
+    (tmp_path / "none.txt").write_text("")
+    (tmp_path / "empty").mkdir()
+    r = run("--theta", SHIFT, "--files-from", str(tmp_path / "none.txt"), "-o", str(tmp_path / "o"))
+    assert r.exit_code == 0 and "warning: no inputs in --files-from" in r.output and "0 ok" in r.output
+    r = run("--theta", SHIFT, str(tmp_path / "empty"), "-o", str(tmp_path / "o"))
+    assert r.exit_code == 0 and "warning: no images in folder" in r.output
