@@ -348,14 +348,14 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     return "stdout" if to_stdout else ("file" if out_is_file else "folder")
 
 
-def check_side_file(path, items, what: str):
+def check_side_file(path, items, what: str, input_real=None):
     """:class:`InvalidArgumentError` when ``path``, a further file a command writes (``--manifest``, a
     preview, a training curve), is one of the items' inputs or planned outputs: it would destroy an input
-    or clash with an image."""
+    or clash with an image. ``input_real``: the items' :func:`_real_paths`, when the caller has them."""
     from .io import display
 
     key = _OutputReal()(path)
-    if key in _real_paths(items):
+    if key in (_real_paths(items) if input_real is None else input_real):
         raise InvalidArgumentError(f"{what} {display(path)} is an input file; refusing to write onto it")
     real = _OutputReal()
     for it in items:

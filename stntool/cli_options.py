@@ -225,9 +225,10 @@ def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output
         sides = dict(side_files or {})
         if manifest and manifest != "-":
             sides["--manifest"] = manifest
+        input_real = batch._real_paths(items) if any(sides.values()) else None  # each input resolved once
         for option, path in sides.items():
             if path:
-                batch.check_side_file(path, items, option)
+                batch.check_side_file(path, items, option, input_real)
     stdin_bytes = sys.stdin.buffer.read() if any(it.input == "-" for it in items) else None
     # an explicit cuda without a GPU is a usage error, never a silent CPU run
     from .sampling import resolve_backend
