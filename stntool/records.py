@@ -516,7 +516,8 @@ def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
     if spec.theta is None and spec.tps is None:
         raise InvalidArgumentError("the warp record has no theta or tps yet (an OpenCV matrix needs the image size)")
     if getattr(img, "ndim", None) not in (2, 3):
-        raise InvalidArgumentError(f"apply_spec takes one image (H, W) or (H, W, C), got shape {getattr(img, 'shape', None)}")
+        raise InvalidArgumentError("apply_spec takes one image (H, W) or (H, W, C), got shape "
+                                   f"{getattr(img, 'shape', None)}")
     is_int = img.dtype.kind == "u"
     maxv = _unsigned_max(img.dtype) if is_int else 0.0
     c = 1 if img.ndim == 2 else img.shape[2]

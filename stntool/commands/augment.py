@@ -88,7 +88,8 @@ def variant_names(path: str, count: int) -> list:
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=str))
 @click.option("-n", "--count", type=click.IntRange(1, 100000), default=1, show_default=True,
               help="Variants written per input.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (an integer); default: drawn and printed on stderr (with -q, only the manifest keeps it).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1),
+              help="Seed (an integer); default: drawn and printed on stderr (with -q, only the manifest keeps it).")
 @click.option("--preset", type=click.Choice(["light", "medium", "heavy", "document", "ocr"]),
               help="Start from a named set of ranges (flags given here override it).")
 @click.option("--show-preset", metavar="NAME", callback=_show_preset, expose_value=False, is_eager=True,
