@@ -821,48 +821,48 @@ class Rectifier:
 
         warped = self._warp_ink(ink, theta_sq, ink.ink.shape)
 
-        def share(axis):
+        def high_passed(axis):
+            """``(share of the profile's variance, the high-passed profile)`` along ``axis``."""
             prof = _sums(warped, axis)
-            smooth = cv2.GaussianBlur(prof[:, None], (1, 0), sigmaX=0, sigmaY=sigma)[:, 0]
+            high = prof - cv2.GaussianBlur(prof[:, None], (1, 0), sigmaX=0, sigmaY=sigma)[:, 0]
             var = float(((prof - prof.mean()) ** 2).sum())
-            return float(((prof - smooth) ** 2).sum()) / var if var > 0 else 0.0
+            return (float((high ** 2).sum()) / var if var > 0 else 0.0), high
 
-        rows = share(1)
-        if max(ink.hw) < _PERIODIC[2] and not self._periodic(warped, sigma, lines, theta_sq):
+        rows, row_wave = high_passed(1)
+        if max(ink.hw) < _PERIODIC[2] and not self._periodic(row_wave, lines, theta_sq):
             return 0.0
-        if rows > 1.5 * share(0) or (rows > _EVIDENCE[0] and self._reads_as_lines(lines, theta_sq)):
+        if rows > 1.5 * high_passed(0)[0] or (rows > _EVIDENCE[0] and self._reads_as_lines(lines, theta_sq)):
             return rows
         return 0.0
 
-    def _periodic(self, warped, sigma, lines, theta_sq):
+    def _periodic(self, row_wave, lines, theta_sq):
         """Whether the rows of the page made straight by θ repeat as text lines do: the periodogram of the
-        high-passed row profile has a peak (:data:`_PERIODIC`), or many more text lines read across than down.
-        Noise makes a row profile with as much variance between neighbouring rows as text lines do, but
-        spread over every frequency, and as many lines (runs of ink) read either way."""
-        import cv2
-
-        prof = _sums(warped, 1)
-        prof = prof - cv2.GaussianBlur(prof[:, None], (1, 0), sigmaX=0, sigmaY=sigma)[:, 0]
-        power = np.abs(np.fft.rfft(prof)) ** 2
+        high-passed row profile ``row_wave`` has a peak (:data:`_PERIODIC`), or many more text lines read
+        across than down. Noise makes a row profile with as much variance between neighbouring rows as text
+        lines do, but spread over every frequency, and as many lines (runs of ink) read either way."""
+        power = np.abs(np.fft.rfft(row_wave)) ** 2
         power = power[2:len(power) // 2]
         if len(power) and power.max() >= _PERIODIC[0] * (np.median(power) + 1e-300):
             return True
+        return lines.profile(theta_sq)[1] >= _PERIODIC[1] * max(1, self._lines_down(lines, theta_sq))
+
+    @staticmethod
+    def _lines_down(lines, theta_sq):
+        """Text lines (:func:`stntool.pageview.line_profile`) of the page made straight by θ read down: the
+        page turned a quarter."""
         from .pageview import quarter_theta
 
-        along = lines.profile(theta_sq)[1]
-        return along >= _PERIODIC[1] * max(1, lines.profile(theta_sq @ to_3x3(quarter_theta(1)))[1])
+        return lines.profile(theta_sq @ to_3x3(quarter_theta(1)))[1]
 
     def _reads_as_lines(self, lines, theta_sq):
         """Whether the page made straight by θ shows many text lines read across
         (:func:`stntool.pageview.line_profile`: runs of ink with an x-height band, counted in 16 strips) and
         few when turned a quarter: at least ``_LINES[0]``, and ``_LINES[1]`` times as many. Pages of text
         give 180-300 against 15-125; noise, charts and photos fewer than 30."""
-        from .pageview import quarter_theta
-
         along = lines.profile(theta_sq)[1]
         if along < _LINES[0]:
             return False
-        return along >= _LINES[1] * lines.profile(theta_sq @ to_3x3(quarter_theta(1)))[1]
+        return along >= _LINES[1] * self._lines_down(lines, theta_sq)
 
     @staticmethod
     def _d_param(ink_hw, base, ang, shear, which):
