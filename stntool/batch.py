@@ -202,7 +202,7 @@ def discover(inputs=(), recursive: bool = False, listed=(), warn=None, leave_out
     ``(items, folders)``, ``folders`` being the number of folder arguments. Raises
     :class:`InvalidArgumentError` when there is no input or stdin (``-``) is named twice.
     """
-    from .io import display, scan_directory
+    from .io import display, folder_key, scan_directory
 
     entries = [(p, "arg") for p in inputs] + [(p, "list") for p in listed]
     if not entries:
@@ -210,13 +210,7 @@ def discover(inputs=(), recursive: bool = False, listed=(), warn=None, leave_out
     if sum(1 for p, _ in entries if p == STDIN) > 1:
         raise InvalidArgumentError("- (stdin) can be given only once")
     items, folders = [], 0
-    skip = set()
-    for folder in leave_out:
-        try:
-            st = os.stat(folder)
-        except (OSError, ValueError):
-            continue
-        skip.add((st.st_dev, st.st_ino))
+    skip = {key for key in map(folder_key, leave_out) if key is not None}
     for path, how in entries:
         if path != STDIN and os.path.isdir(path):
             folders += 1

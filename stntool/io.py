@@ -909,12 +909,8 @@ def scan_directory(root, recursive: bool = False, skip=()):
     seen = set()
 
     def walk(folder, rel):
-        try:
-            st = os.stat(folder)
-        except OSError:
-            return
-        key = (st.st_dev, st.st_ino)
-        if key in seen:
+        key = folder_key(folder)
+        if key is None or key in seen or (rel and key in skip):  # the root is scanned whatever ``skip`` holds
             return
         seen.add(key)
         try:
@@ -930,7 +926,7 @@ def scan_directory(root, recursive: bool = False, skip=()):
             except OSError:
                 is_dir = False
             if is_dir:
-                if recursive and not (skip and _folder_key(e.path) in skip):
+                if recursive:
                     yield from walk(e.path, os.path.join(rel, e.name) if rel else e.name)
             elif is_image_name(e.name):
                 yield e.path, (os.path.join(rel, e.name) if rel else e.name)
@@ -938,10 +934,11 @@ def scan_directory(root, recursive: bool = False, skip=()):
     yield from walk(root, "")
 
 
-def _folder_key(path):
+def folder_key(path):
+    """``(st_dev, st_ino)`` of the folder (or file) at ``path``, following links; None when it cannot be read."""
     try:
         st = os.stat(path)
-    except OSError:
+    except (OSError, ValueError):
         return None
     return st.st_dev, st.st_ino
 
