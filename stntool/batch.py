@@ -81,8 +81,8 @@ class Item:
     payload : anything the command attaches (e.g. a per-input :class:`~stntool.records.WarpSpec`).
     fields : manifest fields written after the status when this item fails; the per-image
         function may update them while it works (e.g. the resolved warp record).
-    earlier_output : with ``skip_existing``, an input that is another input's planned output (a run into its
-        own input folder with ``--suffix``, resumed): skipped, not warped again (:func:`plan_outputs`).
+    earlier_output : an input that is another input's planned output (an earlier run into its own input
+        folder with ``--suffix``): skipped, not warped again (:func:`plan_outputs`).
     """
 
     index: int
@@ -348,10 +348,10 @@ def check_side_file(path, items, what: str, input_real=None):
     or clash with an image. ``input_real``: the items' :func:`_real_paths`, when the caller has them."""
     from .io import display
 
-    key = _OutputReal()(path)
+    real = _OutputReal()
+    key = real(path)
     if key in (_real_paths(items) if input_real is None else input_real):
         raise InvalidArgumentError(f"{what} {display(path)} is an input file; refusing to write onto it")
-    real = _OutputReal()
     for it in items:
         for out in it.outputs or ([it.output] if it.output else []):
             if out != STDIN and real(out) == key:
