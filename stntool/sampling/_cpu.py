@@ -3451,22 +3451,18 @@ def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
                                            wo)
                 if table != 0 and padded_kernel:
                     # border and reflection padding: the table's columns are padded (_nearest_columns), and so is
-                    # the row's own coordinate, rounded once: every pixel of the row reads the table
+                    # the row's own coordinate below: every pixel of the row reads the table
                     j_lo = 0
                     j_hi = wo - 1
+                if j_hi >= j_lo and table != 0:  # the coordinate that is the same at every pixel, rounded once
                     if table == TABLE_X:
-                        base = sbase + np.int64(_rint(_pad_coord_inline((dy * 0 + ay) + by, h, pad, align_corners))) \
-                            * (w * cc)
+                        t, size, stride = (dy * j_lo + ay) + by, h, w * cc
                     else:
-                        base = sbase + np.int64(_rint(_pad_coord_inline((dx * 0 + ax) + bx, w, pad, align_corners))) \
-                            * cc
-                    _span_nearest_table(src, base, cc, work, 0, wo, dst, dbase)
-                elif j_hi >= j_lo and table != 0:  # the coordinate that is the same at every pixel, rounded once
-                    if table == TABLE_X:
-                        base = sbase + np.int64(_rint((dy * j_lo + ay) + by)) * (w * cc)
-                    else:
-                        base = sbase + np.int64(_rint((dx * j_lo + ax) + bx)) * cc
-                    _span_nearest_table(src, base, cc, work, j_lo, j_hi + 1, dst, dbase)
+                        t, size, stride = (dx * j_lo + ax) + bx, w, cc
+                    if padded_kernel:
+                        t = _pad_coord_inline(t, size, pad, align_corners)
+                    _span_nearest_table(src, sbase + np.int64(_rint(t)) * stride, cc, work, j_lo, j_hi + 1, dst,
+                                        dbase)
                 elif j_hi >= j_lo:
                     if far and abs(ahead_x) + abs(ahead_y) < Q_LIMIT / 2:  # taps PREFETCH_ROWS rows below, cached for them
                         _prefetch_row(src, sbase, w * cc, cc, _to_q(x0 + ahead_x), _to_q(y0 + ahead_y), dxq, dyq, j_lo,
