@@ -22,13 +22,20 @@ def small_rgb(h=12, w=16, seed=0):
 
 
 @pytest.fixture
-def run():
+def cli_run():
+    """``cli_run(command, *args)``: any stntool command, in-process, exceptions raised."""
     runner = CliRunner()
 
     def invoke(*args, input=None):
-        return runner.invoke(cli, ["warp", *args], input=input, catch_exceptions=False)
+        return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture
+def run(cli_run):
+    """``run(*args)``: ``stntool warp`` with ``args``."""
+    return lambda *args, input=None: cli_run("warp", *args, input=input)
 
 
 def write(path, data: bytes):

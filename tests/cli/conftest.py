@@ -1,1 +1,1 @@
-from cli_helpers import run  # noqa: F401  (fixture)
+from cli_helpers import cli_run, run  # noqa: F401  (fixtures)

@@ -7,20 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
 from cli_helpers import SHIFT, encode, small_rgb, write
-from stntool.cli import cli
-
-
-@pytest.fixture
-def invoke():
-    runner = CliRunner()
-
-    def run(*args):
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    return run
 
 
 @pytest.fixture
@@ -41,72 +29,72 @@ def digests(folder):
 
 
 @pytest.mark.parametrize("command", [["warp", "--theta", SHIFT], ["augment", "--seed", "1", "--rotate", "5"]])
-def test_a_manifest_onto_an_input_or_an_output_is_a_usage_error(tmp_path, invoke, folder, command):
+def test_a_manifest_onto_an_input_or_an_output_is_a_usage_error(tmp_path, cli_run, folder, command):
     before = digests(folder)
-    r = invoke(*command, str(folder), "-o", str(tmp_path / "out"), "--manifest", str(folder / "im1.png"))
+    r = cli_run(*command, str(folder), "-o", str(tmp_path / "out"), "--manifest", str(folder / "im1.png"))
     assert r.exit_code == 2 and "is an input file" in r.output
-    r = invoke(*command, str(folder), "-o", str(tmp_path / "out"), "--manifest-append",
+    r = cli_run(*command, str(folder), "-o", str(tmp_path / "out"), "--manifest-append",
                "--manifest", str(folder / "im2.png"))
     assert r.exit_code == 2 and "is an input file" in r.output
     assert digests(folder) == before and not (tmp_path / "out").exists()
     if command[0] == "warp":
-        r = invoke(*command, str(folder), "-o", str(tmp_path / "out"), "--manifest", str(tmp_path / "out" / "im0.png"))
+        r = cli_run(*command, str(folder), "-o", str(tmp_path / "out"), "--manifest", str(tmp_path / "out" / "im0.png"))
         assert r.exit_code == 2 and "is also the output of" in r.output
 
 
-def test_a_preview_never_replaces_an_input_and_an_existing_one_needs_overwrite(tmp_path, invoke, folder):
+def test_a_preview_never_replaces_an_input_and_an_existing_one_needs_overwrite(tmp_path, cli_run, folder):
     before = digests(folder)
     base = ["augment", str(folder / "im0.png"), "-o", str(tmp_path / "aug"), "--seed", "1", "--rotate", "5", "-q"]
     for extra in ([], ["--overwrite"], ["--skip-existing"]):
-        r = invoke(*base, "--preview", str(folder / "im0.png"), *extra)
+        r = cli_run(*base, "--preview", str(folder / "im0.png"), *extra)
         assert r.exit_code == 2 and ("is an input file" in r.output or "exists" in r.output), r.output
         assert digests(folder) == before
     sheet = tmp_path / "sheet.png"
-    assert invoke(*base, "--preview", str(sheet)).exit_code == 0
+    assert cli_run(*base, "--preview", str(sheet)).exit_code == 0
     first = digest(sheet)
-    r = invoke(*base, "--preview", str(sheet), "--skip-existing")
+    r = cli_run(*base, "--preview", str(sheet), "--skip-existing")
     assert r.exit_code == 0 and digest(sheet) == first  # resuming keeps it
     write(sheet, b"not a sheet")
-    r = invoke(*base, "--preview", str(sheet), "--skip-existing")
+    r = cli_run(*base, "--preview", str(sheet), "--skip-existing")
     assert r.exit_code == 0 and open(sheet, "rb").read() == b"not a sheet"
-    r = invoke(*base, "--preview", str(sheet))
+    r = cli_run(*base, "--preview", str(sheet))
     assert r.exit_code == 2 and "exists (use --overwrite" in r.output
-    assert invoke(*base, "--preview", str(sheet), "--overwrite").exit_code == 0 and digest(sheet) == first
+    assert cli_run(*base, "--preview", str(sheet), "--overwrite").exit_code == 0 and digest(sheet) == first
 
 
-def test_the_training_curve_is_never_written_onto_an_input(tmp_path, invoke, folder):
+def test_the_training_curve_is_never_written_onto_an_input(tmp_path, cli_run, folder):
     before = digests(folder)
-    r = invoke("train", str(folder), "--out", str(folder / "im1.npz"), "--steps", "1", "--batch", "2",
+    r = cli_run("train", str(folder), "--out", str(folder / "im1.npz"), "--steps", "1", "--batch", "2",
                "--val-split", "0")
     assert r.exit_code == 2 and "training curve" in r.output and "is an input file" in r.output
     assert digests(folder) == before
 
 
-def test_a_rerun_into_a_folder_inside_the_input_does_not_read_its_outputs(tmp_path, invoke, folder):
+def test_a_rerun_into_a_folder_inside_the_input_does_not_read_its_outputs(tmp_path, cli_run, folder):
     out = folder / "out"
-    assert invoke("warp", "--theta", SHIFT, "-r", str(folder), "-o", str(out), "-q").exit_code == 0
+    assert cli_run("warp", "--theta", SHIFT, "-r", str(folder), "-o", str(out), "-q").exit_code == 0
     written = digests(out)
     assert sorted(written) == ["im0.png", "im1.png", "im2.png"]
-    r = invoke("warp", "--theta", SHIFT, "-r", str(folder), "-o", str(out), "--skip-existing")
+    r = cli_run("warp", "--theta", SHIFT, "-r", str(folder), "-o", str(out), "--skip-existing")
     assert r.exit_code == 0 and "0 ok, 3 skipped, 0 failed" in r.output
     assert digests(out) == written and not (out / "out").exists()
 
 
-def test_a_resumed_run_into_its_own_folder_with_a_suffix_skips_its_earlier_outputs(tmp_path, invoke, folder):
-    assert invoke("warp", "--theta", SHIFT, str(folder), "-o", str(folder), "--suffix", "_w", "-q").exit_code == 0
+def test_a_resumed_run_into_its_own_folder_with_a_suffix_skips_its_earlier_outputs(tmp_path, cli_run, folder):
+    assert cli_run("warp", "--theta", SHIFT, str(folder), "-o", str(folder), "--suffix", "_w", "-q").exit_code == 0
     after = digests(folder)
     assert len(after) == 6
-    r = invoke("warp", "--theta", SHIFT, str(folder), "-o", str(folder), "--suffix", "_w", "--skip-existing")
+    r = cli_run("warp", "--theta", SHIFT, str(folder), "-o", str(folder), "--suffix", "_w", "--skip-existing")
     assert r.exit_code == 0 and "0 ok, 6 skipped, 0 failed" in r.output
     assert digests(folder) == after  # no im0_w_w.png
     for extra in ([], ["--overwrite"]):  # without resuming: refused, as before, and the earlier outputs skipped
-        r = invoke("warp", "--theta", SHIFT, str(folder), "-o", str(folder), "--suffix", "_w", *extra)
+        r = cli_run("warp", "--theta", SHIFT, str(folder), "-o", str(folder), "--suffix", "_w", *extra)
         assert r.exit_code == 1 and "refusing to write onto an input file" in r.output
         assert "0 ok, 3 skipped, 3 failed" in r.output
         assert digests(folder) == after
 
 
-def test_a_label_sidecar_left_without_its_image_is_named_and_a_resume_replaces_it(tmp_path, invoke):
+def test_a_label_sidecar_left_without_its_image_is_named_and_a_resume_replaces_it(tmp_path, cli_run):
     src, out = tmp_path / "src", tmp_path / "out"
     src.mkdir()
     out.mkdir()
@@ -114,42 +102,42 @@ def test_a_label_sidecar_left_without_its_image_is_named_and_a_resume_replaces_i
     (src / "im.json").write_text('{"keypoints": [[10, 12]]}')
     (out / "im_001.json").write_text("{}")  # what a run stopped between the sidecar and its image leaves
     args = ["augment", str(src), "-o", str(out), "--seed", "1", "--rotate", "3", "--count", "2"]
-    r = invoke(*args)
+    r = cli_run(*args)
     assert r.exit_code == 1 and str(out / "im_001.json") in r.output and "output exists" in r.output
     assert f"{out / 'im_001.png'}: output exists" in r.output  # which of the input's outputs
-    r = invoke(*args, "--skip-existing", "-q")
+    r = cli_run(*args, "--skip-existing", "-q")
     assert r.exit_code == 0
     assert sorted(os.listdir(out)) == ["im_000.json", "im_000.png", "im_001.json", "im_001.png"]
     assert (out / "im_001.json").read_text() != "{}"
 
 
-def test_warp_params_refuses_sampling_options_its_records_give(tmp_path, invoke, folder):
+def test_warp_params_refuses_sampling_options_its_records_give(tmp_path, cli_run, folder):
     man = tmp_path / "m.jsonl"
-    assert invoke("warp", "--theta", SHIFT, str(folder), "-o", str(tmp_path / "a"), "--manifest", str(man),
+    assert cli_run("warp", "--theta", SHIFT, str(folder), "-o", str(tmp_path / "a"), "--manifest", str(man),
                   "-q").exit_code == 0
     for extra in (["--mode", "nearest"], ["--size", "8x8"], ["--padding", "border"], ["--align-corners"]):
-        r = invoke("warp", "--params", str(man), "-o", str(tmp_path / "b"), *extra)
+        r = cli_run("warp", "--params", str(man), "-o", str(tmp_path / "b"), *extra)
         assert r.exit_code == 2 and "cannot be used with --params" in r.output, extra
     assert not (tmp_path / "b").exists()
-    assert invoke("warp", "--params", str(man), "-o", str(tmp_path / "b"), "-q").exit_code == 0
+    assert cli_run("warp", "--params", str(man), "-o", str(tmp_path / "b"), "-q").exit_code == 0
 
 
-def test_tiny_scales_are_a_usage_error(tmp_path, invoke, folder):
+def test_tiny_scales_are_a_usage_error(tmp_path, cli_run, folder):
     for scale in ("1e-300", "0:1", "1:1e300"):
-        r = invoke("augment", str(folder), "-o", str(tmp_path / "a"), "--seed", "1", "--scale", scale)
+        r = cli_run("augment", str(folder), "-o", str(tmp_path / "a"), "--seed", "1", "--scale", scale)
         assert r.exit_code == 2 and "scale must be between" in r.output, (scale, r.output)
 
 
-def test_rectify_beside_dot_and_dotdot_never_inside(tmp_path, invoke, folder):
+def test_rectify_beside_dot_and_dotdot_never_inside(tmp_path, cli_run, folder):
     cwd = os.getcwd()
     try:
         os.chdir(folder)
-        assert invoke("rectify", ".", "-q", "--min-confidence", "1").exit_code == 0
+        assert cli_run("rectify", ".", "-q", "--min-confidence", "1").exit_code == 0
         assert (tmp_path / "in_rectified").is_dir() and not any(n.startswith(".") for n in os.listdir(folder))
         sub = folder / "sub"
         sub.mkdir()
         os.chdir(sub)
-        assert invoke("rectify", "..", "-q", "--min-confidence", "1", "--overwrite").exit_code == 0
+        assert cli_run("rectify", "..", "-q", "--min-confidence", "1", "--overwrite").exit_code == 0
         assert sorted(os.listdir(sub)) == []
     finally:
         os.chdir(cwd)
@@ -163,8 +151,8 @@ def test_numpy_warnings_stay_off_stderr(tmp_path, folder):
         assert p.returncode == 0 and p.stderr == "", p.stderr
 
 
-def test_a_tps_file_with_an_unknown_key_is_a_usage_error(tmp_path, invoke, folder):
+def test_a_tps_file_with_an_unknown_key_is_a_usage_error(tmp_path, cli_run, folder):
     doc = '{"src": [[0, 0], [10, 0], [0, 10]], "dst": [[0, 0], [10, 0], [0, 10]], "normalised": true}'
     (tmp_path / "t.json").write_text(doc)
-    r = invoke("warp", "--tps", str(tmp_path / "t.json"), str(folder), "-o", str(tmp_path / "o"))
+    r = cli_run("warp", "--tps", str(tmp_path / "t.json"), str(folder), "-o", str(tmp_path / "o"))
     assert r.exit_code == 2 and "unknown key 'normalised'" in r.output
