@@ -255,7 +255,7 @@ def attach_payloads(items, payloads: dict, missing: str = "no parameters for thi
 # --------------------------------------------------------------------------- output planning
 
 def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: int = 0, outputs=None,
-                 skip_existing: bool = False) -> str:
+                 skip_existing: bool = False, side_files=None) -> str:
     """Set ``item.output`` and ``item.outputs`` for every item; returns ``"folder"``, ``"file"`` or ``"stdout"``.
 
     ``output`` is a folder, a file (one input, with an image extension) or ``-``. Under a folder
@@ -267,9 +267,11 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     through the same checks. An item with an output that is an input, or an output of an earlier
     item, gets ``item.error``, except with ``skip_existing`` when that output exists (it is skipped, never
     written). An input that is another item's planned output (an earlier run into its own input folder
-    with ``--suffix``) is marked ``earlier_output``: skipped, not warped again. Raises
-    :class:`InvalidArgumentError` when ``output`` cannot serve these items (several outputs per input
-    cannot go to stdout).
+    with ``--suffix``) is marked ``earlier_output``: skipped, not warped again. ``side_files`` maps an
+    option to a further file the command writes (``{"--manifest": path}``), which may be neither an input
+    nor a planned output. Raises :class:`InvalidArgumentError` when ``output`` cannot serve these items
+    (several outputs per input cannot go to stdout) or a side file would destroy an input or clash with an
+    image.
     """
     from .io import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS, WRITABLE_EXTENSIONS, display
 
@@ -339,23 +341,30 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
             if it.input != STDIN:
                 by = planned_by.get(os.path.normcase(os.path.realpath(it.input)))
                 it.earlier_output = by is not None and by != it.input
+    _check_side_files(side_files or {}, input_real, planned_by, output_real)
     return "stdout" if to_stdout else ("file" if out_is_file else "folder")
 
 
-def check_side_file(path, items, what: str, input_real=None):
-    """:class:`InvalidArgumentError` when ``path``, a further file a command writes (``--manifest``, a
-    preview, a training curve), is one of the items' inputs or planned outputs: it would destroy an input
-    or clash with an image. ``input_real``: the items' :func:`_real_paths`, when the caller has them."""
+def _check_side_files(side_files, input_real, planned_by, output_real):
+    """:class:`InvalidArgumentError` for the first side file (``{option: path}``; None paths skipped) whose real
+    path is an input's (``input_real``) or a planned output's (``planned_by``: real path -> its input)."""
     from .io import display
 
-    real = _OutputReal()
-    key = real(path)
-    if key in (_real_paths(items) if input_real is None else input_real):
-        raise InvalidArgumentError(f"{what} {display(path)} is an input file; refusing to write onto it")
-    for it in items:
-        for out in it.outputs or ([it.output] if it.output else []):
-            if out != STDIN and real(out) == key:
-                raise InvalidArgumentError(f"{what} {display(path)} is also the output of {display(it.input)}")
+    for what, path in side_files.items():
+        if not path:
+            continue
+        key = output_real(path)
+        if key in input_real:
+            raise InvalidArgumentError(f"{what} {display(path)} is an input file; refusing to write onto it")
+        if key in planned_by:
+            raise InvalidArgumentError(f"{what} {display(path)} is also the output of {display(planned_by[key])}")
+
+
+def check_side_file(path, items, what: str):
+    """:class:`InvalidArgumentError` when ``path``, a further file a command writes (a training curve), is one
+    of the inputs of ``items``, which have no planned outputs (commands with outputs pass their side files to
+    :func:`plan_outputs`)."""
+    _check_side_files({what: path}, _real_paths(items), {}, _OutputReal())
 
 
 def relative_name(path, output) -> str:

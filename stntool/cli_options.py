@@ -221,14 +221,8 @@ def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output
         if output == "-" and manifest == "-":
             batch.plan_outputs(items, output, fmt, suffix, folders, outputs)  # several inputs: that error first
             raise click.UsageError("--manifest - and -o - cannot both use stdout")
-        batch.plan_outputs(items, output, fmt, suffix, folders, outputs, skip_existing=skip_existing)
-        sides = dict(side_files or {})
-        if manifest and manifest != "-":
-            sides["--manifest"] = manifest
-        input_real = batch._real_paths(items) if any(sides.values()) else None  # each input resolved once
-        for option, path in sides.items():
-            if path:
-                batch.check_side_file(path, items, option, input_real)
+        sides = dict(side_files or {}, **{"--manifest": manifest if manifest != "-" else None})
+        batch.plan_outputs(items, output, fmt, suffix, folders, outputs, skip_existing=skip_existing, side_files=sides)
     stdin_bytes = sys.stdin.buffer.read() if any(it.input == "-" for it in items) else None
     # an explicit cuda without a GPU is a usage error, never a silent CPU run
     from .sampling import resolve_backend
