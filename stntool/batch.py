@@ -589,9 +589,12 @@ def _write_with_files(path, blob, files, overwrite, input_real, output_real, res
             extra = os.fspath(extra)
             if output_real(extra) in input_real:
                 raise StnError(f"refusing to write onto an input file ({display(extra)})")
-            if not (overwrite or resuming) and os.path.lexists(extra):
-                raise ImageWriteError(f"{OUTPUT_EXISTS}: {display(extra)}")
-            write_atomic(extra, data, overwrite=overwrite or resuming)
+            try:
+                write_atomic(extra, data, overwrite=overwrite or resuming)
+            except ImageWriteError as e:  # write_atomic's own refusal of an existing file, named
+                if str(e) != OUTPUT_EXISTS:
+                    raise
+                raise ImageWriteError(f"{OUTPUT_EXISTS}: {display(extra)}") from None
             done.append(extra)
         write_atomic(path, blob, overwrite=overwrite)
     except BaseException:
