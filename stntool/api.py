@@ -19,7 +19,8 @@ from .errors import InvalidArgumentError
 from .grids import affine_grid, make_tps, out_norm_points, projective_grid, theta_grid, tps_grid  # noqa: F401
 from .sampling import ImageBatch, as_host_grid, check_real, kernels, resolve_backend, sample_options
 from .tps_lattice import TpsPlan, tps_plan
-from .transforms import as_theta, pixel_map, pixel_map_from_theta, theta_from_cv2, theta_to_cv2, to_3x3  # noqa: F401
+from .transforms import (LAST_ROW, as_theta, pixel_map, pixel_map_from_theta, theta_from_cv2,  # noqa: F401
+                         theta_to_cv2, to_3x3)
 
 __all__ = [
     "grid_sample",
@@ -57,9 +58,6 @@ def _expand_images(images: ImageBatch, n: int) -> np.ndarray:
         data = np.ascontiguousarray(np.broadcast_to(data, (n,) + data.shape[1:]))
     return data
 
-
-_LAST_ROW = np.array([[0.0, 0.0, 1.0]])
-_LAST_ROW.flags.writeable = False
 
 #: Output pixel centres whose homogeneous coordinate is within this fraction of its scale of 0 are "on the horizon".
 _HORIZON_RTOL = 1e-12
@@ -169,7 +167,7 @@ def warp(img, theta, out_hw=None, mode: str = "bilinear", padding: str = "zeros"
     tb = t if t.ndim == 3 else t[None]
     n = _batch_count(images, tb.shape[0], "theta")
     if t.ndim == 2:  # one θ: 3x3 products, a third of the time of a stack's (the same bits)
-        maps = pixel_map(t if t.shape[0] == 3 else np.concatenate((t, _LAST_ROW)), images.hw, out_hw,
+        maps = pixel_map(t if t.shape[0] == 3 else np.concatenate((t, LAST_ROW)), images.hw, out_hw,
                          align_corners)[None]
     else:
         maps = pixel_map(to_3x3(tb), images.hw, out_hw, align_corners)

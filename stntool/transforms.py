@@ -83,12 +83,13 @@ def to_3x3(m) -> np.ndarray:
         raise InvalidArgumentError(f"expected (..., 2, 3) or (..., 3, 3) matrices, got {m.shape}")
     out = np.empty(m.shape[:-2] + (3, 3))
     out[..., :2, :] = m
-    out[..., 2, :] = _LAST_ROW
+    out[..., 2:, :] = LAST_ROW
     return out
 
 
-_LAST_ROW = np.array([0.0, 0.0, 1.0])
-_LAST_ROW.flags.writeable = False
+#: The last row of an affine matrix made 3x3, as a (1, 3) row (read-only).
+LAST_ROW = np.array([[0.0, 0.0, 1.0]])
+LAST_ROW.flags.writeable = False
 
 
 def _is_affine(m3: np.ndarray) -> bool:
