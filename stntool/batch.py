@@ -83,6 +83,8 @@ class Item:
         function may update them while it works (e.g. the resolved warp record).
     earlier_output : an input that is another input's planned output (an earlier run into its own input
         folder with ``--suffix``): skipped, not warped again (:func:`plan_outputs`).
+    beside : the files planned beside each output (labels, masks: the ``beside`` callback of
+        :func:`plan_outputs`), ``{output: [path, ...]}``.
     """
 
     index: int
@@ -95,6 +97,7 @@ class Item:
     payload: object = None
     fields: dict = field(default_factory=dict)
     earlier_output: bool = False
+    beside: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -255,7 +258,7 @@ def attach_payloads(items, payloads: dict, missing: str = "no parameters for thi
 # --------------------------------------------------------------------------- output planning
 
 def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: int = 0, outputs=None,
-                 skip_existing: bool = False, side_files=None) -> str:
+                 skip_existing: bool = False, side_files=None, beside=None) -> str:
     """Set ``item.output`` and ``item.outputs`` for every item; returns ``"folder"``, ``"file"`` or ``"stdout"``.
 
     ``output`` is a folder, a file (one input, with an image extension) or ``-``. Under a folder
@@ -264,8 +267,9 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     :func:`discover`) > 0 means a folder was given, so even one found image is not "a single input".
     ``outputs(item, path)``, when given, returns every output path of the item (for a command that
     writes several images per input, e.g. ``[f"{stem}_{k}{ext}" ...]`` from ``path``); each goes
-    through the same checks. An item with an output that is an input, or an output of an earlier
-    item, gets ``item.error``, except with ``skip_existing`` when that output exists (it is skipped, never
+    through the same checks. ``beside(item, path)``, when given, returns the files the command will write
+    beside output ``path`` (labels, masks), which go through them too (``item.beside``). An item with an
+    output that is an input, or an output of an earlier item, gets ``item.error``, except with ``skip_existing`` when that output exists (it is skipped, never
     written). An input that is another item's planned output (an earlier run into its own input folder
     with ``--suffix``) is marked ``earlier_output``: skipped, not warped again. ``side_files`` maps an
     option to a further file the command writes (``{"--manifest": path}``), which may be neither an input
@@ -321,7 +325,9 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
             raise InvalidArgumentError(f"no output planned for {display(it.input)}")
         it.output, it.outputs = paths[0], paths
         keys, problem = [], None
-        for path in paths:
+        if beside is not None:
+            it.beside = {path: [os.fspath(p) for p in beside(it, path)] for path in paths}
+        for path in [*paths, *(p for path in paths for p in it.beside.get(path, ()))]:
             key = output_real(path)
             planned_by.setdefault(key, it.input)
             if key in input_real and skip_existing and os.path.lexists(path):
@@ -508,12 +514,15 @@ def _records_for(item, process, opts):
         existing = set()
         if not opts["overwrite"]:
             existing = {p for p in planned if p != STDIN and os.path.lexists(p)}
-        if existing:
-            if not opts["skip_existing"]:
-                current = writing = next(p for p in planned if p in existing)
-                raise StnError(OUTPUT_EXISTS)
-            if existing.issuperset(planned):
-                return "skipped", [dict(head, output=p, status="skipped") for p in planned]
+            if not opts["skip_existing"]:  # the first output that exists, or has a file beside it that does
+                for p in planned:
+                    found = p if p in existing else next((b for b in item.beside.get(p, ()) if os.path.lexists(b)),
+                                                         None)
+                    if found is not None:
+                        current = writing = p
+                        raise StnError(OUTPUT_EXISTS if found == p else f"{OUTPUT_EXISTS}: {display(found)}")
+        if existing and existing.issuperset(planned):  # resuming, and every output was written
+            return "skipped", [dict(head, output=p, status="skipped") for p in planned]
         data = opts["stdin_bytes"] if item.input == STDIN else read_file_bytes(item.input)
         said = []
         img = decode_image(data, opts["max_pixels"], opts["exif"], warnings=said)

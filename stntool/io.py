@@ -765,23 +765,142 @@ def encode_image(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes
     return buf.tobytes()
 
 
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+
+
+def _png_bytes(rows: np.ndarray, width: int, depth: int, color_type: int, quality: int | None, chunks=()) -> bytes:
+    """A PNG of ``rows`` (``(H, bytes per row)`` uint8, unfiltered) with ``chunks`` (``(kind, payload)``) before
+    its data."""
+    h = rows.shape[0]
+    raw = np.empty((h, rows.shape[1] + 1), np.uint8)
+    raw[:, 0] = 0  # filter type None for every row
+    raw[:, 1:] = rows
+    level = 6 if quality is None else max(0, min(9, 9 - int(quality) // 11))
+    ihdr = struct.pack(">IIBBBBB", width, h, depth, color_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + b"".join(_png_chunk(k, v) for k, v in chunks)
+            + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), level)) + _png_chunk(b"IEND", b""))
+
+
 def encode_png_gray_alpha(img: np.ndarray, quality: int | None = None) -> bytes:
     """A gray+alpha PNG (colour type 4, 8 or 16 bit) from an (H, W, 2) array; OpenCV cannot write one."""
     h, w = img.shape[:2]
     depth = 16 if img.dtype == np.uint16 else 8
     rows = np.ascontiguousarray(img.astype(">u2") if depth == 16 else img).reshape(h, -1).view(np.uint8)
-    raw = np.empty((h, rows.shape[1] + 1), np.uint8)
-    raw[:, 0] = 0  # filter type None for every row
-    raw[:, 1:] = rows
-    level = 6 if quality is None else max(0, min(9, 9 - int(quality) // 11))
+    return _png_bytes(rows, w, depth, 4, quality)
 
-    def chunk(kind, payload):
-        return (struct.pack(">I", len(payload)) + kind + payload
-                + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
 
-    ihdr = struct.pack(">IIBBBBB", w, h, depth, 4, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw.tobytes(), level))
-            + chunk(b"IEND", b""))
+def png_palette(data: bytes):
+    """``(PLTE, tRNS or None)`` chunk payloads of an indexed (palette) PNG, or None for any other data."""
+    if png_color_type(data) != 3:
+        return None
+    plte = trns = None
+    at = 8
+    while at + 8 <= len(data):
+        n, kind = struct.unpack(">I", data[at:at + 4])[0], data[at + 4:at + 8]
+        payload = data[at + 8:at + 8 + n]
+        if kind == b"PLTE":
+            plte = payload
+        elif kind == b"tRNS":
+            trns = payload
+        elif kind in (b"IDAT", b"IEND"):
+            break
+        at += 12 + n
+    if plte is None or not 3 <= len(plte) <= 768 or len(plte) % 3:
+        raise ImageReadError("indexed PNG without a valid palette (PLTE)")
+    return plte, trns
+
+
+def _png_rows(data: bytes):
+    """``(width, height, bit depth, interlace, filtered bytes)`` of a PNG: its IDAT data inflated."""
+    w, h, depth = struct.unpack(">IIB", data[16:25])
+    interlace = data[28]
+    parts, at = [], 8
+    while at + 8 <= len(data):
+        n, kind = struct.unpack(">I", data[at:at + 4])[0], data[at + 4:at + 8]
+        if kind == b"IDAT":
+            parts.append(data[at + 8:at + 8 + n])
+        elif kind == b"IEND":
+            break
+        at += 12 + n
+    try:
+        return w, h, depth, interlace, zlib.decompress(b"".join(parts))
+    except zlib.error as e:
+        raise ImageReadError(f"corrupt PNG data ({e})") from None
+
+
+def _unfilter(raw: np.ndarray, h: int, stride: int) -> np.ndarray:
+    """PNG rows ``(h, stride)`` from their filtered bytes (one filter byte, then the row; a byte per pixel or
+    less, so the byte to the left is the previous one)."""
+    rows = raw.reshape(h, stride + 1)
+    out = np.zeros((h, stride), np.uint8)
+    prev = np.zeros(stride, np.uint8)
+    for y in range(h):
+        kind, cur = int(rows[y, 0]), rows[y, 1:]
+        if kind == 0:
+            line = cur.copy()
+        elif kind == 1:
+            line = np.cumsum(cur, dtype=np.uint8)
+        elif kind == 2:
+            line = cur + prev
+        elif kind in (3, 4):  # average, Paeth: each byte depends on the one just decoded
+            line, a = cur.astype(np.int64), 0
+            up = prev.astype(np.int64)
+            for x in range(stride):
+                b = int(up[x])
+                c = int(up[x - 1]) if x else 0
+                if kind == 3:
+                    pred = (a + b) >> 1
+                else:
+                    p = a + b - c
+                    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                    pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+                a = line[x] = (int(line[x]) + pred) & 255
+            line = line.astype(np.uint8)
+        else:
+            raise ImageReadError(f"corrupt PNG data (row filter {kind})")
+        out[y] = prev = line
+    return out
+
+
+def decode_indexed_png(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple:
+    """``(indices (H, W) uint8, (PLTE, tRNS or None))`` of an indexed PNG: the palette's index at each pixel,
+    not its colour (a segmentation mask in a palette, as Pascal VOC ships them; OpenCV decodes such a file
+    to colours). The indices are checked against OpenCV's colours: :class:`ImageReadError` when they differ."""
+    palette = png_palette(data)
+    if palette is None:
+        raise ImageReadError("not an indexed (palette) PNG")
+    if len(data) > 28 and data[28]:
+        raise ImageReadError("an interlaced indexed PNG cannot be read as indices (save it without interlacing)")
+    img = decode_image(data, max_pixels, apply_exif=False)  # checks size and completeness, and the colours
+    w, h, depth, _, raw = _png_rows(data)
+    if depth not in (1, 2, 4, 8):
+        raise ImageReadError(f"indexed PNG of bit depth {depth}")
+    stride = (w * depth + 7) // 8
+    if len(raw) != h * (stride + 1):
+        raise ImageReadError("corrupt PNG data (image data of the wrong size)")
+    rows = _unfilter(np.frombuffer(raw, np.uint8), h, stride)
+    if depth < 8:
+        per = 8 // depth
+        shifts = (8 - depth - depth * np.arange(per)).astype(np.uint8)
+        rows = ((rows[:, :, None] >> shifts) & ((1 << depth) - 1)).reshape(h, stride * per)
+    ids = np.ascontiguousarray(rows[:, :w])
+    rgb = np.frombuffer(palette[0], np.uint8).reshape(-1, 3)
+    if int(ids.max()) >= len(rgb) or not np.array_equal(rgb[ids][..., ::-1], img.reshape(h, w, -1)[..., :3]):
+        raise ImageReadError("indexed PNG whose indices do not give its colours (corrupt data)")
+    return ids, palette
+
+
+def encode_indexed_png(indices: np.ndarray, palette, quality: int | None = None) -> bytes:
+    """An 8-bit indexed PNG of ``indices`` ((H, W) uint8) with ``palette`` (``(PLTE, tRNS or None)``, as
+    :func:`png_palette` gives)."""
+    plte, trns = palette
+    if indices.ndim != 2 or indices.dtype != np.uint8:
+        raise ImageWriteError(f"an indexed PNG holds (H, W) uint8 indices, got {indices.dtype} {indices.shape}")
+    if indices.size and int(indices.max()) >= len(plte) // 3:
+        raise ImageWriteError(f"index {int(indices.max())} is beyond the palette's {len(plte) // 3} colours")
+    chunks = [(b"PLTE", plte)] + ([(b"tRNS", trns)] if trns else [])
+    return _png_bytes(np.ascontiguousarray(indices), indices.shape[1], 8, 3, quality, chunks)
 
 
 def _write_all(fd, data: bytes):

@@ -18,7 +18,10 @@ All label coordinates are **pixel coordinates** of :mod:`stntool.coords`: points
   pixel ``img[i, j]`` is ``[j - 0.5, i - 0.5, j + 0.5, i + 0.5]``. So a box's width in pixels is
   ``x_max - x_min``, with no ``+ 1``.
 * A keypoint is **visible** when it is finite and inside the output's extent,
-  ``-0.5 <= x <= W - 0.5`` and ``-0.5 <= y <= H - 0.5``.
+  ``-0.5 <= x <= W - 0.5`` and ``-0.5 <= y <= H - 0.5`` (and, when the input says so, was visible
+  there: an occluded keypoint stays occluded). Mapped points and box edges within
+  :data:`EDGE_TOL` pixels of an edge of that extent are put on it: a point on the input's border,
+  mapped by a resize or an identity, comes back a few ulps off it, and is still on the border.
 
 How each record kind is inverted
 --------------------------------
@@ -111,6 +114,8 @@ LABELS_SCHEMA = 1
 OUTLINE_POINTS_PER_SIDE = 32
 #: Largest label file read, in bytes.
 MAX_LABEL_FILE_BYTES = 64 << 20
+#: Pixels from an edge of the output's extent within which a mapped keypoint or box edge is put on it (rounding).
+EDGE_TOL = 1e-6
 
 #: Finite-difference step (output pixels) of the Newton iterations' Jacobian.
 _FD_STEP = 1e-3
@@ -605,9 +610,21 @@ def _inside(pts, out_hw):
     import numpy as np
 
     h, w = out_hw
+    t = EDGE_TOL
     with np.errstate(invalid="ignore"):
-        return ((pts[:, 0] >= -0.5) & (pts[:, 0] <= w - 0.5) & (pts[:, 1] >= -0.5) & (pts[:, 1] <= h - 0.5)
-                & np.isfinite(pts).all(axis=1))
+        return ((pts[:, 0] >= -0.5 - t) & (pts[:, 0] <= w - 0.5 + t) & (pts[:, 1] >= -0.5 - t)
+                & (pts[:, 1] <= h - 0.5 + t) & np.isfinite(pts).all(axis=1))
+
+
+def _onto_edges(v, size):
+    """``v`` (pixel coordinates along an axis of ``size`` pixels) with values within :data:`EDGE_TOL` of an edge
+    of the extent ``[-0.5, size - 0.5]`` put on it."""
+    import numpy as np
+
+    lo, hi = -0.5, size - 0.5
+    with np.errstate(invalid="ignore"):
+        v = np.where(np.abs(v - lo) <= EDGE_TOL, lo, v)
+        return np.where(np.abs(v - hi) <= EDGE_TOL, hi, v)
 
 
 class _ThetaInverse:
@@ -1066,14 +1083,17 @@ def _warped_extents(boxes, inv, out_hw):
         for i in np.flatnonzero(~front & np.any(s > 0, axis=1)):  # a horizon crosses the box: its part in front
             delta = 1e-9 * float(np.abs(s[i]).max())
             part = _clip_front(corners[i], s[i], delta)
+            if not len(part):  # nothing in front of the horizon by more than rounding: no place in the output
+                continue
             u2, s2 = inv.homogeneous(part)
             pts = u2 / np.maximum(s2, delta)[:, None]
             ext[i] = np.concatenate([pts.min(0), pts.max(0)])
         return ext
     n = OUTLINE_POINTS_PER_SIDE
     if inv.spacing:  # an elastic field: at least one outline point per lattice cell (up to 256 per side)
-        side = float(np.max(boxes[:, 2:] - boxes[:, :2]))
-        n = int(min(8 * n, max(n, math.ceil(side / inv.spacing))))
+        with np.errstate(over="ignore"):
+            side = float(np.max(boxes[:, 2:] - boxes[:, :2]))  # inf for a box wider than float64 can say
+        n = 8 * n if not side < 8 * n * inv.spacing else int(max(n, math.ceil(side / inv.spacing)))
     ring = _outline(boxes, n)
     pts = inv(ring.reshape(-1, 2)).reshape(ring.shape)
     finite = np.isfinite(pts).all(-1, keepdims=True)
@@ -1100,7 +1120,8 @@ def transform_labels(labels: Labels, spec, in_hw=None, min_visibility: float = 0
         As in :func:`out_from_in`.
 
     Keypoints: every keypoint is kept, in order, at :func:`out_from_in`'s answer (NaN when it has
-    no place in the output), with ``visible`` set when it lies inside the output.
+    no place in the output, or one too far for float64), with ``visible`` set when it lies inside the
+    output and the input's ``visible`` (when given) says it was visible.
 
     Boxes: the box's outline is mapped (its corners for θ, which keeps lines straight; 32 points per
     side for splines and elastic fields; for a projective θ whose horizon crosses the box, the part
@@ -1117,11 +1138,19 @@ def transform_labels(labels: Labels, spec, in_hw=None, min_visibility: float = 0
     if isinstance(mv, bool) or not isinstance(mv, (int, float)) or not 0.0 <= mv <= 1.0:
         raise InvalidArgumentError(f"min_visibility must be a number in [0, 1], got {mv!r}")
     inv, out_hw = _inverse_map(spec, in_hw, _check_tol(tol))
-    kp = inv(labels.keypoints) if len(labels.keypoints) else np.zeros((0, 2))
-    visible = _inside(kp, out_hw)
-
-    ext = _warped_extents(labels.boxes, inv, out_hw)
     h, w = out_hw
+    with np.errstate(over="ignore", invalid="ignore"):
+        kp = inv(labels.keypoints) if len(labels.keypoints) else np.zeros((0, 2))
+    kp = np.where(np.isfinite(kp).all(1, keepdims=True), kp, np.nan)  # beyond float64 (inf): no place either
+    kp = np.stack([_onto_edges(kp[:, 0], w), _onto_edges(kp[:, 1], h)], axis=1)
+    visible = _inside(kp, out_hw)
+    if labels.visible is not None:
+        visible &= labels.visible
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        ext = _warped_extents(labels.boxes, inv, out_hw)
+    ext = np.stack([_onto_edges(ext[:, 0], w), _onto_edges(ext[:, 1], h), _onto_edges(ext[:, 2], w),
+                    _onto_edges(ext[:, 3], h)], axis=1)
     clipped = np.stack([np.clip(ext[:, 0], -0.5, w - 0.5), np.clip(ext[:, 1], -0.5, h - 0.5),
                         np.clip(ext[:, 2], -0.5, w - 0.5), np.clip(ext[:, 3], -0.5, h - 0.5)], axis=1)
     with np.errstate(invalid="ignore", over="ignore"):

@@ -34,7 +34,8 @@ not on --jobs, the order or the other inputs. Without --seed a random seed is dr
 \b
 Labels move with the pixels: a.json (keypoints, boxes) or a.txt (YOLO boxes) beside a.jpg is
 transformed and written beside each variant (a_000.json / a_000.txt); with --masks DIR, the mask
-DIR/sub/a.png is warped with nearest sampling and written as a_000.mask.png.
+DIR/sub/a.png is warped with nearest sampling and written as a_000.mask.png (an indexed PNG
+keeps its palette: its indices are warped, not its colours).
 """
 
 _RANGE_FLAGS = ("rotate", "scale", "aspect", "shear", "shear_y", "translate")
@@ -106,7 +107,7 @@ def variant_names(path: str, count: int) -> list:
 @click.option("--labels", "labels_kind", type=click.Choice(["auto", "json", "yolo", "none"]), default="auto",
               show_default=True, help="Label sidecars beside each input: NAME.json (keypoints, boxes) or NAME.txt "
                                       "(YOLO); auto takes whichever exists.")
-@click.option("--masks", "masks_dir", metavar="DIR", type=click.Path(file_okay=False),
+@click.option("--masks", "masks_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False),
               help="Segmentation masks paired by relative path (DIR/sub/a.png for in/sub/a.jpg).")
 @click.option("--min-visibility", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Drop boxes of which less than this fraction stays in the image.")
@@ -209,7 +210,7 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
     probe = aug.sample(np.random.default_rng(0), (64, 64), out_hw).kernels()
     run_images("augment", process, inputs=inputs, device=device, jobs=jobs, prepare=prepare, outputs=outputs,
                finish=finish, kernels=lambda item: probe, starting=starting, side_files={"--preview": preview},
-               **io_options)
+               beside=labels.beside, **io_options)
 
 
 class _LabelIO:
@@ -218,32 +219,50 @@ class _LabelIO:
     def __init__(self, kind, masks_dir, min_visibility):
         self.kind, self.masks_dir, self.min_visibility = kind, masks_dir, min_visibility
 
-    def read(self, item, in_hw):
-        """``{"labels": (Labels, fmt) or None, "mask": array or None}`` for an item; StnError names the bad file."""
+    _SIDE_EXT = {"json": ".json", "yolo": ".txt"}
+
+    def sidecar(self, item):
+        """``(path, fmt)`` of the label file beside an item's input (``fmt`` "json" or "yolo"), or None."""
         import os
 
-        found = {"labels": None, "mask": None}
-        if self.kind != "none" and item.input != "-":
-            stem = os.path.splitext(item.input)[0]
-            kinds = {"auto": ("json", "yolo"), "json": ("json",), "yolo": ("yolo",)}[self.kind]
-            for fmt in kinds:
-                side = stem + (".json" if fmt == "json" else ".txt")
-                if os.path.isfile(side):
-                    from .. import labels as lb
+        if self.kind == "none" or item.input == "-":
+            return None
+        stem = os.path.splitext(item.input)[0]
+        for fmt in {"auto": ("json", "yolo"), "json": ("json",), "yolo": ("yolo",)}[self.kind]:
+            if os.path.isfile(stem + self._SIDE_EXT[fmt]):
+                return stem + self._SIDE_EXT[fmt], fmt
+        return None
 
-                    got = lb.read_labels_json(side, in_hw) if fmt == "json" else lb.read_yolo(side, in_hw)
-                    found["labels"] = (got, fmt)
-                    break
+    def beside(self, item, path):
+        """The files :meth:`write` will write beside the output ``path`` of ``item`` (planned with the outputs, so
+        two inputs whose variants share a base name, ``a.png`` and ``a.jpg``, cannot write one label file)."""
+        import os
+
+        base, found = os.path.splitext(path)[0], self.sidecar(item)
+        return ([base + self._SIDE_EXT[found[1]]] if found else []) + \
+            ([base + ".mask.png"] if self.masks_dir is not None else [])
+
+    def read(self, item, in_hw):
+        """``{"labels": (Labels, fmt) or None, "mask": array or None}`` for an item; StnError names the bad file."""
+        found = {"labels": None, "mask": None}
+        side = self.sidecar(item)
+        if side is not None:
+            from .. import labels as lb
+
+            path, fmt = side
+            found["labels"] = (lb.read_labels_json(path, in_hw) if fmt == "json" else lb.read_yolo(path, in_hw), fmt)
         if self.masks_dir is not None:
-            found["mask"] = self._mask(item, in_hw)
+            found["mask"], found["palette"] = self._mask(item, in_hw)
         return found
 
     def _mask(self, item, in_hw):
+        """``(mask, palette)``: an indexed PNG's palette indices and its palette (written back with the variants'
+        masks), else the decoded image and None."""
         import os
 
         from .. import labels as lb
         from ..errors import StnError
-        from ..io import IMAGE_EXTENSIONS, decode_image, read_file_bytes
+        from ..io import IMAGE_EXTENSIONS, decode_image, decode_indexed_png, png_palette, read_file_bytes
 
         stem = os.path.splitext(item.rel)[0]
         for ext in (".png", *sorted(IMAGE_EXTENSIONS - {".png"})):
@@ -253,11 +272,13 @@ class _LabelIO:
         else:
             raise StnError(f"no mask for this input in {self.masks_dir} (looked for {stem}.png)")
         try:
-            mask = decode_image(read_file_bytes(path), apply_exif=False)
+            data = read_file_bytes(path)
+            mask, palette = decode_indexed_png(data) if png_palette(data) else (decode_image(data, apply_exif=False),
+                                                                                None)
             lb.check_mask(mask, in_hw)
         except StnError as e:
             raise StnError(f"mask {path}: {e}") from None
-        return mask
+        return mask, palette
 
     def write(self, found, spec, in_hw, path, backend):
         """``(files, manifest fields)`` for one variant written at ``path``."""
@@ -267,23 +288,23 @@ class _LabelIO:
         if found["labels"] is None and found["mask"] is None:
             return files, extra
         from .. import labels as lb
-        from ..io import encode_image
+        from ..io import encode_image, encode_indexed_png
 
         base = os.path.splitext(path)[0]
         if found["labels"] is not None:
             got, fmt = found["labels"]
             moved, info = lb.transform_labels(got, spec, in_hw, min_visibility=self.min_visibility)
             out_hw = spec.out_hw or in_hw
-            if fmt == "json":
-                side, text = base + ".json", lb.labels_json_text(moved, out_hw)
-            else:
-                side, text = base + ".txt", lb.yolo_text(moved, out_hw)
+            side = base + self._SIDE_EXT[fmt]
+            text = lb.labels_json_text(moved, out_hw) if fmt == "json" else lb.yolo_text(moved, out_hw)
             files[side] = text.encode("utf-8")
             extra["labels"] = side
             extra["keypoints_visible"], extra["boxes_dropped"] = info.keypoints_visible, info.boxes_dropped
         if found["mask"] is not None:
             side = base + ".mask.png"
-            files[side] = encode_image(lb.warp_mask(found["mask"], spec, backend), "png")
+            moved = lb.warp_mask(found["mask"], spec, backend)
+            palette = found.get("palette")
+            files[side] = encode_indexed_png(moved, palette) if palette else encode_image(moved, "png")
             extra["mask"] = side
         return files, extra
 

@@ -277,3 +277,86 @@ def test_bad_sidecars_and_masks_fail_their_input_only(tmp_path, aug):
     assert "nomask.png" in errors[2] and "no mask" in errors[2]
     assert sorted(os.listdir(tmp_path / "o")) == ["good_000.mask.png", "good_000.png", "good_001.mask.png",
                                                   "good_001.png"]
+
+
+def test_inputs_sharing_a_base_name_cannot_share_their_label_files(tmp_path, aug):
+    src, out = tmp_path / "in", tmp_path / "o"
+    src.mkdir()
+    write(src / "a.png", encode(small_rgb(30, 40, 1), ".png"))
+    write(src / "a.jpg", encode(small_rgb(60, 80, 2), ".jpg"))
+    (src / "a.json").write_text('{"keypoints": [[5, 5]]}')
+    for extra in ([], ["--overwrite"]):  # never one label file for both, even when overwriting is allowed
+        r = aug(str(src), "-o", str(out), "--seed", "0", "--rotate", "-10:10", "--manifest", str(tmp_path / "m.jsonl"),
+                *extra)
+        assert r.exit_code == 1
+        errors = [x for x in r.stderr.splitlines() if x.startswith("stntool: error")]
+        assert errors == [f"stntool: error: {src / 'a.png'}: output {out / 'a_000.json'} would also be written by "
+                          f"{src / 'a.jpg'}"], r.stderr
+        assert sorted(os.listdir(out)) == ["a_000.jpg", "a_000.json"]
+        assert json.load(open(out / "a_000.json"))["size"] == [80, 60]  # a.jpg's
+
+
+def test_a_label_file_left_by_a_stopped_run_fails_its_input_before_anything_is_written(tmp_path, aug):
+    src, out = tmp_path / "in", tmp_path / "o"
+    src.mkdir()
+    out.mkdir()
+    write(src / "b.png", encode(small_rgb(30, 40, 1), ".png"))
+    (src / "b.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (out / "b_001.txt").write_text("left over\n")
+    r = aug(str(src), "-o", str(out), "--seed", "0", "--count", "3", "--rotate", "5")
+    assert r.exit_code == 1
+    assert f"{out / 'b_001.png'}: output exists (use --overwrite or --skip-existing): {out / 'b_001.txt'}" in r.stderr
+    assert os.listdir(out) == ["b_001.txt"]  # no variant written before the refusal
+    r = aug(str(src), "-o", str(out), "--seed", "0", "--count", "3", "--rotate", "5", "--skip-existing", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(os.listdir(out)) == [f"b_{k:03d}{e}" for k in range(3) for e in (".png", ".txt")]
+    assert (out / "b_001.txt").read_text() != "left over\n"
+
+
+def test_palette_masks_keep_their_indices_and_their_palette(tmp_path, aug):
+    import numpy as np
+    from PIL import Image
+
+    from stntool.labels import warp_mask
+    from stntool.records import WarpSpec
+
+    src, masks = tmp_path / "in", tmp_path / "masks"
+    src.mkdir()
+    masks.mkdir()
+    write(src / "a.png", encode(small_rgb(30, 40, 1), ".png"))
+    ids = np.zeros((30, 40), np.uint8)
+    ids[5:15, 10:30], ids[20:25, 5:10], ids[22:28, 25:35] = 1, 2, 3
+    # indices 1 and 3 share a colour and the palette is padded with black (as Pillow and VOC tools write it):
+    # only the indices tell the classes apart
+    palette = [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 0, 0] + [0] * (3 * 252)
+    im = Image.fromarray(ids, "P")
+    im.putpalette(palette)
+    im.save(masks / "a.png")
+    r = aug(str(src), "-o", str(tmp_path / "o"), "--seed", "4", "--count", "2", "--rotate", "-20:20",
+            "--masks", str(masks), "--manifest", str(tmp_path / "m.jsonl"), "-q")
+    assert r.exit_code == 0, r.stderr
+    for k, rec in enumerate(json.loads(x) for x in open(tmp_path / "m.jsonl")):
+        got = Image.open(tmp_path / "o" / f"a_{k:03d}.mask.png")
+        assert got.mode == "P" and got.getpalette()[:12] == palette[:12]
+        want = warp_mask(ids, WarpSpec.from_record(rec), image_hw=(30, 40))
+        assert np.array_equal(np.array(got), want) and set(np.unique(want)) == {0, 1, 2, 3}
+
+
+def test_a_masks_folder_that_does_not_exist_is_a_usage_error(tmp_path, aug, inputs):
+    r = aug(str(inputs), "-o", str(tmp_path / "o"), "--seed", "0", "--masks", str(tmp_path / "nope"))
+    assert r.exit_code == 2 and "does not exist" in r.stderr and not (tmp_path / "o").exists()
+
+
+def test_labels_on_the_border_survive_a_resize(tmp_path, aug):
+    src = tmp_path / "in"
+    src.mkdir()
+    write(src / "a.png", encode(small_rgb(48, 64, 1), ".png"))
+    (src / "a.json").write_text('{"keypoints": [[63.5, 47.5], [-0.5, -0.5]], "boxes": [[-0.5, -0.5, 63.5, 47.5]]}')
+    write(src / "b.png", encode(small_rgb(48, 64, 2), ".png"))
+    (src / "b.txt").write_text("0 0.5 0.5 1 1\n")
+    r = aug(str(src), "-o", str(tmp_path / "o"), "--seed", "0", "--size", "30x20", "--min-visibility", "1", "-q")
+    assert r.exit_code == 0, r.stderr
+    doc = json.load(open(tmp_path / "o" / "a_000.json"))
+    assert [(p["x"], p["y"], p["visible"]) for p in doc["keypoints"]] == [(29.5, 19.5, True), (-0.5, -0.5, True)]
+    assert [b["box"] for b in doc["boxes"]] == [[-0.5, -0.5, 29.5, 19.5]]
+    assert (tmp_path / "o" / "b_000.txt").read_text().split() == ["0", "0.500000", "0.500000", "1.000000", "1.000000"]

@@ -34,3 +34,76 @@ def test_read_file_bytes_gives_the_bytes_and_refuses_what_is_not_a_file(tmp_path
         sio.read_file_bytes(str(tmp_path / "empty.jpg"))
     with pytest.raises(ImageReadError, match="is a directory"):
         sio.read_file_bytes(str(tmp_path))
+
+
+def _indexed_png(ids, palette_rgb, depth=8, filters=(0,), interlace=0):
+    """An indexed PNG written here, independently of the reader: rows packed at ``depth`` bits and filtered
+    with ``filters[y % len(filters)]`` (PNG's five filters on one byte per step)."""
+    import struct
+    import zlib
+
+    import numpy as np
+
+    h, w = ids.shape
+    per = 8 // depth
+    padded = np.zeros((h, -(-w // per) * per), np.int64)
+    padded[:, :w] = ids
+    packed = np.zeros((h, padded.shape[1] // per), np.int64)
+    for k in range(per):
+        packed |= padded[:, k::per] << (8 - depth * (k + 1))
+    out, prev = [], np.zeros(packed.shape[1], np.int64)
+    for y in range(h):
+        row, f = packed[y], filters[y % len(filters)]
+        left = np.concatenate([[0], row[:-1]])
+        up_left = np.concatenate([[0], prev[:-1]])
+        if f == 0:
+            pred = np.zeros_like(row)
+        elif f == 1:
+            pred = left
+        elif f == 2:
+            pred = prev
+        elif f == 3:
+            pred = (left + prev) // 2
+        else:
+            p = left + prev - up_left
+            pa, pb, pc = abs(p - left), abs(p - prev), abs(p - up_left)
+            pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, prev, up_left))
+        out.append(bytes([f]) + bytes(((row - pred) % 256).astype(np.uint8)))
+        prev = row
+
+    def chunk(kind, payload):
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, 3, 0, 0, interlace)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"PLTE", bytes(palette_rgb))
+            + chunk(b"IDAT", zlib.compress(b"".join(out))) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4, 8])
+def test_indexed_pngs_give_their_indices_for_every_filter_and_depth(depth):
+    import numpy as np
+
+    rng = np.random.default_rng(depth)
+    n = 1 << depth
+    ids = rng.integers(0, n, (23, 37)).astype(np.uint8)
+    ids[5:15, 3:30] = n - 1  # runs, where the filters' predictions matter
+    colours = rng.integers(0, 256, 3 * n).tolist()
+    colours[3:6] = colours[0:3]  # indices 0 and 1 share a colour: only the indices tell them apart
+    data = _indexed_png(ids, colours, depth, filters=(0, 1, 2, 3, 4))
+    got, (plte, trns) = sio.decode_indexed_png(data)
+    assert got.dtype == np.uint8 and np.array_equal(got, ids)
+    assert list(plte) == colours and trns is None
+    again, _ = sio.decode_indexed_png(sio.encode_indexed_png(got, (plte, trns)))
+    assert np.array_equal(again, ids)
+
+
+def test_indexed_png_refusals():
+    import numpy as np
+
+    ids = np.zeros((4, 5), np.uint8)
+    with pytest.raises(ImageReadError, match="interlaced"):
+        sio.decode_indexed_png(_indexed_png(ids, [0, 0, 0, 255, 255, 255], interlace=1))
+    with pytest.raises(ImageReadError, match="not an indexed"):
+        sio.decode_indexed_png(sio.encode_image(ids, "png"))
+    with pytest.raises(Exception, match="beyond the palette"):
+        sio.encode_indexed_png(ids + 2, (bytes(6), None))

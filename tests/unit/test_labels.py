@@ -607,3 +607,49 @@ def test_warp_mask_elastic_uses_only_mask_values():
     assert (out == 0).any()
     ref = apply_spec(mask, spec.replace(mode="nearest", padding="constant", fill=(0.0,)), backend="numpy")
     np.testing.assert_array_equal(out, ref)
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("out_hw", [(44, 60), (200, 300), (31, 77)])
+def test_border_labels_stay_on_the_border_of_a_resize(out_hw, align_corners):
+    # the output's corners are the input's: a resize (or the identity) maps them a few ulps outside the extent,
+    # which must not hide a keypoint on the border nor cut a box covering the whole image below visibility 1
+    h, w = IN_HW
+    ho, wo = out_hw
+    spec = WarpSpec(theta=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)), out_hw=out_hw, align_corners=align_corners)
+    lab = Labels(keypoints=[[-0.5, -0.5], [w - 0.5, h - 0.5], [w - 0.5, -0.5]],
+                 boxes=[[-0.5, -0.5, w - 0.5, h - 0.5], [-0.5, -0.5, 10.0, 10.0]])
+    # align_corners=True maps pixel centres onto pixel centres: the border lies half a pixel further in or out
+    inner = align_corners and (ho, wo) != (h, w)
+    out, info = transform_labels(lab, spec, IN_HW, min_visibility=0.0 if inner else 1.0)
+    if not inner:
+        assert out.visible.tolist() == [True, True, True]
+        np.testing.assert_array_equal(out.keypoints, [[-0.5, -0.5], [wo - 0.5, ho - 0.5], [wo - 0.5, -0.5]])
+        assert info.boxes_kept == (0, 1) and info.box_visibility == (1.0, 1.0)
+        np.testing.assert_array_equal(out.boxes[0], [-0.5, -0.5, wo - 0.5, ho - 0.5])
+    else:
+        assert info.boxes_kept == (0, 1)
+
+
+def test_a_keypoint_marked_invisible_stays_invisible():
+    h, w = 40, 50
+    spec = theta_spec(T.translate(3.0, 0.0), in_hw=(h, w), out_hw=(h, w))
+    lab = Labels(keypoints=[[5, 5], [6, 6], [48, 5]], visible=[False, True, True])
+    out, info = transform_labels(lab, spec, (h, w))
+    np.testing.assert_allclose(out.keypoints, [[8, 5], [9, 6], [51, 5]])
+    assert out.visible.tolist() == [False, True, False] and info.keypoints_visible == 1
+    assert transform_labels(Labels(keypoints=[[5, 5]]), spec, (h, w))[0].visible.tolist() == [True]
+
+
+def test_coordinates_beyond_float64_after_the_warp_have_no_place_instead_of_an_error():
+    h, w = 30, 40
+    big = theta_spec(T.compose(T.scale(1.5, 1.5), T.rotate(30)), in_hw=(h, w), out_hw=(h, w))
+    out, info = transform_labels(Labels(keypoints=[[1e308, 1e308], [3, 3]]), big, (h, w))
+    assert np.isnan(out.keypoints[0]).all() and np.isfinite(out.keypoints[1]).all()
+    assert out.visible.tolist()[0] is False and info.keypoints_lost == 1
+    wide = Labels(boxes=[[-1e308, 0.0, 1e308, 5.0], [28.0, 20.0, 32.0, 24.0]])
+    out, info = transform_labels(wide, elastic_spec(), IN_HW)  # a box whose width overflows: no traceback
+    assert 1 in info.boxes_kept
+    tall = Labels(boxes=[[0.0, 0.0, 5.0, 1e12], [28.0, 20.0, 32.0, 24.0]])
+    out, info = transform_labels(tall, theta_spec(projective_map()), IN_HW)
+    assert 1 in info.boxes_kept and np.isfinite(out.boxes).all()
