@@ -269,8 +269,8 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     writes several images per input, e.g. ``[f"{stem}_{k}{ext}" ...]`` from ``path``); each goes
     through the same checks. ``beside(item, path)``, when given, returns the files the command will write
     beside output ``path`` (labels, masks), which go through them too (``item.beside``). An item with an
-    output that is an input, or an output of an earlier item, gets ``item.error``, except with ``skip_existing`` when that output exists (it is skipped, never
-    written). An input that is another item's planned output (an earlier run into its own input folder
+    output that is an input, or an output of an earlier item, gets ``item.error``, except with
+    ``skip_existing`` when that output exists (it is skipped, never written). An input that is another item's planned output (an earlier run into its own input folder
     with ``--suffix``) is marked ``earlier_output``: skipped, not warped again. ``side_files`` maps an
     option to a further file the command writes (``{"--manifest": path}``), which may be neither an input
     nor a planned output. Raises :class:`InvalidArgumentError` when ``output`` cannot serve these items
