@@ -208,6 +208,28 @@ def test_the_upright_head_outweighs_a_quarter_head_sure_of_the_wrong_half_turn(t
     assert info["quarter_turns"] == 0 and residual(d, theta, img.shape) > 170.0
 
 
+def test_the_upright_head_counts_in_proportion_to_the_lines_it_read(monkeypatch):
+    """The same "upside down" (log-odds -1.5) against a quarter head 0.95 sure of no turn: read from 40 text-line
+    runs it counts a fifth (2 x 0.2 x 1.5 each way, 1.2 in all, under the quarter head's 2.94) and the page stays;
+    read from 400 it counts in full (6) and the page is turned half round."""
+    import stntool.rectify as R
+
+    class Lines:
+        def __init__(self, count):
+            self.count = count
+
+        def profile(self, theta_sq, bins):
+            return np.zeros(bins), self.count
+
+    rect = Rectifier("text", refine=False, min_confidence=0.0)
+    monkeypatch.setattr(rect.net, "upright_logit", lambda profiles: np.array([-1.5]))
+    prob = np.array([0.95, 0.0, 0.05, 0.0])
+    for count, turns in [(40, 0), (R._UPRIGHT_LINES - 1, 2), (400, 2)]:
+        k, p, theta_sq = rect._second_look(Lines(count), 0, prob, np.eye(3))
+        assert k == turns and p.sum() == pytest.approx(1.0)
+        np.testing.assert_array_equal(theta_sq, np.eye(3) if turns == 0 else np.diag([-1.0, -1.0, 1.0]))
+
+
 @pytest.mark.parametrize("seed,degrees,turns", [((3, 2), -22.0, 0), ((3, 3), 95.0, 1)])
 def test_small_pages_photographed_on_a_desk_are_straightened(seed, degrees, turns):
     """Held-out pages in colour, a page in a photo: columns with gutters and the page's edges make the
