@@ -377,7 +377,7 @@ def relative_name(path, output) -> str:
     """An output's name for its record (``name``): its path under the output folder, ``/``-separated, or its
     base name when ``output`` is a file; ``stntool warp --params`` writes a named record there again."""
     rel = os.path.relpath(path, output)
-    if rel.startswith(os.pardir):
+    if rel.startswith(os.pardir) or rel == os.curdir:  # outside the folder, or output is the file itself
         rel = os.path.basename(path)
     return rel.replace(os.sep, "/")
 

@@ -511,6 +511,10 @@ class Rectifier:
         if self.net.input_shape != (3, SIZE, SIZE):
             raise InvalidArgumentError(f"the model reads {self.net.input_shape} inputs; rectify gives (3, {SIZE}, "
                                        f"{SIZE}) (a model from an incompatible stntool version?)")
+        # a model trained without quarter turns (`stntool train --no-quarter-turns`) has a quarter head that
+        # never learnt: it is not asked, and pages are taken to be within 45° of upright
+        config = self.net.metadata.get("config") if isinstance(self.net.metadata, dict) else None
+        self.quarter_head = not (isinstance(config, dict) and config.get("quarter_turns") is False)
 
     def kernels(self, mode: str = "bilinear", padding: str = "zeros") -> list:
         """The ``(family, mode, padding, dtype)`` of the CPU kernels a page goes through (``dtype`` None: the
@@ -546,6 +550,8 @@ class Rectifier:
         from .locnet import softmax
         from .pageview import net_inputs_turned
 
+        if not self.quarter_head:
+            return np.array([1.0, 0.0, 0.0, 0.0])
         views = net_inputs_turned(work)
         _, logits = self.net.predict(views)
         logp = np.log(softmax(logits.astype(np.float64)) + 1e-12)
@@ -1097,7 +1103,8 @@ class Rectifier:
         confidence = float(p_k * text)
         reason = None
         if confidence < self.min_confidence:
-            reason = (f"low confidence {confidence:.2f} < {self.min_confidence:g} (text evidence {evidence:.2f}, "
+            shown = math.floor(confidence * 100.0) / 100.0  # rounded down: never "0.30 < 0.3"
+            reason = (f"low confidence {shown:.2f} < {self.min_confidence:g} (text evidence {evidence:.2f}, "
                       f"text lines {n_lines}, quarter turn probability {p_k:.2f})")
             theta_sq = np.eye(3)
             k = 0

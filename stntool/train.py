@@ -87,6 +87,9 @@ class TrainConfig:
             raise InvalidArgumentError(f"lr must be in (0, 1), got {self.lr!r}")
         if not 0 <= self.val_split < 1:
             raise InvalidArgumentError(f"val_split must be in [0, 1), got {self.val_split!r}")
+        if self.ranges.get("perspective") and self.family != "projective":
+            raise InvalidArgumentError(f"perspective distortions need the projective family (the {self.family} "
+                                       "family cannot undo them)")
 
     def augmenter(self):
         from .augment import Augmenter
@@ -111,7 +114,8 @@ class PageSet:
         self.work = [np.clip(np.rint(working_image(im) * 255.0), 0, 255).astype(np.uint8) for im in images]
         self.names = list(names) if names is not None else [f"page {i}" for i in range(len(images))]
         order = np.random.default_rng(seed).permutation(len(self.work))
-        n_val = int(round(val_split * len(self.work))) if len(self.work) > 1 else 0
+        # at least one page to train on: the held-out ones must not be the ones trained on
+        n_val = min(int(round(val_split * len(self.work))), len(self.work) - 1)
         self.val = sorted(order[:n_val].tolist())
         self.train = sorted(order[n_val:].tolist())
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 2**31 + 1])))
@@ -267,11 +271,8 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
     start, history = 0, []
     if resume is not None:
         net = locnet.LocNet.load(resume)
-        if net.input_shape != (3, _input_side(), _input_side()) or net.family != config.family:
-            raise InvalidArgumentError(f"{resume} is a {net.family} model for {net.input_shape} inputs; this run "
-                                       f"trains {config.family} on (3, {_input_side()}, {_input_side()})")
-        state = net.metadata.get("training_state") or {}
-        start, history = int(state.get("step", 0)), list(state.get("history", []))
+        start = check_resume(net, config, resume)
+        history = list((net.metadata.get("training_state") or {}).get("history", []))
     if net is None:
         net = locnet.LocNet(_architecture(config), seed=config.seed)
     opt = locnet.Adam(net.parameters(), lr=config.lr, clip_norm=5.0)
@@ -335,13 +336,48 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
         if progress is not None:
             progress(step + 1, info)
         if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
-            net.save(_checkpoint_path(out_path), metadata(step + 1), optimizer=opt)
+            _named(net.save, checkpoint_path(out_path), metadata(step + 1), optimizer=opt)
     final = metadata(config.steps)
     if net.upright_head is not None:
         final["upright_head"] = fit_upright(net, pages)
-    net.save(out_path, final, optimizer=None)
-    write_curve(history, os.path.splitext(os.fspath(out_path))[0] + ".png")
+    _named(net.save, out_path, final, optimizer=None)
+    _named(write_curve, history, curve_path(out_path))
     return {"history": history, "net": net}
+
+
+def _named(write, *args, **kwargs):
+    """``write(*args, **kwargs)``, whose first argument is a path, with that path at the head of its errors."""
+    from .errors import StnError
+    from .io import display
+
+    path = args[0] if write is not write_curve else args[1]
+    try:
+        write(*args, **kwargs)
+    except StnError as e:
+        raise type(e)(f"{display(path)}: {e}") from None
+
+
+def check_resume(net, config: TrainConfig, source) -> int:
+    """The step a run of ``config`` resumes ``net`` (loaded from ``source``) at; :class:`InvalidArgumentError` when
+    it cannot: another family or input, an architecture the run's options would change (the checkpoint's is
+    kept), or a checkpoint at or past ``config.steps``."""
+    if net.input_shape != (3, _input_side(), _input_side()) or net.family != config.family:
+        raise InvalidArgumentError(f"{source} is a {net.family} model for {net.input_shape} inputs; this run "
+                                   f"trains {config.family} on (3, {_input_side()}, {_input_side()})")
+    arch = _architecture(config)
+    for key, what in (("orientation_bins", "the orientation branch"), ("upright_bins", "the upright head")):
+        if bool(net.arch.get(key)) != bool(arch.get(key)):
+            has = "has" if net.arch.get(key) else "has no"
+            raise InvalidArgumentError(f"{source} {has} {what}, which this run's options would change (a resumed "
+                                       "run keeps its checkpoint's architecture)")
+    trained = (net.metadata.get("config") or {}).get("quarter_turns", True)
+    if bool(trained) != bool(config.quarter_turns):
+        raise InvalidArgumentError(f"{source} was trained {'with' if trained else 'without'} quarter turns; this "
+                                   f"run would train {'with' if config.quarter_turns else 'without'} them")
+    step = int((net.metadata.get("training_state") or {}).get("step", 0))
+    if step >= config.steps:
+        raise InvalidArgumentError(f"{source} is at step {step}: nothing left to train for --steps {config.steps}")
+    return step
 
 
 def fit_upright(net, pages: PageSet) -> dict:
@@ -409,9 +445,15 @@ def _input_description():
             "upright_head": "stntool.pageview.page_line_profile of the page warped straight"}
 
 
-def _checkpoint_path(out_path) -> str:
+def checkpoint_path(out_path) -> str:
+    """Where a run writing the model ``out_path`` writes its checkpoints: ``NAME.checkpoint.npz``."""
     base, ext = os.path.splitext(os.fspath(out_path))
     return base + ".checkpoint" + (ext or ".npz")
+
+
+def curve_path(out_path) -> str:
+    """Where a run writing the model ``out_path`` writes its training curve: ``NAME.png``."""
+    return os.path.splitext(os.fspath(out_path))[0] + ".png"
 
 
 def write_curve(history, path):

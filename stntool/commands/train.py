@@ -51,16 +51,18 @@ _MIN_SIDE = 64
 @click.option("--no-upright-head", is_flag=True,
               help="Do not fit the upright head, which looks again at the straightened page and tells upright from "
                    "upside down by its text lines (more ink above the x-height than below).")
-@click.option("--checkpoint-every", type=click.IntRange(1), default=200, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(1), default=200, show_default=True,
+              help="Steps between checkpoints (NAME.checkpoint.npz beside --out), to --resume from.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing model, training curve or checkpoint.")
 @click.option("-r", "--recursive", is_flag=True, help="Scan folders recursively.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, translate, perspective, steps, batch, lr,
           seed, val_split, resume, synthetic_pages, no_quarter_turns, no_orientation_branch, no_upright_head,
-          checkpoint_every, recursive, quiet):
+          checkpoint_every, overwrite, recursive, quiet):
     """Train a localisation net that predicts the θ straightening an image, through the differentiable sampler.
 
-    Exit status: 0 trained, 1 some images could not be read (the others were used), 2 usage error
-    (including no usable images).
+    Exit status: 0 trained, 1 some images could not be read (the others were used) or the model could
+    not be written, 2 usage error (including no usable images).
     """
     import os
     import shlex
@@ -76,6 +78,8 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
         raise click.UsageError("give IMAGES (upright examples) or --synthetic-pages N")
     if os.path.isdir(out_path) or not out_path.lower().endswith(".npz"):
         raise click.BadParameter(f"{out_path} must be a file name ending in .npz", param_hint="--out")
+    if "-" in images:
+        raise click.UsageError("train reads image files and folders, not image bytes on stdin (-)")
     ranges = {k: v for k, v in dict(rotate=rotate, scale=scale, aspect=aspect, shear=shear, shear_y=shear_y,
                                     translate=translate, perspective=perspective).items() if v is not None}
     from ..train import PageSet, TrainConfig
@@ -90,12 +94,17 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
         config.augmenter()
     if resume is not None:  # before reading any image: a bad file is a usage error at once
         from ..locnet import LocNet
+        from ..train import check_resume
 
         with usage_errors("--resume"):
-            LocNet.load(resume)
+            check_resume(LocNet.load(resume), config, resume)
+    from ..train import checkpoint_path, curve_path
+
+    curve = curve_path(out_path)  # the training curve, written beside the model
+    _check_writable({"--out": out_path, "--out's training curve": curve,
+                     "--out's checkpoint": checkpoint_path(out_path)}, overwrite, keep=resume)
     failed = 0
     pictures, names = [], []
-    curve = os.path.splitext(out_path)[0] + ".png"  # the training curve, written beside the model
     if images:
         pictures, names, failed = _read_images(images, recursive, quiet, curve)
     described = []
@@ -131,9 +140,16 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
             bar.refresh()
 
     command = "stntool train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-    with usage_errors("--resume"):
+    from ..errors import StnError
+
+    try:
         result = run_training(pages, config, out_path, resume=resume, progress=progress, command=command,
                               data_description="; ".join(described))
+    except StnError as e:  # a model or curve that cannot be written (full disk), a run that diverged
+        if bar is not None:
+            bar.close()
+        say(f"stntool: error: {e}")
+        sys.exit(1)
     if bar is not None:
         bar.close()
     if not quiet:
@@ -148,6 +164,28 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
             f"{tail}; wrote {out_path} and its training curve {curve}")
     if failed:
         sys.exit(1)
+
+
+def _check_writable(paths, overwrite, keep=None):
+    """A usage error for the first of ``paths`` (``{what: path}``) that exists without ``overwrite`` (but for
+    ``keep``, the checkpoint a run resumes from) or that cannot be a file: training takes minutes to hours,
+    and writing its results must not fail at the end, nor replace a file of the user's unasked."""
+    import os
+
+    from ..io import display
+
+    for what, path in paths.items():
+        folder = os.path.dirname(path) or os.curdir
+        while not os.path.exists(folder):
+            folder = os.path.dirname(folder) or os.curdir
+        if not os.path.isdir(folder):
+            raise click.BadParameter(f"cannot write {display(path)}: {display(folder)} is a file, not a folder",
+                                     param_hint=what)
+        if os.path.isdir(path):
+            raise click.BadParameter(f"{display(path)} is a folder", param_hint=what)
+        resumed = keep is not None and os.path.exists(path) and os.path.exists(keep) and os.path.samefile(keep, path)
+        if os.path.lexists(path) and not overwrite and not resumed:
+            raise click.BadParameter(f"{display(path)} exists (use --overwrite to replace it)", param_hint=what)
 
 
 def _read_images(inputs, recursive, quiet, curve):

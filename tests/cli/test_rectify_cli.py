@@ -100,3 +100,30 @@ def test_bad_inputs_fail_alone_and_bad_models_are_usage_errors(tmp_path, run, pa
     r = run("rectify", str(pages), "-o", str(tmp_path / "o2"), "--model", str(junk))
     assert r.exit_code == 2 and "junk.npz" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o2").exists()
+
+
+def test_one_input_to_one_output_file_replays_under_its_own_name(tmp_path, run, pages):
+    # the record's name was "." (the output relative to itself), and replay wrote a file called "..png"
+    man = tmp_path / "r.jsonl"
+    r = run("rectify", str(pages / "a.png"), "-o", str(tmp_path / "one.png"), "--manifest", str(man), "-q")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(open(man).readline())["name"] == "one.png"
+    r = run("warp", "--params", str(man), "-o", str(tmp_path / "replay"), "-q")
+    assert r.exit_code == 0, r.stderr
+    assert os.listdir(tmp_path / "replay") == ["one.png"]
+    assert (tmp_path / "replay" / "one.png").read_bytes() == (tmp_path / "one.png").read_bytes()
+
+
+def test_the_low_confidence_reason_never_reads_as_a_contradiction(monkeypatch):
+    """A confidence of 0.2996 under --min-confidence 0.3 is said as 0.29, not "0.30 < 0.3"."""
+    import stntool
+    from stntool.io import read_image
+    from stntool.rectify import Rectifier
+
+    page = read_image(os.path.join(SAMPLES, "text_page.png"))[0]
+    rect = Rectifier("text", refine=False, min_confidence=0.3)
+    monkeypatch.setattr(rect, "_quarter_probabilities", lambda work: np.array([0.2996, 0.2335, 0.2335, 0.2334]))
+    monkeypatch.setattr(rect, "_second_look", lambda lines, k, prob, theta_sq: (k, prob, theta_sq))
+    theta, conf, info = rect.estimate(stntool.warp(page, [[0.99, -0.1, 0], [0.1, 0.99, 0]]), details=True)
+    assert conf == pytest.approx(0.2996, abs=1e-9)
+    assert info["reason"].startswith("low confidence 0.29 < 0.3")

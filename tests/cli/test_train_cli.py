@@ -121,3 +121,66 @@ def test_a_bad_resume_file_is_refused_before_any_image_is_read(tmp_path, train, 
     r = train(str(upright), "--out", str(tmp_path / "m.npz"), "--resume", str(tmp_path / "nosuch.npz"))
     assert r.exit_code == 2 and "does not exist" in r.output
     assert "broken.png" not in r.output  # the images were not read first
+
+
+TINY = ("--steps", "2", "--batch", "2", "-q")
+
+
+@pytest.mark.parametrize("case", ["perspective", "out_under_a_file", "curve_is_a_folder", "curve_exists",
+                                  "model_exists", "stdin"])
+def test_what_would_fail_or_replace_a_file_at_the_end_is_a_usage_error_at_the_start(tmp_path, train, upright, case):
+    out, args = tmp_path / "m.npz", []
+    if case == "perspective":  # a rotation, similarity or affine net cannot undo it: a traceback at the first step
+        args = ["--family", "affine", "--perspective", "0.1"]
+    elif case == "out_under_a_file":
+        (tmp_path / "afile").write_text("x")
+        out = tmp_path / "afile" / "m.npz"
+    elif case == "curve_is_a_folder":
+        (tmp_path / "m.png").mkdir()
+    elif case == "curve_exists":  # a picture of the user's beside --out: replaced silently before
+        (tmp_path / "m.png").write_bytes(b"mine")
+    elif case == "model_exists":
+        out.write_bytes(b"mine")
+    r = train(str(upright) if case != "stdin" else "-", "--out", str(out), *args, *TINY)
+    assert r.exit_code == 2, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("Error: ") and {"perspective": "projective family", "out_under_a_file": "is a file",
+                                           "curve_is_a_folder": "is a folder", "curve_exists": "--overwrite",
+                                           "model_exists": "--overwrite", "stdin": "stdin"}[case] in line
+    assert "--resume" not in line
+    if case == "curve_exists":
+        assert (tmp_path / "m.png").read_bytes() == b"mine" and not out.exists()
+        r = train(str(upright), "--out", str(out), "--overwrite", *TINY)
+        assert r.exit_code == 0 and (tmp_path / "m.png").read_bytes() != b"mine"
+
+
+def test_a_validation_split_keeps_a_page_to_train_on(tmp_path, train, upright):
+    r = train(str(upright), "--out", str(tmp_path / "m.npz"), "--val-split", "0.9", "--steps", "2", "--batch", "2")
+    assert r.exit_code == 0, r.stderr
+    assert "2 steps on 1 images (3 held out)" in r.stderr
+
+
+def test_resume_refuses_options_that_the_checkpoint_cannot_follow(tmp_path, train, upright):
+    r = train(str(upright), "--out", str(tmp_path / "m.npz"), "--steps", "4", "--batch", "2", "--checkpoint-every", "2",
+              "-q")
+    assert r.exit_code == 0, r.stderr
+    ckpt = str(tmp_path / "m.checkpoint.npz")
+    for args, said in [(["--no-upright-head"], "upright head"), (["--no-orientation-branch"], "orientation branch"),
+                       (["--no-quarter-turns"], "quarter turns"), (["--steps", "2"], "nothing left to train")]:
+        r = train(str(upright), "--out", str(tmp_path / "n.npz"), "--resume", ckpt, "--batch", "2", *args, "-q")
+        assert r.exit_code == 2 and said in r.stderr, (args, r.stderr)
+    # resuming into the run's own name: its checkpoint is the one read, not a file in the way
+    r = train(str(upright), "--out", str(tmp_path / "m.npz"), "--resume", ckpt, "--steps", "4", "--batch", "2",
+              "--overwrite", "-q")
+    assert r.exit_code == 0, r.stderr
+
+
+def test_a_model_trained_without_quarter_turns_does_not_turn_pages(tmp_path, train, upright):
+    from stntool.rectify import Rectifier
+
+    r = train(str(upright), "--out", str(tmp_path / "nq.npz"), "--no-quarter-turns", *TINY)
+    assert r.exit_code == 0, r.stderr
+    rect = Rectifier(str(tmp_path / "nq.npz"), refine=False, min_confidence=0.0)
+    assert not rect.quarter_head and Rectifier("text").quarter_head
+    page = np.zeros((160, 200), np.uint8)
+    assert rect._quarter_probabilities(page).tolist() == [1.0, 0.0, 0.0, 0.0]
