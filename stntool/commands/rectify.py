@@ -113,3 +113,10 @@ def _sibling_output(inputs):
             raise click.UsageError("give -o/--output (the input is the root folder)")
     base = path if os.path.isdir(path) else os.path.splitext(path)[0]
     return base + "_rectified" + os.sep
+
+
+# The shared sampling options' --align-corners and --size do not apply here (a usage error, with the reason):
+# left out of --help, which lists what a command takes
+for _param in rectify.params:
+    if _param.name in ("align_corners", "out_hw"):
+        _param.hidden = True

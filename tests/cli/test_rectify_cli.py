@@ -127,3 +127,9 @@ def test_the_low_confidence_reason_never_reads_as_a_contradiction(monkeypatch):
     theta, conf, info = rect.estimate(stntool.warp(page, [[0.99, -0.1, 0], [0.1, 0.99, 0]]), details=True)
     assert conf == pytest.approx(0.2996, abs=1e-9)
     assert info["reason"].startswith("low confidence 0.29 < 0.3")
+
+
+def test_help_lists_only_options_that_apply(run):
+    text = run("rectify", "--help").output
+    assert "--mode" in text and "--padding" in text
+    assert "--align-corners" not in text and "--size" not in text  # always usage errors here
