@@ -249,8 +249,17 @@ class _LabelIO:
         if side is not None:
             from .. import labels as lb
 
+            from ..errors import StnError
+
             path, fmt = side
-            found["labels"] = (lb.read_labels_json(path, in_hw) if fmt == "json" else lb.read_yolo(path, in_hw), fmt)
+            try:
+                got = lb.read_labels_json(path, in_hw) if fmt == "json" else lb.read_yolo(path, in_hw)
+            except StnError as e:
+                if self.kind != "auto":
+                    raise
+                # found by its name alone: a transcript or notes beside a scan are not labels
+                raise type(e)(f"{e} (if it is not a label file, pass --labels none)") from None
+            found["labels"] = (got, fmt)
         if self.masks_dir is not None:
             found["mask"], found["palette"] = self._mask(item, in_hw)
         return found

@@ -360,3 +360,17 @@ def test_labels_on_the_border_survive_a_resize(tmp_path, aug):
     assert [(p["x"], p["y"], p["visible"]) for p in doc["keypoints"]] == [(29.5, 19.5, True), (-0.5, -0.5, True)]
     assert [b["box"] for b in doc["boxes"]] == [[-0.5, -0.5, 29.5, 19.5]]
     assert (tmp_path / "o" / "b_000.txt").read_text().split() == ["0", "0.500000", "0.500000", "1.000000", "1.000000"]
+
+
+def test_a_text_file_beside_a_scan_that_is_not_yolo_says_how_to_leave_it_alone(tmp_path, aug):
+    src = tmp_path / "in"
+    src.mkdir()
+    write(src / "scan.png", encode(small_rgb(30, 40, 1), ".png"))
+    (src / "scan.txt").write_text("The quick brown fox\n")  # an OCR transcript, found by its name
+    r = aug(str(src), "-o", str(tmp_path / "o"), "--seed", "0", "--rotate", "3")
+    assert r.exit_code == 1
+    assert "scan.txt: line 1: expected 5 values" in r.stderr and "pass --labels none" in r.stderr
+    r = aug(str(src), "-o", str(tmp_path / "o"), "--seed", "0", "--rotate", "3", "--labels", "none", "-q")
+    assert r.exit_code == 0 and sorted(os.listdir(tmp_path / "o")) == ["scan_000.png"]
+    r = aug(str(src), "-o", str(tmp_path / "o2"), "--seed", "0", "--labels", "yolo")  # asked for: no hint
+    assert r.exit_code == 1 and "expected 5 values" in r.stderr and "--labels none" not in r.stderr
