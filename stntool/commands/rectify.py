@@ -69,9 +69,13 @@ def rectify(inputs, model, family, refine, min_confidence, upright_size, mode, p
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # the net's matrices are small (see stntool train)
     from ..rectify import Rectifier
 
+    from ..rectify import load_model
+
     with usage_errors("--model"):
-        rectifier = Rectifier(model, family=family, refine=refine, min_confidence=min_confidence,
-                              backend=device)
+        net = load_model(model)
+        if family == "projective" and net.family != "projective":
+            raise click.BadParameter(f"needs a projective model; this one is {net.family}", param_hint="--family")
+        rectifier = Rectifier(net, family=family, refine=refine, min_confidence=min_confidence, backend=device)
 
     def process(img, item, backend):
         import time

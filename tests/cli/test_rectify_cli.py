@@ -133,3 +133,8 @@ def test_help_lists_only_options_that_apply(run):
     text = run("rectify", "--help").output
     assert "--mode" in text and "--padding" in text
     assert "--align-corners" not in text and "--size" not in text  # always usage errors here
+
+
+def test_a_family_the_model_cannot_give_is_blamed_on_family(tmp_path, run, pages):
+    r = run("rectify", str(pages / "a.png"), "-o", str(tmp_path / "o.png"), "--family", "projective")
+    assert r.exit_code == 2 and "Invalid value for --family: needs a projective model" in r.stderr
