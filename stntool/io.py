@@ -645,7 +645,7 @@ def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
         4: lambda a: a[::-1],
         5: lambda a: a.swapaxes(0, 1),
         6: lambda a: np.rot90(a, -1),
-        7: lambda a: np.rot90(a, 1)[::-1, ::-1],
+        7: lambda a: np.rot90(a, -1)[::-1],  # transverse: out[i, j] = a[H - 1 - j, W - 1 - i]
         8: lambda a: np.rot90(a, 1),
     }
     if orientation in ops:

@@ -107,3 +107,24 @@ def test_indexed_png_refusals():
         sio.decode_indexed_png(sio.encode_image(ids, "png"))
     with pytest.raises(Exception, match="beyond the palette"):
         sio.encode_indexed_png(ids + 2, (bytes(6), None))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_is_undone_as_pillow_undoes_it(tmp_path, orientation):
+    import io
+
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    rng = np.random.default_rng(orientation)
+    img = np.kron(rng.integers(0, 256, (3, 4, 3)), np.ones((8, 8, 1))).astype(np.uint8)  # 24x32 blocks: JPEG-safe
+    pil = Image.fromarray(img)
+    exif = pil.getexif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    pil.save(buf, "JPEG", quality=100, exif=exif)
+    data = buf.getvalue()
+    want = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))))[..., ::-1]  # RGB -> BGR
+    got = sio.decode_image(data)
+    assert got.shape == want.shape
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 8  # the same blocks (decoders round alike-ish)
