@@ -270,8 +270,9 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     through the same checks. ``beside(item, path)``, when given, returns the files the command will write
     beside output ``path`` (labels, masks), which go through them too (``item.beside``). An item with an
     output that is an input, or an output of an earlier item, gets ``item.error``, except with
-    ``skip_existing`` when that output exists (it is skipped, never written). An input that is another item's planned output (an earlier run into its own input folder
-    with ``--suffix``) is marked ``earlier_output``: skipped, not warped again. ``side_files`` maps an
+    ``skip_existing`` when that output exists (it is skipped, never written). An input that is another
+    item's planned output (an earlier run into its own input folder with ``--suffix``) is marked
+    ``earlier_output``: skipped, not warped again. ``side_files`` maps an
     option to a further file the command writes (``{"--manifest": path}``), which may be neither an input
     nor a planned output. Raises :class:`InvalidArgumentError` when ``output`` cannot serve these items
     (several outputs per input cannot go to stdout) or a side file would destroy an input or clash with an
@@ -571,7 +572,7 @@ def _records_for(item, process, opts):
         return "ok", records
     except StnError as e:
         head["error"] = str(e)
-    except (ValueError, MemoryError, OSError) as e:  # defensive: never a traceback for one bad file
+    except (ValueError, ArithmeticError, MemoryError, OSError) as e:  # defensive: never a traceback for one file
         head["error"] = f"{type(e).__name__}: {e}"
     if writing is not None and len(planned) > 1 and display(writing) not in head["error"]:
         head["error"] = f"{display(writing)}: {head['error']}"  # which of the item's outputs

@@ -20,6 +20,9 @@ import numpy as np
 
 from .errors import DegenerateError, InvalidArgumentError
 
+#: Largest control-point coordinate (either frame): far beyond any image, well within float64's squares.
+TPS_COORD_LIMIT = 1e15
+
 __all__ = ["ThinPlateSpline", "tps_kernel", "regular_control_points"]
 
 
@@ -82,6 +85,9 @@ class ThinPlateSpline:
             raise InvalidArgumentError(f"control points and values must both be (n, 2); got {c.shape} and {v.shape}")
         if not (np.all(np.isfinite(c)) and np.all(np.isfinite(v))):
             raise InvalidArgumentError("control points contain NaN or infinity")
+        if max(np.abs(c).max(initial=0.0), np.abs(v).max(initial=0.0)) > TPS_COORD_LIMIT:
+            raise InvalidArgumentError(f"control points lie beyond ±{TPS_COORD_LIMIT:g} (the spline's squared "
+                                       "distances would overflow)")
         lam = float(regularization)
         if not np.isfinite(lam) or lam < 0:
             raise InvalidArgumentError(f"regularization must be >= 0, got {regularization!r}")

@@ -226,3 +226,16 @@ def test_rgba16_png(tmp_path, run):
     assert np.abs(out[..., :3][inside].astype(np.float64) - expect[inside]).max() <= 1.0
     r = run("--theta", SHIFT, str(tmp_path / "a.png"), "-o", str(tmp_path / "s.jpg"), "-q")
     assert r.exit_code == 1 and "jpg cannot store uint16" in r.stderr
+
+
+def test_tps_points_too_far_out_fail_each_input_in_one_line(tmp_path, run):
+    # squared distances of 1e300 overflowed in Python floats: an OverflowError traceback stopped the batch
+    for name in ("a", "b"):
+        write(tmp_path / f"{name}.png", encode(np.zeros((20, 30, 3), np.uint8), ".png"))
+    (tmp_path / "t.json").write_text('{"src": [[0, 0], [10, 0], [0, 10], [3, 7]], '
+                                     '"dst": [[0, 0], [1e300, 0], [0, 10], [3, 7]]}')
+    r = run("--tps", str(tmp_path / "t.json"), str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o",
+            str(tmp_path / "o"))
+    assert r.exit_code == 1
+    errors = [x for x in r.stderr.splitlines() if x.startswith("stntool: error")]
+    assert len(errors) == 2 and all("control points lie beyond" in x for x in errors), r.stderr
