@@ -52,6 +52,7 @@ Example
 from __future__ import annotations
 
 import collections
+import json
 import os
 import sys
 import threading
@@ -437,23 +438,34 @@ class Manifest:
                 folder = os.path.dirname(os.fspath(path))
                 if folder:
                     os.makedirs(folder, exist_ok=True)
-                self.file = open(path, "a" if append else "w", encoding="utf-8")
-                if append:
+                if append and os.path.isfile(path):
                     self._end_last_line()
+                self.file = open(path, "a" if append else "w", encoding="utf-8")
             except OSError as e:
                 raise ImageWriteError(f"cannot write {path}: {e.strerror}") from None
 
     def _end_last_line(self):
-        """A file cut inside its last line (kill -9, full disk) gets a newline, so the next record stands alone."""
-        with open(self.path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            if f.tell() == 0:
+        """A file cut inside its last line (kill -9, full disk) loses that part of a line, so the next record
+        starts a line and every line stays one JSON object (``--params`` and ``jq`` read the file whole); a
+        last line that is a whole object without its newline gets one."""
+        with open(self.path, "rb+") as f:
+            end = f.seek(0, os.SEEK_END)
+            if end == 0:
                 return
-            f.seek(-1, os.SEEK_END)
-            last = f.read(1)
-        if last != b"\n":
-            self.file.write("\n")
-            self.file.flush()
+            start = max(0, end - (1 << 20))  # a record is a few hundred bytes
+            f.seek(start)
+            tail = f.read()
+            if tail.endswith(b"\n"):
+                return
+            cut = tail.rfind(b"\n") + 1
+            try:
+                whole = isinstance(json.loads(tail[cut:]), dict)
+            except ValueError:
+                whole = False
+            if whole:
+                f.write(b"\n")
+            else:
+                f.truncate(start + cut)
 
     @property
     def to_stdout(self) -> bool:

@@ -561,8 +561,8 @@ def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
 def read_warp_records(path) -> dict:
     """``{input: [WarpSpec, ...]}`` from a JSONL manifest or parameter file (``-`` = stdin), in file order.
 
-    Each line needs ``"input"``; lines with neither ``theta`` nor ``tps`` (e.g. a manifest's error
-    lines) are skipped. Records that carry a ``name`` (their own output file) are all kept; of the
+    Each line needs ``"input"``; a manifest's error lines (``"status": "error"``: no output was made, whatever
+    record they carry) and lines with neither ``theta`` nor ``tps`` are skipped. Records that carry a ``name`` (their own output file) are all kept; of the
     others, the last one for an input wins. ``in_size`` is dropped (the replayed image tells).
     Raises :class:`InvalidArgumentError` naming the bad line, or when the file cannot be read.
     """
@@ -576,7 +576,7 @@ def read_warp_records(path) -> dict:
     for no, rec in enumerate(lines, 1):
         if "input" not in rec or not isinstance(rec["input"], str):
             raise InvalidArgumentError(f'line {no}: missing "input"')
-        if rec.get("theta") is None and rec.get("tps") is None:
+        if rec.get("status") == "error" or (rec.get("theta") is None and rec.get("tps") is None):
             continue
         try:
             spec = WarpSpec.from_record(rec).replace(in_hw=None)

@@ -117,3 +117,22 @@ def test_resume_with_manifest_append_keeps_earlier_records(tmp_path, run, monkey
     for args in (["--manifest-append"], ["--manifest", "-", "--manifest-append"]):
         r = run("--theta", theta, "in", "-o", "out", "--skip-existing", *args)
         assert r.exit_code == 2 and "--manifest-append needs --manifest FILE" in r.stderr
+
+
+def test_error_lines_are_not_replayed(tmp_path, run, monkeypatch):
+    """A run refused because its outputs exist appends error lines carrying its own θ: replaying the manifest
+    must give the outputs the first run made, not that θ."""
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("s")
+    write(tmp_path / "s" / "a.png", encode(small_rgb(seed=3), ".png"))
+    assert run("--theta", "-1,0,0,0,1,0", "s", "-o", "e", "--manifest", "e.jsonl", "-q").exit_code == 0
+    r = run("--theta", "1,0,0,0,-1,0", "s", "-o", "e", "--manifest", "e.jsonl", "--manifest-append", "-q")
+    assert r.exit_code == 1 and json.loads(open("e.jsonl").readlines()[-1])["status"] == "error"
+    with open("e.jsonl", "a") as f:
+        f.write('{"input": "s/a.png", "sta')  # and a line cut by a killed run, then resumed
+    r = run("--theta", "-1,0,0,0,1,0", "s", "-o", "e", "--manifest", "e.jsonl", "--manifest-append",
+            "--skip-existing", "-q")
+    assert r.exit_code == 0, r.stderr
+    r = run("--params", "e.jsonl", "-o", "r", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert open("r/s/a.png", "rb").read() == open("e/a.png", "rb").read()

@@ -430,12 +430,21 @@ def test_interrupt_while_reporting_a_multi_output_item_records_each_output_once(
     assert recorded[:3] == ["a_0.png", "a_1.png", "a_2.png"] and s.ok + s.skipped + s.failed <= s.total
 
 
-def test_manifest_append_keeps_lines_and_ends_a_cut_last_line(tmp_path):
+def test_manifest_append_keeps_lines_and_drops_a_cut_last_line(tmp_path):
     path = tmp_path / "m.jsonl"
     path.write_text('{"input": "a"}\n{"input": "b", "sta')  # cut inside its last line
     with batch.Manifest(str(path), append=True) as m:
         m.write({"input": "c"})
-    assert path.read_text() == '{"input": "a"}\n{"input": "b", "sta\n{"input": "c"}\n'
+    # the cut record is not JSON: kept, it made the file unreadable as JSON lines (warp --params, jq)
+    assert path.read_text() == '{"input": "a"}\n{"input": "c"}\n'
+    path.write_text('{"input": "a"}\n{"input": "b"}')  # a whole record, its newline missing: kept
+    with batch.Manifest(str(path), append=True) as m:
+        m.write({"input": "c"})
+    assert path.read_text() == '{"input": "a"}\n{"input": "b"}\n{"input": "c"}\n'
+    path.write_text('{"input": "b", "sta')  # the only line, cut
+    with batch.Manifest(str(path), append=True) as m:
+        m.write({"input": "c"})
+    assert path.read_text() == '{"input": "c"}\n'
     with batch.Manifest(str(path), append=True) as m:
         m.write({"input": "d"})
     assert path.read_text().endswith('{"input": "c"}\n{"input": "d"}\n')
