@@ -562,8 +562,9 @@ def read_warp_records(path) -> dict:
     """``{input: [WarpSpec, ...]}`` from a JSONL manifest or parameter file (``-`` = stdin), in file order.
 
     Each line needs ``"input"``; a manifest's error lines (``"status": "error"``: no output was made, whatever
-    record they carry) and lines with neither ``theta`` nor ``tps`` are skipped. Records that carry a ``name`` (their own output file) are all kept; of the
-    others, the last one for an input wins. ``in_size`` is dropped (the replayed image tells).
+    record they carry) and lines with neither ``theta`` nor ``tps`` are skipped. Of the records of an input,
+    the last one of each ``name`` (its own output file; a resumed run's manifest names one twice) and the
+    last one without a name are kept. ``in_size`` is dropped (the replayed image tells).
     Raises :class:`InvalidArgumentError` naming the bad line, or when the file cannot be read.
     """
     from .io import read_jsonl
@@ -583,7 +584,6 @@ def read_warp_records(path) -> dict:
         except InvalidArgumentError as e:
             raise InvalidArgumentError(f"line {no}: {e}") from None
         specs = table.setdefault(rec["input"], [])
-        if spec.name is None:
-            specs[:] = [s for s in specs if s.name is not None]
+        specs[:] = [s for s in specs if s.name != spec.name]  # a later record of the same output wins
         specs.append(spec)
     return table

@@ -101,12 +101,12 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
     from ..train import checkpoint_path, curve_path
 
     curve = curve_path(out_path)  # the training curve, written beside the model
-    _check_writable({"--out": out_path, "--out's training curve": curve,
-                     "--out's checkpoint": checkpoint_path(out_path)}, overwrite, keep=resume)
     failed = 0
     pictures, names = [], []
-    if images:
+    if images:  # a curve that is one of the images is refused there, by name
         pictures, names, failed = _read_images(images, recursive, quiet, curve)
+    _check_writable({"--out": out_path, "--out's training curve": curve,
+                     "--out's checkpoint": checkpoint_path(out_path)}, overwrite, keep=resume)
     described = []
     if pictures:
         described.append(f"{len(pictures)} images from {', '.join(images)}")

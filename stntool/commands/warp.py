@@ -85,7 +85,7 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
                                    "mode, padding, fill, align_corners and size)")
     check_io_options(fill, padding, **{k: io_options[k] for k in ("overwrite", "skip_existing", "null", "files_from",
                                                                    "manifest", "manifest_append")})
-    from ..batch import Output, attach_payloads
+    from ..batch import STDIN, Output, attach_payloads, relative_name
     from ..records import TpsPoints, WarpSpec, apply_spec, read_warp_records
 
     options = dict(mode=mode, padding=padding, align_corners=bool(align_corners), fill=fill, out_hw=out_hw)
@@ -119,6 +119,8 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
             sampling = {k: v for k, v in options.items() if k != "out_hw"}
             spec = WarpSpec.from_cv2(cv_matrix, in_hw, out_hw or in_hw, inverse_map, **sampling)
         spec = spec.replace(out_hw=spec.out_hw or in_hw)
+        if item.output != STDIN:  # the output's own name: a replay writes it again there (suffix, format)
+            spec = spec.replace(name=relative_name(item.output, io_options["output"]))
         item.fields = spec.to_record()  # a failure from here on records the resolved θ and size
         return Output(apply_spec(img, spec, backend), spec.replace(in_hw=in_hw).to_record())
 

@@ -110,8 +110,8 @@ def test_resume_with_manifest_append_keeps_earlier_records(tmp_path, run, monkey
     assert [(r["output"], r["status"]) for r in recs[3:]] == [("out/0.png", "skipped"), ("out/1.png", "ok"),
                                                                ("out/2.png", "skipped")]
     r = run("--params", "m.jsonl", "-o", "replay", "-q")  # every input still replays from the appended file
-    assert r.exit_code == 0 and sorted(os.listdir("replay/in")) == ["0.png", "1.png", "2.png"]
-    assert all(open(f"replay/in/{n}", "rb").read() == open(f"out/{n}", "rb").read() for n in os.listdir("out"))
+    assert r.exit_code == 0 and sorted(os.listdir("replay")) == ["0.png", "1.png", "2.png"]  # the outputs' names
+    assert all(open(f"replay/{n}", "rb").read() == open(f"out/{n}", "rb").read() for n in os.listdir("out"))
     run("--theta", theta, "in", "-o", "out", "--manifest", "m.jsonl", "--skip-existing", "-q")
     assert len(open("m.jsonl").readlines()) == 3  # without the flag the manifest is replaced, as before
     for args in (["--manifest-append"], ["--manifest", "-", "--manifest-append"]):
@@ -135,4 +135,24 @@ def test_error_lines_are_not_replayed(tmp_path, run, monkeypatch):
     assert r.exit_code == 0, r.stderr
     r = run("--params", "e.jsonl", "-o", "r", "-q")
     assert r.exit_code == 0, r.stderr
-    assert open("r/s/a.png", "rb").read() == open("e/a.png", "rb").read()
+    assert open("r/a.png", "rb").read() == open("e/a.png", "rb").read()
+
+
+def test_records_name_their_outputs_so_a_replay_gives_the_same_names(tmp_path, run, monkeypatch):
+    """A warp record carries its output's name under -o (folders mirrored, --suffix and --format applied, or the
+    file's own name for -o FILE): the replay writes the same relative names, bit for bit."""
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("in/sub")
+    write(tmp_path / "in" / "a.png", encode(small_rgb(seed=1), ".png"))
+    write(tmp_path / "in" / "sub" / "b.jpg", encode(small_rgb(seed=2), ".jpg"))
+    theta = "0.9,0.1,0,-0.1,0.9,0"
+    r = run("--theta", theta, "-r", "in", "-o", "out", "--suffix", "_w", "--format", "png", "--manifest", "m.jsonl",
+            "-q")
+    assert r.exit_code == 0, r.stderr
+    assert [json.loads(x)["name"] for x in open("m.jsonl")] == ["a_w.png", "sub/b_w.png"]
+    assert run("--params", "m.jsonl", "-o", "replay", "-q").exit_code == 0
+    for name in ("a_w.png", "sub/b_w.png"):
+        assert open(f"replay/{name}", "rb").read() == open(f"out/{name}", "rb").read()
+    r = run("--theta", theta, "in/a.png", "-o", "page.png", "--manifest", "one.jsonl", "-q")
+    assert r.exit_code == 0 and json.loads(open("one.jsonl").read())["name"] == "page.png"
+    assert run("--params", "one.jsonl", "-o", "r1", "-q").exit_code == 0 and os.listdir("r1") == ["page.png"]
