@@ -554,7 +554,7 @@ def _records_for(item, process, opts):
             path = item.output if res.output is None else os.fspath(res.output)
             current = path
             if path == STDIN:
-                fmt = fmt_opt if fmt_opt != "same" else (sniff_format(data) or "png")
+                fmt = fmt_opt if fmt_opt != "same" else _writable_or_png(sniff_format(data))
             else:
                 if item.outputs and path not in planned:
                     raise StnError(f"output {display(path)} was not planned (plan_outputs' outputs)")
@@ -590,6 +590,14 @@ def _records_for(item, process, opts):
         head["error"] = f"{display(writing)}: {head['error']}"  # which of the item's outputs
     records.append({**head, "output": current, **extra, **item.fields})
     return "error", records
+
+
+def _writable_or_png(fmt):
+    """``fmt`` (a sniffed format name) when OpenCV can write it, else ``"png"`` (as ``--format same`` plans for
+    files: a GIF's output is a PNG)."""
+    from .io import FORMAT_EXTENSIONS, WRITABLE_EXTENSIONS
+
+    return fmt if fmt and FORMAT_EXTENSIONS.get(fmt, "." + fmt) in WRITABLE_EXTENSIONS else "png"
 
 
 def _after(planned, path):

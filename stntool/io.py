@@ -477,6 +477,8 @@ def header_info(data: bytes):
         if fmt == "bmp":
             w, h = struct.unpack("<ii", data[18:26])
             return fmt, abs(w), abs(h)
+        if fmt == "tif":
+            return (fmt, *_tiff_size(data))
         if fmt == "webp":
             chunk = data[12:16]
             if chunk == b"VP8X":
@@ -529,6 +531,26 @@ def _gif_frames(data: bytes) -> int:
             i += data[i] + 1
         i += 1
     return max(n, 1)
+
+
+def _tiff_size(data: bytes):
+    """``(width, height)`` of a classic or big TIFF's first page (its ImageWidth and ImageLength tags), or
+    ``(None, None)``."""
+    endian = {b"II": "<", b"MM": ">"}.get(data[:2])
+    if endian is None:
+        return None, None
+    big = data[2:4] in (b"+\x00", b"\x00+")
+    off = struct.unpack(endian + ("Q" if big else "I"), data[8:16] if big else data[4:8])[0]
+    count = struct.unpack(endian + ("Q" if big else "H"), data[off:off + (8 if big else 2)])[0]
+    size, entry = (20, off + 8) if big else (12, off + 2)
+    found = {}
+    for k in range(min(count, 4096)):
+        at = entry + k * size
+        tag, kind = struct.unpack(endian + "HH", data[at:at + 4])
+        if tag in (256, 257) and kind in (3, 4, 16):  # SHORT, LONG, LONG8: the value sits in the entry
+            value = data[at + (12 if big else 8):at + size]
+            found[tag] = struct.unpack(endian + {3: "H", 4: "I", 16: "Q"}[kind], value[:{3: 2, 4: 4, 16: 8}[kind]])[0]
+    return found.get(256), found.get(257)
 
 
 def _tiff_pages(data: bytes) -> int:

@@ -239,3 +239,15 @@ def test_tps_points_too_far_out_fail_each_input_in_one_line(tmp_path, run):
     assert r.exit_code == 1
     errors = [x for x in r.stderr.splitlines() if x.startswith("stntool: error")]
     assert len(errors) == 2 and all("control points lie beyond" in x for x in errors), r.stderr
+
+
+def test_a_gif_to_stdout_with_format_same_is_a_png(tmp_path, run):
+    frames = np.zeros((2, 12, 16, 3), np.uint8)
+    frames[0, :, :8] = 255
+    from PIL import Image
+
+    ims = [Image.fromarray(f) for f in frames]
+    ims[0].save(tmp_path / "a.gif", save_all=True, append_images=ims[1:])
+    r = run("--theta", "-1,0,0,0,1,0", str(tmp_path / "a.gif"), "-o", "-", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout_bytes[:4] == b"\x89PNG"  # OpenCV writes no GIF: PNG, as for a folder's outputs

@@ -128,3 +128,17 @@ def test_every_exif_orientation_is_undone_as_pillow_undoes_it(tmp_path, orientat
     got = sio.decode_image(data)
     assert got.shape == want.shape
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 8  # the same blocks (decoders round alike-ish)
+
+
+@pytest.mark.parametrize("shape,dtype,compression", [((30, 40), "uint8", 1), ((25, 17, 3), "uint16", 5),
+                                                     ((3000, 3000), "uint8", 8)])
+def test_tiff_sizes_are_read_from_the_header(shape, dtype, compression):
+    import cv2
+    import numpy as np
+
+    ok, buf = cv2.imencode(".tif", np.zeros(shape, dtype), [cv2.IMWRITE_TIFF_COMPRESSION, compression])
+    assert sio.header_info(buf.tobytes()) == ("tif", shape[1], shape[0])
+    if shape[0] * shape[1] > 1 << 20:  # refused from the header, before a byte is decoded
+        with pytest.raises(ImageReadError, match="header declares 3000x3000"):
+            sio.decode_image(buf.tobytes(), max_pixels=1 << 20)
+    assert sio.header_info(b"II*\x00\xff\xff\xff\x7f") == ("tif", None, None)  # an IFD past the end
