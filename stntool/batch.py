@@ -236,7 +236,8 @@ def discover(inputs=(), recursive: bool = False, listed=(), warn=None, leave_out
 def attach_payloads(items, payloads: dict, missing: str = "no parameters for this input"):
     """One item per payload of its input (``payloads[item.input]`` is a list), with ``item.payload`` set.
 
-    A payload with a ``name`` attribute that is not None sets the item's relative output path
+    Inputs match payloads' keys as paths (``./in/a.png`` is ``in/a.png``). A payload with a ``name``
+    attribute that is not None sets the item's relative output path
     (several outputs for one input, each named by the record that made it; absolute names and
     names climbing out with ``..`` keep only their base name). Items without
     payloads keep ``payload = None`` and fail with ``missing``. Returns the new list, renumbered.
@@ -244,8 +245,11 @@ def attach_payloads(items, payloads: dict, missing: str = "no parameters for thi
     import dataclasses
 
     out = []
+    spelled = {}  # the same paths written another way (./in/a.png for in/a.png)
+    for key, value in payloads.items():
+        spelled.setdefault(os.path.normpath(key), []).extend(value)
     for it in items:
-        found = payloads.get(it.input) or [None]
+        found = payloads.get(it.input) or spelled.get(os.path.normpath(it.input)) or [None]
         for p in found:
             new = dataclasses.replace(it, index=len(out), payload=p, fields=dict(it.fields))
             if p is None:
@@ -299,6 +303,9 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
         raise InvalidArgumentError(f"unknown format {fmt!r}")
     if any(sep in suffix for sep in {os.sep, os.altsep or os.sep, "/"}):
         raise InvalidArgumentError(f"--suffix {suffix!r} contains a path separator (it changes the base name only)")
+    if suffix and out_is_file:
+        raise InvalidArgumentError(f"--suffix names outputs under a folder; -o {'-' if to_stdout else display(output)} "
+                                   "names the output itself")
     input_real = _real_paths(items)
     output_real = _OutputReal()
     claimed = {}

@@ -101,6 +101,8 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
         with usage_errors("--tps"):
             template = template.replace(tps=TpsPoints.load(tps_file))
     table = None
+    if params_file == "-" and "-" in inputs:
+        raise click.UsageError("stdin cannot carry both --params - and image bytes (-)")
     if params_file is not None:
         with usage_errors("--params"):
             table = read_warp_records(params_file)

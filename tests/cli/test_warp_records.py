@@ -156,3 +156,24 @@ def test_records_name_their_outputs_so_a_replay_gives_the_same_names(tmp_path, r
     r = run("--theta", theta, "in/a.png", "-o", "page.png", "--manifest", "one.jsonl", "-q")
     assert r.exit_code == 0 and json.loads(open("one.jsonl").read())["name"] == "page.png"
     assert run("--params", "one.jsonl", "-o", "r1", "-q").exit_code == 0 and os.listdir("r1") == ["page.png"]
+
+
+def test_params_inputs_match_however_their_paths_are_spelled(tmp_path, run, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("in")
+    write(tmp_path / "in" / "a.png", encode(small_rgb(seed=1), ".png"))
+    assert run("--theta", "0.9,0,0,0,0.9,0", "in", "-o", "o", "--manifest", "m.jsonl", "-q").exit_code == 0
+    r = run("--params", "m.jsonl", "./in/a.png", "-o", "r", "-q")  # the record says in/a.png
+    assert r.exit_code == 0, r.stderr
+    assert open("r/a.png", "rb").read() == open("o/a.png", "rb").read()
+
+
+def test_options_that_cannot_apply_are_usage_errors(tmp_path, run, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "a.png", encode(small_rgb(seed=1), ".png"))
+    for args, said in [(["a.png", "-o", "x.png", "--suffix", "_w"], "-o x.png names the output itself"),
+                       (["a.png", "-o", "-", "--suffix", "_w"], "-o - names the output itself")]:
+        r = run("--theta", "1,0,0,0,1,0", *args)
+        assert r.exit_code == 2 and said in r.stderr, r.stderr
+    r = run("--params", "-", "-", "-o", "x.png", input=b"")
+    assert r.exit_code == 2 and "stdin cannot carry both --params - and image bytes" in r.stderr
