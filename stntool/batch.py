@@ -584,7 +584,10 @@ def _records_for(item, process, opts):
                 _write_with_files(path, blob, res.files, opts["overwrite"], opts["input_real"], opts["output_real"],
                                   resuming=opts["skip_existing"])
                 writing = None
-            records.append({**head, "output": path, "status": "ok", **extra, **res.fields})
+            rec = {**head, "output": path, "status": "ok", **extra, **res.fields}
+            if extra.get("warning") and res.fields.get("warning"):  # the decoder's and the command's, both said
+                rec["warning"] = f"{extra['warning']}; {res.fields['warning']}"
+            records.append(rec)
             current = _after(planned, path)  # what a failure before the next output is about
         if records and all(r["status"] == "skipped" for r in records):
             return "skipped", records

@@ -564,7 +564,8 @@ def read_warp_records(path) -> dict:
     Each line needs ``"input"``; a manifest's error lines (``"status": "error"``: no output was made, whatever
     record they carry) and lines with neither ``theta`` nor ``tps`` are skipped. Of the records of an input,
     the last one of each ``name`` (its own output file; a resumed run's manifest names one twice) and the
-    last one without a name are kept. ``in_size`` is dropped (the replayed image tells).
+    last one without a name are kept, each with its ``in_size`` (``in_hw``), which the replay compares with
+    the image it reads.
     Raises :class:`InvalidArgumentError` naming the bad line, or when the file cannot be read.
     """
     from .io import read_jsonl
@@ -580,7 +581,7 @@ def read_warp_records(path) -> dict:
         if rec.get("status") == "error" or (rec.get("theta") is None and rec.get("tps") is None):
             continue
         try:
-            spec = WarpSpec.from_record(rec).replace(in_hw=None)
+            spec = WarpSpec.from_record(rec)
         except InvalidArgumentError as e:
             raise InvalidArgumentError(f"line {no}: {e}") from None
         specs = table.setdefault(rec["input"], [])

@@ -117,6 +117,8 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
     def process(img, item, backend):
         in_hw = img.shape[:2]
         spec = item.payload or template
+        made_from = spec.in_hw  # a replayed record's input size
+        spec = spec.replace(in_hw=None)
         if cv_matrix is not None:
             sampling = {k: v for k, v in options.items() if k != "out_hw"}
             spec = WarpSpec.from_cv2(cv_matrix, in_hw, out_hw or in_hw, inverse_map, **sampling)
@@ -124,7 +126,11 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
         if item.output != STDIN:  # the output's own name: a replay writes it again there (suffix, format)
             spec = spec.replace(name=relative_name(item.output, io_options["output"]))
         item.fields = spec.to_record()  # a failure from here on records the resolved θ and size
-        return Output(apply_spec(img, spec, backend), spec.replace(in_hw=in_hw).to_record())
+        fields = spec.replace(in_hw=in_hw).to_record()
+        if made_from is not None and tuple(made_from) != tuple(in_hw):
+            fields["warning"] = (f"the record was made from a {made_from[1]}x{made_from[0]} image; this one is "
+                                 f"{in_hw[1]}x{in_hw[0]} (another file, or read with another --ignore-orientation?)")
+        return Output(apply_spec(img, spec, backend), fields)
 
     # the kernel each image needs (compiled ahead on a first run); an OpenCV matrix is projective when its θ is
     probe = template if cv_matrix is None else template.replace(theta=tuple(map(tuple, cv_matrix)))

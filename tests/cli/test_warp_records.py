@@ -177,3 +177,16 @@ def test_options_that_cannot_apply_are_usage_errors(tmp_path, run, monkeypatch):
         assert r.exit_code == 2 and said in r.stderr, r.stderr
     r = run("--params", "-", "-", "-o", "x.png", input=b"")
     assert r.exit_code == 2 and "stdin cannot carry both --params - and image bytes" in r.stderr
+
+
+def test_a_replay_says_when_the_image_is_not_the_size_its_record_was_made_from(tmp_path, run, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "a.png", encode(small_rgb(24, 32, seed=1), ".png"))
+    assert run("--theta", "0.9,0,0,0,0.9,0", "a.png", "-o", "o/", "--manifest", "m.jsonl", "-q").exit_code == 0
+    r = run("--params", "m.jsonl", "-o", "r/")
+    assert r.exit_code == 0 and "warning" not in r.stderr
+    write(tmp_path / "a.png", encode(small_rgb(32, 24, seed=1), ".png"))  # another picture under that name
+    r = run("--params", "m.jsonl", "-o", "r2/", "--manifest", "r2.jsonl")
+    assert r.exit_code == 0
+    assert "warning: a.png: the record was made from a 32x24 image; this one is 24x32" in r.stderr
+    assert "made from a 32x24" in json.loads(open("r2.jsonl").read())["warning"]
