@@ -8,7 +8,7 @@ cache), around the compilation itself. For each outermost compile of one of stnt
 
 * writes one line, before the compile starts and once per kernel and image dtype::
 
-      stntool: compiling kernels for uint8 warp_matrix (first run only, cached in /path/to/cache)
+      stntool: compiling kernels for uint8 warp_affine_bilinear (first run only, cached in /path/to/cache)
 
 * adds the compile's wall time to :func:`compile_seconds` (thread-safe), so the batch runner's
   summary can leave compile time out of its images-per-second figure.
@@ -166,8 +166,16 @@ def cache_dirs() -> list:
     return sorted(found)
 
 
+#: Set when no kernel cache folder could be written (numba found no writable place): kernels compile in memory,
+#: on every run, and the notice says so.
+UNCACHED = False
+
+
 def message(lbl: str, where: str | None, elsewhere: bool = False) -> str:
     """The line shown for a first compile (``elsewhere``: by a second process, see :mod:`stntool._compile_ahead`)."""
+    if UNCACHED:
+        return (f"stntool: compiling kernels for {lbl} (not cached: no folder this user can write; set "
+                "NUMBA_CACHE_DIR to one to compile them once)")
     tail = f", cached in {where}" if where else ""
     return f"stntool: compiling kernels for {lbl}{' in a second process' if elsewhere else ''} (first run only{tail})"
 

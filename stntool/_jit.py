@@ -115,7 +115,14 @@ def _cached(decorator):
 
     def wrap(fn):
         dispatcher = decorator(fn)
-        dispatcher._cache = _kernel_cache.cpu_cache(fn)
+        try:
+            dispatcher._cache = _kernel_cache.cpu_cache(fn)
+        except RuntimeError as e:  # no folder this user can write (a read-only container): compile in memory
+            if "no locator available" not in str(e):
+                raise
+            from . import _compile_notice
+
+            _compile_notice.UNCACHED = True  # the compile notice says so, and how to keep them
         return _link_only.wrap_compile(dispatcher)
 
     return wrap

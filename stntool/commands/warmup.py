@@ -18,9 +18,10 @@ Examples:
   NUMBA_CACHE_DIR=/opt/stntool-cache stntool warmup --all    # a cache folder to keep (CI, Docker)
 
 \b
-  In a Dockerfile, after installing stntool:
+  In a Dockerfile, after installing stntool (the runtime user must be able to write the folder:
+  numba passes over a cache it cannot write):
     ENV NUMBA_CACHE_DIR=/opt/stntool-cache
-    RUN stntool warmup --all
+    RUN stntool warmup --all && chmod -R a+rwX /opt/stntool-cache
 
 \b
 Lists are comma-separated. --all selects every value of the lists not given, so

@@ -243,3 +243,32 @@ def test_real_compiles_and_cache_hits_in_fresh_processes(tmp_path):
     assert all(line.split(", cached in ")[1].startswith(str(cache)) for line in err)
     out, err = run()  # everything now loads from the cache: no line, no compile time
     assert out == ["0", "False"] and err == []
+
+
+def test_without_a_writable_cache_folder_kernels_compile_in_memory_and_the_notice_says_so(monkeypatch):
+    """numba finds no folder it can write (a read-only container with no writable home): the kernel still
+    compiles and runs (it raised at import, a traceback from every command), and the notice says why it will
+    compile again next time."""
+    from stntool import _jit
+    from stntool.sampling import _kernel_cache
+
+    def no_locator(fn):
+        raise RuntimeError(f"cannot cache function {fn.__name__!r}: no locator available for file 'x.py'")
+
+    monkeypatch.setattr(_kernel_cache, "cpu_cache", no_locator)
+    monkeypatch.setattr(cn, "UNCACHED", False)
+
+    def add_one(a):
+        return a + 1
+
+    kernel = _jit.jit_serial(add_one)
+    assert kernel(np.int64(2)) == 3 and cn.UNCACHED
+    line = cn.message("uint8 warp_affine_bilinear", "/ro/cache")
+    assert "not cached: no folder this user can write" in line and "NUMBA_CACHE_DIR" in line and "/ro" not in line
+
+    def other(fn):
+        raise RuntimeError("something else")
+
+    monkeypatch.setattr(_kernel_cache, "cpu_cache", other)
+    with pytest.raises(RuntimeError, match="something else"):
+        _jit.jit_serial(add_one)
