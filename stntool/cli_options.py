@@ -180,18 +180,18 @@ def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output
                beside=None):
     """Discover, plan and run a batch for a command; exits with the batch's status (0 returns).
 
-    The keyword arguments are the parameters of the option bundles above, by name, so a command
-    can pass them on as they came (``**io_options``). ``process(image, item, backend)`` is the
-    command's per-image function (see :func:`stntool.batch.run_batch`; ``backend`` is the resolved
-    ``--device``). ``listed`` are inputs to use when none are given (e.g. those of a parameter
-    file); ``prepare(items)`` may expand or annotate the discovered items before outputs are
-    planned; ``outputs(item, path)`` plans several outputs per input and ``beside(item, path)`` the
-    files written beside each (see :func:`stntool.batch.plan_outputs`); ``finish(summary)`` runs after
-    the batch, before the exit. ``kernels(item)`` names the kernels an item's image runs through, so a
-    first run can compile missing ones in a second process (see :func:`stntool.batch.run_batch`). ``starting()`` runs once
-    every option is checked, just before the batch (a usage error comes alone). ``side_files`` maps an
-    option to a further file the command writes (``{"--preview": path}``): like ``--manifest``, it may
-    not be an input or a planned output (a usage error, before anything is written).
+    The keyword arguments are the parameters of the option bundles above, by name, so a command can pass them
+    on as they came (``**io_options``). ``process(image, item, backend)`` is the command's per-image function
+    (see :func:`stntool.batch.run_batch`; ``backend`` is the resolved ``--device``). ``listed`` are inputs to
+    use when none are given (e.g. those of a parameter file); ``prepare(items)`` may expand or annotate the
+    discovered items before outputs are planned; ``outputs(item, path)`` plans several outputs per input and
+    ``beside(item, path)`` the files written beside each (see :func:`stntool.batch.plan_outputs`);
+    ``finish(summary)`` runs after the batch, before the exit. ``kernels(item)`` names the kernels an item's
+    image runs through, so a first run can compile missing ones in a second process (see
+    :func:`stntool.batch.run_batch`). ``starting()`` runs once every option is checked, just before the batch
+    (a usage error comes alone). ``side_files`` maps an option to a further file the command writes
+    (``{"--preview": path}``): like ``--manifest``, it may not be an input or a planned output (a usage error,
+    before anything is written).
     """
     import sys
 
