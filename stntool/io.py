@@ -578,6 +578,18 @@ def _tiff_pages(data: bytes) -> int:
     return max(n, 1)
 
 
+def _png_chunks(data: bytes):
+    """``(kind, payload)`` of each chunk of PNG bytes, in order, up to and including IEND (a chunk cut short gives
+    what is there; :func:`_check_complete` refuses such files before they are decoded)."""
+    i = 8
+    while i + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[i:i + 8])
+        yield kind, data[i + 8:i + 8 + length]
+        if kind == b"IEND":
+            return
+        i += 12 + length
+
+
 def frame_count(data: bytes, fmt: str | None = None) -> int:
     """How many frames or pages an image file holds (APNG, GIF, animated WebP, multi-page TIFF).
 
@@ -586,14 +598,11 @@ def frame_count(data: bytes, fmt: str | None = None) -> int:
     fmt = fmt or sniff_format(data)
     try:
         if fmt == "png":
-            i = 8
-            while i + 8 <= len(data):
-                length, kind = struct.unpack(">I4s", data[i:i + 8])
+            for kind, payload in _png_chunks(data):
                 if kind == b"acTL":
-                    return max(1, struct.unpack(">I", data[i + 8:i + 12])[0])
+                    return max(1, struct.unpack(">I", payload[:4])[0])
                 if kind in (b"IDAT", b"IEND"):
                     return 1
-                i += 12 + length
         elif fmt == "gif":
             return _gif_frames(data)
         elif fmt == "tif":
@@ -817,17 +826,13 @@ def png_palette(data: bytes):
     if png_color_type(data) != 3:
         return None
     plte = trns = None
-    at = 8
-    while at + 8 <= len(data):
-        n, kind = struct.unpack(">I", data[at:at + 4])[0], data[at + 4:at + 8]
-        payload = data[at + 8:at + 8 + n]
+    for kind, payload in _png_chunks(data):
         if kind == b"PLTE":
             plte = payload
         elif kind == b"tRNS":
             trns = payload
         elif kind in (b"IDAT", b"IEND"):
             break
-        at += 12 + n
     if plte is None or not 3 <= len(plte) <= 768 or len(plte) % 3:
         raise ImageReadError("indexed PNG without a valid palette (PLTE)")
     return plte, trns
@@ -836,17 +841,8 @@ def png_palette(data: bytes):
 def _png_rows(data: bytes):
     """``(width, height, bit depth, interlace, filtered bytes)`` of a PNG: its IDAT data inflated."""
     w, h, depth = struct.unpack(">IIB", data[16:25])
-    interlace = data[28]
-    parts, at = [], 8
-    while at + 8 <= len(data):
-        n, kind = struct.unpack(">I", data[at:at + 4])[0], data[at + 4:at + 8]
-        if kind == b"IDAT":
-            parts.append(data[at + 8:at + 8 + n])
-        elif kind == b"IEND":
-            break
-        at += 12 + n
     try:
-        return w, h, depth, interlace, zlib.decompress(b"".join(parts))
+        return w, h, depth, data[28], zlib.decompress(b"".join(p for kind, p in _png_chunks(data) if kind == b"IDAT"))
     except zlib.error as e:
         raise ImageReadError(f"corrupt PNG data ({e})") from None
 
