@@ -610,18 +610,18 @@ def _inside(pts, out_hw):
     import numpy as np
 
     h, w = out_hw
-    t = EDGE_TOL
     with np.errstate(invalid="ignore"):
-        return ((pts[:, 0] >= -0.5 - t) & (pts[:, 0] <= w - 0.5 + t) & (pts[:, 1] >= -0.5 - t)
-                & (pts[:, 1] <= h - 0.5 + t) & np.isfinite(pts).all(axis=1))
+        return ((pts[:, 0] >= -0.5) & (pts[:, 0] <= w - 0.5) & (pts[:, 1] >= -0.5) & (pts[:, 1] <= h - 0.5)
+                & np.isfinite(pts).all(axis=1))
 
 
-def _onto_edges(v, size):
-    """``v`` (pixel coordinates along an axis of ``size`` pixels) with values within :data:`EDGE_TOL` of an edge
-    of the extent ``[-0.5, size - 0.5]`` put on it."""
+def _onto_edges(v, sizes):
+    """``v`` (pixel coordinates, a column per axis of ``sizes`` pixels: ``[W, H]`` for points, ``[W, H, W, H]``
+    for box extents) with values within :data:`EDGE_TOL` of an edge of the extent ``[-0.5, size - 0.5]`` put
+    on it."""
     import numpy as np
 
-    lo, hi = -0.5, size - 0.5
+    lo, hi = -0.5, np.asarray(sizes, dtype=np.float64) - 0.5
     with np.errstate(invalid="ignore"):
         v = np.where(np.abs(v - lo) <= EDGE_TOL, lo, v)
         return np.where(np.abs(v - hi) <= EDGE_TOL, hi, v)
@@ -1142,15 +1142,14 @@ def transform_labels(labels: Labels, spec, in_hw=None, min_visibility: float = 0
     with np.errstate(over="ignore", invalid="ignore"):
         kp = inv(labels.keypoints) if len(labels.keypoints) else np.zeros((0, 2))
     kp = np.where(np.isfinite(kp).all(1, keepdims=True), kp, np.nan)  # beyond float64 (inf): no place either
-    kp = np.stack([_onto_edges(kp[:, 0], w), _onto_edges(kp[:, 1], h)], axis=1)
+    kp = _onto_edges(kp, [w, h])
     visible = _inside(kp, out_hw)
     if labels.visible is not None:
         visible &= labels.visible
 
     with np.errstate(over="ignore", invalid="ignore"):
         ext = _warped_extents(labels.boxes, inv, out_hw)
-    ext = np.stack([_onto_edges(ext[:, 0], w), _onto_edges(ext[:, 1], h), _onto_edges(ext[:, 2], w),
-                    _onto_edges(ext[:, 3], h)], axis=1)
+    ext = _onto_edges(ext, [w, h, w, h])
     clipped = np.stack([np.clip(ext[:, 0], -0.5, w - 0.5), np.clip(ext[:, 1], -0.5, h - 0.5),
                         np.clip(ext[:, 2], -0.5, w - 0.5), np.clip(ext[:, 3], -0.5, h - 0.5)], axis=1)
     with np.errstate(invalid="ignore", over="ignore"):
