@@ -218,20 +218,23 @@ class _LabelIO:
 
     def __init__(self, kind, masks_dir, min_visibility):
         self.kind, self.masks_dir, self.min_visibility = kind, masks_dir, min_visibility
+        self._sidecars = {}  # input -> sidecar(), looked up once: planned with the outputs, then read
 
     _SIDE_EXT = {"json": ".json", "yolo": ".txt"}
 
     def sidecar(self, item):
-        """``(path, fmt)`` of the label file beside an item's input (``fmt`` "json" or "yolo"), or None."""
+        """``(path, fmt)`` of the label file beside an item's input (``fmt`` "json" or "yolo"), or None; looked for
+        once per input (the planning of every variant's files and the reading share the answer)."""
         import os
 
         if self.kind == "none" or item.input == "-":
             return None
-        stem = os.path.splitext(item.input)[0]
-        for fmt in {"auto": ("json", "yolo"), "json": ("json",), "yolo": ("yolo",)}[self.kind]:
-            if os.path.isfile(stem + self._SIDE_EXT[fmt]):
-                return stem + self._SIDE_EXT[fmt], fmt
-        return None
+        if item.input not in self._sidecars:
+            stem = os.path.splitext(item.input)[0]
+            kinds = {"auto": ("json", "yolo"), "json": ("json",), "yolo": ("yolo",)}[self.kind]
+            self._sidecars[item.input] = next(((stem + self._SIDE_EXT[fmt], fmt) for fmt in kinds
+                                               if os.path.isfile(stem + self._SIDE_EXT[fmt])), None)
+        return self._sidecars[item.input]
 
     def beside(self, item, path):
         """The files :meth:`write` will write beside the output ``path`` of ``item`` (planned with the outputs, so
@@ -248,7 +251,6 @@ class _LabelIO:
         side = self.sidecar(item)
         if side is not None:
             from .. import labels as lb
-
             from ..errors import StnError
 
             path, fmt = side

@@ -67,9 +67,7 @@ def rectify(inputs, model, family, refine, min_confidence, upright_size, mode, p
     if io_options["output"] is None:
         io_options["output"] = _sibling_output(inputs)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # the net's matrices are small (see stntool train)
-    from ..rectify import Rectifier
-
-    from ..rectify import load_model
+    from ..rectify import Rectifier, load_model
 
     with usage_errors("--model"):
         net = load_model(model)
