@@ -686,6 +686,13 @@ class LocNet:
         """``(C, S, S)`` of one input image."""
         return (self.arch["in_channels"], self.arch["in_size"], self.arch["in_size"])
 
+    @property
+    def quarter_turns_trained(self) -> bool:
+        """Whether training taught the quarter head (False for a net trained with ``quarter_turns=False``, as
+        ``stntool train --no-quarter-turns`` records in the metadata's ``config``; True when nothing says)."""
+        config = self.metadata.get("config") if isinstance(self.metadata, dict) else None
+        return not (isinstance(config, dict) and config.get("quarter_turns") is False)
+
     def _layers(self):
         yield from self.trunk
         yield "theta", self.theta_head

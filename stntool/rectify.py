@@ -513,8 +513,7 @@ class Rectifier:
                                        f"{SIZE}) (a model from an incompatible stntool version?)")
         # a model trained without quarter turns (`stntool train --no-quarter-turns`) has a quarter head that
         # never learnt: it is not asked, and pages are taken to be within 45° of upright
-        config = self.net.metadata.get("config") if isinstance(self.net.metadata, dict) else None
-        self.quarter_head = not (isinstance(config, dict) and config.get("quarter_turns") is False)
+        self.quarter_head = self.net.quarter_turns_trained
 
     def kernels(self, mode: str = "bilinear", padding: str = "zeros") -> list:
         """The ``(family, mode, padding, dtype)`` of the CPU kernels a page goes through (``dtype`` None: the

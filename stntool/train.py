@@ -336,21 +336,22 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
         if progress is not None:
             progress(step + 1, info)
         if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
-            _named(net.save, checkpoint_path(out_path), metadata(step + 1), optimizer=opt)
+            ckpt = checkpoint_path(out_path)
+            _named(ckpt, net.save, ckpt, metadata(step + 1), optimizer=opt)
     final = metadata(config.steps)
     if net.upright_head is not None:
         final["upright_head"] = fit_upright(net, pages)
-    _named(net.save, out_path, final, optimizer=None)
-    _named(write_curve, history, curve_path(out_path))
+    _named(out_path, net.save, out_path, final, optimizer=None)
+    curve = curve_path(out_path)
+    _named(curve, write_curve, history, curve)
     return {"history": history, "net": net}
 
 
-def _named(write, *args, **kwargs):
-    """``write(*args, **kwargs)``, whose first argument is a path, with that path at the head of its errors."""
+def _named(path, write, *args, **kwargs):
+    """``write(*args, **kwargs)``, which writes ``path``, with that path at the head of its errors."""
     from .errors import StnError
     from .io import display
 
-    path = args[0] if write is not write_curve else args[1]
     try:
         write(*args, **kwargs)
     except StnError as e:
@@ -370,8 +371,8 @@ def check_resume(net, config: TrainConfig, source) -> int:
             has = "has" if net.arch.get(key) else "has no"
             raise InvalidArgumentError(f"{source} {has} {what}, which this run's options would change (a resumed "
                                        "run keeps its checkpoint's architecture)")
-    trained = (net.metadata.get("config") or {}).get("quarter_turns", True)
-    if bool(trained) != bool(config.quarter_turns):
+    trained = net.quarter_turns_trained
+    if trained != bool(config.quarter_turns):
         raise InvalidArgumentError(f"{source} was trained {'with' if trained else 'without'} quarter turns; this "
                                    f"run would train {'with' if config.quarter_turns else 'without'} them")
     step = int((net.metadata.get("training_state") or {}).get("step", 0))

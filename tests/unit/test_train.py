@@ -335,6 +335,19 @@ def test_resuming_from_a_checkpoint_continues_exactly(pages, tmp_path):
               resume=tmp_path / "a.checkpoint.npz")
 
 
+def test_a_write_that_fails_at_the_end_names_its_file(pages, tmp_path, monkeypatch):
+    import stntool.train as T
+    from stntool.errors import ImageWriteError
+
+    def full_disk(history, path):
+        raise ImageWriteError("cannot write: No space left on device")
+
+    monkeypatch.setattr(T, "write_curve", full_disk)
+    ps = PageSet(pages[:4], val_split=0.0, seed=0)
+    with pytest.raises(ImageWriteError, match=r"m\.png: cannot write: No space left"):
+        train(ps, TrainConfig(family="rotation", steps=1, batch=2, upright_bins=0), tmp_path / "m.npz")
+
+
 def test_batches_are_deterministic_and_labelled(pages):
     ps = PageSet(pages, val_split=0.0)
     aug = TrainConfig().augmenter()
