@@ -85,8 +85,12 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
                                    "mode, padding, fill, align_corners and size)")
     check_io_options(fill, padding, **{k: io_options[k] for k in ("overwrite", "skip_existing", "null", "files_from",
                                                                    "manifest", "manifest_append")})
+    import numpy as np
+
     from ..batch import STDIN, Output, attach_payloads, relative_name
+    from ..grids import make_tps
     from ..records import TpsPoints, WarpSpec, apply_spec, read_warp_records
+    from ..transforms import theta_from_cv2
 
     options = dict(mode=mode, padding=padding, align_corners=bool(align_corners), fill=fill, out_hw=out_hw)
     template = WarpSpec(**options)
@@ -97,9 +101,16 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
     if matrix is not None:
         v = parse_numbers(matrix, "--matrix", (6, 9))
         cv_matrix = [v[0:3], v[3:6]] + ([v[6:9]] if len(v) == 9 else [])
+        with usage_errors("--matrix"):  # a singular matrix is singular at every image size: say so once
+            theta_from_cv2(cv_matrix, (2, 2), inverse_map=inverse_map)
     if tps_file is not None:
         with usage_errors("--tps"):
-            template = template.replace(tps=TpsPoints.load(tps_file))
+            points = TpsPoints.load(tps_file)
+            # the spline is solved from the points as given, whatever the image: duplicate or collinear points
+            # are refused once, here, instead of once per input
+            make_tps(np.array(points.src, dtype=np.float64), np.array(points.dst, dtype=np.float64),
+                     points.regularization)
+            template = template.replace(tps=points)
     table = None
     if params_file == "-" and "-" in inputs:
         raise click.UsageError("stdin cannot carry both --params - and image bytes (-)")

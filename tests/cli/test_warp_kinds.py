@@ -14,7 +14,7 @@ import pytest
 import stntool
 from stntool.io import decode_image, frame_count
 
-from cli_helpers import SHIFT, encode, write
+from cli_helpers import SHIFT, encode, small_rgb, write
 
 IDENTITY = "1,0,0,0,1,0"
 
@@ -228,17 +228,49 @@ def test_rgba16_png(tmp_path, run):
     assert r.exit_code == 1 and "jpg cannot store uint16" in r.stderr
 
 
-def test_tps_points_too_far_out_fail_each_input_in_one_line(tmp_path, run):
-    # squared distances of 1e300 overflowed in Python floats: an OverflowError traceback stopped the batch
+def test_tps_points_too_far_out_are_a_usage_error(tmp_path, run):
+    # squared distances of 1e300 overflowed in Python floats: an OverflowError traceback stopped the batch; the
+    # points are the option's, so they are refused once, before any input is read
     for name in ("a", "b"):
         write(tmp_path / f"{name}.png", encode(np.zeros((20, 30, 3), np.uint8), ".png"))
     (tmp_path / "t.json").write_text('{"src": [[0, 0], [10, 0], [0, 10], [3, 7]], '
                                      '"dst": [[0, 0], [1e300, 0], [0, 10], [3, 7]]}')
     r = run("--tps", str(tmp_path / "t.json"), str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o",
             str(tmp_path / "o"))
-    assert r.exit_code == 1
-    errors = [x for x in r.stderr.splitlines() if x.startswith("stntool: error")]
-    assert len(errors) == 2 and all("control points lie beyond" in x for x in errors), r.stderr
+    assert r.exit_code == 2 and "Traceback" not in r.stderr
+    assert r.stderr.count("control points lie beyond") == 1 and "--tps" in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("points, reason", [
+    ([[0, 0], [10, 10], [20, 20], [35, 35]], "collinear"),
+    ([[0, 0], [10, 0], [0, 10], [0, 0]], "duplicate control points: #0 and #3"),
+])
+def test_tps_points_that_determine_no_spline_are_a_usage_error(tmp_path, run, points, reason):
+    # they determine no spline at any image size: one usage error, not the same error for every input
+    for name in ("a", "b"):
+        write(tmp_path / f"{name}.png", encode(np.zeros((20, 30, 3), np.uint8), ".png"))
+    (tmp_path / "t.json").write_text(json.dumps({"src": points, "dst": points}))
+    r = run("--tps", str(tmp_path / "t.json"), str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o",
+            str(tmp_path / "o"))
+    assert r.exit_code == 2 and r.stderr.count(reason) == 1 and "--tps" in r.stderr, r.stderr
+    assert "stntool: error" not in r.stderr and not (tmp_path / "o").exists()
+
+
+def test_a_singular_forward_matrix_is_a_usage_error_and_an_inverse_one_warps(tmp_path, run):
+    img = small_rgb()
+    for name in ("a", "b"):
+        write(tmp_path / f"{name}.png", encode(img, ".png"))
+    inputs = [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    r = run("--matrix", "1,2,0,2,4,0", *inputs, "-o", str(tmp_path / "o"))
+    assert r.exit_code == 2 and r.stderr.count("singular") == 1 and "--matrix" in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists()
+    # as cv2.WARP_INVERSE_MAP, the same matrix maps output pixels to input pixels: it collapses the image onto a
+    # line of the input, which is a warp like any other
+    r = run("--matrix", "1,2,0,2,4,0", "--inverse-map", *inputs, "-o", str(tmp_path / "i"), "-q")
+    assert r.exit_code == 0, r.stderr
+    theta = stntool.theta_from_cv2(np.array([[1.0, 2, 0], [2, 4, 0]]), img.shape[:2], inverse_map=True)
+    assert np.array_equal(read(tmp_path / "i" / "a.png"), stntool.warp(img, theta))
 
 
 def test_a_gif_to_stdout_with_format_same_is_a_png(tmp_path, run):
