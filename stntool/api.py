@@ -289,15 +289,18 @@ def grid_sample_backward(img, grid, grad_out, padding: str = "zeros", align_corn
         image gradient is neither computed nor returned (``grad_img`` is None), which saves its
         scatter, buffers and sums; ``grad_grid`` is the same, bit for bit.
 
-    Returns ``(grad_img, grad_grid)`` in float64, shaped like ``img`` and ``grid``. Every backend's
-    result is deterministic (see each backend's ``grid_sample_backward``).
+    Returns ``(grad_img, grad_grid)`` in float64, shaped like ``img`` and ``grid``: one image sampled by a batch
+    of grids gets the sum of their image gradients, one grid sampling a batch of images the sum of their grid
+    gradients (as autograd sums a broadcast tensor's). Every backend's result is deterministic (see each
+    backend's ``grid_sample_backward``).
     """
     images = ImageBatch(img)
     if images.on_device:
         raise InvalidArgumentError("grid_sample_backward takes host (NumPy) arrays; copy device arrays to the host")
     g = as_host_grid(grid)
     gb = np.ascontiguousarray(g if g.ndim == 4 else g[None])
-    n = _batch_count(images, gb.shape[0], "grid")
+    grids = gb.shape[0]
+    n = _batch_count(images, grids, "grid")
     gb = np.ascontiguousarray(np.broadcast_to(gb, (n,) + gb.shape[1:]))
     check_real(grad_out, "grad_out")
     go = np.asarray(grad_out, dtype=np.float64)
@@ -316,6 +319,8 @@ def grid_sample_backward(img, grid, grad_out, padding: str = "zeros", align_corn
     name = resolve_backend(backend)
     data = _expand_images(images, n).astype(np.float64)
     gi, gg = kernels(name).grid_sample_backward(data, gb, go, pad_id, bool(align_corners), bool(input_grad))
+    if grids == 1 and n > 1:  # one grid sampled every image: its gradient is the sum of theirs
+        gg = gg.sum(axis=0, keepdims=True)
     if gi is None:
         return None, (gg if g.ndim == 4 else gg[0])
     if images.n == 1 and n > 1:

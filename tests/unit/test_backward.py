@@ -114,6 +114,37 @@ def test_theta_gradient_matches_finite_differences(rng, ac):
     assert gi.shape == img.shape
 
 
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_one_theta_for_a_batch_gets_the_batch_loss_gradient(rng, backend):
+    # one θ (or grid) sampling N images is one parameter: its gradient is the sum over the batch, as autograd
+    # sums a broadcast tensor's (the first image's alone came back)
+    imgs = rng.random((3, 7, 8, 2))
+    theta = np.array([[0.9, 0.13, 0.0537], [-0.11, 1.05, 0.0213]])
+    gout = rng.normal(size=(3, 6, 5, 2))
+
+    def loss(t):
+        return float((stntool.warp(imgs, t, (6, 5), backend="numpy") * gout).sum())
+
+    num = np.zeros_like(theta)
+    for idx in np.ndindex(theta.shape):
+        tp, tm = theta.copy(), theta.copy()
+        tp[idx] += EPS
+        tm[idx] -= EPS
+        num[idx] = (loss(tp) - loss(tm)) / (2 * EPS)
+    for t in (theta, theta[None]):  # the gradient has θ's own shape
+        gi, gt = stntool.warp_backward(imgs, t, gout, (6, 5), backend=backend)
+        assert gt.shape == t.shape and gi.shape == imgs.shape
+        np.testing.assert_allclose(gt.reshape(2, 3), num, atol=1e-5, rtol=1e-5)
+        none, only = stntool.warp_backward(imgs, t, gout, (6, 5), backend=backend, input_grad=False)
+        assert none is None and np.array_equal(only, gt)
+    grid = stntool.affine_grid(theta, (6, 5))
+    per_image = sum(stntool.grid_sample_backward(imgs[k], grid, gout[k], backend=backend)[1] for k in range(3))
+    for g in (grid, grid[None]):
+        _, gg = stntool.grid_sample_backward(imgs, g, gout, backend=backend)
+        assert gg.shape == g.shape
+        np.testing.assert_allclose(gg.reshape(per_image.shape), per_image, atol=1e-12)
+
+
 def test_tps_control_point_gradient_matches_finite_differences(rng):
     img = rng.random((9, 10, 1))
     dst = stntool.tps.regular_control_points(3)
