@@ -505,7 +505,7 @@ def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
 
     Images with alpha (2 or 4 channels) are warped premultiplied: colour is multiplied by alpha
     before sampling and divided after, so transparent pixels leave no dark fringes; integer results
-    are rounded and clipped. The fill (``spec.fill``) is converted to the image's channel order and
+    are rounded and clipped. That arithmetic runs in float32, in float64 for float64 images. The fill (``spec.fill``) is converted to the image's channel order and
     range with :func:`fill_values`, and premultiplied like the pixels. ``spec.out_hw`` None keeps
     the input size.
     """
@@ -540,7 +540,8 @@ def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
 
     if c not in (2, 4):
         return run(img, fill)
-    work = img.astype(np.float32)
+    # colour times alpha in float32 (enough for 8 and 16 bits), in float64 for float64 (and wider) images
+    work = img.astype(np.float64 if img.dtype.kind == "f" and img.dtype.itemsize >= 8 else np.float32)
     a_scale = maxv if is_int else 1.0
     a = work[..., -1:] / a_scale
     work[..., :-1] *= a
