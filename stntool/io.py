@@ -19,6 +19,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import stat
 import struct
 import sys
@@ -620,12 +621,38 @@ def frame_count(data: bytes, fmt: str | None = None) -> int:
     return 1
 
 
+#: A marker after (or between) a scan's entropy-coded bytes, where ``FF 00`` is a stuffed byte, ``FF D0-D7`` a
+#: restart marker and ``FF FF`` fill.
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+def _jpeg_ends(data: bytes) -> bool:
+    """Whether the JPEG image in ``data`` reaches its end-of-image marker: its header segments, each scan's
+    entropy-coded bytes up to the next marker, the segments between scans (progressive JPEGs), then EOI.
+    Bytes after the EOI are not the image's: a phone's video or depth map appended to the photo may hold an
+    ``FF DA`` after the image's last ``FF D9`` (the quick test of :func:`_check_complete`)."""
+    scan = None
+    for marker, off, length in _jpeg_segments(data):
+        if marker == 0xDA:
+            scan = off + length
+    while scan is not None:
+        m = _JPEG_MARKER.search(data, scan)
+        if m is None or data[m.start() + 1] == 0xD9:
+            return m is not None
+        j = m.start()
+        if j + 4 > len(data):
+            return False
+        (length,) = struct.unpack(">H", data[j + 2:j + 4])
+        scan = j + 2 + length  # past a segment between scans (after an SOS: into the next scan's data)
+    return False
+
+
 def _check_complete(fmt: str, data: bytes):
     """Refuse truncated files that decoders would silently fill with grey."""
     if fmt == "jpg":
         eoi = data.rfind(b"\xff\xd9")
         sos = data.rfind(b"\xff\xda")
-        if sos < 0 or eoi < sos:
+        if (sos < 0 or eoi < sos) and not _jpeg_ends(data):
             raise ImageReadError("truncated JPEG (no end-of-image marker after the scan data)")
     elif fmt == "png":
         if data.rfind(b"IEND") < 0:

@@ -2,6 +2,8 @@
 
 import os
 
+import cv2
+import numpy as np
 import pytest
 
 from stntool import io as sio
@@ -142,3 +144,21 @@ def test_tiff_sizes_are_read_from_the_header(shape, dtype, compression):
         with pytest.raises(ImageReadError, match="header declares 3000x3000"):
             sio.decode_image(buf.tobytes(), max_pixels=1 << 20)
     assert sio.header_info(b"II*\x00\xff\xff\xff\x7f") == ("tif", None, None)  # an IFD past the end
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_a_jpeg_with_bytes_after_its_end_is_read_and_a_cut_one_is_refused(progressive):
+    # phones append a video or a depth map after the photo's end-of-image marker: an FF DA among those bytes
+    # (after the photo's last FF D9) made about half of such photos "truncated"
+    img = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
+    flags = [cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)] + ([] if progressive else
+                                                                [cv2.IMWRITE_JPEG_RST_INTERVAL, 2])
+    data = cv2.imencode(".jpg", img, flags)[1].tobytes()
+    expect = sio.decode_image(data)
+    for trailer in (b"\xff\xda\x00\x0c" + bytes(64), bytes(np.random.default_rng(1).integers(0, 256, 4096,
+                                                                                            dtype=np.uint8))):
+        assert np.array_equal(sio.decode_image(data + trailer), expect)
+    for cut in range(len(data) // 3, len(data) - 1, 53):  # scan data cut short, with or without an FF DA after it
+        for tail in (b"", b"\xff\xda"):
+            with pytest.raises(ImageReadError, match="truncated JPEG"):
+                sio.decode_image(data[:cut] + tail)
