@@ -62,6 +62,8 @@ from dataclasses import dataclass, field
 from .errors import ImageWriteError, InvalidArgumentError, StnError
 
 STDIN = "-"
+#: ``Item.source`` of a folder that a scan could not list (:func:`discover`).
+UNREADABLE = "unreadable folder"
 
 
 @dataclass
@@ -74,7 +76,8 @@ class Item:
     input : the path as given, or ``"-"`` for image bytes on stdin.
     rel : the relative output path used under an output folder.
     source : ``"file"`` (given explicitly), ``"folder"`` (found by a scan), ``"list"`` (from a list
-        file or a parameter file) or ``"stdin"``.
+        file or a parameter file), ``"stdin"``, or :data:`UNREADABLE` (a folder a scan could not list: it
+        fails with ``error`` and has no output).
     output : the planned output path (``"-"`` = stdout), set by :func:`plan_outputs`.
     outputs : every planned output path of this item (``[output]`` unless the ``outputs`` callback
         of :func:`plan_outputs` planned several); ``output`` is the first.
@@ -218,11 +221,14 @@ def discover(inputs=(), recursive: bool = False, listed=(), warn=None, leave_out
     for path, how in entries:
         if path != STDIN and os.path.isdir(path):
             folders += 1
-            found = False
-            for found_path, rel in scan_directory(path, recursive, skip):
+            before = len(items)
+
+            def unreadable(folder, rel, reason):  # an input the batch cannot read, failed at its place
+                items.append(Item(len(items), folder, rel, UNREADABLE, error=f"cannot read this folder: {reason}"))
+
+            for found_path, rel in scan_directory(path, recursive, skip, unreadable):
                 items.append(Item(len(items), found_path, rel, "folder"))
-                found = True
-            if not found and warn is not None:
+            if len(items) == before and warn is not None:
                 warn(f"no images in folder {display(path)}")
         elif path == STDIN:
             items.append(Item(len(items), path, "stdin.png", "stdin"))
@@ -311,6 +317,9 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     claimed = {}
     planned_by = {}  # real path of every planned output -> the input planning it
     for it in items:
+        if it.source == UNREADABLE:  # fails with its error; nothing is planned for it
+            it.output, it.outputs = None, []
+            continue
         if to_stdout:
             it.output = STDIN
             it.outputs = [STDIN]

@@ -1063,12 +1063,13 @@ def is_image_name(name) -> bool:
     return os.path.splitext(os.fsdecode(name))[1].lower() in IMAGE_EXTENSIONS
 
 
-def scan_directory(root, recursive: bool = False, skip=()):
+def scan_directory(root, recursive: bool = False, skip=(), unreadable=None):
     """Yield ``(path, relative_path)`` of image files under ``root`` in sorted order.
 
     Directories (even ones named like images) are only entered with ``recursive``; directory
     symlinks are followed once (loops are cut by remembering visited folders). Sub-folders whose
-    ``(st_dev, st_ino)`` is in ``skip`` are not entered.
+    ``(st_dev, st_ino)`` is in ``skip`` are not entered. A folder that cannot be listed (no permission)
+    is reported to ``unreadable(path, relative_path, reason)`` at its place in the order, when given.
     """
     seen = set()
 
@@ -1080,7 +1081,9 @@ def scan_directory(root, recursive: bool = False, skip=()):
         try:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: os.fsencode(e.name))
-        except OSError:
+        except OSError as e:
+            if unreadable is not None:
+                unreadable(folder, rel, e.strerror or type(e).__name__)
             return
         for e in entries:
             if e.name.startswith(TEMP_PREFIX):

@@ -28,7 +28,7 @@ output size it records.
 
 @click.command(epilog=EXAMPLES, short_help="Straighten scans and photos of pages (learned θ, refined).",
                context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("inputs", nargs=-1, type=click.Path(path_type=str))
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=str, readable=False))  # unreadable: that input fails
 @click.option("--model", default="text", show_default=True, metavar="text|MODEL.npz",
               help="The shipped text-page model, or one from `stntool train`.")
 @click.option("--family", type=click.Choice(["rotation", "similarity", "affine", "projective"]),

@@ -45,7 +45,7 @@ Examples:
 
 @click.command(epilog=EXAMPLES, short_help="Apply a θ, an OpenCV matrix or a thin-plate spline to images.",
                context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("inputs", nargs=-1, type=click.Path(path_type=str))
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=str, readable=False))  # unreadable: that input fails
 @click.option("--theta", metavar="A,B,C,D,E,F[,G,H,I]", multiple=True, callback=once,
               help="PyTorch θ, output normalized -> input normalized: 6 numbers (2x3) or 9 (3x3 projective).")
 @click.option("--matrix", metavar="NUMBERS", multiple=True, callback=once,

@@ -176,3 +176,50 @@ def test_suffix_with_a_path_separator_and_image_name_for_many_inputs_are_usage_e
     assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png"] and not os.path.exists("/x.png")
     r = run("--theta", SHIFT, "a.png", "b.png", "-o", "two.png")
     assert r.exit_code == 2 and "several inputs" in r.stderr and not (tmp_path / "two.png").exists()
+
+
+def _denied(monkeypatch, names, what):
+    """``os.<what>`` raises PermissionError for paths ending in one of ``names`` (as for a non-root user after
+    chmod 000; the tests may run as root, whom permissions do not stop)."""
+    real = getattr(os, what)
+
+    def fake(path, *args, **kwargs):
+        if any(os.fspath(path).rstrip(os.sep).endswith(n) for n in names):
+            raise PermissionError(13, "Permission denied")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, what, fake)
+
+
+def test_a_folder_that_cannot_be_listed_fails_at_its_place_and_the_batch_goes_on(tmp_path, run, monkeypatch):
+    # with -r, a sub-folder os.scandir refused was left out without a word: exit 0, its images never warped
+    d = tmp_path / "in"
+    for rel in ("a.png", "sub/b.png", "zz/c.png", "sub.png"):
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        write(d / rel, encode(small_rgb(), ".png"))
+    _denied(monkeypatch, [os.sep + "sub"], "scandir")
+    r = run("--theta", SHIFT, "-r", str(d), "-o", str(tmp_path / "o"), "--manifest", "-")
+    assert r.exit_code == 1
+    errors = [x for x in r.stderr.splitlines() if x.startswith("stntool: error")]
+    assert errors == [f"stntool: error: {d / 'sub'}: cannot read this folder: Permission denied"], r.stderr
+    recs = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [(x["input"], x["output"], x["status"]) for x in recs] == [
+        (str(d / "a.png"), str(tmp_path / "o" / "a.png"), "ok"), (str(d / "sub"), None, "error"),
+        (str(d / "sub.png"), str(tmp_path / "o" / "sub.png"), "ok"),  # the folder plans no output of its own
+        (str(d / "zz" / "c.png"), str(tmp_path / "o" / "zz" / "c.png"), "ok")]
+    assert "3 ok, 0 skipped, 1 failed" in r.stderr
+    # the folder given itself: one failed input, no "no images" warning
+    r = run("--theta", SHIFT, str(d / "sub"), "-o", str(tmp_path / "o2"))
+    assert r.exit_code == 1 and "cannot read this folder" in r.stderr and "no images" not in r.stderr, r.stderr
+
+
+def test_an_unreadable_file_named_on_the_command_line_fails_alone(tmp_path, run, monkeypatch):
+    # Click refused the whole command (exit 2, nothing written) when os.access said a named input was unreadable
+    for name in ("a.png", "b.png"):
+        write(tmp_path / name, encode(small_rgb(), ".png"))
+    _denied(monkeypatch, ["b.png"], "access")
+    _denied(monkeypatch, ["b.png"], "open")
+    r = run("--theta", SHIFT, str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(tmp_path / "o"))
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    assert f"stntool: error: {tmp_path / 'b.png'}: Permission denied" in r.stderr.splitlines(), r.stderr
+    assert sorted(os.listdir(tmp_path / "o")) == ["a.png"]
