@@ -795,8 +795,8 @@ def encode_image(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes
             raise ImageWriteError(f"{fmt} cannot store {depth} samples without loss; use --format {fits}")
         if ext in (".jpg", ".jpeg", ".jpe") and c in (2, 4):
             raise ImageWriteError("jpg cannot store an alpha channel; use --format png or webp")
-    if ext == ".png" and depth not in (np.uint8, np.uint16):
-        raise ImageWriteError(f"png cannot store {depth} samples; use --format tif")
+    if ext in (".png", ".ppm", ".pgm", ".pnm") and depth not in (np.uint8, np.uint16):  # OpenCV writes 8 bits
+        raise ImageWriteError(f"{fmt} cannot store {depth} samples; use --format tif")
     if c == 2:
         if ext == ".png":
             return encode_png_gray_alpha(img, quality)
