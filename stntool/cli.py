@@ -25,6 +25,28 @@ cli.add_command(rectify)
 cli.add_command(warmup)
 
 
+def _open_closed_std_streams():
+    """Give standard descriptors that the caller closed (a shell's ``>&-``, ``<&-``) ``/dev/null``.
+
+    Python leaves ``sys.stdout`` (``stdin``, ``stderr``) None for a closed descriptor, so every write and flush
+    of it was a traceback; and the next file opened would take its number, so a line meant for stdout could
+    land in an output image."""
+    import os
+    import sys
+
+    for fd, name, flags in ((0, "stdin", os.O_RDONLY), (1, "stdout", os.O_WRONLY), (2, "stderr", os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, flags)  # the lowest free number: ``fd`` itself, as 0-2 are opened in order
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        setattr(sys, name, open(fd, "r" if flags == os.O_RDONLY else "w", closefd=False))
+
+
 def main():
     """Entry point of the ``stntool`` script and ``python -m stntool``.
 
@@ -38,6 +60,7 @@ def main():
     """
     import sys
 
+    _open_closed_std_streams()
     # numba probes scipy's BLAS when it first loads a kernel (about 0.2 s); stntool's kernels use no
     # linear algebra, and this process runs nothing but stntool, so keep scipy out of it (safe while
     # no stntool code imports scipy and no jitted function uses np.linalg: see test_shutdown.py).

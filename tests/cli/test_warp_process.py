@@ -71,3 +71,27 @@ def test_sigint_then_resume(tmp_path):
     p = subprocess.run(cmd + ["--skip-existing"], capture_output=True, text=True)
     assert p.returncode == 0
     assert len(os.listdir(out)) == 60
+
+
+def test_closed_standard_streams_are_no_tracebacks(tmp_path):
+    # a shell's >&- or <&- leaves Python's sys.stdout (stdin) None: flushing it at the end turned a run that
+    # wrote every output into a traceback and exit 1, --manifest - and -o - into tracebacks mid-batch
+    for name in ("a", "b"):
+        write(tmp_path / f"{name}.png", encode(np.full((6, 8, 3), 40 * len(name), np.uint8), ".png"))
+
+    def stntool(*args, close):
+        return subprocess.run([sys.executable, "-m", "stntool", *args], text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, preexec_fn=lambda: os.close(close))
+
+    for extra in (["-q"], ["--manifest", "-"]):
+        out = tmp_path / f"o{len(extra)}"
+        p = stntool("warp", "--theta", SHIFT, str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(out),
+                    *extra, close=1)
+        assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+        assert sorted(os.listdir(out)) == ["a.png", "b.png"]
+    p = stntool("warp", "--theta", SHIFT, str(tmp_path / "a.png"), "-o", "-", close=1)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    p = stntool("warp", "--theta", SHIFT, "-", "-o", str(tmp_path / "s.png"), close=0)
+    assert p.returncode == 1 and "Traceback" not in p.stderr and "<stdin>: empty" in p.stderr, p.stderr
+    p = stntool("warp", "--params", "-", "-o", str(tmp_path / "p"), close=0)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
