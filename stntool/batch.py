@@ -527,7 +527,8 @@ def _records_for(item, process, opts):
     ``status`` is the input's: ``"error"`` when any output failed (the records of outputs written
     before it are kept), ``"skipped"`` when every planned output existed, else ``"ok"``.
     """
-    from .io import OUTPUT_EXISTS, decode_image, display, encode_image, frame_count, read_file_bytes, sniff_format
+    from .io import (OUTPUT_EXISTS, decode_image, display, encode_image, frame_count, read_file_bytes, sniff_format,
+                     write_stdout)
 
     planned = list(item.outputs) if item.outputs else [item.output]
     head = {"input": item.input, "output": item.output, "status": "error", "error": None}
@@ -586,8 +587,7 @@ def _records_for(item, process, opts):
             if path == STDIN:
                 if res.files:
                     raise StnError("-o - (stdout) cannot carry the files written beside an image")
-                sys.stdout.buffer.write(blob)
-                sys.stdout.buffer.flush()
+                write_stdout(blob)
             else:
                 writing = path
                 _write_with_files(path, blob, res.files, opts["overwrite"], opts["input_real"], opts["output_real"],

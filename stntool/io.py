@@ -956,6 +956,27 @@ def _write_all(fd, data: bytes):
         view = view[os.write(fd, view):]
 
 
+def write_stdout(data: bytes):
+    """``data`` on stdout, all of it or an error: a buffered write to a pipe whose reader left partway returns
+    the bytes the pipe took and raises nothing (``BrokenPipeError`` comes from the next plain write)."""
+    out = sys.stdout.buffer
+    out.flush()
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):  # a stream without a descriptor (a test's capture)
+        fd = None
+    if fd is not None:
+        _write_all(fd, data)
+        return
+    view = memoryview(data)
+    while view:
+        n = out.write(view)
+        if not n:
+            raise BrokenPipeError(errno.EPIPE, "stdout took no more bytes")
+        view = view[n:]
+    out.flush()
+
+
 def write_atomic(path, data: bytes, overwrite: bool = False):
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
 

@@ -95,3 +95,19 @@ def test_closed_standard_streams_are_no_tracebacks(tmp_path):
     assert p.returncode == 1 and "Traceback" not in p.stderr and "<stdin>: empty" in p.stderr, p.stderr
     p = stntool("warp", "--params", "-", "-o", str(tmp_path / "p"), close=0)
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+
+
+def test_a_reader_leaving_stdout_partway_fails_the_image(tmp_path):
+    # a buffered write to a pipe whose reader left returned the bytes the pipe took and no error: "1 ok", exit 0
+    # and an "ok" manifest line for an image cut after 64 KiB
+    img = np.random.default_rng(0).integers(0, 256, (400, 500, 3), dtype=np.uint8)  # a PNG of about 600 KB
+    write(tmp_path / "a.png", encode(img, ".png"))
+    man = tmp_path / "m.jsonl"
+    p = subprocess.Popen([sys.executable, "-m", "stntool", "warp", "--theta", SHIFT, str(tmp_path / "a.png"), "-o",
+                          "-", "--manifest", str(man)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert len(p.stdout.read(10)) == 10
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 1 and "Traceback" not in err, err
+    rec = json.loads(man.read_text())
+    assert rec["status"] == "error" and "Broken pipe" in rec["error"]
