@@ -269,7 +269,7 @@ def attach_payloads(items, payloads: dict, missing: str = "no parameters for thi
 # --------------------------------------------------------------------------- output planning
 
 def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: int = 0, outputs=None,
-                 skip_existing: bool = False, side_files=None, beside=None) -> str:
+                 skip_existing: bool = False, side_files=None, beside=None, read_files=None) -> str:
     """Set ``item.output`` and ``item.outputs`` for every item; returns ``"folder"``, ``"file"`` or ``"stdout"``.
 
     ``output`` is a folder, a file (one input, with an image extension) or ``-``. Under a folder
@@ -284,8 +284,9 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     ``skip_existing`` when that output exists (it is skipped, never written). An input that is another
     item's planned output (an earlier run into its own input folder with ``--suffix``) is marked
     ``earlier_output``: skipped, not warped again. ``side_files`` maps an
-    option to a further file the command writes (``{"--manifest": path}``), which may be neither an input
-    nor a planned output. Raises :class:`InvalidArgumentError` when ``output`` cannot serve these items
+    option to a further file the command writes (``{"--manifest": path}``), which may be neither an input,
+    nor a planned output, nor one of ``read_files`` (``{option: path}``: the files the command reads besides
+    its images), nor another side file. Raises :class:`InvalidArgumentError` when ``output`` cannot serve these items
     (several outputs per input cannot go to stdout) or a side file would destroy an input or clash with an
     image.
     """
@@ -365,15 +366,19 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
             if it.input != STDIN:
                 by = planned_by.get(os.path.normcase(os.path.realpath(it.input)))
                 it.earlier_output = by is not None and by != it.input
-    _check_side_files(side_files or {}, input_real, planned_by, output_real)
+    _check_side_files(side_files or {}, input_real, planned_by, output_real, read_files)
     return "stdout" if to_stdout else ("file" if out_is_file else "folder")
 
 
-def _check_side_files(side_files, input_real, planned_by, output_real):
+def _check_side_files(side_files, input_real, planned_by, output_real, read_files=None):
     """:class:`InvalidArgumentError` for the first side file (``{option: path}``; None paths skipped) whose real
-    path is an input's (``input_real``) or a planned output's (``planned_by``: real path -> its input)."""
+    path is an input's (``input_real``), a planned output's (``planned_by``: real path -> its input), a file the
+    command reads (``read_files``, ``{option: path}``: a ``--files-from`` list, TPS points, a parameter file;
+    None and ``-`` skipped) or another side file's."""
     from .io import display
 
+    reads = {output_real(p): what for what, p in (read_files or {}).items() if p and p != STDIN}
+    written = {}
     for what, path in side_files.items():
         if not path:
             continue
@@ -382,6 +387,11 @@ def _check_side_files(side_files, input_real, planned_by, output_real):
             raise InvalidArgumentError(f"{what} {display(path)} is an input file; refusing to write onto it")
         if key in planned_by:
             raise InvalidArgumentError(f"{what} {display(path)} is also the output of {display(planned_by[key])}")
+        if key in reads:
+            raise InvalidArgumentError(f"{what} {display(path)} is the {reads[key]} file; refusing to write onto it")
+        if key in written:
+            raise InvalidArgumentError(f"{what} and {written[key]} both name {display(path)}")
+        written[key] = what
 
 
 def check_side_file(path, items, what: str):

@@ -177,7 +177,7 @@ def check_io_options(fill, padding, overwrite, skip_existing, null, files_from, 
 def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output, fmt, quality, suffix, overwrite,
                skip_existing, manifest, quiet, max_pixels, ignore_orientation, device, jobs, manifest_append=False,
                listed=(), prepare=None, outputs=None, finish=None, kernels=None, starting=None, side_files=None,
-               beside=None):
+               beside=None, reads=None):
     """Discover, plan and run a batch for a command; exits with the batch's status (0 returns).
 
     The keyword arguments are the parameters of the option bundles above, by name, so a command can pass them
@@ -191,7 +191,8 @@ def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output
     :func:`stntool.batch.run_batch`). ``starting()`` runs once every option is checked, just before the batch
     (a usage error comes alone). ``side_files`` maps an option to a further file the command writes
     (``{"--preview": path}``): like ``--manifest``, it may not be an input or a planned output (a usage error,
-    before anything is written).
+    before anything is written); nor may it be ``--files-from`` or one of ``reads``, the further files the
+    command reads (``{"--params": path}``).
     """
     import sys
 
@@ -224,7 +225,7 @@ def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output
             raise click.UsageError("--manifest - and -o - cannot both use stdout")
         sides = dict(side_files or {}, **{"--manifest": manifest if manifest != "-" else None})
         batch.plan_outputs(items, output, fmt, suffix, folders, outputs, skip_existing=skip_existing, side_files=sides,
-                           beside=beside)
+                           beside=beside, read_files={"--files-from": files_from, **(reads or {})})
     stdin_bytes = sys.stdin.buffer.read() if any(it.input == "-" for it in items) else None
     # an explicit cuda without a GPU is a usage error, never a silent CPU run
     from .sampling import resolve_backend

@@ -96,7 +96,7 @@ def rectify(inputs, model, family, refine, min_confidence, upright_size, mode, p
 
     kernels = rectifier.kernels(mode, "zeros")  # compiled ahead on a first run (padding: not in the signature)
     run_images("rectify", process, inputs=inputs, device=device, jobs=jobs, kernels=lambda item: kernels,
-               **io_options)
+               reads={"--model": model if model != "text" else None}, **io_options)
 
 
 def _sibling_output(inputs):

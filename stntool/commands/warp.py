@@ -146,4 +146,5 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
     # the kernel each image needs (compiled ahead on a first run); an OpenCV matrix is projective when its θ is
     probe = template if cv_matrix is None else template.replace(theta=tuple(map(tuple, cv_matrix)))
     run_images("warp", process, inputs=inputs, device=device, jobs=jobs, listed=list(table) if table else (),
-               prepare=prepare, kernels=lambda item: (item.payload or probe).kernels(), **io_options)
+               prepare=prepare, kernels=lambda item: (item.payload or probe).kernels(),
+               reads={"--tps": tps_file, "--params": params_file}, **io_options)

@@ -5,9 +5,11 @@ import hashlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import stntool
 from cli_helpers import SHIFT, encode, small_rgb, write
 
 
@@ -156,3 +158,32 @@ def test_a_tps_file_with_an_unknown_key_is_a_usage_error(tmp_path, cli_run, fold
     (tmp_path / "t.json").write_text(doc)
     r = cli_run("warp", "--tps", str(tmp_path / "t.json"), str(folder), "-o", str(tmp_path / "o"))
     assert r.exit_code == 2 and "unknown key 'normalised'" in r.output
+
+
+def test_the_manifest_may_not_be_a_file_the_command_reads(tmp_path, cli_run, folder):
+    # a --files-from list, TPS points, a parameter file or a model named as --manifest were replaced by its lines
+    (tmp_path / "list.txt").write_text("".join(f"{p}\n" for p in sorted(folder.iterdir())))
+    pts = '{"src": [[0, 0], [10, 0], [0, 10], [10, 10]], "dst": [[1, 1], [10, 0], [0, 10], [10, 10]]}'
+    (tmp_path / "t.json").write_text(pts)
+    r = cli_run("warp", "--theta", SHIFT, str(folder), "-o", str(tmp_path / "a"), "--manifest",
+                str(tmp_path / "m.jsonl"), "-q")
+    assert r.exit_code == 0
+    cases = [
+        (["--theta", SHIFT, "--files-from", str(tmp_path / "list.txt")], tmp_path / "list.txt", "--files-from"),
+        (["--tps", str(tmp_path / "t.json"), str(folder)], tmp_path / "t.json", "--tps"),
+        (["--params", str(tmp_path / "m.jsonl")], tmp_path / "." / "m.jsonl", "--params"),
+    ]
+    for args, manifest, what in cases:
+        before = manifest.read_bytes()
+        for append in ([], ["--manifest-append"]):
+            r = cli_run("warp", *args, "-o", str(tmp_path / "o"), "--manifest", str(manifest), *append)
+            assert r.exit_code == 2 and f"is the {what} file; refusing to write onto it" in r.output, r.output
+            assert manifest.read_bytes() == before and not (tmp_path / "o").exists()
+    model = tmp_path / "mine.npz"
+    model.write_bytes((Path(stntool.__file__).parent / "models" / "text.npz").read_bytes())
+    before = model.read_bytes()
+    r = cli_run("rectify", str(folder), "-o", str(tmp_path / "r"), "--model", str(model), "--manifest", str(model))
+    assert r.exit_code == 2 and "is the --model file" in r.output and model.read_bytes() == before
+    r = cli_run("augment", str(folder), "-o", str(tmp_path / "g"), "--count", "1", "--preview",
+                str(tmp_path / "p.png"), "--manifest", str(tmp_path / "p.png"))
+    assert r.exit_code == 2 and "both name" in r.output and not (tmp_path / "p.png").exists()
