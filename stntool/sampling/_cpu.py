@@ -481,13 +481,29 @@ def _bil_float_c(src, off, o2, cc, c, fx, fy):
 
 @jit_inline
 def _bil_f32_c(src, off, o2, cc, c, fx, fy):
+    """float32 bilinear as lerps, ``t + (u - t) fy`` with ``t = a + (b - a) fx`` (``u`` likewise below); where
+    that is not finite, the weights' form (:func:`_f32_weights_form`)."""
     a = np.float32(src[np.uint64(off + c)])
     b = np.float32(src[np.uint64(off + cc + c)])
     t = a + (b - a) * fx
-    a = np.float32(src[np.uint64(o2 + c)])
-    b = np.float32(src[np.uint64(o2 + cc + c)])
-    u = a + (b - a) * fx
-    return t + (u - t) * fy
+    a2 = np.float32(src[np.uint64(o2 + c)])
+    b2 = np.float32(src[np.uint64(o2 + cc + c)])
+    u = a2 + (b2 - a2) * fx
+    r = t + (u - t) * fy
+    if abs(r) < np.float32(np.inf):
+        return r
+    return _f32_weights_form(a, b, a2, b2, fx, fy)
+
+
+@jit_inline
+def _f32_weights_form(a, b, c, d, fx, fy):
+    """``(a (1 - fx) + b fx) (1 - fy) + (c (1 - fx) + d fx) fy`` in float32: the bilinear value of taps ``a b``
+    (top) and ``c d`` (bottom) where the lerps of :func:`_bil_f32_c` are not finite. Those subtract taps: an
+    infinite tap gave ``inf - inf`` (NaN where the reference, PyTorch and this give infinity) and taps of
+    opposite sign beyond half of float32's range overflowed (infinity for a finite value). Only then, so every
+    finite result keeps the lerps' bits."""
+    one = np.float32(1.0)
+    return (a * (one - fx) + b * fx) * (one - fy) + (c * (one - fx) + d * fx) * fy
 
 
 @jit_inline
@@ -914,6 +930,33 @@ def _saturate_convert_ir(builder, v, dt, elt, is_int, maxv):
     return (builder.fptosi if dt.signed else builder.fptoui)(v, ir.VectorType(elt, lanes))
 
 
+def _f32_bilinear_lanes_ir(builder, a, b, c, d, fx, fy):
+    """:func:`_bil_f32_c` lane by lane: the lerps of the top taps ``a b`` and bottom taps ``c d`` (float32
+    vectors) at fractions ``fx``, ``fy`` (vectors of the same lanes), and where a lane's result is not finite,
+    :func:`_f32_weights_form`'s value in it, on a branch that finite blocks skip."""
+    t = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
+    u = builder.fadd(c, builder.fmul(builder.fsub(d, c), fx))
+    r = builder.fadd(t, builder.fmul(builder.fsub(u, t), fy))
+    vec = r.type
+    fabs = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec]), f"llvm.fabs.v{vec.count}f32")
+    finite = builder.fcmp_ordered("<", builder.call(fabs, [r]), ir.Constant(vec, [float("inf")] * vec.count))
+    bits = builder.bitcast(finite, ir.IntType(vec.count))
+    all_finite = builder.icmp_unsigned("==", bits, ir.Constant(ir.IntType(vec.count), (1 << vec.count) - 1))
+    before = builder.block
+    with builder.if_then(builder.not_(all_finite), likely=False):
+        one = ir.Constant(vec, [1.0] * vec.count)
+        gx, gy = builder.fsub(one, fx), builder.fsub(one, fy)
+        top = builder.fadd(builder.fmul(a, gx), builder.fmul(b, fx))
+        bottom = builder.fadd(builder.fmul(c, gx), builder.fmul(d, fx))
+        weights = builder.fadd(builder.fmul(top, gy), builder.fmul(bottom, fy))
+        fixed = builder.select(finite, r, weights)
+        fixing = builder.block
+    out = builder.phi(vec)
+    out.add_incoming(r, before)
+    out.add_incoming(fixed, fixing)
+    return out
+
+
 def _bilinear_f32_ir(builder, data, off, row, fx, fy, last, stride=3):
     """IR of :func:`_bil_f32_c` for the three channels of an interior 3-channel float32 pixel, in the lanes of
     one 4-lane float32 vector (lane 3, the next pixel's first channel, is computed and unused): per channel
@@ -927,11 +970,9 @@ def _bilinear_f32_ir(builder, data, off, row, fx, fy, last, stride=3):
     below = builder.add(off, row)
     a = _load_taps(builder, data, off, vec, False)
     b = _load_taps(builder, data, builder.add(off, right), vec, False)
-    t = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
-    a = _load_taps(builder, data, below, vec, False)
-    b = _load_taps(builder, data, builder.add(below, right), vec, last)
-    u = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
-    return builder.fadd(t, builder.fmul(builder.fsub(u, t), fy))
+    c = _load_taps(builder, data, below, vec, False)
+    d = _load_taps(builder, data, builder.add(below, right), vec, last)
+    return _f32_bilinear_lanes_ir(builder, a, b, c, d, fx, fy)
 
 
 def _put_codegen(stride):
@@ -1390,10 +1431,8 @@ def _run_f32_codegen(context, builder, sig, args):
             fx = builder.shuffle_vector(gx, gx, spread)
             fy = builder.shuffle_vector(gy, gy, spread)
             a, b = taps(first, ir.Constant(i64, 0)), taps(first, right)
-            t = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
-            a, b = taps(first, row), taps(first, below_right)
-            u = builder.fadd(a, builder.fmul(builder.fsub(b, a), fx))
-            r = builder.fadd(t, builder.fmul(builder.fsub(u, t), fy))
+            c, e = taps(first, row), taps(first, below_right)
+            r = _f32_bilinear_lanes_ir(builder, a, b, c, e, fx, fy)
             _store_vector(builder, out, builder.add(d, ir.Constant(i64, cc * first)), builder.shuffle_vector(r, r, keep))
 
     return _span_blocks_ir(context, builder, sig, args, block)
@@ -1871,16 +1910,11 @@ def _grey32_ir(builder, dt, data, size, sbase, row, xq, yq, dxq, dyq, out, d):
                         return [builder.shuffle_vector(pairs, pairs, ir.Constant(
                             ir.VectorType(i32, n), [ir.Constant(i32, 2 * k + e) for k in range(n)])) for e in (0, 1)]
 
-                    def lerp(a, b, f):  # a + (b - a) f
-                        return builder.fadd(a, builder.fmul(builder.fsub(b, a), f))
-
                     def fraction32(f):  # float32((q & Q_MASK) * Q_INV) == float32(f) * 2**-32 (exact scaling)
                         return builder.fmul(builder.uitofp(f, vf32), const(2.0 ** -32, vf32, f32))
 
                     gx, gy = fraction32(fx), fraction32(fy)
-                    t = lerp(*taps(off), gx)
-                    u = lerp(*taps(below), gx)
-                    pixels = lerp(t, u, gy)
+                    pixels = _f32_bilinear_lanes_ir(builder, *taps(off), *taps(below), gx, gy)
             _store_vector(builder, out, d, pixels)
             builder.store(ir.Constant(i1, 1), written)
     return builder.load(written)

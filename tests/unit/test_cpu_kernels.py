@@ -1108,3 +1108,29 @@ def test_ifma_is_used_only_where_the_compile_target_has_it(monkeypatch, features
     assert _cpu._has_ifma(Context()) is want
     monkeypatch.setattr(_cpu, "IFMA_ALLOWED", False)
     assert _cpu._has_ifma(Context()) is False
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("kind", ["infinite", "huge"])
+def test_float32_bilinear_of_infinite_and_huge_taps_is_the_references(channels, kind):
+    # the float32 lerps a + (b - a) fx gave NaN next to an infinite tap (inf - inf) where the reference and PyTorch
+    # give infinity, and infinity or NaN between finite taps of opposite sign beyond half of float32's range;
+    # every span form (pixel by pixel, 4-lane pixels, blocks of eight, grey gathers) and grid_sample
+    rng = np.random.default_rng(channels)
+    img = rng.random((40, 97, channels)).astype(np.float32)
+    if kind == "infinite":
+        mask = rng.random(img.shape) < 0.05
+        img[mask] = np.where(rng.random(int(mask.sum())) < 0.5, np.inf, -np.inf)
+    else:
+        img[:, ::2] = 3e38
+        img[:, 1::2] = -3e38
+    for theta in ([[1.0, 0, 0.1], [0, 1.0, 0.05]], [[0.9, -0.2, 0.03], [0.25, 0.95, -0.07]]):
+        expect = stntool.warp(img, theta, backend="numpy")
+        grid = stntool.affine_grid(theta, img.shape[:2])
+        for got in (stntool.warp(img, theta, backend="cpu"), stntool.grid_sample(img, grid, backend="cpu")):
+            assert np.array_equal(np.isnan(got), np.isnan(expect))
+            assert np.array_equal(got[np.isinf(expect)], expect[np.isinf(expect)])
+            finite = np.isfinite(expect)
+            assert np.all(np.isfinite(got[finite]))
+            atol = 1e-30 if kind == "infinite" else 1e33  # 3e38 (1 - f) - 3e38 f: float32's rounding of 3e38
+            np.testing.assert_allclose(got[finite], expect[finite], rtol=1e-5, atol=atol)
