@@ -335,8 +335,8 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
         history.append(info)
         if progress is not None:
             progress(step + 1, info)
-        if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
-            ckpt = checkpoint_path(out_path)
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:  # the last step too: to resume
+            ckpt = checkpoint_path(out_path)                                          # a finished run, with Adam
             _named(ckpt, net.save, ckpt, metadata(step + 1), optimizer=opt)
     final = metadata(config.steps)
     if net.upright_head is not None:

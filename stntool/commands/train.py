@@ -20,7 +20,7 @@ transforms of --family within the ranges (the flags and units of `stntool augmen
 family: `rotation` ±30°, `similarity` adds scale 0.85-1.15 and translation 5%, `affine` adds x shear
 ±8.5°, `projective` adds corner jitter 4%), and trains the net to undo them through the sampler. The
 model goes to --out, with a training curve (--out's name with .png) and, every --checkpoint-every
-steps, a checkpoint (NAME.checkpoint.npz) to --resume from.
+steps and after the last, a checkpoint (NAME.checkpoint.npz, the optimizer's state too) to --resume from.
 """
 
 _MIN_SIDE = 64
@@ -52,7 +52,8 @@ _MIN_SIDE = 64
               help="Do not fit the upright head, which looks again at the straightened page and tells upright from "
                    "upside down by its text lines (more ink above the x-height than below).")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=200, show_default=True,
-              help="Steps between checkpoints (NAME.checkpoint.npz beside --out), to --resume from.")
+              help="Steps between checkpoints (NAME.checkpoint.npz beside --out; one after the last step too), "
+                   "to --resume from.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model, training curve or checkpoint.")
 @click.option("-r", "--recursive", is_flag=True, help="Scan folders recursively.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")

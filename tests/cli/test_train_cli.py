@@ -166,11 +166,11 @@ def test_resume_refuses_options_that_the_checkpoint_cannot_follow(tmp_path, trai
     assert r.exit_code == 0, r.stderr
     ckpt = str(tmp_path / "m.checkpoint.npz")
     for args, said in [(["--no-upright-head"], "upright head"), (["--no-orientation-branch"], "orientation branch"),
-                       (["--no-quarter-turns"], "quarter turns"), (["--steps", "2"], "nothing left to train")]:
+                       (["--no-quarter-turns"], "quarter turns"), (["--steps", "4"], "nothing left to train")]:
         r = train(str(upright), "--out", str(tmp_path / "n.npz"), "--resume", ckpt, "--batch", "2", *args, "-q")
         assert r.exit_code == 2 and said in r.stderr, (args, r.stderr)
     # resuming into the run's own name: its checkpoint is the one read, not a file in the way
-    r = train(str(upright), "--out", str(tmp_path / "m.npz"), "--resume", ckpt, "--steps", "4", "--batch", "2",
+    r = train(str(upright), "--out", str(tmp_path / "m.npz"), "--resume", ckpt, "--steps", "6", "--batch", "2",
               "--overwrite", "-q")
     assert r.exit_code == 0, r.stderr
 

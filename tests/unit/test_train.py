@@ -323,13 +323,28 @@ def test_a_tiny_run_learns_a_rotation(tmp_path):
 
 
 def test_resuming_from_a_checkpoint_continues_exactly(pages, tmp_path):
+    import shutil
+
     ps = PageSet(pages[:6], val_split=0.0, seed=0)
     cfg = TrainConfig(family="affine", steps=4, batch=4, checkpoint_every=2, eval_every=100)
-    straight = train(ps, cfg, tmp_path / "a.npz")["net"]
-    assert (tmp_path / "a.checkpoint.npz").exists()
-    resumed = train(ps, cfg, tmp_path / "b.npz", resume=tmp_path / "a.checkpoint.npz")["net"]
+
+    def keep_step_2(step, info):  # the checkpoint of step 2, before the last step's replaces it
+        if step == 3:
+            shutil.copy(tmp_path / "a.checkpoint.npz", tmp_path / "a2.npz")
+
+    straight = train(ps, cfg, tmp_path / "a.npz", progress=keep_step_2)["net"]
+    resumed = train(ps, cfg, tmp_path / "b.npz", resume=tmp_path / "a2.npz")["net"]
     for name, p in straight.parameters().items():
         assert np.array_equal(p, resumed.parameters()[name]), name
+    # the last step's checkpoint, with the optimizer's state: a finished run goes on from where it stopped
+    # (the help's `--resume mine.checkpoint.npz --steps 4000` after 2000 steps redid the steps after 1800)
+    last = LocNet.load(tmp_path / "a.checkpoint.npz")
+    assert last.metadata["training_state"]["step"] == 4 and last.optimizer_state
+    differ = [name for name, p in straight.parameters().items() if not np.array_equal(p, last.parameters()[name])]
+    assert differ and all(name.startswith("upright") for name in differ), differ  # fitted after the last step
+    longer = TrainConfig(family="affine", steps=6, batch=4, checkpoint_every=2, eval_every=100)
+    history = train(ps, longer, tmp_path / "c.npz", resume=tmp_path / "a.checkpoint.npz")["history"]
+    assert [h["step"] for h in history] == [5, 6]
     with pytest.raises(InvalidArgumentError):
         train(ps, TrainConfig(family="rotation", steps=4, batch=4), tmp_path / "c.npz",
               resume=tmp_path / "a.checkpoint.npz")
