@@ -774,8 +774,10 @@ class _NumericInverse:
         hi_lim = np.array([w - 0.5 + margin, h - 0.5 + margin])
         lo = np.clip(centres - half, lo_lim, hi_lim)
         hi = np.clip(centres + half, lo_lim, hi_lim)
-        size = float(np.max(hi - lo)) if len(centres) else 0.0
-        k = int(min(65, max(3, math.ceil(size / max((0.5 if fine else 2.0) * spacing, 0.5)) + 1)))
+        # the grid's size from the window before clipping, the same for every point: a point's starts do not
+        # depend on the other points of the call (the largest clipped window set it, and a point solved alone
+        # could come out otherwise than among others)
+        k = int(min(65, max(3, math.ceil(2.0 * half / max((0.5 if fine else 2.0) * spacing, 0.5)) + 1)))
         t = np.linspace(0.0, 1.0, k)
         out = np.full((len(targets), tries, 2), np.nan)
         chunk = max(1, 250_000 // (k * k))  # about 30 MB of temporaries
@@ -793,6 +795,7 @@ class _NumericInverse:
                 v00, v10, v01, v11 = val[:, :-1, :-1], val[:, :-1, 1:], val[:, 1:, :-1], val[:, 1:, 1:]
                 g00, g10, g01, g11 = grid[:, :-1, :-1], grid[:, :-1, 1:], grid[:, 1:, :-1], grid[:, 1:, 1:]
                 tp = tg[:, None, None, :]
+                found_at, found = [], []
                 for va, vb, vc, ga, gb, gc in ((v00, v10, v11, g00, g10, g11), (v00, v11, v01, g00, g11, g01)):
                     e1, e2, r = vb - va, vc - va, tp - va
                     det = e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]
@@ -800,13 +803,24 @@ class _NumericInverse:
                     v = (e1[..., 0] * r[..., 1] - e1[..., 1] * r[..., 0]) / det
                     inside = (u >= 0) & (v >= 0) & (u + v <= 1) & np.isfinite(det) & (det != 0)
                     pts, cells = np.nonzero(inside.reshape(n, -1))
-                    if pts.size == 0:
-                        continue
-                    est = (ga + u[..., None] * (gb - ga) + v[..., None] * (gc - ga)).reshape(n, -1, 2)[pts, cells]
-                    for i, e in zip(pts.tolist(), est):
-                        if filled[i] < tries:
-                            cand[i, filled[i]] = e
-                            filled[i] += 1
+                    if pts.size:
+                        found_at.append(pts)
+                        found.append((ga + u[..., None] * (gb - ga) + v[..., None] * (gc - ga)).reshape(n, -1, 2)[
+                            pts, cells])
+                if found_at:
+                    # a point's starts: those inside the output first (where it is seen), the nearest to its
+                    # affine start first (a finer grid finds more cells, the first in raster order were
+                    # often all in the margin)
+                    pts, est = np.concatenate(found_at), np.concatenate(found)
+                    outside = self._outside_by(est) > 0
+                    near_start = np.hypot(*(est - centres[a:a + chunk][pts]).T)
+                    order = np.lexsort((near_start, outside, pts))
+                    pts, est = pts[order], est[order]
+                    first = np.r_[0, np.flatnonzero(pts[1:] != pts[:-1]) + 1]
+                    rank = np.arange(len(pts)) - np.repeat(first, np.diff(np.r_[first, len(pts)]))
+                    keep = rank < tries
+                    cand[pts[keep], rank[keep]] = est[keep]
+                    np.add.at(filled, pts[keep], 1)
                 d2 = ((val - tp) ** 2).sum(-1).reshape(n, -1)
                 d2[~np.isfinite(d2)] = np.inf
                 m = min(tries, d2.shape[1])
@@ -921,7 +935,7 @@ class _NumericInverse:
             rest = np.flatnonzero(((level == 1) | (level == 3)) & np.isfinite(x0).all(1))
             if rest.size == 0:
                 break
-            starts = self._local_starts(pts[todo[rest]], x0[rest], 4, fine)
+            starts = self._local_starts(pts[todo[rest]], x0[rest], 16, fine)
             ri, ti = np.nonzero(np.isfinite(starts).all(-1))
             if ri.size == 0:
                 continue

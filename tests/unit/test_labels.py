@@ -653,3 +653,28 @@ def test_coordinates_beyond_float64_after_the_warp_have_no_place_instead_of_an_e
     tall = Labels(boxes=[[0.0, 0.0, 5.0, 1e12], [28.0, 20.0, 32.0, 24.0]])
     out, info = transform_labels(tall, theta_spec(projective_map()), IN_HW)
     assert 1 in info.boxes_kept and np.isfinite(out.boxes).all()
+
+
+def test_strong_elastic_fields_find_the_point_inside_whatever_else_is_asked():
+    # the restart grid's size came from the widest window of all the points asked together, and a point's
+    # first four grid cells in raster order were its only restarts: a point could be solved alone and lost
+    # among others, and a point read by an inside pixel came back outside (invisible) through the map's
+    # extension beyond the output's edge
+    from stntool.augment import Augmenter
+
+    spec = Augmenter(elastic=(120, 6), rotate=(-10, 10)).sample(np.random.default_rng(4), (120, 80))
+    p, q = [3.09474993, 48.36250502], [43.27048487, 94.09495351]  # read by output pixels (0, 42) and (41, 98)
+    both = out_from_in(spec, [p, q], (120, 80))
+    assert np.array_equal(both, np.vstack([out_from_in(spec, [p], (120, 80)), out_from_in(spec, [q], (120, 80))]))
+    assert np.all(np.isfinite(both)) and np.all(np.abs(in_from_out(spec, both, (120, 80)) - [p, q]) < 1e-3)
+    assert np.all((both >= -0.5) & (both <= [79.5, 119.5])), both
+    rng = np.random.default_rng(0)
+    for seed in range(3):
+        spec = Augmenter(elastic=(120, 6)).sample(np.random.default_rng(seed), (120, 80))
+        pix = rng.uniform([0, 0], [79, 119], (60, 2))
+        pts = in_from_out(spec, pix, (120, 80))
+        got = out_from_in(spec, pts, (120, 80))
+        alone = np.vstack([out_from_in(spec, [x], (120, 80)) for x in pts])
+        assert np.array_equal(got, alone, equal_nan=True)
+        assert np.all(np.isfinite(got)) and np.all((got >= -0.5) & (got <= [79.5, 119.5]))  # seen: inside
+        assert np.all(np.abs(in_from_out(spec, got, (120, 80)) - pts) < 1e-3)
