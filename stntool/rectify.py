@@ -85,6 +85,7 @@ _MARGIN_MIN_PROMINENCE = 1.12  # margin energy at its best shear over its median
 # (noise and blurred blobs: 1.07-1.10; sheared validation pages at 1.13-1.15, margins cut off by the image's
 # edge: the line ends' shear within 0.012-0.027 of the page's, the column profile's 0.025-0.15)
 _EVIDENCE = (0.03, 0.08)  # text evidence (row-profile oscillation share) mapped to confidence 0 .. 1
+_ELONGATED = 2.5         # long side over short side from which a page turned sideways is settled turned upright
 _MIN_LINES = 30          # text-line runs (pageview.line_profile) below which a page has no text evidence
 _LINES = (100, 2.0)       # text lines a page must show read across, and how many times more than read down
 _PERIODIC = (16.0, 1.5, 150)  # a row profile's periodogram peak over its median below which, with fewer than this
@@ -1076,7 +1077,7 @@ class Rectifier:
         seconds and ``theta_square``, the θ in the page's square frame (3x3;
         :func:`stntool.pageview.page_theta_between` makes ``theta`` of it).
         """
-        from .pageview import _grey01, page_theta, working_image
+        from .pageview import _grey01, quarter_theta
 
         img = _page_image(img)
         hw = img.shape[:2]
@@ -1086,17 +1087,19 @@ class Rectifier:
         work = lines.net_work()
         k, prob, theta_sq = self._net_estimate(work, lines=lines)
         p_k = float(prob[k])
-        # text lines (runs with an x-height band) on the page the net made straight: a chart's bars, a
-        # pattern or a logo have rows of ink, not lines of text
-        n_lines = lines.profile(theta_sq)[1]
         t1 = time.perf_counter()
-        if self.refine:
-            theta_sq, evidence = self._refine(img, theta_sq, lines, grey)
+        if k % 2 and max(hw) >= _ELONGATED * min(hw):
+            # a long page turned sideways (a receipt, a banner): in the input's shape the turned page shows a
+            # piece of itself as long as the input is short, too little to refine or to read its lines, so it
+            # is settled turned upright (exactly, np.rot90) and its θ turned back
+            q = to_3x3(quarter_theta(-k))
+            upright = np.ascontiguousarray(np.rot90(img, -k))
+            theta_up, evidence, n_lines = self._settle(upright, np.linalg.solve(q, theta_sq),
+                                                       _Lines(upright, self.backend, grey=np.rot90(grey, -k)),
+                                                       np.ascontiguousarray(np.rot90(grey, -k)))
+            theta_sq = q @ theta_up
         else:
-            evidence = self._evidence(_Ink(img, _GRADIENT_LONG, grey=grey), theta_sq, lines)
-        # text lines on the page as the net made it straight, and as it comes out
-        if n_lines < _MIN_LINES or (evidence > 0 and self.refine and lines.profile(theta_sq)[1] < _MIN_LINES):
-            evidence = 0.0
+            theta_sq, evidence, n_lines = self._settle(img, theta_sq, lines, grey)
         t2 = time.perf_counter()
         text = float(np.clip((evidence - _EVIDENCE[0]) / (_EVIDENCE[1] - _EVIDENCE[0]), 0.0, 1.0))
         confidence = float(p_k * text)
@@ -1113,6 +1116,21 @@ class Rectifier:
         info = {"quarter_turns": k, "quarter_probability": p_k, "text_evidence": float(evidence), "reason": reason,
                 "timings": {"net": t1 - t0, "refine": t2 - t1}, "theta_square": theta_sq}
         return theta, confidence, info
+
+    def _settle(self, img, theta_sq, lines, grey):
+        """``(theta_sq, evidence, n_lines)``: the net's square-frame θ refined (with :attr:`refine`), the text
+        evidence, and the text lines on the page as the net made it straight (0 evidence when there or on the
+        refined page there are too few)."""
+        # text lines (runs with an x-height band) on the page the net made straight: a chart's bars, a
+        # pattern or a logo have rows of ink, not lines of text
+        n_lines = lines.profile(theta_sq)[1]
+        if self.refine:
+            theta_sq, evidence = self._refine(img, theta_sq, lines, grey)
+        else:
+            evidence = self._evidence(_Ink(img, _GRADIENT_LONG, grey=grey), theta_sq, lines)
+        if n_lines < _MIN_LINES or (evidence > 0 and self.refine and lines.profile(theta_sq)[1] < _MIN_LINES):
+            evidence = 0.0
+        return theta_sq, evidence, n_lines
 
     def _page_theta(self, theta_sq, in_hw, out_hw):
         """The page θ (2x3; 3x3 for the projective family) of a square-frame θ, from an output of ``out_hw``."""

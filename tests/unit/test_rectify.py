@@ -96,6 +96,28 @@ def test_quarter_turned_pages_come_back_upright(page, rect, k):
     assert abs(math.degrees(math.atan2(r[1, 0], r[0, 0]))) < 1.0
 
 
+@pytest.mark.parametrize("k", [1, 3])
+def test_a_long_page_turned_sideways_comes_back_upright_whole(page, rect, k):
+    # a receipt on its side showed a piece of itself as long as it is narrow in the input's shape: refined on
+    # that piece, it came back turned about 108 degrees and sheared, with a confidence that passed
+    receipt = np.ascontiguousarray(np.vstack([page[60:460, 20:170]] * 5))  # 150x2000, 100 lines of text
+    turned = np.ascontiguousarray(np.rot90(receipt, k))
+    out, (spec, conf, info) = rect(turned, upright_size=True, mode="nearest")
+    assert info["quarter_turns"] == k and conf > 0.9 and info["reason"] is None
+    assert out.shape == receipt.shape and np.array_equal(out, receipt)
+    theta, conf2, info2 = rect.estimate(receipt, details=True)  # upright: left alone
+    assert info2["quarter_turns"] == 0 and np.array_equal(theta, np.eye(3)[:2]) and conf2 > 0.9
+
+
+def test_a_straight_banner_is_not_turned(page, rect):
+    # one line of text 45 times as long as it is high: an unsure quarter head turned it (0.66 sure) into a
+    # few columns of ink, with a confidence that passed
+    for rows in ((60, 100), (60, 130)):
+        banner = np.ascontiguousarray(np.hstack([page[rows[0]:rows[1]]] * 5))
+        theta, conf, info = rect.estimate(banner, details=True)
+        assert info["quarter_turns"] == 0 and np.array_equal(theta, np.eye(3)[:2]), (rows, info)
+
+
 @pytest.mark.parametrize("kind", ["blank", "noise", "photo", "pattern", "logo", "chart"])
 def test_images_without_text_come_back_unchanged(rect, kind):
     rng = np.random.default_rng(0)
