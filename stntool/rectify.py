@@ -85,6 +85,8 @@ _MARGIN_MIN_PROMINENCE = 1.12  # margin energy at its best shear over its median
 # (noise and blurred blobs: 1.07-1.10; sheared validation pages at 1.13-1.15, margins cut off by the image's
 # edge: the line ends' shear within 0.012-0.027 of the page's, the column profile's 0.025-0.15)
 _EVIDENCE = (0.03, 0.08)  # text evidence (row-profile oscillation share) mapped to confidence 0 .. 1
+_FAINT = 0.25            # a page whose grey levels span less than this (and at least _FLAT) is stretched to 0 .. 1
+_FLAT = 0.03             # ... a blank page's noise spans less
 _ELONGATED = 2.5         # long side over short side from which a page turned sideways is settled turned upright
 _MIN_LINES = 30          # text-line runs (pageview.line_profile) below which a page has no text evidence
 _LINES = (100, 2.0)       # text lines a page must show read across, and how many times more than read down
@@ -1082,7 +1084,7 @@ class Rectifier:
         img = _page_image(img)
         hw = img.shape[:2]
         t0 = time.perf_counter()
-        grey = _grey01(img)  # made once: the working images and the ink images all start from it
+        grey = _stretched(_grey01(img))  # made once: the working images and the ink images all start from it
         lines = _Lines(img, self.backend, grey=grey)
         work = lines.net_work()
         k, prob, theta_sq = self._net_estimate(work, lines=lines)
@@ -1167,6 +1169,19 @@ class Rectifier:
 
         spec, confidence, info = self.spec(img, **options)
         return apply_spec(img, spec, self.backend), (spec, confidence, info)
+
+
+def _stretched(grey) -> np.ndarray:
+    """``grey`` (0 .. 1) with its levels stretched to 0 .. 1 when the page has little contrast: a 12-bit scan
+    stored in 16 bits, a faint page. Text lines are told from paper by an ink level of their own, so such a
+    page read as having no text. Its levels between the 0.5th and 99.5th percentiles (of every 8th pixel
+    each way) are stretched when they span less than :data:`_FAINT` and at least :data:`_FLAT` (a blank
+    page's noise is not stretched); other pages are left as they are."""
+    sample = grey[::8, ::8]
+    lo, hi = (float(v) for v in np.percentile(sample, (0.5, 99.5)))
+    if not _FLAT <= hi - lo < _FAINT:
+        return grey
+    return np.clip((grey - np.float32(lo)) * np.float32(1.0 / (hi - lo)), 0.0, 1.0).astype(np.float32)
 
 
 def _page_image(img) -> np.ndarray:

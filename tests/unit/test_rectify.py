@@ -109,6 +109,20 @@ def test_a_long_page_turned_sideways_comes_back_upright_whole(page, rect, k):
     assert info2["quarter_turns"] == 0 and np.array_equal(theta, np.eye(3)[:2]) and conf2 > 0.9
 
 
+@pytest.mark.parametrize("faint", ["12-bit", "16 levels"])
+def test_a_page_of_little_contrast_is_read_as_any_other(page, rect, faint):
+    # text lines are told from paper by an ink level of their own: a 12-bit scan in 16 bits (levels 0 .. 4095)
+    # or a faint page read as having no text and came back unstraightened, "low confidence"
+    img, d = distort(page, 7.0)
+    faded = img.astype(np.uint16) * 16 if faint == "12-bit" else (img // 16 + 200).astype(np.uint8)
+    theta, conf, info = rect.estimate(faded, details=True)
+    assert info["reason"] is None and conf > 0.9
+    assert residual(d, theta, img.shape) < 0.1
+    blank = np.full(page.shape, 0.8, np.float32) + np.random.default_rng(0).normal(0, 0.004, page.shape).astype(
+        np.float32)  # noise spanning 0.03: not stretched into text, nor is anything flatter
+    assert rect.estimate(blank, details=True)[2]["reason"] is not None
+
+
 def test_a_straight_banner_is_not_turned(page, rect):
     # one line of text 45 times as long as it is high: an unsure quarter head turned it (0.66 sure) into a
     # few columns of ink, with a confidence that passed
