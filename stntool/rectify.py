@@ -1110,6 +1110,9 @@ class Rectifier:
             shown = math.floor(confidence * 100.0) / 100.0  # rounded down: never "0.30 < 0.3"
             reason = (f"low confidence {shown:.2f} < {self.min_confidence:g} (text evidence {evidence:.2f}, "
                       f"text lines {n_lines}, quarter turn probability {p_k:.2f})")
+        elif text == 0.0:  # even at min_confidence 0: nothing says how a page without text lines should stand
+            reason = f"no text lines (text evidence {evidence:.2f}, text lines {n_lines})"
+        if reason is not None:
             theta_sq = np.eye(3)
             k = 0
         theta = self._page_theta(theta_sq, hw, hw)

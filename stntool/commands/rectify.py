@@ -67,6 +67,8 @@ def rectify(inputs, model, family, refine, min_confidence, upright_size, mode, p
     if io_options["output"] is None:
         io_options["output"] = _sibling_output(inputs)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # the net's matrices are small (see stntool train)
+    import math
+
     from ..rectify import Rectifier, load_model
 
     with usage_errors("--model"):
@@ -89,7 +91,7 @@ def rectify(inputs, model, family, refine, min_confidence, upright_size, mode, p
         t2 = time.perf_counter()
         name = relative_name(item.output, io_options["output"]) if item.output != "-" else None
         fields = spec.replace(in_hw=img.shape[:2], name=name).to_record()
-        fields.update(quarter_turns=info["quarter_turns"], confidence=round(confidence, 4),
+        fields.update(quarter_turns=info["quarter_turns"], confidence=math.floor(confidence * 1e4) / 1e4,  # down, as the reason's: never 1.0 below 1
                       text_evidence=round(info["text_evidence"], 4), reason=info["reason"],
                       timings={"estimate": round(t1 - t0, 4), "warp": round(t2 - t1, 4)})
         return Output(out, fields)
@@ -97,6 +99,10 @@ def rectify(inputs, model, family, refine, min_confidence, upright_size, mode, p
     kernels = rectifier.kernels(mode, "zeros")  # compiled ahead on a first run (padding: not in the signature)
     run_images("rectify", process, inputs=inputs, device=device, jobs=jobs, kernels=lambda item: kernels,
                reads={"--model": model if model != "text" else None}, **io_options)
+
+
+# the shared sampling options say "zeros"; rectify pads with the page's paper colour unless told otherwise
+next(p for p in rectify.params if p.name == "padding").show_default = "the page's paper colour"
 
 
 def _sibling_output(inputs):
