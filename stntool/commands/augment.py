@@ -321,7 +321,8 @@ class _LabelIO:
 
 
 class _Preview:
-    """Keeps the first inputs and their variants for the contact sheet."""
+    """Keeps the first inputs that made variants, and those variants, for the contact sheet: the
+    :attr:`MAX_INPUTS` of least index, whichever thread comes first (inputs that fail take no row)."""
 
     MAX_INPUTS, MAX_VARIANTS = 4, 6
 
@@ -331,11 +332,15 @@ class _Preview:
         self.path, self.keep, self.rows, self.lock = path, keep, {}, threading.Lock()
 
     def add(self, item, img, spec, out, k):
-        if item.index >= self.MAX_INPUTS or k >= self.MAX_VARIANTS:
+        if k >= self.MAX_VARIANTS:
             return
         with self.lock:
+            if item.index not in self.rows and len(self.rows) >= self.MAX_INPUTS and item.index > max(self.rows):
+                return  # later than every kept row (and a row once left out stays out: smaller ones stay)
             row = self.rows.setdefault(item.index, (item.rel, img, []))
             row[2].append((spec, out, f"#{k}"))
+            if len(self.rows) > self.MAX_INPUTS:
+                del self.rows[max(self.rows)]
 
     def write(self, aug):
         import os

@@ -187,3 +187,25 @@ def test_the_manifest_may_not_be_a_file_the_command_reads(tmp_path, cli_run, fol
     r = cli_run("augment", str(folder), "-o", str(tmp_path / "g"), "--count", "1", "--preview",
                 str(tmp_path / "p.png"), "--manifest", str(tmp_path / "p.png"))
     assert r.exit_code == 2 and "both name" in r.output and not (tmp_path / "p.png").exists()
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_inputs_that_fail_take_no_row_of_the_preview(tmp_path, cli_run, jobs):
+    # rows went to the first four inputs by index: two of them failing (a bad YOLO file) left a sheet of two
+    good, every = tmp_path / "good", tmp_path / "every"
+    good.mkdir()
+    every.mkdir()
+    for k, name in enumerate("abcdefg"):
+        img = encode(small_rgb(24, 32, seed=k), ".png")
+        write(every / f"{name}.png", img)
+        if name in "bd":
+            (every / f"{name}.txt").write_text("0 0.5 0.5 0.2 0.2 7\n")  # six columns: not a YOLO line
+        elif name in "acef":
+            write(good / f"{name}.png", img)
+    r = cli_run("augment", str(every), "-o", str(tmp_path / "o1"), "--count", "2", "--seed", "3", "--preview",
+                str(tmp_path / "p1.png"), "-j", jobs, "-q")
+    assert r.exit_code == 1 and r.output.count("stntool: error") == 2, r.output
+    r = cli_run("augment", str(good), "-o", str(tmp_path / "o2"), "--count", "2", "--seed", "3", "--preview",
+                str(tmp_path / "p2.png"), "-j", jobs, "-q")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "p1.png").read_bytes() == (tmp_path / "p2.png").read_bytes()
