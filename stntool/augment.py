@@ -119,8 +119,9 @@ def variant_rng(seed: int, key: str, index: int):
     """
     import numpy as np
 
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise InvalidArgumentError(f"seed must be an integer >= 0, got {seed!r}")
+    seed = int(seed)  # a NumPy integer too (a DataLoader worker's seed)
     digest = hashlib.blake2b(str(key).encode("utf-8"), digest_size=16).digest()
     words = [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, int(index), *words])))
@@ -177,6 +178,8 @@ class Augmenter:
     align_corners: bool = False
 
     def __post_init__(self):
+        import numpy as np
+
         for name in _RANGES:
             object.__setattr__(self, name, _as_range(getattr(self, name), name, symmetric=name == "translate"))
         for name in ("scale", "aspect"):  # beyond these a variant's matrix and its inverse overflow or vanish
@@ -189,15 +192,18 @@ class Augmenter:
                 raise InvalidArgumentError(f"{name} must stay within (-89, 89) degrees")
         for name in ("hflip", "vflip"):
             p = getattr(self, name)
-            if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+            if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
                 raise InvalidArgumentError(f"{name} is a probability in [0, 1], got {p!r}")
             object.__setattr__(self, name, float(p))
         for name in ("perspective", "tps"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 0.5:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not 0.0 <= v < 0.5:
                 raise InvalidArgumentError(f"{name} is a fraction of the size in [0, 0.5), got {v!r}")
-        if isinstance(self.tps_grid, bool) or not isinstance(self.tps_grid, int) or not 2 <= self.tps_grid <= 16:
-            raise InvalidArgumentError(f"tps_grid must be an integer in [2, 16], got {self.tps_grid!r}")
+            object.__setattr__(self, name, float(v))
+        g = self.tps_grid
+        if isinstance(g, (bool, np.bool_)) or not isinstance(g, numbers.Integral) or not 2 <= g <= 16:
+            raise InvalidArgumentError(f"tps_grid must be an integer in [2, 16], got {g!r}")
+        object.__setattr__(self, "tps_grid", int(g))
         if self.elastic is not None:
             try:
                 alpha, sigma = (float(v) for v in self.elastic)

@@ -448,3 +448,17 @@ def test_keep_inside_takes_the_least_zoom_of_an_affine_variant():
             zoomed += 1
             assert not reads_inside(aug._spec(d, in_hw, out_hw, t_factor, zoom * (1 - 1e-7)))
     assert zoomed > 50
+
+
+def test_numpy_scalars_are_numbers_like_any_other():
+    # a DataLoader worker's seed and values read from NumPy arrays were refused ("seed must be an integer") where
+    # Python numbers of the same value were taken
+    assert variant_rng(np.int64(5), "a.png", 1).random() == variant_rng(5, "a.png", 1).random()
+    a = Augmenter(perspective=np.float64(0.1), tps=np.float32(0.25), tps_grid=np.int64(4), hflip=np.float32(0.5))
+    b = Augmenter(perspective=0.1, tps=0.25, tps_grid=4, hflip=0.5)
+    assert a == b and type(a.tps_grid) is int and type(a.perspective) is float
+    for bad in (dict(tps_grid=np.bool_(True)), dict(tps_grid=4.0), dict(perspective=True)):
+        with pytest.raises(InvalidArgumentError):
+            Augmenter(**bad)
+    with pytest.raises(InvalidArgumentError):
+        variant_rng(np.bool_(True), "a.png", 1)
