@@ -540,6 +540,9 @@ def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
 
     if c not in (2, 4):
         return run(img, fill)
+    from .sampling import ImageBatch
+
+    ImageBatch(img)  # what the kernels refuse (bool, int16, complex ...) is refused here too, in the same words
     # colour times alpha in float32 (enough for 8 and 16 bits), in float64 for float64 (and wider) images
     work = img.astype(np.float64 if img.dtype.kind == "f" and img.dtype.itemsize >= 8 else np.float32)
     a_scale = maxv if is_int else 1.0

@@ -181,3 +181,15 @@ def test_premultiplied_fill_gives_the_fill_colour_outside():
     assert np.all(out == np.array([0, 0, 255, 128], np.uint8))
     out16 = apply_spec(img.astype(np.uint16) * 257, spec, backend="numpy")
     assert np.all(out16 == np.array([0, 0, 65535, 128 * 257], np.uint16))
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("dtype", [bool, np.int16, np.int32, np.complex64])
+def test_apply_spec_refuses_what_warp_refuses_with_or_without_alpha(channels, dtype):
+    # the premultiplied path (2 and 4 channels) converted any dtype to float32 and warped it
+    img = np.ones((6, 7, channels), dtype)
+    with pytest.raises(InvalidArgumentError) as warp_said:
+        stntool.warp(img, [[1, 0, 0], [0, 1, 0]])
+    with pytest.raises(InvalidArgumentError) as spec_said:
+        apply_spec(img, WarpSpec(theta=((1, 0, 0), (0, 1, 0))))
+    assert str(spec_said.value) == str(warp_said.value)
