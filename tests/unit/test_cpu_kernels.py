@@ -936,6 +936,19 @@ def test_uint8_bilinear_blocks_of_eight_are_the_integer_formula(rng, monkeypatch
     assert compared > 2000 or not blocks
 
 
+def _f32_bilinear_bits(a, b, c, d, fx, fy):
+    """``_bil_f32_c``'s float32 arithmetic in its order, operation by operation in NumPy float32: the lerps
+    ``t + (u - t) fy`` with ``t = a + (b - a) fx`` (``u`` of ``c d`` likewise), and where that is not finite,
+    ``(a (1 - fx) + b fx) (1 - fy) + (c (1 - fx) + d fx) fy``."""
+    one = np.float32(1.0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        t = a + (b - a) * fx
+        u = c + (d - c) * fx
+        lerps = t + (u - t) * fy
+        weights = (a * (one - fx) + b * fx) * (one - fy) + (c * (one - fx) + d * fx) * fy
+    return np.where(np.abs(lerps) < np.inf, lerps, weights)
+
+
 @pytest.mark.parametrize("allowed,cc", [(True, 3), (True, 4), (False, 3), (False, 4)])
 def test_float32_bilinear_blocks_of_eight_are_the_scalar_arithmetic(rng, monkeypatch, allowed, cc):
     """3- and 4-channel float32 spans in blocks of eight pixels (fractions in vector lanes, four pixels' taps
@@ -972,12 +985,8 @@ def test_float32_bilinear_blocks_of_eight_are_the_scalar_arithmetic(rng, monkeyp
         fx = ((xs & (one - 1)).astype(np.uint32).astype(np.float32) * np.float32(2.0 ** -32))[:, None]
         fy = ((ys & (one - 1)).astype(np.uint32).astype(np.float32) * np.float32(2.0 ** -32))[:, None]
         off = sbase + (ys >> 32) * row + (xs >> 32) * cc
-        with np.errstate(invalid="ignore", over="ignore"):
-            a, b = src[off[:, None] + c], src[off[:, None] + c + cc]
-            t = a + (b - a) * fx
-            a, b = src[off[:, None] + row + c], src[off[:, None] + row + c + cc]
-            u = a + (b - a) * fx
-            want = t + (u - t) * fy
+        want = _f32_bilinear_bits(src[off[:, None] + c], src[off[:, None] + c + cc], src[off[:, None] + row + c],
+                                  src[off[:, None] + row + c + cc], fx, fy)
         assert want.dtype == np.float32
         np.testing.assert_array_equal(dst[2:2 + cc * n].reshape(n, cc).view(np.uint32), want.view(np.uint32))
         compared += n
@@ -1080,12 +1089,8 @@ def test_float32_bilinear_four_element_stores_are_the_scalar_formula(rng):
     _f32_bilinear_pixels(src, offs, row, fxs, fys, put, got)
     c = np.arange(3)
     fx, fy = fxs[:, None], fys[:, None]
-    with np.errstate(invalid="ignore", over="ignore"):
-        a, b = src[offs[:, None] + c], src[offs[:, None] + c + 3]
-        t = a + (b - a) * fx
-        a, b = src[offs[:, None] + row + c], src[offs[:, None] + row + c + 3]
-        u = a + (b - a) * fx
-        want = t + (u - t) * fy
+    want = _f32_bilinear_bits(src[offs[:, None] + c], src[offs[:, None] + c + 3], src[offs[:, None] + row + c],
+                              src[offs[:, None] + row + c + 3], fx, fy)
     assert want.dtype == np.float32 and np.isnan(want).any() and np.isfinite(want).mean() > 0.5
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(put[: 3 * n].reshape(n, 3), want)
