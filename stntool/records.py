@@ -505,9 +505,9 @@ def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
 
     Images with alpha (2 or 4 channels) are warped premultiplied: colour is multiplied by alpha
     before sampling and divided after, so transparent pixels leave no dark fringes; integer results
-    are rounded and clipped. That arithmetic runs in float32, in float64 for float64 images. The fill (``spec.fill``) is converted to the image's channel order and
-    range with :func:`fill_values`, and premultiplied like the pixels. ``spec.out_hw`` None keeps
-    the input size.
+    are rounded and clipped. That arithmetic runs in float32, in float64 for float64 images. The fill
+    (``spec.fill``) is converted to the image's channel order and range with :func:`fill_values`, and
+    premultiplied like the pixels. ``spec.out_hw`` None keeps the input size.
     """
     import numpy as np
 

@@ -91,7 +91,8 @@ def rectify(inputs, model, family, refine, min_confidence, upright_size, mode, p
         t2 = time.perf_counter()
         name = relative_name(item.output, io_options["output"]) if item.output != "-" else None
         fields = spec.replace(in_hw=img.shape[:2], name=name).to_record()
-        fields.update(quarter_turns=info["quarter_turns"], confidence=math.floor(confidence * 1e4) / 1e4,  # down, as the reason's: never 1.0 below 1
+        # the confidence rounded down, as the reason's: never 1.0 beside "0.99 < 1"
+        fields.update(quarter_turns=info["quarter_turns"], confidence=math.floor(confidence * 1e4) / 1e4,
                       text_evidence=round(info["text_evidence"], 4), reason=info["reason"],
                       timings={"estimate": round(t1 - t0, 4), "warp": round(t2 - t1, 4)})
         return Output(out, fields)

@@ -14,6 +14,17 @@ def _loss(img, grid, gout, padding, ac):
     return float((out * gout).sum())
 
 
+def _central_differences(loss, theta):
+    """``d loss / d theta`` by central differences of step :data:`EPS`."""
+    num = np.zeros_like(theta)
+    for idx in np.ndindex(theta.shape):
+        tp, tm = theta.copy(), theta.copy()
+        tp[idx] += EPS
+        tm[idx] -= EPS
+        num[idx] = (loss(tp) - loss(tm)) / (2 * EPS)
+    return num
+
+
 def _grid_away_from_kinks(rng, n, ho, wo, h, w, ac):
     # keep pixel coordinates away from integers and from the clipping limits so the loss is smooth
     x = rng.uniform(-1.3, w + 0.3, (n, ho, wo))
@@ -104,13 +115,7 @@ def test_theta_gradient_matches_finite_differences(rng, ac):
         return float((stntool.warp(img, t, (6, 5), align_corners=ac, backend="numpy") * gout).sum())
 
     gi, gt = stntool.warp_backward(img, theta, gout, (6, 5), align_corners=ac, backend="cpu")
-    num = np.zeros_like(theta)
-    for idx in np.ndindex(theta.shape):
-        tp, tm = theta.copy(), theta.copy()
-        tp[idx] += EPS
-        tm[idx] -= EPS
-        num[idx] = (loss(tp) - loss(tm)) / (2 * EPS)
-    np.testing.assert_allclose(gt, num, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(gt, _central_differences(loss, theta), atol=1e-5, rtol=1e-5)
     assert gi.shape == img.shape
 
 
@@ -125,12 +130,7 @@ def test_one_theta_for_a_batch_gets_the_batch_loss_gradient(rng, backend):
     def loss(t):
         return float((stntool.warp(imgs, t, (6, 5), backend="numpy") * gout).sum())
 
-    num = np.zeros_like(theta)
-    for idx in np.ndindex(theta.shape):
-        tp, tm = theta.copy(), theta.copy()
-        tp[idx] += EPS
-        tm[idx] -= EPS
-        num[idx] = (loss(tp) - loss(tm)) / (2 * EPS)
+    num = _central_differences(loss, theta)
     for t in (theta, theta[None]):  # the gradient has θ's own shape
         gi, gt = stntool.warp_backward(imgs, t, gout, (6, 5), backend=backend)
         assert gt.shape == t.shape and gi.shape == imgs.shape
