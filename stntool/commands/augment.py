@@ -281,7 +281,8 @@ class _LabelIO:
             if os.path.isfile(path):
                 break
         else:
-            raise StnError(f"no mask for this input in {self.masks_dir} (looked for {stem}.png)")
+            raise StnError(f"no mask for this input in {self.masks_dir} (looked for {stem}.png and {stem} with every "
+                           "other image extension)")
         try:
             data = read_file_bytes(path)
             mask, palette = decode_indexed_png(data) if png_palette(data) else (decode_image(data, apply_exif=False),

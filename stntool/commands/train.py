@@ -11,7 +11,7 @@ EXAMPLES = """
 Examples:
   stntool train --synthetic-pages 600 --out text.npz --steps 3000 --seed 1
   stntool train scans/ -r --out mine.npz --family similarity --rotate -15:15 --steps 2000
-  stntool train scans/ -r --out mine.npz --family similarity --resume mine.checkpoint.npz --steps 4000
+  stntool train scans/ -r --out mine.npz --family similarity --resume mine.checkpoint.npz --steps 4000 --overwrite
   stntool rectify photos/ -o straight/ --model mine.npz
 
 \b
