@@ -286,9 +286,9 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     ``earlier_output``: skipped, not warped again. ``side_files`` maps an
     option to a further file the command writes (``{"--manifest": path}``), which may be neither an input,
     nor a planned output, nor one of ``read_files`` (``{option: path}``: the files the command reads besides
-    its images), nor another side file. Raises :class:`InvalidArgumentError` when ``output`` cannot serve these items
-    (several outputs per input cannot go to stdout) or a side file would destroy an input or clash with an
-    image.
+    its images), nor another side file. Raises :class:`InvalidArgumentError` when ``output`` cannot serve
+    these items (several outputs per input cannot go to stdout) or a side file would destroy an input or
+    clash with an image.
     """
     from .io import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS, WRITABLE_EXTENSIONS, display
 

@@ -1096,9 +1096,9 @@ class Rectifier:
             # is settled turned upright (exactly, np.rot90) and its θ turned back
             q = to_3x3(quarter_theta(-k))
             upright = np.ascontiguousarray(np.rot90(img, -k))
+            grey_up = np.ascontiguousarray(np.rot90(grey, -k))
             theta_up, evidence, n_lines = self._settle(upright, np.linalg.solve(q, theta_sq),
-                                                       _Lines(upright, self.backend, grey=np.rot90(grey, -k)),
-                                                       np.ascontiguousarray(np.rot90(grey, -k)))
+                                                       _Lines(upright, self.backend, grey=grey_up), grey_up)
             theta_sq = q @ theta_up
         else:
             theta_sq, evidence, n_lines = self._settle(img, theta_sq, lines, grey)
