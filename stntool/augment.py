@@ -361,7 +361,7 @@ class Augmenter:
         from . import maps
 
         # splines and fields bend between points: every pixel centre of the outline, not points between them
-        edge = _border_pixels(out_hw) if (self.tps > 0 or self.elastic is not None) else _outline(out_hw, 1)
+        edge = _border_pixels(out_hw) if (self.tps > 0 or self.elastic is not None) else _centre_corners(out_hw)
         hi, wi = in_hw
         # TPS kernels read their spline within 0.01 px, elastic ones their field through a lattice likewise
         margin = 0.01 if (self.tps > 0 or self.elastic is not None) else -1e-9
@@ -575,19 +575,6 @@ def _extent_corners(hw):
 
     h, w = hw
     return np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
-
-
-def _outline(hw, per_side: int):
-    """Points on the output's outermost pixel centres: the 4 corners, plus ``per_side`` points along each side."""
-    import numpy as np
-
-    c = _centre_corners(hw)
-    pts = [c]
-    if per_side > 1:
-        t = (np.arange(1, per_side) / per_side)[:, None]
-        for k in range(4):
-            pts.append(c[k] + t * (c[(k + 1) % 4] - c[k]))
-    return np.concatenate(pts)
 
 
 def _border_pixels(hw):

@@ -416,7 +416,7 @@ def test_keep_inside_takes_the_least_zoom_of_an_affine_variant():
     """For affine variants the zoom comes in closed form: every corner pixel centre reads the input inside its
     pixel centres, a slightly smaller zoom puts one outside (when the zoom is above 1), and the record is the
     one the bisection of other variants finds, to its resolution."""
-    from stntool.augment import _outline
+    from stntool.augment import _centre_corners
 
     class Bisecting(Augmenter):
         def _least_zoom(self, *args, **kwargs):
@@ -432,7 +432,7 @@ def test_keep_inside_takes_the_least_zoom_of_an_affine_variant():
         d = aug._draws(rng)
         spec = aug._inside(d, in_hw, out_hw)
         np.testing.assert_allclose(spec.theta, slow._inside(d, in_hw, out_hw).theta, rtol=0, atol=3e-8)
-        edge = _outline(out_hw, 1)
+        edge = _centre_corners(out_hw)
 
         def reads_inside(s):
             p = maps.in_from_out(s, edge, in_hw)
