@@ -110,11 +110,10 @@ def base_map(spec, in_hw, out_hw):
             return q
 
         return theta_map
-    from .grids import make_tps
     from .tps_lattice import _frame_matrices
 
     t = spec.tps
-    tps = make_tps(np.array(t.src, dtype=np.float64), np.array(t.dst, dtype=np.float64), t.regularization)
+    tps = t.spline()
     m_out, m_in = _frame_matrices("pixel" if not t.normalized else "norm", in_hw, out_hw, spec.align_corners)
 
     def tps_map(p):

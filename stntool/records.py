@@ -244,6 +244,16 @@ class TpsPoints:
         return {"src": [list(p) for p in self.src], "dst": [list(p) for p in self.dst],
                 "normalized": self.normalized, "regularization": self.regularization}
 
+    def spline(self):
+        """The :func:`stntool.grids.make_tps` spline of the points, in their own frame (the same whatever the
+        image); :class:`~stntool.errors.DegenerateError` for points that determine none."""
+        import numpy as np
+
+        from .grids import make_tps
+
+        return make_tps(np.array(self.src, dtype=np.float64), np.array(self.dst, dtype=np.float64),
+                        self.regularization)
+
     @classmethod
     def load(cls, path) -> "TpsPoints":
         """Points from a JSON file (the ``--tps`` format); :class:`InvalidArgumentError` when unreadable or bad."""

@@ -85,10 +85,7 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
                                    "mode, padding, fill, align_corners and size)")
     check_io_options(fill, padding, **{k: io_options[k] for k in ("overwrite", "skip_existing", "null", "files_from",
                                                                    "manifest", "manifest_append")})
-    import numpy as np
-
     from ..batch import STDIN, Output, attach_payloads, relative_name
-    from ..grids import make_tps
     from ..records import TpsPoints, WarpSpec, apply_spec, read_warp_records
     from ..transforms import theta_from_cv2
 
@@ -106,10 +103,7 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
     if tps_file is not None:
         with usage_errors("--tps"):
             points = TpsPoints.load(tps_file)
-            # the spline is solved from the points as given, whatever the image: duplicate or collinear points
-            # are refused once, here, instead of once per input
-            make_tps(np.array(points.src, dtype=np.float64), np.array(points.dst, dtype=np.float64),
-                     points.regularization)
+            points.spline()  # the same whatever the image: points that determine none are refused once, here
             template = template.replace(tps=points)
     table = None
     if params_file == "-" and "-" in inputs:
