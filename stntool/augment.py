@@ -312,6 +312,13 @@ class Augmenter:
         return ((v00 * over(sxo, sxi) + 0.0, v01 * over(syo, sxi) + 0.0, over(v00 * px + v01 * py - oxi, sxi)),
                 (v10 * over(sxo, syi) + 0.0, v11 * over(syo, syi) + 0.0, over(v10 * px + v11 * py - oyi, syi)))
 
+    def _tps_lattice(self, d, out_hw):
+        """``(dst, moved)``: a TPS variant's lattice of output pixels and where its jitters move them. The record's
+        spline sends ``moved`` to ``in_from_out(dst)``."""
+        dst = _lattice(out_hw, self.tps_grid)
+        ho, wo = out_hw
+        return dst, dst + d["tps"] * [wo, ho]
+
     def _spec(self, d, in_hw, out_hw, t_factor=1.0, zoom=1.0):
         opts = dict(mode=self.mode, padding=self.padding, fill=self.fill, align_corners=self.align_corners,
                     out_hw=out_hw)
@@ -323,10 +330,8 @@ class Augmenter:
         from . import transforms as tf
 
         if d["tps"] is not None:
-            dst = _lattice(out_hw, self.tps_grid)
+            dst, moved = self._tps_lattice(d, out_hw)
             src = tf.apply_matrix(np.array(self._in_from_out(d, in_hw, out_hw, t_factor, zoom)), dst)
-            ho, wo = out_hw
-            moved = dst + d["tps"] * [wo, ho]
             return WarpSpec(tps=TpsPoints(src.tolist(), moved.tolist()), elastic=elastic, **opts)
         # θ = in_norm_from_out_norm = N_in · in_from_out · P_out, scaled to θ[2][2] = 1
         ac = bool(self.align_corners)
@@ -352,29 +357,42 @@ class Augmenter:
         within the input's pixel centres (so bilinear sampling never reads padding); when no zoom up to 16x
         does, the translation is pulled back (halved, quartered, then dropped). Else the draws as they are.
 
-        The check reads the output's border: its corners for affine and projective draws (their maps are
-        straight), every border pixel for splines and fields. A spline that folds near an edge can read outside
-        the input a few pixels inside the border (a strong ``tps``: about one draw in ten at 0.08 on an 8x8
-        lattice); checking those pixels too would cost more than the warp."""
+        The check reads the output's corners for affine and projective draws (their maps are straight) and every
+        border pixel for splines and fields. A spline's record sends its moved lattice to the lattice's sources
+        under the rest of the map, and a spline is linear in the values it interpolates, so the points it reads
+        are one matrix (:meth:`~stntool.tps.ThinPlateSpline.basis`) times those sources: the matrix is made once
+        and each zoom tried costs a product. Within the output the spline can read beyond what its border reads
+        only where it folds (the image of a region's inside lies within the image of its outline wherever the
+        map is one to one): the pixels of folds (:func:`_fold_pixels`) are checked too, unless a field is added
+        (then the border alone)."""
         import numpy as np
 
         from . import maps
+        from . import transforms as tf
 
         # splines and fields bend between points: every pixel centre of the outline, not points between them
         edge = _border_pixels(out_hw) if (self.tps > 0 or self.elastic is not None) else _centre_corners(out_hw)
         hi, wi = in_hw
         # TPS kernels read their spline within 0.01 px, elastic ones their field through a lattice likewise
         margin = 0.01 if (self.tps > 0 or self.elastic is not None) else -1e-9
-        disp = None
+        disp = basis = None
         if self.elastic is not None:  # the field does not depend on the zoom: evaluate it once
             base = WarpSpec(theta=((1, 0, 0), (0, 1, 0)), elastic=self._spec(d, in_hw, out_hw).elastic,
                             out_hw=out_hw, align_corners=self.align_corners)
             disp = maps.in_from_out(base, edge, out_hw) - edge
+        if d["tps"] is not None:
+            from .tps import ThinPlateSpline
+
+            dst, moved = self._tps_lattice(d, out_hw)
+            unfold = ThinPlateSpline(moved, dst)  # the record's spline is the rest of the map after this one
+            points = edge if disp is not None else np.concatenate([edge, _fold_pixels(unfold, out_hw)])
+            basis = unfold.basis(points)
 
         def inside(t_factor, zoom):
-            spec = self._spec(d, in_hw, out_hw, t_factor, zoom)
-            plain = spec.replace(elastic=None)
-            p = maps.in_from_out(plain, edge, in_hw)
+            if basis is not None:
+                p = basis @ tf.apply_matrix(np.array(self._in_from_out(d, in_hw, out_hw, t_factor, zoom)), dst)
+            else:
+                p = maps.in_from_out(self._spec(d, in_hw, out_hw, t_factor, zoom).replace(elastic=None), edge, in_hw)
             if disp is not None:
                 p = p + disp
             return bool(np.all(np.isfinite(p)) and np.all(p >= margin) and np.all(p[:, 0] <= wi - 1 - margin)
@@ -588,6 +606,44 @@ def _border_pixels(hw):
     xs, ys = np.arange(w, dtype=np.float64), np.arange(1, h - 1, dtype=np.float64)
     return np.concatenate([np.stack([xs, np.zeros(w)], -1), np.stack([xs, np.full(w, h - 1.0)], -1),
                            np.stack([np.zeros(h - 2), ys], -1), np.stack([np.full(h - 2, w - 1.0), ys], -1)])
+
+
+def _fold_pixels(spline, hw):
+    """The output pixels, ``(M, 2)`` ``(x, y)``, where ``spline`` may fold (turn the output over) and read beyond
+    what its border reads: those of the cells of a lattice (about four per spline cell, at most 64 a side) whose
+    corners it turns over, and of their neighbours; of them, the ones whose points are corners of the points'
+    convex hull (the rest can read no farther in any direction). None: an empty array."""
+    import cv2
+    import numpy as np
+
+    h, w = hw
+    n = min(65, max(9, 4 * (int(round(math.sqrt(len(spline.centres)))) - 1) + 1))
+    ny, nx = min(n, h), min(n, w)
+    ys, xs = np.linspace(0.0, h - 1.0, ny), np.linspace(0.0, w - 1.0, nx)
+    if ny < 2 or nx < 2:
+        return np.zeros((0, 2))
+    gy, gx = np.meshgrid(ys, xs, indexing="ij")
+    g = spline(np.stack([gx, gy], -1))
+    a, b, c, e = g[:-1, :-1], g[:-1, 1:], g[1:, :-1], g[1:, 1:]
+
+    def turn(o, p, q):  # the cross product (p - o) x (q - o): positive where the cell keeps its orientation
+        return (p[..., 0] - o[..., 0]) * (q[..., 1] - o[..., 1]) - (p[..., 1] - o[..., 1]) * (q[..., 0] - o[..., 0])
+
+    over = (turn(a, b, c) <= 0) | (turn(e, c, b) <= 0)
+    if not over.any():
+        return np.zeros((0, 2))
+    grown = over.copy()  # and the neighbouring cells: a fold's edge can pass just outside the cells it turns over
+    grown[1:] |= over[:-1]
+    grown[:-1] |= over[1:]
+    grown[:, 1:] |= grown[:, :-1].copy()
+    grown[:, :-1] |= grown[:, 1:].copy()
+    mask = np.zeros((h, w), bool)
+    for i, j in zip(*np.nonzero(grown)):
+        mask[int(ys[i]):int(math.ceil(ys[i + 1])) + 1, int(xs[j]):int(math.ceil(xs[j + 1])) + 1] = True
+    py, px = np.nonzero(mask)
+    pixels = np.stack([px, py], -1).astype(np.float64)
+    hull = cv2.convexHull(spline(pixels).astype(np.float32).reshape(-1, 1, 2), returnPoints=False)
+    return pixels[hull.ravel()]
 
 
 def _lattice(hw, k: int):

@@ -128,6 +128,36 @@ def test_keep_inside_shows_no_padding(kw):
     assert leaks >= 6  # the same draws without keep_inside do show padding
 
 
+def _least_room(spec, in_hw, out_hw):
+    """How far inside the input's pixel centres the nearest read of any output pixel centre lies (negative:
+    outside), with the record's spline evaluated exactly at every pixel."""
+    ys, xs = np.meshgrid(np.arange(out_hw[0], dtype=float), np.arange(out_hw[1], dtype=float), indexing="ij")
+    p = maps.in_from_out(spec, np.stack([xs.ravel(), ys.ravel()], -1), in_hw)
+    return float(min(p.min(), in_hw[1] - 1 - p[:, 0].max(), in_hw[0] - 1 - p[:, 1].max()))
+
+
+@pytest.mark.parametrize("kw", [dict(tps=0.15, tps_grid=6), dict(tps=0.12, tps_grid=8),
+                                dict(tps=0.15, tps_grid=6, perspective=0.08, rotate=(-10, 10))])
+def test_keep_inside_checks_the_folds_of_a_strong_spline(kw):
+    """A spline that folds reads farther than its border does from pixels inside the output: every pixel keeps
+    clear of the input's edge by the margin, and the zoom is the least that does (some pixel at the margin);
+    checked on the border alone, some of the same draws read outside (up to tens of pixels)."""
+    from unittest import mock
+
+    from stntool import augment
+
+    aug = Augmenter(keep_inside=True, **kw)
+    in_hw, out_hw = (60, 80), (50, 70)
+    leaks = tight = 0
+    for i in range(20):
+        room = _least_room(aug.sample(variant_rng(3, "f", i), in_hw, out_hw), in_hw, out_hw)
+        assert room >= 0.01 - 1e-6
+        tight += room < 0.01 + 1e-6
+        with mock.patch.object(augment, "_fold_pixels", lambda spline, hw: np.zeros((0, 2))):
+            leaks += _least_room(aug.sample(variant_rng(3, "f", i), in_hw, out_hw), in_hw, out_hw) < 0
+    assert leaks >= 1 and tight >= 15
+
+
 def test_tps_record_reproduces_the_affine_part_and_moves_its_lattice():
     aug = Augmenter(rotate=(-10, 10), tps=0.04, tps_grid=3)
     spec = aug.sample(variant_rng(1, "t", 0), (40, 60))
