@@ -363,8 +363,9 @@ class Augmenter:
         are one matrix (:meth:`~stntool.tps.ThinPlateSpline.basis`) times those sources: the matrix is made once
         and each zoom tried costs a product. Within the output the spline can read beyond what its border reads
         only where it folds (the image of a region's inside lies within the image of its outline wherever the
-        map is one to one): the pixels of folds (:func:`_fold_pixels`) are checked too, unless a field is added
-        (then the border alone)."""
+        map is one to one): the pixels of folds (:func:`_fold_pixels`) are checked too. A field can fold anywhere:
+        the zoom its border allows is checked by warping a white image (:func:`_shows_no_padding`), and raised
+        until no padding shows where that is not enough."""
         import numpy as np
 
         from . import maps
@@ -389,14 +390,29 @@ class Augmenter:
             basis = unfold.basis(points)
 
         def inside(t_factor, zoom):
-            if basis is not None:
-                p = basis @ tf.apply_matrix(np.array(self._in_from_out(d, in_hw, out_hw, t_factor, zoom)), dst)
-            else:
-                p = maps.in_from_out(self._spec(d, in_hw, out_hw, t_factor, zoom).replace(elastic=None), edge, in_hw)
+            if basis is None and disp is None:  # four corners: as the record reads them
+                p = maps.in_from_out(self._spec(d, in_hw, out_hw, t_factor, zoom), edge, in_hw)
+            else:  # the record's map in pixels (a field's check is settled by a warp below)
+                m = np.array(self._in_from_out(d, in_hw, out_hw, t_factor, zoom))
+                p = tf.apply_matrix(m, edge) if basis is None else basis @ tf.apply_matrix(m, dst)
             if disp is not None:
                 p = p + disp
             return bool(np.all(np.isfinite(p)) and np.all(p >= margin) and np.all(p[:, 0] <= wi - 1 - margin)
                         and np.all(p[:, 1] <= hi - 1 - margin))
+
+        def clear(t_factor, zoom):  # a field can fold: its record warps a white image with no padding showing
+            return disp is None or _shows_no_padding(self._spec(d, in_hw, out_hw, t_factor, zoom), in_hw)
+
+        def settle(t_factor, zoom):  # the least zoom from ``zoom`` up that the whole output reads clear at
+            if clear(t_factor, zoom):
+                return self._spec(d, in_hw, out_hw, t_factor, zoom)
+            if not clear(t_factor, 16.0):
+                return None
+            lo, hi_z = zoom, 16.0
+            for _ in range(30):
+                mid = 0.5 * (lo + hi_z)
+                lo, hi_z = (lo, mid) if clear(t_factor, mid) else (mid, hi_z)
+            return self._spec(d, in_hw, out_hw, t_factor, hi_z)
 
         affine = self.tps <= 0 and self.elastic is None and self.perspective <= 0
         for t_factor in (1.0, 0.5, 0.25, 0.0):
@@ -407,14 +423,17 @@ class Augmenter:
                 if inside(t_factor, zoom):
                     return self._spec(d, in_hw, out_hw, t_factor, zoom)
             if inside(t_factor, 1.0):
-                return self._spec(d, in_hw, out_hw, t_factor)
-            if not inside(t_factor, 16.0):
+                spec = settle(t_factor, 1.0)
+            elif not inside(t_factor, 16.0):
                 continue
-            lo, hi_z = 1.0, 16.0
-            for _ in range(30):
-                mid = 0.5 * (lo + hi_z)
-                lo, hi_z = (lo, mid) if inside(t_factor, mid) else (mid, hi_z)
-            return self._spec(d, in_hw, out_hw, t_factor, hi_z)
+            else:
+                lo, hi_z = 1.0, 16.0
+                for _ in range(30):
+                    mid = 0.5 * (lo + hi_z)
+                    lo, hi_z = (lo, mid) if inside(t_factor, mid) else (mid, hi_z)
+                spec = settle(t_factor, hi_z)
+            if spec is not None:
+                return spec
         return self._spec(d, in_hw, out_hw)
 
     def _least_zoom(self, d, in_hw, out_hw, t_factor, margin, most=16.0):
@@ -606,6 +625,17 @@ def _border_pixels(hw):
     xs, ys = np.arange(w, dtype=np.float64), np.arange(1, h - 1, dtype=np.float64)
     return np.concatenate([np.stack([xs, np.zeros(w)], -1), np.stack([xs, np.full(w, h - 1.0)], -1),
                            np.stack([np.zeros(h - 2), ys], -1), np.stack([np.full(h - 2, w - 1.0), ys], -1)])
+
+
+def _shows_no_padding(spec, in_hw) -> bool:
+    """Whether ``spec`` warps a white uint8 image of ``in_hw`` (bilinear, zeros padding) to white everywhere: no
+    output pixel reads padding (by more than a 500th of a pixel, where it would round away)."""
+    import numpy as np
+
+    from .records import apply_spec
+
+    plain = spec.replace(mode="bilinear", padding="zeros", fill=None)
+    return bool((apply_spec(np.full(tuple(in_hw), 255, np.uint8), plain) == 255).all())
 
 
 def _fold_pixels(spline, hw):
