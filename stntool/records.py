@@ -129,12 +129,20 @@ def fill_values(fill, channels: int, maxv: float):
 
     ``fill`` is what :func:`parse_fill` returns. A colour (RGB(A), 0-255) is converted to the image's
     layout (gray: luma; gray+alpha; BGR; BGRA) and range (``maxv / 255``; ``maxv = 0`` for float
-    images means the range 0-1). Numbers are returned as given. ``None`` gives ``None``.
+    images means the range 0-1). Numbers are returned as given; for an integer image they must lie in its
+    range (:class:`InvalidArgumentError` otherwise: ``--fill 990000`` meant as a colour would come out white).
+    ``None`` gives ``None``.
     """
     if fill is None:
         return None
     if not isinstance(fill, str):
-        return list(fill)
+        vals = list(fill)
+        for v in vals:
+            if maxv and not 0.0 <= v <= maxv:
+                hint = f"; a colour is written '#{int(v)}'" if v == int(v) and len(str(int(v))) in (6, 8) else ""
+                raise InvalidArgumentError(f"fill {v:g} lies outside the range of the image's samples "
+                                           f"(0-{maxv:g}){hint}")
+        return vals
     h = fill.lstrip("#")
     vals = [int(h[i:i + 2], 16) for i in range(0, len(h), 2)]
     scale = (maxv / 255.0) if maxv else (1.0 / 255.0)

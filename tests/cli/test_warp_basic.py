@@ -143,6 +143,21 @@ def test_alpha_fill_and_palette(tmp_path, run):
     assert tuple(out[0, -1]) == (0, 0, 255, 128)
 
 
+def test_fill_beyond_the_images_range_fails_that_image_alone(tmp_path, run):
+    (tmp_path / "in").mkdir()
+    write(tmp_path / "in" / "a.png", encode(np.zeros((8, 8, 3), np.uint8), ".png"))
+    write(tmp_path / "in" / "b.png", encode(np.zeros((8, 8), np.uint16), ".png"))
+    r = run("--theta", "1,0,1,0,1,0", "--padding", "constant", "--fill", "990000", str(tmp_path / "in"),
+            "-o", str(tmp_path / "out"), "-q")
+    assert r.exit_code == 1
+    assert r.stderr.count("\n") == 2 and "a.png: fill 990000 lies outside" in r.stderr and "'#990000'" in r.stderr
+    r = run("--theta", "1,0,1,0,1,0", "--padding", "constant", "--fill", "60000", str(tmp_path / "in"),
+            "-o", str(tmp_path / "out2"), "-q")
+    assert r.exit_code == 1 and "a.png: fill 60000 lies outside the range of the image's samples (0-255)" in r.stderr
+    assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["b.png"]
+    assert read(tmp_path / "out2" / "b.png")[0, -1] == 60000
+
+
 def test_exif_orientation(tmp_path, run):
     img = np.zeros((8, 16, 3), np.uint8)
     img[:, :8] = 255

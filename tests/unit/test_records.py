@@ -117,6 +117,16 @@ def test_fill_values_layouts_and_ranges():
     assert fill_values("#ffffff", 1, 0.0) == pytest.approx([1.0])  # float images: 0-1
     assert fill_values("#000000", 2, 255.0) == [0.0, 255.0]
     assert fill_values((1.0, 2.0), 2, 255.0) == [1.0, 2.0] and fill_values(None, 3, 255.0) is None
+    assert fill_values((990000.0, -3.0), 2, 0.0) == [990000.0, -3.0]  # float images: any value
+
+
+@pytest.mark.parametrize("fill, maxv, hint", [((990000.0,), 255.0, True), ((300.0,), 255.0, False),
+                                              ((1.0, -1.0, 2.0), 255.0, False), ((70000.0,), 65535.0, False)])
+def test_fill_numbers_outside_an_integer_range_are_refused(fill, maxv, hint):
+    # they saturated: --fill 990000, meant as the colour #990000, came out white
+    with pytest.raises(InvalidArgumentError, match=f"outside the range of the image's samples \\(0-{maxv:g}\\)") as e:
+        fill_values(fill, len(fill), maxv)
+    assert ("'#990000'" in str(e.value)) is hint
 
 
 def test_apply_spec_matches_warp_and_warp_tps():
