@@ -604,6 +604,8 @@ def _records_for(item, process, opts):
                                   resuming=opts["skip_existing"])
                 writing = None
             rec = {**head, "output": path, "status": "ok", **extra, **res.fields}
+            if opts["quality"] is not None:  # what the file was encoded at: a replay encodes it so again
+                rec["quality"] = opts["quality"]
             if extra.get("warning") and res.fields.get("warning"):  # the decoder's and the command's, both said
                 rec["warning"] = f"{extra['warning']}; {res.fields['warning']}"
             records.append(rec)

@@ -587,14 +587,15 @@ def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
     return out.astype(img.dtype)
 
 
-def read_warp_records(path) -> dict:
+def read_warp_records(path, qualities: set | None = None) -> dict:
     """``{input: [WarpSpec, ...]}`` from a JSONL manifest or parameter file (``-`` = stdin), in file order.
 
     Each line needs ``"input"``; a manifest's error lines (``"status": "error"``: no output was made, whatever
     record they carry) and lines with neither ``theta`` nor ``tps`` are skipped. Of the records of an input,
     the last one of each ``name`` (its own output file; a resumed run's manifest names one twice) and the
     last one without a name are kept, each with its ``in_size`` (``in_hw``), which the replay compares with
-    the image it reads.
+    the image it reads. ``qualities``, when given, collects the ``--quality`` each line's output was encoded
+    at (``"quality"``; None where the line names none; not from lines of outputs a run skipped).
     Raises :class:`InvalidArgumentError` naming the bad line, or when the file cannot be read.
     """
     from .io import read_jsonl
@@ -616,4 +617,9 @@ def read_warp_records(path) -> dict:
         specs = table.setdefault(rec["input"], [])
         specs[:] = [s for s in specs if s.name != spec.name]  # a later record of the same output wins
         specs.append(spec)
+        if qualities is not None and rec.get("status") != "skipped":  # a skipped output was encoded before
+            q = rec.get("quality")
+            if q is not None and not (_is_int(q) and 0 <= q <= 100):
+                raise InvalidArgumentError(f'line {no}: "quality" must be an integer 0-100, got {q!r}')
+            qualities.add(None if q is None else int(q))
     return table

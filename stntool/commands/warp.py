@@ -109,8 +109,16 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
     if params_file == "-" and "-" in inputs:
         raise click.UsageError("stdin cannot carry both --params - and image bytes (-)")
     if params_file is not None:
+        qualities = set()
         with usage_errors("--params"):
-            table = read_warp_records(params_file)
+            table = read_warp_records(params_file, qualities)
+        if io_options["quality"] is None:  # the files are encoded again as the records say they were
+            if len(qualities) > 1:
+                raise click.UsageError("the --params records were encoded at several qualities ("
+                                       + ", ".join("the default" if q is None else str(q)
+                                                   for q in sorted(qualities, key=lambda q: -1 if q is None else q))
+                                       + "); give --quality")
+            io_options["quality"] = next(iter(qualities), None)
 
     def prepare(items):
         if table is not None:

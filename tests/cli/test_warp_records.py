@@ -66,6 +66,35 @@ def test_hex_fill_replays_bit_for_bit(tmp_path, run):
     assert out[-1, -1].tolist() == [0, 128 * 257, 255 * 257]  # the colour outside, BGR, 16-bit scale
 
 
+def test_a_replay_encodes_at_the_quality_the_records_were_written_at(tmp_path, run):
+    # a JPEG written at --quality 80 came back at the default 95 (other bytes) unless --quality 80 was given again
+    d = tmp_path / "in"
+    d.mkdir()
+    write(d / "a.jpg", encode(small_rgb(), ".jpg"))
+    write(d / "b.png", encode(small_rgb(seed=1), ".png"))
+    man = tmp_path / "m.jsonl"
+    r = run("--theta", SHIFT, str(d), "-o", str(tmp_path / "a"), "--quality", "80", "--manifest", str(man), "-q")
+    assert r.exit_code == 0, r.stderr
+    assert [json.loads(line)["quality"] for line in man.read_text().splitlines()] == [80, 80]
+    r = run("--params", str(man), "-o", str(tmp_path / "b"), "-q")
+    assert r.exit_code == 0, r.stderr
+    for name in ("a.jpg", "b.png"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    r = run("--params", str(man), "-o", str(tmp_path / "c"), "--quality", "95", "-q")  # given: it wins
+    assert r.exit_code == 0 and (tmp_path / "c" / "a.jpg").read_bytes() != (tmp_path / "a" / "a.jpg").read_bytes()
+    mixed = tmp_path / "mixed.jsonl"
+    lines = man.read_text().splitlines()
+    mixed.write_text(lines[0] + "\n" + json.dumps({k: v for k, v in json.loads(lines[1]).items() if k != "quality"})
+                     + "\n")
+    r = run("--params", str(mixed), "-o", str(tmp_path / "d"), "-q")
+    assert r.exit_code == 2 and "encoded at several qualities (the default, 80); give --quality" in r.stderr
+    assert run("--params", str(mixed), "-o", str(tmp_path / "d"), "--quality", "80", "-q").exit_code == 0
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(dict(json.loads(lines[0]), quality="high")) + "\n")
+    r = run("--params", str(bad), "-o", str(tmp_path / "e"), "-q")
+    assert r.exit_code == 2 and 'line 1: "quality" must be an integer 0-100' in r.stderr
+
+
 def test_params_records_with_names_give_several_outputs(tmp_path, run):
     img = small_rgb()
     src = write(tmp_path / "a.png", encode(img, ".png"))
