@@ -365,7 +365,9 @@ class Augmenter:
         only where it folds (the image of a region's inside lies within the image of its outline wherever the
         map is one to one): the pixels of folds (:func:`_fold_pixels`) are checked too. A field can fold anywhere:
         the zoom its border allows is checked by warping a white image (:func:`_shows_no_padding`), and raised
-        until no padding shows where that is not enough."""
+        until no padding shows where that is not enough. A field's reads need not clear steadily as the zoom
+        grows (one can show padding at 1, 12 and 16 and none from 2.5 to 9), so its searches try zooms 1.25x
+        apart for the first that clears, then bisect below it."""
         import numpy as np
 
         from . import maps
@@ -406,9 +408,13 @@ class Augmenter:
         def settle(t_factor, zoom):  # the least zoom from ``zoom`` up that the whole output reads clear at
             if clear(t_factor, zoom):
                 return self._spec(d, in_hw, out_hw, t_factor, zoom)
-            if not clear(t_factor, 16.0):
+            lo = hi_z = zoom  # a field's reads need not clear steadily as the zoom grows: try zooms 1.25x apart
+            while hi_z < 16.0:
+                lo, hi_z = hi_z, min(16.0, 1.25 * hi_z)
+                if clear(t_factor, hi_z):
+                    break
+            else:
                 return None
-            lo, hi_z = zoom, 16.0
             for _ in range(30):
                 mid = 0.5 * (lo + hi_z)
                 lo, hi_z = (lo, mid) if clear(t_factor, mid) else (mid, hi_z)
@@ -423,15 +429,20 @@ class Augmenter:
                 if inside(t_factor, zoom):
                     return self._spec(d, in_hw, out_hw, t_factor, zoom)
             if inside(t_factor, 1.0):
-                spec = settle(t_factor, 1.0)
-            elif not inside(t_factor, 16.0):
-                continue
+                zoom = 1.0
             else:
                 lo, hi_z = 1.0, 16.0
+                if disp is not None:  # a field's border need not clear steadily as the zoom grows: try zooms
+                    hi_z = 1.25       # 1.25x apart for the first that clears
+                    while hi_z < 16.0 and not inside(t_factor, hi_z):
+                        lo, hi_z = hi_z, min(16.0, 1.25 * hi_z)
+                if not inside(t_factor, hi_z):
+                    continue
                 for _ in range(30):
                     mid = 0.5 * (lo + hi_z)
                     lo, hi_z = (lo, mid) if inside(t_factor, mid) else (mid, hi_z)
-                spec = settle(t_factor, hi_z)
+                zoom = hi_z
+            spec = settle(t_factor, zoom)
             if spec is not None:
                 return spec
         return self._spec(d, in_hw, out_hw)
@@ -628,21 +639,27 @@ def _border_pixels(hw):
 
 
 def _shows_no_padding(spec, in_hw) -> bool:
-    """Whether ``spec`` warps a white uint8 image of ``in_hw`` (bilinear, zeros padding) to white everywhere: no
-    output pixel reads padding (by more than a 500th of a pixel, where it would round away)."""
+    """Whether ``spec`` warps a white float32 image of ``in_hw`` (bilinear, zeros padding) to exactly white: no
+    output pixel gives padding any weight (float32 bilinear interpolates as ``a + (b - a) t``, exactly 1 between
+    white pixels)."""
     import numpy as np
 
     from .records import apply_spec
 
     plain = spec.replace(mode="bilinear", padding="zeros", fill=None)
-    return bool((apply_spec(np.full(tuple(in_hw), 255, np.uint8), plain) == 255).all())
+    return bool((apply_spec(np.ones(tuple(in_hw), np.float32), plain) == 1.0).all())
+
+
+#: Pixels whose points a fold check evaluates at a time (each costs a row of radial terms per control point).
+_FOLD_CHUNK = 4096
 
 
 def _fold_pixels(spline, hw):
     """The output pixels, ``(M, 2)`` ``(x, y)``, where ``spline`` may fold (turn the output over) and read beyond
     what its border reads: those of the cells of a lattice (about four per spline cell, at most 64 a side) whose
-    corners it turns over, and of their neighbours; of them, the ones whose points are corners of the points'
-    convex hull (the rest can read no farther in any direction). None: an empty array."""
+    corners it turns over or squeezes to a tenth of their area, and of their neighbours, and of the two rings
+    just inside the border (a fold can be narrower than a cell there); of them, the ones whose points are corners
+    of the points' convex hull (the rest can read no farther in any direction). None: an empty array."""
     import cv2
     import numpy as np
 
@@ -659,21 +676,31 @@ def _fold_pixels(spline, hw):
     def turn(o, p, q):  # the cross product (p - o) x (q - o): positive where the cell keeps its orientation
         return (p[..., 0] - o[..., 0]) * (q[..., 1] - o[..., 1]) - (p[..., 1] - o[..., 1]) * (q[..., 0] - o[..., 0])
 
-    over = (turn(a, b, c) <= 0) | (turn(e, c, b) <= 0)
-    if not over.any():
+    squeezed = 0.1 * (ys[1] - ys[0]) * (xs[1] - xs[0])
+    over = (turn(a, b, c) <= squeezed) | (turn(e, c, b) <= squeezed)
+    rings = [_border_pixels((h - 2 * k, w - 2 * k)) + k for k in (1, 2) if 2 * k < min(h, w)]
+    pixels = np.concatenate([np.zeros((0, 2))] + rings)
+    if over.any():
+        grown = over.copy()  # and the neighbouring cells: a fold's edge can pass just outside the cells it turns
+        grown[1:] |= over[:-1]
+        grown[:-1] |= over[1:]
+        grown[:, 1:] |= grown[:, :-1].copy()
+        grown[:, :-1] |= grown[:, 1:].copy()
+        mask = np.zeros((h, w), bool)
+        for i, j in zip(*np.nonzero(grown)):
+            mask[int(ys[i]):int(math.ceil(ys[i + 1])) + 1, int(xs[j]):int(math.ceil(xs[j + 1])) + 1] = True
+        py, px = np.nonzero(mask)
+        pixels = np.concatenate([pixels, np.stack([px, py], -1).astype(np.float64)])
+    corners = []  # each chunk's hull corners, then the hull of those
+    for k in range(0, len(pixels), _FOLD_CHUNK):
+        part = pixels[k:k + _FOLD_CHUNK]
+        hull = cv2.convexHull(spline(part).astype(np.float32).reshape(-1, 1, 2), returnPoints=False)
+        corners.append(part[hull.ravel()])
+    if not corners:
         return np.zeros((0, 2))
-    grown = over.copy()  # and the neighbouring cells: a fold's edge can pass just outside the cells it turns over
-    grown[1:] |= over[:-1]
-    grown[:-1] |= over[1:]
-    grown[:, 1:] |= grown[:, :-1].copy()
-    grown[:, :-1] |= grown[:, 1:].copy()
-    mask = np.zeros((h, w), bool)
-    for i, j in zip(*np.nonzero(grown)):
-        mask[int(ys[i]):int(math.ceil(ys[i + 1])) + 1, int(xs[j]):int(math.ceil(xs[j + 1])) + 1] = True
-    py, px = np.nonzero(mask)
-    pixels = np.stack([px, py], -1).astype(np.float64)
-    hull = cv2.convexHull(spline(pixels).astype(np.float32).reshape(-1, 1, 2), returnPoints=False)
-    return pixels[hull.ravel()]
+    corners = np.concatenate(corners)
+    hull = cv2.convexHull(spline(corners).astype(np.float32).reshape(-1, 1, 2), returnPoints=False)
+    return corners[hull.ravel()]
 
 
 def _lattice(hw, k: int):

@@ -158,6 +158,16 @@ def test_keep_inside_checks_the_folds_of_a_strong_spline(kw):
     assert leaks >= 1 and tight >= 15
 
 
+@pytest.mark.parametrize("kw, key, in_hw, out_hw", [
+    (dict(tps=0.15, tps_grid=6), ("tps15g6", 34), (60, 80), (50, 70)),
+    (dict(tps=0.15, tps_grid=5, align_corners=True, translate=0.2), ("tpsac", 23), (30, 45), (20, 60))])
+def test_keep_inside_checks_folds_narrower_than_its_lattice_at_the_edge(kw, key, in_hw, out_hw):
+    # a strip a pixel or two wide, just inside the border, turned over between the nodes of the fold lattice:
+    # its pixels read 0.05-0.06 px outside the input
+    spec = Augmenter(keep_inside=True, **kw).sample(variant_rng(11, *key), in_hw, out_hw)
+    assert _least_room(spec, in_hw, out_hw) >= 0.01 - 1e-6
+
+
 def test_tps_record_reproduces_the_affine_part_and_moves_its_lattice():
     aug = Augmenter(rotate=(-10, 10), tps=0.04, tps_grid=3)
     spec = aug.sample(variant_rng(1, "t", 0), (40, 60))
@@ -496,12 +506,18 @@ def test_numpy_scalars_are_numbers_like_any_other():
 
 def test_keep_inside_settles_a_folding_field_by_a_warp():
     # a strong field reads farther from pixels inside the output than from its border: checked on the border
-    # alone, 5 of these 30 draws showed padding (up to 37 pixels)
-    img = np.full((96, 128), 200, np.uint8)
+    # alone, 5 of these 30 draws showed padding (up to 37 pixels); settled by a white uint8 warp, they read
+    # 0.002 px outside (0.998 in a float image, 65407 in a uint16 one)
+    img = np.ones((96, 128), np.float32)
     aug = Augmenter(keep_inside=True, elastic=(200.0, 4.0))
     for seed in range(30):
         spec = aug.sample(np.random.default_rng(seed), img.shape)
-        assert (apply_spec(img, spec) == 200).all(), seed
+        assert (apply_spec(img, spec) == 1.0).all(), seed
+        assert (apply_spec(np.full(img.shape, 65535, np.uint16), spec) == 65535).all(), seed
+    # a field's reads need not clear steadily as the zoom grows: this one shows padding at zooms 1, 12 and 16,
+    # none from 2.5 to 9 (it was kept as drawn, 27 px outside)
+    spec = aug.sample(variant_rng(11, "el200", 13), (64, 96))
+    assert (apply_spec(np.ones((64, 96), np.float32), spec) == 1.0).all()
 
 
 def test_keep_inside_with_an_elastic_field_shows_no_padding():
