@@ -55,11 +55,9 @@ def _size(ctx, param, value):
     m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
     if not m:
         raise click.BadParameter(f"expected WIDTHxHEIGHT such as 640x480, got {value!r}")
-    from .records import MAX_SIDE
-
     w, h = int(m.group(1)), int(m.group(2))
-    if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE):
-        raise click.BadParameter(f"width and height must be between 1 and {MAX_SIDE}, got {w}x{h}")
+    if not (1 <= w <= 1 << 16 and 1 <= h <= 1 << 16):
+        raise click.BadParameter(f"width and height must be between 1 and 65536, got {w}x{h}")
     return h, w  # (H, W), stntool's order
 
 

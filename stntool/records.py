@@ -201,19 +201,12 @@ def _is_int(v) -> bool:
     return type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
 
 
-#: The largest width or height a record's "size" may give (as ``--size``): beyond it a line of a manifest would
-#: ask for an image of many gigabytes.
-MAX_SIDE = 1 << 16
-
-
 def _wh_from_record(value, key):
     if value is None:
         return None
     if (not isinstance(value, list) or len(value) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
         raise InvalidArgumentError(f'"{key}" must be [width, height] in pixels, got {value!r}')
-    if max(value) > MAX_SIDE:
-        raise InvalidArgumentError(f'"{key}": width and height must be at most {MAX_SIDE}, got {value[0]}x{value[1]}')
     return _hw((value[1], value[0]), key)
 
 
