@@ -113,13 +113,15 @@ class Output:
     were planned (:func:`plan_outputs`), ``output`` must be one of ``item.outputs``. ``fields``
     follow the status in its manifest line. ``files`` maps further paths to the bytes to write
     there (labels beside an image, say): each is written atomically before the image, and removed
-    again if the image cannot be written.
+    again if the image cannot be written. ``quality``, when not None, encodes this image at it instead of
+    at ``--quality`` (a replay encodes each output as its record says it was).
     """
 
     image: object
     fields: dict = field(default_factory=dict)
     output: str | None = None
     files: dict = field(default_factory=dict)
+    quality: int | None = None
 
 
 @dataclass
@@ -593,7 +595,8 @@ def _records_for(item, process, opts):
                 fmt = ext if ext else (fmt_opt if fmt_opt != "same" else "png")
                 if path != item.output and opts["output_real"](path) in opts["input_real"]:
                     raise StnError(f"refusing to write onto an input file ({display(path)})")
-            blob = encode_image(res.image, fmt, opts["quality"])
+            quality = opts["quality"] if res.quality is None else res.quality
+            blob = encode_image(res.image, fmt, quality)
             if path == STDIN:
                 if res.files:
                     raise StnError("-o - (stdout) cannot carry the files written beside an image")
@@ -604,8 +607,8 @@ def _records_for(item, process, opts):
                                   resuming=opts["skip_existing"])
                 writing = None
             rec = {**head, "output": path, "status": "ok", **extra, **res.fields}
-            if opts["quality"] is not None:  # what the file was encoded at: a replay encodes it so again
-                rec["quality"] = opts["quality"]
+            if quality is not None:  # what the file was encoded at: a replay encodes it so again
+                rec["quality"] = quality
             if extra.get("warning") and res.fields.get("warning"):  # the decoder's and the command's, both said
                 rec["warning"] = f"{extra['warning']}; {res.fields['warning']}"
             records.append(rec)

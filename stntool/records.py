@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 import numbers
 import re
@@ -102,6 +103,9 @@ def parse_fill(text: str):
     v = text.strip().lower()
     if _HEX.fullmatch(v) and (v.startswith("#") or not v.isdigit()):
         return "#" + v.lstrip("#")
+    if v.isdigit() and len(v) in (6, 8) and v.startswith("0"):  # 009900 is not the number 9900
+        raise InvalidArgumentError(f"--fill {text.strip()}: a colour is written '#{v}' (a number, without its "
+                                   "leading zeros)")
     return tuple(parse_numbers(text, "--fill"))
 
 
@@ -113,7 +117,7 @@ def _check_fill(fill):
         if not (_HEX.fullmatch(v) and v.startswith("#")):
             raise InvalidArgumentError(f"fill colour must look like '#RRGGBB' or '#RRGGBBAA', got {fill!r}")
         return v
-    if isinstance(fill, (int, float)) and not isinstance(fill, bool):
+    if isinstance(fill, numbers.Real) and not isinstance(fill, bool):
         fill = (fill,)
     try:
         vals = tuple(_finite(x, "fill") for x in fill)
@@ -140,7 +144,7 @@ def fill_values(fill, channels: int, maxv: float):
         for v in vals:
             if maxv and not 0.0 <= v <= maxv:
                 hint = f"; a colour is written '#{int(v)}'" if v == int(v) and len(str(int(v))) in (6, 8) else ""
-                raise InvalidArgumentError(f"fill {v:g} lies outside the range of the image's samples "
+                raise InvalidArgumentError(f"fill {v:.15g} lies outside the range of the image's samples "
                                            f"(0-{maxv:g}){hint}")
         return vals
     h = fill.lstrip("#")
@@ -160,7 +164,7 @@ def fill_values(fill, channels: int, maxv: float):
 def _finite(x, what) -> float:
     if type(x) is float and x - x == 0.0:  # a finite float (inf - inf and nan - nan are nan)
         return x
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):  # NumPy's numbers too, not its bool
         raise InvalidArgumentError(f"{what}: {x!r} is not a number")
     try:
         x = float(x)
@@ -580,15 +584,15 @@ def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
     return out.astype(img.dtype)
 
 
-def read_warp_records(path, qualities: set | None = None) -> dict:
+def read_warp_records(path, qualities: dict | None = None) -> dict:
     """``{input: [WarpSpec, ...]}`` from a JSONL manifest or parameter file (``-`` = stdin), in file order.
 
     Each line needs ``"input"``; a manifest's error lines (``"status": "error"``: no output was made, whatever
     record they carry) and lines with neither ``theta`` nor ``tps`` are skipped. Of the records of an input,
     the last one of each ``name`` (its own output file; a resumed run's manifest names one twice) and the
     last one without a name are kept, each with its ``in_size`` (``in_hw``), which the replay compares with
-    the image it reads. ``qualities``, when given, collects the ``--quality`` each line's output was encoded
-    at (``"quality"``; None where the line names none; not from lines of outputs a run skipped).
+    the image it reads. ``qualities``, when given, maps ``id(spec)`` of each spec returned to the ``--quality``
+    its output was encoded at (the line's ``"quality"``, checked; None where it names none).
     Raises :class:`InvalidArgumentError` naming the bad line, or when the file cannot be read.
     """
     from .io import read_jsonl
@@ -608,11 +612,14 @@ def read_warp_records(path, qualities: set | None = None) -> dict:
         except InvalidArgumentError as e:
             raise InvalidArgumentError(f"line {no}: {e}") from None
         specs = table.setdefault(rec["input"], [])
+        for s in specs:
+            if s.name == spec.name and qualities is not None:
+                qualities.pop(id(s), None)
         specs[:] = [s for s in specs if s.name != spec.name]  # a later record of the same output wins
         specs.append(spec)
-        if qualities is not None and rec.get("status") != "skipped":  # a skipped output was encoded before
+        if qualities is not None:
             q = rec.get("quality")
             if q is not None and not (_is_int(q) and 0 <= q <= 100):
-                raise InvalidArgumentError(f'line {no}: "quality" must be an integer 0-100, got {q!r}')
-            qualities.add(None if q is None else int(q))
+                raise InvalidArgumentError(f'line {no}: "quality" must be an integer 0-100, got {json.dumps(q)}')
+            qualities[id(spec)] = None if q is None else int(q)
     return table

@@ -108,17 +108,10 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
     table = None
     if params_file == "-" and "-" in inputs:
         raise click.UsageError("stdin cannot carry both --params - and image bytes (-)")
+    qualities = {}  # each record's output encoded again as its line says it was, unless --quality is given
     if params_file is not None:
-        qualities = set()
         with usage_errors("--params"):
-            table = read_warp_records(params_file, qualities)
-        if io_options["quality"] is None:  # the files are encoded again as the records say they were
-            if len(qualities) > 1:
-                raise click.UsageError("the --params records were encoded at several qualities ("
-                                       + ", ".join("the default" if q is None else str(q)
-                                                   for q in sorted(qualities, key=lambda q: -1 if q is None else q))
-                                       + "); give --quality")
-            io_options["quality"] = next(iter(qualities), None)
+            table = read_warp_records(params_file, qualities if io_options["quality"] is None else None)
 
     def prepare(items):
         if table is not None:
@@ -143,7 +136,7 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
         if made_from is not None and tuple(made_from) != tuple(in_hw):
             fields["warning"] = (f"the record was made from a {made_from[1]}x{made_from[0]} image; this one is "
                                  f"{in_hw[1]}x{in_hw[0]} (another file, or read with another --ignore-orientation?)")
-        return Output(apply_spec(img, spec, backend), fields)
+        return Output(apply_spec(img, spec, backend), fields, quality=qualities.get(id(item.payload)))
 
     # the kernel each image needs (compiled ahead on a first run); an OpenCV matrix is projective when its θ is
     probe = template if cv_matrix is None else template.replace(theta=tuple(map(tuple, cv_matrix)))

@@ -140,7 +140,8 @@ def sample_options(mode: str, padding: str, fill, channels: int):
         elif f.size == channels:
             fill_c[:] = f
         else:
-            raise InvalidArgumentError(f"fill must have 1 or {channels} values (one per channel), got {f.size}")
+            want = "1 value" if channels == 1 else f"1 or {channels} values (one per channel)"
+            raise InvalidArgumentError(f"fill must have {want}, got {f.size}")
         if not np.all(np.isfinite(fill_c)):
             raise InvalidArgumentError("fill must be finite")
     return MODES[mode], PADDINGS[padding], fill_c

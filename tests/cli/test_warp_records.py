@@ -82,17 +82,26 @@ def test_a_replay_encodes_at_the_quality_the_records_were_written_at(tmp_path, r
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     r = run("--params", str(man), "-o", str(tmp_path / "c"), "--quality", "95", "-q")  # given: it wins
     assert r.exit_code == 0 and (tmp_path / "c" / "a.jpg").read_bytes() != (tmp_path / "a" / "a.jpg").read_bytes()
-    mixed = tmp_path / "mixed.jsonl"
+    # each output as its own line says: the last line of an output wins, lines of other inputs do not matter
+    again = tmp_path / "again.jsonl"
+    r = run("--theta", SHIFT, str(d / "a.jpg"), "-o", str(tmp_path / "a"), "--quality", "40", "--overwrite",
+            "--manifest", str(man), "--manifest-append", "-q")
+    assert r.exit_code == 0, r.stderr
+    r = run("--theta", SHIFT, str(d / "a.jpg"), "-o", str(tmp_path / "a40"), "--quality", "40", "-q")
     lines = man.read_text().splitlines()
-    mixed.write_text(lines[0] + "\n" + json.dumps({k: v for k, v in json.loads(lines[1]).items() if k != "quality"})
-                     + "\n")
-    r = run("--params", str(mixed), "-o", str(tmp_path / "d"), "-q")
-    assert r.exit_code == 2 and "encoded at several qualities (the default, 80); give --quality" in r.stderr
-    assert run("--params", str(mixed), "-o", str(tmp_path / "d"), "--quality", "80", "-q").exit_code == 0
+    assert [json.loads(line)["quality"] for line in lines] == [80, 80, 40]
+    again.write_text(lines[0] + "\n" + json.dumps({k: v for k, v in json.loads(lines[1]).items() if k != "quality"})
+                     + "\n" + lines[2] + "\n")
+    r = run("--params", str(again), "-o", str(tmp_path / "d"), "--manifest", str(tmp_path / "d.jsonl"), "-q")
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "d" / "a.jpg").read_bytes() == (tmp_path / "a40" / "a.jpg").read_bytes()
+    assert (tmp_path / "d" / "b.png").read_bytes() != (tmp_path / "a" / "b.png").read_bytes()  # the default level
+    assert [json.loads(line).get("quality") for line in (tmp_path / "d.jsonl").read_text().splitlines()] == [40, None]
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(json.dumps(dict(json.loads(lines[0]), quality="high")) + "\n")
+    bad.write_text(json.dumps(dict(json.loads(lines[0]), quality=True)) + "\n")
     r = run("--params", str(bad), "-o", str(tmp_path / "e"), "-q")
-    assert r.exit_code == 2 and 'line 1: "quality" must be an integer 0-100' in r.stderr
+    assert r.exit_code == 2 and 'line 1: "quality" must be an integer 0-100, got true' in r.stderr
+    assert run("--params", str(bad), "-o", str(tmp_path / "e"), "--quality", "70", "-q").exit_code == 0
 
 
 def test_params_records_with_names_give_several_outputs(tmp_path, run):

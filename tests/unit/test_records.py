@@ -104,6 +104,9 @@ def test_parse_fill_and_numbers():
     assert parse_fill("#FF000080") == "#ff000080" and parse_fill("20c0ff") == "#20c0ff"
     assert parse_fill("255") == (255.0,) and parse_fill("0, 0,255") == (0.0, 0.0, 255.0)
     assert parse_fill("123456") == (123456.0,)  # all digits: a number, not a colour
+    for text in ("009900", "00990000"):  # ... unless it has a colour's digits and a leading zero (9900 was taken)
+        with pytest.raises(InvalidArgumentError, match=f"a colour is written '#{text}'"):
+            parse_fill(text)
     for text, msg in (("1,x", "not a number"), ("nan", "NaN"), ("1e999", "infinite")):
         with pytest.raises(InvalidArgumentError, match=msg):
             parse_fill(text)
@@ -118,6 +121,20 @@ def test_fill_values_layouts_and_ranges():
     assert fill_values("#000000", 2, 255.0) == [0.0, 255.0]
     assert fill_values((1.0, 2.0), 2, 255.0) == [1.0, 2.0] and fill_values(None, 3, 255.0) is None
     assert fill_values((990000.0, -3.0), 2, 0.0) == [990000.0, -3.0]  # float images: any value
+    with pytest.raises(InvalidArgumentError, match="fill 123456789 lies outside"):  # not 1.23457e+08
+        fill_values((123456789.0,), 1, 255.0)
+
+
+def test_numpy_numbers_are_fills_like_python_ones():
+    # np.float32(255) was "not a number"
+    spec = WarpSpec(theta=((1, 0, 0.5), (0, 1, 0)), padding="constant", fill=np.float32(255))
+    assert spec.fill == (255.0,) and type(spec.fill[0]) is float
+    ints = WarpSpec(theta=((1, 0, 0), (0, 1, 0)), padding="constant", fill=(np.uint8(3), np.int64(4)))
+    assert ints.fill == (3.0, 4.0)
+    with pytest.raises(InvalidArgumentError, match="not a number"):
+        WarpSpec(theta=((1, 0, 0), (0, 1, 0)), padding="constant", fill=(np.bool_(True),))
+    with pytest.raises(InvalidArgumentError, match="fill must have 1 value, got 3"):  # was "1 or 1 values"
+        stntool.warp(np.zeros((4, 4), np.uint16), [[1, 0, 0], [0, 1, 0]], padding="constant", fill=[0, 0, 256])
 
 
 @pytest.mark.parametrize("fill, maxv, hint", [((990000.0,), 255.0, True), ((300.0,), 255.0, False),
