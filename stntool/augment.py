@@ -368,8 +368,8 @@ class Augmenter:
         until no padding shows where that is not enough. A field's reads need not clear steadily as the zoom
         grows (one can show padding at 1, 12 and 16 and none from 2.5 to 9), so its searches try zooms 1.25x
         apart for the first that clears, then bisect below it. With a perspective the fold pixels are chosen on
-        the spline before it (the record's spline is not that spline under the perspective): a folding spline of
-        a third of the size or more under a perspective of 0.1 or more can still read a few pixels outside."""
+        the spline before it (the record's spline is not that spline under the perspective): a folding spline
+        (``tps`` 0.25 or more) under a perspective of 0.1 or more can still read a few pixels outside."""
         import numpy as np
 
         from . import maps
