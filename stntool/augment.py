@@ -367,9 +367,9 @@ class Augmenter:
         the zoom its border allows is checked by warping a white image (:func:`_shows_no_padding`), and raised
         until no padding shows where that is not enough. A field's reads need not clear steadily as the zoom
         grows (one can show padding at 1, 12 and 16 and none from 2.5 to 9), so its searches try zooms 1.25x
-        apart for the first that clears, then bisect below it. With a perspective the fold pixels are chosen on
-        the spline before it (the record's spline is not that spline under the perspective): a folding spline
-        (``tps`` 0.25 or more) under a perspective of 0.1 or more can still read a few pixels outside."""
+        apart for the first that clears, then bisect below it. With a perspective the record's spline is not
+        the spline under it: the fold pixels kept are the hull corners of the record's spline at zooms 1, 4 and
+        16 and translations 1 and 0 as well, which can miss a corner of a zoom between them."""
         import numpy as np
 
         from . import maps
@@ -390,7 +390,11 @@ class Augmenter:
 
             dst, moved = self._tps_lattice(d, out_hw)
             unfold = ThinPlateSpline(moved, dst)  # the record's spline is the rest of the map after this one
-            points = edge if disp is not None else np.concatenate([edge, _fold_pixels(unfold, out_hw)])
+            values = []  # with a perspective, the record's spline is not this one under it: its hull corners too
+            if self.perspective > 0:
+                values = [tf.apply_matrix(np.array(self._in_from_out(d, in_hw, out_hw, t, z)), dst)
+                          for t in (1.0, 0.0) for z in (1.0, 4.0, 16.0)]
+            points = edge if disp is not None else np.concatenate([edge, _fold_pixels(unfold, out_hw, values)])
             basis = unfold.basis(points)
 
         def inside(t_factor, zoom):
@@ -656,12 +660,14 @@ def _shows_no_padding(spec, in_hw) -> bool:
 _FOLD_CHUNK = 4096
 
 
-def _fold_pixels(spline, hw):
+def _fold_pixels(spline, hw, values=()):
     """The output pixels, ``(M, 2)`` ``(x, y)``, where ``spline`` may fold (turn the output over) and read beyond
     what its border reads: those of the cells of a lattice (about four per spline cell, at most 64 a side) whose
     corners it turns over or squeezes to a tenth of their area, and of their neighbours, and of the two rings
     just inside the border (a fold can be narrower than a cell there); of them, the ones whose points are corners
-    of the points' convex hull (the rest can read no farther in any direction). None: an empty array."""
+    of the points' convex hull (the rest can read no farther in any direction). None: an empty array. ``values``:
+    other sets of values at the spline's centres (the record's sources under a perspective, at a few zooms and
+    translations), whose splines' hull corners are kept too."""
     import cv2
     import numpy as np
 
@@ -693,16 +699,23 @@ def _fold_pixels(spline, hw):
             mask[int(ys[i]):int(math.ceil(ys[i + 1])) + 1, int(xs[j]):int(math.ceil(xs[j + 1])) + 1] = True
         py, px = np.nonzero(mask)
         pixels = np.concatenate([pixels, np.stack([px, py], -1).astype(np.float64)])
-    corners = []  # each chunk's hull corners, then the hull of those
+    def hull_corners(points, read):  # the points whose reads are corners of the reads' convex hull
+        hull = cv2.convexHull(read.astype(np.float32).reshape(-1, 1, 2), returnPoints=False)
+        return points[hull.ravel()]
+
+    corners = []  # each chunk's hull corners, then the hull of those, for the spline and each of ``values``
     for k in range(0, len(pixels), _FOLD_CHUNK):
         part = pixels[k:k + _FOLD_CHUNK]
-        hull = cv2.convexHull(spline(part).astype(np.float32).reshape(-1, 1, 2), returnPoints=False)
-        corners.append(part[hull.ravel()])
+        corners.append(hull_corners(part, spline(part)))
+        if values:
+            basis = spline.basis(part)
+            corners += [hull_corners(part, basis @ v) for v in values]
     if not corners:
         return np.zeros((0, 2))
-    corners = np.concatenate(corners)
-    hull = cv2.convexHull(spline(corners).astype(np.float32).reshape(-1, 1, 2), returnPoints=False)
-    return corners[hull.ravel()]
+    corners = np.unique(np.concatenate(corners), axis=0)
+    basis = spline.basis(corners) if values else None
+    return np.unique(np.concatenate([hull_corners(corners, spline(corners))]
+                                    + [hull_corners(corners, basis @ v) for v in values]), axis=0)
 
 
 def _lattice(hw, k: int):
