@@ -653,7 +653,8 @@ def _shows_no_padding(spec, in_hw) -> bool:
     from .records import apply_spec
 
     plain = spec.replace(mode="bilinear", padding="zeros", fill=None)
-    return bool((apply_spec(np.ones(tuple(in_hw), np.float32), plain) == 1.0).all())
+    # the CPU kernels on every machine (the CUDA ones sum the weights, which need not give exactly 1)
+    return bool((apply_spec(np.ones(tuple(in_hw), np.float32), plain, "cpu") == 1.0).all())
 
 
 #: Pixels whose points a fold check evaluates at a time (each costs a row of radial terms per control point).
@@ -703,19 +704,23 @@ def _fold_pixels(spline, hw, values=()):
         hull = cv2.convexHull(read.astype(np.float32).reshape(-1, 1, 2), returnPoints=False)
         return points[hull.ravel()]
 
-    corners = []  # each chunk's hull corners, then the hull of those, for the spline and each of ``values``
-    for k in range(0, len(pixels), _FOLD_CHUNK):
-        part = pixels[k:k + _FOLD_CHUNK]
-        corners.append(hull_corners(part, spline(part)))
-        if values:
-            basis = spline.basis(part)
-            corners += [hull_corners(part, basis @ v) for v in values]
-    if not corners:
-        return np.zeros((0, 2))
-    corners = np.unique(np.concatenate(corners), axis=0)
-    basis = spline.basis(corners) if values else None
-    return np.unique(np.concatenate([hull_corners(corners, spline(corners))]
-                                    + [hull_corners(corners, basis @ v) for v in values]), axis=0)
+    def chunk_corners(points):  # each chunk's hull corners, for the spline and each of ``values``
+        corners = []
+        for k in range(0, len(points), _FOLD_CHUNK):
+            part = points[k:k + _FOLD_CHUNK]
+            corners.append(hull_corners(part, spline(part)))
+            if values:
+                basis = spline.basis(part)
+                corners += [hull_corners(part, basis @ v) for v in values]
+        return np.unique(np.concatenate(corners), axis=0) if corners else np.zeros((0, 2))
+
+    corners = chunk_corners(pixels)
+    while len(corners) > _FOLD_CHUNK:  # the hull corners of the chunks' hull corners, chunk by chunk again
+        fewer = chunk_corners(corners)
+        if len(fewer) == len(corners):
+            break
+        corners = fewer
+    return chunk_corners(corners)
 
 
 def _lattice(hw, k: int):
