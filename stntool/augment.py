@@ -411,20 +411,31 @@ class Augmenter:
         def clear(t_factor, zoom):  # a field can fold: its record warps a white image with no padding showing
             return disp is None or _shows_no_padding(self._spec(d, in_hw, out_hw, t_factor, zoom), in_hw)
 
-        def settle(t_factor, zoom):  # the least zoom from ``zoom`` up that the whole output reads clear at
-            if clear(t_factor, zoom):
-                return self._spec(d, in_hw, out_hw, t_factor, zoom)
-            lo = hi_z = zoom  # a field's reads need not clear steadily as the zoom grows: try zooms 1.25x apart
-            while hi_z < 16.0:
-                lo, hi_z = hi_z, min(16.0, 1.25 * hi_z)
-                if clear(t_factor, hi_z):
-                    break
+        def least(check, t_factor, start, steps):
+            """The least zoom above ``start`` (where ``check`` fails) up to 16 where ``check(t_factor, zoom)``
+            holds, bisected to 30 halvings; None where none does. ``steps``: the check need not hold steadily as
+            the zoom grows (a field's), so zooms 1.25x apart are tried for the first that holds, else 16 alone."""
+            lo = hi_z = start
+            if steps:
+                while hi_z < 16.0:
+                    lo, hi_z = hi_z, min(16.0, 1.25 * hi_z)
+                    if check(t_factor, hi_z):
+                        break
+                else:
+                    return None
             else:
-                return None
+                hi_z = 16.0
+                if not check(t_factor, hi_z):
+                    return None
             for _ in range(30):
                 mid = 0.5 * (lo + hi_z)
-                lo, hi_z = (lo, mid) if clear(t_factor, mid) else (mid, hi_z)
-            return self._spec(d, in_hw, out_hw, t_factor, hi_z)
+                lo, hi_z = (lo, mid) if check(t_factor, mid) else (mid, hi_z)
+            return hi_z
+
+        def settle(t_factor, zoom):  # the least zoom from ``zoom`` up that the whole output reads clear at
+            if not clear(t_factor, zoom):
+                zoom = least(clear, t_factor, zoom, steps=True)
+            return None if zoom is None else self._spec(d, in_hw, out_hw, t_factor, zoom)
 
         affine = self.tps <= 0 and self.elastic is None and self.perspective <= 0
         for t_factor in (1.0, 0.5, 0.25, 0.0):
@@ -434,20 +445,9 @@ class Augmenter:
                     continue
                 if inside(t_factor, zoom):
                     return self._spec(d, in_hw, out_hw, t_factor, zoom)
-            if inside(t_factor, 1.0):
-                zoom = 1.0
-            else:
-                lo, hi_z = 1.0, 16.0
-                if disp is not None:  # a field's border need not clear steadily as the zoom grows: try zooms
-                    hi_z = 1.25       # 1.25x apart for the first that clears
-                    while hi_z < 16.0 and not inside(t_factor, hi_z):
-                        lo, hi_z = hi_z, min(16.0, 1.25 * hi_z)
-                if not inside(t_factor, hi_z):
-                    continue
-                for _ in range(30):
-                    mid = 0.5 * (lo + hi_z)
-                    lo, hi_z = (lo, mid) if inside(t_factor, mid) else (mid, hi_z)
-                zoom = hi_z
+            zoom = 1.0 if inside(t_factor, 1.0) else least(inside, t_factor, 1.0, steps=disp is not None)
+            if zoom is None:
+                continue
             spec = settle(t_factor, zoom)
             if spec is not None:
                 return spec
@@ -700,6 +700,7 @@ def _fold_pixels(spline, hw, values=()):
             mask[int(ys[i]):int(math.ceil(ys[i + 1])) + 1, int(xs[j]):int(math.ceil(xs[j + 1])) + 1] = True
         py, px = np.nonzero(mask)
         pixels = np.concatenate([pixels, np.stack([px, py], -1).astype(np.float64)])
+
     def hull_corners(points, read):  # the points whose reads are corners of the reads' convex hull
         hull = cv2.convexHull(read.astype(np.float32).reshape(-1, 1, 2), returnPoints=False)
         return points[hull.ravel()]
