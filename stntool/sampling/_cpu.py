@@ -1307,11 +1307,15 @@ def _span_blocks_ir(context, builder, sig, args, block):
 
 def _run8_codegen(context, builder, sig, args):
     """IR of :func:`_bilinear_u8_run8` (see there), in :func:`_span_blocks_ir`'s loop."""
-    i8, i16, i32, i64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
     if not _blocks8(context):
-        return ir.Constant(i64, 0)
-    cc = sig.args[10].literal_value
-    row = args[2]
+        return ir.Constant(ir.IntType(64), 0)
+    return _span_blocks_ir(context, builder, sig, args, _u8_block_ir(builder, args[2], sig.args[10].literal_value))
+
+
+def _u8_block_ir(builder, row, cc):
+    """The emitter ``block(data, out, offs, low_x, low_y, d)`` of one block of :data:`BLOCK8` uint8 bilinear
+    pixels (:func:`_bilinear_u8_run8`'s arithmetic) for ``cc`` (3 or 4) channels and row stride ``row``."""
+    i8, i16, i32, i64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
     n = BLOCK8
     pmadd = cgutils.get_or_insert_function(
         builder.module, ir.FunctionType(ir.VectorType(i32, 8), [ir.VectorType(i16, 16)] * 2), "llvm.x86.avx2.pmadd.wd")
@@ -1359,7 +1363,7 @@ def _run8_codegen(context, builder, sig, args):
             r = builder.shuffle_vector(r, r, _vconst(i32, [4 * m + c for m in range(n) for c in range(3)]))
         _store_vector(builder, out, d, r)
 
-    return _span_blocks_ir(context, builder, sig, args, block)
+    return block
 
 
 @intrinsic
@@ -1380,6 +1384,78 @@ def _bilinear_u8_run8(typingctx, src, sbase, row, xq, yq, dxq, dyq, nblocks, dst
     offset ``off``."""
     sig = _span_blocks_sig(src, dst, cc, types.uint8)
     return None if sig is None else (sig, _run8_codegen)
+
+
+def _cells_blocks_ir(context, builder, sig, args, block):
+    """The loop of a points row's blocks of :data:`BLOCK8` pixels (:func:`_bilinear_u8_cells8`; arguments
+    ``(src, cells, j, wo, row, lim, dst, d, cc)``): from pixel ``j`` on, while a whole block fits in the row's
+    ``wo`` pixels and each of its cells (:func:`_row_cells`) is an offset ``0 <= cells[k] < lim``, one block
+    from the offsets ``cells[k]`` and the fractions ``cells[wo + k]``, ``cells[2 wo + k]`` (their low 32 bits),
+    written from ``dst[d]`` on, ``cc`` elements a pixel. A block's cells are checked in one vector comparison;
+    its offsets are scalar loads. ``block(data, out, offs, low_x, low_y, d)`` emits one block's IR; returns
+    the pixels written (a multiple of 8)."""
+    i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
+    data = context.make_array(sig.args[0])(context, builder, args[0]).data
+    cells = context.make_array(sig.args[1])(context, builder, args[1]).data
+    out = context.make_array(sig.args[6])(context, builder, args[6]).data
+    j0, wo, row, lim, d0 = args[2], args[3], args[4], args[5], args[7]
+    cc = sig.args[8].literal_value
+    n = BLOCK8
+    v64 = ir.VectorType(i64, n)
+    limits = _splat(builder, v64, lim)
+    eight = ir.Constant(i64, n)
+
+    def vector_at(k):  # cells[k : k + 8]
+        return builder.load(builder.bitcast(builder.gep(cells, [k]), v64.as_pointer()), align=1)
+
+    entry = builder.basic_block
+    check = builder.append_basic_block("cells.check")
+    body = builder.append_basic_block("cells.body")
+    done = builder.append_basic_block("cells.done")
+    builder.cbranch(builder.icmp_signed("<=", builder.add(j0, eight), wo), check, done)
+    builder.position_at_end(check)
+    k = builder.phi(i64)
+    jj = builder.add(j0, k)
+    inside = builder.icmp_unsigned("<", vector_at(jj), limits)  # negative cells are large unsigned numbers
+    every = builder.icmp_unsigned("==", builder.bitcast(inside, i8), ir.Constant(i8, 255))
+    builder.cbranch(every, body, done)
+    builder.position_at_end(body)
+    offs = [builder.load(builder.gep(cells, [builder.add(jj, ir.Constant(i64, m))])) for m in range(n)]
+    low_x = builder.trunc(vector_at(builder.add(jj, wo)), ir.VectorType(i32, n))
+    low_y = builder.trunc(vector_at(builder.add(jj, builder.add(wo, wo))), ir.VectorType(i32, n))
+    block(data, out, offs, low_x, low_y, builder.add(d0, builder.mul(k, ir.Constant(i64, cc))))
+    k_next = builder.add(k, eight)
+    end = builder.basic_block
+    builder.cbranch(builder.icmp_signed("<=", builder.add(builder.add(j0, k_next), eight), wo), check, done)
+    k.add_incoming(ir.Constant(i64, 0), entry)
+    k.add_incoming(k_next, end)
+    builder.position_at_end(done)
+    written = builder.phi(i64)
+    written.add_incoming(ir.Constant(i64, 0), entry)
+    written.add_incoming(k, check)
+    written.add_incoming(k_next, end)
+    return written
+
+
+@intrinsic
+def _bilinear_u8_cells8(typingctx, src, cells, j, wo, row, lim, dst, d, cc):
+    """Blocks of :data:`BLOCK8` interior pixels of a ``cc``-channel (a constant 3 or 4) uint8 points row, from
+    pixel ``j`` on while each pixel's cell (:func:`_row_cells`: top-left tap offset, then the fractions) is an
+    offset below ``lim``, written to ``dst[d:]``; returns the pixels written (a multiple of 8; 0 where the
+    target has no AVX2). :func:`_bilinear_u8_run8`'s arithmetic, so the bits of :func:`_bil_int_c` with
+    :func:`_w15` weights. The caller passes a ``lim`` for which ``src[off + row + 7]`` exists (3 channels)."""
+    if not (isinstance(src, types.Array) and src.dtype == types.uint8 and isinstance(dst, types.Array)
+            and dst.dtype == types.uint8 and isinstance(cells, types.Array) and cells.dtype == types.int64
+            and isinstance(cc, types.IntegerLiteral) and cc.literal_value in (3, 4)):
+        return None
+    sig = types.int64(src, cells, types.int64, types.int64, types.int64, types.int64, dst, types.int64, cc)
+
+    def codegen(context, builder, sig, args):
+        if not _blocks8(context):
+            return ir.Constant(ir.IntType(64), 0)
+        block = _u8_block_ir(builder, args[4], sig.args[8].literal_value)
+        return _cells_blocks_ir(context, builder, sig, args, block)
+    return sig, codegen
 
 
 #: Whether 3- and 4-channel float32 bilinear spans go in blocks of :data:`BLOCK8` pixels (:func:`_bilinear_f32_run8`).
@@ -2988,7 +3064,16 @@ def _run_bil_u8(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, f
         return _run_bil_u8_1(src, w, cells, j, wo, dst, dbase, is_int, maxv, fill, fills)
     row = w * cc
     wide = src.size - row - 6  # 3 channels: the offsets whose taps' 4-byte loads stay inside src
+    blocks_from = j  # from here on, blocks of eight pixels are tried first (where the target has AVX2)
     while j < wo:
+        if j >= blocks_from:
+            if cc == 3:  # the blocks' 8-byte loads: src[off + row + 7] exists
+                j += _bilinear_u8_cells8(src, cells, j, wo, row, wide - 1, dst, dbase + j * 3, 3)
+            elif cc == 4:
+                j += _bilinear_u8_cells8(src, cells, j, wo, row, src.size, dst, dbase + j * 4, 4)
+            blocks_from = j + BLOCK8  # the next block's pixels go one or two at a time
+            if j >= wo:
+                break
         off = cells[j]
         if off < 0:
             if not (fills and off == -2):

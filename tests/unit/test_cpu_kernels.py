@@ -936,6 +936,64 @@ def test_uint8_bilinear_blocks_of_eight_are_the_integer_formula(rng, monkeypatch
     assert compared > 2000 or not blocks
 
 
+@pytest.mark.parametrize("allowed,cc", [(True, 3), (True, 4), (False, 3)])
+def test_uint8_bilinear_blocks_of_points_are_the_integer_formula(rng, monkeypatch, allowed, cc):
+    """Points rows of 3 and 4 channels in blocks of eight pixels read from their cells (offsets, then the
+    fractions' 32 bits) equal ``_bil_int_c``'s integer arithmetic; blocks go on while every cell of a block
+    is an offset below the limit and the block fits in the row, and stop at the first block with a cell
+    that is negative (-1, -2) or at the limit; nothing past the written pixels changes. Without AVX2 (or not
+    allowed) nothing is written."""
+    monkeypatch.setattr(_cpu, "BLOCKS8_ALLOWED", allowed)
+    blocks = allowed and "avx2" in _cpu._target_features()
+
+    @numba.njit(cache=False)
+    def run(src, cells, j, wo, row, lim, dst, d):
+        return _cpu._bilinear_u8_cells8(src, cells, j, wo, row, lim, dst, d, cc)
+
+    w, h = 40, 30
+    row = cc * w
+    src = rng.integers(0, 256, h * row + 8, dtype=np.uint8)
+    src[: 4 * row] = 255 * ((np.arange(4 * row) // (1 if cc == 3 else 4)) % 2)  # 0 next to 255
+    taps = src.astype(np.int64)
+    one = 1 << 32
+    ends = np.array([0, 1, 65535, 65536, 131071, 131072, one // 2, one - 65537, one - 65536, one - 1])
+    lim = (h - 1) * row - cc  # every offset below it has its taps in the image
+    c = np.arange(cc)
+    compared = 0
+    for case in range(200):
+        wo = int(rng.integers(8, 60))
+        j = int(rng.integers(0, 8))
+        iy = rng.integers(0, h - 1, wo)
+        ix = rng.integers(0, w - 1, wo)
+        off = iy * row + ix * cc
+        fx = np.where(rng.random(wo) < 0.3, rng.choice(ends, wo), rng.integers(0, one, wo))
+        fy = np.where(rng.random(wo) < 0.3, rng.choice(ends, wo), rng.integers(0, one, wo))
+        bad = rng.random(wo) < (0.0 if case % 4 == 0 else 0.03)
+        off = np.where(bad, rng.choice([-1, -2, lim, lim + 5], wo), off)
+        cells = np.concatenate([off, fx, fy]).astype(np.int64)
+        dst = np.full(cc * wo + 8, 7, np.uint8)
+        done = run(src, cells, j, wo, row, lim, dst, 3)
+        if not blocks:
+            assert done == 0 and (dst == 7).all()
+            continue
+        # the blocks that should be written: whole blocks from j while none of their cells is bad
+        want_done = 0
+        while j + want_done + 8 <= wo and not bad[j + want_done: j + want_done + 8].any():
+            want_done += 8
+        assert done == want_done
+        assert (dst[:3] == 7).all() and (dst[3 + cc * done:] == 7).all()
+        k = np.arange(j, j + done)
+        wx, wy = (fx[k] + 65536) >> 17, (fy[k] + 65536) >> 17
+        a, b = taps[off[k][:, None] + c], taps[off[k][:, None] + c + cc]
+        t = (a << 15) + (b - a) * wx[:, None]
+        a, b = taps[off[k][:, None] + row + c], taps[off[k][:, None] + row + c + cc]
+        u = (a << 15) + (b - a) * wx[:, None]
+        want = ((t << 15) + (u - t) * wy[:, None] + (1 << 29)) >> 30
+        np.testing.assert_array_equal(dst[3:3 + cc * done].reshape(done, cc), want)
+        compared += done
+    assert compared > 1500 or not blocks
+
+
 def _f32_bilinear_bits(a, b, c, d, fx, fy):
     """``_bil_f32_c``'s float32 arithmetic in its order, operation by operation in NumPy float32: the lerps
     ``t + (u - t) fy`` with ``t = a + (b - a) fx`` (``u`` of ``c d`` likewise), and where that is not finite,
