@@ -156,3 +156,46 @@ def test_cached_helpers_load_as_link_only_and_modes_never_share_a_cache(tmp_path
     assert run("finalize") == ["39.0", "[None]", "50.0"]
     assert run("second", STNTOOL_LINK_ONLY="0") == ["31.0", "0", "numba", "True"]  # its own cache entries
     assert run("second", STNTOOL_LINK_ONLY="0") == ["31.0", "0", "numba", "-"]  # `second` itself cached now
+
+
+def test_kernels_load_from_the_cache_without_parsing_their_ir_until_a_caller_links_them(tmp_path):
+    """A kernel loaded from the cache in a later process runs with its IR still unparsed (its defined names
+    were stored beside its machine code); a function compiled afterwards that calls it links its IR, which
+    is parsed then, and both give the right values."""
+    (tmp_path / "kern.py").write_text(textwrap.dedent("""
+        import sys
+        import numba
+        import numpy as np
+        from stntool._jit import jit_serial
+        from stntool.sampling import _link_only
+
+        @jit_serial
+        def kernel(a):
+            s = 0.0
+            for v in a:
+                s += v * v
+            return s
+
+        a = np.arange(5.0)
+        value = kernel(a)
+        lib = next(iter(kernel.overloads.values())).library
+        lazy = lib._lazy_bitcode is not None
+        state = lib.serialize_using_object_code() if sys.argv[1] == "first" else None
+
+        @numba.njit(cache=False)
+        def caller(a):
+            return kernel(a) + 1.0
+
+        print(value, sum(kernel.stats.cache_hits.values()), lazy, state[1] if state else "-", caller(a),
+              lib._lazy_bitcode is None)
+    """))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+    def run(which):
+        p = subprocess.run([sys.executable, "kern.py", which], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.split()
+
+    assert run("first") == ["30.0", "0", "False", _link_only.OBJECT_KIND, "31.0", "True"]  # compiled, stored
+    assert run("again") == ["30.0", "1", "True", "-", "31.0", "True"]  # loaded lazily; linked by `caller`
