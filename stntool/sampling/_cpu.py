@@ -1398,7 +1398,7 @@ def _cells_blocks_ir(context, builder, sig, args, block):
     data = context.make_array(sig.args[0])(context, builder, args[0]).data
     cells = context.make_array(sig.args[1])(context, builder, args[1]).data
     out = context.make_array(sig.args[6])(context, builder, args[6]).data
-    j0, wo, row, lim, d0 = args[2], args[3], args[4], args[5], args[7]
+    j0, wo, lim, d0 = args[2], args[3], args[5], args[7]
     cc = sig.args[8].literal_value
     n = BLOCK8
     v64 = ir.VectorType(i64, n)
