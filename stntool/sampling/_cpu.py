@@ -1386,14 +1386,15 @@ def _bilinear_u8_run8(typingctx, src, sbase, row, xq, yq, dxq, dyq, nblocks, dst
     return None if sig is None else (sig, _run8_codegen)
 
 
-def _cells_blocks_ir(context, builder, sig, args, block):
+def _cells_blocks_ir(context, builder, sig, args, block, spare=0):
     """The loop of a points row's blocks of :data:`BLOCK8` pixels (:func:`_bilinear_u8_cells8`; arguments
     ``(src, cells, j, wo, row, lim, dst, d, cc)``): from pixel ``j`` on, while a whole block fits in the row's
     ``wo`` pixels and each of its cells (:func:`_row_cells`) is an offset ``0 <= cells[k] < lim``, one block
     from the offsets ``cells[k]`` and the fractions ``cells[wo + k]``, ``cells[2 wo + k]`` (their low 32 bits),
     written from ``dst[d]`` on, ``cc`` elements a pixel. A block's cells are checked in one vector comparison;
-    its offsets are scalar loads. ``block(data, out, offs, low_x, low_y, d)`` emits one block's IR; returns
-    the pixels written (a multiple of 8)."""
+    its offsets are scalar loads. ``block(data, out, offs, low_x, low_y, d)`` emits one block's IR; with
+    ``spare``, a block is written only where ``spare`` more pixels of the row follow it. Returns the pixels
+    written (a multiple of 8)."""
     i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
     data = context.make_array(sig.args[0])(context, builder, args[0]).data
     cells = context.make_array(sig.args[1])(context, builder, args[1]).data
@@ -1404,6 +1405,7 @@ def _cells_blocks_ir(context, builder, sig, args, block):
     v64 = ir.VectorType(i64, n)
     limits = _splat(builder, v64, lim)
     eight = ir.Constant(i64, n)
+    room = builder.sub(wo, ir.Constant(i64, spare))  # a block ends at most here
 
     def vector_at(k):  # cells[k : k + 8]
         return builder.load(builder.bitcast(builder.gep(cells, [k]), v64.as_pointer()), align=1)
@@ -1412,7 +1414,7 @@ def _cells_blocks_ir(context, builder, sig, args, block):
     check = builder.append_basic_block("cells.check")
     body = builder.append_basic_block("cells.body")
     done = builder.append_basic_block("cells.done")
-    builder.cbranch(builder.icmp_signed("<=", builder.add(j0, eight), wo), check, done)
+    builder.cbranch(builder.icmp_signed("<=", builder.add(j0, eight), room), check, done)
     builder.position_at_end(check)
     k = builder.phi(i64)
     jj = builder.add(j0, k)
@@ -1426,7 +1428,7 @@ def _cells_blocks_ir(context, builder, sig, args, block):
     block(data, out, offs, low_x, low_y, builder.add(d0, builder.mul(k, ir.Constant(i64, cc))))
     k_next = builder.add(k, eight)
     end = builder.basic_block
-    builder.cbranch(builder.icmp_signed("<=", builder.add(builder.add(j0, k_next), eight), wo), check, done)
+    builder.cbranch(builder.icmp_signed("<=", builder.add(builder.add(j0, k_next), eight), room), check, done)
     k.add_incoming(ir.Constant(i64, 0), entry)
     k.add_incoming(k_next, end)
     builder.position_at_end(done)
@@ -1472,11 +1474,15 @@ def _f32_blocks(context) -> bool:
 
 def _run_f32_codegen(context, builder, sig, args):
     """IR of :func:`_bilinear_f32_run8` (see there), in :func:`_span_blocks_ir`'s loop."""
-    f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
     if not _f32_blocks(context):
-        return ir.Constant(i64, 0)
-    cc = sig.args[10].literal_value
-    row = args[2]
+        return ir.Constant(ir.IntType(64), 0)
+    return _span_blocks_ir(context, builder, sig, args, _f32_block_ir(builder, args[2], sig.args[10].literal_value))
+
+
+def _f32_block_ir(builder, row, cc):
+    """The emitter ``block(data, out, offs, low_x, low_y, d)`` of one block of :data:`BLOCK8` float32 bilinear
+    pixels (:func:`_bilinear_f32_run8`'s arithmetic) for ``cc`` (3 or 4) channels and row stride ``row``."""
+    f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
     n, group = BLOCK8, 4
     vf = ir.VectorType(f32, n)
     quad = ir.VectorType(f32, 4)
@@ -1511,7 +1517,7 @@ def _run_f32_codegen(context, builder, sig, args):
             r = _f32_bilinear_lanes_ir(builder, a, b, c, e, fx, fy)
             _store_vector(builder, out, builder.add(d, ir.Constant(i64, cc * first)), builder.shuffle_vector(r, r, keep))
 
-    return _span_blocks_ir(context, builder, sig, args, block)
+    return block
 
 
 @intrinsic
@@ -1531,6 +1537,27 @@ def _bilinear_f32_run8(typingctx, src, sbase, row, xq, yq, dxq, dyq, nblocks, ds
     pixels after the blocks afterwards. 4 channels: every pixel's taps in the image is all it needs."""
     sig = _span_blocks_sig(src, dst, cc, types.float32)
     return None if sig is None else (sig, _run_f32_codegen)
+
+
+@intrinsic
+def _bilinear_f32_cells8(typingctx, src, cells, j, wo, row, lim, dst, d, cc):
+    """:func:`_bilinear_u8_cells8` for float32 (:func:`_bilinear_f32_run8`'s arithmetic, so the bits of
+    :func:`_bil_f32_c`), where the target has AVX-512 (else 0). 3 channels: a block writes four elements past
+    its pixels, so blocks are written only where two more pixels of the row follow (written afterwards),
+    and the caller passes a ``lim`` for which ``src[off + row + 6]`` exists."""
+    if not (isinstance(src, types.Array) and src.dtype == types.float32 and isinstance(dst, types.Array)
+            and dst.dtype == types.float32 and isinstance(cells, types.Array) and cells.dtype == types.int64
+            and isinstance(cc, types.IntegerLiteral) and cc.literal_value in (3, 4)):
+        return None
+    sig = types.int64(src, cells, types.int64, types.int64, types.int64, types.int64, dst, types.int64, cc)
+
+    def codegen(context, builder, sig, args):
+        if not _f32_blocks(context):
+            return ir.Constant(ir.IntType(64), 0)
+        channels = sig.args[8].literal_value
+        block = _f32_block_ir(builder, args[4], channels)
+        return _cells_blocks_ir(context, builder, sig, args, block, spare=2 if channels == 3 else 0)
+    return sig, codegen
 
 
 @intrinsic
@@ -3117,7 +3144,16 @@ def _run_bil_u8(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, f
 def _run_bil_f32(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
     """float32: float32 arithmetic, as PyTorch does (weights from the exact fraction)."""
     row = w * cc
+    blocks_from = j  # from here on, blocks of eight pixels are tried first (where the target has AVX-512)
     while j < wo:
+        if j >= blocks_from:
+            if cc == 3:  # the blocks' 4-element loads: src[off + row + 6] exists
+                j += _bilinear_f32_cells8(src, cells, j, wo, row, src.size - row - 6, dst, dbase + j * 3, 3)
+            elif cc == 4:
+                j += _bilinear_f32_cells8(src, cells, j, wo, row, src.size, dst, dbase + j * 4, 4)
+            blocks_from = j + BLOCK8  # the next block's pixels go one at a time
+            if j >= wo:
+                break
         off = cells[j]
         if off < 0:
             if not (fills and off == -2):

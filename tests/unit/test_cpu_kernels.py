@@ -1051,6 +1051,64 @@ def test_float32_bilinear_blocks_of_eight_are_the_scalar_arithmetic(rng, monkeyp
     assert compared > 2000 or not blocks
 
 
+@pytest.mark.parametrize("allowed,cc", [(True, 3), (True, 4), (False, 3)])
+def test_float32_bilinear_blocks_of_points_are_the_scalar_arithmetic(rng, monkeypatch, allowed, cc):
+    """float32 points rows of 3 and 4 channels in blocks of eight pixels read from their cells have the bits
+    of ``_bil_f32_c``'s arithmetic (fraction ``float32(f) * 2**-32``), NaN and infinities among the taps;
+    blocks go on while every cell of a block is an offset below the limit and the block fits in the row
+    (3 channels: with two more pixels after it, as a block writes four elements past its pixels) and stop at
+    the first that does not; nothing else changes. Without AVX-512 (or not allowed) nothing is written."""
+    monkeypatch.setattr(_cpu, "F32_BLOCKS_ALLOWED", allowed)
+    blocks = allowed and "avx512f" in _cpu._target_features()
+
+    @numba.njit(cache=False)
+    def run(src, cells, j, wo, row, lim, dst, d):
+        return _cpu._bilinear_f32_cells8(src, cells, j, wo, row, lim, dst, d, cc)
+
+    w, h = 40, 30
+    row = cc * w
+    src = rng.standard_normal(h * row + 8).astype(np.float32)
+    specials = np.array([np.nan, np.inf, -np.inf, 3e38, -3e38, 0.0], np.float32)
+    hit = rng.random(src.size) < 0.02
+    src[hit] = rng.choice(specials, int(hit.sum()))
+    one = 1 << 32
+    ends = np.array([0, 1, 255, 256, one // 2, one - 257, one - 256, one - 1])
+    lim = (h - 1) * row - cc
+    c = np.arange(cc)
+    spare = 2 if cc == 3 else 0
+    scratch = 4 if cc == 3 else 0
+    compared = 0
+    for case in range(200):
+        wo = int(rng.integers(8, 60))
+        j = int(rng.integers(0, 8))
+        iy = rng.integers(0, h - 1, wo)
+        ix = rng.integers(0, w - 1, wo)
+        off = iy * row + ix * cc
+        fx = np.where(rng.random(wo) < 0.3, rng.choice(ends, wo), rng.integers(0, one, wo))
+        fy = np.where(rng.random(wo) < 0.3, rng.choice(ends, wo), rng.integers(0, one, wo))
+        bad = rng.random(wo) < (0.0 if case % 4 == 0 else 0.03)
+        off = np.where(bad, rng.choice([-1, -2, lim, lim + 5], wo), off)
+        cells = np.concatenate([off, fx, fy]).astype(np.int64)
+        dst = np.full(cc * wo + 8, 7, np.float32)
+        done = run(src, cells, j, wo, row, lim, dst, 3)
+        if not blocks:
+            assert done == 0 and (dst == 7).all()
+            continue
+        want_done = 0
+        while j + want_done + 8 + spare <= wo and not bad[j + want_done: j + want_done + 8].any():
+            want_done += 8
+        assert done == want_done
+        assert (dst[:3] == 7).all() and (dst[3 + cc * done + (scratch if done else 0):] == 7).all()
+        k = np.arange(j, j + done)
+        gx = (fx[k].astype(np.uint32).astype(np.float32) * np.float32(2.0 ** -32))[:, None]
+        gy = (fy[k].astype(np.uint32).astype(np.float32) * np.float32(2.0 ** -32))[:, None]
+        o = off[k][:, None]
+        want = _f32_bilinear_bits(src[o + c], src[o + c + cc], src[o + row + c], src[o + row + c + cc], gx, gy)
+        np.testing.assert_array_equal(dst[3:3 + cc * done].reshape(done, cc).view(np.uint32), want.view(np.uint32))
+        compared += done
+    assert compared > 1500 or not blocks
+
+
 def _bicubic_pixels():
     """A fresh function (compiled when first called, with the module's flags as they are then) that puts
     pixels through both forms of the 3-channel bicubic store: four elements loaded and stored
