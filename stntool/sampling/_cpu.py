@@ -1386,25 +1386,26 @@ def _bilinear_u8_run8(typingctx, src, sbase, row, xq, yq, dxq, dyq, nblocks, dst
     return None if sig is None else (sig, _run8_codegen)
 
 
-def _cells_blocks_ir(context, builder, sig, args, block, spare=0):
-    """The loop of a points row's blocks of :data:`BLOCK8` pixels (:func:`_bilinear_u8_cells8`; arguments
+def _cells_blocks_ir(context, builder, sig, args, block, cc, n=BLOCK8, spare=0, vector=False):
+    """The loop of a points row's blocks of ``n`` pixels (:func:`_bilinear_u8_cells8`; arguments
     ``(src, cells, j, wo, row, lim, dst, d, cc)``): from pixel ``j`` on, while a whole block fits in the row's
     ``wo`` pixels and each of its cells (:func:`_row_cells`) is an offset ``0 <= cells[k] < lim``, one block
     from the offsets ``cells[k]`` and the fractions ``cells[wo + k]``, ``cells[2 wo + k]`` (their low 32 bits),
     written from ``dst[d]`` on, ``cc`` elements a pixel. A block's cells are checked in one vector comparison;
-    its offsets are scalar loads. ``block(data, out, offs, low_x, low_y, d)`` emits one block's IR; with
+    its offsets are scalar loads (with ``vector``, the int64 vector of them). ``block(data, out, offs, low_x,
+    low_y, d)`` emits one block's IR; with
     ``spare``, a block is written only where ``spare`` more pixels of the row follow it. Returns the pixels
     written (a multiple of 8)."""
-    i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
+    i32, i64 = ir.IntType(32), ir.IntType(64)
     data = context.make_array(sig.args[0])(context, builder, args[0]).data
     cells = context.make_array(sig.args[1])(context, builder, args[1]).data
     out = context.make_array(sig.args[6])(context, builder, args[6]).data
     j0, wo, lim, d0 = args[2], args[3], args[5], args[7]
-    cc = sig.args[8].literal_value
-    n = BLOCK8
     v64 = ir.VectorType(i64, n)
+    zero = ir.Constant(i64, 0)
+    lim = builder.select(builder.icmp_signed("<", lim, zero), zero, lim)  # a negative limit: no offset is below
     limits = _splat(builder, v64, lim)
-    eight = ir.Constant(i64, n)
+    lanes = ir.Constant(i64, n)
     room = builder.sub(wo, ir.Constant(i64, spare))  # a block ends at most here
 
     def vector_at(k):  # cells[k : k + 8]
@@ -1414,26 +1415,31 @@ def _cells_blocks_ir(context, builder, sig, args, block, spare=0):
     check = builder.append_basic_block("cells.check")
     body = builder.append_basic_block("cells.body")
     done = builder.append_basic_block("cells.done")
-    builder.cbranch(builder.icmp_signed("<=", builder.add(j0, eight), room), check, done)
+    builder.cbranch(builder.icmp_signed("<=", builder.add(j0, lanes), room), check, done)
     builder.position_at_end(check)
     k = builder.phi(i64)
     jj = builder.add(j0, k)
-    inside = builder.icmp_unsigned("<", vector_at(jj), limits)  # negative cells are large unsigned numbers
-    every = builder.icmp_unsigned("==", builder.bitcast(inside, i8), ir.Constant(i8, 255))
+    here = vector_at(jj)
+    inside = builder.icmp_unsigned("<", here, limits)  # negative cells are large unsigned numbers
+    mask = ir.IntType(n)
+    every = builder.icmp_unsigned("==", builder.bitcast(inside, mask), ir.Constant(mask, (1 << n) - 1))
     builder.cbranch(every, body, done)
     builder.position_at_end(body)
-    offs = [builder.load(builder.gep(cells, [builder.add(jj, ir.Constant(i64, m))])) for m in range(n)]
+    if vector:
+        offs = here
+    else:
+        offs = [builder.load(builder.gep(cells, [builder.add(jj, ir.Constant(i64, m))])) for m in range(n)]
     low_x = builder.trunc(vector_at(builder.add(jj, wo)), ir.VectorType(i32, n))
     low_y = builder.trunc(vector_at(builder.add(jj, builder.add(wo, wo))), ir.VectorType(i32, n))
     block(data, out, offs, low_x, low_y, builder.add(d0, builder.mul(k, ir.Constant(i64, cc))))
-    k_next = builder.add(k, eight)
+    k_next = builder.add(k, lanes)
     end = builder.basic_block
-    builder.cbranch(builder.icmp_signed("<=", builder.add(builder.add(j0, k_next), eight), room), check, done)
-    k.add_incoming(ir.Constant(i64, 0), entry)
+    builder.cbranch(builder.icmp_signed("<=", builder.add(builder.add(j0, k_next), lanes), room), check, done)
+    k.add_incoming(zero, entry)
     k.add_incoming(k_next, end)
     builder.position_at_end(done)
     written = builder.phi(i64)
-    written.add_incoming(ir.Constant(i64, 0), entry)
+    written.add_incoming(zero, entry)
     written.add_incoming(k, check)
     written.add_incoming(k_next, end)
     return written
@@ -1455,8 +1461,8 @@ def _bilinear_u8_cells8(typingctx, src, cells, j, wo, row, lim, dst, d, cc):
     def codegen(context, builder, sig, args):
         if not _blocks8(context):
             return ir.Constant(ir.IntType(64), 0)
-        block = _u8_block_ir(builder, args[4], sig.args[8].literal_value)
-        return _cells_blocks_ir(context, builder, sig, args, block)
+        channels = sig.args[8].literal_value
+        return _cells_blocks_ir(context, builder, sig, args, _u8_block_ir(builder, args[4], channels), channels)
     return sig, codegen
 
 
@@ -1556,8 +1562,58 @@ def _bilinear_f32_cells8(typingctx, src, cells, j, wo, row, lim, dst, d, cc):
             return ir.Constant(ir.IntType(64), 0)
         channels = sig.args[8].literal_value
         block = _f32_block_ir(builder, args[4], channels)
-        return _cells_blocks_ir(context, builder, sig, args, block, spare=2 if channels == 3 else 0)
+        return _cells_blocks_ir(context, builder, sig, args, block, channels, spare=2 if channels == 3 else 0)
     return sig, codegen
+
+
+@intrinsic
+def _bilinear_grey_cells(typingctx, src, cells, j, wo, row, lim, dst, d):
+    """Blocks of :data:`GATHER` interior pixels of a 1-channel uint8, uint16 or float32 points row, from pixel
+    ``j`` on while each pixel's cell (:func:`_row_cells`) is an offset below ``lim``, written to ``dst[d:]``;
+    returns the pixels written (a multiple of :data:`GATHER`; 0 where the target has no AVX2). The gathers
+    and arithmetic of :func:`_bilinear_grey_block` (:func:`_grey_lanes_ir`), so the bits of the pixel-by-pixel
+    loops. The caller passes a ``lim`` below which every offset's gathered words lie inside ``src`` and
+    ``off + row`` fits 31 bits (:func:`grey_cells`)."""
+    if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and src.dtype == dst.dtype
+            and src.dtype in (types.uint8, types.uint16, types.float32) and isinstance(cells, types.Array)
+            and cells.dtype == types.int64):
+        return None
+    sig = types.int64(src, cells, types.int64, types.int64, types.int64, types.int64, dst, types.int64)
+
+    def codegen(context, builder, sig, args):
+        i32 = ir.IntType(32)
+        if "avx2" not in _target_features(context):
+            return ir.Constant(ir.IntType(64), 0)
+        dt = sig.args[0].dtype
+        row32 = builder.trunc(args[4], i32)
+
+        def block(data, out, offs, low_x, low_y, d):
+            base = builder.bitcast(data, ir.IntType(8).as_pointer())
+            _grey_lanes_ir(builder, dt, base, builder.trunc(offs, ir.VectorType(i32, GATHER)), row32, low_x, low_y,
+                           out, d)
+        return _cells_blocks_ir(context, builder, sig, args, block, 1, n=GATHER, vector=True)
+    return sig, codegen
+
+
+def grey_cells(src, cells, j, wo, row, dst, dbase):
+    """The whole blocks of :data:`GATHER` pixels of a 1-channel points row from ``j`` on whose cells are
+    interior (:func:`_bilinear_grey_cells`: uint8, uint16 and float32; none for other dtypes); returns the
+    first pixel left. Callable from kernels only."""
+    raise NotImplementedError("compiled kernels only")
+
+
+@overload(grey_cells, jit_options=OVERLOAD_OPTIONS)
+def _ov_grey_cells(src, cells, j, wo, row, dst, dbase):
+    if src.dtype in (types.uint8, types.uint16, types.float32):
+        reads = 4 if src.dtype == types.uint8 else 2  # elements each gathered word holds from a left tap on
+
+        def impl(src, cells, j, wo, row, dst, dbase):
+            lim = min(src.size - row - reads + 1, (1 << 31) - row)
+            return j + _bilinear_grey_cells(src, cells, j, wo, row, lim, dst, dbase + j)
+    else:
+        def impl(src, cells, j, wo, row, dst, dbase):
+            return j
+    return impl
 
 
 @intrinsic
@@ -1925,13 +1981,8 @@ def _grey32_ir(builder, dt, data, size, sbase, row, xq, yq, dxq, dyq, out, d):
     "written": false, having written nothing, where the block's coordinates lie beyond
     :data:`Q16_PIXELS` px, a row has more than 2**16 pixels, or a read would pass ``src``'s end."""
     i1, i8, i32, i64, n = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64), GATHER
-    f32, f64 = ir.FloatType(), ir.DoubleType()
     vec = ir.VectorType(i32, n)
-    vf32, vf64 = ir.VectorType(f32, n), ir.VectorType(f64, n)
     width = {types.uint8: 1, types.uint16: 2, types.float32: 4}[dt]
-
-    def const(x, v=vec, elt=i32):
-        return ir.Constant(v, [ir.Constant(elt, x)] * n)
 
     def small(q):  # |q| below Q16_PIXELS px
         neg = builder.icmp_signed("<", q, ir.Constant(i64, 0))
@@ -1958,69 +2009,86 @@ def _grey32_ir(builder, dt, data, size, sbase, row, xq, yq, dxq, dyq, out, d):
         inside = builder.icmp_unsigned("==", builder.bitcast(past, ir.IntType(n)), ir.Constant(ir.IntType(n), 0))
         with builder.if_then(inside, likely=True):
             base = builder.bitcast(builder.gep(data, [sbase]), i8.as_pointer())
-            below = builder.add(off, _splat(builder, vec, row32))
-
-            def lanes(v, first, count):
-                return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, count),
-                                                                [ir.Constant(i32, first + k) for k in range(count)]))
-
-            def joined(parts):  # vectors of equal length, end to end
-                while len(parts) > 1:
-                    m = parts[0].type.count
-                    parts = [builder.shuffle_vector(parts[k], parts[k + 1], ir.Constant(
-                        ir.VectorType(i32, 2 * m), [ir.Constant(i32, e) for e in range(2 * m)]))
-                        for k in range(0, len(parts), 2)]
-                return parts[0]
-
-            def words32(at):  # the 32-bit word at each offset (times the element size), as 16 int32
-                return joined([_avx2_gather_ir(builder, base, lanes(at, h, 8), i32, width) for h in (0, 8)])
-
-            if width == 1:
-                def w15(f):  # ((f + 2**16) >> 17) of the unsigned fraction, in 32 bits: ((f >> 1) + 2**15) >> 16
-                    return builder.lshr(builder.add(builder.lshr(f, const(1)), const(1 << 15)), const(16))
-
-                wx, wy = w15(fx), w15(fy)
-
-                def lerp_x(w):  # (a << 15) + (b - a) wx of the word's first two bytes a, b
-                    a = builder.and_(w, const(255))
-                    b = builder.and_(builder.lshr(w, const(8)), const(255))
-                    return builder.add(builder.shl(a, const(15)), builder.mul(builder.sub(b, a), wx))
-
-                r = _column_sum32_ir(builder, lerp_x(words32(off)), lerp_x(words32(below)), wy)
-                pixels = builder.trunc(r, ir.VectorType(i8, n))
-            else:
-                def fraction(f):  # (q & Q_MASK) * Q_INV, from the fraction's 32 bits
-                    return builder.fmul(builder.uitofp(f, vf64), const(Q_INV, vf64, f64))
-
-                if width == 2:  # uint16: float64, as _bil_float_c, then _store's rounding and saturation
-                    def taps(at):
-                        w = words32(at)
-                        return [builder.uitofp(builder.and_(w, const(65535)), vf64),
-                                builder.uitofp(builder.lshr(w, const(16)), vf64)]
-
-                    gx, gy = fraction(fx), fraction(fy)
-                    one = const(1.0, vf64, f64)
-                    hx, hy = builder.fsub(one, gx), builder.fsub(one, gy)
-                    (a, b), (c, e) = taps(off), taps(below)
-                    v = builder.fadd(builder.fmul(a, builder.fmul(hx, hy)), builder.fmul(b, builder.fmul(gx, hy)))
-                    v = builder.fadd(v, builder.fmul(c, builder.fmul(hx, gy)))
-                    v = builder.fadd(v, builder.fmul(e, builder.fmul(gx, gy)))
-                    pixels = _saturate_convert_ir(builder, v, types.uint16, ir.IntType(16), True, 65535.0)
-                else:  # float32: both taps as one 64-bit word, as _bil_f32_c
-                    def taps(at):
-                        pairs = builder.bitcast(joined([_avx2_gather_ir(builder, base, lanes(at, h, 4), i64, 4)
-                                                        for h in range(0, n, 4)]), ir.VectorType(f32, 2 * n))
-                        return [builder.shuffle_vector(pairs, pairs, ir.Constant(
-                            ir.VectorType(i32, n), [ir.Constant(i32, 2 * k + e) for k in range(n)])) for e in (0, 1)]
-
-                    def fraction32(f):  # float32((q & Q_MASK) * Q_INV) == float32(f) * 2**-32 (exact scaling)
-                        return builder.fmul(builder.uitofp(f, vf32), const(2.0 ** -32, vf32, f32))
-
-                    gx, gy = fraction32(fx), fraction32(fy)
-                    pixels = _f32_bilinear_lanes_ir(builder, *taps(off), *taps(below), gx, gy)
-            _store_vector(builder, out, d, pixels)
+            _grey_lanes_ir(builder, dt, base, off, row32, fx, fy, out, d)
             builder.store(ir.Constant(i1, 1), written)
     return builder.load(written)
+
+
+def _grey_lanes_ir(builder, dt, base, off, row32, fx, fy, out, d):
+    """The gathers and arithmetic of :func:`_grey32_ir` for :data:`GATHER` pixels whose top-left taps lie at
+    the element offsets ``off`` (int32 lanes) from ``base`` (a byte pointer), with the fractions' 32 bits
+    ``fx``, ``fy`` (int32 lanes) and row stride ``row32`` (int32), written to ``out[d : d + GATHER]``; the
+    caller makes sure every read stays inside the array."""
+    i8, i32, i64, n = ir.IntType(8), ir.IntType(32), ir.IntType(64), GATHER
+    f32, f64 = ir.FloatType(), ir.DoubleType()
+    vec = ir.VectorType(i32, n)
+    vf32, vf64 = ir.VectorType(f32, n), ir.VectorType(f64, n)
+    width = {types.uint8: 1, types.uint16: 2, types.float32: 4}[dt]
+
+    def const(x, v=vec, elt=i32):
+        return ir.Constant(v, [ir.Constant(elt, x)] * n)
+
+    below = builder.add(off, _splat(builder, vec, row32))
+
+    def lanes(v, first, count):
+        return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, count),
+                                                        [ir.Constant(i32, first + k) for k in range(count)]))
+
+    def joined(parts):  # vectors of equal length, end to end
+        while len(parts) > 1:
+            m = parts[0].type.count
+            parts = [builder.shuffle_vector(parts[k], parts[k + 1], ir.Constant(
+                ir.VectorType(i32, 2 * m), [ir.Constant(i32, e) for e in range(2 * m)]))
+                for k in range(0, len(parts), 2)]
+        return parts[0]
+
+    def words32(at):  # the 32-bit word at each offset (times the element size), as 16 int32
+        return joined([_avx2_gather_ir(builder, base, lanes(at, h, 8), i32, width) for h in (0, 8)])
+
+    if width == 1:
+        def w15(f):  # ((f + 2**16) >> 17) of the unsigned fraction, in 32 bits: ((f >> 1) + 2**15) >> 16
+            return builder.lshr(builder.add(builder.lshr(f, const(1)), const(1 << 15)), const(16))
+
+        wx, wy = w15(fx), w15(fy)
+
+        def lerp_x(w):  # (a << 15) + (b - a) wx of the word's first two bytes a, b
+            a = builder.and_(w, const(255))
+            b = builder.and_(builder.lshr(w, const(8)), const(255))
+            return builder.add(builder.shl(a, const(15)), builder.mul(builder.sub(b, a), wx))
+
+        r = _column_sum32_ir(builder, lerp_x(words32(off)), lerp_x(words32(below)), wy)
+        pixels = builder.trunc(r, ir.VectorType(i8, n))
+    else:
+        def fraction(f):  # (q & Q_MASK) * Q_INV, from the fraction's 32 bits
+            return builder.fmul(builder.uitofp(f, vf64), const(Q_INV, vf64, f64))
+
+        if width == 2:  # uint16: float64, as _bil_float_c, then _store's rounding and saturation
+            def taps(at):
+                w = words32(at)
+                return [builder.uitofp(builder.and_(w, const(65535)), vf64),
+                        builder.uitofp(builder.lshr(w, const(16)), vf64)]
+
+            gx, gy = fraction(fx), fraction(fy)
+            one = const(1.0, vf64, f64)
+            hx, hy = builder.fsub(one, gx), builder.fsub(one, gy)
+            (a, b), (c, e) = taps(off), taps(below)
+            v = builder.fadd(builder.fmul(a, builder.fmul(hx, hy)), builder.fmul(b, builder.fmul(gx, hy)))
+            v = builder.fadd(v, builder.fmul(c, builder.fmul(hx, gy)))
+            v = builder.fadd(v, builder.fmul(e, builder.fmul(gx, gy)))
+            pixels = _saturate_convert_ir(builder, v, types.uint16, ir.IntType(16), True, 65535.0)
+        else:  # float32: both taps as one 64-bit word, as _bil_f32_c
+            def taps(at):
+                pairs = builder.bitcast(joined([_avx2_gather_ir(builder, base, lanes(at, h, 4), i64, 4)
+                                                for h in range(0, n, 4)]), ir.VectorType(f32, 2 * n))
+                return [builder.shuffle_vector(pairs, pairs, ir.Constant(
+                    ir.VectorType(i32, n), [ir.Constant(i32, 2 * k + e) for k in range(n)])) for e in (0, 1)]
+
+            def fraction32(f):  # float32((q & Q_MASK) * Q_INV) == float32(f) * 2**-32 (exact scaling)
+                return builder.fmul(builder.uitofp(f, vf32), const(2.0 ** -32, vf32, f32))
+
+            gx, gy = fraction32(fx), fraction32(fy)
+            pixels = _f32_bilinear_lanes_ir(builder, *taps(off), *taps(below), gx, gy)
+    _store_vector(builder, out, d, pixels)
 
 
 @intrinsic
@@ -3070,7 +3138,13 @@ def _row_cells(sbase, h, w, cc, xs, ys, wo, margin, cells):
 @jit_device
 def _run_bil_u8_1(src, w, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
     """:func:`_run_bil_u8` for one channel (gray images)."""
+    blocks_from = j  # from here on, blocks of GATHER pixels are tried first (where the target has AVX2)
     while j < wo:
+        if j >= blocks_from:
+            j = grey_cells(src, cells, j, wo, w, dst, dbase)
+            blocks_from = j + BLOCK8  # the next pixels go one at a time
+            if j >= wo:
+                break
         off = cells[j]
         if off < 0:
             if not (fills and off == -2):
@@ -3151,6 +3225,8 @@ def _run_bil_f32(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
                 j += _bilinear_f32_cells8(src, cells, j, wo, row, src.size - row - 6, dst, dbase + j * 3, 3)
             elif cc == 4:
                 j += _bilinear_f32_cells8(src, cells, j, wo, row, src.size, dst, dbase + j * 4, 4)
+            elif cc == 1:  # blocks of GATHER pixels (AVX2)
+                j = grey_cells(src, cells, j, wo, row, dst, dbase)
             blocks_from = j + BLOCK8  # the next block's pixels go one at a time
             if j >= wo:
                 break
@@ -3182,7 +3258,13 @@ def _run_bil_f64(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
     """float64 arithmetic: float64 images, and uint16 (whose 16 bits need more than 15-bit weights to
     stay exact; rounded and saturated)."""
     row = w * cc
+    blocks_from = j  # 1 channel: from here on, blocks of GATHER pixels are tried first (uint16, where AVX2)
     while j < wo:
+        if cc == 1 and j >= blocks_from:
+            j = grey_cells(src, cells, j, wo, row, dst, dbase)
+            blocks_from = j + BLOCK8
+            if j >= wo:
+                break
         off = cells[j]
         if off < 0:
             if not (fills and off == -2):

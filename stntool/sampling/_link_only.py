@@ -23,8 +23,8 @@ as numba handles them.
 On-disk caching of a link-only helper stores its linked IR (bitcode) instead of object code plus
 IR, and loading it gives a link-only library again; the cache key records whether link-only mode
 was on (:func:`stamp`), so caches written with ``STNTOOL_LINK_ONLY=0`` (numba's behaviour) and
-without it never mix. Every other library is stored as numba stores it (machine code, and its IR for
-callers to link) plus the names its IR defines, so loading a kernel from the cache no longer parses
+without it never mix. The other libraries of stntool's kernels are stored as numba stores them (machine
+code, and their IR for callers to link) plus the names their IR defines, so loading a kernel no longer parses
 its IR (about 20 ms a kernel, a third of what a warm ``stntool warp`` spends loading kernels); the IR
 is parsed if a later compile links the kernel in.
 
@@ -43,9 +43,10 @@ import threading
 
 #: Serialisation kind of a link-only library in numba's cache files.
 KIND = "stntool-link-only-bitcode"
-#: Serialisation kind of any other library: numba's ``"object"`` (machine code, and IR for callers to link)
-#: plus the names the IR defines, so a load need not parse the IR (about 20 ms a kernel) until a caller
-#: links it.
+#: Serialisation kind of a stntool kernel's library (compiled in :func:`compiling`; not link-only): numba's
+#: ``"object"`` (machine code, and IR for callers to link) plus the names the IR defines, so a load need not
+#: parse the IR (about 20 ms a kernel) until a caller links it. Other functions' libraries (a user's own
+#: cached functions) keep numba's form, which a process without stntool reads.
 OBJECT_KIND = "stntool-object-code"
 
 _state = threading.local()
@@ -182,7 +183,7 @@ def _make_class(cg, ll):
             if _deferred(self):
                 return (self.name, KIND, self._get_module_for_linking().as_bitcode())
             name, kind, data = super().serialize_using_object_code()
-            if kind != "object":
+            if kind != "object" or not _active():  # others' functions keep numba's form: numba alone reads them
                 return name, kind, data
             mod = self._get_module_for_linking()
             symbols = sorted(gv.name for gs in (mod.functions, mod.global_variables) for gv in gs if not gv.is_declaration)

@@ -941,8 +941,8 @@ def test_uint8_bilinear_blocks_of_points_are_the_integer_formula(rng, monkeypatc
     """Points rows of 3 and 4 channels in blocks of eight pixels read from their cells (offsets, then the
     fractions' 32 bits) equal ``_bil_int_c``'s integer arithmetic; blocks go on while every cell of a block
     is an offset below the limit and the block fits in the row, and stop at the first block with a cell
-    that is negative (-1, -2) or at the limit; nothing past the written pixels changes. Without AVX2 (or not
-    allowed) nothing is written."""
+    that is negative (-1, -2) or at the limit; a negative limit writes nothing; nothing past the written
+    pixels changes. Without AVX2 (or not allowed) nothing is written."""
     monkeypatch.setattr(_cpu, "BLOCKS8_ALLOWED", allowed)
     blocks = allowed and "avx2" in _cpu._target_features()
 
@@ -972,6 +972,8 @@ def test_uint8_bilinear_blocks_of_points_are_the_integer_formula(rng, monkeypatc
         off = np.where(bad, rng.choice([-1, -2, lim, lim + 5], wo), off)
         cells = np.concatenate([off, fx, fy]).astype(np.int64)
         dst = np.full(cc * wo + 8, 7, np.uint8)
+        if case == 1:  # a negative limit (an image too small for a block's loads): no block, -2 cells included
+            assert run(src, cells, j, wo, row, -1, dst, 3) == 0 and (dst == 7).all()
         done = run(src, cells, j, wo, row, lim, dst, 3)
         if not blocks:
             assert done == 0 and (dst == 7).all()
@@ -1105,6 +1107,81 @@ def test_float32_bilinear_blocks_of_points_are_the_scalar_arithmetic(rng, monkey
         o = off[k][:, None]
         want = _f32_bilinear_bits(src[o + c], src[o + c + cc], src[o + row + c], src[o + row + c + cc], gx, gy)
         np.testing.assert_array_equal(dst[3:3 + cc * done].reshape(done, cc).view(np.uint32), want.view(np.uint32))
+        compared += done
+    assert compared > 1500 or not blocks
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_grey_bilinear_blocks_of_points_are_the_scalar_arithmetic(rng, dtype):
+    """1-channel points rows in blocks of GATHER pixels read from their cells (gathers; uint8, uint16 and
+    float32) have the bits of the pixel-by-pixel loops: uint8 ``_bil_int_c``'s integer formula with
+    ``_w15`` weights, uint16 ``_bil_float_c`` in float64 rounded half up and saturated, float32
+    ``_bil_f32_c`` (NaN and infinities among the taps); blocks go on while every cell of a block is an offset
+    below the limit and the block fits in the row, and stop at the first that does not; a negative limit
+    writes nothing; nothing else changes. Without AVX2 nothing is written."""
+    blocks = "avx2" in _cpu._target_features()
+    n = _cpu.GATHER
+
+    @numba.njit(cache=False)
+    def run(src, cells, j, wo, row, lim, dst, d):
+        return _cpu._bilinear_grey_cells(src, cells, j, wo, row, lim, dst, d)
+
+    w, h = 50, 30
+    row = w
+    if dtype == np.float32:
+        src = rng.standard_normal(h * row + 8).astype(np.float32)
+        hit = rng.random(src.size) < 0.02
+        src[hit] = rng.choice(np.array([np.nan, np.inf, -np.inf, 3e38, 0.0], np.float32), int(hit.sum()))
+    else:
+        top = np.iinfo(dtype).max
+        src = rng.integers(0, top + 1, h * row + 8).astype(dtype)
+        src[: 3 * row] = top * (np.arange(3 * row) % 2)  # 0 next to the largest value
+    one = 1 << 32
+    ends = np.array([0, 1, 255, 256, 65535, 65536, 131072, one // 2, one - 65537, one - 256, one - 1])
+    lim = (h - 1) * row - 1
+    compared = 0
+    for case in range(200):
+        wo = int(rng.integers(n, 3 * n + 5))
+        j = int(rng.integers(0, 8))
+        off = rng.integers(0, h - 1, wo) * row + rng.integers(0, w - 1, wo)
+        fx = np.where(rng.random(wo) < 0.3, rng.choice(ends, wo), rng.integers(0, one, wo))
+        fy = np.where(rng.random(wo) < 0.3, rng.choice(ends, wo), rng.integers(0, one, wo))
+        bad = rng.random(wo) < (0.0 if case % 4 == 0 else 0.02)
+        off = np.where(bad, rng.choice([-1, -2, lim, lim + 3], wo), off)
+        cells = np.concatenate([off, fx, fy]).astype(np.int64)
+        dst = np.full(wo + 8, 7, dtype)
+        if case == 1:
+            assert run(src, cells, j, wo, row, -5, dst, 3) == 0 and (dst == 7).all()
+        done = run(src, cells, j, wo, row, lim, dst, 3)
+        if not blocks:
+            assert done == 0 and (dst == 7).all()
+            continue
+        want_done = 0
+        while j + want_done + n <= wo and not bad[j + want_done: j + want_done + n].any():
+            want_done += n
+        assert done == want_done
+        assert (dst[:3] == 7).all() and (dst[3 + done:] == 7).all()
+        k = np.arange(j, j + done)
+        o = off[k]
+        a, b, c, e = src[o], src[o + 1], src[o + row], src[o + row + 1]
+        if dtype == np.uint8:
+            a, b, c, e = (v.astype(np.int64) for v in (a, b, c, e))
+            wx, wy = (fx[k] + 65536) >> 17, (fy[k] + 65536) >> 17
+            t = (a << 15) + (b - a) * wx
+            u = (c << 15) + (e - c) * wx
+            want = ((t << 15) + (u - t) * wy + (1 << 29)) >> 30
+        elif dtype == np.uint16:
+            gx, gy = fx[k] * 2.0 ** -32, fy[k] * 2.0 ** -32
+            v = (a * ((1.0 - gx) * (1.0 - gy)) + b * (gx * (1.0 - gy))) + c * ((1.0 - gx) * gy) + e * (gx * gy)
+            want = np.clip(np.floor(v + 0.5), 0, 65535)
+        else:
+            gx = fx[k].astype(np.uint32).astype(np.float32) * np.float32(2.0 ** -32)
+            gy = fy[k].astype(np.uint32).astype(np.float32) * np.float32(2.0 ** -32)
+            want = _f32_bilinear_bits(a, b, c, e, gx, gy)
+            np.testing.assert_array_equal(dst[3:3 + done].view(np.uint32), want.view(np.uint32))
+            compared += done
+            continue
+        np.testing.assert_array_equal(dst[3:3 + done], want)
         compared += done
     assert compared > 1500 or not blocks
 

@@ -47,6 +47,18 @@ CODE = textwrap.dedent("""
                             stntool.grid_sample(img, stntool.affine_grid(np.array(theta), img.shape[:2]), mode,
                                                 padding=padding, backend="cpu")
                             count += 1
+    # tiny inputs zoomed into: every output pixel of the wide output reads interior taps (points rows in blocks)
+    for dtype in (np.uint8, np.uint16, np.float32):
+        for c in (1, 3, 4):
+            for shape in ((2, 2), (2, 3), (3, 2), (2, 9)):
+                img = at_page_end(shape + (c,), dtype, keep)
+                img[...] = rng.integers(0, 200, img.shape)
+                for s in (0.2, 0.45):
+                    theta = [[s, 0.01, 0.0], [-0.01, s, 0.0], [0.01, -0.02, 1.0]]
+                    stntool.warp(img, theta, out_hw=(6, 40), backend="cpu")
+                    grid = stntool.affine_grid(np.array(theta[:2]), (6, 40))
+                    stntool.grid_sample(img, grid, backend="cpu")
+                    count += 1
     print(count)
 """)
 
@@ -54,7 +66,8 @@ CODE = textwrap.dedent("""
 def test_warps_read_nothing_past_the_input_array():
     """Turns near 180 and 270 degrees start rows at the image's last pixel: affine and projective warps and
     grids, every mode, two paddings, uint8, uint16 and float32 with 1, 3 and 4 channels, on an input that
-    ends at a page that may not be read."""
+    ends at a page that may not be read; and inputs of 2 and 3 pixels a side zoomed into, whose wide
+    output reads only interior taps (the points rows' blocks read a few elements past a pixel's taps)."""
     r = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, f"exit status {r.returncode}: {r.stderr[-2000:]}"
-    assert r.stdout.split()[-1] == str(3 * 3 * 5 * 3 * 3 * 2)
+    assert r.stdout.split()[-1] == str(3 * 3 * 5 * 3 * 3 * 2 + 3 * 3 * 4 * 2)

@@ -180,7 +180,10 @@ def test_kernels_load_from_the_cache_without_parsing_their_ir_until_a_caller_lin
         value = kernel(a)
         lib = next(iter(kernel.overloads.values())).library
         lazy = lib._lazy_bitcode is not None
-        state = lib.serialize_using_object_code() if sys.argv[1] == "first" else None
+        state = None
+        if sys.argv[1] == "first":
+            with _link_only.compiling():  # as when the kernel was saved
+                state = lib.serialize_using_object_code()
 
         @numba.njit(cache=False)
         def caller(a):
@@ -199,3 +202,45 @@ def test_kernels_load_from_the_cache_without_parsing_their_ir_until_a_caller_lin
 
     assert run("first") == ["30.0", "0", "False", _link_only.OBJECT_KIND, "31.0", "True"]  # compiled, stored
     assert run("again") == ["30.0", "1", "True", "-", "31.0", "True"]  # loaded lazily; linked by `caller`
+
+
+def test_a_users_own_cached_functions_stay_readable_without_stntool(tmp_path):
+    """A user's ``njit(cache=True)`` function (one of them calling a stntool kernel) cached in a process that
+    imported stntool and ran its kernels is stored in numba's own form: a process with numba's behaviour
+    (STNTOOL_LINK_ONLY=0) loads it from the cache."""
+    (tmp_path / "user.py").write_text(textwrap.dedent("""
+        import sys
+        import numba
+        import numpy as np
+
+        if sys.argv[1] == "stntool":
+            import stntool
+            stntool.warp(np.zeros((8, 8), np.uint8), [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+        from stntool._jit import jit_serial
+
+        @jit_serial
+        def kernel(a):
+            return a.sum() * 2.0
+
+        @numba.njit(cache=True)
+        def add1(x):
+            return x + 1
+
+        @numba.njit(cache=True)
+        def calls_kernel(a):
+            return kernel(a) + 1.0
+
+        print(add1(1), calls_kernel(np.arange(4.0)), sum(add1.stats.cache_hits.values()),
+              sum(calls_kernel.stats.cache_hits.values()))
+    """))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+    def run(which, **extra):
+        p = subprocess.run([sys.executable, "user.py", which], cwd=tmp_path, env=dict(env, **extra),
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.split()
+
+    assert run("stntool") == ["2", "13.0", "0", "0"]
+    assert run("numba", STNTOOL_LINK_ONLY="0") == ["2", "13.0", "1", "1"]
