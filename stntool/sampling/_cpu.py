@@ -1445,6 +1445,16 @@ def _cells_blocks_ir(context, builder, sig, args, block, cc, n=BLOCK8, spare=0, 
     return written
 
 
+def _cells_blocks_sig(src, cells, dst, cc, dtype):
+    """The signature of a points-block intrinsic ``(src, cells, j, wo, row, lim, dst, d, cc) -> pixels written``
+    for ``dtype`` arrays, int64 cells and a constant ``cc`` of 3 or 4; None for other types."""
+    if not (isinstance(src, types.Array) and src.dtype == dtype and isinstance(dst, types.Array)
+            and dst.dtype == dtype and isinstance(cells, types.Array) and cells.dtype == types.int64
+            and isinstance(cc, types.IntegerLiteral) and cc.literal_value in (3, 4)):
+        return None
+    return types.int64(src, cells, types.int64, types.int64, types.int64, types.int64, dst, types.int64, cc)
+
+
 @intrinsic
 def _bilinear_u8_cells8(typingctx, src, cells, j, wo, row, lim, dst, d, cc):
     """Blocks of :data:`BLOCK8` interior pixels of a ``cc``-channel (a constant 3 or 4) uint8 points row, from
@@ -1452,11 +1462,9 @@ def _bilinear_u8_cells8(typingctx, src, cells, j, wo, row, lim, dst, d, cc):
     offset below ``lim``, written to ``dst[d:]``; returns the pixels written (a multiple of 8; 0 where the
     target has no AVX2). :func:`_bilinear_u8_run8`'s arithmetic, so the bits of :func:`_bil_int_c` with
     :func:`_w15` weights. The caller passes a ``lim`` for which ``src[off + row + 7]`` exists (3 channels)."""
-    if not (isinstance(src, types.Array) and src.dtype == types.uint8 and isinstance(dst, types.Array)
-            and dst.dtype == types.uint8 and isinstance(cells, types.Array) and cells.dtype == types.int64
-            and isinstance(cc, types.IntegerLiteral) and cc.literal_value in (3, 4)):
+    sig = _cells_blocks_sig(src, cells, dst, cc, types.uint8)
+    if sig is None:
         return None
-    sig = types.int64(src, cells, types.int64, types.int64, types.int64, types.int64, dst, types.int64, cc)
 
     def codegen(context, builder, sig, args):
         if not _blocks8(context):
@@ -1551,11 +1559,9 @@ def _bilinear_f32_cells8(typingctx, src, cells, j, wo, row, lim, dst, d, cc):
     :func:`_bil_f32_c`), where the target has AVX-512 (else 0). 3 channels: a block writes four elements past
     its pixels, so blocks are written only where two more pixels of the row follow (written afterwards),
     and the caller passes a ``lim`` for which ``src[off + row + 6]`` exists."""
-    if not (isinstance(src, types.Array) and src.dtype == types.float32 and isinstance(dst, types.Array)
-            and dst.dtype == types.float32 and isinstance(cells, types.Array) and cells.dtype == types.int64
-            and isinstance(cc, types.IntegerLiteral) and cc.literal_value in (3, 4)):
+    sig = _cells_blocks_sig(src, cells, dst, cc, types.float32)
+    if sig is None:
         return None
-    sig = types.int64(src, cells, types.int64, types.int64, types.int64, types.int64, dst, types.int64, cc)
 
     def codegen(context, builder, sig, args):
         if not _f32_blocks(context):

@@ -186,7 +186,8 @@ def _make_class(cg, ll):
             if kind != "object" or not _active():  # others' functions keep numba's form: numba alone reads them
                 return name, kind, data
             mod = self._get_module_for_linking()
-            symbols = sorted(gv.name for gs in (mod.functions, mod.global_variables) for gv in gs if not gv.is_declaration)
+            symbols = sorted(gv.name for gs in (mod.functions, mod.global_variables) for gv in gs
+                             if not gv.is_declaration)
             return name, OBJECT_KIND, (*data, symbols)
 
         @classmethod

@@ -936,6 +936,27 @@ def test_uint8_bilinear_blocks_of_eight_are_the_integer_formula(rng, monkeypatch
     assert compared > 2000 or not blocks
 
 
+def _points_block_cases(rng, w, h, cc, lim, ends, n, spare=0, count=200):
+    """``count`` random points rows for a points-block intrinsic of ``n``-pixel blocks on a ``w`` x ``h`` image
+    of ``cc`` channels: ``(case, wo, j, off, fx, fy, cells, want_done)``, every cell an interior offset or,
+    in three rows of four, about one in forty bad (-1, -2, at or past the limit ``lim``); half the fractions
+    from ``ends``; ``want_done``: the pixels the blocks should write from ``j`` (whole blocks while none of
+    their cells is bad and ``spare`` more pixels follow)."""
+    one = 1 << 32
+    for case in range(count):
+        wo = int(rng.integers(n, 3 * n + 12))
+        j = int(rng.integers(0, 8))
+        off = rng.integers(0, h - 1, wo) * (w * cc) + rng.integers(0, w - 1, wo) * cc
+        fx = np.where(rng.random(wo) < 0.3, rng.choice(ends, wo), rng.integers(0, one, wo))
+        fy = np.where(rng.random(wo) < 0.3, rng.choice(ends, wo), rng.integers(0, one, wo))
+        bad = rng.random(wo) < (0.0 if case % 4 == 0 else 0.025)
+        off = np.where(bad, rng.choice([-1, -2, lim, lim + 5], wo), off)
+        want_done = 0
+        while j + want_done + n + spare <= wo and not bad[j + want_done: j + want_done + n].any():
+            want_done += n
+        yield case, wo, j, off, fx, fy, np.concatenate([off, fx, fy]).astype(np.int64), want_done
+
+
 @pytest.mark.parametrize("allowed,cc", [(True, 3), (True, 4), (False, 3)])
 def test_uint8_bilinear_blocks_of_points_are_the_integer_formula(rng, monkeypatch, allowed, cc):
     """Points rows of 3 and 4 channels in blocks of eight pixels read from their cells (offsets, then the
@@ -960,17 +981,7 @@ def test_uint8_bilinear_blocks_of_points_are_the_integer_formula(rng, monkeypatc
     lim = (h - 1) * row - cc  # every offset below it has its taps in the image
     c = np.arange(cc)
     compared = 0
-    for case in range(200):
-        wo = int(rng.integers(8, 60))
-        j = int(rng.integers(0, 8))
-        iy = rng.integers(0, h - 1, wo)
-        ix = rng.integers(0, w - 1, wo)
-        off = iy * row + ix * cc
-        fx = np.where(rng.random(wo) < 0.3, rng.choice(ends, wo), rng.integers(0, one, wo))
-        fy = np.where(rng.random(wo) < 0.3, rng.choice(ends, wo), rng.integers(0, one, wo))
-        bad = rng.random(wo) < (0.0 if case % 4 == 0 else 0.03)
-        off = np.where(bad, rng.choice([-1, -2, lim, lim + 5], wo), off)
-        cells = np.concatenate([off, fx, fy]).astype(np.int64)
+    for case, wo, j, off, fx, fy, cells, want_done in _points_block_cases(rng, w, h, cc, lim, ends, 8):
         dst = np.full(cc * wo + 8, 7, np.uint8)
         if case == 1:  # a negative limit (an image too small for a block's loads): no block, -2 cells included
             assert run(src, cells, j, wo, row, -1, dst, 3) == 0 and (dst == 7).all()
@@ -978,10 +989,6 @@ def test_uint8_bilinear_blocks_of_points_are_the_integer_formula(rng, monkeypatc
         if not blocks:
             assert done == 0 and (dst == 7).all()
             continue
-        # the blocks that should be written: whole blocks from j while none of their cells is bad
-        want_done = 0
-        while j + want_done + 8 <= wo and not bad[j + want_done: j + want_done + 8].any():
-            want_done += 8
         assert done == want_done
         assert (dst[:3] == 7).all() and (dst[3 + cc * done:] == 7).all()
         k = np.arange(j, j + done)
@@ -1080,25 +1087,12 @@ def test_float32_bilinear_blocks_of_points_are_the_scalar_arithmetic(rng, monkey
     spare = 2 if cc == 3 else 0
     scratch = 4 if cc == 3 else 0
     compared = 0
-    for case in range(200):
-        wo = int(rng.integers(8, 60))
-        j = int(rng.integers(0, 8))
-        iy = rng.integers(0, h - 1, wo)
-        ix = rng.integers(0, w - 1, wo)
-        off = iy * row + ix * cc
-        fx = np.where(rng.random(wo) < 0.3, rng.choice(ends, wo), rng.integers(0, one, wo))
-        fy = np.where(rng.random(wo) < 0.3, rng.choice(ends, wo), rng.integers(0, one, wo))
-        bad = rng.random(wo) < (0.0 if case % 4 == 0 else 0.03)
-        off = np.where(bad, rng.choice([-1, -2, lim, lim + 5], wo), off)
-        cells = np.concatenate([off, fx, fy]).astype(np.int64)
+    for _, wo, j, off, fx, fy, cells, want_done in _points_block_cases(rng, w, h, cc, lim, ends, 8, spare):
         dst = np.full(cc * wo + 8, 7, np.float32)
         done = run(src, cells, j, wo, row, lim, dst, 3)
         if not blocks:
             assert done == 0 and (dst == 7).all()
             continue
-        want_done = 0
-        while j + want_done + 8 + spare <= wo and not bad[j + want_done: j + want_done + 8].any():
-            want_done += 8
         assert done == want_done
         assert (dst[:3] == 7).all() and (dst[3 + cc * done + (scratch if done else 0):] == 7).all()
         k = np.arange(j, j + done)
@@ -1140,15 +1134,7 @@ def test_grey_bilinear_blocks_of_points_are_the_scalar_arithmetic(rng, dtype):
     ends = np.array([0, 1, 255, 256, 65535, 65536, 131072, one // 2, one - 65537, one - 256, one - 1])
     lim = (h - 1) * row - 1
     compared = 0
-    for case in range(200):
-        wo = int(rng.integers(n, 3 * n + 5))
-        j = int(rng.integers(0, 8))
-        off = rng.integers(0, h - 1, wo) * row + rng.integers(0, w - 1, wo)
-        fx = np.where(rng.random(wo) < 0.3, rng.choice(ends, wo), rng.integers(0, one, wo))
-        fy = np.where(rng.random(wo) < 0.3, rng.choice(ends, wo), rng.integers(0, one, wo))
-        bad = rng.random(wo) < (0.0 if case % 4 == 0 else 0.02)
-        off = np.where(bad, rng.choice([-1, -2, lim, lim + 3], wo), off)
-        cells = np.concatenate([off, fx, fy]).astype(np.int64)
+    for case, wo, j, off, fx, fy, cells, want_done in _points_block_cases(rng, w, h, 1, lim, ends, n):
         dst = np.full(wo + 8, 7, dtype)
         if case == 1:
             assert run(src, cells, j, wo, row, -5, dst, 3) == 0 and (dst == 7).all()
@@ -1156,9 +1142,6 @@ def test_grey_bilinear_blocks_of_points_are_the_scalar_arithmetic(rng, dtype):
         if not blocks:
             assert done == 0 and (dst == 7).all()
             continue
-        want_done = 0
-        while j + want_done + n <= wo and not bad[j + want_done: j + want_done + n].any():
-            want_done += n
         assert done == want_done
         assert (dst[:3] == 7).all() and (dst[3 + done:] == 7).all()
         k = np.arange(j, j + done)
