@@ -1393,9 +1393,8 @@ def _cells_blocks_ir(context, builder, sig, args, block, cc, n=BLOCK8, spare=0, 
     from the offsets ``cells[k]`` and the fractions ``cells[wo + k]``, ``cells[2 wo + k]`` (their low 32 bits),
     written from ``dst[d]`` on, ``cc`` elements a pixel. A block's cells are checked in one vector comparison;
     its offsets are scalar loads (with ``vector``, the int64 vector of them). ``block(data, out, offs, low_x,
-    low_y, d)`` emits one block's IR; with
-    ``spare``, a block is written only where ``spare`` more pixels of the row follow it. Returns the pixels
-    written (a multiple of 8)."""
+    low_y, d)`` emits one block's IR; with ``spare``, a block is written only where ``spare`` more pixels of
+    the row follow it. Returns the pixels written (a multiple of ``n``)."""
     i32, i64 = ir.IntType(32), ir.IntType(64)
     data = context.make_array(sig.args[0])(context, builder, args[0]).data
     cells = context.make_array(sig.args[1])(context, builder, args[1]).data
@@ -1408,7 +1407,7 @@ def _cells_blocks_ir(context, builder, sig, args, block, cc, n=BLOCK8, spare=0, 
     lanes = ir.Constant(i64, n)
     room = builder.sub(wo, ir.Constant(i64, spare))  # a block ends at most here
 
-    def vector_at(k):  # cells[k : k + 8]
+    def vector_at(k):  # cells[k : k + n]
         return builder.load(builder.bitcast(builder.gep(cells, [k]), v64.as_pointer()), align=1)
 
     entry = builder.basic_block

@@ -59,6 +59,22 @@ def _library(dispatcher):
     return cres.library
 
 
+def _script(tmp_path, name, source):
+    """Write ``source`` to ``tmp_path / name`` and return ``run(arg, **env) -> stdout words``: the script in a
+    fresh process with ``arg``, this checkout importable, a kernel cache of its own under ``tmp_path`` and the
+    extra environment variables ``env``; the process must succeed."""
+    (tmp_path / name).write_text(textwrap.dedent(source))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+    def run(arg, **extra):
+        p = subprocess.run([sys.executable, name, arg], cwd=tmp_path, env=dict(env, **extra), capture_output=True,
+                           text=True)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.split()
+    return run
+
+
 def test_installed_by_default():
     assert _link_only.enabled()
     assert _link_only.install()
@@ -104,7 +120,7 @@ def test_cached_helpers_load_as_link_only_and_modes_never_share_a_cache(tmp_path
     """A helper cached by one kernel is loaded (as linked IR) by another kernel in a later process, and
     stays linkable after it is finalised; a process with STNTOOL_LINK_ONLY=0 (numba's behaviour) does
     not read those entries."""
-    (tmp_path / "kern.py").write_text(textwrap.dedent("""
+    run = _script(tmp_path, "kern.py", """
         import sys
         import numpy as np
         from stntool._jit import jit_device, jit_serial
@@ -141,15 +157,7 @@ def test_cached_helpers_load_as_link_only_and_modes_never_share_a_cache(tmp_path
         value = kernel(a)
         libs = [cres.library for cres in helper.overloads.values()]
         print(value, sum(helper.stats.cache_hits.values()), _link_only.stamp(), libs[0]._finalized if libs else "-")
-    """))
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"),
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-
-    def run(which, **extra):
-        p = subprocess.run([sys.executable, "kern.py", which], cwd=tmp_path, env=dict(env, **extra),
-                           capture_output=True, text=True)
-        assert p.returncode == 0, p.stderr
-        return p.stdout.split()
+    """)
 
     assert run("first") == ["20.0", "0", "link-only", "False"]   # helper compiled, linked into `first`
     assert run("second") == ["31.0", "1", "link-only", "False"]  # helper loaded from the cache, linked again
@@ -162,7 +170,7 @@ def test_kernels_load_from_the_cache_without_parsing_their_ir_until_a_caller_lin
     """A kernel loaded from the cache in a later process runs with its IR still unparsed (its defined names
     were stored beside its machine code); a function compiled afterwards that calls it links its IR, which
     is parsed then, and both give the right values."""
-    (tmp_path / "kern.py").write_text(textwrap.dedent("""
+    run = _script(tmp_path, "kern.py", """
         import sys
         import numba
         import numpy as np
@@ -191,14 +199,7 @@ def test_kernels_load_from_the_cache_without_parsing_their_ir_until_a_caller_lin
 
         print(value, sum(kernel.stats.cache_hits.values()), lazy, state[1] if state else "-", caller(a),
               lib._lazy_bitcode is None)
-    """))
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"),
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-
-    def run(which):
-        p = subprocess.run([sys.executable, "kern.py", which], cwd=tmp_path, env=env, capture_output=True, text=True)
-        assert p.returncode == 0, p.stderr
-        return p.stdout.split()
+    """)
 
     assert run("first") == ["30.0", "0", "False", _link_only.OBJECT_KIND, "31.0", "True"]  # compiled, stored
     assert run("again") == ["30.0", "1", "True", "-", "31.0", "True"]  # loaded lazily; linked by `caller`
@@ -208,7 +209,7 @@ def test_a_users_own_cached_functions_stay_readable_without_stntool(tmp_path):
     """A user's ``njit(cache=True)`` function (one of them calling a stntool kernel) cached in a process that
     imported stntool and ran its kernels is stored in numba's own form: a process with numba's behaviour
     (STNTOOL_LINK_ONLY=0) loads it from the cache."""
-    (tmp_path / "user.py").write_text(textwrap.dedent("""
+    run = _script(tmp_path, "user.py", """
         import sys
         import numba
         import numpy as np
@@ -232,15 +233,7 @@ def test_a_users_own_cached_functions_stay_readable_without_stntool(tmp_path):
 
         print(add1(1), calls_kernel(np.arange(4.0)), sum(add1.stats.cache_hits.values()),
               sum(calls_kernel.stats.cache_hits.values()))
-    """))
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"),
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-
-    def run(which, **extra):
-        p = subprocess.run([sys.executable, "user.py", which], cwd=tmp_path, env=dict(env, **extra),
-                           capture_output=True, text=True)
-        assert p.returncode == 0, p.stderr
-        return p.stdout.split()
+    """)
 
     assert run("stntool") == ["2", "13.0", "0", "0"]
     assert run("numba", STNTOOL_LINK_ONLY="0") == ["2", "13.0", "1", "1"]
