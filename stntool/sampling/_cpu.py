@@ -2326,11 +2326,19 @@ Q16_PIXELS = (1 << 15) - 2
 NEAREST_LANES = 8
 
 
-def _nearest16_ir(builder, row, xq, yq, dxq, dyq, m16, cc, first=0, n=GATHER):
+def _round16_ir(builder, q, dq, k):
+    """Pixel ``k``'s rounded coordinate (int32) as :func:`_nearest16_ir` computes it in its lanes."""
+    i32 = ir.IntType(32)
+    v = builder.add(builder.add(_to16_ir(builder, q), ir.Constant(i32, 1 << 15)),
+                    builder.mul(_to16_ir(builder, dq), ir.Constant(i32, k)))
+    return builder.ashr(v, ir.Constant(i32, 16))
+
+
+def _nearest16_ir(builder, row, xq, yq, dxq, dyq, m16, cc, first=0, n=GATHER, parts=False):
     """The offsets (``ry row + cc rx``, a vector of ``n`` int32) of pixels ``k = first .. first+n-1`` at the
     32.32 coordinates ``(xq + k dxq, yq + k dyq)``, rounded in 16.16 fixed point in 32-bit lanes, and the
     bit mask (int64) of those whose 16.16 fraction lies within ``m16`` units of ``2**-16`` px of one half
-    (the caller writes them again). The start and step rounded to 16.16 put pixel ``k``'s 16.16
+    (the caller writes them again); with ``parts``, the columns ``rx`` and rows ``ry`` instead of the offsets. The start and step rounded to 16.16 put pixel ``k``'s 16.16
     coordinate within ``(1 + k) / 2`` units of its 32.32 one, at most 8 for ``k < 16``
     (:func:`_span_nearest_copy` chooses ``m16``). The caller keeps the coordinates within
     :data:`Q16_PIXELS` px and the offsets below ``2**31``."""
@@ -2358,9 +2366,11 @@ def _nearest16_ir(builder, row, xq, yq, dxq, dyq, m16, cc, first=0, n=GATHER):
     nearer = builder.select(builder.icmp_signed("<", fx, fy), fx, fy)
     rx = builder.ashr(xs, const(16))
     ry = builder.ashr(ys, const(16))
-    off = builder.add(builder.mul(ry, _splat(builder, vec, builder.trunc(row, i32))), builder.mul(rx, const(cc)))
     bits = builder.icmp_signed("<=", nearer, _splat(builder, vec, builder.add(m, m)))
     near = builder.zext(builder.bitcast(bits, ir.IntType(n)), i64)
+    if parts:
+        return rx, ry, near
+    off = builder.add(builder.mul(ry, _splat(builder, vec, builder.trunc(row, i32))), builder.mul(rx, const(cc)))
     return off, near
 
 
@@ -2407,6 +2417,99 @@ def _nearest_copy16(typingctx, src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, c
                 vec = ir.VectorType(elt, 4).as_pointer()
                 builder.store(builder.load(builder.bitcast(at, vec), align=1), builder.bitcast(to, vec), align=1)
         return near
+    return sig, codegen
+
+
+#: Whether uint8 nearest spans may pick their pixels out of a few input rows with byte permutes where the
+#: compile target has AVX-512 VBMI (:func:`_nearest_permute16`; tests turn it off to compare the two forms).
+PERMUTES_ALLOWED = True
+#: Input rows a permuted nearest block reads, 64 bytes of each, from its topmost pixel's row.
+PERMUTE_ROWS = 4
+
+
+def _has_vbmi(context) -> bool:
+    """Whether ``context``'s target permutes bytes across 64-byte vectors (AVX-512 VBMI, with BW), read from
+    the target machine's feature string as :func:`_has_ifma` reads it."""
+    return PERMUTES_ALLOWED and {"avx512vbmi", "avx512bw"} <= _target_features(context)
+
+
+@intrinsic
+def _nearest_permute16(typingctx, src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, cc):
+    """The pixels :func:`_nearest_copy16` writes, for uint8 images, picked out of the input with byte
+    permutes: the block's rows and columns rounded as there (:func:`_nearest16_ir`), each pixel's bytes
+    found in 64-byte windows of the :data:`PERMUTE_ROWS` input rows from the block's top row, starting at
+    its leftmost column (two 128-byte permutes and a select), and stored at once. Returns the near mask as
+    :func:`_nearest_copy16` does, or -1 having written nothing: where the block spans more rows or more
+    than 64 bytes of a row, where the last window would pass ``src``'s end, for other dtypes, and where
+    the compile target has no AVX-512 VBMI (:func:`_has_vbmi`; the caller then copies the block)."""
+    if not (isinstance(src, types.Array) and isinstance(dst, types.Array) and src.dtype == dst.dtype
+            and isinstance(cc, types.IntegerLiteral) and cc.literal_value in (1, 3, 4)):
+        return None
+    channels = cc.literal_value
+    sig = types.int64(src, types.intp, types.intp, types.int64, types.int64, types.int64, types.int64, types.int64,
+                      dst, types.intp, cc)
+
+    def codegen(context, builder, sig, args):
+        i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
+        none = ir.Constant(i64, -1)
+        if sig.args[0].dtype != types.uint8 or not _has_vbmi(context):
+            return none
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        data = ary.data
+        out = context.make_array(sig.args[8])(context, builder, args[8]).data
+        n, width = GATHER, 64
+        rx, ry, near = _nearest16_ir(builder, *args[2:8], cc=channels, n=n, parts=True)
+        # the rounded coordinates step monotonically: their extremes are the first and the last pixel's
+        (x0, x1), (y0, y1) = ([_round16_ir(builder, args[q], args[q + 2], k) for k in (0, n - 1)] for q in (3, 4))
+
+        def pick(op, a, b):
+            return builder.select(builder.icmp_signed(op, a, b), a, b)
+
+        top, bottom, left, right = pick("<", y0, y1), pick(">", y0, y1), pick("<", x0, x1), pick(">", x0, x1)
+        row = args[2]
+        corner = builder.add(args[1], builder.mul(builder.sext(left, i64), ir.Constant(i64, channels)))
+        # the last window: the bottom row's (the windows of the rows below it are the bottom row's again)
+        end = builder.add(builder.add(corner, builder.mul(builder.sext(bottom, i64), row)), ir.Constant(i64, width))
+        ok = builder.and_(
+            builder.and_(builder.icmp_signed("<", builder.sub(bottom, top), ir.Constant(i32, PERMUTE_ROWS)),
+                         builder.icmp_signed("<=", builder.mul(builder.sub(right, left), ir.Constant(i32, channels)),
+                                             ir.Constant(i32, width - channels))),
+            builder.icmp_signed("<=", end, ary.nitems))
+        result = cgutils.alloca_once_value(builder, none)
+        with builder.if_then(ok, likely=True):
+            vec = ir.VectorType(i32, n)
+            local = builder.add(builder.mul(builder.sub(ry, _splat(builder, vec, top)), _splat(builder, vec,
+                                                                                             ir.Constant(i32, width))),
+                                builder.mul(builder.sub(rx, _splat(builder, vec, left)),
+                                            _splat(builder, vec, ir.Constant(i32, channels))))
+            local = builder.trunc(local, ir.VectorType(i8, n))
+            used = n * channels
+            bytes64 = ir.VectorType(i8, width)
+            idx = builder.shuffle_vector(local, ir.Constant(local.type, ir.Undefined), ir.Constant(
+                ir.VectorType(i32, width), [b // channels if b < used else 0 for b in range(width)]))
+            idx = builder.add(idx, ir.Constant(bytes64, [b % channels if b < used else 0 for b in range(width)]))
+            tables = []
+            for k in range(PERMUTE_ROWS):
+                r = builder.sext(builder.select(builder.icmp_signed("<", builder.add(top, ir.Constant(i32, k)), bottom),
+                                                builder.add(top, ir.Constant(i32, k)), bottom), i64)
+                at = builder.gep(data, [builder.add(corner, builder.mul(r, row))])
+                tables.append(builder.load(builder.bitcast(at, bytes64.as_pointer()), align=1))
+            perm = cgutils.get_or_insert_function(builder.module, ir.FunctionType(bytes64, [bytes64] * 3),
+                                                  "llvm.x86.avx512.vpermi2var.qi.512")
+            upper = builder.call(perm, [tables[0], idx, tables[1]])
+            lower = builder.call(perm, [tables[2], idx, tables[3]])
+            below = builder.icmp_unsigned(">=", idx, ir.Constant(bytes64, [128] * width))
+            pixels = builder.select(below, lower, upper)
+            to = builder.gep(out, [args[9]])
+            done = 0
+            for part in {1: (16,), 3: (32, 16), 4: (64,)}[channels]:  # whole stores of the block's bytes
+                chunk = builder.shuffle_vector(pixels, ir.Constant(bytes64, ir.Undefined), ir.Constant(
+                    ir.VectorType(i32, part), list(range(done, done + part))))
+                builder.store(chunk, builder.bitcast(builder.gep(to, [ir.Constant(i64, done)]), chunk.type.as_pointer()),
+                              align=1)
+                done += part
+            builder.store(near, result)
+        return builder.load(result)
     return sig, codegen
 
 
@@ -2888,11 +2991,17 @@ def _span_nearest_copy(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_st
             xq -= back * dxq
             yq -= back * dyq
         if cc == 1:
-            near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 1)
+            near = _nearest_permute16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 1)
+            if near < 0:
+                near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 1)
         elif cc == 3:
-            near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 3)
+            near = _nearest_permute16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 3)
+            if near < 0:
+                near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 3)
         else:
-            near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 4)
+            near = _nearest_permute16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 4)
+            if near < 0:
+                near = _nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, m16, dst, d, 4)
         if near != 0:
             _nearest_rewrite(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j, near, dst, d, coef)
         xq += step_x

@@ -600,6 +600,74 @@ def test_nearest_copy_blocks_round_near_halves_as_the_reference(rng, dtype, cc):
     assert (dst[n * cc:] == 7).all()
 
 
+def _nearest_blocks(cc):
+    """A fresh kernel (compiled now, with ``_cpu.PERMUTES_ALLOWED`` as it is now) that writes one nearest
+    block both ways: permuted (:func:`_cpu._nearest_permute16`, into ``perm``) and copied
+    (:func:`_cpu._nearest_copy16`, into ``copy``); returns both near masks."""
+    @numba.njit(cache=False)
+    def run(src, sbase, row, xq, yq, dxq, dyq, perm, copy):
+        return (_cpu._nearest_permute16(src, sbase, row, xq, yq, dxq, dyq, 10, perm, 0, cc),
+                _cpu._nearest_copy16(src, sbase, row, xq, yq, dxq, dyq, 10, copy, 0, cc))
+    return run
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+@pytest.mark.parametrize("cc", [1, 3, 4])
+def test_nearest_permuted_blocks_are_the_copied_blocks(rng, monkeypatch, cc, allowed):
+    """A uint8 nearest block picked out of four rows' 64-byte windows by byte permutes (where the CPU has
+    AVX-512 VBMI) writes the bytes and returns the near mask the copied block does, or writes nothing and
+    returns -1: blocks across more than four rows or 64 bytes of a row, or whose last window would pass the
+    array's end (blocks drawn around each of those limits: steps of 0 to 1.7 px a pixel across and 0 to
+    0.3 down, some backwards, widths of about 64 bytes, near the image's bottom right and at both ends of a batch's second image);
+    always -1 without VBMI, for other dtypes, and with ``PERMUTES_ALLOWED`` off."""
+    monkeypatch.setattr(_cpu, "PERMUTES_ALLOWED", allowed)
+    from numba.core.registry import cpu_target
+
+    vbmi = _cpu._has_vbmi(cpu_target.target_context)
+    h, w = 14, 90
+    src = rng.integers(0, 256, 2 * h * w * cc, dtype=np.uint8)  # two images: the second one's sbase
+    run = _nearest_blocks(cc)
+    q = float(1 << 32)
+    n, taken, refused = _cpu.GATHER, 0, {"rows": 0, "width": 0, "end": 0}
+    for case in range(3000):
+        sbase = h * w * cc if case % 2 else 0
+        dx = rng.choice([rng.uniform(0, 1.7), (64 / cc - 1) / (n - 1) + rng.uniform(-0.02, 0.02), 1.0, 0.0])
+        dy = rng.choice([rng.uniform(0, 0.3), 3 / (n - 1) + rng.uniform(-0.01, 0.01), 0.0])
+        dx, dy = dx * rng.choice([-1, 1]), dy * rng.choice([-1, 1])
+        span_x, span_y = abs(dx) * (n - 1), abs(dy) * (n - 1)
+        x0 = rng.uniform(0, w - 1 - span_x) + (span_x if dx < 0 else 0)
+        y0 = rng.uniform(0, h - 1 - span_y) + (span_y if dy < 0 else 0)
+        if case % 5 == 0:  # the block's last row the image's last, at its right end
+            y0 = h - 1 - (0 if dy >= 0 else span_y) - rng.uniform(0, 0.4)
+            x0 = w - 1 - (span_x if dx >= 0 else 0) - rng.uniform(0, 3)
+        perm = np.full(n * cc + 8, 7, np.uint8)
+        copy = perm.copy()
+        got, want = run(src, sbase, w * cc, round(x0 * q), round(y0 * q), round(dx * q), round(dy * q), perm, copy)
+        rows = [int(np.floor(y0 + k * dy + 0.5)) for k in range(n)]
+        cols = [int(np.floor(x0 + k * dx + 0.5)) for k in range(n)]
+        fits = {"rows": max(rows) - min(rows) < 4, "width": (max(cols) - min(cols) + 1) * cc <= 64,
+                "end": sbase + (max(rows) * w + min(cols)) * cc + 64 <= src.size}
+        if got < 0:
+            assert (perm == 7).all()
+            for why, ok in fits.items():
+                refused[why] += not ok
+            if vbmi and allowed:
+                assert not all(fits.values()), (x0, y0, dx, dy)
+            continue
+        assert vbmi and allowed and all(fits.values())
+        taken += 1
+        assert got == want
+        np.testing.assert_array_equal(perm, copy, err_msg=str((x0, y0, dx, dy)))
+    if vbmi and allowed:
+        assert taken > 1000 and min(refused.values()) > 20, (taken, refused)
+    else:
+        assert taken == 0
+    if vbmi and allowed and cc == 3:  # other dtypes are never permuted
+        f32 = src.astype(np.float32)
+        got, _ = run(f32, 0, w * cc, 0, 0, 1 << 31, 0, np.zeros(n * cc, np.float32), np.zeros(n * cc, np.float32))
+        assert got == -1
+
+
 @pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
 def test_grey_blocks_are_the_pixel_loops_bits(rng, dtype, mode):
