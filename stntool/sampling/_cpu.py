@@ -3218,6 +3218,99 @@ def _run_nearest(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
     return j
 
 
+#: Whether points rows compute their cells eight at a time in explicit 512-bit vector code where the target
+#: has AVX-512 (:func:`_row_cells8`; the compiler's own vectorization of :func:`_row_cells` uses 256-bit
+#: vectors there). Tests turn it off to compare the two.
+CELLS8_ALLOWED = True
+
+
+def _has_cells8(context) -> bool:
+    return CELLS8_ALLOWED and "avx512f" in _target_features(context)
+
+
+@intrinsic
+def _row_cells8(typingctx, sbase, h, w, cc, xs, ys, wo, margin, cells):
+    """:func:`_row_cells`' loop for pixels ``0 .. 8 (wo // 8) - 1`` in lanes of eight float64, the same
+    operations in the same order (so the same cells); returns the first pixel it left to the loop (0 where
+    the target has no AVX-512, :func:`_has_cells8`, or an array is not contiguous)."""
+    arrays = (xs, ys, cells)
+    if not (all(isinstance(a, types.Array) and a.ndim == 1 for a in arrays) and xs.dtype == ys.dtype == types.float64
+            and cells.dtype == types.int64 and isinstance(margin, (types.Integer, types.Float))):
+        return None
+    sig = types.intp(sbase, h, w, cc, xs, ys, wo, margin, cells)
+
+    def codegen(context, builder, sig, args):
+        i64, f64 = ir.IntType(64), ir.DoubleType()
+        zero = ir.Constant(i64, 0)
+        if not _has_cells8(context) or any(a.layout != "C" for a in sig.args[4:6] + sig.args[8:9]):
+            return zero
+        n = 8
+        vf, vi = ir.VectorType(f64, n), ir.VectorType(i64, n)
+
+        def num(k):  # argument k as float64
+            return context.cast(builder, args[k], sig.args[k], types.float64)
+
+        def splat(x):
+            return _splat(builder, vf, x if isinstance(x, ir.Value) else ir.Constant(f64, x))
+
+        def call(name, v):
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vf, [vf]), f"llvm.{name}.v8f64")
+            return builder.call(fn, [v])
+
+        def small_int(v):  # _small_int
+            bits = builder.bitcast(builder.fadd(v, splat(4503599627370496.0)), vi)
+            return builder.sub(bits, ir.Constant(vi, [0x4330000000000000] * n))
+
+        def lt(a, b):
+            return builder.fcmp_ordered("<", a, b)
+
+        wo = context.cast(builder, args[6], sig.args[6], types.intp)
+        x_data, y_data, out = (context.make_array(sig.args[k])(context, builder, args[k]).data for k in (4, 5, 8))
+        h_f, w_f, margin_f = num(1), num(2), num(7)
+        row_f = builder.sitofp(builder.mul(context.cast(builder, args[2], sig.args[2], types.intp),
+                                           context.cast(builder, args[3], sig.args[3], types.intp)), f64)
+        cc_f, sbase_f = num(3), num(0)
+        reach = builder.fadd(builder.fmul(ir.Constant(f64, 2.0), margin_f), ir.Constant(f64, 1.0))
+        x_hi = splat(builder.fsub(builder.fsub(w_f, ir.Constant(f64, 1.0)), margin_f))
+        y_hi = splat(builder.fsub(builder.fsub(h_f, ir.Constant(f64, 1.0)), margin_f))
+        x_far = splat(builder.fadd(builder.fsub(w_f, ir.Constant(f64, 1.0)), reach))
+        y_far = splat(builder.fadd(builder.fsub(h_f, ir.Constant(f64, 1.0)), reach))
+        low, near_low = splat(margin_f), splat(builder.fneg(reach))
+        limit, q_one, q_inv, half = splat(Q_LIMIT), splat(Q_ONE), splat(Q_INV), splat(0.5)
+        blocks = builder.sdiv(wo, ir.Constant(i64, n))
+        with cgutils.for_range(builder, blocks) as loop:
+            j = builder.mul(loop.index, ir.Constant(i64, n))
+
+            def load(data):
+                return builder.load(builder.bitcast(builder.gep(data, [j]), vf.as_pointer()), align=8)
+
+            x, y = load(x_data), load(y_data)
+            ok = builder.and_(lt(call("fabs", x), limit), lt(call("fabs", y), limit))
+            zeros = splat(0.0)
+            qx = call("floor", builder.fadd(builder.fmul(builder.select(ok, x, zeros), q_one), half))
+            qy = call("floor", builder.fadd(builder.fmul(builder.select(ok, y, zeros), q_one), half))
+            ix, iy = call("floor", builder.fmul(qx, q_inv)), call("floor", builder.fmul(qy, q_inv))
+            inside = ok
+            for c in (builder.fcmp_ordered(">=", ix, low), builder.fcmp_ordered(">=", iy, low), lt(ix, x_hi),
+                      lt(iy, y_hi)):
+                inside = builder.and_(inside, c)
+            xc, yc = builder.fmul(qx, q_inv), builder.fmul(qy, q_inv)
+            beyond = builder.not_(ok)
+            for c in (lt(xc, near_low), builder.fcmp_ordered(">", xc, x_far), lt(yc, near_low),
+                      builder.fcmp_ordered(">", yc, y_far)):
+                beyond = builder.or_(beyond, c)
+            at = small_int(builder.fadd(splat(sbase_f), builder.fadd(builder.fmul(iy, splat(row_f)),
+                                                                     builder.fmul(ix, splat(cc_f)))))
+            cell = builder.select(inside, at, builder.select(beyond, ir.Constant(vi, [-2] * n),
+                                                             ir.Constant(vi, [-1] * n)))
+            for k, v in enumerate((cell, small_int(builder.fsub(qx, builder.fmul(ix, q_one))),
+                                   small_int(builder.fsub(qy, builder.fmul(iy, q_one))))):
+                to = builder.gep(out, [builder.add(j, builder.mul(wo, ir.Constant(i64, k)))])
+                builder.store(v, builder.bitcast(to, vi.as_pointer()), align=8)
+        return builder.mul(blocks, ir.Constant(i64, n))
+    return sig, codegen
+
+
 @jit_device
 def _row_cells(sbase, h, w, cc, xs, ys, wo, margin, cells):
     """The cells of a points row's pixels, for the whole row in one branch-free loop (which the compiler
@@ -3232,7 +3325,7 @@ def _row_cells(sbase, h, w, cc, xs, ys, wo, margin, cells):
     both are exact, so the cells are the integer arithmetic's, bit for bit."""
     row = w * cc
     reach = 2 * margin + 1.0  # a tap lies inside while -reach <= x <= w - 1 + reach (see _beyond)
-    for j in range(wo):
+    for j in range(_row_cells8(sbase, h, w, cc, xs, ys, wo, margin, cells), wo):
         x = xs[j]
         y = ys[j]
         ok = (abs(x) < Q_LIMIT) & (abs(y) < Q_LIMIT)  # False for NaN

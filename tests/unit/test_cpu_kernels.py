@@ -469,6 +469,53 @@ def _cells_oracle(x, y, h, w, cc, margin, sbase):
     return (-2 if beyond else -1), fx, fy
 
 
+def _row_cells8():
+    """A fresh kernel (compiled now, with ``_cpu.CELLS8_ALLOWED`` as it is now) that runs the eight-lane cells
+    alone (:func:`_cpu._row_cells8`) and returns how many pixels it did."""
+    @numba.njit(cache=False)
+    def run(xs, ys, h, w, cc, margin, sbase, cells):
+        return _cpu._row_cells8(sbase, h, w, cc, xs, ys, len(xs), margin, cells)
+    return run
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+@pytest.mark.parametrize("margin", [0, 1])
+def test_row_cells_in_eight_lanes_are_the_integer_arithmetic(rng, monkeypatch, margin, allowed):
+    """The explicit eight-lane cells (where the target has AVX-512) give each point's integer arithmetic, as
+    the loop does (:func:`test_row_cells_are_the_integer_arithmetic_of_each_point`'s points, shuffled so
+    every kind falls in every lane), for the whole blocks of a row that is not a multiple of eight long;
+    they leave every pixel to the loop without AVX-512 or when turned off."""
+    from numba.core.registry import cpu_target
+
+    monkeypatch.setattr(_cpu, "CELLS8_ALLOWED", allowed)
+    h, w, cc, sbase = 9, 13, 3, 1000
+    eps = 2.0 ** -33
+    edges = [v + d for v in (-4.0, -3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 7.5, w - 2.0, w - 1.0, w, w + 2.0)
+             for d in (-3 * eps, -eps, 0.0, eps, 3 * eps, -1e-9, 1e-9)]
+    special = [1e12, -1e12, 2.0 ** 30, 2.0 ** 30 - 1.0, -(2.0 ** 30) + 1.0, np.inf, -np.inf, np.nan]
+    xs = np.r_[rng.uniform(-5, w + 4, 400), np.repeat(edges, 3), special, [3.0] * len(special), 1.5, 2.5, 3.5]
+    ys = np.r_[rng.uniform(-5, h + 4, 400), np.tile([2.0, -1.0 - eps, h - 1.0], len(edges)),
+               [2.0] * len(special), special, 1.5, 2.5, 3.5]
+    order = rng.permutation(len(xs))
+    xs, ys = np.ascontiguousarray(xs[order]), np.ascontiguousarray(ys[order])
+    n = len(xs)
+    assert n % 8
+    cells = np.full(3 * n, 7, np.int64)
+    done = _row_cells8()(xs, ys, h, w, cc, margin, sbase, cells)
+    want = n // 8 * 8 if allowed and "avx512f" in _cpu._target_features(cpu_target.target_context) else 0
+    assert done == want
+    for j in range(n):
+        if j >= done:
+            assert cells[j] == cells[n + j] == cells[2 * n + j] == 7
+            continue
+        off, fx, fy = _cells_oracle(xs[j], ys[j], h, w, cc, margin, sbase)
+        assert cells[j] == off, (xs[j], ys[j])
+        if off >= 0:
+            assert (cells[n + j], cells[2 * n + j]) == (fx, fy), (xs[j], ys[j])
+    if done:
+        assert {-2, -1} <= set(cells[:done].tolist()) and (cells[:done] >= 0).sum() > 50
+
+
 @pytest.mark.parametrize("margin", [0, 1])
 def test_row_cells_are_the_integer_arithmetic_of_each_point(rng, margin):
     """The vectorized cells of a points row (tap offset, 32.32 fractions, interior / careful / fill) equal the
