@@ -4047,15 +4047,58 @@ TPS_BLOCK = 16
 PHASE_MAJOR_BELOW = 8
 
 
+@intrinsic
+def _phases3(typingctx, coef, whole, inv, xs, ys):
+    """For a lattice step of 3: ``xs[3 b + k]`` and ``ys[3 b + k]`` = each cell's cubic (``coef`` rows 0-3
+    for x, 4-7 for y, as :func:`_tps_row_coords` makes them) at ``t = k inv``, ``((c3 t + c2) t + c1) t +
+    c0``, for ``k < 3`` and the cells ``b`` of the whole blocks of eight below ``whole``, in lanes of eight
+    float64 stored in pixel order (the same operations as the loops, so the same bits). Returns the cells
+    done: 0 where the target has no AVX-512 (:func:`_has_cells8`) or an array is not contiguous."""
+    if not (isinstance(coef, types.Array) and coef.ndim == 2 and coef.dtype == types.float64
+            and all(isinstance(a, types.Array) and a.ndim == 1 and a.dtype == types.float64 for a in (xs, ys))):
+        return None
+    sig = types.intp(coef, whole, inv, xs, ys)
+
+    def codegen(context, builder, sig, args):
+        i32, i64, f64 = ir.IntType(32), ir.IntType(64), ir.DoubleType()
+        if not _has_cells8(context) or any(a.layout != "C" for a in (sig.args[0], sig.args[3], sig.args[4])):
+            return ir.Constant(i64, 0)
+        n = 8
+        vf = ir.VectorType(f64, n)
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        stride = cgutils.unpack_tuple(builder, ary.shape, 2)[1]  # elements per coef row
+        outs = [context.make_array(sig.args[k])(context, builder, args[k]).data for k in (3, 4)]
+        inv = context.cast(builder, args[2], sig.args[2], types.float64)
+        ts = [_splat(builder, vf, builder.fmul(ir.Constant(f64, float(k)), inv)) for k in range(3)]
+        blocks = builder.sdiv(context.cast(builder, args[1], sig.args[1], types.intp), ir.Constant(i64, n))
+        lanes = lambda *idx: ir.Constant(ir.VectorType(i32, len(idx)), list(idx))  # noqa: E731
+        with cgutils.for_range(builder, blocks) as loop:
+            b = builder.mul(loop.index, ir.Constant(i64, n))
+            for axis in range(2):
+                c0, c1, c2, c3 = (builder.load(builder.bitcast(
+                    builder.gep(ary.data, [builder.add(builder.mul(ir.Constant(i64, 4 * axis + m), stride), b)]),
+                    vf.as_pointer()), align=8) for m in range(4))
+                p = [builder.fadd(builder.fmul(builder.fadd(builder.fmul(builder.fadd(builder.fmul(c3, t), c2), t),
+                                                            c1), t), c0) for t in ts]
+                first = builder.shuffle_vector(p[0], p[1], lanes(*range(2 * n)))
+                last = builder.shuffle_vector(p[2], p[2], lanes(*range(2 * n)))
+                # pixel 3 b' + k of the block is phase k's lane b' (lanes 0-15 of first, 16-23 of last)
+                pixels = builder.shuffle_vector(first, last, lanes(*(k * n + c for c in range(n) for k in range(3))))
+                to = builder.gep(outs[axis], [builder.mul(b, ir.Constant(i64, 3))])
+                builder.store(pixels, builder.bitcast(to, pixels.type.as_pointer()), align=8)
+        return builder.mul(blocks, ir.Constant(i64, n))
+    return sig, codegen
+
+
 @jit_inline
-def _interleave(phases, whole, step, xs, ys):
-    """``xs[b step + k] = phases[2 k, b]``, ``ys[b step + k] = phases[2 k + 1, b]`` for ``b < whole``,
+def _interleave(phases, done, whole, step, xs, ys):
+    """``xs[b step + k] = phases[2 k, b]``, ``ys[b step + k] = phases[2 k + 1, b]`` for ``done <= b < whole``,
     ``k < step``: a row's coordinates, computed one phase ``k`` (fraction of a cell) at a time, put in
     pixel order. Step 3 (elastic sigma 6 and 7) has a loop of its own, whose constant stride the compiler
     turns into vector shuffles; other steps store one by one."""
     if step == 3:
         x0, y0, x1, y1, x2, y2 = phases[0], phases[1], phases[2], phases[3], phases[4], phases[5]
-        for b in range(whole):
+        for b in range(done, whole):
             xs[3 * b] = x0[b]
             xs[3 * b + 1] = x1[b]
             xs[3 * b + 2] = x2[b]
@@ -4065,7 +4108,7 @@ def _interleave(phases, whole, step, xs, ys):
     else:
         for k in range(step):
             px, py = phases[2 * k], phases[2 * k + 1]
-            for b in range(whole):
+            for b in range(done, whole):
                 xs[b * step + k] = px[b]
                 ys[b * step + k] = py[b]
 
@@ -4101,14 +4144,15 @@ def _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, w
     # then put in pixel order (a loop of their own for step 3: more such loops cost compile time)
     whole = min(wc - 2, wo // step) if step < PHASE_MAJOR_BELOW else 0
     if whole > 0:
+        done = _phases3(coef, whole, inv, xs, ys) if step == 3 else 0  # in vector lanes, where the target allows
         for k in range(step):
             t = k * inv
             for axis in range(2):
                 ph = phases[2 * k + axis]
                 c0, c1, c2, c3 = coef[4 * axis], coef[4 * axis + 1], coef[4 * axis + 2], coef[4 * axis + 3]
-                for b in range(whole):
+                for b in range(done, whole):
                     ph[b] = ((c3[b] * t + c2[b]) * t + c1[b]) * t + c0[b]
-        _interleave(phases, whole, step, xs, ys)
+        _interleave(phases, done, whole, step, xs, ys)
     for b in range(whole, wc - 1):
         j_start = b * step
         j_stop = min((b + 1) * step, wo) if b < wc - 2 else wo

@@ -516,6 +516,45 @@ def test_row_cells_in_eight_lanes_are_the_integer_arithmetic(rng, monkeypatch, m
         assert {-2, -1} <= set(cells[:done].tolist()) and (cells[:done] >= 0).sum() > 50
 
 
+def _phases3():
+    """A fresh kernel (compiled now, with ``_cpu.CELLS8_ALLOWED`` as it is now) running :func:`_cpu._phases3`."""
+    @numba.njit(cache=False)
+    def run(coef, whole, inv, xs, ys):
+        return _cpu._phases3(coef, whole, inv, xs, ys)
+    return run
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_step3_phases_in_eight_lanes_are_the_cubics_in_pixel_order(rng, monkeypatch, allowed):
+    """A TPS row's coordinates for a lattice step of 3 (elastic records of sigma 6 and 7) computed eight cells
+    at a time in vector lanes (where the target has AVX-512) are each cell's cubic at t = 0, 1/3, 2/3 in
+    pixel order, with the bits of the scalar formula (NumPy's float64 operations in the same order), for
+    the whole blocks of eight below ``whole`` and nothing past them; random coefficients, huge, infinite and
+    NaN ones and negative zeros; nothing done without AVX-512 or when turned off."""
+    from numba.core.registry import cpu_target
+
+    monkeypatch.setattr(_cpu, "CELLS8_ALLOWED", allowed)
+    vector = allowed and "avx512f" in _cpu._target_features(cpu_target.target_context)
+    run = _phases3()
+    inv = 1.0 / 3
+    for whole in (0, 7, 8, 9, 17, 40, 170):
+        coef = rng.normal(0, 50, (8, whole + 3))
+        specials = [np.inf, -np.inf, np.nan, -0.0, 1e308, -1e-308]
+        coef.flat[rng.integers(0, coef.size, 12)] = rng.choice(specials, 12)
+        xs, ys = np.full(3 * whole + 5, 7.0), np.full(3 * whole + 5, 7.0)
+        done = run(coef, whole, inv, xs, ys)
+        assert done == (whole // 8 * 8 if vector else 0)
+        for axis, out in enumerate((xs, ys)):
+            c0, c1, c2, c3 = coef[4 * axis: 4 * axis + 4, :done]
+            for k in range(3):
+                t = k * inv
+                with np.errstate(invalid="ignore", over="ignore"):
+                    want = ((c3 * t + c2) * t + c1) * t + c0
+                np.testing.assert_array_equal(out[k: 3 * done: 3], want)
+                assert np.array_equal(np.signbit(out[k: 3 * done: 3]), np.signbit(want))
+            assert (out[3 * done:] == 7.0).all()
+
+
 @pytest.mark.parametrize("margin", [0, 1])
 def test_row_cells_are_the_integer_arithmetic_of_each_point(rng, margin):
     """The vectorized cells of a points row (tap offset, 32.32 fractions, interior / careful / fill) equal the
