@@ -3318,7 +3318,9 @@ def _row_cells(sbase, h, w, cc, xs, ys, wo, margin, cells):
     ``margin`` taps around the sample lies inside the image; -2 when none does (:func:`_beyond` at the
     coordinate the careful path would take, or a coordinate too large or not finite), where zeros and
     constant padding write the fill value; else -1 (the careful path). ``cells[wo + j]``,
-    ``cells[2 wo + j]`` are the fractions of its 32.32 coordinates (``q & Q_MASK``).
+    ``cells[2 wo + j]`` are the fractions of its 32.32 coordinates (``q & Q_MASK``). ``xs`` and ``ys`` hold
+    at least ``wo`` points, ``cells`` at least ``3 wo`` values (unchecked). The whole blocks of eight pixels
+    go in explicit eight-lane code where the target has AVX-512 (:func:`_row_cells8`), the rest in the loop.
 
     The 32.32 coordinate is ``floor(x 2**32 + 0.5)`` for ``|x| < Q_LIMIT``, the float the integer was
     always made from; its integer part (``q >> 32``) and its fraction are computed in float64, where
@@ -4094,8 +4096,9 @@ def _phases3(typingctx, coef, whole, inv, xs, ys):
 def _interleave(phases, done, whole, step, xs, ys):
     """``xs[b step + k] = phases[2 k, b]``, ``ys[b step + k] = phases[2 k + 1, b]`` for ``done <= b < whole``,
     ``k < step``: a row's coordinates, computed one phase ``k`` (fraction of a cell) at a time, put in
-    pixel order. Step 3 (elastic sigma 6 and 7) has a loop of its own, whose constant stride the compiler
-    turns into vector shuffles; other steps store one by one."""
+    pixel order (the cells below ``done`` are in place already: :func:`_phases3`). Step 3 (elastic sigma 6
+    and 7) has a loop of its own, whose constant stride the compiler turns into vector shuffles; other
+    steps store one by one."""
     if step == 3:
         x0, y0, x1, y1, x2, y2 = phases[0], phases[1], phases[2], phases[3], phases[4], phases[5]
         for b in range(done, whole):
