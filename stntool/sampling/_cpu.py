@@ -3193,7 +3193,7 @@ def _nearest_cells(sbase, h, w, cc, xs, ys, wo, margin, cells):
     paddings take the careful path. No nearest cell needs the careful path for its own sake (-1).
     ``margin`` is nearest's, 0 (the same parameters as :func:`_row_cells`)."""
     row = w * cc
-    for j in range(wo):
+    for j in range(_nearest_cells8(sbase, h, w, cc, xs, ys, wo, cells), wo):
         x = xs[j]
         y = ys[j]
         near = (x > -1.0) & (x < w) & (y > -1.0) & (y < h)  # False for NaN
@@ -3228,68 +3228,98 @@ def _has_cells8(context) -> bool:
     return CELLS8_ALLOWED and "avx512f" in _target_features(context)
 
 
-@intrinsic
-def _row_cells8(typingctx, sbase, h, w, cc, xs, ys, wo, margin, cells):
-    """:func:`_row_cells`' loop for pixels ``0 .. 8 (wo // 8) - 1`` in lanes of eight float64, the same
-    operations in the same order (so the same cells); returns the first pixel it left to the loop (0 where
-    the target has no AVX-512, :func:`_has_cells8`, or an array is not contiguous)."""
-    arrays = (xs, ys, cells)
-    if not (all(isinstance(a, types.Array) and a.ndim == 1 for a in arrays) and xs.dtype == ys.dtype == types.float64
-            and cells.dtype == types.int64 and isinstance(margin, (types.Integer, types.Float))):
+def _cells8_typing(sbase, h, w, cc, xs, ys, wo, cells, *more):
+    """The signature of an eight-lane cells intrinsic (:func:`_row_cells8`, :func:`_nearest_cells8`), or None."""
+    if not (all(isinstance(a, types.Array) and a.ndim == 1 for a in (xs, ys, cells))
+            and xs.dtype == ys.dtype == types.float64 and cells.dtype == types.int64
+            and all(isinstance(v, (types.Integer, types.Float)) for v in more)):
         return None
-    sig = types.intp(sbase, h, w, cc, xs, ys, wo, margin, cells)
+    return types.intp(sbase, h, w, cc, xs, ys, wo, cells, *more)
 
-    def codegen(context, builder, sig, args):
-        i64, f64 = ir.IntType(64), ir.DoubleType()
-        zero = ir.Constant(i64, 0)
-        if not _has_cells8(context) or any(a.layout != "C" for a in sig.args[4:6] + sig.args[8:9]):
-            return zero
-        n = 8
-        vf, vi = ir.VectorType(f64, n), ir.VectorType(i64, n)
 
+def _cells8_ir(context, builder, sig, args, body):
+    """A cells loop's pixels ``0 .. 8 (wo // 8) - 1`` in lanes of eight float64 (arguments as
+    :func:`_cells8_typing`'s): ``body(lanes, x, y)`` gives each block's vectors of int64 for ``cells[k wo + j]``
+    (``k = 0, 1, ...``) from its points; ``lanes`` has the arguments as float64 scalars and vector helpers.
+    Returns the first pixel left to the loop: 0 where the target has no AVX-512 (:func:`_has_cells8`) or an
+    array is not contiguous."""
+    i64, f64 = ir.IntType(64), ir.DoubleType()
+    if not _has_cells8(context) or any(a.layout != "C" for a in (sig.args[4], sig.args[5], sig.args[7])):
+        return ir.Constant(i64, 0)
+    n = 8
+    vf, vi = ir.VectorType(f64, n), ir.VectorType(i64, n)
+
+    class Lanes:
+        @staticmethod
         def num(k):  # argument k as float64
             return context.cast(builder, args[k], sig.args[k], types.float64)
 
+        @staticmethod
         def splat(x):
             return _splat(builder, vf, x if isinstance(x, ir.Value) else ir.Constant(f64, x))
 
+        @staticmethod
         def call(name, v):
             fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vf, [vf]), f"llvm.{name}.v8f64")
             return builder.call(fn, [v])
 
+        @staticmethod
         def small_int(v):  # _small_int
-            bits = builder.bitcast(builder.fadd(v, splat(4503599627370496.0)), vi)
+            bits = builder.bitcast(builder.fadd(v, Lanes.splat(4503599627370496.0)), vi)
             return builder.sub(bits, ir.Constant(vi, [0x4330000000000000] * n))
 
-        def lt(a, b):
-            return builder.fcmp_ordered("<", a, b)
+        @staticmethod
+        def ints(v):
+            return ir.Constant(vi, [v] * n)
 
-        wo = context.cast(builder, args[6], sig.args[6], types.intp)
-        x_data, y_data, out = (context.make_array(sig.args[k])(context, builder, args[k]).data for k in (4, 5, 8))
-        h_f, w_f, margin_f = num(1), num(2), num(7)
-        row_f = builder.sitofp(builder.mul(context.cast(builder, args[2], sig.args[2], types.intp),
-                                           context.cast(builder, args[3], sig.args[3], types.intp)), f64)
-        cc_f, sbase_f = num(3), num(0)
-        reach = builder.fadd(builder.fmul(ir.Constant(f64, 2.0), margin_f), ir.Constant(f64, 1.0))
-        x_hi = splat(builder.fsub(builder.fsub(w_f, ir.Constant(f64, 1.0)), margin_f))
-        y_hi = splat(builder.fsub(builder.fsub(h_f, ir.Constant(f64, 1.0)), margin_f))
-        x_far = splat(builder.fadd(builder.fsub(w_f, ir.Constant(f64, 1.0)), reach))
-        y_far = splat(builder.fadd(builder.fsub(h_f, ir.Constant(f64, 1.0)), reach))
-        low, near_low = splat(margin_f), splat(builder.fneg(reach))
-        limit, q_one, q_inv, half = splat(Q_LIMIT), splat(Q_ONE), splat(Q_INV), splat(0.5)
-        blocks = builder.sdiv(wo, ir.Constant(i64, n))
-        with cgutils.for_range(builder, blocks) as loop:
-            j = builder.mul(loop.index, ir.Constant(i64, n))
+        @staticmethod
+        def offset(ix, iy):  # sbase + (iy row + ix cc), as the loops compute it
+            row = builder.sitofp(builder.mul(context.cast(builder, args[2], sig.args[2], types.intp),
+                                             context.cast(builder, args[3], sig.args[3], types.intp)), f64)
+            return Lanes.small_int(builder.fadd(Lanes.splat(Lanes.num(0)), builder.fadd(
+                builder.fmul(iy, Lanes.splat(row)), builder.fmul(ix, Lanes.splat(Lanes.num(3))))))
 
-            def load(data):
-                return builder.load(builder.bitcast(builder.gep(data, [j]), vf.as_pointer()), align=8)
+    wo = context.cast(builder, args[6], sig.args[6], types.intp)
+    x_data, y_data, out = (context.make_array(sig.args[k])(context, builder, args[k]).data for k in (4, 5, 7))
+    blocks = builder.sdiv(wo, ir.Constant(i64, n))
+    with cgutils.for_range(builder, blocks) as loop:
+        j = builder.mul(loop.index, ir.Constant(i64, n))
+        x, y = (builder.load(builder.bitcast(builder.gep(data, [j]), vf.as_pointer()), align=8)
+                for data in (x_data, y_data))
+        for k, v in enumerate(body(Lanes, x, y)):
+            to = builder.gep(out, [builder.add(j, builder.mul(wo, ir.Constant(i64, k)))])
+            builder.store(v, builder.bitcast(to, vi.as_pointer()), align=8)
+    return builder.mul(blocks, ir.Constant(i64, n))
 
-            x, y = load(x_data), load(y_data)
-            ok = builder.and_(lt(call("fabs", x), limit), lt(call("fabs", y), limit))
-            zeros = splat(0.0)
-            qx = call("floor", builder.fadd(builder.fmul(builder.select(ok, x, zeros), q_one), half))
-            qy = call("floor", builder.fadd(builder.fmul(builder.select(ok, y, zeros), q_one), half))
-            ix, iy = call("floor", builder.fmul(qx, q_inv)), call("floor", builder.fmul(qy, q_inv))
+
+@intrinsic
+def _row_cells8(typingctx, sbase, h, w, cc, xs, ys, wo, cells, margin):
+    """:func:`_row_cells`' loop for pixels ``0 .. 8 (wo // 8) - 1`` in lanes of eight float64, the same
+    operations in the same order (so the same cells); returns the first pixel it left to the loop
+    (:func:`_cells8_ir`)."""
+    sig = _cells8_typing(sbase, h, w, cc, xs, ys, wo, cells, margin)
+
+    def codegen(context, builder, sig, args):
+        f64 = ir.DoubleType()
+
+        def body(L, x, y):
+            def lt(a, b):
+                return builder.fcmp_ordered("<", a, b)
+
+            h_f, w_f, margin_f = L.num(1), L.num(2), L.num(8)
+            one = ir.Constant(f64, 1.0)
+            reach = builder.fadd(builder.fmul(ir.Constant(f64, 2.0), margin_f), one)
+            x_hi = L.splat(builder.fsub(builder.fsub(w_f, one), margin_f))
+            y_hi = L.splat(builder.fsub(builder.fsub(h_f, one), margin_f))
+            x_far = L.splat(builder.fadd(builder.fsub(w_f, one), reach))
+            y_far = L.splat(builder.fadd(builder.fsub(h_f, one), reach))
+            low, near_low = L.splat(margin_f), L.splat(builder.fneg(reach))
+            limit, q_one, q_inv, half = L.splat(Q_LIMIT), L.splat(Q_ONE), L.splat(Q_INV), L.splat(0.5)
+            ok = builder.and_(lt(L.call("fabs", x), limit), lt(L.call("fabs", y), limit))
+            zeros = L.splat(0.0)
+            qx = L.call("floor", builder.fadd(builder.fmul(builder.select(ok, x, zeros), q_one), half))
+            qy = L.call("floor", builder.fadd(builder.fmul(builder.select(ok, y, zeros), q_one), half))
+            ix, iy = L.call("floor", builder.fmul(qx, q_inv)), L.call("floor", builder.fmul(qy, q_inv))
             inside = ok
             for c in (builder.fcmp_ordered(">=", ix, low), builder.fcmp_ordered(">=", iy, low), lt(ix, x_hi),
                       lt(iy, y_hi)):
@@ -3299,15 +3329,50 @@ def _row_cells8(typingctx, sbase, h, w, cc, xs, ys, wo, margin, cells):
             for c in (lt(xc, near_low), builder.fcmp_ordered(">", xc, x_far), lt(yc, near_low),
                       builder.fcmp_ordered(">", yc, y_far)):
                 beyond = builder.or_(beyond, c)
-            at = small_int(builder.fadd(splat(sbase_f), builder.fadd(builder.fmul(iy, splat(row_f)),
-                                                                     builder.fmul(ix, splat(cc_f)))))
-            cell = builder.select(inside, at, builder.select(beyond, ir.Constant(vi, [-2] * n),
-                                                             ir.Constant(vi, [-1] * n)))
-            for k, v in enumerate((cell, small_int(builder.fsub(qx, builder.fmul(ix, q_one))),
-                                   small_int(builder.fsub(qy, builder.fmul(iy, q_one))))):
-                to = builder.gep(out, [builder.add(j, builder.mul(wo, ir.Constant(i64, k)))])
-                builder.store(v, builder.bitcast(to, vi.as_pointer()), align=8)
-        return builder.mul(blocks, ir.Constant(i64, n))
+            cell = builder.select(inside, L.offset(ix, iy), builder.select(beyond, L.ints(-2), L.ints(-1)))
+            return (cell, L.small_int(builder.fsub(qx, builder.fmul(ix, q_one))),
+                    L.small_int(builder.fsub(qy, builder.fmul(iy, q_one))))
+        return _cells8_ir(context, builder, sig, args, body)
+    return sig, codegen
+
+
+@intrinsic
+def _nearest_cells8(typingctx, sbase, h, w, cc, xs, ys, wo, cells):
+    """:func:`_nearest_cells`' loop for pixels ``0 .. 8 (wo // 8) - 1`` in lanes of eight float64, rounding as
+    :func:`_scalar.rint` does, the same operations in the same order (so the same cells); returns the first
+    pixel it left to the loop (:func:`_cells8_ir`)."""
+    sig = _cells8_typing(sbase, h, w, cc, xs, ys, wo, cells)
+
+    def codegen(context, builder, sig, args):
+        def body(L, x, y):
+            def cmp(op, a, b):
+                return builder.fcmp_ordered(op, a, b)
+
+            h_f, w_f = L.num(1), L.num(2)
+            one, half, zeros = L.splat(1.0), L.splat(0.5), L.splat(0.0)
+
+            def rint(v):  # _scalar.rint
+                r = builder.fmul(one, L.call("floor", builder.fadd(v, half)))
+                d = builder.fsub(r, v)
+                a = L.call("fabs", v)
+                tol = builder.fmul(L.splat(_scalar.TIE_TOL), builder.select(cmp(">", a, one), a, one))
+                odd = builder.fcmp_unordered("!=", builder.fsub(r, builder.fmul(L.splat(2.0), L.call(
+                    "floor", builder.fmul(half, r)))), zeros)
+                up = builder.and_(odd, cmp("<=", L.call("fabs", builder.fadd(d, half)), tol))
+                down = builder.and_(builder.and_(odd, builder.not_(up)),
+                                    cmp("<=", L.call("fabs", builder.fsub(d, half)), tol))
+                return builder.select(up, builder.fadd(r, one), builder.select(down, builder.fsub(r, one), r))
+
+            near = cmp(">", x, L.splat(-1.0))
+            for c in (cmp("<", x, L.splat(w_f)), cmp(">", y, L.splat(-1.0)), cmp("<", y, L.splat(h_f))):
+                near = builder.and_(near, c)
+            rx, ry = rint(builder.select(near, x, zeros)), rint(builder.select(near, y, zeros))
+            inside = near
+            for c in (cmp(">=", rx, zeros), cmp(">=", ry, zeros), cmp("<=", rx, builder.fsub(L.splat(w_f), one)),
+                      cmp("<=", ry, builder.fsub(L.splat(h_f), one))):
+                inside = builder.and_(inside, c)
+            return (builder.select(inside, L.offset(rx, ry), L.ints(-2)),)
+        return _cells8_ir(context, builder, sig, args, body)
     return sig, codegen
 
 
@@ -3327,7 +3392,7 @@ def _row_cells(sbase, h, w, cc, xs, ys, wo, margin, cells):
     both are exact, so the cells are the integer arithmetic's, bit for bit."""
     row = w * cc
     reach = 2 * margin + 1.0  # a tap lies inside while -reach <= x <= w - 1 + reach (see _beyond)
-    for j in range(_row_cells8(sbase, h, w, cc, xs, ys, wo, margin, cells), wo):
+    for j in range(_row_cells8(sbase, h, w, cc, xs, ys, wo, cells, margin), wo):
         x = xs[j]
         y = ys[j]
         ok = (abs(x) < Q_LIMIT) & (abs(y) < Q_LIMIT)  # False for NaN

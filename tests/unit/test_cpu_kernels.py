@@ -474,7 +474,7 @@ def _row_cells8():
     alone (:func:`_cpu._row_cells8`) and returns how many pixels it did."""
     @numba.njit(cache=False)
     def run(xs, ys, h, w, cc, margin, sbase, cells):
-        return _cpu._row_cells8(sbase, h, w, cc, xs, ys, len(xs), margin, cells)
+        return _cpu._row_cells8(sbase, h, w, cc, xs, ys, len(xs), cells, margin)
     return run
 
 
@@ -830,6 +830,48 @@ def test_nearest_row_cells_are_the_rounded_pixel_or_the_right_path(rng):
     assert cells[300 + 5 * 9 + 2] == sbase + 4 * w * cc + 12 * cc  # (w - 0.5, 4.5): 12.5 ties to 12, inside
     assert cells[300 + 5 * 9 + 4] == -2  # a little beyond: 13, outside
     assert cells[-4:].tolist() == [sbase + 3 * cc] * 2 + [sbase + (h - 1) * w * cc + 3 * cc] * 2  # y = -1/2, h - 1/2
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_nearest_cells_in_eight_lanes_are_the_rounded_pixels(rng, monkeypatch, allowed):
+    """The explicit eight-lane nearest cells (where the target has AVX-512) round as :func:`_scalar.rint`
+    (ties to even within its tolerance, either side of it) and give the fill where the loop does, in every
+    lane (the points shuffled), for the whole blocks of a row that is not a multiple of eight long; they leave
+    every pixel to the loop without AVX-512 or when turned off."""
+    from numba.core.registry import cpu_target
+
+    from stntool.sampling._scalar import TIE_TOL, rint
+
+    monkeypatch.setattr(_cpu, "CELLS8_ALLOWED", allowed)
+
+    @numba.njit(cache=False)
+    def run(xs, ys, h, w, cc, sbase, cells):
+        return _cpu._nearest_cells8(sbase, h, w, cc, xs, ys, len(xs), cells)
+
+    h, w, cc, sbase = 9, 13, 3, 500
+    tol = TIE_TOL * (w - 0.5)
+    edges = [v + d for v in (-1.0, -0.5, 0.0, 0.5, 1.5, 2.5, 11.5, w - 1.5, w - 1.0, w - 0.5, w, 2.0 ** 20 + 0.5)
+             for d in (-1e-7, -2 * tol, -0.5 * tol, 0.0, 0.5 * tol, 2 * tol, 1e-7)]
+    special = [1e12, -1e12, np.inf, -np.inf, np.nan, -0.0]
+    xs = np.r_[rng.uniform(-3, w + 2, 303), edges, special, [3.0] * len(special), [4.5] * len(edges)]
+    ys = np.r_[rng.uniform(-3, h + 2, 303), [4.5] * len(edges), [2.0] * len(special), special, edges]
+    order = rng.permutation(len(xs))
+    xs, ys = np.ascontiguousarray(xs[order]), np.ascontiguousarray(ys[order])
+    n = len(xs)
+    assert n % 8
+    cells = np.full(n, 7, np.int64)
+    done = run(xs, ys, h, w, cc, sbase, cells)
+    assert done == (n // 8 * 8 if allowed and "avx512f" in _cpu._target_features(cpu_target.target_context) else 0)
+    for j in range(n):
+        x, y = xs[j], ys[j]
+        want = 7 if j >= done else -2
+        if j < done and -1 < x < w and -1 < y < h:
+            rx, ry = int(rint(x)), int(rint(y))
+            if 0 <= rx <= w - 1 and 0 <= ry <= h - 1:
+                want = sbase + ry * w * cc + rx * cc
+        assert cells[j] == want, (x, y)
+    if done:
+        assert -2 in cells[:done] and (cells[:done] >= 0).sum() > 200
 
 
 def test_thread_count_is_numbas_setting_for_this_thread():
