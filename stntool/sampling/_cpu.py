@@ -2846,25 +2846,8 @@ def _span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbas
 @jit_device
 def _span_nearest_table(src, base, cc, work, j_lo, j_stop, dst, dbase):
     """The interior span of a nearest row that reads ``base + table[j]`` at pixel ``j`` (the column table
-    in ``work``, :func:`_nearest_columns`). A loop per channel count: one loop calling :func:`_copy_pixel`
-    (its channel test inside the loop) took 17-20% longer for 1 and 4 channels."""
-    t = W_WORDS
-    if cc == 3:  # four elements where the next pixel writes the fourth again and it is inside src
-        for j in range(j_lo, j_stop):
-            off = base + work[np.uint64(t + j)]
-            if j + 1 < j_stop and off + 4 <= src.size:
-                _copy4(src, off, dst, dbase + 3 * j)
-            else:
-                _copy3(src, off, dst, dbase + 3 * j)
-    elif cc == 1:
-        for j in range(j_lo, j_stop):
-            dst[np.uint64(dbase + j)] = src[np.uint64(base + work[np.uint64(t + j)])]
-    elif cc == 4:
-        for j in range(j_lo, j_stop):
-            _copy4(src, base + work[np.uint64(t + j)], dst, dbase + 4 * j)
-    else:
-        for j in range(j_lo, j_stop):
-            _copy_pixel(src, base + work[np.uint64(t + j)], dst, dbase + cc * j, cc)
+    in ``work``, :func:`_nearest_columns`), copied by :func:`_copy_cells`."""
+    _copy_cells(src, base, work, W_WORDS, j_lo, j_stop, dst, dbase, cc)
 
 
 def span_nearest(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
@@ -3204,17 +3187,44 @@ def _nearest_cells(sbase, h, w, cc, xs, ys, wo, margin, cells):
 
 
 @jit_device
+def _copy_cells(src, base, offs, t, j_lo, j_stop, dst, dbase, cc):
+    """``dst`` pixels ``j_lo <= j < j_stop`` (at ``dbase + cc j``) = the input pixels at ``base + offs[t + j]``
+    (all inside the image): a nearest row's column table (:func:`_span_nearest_table`) or a points row's
+    cells (:func:`_run_nearest`). A loop per channel count: one loop calling :func:`_copy_pixel` (its channel
+    test inside the loop) took 17-20% longer for 1 and 4 channels."""
+    if cc == 3:  # four elements where the next pixel writes the fourth again and it is inside src
+        for j in range(j_lo, j_stop):
+            off = base + offs[np.uint64(t + j)]
+            if j + 1 < j_stop and off + 4 <= src.size:
+                _copy4(src, off, dst, dbase + 3 * j)
+            else:
+                _copy3(src, off, dst, dbase + 3 * j)
+    elif cc == 1:
+        for j in range(j_lo, j_stop):
+            dst[np.uint64(dbase + j)] = src[np.uint64(base + offs[np.uint64(t + j)])]
+    elif cc == 4:
+        for j in range(j_lo, j_stop):
+            _copy4(src, base + offs[np.uint64(t + j)], dst, dbase + 4 * j)
+    else:
+        for j in range(j_lo, j_stop):
+            _copy_pixel(src, base + offs[np.uint64(t + j)], dst, dbase + cc * j, cc)
+
+
+@jit_device
 def _run_nearest(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
-    """:func:`run_bilinear` for nearest pixels (the pixels of :func:`_nearest_cells`)."""
+    """:func:`run_bilinear` for nearest pixels (the pixels of :func:`_nearest_cells`): each run of cells
+    inside the image copied at once (:func:`_copy_cells`), fill runs written (zeros and constant padding)."""
     while j < wo:
-        off = cells[j]
-        if off < 0:
-            if not (fills and off == -2):
-                break
-            j = _fill_run(cells, j, wo, dst, dbase, fill, cc, is_int, maxv) - 1
-        else:
-            _copy_pixel(src, off, dst, dbase + j * cc, cc)
-        j += 1
+        k = j
+        while k < wo and cells[k] >= 0:
+            k += 1
+        if k > j:
+            _copy_cells(src, 0, cells, 0, j, k, dst, dbase, cc)
+            j = k
+            continue
+        if not (fills and cells[j] == -2):
+            break
+        j = _fill_run(cells, j, wo, dst, dbase, fill, cc, is_int, maxv)
     return j
 
 
