@@ -2338,7 +2338,8 @@ def _nearest16_ir(builder, row, xq, yq, dxq, dyq, m16, cc, first=0, n=GATHER, pa
     """The offsets (``ry row + cc rx``, a vector of ``n`` int32) of pixels ``k = first .. first+n-1`` at the
     32.32 coordinates ``(xq + k dxq, yq + k dyq)``, rounded in 16.16 fixed point in 32-bit lanes, and the
     bit mask (int64) of those whose 16.16 fraction lies within ``m16`` units of ``2**-16`` px of one half
-    (the caller writes them again); with ``parts``, the columns ``rx`` and rows ``ry`` instead of the offsets. The start and step rounded to 16.16 put pixel ``k``'s 16.16
+    (the caller writes them again); with ``parts``, the columns ``rx`` and rows ``ry`` instead of the
+    offsets. The start and step rounded to 16.16 put pixel ``k``'s 16.16
     coordinate within ``(1 + k) / 2`` units of its 32.32 one, at most 8 for ``k < 16``
     (:func:`_span_nearest_copy` chooses ``m16``). The caller keeps the coordinates within
     :data:`Q16_PIXELS` px and the offsets below ``2**31``."""
@@ -2505,8 +2506,8 @@ def _nearest_permute16(typingctx, src, sbase, row, xq, yq, dxq, dyq, m16, dst, d
             for part in {1: (16,), 3: (32, 16), 4: (64,)}[channels]:  # whole stores of the block's bytes
                 chunk = builder.shuffle_vector(pixels, ir.Constant(bytes64, ir.Undefined), ir.Constant(
                     ir.VectorType(i32, part), list(range(done, done + part))))
-                builder.store(chunk, builder.bitcast(builder.gep(to, [ir.Constant(i64, done)]), chunk.type.as_pointer()),
-                              align=1)
+                at = builder.gep(to, [ir.Constant(i64, done)])
+                builder.store(chunk, builder.bitcast(at, chunk.type.as_pointer()), align=1)
                 done += part
             builder.store(near, result)
         return builder.load(result)
@@ -2935,7 +2936,9 @@ def _nearest_rewrite(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j, near, dst
 @jit_device
 def _span_nearest_copy(src, sbase, row, cc, xq, yq, dxq, dyq, margin, j_lo, j_stop, dst, dbase, coef):
     """Any dtype: blocks of :data:`GATHER` pixels of 1, 3 or 4 channels, their offsets computed as one vector
-    of 16.16 coordinates and copied one by one (:func:`_nearest_copy16`), the pixels that may round
+    of 16.16 coordinates and copied one by one (:func:`_nearest_copy16`; uint8 blocks that fit four input
+    rows' 64-byte windows picked out of them by byte permutes where the target has AVX-512 VBMI,
+    :func:`_nearest_permute16`), the pixels that may round
     otherwise written again (:func:`_nearest_rewrite`); the pixels after the last whole block by one more
     block that ends the span (writing some pixels twice, the same values). Pixel by pixel: spans shorter
     than a block, other channel counts, spans beyond 16.16 coordinates or 32-bit offsets, and 3-channel

@@ -704,7 +704,8 @@ def test_nearest_permuted_blocks_are_the_copied_blocks(rng, monkeypatch, cc, all
     AVX-512 VBMI) writes the bytes and returns the near mask the copied block does, or writes nothing and
     returns -1: blocks across more than four rows or 64 bytes of a row, or whose last window would pass the
     array's end (blocks drawn around each of those limits: steps of 0 to 1.7 px a pixel across and 0 to
-    0.3 down, some backwards, widths of about 64 bytes, near the image's bottom right and at both ends of a batch's second image);
+    0.3 down, some backwards, widths of about 64 bytes, near the image's bottom right and at both ends of a
+    batch's second image);
     always -1 without VBMI, for other dtypes, and with ``PERMUTES_ALLOWED`` off."""
     monkeypatch.setattr(_cpu, "PERMUTES_ALLOWED", allowed)
     from numba.core.registry import cpu_target
