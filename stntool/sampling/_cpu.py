@@ -2490,9 +2490,9 @@ def _nearest_permute16(typingctx, src, sbase, row, xq, yq, dxq, dyq, m16, dst, d
                 ir.VectorType(i32, width), [b // channels if b < used else 0 for b in range(width)]))
             idx = builder.add(idx, ir.Constant(bytes64, [b % channels if b < used else 0 for b in range(width)]))
             tables = []
-            for k in range(PERMUTE_ROWS):
-                r = builder.sext(builder.select(builder.icmp_signed("<", builder.add(top, ir.Constant(i32, k)), bottom),
-                                                builder.add(top, ir.Constant(i32, k)), bottom), i64)
+            for k in range(PERMUTE_ROWS):  # rows below the bottom one read the bottom row again
+                r = builder.add(top, ir.Constant(i32, k))
+                r = builder.sext(builder.select(builder.icmp_signed("<", r, bottom), r, bottom), i64)
                 at = builder.gep(data, [builder.add(corner, builder.mul(r, row))])
                 tables.append(builder.load(builder.bitcast(at, bytes64.as_pointer()), align=1))
             perm = cgutils.get_or_insert_function(builder.module, ir.FunctionType(bytes64, [bytes64] * 3),
@@ -3252,8 +3252,9 @@ def _cells8_typing(sbase, h, w, cc, xs, ys, wo, cells, *more):
 
 def _cells8_ir(context, builder, sig, args, body):
     """A cells loop's pixels ``0 .. 8 (wo // 8) - 1`` in lanes of eight float64 (arguments as
-    :func:`_cells8_typing`'s): ``body(lanes, x, y)`` gives each block's vectors of int64 for ``cells[k wo + j]``
-    (``k = 0, 1, ...``) from its points; ``lanes`` has the arguments as float64 scalars and vector helpers.
+    :func:`_cells8_typing`'s): ``body(lanes)`` emits the row's constants, before the loop, and returns the
+    function that gives a block's vectors of int64 for ``cells[k wo + j]`` (``k = 0, 1, ...``) from its points
+    ``x, y``; ``lanes`` has the arguments as float64 scalars and the vector helpers.
     Returns the first pixel left to the loop: 0 where the target has no AVX-512 (:func:`_has_cells8`) or an
     array is not contiguous."""
     i64, f64 = ir.IntType(64), ir.DoubleType()
@@ -3287,11 +3288,12 @@ def _cells8_ir(context, builder, sig, args, body):
 
         @staticmethod
         def offset(ix, iy):  # sbase + (iy row + ix cc), as the loops compute it
-            row = builder.sitofp(builder.mul(context.cast(builder, args[2], sig.args[2], types.intp),
-                                             context.cast(builder, args[3], sig.args[3], types.intp)), f64)
-            return Lanes.small_int(builder.fadd(Lanes.splat(Lanes.num(0)), builder.fadd(
-                builder.fmul(iy, Lanes.splat(row)), builder.fmul(ix, Lanes.splat(Lanes.num(3))))))
+            return Lanes.small_int(builder.fadd(sbase, builder.fadd(builder.fmul(iy, row), builder.fmul(ix, cc))))
 
+    row = Lanes.splat(builder.sitofp(builder.mul(context.cast(builder, args[2], sig.args[2], types.intp),
+                                                context.cast(builder, args[3], sig.args[3], types.intp)), f64))
+    sbase, cc = Lanes.splat(Lanes.num(0)), Lanes.splat(Lanes.num(3))
+    block = body(Lanes)
     wo = context.cast(builder, args[6], sig.args[6], types.intp)
     x_data, y_data, out = (context.make_array(sig.args[k])(context, builder, args[k]).data for k in (4, 5, 7))
     blocks = builder.sdiv(wo, ir.Constant(i64, n))
@@ -3299,7 +3301,7 @@ def _cells8_ir(context, builder, sig, args, body):
         j = builder.mul(loop.index, ir.Constant(i64, n))
         x, y = (builder.load(builder.bitcast(builder.gep(data, [j]), vf.as_pointer()), align=8)
                 for data in (x_data, y_data))
-        for k, v in enumerate(body(Lanes, x, y)):
+        for k, v in enumerate(block(x, y)):
             to = builder.gep(out, [builder.add(j, builder.mul(wo, ir.Constant(i64, k)))])
             builder.store(v, builder.bitcast(to, vi.as_pointer()), align=8)
     return builder.mul(blocks, ir.Constant(i64, n))
@@ -3315,7 +3317,7 @@ def _row_cells8(typingctx, sbase, h, w, cc, xs, ys, wo, cells, margin):
     def codegen(context, builder, sig, args):
         f64 = ir.DoubleType()
 
-        def body(L, x, y):
+        def body(L):
             def lt(a, b):
                 return builder.fcmp_ordered("<", a, b)
 
@@ -3328,23 +3330,26 @@ def _row_cells8(typingctx, sbase, h, w, cc, xs, ys, wo, cells, margin):
             y_far = L.splat(builder.fadd(builder.fsub(h_f, one), reach))
             low, near_low = L.splat(margin_f), L.splat(builder.fneg(reach))
             limit, q_one, q_inv, half = L.splat(Q_LIMIT), L.splat(Q_ONE), L.splat(Q_INV), L.splat(0.5)
-            ok = builder.and_(lt(L.call("fabs", x), limit), lt(L.call("fabs", y), limit))
             zeros = L.splat(0.0)
-            qx = L.call("floor", builder.fadd(builder.fmul(builder.select(ok, x, zeros), q_one), half))
-            qy = L.call("floor", builder.fadd(builder.fmul(builder.select(ok, y, zeros), q_one), half))
-            ix, iy = L.call("floor", builder.fmul(qx, q_inv)), L.call("floor", builder.fmul(qy, q_inv))
-            inside = ok
-            for c in (builder.fcmp_ordered(">=", ix, low), builder.fcmp_ordered(">=", iy, low), lt(ix, x_hi),
-                      lt(iy, y_hi)):
-                inside = builder.and_(inside, c)
-            xc, yc = builder.fmul(qx, q_inv), builder.fmul(qy, q_inv)
-            beyond = builder.not_(ok)
-            for c in (lt(xc, near_low), builder.fcmp_ordered(">", xc, x_far), lt(yc, near_low),
-                      builder.fcmp_ordered(">", yc, y_far)):
-                beyond = builder.or_(beyond, c)
-            cell = builder.select(inside, L.offset(ix, iy), builder.select(beyond, L.ints(-2), L.ints(-1)))
-            return (cell, L.small_int(builder.fsub(qx, builder.fmul(ix, q_one))),
-                    L.small_int(builder.fsub(qy, builder.fmul(iy, q_one))))
+
+            def block(x, y):
+                ok = builder.and_(lt(L.call("fabs", x), limit), lt(L.call("fabs", y), limit))
+                qx = L.call("floor", builder.fadd(builder.fmul(builder.select(ok, x, zeros), q_one), half))
+                qy = L.call("floor", builder.fadd(builder.fmul(builder.select(ok, y, zeros), q_one), half))
+                ix, iy = L.call("floor", builder.fmul(qx, q_inv)), L.call("floor", builder.fmul(qy, q_inv))
+                inside = ok
+                for c in (builder.fcmp_ordered(">=", ix, low), builder.fcmp_ordered(">=", iy, low), lt(ix, x_hi),
+                          lt(iy, y_hi)):
+                    inside = builder.and_(inside, c)
+                xc, yc = builder.fmul(qx, q_inv), builder.fmul(qy, q_inv)
+                beyond = builder.not_(ok)
+                for c in (lt(xc, near_low), builder.fcmp_ordered(">", xc, x_far), lt(yc, near_low),
+                          builder.fcmp_ordered(">", yc, y_far)):
+                    beyond = builder.or_(beyond, c)
+                cell = builder.select(inside, L.offset(ix, iy), builder.select(beyond, L.ints(-2), L.ints(-1)))
+                return (cell, L.small_int(builder.fsub(qx, builder.fmul(ix, q_one))),
+                        L.small_int(builder.fsub(qy, builder.fmul(iy, q_one))))
+            return block
         return _cells8_ir(context, builder, sig, args, body)
     return sig, codegen
 
@@ -3357,34 +3362,38 @@ def _nearest_cells8(typingctx, sbase, h, w, cc, xs, ys, wo, cells):
     sig = _cells8_typing(sbase, h, w, cc, xs, ys, wo, cells)
 
     def codegen(context, builder, sig, args):
-        def body(L, x, y):
+        def body(L):
             def cmp(op, a, b):
                 return builder.fcmp_ordered(op, a, b)
 
             h_f, w_f = L.num(1), L.num(2)
-            one, half, zeros = L.splat(1.0), L.splat(0.5), L.splat(0.0)
+            one, half, zeros, two, tie = L.splat(1.0), L.splat(0.5), L.splat(0.0), L.splat(2.0), L.splat(
+                _scalar.TIE_TOL)
+            x_hi, y_hi, low = L.splat(w_f), L.splat(h_f), L.splat(-1.0)
+            x_last, y_last = builder.fsub(x_hi, one), builder.fsub(y_hi, one)
 
             def rint(v):  # _scalar.rint
                 r = builder.fmul(one, L.call("floor", builder.fadd(v, half)))
                 d = builder.fsub(r, v)
                 a = L.call("fabs", v)
-                tol = builder.fmul(L.splat(_scalar.TIE_TOL), builder.select(cmp(">", a, one), a, one))
-                odd = builder.fcmp_unordered("!=", builder.fsub(r, builder.fmul(L.splat(2.0), L.call(
+                tol = builder.fmul(tie, builder.select(cmp(">", a, one), a, one))
+                odd = builder.fcmp_unordered("!=", builder.fsub(r, builder.fmul(two, L.call(
                     "floor", builder.fmul(half, r)))), zeros)
                 up = builder.and_(odd, cmp("<=", L.call("fabs", builder.fadd(d, half)), tol))
                 down = builder.and_(builder.and_(odd, builder.not_(up)),
                                     cmp("<=", L.call("fabs", builder.fsub(d, half)), tol))
                 return builder.select(up, builder.fadd(r, one), builder.select(down, builder.fsub(r, one), r))
 
-            near = cmp(">", x, L.splat(-1.0))
-            for c in (cmp("<", x, L.splat(w_f)), cmp(">", y, L.splat(-1.0)), cmp("<", y, L.splat(h_f))):
-                near = builder.and_(near, c)
-            rx, ry = rint(builder.select(near, x, zeros)), rint(builder.select(near, y, zeros))
-            inside = near
-            for c in (cmp(">=", rx, zeros), cmp(">=", ry, zeros), cmp("<=", rx, builder.fsub(L.splat(w_f), one)),
-                      cmp("<=", ry, builder.fsub(L.splat(h_f), one))):
-                inside = builder.and_(inside, c)
-            return (builder.select(inside, L.offset(rx, ry), L.ints(-2)),)
+            def block(x, y):
+                near = cmp(">", x, low)
+                for c in (cmp("<", x, x_hi), cmp(">", y, low), cmp("<", y, y_hi)):
+                    near = builder.and_(near, c)
+                rx, ry = rint(builder.select(near, x, zeros)), rint(builder.select(near, y, zeros))
+                inside = near
+                for c in (cmp(">=", rx, zeros), cmp(">=", ry, zeros), cmp("<=", rx, x_last), cmp("<=", ry, y_last)):
+                    inside = builder.and_(inside, c)
+                return (builder.select(inside, L.offset(rx, ry), L.ints(-2)),)
+            return block
         return _cells8_ir(context, builder, sig, args, body)
     return sig, codegen
 
