@@ -357,6 +357,27 @@ def test_large_images_read_ahead_and_keep_the_bits(rng, dtype, hw, mode):
         np.testing.assert_array_equal(three, four[..., :3])
 
 
+@pytest.mark.parametrize("padding", ["zeros", "border"])
+def test_affine_rows_read_within_the_documented_fixed_point_drift(padding):
+    """A float64 ramp (each pixel's value its column) read bilinearly gives back the x coordinate it was
+    read at, so the difference from the reference is the coordinate's: an affine row steps its 32.32
+    coordinate by the map's entry rounded to 2**-32 px, and pixel ``j`` of a row reads within
+    ``(j + 1) 2**-33`` px of the float64 coordinate (README, "Backends and kernels"). A 100,000-pixel row
+    read from 8 columns drifts by about a millionth of a pixel; a rounding of the step to fewer bits, or
+    a drift that grows faster than the row, fails here."""
+    w_in, w_out = 8, 100_000
+    img = np.tile(np.arange(w_in, dtype=np.float64), (3, 1))
+    theta = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    got = stntool.warp(img, theta, (3, w_out), padding=padding, backend="cpu")
+    ref = stntool.warp(img, theta, (3, w_out), padding=padding, backend="numpy")
+    j = np.arange(w_out)
+    x = (j + 0.5) * w_in / w_out - 0.5  # where pixel j reads (align_corners=False)
+    ramp = (x >= 0) & (x <= w_in - 1)  # both taps inside: the value is the coordinate (zeros fade it outside)
+    err = np.abs(got - ref)[:, ramp]
+    assert np.all(err <= (j[ramp] + 1) * 2.0 ** -33 + 1e-12)
+    assert err.max() > 1e-9  # the drift is there to be bounded: the row's interior runs the fixed-point span
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.uint16])
 @pytest.mark.parametrize("padding", ["zeros", "constant", "border", "reflection"])
 @pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
