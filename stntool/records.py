@@ -106,7 +106,10 @@ def parse_fill(text: str):
     if v.isdigit() and len(v) in (6, 8) and v.startswith("0"):  # 009900 is not the number 9900
         raise InvalidArgumentError(f"--fill {text.strip()}: a colour is written '#{v}' (a number, without its "
                                    "leading zeros)")
-    return tuple(parse_numbers(text, "--fill"))
+    values = tuple(parse_numbers(text, "--fill"))
+    if not values:
+        raise InvalidArgumentError(f"--fill {text.strip()!r}: give a colour ('#RRGGBB') or one or more numbers")
+    return values
 
 
 def _check_fill(fill):

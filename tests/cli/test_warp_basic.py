@@ -208,3 +208,12 @@ def test_an_empty_files_from_list_is_an_empty_batch_like_an_empty_folder(tmp_pat
     assert r.exit_code == 0 and "warning: no inputs in --files-from" in r.output and "0 ok" in r.output
     r = run("--theta", SHIFT, str(tmp_path / "empty"), "-o", str(tmp_path / "o"))
     assert r.exit_code == 0 and "warning: no images in folder" in r.output
+
+
+@pytest.mark.parametrize("fill", ["", ",", " "])
+def test_an_empty_fill_is_a_usage_error(tmp_path, run, fill):
+    write(tmp_path / "a.png", encode(np.zeros((8, 8, 3), np.uint8), ".png"))
+    r = run("--theta", "0.5,0,0,0,0.5,0", "--padding", "constant", "--fill", fill, str(tmp_path / "a.png"),
+            "-o", str(tmp_path / "out"))
+    assert r.exit_code == 2 and "Traceback" not in r.stderr and "give a colour" in r.stderr
+    assert not (tmp_path / "out").exists()

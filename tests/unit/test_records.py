@@ -107,7 +107,8 @@ def test_parse_fill_and_numbers():
     for text in ("009900", "00990000"):  # ... unless it has a colour's digits and a leading zero (9900 was taken)
         with pytest.raises(InvalidArgumentError, match=f"a colour is written '#{text}'"):
             parse_fill(text)
-    for text, msg in (("1,x", "not a number"), ("nan", "NaN"), ("1e999", "infinite")):
+    for text, msg in (("1,x", "not a number"), ("nan", "NaN"), ("1e999", "infinite"), ("", "give a colour"),
+                      (" , ", "give a colour")):
         with pytest.raises(InvalidArgumentError, match=msg):
             parse_fill(text)
     with pytest.raises(InvalidArgumentError, match="expected 6 or 9 numbers, got 2"):
