@@ -206,9 +206,10 @@ class _Fd2Guard:
         said = Said()
         if alone:
             with self:
-                with sigint_deferred():
-                    redirected = self._redirect()
-                try:
+                redirected = False
+                try:  # a Ctrl-C held back during the swap is raised as the swap's block ends: inside this try
+                    with sigint_deferred():
+                        redirected = self._redirect()
                     yield said
                 finally:
                     if redirected:
@@ -217,18 +218,19 @@ class _Fd2Guard:
                             self._restore()
             return
         cell = None
-        with self._lock, sigint_deferred():
-            while self._waiting:  # writers and lone captures first
-                self._idle.wait()
-            if not self._open and self._saved is not None:
-                self._settle()  # held there since the last capture: others' lines go to the real fd 2
-            if self._open or self._saved is not None or self._redirect():
-                cell = [not self._open]
-                for other in self._open:
-                    other[0] = False
-                self._open.append(cell)
-                start = self._size() if len(self._open) > 1 else self._seen  # alone: all before was seen
-        try:
+        start = 0
+        try:  # the cell is removed however the setup ends (a Ctrl-C held back in it is raised as it ends)
+            with self._lock, sigint_deferred():
+                while self._waiting:  # writers and lone captures first
+                    self._idle.wait()
+                if not self._open and self._saved is not None:
+                    self._settle()  # held there since the last capture: others' lines go to the real fd 2
+                if self._open or self._saved is not None or self._redirect():
+                    cell = [not self._open]
+                    for other in self._open:
+                        other[0] = False
+                    self._open.append(cell)
+                    start = self._size() if len(self._open) > 1 else self._seen  # alone: all before was seen
             yield said
         finally:
             if cell is not None:

@@ -237,3 +237,43 @@ def test_ctrl_c_inside_sigint_deferred_arrives_when_the_block_ends():
         assert signal.getsignal(signal.SIGINT) is handler
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("alone", [False, True])
+def test_ctrl_c_held_back_while_a_capture_opens_leaves_no_capture_open(monkeypatch, alone):
+    """A Ctrl-C during a capture's set-up (fd 2 swapped with Ctrl-C held back) is raised as that block ends,
+    before the caller's code runs: the capture is closed all the same and fd 2 points back, so the next
+    writer (the batch's summary line) does not wait for it forever."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are handled in the main thread only")
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    guard = io._Fd2Guard()
+    real = guard._redirect
+
+    def redirect_then_ctrl_c():
+        done = real()
+        signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # arrives while held back
+        return done
+
+    monkeypatch.setattr(guard, "_redirect", redirect_then_ctrl_c)
+    before = fd2_identity()
+    ran = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with guard.capture(alone=alone):
+                ran.append("body")
+        assert ran == [] and guard._open == [] and fd2_identity() == before
+        entered = threading.Event()
+
+        def writer():
+            with guard:
+                entered.set()
+
+        t = threading.Thread(target=writer, daemon=True)
+        t.start()
+        assert entered.wait(5.0), "a writer waits for a capture that was never closed"
+    finally:
+        signal.signal(signal.SIGINT, previous)
