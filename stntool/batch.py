@@ -345,7 +345,7 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
         if not paths:
             raise InvalidArgumentError(f"no output planned for {display(it.input)}")
         it.output, it.outputs = paths[0], paths
-        keys, problem = [], None
+        keys, problem = set(), None  # a set: an input may plan many thousands of outputs
         if beside is not None:
             it.beside = {path: [os.fspath(p) for p in beside(it, path)] for path in paths}
         for path in [*paths, *(p for path in paths for p in it.beside.get(path, ()))]:
@@ -358,7 +358,7 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
             elif key in claimed or key in keys:
                 by = claimed.get(key, it.input)
                 problem = problem or f"output {display(path)} would also be written by {display(by)}"
-            keys.append(key)
+            keys.add(key)
         if problem is not None:
             it.error = problem
         else:
@@ -539,10 +539,11 @@ def _records_for(item, process, opts):
     ``status`` is the input's: ``"error"`` when any output failed (the records of outputs written
     before it are kept), ``"skipped"`` when every planned output existed, else ``"ok"``.
     """
-    from .io import (OUTPUT_EXISTS, decode_image, display, encode_image, frame_count, read_file_bytes, sniff_format,
-                     write_stdout)
+    from .io import (OUTPUT_EXISTS, decode_image, display, encode_image, frame_count, read_file_bytes, sigint_deferred,
+                     sniff_format, write_stdout)
 
     planned = list(item.outputs) if item.outputs else [item.output]
+    position = {p: k for k, p in enumerate(planned)}
     head = {"input": item.input, "output": item.output, "status": "error", "error": None}
     extra = {}
     records = []
@@ -585,11 +586,11 @@ def _records_for(item, process, opts):
             if path == STDIN:
                 fmt = fmt_opt if fmt_opt != "same" else _writable_or_png(sniff_format(data))
             else:
-                if item.outputs and path not in planned:
+                if item.outputs and path not in position:
                     raise StnError(f"output {display(path)} was not planned (plan_outputs' outputs)")
                 if path in existing:  # resuming: this one was written by an earlier run
                     records.append({**head, "output": path, "status": "skipped"})
-                    current = _after(planned, path)
+                    current = _after(planned, position, path)
                     continue
                 ext = os.path.splitext(path)[1]
                 fmt = ext if ext else (fmt_opt if fmt_opt != "same" else "png")
@@ -601,18 +602,19 @@ def _records_for(item, process, opts):
                 if res.files:
                     raise StnError("-o - (stdout) cannot carry the files written beside an image")
                 write_stdout(blob)
-            else:
-                writing = path
-                _write_with_files(path, blob, res.files, opts["overwrite"], opts["input_real"], opts["output_real"],
-                                  resuming=opts["skip_existing"])
-                writing = None
             rec = {**head, "output": path, "status": "ok", **extra, **res.fields}
             if quality is not None:  # what the file was encoded at: a replay encodes it so again
                 rec["quality"] = quality
             if extra.get("warning") and res.fields.get("warning"):  # the decoder's and the command's, both said
                 rec["warning"] = f"{extra['warning']}; {res.fields['warning']}"
-            records.append(rec)
-            current = _after(planned, path)  # what a failure before the next output is about
+            with sigint_deferred():  # a file written is a file recorded (Ctrl-C: see KeyboardInterrupt below)
+                if path != STDIN:
+                    writing = path
+                    _write_with_files(path, blob, res.files, opts["overwrite"], opts["input_real"],
+                                      opts["output_real"], resuming=opts["skip_existing"])
+                    writing = None
+                records.append(rec)
+            current = _after(planned, position, path)  # what a failure before the next output is about
         if records and all(r["status"] == "skipped" for r in records):
             return "skipped", records
         return "ok", records
@@ -620,6 +622,9 @@ def _records_for(item, process, opts):
         head["error"] = str(e)
     except (ValueError, ArithmeticError, MemoryError, OSError) as e:  # defensive: never a traceback for one file
         head["error"] = f"{type(e).__name__}: {e}"
+    except KeyboardInterrupt as e:  # in the caller's thread (one job): the outputs written so far are recorded
+        e.stntool_records = records
+        raise
     if writing is not None and len(planned) > 1 and display(writing) not in head["error"]:
         head["error"] = f"{display(writing)}: {head['error']}"  # which of the item's outputs
     records.append({**head, "output": current, **extra, **item.fields})
@@ -634,9 +639,10 @@ def _writable_or_png(fmt):
     return fmt if fmt and FORMAT_EXTENSIONS.get(fmt, "." + fmt) in WRITABLE_EXTENSIONS else "png"
 
 
-def _after(planned, path):
-    """The planned output after ``path`` (a streaming ``process`` makes it next), else ``path``."""
-    k = planned.index(path) if path in planned else -1
+def _after(planned, position, path):
+    """The planned output after ``path`` (a streaming ``process`` makes it next), else ``path``; ``position``:
+    each planned output's index (a lookup, not a scan: an input may have many thousands)."""
+    k = position.get(path, -1)
     return planned[k + 1] if 0 <= k < len(planned) - 1 else path
 
 
@@ -895,8 +901,18 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
             while pending:
                 report_once(pending[0])
                 pending.popleft()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             summary.interrupted = True
+            done = getattr(e, "stntool_records", None)  # an item stopped part-way in this thread: its outputs
+            if done:
+                from concurrent.futures import Future
+
+                part = Future()
+                part.set_result(("interrupted", done))  # recorded, not counted as an input done
+                try:
+                    report_once(part)
+                except Exception:  # noqa: BLE001
+                    pass
             for f in pending:
                 f.cancel()
             for f in pending:  # let running items finish their atomic write, record them

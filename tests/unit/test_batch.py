@@ -430,6 +430,30 @@ def test_interrupt_while_reporting_a_multi_output_item_records_each_output_once(
     assert recorded[:3] == ["a_0.png", "a_1.png", "a_2.png"] and s.ok + s.skipped + s.failed <= s.total
 
 
+def test_interrupt_inside_an_item_on_the_callers_thread_records_its_outputs_so_far(tmp_path, capsys):
+    """One job runs items on the caller's thread, where Ctrl-C arrives: an item stopped part-way (a streaming
+    ``process`` making many outputs of one input) has its outputs written so far recorded, each once, and
+    counts as not done; a resumed run (--skip-existing) writes the rest."""
+    items = planned(tmp_path, names=("a.png", "b.png"), outputs=variants(6))
+
+    def stream(img, item):  # Ctrl-C arrives while the fourth output of the first input is being made
+        for k, path in enumerate(item.outputs):
+            if item.input.endswith("a.png") and k == 3 and not getattr(stream, "fired", False):
+                stream.fired = True
+                raise KeyboardInterrupt
+            yield batch.Output(img, output=path)
+
+    s = batch.run_batch(items, stream, jobs=1, manifest=batch.Manifest(str(tmp_path / "m")), quiet=True)
+    assert s.interrupted and s.exit_code == 130 and (s.ok, s.failed, s.outputs) == (0, 0, 3)
+    recorded = [(os.path.basename(r["output"]), r["status"]) for r in lines(tmp_path / "m")]
+    assert recorded == [("a_0.png", "ok"), ("a_1.png", "ok"), ("a_2.png", "ok")]
+    assert sorted(os.listdir(tmp_path / "out")) == ["a_0.png", "a_1.png", "a_2.png"]
+    assert "interrupted, 2 not done" in capsys.readouterr().err
+    s = batch.run_batch(items, stream, jobs=1, skip_existing=True, quiet=True,
+                        manifest=batch.Manifest(str(tmp_path / "m"), append=True))
+    assert (s.ok, s.outputs) == (2, 9) and len(os.listdir(tmp_path / "out")) == 12
+
+
 def test_manifest_append_keeps_lines_and_drops_a_cut_last_line(tmp_path):
     path = tmp_path / "m.jsonl"
     path.write_text('{"input": "a"}\n{"input": "b", "sta')  # cut inside its last line
