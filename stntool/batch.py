@@ -142,6 +142,7 @@ class Summary:
     elapsed: float = 0.0
     interrupted: bool = False
     manifest_failed: bool = False
+    side_failed: bool = False  # a further file the command writes (a contact sheet) could not be written
     stopped: bool = False
     compile_seconds: float = 0.0
 
@@ -149,7 +150,7 @@ class Summary:
     def exit_code(self) -> int:
         if self.interrupted:
             return 130
-        return 1 if (self.failed or self.manifest_failed or self.stopped) else 0
+        return 1 if (self.failed or self.manifest_failed or self.side_failed or self.stopped) else 0
 
     def line(self) -> str:
         """The summary line; time spent compiling kernels (first run) is left out of the rate."""

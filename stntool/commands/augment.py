@@ -159,6 +159,9 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
     if preview:
         from ..io import display
 
+        if preview == "-":
+            raise click.BadParameter("the contact sheet is written to a file (give a file name, e.g. sheet.png)",
+                                     param_hint="--preview")
         if os.path.isdir(preview):
             raise click.BadParameter(f"{display(preview)} is a folder (give a file name, e.g. sheet.png)",
                                      param_hint="--preview")
@@ -201,8 +204,8 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
             yield Output(out, {**record, "seed": seed, "variant": k, **extra}, path, files)
 
     def finish(summary):
-        if sheet is not None:
-            sheet.write(aug)
+        if sheet is not None and not sheet.write(aug):
+            summary.side_failed = True  # said on its own line; the exit status says it too
 
     import numpy as np
 
@@ -343,7 +346,8 @@ class _Preview:
             if len(self.rows) > self.MAX_INPUTS:
                 del self.rows[max(self.rows)]
 
-    def write(self, aug):
+    def write(self, aug) -> bool:
+        """Write the sheet (unless there is nothing to show, or it is kept); False when it could not be written."""
         import os
 
         from ..batch import say
@@ -352,10 +356,12 @@ class _Preview:
         from ..preview import contact_sheet
 
         if not self.rows or self.keep:
-            return
+            return True
         sheet = contact_sheet([self.rows[i] for i in sorted(self.rows)])
         fmt = os.path.splitext(self.path)[1] or ".png"
         try:
             write_atomic(self.path, encode_image(sheet, fmt), overwrite=True)
         except StnError as e:
             say(f"stntool: error: preview {self.path}: {e}")
+            return False
+        return True
