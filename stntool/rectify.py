@@ -90,6 +90,7 @@ _FLAT = 0.03             # ... a blank page's noise spans less
 _ELONGATED = 2.5         # long side over short side from which a page turned sideways is settled turned upright
 _MIN_LINES = 30          # text-line runs (pageview.line_profile) below which a page has no text evidence
 _LINES = (100, 2.0)       # text lines a page must show read across, and how many times more than read down
+_THIN = 16                # pixels: an image narrower than this either way holds no two text lines to read
 _PERIODIC = (16.0, 1.5, 150)  # a row profile's periodogram peak over its median below which, with fewer than this
 # many times the text lines read across as read down, rows are noise, not lines, on images smaller than this
 # (pixels, the long side). Uniform and Gaussian noise of 64-128 px: peaks 1.4-11.5 at 1.0-1.1 times as many lines;
@@ -1126,6 +1127,8 @@ class Rectifier:
         # text lines (runs with an x-height band) on the page the net made straight: a chart's bars, a
         # pattern or a logo have rows of ink, not lines of text
         n_lines = lines.profile(theta_sq)[1]
+        if min(img.shape[:2]) < _THIN:  # a strip of noise 8 px high read as text lines at 0.65-0.88 confidence
+            return theta_sq, 0.0, n_lines
         if self.refine:
             theta_sq, evidence = self._refine(img, theta_sq, lines, grey)
         else:
