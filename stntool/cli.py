@@ -12,7 +12,25 @@ from .commands.warmup import warmup
 from .commands.warp import warp
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The command group; Ctrl-C outside a batch (which reports it itself) ends the run with status 130, as a
+    shell expects of SIGINT, with one line instead of Click's "Aborted!" and status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            import sys
+
+            try:
+                sys.stderr.write("stntool: interrupted\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            raise click.exceptions.Exit(130) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="stntool")
 def cli():
     """Spatial-transformer warps for image folders, with PyTorch's θ convention."""

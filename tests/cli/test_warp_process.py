@@ -111,3 +111,19 @@ def test_a_reader_leaving_stdout_partway_fails_the_image(tmp_path):
     assert p.wait(timeout=120) == 1 and "Traceback" not in err, err
     rec = json.loads(man.read_text())
     assert rec["status"] == "error" and "Broken pipe" in rec["error"]
+
+
+def test_ctrl_c_before_the_batch_exits_130_with_one_line(tmp_path, monkeypatch):
+    # Click's own handling said "Aborted!" and exit 1 for a Ctrl-C while a command set up (imports, planning)
+    from click.testing import CliRunner
+
+    from stntool import batch
+    from stntool.cli import cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "discover", interrupted)
+    write(tmp_path / "a.png", encode(np.zeros((6, 8, 3), np.uint8), ".png"))
+    r = CliRunner().invoke(cli, ["warp", "--theta", SHIFT, str(tmp_path / "a.png"), "-o", str(tmp_path / "o")])
+    assert r.exit_code == 130 and r.output.strip() == "stntool: interrupted", r.output
