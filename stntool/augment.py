@@ -80,6 +80,8 @@ _FACTOR_LIMITS = (1e-6, 1e6)
 def parse_range(text, what: str, symmetric: bool = False) -> tuple:
     """``"LO:HI"`` -> ``(LO, HI)``; a single value ``V`` -> ``(V, V)`` (``(-V, V)`` when ``symmetric``)."""
     s = str(text).strip()
+    if s.count(":") > 1:
+        raise InvalidArgumentError(f"{what}: expected LO:HI with two numbers, got {text!r}")
     if ":" in s:
         lo, _, hi = s.partition(":")
         a = parse_numbers(lo, what, (1,))[0] if lo.strip() else None

@@ -301,6 +301,9 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     to_stdout = output == STDIN
     if to_stdout and not single:
         raise InvalidArgumentError("-o - (stdout) takes exactly one input image")
+    if to_stdout and _stdout_is_terminal():
+        raise InvalidArgumentError("-o - writes the image's bytes to stdout, which is a terminal: redirect it "
+                                   "(> out.png) or pipe it")
     out_is_file = to_stdout or (single and not os.path.isdir(output) and not output.endswith(os.sep)
                                 and os.path.splitext(output)[1].lower() in IMAGE_EXTENSIONS)
     if not out_is_file and os.path.exists(output) and not os.path.isdir(output):
@@ -638,6 +641,13 @@ def _writable_or_png(fmt):
     from .io import FORMAT_EXTENSIONS, WRITABLE_EXTENSIONS
 
     return fmt if fmt and FORMAT_EXTENSIONS.get(fmt, "." + fmt) in WRITABLE_EXTENSIONS else "png"
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout is not None and sys.stdout.isatty()
+    except (AttributeError, ValueError, OSError):  # replaced or closed: not a terminal
+        return False
 
 
 def _after(planned, position, path):

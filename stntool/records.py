@@ -398,8 +398,8 @@ class WarpSpec:
             raise InvalidArgumentError(f"fill applies only to padding 'constant', not {self.padding!r}")
         object.__setattr__(self, "in_hw", _hw(self.in_hw, "in_hw"))
         object.__setattr__(self, "out_hw", _hw(self.out_hw, "out_hw") or self.in_hw)
-        if self.name is not None and (not isinstance(self.name, str) or not self.name):
-            raise InvalidArgumentError(f"name must be a non-empty string, got {self.name!r}")
+        if self.name is not None and (not isinstance(self.name, str) or not self.name or "\0" in self.name):
+            raise InvalidArgumentError(f"name must be a non-empty string without NUL characters, got {self.name!r}")
         if self.elastic is not None:
             if not isinstance(self.elastic, Elastic):
                 raise InvalidArgumentError("elastic must be an Elastic")

@@ -233,6 +233,8 @@ def test_ranges_parse_and_reject():
     for bad in ("5:1", "a:b", ":3", "1:2:3", "nan"):
         with pytest.raises(InvalidArgumentError):
             parse_range(bad, "--rotate")
+    with pytest.raises(InvalidArgumentError, match="expected LO:HI with two numbers"):
+        parse_range("1:2:3", "--rotate")
     for kw in (dict(scale=(0, 1)), dict(hflip=1.5), dict(perspective=0.7), dict(tps_grid=1), dict(elastic=(1, 0)),
                dict(shear=(-90, 0)), dict(mode="cubic"), dict(padding="constant", fill="#zz")):
         with pytest.raises(InvalidArgumentError):

@@ -475,3 +475,13 @@ def test_manifest_append_keeps_lines_and_drops_a_cut_last_line(tmp_path):
     with batch.Manifest(str(path)) as m:  # the default replaces the file
         m.write({"input": "e"})
     assert path.read_text() == '{"input": "e"}\n'
+
+
+def test_image_bytes_are_not_written_to_a_terminal(tmp_path, monkeypatch):
+    png(tmp_path / "in" / "a.png", np.zeros((2, 3), np.uint8))
+    items, folders = batch.discover([str(tmp_path / "in" / "a.png")])
+    monkeypatch.setattr(batch, "_stdout_is_terminal", lambda: True)
+    with pytest.raises(InvalidArgumentError, match="stdout, which is a terminal"):
+        batch.plan_outputs(items, "-", folders=folders)
+    monkeypatch.setattr(batch, "_stdout_is_terminal", lambda: False)
+    assert batch.plan_outputs(items, "-", folders=folders) == "stdout"

@@ -68,6 +68,7 @@ def test_record_of_0_1_manifest_line_reads():
      "normalized"),
     ({"tps": {"src": [[0, 0], [1, 0], [0, 1]], "dst": [[0, 0], [1, 0], [0, 1]], "normalized": 1}}, "normalized"),
     ({"theta": [[1, 0, 0], [0, 1, 0]], "padding": "border", "fill": "#ffffff"}, "only to padding 'constant'"),
+    ({"theta": [[1, 0, 0], [0, 1, 0]], "name": "a\0.png"}, "without NUL"),
 ])
 def test_from_record_rejects_with_library_error(rec, msg):
     with pytest.raises(InvalidArgumentError, match=msg.replace("[", r"\[")):
