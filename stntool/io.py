@@ -1089,7 +1089,9 @@ def is_image_name(name) -> bool:
 def scan_directory(root, recursive: bool = False, skip=(), unreadable=None):
     """Yield ``(path, relative_path)`` of image files under ``root`` in sorted order.
 
-    Directories (even ones named like images) are only entered with ``recursive``; directory
+    Hidden files and folders (names that start with ``.``) are left out, as a shell's ``*`` leaves them out:
+    macOS's ``._photo.jpg`` (resource forks, not images), ``.ipynb_checkpoints`` copies, stntool's own temporary
+    files. Directories (even ones named like images) are only entered with ``recursive``; directory
     symlinks are followed once (loops are cut by remembering visited folders). Sub-folders whose
     ``(st_dev, st_ino)`` is in ``skip`` are not entered. A folder that cannot be listed (no permission)
     is reported to ``unreadable(path, relative_path, reason)`` at its place in the order, when given.
@@ -1109,7 +1111,7 @@ def scan_directory(root, recursive: bool = False, skip=(), unreadable=None):
                 unreadable(folder, rel, e.strerror or type(e).__name__)
             return
         for e in entries:
-            if e.name.startswith(TEMP_PREFIX):
+            if e.name.startswith("."):  # hidden (TEMP_PREFIX among them)
                 continue
             try:
                 is_dir = e.is_dir()

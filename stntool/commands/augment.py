@@ -120,10 +120,10 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
             padding, fill, align_corners, out_hw, device, jobs, **io_options):
     """Write --count random geometric variants of each input, and their warp records.
 
-    INPUTS are image files, folders (images inside, sorted; -r to recurse) or - for one image's
-    bytes on stdin. Every variant's record (θ or TPS points, elastic seed) goes to --manifest, so
-    `stntool warp --params` reproduces the outputs. Exit status: 0 all ok, 1 some inputs failed,
-    2 usage error.
+    INPUTS are image files, folders (images inside, sorted, hidden ones left out; -r to recurse)
+    or - for one image's bytes on stdin. Every variant's record (θ or TPS points, elastic seed) goes
+    to --manifest, so `stntool warp --params` reproduces the outputs. Exit status: 0 all ok, 1 some
+    inputs failed, 2 usage error.
     """
     import os
 

@@ -47,10 +47,10 @@ def rectify(inputs, model, family, refine, min_confidence, upright_size, mode, p
             device, jobs, **io_options):
     """Straighten rotated, sheared and sideways pages: θ from the localisation net, refined through the sampler.
 
-    INPUTS are image files, folders (images inside, sorted; -r to recurse) or - for one image's
-    bytes on stdin. Without -o, outputs go to a new folder beside the input named after it
-    (scans/ -> scans_rectified/), never in place. Exit status: 0 all ok, 1 some inputs failed,
-    2 usage error.
+    INPUTS are image files, folders (images inside, sorted, hidden ones left out; -r to recurse)
+    or - for one image's bytes on stdin. Without -o, outputs go to a new folder beside the input
+    named after it (scans/ -> scans_rectified/), never in place. Exit status: 0 all ok, 1 some
+    inputs failed, 2 usage error.
     """
     import os
 

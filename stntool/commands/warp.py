@@ -62,8 +62,8 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
          device, jobs, **io_options):
     """Warp images by a θ (affine, projective), an OpenCV matrix or a thin-plate spline.
 
-    INPUTS are image files, folders (images inside, sorted; -r to recurse) or - for one image's
-    bytes on stdin. Exit status: 0 all ok, 1 some inputs failed, 2 usage error.
+    INPUTS are image files, folders (images inside, sorted, hidden ones left out; -r to recurse)
+    or - for one image's bytes on stdin. Exit status: 0 all ok, 1 some inputs failed, 2 usage error.
     """
     sources = [n for n, v in (("--theta", theta), ("--matrix", matrix), ("--tps", tps_file),
                               ("--params", params_file)) if v is not None]

@@ -43,6 +43,18 @@ def test_discover_folder_sorted_and_recursive(tree):
     assert [it.index for it in items] == [0, 1, 2]
 
 
+def test_discover_leaves_hidden_files_and_folders_out_of_folder_scans(tree):
+    """As a shell's ``*``: macOS's ``._a.png`` (a resource fork, not an image: one error line each and exit 1),
+    a notebook's ``.ipynb_checkpoints`` copies (duplicate outputs under -r). A hidden file named on the command
+    line is read."""
+    (tree / "in" / "._a.png").write_bytes(b"\0\5\26\7 not an image")
+    png(tree / "in" / ".ipynb_checkpoints" / "a-checkpoint.png")
+    png(tree / "in" / ".shown.png")
+    items, _ = batch.discover([str(tree / "in")], recursive=True)
+    assert [r for r, _ in rels(items)] == ["a.png", "b.png", os.path.join("sub", "c.png")]
+    items, _ = batch.discover([str(tree / "in" / ".shown.png")])
+    assert rels(items) == [(".shown.png", "file")]
+
 def test_discover_explicit_files_keep_base_name_lists_mirror(tree, monkeypatch):
     monkeypatch.chdir(tree)
     items, folders = batch.discover(["in/sub/c.png", "-"], listed=["in/a.png", "../x/y.png", str(tree / "z.png")])
