@@ -36,8 +36,11 @@ def _listed(name, choices):
             return None
         items = [v.strip().lower() for v in value.split(",") if v.strip()]
         bad = [v for v in items if v not in choices]
-        if bad or not items:
-            raise click.BadParameter(f"{', '.join(bad) or 'nothing'} is not one of {', '.join(choices)}")
+        if not items:
+            raise click.BadParameter(f"give one or more of {', '.join(choices)}, separated by commas")
+        if bad:
+            raise click.BadParameter(f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not one of "
+                                     f"{', '.join(choices)}")
         return tuple(dict.fromkeys(items))
 
     return parse

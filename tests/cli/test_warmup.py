@@ -62,7 +62,9 @@ def test_help_has_examples_and_defaults():
     assert "stntool warmup --all" in r.output and "NUMBA_CACHE_DIR" in r.output and "Defaults:" in r.output
 
 
-@pytest.mark.parametrize("args, word", [(["--modes", "linear"], "--modes"), (["--dtypes", ""], "--dtypes"),
+@pytest.mark.parametrize("args, word", [(["--modes", "linear"], "linear is not one of"),
+                                         (["--dtypes", ""], "give one or more of"),
+                                         (["--modes", "linear,cubic"], "linear, cubic are not one of"),
                                          (["--jobs", "0"], "--jobs"), (["--kernels", "affine,warp"], "--kernels")])
 def test_usage_errors_exit_2(args, word):
     r = invoke(*args)
