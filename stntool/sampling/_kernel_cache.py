@@ -176,7 +176,12 @@ def _cpu_cache_class():
             return None  # the guard swallowed an I/O error
 
         def load_overload(self, sig, target_context):
-            cres = self._load_light(sig, target_context)
+            from ..io import sigint_deferred
+
+            # Ctrl-C held back while machine code loads: llvmlite calls back into Python from the JIT, and a
+            # KeyboardInterrupt raised in that callback is printed and dropped (the run then went on, status 0)
+            with sigint_deferred():
+                cres = self._load_light(sig, target_context)
             ask = pending
             if cres is None and ask is not None and self._enabled:
                 try:
@@ -184,7 +189,8 @@ def _cpu_cache_class():
                 except Exception:  # noqa: BLE001 - never let the wait break a compile: compile here
                     ready = False
                 if ready:
-                    cres = self._load_light(sig, target_context)
+                    with sigint_deferred():
+                        cres = self._load_light(sig, target_context)
             if cres is None:
                 target_context.refresh()
             return cres

@@ -277,3 +277,32 @@ def test_ctrl_c_held_back_while_a_capture_opens_leaves_no_capture_open(monkeypat
         assert entered.wait(5.0), "a writer waits for a capture that was never closed"
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_while_a_kernel_loads_from_the_cache_arrives_once_it_is_loaded(monkeypatch):
+    """llvmlite calls back into Python while the JIT takes machine code in; a KeyboardInterrupt raised in that
+    callback was printed ("Exception ignored on calling ctypes callback") and dropped, and the run went on
+    to exit 0. Loading holds Ctrl-C back, so it arrives when the load is done."""
+    import signal
+    import threading
+
+    from stntool.sampling import _kernel_cache
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are handled in the main thread only")
+    cls = _kernel_cache._cpu_cache_class()
+    steps = []
+
+    def light(self, sig, target_context):
+        signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # Ctrl-C arrives while the machine code loads
+        steps.append("loaded")
+        return "compile result"
+
+    monkeypatch.setattr(cls, "_load_light", light)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            object.__new__(cls).load_overload(None, None)
+        assert steps == ["loaded"]
+    finally:
+        signal.signal(signal.SIGINT, previous)
