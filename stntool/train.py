@@ -290,54 +290,70 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
                 "training_state": {"step": step, "history": [r for r in history if r["step"] % 10 == 0
                                                              or "val_rotation_median" in r]}}
 
+    from .io import sigint_deferred
+
     t0 = time.perf_counter()
-    for step in range(start, config.steps):
-        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([config.seed, step])))
-        ids = rng.choice(train_ids, size=config.batch, replace=len(train_ids) < config.batch)
-        b = make_batch(pages, ids, aug, rng, config.quarter_turns)
-        opt.lr = config.lr * (config.lr_final + (1.0 - config.lr_final) * 0.5 * (1.0 + math.cos(
-            math.pi * step / max(1, config.steps - 1))))
-        theta, logits = net.forward(b["x"], train=True)
-        t = b["turned"]
-        g_theta = np.zeros_like(theta, dtype=np.float64)
-        info = {"step": step + 1}
-        loss = 0.0
-        if t < len(ids):
-            diff = theta[t:] - _scaled_target(theta[t:], b["theta_true"][t:])
-            wts = np.ones(diff.shape[1:])
-            wts[:2, 2] = config.translation_weight
-            if diff.shape[1] == 3:
-                wts[2, 2] = 0.0
-            m = len(ids) - t
-            theta_loss = float((wts * diff ** 2).sum() / m)
-            g_theta[t:] += config.theta_weight * 2.0 * wts * diff / m
-            photo, g_photo = photometric_loss(b["distorted"][t:], b["upright"][t:], theta[t:].astype(np.float64),
-                                              b["theta_true"][t:])
-            g_theta[t:] += config.photometric_weight * g_photo
-            if diff.shape[1] == 3:
-                g_theta[:, 2, 2] = 0.0
-            loss += config.theta_weight * theta_loss + config.photometric_weight * photo
-            info.update(theta_loss=theta_loss, photometric_loss=photo)
-        g_logits = np.zeros_like(logits, dtype=np.float64)
-        if config.quarter_turns:
-            q_loss, g_logits = softmax_cross_entropy(logits.astype(np.float64), b["k"])
-            g_logits *= config.quarter_weight
-            loss += config.quarter_weight * q_loss
-            info["quarter_loss"] = q_loss
-        net.zero_grad()
-        net.backward(g_theta.astype(np.float32), g_logits.astype(np.float32))
-        opt.step(net.gradients())
-        info["loss"] = loss
-        if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-            if val_batches:
-                info.update(evaluate(net, val_batches))
-        info["seconds"] = time.perf_counter() - t0
-        history.append(info)
-        if progress is not None:
-            progress(step + 1, info)
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:  # the last step too: to resume
-            ckpt = checkpoint_path(out_path)                                          # a finished run, with Adam
-            _named(ckpt, net.save, ckpt, metadata(step + 1), optimizer=opt)
+    state = {"done": start, "saved": start}  # steps whose update is complete; the step of the last checkpoint
+    try:
+        for step in range(start, config.steps):
+            rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([config.seed, step])))
+            ids = rng.choice(train_ids, size=config.batch, replace=len(train_ids) < config.batch)
+            b = make_batch(pages, ids, aug, rng, config.quarter_turns)
+            opt.lr = config.lr * (config.lr_final + (1.0 - config.lr_final) * 0.5 * (1.0 + math.cos(
+                math.pi * step / max(1, config.steps - 1))))
+            theta, logits = net.forward(b["x"], train=True)
+            t = b["turned"]
+            g_theta = np.zeros_like(theta, dtype=np.float64)
+            info = {"step": step + 1}
+            loss = 0.0
+            if t < len(ids):
+                diff = theta[t:] - _scaled_target(theta[t:], b["theta_true"][t:])
+                wts = np.ones(diff.shape[1:])
+                wts[:2, 2] = config.translation_weight
+                if diff.shape[1] == 3:
+                    wts[2, 2] = 0.0
+                m = len(ids) - t
+                theta_loss = float((wts * diff ** 2).sum() / m)
+                g_theta[t:] += config.theta_weight * 2.0 * wts * diff / m
+                photo, g_photo = photometric_loss(b["distorted"][t:], b["upright"][t:], theta[t:].astype(np.float64),
+                                                  b["theta_true"][t:])
+                g_theta[t:] += config.photometric_weight * g_photo
+                if diff.shape[1] == 3:
+                    g_theta[:, 2, 2] = 0.0
+                loss += config.theta_weight * theta_loss + config.photometric_weight * photo
+                info.update(theta_loss=theta_loss, photometric_loss=photo)
+            g_logits = np.zeros_like(logits, dtype=np.float64)
+            if config.quarter_turns:
+                q_loss, g_logits = softmax_cross_entropy(logits.astype(np.float64), b["k"])
+                g_logits *= config.quarter_weight
+                loss += config.quarter_weight * q_loss
+                info["quarter_loss"] = q_loss
+            info["loss"] = loss
+            # the update, its count and its record as one: a checkpoint written on Ctrl-C holds whole steps
+            with sigint_deferred():
+                net.zero_grad()
+                net.backward(g_theta.astype(np.float32), g_logits.astype(np.float32))
+                opt.step(net.gradients())
+                history.append(info)
+                state["done"] = step + 1
+            if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
+                if val_batches:
+                    info.update(evaluate(net, val_batches))
+            info["seconds"] = time.perf_counter() - t0
+            if progress is not None:
+                progress(step + 1, info)
+            if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:  # the last step too: to resume
+                ckpt = checkpoint_path(out_path)                                          # a finished run, with Adam
+                _named(ckpt, net.save, ckpt, metadata(step + 1), optimizer=opt)
+                state["saved"] = step + 1
+    except KeyboardInterrupt as e:  # a checkpoint of the last whole step, so that --resume goes on from there
+        ckpt = checkpoint_path(out_path)
+        if state["done"] > state["saved"]:
+            with sigint_deferred():
+                _named(ckpt, net.save, ckpt, metadata(state["done"]), optimizer=opt)
+            state["saved"] = state["done"]
+        e.stntool_checkpoint = (ckpt, state["saved"]) if state["saved"] > start else None
+        raise
     final = metadata(config.steps)
     if net.upright_head is not None:
         final["upright_head"] = fit_upright(net, pages)

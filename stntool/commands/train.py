@@ -20,7 +20,8 @@ transforms of --family within the ranges (the flags and units of `stntool augmen
 family: `rotation` ±30°, `similarity` adds scale 0.85-1.15 and translation 5%, `affine` adds x shear
 ±8.5°, `projective` adds corner jitter 4%), and trains the net to undo them through the sampler. The
 model goes to --out, with a training curve (--out's name with .png) and, every --checkpoint-every
-steps and after the last, a checkpoint (NAME.checkpoint.npz, the optimizer's state too) to --resume from.
+steps, after the last and on Ctrl-C (the last whole step), a checkpoint (NAME.checkpoint.npz, the
+optimizer's state too) to --resume from.
 """
 
 _MIN_SIDE = 64
@@ -52,8 +53,8 @@ _MIN_SIDE = 64
               help="Do not fit the upright head, which looks again at the straightened page and tells upright from "
                    "upside down by its text lines (more ink above the x-height than below).")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=200, show_default=True,
-              help="Steps between checkpoints (NAME.checkpoint.npz beside --out; one after the last step too), "
-                   "to --resume from.")
+              help="Steps between checkpoints (NAME.checkpoint.npz beside --out; one after the last step and one "
+                   "on Ctrl-C too), to --resume from.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model, training curve or checkpoint.")
 @click.option("-r", "--recursive", is_flag=True, help="Scan folders recursively.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
@@ -151,6 +152,15 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
             bar.close()
         say(f"stntool: error: {e}")
         sys.exit(1)
+    except KeyboardInterrupt as e:  # the last whole step is in the checkpoint (stntool.train.train)
+        if bar is not None:
+            bar.close()
+        kept = getattr(e, "stntool_checkpoint", None)
+        if kept is not None:
+            say(f"stntool train: interrupted; step {kept[1]} is in {kept[0]} (go on with --resume {kept[0]})")
+        else:
+            say("stntool train: interrupted before a step finished; nothing written")
+        sys.exit(130)
     if bar is not None:
         bar.close()
     if not quiet:

@@ -350,6 +350,42 @@ def test_resuming_from_a_checkpoint_continues_exactly(pages, tmp_path):
               resume=tmp_path / "a.checkpoint.npz")
 
 
+@pytest.mark.parametrize("where", ["after the update", "inside the next step"])
+def test_ctrl_c_leaves_a_checkpoint_of_the_last_whole_step_that_resumes_exactly(pages, tmp_path, monkeypatch, where):
+    """Ctrl-C during training writes a checkpoint of the last step whose update finished (the update itself
+    runs with Ctrl-C held back), so --resume goes on exactly as the run would have; without it every step
+    since the last periodic checkpoint was lost."""
+    import stntool.train as T
+
+    ps = PageSet(pages[:6], val_split=0.0, seed=0)
+    cfg = TrainConfig(family="affine", steps=5, batch=4, checkpoint_every=100, eval_every=100)
+    progress = None
+    if where == "after the update":
+        def progress(step, info):
+            if step == 3:
+                raise KeyboardInterrupt
+    else:
+        real, calls = T.make_batch, []
+
+        def make_batch(*args, **kwargs):  # the fourth step's batch is being made
+            calls.append(1)
+            if len(calls) == 4:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(T, "make_batch", make_batch)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        train(ps, cfg, tmp_path / "a.npz", progress=progress)
+    monkeypatch.undo()
+    ckpt = tmp_path / "a.checkpoint.npz"
+    assert stopped.value.stntool_checkpoint == (str(ckpt), 3) and not (tmp_path / "a.npz").exists()
+    assert LocNet.load(ckpt).metadata["training_state"]["step"] == 3
+    straight = train(ps, cfg, tmp_path / "b.npz")["net"]
+    resumed = train(ps, cfg, tmp_path / "c.npz", resume=ckpt)["net"]
+    for name, p in straight.parameters().items():
+        assert np.array_equal(p, resumed.parameters()[name]), name
+
+
 def test_a_write_that_fails_at_the_end_names_its_file(pages, tmp_path, monkeypatch):
     import stntool.train as T
     from stntool.errors import ImageWriteError
