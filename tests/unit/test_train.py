@@ -359,12 +359,12 @@ def test_ctrl_c_leaves_a_checkpoint_of_the_last_whole_step_that_resumes_exactly(
 
     ps = PageSet(pages[:6], val_split=0.0, seed=0)
     cfg = TrainConfig(family="affine", steps=5, batch=4, checkpoint_every=100, eval_every=100)
-    progress = None
-    if where == "after the update":
-        def progress(step, info):
-            if step == 3:
-                raise KeyboardInterrupt
-    else:
+    def stop_at_3(step, info):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    progress = stop_at_3 if where == "after the update" else None
+    if where != "after the update":
         real, calls = T.make_batch, []
 
         def make_batch(*args, **kwargs):  # the fourth step's batch is being made
