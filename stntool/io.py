@@ -29,6 +29,7 @@ import zlib
 
 import numpy as np
 
+from ._interrupts import sigint_deferred
 from .errors import ImageReadError, ImageWriteError, InvalidArgumentError
 
 #: Extensions picked up when scanning directories (lower case).
@@ -311,41 +312,6 @@ class _Fd2Guard:
                 return None
             sys.stderr = writer
         return writer, current
-
-
-# The signal module's C core: the same handlers, without the enum wrapping that ``signal.signal`` and
-# ``signal.getsignal`` add to every call (about 20 us of each swap and restore, which the batch runner
-# does around every record it reports).
-try:
-    import _signal as _signals
-except ImportError:  # pragma: no cover - other Python implementations
-    import signal as _signals
-_SIGINT = int(_signals.SIGINT)
-
-
-@contextlib.contextmanager
-def sigint_deferred():
-    """Hold Ctrl-C back for a few statements (swapping fd 2, writing a record and counting it).
-
-    In the main thread (the only one where ``KeyboardInterrupt`` is raised) SIGINT's handler is
-    swapped for one that only notes the signal; the previous handler runs when the block ends, so
-    a Ctrl-C is never lost, only delayed. Elsewhere, or when signals cannot be handled, a no-op.
-    """
-    got = []
-    old = None
-    if threading.current_thread() is threading.main_thread():
-        try:
-            if _signals.getsignal(_SIGINT) is not None:  # None: a handler not set from Python, left alone
-                old = _signals.signal(_SIGINT, lambda signum, frame: got.append(frame))
-        except (ValueError, OSError, TypeError):
-            old = None
-    try:
-        yield
-    finally:
-        if old is not None:
-            _signals.signal(_SIGINT, old)
-            if got and callable(old):
-                old(_SIGINT, got[0])  # Python's default handler raises KeyboardInterrupt here
 
 
 #: ``with STDERR_LOCK:`` around stntool's own fd-2 writes; ``STDERR_LOCK.capture()`` around codecs;

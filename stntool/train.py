@@ -290,7 +290,7 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
                 "training_state": {"step": step, "history": [r for r in history if r["step"] % 10 == 0
                                                              or "val_rotation_median" in r]}}
 
-    from .io import sigint_deferred
+    from ._interrupts import sigint_deferred
 
     t0 = time.perf_counter()
     state = {"done": start, "saved": start}  # steps whose update is complete; the step of the last checkpoint

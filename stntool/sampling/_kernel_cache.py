@@ -176,7 +176,7 @@ def _cpu_cache_class():
             return None  # the guard swallowed an I/O error
 
         def load_overload(self, sig, target_context):
-            from ..io import sigint_deferred
+            from .._interrupts import sigint_deferred
 
             # Ctrl-C held back while machine code loads: llvmlite calls back into Python from the JIT, and a
             # KeyboardInterrupt raised in that callback is printed and dropped (the run then went on, status 0)
