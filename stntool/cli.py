@@ -20,13 +20,9 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
-            import sys
+            from .batch import say
 
-            try:
-                sys.stderr.write("stntool: interrupted\n")
-                sys.stderr.flush()
-            except (OSError, ValueError):
-                pass
+            say("stntool: interrupted")
             raise click.exceptions.Exit(130) from None
 
 
