@@ -540,8 +540,9 @@ def say(message: str):
 def _records_for(item, process, opts):
     """Read, decode, process, encode and write one item; returns ``(status, records)`` (never raises StnError).
 
-    ``status`` is the input's: ``"error"`` when any output failed (the records of outputs written
-    before it are kept), ``"skipped"`` when every planned output existed, else ``"ok"``.
+    ``status`` is the input's: ``"error"`` when any output failed, ``"skipped"`` when every planned output
+    existed, else ``"ok"``. A failed input leaves no output: the files it wrote before failing (images and
+    the files beside them) are removed, and its records are the skipped ones and the error.
     """
     from .io import (OUTPUT_EXISTS, decode_image, display, encode_image, frame_count, read_file_bytes, sigint_deferred,
                      sniff_format, write_stdout)
@@ -551,6 +552,7 @@ def _records_for(item, process, opts):
     head = {"input": item.input, "output": item.output, "status": "error", "error": None}
     extra = {}
     records = []
+    written = []  # the files this item wrote, removed if it fails later
     current = item.output
     writing = None  # the output being written, named in an error when the item has several
     try:
@@ -617,6 +619,8 @@ def _records_for(item, process, opts):
                     _write_with_files(path, blob, res.files, opts["overwrite"], opts["input_real"],
                                       opts["output_real"], resuming=opts["skip_existing"])
                     writing = None
+                    written.extend(os.fspath(f) for f in res.files)
+                    written.append(path)
                 records.append(rec)
             current = _after(planned, position, path)  # what a failure before the next output is about
         if records and all(r["status"] == "skipped" for r in records):
@@ -629,10 +633,31 @@ def _records_for(item, process, opts):
     except KeyboardInterrupt as e:  # in the caller's thread (one job): the outputs written so far are recorded
         e.stntool_records = records
         raise
+    except BaseException:  # not a user error (a bug): the input still leaves no output
+        with sigint_deferred():
+            _remove(written)
+        raise
     if writing is not None and len(planned) > 1 and display(writing) not in head["error"]:
         head["error"] = f"{display(writing)}: {head['error']}"  # which of the item's outputs
+    if written:
+        with sigint_deferred():
+            kept = _remove(written)
+        records = [r for r in records if r["status"] != "ok" or r["output"] in kept]
     records.append({**head, "output": current, **extra, **item.fields})
     return "error", records
+
+
+def _remove(paths) -> set:
+    """Remove the files ``paths`` (a failed input's outputs); returns those still there (unlink failed)."""
+    kept = set()
+    for p in paths:
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            kept.add(p)
+    return kept
 
 
 def _writable_or_png(fmt):
@@ -748,7 +773,8 @@ def run_batch(items, process, *, jobs: int = 2, backend: str = "cpu", overwrite:
     ``process`` receives the decoded image (see :func:`stntool.io.decode_image`) and the
     :class:`Item`, and returns one :class:`Output` or an iterable of them (a generator streams them:
     each is encoded and written before the next is made, as the outputs of a list are written in
-    order; either way a failure part way keeps the outputs written before it, with their records);
+    order; either way a failure part way removes the files the input wrote before it: a failed input
+    leaves no output);
     raising a :class:`~stntool.errors.StnError` fails that item (its line gets ``item.fields``). Items run on
     ``jobs`` threads (one: in the calling thread); with the CPU backend each thread gets an equal
     share of numba's threads. Records are written to ``manifest`` in input order as soon as they are

@@ -2,6 +2,7 @@
 input, and reruns into or beside the inputs neither read their own outputs nor fail on them."""
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -121,6 +122,23 @@ def test_a_label_sidecar_left_without_its_image_is_named_and_a_resume_replaces_i
     assert r.exit_code == 0
     assert sorted(os.listdir(out)) == ["im_000.json", "im_000.png", "im_001.json", "im_001.png"]
     assert (out / "im_001.json").read_text() != "{}"
+
+
+def test_an_input_failing_at_its_second_variant_leaves_no_output(tmp_path, cli_run):
+    """Its first variant and label file were written, then removed; the manifest has the error line only."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    write(src / "a.png", encode(small_rgb(24, 32), ".png"))
+    write(src / "b.png", encode(small_rgb(24, 32), ".png"))
+    (src / "a.json").write_text('{"keypoints": [[10, 12]]}')
+    (out / "a_001.png").mkdir(parents=True)  # the second variant cannot be written: a folder is in the way
+    r = cli_run("augment", str(src), "-o", str(out), "--seed", "1", "--rotate", "3", "--count", "3", "--overwrite",
+                "--manifest", str(tmp_path / "m.jsonl"))
+    assert r.exit_code == 1 and f"{src / 'a.png'}: {out / 'a_001.png'}: cannot write" in r.output
+    assert sorted(os.listdir(out)) == ["a_001.png", "b_000.png", "b_001.png", "b_002.png"]
+    recs = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert [(os.path.basename(r["output"]), r["status"]) for r in recs] == [
+        ("a_001.png", "error"), ("b_000.png", "ok"), ("b_001.png", "ok"), ("b_002.png", "ok")]
 
 
 def test_warp_params_refuses_sampling_options_its_records_give(tmp_path, cli_run, folder):

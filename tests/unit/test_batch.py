@@ -288,7 +288,7 @@ def test_run_batch_several_outputs_per_input_and_errors_from_process(tmp_path):
 
 
 def test_a_generator_streams_its_outputs(tmp_path):
-    """Each output a generator yields is written before the next is made; a failure part way keeps them."""
+    """Each output a generator yields is written before the next is made; a failure part way removes them."""
     items = planned(tmp_path, names=("a.png",), outputs=variants(3))
     seen = []
 
@@ -301,9 +301,39 @@ def test_a_generator_streams_its_outputs(tmp_path):
 
     s = batch.run_batch(items, three, quiet=True, manifest=batch.Manifest(str(tmp_path / "m")))
     assert seen == [[], ["a_0.png"], ["a_0.png", "a_1.png"]]
-    assert (s.ok, s.failed) == (0, 1)
-    assert [(os.path.basename(r["output"]), r["status"]) for r in lines(tmp_path / "m")] == [
-        ("a_0.png", "ok"), ("a_1.png", "ok"), ("a_2.png", "error")]
+    assert (s.ok, s.failed, s.outputs) == (0, 1, 0)
+    assert [(os.path.basename(r["output"]), r["status"]) for r in lines(tmp_path / "m")] == [("a_2.png", "error")]
+    assert os.listdir(tmp_path / "out") == []  # a failed input leaves no output
+
+
+def test_a_failed_input_removes_only_what_it_wrote(tmp_path):
+    """The images and side files an input wrote before failing go; an earlier run's outputs it skipped stay."""
+    items = planned(tmp_path, names=("a.png", "b.png"), outputs=variants(4))
+    out = tmp_path / "out"
+
+    def fail_third(img, item):
+        for k, p in enumerate(item.outputs):
+            if k == 2 and item.input.endswith("a.png"):
+                raise OSError(28, "No space left on device")
+            yield batch.Output(img, {"k": k}, output=p, files={p + ".json": b"{}"})
+
+    out.mkdir()
+    (out / "a_0.png").write_bytes(b"an earlier run's")
+    s = batch.run_batch(items, fail_third, skip_existing=True, quiet=True,
+                        manifest=batch.Manifest(str(tmp_path / "m")))
+    assert (s.ok, s.failed, s.outputs) == (1, 1, 4)
+    assert sorted(os.listdir(out)) == ["a_0.png"] + [f"b_{k}.png{e}" for k in range(4) for e in ("", ".json")]
+    assert (out / "a_0.png").read_bytes() == b"an earlier run's"
+    assert [(os.path.basename(r["output"]), r["status"]) for r in lines(tmp_path / "m")][:2] == [
+        ("a_0.png", "skipped"), ("a_2.png", "error")]
+
+    def bug(img, item):  # not a user error: raised, and the input's files are gone all the same
+        yield batch.Output(img, output=item.outputs[0])
+        raise TypeError("a bug")
+
+    with pytest.raises(TypeError):
+        batch.run_batch(items[1:], bug, overwrite=True, jobs=1, quiet=True)
+    assert not (out / "b_0.png").exists() and (out / "b_1.png").exists()
 
 
 def test_planned_outputs_go_through_the_collision_and_onto_input_checks(tmp_path):
@@ -340,7 +370,7 @@ def test_output_real_paths_match_realpath_through_links(tmp_path, monkeypatch):
     assert real("linked/a.png") == real("out/alias.png") == os.path.normcase(str(tmp_path / "in" / "a.png"))
 
 
-def test_several_outputs_resume_redo_a_missing_one_and_keep_records_before_a_failure(tmp_path):
+def test_several_outputs_resume_redo_a_missing_one_and_remove_what_a_failure_wrote(tmp_path):
     items = planned(tmp_path, names=("a.png", "b.png"), outputs=variants(3))
 
     def three(img, item):
@@ -365,9 +395,10 @@ def test_several_outputs_resume_redo_a_missing_one_and_keep_records_before_a_fai
 
     s = batch.run_batch(items[:1], second_fails, overwrite=True, quiet=True,
                         manifest=batch.Manifest(str(tmp_path / "m")))
-    assert (s.ok, s.failed, s.outputs) == (0, 1, 1)
-    assert [(os.path.basename(r["output"]), r["status"]) for r in lines(tmp_path / "m")] == [
-        ("a_0.png", "ok"), ("a_1.png", "error")]  # the first one is on disk and keeps its record
+    assert (s.ok, s.failed, s.outputs) == (0, 1, 0)
+    assert [(os.path.basename(r["output"]), r["status"]) for r in lines(tmp_path / "m")] == [("a_1.png", "error")]
+    # a_0 was replaced, then removed; a_1 and a_2 are the earlier run's, never reached
+    assert sorted(os.listdir(tmp_path / "out")) == ["a_1.png", "a_2.png", "b_0.png", "b_1.png", "b_2.png"]
 
 
 def test_summary_line_counts_inputs_never_negative():
