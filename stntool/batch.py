@@ -407,9 +407,12 @@ def check_side_file(path, items, what: str):
     _check_side_files({what: path}, _real_paths(items), {}, _OutputReal())
 
 
-def relative_name(path, output) -> str:
+def relative_name(path, output) -> str | None:
     """An output's name for its record (``name``): its path under the output folder, ``/``-separated, or its
-    base name when ``output`` is a file; ``stntool warp --params`` writes a named record there again."""
+    base name when ``output`` is a file, None for stdout (``-``: no file to name); ``stntool warp --params``
+    writes a named record there again."""
+    if path == STDIN:
+        return None
     rel = os.path.relpath(path, output)
     if rel.startswith(os.pardir) or rel == os.curdir:  # outside the folder, or output is the file itself
         rel = os.path.basename(path)

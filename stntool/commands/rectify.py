@@ -89,7 +89,7 @@ def rectify(inputs, model, family, refine, min_confidence, upright_size, mode, p
         t1 = time.perf_counter()
         out = apply_spec(img, spec, backend)
         t2 = time.perf_counter()
-        name = relative_name(item.output, io_options["output"]) if item.output != "-" else None
+        name = relative_name(item.output, io_options["output"])
         fields = spec.replace(in_hw=img.shape[:2], name=name).to_record()
         # the confidence rounded down, as the reason's: never 1.0 beside "0.99 < 1"
         fields.update(quarter_turns=info["quarter_turns"], confidence=math.floor(confidence * 1e4) / 1e4,

@@ -151,8 +151,14 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, aug, inputs, args, message)
 def test_several_variants_cannot_go_to_stdout(tmp_path, aug, inputs):
     r = aug(str(inputs / "a.png"), "-o", "-", "--count", "2", "--seed", "1")
     assert r.exit_code == 2 and "one output image" in r.stderr
-    r = aug(str(inputs / "a.png"), "-o", "-", "--seed", "1", "--rotate", "90")
+    man = tmp_path / "m.jsonl"
+    r = aug(str(inputs / "a.png"), "-o", "-", "--seed", "1", "--rotate", "90", "--manifest", str(man))
     assert r.exit_code == 0 and r.stdout_bytes.startswith(b"\x89PNG")
+    written = r.stdout_bytes
+    (line,) = [json.loads(x) for x in open(man)]
+    assert line["output"] == "-" and "name" not in line  # no file to name: a replay writes the input's name
+    r = aug("--params", str(man), "-o", str(tmp_path / "replay"), "-q", command="warp")
+    assert r.exit_code == 0 and tree(tmp_path / "replay") == {"a.png": written}
 
 
 def test_a_bad_input_fails_alone_and_leaves_nothing(tmp_path, aug, inputs):
