@@ -323,6 +323,7 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     output_real = _OutputReal()
     claimed = {}
     planned_by = {}  # real path of every planned output -> the input planning it
+    planned = []  # (item, its outputs' real paths): checked once every item's outputs are known
     for it in items:
         if it.source == UNREADABLE:  # fails with its error; nothing is planned for it
             it.output, it.outputs = None, []
@@ -349,29 +350,37 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
         if not paths:
             raise InvalidArgumentError(f"no output planned for {display(it.input)}")
         it.output, it.outputs = paths[0], paths
-        keys, problem = set(), None  # a set: an input may plan many thousands of outputs
         if beside is not None:
             it.beside = {path: [os.fspath(p) for p in beside(it, path)] for path in paths}
+        keys, twice = {}, None  # real path -> path, in order (a dict: an input may plan many thousands of outputs)
         for path in [*paths, *(p for path in paths for p in it.beside.get(path, ()))]:
             key = output_real(path)
             planned_by.setdefault(key, it.input)
-            if key in input_real and skip_existing and os.path.lexists(path):
+            if key in keys and twice is None:
+                twice = f"output {display(path)} would also be written by {display(it.input)}"
+            keys.setdefault(key, path)
+        planned.append((it, keys, twice))
+    overlap = bool(input_real & planned_by.keys())
+    for it in items:
+        it.earlier_output = False
+        if overlap and it.input != STDIN:
+            by = planned_by.get(os.path.normcase(os.path.realpath(it.input)))
+            it.earlier_output = by is not None and by != it.input
+    # an earlier run's output among the inputs is skipped, never read: writing it again is no write onto an input
+    live = _real_paths(it for it in items if not it.earlier_output) if any(it.earlier_output for it in items) \
+        else input_real
+    for it, keys, problem in planned:
+        for key, path in keys.items():
+            if key in live and skip_existing and os.path.lexists(path):
                 pass  # resuming: this output exists, so it is skipped, never written
-            elif key in input_real:
+            elif key in live:
                 problem = problem or "refusing to write onto an input file (use another -o or --suffix)"
-            elif key in claimed or key in keys:
-                by = claimed.get(key, it.input)
-                problem = problem or f"output {display(path)} would also be written by {display(by)}"
-            keys.add(key)
+            elif key in claimed:
+                problem = problem or f"output {display(path)} would also be written by {display(claimed[key])}"
         if problem is not None:
             it.error = problem
-        else:
+        elif it.source not in ("file", "list") or os.path.exists(it.input):  # one that is not there claims none
             claimed.update((k, it.input) for k in keys)
-    if input_real & planned_by.keys():
-        for it in items:
-            if it.input != STDIN:
-                by = planned_by.get(os.path.normcase(os.path.realpath(it.input)))
-                it.earlier_output = by is not None and by != it.input
     _check_side_files(side_files or {}, input_real, planned_by, output_real, read_files)
     return "stdout" if to_stdout else ("file" if out_is_file else "folder")
 
@@ -822,7 +831,7 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
     from .io import DEFAULT_MAX_PIXELS, STDERR_LOCK, display, sigint_deferred
 
     items = list(items)
-    input_real = _real_paths(items)
+    input_real = _real_paths(it for it in items if not it.earlier_output)  # an earlier output is never read
     opts = dict(overwrite=overwrite, skip_existing=skip_existing, fmt=fmt, quality=quality, exif=exif,
                 max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels, stdin_bytes=stdin_bytes,
                 input_real=input_real, output_real=_OutputReal())

@@ -100,11 +100,32 @@ def test_a_resumed_run_into_its_own_folder_with_a_suffix_skips_its_earlier_outpu
     r = cli_run("warp", "--theta", SHIFT, str(folder), "-o", str(folder), "--suffix", "_w", "--skip-existing")
     assert r.exit_code == 0 and "0 ok, 6 skipped, 0 failed" in r.output
     assert digests(folder) == after  # no im0_w_w.png
-    for extra in ([], ["--overwrite"]):  # without resuming: refused, as before, and the earlier outputs skipped
-        r = cli_run("warp", "--theta", SHIFT, str(folder), "-o", str(folder), "--suffix", "_w", *extra)
-        assert r.exit_code == 1 and "refusing to write onto an input file" in r.output
-        assert "0 ok, 3 skipped, 3 failed" in r.output
-        assert digests(folder) == after
+    # the earlier outputs are skipped as inputs, so they are outputs that exist, written again with --overwrite
+    r = cli_run("warp", "--theta", SHIFT, str(folder), "-o", str(folder), "--suffix", "_w")
+    assert r.exit_code == 1 and "output exists (use --overwrite or --skip-existing)" in r.output
+    assert "0 ok, 3 skipped, 3 failed" in r.output
+    assert digests(folder) == after
+    for name in os.listdir(folder):
+        if "_w" in name:
+            os.utime(folder / name, (0, 0))
+    r = cli_run("warp", "--theta", SHIFT, str(folder), "-o", str(folder), "--suffix", "_w", "--overwrite")
+    assert r.exit_code == 0 and "3 ok, 3 skipped, 0 failed" in r.output
+    assert digests(folder) == after and all(os.stat(folder / n).st_mtime > 0 for n in os.listdir(folder))
+
+
+def test_augment_into_its_own_folder_again_writes_its_variants_with_overwrite(tmp_path, cli_run):
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "a.png", encode(small_rgb(24, 32), ".png"))
+    args = ["augment", str(src), "-o", str(src), "--seed", "1", "--rotate", "3", "--count", "3"]
+    assert cli_run(*args).exit_code == 0
+    first = digests(src)
+    r = cli_run(*args)
+    assert r.exit_code == 1 and f"{src / 'a_000.png'}: output exists" in r.output
+    for name in ("a_001.png", "a_002.png"):
+        (src / name).write_bytes(b"stale")
+    r = cli_run(*args, "--overwrite")
+    assert r.exit_code == 0 and "1 ok, 3 skipped, 0 failed" in r.output and digests(src) == first
 
 
 def test_a_label_sidecar_left_without_its_image_is_named_and_a_resume_replaces_it(tmp_path, cli_run):

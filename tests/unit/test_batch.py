@@ -338,6 +338,8 @@ def test_a_failed_input_removes_only_what_it_wrote(tmp_path):
 
 def test_planned_outputs_go_through_the_collision_and_onto_input_checks(tmp_path):
     items = [batch.Item(0, str(tmp_path / "a.png"), "a.png"), batch.Item(1, str(tmp_path / "b.png"), "b.png")]
+    for it in items:
+        open(it.input, "wb").close()
     batch.plan_outputs(items, str(tmp_path / "o"), outputs=lambda it, p: [p, str(tmp_path / "o" / "same.png")])
     assert items[0].error is None and items[0].outputs == [str(tmp_path / "o" / "a.png"),
                                                            str(tmp_path / "o" / "same.png")]
@@ -348,6 +350,20 @@ def test_planned_outputs_go_through_the_collision_and_onto_input_checks(tmp_path
     assert all(it.error.startswith("refusing to write onto an input") for it in items)
     with pytest.raises(InvalidArgumentError, match="one output"):
         batch.plan_outputs(items[:1], "-", outputs=variants(2))
+
+
+def test_an_input_that_is_not_there_claims_no_output(tmp_path):
+    """Two inputs of one base name: the first is missing (it fails as it is read), so the second is written."""
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "a.png").write_bytes(b"x")
+    items = [batch.Item(0, str(tmp_path / "gone" / "a.png"), "a.png"), batch.Item(1, str(tmp_path / "b" / "a.png"),
+                                                                                 "a.png")]
+    batch.plan_outputs(items, str(tmp_path / "o"))
+    assert [it.error for it in items] == [None, None]
+    (tmp_path / "gone").mkdir()
+    (tmp_path / "gone" / "a.png").write_bytes(b"x")  # there: the first claims the output, the second fails
+    batch.plan_outputs(items, str(tmp_path / "o"))
+    assert items[0].error is None and items[1].error.startswith("output ")
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
