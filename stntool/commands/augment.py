@@ -207,10 +207,13 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
         if sheet is not None and not sheet.write(aug):
             summary.side_failed = True  # said on its own line; the exit status says it too
 
+    import dataclasses
+
     import numpy as np
 
-    # the kernel family every variant uses (affine, or projective with --perspective), compiled ahead on a first run
-    probe = aug.sample(np.random.default_rng(0), (64, 64), out_hw).kernels()
+    # the kernel family every variant uses (affine, or projective with --perspective), compiled ahead on a first run;
+    # drawn without keep_inside, whose checks can warp (a field's): no kernel compiles before the batch counts it
+    probe = dataclasses.replace(aug, keep_inside=False).sample(np.random.default_rng(0), (64, 64), out_hw).kernels()
     run_images("augment", process, inputs=inputs, device=device, jobs=jobs, prepare=prepare, outputs=outputs,
                finish=finish, kernels=lambda item: probe, starting=starting, side_files={"--preview": preview},
                beside=labels.beside, **io_options)

@@ -380,3 +380,28 @@ def test_a_text_file_beside_a_scan_that_is_not_yolo_says_how_to_leave_it_alone(t
     assert r.exit_code == 0 and sorted(os.listdir(tmp_path / "o")) == ["scan_000.png"]
     r = aug(str(src), "-o", str(tmp_path / "o2"), "--seed", "0", "--labels", "yolo")  # asked for: no hint
     assert r.exit_code == 1 and "expected 5 values" in r.stderr and "--labels none" not in r.stderr
+
+
+def test_keep_inside_checks_warp_only_once_the_batch_counts_compiles(tmp_path, aug, inputs, monkeypatch):
+    """A field's keep-inside check warps a white image: never before the batch runs (its first compile would be
+    neither announced nor left out of the summary's rate)."""
+    import stntool.augment
+    import stntool.batch
+
+    started, early = [], []
+    run_batch, shows = stntool.batch.run_batch, stntool.augment._shows_no_padding
+
+    def counting_run_batch(*args, **kwargs):
+        started.append(True)
+        return run_batch(*args, **kwargs)
+
+    def watched(*args):
+        if not started:
+            early.append(args)
+        return shows(*args)
+
+    monkeypatch.setattr(stntool.batch, "run_batch", counting_run_batch)
+    monkeypatch.setattr(stntool.augment, "_shows_no_padding", watched)
+    r = aug(str(inputs / "a.png"), "-o", str(tmp_path / "o"), "--seed", "1", "--elastic", "20,4", "--keep-inside",
+            "-q")
+    assert r.exit_code == 0 and started and not early
