@@ -79,7 +79,8 @@ def warmup(everything, families, modes, paddings, dtypes, device, jobs, quiet):
     Calls the public functions on small images for every chosen kernel family, mode, padding and
     dtype (with 1-4 channels and both --align-corners values), so later runs load the kernels from
     the cache instead of compiling them. The cache is NUMBA_CACHE_DIR when set, else
-    stntool/sampling/__pycache__, else numba's per-user cache folder (see docs/cli.md). Prints one
+    stntool/sampling/__pycache__ and stntool/__pycache__, else numba's per-user cache folder (see
+    docs/cli.md). Prints one
     line per kernel it compiles and a summary on stderr. Exit status: 0 ready, 1 a call failed,
     2 usage error.
     """
