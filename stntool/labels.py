@@ -788,7 +788,7 @@ class _NumericInverse:
                 gx = l0[:, 0, None] + (l1[:, 0] - l0[:, 0])[:, None] * t  # (n, k)
                 gy = l0[:, 1, None] + (l1[:, 1] - l0[:, 1])[:, None] * t
                 grid = np.stack(np.broadcast_arrays(gx[:, None, :], gy[:, :, None]), -1)  # (n, k, k, 2) [y][x]
-                val = self.f(grid.reshape(-1, 2)).reshape(grid.shape)
+                val = self._on_grid(grid, l0 == l1)
                 cand = np.full((n, tries, 2), np.nan)
                 filled = np.zeros(n, np.int64)
                 # cells whose two triangles (00, 10, 11) and (00, 11, 01) contain the target
@@ -833,6 +833,22 @@ class _NumericInverse:
                     filled[take] += 1
                 out[a:a + chunk] = cand
         return out
+
+    def _on_grid(self, grid, flat):
+        """The map at ``grid`` ``(n, k, k, 2)`` (``[y][x]``), evaluated once per distinct point of a window that
+        clipping flattened (``flat[i]``: x, y lie at the edge of the output and margin): each of its k x k
+        points is then one of k, or one, and a far point's window (a sidecar coordinate of 1e7 px, a whole
+        box outline of them) costs as little."""
+        import numpy as np
+
+        val = np.empty(grid.shape)
+        fx, fy = flat[:, 0], flat[:, 1]
+        for pick, sub in ((~fx & ~fy, lambda g: g), (fy & ~fx, lambda g: g[:, :1]), (fx & ~fy, lambda g: g[:, :, :1]),
+                          (fx & fy, lambda g: g[:, :1, :1])):
+            if pick.any():
+                part = sub(grid[pick])
+                val[pick] = self.f(part.reshape(-1, 2)).reshape(part.shape)
+        return val
 
     def _newton(self, target, x, max_iter=30):
         """Damped Newton on ``f(x) = target`` from ``x`` ``(P, 2)``: ``(x, residual)`` (inf where ``f`` failed).

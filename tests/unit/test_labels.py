@@ -195,6 +195,30 @@ def test_folded_fields_still_find_a_place_for_every_point_read(alpha, sigma, see
     assert np.hypot(*(in_from_out(spec, back, IN_HW) - p).T).max() < 0.01
 
 
+@pytest.mark.parametrize("family", ["tps", "elastic_tps"])
+def test_restart_windows_flattened_at_the_edge_read_the_map_once_per_distinct_point(family):
+    """A far point's restart window lies beyond the output and its margin: clipping flattens it to a line or a
+    point, evaluated once per distinct point. The values are those of every grid point evaluated, bit for bit,
+    and a box of +-1e7 px (its outline all far points) is settled as before: dropped, the keypoint lost."""
+    from stntool.labels import _inverse_map, transform_labels
+
+    spec = tps_spec(jitter=4.0)[0]
+    if family == "elastic_tps":
+        spec = spec.replace(elastic=Elastic(60.0, 5.0, 3))
+    inv, _ = _inverse_map(spec, IN_HW, 1e-3)
+    k, rng = 9, np.random.default_rng(3)
+    lo = rng.uniform(-5, 40, (8, 2))
+    hi = lo + rng.uniform(1, 30, (8, 2))
+    hi[1:3, 0], hi[3:5, 1], hi[5:7] = lo[1:3, 0], lo[3:5, 1], lo[5:7]  # flat in x, in y, in both
+    t = np.linspace(0.0, 1.0, k)
+    gx, gy = lo[:, 0, None] + (hi[:, 0] - lo[:, 0])[:, None] * t, lo[:, 1, None] + (hi[:, 1] - lo[:, 1])[:, None] * t
+    grid = np.stack(np.broadcast_arrays(gx[:, None, :], gy[:, :, None]), -1)
+    every = inv.f(grid.reshape(-1, 2)).reshape(grid.shape)
+    assert np.array_equal(inv._on_grid(grid, lo == hi), every)
+    moved, info = transform_labels(Labels(keypoints=[[1e7, 5.0]], boxes=[[-1e7, -1e7, 1e7, 1e7]]), spec, IN_HW)
+    assert np.isnan(moved.keypoints).all() and info.boxes_dropped == 1
+
+
 @pytest.mark.parametrize("align_corners", [False, True])
 def test_tps_control_points_land_on_their_targets(align_corners):
     spec, src, dst = tps_spec(jitter=4.0, align_corners=align_corners)
