@@ -353,6 +353,9 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
         if beside is not None:
             it.beside = {path: [os.fspath(p) for p in beside(it, path)] for path in paths}
         keys, twice = {}, None  # real path -> path, in order (a dict: an input may plan many thousands of outputs)
+        if it.source in ("file", "list") and not os.path.exists(it.input):
+            planned.append((it, keys, twice))  # not there: it fails as it is read ("no such file"), claiming nothing
+            continue
         for path in [*paths, *(p for path in paths for p in it.beside.get(path, ()))]:
             key = output_real(path)
             planned_by.setdefault(key, it.input)
@@ -366,20 +369,23 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
         if overlap and it.input != STDIN:
             by = planned_by.get(os.path.normcase(os.path.realpath(it.input)))
             it.earlier_output = by is not None and by != it.input
-    # an earlier run's output among the inputs is skipped, never read: writing it again is no write onto an input
-    live = _real_paths(it for it in items if not it.earlier_output) if any(it.earlier_output for it in items) \
-        else input_real
+    # an input that looks like an earlier run's output is skipped, yet still never written onto: it may be an
+    # image of its own that shares the name (x.png beside x.jpg with --format png)
+    earlier = _real_paths(it for it in items if it.earlier_output)
     for it, keys, problem in planned:
         for key, path in keys.items():
-            if key in live and skip_existing and os.path.lexists(path):
+            if key in input_real and skip_existing and os.path.lexists(path):
                 pass  # resuming: this output exists, so it is skipped, never written
-            elif key in live:
+            elif key in earlier:
+                problem = problem or (f"refusing to write onto {display(path)}, which is among the inputs (an "
+                                      "earlier run's output? --skip-existing keeps it; delete it to write it again)")
+            elif key in input_real:
                 problem = problem or "refusing to write onto an input file (use another -o or --suffix)"
             elif key in claimed:
                 problem = problem or f"output {display(path)} would also be written by {display(claimed[key])}"
         if problem is not None:
             it.error = problem
-        elif it.source not in ("file", "list") or os.path.exists(it.input):  # one that is not there claims none
+        else:
             claimed.update((k, it.input) for k in keys)
     _check_side_files(side_files or {}, input_real, planned_by, output_real, read_files)
     return "stdout" if to_stdout else ("file" if out_is_file else "folder")
@@ -553,8 +559,10 @@ def _records_for(item, process, opts):
     """Read, decode, process, encode and write one item; returns ``(status, records)`` (never raises StnError).
 
     ``status`` is the input's: ``"error"`` when any output failed, ``"skipped"`` when every planned output
-    existed, else ``"ok"``. A failed input leaves no output: the files it wrote before failing (images and
-    the files beside them) are removed, and its records are the skipped ones and the error.
+    existed, ``"interrupted"`` when the batch was stopped (``opts["stop"]``) between its outputs (the records
+    of those written), else ``"ok"``. A failed input leaves no output: the files it wrote before failing
+    (images and the files beside them) are removed, and its records are the skipped ones, one per image
+    removed (``"error"``, ``"removed": True``) and the error.
     """
     from .io import (OUTPUT_EXISTS, decode_image, display, encode_image, frame_count, read_file_bytes, sigint_deferred,
                      sniff_format, write_stdout)
@@ -565,6 +573,7 @@ def _records_for(item, process, opts):
     extra = {}
     records = []
     written = []  # the files this item wrote, removed if it fails later
+    stop = opts.get("stop")
     current = item.output
     writing = None  # the output being written, named in an error when the item has several
     try:
@@ -584,6 +593,8 @@ def _records_for(item, process, opts):
                         raise StnError(OUTPUT_EXISTS if found == p else f"{OUTPUT_EXISTS}: {display(found)}")
         if existing and existing.issuperset(planned):  # resuming, and every output was written
             return "skipped", [dict(head, output=p, status="skipped") for p in planned]
+        if stop is not None and stop.is_set():
+            return "interrupted", []
         data = opts["stdin_bytes"] if item.input == STDIN else read_file_bytes(item.input)
         said = []
         img = decode_image(data, opts["max_pixels"], opts["exif"], warnings=said)
@@ -635,11 +646,14 @@ def _records_for(item, process, opts):
                     written.append(path)
                 records.append(rec)
             current = _after(planned, position, path)  # what a failure before the next output is about
+            if stop is not None and stop.is_set() and current != path:  # Ctrl-C: no more of this input's outputs
+                return "interrupted", records
         if records and all(r["status"] == "skipped" for r in records):
             return "skipped", records
         return "ok", records
     except StnError as e:
         head["error"] = str(e)
+        writing = getattr(e, "stntool_path", writing)
     except (ValueError, ArithmeticError, MemoryError, OSError) as e:  # defensive: never a traceback for one file
         head["error"] = f"{type(e).__name__}: {e}"
     except KeyboardInterrupt as e:  # in the caller's thread (one job): the outputs written so far are recorded
@@ -649,12 +663,16 @@ def _records_for(item, process, opts):
         with sigint_deferred():
             _remove(written)
         raise
-    if writing is not None and len(planned) > 1 and display(writing) not in head["error"]:
+    if writing is not None and (len(planned) > 1 or writing != item.output) and display(writing) not in head["error"]:
         head["error"] = f"{display(writing)}: {head['error']}"  # which of the item's outputs
     if written:
         with sigint_deferred():
             kept = _remove(written)
-        records = [r for r in records if r["status"] != "ok" or r["output"] in kept]
+        gone = {r["output"] for r in records if r["status"] == "ok" and r["output"] not in kept}
+        failed_at = display(writing if writing is not None else current)
+        records = [r if r["output"] not in gone else
+                   {**head, "output": r["output"], "error": f"removed: the input failed at {failed_at}",
+                    "removed": True} for r in records]
     records.append({**head, "output": current, **extra, **item.fields})
     return "error", records
 
@@ -711,6 +729,7 @@ def _write_with_files(path, blob, files, overwrite, input_real, output_real, res
                 write_atomic(extra, data, overwrite=overwrite or resuming)
             except ImageWriteError as e:  # write_atomic's own refusal of an existing file, named
                 if str(e) != OUTPUT_EXISTS:
+                    e.stntool_path = extra  # the file that failed, named in the input's error
                     raise
                 raise ImageWriteError(f"{OUTPUT_EXISTS}: {display(extra)}") from None
             done.append(extra)
@@ -722,6 +741,30 @@ def _write_with_files(path, blob, files, overwrite, input_real, output_real, res
             except OSError:
                 pass
         raise
+
+
+def _wind_down(interrupt, pending, report_once):
+    """After Ctrl-C: record the outputs of an item stopped part-way in this thread (``interrupt.stntool_records``),
+    cancel the items not started, and record those running as they stop (each at its next output)."""
+    done = getattr(interrupt, "stntool_records", None)
+    if done:
+        from concurrent.futures import Future
+
+        part = Future()
+        part.set_result(("interrupted", done))  # recorded, not counted as an input done
+        try:
+            report_once(part)
+        except Exception:  # noqa: BLE001
+            pass
+    for f in pending:
+        f.cancel()
+    for f in pending:  # let running items finish their atomic write, record them
+        if not f.cancelled():
+            try:
+                report_once(f)
+            except Exception:  # noqa: BLE001
+                pass
+    pending.clear()
 
 
 class _ManifestError(Exception):
@@ -831,10 +874,10 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
     from .io import DEFAULT_MAX_PIXELS, STDERR_LOCK, display, sigint_deferred
 
     items = list(items)
-    input_real = _real_paths(it for it in items if not it.earlier_output)  # an earlier output is never read
+    input_real = _real_paths(items)
     opts = dict(overwrite=overwrite, skip_existing=skip_existing, fmt=fmt, quality=quality, exif=exif,
                 max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels, stdin_bytes=stdin_bytes,
-                input_real=input_real, output_real=_OutputReal())
+                input_real=input_real, output_real=_OutputReal(), stop=threading.Event())
     summary = Summary(command=command, total=len(items), outputs=0)
 
     bar = None
@@ -900,7 +943,7 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
         for k in range(getattr(fut, "stntool_reported", 0), len(records)):
             rec = records[k]
             msg = None
-            if rec["status"] == "error":
+            if rec["status"] == "error" and not rec.get("removed"):  # one line per failed input
                 msg = f"stntool: error: {display(rec['input'])}: {rec['error']}"
             elif rec.get("warning") and not quiet and (k == 0 or records[k - 1].get("warning") != rec["warning"]):
                 msg = f"stntool: warning: {display(rec['input'])}: {rec['warning']}"  # once per input
@@ -951,26 +994,14 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
                 report_once(pending[0])
                 pending.popleft()
         except KeyboardInterrupt as e:
+            opts["stop"].set()  # items running in other threads stop after the output they are writing
             summary.interrupted = True
-            done = getattr(e, "stntool_records", None)  # an item stopped part-way in this thread: its outputs
-            if done:
-                from concurrent.futures import Future
-
-                part = Future()
-                part.set_result(("interrupted", done))  # recorded, not counted as an input done
-                try:
-                    report_once(part)
-                except Exception:  # noqa: BLE001
-                    pass
-            for f in pending:
-                f.cancel()
-            for f in pending:  # let running items finish their atomic write, record them
-                if not f.cancelled():
-                    try:
-                        report_once(f)
-                    except Exception:  # noqa: BLE001
-                        pass
-            pending.clear()
+            # another Ctrl-C waits (at most for one output per worker): every file written gets its record
+            try:
+                with sigint_deferred():
+                    _wind_down(e, pending, report_once)
+            except KeyboardInterrupt:
+                pass  # a Ctrl-C while stopping: stopping already
     except BrokenPipeError:
         pool.shutdown(wait=True, cancel_futures=True)
         _quiet_stdout()

@@ -4,6 +4,7 @@ input, and reruns into or beside the inputs neither read their own outputs nor f
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,32 +101,35 @@ def test_a_resumed_run_into_its_own_folder_with_a_suffix_skips_its_earlier_outpu
     r = cli_run("warp", "--theta", SHIFT, str(folder), "-o", str(folder), "--suffix", "_w", "--skip-existing")
     assert r.exit_code == 0 and "0 ok, 6 skipped, 0 failed" in r.output
     assert digests(folder) == after  # no im0_w_w.png
-    # the earlier outputs are skipped as inputs, so they are outputs that exist, written again with --overwrite
-    r = cli_run("warp", "--theta", SHIFT, str(folder), "-o", str(folder), "--suffix", "_w")
-    assert r.exit_code == 1 and "output exists (use --overwrite or --skip-existing)" in r.output
-    assert "0 ok, 3 skipped, 3 failed" in r.output
-    assert digests(folder) == after
-    for name in os.listdir(folder):
-        if "_w" in name:
-            os.utime(folder / name, (0, 0))
-    r = cli_run("warp", "--theta", SHIFT, str(folder), "-o", str(folder), "--suffix", "_w", "--overwrite")
-    assert r.exit_code == 0 and "3 ok, 3 skipped, 0 failed" in r.output
-    assert digests(folder) == after and all(os.stat(folder / n).st_mtime > 0 for n in os.listdir(folder))
+    for extra in ([], ["--overwrite"]):  # without resuming: refused, and the earlier outputs skipped
+        r = cli_run("warp", "--theta", SHIFT, str(folder), "-o", str(folder), "--suffix", "_w", *extra)
+        assert r.exit_code == 1 and "which is among the inputs (an earlier run's output?" in r.output
+        assert "0 ok, 3 skipped, 3 failed" in r.output
+        assert digests(folder) == after
 
 
-def test_augment_into_its_own_folder_again_writes_its_variants_with_overwrite(tmp_path, cli_run):
+def test_an_image_that_looks_like_an_earlier_output_is_never_written_onto(tmp_path, cli_run):
+    """x.png beside x.jpg, --format png into their own folder: x.png is x.jpg's planned output, and may be an image
+    of its own: skipped as an input, and never replaced, --overwrite or not. The same for augment's variants."""
     src = tmp_path / "src"
     src.mkdir()
-    write(src / "a.png", encode(small_rgb(24, 32), ".png"))
-    args = ["augment", str(src), "-o", str(src), "--seed", "1", "--rotate", "3", "--count", "3"]
-    assert cli_run(*args).exit_code == 0
-    first = digests(src)
-    r = cli_run(*args)
-    assert r.exit_code == 1 and f"{src / 'a_000.png'}: output exists" in r.output
-    for name in ("a_001.png", "a_002.png"):
-        (src / name).write_bytes(b"stale")
-    r = cli_run(*args, "--overwrite")
-    assert r.exit_code == 0 and "1 ok, 3 skipped, 0 failed" in r.output and digests(src) == first
+    write(src / "x.jpg", encode(small_rgb(24, 32, 1), ".jpg"))
+    write(src / "x.png", encode(small_rgb(24, 32, 2), ".png"))
+    write(src / "y.png", encode(small_rgb(24, 32, 3), ".png"))
+    write(src / "y_000.png", encode(small_rgb(24, 32, 4), ".png"))
+    before = digests(src)
+    for extra in ([], ["--overwrite"]):
+        r = cli_run("warp", "--theta", SHIFT, str(src / "x.jpg"), str(src / "x.png"), "-o", str(src), "--format",
+                    "png", *extra)
+        assert r.exit_code == 1 and f"refusing to write onto {src / 'x.png'}, which is among the inputs" in r.output
+        r = cli_run("augment", str(src / "y.png"), str(src / "y_000.png"), "-o", str(src), "--seed", "1", "--rotate",
+                    "3", "--count", "2", *extra)
+        assert r.exit_code == 1 and "which is among the inputs" in r.output
+        assert digests(src) == before
+    r = cli_run("augment", str(src / "y.png"), str(src / "y_000.png"), "-o", str(src), "--seed", "1", "--rotate",
+                "3", "--count", "2", "--skip-existing")
+    assert r.exit_code == 0 and sorted(os.listdir(src)) == ["x.jpg", "x.png", "y.png", "y_000.png", "y_001.png"]
+    assert all(digests(src)[k] == v for k, v in before.items())
 
 
 def test_a_label_sidecar_left_without_its_image_is_named_and_a_resume_replaces_it(tmp_path, cli_run):
@@ -158,8 +162,16 @@ def test_an_input_failing_at_its_second_variant_leaves_no_output(tmp_path, cli_r
     assert r.exit_code == 1 and f"{src / 'a.png'}: {out / 'a_001.png'}: cannot write" in r.output
     assert sorted(os.listdir(out)) == ["a_001.png", "b_000.png", "b_001.png", "b_002.png"]
     recs = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
-    assert [(os.path.basename(r["output"]), r["status"]) for r in recs] == [
-        ("a_001.png", "error"), ("b_000.png", "ok"), ("b_001.png", "ok"), ("b_002.png", "ok")]
+    assert [(os.path.basename(r["output"]), r["status"], r.get("removed")) for r in recs] == [
+        ("a_000.png", "error", True), ("a_001.png", "error", None), ("b_000.png", "ok", None),
+        ("b_001.png", "ok", None), ("b_002.png", "ok", None)]
+    assert r.output.count("stntool: error:") == 1  # one line for the failed input
+    for name in os.listdir(out):
+        shutil.rmtree(out / name) if (out / name).is_dir() else os.remove(out / name)
+    (out / "a_000.json").mkdir()  # the label file of the only variant: that file is named
+    r = cli_run("augment", str(src / "a.png"), "-o", str(out), "--seed", "1", "--rotate", "3", "--overwrite")
+    assert r.exit_code == 1 and f"{src / 'a.png'}: {out / 'a_000.json'}: cannot write" in r.output
+    assert os.listdir(out) == ["a_000.json"]
 
 
 def test_warp_params_refuses_sampling_options_its_records_give(tmp_path, cli_run, folder):

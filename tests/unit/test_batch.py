@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -302,7 +303,10 @@ def test_a_generator_streams_its_outputs(tmp_path):
     s = batch.run_batch(items, three, quiet=True, manifest=batch.Manifest(str(tmp_path / "m")))
     assert seen == [[], ["a_0.png"], ["a_0.png", "a_1.png"]]
     assert (s.ok, s.failed, s.outputs) == (0, 1, 0)
-    assert [(os.path.basename(r["output"]), r["status"]) for r in lines(tmp_path / "m")] == [("a_2.png", "error")]
+    recs = lines(tmp_path / "m")
+    assert [(os.path.basename(r["output"]), r["status"], r.get("removed")) for r in recs] == [
+        ("a_0.png", "error", True), ("a_1.png", "error", True), ("a_2.png", "error", None)]
+    assert recs[0]["error"] == f"removed: the input failed at {tmp_path / 'out' / 'a_2.png'}"
     assert os.listdir(tmp_path / "out") == []  # a failed input leaves no output
 
 
@@ -324,8 +328,8 @@ def test_a_failed_input_removes_only_what_it_wrote(tmp_path):
     assert (s.ok, s.failed, s.outputs) == (1, 1, 4)
     assert sorted(os.listdir(out)) == ["a_0.png"] + [f"b_{k}.png{e}" for k in range(4) for e in ("", ".json")]
     assert (out / "a_0.png").read_bytes() == b"an earlier run's"
-    assert [(os.path.basename(r["output"]), r["status"]) for r in lines(tmp_path / "m")][:2] == [
-        ("a_0.png", "skipped"), ("a_2.png", "error")]
+    assert [(os.path.basename(r["output"]), r["status"]) for r in lines(tmp_path / "m")][:3] == [
+        ("a_0.png", "skipped"), ("a_1.png", "error"), ("a_2.png", "error")]
 
     def bug(img, item):  # not a user error: raised, and the input's files are gone all the same
         yield batch.Output(img, output=item.outputs[0])
@@ -364,6 +368,11 @@ def test_an_input_that_is_not_there_claims_no_output(tmp_path):
     (tmp_path / "gone" / "a.png").write_bytes(b"x")  # there: the first claims the output, the second fails
     batch.plan_outputs(items, str(tmp_path / "o"))
     assert items[0].error is None and items[1].error.startswith("output ")
+    (tmp_path / "b" / "x_w.png").write_bytes(b"x")
+    items = [batch.Item(0, str(tmp_path / "b" / "x.png"), "x.png"), batch.Item(1, str(tmp_path / "b" / "x_w.png"),
+                                                                             "x_w.png")]
+    batch.plan_outputs(items, str(tmp_path / "b"), suffix="_w")  # x.png is not there: x_w.png is no output of it
+    assert [(it.error, it.earlier_output) for it in items] == [(None, False), (None, False)]
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
@@ -412,7 +421,8 @@ def test_several_outputs_resume_redo_a_missing_one_and_remove_what_a_failure_wro
     s = batch.run_batch(items[:1], second_fails, overwrite=True, quiet=True,
                         manifest=batch.Manifest(str(tmp_path / "m")))
     assert (s.ok, s.failed, s.outputs) == (0, 1, 0)
-    assert [(os.path.basename(r["output"]), r["status"]) for r in lines(tmp_path / "m")] == [("a_1.png", "error")]
+    assert [(os.path.basename(r["output"]), r["status"], r.get("removed")) for r in lines(tmp_path / "m")] == [
+        ("a_0.png", "error", True), ("a_1.png", "error", None)]
     # a_0 was replaced, then removed; a_1 and a_2 are the earlier run's, never reached
     assert sorted(os.listdir(tmp_path / "out")) == ["a_1.png", "a_2.png", "b_0.png", "b_1.png", "b_2.png"]
 
@@ -511,6 +521,41 @@ def test_interrupt_inside_an_item_on_the_callers_thread_records_its_outputs_so_f
     s = batch.run_batch(items, stream, jobs=1, skip_existing=True, quiet=True,
                         manifest=batch.Manifest(str(tmp_path / "m"), append=True))
     assert (s.ok, s.outputs) == (2, 9) and len(os.listdir(tmp_path / "out")) == 12
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs pthread_kill")
+def test_interrupt_stops_items_in_worker_threads_between_their_outputs(tmp_path, capsys, monkeypatch):
+    """Workers cannot be interrupted: after Ctrl-C each stops at its next output (not after all of its 400), and
+    a second Ctrl-C while the batch records what they wrote changes nothing: every file on disk has its line,
+    and the batch ends with its summary."""
+    import threading
+
+    items = planned(tmp_path, names=("a.png", "b.png"), outputs=variants(400))
+    main = threading.main_thread().ident
+    fired = []
+    real = batch.Manifest.write
+
+    def stream(img, item):
+        for k, path in enumerate(item.outputs):
+            if k == 20 and item.input.endswith("a.png"):
+                fired.append(True)
+                signal.pthread_kill(main, signal.SIGINT)  # Ctrl-C: the main thread waits for the first input
+            yield batch.Output(img, output=path)
+
+    def write(self, rec):  # and Ctrl-C again as the stopped batch writes its first record
+        if fired == [True]:
+            fired.append(True)
+            signal.pthread_kill(main, signal.SIGINT)
+        real(self, rec)
+
+    monkeypatch.setattr(batch.Manifest, "write", write)
+    s = batch.run_batch(items, stream, jobs=2, manifest=batch.Manifest(str(tmp_path / "m")))
+    assert s.interrupted and s.exit_code == 130 and s.ok == 0 and len(fired) == 2
+    recorded = [os.path.basename(r["output"]) for r in lines(tmp_path / "m")]
+    written = os.listdir(tmp_path / "out")
+    assert sorted(recorded) == sorted(written) and len(recorded) == len(set(recorded))
+    assert 21 <= len(written) < 200
+    assert "interrupted, 2 not done" in capsys.readouterr().err
 
 
 def test_manifest_append_keeps_lines_and_drops_a_cut_last_line(tmp_path):
