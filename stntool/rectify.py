@@ -87,6 +87,7 @@ _MARGIN_MIN_PROMINENCE = 1.12  # margin energy at its best shear over its median
 _EVIDENCE = (0.03, 0.08)  # text evidence (row-profile oscillation share) mapped to confidence 0 .. 1
 _FAINT = 0.25            # a page whose grey levels span less than this (and at least _FLAT) is stretched to 0 .. 1
 _FLAT = 0.03             # ... a blank page's noise spans less
+_NOISE_SPAN = 0.25       # ... and pixel noise keeps less than this share of its span when smoothed (_stretched)
 _ELONGATED = 2.5         # long side over short side from which a page turned sideways is settled turned upright
 _MIN_LINES = 30          # text-line runs (pageview.line_profile) below which a page has no text evidence
 _LINES = (100, 2.0)       # text lines a page must show read across, and how many times more than read down
@@ -1179,10 +1180,24 @@ def _stretched(grey) -> np.ndarray:
     stored in 16 bits, a faint page. Text lines are told from paper by an ink level of their own, so such a
     page read as having no text. Its levels between the 0.5th and 99.5th percentiles (of every 8th pixel
     each way) are stretched when they span less than :data:`_FAINT` and at least :data:`_FLAT` (a blank
-    page's noise is not stretched); other pages are left as they are."""
+    page's noise is not stretched); other pages are left as they are.
+
+    Nor is the noise of a blank scan that spans more (a sensor's noise of 3 grey levels spans about 0.06):
+    stretched, it read as text lines, and one blank page in fifty came back turned half round, sheared, at
+    confidence 0.7-0.8. Smoothing (the page at half size, then a Gaussian of a pixel) keeps most of the span
+    of strokes, which are a few pixels wide, and about a seventh of the span of pixel noise: a page whose
+    smoothed span is less than :data:`_NOISE_SPAN` of its own is left as it is."""
+    import cv2
+
     sample = grey[::8, ::8]
     lo, hi = (float(v) for v in np.percentile(sample, (0.5, 99.5)))
     if not _FLAT <= hi - lo < _FAINT:
+        return grey
+    h, w = grey.shape
+    smooth = cv2.GaussianBlur(cv2.resize(grey, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA),
+                              (0, 0), 1.0)
+    s_lo, s_hi = (float(v) for v in np.percentile(smooth[::4, ::4], (0.5, 99.5)))
+    if s_hi - s_lo < _NOISE_SPAN * (hi - lo):
         return grey
     return np.clip((grey - np.float32(lo)) * np.float32(1.0 / (hi - lo)), 0.0, 1.0).astype(np.float32)
 

@@ -121,6 +121,10 @@ def test_a_page_of_little_contrast_is_read_as_any_other(page, rect, faint):
     blank = np.full(page.shape, 0.8, np.float32) + np.random.default_rng(0).normal(0, 0.004, page.shape).astype(
         np.float32)  # noise spanning 0.03: not stretched into text, nor is anything flatter
     assert rect.estimate(blank, details=True)[2]["reason"] is not None
+    for seed, sigma in ((0, 3.0), (108, 2.0)):  # a scanner's noise spans more: smoothed away, it is still no text
+        blank = np.clip(np.random.default_rng(seed).normal(240, sigma, (800, 600)), 0, 255).astype(np.uint8)
+        theta, conf, info = rect.estimate(blank, details=True)
+        assert info["reason"] is not None and np.array_equal(theta, np.eye(3)[:2]), (seed, conf, info)
 
 
 def test_a_straight_banner_is_not_turned(page, rect):
