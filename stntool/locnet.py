@@ -917,6 +917,9 @@ class LocNet:
             net = cls(header["arch"], seed=0, dtype=dtype)
         except InvalidArgumentError as e:
             raise InvalidArgumentError(f"model {shown}: {e}") from None
+        except MemoryError:
+            raise InvalidArgumentError(f"model {shown}: its architecture is too large for this machine's memory "
+                                       "(a corrupt header?)") from None
         expected = net.parameters()
         missing = sorted(set(expected) - {k[len("param."):] for k in arrays if k.startswith("param.")})
         if missing:
@@ -954,7 +957,11 @@ def _read_npz(path, shown: str) -> dict[str, np.ndarray]:
         if not isinstance(loaded, np.lib.npyio.NpzFile):
             raise InvalidArgumentError(f"model {shown} is a single .npy array, not a .npz model")
         with loaded:
-            return {key: loaded[key] for key in loaded.files}
+            arrays = {key: loaded[key] for key in loaded.files}
+        odd = next((key for key, v in arrays.items() if not isinstance(v, np.ndarray)), None)
+        if odd is not None:  # np.load gives a member that is not a .npy array as its bytes
+            raise InvalidArgumentError(f"model {shown} is not a stntool model (its member {odd!r} is not an array)")
+        return arrays
     except InvalidArgumentError:
         raise
     except FileNotFoundError:

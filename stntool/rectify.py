@@ -502,6 +502,17 @@ class Rectifier:
 
     def __init__(self, model="text", family=None, refine: bool = True, min_confidence: float = 0.3,
                  iterations: int = 2, backend: str = "cpu"):
+        from .locnet import LocNet
+        from .sampling import BACKENDS
+
+        if not isinstance(model, (str, os.PathLike, LocNet)):
+            raise InvalidArgumentError(f"model must be 'text', a path to a model or a LocNet, got {model!r}")
+        if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)):
+            raise InvalidArgumentError(f"min_confidence must be a number in [0, 1], got {min_confidence!r}")
+        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+            raise InvalidArgumentError(f"iterations must be a whole number >= 1, got {iterations!r}")
+        if backend not in BACKENDS:
+            raise InvalidArgumentError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.net = load_model(model)
         self.family = family or self.net.family
         if self.family not in ("rotation", "similarity", "affine", "projective"):
@@ -574,7 +585,7 @@ class Rectifier:
         q = to_3x3(quarter_theta(-k))
         view = np.ascontiguousarray(np.rot90(work, -k))
         acc = np.eye(3)
-        for _ in range(max(1, self.iterations)):
+        for _ in range(self.iterations):
             seen = view if np.array_equal(acc, np.eye(3)) else self._warp_view(view, acc)
             t, _ = self._net(seen)
             acc = acc @ self._reduce(t)

@@ -194,7 +194,8 @@ def _check_writable(paths, overwrite, keep=None):
                                      param_hint=what)
         if os.path.isdir(path):
             raise click.BadParameter(f"{display(path)} is a folder", param_hint=what)
-        resumed = keep is not None and os.path.exists(path) and os.path.exists(keep) and os.path.samefile(keep, path)
+        resumed = (what == "--out's checkpoint" and keep is not None and os.path.exists(path) and os.path.exists(keep)
+                   and os.path.samefile(keep, path))  # the model itself is replaced only with --overwrite
         if os.path.lexists(path) and not overwrite and not resumed:
             raise click.BadParameter(f"{display(path)} exists (use --overwrite to replace it)", param_hint=what)
 

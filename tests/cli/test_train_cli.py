@@ -169,6 +169,11 @@ def test_resume_refuses_options_that_the_checkpoint_cannot_follow(tmp_path, trai
                        (["--no-quarter-turns"], "quarter turns"), (["--steps", "4"], "nothing left to train")]:
         r = train(str(upright), "--out", str(tmp_path / "n.npz"), "--resume", ckpt, "--batch", "2", *args, "-q")
         assert r.exit_code == 2 and said in r.stderr, (args, r.stderr)
+    # resuming from the model --out names: it is replaced only with --overwrite, as any file in the way
+    model = tmp_path / "m.npz"
+    before = model.read_bytes()
+    r = train(str(upright), "--out", str(model), "--resume", str(model), "--steps", "6", "--batch", "2", "-q")
+    assert r.exit_code == 2 and "m.npz exists (use --overwrite" in r.stderr and model.read_bytes() == before
     # resuming into the run's own name: its checkpoint is the one read, not a file in the way
     r = train(str(upright), "--out", str(tmp_path / "m.npz"), "--resume", ckpt, "--steps", "6", "--batch", "2",
               "--overwrite", "-q")

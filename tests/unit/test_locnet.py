@@ -457,6 +457,9 @@ class TestSaveLoad:
         self._expect_error(path, "fc.weight")
         write(**{"param.fc.weight": np.full(arrays["param.fc.weight"].shape, np.nan, np.float32)})
         self._expect_error(path, "NaN")
+        wide = {**header["arch"], "conv_channels": [10 ** 6, 10 ** 6]}  # a tampered header asking for terabytes
+        write(header=np.array(json.dumps({**header, "arch": wide})))
+        self._expect_error(path, "too large")
         del arrays["param.theta.bias"]
         write()
         self._expect_error(path, "lacks parameters: theta.bias")
@@ -466,6 +469,9 @@ class TestSaveLoad:
         with zipfile.ZipFile(path, "w") as z:
             z.writestr("header.npy", b"\x93NUMPY garbage")
         self._expect_error(path, "not a readable")
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("header", "xyz")  # not .npy: np.load gives its bytes
+        self._expect_error(path, "member 'header' is not an array")
 
 
 class TestTorchParity:

@@ -785,3 +785,13 @@ def test_parabola_fit_finds_the_peak_of_noisy_energies():
     beyond = 100.0 - 3e5 * (xs - xs[9] - 0.003) ** 2  # the fitted peak lies beyond the seven points
     beyond[10] += 0.5  # (and the three points' peak differs from the fit's)
     assert _parabola_fit(xs, beyond, 9, 3) == _parabola_top(xs[9], xs[1] - xs[0], *beyond[8:11])
+
+
+@pytest.mark.parametrize("kwargs, said", [({"model": 123}, "model must be"), ({"model": None}, "model must be"),
+                                          ({"min_confidence": "0.5"}, "min_confidence"),
+                                          ({"min_confidence": 2.0}, "min_confidence"),
+                                          ({"iterations": 2.5}, "iterations"), ({"iterations": 0}, "iterations"),
+                                          ({"iterations": True}, "iterations"), ({"backend": "bogus"}, "backend")])
+def test_bad_arguments_are_one_clear_error(kwargs, said):
+    with pytest.raises(InvalidArgumentError, match=said):
+        Rectifier(**kwargs)
