@@ -324,6 +324,7 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     claimed = {}
     planned_by = {}  # real path of every planned output -> the input planning it
     planned = []  # (item, its outputs' real paths): checked once every item's outputs are known
+    absent = set()  # indices of named inputs that are not there
     for it in items:
         if it.source == UNREADABLE:  # fails with its error; nothing is planned for it
             it.output, it.outputs = None, []
@@ -355,6 +356,7 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
         keys, twice = {}, None  # real path -> path, in order (a dict: an input may plan many thousands of outputs)
         if it.source in ("file", "list") and not os.path.exists(it.input):
             planned.append((it, keys, twice))  # not there: it fails as it is read ("no such file"), claiming nothing
+            absent.add(it.index)
             continue
         for path in [*paths, *(p for path in paths for p in it.beside.get(path, ()))]:
             key = output_real(path)
@@ -366,12 +368,13 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     overlap = bool(input_real & planned_by.keys())
     for it in items:
         it.earlier_output = False
-        if overlap and it.input != STDIN:
+        if overlap and it.input != STDIN and it.index not in absent:  # one not there is no earlier output
             by = planned_by.get(os.path.normcase(os.path.realpath(it.input)))
             it.earlier_output = by is not None and by != it.input
     # an input that looks like an earlier run's output is skipped, yet still never written onto: it may be an
     # image of its own that shares the name (x.png beside x.jpg with --format png)
     earlier = _real_paths(it for it in items if it.earlier_output)
+    input_real = _real_paths(it for it in items if it.index not in absent) if absent else input_real
     for it, keys, problem in planned:
         for key, path in keys.items():
             if key in input_real and skip_existing and os.path.lexists(path):
@@ -672,7 +675,7 @@ def _records_for(item, process, opts):
         failed_at = display(writing if writing is not None else current)
         records = [r if r["output"] not in gone else
                    {**head, "output": r["output"], "error": f"removed: the input failed at {failed_at}",
-                    "removed": True} for r in records]
+                    "removed": True, **({"name": r["name"]} if "name" in r else {})} for r in records]
     records.append({**head, "output": current, **extra, **item.fields})
     return "error", records
 
@@ -741,6 +744,30 @@ def _write_with_files(path, blob, files, overwrite, input_real, output_real, res
             except OSError:
                 pass
         raise
+
+
+def _ignore_sigint():
+    """Let Ctrl-C go unanswered (in the main thread, where signals are handled); returns the function that puts
+    the handler before back, or None where nothing was changed."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        before = signal.getsignal(signal.SIGINT)
+        if before is None:  # a handler not set from Python: left alone
+            return None
+        signal.signal(signal.SIGINT, lambda signum, frame: None)
+    except (ValueError, OSError, TypeError):
+        return None
+
+    def restore():
+        try:
+            signal.signal(signal.SIGINT, before)
+        except (ValueError, OSError, TypeError):
+            pass
+
+    return restore
 
 
 def _wind_down(interrupt, pending, report_once):
@@ -977,6 +1004,7 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
     notices = _compile_notice.lines_to(None if quiet else message)  # through the progress bar
     notices.__enter__()
     ahead = None
+    ignoring = None
     try:
         try:
             if kernels is not None and backend == "cpu":
@@ -994,14 +1022,16 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
                 report_once(pending[0])
                 pending.popleft()
         except KeyboardInterrupt as e:
-            opts["stop"].set()  # items running in other threads stop after the output they are writing
+            # stopping: a further Ctrl-C is let go (until the summary line) while items running in other threads
+            # stop after the output they are writing and every file written gets its record
+            ignoring = _ignore_sigint()
+            opts["stop"].set()
             summary.interrupted = True
-            # another Ctrl-C waits (at most for one output per worker): every file written gets its record
             try:
                 with sigint_deferred():
                     _wind_down(e, pending, report_once)
             except KeyboardInterrupt:
-                pass  # a Ctrl-C while stopping: stopping already
+                pass  # one that came before the line above: stopping already
     except BrokenPipeError:
         pool.shutdown(wait=True, cancel_futures=True)
         _quiet_stdout()
@@ -1023,6 +1053,9 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
         summary.stopped = True
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        if ignoring is not None and sys.exc_info()[0] is not None:  # leaving with an error: Ctrl-C as before
+            ignoring()
+            ignoring = None
         if opencv_before is not None:
             _set_opencv_threads(opencv_before)
         if ahead is not None:
@@ -1041,4 +1074,6 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
     summary.compile_seconds = _compile_notice.compile_seconds() - compiling_before
     if not summary.stopped and (not quiet or summary.interrupted):
         say(summary.line())
+    if ignoring is not None:
+        ignoring()  # Ctrl-C as before
     return summary

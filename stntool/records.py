@@ -591,7 +591,8 @@ def read_warp_records(path, qualities: dict | None = None) -> dict:
     """``{input: [WarpSpec, ...]}`` from a JSONL manifest or parameter file (``-`` = stdin), in file order.
 
     Each line needs ``"input"``; a manifest's error lines (``"status": "error"``: no output was made, whatever
-    record they carry) and lines with neither ``theta`` nor ``tps`` are skipped. Of the records of an input,
+    record they carry) and lines with neither ``theta`` nor ``tps`` are skipped, and a ``"removed": true`` line
+    (an output written, then removed as its input failed) drops the records before it of its ``name``. Of the records of an input,
     the last one of each ``name`` (its own output file; a resumed run's manifest names one twice) and the
     last one without a name are kept, each with its ``in_size`` (``in_hw``), which the replay compares with
     the image it reads. ``qualities``, when given, maps ``id(spec)`` of each spec returned to the ``--quality``
@@ -608,6 +609,14 @@ def read_warp_records(path, qualities: dict | None = None) -> dict:
     for no, rec in enumerate(lines, 1):
         if "input" not in rec or not isinstance(rec["input"], str):
             raise InvalidArgumentError(f'line {no}: missing "input"')
+        if rec.get("removed") is True and isinstance(rec.get("name"), str):  # written, then removed: no output
+            specs = table.get(rec["input"], [])
+            if qualities is not None:
+                for s in specs:
+                    if s.name == rec["name"]:
+                        qualities.pop(id(s), None)
+            specs[:] = [s for s in specs if s.name != rec["name"]]
+            continue
         if rec.get("status") == "error" or (rec.get("theta") is None and rec.get("tps") is None):
             continue
         try:

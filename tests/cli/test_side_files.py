@@ -174,6 +174,24 @@ def test_an_input_failing_at_its_second_variant_leaves_no_output(tmp_path, cli_r
     assert os.listdir(out) == ["a_000.json"]
 
 
+def test_an_appended_manifest_replays_what_is_on_disk_after_a_failed_rerun(tmp_path, cli_run):
+    """Run twice into one folder with one manifest; the second run's input fails at its third variant and removes
+    the two it wrote (replacing the first run's): their removed lines cancel the first run's records, so a replay
+    writes no a_000, a_001 (a_002's own error line is a failed write: the first run's record stands)."""
+    src, out, man = tmp_path / "src", tmp_path / "out", tmp_path / "m.jsonl"
+    src.mkdir()
+    write(src / "a.png", encode(small_rgb(24, 32), ".png"))
+    args = ["augment", str(src), "-o", str(out), "--rotate", "-5:5", "--count", "4", "--manifest", str(man), "-q"]
+    assert cli_run(*args, "--seed", "1").exit_code == 0
+    os.remove(out / "a_002.png")
+    (out / "a_002.png").mkdir()
+    r = cli_run(*args, "--seed", "2", "--overwrite", "--manifest-append")
+    assert r.exit_code == 1 and sorted(os.listdir(out)) == ["a_002.png", "a_003.png"]
+    r = cli_run("warp", "--params", str(man), "-o", str(tmp_path / "replay"), "-q")
+    assert r.exit_code == 0 and sorted(os.listdir(tmp_path / "replay")) == ["a_002.png", "a_003.png"]
+    assert digest(tmp_path / "replay" / "a_003.png") == digest(out / "a_003.png")
+
+
 def test_warp_params_refuses_sampling_options_its_records_give(tmp_path, cli_run, folder):
     man = tmp_path / "m.jsonl"
     assert cli_run("warp", "--theta", SHIFT, str(folder), "-o", str(tmp_path / "a"), "--manifest", str(man),

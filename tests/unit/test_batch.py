@@ -373,6 +373,10 @@ def test_an_input_that_is_not_there_claims_no_output(tmp_path):
                                                                              "x_w.png")]
     batch.plan_outputs(items, str(tmp_path / "b"), suffix="_w")  # x.png is not there: x_w.png is no output of it
     assert [(it.error, it.earlier_output) for it in items] == [(None, False), (None, False)]
+    items = [batch.Item(0, str(tmp_path / "b" / "x_w.png"), "x_w.png"), batch.Item(1, str(tmp_path / "c" / "x_w.png"),
+                                                                                 "x_w.png")]
+    batch.plan_outputs(items, str(tmp_path / "c"))  # c/x_w.png is not there: no earlier output in the way
+    assert [(it.error, it.earlier_output) for it in items] == [(None, False), (None, False)]
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
@@ -548,9 +552,19 @@ def test_interrupt_stops_items_in_worker_threads_between_their_outputs(tmp_path,
             signal.pthread_kill(main, signal.SIGINT)
         real(self, rec)
 
+    say = batch.say
+
+    def say_after_ctrl_c(message):  # and once more as the summary line is written
+        if "interrupted" in message:
+            fired.append(True)
+            signal.pthread_kill(main, signal.SIGINT)
+        say(message)
+
     monkeypatch.setattr(batch.Manifest, "write", write)
+    monkeypatch.setattr(batch, "say", say_after_ctrl_c)
     s = batch.run_batch(items, stream, jobs=2, manifest=batch.Manifest(str(tmp_path / "m")))
-    assert s.interrupted and s.exit_code == 130 and s.ok == 0 and len(fired) == 2
+    assert s.interrupted and s.exit_code == 130 and s.ok == 0 and len(fired) == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C as before, after the batch
     recorded = [os.path.basename(r["output"]) for r in lines(tmp_path / "m")]
     written = os.listdir(tmp_path / "out")
     assert sorted(recorded) == sorted(written) and len(recorded) == len(set(recorded))
