@@ -580,8 +580,8 @@ def _records_for(item, process, opts):
     current = item.output
     writing = None  # the output being written, named in an error when the item has several
     try:
-        if item.earlier_output:  # an earlier run's output, found among the inputs (plan_outputs)
-            return "skipped", [dict(head, output=p, status="skipped") for p in planned]
+        if item.earlier_output:  # an earlier run's output, found among the inputs (plan_outputs): one line, the
+            return "skipped", [dict(head, output=item.input, status="skipped")]  # file itself (not N of its own)
         if item.error:
             raise StnError(item.error)
         existing = set()

@@ -127,8 +127,12 @@ def test_an_image_that_looks_like_an_earlier_output_is_never_written_onto(tmp_pa
         assert r.exit_code == 1 and "which is among the inputs" in r.output
         assert digests(src) == before
     r = cli_run("augment", str(src / "y.png"), str(src / "y_000.png"), "-o", str(src), "--seed", "1", "--rotate",
-                "3", "--count", "2", "--skip-existing")
+                "3", "--count", "2", "--skip-existing", "--manifest", str(tmp_path / "m.jsonl"))
     assert r.exit_code == 0 and sorted(os.listdir(src)) == ["x.jpg", "x.png", "y.png", "y_000.png", "y_001.png"]
+    recs = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert [(os.path.basename(r["input"]), os.path.basename(r["output"]), r["status"]) for r in recs] == [
+        ("y.png", "y_000.png", "skipped"), ("y.png", "y_001.png", "ok"),
+        ("y_000.png", "y_000.png", "skipped")]  # one line for the earlier output: the file itself
     assert all(digests(src)[k] == v for k, v in before.items())
 
 
