@@ -592,8 +592,8 @@ def read_warp_records(path, qualities: dict | None = None) -> dict:
 
     Each line needs ``"input"``; a manifest's error lines (``"status": "error"``: no output was made, whatever
     record they carry) and lines with neither ``theta`` nor ``tps`` are skipped, and a ``"removed": true`` line
-    (an output written, then removed as its input failed) drops the records before it of its ``name``. Of the records of an input,
-    the last one of each ``name`` (its own output file; a resumed run's manifest names one twice) and the
+    (an output written, then removed as its input failed) drops the records before it of its ``name``. Of the
+    records of an input, the last one of each ``name`` (its own output file; a resumed run's manifest names one twice) and the
     last one without a name are kept, each with its ``in_size`` (``in_hw``), which the replay compares with
     the image it reads. ``qualities``, when given, maps ``id(spec)`` of each spec returned to the ``--quality``
     its output was encoded at (the line's ``"quality"``, checked; None where it names none).
