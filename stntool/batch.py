@@ -1014,7 +1014,11 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
             # A future leaves `pending` only after all its records are reported (report_once resumes
             # where an interrupt stopped it), so every finished output is recorded exactly once.
             for item in items:
-                pending.append(pool.submit(task, item))
+                if n_jobs == 1:  # the item runs here, inside submit: Ctrl-C stops it there (stntool_records)
+                    pending.append(pool.submit(task, item))
+                else:  # a Ctrl-C inside submit (a worker thread starting) must not lose a queued item's records
+                    with sigint_deferred():
+                        pending.append(pool.submit(task, item))
                 while len(pending) >= window or (pending and pending[0].done()):
                     report_once(pending[0])
                     pending.popleft()
