@@ -372,6 +372,8 @@ def tps_grid_backward(grad_grid, dst_points, out_hw=None, align_corners: bool = 
     """
     g = as_host_grid(grad_grid, "grad_grid")
     out_hw = as_hw(g.shape[-3:-1] if out_hw is None else out_hw)
+    if tuple(g.shape[-3:-1]) != out_hw:  # the basis is made for out_hw: another size's gradient is not its grid's
+        raise InvalidArgumentError(f"grad_grid is {g.shape[-3:-1]} but out_hw is {out_hw}")
     check_real(dst_points, "dst_points")
     dst = np.asarray(dst_points, dtype=np.float64)
     tps = make_tps(dst, dst, regularization)

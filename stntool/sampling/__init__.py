@@ -297,8 +297,9 @@ class ImageBatch:
             return _cuda.cuda.device_array(shape, dtype=self.dtype)
         try:
             return np.empty(shape, dtype=self.dtype)
-        except ValueError:  # "array is too big", "maximum allowed dimension exceeded"
-            raise InvalidArgumentError(f"an output of shape {shape} is too large") from None
+        except (ValueError, MemoryError):  # "array is too big", "maximum allowed dimension exceeded", no memory
+            size = float(np.prod(shape, dtype=np.float64)) * self.dtype.itemsize / 2 ** 30
+            raise InvalidArgumentError(f"an output of shape {shape} is too large ({size:.3g} GiB)") from None
 
     def require_backend(self, name: str):
         """Device images stay on the device: they need the cuda backend."""

@@ -159,6 +159,11 @@ def test_tps_control_point_gradient_matches_finite_differences(rng):
     _, gg = stntool.grid_sample_backward(img, grid, gout, backend="cpu")
     gsrc = stntool.tps_grid_backward(gg, dst, (6, 7))
     np.testing.assert_allclose(gsrc, _central_differences(loss, src), atol=1e-5, rtol=1e-5)
+    from stntool.errors import InvalidArgumentError
+
+    for wrong in ((7, 6), (3, 14), (2, 2)):  # the same pixel count swapped, and others: refused, not wrong numbers
+        with pytest.raises(InvalidArgumentError, match="grad_grid is"):
+            stntool.tps_grid_backward(gg, dst, wrong)
 
 
 def test_affine_grid_backward_against_an_extended_precision_sum():

@@ -269,3 +269,19 @@ def test_unsupported_tps_points_are_refused(kind):
                  lambda: stntool.tps_grid(bad[:4], (3, 4), regular_control_points(2))):
         with pytest.raises(InvalidArgumentError):
             call()
+
+
+def test_an_output_too_large_for_memory_is_one_clear_error(monkeypatch):
+    """An output the machine cannot hold (28 GiB; numpy's MemoryError, here made to happen whatever the machine's
+    memory): InvalidArgumentError naming its size."""
+    empty = np.empty
+
+    def no_memory(shape, *args, **kwargs):
+        if np.prod(shape, dtype=np.float64) > 1e9:
+            raise MemoryError("Unable to allocate 27.9 GiB")
+        return empty(shape, *args, **kwargs)
+
+    monkeypatch.setattr(np, "empty", no_memory)
+    img = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(InvalidArgumentError, match=r"too large \(27.9 GiB\)"):
+        stntool.warp(img, [[1, 0, 0], [0, 1, 0]], out_hw=(100_000, 100_000))
