@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .coords import as_hw, base_coords
+from .coords import as_flag, as_hw, base_coords
 from .errors import InvalidArgumentError
 from .grids import affine_grid, make_tps, out_norm_points, projective_grid, theta_grid, tps_grid  # noqa: F401
 from .sampling import ImageBatch, as_host_grid, check_real, kernels, resolve_backend, sample_options
@@ -130,7 +130,8 @@ def grid_sample(img, grid, mode: str = "bilinear", padding: str = "zeros", align
     out = images.empty_out(n, gb.shape[1:3])
     data = _expand_images(images, n)
     gb = np.ascontiguousarray(gb)
-    kernels(name).sample_grid(data, gb, out, mode_id, pad_id, bool(align_corners), fill_c, images.is_int, images.maxv)
+    kernels(name).sample_grid(data, gb, out, mode_id, pad_id, as_flag(align_corners), fill_c, images.is_int,
+                              images.maxv)
     return images.restore(out, g.ndim == 4)
 
 
@@ -182,10 +183,10 @@ def warp(img, theta, out_hw=None, mode: str = "bilinear", padding: str = "zeros"
     if projective and _horizon_on_pixels(tb, out_hw, align_corners):
         # the grid's arithmetic decides which pixels lie on the horizon (and read the fill value)
         grid = np.ascontiguousarray(theta_grid(tb, out_hw, align_corners))
-        kernels(name).sample_grid(data, grid, out, mode_id, pad_id, bool(align_corners), fill_c, images.is_int,
+        kernels(name).sample_grid(data, grid, out, mode_id, pad_id, as_flag(align_corners), fill_c, images.is_int,
                                   images.maxv)
         return images.restore(out, t.ndim == 3)
-    kernels(name).warp_matrix(data, maps, out, mode_id, pad_id, bool(align_corners), fill_c, images.is_int,
+    kernels(name).warp_matrix(data, maps, out, mode_id, pad_id, as_flag(align_corners), fill_c, images.is_int,
                               images.maxv, bool(projective))
     return images.restore(out, t.ndim == 3)
 
@@ -243,8 +244,8 @@ def warp_tps(img, src_points, dst_points, out_hw=None, mode: str = "bilinear", p
     plan = tps_plan(src_points, dst_points, images.hw, out_hw, align_corners, regularization, normalized, tol,
                     backend=name)
     out = images.empty_out(images.n, out_hw)
-    kernels(name).warp_tps_lattice(images.data, *plan.kernel_args(), out, mode_id, pad_id, bool(align_corners), fill_c,
-                                   images.is_int, images.maxv)
+    kernels(name).warp_tps_lattice(images.data, *plan.kernel_args(), out, mode_id, pad_id, as_flag(align_corners),
+                                   fill_c, images.is_int, images.maxv)
     return images.restore(out, False)
 
 
@@ -265,8 +266,8 @@ def warp_plan(img, plan: TpsPlan, out_hw, mode: str = "bilinear", padding: str =
     name = resolve_backend(backend)
     images.require_backend(name)
     out = images.empty_out(images.n, out_hw)
-    kernels(name).warp_tps_lattice(images.data, *plan.kernel_args(), out, mode_id, pad_id, bool(align_corners), fill_c,
-                                   images.is_int, images.maxv)
+    kernels(name).warp_tps_lattice(images.data, *plan.kernel_args(), out, mode_id, pad_id, as_flag(align_corners),
+                                   fill_c, images.is_int, images.maxv)
     return images.restore(out, False)
 
 
@@ -318,7 +319,7 @@ def grid_sample_backward(img, grid, grad_out, padding: str = "zeros", align_corn
     _, pad_id, _ = sample_options("bilinear", padding, None, images.c)
     name = resolve_backend(backend)
     data = _expand_images(images, n).astype(np.float64)
-    gi, gg = kernels(name).grid_sample_backward(data, gb, go, pad_id, bool(align_corners), bool(input_grad))
+    gi, gg = kernels(name).grid_sample_backward(data, gb, go, pad_id, as_flag(align_corners), bool(input_grad))
     if grids == 1 and n > 1:  # one grid sampled every image: its gradient is the sum of theirs
         gg = gg.sum(axis=0, keepdims=True)
     if gi is None:

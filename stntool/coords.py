@@ -68,6 +68,16 @@ def as_hw(size) -> tuple[int, int]:
     return h, w
 
 
+def as_flag(value, name: str = "align_corners") -> bool:
+    """``value`` as a bool: True or False (NumPy's too, and the integers 0 and 1); anything else, such as the
+    string ``"False"`` (which Python takes as true), is refused with :class:`InvalidArgumentError`."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
+        return bool(value)
+    from .errors import InvalidArgumentError
+
+    raise InvalidArgumentError(f"{name} must be True or False, got {value!r}")
+
+
 def _axis_scale_offset(n: int, align_corners: bool) -> tuple[float, float]:
     """``pix = scale * norm + offset`` along one axis of ``n`` pixels."""
     if align_corners:
@@ -77,7 +87,7 @@ def _axis_scale_offset(n: int, align_corners: bool) -> tuple[float, float]:
 
 def pixel_from_norm(hw, align_corners: bool = False) -> np.ndarray:
     """3x3 matrix mapping normalized ``(x, y, 1)`` to pixel ``(x, y, 1)`` for an image of size ``hw``."""
-    return _pixel_from_norm(as_hw(hw), bool(align_corners)).copy()
+    return _pixel_from_norm(as_hw(hw), as_flag(align_corners)).copy()
 
 
 def norm_from_pixel(hw, align_corners: bool = False) -> np.ndarray:
@@ -86,7 +96,7 @@ def norm_from_pixel(hw, align_corners: bool = False) -> np.ndarray:
     An axis of one pixel has no extent when ``align_corners=True``; like PyTorch's
     ``affine_grid`` we then place its only pixel at normalized 0.
     """
-    return _norm_from_pixel(as_hw(hw), bool(align_corners)).copy()
+    return _norm_from_pixel(as_hw(hw), as_flag(align_corners)).copy()
 
 
 @functools.lru_cache(maxsize=64)
@@ -133,6 +143,7 @@ def base_coords(n: int, align_corners: bool = False, dtype=np.float64) -> np.nda
     Identical to PyTorch's ``affine_grid`` base grid: ``linspace(-1, 1, n)``, scaled by
     ``(n - 1) / n`` when ``align_corners=False``; a single pixel sits at 0.
     """
+    align_corners = as_flag(align_corners)
     if n <= 1:
         return np.zeros(max(n, 0), dtype=dtype)
     v = np.linspace(-1.0, 1.0, n, dtype=np.float64)

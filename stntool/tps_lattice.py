@@ -20,7 +20,7 @@ import functools
 
 import numpy as np
 
-from .coords import as_hw, norm_from_pixel, pixel_from_norm
+from .coords import as_flag, as_hw, norm_from_pixel, pixel_from_norm
 from .errors import InvalidArgumentError
 from .grids import make_tps
 
@@ -260,5 +260,5 @@ def tps_plan(src_points, dst_points, in_hw, out_hw=None, align_corners: bool = F
         raise InvalidArgumentError(f"tol must be >= 0, got {tol!r}")
     name = resolve_backend(backend)
     frame = "norm" if normalized else "pixel"
-    return _tps_plan_cached(src.tobytes(), dst.tobytes(), len(src), in_hw, out_hw, bool(align_corners),
+    return _tps_plan_cached(src.tobytes(), dst.tobytes(), len(src), in_hw, out_hw, as_flag(align_corners),
                             float(regularization), float(tol), name, frame)

@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from .coords import _norm_from_pixel, _pixel_from_norm, as_hw, norm_from_pixel, pixel_from_norm
+from .coords import _norm_from_pixel, _pixel_from_norm, as_flag, as_hw, norm_from_pixel, pixel_from_norm
 from .errors import DegenerateError, InvalidArgumentError
 
 __all__ = [
@@ -304,7 +304,7 @@ def pixel_map_from_theta(theta, in_hw, out_hw=None, align_corners: bool = False)
 def pixel_map(theta3, in_hw, out_hw, align_corners: bool) -> np.ndarray:
     """:func:`pixel_map_from_theta` of an already validated float64 ``(..., 3, 3)`` θ and ``(H, W)`` tuples
     (what :func:`stntool.warp` runs on every call: no checks, no copies of the frame matrices)."""
-    ac = bool(align_corners)
+    ac = as_flag(align_corners)
     return _pixel_from_norm(in_hw, ac) @ theta3 @ _norm_from_pixel(out_hw, ac)
 
 

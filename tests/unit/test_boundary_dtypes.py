@@ -285,3 +285,18 @@ def test_an_output_too_large_for_memory_is_one_clear_error(monkeypatch):
     img = np.zeros((8, 8, 3), np.uint8)
     with pytest.raises(InvalidArgumentError, match=r"too large \(27.9 GiB\)"):
         stntool.warp(img, [[1, 0, 0], [0, 1, 0]], out_hw=(100_000, 100_000))
+
+
+@pytest.mark.parametrize("flag", ["False", "True", None, 2, 0.5])
+def test_align_corners_is_true_or_false(flag):
+    """The string "False" is true to Python: it warped as align_corners=True. Only booleans (and 0, 1) are taken."""
+    img = np.zeros((6, 6), np.float32)
+    theta = np.array([[1.0, 0, 0], [0, 1, 0]])
+    for call in (lambda: stntool.warp(img, theta, align_corners=flag),
+                 lambda: stntool.affine_grid(theta, (4, 4), align_corners=flag),
+                 lambda: stntool.grid_sample(img, stntool.affine_grid(theta, (4, 4)), align_corners=flag),
+                 lambda: stntool.theta_from_cv2(np.eye(3)[:2], (4, 4), align_corners=flag)):
+        with pytest.raises(InvalidArgumentError, match="align_corners must be True or False"):
+            call()
+    assert np.array_equal(stntool.warp(img, theta, align_corners=np.bool_(True)),
+                          stntool.warp(img, theta, align_corners=1))
