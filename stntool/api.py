@@ -109,8 +109,9 @@ def grid_sample(img, grid, mode: str = "bilinear", padding: str = "zeros", align
     align_corners : bool
     backend : {"auto", "numpy", "cpu", "cuda"}
 
-    Returns the sampled image in ``img``'s dtype: ``(Ho, Wo[, C])``, or ``(N, Ho, Wo, C)`` when
-    ``img`` or ``grid`` is batched. Integer results are rounded to nearest and saturated.
+    Returns the sampled image in ``img``'s dtype: ``(Ho, Wo[, C])``, or ``(N, Ho, Wo[, C])`` when
+    ``img`` or ``grid`` is batched (``[, C]``: as ``img`` has a channel axis or not). Integer results are
+    rounded to nearest and saturated.
 
     Example
     -------
@@ -257,6 +258,9 @@ def warp_plan(img, plan: TpsPlan, out_hw, mode: str = "bilinear", padding: str =
     (:func:`tps_plan`) or a smooth map's such as an elastic record's (:func:`stntool.maps.lattice_plan`).
     ``out_hw`` must be the size the plan was built for.
     """
+    if not isinstance(plan, TpsPlan):
+        raise InvalidArgumentError(f"plan must be a TpsPlan (stntool.tps_plan, stntool.maps.lattice_plan), got "
+                                   f"{type(plan).__name__}")
     images = ImageBatch(img)
     out_hw = as_hw(out_hw)
     hc, wc = plan.lattice.shape[0] - 2, plan.lattice.shape[1] - 2

@@ -256,6 +256,9 @@ def tps_plan(src_points, dst_points, in_hw, out_hw=None, align_corners: bool = F
         raise InvalidArgumentError(f"src_points and dst_points must have the same shape; got {src.shape} and {dst.shape}")
     if not (np.all(np.isfinite(src)) and np.all(np.isfinite(dst))):
         raise InvalidArgumentError("TPS points contain NaN or infinity")
+    for what, value in (("tol", tol), ("regularization", regularization)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise InvalidArgumentError(f"{what} must be a number, got {value!r}")
     if not (tol >= 0):
         raise InvalidArgumentError(f"tol must be >= 0, got {tol!r}")
     name = resolve_backend(backend)

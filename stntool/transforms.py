@@ -67,6 +67,18 @@ def as_theta(theta, *, allow_batch: bool = True) -> np.ndarray:
     return t
 
 
+def _real_array(values, what: str) -> np.ndarray:
+    """``values`` as float64, refusing what is not an array of real numbers (strings, ragged lists, booleans, complex
+    numbers, whose imaginary part numpy would drop with only a warning) with :class:`InvalidArgumentError`."""
+    try:
+        a = np.asarray(values)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{what} must be an array of numbers") from None
+    if a.dtype.kind not in "iuf":
+        raise InvalidArgumentError(f"{what} must be an array of real numbers; got dtype {a.dtype}")
+    return a.astype(np.float64)
+
+
 def all_finite(a: np.ndarray) -> bool:
     """``np.isfinite(a).all()`` for a small float array: the sum of its values as Python floats is finite
     when every value is (NaN and infinities propagate); only a sum that overflows from finite values needs
@@ -322,7 +334,7 @@ def theta_from_cv2(matrix, in_hw, out_hw=None, inverse_map: bool = False, align_
     Returns θ of shape ``(2, 3)`` for an affine matrix, ``(3, 3)`` for a projective one. Raises
     :class:`DegenerateError` when a forward matrix (``inverse_map=False``) is singular.
     """
-    m = np.asarray(matrix, dtype=np.float64)
+    m = _real_array(matrix, "OpenCV matrix")
     if m.shape not in ((2, 3), (3, 3)) or not np.all(np.isfinite(m)):
         raise InvalidArgumentError(f"OpenCV matrix must be a finite (2, 3) or (3, 3) array, got shape {m.shape}")
     in_hw = as_hw(in_hw)
@@ -344,7 +356,7 @@ def theta_to_cv2(theta, in_hw, out_hw=None, inverse_map: bool = False, align_cor
     ``m[2, 2] == 1`` where that entry is not zero. Raises :class:`DegenerateError` when θ is
     singular and ``inverse_map=False`` (the forward matrix is its inverse).
     """
-    t = as_theta(theta, allow_batch=False)
+    t = as_theta(_real_array(theta, "theta"), allow_batch=False)
     in_pix_from_out_pix = pixel_map_from_theta(t, in_hw, out_hw, align_corners)
     m = in_pix_from_out_pix if inverse_map else _inverse(in_pix_from_out_pix, "theta")
     if t.shape == (2, 3):

@@ -300,3 +300,21 @@ def test_align_corners_is_true_or_false(flag):
             call()
     assert np.array_equal(stntool.warp(img, theta, align_corners=np.bool_(True)),
                           stntool.warp(img, theta, align_corners=1))
+
+
+@pytest.mark.parametrize("bad", ["abc", [[1, 0], [0, 1, 0]], np.eye(3, dtype=complex), np.eye(3, dtype=bool)[:2]])
+def test_opencv_matrices_and_theta_of_other_than_real_numbers_are_refused(bad):
+    """A string, a ragged list (numpy's ValueError), a complex matrix (its imaginary part dropped with a warning),
+    booleans: one InvalidArgumentError each way."""
+    for convert in (stntool.theta_from_cv2, stntool.theta_to_cv2):
+        with pytest.raises(InvalidArgumentError, match="must be an array of"):
+            convert(bad, (4, 4))
+
+
+def test_tps_plan_and_warp_plan_arguments_are_checked():
+    pts = [[0, 0], [5, 0], [0, 5], [5, 5]]
+    for kwargs in ({"tol": None}, {"tol": "x"}, {"regularization": "x"}, {"regularization": True}):
+        with pytest.raises(InvalidArgumentError, match="must be a number"):
+            stntool.tps_plan(pts, pts, (6, 6), **kwargs)
+    with pytest.raises(InvalidArgumentError, match="plan must be a TpsPlan"):
+        stntool.warp_plan(np.zeros((6, 6), np.float32), "plan", (6, 6))
