@@ -266,6 +266,9 @@ def warp_plan(img, plan: TpsPlan, out_hw, mode: str = "bilinear", padding: str =
     hc, wc = plan.lattice.shape[0] - 2, plan.lattice.shape[1] - 2
     if (hc - 1) * plan.step < out_hw[0] - 1 or (wc - 1) * plan.step < out_hw[1] - 1:
         raise InvalidArgumentError(f"the plan's lattice does not cover an output of {out_hw[1]}x{out_hw[0]}")
+    if (hc, wc) != tuple(max(2, -(-(n - 1) // plan.step) + 1) for n in out_hw):  # a smaller output: a crop of it
+        raise InvalidArgumentError(f"the plan was built for a larger output than {out_hw[1]}x{out_hw[0]} (its lattice: "
+                                   f"{wc}x{hc} nodes {plan.step} px apart)")
     mode_id, pad_id, fill_c = sample_options(mode, padding, fill, images.c)
     name = resolve_backend(backend)
     images.require_backend(name)
