@@ -323,10 +323,10 @@ def test_tps_plan_and_warp_plan_arguments_are_checked():
 def test_warp_plan_takes_the_output_size_its_plan_was_built_for():
     """A smaller size read a crop of the planned output, silently; refused now (a lattice of other node counts)."""
     img = np.random.default_rng(1).random((16, 20)).astype(np.float32)
-    plan = stntool.tps_plan([[0, 0], [19, 0], [0, 15], [19, 15], [10, 8]], [[1, 0], [18, 1], [0, 14], [19, 15], [11, 7]],
-                            (16, 20))
-    assert np.array_equal(stntool.warp_plan(img, plan, (16, 20)), stntool.warp_tps(
-        img, [[0, 0], [19, 0], [0, 15], [19, 15], [10, 8]], [[1, 0], [18, 1], [0, 14], [19, 15], [11, 7]]))
+    src = [[0, 0], [19, 0], [0, 15], [19, 15], [10, 8]]
+    dst = [[1, 0], [18, 1], [0, 14], [19, 15], [11, 7]]
+    plan = stntool.tps_plan(src, dst, (16, 20))
+    assert np.array_equal(stntool.warp_plan(img, plan, (16, 20)), stntool.warp_tps(img, src, dst))
     for hw in ((8, 10), (15, 20), (16, 19)):
         with pytest.raises(InvalidArgumentError, match="built for a larger output"):
             stntool.warp_plan(img, plan, hw)
