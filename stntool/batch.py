@@ -319,7 +319,9 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     if suffix and out_is_file:
         raise InvalidArgumentError(f"--suffix names outputs under a folder; -o {'-' if to_stdout else display(output)} "
                                    "names the output itself")
-    input_real = _real_paths(items)
+    pairs = [(it.index, _input_real(it)) for it in items]  # each input's real path, found once
+    reals = {index: real for index, real in pairs if real is not None}
+    input_real = {real for _, real in pairs if real is not None}
     output_real = _OutputReal()
     claimed = {}
     planned_by = {}  # real path of every planned output -> the input planning it
@@ -368,13 +370,14 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     overlap = bool(input_real & planned_by.keys())
     for it in items:
         it.earlier_output = False
-        if overlap and it.input != STDIN and it.index not in absent:  # one not there is no earlier output
-            by = planned_by.get(os.path.normcase(os.path.realpath(it.input)))
+        if overlap and it.index in reals and it.index not in absent:  # one not there is no earlier output
+            by = planned_by.get(reals[it.index])
             it.earlier_output = by is not None and by != it.input
     # an input that looks like an earlier run's output is skipped, yet still never written onto: it may be an
     # image of its own that shares the name (x.png beside x.jpg with --format png)
-    earlier = _real_paths(it for it in items if it.earlier_output)
-    input_real = _real_paths(it for it in items if it.index not in absent) if absent else input_real
+    earlier = {reals[it.index] for it in items if it.earlier_output}
+    if absent:
+        input_real = {real for index, real in reals.items() if index not in absent}
     for it, keys, problem in planned:
         for key, path in keys.items():
             if key in input_real and skip_existing and os.path.lexists(path):
@@ -458,16 +461,19 @@ class _OutputReal:
         return os.path.normcase(os.path.join(real, name))
 
 
+def _input_real(item):
+    """The case-normalized real path of the item's input; None for stdin and paths that have none."""
+    if item.input == STDIN:
+        return None
+    try:
+        return os.path.normcase(os.path.realpath(item.input))
+    except (OSError, ValueError):
+        return None
+
+
 def _real_paths(items) -> set:
     """Case-normalized real paths of the items' inputs (stdin left out)."""
-    real = set()
-    for it in items:
-        if it.input != STDIN:
-            try:
-                real.add(os.path.normcase(os.path.realpath(it.input)))
-            except (OSError, ValueError):
-                pass
-    return real
+    return {real for real in map(_input_real, items) if real is not None}
 
 
 # --------------------------------------------------------------------------- manifest
