@@ -26,13 +26,7 @@ def sigint_deferred():
     a Ctrl-C is never lost, only delayed. Elsewhere, or when signals cannot be handled, a no-op.
     """
     got = []
-    old = None
-    if threading.current_thread() is threading.main_thread():
-        try:
-            if _signals.getsignal(_SIGINT) is not None:  # None: a handler not set from Python, left alone
-                old = _signals.signal(_SIGINT, lambda signum, frame: got.append(frame))
-        except (ValueError, OSError, TypeError):
-            old = None
+    old = _swap_sigint(lambda signum, frame: got.append(frame))
     try:
         yield
     finally:
@@ -40,3 +34,33 @@ def sigint_deferred():
             _signals.signal(_SIGINT, old)
             if got and callable(old):
                 old(_SIGINT, got[0])  # Python's default handler raises KeyboardInterrupt here
+
+
+def ignore_sigint():
+    """Let Ctrl-C go unanswered from now on (a batch that is stopping already); returns the function that puts
+    the handler before back, or None where nothing was changed (as :func:`sigint_deferred`, only in the main
+    thread and for a handler set from Python)."""
+    old = _swap_sigint(lambda signum, frame: None)
+    if old is None:
+        return None
+
+    def restore():
+        try:
+            _signals.signal(_SIGINT, old)
+        except (ValueError, OSError, TypeError):
+            pass
+
+    return restore
+
+
+def _swap_sigint(handler):
+    """Make ``handler`` SIGINT's, in the main thread (the only one where Python handles signals); returns the
+    handler before it, or None where nothing was swapped (another thread, a handler not set from Python)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        if _signals.getsignal(_SIGINT) is None:  # a handler not set from Python: left alone
+            return None
+        return _signals.signal(_SIGINT, handler)
+    except (ValueError, OSError, TypeError):
+        return None

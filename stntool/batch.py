@@ -752,30 +752,6 @@ def _write_with_files(path, blob, files, overwrite, input_real, output_real, res
         raise
 
 
-def _ignore_sigint():
-    """Let Ctrl-C go unanswered (in the main thread, where signals are handled); returns the function that puts
-    the handler before back, or None where nothing was changed."""
-    import signal
-
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    try:
-        before = signal.getsignal(signal.SIGINT)
-        if before is None:  # a handler not set from Python: left alone
-            return None
-        signal.signal(signal.SIGINT, lambda signum, frame: None)
-    except (ValueError, OSError, TypeError):
-        return None
-
-    def restore():
-        try:
-            signal.signal(signal.SIGINT, before)
-        except (ValueError, OSError, TypeError):
-            pass
-
-    return restore
-
-
 def _wind_down(interrupt, pending, report_once):
     """After Ctrl-C: record the outputs of an item stopped part-way in this thread (``interrupt.stntool_records``),
     cancel the items not started, and record those running as they stop (each at its next output)."""
@@ -904,6 +880,7 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
     from concurrent.futures import ThreadPoolExecutor
 
     from . import _compile_notice
+    from ._interrupts import ignore_sigint
     from .io import DEFAULT_MAX_PIXELS, STDERR_LOCK, display, sigint_deferred
 
     items = list(items)
@@ -1034,7 +1011,7 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
         except KeyboardInterrupt as e:
             # stopping: a further Ctrl-C is let go (until the summary line) while items running in other threads
             # stop after the output they are writing and every file written gets its record
-            ignoring = _ignore_sigint()
+            ignoring = ignore_sigint()
             opts["stop"].set()
             summary.interrupted = True
             try:
