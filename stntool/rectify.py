@@ -154,7 +154,7 @@ def _parabola_fit(xs, es, i, half):
     return float(xs[i])
 
 
-def _nearest_quarter_turn(m, tol: float = 1e-3):
+def _nearest_quarter_turn(m, tol: float = 0.5):
     """The square-frame θ (3x3) of the quarter turn nearest ``m``, when ``m`` is within ``tol`` of it; else ``m``."""
     from .pageview import quarter_theta
 
@@ -1042,7 +1042,7 @@ class Rectifier:
         base = theta_sq @ np.linalg.inv(_shape_theta(ang0, shear0))  # the quarter turn (and projective part)
         if self.family != "projective":  # exactly the quarter turn: the net's two composed looks leave some scale
             # (about 1e-5, and 1% after shears of 0.18 on a page unlike its training pages): the families have none
-            base = _nearest_quarter_turn(base, tol=0.5)
+            base = _nearest_quarter_turn(base)
         shear0 = float(np.clip(shear0, -_MAX_SHEAR, _MAX_SHEAR))  # the searches start within the shears pages show
         fine = _Ink(img, _REFINE_LONG, blur=0.0, grey=grey, enlarge=True, strokes=True)
         coarse = _Ink(img, _GRADIENT_LONG, grey=grey, larger=fine)

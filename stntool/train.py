@@ -293,7 +293,7 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
     from ._interrupts import sigint_deferred
 
     t0 = time.perf_counter()
-    state = {"done": start, "saved": start}  # steps whose update is complete; the step of the last checkpoint
+    done = saved = start  # steps whose update is complete; the step of the last checkpoint
     try:
         for step in range(start, config.steps):
             rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([config.seed, step])))
@@ -335,7 +335,7 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
                 net.backward(g_theta.astype(np.float32), g_logits.astype(np.float32))
                 opt.step(net.gradients())
                 history.append(info)
-                state["done"] = step + 1
+                done = step + 1
             if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
                 if val_batches:
                     info.update(evaluate(net, val_batches))
@@ -345,14 +345,14 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
             if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:  # the last step too: to resume
                 ckpt = checkpoint_path(out_path)                                          # a finished run, with Adam
                 _named(ckpt, net.save, ckpt, metadata(step + 1), optimizer=opt)
-                state["saved"] = step + 1
+                saved = step + 1
     except KeyboardInterrupt as e:  # a checkpoint of the last whole step, so that --resume goes on from there
         ckpt = checkpoint_path(out_path)
-        if state["done"] > state["saved"]:
+        if done > saved:
             with sigint_deferred():
-                _named(ckpt, net.save, ckpt, metadata(state["done"]), optimizer=opt)
-            state["saved"] = state["done"]
-        e.stntool_checkpoint = (ckpt, state["saved"]) if state["saved"] > start else None
+                _named(ckpt, net.save, ckpt, metadata(done), optimizer=opt)
+            saved = done
+        e.stntool_checkpoint = (ckpt, saved) if saved > start else None
         raise
     final = metadata(config.steps)
     if net.upright_head is not None:
