@@ -174,8 +174,10 @@ UNCACHED = False
 def message(lbl: str, where: str | None, elsewhere: bool = False) -> str:
     """The line shown for a first compile (``elsewhere``: by a second process, see :mod:`stntool._compile_ahead`)."""
     if UNCACHED:
-        return (f"stntool: compiling kernels for {lbl} (not cached: no folder this user can write; set "
-                "NUMBA_CACHE_DIR to one to compile them once)")
+        bad = os.environ.get("NUMBA_CACHE_DIR")
+        why = (f"NUMBA_CACHE_DIR={bad} is not writable; set it to a folder this user can write" if bad else
+               "no folder this user can write; set NUMBA_CACHE_DIR to one")
+        return f"stntool: compiling kernels for {lbl} (not cached: {why} to compile them once)"
     tail = f", cached in {where}" if where else ""
     return f"stntool: compiling kernels for {lbl}{' in a second process' if elsewhere else ''} (first run only{tail})"
 

@@ -61,6 +61,8 @@ class Result:
     cache_dirs: list = field(default_factory=list)
     seconds: float = 0.0
     processes: int = 1
+    #: no cache folder was writable: the kernels were compiled in memory only (a later run compiles them again)
+    uncached: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -71,6 +73,7 @@ class Result:
         self.compiled += other.compiled
         self.errors += other.errors
         self.cache_dirs = sorted(set(self.cache_dirs) | set(other.cache_dirs))
+        self.uncached = self.uncached or other.uncached
 
 
 def _check(values, allowed, what):
@@ -183,6 +186,7 @@ def run_tasks(tasks, backend: str = "cpu", notice: bool = False) -> Result:
         _runtime.compile_notice = was
     result.compiled = _compile_notice.compiled()[before:]
     result.cache_dirs = _compile_notice.cache_dirs()
+    result.uncached = _compile_notice.UNCACHED
     return result
 
 

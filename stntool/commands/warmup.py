@@ -5,6 +5,8 @@ Thin layer over :mod:`stntool.warmup`. Heavy modules are imported inside the com
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from ..warmup import DTYPES, FAMILIES, MODES, PADDINGS  # names only (no numpy, no numba)
@@ -102,6 +104,10 @@ def warmup(everything, families, modes, paddings, dtypes, device, jobs, quiet):
         click.echo(f"stntool: error: warmup {name}: {reason}", err=True)
     if not quiet:
         where = ", ".join(result.cache_dirs) or lib.cache_location()
+        if result.uncached:
+            bad = os.environ.get("NUMBA_CACHE_DIR")
+            where = (f"none: NUMBA_CACHE_DIR={bad} is not writable" if bad else "none: no folder this user can "
+                     "write") + " (the kernels were compiled in memory; a later run compiles them again)"
         took = sum(c.seconds for c in result.compiled)
         if result.compiled:
             kernels = (f"{len(result.compiled)} kernel{'s' if len(result.compiled) != 1 else ''} compiled "

@@ -89,6 +89,35 @@ def test_warmup_in_process_reports_calls_and_cache():
     assert summary.startswith("stntool warmup: 8 calls ok, ") and "; cache: " in summary
 
 
+@pytest.mark.parametrize("cache_env", [None, "/ro/cache"])
+def test_warmup_without_a_writable_cache_says_nothing_was_cached(monkeypatch, cache_env):
+    """No folder the user can write: the kernels compiled in memory only, and the summary must not name a cache
+    folder as if they were kept there."""
+    if cache_env is None:
+        monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    else:
+        monkeypatch.setenv("NUMBA_CACHE_DIR", cache_env)
+    monkeypatch.setattr(lib, "run", lambda *a, **k: lib.Result(calls=8, uncached=True, seconds=1.0))
+    r = invoke("--dtypes", "uint8", "-j", "1", "--device", "cpu")
+    assert r.exit_code == 0, r.stderr
+    summary = r.stderr.splitlines()[-1]
+    assert summary.startswith("stntool warmup: 8 calls ok, ") and "; cache: none: " in summary
+    assert "compiles them again" in summary
+    assert (f"NUMBA_CACHE_DIR={cache_env} is not writable" in summary) == (cache_env is not None)
+
+
+def test_run_tasks_reports_an_uncached_process(monkeypatch):
+    from stntool import _compile_notice as cn
+
+    monkeypatch.setattr(cn, "UNCACHED", True)
+    assert lib.run_tasks([], "cpu").uncached
+    monkeypatch.setattr(cn, "UNCACHED", False)
+    assert not lib.run_tasks([], "cpu").uncached
+    merged = lib.Result()
+    merged.merge(lib.Result(uncached=True))
+    assert merged.uncached
+
+
 # --------------------------------------------------------------------------- fresh caches (compiles for real)
 
 def _stntool(args, cache, timeout=900):

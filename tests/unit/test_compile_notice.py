@@ -263,8 +263,12 @@ def test_without_a_writable_cache_folder_kernels_compile_in_memory_and_the_notic
 
     kernel = _jit.jit_serial(add_one)
     assert kernel(np.int64(2)) == 3 and cn.UNCACHED
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     line = cn.message("uint8 warp_affine_bilinear", "/ro/cache")
     assert "not cached: no folder this user can write" in line and "NUMBA_CACHE_DIR" in line and "/ro" not in line
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/ro/cache")  # set, but not writable: name it
+    line = cn.message("uint8 warp_affine_bilinear", "/ro/cache")
+    assert "not cached: NUMBA_CACHE_DIR=/ro/cache is not writable" in line
 
     def other(fn):
         raise RuntimeError("something else")
