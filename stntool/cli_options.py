@@ -139,7 +139,7 @@ input_options = _compose(
     click.option("-0", "--null", is_flag=True, help="--files-from entries are NUL-separated (find -print0)."),
     click.option("--max-pixels", type=click.IntRange(1), default=1 << 27, show_default=True,
                  help="Refuse images whose header declares more pixels (decompression bombs)."),
-    click.option("--ignore-orientation", is_flag=True, help="Do not apply the EXIF orientation of JPEGs."),
+    click.option("--ignore-orientation", is_flag=True, help="Do not apply the orientation tag of JPEG (EXIF) and TIFF files."),
 )
 
 #: -o --format --quality --suffix --overwrite --skip-existing --manifest --manifest-append -q

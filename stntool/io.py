@@ -4,7 +4,7 @@ Everything here works on bytes that stntool reads and writes itself; OpenCV only
 memory buffers (``cv2.imdecode`` / ``cv2.imencode``), never paths, so names that are not valid
 UTF-8 work. Importing this module does not import OpenCV or numba.
 
-Metadata: decoding keeps pixels only. EXIF (after its orientation is applied), ICC profiles,
+Metadata: decoding keeps pixels only. EXIF (after a JPEG's or TIFF's orientation is applied), ICC profiles,
 XMP, text chunks, DPI and animation frames beyond the first are not carried to the output.
 
 Layouts after decoding: gray (H, W), gray+alpha (H, W, 2), BGR (H, W, 3), BGRA (H, W, 4), in
@@ -502,24 +502,79 @@ def _gif_frames(data: bytes) -> int:
     return max(n, 1)
 
 
+def _tiff_ifd0(data: bytes) -> dict:
+    """``{tag: (type, count, at)}`` of a classic or big TIFF's first page, ``at`` the offset of the entry's value
+    field in ``data`` (where a value that fits is stored, left-justified); plus ``"endian"``. Empty when
+    ``data`` is not TIFF or its directory is cut short."""
+    endian = {b"II": "<", b"MM": ">"}.get(data[:2])
+    if endian is None:
+        return {}
+    big = data[2:4] in (b"+\x00", b"\x00+")
+    found = {"endian": endian}
+    try:
+        off = struct.unpack(endian + ("Q" if big else "I"), data[8:16] if big else data[4:8])[0]
+        count = struct.unpack(endian + ("Q" if big else "H"), data[off:off + (8 if big else 2)])[0]
+        size, entry = (20, off + 8) if big else (12, off + 2)
+        for k in range(min(count, 4096)):
+            at = entry + k * size
+            tag, kind = struct.unpack(endian + "HH", data[at:at + 4])
+            n = struct.unpack(endian + ("Q" if big else "I"), data[at + 4:at + (12 if big else 8)])[0]
+            if at + size <= len(data):
+                found[tag] = (kind, n, at + (12 if big else 8))
+    except struct.error:
+        pass
+    return found
+
+
+def _tiff_value(data: bytes, ifd: dict, tag: int):
+    """The single SHORT, LONG or LONG8 value of ``tag`` stored in its entry, or None."""
+    kind, n, at = ifd.get(tag, (0, 0, 0))
+    if n != 1 or kind not in (3, 4, 16):
+        return None
+    width = {3: 2, 4: 4, 16: 8}[kind]
+    return struct.unpack(ifd["endian"] + {3: "H", 4: "I", 16: "Q"}[kind], data[at:at + width])[0]
+
+
 def _tiff_size(data: bytes):
     """``(width, height)`` of a classic or big TIFF's first page (its ImageWidth and ImageLength tags), or
     ``(None, None)``."""
-    endian = {b"II": "<", b"MM": ">"}.get(data[:2])
-    if endian is None:
-        return None, None
-    big = data[2:4] in (b"+\x00", b"\x00+")
-    off = struct.unpack(endian + ("Q" if big else "I"), data[8:16] if big else data[4:8])[0]
-    count = struct.unpack(endian + ("Q" if big else "H"), data[off:off + (8 if big else 2)])[0]
-    size, entry = (20, off + 8) if big else (12, off + 2)
-    found = {}
-    for k in range(min(count, 4096)):
-        at = entry + k * size
-        tag, kind = struct.unpack(endian + "HH", data[at:at + 4])
-        if tag in (256, 257) and kind in (3, 4, 16):  # SHORT, LONG, LONG8: the value sits in the entry
-            value = data[at + (12 if big else 8):at + size]
-            found[tag] = struct.unpack(endian + {3: "H", 4: "I", 16: "Q"}[kind], value[:{3: 2, 4: 4, 16: 8}[kind]])[0]
-    return found.get(256), found.get(257)
+    ifd = _tiff_ifd0(data)
+    return _tiff_value(data, ifd, 256), _tiff_value(data, ifd, 257)
+
+
+#: TIFF tags rewritten before OpenCV decodes a page (:func:`_tiff_for_decoder`).
+_TIFF_ORIENTATION, _TIFF_SAMPLES, _TIFF_PHOTOMETRIC, _TIFF_EXTRA_SAMPLES = 274, 277, 262, 338
+
+
+def _tiff_for_decoder(data: bytes, apply_orientation: bool) -> bytes:
+    """TIFF bytes as OpenCV must see them to give the stored pixels, the way stntool reads every format.
+
+    OpenCV's TIFF decoder (libtiff's RGBA reader) premultiplies 8-bit colour by an alpha marked unassociated
+    (ExtraSamples 2, what most programs write), which stntool would take for straight colour: such pages are
+    handed over with ExtraSamples 0 (unspecified, as OpenCV's own files), which it reads as stored. It also
+    applies the Orientation tag itself, with or without ``IMREAD_IGNORE_ORIENTATION``: without
+    ``apply_orientation`` the tag is handed over as 1. Grey + alpha pages, whose alpha the decoder drops,
+    are refused (:class:`ImageReadError`). The input bytes are not changed; a patched copy is returned.
+    """
+    ifd = _tiff_ifd0(data)
+    if not ifd:
+        return data
+    if _tiff_value(data, ifd, _TIFF_SAMPLES) == 2 and _tiff_value(data, ifd, _TIFF_PHOTOMETRIC) in (0, 1):
+        raise ImageReadError("grey + alpha TIFF: OpenCV's decoder drops its alpha channel; save it as PNG "
+                             "(which keeps both) or without alpha")
+    patches = []
+    if _tiff_value(data, ifd, _TIFF_EXTRA_SAMPLES) == 2:
+        patches.append((_TIFF_EXTRA_SAMPLES, 0))
+    if not apply_orientation and _tiff_value(data, ifd, _TIFF_ORIENTATION) not in (None, 1):
+        patches.append((_TIFF_ORIENTATION, 1))
+    if not patches:
+        return data
+    out = bytearray(data)
+    for tag, value in patches:
+        kind, _, at = ifd[tag]
+        width = {3: 2, 4: 4, 16: 8}[kind]
+        out[at:at + width] = struct.pack(ifd["endian"] + {3: "H", 4: "I", 16: "Q"}[kind], value)
+    return bytes(out)
 
 
 def _tiff_pages(data: bytes) -> int:
@@ -705,6 +760,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
                                  f"(limit {max_pixels}, see --max-pixels)")
     if fmt in ("jpg", "png"):
         _check_complete(fmt, data)
+    if fmt == "tif":
+        data = _tiff_for_decoder(data, apply_exif)
     cv = cv2()
     said = []
     for alone in (False, True):  # decoders run side by side; again alone when their lines are mixed

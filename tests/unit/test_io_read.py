@@ -132,6 +132,64 @@ def test_every_exif_orientation_is_undone_as_pillow_undoes_it(tmp_path, orientat
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 8  # the same blocks (decoders round alike-ish)
 
 
+def _pil_tiff(arr, mode=None, orientation=None, big=False):
+    import io
+
+    from PIL import Image
+
+    pil = Image.fromarray(arr, mode) if mode else Image.fromarray(arr)
+    kw = {}
+    if orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        kw["exif"] = exif.tobytes()
+    buf = io.BytesIO()
+    pil.save(buf, "TIFF", big_tiff=big, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_rgba_tiff_colour_is_read_as_stored_not_premultiplied(big):
+    """Most programs mark a TIFF's alpha unassociated (ExtraSamples 2); OpenCV's decoder premultiplied such
+    8-bit colour, and every warp wrote it back darkened as straight colour."""
+    rgba = np.random.default_rng(0).integers(0, 256, (20, 40, 4), dtype=np.uint8)
+    data = _pil_tiff(rgba, big=big)
+    got = sio.decode_image(data)
+    assert np.array_equal(got, rgba[..., [2, 1, 0, 3]])  # BGRA, exactly as stored
+    assert sio._tiff_for_decoder(data, True) != data and sio.decode_image(data).dtype == np.uint8
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_tiff_orientation_is_applied_and_ignore_orientation_keeps_the_stored_pixels(orientation):
+    """OpenCV applies a TIFF's Orientation tag itself, IMREAD_IGNORE_ORIENTATION or not: ``apply_exif=False``
+    (``--ignore-orientation``) must still give the stored pixels, and the default the page turned upright, as
+    for JPEG."""
+    from stntool.io import apply_orientation
+
+    rgb = np.random.default_rng(orientation).integers(0, 256, (20, 40, 3), dtype=np.uint8)
+    data = _pil_tiff(rgb, orientation=orientation)
+    stored = rgb[..., ::-1]
+    assert np.array_equal(sio.decode_image(data, apply_exif=False), stored)
+    assert np.array_equal(sio.decode_image(data), apply_orientation(stored, orientation))
+
+
+def test_grey_alpha_tiff_is_refused_not_read_without_its_alpha():
+    la = np.random.default_rng(0).integers(0, 256, (9, 9, 2), dtype=np.uint8)
+    with pytest.raises(ImageReadError, match="grey \\+ alpha TIFF: OpenCV's decoder drops its alpha"):
+        sio.decode_image(_pil_tiff(la, "LA"))
+
+
+def test_tiff_patching_leaves_other_tiffs_and_the_input_bytes_alone():
+    ok, enc = cv2.imencode(".tif", np.zeros((5, 6, 4), np.uint16))
+    data = enc.tobytes()
+    assert sio._tiff_for_decoder(data, False) is data  # no ExtraSamples, no Orientation: nothing to change
+    assert sio._tiff_for_decoder(b"II*\x00\xff\xff\xff\x7f", True) == b"II*\x00\xff\xff\xff\x7f"  # cut short
+    rgba = _pil_tiff(np.zeros((4, 4, 4), np.uint8), orientation=6)
+    before = bytes(rgba)
+    sio.decode_image(rgba, apply_exif=False)
+    assert rgba == before
+
+
 @pytest.mark.parametrize("shape,dtype,compression", [((30, 40), "uint8", 1), ((25, 17, 3), "uint16", 5),
                                                      ((3000, 3000), "uint8", 8)])
 def test_tiff_sizes_are_read_from_the_header(shape, dtype, compression):
