@@ -564,7 +564,7 @@ def _k_backward(img, grid, grad_out, pad, align_corners, scale, acc_fixed, acc_f
     """Bilinear backward, one thread per output pixel.
 
     ``grad_grid`` is gathered (each thread writes its own pixel); image gradients go to
-    ``acc_fixed`` (int64, units of ``1 / scale``) or, when not finite, to ``acc_float``; an empty
+    ``acc_fixed`` (int64, units of ``1 / scale``) or, when not finite or ``scale`` is 0, to ``acc_float``; an empty
     ``acc_fixed`` (``(N, 0, 0, C)``) asks for no image gradient.
     """
     want_img = acc_fixed.shape[1] > 0
@@ -637,7 +637,7 @@ def _k_backward(img, grid, grad_out, pad, align_corners, scale, acc_fixed, acc_f
                 if not want_img:
                     continue
                 contrib = wgt * g
-                if math.isfinite(contrib):
+                if math.isfinite(contrib) and scale > 0.0:
                     cuda.atomic.add(acc_fixed, (n, cy, cx, c), np.int64(math.floor(contrib * scale + 0.5)))
                 else:
                     cuda.atomic.add(acc_float, (n, cy, cx, c), contrib)
@@ -778,12 +778,18 @@ def _launch_points(kernel, n_points, args, outs):
 
 
 def _fixed_point_scale(bound: float, n_out_pixels: int) -> tuple[float, float]:
-    """``(scale, 1 / scale)``, powers of two, so that ``n_out_pixels * bound * scale <= 2**FIXED_BITS``."""
-    total = bound * max(int(n_out_pixels), 1)
-    if not (total > 0.0) or not math.isfinite(total):
+    """``(scale, 1 / scale)``, powers of two, so that ``n_out_pixels * bound * scale <= 2**FIXED_BITS``; ``(0.0,
+    0.0)`` when the sum is below about 2**-961, where such a scale passes float64's range: the kernel then adds
+    in float64 (whose atomic sums' order, and so their last bits, may vary between runs)."""
+    if not (bound > 0.0) or not math.isfinite(bound):
         return 1.0, 1.0
-    e = math.frexp(total)[1]  # total < 2**e
-    e = min(max(e, -900), 1000)
+    total = bound * max(int(n_out_pixels), 1)
+    if math.isfinite(total):
+        e = math.frexp(total)[1]  # total < 2**e
+    else:  # beyond float64 (a sum that overflows anyway): bound < 2**eb and n <= 2**nb
+        e = math.frexp(bound)[1] + (max(int(n_out_pixels), 1) - 1).bit_length()
+    if FIXED_BITS - e > 1023:
+        return 0.0, 0.0
     return math.ldexp(1.0, FIXED_BITS - e), math.ldexp(1.0, e - FIXED_BITS)
 
 
@@ -807,6 +813,7 @@ def _grid_sample_backward(img, grid, grad_out, pad, align_corners, want_img):
         bound = float(d_bound.copy_to_host(stream=stream)[0])
         use_float = bool(d_nonfinite.copy_to_host(stream=stream)[0])
         scale, inv_scale = _fixed_point_scale(bound, ho * wo)
+        use_float = use_float or scale == 0.0
         acc_shape = (n, h, w, c)
     else:  # the grid's gradient only: no bound, empty accumulators (the kernel's signal), no conversion
         use_float, scale, inv_scale = False, 1.0, 1.0

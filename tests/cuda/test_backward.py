@@ -80,3 +80,30 @@ def test_fixed_point_scale_bounds_the_sum():
     assert 3.0 * 24 * scale <= 2.0 ** _cuda.FIXED_BITS
     assert 3.0 * 24 * scale > 2.0 ** (_cuda.FIXED_BITS - 1)
     assert _cuda._fixed_point_scale(0.0, 24) == (1.0, 1.0)
+    scale, inv = _cuda._fixed_point_scale(1e300, 10 ** 6)  # the sum is beyond float64: no clamp, no wrap
+    assert scale * inv == 1.0 and 1e300 * scale * 10 ** 6 <= 2.0 ** _cuda.FIXED_BITS
+    assert _cuda._fixed_point_scale(1e-300, 24) == (0.0, 0.0)  # too small for a float64 scale: added in float64
+
+
+@pytest.mark.parametrize("magnitude", [1e-300, 1e-285, 1e300, 1e302])
+def test_backward_at_the_ends_of_float64(rng, magnitude):
+    """grad_out near float64's ends: the fixed-point scale was clamped to 2**-938 .. 2**962, so a sum over
+    2**1000 wrapped round its int64 (64 x 1e300 gave 2.1e301; 1e302 raised), and one under 2**-900 lost its
+    bits (1e-300 gave zeros). Such sums are now scaled to fit, or (the smallest) added in float64."""
+    img, grid, go = _inputs(rng, n=1)
+    go = go / np.abs(go).max() * magnitude
+    gi, gg = _cuda.grid_sample_backward(img, grid, go, 0, False, True)
+    ri, rg = ref.grid_sample_backward_spec(img, grid, go, "zeros", False)
+    np.testing.assert_allclose(gi, ri, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(gg, rg, rtol=1e-12, atol=0)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the simulator's float64 overflow to inf
+def test_backward_sum_that_overflows_float64_is_inf_not_wrapped():
+    img = np.zeros((1, 2, 2, 1))
+    grid = np.full((1, 8, 8, 2), -0.5)  # every output pixel reads input pixel (0, 0) with weight 1
+    go = np.full((1, 8, 8, 1), 1e300)
+    gi, _ = _cuda.grid_sample_backward(img, grid, go, 0, False, True)
+    assert gi[0, 0, 0, 0] == pytest.approx(6.4e301, rel=1e-12)
+    gi, _ = _cuda.grid_sample_backward(img, grid, go * 1e7, 0, False, True)  # the true sum is beyond float64
+    assert gi[0, 0, 0, 0] == np.inf
