@@ -264,3 +264,18 @@ def test_theta_grid_is_the_base_grid_times_theta_in_its_stated_order(rows, align
         assert np.array_equal(theta_grid(t[1], (h, w), align_corners), want[1])
         g32 = theta_grid(t.astype(np.float32), (h, w), align_corners)
         assert g32.dtype == np.float32
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("fill", [127.5, 0.5, 254.5])
+def test_far_outside_reads_the_fill_itself_in_the_reference_as_in_the_kernels(mode, fill):
+    """A point whose taps all lie far outside the image reads the fill value, not the fill times the weights' sum:
+    Keys' weights at x = -10.45 sum to 1 - 4e-16, and the reference rounded a fill of 127.5 to 127 where the
+    compiled kernels wrote 128."""
+    import stntool
+
+    img = np.zeros((1, 1), np.uint8)
+    theta = np.array([[1.0, 0, -20.9], [0, 1.0, 0]])  # reads x = -10.45 px
+    ref = stntool.warp(img, theta, mode=mode, padding="constant", fill=fill, backend="numpy")
+    cpu = stntool.warp(img, theta, mode=mode, padding="constant", fill=fill, backend="cpu")
+    assert ref[0, 0] == cpu[0, 0] == int(fill + 0.5)
