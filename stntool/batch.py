@@ -293,7 +293,7 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     these items (several outputs per input cannot go to stdout) or a side file would destroy an input or
     clash with an image.
     """
-    from .io import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS, WRITABLE_EXTENSIONS, display
+    from .io import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS, can_write, display
 
     if output is None:
         raise InvalidArgumentError("-o/--output is required (a folder, a file, or - for stdout)")
@@ -346,7 +346,7 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
             base, ext = os.path.splitext(it.rel)
             if fmt != "same":
                 ext = FORMAT_EXTENSIONS[fmt]
-            elif it.input == STDIN or ext.lower() not in WRITABLE_EXTENSIONS:
+            elif it.input == STDIN or not can_write(ext):
                 ext = ".png"
             it.output = os.path.join(output, base + suffix + ext)
         paths = [it.output] if outputs is None else [os.fspath(p) for p in outputs(it, it.output)]
@@ -702,9 +702,9 @@ def _remove(paths) -> set:
 def _writable_or_png(fmt):
     """``fmt`` (a sniffed format name) when OpenCV can write it, else ``"png"`` (as ``--format same`` plans for
     files: a GIF's output is a PNG)."""
-    from .io import FORMAT_EXTENSIONS, WRITABLE_EXTENSIONS
+    from .io import FORMAT_EXTENSIONS, can_write
 
-    return fmt if fmt and FORMAT_EXTENSIONS.get(fmt, "." + fmt) in WRITABLE_EXTENSIONS else "png"
+    return fmt if fmt and can_write(FORMAT_EXTENSIONS.get(fmt, "." + fmt)) else "png"
 
 
 def _stdout_is_terminal() -> bool:

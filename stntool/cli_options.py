@@ -149,7 +149,7 @@ output_options = _compose(
                       "name), file, or - ."),
     click.option("--format", "fmt", type=click.Choice(["same", "png", "jpg", "webp", "tif"]), default="same",
                  show_default=True, help="Output format."),
-    click.option("--quality", type=click.IntRange(0, 100), help="JPEG/WebP quality (PNG: higher = less compression)."),
+    click.option("--quality", type=click.IntRange(0, 100), help="JPEG/WebP quality (WebP is lossless without it, lossy with any value; PNG: higher = less compression)."),
     click.option("--suffix", default="", help="Appended to output base names, e.g. _warped."),
     click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
     click.option("--skip-existing", is_flag=True, help="Skip inputs whose output exists."),

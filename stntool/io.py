@@ -38,8 +38,22 @@ IMAGE_EXTENSIONS = frozenset(
     .split())
 #: ``--format`` names to file extensions.
 FORMAT_EXTENSIONS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tif": ".tif", "tiff": ".tif"}
-#: Extensions OpenCV can write (``--format same`` keeps these; others become .png).
+#: Extensions OpenCV can write (``--format same`` keeps these where the build has the encoder, :func:`can_write`;
+#: others become .png).
 WRITABLE_EXTENSIONS = frozenset(".png .jpg .jpeg .jpe .webp .tif .tiff .bmp .pgm .ppm .pnm .exr".split())
+_CAN_WRITE = {}
+
+
+def can_write(ext: str) -> bool:
+    """Whether files of extension ``ext`` (``".png"``) can be written: one of :data:`WRITABLE_EXTENSIONS` whose
+    encoder this OpenCV build has (builds without OpenEXR cannot write ``.exr``). Imports OpenCV."""
+    ext = ext.lower()
+    if ext not in WRITABLE_EXTENSIONS:
+        return False
+    known = _CAN_WRITE.get(ext)
+    if known is None:
+        known = _CAN_WRITE[ext] = bool(cv2().haveImageWriter("x" + ext))
+    return known
 #: Default ``--max-pixels``: 2**27 (134 MP) accepts 48 MP photos with room to spare.
 DEFAULT_MAX_PIXELS = 1 << 27
 #: Inputs larger than this many bytes are refused before reading.
@@ -809,8 +823,9 @@ def encode_image(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes
     ext = FORMAT_EXTENSIONS.get(fmt.lower().lstrip("."), None)
     if ext is None:
         ext = "." + fmt.lower().lstrip(".")
-        if ext not in WRITABLE_EXTENSIONS:
-            raise InvalidArgumentError(f"cannot write {fmt!r} files")
+        if not can_write(ext):
+            why = " (this OpenCV build has no encoder for them)" if ext in WRITABLE_EXTENSIONS else ""
+            raise InvalidArgumentError(f"cannot write {fmt!r} files{why}")
     fmt = ext.lstrip(".")
     c = 1 if img.ndim == 2 else img.shape[2]
     depth = img.dtype
@@ -1006,7 +1021,8 @@ def write_atomic(path, data: bytes, overwrite: bool = False):
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
 
     A reader (or an interrupted run) sees either no file or the complete file. With
-    ``overwrite=False`` an existing target is refused (checked again just before the rename).
+    ``overwrite=False`` an existing target is refused (checked again just before the rename); with
+    ``overwrite=True`` only a regular file (or a link to one) is replaced.
     """
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder):
@@ -1019,6 +1035,13 @@ def write_atomic(path, data: bytes, overwrite: bool = False):
             raise ImageWriteError(f"cannot create folder {display(folder)}: {e.strerror or e}") from None
     if not overwrite and _write_unnamed(folder, path, data):  # refuses an existing target itself
         return
+    if overwrite:  # --overwrite replaces files, never a pipe, a device or a folder someone left at the name
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            raise ImageWriteError("output exists and is not a regular file (a pipe, device or folder): not replaced")
     if not overwrite and os.path.lexists(path):
         raise ImageWriteError(OUTPUT_EXISTS)
     tmp = None

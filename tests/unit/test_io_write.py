@@ -96,3 +96,39 @@ def test_no_descriptor_is_left_open(tmp_path, fresh_flag):
     for k in range(20):
         sio.write_atomic(str(tmp_path / f"f{k}.bin"), b"x")
     assert len(os.listdir("/proc/self/fd")) <= before + 1  # the one shared root descriptor
+
+
+def test_a_format_this_opencv_cannot_encode_is_refused_clearly_and_same_falls_back_to_png(tmp_path, monkeypatch):
+    """``.exr`` is in the list of writable extensions, but OpenCV builds without OpenEXR have no encoder for it:
+    writing one gave OpenCV's own error ("could not find encoder ..."), and ``--format same`` planned ``.exr``."""
+    import numpy as np
+
+    from stntool import batch
+    from stntool import io as sio
+    from stntool.errors import InvalidArgumentError
+
+    monkeypatch.setitem(sio._CAN_WRITE, ".exr", False)
+    with pytest.raises(InvalidArgumentError, match="cannot write '.exr' files \\(this OpenCV build has no encoder"):
+        sio.encode_image(np.zeros((2, 3, 3), np.float32), ".exr")
+    (tmp_path / "a.exr").write_bytes(b"")
+    (tmp_path / "b.tif").write_bytes(b"")
+    items, _ = batch.discover([str(tmp_path / "a.exr"), str(tmp_path / "b.tif")])
+    batch.plan_outputs(items, str(tmp_path / "out") + "/")
+    assert [os.path.basename(it.output) for it in items] == ["a.png", "b.tif"]
+    assert batch._writable_or_png("exr") == "png" and batch._writable_or_png("tif") == "tif"
+    monkeypatch.setitem(sio._CAN_WRITE, ".exr", True)
+    assert sio.can_write(".EXR") and not sio.can_write(".gif")
+
+
+def test_overwrite_replaces_files_but_not_a_pipe_or_a_device(tmp_path):
+    fifo = tmp_path / "p.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageWriteError, match="not a regular file"):
+        sio.write_atomic(str(fifo), b"data", overwrite=True)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and sorted(os.listdir(tmp_path)) == ["p.png"]
+    (tmp_path / "d.png").mkdir()
+    with pytest.raises(ImageWriteError, match="not a regular file"):
+        sio.write_atomic(str(tmp_path / "d.png"), b"data", overwrite=True)
+    (tmp_path / "f.png").write_bytes(b"old")
+    sio.write_atomic(str(tmp_path / "f.png"), b"new", overwrite=True)
+    assert (tmp_path / "f.png").read_bytes() == b"new"
