@@ -639,7 +639,10 @@ def _records_for(item, process, opts):
             if path == STDIN:
                 if res.files:
                     raise StnError("-o - (stdout) cannot carry the files written beside an image")
-                write_stdout(blob)
+                try:
+                    write_stdout(blob)
+                except BrokenPipeError:
+                    raise ImageWriteError("stdout was closed before the image was written (broken pipe)") from None
             rec = {**head, "output": path, "status": "ok", **extra, **res.fields}
             if quality is not None:  # what the file was encoded at: a replay encodes it so again
                 rec["quality"] = quality

@@ -110,7 +110,8 @@ def test_a_reader_leaving_stdout_partway_fails_the_image(tmp_path):
     err = p.stderr.read().decode()
     assert p.wait(timeout=120) == 1 and "Traceback" not in err, err
     rec = json.loads(man.read_text())
-    assert rec["status"] == "error" and "Broken pipe" in rec["error"]
+    assert rec["status"] == "error" and rec["error"] == "stdout was closed before the image was written (broken pipe)"
+    assert "a.png: stdout was closed before the image was written (broken pipe)" in err and "Errno" not in err
 
 
 def test_ctrl_c_before_the_batch_exits_130_with_one_line(tmp_path, monkeypatch):
