@@ -442,9 +442,34 @@ def _jpeg_segments(data: bytes):
         i += 2 + length
 
 
+def _pnm_size(data: bytes):
+    """``(width, height)`` from a PBM/PGM/PPM header (``P1``-``P6``: magic, then width and height as decimal
+    numbers among whitespace and ``#`` comments), or ``(None, None)``."""
+    values, i, end = [], 2, min(len(data), 4096)
+    while len(values) < 2 and i < end:
+        c = data[i:i + 1]
+        if c == b"#":
+            while i < end and data[i:i + 1] not in (b"\n", b"\r"):
+                i += 1
+        elif c.isspace():
+            i += 1
+        elif c.isdigit():
+            j = i
+            while j < end and data[j:j + 1].isdigit():
+                j += 1
+            values.append(int(data[i:j]))
+            i = j
+        else:
+            return None, None
+    return (values[0], values[1]) if len(values) == 2 else (None, None)
+
+
 def header_info(data: bytes):
-    """``(format, width, height)`` read from the header without decoding, or ``(format, None, None)``."""
+    """``(format, width, height)`` read from the header without decoding, or ``(format, None, None)``; PBM, PGM
+    and PPM files, which :func:`sniff_format` leaves unnamed, are ``"pnm"`` here."""
     fmt = sniff_format(data)
+    if fmt is None and data[:1] == b"P" and data[1:2] in (b"1", b"2", b"3", b"4", b"5", b"6") and data[2:3].isspace():
+        return ("pnm", *_pnm_size(data))
     try:
         if fmt == "png" and data[12:16] == b"IHDR":
             w, h = struct.unpack(">II", data[16:24])

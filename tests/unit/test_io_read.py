@@ -220,3 +220,15 @@ def test_a_jpeg_with_bytes_after_its_end_is_read_and_a_cut_one_is_refused(progre
         for tail in (b"", b"\xff\xda"):
             with pytest.raises(ImageReadError, match="truncated JPEG"):
                 sio.decode_image(data[:cut] + tail)
+
+
+def test_pnm_sizes_are_checked_from_the_header_and_a_cut_file_is_called_pnm():
+    ok, enc = cv2.imencode(".pgm", np.arange(12, dtype=np.uint8).reshape(3, 4))
+    data = enc.tobytes()
+    assert sio.header_info(data) == ("pnm", 4, 3)
+    assert sio.header_info(b"P6\n# a comment 9 9\n 640\t480\n255\n") == ("pnm", 640, 480)
+    assert sio.header_info(b"P5x") == (None, None, None)
+    with pytest.raises(ImageReadError, match="header declares 100000x100000"):  # before any decoding
+        sio.decode_image(b"P5\n100000 100000\n255\n" + bytes(100))
+    with pytest.raises(ImageReadError, match="cannot decode PNM data"):  # it was "not an image"
+        sio.decode_image(data[:-5])
