@@ -281,7 +281,7 @@ def warp_plan(img, plan: TpsPlan, out_hw, mode: str = "bilinear", padding: str =
 # --------------------------------------------------------------------------- backward
 
 def grid_sample_backward(img, grid, grad_out, padding: str = "zeros", align_corners: bool = False,
-                         backend: str = "auto", input_grad: bool = True):
+                         backend: str = "auto", input_grad: bool = True, fill=None):
     """Gradients of bilinear :func:`grid_sample` (STN paper, eqs. 6-7).
 
     Parameters
@@ -290,6 +290,10 @@ def grid_sample_backward(img, grid, grad_out, padding: str = "zeros", align_corn
     grid : (Ho, Wo, 2) or (N, Ho, Wo, 2) array
     grad_out : array shaped like the output of ``grid_sample(img, grid)``
         Gradient of the loss with respect to that output.
+    padding, fill : as in :func:`grid_sample`
+        With ``padding="constant"``, the fill the forward pass used (default 0): taps outside the image
+        read it, so it moves the grid's gradient near the edges (bilinear sampling with a constant fill
+        ``f`` is ``f`` plus zeros-padded sampling of ``img - f``, and that is how it is differentiated).
 
     input_grad : bool
         Whether to compute the image gradient. A spatial transformer whose input image is data (no
@@ -323,9 +327,11 @@ def grid_sample_backward(img, grid, grad_out, padding: str = "zeros", align_corn
     if go.shape not in shapes:
         raise InvalidArgumentError(f"grad_out must match the sampled output, {expect}; got {go.shape}")
     go = np.ascontiguousarray(go.reshape(expect))
-    _, pad_id, _ = sample_options("bilinear", padding, None, images.c)
+    _, pad_id, fill_c = sample_options("bilinear", padding, fill, images.c)
     name = resolve_backend(backend)
     data = _expand_images(images, n).astype(np.float64)
+    if fill_c.any():  # constant padding: f + zeros-padded sampling of (img - f), whose grid gradient is this one's
+        data -= fill_c
     gi, gg = kernels(name).grid_sample_backward(data, gb, go, pad_id, as_flag(align_corners), bool(input_grad))
     if grids == 1 and n > 1:  # one grid sampled every image: its gradient is the sum of theirs
         gg = gg.sum(axis=0, keepdims=True)
@@ -358,9 +364,9 @@ def affine_grid_backward(grad_grid, out_hw=None, align_corners: bool = False):
 
 
 def warp_backward(img, theta, grad_out, out_hw=None, padding: str = "zeros", align_corners: bool = False,
-                  backend: str = "auto", input_grad: bool = True):
+                  backend: str = "auto", input_grad: bool = True, fill=None):
     """Gradients of bilinear :func:`warp` with affine θ: ``(grad_img, grad_theta)`` in float64 (``grad_img``
-    None with ``input_grad=False``, see :func:`grid_sample_backward`)."""
+    None with ``input_grad=False``; ``fill`` with ``padding="constant"``: see :func:`grid_sample_backward`)."""
     images = ImageBatch(img)
     check_real(theta, "theta")
     t = as_theta(theta)
@@ -368,7 +374,7 @@ def warp_backward(img, theta, grad_out, out_hw=None, padding: str = "zeros", ali
         raise InvalidArgumentError("warp_backward takes affine θ, (2, 3) or (N, 2, 3)")
     out_hw = _out_hw(out_hw, images.hw)
     grid = affine_grid(t, out_hw, align_corners)
-    grad_img, grad_grid = grid_sample_backward(img, grid, grad_out, padding, align_corners, backend, input_grad)
+    grad_img, grad_grid = grid_sample_backward(img, grid, grad_out, padding, align_corners, backend, input_grad, fill)
     return grad_img, affine_grid_backward(grad_grid, out_hw, align_corners)
 
 

@@ -63,6 +63,38 @@ def test_grid_sample_backward_matches_finite_differences(rng, backend, padding, 
     np.testing.assert_allclose(gi, num_gi, atol=1e-12)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("fill", [0.7, [0.7, -2.5]])
+@pytest.mark.parametrize("ac", [False, True])
+def test_constant_padding_gradient_counts_the_fill(rng, backend, fill, ac):
+    """Taps outside the image read the fill, so near the edges the grid's gradient depends on it; the backward
+    functions had no ``fill`` and differentiated constant padding as fill 0."""
+    h, w, c = 5, 6, 2
+    img = rng.random((2, h, w, c))
+    grid = _grid_away_from_kinks(rng, 2, 5, 6, h, w, ac)
+    gout = rng.normal(size=(2, 5, 6, c))
+
+    def loss(g):
+        out = _reference.grid_sample_float64(img, g, "bilinear", "constant", ac, np.broadcast_to(fill, (c,)))
+        return float((out * gout).sum())
+
+    gi, gg = stntool.grid_sample_backward(img, grid, gout, "constant", ac, backend=backend, fill=fill)
+    np.testing.assert_allclose(gg, _central_differences(loss, grid), atol=1e-6, rtol=1e-6)
+    _, g0 = stntool.grid_sample_backward(img, grid, gout, "constant", ac, backend=backend)
+    assert np.abs(g0 - gg).max() > 0.1  # points straddle the edges: the fill matters there
+    zi, _ = stntool.grid_sample_backward(img, grid, gout, "zeros", ac, backend=backend)
+    np.testing.assert_allclose(gi, zi, atol=1e-12)  # the image's gradient does not depend on the fill
+    theta = np.array([[1.3, 0.2, 0.1], [-0.15, 1.2, -0.05]])
+    one = img[0]
+
+    def theta_loss(t):
+        out = stntool.warp(one, t, padding="constant", fill=fill, backend="numpy")
+        return float((out * gout[0]).sum())
+
+    _, gt = stntool.warp_backward(one, theta, gout[0], padding="constant", fill=fill, backend=backend)
+    np.testing.assert_allclose(gt, _central_differences(theta_loss, theta), atol=1e-5, rtol=1e-5)
+
+
 def test_cpu_backward_matches_reference_and_is_deterministic(rng):
     img = rng.random((3, 9, 11, 3)).astype(np.float32)
     grid = rng.uniform(-1.2, 1.2, (3, 7, 8, 2))
