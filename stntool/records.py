@@ -525,6 +525,26 @@ def _unsigned_max(dtype) -> float:
     return float(np.iinfo(dtype).max)
 
 
+def _one_pixel_each(spec: WarpSpec, in_hw) -> bool:
+    """Whether every output pixel of ``spec`` reads one input pixel or the fill: nearest sampling, or an affine θ
+    whose pixel map lands on whole pixels (:func:`stntool.sampling._copies.pixel_steps`)."""
+    if spec.mode == "nearest":
+        return True
+    if spec.theta is None or spec.elastic is not None:
+        return False
+    import numpy as np
+
+    from .sampling._copies import pixel_steps
+    from .transforms import pixel_map_from_theta
+
+    out_hw = spec.out_hw or in_hw
+    try:
+        m = pixel_map_from_theta(np.array(spec.theta, dtype=np.float64), in_hw, out_hw, spec.align_corners)
+    except (InvalidArgumentError, ValueError, ZeroDivisionError):
+        return False
+    return pixel_steps(m, out_hw[0], out_hw[1]) is not None
+
+
 def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
     """Warp one image (H, W) or (H, W, C) by a :class:`WarpSpec`; returns the same dtype and layout.
 
@@ -532,7 +552,10 @@ def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
     before sampling and divided after, so transparent pixels leave no dark fringes; integer results
     are rounded and clipped. That arithmetic runs in float32, in float64 for float64 images. The fill
     (``spec.fill``) is converted to the image's channel order and range with :func:`fill_values`, and
-    premultiplied like the pixels. ``spec.out_hw`` None keeps the input size.
+    premultiplied like the pixels. Warps whose every output pixel is one input pixel (or the fill) mix
+    nothing and are not premultiplied: ``nearest``, and θ that reads whole pixels (identity, flips,
+    quarter turns, whole-pixel shifts), whose outputs are then the input's pixels exactly (colour under
+    alpha 0 included). ``spec.out_hw`` None keeps the input size.
     """
     import numpy as np
 
@@ -563,7 +586,7 @@ def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
         return api.warp(a, spec.theta, out_hw=out_hw, mode=spec.mode, padding=spec.padding,
                         align_corners=spec.align_corners, fill=f, backend=backend)
 
-    if c not in (2, 4):
+    if c not in (2, 4) or _one_pixel_each(spec, img.shape[:2]):
         return run(img, fill)
     from .sampling import ImageBatch
 
