@@ -139,7 +139,8 @@ input_options = _compose(
     click.option("-0", "--null", is_flag=True, help="--files-from entries are NUL-separated (find -print0)."),
     click.option("--max-pixels", type=click.IntRange(1), default=1 << 27, show_default=True,
                  help="Refuse images whose header declares more pixels (decompression bombs)."),
-    click.option("--ignore-orientation", is_flag=True, help="Do not apply the orientation tag of JPEG (EXIF) and TIFF files."),
+    click.option("--ignore-orientation", is_flag=True,
+                 help="Do not apply the orientation tag of JPEG (EXIF) and TIFF files."),
 )
 
 #: -o --format --quality --suffix --overwrite --skip-existing --manifest --manifest-append -q
@@ -149,7 +150,9 @@ output_options = _compose(
                       "name), file, or - ."),
     click.option("--format", "fmt", type=click.Choice(["same", "png", "jpg", "webp", "tif"]), default="same",
                  show_default=True, help="Output format."),
-    click.option("--quality", type=click.IntRange(0, 100), help="JPEG/WebP quality (WebP is lossless without it, lossy with any value; PNG: higher = less compression)."),
+    click.option("--quality", type=click.IntRange(0, 100),
+                 help="JPEG/WebP quality (WebP is lossless without it, lossy with any value; PNG: higher = less "
+                      "compression)."),
     click.option("--suffix", default="", help="Appended to output base names, e.g. _warped."),
     click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
     click.option("--skip-existing", is_flag=True, help="Skip inputs whose output exists."),
