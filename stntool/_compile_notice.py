@@ -182,6 +182,26 @@ def message(lbl: str, where: str | None, elsewhere: bool = False) -> str:
     return f"stntool: compiling kernels for {lbl}{' in a second process' if elsewhere else ''} (first run only{tail})"
 
 
+_unwritten = set()
+
+
+def cache_not_written(folder: str, error: BaseException):
+    """Say once per cache folder that a compiled kernel could not be saved there (a full disk: the kernel runs from
+    memory and compiles again next run)."""
+    with _lock:
+        if folder in _unwritten:
+            return
+        _unwritten.add(folder)
+    why = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    target = _target()
+    if target is not None:
+        try:
+            target(f"stntool: warning: cannot write the kernel cache in {folder} ({why}); the kernels compiled now "
+                   "run from memory and compile again next run")
+        except Exception:  # noqa: BLE001 - a notice must never break a run
+            pass
+
+
 def announce_elsewhere(lbl: str, where: str | None):
     """Say that a second process compiles ``lbl`` for this one (the line is not remembered: if that
     process fails and this one compiles the kernel itself, that compile has its own line)."""

@@ -519,7 +519,7 @@ class Manifest:
             cut = tail.rfind(b"\n") + 1
             try:
                 whole = isinstance(json.loads(tail[cut:]), dict)
-            except ValueError:
+            except (ValueError, RecursionError):
                 whole = False
             if whole:
                 f.write(b"\n")

@@ -138,7 +138,8 @@ input_options = _compose(
     click.option("--files-from", metavar="FILE", help="Read input paths from FILE (- for stdin), one per line."),
     click.option("-0", "--null", is_flag=True, help="--files-from entries are NUL-separated (find -print0)."),
     click.option("--max-pixels", type=click.IntRange(1), default=1 << 27, show_default=True,
-                 help="Refuse images whose header declares more pixels (decompression bombs)."),
+                 help="Refuse images whose header declares more pixels (decompression bombs), and outputs of "
+                      "more pixels."),
     click.option("--ignore-orientation", is_flag=True,
                  help="Do not apply the orientation tag of JPEG (EXIF) and TIFF files."),
 )

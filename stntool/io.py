@@ -1236,6 +1236,8 @@ def read_jsonl(path):
                 rec = json.loads(line)
             except ValueError as e:
                 raise InvalidArgumentError(f"{display(path)} line {no}: not JSON ({e})") from None
+            except RecursionError:
+                raise InvalidArgumentError(f"{display(path)} line {no}: not JSON (nested too deeply)") from None
             if not isinstance(rec, dict):
                 raise InvalidArgumentError(f"{display(path)} line {no}: expected a JSON object")
             records.append(rec)

@@ -981,7 +981,7 @@ def _parse_header(arrays: dict, shown: str) -> dict:
         raise InvalidArgumentError(f"{shown} is not a stntool localisation net (no header)")
     try:
         header = json.loads(str(raw))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidArgumentError(f"model {shown} has a corrupt header (not JSON)") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise InvalidArgumentError(f"{shown} is not a stntool localisation net (format {header.get('format')!r})"

@@ -48,6 +48,7 @@ import functools
 import json
 import math
 import numbers
+import os
 import re
 from dataclasses import dataclass
 
@@ -189,7 +190,7 @@ def _hw(value, what):
     if value is None:
         return None
     if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int \
-            and value[0] >= 1 and value[1] >= 1:
+            and 1 <= value[0] <= _MAX_SIDE and 1 <= value[1] <= _MAX_SIDE:
         return value  # already validated
     try:
         h, w = value
@@ -200,7 +201,14 @@ def _hw(value, what):
     h, w = int(h), int(w)
     if h < 1 or w < 1:
         raise InvalidArgumentError(f"{what} must be positive, got {h}x{w} (HxW)")
+    if h > _MAX_SIDE or w > _MAX_SIDE:
+        shown = "x".join(str(v) if v < 10 ** 12 else f"({len(str(v))} digits)" for v in (h, w))
+        raise InvalidArgumentError(f"{what} must be at most {_MAX_SIDE} pixels a side, got {shown} (HxW)")
     return h, w
+
+
+#: The longest side an image may have (what OpenCV and image files store: a 32-bit signed size).
+_MAX_SIDE = (1 << 31) - 1
 
 
 def _is_int(v) -> bool:
@@ -281,18 +289,24 @@ class TpsPoints:
             raise InvalidArgumentError(f"cannot read {path}: {e.strerror}") from None
         except ValueError as e:
             raise InvalidArgumentError(f"{path} is not JSON: {e}") from None
-        unknown = sorted(set(doc) - {"src", "dst", "normalized", "regularization"}) if isinstance(doc, dict) else []
-        if unknown:  # a misspelt "normalized" would otherwise be ignored
-            raise InvalidArgumentError(f"{path}: unknown key{'s' if len(unknown) > 1 else ''} "
-                                       f"{', '.join(map(repr, unknown))} (expected src, dst, normalized, "
-                                       "regularization)")
-        return cls.from_record(doc)
+        except RecursionError:
+            raise InvalidArgumentError(f"{path} is not JSON: nested too deeply") from None
+        try:
+            return cls.from_record(doc)
+        except InvalidArgumentError as e:
+            if str(e).startswith("unknown key"):
+                raise InvalidArgumentError(f"{path}: {e}") from None
+            raise
 
     @classmethod
     def from_record(cls, doc) -> "TpsPoints":
         """From ``{"src": [[x, y], ...], "dst": [...], "normalized": false, "regularization": 0.0}``."""
         if not isinstance(doc, dict) or "src" not in doc or "dst" not in doc:
             raise InvalidArgumentError('expected an object {"src": [[x, y], ...], "dst": [[x, y], ...]}')
+        unknown = sorted(set(doc) - {"src", "dst", "normalized", "regularization"})
+        if unknown:  # a misspelt "normalized" would otherwise be ignored
+            raise InvalidArgumentError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+                                       "(expected src, dst, normalized, regularization)")
         for key in ("src", "dst"):
             v = doc[key]
             if not isinstance(v, list) or not all(isinstance(p, list) and len(p) == 2 for p in v):
@@ -486,6 +500,8 @@ class WarpSpec:
             raise InvalidArgumentError(f"record schema {schema} is newer than this stntool reads "
                                        f"({SCHEMA_VERSION}); upgrade stntool")
         theta = tps = None
+        if rec.get("theta") is not None and rec.get("tps") is not None:
+            raise InvalidArgumentError('the record has both "theta" and "tps"; a warp is one or the other')
         if rec.get("theta") is not None:
             t = rec["theta"]
             if not isinstance(t, list) or not all(isinstance(r, list) for r in t):
@@ -621,8 +637,10 @@ def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
 def read_warp_records(path, qualities: dict | None = None) -> dict:
     """``{input: [WarpSpec, ...]}`` from a JSONL manifest or parameter file (``-`` = stdin), in file order.
 
-    Each line needs ``"input"``; a manifest's error lines (``"status": "error"``: no output was made, whatever
-    record they carry) and lines with neither ``theta`` nor ``tps`` are skipped, and a ``"removed": true`` line
+    Each line needs ``"input"`` (a path, matched as written or spelled another way: ``./in/a.png`` is
+    ``in/a.png``); a manifest's error lines (``"status": "error"``: no output was made, whatever record they
+    carry) and its lines for outputs skipped or not made (``"skipped"``, ``"interrupted"``) without ``theta``
+    or ``tps`` are passed over; any other line without either is an error (a misspelt key), and a ``"removed": true`` line
     (an output written, then removed as its input failed) drops the records before it of its ``name``. Of the
     records of an input, the last one of each ``name`` (its own output file; a resumed run's manifest names one twice) and the
     last one without a name are kept, each with its ``in_size`` (``in_hw``), which the replay compares with
@@ -640,21 +658,29 @@ def read_warp_records(path, qualities: dict | None = None) -> dict:
     for no, rec in enumerate(lines, 1):
         if "input" not in rec or not isinstance(rec["input"], str):
             raise InvalidArgumentError(f'line {no}: missing "input"')
+        if not rec["input"]:
+            raise InvalidArgumentError(f'line {no}: "input" is empty')
+        # one key per file however it was spelled (a resumed run named in/a.png as ./in/a.png): the last line wins
+        key = rec["input"] if rec["input"] == "-" else os.path.normpath(rec["input"])
         if rec.get("removed") is True and isinstance(rec.get("name"), str):  # written, then removed: no output
-            specs = table.get(rec["input"], [])
+            specs = table.get(key, [])
             if qualities is not None:
                 for s in specs:
                     if s.name == rec["name"]:
                         qualities.pop(id(s), None)
             specs[:] = [s for s in specs if s.name != rec["name"]]
             continue
-        if rec.get("status") == "error" or (rec.get("theta") is None and rec.get("tps") is None):
+        if rec.get("status") == "error":
             continue
+        if rec.get("theta") is None and rec.get("tps") is None:
+            if rec.get("status") in ("skipped", "interrupted"):
+                continue
+            raise InvalidArgumentError(f'line {no}: no "theta" or "tps" (a warp record needs one)')
         try:
             spec = WarpSpec.from_record(rec)
         except InvalidArgumentError as e:
             raise InvalidArgumentError(f"line {no}: {e}") from None
-        specs = table.setdefault(rec["input"], [])
+        specs = table.setdefault(key, [])
         for s in specs:
             if s.name == spec.name and qualities is not None:
                 qualities.pop(id(s), None)

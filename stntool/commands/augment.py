@@ -130,6 +130,9 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
     from ..augment import PRESETS, Augmenter
     from ..batch import say
 
+    if out_hw is not None and out_hw[0] * out_hw[1] > io_options["max_pixels"]:
+        raise click.BadParameter(f"{out_hw[1]}x{out_hw[0]} is more pixels than --max-pixels "
+                                 f"({io_options['max_pixels']})", param_hint="'--size'")
     ctx = click.get_current_context()
     opts = dict(PRESETS[preset]) if preset else {}
     from click.core import ParameterSource

@@ -86,6 +86,7 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
     check_io_options(fill, padding, **{k: io_options[k] for k in ("overwrite", "skip_existing", "null", "files_from",
                                                                    "manifest", "manifest_append")})
     from ..batch import STDIN, Output, attach_payloads, relative_name
+    from ..errors import InvalidArgumentError
     from ..records import TpsPoints, WarpSpec, apply_spec, read_warp_records
     from ..transforms import theta_from_cv2
 
@@ -112,6 +113,13 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
     if params_file is not None:
         with usage_errors("--params"):
             table = read_warp_records(params_file, qualities if io_options["quality"] is None else None)
+        if not table and not inputs and not io_options["files_from"]:
+            raise click.UsageError(f"--params {params_file}: no record to replay (its lines are errors or outputs "
+                                   "skipped)")
+    max_pixels = io_options["max_pixels"]
+    if out_hw is not None and out_hw[0] * out_hw[1] > max_pixels:
+        raise click.BadParameter(f"{out_hw[1]}x{out_hw[0]} is more pixels than --max-pixels ({max_pixels})",
+                                 param_hint="'--size'")
 
     def prepare(items):
         if table is not None:
@@ -129,6 +137,9 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
             sampling = {k: v for k, v in options.items() if k != "out_hw"}
             spec = WarpSpec.from_cv2(cv_matrix, in_hw, out_hw or in_hw, inverse_map, **sampling)
         spec = spec.replace(out_hw=spec.out_hw or in_hw)
+        ho, wo = spec.out_hw
+        if ho * wo > max_pixels:  # a record's size, as an input's header, before any memory is taken
+            raise InvalidArgumentError(f"output size {wo}x{ho} is more pixels than --max-pixels ({max_pixels})")
         if item.output != STDIN:  # the output's own name: a replay writes it again there (suffix, format)
             spec = spec.replace(name=relative_name(item.output, io_options["output"]))
         item.fields = spec.to_record()  # a failure from here on records the resolved θ and size

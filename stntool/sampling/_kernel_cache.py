@@ -23,6 +23,12 @@ shared one while it loads (where ``fcntl`` exists; elsewhere, and when the lock 
 opened, numba's behaviour is unchanged). A process that is told to stop while it saves waits for
 the save to finish (:data:`SAVING`).
 
+A damaged entry (an index or code file cut short, emptied or overwritten: a full disk, a cache restored
+in part) is a miss: the kernel compiles again and its save replaces the entry (a damaged index is
+started again). A save that fails (a full disk, a folder made read-only meanwhile) leaves the kernel
+running from memory, with one warning line (:func:`stntool._compile_notice.cache_not_written`); it
+never fails the call that compiled the kernel.
+
 Loading a kernel skips numba's refresh of its typing and lowering registries, which numba's loader
 does before every load (about 0.2 s once per process) and which loading machine code does not need; a
 signature missing from the cache refreshes them before it is compiled.
@@ -138,6 +144,26 @@ def folder_lock(folder, exclusive: bool):
             os.close(fd)  # releases the lock
 
 
+def _save_or_say(save, cache, sig, data):
+    """``save(sig, data)`` (a numba cache's own save); when the index is damaged, remove it and save once more; when
+    saving fails anyway, say so once (the kernel, compiled, runs from memory)."""
+    from .. import _compile_notice
+
+    try:
+        save(sig, data)
+        return
+    except OSError as e:
+        failure = e
+    except Exception:  # noqa: BLE001 - numba unpickles the index before it adds to it: a damaged one raises
+        try:
+            os.remove(cache._cache_file._index_path)
+            save(sig, data)
+            return
+        except Exception as e:  # noqa: BLE001 - see below
+            failure = e
+    _compile_notice.cache_not_written(str(cache._cache_path), failure)
+
+
 def image_dtype(sig) -> str | None:
     """The dtype name (``"uint8"``) of the first array type in a numba signature, or None."""
     for t in sig:
@@ -166,13 +192,16 @@ def _cpu_cache_class():
             # machine code needs only the runtime's symbols. A miss refreshes as numba does: the
             # compile that follows needs the registries. A numba without these internals loads as
             # it always did.
-            if not (hasattr(self, "_load_overload") and hasattr(self, "_guard_against_spurious_io_errors")):
+            try:
+                if not (hasattr(self, "_load_overload") and hasattr(self, "_guard_against_spurious_io_errors")):
+                    with folder_lock(self._cache_path, exclusive=False):
+                        return super().load_overload(sig, target_context)
+                rtsys.initialize(target_context)
                 with folder_lock(self._cache_path, exclusive=False):
-                    return super().load_overload(sig, target_context)
-            rtsys.initialize(target_context)
-            with folder_lock(self._cache_path, exclusive=False):
-                with self._guard_against_spurious_io_errors():
-                    return self._load_overload(sig, target_context)
+                    with self._guard_against_spurious_io_errors():
+                        return self._load_overload(sig, target_context)
+            except Exception:  # noqa: BLE001 - a damaged entry (cut short, emptied, overwritten) is a miss
+                return None
             return None  # the guard swallowed an I/O error
 
         def load_overload(self, sig, target_context):
@@ -202,7 +231,7 @@ def _cpu_cache_class():
                 except OSError:
                     pass
                 with folder_lock(self._cache_path, exclusive=True):
-                    super().save_overload(sig, data)
+                    _save_or_say(super().save_overload, self, sig, data)
 
     return StntoolFunctionCache
 
@@ -224,7 +253,10 @@ def _cuda_cache_class():
         _impl_class = impl
 
         def load_overload(self, sig, target_context):
-            kernel = super().load_overload(sig, target_context)
+            try:
+                kernel = super().load_overload(sig, target_context)
+            except Exception:  # noqa: BLE001 - a damaged entry is a miss, as for the CPU kernels
+                kernel = None
             if kernel is None:
                 _compile_notice.cuda_compile_started(self._py_func.__name__, image_dtype(sig),
                                                      str(self._cache_path))
@@ -232,7 +264,7 @@ def _cuda_cache_class():
 
         def save_overload(self, sig, data):
             try:
-                super().save_overload(sig, data)
+                _save_or_say(super().save_overload, self, sig, data)
             finally:
                 _compile_notice.cuda_compile_finished()
 

@@ -228,3 +228,37 @@ def test_a_replay_says_when_the_image_is_not_the_size_its_record_was_made_from(t
     assert r.exit_code == 0
     assert "warning: a.png: the record was made from a 32x24 image; this one is 24x32" in r.stderr
     assert "made from a 32x24" in json.loads(open("r2.jsonl").read())["warning"]
+
+
+def test_a_replay_of_one_input_spelled_two_ways_uses_its_last_record(tmp_path, run, monkeypatch):
+    """A resumed run that named in/a.png as ./in/a.png: the newer record is the one whose output is on disk, and the
+    replay made the older one (exit 0), or failed the newer as a second claim on the output."""
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("in")
+    write(tmp_path / "in" / "a.png", encode(small_rgb(seed=4), ".png"))
+    assert run("--theta", "0.5,0,0,0,0.5,0", "in/a.png", "-o", "sp", "--manifest", "m.jsonl", "-q").exit_code == 0
+    r = run("--theta", "-1,0,0,0,1,0", "./in/a.png", "-o", "sp", "--manifest", "m.jsonl", "--manifest-append",
+            "--overwrite", "-q")
+    assert r.exit_code == 0, r.stderr
+    for inputs in ([], ["in/a.png"], ["./in/a.png"]):
+        r = run("--params", "m.jsonl", *inputs, "-o", "r", "--overwrite", "-q")
+        assert r.exit_code == 0, (inputs, r.stderr)
+        assert open("r/a.png", "rb").read() == open("sp/a.png", "rb").read(), inputs
+
+
+def test_outputs_larger_than_max_pixels_are_refused_before_they_are_made(tmp_path, run):
+    write(tmp_path / "a.png", encode(small_rgb(), ".png"))
+    (tmp_path / "p.jsonl").write_text(json.dumps({"input": str(tmp_path / "a.png"), "theta": [[1, 0, 0], [0, 1, 0]],
+                                                  "size": [2147483647, 2]}) + "\n")
+    r = run("--params", str(tmp_path / "p.jsonl"), "-o", str(tmp_path / "o"))
+    assert r.exit_code == 1 and "output size 2147483647x2 is more pixels than --max-pixels" in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists() or not os.listdir(tmp_path / "o")
+    r = run("--theta", SHIFT, str(tmp_path / "a.png"), "-o", str(tmp_path / "o2"), "--size", "100x100",
+            "--max-pixels", "5000")
+    assert r.exit_code == 2 and "100x100 is more pixels than --max-pixels (5000)" in r.stderr
+
+
+def test_a_params_file_with_nothing_to_replay_says_so(tmp_path, run):
+    (tmp_path / "p.jsonl").write_text(json.dumps({"input": "a.png", "status": "error", "error": "x"}) + "\n")
+    r = run("--params", str(tmp_path / "p.jsonl"), "-o", str(tmp_path / "o"))
+    assert r.exit_code == 2 and "no record to replay" in r.stderr and "Traceback" not in r.stderr, r.stderr

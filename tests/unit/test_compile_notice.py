@@ -276,3 +276,86 @@ def test_without_a_writable_cache_folder_kernels_compile_in_memory_and_the_notic
     monkeypatch.setattr(_kernel_cache, "cpu_cache", other)
     with pytest.raises(RuntimeError, match="something else"):
         _jit.jit_serial(add_one)
+
+
+STNTOOL_PROBE = """
+import numpy as np
+from stntool import _jit
+
+@_jit.jit_serial
+def kernel(img):
+    s = 0.0
+    for v in img.ravel():
+        s += v * 2.0
+    return s
+"""
+
+STNTOOL_DRIVER = """
+import numpy as np
+from stntool import _compile_notice as cn
+cn.PACKAGES = ("probe_stntool_kernels.",)
+cn.set_compile_notice(True)
+import probe_stntool_kernels
+print(probe_stntool_kernels.kernel(np.arange(4, dtype=np.uint8)), len(cn.compiled()))
+"""
+
+
+@pytest.mark.parametrize("damage", ["nbc half", "nbc empty", "nbc garbage", "nbi half", "nbi empty", "nbi garbage"])
+def test_a_damaged_cache_entry_compiles_again_and_is_replaced(tmp_path, damage):
+    """A cache file cut short, emptied or overwritten (a full disk, a CI cache restored in part) made every later run
+    fail with an UnpicklingError traceback (an emptied one: click's "Aborted!"), until the cache was deleted."""
+    (tmp_path / "probe_stntool_kernels.py").write_text(STNTOOL_PROBE)
+    cache = tmp_path / "cache"
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache),
+               PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+
+    def run():
+        p = subprocess.run([sys.executable, "-c", textwrap.dedent(STNTOOL_DRIVER)], env=env, capture_output=True,
+                           text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.split()
+
+    assert run() == ["12.0", "1"]
+    assert run() == ["12.0", "0"]  # from the cache
+    kind, how = damage.split()
+    files = sorted(cache.rglob(f"probe_stntool_kernels.kernel-*.{kind}"))
+    assert files
+    for f in files:
+        data = f.read_bytes()
+        f.write_bytes({"half": data[:len(data) // 2], "empty": b"", "garbage": os.urandom(len(data))}[how])
+    assert run() == ["12.0", "1"]  # a miss: compiled again ...
+    assert run() == ["12.0", "0"]  # ... and the entry replaced
+
+
+def test_a_cache_that_cannot_be_saved_says_so_once_and_never_fails_the_call(monkeypatch):
+    from stntool.sampling import _kernel_cache
+
+    lines = []
+    monkeypatch.setattr(cn, "_target", lambda: lines.append)
+    monkeypatch.setattr(cn, "_unwritten", set())
+
+    class Cache:
+        _cache_path = "/full/disk"
+
+        class _cache_file:
+            _index_path = "/nonexistent/x.nbi"
+
+    def full(sig, data):
+        raise OSError(28, "No space left on device")
+
+    for _ in range(2):
+        _kernel_cache._save_or_say(full, Cache, None, None)
+    assert lines == ["stntool: warning: cannot write the kernel cache in /full/disk (No space left on device); the "
+                     "kernels compiled now run from memory and compile again next run"]
+    saved = []
+
+    def damaged_index_once(sig, data):  # numba reads the index before adding to it: a damaged one raises
+        if not saved:
+            saved.append("refused")
+            raise EOFError("Ran out of input")
+        saved.append(data)
+
+    removed = []
+    monkeypatch.setattr(os, "remove", removed.append)
+    _kernel_cache._save_or_say(damaged_index_once, Cache, None, "code")
+    assert saved == ["refused", "code"] and removed == ["/nonexistent/x.nbi"] and len(lines) == 1

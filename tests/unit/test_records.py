@@ -268,3 +268,43 @@ def test_warps_that_read_single_pixels_give_an_alpha_image_its_own_pixels(dtype)
     assert np.array_equal(apply_spec(img, WarpSpec(theta=theta, mode="nearest")),
                           stntool.warp(img, theta, mode="nearest"))
     assert not np.array_equal(apply_spec(img, WarpSpec(theta=theta)), stntool.warp(img, theta))  # premultiplied
+
+
+def test_records_that_were_silently_misread_are_refused():
+    """From a review of hand-written params files: both theta and tps (tps was dropped), a misspelt key inside
+    tps (ignored, while --tps refuses it), a size of 10**400 (an OverflowError per input)."""
+    theta = [[1, 0, 0], [0, 1, 0]]
+    pts = {"src": [[0, 0], [9, 0], [0, 9]], "dst": [[0, 0], [9, 0], [0, 9]]}
+    with pytest.raises(InvalidArgumentError, match='both "theta" and "tps"'):
+        WarpSpec.from_record({"theta": theta, "tps": pts})
+    with pytest.raises(InvalidArgumentError, match="unknown key 'normalised'"):
+        WarpSpec.from_record({"tps": {**pts, "normalised": True}})
+    for size in ([10 ** 400, 5], [5, 2 ** 31]):
+        with pytest.raises(InvalidArgumentError, match="at most 2147483647 pixels a side"):
+            WarpSpec.from_record({"theta": theta, "size": size})
+    assert WarpSpec.from_record({"theta": theta, "size": [2 ** 31 - 1, 1]}).out_hw == (1, 2 ** 31 - 1)
+
+
+def test_params_lines_key_inputs_by_path_and_refuse_records_without_a_warp(tmp_path):
+    from stntool.records import read_warp_records
+
+    def table(*lines):
+        (tmp_path / "p.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+        return read_warp_records(str(tmp_path / "p.jsonl"))
+
+    old, new = [[0.5, 0, 0], [0, 0.5, 0]], [[-1, 0, 0], [0, 1, 0]]
+    t = table({"input": "in/a.png", "theta": old}, {"input": "./in/a.png", "theta": new})
+    assert list(t) == ["in/a.png"] and [s.theta for s in t["in/a.png"]] == [((-1.0, 0.0, 0.0), (0.0, 1.0, 0.0))]
+    t = table({"input": "in/a.png", "status": "skipped"}, {"input": "in/b.png", "status": "interrupted"},
+              {"input": "in/c.png", "status": "error", "error": "x"})
+    assert t == {}
+    with pytest.raises(InvalidArgumentError, match='line 2: no "theta" or "tps"'):
+        table({"input": "a.png", "theta": old}, {"input": "b.png", "Theta": old})
+    with pytest.raises(InvalidArgumentError, match='line 1: "input" is empty'):
+        table({"input": "", "theta": old})
+    (tmp_path / "deep.jsonl").write_text('{"input": "a.png", "x": ' + "[" * 5000 + "]" * 5000 + "}\n")
+    with pytest.raises(InvalidArgumentError, match="line 1: not JSON \\(nested too deeply\\)"):
+        read_warp_records(str(tmp_path / "deep.jsonl"))
+    (tmp_path / "deep.json").write_text('{"src": ' + "[" * 5000 + "]" * 5000 + "}")
+    with pytest.raises(InvalidArgumentError, match="nested too deeply"):
+        TpsPoints.load(str(tmp_path / "deep.json"))
