@@ -163,7 +163,8 @@ def test_an_input_failing_at_its_second_variant_leaves_no_output(tmp_path, cli_r
     (out / "a_001.png").mkdir(parents=True)  # the second variant cannot be written: a folder is in the way
     r = cli_run("augment", str(src), "-o", str(out), "--seed", "1", "--rotate", "3", "--count", "3", "--overwrite",
                 "--manifest", str(tmp_path / "m.jsonl"))
-    assert r.exit_code == 1 and f"{src / 'a.png'}: {out / 'a_001.png'}: cannot write" in r.output
+    assert r.exit_code == 1 and f"{src / 'a.png'}: {out / 'a_001.png'}: output exists and is not a regular file" \
+        in r.output
     assert sorted(os.listdir(out)) == ["a_001.png", "b_000.png", "b_001.png", "b_002.png"]
     recs = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert [(os.path.basename(r["output"]), r["status"], r.get("removed")) for r in recs] == [
@@ -174,7 +175,8 @@ def test_an_input_failing_at_its_second_variant_leaves_no_output(tmp_path, cli_r
         shutil.rmtree(out / name) if (out / name).is_dir() else os.remove(out / name)
     (out / "a_000.json").mkdir()  # the label file of the only variant: that file is named
     r = cli_run("augment", str(src / "a.png"), "-o", str(out), "--seed", "1", "--rotate", "3", "--overwrite")
-    assert r.exit_code == 1 and f"{src / 'a.png'}: {out / 'a_000.json'}: cannot write" in r.output
+    assert r.exit_code == 1 and f"{src / 'a.png'}: {out / 'a_000.json'}: output exists and is not a regular file" \
+        in r.output
     assert os.listdir(out) == ["a_000.json"]
 
 
