@@ -544,7 +544,7 @@ def _gif_frames(data: bytes) -> int:
 def _tiff_ifd0(data: bytes) -> dict:
     """``{tag: (type, count, at)}`` of a classic or big TIFF's first page, ``at`` the offset of the entry's value
     field in ``data`` (where a value that fits is stored, left-justified); plus ``"endian"``. Empty when
-    ``data`` is not TIFF or its directory is cut short."""
+    ``data`` is not TIFF; only ``"endian"`` (or the entries before the cut) when its directory is cut short."""
     endian = {b"II": "<", b"MM": ">"}.get(data[:2])
     if endian is None:
         return {}

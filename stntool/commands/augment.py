@@ -157,7 +157,7 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
         if not io_options["quiet"]:
             said_seed = f"stntool: augment seed {seed} (pass --seed {seed} to repeat this run)"
     output = io_options["output"]
-    labels = _LabelIO(labels_kind, masks_dir, min_visibility)
+    labels = _LabelIO(labels_kind, masks_dir, min_visibility, exif=not io_options["ignore_orientation"])
     sheet = None
     if preview:
         from ..io import display
@@ -225,8 +225,9 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
 class _LabelIO:
     """Finds, moves and writes the labels of one input (sidecars and masks)."""
 
-    def __init__(self, kind, masks_dir, min_visibility):
+    def __init__(self, kind, masks_dir, min_visibility, exif: bool = True):
         self.kind, self.masks_dir, self.min_visibility = kind, masks_dir, min_visibility
+        self.exif = exif  # masks are read as their images are: turned by their orientation tag, or not
         self._sidecars = {}  # input -> sidecar(), looked up once: planned with the outputs, then read
 
     _SIDE_EXT = {"json": ".json", "yolo": ".txt"}
@@ -294,8 +295,10 @@ class _LabelIO:
                            "other image extension)")
         try:
             data = read_file_bytes(path)
-            mask, palette = decode_indexed_png(data) if png_palette(data) else (decode_image(data, apply_exif=False),
-                                                                                None)
+            if png_palette(data):
+                mask, palette = decode_indexed_png(data)
+            else:
+                mask, palette = decode_image(data, apply_exif=self.exif), None
             lb.check_mask(mask, in_hw)
         except StnError as e:
             raise StnError(f"mask {path}: {e}") from None

@@ -15,8 +15,10 @@ the coordinate convention), on channel-last images:
 * ``bicubic`` uses Keys' cubic convolution with ``A = -0.75`` on the unnormalized
   coordinate, and applies the padding rule to each of the 16 integer taps separately.
 * Grid points that are NaN or infinite produce the fill value (0 unless ``constant``), as do points with
-  ``zeros`` or ``constant`` padding whose taps all lie outside the image (more than 1 px outside it for
-  ``bilinear``, 3 px for ``bicubic``): the fill value itself, not the weights' sum times it.
+  ``zeros`` or ``constant`` padding more than 1 px (``bilinear``) or 3 px (``bicubic``) outside the image,
+  where the compiled kernels write it without sampling: the fill value itself, not the weights' sum times
+  it. (Bicubic points 2 to 3 px outside read the fill at all 16 taps too, weighed; there a fill that is a
+  half, such as 127.5, can round either way, in the reference and in the kernels.)
 * Arithmetic is float64. Integer outputs are rounded to nearest (half up) and saturated
   to the dtype's range; float outputs are cast.
 
@@ -151,7 +153,7 @@ def sample_pixels_float64(img: np.ndarray, x: np.ndarray, y: np.ndarray, mode: s
     else:
         raise ValueError(mode)
     if mode != "nearest" and padding in ("zeros", "constant"):
-        # no tap inside the image (beyond 1 px of it for bilinear, 3 px for bicubic): the fill itself, not the
+        # beyond 1 px of the image (bilinear) or 3 px (bicubic), as the kernels decide it: the fill itself, not the
         # fill times the weights' sum (Keys' weights can sum to 1 - 4e-16, which rounds a fill of 127.5 down)
         r = 1.0 if mode == "bilinear" else 3.0
         out[(x < -r) | (x > w - 1 + r) | (y < -r) | (y > h - 1 + r)] = fill_c

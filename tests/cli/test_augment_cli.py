@@ -405,3 +405,39 @@ def test_keep_inside_checks_warp_only_once_the_batch_counts_compiles(tmp_path, a
     r = aug(str(inputs / "a.png"), "-o", str(tmp_path / "o"), "--seed", "1", "--elastic", "20,4", "--keep-inside",
             "-q")
     assert r.exit_code == 0 and started and not early
+
+
+@pytest.mark.parametrize("ignore", [False, True])
+def test_a_tiff_mask_turns_with_its_tiff_image(tmp_path, aug, ignore):
+    """A TIFF's orientation tag turns the image unless --ignore-orientation; its mask must be read the same way
+    (read always as stored, a mask of a turned non-square image was refused as the wrong size, and a square one
+    came out misaligned)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from stntool.io import apply_orientation, decode_image
+
+    def tiff(arr):
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, "TIFF", exif=exif.tobytes())
+        return buf.getvalue()
+
+    rng = np.random.default_rng(2)
+    img = rng.integers(0, 256, (8, 12, 3), dtype=np.uint8)
+    mask = rng.integers(0, 5, (8, 12), dtype=np.uint8)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "masks").mkdir()
+    write(tmp_path / "in" / "a.tif", tiff(img))
+    write(tmp_path / "masks" / "a.tif", tiff(mask))
+    r = aug(str(tmp_path / "in"), "-o", str(tmp_path / "o"), "--seed", "1", "--rotate", "0", "--masks",
+            str(tmp_path / "masks"), "--mode", "nearest", *(["--ignore-orientation"] if ignore else []), "-q")
+    assert r.exit_code == 0, r.stderr
+    out = decode_image(open(tmp_path / "o" / "a_000.tif", "rb").read())
+    got = decode_image(open(tmp_path / "o" / "a_000.mask.png", "rb").read())
+    turn = 1 if ignore else 6
+    assert np.array_equal(out, apply_orientation(img[..., ::-1], turn))
+    assert np.array_equal(got, apply_orientation(mask, turn))

@@ -183,11 +183,11 @@ def test_tiff_patching_leaves_other_tiffs_and_the_input_bytes_alone():
     ok, enc = cv2.imencode(".tif", np.zeros((5, 6, 4), np.uint16))
     data = enc.tobytes()
     assert sio._tiff_for_decoder(data, False) is data  # no ExtraSamples, no Orientation: nothing to change
-    assert sio._tiff_for_decoder(b"II*\x00\xff\xff\xff\x7f", True) == b"II*\x00\xff\xff\xff\x7f"  # cut short
+    cut = b"II*\x00\xff\xff\xff\x7f"  # a directory beyond the end: no tags, nothing patched, no error
+    assert sio._tiff_ifd0(cut) == {"endian": "<"} and sio._tiff_for_decoder(cut, True) is cut
     rgba = _pil_tiff(np.zeros((4, 4, 4), np.uint8), orientation=6)
-    before = bytes(rgba)
-    sio.decode_image(rgba, apply_exif=False)
-    assert rgba == before
+    patched = sio._tiff_for_decoder(rgba, False)  # ExtraSamples 2 -> 0 and Orientation 6 -> 1, in a copy
+    assert len(patched) == len(rgba) and sum(a != b for a, b in zip(patched, rgba)) == 2
 
 
 @pytest.mark.parametrize("shape,dtype,compression", [((30, 40), "uint8", 1), ((25, 17, 3), "uint16", 5),

@@ -308,3 +308,17 @@ def test_params_lines_key_inputs_by_path_and_refuse_records_without_a_warp(tmp_p
     (tmp_path / "deep.json").write_text('{"src": ' + "[" * 5000 + "]" * 5000 + "}")
     with pytest.raises(InvalidArgumentError, match="nested too deeply"):
         TpsPoints.load(str(tmp_path / "deep.json"))
+
+
+def test_an_alpha_image_rounds_halves_up_as_the_kernels_do():
+    """The premultiplied path rounded half to even (np.rint), the kernels and the whole-pixel path half up: a fill of
+    10.5 gave 10 under a rotation and 11 under a shift."""
+    import numpy as np
+
+    from stntool.records import WarpSpec, apply_spec
+
+    img = np.full((8, 8, 4), 255, np.uint8)
+    fill = (10.5, 20.5, 30.5, 255)
+    for theta in (((1, 0, 3), (0, 1, 0)), ((0.866, -0.5, 3), (0.5, 0.866, 0))):
+        out = apply_spec(img, WarpSpec(theta=theta, padding="constant", fill=fill))
+        assert out[0, -1].tolist() == [11, 21, 31, 255], theta
