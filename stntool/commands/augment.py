@@ -42,6 +42,12 @@ _RANGE_FLAGS = ("rotate", "scale", "aspect", "shear", "shear_y", "translate")
 _PRESET_SAMPLING = ("padding", "fill")
 
 
+def _not_nan(ctx, param, value):
+    if value != value:  # click's FloatRange lets NaN through (no comparison fails it)
+        raise click.BadParameter("expected a number in [0, 1], got nan")
+    return value
+
+
 def _elastic(ctx, param, value):
     if value is None:
         return None
@@ -109,7 +115,7 @@ def variant_names(path: str, count: int) -> list:
                                       "(YOLO); auto takes whichever exists.")
 @click.option("--masks", "masks_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False),
               help="Segmentation masks paired by relative path (DIR/sub/a.png for in/sub/a.jpg).")
-@click.option("--min-visibility", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+@click.option("--min-visibility", type=click.FloatRange(0, 1), default=0.0, show_default=True, callback=_not_nan,
               help="Drop boxes of which less than this fraction stays in the image.")
 @click.option("--preview", metavar="SHEET.png", help="Also write a contact sheet of the first inputs and their variants.")
 @sampling_options
@@ -159,9 +165,15 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
     output = io_options["output"]
     labels = _LabelIO(labels_kind, masks_dir, min_visibility, exif=not io_options["ignore_orientation"])
     sheet = None
-    if preview:
-        from ..io import display
+    if preview is not None:
+        from ..io import WRITABLE_EXTENSIONS, can_write, display
 
+        if not preview:
+            raise click.BadParameter("give a file name, e.g. sheet.png", param_hint="--preview")
+        ext = os.path.splitext(preview)[1].lower()
+        if ext and not can_write(ext):
+            why = "this OpenCV build has no encoder for them" if ext in WRITABLE_EXTENSIONS else "not an image format"
+            raise click.BadParameter(f"cannot write '{ext}' files ({why}; e.g. sheet.png)", param_hint="--preview")
         if preview == "-":
             raise click.BadParameter("the contact sheet is written to a file (give a file name, e.g. sheet.png)",
                                      param_hint="--preview")

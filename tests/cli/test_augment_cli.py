@@ -311,7 +311,8 @@ def test_a_label_file_left_by_a_stopped_run_fails_its_input_before_anything_is_w
     (out / "b_001.txt").write_text("left over\n")
     r = aug(str(src), "-o", str(out), "--seed", "0", "--count", "3", "--rotate", "5")
     assert r.exit_code == 1
-    assert f"{out / 'b_001.png'}: output exists (use --overwrite or --skip-existing): {out / 'b_001.txt'}" in r.stderr
+    assert f"{out / 'b_001.png'}: {out / 'b_001.txt'}, written beside it, exists (use --overwrite or --skip-existing)" \
+        in r.stderr
     assert os.listdir(out) == ["b_001.txt"]  # no variant written before the refusal
     r = aug(str(src), "-o", str(out), "--seed", "0", "--count", "3", "--rotate", "5", "--skip-existing", "-q")
     assert r.exit_code == 0, r.stderr
@@ -441,3 +442,15 @@ def test_a_tiff_mask_turns_with_its_tiff_image(tmp_path, aug, ignore):
     turn = 1 if ignore else 6
     assert np.array_equal(out, apply_orientation(img[..., ::-1], turn))
     assert np.array_equal(got, apply_orientation(mask, turn))
+
+
+@pytest.mark.parametrize("args, msg", [(["--min-visibility", "nan"], "expected a number in [0, 1], got nan"),
+                                       (["--preview", "sheet.txt"], "cannot write '.txt' files"),
+                                       (["--preview", "sheet.png.bogus"], "cannot write '.bogus' files"),
+                                       (["--preview", ""], "give a file name")])
+def test_options_refused_before_any_work(tmp_path, aug, inputs, args, msg):
+    """--min-visibility nan failed only the inputs with labels (exit 1), a preview name OpenCV cannot write failed
+    after the whole batch was written, and an empty one was ignored."""
+    r = aug(str(inputs), "-o", str(tmp_path / "o"), "--seed", "1", *args)
+    assert r.exit_code == 2 and msg in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists()
