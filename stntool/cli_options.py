@@ -73,6 +73,13 @@ def _fill(ctx, param, value):
         raise click.BadParameter(str(e)) from None
 
 
+def not_nan(ctx, param, value):
+    """A callback for ``click.FloatRange`` options, which let NaN through (no comparison fails it)."""
+    if value is not None and value != value:
+        raise click.BadParameter("expected a number, got nan")
+    return value
+
+
 def once(ctx, param, value):
     """Callback of an option declared ``multiple=True`` that may be given once: its value, or None; given
     twice, a usage error (Click would otherwise keep the last one silently)."""

@@ -917,7 +917,7 @@ class LocNet:
             net = cls(header["arch"], seed=0, dtype=dtype)
         except InvalidArgumentError as e:
             raise InvalidArgumentError(f"model {shown}: {e}") from None
-        except MemoryError:
+        except (MemoryError, ValueError):  # numpy's "array is too big" for sizes beyond any machine
             raise InvalidArgumentError(f"model {shown}: its architecture is too large for this machine's memory "
                                        "(a corrupt header?)") from None
         expected = net.parameters()

@@ -379,12 +379,12 @@ def check_resume(net, config: TrainConfig, source) -> int:
     it cannot: another family or input, an architecture the run's options would change (the checkpoint's is
     kept), or a checkpoint at or past ``config.steps``."""
     if net.input_shape != (3, _input_side(), _input_side()) or net.family != config.family:
-        raise InvalidArgumentError(f"{source} is a {net.family} model for {net.input_shape} inputs; this run "
-                                   f"trains {config.family} on (3, {_input_side()}, {_input_side()})")
+        raise InvalidArgumentError(f"{source} is a model of the {net.family} family for {net.input_shape} inputs; "
+                                   f"this run trains {config.family} on (3, {_input_side()}, {_input_side()})")
     arch = _architecture(config)
     for key, what in (("orientation_bins", "the orientation branch"), ("upright_bins", "the upright head")):
         if bool(net.arch.get(key)) != bool(arch.get(key)):
-            has = "has" if net.arch.get(key) else "has no"
+            has = "has" if net.arch.get(key) else "lacks"
             raise InvalidArgumentError(f"{source} {has} {what}, which this run's options would change (a resumed "
                                        "run keeps its checkpoint's architecture)")
     trained = net.quarter_turns_trained

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli_options import (check_io_options, geometry_options, input_options, output_options, run_images,
+from ..cli_options import (check_io_options, geometry_options, input_options, not_nan, output_options, run_images,
                            sampling_options, usage_errors)
 
 EXAMPLES = """
@@ -40,12 +40,6 @@ keeps its palette: its indices are warped, not its colours).
 
 _RANGE_FLAGS = ("rotate", "scale", "aspect", "shear", "shear_y", "translate")
 _PRESET_SAMPLING = ("padding", "fill")
-
-
-def _not_nan(ctx, param, value):
-    if value != value:  # click's FloatRange lets NaN through (no comparison fails it)
-        raise click.BadParameter("expected a number in [0, 1], got nan")
-    return value
 
 
 def _elastic(ctx, param, value):
@@ -115,7 +109,7 @@ def variant_names(path: str, count: int) -> list:
                                       "(YOLO); auto takes whichever exists.")
 @click.option("--masks", "masks_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False),
               help="Segmentation masks paired by relative path (DIR/sub/a.png for in/sub/a.jpg).")
-@click.option("--min-visibility", type=click.FloatRange(0, 1), default=0.0, show_default=True, callback=_not_nan,
+@click.option("--min-visibility", type=click.FloatRange(0, 1), default=0.0, show_default=True, callback=not_nan,
               help="Drop boxes of which less than this fraction stays in the image.")
 @click.option("--preview", metavar="SHEET.png", help="Also write a contact sheet of the first inputs and their variants.")
 @sampling_options

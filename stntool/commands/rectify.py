@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..cli_options import check_io_options, input_options, output_options, run_images, sampling_options, usage_errors
+from ..cli_options import (check_io_options, input_options, not_nan, output_options, run_images, sampling_options,
+                           usage_errors)
 
 EXAMPLES = """
 \b
@@ -35,7 +36,7 @@ output size it records.
               help="What to undo (default: the model's): rotation, or rotation and shear (affine).")
 @click.option("--refine/--no-refine", default=True, show_default=True,
               help="Refine the net's angle and shear through the sampler (text lines and strokes).")
-@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.3, show_default=True, callback=not_nan,
               help="Below this confidence the image is written unchanged.")
 @click.option("--upright-size", is_flag=True,
               help="A page found on its side comes back in its upright shape (width and height swapped) "
@@ -116,10 +117,13 @@ def _sibling_output(inputs):
             raise click.UsageError("give -o/--output (an image read from stdin has no folder to put one beside)")
         raise click.UsageError("give -o/--output (the default, a folder beside the input, needs exactly one input)")
     path = names[0].rstrip("/" + os.sep) or names[0]
-    if os.path.isdir(path) and os.path.basename(os.path.normpath(path)) in (os.curdir, os.pardir):
-        path = os.path.realpath(path)  # `.` or `..`: named after the folder itself, beside it, never inside it
-        if path == os.path.dirname(path):
+    if os.path.isdir(path):
+        real = os.path.realpath(path)
+        if real == os.path.dirname(real):
             raise click.UsageError("give -o/--output (the input is the root folder)")
+        path = os.path.normpath(path)  # sib/. is sib: named after the folder itself, beside it, never inside it
+        if os.path.basename(path) in (os.curdir, os.pardir):
+            path = real  # `.` or `..`: the folder's own name
     base = path if os.path.isdir(path) else os.path.splitext(path)[0]
     return base + "_rectified" + os.sep
 

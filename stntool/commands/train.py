@@ -35,7 +35,7 @@ _MIN_SIDE = 64
               show_default=True, help="Transforms the net learns to undo.")
 @geometry_options
 @click.option("--steps", type=click.IntRange(1), default=2000, show_default=True, help="Training steps.")
-@click.option("--batch", type=click.IntRange(2), default=32, show_default=True, help="Images per step.")
+@click.option("--batch", type=click.IntRange(2, 1024), default=32, show_default=True, help="Images per step.")
 @click.option("--lr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=2e-3, show_default=True,
               help="Adam learning rate.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed (data and initial weights).")
@@ -69,6 +69,7 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
     import os
     import shlex
     import sys
+    import time
 
     # the net's matrices are small: one BLAS thread is faster and steadier than two that wait on each other
     # (and on the sampler's threads); this only takes effect when NumPy is not loaded yet, as from the shell
@@ -105,10 +106,11 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
     curve = curve_path(out_path)  # the training curve, written beside the model
     failed = 0
     pictures, names = [], []
-    if images:  # a curve that is one of the images is refused there, by name
-        pictures, names, failed = _read_images(images, recursive, quiet, curve)
+    # before any image is read (a large folder takes a while, and its bad files each get a line)
     _check_writable({"--out": out_path, "--out's training curve": curve,
                      "--out's checkpoint": checkpoint_path(out_path)}, overwrite, keep=resume)
+    if images:  # a curve that is one of the images is refused there, by name
+        pictures, names, failed = _read_images(images, recursive, quiet, curve)
     described = []
     if pictures:
         described.append(f"{len(pictures)} images from {', '.join(images)}")
@@ -144,6 +146,7 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
     command = "stntool train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     from ..errors import StnError
 
+    started = time.time()
     try:
         result = run_training(pages, config, out_path, resume=resume, progress=progress, command=command,
                               data_description="; ".join(described))
@@ -156,8 +159,12 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
         if bar is not None:
             bar.close()
         kept = getattr(e, "stntool_checkpoint", None)
+        final = checkpoint_path(out_path)
         if kept is not None:
             say(f"stntool train: interrupted; step {kept[1]} is in {kept[0]} (go on with --resume {kept[0]})")
+        elif os.path.exists(final) and os.path.getmtime(final) >= started:  # after the last step: model not written
+            say(f"stntool train: interrupted after the last step; the steps are in {final}, the model was not "
+                "written")
         else:
             say("stntool train: interrupted before a step finished; nothing written")
         sys.exit(130)

@@ -444,7 +444,7 @@ def test_a_tiff_mask_turns_with_its_tiff_image(tmp_path, aug, ignore):
     assert np.array_equal(got, apply_orientation(mask, turn))
 
 
-@pytest.mark.parametrize("args, msg", [(["--min-visibility", "nan"], "expected a number in [0, 1], got nan"),
+@pytest.mark.parametrize("args, msg", [(["--min-visibility", "nan"], "--min-visibility': expected a number, got nan"),
                                        (["--preview", "sheet.txt"], "cannot write '.txt' files"),
                                        (["--preview", "sheet.png.bogus"], "cannot write '.bogus' files"),
                                        (["--preview", ""], "give a file name")])

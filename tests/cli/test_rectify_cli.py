@@ -149,3 +149,23 @@ def test_the_confidence_bounds_keep_records_true_to_themselves(tmp_path, run, pa
     # the help says what the padding is unless told otherwise: the page's paper colour, not zeros
     help_text = " ".join(run("rectify", "--help").output.split())
     assert "[default: (the page's paper colour)]" in help_text
+
+
+def test_a_folder_given_as_dir_dot_gets_its_sibling_and_the_root_needs_o(tmp_path, run, pages):
+    """``scans/.`` wrote ``scans/._rectified/`` inside the input folder; ``/`` planned ``/_rectified/``."""
+    from stntool.commands.rectify import _sibling_output
+
+    for spelled in (f"{pages}/.", f"{pages}/./", str(pages)):
+        assert _sibling_output([spelled]) == f"{pages}_rectified{os.sep}", spelled
+    for root in ("/", "//"):
+        with pytest.raises(Exception, match="the input is the root folder"):
+            _sibling_output([root])
+    r = run("rectify", f"{pages}/.", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(os.listdir(tmp_path / "scans_rectified")) == ["a.png", "blank.png"]
+    assert sorted(os.listdir(pages)) == ["a.png", "blank.png", "sub"]
+
+
+def test_min_confidence_nan_names_its_option(tmp_path, run, pages):
+    r = run("rectify", str(pages), "-o", str(tmp_path / "o"), "--min-confidence", "nan")
+    assert r.exit_code == 2 and "'--min-confidence': expected a number, got nan" in r.stderr, r.stderr

@@ -189,3 +189,17 @@ def test_a_model_trained_without_quarter_turns_does_not_turn_pages(tmp_path, tra
     assert not rect.quarter_head and Rectifier("text").quarter_head
     page = np.zeros((160, 200), np.uint8)
     assert rect._quarter_probabilities(page).tolist() == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_out_is_checked_before_any_image_is_read(tmp_path, train, upright):
+    """An existing --out was a usage error only after every image had been read (and each bad one reported)."""
+    write(upright / "bad.png", b"not an image")
+    (tmp_path / "d.npz").write_bytes(b"x")
+    r = train(str(upright), "--out", str(tmp_path / "d.npz"), "--steps", "2", "--batch", "2")
+    assert r.exit_code == 2 and "exists (use --overwrite to replace it)" in r.stderr
+    assert "bad.png" not in r.stderr
+
+
+def test_batch_has_an_upper_bound(tmp_path, train):
+    r = train("--synthetic-pages", "3", "--batch", "1000000000000", "--steps", "1", "--out", str(tmp_path / "x.npz"))
+    assert r.exit_code == 2 and "--batch" in r.stderr and "Traceback" not in r.stderr

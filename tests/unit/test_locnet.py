@@ -660,3 +660,22 @@ class TestUprightHead:
         for bins in (-2, 3, True, 2.0):
             with pytest.raises(InvalidArgumentError, match="upright_bins"):
                 LocNet({**TINY, "upright_bins": bins})
+
+
+def test_a_header_asking_for_an_impossible_architecture_is_one_error(tmp_path):
+    """An in_size of 1e9 made numpy refuse the allocation with ValueError ("array is too big"), a traceback."""
+    import json
+    import os
+
+    from stntool.errors import InvalidArgumentError
+    from stntool.locnet import LocNet
+
+    shipped = os.path.join(os.path.dirname(__import__("stntool").__file__), "models", "text.npz")
+    with np.load(shipped) as z:
+        arrays = {k: z[k] for k in z.files}
+    header = json.loads(str(arrays["header"]))
+    header["arch"]["in_size"] = 1_000_000_000
+    arrays["header"] = np.array(json.dumps(header))
+    np.savez(tmp_path / "huge.npz", **arrays)
+    with pytest.raises(InvalidArgumentError, match="architecture is too large"):
+        LocNet.load(tmp_path / "huge.npz")
