@@ -566,9 +566,9 @@ def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
 
     Images with alpha (2 or 4 channels) are warped premultiplied: colour is multiplied by alpha
     before sampling and divided after, so transparent pixels leave no dark fringes; integer results
-    are rounded (half up, as the kernels round) and clipped. That arithmetic runs in float32, in float64 for float64 images. The fill
-    (``spec.fill``) is converted to the image's channel order and range with :func:`fill_values`, and
-    premultiplied like the pixels. Warps whose every output pixel is one input pixel (or the fill) mix
+    are rounded (half up, as the kernels round) and clipped. That arithmetic runs in float32, in
+    float64 for float64 images. The fill (``spec.fill``) is converted to the image's channel order and
+    range with :func:`fill_values`, and premultiplied like the pixels. Warps whose every output pixel is one input pixel (or the fill) mix
     nothing and are not premultiplied: ``nearest``, and θ that reads whole pixels (identity, flips,
     quarter turns, whole-pixel shifts), whose outputs are then the input's pixels exactly (colour under
     alpha 0 included). ``spec.out_hw`` None keeps the input size.
@@ -641,7 +641,8 @@ def read_warp_records(path, qualities: dict | None = None) -> dict:
     Each line needs ``"input"`` (a path, matched as written or spelled another way: ``./in/a.png`` is
     ``in/a.png``); a manifest's error lines (``"status": "error"``: no output was made, whatever record they
     carry) and its lines for outputs skipped or not made (``"skipped"``, ``"interrupted"``) without ``theta``
-    or ``tps`` are passed over; any other line without either is an error (a misspelt key), and a ``"removed": true`` line
+    or ``tps`` are passed over; any other line without either is an error (a misspelt key); and a
+    ``"removed": true`` line
     (an output written, then removed as its input failed) drops the records before it of its ``name``. Of the
     records of an input, the last one of each ``name`` (its own output file; a resumed run's manifest names one twice) and the
     last one without a name are kept, each with its ``in_size`` (``in_hw``), which the replay compares with

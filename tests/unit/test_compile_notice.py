@@ -223,18 +223,25 @@ print(len(cn.compiled()), cn.compile_seconds() > 0)
 """
 
 
-def test_real_compiles_and_cache_hits_in_fresh_processes(tmp_path):
-    (tmp_path / "probe_kernels.py").write_text(PROBE)
+def _fresh_processes(tmp_path, module, source, driver):
+    """``(cache, run)``: ``run()`` runs ``driver`` in a fresh Python that can import ``module`` (``source``) and
+    caches kernels in ``cache``, and returns its stdout's words and stderr's lines."""
+    (tmp_path / f"{module}.py").write_text(source)
     cache = tmp_path / "cache"
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache),
                PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
 
     def run():
-        p = subprocess.run([sys.executable, "-c", textwrap.dedent(DRIVER)], env=env, capture_output=True,
+        p = subprocess.run([sys.executable, "-c", textwrap.dedent(driver)], env=env, capture_output=True,
                            text=True, timeout=300)
         assert p.returncode == 0, p.stderr
         return p.stdout.split(), p.stderr.splitlines()
 
+    return cache, run
+
+
+def test_real_compiles_and_cache_hits_in_fresh_processes(tmp_path):
+    cache, run = _fresh_processes(tmp_path, "probe_kernels", PROBE, DRIVER)
     out, err = run()
     assert out == ["2", "True"]
     assert [line.split(", cached in ")[0] for line in err] == [
@@ -304,16 +311,10 @@ print(probe_stntool_kernels.kernel(np.arange(4, dtype=np.uint8)), len(cn.compile
 def test_a_damaged_cache_entry_compiles_again_and_is_replaced(tmp_path, damage):
     """A cache file cut short, emptied or overwritten (a full disk, a CI cache restored in part) made every later run
     fail with an UnpicklingError traceback (an emptied one: click's "Aborted!"), until the cache was deleted."""
-    (tmp_path / "probe_stntool_kernels.py").write_text(STNTOOL_PROBE)
-    cache = tmp_path / "cache"
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache),
-               PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    cache, fresh = _fresh_processes(tmp_path, "probe_stntool_kernels", STNTOOL_PROBE, STNTOOL_DRIVER)
 
     def run():
-        p = subprocess.run([sys.executable, "-c", textwrap.dedent(STNTOOL_DRIVER)], env=env, capture_output=True,
-                           text=True, timeout=300)
-        assert p.returncode == 0, p.stderr
-        return p.stdout.split()
+        return fresh()[0]
 
     assert run() == ["12.0", "1"]
     assert run() == ["12.0", "0"]  # from the cache
