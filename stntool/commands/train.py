@@ -106,11 +106,12 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
     curve = curve_path(out_path)  # the training curve, written beside the model
     failed = 0
     pictures, names = [], []
+    items = _find_images(images, recursive, quiet, curve) if images else []  # a curve among them is refused
     # before any image is read (a large folder takes a while, and its bad files each get a line)
     _check_writable({"--out": out_path, "--out's training curve": curve,
                      "--out's checkpoint": checkpoint_path(out_path)}, overwrite, keep=resume)
-    if images:  # a curve that is one of the images is refused there, by name
-        pictures, names, failed = _read_images(images, recursive, quiet, curve)
+    if items:
+        pictures, names, failed = _read_images(items)
     described = []
     if pictures:
         described.append(f"{len(pictures)} images from {', '.join(images)}")
@@ -207,12 +208,11 @@ def _check_writable(paths, overwrite, keep=None):
             raise click.BadParameter(f"{display(path)} exists (use --overwrite to replace it)", param_hint=what)
 
 
-def _read_images(inputs, recursive, quiet, curve):
-    """``(images, names, failed)``: decodable images at least _MIN_SIDE on each side; one line per other file.
-    A usage error when the training curve's file ``curve`` is one of them."""
+def _find_images(inputs, recursive, quiet, curve):
+    """The batch items of the image inputs (nothing decoded); a usage error when the training curve's file
+    ``curve`` is one of them."""
     from ..batch import check_side_file, discover, say
-    from ..errors import InvalidArgumentError, StnError
-    from ..io import decode_image, display, read_file_bytes
+    from ..errors import InvalidArgumentError
 
     def warn(msg):
         if not quiet:
@@ -223,6 +223,15 @@ def _read_images(inputs, recursive, quiet, curve):
         check_side_file(curve, items, "--out's training curve")
     except InvalidArgumentError as e:
         raise click.UsageError(str(e)) from None
+    return items
+
+
+def _read_images(items):
+    """``(images, names, failed)``: decodable images at least _MIN_SIDE on each side; one line per other file."""
+    from ..batch import say
+    from ..errors import StnError
+    from ..io import decode_image, display, read_file_bytes
+
     pictures, names, failed = [], [], 0
     for it in items:
         try:

@@ -145,8 +145,9 @@ def test_a_label_sidecar_left_without_its_image_is_named_and_a_resume_replaces_i
     (out / "im_001.json").write_text("{}")  # what a run stopped between the sidecar and its image leaves
     args = ["augment", str(src), "-o", str(out), "--seed", "1", "--rotate", "3", "--count", "2"]
     r = cli_run(*args)
-    assert r.exit_code == 1 and str(out / "im_001.json") in r.output and "output exists" in r.output
-    assert f"{out / 'im_001.png'}: output exists" in r.output  # which of the input's outputs
+    assert r.exit_code == 1 and "exists (use --overwrite or --skip-existing)" in r.output
+    # which of the input's outputs, and the file in its way
+    assert f"{out / 'im_001.png'}: {out / 'im_001.json'}, written beside it, exists" in r.output
     r = cli_run(*args, "--skip-existing", "-q")
     assert r.exit_code == 0
     assert sorted(os.listdir(out)) == ["im_000.json", "im_000.png", "im_001.json", "im_001.png"]
