@@ -203,3 +203,25 @@ def test_out_is_checked_before_any_image_is_read(tmp_path, train, upright):
 def test_batch_has_an_upper_bound(tmp_path, train):
     r = train("--synthetic-pages", "3", "--batch", "1000000000000", "--steps", "1", "--out", str(tmp_path / "x.npz"))
     assert r.exit_code == 2 and "--batch" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("after_steps", [False, True])
+def test_a_ctrl_c_names_what_it_left(tmp_path, train, upright, monkeypatch, after_steps):
+    """A Ctrl-C after the last step (fitting the upright head, writing the model) said "nothing written" while
+    the final checkpoint was on disk."""
+    from stntool import train as lib
+
+    out = tmp_path / "m.npz"
+
+    def interrupted(pages, config, out_path, **kwargs):
+        if after_steps:
+            (tmp_path / "m.checkpoint.npz").write_bytes(b"the steps")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lib, "train", interrupted)
+    r = train(str(upright), "--out", str(out), "--steps", "2", "--batch", "2")
+    assert r.exit_code == 130
+    if after_steps:
+        assert "interrupted after the last step; the steps are in" in r.stderr and "m.checkpoint.npz" in r.stderr
+    else:
+        assert "interrupted before a step finished; nothing written" in r.stderr
