@@ -132,8 +132,15 @@ def folder_lock(folder, exclusive: bool):
             except OSError:
                 fd = None
         if fd is not None:
+            mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+                try:
+                    fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                except BlockingIOError:  # another process holds it: say so, then wait (it waited silently)
+                    from .. import _compile_notice
+
+                    _compile_notice.waiting_for_cache(folder)
+                    fcntl.flock(fd, mode)
             except OSError:
                 os.close(fd)
                 fd = None

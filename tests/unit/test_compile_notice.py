@@ -333,7 +333,7 @@ def test_a_cache_that_cannot_be_saved_says_so_once_and_never_fails_the_call(monk
 
     lines = []
     monkeypatch.setattr(cn, "_target", lambda: lines.append)
-    monkeypatch.setattr(cn, "_unwritten", set())
+    monkeypatch.setattr(cn, "_said_once", set())
 
     class Cache:
         _cache_path = "/full/disk"
@@ -360,3 +360,36 @@ def test_a_cache_that_cannot_be_saved_says_so_once_and_never_fails_the_call(monk
     monkeypatch.setattr(os, "remove", removed.append)
     _kernel_cache._save_or_say(damaged_index_once, Cache, None, "code")
     assert saved == ["refused", "code"] and removed == ["/nonexistent/x.nbi"] and len(lines) == 1
+
+
+def test_a_run_waiting_for_another_process_s_cache_lock_says_so(tmp_path, monkeypatch):
+    """A warm run waited silently, for as long as another process held the cache folder's lock."""
+    import fcntl
+    import threading
+
+    from stntool.sampling import _kernel_cache
+
+    lines = []
+    monkeypatch.setattr(cn, "_target", lambda: lines.append)
+    monkeypatch.setattr(cn, "_said_once", set())
+    held = os.open(tmp_path / _kernel_cache.LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    fcntl.flock(held, fcntl.LOCK_EX)  # as another process writing a kernel
+    got = threading.Event()
+
+    def load():
+        with _kernel_cache.folder_lock(str(tmp_path), exclusive=False):
+            got.set()
+
+    t = threading.Thread(target=load)
+    t.start()
+    try:
+        assert not got.wait(0.5)
+        assert lines == [f"stntool: waiting for the kernel cache in {tmp_path} (another stntool process holds its "
+                         f"lock, {tmp_path / _kernel_cache.LOCK_NAME})"]
+    finally:
+        os.close(held)  # releases it
+    t.join(10)
+    assert got.is_set() and len(lines) == 1
+    with _kernel_cache.folder_lock(str(tmp_path), exclusive=True):
+        pass
+    assert len(lines) == 1  # nothing to wait for: no line
