@@ -185,37 +185,33 @@ def message(lbl: str, where: str | None, elsewhere: bool = False) -> str:
 _said_once = set()  # (what, cache folder) of the lines said once per folder
 
 
-def cache_not_written(folder: str, error: BaseException):
-    """Say once per cache folder that a compiled kernel could not be saved there (a full disk: the kernel runs from
-    memory and compiles again next run)."""
+def _say_once(what: str, folder: str, line: str):
+    """Show ``line`` unless a line of this kind (``what``) was shown for this cache folder already."""
     with _lock:
-        if ("unwritten", folder) in _said_once:
+        if (what, folder) in _said_once:
             return
-        _said_once.add(("unwritten", folder))
-    why = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        _said_once.add((what, folder))
     target = _target()
     if target is not None:
         try:
-            target(f"stntool: warning: cannot write the kernel cache in {folder} ({why}); the kernels compiled now "
-                   "run from memory and compile again next run")
+            target(line)
         except Exception:  # noqa: BLE001 - a notice must never break a run
             pass
+
+
+def cache_not_written(folder: str, error: BaseException):
+    """Say once per cache folder that a compiled kernel could not be saved there (a full disk: the kernel runs from
+    memory and compiles again next run)."""
+    why = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    _say_once("unwritten", folder, f"stntool: warning: cannot write the kernel cache in {folder} ({why}); the kernels "
+                                   "compiled now run from memory and compile again next run")
 
 
 def waiting_for_cache(folder: str):
     """Say once per cache folder that this process waits for another one that holds the folder's lock (writing a
     kernel, or stopped while it held the lock)."""
-    with _lock:
-        if ("wait", folder) in _said_once:
-            return
-        _said_once.add(("wait", folder))
-    target = _target()
-    if target is not None:
-        try:
-            target(f"stntool: waiting for the kernel cache in {folder} (another stntool process holds its lock, "
-                   f"{os.path.join(folder, 'stntool-cache.lock')})")
-        except Exception:  # noqa: BLE001 - a notice must never break a run
-            pass
+    _say_once("wait", folder, f"stntool: waiting for the kernel cache in {folder} (another stntool process holds its "
+                              f"lock, {os.path.join(folder, 'stntool-cache.lock')})")
 
 
 def announce_elsewhere(lbl: str, where: str | None):

@@ -80,6 +80,13 @@ def not_nan(ctx, param, value):
     return value
 
 
+def check_size(out_hw, max_pixels):
+    """A usage error when ``--size`` (``(H, W)`` or None) asks for more pixels than ``--max-pixels``."""
+    if out_hw is not None and out_hw[0] * out_hw[1] > max_pixels:
+        raise click.BadParameter(f"{out_hw[1]}x{out_hw[0]} is more pixels than --max-pixels ({max_pixels})",
+                                 param_hint="'--size'")
+
+
 def once(ctx, param, value):
     """Callback of an option declared ``multiple=True`` that may be given once: its value, or None; given
     twice, a usage error (Click would otherwise keep the last one silently)."""

@@ -44,6 +44,13 @@ WRITABLE_EXTENSIONS = frozenset(".png .jpg .jpeg .jpe .webp .tif .tiff .bmp .pgm
 _CAN_WRITE = {}
 
 
+def unwritable(ext: str) -> str | None:
+    """Why files of extension ``ext`` cannot be written (for an error message), or None when they can."""
+    if can_write(ext):
+        return None
+    return "this OpenCV build has no encoder for them" if ext.lower() in WRITABLE_EXTENSIONS else "not an image format"
+
+
 def can_write(ext: str) -> bool:
     """Whether files of extension ``ext`` (``".png"``) can be written: one of :data:`WRITABLE_EXTENSIONS` whose
     encoder this OpenCV build has (builds without OpenEXR cannot write ``.exr``). Imports OpenCV."""
@@ -565,13 +572,17 @@ def _tiff_ifd0(data: bytes) -> dict:
     return found
 
 
+#: TIFF integer field types whose single value sits in its directory entry: SHORT, LONG, LONG8 -> struct code.
+_TIFF_INTS = {3: "H", 4: "I", 16: "Q"}
+
+
 def _tiff_value(data: bytes, ifd: dict, tag: int):
     """The single SHORT, LONG or LONG8 value of ``tag`` stored in its entry, or None."""
     kind, n, at = ifd.get(tag, (0, 0, 0))
-    if n != 1 or kind not in (3, 4, 16):
+    if n != 1 or kind not in _TIFF_INTS:
         return None
-    width = {3: 2, 4: 4, 16: 8}[kind]
-    return struct.unpack(ifd["endian"] + {3: "H", 4: "I", 16: "Q"}[kind], data[at:at + width])[0]
+    code = ifd["endian"] + _TIFF_INTS[kind]
+    return struct.unpack(code, data[at:at + struct.calcsize(code)])[0]
 
 
 def _tiff_size(data: bytes):
@@ -611,8 +622,8 @@ def _tiff_for_decoder(data: bytes, apply_orientation: bool) -> bytes:
     out = bytearray(data)
     for tag, value in patches:
         kind, _, at = ifd[tag]
-        width = {3: 2, 4: 4, 16: 8}[kind]
-        out[at:at + width] = struct.pack(ifd["endian"] + {3: "H", 4: "I", 16: "Q"}[kind], value)
+        code = ifd["endian"] + _TIFF_INTS[kind]
+        out[at:at + struct.calcsize(code)] = struct.pack(code, value)
     return bytes(out)
 
 
@@ -848,9 +859,10 @@ def encode_image(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes
     ext = FORMAT_EXTENSIONS.get(fmt.lower().lstrip("."), None)
     if ext is None:
         ext = "." + fmt.lower().lstrip(".")
-        if not can_write(ext):
-            why = " (this OpenCV build has no encoder for them)" if ext in WRITABLE_EXTENSIONS else ""
-            raise InvalidArgumentError(f"cannot write {fmt!r} files{why}")
+        why = unwritable(ext)
+        if why is not None:
+            raise InvalidArgumentError(f"cannot write {fmt!r} files" + (f" ({why})" if ext in WRITABLE_EXTENSIONS
+                                                                        else ""))
     fmt = ext.lstrip(".")
     c = 1 if img.ndim == 2 else img.shape[2]
     depth = img.dtype

@@ -568,10 +568,10 @@ def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
     before sampling and divided after, so transparent pixels leave no dark fringes; integer results
     are rounded (half up, as the kernels round) and clipped. That arithmetic runs in float32, in
     float64 for float64 images. The fill (``spec.fill``) is converted to the image's channel order and
-    range with :func:`fill_values`, and premultiplied like the pixels. Warps whose every output pixel is one input pixel (or the fill) mix
-    nothing and are not premultiplied: ``nearest``, and θ that reads whole pixels (identity, flips,
-    quarter turns, whole-pixel shifts), whose outputs are then the input's pixels exactly (colour under
-    alpha 0 included). ``spec.out_hw`` None keeps the input size.
+    range with :func:`fill_values`, and premultiplied like the pixels. Warps whose every output pixel
+    is one input pixel (or the fill) mix nothing and are not premultiplied: ``nearest``, and θ that
+    reads whole pixels (identity, flips, quarter turns, whole-pixel shifts), whose outputs are then the
+    input's pixels exactly (colour under alpha 0 included). ``spec.out_hw`` None keeps the input size.
     """
     import numpy as np
 
@@ -642,12 +642,12 @@ def read_warp_records(path, qualities: dict | None = None) -> dict:
     ``in/a.png``); a manifest's error lines (``"status": "error"``: no output was made, whatever record they
     carry) and its lines for outputs skipped or not made (``"skipped"``, ``"interrupted"``) without ``theta``
     or ``tps`` are passed over; any other line without either is an error (a misspelt key); and a
-    ``"removed": true`` line
-    (an output written, then removed as its input failed) drops the records before it of its ``name``. Of the
-    records of an input, the last one of each ``name`` (its own output file; a resumed run's manifest names one twice) and the
-    last one without a name are kept, each with its ``in_size`` (``in_hw``), which the replay compares with
-    the image it reads. ``qualities``, when given, maps ``id(spec)`` of each spec returned to the ``--quality``
-    its output was encoded at (the line's ``"quality"``, checked; None where it names none).
+    ``"removed": true`` line (an output written, then removed as its input failed) drops the records before
+    it of its ``name``. Of the records of an input, the last one of each ``name`` (its own output file; a
+    resumed run's manifest names one twice) and the last one without a name are kept, each with its
+    ``in_size`` (``in_hw``), which the replay compares with the image it reads. ``qualities``, when given,
+    maps ``id(spec)`` of each spec returned to the ``--quality`` its output was encoded at (the line's
+    ``"quality"``, checked; None where it names none).
     Raises :class:`InvalidArgumentError` naming the bad line, or when the file cannot be read.
     """
     from .io import read_jsonl

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import click
 
-from ..cli_options import (check_io_options, geometry_options, input_options, not_nan, output_options, run_images,
-                           sampling_options, usage_errors)
+from ..cli_options import (check_io_options, check_size, geometry_options, input_options, not_nan, output_options,
+                           run_images, sampling_options, usage_errors)
 
 EXAMPLES = """
 \b
@@ -130,9 +130,7 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
     from ..augment import PRESETS, Augmenter
     from ..batch import say
 
-    if out_hw is not None and out_hw[0] * out_hw[1] > io_options["max_pixels"]:
-        raise click.BadParameter(f"{out_hw[1]}x{out_hw[0]} is more pixels than --max-pixels "
-                                 f"({io_options['max_pixels']})", param_hint="'--size'")
+    check_size(out_hw, io_options["max_pixels"])
     ctx = click.get_current_context()
     opts = dict(PRESETS[preset]) if preset else {}
     from click.core import ParameterSource
@@ -160,13 +158,13 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
     labels = _LabelIO(labels_kind, masks_dir, min_visibility, exif=not io_options["ignore_orientation"])
     sheet = None
     if preview is not None:
-        from ..io import WRITABLE_EXTENSIONS, can_write, display
+        from ..io import display, unwritable
 
         if not preview:
             raise click.BadParameter("give a file name, e.g. sheet.png", param_hint="--preview")
         ext = os.path.splitext(preview)[1].lower()
-        if ext and not can_write(ext):
-            why = "this OpenCV build has no encoder for them" if ext in WRITABLE_EXTENSIONS else "not an image format"
+        why = unwritable(ext) if ext else None
+        if why is not None:
             raise click.BadParameter(f"cannot write '{ext}' files ({why}; e.g. sheet.png)", param_hint="--preview")
         if preview == "-":
             raise click.BadParameter("the contact sheet is written to a file (give a file name, e.g. sheet.png)",

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import click
 
-from ..cli_options import (check_io_options, input_options, once, output_options, parse_numbers, run_images,
-                           sampling_options, usage_errors)
+from ..cli_options import (check_io_options, check_size, input_options, once, output_options, parse_numbers,
+                           run_images, sampling_options, usage_errors)
 
 EXAMPLES = """
 \b
@@ -117,9 +117,7 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
             raise click.UsageError(f"--params {params_file}: no record to replay (its lines are errors or outputs "
                                    "skipped)")
     max_pixels = io_options["max_pixels"]
-    if out_hw is not None and out_hw[0] * out_hw[1] > max_pixels:
-        raise click.BadParameter(f"{out_hw[1]}x{out_hw[0]} is more pixels than --max-pixels ({max_pixels})",
-                                 param_hint="'--size'")
+    check_size(out_hw, max_pixels)
 
     def prepare(items):
         if table is not None:
