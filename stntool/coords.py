@@ -140,7 +140,8 @@ def pixel_to_norm(points_xy, hw, align_corners: bool = False) -> np.ndarray:
 def base_coords(n: int, align_corners: bool = False, dtype=np.float64) -> np.ndarray:
     """Normalized coordinates of the ``n`` pixel centres along one output axis.
 
-    Identical to PyTorch's ``affine_grid`` base grid: ``linspace(-1, 1, n)``, scaled by
+    PyTorch's ``affine_grid`` base grid up to rounding: ``linspace(-1, 1, n)`` (NumPy's, which puts the
+    middle of an odd ``n`` exactly at 0; PyTorch's ``linspace`` can differ from it by an ulp), scaled by
     ``(n - 1) / n`` when ``align_corners=False``; a single pixel sits at 0.
     """
     align_corners = as_flag(align_corners)

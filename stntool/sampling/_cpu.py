@@ -4907,6 +4907,10 @@ def _grid_sample_backward_parts(img, grid, grad_out, pad, align_corners, chunks,
                         continue
                     x = _unnormalize(gx, w, align_corners)
                     y = _unnormalize(gy, h, align_corners)
+                    if not (math.isfinite(x) and math.isfinite(y)):  # past float64 in pixels: the forward pass fills it
+                        grad_grid[n, i, j, 0] = 0.0
+                        grad_grid[n, i, j, 1] = 0.0
+                        continue
                     x, mx = _pad_coord_grad(x, w, pad, align_corners)
                     y, my = _pad_coord_grad(y, h, pad, align_corners)
                     mx *= sx

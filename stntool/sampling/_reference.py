@@ -14,7 +14,8 @@ the coordinate convention), on channel-last images:
   evaluation.
 * ``bicubic`` uses Keys' cubic convolution with ``A = -0.75`` on the unnormalized
   coordinate, and applies the padding rule to each of the 16 integer taps separately.
-* Grid points that are NaN or infinite produce the fill value (0 unless ``constant``), as do points with
+* Grid points that are NaN or infinite, or whose pixel coordinate is (``1e308`` unnormalized overflows),
+  produce the fill value (0 unless ``constant``) and no gradient, as do points with
   ``zeros`` or ``constant`` padding more than 1 px (``bilinear``) or 3 px (``bicubic``) outside the image,
   where the compiled kernels write it without sampling: the fill value itself, not the weights' sum times
   it. (Bicubic points 2 to 3 px outside read the fill at all 16 taps too, weighed; there a fill that is a
@@ -42,9 +43,10 @@ PADDINGS = ("zeros", "border", "reflection", "constant")
 
 def unnormalize(coord: np.ndarray, size: int, align_corners: bool) -> np.ndarray:
     """Normalized -> pixel along one axis of ``size`` pixels."""
-    if align_corners:
-        return (coord + 1.0) / 2.0 * (size - 1)
-    return ((coord + 1.0) * size - 1.0) / 2.0
+    with np.errstate(over="ignore", invalid="ignore"):  # a coordinate past float64 once in pixels: infinite
+        if align_corners:
+            return (coord + 1.0) / 2.0 * (size - 1)
+        return ((coord + 1.0) * size - 1.0) / 2.0
 
 
 def reflect(coord: np.ndarray, twice_low: float, twice_high: float) -> np.ndarray:
@@ -210,7 +212,8 @@ def grid_sample_backward_spec(img, grid, grad_out, padding="zeros", align_corner
     go = grad_out.astype(np.float64)
     gx = grid[..., 0].astype(np.float64)
     gy = grid[..., 1].astype(np.float64)
-    bad = ~(np.isfinite(gx) & np.isfinite(gy))
+    # points the forward pass fills: not finite, on the grid or once in pixels
+    bad = ~(np.isfinite(unnormalize(gx, w, align_corners)) & np.isfinite(unnormalize(gy, h, align_corners)))
     gx = np.where(bad, 0.0, gx)
     gy = np.where(bad, 0.0, gy)
     x, dx_mult = _source_index_with_grad(gx, w, padding, align_corners)

@@ -111,6 +111,24 @@ def test_cpu_backward_matches_reference_and_is_deterministic(rng):
 
 
 @pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("padding", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("ac", [False, True])
+def test_a_coordinate_past_float64_in_pixels_fills_and_has_no_gradient(backend, padding, ac):
+    # 1.7e308 is finite, but not once in pixels: the forward pass reads the fill there, and the backward
+    # pass gives it no gradient and the image none from it (the other point's are untouched)
+    img = np.arange(12.0).reshape(3, 4)
+    grid = np.array([[[1.7e308, 0.0], [0.1, -0.2]]])
+    gout = np.ones((1, 2))
+    out = stntool.grid_sample(img, grid, padding=padding, align_corners=ac, backend=backend)
+    gi, gg = stntool.grid_sample_backward(img, grid, gout, padding, ac, backend=backend)
+    ref_out = stntool.grid_sample(img, grid[:, 1:], padding=padding, align_corners=ac, backend=backend)
+    ref_gi, ref_gg = stntool.grid_sample_backward(img, grid[:, 1:], gout[:, 1:], padding, ac, backend=backend)
+    assert out[0, 0] == 0.0 and out[0, 1] == ref_out[0, 0]
+    assert np.array_equal(gg[0, 0], [0.0, 0.0]) and np.array_equal(gg[0, 1], ref_gg[0, 0])
+    assert np.array_equal(gi, ref_gi)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
 @pytest.mark.parametrize("n", [1, 5])  # the CPU backend splits one image's rows into 4 tasks, 5 images into 5
 def test_without_the_image_gradient_the_grid_gradient_keeps_its_bits(rng, backend, n):
     img = rng.random((n, 9, 11, 3)).astype(np.float32)
