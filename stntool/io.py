@@ -627,6 +627,41 @@ def _tiff_for_decoder(data: bytes, apply_orientation: bool) -> bytes:
     return bytes(out)
 
 
+def _tiff_associated_alpha(data: bytes) -> bool:
+    """Whether a TIFF's first page marks its extra sample as associated alpha (ExtraSamples 1: colour stored
+    premultiplied by alpha, as macOS and libtiff's tools write it)."""
+    ifd = _tiff_ifd0(data)
+    return bool(ifd) and _tiff_value(data, ifd, _TIFF_EXTRA_SAMPLES) == 1
+
+
+#: Pixels per block of :func:`_straight_colour` (its float64 scratch stays at a few tens of MB).
+_UNPREMULTIPLY_BLOCK = 1 << 20
+
+
+def _straight_colour(img: np.ndarray) -> np.ndarray:
+    """A premultiplied (associated-alpha) BGRA image with straight colour, as every other image is read:
+    colour · max / alpha for integers, rounded half up and saturated (colour above its alpha, which a
+    premultiplied image cannot hold, gives the maximum), colour / alpha for floats; colour under alpha 0 is 0.
+    A new array; the input is not changed."""
+    out = np.empty_like(img)
+    flat_in = img.reshape(-1, 4)
+    flat_out = out.reshape(-1, 4)
+    top = float(np.iinfo(img.dtype).max) if img.dtype.kind in "ui" else None
+    for k in range(0, flat_in.shape[0], _UNPREMULTIPLY_BLOCK):
+        px = flat_in[k:k + _UNPREMULTIPLY_BLOCK]
+        a = px[:, 3:4].astype(np.float64)
+        c = px[:, :3].astype(np.float64)
+        seen = a > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if top is None:
+                v = np.where(seen, c / np.where(seen, a, 1.0), 0.0)
+            else:
+                v = np.where(seen, np.floor(np.minimum(c, a) * top / np.where(seen, a, 1.0) + 0.5), 0.0)
+        flat_out[k:k + _UNPREMULTIPLY_BLOCK, :3] = v
+        flat_out[k:k + _UNPREMULTIPLY_BLOCK, 3] = px[:, 3]
+    return out
+
+
 def _tiff_pages(data: bytes) -> int:
     """Count the IFDs (pages) of a classic or big TIFF by following the next-IFD links."""
     endian = {b"II": "<", b"MM": ">"}.get(data[:2])
@@ -810,7 +845,9 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
                                  f"(limit {max_pixels}, see --max-pixels)")
     if fmt in ("jpg", "png"):
         _check_complete(fmt, data)
+    associated = False
     if fmt == "tif":
+        associated = _tiff_associated_alpha(data)
         data = _tiff_for_decoder(data, apply_exif)
     cv = cv2()
     said = []
@@ -838,6 +875,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
         raise ImageReadError(f"unsupported sample type {img.dtype}")
     if img.dtype == np.float16:
         img = img.astype(np.float32)
+    if associated and img.ndim == 3 and img.shape[2] == 4:
+        img = _straight_colour(img)
     if fmt == "png" and png_color_type(data) == 4 and img.ndim == 3 and img.shape[2] == 4:
         img = np.ascontiguousarray(img[..., [0, 3]])  # gray+alpha: OpenCV expands to BGRA; keep 2 channels
     if apply_exif and fmt == "jpg":

@@ -159,6 +159,54 @@ def test_rgba_tiff_colour_is_read_as_stored_not_premultiplied(big):
     assert sio._tiff_for_decoder(data, True) != data and sio.decode_image(data).dtype == np.uint8
 
 
+def _rgba_tiff(arr, extra, endian="<"):
+    """An uncompressed one-strip RGBA TIFF of ``arr`` ``(H, W, 4)`` uint8 or uint16 whose ExtraSamples is ``extra``
+    (Pillow writes 2 only, OpenCV none)."""
+    import struct
+
+    h, w, _ = arr.shape
+    bits = arr.dtype.itemsize * 8
+    pixels = arr.astype(arr.dtype.newbyteorder(endian)).tobytes()
+    n_tags = 11
+    bps_at = 8 + 2 + 12 * n_tags + 4
+    data_at = bps_at + 8
+    tags = [(256, 4, w), (257, 4, h), (258, 3, bps_at), (259, 3, 1), (262, 3, 2), (273, 4, data_at), (277, 3, 4),
+            (278, 4, h), (279, 4, len(pixels)), (284, 3, 1), (338, 3, extra)]
+    out = (b"II" if endian == "<" else b"MM") + struct.pack(endian + "HIH", 42, 8, n_tags)
+    for tag, kind, v in tags:
+        count = 4 if tag == 258 else 1
+        out += struct.pack(endian + ("HHIHH" if kind == 3 and count == 1 else "HHII"), tag, kind, count,
+                           *((v, 0) if kind == 3 and count == 1 else (v,)))
+    return out + struct.pack(endian + "I4H", 0, bits, bits, bits, bits) + pixels
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+@pytest.mark.parametrize("endian", ["<", ">"])
+def test_associated_alpha_tiff_colour_is_divided_by_its_alpha(dtype, endian):
+    """A TIFF whose alpha is marked associated (ExtraSamples 1) stores colour premultiplied; OpenCV gives it as
+    stored, and warps took it for straight colour (darkened where partly transparent)."""
+    top = np.iinfo(dtype).max
+    rng = np.random.default_rng(1)
+    straight = rng.integers(0, top + 1, (6, 7, 4)).astype(dtype)
+    straight[0, :, 3] = [0, 1, 2, top // 2, top - 1, top, 3]
+    a = straight[..., 3:].astype(np.float64)
+    stored = np.floor(straight[..., :3] * a / top + 0.5).astype(dtype)  # premultiplied, rounded
+    stored = np.concatenate([stored, straight[..., 3:]], -1)
+    stored[0, 2, :3] = [3, 2, 1]  # colour above its alpha (2 -> 3): not premultiplied, saturates
+    got = sio.decode_image(_rgba_tiff(stored, 1, endian))
+    want = np.floor(np.minimum(stored[..., :3], stored[..., 3:]) * float(top) / np.maximum(a, 1) + 0.5)
+    want = np.where(a > 0, want, 0).astype(dtype)
+    assert got.dtype == np.dtype(dtype) and np.array_equal(got[..., 3], stored[..., 3])
+    assert np.array_equal(got[..., :3], want[..., ::-1])  # BGR
+    assert np.array_equal(got[0, 0, :3], [0, 0, 0]) and np.array_equal(got[0, 2, :3], [(top + 1) // 2, top, top])  # B 1/2 up
+    # the round trip is within what premultiplying lost: half a step of alpha's quantum
+    keep = a[..., 0] >= top // 2
+    assert np.abs(got[..., :3][keep].astype(np.int64) - straight[..., 2::-1][keep]).max() <= 2
+    # unassociated (2) and unspecified (0) alpha: as stored
+    for extra in (0, 2):
+        assert np.array_equal(sio.decode_image(_rgba_tiff(stored, extra, endian)), stored[..., [2, 1, 0, 3]])
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_tiff_orientation_is_applied_and_ignore_orientation_keeps_the_stored_pixels(orientation):
     """OpenCV applies a TIFF's Orientation tag itself, IMREAD_IGNORE_ORIENTATION or not: ``apply_exif=False``
