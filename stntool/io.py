@@ -629,7 +629,7 @@ def _tiff_for_decoder(data: bytes, apply_orientation: bool) -> bytes:
 
 def _tiff_associated_alpha(data: bytes) -> bool:
     """Whether a TIFF's first page marks its extra sample as associated alpha (ExtraSamples 1: colour stored
-    premultiplied by alpha, as macOS and libtiff's tools write it)."""
+    premultiplied by alpha, as macOS writes it)."""
     ifd = _tiff_ifd0(data)
     return bool(ifd) and _tiff_value(data, ifd, _TIFF_EXTRA_SAMPLES) == 1
 
