@@ -377,7 +377,8 @@ def _named(path, write, *args, **kwargs):
 def check_resume(net, config: TrainConfig, source) -> int:
     """The step a run of ``config`` resumes ``net`` (loaded from ``source``) at; :class:`InvalidArgumentError` when
     it cannot: another family or input, an architecture the run's options would change (the checkpoint's is
-    kept), or a checkpoint at or past ``config.steps``."""
+    kept), or a checkpoint past ``config.steps``. A checkpoint at ``config.steps`` (a run stopped after its last
+    step, before its model was written) resumes to finish: the upright head is fitted and the model written."""
     if net.input_shape != (3, _input_side(), _input_side()) or net.family != config.family:
         raise InvalidArgumentError(f"{source} is a model of the {net.family} family for {net.input_shape} inputs; "
                                    f"this run trains {config.family} on (3, {_input_side()}, {_input_side()})")
@@ -392,8 +393,8 @@ def check_resume(net, config: TrainConfig, source) -> int:
         raise InvalidArgumentError(f"{source} was trained {'with' if trained else 'without'} quarter turns; this "
                                    f"run would train {'with' if config.quarter_turns else 'without'} them")
     step = int((net.metadata.get("training_state") or {}).get("step", 0))
-    if step >= config.steps:
-        raise InvalidArgumentError(f"{source} is at step {step}: nothing left to train for --steps {config.steps}")
+    if step > config.steps:
+        raise InvalidArgumentError(f"{source} is at step {step}, past --steps {config.steps}")
     return step
 
 

@@ -165,7 +165,7 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
             say(f"stntool train: interrupted; step {kept[1]} is in {kept[0]} (go on with --resume {kept[0]})")
         elif os.path.exists(final) and os.path.getmtime(final) >= started:  # after the last step: model not written
             say(f"stntool train: interrupted after the last step; the steps are in {final}, the model was not "
-                "written")
+                f"written (finish it with --resume {final})")
         else:
             say("stntool train: interrupted before a step finished; nothing written")
         sys.exit(130)

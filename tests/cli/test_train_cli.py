@@ -166,7 +166,7 @@ def test_resume_refuses_options_that_the_checkpoint_cannot_follow(tmp_path, trai
     assert r.exit_code == 0, r.stderr
     ckpt = str(tmp_path / "m.checkpoint.npz")
     for args, said in [(["--no-upright-head"], "upright head"), (["--no-orientation-branch"], "orientation branch"),
-                       (["--no-quarter-turns"], "quarter turns"), (["--steps", "4"], "nothing left to train")]:
+                       (["--no-quarter-turns"], "quarter turns"), (["--steps", "3"], "at step 4, past --steps 3")]:
         r = train(str(upright), "--out", str(tmp_path / "n.npz"), "--resume", ckpt, "--batch", "2", *args, "-q")
         assert r.exit_code == 2 and said in r.stderr, (args, r.stderr)
     # resuming from the model --out names: it is replaced only with --overwrite, as any file in the way
@@ -223,5 +223,34 @@ def test_a_ctrl_c_names_what_it_left(tmp_path, train, upright, monkeypatch, afte
     assert r.exit_code == 130
     if after_steps:
         assert "interrupted after the last step; the steps are in" in r.stderr and "m.checkpoint.npz" in r.stderr
+        assert "(finish it with --resume " in r.stderr
     else:
         assert "interrupted before a step finished; nothing written" in r.stderr
+
+
+def test_a_run_stopped_after_its_last_step_is_finished_by_resuming(tmp_path, train, upright, monkeypatch):
+    """A Ctrl-C while the upright head was fitted or the model written leaves the last step's checkpoint; resuming
+    it with the same --steps was refused ("nothing left to train"): it finishes the run now, with the model a
+    run that was not stopped writes."""
+    from stntool import locnet
+    from stntool import train as lib
+
+    args = ("--steps", "2", "--batch", "2", "--checkpoint-every", "1", "--seed", "3", "-q")
+    whole = tmp_path / "whole.npz"
+    r = train(str(upright), "--out", str(whole), *args)
+    assert r.exit_code == 0, r.stderr
+    real_fit = lib.fit_upright
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lib, "fit_upright", stopped)
+    out = tmp_path / "m.npz"
+    r = train(str(upright), "--out", str(out), *args)
+    assert r.exit_code == 130 and not out.exists() and "finish it with --resume" in r.stderr, r.stderr
+    monkeypatch.setattr(lib, "fit_upright", real_fit)
+    r = train(str(upright), "--out", str(out), "--resume", str(tmp_path / "m.checkpoint.npz"), "--overwrite", *args)
+    assert r.exit_code == 0, r.stderr
+    a, b = locnet.LocNet.load(str(whole)), locnet.LocNet.load(str(out))
+    assert all(np.array_equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    assert a.metadata["upright_head"] == b.metadata["upright_head"]
