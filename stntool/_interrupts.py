@@ -15,6 +15,9 @@ try:
 except ImportError:  # pragma: no cover - other Python implementations
     import signal as _signals
 _SIGINT = int(_signals.SIGINT)
+_SIGTERM = getattr(_signals, "SIGTERM", None)
+#: Set once a SIGTERM has been taken as a Ctrl-C (:func:`sigterm_as_sigint`): the command line then exits 143.
+terminated = False
 
 
 @contextlib.contextmanager
@@ -64,3 +67,29 @@ def _swap_sigint(handler):
         return _signals.signal(_SIGINT, handler)
     except (ValueError, OSError, TypeError):
         return None
+
+
+def sigterm_as_sigint():
+    """Take SIGTERM (``kill``, ``timeout``, a scheduler or ``docker stop`` ending the run) as a Ctrl-C: it runs
+    whatever SIGINT's handler is at that moment, so a batch winds down as it does for Ctrl-C (running images
+    finish their atomic writes, every file written gets its record, temp files go) where SIGTERM's default
+    would end the process between a file and its record. Sets :data:`terminated`. Only in the main thread,
+    and only when SIGTERM has its default handler (one set by whoever started the process is kept)."""
+    if _SIGTERM is None or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if _signals.getsignal(_SIGTERM) != _signals.SIG_DFL:
+            return
+        _signals.signal(_SIGTERM, _on_sigterm)
+    except (ValueError, OSError, TypeError):
+        pass
+
+
+def _on_sigterm(signum, frame):
+    global terminated
+    terminated = True
+    handler = _signals.getsignal(_SIGINT)
+    if callable(handler):
+        handler(_SIGINT, frame)  # Python's default raises KeyboardInterrupt; the batch's note or ignore it
+    elif handler == _signals.SIG_DFL:
+        raise KeyboardInterrupt

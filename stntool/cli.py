@@ -89,11 +89,16 @@ def main():
 
     _runtime.cli_process = True
     _runtime.compile_notice = True  # "stntool: compiling kernels for ..." on a first compile
+    from . import _interrupts
+
+    _interrupts.sigterm_as_sigint()  # SIGTERM winds a run down as Ctrl-C does, and ends it with status 143
     try:
         cli(prog_name="stntool")
         code = 0
     except SystemExit as e:
         code = e.code
+    if code == 130 and _interrupts.terminated:
+        code = 143
     if "numba" not in sys.modules:
         sys.exit(code)
     if code is None:

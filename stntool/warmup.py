@@ -191,16 +191,16 @@ def run_tasks(tasks, backend: str = "cpu", notice: bool = False) -> Result:
 
 
 def _bundles(tasks, n: int) -> list:
-    """Tasks grouped per image dtype (different signatures, so different processes never compile the same
-    one), in the order of the dtypes. The first dtype's TPS tasks run first (they also build the float64 plan kernels
-    the others then load from the cache); other dtypes' TPS tasks run last."""
-    groups = {}
-    for t in tasks:
-        groups.setdefault(t.dtype, []).append(t)
-    bundles = list(groups.values())
-    for i, b in enumerate(bundles):
-        b.sort(key=lambda t: (t.family != "tps") if i == 0 else (t.family == "tps"))
-    return bundles if n > 1 else [[t for b in bundles for t in b]]
+    """The tasks as the units the ``n`` processes take one at a time: each task alone (a family, dtype and mode:
+    kernel signatures of their own, so two processes never compile the same one), but the TPS tasks, which share
+    the float64 plan kernels: the first dtype's in one unit that goes first (it builds the plan kernels), the
+    other dtypes' last (they load them from the cache). ``n`` = 1: one unit of every task."""
+    if n <= 1:
+        return [list(tasks)]
+    first = next((t.dtype for t in tasks if t.family == "tps"), None)
+    head = [t for t in tasks if t.family == "tps" and t.dtype == first]
+    return (([head] if head else []) + [[t] for t in tasks if t.family != "tps"]
+            + [[t] for t in tasks if t.family == "tps" and t.dtype != first])
 
 
 def run(tasks, backend: str = "cpu", jobs: int = 1, notice: bool = False) -> Result:
@@ -218,15 +218,53 @@ def run(tasks, backend: str = "cpu", jobs: int = 1, notice: bool = False) -> Res
         result = Result(processes=jobs)
         from concurrent.futures.process import BrokenProcessPool
 
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_start)
+        try:
             futures = [(b, pool.submit(run_tasks, b, backend, notice)) for b in bundles]
             for bundle, fut in futures:
                 try:
                     result.merge(fut.result())
                 except BrokenProcessPool as e:  # a worker died (out of memory, killed)
                     result.errors += [(t.name, f"worker process ended: {e}") for t in bundle]
+        except BaseException:  # Ctrl-C (or SIGTERM) here: the workers are stopped, not waited for
+            _stop_workers(pool)
+            raise
+        pool.shutdown(wait=True)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _worker_start():
+    """A compiling process ignores Ctrl-C: the terminal sends it to every process of the group, and the one that
+    started the workers stops them (:func:`_stop_workers`). A Ctrl-C inside a compile printed a traceback of
+    LLVM's clean-up; one between tasks left the worker waiting for work that never came, and the command
+    waiting for the worker."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_workers(pool, timeout: float = 5.0):
+    """End ``pool``'s worker processes now (SIGTERM, then SIGKILL after ``timeout`` seconds) and let the pool go.
+    A kernel cache write cut short leaves no damage: its files are written atomically (and a damaged entry is
+    compiled again, see :mod:`stntool.sampling._kernel_cache`)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())  # no public way before Python 3.14
+    for proc in procs:
+        try:
+            proc.terminate()
+        except (OSError, ValueError, AttributeError):
+            pass
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.perf_counter() + timeout
+    for proc in procs:
+        try:
+            proc.join(max(0.0, deadline - time.perf_counter()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1.0)
+        except (OSError, ValueError, AttributeError, AssertionError):
+            pass
 
 
 def cache_location() -> str:

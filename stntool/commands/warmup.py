@@ -83,8 +83,8 @@ def warmup(everything, families, modes, paddings, dtypes, device, jobs, quiet):
     the cache instead of compiling them. The cache is NUMBA_CACHE_DIR when set, else
     stntool/sampling/__pycache__ and stntool/__pycache__, else numba's per-user cache folder (see
     docs/cli.md). Prints one
-    line per kernel it compiles and a summary on stderr. Exit status: 0 ready, 1 a call failed,
-    2 usage error.
+    line per kernel it compiles and a summary on stderr. Exit status: 0 ready, 1 a call failed or
+    nothing could be cached (no writable cache folder), 2 usage error.
     """
     from .. import warmup as lib
     from ..cli_options import usage_errors
@@ -119,3 +119,5 @@ def warmup(everything, families, modes, paddings, dtypes, device, jobs, quiet):
                    f"cache: {where}", err=True)
     if result.exit_code:
         raise SystemExit(result.exit_code)
+    if result.uncached and backend == "cpu":  # a warmup that keeps nothing has failed its purpose
+        raise SystemExit(1)

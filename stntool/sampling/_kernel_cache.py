@@ -136,11 +136,8 @@ def folder_lock(folder, exclusive: bool):
             try:
                 try:
                     fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                except BlockingIOError:  # another process holds it: say so, then wait (it waited silently)
-                    from .. import _compile_notice
-
-                    _compile_notice.waiting_for_cache(folder)
-                    fcntl.flock(fd, mode)
+                except BlockingIOError:  # another process holds it: wait, and say so when that takes a while
+                    _wait_for_lock(fd, mode, folder)
             except OSError:
                 os.close(fd)
                 fd = None
@@ -149,6 +146,30 @@ def folder_lock(folder, exclusive: bool):
     finally:
         if fd is not None:
             os.close(fd)  # releases the lock
+
+
+#: Seconds a process waits for another's cache lock before it says that it waits: a kernel's save holds the lock
+#: for milliseconds (the batch's second compiling process, ``warmup -j N``'s workers), a stopped process for ever.
+QUIET_WAIT = 1.0
+
+
+def _wait_for_lock(fd, mode, folder):
+    """Take the lock on ``fd`` (``fcntl`` ``mode``), which another process holds; after :data:`QUIET_WAIT` seconds
+    say once that this one waits, then wait for as long as it takes."""
+    import time
+
+    deadline = time.monotonic() + QUIET_WAIT
+    while time.monotonic() < deadline:
+        time.sleep(0.005)
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+    from .. import _compile_notice
+
+    _compile_notice.waiting_for_cache(folder)
+    fcntl.flock(fd, mode)
 
 
 def _save_or_say(save, cache, sig, data):

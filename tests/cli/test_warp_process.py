@@ -73,6 +73,54 @@ def test_sigint_then_resume(tmp_path):
     assert len(os.listdir(out)) == 60
 
 
+def test_sigterm_is_taken_as_a_ctrl_c_and_held_back_as_one():
+    """SIGTERM ended the process at once: between an output and its manifest record (a replay then missed the
+    output, with exit 0), or with a temp file left. It now runs SIGINT's handler of the moment: held back inside
+    sigint_deferred (a file and its record), a KeyboardInterrupt after it, and status 143 from the command line."""
+    code = """
+import os, signal, sys
+from stntool import _interrupts
+_interrupts.sigterm_as_sigint()
+held = []
+try:
+    with _interrupts.sigint_deferred():
+        os.kill(os.getpid(), signal.SIGTERM)
+        held.append("block finished")
+except KeyboardInterrupt:
+    held.append("interrupted after the block")
+print(held, _interrupts.terminated)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+_interrupts.sigterm_as_sigint()  # a handler set by whoever started the process is kept
+print(signal.getsignal(signal.SIGTERM) == signal.SIG_IGN)
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.stdout.splitlines() == ["['block finished', 'interrupted after the block'] True", "True"], p.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_winds_the_batch_down_and_exits_143(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(60):
+        write(src / f"{i:03d}.png", encode(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8), ".png"))
+    out = tmp_path / "out"
+    man = tmp_path / "m.jsonl"
+    cmd = ["stntool", "warp", "--theta", SHIFT, str(src), "-o", str(out), "--jobs", "2", "-q"]
+    p = subprocess.Popen(cmd + ["--manifest", str(man)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (out.exists() and len(os.listdir(out)) >= 3):
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 143 and b"Traceback" not in err and b"interrupted" in err, err
+    names = os.listdir(out)
+    assert not [n for n in names if n.startswith(".stntool-tmp-")]
+    recorded = {os.path.basename(json.loads(line)["output"]) for line in man.read_text().splitlines()
+                if json.loads(line)["status"] == "ok"}
+    assert recorded == set(names) and 0 < len(names) < 60
+
+
 def test_closed_standard_streams_are_no_tracebacks(tmp_path):
     # a shell's >&- or <&- leaves Python's sys.stdout (stdin) None: flushing it at the end turned a run that
     # wrote every output into a traceback and exit 1, --manifest - and -o - into tracebacks mid-batch
