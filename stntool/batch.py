@@ -501,7 +501,10 @@ class Manifest:
                     self._end_last_line()
                 self.file = open(path, "a" if append else "w", encoding="utf-8")
             except OSError as e:
-                raise ImageWriteError(f"cannot write {path}: {e.strerror}") from None
+                from .io import folder_problem
+
+                why = folder_problem(path) if isinstance(e, (FileExistsError, NotADirectoryError)) else None
+                raise ImageWriteError(f"cannot write {path}: {why or e.strerror}") from None
 
     def _end_last_line(self):
         """A file cut inside its last line (kill -9, full disk) loses that part of a line, so the next record

@@ -1093,6 +1093,25 @@ def write_stdout(data: bytes):
     out.flush()
 
 
+def folder_problem(path) -> str | None:
+    """Why a file cannot be made at ``path`` in its folder, or None: a file in the way of the folder (``x.png/out``),
+    or a folder (the nearest existing one) where no file can be created (read-only, ``/proc``): tried with a
+    temporary file, removed at once. A missing folder is no problem (it is created when the file is written)."""
+    import tempfile
+
+    folder = os.path.dirname(os.fspath(path)) or os.curdir
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder) or os.curdir
+    if not os.path.isdir(folder):
+        return f"{display(folder)} is a file, not a folder"
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".stntool-tmp-", suffix=".part"):
+            pass
+    except OSError as e:
+        return f"cannot create a file in {display(folder)}: {e.strerror or e}"
+    return None
+
+
 def write_atomic(path, data: bytes, overwrite: bool = False):
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
 

@@ -104,6 +104,9 @@ def parse_fill(text: str):
     v = text.strip().lower()
     if _HEX.fullmatch(v) and (v.startswith("#") or not v.isdigit()):
         return "#" + v.lstrip("#")
+    if v.startswith("#"):  # '#ff', '#fff', '#gg0000': not numbers either
+        raise InvalidArgumentError(f"--fill {text.strip()}: a colour is written '#RRGGBB' or '#RRGGBBAA' (six or "
+                                   "eight hexadecimal digits)")
     if v.isdigit() and len(v) in (6, 8) and v.startswith("0"):  # 009900 is not the number 9900
         raise InvalidArgumentError(f"--fill {text.strip()}: a colour is written '#{v}' (a number, without its "
                                    "leading zeros)")

@@ -158,7 +158,7 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
     labels = _LabelIO(labels_kind, masks_dir, min_visibility, exif=not io_options["ignore_orientation"])
     sheet = None
     if preview is not None:
-        from ..io import display, unwritable
+        from ..io import display, folder_problem, unwritable
 
         if not preview:
             raise click.BadParameter("give a file name, e.g. sheet.png", param_hint="--preview")
@@ -172,6 +172,9 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
         if os.path.isdir(preview):
             raise click.BadParameter(f"{display(preview)} is a folder (give a file name, e.g. sheet.png)",
                                      param_hint="--preview")
+        problem = folder_problem(preview)  # the sheet is written after the batch: fail now, not then
+        if problem is not None:
+            raise click.BadParameter(f"cannot write {display(preview)}: {problem}", param_hint="--preview")
         exists = os.path.lexists(preview)
         # resuming with --skip-existing keeps an existing sheet, as it keeps the existing variants
         sheet = _Preview(preview, keep=exists and io_options["skip_existing"])

@@ -447,10 +447,13 @@ def test_a_tiff_mask_turns_with_its_tiff_image(tmp_path, aug, ignore):
 @pytest.mark.parametrize("args, msg", [(["--min-visibility", "nan"], "--min-visibility': expected a number, got nan"),
                                        (["--preview", "sheet.txt"], "cannot write '.txt' files"),
                                        (["--preview", "sheet.png.bogus"], "cannot write '.bogus' files"),
-                                       (["--preview", ""], "give a file name")])
+                                       (["--preview", ""], "give a file name"),
+                                       (["--preview", "IN/a.png/sheet.png"], "a.png is a file, not a folder"),
+                                       (["--preview", "/proc/sheet.png"], "cannot create a file in /proc")])
 def test_options_refused_before_any_work(tmp_path, aug, inputs, args, msg):
     """--min-visibility nan failed only the inputs with labels (exit 1), a preview name OpenCV cannot write failed
     after the whole batch was written, and an empty one was ignored."""
+    args = [a.replace("IN", str(inputs)) for a in args]  # a sheet where a folder is wanted and a file is
     r = aug(str(inputs), "-o", str(tmp_path / "o"), "--seed", "1", *args)
     assert r.exit_code == 2 and msg in r.stderr, r.stderr
     assert not (tmp_path / "o").exists()

@@ -189,6 +189,7 @@ def test_manifest_folder_is_created_like_the_output_folder(tmp_path, run):
     r = run("--theta", SHIFT, str(tmp_path / "in.png"), "-o", str(tmp_path / "o2"), "--manifest",
             str(tmp_path / "file" / "run.jsonl"), "-q")
     assert r.exit_code == 2 and "--manifest" in r.stderr and "Traceback" not in r.stderr
+    assert "file is a file, not a folder" in r.stderr and "File exists" not in r.stderr  # it said "File exists"
     assert not (tmp_path / "o2").exists()
 
 

@@ -109,7 +109,8 @@ def test_parse_fill_and_numbers():
         with pytest.raises(InvalidArgumentError, match=f"a colour is written '#{text}'"):
             parse_fill(text)
     for text, msg in (("1,x", "not a number"), ("nan", "NaN"), ("1e999", "infinite"), ("", "give a colour"),
-                      (" , ", "give a colour")):
+                      (" , ", "give a colour"), ("#ff", "six or eight hexadecimal digits"),  # said "not a number"
+                      ("#fff", "'#RRGGBB' or '#RRGGBBAA'"), ("#gg0000", "hexadecimal")):
         with pytest.raises(InvalidArgumentError, match=msg):
             parse_fill(text)
     with pytest.raises(InvalidArgumentError, match="expected 6 or 9 numbers, got 2"):
