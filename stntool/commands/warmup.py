@@ -104,10 +104,12 @@ def warmup(everything, families, modes, paddings, dtypes, device, jobs, quiet):
         click.echo(f"stntool: error: warmup {name}: {reason}", err=True)
     if not quiet:
         where = ", ".join(result.cache_dirs) or lib.cache_location()
+        wanted = os.environ.get("NUMBA_CACHE_DIR")
         if result.uncached:
-            bad = os.environ.get("NUMBA_CACHE_DIR")
-            where = (f"none: NUMBA_CACHE_DIR={bad} is not writable" if bad else "none: no folder this user can "
+            where = (f"none: NUMBA_CACHE_DIR={wanted} is not writable" if wanted else "none: no folder this user can "
                      "write") + " (the kernels were compiled in memory; a later run compiles them again)"
+        elif wanted and result.cache_dirs and not all(_inside(d, wanted) for d in result.cache_dirs):
+            where += f" (NUMBA_CACHE_DIR={wanted} is not writable: numba passed it over)"
         took = sum(c.seconds for c in result.compiled)
         if result.compiled:
             kernels = (f"{len(result.compiled)} kernel{'s' if len(result.compiled) != 1 else ''} compiled "
@@ -121,3 +123,9 @@ def warmup(everything, families, modes, paddings, dtypes, device, jobs, quiet):
         raise SystemExit(result.exit_code)
     if result.uncached and backend == "cpu":  # a warmup that keeps nothing has failed its purpose
         raise SystemExit(1)
+
+
+def _inside(path, folder) -> bool:
+    """Whether ``path`` is ``folder`` or inside it (both made absolute and real)."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)

@@ -110,6 +110,20 @@ def test_warmup_without_a_writable_cache_says_nothing_was_cached(monkeypatch, ca
     assert (f"NUMBA_CACHE_DIR={cache_env} is not writable" in summary) == (cache_env is not None)
 
 
+def test_warmup_says_when_numba_passed_numba_cache_dir_over(monkeypatch, tmp_path):
+    """numba goes on to the package's own folder when NUMBA_CACHE_DIR cannot be written: the summary named that
+    folder only, so a Docker step warming NUMBA_CACHE_DIR looked fine and left it empty."""
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "wanted"))
+    monkeypatch.setattr(lib, "run", lambda *a, **k: lib.Result(calls=8, seconds=1.0,
+                                                               cache_dirs=[str(tmp_path / "elsewhere")]))
+    r = invoke("--dtypes", "uint8", "-j", "1", "--device", "cpu")
+    assert r.exit_code == 0 and f"NUMBA_CACHE_DIR={tmp_path / 'wanted'} is not writable" in r.stderr, r.stderr
+    monkeypatch.setattr(lib, "run", lambda *a, **k: lib.Result(calls=8, seconds=1.0,
+                                                               cache_dirs=[str(tmp_path / "wanted" / "sampling_x")]))
+    r = invoke("--dtypes", "uint8", "-j", "1", "--device", "cpu")
+    assert r.exit_code == 0 and "not writable" not in r.stderr, r.stderr
+
+
 def test_run_tasks_reports_an_uncached_process(monkeypatch):
     from stntool import _compile_notice as cn
 
