@@ -71,6 +71,9 @@ PRESETS = {
 }
 
 _RANGES = ("rotate", "scale", "aspect", "shear", "shear_y", "translate")
+#: The least area the two shears together may leave (``1 - tan(shear) tan(shear_y)``, the determinant of their
+#: matrix): below it a variant is squashed towards a line, at 0 the map is singular, below 0 mirrored.
+_MIN_SHEAR_AREA = 0.1
 
 
 #: The smallest and largest scale and aspect factor a variant may have.
@@ -110,6 +113,11 @@ def _as_range(value, what: str, symmetric: bool = False) -> tuple:
     if not (math.isfinite(lo) and math.isfinite(hi) and math.isfinite(hi - lo)) or lo > hi:
         raise InvalidArgumentError(f"{what} must be finite with lo <= hi, got {value!r}")
     return (lo, hi)
+
+
+def _span(r) -> str:
+    """A range as the command line writes it: ``LO:HI``, or one value."""
+    return f"{r[0]:g}" if r[0] == r[1] else f"{r[0]:g}:{r[1]:g}"
 
 
 def variant_rng(seed: int, key: str, index: int):
@@ -192,6 +200,13 @@ class Augmenter:
         for name in ("shear", "shear_y"):
             if max(abs(v) for v in getattr(self, name)) >= 89.0:
                 raise InvalidArgumentError(f"{name} must stay within (-89, 89) degrees")
+        # together the shears scale areas by 1 - tan(shear) tan(shear_y): at 1 they fold the image onto a line
+        # (45° and 45°: a singular map), beyond it they mirror it; draws may not shrink it below _MIN_SHEAR_AREA
+        fold = max(math.tan(math.radians(a)) * math.tan(math.radians(b)) for a in self.shear for b in self.shear_y)
+        if 1.0 - fold < _MIN_SHEAR_AREA:
+            raise InvalidArgumentError(f"the shears ({_span(self.shear)}° in x, {_span(self.shear_y)}° in y) together "
+                                       f"can fold the image (1 - tan(x) tan(y) reaches {1.0 - fold:.3g}, under "
+                                       f"{_MIN_SHEAR_AREA:g}); narrow one of them")
         for name in ("hflip", "vflip"):
             p = getattr(self, name)
             if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
@@ -221,10 +236,15 @@ class Augmenter:
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "Augmenter":
-        """An augmenter from a named preset (:data:`PRESETS`), with some options replaced."""
+        """An augmenter from a named preset (:data:`PRESETS`), with some options replaced. ``padding`` or ``fill``
+        replaces both (as ``--padding`` or ``--fill`` does: the document presets' white fill goes with their
+        constant padding)."""
         if name not in PRESETS:
             raise InvalidArgumentError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
+        base = dict(PRESETS[name])
+        if "padding" in overrides or "fill" in overrides:
+            base.pop("padding", None), base.pop("fill", None)
+        return cls(**{**base, **overrides})
 
     def options(self) -> dict:
         """The options as keyword arguments (JSON-ready lists for ranges)."""
@@ -580,7 +600,8 @@ def _move_labels(res, spec, in_hw, keypoints, boxes, mask, labels, min_visibilit
 
 def _inverse2(l00, l01, l10, l11):
     """The inverse of the 2x2 ``[[l00, l01], [l10, l11]]`` (an affine variant's linear part, whose determinant
-    is positive: positive scales, shears within ±89°), entry by entry: its adjugate over its determinant."""
+    is positive: positive scales, shears that keep ``1 - tan(shear) tan(shear_y)`` at least
+    :data:`_MIN_SHEAR_AREA`), entry by entry: its adjugate over its determinant."""
     det = l00 * l11 - l01 * l10
     return l11 / det, -l01 / det, -l10 / det, l00 / det
 

@@ -16,7 +16,9 @@ multiplied by ``alpha``. A field that smooth is band-limited, so it is drawn on 
 nodes ``step = max(1, sigma // 2)`` pixels apart carry noise scaled by ``1 / step`` (the sum of the
 ``step²`` pixels' noise they stand for, per unit weight), smoothed there by a Gaussian of ``sigma /
 step`` nodes. The displacement has the same standard deviation and correlation length as the
-per-pixel recipe, at ``1 / step²`` of its cost. The noise comes from ``PCG64(seed)`` raw doubles
+per-pixel recipe away from the edges (within about ``2 sigma`` of them, that recipe's replicated edge
+repeats single pixels' noise: its field moves more there, up to twice as much at the border), at
+``1 / step²`` of its cost. The noise comes from ``PCG64(seed)`` raw doubles
 (``Generator.random``) and the weights from Python's ``math.exp``, so a record replays the same
 field on every machine.
 

@@ -250,6 +250,24 @@ def test_presets_build_and_differ():
     assert Augmenter.from_preset("light", rotate=(0, 0)).rotate == (0.0, 0.0)
     with pytest.raises(InvalidArgumentError):
         Augmenter.from_preset("extreme")
+    # padding or fill replaces both, as on the command line (the preset's white fill refused border padding)
+    border = Augmenter.from_preset("document", padding="border")
+    assert border.padding == "border" and border.fill is None
+    assert Augmenter.from_preset("document", padding="zeros").fill is None
+
+
+def test_shears_that_fold_the_image_are_refused():
+    """shear 45 and shear_y 45 made a singular map (θ entries of 4e15, an image of padding), wider ones mirrored
+    variants: each shear alone was checked."""
+    for shear, shear_y in ((45, 45), ((-50, 50), (-50, 50)), ((-44, 44), (-44, 44)), (60, 30)):
+        with pytest.raises(InvalidArgumentError, match="together can fold the image"):
+            Augmenter(shear=shear, shear_y=shear_y)
+    assert Augmenter(shear=-60, shear_y=30).shear == (-60.0, -60.0)  # opposite signs widen: 1 + tan 60° tan 30° = 2
+    aug = Augmenter(shear=(-40, 40), shear_y=(-40, 40))  # 1 - tan²40° = 0.30: kept
+    for _ in range(200):
+        spec = aug.sample(np.random.default_rng(_), (48, 64))
+        lin = np.asarray(spec.theta)[:, :2]
+        assert np.linalg.det(lin) > 0
 
 
 def test_elastic_field_statistics_match_the_per_pixel_recipe():
