@@ -217,6 +217,9 @@ class Augmenter:
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not 0.0 <= v < 0.5:
                 raise InvalidArgumentError(f"{name} is a fraction of the size in [0, 0.5), got {v!r}")
             object.__setattr__(self, name, float(v))
+        if not isinstance(self.keep_inside, (bool, np.bool_)):  # "no" and None turned it on (any truthy value)
+            raise InvalidArgumentError(f"keep_inside is True or False, got {self.keep_inside!r}")
+        object.__setattr__(self, "keep_inside", bool(self.keep_inside))
         g = self.tps_grid
         if isinstance(g, (bool, np.bool_)) or not isinstance(g, numbers.Integral) or not 2 <= g <= 16:
             raise InvalidArgumentError(f"tps_grid must be an integer in [2, 16], got {g!r}")
@@ -367,6 +370,9 @@ class Augmenter:
 
         ``rng`` is a ``numpy.random.Generator``; only ``rng.random`` is called (see the module docstring).
         """
+        if not callable(getattr(rng, "random", None)):
+            raise InvalidArgumentError(f"rng must be a numpy.random.Generator (numpy.random.default_rng(seed)), got "
+                                       f"{type(rng).__name__}")
         in_hw = as_hw(in_hw)
         out_hw = in_hw if out_hw is None else as_hw(out_hw)
         d = self._draws(rng)

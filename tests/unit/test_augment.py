@@ -236,7 +236,8 @@ def test_ranges_parse_and_reject():
     with pytest.raises(InvalidArgumentError, match="expected LO:HI with two numbers"):
         parse_range("1:2:3", "--rotate")
     for kw in (dict(scale=(0, 1)), dict(hflip=1.5), dict(perspective=0.7), dict(tps_grid=1), dict(elastic=(1, 0)),
-               dict(shear=(-90, 0)), dict(mode="cubic"), dict(padding="constant", fill="#zz")):
+               dict(shear=(-90, 0)), dict(mode="cubic"), dict(padding="constant", fill="#zz"),
+               dict(keep_inside="no"), dict(keep_inside=None)):  # "no" turned it on
         with pytest.raises(InvalidArgumentError):
             Augmenter(**kw)
 
@@ -254,6 +255,14 @@ def test_presets_build_and_differ():
     border = Augmenter.from_preset("document", padding="border")
     assert border.padding == "border" and border.fill is None
     assert Augmenter.from_preset("document", padding="zeros").fill is None
+
+
+def test_a_generator_is_asked_for_clearly():
+    for rng in (None, 0, "seed"):  # an AttributeError said nothing of what was wanted
+        with pytest.raises(InvalidArgumentError, match="rng must be a numpy.random.Generator"):
+            Augmenter(rotate=5).sample(rng, (8, 8))
+        with pytest.raises(InvalidArgumentError, match="rng must be a numpy.random.Generator"):
+            Augmenter(rotate=5)(np.zeros((8, 8), np.uint8), rng)
 
 
 def test_shears_that_fold_the_image_are_refused():
