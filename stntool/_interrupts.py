@@ -74,14 +74,18 @@ def sigterm_as_sigint():
     whatever SIGINT's handler is at that moment, so a batch winds down as it does for Ctrl-C (running images
     finish their atomic writes, every file written gets its record, temp files go) where SIGTERM's default
     would end the process between a file and its record. Sets :data:`terminated`. Only in the main thread,
-    and only when SIGTERM has its default handler (one set by whoever started the process is kept)."""
+    only when SIGTERM has its default handler (one set by whoever started the process is kept), and only when
+    Ctrl-C would wind the run down (SIGINT has Python's handler: a job a script starts with ``&`` ignores
+    SIGINT, and SIGTERM then ends it at once, as before)."""
     if _SIGTERM is None or threading.current_thread() is not threading.main_thread():
         return
     try:
         if _signals.getsignal(_SIGTERM) != _signals.SIG_DFL:
             return
+        if _signals.getsignal(_SIGINT) is not _signals.default_int_handler:
+            return
         _signals.signal(_SIGTERM, _on_sigterm)
-    except (ValueError, OSError, TypeError):
+    except (ValueError, OSError, TypeError, AttributeError):
         pass
 
 
@@ -91,5 +95,5 @@ def _on_sigterm(signum, frame):
     handler = _signals.getsignal(_SIGINT)
     if callable(handler):
         handler(_SIGINT, frame)  # Python's default raises KeyboardInterrupt; the batch's note or ignore it
-    elif handler == _signals.SIG_DFL:
+    else:  # SIGINT's handler changed since (not by stntool, whose are functions): a SIGTERM is never lost
         raise KeyboardInterrupt

@@ -92,9 +92,14 @@ print(held, _interrupts.terminated)
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 _interrupts.sigterm_as_sigint()  # a handler set by whoever started the process is kept
 print(signal.getsignal(signal.SIGTERM) == signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # a job started with & by a script: Ctrl-C winds nothing down,
+_interrupts.sigterm_as_sigint()               # so SIGTERM keeps ending it at once
+print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
 """
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert p.stdout.splitlines() == ["['block finished', 'interrupted after the block'] True", "True"], p.stderr
+    assert p.stdout.splitlines() == ["['block finished', 'interrupted after the block'] True", "True", "True"], \
+        p.stderr
 
 
 @pytest.mark.slow
