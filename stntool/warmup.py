@@ -14,7 +14,9 @@ numba compiles one signature on one core, so two processes compile two signature
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -221,7 +223,8 @@ def run(tasks, backend: str = "cpu", jobs: int = 1, notice: bool = False) -> Res
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_worker_start)
         try:
-            futures = [(b, pool.submit(run_tasks, b, backend, notice)) for b in bundles]
+            with _sigint_blocked():  # the workers start with it blocked: ignored once they run (_worker_start)
+                futures = [(b, pool.submit(run_tasks, b, backend, notice)) for b in bundles]
             for bundle, fut in futures:
                 try:
                     result.merge(fut.result())
@@ -233,6 +236,29 @@ def run(tasks, backend: str = "cpu", jobs: int = 1, notice: bool = False) -> Res
         pool.shutdown(wait=True)
     result.seconds = time.perf_counter() - started
     return result
+
+
+@contextlib.contextmanager
+def _sigint_blocked():
+    """Block SIGINT in this thread while the pool spawns its workers (on ``submit``): a child inherits the mask, so
+    a Ctrl-C while it starts up stays pending until :func:`_worker_start` ignores it (which drops it), where it
+    printed a traceback of the child's start-up. Here it is delivered when the block ends (a KeyboardInterrupt,
+    which stops the workers). A no-op where signals cannot be masked, or off the main thread."""
+    import signal
+
+    mask = getattr(signal, "pthread_sigmask", None)
+    blocked = False
+    if mask is not None and threading.current_thread() is threading.main_thread():
+        try:
+            mask(signal.SIG_BLOCK, {signal.SIGINT})
+            blocked = True
+        except (OSError, ValueError):
+            pass
+    try:
+        yield
+    finally:
+        if blocked:
+            mask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _worker_start():

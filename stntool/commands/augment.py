@@ -172,12 +172,13 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
         if os.path.isdir(preview):
             raise click.BadParameter(f"{display(preview)} is a folder (give a file name, e.g. sheet.png)",
                                      param_hint="--preview")
-        problem = folder_problem(preview)  # the sheet is written after the batch: fail now, not then
-        if problem is not None:
-            raise click.BadParameter(f"cannot write {display(preview)}: {problem}", param_hint="--preview")
         exists = os.path.lexists(preview)
         # resuming with --skip-existing keeps an existing sheet, as it keeps the existing variants
-        sheet = _Preview(preview, keep=exists and io_options["skip_existing"])
+        keep = exists and io_options["skip_existing"]
+        problem = None if keep else folder_problem(preview)  # written after the batch: fail now, not then
+        if problem is not None:
+            raise click.BadParameter(f"cannot write {display(preview)}: {problem}", param_hint="--preview")
+        sheet = _Preview(preview, keep=keep)
 
     def starting():  # once every option is checked (an input named by --preview among them): usage errors first
         if sheet is not None and exists and not (io_options["overwrite"] or io_options["skip_existing"]):

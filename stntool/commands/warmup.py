@@ -122,6 +122,10 @@ def warmup(everything, families, modes, paddings, dtypes, device, jobs, quiet):
     if result.exit_code:
         raise SystemExit(result.exit_code)
     if result.uncached and backend == "cpu":  # a warmup that keeps nothing has failed its purpose
+        if quiet:  # errors are said with --quiet too
+            wanted = os.environ.get("NUMBA_CACHE_DIR")
+            click.echo("stntool: error: warmup: nothing was cached (" + (f"NUMBA_CACHE_DIR={wanted} is not writable"
+                       if wanted else "no folder this user can write") + ")", err=True)
         raise SystemExit(1)
 
 

@@ -141,6 +141,9 @@ def folder_lock(folder, exclusive: bool):
             except OSError:
                 os.close(fd)
                 fd = None
+            except BaseException:  # Ctrl-C while waiting: the descriptor is not left open
+                os.close(fd)
+                raise
     try:
         yield
     finally:

@@ -74,6 +74,20 @@ def test_a_preview_that_cannot_be_written_is_refused_first_and_stdout_is_no_prev
     r = cli_run(*base, "--preview", str(tmp_path / "file.txt" / "sheet.png"))
     assert r.exit_code == 2 and "file.txt is a file, not a folder" in r.output, r.output
     assert not (tmp_path / "aug").exists()
+    # a sheet kept as it is (it exists, --skip-existing) is not written: its folder need not take files
+    from stntool import io as sio
+
+    sheet = tmp_path / "kept.png"
+    write(sheet, b"a sheet")
+    real = sio.folder_problem
+    sio.folder_problem = lambda path: "read-only"
+    try:
+        r = cli_run(*base, "--preview", str(sheet), "--skip-existing")
+        assert r.exit_code == 0 and sheet.read_bytes() == b"a sheet", r.output
+        r = cli_run(*base, "--preview", str(sheet), "--overwrite")
+        assert r.exit_code == 2 and "read-only" in r.output
+    finally:
+        sio.folder_problem = real
     r = cli_run(*base, "--preview", "-", "--overwrite")
     assert r.exit_code == 2 and "written to a file" in r.output and not (Path.cwd() / "-").exists()
 

@@ -108,6 +108,8 @@ def test_warmup_without_a_writable_cache_says_nothing_was_cached(monkeypatch, ca
     assert summary.startswith("stntool warmup: 8 calls ok, ") and "; cache: none: " in summary
     assert "compiles them again" in summary
     assert (f"NUMBA_CACHE_DIR={cache_env} is not writable" in summary) == (cache_env is not None)
+    r = invoke("--dtypes", "uint8", "-j", "1", "--device", "cpu", "-q")  # exit 1 with --quiet too, and why
+    assert r.exit_code == 1 and r.stderr.startswith("stntool: error: warmup: nothing was cached ("), r.stderr
 
 
 def test_warmup_says_when_numba_passed_numba_cache_dir_over(monkeypatch, tmp_path):
