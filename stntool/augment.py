@@ -204,9 +204,9 @@ class Augmenter:
         # (45° and 45°: a singular map), beyond it they mirror it; draws may not shrink it below _MIN_SHEAR_AREA
         fold = max(math.tan(math.radians(a)) * math.tan(math.radians(b)) for a in self.shear for b in self.shear_y)
         if 1.0 - fold < _MIN_SHEAR_AREA:
-            raise InvalidArgumentError(f"the shears ({_span(self.shear)}° in x, {_span(self.shear_y)}° in y) together "
-                                       f"can fold the image (1 - tan(x) tan(y) reaches {1.0 - fold:.3g}, under "
-                                       f"{_MIN_SHEAR_AREA:g}); narrow one of them")
+            raise InvalidArgumentError(f"the shears ({_span(self.shear)}° in x, {_span(self.shear_y)}° in y) "
+                                       f"together can fold the image (1 - tan(x) tan(y) reaches {1.0 - fold:.3g}, "
+                                       f"under {_MIN_SHEAR_AREA:g}); narrow one of them")
         for name in ("hflip", "vflip"):
             p = getattr(self, name)
             if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
