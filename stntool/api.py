@@ -242,9 +242,9 @@ def warp_tps(img, src_points, dst_points, out_hw=None, mode: str = "bilinear", p
     mode_id, pad_id, fill_c = sample_options(mode, padding, fill, images.c)
     name = resolve_backend(backend)
     images.require_backend(name)
+    out = images.empty_out(images.n, out_hw)  # first: an output too large is refused before a plan is built for it
     plan = tps_plan(src_points, dst_points, images.hw, out_hw, align_corners, regularization, normalized, tol,
                     backend=name)
-    out = images.empty_out(images.n, out_hw)
     kernels(name).warp_tps_lattice(images.data, *plan.kernel_args(), out, mode_id, pad_id, as_flag(align_corners),
                                    fill_c, images.is_int, images.maxv)
     return images.restore(out, False)

@@ -39,6 +39,11 @@ __all__ = ["lattice_step", "elastic_displacement", "lattice_plan", "lattice_map"
            "lattice_shape"]
 
 
+#: The most lattice nodes an elastic field may have (2 GiB of float64 displacements, about 4 * 10**8 output
+#: pixels at sigma 1): beyond it a record is refused, not a MemoryError halfway.
+_MAX_NODES = 1 << 27
+
+
 def lattice_step(sigma: float) -> int:
     """Spacing in output pixels of the nodes an elastic field of this ``sigma`` is drawn on."""
     return max(1, int(sigma // 2))
@@ -149,10 +154,25 @@ def lattice_plan(spec, in_hw):
         raise InvalidArgumentError("lattice_plan needs a record with an elastic field")
     in_hw = as_hw(in_hw)
     out_hw = spec.out_hw or in_hw
+    step = lattice_step(spec.elastic.sigma)
+    hc, wc = lattice_shape(out_hw, step)
+    if (hc + 2) * (wc + 2) > _MAX_NODES:
+        raise InvalidArgumentError(f"the elastic field of an output of {out_hw[0]}x{out_hw[1]} at sigma "
+                                   f"{spec.elastic.sigma:g} needs {(hc + 2) * (wc + 2)} lattice nodes (at most "
+                                   f"{_MAX_NODES})")
     if spec.tps is None:  # θ: the nodes' input pixels added as the field is made, the same bits as base_map's
         from .transforms import pixel_map_from_theta
 
         m = pixel_map_from_theta(np.array(spec.theta, dtype=np.float64), in_hw, out_hw, spec.align_corners)
+        if len(spec.theta) == 3:
+            # the map's denominator is linear over the lattice (nodes from -step to Wc step, Hc step): where it
+            # changes sign between two corners, the horizon crosses the lattice, and interpolating across it
+            # is wrong even where no node lies on it
+            xs, ys = (-float(step), float(wc * step)), (-float(step), float(hc * step))
+            w = [x * m[2, 0] + y * m[2, 1] + m[2, 2] for x in xs for y in ys]
+            if min(w) <= 0.0 <= max(w):
+                raise InvalidArgumentError("the elastic record's base map has its horizon in view (a projective "
+                                           "θ's horizon crosses the output)")
         step, lattice = elastic_displacement(spec.elastic, out_hw, base=m if len(spec.theta) == 3 else m[:2])
     else:
         step, lattice = elastic_displacement(spec.elastic, out_hw)

@@ -17,6 +17,7 @@ device it runs on: NumPy, the CPU, or the GPU.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -27,6 +28,8 @@ from .grids import make_tps
 __all__ = ["TpsPlan", "tps_plan"]
 
 _ARRAYS = ("lattice", "singular", "tables", "norm_scale")
+#: The most float64 values a plan's lattice and radial tables may hold (2 GiB): beyond it a plan is refused.
+MAX_PLAN_VALUES = 1 << 28
 
 
 def _frozen_array(a, adopt: bool = False) -> np.ndarray:
@@ -180,7 +183,7 @@ def _build_tps_plan(tps, in_hw, out_hw, align_corners, tol, backend, frame="norm
     in_off = np.array([m_in[0, 2], m_in[1, 2]])
     norm_scale = np.array([m_out[0, 0], m_out[1, 1]])
     degenerate = norm_scale[0] == 0.0 or norm_scale[1] == 0.0  # a one-pixel axis with align_corners=True
-    step = 1 if (tol <= 0 or degenerate) else max(2, min(32, 1 << int(np.log2(max(2, max(ho, wo) // 64)))))
+    step = 1 if (tol <= 0 or degenerate) else max(2, min(32, 1 << int(math.log2(max(2, max(ho, wo) // 64)))))
     n_ctrl = len(tps.centres)
     if not degenerate:
         m_out_inv = pixel_from_norm(out_hw, align_corners) if frame == "norm" else np.eye(3)
@@ -191,6 +194,10 @@ def _build_tps_plan(tps, in_hw, out_hw, align_corners, tol, backend, frame="norm
     while True:
         hc = max(2, -(-(ho - 1) // step) + 1)
         wc = max(2, -(-(wo - 1) // step) + 1)
+        if (hc + 2) * (wc + 2) * (n_ctrl + 2) > MAX_PLAN_VALUES:  # refused, not a MemoryError (or worse) halfway
+            raise InvalidArgumentError(f"a TPS plan for an output of {ho}x{wo} with {n_ctrl} points needs "
+                                       f"{(hc + 2) * (wc + 2) * (n_ctrl + 2)} values at {step} px per node (at most "
+                                       f"{MAX_PLAN_VALUES}; a larger tol or fewer points need fewer)")
         ys, xs = np.meshgrid(np.arange(-1, hc + 1) * float(step), np.arange(-1, wc + 1) * float(step), indexing="ij")
         vals, terms = _eval_tps_terms(k, tps, np.stack([xs.ravel(), ys.ravel()], -1), m_out)
         lattice = np.ascontiguousarray((vals * in_scale + in_off).reshape(hc + 2, wc + 2, 2))
@@ -263,5 +270,9 @@ def tps_plan(src_points, dst_points, in_hw, out_hw=None, align_corners: bool = F
         raise InvalidArgumentError(f"tol must be >= 0, got {tol!r}")
     name = resolve_backend(backend)
     frame = "norm" if normalized else "pixel"
-    return _tps_plan_cached(src.tobytes(), dst.tobytes(), len(src), in_hw, out_hw, as_flag(align_corners),
-                            float(regularization), float(tol), name, frame)
+    try:
+        return _tps_plan_cached(src.tobytes(), dst.tobytes(), len(src), in_hw, out_hw, as_flag(align_corners),
+                                float(regularization), float(tol), name, frame)
+    except MemoryError:
+        raise InvalidArgumentError(f"a TPS plan for an output of {out_hw[0]}x{out_hw[1]} does not fit in memory") \
+            from None

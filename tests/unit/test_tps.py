@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import stntool
+from stntool.errors import InvalidArgumentError
 from stntool.sampling import _reference
 from stntool.tps import ThinPlateSpline, regular_control_points
 
@@ -227,3 +228,16 @@ def test_lattice_rows_read_where_the_lattice_says_for_every_step(rng, step):
         want = lattice_map(plan, np.stack([jj, ii], -1).reshape(-1, 2).astype(float)).reshape(out_hw + (2,))
         assert want.min() > 0 and want[..., 0].max() < w - 1 and want[..., 1].max() < h - 1  # ramps are exact
         np.testing.assert_allclose(got, want, atol=1e-9)
+
+
+@pytest.mark.parametrize("out_hw", [(10**6, 10**6), (10**30, 1)])
+def test_an_output_too_large_for_a_plan_is_refused_not_a_memory_error(out_hw):
+    """warp_tps built the plan before it checked the output (a MemoryError, or a process the kernel killed while
+    it filled a 55 GB lattice); a 10**30 side was a TypeError from np.log2."""
+    src = [[12.2, 1.7], [4.0, 1.2], [3.0, 1.9], [33.4, 0.5], [11.9, 1.6]]
+    dst = [[13.4, 1.9], [4.2, 0.5], [3.9, 0.2], [33.3, -0.1], [11.7, 0.6]]
+    img = np.zeros((40, 40))
+    with pytest.raises(InvalidArgumentError, match="too large|values"):  # (a lazily allocated output: the plan)
+        stntool.warp_tps(img, src, dst, out_hw=out_hw)
+    with pytest.raises(InvalidArgumentError, match="a TPS plan for an output of .* needs .* values"):
+        stntool.tps_plan(src, dst, (40, 40), out_hw)
