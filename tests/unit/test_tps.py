@@ -241,3 +241,19 @@ def test_an_output_too_large_for_a_plan_is_refused_not_a_memory_error(out_hw):
         stntool.warp_tps(img, src, dst, out_hw=out_hw)
     with pytest.raises(InvalidArgumentError, match="a TPS plan for an output of .* needs .* values"):
         stntool.tps_plan(src, dst, (40, 40), out_hw)
+
+
+@pytest.mark.parametrize("out_hw", [(1, 1146), (2, 1441), (3, 800)])
+def test_a_plan_for_a_thin_output_stays_within_tol(out_hw):
+    """The probes around each control point are a ring just outside its exact window; for an output a few pixels
+    thick the ring's rows and sampled columns all lay outside it, so nothing checked the pixels beside the window
+    (a plan for tol 0.5 was 2.7 px off there, reporting 0.11). The ring's parts outside the output now probe the
+    output pixels nearest them."""
+    src = [[12.2, 1.7], [4.0, 1.2], [3.0, 1.9], [33.4, 0.5], [11.9, 1.6], [16.0, 0.2], [23.2, 1.5], [30.7, 1.5]]
+    dst = [[13.4, 1.9], [4.2, 0.5], [3.9, 0.2], [33.3, -0.1], [11.7, 0.6], [16.7, 0.1], [22.6, 2.0], [30.6, 0.9]]
+    tol = 0.5
+    plan = stntool.tps_plan(src, dst, (2, 34), out_hw, tol=tol, backend="cpu")
+    exact = stntool.tps_plan(src, dst, (2, 34), out_hw, tol=0, backend="numpy")
+    ii, jj = np.divmod(np.arange(out_hw[0] * out_hw[1]), out_hw[1])
+    err = np.abs(plan.points(jj, ii) - exact.points(jj, ii)).max()
+    assert err <= tol / 2 + 1e-9 and plan.max_error >= err - 1e-9, (plan.step, err, plan.max_error)
