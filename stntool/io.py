@@ -596,7 +596,7 @@ def _tiff_size(data: bytes):
 _TIFF_ORIENTATION, _TIFF_SAMPLES, _TIFF_PHOTOMETRIC, _TIFF_EXTRA_SAMPLES = 274, 277, 262, 338
 
 
-def _tiff_for_decoder(data: bytes, apply_orientation: bool) -> bytes:
+def _tiff_for_decoder(data: bytes, apply_orientation: bool, ifd: dict | None = None) -> bytes:
     """TIFF bytes as OpenCV must see them to give the stored pixels, the way stntool reads every format.
 
     OpenCV's TIFF decoder (libtiff's RGBA reader) premultiplies 8-bit colour by an alpha marked unassociated
@@ -605,8 +605,9 @@ def _tiff_for_decoder(data: bytes, apply_orientation: bool) -> bytes:
     applies the Orientation tag itself, with or without ``IMREAD_IGNORE_ORIENTATION``: without
     ``apply_orientation`` the tag is handed over as 1. Grey + alpha pages, whose alpha the decoder drops,
     are refused (:class:`ImageReadError`). The input bytes are not changed; a patched copy is returned.
+    ``ifd``: :func:`_tiff_ifd0` of ``data``, when the caller has it already.
     """
-    ifd = _tiff_ifd0(data)
+    ifd = _tiff_ifd0(data) if ifd is None else ifd
     if not ifd:
         return data
     if _tiff_value(data, ifd, _TIFF_SAMPLES) == 2 and _tiff_value(data, ifd, _TIFF_PHOTOMETRIC) in (0, 1):
@@ -627,10 +628,9 @@ def _tiff_for_decoder(data: bytes, apply_orientation: bool) -> bytes:
     return bytes(out)
 
 
-def _tiff_associated_alpha(data: bytes) -> bool:
-    """Whether a TIFF's first page marks its extra sample as associated alpha (ExtraSamples 1: colour stored
-    premultiplied by alpha, as macOS writes it)."""
-    ifd = _tiff_ifd0(data)
+def _tiff_associated_alpha(data: bytes, ifd: dict) -> bool:
+    """Whether a TIFF's first page (``ifd``: its :func:`_tiff_ifd0`) marks its extra sample as associated alpha
+    (ExtraSamples 1: colour stored premultiplied by alpha, as macOS writes it)."""
     return bool(ifd) and _tiff_value(data, ifd, _TIFF_EXTRA_SAMPLES) == 1
 
 
@@ -847,8 +847,9 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
         _check_complete(fmt, data)
     associated = False
     if fmt == "tif":
-        associated = _tiff_associated_alpha(data)
-        data = _tiff_for_decoder(data, apply_exif)
+        ifd = _tiff_ifd0(data)  # read once: for the alpha's kind and for the patches
+        associated = _tiff_associated_alpha(data, ifd)
+        data = _tiff_for_decoder(data, apply_exif, ifd)
     cv = cv2()
     said = []
     for alone in (False, True):  # decoders run side by side; again alone when their lines are mixed
