@@ -1094,17 +1094,35 @@ def write_stdout(data: bytes):
     out.flush()
 
 
+def file_in_the_way(path) -> str | None:
+    """Why ``path``'s folder cannot be made, or None: the nearest of its folders that exists is a file
+    (``x.png/out``); the message names it."""
+    folder = nearest_folder(path)
+    return None if os.path.isdir(folder) else _in_the_way(folder)
+
+
+def _in_the_way(folder) -> str:
+    return f"{display(folder)} is a file, not a folder"
+
+
+def nearest_folder(path) -> str:
+    """The nearest of ``path``'s folders that exists (``.`` at the end of a relative path): where its folders would be
+    created. It may be a file in the way (:func:`file_in_the_way`)."""
+    folder = os.path.dirname(os.fspath(path)) or os.curdir
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder) or os.curdir
+    return folder
+
+
 def folder_problem(path) -> str | None:
     """Why a file cannot be made at ``path`` in its folder, or None: a file in the way of the folder (``x.png/out``),
     or a folder (the nearest existing one) where no file can be created (read-only, ``/proc``): tried with a
     temporary file, removed at once. A missing folder is no problem (it is created when the file is written)."""
     import tempfile
 
-    folder = os.path.dirname(os.fspath(path)) or os.curdir
-    while not os.path.exists(folder):
-        folder = os.path.dirname(folder) or os.curdir
+    folder = nearest_folder(path)
     if not os.path.isdir(folder):
-        return f"{display(folder)} is a file, not a folder"
+        return _in_the_way(folder)
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".stntool-tmp-", suffix=".part"):
             pass

@@ -191,15 +191,12 @@ def _check_writable(paths, overwrite, keep=None):
     and writing its results must not fail at the end, nor replace a file of the user's unasked."""
     import os
 
-    from ..io import display
+    from ..io import display, file_in_the_way
 
     for what, path in paths.items():
-        folder = os.path.dirname(path) or os.curdir
-        while not os.path.exists(folder):
-            folder = os.path.dirname(folder) or os.curdir
-        if not os.path.isdir(folder):
-            raise click.BadParameter(f"cannot write {display(path)}: {display(folder)} is a file, not a folder",
-                                     param_hint=what)
+        in_the_way = file_in_the_way(path)
+        if in_the_way is not None:
+            raise click.BadParameter(f"cannot write {display(path)}: {in_the_way}", param_hint=what)
         if os.path.isdir(path):
             raise click.BadParameter(f"{display(path)} is a folder", param_hint=what)
         resumed = (what == "--out's checkpoint" and keep is not None and os.path.exists(path) and os.path.exists(keep)
