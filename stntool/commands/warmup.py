@@ -106,8 +106,7 @@ def warmup(everything, families, modes, paddings, dtypes, device, jobs, quiet):
         where = ", ".join(result.cache_dirs) or lib.cache_location()
         wanted = os.environ.get("NUMBA_CACHE_DIR")
         if result.uncached:
-            where = (f"none: NUMBA_CACHE_DIR={wanted} is not writable" if wanted else "none: no folder this user can "
-                     "write") + " (the kernels were compiled in memory; a later run compiles them again)"
+            where = f"none: {_why_uncached()} (the kernels were compiled in memory; a later run compiles them again)"
         elif wanted and result.cache_dirs and not all(_inside(d, wanted) for d in result.cache_dirs):
             where += f" (NUMBA_CACHE_DIR={wanted} is not writable: numba passed it over)"
         took = sum(c.seconds for c in result.compiled)
@@ -123,10 +122,14 @@ def warmup(everything, families, modes, paddings, dtypes, device, jobs, quiet):
         raise SystemExit(result.exit_code)
     if result.uncached and backend == "cpu":  # a warmup that keeps nothing has failed its purpose
         if quiet:  # errors are said with --quiet too
-            wanted = os.environ.get("NUMBA_CACHE_DIR")
-            click.echo("stntool: error: warmup: nothing was cached (" + (f"NUMBA_CACHE_DIR={wanted} is not writable"
-                       if wanted else "no folder this user can write") + ")", err=True)
+            click.echo(f"stntool: error: warmup: nothing was cached ({_why_uncached()})", err=True)
         raise SystemExit(1)
+
+
+def _why_uncached() -> str:
+    """Why no kernel could be cached: the folder that NUMBA_CACHE_DIR names, or the lack of any."""
+    wanted = os.environ.get("NUMBA_CACHE_DIR")
+    return f"NUMBA_CACHE_DIR={wanted} is not writable" if wanted else "no folder this user can write"
 
 
 def _inside(path, folder) -> bool:
