@@ -49,6 +49,18 @@ def lattice_step(sigma: float) -> int:
     return max(1, int(sigma // 2))
 
 
+def _lattice_nodes(elastic, out_hw) -> tuple:
+    """``(step, Hc, Wc)`` of an elastic field's lattice for an output of ``out_hw``; :class:`InvalidArgumentError`
+    when it would have more than :data:`_MAX_NODES` nodes (apron included)."""
+    step = lattice_step(elastic.sigma)
+    hc, wc = lattice_shape(out_hw, step)
+    if (hc + 2) * (wc + 2) > _MAX_NODES:
+        raise InvalidArgumentError(f"the elastic field of an output of {out_hw[0]}x{out_hw[1]} at sigma "
+                                   f"{elastic.sigma:g} needs {(hc + 2) * (wc + 2)} lattice nodes (at most "
+                                   f"{_MAX_NODES})")
+    return step, hc, wc
+
+
 def lattice_shape(out_hw, step: int) -> tuple:
     """``(Hc, Wc)``: nodes per axis covering an output of ``out_hw`` (without the apron), as TPS plans use."""
     ho, wo = out_hw
@@ -93,8 +105,7 @@ def elastic_displacement(elastic, out_hw, base=None) -> tuple:
     the field, added as the field is made, with the bits of :func:`_theta_points` plus the field.
     """
     out_hw = as_hw(out_hw)
-    step = lattice_step(elastic.sigma)
-    hc, wc = lattice_shape(out_hw, step)
+    step, hc, wc = _lattice_nodes(elastic, out_hw)
     # noise U(-1, 1) / step: (Generator(PCG64(seed)).random((2, Hc + 2, Wc + 2)) * 2 - 1) / step, smoothed by the
     # compiled twin of _smooth, times alpha, as (H, W, 2) (the same bits; both drawn in one pass per channel)
     from ._smoothing import noise_field
@@ -154,12 +165,7 @@ def lattice_plan(spec, in_hw):
         raise InvalidArgumentError("lattice_plan needs a record with an elastic field")
     in_hw = as_hw(in_hw)
     out_hw = spec.out_hw or in_hw
-    step = lattice_step(spec.elastic.sigma)
-    hc, wc = lattice_shape(out_hw, step)
-    if (hc + 2) * (wc + 2) > _MAX_NODES:
-        raise InvalidArgumentError(f"the elastic field of an output of {out_hw[0]}x{out_hw[1]} at sigma "
-                                   f"{spec.elastic.sigma:g} needs {(hc + 2) * (wc + 2)} lattice nodes (at most "
-                                   f"{_MAX_NODES})")
+    step, hc, wc = _lattice_nodes(spec.elastic, out_hw)  # too many: refused before the base map is looked at
     if spec.tps is None:  # θ: the nodes' input pixels added as the field is made, the same bits as base_map's
         from .transforms import pixel_map_from_theta
 

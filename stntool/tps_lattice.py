@@ -151,11 +151,9 @@ def _ring_probes(centres_pix, radius, step, out_hw):
            np.stack([np.broadcast_to(lo[:, None, 0], ys.shape), ys], -1),
            np.stack([np.broadcast_to(hi[:, None, 0], ys.shape), ys], -1)]
     p = np.concatenate([q.reshape(-1, 2) for q in pts])
-    keep = (p[:, 0] >= 0) & (p[:, 0] < wo) & (p[:, 1] >= 0) & (p[:, 1] < ho)
     # where a ring leaves the output (an output a few pixels thick, a point near its edge), the output pixels
     # nearest its part outside: the edge pixels just outside the window, which the ring would miss
-    edge = np.column_stack([np.clip(p[~keep, 0], 0, wo - 1), np.clip(p[~keep, 1], 0, ho - 1)])
-    return np.unique(np.concatenate([p[keep], edge]), axis=0)
+    return np.unique(np.column_stack([np.clip(p[:, 0], 0, wo - 1), np.clip(p[:, 1], 0, ho - 1)]), axis=0)
 
 
 def _frame_matrices(frame, in_hw, out_hw, align_corners):

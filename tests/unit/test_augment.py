@@ -582,3 +582,5 @@ def test_an_elastic_lattice_too_large_is_refused_not_a_memory_error():
     spec = WarpSpec(theta=((1, 0, 0), (0, 1, 0)), out_hw=(10**6, 10**6), elastic=Elastic(1.0, 0.01, 1))
     with pytest.raises(InvalidArgumentError, match="lattice nodes"):
         maps.lattice_plan(spec, (40, 40))
+    with pytest.raises(InvalidArgumentError, match="lattice nodes"):  # the public field alone, likewise
+        maps.elastic_displacement(spec.elastic, spec.out_hw)
