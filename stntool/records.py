@@ -297,9 +297,7 @@ class TpsPoints:
         try:
             return cls.from_record(doc)
         except InvalidArgumentError as e:
-            if str(e).startswith("unknown key"):
-                raise InvalidArgumentError(f"{path}: {e}") from None
-            raise
+            raise InvalidArgumentError(f"{path}: {e}") from None
 
     @classmethod
     def from_record(cls, doc) -> "TpsPoints":

@@ -86,7 +86,7 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
     check_io_options(fill, padding, **{k: io_options[k] for k in ("overwrite", "skip_existing", "null", "files_from",
                                                                    "manifest", "manifest_append")})
     from ..batch import STDIN, Output, attach_payloads, relative_name
-    from ..errors import InvalidArgumentError
+    from ..errors import InvalidArgumentError, StnError
     from ..records import TpsPoints, WarpSpec, apply_spec, read_warp_records
     from ..transforms import theta_from_cv2
 
@@ -104,7 +104,10 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
     if tps_file is not None:
         with usage_errors("--tps"):
             points = TpsPoints.load(tps_file)
-            points.spline()  # the same whatever the image: points that determine none are refused once, here
+            try:  # the same whatever the image: points that determine none are refused once, here
+                points.spline()
+            except StnError as e:
+                raise type(e)(f"{tps_file}: {e}") from None
             template = template.replace(tps=points)
     table = None
     if params_file == "-" and "-" in inputs:

@@ -257,7 +257,21 @@ def test_tps_points_that_determine_no_spline_are_a_usage_error(tmp_path, run, po
     r = run("--tps", str(tmp_path / "t.json"), str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o",
             str(tmp_path / "o"))
     assert r.exit_code == 2 and r.stderr.count(reason) == 1 and "--tps" in r.stderr, r.stderr
+    assert f"{tmp_path / 't.json'}: " in r.stderr, r.stderr  # the file that holds them
     assert "stntool: error" not in r.stderr and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("doc, reason", [
+    ({"src": [[1, 2]], "dst": 5}, '"dst" must be a list of [x, y] pairs'),
+    ([1], "expected an object"),
+    ({"src": [[1, 2]], "dst": [[1, 2]], "normalised": True}, "unknown key 'normalised'"),
+])
+def test_a_bad_tps_file_is_named_in_its_error(tmp_path, run, doc, reason):
+    # every reason a points file is refused names the file (only a misspelt key did)
+    write(tmp_path / "a.png", encode(np.zeros((20, 30, 3), np.uint8), ".png"))
+    (tmp_path / "t.json").write_text(json.dumps(doc))
+    r = run("--tps", str(tmp_path / "t.json"), str(tmp_path / "a.png"), "-o", str(tmp_path / "o"))
+    assert r.exit_code == 2 and f"{tmp_path / 't.json'}: {reason}" in r.stderr, r.stderr
 
 
 def test_a_singular_forward_matrix_is_a_usage_error_and_an_inverse_one_warps(tmp_path, run):
