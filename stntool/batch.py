@@ -200,6 +200,18 @@ def safe_rel(path) -> str:
     return p
 
 
+def _has_subfolders(path, skip=()) -> bool:
+    """Whether the folder ``path`` holds a sub-folder that ``-r`` would enter: not hidden, not among ``skip``
+    (:func:`stntool.io.folder_key` keys)."""
+    from .io import folder_key
+
+    try:
+        with os.scandir(path) as it:
+            return any(not e.name.startswith(".") and e.is_dir() and folder_key(e.path) not in skip for e in it)
+    except OSError:
+        return False
+
+
 def discover(inputs=(), recursive: bool = False, listed=(), warn=None, leave_out=()):
     """Items for ``inputs`` (files, folders, ``-``) followed by ``listed`` paths, in order.
 
@@ -232,7 +244,8 @@ def discover(inputs=(), recursive: bool = False, listed=(), warn=None, leave_out
             for found_path, rel in scan_directory(path, recursive, skip, unreadable):
                 items.append(Item(len(items), found_path, rel, "folder"))
             if len(items) == before and warn is not None:
-                warn(f"no images in folder {display(path)}")
+                hint = "" if recursive or not _has_subfolders(path, skip) else " (it has sub-folders: -r enters them)"
+                warn(f"no images in folder {display(path)}{hint}")
         elif path == STDIN:
             items.append(Item(len(items), path, "stdin.png", "stdin"))
         elif how == "list":

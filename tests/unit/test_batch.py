@@ -74,6 +74,23 @@ def test_discover_errors_and_warnings(tmp_path):
     assert items == [] and folders == 1 and said == [f"no images in folder {tmp_path / 'empty'}"]
 
 
+def test_a_folder_with_images_only_in_sub_folders_says_how_to_enter_them(tmp_path):
+    # without -r such a folder gives nothing: the warning says why, unless the only sub-folder is left out
+    sub = tmp_path / "in" / "sub"
+    sub.mkdir(parents=True)
+    (sub / "a.png").write_bytes(b"")
+    (tmp_path / "in" / ".ipynb_checkpoints").mkdir()  # hidden: -r leaves it out too
+    said = []
+    batch.discover([str(tmp_path / "in")], warn=said.append)
+    assert said == [f"no images in folder {tmp_path / 'in'} (it has sub-folders: -r enters them)"]
+    said.clear()
+    batch.discover([str(tmp_path / "in")], warn=said.append, leave_out=[str(sub)])
+    assert said == [f"no images in folder {tmp_path / 'in'}"]
+    said.clear()
+    items, _ = batch.discover([str(tmp_path / "in")], recursive=True, warn=said.append)
+    assert len(items) == 1 and said == []
+
+
 def test_read_list_lines_crlf_and_nul(tmp_path):
     (tmp_path / "l.txt").write_bytes(b"a.png\r\n\nb c.png\n")
     assert batch.read_list(str(tmp_path / "l.txt")) == ["a.png", "b c.png"]
