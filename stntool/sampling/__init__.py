@@ -132,9 +132,12 @@ def sample_options(mode: str, padding: str, fill, channels: int):
         if padding != "constant":
             raise InvalidArgumentError("fill is only used with padding='constant'")
         try:
-            f = np.asarray(fill, dtype=np.float64).ravel()
+            f = np.asarray(fill)
         except (TypeError, ValueError):
-            raise InvalidArgumentError(f"fill must be a number or one number per channel, got {fill!r}") from None
+            f = np.asarray(None)
+        if f.dtype.kind not in "iuf":  # not strings, bytes, booleans, dates or complex numbers (numpy casts them)
+            raise InvalidArgumentError(f"fill must be a number or one number per channel, got {fill!r}")
+        f = f.astype(np.float64).ravel()
         if f.size == 1:
             fill_c[:] = f[0]
         elif f.size == channels:
