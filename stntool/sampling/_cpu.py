@@ -596,6 +596,41 @@ def _bicubic_channels_f32(src, off, row, cc, fx, fy, dst, d):
         dst[np.uint64(d + c)] = _bicubic_c(src, base + c, row, cc, wx0, wx1, wx2, wx3, wy0, wy1, wy2, wy3)
 
 
+#: float32's exponent bits: a value is infinite or NaN when all of them are set.
+F32_EXPONENT = 0x7F800000
+
+
+@jit_device
+def _f32_overflow_again(dst, d0, d1):
+    """Whether ``dst[d0:d1]`` (float32 outputs) holds an infinity or NaN: a float32 bicubic sum can overflow
+    where the float64 reference's value is finite (a tap near float32's largest value times a weight above
+    1), and taps of opposite sign then give NaN. The caller computes such pixels again in float64
+    (:func:`_bicubic_f64_again`); an all-finite row (every row of an image without such values) costs one
+    vectorised pass over its outputs."""
+    bits = dst.view(np.uint32)
+    bad = 0
+    for k in range(d0, d1):
+        bad += (bits[k] & F32_EXPONENT) == F32_EXPONENT
+    return bad > 0
+
+
+@jit_device
+def _bicubic_f64_again(src, off, row, cc, fx, fy, dst, d):
+    """The interior bicubic pixel of a float32 image at ``off``, ``fx``, ``fy`` (as :func:`_bicubic_interior_f32`)
+    computed again in float64 and rounded to float32, where one of its float32 values is not finite: the
+    reference's sums, in its order (:func:`_bicubic_c`)."""
+    finite = True
+    for c in range(cc):
+        finite = finite and math.isfinite(dst[np.uint64(d + c)])
+    if finite:
+        return
+    wx0, wx1, wx2, wx3 = _cubic_weights(fx)
+    wy0, wy1, wy2, wy3 = _cubic_weights(fy)
+    base = off - row - cc
+    for c in range(cc):
+        dst[np.uint64(d + c)] = _bicubic_c(src, base + c, row, cc, wx0, wx1, wx2, wx3, wy0, wy1, wy2, wy3)
+
+
 @jit_inline
 def _to_q(x):
     return np.int64(np.floor(x * Q_ONE + 0.5))
@@ -3047,16 +3082,24 @@ def _span_bicubic_f64(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, 
 
 @jit_device
 def _span_bicubic_f32(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase):
+    """float32 arithmetic; pixels whose float32 sums overflowed, again in float64 (:func:`_f32_overflow_again`)."""
+    xq0, yq0, j0 = xq, yq, j_lo
     if cc == 3:
         _span_bicubic_3(src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, False, 0.0)
-        return
-    if cc == 1:  # whole blocks of pixels in vector lanes, where the dtype has them
-        xq, yq, j_lo = grey_blocks(BICUBIC, src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
-    for j in range(j_lo, j_stop):
-        _bicubic_channels_f32(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
-                              (yq & Q_MASK) * Q_INV, dst, dbase + j * cc)
-        xq += dxq
-        yq += dyq
+    else:
+        if cc == 1:  # whole blocks of pixels in vector lanes, where the dtype has them
+            xq, yq, j_lo = grey_blocks(BICUBIC, src, sbase, row, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase)
+        for j in range(j_lo, j_stop):
+            _bicubic_channels_f32(src, sbase + (yq >> 32) * row + (xq >> 32) * cc, row, cc, (xq & Q_MASK) * Q_INV,
+                                  (yq & Q_MASK) * Q_INV, dst, dbase + j * cc)
+            xq += dxq
+            yq += dyq
+    if j_stop > j0 and _f32_overflow_again(dst, dbase + j0 * cc, dbase + j_stop * cc):
+        for j in range(j0, j_stop):
+            x = xq0 + (j - j0) * dxq
+            y = yq0 + (j - j0) * dyq
+            _bicubic_f64_again(src, sbase + (y >> 32) * row + (x >> 32) * cc, row, cc, (x & Q_MASK) * Q_INV,
+                               (y & Q_MASK) * Q_INV, dst, dbase + j * cc)
 
 
 def span_bicubic(src, sbase, row, cc, xq, yq, dxq, dyq, j_lo, j_stop, dst, dbase, is_int, maxv, coef):
@@ -3614,8 +3657,21 @@ def _run_bic_f64(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
 
 @jit_device
 def _run_bic_f32(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
-    """float32 images: float32 arithmetic."""
+    """float32 images: float32 arithmetic; pixels whose float32 sums overflowed, again in float64
+    (:func:`_f32_overflow_again`)."""
     row = w * cc
+    j0 = j
+    j = _run_bic_f32_sums(src, row, cc, cells, j, wo, dst, dbase, is_int, maxv, fill, fills)
+    if j > j0 and _f32_overflow_again(dst, dbase + j0 * cc, dbase + j * cc):
+        for k in range(j0, j):
+            if cells[k] >= 0:
+                _bicubic_f64_again(src, cells[k], row, cc, cells[wo + k] * Q_INV, cells[2 * wo + k] * Q_INV, dst,
+                                   dbase + k * cc)
+    return j
+
+
+@jit_inline
+def _run_bic_f32_sums(src, row, cc, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
     while j < wo:
         off = cells[j]
         if off < 0:

@@ -1533,3 +1533,35 @@ def test_float32_bilinear_of_infinite_and_huge_taps_is_the_references(channels, 
             assert np.all(np.isfinite(got[finite]))
             atol = 1e-30 if kind == "infinite" else 1e33  # 3e38 (1 - f) - 3e38 f: float32's rounding of 3e38
             np.testing.assert_allclose(got[finite], expect[finite], rtol=1e-5, atol=atol)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_float32_bicubic_of_huge_taps_is_finite_where_the_reference_is(channels):
+    # the float32 sums of four taps overflowed where the float64 reference's value is finite (a tap of 3.2e38
+    # times a weight of 1.19 is past float32's range): infinity there, and NaN next to taps of the other sign.
+    # Every span form (3-channel vector pixels, grey blocks, pixel by pixel), points rows (grid_sample,
+    # projective warps) and the one-pixel case of the report
+    one = np.zeros((4, 4), np.float32)
+    one[1, 1:3] = 3.2e38
+    for backend in ("numpy", "cpu"):
+        assert stntool.grid_sample(one, np.zeros((1, 1, 2)), mode="bicubic", backend=backend)[0, 0] == np.float32(
+            2.25625e38)
+    rng = np.random.default_rng(channels)
+    img = (rng.choice([-1, 1], (24, 61, channels)) * rng.uniform(3.0e38, 3.4e38, (24, 61, channels))).astype(
+        np.float32)
+    img[rng.random(img.shape) < 0.3] = 1.0  # small taps beside the huge ones
+    theta = np.array([[0.9, -0.2, 0.03], [0.25, 0.95, -0.07]])
+    grid = stntool.affine_grid(theta, (20, 53))
+    projective = np.vstack([theta, [0.02, -0.01, 1.0]])
+    for run in (lambda b: stntool.warp(img, theta, mode="bicubic", backend=b),
+                lambda b: stntool.grid_sample(img, grid, mode="bicubic", backend=b),
+                lambda b: stntool.warp(img, projective, mode="bicubic", backend=b)):
+        with np.errstate(over="ignore", invalid="ignore"):
+            expect = run("numpy")
+        got = run("cpu")
+        finite = np.isfinite(expect)
+        assert finite.mean() > 0.5 and (~finite).any()
+        assert np.array_equal(np.isnan(got), np.isnan(expect)) and np.array_equal(np.isinf(got), np.isinf(expect))
+        assert np.array_equal(got[~finite & ~np.isnan(expect)], expect[~finite & ~np.isnan(expect)])
+        # float32 sums of terms near 3e38 that cancel: float32's rounding of those terms
+        np.testing.assert_allclose(got[finite], expect[finite], rtol=1e-4, atol=1e34)
