@@ -606,12 +606,13 @@ def _f32_overflow_again(dst, d0, d1):
     where the float64 reference's value is finite (a tap near float32's largest value times a weight above
     1), and taps of opposite sign then give NaN. The caller computes such pixels again in float64
     (:func:`_bicubic_f64_again`); an all-finite row (every row of an image without such values) costs one
-    vectorised pass over its outputs."""
+    vectorised pass over its outputs, just written (the largest magnitude's bits: all exponent bits set is
+    infinity or NaN)."""
     bits = dst.view(np.uint32)
-    bad = 0
-    for k in range(d0, d1):
-        bad += (bits[k] & F32_EXPONENT) == F32_EXPONENT
-    return bad > 0
+    top = np.uint32(0)
+    for k in range(np.uint64(d0), np.uint64(d1)):  # unsigned: no wraparound, one vector loop
+        top = max(top, bits[k] & np.uint32(0x7FFFFFFF))
+    return top >= np.uint32(F32_EXPONENT)
 
 
 @jit_device
