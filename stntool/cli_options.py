@@ -136,8 +136,8 @@ sampling_options = _compose(
     click.option("--padding", type=click.Choice(["zeros", "border", "reflection", "constant"]), default="zeros",
                  show_default=True, help="Values for samples outside the input."),
     click.option("--fill", "fill", metavar="COLOR", callback=_fill,
-                 help="With --padding constant: '#RRGGBB[AA]' (8-bit scale) or numbers in the image's own "
-                      "channel order and range, e.g. 255 or 0,0,255."),
+                 help="The colour of --padding constant (which --fill alone implies): '#RRGGBB[AA]' (8-bit "
+                      "scale) or numbers in the image's own channel order and range, e.g. 255 or 0,0,255."),
     click.option("--align-corners", is_flag=True, help="PyTorch align_corners=True (corner pixel centres at ±1)."),
     click.option("--size", "out_hw", metavar="WxH", callback=_size, help="Output size (default: input size)."),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
@@ -177,6 +177,16 @@ output_options = _compose(
                       "the earlier records)."),
     click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line."),
 )
+
+
+def implied_padding(padding, fill):
+    """``--fill`` without ``--padding`` means ``--padding constant``, the padding that has a fill colour."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    if fill is not None and ctx.get_parameter_source("padding") in (ParameterSource.DEFAULT, None):
+        return "constant"
+    return padding
 
 
 def check_io_options(fill, padding, overwrite, skip_existing, null, files_from, manifest=None,

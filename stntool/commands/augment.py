@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import click
 
-from ..cli_options import (check_io_options, check_size, geometry_options, input_options, not_nan, output_options,
-                           run_images, sampling_options, usage_errors)
+from ..cli_options import (check_io_options, check_size, geometry_options, implied_padding, input_options, not_nan,
+                           output_options, run_images, sampling_options, usage_errors)
 
 EXAMPLES = """
 \b
@@ -131,6 +131,7 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
     from ..batch import say
 
     check_size(out_hw, io_options["max_pixels"])
+    padding = implied_padding(padding, fill)
     ctx = click.get_current_context()
     opts = dict(PRESETS[preset]) if preset else {}
     from click.core import ParameterSource

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..cli_options import (check_io_options, input_options, not_nan, output_options, run_images, sampling_options,
-                           usage_errors)
+from ..cli_options import (check_io_options, implied_padding, input_options, not_nan, output_options, run_images,
+                           sampling_options, usage_errors)
 
 EXAMPLES = """
 \b
@@ -63,6 +63,7 @@ def rectify(inputs, model, family, refine, min_confidence, upright_size, mode, p
     if out_hw is not None:
         raise click.UsageError("rectify keeps each input's size (--size does not apply)")
     auto_padding = ctx.get_parameter_source("padding") in (ParameterSource.DEFAULT, None) and fill is None
+    padding = implied_padding(padding, fill)
     check_io_options(fill, padding, **{k: io_options[k] for k in ("overwrite", "skip_existing", "null",
                                                                    "files_from", "manifest", "manifest_append")})
     if io_options["output"] is None:

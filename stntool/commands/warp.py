@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import click
 
-from ..cli_options import (check_io_options, check_size, input_options, once, output_options, parse_numbers,
-                           run_images, sampling_options, usage_errors)
+from ..cli_options import (check_io_options, check_size, implied_padding, input_options, once, output_options,
+                           parse_numbers, run_images, sampling_options, usage_errors)
 
 EXAMPLES = """
 \b
@@ -83,6 +83,7 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
         if given:
             raise click.UsageError(f"{', '.join(given)} cannot be used with --params (each record gives its own "
                                    "mode, padding, fill, align_corners and size)")
+    padding = implied_padding(padding, fill)
     check_io_options(fill, padding, **{k: io_options[k] for k in ("overwrite", "skip_existing", "null", "files_from",
                                                                    "manifest", "manifest_append")})
     from ..batch import STDIN, Output, attach_payloads, relative_name

@@ -130,6 +130,13 @@ def test_flags_override_a_preset_and_padding_replaces_its_fill(tmp_path, aug, in
             "--manifest", str(man), "-q")
     rec = json.loads(open(man).readline())
     assert rec["padding"] == "constant" and rec["fill"] == "#ffffff"
+    # --fill alone means constant padding: with a preset, it keeps the preset's constant padding in its colour
+    for extra in (["--preset", "document"], ["--rotate", "10"]):
+        r = aug(str(inputs / "a.png"), "-o", str(tmp_path / "o3"), *extra, "--fill", "#000000", "--seed", "1",
+                "--manifest", str(man), "-q", "--overwrite")
+        assert r.exit_code == 0, r.stderr
+        rec = json.loads(open(man).readline())
+        assert rec["padding"] == "constant" and rec["fill"] == "#000000", rec
 
 
 @pytest.mark.parametrize("args,message", [
@@ -138,7 +145,7 @@ def test_flags_override_a_preset_and_padding_replaces_its_fill(tmp_path, aug, in
     (["--elastic", "3"], "--elastic"),
     (["--elastic", "3,0"], "SIGMA > 0"),
     (["--perspective", "0.7"], "--perspective"),
-    (["--fill", "#ffffff"], "--fill needs --padding constant"),
+    (["--fill", "#ffffff", "--padding", "border"], "--fill needs --padding constant"),
     (["--count", "0"], "--count"),
 ])
 def test_usage_errors_exit_2_with_one_line(tmp_path, aug, inputs, args, message):

@@ -169,3 +169,13 @@ def test_a_folder_given_as_dir_dot_gets_its_sibling_and_the_root_needs_o(tmp_pat
 def test_min_confidence_nan_names_its_option(tmp_path, run, pages):
     r = run("rectify", str(pages), "-o", str(tmp_path / "o"), "--min-confidence", "nan")
     assert r.exit_code == 2 and "'--min-confidence': expected a number, got nan" in r.stderr, r.stderr
+
+
+def test_fill_alone_pads_with_that_colour(tmp_path, run, pages):
+    # --fill without --padding means --padding constant (it was a usage error: "--fill needs --padding constant")
+    man = tmp_path / "r.jsonl"
+    r = run("rectify", str(pages / "a.png"), "-o", str(tmp_path / "out"), "--fill", "#ff0000", "--manifest", str(man),
+            "-q")
+    assert r.exit_code == 0, r.stderr
+    (rec,) = map(json.loads, open(man))
+    assert rec["padding"] == "constant" and rec["fill"] == "#ff0000", rec

@@ -141,6 +141,13 @@ def test_alpha_fill_and_palette(tmp_path, run):
     assert r.exit_code == 0, r.stderr
     out = read(tmp_path / "o.png")
     assert tuple(out[0, -1]) == (0, 0, 255, 128)
+    # --fill alone means --padding constant; with another padding it is a usage error
+    r = run("--theta", "1,0,1,0,1,0", "--fill", "#ff000080", str(tmp_path / "a.png"), "-o", str(tmp_path / "p.png"),
+            "-q")
+    assert r.exit_code == 0 and np.array_equal(read(tmp_path / "p.png"), out), r.stderr
+    r = run("--theta", "1,0,1,0,1,0", "--fill", "#ff000080", "--padding", "border", str(tmp_path / "a.png"), "-o",
+            str(tmp_path / "b.png"))
+    assert r.exit_code == 2 and "--fill needs --padding constant" in r.stderr
 
 
 def test_fill_beyond_the_images_range_fails_that_image_alone(tmp_path, run):
