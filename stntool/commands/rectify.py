@@ -66,6 +66,8 @@ def rectify(inputs, model, family, refine, min_confidence, upright_size, mode, p
     padding = implied_padding(padding, fill)
     check_io_options(fill, padding, **{k: io_options[k] for k in ("overwrite", "skip_existing", "null",
                                                                    "files_from", "manifest", "manifest_append")})
+    if not inputs and not io_options["files_from"]:
+        raise click.UsageError("no inputs (give files, folders, --files-from or -)")  # as every command says it
     if io_options["output"] is None:
         io_options["output"] = _sibling_output(inputs)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # the net's matrices are small (see stntool train)

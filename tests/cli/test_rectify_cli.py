@@ -179,3 +179,9 @@ def test_fill_alone_pads_with_that_colour(tmp_path, run, pages):
     assert r.exit_code == 0, r.stderr
     (rec,) = map(json.loads, open(man))
     assert rec["padding"] == "constant" and rec["fill"] == "#ff0000", rec
+
+
+def test_no_inputs_says_so(run):
+    # it asked for -o ("the default, a folder beside the input, needs exactly one input") as if inputs were given
+    r = run("rectify")
+    assert r.exit_code == 2 and "no inputs (give files, folders, --files-from or -)" in r.stderr, r.stderr
