@@ -41,6 +41,10 @@ from . import _runtime
 
 #: Modules whose dispatchers count as stntool's kernels (prefixes of ``py_func.__module__``).
 PACKAGES = ("stntool.",)
+#: stntool functions compiled off a batch's path, neither announced nor counted (with what they call): the
+#: helper threads' wait between calls (``module.qualname``), which a helper compiles after its first tasks
+#: and which no image waits for.
+UNANNOUNCED = ("stntool.sampling._cpu._watch",)
 
 _lock = threading.Lock()
 _local = threading.local()
@@ -288,7 +292,10 @@ def _on_start(data):
     _local.depth = depth + 1
     if depth:
         return  # a helper compiling inside one of our kernels: the outer compile is reported
-    _started(label(dispatcher, data.get("args", ())), cache_dir(dispatcher))
+    py_func = getattr(dispatcher, "py_func", None)
+    _local.quiet = f"{getattr(py_func, '__module__', '')}.{getattr(py_func, '__qualname__', '')}" in UNANNOUNCED
+    if not _local.quiet:
+        _started(label(dispatcher, data.get("args", ())), cache_dir(dispatcher))
 
 
 def _on_end(data):
@@ -297,6 +304,9 @@ def _on_end(data):
     depth = getattr(_local, "depth", 0) - 1
     _local.depth = max(depth, 0)
     if depth > 0:
+        return
+    if getattr(_local, "quiet", False):
+        _local.quiet = False
         return
     _finished()
 

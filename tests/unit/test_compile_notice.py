@@ -35,7 +35,7 @@ class _FakeDispatcher:
         def img_kernel(img, maps, out):
             pass
 
-        img_kernel.__name__ = name
+        img_kernel.__name__ = img_kernel.__qualname__ = name
         img_kernel.__module__ = module
         self.py_func = img_kernel
         self._cache = _Cache(cache_path)
@@ -58,6 +58,20 @@ def test_one_line_for_the_outermost_compile_only(notice):
     assert notice == ["stntool: compiling kernels for uint8 warp_matrix (first run only, cached in /cache/sampling)"]
     assert [c.label for c in cn.compiled()] == ["uint8 warp_matrix"]
     assert cn.compile_seconds() > 0
+
+
+def test_the_helper_threads_wait_is_neither_announced_nor_counted(notice):
+    # a helper thread compiles it after its first tasks, off the batch's path: its line ("compiling kernels for
+    # int64 watch") came after the summary, naming an internal function
+    watch, inner, kernel = _FakeDispatcher("_watch"), _FakeDispatcher("_fetch_add"), _FakeDispatcher("warp_matrix")
+    cn._on_start(_event(watch, (types.Array(types.int64, 1, "C"),)))
+    cn._on_start(_event(inner))
+    cn._on_end(_event(inner))
+    cn._on_end(_event(watch))
+    assert notice == [] and cn.compiled() == [] and cn.compile_seconds() == 0
+    cn._on_start(_event(kernel))
+    cn._on_end(_event(kernel))
+    assert len(notice) == 1 and [c.label for c in cn.compiled()] == ["uint8 warp_matrix"]
 
 
 def test_once_per_kernel_and_dtype(notice):
