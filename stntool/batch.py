@@ -327,6 +327,10 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
                                    "(give a folder)")
     if fmt != "same" and fmt not in FORMAT_EXTENSIONS:
         raise InvalidArgumentError(f"unknown format {fmt!r}")
+    if out_is_file and not to_stdout and fmt == "same" and not can_write(os.path.splitext(output)[1]):
+        # an image extension this tool reads but cannot write (.gif): every input would fail the same way
+        raise InvalidArgumentError(f"-o {display(output)}: cannot write {os.path.splitext(output)[1]!r} files "
+                                   "(give .png, .jpg, .webp or .tif)")
     if any(sep in suffix for sep in {os.sep, os.altsep or os.sep, "/"}):
         raise InvalidArgumentError(f"--suffix {suffix!r} contains a path separator (it changes the base name only)")
     if suffix and out_is_file:

@@ -152,6 +152,14 @@ def gif_two_frames():
     return head + frames + b"\x3b"
 
 
+def test_an_output_file_of_a_format_that_cannot_be_written_is_a_usage_error(tmp_path, run):
+    # every input would fail the same way ("cannot write '.gif' files", exit 1): known before any is read
+    write(tmp_path / "a.png", encode(np.zeros((6, 8, 3), np.uint8), ".png"))
+    r = run("--theta", "-1,0,0,0,1,0", str(tmp_path / "a.png"), "-o", str(tmp_path / "e.gif"))
+    assert r.exit_code == 2 and "cannot write '.gif' files" in r.stderr, r.stderr
+    assert not (tmp_path / "e.gif").exists()
+
+
 def test_animated_gif_first_frame_and_warning(tmp_path, run):
     data = gif_two_frames()
     assert frame_count(data) == 2
