@@ -49,6 +49,17 @@ def parse_numbers(text: str, what: str, counts=None) -> list:
         raise click.BadParameter(str(e)) from None
 
 
+def parse_matrix(text: str, what: str) -> list:
+    """:func:`stntool.records.parse_matrix`, raising click.BadParameter."""
+    from .errors import InvalidArgumentError
+    from .records import parse_matrix as parse
+
+    try:
+        return parse(text, what)
+    except InvalidArgumentError as e:
+        raise click.BadParameter(str(e)) from None
+
+
 def _size(ctx, param, value):
     if value is None:
         return None

@@ -92,6 +92,22 @@ def parse_numbers(text: str, what: str, counts=None) -> list:
     return values
 
 
+def parse_matrix(text: str, what: str) -> list:
+    """The 6 or 9 numbers of a 2x3 or 3x3 matrix, row by row: :func:`parse_numbers`' flat list, or rows in
+    brackets as Python, JSON and NumPy print them (``[[0.9, -0.25, 0.05], [0.25, 0.9, 0.0]]``, ``[[0.9 -0.25
+    0.05]\n [0.25 0.9 0.]]``), each row of 3. Raises :class:`InvalidArgumentError` naming ``what``."""
+    t = text.strip()
+    if "[" not in t and "]" not in t:
+        return parse_numbers(t, what, (6, 9))
+    outer = re.fullmatch(r"\[\s*((?:\[[^\[\]]*\]\s*,?\s*)+)\]", t)
+    if outer is None:
+        raise InvalidArgumentError(f"{what}: expected numbers, or rows in brackets like [[a, b, c], [d, e, f]]")
+    rows = re.findall(r"\[([^\[\]]*)\]", outer.group(1))
+    if len(rows) not in (2, 3):
+        raise InvalidArgumentError(f"{what}: expected 2 or 3 rows, got {len(rows)}")
+    return [v for k, row in enumerate(rows, 1) for v in parse_numbers(row, f"{what} row {k}", (3,))]
+
+
 def parse_fill(text: str):
     """A fill colour from text: ``'#RRGGBB[AA]'`` (8-bit scale, kept as a lower-case string) or numbers.
 

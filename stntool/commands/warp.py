@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from ..cli_options import (check_io_options, check_size, implied_padding, input_options, once, output_options,
-                           parse_numbers, run_images, sampling_options, usage_errors)
+                           parse_matrix, run_images, sampling_options, usage_errors)
 
 EXAMPLES = """
 \b
@@ -47,9 +47,11 @@ Examples:
                context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=str, readable=False))  # unreadable: that input fails
 @click.option("--theta", metavar="A,B,C,D,E,F[,G,H,I]", multiple=True, callback=once,
-              help="PyTorch θ, output normalized -> input normalized: 6 numbers (2x3) or 9 (3x3 projective).")
+              help="PyTorch θ, output normalized -> input normalized: 6 numbers (2x3) or 9 (3x3 projective), "
+                   "or rows as Python prints them: '[[0.9, 0, 0], [0, 0.9, 0]]'.")
 @click.option("--matrix", metavar="NUMBERS", multiple=True, callback=once,
-              help="OpenCV pixel matrix as for cv2.warpAffine (6) / warpPerspective (9), output <- input.")
+              help="OpenCV pixel matrix as for cv2.warpAffine (6) / warpPerspective (9), output <- input; "
+                   "numbers or bracketed rows, as --theta.")
 @click.option("--inverse-map", is_flag=True, help="--matrix maps output pixels to input pixels (WARP_INVERSE_MAP).")
 @click.option("--tps", "tps_file", metavar="FILE.json", type=click.Path(dir_okay=False), multiple=True, callback=once,
               help='Thin-plate spline: {"src": [[x,y],...], "dst": [[x,y],...], "normalized": false}.')
@@ -94,11 +96,11 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
     options = dict(mode=mode, padding=padding, align_corners=bool(align_corners), fill=fill, out_hw=out_hw)
     template = WarpSpec(**options)
     if theta is not None:
-        v = parse_numbers(theta, "--theta", (6, 9))
+        v = parse_matrix(theta, "--theta")
         template = template.replace(theta=(v[0:3], v[3:6]) + ((v[6:9],) if len(v) == 9 else ()))
     cv_matrix = None
     if matrix is not None:
-        v = parse_numbers(matrix, "--matrix", (6, 9))
+        v = parse_matrix(matrix, "--matrix")
         cv_matrix = [v[0:3], v[3:6]] + ([v[6:9]] if len(v) == 9 else [])
         with usage_errors("--matrix"):  # a singular matrix is singular at every image size: say so once
             theta_from_cv2(cv_matrix, (2, 2), inverse_map=inverse_map)

@@ -308,3 +308,16 @@ def test_a_gif_to_stdout_with_format_same_is_a_png(tmp_path, run):
     r = run("--theta", "-1,0,0,0,1,0", str(tmp_path / "a.gif"), "-o", "-", "-q")
     assert r.exit_code == 0, r.stderr
     assert r.stdout_bytes[:4] == b"\x89PNG"  # OpenCV writes no GIF: PNG, as for a folder's outputs
+
+
+def test_theta_and_matrix_take_bracketed_rows(tmp_path, run):
+    # θ pasted from Python (theta.tolist()) or NumPy: "value 1 ('[[0.9') is not a number" before
+    write(tmp_path / "a.png", encode(small_rgb(), ".png"))
+    for option, flat, rows in (("--theta", "0.9,-0.25,0.05,0.25,0.9,0", "[[0.9, -0.25, 0.05], [0.25, 0.9, 0.0]]"),
+                               ("--matrix", "1,0,2,0,1,1,0,0,1", "[[1. 0. 2.]\n [0. 1. 1.]\n [0. 0. 1.]]")):
+        outs = []
+        for k, value in enumerate((flat, rows)):
+            r = run(option, value, str(tmp_path / "a.png"), "-o", str(tmp_path / f"{k}.png"), "-q", "--overwrite")
+            assert r.exit_code == 0, r.stderr
+            outs.append((tmp_path / f"{k}.png").read_bytes())
+        assert outs[0] == outs[1]

@@ -1,6 +1,7 @@
 """WarpSpec / TpsPoints records: round trips, validation, fill parsing, apply_spec against oracles."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -115,6 +116,24 @@ def test_parse_fill_and_numbers():
             parse_fill(text)
     with pytest.raises(InvalidArgumentError, match="expected 6 or 9 numbers, got 2"):
         parse_numbers("1 2", "--theta", (6, 9))
+
+
+def test_parse_matrix_takes_numbers_or_the_rows_python_json_and_numpy_print():
+    from stntool.records import parse_matrix
+
+    theta = [[0.9, -0.25, 0.05], [0.25, 0.9, 0.0]]
+    flat = [0.9, -0.25, 0.05, 0.25, 0.9, 0.0]
+    for text in ("0.9,-0.25,0.05,0.25,0.9,0", str(theta), json.dumps(theta), str(np.array(theta)),
+                 repr(np.array(theta))[6:-1], " [ [0.9 -0.25 0.05] , [0.25 0.9 0] ] "):
+        assert parse_matrix(text, "--theta") == flat, text
+    assert parse_matrix(str(np.eye(3).tolist()), "--matrix") == np.eye(3).ravel().tolist()
+    for text, msg in (("[[1, 2], [3, 4, 5, 6]]", "row 1: expected 3 numbers, got 2"),
+                      ("[[1, 2, 3]]", "expected 2 or 3 rows, got 1"),
+                      ("[[1, 2, 3], [4, 5, 6]", "rows in brackets"), ("[1, 2, 3, 4, 5, 6]", "rows in brackets"),
+                      ("[[1, 2, x], [4, 5, 6]]", "row 1: value 3 ('x') is not a number"),
+                      ("1, 2, 3", "expected 6 or 9 numbers, got 3")):
+        with pytest.raises(InvalidArgumentError, match=re.escape(msg)):
+            parse_matrix(text, "--theta")
 
 
 def test_fill_values_layouts_and_ranges():
