@@ -619,8 +619,9 @@ def _records_for(item, process, opts):
                                                          None)
                     if found is not None:
                         current = writing = p
-                        raise StnError(OUTPUT_EXISTS if found == p else f"{display(found)}, written beside it, exists "
-                                       "(use --overwrite or --skip-existing)")
+                        raise StnError(f"output {display(found)} exists (use --overwrite or --skip-existing)"
+                                       if found == p else f"{display(found)}, written beside it, exists (use "
+                                       "--overwrite or --skip-existing)")
         if existing and existing.issuperset(planned):  # resuming, and every output was written
             return "skipped", [dict(head, output=p, status="skipped") for p in planned]
         if stop is not None and stop.is_set():

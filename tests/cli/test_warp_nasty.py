@@ -106,7 +106,7 @@ def test_existing_outputs_and_inputs(tmp_path, run):
     r = run("--theta", SHIFT, str(tmp_path), "-o", str(tmp_path), "--suffix", "_w", "-q")
     assert r.exit_code == 0
     r = run("--theta", SHIFT, str(tmp_path / "a.png"), "-o", str(tmp_path / "a_w.png"))
-    assert r.exit_code == 1 and "output exists" in r.stderr
+    assert r.exit_code == 1 and f"output {tmp_path / 'a_w.png'} exists" in r.stderr  # the file, not only the input
     r = run("--theta", SHIFT, str(tmp_path / "a.png"), "-o", str(tmp_path / "a_w.png"), "--skip-existing")
     assert r.exit_code == 0 and "1 skipped" in r.stderr
     # duplicate base names given as files -> collision is an error for the second
@@ -161,7 +161,7 @@ def test_usage_errors(tmp_path, run):
     a = str(tmp_path / "a.png")
     assert run(a, "-o", "x.png").exit_code == 2
     assert run("--theta", "1,0,0,0,1,0", "--matrix", "1,0,0,0,1,0", a, "-o", "x.png").exit_code == 2
-    assert run("--theta", "1,0,0,0,1,0", "--fill", "3", a, "-o", "x.png").exit_code == 2
+    assert run("--theta", "1,0,0,0,1,0", "--fill", "3", "--padding", "border", a, "-o", "x.png").exit_code == 2
     r = run("--theta", "1,0,0,0,1,0", "--device", "cuda", a, "-o", str(tmp_path / "c.png"))
     if r.exit_code != 0:  # no GPU: a one-line usage error, never a silent CPU run
         assert r.exit_code == 2 and "cuda" in r.stderr and not (tmp_path / "c.png").exists()

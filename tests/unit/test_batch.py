@@ -273,7 +273,8 @@ def test_run_batch_skip_existing_overwrite_and_exists_error(tmp_path, capsys):
     assert lines(tmp_path / "m")[0] == {"input": items[0].input, "output": items[0].output, "status": "skipped",
                                         "error": None}
     s = batch.run_batch(items, flip, quiet=True)
-    assert s.failed == 3 and "output exists" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert s.failed == 3 and f"{items[0].input}: output {items[0].output} exists (use --overwrite" in err, err
     assert batch.run_batch(items, lambda img, it: batch.Output(img * 0), overwrite=True, quiet=True).ok == 3
     assert decode_image((tmp_path / "out" / "a.png").read_bytes()).max() == 0
 
