@@ -174,11 +174,11 @@ output_options = _compose(
     click.option("-o", "--output", metavar="DIR|FILE|-",
                  help="Output folder (folder scans and lists mirror relative paths; files keep their base "
                       "name), file, or - ."),
-    click.option("--format", "fmt", type=click.Choice(["same", "png", "jpg", "webp", "tif"]), default="same",
-                 show_default=True, help="Output format."),
+    click.option("--format", "fmt", type=click.Choice(["same", "png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp"]),
+                 default="same", show_default=True, help="Output format (jpeg = jpg, tiff = tif)."),
     click.option("--quality", type=click.IntRange(0, 100),
-                 help="JPEG/WebP quality (WebP is lossless without it, lossy with any value; PNG: higher = less "
-                      "compression)."),
+                 help="JPEG/WebP quality (JPEG 95 without it; WebP is lossless without it, lossy with any value; "
+                      "PNG: higher = less compression)."),
     click.option("--suffix", default="", help="Appended to output base names, e.g. _warped."),
     click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
     click.option("--skip-existing", is_flag=True, help="Skip inputs whose output exists."),

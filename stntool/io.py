@@ -37,7 +37,8 @@ IMAGE_EXTENSIONS = frozenset(
     ".png .jpg .jpeg .jpe .webp .tif .tiff .bmp .dib .gif .pgm .ppm .pbm .pnm .pxm .jp2 .exr .hdr .pic .sr .ras"
     .split())
 #: ``--format`` names to file extensions.
-FORMAT_EXTENSIONS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tif": ".tif", "tiff": ".tif"}
+FORMAT_EXTENSIONS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tif": ".tif", "tiff": ".tif",
+                     "bmp": ".bmp"}
 #: Extensions OpenCV can write (``--format same`` keeps these where the build has the encoder, :func:`can_write`;
 #: others become .png).
 WRITABLE_EXTENSIONS = frozenset(".png .jpg .jpeg .jpe .webp .tif .tiff .bmp .pgm .ppm .pnm .exr".split())

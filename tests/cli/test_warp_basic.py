@@ -225,3 +225,13 @@ def test_an_empty_fill_is_a_usage_error(tmp_path, run, fill):
             "-o", str(tmp_path / "out"))
     assert r.exit_code == 2 and "Traceback" not in r.stderr and "give a colour" in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_format_names_jpeg_tiff_and_bmp(tmp_path, run):
+    # -o out.jpeg and -o d.bmp worked while --format jpeg, tiff and bmp were refused
+    write(tmp_path / "a.png", encode(np.zeros((6, 8, 3), np.uint8), ".png"))
+    for fmt, ext in (("jpeg", ".jpg"), ("tiff", ".tif"), ("bmp", ".bmp")):
+        r = run("--theta", "1,0,0,0,1,0", str(tmp_path / "a.png"), "-o", str(tmp_path / fmt), "--format", fmt, "-q")
+        assert r.exit_code == 0, r.stderr
+        assert os.listdir(tmp_path / fmt) == ["a" + ext]
+        assert read(tmp_path / fmt / ("a" + ext)).shape == (6, 8, 3)
