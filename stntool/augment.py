@@ -241,13 +241,24 @@ class Augmenter:
     def from_preset(cls, name: str, **overrides) -> "Augmenter":
         """An augmenter from a named preset (:data:`PRESETS`), with some options replaced. ``padding`` or ``fill``
         replaces both (as ``--padding`` or ``--fill`` does: the document presets' white fill goes with their
-        constant padding)."""
+        constant padding); a ``fill`` without ``padding`` pads with that constant colour."""
         if name not in PRESETS:
             raise InvalidArgumentError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
         base = dict(PRESETS[name])
         if "padding" in overrides or "fill" in overrides:
             base.pop("padding", None), base.pop("fill", None)
+            if overrides.get("fill") is not None and "padding" not in overrides:
+                base["padding"] = "constant"  # a fill alone keeps constant padding, in its colour
         return cls(**{**base, **overrides})
+
+    @property
+    def is_identity(self) -> bool:
+        """Whether every record this draws is the identity map (no range, flip, perspective, TPS or elastic field):
+        at the input's own size every variant is the input."""
+        return (self.rotate == (0.0, 0.0) and self.scale == (1.0, 1.0) and self.aspect == (1.0, 1.0)
+                and self.shear == (0.0, 0.0) and self.shear_y == (0.0, 0.0) and self.translate == (0.0, 0.0)
+                and self.hflip == 0.0 and self.vflip == 0.0 and self.perspective == 0.0 and self.tps == 0.0
+                and self.elastic is None)
 
     def options(self) -> dict:
         """The options as keyword arguments (JSON-ready lists for ranges)."""

@@ -148,6 +148,10 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
     opts.update({k: v for k, v in given.items() if v is not None})
     with usage_errors():
         aug = Augmenter(mode=mode, align_corners=bool(align_corners), **opts)
+    said = []  # lines said once the options are all checked (usage errors come alone)
+    if aug.is_identity and out_hw is None:
+        said.append("stntool: warning: no range, flip or field is given (--rotate, --scale, ..., or --preset): "
+                    "every variant is its input unchanged")
     said_seed = None
     if seed is None:
         import secrets
@@ -185,8 +189,8 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
         if sheet is not None and exists and not (io_options["overwrite"] or io_options["skip_existing"]):
             raise click.BadParameter(f"{display(preview)} exists (use --overwrite to replace it)",
                                      param_hint="--preview")
-        if said_seed is not None:
-            say(said_seed)
+        for line in said + ([said_seed] if said_seed is not None else []):
+            say(line)
 
     def outputs(item, path):
         return variant_names(path, count)

@@ -464,3 +464,12 @@ def test_options_refused_before_any_work(tmp_path, aug, inputs, args, msg):
     r = aug(str(inputs), "-o", str(tmp_path / "o"), "--seed", "1", *args)
     assert r.exit_code == 2 and msg in r.stderr, r.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_no_range_says_every_variant_is_its_input(tmp_path, aug, inputs):
+    # it wrote identical copies without a word
+    r = aug(str(inputs / "a.png"), "-o", str(tmp_path / "o"), "--count", "2", "--seed", "1")
+    assert r.exit_code == 0 and r.stderr.count("every variant is its input unchanged") == 1, r.stderr
+    for args in (["--rotate", "5"], ["--preset", "light"], ["--hflip", "0.5"], ["--size", "8x8"]):
+        r = aug(str(inputs / "a.png"), "-o", str(tmp_path / "p"), "--count", "2", "--seed", "1", "--overwrite", *args)
+        assert r.exit_code == 0 and "unchanged" not in r.stderr, (args, r.stderr)

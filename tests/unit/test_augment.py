@@ -255,6 +255,19 @@ def test_presets_build_and_differ():
     border = Augmenter.from_preset("document", padding="border")
     assert border.padding == "border" and border.fill is None
     assert Augmenter.from_preset("document", padding="zeros").fill is None
+    # a fill alone keeps constant padding in its colour (it was refused: a fill with zeros padding)
+    black = Augmenter.from_preset("document", fill="#000000")
+    assert black.padding == "constant" and black.fill == "#000000"
+    assert Augmenter.from_preset("light", fill=3).padding == "constant"
+
+
+def test_is_identity():
+    assert Augmenter().is_identity and Augmenter(rotate=0, scale=1, keep_inside=True, mode="nearest").is_identity
+    for kw in (dict(rotate=1), dict(scale=(1, 1.1)), dict(aspect=0.9), dict(shear=2), dict(shear_y=2),
+               dict(translate=0.1), dict(hflip=0.5), dict(vflip=1), dict(perspective=0.1), dict(tps=0.1),
+               dict(elastic=(1, 5))):
+        assert not Augmenter(**kw).is_identity, kw
+    assert all(not Augmenter.from_preset(name).is_identity for name in PRESETS)
 
 
 def test_a_generator_is_asked_for_clearly():
