@@ -235,6 +235,25 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
                beside=labels.beside, **io_options)
 
 
+def _numbers_only(path, limit: int = 1 << 16) -> bool:
+    """Whether the first ``limit`` bytes of the text file ``path`` hold numbers and white space only (YOLO boxes, or
+    an empty file: no boxes); unreadable files count as numbers, so reading them fails with their own error."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(limit)
+    except OSError:
+        return True
+    words = head.split()
+    if len(head) == limit and words and not head[-1:].isspace():
+        words = words[:-1]  # the last word may be cut
+    for w in words:
+        try:
+            float(w)
+        except ValueError:
+            return False
+    return True
+
+
 class _LabelIO:
     """Finds, moves and writes the labels of one input (sidecars and masks)."""
 
@@ -242,6 +261,7 @@ class _LabelIO:
         self.kind, self.masks_dir, self.min_visibility = kind, masks_dir, min_visibility
         self.exif = exif  # masks are read as their images are: turned by their orientation tag, or not
         self._sidecars = {}  # input -> sidecar(), looked up once: planned with the outputs, then read
+        self._said_text = False  # the note on .txt files that are not labels, said once
 
     _SIDE_EXT = {"json": ".json", "yolo": ".txt"}
 
@@ -255,8 +275,19 @@ class _LabelIO:
         if item.input not in self._sidecars:
             stem = os.path.splitext(item.input)[0]
             kinds = {"auto": ("json", "yolo"), "json": ("json",), "yolo": ("yolo",)}[self.kind]
-            self._sidecars[item.input] = next(((stem + self._SIDE_EXT[fmt], fmt) for fmt in kinds
-                                               if os.path.isfile(stem + self._SIDE_EXT[fmt])), None)
+            found = next(((stem + self._SIDE_EXT[fmt], fmt) for fmt in kinds
+                          if os.path.isfile(stem + self._SIDE_EXT[fmt])), None)
+            if found is not None and self.kind == "auto" and found[1] == "yolo" and not _numbers_only(found[0]):
+                # words in it: a transcript or notes beside the image (an OCR set's), not YOLO boxes
+                if not self._said_text:
+                    from ..batch import say
+                    from ..io import display
+
+                    say(f"stntool: note: {display(found[0])} holds words, not YOLO boxes: such .txt files beside "
+                        "inputs are left out (--labels yolo reads them as labels)")
+                    self._said_text = True
+                found = None
+            self._sidecars[item.input] = found
         return self._sidecars[item.input]
 
     def beside(self, item, path):
