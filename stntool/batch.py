@@ -258,7 +258,8 @@ def discover(inputs=(), recursive: bool = False, listed=(), warn=None, leave_out
 def attach_payloads(items, payloads: dict, missing: str = "no parameters for this input"):
     """One item per payload of its input (``payloads[item.input]`` is a list), with ``item.payload`` set.
 
-    Inputs match payloads' keys as paths (``./in/a.png`` is ``in/a.png``). A payload with a ``name``
+    Inputs match payloads' keys as paths (``./in/a.png`` is ``in/a.png``, and so is its absolute path or a link
+    to it, relative keys taken from the working folder). A payload with a ``name``
     attribute that is not None sets the item's relative output path
     (several outputs for one input, each named by the record that made it; absolute names and
     names climbing out with ``..`` keep only their base name). Items without
@@ -270,8 +271,17 @@ def attach_payloads(items, payloads: dict, missing: str = "no parameters for thi
     spelled = {}  # the same paths written another way (./in/a.png for in/a.png)
     for key, value in payloads.items():
         spelled.setdefault(os.path.normpath(key), []).extend(value)
+    real = None  # the keys' real paths (an absolute path for in/a.png, a link), found once one is needed
     for it in items:
-        found = payloads.get(it.input) or spelled.get(os.path.normpath(it.input)) or [None]
+        found = payloads.get(it.input) or spelled.get(os.path.normpath(it.input))
+        if not found and it.input != STDIN:
+            if real is None:
+                real = {}
+                for key, value in spelled.items():
+                    if key != STDIN:
+                        real.setdefault(os.path.realpath(key), []).extend(value)
+            found = real.get(os.path.realpath(it.input))
+        found = found or [None]
         for p in found:
             new = dataclasses.replace(it, index=len(out), payload=p, fields=dict(it.fields))
             if p is None:

@@ -188,6 +188,20 @@ def test_attach_payloads_named_and_missing():
         (0, "a.png", "a_0.png", None), (1, "a.png", "a_1.png", None), (2, "b.png", "b.png", "nothing for it")]
 
 
+
+def test_attach_payloads_matches_an_input_named_another_way(tmp_path, monkeypatch):
+    # a record of in/a.png matches ./in/a.png, the file's absolute path and a link to it; not another file
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.png").write_bytes(b"")
+    (tmp_path / "in" / "b.png").write_bytes(b"")
+    os.symlink(tmp_path / "in" / "a.png", tmp_path / "link.png")
+    names = ["./in/a.png", str(tmp_path / "in" / "a.png"), "link.png", str(tmp_path / "in" / "b.png")]
+    items = [batch.Item(k, name, os.path.basename(name)) for k, name in enumerate(names)]
+    out = batch.attach_payloads(items, {"in/a.png": ["record"]}, missing="nothing for it")
+    assert [(it.payload, it.error) for it in out] == [("record", None)] * 3 + [(None, "nothing for it")]
+
+
 # --------------------------------------------------------------------------- manifest
 
 def test_manifest_flushes_every_line_and_closes(tmp_path):
