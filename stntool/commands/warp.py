@@ -24,7 +24,9 @@ Examples:
 \b
   Sampling (--mode, --padding, --fill, --align-corners, --size, --device, --jobs):
     stntool warp --theta -1,0,0,0,1,0 --mode bicubic --padding border --size 512x512 in/ -o out/
-    stntool warp --theta 0.8,0,0,0,0.8,0 --padding constant --fill '#ffffff' in/ -o out/
+    stntool warp --theta 0.8,0,0,0,0.8,0 --fill '#ffffff' in/ -o out/
+    stntool warp --theta 1,0,0,0,1,0 --size 256x256 in/ -o small/
+    stntool warp --theta '[[0.9, -0.2, 0.0], [0.2, 0.9, 0.0]]' in/ -o out/
     stntool warp --theta 1,0,0.1,0,1,0 --align-corners --device cpu --jobs 4 in/ -o out/
 
 \b
@@ -70,8 +72,9 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
     sources = [n for n, v in (("--theta", theta), ("--matrix", matrix), ("--tps", tps_file),
                               ("--params", params_file)) if v is not None]
     if len(sources) != 1:
+        hint = " (to resize only: --theta 1,0,0,0,1,0 --size WxH)" if not sources and out_hw is not None else ""
         raise click.UsageError("give exactly one of --theta, --matrix, --tps, --params" +
-                               (f" (got {', '.join(sources)})" if sources else ""))
+                               (f" (got {', '.join(sources)})" if sources else hint))
     if inverse_map and matrix is None:
         raise click.UsageError("--inverse-map only applies to --matrix")
     if params_file is not None:  # each record carries its own sampling and size, which replay exactly

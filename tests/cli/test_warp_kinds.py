@@ -321,3 +321,9 @@ def test_theta_and_matrix_take_bracketed_rows(tmp_path, run):
             assert r.exit_code == 0, r.stderr
             outs.append((tmp_path / f"{k}.png").read_bytes())
         assert outs[0] == outs[1]
+
+
+def test_size_alone_says_how_to_resize(tmp_path, run):
+    write(tmp_path / "a.png", encode(small_rgb(), ".png"))
+    r = run("--size", "8x8", str(tmp_path / "a.png"), "-o", str(tmp_path / "r.png"))
+    assert r.exit_code == 2 and "to resize only: --theta 1,0,0,0,1,0 --size WxH" in r.stderr, r.stderr
