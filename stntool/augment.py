@@ -196,7 +196,7 @@ class Augmenter:
             lo, hi = getattr(self, name)
             if not (_FACTOR_LIMITS[0] <= lo and hi <= _FACTOR_LIMITS[1]):
                 raise InvalidArgumentError(f"{name} must be between {_FACTOR_LIMITS[0]:g} and {_FACTOR_LIMITS[1]:g}, "
-                                           f"got {lo:g}:{hi:g}")
+                                           f"got {_span((lo, hi))}")
         for name in ("shear", "shear_y"):
             if max(abs(v) for v in getattr(self, name)) >= 89.0:
                 raise InvalidArgumentError(f"{name} must stay within (-89, 89) degrees")

@@ -120,10 +120,11 @@ def _range(ctx, param, value):
     from .augment import parse_range
     from .errors import InvalidArgumentError
 
+    what = f"--{param.name.replace('_', '-')}"
     try:
-        return parse_range(value, f"--{param.name.replace('_', '-')}", symmetric=param.name == "translate")
-    except InvalidArgumentError as e:
-        raise click.BadParameter(str(e)) from None
+        return parse_range(value, what, symmetric=param.name == "translate")
+    except InvalidArgumentError as e:  # click names the option itself: "Invalid value for '--rotate': ..."
+        raise click.BadParameter(str(e).removeprefix(what + ": ")) from None
 
 
 #: --rotate --scale --aspect --shear --shear-y --translate --perspective: ranges of random transforms, in the

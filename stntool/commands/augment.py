@@ -45,9 +45,13 @@ _PRESET_SAMPLING = ("padding", "fill")
 def _elastic(ctx, param, value):
     if value is None:
         return None
-    from ..cli_options import parse_numbers
+    from ..errors import InvalidArgumentError
+    from ..records import parse_numbers
 
-    alpha, sigma = parse_numbers(value, "--elastic", (2,))
+    try:
+        alpha, sigma = parse_numbers(value, "ALPHA,SIGMA", (2,))
+    except InvalidArgumentError as e:  # click names the option itself: "Invalid value for '--elastic': ..."
+        raise click.BadParameter(str(e)) from None
     if alpha < 0 or sigma <= 0:
         raise click.BadParameter(f"expected ALPHA >= 0 and SIGMA > 0, got {value!r}")
     return alpha, sigma

@@ -484,3 +484,13 @@ def test_no_range_says_every_variant_is_its_input(tmp_path, aug, inputs):
     for args in (["--rotate", "5"], ["--preset", "light"], ["--hflip", "0.5"], ["--size", "8x8"]):
         r = aug(str(inputs / "a.png"), "-o", str(tmp_path / "p"), "--count", "2", "--seed", "1", "--overwrite", *args)
         assert r.exit_code == 0 and "unchanged" not in r.stderr, (args, r.stderr)
+
+
+@pytest.mark.parametrize("args, line", [
+    (["--rotate", "abc"], "Error: Invalid value for '--rotate': value 1 ('abc') is not a number"),
+    (["--scale", "0"], "Error: scale must be between 1e-06 and 1e+06, got 0"),  # said "got 0:0"
+    (["--elastic", "3"], "Error: Invalid value for '--elastic': ALPHA,SIGMA: expected 2 numbers, got 1"),
+])
+def test_range_errors_name_the_option_once_and_the_value_as_given(tmp_path, aug, inputs, args, line):
+    r = aug(str(inputs), "-o", str(tmp_path / "o"), "--seed", "1", *args)
+    assert r.exit_code == 2 and r.stderr.strip().splitlines()[-1] == line, r.stderr
