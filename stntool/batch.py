@@ -636,7 +636,8 @@ def _records_for(item, process, opts):
             return "skipped", [dict(head, output=p, status="skipped") for p in planned]
         if stop is not None and stop.is_set():
             return "interrupted", []
-        data = opts["stdin_bytes"] if item.input == STDIN else read_file_bytes(item.input)
+        data = opts["stdin_bytes"] if item.input == STDIN else read_file_bytes(item.input,
+                                                                                max_pixels=opts["max_pixels"])
         said = []
         img = decode_image(data, opts["max_pixels"], opts["exif"], warnings=said)
         frames = frame_count(data)

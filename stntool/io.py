@@ -374,10 +374,17 @@ def _read_all(fd, size: int, max_bytes: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def read_file_bytes(path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+#: How much of a file :func:`read_file_bytes` reads first to check its header's size against ``max_pixels``.
+HEAD_BYTES = 1 << 16
+
+
+def read_file_bytes(path, max_bytes: int = MAX_FILE_BYTES, max_pixels: int | None = None) -> bytes:
     """Read a regular file's bytes; refuse pipes, devices, directories, dangling links and loops.
 
-    ``stat`` is checked before opening, so a named pipe never blocks the reader.
+    ``stat`` is checked before opening, so a named pipe never blocks the reader. With ``max_pixels``, a file
+    larger than :data:`HEAD_BYTES` whose header (in its first :data:`HEAD_BYTES`) declares more pixels is
+    refused as :func:`decode_image` refuses it, before the rest is read (a refused 16-bit scan took its
+    file's size in memory first).
     """
     try:
         st = os.stat(path)
@@ -405,6 +412,13 @@ def read_file_bytes(path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):  # replaced between stat and open
             raise ImageReadError("not a regular file")
+        if max_pixels is not None and st.st_size > HEAD_BYTES:
+            try:
+                _, w, h = header_info(os.pread(fd, HEAD_BYTES, 0))
+            except Exception:  # noqa: BLE001 - a header cut short here is checked again once read whole
+                w = h = None
+            if w is not None and h is not None:
+                _check_declared_size(w, h, max_pixels)
         return _read_all(fd, st.st_size, max_bytes)
     except OSError as e:
         raise ImageReadError(e.strerror or str(e)) from None
@@ -820,6 +834,12 @@ def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     return img
 
 
+def _check_declared_size(w: int, h: int, max_pixels: int):
+    if w * h > max_pixels:
+        raise ImageReadError(f"image too large: header declares {w}x{h} = {w * h} pixels "
+                             f"(limit {max_pixels}, see --max-pixels)")
+
+
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: bool = True,
                  warnings: list | None = None) -> np.ndarray:
     """Decode image bytes keeping depth and channels (uint8/uint16/float32; gray, gray+alpha, BGR, BGRA).
@@ -841,9 +861,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
     if w is not None and h is not None:
         if w == 0 or h == 0:
             raise ImageReadError(f"header declares an empty image ({w}x{h})")
-        if w * h > max_pixels:
-            raise ImageReadError(f"image too large: header declares {w}x{h} = {w * h} pixels "
-                                 f"(limit {max_pixels}, see --max-pixels)")
+        _check_declared_size(w, h, max_pixels)
     if fmt in ("jpg", "png"):
         _check_complete(fmt, data)
     associated = False
@@ -888,7 +906,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
 
 def read_image(path, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: bool = True):
     """Read and decode an image file: returns ``(image, format)``."""
-    data = read_file_bytes(path)
+    data = read_file_bytes(path, max_pixels=max_pixels)
     return decode_image(data, max_pixels, apply_exif), sniff_format(data)
 
 

@@ -281,3 +281,27 @@ def test_pnm_sizes_are_checked_from_the_header_and_a_cut_file_is_called_pnm():
         sio.decode_image(b"P5\n100000 100000\n255\n" + bytes(100))
     with pytest.raises(ImageReadError, match="cannot decode PNM data"):  # it was "not an image"
         sio.decode_image(data[:-5])
+
+
+def test_a_large_file_declaring_too_many_pixels_is_refused_from_its_head(tmp_path, monkeypatch):
+    # the whole file was read (a 72 MB 16-bit scan took 72 MB per job) before its header was checked
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", 40000, 30000, 16, 2, 0, 0, 0)
+    png = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr
+           + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)) + b"\0" * (3 * sio.HEAD_BYTES))
+    (tmp_path / "big.png").write_bytes(png)
+
+    def no_whole_read(*args):
+        raise AssertionError("read whole")
+
+    monkeypatch.setattr(sio, "_read_all", no_whole_read)
+    with pytest.raises(sio.ImageReadError, match=r"image too large: header declares 40000x30000 = 1200000000 pixels"):
+        sio.read_file_bytes(str(tmp_path / "big.png"), max_pixels=1 << 27)
+    with pytest.raises(sio.ImageReadError, match="image too large"):
+        sio.read_image(str(tmp_path / "big.png"))
+    with pytest.raises(AssertionError, match="read whole"):  # within the limit, or without one: read as before
+        sio.read_file_bytes(str(tmp_path / "big.png"), max_pixels=1 << 31)
+    with pytest.raises(AssertionError, match="read whole"):
+        sio.read_file_bytes(str(tmp_path / "big.png"))
