@@ -346,10 +346,10 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     if suffix and out_is_file:
         raise InvalidArgumentError(f"--suffix names outputs under a folder; -o {'-' if to_stdout else display(output)} "
                                    "names the output itself")
-    pairs = [(it.index, _input_real(it)) for it in items]  # each input's real path, found once
+    output_real = _OutputReal()
+    pairs = [(it.index, _input_real(it, output_real)) for it in items]  # each input's real path, found once
     reals = {index: real for index, real in pairs if real is not None}
     input_real = {real for _, real in pairs if real is not None}
-    output_real = _OutputReal()
     claimed = {}
     planned_by = {}  # real path of every planned output -> the input planning it
     planned = []  # (item, its outputs' real paths): checked once every item's outputs are known
@@ -488,19 +488,28 @@ class _OutputReal:
         return os.path.normcase(os.path.join(real, name))
 
 
-def _input_real(item):
-    """The case-normalized real path of the item's input; None for stdin and paths that have none."""
+def _input_real(item, resolve=None):
+    """The case-normalized real path of the item's input; None for stdin and paths that have none. Found once
+    per item (planning and the batch share it), by ``resolve`` (an :class:`_OutputReal`: each folder once) when
+    given."""
     if item.input == STDIN:
         return None
-    try:
-        return os.path.normcase(os.path.realpath(item.input))
-    except (OSError, ValueError):
-        return None
+    real = item.__dict__.get("_real", _UNSET)
+    if real is _UNSET:
+        try:
+            real = resolve(item.input) if resolve is not None else os.path.normcase(os.path.realpath(item.input))
+        except (OSError, ValueError):
+            real = None
+        item._real = real
+    return real
 
 
-def _real_paths(items) -> set:
+_UNSET = object()
+
+
+def _real_paths(items, resolve=None) -> set:
     """Case-normalized real paths of the items' inputs (stdin left out)."""
-    return {real for real in map(_input_real, items) if real is not None}
+    return {real for real in (_input_real(it, resolve) for it in items) if real is not None}
 
 
 # --------------------------------------------------------------------------- manifest
@@ -920,7 +929,7 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
     from .io import DEFAULT_MAX_PIXELS, STDERR_LOCK, display, sigint_deferred
 
     items = list(items)
-    input_real = _real_paths(items)
+    input_real = _real_paths(items, _OutputReal())
     opts = dict(overwrite=overwrite, skip_existing=skip_existing, fmt=fmt, quality=quality, exif=exif,
                 max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels, stdin_bytes=stdin_bytes,
                 input_real=input_real, output_real=_OutputReal(), stop=threading.Event())
