@@ -247,24 +247,29 @@ def _grid_thickness(in_hw, shown_hw) -> int:
 
 def contact_sheet(rows, *, tile: int = 256, grid_lines: int = 8, grid_colour=(255, 0, 255), grid_alpha: float = 0.9,
                   input_grid_alpha: float = 0.35, gap: int = 8, background=(236, 236, 236), text_colour=(40, 40, 40),
-                  font_scale: float = 0.4, max_caption_lines: int = 3, backend: str = "auto") -> np.ndarray:
+                  font_scale: float = 0.4, max_caption_lines: int = 3, box_colour=(0, 200, 0),
+                  keypoint_colour=(255, 255, 0), backend: str = "auto") -> np.ndarray:
     """A contact sheet of inputs and their warped variants with each record's sampling grid drawn over them.
 
     Parameters
     ----------
-    rows : list of ``(title, input_image, variants)``
+    rows : list of ``(title, input_image, variants)`` or ``(title, input_image, variants, labels)``
         ``input_image`` is ``(H, W)`` or ``(H, W, C)`` (C = 1..4, BGR(A) order; uint8, uint16 or
-        float). ``variants`` is a list of ``(spec, output_image, caption)``: ``spec`` the
-        :class:`~stntool.records.WarpSpec` that made ``output_image`` from the input (``output_image``
-        None: warped here by :func:`~stntool.records.apply_spec`), ``caption`` a short text (``\\n``
-        starts a new line; non-ASCII characters are spelt out or shown as ``?``). ``title`` is the
-        input tile's caption.
+        float). ``variants`` is a list of ``(spec, output_image, caption)`` or ``(spec, output_image,
+        caption, labels)``: ``spec`` the :class:`~stntool.records.WarpSpec` that made ``output_image`` from
+        the input (``output_image`` None: warped here by :func:`~stntool.records.apply_spec`), ``caption`` a
+        short text (``\\n`` starts a new line; non-ASCII characters are spelt out or shown as ``?``).
+        ``title`` is the input tile's caption. ``labels`` (a :class:`~stntool.labels.Labels`, or None) are
+        drawn over their image: box outlines and visible keypoints, so a sheet shows them moving with the
+        pixels.
     tile : int
         Side of the square each image is fitted into, in sheet pixels.
     grid_lines : int
         Lines per axis inside the border (see :func:`grid_pattern`).
     grid_colour, grid_alpha, input_grid_alpha
         BGR colour of the grid and its opacity over the variants and over the input.
+    box_colour, keypoint_colour
+        BGR colours of the labels' boxes and keypoints.
     gap, background, text_colour, font_scale, max_caption_lines
         Spacing between cells, sheet and text colours (BGR), caption size (``cv2.FONT_HERSHEY_SIMPLEX``
         scale) and the most caption lines shown (longer lines are cut with ``..``).
@@ -289,24 +294,29 @@ def contact_sheet(rows, *, tile: int = 256, grid_lines: int = 8, grid_colour=(25
     parsed = []
     for i, row in enumerate(rows):
         try:
-            title, img, variants = row
+            title, img, variants, *rest = row
+            if len(rest) > 1:
+                raise ValueError
         except (TypeError, ValueError):
-            raise InvalidArgumentError(f"row {i}: expected (title, input_image, [(spec, output_image, caption), ...])")\
-                from None
+            raise InvalidArgumentError(f"row {i}: expected (title, input_image, [(spec, output_image, caption), ...]"
+                                       "[, labels])") from None
         img = np.asarray(img)
         vs = []
         for j, v in enumerate(variants):
             try:
-                spec, out, cap = v
+                spec, out, cap, *more = v
+                if len(more) > 1:
+                    raise ValueError
             except (TypeError, ValueError):
-                raise InvalidArgumentError(f"row {i}, variant {j}: expected (spec, output_image, caption)") from None
-            vs.append((spec, out, cap))
-        parsed.append((title, img, vs))
+                raise InvalidArgumentError(f"row {i}, variant {j}: expected (spec, output_image, caption[, labels])")\
+                    from None
+            vs.append((spec, out, cap, _as_labels(more[0] if more else None, f"row {i}, variant {j}")))
+        parsed.append((title, img, vs, _as_labels(rest[0] if rest else None, f"row {i}")))
 
-    captions = [str(t) for t, _, _ in parsed] + [str(c) for _, _, vs in parsed for _, _, c in vs]
+    captions = [str(t) for t, _, _, _ in parsed] + [str(c) for _, _, vs, _ in parsed for _, _, c, _ in vs]
     lines = min(max_caption_lines, max(1, max(len(c.split("\n")) for c in captions)))
     line_h = _line_height(font_scale)
-    layout = SheetLayout(len(parsed), 1 + max(len(vs) for _, _, vs in parsed), tile,
+    layout = SheetLayout(len(parsed), 1 + max(len(vs) for _, _, vs, _ in parsed), tile,
                          lines * line_h + 2 * _TEXT_PAD, gap)
     sheet = np.empty(layout.shape, np.uint8)
     sheet[:] = np.asarray(background, np.uint8)
@@ -321,7 +331,7 @@ def contact_sheet(rows, *, tile: int = 256, grid_lines: int = 8, grid_colour=(25
             cv2.putText(sheet, text, (x + 1, base), _FONT, font_scale, tuple(int(v) for v in text_colour), 1,
                         cv2.LINE_AA)
 
-    for r, (title, img, vs) in enumerate(parsed):
+    for r, (title, img, vs, labels_in) in enumerate(parsed):
         if img.ndim not in (2, 3) or img.shape[0] < 1 or img.shape[1] < 1:
             raise InvalidArgumentError(f"row {r} ({title}): an image must be (H, W) or (H, W, C), got {img.shape}")
         in_hw = img.shape[:2]
@@ -330,8 +340,8 @@ def contact_sheet(rows, *, tile: int = 256, grid_lines: int = 8, grid_colour=(25
         pic = display_bgr(img, shown)
         if input_grid_alpha > 0:
             pic = _blend(pic, _resize(grid_pattern(in_hw, grid_lines, t), shown), grid_colour, input_grid_alpha)
-        put(r, 0, pic, title)
-        for c, (spec, out, cap) in enumerate(vs, 1):
+        put(r, 0, _draw_labels(pic, labels_in, in_hw, box_colour, keypoint_colour), title)
+        for c, (spec, out, cap, labels_out) in enumerate(vs, 1):
             spec_out_hw = spec.out_hw or in_hw
             if out is None:
                 from .records import apply_spec
@@ -350,5 +360,41 @@ def contact_sheet(rows, *, tile: int = 256, grid_lines: int = 8, grid_colour=(25
                 except InvalidArgumentError as e:
                     raise InvalidArgumentError(f"row {r} ({title}), variant {c - 1}: {e}") from None
                 pic = _blend(pic, _resize(g, shown_out), grid_colour, grid_alpha)
-            put(r, c, pic, cap)
+            put(r, c, _draw_labels(pic, labels_out, spec_out_hw, box_colour, keypoint_colour), cap)
     return sheet
+
+
+def _as_labels(value, where: str):
+    """A row's or variant's labels: None or a :class:`~stntool.labels.Labels`."""
+    if value is None:
+        return None
+    from .labels import Labels
+
+    if not isinstance(value, Labels):
+        raise InvalidArgumentError(f"{where}: labels must be a stntool.labels.Labels, got {type(value).__name__}")
+    return value
+
+
+def _draw_labels(pic: np.ndarray, labels, image_hw, box_colour, keypoint_colour) -> np.ndarray:
+    """``pic`` (the image of size ``image_hw`` shown at ``pic``'s size) with the boxes' outlines and the visible
+    keypoints drawn in: an extent ``[-0.5, W - 0.5]`` fills the shown width (stntool's pixel frame)."""
+    if labels is None or (len(labels.boxes) == 0 and len(labels.keypoints) == 0):
+        return pic
+    import cv2
+
+    pic = np.array(pic, order="C")  # a copy: the shown picture may be the caller's image itself
+    h, w = image_hw
+    sy, sx = pic.shape[0] / h, pic.shape[1] / w
+    shift = 4  # cv2's fixed-point drawing: sub-pixel corners and centres
+    one = 1 << shift
+
+    def at(x, y):
+        return (int(round(((x + 0.5) * sx - 0.5) * one)), int(round(((y + 0.5) * sy - 0.5) * one)))
+
+    for x0, y0, x1, y1 in labels.boxes:
+        cv2.rectangle(pic, at(x0, y0), at(x1, y1), tuple(int(v) for v in box_colour), 1, cv2.LINE_AA, shift)
+    visible = labels.visible if labels.visible is not None else np.ones(len(labels.keypoints), bool)
+    for (x, y), seen in zip(labels.keypoints, visible):
+        if seen and np.isfinite(x) and np.isfinite(y):
+            cv2.circle(pic, at(x, y), 2 * one, tuple(int(v) for v in keypoint_colour), -1, cv2.LINE_AA, shift)
+    return pic

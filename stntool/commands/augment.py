@@ -218,9 +218,10 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
             name = relative_name(path, output)
             record = spec.replace(in_hw=in_hw, name=name).to_record()
             out = apply_spec(img, spec, backend)
-            files, extra = labels.write(found, spec, in_hw, path, backend)
+            files, extra, moved = labels.write(found, spec, in_hw, path, backend)
             if sheet is not None:
-                sheet.add(item, img, spec, out, k)
+                sheet.add(item, img, spec, out, k, os.path.basename(path),
+                          found["labels"][0] if found["labels"] is not None else None, moved)
             yield Output(out, {**record, "seed": seed, "variant": k, **extra}, path, files)
 
     def finish(summary):
@@ -353,22 +354,23 @@ class _LabelIO:
         return mask, palette
 
     def write(self, found, spec, in_hw, path, backend):
-        """``(files, manifest fields)`` for one variant written at ``path``."""
+        """``(files, manifest fields, moved labels or None)`` for one variant written at ``path``."""
         import os
 
-        files, extra = {}, {}
+        files, extra, moved_labels = {}, {}, None
         if found["labels"] is None and found["mask"] is None:
-            return files, extra
+            return files, extra, moved_labels
         from .. import labels as lb
         from ..io import encode_image, encode_indexed_png
 
         base = os.path.splitext(path)[0]
         if found["labels"] is not None:
             got, fmt = found["labels"]
-            moved, info = lb.transform_labels(got, spec, in_hw, min_visibility=self.min_visibility)
+            moved_labels, info = lb.transform_labels(got, spec, in_hw, min_visibility=self.min_visibility)
             out_hw = spec.out_hw or in_hw
             side = base + self._SIDE_EXT[fmt]
-            text = lb.labels_json_text(moved, out_hw) if fmt == "json" else lb.yolo_text(moved, out_hw)
+            text = (lb.labels_json_text(moved_labels, out_hw) if fmt == "json"
+                    else lb.yolo_text(moved_labels, out_hw))
             files[side] = text.encode("utf-8")
             extra["labels"] = side
             extra["keypoints_visible"], extra["boxes_dropped"] = info.keypoints_visible, info.boxes_dropped
@@ -378,7 +380,7 @@ class _LabelIO:
             palette = found.get("palette")
             files[side] = encode_indexed_png(moved, palette) if palette else encode_image(moved, "png")
             extra["mask"] = side
-        return files, extra
+        return files, extra, moved_labels
 
 
 class _Preview:
@@ -392,14 +394,16 @@ class _Preview:
 
         self.path, self.keep, self.rows, self.lock = path, keep, {}, threading.Lock()
 
-    def add(self, item, img, spec, out, k):
+    def add(self, item, img, spec, out, k, name, labels_in=None, labels_out=None):
+        """Variant ``k`` of ``item`` (written as ``name``, its caption), with the input's and the variant's labels
+        (drawn over the images) where it has them."""
         if k >= self.MAX_VARIANTS:
             return
         with self.lock:
             if item.index not in self.rows and len(self.rows) >= self.MAX_INPUTS and item.index > max(self.rows):
                 return  # later than every kept row (and a row once left out stays out: smaller ones stay)
-            row = self.rows.setdefault(item.index, (item.rel, img, []))
-            row[2].append((spec, out, f"#{k}"))
+            row = self.rows.setdefault(item.index, (item.rel, img, [], labels_in))
+            row[2].append((spec, out, name, labels_out))
             if len(self.rows) > self.MAX_INPUTS:
                 del self.rows[max(self.rows)]
 

@@ -494,3 +494,25 @@ def test_no_range_says_every_variant_is_its_input(tmp_path, aug, inputs):
 def test_range_errors_name_the_option_once_and_the_value_as_given(tmp_path, aug, inputs, args, line):
     r = aug(str(inputs), "-o", str(tmp_path / "o"), "--seed", "1", *args)
     assert r.exit_code == 2 and r.stderr.strip().splitlines()[-1] == line, r.stderr
+
+
+def test_the_preview_draws_the_labels(tmp_path, aug):
+    # the sheet drew the grid only
+    import cv2
+    import numpy as np
+
+    src = tmp_path / "in"
+    src.mkdir()
+    write(src / "a.png", encode(np.full((60, 80, 3), 128, np.uint8), ".png"))
+    (src / "a.json").write_text(json.dumps({"boxes": [{"box": [9.5, 9.5, 49.5, 39.5]}],
+                                            "keypoints": [{"x": 60, "y": 30}]}))
+    sheet = tmp_path / "sheet.png"
+    r = aug(str(src), "-o", str(tmp_path / "o"), "--count", "2", "--seed", "1", "--rotate", "-20:20",
+            "--preview", str(sheet), "-q")
+    assert r.exit_code == 0, r.stderr
+    img = cv2.imread(str(sheet)).astype(int)
+    green = (img[..., 1] > 150) & (img[..., 0] < 80) & (img[..., 2] < 80)  # the boxes (0, 200, 0)
+    cyan = (img[..., 0] > 200) & (img[..., 1] > 200) & (img[..., 2] < 80)  # the keypoints (255, 255, 0)
+    tile = img.shape[1] // 3
+    for c in range(3):  # the input and its two variants
+        assert green[:, c * tile:(c + 1) * tile].sum() > 40 and cyan[:, c * tile:(c + 1) * tile].any(), c

@@ -250,6 +250,32 @@ class TestSheetGrid:
         with pytest.raises(InvalidArgumentError, match="variant 0"):
             contact_sheet([("a", img, [(IDENTITY, img)])])
 
+    def test_labels_are_drawn_where_they_lie_and_move_with_the_pixels(self):
+        # a box and a keypoint on the input; the flipped variant's labels (moved by its record) on the mirror
+        from stntool.labels import Labels, transform_labels
+
+        img = np.zeros((48, 80, 3), np.uint8)
+        labels = Labels(keypoints=[[60.0, 10.0]], boxes=[[9.5, 19.5, 29.5, 39.5]])
+        moved, _ = transform_labels(labels, HFLIP, (48, 80))
+        kw = dict(tile=80, grid_alpha=0, input_grid_alpha=0, box_colour=(0, 255, 0), keypoint_colour=(0, 0, 255),
+                  backend="numpy")
+        sheet = contact_sheet([("in", img, [(HFLIP, img[:, ::-1], "v", moved)], labels)], **kw)
+        assert img.max() == 0  # drawn on a copy
+        lay = SheetLayout(1, 2, 80, caption_band(1), 8)
+        a, b = tile_of(sheet, lay, 0, 0, (48, 80)), tile_of(sheet, lay, 0, 1, (48, 80))
+        for tile, (x0, x1), kx in ((a, (10, 29), 60), (b, (50, 69), 19)):
+            green = tile[..., 1] > 100
+            ys, xs = np.nonzero(green)
+            assert abs(xs.min() - x0) <= 1 and abs(xs.max() - x1) <= 1 and abs(ys.min() - 20) <= 1, (xs, ys)
+            assert abs(ys.max() - 39) <= 1 and not green[25:35, x0 + 3:x1 - 3].any()  # an outline
+            red = tile[..., 2] > 100
+            ys, xs = np.nonzero(red)
+            assert red.any() and abs(xs.mean() - kx) <= 1 and abs(ys.mean() - 10) <= 1
+        plain = contact_sheet([("in", img, [(HFLIP, img[:, ::-1], "v")])], **kw)
+        assert tile_of(plain, lay, 0, 0, (48, 80)).max() == 0 and tile_of(plain, lay, 0, 1, (48, 80)).max() == 0
+        with pytest.raises(InvalidArgumentError, match="labels must be a stntool.labels.Labels"):
+            contact_sheet([("in", img, [], [[1, 2]])])
+
     def test_row_without_variants(self):
         img = np.zeros((8, 8), np.uint8)
         sheet = contact_sheet([("a", img, [])], tile=16, gap=2)
