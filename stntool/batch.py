@@ -294,6 +294,10 @@ def attach_payloads(items, payloads: dict, missing: str = "no parameters for thi
 
 # --------------------------------------------------------------------------- output planning
 
+#: The planning error of an input whose output would replace an input file.
+ONTO_INPUT = "refusing to write onto an input file (use another -o or --suffix)"
+
+
 def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: int = 0, outputs=None,
                  skip_existing: bool = False, side_files=None, beside=None, read_files=None) -> str:
     """Set ``item.output`` and ``item.outputs`` for every item; returns ``"folder"``, ``"file"`` or ``"stdout"``.
@@ -413,13 +417,17 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
                 problem = problem or (f"refusing to write onto {display(path)}, which is among the inputs (an "
                                       "earlier run's output? --skip-existing keeps it; delete it to write it again)")
             elif key in input_real:
-                problem = problem or "refusing to write onto an input file (use another -o or --suffix)"
+                problem = problem or ONTO_INPUT
             elif key in claimed:
                 problem = problem or f"output {display(path)} would also be written by {display(claimed[key])}"
         if problem is not None:
             it.error = problem
         else:
             claimed.update((k, it.input) for k in keys)
+    onto = [it for it, _, _ in planned if it.error == ONTO_INPUT]
+    if onto and len(onto) == len(planned) - len(absent):  # -o the input folder, or the input file itself
+        raise InvalidArgumentError(f"-o {display(output)}: every input would write onto an input file (use another "
+                                   "-o or --suffix)")
     _check_side_files(side_files or {}, input_real, planned_by, output_real, read_files)
     return "stdout" if to_stdout else ("file" if out_is_file else "folder")
 

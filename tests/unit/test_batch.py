@@ -123,8 +123,12 @@ def test_plan_same_base_name_second_is_an_error(tree, monkeypatch):
 def test_plan_refuses_to_write_onto_an_input(tree, monkeypatch):
     monkeypatch.chdir(tree)
     items, folders = batch.discover(["in"])
-    batch.plan_outputs(items, "in", folders=folders)
-    assert all(it.error.startswith("refusing to write onto an input") for it in items)
+    # every output onto its own input: the command is wrong, not its inputs (it failed each input, exit 1)
+    with pytest.raises(InvalidArgumentError, match="-o in: every input would write onto an input file"):
+        batch.plan_outputs(items, "in", folders=folders)
+    items, folders = batch.discover(["in"])
+    batch.plan_outputs(items, "in", folders=folders, outputs=lambda it, p: [p if it.index == 0 else p + ".x.png"])
+    assert items[0].error.startswith("refusing to write onto an input") and items[1].error is None  # one of them
     items, folders = batch.discover(["in"])
     batch.plan_outputs(items, "in", suffix="_w", folders=folders)
     assert [it.error for it in items] == [None, None]
@@ -382,8 +386,8 @@ def test_planned_outputs_go_through_the_collision_and_onto_input_checks(tmp_path
     assert items[1].error == f"output {tmp_path / 'o' / 'same.png'} would also be written by {items[0].input}"
     batch.plan_outputs(items[:1], str(tmp_path / "o"), outputs=lambda it, p: [p, str(tmp_path / "b.png")])
     assert items[0].error is None  # b.png is not an input of this batch
-    batch.plan_outputs(items, str(tmp_path / "o2"), outputs=lambda it, p: [p, str(tmp_path / "a.png")])
-    assert all(it.error.startswith("refusing to write onto an input") for it in items)
+    with pytest.raises(InvalidArgumentError, match="every input would write onto an input file"):
+        batch.plan_outputs(items, str(tmp_path / "o2"), outputs=lambda it, p: [p, str(tmp_path / "a.png")])
     with pytest.raises(InvalidArgumentError, match="one output"):
         batch.plan_outputs(items[:1], "-", outputs=variants(2))
 
