@@ -18,6 +18,8 @@ Examples:
   stntool augment scans/ -o aug/ --count 4 --seed 7 --preset document --manifest aug.jsonl
   stntool augment img.png -o aug/ --count 6 --seed 3 --tps 0.03 --elastic 30,6 --keep-inside
   stntool augment data/ -r -o aug/ --count 4 --seed 2 --preset medium --masks masks/ --preview sheet.png
+  stntool augment ds/images/train -r -o aug/images/train --labels-dir ds/labels/train \\
+      --labels-out aug/labels/train --count 4 --seed 5 --preset light          # a YOLO dataset's layout
   stntool augment --show-preset heavy
   stntool warp --params aug.jsonl -o replay/          # the same files again, bit for bit
 
@@ -33,7 +35,8 @@ not on --jobs, the order or the other inputs. Without --seed a random seed is dr
 
 \b
 Labels move with the pixels: a.json (keypoints, boxes) or a.txt (YOLO boxes) beside a.jpg is
-transformed and written beside each variant (a_000.json / a_000.txt); with --masks DIR, the mask
+transformed and written beside each variant (a_000.json / a_000.txt), or read from and written to
+folders of their own (--labels-dir, --labels-out: paired by relative path); with --masks DIR, the mask
 DIR/sub/a.png is warped with nearest sampling and written as a_000.mask.png (an indexed PNG
 keeps its palette: its indices are warped, not its colours).
 """
@@ -111,6 +114,12 @@ def variant_names(path: str, count: int) -> list:
 @click.option("--labels", "labels_kind", type=click.Choice(["auto", "json", "yolo", "none"]), default="auto",
               show_default=True, help="Label sidecars beside each input: NAME.json (keypoints, boxes) or NAME.txt "
                                       "(YOLO); auto takes whichever exists.")
+@click.option("--labels-dir", metavar="DIR", type=click.Path(exists=True, file_okay=False),
+              help="Read the label sidecars from DIR, paired by relative path (DIR/sub/a.txt for in/sub/a.jpg: the "
+                   "images/ and labels/ folders of a YOLO dataset), not beside the inputs.")
+@click.option("--labels-out", metavar="DIR",
+              help="Write each variant's label file to DIR, mirroring the variants' names under -o "
+                   "(DIR/sub/a_000.txt), not beside the variant.")
 @click.option("--masks", "masks_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False),
               help="Segmentation masks paired by relative path (DIR/sub/a.png for in/sub/a.jpg).")
 @click.option("--min-visibility", type=click.FloatRange(0, 1), default=0.0, show_default=True, callback=not_nan,
@@ -120,7 +129,8 @@ def variant_names(path: str, count: int) -> list:
 @output_options
 @input_options
 def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, translate, perspective, hflip, vflip,
-            tps, tps_grid, elastic, keep_inside, labels_kind, masks_dir, min_visibility, preview, mode,
+            tps, tps_grid, elastic, keep_inside, labels_kind, labels_dir, labels_out, masks_dir, min_visibility,
+            preview, mode,
             padding, fill, align_corners, out_hw, device, jobs, **io_options):
     """Write --count random geometric variants of each input, and their warp records.
 
@@ -164,7 +174,12 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
         if not io_options["quiet"]:
             said_seed = f"stntool: augment seed {seed} (pass --seed {seed} to repeat this run)"
     output = io_options["output"]
-    labels = _LabelIO(labels_kind, masks_dir, min_visibility, exif=not io_options["ignore_orientation"])
+    if labels_kind == "none" and (labels_dir is not None or labels_out is not None):
+        raise click.UsageError("--labels-dir and --labels-out need label files (not --labels none)")
+    if labels_out is not None and output == "-":
+        raise click.UsageError("--labels-out names label files after their variants under -o (not -o -)")
+    labels = _LabelIO(labels_kind, masks_dir, min_visibility, exif=not io_options["ignore_orientation"],
+                      labels_dir=labels_dir, labels_out=labels_out, output=output)
     sheet = None
     if preview is not None:
         from ..io import display, folder_problem, unwritable
@@ -262,8 +277,12 @@ def _numbers_only(path, limit: int = 1 << 16) -> bool:
 class _LabelIO:
     """Finds, moves and writes the labels of one input (sidecars and masks)."""
 
-    def __init__(self, kind, masks_dir, min_visibility, exif: bool = True):
+    def __init__(self, kind, masks_dir, min_visibility, exif: bool = True, labels_dir=None, labels_out=None,
+                 output=None):
         self.kind, self.masks_dir, self.min_visibility = kind, masks_dir, min_visibility
+        # sidecars read from labels_dir (by relative path) and written to labels_out (by the variants' names under
+        # the output folder) instead of beside the images
+        self.labels_dir, self.labels_out, self.output = labels_dir, labels_out, output
         self.exif = exif  # masks are read as their images are: turned by their orientation tag, or not
         self._sidecars = {}  # input -> sidecar(), looked up once: planned with the outputs, then read
         self._said_text = False  # the note on .txt files that are not labels, said once
@@ -278,7 +297,8 @@ class _LabelIO:
         if self.kind == "none" or item.input == "-":
             return None
         if item.input not in self._sidecars:
-            stem = os.path.splitext(item.input)[0]
+            stem = os.path.splitext(item.input if self.labels_dir is None else
+                                    os.path.join(self.labels_dir, item.rel))[0]
             kinds = {"auto": ("json", "yolo"), "json": ("json",), "yolo": ("yolo",)}[self.kind]
             found = next(((stem + self._SIDE_EXT[fmt], fmt) for fmt in kinds
                           if os.path.isfile(stem + self._SIDE_EXT[fmt])), None)
@@ -301,8 +321,20 @@ class _LabelIO:
         import os
 
         base, found = os.path.splitext(path)[0], self.sidecar(item)
-        return ([base + self._SIDE_EXT[found[1]]] if found else []) + \
+        return ([self._label_base(path) + self._SIDE_EXT[found[1]]] if found else []) + \
             ([base + ".mask.png"] if self.masks_dir is not None else [])
+
+    def _label_base(self, path):
+        """A variant's label file, less its extension: beside the variant, or under ``labels_out`` by the variant's
+        name under the output folder."""
+        import os
+
+        from ..batch import relative_name
+
+        if self.labels_out is None:
+            return os.path.splitext(path)[0]
+        name = relative_name(path, self.output).replace("/", os.sep)
+        return os.path.join(self.labels_out, os.path.splitext(name)[0])
 
     def read(self, item, in_hw):
         """``{"labels": (Labels, fmt) or None, "mask": array or None}`` for an item; StnError names the bad file."""
@@ -368,7 +400,7 @@ class _LabelIO:
             got, fmt = found["labels"]
             moved_labels, info = lb.transform_labels(got, spec, in_hw, min_visibility=self.min_visibility)
             out_hw = spec.out_hw or in_hw
-            side = base + self._SIDE_EXT[fmt]
+            side = self._label_base(path) + self._SIDE_EXT[fmt]
             text = (lb.labels_json_text(moved_labels, out_hw) if fmt == "json"
                     else lb.yolo_text(moved_labels, out_hw))
             files[side] = text.encode("utf-8")

@@ -516,3 +516,39 @@ def test_the_preview_draws_the_labels(tmp_path, aug):
     tile = img.shape[1] // 3
     for c in range(3):  # the input and its two variants
         assert green[:, c * tile:(c + 1) * tile].sum() > 40 and cyan[:, c * tile:(c + 1) * tile].any(), c
+
+
+def test_labels_from_and_to_folders_of_their_own(tmp_path, aug):
+    # a YOLO dataset keeps images/ and labels/ apart: --labels-dir reads them by relative path, --labels-out writes
+    # each variant's beside its name there; the labels are those of the same run with the files side by side
+    import shutil
+
+    ds = tmp_path / "ds"
+    for sub in ("images/sub", "labels/sub"):
+        (ds / sub).mkdir(parents=True)
+    for rel, box in (("a", "0 0.4 0.4 0.3 0.5"), ("sub/b", "1 0.5 0.5 0.2 0.2")):
+        write(ds / "images" / f"{rel}.png", encode(small_rgb(30, 40), ".png"))
+        (ds / "labels" / f"{rel}.txt").write_text(box + "\n")
+    args = ("--count", "2", "--seed", "4", "--rotate", "-20:20", "-q")
+    r = aug(str(ds / "images"), "-r", "-o", str(tmp_path / "aug" / "images"), "--labels-dir", str(ds / "labels"),
+            "--labels-out", str(tmp_path / "aug" / "labels"), "--manifest", str(tmp_path / "m.jsonl"), *args)
+    assert r.exit_code == 0, r.stderr
+    got = sorted(str(p.relative_to(tmp_path / "aug")) for p in (tmp_path / "aug").rglob("*") if p.is_file())
+    assert got == [f"{kind}/{rel}_{k:03d}.{ext}" for kind, ext in (("images", "png"), ("labels", "txt"))
+                   for rel in ("a", "sub/b") for k in range(2)]
+    recs = [json.loads(line) for line in open(tmp_path / "m.jsonl")]
+    assert [rec["labels"] for rec in recs] == [str(tmp_path / "aug" / "labels" / f"{rel}_{k:03d}.txt")
+                                               for rel in ("a", "sub/b") for k in range(2)]
+    side = tmp_path / "side"  # the same files beside each other
+    shutil.copytree(ds / "images", side)
+    for rel in ("a", "sub/b"):
+        shutil.copy(ds / "labels" / f"{rel}.txt", side / f"{rel}.txt")
+    r = aug(str(side), "-r", "-o", str(tmp_path / "o"), *args)
+    assert r.exit_code == 0, r.stderr
+    for rel in ("a", "sub/b"):
+        for k in range(2):
+            name, out = f"{rel}_{k:03d}", tmp_path / "aug"
+            assert (out / "labels" / f"{name}.txt").read_text() == (tmp_path / "o" / f"{name}.txt").read_text()
+            assert (out / "images" / f"{name}.png").read_bytes() == (tmp_path / "o" / f"{name}.png").read_bytes()
+    r = aug(str(ds / "images"), "-o", str(tmp_path / "x"), "--labels", "none", "--labels-dir", str(ds / "labels"))
+    assert r.exit_code == 2 and "not --labels none" in r.stderr
