@@ -158,10 +158,11 @@ def test_bad_theta_exit_2(tmp_path, run, theta, msg):
 
 def test_usage_errors(tmp_path, run):
     write(tmp_path / "a.png", encode(small_rgb(), ".png"))
-    a = str(tmp_path / "a.png")
-    assert run(a, "-o", "x.png").exit_code == 2
-    assert run("--theta", "1,0,0,0,1,0", "--matrix", "1,0,0,0,1,0", a, "-o", "x.png").exit_code == 2
-    assert run("--theta", "1,0,0,0,1,0", "--fill", "3", "--padding", "border", a, "-o", "x.png").exit_code == 2
+    a, x = str(tmp_path / "a.png"), str(tmp_path / "x.png")
+    assert run(a, "-o", x).exit_code == 2
+    assert run("--theta", "1,0,0,0,1,0", "--matrix", "1,0,0,0,1,0", a, "-o", x).exit_code == 2
+    assert run("--theta", "1,0,0,0,1,0", "--fill", "3", "--padding", "border", a, "-o", x).exit_code == 2
+    assert not os.path.exists(x)
     r = run("--theta", "1,0,0,0,1,0", "--device", "cuda", a, "-o", str(tmp_path / "c.png"))
     if r.exit_code != 0:  # no GPU: a one-line usage error, never a silent CPU run
         assert r.exit_code == 2 and "cuda" in r.stderr and not (tmp_path / "c.png").exists()
