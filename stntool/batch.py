@@ -294,6 +294,8 @@ def attach_payloads(items, payloads: dict, missing: str = "no parameters for thi
 
 # --------------------------------------------------------------------------- output planning
 
+#: Every extension of a format's files (``-o out.jpeg --format jpg``).
+_SPELLINGS = {".jpg": (".jpg", ".jpeg", ".jpe"), ".tif": (".tif", ".tiff")}
 #: The planning error of an input whose output would replace an input file.
 ONTO_INPUT = "refusing to write onto an input file (use another -o or --suffix)"
 
@@ -371,7 +373,7 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
         if out_is_file:
             it.output = output
             ext = FORMAT_EXTENSIONS.get(fmt) if fmt != "same" else None
-            if ext is not None and os.path.splitext(output)[1].lower() != ext:
+            if ext is not None and os.path.splitext(output)[1].lower() not in _SPELLINGS.get(ext, (ext,)):
                 raise InvalidArgumentError(f"-o {display(output)} does not end in {ext} (--format {fmt})")
         else:
             base, ext = os.path.splitext(it.rel)

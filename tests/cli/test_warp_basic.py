@@ -235,3 +235,8 @@ def test_format_names_jpeg_tiff_and_bmp(tmp_path, run):
         assert r.exit_code == 0, r.stderr
         assert os.listdir(tmp_path / fmt) == ["a" + ext]
         assert read(tmp_path / fmt / ("a" + ext)).shape == (6, 8, 3)
+    for fmt, name in (("jpeg", "o.jpeg"), ("jpg", "o.jpe"), ("tiff", "o.tiff"), ("tif", "o.TIFF")):
+        r = run("--theta", "1,0,0,0,1,0", str(tmp_path / "a.png"), "-o", str(tmp_path / name), "--format", fmt, "-q")
+        assert r.exit_code == 0 and read(tmp_path / name).shape == (6, 8, 3), (fmt, name, r.stderr)
+    r = run("--theta", "1,0,0,0,1,0", str(tmp_path / "a.png"), "-o", str(tmp_path / "o.png"), "--format", "jpeg")
+    assert r.exit_code == 2 and "does not end in .jpg (--format jpeg)" in r.stderr
