@@ -255,23 +255,33 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
                beside=labels.beside, **io_options)
 
 
-def _numbers_only(path, limit: int = 1 << 16) -> bool:
-    """Whether the first ``limit`` bytes of the text file ``path`` hold numbers and white space only (YOLO boxes, or
-    an empty file: no boxes); unreadable files count as numbers, so reading them fails with their own error."""
+def _holds_words(path, limit: int = 1 << 16) -> bool:
+    """Whether the text file ``path`` is a transcript or notes rather than YOLO boxes: its first ``limit`` bytes
+    hold a word that is not a number and a line that is not five fields (a YOLO line with a class name, ``person
+    0.5 0.5 0.2 0.2``, is broken labels, not words). Unreadable files count as labels, so reading them fails with
+    their own error; a leading UTF-8 byte-order mark is not a word."""
     try:
         with open(path, "rb") as f:
             head = f.read(limit)
     except OSError:
-        return True
-    words = head.split()
-    if len(head) == limit and words and not head[-1:].isspace():
-        words = words[:-1]  # the last word may be cut
-    for w in words:
-        try:
-            float(w)
-        except ValueError:
-            return False
-    return True
+        return False
+    head = head.removeprefix(b"\xef\xbb\xbf")
+    lines = head.splitlines()
+    if len(head) == limit and lines and not head[-1:].isspace():
+        lines = lines[:-1]  # the last line may be cut
+    words = not_five = False
+    for line in lines:
+        fields = line.split()
+        if not fields:
+            continue
+        not_five = not_five or len(fields) != 5
+        for w in fields:
+            try:
+                float(w)
+            except ValueError:
+                words = True
+                break
+    return words and not_five
 
 
 class _LabelIO:
@@ -302,7 +312,7 @@ class _LabelIO:
             kinds = {"auto": ("json", "yolo"), "json": ("json",), "yolo": ("yolo",)}[self.kind]
             found = next(((stem + self._SIDE_EXT[fmt], fmt) for fmt in kinds
                           if os.path.isfile(stem + self._SIDE_EXT[fmt])), None)
-            if found is not None and self.kind == "auto" and found[1] == "yolo" and not _numbers_only(found[0]):
+            if found is not None and self.kind == "auto" and found[1] == "yolo" and _holds_words(found[0]):
                 # words in it: a transcript or notes beside the image (an OCR set's), not YOLO boxes
                 if not self._said_text:
                     from ..batch import say

@@ -389,11 +389,19 @@ def test_a_text_file_beside_a_scan_that_is_not_yolo_is_left_out_or_named(tmp_pat
     assert r.exit_code == 0, r.stderr
     assert r.stderr.count("holds words, not YOLO boxes") == 1 and "--labels yolo" in r.stderr
     assert sorted(os.listdir(tmp_path / "o")) == ["line_000.png", "scan_000.png"]
-    # numbers in the wrong layout may be broken labels: an error, with the way to leave the file alone
+    # numbers in the wrong layout, or five fields with a class name, may be broken labels: an error, with the way to
+    # leave the file alone
     (src / "scan.txt").write_text("0 0.5 0.5 0.2\n")
     r = aug(str(src), "-o", str(tmp_path / "o1"), "--seed", "0", "--rotate", "3")
     assert r.exit_code == 1
     assert "scan.txt: line 1: expected 5 values" in r.stderr and "pass --labels none" in r.stderr
+    (src / "scan.txt").write_text("person 0.5 0.5 0.2 0.2\n")
+    r = aug(str(src), "-o", str(tmp_path / "o4"), "--seed", "0", "--rotate", "3")
+    assert r.exit_code == 1 and "class 'person' is not a whole number" in r.stderr
+    # labels written with a byte-order mark are labels
+    (src / "scan.txt").write_bytes(b"\xef\xbb\xbf0 0.5 0.5 0.2 0.2\n")
+    r = aug(str(src), "-o", str(tmp_path / "o5"), "--seed", "0", "--rotate", "3", "-q")
+    assert r.exit_code == 0 and (tmp_path / "o5" / "scan_000.txt").exists(), r.stderr
     r = aug(str(src), "-o", str(tmp_path / "o3"), "--seed", "0", "--rotate", "3", "--labels", "none", "-q")
     assert r.exit_code == 0 and sorted(os.listdir(tmp_path / "o3")) == ["line_000.png", "scan_000.png"]
     r = aug(str(src), "-o", str(tmp_path / "o2"), "--seed", "0", "--labels", "yolo")  # asked for: read, no hint
