@@ -99,7 +99,8 @@ def parse_matrix(text: str, what: str) -> list:
     t = text.strip()
     if "[" not in t and "]" not in t:
         return parse_numbers(t, what, (6, 9))
-    outer = re.fullmatch(r"\[\s*((?:\[[^\[\]]*\]\s*,?\s*)+)\]", t)
+    # [ row (,) row ... ]: one way to read each separator, so a string that does not match fails at once
+    outer = re.fullmatch(r"\[\s*((?:\[[^\[\]]*\](?:\s*,)?\s*)+)\]", t)
     if outer is None:
         raise InvalidArgumentError(f"{what}: expected numbers, or rows in brackets like [[a, b, c], [d, e, f]]")
     rows = re.findall(r"\[([^\[\]]*)\]", outer.group(1))

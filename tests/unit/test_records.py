@@ -134,6 +134,9 @@ def test_parse_matrix_takes_numbers_or_the_rows_python_json_and_numpy_print():
                       ("1, 2, 3", "expected 6 or 9 numbers, got 3")):
         with pytest.raises(InvalidArgumentError, match=re.escape(msg)):
             parse_matrix(text, "--theta")
+    # rows without commas and no closing bracket: the pattern took time exponential in the rows (18 rows, a minute)
+    with pytest.raises(InvalidArgumentError, match="rows in brackets"):
+        parse_matrix("[" + " ".join(["[0. 0. 0.]"] * 60), "--theta")
 
 
 def test_fill_values_layouts_and_ranges():
