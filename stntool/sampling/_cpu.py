@@ -617,19 +617,15 @@ def _f32_overflow_again(dst, d0, d1):
 
 @jit_device
 def _bicubic_f64_again(src, off, row, cc, fx, fy, dst, d):
-    """The interior bicubic pixel of a float32 image at ``off``, ``fx``, ``fy`` (as :func:`_bicubic_interior_f32`)
-    computed again in float64 and rounded to float32, where one of its float32 values is not finite: the
-    reference's sums, in its order (:func:`_bicubic_c`)."""
-    finite = True
+    """The values of the interior bicubic pixel of a float32 image at ``off``, ``fx``, ``fy`` (as
+    :func:`_bicubic_interior_f32`) that are not finite, computed again in float64 and rounded to float32: the
+    reference's sums, in its order (:func:`_bicubic_c`). Its finite values keep their bits."""
     for c in range(cc):
-        finite = finite and math.isfinite(dst[np.uint64(d + c)])
-    if finite:
-        return
-    wx0, wx1, wx2, wx3 = _cubic_weights(fx)
-    wy0, wy1, wy2, wy3 = _cubic_weights(fy)
-    base = off - row - cc
-    for c in range(cc):
-        dst[np.uint64(d + c)] = _bicubic_c(src, base + c, row, cc, wx0, wx1, wx2, wx3, wy0, wy1, wy2, wy3)
+        if not math.isfinite(dst[np.uint64(d + c)]):
+            wx0, wx1, wx2, wx3 = _cubic_weights(fx)
+            wy0, wy1, wy2, wy3 = _cubic_weights(fy)
+            dst[np.uint64(d + c)] = _bicubic_c(src, off - row - cc + c, row, cc, wx0, wx1, wx2, wx3, wy0, wy1, wy2,
+                                               wy3)
 
 
 @jit_inline

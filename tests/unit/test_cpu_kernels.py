@@ -1565,3 +1565,9 @@ def test_float32_bicubic_of_huge_taps_is_finite_where_the_reference_is(channels)
         assert np.array_equal(got[~finite & ~np.isnan(expect)], expect[~finite & ~np.isnan(expect)])
         # float32 sums of terms near 3e38 that cancel: float32's rounding of those terms
         np.testing.assert_allclose(got[finite], expect[finite], rtol=1e-4, atol=1e34)
+    # a NaN in one channel changes no other channel's bits (the pixel's every channel was computed again)
+    img = np.random.default_rng(5).random((16, 16, 3)).astype(np.float32)
+    before = stntool.warp(img, theta, mode="bicubic", backend="cpu")
+    img[7, 8, 1] = np.nan
+    after = stntool.warp(img, theta, mode="bicubic", backend="cpu")
+    assert np.isnan(after[..., 1]).any() and np.array_equal(after[..., [0, 2]], before[..., [0, 2]])
