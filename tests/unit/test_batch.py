@@ -204,6 +204,15 @@ def test_attach_payloads_matches_an_input_named_another_way(tmp_path, monkeypatc
     items = [batch.Item(k, name, os.path.basename(name)) for k, name in enumerate(names)]
     out = batch.attach_payloads(items, {"in/a.png": ["record"]}, missing="nothing for it")
     assert [(it.payload, it.error) for it in out] == [("record", None)] * 3 + [(None, "nothing for it")]
+    # records of the same file under two names: the one naming it as the input does; else none (not both)
+    payloads = {"in/a.png": ["by folder"], "link.png": ["by link"]}
+    items = [batch.Item(k, name, os.path.basename(name)) for k, name in enumerate(
+        [str(tmp_path / "in" / "a.png"), str(tmp_path / "link.png"), str(tmp_path / "in" / ".." / "link.png")])]
+    out = batch.attach_payloads(items, payloads, missing="nothing for it")
+    assert [it.payload for it in out] == ["by folder", "by link", "by link"]
+    os.symlink(tmp_path / "in", tmp_path / "inlink")
+    out = batch.attach_payloads([batch.Item(0, "inlink/a.png", "a.png")], payloads, missing="nothing for it")
+    assert [(it.payload, it.error) for it in out] == [(None, "nothing for it")]
 
 
 # --------------------------------------------------------------------------- manifest
