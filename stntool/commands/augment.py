@@ -164,8 +164,8 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
         aug = Augmenter(mode=mode, align_corners=bool(align_corners), **opts)
     said = []  # lines said once the options are all checked (usage errors come alone)
     if aug.is_identity and out_hw is None:
-        said.append("stntool: warning: no range, flip or field is given (--rotate, --scale, ..., or --preset): "
-                    "every variant is its input unchanged")
+        said.append("stntool: warning: every range, flip and field is nothing (give --rotate, --scale, ..., or "
+                    "--preset): every variant is its input unchanged")
     said_seed = None
     if seed is None:
         import secrets

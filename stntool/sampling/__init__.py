@@ -19,7 +19,9 @@ behaviour from ``out``'s dtype and the maps.
 
 from __future__ import annotations
 
+import decimal
 import functools
+import numbers
 import os
 import sys
 
@@ -135,6 +137,9 @@ def sample_options(mode: str, padding: str, fill, channels: int):
             f = np.asarray(fill)
         except (TypeError, ValueError):
             f = np.asarray(None)
+        if f.dtype == object and all(isinstance(v, (numbers.Real, decimal.Decimal))
+                                     and not isinstance(v, (bool, np.bool_)) for v in f.ravel()):
+            f = f.astype(np.float64)  # Fraction, Decimal: real numbers numpy keeps as objects
         if f.dtype.kind not in "iuf":  # not strings, bytes, booleans, dates or complex numbers (numpy casts them)
             raise InvalidArgumentError(f"fill must be a number or one number per channel, got {fill!r}")
         f = f.astype(np.float64).ravel()

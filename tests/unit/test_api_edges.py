@@ -59,7 +59,10 @@ def test_sampling_options_of_the_wrong_type(img):
     for bad in ("red", "5", b"1", True, [1 + 2j], np.array([1 + 2j]), np.datetime64("2020-01-01"), [True]):
         with pytest.raises(InvalidArgumentError, match="fill must be"):
             stntool.warp(img, I2, padding="constant", fill=bad)
-    for good in (7, 7.5, np.uint8(7), [7], np.array([7.0]), (1, 2, 3)):
+    from decimal import Decimal
+    from fractions import Fraction
+
+    for good in (7, 7.5, np.uint8(7), [7], np.array([7.0]), (1, 2, 3), Fraction(7), Decimal("7"), [Fraction(1, 2)] * 3):
         stntool.warp(img, I2, padding="constant", fill=good)
 
 
