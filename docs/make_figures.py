@@ -48,12 +48,57 @@ def augment_sheet():
     import sys
     import tempfile
 
+    import json
+    import shutil
+
     samples = HERE.parent / "samples"
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "stntool", "augment", str(samples / "photo.jpg"),
-                        str(samples / "text_page.png"), str(samples / "chart.png"), "-o", tmp, "--count", "4",
+        tmp = Path(tmp)
+        for name in ("photo.jpg", "text_page.png", "chart.png"):
+            shutil.copy(samples / name, tmp / name)
+        # labels beside two of them (the sun: a box and its centre; the chart's bars: boxes), drawn on the sheet
+        # as each variant moved them
+        for name, doc in (("photo.jpg", _sun_labels(tmp / "photo.jpg")), ("chart.png", _bar_labels(tmp / "chart.png"))):
+            (tmp / name).with_suffix(".json").write_text(json.dumps(doc))
+        subprocess.run([sys.executable, "-m", "stntool", "augment", str(tmp / "photo.jpg"),
+                        str(tmp / "text_page.png"), str(tmp / "chart.png"), "-o", str(tmp / "out"), "--count", "4",
                         "--seed", "7", "--preset", "heavy", "--tps", "0.03", "--padding", "reflection",
-                        "--preview", str(HERE / "images" / "augment.png"), "-q"], check=True)
+                        "--preview", str(HERE / "images" / "augment.png"), "--overwrite", "-q"], check=True)
+
+
+def _components(img, mask, min_area=200):
+    """Boxes (pixel extents) of the connected regions of ``mask`` larger than ``min_area``, with their centres."""
+    n, _, stats, centres = cv2.connectedComponentsWithStats(mask.astype(np.uint8))
+    return [([x - 0.5, y - 0.5, x + w - 0.5, y + h - 0.5], (float(cx), float(cy)))
+            for (x, y, w, h, area), (cx, cy) in zip(stats[1:], centres[1:]) if area >= min_area]
+
+
+def _sun_labels(path):
+    """The photo's sun (its yellow disc): a box and a keypoint at its centre."""
+    img = cv2.imread(str(path))
+    b, g, r = (img[..., k].astype(int) for k in range(3))
+    (box, (cx, cy)), *_ = sorted(_components(img, (r > 200) & (g > 170) & (b < 120)),
+                                 key=lambda c: -(c[0][2] - c[0][0]) * (c[0][3] - c[0][1]))
+    return {"boxes": [{"box": box, "label": "sun"}], "keypoints": [{"x": cx, "y": cy, "label": "sun centre"}]}
+
+
+def _bar_labels(path):
+    """The chart's bars: one box per column of coloured (or grey) pixels above the axis."""
+    img = cv2.imread(str(path))
+    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
+    ink = ((hsv[..., 1] > 120) | ((hsv[..., 2] > 60) & (hsv[..., 2] < 160))) & (hsv[..., 2] > 60)
+    cols = ink.sum(axis=0) > 10
+    boxes, x = [], 0
+    while x < cols.size:
+        if cols[x]:
+            x0 = x
+            while x < cols.size and cols[x]:
+                x += 1
+            if x - x0 >= 10:
+                ys = np.nonzero(ink[:, x0:x].any(axis=1))[0]
+                boxes.append({"box": [x0 - 0.5, float(ys.min()) - 0.5, x - 0.5, float(ys.max()) + 0.5], "label": "bar"})
+        x += 1
+    return {"boxes": boxes}
 
 
 def rectify_sheet():
