@@ -625,8 +625,8 @@ def _records_for(item, process, opts):
     (images and the files beside them) are removed, and its records are the skipped ones, one per image
     removed (``"error"``, ``"removed": True``) and the error.
     """
-    from .io import (OUTPUT_EXISTS, decode_image, display, encode_image, frame_count, read_file_bytes, sigint_deferred,
-                     sniff_format, write_stdout)
+    from .io import (decode_image, display, encode_image, frame_count, read_file_bytes, sigint_deferred, sniff_format,
+                     write_stdout)
 
     planned = list(item.outputs) if item.outputs else [item.output]
     position = {p: k for k, p in enumerate(planned)}
