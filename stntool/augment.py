@@ -166,7 +166,8 @@ class Augmenter:
     elastic : ``(alpha, sigma)`` in pixels, as Albumentations' ``ElasticTransform``, or None
     keep_inside : zoom in (and, if that cannot, pull the translation back) so no padding shows,
         where possible
-    mode, padding, fill, align_corners : sampling options of the records (see :func:`stntool.warp`)
+    mode, padding, fill, align_corners : sampling options of the records (see :func:`stntool.warp`); ``padding``
+        defaults to ``"zeros"``, or ``"constant"`` where a ``fill`` is given (as ``--fill`` alone on the command line)
     """
 
     rotate: tuple = (0.0, 0.0)
@@ -183,12 +184,15 @@ class Augmenter:
     elastic: tuple | None = None
     keep_inside: bool = False
     mode: str = "bilinear"
-    padding: str = "zeros"
+    padding: str | None = None
     fill: object = None
     align_corners: bool = False
 
     def __post_init__(self):
         import numpy as np
+
+        if self.padding is None:
+            object.__setattr__(self, "padding", "zeros" if self.fill is None else "constant")
 
         for name in _RANGES:
             object.__setattr__(self, name, _as_range(getattr(self, name), name, symmetric=name == "translate"))
@@ -245,10 +249,8 @@ class Augmenter:
         if name not in PRESETS:
             raise InvalidArgumentError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
         base = dict(PRESETS[name])
-        if "padding" in overrides or "fill" in overrides:
+        if "padding" in overrides or "fill" in overrides:  # (a fill alone: constant padding, as in the constructor)
             base.pop("padding", None), base.pop("fill", None)
-            if overrides.get("fill") is not None and "padding" not in overrides:
-                base["padding"] = "constant"  # a fill alone keeps constant padding, in its colour
         return cls(**{**base, **overrides})
 
     @property

@@ -259,6 +259,9 @@ def test_presets_build_and_differ():
     black = Augmenter.from_preset("document", fill="#000000")
     assert black.padding == "constant" and black.fill == "#000000"
     assert Augmenter.from_preset("light", fill=3).padding == "constant"
+    assert Augmenter(rotate=5, fill=0).padding == "constant" and Augmenter(rotate=5).padding == "zeros"
+    with pytest.raises(InvalidArgumentError):  # a fill with another padding given is refused, as on the command line
+        Augmenter(rotate=5, fill=0, padding="border")
 
 
 def test_is_identity():
