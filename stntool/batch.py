@@ -304,7 +304,8 @@ ONTO_INPUT = "refusing to write onto an input file (use another -o or --suffix)"
 
 
 def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: int = 0, outputs=None,
-                 skip_existing: bool = False, side_files=None, beside=None, read_files=None) -> str:
+                 skip_existing: bool = False, side_files=None, beside=None, read_files=None,
+                 reads_beside=None) -> str:
     """Set ``item.output`` and ``item.outputs`` for every item; returns ``"folder"``, ``"file"`` or ``"stdout"``.
 
     ``output`` is a folder, a file (one input, with an image extension) or ``-``. Under a folder
@@ -321,7 +322,8 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     ``earlier_output``: skipped, not warped again. ``side_files`` maps an
     option to a further file the command writes (``{"--manifest": path}``), which may be neither an input,
     nor a planned output, nor one of ``read_files`` (``{option: path}``: the files the command reads besides
-    its images), nor another side file. Raises :class:`InvalidArgumentError` when ``output`` cannot serve
+    its images), nor another side file. ``reads_beside(item)``, when given, returns the files read with an
+    item's image (its label file, its mask): no output or file beside one may be one of them. Raises :class:`InvalidArgumentError` when ``output`` cannot serve
     these items (several outputs per input cannot go to stdout) or a side file would destroy an input or
     clash with an image.
     """
@@ -414,9 +416,16 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     earlier = {reals[it.index] for it in items if it.earlier_output}
     if absent:
         input_real = {real for index, real in reals.items() if index not in absent}
+    read_real = set()  # the files read with the inputs that will be read (their label files, masks)
+    if reads_beside is not None:
+        for it in items:
+            if it.source != UNREADABLE and not it.earlier_output and it.index not in absent and it.input != STDIN:
+                read_real.update(output_real(p) for p in reads_beside(it))
     for it, keys, problem in planned:
         for key, path in keys.items():
-            if key in input_real and skip_existing and os.path.lexists(path):
+            if key in read_real:  # another input's label file or mask, resuming or not
+                problem = problem or f"refusing to write onto {display(path)}, a file read with an input"
+            elif key in input_real and skip_existing and os.path.lexists(path):
                 pass  # resuming: this output exists, so it is skipped, never written
             elif key in earlier:
                 problem = problem or (f"refusing to write onto {display(path)}, which is among the inputs (an "

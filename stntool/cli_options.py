@@ -217,7 +217,7 @@ def check_io_options(fill, padding, overwrite, skip_existing, null, files_from, 
 def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output, fmt, quality, suffix, overwrite,
                skip_existing, manifest, quiet, max_pixels, ignore_orientation, device, jobs, manifest_append=False,
                listed=(), prepare=None, outputs=None, finish=None, kernels=None, starting=None, side_files=None,
-               beside=None, reads=None):
+               beside=None, reads=None, reads_beside=None):
     """Discover, plan and run a batch for a command; exits with the batch's status (0 returns).
 
     The keyword arguments are the parameters of the option bundles above, by name, so a command can pass them
@@ -225,7 +225,8 @@ def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output
     (see :func:`stntool.batch.run_batch`; ``backend`` is the resolved ``--device``). ``listed`` are inputs to
     use when none are given (e.g. those of a parameter file); ``prepare(items)`` may expand or annotate the
     discovered items before outputs are planned; ``outputs(item, path)`` plans several outputs per input and
-    ``beside(item, path)`` the files written beside each (see :func:`stntool.batch.plan_outputs`);
+    ``beside(item, path)`` the files written beside each, ``reads_beside(item)`` the files read with an input's
+    image (see :func:`stntool.batch.plan_outputs`);
     ``finish(summary)`` runs after the batch, before the exit. ``kernels(item)`` names the kernels an item's
     image runs through, so a first run can compile missing ones in a second process (see
     :func:`stntool.batch.run_batch`). ``starting()`` runs once every option is checked, just before the batch
@@ -265,7 +266,8 @@ def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output
             raise click.UsageError("--manifest - and -o - cannot both use stdout")
         sides = dict(side_files or {}, **{"--manifest": manifest if manifest != "-" else None})
         batch.plan_outputs(items, output, fmt, suffix, folders, outputs, skip_existing=skip_existing, side_files=sides,
-                           beside=beside, read_files={"--files-from": files_from, **(reads or {})})
+                           beside=beside, read_files={"--files-from": files_from, **(reads or {})},
+                           reads_beside=reads_beside)
     stdin_bytes = sys.stdin.buffer.read() if any(it.input == "-" for it in items) else None
     # an explicit cuda without a GPU is a usage error, never a silent CPU run
     from .sampling import resolve_backend

@@ -391,10 +391,14 @@ def _draw_labels(pic: np.ndarray, labels, image_hw, box_colour, keypoint_colour)
     def at(x, y):
         return (int(round(((x + 0.5) * sx - 0.5) * one)), int(round(((y + 0.5) * sy - 0.5) * one)))
 
-    for x0, y0, x1, y1 in labels.boxes:
-        cv2.rectangle(pic, at(x0, y0), at(x1, y1), tuple(int(v) for v in box_colour), 1, cv2.LINE_AA, shift)
+    lo_x, hi_x, lo_y, hi_y = -1.0, w, -1.0, h  # the image's extent and half a pixel more: a box's clipped sides
+    for x0, y0, x1, y1 in labels.boxes:  # clipped to the picture (a sidecar's box may reach 1e308)
+        x0, x1 = min(max(x0, lo_x), hi_x), min(max(x1, lo_x), hi_x)
+        y0, y1 = min(max(y0, lo_y), hi_y), min(max(y1, lo_y), hi_y)
+        if x1 > x0 and y1 > y0:
+            cv2.rectangle(pic, at(x0, y0), at(x1, y1), tuple(int(v) for v in box_colour), 1, cv2.LINE_AA, shift)
     visible = labels.visible if labels.visible is not None else np.ones(len(labels.keypoints), bool)
     for (x, y), seen in zip(labels.keypoints, visible):
-        if seen and np.isfinite(x) and np.isfinite(y):
+        if seen and -0.5 <= x <= w - 0.5 and -0.5 <= y <= h - 0.5:  # in the picture (NaN is not)
             cv2.circle(pic, at(x, y), 2 * one, tuple(int(v) for v in keypoint_colour), -1, cv2.LINE_AA, shift)
     return pic

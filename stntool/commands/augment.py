@@ -252,14 +252,14 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
     probe = dataclasses.replace(aug, keep_inside=False).sample(np.random.default_rng(0), (64, 64), out_hw).kernels()
     run_images("augment", process, inputs=inputs, device=device, jobs=jobs, prepare=prepare, outputs=outputs,
                finish=finish, kernels=lambda item: probe, starting=starting, side_files={"--preview": preview},
-               beside=labels.beside, **io_options)
+               beside=labels.beside, reads_beside=labels.reads, **io_options)
 
 
 def _holds_words(path, limit: int = 1 << 16) -> bool:
     """Whether the text file ``path`` is a transcript or notes rather than YOLO boxes: its first ``limit`` bytes
-    hold a word that is not a number and a line that is not five fields (a YOLO line with a class name, ``person
-    0.5 0.5 0.2 0.2``, is broken labels, not words). Unreadable files count as labels, so reading them fails with
-    their own error; a leading UTF-8 byte-order mark is not a word."""
+    hold a word that is not a number on a line that is not a YOLO line with a class name (``person 0.5 0.5 0.2
+    0.2``: broken labels, not words). Unreadable files count as labels, so reading them fails with their own
+    error; a leading UTF-8 byte-order mark is not a word."""
     try:
         with open(path, "rb") as f:
             head = f.read(limit)
@@ -269,19 +269,19 @@ def _holds_words(path, limit: int = 1 << 16) -> bool:
     lines = head.splitlines()
     if len(head) == limit and lines and not head[-1:].isspace():
         lines = lines[:-1]  # the last line may be cut
-    words = not_five = False
+    def number(w):
+        try:
+            float(w)
+        except ValueError:
+            return False
+        return True
+
     for line in lines:
         fields = line.split()
-        if not fields:
-            continue
-        not_five = not_five or len(fields) != 5
-        for w in fields:
-            try:
-                float(w)
-            except ValueError:
-                words = True
-                break
-    return words and not_five
+        named_box = len(fields) == 5 and all(map(number, fields[1:]))  # a class name where YOLO wants a number
+        if not named_box and not all(map(number, fields)):
+            return True
+    return False
 
 
 class _LabelIO:
@@ -346,6 +346,13 @@ class _LabelIO:
         name = relative_name(path, self.output).replace("/", os.sep)
         return os.path.join(self.labels_out, os.path.splitext(name)[0])
 
+    def reads(self, item):
+        """The files read with an item's image: its label file and its mask, where it has them (no output may be
+        one of them)."""
+        side = self.sidecar(item)
+        mask = self._mask_path(item) if self.masks_dir is not None else None
+        return [p for p in (side[0] if side else None, mask) if p is not None]
+
     def read(self, item, in_hw):
         """``{"labels": (Labels, fmt) or None, "mask": array or None}`` for an item; StnError names the bad file."""
         found = {"labels": None, "mask": None}
@@ -367,6 +374,19 @@ class _LabelIO:
             found["mask"], found["palette"] = self._mask(item, in_hw)
         return found
 
+    def _mask_path(self, item):
+        """The mask paired with an item (``masks_dir/rel`` with ``.png`` first, then any image extension), or None."""
+        import os
+
+        from ..io import IMAGE_EXTENSIONS
+
+        stem = os.path.splitext(item.rel)[0]
+        for ext in (".png", *sorted(IMAGE_EXTENSIONS - {".png"})):
+            path = os.path.join(self.masks_dir, stem + ext)
+            if os.path.isfile(path):
+                return path
+        return None
+
     def _mask(self, item, in_hw):
         """``(mask, palette)``: an indexed PNG's palette indices and its palette (written back with the variants'
         masks), else the decoded image and None."""
@@ -374,14 +394,11 @@ class _LabelIO:
 
         from .. import labels as lb
         from ..errors import StnError
-        from ..io import IMAGE_EXTENSIONS, decode_image, decode_indexed_png, png_palette, read_file_bytes
+        from ..io import decode_image, decode_indexed_png, png_palette, read_file_bytes
 
-        stem = os.path.splitext(item.rel)[0]
-        for ext in (".png", *sorted(IMAGE_EXTENSIONS - {".png"})):
-            path = os.path.join(self.masks_dir, stem + ext)
-            if os.path.isfile(path):
-                break
-        else:
+        path = self._mask_path(item)
+        if path is None:
+            stem = os.path.splitext(item.rel)[0]
             raise StnError(f"no mask for this input in {self.masks_dir} (looked for {stem}.png and {stem} with every "
                            "other image extension)")
         try:

@@ -275,6 +275,16 @@ class TestSheetGrid:
         assert tile_of(plain, lay, 0, 0, (48, 80)).max() == 0 and tile_of(plain, lay, 0, 1, (48, 80)).max() == 0
         with pytest.raises(InvalidArgumentError, match="labels must be a stntool.labels.Labels"):
             contact_sheet([("in", img, [], [[1, 2]])])
+        # far-out labels (a sidecar's junk): boxes clipped to the picture, keypoints outside it left out (cv2's
+        # fixed-point coordinates overflowed: an error after the whole batch)
+        far = Labels(keypoints=[[1e9, 5.0], [-1e300, -1e300], [10.0, 10.0]],
+                     boxes=[[-1e12, 2.0, 20.0, 20.0], [-1e308, 0.0, 1e308, 10.0], [500.0, 500.0, 600.0, 600.0]])
+        sheet = contact_sheet([("in", img, [], far)], **kw)
+        a = tile_of(sheet, lay, 0, 0, (48, 80))
+        green, red = a[..., 1] > 100, a[..., 2] > 100
+        assert green[:, 0].any() and green[:, -1].any() and not green[40:].any()  # both clipped boxes, not the third
+        ys, xs = np.nonzero(red)
+        assert abs(xs.mean() - 10) <= 1 and abs(ys.mean() - 10) <= 1  # the one keypoint inside
 
     def test_row_without_variants(self):
         img = np.zeros((8, 8), np.uint8)
