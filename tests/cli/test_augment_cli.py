@@ -560,3 +560,31 @@ def test_labels_from_and_to_folders_of_their_own(tmp_path, aug):
             assert (out / "images" / f"{name}.png").read_bytes() == (tmp_path / "o" / f"{name}.png").read_bytes()
     r = aug(str(ds / "images"), "-o", str(tmp_path / "x"), "--labels", "none", "--labels-dir", str(ds / "labels"))
     assert r.exit_code == 2 and "not --labels none" in r.stderr
+
+
+def test_a_variants_label_file_never_replaces_a_label_file_read_with_an_input(tmp_path, aug):
+    # a.png's first variant's labels (a_000.txt) would replace a_000.png's own labels, which were read with it: with
+    # --skip-existing or --overwrite they did (its class 1 became a.png's class 0)
+    ds = tmp_path / "ds"
+    for sub in ("images", "labels"):
+        (ds / sub).mkdir(parents=True)
+    for name, box in (("a", "0 0.5 0.5 0.2 0.2"), ("a_000", "1 0.3 0.3 0.1 0.1")):
+        write(ds / "images" / f"{name}.png", encode(small_rgb(20, 30), ".png"))
+        (ds / "labels" / f"{name}.txt").write_text(box + "\n")
+    for flag in ("--skip-existing", "--overwrite"):
+        r = aug(str(ds / "images"), "-o", str(tmp_path / "out"), "--labels-dir", str(ds / "labels"), "--labels-out",
+                str(ds / "labels"), "--seed", "1", "--rotate", "10", flag)
+        assert r.exit_code == 1, r.stderr
+        assert f"a.png: refusing to write onto {ds / 'labels' / 'a_000.txt'}, a file read with an input" in r.stderr
+        assert (ds / "labels" / "a_000.txt").read_text() == "1 0.3 0.3 0.1 0.1\n"
+        assert (tmp_path / "out" / "a_000_000.png").exists() and not (tmp_path / "out" / "a_000.png").exists()
+    # beside the images, the same
+    side = tmp_path / "side"
+    side.mkdir()
+    write(side / "a.png", encode(small_rgb(20, 30), ".png"))
+    write(side / "a_000.jpg", encode(small_rgb(20, 30), ".jpg"))
+    (side / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (side / "a_000.txt").write_text("1 0.3 0.3 0.1 0.1\n")
+    r = aug(str(side), "-o", str(side), "--seed", "1", "--rotate", "10", "--skip-existing")
+    assert r.exit_code == 1 and "a file read with an input" in r.stderr, r.stderr
+    assert (side / "a_000.txt").read_text() == "1 0.3 0.3 0.1 0.1\n"
