@@ -139,7 +139,10 @@ def sample_options(mode: str, padding: str, fill, channels: int):
             f = np.asarray(None)
         if f.dtype == object and all(isinstance(v, (numbers.Real, decimal.Decimal))
                                      and not isinstance(v, (bool, np.bool_)) for v in f.ravel()):
-            f = f.astype(np.float64)  # Fraction, Decimal: real numbers numpy keeps as objects
+            try:
+                f = f.astype(np.float64)  # Fraction, Decimal: real numbers numpy keeps as objects
+            except (OverflowError, ValueError):  # 10**400, Decimal("sNaN")
+                raise InvalidArgumentError(f"fill must be finite, got {fill!r}") from None
         if f.dtype.kind not in "iuf":  # not strings, bytes, booleans, dates or complex numbers (numpy casts them)
             raise InvalidArgumentError(f"fill must be a number or one number per channel, got {fill!r}")
         f = f.astype(np.float64).ravel()

@@ -62,6 +62,10 @@ def test_sampling_options_of_the_wrong_type(img):
     from decimal import Decimal
     from fractions import Fraction
 
+    for bad in (10 ** 400, Fraction(10 ** 400, 3), Decimal("sNaN"), Decimal("1e400")):  # OverflowError, ValueError
+        with pytest.raises(InvalidArgumentError, match="fill must be finite"):
+            stntool.warp(img, I2, padding="constant", fill=bad)
+
     for good in (7, 7.5, np.uint8(7), [7], np.array([7.0]), (1, 2, 3), Fraction(7), Decimal("7"), [Fraction(1, 2)] * 3):
         stntool.warp(img, I2, padding="constant", fill=good)
 
