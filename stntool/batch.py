@@ -440,8 +440,8 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
             claimed.update((k, it.input) for k in keys)
     onto = [it for it, _, _ in planned if it.error == ONTO_INPUT]
     if onto and len(onto) == len(planned) - len(absent):  # -o the input folder, or the input file itself
-        raise InvalidArgumentError(f"-o {display(output)}: every input would write onto an input file (use another "
-                                   "-o or --suffix)")
+        raise InvalidArgumentError(f"-o {display(output)}: every input{' there is' if absent else ''} would write "
+                                   "onto an input file (use another -o or --suffix)")
     _check_side_files(side_files or {}, input_real, planned_by, output_real, read_files)
     return "stdout" if to_stdout else ("file" if out_is_file else "folder")
 

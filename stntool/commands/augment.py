@@ -176,8 +176,11 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
     output = io_options["output"]
     if labels_kind == "none" and (labels_dir is not None or labels_out is not None):
         raise click.UsageError("--labels-dir and --labels-out need label files (not --labels none)")
-    if labels_out is not None and output == "-":
-        raise click.UsageError("--labels-out names label files after their variants under -o (not -o -)")
+    if output == "-" and (labels_out is not None or labels_dir is not None):
+        raise click.UsageError("--labels-dir and --labels-out go with label files written beside the variants (not "
+                               "-o -)")
+    if labels_out is not None and os.path.exists(labels_out) and not os.path.isdir(labels_out):
+        raise click.BadParameter(f"{labels_out} is a file (give a folder)", param_hint="--labels-out")
     labels = _LabelIO(labels_kind, masks_dir, min_visibility, exif=not io_options["ignore_orientation"],
                       labels_dir=labels_dir, labels_out=labels_out, output=output)
     sheet = None
@@ -296,6 +299,7 @@ class _LabelIO:
         self.exif = exif  # masks are read as their images are: turned by their orientation tag, or not
         self._sidecars = {}  # input -> sidecar(), looked up once: planned with the outputs, then read
         self._said_text = False  # the note on .txt files that are not labels, said once
+        self._said_missing = False  # the warning on an input without a label file in labels_dir, said once
 
     _SIDE_EXT = {"json": ".json", "yolo": ".txt"}
 
@@ -322,6 +326,16 @@ class _LabelIO:
                         "inputs are left out (--labels yolo reads them as labels)")
                     self._said_text = True
                 found = None
+            elif found is None and self.labels_dir is not None and not self._said_missing:
+                # asked for a folder of labels: an input without one there is most likely paired wrongly (a list's
+                # whole path for its relative one), and its variants would go out unlabelled without a word
+                from ..batch import say
+                from ..io import display
+
+                exts = " or ".join(stem + self._SIDE_EXT[fmt] for fmt in kinds)
+                say(f"stntool: warning: {display(item.input)}: no label file in --labels-dir (looked for "
+                    f"{display(exts)}); its variants have none (said for the first such input only)")
+                self._said_missing = True
             self._sidecars[item.input] = found
         return self._sidecars[item.input]
 

@@ -588,3 +588,30 @@ def test_a_variants_label_file_never_replaces_a_label_file_read_with_an_input(tm
     r = aug(str(side), "-o", str(side), "--seed", "1", "--rotate", "10", "--skip-existing")
     assert r.exit_code == 1 and "a file read with an input" in r.stderr, r.stderr
     assert (side / "a_000.txt").read_text() == "1 0.3 0.3 0.1 0.1\n"
+
+
+def test_an_input_without_a_label_file_in_the_labels_folder_is_said_once(tmp_path, aug):
+    # a list's entries keep their whole path: DIR/ds/images/a.txt was looked for, and nothing said so
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    for name in ("a", "b", "c"):
+        write(tmp_path / "images" / f"{name}.png", encode(small_rgb(20, 30), ".png"))
+    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    r = aug(str(tmp_path / "images"), "-o", str(tmp_path / "o"), "--labels-dir", str(tmp_path / "labels"), "--seed",
+            "1", "--rotate", "5", "-q")
+    assert r.exit_code == 0 and r.stderr.count("no label file in --labels-dir") == 1, r.stderr
+    assert f"b.png: no label file in --labels-dir (looked for {tmp_path / 'labels' / 'b.json'} or " in r.stderr
+    assert sorted(os.listdir(tmp_path / "o")) == ["a_000.png", "a_000.txt", "b_000.png", "c_000.png"]
+
+
+def test_label_folders_that_cannot_serve_are_usage_errors(tmp_path, aug, inputs):
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "afile").write_text("")
+    for args, message in ((["-o", "-", "--labels-dir", str(tmp_path / "labels")], "not -o -"),
+                          (["-o", "-", "--labels-out", str(tmp_path / "labels")], "not -o -"),
+                          (["-o", str(tmp_path / "o"), "--labels-out", str(tmp_path / "afile")], "is a file"),
+                          (["-o", str(tmp_path / "o"), "--labels", "none", "--labels-dir", str(tmp_path / "labels")],
+                           "not --labels none")):
+        r = aug(str(inputs / "a.png"), *args, "--seed", "1", "--rotate", "5")
+        assert r.exit_code == 2 and message in r.stderr, (args, r.stderr)
+        assert not (tmp_path / "o").exists()

@@ -126,6 +126,9 @@ def test_plan_refuses_to_write_onto_an_input(tree, monkeypatch):
     # every output onto its own input: the command is wrong, not its inputs (it failed each input, exit 1)
     with pytest.raises(InvalidArgumentError, match="-o in: every input would write onto an input file"):
         batch.plan_outputs(items, "in", folders=folders)
+    missing = [*batch.discover(["in"])[0], batch.Item(9, os.path.join("in", "gone.png"), "gone.png")]
+    with pytest.raises(InvalidArgumentError, match="-o in: every input there is would write onto an input file"):
+        batch.plan_outputs(missing, "in", folders=1)  # one not there: it would fail as it is read
     items, folders = batch.discover(["in"])
     batch.plan_outputs(items, "in", folders=folders, outputs=lambda it, p: [p if it.index == 0 else p + ".x.png"])
     assert items[0].error.startswith("refusing to write onto an input") and items[1].error is None  # one of them
