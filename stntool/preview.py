@@ -395,7 +395,7 @@ def _draw_labels(pic: np.ndarray, labels, image_hw, box_colour, keypoint_colour)
     for x0, y0, x1, y1 in labels.boxes:  # clipped to the picture (a sidecar's box may reach 1e308)
         x0, x1 = min(max(x0, lo_x), hi_x), min(max(x1, lo_x), hi_x)
         y0, y1 = min(max(y0, lo_y), hi_y), min(max(y1, lo_y), hi_y)
-        if x1 > x0 and y1 > y0:
+        if x1 >= x0 and y1 >= y0 and x1 > lo_x and x0 < hi_x and y1 > lo_y and y0 < hi_y:  # a line is a box too
             cv2.rectangle(pic, at(x0, y0), at(x1, y1), tuple(int(v) for v in box_colour), 1, cv2.LINE_AA, shift)
     visible = labels.visible if labels.visible is not None else np.ones(len(labels.keypoints), bool)
     for (x, y), seen in zip(labels.keypoints, visible):

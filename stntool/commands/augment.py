@@ -261,16 +261,17 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
 def _holds_words(path, limit: int = 1 << 16) -> bool:
     """Whether the text file ``path`` is a transcript or notes rather than YOLO boxes: its first ``limit`` bytes
     hold a word that is not a number on a line that is not a YOLO line with a class name (``person 0.5 0.5 0.2
-    0.2``: broken labels, not words). Unreadable files count as labels, so reading them fails with their own
+    0.2``: broken labels, not words), and no line of five or more numbers (a box: a file with one is labels,
+    whatever else is wrong in it). Unreadable files count as labels, so reading them fails with their own
     error; a leading UTF-8 byte-order mark is not a word."""
     try:
         with open(path, "rb") as f:
             head = f.read(limit)
     except OSError:
         return False
-    head = head.removeprefix(b"\xef\xbb\xbf")
-    lines = head.splitlines()
-    if len(head) == limit and lines and not head[-1:].isspace():
+    cut = len(head) == limit and not head[-1:].isspace()
+    lines = head.removeprefix(b"\xef\xbb\xbf").splitlines()
+    if cut and lines:
         lines = lines[:-1]  # the last line may be cut
     def number(w):
         try:
@@ -279,12 +280,14 @@ def _holds_words(path, limit: int = 1 << 16) -> bool:
             return False
         return True
 
+    words = boxes = False
     for line in lines:
         fields = line.split()
-        named_box = len(fields) == 5 and all(map(number, fields[1:]))  # a class name where YOLO wants a number
-        if not named_box and not all(map(number, fields)):
-            return True
-    return False
+        numbers = [number(w) for w in fields]
+        boxes = boxes or (len(fields) >= 5 and all(numbers))  # a YOLO line (a box, or a polygon)
+        named_box = len(fields) == 5 and all(numbers[1:])  # a class name where YOLO wants a number
+        words = words or not (named_box or all(numbers))
+    return words and not boxes  # a file with one box in it is labels, broken or not
 
 
 class _LabelIO:
@@ -300,6 +303,7 @@ class _LabelIO:
         self._sidecars = {}  # input -> sidecar(), looked up once: planned with the outputs, then read
         self._said_text = False  # the note on .txt files that are not labels, said once
         self._said_missing = False  # the warning on an input without a label file in labels_dir, said once
+        self._masks = {}  # input -> its mask's path (or None), looked for once
 
     _SIDE_EXT = {"json": ".json", "yolo": ".txt"}
 
@@ -326,16 +330,6 @@ class _LabelIO:
                         "inputs are left out (--labels yolo reads them as labels)")
                     self._said_text = True
                 found = None
-            elif found is None and self.labels_dir is not None and not self._said_missing:
-                # asked for a folder of labels: an input without one there is most likely paired wrongly (a list's
-                # whole path for its relative one), and its variants would go out unlabelled without a word
-                from ..batch import say
-                from ..io import display
-
-                exts = " or ".join(stem + self._SIDE_EXT[fmt] for fmt in kinds)
-                say(f"stntool: warning: {display(item.input)}: no label file in --labels-dir (looked for "
-                    f"{display(exts)}); its variants have none (said for the first such input only)")
-                self._said_missing = True
             self._sidecars[item.input] = found
         return self._sidecars[item.input]
 
@@ -371,6 +365,20 @@ class _LabelIO:
         """``{"labels": (Labels, fmt) or None, "mask": array or None}`` for an item; StnError names the bad file."""
         found = {"labels": None, "mask": None}
         side = self.sidecar(item)
+        if side is None and self.labels_dir is not None and self.kind != "none" and not self._said_missing:
+            # asked for a folder of labels: an input read without one there is most likely paired wrongly (a list's
+            # whole path for its relative one), and its variants would go out unlabelled without a word
+            import os
+
+            from ..batch import say
+            from ..io import display
+
+            stem = os.path.splitext(os.path.join(self.labels_dir, item.rel))[0]
+            kinds = {"auto": ("json", "yolo"), "json": ("json",), "yolo": ("yolo",)}[self.kind]
+            looked = " or ".join(display(stem + self._SIDE_EXT[fmt]) for fmt in kinds)
+            say(f"stntool: warning: {display(item.input)}: no label file in --labels-dir (looked for {looked}); its "
+                "variants have none (said for the first such input only)")
+            self._said_missing = True
         if side is not None:
             from .. import labels as lb
             from ..errors import StnError
@@ -389,17 +397,19 @@ class _LabelIO:
         return found
 
     def _mask_path(self, item):
-        """The mask paired with an item (``masks_dir/rel`` with ``.png`` first, then any image extension), or None."""
+        """The mask paired with an item (``masks_dir/rel`` with ``.png`` first, then any image extension), or None;
+        looked for once per input, as the outputs are planned (a variant written during the run under that name
+        is never taken for it)."""
         import os
 
         from ..io import IMAGE_EXTENSIONS
 
-        stem = os.path.splitext(item.rel)[0]
-        for ext in (".png", *sorted(IMAGE_EXTENSIONS - {".png"})):
-            path = os.path.join(self.masks_dir, stem + ext)
-            if os.path.isfile(path):
-                return path
-        return None
+        if item.input not in self._masks:
+            stem = os.path.splitext(item.rel)[0]
+            self._masks[item.input] = next((p for ext in (".png", *sorted(IMAGE_EXTENSIONS - {".png"}))
+                                            for p in [os.path.join(self.masks_dir, stem + ext)] if os.path.isfile(p)),
+                                           None)
+        return self._masks[item.input]
 
     def _mask(self, item, in_hw):
         """``(mask, palette)``: an indexed PNG's palette indices and its palette (written back with the variants'

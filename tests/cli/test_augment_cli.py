@@ -615,3 +615,56 @@ def test_label_folders_that_cannot_serve_are_usage_errors(tmp_path, aug, inputs)
         r = aug(str(inputs / "a.png"), *args, "--seed", "1", "--rotate", "5")
         assert r.exit_code == 2 and message in r.stderr, (args, r.stderr)
         assert not (tmp_path / "o").exists()
+
+
+def test_a_mask_is_the_one_found_as_the_batch_was_planned(tmp_path, aug):
+    # b.png's variant b_000.png, written into the masks folder, was read later as b_000.jpg's mask (.png first)
+    import numpy as np
+
+    from stntool.io import read_image
+
+    (tmp_path / "in").mkdir()
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    write(tmp_path / "in" / "b.png", encode(small_rgb(24, 32), ".png"))
+    write(tmp_path / "in" / "b_000.jpg", encode(small_rgb(24, 32), ".jpg"))
+    write(masks / "b.png", encode(np.full((24, 32), 1, np.uint8), ".png"))
+    write(masks / "b_000.jpg", encode(np.full((24, 32), 2, np.uint8), ".jpg"))
+    r = aug(str(tmp_path / "in"), "-o", str(masks), "--masks", str(masks), "--rotate", "5", "--seed", "1", "-j", "1",
+            "-q")
+    assert r.exit_code == 0, r.stderr
+    got = read_image(str(masks / "b_000_000.mask.png"))[0]
+    assert got.shape == (24, 32) and set(np.unique(got)) <= {0, 2}
+
+
+def test_a_yolo_file_with_a_bad_line_or_a_header_fails_its_input(tmp_path, aug):
+    # one box in a file makes it labels: a bad line or a header fails the input (they were left out as words)
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, text in (("a", "0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1,\n"), ("b", "class x y w h\n0 0.5 0.5 0.2 0.2\n")):
+        write(src / f"{name}.png", encode(small_rgb(20, 30), ".png"))
+        (src / f"{name}.txt").write_text(text)
+    r = aug(str(src), "-o", str(tmp_path / "o"), "--rotate", "5", "--seed", "1")
+    assert r.exit_code == 1 and "holds words" not in r.stderr, r.stderr
+    assert "a.txt: line 2: h '0.1,' is not a number" in r.stderr and "b.txt: line 1:" in r.stderr
+
+
+def test_the_words_check_reads_a_long_file_with_a_byte_order_mark_as_labels(tmp_path):
+    from stntool.commands.augment import _holds_words
+
+    line = b"0 5.000000000000000000e-01 5.000000000000000000e-01 2.0e-01 2.0e-01\n"
+    (tmp_path / "a.txt").write_bytes(b"\xef\xbb\xbf" + line * 2000)  # cut inside a number at 64 KB
+    assert not _holds_words(tmp_path / "a.txt")
+    (tmp_path / "b.txt").write_bytes(b"\xef\xbb\xbfTotal amount due this month\r\n\r\n")
+    assert _holds_words(tmp_path / "b.txt")
+
+
+def test_the_labels_dir_warning_names_an_input_that_is_read(tmp_path, aug):
+    # it was said while planning: for an input that is not there, or one skipped, before usage errors
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    write(tmp_path / "images" / "b.png", encode(small_rgb(20, 30), ".png"))
+    r = aug(str(tmp_path / "images" / "nope.png"), str(tmp_path / "images" / "b.png"), "-o", str(tmp_path / "o"),
+            "--labels-dir", str(tmp_path / "labels"), "--rotate", "5", "--seed", "1", "-q")
+    assert r.exit_code == 1 and "nope.png: no such file" in r.stderr
+    assert "b.png: no label file in --labels-dir" in r.stderr and "nope.png: no label file" not in r.stderr

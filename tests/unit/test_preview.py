@@ -283,6 +283,9 @@ class TestSheetGrid:
         a = tile_of(sheet, lay, 0, 0, (48, 80))
         green, red = a[..., 1] > 100, a[..., 2] > 100
         assert green[:, 0].any() and green[:, -1].any() and not green[40:].any()  # both clipped boxes, not the third
+        line = contact_sheet([("in", img, [], Labels(boxes=[[9.5, 19.5, 9.5, 39.5]]))], **kw)  # a YOLO box of width 0
+        green = tile_of(line, lay, 0, 0, (48, 80))[..., 1] > 100
+        assert green[20:40, 9:11].any(axis=1).all() and not green[:, 12:].any()
         ys, xs = np.nonzero(red)
         assert abs(xs.mean() - 10) <= 1 and abs(ys.mean() - 10) <= 1  # the one keypoint inside
 
