@@ -323,9 +323,9 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     option to a further file the command writes (``{"--manifest": path}``), which may be neither an input,
     nor a planned output, nor one of ``read_files`` (``{option: path}``: the files the command reads besides
     its images), nor another side file. ``reads_beside(item)``, when given, returns the files read with an
-    item's image (its label file, its mask): no output or file beside one may be one of them. Raises :class:`InvalidArgumentError` when ``output`` cannot serve
-    these items (several outputs per input cannot go to stdout) or a side file would destroy an input or
-    clash with an image.
+    item's image (its label file, its mask): no output or file beside one may be one of them. Raises
+    :class:`InvalidArgumentError` when ``output`` cannot serve these items (several outputs per input cannot go
+    to stdout) or a side file would destroy an input or clash with an image.
     """
     from .io import FORMAT_EXTENSIONS, IMAGE_EXTENSIONS, can_write, display
 

@@ -131,7 +131,8 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
     def prepare(items):
         if table is not None:
             items = attach_payloads(items, table, "no entry for this input in --params (its records name their "
-                                    "inputs as the run that wrote them was given them, relative to the folder it ran in)")
+                                    "inputs as the run that wrote them was given them, relative to the folder it "
+                                    "ran in)")
         for it in items:
             it.fields = (it.payload or template).to_record()  # the record of a failure before decoding
         return items
