@@ -295,6 +295,8 @@ class _LabelIO:
 
     def __init__(self, kind, masks_dir, min_visibility, exif: bool = True, labels_dir=None, labels_out=None,
                  output=None):
+        import threading
+
         self.kind, self.masks_dir, self.min_visibility = kind, masks_dir, min_visibility
         # sidecars read from labels_dir (by relative path) and written to labels_out (by the variants' names under
         # the output folder) instead of beside the images
@@ -303,7 +305,9 @@ class _LabelIO:
         self._sidecars = {}  # input -> sidecar(), looked up once: planned with the outputs, then read
         self._said_text = False  # the note on .txt files that are not labels, said once
         self._said_missing = False  # the warning on an input without a label file in labels_dir, said once
-        self._masks = {}  # input -> its mask's path (or None), looked for once
+        self._words = set()  # inputs whose .txt was left out as words (no "no label file" for them)
+        self._masks = {}  # (input, relative path) -> its mask's path (or None), looked for once
+        self._lock = threading.Lock()  # the batch's threads read inputs at once: one warning between them
 
     _SIDE_EXT = {"json": ".json", "yolo": ".txt"}
 
@@ -329,6 +333,7 @@ class _LabelIO:
                     say(f"stntool: note: {display(found[0])} holds words, not YOLO boxes: such .txt files beside "
                         "inputs are left out (--labels yolo reads them as labels)")
                     self._said_text = True
+                self._words.add(item.input)
                 found = None
             self._sidecars[item.input] = found
         return self._sidecars[item.input]
@@ -365,7 +370,8 @@ class _LabelIO:
         """``{"labels": (Labels, fmt) or None, "mask": array or None}`` for an item; StnError names the bad file."""
         found = {"labels": None, "mask": None}
         side = self.sidecar(item)
-        if side is None and self.labels_dir is not None and self.kind != "none" and not self._said_missing:
+        if (side is None and self.labels_dir is not None and self.kind != "none" and item.input != "-"
+                and item.input not in self._words and self._first_missing()):
             # asked for a folder of labels: an input read without one there is most likely paired wrongly (a list's
             # whole path for its relative one), and its variants would go out unlabelled without a word
             import os
@@ -378,7 +384,6 @@ class _LabelIO:
             looked = " or ".join(display(stem + self._SIDE_EXT[fmt]) for fmt in kinds)
             say(f"stntool: warning: {display(item.input)}: no label file in --labels-dir (looked for {looked}); its "
                 "variants have none (said for the first such input only)")
-            self._said_missing = True
         if side is not None:
             from .. import labels as lb
             from ..errors import StnError
@@ -396,6 +401,12 @@ class _LabelIO:
             found["mask"], found["palette"] = self._mask(item, in_hw)
         return found
 
+    def _first_missing(self) -> bool:
+        """True the first time it is asked (by any thread), False after."""
+        with self._lock:
+            first, self._said_missing = not self._said_missing, True
+        return first
+
     def _mask_path(self, item):
         """The mask paired with an item (``masks_dir/rel`` with ``.png`` first, then any image extension), or None;
         looked for once per input, as the outputs are planned (a variant written during the run under that name
@@ -404,12 +415,12 @@ class _LabelIO:
 
         from ..io import IMAGE_EXTENSIONS
 
-        if item.input not in self._masks:
+        key = (item.input, item.rel)  # paired by relative path: one file named twice may have two masks
+        if key not in self._masks:
             stem = os.path.splitext(item.rel)[0]
-            self._masks[item.input] = next((p for ext in (".png", *sorted(IMAGE_EXTENSIONS - {".png"}))
-                                            for p in [os.path.join(self.masks_dir, stem + ext)] if os.path.isfile(p)),
-                                           None)
-        return self._masks[item.input]
+            self._masks[key] = next((p for ext in (".png", *sorted(IMAGE_EXTENSIONS - {".png"}))
+                                     for p in [os.path.join(self.masks_dir, stem + ext)] if os.path.isfile(p)), None)
+        return self._masks[key]
 
     def _mask(self, item, in_hw):
         """``(mask, palette)``: an indexed PNG's palette indices and its palette (written back with the variants'

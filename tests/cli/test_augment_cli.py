@@ -668,3 +668,45 @@ def test_the_labels_dir_warning_names_an_input_that_is_read(tmp_path, aug):
             "--labels-dir", str(tmp_path / "labels"), "--rotate", "5", "--seed", "1", "-q")
     assert r.exit_code == 1 and "nope.png: no such file" in r.stderr
     assert "b.png: no label file in --labels-dir" in r.stderr and "nope.png: no label file" not in r.stderr
+
+
+def test_the_labels_dir_warning_is_said_once_between_threads_and_not_for_stdin_or_words(tmp_path, aug):
+    import io
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "labels").mkdir()
+    for k in range(8):
+        write(tmp_path / "in" / f"i{k}.png", encode(small_rgb(20, 30), ".png"))
+    r = aug(str(tmp_path / "in"), "-o", str(tmp_path / "o"), "--labels-dir", str(tmp_path / "labels"), "--rotate",
+            "5", "--seed", "1", "-j", "4", "-q")
+    assert r.exit_code == 0 and r.stderr.count("no label file in --labels-dir") == 1, r.stderr  # once per thread
+    (tmp_path / "labels" / "stdin.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (tmp_path / "labels" / "i0.txt").write_text("Hello world\n")  # words: its own note, not "no label file"
+    runner_input = io.BytesIO(encode(small_rgb(20, 30), ".png"))
+    from click.testing import CliRunner
+
+    from stntool.cli import cli
+
+    res = CliRunner().invoke(cli, ["augment", "-", "-o", str(tmp_path / "o2"), "--labels-dir", str(tmp_path / "labels"),
+                                   "--rotate", "5", "--seed", "1", "-q"], input=runner_input)
+    assert res.exit_code == 0 and "no label file" not in res.stderr, res.stderr
+    r = aug(str(tmp_path / "in" / "i0.png"), "-o", str(tmp_path / "o3"), "--labels-dir", str(tmp_path / "labels"),
+            "--rotate", "5", "--seed", "1", "-q")
+    assert r.exit_code == 0 and "holds words" in r.stderr and "no label file" not in r.stderr, r.stderr
+
+
+def test_one_file_named_twice_has_the_mask_of_each_relative_path(tmp_path, aug):
+    import numpy as np
+
+    from stntool.io import read_image
+
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "masks" / "sub").mkdir(parents=True)
+    write(tmp_path / "in" / "sub" / "a.png", encode(small_rgb(20, 30), ".png"))
+    write(tmp_path / "masks" / "sub" / "a.png", encode(np.full((20, 30), 1, np.uint8), ".png"))
+    write(tmp_path / "masks" / "a.png", encode(np.full((20, 30), 2, np.uint8), ".png"))
+    r = aug("-r", str(tmp_path / "in"), str(tmp_path / "in" / "sub" / "a.png"), "-o", str(tmp_path / "out"), "--masks",
+            str(tmp_path / "masks"), "--seed", "1", "--rotate", "3", "-j", "1", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert set(np.unique(read_image(str(tmp_path / "out" / "a_000.mask.png"))[0])) <= {0, 2}
+    assert set(np.unique(read_image(str(tmp_path / "out" / "sub" / "a_000.mask.png"))[0])) <= {0, 1}
