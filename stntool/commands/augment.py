@@ -261,8 +261,8 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
 def _holds_words(path, limit: int = 1 << 16) -> bool:
     """Whether the text file ``path`` is a transcript or notes rather than YOLO boxes: its first ``limit`` bytes
     hold a word that is not a number on a line that is not a YOLO line with a class name (``person 0.5 0.5 0.2
-    0.2``: broken labels, not words), and no line of five or more numbers (a box: a file with one is labels,
-    whatever else is wrong in it). Unreadable files count as labels, so reading them fails with their own
+    0.2``: broken labels, not words), and no YOLO box (a whole class and four fractions: a file with one is
+    labels, whatever else is wrong in it; a transcript's row of years is not one). Unreadable files count as labels, so reading them fails with their own
     error; a leading UTF-8 byte-order mark is not a word."""
     try:
         with open(path, "rb") as f:
@@ -280,11 +280,15 @@ def _holds_words(path, limit: int = 1 << 16) -> bool:
             return False
         return True
 
+    def box(fields):  # a YOLO line (a box, a polygon, a pose): a whole class, then fractions of the size
+        return (len(fields) >= 5 and fields[0].isdigit() and all(map(number, fields))
+                and all(0.0 <= float(v) <= 1.0 for v in fields[1:5]))
+
     words = boxes = False
     for line in lines:
         fields = line.split()
         numbers = [number(w) for w in fields]
-        boxes = boxes or (len(fields) >= 5 and all(numbers))  # a YOLO line (a box, or a polygon)
+        boxes = boxes or box(fields)
         named_box = len(fields) == 5 and all(numbers[1:])  # a class name where YOLO wants a number
         words = words or not (named_box or all(numbers))
     return words and not boxes  # a file with one box in it is labels, broken or not

@@ -657,6 +657,10 @@ def test_the_words_check_reads_a_long_file_with_a_byte_order_mark_as_labels(tmp_
     assert not _holds_words(tmp_path / "a.txt")
     (tmp_path / "b.txt").write_bytes(b"\xef\xbb\xbfTotal amount due this month\r\n\r\n")
     assert _holds_words(tmp_path / "b.txt")
+    (tmp_path / "c.txt").write_text("Invoice\n2019 2020 2021 2022 2023\n")  # numbers, but no YOLO box
+    assert _holds_words(tmp_path / "c.txt")
+    (tmp_path / "d.txt").write_text("0 0.5 0.5 0.2 0.2 0.1 0.1 2\nnotes\n")  # a pose line, and a word
+    assert not _holds_words(tmp_path / "d.txt")
 
 
 def test_the_labels_dir_warning_names_an_input_that_is_read(tmp_path, aug):
