@@ -374,6 +374,21 @@ def _read_all(fd, size: int, max_bytes: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+class _FileSlices:
+    """The bytes of an open file as the TIFF directory readers ask for them (``data[a:b]``, ``len(data)``), each
+    slice read when asked: a page's size without reading the file."""
+
+    def __init__(self, fd, size: int):
+        self.fd, self.size = fd, size
+
+    def __len__(self):
+        return self.size
+
+    def __getitem__(self, part):
+        start, stop, _ = part.indices(self.size)
+        return os.pread(self.fd, max(0, stop - start), start)
+
+
 #: How much of a file :func:`read_file_bytes` reads first to check its header's size against ``max_pixels``.
 HEAD_BYTES = 1 << 16
 
@@ -384,7 +399,7 @@ def read_file_bytes(path, max_bytes: int = MAX_FILE_BYTES, max_pixels: int | Non
     ``stat`` is checked before opening, so a named pipe never blocks the reader. With ``max_pixels``, a file
     larger than :data:`HEAD_BYTES` whose header (in its first :data:`HEAD_BYTES`) declares more pixels is
     refused as :func:`decode_image` refuses it, before the rest is read (a refused 16-bit scan took its
-    file's size in memory first).
+    file's size in memory first); a TIFF's directory is read where it is.
     """
     try:
         st = os.stat(path)
@@ -414,7 +429,9 @@ def read_file_bytes(path, max_bytes: int = MAX_FILE_BYTES, max_pixels: int | Non
             raise ImageReadError("not a regular file")
         if max_pixels is not None and st.st_size > HEAD_BYTES:
             try:
-                _, w, h = header_info(os.pread(fd, HEAD_BYTES, 0))
+                fmt, w, h = header_info(os.pread(fd, HEAD_BYTES, 0))
+                if fmt == "tif" and (w is None or h is None):  # its directory past the head (libtiff writes it last)
+                    w, h = _tiff_size(_FileSlices(fd, st.st_size))
             except Exception:  # noqa: BLE001 - a header cut short here is checked again once read whole
                 w = h = None
             if w is not None and h is not None:

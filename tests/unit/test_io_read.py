@@ -305,3 +305,13 @@ def test_a_large_file_declaring_too_many_pixels_is_refused_from_its_head(tmp_pat
         sio.read_file_bytes(str(tmp_path / "big.png"), max_pixels=1 << 31)
     with pytest.raises(AssertionError, match="read whole"):
         sio.read_file_bytes(str(tmp_path / "big.png"))
+
+    # a TIFF whose directory is written last (as libtiff writes it): found where it is, not read whole
+    tif = tmp_path / "big.tif"
+    monkeypatch.undo()
+    cv2.imwrite(str(tif), np.random.default_rng(0).integers(0, 65536, (300, 400, 3), dtype=np.uint16))  # no LZW gain
+    data = tif.read_bytes()
+    assert len(data) > 3 * sio.HEAD_BYTES and int.from_bytes(data[4:8], "little") > sio.HEAD_BYTES
+    monkeypatch.setattr(sio, "_read_all", no_whole_read)
+    with pytest.raises(sio.ImageReadError, match=r"header declares 400x300 = 120000 pixels \(limit 1000"):
+        sio.read_file_bytes(str(tif), max_pixels=1000)
