@@ -262,8 +262,8 @@ def _holds_words(path, limit: int = 1 << 16) -> bool:
     """Whether the text file ``path`` is a transcript or notes rather than YOLO boxes: its first ``limit`` bytes
     hold a word that is not a number on a line that is not a YOLO line with a class name (``person 0.5 0.5 0.2
     0.2``: broken labels, not words), and no YOLO box (a whole class and four fractions: a file with one is
-    labels, whatever else is wrong in it; a transcript's row of years is not one). Unreadable files count as labels, so reading them fails with their own
-    error; a leading UTF-8 byte-order mark is not a word."""
+    labels, whatever else is wrong in it; a transcript's row of years is not one). Unreadable files count as
+    labels, so reading them fails with their own error; a leading UTF-8 byte-order mark is not a word."""
     try:
         with open(path, "rb") as f:
             head = f.read(limit)
@@ -273,24 +273,23 @@ def _holds_words(path, limit: int = 1 << 16) -> bool:
     lines = head.removeprefix(b"\xef\xbb\xbf").splitlines()
     if cut and lines:
         lines = lines[:-1]  # the last line may be cut
+
     def number(w):
         try:
-            float(w)
+            return float(w)
         except ValueError:
-            return False
-        return True
-
-    def box(fields):  # a YOLO line (a box, a polygon, a pose): a whole class, then fractions of the size
-        return (len(fields) >= 5 and fields[0].isdigit() and all(map(number, fields))
-                and all(0.0 <= float(v) <= 1.0 for v in fields[1:5]))
+            return None
 
     words = boxes = False
     for line in lines:
         fields = line.split()
-        numbers = [number(w) for w in fields]
-        boxes = boxes or box(fields)
-        named_box = len(fields) == 5 and all(numbers[1:])  # a class name where YOLO wants a number
-        words = words or not (named_box or all(numbers))
+        values = [number(w) for w in fields]
+        numeric = all(v is not None for v in values)
+        # a YOLO line (a box, a polygon, a pose): a whole class, then fractions of the size
+        boxes = boxes or (len(fields) >= 5 and numeric and fields[0].isdigit()
+                          and all(0.0 <= v <= 1.0 for v in values[1:5]))
+        named_box = len(fields) == 5 and all(v is not None for v in values[1:])  # a class name where YOLO wants one
+        words = words or not (named_box or numeric)
     return words and not boxes  # a file with one box in it is labels, broken or not
 
 
@@ -314,6 +313,16 @@ class _LabelIO:
         self._lock = threading.Lock()  # the batch's threads read inputs at once: one warning between them
 
     _SIDE_EXT = {"json": ".json", "yolo": ".txt"}
+    #: The sidecar formats each ``--labels`` kind looks for, in order.
+    _KINDS = {"auto": ("json", "yolo"), "json": ("json",), "yolo": ("yolo",)}
+
+    def _candidates(self, item):
+        """``[(path, fmt), ...]``: the label files an item may have, in the order they are looked for (beside its
+        input, or in ``labels_dir`` by its relative path)."""
+        import os
+
+        stem = os.path.splitext(item.input if self.labels_dir is None else os.path.join(self.labels_dir, item.rel))[0]
+        return [(stem + self._SIDE_EXT[fmt], fmt) for fmt in self._KINDS[self.kind]]
 
     def sidecar(self, item):
         """``(path, fmt)`` of the label file beside an item's input (``fmt`` "json" or "yolo"), or None; looked for
@@ -323,11 +332,7 @@ class _LabelIO:
         if self.kind == "none" or item.input == "-":
             return None
         if item.input not in self._sidecars:
-            stem = os.path.splitext(item.input if self.labels_dir is None else
-                                    os.path.join(self.labels_dir, item.rel))[0]
-            kinds = {"auto": ("json", "yolo"), "json": ("json",), "yolo": ("yolo",)}[self.kind]
-            found = next(((stem + self._SIDE_EXT[fmt], fmt) for fmt in kinds
-                          if os.path.isfile(stem + self._SIDE_EXT[fmt])), None)
+            found = next(((path, fmt) for path, fmt in self._candidates(item) if os.path.isfile(path)), None)
             if found is not None and self.kind == "auto" and found[1] == "yolo" and _holds_words(found[0]):
                 # words in it: a transcript or notes beside the image (an OCR set's), not YOLO boxes
                 if not self._said_text:
@@ -378,14 +383,10 @@ class _LabelIO:
                 and item.input not in self._words and self._first_missing()):
             # asked for a folder of labels: an input read without one there is most likely paired wrongly (a list's
             # whole path for its relative one), and its variants would go out unlabelled without a word
-            import os
-
             from ..batch import say
             from ..io import display
 
-            stem = os.path.splitext(os.path.join(self.labels_dir, item.rel))[0]
-            kinds = {"auto": ("json", "yolo"), "json": ("json",), "yolo": ("yolo",)}[self.kind]
-            looked = " or ".join(display(stem + self._SIDE_EXT[fmt]) for fmt in kinds)
+            looked = " or ".join(display(path) for path, _ in self._candidates(item))
             say(f"stntool: warning: {display(item.input)}: no label file in --labels-dir (looked for {looked}); its "
                 "variants have none (said for the first such input only)")
         if side is not None:
