@@ -526,17 +526,23 @@ def test_the_preview_draws_the_labels(tmp_path, aug):
         assert green[:, c * tile:(c + 1) * tile].sum() > 40 and cyan[:, c * tile:(c + 1) * tile].any(), c
 
 
+def yolo_dataset(root, boxes: dict, hw):
+    """A YOLO dataset's layout under ``root``: ``images/REL.png`` (an RGB image of ``hw``) and ``labels/REL.txt``
+    (the line ``boxes[REL]``) for each relative name."""
+    for rel, box in boxes.items():
+        for kind in ("images", "labels"):
+            (root / kind / rel).parent.mkdir(parents=True, exist_ok=True)
+        write(root / "images" / f"{rel}.png", encode(small_rgb(*hw), ".png"))
+        (root / "labels" / f"{rel}.txt").write_text(box + "\n")
+    return root
+
+
 def test_labels_from_and_to_folders_of_their_own(tmp_path, aug):
     # a YOLO dataset keeps images/ and labels/ apart: --labels-dir reads them by relative path, --labels-out writes
     # each variant's beside its name there; the labels are those of the same run with the files side by side
     import shutil
 
-    ds = tmp_path / "ds"
-    for sub in ("images/sub", "labels/sub"):
-        (ds / sub).mkdir(parents=True)
-    for rel, box in (("a", "0 0.4 0.4 0.3 0.5"), ("sub/b", "1 0.5 0.5 0.2 0.2")):
-        write(ds / "images" / f"{rel}.png", encode(small_rgb(30, 40), ".png"))
-        (ds / "labels" / f"{rel}.txt").write_text(box + "\n")
+    ds = yolo_dataset(tmp_path / "ds", {"a": "0 0.4 0.4 0.3 0.5", "sub/b": "1 0.5 0.5 0.2 0.2"}, (30, 40))
     args = ("--count", "2", "--seed", "4", "--rotate", "-20:20", "-q")
     r = aug(str(ds / "images"), "-r", "-o", str(tmp_path / "aug" / "images"), "--labels-dir", str(ds / "labels"),
             "--labels-out", str(tmp_path / "aug" / "labels"), "--manifest", str(tmp_path / "m.jsonl"), *args)
@@ -565,12 +571,7 @@ def test_labels_from_and_to_folders_of_their_own(tmp_path, aug):
 def test_a_variants_label_file_never_replaces_a_label_file_read_with_an_input(tmp_path, aug):
     # a.png's first variant's labels (a_000.txt) would replace a_000.png's own labels, which were read with it: with
     # --skip-existing or --overwrite they did (its class 1 became a.png's class 0)
-    ds = tmp_path / "ds"
-    for sub in ("images", "labels"):
-        (ds / sub).mkdir(parents=True)
-    for name, box in (("a", "0 0.5 0.5 0.2 0.2"), ("a_000", "1 0.3 0.3 0.1 0.1")):
-        write(ds / "images" / f"{name}.png", encode(small_rgb(20, 30), ".png"))
-        (ds / "labels" / f"{name}.txt").write_text(box + "\n")
+    ds = yolo_dataset(tmp_path / "ds", {"a": "0 0.5 0.5 0.2 0.2", "a_000": "1 0.3 0.3 0.1 0.1"}, (20, 30))
     for flag in ("--skip-existing", "--overwrite"):
         r = aug(str(ds / "images"), "-o", str(tmp_path / "out"), "--labels-dir", str(ds / "labels"), "--labels-out",
                 str(ds / "labels"), "--seed", "1", "--rotate", "10", flag)
