@@ -73,7 +73,11 @@ def _grey01(img) -> np.ndarray:
     if a.ndim == 3:
         if a.shape[2] in (2, 4):
             a = a[..., :-1] if a.shape[2] == 4 else a[..., :1]
-        a = a[..., 0] if a.shape[2] == 1 else cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_BGR2GRAY)
+        if a.shape[2] == 1:
+            a = a[..., 0]
+        else:  # OpenCV converts uint8, uint16 and float32 colour only
+            a = a if a.dtype in (np.uint8, np.uint16, np.float32) else a.astype(np.float32)
+            a = cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_BGR2GRAY)
     if a.dtype == np.uint8:  # float32 division in one pass (astype, then divide: two)
         return np.divide(a, np.float32(255.0), dtype=np.float32)
     if a.dtype == np.uint16:

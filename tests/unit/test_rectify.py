@@ -127,6 +127,17 @@ def test_a_page_of_little_contrast_is_read_as_any_other(page, rect, faint):
         assert info["reason"] is not None and np.array_equal(theta, np.eye(3)[:2]), (seed, conf, info)
 
 
+def test_colour_pages_of_every_dtype_are_read_as_their_float32_twin(page, rect):
+    # OpenCV turns uint8, uint16 and float32 colour to grey, not float64: a float64 colour page (a TIFF) raised
+    # cv2.error out of the estimate
+    img, d = distort(page, 7.0)
+    colour = np.repeat(img[..., None], 3, axis=2) / 255.0
+    theta32, conf32 = rect.estimate(colour.astype(np.float32))
+    theta64, conf64 = rect.estimate(colour)
+    assert np.array_equal(theta64, theta32) and conf64 == conf32
+    assert residual(d, theta64, img.shape) < 0.1
+
+
 def test_a_straight_banner_is_not_turned(page, rect):
     # one line of text 45 times as long as it is high: an unsure quarter head turned it (0.66 sure) into a
     # few columns of ink, with a confidence that passed
