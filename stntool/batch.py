@@ -730,8 +730,8 @@ def _records_for(item, process, opts):
     except StnError as e:
         head["error"] = str(e)
         writing = getattr(e, "stntool_path", writing)
-    except (ValueError, ArithmeticError, MemoryError, OSError) as e:  # defensive: never a traceback for one file
-        head["error"] = f"{type(e).__name__}: {e}"
+    except _defensive_errors() as e:  # defensive: never a traceback for one file
+        head["error"] = _one_line(e)
     except KeyboardInterrupt as e:  # in the caller's thread (one job): the outputs written so far are recorded
         e.stntool_records = records
         raise
@@ -751,6 +751,32 @@ def _records_for(item, process, opts):
                     "removed": True, **({"name": r["name"]} if "name" in r else {})} for r in records]
     records.append({**head, "output": current, **extra, **item.fields})
     return "error", records
+
+
+def _defensive_errors() -> tuple:
+    """Exceptions that fail one input instead of the batch although no stntool check raised them: Python's
+    value, arithmetic, memory and OS errors, and OpenCV's (an image OpenCV cannot process as asked)."""
+    import sys
+
+    cv2 = sys.modules.get("cv2")
+    cv2_error = getattr(cv2, "error", None)
+    base = (ValueError, ArithmeticError, MemoryError, OSError)
+    return base + (cv2_error,) if isinstance(cv2_error, type) and issubclass(cv2_error, Exception) else base
+
+
+def _one_line(e: BaseException) -> str:
+    """``"<type>: <message>"`` on one line; OpenCV's messages (``OpenCV(5.0) file:line: error: (-215) ... in
+    function 'f'``, over several lines) keep their reason."""
+    import re
+
+    text = str(e)
+    if type(e).__module__ == "cv2":
+        m = re.search(r"error: \((-?\d+):([^)]*)\)(.*?)(?:in function '[^\n]*'|$)(.*)", text, re.S)
+        if m:
+            details = " ".join(ln.lstrip("> ").strip() for ln in m.group(4).splitlines() if ln.strip())
+            text = details or m.group(3).strip() or m.group(2).strip()  # the reason, else the check, else its kind
+        return "OpenCV cannot process this image: " + " ".join(text.split())
+    return f"{type(e).__name__}: " + " ".join(text.split())
 
 
 def _remove(paths) -> set:

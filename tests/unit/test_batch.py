@@ -336,6 +336,24 @@ def test_run_batch_several_outputs_per_input_and_errors_from_process(tmp_path):
     assert onto.failed == 1  # an output that was not planned (here: an input) is refused
 
 
+def test_an_image_opencv_cannot_process_fails_alone_in_one_line(tmp_path, capsys):
+    # an OpenCV error (a float64 colour image turned grey, as rectify did) stopped the batch with a traceback
+    import cv2
+
+    items = planned(tmp_path)
+
+    def grey(img, item):
+        src = img.astype(np.float64) if item.input.endswith("b.png") else img
+        return batch.Output(cv2.cvtColor(np.repeat(src[..., None], 3, axis=2), cv2.COLOR_BGR2GRAY))
+
+    s = batch.run_batch(items, grey, manifest=batch.Manifest(str(tmp_path / "m")))
+    assert (s.ok, s.failed) == (2, 1)
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.png", "c.png"]
+    errors = [x for x in capsys.readouterr().err.splitlines() if "error" in x]
+    assert len(errors) == 1 and "b.png: OpenCV cannot process this image: Unsupported depth" in errors[0], errors
+    assert "CV_64F" in lines(tmp_path / "m")[1]["error"]
+
+
 def test_a_generator_streams_its_outputs(tmp_path):
     """Each output a generator yields is written before the next is made; a failure part way removes them."""
     items = planned(tmp_path, names=("a.png",), outputs=variants(3))
