@@ -77,10 +77,10 @@ def working_dtype(f) -> str | None:
 
     What :func:`stntool.io.decode_image` and :func:`stntool.records.apply_spec` do with it:
 
-    * PNG: ``"float32"`` with alpha (colour types 4 and 6, or an RGB or palette image with a
+    * PNG: ``"float32"`` with alpha (colour types 4 and 6, or a grey, RGB or palette image with a
       ``tRNS`` chunk: the decoder gives it an alpha channel, and images with alpha are warped
       premultiplied in float32), else ``"uint16"`` for 16-bit and ``"uint8"`` for 1- to 8-bit
-      samples (grey with ``tRNS`` stays grey);
+      samples;
     * JPEG: ``"uint8"``;
     * anything else (TIFF, WebP, BMP, EXR, ...): None, not predicted.
     """
@@ -94,7 +94,7 @@ def working_dtype(f) -> str | None:
         return "float32"
     if colour not in (0, 2, 3) or depth not in (1, 2, 4, 8, 16):
         return None
-    if colour in (2, 3):  # a tRNS chunk (before the image data) adds alpha
+    if colour in (0, 2, 3):  # a tRNS chunk (before the image data) adds alpha
         pos = 33
         for _ in range(256):
             f.seek(pos)

@@ -521,8 +521,9 @@ def header_info(data: bytes):
         if fmt == "gif":
             w, h = struct.unpack("<HH", data[6:10])
             return fmt, w, h
-        if fmt == "bmp":
-            w, h = struct.unpack("<ii", data[18:26])
+        if fmt == "bmp":  # OS/2's 12-byte header holds 16-bit sizes; the others signed 32-bit ones
+            core = struct.unpack("<I", data[14:18])[0] == 12
+            w, h = struct.unpack("<HH", data[18:22]) if core else struct.unpack("<ii", data[18:26])
             return fmt, abs(w), abs(h)
         if fmt == "tif":
             return (fmt, *_tiff_size(data))
@@ -787,6 +788,21 @@ def _jpeg_ends(data: bytes) -> bool:
     return False
 
 
+def _png_grey_key(data: bytes):
+    """The level a gray PNG's ``tRNS`` chunk makes transparent, at the depth OpenCV decodes it to (1, 2 and 4-bit
+    levels scaled to 8 bits), or None (not gray, or no ``tRNS`` before the image data)."""
+    if png_color_type(data) != 0 or len(data) < 25:
+        return None
+    depth = data[24]
+    for kind, payload in _png_chunks(data):
+        if kind == b"tRNS" and len(payload) >= 2 and depth in (1, 2, 4, 8, 16):
+            level = struct.unpack(">H", payload[:2])[0] & ((1 << depth) - 1)
+            return level * (255 // ((1 << depth) - 1)) if depth < 8 else level
+        if kind in (b"IDAT", b"IEND"):
+            return None
+    return None
+
+
 def _check_complete(fmt: str, data: bytes):
     """Refuse truncated files that decoders would silently fill with grey."""
     if fmt == "jpg":
@@ -857,6 +873,22 @@ def _check_declared_size(w: int, h: int, max_pixels: int):
                              f"(limit {max_pixels}, see --max-pixels)")
 
 
+def _decode_flag(cv, fmt, data) -> int:
+    """OpenCV's ``imdecode`` flag for ``data``: ``IMREAD_UNCHANGED`` (depth and channels as stored), except for
+    an OS/2 bitmap (a 12-byte header), which OpenCV reads as grey unchanged: colour unless its pixels are 8 bits
+    or fewer, indices into a palette of greys only."""
+    if fmt != "bmp" or data[14:18] != b"\x0c\0\0\0" or len(data) < 26:
+        return cv.IMREAD_UNCHANGED
+    bpp = struct.unpack("<H", data[24:26])[0]
+    if bpp <= 8:
+        start = min(struct.unpack("<I", data[10:14])[0], len(data))
+        palette = np.frombuffer(data[26:start][: 3 * (1 << bpp)], np.uint8)
+        palette = palette[: palette.size // 3 * 3].reshape(-1, 3)
+        if palette.size and np.all(palette == palette[:, :1]):
+            return cv.IMREAD_GRAYSCALE
+    return cv.IMREAD_COLOR
+
+
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: bool = True,
                  warnings: list | None = None) -> np.ndarray:
     """Decode image bytes keeping depth and channels (uint8/uint16/float32; gray, gray+alpha, BGR, BGRA).
@@ -891,7 +923,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
     for alone in (False, True):  # decoders run side by side; again alone when their lines are mixed
         try:
             with STDERR_LOCK.capture(alone=alone) as said:
-                img = cv.imdecode(np.frombuffer(data, dtype=np.uint8), cv.IMREAD_UNCHANGED)
+                img = cv.imdecode(np.frombuffer(data, dtype=np.uint8), _decode_flag(cv, fmt, data))
         except cv.error as e:
             msg = str(e).strip().splitlines()[-1] if str(e).strip() else "decoder error"
             raise ImageReadError(f"cannot decode image ({msg})") from None
@@ -916,6 +948,10 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
         img = _straight_colour(img)
     if fmt == "png" and png_color_type(data) == 4 and img.ndim == 3 and img.shape[2] == 4:
         img = np.ascontiguousarray(img[..., [0, 3]])  # gray+alpha: OpenCV expands to BGRA; keep 2 channels
+    key = _png_grey_key(data) if fmt == "png" and img.ndim == 2 else None
+    if key is not None:  # gray with a transparent level: OpenCV drops its tRNS chunk; gray+alpha, as type 4
+        alpha = np.where(img == key, 0, np.iinfo(img.dtype).max).astype(img.dtype)
+        img = np.ascontiguousarray(np.stack([img, alpha], axis=2))
     if apply_exif and fmt == "jpg":
         img = apply_orientation(img, exif_orientation(data))
     return img

@@ -49,7 +49,7 @@ CASES = {
     "palette + tRNS": _png(8, 3, [PLTE, (b"tRNS", bytes([0, 128, 255]))]),
     "rgb + tRNS": _png(8, 2, [(b"tRNS", b"\0\1\0\2\0\3")]),
     "rgb 16 + tRNS": _png(16, 2, [(b"tRNS", b"\0\1\0\2\0\3")]),
-    "gray + tRNS (stays gray)": _png(8, 0, [(b"tRNS", b"\0\7")]),
+    "gray + tRNS": _png(8, 0, [(b"tRNS", b"\0\7")]), "gray 16 + tRNS": _png(16, 0, [(b"tRNS", b"\0\7")]),
     "rgb + text chunk first": _png(8, 2, [(b"tEXt", b"Comment\0" + b"x" * 5000)]),
     "jpeg gray": io.encode_image(np.zeros((8, 8), np.uint8), "jpg"),
     "jpeg colour": io.encode_image(np.zeros((8, 8, 3), np.uint8), "jpg"),

@@ -1,6 +1,7 @@
 """Reading input files: the bytes of a regular file, whatever ``fstat`` said its size was."""
 
 import os
+import struct
 
 import cv2
 import numpy as np
@@ -315,3 +316,75 @@ def test_a_large_file_declaring_too_many_pixels_is_refused_from_its_head(tmp_pat
     monkeypatch.setattr(sio, "_read_all", no_whole_read)
     with pytest.raises(sio.ImageReadError, match=r"header declares 400x300 = 120000 pixels \(limit 1000"):
         sio.read_file_bytes(str(tif), max_pixels=1000)
+
+
+def _os2_bitmap(pixels, bpp, palette=b""):
+    """An OS/2 bitmap (12-byte BITMAPCOREHEADER) of ``pixels`` (rows top down: BGR triples or palette indices)."""
+    h, w = pixels.shape[:2]
+    stride = (w * bpp // 8 + 3) // 4 * 4
+    rows = b"".join(pixels[i].tobytes() + b"\0" * (stride - w * bpp // 8) for i in range(h - 1, -1, -1))
+    start = 14 + 12 + len(palette)
+    return (b"BM" + struct.pack("<IHHI", start + len(rows), 0, 0, start) + struct.pack("<IHHHH", 12, w, h, 1, bpp)
+            + palette + rows)
+
+
+def test_os2_bitmaps_are_sized_from_their_16_bit_header_and_keep_their_colours():
+    # the 12-byte header holds 16-bit width and height: read as the 32-bit ones of the other headers, a 40x30
+    # bitmap declared 1966120x1572865 pixels and was refused as too large; and OpenCV reads every OS/2 bitmap as
+    # grey when asked for the image unchanged
+    rng = np.random.default_rng(0)
+    h, w = 30, 40
+    bgr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    index = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    colours = rng.integers(0, 256, (256, 3), dtype=np.uint8)
+    greys = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    for data, want in ((_os2_bitmap(bgr, 24), bgr), (_os2_bitmap(index, 8, colours.tobytes()), colours[index]),
+                       (_os2_bitmap(index, 8, greys.tobytes()), index)):
+        assert sio.header_info(data) == ("bmp", w, h)
+        got = sio.decode_image(data, max_pixels=w * h)
+        assert got.shape == want.shape and np.array_equal(got, want)
+        with pytest.raises(ImageReadError, match="1200"):
+            sio.decode_image(data, max_pixels=w * h - 1)
+    windows = cv2.imencode(".bmp", bgr)[1].tobytes()  # a 40-byte header: as OpenCV reads it
+    assert np.array_equal(sio.decode_image(windows), bgr)
+
+
+def _grey_png(levels, depth, transparent=None):
+    """A gray PNG written here (rows packed at ``depth`` bits, filter 0), with a ``tRNS`` chunk for ``transparent``."""
+    import zlib
+
+    h, w = levels.shape
+    if depth == 16:
+        raw = b"".join(b"\0" + levels[i].astype(">u2").tobytes() for i in range(h))
+    else:
+        per = 8 // depth
+        padded = np.zeros((h, -(-w // per) * per), np.int64)
+        padded[:, :w] = levels
+        packed = np.zeros((h, padded.shape[1] // per), np.int64)
+        for k in range(per):
+            packed |= padded[:, k::per] << (8 - depth * (k + 1))
+        raw = b"".join(b"\0" + packed[i].astype(np.uint8).tobytes() for i in range(h))
+
+    def chunk(kind, payload):
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    trns = b"" if transparent is None else chunk(b"tRNS", struct.pack(">H", transparent))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 0, 0, 0, 0)) + trns
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4, 8, 16])
+def test_a_gray_png_with_a_transparent_level_is_gray_and_alpha(depth):
+    # OpenCV drops a gray PNG's tRNS chunk: the transparent pixels came out opaque
+    rng = np.random.default_rng(depth)
+    levels = rng.integers(0, 1 << depth, (9, 13))
+    key = int(levels[4, 6])
+    scale = 65535 // ((1 << depth) - 1) if depth == 16 else 255 // ((1 << depth) - 1)
+    dtype = np.uint16 if depth == 16 else np.uint8
+    grey = (levels * (1 if depth == 16 else scale)).astype(dtype)
+    plain = sio.decode_image(_grey_png(levels, depth))
+    assert plain.dtype == dtype and np.array_equal(plain, grey)
+    got = sio.decode_image(_grey_png(levels, depth, key))
+    assert got.shape == (9, 13, 2) and got.dtype == dtype
+    assert np.array_equal(got[..., 0], grey)
+    assert np.array_equal(got[..., 1], np.where(levels == key, 0, np.iinfo(dtype).max))
