@@ -667,6 +667,13 @@ def _tiff_associated_alpha(data: bytes, ifd: dict) -> bool:
     return bool(ifd) and _tiff_value(data, ifd, _TIFF_EXTRA_SAMPLES) == 1
 
 
+def _tiff_cmyk(data: bytes, ifd: dict) -> bool:
+    """Whether a TIFF's first page is CMYK without extra samples (PhotometricInterpretation 5, four samples),
+    which OpenCV's decoder converts to BGR and gives an opaque alpha channel."""
+    return (bool(ifd) and _tiff_value(data, ifd, _TIFF_PHOTOMETRIC) == 5 and _tiff_value(data, ifd, _TIFF_SAMPLES) == 4
+            and _TIFF_EXTRA_SAMPLES not in ifd)
+
+
 #: Pixels per block of :func:`_straight_colour` (its float64 scratch stays at a few tens of MB).
 _UNPREMULTIPLY_BLOCK = 1 << 20
 
@@ -913,10 +920,11 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
         _check_declared_size(w, h, max_pixels)
     if fmt in ("jpg", "png"):
         _check_complete(fmt, data)
-    associated = False
+    associated = cmyk = False
     if fmt == "tif":
         ifd = _tiff_ifd0(data)  # read once: for the alpha's kind and for the patches
         associated = _tiff_associated_alpha(data, ifd)
+        cmyk = _tiff_cmyk(data, ifd)
         data = _tiff_for_decoder(data, apply_exif, ifd)
     cv = cv2()
     said = []
@@ -946,6 +954,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
         img = img.astype(np.float32)
     if associated and img.ndim == 3 and img.shape[2] == 4:
         img = _straight_colour(img)
+    if cmyk and img.ndim == 3 and img.shape[2] == 4:  # the decoder's BGR plus an alpha of its own, always opaque
+        img = np.ascontiguousarray(img[..., :3])
     if fmt == "png" and png_color_type(data) == 4 and img.ndim == 3 and img.shape[2] == 4:
         img = np.ascontiguousarray(img[..., [0, 3]])  # gray+alpha: OpenCV expands to BGRA; keep 2 channels
     key = _png_grey_key(data) if fmt == "png" and img.ndim == 2 else None

@@ -388,3 +388,20 @@ def test_a_gray_png_with_a_transparent_level_is_gray_and_alpha(depth):
     assert got.shape == (9, 13, 2) and got.dtype == dtype
     assert np.array_equal(got[..., 0], grey)
     assert np.array_equal(got[..., 1], np.where(levels == key, 0, np.iinfo(dtype).max))
+
+
+def test_a_cmyk_tiff_is_bgr_without_the_decoders_opaque_alpha():
+    # OpenCV converts CMYK to BGR and adds an alpha channel, all opaque: the image gained an alpha it never had
+    # (warped premultiplied, refused as JPEG)
+    pil = pytest.importorskip("PIL.Image")
+    import io as _io
+
+    cmyk = np.random.default_rng(3).integers(0, 256, (6, 7, 4), dtype=np.uint8)
+    buf = _io.BytesIO()
+    pil.fromarray(cmyk, mode="CMYK").save(buf, format="TIFF")
+    got = sio.decode_image(buf.getvalue())
+    rgb = np.asarray(pil.open(_io.BytesIO(buf.getvalue())).convert("RGB"))
+    assert got.shape == (6, 7, 3) and got.dtype == np.uint8
+    assert np.abs(got[..., ::-1].astype(int) - rgb).max() <= 1  # Pillow's conversion, within rounding
+    rgba = np.random.default_rng(4).integers(0, 256, (6, 7, 4), dtype=np.uint8)  # a true alpha is kept
+    assert sio.decode_image(sio.encode_image(rgba, "tif")).shape == (6, 7, 4)
