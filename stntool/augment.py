@@ -557,6 +557,8 @@ class Augmenter:
                 from None
         if images.ndim not in (3, 4) or len(images) == 0:
             raise InvalidArgumentError(f"batch takes images (N, H, W) or (N, H, W, C), got shape {images.shape}")
+        if not images.dtype.isnative:  # outputs in native order, whichever kernel warps each image
+            images = images.astype(images.dtype.newbyteorder("="))
         in_hw = images.shape[1:3]
         specs = [self.sample(rng, in_hw, out_hw) for _ in range(len(images))]
         o_hw = specs[0].out_hw
@@ -573,7 +575,7 @@ class Augmenter:
                 alone.append(i)
         is_int = images.dtype.kind == "u"
         maxv = _unsigned_max(images.dtype) if is_int else 0.0
-        fill = fill_values(self.fill, c, maxv) if self.padding == "constant" else None
+        fill = fill_values(specs[0].fill, c, maxv) if self.padding == "constant" else None  # the records' form
         for rows, idx in groups.items():
             theta = np.array([specs[i].theta for i in idx])
             if rows == 3 and idx:  # a horizon through pixel centres samples the grid path (see stntool.warp)

@@ -200,6 +200,25 @@ def test_batch_call_equals_per_image_records():
         Augmenter().batch(np.zeros((0, 4, 4), np.uint8), np.random.default_rng(0))
 
 
+def test_batch_takes_every_fill_a_single_call_takes_and_gives_native_byte_order():
+    # a single-number fill raised TypeError in batch (the raw setting reached the per-channel values), and a
+    # big-endian batch came back big-endian from elastic records, native from affine ones
+    imgs = np.stack([rgb(seed=s) for s in range(3)])
+    for fill in (7, 7.0, np.float64(7), [7], (9, 8, 7), "#ff0000"):
+        aug = Augmenter(rotate=(20, 30), fill=fill)
+        out, specs = aug.batch(imgs, np.random.default_rng(5), backend="cpu")
+        for i in range(3):
+            assert np.array_equal(out[i], apply_spec(imgs[i], specs[i], "cpu")), fill
+    assert np.array_equal(out[0, 0, 0], [0, 0, 255])  # a corner left for the fill
+    with pytest.raises(InvalidArgumentError, match="outside the range"):
+        Augmenter(rotate=30, fill=300).batch(imgs, np.random.default_rng(0))
+    big = (imgs[..., 0].astype(np.uint16) * 257).astype(">u2")
+    for aug in (Augmenter(rotate=(-5, 5)), Augmenter(rotate=(-5, 5), elastic=(10, 5))):
+        out, specs = aug.batch(big, np.random.default_rng(2), backend="cpu")
+        assert out.dtype == np.dtype(np.uint16) and out.dtype.isnative
+        assert np.array_equal(out[1], apply_spec(big[1].astype(np.uint16), specs[1], "cpu"))
+
+
 def test_batch_of_gray_images_and_of_mixed_records():
     gray = np.stack([rgb(seed=s)[..., 1] for s in range(5)])  # (N, H, W)
     for aug in (Augmenter(rotate=(-20, 20)), Augmenter(rotate=(-20, 20), tps=0.03)):
