@@ -332,7 +332,8 @@ def grid_sample_backward(img, grid, grad_out, padding: str = "zeros", align_corn
     data = _expand_images(images, n).astype(np.float64)
     if fill_c.any():  # constant padding: f + zeros-padded sampling of (img - f), whose grid gradient is this one's
         data -= fill_c
-    gi, gg = kernels(name).grid_sample_backward(data, gb, go, pad_id, as_flag(align_corners), bool(input_grad))
+    gi, gg = kernels(name).grid_sample_backward(data, gb, go, pad_id, as_flag(align_corners),
+                                                as_flag(input_grad, "input_grad"))
     if grids == 1 and n > 1:  # one grid sampled every image: its gradient is the sum of theirs
         gg = gg.sum(axis=0, keepdims=True)
     if gi is None:

@@ -47,6 +47,7 @@ import time
 
 import numpy as np
 
+from .coords import as_flag
 from .errors import InvalidArgumentError
 from .transforms import to_3x3
 
@@ -522,7 +523,8 @@ class Rectifier:
             raise InvalidArgumentError(f"family 'projective' needs a projective model; this one is {self.net.family}")
         if not 0.0 <= min_confidence <= 1.0:
             raise InvalidArgumentError(f"min_confidence must be in [0, 1], got {min_confidence!r}")
-        self.refine, self.min_confidence, self.iterations, self.backend = refine, min_confidence, iterations, backend
+        self.refine = as_flag(refine, "refine")
+        self.min_confidence, self.iterations, self.backend = min_confidence, iterations, backend
         from .pageview import SIZE
 
         if self.net.input_shape != (3, SIZE, SIZE):

@@ -270,7 +270,7 @@ def tps_plan(src_points, dst_points, in_hw, out_hw=None, align_corners: bool = F
     if not (tol >= 0):
         raise InvalidArgumentError(f"tol must be >= 0, got {tol!r}")
     name = resolve_backend(backend)
-    frame = "norm" if normalized else "pixel"
+    frame = "norm" if as_flag(normalized, "normalized") else "pixel"
     try:
         return _tps_plan_cached(src.tobytes(), dst.tobytes(), len(src), in_hw, out_hw, as_flag(align_corners),
                                 float(regularization), float(tol), name, frame)

@@ -1,6 +1,8 @@
 """Arguments at the edges of the Python API: each is refused with InvalidArgumentError (or handled), never a
 crash, a raw NumPy or Python error, or a silently wrong result."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -118,3 +120,25 @@ def test_rectify_reads_any_byte_order_and_refuses_what_it_cannot_read():
                          (np.zeros((64, 64), np.int64), "uint8, uint16 or float")):
         with pytest.raises(StnError, match=message):
             r.estimate(bad)
+
+
+def test_yes_no_arguments_refuse_strings_like_align_corners():
+    # normalized="False" solved the spline in the normalized frame, input_grad="False" computed the image gradient,
+    # Rectifier(refine="False") refined: any non-empty string is true to Python
+    from stntool.rectify import MODELS, Rectifier
+
+    img = np.zeros((8, 9), np.float64)
+    pts = [[1, 1], [7, 1], [1, 6], [7, 6]]
+    th = [[1.0, 0, 0], [0, 1.0, 0]]
+    calls = [lambda v: stntool.warp_tps(img, pts, pts, normalized=v, backend="numpy"),
+             lambda v: stntool.tps_plan(pts, pts, (8, 9), normalized=v, backend="numpy"),
+             lambda v: stntool.warp_backward(img, th, img, input_grad=v, backend="numpy"),
+             lambda v: stntool.grid_sample_backward(img, stntool.affine_grid(th, (8, 9)), img, input_grad=v,
+                                                    backend="numpy")]
+    if os.path.exists(MODELS["text"]):
+        calls.append(lambda v: Rectifier(refine=v))
+    for call in calls:
+        for bad in ("False", "no", None, 2):
+            with pytest.raises(InvalidArgumentError, match="must be True or False"):
+                call(bad)
+        call(np.False_)
