@@ -367,8 +367,8 @@ def theta_to_cv2(theta, in_hw, out_hw=None, inverse_map: bool = False, align_cor
 # --------------------------------------------------------------------------- fitting
 
 def _check_pairs(src, dst, minimum: int):
-    s = np.asarray(src, dtype=np.float64)
-    d = np.asarray(dst, dtype=np.float64)
+    s = _real_array(src, "source points")
+    d = _real_array(dst, "destination points")
     if s.ndim != 2 or s.shape[1] != 2 or s.shape != d.shape:
         raise InvalidArgumentError(f"point sets must both be (N, 2); got {s.shape} and {d.shape}")
     if not (np.all(np.isfinite(s)) and np.all(np.isfinite(d))):
@@ -382,7 +382,7 @@ def _normalizing(p: np.ndarray) -> np.ndarray:
     """Hartley normalization: centroid to 0, mean distance sqrt(2)."""
     c = p.mean(axis=0)
     d = np.sqrt(((p - c) ** 2).sum(axis=1)).mean()
-    if d < 1e-12:
+    if not d > 1e-12 * np.abs(p).max():  # relative: points 1e-100 apart are points too
         raise DegenerateError("all points coincide")
     s = math.sqrt(2.0) / d
     return np.array([[s, 0.0, -s * c[0]], [0.0, s, -s * c[1]], [0.0, 0.0, 1.0]])
@@ -391,7 +391,7 @@ def _normalizing(p: np.ndarray) -> np.ndarray:
 def _rank_of_points(p: np.ndarray) -> int:
     q = p - p.mean(axis=0)
     sv = np.linalg.svd(q, compute_uv=False)
-    scale_ = max(1.0, float(np.abs(p).max()))
+    scale_ = float(np.abs(p).max())  # relative to the coordinates' size, whatever their unit
     return int(np.sum(sv > 1e-9 * scale_ * math.sqrt(len(p))))
 
 
@@ -466,10 +466,13 @@ def fit_affine(src, dst) -> np.ndarray:
         raise DegenerateError("source points are collinear: an affine map is not determined")
     if _rank_of_points(d) < 2:
         raise DegenerateError("destination points are collinear: the fitted affine map would be singular")
-    a = np.hstack([s, np.ones((len(s), 1))])
-    sol, *_ = np.linalg.lstsq(a, d, rcond=None)
-    m = np.eye(3)
-    m[:2] = sol.T
+    ts, td = _normalizing(s), _normalizing(d)  # centred and scaled: coordinates of any size solve alike
+    a = np.hstack([apply_matrix(ts, s), np.ones((len(s), 1))])
+    sol, *_ = np.linalg.lstsq(a, apply_matrix(td, d), rcond=None)
+    m_n = np.eye(3)
+    m_n[:2] = sol.T
+    m = np.linalg.inv(td) @ m_n @ ts
+    m[2] = [0.0, 0.0, 1.0]
     if _singular(m):
         raise DegenerateError("fitted affine map is singular")
     return m
@@ -507,8 +510,8 @@ def fit_projective(src, dst) -> np.ndarray:
                               "(three or more points collinear)")
     h = vt[-1].reshape(3, 3)
     m = np.linalg.inv(td) @ h @ ts
-    if _singular(m):
+    if _singular(h):  # in the normalized frames, where its size says nothing of the points' unit
         raise DegenerateError("fitted projective map is singular")
-    if abs(m[2, 2]) < 1e-15 * np.abs(m).max():
+    if not abs(m[2, 2]) > 1e-15 * np.abs(m[2, :2]).max() * np.abs(s).max():  # against the points' own scale
         raise DegenerateError("fitted projective map sends the origin to infinity")
     return m / m[2, 2]

@@ -6,6 +6,7 @@ import pytest
 
 import stntool
 from stntool import transforms as T
+from stntool.errors import InvalidArgumentError
 from stntool.coords import norm_from_pixel, norm_to_pixel, pixel_from_norm, pixel_to_norm
 
 
@@ -298,3 +299,34 @@ def test_finite_check_is_elementwise_where_the_sum_overflows():
     assert not T.all_finite(np.array([np.inf, -np.inf]))  # the sum is NaN
     assert not T.all_finite(np.array([1e308, 1e308, np.nan]))
     assert T.all_finite(np.zeros((0, 3)))
+
+
+@pytest.mark.parametrize("size", [1e-100, 1e-6, 1.0, 1e6, 1e16, 1e100])
+def test_fits_recover_a_known_map_at_any_coordinate_size(size):
+    # fit_affine solved [x y 1] as given: at 1e16 the constant column was cut off (translation 5e-34 for 4e16),
+    # and at 1e-100 the points read as collinear (an absolute floor); fit_projective said "all points coincide"
+    rng = np.random.default_rng(0)
+    s = rng.random((7, 2)) * 10 * size
+    m = np.array([[0.9, 0.1, 4 * size], [-0.2, 1.1, 7 * size], [0.0, 0.0, 1.0]])
+    d = s @ m[:2, :2].T + m[:2, 2]
+    got = T.fit_affine(s, d)
+    assert np.allclose(got[:2, :2], m[:2, :2], rtol=1e-9, atol=0)
+    assert np.allclose(got[:2, 2], m[:2, 2], rtol=1e-9, atol=0)
+    p = m.copy()
+    p[2, :2] = [0.01 / size, -0.02 / size]
+    dp = s @ p[:2, :2].T + p[:2, 2]
+    dp = dp / (s @ p[2, :2] + 1.0)[:, None]
+    got = T.fit_projective(s, dp)
+    assert np.allclose(got, p, rtol=1e-7, atol=0)
+    with pytest.raises(T.DegenerateError, match="collinear"):
+        T.fit_affine(s[:, :1] * [1, 2], d)
+
+
+def test_fits_refuse_points_that_are_not_real_numbers():
+    s = [[0, 0], [10, 0], [0, 10], [10, 10]]
+    for bad in (np.array(s) + 1j, np.array(s, object), [["0", "0"], ["1", "0"], ["0", "1"], ["1", "1"]]):
+        for fit in (T.fit_affine, T.fit_projective):
+            with pytest.raises(InvalidArgumentError, match="real numbers|array of numbers"):
+                fit(bad, s)
+            with pytest.raises(InvalidArgumentError, match="real numbers|array of numbers"):
+                fit(s, bad)
