@@ -175,7 +175,8 @@ def warp(img, theta, out_hw=None, mode: str = "bilinear", padding: str = "zeros"
         maps = pixel_map(to_3x3(tb), images.hw, out_hw, align_corners)
     projective = tb.shape[-2] == 3 and bool(np.any(tb[:, 2, :2] != 0.0))
     if tb.shape[-2] == 3 and not projective:
-        maps = maps / maps[:, 2:3, 2:3]
+        with np.errstate(divide="ignore", invalid="ignore"):  # a bottom row of zeros: every pixel reads the fill
+            maps = maps / maps[:, 2:3, 2:3]
     mode_id, pad_id, fill_c = sample_options(mode, padding, fill, images.c)
     name = resolve_backend(backend)
     images.require_backend(name)

@@ -169,10 +169,10 @@ def warp_matrix_spec(img, in_pix_from_out_pix, out, mode="bilinear", padding="ze
     n, ho, wo, _ = out.shape
     m = np.broadcast_to(in_pix_from_out_pix, (n, 3, 3))
     ys, xs = np.meshgrid(np.arange(ho, dtype=np.float64), np.arange(wo, dtype=np.float64), indexing="ij")
-    u = m[:, 0, 0, None, None] * xs + m[:, 0, 1, None, None] * ys + m[:, 0, 2, None, None]
-    v = m[:, 1, 0, None, None] * xs + m[:, 1, 1, None, None] * ys + m[:, 1, 2, None, None]
-    wh = m[:, 2, 0, None, None] * xs + m[:, 2, 1, None, None] * ys + m[:, 2, 2, None, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # non-finite maps give non-finite points: the fill
+        u = m[:, 0, 0, None, None] * xs + m[:, 0, 1, None, None] * ys + m[:, 0, 2, None, None]
+        v = m[:, 1, 0, None, None] * xs + m[:, 1, 1, None, None] * ys + m[:, 1, 2, None, None]
+        wh = m[:, 2, 0, None, None] * xs + m[:, 2, 1, None, None] * ys + m[:, 2, 2, None, None]
         x, y = u / wh, v / wh
     out[...] = to_dtype(sample_pixels_float64(img, x, y, mode, padding, align_corners, fill), out.dtype)
     return out

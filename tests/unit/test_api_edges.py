@@ -142,3 +142,14 @@ def test_yes_no_arguments_refuse_strings_like_align_corners():
             with pytest.raises(InvalidArgumentError, match="must be True or False"):
                 call(bad)
         call(np.False_)
+
+
+def test_a_theta_whose_last_row_is_zero_reads_the_fill_without_warnings():
+    import warnings
+
+    img = np.arange(1, 21, dtype=np.float64).reshape(4, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "divide by zero encountered" leaked from the division by m22
+        for backend in ("numpy", "cpu"):
+            out = stntool.warp(img, [[1, 0, 0], [0, 1, 0], [0, 0, 0]], padding="constant", fill=3.0, backend=backend)
+            assert np.array_equal(out, np.full((4, 5), 3.0))
