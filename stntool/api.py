@@ -257,7 +257,8 @@ def warp_plan(img, plan: TpsPlan, out_hw, mode: str = "bilinear", padding: str =
 
     What :func:`warp_tps` does after planning, for plans made elsewhere: a thin-plate spline's
     (:func:`tps_plan`) or a smooth map's such as an elastic record's (:func:`stntool.maps.lattice_plan`).
-    ``out_hw`` must be the size the plan was built for.
+    ``out_hw`` must be the size the plan was built for, and the image the input size of a plan whose
+    coordinates depend on it (``plan.in_hw``: normalized points, elastic records).
     """
     if not isinstance(plan, TpsPlan):
         raise InvalidArgumentError(f"plan must be a TpsPlan (stntool.tps_plan, stntool.maps.lattice_plan), got "
@@ -270,6 +271,9 @@ def warp_plan(img, plan: TpsPlan, out_hw, mode: str = "bilinear", padding: str =
     if (hc, wc) != tuple(max(2, -(-(n - 1) // plan.step) + 1) for n in out_hw):  # a smaller output: a crop of it
         raise InvalidArgumentError(f"the plan was built for a larger output than {out_hw[1]}x{out_hw[0]} (its lattice: "
                                    f"{wc}x{hc} nodes {plan.step} px apart)")
+    if plan.in_hw is not None and images.hw != plan.in_hw:
+        raise InvalidArgumentError(f"the plan was built for an input of {plan.in_hw[1]}x{plan.in_hw[0]}; this image is "
+                                   f"{images.hw[1]}x{images.hw[0]} (its normalized coordinates are another size's)")
     mode_id, pad_id, fill_c = sample_options(mode, padding, fill, images.c)
     name = resolve_backend(backend)
     images.require_backend(name)

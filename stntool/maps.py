@@ -189,7 +189,7 @@ def lattice_plan(spec, in_hw):
     if not np.isfinite(lattice).all():
         raise InvalidArgumentError("the elastic record's base map is not finite on its lattice (horizon in view)")
     return TpsPlan._adopting(lattice, step, np.zeros((0, 4)), np.zeros(lattice.shape[:2] + (0,)), -1.0, np.ones(2),
-                             0.0)
+                             0.0, in_hw=in_hw)
 
 
 def lattice_map(plan, pts_out) -> np.ndarray:

@@ -76,12 +76,16 @@ class TpsPlan:
         scale for a spline solved in normalized coordinates, ``(1, 1)`` for one solved in pixels.
     max_error : float
         Largest deviation from the exact spline found at the probe points (cell centres), in pixels.
+    in_hw : (int, int) or None
+        The input size the lattice's coordinates were computed for, where they depend on it (a spline of
+        normalized points, an elastic record's map); None where any input size reads the same pixels.
     """
 
-    __slots__ = ("lattice", "step", "singular", "tables", "radius", "norm_scale", "max_error")
+    __slots__ = ("lattice", "step", "singular", "tables", "radius", "norm_scale", "max_error", "in_hw")
 
-    def __init__(self, lattice, step, singular, tables, radius, norm_scale, max_error, _adopt=False):
+    def __init__(self, lattice, step, singular, tables, radius, norm_scale, max_error, _adopt=False, in_hw=None):
         init = object.__setattr__
+        init(self, "in_hw", None if in_hw is None else as_hw(in_hw))
         init(self, "lattice", _frozen_array(lattice, _adopt))
         init(self, "step", int(step))
         init(self, "singular", _frozen_array(singular, _adopt))
@@ -91,10 +95,10 @@ class TpsPlan:
         init(self, "max_error", float(max_error))
 
     @classmethod
-    def _adopting(cls, lattice, step, singular, tables, radius, norm_scale, max_error):
+    def _adopting(cls, lattice, step, singular, tables, radius, norm_scale, max_error, in_hw=None):
         """A plan that freezes the arrays it is given instead of copying them, where they own their memory:
         for arrays just made by the caller, which keeps no other reference to them."""
-        return cls(lattice, step, singular, tables, radius, norm_scale, max_error, _adopt=True)
+        return cls(lattice, step, singular, tables, radius, norm_scale, max_error, _adopt=True, in_hw=in_hw)
 
     def __setattr__(self, name, value):
         raise AttributeError(f"TpsPlan is immutable (cannot set {name!r})")
@@ -192,6 +196,7 @@ def _build_tps_plan(tps, in_hw, out_hw, align_corners, tol, backend, frame="norm
     else:
         centres_pix = np.zeros((n_ctrl, 2))
     singular = np.ascontiguousarray(np.hstack([centres_pix, tps.weights * in_scale]))
+    planned_for = in_hw if frame == "norm" else None  # a pixel spline's lattice holds input pixels of any size
     while True:
         hc = max(2, -(-(ho - 1) // step) + 1)
         wc = max(2, -(-(wo - 1) // step) + 1)
@@ -204,7 +209,7 @@ def _build_tps_plan(tps, in_hw, out_hw, align_corners, tol, backend, frame="norm
         lattice = np.ascontiguousarray((vals * in_scale + in_off).reshape(hc + 2, wc + 2, 2))
         tables = np.ascontiguousarray(terms.reshape(hc + 2, wc + 2, n_ctrl))
         if step == 1:
-            return TpsPlan(lattice, 1, singular, tables, -1.0, norm_scale, 0.0)
+            return TpsPlan(lattice, 1, singular, tables, -1.0, norm_scale, 0.0, in_hw=planned_for)
         radius = 2.0 * step
         # probes: cell centres, where the smooth part's interpolation error peaks, and square rings just
         # outside each control point's exact window, where the uncorrected radial term's error peaks
@@ -219,7 +224,7 @@ def _build_tps_plan(tps, in_hw, out_hw, align_corners, tol, backend, frame="norm
         exact, _ = _eval_tps_terms(k, tps, probe.astype(np.float64), m_out)
         err = float(np.abs(approx - (exact * in_scale + in_off)).max())
         if err <= tol / 2.0:
-            return TpsPlan(lattice, step, singular, tables, radius, norm_scale, err)
+            return TpsPlan(lattice, step, singular, tables, radius, norm_scale, err, in_hw=planned_for)
         step //= 2
 
 

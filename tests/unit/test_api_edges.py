@@ -153,3 +153,25 @@ def test_a_theta_whose_last_row_is_zero_reads_the_fill_without_warnings():
         for backend in ("numpy", "cpu"):
             out = stntool.warp(img, [[1, 0, 0], [0, 1, 0], [0, 0, 0]], padding="constant", fill=3.0, backend=backend)
             assert np.array_equal(out, np.full((4, 5), 3.0))
+
+
+def test_a_plan_whose_coordinates_depend_on_the_input_size_refuses_another_size():
+    # a plan of normalized points (or an elastic record's) holds input pixels of the size it was planned for:
+    # another size was warped without a word, by a map meant for other pixels
+    from stntool.maps import lattice_plan
+
+    src = [[-0.5, -0.5], [0.5, -0.5], [-0.5, 0.5], [0.5, 0.6]]
+    dst = [[-0.5, -0.4], [0.5, -0.5], [-0.4, 0.5], [0.5, 0.5]]
+    norm = stntool.tps_plan(src, dst, (20, 30), normalized=True, backend="numpy")
+    pix = stntool.tps_plan(np.array(src) * 10 + 12, np.array(dst) * 10 + 12, (20, 30), backend="numpy")
+    assert norm.in_hw == (20, 30) and pix.in_hw is None
+    spec = Augmenter(rotate=10, elastic=(20, 5)).sample(np.random.default_rng(0), (20, 30))
+    elastic = lattice_plan(spec, (20, 30))
+    assert elastic.in_hw == (20, 30)
+    for plan in (norm, pix, elastic):
+        out = stntool.warp_plan(np.ones((20, 30)), plan, (20, 30), backend="numpy")
+        assert out.shape == (20, 30)
+    assert stntool.warp_plan(np.ones((25, 30)), pix, (20, 30), backend="numpy").shape == (20, 30)
+    for plan in (norm, elastic):
+        with pytest.raises(InvalidArgumentError, match="built for an input of 30x20; this image is 30x25"):
+            stntool.warp_plan(np.ones((25, 30)), plan, (20, 30), backend="numpy")
