@@ -572,20 +572,28 @@ class Manifest:
             end = f.seek(0, os.SEEK_END)
             if end == 0:
                 return
-            start = max(0, end - (1 << 20))  # a record is a few hundred bytes
-            f.seek(start)
-            tail = f.read()
-            if tail.endswith(b"\n"):
+            f.seek(end - 1)
+            if f.read(1) == b"\n":
                 return
-            cut = tail.rfind(b"\n") + 1
+            cut, pos = 0, end  # the start of the last line: back a MiB at a time (a TPS record may be longer)
+            while pos > 0:
+                start = max(0, pos - (1 << 20))
+                f.seek(start)
+                k = f.read(pos - start).rfind(b"\n")
+                if k >= 0:
+                    cut = start + k + 1
+                    break
+                pos = start
+            f.seek(cut)
             try:
-                whole = isinstance(json.loads(tail[cut:]), dict)
+                whole = isinstance(json.loads(f.read()), dict)
             except (ValueError, RecursionError):
                 whole = False
             if whole:
+                f.seek(0, os.SEEK_END)
                 f.write(b"\n")
             else:
-                f.truncate(start + cut)
+                f.truncate(cut)
 
     @property
     def to_stdout(self) -> bool:

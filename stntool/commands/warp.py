@@ -118,6 +118,8 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
     table = None
     if params_file == "-" and "-" in inputs:
         raise click.UsageError("stdin cannot carry both --params - and image bytes (-)")
+    if params_file == "-" and io_options["files_from"] == "-":
+        raise click.UsageError("stdin cannot carry both --params - and --files-from -")
     qualities = {}  # each record's output encoded again as its line says it was, unless --quality is given
     if params_file is not None:
         with usage_errors("--params"):

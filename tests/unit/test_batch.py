@@ -692,6 +692,18 @@ def test_manifest_append_keeps_lines_and_drops_a_cut_last_line(tmp_path):
     with batch.Manifest(str(path)) as m:  # the default replaces the file
         m.write({"input": "e"})
     assert path.read_text() == '{"input": "e"}\n'
+    # a last line longer than the MiB first looked at (a TPS record of many points): cut at its start, not
+    # inside it (the fragment stayed, and the next record was glued onto it)
+    long = '{"input": "t", "tps": {"src": [' + ", ".join(["[1.5, 2.5]"] * 250000) + "]}}"
+    for tail, kept in ((long[:-10], ""), (long, long + "\n")):
+        path.write_text('{"input": "a"}\n' + tail)
+        with batch.Manifest(str(path), append=True) as m:
+            m.write({"input": "c"})
+        assert path.read_text() == '{"input": "a"}\n' + kept + '{"input": "c"}\n'
+    path.write_text(long[:-10])  # the only line, longer than a MiB, cut
+    with batch.Manifest(str(path), append=True) as m:
+        m.write({"input": "c"})
+    assert path.read_text() == '{"input": "c"}\n'
 
 
 def test_image_bytes_are_not_written_to_a_terminal(tmp_path, monkeypatch):
