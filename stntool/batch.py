@@ -268,22 +268,19 @@ def attach_payloads(items, payloads: dict, missing: str = "no parameters for thi
     import dataclasses
 
     out = []
-    spelled = {}  # the same paths written another way (./in/a.png for in/a.png)
-    for key, value in payloads.items():
-        spelled.setdefault(os.path.normpath(key), []).extend(value)
     real = None  # real path -> the keys naming that file (in/a.png, its absolute path, a link), once one is needed
     for it in items:
-        found = payloads.get(it.input) or spelled.get(os.path.normpath(it.input))
-        if not found and it.input != STDIN:
+        found = payloads.get(it.input)
+        if not found and it.input != STDIN:  # by the file it names (link/../a.png is not a.png: no normpath)
             if real is None:
                 real = {}
-                for key in spelled:
+                for key in payloads:
                     if key != STDIN:
                         real.setdefault(os.path.realpath(key), []).append(key)
             keys = real.get(os.path.realpath(it.input), [])
             if len(keys) > 1:  # the file under several names: the one that names it as the input does, if any
                 keys = [k for k in keys if os.path.abspath(k) == os.path.abspath(it.input)]
-            found = spelled[keys[0]] if len(keys) == 1 else None
+            found = payloads[keys[0]] if len(keys) == 1 else None
         found = found or [None]
         for p in found:
             new = dataclasses.replace(it, index=len(out), payload=p, fields=dict(it.fields))

@@ -653,11 +653,16 @@ def apply_spec(img, spec: WarpSpec, backend: str = "auto"):
     return out.astype(img.dtype)
 
 
+def _same_name(a, b) -> bool:
+    """Whether two records' output names name one output (``x.png`` and ``./x.png``; None: the unnamed one)."""
+    return a == b or (a is not None and b is not None and os.path.normpath(a) == os.path.normpath(b))
+
+
 def read_warp_records(path, qualities: dict | None = None) -> dict:
     """``{input: [WarpSpec, ...]}`` from a JSONL manifest or parameter file (``-`` = stdin), in file order.
 
-    Each line needs ``"input"`` (a path, matched as written or spelled another way: ``./in/a.png`` is
-    ``in/a.png``); a manifest's error lines (``"status": "error"``: no output was made, whatever record they
+    Each line needs ``"input"`` (a path; the lines of one file are one input however they spell it: ``./in/a.png``,
+    ``in/a.png``, its absolute path or a link to it, keyed by the first spelling); a manifest's error lines (``"status": "error"``: no output was made, whatever record they
     carry) and its lines for outputs skipped or not made (``"skipped"``, ``"interrupted"``) without ``theta``
     or ``tps`` are passed over; any other line without either is an error (a misspelt key); and a
     ``"removed": true`` line (an output written, then removed as its input failed) drops the records before
@@ -675,20 +680,23 @@ def read_warp_records(path, qualities: dict | None = None) -> dict:
     except OSError as e:
         raise InvalidArgumentError(f"cannot read {path}: {e.strerror}") from None
     table = {}
+    spellings = {}  # real path -> the key of that file: its first spelling (in/a.png, ./in/a.png, /abs/in/a.png)
     for no, rec in enumerate(lines, 1):
         if "input" not in rec or not isinstance(rec["input"], str):
             raise InvalidArgumentError(f'line {no}: missing "input"')
         if not rec["input"]:
             raise InvalidArgumentError(f'line {no}: "input" is empty')
-        # one key per file however it was spelled (a resumed run named in/a.png as ./in/a.png): the last line wins
-        key = rec["input"] if rec["input"] == "-" else os.path.normpath(rec["input"])
+        # one key per file however it was spelled (a resumed run named in/a.png as ./in/a.png or by its absolute
+        # path): the last line of each output wins. The real path, not the text: link/../a.png is not a.png
+        key = rec["input"] if rec["input"] == "-" else spellings.setdefault(os.path.realpath(rec["input"]),
+                                                                            rec["input"])
         if rec.get("removed") is True and isinstance(rec.get("name"), str):  # written, then removed: no output
             specs = table.get(key, [])
             if qualities is not None:
                 for s in specs:
-                    if s.name == rec["name"]:
+                    if _same_name(s.name, rec["name"]):
                         qualities.pop(id(s), None)
-            specs[:] = [s for s in specs if s.name != rec["name"]]
+            specs[:] = [s for s in specs if not _same_name(s.name, rec["name"])]
             continue
         if rec.get("status") == "error":
             continue
@@ -702,9 +710,9 @@ def read_warp_records(path, qualities: dict | None = None) -> dict:
             raise InvalidArgumentError(f"line {no}: {e}") from None
         specs = table.setdefault(key, [])
         for s in specs:
-            if s.name == spec.name and qualities is not None:
+            if _same_name(s.name, spec.name) and qualities is not None:
                 qualities.pop(id(s), None)
-        specs[:] = [s for s in specs if s.name != spec.name]  # a later record of the same output wins
+        specs[:] = [s for s in specs if not _same_name(s.name, spec.name)]  # a later record of the same output wins
         specs.append(spec)
         if qualities is not None:
             q = rec.get("quality")

@@ -264,3 +264,49 @@ def test_a_params_file_with_nothing_to_replay_says_so(tmp_path, run):
     (tmp_path / "p.jsonl").write_text(json.dumps({"input": "a.png", "status": "error", "error": "x"}) + "\n")
     r = run("--params", str(tmp_path / "p.jsonl"), "-o", str(tmp_path / "o"))
     assert r.exit_code == 2 and "no record to replay" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_the_records_of_one_file_are_one_input_however_the_manifest_spells_it(tmp_path, run, monkeypatch):
+    # a resumed run given the absolute path: its record was refused at replay ("would also be written by") and
+    # the first run's stale record replayed; a "removed" line or a name spelled ./x.png did not meet its record
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("in")
+    write(tmp_path / "in" / "c.png", encode(small_rgb(24, 32, seed=2), ".png"))
+    r = run("--theta", "0.9,0,0,0,0.9,0", "in/c.png", "-o", "r", "--manifest", "m.jsonl", "-q")
+    assert r.exit_code == 0, r.stderr
+    os.remove("r/c.png")
+    r = run("--theta", "-1,0,0,0,1,0", str(tmp_path / "in" / "c.png"), "-o", "r", "--manifest", "m.jsonl",
+            "--manifest-append", "--skip-existing", "-q")
+    assert r.exit_code == 0, r.stderr
+    r = run("--params", "m.jsonl", "-o", "replay", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert os.listdir("replay") == ["c.png"] and open("replay/c.png", "rb").read() == open("r/c.png", "rb").read()
+    theta = [[1, 0, 0.1], [0, 1, 0]]
+    lines = [{"input": "in/c.png", "name": "x.png", "theta": [[1, 0, 0], [0, 1, 0]]},
+             {"input": "./in/c.png", "name": "./x.png", "theta": theta},
+             {"input": "in/c.png", "name": "y.png", "theta": theta},
+             {"input": str(tmp_path / "in" / "c.png"), "name": "./y.png", "status": "error", "removed": True}]
+    with open("n.jsonl", "w") as f:
+        f.writelines(json.dumps(x) + "\n" for x in lines)
+    r = run("--params", "n.jsonl", "-o", "named", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert os.listdir("named") == ["x.png"]
+    assert np.array_equal(read("named/x.png"), stntool.warp(read("in/c.png"), theta))
+
+
+def test_a_record_through_a_link_and_dotdot_replays_the_file_it_was_made_from(tmp_path, run, monkeypatch):
+    # link/../a.png was read as a.png (its text tidied), another file, with only a size warning
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("real/deep")
+    write(tmp_path / "real" / "a.png", encode(small_rgb(24, 32, seed=3), ".png"))
+    write(tmp_path / "a.png", encode(small_rgb(24, 32, seed=4), ".png"))
+    os.symlink("real/deep", "link")
+    r = run("--theta", "0.9,0,0,0,0.9,0", "--files-from", "-", "-o", "o", "--manifest", "m.jsonl", "-q",
+            input="link/../a.png\n")
+    assert r.exit_code == 0, r.stderr
+    r = run("--params", "m.jsonl", "-o", "r")
+    assert r.exit_code == 0 and "warning" not in r.stderr, r.stderr
+    made = [os.path.join(d, f) for d, _, fs in os.walk("o") for f in fs]
+    again = [os.path.join(d, f) for d, _, fs in os.walk("r") for f in fs]
+    assert len(made) == len(again) == 1
+    assert open(made[0], "rb").read() == open(again[0], "rb").read()
