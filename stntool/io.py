@@ -1392,20 +1392,27 @@ def json_line(record: dict) -> str:
     return json.dumps(record, default=to_jsonable, ensure_ascii=True, allow_nan=False)
 
 
-def read_jsonl(path):
-    """Records of a JSONL file (``-`` for stdin); raises InvalidArgumentError naming the bad line."""
+def read_jsonl(path, cut=None):
+    """Records of a JSONL file (``-`` for stdin); raises InvalidArgumentError naming the bad line.
+
+    A byte-order mark before the first line is read past. ``cut``, a list: a last line that is not JSON and
+    has no newline (a run stopped while writing it) is left out, its number appended to ``cut``, instead of
+    refused."""
     import sys
 
     f = sys.stdin if path == "-" else open(path, encoding="utf-8", errors="surrogateescape")
     records = []
     try:
-        for no, line in enumerate(f, 1):
-            line = line.strip()
+        for no, raw in enumerate(f, 1):
+            line = (raw.lstrip("\ufeff") if no == 1 else raw).strip()
             if not line:
                 continue
             try:
                 rec = json.loads(line)
             except ValueError as e:
+                if cut is not None and not raw.endswith("\n") and not f.read(1):
+                    cut.append(no)
+                    break
                 raise InvalidArgumentError(f"{display(path)} line {no}: not JSON ({e})") from None
             except RecursionError:
                 raise InvalidArgumentError(f"{display(path)} line {no}: not JSON (nested too deeply)") from None

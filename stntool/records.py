@@ -658,7 +658,7 @@ def _same_name(a, b) -> bool:
     return a == b or (a is not None and b is not None and os.path.normpath(a) == os.path.normpath(b))
 
 
-def read_warp_records(path, qualities: dict | None = None) -> dict:
+def read_warp_records(path, qualities: dict | None = None, warn=None) -> dict:
     """``{input: [WarpSpec, ...]}`` from a JSONL manifest or parameter file (``-`` = stdin), in file order.
 
     Each line needs ``"input"`` (a path; the lines of one file are one input however they spell it: ``./in/a.png``,
@@ -671,14 +671,18 @@ def read_warp_records(path, qualities: dict | None = None) -> dict:
     ``in_size`` (``in_hw``), which the replay compares with the image it reads. ``qualities``, when given,
     maps ``id(spec)`` of each spec returned to the ``--quality`` its output was encoded at (the line's
     ``"quality"``, checked; None where it names none).
-    Raises :class:`InvalidArgumentError` naming the bad line, or when the file cannot be read.
+    A last line cut short (a run stopped while writing it) is left out, and ``warn`` (a function, when given)
+    told so. Raises :class:`InvalidArgumentError` naming the bad line, or when the file cannot be read.
     """
-    from .io import read_jsonl
+    from .io import display, read_jsonl
 
+    cut = []
     try:
-        lines = read_jsonl(path)
+        lines = read_jsonl(path, cut)
     except OSError as e:
         raise InvalidArgumentError(f"cannot read {path}: {e.strerror}") from None
+    if cut and warn is not None:
+        warn(f"{display(path)} line {cut[0]}: cut short (a run stopped while writing it?); left out")
     table = {}
     spellings = {}  # real path -> the key of that file: its first spelling (in/a.png, ./in/a.png, /abs/in/a.png)
     for no, rec in enumerate(lines, 1):

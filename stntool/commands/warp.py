@@ -91,7 +91,7 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
     padding = implied_padding(padding, fill)
     check_io_options(fill, padding, **{k: io_options[k] for k in ("overwrite", "skip_existing", "null", "files_from",
                                                                    "manifest", "manifest_append")})
-    from ..batch import STDIN, Output, attach_payloads, relative_name
+    from ..batch import STDIN, Output, attach_payloads, relative_name, say
     from ..errors import InvalidArgumentError, StnError
     from ..records import TpsPoints, WarpSpec, apply_spec, read_warp_records
     from ..transforms import theta_from_cv2
@@ -123,7 +123,8 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
     qualities = {}  # each record's output encoded again as its line says it was, unless --quality is given
     if params_file is not None:
         with usage_errors("--params"):
-            table = read_warp_records(params_file, qualities if io_options["quality"] is None else None)
+            table = read_warp_records(params_file, qualities if io_options["quality"] is None else None,
+                                      warn=None if io_options["quiet"] else lambda m: say(f"stntool: warning: {m}"))
         if not table and not inputs and not io_options["files_from"]:
             raise click.UsageError(f"--params {params_file}: no record to replay (its lines are errors or outputs "
                                    "skipped)")

@@ -310,3 +310,26 @@ def test_a_record_through_a_link_and_dotdot_replays_the_file_it_was_made_from(tm
     again = [os.path.join(d, f) for d, _, fs in os.walk("r") for f in fs]
     assert len(made) == len(again) == 1
     assert open(made[0], "rb").read() == open(again[0], "rb").read()
+
+
+def test_a_manifest_cut_inside_its_last_line_or_with_a_byte_order_mark_still_replays(tmp_path, run, monkeypatch):
+    # a run stopped while writing its last line (kill -9, a full disk), or a file saved with a BOM: --params
+    # refused the whole file
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "a.png", encode(small_rgb(24, 32, seed=1), ".png"))
+    write(tmp_path / "b.png", encode(small_rgb(24, 32, seed=2), ".png"))
+    r = run("--theta", "0.9,0,0,0,0.9,0", "a.png", "b.png", "-o", "o", "--manifest", "m.jsonl", "-q")
+    assert r.exit_code == 0, r.stderr
+    text = open("m.jsonl").read()
+    open("cut.jsonl", "w").write(text[:-20])
+    r = run("--params", "cut.jsonl", "-o", "r")
+    assert r.exit_code == 0, r.stderr
+    assert "cut.jsonl line 2: cut short" in r.stderr and os.listdir("r") == ["a.png"]
+    assert open("r/a.png", "rb").read() == open("o/a.png", "rb").read()
+    open("mid.jsonl", "w").write(text.replace("}\n", "\n", 1))  # a broken line that is not the last
+    r = run("--params", "mid.jsonl", "-o", "r2")
+    assert r.exit_code == 2 and "line 1: not JSON" in r.stderr
+    open("bom.jsonl", "w", encoding="utf-8-sig").write(text)
+    r = run("--params", "bom.jsonl", "-o", "r3", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(os.listdir("r3")) == ["a.png", "b.png"]
