@@ -22,6 +22,9 @@ from .errors import DegenerateError, InvalidArgumentError
 
 #: Largest control-point coordinate (either frame): far beyond any image, well within float64's squares.
 TPS_COORD_LIMIT = 1e15
+#: The most control points a spline takes: its dense system of (n + 3)² float64 values is 200 MB there, solved in
+#: seconds; more would take gigabytes and minutes (a record from elsewhere, or points meant to be a dense map).
+MAX_TPS_POINTS = 5000
 
 __all__ = ["ThinPlateSpline", "tps_kernel", "regular_control_points"]
 
@@ -85,6 +88,9 @@ class ThinPlateSpline:
             raise InvalidArgumentError(f"control points and values must both be (n, 2); got {c.shape} and {v.shape}")
         if not (np.all(np.isfinite(c)) and np.all(np.isfinite(v))):
             raise InvalidArgumentError("control points contain NaN or infinity")
+        if len(c) > MAX_TPS_POINTS:  # refused, not a MemoryError (or minutes of solving) halfway
+            raise InvalidArgumentError(f"{len(c)} control points: at most {MAX_TPS_POINTS} (the spline's system has "
+                                       f"(n + 3)² values: {(len(c) + 3) ** 2 * 8 / 1e9:.1f} GB for these)")
         if max(np.abs(c).max(initial=0.0), np.abs(v).max(initial=0.0)) > TPS_COORD_LIMIT:
             raise InvalidArgumentError(f"control points lie beyond ±{TPS_COORD_LIMIT:g} (the spline's squared "
                                        "distances would overflow)")

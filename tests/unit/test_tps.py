@@ -257,3 +257,14 @@ def test_a_plan_for_a_thin_output_stays_within_tol(out_hw):
     ii, jj = np.divmod(np.arange(out_hw[0] * out_hw[1]), out_hw[1])
     err = np.abs(plan.points(jj, ii) - exact.points(jj, ii)).max()
     assert err <= tol / 2 + 1e-9 and plan.max_error >= err - 1e-9, (plan.step, err, plan.max_error)
+
+
+def test_more_control_points_than_a_spline_takes_are_refused_before_any_solving():
+    # 30,000 points would take a 7 GB system and minutes: a record from elsewhere was read as given
+    from stntool.tps import MAX_TPS_POINTS, ThinPlateSpline
+
+    pts = np.random.default_rng(0).random((MAX_TPS_POINTS + 1, 2))
+    with pytest.raises(InvalidArgumentError, match=f"{MAX_TPS_POINTS + 1} control points: at most {MAX_TPS_POINTS}"):
+        ThinPlateSpline(pts, pts)
+    with pytest.raises(InvalidArgumentError, match="at most"):
+        stntool.warp_tps(np.zeros((8, 8)), pts * 7, pts * 7, backend="numpy")
