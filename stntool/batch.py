@@ -772,16 +772,11 @@ def _defensive_errors() -> tuple:
 def _one_line(e: BaseException) -> str:
     """``"<type>: <message>"`` on one line; OpenCV's messages (``OpenCV(5.0) file:line: error: (-215) ... in
     function 'f'``, over several lines) keep their reason."""
-    import re
+    from .io import opencv_reason
 
-    text = str(e)
     if type(e).__module__ == "cv2":
-        m = re.search(r"error: \((-?\d+):([^)]*)\)(.*?)(?:in function '[^\n]*'|$)(.*)", text, re.S)
-        if m:
-            details = " ".join(ln.lstrip("> ").strip() for ln in m.group(4).splitlines() if ln.strip())
-            text = details or m.group(3).strip() or m.group(2).strip()  # the reason, else the check, else its kind
-        return "OpenCV cannot process this image: " + " ".join(text.split())
-    return f"{type(e).__name__}: " + " ".join(text.split())
+        return "OpenCV cannot process this image: " + opencv_reason(str(e))
+    return f"{type(e).__name__}: " + " ".join(str(e).split())
 
 
 def _remove(paths) -> set:

@@ -88,6 +88,39 @@ def cv2():
     return _cv2
 
 
+def opencv_reason(text: str) -> str:
+    """The reason in one of OpenCV's error messages (an exception's text, or its log's lines), on one line:
+    ``OpenCV(5.1) file.cpp:100: error: (-2:Unspecified error) in function 'f' > Unsupported ... > where > ...``
+    gives ``Unsupported ... where ...``; an assertion gives its check; other text is kept, spaces tidied."""
+    import re
+
+    m = re.search(r"error: \((-?\d+):([^)]*)\)(.*?)(?:in function '[^\n]*'|$)(.*)", text, re.S)
+    if m:
+        details = " ".join(ln.strip().lstrip(">").strip() for ln in m.group(4).splitlines() if ln.strip())
+        text = details or m.group(3).strip() or m.group(2).strip()  # the reason, else the check, else its kind
+    return " ".join(text.split())
+
+
+def _decoder_reason(cv, data: bytes):
+    """What OpenCV says when it cannot decode ``data`` (its log, silenced otherwise, read once more for this
+    file), or None."""
+    logging = getattr(getattr(cv, "utils", None), "logging", None)
+    if logging is None:
+        return None
+    try:
+        with STDERR_LOCK.capture(alone=True) as said:
+            level = logging.getLogLevel()
+            logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+            try:
+                cv.imdecode(np.frombuffer(data, dtype=np.uint8), cv.IMREAD_UNCHANGED)
+            finally:
+                logging.setLogLevel(level)
+    except Exception:  # noqa: BLE001 - the reason is a courtesy: never a new failure
+        return None
+    text = "\n".join(said)
+    return opencv_reason(text) if "error: (" in text else None
+
+
 class Said(list):
     """Lines a codec library wrote to fd 2 during one capture.
 
@@ -940,7 +973,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
     if img is None:
         if fmt is None:
             raise ImageReadError("not an image (unrecognised data)")
-        why = f"; {said[-1]}" if said else ""
+        reason = said[-1] if said else _decoder_reason(cv, data)
+        why = f"; {reason}" if reason else ""
         raise ImageReadError(f"cannot decode {fmt.upper()} data (corrupt or unsupported{why})")
     if said and warnings is not None:
         warnings.extend(said)

@@ -405,3 +405,29 @@ def test_a_cmyk_tiff_is_bgr_without_the_decoders_opaque_alpha():
     assert np.abs(got[..., ::-1].astype(int) - rgb).max() <= 1  # Pillow's conversion, within rounding
     rgba = np.random.default_rng(4).integers(0, 256, (6, 7, 4), dtype=np.uint8)  # a true alpha is kept
     assert sio.decode_image(sio.encode_image(rgba, "tif")).shape == (6, 7, 4)
+
+
+def _tiff_of_samples(samples, h=8, w=8):
+    """An uncompressed 8-bit TIFF of ``samples`` samples per pixel (gray plus unspecified extra samples)."""
+    pix = (np.arange(h * w * samples) % 251).astype(np.uint8).tobytes()
+    n = 11
+    bits_at = 8 + 2 + 12 * n + 4
+    extra_at = bits_at + 2 * samples
+    data_at = extra_at + 2 * (samples - 1)
+
+    def entry(tag, kind, count, value):
+        return struct.pack("<HHIHH" if kind == 3 and count == 1 else "<HHII", tag, kind, count, value,
+                           *((0,) if kind == 3 and count == 1 else ()))
+
+    entries = [entry(256, 3, 1, w), entry(257, 3, 1, h), entry(258, 3, samples, bits_at), entry(259, 3, 1, 1),
+               entry(262, 3, 1, 1), entry(273, 4, 1, data_at), entry(277, 3, 1, samples), entry(278, 3, 1, h),
+               entry(279, 4, 1, len(pix)), entry(284, 3, 1, 1), entry(338, 3, samples - 1, extra_at)]
+    return (b"II*\0" + struct.pack("<IH", 8, n) + b"".join(entries) + struct.pack("<I", 0)
+            + struct.pack(f"<{samples}H", *[8] * samples) + struct.pack(f"<{samples - 1}H", *[0] * (samples - 1)) + pix)
+
+
+def test_a_tiff_opencv_cannot_decode_says_why():
+    # OpenCV's log (silenced) held the reason; the error said only "corrupt or unsupported"
+    with pytest.raises(ImageReadError, match=r"cannot decode TIF data \(corrupt or unsupported; Unsupported number "
+                                             r"of channels: .* 'channels' is 5\)"):
+        sio.decode_image(_tiff_of_samples(5))  # (the reason shows OpenCV read the file's header as written)
