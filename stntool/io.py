@@ -1009,6 +1009,11 @@ def read_image(path, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: bool = Tr
 
 # --------------------------------------------------------------------------- writing
 
+def _write_instead(fmt: str) -> str:
+    """How to write ``fmt`` instead: a folder's outputs take ``--format``, a file output its own extension."""
+    return f"write {fmt} instead (--format {fmt}, or an output file named .{fmt})"
+
+
 def encode_image(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes:
     """Encode to ``fmt`` (a format name or an extension such as ``.png``), refusing lossy depth/channel changes."""
     cv = cv2()
@@ -1024,12 +1029,12 @@ def encode_image(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes
     depth = img.dtype
     if ext in (".jpg", ".jpeg", ".jpe", ".webp", ".bmp"):
         if depth != np.uint8:
-            fits = "png or tif" if depth == np.uint16 else "tif"  # png holds 8 and 16 bits only
-            raise ImageWriteError(f"{fmt} cannot store {depth} samples without loss; use --format {fits}")
+            fits = "png" if depth == np.uint16 else "tif"  # png holds 8 and 16 bits only
+            raise ImageWriteError(f"{fmt} cannot store {depth} samples without loss; {_write_instead(fits)}")
         if ext in (".jpg", ".jpeg", ".jpe") and c in (2, 4):
-            raise ImageWriteError("jpg cannot store an alpha channel; use --format png or webp")
+            raise ImageWriteError(f"jpg cannot store an alpha channel; {_write_instead('png')}")
     if ext in (".png", ".ppm", ".pgm", ".pnm") and depth not in (np.uint8, np.uint16):  # OpenCV writes 8 bits
-        raise ImageWriteError(f"{fmt} cannot store {depth} samples; use --format tif")
+        raise ImageWriteError(f"{fmt} cannot store {depth} samples; {_write_instead('tif')}")
     if c == 2:
         if ext == ".png":
             return encode_png_gray_alpha(img, quality)

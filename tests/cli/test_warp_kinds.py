@@ -237,6 +237,8 @@ def test_rgba16_png(tmp_path, run):
     assert np.abs(out[..., :3][inside].astype(np.float64) - expect[inside]).max() <= 1.0
     r = run("--theta", SHIFT, str(tmp_path / "a.png"), "-o", str(tmp_path / "s.jpg"), "-q")
     assert r.exit_code == 1 and "jpg cannot store uint16" in r.stderr
+    # the way out fits a file output (--format png with -o s.jpg is itself a usage error)
+    assert "write png instead (--format png, or an output file named .png)" in r.stderr
 
 
 def test_tps_points_too_far_out_are_a_usage_error(tmp_path, run):
