@@ -639,8 +639,8 @@ def _records_for(item, process, opts):
     (images and the files beside them) are removed, and its records are the skipped ones, one per image
     removed (``"error"``, ``"removed": True``) and the error.
     """
-    from .io import (decode_image, display, encode_image, frame_count, read_file_bytes, sigint_deferred, sniff_format,
-                     write_stdout)
+    from .io import (decode_image, display, encode_image, frame_count, header_info, read_file_bytes, sigint_deferred,
+                     sniff_format, write_stdout)
 
     planned = list(item.outputs) if item.outputs else [item.output]
     position = {p: k for k, p in enumerate(planned)}
@@ -691,7 +691,7 @@ def _records_for(item, process, opts):
             path = item.output if res.output is None else os.fspath(res.output)
             current = path
             if path == STDIN:
-                fmt = fmt_opt if fmt_opt != "same" else _writable_or_png(sniff_format(data))
+                fmt = fmt_opt if fmt_opt != "same" else _writable_or_png(sniff_format(data) or header_info(data)[0])
             else:
                 if item.outputs and path not in position:
                     raise StnError(f"output {display(path)} was not planned (plan_outputs' outputs)")

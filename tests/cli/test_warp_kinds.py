@@ -312,6 +312,19 @@ def test_a_gif_to_stdout_with_format_same_is_a_png(tmp_path, run):
     assert r.stdout_bytes[:4] == b"\x89PNG"  # OpenCV writes no GIF: PNG, as for a folder's outputs
 
 
+def test_a_pnm_on_stdin_comes_back_in_its_own_format(tmp_path, run):
+    # --format same wrote a PNG to stdout for a PGM or PPM read from stdin (its format was not recognised)
+    from stntool.io import decode_image
+
+    for img, ext, magic in ((np.arange(48, dtype=np.uint16).reshape(6, 8) * 1000, ".pgm", b"P5"),
+                            (np.arange(144, dtype=np.uint8).reshape(6, 8, 3), ".ppm", b"P6")):
+        r = run("--theta", "1,0,0,0,1,0", "-", "-o", "-", "-q", input=encode(img, ext))
+        assert r.exit_code == 0, r.stderr
+        assert r.stdout_bytes[:2] == magic
+        out = decode_image(r.stdout_bytes)
+        assert out.dtype == img.dtype and np.array_equal(out, img)
+
+
 def test_theta_and_matrix_take_bracketed_rows(tmp_path, run):
     # θ pasted from Python (theta.tolist()) or NumPy: "value 1 ('[[0.9') is not a number" before
     write(tmp_path / "a.png", encode(small_rgb(), ".png"))
