@@ -41,7 +41,7 @@ FORMAT_EXTENSIONS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".web
                      "bmp": ".bmp"}
 #: Extensions OpenCV can write (``--format same`` keeps these where the build has the encoder, :func:`can_write`;
 #: others become .png).
-WRITABLE_EXTENSIONS = frozenset(".png .jpg .jpeg .jpe .webp .tif .tiff .bmp .pgm .ppm .pnm .exr".split())
+WRITABLE_EXTENSIONS = frozenset(".png .jpg .jpeg .jpe .webp .tif .tiff .bmp .pgm .ppm .pnm .exr .hdr".split())
 _CAN_WRITE = {}
 
 
@@ -1033,6 +1033,9 @@ def encode_image(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes
             raise ImageWriteError(f"{fmt} cannot store {depth} samples without loss; {_write_instead(fits)}")
         if ext in (".jpg", ".jpeg", ".jpe") and c in (2, 4):
             raise ImageWriteError(f"jpg cannot store an alpha channel; {_write_instead('png')}")
+    if ext == ".hdr" and (depth != np.float32 or c != 3):  # Radiance RGBE: three float channels, nothing else
+        what = f"{depth} samples" if depth != np.float32 else f"{c} channel{'s' if c > 1 else ''}"
+        raise ImageWriteError(f"hdr stores three float32 channels, not {what}; {_write_instead('tif')}")
     if ext in (".png", ".ppm", ".pgm", ".pnm") and depth not in (np.uint8, np.uint16):  # OpenCV writes 8 bits
         raise ImageWriteError(f"{fmt} cannot store {depth} samples; {_write_instead('tif')}")
     if c == 2:

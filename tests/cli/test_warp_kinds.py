@@ -342,3 +342,21 @@ def test_size_alone_says_how_to_resize(tmp_path, run):
     write(tmp_path / "a.png", encode(small_rgb(), ".png"))
     r = run("--size", "8x8", str(tmp_path / "a.png"), "-o", str(tmp_path / "r.png"))
     assert r.exit_code == 2 and "to resize only: --theta 1,0,0,0,1,0 --size WxH" in r.stderr, r.stderr
+
+
+def test_a_radiance_hdr_folder_keeps_its_format(tmp_path, run):
+    # --format same turned .hdr into .png, which cannot store float32: every .hdr input of a folder failed
+    from stntool.io import decode_image
+
+    img = (np.random.default_rng(0).random((12, 16, 3)) * 4).astype(np.float32)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write(folder / "sky.hdr", encode(img, ".hdr"))
+    stored = decode_image((folder / "sky.hdr").read_bytes())
+    r = run("--theta", "1,0,0,0,1,0", str(folder), "-o", str(tmp_path / "out"), "-q")
+    assert r.exit_code == 0, r.stderr
+    assert np.array_equal(decode_image((tmp_path / "out" / "sky.hdr").read_bytes()), stored)  # RGBE again: as read
+    write(tmp_path / "g.png", encode(np.zeros((4, 5), np.uint8), ".png"))
+    r = run("--theta", "1,0,0,0,1,0", str(tmp_path / "g.png"), "-o", str(tmp_path / "g.hdr"))
+    assert r.exit_code == 1 and "hdr stores three float32 channels, not uint8 samples" in r.stderr
+    assert not (tmp_path / "g.hdr").exists()
