@@ -127,6 +127,10 @@ _TOP_KEYS = ("coords", "size", "keypoints", "boxes", "schema")
 
 # --------------------------------------------------------------------------- the record
 
+class LabelSizeError(InvalidArgumentError):
+    """A label file's ``size`` is not its image's: the file is labels, for another image (or frame)."""
+
+
 def _check_label(v, what):
     import numbers
 
@@ -297,8 +301,10 @@ class Labels:
 
                 h, w = as_hw(image_hw)
                 if size != [w, h]:
-                    raise InvalidArgumentError(f"labels are for a {size[0]}x{size[1]} image but the image is "
-                                               f"{w}x{h}")
+                    turned = (" (turned a quarter: labels of the file's stored pixels, before its orientation tag "
+                              "turned them? --ignore-orientation reads those)") if size == [h, w] else ""
+                    raise LabelSizeError(f"labels are for a {size[0]}x{size[1]} image but the image is {w}x{h}"
+                                         f"{turned}")
         kps, kp_labels, vis = _read_keypoints(doc.get("keypoints", []))
         boxes, box_labels = _read_boxes(doc.get("boxes", []))
         return cls(keypoints=kps, boxes=boxes,
@@ -453,7 +459,7 @@ def _read_with(parse, path, image_hw) -> Labels:
     try:
         return parse(text, image_hw)
     except InvalidArgumentError as e:
-        raise InvalidArgumentError(f"{display(path)}: {e}") from None
+        raise type(e)(f"{display(path)}: {e}") from None  # (a LabelSizeError stays one)
 
 
 def read_labels_json(path, image_hw=None) -> Labels:

@@ -397,7 +397,7 @@ class _LabelIO:
             try:
                 got = lb.read_labels_json(path, in_hw) if fmt == "json" else lb.read_yolo(path, in_hw)
             except StnError as e:
-                if self.kind != "auto":
+                if self.kind != "auto" or isinstance(e, lb.LabelSizeError):  # labels, of another size: no hint
                     raise
                 # found by its name alone: a transcript or notes beside a scan are not labels
                 raise type(e)(f"{e} (if it is not a label file, pass --labels none)") from None

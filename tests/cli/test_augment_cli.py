@@ -715,3 +715,28 @@ def test_one_file_named_twice_has_the_mask_of_each_relative_path(tmp_path, aug):
     assert r.exit_code == 0, r.stderr
     assert set(np.unique(read_image(str(tmp_path / "out" / "a_000.mask.png"))[0])) <= {0, 2}
     assert set(np.unique(read_image(str(tmp_path / "out" / "sub" / "a_000.mask.png"))[0])) <= {0, 1}
+
+
+def test_labels_of_a_photo_before_its_orientation_tag_say_how_to_read_them(tmp_path, aug):
+    # a JSON sidecar sized for a JPEG's stored pixels (its EXIF turns them a quarter): the error said to pass
+    # --labels none, as if the file were not labels
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pil = Image.fromarray(np.zeros((24, 32, 3), np.uint8))
+    exif = pil.getexif()
+    exif[0x0112] = 6  # shown turned a quarter: 24 wide, 32 high
+    buf = io.BytesIO()
+    pil.save(buf, "JPEG", exif=exif)
+    write(tmp_path / "p.jpg", buf.getvalue())
+    (tmp_path / "p.json").write_text(json.dumps({"size": [32, 24], "keypoints": [{"x": 3, "y": 4}]}))
+    r = aug(str(tmp_path / "p.jpg"), "-o", str(tmp_path / "out"), "--count", "1", "--rotate", "5")
+    assert r.exit_code == 1
+    assert ("labels are for a 32x24 image but the image is 24x32 (turned a quarter: labels of the file's stored "
+            "pixels, before its orientation tag turned them? --ignore-orientation reads those)") in r.stderr
+    assert "--labels none" not in r.stderr
+    r = aug(str(tmp_path / "p.jpg"), "-o", str(tmp_path / "out2"), "--count", "1", "--rotate", "5",
+            "--ignore-orientation", "-q")
+    assert r.exit_code == 0, r.stderr
