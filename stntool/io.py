@@ -378,10 +378,14 @@ def display(path) -> str:
     """A one-line printable form of a path (non-UTF-8 bytes and control characters escaped)."""
     if path == "-":
         return "<stdin>"
-    s = os.fsencode(path).decode("utf-8", "backslashreplace")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in s):
-        s = json.dumps(s)[1:-1]
+    s = os.fsencode(path).decode("utf-8", "backslashreplace")  # a byte that is not UTF-8: \xff
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in s):  # escaped alike, once: \n, \t, \x1b
+        s = "".join(_CONTROL_ESCAPES.get(ch, f"\\x{ord(ch):02x}") if ord(ch) < 32 or ord(ch) == 127 else ch
+                    for ch in s)
     return s
+
+
+_CONTROL_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 # --------------------------------------------------------------------------- reading

@@ -431,3 +431,11 @@ def test_a_tiff_opencv_cannot_decode_says_why():
     with pytest.raises(ImageReadError, match=r"cannot decode TIF data \(corrupt or unsupported; Unsupported number "
                                              r"of channels: .* 'channels' is 5\)"):
         sio.decode_image(_tiff_of_samples(5))  # (the reason shows OpenCV read the file's header as written)
+
+
+def test_display_escapes_each_byte_and_control_character_once():
+    # a name with both a byte that is not UTF-8 and a control character had its \\xff escaped twice (\\\\xff)
+    assert sio.display(os.fsdecode(b"bad\xff\x1b[31m.png")) == "bad\\xff\\x1b[31m.png"
+    assert sio.display("a\nb\tc\r.png") == "a\\nb\\tc\\r.png"
+    assert sio.display(os.fsdecode(b"caf\xc3\xa9 \xff.png")) == "café \\xff.png"
+    assert sio.display("-") == "<stdin>"
