@@ -1230,9 +1230,11 @@ def _page_image(img) -> np.ndarray:
     at least 8x8, uint8, uint16 or float (in native byte order; float values finite, 0 .. 1 being black to
     white)."""
     img = np.asarray(img)
-    if img.ndim not in (2, 3) or min(img.shape[:2]) < 8:
-        raise InvalidArgumentError("rectify needs an image of at least 8x8 pixels, got "
-                                   + (f"{img.shape[1]}x{img.shape[0]}" if img.ndim in (2, 3) else f"shape {img.shape}"))
+    if img.ndim not in (2, 3):
+        raise InvalidArgumentError(f"rectify takes one image, (H, W) or (H, W, C); got shape {img.shape}"
+                                   + (" (a batch: one call per page)" if img.ndim == 4 else ""))
+    if min(img.shape[:2]) < 8:
+        raise InvalidArgumentError(f"rectify needs an image of at least 8x8 pixels, got {img.shape[1]}x{img.shape[0]}")
     if img.ndim == 3 and not 1 <= img.shape[2] <= 4:
         raise InvalidArgumentError(f"rectify reads grey, grey+alpha, colour or colour+alpha pages (1 to 4 channels), "
                                    f"got {img.shape[2]}")

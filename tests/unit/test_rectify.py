@@ -191,8 +191,10 @@ def test_bad_models_and_images():
         Rectifier(__file__)
     with pytest.raises(InvalidArgumentError):
         Rectifier("text", family="projective")
-    with pytest.raises(InvalidArgumentError):
+    with pytest.raises(InvalidArgumentError, match="at least 8x8 pixels, got 4x4"):
         Rectifier("text").estimate(np.zeros((4, 4), np.uint8))
+    with pytest.raises(InvalidArgumentError, match=r"takes one image.*\(2, 40, 30, 3\) \(a batch: one call per page\)"):
+        Rectifier("text").estimate(np.zeros((2, 40, 30, 3), np.uint8))  # it said "at least 8x8 pixels"
 
 
 @pytest.mark.parametrize("degrees", [-20.0, 12.0])
