@@ -133,6 +133,8 @@ def sample_options(mode: str, padding: str, fill, channels: int):
     if fill is not None:
         if padding != "constant":
             raise InvalidArgumentError("fill is only used with padding='constant'")
+        if hasattr(fill, "requires_grad"):
+            fill = host_array(fill, "fill")
         try:
             f = np.asarray(fill)
         except (TypeError, ValueError):
@@ -173,6 +175,16 @@ def _refusal(dt: np.dtype, what: str) -> str:
     return f"{what} of dtype {dt} cannot be sampled"
 
 
+def host_array(values, what: str) -> np.ndarray:
+    """``np.asarray(values)``, or :class:`InvalidArgumentError` where it cannot be one: a ragged list, or a
+    PyTorch tensor that requires grad (NumPy cannot read it: ``t.detach()`` can be)."""
+    try:
+        return np.asarray(values)
+    except (TypeError, ValueError, RuntimeError):
+        hint = " (a tensor that requires grad: pass t.detach())" if hasattr(values, "requires_grad") else ""
+        raise InvalidArgumentError(f"{what} must be a numeric array{hint}") from None
+
+
 def as_host_grid(grid, what: str = "grid") -> np.ndarray:
     """A host grid as C-contiguous native float64 ``(..., 2)`` array, or :class:`InvalidArgumentError`.
 
@@ -180,10 +192,7 @@ def as_host_grid(grid, what: str = "grid") -> np.ndarray:
     to float64; every kernel reads grid values as float64, so float32 and float64 grids give the same
     results as before conversion); bool, complex, object and string grids are refused.
     """
-    try:
-        g = np.asarray(grid)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{what} must be a numeric array") from None
+    g = host_array(grid, what)
     if g.dtype.kind not in "iuf":
         raise InvalidArgumentError(_refusal(g.dtype, what) if g.dtype.kind in "bc" else
                                    f"{what} must be a numeric array; got dtype {g.dtype}")
@@ -197,10 +206,7 @@ def as_host_grid(grid, what: str = "grid") -> np.ndarray:
 def check_real(values, what: str) -> np.ndarray:
     """Refuse bool, complex, object and string arrays (θ, points) with :class:`InvalidArgumentError`;
     returns ``values`` as an array (``np.asarray``, no copy of an array)."""
-    try:
-        a = values if isinstance(values, np.ndarray) else np.asarray(values)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{what} must be a numeric array") from None
+    a = values if isinstance(values, np.ndarray) else host_array(values, what)
     dt = a.dtype
     if dt.kind not in "iuf":
         raise InvalidArgumentError(_refusal(dt, what) if dt.kind in "bc" else f"{what} must be numeric; got dtype {dt}")
@@ -255,10 +261,7 @@ class ImageBatch:
             if not a.is_c_contiguous():
                 raise InvalidArgumentError("device images must be C-contiguous")
         else:
-            try:
-                a = np.asarray(img)
-            except (TypeError, ValueError):
-                raise InvalidArgumentError("image must be a numeric array") from None
+            a = host_array(img, "image")
         if a.ndim not in (2, 3, 4):
             raise InvalidArgumentError(f"image must be (H, W), (H, W, C) or (N, H, W, C); got {a.ndim} dimensions")
         dt = np.dtype(a.dtype)

@@ -182,3 +182,29 @@ def test_a_grid_without_points_is_refused_as_an_output_size_of_zero_is():
     for shape in ((0, 5, 2), (4, 0, 2), (0, 4, 5, 2)):
         with pytest.raises(InvalidArgumentError, match="has no points"):
             stntool.grid_sample(img, np.zeros(shape), backend="numpy")  # an empty image came back
+
+
+class _TensorThatRequiresGrad:
+    """What NumPy meets in a PyTorch tensor that requires grad: ``__array__`` raises RuntimeError."""
+
+    requires_grad = True
+
+    def __array__(self, dtype=None, copy=None):
+        raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+
+
+def test_a_tensor_that_requires_grad_is_refused_with_the_way_out():
+    # torch's RuntimeError came out of warp, grid_sample and fill: not an stntool error
+    t = _TensorThatRequiresGrad()
+    th = [[1.0, 0, 0], [0, 1.0, 0]]
+    img = np.zeros((4, 5))
+    for what, call in (("image", lambda: stntool.warp(t, th, backend="numpy")),
+                       ("theta", lambda: stntool.warp(img, t, backend="numpy")),
+                       ("grid", lambda: stntool.grid_sample(img, t, backend="numpy")),
+                       ("fill", lambda: stntool.warp(img, th, padding="constant", fill=t, backend="numpy"))):
+        with pytest.raises(InvalidArgumentError, match=rf"^{what} must be a numeric array \(a tensor that requires "
+                                                       r"grad: pass t.detach\(\)\)$"):
+            call()
+    torch = pytest.importorskip("torch")
+    with pytest.raises(InvalidArgumentError, match="t.detach()"):
+        stntool.warp(torch.zeros(4, 5, requires_grad=True), th, backend="numpy")
