@@ -184,15 +184,33 @@ def identity() -> np.ndarray:
     return np.eye(3)
 
 
+def _real(value, what: str) -> float:
+    """``value`` as a finite float: a real number (NumPy's too, or a 0-d array of one), not a bool or a string;
+    else :class:`InvalidArgumentError`."""
+    import numbers
+
+    v = value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        raise InvalidArgumentError(f"{what} must be a number, got {value!r}")
+    v = float(v)
+    if not math.isfinite(v):
+        raise InvalidArgumentError(f"{what} must be finite, got {value!r}")
+    return v
+
+
 def translate(tx: float, ty: float) -> np.ndarray:
     """``out_pix_from_in_pix`` moving the image by ``(tx, ty)`` pixels (right, down)."""
-    return np.array([[1.0, 0.0, tx], [0.0, 1.0, ty], [0.0, 0.0, 1.0]])
+    return np.array([[1.0, 0.0, _real(tx, "tx")], [0.0, 1.0, _real(ty, "ty")], [0.0, 0.0, 1.0]])
 
 
 def _about(m: np.ndarray, center) -> np.ndarray:
     if center is None:
         return m
-    cx, cy = (float(c) for c in center)
+    try:
+        cx, cy = center
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"center must be (x, y), got {center!r}") from None
+    cx, cy = _real(cx, "center x"), _real(cy, "center y")
     return translate(cx, cy) @ m @ translate(-cx, -cy)
 
 
@@ -209,10 +227,11 @@ def rotate(degrees: float, center=None) -> np.ndarray:
     >>> np.round(apply_matrix(rotate(90), [[1.0, 0.0]]), 12)   # +x goes to -y: up on screen
     array([[ 0., -1.]])
     """
+    degrees = _real(degrees, "degrees")
     a = math.radians(degrees)
     c, s = math.cos(a), math.sin(a)
     # exact values at multiples of 90 degrees so flips and quarter turns are exact
-    if float(degrees) % 90.0 == 0.0:
+    if degrees % 90.0 == 0.0:
         c, s = round(c), round(s)
     m = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
     return _about(m, center)
@@ -220,26 +239,27 @@ def rotate(degrees: float, center=None) -> np.ndarray:
 
 def scale(sx: float, sy: float | None = None, center=None) -> np.ndarray:
     """``out_pix_from_in_pix`` scaling by ``sx`` (and ``sy``, default ``sx``) about ``center``."""
-    sy = sx if sy is None else sy
-    return _about(np.array([[float(sx), 0.0, 0.0], [0.0, float(sy), 0.0], [0.0, 0.0, 1.0]]), center)
+    sx = _real(sx, "sx")
+    sy = sx if sy is None else _real(sy, "sy")
+    return _about(np.array([[sx, 0.0, 0.0], [0.0, sy, 0.0], [0.0, 0.0, 1.0]]), center)
 
 
 def shear(shx_degrees: float = 0.0, shy_degrees: float = 0.0, center=None) -> np.ndarray:
     """``out_pix_from_in_pix`` shearing x by ``tan(shx)·y`` and y by ``tan(shy)·x`` about ``center``."""
-    m = np.array([[1.0, math.tan(math.radians(shx_degrees)), 0.0],
-                  [math.tan(math.radians(shy_degrees)), 1.0, 0.0],
+    m = np.array([[1.0, math.tan(math.radians(_real(shx_degrees, "shx_degrees"))), 0.0],
+                  [math.tan(math.radians(_real(shy_degrees, "shy_degrees"))), 1.0, 0.0],
                   [0.0, 0.0, 1.0]])
     return _about(m, center)
 
 
 def hflip(width: int) -> np.ndarray:
     """``out_pix_from_in_pix`` mirroring left-right an image ``width`` pixels wide (``np.fliplr``)."""
-    return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    return np.array([[-1.0, 0.0, _real(width, "width") - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
 
 
 def vflip(height: int) -> np.ndarray:
     """``out_pix_from_in_pix`` mirroring top-bottom an image ``height`` pixels high (``np.flipud``)."""
-    return np.array([[1.0, 0.0, 0.0], [0.0, -1.0, height - 1.0], [0.0, 0.0, 1.0]])
+    return np.array([[1.0, 0.0, 0.0], [0.0, -1.0, _real(height, "height") - 1.0], [0.0, 0.0, 1.0]])
 
 
 def compose(*matrices) -> np.ndarray:

@@ -330,3 +330,19 @@ def test_fits_refuse_points_that_are_not_real_numbers():
                 fit(bad, s)
             with pytest.raises(InvalidArgumentError, match="real numbers|array of numbers"):
                 fit(s, bad)
+
+
+def test_pixel_map_builders_take_real_numbers_only():
+    # T.rotate("30") raised TypeError, rotate(30, center=(1, 2, 3)) ValueError, rotate(nan) gave a NaN matrix
+    calls = {"degrees": lambda v: T.rotate(v), "sx": lambda v: T.scale(v), "sy": lambda v: T.scale(2, v),
+             "shx_degrees": lambda v: T.shear(v), "tx": lambda v: T.translate(v, 0), "width": lambda v: T.hflip(v),
+             "center x": lambda v: T.rotate(30, center=(v, 2))}
+    for name, call in calls.items():
+        for bad in ("30", None, True, float("nan"), float("inf"), 1 + 2j, [30]):
+            with pytest.raises(InvalidArgumentError, match=name):
+                call(bad)
+        assert np.all(np.isfinite(call(np.float32(3))))
+        assert np.array_equal(call(np.array(3.0)), call(3))
+    for bad in ((1, 2, 3), 5, "xy"):
+        with pytest.raises(InvalidArgumentError, match=r"center must be \(x, y\)"):
+            T.rotate(30, center=bad)
