@@ -207,6 +207,8 @@ def _about(m: np.ndarray, center) -> np.ndarray:
     if center is None:
         return m
     try:
+        if isinstance(center, (str, bytes)):
+            raise TypeError
         cx, cy = center
     except (TypeError, ValueError):
         raise InvalidArgumentError(f"center must be (x, y), got {center!r}") from None
