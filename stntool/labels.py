@@ -183,7 +183,10 @@ class Labels:
 
         def as_points(value, cols, what):
             try:
-                a = np.array(value, dtype=np.float64)
+                raw = np.asarray(value)
+                if raw.dtype.kind in "bcSU" and raw.size:  # booleans, complex numbers, strings: no points
+                    raise TypeError
+                a = np.array(raw, dtype=np.float64)
             except (TypeError, ValueError):
                 raise InvalidArgumentError(f"{what} must be numbers, shape (n, {cols})") from None
             if a.size == 0:

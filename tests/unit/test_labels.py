@@ -702,3 +702,14 @@ def test_strong_elastic_fields_find_the_point_inside_whatever_else_is_asked():
         assert np.array_equal(got, alone, equal_nan=True)
         assert np.all(np.isfinite(got)) and np.all((got >= -0.5) & (got <= [79.5, 119.5]))  # seen: inside
         assert np.all(np.abs(in_from_out(spec, got, (120, 80)) - pts) < 1e-3)
+
+
+def test_keypoints_and_boxes_of_booleans_complex_numbers_or_strings_are_refused():
+    # numpy read [[True, False]] as the point (1, 0), and 1+2j as 1 with only a warning
+    for bad in ([[True, False]], [[1 + 2j, 3]], [["1", "2"]]):
+        with pytest.raises(InvalidArgumentError, match="keypoints must be numbers"):
+            Labels(keypoints=bad)
+    with pytest.raises(InvalidArgumentError, match="boxes must be numbers"):
+        Labels(boxes=[[True, False, True, True]])
+    kept = Labels(keypoints=[[1, 2], [None, None]], boxes=np.array([[0, 0, 2, 3]], np.int32))
+    assert np.isnan(kept.keypoints[1]).all() and kept.boxes.dtype == np.float64
