@@ -198,7 +198,7 @@ def as_host_grid(grid, what: str = "grid") -> np.ndarray:
                                    f"{what} must be a numeric array; got dtype {g.dtype}")
     if g.ndim not in (3, 4) or g.shape[-1] != 2:
         raise InvalidArgumentError(f"{what} must be (Ho, Wo, 2) or (N, Ho, Wo, 2); got {g.shape}")
-    if g.size == 0:  # as an output size of 0 is refused
+    if g.shape[-3] == 0 or g.shape[-2] == 0:  # as an output size of 0 is refused (an empty batch: by the caller)
         raise InvalidArgumentError(f"{what} has no points; got shape {g.shape}")
     return np.ascontiguousarray(g, dtype=np.float64)
 
