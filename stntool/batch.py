@@ -255,11 +255,26 @@ def discover(inputs=(), recursive: bool = False, listed=(), warn=None, leave_out
     return items, folders
 
 
+def path_key(path: str, folders: dict | None = None) -> str:
+    """One spelling per path: the real path of its folder (links and ``..`` in it resolved: ``link/../a.png`` is
+    where the link leads) joined with its own name, which stays as it is (a link among the inputs is an input
+    of its own). ``folders``: a cache of folders' real paths, for many paths in few folders."""
+    head, name = os.path.split(path)
+    head = head or "."
+    real = folders.get(head) if folders is not None else None
+    if real is None:
+        real = os.path.realpath(head)
+        if folders is not None:
+            folders[head] = real
+    return os.path.join(real, name)
+
+
 def attach_payloads(items, payloads: dict, missing: str = "no parameters for this input"):
     """One item per payload of its input (``payloads[item.input]`` is a list), with ``item.payload`` set.
 
-    Inputs match payloads' keys as paths (``./in/a.png`` is ``in/a.png``, and so is its absolute path or a link
-    to it, relative keys taken from the working folder). A payload with a ``name``
+    Inputs match payloads' keys as paths (``./in/a.png`` is ``in/a.png``, and so is its absolute path; a link to
+    a file matches that file's key unless the link has one of its own; relative keys are taken from the
+    working folder; :func:`path_key`). A payload with a ``name``
     attribute that is not None sets the item's relative output path
     (several outputs for one input, each named by the record that made it; absolute names and
     names climbing out with ``..`` keep only their base name). Items without
@@ -268,19 +283,23 @@ def attach_payloads(items, payloads: dict, missing: str = "no parameters for thi
     import dataclasses
 
     out = []
-    real = None  # real path -> the keys naming that file (in/a.png, its absolute path, a link), once one is needed
+    folders = {}
+    by_path = {}  # the same path spelled another way (./in/a.png, in//a.png, /abs/in/a.png): one list
+    for key, value in payloads.items():
+        if key != STDIN:
+            by_path.setdefault(path_key(key, folders), []).extend(value)
+    real = None  # real path -> the path keys naming that file (a link to it), once one is needed
     for it in items:
         found = payloads.get(it.input)
-        if not found and it.input != STDIN:  # by the file it names (link/../a.png is not a.png: no normpath)
+        if not found and it.input != STDIN:
+            found = by_path.get(path_key(it.input, folders))
+        if not found and it.input != STDIN:  # a link to a recorded file
             if real is None:
                 real = {}
-                for key in payloads:
-                    if key != STDIN:
-                        real.setdefault(os.path.realpath(key), []).append(key)
+                for key in by_path:
+                    real.setdefault(os.path.realpath(key), []).append(key)
             keys = real.get(os.path.realpath(it.input), [])
-            if len(keys) > 1:  # the file under several names: the one that names it as the input does, if any
-                keys = [k for k in keys if os.path.abspath(k) == os.path.abspath(it.input)]
-            found = payloads[keys[0]] if len(keys) == 1 else None
+            found = by_path[keys[0]] if len(keys) == 1 else None  # (a file recorded under two names: neither)
         found = found or [None]
         for p in found:
             new = dataclasses.replace(it, index=len(out), payload=p, fields=dict(it.fields))

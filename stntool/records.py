@@ -661,8 +661,8 @@ def _same_name(a, b) -> bool:
 def read_warp_records(path, qualities: dict | None = None, warn=None) -> dict:
     """``{input: [WarpSpec, ...]}`` from a JSONL manifest or parameter file (``-`` = stdin), in file order.
 
-    Each line needs ``"input"`` (a path; the lines of one file are one input however they spell it: ``./in/a.png``,
-    ``in/a.png``, its absolute path or a link to it, keyed by the first spelling); a manifest's error lines (``"status": "error"``: no output was made, whatever record they
+    Each line needs ``"input"`` (a path; the lines of one path are one input however they spell it: ``./in/a.png``,
+    ``in/a.png``, its absolute path, keyed by the first spelling: :func:`stntool.batch.path_key`); a manifest's error lines (``"status": "error"``: no output was made, whatever record they
     carry) and its lines for outputs skipped or not made (``"skipped"``, ``"interrupted"``) without ``theta``
     or ``tps`` are passed over; any other line without either is an error (a misspelt key); and a
     ``"removed": true`` line (an output written, then removed as its input failed) drops the records before
@@ -683,16 +683,20 @@ def read_warp_records(path, qualities: dict | None = None, warn=None) -> dict:
         raise InvalidArgumentError(f"cannot read {path}: {e.strerror}") from None
     if cut and warn is not None:
         warn(f"{display(path)} line {cut[0]}: cut short (a run stopped while writing it?); left out")
+    from .batch import path_key
+
     table = {}
-    spellings = {}  # real path -> the key of that file: its first spelling (in/a.png, ./in/a.png, /abs/in/a.png)
+    spellings = {}  # path key -> the key of that path: its first spelling (in/a.png, ./in/a.png, /abs/in/a.png)
+    folders = {}
     for no, rec in enumerate(lines, 1):
         if "input" not in rec or not isinstance(rec["input"], str):
             raise InvalidArgumentError(f'line {no}: missing "input"')
         if not rec["input"]:
             raise InvalidArgumentError(f'line {no}: "input" is empty')
-        # one key per file however it was spelled (a resumed run named in/a.png as ./in/a.png or by its absolute
-        # path): the last line of each output wins. The real path, not the text: link/../a.png is not a.png
-        key = rec["input"] if rec["input"] == "-" else spellings.setdefault(os.path.realpath(rec["input"]),
+        # one key per path however it was spelled (a resumed run named in/a.png as ./in/a.png or by its absolute
+        # path): the last line of each output wins. Its folder's real path, not the text: link/../a.png is not
+        # a.png; a link among the inputs stays an input of its own
+        key = rec["input"] if rec["input"] == "-" else spellings.setdefault(path_key(rec["input"], folders),
                                                                             rec["input"])
         if rec.get("removed") is True and isinstance(rec.get("name"), str):  # written, then removed: no output
             specs = table.get(key, [])

@@ -312,6 +312,25 @@ def test_a_record_through_a_link_and_dotdot_replays_the_file_it_was_made_from(tm
     assert open(made[0], "rb").read() == open(again[0], "rb").read()
 
 
+def test_a_folder_holding_a_link_to_another_input_replays_both(tmp_path, run, monkeypatch):
+    # keyed by real path, in/b.png (a link to a.png) and in/a.png were one input with both records, each
+    # written twice: "output r/a.png would also be written by in/a.png"
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("in")
+    write(tmp_path / "in" / "a.png", encode(small_rgb(24, 32, seed=5), ".png"))
+    write(tmp_path / "in" / "c.png", encode(small_rgb(24, 32, seed=6), ".png"))
+    os.symlink("a.png", "in/b.png")
+    r = run("--theta", "0.9,0.1,0,-0.1,0.9,0", "in", "-o", "out", "--manifest", "m.jsonl", "-q")
+    assert r.exit_code == 0, r.stderr
+    for args in (["in"], []):  # the folder given again, or the manifest's own inputs
+        r = run(*args, "--params", "m.jsonl", "-o", "r" + str(len(args)), "-q")
+        assert r.exit_code == 0, r.stderr
+        for name in ("a.png", "b.png", "c.png"):
+            assert open(f"r{len(args)}/{name}", "rb").read() == open(f"out/{name}", "rb").read()
+    r = run("in/b.png", "--params", "m.jsonl", "-o", "one", "-q")  # the link: its own record
+    assert r.exit_code == 0 and os.listdir("one") == ["b.png"], r.stderr
+
+
 def test_a_manifest_cut_inside_its_last_line_or_with_a_byte_order_mark_still_replays(tmp_path, run, monkeypatch):
     # a run stopped while writing its last line (kill -9, a full disk), or a file saved with a BOM: --params
     # refused the whole file

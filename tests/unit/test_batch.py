@@ -213,8 +213,11 @@ def test_attach_payloads_matches_an_input_named_another_way(tmp_path, monkeypatc
         [str(tmp_path / "in" / "a.png"), str(tmp_path / "link.png"), str(tmp_path / "in" / ".." / "link.png")])]
     out = batch.attach_payloads(items, payloads, missing="nothing for it")
     assert [it.payload for it in out] == ["by folder", "by link", "by link"]
-    os.symlink(tmp_path / "in", tmp_path / "inlink")
+    os.symlink(tmp_path / "in", tmp_path / "inlink")  # a folder reached through a link is that folder: in/a.png
     out = batch.attach_payloads([batch.Item(0, "inlink/a.png", "a.png")], payloads, missing="nothing for it")
+    assert [(it.payload, it.error) for it in out] == [("by folder", None)]
+    os.symlink(tmp_path / "in" / "a.png", tmp_path / "other.png")  # a third name, of neither record: not both
+    out = batch.attach_payloads([batch.Item(0, "other.png", "other.png")], payloads, missing="nothing for it")
     assert [(it.payload, it.error) for it in out] == [(None, "nothing for it")]
 
 
