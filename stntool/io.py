@@ -934,7 +934,7 @@ def _decode_flag(cv, fmt, data) -> int:
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: bool = True,
-                 warnings: list | None = None) -> np.ndarray:
+                 warnings: list | None = None, grey_transparency: bool = True) -> np.ndarray:
     """Decode image bytes keeping depth and channels (uint8/uint16/float32; gray, gray+alpha, BGR, BGRA).
 
     The size is checked against ``max_pixels`` from the header before anything is decoded.
@@ -947,6 +947,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
     keeps ``sys.stderr`` off fd 2 for the whole batch; library callers that decode in threads
     while other threads write to stderr can do the same with
     ``with STDERR_LOCK.python_stderr_kept():`` (code writing to fd 2 itself: ``with STDERR_LOCK:``).
+    A gray PNG's ``tRNS`` level becomes an alpha channel unless ``grey_transparency`` is False (a mask of
+    class ids: one channel, the level a class like any other).
     """
     if not data:
         raise ImageReadError("empty file (0 bytes)")
@@ -996,7 +998,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
         img = np.ascontiguousarray(img[..., :3])
     if fmt == "png" and png_color_type(data) == 4 and img.ndim == 3 and img.shape[2] == 4:
         img = np.ascontiguousarray(img[..., [0, 3]])  # gray+alpha: OpenCV expands to BGRA; keep 2 channels
-    key = _png_grey_key(data) if fmt == "png" and img.ndim == 2 else None
+    key = _png_grey_key(data) if fmt == "png" and img.ndim == 2 and grey_transparency else None
     if key is not None:  # gray with a transparent level: OpenCV drops its tRNS chunk; gray+alpha, as type 4
         alpha = np.where(img == key, 0, np.iinfo(img.dtype).max).astype(img.dtype)
         img = np.ascontiguousarray(np.stack([img, alpha], axis=2))

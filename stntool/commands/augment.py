@@ -446,7 +446,7 @@ class _LabelIO:
             if png_palette(data):
                 mask, palette = decode_indexed_png(data)
             else:
-                mask, palette = decode_image(data, apply_exif=self.exif), None
+                mask, palette = decode_image(data, apply_exif=self.exif, grey_transparency=False), None
             lb.check_mask(mask, in_hw)
         except StnError as e:
             raise StnError(f"mask {path}: {e}") from None

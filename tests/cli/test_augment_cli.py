@@ -740,3 +740,28 @@ def test_labels_of_a_photo_before_its_orientation_tag_say_how_to_read_them(tmp_p
     r = aug(str(tmp_path / "p.jpg"), "-o", str(tmp_path / "out2"), "--count", "1", "--rotate", "5",
             "--ignore-orientation", "-q")
     assert r.exit_code == 0, r.stderr
+
+
+def test_a_gray_mask_with_a_transparent_level_stays_one_channel_of_classes(tmp_path, aug):
+    # a class-id mask saved with PIL's transparency=0 gained an alpha channel (gray PNGs' tRNS read as alpha)
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from stntool.io import decode_image
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "masks").mkdir()
+    write(tmp_path / "in" / "a.png", encode(small_rgb(20, 30, 1), ".png"))
+    mask = np.zeros((20, 30), np.uint8)
+    mask[5:15, 10:20] = 3
+    buf = io.BytesIO()
+    Image.fromarray(mask).save(buf, "PNG", transparency=0)
+    write(tmp_path / "masks" / "a.png", buf.getvalue())
+    assert decode_image(buf.getvalue()).shape == (20, 30, 2)  # as an image: gray and alpha
+    r = aug(str(tmp_path / "in"), "-o", str(tmp_path / "o"), "--count", "1", "--hflip", "1",
+            "--masks", str(tmp_path / "masks"), "--mode", "nearest", "-q")
+    assert r.exit_code == 0, r.stderr
+    out = decode_image((tmp_path / "o" / "a_000.mask.png").read_bytes())
+    assert out.shape == (20, 30) and np.array_equal(out, mask[:, ::-1])
