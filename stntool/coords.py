@@ -68,6 +68,19 @@ def as_hw(size) -> tuple[int, int]:
     return h, w
 
 
+def host_array(values, what: str) -> np.ndarray:
+    """``np.asarray(values)``, or :class:`InvalidArgumentError` where it cannot be one: a ragged list, or a
+    PyTorch tensor that requires grad (NumPy cannot read it: ``t.detach()`` can be)."""
+    try:
+        return np.asarray(values)
+    except (TypeError, ValueError, RuntimeError):
+        from .errors import InvalidArgumentError
+
+        hint = " (a tensor that requires grad: pass t.detach())" if getattr(values, "requires_grad", False) is True \
+            else ""
+        raise InvalidArgumentError(f"{what} must be a numeric array{hint}") from None
+
+
 def as_flag(value, name: str = "align_corners") -> bool:
     """``value`` as a bool: True or False (NumPy's too, and the integers 0 and 1); anything else, such as the
     string ``"False"`` (which Python takes as true), is refused with :class:`InvalidArgumentError`."""

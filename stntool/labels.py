@@ -182,8 +182,10 @@ class Labels:
         import numpy as np
 
         def as_points(value, cols, what):
+            from .coords import host_array
+
+            raw = host_array(value, what)  # (a tensor that requires grad: said so)
             try:
-                raw = np.asarray(value)
                 if raw.dtype.kind in "bcSU" and raw.size:  # booleans, complex numbers, strings: no points
                     raise TypeError
                 a = np.array(raw, dtype=np.float64)

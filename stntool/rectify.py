@@ -47,7 +47,7 @@ import time
 
 import numpy as np
 
-from .coords import as_flag
+from .coords import as_flag, host_array
 from .errors import InvalidArgumentError
 from .transforms import to_3x3
 
@@ -1229,7 +1229,7 @@ def _page_image(img) -> np.ndarray:
     """``img`` as rectify reads it, or :class:`InvalidArgumentError`: (H, W) or (H, W, C) with 1 to 4 channels,
     at least 8x8, uint8, uint16 or float (in native byte order; float values finite, 0 .. 1 being black to
     white)."""
-    img = np.asarray(img)
+    img = host_array(img, "image")
     if img.ndim not in (2, 3):
         raise InvalidArgumentError(f"rectify takes one image, (H, W) or (H, W, C); got shape {img.shape}"
                                    + (" (a batch: one call per page)" if img.ndim == 4 else ""))

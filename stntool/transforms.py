@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from .coords import _norm_from_pixel, _pixel_from_norm, as_flag, as_hw, norm_from_pixel, pixel_from_norm
+from .coords import _norm_from_pixel, _pixel_from_norm, as_flag, as_hw, host_array, norm_from_pixel, pixel_from_norm
 from .errors import DegenerateError, InvalidArgumentError
 
 __all__ = [
@@ -70,10 +70,7 @@ def as_theta(theta, *, allow_batch: bool = True) -> np.ndarray:
 def _real_array(values, what: str) -> np.ndarray:
     """``values`` as float64, refusing what is not an array of real numbers (strings, ragged lists, booleans, complex
     numbers, whose imaginary part numpy would drop with only a warning) with :class:`InvalidArgumentError`."""
-    try:
-        a = np.asarray(values)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{what} must be an array of numbers") from None
+    a = host_array(values, what)
     if a.dtype.kind not in "iuf":
         raise InvalidArgumentError(f"{what} must be an array of real numbers; got dtype {a.dtype}")
     return a.astype(np.float64)
@@ -189,7 +186,14 @@ def _real(value, what: str) -> float:
     else :class:`InvalidArgumentError`."""
     import numbers
 
-    v = value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+    v = value
+    if not isinstance(v, (numbers.Real, str, bytes)) and v is not None:  # a 0-d array or tensor of one number
+        try:
+            a = np.asarray(v)
+        except (TypeError, ValueError, RuntimeError):
+            a = None
+        if a is not None and a.ndim == 0 and a.dtype.kind in "iuf":
+            v = a.item()
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         raise InvalidArgumentError(f"{what} must be a number, got {value!r}")
     v = float(v)

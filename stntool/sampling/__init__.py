@@ -27,6 +27,7 @@ import sys
 
 import numpy as np
 
+from ..coords import host_array
 from ..errors import BackendUnavailableError, InvalidArgumentError
 
 MODES = {"nearest": 0, "bilinear": 1, "bicubic": 2}
@@ -173,16 +174,6 @@ def _refusal(dt: np.dtype, what: str) -> str:
     if dt.kind == "c":
         return f"{what} of dtype {dt} (complex) cannot be sampled; pass the real and imaginary parts separately"
     return f"{what} of dtype {dt} cannot be sampled"
-
-
-def host_array(values, what: str) -> np.ndarray:
-    """``np.asarray(values)``, or :class:`InvalidArgumentError` where it cannot be one: a ragged list, or a
-    PyTorch tensor that requires grad (NumPy cannot read it: ``t.detach()`` can be)."""
-    try:
-        return np.asarray(values)
-    except (TypeError, ValueError, RuntimeError):
-        hint = " (a tensor that requires grad: pass t.detach())" if hasattr(values, "requires_grad") else ""
-        raise InvalidArgumentError(f"{what} must be a numeric array{hint}") from None
 
 
 def as_host_grid(grid, what: str = "grid") -> np.ndarray:

@@ -208,3 +208,43 @@ def test_a_tensor_that_requires_grad_is_refused_with_the_way_out():
     torch = pytest.importorskip("torch")
     with pytest.raises(InvalidArgumentError, match="t.detach()"):
         stntool.warp(torch.zeros(4, 5, requires_grad=True), th, backend="numpy")
+
+
+class _Bfloat16Tensor:
+    """A tensor NumPy cannot read although it needs no grad (bfloat16): ``__array__`` raises TypeError."""
+
+    requires_grad = False
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError("Got unsupported ScalarType BFloat16")
+
+
+class _ZeroDimTensor:
+    """A 0-d tensor of one number, as NumPy reads it."""
+
+    def __init__(self, v):
+        self.v = v
+
+    def __array__(self, dtype=None, copy=None):
+        return np.array(self.v, dtype=dtype)
+
+
+def test_every_entry_point_refuses_a_tensor_that_requires_grad_and_reads_zero_dim_ones():
+    # fits, labels and rectify let torch's RuntimeError out; the hint was given for any tensor; T.rotate refused
+    # a 0-d tensor (torch.tensor(30.)) that it took before
+    from stntool import transforms as T
+    from stntool.labels import Labels
+    from stntool.rectify import MODELS, Rectifier
+
+    t = _TensorThatRequiresGrad()
+    pts = [[0, 0], [10, 0], [0, 10], [10, 10]]
+    calls = [lambda: T.fit_affine(t, pts), lambda: T.fit_projective(pts, t), lambda: Labels(keypoints=t)]
+    if os.path.exists(MODELS["text"]):
+        calls.append(lambda: Rectifier("text").estimate(t))
+    for call in calls:
+        with pytest.raises(InvalidArgumentError, match=r"\(a tensor that requires grad: pass t.detach\(\)\)"):
+            call()
+    with pytest.raises(InvalidArgumentError, match=r"^theta must be a numeric array$"):  # no grad: no such hint
+        stntool.warp(np.zeros((4, 5)), _Bfloat16Tensor(), backend="numpy")
+    assert np.array_equal(T.rotate(_ZeroDimTensor(30.0), center=(_ZeroDimTensor(1.0), 2)), T.rotate(30, (1, 2)))
+    assert np.array_equal(T.scale(_ZeroDimTensor(2)), T.scale(2))
