@@ -895,6 +895,30 @@ def exif_orientation(data: bytes) -> int:
     return 1
 
 
+def file_orientation(path) -> int:
+    """The orientation tag (1-8) a JPEG's EXIF or a TIFF's first page gives the file at ``path``, read from its
+    head (a TIFF's directory where it is); 1 when it has none or cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return 1
+    try:
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, HEAD_BYTES, 0)
+        fmt = sniff_format(head)
+        if fmt == "jpg":
+            return exif_orientation(head)
+        if fmt == "tif":
+            data = _FileSlices(fd, size)
+            v = _tiff_value(data, _tiff_ifd0(data), _TIFF_ORIENTATION)
+            return v if v is not None and 1 <= v <= 8 else 1
+    except (OSError, struct.error):
+        pass
+    finally:
+        os.close(fd)
+    return 1
+
+
 def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     """Rotate/flip pixels so that EXIF ``orientation`` becomes 1 (upright)."""
     ops = {

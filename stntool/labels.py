@@ -128,7 +128,12 @@ _TOP_KEYS = ("coords", "size", "keypoints", "boxes", "schema")
 # --------------------------------------------------------------------------- the record
 
 class LabelSizeError(InvalidArgumentError):
-    """A label file's ``size`` is not its image's: the file is labels, for another image (or frame)."""
+    """A label file's ``size`` is not its image's: the file is labels, for another image (or frame).
+    ``turned``: its width and height are the image's swapped."""
+
+    def __init__(self, message, turned: bool = False):
+        super().__init__(message)
+        self.turned = turned
 
 
 def _check_label(v, what):
@@ -306,10 +311,8 @@ class Labels:
 
                 h, w = as_hw(image_hw)
                 if size != [w, h]:
-                    turned = (" (turned a quarter: labels of the file's stored pixels, before its orientation tag "
-                              "turned them? --ignore-orientation reads those)") if size == [h, w] else ""
-                    raise LabelSizeError(f"labels are for a {size[0]}x{size[1]} image but the image is {w}x{h}"
-                                         f"{turned}")
+                    raise LabelSizeError(f"labels are for a {size[0]}x{size[1]} image but the image is {w}x{h}",
+                                         turned=size == [h, w])
         kps, kp_labels, vis = _read_keypoints(doc.get("keypoints", []))
         boxes, box_labels = _read_boxes(doc.get("boxes", []))
         return cls(keypoints=kps, boxes=boxes,
@@ -464,7 +467,9 @@ def _read_with(parse, path, image_hw) -> Labels:
     try:
         return parse(text, image_hw)
     except InvalidArgumentError as e:
-        raise type(e)(f"{display(path)}: {e}") from None  # (a LabelSizeError stays one)
+        again = type(e)(f"{display(path)}: {e}")  # (a LabelSizeError stays one)
+        again.__dict__.update(e.__dict__)
+        raise again from None
 
 
 def read_labels_json(path, image_hw=None) -> Labels:

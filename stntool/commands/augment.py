@@ -396,8 +396,15 @@ class _LabelIO:
             path, fmt = side
             try:
                 got = lb.read_labels_json(path, in_hw) if fmt == "json" else lb.read_yolo(path, in_hw)
+            except lb.LabelSizeError as e:  # labels, of another size: turned a quarter by the file's orientation tag?
+                from ..io import file_orientation
+
+                if e.turned and self.exif and item.input != "-" and file_orientation(item.input) >= 5:
+                    raise type(e)(f"{e} (labels of the file's stored pixels, before its orientation tag turned them "
+                                  "a quarter? --ignore-orientation reads those)") from None
+                raise
             except StnError as e:
-                if self.kind != "auto" or isinstance(e, lb.LabelSizeError):  # labels, of another size: no hint
+                if self.kind != "auto":
                     raise
                 # found by its name alone: a transcript or notes beside a scan are not labels
                 raise type(e)(f"{e} (if it is not a label file, pass --labels none)") from None

@@ -734,12 +734,20 @@ def test_labels_of_a_photo_before_its_orientation_tag_say_how_to_read_them(tmp_p
     (tmp_path / "p.json").write_text(json.dumps({"size": [32, 24], "keypoints": [{"x": 3, "y": 4}]}))
     r = aug(str(tmp_path / "p.jpg"), "-o", str(tmp_path / "out"), "--count", "1", "--rotate", "5")
     assert r.exit_code == 1
-    assert ("labels are for a 32x24 image but the image is 24x32 (turned a quarter: labels of the file's stored "
-            "pixels, before its orientation tag turned them? --ignore-orientation reads those)") in r.stderr
+    assert ("labels are for a 32x24 image but the image is 24x32 (labels of the file's stored pixels, before its "
+            "orientation tag turned them a quarter? --ignore-orientation reads those)") in r.stderr
     assert "--labels none" not in r.stderr
     r = aug(str(tmp_path / "p.jpg"), "-o", str(tmp_path / "out2"), "--count", "1", "--rotate", "5",
             "--ignore-orientation", "-q")
     assert r.exit_code == 0, r.stderr
+    # the hint only where an orientation tag turned the picture: not for a PNG, nor with --ignore-orientation
+    write(tmp_path / "q.png", encode(np.zeros((32, 24, 3), np.uint8), ".png"))
+    (tmp_path / "q.json").write_text(json.dumps({"size": [32, 24]}))
+    (tmp_path / "p.json").write_text(json.dumps({"size": [24, 32]}))
+    for args in (["q.png"], ["p.jpg", "--ignore-orientation"]):
+        r = aug(str(tmp_path / args[0]), *args[1:], "-o", str(tmp_path / "out3"), "--count", "1", "--rotate", "5")
+        assert r.exit_code == 1 and "labels are for a" in r.stderr
+        assert "orientation tag" not in r.stderr and "--labels none" not in r.stderr, r.stderr
 
 
 def test_a_gray_mask_with_a_transparent_level_stays_one_channel_of_classes(tmp_path, aug):

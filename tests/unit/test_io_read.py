@@ -439,3 +439,20 @@ def test_display_escapes_each_byte_and_control_character_once():
     assert sio.display("a\nb\tc\r.png") == "a\\nb\\tc\\r.png"
     assert sio.display(os.fsdecode(b"caf\xc3\xa9 \xff.png")) == "café \\xff.png"
     assert sio.display("-") == "<stdin>"
+
+
+def test_file_orientation_reads_a_jpegs_exif_and_a_tiffs_directory(tmp_path):
+    import io
+
+    from PIL import Image
+
+    img = np.zeros((6, 8, 3), np.uint8)
+    (tmp_path / "t.tif").write_bytes(_pil_tiff(img, orientation=6))
+    pil = Image.fromarray(img)
+    exif = pil.getexif()
+    exif[0x0112] = 8
+    buf = io.BytesIO()
+    pil.save(buf, "JPEG", exif=exif)
+    (tmp_path / "j.jpg").write_bytes(buf.getvalue())
+    (tmp_path / "p.png").write_bytes(sio.encode_image(img, "png"))
+    assert [sio.file_orientation(tmp_path / n) for n in ("t.tif", "j.jpg", "p.png", "missing.jpg")] == [6, 8, 1, 1]
