@@ -379,9 +379,9 @@ def display(path) -> str:
     if path == "-":
         return "<stdin>"
     s = os.fsencode(path).decode("utf-8", "backslashreplace")  # a byte that is not UTF-8: \xff
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in s):  # escaped alike, once: \n, \t, \x1b
-        s = "".join(_CONTROL_ESCAPES.get(ch, f"\\x{ord(ch):02x}") if ord(ch) < 32 or ord(ch) == 127 else ch
-                    for ch in s)
+    if not s.isprintable():  # control characters (C0, DEL, C1), line and paragraph separators: escaped once
+        s = "".join(ch if ch.isprintable() or ch == " " else _CONTROL_ESCAPES.get(ch) or
+                    (f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}") for ch in s)
     return s
 
 
@@ -481,7 +481,7 @@ def read_file_bytes(path, max_bytes: int = MAX_FILE_BYTES, max_pixels: int | Non
 
 
 def sniff_format(data: bytes) -> str | None:
-    """The container format from magic bytes: png, jpg, webp, tif, gif, bmp, or None."""
+    """The container format from magic bytes: png, jpg, webp, tif, gif, bmp, hdr (Radiance), or None."""
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         return "png"
     if data[:3] == b"\xff\xd8\xff":
@@ -494,6 +494,8 @@ def sniff_format(data: bytes) -> str | None:
         return "gif"
     if data[:2] == b"BM":
         return "bmp"
+    if data[:10] == b"#?RADIANCE" or data[:6] == b"#?RGBE":
+        return "hdr"
     return None
 
 

@@ -356,6 +356,9 @@ def test_a_radiance_hdr_folder_keeps_its_format(tmp_path, run):
     r = run("--theta", "1,0,0,0,1,0", str(folder), "-o", str(tmp_path / "out"), "-q")
     assert r.exit_code == 0, r.stderr
     assert np.array_equal(decode_image((tmp_path / "out" / "sky.hdr").read_bytes()), stored)  # RGBE again: as read
+    r = run("--theta", "1,0,0,0,1,0", "-", "-o", "-", "-q", input=(folder / "sky.hdr").read_bytes())
+    assert r.exit_code == 0 and r.stdout_bytes.startswith(b"#?RADIANCE"), r.stderr  # it came back as PNG: failed
+    assert np.array_equal(decode_image(r.stdout_bytes), stored)
     write(tmp_path / "g.png", encode(np.zeros((4, 5), np.uint8), ".png"))
     r = run("--theta", "1,0,0,0,1,0", str(tmp_path / "g.png"), "-o", str(tmp_path / "g.hdr"))
     assert r.exit_code == 1 and "hdr stores three float32 channels, not uint8 samples" in r.stderr

@@ -439,6 +439,9 @@ def test_display_escapes_each_byte_and_control_character_once():
     assert sio.display("a\nb\tc\r.png") == "a\\nb\\tc\\r.png"
     assert sio.display(os.fsdecode(b"caf\xc3\xa9 \xff.png")) == "café \\xff.png"
     assert sio.display("-") == "<stdin>"
+    # C1 controls (\x9b opens a terminal sequence too) and line separators were printed as they are
+    assert sio.display("x\x85y\u2028z\x9b[2J.png") == "x\\x85y\\u2028z\\x9b[2J.png"
+    assert sio.display("日本 e\u0301.png") == "日本 e\u0301.png"
 
 
 def test_file_orientation_reads_a_jpegs_exif_and_a_tiffs_directory(tmp_path):
