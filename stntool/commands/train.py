@@ -191,12 +191,12 @@ def _check_writable(paths, overwrite, keep=None):
     and writing its results must not fail at the end, nor replace a file of the user's unasked."""
     import os
 
-    from ..io import display, file_in_the_way
+    from ..io import display, folder_problem
 
     for what, path in paths.items():
-        in_the_way = file_in_the_way(path)
-        if in_the_way is not None:
-            raise click.BadParameter(f"cannot write {display(path)}: {in_the_way}", param_hint=what)
+        problem = folder_problem(path)  # a file in the way of its folder, or a folder no file can be made in
+        if problem is not None:
+            raise click.BadParameter(f"cannot write {display(path)}: {problem}", param_hint=what)
         if os.path.isdir(path):
             raise click.BadParameter(f"{display(path)} is a folder", param_hint=what)
         resumed = (what == "--out's checkpoint" and keep is not None and os.path.exists(path) and os.path.exists(keep)

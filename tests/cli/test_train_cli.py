@@ -200,6 +200,13 @@ def test_out_is_checked_before_any_image_is_read(tmp_path, train, upright):
     assert "bad.png" not in r.stderr
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc (a folder no file can be made in)")
+def test_a_folder_no_file_can_be_made_in_is_a_usage_error_before_training(tmp_path, train, upright):
+    # a read-only folder (here /proc) was found at the first checkpoint, after minutes of training
+    r = train(str(upright), "--out", "/proc/stntool-model.npz", "--steps", "2", "--batch", "2")
+    assert r.exit_code == 2 and "cannot write /proc/stntool-model.npz" in r.stderr, r.stderr
+
+
 def test_batch_has_an_upper_bound(tmp_path, train):
     r = train("--synthetic-pages", "3", "--batch", "1000000000000", "--steps", "1", "--out", str(tmp_path / "x.npz"))
     assert r.exit_code == 2 and "--batch" in r.stderr and "Traceback" not in r.stderr
