@@ -1103,10 +1103,16 @@ class Adam:
             moments = {kind: {name: np.asarray(state[f"{kind}.{name}"]) for name in self.params} for kind in "mv"}
         except (KeyError, TypeError, ValueError) as e:
             raise InvalidArgumentError(f"optimizer state is incomplete ({e})") from None
+        if t < 0:
+            raise InvalidArgumentError(f"optimizer state t is {t}, not a step count")
         for kind in "mv":
             for name, p in self.params.items():
-                if moments[kind][name].shape != p.shape:
+                a = moments[kind][name]
+                if a.shape != p.shape:
                     raise InvalidArgumentError(f"optimizer state {kind}.{name} does not fit the parameter's shape")
+                if a.dtype.kind not in "iuf" or not np.all(np.isfinite(a)) or (kind == "v" and np.any(a < 0)):
+                    raise InvalidArgumentError(f"optimizer state {kind}.{name} holds values no step leaves there "
+                                               "(not finite" + (", or negative)" if kind == "v" else ")"))
         self.t = t
         self.m = {name: moments["m"][name].astype(p.dtype) for name, p in self.params.items()}
         self.v = {name: moments["v"][name].astype(p.dtype) for name, p in self.params.items()}

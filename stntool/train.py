@@ -392,9 +392,22 @@ def check_resume(net, config: TrainConfig, source) -> int:
     if trained != bool(config.quarter_turns):
         raise InvalidArgumentError(f"{source} was trained {'with' if trained else 'without'} quarter turns; this "
                                    f"run would train {'with' if config.quarter_turns else 'without'} them")
-    step = int((net.metadata.get("training_state") or {}).get("step", 0))
+    state = net.metadata.get("training_state") or {}
+    step = state.get("step", 0) if isinstance(state, dict) else None
+    history = state.get("history", []) if isinstance(state, dict) else None
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0 or not isinstance(history, list) \
+            or not all(isinstance(r, dict) and isinstance(r.get("step"), int) for r in history):
+        raise InvalidArgumentError(f"{source}: its training state is not one stntool writes (a step count and a "
+                                   "history of steps)")
     if step > config.steps:
         raise InvalidArgumentError(f"{source} is at step {step}, past --steps {config.steps}")
+    if net.optimizer_state is not None:  # read now, not after every image has been loaded
+        from . import locnet
+
+        try:
+            locnet.Adam(net.parameters(), lr=config.lr).load_state_dict(net.optimizer_state)
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"{source}: {e}") from None
     return step
 
 

@@ -261,3 +261,43 @@ def test_a_run_stopped_after_its_last_step_is_finished_by_resuming(tmp_path, tra
     a, b = locnet.LocNet.load(str(whole)), locnet.LocNet.load(str(out))
     assert all(np.array_equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
     assert a.metadata["upright_head"] == b.metadata["upright_head"]
+
+
+def test_a_checkpoint_with_a_broken_training_or_optimizer_state_is_refused_before_any_image_is_read(
+        tmp_path, train, upright):
+    # the optimizer's state was read only after every image (exit 1, the file unnamed, a traceback for t < 0),
+    # and a training state of the wrong types raised ValueError, AttributeError or TypeError
+    from stntool.locnet import Adam, LocNet
+
+    r = train(str(upright), "--out", str(tmp_path / "m.npz"), "--steps", "2", "--batch", "2", "--checkpoint-every",
+              "2", "-q")
+    assert r.exit_code == 0, r.stderr
+    write(upright / "broken.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    good = LocNet.load(str(tmp_path / "m.checkpoint.npz"))
+    name = next(iter(good.parameters()))
+
+    def broken(kind):
+        opt = Adam(good.parameters())
+        opt.load_state_dict(good.optimizer_state)
+        meta = json.loads(json.dumps(good.metadata))
+        if kind == "t":
+            opt.t = -5
+        elif kind == "v":
+            opt.v[name] = -np.ones_like(opt.v[name])
+        elif kind == "m":
+            opt.m[name] = np.full_like(opt.m[name], np.nan)
+        else:
+            meta["training_state"] = {"step": "abc"} if kind == "step" else [1] if kind == "list" else \
+                {"step": 1, "history": 5}
+        path = tmp_path / f"bad-{kind}.npz"
+        good.save(str(path), metadata=meta, optimizer=opt)
+        return path
+
+    for kind, said in (("t", "optimizer state t is -5"), ("v", f"optimizer state v.{name} holds values"),
+                       ("m", f"optimizer state m.{name} holds values"), ("step", "training state"),
+                       ("list", "training state"), ("history", "training state")):
+        path = broken(kind)
+        r = train(str(upright), "--out", str(tmp_path / "n.npz"), "--resume", str(path), "--steps", "4", "--batch",
+                  "2", "-q")
+        assert r.exit_code == 2 and said in r.stderr and path.name in r.stderr, (kind, r.stderr)
+        assert "broken.png" not in r.stderr and "Traceback" not in r.stderr
