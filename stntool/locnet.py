@@ -1064,7 +1064,7 @@ class Adam:
         norm = math.sqrt(sum(float(np.dot(g.ravel().astype(np.float64), g.ravel().astype(np.float64)))
                              for g in grads.values()))
         if not math.isfinite(norm):
-            raise InvalidArgumentError("gradients contain NaN or infinity; step skipped")
+            raise InvalidArgumentError("gradients contain NaN or infinity (nothing updated)")
         scale = 1.0
         if self.clip_norm is not None and norm > self.clip_norm:
             scale = self.clip_norm / (norm + 1e-6)

@@ -333,7 +333,11 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
             with sigint_deferred():
                 net.zero_grad()
                 net.backward(g_theta.astype(np.float32), g_logits.astype(np.float32))
-                opt.step(net.gradients())
+                try:
+                    opt.step(net.gradients())
+                except InvalidArgumentError as e:  # nothing was updated: the run stops at its last whole step
+                    raise InvalidArgumentError(f"step {step + 1}: {e}: training diverged (a range too wide for the "
+                                               "pages, or --lr too high?)") from None
                 history.append(info)
                 done = step + 1
             if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:

@@ -301,3 +301,13 @@ def test_a_checkpoint_with_a_broken_training_or_optimizer_state_is_refused_befor
                   "2", "-q")
         assert r.exit_code == 2 and said in r.stderr and path.name in r.stderr, (kind, r.stderr)
         assert "broken.png" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_run_that_diverges_says_at_which_step_and_not_that_it_went_on(tmp_path, train, upright):
+    # "gradients contain NaN or infinity; step skipped": no step was skipped, the run had stopped
+    r = train(str(upright), "--out", str(tmp_path / "m.npz"), "--translate", "1e300", "--steps", "3", "--batch", "2",
+              "-q")
+    assert r.exit_code == 1
+    assert ("step 1: gradients contain NaN or infinity (nothing updated): training diverged (a range too wide for "
+            "the pages, or --lr too high?)") in r.stderr and "skipped" not in r.stderr
+    assert not (tmp_path / "m.npz").exists()
