@@ -363,7 +363,11 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
         final["upright_head"] = fit_upright(net, pages)
     _named(out_path, net.save, out_path, final, optimizer=None)
     curve = curve_path(out_path)
-    _named(curve, write_curve, history, curve)
+    try:
+        _named(curve, write_curve, history, curve)
+    except KeyboardInterrupt as e:  # the model is whole: only its curve is missing
+        e.stntool_model_written = True
+        raise
     return {"history": history, "net": net}
 
 

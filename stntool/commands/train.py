@@ -146,6 +146,7 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
 
     command = "stntool train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     from ..errors import StnError
+    from ..io import display
 
     started = time.time()
     try:
@@ -161,7 +162,10 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
             bar.close()
         kept = getattr(e, "stntool_checkpoint", None)
         final = checkpoint_path(out_path)
-        if kept is not None:
+        if getattr(e, "stntool_model_written", False):
+            say(f"stntool train: interrupted while writing the training curve; the model is in {display(out_path)} "
+                "(its curve was not written)")
+        elif kept is not None:
             say(f"stntool train: interrupted; step {kept[1]} is in {kept[0]} (go on with --resume {kept[0]})")
         elif os.path.exists(final) and os.path.getmtime(final) >= started:  # after the last step: model not written
             say(f"stntool train: interrupted after the last step; the steps are in {final}, the model was not "

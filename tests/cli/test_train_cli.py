@@ -303,6 +303,21 @@ def test_a_checkpoint_with_a_broken_training_or_optimizer_state_is_refused_befor
         assert "broken.png" not in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_ctrl_c_while_the_curve_is_written_says_the_model_is_whole(tmp_path, train, upright, monkeypatch):
+    # it said "the model was not written (finish it with --resume ...)", and that resume was refused: the model
+    # existed
+    from stntool import train as lib
+
+    def interrupted(history, path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lib, "write_curve", interrupted)
+    r = train(str(upright), "--out", str(tmp_path / "m.npz"), "--steps", "2", "--batch", "2")
+    assert r.exit_code == 130
+    assert "interrupted while writing the training curve; the model is in" in r.stderr and "m.npz" in r.stderr
+    assert "--resume" not in r.stderr and (tmp_path / "m.npz").exists()
+
+
 def test_a_run_that_diverges_says_at_which_step_and_not_that_it_went_on(tmp_path, train, upright):
     # "gradients contain NaN or infinity; step skipped": no step was skipped, the run had stopped
     r = train(str(upright), "--out", str(tmp_path / "m.npz"), "--translate", "1e300", "--steps", "3", "--batch", "2",
