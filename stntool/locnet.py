@@ -735,10 +735,12 @@ class LocNet:
         return net
 
     def _check_input(self, x) -> np.ndarray:
-        x = np.asarray(x)
-        if x.ndim != 4 or x.shape[1:] != self.input_shape:
+        from .coords import host_array
+
+        x = host_array(x, "LocNet input")
+        if x.ndim != 4 or x.shape[1:] != self.input_shape or len(x) == 0:
             c, s, _ = self.input_shape
-            raise InvalidArgumentError(f"LocNet input must have shape (N, {c}, {s}, {s}), got {x.shape}")
+            raise InvalidArgumentError(f"LocNet input must have shape (N, {c}, {s}, {s}) with N >= 1, got {x.shape}")
         if x.dtype.kind not in "fiu":
             raise InvalidArgumentError(f"LocNet input must be real numbers, got {x.dtype}")
         return x.astype(self.dtype, copy=False)

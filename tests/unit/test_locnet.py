@@ -679,3 +679,13 @@ def test_a_header_asking_for_an_impossible_architecture_is_one_error(tmp_path):
     np.savez(tmp_path / "huge.npz", **arrays)
     with pytest.raises(InvalidArgumentError, match="architecture is too large"):
         LocNet.load(tmp_path / "huge.npz")
+
+
+def test_an_empty_batch_or_a_wrong_shape_is_one_error():
+    # predict(np.zeros((0, C, S, S))) raised NumPy's "cannot reshape array of size 0"
+    net = LocNet({"in_channels": 1, "in_size": 16, "conv_channels": [4]})
+    for bad in (np.zeros((0, 1, 16, 16), np.float32), np.zeros((1, 16, 16), np.float32), [[1, 2], [3]]):
+        with pytest.raises(InvalidArgumentError, match="LocNet input must"):
+            net.predict(bad)
+    theta, logits = net.predict(np.zeros((2, 1, 16, 16), np.float32))
+    assert theta.shape == (2, 2, 3) and logits.shape == (2, 4)
