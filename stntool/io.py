@@ -840,12 +840,15 @@ def _png_grey_key(data: bytes):
     if png_color_type(data) != 0 or len(data) < 25:
         return None
     depth = data[24]
-    for kind, payload in _png_chunks(data):
-        if kind == b"tRNS" and len(payload) >= 2 and depth in (1, 2, 4, 8, 16):
-            level = struct.unpack(">H", payload[:2])[0] & ((1 << depth) - 1)
+    i = 8
+    while i + 8 <= len(data):  # the chunks' headers only: an image's data is not copied to be passed over
+        length, kind = struct.unpack(">I4s", data[i:i + 8])
+        if kind == b"tRNS" and length >= 2 and depth in (1, 2, 4, 8, 16):
+            level = struct.unpack(">H", data[i + 8:i + 10])[0] & ((1 << depth) - 1)
             return level * (255 // ((1 << depth) - 1)) if depth < 8 else level
         if kind in (b"IDAT", b"IEND"):
             return None
+        i += 12 + length
     return None
 
 
