@@ -93,6 +93,7 @@ _NOISE_SPAN = 0.25       # ... and pixel noise keeps less than this share of its
 _ELONGATED = 2.5         # long side over short side from which a page turned sideways is settled turned upright
 _MIN_LINES = 30          # text-line runs (pageview.line_profile) below which a page has no text evidence
 _LINES = (100, 2.0)       # text lines a page must show read across, and how many times more than read down
+_TRIM = 5.0               # percent of a profile's highest and lowest values clipped where rows and columns compare
 _THIN = 16                # pixels: an image narrower than this either way holds no two text lines to read
 _PERIODIC = (16.0, 1.5, 150)  # a row profile's periodogram peak over its median below which, with fewer than this
 # many times the text lines read across as read down, rows are noise, not lines, on images smaller than this
@@ -845,7 +846,8 @@ class Rectifier:
         The profile of the ink warped by θ is high-passed (a Gaussian of about a line's height removed):
         rows of text lines and gaps put most of the profile's variance there (0.1 to 0.6 on pages), while a
         horizon, a gradient, a figure or noise do not (below 0.03). A page whose row profile oscillates no
-        more than its column profile (a grid, a pattern, noise) has no evidence either, unless its text
+        more than its column profile (a grid, a pattern, noise; both compared with their extremes clipped,
+        :data:`_TRIM`) has no evidence either, unless its text
         lines show when read across (:meth:`_reads_as_lines`): columns of text have gutters, and a small
         page in a photo has edges, that make the column profile oscillate too.
         """
@@ -856,17 +858,25 @@ class Rectifier:
 
         warped = self._warp_ink(ink, theta_sq, ink.ink.shape)
 
-        def high_passed(axis):
-            """``(share of the profile's variance, the high-passed profile)`` along ``axis``."""
-            prof = _sums(warped, axis)
+        def high_passed(prof):
+            """``(share of the profile's variance, the high-passed profile)``."""
             high = prof - cv2.GaussianBlur(prof[:, None], (1, 0), sigmaX=0, sigmaY=sigma)[:, 0]
             var = float(((prof - prof.mean()) ** 2).sum())
             return (float((high ** 2).sum()) / var if var > 0 else 0.0), high
 
-        rows, row_wave = high_passed(1)
+        def trimmed(prof):
+            """The profile with its highest and lowest :data:`_TRIM` percent clipped: the few columns (rows) of a
+            scanner's dark border or of a page's edges on a desk, where the ink beside the page darkens, weigh as
+            little as any other, while text lines, which are many, keep their oscillation."""
+            lo, hi = np.percentile(prof, (_TRIM, 100.0 - _TRIM))
+            return np.clip(prof, lo, hi)
+
+        row_prof, col_prof = _sums(warped, 1), _sums(warped, 0)
+        rows, row_wave = high_passed(row_prof)
         if max(ink.hw) < _PERIODIC[2] and not self._periodic(row_wave, lines, theta_sq):
             return 0.0
-        if rows > 1.5 * high_passed(0)[0] or (rows > _EVIDENCE[0] and self._reads_as_lines(lines, theta_sq)):
+        rows_t, cols_t = high_passed(trimmed(row_prof))[0], high_passed(trimmed(col_prof))[0]
+        if rows_t > 1.5 * cols_t or (rows > _EVIDENCE[0] and self._reads_as_lines(lines, theta_sq)):
             return rows
         return 0.0
 

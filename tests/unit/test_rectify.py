@@ -838,3 +838,31 @@ def test_a_straight_page_the_net_reads_far_off_comes_back_straight(rect):
     page = _hershey_page(400, 300, 0.4)
     theta, conf, info = rect.estimate(page, details=True)
     assert info["reason"] is None and np.array_equal(theta, np.eye(3)[:2]), (theta, conf)
+
+
+@pytest.mark.parametrize("seed", [3, 6])
+@pytest.mark.parametrize("border, grey", [(30, 0), (60, 0), (50, 80)])
+def test_a_scan_with_a_dark_border_is_read_as_text(seed, border, grey):
+    """A scanner's dark border darkens the ink beside the page's edges: a few columns of the column profile,
+    which oscillated as much as the text lines' rows, and the page came back unchanged at confidence 0."""
+    import cv2
+
+    page = heldout_page(seed, size=(1000, 760))
+    bordered = cv2.copyMakeBorder(page, border, border, border, border, cv2.BORDER_CONSTANT, value=grey)
+    img, d = distort(bordered, -4.0)
+    theta, conf, info = Rectifier("text").estimate(img, details=True)
+    assert conf > 0.9 and info["reason"] is None, info
+    assert residual(d, theta, img.shape) < 0.1
+
+
+def test_a_page_on_a_plain_desk_is_read_as_text():
+    """The page's edges on a darker desk: the same columns (and rows) of ink beside them."""
+    page = heldout_page(3, size=(1000, 760))
+    h, w = page.shape
+    desk = np.full((int(h * 1.35), int(w * 1.4)), 70, np.uint8)
+    top, left = (desk.shape[0] - h) // 2, (desk.shape[1] - w) // 2
+    desk[top:top + h, left:left + w] = page
+    img, d = distort(desk, 5.0)
+    theta, conf, info = Rectifier("text").estimate(img, details=True)
+    assert conf > 0.9 and info["reason"] is None, info
+    assert residual(d, theta, img.shape) < 0.1
