@@ -73,11 +73,11 @@ def host_array(values, what: str) -> np.ndarray:
     PyTorch tensor that requires grad (NumPy cannot read it: ``t.detach()`` can be)."""
     try:
         return np.asarray(values)
-    except (TypeError, ValueError, RuntimeError):
+    except (TypeError, ValueError, RuntimeError) as e:
         from .errors import InvalidArgumentError
 
         hint = " (a tensor that requires grad: pass t.detach())" if getattr(values, "requires_grad", False) is True \
-            else ""
+            and "grad" in str(e) else ""  # (not for a tensor NumPy cannot read for another reason: its device, dtype)
         raise InvalidArgumentError(f"{what} must be a numeric array{hint}") from None
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .coords import host_array
 from .errors import DegenerateError, InvalidArgumentError
 
 #: Largest control-point coordinate (either frame): far beyond any image, well within float64's squares.
@@ -82,8 +83,8 @@ class ThinPlateSpline:
     """
 
     def __init__(self, centres, values, regularization: float = 0.0):
-        c = np.asarray(centres, dtype=np.float64)
-        v = np.asarray(values, dtype=np.float64)
+        c = np.asarray(host_array(centres, "control points"), dtype=np.float64)
+        v = np.asarray(host_array(values, "control point values"), dtype=np.float64)
         if c.ndim != 2 or c.shape[1] != 2 or v.shape != c.shape:
             raise InvalidArgumentError(f"control points and values must both be (n, 2); got {c.shape} and {v.shape}")
         if not (np.all(np.isfinite(c)) and np.all(np.isfinite(v))):
@@ -139,7 +140,7 @@ class ThinPlateSpline:
 
     def __call__(self, points_xy) -> np.ndarray:
         """Evaluate at ``(..., 2)`` points; returns float64 of the same shape."""
-        p = np.asarray(points_xy, dtype=np.float64)
+        p = np.asarray(host_array(points_xy, "points"), dtype=np.float64)
         flat = p.reshape(-1, 2)
         out = tps_kernel(flat, self.centres) @ self.weights
         out += self.affine[0] + flat @ self.affine[1:]
@@ -150,7 +151,7 @@ class ThinPlateSpline:
 
         Used to chain gradients to control-point positions (``dL/dvalues = Bᵀ dL/df``).
         """
-        p = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+        p = np.asarray(host_array(points_xy, "points"), dtype=np.float64).reshape(-1, 2)
         n = len(self.centres)
         inv_cols = np.linalg.solve(self.system, np.vstack([np.eye(n), np.zeros((3, n))]))
         feat = np.hstack([tps_kernel(p, self.centres), np.ones((len(p), 1)), p])

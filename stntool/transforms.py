@@ -56,8 +56,9 @@ __all__ = [
 
 def as_theta(theta, *, allow_batch: bool = True) -> np.ndarray:
     """Validate θ and return it as float64 ``(2, 3)``, ``(3, 3)``, ``(N, 2, 3)`` or ``(N, 3, 3)``."""
+    t = host_array(theta, "theta")
     try:
-        t = np.asarray(theta, dtype=np.float64)
+        t = np.asarray(t, dtype=np.float64)
     except (TypeError, ValueError):
         raise InvalidArgumentError("theta must be numeric") from None
     if t.ndim not in (2, 3) or t.shape[-1] != 3 or t.shape[-2] not in (2, 3) or (t.ndim == 3 and not allow_batch):
@@ -85,7 +86,7 @@ def all_finite(a: np.ndarray) -> bool:
 
 def to_3x3(m) -> np.ndarray:
     """Extend ``(..., 2, 3)`` affine matrices with a ``[0, 0, 1]`` row; ``(..., 3, 3)`` pass through."""
-    m = np.asarray(m, dtype=np.float64)
+    m = np.asarray(host_array(m, "matrix"), dtype=np.float64)
     if m.shape[-2:] == (3, 3):
         return m.copy()
     if m.shape[-2:] != (2, 3):
@@ -127,6 +128,7 @@ def _singular(m3: np.ndarray) -> np.ndarray:
 
 def _finite_3x3(m, what: str) -> np.ndarray:
     """``to_3x3`` of a numeric, finite matrix (or batch), else :class:`InvalidArgumentError`."""
+    m = host_array(m, what)
     try:
         m = np.asarray(m, dtype=np.float64)
     except (TypeError, ValueError):
@@ -166,7 +168,7 @@ def _unit_corner(m3: np.ndarray) -> np.ndarray:
 def apply_matrix(m, points_xy) -> np.ndarray:
     """Map ``(..., 2)`` points by a ``(2, 3)`` or ``(3, 3)`` matrix (projective division included)."""
     m3 = to_3x3(m)
-    p = np.asarray(points_xy, dtype=np.float64)
+    p = np.asarray(host_array(points_xy, "points"), dtype=np.float64)
     x, y = p[..., 0], p[..., 1]
     u = m3[0, 0] * x + m3[0, 1] * y + m3[0, 2]
     v = m3[1, 0] * x + m3[1, 1] * y + m3[1, 2]
@@ -189,8 +191,10 @@ def _real(value, what: str) -> float:
     v = value
     if not isinstance(v, (numbers.Real, str, bytes)) and v is not None:  # a 0-d array or tensor of one number
         try:
-            a = np.asarray(v)
-        except (TypeError, ValueError, RuntimeError):
+            a = host_array(v, what)  # (a tensor that requires grad: said so)
+        except InvalidArgumentError:
+            if getattr(v, "requires_grad", False) is True:
+                raise
             a = None
         if a is not None and a.ndim == 0 and a.dtype.kind in "iuf":
             v = a.item()
@@ -293,7 +297,7 @@ def invert(theta) -> np.ndarray:
     :class:`DegenerateError` for a singular matrix, :class:`InvalidArgumentError` for NaN or
     infinite entries.
     """
-    t = np.asarray(theta, dtype=np.float64)
+    t = np.asarray(host_array(theta, "theta"), dtype=np.float64)
     inv = _inverse(_finite_3x3(t, "matrix"), "matrix")
     if t.shape[-2] == 2:
         return inv[..., :2, :]

@@ -238,7 +238,12 @@ def test_every_entry_point_refuses_a_tensor_that_requires_grad_and_reads_zero_di
 
     t = _TensorThatRequiresGrad()
     pts = [[0, 0], [10, 0], [0, 10], [10, 10]]
-    calls = [lambda: T.fit_affine(t, pts), lambda: T.fit_projective(pts, t), lambda: Labels(keypoints=t)]
+    calls = [lambda: T.fit_affine(t, pts), lambda: T.fit_projective(pts, t), lambda: Labels(keypoints=t),
+             lambda: stntool.theta_from_pixel_map(t, (4, 5)), lambda: stntool.ThinPlateSpline(t, pts),
+             lambda: T.rotate(t), lambda: T.apply_matrix(np.eye(3), t), lambda: T.invert(t),
+             lambda: T.pixel_map_from_theta(t, (4, 5)),
+             lambda: stntool.warp_backward(np.zeros((4, 5)), [[1.0, 0, 0], [0, 1.0, 0]], t, backend="numpy"),
+             lambda: stntool.tps_grid_backward(np.zeros((4, 5, 2)), t)]
     if os.path.exists(MODELS["text"]):
         calls.append(lambda: Rectifier("text").estimate(t))
     for call in calls:
@@ -246,5 +251,9 @@ def test_every_entry_point_refuses_a_tensor_that_requires_grad_and_reads_zero_di
             call()
     with pytest.raises(InvalidArgumentError, match=r"^theta must be a numeric array$"):  # no grad: no such hint
         stntool.warp(np.zeros((4, 5)), _Bfloat16Tensor(), backend="numpy")
+    on_another_device = _Bfloat16Tensor()
+    on_another_device.requires_grad = True  # unreadable for its device, not its grad: detaching would not help
+    with pytest.raises(InvalidArgumentError, match=r"^theta must be a numeric array$"):
+        stntool.warp(np.zeros((4, 5)), on_another_device, backend="numpy")
     assert np.array_equal(T.rotate(_ZeroDimTensor(30.0), center=(_ZeroDimTensor(1.0), 2)), T.rotate(30, (1, 2)))
     assert np.array_equal(T.scale(_ZeroDimTensor(2)), T.scale(2))
