@@ -379,10 +379,19 @@ def display(path) -> str:
     if path == "-":
         return "<stdin>"
     s = os.fsencode(path).decode("utf-8", "backslashreplace")  # a byte that is not UTF-8: \xff
-    if not s.isprintable():  # control characters (C0, DEL, C1), line and paragraph separators: escaped once
-        s = "".join(ch if ch.isprintable() or ch == " " else _CONTROL_ESCAPES.get(ch) or
-                    (f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}") for ch in s)
+    if not s.isprintable() and any(_breaks_line(ch) for ch in s):  # each escaped once: \n, \x1b, \x9b, \u2028
+        s = "".join(_CONTROL_ESCAPES.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
+                    if _breaks_line(ch) else ch for ch in s)
     return s
+
+
+def _breaks_line(ch: str) -> bool:
+    """Control characters (C0, DEL, C1: line breaks and terminal sequences) and the line and paragraph
+    separators; other characters Python calls unprintable (spaces, joiners, marks of direction) print as
+    file names hold them."""
+    import unicodedata
+
+    return unicodedata.category(ch) in ("Cc", "Zl", "Zp")
 
 
 _CONTROL_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}

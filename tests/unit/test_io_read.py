@@ -442,6 +442,9 @@ def test_display_escapes_each_byte_and_control_character_once():
     # C1 controls (\x9b opens a terminal sequence too) and line separators were printed as they are
     assert sio.display("x\x85y\u2028z\x9b[2J.png") == "x\\x85y\\u2028z\\x9b[2J.png"
     assert sio.display("日本 e\u0301.png") == "日本 e\u0301.png"
+    # spaces, joiners and new emoji print as they are (a macOS screenshot's name holds U+202F)
+    for name in ("Screenshot 10.00.00\u202fAM.png", "a\xa0b.png", "\U0001f469\u200d\U0001f4bb.png", "\U0001fae9.png"):
+        assert sio.display(name) == name
 
 
 def test_file_orientation_reads_a_jpegs_exif_and_a_tiffs_directory(tmp_path):
