@@ -289,6 +289,7 @@ def attach_payloads(items, payloads: dict, missing: str = "no parameters for thi
         if key != STDIN:
             by_path.setdefault(path_key(key, folders), []).extend(value)
     real = None  # real path -> the path keys naming that file (a link to it), once one is needed
+    inputs = None  # the path keys of the items: a recorded file that is an input itself keeps its records
     for it in items:
         found = payloads.get(it.input)
         if not found and it.input != STDIN:
@@ -298,8 +299,10 @@ def attach_payloads(items, payloads: dict, missing: str = "no parameters for thi
                 real = {}
                 for key in by_path:
                     real.setdefault(os.path.realpath(key), []).append(key)
+                inputs = {path_key(other.input, folders) for other in items if other.input != STDIN}
             keys = real.get(os.path.realpath(it.input), [])
-            found = by_path[keys[0]] if len(keys) == 1 else None  # (a file recorded under two names: neither)
+            found = by_path[keys[0]] if len(keys) == 1 and keys[0] not in inputs else None  # (a file recorded
+            # under two names: neither; a file given too: its own, and the link is a new input without records)
         found = found or [None]
         for p in found:
             new = dataclasses.replace(it, index=len(out), payload=p, fields=dict(it.fields))

@@ -329,6 +329,14 @@ def test_a_folder_holding_a_link_to_another_input_replays_both(tmp_path, run, mo
             assert open(f"r{len(args)}/{name}", "rb").read() == open(f"out/{name}", "rb").read()
     r = run("in/b.png", "--params", "m.jsonl", "-o", "one", "-q")  # the link: its own record
     assert r.exit_code == 0 and os.listdir("one") == ["b.png"], r.stderr
+    # a link made after the run, beside the file it leads to: a new input without records, not a second a.png
+    os.symlink("c.png", "in/d.png")
+    r = run("in", "--params", "m.jsonl", "-o", "later")
+    assert r.exit_code == 1 and sorted(os.listdir("later")) == ["a.png", "b.png", "c.png"]
+    errors = [x for x in r.stderr.splitlines() if "error" in x]
+    assert len(errors) == 1 and "in/d.png: no entry for this input in --params" in errors[0], r.stderr
+    r = run("in/d.png", "--params", "m.jsonl", "-o", "alone", "-q")  # given alone, a link takes its file's record
+    assert r.exit_code == 0 and os.listdir("alone") == ["c.png"], r.stderr
 
 
 def test_a_manifest_cut_inside_its_last_line_or_with_a_byte_order_mark_still_replays(tmp_path, run, monkeypatch):

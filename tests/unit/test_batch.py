@@ -206,7 +206,11 @@ def test_attach_payloads_matches_an_input_named_another_way(tmp_path, monkeypatc
     names = ["./in/a.png", str(tmp_path / "in" / "a.png"), "link.png", str(tmp_path / "in" / "b.png")]
     items = [batch.Item(k, name, os.path.basename(name)) for k, name in enumerate(names)]
     out = batch.attach_payloads(items, {"in/a.png": ["record"]}, missing="nothing for it")
-    assert [(it.payload, it.error) for it in out] == [("record", None)] * 3 + [(None, "nothing for it")]
+    # the link beside the file itself: an input of its own, without records (it took them, and wrote the file's
+    # output a second time)
+    assert [(it.payload, it.error) for it in out] == [("record", None)] * 2 + [(None, "nothing for it")] * 2
+    out = batch.attach_payloads(items[2:3], {"in/a.png": ["record"]}, missing="nothing for it")
+    assert [(it.payload, it.error) for it in out] == [("record", None)]  # the link alone: the file's record
     # records of the same file under two names: the one naming it as the input does; else none (not both)
     payloads = {"in/a.png": ["by folder"], "link.png": ["by link"]}
     items = [batch.Item(k, name, os.path.basename(name)) for k, name in enumerate(
