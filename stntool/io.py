@@ -918,7 +918,7 @@ def file_orientation(path) -> int:
         return 1
     try:
         size = os.fstat(fd).st_size
-        head = os.pread(fd, HEAD_BYTES, 0)
+        head = os.pread(fd, 16 * HEAD_BYTES, 0)  # a JPEG's EXIF may follow large XMP or ICC segments
         fmt = sniff_format(head)
         if fmt == "jpg":
             return exif_orientation(head)

@@ -335,9 +335,13 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
                 net.backward(g_theta.astype(np.float32), g_logits.astype(np.float32))
                 try:
                     opt.step(net.gradients())
-                except InvalidArgumentError as e:  # nothing was updated: the run stops at its last whole step
+                except InvalidArgumentError as e:  # nothing was updated; what is kept is the last checkpoint's
+                    from .io import display
+
+                    kept = (f"; the last checkpoint, step {saved}, is in {display(checkpoint_path(out_path))}"
+                            if saved > 0 else "; nothing was written")
                     raise InvalidArgumentError(f"step {step + 1}: {e}: training diverged (a range too wide for the "
-                                               "pages, or --lr too high?)") from None
+                                               f"pages, or --lr too high?){kept}") from None
                 history.append(info)
                 done = step + 1
             if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:

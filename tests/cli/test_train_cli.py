@@ -324,5 +324,5 @@ def test_a_run_that_diverges_says_at_which_step_and_not_that_it_went_on(tmp_path
               "-q")
     assert r.exit_code == 1
     assert ("step 1: gradients contain NaN or infinity (nothing updated): training diverged (a range too wide for "
-            "the pages, or --lr too high?)") in r.stderr and "skipped" not in r.stderr
+            "the pages, or --lr too high?); nothing was written") in r.stderr and "skipped" not in r.stderr
     assert not (tmp_path / "m.npz").exists()
