@@ -210,8 +210,10 @@ def check_io_options(fill, padding, overwrite, skip_existing, null, files_from, 
         raise click.UsageError("--overwrite and --skip-existing exclude each other")
     if null and not files_from:
         raise click.UsageError("--null only applies to --files-from")
-    if manifest_append and (not manifest or manifest == "-"):
+    if manifest_append and not manifest:
         raise click.UsageError("--manifest-append needs --manifest FILE")
+    if manifest_append and manifest == "-":
+        raise click.UsageError("--manifest-append cannot append to stdout (--manifest -)")
 
 
 def run_images(ctx_name, process, *, inputs, recursive, files_from, null, output, fmt, quality, suffix, overwrite,

@@ -217,14 +217,23 @@ def lattice_map(plan, pts_out) -> np.ndarray:
     return acc
 
 
-def in_from_out(spec, pts_out, in_hw) -> np.ndarray:
+def in_from_out(spec, pts_out, in_hw=None) -> np.ndarray:
     """Input pixel points read by output pixel points ``pts_out`` (``(..., 2)``, real-valued) under ``spec``.
 
     θ and splines are evaluated exactly (the TPS kernels read the spline within their plan's
     tolerance, 0.01 px); elastic records through their lattice (:func:`lattice_map`). Points where a
-    projective map has no image (its horizon) come back as NaN or infinity.
+    projective map has no image (its horizon) come back as NaN or infinity. ``in_hw``: the input's size
+    (default ``spec.in_hw``; when both are given they must agree), as
+    :func:`stntool.labels.out_from_in` takes it.
     """
+    if in_hw is None:
+        if spec.in_hw is None:
+            raise InvalidArgumentError("the input size is needed: pass in_hw or a record with in_hw")
+        in_hw = spec.in_hw
     in_hw = as_hw(in_hw)
+    if spec.in_hw is not None and tuple(spec.in_hw) != in_hw:
+        raise InvalidArgumentError(f"the warp record is for a {spec.in_hw[1]}x{spec.in_hw[0]} input but the input is "
+                                   f"{in_hw[1]}x{in_hw[0]}")
     if spec.theta is None and spec.tps is None:
         raise InvalidArgumentError("the warp record has no theta or tps yet")
     p = np.asarray(pts_out, dtype=np.float64)

@@ -163,7 +163,7 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
     with usage_errors():
         aug = Augmenter(mode=mode, align_corners=bool(align_corners), **opts)
     said = []  # lines said once the options are all checked (usage errors come alone)
-    if aug.is_identity and out_hw is None:
+    if aug.is_identity and out_hw is None and not io_options["quiet"]:
         said.append("stntool: warning: every range, flip and field is nothing (give --rotate, --scale, ..., or "
                     "--preset): every variant is its input unchanged")
     said_seed = None

@@ -69,6 +69,9 @@ def rectify(inputs, model, family, refine, min_confidence, upright_size, mode, p
     if not inputs and not io_options["files_from"]:
         raise click.UsageError("no inputs (give files, folders, --files-from or -)")  # as every command says it
     if io_options["output"] is None:
+        if io_options["files_from"]:  # the list's inputs are not known yet, nor how many
+            raise click.UsageError("give -o/--output (the default, a folder beside the input, is for one input "
+                                   "given as an argument, not for --files-from)")
         io_options["output"] = _sibling_output(inputs)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # the net's matrices are small (see stntool train)
     import math

@@ -492,6 +492,8 @@ def test_no_range_says_every_variant_is_its_input(tmp_path, aug, inputs):
     for args in (["--rotate", "5"], ["--preset", "light"], ["--hflip", "0.5"], ["--size", "8x8"]):
         r = aug(str(inputs / "a.png"), "-o", str(tmp_path / "p"), "--count", "2", "--seed", "1", "--overwrite", *args)
         assert r.exit_code == 0 and "unchanged" not in r.stderr, (args, r.stderr)
+    r = aug(str(inputs / "a.png"), "-o", str(tmp_path / "q"), "--count", "2", "--seed", "1", "-q")
+    assert r.exit_code == 0 and r.stderr == "", r.stderr  # --quiet drops the warnings, this one too
 
 
 @pytest.mark.parametrize("args, line", [

@@ -185,3 +185,9 @@ def test_no_inputs_says_so(run):
     # it asked for -o ("the default, a folder beside the input, needs exactly one input") as if inputs were given
     r = run("rectify")
     assert r.exit_code == 2 and "no inputs (give files, folders, --files-from or -)" in r.stderr, r.stderr
+
+
+def test_without_output_a_list_of_inputs_says_the_default_is_for_one_argument(tmp_path, run, pages):
+    # "the default ... needs exactly one input", said of a list of one input
+    r = CliRunner().invoke(cli, ["rectify", "--files-from", "-"], input=str(pages / "a.png") + "\n")
+    assert r.exit_code == 2 and "not for --files-from" in r.stderr, r.stderr

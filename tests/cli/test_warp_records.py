@@ -215,6 +215,8 @@ def test_options_that_cannot_apply_are_usage_errors(tmp_path, run, monkeypatch):
         assert r.exit_code == 2 and said in r.stderr, r.stderr
     r = run("--params", "-", "-", "-o", "x.png", input=b"")
     assert r.exit_code == 2 and "stdin cannot carry both --params - and image bytes" in r.stderr
+    r = run("--theta", "1,0,0,0,1,0", "a.png", "-o", "u", "--manifest", "-", "--manifest-append")
+    assert r.exit_code == 2 and "--manifest-append cannot append to stdout (--manifest -)" in r.stderr  # "needs"
     r = run("--params", "-", "--files-from", "-", "-o", "out", input=b'{"input": "a.png", "theta": [[1,0,0],[0,1,0]]}')
     assert r.exit_code == 2 and "stdin cannot carry both --params - and --files-from -" in r.stderr  # "no inputs"
 

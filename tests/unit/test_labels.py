@@ -713,3 +713,16 @@ def test_keypoints_and_boxes_of_booleans_complex_numbers_or_strings_are_refused(
         Labels(boxes=[[True, False, True, True]])
     kept = Labels(keypoints=[[1, 2], [None, None]], boxes=np.array([[0, 0, 2, 3]], np.int32))
     assert np.isnan(kept.keypoints[1]).all() and kept.boxes.dtype == np.float64
+
+
+def test_in_from_out_takes_the_records_input_size_as_out_from_in_does():
+    # the docs' round trip in_from_out(spec, out_from_in(spec, p)) raised TypeError (in_hw had no default)
+    from stntool.augment import Augmenter
+
+    spec = Augmenter(elastic=(30, 5)).sample(np.random.default_rng(0), (40, 60)).replace(in_hw=(40, 60))
+    p = np.array([[10.0, 12.0], [30.0, 20.0]])
+    assert np.abs(in_from_out(spec, out_from_in(spec, p)) - p).max() < 1e-3
+    with pytest.raises(InvalidArgumentError, match="for a 60x40 input but the input is 50x40"):
+        in_from_out(spec, p, (40, 50))
+    with pytest.raises(InvalidArgumentError, match="the input size is needed"):
+        in_from_out(spec.replace(in_hw=None), p)
