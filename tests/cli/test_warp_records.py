@@ -152,9 +152,10 @@ def test_resume_with_manifest_append_keeps_earlier_records(tmp_path, run, monkey
     assert all(open(f"replay/{n}", "rb").read() == open(f"out/{n}", "rb").read() for n in os.listdir("out"))
     run("--theta", theta, "in", "-o", "out", "--manifest", "m.jsonl", "--skip-existing", "-q")
     assert len(open("m.jsonl").readlines()) == 3  # without the flag the manifest is replaced, as before
-    for args in (["--manifest-append"], ["--manifest", "-", "--manifest-append"]):
+    for args, said in ((["--manifest-append"], "--manifest-append needs --manifest FILE"),
+                       (["--manifest", "-", "--manifest-append"], "--manifest-append cannot append to stdout")):
         r = run("--theta", theta, "in", "-o", "out", "--skip-existing", *args)
-        assert r.exit_code == 2 and "--manifest-append needs --manifest FILE" in r.stderr
+        assert r.exit_code == 2 and said in r.stderr
 
 
 def test_error_lines_are_not_replayed(tmp_path, run, monkeypatch):
