@@ -421,6 +421,8 @@ class Augmenter:
         hi, wi = in_hw
         # TPS kernels read their spline within 0.01 px, elastic ones their field through a lattice likewise
         margin = 0.01 if (self.tps > 0 or self.elastic is not None) else -1e-9
+        frame = 1 if self.mode == "bicubic" else 0  # bicubic reads a pixel beyond its cell: a pixel's margin more
+        margin += frame
         disp = basis = None
         if self.elastic is not None:  # the field does not depend on the zoom: evaluate it once
             base = WarpSpec(theta=((1, 0, 0), (0, 1, 0)), elastic=self._spec(d, in_hw, out_hw).elastic,
@@ -450,7 +452,7 @@ class Augmenter:
                         and np.all(p[:, 1] <= hi - 1 - margin))
 
         def clear(t_factor, zoom):  # a field can fold: its record warps a white image with no padding showing
-            return disp is None or _shows_no_padding(self._spec(d, in_hw, out_hw, t_factor, zoom), in_hw)
+            return disp is None or _shows_no_padding(self._spec(d, in_hw, out_hw, t_factor, zoom), in_hw, frame)
 
         def least(check, t_factor, start, steps):
             """The least zoom above ``start`` (where ``check`` fails) up to 16 where ``check(t_factor, zoom)``
@@ -688,17 +690,22 @@ def _border_pixels(hw):
                            np.stack([np.zeros(h - 2), ys], -1), np.stack([np.full(h - 2, w - 1.0), ys], -1)])
 
 
-def _shows_no_padding(spec, in_hw) -> bool:
+def _shows_no_padding(spec, in_hw, frame: int = 0) -> bool:
     """Whether ``spec`` warps a white float32 image of ``in_hw`` (bilinear, zeros padding) to exactly white: no
     output pixel gives padding any weight (float32 bilinear interpolates as ``a + (b - a) t``, exactly 1 between
-    white pixels)."""
+    white pixels). ``frame``: pixels at the image's edges made black first, so that every bilinear read stays
+    that far inside (1: bicubic's taps, a pixel beyond a bilinear cell's, stay in the image)."""
     import numpy as np
 
     from .records import apply_spec
 
     plain = spec.replace(mode="bilinear", padding="zeros", fill=None)
+    white = np.ones(tuple(in_hw), np.float32)
+    if frame:
+        white[:frame] = white[-frame:] = 0.0
+        white[:, :frame] = white[:, -frame:] = 0.0
     # the CPU kernels on every machine (the CUDA ones sum the weights, which need not give exactly 1)
-    return bool((apply_spec(np.ones(tuple(in_hw), np.float32), plain, "cpu") == 1.0).all())
+    return bool((apply_spec(white, plain, "cpu") == 1.0).all())
 
 
 #: Pixels whose points a fold check evaluates at a time (each costs a row of radial terms per control point).

@@ -128,6 +128,29 @@ def test_keep_inside_shows_no_padding(kw):
     assert leaks >= 6  # the same draws without keep_inside do show padding
 
 
+@pytest.mark.parametrize("kw", [dict(rotate=(-30, 30), translate=0.15, scale=(0.8, 1.2)),
+                                dict(rotate=(-20, 20), perspective=0.08, shear=(-10, 10)),
+                                dict(rotate=(-10, 10), tps=0.03),
+                                dict(rotate=(-10, 10), elastic=(40, 8))])
+def test_keep_inside_shows_no_padding_to_bicubic_taps_either(kw):
+    # bicubic reads a pixel beyond the cell bilinear reads: with reads kept to the pixel centres only, edge
+    # pixels changed by up to 50 grey levels with the fill colour
+    img = np.random.default_rng(0).random((60, 80)).astype(np.float32)
+    aug = Augmenter(keep_inside=True, mode="bicubic", padding="constant", fill=0.0, **kw)
+    loose = Augmenter(mode="bicubic", padding="constant", fill=0.0, **kw)
+    leaks = 0
+    for i in range(8):
+        for sampler, kept in ((aug, True), (loose, False)):
+            spec = sampler.sample(variant_rng(5, "a", i), img.shape, (50, 45))
+            differ = not np.array_equal(apply_spec(img, spec, "numpy"), apply_spec(img, spec.replace(fill=(1e6,)),
+                                                                                   "numpy"))
+            if kept:
+                assert not differ, (kw, i)  # the fill has no weight anywhere
+            else:
+                leaks += differ
+    assert leaks >= 4  # the same draws without keep_inside do show padding
+
+
 def _least_room(spec, in_hw, out_hw):
     """How far inside the input's pixel centres the nearest read of any output pixel centre lies (negative:
     outside), with the record's spline evaluated exactly at every pixel."""
