@@ -161,7 +161,8 @@ class Augmenter:
     shear, shear_y : degrees of x shear (``x += tan(shear)·y``) and y shear
     translate : fraction of the output size per axis; a single ``F`` means ``(-F, F)``
     hflip, vflip : probabilities of a mirror
-    perspective : each output corner moves by up to this fraction of the size (0: affine)
+    perspective : each output corner moves by up to this fraction of the size (0: affine; from 0.25 on two
+        corners can cross, and a draw fold the image through its horizon)
     tps, tps_grid : control-point jitter (fraction of the size) on a ``tps_grid x tps_grid`` lattice
     elastic : ``(alpha, sigma)`` in pixels, as Albumentations' ``ElasticTransform``, or None
     keep_inside : zoom in (and, if that cannot, pull the translation back) so no padding shows,

@@ -91,6 +91,10 @@ def variant_names(path: str, count: int) -> list:
     return [f"{base}_{k:0{width}d}{ext}" for k in range(count)]
 
 
+
+#: Perspective amounts from which two corners can cross, so that a draw's quad folds through its horizon.
+FOLDING_PERSPECTIVE = 0.25
+
 @click.command(epilog=EXAMPLES, short_help="Random geometric variants, reproducible and replayable, with labels.",
                context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=str, readable=False))  # unreadable: that input fails
@@ -166,6 +170,10 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
     if aug.is_identity and out_hw is None and not io_options["quiet"]:
         said.append("stntool: warning: every range, flip and field is nothing (give --rotate, --scale, ..., or "
                     "--preset): every variant is its input unchanged")
+    if aug.perspective >= FOLDING_PERSPECTIVE and not io_options["quiet"]:
+        said.append(f"stntool: warning: --perspective {aug.perspective:g}: corners moved a quarter of the size or "
+                    "more can fold the image through its horizon (some variants show a mirrored part; "
+                    "--keep-inside cannot zoom those clear)")
     said_seed = None
     if seed is None:
         import secrets

@@ -775,3 +775,12 @@ def test_a_gray_mask_with_a_transparent_level_stays_one_channel_of_classes(tmp_p
     assert r.exit_code == 0, r.stderr
     out = decode_image((tmp_path / "o" / "a_000.mask.png").read_bytes())
     assert out.shape == (20, 30) and np.array_equal(out, mask[:, ::-1])
+
+
+def test_a_perspective_whose_corners_can_cross_is_warned_of(tmp_path, aug, inputs):
+    # from 0.25 on a draw can fold the image through its horizon: a mirrored part showed without a word
+    r = aug(str(inputs / "a.png"), "-o", str(tmp_path / "o"), "--count", "1", "--seed", "1", "--perspective", "0.3")
+    assert r.exit_code == 0 and r.stderr.count("can fold the image through its horizon") == 1, r.stderr
+    for args in (["--perspective", "0.2"], ["--perspective", "0.3", "-q"]):
+        r = aug(str(inputs / "a.png"), "-o", str(tmp_path / "p"), "--count", "1", "--seed", "1", "--overwrite", *args)
+        assert r.exit_code == 0 and "horizon" not in r.stderr, (args, r.stderr)
