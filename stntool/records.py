@@ -662,17 +662,17 @@ def read_warp_records(path, qualities: dict | None = None, warn=None) -> dict:
     """``{input: [WarpSpec, ...]}`` from a JSONL manifest or parameter file (``-`` = stdin), in file order.
 
     Each line needs ``"input"`` (a path; the lines of one path are one input however they spell it: ``./in/a.png``,
-    ``in/a.png``, its absolute path, keyed by the first spelling: :func:`stntool.batch.path_key`); a manifest's error lines (``"status": "error"``: no output was made, whatever record they
-    carry) and its lines for outputs skipped or not made (``"skipped"``, ``"interrupted"``) without ``theta``
-    or ``tps`` are passed over; any other line without either is an error (a misspelt key); and a
-    ``"removed": true`` line (an output written, then removed as its input failed) drops the records before
-    it of its ``name``. Of the records of an input, the last one of each ``name`` (its own output file; a
-    resumed run's manifest names one twice) and the last one without a name are kept, each with its
-    ``in_size`` (``in_hw``), which the replay compares with the image it reads. ``qualities``, when given,
-    maps ``id(spec)`` of each spec returned to the ``--quality`` its output was encoded at (the line's
-    ``"quality"``, checked; None where it names none).
-    A last line cut short (a run stopped while writing it) is left out, and ``warn`` (a function, when given)
-    told so. Raises :class:`InvalidArgumentError` naming the bad line, or when the file cannot be read.
+    ``in/a.png``, its absolute path, keyed by the first spelling: :func:`stntool.batch.path_key`); a manifest's
+    error lines (``"status": "error"``: no output was made, whatever record they carry) and its lines for outputs
+    skipped or not made (``"skipped"``, ``"interrupted"``) without ``theta`` or ``tps`` are passed over; any other
+    line without either is an error (a misspelt key); and a ``"removed": true`` line (an output written, then
+    removed as its input failed) drops the records before it of its ``name``. Of the records of an input, the last
+    one of each ``name`` (its own output file; a resumed run's manifest names one twice) and the last one without a
+    name are kept, each with its ``in_size`` (``in_hw``), which the replay compares with the image it reads.
+    ``qualities``, when given, maps ``id(spec)`` of each spec returned to the ``--quality`` its output was encoded
+    at (the line's ``"quality"``, checked; None where it names none). A last line cut short (a run stopped while
+    writing it) is left out, and ``warn`` (a function, when given) told so. Raises :class:`InvalidArgumentError`
+    naming the bad line, or when the file cannot be read.
     """
     from .io import display, read_jsonl
 

@@ -39,6 +39,18 @@ def test_read_file_bytes_gives_the_bytes_and_refuses_what_is_not_a_file(tmp_path
         sio.read_file_bytes(str(tmp_path))
 
 
+def _packed_rows(values, depth):
+    """The rows of ``values`` (H, W) packed at ``depth`` (1, 2, 4 or 8) bits, big end first, as PNG packs them."""
+    h, w = values.shape
+    per = 8 // depth
+    padded = np.zeros((h, -(-w // per) * per), np.int64)
+    padded[:, :w] = values
+    packed = np.zeros((h, padded.shape[1] // per), np.int64)
+    for k in range(per):
+        packed |= padded[:, k::per] << (8 - depth * (k + 1))
+    return packed
+
+
 def _indexed_png(ids, palette_rgb, depth=8, filters=(0,), interlace=0):
     """An indexed PNG written here, independently of the reader: rows packed at ``depth`` bits and filtered
     with ``filters[y % len(filters)]`` (PNG's five filters on one byte per step)."""
@@ -48,12 +60,7 @@ def _indexed_png(ids, palette_rgb, depth=8, filters=(0,), interlace=0):
     import numpy as np
 
     h, w = ids.shape
-    per = 8 // depth
-    padded = np.zeros((h, -(-w // per) * per), np.int64)
-    padded[:, :w] = ids
-    packed = np.zeros((h, padded.shape[1] // per), np.int64)
-    for k in range(per):
-        packed |= padded[:, k::per] << (8 - depth * (k + 1))
+    packed = _packed_rows(ids, depth)
     out, prev = [], np.zeros(packed.shape[1], np.int64)
     for y in range(h):
         row, f = packed[y], filters[y % len(filters)]
@@ -357,12 +364,7 @@ def _grey_png(levels, depth, transparent=None):
     if depth == 16:
         raw = b"".join(b"\0" + levels[i].astype(">u2").tobytes() for i in range(h))
     else:
-        per = 8 // depth
-        padded = np.zeros((h, -(-w // per) * per), np.int64)
-        padded[:, :w] = levels
-        packed = np.zeros((h, padded.shape[1] // per), np.int64)
-        for k in range(per):
-            packed |= padded[:, k::per] << (8 - depth * (k + 1))
+        packed = _packed_rows(levels, depth)
         raw = b"".join(b"\0" + packed[i].astype(np.uint8).tobytes() for i in range(h))
 
     def chunk(kind, payload):
