@@ -422,7 +422,8 @@ class Augmenter:
         hi, wi = in_hw
         # TPS kernels read their spline within 0.01 px, elastic ones their field through a lattice likewise
         margin = 0.01 if (self.tps > 0 or self.elastic is not None) else -1e-9
-        frame = 1 if self.mode == "bicubic" else 0  # bicubic reads a pixel beyond its cell: a pixel's margin more
+        # bicubic reads a pixel beyond its cell: a pixel's margin more, where the input has room for one
+        frame = 1 if self.mode == "bicubic" and min(in_hw) >= 4 else 0
         margin += frame
         disp = basis = None
         if self.elastic is not None:  # the field does not depend on the zoom: evaluate it once

@@ -273,8 +273,8 @@ def attach_payloads(items, payloads: dict, missing: str = "no parameters for thi
     """One item per payload of its input (``payloads[item.input]`` is a list), with ``item.payload`` set.
 
     Inputs match payloads' keys as paths (``./in/a.png`` is ``in/a.png``, and so is its absolute path; a link to
-    a file matches that file's key unless the link has one of its own; relative keys are taken from the
-    working folder; :func:`path_key`). A payload with a ``name``
+    a file matches that file's key unless the link has one of its own or the file is an input too; relative
+    keys are taken from the working folder; :func:`path_key`). A payload with a ``name``
     attribute that is not None sets the item's relative output path
     (several outputs for one input, each named by the record that made it; absolute names and
     names climbing out with ``..`` keep only their base name). Items without

@@ -386,12 +386,13 @@ def display(path) -> str:
 
 
 def _breaks_line(ch: str) -> bool:
-    """Control characters (C0, DEL, C1: line breaks and terminal sequences) and the line and paragraph
-    separators; other characters Python calls unprintable (spaces, joiners, marks of direction) print as
-    file names hold them."""
+    """Control characters (C0, DEL, C1: line breaks and terminal sequences), the line and paragraph separators,
+    and format characters (bidi overrides that reorder the text around them, zero-width spaces) but the
+    joiners that emoji and some scripts hold; spaces of every width print as file names hold them."""
     import unicodedata
 
-    return unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+    category = unicodedata.category(ch)
+    return category in ("Cc", "Zl", "Zp") or (category == "Cf" and ch not in "\u200c\u200d")
 
 
 _CONTROL_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}

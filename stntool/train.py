@@ -339,7 +339,8 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
                     from .io import display
 
                     kept = (f"; the last checkpoint, step {saved}, is in {display(checkpoint_path(out_path))}"
-                            if saved > 0 else "; nothing was written")
+                            if saved > start else f"; nothing was written (it went on from step {start} of "
+                            f"{display(resume)})" if start > 0 else "; nothing was written")
                     raise InvalidArgumentError(f"step {step + 1}: {e}: training diverged (a range too wide for the "
                                                f"pages, or --lr too high?){kept}") from None
                 history.append(info)

@@ -326,3 +326,11 @@ def test_a_run_that_diverges_says_at_which_step_and_not_that_it_went_on(tmp_path
     assert ("step 1: gradients contain NaN or infinity (nothing updated): training diverged (a range too wide for "
             "the pages, or --lr too high?); nothing was written") in r.stderr and "skipped" not in r.stderr
     assert not (tmp_path / "m.npz").exists()
+    # resumed into another --out, before its own first checkpoint: it named that one, never written
+    r = train(str(upright), "--out", str(tmp_path / "a.npz"), "--steps", "2", "--batch", "2", "--checkpoint-every",
+              "1", "-q")
+    assert r.exit_code == 0, r.stderr
+    r = train(str(upright), "--out", str(tmp_path / "b.npz"), "--resume", str(tmp_path / "a.checkpoint.npz"),
+              "--translate", "1e300", "--steps", "4", "--batch", "2", "-q")
+    assert r.exit_code == 1 and "nothing was written (it went on from step 2 of" in r.stderr, r.stderr
+    assert "b.checkpoint.npz" not in r.stderr and not (tmp_path / "b.checkpoint.npz").exists()

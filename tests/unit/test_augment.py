@@ -151,6 +151,16 @@ def test_keep_inside_shows_no_padding_to_bicubic_taps_either(kw):
     assert leaks >= 4  # the same draws without keep_inside do show padding
 
 
+def test_keep_inside_of_an_image_with_no_room_for_bicubic_taps_keeps_the_bilinear_margin():
+    # on 3 px or less no read can keep bicubic's taps inside: every draw was kept as drawn, padding showing
+    for hw in ((3, 3), (2, 5)):
+        for i in range(6):
+            rng = lambda: variant_rng(7, "tiny", i)  # noqa: E731
+            cubic = Augmenter(rotate=(-20, 20), scale=(0.8, 1.1), keep_inside=True, mode="bicubic").sample(rng(), hw)
+            linear = Augmenter(rotate=(-20, 20), scale=(0.8, 1.1), keep_inside=True).sample(rng(), hw)
+            assert cubic.theta == linear.theta
+
+
 def _least_room(spec, in_hw, out_hw):
     """How far inside the input's pixel centres the nearest read of any output pixel centre lies (negative:
     outside), with the record's spline evaluated exactly at every pixel."""

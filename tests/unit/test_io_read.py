@@ -444,6 +444,8 @@ def test_display_escapes_each_byte_and_control_character_once():
     # C1 controls (\x9b opens a terminal sequence too) and line separators were printed as they are
     assert sio.display("x\x85y\u2028z\x9b[2J.png") == "x\\x85y\\u2028z\\x9b[2J.png"
     assert sio.display("日本 e\u0301.png") == "日本 e\u0301.png"
+    # format characters that reorder or hide text around them (a right-to-left override) are escaped
+    assert sio.display("invoice\u202egnp.exe") == "invoice\\u202egnp.exe"
     # spaces, joiners and new emoji print as they are (a macOS screenshot's name holds U+202F)
     for name in ("Screenshot 10.00.00\u202fAM.png", "a\xa0b.png", "\U0001f469\u200d\U0001f4bb.png", "\U0001fae9.png"):
         assert sio.display(name) == name
@@ -464,3 +466,7 @@ def test_file_orientation_reads_a_jpegs_exif_and_a_tiffs_directory(tmp_path):
     (tmp_path / "j.jpg").write_bytes(buf.getvalue())
     (tmp_path / "p.png").write_bytes(sio.encode_image(img, "png"))
     assert [sio.file_orientation(tmp_path / n) for n in ("t.tif", "j.jpg", "p.png", "missing.jpg")] == [6, 8, 1, 1]
+    # EXIF after two 60 KB segments (ICC profiles, XMP): past the first 64 KB that were read
+    big = b"\xff\xe2" + struct.pack(">H", 60002) + bytes(60000)
+    (tmp_path / "late.jpg").write_bytes(buf.getvalue()[:2] + big + big + buf.getvalue()[2:])
+    assert sio.file_orientation(tmp_path / "late.jpg") == 8 and sio.read_image(tmp_path / "late.jpg")[0].shape[:2] == (8, 6)
