@@ -503,7 +503,7 @@ class Rectifier:
     iterations : how many times the net looks again at its own result
     """
 
-    def __init__(self, model="text", family=None, refine: bool = True, min_confidence: float = 0.3,
+    def __init__(self, model="text", family=None, refine: bool = True, min_confidence: float = 0.5,
                  iterations: int = 2, backend: str = "cpu"):
         from .locnet import LocNet
         from .sampling import BACKENDS

@@ -12,7 +12,7 @@ EXAMPLES = """
 Examples:
   stntool rectify scans/ -o straight/ --manifest rectify.jsonl
   stntool rectify scans/                      # writes scans_rectified/ beside scans/
-  stntool rectify photos/ -o out/ --family rotation --min-confidence 0.5 -j 2
+  stntool rectify photos/ -o out/ --family rotation --min-confidence 0.8 -j 2
   stntool rectify page.jpg -o page_straight.jpg --model mine.npz
   stntool rectify sideways/ -o upright/ --upright-size
   stntool warp --params rectify.jsonl -o replay/     # the same outputs again, bit for bit
@@ -36,7 +36,7 @@ output size it records.
               help="What to undo (default: the model's): rotation, or rotation and shear (affine).")
 @click.option("--refine/--no-refine", default=True, show_default=True,
               help="Refine the net's angle and shear through the sampler (text lines and strokes).")
-@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.3, show_default=True, callback=not_nan,
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.5, show_default=True, callback=not_nan,
               help="Below this confidence the image is written unchanged.")
 @click.option("--upright-size", is_flag=True,
               help="A page found on its side comes back in its upright shape (width and height swapped) "
