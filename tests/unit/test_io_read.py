@@ -469,4 +469,5 @@ def test_file_orientation_reads_a_jpegs_exif_and_a_tiffs_directory(tmp_path):
     # EXIF after two 60 KB segments (ICC profiles, XMP): past the first 64 KB that were read
     big = b"\xff\xe2" + struct.pack(">H", 60002) + bytes(60000)
     (tmp_path / "late.jpg").write_bytes(buf.getvalue()[:2] + big + big + buf.getvalue()[2:])
-    assert sio.file_orientation(tmp_path / "late.jpg") == 8 and sio.read_image(tmp_path / "late.jpg")[0].shape[:2] == (8, 6)
+    assert sio.file_orientation(tmp_path / "late.jpg") == 8
+    assert sio.read_image(tmp_path / "late.jpg")[0].shape[:2] == (8, 6)
