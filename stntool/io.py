@@ -778,11 +778,13 @@ def _tiff_pages(data: bytes) -> int:
 
 def _png_chunks(data: bytes):
     """``(kind, payload)`` of each chunk of PNG bytes, in order, up to and including IEND (a chunk cut short gives
-    what is there; :func:`_check_complete` refuses such files before they are decoded)."""
+    what is there; :func:`_check_complete` refuses such files before they are decoded). Payloads are memoryviews
+    of ``data``: a reader that stops at the image data copies none of it."""
+    view = memoryview(data)
     i = 8
     while i + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[i:i + 8])
-        yield kind, data[i + 8:i + 8 + length]
+        length, kind = struct.unpack(">I4s", view[i:i + 8])
+        yield kind, view[i + 8:i + 8 + length]
         if kind == b"IEND":
             return
         i += 12 + length
@@ -850,15 +852,12 @@ def _png_grey_key(data: bytes):
     if png_color_type(data) != 0 or len(data) < 25:
         return None
     depth = data[24]
-    i = 8
-    while i + 8 <= len(data):  # the chunks' headers only: an image's data is not copied to be passed over
-        length, kind = struct.unpack(">I4s", data[i:i + 8])
-        if kind == b"tRNS" and length >= 2 and depth in (1, 2, 4, 8, 16):
-            level = struct.unpack(">H", data[i + 8:i + 10])[0] & ((1 << depth) - 1)
+    for kind, payload in _png_chunks(data):
+        if kind == b"tRNS" and len(payload) >= 2 and depth in (1, 2, 4, 8, 16):
+            level = struct.unpack(">H", payload[:2])[0] & ((1 << depth) - 1)
             return level * (255 // ((1 << depth) - 1)) if depth < 8 else level
         if kind in (b"IDAT", b"IEND"):
             return None
-        i += 12 + length
     return None
 
 
@@ -1141,9 +1140,9 @@ def png_palette(data: bytes):
     plte = trns = None
     for kind, payload in _png_chunks(data):
         if kind == b"PLTE":
-            plte = payload
+            plte = bytes(payload)
         elif kind == b"tRNS":
-            trns = payload
+            trns = bytes(payload)
         elif kind in (b"IDAT", b"IEND"):
             break
     if plte is None or not 3 <= len(plte) <= 768 or len(plte) % 3:
