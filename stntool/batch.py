@@ -255,18 +255,15 @@ def discover(inputs=(), recursive: bool = False, listed=(), warn=None, leave_out
     return items, folders
 
 
-def path_key(path: str, folders: dict | None = None) -> str:
+def path_key(path: str, resolve=None) -> str:
     """One spelling per path: the real path of its folder (links and ``..`` in it resolved: ``link/../a.png`` is
     where the link leads) joined with its own name, which stays as it is (a link among the inputs is an input
-    of its own). ``folders``: a cache of folders' real paths, for many paths in few folders."""
-    head, name = os.path.split(path)
-    head = head or "."
-    real = folders.get(head) if folders is not None else None
-    if real is None:
-        real = os.path.realpath(head)
-        if folders is not None:
-            folders[head] = real
-    return os.path.join(real, name)
+    of its own), case-normalized. ``resolve``: an :class:`_OutputReal` whose folders are resolved once, for
+    many paths in few folders."""
+    folder, name = os.path.split(os.fspath(path))
+    if name in ("", os.curdir, os.pardir):
+        return os.path.normcase(os.path.realpath(path))
+    return os.path.normcase(os.path.join((resolve or _OutputReal()).folder(folder), name))
 
 
 def attach_payloads(items, payloads: dict, missing: str = "no parameters for this input"):
@@ -283,7 +280,7 @@ def attach_payloads(items, payloads: dict, missing: str = "no parameters for thi
     import dataclasses
 
     out = []
-    folders = {}
+    folders = _OutputReal()
     by_path = {}  # the same path spelled another way (./in/a.png, in//a.png, /abs/in/a.png): one list
     for key, value in payloads.items():
         if key != STDIN:
@@ -519,14 +516,18 @@ class _OutputReal:
     def __init__(self):
         self._folders = {}
 
+    def folder(self, folder) -> str:
+        """The real path of ``folder`` (``""``: the working folder), resolved once."""
+        real = self._folders.get(folder)
+        if real is None:
+            real = self._folders[folder] = os.path.realpath(folder or os.curdir)
+        return real
+
     def __call__(self, path) -> str:
         folder, name = os.path.split(os.fspath(path))
         if name in ("", os.curdir, os.pardir) or os.path.islink(path):
             return os.path.normcase(os.path.realpath(path))
-        real = self._folders.get(folder)
-        if real is None:
-            real = self._folders[folder] = os.path.realpath(folder or os.curdir)
-        return os.path.normcase(os.path.join(real, name))
+        return os.path.normcase(os.path.join(self.folder(folder), name))
 
 
 def _input_real(item, resolve=None):

@@ -683,11 +683,11 @@ def read_warp_records(path, qualities: dict | None = None, warn=None) -> dict:
         raise InvalidArgumentError(f"cannot read {path}: {e.strerror}") from None
     if cut and warn is not None:
         warn(f"{display(path)} line {cut[0]}: cut short (a run stopped while writing it?); left out")
-    from .batch import path_key
+    from .batch import _OutputReal, path_key
 
     table = {}
     spellings = {}  # path key -> the key of that path: its first spelling (in/a.png, ./in/a.png, /abs/in/a.png)
-    folders = {}
+    folders = _OutputReal()
     for no, rec in enumerate(lines, 1):
         if "input" not in rec or not isinstance(rec["input"], str):
             raise InvalidArgumentError(f'line {no}: missing "input"')
