@@ -1000,10 +1000,11 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
     from .io import DEFAULT_MAX_PIXELS, STDERR_LOCK, display, sigint_deferred
 
     items = list(items)
-    input_real = _real_paths(items, _OutputReal())
+    output_real = _OutputReal()  # each folder resolved once, for the inputs and the outputs
+    input_real = _real_paths(items, output_real)
     opts = dict(overwrite=overwrite, skip_existing=skip_existing, fmt=fmt, quality=quality, exif=exif,
                 max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels, stdin_bytes=stdin_bytes,
-                input_real=input_real, output_real=_OutputReal(), stop=threading.Event())
+                input_real=input_real, output_real=output_real, stop=threading.Event())
     summary = Summary(command=command, total=len(items), outputs=0)
 
     bar = None
