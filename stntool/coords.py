@@ -68,6 +68,27 @@ def as_hw(size) -> tuple[int, int]:
     return h, w
 
 
+def finite_number(x, what: str) -> float:
+    """``x`` as a finite float: a real number (NumPy's too), not a bool or a string; else
+    :class:`InvalidArgumentError` naming ``what``."""
+    import math
+    import numbers
+
+    if type(x) is float and x - x == 0.0:  # a finite float (inf - inf and nan - nan are nan)
+        return x
+    from .errors import InvalidArgumentError
+
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):  # NumPy's numbers too, not its bool
+        raise InvalidArgumentError(f"{what}: {x!r} is not a number")
+    try:
+        x = float(x)
+    except OverflowError:  # an integer beyond float64 (JSON allows 10**400)
+        raise InvalidArgumentError(f"{what}: an integer of {len(str(abs(x)))} digits is not finite") from None
+    if not math.isfinite(x):
+        raise InvalidArgumentError(f"{what}: {x!r} is not finite")
+    return x
+
+
 def host_array(values, what: str) -> np.ndarray:
     """``np.asarray(values)``, or :class:`InvalidArgumentError` where it cannot be one: a ragged list, or a
     PyTorch tensor that requires grad (NumPy cannot read it: ``t.detach()`` can be)."""

@@ -53,6 +53,7 @@ import re
 from dataclasses import dataclass
 
 from ._version import __version__
+from .coords import finite_number as _finite
 from .errors import InvalidArgumentError
 
 #: Version of the manifest line layout written by :meth:`WarpSpec.to_record` (2 only for lines with ``elastic``).
@@ -185,18 +186,6 @@ def fill_values(fill, channels: int, maxv: float):
     return [b * scale, g * scale, r * scale, a * scale]
 
 
-def _finite(x, what) -> float:
-    if type(x) is float and x - x == 0.0:  # a finite float (inf - inf and nan - nan are nan)
-        return x
-    if isinstance(x, bool) or not isinstance(x, numbers.Real):  # NumPy's numbers too, not its bool
-        raise InvalidArgumentError(f"{what}: {x!r} is not a number")
-    try:
-        x = float(x)
-    except OverflowError:  # an integer beyond float64 (JSON allows 10**400)
-        raise InvalidArgumentError(f"{what}: an integer of {len(str(abs(x)))} digits is not finite") from None
-    if not math.isfinite(x):
-        raise InvalidArgumentError(f"{what}: {x!r} is not finite")
-    return x
 
 
 def _float_rows(theta) -> bool:

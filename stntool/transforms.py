@@ -27,7 +27,8 @@ import math
 
 import numpy as np
 
-from .coords import _norm_from_pixel, _pixel_from_norm, as_flag, as_hw, host_array, norm_from_pixel, pixel_from_norm
+from .coords import (_norm_from_pixel, _pixel_from_norm, as_flag, as_hw, finite_number, host_array, norm_from_pixel,
+                     pixel_from_norm)
 from .errors import DegenerateError, InvalidArgumentError
 
 __all__ = [
@@ -184,8 +185,8 @@ def identity() -> np.ndarray:
 
 
 def _real(value, what: str) -> float:
-    """``value`` as a finite float: a real number (NumPy's too, or a 0-d array of one), not a bool or a string;
-    else :class:`InvalidArgumentError`."""
+    """``value`` as a finite float (:func:`stntool.coords.finite_number`), a 0-d array or tensor of one number
+    too; else :class:`InvalidArgumentError`."""
     import numbers
 
     v = value
@@ -198,12 +199,7 @@ def _real(value, what: str) -> float:
             a = None
         if a is not None and a.ndim == 0 and a.dtype.kind in "iuf":
             v = a.item()
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
-        raise InvalidArgumentError(f"{what} must be a number, got {value!r}")
-    v = float(v)
-    if not math.isfinite(v):
-        raise InvalidArgumentError(f"{what} must be finite, got {value!r}")
-    return v
+    return finite_number(v, what)
 
 
 def translate(tx: float, ty: float) -> np.ndarray:

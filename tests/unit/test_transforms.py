@@ -338,7 +338,7 @@ def test_pixel_map_builders_take_real_numbers_only():
              "shx_degrees": lambda v: T.shear(v), "tx": lambda v: T.translate(v, 0), "width": lambda v: T.hflip(v),
              "center x": lambda v: T.rotate(30, center=(v, 2))}
     for name, call in calls.items():
-        for bad in ("30", True, float("nan"), float("inf"), 1 + 2j, [30]) + ((None,) if name != "sy" else ()):
+        for bad in ("30", True, float("nan"), float("inf"), 10**400, 1 + 2j, [30]) + ((None,) if name != "sy" else ()):
             with pytest.raises(InvalidArgumentError, match=name):  # (sy None: sx again)
                 call(bad)
         assert np.all(np.isfinite(call(np.float32(3))))
