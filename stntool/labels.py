@@ -984,16 +984,9 @@ class _NumericInverse:
 
 
 def _inverse_map(spec, in_hw, tol):
-    from .coords import as_hw
+    from .maps import record_in_hw
 
-    if in_hw is None:
-        if spec.in_hw is None:
-            raise InvalidArgumentError("the input size is needed: pass in_hw or a record with in_hw")
-        in_hw = spec.in_hw
-    in_hw = as_hw(in_hw)
-    if spec.in_hw is not None and spec.in_hw != in_hw:
-        raise InvalidArgumentError(f"the warp record is for a {spec.in_hw[1]}x{spec.in_hw[0]} input but the input is "
-                                   f"{in_hw[1]}x{in_hw[0]}")
+    in_hw = record_in_hw(spec, in_hw)
     out_hw = spec.out_hw or in_hw
     if spec.theta is None and spec.tps is None:
         raise InvalidArgumentError("the warp record has no theta or tps yet")

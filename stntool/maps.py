@@ -217,6 +217,20 @@ def lattice_map(plan, pts_out) -> np.ndarray:
     return acc
 
 
+def record_in_hw(spec, in_hw=None) -> tuple:
+    """The input size a record is applied at: ``in_hw``, else the record's ``in_hw``; the two must agree when
+    both are given (:class:`InvalidArgumentError` otherwise, and when neither is)."""
+    if in_hw is None:
+        if spec.in_hw is None:
+            raise InvalidArgumentError("the input size is needed: pass in_hw or a record with in_hw")
+        in_hw = spec.in_hw
+    in_hw = as_hw(in_hw)
+    if spec.in_hw is not None and tuple(spec.in_hw) != in_hw:
+        raise InvalidArgumentError(f"the warp record is for a {spec.in_hw[1]}x{spec.in_hw[0]} input but the input is "
+                                   f"{in_hw[1]}x{in_hw[0]}")
+    return in_hw
+
+
 def in_from_out(spec, pts_out, in_hw=None) -> np.ndarray:
     """Input pixel points read by output pixel points ``pts_out`` (``(..., 2)``, real-valued) under ``spec``.
 
@@ -226,14 +240,7 @@ def in_from_out(spec, pts_out, in_hw=None) -> np.ndarray:
     (default ``spec.in_hw``; when both are given they must agree), as
     :func:`stntool.labels.out_from_in` takes it.
     """
-    if in_hw is None:
-        if spec.in_hw is None:
-            raise InvalidArgumentError("the input size is needed: pass in_hw or a record with in_hw")
-        in_hw = spec.in_hw
-    in_hw = as_hw(in_hw)
-    if spec.in_hw is not None and tuple(spec.in_hw) != in_hw:
-        raise InvalidArgumentError(f"the warp record is for a {spec.in_hw[1]}x{spec.in_hw[0]} input but the input is "
-                                   f"{in_hw[1]}x{in_hw[0]}")
+    in_hw = record_in_hw(spec, in_hw)
     if spec.theta is None and spec.tps is None:
         raise InvalidArgumentError("the warp record has no theta or tps yet")
     p = np.asarray(pts_out, dtype=np.float64)
