@@ -43,6 +43,8 @@ keeps its palette: its indices are warped, not its colours).
 
 _RANGE_FLAGS = ("rotate", "scale", "aspect", "shear", "shear_y", "translate")
 _PRESET_SAMPLING = ("padding", "fill")
+#: Perspective amounts from which two corners can cross, so that a draw's quad folds through its horizon.
+FOLDING_PERSPECTIVE = 0.25
 
 
 def _elastic(ctx, param, value):
@@ -91,9 +93,6 @@ def variant_names(path: str, count: int) -> list:
     return [f"{base}_{k:0{width}d}{ext}" for k in range(count)]
 
 
-
-#: Perspective amounts from which two corners can cross, so that a draw's quad folds through its horizon.
-FOLDING_PERSPECTIVE = 0.25
 
 @click.command(epilog=EXAMPLES, short_help="Random geometric variants, reproducible and replayable, with labels.",
                context_settings={"help_option_names": ["-h", "--help"]})
