@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .coords import as_flag, as_hw, base_coords, host_array
+from .coords import as_flag, as_hw, base_coords
 from .errors import InvalidArgumentError
 from .grids import affine_grid, make_tps, out_norm_points, projective_grid, theta_grid, tps_grid  # noqa: F401
 from .sampling import ImageBatch, as_host_grid, check_real, kernels, resolve_backend, sample_options
@@ -319,8 +319,7 @@ def grid_sample_backward(img, grid, grad_out, padding: str = "zeros", align_corn
     grids = gb.shape[0]
     n = _batch_count(images, grids, "grid")
     gb = np.ascontiguousarray(np.broadcast_to(gb, (n,) + gb.shape[1:]))
-    check_real(grad_out, "grad_out")
-    go = np.asarray(host_array(grad_out, "grad_out"), dtype=np.float64)
+    go = np.asarray(check_real(grad_out, "grad_out"), dtype=np.float64)
     expect = (n,) + gb.shape[1:3] + (images.c,)
     # the shape grid_sample returned: without the batch axis for one image and one grid, without the channel
     # axis for an (H, W) image
@@ -394,8 +393,7 @@ def tps_grid_backward(grad_grid, dst_points, out_hw=None, align_corners: bool = 
     out_hw = as_hw(g.shape[-3:-1] if out_hw is None else out_hw)
     if tuple(g.shape[-3:-1]) != out_hw:  # the basis is made for out_hw: another size's gradient is not its grid's
         raise InvalidArgumentError(f"grad_grid is {g.shape[-3:-1]} but out_hw is {out_hw}")
-    check_real(dst_points, "dst_points")
-    dst = np.asarray(host_array(dst_points, "dst_points"), dtype=np.float64)
+    dst = np.asarray(check_real(dst_points, "dst_points"), dtype=np.float64)
     tps = make_tps(dst, dst, regularization)
     basis = tps.basis(out_norm_points(out_hw, align_corners).reshape(-1, 2))
     flat = g.reshape(g.shape[:-3] + (-1, 2))
