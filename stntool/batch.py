@@ -577,7 +577,8 @@ class Manifest:
                     os.makedirs(folder, exist_ok=True)
                 if append and os.path.isfile(path):
                     self._end_last_line()
-                self.file = open(path, "a" if append else "w", encoding="utf-8")
+                # unbuffered: each line is written whole or, if the disk fills, cut back (see write)
+                self.file = open(path, "ab" if append else "wb", buffering=0)
             except OSError as e:
                 from .io import folder_problem
 
@@ -620,11 +621,29 @@ class Manifest:
         return self.path == STDIN
 
     def write(self, record: dict):
-        """Write and flush one record (``OSError`` on a full disk; ``BrokenPipeError`` on a closed pipe)."""
+        """Write and flush one record (``OSError`` on a full disk; ``BrokenPipeError`` on a closed pipe). A line
+        that cannot be written whole is cut from the file again (where the file system lets it), so the file
+        never ends in part of a line."""
         from .io import json_line
 
-        self.file.write(json_line(record) + "\n")
-        self.file.flush()
+        line = json_line(record) + "\n"
+        if self.to_stdout:
+            self.file.write(line)
+            self.file.flush()
+            return
+        data = line.encode("ascii")  # json_line escapes every non-ASCII character
+        fd = self.file.fileno()
+        start = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError:
+            try:
+                os.ftruncate(fd, start)
+            except OSError:
+                pass
+            raise
 
     def close(self):
         """Close the file (OSError if the last bytes cannot be written); stdout stays open."""
@@ -671,9 +690,10 @@ def _records_for(item, process, opts):
     extra = {}
     records = []
     written = []  # the files this item wrote, removed if it fails later
+    item.written = {}  # each output written -> its files (beside it, then itself): what an unrecorded output leaves
     stop = opts.get("stop")
     current = item.output
-    writing = None  # the output being written, named in an error when the item has several
+    writing = None  # the output being written, named in its error
     try:
         if item.earlier_output:  # an earlier run's output, found among the inputs (plan_outputs): one line, the
             return "skipped", [dict(head, output=item.input, status="skipped")]  # file itself (not N of its own)
@@ -743,11 +763,14 @@ def _records_for(item, process, opts):
             with sigint_deferred():  # a file written is a file recorded (Ctrl-C: see KeyboardInterrupt below)
                 if path != STDIN:
                     writing = path
-                    _write_with_files(path, blob, res.files, opts["overwrite"], opts["input_real"],
-                                      opts["output_real"], resuming=opts["skip_existing"])
+                    if not _write_with_files(path, blob, res.files, opts["overwrite"], opts["input_real"],
+                                             opts["output_real"], resuming=opts["skip_existing"]):
+                        rec = {**head, "output": path, "status": "skipped"}  # another run wrote it meanwhile
+                    else:
+                        written.extend(os.fspath(f) for f in res.files)
+                        written.append(path)
+                        item.written[path] = [*(os.fspath(f) for f in res.files), path]
                     writing = None
-                    written.extend(os.fspath(f) for f in res.files)
-                    written.append(path)
                 records.append(rec)
             current = _after(planned, position, path)  # what a failure before the next output is about
             if stop is not None and stop.is_set() and current != path:  # Ctrl-C: no more of this input's outputs
@@ -767,8 +790,8 @@ def _records_for(item, process, opts):
         with sigint_deferred():
             _remove(written)
         raise
-    if writing is not None and (len(planned) > 1 or writing != item.output) and display(writing) not in head["error"]:
-        head["error"] = f"{display(writing)}: {head['error']}"  # which of the item's outputs
+    if writing is not None and display(writing) not in head["error"]:
+        head["error"] = f"{display(writing)}: {head['error']}"  # the output that could not be written
     if written:
         with sigint_deferred():
             kept = _remove(written)
@@ -837,11 +860,13 @@ def _after(planned, position, path):
     return planned[k + 1] if 0 <= k < len(planned) - 1 else path
 
 
-def _write_with_files(path, blob, files, overwrite, input_real, output_real, resuming=False):
+def _write_with_files(path, blob, files, overwrite, input_real, output_real, resuming=False) -> bool:
     """Write the side files, then the image, each atomically; if any write fails, remove the side files written.
 
     The image is written last, so a side file without its image is what an interrupted run left: a
-    resumed run (``resuming``, ``--skip-existing``) replaces it; otherwise it is an existing output, named."""
+    resumed run (``resuming``, ``--skip-existing``) replaces it; otherwise it is an existing output, named.
+    Returns False when, resuming, the image appeared while this one was made (another run writing the same
+    outputs got there first): it is skipped, and the side files, the same bytes as that run's, stay."""
     from .io import OUTPUT_EXISTS, display, write_atomic
 
     done = []
@@ -858,7 +883,14 @@ def _write_with_files(path, blob, files, overwrite, input_real, output_real, res
                     raise
                 raise ImageWriteError(f"{OUTPUT_EXISTS}: {display(extra)}") from None
             done.append(extra)
-        write_atomic(path, blob, overwrite=overwrite)
+        try:
+            write_atomic(path, blob, overwrite=overwrite)
+        except ImageWriteError as e:
+            if str(e) != OUTPUT_EXISTS:
+                raise
+            if resuming:
+                return False
+            raise ImageWriteError(f"output {display(path)} exists (use --overwrite or --skip-existing)") from None
     except BaseException:
         for extra in done:
             try:
@@ -866,6 +898,7 @@ def _write_with_files(path, blob, files, overwrite, input_real, output_real, res
             except OSError:
                 pass
         raise
+    return True
 
 
 def _wind_down(interrupt, pending, report_once):
@@ -890,6 +923,29 @@ def _wind_down(interrupt, pending, report_once):
             except Exception:  # noqa: BLE001
                 pass
     pending.clear()
+
+
+def _remove_unrecorded(pending) -> int:
+    """After a manifest write failed: remove the outputs (and the files beside them) of the finished items'
+    records that were not written to the manifest (``pending``: the futures not yet fully reported, each with
+    its ``stntool_item``); returns how many outputs were removed."""
+    from .io import sigint_deferred
+
+    count = 0
+    for fut in pending:
+        if fut.cancelled():
+            continue
+        try:
+            _, records = fut.result()
+        except BaseException:  # noqa: BLE001 - an item that raised wrote nothing it kept
+            continue
+        files = getattr(getattr(fut, "stntool_item", None), "written", None) or {}
+        for rec in records[getattr(fut, "stntool_reported", 0):]:
+            if rec["status"] == "ok" and rec["output"] in files:
+                with sigint_deferred():
+                    _remove(files[rec["output"]])
+                count += 1
+    return count
 
 
 class _ManifestError(Exception):
@@ -1119,6 +1175,7 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
                 else:  # a Ctrl-C inside submit (a worker thread starting) must not lose a queued item's records
                     with sigint_deferred():
                         pending.append(pool.submit(task, item))
+                pending[-1].stntool_item = item
                 while len(pending) >= window or (pending and pending[0].done()):
                     report_once(pending[0])
                     pending.popleft()
@@ -1141,13 +1198,19 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
         _quiet_stdout()
         summary.stopped = True
     except _ManifestError as e:
-        # the record cannot be kept: stop (outputs already written stay; rerun with --skip-existing)
+        # the records cannot be kept: stop; the outputs recorded stay, those written without a record (this one's,
+        # the running items') are removed, so a rerun with --skip-existing writes them again, with their records
+        opts["stop"].set()  # running items stop after the output they are writing
         pool.shutdown(wait=True, cancel_futures=True)
+        unrecorded = _remove_unrecorded(pending)
         if bar is not None:
             bar.close()
             bar = None
         where = "stdout" if manifest.to_stdout else display(manifest.path)
-        say(f"stntool: error: cannot write manifest {where}: {e.args[0].strerror or e.args[0]}; stopped")
+        removed = (f"{unrecorded} output{'s' * (unrecorded != 1)} written without a record removed; "
+                   if unrecorded else "")
+        say(f"stntool: error: cannot write manifest {where}: {e.args[0].strerror or e.args[0]}; stopped ({removed}"
+            "finish with --skip-existing --manifest-append)")
         try:
             manifest.close()
         except OSError:

@@ -1304,7 +1304,8 @@ def write_atomic(path, data: bytes, overwrite: bool = False):
 
     A reader (or an interrupted run) sees either no file or the complete file. With
     ``overwrite=False`` an existing target is refused (checked again just before the rename); with
-    ``overwrite=True`` only a regular file (or a link to one) is replaced.
+    ``overwrite=True`` only a regular file (or a link to one) is replaced, and the new file gets its
+    permissions.
     """
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder):
@@ -1313,10 +1314,12 @@ def write_atomic(path, data: bytes, overwrite: bool = False):
         except FileExistsError:
             raise ImageWriteError(f"cannot create folder {display(folder)}: a file of that name is in the way") \
                 from None
-        except OSError as e:
-            raise ImageWriteError(f"cannot create folder {display(folder)}: {e.strerror or e}") from None
+        except OSError as e:  # the folder it could not make (the first missing one), not the deepest
+            raise ImageWriteError(f"cannot create folder {display(e.filename or folder)}: {e.strerror or e}") \
+                from None
     if not overwrite and _write_unnamed(folder, path, data):  # refuses an existing target itself
         return
+    mode = 0o666 & ~_umask()  # a new file's permissions, as open() would give it
     if overwrite:  # --overwrite replaces files, never a pipe, a device or a folder someone left at the name
         try:
             st = os.stat(path)
@@ -1324,6 +1327,8 @@ def write_atomic(path, data: bytes, overwrite: bool = False):
             st = None
         if st is not None and not stat.S_ISREG(st.st_mode):
             raise ImageWriteError("output exists and is not a regular file (a pipe, device or folder): not replaced")
+        if st is not None:
+            mode = st.st_mode & 0o777  # the file replaced keeps its permissions (a read-only one stays so)
     if not overwrite and os.path.lexists(path):
         raise ImageWriteError(OUTPUT_EXISTS)
     tmp = None
@@ -1331,7 +1336,7 @@ def write_atomic(path, data: bytes, overwrite: bool = False):
         fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=folder)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, mode)
         if not overwrite:
             try:
                 os.link(tmp, path)  # fails atomically if the target appeared meanwhile

@@ -139,7 +139,8 @@ def test_full_device_manifest_and_stdout(tmp_path):
                         str(tmp_path / "o.png"), "-q", "--manifest", "/dev/full"], capture_output=True, text=True)
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert p.stderr.startswith("stntool: error: cannot write manifest /dev/full: No space left on device")
-    assert (tmp_path / "o.png").exists()  # the image itself was written before its record failed
+    assert "1 output written without a record removed" in p.stderr
+    assert not (tmp_path / "o.png").exists()  # written before its record failed, then removed
 
 
 def test_disk_full_while_writing_an_output(tmp_path, run, monkeypatch):
@@ -152,6 +153,6 @@ def test_disk_full_while_writing_an_output(tmp_path, run, monkeypatch):
     write(tmp_path / "a.png", encode(small_rgb(), ".png"))
     r = run("--theta", SHIFT, str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--manifest", "-")
     assert r.exit_code == 1
-    assert json.loads(r.stdout)["error"] == "cannot write: No space left on device"
+    assert json.loads(r.stdout)["error"] == f"{tmp_path / 'out' / 'a.png'}: cannot write: No space left on device"
     assert r.stderr.splitlines()[0].endswith("a.png: cannot write: No space left on device")
     assert os.listdir(tmp_path / "out") == []

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -551,8 +552,101 @@ def test_run_batch_stops_when_the_manifest_cannot_be_written(tmp_path, capsys, m
     s = batch.run_batch(items, flip, manifest=batch.Manifest(str(tmp_path / "m")), jobs=1)
     assert s.stopped and s.exit_code == 1
     err = capsys.readouterr().err
-    assert err.strip().splitlines() == [f"stntool: error: cannot write manifest {tmp_path / 'm'}: "
-                                        "No space left on device; stopped"]
+    assert err.strip().splitlines() == [f"stntool: error: cannot write manifest {tmp_path / 'm'}: No space left on "
+                                        "device; stopped (1 output written without a record removed; finish with "
+                                        "--skip-existing --manifest-append)"]
+    assert os.listdir(tmp_path / "out") == []  # the output whose record failed is gone
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_a_manifest_that_fails_part_way_leaves_only_recorded_outputs_and_resumes(tmp_path, capsys, monkeypatch,
+                                                                                 jobs):
+    """Every output left on disk has its record (the others, written while the manifest failed, are removed), the
+    file holds whole lines only, and a rerun with --skip-existing --manifest-append finishes the batch: each
+    output then has an "ok" record, so the manifest replays every one."""
+    names = tuple(f"{c}.png" for c in "abcdefgh")
+    items = planned(tmp_path, names=names, outputs=variants(3))
+    real = batch.Manifest.write
+
+    def fails_at_the_fifth(self, rec):
+        if len(getattr(self, "seen", [])) == 4:
+            raise OSError(28, "No space left on device")
+        real(self, rec)
+        self.seen = [*getattr(self, "seen", []), rec]
+
+    def slow_flip(img, item):  # other items run while the failing record is written
+        time.sleep(0.02)
+        return [batch.Output(img[:, ::-1].copy(), {"k": k}, output=p) for k, p in enumerate(item.outputs)]
+
+    monkeypatch.setattr(batch.Manifest, "write", fails_at_the_fifth)
+    s = batch.run_batch(items, slow_flip, jobs=jobs, manifest=batch.Manifest(str(tmp_path / "m")), quiet=True)
+    assert s.stopped and s.exit_code == 1
+    recorded = {os.path.basename(r["output"]) for r in lines(tmp_path / "m") if r["status"] == "ok"}
+    assert len(recorded) == 4 and set(os.listdir(tmp_path / "out")) == recorded
+    assert "written without a record removed" in capsys.readouterr().err
+    monkeypatch.setattr(batch.Manifest, "write", real)
+    items = planned(tmp_path, names=names, outputs=variants(3))
+    s = batch.run_batch(items, slow_flip, jobs=jobs, skip_existing=True, quiet=True,
+                        manifest=batch.Manifest(str(tmp_path / "m"), append=True))
+    assert s.exit_code == 0 and len(os.listdir(tmp_path / "out")) == 3 * len(names)
+    ok = {os.path.basename(r["output"]) for r in lines(tmp_path / "m") if r["status"] == "ok"}
+    assert ok == set(os.listdir(tmp_path / "out"))
+
+
+def test_a_manifest_line_cut_by_a_full_disk_is_taken_back(tmp_path, monkeypatch):
+    from stn_testing import disk_full_write
+
+    man = batch.Manifest(str(tmp_path / "m" / "run.jsonl"))
+    man.write({"input": "a.png", "status": "ok"})
+    monkeypatch.setattr(batch.os, "write", disk_full_write(os.write, tmp_path / "m"))  # 3 bytes, then ENOSPC
+    with pytest.raises(OSError):
+        man.write({"input": "b.png", "status": "ok"})
+    man.close()
+    assert (tmp_path / "m" / "run.jsonl").read_bytes() == b'{"input": "a.png", "status": "ok"}\n'
+
+
+def _another_run_writes_first(monkeypatch, name, data=b"the other run"):
+    """``write_atomic`` as when another run writing the same outputs creates ``name`` just before this one."""
+    import stntool.io
+
+    real = stntool.io.write_atomic
+
+    def racing(path, blob, overwrite=False):
+        if os.path.basename(path) == name and not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+        return real(path, blob, overwrite=overwrite)
+
+    monkeypatch.setattr(stntool.io, "write_atomic", racing)
+
+
+def test_an_output_another_run_writes_meanwhile_is_skipped_when_resuming(tmp_path, monkeypatch):
+    items = planned(tmp_path, names=("a.png",), outputs=variants(3))
+    _another_run_writes_first(monkeypatch, "a_1.png")
+
+    def with_labels(img, item):
+        return [batch.Output(img, {"k": k}, output=p, files={p + ".txt": b"label %d" % k})
+                for k, p in enumerate(item.outputs)]
+
+    s = batch.run_batch(items, with_labels, skip_existing=True, quiet=True,
+                        manifest=batch.Manifest(str(tmp_path / "m")))
+    assert (s.ok, s.failed, s.outputs, s.exit_code) == (1, 0, 2, 0)
+    assert [(os.path.basename(r["output"]), r["status"]) for r in lines(tmp_path / "m")] == [
+        ("a_0.png", "ok"), ("a_1.png", "skipped"), ("a_2.png", "ok")]
+    out = tmp_path / "out"
+    assert (out / "a_1.png").read_bytes() == b"the other run"  # never removed or replaced
+    assert sorted(os.listdir(out)) == sorted(["a_0.png", "a_1.png", "a_2.png", "a_0.png.txt", "a_1.png.txt",
+                                              "a_2.png.txt"])
+
+
+def test_an_output_another_run_writes_meanwhile_fails_the_input_named(tmp_path, monkeypatch):
+    items = planned(tmp_path, names=("a.png",))
+    _another_run_writes_first(monkeypatch, "a.png")
+    s = batch.run_batch(items, flip, quiet=True, manifest=batch.Manifest(str(tmp_path / "m")))
+    assert s.failed == 1
+    rec = lines(tmp_path / "m")[0]
+    assert rec["error"] == f"output {tmp_path / 'out' / 'a.png'} exists (use --overwrite or --skip-existing)"
 
 
 def test_interrupt_while_reporting_a_multi_output_item_records_each_output_once(tmp_path, monkeypatch):

@@ -132,3 +132,27 @@ def test_overwrite_replaces_files_but_not_a_pipe_or_a_device(tmp_path):
     (tmp_path / "f.png").write_bytes(b"old")
     sio.write_atomic(str(tmp_path / "f.png"), b"new", overwrite=True)
     assert (tmp_path / "f.png").read_bytes() == b"new"
+
+
+def test_overwrite_keeps_the_replaced_files_permissions(tmp_path):
+    old = tmp_path / "f.png"
+    old.write_bytes(b"old")
+    os.chmod(old, 0o444)
+    sio.write_atomic(str(old), b"new", overwrite=True)
+    assert old.read_bytes() == b"new" and stat.S_IMODE(os.stat(old).st_mode) == 0o444
+    sio.write_atomic(str(tmp_path / "g.png"), b"new")
+    assert stat.S_IMODE(os.stat(tmp_path / "g.png").st_mode) == 0o666 & ~sio._umask()
+
+
+def test_a_folder_that_cannot_be_made_is_the_one_named(tmp_path, monkeypatch):
+    (tmp_path / "ro").mkdir()
+    real = os.mkdir
+
+    def read_only_ro(name, *args, **kwargs):  # as in a folder ro without write permission (root ignores it)
+        if os.path.basename(os.path.dirname(os.fspath(name))) == "ro":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(name))
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", read_only_ro)
+    with pytest.raises(ImageWriteError, match=r"cannot create folder \S*/ro/out: Permission denied"):
+        sio.write_atomic(str(tmp_path / "ro" / "out" / "a" / "x.png"), b"data")
