@@ -78,6 +78,9 @@ _MIN_SHEAR_AREA = 0.1
 
 #: The smallest and largest scale and aspect factor a variant may have.
 _FACTOR_LIMITS = (1e-6, 1e6)
+#: The largest shift a variant may have, in image sizes (one size already moves the picture out of view;
+#: beyond about 1e307 the matrices overflow).
+_TRANSLATE_LIMIT = 1e6
 
 
 def parse_range(text, what: str, symmetric: bool = False) -> tuple:
@@ -109,9 +112,10 @@ def _as_range(value, what: str, symmetric: bool = False) -> tuple:
             lo, hi = (float(v) for v in value)
         except (TypeError, ValueError):
             raise InvalidArgumentError(f"{what} must be a number or a (lo, hi) pair, got {value!r}") from None
-    # a width that overflows (-1e308, 1e308) draws infinities
-    if not (math.isfinite(lo) and math.isfinite(hi) and math.isfinite(hi - lo)) or lo > hi:
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
         raise InvalidArgumentError(f"{what} must be finite with lo <= hi, got {value!r}")
+    if not math.isfinite(hi - lo):  # a width that overflows (-1e308, 1e308) draws infinities
+        raise InvalidArgumentError(f"{what}: the range {_span((lo, hi))} is too wide (its width overflows)")
     return (lo, hi)
 
 
@@ -202,6 +206,9 @@ class Augmenter:
             if not (_FACTOR_LIMITS[0] <= lo and hi <= _FACTOR_LIMITS[1]):
                 raise InvalidArgumentError(f"{name} must be between {_FACTOR_LIMITS[0]:g} and {_FACTOR_LIMITS[1]:g}, "
                                            f"got {_span((lo, hi))}")
+        if max(abs(v) for v in self.translate) > _TRANSLATE_LIMIT:
+            raise InvalidArgumentError(f"translate must be within ±{_TRANSLATE_LIMIT:g} (image sizes), got "
+                                       f"{_span(self.translate)}")
         for name in ("shear", "shear_y"):
             if max(abs(v) for v in getattr(self, name)) >= 89.0:
                 raise InvalidArgumentError(f"{name} must stay within (-89, 89) degrees")

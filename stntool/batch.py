@@ -575,6 +575,9 @@ class Manifest:
                 folder = os.path.dirname(os.fspath(path))
                 if folder:
                     os.makedirs(folder, exist_ok=True)
+                if os.path.isfile(path) and not _is_jsonl(path):
+                    raise InvalidArgumentError(f"{path} exists and is not a manifest (its first line is not a JSON "
+                                               "object): not replaced; give another file or delete it")
                 if append and os.path.isfile(path):
                     self._end_last_line()
                 # unbuffered: each line is written whole or, if the disk fills, cut back (see write)
@@ -658,6 +661,20 @@ class Manifest:
         self.close()
 
 
+def _is_jsonl(path, limit: int = 1 << 20) -> bool:
+    """Whether the file ``path`` is empty or starts with a line (its first ``limit`` bytes) that is a JSON object:
+    a manifest or parameter file, which ``--manifest`` may replace or add to, not notes or an image."""
+    with open(path, "rb") as f:
+        head = f.read(limit)
+    lines = head.removeprefix(b"\xef\xbb\xbf").split(b"\n")
+    k = next((k for k, line in enumerate(lines) if line.strip()), None)
+    if k is None:
+        return True  # empty, or blank lines only
+    first = lines[k].strip()
+    try:
+        return isinstance(json.loads(first), dict)
+    except (ValueError, RecursionError):
+        return k == len(lines) - 1 and first.startswith(b"{")  # a first line cut short by a stopped run
 # --------------------------------------------------------------------------- running
 
 def say(message: str):

@@ -20,10 +20,26 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
-            from .batch import say
-
-            say("stntool: interrupted")
+            _say_interrupted()
             raise click.exceptions.Exit(130) from None
+
+
+def _say_interrupted():
+    """``stntool: interrupted`` on stderr, importing nothing: Ctrl-C may have stopped an import half-way (NumPy's
+    cannot be imported again in this process)."""
+    import sys
+
+    io = sys.modules.get(__package__ + ".io")
+    lock = getattr(io, "STDERR_LOCK", None)  # not while a decoder's own stderr output is being captured
+    try:
+        if lock is not None:
+            with lock:
+                sys.stderr.write("stntool: interrupted\n")
+        else:
+            sys.stderr.write("stntool: interrupted\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,6 +113,9 @@ def main():
         code = 0
     except SystemExit as e:
         code = e.code
+    except KeyboardInterrupt:  # before a command started (Click parsing the command line)
+        _say_interrupted()
+        code = 130
     if code == 130 and _interrupts.terminated:
         code = 143
     if "numba" not in sys.modules:

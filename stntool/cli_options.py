@@ -34,8 +34,21 @@ def usage_errors(param_hint=None):
     except StnError as e:
         msg = " ".join(str(e).split()).rstrip(" :")
         if param_hint is None:
-            raise click.UsageError(msg) from None
+            raise click.UsageError(_as_option(msg)) from None
         raise click.BadParameter(msg, param_hint=param_hint) from None
+
+
+def _as_option(msg: str) -> str:
+    """``msg`` with a leading library argument name (``shear_y must ...``, ``rotate: ...``) spelt as the current
+    command's option that sets it (``--shear-y must ...``)."""
+    m = re.match(r"([a-z][a-z0-9_]*)(?=[ :])", msg)
+    ctx = click.get_current_context(silent=True)
+    if m is None or ctx is None:
+        return msg
+    for param in ctx.command.params:
+        if param.name == m.group(1) and isinstance(param, click.Option):
+            return max(param.opts, key=len) + msg[m.end():]
+    return msg
 
 
 def parse_numbers(text: str, what: str, counts=None) -> list:
@@ -100,12 +113,30 @@ def check_size(out_hw, max_pixels):
 
 def once(ctx, param, value):
     """Callback of an option declared ``multiple=True`` that may be given once: its value, or None; given
-    twice, a usage error (Click would otherwise keep the last one silently)."""
+    twice, a usage error (Click would otherwise keep the last one silently). An empty or blank value is one
+    too (:func:`a_name`)."""
     if not value:
         return None
     if len(value) > 1:
         raise click.BadParameter(f"given {len(value)} times; give it once")
-    return value[0]
+    return a_name(ctx, param, value[0])
+
+
+def a_name(ctx, param, value):
+    """Callback of a file or folder option: its value, refusing an empty or blank one (an unset shell variable in
+    ``-o "$OUT"`` would otherwise write into the current folder, or switch the option off)."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("is empty (an unset shell variable?)" if not value else f"{value!r} is only spaces")
+    return value
+
+
+def a_folder(ctx, param, value):
+    """Callback of an option naming a folder that exists: :func:`a_name`, and not a file, device or pipe."""
+    import os
+
+    if a_name(ctx, param, value) is not None and not os.path.isdir(value):
+        raise click.BadParameter(f"{value} is not a folder")
+    return value
 
 
 def _jobs(ctx, param, value):
@@ -161,7 +192,7 @@ sampling_options = _compose(
 #: -r --files-from -0/--null --max-pixels --ignore-orientation
 input_options = _compose(
     click.option("-r", "--recursive", is_flag=True, help="Scan input folders recursively."),
-    click.option("--files-from", metavar="FILE", help="Read input paths from FILE (- for stdin), one per line."),
+    click.option("--files-from", metavar="FILE", callback=a_name, help="Read input paths from FILE (- for stdin), one per line."),
     click.option("-0", "--null", is_flag=True, help="--files-from entries are NUL-separated (find -print0)."),
     click.option("--max-pixels", type=click.IntRange(1), default=1 << 27, show_default=True,
                  help="Refuse images whose header declares more pixels (decompression bombs), and outputs of "
@@ -172,7 +203,7 @@ input_options = _compose(
 
 #: -o --format --quality --suffix --overwrite --skip-existing --manifest --manifest-append -q
 output_options = _compose(
-    click.option("-o", "--output", metavar="DIR|FILE|-",
+    click.option("-o", "--output", metavar="DIR|FILE|-", callback=a_name,
                  help="Output folder (folder scans and lists mirror relative paths; files keep their base "
                       "name), file, or - ."),
     click.option("--format", "fmt", type=click.Choice(["same", "png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp"]),
@@ -183,7 +214,7 @@ output_options = _compose(
     click.option("--suffix", default="", help="Appended to output base names, e.g. _warped."),
     click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
     click.option("--skip-existing", is_flag=True, help="Skip inputs whose output exists."),
-    click.option("--manifest", metavar="FILE.jsonl", help="Write one JSON line per output as it finishes (- = stdout)."),
+    click.option("--manifest", metavar="FILE.jsonl", callback=a_name, help="Write one JSON line per output as it finishes (- = stdout)."),
     click.option("--manifest-append", is_flag=True,
                  help="Add to the --manifest file instead of replacing it (resume with --skip-existing and keep "
                       "the earlier records)."),

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import click
 
-from ..cli_options import (check_io_options, check_size, geometry_options, implied_padding, input_options, not_nan,
-                           output_options, run_images, sampling_options, usage_errors)
+from ..cli_options import (a_folder, a_name, check_io_options, check_size, geometry_options, implied_padding,
+                           input_options, not_nan, output_options, run_images, sampling_options, usage_errors)
 
 EXAMPLES = """
 \b
@@ -117,17 +117,17 @@ def variant_names(path: str, count: int) -> list:
 @click.option("--labels", "labels_kind", type=click.Choice(["auto", "json", "yolo", "none"]), default="auto",
               show_default=True, help="Label sidecars beside each input: NAME.json (keypoints, boxes) or NAME.txt "
                                       "(YOLO); auto takes whichever exists.")
-@click.option("--labels-dir", metavar="DIR", type=click.Path(exists=True, file_okay=False),
+@click.option("--labels-dir", metavar="DIR", type=click.Path(exists=True, file_okay=False), callback=a_folder,
               help="Read the label sidecars from DIR, paired by relative path (DIR/sub/a.txt for in/sub/a.jpg: the "
                    "images/ and labels/ folders of a YOLO dataset), not beside the inputs.")
-@click.option("--labels-out", metavar="DIR",
+@click.option("--labels-out", metavar="DIR", callback=a_name,
               help="Write each variant's label file to DIR, mirroring the variants' names under -o "
                    "(DIR/sub/a_000.txt), not beside the variant.")
-@click.option("--masks", "masks_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False),
+@click.option("--masks", "masks_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False), callback=a_folder,
               help="Segmentation masks paired by relative path (DIR/sub/a.png for in/sub/a.jpg).")
 @click.option("--min-visibility", type=click.FloatRange(0, 1), default=0.0, show_default=True, callback=not_nan,
               help="Drop boxes of which less than this fraction stays in the image.")
-@click.option("--preview", metavar="SHEET.png", help="Also write a contact sheet of the first inputs and their variants.")
+@click.option("--preview", metavar="SHEET.png", callback=a_name, help="Also write a contact sheet of the first inputs and their variants.")
 @sampling_options
 @output_options
 @input_options

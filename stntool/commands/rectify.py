@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..cli_options import (check_io_options, implied_padding, input_options, not_nan, output_options, run_images,
-                           sampling_options, usage_errors)
+from ..cli_options import (a_name, check_io_options, implied_padding, input_options, not_nan, output_options,
+                           run_images, sampling_options, usage_errors)
 
 EXAMPLES = """
 \b
@@ -30,7 +30,7 @@ output size it records.
 @click.command(epilog=EXAMPLES, short_help="Straighten scans and photos of pages (learned θ, refined).",
                context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=str, readable=False))  # unreadable: that input fails
-@click.option("--model", default="text", show_default=True, metavar="text|MODEL.npz",
+@click.option("--model", default="text", show_default=True, metavar="text|MODEL.npz", callback=a_name,
               help="The shipped text-page model, or one from `stntool train`.")
 @click.option("--family", type=click.Choice(["rotation", "similarity", "affine", "projective"]),
               help="What to undo (default: the model's): rotation, or rotation and shear (affine).")

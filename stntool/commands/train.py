@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli_options import geometry_options, usage_errors
+from ..cli_options import a_name, geometry_options, usage_errors
 
 EXAMPLES = """
 \b
@@ -30,7 +30,7 @@ _MIN_SIDE = 64
 @click.command(epilog=EXAMPLES, short_help="Train a localisation net (θ from an image) through the sampler.",
                context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("images", nargs=-1, type=click.Path(path_type=str))
-@click.option("--out", "out_path", required=True, metavar="MODEL.npz", help="Where to write the trained model.")
+@click.option("--out", "out_path", required=True, metavar="MODEL.npz", callback=a_name, help="Where to write the trained model.")
 @click.option("--family", type=click.Choice(["rotation", "similarity", "affine", "projective"]), default="affine",
               show_default=True, help="Transforms the net learns to undo.")
 @geometry_options
@@ -41,7 +41,7 @@ _MIN_SIDE = 64
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed (data and initial weights).")
 @click.option("--val-split", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
               help="Fraction of the images held out for validation.")
-@click.option("--resume", metavar="CHECKPOINT.npz", type=click.Path(dir_okay=False),
+@click.option("--resume", metavar="CHECKPOINT.npz", type=click.Path(dir_okay=False), callback=a_name,
               help="Continue a run from its checkpoint (or a model).")
 @click.option("--synthetic-pages", type=click.IntRange(0), default=0, show_default=True,
               help="Also train on this many rendered text pages (needs Pillow: pip install 'stntool[train]').")

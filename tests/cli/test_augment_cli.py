@@ -473,7 +473,7 @@ def test_a_tiff_mask_turns_with_its_tiff_image(tmp_path, aug, ignore):
 @pytest.mark.parametrize("args, msg", [(["--min-visibility", "nan"], "--min-visibility': expected a number, got nan"),
                                        (["--preview", "sheet.txt"], "cannot write '.txt' files"),
                                        (["--preview", "sheet.png.bogus"], "cannot write '.bogus' files"),
-                                       (["--preview", ""], "give a file name"),
+                                       (["--preview", ""], "is empty (an unset shell variable?)"),
                                        (["--preview", "IN/a.png/sheet.png"], "a.png is a file, not a folder"),
                                        (["--preview", "/proc/sheet.png"], "cannot create a file in /proc")])
 def test_options_refused_before_any_work(tmp_path, aug, inputs, args, msg):
@@ -498,7 +498,7 @@ def test_no_range_says_every_variant_is_its_input(tmp_path, aug, inputs):
 
 @pytest.mark.parametrize("args, line", [
     (["--rotate", "abc"], "Error: Invalid value for '--rotate': value 1 ('abc') is not a number"),
-    (["--scale", "0"], "Error: scale must be between 1e-06 and 1e+06, got 0"),  # said "got 0:0"
+    (["--scale", "0"], "Error: --scale must be between 1e-06 and 1e+06, got 0"),  # said "got 0:0"
     (["--elastic", "3"], "Error: Invalid value for '--elastic': ALPHA,SIGMA: expected 2 numbers, got 1"),
 ])
 def test_range_errors_name_the_option_once_and_the_value_as_given(tmp_path, aug, inputs, args, line):

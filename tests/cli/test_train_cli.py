@@ -318,19 +318,40 @@ def test_a_ctrl_c_while_the_curve_is_written_says_the_model_is_whole(tmp_path, t
     assert "--resume" not in r.stderr and (tmp_path / "m.npz").exists()
 
 
-def test_a_run_that_diverges_says_at_which_step_and_not_that_it_went_on(tmp_path, train, upright):
+@pytest.fixture
+def diverging(monkeypatch):
+    """``diverging(True)``: the training batches' targets are huge (as a range too wide for the pages draws them),
+    so the first step's loss and gradients overflow; ``diverging(False)``: as they are."""
+    import stntool.train as T
+
+    real = T.make_batch
+    on = [False]
+
+    def make_batch(pages, indices, *args, **kwargs):
+        b = real(pages, indices, *args, **kwargs)
+        if on[0] and not set(np.atleast_1d(indices).tolist()) <= set(np.atleast_1d(pages.val).tolist()):
+            b["theta_true"] = np.full_like(b["theta_true"], 1e300)
+        return b
+
+    monkeypatch.setattr(T, "make_batch", make_batch)
+    return lambda value: on.__setitem__(0, value)
+
+
+def test_a_run_that_diverges_says_at_which_step_and_not_that_it_went_on(tmp_path, train, upright, diverging):
     # "gradients contain NaN or infinity; step skipped": no step was skipped, the run had stopped
-    r = train(str(upright), "--out", str(tmp_path / "m.npz"), "--translate", "1e300", "--steps", "3", "--batch", "2",
-              "-q")
+    diverging(True)
+    r = train(str(upright), "--out", str(tmp_path / "m.npz"), "--steps", "3", "--batch", "2", "-q")
     assert r.exit_code == 1
     assert ("step 1: gradients contain NaN or infinity (nothing updated): training diverged (a range too wide for "
             "the pages, or --lr too high?); nothing was written") in r.stderr and "skipped" not in r.stderr
     assert not (tmp_path / "m.npz").exists()
     # resumed into another --out, before its own first checkpoint: it named that one, never written
+    diverging(False)
     r = train(str(upright), "--out", str(tmp_path / "a.npz"), "--steps", "2", "--batch", "2", "--checkpoint-every",
               "1", "-q")
     assert r.exit_code == 0, r.stderr
+    diverging(True)
     r = train(str(upright), "--out", str(tmp_path / "b.npz"), "--resume", str(tmp_path / "a.checkpoint.npz"),
-              "--translate", "1e300", "--steps", "4", "--batch", "2", "-q")
+              "--steps", "4", "--batch", "2", "-q")
     assert r.exit_code == 1 and "nothing was written (it went on from step 2 of" in r.stderr, r.stderr
     assert "b.checkpoint.npz" not in r.stderr and not (tmp_path / "b.checkpoint.npz").exists()
