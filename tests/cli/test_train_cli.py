@@ -355,3 +355,10 @@ def test_a_run_that_diverges_says_at_which_step_and_not_that_it_went_on(tmp_path
               "--steps", "4", "--batch", "2", "-q")
     assert r.exit_code == 1 and "nothing was written (it went on from step 2 of" in r.stderr, r.stderr
     assert "b.checkpoint.npz" not in r.stderr and not (tmp_path / "b.checkpoint.npz").exists()
+
+
+def test_more_synthetic_pages_than_memory_holds_is_a_usage_error(tmp_path, train):
+    """A page count past the machine's memory grew until the system stopped the run; it is refused at once."""
+    r = train("--synthetic-pages", str(10 ** 12), "--out", str(tmp_path / "m.npz"))
+    assert r.exit_code == 2 and "Invalid value for --synthetic-pages: 1000000000000 pages would hold about" in r.stderr
+    assert "GB in memory while training, and this machine has" in r.stderr and not os.listdir(tmp_path)
