@@ -252,7 +252,35 @@ def discover(inputs=(), recursive: bool = False, listed=(), warn=None, leave_out
             items.append(Item(len(items), path, safe_rel(path), "list"))
         else:
             items.append(Item(len(items), path, os.path.basename(os.path.normpath(path)), "file"))
-    return items, folders
+    return _once_each(items, warn), folders
+
+
+def _once_each(items, warn=None) -> list:
+    """``items`` without those that repeat an earlier one: the same file (:func:`path_key`) with the same relative
+    output path (``a.png in/`` naming in/a.png twice, a list naming ``in/a.png`` and ``./in/a.png``), which
+    would plan one output twice; ``warn(msg)`` says so once. The items left are numbered again."""
+    from .io import display
+
+    seen, kept, again = set(), [], []
+    resolve = _OutputReal()
+    for it in items:
+        if it.source in (UNREADABLE, "stdin"):
+            kept.append(it)
+            continue
+        key = (path_key(it.input, resolve), os.path.normpath(it.rel))
+        if key in seen:
+            again.append(it.input)
+            continue
+        seen.add(key)
+        kept.append(it)
+    if not again:
+        return items
+    for k, it in enumerate(kept):
+        it.index = k
+    if warn is not None:
+        more = f" and {len(again) - 1} more" if len(again) > 1 else ""
+        warn(f"{display(again[0])}{more} given more than once: each is read once")
+    return kept
 
 
 def path_key(path: str, resolve=None) -> str:

@@ -815,3 +815,24 @@ def test_image_bytes_are_not_written_to_a_terminal(tmp_path, monkeypatch):
         batch.plan_outputs(items, "-", folders=folders)
     monkeypatch.setattr(batch, "_stdout_is_terminal", lambda: False)
     assert batch.plan_outputs(items, "-", folders=folders) == "stdout"
+
+
+def test_an_input_given_twice_is_read_once(tmp_path):
+    """``a.png in/`` (the file, and the folder it is in) and a list naming in/b.png and ./in/b.png planned one
+    output twice, and failed the second as "would also be written by" itself."""
+    for n in ("a.png", "b.png"):
+        png(tmp_path / "in" / n, np.full((2, 3), ord(n[0]), np.uint8))
+    said = []
+    a, b = str(tmp_path / "in" / "a.png"), os.path.join(os.curdir, os.path.relpath(tmp_path / "in" / "b.png"))
+    items, _ = batch.discover([a, str(tmp_path / "in")], warn=said.append)
+    assert [os.path.basename(it.input) for it in items] == ["a.png", "b.png"] and [it.index for it in items] == [0, 1]
+    assert said == [f"{tmp_path / 'in' / 'a.png'} given more than once: each is read once"]
+    said.clear()
+    items, _ = batch.discover(listed=[os.path.relpath(b), b, os.path.relpath(b)], warn=said.append)
+    assert len(items) == 1 and said == [f"{b} and 1 more given more than once: each is read once"]
+    batch.plan_outputs(items, str(tmp_path / "out"))
+    assert batch.run_batch(items, flip, quiet=True).exit_code == 0
+    # a link is an input of its own (its own name), and so is the same file under another relative path
+    os.symlink(tmp_path / "in" / "a.png", tmp_path / "in" / "c.png")
+    items, _ = batch.discover([str(tmp_path / "in")], listed=(), warn=said.append)
+    assert [os.path.basename(it.input) for it in items] == ["a.png", "b.png", "c.png"]
