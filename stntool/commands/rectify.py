@@ -131,6 +131,8 @@ def _sibling_output(inputs):
         if os.path.basename(path) in (os.curdir, os.pardir):
             path = real  # `.` or `..`: the folder's own name
     base = path if os.path.isdir(path) else os.path.splitext(path)[0]
+    if os.path.lexists(base + "_rectified") and not os.path.isdir(base + "_rectified"):  # one error, not one per page
+        raise click.UsageError(f"the default output folder {base}_rectified is a file: move it, or give -o/--output")
     return base + "_rectified" + os.sep
 
 

@@ -191,3 +191,12 @@ def test_without_output_a_list_of_inputs_says_the_default_is_for_one_argument(tm
     # "the default ... needs exactly one input", said of a list of one input
     r = CliRunner().invoke(cli, ["rectify", "--files-from", "-"], input=str(pages / "a.png") + "\n")
     assert r.exit_code == 2 and "not for --files-from" in r.stderr, r.stderr
+
+
+def test_a_file_where_the_default_folder_goes_is_one_usage_error(tmp_path, run, pages):
+    """It failed every page, each on a line of its own."""
+    write(tmp_path / "scans_rectified", b"notes")
+    r = run("rectify", str(pages))
+    assert r.exit_code == 2 and r.stderr.count("Error:") == 1
+    assert f"the default output folder {pages}_rectified is a file: move it, or give -o/--output" in r.stderr
+    assert (tmp_path / "scans_rectified").read_bytes() == b"notes"
