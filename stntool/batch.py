@@ -183,6 +183,9 @@ def read_list(source, null: bool = False, stdin=None) -> list:
                 data = f.read()
         except OSError as e:
             raise InvalidArgumentError(f"cannot read {source}: {e.strerror}") from None
+    if not null and b"\0" in data:  # open() refused each entry ("embedded null byte"), one line each
+        raise InvalidArgumentError(f"{'stdin' if source == STDIN else source} holds NUL bytes: a list from "
+                                   "find -print0 needs -0/--null (or it is not a list of paths)")
     items = []
     for raw in data.split(b"\0" if null else b"\n"):
         if not null:
@@ -800,6 +803,8 @@ def _records_for(item, process, opts):
                     write_stdout(blob)
                 except BrokenPipeError:
                     raise ImageWriteError("stdout was closed before the image was written (broken pipe)") from None
+                except OSError as e:  # a full disk behind a redirection
+                    raise ImageWriteError(f"cannot write to stdout: {e.strerror or e}") from None
             rec = {**head, "output": path, "status": "ok", **extra, **res.fields}
             if quality is not None:  # what the file was encoded at: a replay encodes it so again
                 rec["quality"] = quality

@@ -836,3 +836,12 @@ def test_an_input_given_twice_is_read_once(tmp_path):
     os.symlink(tmp_path / "in" / "a.png", tmp_path / "in" / "c.png")
     items, _ = batch.discover([str(tmp_path / "in")], listed=(), warn=said.append)
     assert [os.path.basename(it.input) for it in items] == ["a.png", "b.png", "c.png"]
+
+
+def test_a_nul_separated_list_read_as_lines_says_to_give_null(tmp_path):
+    """Each entry failed on its own ("ValueError: embedded null byte"); a binary file given as the list, likewise."""
+    listing = tmp_path / "l"
+    listing.write_bytes(b"in/a.png\0in/b.png\0")
+    with pytest.raises(InvalidArgumentError, match=r"holds NUL bytes: a list from find -print0 needs -0/--null"):
+        batch.read_list(str(listing))
+    assert batch.read_list(str(listing), null=True) == ["in/a.png", "in/b.png"]
