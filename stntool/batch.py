@@ -59,6 +59,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from . import _runtime
 from .errors import ImageWriteError, InvalidArgumentError, StnError
 
 STDIN = "-"
@@ -382,6 +383,8 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     to_stdout = output == STDIN
     if to_stdout and not single:
         raise InvalidArgumentError("-o - (stdout) takes exactly one input image")
+    if to_stdout and "stdout" in _runtime.closed_streams:
+        raise InvalidArgumentError("-o - writes the image's bytes to stdout, which is closed (>&-)")
     if to_stdout and _stdout_is_terminal():
         raise InvalidArgumentError("-o - writes the image's bytes to stdout, which is a terminal: redirect it "
                                    "(> out.png) or pipe it")
@@ -600,6 +603,8 @@ class Manifest:
     def __init__(self, path, append: bool = False):
         self.path = path
         if path == STDIN:
+            if "stdout" in _runtime.closed_streams:
+                raise InvalidArgumentError("- writes the records to stdout, which is closed (>&-)")
             self.file = sys.stdout
         else:
             try:

@@ -64,12 +64,15 @@ def _open_closed_std_streams():
     import os
     import sys
 
+    from . import _runtime
+
     for fd, name, flags in ((0, "stdin", os.O_RDONLY), (1, "stdout", os.O_WRONLY), (2, "stderr", os.O_WRONLY)):
         try:
             os.fstat(fd)
             continue
         except OSError:
             pass
+        _runtime.closed_streams = _runtime.closed_streams | {name}
         null = os.open(os.devnull, flags)  # the lowest free number: ``fd`` itself, as 0-2 are opened in order
         if null != fd:
             os.dup2(null, fd)
