@@ -677,6 +677,7 @@ def read_warp_records(path, qualities: dict | None = None, warn=None) -> dict:
     table = {}
     spellings = {}  # path key -> the key of that path: its first spelling (in/a.png, ./in/a.png, /abs/in/a.png)
     folders = _OutputReal()
+    recorded, only_skipped = set(), set()  # outputs with a record to replay; outputs with only "skipped" lines
     for no, rec in enumerate(lines, 1):
         if "input" not in rec or not isinstance(rec["input"], str):
             raise InvalidArgumentError(f'line {no}: missing "input"')
@@ -697,10 +698,16 @@ def read_warp_records(path, qualities: dict | None = None, warn=None) -> dict:
             continue
         if rec.get("status") == "error":
             continue
+        out = os.path.normpath(rec["output"]) if isinstance(rec.get("output"), str) else None
         if rec.get("theta") is None and rec.get("tps") is None:
             if rec.get("status") in ("skipped", "interrupted"):
+                if rec.get("status") == "skipped" and out is not None and out not in recorded:
+                    only_skipped.add(out)
                 continue
             raise InvalidArgumentError(f'line {no}: no "theta" or "tps" (a warp record needs one)')
+        if out is not None:
+            recorded.add(out)
+            only_skipped.discard(out)
         try:
             spec = WarpSpec.from_record(rec)
         except InvalidArgumentError as e:
@@ -716,4 +723,8 @@ def read_warp_records(path, qualities: dict | None = None, warn=None) -> dict:
             if q is not None and not (_is_int(q) and 0 <= q <= 100):
                 raise InvalidArgumentError(f'line {no}: "quality" must be an integer 0-100, got {json.dumps(q)}')
             qualities[id(spec)] = None if q is None else int(q)
+    if only_skipped and warn is not None:  # a run resumed into a new manifest: the records are in the earlier one
+        n = len(only_skipped)
+        warn(f"{display(path)}: {n} output{'s' * (n != 1)} (e.g. {display(min(only_skipped))}) recorded only as "
+             "skipped (an earlier run wrote them; its manifest holds their records): not replayed")
     return table

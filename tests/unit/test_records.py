@@ -308,6 +308,28 @@ def test_records_that_were_silently_misread_are_refused():
     assert WarpSpec.from_record({"theta": theta, "size": [2 ** 31 - 1, 1]}).out_hw == (1, 2 ** 31 - 1)
 
 
+def test_outputs_recorded_only_as_skipped_are_said_once(tmp_path):
+    """A run resumed with --skip-existing into a new manifest records the outputs an earlier run wrote as skipped,
+    without their θ: replaying that manifest passed over them without a word."""
+    from stntool.records import read_warp_records
+
+    theta = [[0.5, 0, 0], [0, 0.5, 0]]
+    lines = [{"input": "a.png", "output": "o/a.png", "status": "skipped"},
+             {"input": "b.png", "output": "o/b.png", "status": "ok", "theta": theta},
+             {"input": "b.png", "output": "./o/b.png", "status": "skipped"},  # resumed again: its record is here
+             {"input": "c.png", "output": "o/c.png", "status": "skipped"}]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    said = []
+    t = read_warp_records(str(tmp_path / "m.jsonl"), warn=said.append)
+    assert list(t) == ["b.png"]
+    assert said == [f"{tmp_path / 'm.jsonl'}: 2 outputs (e.g. o/a.png) recorded only as skipped (an earlier run wrote "
+                    "them; its manifest holds their records): not replayed"]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines[1:3]))
+    said.clear()
+    read_warp_records(str(tmp_path / "m.jsonl"), warn=said.append)
+    assert said == []
+
+
 def test_params_lines_key_inputs_by_path_and_refuse_records_without_a_warp(tmp_path):
     from stntool.records import read_warp_records
 
