@@ -69,8 +69,8 @@ def parse_matrix(text: str, what: str) -> list:
 
     try:
         return parse(text, what)
-    except InvalidArgumentError as e:
-        raise click.BadParameter(str(e)) from None
+    except InvalidArgumentError as e:  # "--theta: expected ..." said as Click says an option's bad value
+        raise click.BadParameter(str(e).removeprefix(f"{what}: "), param_hint=f"'{what}'") from None
 
 
 def _size(ctx, param, value):

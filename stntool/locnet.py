@@ -954,7 +954,8 @@ def _read_npz(path, shown: str) -> dict[str, np.ndarray]:
         with open(path, "rb") as f:
             magic = f.read(6)
         if magic[:4] != b"PK\x03\x04" and magic != b"\x93NUMPY":  # a zip (.npz) or a .npy array
-            raise InvalidArgumentError(f"model {shown} is not a .npz file (a stntool model, written by stntool train)")
+            raise InvalidArgumentError(f"model {shown} is not a .npz archive (a stntool model, written by stntool "
+                                       "train)")
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
             raise InvalidArgumentError(f"model {shown} is a single .npy array, not a .npz model")
@@ -967,7 +968,8 @@ def _read_npz(path, shown: str) -> dict[str, np.ndarray]:
     except InvalidArgumentError:
         raise
     except FileNotFoundError:
-        raise InvalidArgumentError(f"model {shown} does not exist") from None
+        raise InvalidArgumentError(f"model {shown} does not exist (a model is 'text', the shipped one, or a .npz file "
+                                   "from stntool train)") from None
     except IsADirectoryError:
         raise InvalidArgumentError(f"model {shown} is a folder, not a .npz file") from None
     except OSError as e:

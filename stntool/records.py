@@ -88,8 +88,10 @@ def parse_numbers(text: str, what: str, counts=None) -> list:
             raise InvalidArgumentError(f"{what}: value {i} ({p!r}) is infinite or overflows")
         values.append(v)
     if counts is not None and len(values) not in counts:
+        if not values:
+            raise InvalidArgumentError(f"{what}: is empty (an unset shell variable?)")
         want = " or ".join(str(c) for c in counts)
-        raise InvalidArgumentError(f"{what}: expected {want} numbers, got {len(values)}")
+        raise InvalidArgumentError(f"{what}: expected {want} number{'s' * (want != '1')}, got {len(values)}")
     return values
 
 
@@ -674,15 +676,16 @@ def read_warp_records(path, qualities: dict | None = None, warn=None) -> dict:
         warn(f"{display(path)} line {cut[0]}: cut short (a run stopped while writing it?); left out")
     from .batch import _OutputReal, path_key
 
+    where = "stdin" if path == "-" else display(path)
     table = {}
     spellings = {}  # path key -> the key of that path: its first spelling (in/a.png, ./in/a.png, /abs/in/a.png)
     folders = _OutputReal()
     recorded, only_skipped = set(), set()  # outputs with a record to replay; outputs with only "skipped" lines
     for no, rec in enumerate(lines, 1):
         if "input" not in rec or not isinstance(rec["input"], str):
-            raise InvalidArgumentError(f'line {no}: missing "input"')
+            raise InvalidArgumentError(f'{where} line {no}: missing "input"')
         if not rec["input"]:
-            raise InvalidArgumentError(f'line {no}: "input" is empty')
+            raise InvalidArgumentError(f'{where} line {no}: "input" is empty')
         # one key per path however it was spelled (a resumed run named in/a.png as ./in/a.png or by its absolute
         # path): the last line of each output wins. Its folder's real path, not the text: link/../a.png is not
         # a.png; a link among the inputs stays an input of its own
@@ -704,14 +707,14 @@ def read_warp_records(path, qualities: dict | None = None, warn=None) -> dict:
                 if rec.get("status") == "skipped" and out is not None and out not in recorded:
                     only_skipped.add(out)
                 continue
-            raise InvalidArgumentError(f'line {no}: no "theta" or "tps" (a warp record needs one)')
+            raise InvalidArgumentError(f'{where} line {no}: no "theta" or "tps" (a warp record needs one)')
         if out is not None:
             recorded.add(out)
             only_skipped.discard(out)
         try:
             spec = WarpSpec.from_record(rec)
         except InvalidArgumentError as e:
-            raise InvalidArgumentError(f"line {no}: {e}") from None
+            raise InvalidArgumentError(f"{where} line {no}: {e}") from None
         specs = table.setdefault(key, [])
         for s in specs:
             if _same_name(s.name, spec.name) and qualities is not None:
@@ -721,7 +724,8 @@ def read_warp_records(path, qualities: dict | None = None, warn=None) -> dict:
         if qualities is not None:
             q = rec.get("quality")
             if q is not None and not (_is_int(q) and 0 <= q <= 100):
-                raise InvalidArgumentError(f'line {no}: "quality" must be an integer 0-100, got {json.dumps(q)}')
+                raise InvalidArgumentError(f'{where} line {no}: "quality" must be an integer 0-100, got '
+                                           f'{json.dumps(q)}')
             qualities[id(spec)] = None if q is None else int(q)
     if only_skipped and warn is not None:  # a run resumed into a new manifest: the records are in the earlier one
         n = len(only_skipped)

@@ -392,6 +392,9 @@ def check_resume(net, config: TrainConfig, source) -> int:
     it cannot: another family or input, an architecture the run's options would change (the checkpoint's is
     kept), or a checkpoint past ``config.steps``. A checkpoint at ``config.steps`` (a run stopped after its last
     step, before its model was written) resumes to finish: the upright head is fitted and the model written."""
+    if net.input_shape == (3, _input_side(), _input_side()) and net.family != config.family:
+        raise InvalidArgumentError(f"{source} is a model of the {net.family} family; this run trains {config.family} "
+                                   f"(give --family {net.family} to resume it)")
     if net.input_shape != (3, _input_side(), _input_side()) or net.family != config.family:
         raise InvalidArgumentError(f"{source} is a model of the {net.family} family for {net.input_shape} inputs; "
                                    f"this run trains {config.family} on (3, {_input_side()}, {_input_side()})")

@@ -59,7 +59,8 @@ def rectify(inputs, model, family, refine, min_confidence, upright_size, mode, p
     from click.core import ParameterSource
 
     if align_corners:
-        raise click.UsageError("rectify writes align_corners=False θ (PyTorch's affine_grid default)")
+        raise click.UsageError("--align-corners does not apply: rectify writes θ for align_corners=False (PyTorch's "
+                               "affine_grid default)")
     if out_hw is not None:
         raise click.UsageError("rectify keeps each input's size (--size does not apply)")
     auto_padding = ctx.get_parameter_source("padding") in (ParameterSource.DEFAULT, None) and fill is None

@@ -91,6 +91,8 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
     padding = implied_padding(padding, fill)
     check_io_options(fill, padding, **{k: io_options[k] for k in ("overwrite", "skip_existing", "null", "files_from",
                                                                    "manifest", "manifest_append")})
+    import os
+
     from ..batch import STDIN, Output, attach_payloads, relative_name, say
     from ..errors import InvalidArgumentError, StnError
     from ..records import TpsPoints, WarpSpec, apply_spec, read_warp_records
@@ -126,8 +128,9 @@ def warp(inputs, theta, matrix, inverse_map, tps_file, params_file, mode, paddin
             table = read_warp_records(params_file, qualities if io_options["quality"] is None else None,
                                       warn=None if io_options["quiet"] else lambda m: say(f"stntool: warning: {m}"))
         if not table and not inputs and not io_options["files_from"]:
-            raise click.UsageError(f"--params {params_file}: no record to replay (its lines are errors or outputs "
-                                   "skipped)")
+            empty = params_file != "-" and os.path.isfile(params_file) and os.path.getsize(params_file) == 0
+            raise click.UsageError(f"--params {params_file}: no record to replay " + (
+                "(the file is empty)" if empty else "(its lines are errors or outputs skipped)"))
     max_pixels = io_options["max_pixels"]
     check_size(out_hw, max_pixels)
 

@@ -959,15 +959,21 @@ def _probe_locked() -> None:
                 else:
                     _probe_result = (True, None)
         except Exception as exc:  # any driver / binding failure means "not usable"
-            _probe_result = (False, f"{type(exc).__name__}: {exc}")
+            _probe_result = (False, _said(exc))
 
 
 def _driver_error() -> str | None:
     try:
         cuda.current_context()
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
+        return _said(exc)
     return None
+
+
+def _said(exc: Exception) -> str:
+    """What a driver or binding failure says, for a user: its message (numba-cuda's say what is missing), or the
+    exception's name when it has none."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def is_available() -> bool:

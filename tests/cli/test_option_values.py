@@ -89,3 +89,46 @@ def test_the_interrupted_line_imports_nothing():
             "print(sorted(m for m in ('numpy', 'cv2', 'numba', 'stntool.io', 'stntool.batch') if m in sys.modules))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.stderr == "stntool: interrupted\n" and p.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--theta", "1,0,0", "Invalid value for '--theta': expected 6 or 9 numbers, got 3"),  # "Invalid value: --theta:"
+    ("--theta", "", "Invalid value for '--theta': is empty (an unset shell variable?)"),
+    ("--matrix", "1,0", "Invalid value for '--matrix': expected 6 or 9 numbers, got 2"),
+])
+def test_matrix_values_are_said_as_other_options_are(one, tmp_path, run, option, value, message):
+    r = run(option, value, one, "-o", str(tmp_path / "o.png"))
+    assert r.exit_code == 2 and message in r.output
+
+
+def test_an_empty_range_and_one_number_read_well(one, tmp_path, cli_run):
+    r = cli_run("augment", one, "-o", str(tmp_path / "o"), "--rotate", "")
+    assert r.exit_code == 2 and "Invalid value for '--rotate': is empty (an unset shell variable?)" in r.output
+    r = cli_run("augment", one, "-o", str(tmp_path / "o"), "--rotate", "1,2")
+    assert r.exit_code == 2 and "expected 1 number, got 2" in r.output  # "expected 1 numbers"
+
+
+def test_params_errors_name_the_file_and_an_empty_file_says_so(one, tmp_path, run):
+    bad = write(tmp_path / "g.jsonl", b'{"input": "a.png", "theta": [1, 0, 0, 0, 1]}\n')
+    r = run("--params", str(bad), "-o", str(tmp_path / "r"))
+    assert r.exit_code == 2 and f"{bad} line 1: " in r.output
+    empty = write(tmp_path / "e.jsonl", b"")
+    r = run("--params", str(empty), "-o", str(tmp_path / "r"))
+    assert r.exit_code == 2 and f"--params {empty}: no record to replay (the file is empty)" in r.output
+
+
+def test_rectify_says_align_corners_does_not_apply_and_what_a_model_is(one, tmp_path, cli_run):
+    r = cli_run("rectify", one, "-o", str(tmp_path / "r"), "--align-corners")
+    assert r.exit_code == 2 and "--align-corners does not apply" in r.output
+    r = cli_run("rectify", one, "-o", str(tmp_path / "r"), "--model", "textt")
+    assert r.exit_code == 2 and "model textt does not exist (a model is 'text', the shipped one, or a .npz" in r.output
+
+
+def test_a_driver_failure_is_said_without_its_exception_class():
+    from stntool.sampling import _cuda
+
+    class CudaSupportError(Exception):
+        pass
+
+    assert _cuda._said(CudaSupportError("Error at driver init:\n  no driver")) == "Error at driver init: no driver"
+    assert _cuda._said(CudaSupportError()) == "CudaSupportError"

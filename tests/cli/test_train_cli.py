@@ -166,7 +166,9 @@ def test_resume_refuses_options_that_the_checkpoint_cannot_follow(tmp_path, trai
     assert r.exit_code == 0, r.stderr
     ckpt = str(tmp_path / "m.checkpoint.npz")
     for args, said in [(["--no-upright-head"], "upright head"), (["--no-orientation-branch"], "orientation branch"),
-                       (["--no-quarter-turns"], "quarter turns"), (["--steps", "3"], "at step 4, past --steps 3")]:
+                       (["--no-quarter-turns"], "quarter turns"), (["--steps", "3"], "at step 4, past --steps 3"),
+                       (["--family", "rotation"], "m.checkpoint.npz is a model of the affine family; this run trains "
+                                                  "rotation (give --family affine to resume it)")]:
         r = train(str(upright), "--out", str(tmp_path / "n.npz"), "--resume", ckpt, "--batch", "2", *args, "-q")
         assert r.exit_code == 2 and said in r.stderr, (args, r.stderr)
     # resuming from the model --out names: it is replaced only with --overwrite, as any file in the way

@@ -405,7 +405,7 @@ class TestSaveLoad:
         self._expect_error(tmp_path / "nope.npz", "does not exist")
         self._expect_error(tmp_path, "folder")
         (tmp_path / "text.npz").write_text("hello")
-        self._expect_error(tmp_path / "text.npz", "not a .npz file")
+        self._expect_error(tmp_path / "text.npz", "not a .npz archive")
         (tmp_path / "empty.npz").write_bytes(b"")
         self._expect_error(tmp_path / "empty.npz")
 
