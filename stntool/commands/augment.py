@@ -218,6 +218,7 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
         if sheet is not None and exists and not (io_options["overwrite"] or io_options["skip_existing"]):
             raise click.BadParameter(f"{display(preview)} exists (use --overwrite to replace it)",
                                      param_hint="--preview")
+        labels.check_pairing()
         for line in said + ([said_seed] if said_seed is not None else []):
             say(line)
 
@@ -305,19 +306,16 @@ class _LabelIO:
 
     def __init__(self, kind, masks_dir, min_visibility, exif: bool = True, labels_dir=None, labels_out=None,
                  output=None):
-        import threading
-
         self.kind, self.masks_dir, self.min_visibility = kind, masks_dir, min_visibility
         # sidecars read from labels_dir (by relative path) and written to labels_out (by the variants' names under
         # the output folder) instead of beside the images
         self.labels_dir, self.labels_out, self.output = labels_dir, labels_out, output
         self.exif = exif  # masks are read as their images are: turned by their orientation tag, or not
         self._sidecars = {}  # input -> sidecar(), looked up once: planned with the outputs, then read
+        self._items = []  # the items looked up, in order
         self._said_text = False  # the note on .txt files that are not labels, said once
-        self._said_missing = False  # the warning on an input without a label file in labels_dir, said once
         self._words = set()  # inputs whose .txt was left out as words (no "no label file" for them)
         self._masks = {}  # (input, relative path) -> its mask's path (or None), looked for once
-        self._lock = threading.Lock()  # the batch's threads read inputs at once: one warning between them
 
     _SIDE_EXT = {"json": ".json", "yolo": ".txt"}
     #: The sidecar formats each ``--labels`` kind looks for, in order.
@@ -339,6 +337,7 @@ class _LabelIO:
         if self.kind == "none" or item.input == "-":
             return None
         if item.input not in self._sidecars:
+            self._items.append(item)
             found = next(((path, fmt) for path, fmt in self._candidates(item) if os.path.isfile(path)), None)
             if found is not None and self.kind == "auto" and found[1] == "yolo" and _holds_words(found[0]):
                 # words in it: a transcript or notes beside the image (an OCR set's), not YOLO boxes
@@ -382,20 +381,36 @@ class _LabelIO:
         mask = self._mask_path(item) if self.masks_dir is not None else None
         return [p for p in (side[0] if side else None, mask) if p is not None]
 
+    def check_pairing(self):
+        """Once the outputs are planned (every input's label file looked for): with ``labels_dir``, a usage error
+        when no input there has a label file in it (the folder does not mirror the inputs' relative paths: every
+        label would be lost), else one warning, even with --quiet, counting the inputs without one."""
+        import os
+
+        if self.labels_dir is None or self.kind == "none":
+            return
+        from ..batch import STDIN
+        from ..io import display
+
+        looked = {k: v for k, v in self._sidecars.items() if k != STDIN and k not in self._words and os.path.exists(k)}
+        missing = [k for k, v in looked.items() if v is None]
+        if not missing:
+            return
+        example = next(it for it in self._items if it.input == missing[0])
+        where = " or ".join(display(path) for path, _ in self._candidates(example))
+        if len(missing) == len(looked):
+            raise click.BadParameter(f"no input has a label file in {display(self.labels_dir)} (for "
+                                     f"{display(example.input)} it looked for {where}: the folder mirrors the "
+                                     "inputs' paths relative to the folders given)", param_hint="--labels-dir")
+        from ..batch import say
+
+        say(f"stntool: warning: {len(missing)} of {len(looked)} inputs have no label file in --labels-dir (for "
+            f"{display(example.input)} it looked for {where}); their variants have none")
+
     def read(self, item, in_hw):
         """``{"labels": (Labels, fmt) or None, "mask": array or None}`` for an item; StnError names the bad file."""
         found = {"labels": None, "mask": None}
         side = self.sidecar(item)
-        if (side is None and self.labels_dir is not None and self.kind != "none" and item.input != "-"
-                and item.input not in self._words and self._first_missing()):
-            # asked for a folder of labels: an input read without one there is most likely paired wrongly (a list's
-            # whole path for its relative one), and its variants would go out unlabelled without a word
-            from ..batch import say
-            from ..io import display
-
-            looked = " or ".join(display(path) for path, _ in self._candidates(item))
-            say(f"stntool: warning: {display(item.input)}: no label file in --labels-dir (looked for {looked}); its "
-                "variants have none (said for the first such input only)")
         if side is not None:
             from .. import labels as lb
             from ..errors import StnError
@@ -419,12 +434,6 @@ class _LabelIO:
         if self.masks_dir is not None:
             found["mask"], found["palette"] = self._mask(item, in_hw)
         return found
-
-    def _first_missing(self) -> bool:
-        """True the first time it is asked (by any thread), False after."""
-        with self._lock:
-            first, self._said_missing = not self._said_missing, True
-        return first
 
     def _mask_path(self, item):
         """The mask paired with an item (``masks_dir/rel`` with ``.png`` first, then any image extension), or None;

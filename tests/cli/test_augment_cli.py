@@ -603,9 +603,10 @@ def test_an_input_without_a_label_file_in_the_labels_folder_is_said_once(tmp_pat
     r = aug(str(tmp_path / "images"), "-o", str(tmp_path / "o"), "--labels-dir", str(tmp_path / "labels"), "--seed",
             "1", "--rotate", "5", "-q")
     assert r.exit_code == 0 and r.stderr.count("no label file in --labels-dir") == 1, r.stderr
-    # the first read without one, of b and c (two threads read them: either may come first)
-    assert any(f"{n}.png: no label file in --labels-dir (looked for {tmp_path / 'labels' / (n + '.json')} or "
-               in r.stderr for n in "bc"), r.stderr
+    # said once for all of them, before the batch, even with --quiet (each variant goes out unlabelled)
+    assert (f"2 of 3 inputs have no label file in --labels-dir (for {tmp_path / 'images' / 'b.png'} it looked for "
+            f"{tmp_path / 'labels' / 'b.json'} or {tmp_path / 'labels' / 'b.txt'}); their variants have none"
+            in r.stderr), r.stderr
     assert sorted(os.listdir(tmp_path / "o")) == ["a_000.png", "a_000.txt", "b_000.png", "c_000.png"]
 
 
@@ -668,15 +669,35 @@ def test_the_words_check_reads_a_long_file_with_a_byte_order_mark_as_labels(tmp_
     assert not _holds_words(tmp_path / "d.txt")
 
 
-def test_the_labels_dir_warning_names_an_input_that_is_read(tmp_path, aug):
-    # it was said while planning: for an input that is not there, or one skipped, before usage errors
+def test_the_labels_dir_warning_names_an_input_that_is_there(tmp_path, aug):
     (tmp_path / "images").mkdir()
     (tmp_path / "labels").mkdir()
-    write(tmp_path / "images" / "b.png", encode(small_rgb(20, 30), ".png"))
-    r = aug(str(tmp_path / "images" / "nope.png"), str(tmp_path / "images" / "b.png"), "-o", str(tmp_path / "o"),
-            "--labels-dir", str(tmp_path / "labels"), "--rotate", "5", "--seed", "1", "-q")
+    for name in ("b", "c"):
+        write(tmp_path / "images" / f"{name}.png", encode(small_rgb(20, 30), ".png"))
+    (tmp_path / "labels" / "c.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    r = aug(str(tmp_path / "images" / "nope.png"), str(tmp_path / "images" / "b.png"),
+            str(tmp_path / "images" / "c.png"), "-o", str(tmp_path / "o"), "--labels-dir", str(tmp_path / "labels"),
+            "--rotate", "5", "--seed", "1", "-q")
     assert r.exit_code == 1 and "nope.png: no such file" in r.stderr
-    assert "b.png: no label file in --labels-dir" in r.stderr and "nope.png: no label file" not in r.stderr
+    assert f"1 of 2 inputs have no label file in --labels-dir (for {tmp_path / 'images' / 'b.png'} it" in r.stderr
+
+
+def test_a_labels_dir_where_no_input_finds_its_label_file_is_a_usage_error(tmp_path, aug):
+    """``--labels-dir ds/labels`` for ``ds/images/val`` looks for ds/labels/a.txt, not ds/labels/val/a.txt: every
+    label was lost, exit 0, with one warning."""
+    (tmp_path / "ds" / "images" / "val").mkdir(parents=True)
+    (tmp_path / "ds" / "labels" / "val").mkdir(parents=True)
+    for name in ("a", "b"):
+        write(tmp_path / "ds" / "images" / "val" / f"{name}.png", encode(small_rgb(20, 30), ".png"))
+        (tmp_path / "ds" / "labels" / "val" / f"{name}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    r = aug(str(tmp_path / "ds" / "images" / "val"), "-o", str(tmp_path / "o"), "--labels-dir",
+            str(tmp_path / "ds" / "labels"), "--rotate", "5", "--seed", "1")
+    assert r.exit_code == 2 and "Invalid value for --labels-dir: no input has a label file in " in r.stderr
+    assert f"it looked for {tmp_path / 'ds' / 'labels' / 'a.json'} or" in r.stderr and not (tmp_path / "o").exists()
+    r = aug(str(tmp_path / "ds" / "images" / "val"), "-o", str(tmp_path / "o"), "--labels-dir",
+            str(tmp_path / "ds" / "labels" / "val"), "--rotate", "5", "--seed", "1", "-q")
+    assert r.exit_code == 0 and sorted(os.listdir(tmp_path / "o")) == ["a_000.png", "a_000.txt", "b_000.png",
+                                                                       "b_000.txt"]
 
 
 def test_the_labels_dir_warning_is_said_once_between_threads_and_not_for_stdin_or_words(tmp_path, aug):
@@ -686,9 +707,11 @@ def test_the_labels_dir_warning_is_said_once_between_threads_and_not_for_stdin_o
     (tmp_path / "labels").mkdir()
     for k in range(8):
         write(tmp_path / "in" / f"i{k}.png", encode(small_rgb(20, 30), ".png"))
+    (tmp_path / "labels" / "i7.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     r = aug(str(tmp_path / "in"), "-o", str(tmp_path / "o"), "--labels-dir", str(tmp_path / "labels"), "--rotate",
             "5", "--seed", "1", "-j", "4", "-q")
     assert r.exit_code == 0 and r.stderr.count("no label file in --labels-dir") == 1, r.stderr  # once per thread
+    (tmp_path / "labels" / "i7.txt").unlink()
     (tmp_path / "labels" / "stdin.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     (tmp_path / "labels" / "i0.txt").write_text("Hello world\n")  # words: its own note, not "no label file"
     runner_input = io.BytesIO(encode(small_rgb(20, 30), ".png"))
