@@ -1100,34 +1100,35 @@ def _clip_front(poly, s, delta):
     return np.array(out).reshape(-1, 2)
 
 
-def _warped_extents(boxes, inv, out_hw):
-    """``(B, 4)`` axis-aligned extents of the warped boxes (NaN rows for boxes with no place in the output)."""
+def _warped_outlines(boxes, inv) -> list:
+    """Each box's outline in the output: a polygon ``(M, 2)``, or ``(0, 2)`` where the box has no place there
+    (its corners for θ, which keeps lines straight, and for a projective θ whose horizon crosses the box, the part
+    of the box in front of it; :data:`OUTLINE_POINTS_PER_SIDE` points per side for splines, and at least one
+    per lattice cell for elastic fields, of which those with a place in the output)."""
     import numpy as np
 
-    ext = np.full((len(boxes), 4), np.nan)
+    none = np.zeros((0, 2))
     if len(boxes) == 0:
-        return ext
+        return []
     if isinstance(inv, _ThetaInverse):
         if inv.inv is None:
-            return ext
+            return [none] * len(boxes)
         corners = _outline(boxes, 1)  # (B, 4, 2): a line stays a line
         if not inv.projective:
-            pts = inv(corners.reshape(-1, 2)).reshape(corners.shape)
-            return np.concatenate([pts.min(1), pts.max(1)], axis=1)
+            return list(inv(corners.reshape(-1, 2)).reshape(corners.shape))
         uv, s = inv.homogeneous(corners.reshape(-1, 2))
         uv, s = uv.reshape(len(boxes), 4, 2), s.reshape(len(boxes), 4)
-        front = np.all(s > 0, axis=1)
-        pts = uv[front] / s[front][..., None]
-        ext[front] = np.concatenate([pts.min(1), pts.max(1)], axis=1)
-        for i in np.flatnonzero(~front & np.any(s > 0, axis=1)):  # a horizon crosses the box: its part in front
-            delta = 1e-9 * float(np.abs(s[i]).max())
-            part = _clip_front(corners[i], s[i], delta)
-            if not len(part):  # nothing in front of the horizon by more than rounding: no place in the output
-                continue
-            u2, s2 = inv.homogeneous(part)
-            pts = u2 / np.maximum(s2, delta)[:, None]
-            ext[i] = np.concatenate([pts.min(0), pts.max(0)])
-        return ext
+        polys = [none] * len(boxes)
+        for i in range(len(boxes)):
+            if np.all(s[i] > 0):
+                polys[i] = uv[i] / s[i][:, None]
+            elif np.any(s[i] > 0):  # a horizon crosses the box: its part in front
+                delta = 1e-9 * float(np.abs(s[i]).max())
+                part = _clip_front(corners[i], s[i], delta)
+                if len(part):  # else nothing in front of the horizon by more than rounding: no place in the output
+                    u2, s2 = inv.homogeneous(part)
+                    polys[i] = u2 / np.maximum(s2, delta)[:, None]
+        return polys
     n = OUTLINE_POINTS_PER_SIDE
     if inv.spacing:  # an elastic field: at least one outline point per lattice cell (up to 256 per side)
         with np.errstate(over="ignore"):
@@ -1135,12 +1136,40 @@ def _warped_extents(boxes, inv, out_hw):
         n = 8 * n if not side < 8 * n * inv.spacing else int(max(n, math.ceil(side / inv.spacing)))
     ring = _outline(boxes, n)
     pts = inv(ring.reshape(-1, 2)).reshape(ring.shape)
-    finite = np.isfinite(pts).all(-1, keepdims=True)
-    lo = np.where(finite, pts, np.inf).min(1)
-    hi = np.where(finite, pts, -np.inf).max(1)
-    some = finite[..., 0].any(1)
-    ext[some] = np.concatenate([lo, hi], axis=1)[some]
-    return ext
+    finite = np.isfinite(pts).all(-1)
+    return [pts[i][finite[i]] for i in range(len(boxes))]
+
+
+def _clip_to_image(poly, w, h):
+    """Sutherland-Hodgman: the part of polygon ``poly (M, 2)`` inside the output's extent ``[-0.5, w - 0.5] x
+    [-0.5, h - 0.5]`` (a convex region, so any polygon clips right: where a concave one leaves the image and comes
+    back, the parts are joined along the edge, which adds no area and no extent)."""
+    import numpy as np
+
+    for axis, bound, sign in ((0, -0.5, 1.0), (0, w - 0.5, -1.0), (1, -0.5, 1.0), (1, h - 0.5, -1.0)):
+        if not len(poly):
+            break
+        d = sign * (poly[:, axis] - bound)  # >= 0 inside
+        q, dq = np.roll(poly, -1, axis=0), np.roll(d, -1)
+        inside = d >= 0
+        cross = inside != (dq >= 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t = np.where(cross, d / np.where(cross, d - dq, 1.0), 0.0)
+        at = poly + (q - poly) * t[:, None]
+        at[cross, axis] = bound  # on the edge exactly
+        both = np.stack([poly, at], axis=1)  # each vertex, then where its edge crosses
+        poly = both[np.stack([inside, cross], axis=1)]
+    return poly
+
+
+def _area(poly) -> float:
+    """The area a polygon ``(M, 2)`` encloses (shoelace)."""
+    import numpy as np
+
+    if len(poly) < 3:
+        return 0.0
+    x, y = poly[:, 0], poly[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
 def transform_labels(labels: Labels, spec, in_hw=None, min_visibility: float = 0.0, tol: float = 1e-3):
@@ -1164,10 +1193,12 @@ def transform_labels(labels: Labels, spec, in_hw=None, min_visibility: float = 0
 
     Boxes: the box's outline is mapped (its corners for θ, which keeps lines straight; 32 points per
     side for splines and elastic fields; for a projective θ whose horizon crosses the box, the part
-    of the box in front of it), the mapped points' axis-aligned extent is clipped to the output's
-    extent ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``, and its visibility is the clipped area over the
-    unclipped area (for a box of zero area: 1 when it touches the output, else 0). Boxes with
-    visibility 0 or below ``min_visibility`` are dropped; box labels follow their boxes.
+    of the box in front of it), the polygon they make is clipped to the output's extent
+    ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``, and the box is the axis-aligned extent of what is left: the
+    part of the object in the image, not the image's part of the whole object's extent (a box turned 45°
+    across an edge). Its visibility is the polygon's area inside the output over its whole area (for a box
+    of zero area: 1 when it touches the output, else 0). Boxes with visibility 0 or below
+    ``min_visibility`` are dropped; box labels follow their boxes.
     """
     import numpy as np
 
@@ -1187,16 +1218,27 @@ def transform_labels(labels: Labels, spec, in_hw=None, min_visibility: float = 0
         visible &= labels.visible
 
     with np.errstate(over="ignore", invalid="ignore"):
-        ext = _warped_extents(labels.boxes, inv, out_hw)
-    ext = _onto_edges(ext, [w, h, w, h])
-    clipped = np.stack([np.clip(ext[:, 0], -0.5, w - 0.5), np.clip(ext[:, 1], -0.5, h - 0.5),
-                        np.clip(ext[:, 2], -0.5, w - 0.5), np.clip(ext[:, 3], -0.5, h - 0.5)], axis=1)
+        outlines = _warped_outlines(labels.boxes, inv)
+    clipped = np.full((len(labels.boxes), 4), np.nan)
+    vis = np.zeros(len(labels.boxes))
     with np.errstate(invalid="ignore", over="ignore"):
-        area = (ext[:, 2] - ext[:, 0]) * (ext[:, 3] - ext[:, 1])
-        area_c = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
-        touches = ((ext[:, 2] >= -0.5) & (ext[:, 0] <= w - 0.5) & (ext[:, 3] >= -0.5) & (ext[:, 1] <= h - 0.5))
-        vis = np.where(area > 0, area_c / np.where(area > 0, area, 1.0), touches.astype(float))
-    vis = np.where(np.isfinite(ext).all(1), vis, 0.0)
+        for i, poly in enumerate(outlines):
+            if not len(poly):
+                continue
+            poly = _onto_edges(poly, [w, h])
+            area = _area(poly)
+            if not (np.isfinite(area) and area > 0):  # a box of no area: visible where it touches the output
+                ext = np.concatenate([poly.min(0), poly.max(0)])
+                if np.isfinite(ext).all() and ext[2] >= -0.5 and ext[0] <= w - 0.5 and ext[3] >= -0.5 \
+                        and ext[1] <= h - 0.5:
+                    vis[i] = 1.0
+                    clipped[i] = np.clip(ext, -0.5, [w - 0.5, h - 0.5, w - 0.5, h - 0.5])
+                continue
+            inside = _clip_to_image(poly, w, h)
+            if len(inside):
+                vis[i] = min(1.0, _area(inside) / area)
+                clipped[i] = np.clip(np.concatenate([inside.min(0), inside.max(0)]), -0.5,
+                                     [w - 0.5, h - 0.5, w - 0.5, h - 0.5])
     keep = np.flatnonzero((vis > 0) & (vis >= mv))
     out = Labels(keypoints=kp, boxes=clipped[keep],
                  keypoint_labels=labels.keypoint_labels,

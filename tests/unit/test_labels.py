@@ -726,3 +726,48 @@ def test_in_from_out_takes_the_records_input_size_as_out_from_in_does():
         in_from_out(spec, p, (40, 50))
     with pytest.raises(InvalidArgumentError, match="the input size is needed"):
         in_from_out(spec.replace(in_hw=None), p)
+
+
+def test_a_box_across_the_edge_is_the_extent_of_its_part_inside():
+    """A square turned 45° whose corner pokes into the image: the box is the extent of the triangle inside, and the
+    visibility its share of the area (the hull of the whole diamond, clipped, was twice as tall and said 0.25)."""
+    c = (50.0, 50.0)
+    d = 10 * np.sqrt(2)  # the diamond's half-diagonal
+    m = T.compose(T.rotate(45, center=c), T.translate(-50.5 - d / 2, 0))  # the centre at x = -0.5 - d / 2
+    spec = theta_spec(m, (100, 100), (100, 100))
+    out, info = transform_labels(Labels(boxes=[[40, 40, 60, 60]]), spec, (100, 100))
+    np.testing.assert_allclose(out.boxes, [[-0.5, 50 - d / 2, -0.5 + d / 2, 50 + d / 2]], atol=1e-6)
+    np.testing.assert_allclose(info.box_visibility, [0.125], atol=1e-9)  # a triangle of d²/4 of the diamond's d²·2
+    _, info = transform_labels(Labels(boxes=[[40, 40, 60, 60]]), spec, (100, 100), min_visibility=0.2)
+    assert info.boxes_kept == ()
+
+
+@pytest.mark.parametrize("family", ["affine", "projective", "tps"])
+def test_a_box_across_the_edge_fits_the_pixels_it_labels(family):
+    """Render a filled box, warp it partly out of the image: the moved box holds its pixels in the output and
+    reaches no more than a pixel beyond them on any side. (Bilinear sampling of the box's pixels is positive
+    exactly inside the box's edges, so the output pixels above 0 are those whose centres the moved box covers.)"""
+    in_hw = out_hw = (80, 120)
+    img = np.zeros(in_hw, np.float64)
+    box = [70.0, 10.0, 110.0, 40.0]  # edges of pixels 70.5..109.5 x 10.5..39.5
+    img[11:40, 71:110] = 1.0
+    cin = (59.5, 39.5)
+    m = T.compose(T.rotate(35, center=cin), T.translate(28, -22))  # the box's top right corner leaves the image
+    if family == "affine":
+        spec = theta_spec(m, in_hw, out_hw)
+    elif family == "projective":
+        persp = np.array([[1, 0, 0], [0, 1, 0], [0.002, -0.001, 1.0]])
+        spec = theta_spec(T.compose(m, T.translate(-59.5, -39.5), persp, T.translate(59.5, 39.5)), in_hw, out_hw)
+    else:
+        src = np.array([[5, 5], [115, 5], [5, 75], [115, 75], [60, 40], [90, 25]], float)
+        dst = apply_h(m, src) + [[1, -1], [0, 2], [-1, 0], [2, 1], [0, 0], [1.5, -1]]
+        spec = WarpSpec(tps=TpsPoints(src=tuple(map(tuple, src)), dst=tuple(map(tuple, dst))), out_hw=out_hw)
+    warped = apply_spec(img, spec.replace(padding="zeros"), backend="numpy")
+    ys, xs = np.nonzero(warped > 0)
+    assert 0 < len(xs) and (ys.min() == 0 or xs.max() == out_hw[1] - 1)  # cut by the image's edge
+    out, _ = transform_labels(Labels(boxes=[box]), spec, in_hw)
+    x0, y0, x1, y1 = out.boxes[0]
+    assert x0 <= xs.min() and y0 <= ys.min() and x1 >= xs.max() and y1 >= ys.max()  # holds its pixels
+    # and no more: a pixel, or up to √2 at a corner's tip that passes between pixel centres (the outline of a
+    # spline's box is drawn through 32 points a side, and found within 0.1 px)
+    assert max(xs.min() - x0, ys.min() - y0, x1 - xs.max(), y1 - ys.max()) <= 1.5
