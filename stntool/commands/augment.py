@@ -37,8 +37,8 @@ not on --jobs, the order or the other inputs. Without --seed a random seed is dr
 Labels move with the pixels: a.json (keypoints, boxes) or a.txt (YOLO boxes) beside a.jpg is
 transformed and written beside each variant (a_000.json / a_000.txt), or read from and written to
 folders of their own (--labels-dir, --labels-out: paired by relative path); with --masks DIR, the mask
-DIR/sub/a.png is warped with nearest sampling and written as a_000.mask.png (an indexed PNG
-keeps its palette: its indices are warped, not its colours).
+DIR/sub/a.png is warped with nearest sampling and written as a_000.mask.png, or with --masks-out
+MDIR as MDIR/sub/a_000.png (an indexed PNG keeps its palette: its indices are warped, not its colours).
 """
 
 _RANGE_FLAGS = ("rotate", "scale", "aspect", "shear", "shear_y", "translate")
@@ -125,6 +125,9 @@ def variant_names(path: str, count: int) -> list:
                    "(DIR/sub/a_000.txt), not beside the variant.")
 @click.option("--masks", "masks_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False), callback=a_folder,
               help="Segmentation masks paired by relative path (DIR/sub/a.png for in/sub/a.jpg).")
+@click.option("--masks-out", metavar="DIR", callback=a_name,
+              help="Write each variant's mask to DIR as DIR/sub/a_000.png (the variant's name under -o, as a PNG), "
+                   "not beside the variant as a_000.mask.png.")
 @click.option("--min-visibility", type=click.FloatRange(0, 1), default=0.0, show_default=True, callback=not_nan,
               help="Drop boxes of which less than this fraction stays in the image.")
 @click.option("--preview", metavar="SHEET.png", callback=a_name, help="Also write a contact sheet of the first inputs and their variants.")
@@ -132,7 +135,8 @@ def variant_names(path: str, count: int) -> list:
 @output_options
 @input_options
 def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, translate, perspective, hflip, vflip,
-            tps, tps_grid, elastic, keep_inside, labels_kind, labels_dir, labels_out, masks_dir, min_visibility,
+            tps, tps_grid, elastic, keep_inside, labels_kind, labels_dir, labels_out, masks_dir, masks_out,
+            min_visibility,
             preview, mode,
             padding, fill, align_corners, out_hw, device, jobs, **io_options):
     """Write --count random geometric variants of each input, and their warp records.
@@ -188,8 +192,15 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
                                "-o -)")
     if labels_out is not None and os.path.exists(labels_out) and not os.path.isdir(labels_out):
         raise click.BadParameter(f"{labels_out} is a file (give a folder)", param_hint="--labels-out")
+    if masks_out is not None:
+        if masks_dir is None:
+            raise click.UsageError("--masks-out writes the masks that --masks reads (give --masks DIR)")
+        if output == "-":
+            raise click.UsageError("--masks-out goes with masks written beside the variants (not -o -)")
+        if os.path.exists(masks_out) and not os.path.isdir(masks_out):
+            raise click.BadParameter(f"{masks_out} is a file (give a folder)", param_hint="--masks-out")
     labels = _LabelIO(labels_kind, masks_dir, min_visibility, exif=not io_options["ignore_orientation"],
-                      labels_dir=labels_dir, labels_out=labels_out, output=output)
+                      labels_dir=labels_dir, labels_out=labels_out, output=output, masks_out=masks_out)
     sheet = None
     if preview is not None:
         from ..io import display, folder_problem, unwritable
@@ -305,11 +316,12 @@ class _LabelIO:
     """Finds, moves and writes the labels of one input (sidecars and masks)."""
 
     def __init__(self, kind, masks_dir, min_visibility, exif: bool = True, labels_dir=None, labels_out=None,
-                 output=None):
+                 output=None, masks_out=None):
         self.kind, self.masks_dir, self.min_visibility = kind, masks_dir, min_visibility
         # sidecars read from labels_dir (by relative path) and written to labels_out (by the variants' names under
         # the output folder) instead of beside the images
         self.labels_dir, self.labels_out, self.output = labels_dir, labels_out, output
+        self.masks_out = masks_out  # masks written there by the variants' names (.png), not beside them
         self.exif = exif  # masks are read as their images are: turned by their orientation tag, or not
         self._sidecars = {}  # input -> sidecar(), looked up once: planned with the outputs, then read
         self._items = []  # the items looked up, in order
@@ -356,11 +368,21 @@ class _LabelIO:
     def beside(self, item, path):
         """The files :meth:`write` will write beside the output ``path`` of ``item`` (planned with the outputs, so
         two inputs whose variants share a base name, ``a.png`` and ``a.jpg``, cannot write one label file)."""
+        found = self.sidecar(item)
+        return ([self._label_base(path) + self._SIDE_EXT[found[1]]] if found else []) + \
+            ([self._mask_file(path)] if self.masks_dir is not None else [])
+
+    def _mask_file(self, path):
+        """A variant's mask file: beside the variant (``a_000.mask.png``), or under ``masks_out`` by the variant's
+        name under the output folder, as a PNG (``MDIR/sub/a_000.png``)."""
         import os
 
-        base, found = os.path.splitext(path)[0], self.sidecar(item)
-        return ([self._label_base(path) + self._SIDE_EXT[found[1]]] if found else []) + \
-            ([base + ".mask.png"] if self.masks_dir is not None else [])
+        from ..batch import relative_name
+
+        if self.masks_out is None:
+            return os.path.splitext(path)[0] + ".mask.png"
+        name = relative_name(path, self.output).replace("/", os.sep)
+        return os.path.join(self.masks_out, os.path.splitext(name)[0] + ".png")
 
     def _label_base(self, path):
         """A variant's label file, less its extension: beside the variant, or under ``labels_out`` by the variant's
@@ -477,15 +499,12 @@ class _LabelIO:
 
     def write(self, found, spec, in_hw, path, backend):
         """``(files, manifest fields, moved labels or None)`` for one variant written at ``path``."""
-        import os
-
         files, extra, moved_labels = {}, {}, None
         if found["labels"] is None and found["mask"] is None:
             return files, extra, moved_labels
         from .. import labels as lb
         from ..io import encode_image, encode_indexed_png
 
-        base = os.path.splitext(path)[0]
         if found["labels"] is not None:
             got, fmt = found["labels"]
             moved_labels, info = lb.transform_labels(got, spec, in_hw, min_visibility=self.min_visibility)
@@ -497,7 +516,7 @@ class _LabelIO:
             extra["labels"] = side
             extra["keypoints_visible"], extra["boxes_dropped"] = info.keypoints_visible, info.boxes_dropped
         if found["mask"] is not None:
-            side = base + ".mask.png"
+            side = self._mask_file(path)
             moved = lb.warp_mask(found["mask"], spec, backend)
             palette = found.get("palette")
             files[side] = encode_indexed_png(moved, palette) if palette else encode_image(moved, "png")

@@ -269,6 +269,38 @@ def test_yolo_labels_and_masks(tmp_path, aug):
     assert all(x["mask"].endswith(".mask.png") and x["labels"].endswith(".txt") for x in recs)
 
 
+def test_masks_out_writes_a_mask_tree_named_as_the_images(tmp_path, aug):
+    """A segmentation set's images/ and masks/ (the same stems, PNG masks), not a_000.mask.png among the images,
+    which a loader globbing *.png takes for images and one pairing by stem cannot pair."""
+    import numpy as np
+
+    from stntool.io import decode_image
+
+    src, masks = tmp_path / "images", tmp_path / "masks"
+    (src / "sub").mkdir(parents=True)
+    (masks / "sub").mkdir(parents=True)
+    img = small_rgb(40, 60, 1)
+    write(src / "sub" / "a.jpg", encode(img, ".png"))  # a .jpg name: the mask is a .png all the same
+    mask = np.zeros((40, 60), np.uint8)
+    mask[10:30, 15:45] = 7
+    write(masks / "sub" / "a.png", encode(mask, ".png"))
+    r = aug("-r", str(src), "-o", str(tmp_path / "out" / "images"), "--count", "2", "--seed", "3", "--hflip", "1",
+            "--masks", str(masks), "--masks-out", str(tmp_path / "out" / "masks"), "--mode", "nearest",
+            "--manifest", str(tmp_path / "m.jsonl"), "-q")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(os.listdir(tmp_path / "out" / "images" / "sub")) == ["a_000.jpg", "a_001.jpg"]
+    assert sorted(os.listdir(tmp_path / "out" / "masks" / "sub")) == ["a_000.png", "a_001.png"]
+    for k in range(2):
+        got = decode_image(open(tmp_path / "out" / "masks" / "sub" / f"a_{k:03d}.png", "rb").read())
+        assert np.array_equal(got, mask[:, ::-1])
+    recs = [json.loads(x) for x in open(tmp_path / "m.jsonl")]
+    assert [x["mask"] for x in recs] == [str(tmp_path / "out" / "masks" / "sub" / f"a_{k:03d}.png") for k in range(2)]
+    for args, said in ((["--masks-out", str(tmp_path / "mo")], "--masks-out writes the masks that --masks reads"),
+                       (["--masks", str(masks), "--masks-out", str(src / "sub" / "a.jpg")], "is a file")):
+        r = aug(str(src / "sub" / "a.jpg"), "-o", str(tmp_path / "o2"), "--seed", "3", "--rotate", "5", *args)
+        assert r.exit_code == 2 and said in r.stderr, r.stderr
+
+
 def test_bad_sidecars_and_masks_fail_their_input_only(tmp_path, aug):
     import numpy as np
 
