@@ -508,7 +508,9 @@ def labels_from_yolo_text(text: str, image_hw) -> Labels:
         if not parts:
             continue
         if len(parts) != 5:
-            raise InvalidArgumentError(f"line {no}: expected 5 values (class cx cy w h), got {len(parts)}")
+            polygon = len(parts) >= 7 and len(parts) % 2 == 1  # a class and three or more x y pairs
+            raise InvalidArgumentError(f"line {no}: expected 5 values (class cx cy w h), got {len(parts)}" + (
+                " (a YOLO segmentation polygon? boxes only are read: give masks with --masks)" if polygon else ""))
         try:
             cls = int(parts[0])
         except ValueError:
