@@ -680,6 +680,7 @@ class Manifest:
         except OSError:
             try:
                 os.ftruncate(fd, start)
+                os.lseek(fd, start, os.SEEK_SET)  # a file opened to replace (not append) writes on from here
             except OSError:
                 pass
             raise
@@ -921,7 +922,8 @@ def _write_with_files(path, blob, files, overwrite, input_real, output_real, res
     The image is written last, so a side file without its image is what an interrupted run left: a
     resumed run (``resuming``, ``--skip-existing``) replaces it; otherwise it is an existing output, named.
     Returns False when, resuming, the image appeared while this one was made (another run writing the same
-    outputs got there first): it is skipped, and the side files, the same bytes as that run's, stay."""
+    outputs got there first): it is skipped, and the side files stay (the same bytes as that run's when both
+    runs are the same command; augment without --seed draws a seed per run)."""
     from .io import OUTPUT_EXISTS, display, write_atomic
 
     done = []
@@ -980,10 +982,10 @@ def _wind_down(interrupt, pending, report_once):
     pending.clear()
 
 
-def _remove_unrecorded(pending) -> int:
+def _remove_unrecorded(pending, keep: bool = False) -> int:
     """After a manifest write failed: remove the outputs (and the files beside them) of the finished items'
     records that were not written to the manifest (``pending``: the futures not yet fully reported, each with
-    its ``stntool_item``); returns how many outputs were removed."""
+    its ``stntool_item``), unless ``keep``; returns how many outputs that is."""
     from .io import sigint_deferred
 
     count = 0
@@ -997,8 +999,9 @@ def _remove_unrecorded(pending) -> int:
         files = getattr(getattr(fut, "stntool_item", None), "written", None) or {}
         for rec in records[getattr(fut, "stntool_reported", 0):]:
             if rec["status"] == "ok" and rec["output"] in files:
-                with sigint_deferred():
-                    _remove(files[rec["output"]])
+                if not keep:
+                    with sigint_deferred():
+                        _remove(files[rec["output"]])
                 count += 1
     return count
 
@@ -1255,17 +1258,22 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
     except _ManifestError as e:
         # the records cannot be kept: stop; the outputs recorded stay, those written without a record (this one's,
         # the running items') are removed, so a rerun with --skip-existing writes them again, with their records
+        # With --overwrite they stay: each replaced an earlier file, which removing it would lose too; a rerun
+        # with --overwrite writes them again
         opts["stop"].set()  # running items stop after the output they are writing
         pool.shutdown(wait=True, cancel_futures=True)
-        unrecorded = _remove_unrecorded(pending)
+        unrecorded = _remove_unrecorded(pending, keep=overwrite)
         if bar is not None:
             bar.close()
             bar = None
         where = "stdout" if manifest.to_stdout else display(manifest.path)
-        removed = (f"{unrecorded} output{'s' * (unrecorded != 1)} written without a record removed; "
-                   if unrecorded else "")
-        say(f"stntool: error: cannot write manifest {where}: {e.args[0].strerror or e.args[0]}; stopped ({removed}"
-            "finish with --skip-existing --manifest-append)")
+        outputs = f"{unrecorded} output{'s' * (unrecorded != 1)} written without a record"
+        if overwrite:
+            advice = f"{outputs + ' kept; ' if unrecorded else ''}finish by running it again"
+        else:
+            advice = (f"{outputs + ' removed; ' if unrecorded else ''}finish with --skip-existing"
+                      f"{'' if manifest.to_stdout else ' --manifest-append'}")
+        say(f"stntool: error: cannot write manifest {where}: {e.args[0].strerror or e.args[0]}; stopped ({advice})")
         try:
             manifest.close()
         except OSError:

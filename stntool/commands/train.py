@@ -249,17 +249,37 @@ PAGE_BYTES = 2_200_000
 def _check_memory(n_pages: int):
     """A usage error when ``n_pages`` rendered pages would not fit in this machine's memory (they are all held while
     training), instead of a run that grows until the system stops it."""
-    import os
-
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
+    if n_pages <= 0:
+        return
+    total = _memory_bytes()
+    if total is None:
         return  # no way to tell here
     need = n_pages * PAGE_BYTES
     if need > 0.8 * total:
         raise click.BadParameter(f"{n_pages} pages would hold about {need / 1e9:.3g} GB in memory while training, "
                                  f"and this machine has {total / 1e9:.3g} GB (each page takes about "
                                  f"{PAGE_BYTES / 1e6:g} MB)", param_hint="--synthetic-pages")
+
+
+def _memory_bytes():
+    """The memory this process may use, in bytes: the machine's, or a container's limit (cgroup v2 or v1) where it
+    is lower; None where neither can be read."""
+    import os
+
+    try:
+        size, pages = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_PHYS_PAGES")  # -1: cannot tell
+        total = size * pages if size > 0 and pages > 0 else -1
+    except (AttributeError, ValueError, OSError):
+        total = -1
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                limit = int(f.read().strip())  # "max" (no limit) is not a number
+        except (OSError, ValueError):
+            continue
+        if limit > 0 and (total <= 0 or limit < total):
+            total = limit
+    return total if total > 0 else None
 
 
 def _read_images(items):

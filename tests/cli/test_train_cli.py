@@ -359,8 +359,40 @@ def test_a_run_that_diverges_says_at_which_step_and_not_that_it_went_on(tmp_path
     assert "b.checkpoint.npz" not in r.stderr and not (tmp_path / "b.checkpoint.npz").exists()
 
 
-def test_more_synthetic_pages_than_memory_holds_is_a_usage_error(tmp_path, train):
-    """A page count past the machine's memory grew until the system stopped the run; it is refused at once."""
-    r = train("--synthetic-pages", str(10 ** 12), "--out", str(tmp_path / "m.npz"))
-    assert r.exit_code == 2 and "Invalid value for --synthetic-pages: 1000000000000 pages would hold about" in r.stderr
-    assert "GB in memory while training, and this machine has" in r.stderr and not os.listdir(tmp_path)
+def test_more_synthetic_pages_than_memory_holds_is_a_usage_error(tmp_path, train, upright, monkeypatch):
+    """A page count past the machine's memory grew until the system stopped the run; it is refused at once. (The
+    memory is made 1 GB here: were the check gone, 600 pages would render, not fill the machine.)"""
+    import stntool.commands.train as cmd
+
+    monkeypatch.setattr(cmd, "_memory_bytes", lambda: 10 ** 9)
+    r = train("--synthetic-pages", "600", "--out", str(tmp_path / "m.npz"), "--steps", "1")
+    assert r.exit_code == 2 and "Invalid value for --synthetic-pages: 600 pages would hold about 1.32 GB" in r.stderr
+    assert "in memory while training, and this machine has 1 GB" in r.stderr and not (tmp_path / "m.npz").exists()
+    monkeypatch.setattr(cmd, "_memory_bytes", lambda: None)  # where memory cannot be told: no check, no refusal
+    r = train(str(upright), "--out", str(tmp_path / "m.npz"), "--steps", "1", "--batch", "2", "-q")
+    assert r.exit_code == 0, r.stderr
+
+
+def test_the_memory_is_the_smaller_of_the_machines_and_a_containers(monkeypatch):
+    import builtins
+    import io
+
+    import stntool.commands.train as cmd
+
+    monkeypatch.setattr(os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 2 ** 20}[name])  # 4 GiB
+    real_open = builtins.open
+    limits = {"/sys/fs/cgroup/memory.max": "1073741824\n"}
+
+    def fake_open(path, *args, **kwargs):
+        if str(path).startswith("/sys/fs/cgroup/"):
+            if path not in limits:
+                raise FileNotFoundError(path)
+            return io.StringIO(limits[path])
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    assert cmd._memory_bytes() == 2 ** 30
+    limits["/sys/fs/cgroup/memory.max"] = "max\n"
+    assert cmd._memory_bytes() == 2 ** 32
+    monkeypatch.setattr(os, "sysconf", lambda name: -1)  # "cannot tell", and no limit either
+    assert cmd._memory_bytes() is None

@@ -596,13 +596,39 @@ def test_a_manifest_that_fails_part_way_leaves_only_recorded_outputs_and_resumes
 def test_a_manifest_line_cut_by_a_full_disk_is_taken_back(tmp_path, monkeypatch):
     from stn_testing import disk_full_write
 
+    real = os.write
     man = batch.Manifest(str(tmp_path / "m" / "run.jsonl"))
     man.write({"input": "a.png", "status": "ok"})
-    monkeypatch.setattr(batch.os, "write", disk_full_write(os.write, tmp_path / "m"))  # 3 bytes, then ENOSPC
+    monkeypatch.setattr(batch.os, "write", disk_full_write(real, tmp_path / "m"))  # 3 bytes, then ENOSPC
     with pytest.raises(OSError):
         man.write({"input": "b.png", "status": "ok"})
+    monkeypatch.setattr(batch.os, "write", real)
+    man.write({"input": "c.png", "status": "ok"})  # a caller that goes on writes where the cut line began
     man.close()
-    assert (tmp_path / "m" / "run.jsonl").read_bytes() == b'{"input": "a.png", "status": "ok"}\n'
+    assert (tmp_path / "m" / "run.jsonl").read_bytes() == (b'{"input": "a.png", "status": "ok"}\n'
+                                                          b'{"input": "c.png", "status": "ok"}\n')
+
+
+def test_with_overwrite_a_failed_manifest_keeps_the_outputs_and_stdout_gets_its_own_advice(tmp_path, capsys,
+                                                                                          monkeypatch):
+    """Removing an output that replaced an earlier file lost both; --manifest-append cannot go with stdout."""
+    items = planned(tmp_path)
+    os.makedirs(tmp_path / "out")
+    (tmp_path / "out" / "a.png").write_bytes(b"an earlier output")
+
+    def full(self, rec):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(batch.Manifest, "write", full)
+    s = batch.run_batch(items, flip, overwrite=True, manifest=batch.Manifest(str(tmp_path / "m")), jobs=1)
+    assert s.stopped and os.listdir(tmp_path / "out") == ["a.png"]
+    assert decode_image((tmp_path / "out" / "a.png").read_bytes()).shape == (2, 3)  # the new one
+    assert capsys.readouterr().err.strip().endswith("stopped (1 output written without a record kept; finish by "
+                                                    "running it again)")
+    items = planned(tmp_path / "again", names=("d.png",))
+    s = batch.run_batch(items, flip, manifest=batch.Manifest("-"), jobs=1)
+    assert capsys.readouterr().err.strip().endswith("stopped (1 output written without a record removed; finish "
+                                                    "with --skip-existing)")
 
 
 def _another_run_writes_first(monkeypatch, name, data=b"the other run"):

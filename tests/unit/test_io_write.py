@@ -144,6 +144,16 @@ def test_overwrite_keeps_the_replaced_files_permissions(tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path / "g.png").st_mode) == 0o666 & ~sio._umask()
 
 
+def test_overwrite_gives_another_users_file_the_usual_permissions(tmp_path, monkeypatch):
+    """The new file is ours: another user's 0600 would lock that user out of it."""
+    old = tmp_path / "f.png"
+    old.write_bytes(b"old")
+    os.chmod(old, 0o600)
+    monkeypatch.setattr(sio, "_uid", lambda: os.stat(old).st_uid + 1)  # as if the file were someone else's
+    sio.write_atomic(str(old), b"new", overwrite=True)
+    assert stat.S_IMODE(os.stat(old).st_mode) == 0o666 & ~sio._umask()
+
+
 def test_a_folder_that_cannot_be_made_is_the_one_named(tmp_path, monkeypatch):
     (tmp_path / "ro").mkdir()
     real = os.mkdir
