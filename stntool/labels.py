@@ -1142,36 +1142,77 @@ def _warped_outlines(boxes, inv) -> list:
     return [pts[i][finite[i]] for i in range(len(boxes))]
 
 
-def _clip_to_image(poly, w, h):
-    """Sutherland-Hodgman: the part of polygon ``poly (M, 2)`` inside the output's extent ``[-0.5, w - 0.5] x
-    [-0.5, h - 0.5]`` (a convex region, so any polygon clips right: where a concave one leaves the image and comes
-    back, the parts are joined along the edge, which adds no area and no extent)."""
+def _padded(polys):
+    """Polygons of several lengths as one array ``(B, M, 2)`` (rows padded with their first vertex) and each one's
+    vertex count ``(B,)``."""
+    import numpy as np
+
+    n = np.array([len(p) for p in polys], dtype=np.int64)
+    m = int(n.max()) if len(n) else 0
+    out = np.zeros((len(polys), max(m, 1), 2))
+    for i, p in enumerate(polys):
+        if len(p):
+            out[i, :len(p)] = p
+            out[i, len(p):] = p[0]
+    return out, n
+
+
+def _next_vertex(n, m):
+    """``(B, m)``: the index of each vertex's successor around its polygon of ``n`` vertices (0 past the last)."""
+    import numpy as np
+
+    k = np.arange(m)[None, :]
+    return np.where(k + 1 < n[:, None], k + 1, 0)
+
+
+def _clip_to_image(polys, n, w, h):
+    """Sutherland-Hodgman, for every polygon at once (``polys (B, M, 2)``, ``n`` vertices each, see
+    :func:`_padded`): the part of each inside the output's extent ``[-0.5, w - 0.5] x [-0.5, h - 0.5]``, as
+    ``(polygons, counts)``. The region is convex, so any polygon clips right: where a concave one leaves the image
+    and comes back, the parts are joined along the edge, which adds no area and no extent."""
     import numpy as np
 
     for axis, bound, sign in ((0, -0.5, 1.0), (0, w - 0.5, -1.0), (1, -0.5, 1.0), (1, h - 0.5, -1.0)):
-        if not len(poly):
+        b, m = polys.shape[:2]
+        if b == 0 or not n.any():
             break
-        d = sign * (poly[:, axis] - bound)  # >= 0 inside
-        q, dq = np.roll(poly, -1, axis=0), np.roll(d, -1)
-        inside = d >= 0
-        cross = inside != (dq >= 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            t = np.where(cross, d / np.where(cross, d - dq, 1.0), 0.0)
-        at = poly + (q - poly) * t[:, None]
-        at[cross, axis] = bound  # on the edge exactly
-        both = np.stack([poly, at], axis=1)  # each vertex, then where its edge crosses
-        poly = both[np.stack([inside, cross], axis=1)]
-    return poly
+        valid = np.arange(m)[None, :] < n[:, None]
+        q = np.take_along_axis(polys, _next_vertex(n, m)[..., None], axis=1)
+        d, dq = sign * (polys[..., axis] - bound), sign * (q[..., axis] - bound)  # >= 0 inside
+        inside = (d >= 0) & valid
+        cross = ((d >= 0) != (dq >= 0)) & valid
+        t = np.where(cross, d / np.where(cross, d - dq, 1.0), 0.0)
+        at = polys + (q - polys) * t[..., None]
+        at[..., axis] = np.where(cross, bound, at[..., axis])  # on the edge exactly
+        keep = np.stack([inside, cross], axis=2).reshape(b, 2 * m)  # each vertex, then where its edge crosses
+        both = np.stack([polys, at], axis=2).reshape(b, 2 * m, 2)
+        order = np.argsort(~keep, axis=1, kind="stable")  # the kept ones first, in order
+        n = keep.sum(1)
+        polys = np.take_along_axis(both, order[..., None], axis=1)[:, :max(1, int(n.max()))]
+    return polys, n
 
 
-def _area(poly) -> float:
-    """The area a polygon ``(M, 2)`` encloses (shoelace)."""
+def _areas(polys, n):
+    """``(B,)``: the area each polygon encloses (shoelace; 0 with fewer than three vertices)."""
     import numpy as np
 
-    if len(poly) < 3:
-        return 0.0
-    x, y = poly[:, 0], poly[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    b, m = polys.shape[:2]
+    q = np.take_along_axis(polys, _next_vertex(n, m)[..., None], axis=1)
+    terms = polys[..., 0] * q[..., 1] - polys[..., 1] * q[..., 0]
+    total = np.where(np.arange(m)[None, :] < n[:, None], terms, 0.0).sum(1)
+    return np.where(n >= 3, 0.5 * np.abs(total), 0.0)
+
+
+def _extents(polys, n):
+    """``(B, 4)``: each polygon's axis-aligned extent ``x0, y0, x1, y1`` (NaN for one without vertices)."""
+    import numpy as np
+
+    valid = (np.arange(polys.shape[1])[None, :] < n[:, None])[..., None]
+    lo = np.where(valid, polys, np.inf).min(1)
+    hi = np.where(valid, polys, -np.inf).max(1)
+    ext = np.concatenate([lo, hi], axis=1)
+    ext[n == 0] = np.nan
+    return ext
 
 
 def transform_labels(labels: Labels, spec, in_hw=None, min_visibility: float = 0.0, tol: float = 1e-3):
@@ -1219,28 +1260,19 @@ def transform_labels(labels: Labels, spec, in_hw=None, min_visibility: float = 0
     if labels.visible is not None:
         visible &= labels.visible
 
-    with np.errstate(over="ignore", invalid="ignore"):
-        outlines = _warped_outlines(labels.boxes, inv)
-    clipped = np.full((len(labels.boxes), 4), np.nan)
-    vis = np.zeros(len(labels.boxes))
-    with np.errstate(invalid="ignore", over="ignore"):
-        for i, poly in enumerate(outlines):
-            if not len(poly):
-                continue
-            poly = _onto_edges(poly, [w, h])
-            area = _area(poly)
-            if not (np.isfinite(area) and area > 0):  # a box of no area: visible where it touches the output
-                ext = np.concatenate([poly.min(0), poly.max(0)])
-                if np.isfinite(ext).all() and ext[2] >= -0.5 and ext[0] <= w - 0.5 and ext[3] >= -0.5 \
-                        and ext[1] <= h - 0.5:
-                    vis[i] = 1.0
-                    clipped[i] = np.clip(ext, -0.5, [w - 0.5, h - 0.5, w - 0.5, h - 0.5])
-                continue
-            inside = _clip_to_image(poly, w, h)
-            if len(inside):
-                vis[i] = min(1.0, _area(inside) / area)
-                clipped[i] = np.clip(np.concatenate([inside.min(0), inside.max(0)]), -0.5,
-                                     [w - 0.5, h - 0.5, w - 0.5, h - 0.5])
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        polys, n = _padded(_warped_outlines(labels.boxes, inv))
+        polys = _onto_edges(polys, [w, h])
+        area, ext = _areas(polys, n), _extents(polys, n)
+        inside, m = _clip_to_image(polys, n, w, h)
+        area_in, ext_in = _areas(inside, m), _extents(inside, m)
+        flat = ~(np.isfinite(area) & (area > 0))  # a box of no area: visible where it touches the output
+        touches = (np.isfinite(ext).all(1) & (ext[:, 2] >= -0.5) & (ext[:, 0] <= w - 0.5) & (ext[:, 3] >= -0.5)
+                   & (ext[:, 1] <= h - 0.5))
+        vis = np.where(flat, touches.astype(float),
+                       np.where(m > 0, np.minimum(1.0, area_in / np.where(flat, 1.0, area)), 0.0))
+        vis = np.where(np.isfinite(vis), vis, 0.0)
+        clipped = np.clip(np.where(flat[:, None], ext, ext_in), -0.5, [w - 0.5, h - 0.5, w - 0.5, h - 0.5])
     keep = np.flatnonzero((vis > 0) & (vis >= mv))
     out = Labels(keypoints=kp, boxes=clipped[keep],
                  keypoint_labels=labels.keypoint_labels,
