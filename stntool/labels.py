@@ -1131,15 +1131,23 @@ def _warped_outlines(boxes, inv) -> list:
                     u2, s2 = inv.homogeneous(part)
                     polys[i] = u2 / np.maximum(s2, delta)[:, None]
         return polys
-    n = OUTLINE_POINTS_PER_SIDE
-    if inv.spacing:  # an elastic field: at least one outline point per lattice cell (up to 256 per side)
-        with np.errstate(over="ignore"):
-            side = float(np.max(boxes[:, 2:] - boxes[:, :2]))  # inf for a box wider than float64 can say
-        n = 8 * n if not side < 8 * n * inv.spacing else int(max(n, math.ceil(side / inv.spacing)))
-    ring = _outline(boxes, n)
-    pts = inv(ring.reshape(-1, 2)).reshape(ring.shape)
-    finite = np.isfinite(pts).all(-1)
-    return [pts[i][finite[i]] for i in range(len(boxes))]
+    n = np.full(len(boxes), OUTLINE_POINTS_PER_SIDE)
+    if inv.spacing:  # an elastic field: at least one outline point per lattice cell (up to 256 per side), box by box
+        with np.errstate(over="ignore", invalid="ignore"):
+            side = np.max(boxes[:, 2:] - boxes[:, :2], axis=1)  # inf for a box wider than float64 can say
+            n = np.where(side < 8 * n * inv.spacing, np.maximum(n, np.ceil(side / inv.spacing)), 8 * n).astype(int)
+    rings = [None] * len(boxes)  # each box's outline, whatever the other boxes of the call
+    for k in np.unique(n):
+        idx = np.flatnonzero(n == k)
+        for i, ring in zip(idx, _outline(boxes[idx], int(k))):
+            rings[i] = ring
+    pts = inv(np.concatenate(rings))
+    out, at = [], 0
+    for ring in rings:
+        p = pts[at:at + len(ring)]
+        at += len(ring)
+        out.append(p[np.isfinite(p).all(-1)])
+    return out
 
 
 def _padded(polys):

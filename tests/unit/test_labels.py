@@ -772,3 +772,13 @@ def test_a_box_across_the_edge_fits_the_pixels_it_labels(family):
     # and no more: a pixel, or up to √2 at a corner's tip that passes between pixel centres (the outline of a
     # spline's box is drawn through 32 points a side, and found within 0.1 px)
     assert max(xs.min() - x0, ys.min() - y0, x1 - xs.max(), y1 - ys.max()) <= 1.5
+
+
+def test_an_elastic_box_moves_as_it_would_alone():
+    """The outline's points per side came from the call's largest box: a box's result depended on the others."""
+    spec = elastic_spec(alpha=30.0, sigma=1.5)
+    small, large = [10.0, 12.0, 22.0, 20.0], [-5.0, -5.0, 64.0, 48.0]  # the large one needs more points per side
+    alone, info_alone = transform_labels(Labels(boxes=[small]), spec, IN_HW)
+    both, info_both = transform_labels(Labels(boxes=[small, large]), spec, IN_HW)
+    np.testing.assert_array_equal(both.boxes[0], alone.boxes[0])
+    assert info_both.box_visibility[0] == info_alone.box_visibility[0]
