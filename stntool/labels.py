@@ -1205,6 +1205,7 @@ def _areas(polys, n):
     import numpy as np
 
     b, m = polys.shape[:2]
+    polys = polys - polys[:, :1]  # about the first vertex: far from the origin the products would cancel or overflow
     q = np.take_along_axis(polys, _next_vertex(n, m)[..., None], axis=1)
     terms = polys[..., 0] * q[..., 1] - polys[..., 1] * q[..., 0]
     total = np.where(np.arange(m)[None, :] < n[:, None], terms, 0.0).sum(1)
@@ -1247,9 +1248,10 @@ def transform_labels(labels: Labels, spec, in_hw=None, min_visibility: float = 0
     of the box in front of it), the polygon they make is clipped to the output's extent
     ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``, and the box is the axis-aligned extent of what is left: the
     part of the object in the image, not the image's part of the whole object's extent (a box turned 45°
-    across an edge). Its visibility is the polygon's area inside the output over its whole area (for a box
-    of zero area: 1 when it touches the output, else 0). Boxes with visibility 0 or below
-    ``min_visibility`` are dropped; box labels follow their boxes.
+    across an edge). Its visibility is the polygon's area inside the output over its whole area; where that
+    area says nothing (a box of no area, an outline an elastic field folds across itself, coordinates too
+    large for float64), the share of its extent's area inside (for a point: 1 when it touches the output,
+    else 0). Boxes with visibility 0 or below ``min_visibility`` are dropped; box labels follow their boxes.
     """
     import numpy as np
 
@@ -1274,13 +1276,20 @@ def transform_labels(labels: Labels, spec, in_hw=None, min_visibility: float = 0
         area, ext = _areas(polys, n), _extents(polys, n)
         inside, m = _clip_to_image(polys, n, w, h)
         area_in, ext_in = _areas(inside, m), _extents(inside, m)
-        flat = ~(np.isfinite(area) & (area > 0))  # a box of no area: visible where it touches the output
+        edges = [w - 0.5, h - 0.5, w - 0.5, h - 0.5]
+        share = np.where(m > 0, area_in / np.where(area > 0, area, 1.0), 0.0)
+        # where the polygon's area says nothing (a line; an outline that an elastic field folds across itself,
+        # whose parts cancel; one too large for float64), the share of its extent's area inside, as for a line
+        by_extent = ~(np.isfinite(area) & (area > 0) & np.isfinite(share) & (share <= 1.0 + 1e-9))
+        ext_c = np.clip(ext, -0.5, edges)
+        ext_area = (ext[:, 2] - ext[:, 0]) * (ext[:, 3] - ext[:, 1])
+        ext_share = ((ext_c[:, 2] - ext_c[:, 0]) * (ext_c[:, 3] - ext_c[:, 1])) / np.where(ext_area > 0, ext_area, 1.0)
         touches = (np.isfinite(ext).all(1) & (ext[:, 2] >= -0.5) & (ext[:, 0] <= w - 0.5) & (ext[:, 3] >= -0.5)
                    & (ext[:, 1] <= h - 0.5))
-        vis = np.where(flat, touches.astype(float),
-                       np.where(m > 0, np.minimum(1.0, area_in / np.where(flat, 1.0, area)), 0.0))
+        ext_share = np.where(ext_area > 0, ext_share, touches.astype(float))  # a point: visible where it touches
+        vis = np.where(by_extent, np.where(touches, ext_share, 0.0), np.minimum(1.0, share))
         vis = np.where(np.isfinite(vis), vis, 0.0)
-        clipped = np.clip(np.where(flat[:, None], ext, ext_in), -0.5, [w - 0.5, h - 0.5, w - 0.5, h - 0.5])
+        clipped = np.where(((m > 0) & np.isfinite(ext_in).all(1))[:, None], np.clip(ext_in, -0.5, edges), ext_c)
     keep = np.flatnonzero((vis > 0) & (vis >= mv))
     out = Labels(keypoints=kp, boxes=clipped[keep],
                  keypoint_labels=labels.keypoint_labels,

@@ -782,3 +782,20 @@ def test_an_elastic_box_moves_as_it_would_alone():
     both, info_both = transform_labels(Labels(boxes=[small, large]), spec, IN_HW)
     np.testing.assert_array_equal(both.boxes[0], alone.boxes[0])
     assert info_both.box_visibility[0] == info_alone.box_visibility[0]
+
+
+def test_boxes_whose_area_says_nothing_use_their_extents_share():
+    """A line turned across the edge: its polygon has no area (it was kept whole at visibility 1); a box too large
+    for float64's products (its area overflowed to NaN and it was kept)."""
+    spec = theta_spec(T.rotate(45, center=(9.5, 9.5)), (20, 20), (20, 20))
+    line = [4.5, 4.5, 30.0, 4.5]
+    out, info = transform_labels(Labels(boxes=[line]), spec, (20, 20))
+    ends = apply_h(T.rotate(45, center=(9.5, 9.5)), np.array([[4.5, 4.5], [30.0, 4.5]]))
+    lo, hi = ends.min(0), ends.max(0)
+    inside = (min(hi[0], 19.5) - max(lo[0], -0.5)) * (min(hi[1], 19.5) - max(lo[1], -0.5))
+    np.testing.assert_allclose(info.box_visibility, [inside / np.prod(hi - lo)], rtol=1e-9)
+    x0, y0, x1, y1 = out.boxes[0]  # the part of the line inside: from its end in the image to the top edge
+    np.testing.assert_allclose([x0, x1, y0], [lo[0], lo[0] + (ends[0, 1] + 0.5), -0.5], atol=1e-9)
+    _, info = transform_labels(Labels(boxes=[[0, 0, 1e160, 1e160]]), theta_spec(np.eye(3), (10, 10), (10, 10)),
+                               (10, 10))
+    assert info.boxes_kept == ()  # 100 px of 1e320: nothing of it is in the image
