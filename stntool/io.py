@@ -1327,7 +1327,7 @@ def write_atomic(path, data: bytes, overwrite: bool = False):
             st = None
         if st is not None and not stat.S_ISREG(st.st_mode):
             raise ImageWriteError("output exists and is not a regular file (a pipe, device or folder): not replaced")
-        if st is not None and st.st_uid == _uid():  # another user's file becomes ours: the usual permissions
+        if st is not None and _uid() in (None, st.st_uid):  # another user's file becomes ours: the usual permissions
             mode = st.st_mode & 0o777  # the file replaced keeps its permissions (a read-only one stays so)
     if not overwrite and os.path.lexists(path):
         raise ImageWriteError(OUTPUT_EXISTS)
@@ -1404,8 +1404,9 @@ def _write_unnamed(folder, path, data: bytes) -> bool:
 _UMASK = None
 
 
-def _uid() -> int:
-    return os.getuid() if hasattr(os, "getuid") else -1
+def _uid():
+    """This process's user id; None where the platform has none (Windows: files have no owner to compare)."""
+    return os.getuid() if hasattr(os, "getuid") else None
 
 
 def _umask() -> int:

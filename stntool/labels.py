@@ -508,9 +508,10 @@ def labels_from_yolo_text(text: str, image_hw) -> Labels:
         if not parts:
             continue
         if len(parts) != 5:
-            polygon = len(parts) >= 7 and len(parts) % 2 == 1  # a class and three or more x y pairs
+            other = len(parts) >= 7  # a segmentation polygon, an oriented box, a pose: other YOLO tasks' lines
             raise InvalidArgumentError(f"line {no}: expected 5 values (class cx cy w h), got {len(parts)}" + (
-                " (a YOLO segmentation polygon? boxes only are read: give masks with --masks)" if polygon else ""))
+                " (a YOLO segmentation, oriented-box or pose line? only boxes are read; masks go with --masks)"
+                if other else ""))
         try:
             cls = int(parts[0])
         except ValueError:

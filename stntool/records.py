@@ -680,7 +680,7 @@ def read_warp_records(path, qualities: dict | None = None, warn=None) -> dict:
     table = {}
     spellings = {}  # path key -> the key of that path: its first spelling (in/a.png, ./in/a.png, /abs/in/a.png)
     folders = _OutputReal()
-    recorded, only_skipped = set(), set()  # outputs with a record to replay; outputs with only "skipped" lines
+    recorded, only_skipped = set(), {}  # outputs with a record to replay; outputs with only "skipped" lines (shown)
     for no, rec in enumerate(lines, 1):
         if "input" not in rec or not isinstance(rec["input"], str):
             raise InvalidArgumentError(f'{where} line {no}: missing "input"')
@@ -701,16 +701,16 @@ def read_warp_records(path, qualities: dict | None = None, warn=None) -> dict:
             continue
         if rec.get("status") == "error":
             continue
-        out = os.path.normpath(rec["output"]) if isinstance(rec.get("output"), str) else None
+        out = path_key(rec["output"], folders) if isinstance(rec.get("output"), str) and rec["output"] != "-" else None
         if rec.get("theta") is None and rec.get("tps") is None:
             if rec.get("status") in ("skipped", "interrupted"):
                 if rec.get("status") == "skipped" and out is not None and out not in recorded:
-                    only_skipped.add(out)
+                    only_skipped.setdefault(out, rec["output"])
                 continue
             raise InvalidArgumentError(f'{where} line {no}: no "theta" or "tps" (a warp record needs one)')
         if out is not None:
             recorded.add(out)
-            only_skipped.discard(out)
+            only_skipped.pop(out, None)
         try:
             spec = WarpSpec.from_record(rec)
         except InvalidArgumentError as e:
@@ -729,6 +729,6 @@ def read_warp_records(path, qualities: dict | None = None, warn=None) -> dict:
             qualities[id(spec)] = None if q is None else int(q)
     if only_skipped and warn is not None:  # a run resumed into a new manifest: the records are in the earlier one
         n = len(only_skipped)
-        warn(f"{display(path)}: {n} output{'s' * (n != 1)} (e.g. {display(min(only_skipped))}) recorded only as "
+        warn(f"{display(path)}: {n} output{'s' * (n != 1)} (e.g. {display(min(only_skipped.values()))}) recorded only as "
              "skipped (an earlier run wrote them; its manifest holds their records): not replayed")
     return table

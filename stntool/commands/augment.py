@@ -130,7 +130,8 @@ def variant_names(path: str, count: int) -> list:
                    "not beside the variant as a_000.mask.png.")
 @click.option("--min-visibility", type=click.FloatRange(0, 1), default=0.0, show_default=True, callback=not_nan,
               help="Drop boxes of which less than this fraction stays in the image.")
-@click.option("--preview", metavar="SHEET.png", callback=a_name, help="Also write a contact sheet of the first inputs and their variants.")
+@click.option("--preview", metavar="SHEET.png", callback=a_name,
+              help="Also write a contact sheet of the first inputs and their variants.")
 @sampling_options
 @output_options
 @input_options
@@ -199,6 +200,9 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
             raise click.UsageError("--masks-out goes with masks written beside the variants (not -o -)")
         if os.path.exists(masks_out) and not os.path.isdir(masks_out):
             raise click.BadParameter(f"{masks_out} is a file (give a folder)", param_hint="--masks-out")
+        if output is not None and os.path.realpath(masks_out) == os.path.realpath(output):
+            raise click.BadParameter("is -o: the masks would take the variants' names (give a folder of their own)",
+                                     param_hint="--masks-out")
     labels = _LabelIO(labels_kind, masks_dir, min_visibility, exif=not io_options["ignore_orientation"],
                       labels_dir=labels_dir, labels_out=labels_out, output=output, masks_out=masks_out)
     sheet = None
@@ -405,8 +409,9 @@ class _LabelIO:
 
     def check_pairing(self):
         """Once the outputs are planned (every input's label file looked for): with ``labels_dir``, a usage error
-        when no input there has a label file in it (the folder does not mirror the inputs' relative paths: every
-        label would be lost), else one warning, even with --quiet, counting the inputs without one."""
+        when none of several inputs has a label file in it although it holds label files (the folder does not
+        mirror the inputs' relative paths: every label would be lost), else one warning, even with --quiet,
+        counting the inputs without one (background images have none)."""
         import os
 
         if self.labels_dir is None or self.kind == "none":
@@ -420,7 +425,7 @@ class _LabelIO:
             return
         example = next(it for it in self._items if it.input == missing[0])
         where = " or ".join(display(path) for path, _ in self._candidates(example))
-        if len(missing) == len(looked):
+        if len(missing) == len(looked) > 1 and self._holds_labels():  # labels there, for none of the inputs
             raise click.BadParameter(f"no input has a label file in {display(self.labels_dir)} (for "
                                      f"{display(example.input)} it looked for {where}: the folder mirrors the "
                                      "inputs' paths relative to the folders given)", param_hint="--labels-dir")
@@ -428,6 +433,17 @@ class _LabelIO:
 
         say(f"stntool: warning: {len(missing)} of {len(looked)} inputs have no label file in --labels-dir (for "
             f"{display(example.input)} it looked for {where}); their variants have none")
+
+    def _holds_labels(self) -> bool:
+        """Whether ``labels_dir`` (or a folder in it) holds a file of a label format looked for: with none there, a
+        batch of background images (YOLO gives them no label file) is no sign of inputs paired wrongly."""
+        import os
+
+        exts = {self._SIDE_EXT[fmt] for fmt in self._KINDS[self.kind]}
+        for _, _, names in os.walk(self.labels_dir):
+            if any(os.path.splitext(name)[1].lower() in exts for name in names):
+                return True
+        return False
 
     def read(self, item, in_hw):
         """``{"labels": (Labels, fmt) or None, "mask": array or None}`` for an item; StnError names the bad file."""

@@ -296,6 +296,7 @@ def test_masks_out_writes_a_mask_tree_named_as_the_images(tmp_path, aug):
     recs = [json.loads(x) for x in open(tmp_path / "m.jsonl")]
     assert [x["mask"] for x in recs] == [str(tmp_path / "out" / "masks" / "sub" / f"a_{k:03d}.png") for k in range(2)]
     for args, said in ((["--masks-out", str(tmp_path / "mo")], "--masks-out writes the masks that --masks reads"),
+                       (["--masks", str(masks), "--masks-out", str(tmp_path / "o2")], "is -o: the masks would take"),
                        (["--masks", str(masks), "--masks-out", str(src / "sub" / "a.jpg")], "is a file")):
         r = aug(str(src / "sub" / "a.jpg"), "-o", str(tmp_path / "o2"), "--seed", "3", "--rotate", "5", *args)
         assert r.exit_code == 2 and said in r.stderr, r.stderr
@@ -730,6 +731,14 @@ def test_a_labels_dir_where_no_input_finds_its_label_file_is_a_usage_error(tmp_p
             str(tmp_path / "ds" / "labels" / "val"), "--rotate", "5", "--seed", "1", "-q")
     assert r.exit_code == 0 and sorted(os.listdir(tmp_path / "o")) == ["a_000.png", "a_000.txt", "b_000.png",
                                                                        "b_000.txt"]
+    # background images (YOLO gives them no label file): one alone, or a batch where the folder has no labels
+    r = aug(str(tmp_path / "ds" / "images" / "val" / "a.png"), "-o", str(tmp_path / "o1"), "--labels-dir",
+            str(tmp_path / "ds" / "labels"), "--rotate", "5", "--seed", "1")
+    assert r.exit_code == 0 and "1 of 1 inputs have no label file in --labels-dir" in r.stderr
+    (tmp_path / "empty").mkdir()
+    r = aug(str(tmp_path / "ds" / "images" / "val"), "-o", str(tmp_path / "o2"), "--labels-dir",
+            str(tmp_path / "empty"), "--rotate", "5", "--seed", "1")
+    assert r.exit_code == 0 and "2 of 2 inputs have no label file in --labels-dir" in r.stderr
 
 
 def test_the_labels_dir_warning_is_said_once_between_threads_and_not_for_stdin_or_words(tmp_path, aug):

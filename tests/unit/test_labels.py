@@ -537,7 +537,7 @@ def test_yolo_round_trip(tmp_path):
 @pytest.mark.parametrize("text, msg", [
     ("0 0.5 0.5 0.2", "line 1: expected 5 values"),
     ("0 0.5 0.5 0.2 0.2 0.1", "expected 5 values"),
-    ("0 0.1 0.1 0.9 0.1 0.5 0.8", r"got 7 \(a YOLO segmentation polygon\? boxes only are read: give masks with "),
+    ("0 0.1 0.1 0.9 0.1 0.5 0.8", r"got 7 \(a YOLO segmentation, oriented-box or pose line\? only boxes are read"),
     ("\n1 0.5 1.2 0.2 0.2", "line 2: cy = 1.2 is outside"),
     ("0 nan 0.5 0.2 0.2", "cx = nan is outside"),
     ("0 0.5 0.5 -0.1 0.2", "w = -0.1 is outside"),

@@ -1,6 +1,7 @@
 """WarpSpec / TpsPoints records: round trips, validation, fill parsing, apply_spec against oracles."""
 
 import json
+import os
 import re
 
 import numpy as np
@@ -326,6 +327,11 @@ def test_outputs_recorded_only_as_skipped_are_said_once(tmp_path):
                     "them; its manifest holds their records): not replayed"]
     (tmp_path / "m.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines[1:3]))
     said.clear()
+    read_warp_records(str(tmp_path / "m.jsonl"), warn=said.append)
+    assert said == []
+    # a resumed run that named the output folder by its absolute path: the same outputs
+    again = [lines[1], dict(lines[2], output=os.path.abspath("o/b.png"))]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(x) + "\n" for x in again))
     read_warp_records(str(tmp_path / "m.jsonl"), warn=said.append)
     assert said == []
 
