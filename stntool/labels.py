@@ -1209,7 +1209,10 @@ def _areas(polys, n):
     polys = polys - polys[:, :1]  # about the first vertex: far from the origin the products would cancel or overflow
     q = np.take_along_axis(polys, _next_vertex(n, m)[..., None], axis=1)
     terms = polys[..., 0] * q[..., 1] - polys[..., 1] * q[..., 0]
-    total = np.where(np.arange(m)[None, :] < n[:, None], terms, 0.0).sum(1)
+    # summed in order (a running sum read at each polygon's last vertex): the same bits whatever the other
+    # polygons of the call pad the rows to (a pairwise sum groups a row's terms by its length)
+    running = np.cumsum(np.where(np.arange(m)[None, :] < n[:, None], terms, 0.0), axis=1)
+    total = running[np.arange(b), np.maximum(n, 1) - 1]
     return np.where(n >= 3, 0.5 * np.abs(total), 0.0)
 
 
