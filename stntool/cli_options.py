@@ -192,7 +192,8 @@ sampling_options = _compose(
 #: -r --files-from -0/--null --max-pixels --ignore-orientation
 input_options = _compose(
     click.option("-r", "--recursive", is_flag=True, help="Scan input folders recursively."),
-    click.option("--files-from", metavar="FILE", callback=a_name, help="Read input paths from FILE (- for stdin), one per line."),
+    click.option("--files-from", metavar="FILE", callback=a_name,
+                 help="Read input paths from FILE (- for stdin), one per line."),
     click.option("-0", "--null", is_flag=True, help="--files-from entries are NUL-separated (find -print0)."),
     click.option("--max-pixels", type=click.IntRange(1), default=1 << 27, show_default=True,
                  help="Refuse images whose header declares more pixels (decompression bombs), and outputs of "
@@ -214,7 +215,8 @@ output_options = _compose(
     click.option("--suffix", default="", help="Appended to output base names, e.g. _warped."),
     click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
     click.option("--skip-existing", is_flag=True, help="Skip inputs whose output exists."),
-    click.option("--manifest", metavar="FILE.jsonl", callback=a_name, help="Write one JSON line per output as it finishes (- = stdout)."),
+    click.option("--manifest", metavar="FILE.jsonl", callback=a_name,
+                 help="Write one JSON line per output as it finishes (- = stdout)."),
     click.option("--manifest-append", is_flag=True,
                  help="Add to the --manifest file instead of replacing it (resume with --skip-existing and keep "
                       "the earlier records)."),

@@ -30,7 +30,8 @@ _MIN_SIDE = 64
 @click.command(epilog=EXAMPLES, short_help="Train a localisation net (θ from an image) through the sampler.",
                context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("images", nargs=-1, type=click.Path(path_type=str))
-@click.option("--out", "out_path", required=True, metavar="MODEL.npz", callback=a_name, help="Where to write the trained model.")
+@click.option("--out", "out_path", required=True, metavar="MODEL.npz", callback=a_name,
+              help="Where to write the trained model.")
 @click.option("--family", type=click.Choice(["rotation", "similarity", "affine", "projective"]), default="affine",
               show_default=True, help="Transforms the net learns to undo.")
 @geometry_options
