@@ -93,8 +93,8 @@ def _fill(ctx, param, value):
 
     try:
         return parse_fill(value)
-    except InvalidArgumentError as e:
-        raise click.BadParameter(str(e)) from None
+    except InvalidArgumentError as e:  # "--fill 009900: ..." said once, as Click names the option
+        raise click.BadParameter(re.sub(r"^--fill:? ", "", str(e))) from None
 
 
 def not_nan(ctx, param, value):

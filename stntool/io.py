@@ -1027,7 +1027,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
     if img.shape[0] * img.shape[1] > max_pixels:
         raise ImageReadError(f"image too large: {img.shape[1]}x{img.shape[0]} pixels (limit {max_pixels})")
     if img.dtype == np.int8 or img.dtype == np.int16 or img.dtype == np.int32:
-        raise ImageReadError(f"unsupported sample type {img.dtype}")
+        raise ImageReadError(f"{sample_words(img.dtype)} samples are not supported (8- and 16-bit, and float images "
+                             "are)")
     if img.dtype == np.float16:
         img = img.astype(np.float32)
     if associated and img.ndim == 3 and img.shape[2] == 4:
@@ -1058,6 +1059,19 @@ def _write_instead(fmt: str) -> str:
     return f"write {fmt} instead (--format {fmt}, or an output file named .{fmt})"
 
 
+def sample_words(dtype) -> str:
+    """A sample type as a user knows it: ``"16-bit"`` (uint16), ``"32-bit float"``, ``"32-bit signed integer"``."""
+    dt = np.dtype(dtype)
+    bits = 8 * dt.itemsize
+    if dt.kind == "u":
+        return f"{bits}-bit"
+    if dt.kind == "f":
+        return f"{bits}-bit float"
+    if dt.kind == "i":
+        return f"{bits}-bit signed integer"
+    return str(dt)
+
+
 def encode_image(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes:
     """Encode to ``fmt`` (a format name or an extension such as ``.png``), refusing lossy depth/channel changes."""
     cv = cv2()
@@ -1074,14 +1088,15 @@ def encode_image(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes
     if ext in (".jpg", ".jpeg", ".jpe", ".webp", ".bmp"):
         if depth != np.uint8:
             fits = "png" if depth == np.uint16 else "tif"  # png holds 8 and 16 bits only
-            raise ImageWriteError(f"{fmt} cannot store {depth} samples without loss; {_write_instead(fits)}")
+            raise ImageWriteError(f"{fmt} cannot store {sample_words(depth)} samples without loss; "
+                                  f"{_write_instead(fits)}")
         if ext in (".jpg", ".jpeg", ".jpe") and c in (2, 4):
             raise ImageWriteError(f"jpg cannot store an alpha channel; {_write_instead('png')}")
     if ext == ".hdr" and (depth != np.float32 or c != 3):  # Radiance RGBE: three float channels, nothing else
-        what = f"{depth} samples" if depth != np.float32 else f"{c} channel{'s' if c > 1 else ''}"
-        raise ImageWriteError(f"hdr stores three float32 channels, not {what}; {_write_instead('tif')}")
+        what = f"{sample_words(depth)} samples" if depth != np.float32 else f"{c} channel{'s' if c > 1 else ''}"
+        raise ImageWriteError(f"hdr stores three 32-bit float channels, not {what}; {_write_instead('tif')}")
     if ext in (".png", ".ppm", ".pgm", ".pnm") and depth not in (np.uint8, np.uint16):  # OpenCV writes 8 bits
-        raise ImageWriteError(f"{fmt} cannot store {depth} samples; {_write_instead('tif')}")
+        raise ImageWriteError(f"{fmt} cannot store {sample_words(depth)} samples; {_write_instead('tif')}")
     if c == 2:
         if ext == ".png":
             return encode_png_gray_alpha(img, quality)

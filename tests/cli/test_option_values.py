@@ -132,3 +132,10 @@ def test_a_driver_failure_is_said_without_its_exception_class():
 
     assert _cuda._said(CudaSupportError("Error at driver init:\n  no driver")) == "Error at driver init: no driver"
     assert _cuda._said(CudaSupportError()) == "CudaSupportError"
+
+
+def test_fill_errors_name_the_option_once(one, tmp_path, run):
+    r = run("--theta", SHIFT, one, "-o", str(tmp_path / "o"), "--fill", "009900")
+    assert r.exit_code == 2 and "Invalid value for '--fill': 009900: a colour is written '#009900'" in r.output
+    r = run("--theta", SHIFT, one, "-o", str(tmp_path / "o"), "--fill", "abc")
+    assert r.exit_code == 2 and "Invalid value for '--fill': value 1 ('abc') is not a number" in r.output

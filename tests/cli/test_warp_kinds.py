@@ -214,7 +214,7 @@ def test_float32_tiff_in_and_out(tmp_path, run, channels):
     # formats of 8 or 16 bits refuse float samples (OpenCV wrote the Netpbm ones as 8 bits without a word)
     for ext in ("png", "pnm") + (("pgm",) if channels == 1 else ("ppm",)):
         r = run("--theta", SHIFT, str(tmp_path / "f.tif"), "-o", str(tmp_path / f"o.{ext}"), "-q")
-        assert r.exit_code == 1 and f"{ext} cannot store float32" in r.stderr, r.stderr
+        assert r.exit_code == 1 and f"{ext} cannot store 32-bit float samples" in r.stderr, r.stderr
         assert not (tmp_path / f"o.{ext}").exists()
 
 
@@ -236,7 +236,7 @@ def test_rgba16_png(tmp_path, run):
     assert inside[:, :4].all() and not inside[:, -1].any()
     assert np.abs(out[..., :3][inside].astype(np.float64) - expect[inside]).max() <= 1.0
     r = run("--theta", SHIFT, str(tmp_path / "a.png"), "-o", str(tmp_path / "s.jpg"), "-q")
-    assert r.exit_code == 1 and "jpg cannot store uint16" in r.stderr
+    assert r.exit_code == 1 and "jpg cannot store 16-bit samples without loss" in r.stderr
     # the way out fits a file output (--format png with -o s.jpg is itself a usage error)
     assert "write png instead (--format png, or an output file named .png)" in r.stderr
 
@@ -361,5 +361,5 @@ def test_a_radiance_hdr_folder_keeps_its_format(tmp_path, run):
     assert np.array_equal(decode_image(r.stdout_bytes), stored)
     write(tmp_path / "g.png", encode(np.zeros((4, 5), np.uint8), ".png"))
     r = run("--theta", "1,0,0,0,1,0", str(tmp_path / "g.png"), "-o", str(tmp_path / "g.hdr"))
-    assert r.exit_code == 1 and "hdr stores three float32 channels, not uint8 samples" in r.stderr
+    assert r.exit_code == 1 and "hdr stores three 32-bit float channels, not 8-bit samples" in r.stderr
     assert not (tmp_path / "g.hdr").exists()

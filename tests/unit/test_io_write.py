@@ -166,3 +166,22 @@ def test_a_folder_that_cannot_be_made_is_the_one_named(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "mkdir", read_only_ro)
     with pytest.raises(ImageWriteError, match=r"cannot create folder \S*/ro/out: Permission denied"):
         sio.write_atomic(str(tmp_path / "ro" / "out" / "a" / "x.png"), b"data")
+
+
+def test_sample_types_are_said_in_bits():
+    import numpy as np
+
+    assert [sio.sample_words(t) for t in (np.uint8, np.uint16, np.float32, np.float64, np.int32)] == [
+        "8-bit", "16-bit", "32-bit float", "64-bit float", "32-bit signed integer"]
+    with pytest.raises(ImageWriteError, match="jpg cannot store 16-bit samples without loss"):  # "uint16 samples"
+        sio.encode_image(np.zeros((4, 4), np.uint16), "jpg")
+    with pytest.raises(ImageWriteError, match="png cannot store 32-bit float samples"):
+        sio.encode_image(np.zeros((4, 4), np.float32), "png")
+    tif = sio.encode_image(np.zeros((4, 4), np.float32), "tif")
+    import cv2
+
+    ok, int32 = cv2.imencode(".tif", np.zeros((4, 4), np.int32))
+    if ok:
+        with pytest.raises(sio.ImageReadError, match=r"32-bit signed integer samples are not supported"):
+            sio.decode_image(int32.tobytes())
+    assert sio.decode_image(tif).dtype == np.float32
