@@ -1027,8 +1027,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, apply_exif: 
     if img.shape[0] * img.shape[1] > max_pixels:
         raise ImageReadError(f"image too large: {img.shape[1]}x{img.shape[0]} pixels (limit {max_pixels})")
     if img.dtype == np.int8 or img.dtype == np.int16 or img.dtype == np.int32:
-        raise ImageReadError(f"{sample_words(img.dtype)} samples are not supported (8- and 16-bit, and float images "
-                             "are)")
+        raise ImageReadError(f"{sample_words(img.dtype)} samples are not supported (unsigned 8- and 16-bit, and "
+                             "float images are)")
     if img.dtype == np.float16:
         img = img.astype(np.float32)
     if associated and img.ndim == 3 and img.shape[2] == 4:
@@ -1064,12 +1064,12 @@ def sample_words(dtype) -> str:
     dt = np.dtype(dtype)
     bits = 8 * dt.itemsize
     if dt.kind == "u":
-        return f"{bits}-bit"
+        return f"{bits}-bit" if bits <= 16 else f"{bits}-bit unsigned integer"
     if dt.kind == "f":
-        return f"{bits}-bit float"
+        return f"{bits}-bit float" if bits <= 64 else "extended-precision float"
     if dt.kind == "i":
         return f"{bits}-bit signed integer"
-    return str(dt)
+    return {"b": "true/false", "c": "complex"}.get(dt.kind, f"{dt.name}")
 
 
 def encode_image(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes:

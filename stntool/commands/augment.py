@@ -200,7 +200,8 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
             raise click.UsageError("--masks-out goes with masks written beside the variants (not -o -)")
         if os.path.exists(masks_out) and not os.path.isdir(masks_out):
             raise click.BadParameter(f"{masks_out} is a file (give a folder)", param_hint="--masks-out")
-        if output is not None and os.path.realpath(masks_out) == os.path.realpath(output):
+        if output is not None and os.path.normcase(os.path.realpath(masks_out)) == os.path.normcase(
+                os.path.realpath(output)):
             raise click.BadParameter("is -o: the masks would take the variants' names (give a folder of their own)",
                                      param_hint="--masks-out")
     labels = _LabelIO(labels_kind, masks_dir, min_visibility, exif=not io_options["ignore_orientation"],
@@ -435,14 +436,19 @@ class _LabelIO:
             f"{display(example.input)} it looked for {where}); their variants have none")
 
     def _holds_labels(self) -> bool:
-        """Whether ``labels_dir`` (or a folder in it) holds a file of a label format looked for: with none there, a
-        batch of background images (YOLO gives them no label file) is no sign of inputs paired wrongly."""
+        """Whether ``labels_dir`` (or a folder in it) holds a label file named as one of the inputs is (``a.txt``
+        for ``a.jpg``), elsewhere than where it was looked for: the sign of a folder that does not mirror the inputs'
+        paths. With none, a batch of background images (YOLO gives them no label file; ``classes.txt`` is no label
+        file of theirs) is no sign of inputs paired wrongly."""
         import os
 
         exts = {self._SIDE_EXT[fmt] for fmt in self._KINDS[self.kind]}
+        stems = {os.path.normcase(os.path.splitext(os.path.basename(it.rel))[0]) for it in self._items}
         for _, _, names in os.walk(self.labels_dir):
-            if any(os.path.splitext(name)[1].lower() in exts for name in names):
-                return True
+            for name in names:
+                stem, ext = os.path.splitext(name)
+                if ext.lower() in exts and os.path.normcase(stem) in stems:
+                    return True
         return False
 
     def read(self, item, in_hw):

@@ -736,6 +736,7 @@ def test_a_labels_dir_where_no_input_finds_its_label_file_is_a_usage_error(tmp_p
             str(tmp_path / "ds" / "labels"), "--rotate", "5", "--seed", "1")
     assert r.exit_code == 0 and "1 of 1 inputs have no label file in --labels-dir" in r.stderr
     (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "classes.txt").write_text("cat\ndog\n")  # a dataset's class names: no input's labels
     r = aug(str(tmp_path / "ds" / "images" / "val"), "-o", str(tmp_path / "o2"), "--labels-dir",
             str(tmp_path / "empty"), "--rotate", "5", "--seed", "1")
     assert r.exit_code == 0 and "2 of 2 inputs have no label file in --labels-dir" in r.stderr

@@ -171,8 +171,10 @@ def test_a_folder_that_cannot_be_made_is_the_one_named(tmp_path, monkeypatch):
 def test_sample_types_are_said_in_bits():
     import numpy as np
 
-    assert [sio.sample_words(t) for t in (np.uint8, np.uint16, np.float32, np.float64, np.int32)] == [
-        "8-bit", "16-bit", "32-bit float", "64-bit float", "32-bit signed integer"]
+    assert [sio.sample_words(t) for t in (np.uint8, np.uint16, np.float32, np.float64, np.int32, np.uint32, bool,
+                                          np.complex64)] == [
+        "8-bit", "16-bit", "32-bit float", "64-bit float", "32-bit signed integer", "32-bit unsigned integer",
+        "true/false", "complex"]
     with pytest.raises(ImageWriteError, match="jpg cannot store 16-bit samples without loss"):  # "uint16 samples"
         sio.encode_image(np.zeros((4, 4), np.uint16), "jpg")
     with pytest.raises(ImageWriteError, match="png cannot store 32-bit float samples"):

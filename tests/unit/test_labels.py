@@ -799,3 +799,18 @@ def test_boxes_whose_area_says_nothing_use_their_extents_share():
     _, info = transform_labels(Labels(boxes=[[0, 0, 1e160, 1e160]]), theta_spec(np.eye(3), (10, 10), (10, 10)),
                                (10, 10))
     assert info.boxes_kept == ()  # 100 px of 1e320: nothing of it is in the image
+
+
+def test_polygon_areas_do_not_depend_on_the_rows_they_are_padded_to():
+    """A pairwise sum groups a row's terms by the row's length: the same polygon padded wider (beside a polygon of
+    more vertices in one call) got other last bits."""
+    from stntool.labels import _areas, _padded
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        k = int(rng.integers(3, 200))
+        angle = np.sort(rng.uniform(0, 2 * np.pi, k))
+        poly = np.c_[np.cos(angle), np.sin(angle)] * rng.uniform(1, 1e4, (k, 1)) + rng.uniform(-1e4, 1e4, 2)
+        alone = _areas(*_padded([poly]))[0]
+        wide = _areas(*_padded([poly, np.zeros((int(rng.integers(k + 1, 1200)), 2))]))[0]
+        assert wide == alone
