@@ -663,7 +663,7 @@ class Manifest:
         """Write and flush one record (``OSError`` on a full disk; ``BrokenPipeError`` on a closed pipe). A line
         that cannot be written whole is cut from the file again (where the file system lets it), so the file
         never ends in part of a line."""
-        from .io import json_line
+        from .io import _write_all, json_line
 
         line = json_line(record) + "\n"
         if self.to_stdout:
@@ -674,9 +674,7 @@ class Manifest:
         fd = self.file.fileno()
         start = os.fstat(fd).st_size
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            _write_all(fd, data)
         except OSError:
             try:
                 os.ftruncate(fd, start)
@@ -712,6 +710,8 @@ def _is_jsonl(path, limit: int = 1 << 20) -> bool:
         return isinstance(json.loads(first), dict)
     except (ValueError, RecursionError):
         return k == len(lines) - 1 and first.startswith(b"{")  # a first line cut short by a stopped run
+
+
 # --------------------------------------------------------------------------- running
 
 def say(message: str):
@@ -743,8 +743,7 @@ def _records_for(item, process, opts):
     head = {"input": item.input, "output": item.output, "status": "error", "error": None}
     extra = {}
     records = []
-    written = []  # the files this item wrote, removed if it fails later
-    item.written = {}  # each output written -> its files (beside it, then itself): what an unrecorded output leaves
+    item.written = {}  # each output written -> its files (beside it, then itself): removed if the item fails later
     stop = opts.get("stop")
     current = item.output
     writing = None  # the output being written, named in its error
@@ -823,8 +822,6 @@ def _records_for(item, process, opts):
                                              opts["output_real"], resuming=opts["skip_existing"]):
                         rec = {**head, "output": path, "status": "skipped"}  # another run wrote it meanwhile
                     else:
-                        written.extend(os.fspath(f) for f in res.files)
-                        written.append(path)
                         item.written[path] = [*(os.fspath(f) for f in res.files), path]
                     writing = None
                 records.append(rec)
@@ -844,13 +841,13 @@ def _records_for(item, process, opts):
         raise
     except BaseException:  # not a user error (a bug): the input still leaves no output
         with sigint_deferred():
-            _remove(written)
+            _remove(f for files in item.written.values() for f in files)
         raise
     if writing is not None and display(writing) not in head["error"]:
         head["error"] = f"{display(writing)}: {head['error']}"  # the output that could not be written
-    if written:
+    if item.written:
         with sigint_deferred():
-            kept = _remove(written)
+            kept = _remove(f for files in item.written.values() for f in files)
         gone = {r["output"] for r in records if r["status"] == "ok" and r["output"] not in kept}
         failed_at = display(writing if writing is not None else current)
         records = [r if r["output"] not in gone else

@@ -27,17 +27,15 @@ class _Group(click.Group):
 def _say_interrupted():
     """``stntool: interrupted`` on stderr, importing nothing: Ctrl-C may have stopped an import half-way (NumPy's
     cannot be imported again in this process)."""
+    import contextlib
     import sys
 
     io = sys.modules.get(__package__ + ".io")
     lock = getattr(io, "STDERR_LOCK", None)  # not while a decoder's own stderr output is being captured
     try:
-        if lock is not None:
-            with lock:
-                sys.stderr.write("stntool: interrupted\n")
-        else:
+        with lock if lock is not None else contextlib.nullcontext():
             sys.stderr.write("stntool: interrupted\n")
-        sys.stderr.flush()
+            sys.stderr.flush()
     except (OSError, ValueError):
         pass
 

@@ -139,6 +139,16 @@ def a_folder(ctx, param, value):
     return value
 
 
+def an_output_folder(ctx, param, value):
+    """Callback of an option naming a folder to write into: :func:`a_name`, and no file in its place (it is made
+    when missing)."""
+    import os
+
+    if a_name(ctx, param, value) is not None and os.path.exists(value) and not os.path.isdir(value):
+        raise click.BadParameter(f"{value} is a file (give a folder)", param_hint=max(param.opts, key=len))
+    return value
+
+
 def _jobs(ctx, param, value):
     if value < 1:
         raise click.BadParameter("must be at least 1")

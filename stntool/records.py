@@ -730,6 +730,6 @@ def read_warp_records(path, qualities: dict | None = None, warn=None) -> dict:
     if only_skipped and warn is not None:  # a run resumed into a new manifest: the records are in the earlier one
         n = len(only_skipped)
         example = display(min(only_skipped.values()))
-        warn(f"{display(path)}: {n} output{'s' * (n != 1)} (e.g. {example}) recorded only as "
+        warn(f"{where}: {n} output{'s' * (n != 1)} (e.g. {example}) recorded only as "
              "skipped (an earlier run wrote them; its manifest holds their records): not replayed")
     return table

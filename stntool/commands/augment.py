@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import click
 
-from ..cli_options import (a_folder, a_name, check_io_options, check_size, geometry_options, implied_padding,
-                           input_options, not_nan, output_options, run_images, sampling_options, usage_errors)
+from ..cli_options import (a_folder, a_name, an_output_folder, check_io_options, check_size, geometry_options,
+                           implied_padding, input_options, not_nan, output_options, run_images, sampling_options,
+                           usage_errors)
 
 EXAMPLES = """
 \b
@@ -93,7 +94,6 @@ def variant_names(path: str, count: int) -> list:
     return [f"{base}_{k:0{width}d}{ext}" for k in range(count)]
 
 
-
 @click.command(epilog=EXAMPLES, short_help="Random geometric variants, reproducible and replayable, with labels.",
                context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=str, readable=False))  # unreadable: that input fails
@@ -120,12 +120,12 @@ def variant_names(path: str, count: int) -> list:
 @click.option("--labels-dir", metavar="DIR", type=click.Path(exists=True, file_okay=False), callback=a_folder,
               help="Read the label sidecars from DIR, paired by relative path (DIR/sub/a.txt for in/sub/a.jpg: the "
                    "images/ and labels/ folders of a YOLO dataset), not beside the inputs.")
-@click.option("--labels-out", metavar="DIR", callback=a_name,
+@click.option("--labels-out", metavar="DIR", callback=an_output_folder,
               help="Write each variant's label file to DIR, mirroring the variants' names under -o "
                    "(DIR/sub/a_000.txt), not beside the variant.")
 @click.option("--masks", "masks_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False), callback=a_folder,
               help="Segmentation masks paired by relative path (DIR/sub/a.png for in/sub/a.jpg).")
-@click.option("--masks-out", metavar="DIR", callback=a_name,
+@click.option("--masks-out", metavar="DIR", callback=an_output_folder,
               help="Write each variant's mask to DIR as DIR/sub/a_000.png (the variant's name under -o, as a PNG), "
                    "not beside the variant as a_000.mask.png.")
 @click.option("--min-visibility", type=click.FloatRange(0, 1), default=0.0, show_default=True, callback=not_nan,
@@ -191,15 +191,11 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
     if output == "-" and (labels_out is not None or labels_dir is not None):
         raise click.UsageError("--labels-dir and --labels-out go with label files written beside the variants (not "
                                "-o -)")
-    if labels_out is not None and os.path.exists(labels_out) and not os.path.isdir(labels_out):
-        raise click.BadParameter(f"{labels_out} is a file (give a folder)", param_hint="--labels-out")
     if masks_out is not None:
         if masks_dir is None:
             raise click.UsageError("--masks-out writes the masks that --masks reads (give --masks DIR)")
         if output == "-":
             raise click.UsageError("--masks-out goes with masks written beside the variants (not -o -)")
-        if os.path.exists(masks_out) and not os.path.isdir(masks_out):
-            raise click.BadParameter(f"{masks_out} is a file (give a folder)", param_hint="--masks-out")
         if output is not None and os.path.normcase(os.path.realpath(masks_out)) == os.path.normcase(
                 os.path.realpath(output)):
             raise click.BadParameter("is -o: the masks would take the variants' names (give a folder of their own)",
