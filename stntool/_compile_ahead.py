@@ -57,6 +57,9 @@ NICE = 10
 WAIT_LIMIT = 600.0
 
 _PNG = b"\x89PNG\r\n\x1a\n"
+#: The images the second process compiles for: colour ones, whose signature a claim stands for (one-channel
+#: images are signatures of their own for some kernels, compiled by the batch where it has such images).
+COLOUR = (3,)
 
 
 def enabled(backend: str) -> bool:
@@ -169,16 +172,16 @@ def is_cached(dispatcher, dtype: str) -> bool:
     """True when ``dispatcher`` has a signature whose image is ``dtype``, compiled in this process or
     in its on-disk cache for this numba, CPU and source (reads the cache index: numba's private API;
     anything unexpected counts as cached, so nothing is compiled ahead)."""
-    from .sampling._kernel_cache import folder_lock, image_dtype
+    from .sampling._kernel_cache import claim_dtype, folder_lock
 
     try:
-        if any(image_dtype(sig) == dtype for sig in list(dispatcher.overloads)):
+        if any(claim_dtype(sig) == dtype for sig in list(dispatcher.overloads)):
             return True
         cache = dispatcher._cache
         _, magic, code = cache._index_key((), dispatcher.targetctx.codegen())
         with folder_lock(cache.cache_path, exclusive=False):
             index = cache._cache_file._load_index()
-        return any(k[1] == magic and k[2] == code and image_dtype(k[0]) == dtype for k in index)
+        return any(k[1] == magic and k[2] == code and claim_dtype(k[0]) == dtype for k in index)
     except Exception:  # noqa: BLE001 - a question about the cache must never break a run
         return True
 
@@ -327,7 +330,8 @@ def _child_main():
 
     for i, (family, mode, padding, dtype) in enumerate(payload["tasks"]):
         try:
-            warmup.run_task(warmup.Task(family, dtype, mode, (padding,)), payload.get("backend", "cpu"))
+            warmup.run_task(warmup.Task(family, dtype, mode, (padding,)), payload.get("backend", "cpu"),
+                            channels=COLOUR)
             word = "done"
         except Exception:  # noqa: BLE001 - the parent compiles it itself
             word = "failed"

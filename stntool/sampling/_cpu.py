@@ -3471,10 +3471,36 @@ def _row_cells(sbase, h, w, cc, xs, ys, wo, margin, cells):
         cells[np.uint64(2 * wo + j)] = _small_int(qy - iy * Q_ONE)
 
 
+def _bil_grey(src, off, w, qx, qy, dst, d, is_int, maxv):
+    """``dst[d]`` = the interior bilinear value of a one-channel image at the top-left tap ``off`` and the
+    32.32 fractions ``qx``, ``qy``, in the arithmetic of the dtype's run (:func:`run_bilinear`). Callable
+    from kernels only."""
+    raise NotImplementedError("compiled kernels only")
+
+
+@overload(_bil_grey, jit_options=OVERLOAD_OPTIONS)
+def _ov_bil_grey(src, off, w, qx, qy, dst, d, is_int, maxv):
+    if src.dtype == types.uint8:
+        def impl(src, off, w, qx, qy, dst, d, is_int, maxv):
+            fx = (qx + 65536) >> 17  # _w15 of the fraction
+            fy = (qy + 65536) >> 17
+            dst[np.uint64(d)] = _bil_int_c(src, off, off + w, 1, 0, fx, fy)
+    elif src.dtype == types.float32:
+        def impl(src, off, w, qx, qy, dst, d, is_int, maxv):
+            dst[np.uint64(d)] = _bil_f32_c(src, off, off + w, 1, 0, np.float32(qx * Q_INV), np.float32(qy * Q_INV))
+    else:
+        def impl(src, off, w, qx, qy, dst, d, is_int, maxv):
+            _store(dst, d, _bil_float_c(src, off, off + w, 1, 0, qx * Q_INV, qy * Q_INV), is_int, maxv)
+    return impl
+
+
 @jit_device
-def _run_bil_u8_1(src, w, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
-    """:func:`_run_bil_u8` for one channel (gray images)."""
-    blocks_from = j  # from here on, blocks of GATHER pixels are tried first (where the target has AVX2)
+def run_bilinear_grey(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
+    """:func:`run_bilinear` for one-channel images (``cc`` is 1), every dtype: blocks of GATHER pixels
+    first where the target has AVX2 (uint8, uint16, float32: :func:`grey_cells`), then one by one in
+    the dtype's own arithmetic. The colour runs have no one-channel path: a colour kernel compiles none
+    of this (one-channel images are (N, H, W) arrays to the kernels: :data:`GREY`)."""
+    blocks_from = j  # from here on, blocks of GATHER pixels are tried first
     while j < wo:
         if j >= blocks_from:
             j = grey_cells(src, cells, j, wo, w, dst, dbase)
@@ -3487,18 +3513,15 @@ def _run_bil_u8_1(src, w, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
                 break
             j = _fill_run(cells, j, wo, dst, dbase, fill, 1, is_int, maxv)
             continue
-        fx = (cells[wo + j] + 65536) >> 17  # _w15 of the fraction
-        fy = (cells[2 * wo + j] + 65536) >> 17
-        dst[np.uint64(dbase + j)] = _bil_int_c(src, off, off + w, 1, 0, fx, fy)
+        _bil_grey(src, off, w, cells[wo + j], cells[2 * wo + j], dst, dbase + j, is_int, maxv)
         j += 1
     return j
 
 
 @jit_device
 def _run_bil_u8(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
-    """uint8: exact integer arithmetic with rounded 15-bit weights, as the affine span."""
-    if cc == 1:
-        return _run_bil_u8_1(src, w, cells, j, wo, dst, dbase, is_int, maxv, fill, fills)
+    """uint8: exact integer arithmetic with rounded 15-bit weights, as the affine span. 3 and 4 channels
+    in vector lanes; other counts (one channel: :func:`run_bilinear_grey`) channel by channel."""
     row = w * cc
     wide = src.size - row - 6  # 3 channels: the offsets whose taps' 4-byte loads stay inside src
     blocks_from = j  # from here on, blocks of eight pixels are tried first (where the target has AVX2)
@@ -3561,8 +3584,6 @@ def _run_bil_f32(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
                 j += _bilinear_f32_cells8(src, cells, j, wo, row, src.size - row - 6, dst, dbase + j * 3, 3)
             elif cc == 4:
                 j += _bilinear_f32_cells8(src, cells, j, wo, row, src.size, dst, dbase + j * 4, 4)
-            elif cc == 1:  # blocks of GATHER pixels (AVX2)
-                j = grey_cells(src, cells, j, wo, row, dst, dbase)
             blocks_from = j + BLOCK8  # the next block's pixels go one at a time
             if j >= wo:
                 break
@@ -3594,13 +3615,7 @@ def _run_bil_f64(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, 
     """float64 arithmetic: float64 images, and uint16 (whose 16 bits need more than 15-bit weights to
     stay exact; rounded and saturated)."""
     row = w * cc
-    blocks_from = j  # 1 channel: from here on, blocks of GATHER pixels are tried first (uint16, where AVX2)
     while j < wo:
-        if cc == 1 and j >= blocks_from:
-            j = grey_cells(src, cells, j, wo, row, dst, dbase)
-            blocks_from = j + BLOCK8
-            if j >= wo:
-                break
         off = cells[j]
         if off < 0:
             if not (fills and off == -2):
@@ -3860,13 +3875,43 @@ PADDED = 4
 
 NEAREST_PADDED, BILINEAR_PADDED, BICUBIC_PADDED = NEAREST + PADDED, BILINEAR + PADDED, BICUBIC + PADDED
 
+#: Added by the points-row kernels (projective, grid, TPS) to :func:`points_row`'s mode for one-channel
+#: images, which they are given as ``(N, H, W)`` arrays (:func:`channel_views`): a one-channel image and a
+#: colour one are then two signatures of a kernel, and each compiles its own pixel loops only
+#: (:func:`run_bilinear_grey` or the colour runs).
+GREY = 8
+
 
 def _literal_kind(mode) -> tuple:
-    """``(mode, padded)`` of a row function's constant mode argument (a mode, plus :data:`PADDED` or not)."""
+    """``(mode, padded)`` of a row function's constant mode argument (a mode, plus :data:`PADDED` or not,
+    plus :data:`GREY` or not: :func:`_literal_grey`)."""
     value = mode.literal_value if isinstance(mode, types.IntegerLiteral) else None
-    if value is None or (value & ~PADDED) not in _MODE_FUNCS:
-        raise TypingError("mode must be a constant: NEAREST, BILINEAR or BICUBIC (plus PADDED)")
-    return value & ~PADDED, bool(value & PADDED)
+    if value is None or (value & ~(PADDED | GREY)) not in _MODE_FUNCS:
+        raise TypingError("mode must be a constant: NEAREST, BILINEAR or BICUBIC (plus PADDED, GREY)")
+    return value & ~(PADDED | GREY), bool(value & PADDED)
+
+
+def _literal_grey(mode) -> bool:
+    """Whether a row function's constant mode has :data:`GREY`."""
+    return bool(mode.literal_value & GREY)
+
+
+def image_dims(img):
+    """``(n, h, w, cc)`` of a kernel's image (or output) array: ``(N, H, W, C)``, or ``(N, H, W)`` for one
+    channel (:data:`GREY`). Callable from kernels only."""
+    raise NotImplementedError("compiled kernels only")
+
+
+@overload(image_dims, jit_options=OVERLOAD_OPTIONS)
+def _ov_image_dims(img):
+    if img.ndim == 3:
+        return lambda img: (img.shape[0], img.shape[1], img.shape[2], np.int64(1))
+    return lambda img: img.shape
+
+
+def _grey_kind(mode, img) -> int:
+    """A row function's mode constant for :func:`points_row`: plus :data:`GREY` for ``(N, H, W)`` images."""
+    return mode.literal_value | (GREY if img.ndim == 3 else 0)
 
 
 def _literal_mode(mode) -> int:
@@ -4073,6 +4118,8 @@ def _ov_points_row(mode, src, sbase, h, w, cc, xs, ys, wo, dst, dbase, pad, alig
                    cells):
     m, with_padded = _literal_kind(mode)
     _, general, run, margin, row_cells = _MODE_FUNCS[m]
+    if _literal_grey(mode) and m == BILINEAR:
+        run = run_bilinear_grey
     padded = _PADDED[m][1] if with_padded else _no_padded_points
     exact = m == NEAREST  # nearest rounds the float coordinate; the other modes keep the 32.32 one
 
@@ -4103,11 +4150,11 @@ def projective_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
 @overload(projective_rows, prefer_literal=True, jit_options=ALLOCATING_OVERLOAD_OPTIONS)
 def _ov_projective_rows(mode, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
     m = _literal_mode(mode)
-    kind = mode.literal_value  # the mode, with PADDED or not: for the row helpers
+    kind = _grey_kind(mode, img)  # the mode, with PADDED or not, GREY or not: for the row helpers
 
     def impl(mode, img, maps, out, work, role, pad, align_corners, fill, is_int, maxv):
-        n_img, h, w, cc = img.shape
-        _, ho, wo, _ = out.shape
+        n_img, h, w, cc = image_dims(img)
+        _, ho, wo, _ = image_dims(out)
         src = img.reshape(img.size)
         dst = out.reshape(out.size)
         n_maps = maps.shape[0]
@@ -4149,11 +4196,11 @@ def grid_rows(mode, img, grid, out, work, role, pad, align_corners, fill, is_int
 @overload(grid_rows, prefer_literal=True, jit_options=ALLOCATING_OVERLOAD_OPTIONS)
 def _ov_grid_rows(mode, img, grid, out, work, role, pad, align_corners, fill, is_int, maxv):
     m = _literal_mode(mode)
-    kind = mode.literal_value  # the mode, with PADDED or not: for the row helpers
+    kind = _grey_kind(mode, img)  # the mode, with PADDED or not, GREY or not: for the row helpers
 
     def impl(mode, img, grid, out, work, role, pad, align_corners, fill, is_int, maxv):
-        n_img, h, w, cc = img.shape
-        _, ho, wo, _ = out.shape
+        n_img, h, w, cc = image_dims(img)
+        _, ho, wo, _ = image_dims(out)
         src = img.reshape(img.size)
         dst = out.reshape(out.size)
         n_grids = grid.shape[0]
@@ -4340,12 +4387,12 @@ def tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, out, 
 def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, out, work, role, pad, align_corners,
                  fill, is_int, maxv):
     m = _literal_mode(mode)
-    kind = mode.literal_value  # the mode, with PADDED or not: for the row helpers
+    kind = _grey_kind(mode, img)  # the mode, with PADDED or not, GREY or not: for the row helpers
 
     def impl(mode, img, lattice, step, singular, tables, radius, snx, sny, out, work, role, pad, align_corners, fill,
              is_int, maxv):
-        n_img, h, w, cc = img.shape
-        _, ho, wo, _ = out.shape
+        n_img, h, w, cc = image_dims(img)
+        _, ho, wo, _ = image_dims(out)
         wc = lattice.shape[1] - 2
         src = img.reshape(img.size)
         dst = out.reshape(out.size)
@@ -4732,6 +4779,14 @@ def _run_blocks(kernel, n_items, work, args_before, args_after, per_image=0, tab
 
 # --------------------------------------------------------------------------- the kernel table
 
+def channel_views(img, out):
+    """``(img, out)`` as the points-row kernels (projective, grid, TPS) take them: one-channel arrays as
+    ``(N, H, W)`` views (:data:`GREY`), others as they are."""
+    if img.shape[3] == 1:
+        return img[..., 0], out[..., 0]
+    return img, out
+
+
 def warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, projective):
     """``out[n, i, j] = img[n]`` sampled at ``maps[n] @ (j, i, 1)`` (pixel maps ``in_pix_from_out_pix``).
     Warps that read whole input pixels (identity, flips, quarter turns, whole-pixel shifts) are copies
@@ -4740,6 +4795,8 @@ def warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, pr
         return
     kernel = entry("projective" if projective else "affine", int(mode), int(pad))
     n_rows = out.shape[0] * out.shape[1]
+    if projective:
+        img, out = channel_views(img, out)
     work = int(out.size * MODE_WORK[int(mode)] * (2 if projective else 1))
     table = None if projective or int(mode) != NEAREST else _nearest_columns(maps, img.shape[2], img.shape[3],
                                                                                 out.shape[2], img.shape[1], int(pad),
@@ -4797,6 +4854,7 @@ def sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv):
     """Generic sampler: ``grid (M, Ho, Wo, 2)`` of input normalized coordinates, ``M`` 1 or N."""
     kernel = entry("grid", int(mode), int(pad))
     n_rows = out.shape[0] * out.shape[1]
+    img, out = channel_views(img, out)
     _run_blocks(kernel, n_rows, out.size, (img, grid, out), (pad, align_corners, fill, is_int, maxv))
 
 
@@ -4810,6 +4868,7 @@ def warp_tps_lattice(img, lattice, step, singular, tables, radius, snx, sny, out
     """
     kernel = entry("tps", int(mode), int(pad))
     n_tasks = out.shape[0] * ((out.shape[1] + TPS_BLOCK - 1) // TPS_BLOCK)
+    img, out = channel_views(img, out)
     _run_blocks(kernel, n_tasks, out.size, (img, lattice, step, singular, tables, radius, snx, sny, out),
                 (pad, align_corners, fill, is_int, maxv))
 

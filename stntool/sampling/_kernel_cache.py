@@ -204,6 +204,16 @@ def image_dtype(sig) -> str | None:
     return None
 
 
+def claim_dtype(sig) -> str | None:
+    """:func:`image_dtype` of a colour image's signature, the one a claim of the second compiling process
+    (:mod:`stntool._compile_ahead`) stands for; None for a one-channel image's (its first array has three
+    dimensions: :data:`stntool.sampling._cpu.GREY`), which that process does not compile."""
+    for t in sig:
+        if getattr(t, "dtype", None) is not None and hasattr(t, "ndim"):
+            return None if t.ndim == 3 else str(t.dtype)
+    return None
+
+
 @functools.lru_cache(maxsize=None)
 def _cpu_cache_class():
     from numba.core import caching
@@ -243,9 +253,9 @@ def _cpu_cache_class():
             with sigint_deferred():
                 cres = self._load_light(sig, target_context)
             ask = pending
-            if cres is None and ask is not None and self._enabled:
+            if cres is None and ask is not None and self._enabled and claim_dtype(sig) is not None:
                 try:
-                    ready = ask(self._py_func.__name__, image_dtype(sig))
+                    ready = ask(self._py_func.__name__, claim_dtype(sig))
                 except Exception:  # noqa: BLE001 - never let the wait break a compile: compile here
                     ready = False
                 if ready:

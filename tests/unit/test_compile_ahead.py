@@ -416,6 +416,41 @@ def test_a_missing_signature_is_loaded_after_the_other_process_compiled_it(probe
     assert os.path.exists(os.path.join(ours._cache.cache_path, _kernel_cache.LOCK_NAME))
 
 
+def test_a_one_channel_signature_is_not_asked_for(probe_cache):
+    """The second process compiles colour images' signatures (4-dimensional arrays); a one-channel image's
+    (3 dimensions, :data:`stntool.sampling._cpu.GREY`) is compiled here, without waiting."""
+    ours = probe_cache()
+    asked = []
+    _kernel_cache.pending = lambda name, dtype: asked.append((name, dtype)) or False
+    assert (ours(np.zeros((2, 3, 4), np.uint8)) == 1).all()
+    assert asked == []
+    assert (ours(np.zeros((2, 3, 4, 3), np.uint8)) == 1).all()
+    assert asked == [("_probe", "uint8")]
+
+
+def test_a_claim_is_cached_only_with_its_colour_signature(tmp_path):
+    """A kernel that has a one-channel image's signature only, compiled here or in the cache's index, still
+    needs its colour one compiled."""
+    from types import SimpleNamespace
+
+    grey, colour = (numba.typeof(np.zeros((1, 2, 2) + c, np.uint8)) for c in ((), (3,)))
+    index = {}
+    kernel = SimpleNamespace(overloads={(grey, numba.types.int64): None},
+                             targetctx=SimpleNamespace(codegen=lambda: None),
+                             _cache=SimpleNamespace(_index_key=lambda sig, codegen: (sig, "magic", "code"),
+                                                    cache_path=str(tmp_path),
+                                                    _cache_file=SimpleNamespace(_load_index=lambda: index)))
+    assert _kernel_cache.claim_dtype((grey,)) is None and _kernel_cache.claim_dtype((colour,)) == "uint8"
+    assert not ca.is_cached(kernel, "uint8")
+    index[((grey, numba.types.int64), "magic", "code")] = "file"
+    assert not ca.is_cached(kernel, "uint8")
+    index[((colour, numba.types.int64), "magic", "code")] = "file"
+    assert ca.is_cached(kernel, "uint8")
+    kernel.overloads = {(colour, numba.types.int64): None}
+    index.clear()
+    assert ca.is_cached(kernel, "uint8")
+
+
 def test_the_folder_lock_excludes_writers(tmp_path):
     if _kernel_cache.fcntl is None:
         pytest.skip("no fcntl")

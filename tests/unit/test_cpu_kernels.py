@@ -117,6 +117,52 @@ def test_a_call_compiles_only_its_own_mode(tmp_path):
     assert compiled == {"warp_affine_nearest", "_general_nearest", span}
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_points_row_kernel_compiles_only_its_images_channel_loops(tmp_path, channels):
+    """A colour TPS, projective or grid warp in a fresh cache compiles the colour loops only, a one-channel
+    one the one-channel loops only (one-channel images reach the kernels as (N, H, W) arrays)."""
+    code = (
+        "import json, numpy as np, stntool\n"
+        "from stntool.sampling import _cpu\n"
+        f"img = np.zeros((20, 24, {channels}), np.uint8)\n"
+        "stntool.warp_tps(img, [[2, 2], [20, 3], [3, 16], [21, 17]], [[3, 2], [19, 4], [2, 15], [20, 18]],"
+        " backend='cpu')\n"
+        "stntool.warp(img, [[0.9, 0.1, 0], [0, 1, 0], [0.1, 0, 1]], backend='cpu')\n"
+        "stntool.grid_sample(img, stntool.affine_grid([[0.9, 0.1, 0], [0, 1, 0]], (20, 24)), backend='cpu')\n"
+        "print(json.dumps({n: [str(s[0].ndim) for s in getattr(_cpu, n).overloads]\n"
+        "                  for n in ['run_bilinear_grey', '_run_bil_u8', 'warp_tps_bilinear',\n"
+        "                            'warp_projective_bilinear', 'sample_grid_bilinear']}))\n"
+    )
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT), STNTOOL_COMPILE_AHEAD="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    compiled = json.loads(out.strip().splitlines()[-1])
+    entry_ndim = "3" if channels == 1 else "4"
+    for name in ("warp_tps_bilinear", "warp_projective_bilinear", "sample_grid_bilinear"):
+        assert compiled[name] == [entry_ndim], name
+    assert bool(compiled["run_bilinear_grey"]) == (channels == 1)
+    assert bool(compiled["_run_bil_u8"]) == (channels != 1)
+
+
+def test_one_channel_points_rows_equal_a_colour_images_channel(rng):
+    """The one-channel loops (uint8, uint16, float32, float64) give each channel's values of the colour loops,
+    at pixels inside, on the edges and outside, for every padding."""
+    theta3 = [[0.9, -0.25, 0.05], [0.25, 0.9, 0.0], [0.1, -0.05, 1.0]]
+    for dtype, scale in (("uint8", 255), ("uint16", 65535), ("float32", 1.0), ("float64", 1.0)):
+        img = (rng.random((45, 71, 3)) * scale).astype(dtype)
+        for padding in ("zeros", "border", "reflection"):
+            opts = dict(padding=padding, backend="cpu")
+            colour = [stntool.warp(img, theta3, **opts),
+                      stntool.warp_tps(img, [[5, 5], [60, 6], [4, 40], [66, 41]], [[7, 4], [57, 8], [6, 38], [62, 44]],
+                                       **opts)]
+            for c in range(3):
+                grey = [stntool.warp(img[..., c:c + 1], theta3, **opts),
+                        stntool.warp_tps(img[..., c:c + 1], [[5, 5], [60, 6], [4, 40], [66, 41]],
+                                         [[7, 4], [57, 8], [6, 38], [62, 44]], **opts)]
+                for g, full in zip(grey, colour):
+                    np.testing.assert_array_equal(g[..., 0], full[..., c], err_msg=f"{dtype} {padding} {c}")
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_runs_blocks_on_a_pool_of_its_own(rng, split_small_calls):
     import multiprocessing
