@@ -4231,11 +4231,6 @@ def _ov_grid_rows(mode, img, grid, out, work, role, pad, align_corners, fill, is
 TPS_BLOCK = 16
 
 
-#: Lattice steps below which a TPS row's coordinates are computed one fraction of a cell at a time, over
-#: the cells (:func:`_tps_row_coords`), rather than cell by cell; the same values either way.
-PHASE_MAJOR_BELOW = 8
-
-
 @intrinsic
 def _phases3(typingctx, coef, whole, inv, xs, ys):
     """For a lattice step of 3: ``xs[3 b + k]`` and ``ys[3 b + k]`` = each cell's cubic (``coef`` rows 0-3
@@ -4279,38 +4274,17 @@ def _phases3(typingctx, coef, whole, inv, xs, ys):
     return sig, codegen
 
 
-@jit_inline
-def _interleave(phases, done, whole, step, xs, ys):
-    """``xs[b step + k] = phases[2 k, b]``, ``ys[b step + k] = phases[2 k + 1, b]`` for ``done <= b < whole``,
-    ``k < step``: a row's coordinates, computed one phase ``k`` (fraction of a cell) at a time, put in
-    pixel order (the cells below ``done`` are in place already: :func:`_phases3`). Step 3 (elastic sigma 6
-    and 7) has a loop of its own, whose constant stride the compiler turns into vector shuffles; other
-    steps store one by one."""
-    if step == 3:
-        x0, y0, x1, y1, x2, y2 = phases[0], phases[1], phases[2], phases[3], phases[4], phases[5]
-        for b in range(done, whole):
-            xs[3 * b] = x0[b]
-            xs[3 * b + 1] = x1[b]
-            xs[3 * b + 2] = x2[b]
-            ys[3 * b] = y0[b]
-            ys[3 * b + 1] = y1[b]
-            ys[3 * b + 2] = y2[b]
-    else:
-        for k in range(step):
-            px, py = phases[2 * k], phases[2 * k + 1]
-            for b in range(done, whole):
-                xs[b * step + k] = px[b]
-                ys[b * step + k] = py[b]
-
-
 @jit_device
-def _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, wo, rows, coef, phases, xs, ys):
+def _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, wo, rows, coef, xs, ys):
     """The input pixel coordinates ``xs, ys`` of output row ``i`` of a TPS plan (spec:
     ``_reference.tps_lattice_points``): Catmull-Rom upsampling plus exact radial terms near control points.
-    Scratch: ``rows (2, Wc + 2)`` (the lattice interpolated to the row, x then y), ``coef (8, Wc - 1)``
-    (each cell's cubic) and ``phases (2 PHASE_MAJOR_BELOW, Wc)``. Each value is computed by the same
-    operations in the same order whatever the layout: the loops over cells are contiguous in memory, so
-    the compiler runs them in vector lanes."""
+    Scratch: ``rows (2, Wc + 2)`` (the lattice interpolated to the row, x then y) and ``coef (8, Wc - 1)``
+    (each cell's cubic). The loops over cells are contiguous in memory, so the compiler runs them in
+    vector lanes; the pixels of a cell then go cell by cell (for step 3, whole blocks of eight cells in
+    vector lanes first where the target allows: :func:`_phases3`, the same operations, so the same bits).
+    Computing every step's pixels one fraction of a cell at a time over the cells, then putting them in
+    pixel order, was slower for steps 2, 4 and 6 on an AVX-512 Xeon (TPS and elastic warps, uint8: 5-23%)
+    and cost about 0.5 s of a first TPS call's compile."""
     hc = lattice.shape[0] - 2
     wc = lattice.shape[1] - 2
     a = min(i // step, hc - 2)
@@ -4329,20 +4303,9 @@ def _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, w
             c1[b] = 0.5 * (r[b + 2] - r[b])
             c2[b] = r[b] - 2.5 * r[b + 1] + 2.0 * r[b + 2] - 0.5 * r[b + 3]
             c3[b] = 0.5 * (r[b + 3] - r[b]) + 1.5 * (r[b + 1] - r[b + 2])
-    # for a small step, the cells with all their step pixels in the row (not the last, which also takes the
-    # row's end) one fraction t at a time, over the cells (long loops instead of loops of a few pixels),
-    # then put in pixel order (a loop of their own for step 3: more such loops cost compile time)
-    whole = min(wc - 2, wo // step) if step < PHASE_MAJOR_BELOW else 0
-    if whole > 0:
-        done = _phases3(coef, whole, inv, xs, ys) if step == 3 else 0  # in vector lanes, where the target allows
-        for k in range(step):
-            t = k * inv
-            for axis in range(2):
-                ph = phases[2 * k + axis]
-                c0, c1, c2, c3 = coef[4 * axis], coef[4 * axis + 1], coef[4 * axis + 2], coef[4 * axis + 3]
-                for b in range(done, whole):
-                    ph[b] = ((c3[b] * t + c2[b]) * t + c1[b]) * t + c0[b]
-        _interleave(phases, done, whole, step, xs, ys)
+    # step 3 (elastic sigma 6 and 7): the cells with all their pixels in the row (not the last, which also
+    # takes the row's end) in blocks of eight, where the target allows; the rest cell by cell
+    whole = _phases3(coef, min(wc - 2, wo // step), inv, xs, ys) if step == 3 else 0
     for b in range(whole, wc - 1):
         j_start = b * step
         j_stop = min((b + 1) * step, wo) if b < wc - 2 else wo
@@ -4400,7 +4363,6 @@ def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, o
         n_blocks = (ho + TPS_BLOCK - 1) // TPS_BLOCK
         rows = np.empty((2, wc + 2))
         coef = np.empty((8, wc - 1))
-        phases = np.empty((2 * PHASE_MAJOR_BELOW, wc))
         xs = np.empty(wo)
         ys = np.empty(wo)
         cells = np.empty(3 * wo, np.int64)
@@ -4414,8 +4376,7 @@ def _ov_tps_rows(mode, img, lattice, step, singular, tables, radius, snx, sny, o
                 n = task // n_blocks
                 i0 = (task - n * n_blocks) * TPS_BLOCK
                 for i in range(i0, min(i0 + TPS_BLOCK, ho)):
-                    _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, wo, rows, coef, phases,
-                                    xs, ys)
+                    _tps_row_coords(lattice, step, inv, singular, tables, radius, snx, sny, i, wo, rows, coef, xs, ys)
                     points_row(kind, src, n * h * w * cc, h, w, cc, xs, ys, wo, dst, (n * ho + i) * wo * cc, pad,
                                align_corners, fill, is_int, maxv, cells)
         return _finish(work, role, joined)
