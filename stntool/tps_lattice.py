@@ -157,7 +157,9 @@ def _ring_probes(centres_pix, radius, step, out_hw):
     p = np.concatenate([q.reshape(-1, 2) for q in pts])
     # where a ring leaves the output (an output a few pixels thick, a point near its edge), the output pixels
     # nearest its part outside: the edge pixels just outside the window, which the ring would miss
-    return np.unique(np.column_stack([np.clip(p[:, 0], 0, wo - 1), np.clip(p[:, 1], 0, ho - 1)]), axis=0)
+    # each pixel once (sorted by row, then column): unique int64 keys, a tenth of np.unique(axis=0)'s time
+    keys = np.unique(np.clip(p[:, 1], 0, ho - 1) * np.int64(wo) + np.clip(p[:, 0], 0, wo - 1))
+    return np.column_stack([keys % wo, keys // wo])
 
 
 def _frame_matrices(frame, in_hw, out_hw, align_corners):
