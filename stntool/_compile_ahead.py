@@ -4,10 +4,12 @@ Numba compiles one kernel signature at a time, on one core, under a process-wide
 of ``stntool warp`` over 8-bit, 16-bit and RGBA images compiles its three signatures one after
 another while the second core idles. When a batch starts, :func:`start`
 
-1. predicts the working dtype of the first inputs from their file headers (:func:`working_dtype`:
-   at most :data:`HEADER_FILES` files or :data:`HEADER_SECONDS` seconds), in input order;
-2. asks the kernel cache which (kernel, dtype) signatures the batch will need and does not have
-   (:func:`is_cached`);
+1. predicts the working dtype of the first inputs from their file headers, and whether they have one
+   channel (:func:`working_kind`: at most :data:`HEADER_FILES` files or :data:`HEADER_SECONDS`
+   seconds), in input order;
+2. asks the kernel cache which (kernel, signature) pairs the batch will need and does not have
+   (:func:`is_cached`; :func:`signature`: the dtype, and one channel for the kernels that take
+   one-channel images apart);
 3. when at least two are missing, keeps the first half (rounded up, in the order the inputs need
    them) for this process and starts ONE second process (a fresh interpreter, never a fork) that
    compiles the rest through :mod:`stntool.warmup` (the public API on small arrays, so exactly the
@@ -57,9 +59,11 @@ NICE = 10
 WAIT_LIMIT = 600.0
 
 _PNG = b"\x89PNG\r\n\x1a\n"
-#: The images the second process compiles for: colour ones, whose signature a claim stands for (one-channel
-#: images are signatures of their own for some kernels, compiled by the batch where it has such images).
-COLOUR = (3,)
+#: Kernel families whose one-channel images are signatures of their own (``stntool.sampling._cpu.GREY``).
+CHANNEL_FAMILIES = ("projective", "grid", "tps")
+#: The channel counts the second process compiles a claim's kernel for: one for a one-channel signature
+#: (:func:`signature`), three for others (colour images of any count share one signature).
+GREY_CHANNELS, COLOUR_CHANNELS = (1,), (3,)
 
 
 def enabled(backend: str) -> bool:
@@ -74,6 +78,21 @@ def enabled(backend: str) -> bool:
 
 
 # --------------------------------------------------------------------------- predicting dtypes
+
+def working_kind(f) -> tuple:
+    """``(dtype, grey)``: the dtype a file's image is warped in (:func:`working_dtype`, or None), and whether
+    it decodes to one channel (PNG colour type 0 without a ``tRNS`` chunk; a JPEG whose frame has one
+    component), which the projective, grid and TPS kernels take as signatures of their own
+    (:data:`CHANNEL_FAMILIES`). ``f``: a binary file at its start."""
+    dtype = working_dtype(f)
+    if dtype is None:
+        return None, False
+    f.seek(0)
+    head = f.read(26)
+    if head[:8] == _PNG:
+        return dtype, head[25] == 0 and dtype != "float32"
+    return dtype, _jpeg_components(f) == 1
+
 
 def working_dtype(f) -> str | None:
     """The dtype a file's image is warped in, from its header (``f``: a binary file at its start), or None.
@@ -115,23 +134,49 @@ def working_dtype(f) -> str | None:
     return "uint16" if depth == 16 else "uint8"
 
 
-def _file_dtype(path) -> str | None:
-    """:func:`working_dtype` of a regular file; pipes, devices and folders are not opened for reading
-    (a named pipe would block), and give None."""
+#: JPEG start-of-frame markers (``0xC0`` to ``0xCF`` but DHT, JPG and DAC), whose segment names the
+#: frame's component count.
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_components(f, markers: int = 64):
+    """The component count of a JPEG's frame (``f`` a binary file), walking at most ``markers`` segments from
+    the start of image; None when the frame header is not found."""
+    f.seek(2)
+    for _ in range(markers):
+        head = f.read(4)
+        if len(head) < 4 or head[0] != 0xFF:
+            return None
+        if head[1] == 0xFF:  # a fill byte before the marker
+            f.seek(-3, 1)
+            continue
+        marker, length = head[1], struct.unpack(">H", head[2:4])[0]
+        if marker in _SOF:
+            frame = f.read(6)  # precision, height, width, components
+            return frame[5] if len(frame) == 6 else None
+        if marker in (0xD9, 0xDA) or length < 2:  # end of image, start of scan: no frame header before
+            return None
+        f.seek(length - 2, 1)
+    return None
+
+
+def _file_kind(path) -> tuple:
+    """:func:`working_kind` of a regular file; pipes, devices and folders are not opened for reading
+    (a named pipe would block), and give ``(None, False)``."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
+            return None, False
         with os.fdopen(fd, "rb", closefd=False) as f:
-            return working_dtype(f)
+            return working_kind(f)
     finally:
         os.close(fd)
 
 
 def predict(items, stdin_bytes=None, skip_existing: bool = False, files: int = HEADER_FILES,
             seconds: float = HEADER_SECONDS) -> list:
-    """``[(item, dtype)]`` for the first ``files`` inputs read within ``seconds`` whose dtype
-    :func:`working_dtype` predicts (inputs with a planning error, unreadable ones and, with
+    """``[(item, dtype, grey)]`` for the first ``files`` inputs read within ``seconds`` whose dtype
+    :func:`working_kind` predicts (inputs with a planning error, unreadable ones and, with
     ``skip_existing``, those whose outputs all exist are left out)."""
     found = []
     deadline = time.perf_counter() + seconds
@@ -144,13 +189,13 @@ def predict(items, stdin_bytes=None, skip_existing: bool = False, files: int = H
             continue
         try:
             if item.input == "-":
-                dtype = working_dtype(_io.BytesIO(stdin_bytes or b""))
+                dtype, grey = working_kind(_io.BytesIO(stdin_bytes or b""))
             else:
-                dtype = _file_dtype(item.input)
+                dtype, grey = _file_kind(item.input)
         except OSError:
             continue
         if dtype is not None:
-            found.append((item, dtype))
+            found.append((item, dtype, grey))
     return found
 
 
@@ -172,32 +217,43 @@ def is_cached(dispatcher, dtype: str) -> bool:
     """True when ``dispatcher`` has a signature whose image is ``dtype``, compiled in this process or
     in its on-disk cache for this numba, CPU and source (reads the cache index: numba's private API;
     anything unexpected counts as cached, so nothing is compiled ahead)."""
-    from .sampling._kernel_cache import claim_dtype, folder_lock
+    from .sampling._kernel_cache import claim_key, folder_lock
 
     try:
-        if any(claim_dtype(sig) == dtype for sig in list(dispatcher.overloads)):
+        if any(claim_key(sig) == dtype for sig in list(dispatcher.overloads)):
             return True
         cache = dispatcher._cache
         _, magic, code = cache._index_key((), dispatcher.targetctx.codegen())
         with folder_lock(cache.cache_path, exclusive=False):
             index = cache._cache_file._load_index()
-        return any(k[1] == magic and k[2] == code and claim_dtype(k[0]) == dtype for k in index)
+        return any(k[1] == magic and k[2] == code and claim_key(k[0]) == dtype for k in index)
     except Exception:  # noqa: BLE001 - a question about the cache must never break a run
         return True
 
 
+def signature(dtype: str, grey: bool, family: str) -> str:
+    """The name of a kernel signature a claim stands for: the image dtype, plus ``" grey"`` for one-channel
+    images of the :data:`CHANNEL_FAMILIES` (:func:`stntool.sampling._kernel_cache.claim_key`)."""
+    return dtype + " grey" if grey and family in CHANNEL_FAMILIES else dtype
+
+
 def needed(predicted, kernels) -> list:
-    """``[(family, mode, padding, dtype)]`` in the order the inputs need them, once per (family, mode, dtype).
+    """``[(family, mode, padding, signature)]`` in the order the inputs need them, once per (family, mode,
+    signature): :func:`signature` names the dtype and, where it matters, one channel.
 
     ``predicted`` is :func:`predict`'s list; ``kernels(item)`` gives the ``(family, mode, padding)``
     of the kernels that item's image runs through, or ``(family, mode, padding, dtype)`` for a kernel
-    that runs on arrays of a fixed dtype whatever the image's (``dtype`` None: the image's)."""
+    that runs on arrays of a fixed dtype whatever the image's (``dtype`` None: the image's), colour ones
+    unless a fifth value says one channel (``(family, mode, padding, dtype, True)``)."""
     from .sampling import OWN_KERNEL_PADDINGS
 
     seen, out = set(), []
-    for item, predicted_dtype in predicted:
+    for item, predicted_dtype, predicted_grey in predicted:
         for family, mode, padding, *fixed in kernels(item) or ():
-            dtype = fixed[0] if fixed and fixed[0] is not None else predicted_dtype
+            own = bool(fixed) and fixed[0] is not None
+            dtype = fixed[0] if own else predicted_dtype
+            grey = (len(fixed) > 1 and bool(fixed[1])) if own else predicted_grey
+            dtype = signature(dtype, grey, family)
             key = (family, mode, padding in OWN_KERNEL_PADDINGS, dtype)  # (border, reflection: kernels apart)
             if key not in seen:
                 seen.add(key)
@@ -328,10 +384,11 @@ def _child_main():
     threading.Thread(target=stop_when_parent_done, daemon=True).start()
     from . import warmup
 
-    for i, (family, mode, padding, dtype) in enumerate(payload["tasks"]):
+    for i, (family, mode, padding, sig) in enumerate(payload["tasks"]):
+        dtype, _, grey = sig.partition(" ")
         try:
             warmup.run_task(warmup.Task(family, dtype, mode, (padding,)), payload.get("backend", "cpu"),
-                            channels=COLOUR)
+                            channels=GREY_CHANNELS if grey else COLOUR_CHANNELS)
             word = "done"
         except Exception:  # noqa: BLE001 - the parent compiles it itself
             word = "failed"

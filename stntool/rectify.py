@@ -537,15 +537,16 @@ class Rectifier:
 
     def kernels(self, mode: str = "bilinear", padding: str = "zeros") -> list:
         """The ``(family, mode, padding, dtype)`` of the CPU kernels a page goes through (``dtype`` None: the
-        image's own, for the final warp): the net's (border padding) and the refinement's float32 warps, the
-        backward pass when refining, and the warp that writes the output. Used to compile kernels ahead on a
-        first run (:mod:`stntool._compile_ahead`), never to choose one."""
+        image's own, for the final warp): the net's (border padding) and the refinement's float32 warps of the
+        grey working image (a fifth value, True: one channel), the backward pass when refining, and the warp
+        that writes the output. Used to compile kernels ahead on a first run (:mod:`stntool._compile_ahead`),
+        never to choose one."""
         family = "projective" if self.family == "projective" else "affine"
         # the net's views (and the upright head's) are warped with border padding, whose kernels are their own
-        out = [(family, "bilinear", "zeros", "float32"), (family, "bilinear", "border", "float32")]
+        out = [(family, "bilinear", "zeros", "float32", True), (family, "bilinear", "border", "float32", True)]
         if self.family == "projective":
-            out.append(("affine", "bilinear", "zeros", "float32"))  # the ink warps are affine
-            out.append(("affine", "bilinear", "border", "float32"))
+            out.append(("affine", "bilinear", "zeros", "float32", True))  # the ink warps are affine
+            out.append(("affine", "bilinear", "border", "float32", True))
         if self.refine:
             out.append(("backward", "bilinear", "zeros", "float64"))
         out.append((family, mode, padding, None))

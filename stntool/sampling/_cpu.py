@@ -3521,7 +3521,7 @@ def run_bilinear_grey(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, m
 @jit_device
 def _run_bil_u8(src, h, w, cc, xs, ys, cells, j, wo, dst, dbase, is_int, maxv, fill, fills):
     """uint8: exact integer arithmetic with rounded 15-bit weights, as the affine span. 3 and 4 channels
-    in vector lanes; other counts (one channel: :func:`run_bilinear_grey`) channel by channel."""
+    in vector lanes, other counts channel by channel (one-channel images go to :func:`run_bilinear_grey`)."""
     row = w * cc
     wide = src.size - row - 6  # 3 channels: the offsets whose taps' 4-byte loads stay inside src
     blocks_from = j  # from here on, blocks of eight pixels are tried first (where the target has AVX2)
@@ -4757,7 +4757,7 @@ def warp_matrix(img, maps, out, mode, pad, align_corners, fill, is_int, maxv, pr
     kernel = entry("projective" if projective else "affine", int(mode), int(pad))
     n_rows = out.shape[0] * out.shape[1]
     if projective:
-        img, out = channel_views(img, out)
+        img, out = channel_views(img, out)  # (N, H, W) for one channel: out.shape[1] is still H
     work = int(out.size * MODE_WORK[int(mode)] * (2 if projective else 1))
     table = None if projective or int(mode) != NEAREST else _nearest_columns(maps, img.shape[2], img.shape[3],
                                                                                 out.shape[2], img.shape[1], int(pad),

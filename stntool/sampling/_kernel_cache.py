@@ -64,7 +64,8 @@ LOCK_NAME = "stntool-cache.lock"
 #: Held by this process while it writes cache files: code that ends the process (a second compiling
 #: process told to stop) takes it first, so it never leaves a save half done.
 SAVING = threading.Lock()
-#: ``pending(kernel_name, dtype_name) -> bool`` or None. Called when a signature is not in the cache;
+#: ``pending(kernel_name, claim_key) -> bool`` or None (:func:`claim_key`: the image dtype, and whether one
+#: channel). Called when a signature is not in the cache;
 #: returns True once another process has compiled it (after waiting), False when this process should
 #: compile it. Set by :mod:`stntool._compile_ahead`.
 pending = None
@@ -204,13 +205,13 @@ def image_dtype(sig) -> str | None:
     return None
 
 
-def claim_dtype(sig) -> str | None:
-    """:func:`image_dtype` of a colour image's signature, the one a claim of the second compiling process
-    (:mod:`stntool._compile_ahead`) stands for; None for a one-channel image's (its first array has three
-    dimensions: :data:`stntool.sampling._cpu.GREY`), which that process does not compile."""
+def claim_key(sig) -> str | None:
+    """What a claim of the second compiling process (:mod:`stntool._compile_ahead`) names for a signature:
+    :func:`image_dtype`, plus ``" grey"`` when its first array has three dimensions (a one-channel image of the
+    kernels that take those as ``(N, H, W)``: ``stntool.sampling._cpu.GREY``)."""
     for t in sig:
         if getattr(t, "dtype", None) is not None and hasattr(t, "ndim"):
-            return None if t.ndim == 3 else str(t.dtype)
+            return str(t.dtype) + (" grey" if t.ndim == 3 else "")
     return None
 
 
@@ -253,9 +254,9 @@ def _cpu_cache_class():
             with sigint_deferred():
                 cres = self._load_light(sig, target_context)
             ask = pending
-            if cres is None and ask is not None and self._enabled and claim_dtype(sig) is not None:
+            if cres is None and ask is not None and self._enabled:
                 try:
-                    ready = ask(self._py_func.__name__, claim_dtype(sig))
+                    ready = ask(self._py_func.__name__, claim_key(sig))
                 except Exception:  # noqa: BLE001 - never let the wait break a compile: compile here
                     ready = False
                 if ready:

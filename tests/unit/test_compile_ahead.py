@@ -94,21 +94,64 @@ README = ["chart.png", "gray16.png", "icon_rgba.png", "photo.jpg", "text_page.pn
 
 def test_predict_in_input_order_and_within_limits(tmp_path):
     items = _items(tmp_path, README)
-    assert [d for _, d in ca.predict(items)] == ["uint8", "uint16", "float32", "uint8", "uint8"]
-    assert [d for _, d in ca.predict(items, files=2)] == ["uint8", "uint16"]
+    assert [d for _, d, _ in ca.predict(items)] == ["uint8", "uint16", "float32", "uint8", "uint8"]
+    assert [d for _, d, _ in ca.predict(items, files=2)] == ["uint8", "uint16"]
     assert ca.predict(items, seconds=-1) == []
     items[1].error = "output collides"
     os.makedirs(tmp_path / "out")
     (tmp_path / "out" / "icon_rgba.png").write_bytes(b"old")  # its output exists: skipped with --skip-existing
-    assert [d for _, d in ca.predict(items, skip_existing=True)] == ["uint8", "uint8", "uint8"]
+    assert [d for _, d, _ in ca.predict(items, skip_existing=True)] == ["uint8", "uint8", "uint8"]
     if hasattr(os, "mkfifo"):
         os.mkfifo(tmp_path / "fifo.png")  # never opened for reading (it would block), not predicted
     (tmp_path / "folder.png").mkdir()
     odd, _ = batch.discover([str(tmp_path / "fifo.png"), str(tmp_path / "folder.png"), str(tmp_path / "none.png"),
                              str(tmp_path / "chart.png")])
-    assert [d for _, d in ca.predict(odd)] == ["uint8"]
+    assert [d for _, d, _ in ca.predict(odd)] == ["uint8"]
     stdin_items, _ = batch.discover(["-"])
-    assert [d for _, d in ca.predict(stdin_items, stdin_bytes=CASES["rgba 8"])] == ["float32"]
+    assert [d for _, d, _ in ca.predict(stdin_items, stdin_bytes=CASES["rgba 8"])] == ["float32"]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_header_predicts_one_channel_images(name):
+    data = CASES[name]
+    img = io.decode_image(data)
+    assert ca.working_kind(_io.BytesIO(data)) == (_decoded_dtype(data), img.ndim == 2)
+
+
+def test_a_jpeg_frame_is_found_past_other_segments():
+    """A progressive frame (SOF2), an EXIF segment and fill bytes before it; a stream cut before its frame
+    header is colour (not predicted as one channel)."""
+    import cv2
+
+    grey = cv2.imencode(".jpg", np.zeros((8, 8), np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    colour = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    exif = b"\xff\xe1" + (2 + 3000).to_bytes(2, "big") + b"Exif\0\0" + b"\0" * 2994
+    for data, one in ((grey, True), (colour, False)):
+        assert ca.working_kind(_io.BytesIO(data)) == ("uint8", one)
+        assert ca.working_kind(_io.BytesIO(data[:2] + exif + b"\xff\xff" + data[2:])) == ("uint8", one)
+        assert ca.working_kind(_io.BytesIO(data[:30])) == ("uint8", False)
+
+
+def test_needed_names_one_channel_signatures_of_the_points_kernels(tmp_path):
+    """One-channel images are kernel signatures of their own for projective warps, grids and TPS, not for
+    affine warps; a fixed-dtype kernel on one-channel arrays says so with a fifth value."""
+    items = _items(tmp_path, README)
+    grey = [d for _, d, g in ca.predict(items) if g]
+    assert grey  # the samples have one-channel images
+    theta3 = WarpSpec(theta=((0.9, -0.2, 0.0), (0.2, 0.9, 0.0), (0.1, 0.05, 1.0)))
+    want = []
+    for _, d, g in ca.predict(items):
+        key = ("projective", "bilinear", "zeros", d + (" grey" if g else ""))
+        if key not in want:
+            want.append(key)
+    assert ca.needed(ca.predict(items), lambda item: theta3.kernels()) == want
+    affine = WarpSpec(theta=((0.9, -0.25, 0.05), (0.25, 0.9, 0)))
+    assert all(" " not in k[3] for k in ca.needed(ca.predict(items), lambda item: affine.kernels()))
+    fixed = [("projective", "bilinear", "border", "float32", True), ("affine", "bilinear", "border", "float32", True),
+             ("grid", "bilinear", "zeros", "float32")]
+    assert ca.needed(ca.predict(items[:1]), lambda item: fixed) == [
+        ("projective", "bilinear", "border", "float32 grey"), ("affine", "bilinear", "border", "float32"),
+        ("grid", "bilinear", "zeros", "float32")]
 
 
 def test_needed_is_ordered_by_first_need_once_per_kernel_and_dtype(tmp_path):
@@ -140,12 +183,12 @@ def test_needed_takes_fixed_dtypes_from_the_kernel_list(tmp_path):
 def test_rectifier_kernels_name_what_a_page_runs_through():
     from stntool.rectify import Rectifier
 
-    assert Rectifier().kernels() == [("affine", "bilinear", "zeros", "float32"),
-                                     ("affine", "bilinear", "border", "float32"),
+    assert Rectifier().kernels() == [("affine", "bilinear", "zeros", "float32", True),
+                                     ("affine", "bilinear", "border", "float32", True),
                                      ("backward", "bilinear", "zeros", "float64"),
                                      ("affine", "bilinear", "zeros", None)]
-    assert Rectifier(refine=False).kernels("nearest") == [("affine", "bilinear", "zeros", "float32"),
-                                                          ("affine", "bilinear", "border", "float32"),
+    assert Rectifier(refine=False).kernels("nearest") == [("affine", "bilinear", "zeros", "float32", True),
+                                                          ("affine", "bilinear", "border", "float32", True),
                                                           ("affine", "nearest", "zeros", None)]
 
 
@@ -167,7 +210,7 @@ rect = Rectifier()
 rect.estimate(read_image({os.path.join(SAMPLES, "text_page.png")!r})[0])
 ran = sorted([f, m, k.py_func.__name__.endswith("_padded")] for table in (_cpu.ENTRIES, _cpu.PADDED_ENTRIES)
              for (f, m), k in table.items() if any(image_dtype(s) == "float32" for s in k.signatures))
-named = sorted([f, MODES[m], p in ("border", "reflection")] for f, m, p, d in rect.kernels()
+named = sorted([f, MODES[m], p in ("border", "reflection")] for f, m, p, d, *_ in rect.kernels()
                if d == "float32" and f != "backward")
 print(json.dumps([ran, named]))
 """
@@ -416,21 +459,20 @@ def test_a_missing_signature_is_loaded_after_the_other_process_compiled_it(probe
     assert os.path.exists(os.path.join(ours._cache.cache_path, _kernel_cache.LOCK_NAME))
 
 
-def test_a_one_channel_signature_is_not_asked_for(probe_cache):
-    """The second process compiles colour images' signatures (4-dimensional arrays); a one-channel image's
-    (3 dimensions, :data:`stntool.sampling._cpu.GREY`) is compiled here, without waiting."""
+def test_a_one_channel_signature_is_asked_for_by_its_own_name(probe_cache):
+    """A one-channel image's signature (3-dimensional arrays, :data:`stntool.sampling._cpu.GREY`) is claimed
+    apart from a colour image's."""
     ours = probe_cache()
     asked = []
-    _kernel_cache.pending = lambda name, dtype: asked.append((name, dtype)) or False
+    _kernel_cache.pending = lambda name, key: asked.append((name, key)) or False
     assert (ours(np.zeros((2, 3, 4), np.uint8)) == 1).all()
-    assert asked == []
     assert (ours(np.zeros((2, 3, 4, 3), np.uint8)) == 1).all()
-    assert asked == [("_probe", "uint8")]
+    assert asked == [("_probe", "uint8 grey"), ("_probe", "uint8")]
 
 
-def test_a_claim_is_cached_only_with_its_colour_signature(tmp_path):
+def test_a_claim_is_cached_only_with_its_own_signature(tmp_path):
     """A kernel that has a one-channel image's signature only, compiled here or in the cache's index, still
-    needs its colour one compiled."""
+    needs its colour one compiled, and the other way round."""
     from types import SimpleNamespace
 
     grey, colour = (numba.typeof(np.zeros((1, 2, 2) + c, np.uint8)) for c in ((), (3,)))
@@ -440,15 +482,16 @@ def test_a_claim_is_cached_only_with_its_colour_signature(tmp_path):
                              _cache=SimpleNamespace(_index_key=lambda sig, codegen: (sig, "magic", "code"),
                                                     cache_path=str(tmp_path),
                                                     _cache_file=SimpleNamespace(_load_index=lambda: index)))
-    assert _kernel_cache.claim_dtype((grey,)) is None and _kernel_cache.claim_dtype((colour,)) == "uint8"
+    assert _kernel_cache.claim_key((grey,)) == "uint8 grey" and _kernel_cache.claim_key((colour,)) == "uint8"
     assert not ca.is_cached(kernel, "uint8")
     index[((grey, numba.types.int64), "magic", "code")] = "file"
     assert not ca.is_cached(kernel, "uint8")
     index[((colour, numba.types.int64), "magic", "code")] = "file"
     assert ca.is_cached(kernel, "uint8")
+    assert ca.is_cached(kernel, "uint8 grey")
     kernel.overloads = {(colour, numba.types.int64): None}
     index.clear()
-    assert ca.is_cached(kernel, "uint8")
+    assert ca.is_cached(kernel, "uint8") and not ca.is_cached(kernel, "uint8 grey")
 
 
 def test_the_folder_lock_excludes_writers(tmp_path):

@@ -146,10 +146,15 @@ def test_a_points_row_kernel_compiles_only_its_images_channel_loops(tmp_path, ch
 
 def test_one_channel_points_rows_equal_a_colour_images_channel(rng):
     """The one-channel loops (uint8, uint16, float32, float64) give each channel's values of the colour loops,
-    at pixels inside, on the edges and outside, for every padding."""
+    at pixels inside, on the edges and outside, for every padding; NaN and infinities included (a NaN's
+    sign may differ: NumPy's comparison takes every NaN as equal)."""
     theta3 = [[0.9, -0.25, 0.05], [0.25, 0.9, 0.0], [0.1, -0.05, 1.0]]
     for dtype, scale in (("uint8", 255), ("uint16", 65535), ("float32", 1.0), ("float64", 1.0)):
         img = (rng.random((45, 71, 3)) * scale).astype(dtype)
+        if dtype.startswith("float"):
+            img[10:12, 20:23] = np.nan
+            img[30, 40:44] = np.inf
+            img[33:35, 50] = -np.inf
         for padding in ("zeros", "border", "reflection"):
             opts = dict(padding=padding, backend="cpu")
             colour = [stntool.warp(img, theta3, **opts),
