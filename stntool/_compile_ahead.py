@@ -150,6 +150,9 @@ def _jpeg_components(f, markers: int = 64):
         if head[1] == 0xFF:  # a fill byte before the marker
             f.seek(-3, 1)
             continue
+        if head[1] == 0x01 or 0xD0 <= head[1] <= 0xD7:  # TEM and RSTn have no length
+            f.seek(-2, 1)
+            continue
         marker, length = head[1], struct.unpack(">H", head[2:4])[0]
         if marker in _SOF:
             frame = f.read(6)  # precision, height, width, components
@@ -214,7 +217,8 @@ def entry(family: str, mode: str, padding: str = "zeros"):
 
 
 def is_cached(dispatcher, dtype: str) -> bool:
-    """True when ``dispatcher`` has a signature whose image is ``dtype``, compiled in this process or
+    """True when ``dispatcher`` has the signature ``dtype`` names (:func:`signature`: ``"uint8"``,
+    ``"uint8 grey"``; :func:`stntool.sampling._kernel_cache.claim_key`), compiled in this process or
     in its on-disk cache for this numba, CPU and source (reads the cache index: numba's private API;
     anything unexpected counts as cached, so nothing is compiled ahead)."""
     from .sampling._kernel_cache import claim_key, folder_lock

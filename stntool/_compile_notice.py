@@ -127,8 +127,15 @@ class lines_to:
             _writers.remove(self.writer)
 
 
+#: The entry kernels that take one-channel images as ``(N, H, W)`` arrays, a signature of their own
+#: (``stntool.sampling._cpu.GREY``): the projective, grid and TPS entries.
+_GREY_KERNELS = ("warp_projective_", "sample_grid_", "warp_tps_")
+
+
 def label(dispatcher, args) -> str:
-    """``"uint8 warp_matrix"``: the kernel's name, after the dtype of its image argument when it has one."""
+    """``"uint8 warp_matrix"``: the kernel's name, after the dtype of its image argument when it has one, and
+    ``grey`` when that is a one-channel image of the kernels that take those as ``(N, H, W)`` arrays (a
+    signature of their own: ``"uint8 grey warp_tps_bilinear"``, as the second compiling process names it)."""
     py_func = dispatcher.py_func
     name = py_func.__name__.lstrip("_")
     try:
@@ -138,14 +145,16 @@ def label(dispatcher, args) -> str:
     except (TypeError, ValueError):
         params = []
     image = None
+    grey = False
     for p in ("img", "image"):
         if p in params and params.index(p) < len(args):
             image = args[params.index(p)]
+            grey = getattr(image, "ndim", None) == 3 and py_func.__name__.startswith(_GREY_KERNELS)
             break
     else:  # no image parameter: the first array argument
         image = next((a for a in args if hasattr(a, "dtype") and hasattr(a, "ndim")), None)
     dtype = getattr(image, "dtype", None)
-    return f"{dtype} {name}" if dtype is not None else name
+    return f"{dtype}{' grey' if grey else ''} {name}" if dtype is not None else name
 
 
 def cache_dir(dispatcher) -> str | None:

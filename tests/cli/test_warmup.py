@@ -14,7 +14,7 @@ from stntool.errors import InvalidArgumentError
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 SAMPLES = os.path.join(ROOT, "samples")
-LINE = re.compile(r"^stntool: compiling kernels for (\S+) (\S+)(?: in a second process)? "
+LINE = re.compile(r"^stntool: compiling kernels for (\S+(?: grey)?) (\S+)(?: in a second process)? "
                   r"\(first run only, cached in (.+)\)$")
 
 

@@ -205,13 +205,15 @@ import json
 from stntool.io import read_image
 from stntool.rectify import Rectifier
 from stntool.sampling import MODES, _cpu
-from stntool.sampling._kernel_cache import image_dtype
+from stntool._compile_ahead import signature
+from stntool.sampling._kernel_cache import claim_key, image_dtype
 rect = Rectifier()
 rect.estimate(read_image({os.path.join(SAMPLES, "text_page.png")!r})[0])
-ran = sorted([f, m, k.py_func.__name__.endswith("_padded")] for table in (_cpu.ENTRIES, _cpu.PADDED_ENTRIES)
-             for (f, m), k in table.items() if any(image_dtype(s) == "float32" for s in k.signatures))
-named = sorted([f, MODES[m], p in ("border", "reflection")] for f, m, p, d, *_ in rect.kernels()
-               if d == "float32" and f != "backward")
+ran = sorted([f, m, k.py_func.__name__.endswith("_padded"), claim_key(s)]
+             for table in (_cpu.ENTRIES, _cpu.PADDED_ENTRIES)
+             for (f, m), k in table.items() for s in k.signatures if image_dtype(s) == "float32")
+named = sorted([f, MODES[m], p in ("border", "reflection"), signature(d, bool(grey and grey[0]), f)]
+               for f, m, p, d, *grey in rect.kernels() if d == "float32" and f != "backward")
 print(json.dumps([ran, named]))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

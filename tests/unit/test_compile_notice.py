@@ -149,6 +149,16 @@ def test_label_uses_the_image_argument_else_the_first_array():
     assert cn.label(d, (types.float64, F64)) == "float64 terms"
     assert cn.label(d, (types.float64, types.int64)) == "terms"
 
+    def warp_tps_bilinear(img, lattice, out):
+        pass
+
+    d.py_func = warp_tps_bilinear  # a one-channel image of the points kernels is a signature of its own: said so
+    grey = types.Array(types.uint8, 3, "C")
+    assert cn.label(d, (grey, F64, grey)) == "uint8 grey warp_tps_bilinear"
+    assert cn.label(d, (types.Array(types.uint8, 4, "C"), F64, grey)) == "uint8 warp_tps_bilinear"
+    d.py_func = terms  # no image parameter: the first array's dtype only
+    assert cn.label(d, (grey, F64)) == "uint8 terms"
+
 
 def test_cache_dir_falls_back_to_numba_cache_dir(monkeypatch):
     d = _FakeDispatcher("k")
