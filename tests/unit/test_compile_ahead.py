@@ -119,8 +119,8 @@ def test_header_predicts_one_channel_images(name):
 
 
 def test_a_jpeg_frame_is_found_past_other_segments():
-    """A progressive frame (SOF2), an EXIF segment and fill bytes before it; a stream cut before its frame
-    header is colour (not predicted as one channel)."""
+    """A progressive frame (SOF2), an EXIF segment and fill bytes, or markers without a length (TEM, RST0)
+    before it; a stream cut before its frame header is colour (not predicted as one channel)."""
     import cv2
 
     grey = cv2.imencode(".jpg", np.zeros((8, 8), np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
@@ -129,6 +129,7 @@ def test_a_jpeg_frame_is_found_past_other_segments():
     for data, one in ((grey, True), (colour, False)):
         assert ca.working_kind(_io.BytesIO(data)) == ("uint8", one)
         assert ca.working_kind(_io.BytesIO(data[:2] + exif + b"\xff\xff" + data[2:])) == ("uint8", one)
+        assert ca.working_kind(_io.BytesIO(data[:2] + b"\xff\x01\xff\xd0" + data[2:])) == ("uint8", one)  # no lengths
         assert ca.working_kind(_io.BytesIO(data[:30])) == ("uint8", False)
 
 
