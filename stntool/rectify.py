@@ -539,17 +539,17 @@ class Rectifier:
         """The ``(family, mode, padding, dtype)`` of the CPU kernels a page goes through (``dtype`` None: the
         image's own, for the final warp): the net's (border padding) and the refinement's float32 warps of the
         grey working image (a fifth value, True: one channel), the backward pass when refining, and the warp
-        that writes the output. Used to compile kernels ahead on a first run (:mod:`stntool._compile_ahead`),
-        never to choose one."""
+        that writes the output (not for the projective family, whose pages may need either kernel). Used to
+        compile kernels ahead on a first run (:mod:`stntool._compile_ahead`), never to choose one."""
         family = "projective" if self.family == "projective" else "affine"
-        # the net's views (and the upright head's) are warped with border padding, whose kernels are their own
-        out = [(family, "bilinear", "zeros", "float32", True), (family, "bilinear", "border", "float32", True)]
-        if self.family == "projective":
-            out.append(("affine", "bilinear", "zeros", "float32", True))  # the ink warps are affine
-            out.append(("affine", "bilinear", "border", "float32", True))
+        # the refinement's ink warps are affine (zeros padding); the net's views and the upright head's line
+        # profiles are warped by the family's θ with border padding, whose kernels are their own (a kernel named
+        # here that a page never runs is claimed by the second process on every run, and never saved)
+        out = [("affine", "bilinear", "zeros", "float32", True), (family, "bilinear", "border", "float32", True)]
         if self.refine:
             out.append(("backward", "bilinear", "zeros", "float64"))
-        out.append((family, mode, padding, None))
+        if self.family != "projective":  # a projective model's pages come out projective or affine, page by page
+            out.append((family, mode, padding, None))
         return out
 
     # ------------------------------------------------------------------ the net

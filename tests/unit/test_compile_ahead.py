@@ -222,6 +222,46 @@ print(json.dumps([ran, named]))
     assert ran == named
 
 
+@pytest.mark.slow
+def test_a_projective_models_pages_run_through_the_kernels_the_rectifier_names(tmp_path):
+    """The same for the projective family, with a (barely) trained projective model: views warped by
+    projective θ, ink by affine θ; nothing named that the pages do not run."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    for name in ("text_page.png", "photo.jpg"):
+        shutil.copy(os.path.join(SAMPLES, name), pages / name)
+    model = tmp_path / "proj.npz"
+    subprocess.run([sys.executable, "-m", "stntool", "train", str(pages), "--out", str(model), "--family", "projective",
+                    "--steps", "2", "--batch", "2", "--val-split", "0", "-q"], check=True, capture_output=True)
+    code = f"""
+import glob, json
+from stntool.io import read_image
+from stntool.rectify import Rectifier
+from stntool.sampling import MODES, _cpu
+from stntool._compile_ahead import signature
+from stntool.sampling._kernel_cache import claim_key, image_dtype
+rect = Rectifier({str(model)!r}, family="projective")
+for name in sorted(glob.glob({str(SAMPLES)!r} + "/*.png") + glob.glob({str(SAMPLES)!r} + "/*.jpg")):
+    rect.estimate(read_image(name)[0])
+ran = sorted([f, m, k.py_func.__name__.endswith("_padded"), claim_key(s)]
+             for table in (_cpu.ENTRIES, _cpu.PADDED_ENTRIES)
+             for (f, m), k in table.items() for s in k.signatures if image_dtype(s) == "float32")
+named = sorted([f, MODES[m], p in ("border", "reflection"), signature(d, bool(grey and grey[0]), f)]
+               for f, m, p, d, *grey in rect.kernels() if d == "float32" and f != "backward")
+finals = [k for k in rect.kernels() if k[3] is None]  # projective or affine, page by page: not named
+print(json.dumps([ran, named, finals]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    ran, named, finals = json.loads(out.strip().splitlines()[-1])
+    assert ran == named == [["affine", 1, False, "float32"], ["projective", 1, True, "float32 grey"]]
+    assert finals == []
+
+
 def test_backward_entry_is_the_backward_kernel_and_its_cache_is_asked():
     """After a float64 backward pass the backward kernel's float64 signature is known; float32 images are
     converted to float64 before it, so that signature never exists."""
