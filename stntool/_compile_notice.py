@@ -144,17 +144,15 @@ def label(dispatcher, args) -> str:
         params = list(inspect.signature(py_func).parameters)
     except (TypeError, ValueError):
         params = []
-    image = None
-    grey = False
-    for p in ("img", "image"):
-        if p in params and params.index(p) < len(args):
-            image = args[params.index(p)]
-            grey = getattr(image, "ndim", None) == 3 and py_func.__name__.startswith(_GREY_KERNELS)
-            break
-    else:  # no image parameter: the first array argument
-        image = next((a for a in args if hasattr(a, "dtype") and hasattr(a, "ndim")), None)
-    dtype = getattr(image, "dtype", None)
-    return f"{dtype}{' grey' if grey else ''} {name}" if dtype is not None else name
+    from .sampling._kernel_cache import claim_key, image_dtype
+
+    image = next((args[params.index(p)] for p in ("img", "image") if p in params and params.index(p) < len(args)),
+                 None)
+    if image is None:  # no image parameter: the first array argument
+        key = image_dtype(args)
+    else:
+        key = claim_key((image,)) if py_func.__name__.startswith(_GREY_KERNELS) else image_dtype((image,))
+    return f"{key} {name}" if key is not None else name
 
 
 def cache_dir(dispatcher) -> str | None:

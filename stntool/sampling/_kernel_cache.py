@@ -196,23 +196,23 @@ def _save_or_say(save, cache, sig, data):
     _compile_notice.cache_not_written(str(cache._cache_path), failure)
 
 
+def _first_array(sig):
+    """The first array type in a numba signature (or argument types), or None."""
+    return next((t for t in sig if getattr(t, "dtype", None) is not None and hasattr(t, "ndim")), None)
+
+
 def image_dtype(sig) -> str | None:
     """The dtype name (``"uint8"``) of the first array type in a numba signature, or None."""
-    for t in sig:
-        dtype = getattr(t, "dtype", None)
-        if dtype is not None and hasattr(t, "ndim"):
-            return str(dtype)
-    return None
+    t = _first_array(sig)
+    return None if t is None else str(t.dtype)
 
 
 def claim_key(sig) -> str | None:
     """What a claim of the second compiling process (:mod:`stntool._compile_ahead`) names for a signature:
     :func:`image_dtype`, plus ``" grey"`` when its first array has three dimensions (a one-channel image of the
     kernels that take those as ``(N, H, W)``: ``stntool.sampling._cpu.GREY``)."""
-    for t in sig:
-        if getattr(t, "dtype", None) is not None and hasattr(t, "ndim"):
-            return str(t.dtype) + (" grey" if t.ndim == 3 else "")
-    return None
+    t = _first_array(sig)
+    return None if t is None else str(t.dtype) + (" grey" if t.ndim == 3 else "")
 
 
 @functools.lru_cache(maxsize=None)
