@@ -1270,6 +1270,18 @@ def _blocks8(context) -> bool:
     return BLOCKS8_ALLOWED and "avx2" in _target_features(context)
 
 
+#: Whether uint8 bilinear blocks take four pixels to a multiply-add where the target has AVX-512BW (:func:`_wide_u8`).
+WIDE_U8_ALLOWED = True
+
+
+def _wide_u8(context) -> bool:
+    """Whether :func:`_u8_block_ir` takes four pixels' taps to one 512-bit ``vpmaddwd`` (32 16-bit lanes) for
+    ``context``'s target, where it has AVX-512BW, instead of two to a 256-bit one: the same lanes' arithmetic,
+    so the same bits, in half the vector operations. On an Intel Xeon with AVX-512, 512x512x3 rotated 10°,
+    alternated builds: one thread 0.59 ms against 0.65-0.67, two threads 0.32-0.33 against 0.35-0.36."""
+    return WIDE_U8_ALLOWED and "avx512bw" in _target_features(context)
+
+
 def _vconst(t, values):
     """A constant vector of ``t`` elements."""
     return ir.Constant(ir.VectorType(t, len(values)), [ir.Constant(t, v) for v in values])
@@ -1341,20 +1353,24 @@ def _run8_codegen(context, builder, sig, args):
     """IR of :func:`_bilinear_u8_run8` (see there), in :func:`_span_blocks_ir`'s loop."""
     if not _blocks8(context):
         return ir.Constant(ir.IntType(64), 0)
-    return _span_blocks_ir(context, builder, sig, args, _u8_block_ir(builder, args[2], sig.args[10].literal_value))
+    block = _u8_block_ir(builder, args[2], sig.args[10].literal_value, _wide_u8(context))
+    return _span_blocks_ir(context, builder, sig, args, block)
 
 
-def _u8_block_ir(builder, row, cc):
+def _u8_block_ir(builder, row, cc, wide=False):
     """The emitter ``block(data, out, offs, low_x, low_y, d)`` of one block of :data:`BLOCK8` uint8 bilinear
-    pixels (:func:`_bilinear_u8_run8`'s arithmetic) for ``cc`` (3 or 4) channels and row stride ``row``."""
+    pixels (:func:`_bilinear_u8_run8`'s arithmetic) for ``cc`` (3 or 4) channels and row stride ``row``; with
+    ``wide`` (:func:`_wide_u8`), four pixels to a vector operation, else two."""
     i8, i16, i32, i64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
     n = BLOCK8
-    pmadd = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(ir.VectorType(i32, 8), [ir.VectorType(i16, 16)] * 2), "llvm.x86.avx2.pmadd.wd")
-    ones = _vconst(i16, [1] * 16)
+    group = 4 if wide else 2  # pixels a multiply-add takes: four in AVX-512BW's 32 16-bit lanes, else two
+    madd = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VectorType(i32, 4 * group), [ir.VectorType(i16, 8 * group)] * 2),
+        "llvm.x86.avx512.pmaddw.d.512" if wide else "llvm.x86.avx2.pmadd.wd")
+    ones = _vconst(i16, [1] * 8 * group)
     words = i64.as_pointer()
     # each pixel's 8-byte load: (a, b) per channel side by side (3 channels: the last pair unused)
-    pair_order = _vconst(i32, [m + o for m in (0, 8)
+    pair_order = _vconst(i32, [m + o for m in range(0, 8 * group, 8)
                               for o in ((0, 3, 1, 4, 2, 5, 6, 7) if cc == 3 else (0, 4, 1, 5, 2, 6, 3, 7))])
 
     def weight(f):  # _w15 of each pixel's fraction f: ((f >> 16) + 1) >> 1 == (f + 2**16) >> 17, in 32 bits
@@ -1367,23 +1383,23 @@ def _u8_block_ir(builder, row, cc):
         wa = builder.and_(builder.sub(_vconst(i32, [32767] * n), wx), _vconst(i32, [0xFFFF] * n))
         packed = builder.or_(wa, builder.shl(builder.sub(wx, _vconst(i32, [1] * n)), _vconst(i32, [16] * n)))
 
-        def taps(j, below):  # pixels j, j + 1 of one row: (a, b) per channel in 16-bit lanes
-            both = ir.Constant(ir.VectorType(i64, 2), ir.Undefined)
-            for m in (0, 1):
+        def taps(j, below):  # pixels j .. j + group - 1 of one row: (a, b) per channel in 16-bit lanes
+            both = ir.Constant(ir.VectorType(i64, group), ir.Undefined)
+            for m in range(group):
                 at = offs[j + m] if not below else builder.add(offs[j + m], row)
                 word = builder.load(builder.bitcast(builder.gep(data, [at]), words), align=1)
                 both = builder.insert_element(both, word, ir.Constant(i32, m))
-            both = builder.bitcast(both, ir.VectorType(i8, 16))
-            return builder.zext(builder.shuffle_vector(both, both, pair_order), ir.VectorType(i16, 16))
+            both = builder.bitcast(both, ir.VectorType(i8, 8 * group))
+            return builder.zext(builder.shuffle_vector(both, both, pair_order), ir.VectorType(i16, 8 * group))
 
         results = []
-        for j in range(0, n, 2):
-            spread = _vconst(i32, [j] * 4 + [j + 1] * 4)
-            w = builder.bitcast(builder.shuffle_vector(packed, packed, spread), ir.VectorType(i16, 16))
+        for j in range(0, n, group):
+            spread = _vconst(i32, [j + m for m in range(group) for _ in range(4)])
+            w = builder.bitcast(builder.shuffle_vector(packed, packed, spread), ir.VectorType(i16, 8 * group))
             sums = []
             for below in (False, True):
                 tp = taps(j, below)
-                sums.append(builder.add(builder.call(pmadd, [tp, w]), builder.call(pmadd, [tp, ones])))
+                sums.append(builder.add(builder.call(madd, [tp, w]), builder.call(madd, [tp, ones])))
             fy = builder.shuffle_vector(wy, wy, spread)
             results.append(_column_sum32_ir(builder, sums[0], sums[1], fy))
         while len(results) > 1:
@@ -1501,7 +1517,8 @@ def _bilinear_u8_cells8(typingctx, src, cells, j, wo, row, lim, dst, d, cc):
         if not _blocks8(context):
             return ir.Constant(ir.IntType(64), 0)
         channels = sig.args[8].literal_value
-        return _cells_blocks_ir(context, builder, sig, args, _u8_block_ir(builder, args[4], channels), channels)
+        block = _u8_block_ir(builder, args[4], channels, _wide_u8(context))
+        return _cells_blocks_ir(context, builder, sig, args, block, channels)
     return sig, codegen
 
 

@@ -1159,14 +1159,17 @@ def _span_block_cases(rng, w, h, ends, count=300):
         yield case, nblocks, x0, y0, dxq, dyq
 
 
-@pytest.mark.parametrize("allowed,cc", [(True, 3), (True, 4), (False, 3), (False, 4)])
-def test_uint8_bilinear_blocks_of_eight_are_the_integer_formula(rng, monkeypatch, allowed, cc):
+@pytest.mark.parametrize("allowed,wide,cc", [(True, True, 3), (True, True, 4), (True, False, 3), (True, False, 4),
+                                             (False, True, 3), (False, True, 4)])
+def test_uint8_bilinear_blocks_of_eight_are_the_integer_formula(rng, monkeypatch, allowed, wide, cc):
     """3- and 4-channel uint8 spans in blocks of eight pixels (weights in vector lanes, offsets in scalars,
-    rows summed by ``vpmaddwd`` with weights shifted by one to fit 16 bits) equal ``_bil_int_c``'s integer
-    arithmetic, on random and extreme taps (0 next to 255) and weights (0, 2**15 and their neighbours, from
-    fractions at the ends of the pixel), steps in every direction; without AVX2 (or not allowed) they write
-    nothing and say so."""
+    rows summed by ``vpmaddwd`` with weights shifted by one to fit 16 bits; four pixels to an operation with
+    AVX-512BW, two without or with ``WIDE_U8_ALLOWED`` off) equal ``_bil_int_c``'s integer arithmetic, on
+    random and extreme taps (0 next to 255) and weights (0, 2**15 and their neighbours, from fractions at the
+    ends of the pixel), steps in every direction; without AVX2 (or not allowed) they write nothing and say
+    so."""
     monkeypatch.setattr(_cpu, "BLOCKS8_ALLOWED", allowed)
+    monkeypatch.setattr(_cpu, "WIDE_U8_ALLOWED", wide)
     blocks = allowed and "avx2" in _cpu._target_features()
     w, h = 80, 60
     row = cc * w
@@ -1226,14 +1229,17 @@ def _points_block_cases(rng, w, h, cc, lim, ends, n, spare=0, count=200):
         yield case, wo, j, off, fx, fy, np.concatenate([off, fx, fy]).astype(np.int64), want_done
 
 
-@pytest.mark.parametrize("allowed,cc", [(True, 3), (True, 4), (False, 3)])
-def test_uint8_bilinear_blocks_of_points_are_the_integer_formula(rng, monkeypatch, allowed, cc):
+@pytest.mark.parametrize("allowed,wide,cc", [(True, True, 3), (True, True, 4), (True, False, 3), (True, False, 4),
+                                             (False, True, 3)])
+def test_uint8_bilinear_blocks_of_points_are_the_integer_formula(rng, monkeypatch, allowed, wide, cc):
     """Points rows of 3 and 4 channels in blocks of eight pixels read from their cells (offsets, then the
-    fractions' 32 bits) equal ``_bil_int_c``'s integer arithmetic; blocks go on while every cell of a block
-    is an offset below the limit and the block fits in the row, and stop at the first block with a cell
-    that is negative (-1, -2) or at the limit; a negative limit writes nothing; nothing past the written
-    pixels changes. Without AVX2 (or not allowed) nothing is written."""
+    fractions' 32 bits) equal ``_bil_int_c``'s integer arithmetic, four pixels to an operation or two
+    (``WIDE_U8_ALLOWED``); blocks go on while every cell of a block is an offset below the limit and the
+    block fits in the row, and stop at the first block with a cell that is negative (-1, -2) or at the
+    limit; a negative limit writes nothing; nothing past the written pixels changes. Without AVX2 (or not
+    allowed) nothing is written."""
     monkeypatch.setattr(_cpu, "BLOCKS8_ALLOWED", allowed)
+    monkeypatch.setattr(_cpu, "WIDE_U8_ALLOWED", wide)
     blocks = allowed and "avx2" in _cpu._target_features()
 
     @numba.njit(cache=False)
