@@ -1380,14 +1380,16 @@ def test_float32_bilinear_blocks_of_points_are_the_scalar_arithmetic(rng, monkey
     assert compared > 1500 or not blocks
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
-def test_grey_bilinear_blocks_of_points_are_the_scalar_arithmetic(rng, dtype):
+@pytest.mark.parametrize("dtype,wide", [(np.uint8, True), (np.uint16, True), (np.float32, True), (np.float32, False)])
+def test_grey_bilinear_blocks_of_points_are_the_scalar_arithmetic(rng, monkeypatch, dtype, wide):
     """1-channel points rows in blocks of GATHER pixels read from their cells (gathers; uint8, uint16 and
-    float32) have the bits of the pixel-by-pixel loops: uint8 ``_bil_int_c``'s integer formula with
-    ``_w15`` weights, uint16 ``_bil_float_c`` in float64 rounded half up and saturated, float32
-    ``_bil_f32_c`` (NaN and infinities among the taps); blocks go on while every cell of a block is an offset
-    below the limit and the block fits in the row, and stop at the first that does not; a negative limit
-    writes nothing; nothing else changes. Without AVX2 nothing is written."""
+    float32, whose tap pairs AVX-512 gathers or AVX2's, ``WIDE_F32_GATHERS_ALLOWED``) have the bits of the
+    pixel-by-pixel loops: uint8 ``_bil_int_c``'s integer formula with ``_w15`` weights, uint16
+    ``_bil_float_c`` in float64 rounded half up and saturated, float32 ``_bil_f32_c`` (NaN and infinities
+    among the taps); blocks go on while every cell of a block is an offset below the limit and the block
+    fits in the row, and stop at the first that does not; a negative limit writes nothing; nothing else
+    changes. Without AVX2 nothing is written."""
+    monkeypatch.setattr(_cpu, "WIDE_F32_GATHERS_ALLOWED", wide)
     blocks = "avx2" in _cpu._target_features()
     n = _cpu.GATHER
 
@@ -1442,6 +1444,46 @@ def test_grey_bilinear_blocks_of_points_are_the_scalar_arithmetic(rng, dtype):
         np.testing.assert_array_equal(dst[3:3 + done], want)
         compared += done
     assert compared > 1500 or not blocks
+
+
+@pytest.mark.parametrize("wide", [True, False])
+def test_grey_float32_span_blocks_are_the_scalar_arithmetic(rng, monkeypatch, wide):
+    """1-channel float32 spans in blocks of GATHER pixels (:func:`_cpu._bilinear_grey_block`, tap pairs by
+    AVX-512 gathers or AVX2's, ``WIDE_F32_GATHERS_ALLOWED``) have the bits of ``_bil_f32_c`` at each pixel's
+    32.32 coordinate, NaN and infinities among the taps, steps in every direction; nothing else changes; a
+    span reading past the image's end writes nothing."""
+    monkeypatch.setattr(_cpu, "WIDE_F32_GATHERS_ALLOWED", wide)
+    n = _cpu.GATHER
+
+    @numba.njit(cache=False)
+    def run(src, sbase, row, xq, yq, dxq, dyq, dst, d):
+        return _cpu._bilinear_grey_block(src, sbase, row, xq, yq, dxq, dyq, dst, d)
+
+    w, h = 90, 40
+    src = rng.standard_normal(h * w).astype(np.float32)
+    hit = rng.random(src.size) < 0.02
+    src[hit] = rng.choice(np.array([np.nan, np.inf, -np.inf, 3e38, 0.0], np.float32), int(hit.sum()))
+    one = 1 << 32
+    compared = 0
+    for case in range(300):
+        dxq = int(rng.choice([0, 1, -1, one, -one, one // 3])) if case % 3 == 0 else int(rng.integers(-one, one))
+        dyq = int(rng.choice([0, 1, -1, one // 7])) if case % 3 == 0 else int(rng.integers(-one // 2, one // 2))
+        x0 = int(rng.integers(n + 2, w - n - 3)) * one + int(rng.integers(0, one))
+        y0 = int(rng.integers(n // 2 + 2, h - n // 2 - 3)) * one + int(rng.integers(0, one))
+        dst = np.full(n + 6, 7, np.float32)
+        assert run(src, 0, w, x0, y0, dxq, dyq, dst, 3)
+        assert (dst[:3] == 7).all() and (dst[3 + n:] == 7).all()
+        k = np.arange(n, dtype=np.int64)
+        xs, ys = x0 + k * dxq, y0 + k * dyq
+        o = (ys >> 32) * w + (xs >> 32)
+        gx = (xs & (one - 1)).astype(np.uint32).astype(np.float32) * np.float32(2.0 ** -32)
+        gy = (ys & (one - 1)).astype(np.uint32).astype(np.float32) * np.float32(2.0 ** -32)
+        want = _f32_bilinear_bits(src[o], src[o + 1], src[o + w], src[o + w + 1], gx, gy)
+        np.testing.assert_array_equal(dst[3:3 + n].view(np.uint32), want.view(np.uint32))
+        compared += n
+    dst = np.full(n, 7, np.float32)  # the last row: the taps below lie past the end
+    assert not run(src, 0, w, 2 * one, (h - 1) * one, one, 0, dst, 0) and (dst == 7).all()
+    assert compared == 300 * n
 
 
 def _bicubic_pixels():
