@@ -32,6 +32,7 @@ wakes late costs at most a chunk, where a ``prange`` loop would cost seconds of 
 from __future__ import annotations
 
 import collections
+import functools
 import math
 import os
 import queue
@@ -4822,7 +4823,10 @@ def _nearest_columns(maps, w, cc, wo, h=None, pad=ZEROS, align_corners=False):
     With border or reflection padding (``pad``, ``align_corners`` and the input's height ``h``) every
     column is the reference's padded one, ``rint(apply_padding(x))``: every pixel of every row then reads
     its table entry, the row's own coordinate padded and rounded once (:func:`affine_rows`). The entries a
-    span reads inside the image are the same either way."""
+    span reads inside the image are the same either way.
+
+    The tables of the last few warps are kept (:func:`_column_table`): a batch of calls with one θ, such as
+    a folder warped by ``--theta``, rounds its columns once (about 30 us of a 512-pixel row's table)."""
     (m00, m01, m02), (m10, m11, m12) = maps[0, :2].tolist()
     if m10 == 0.0 and m01 == 0.0:
         axis, d, a, b, stride = TABLE_X, m00, m01, m02, cc
@@ -4832,17 +4836,30 @@ def _nearest_columns(maps, w, cc, wo, h=None, pad=ZEROS, align_corners=False):
         return None
     if maps.shape[0] > 1 and not np.all(maps[:, :2, :] == maps[:1, :2, :]):
         return None
+    if pad in (BORDER, REFLECTION) and h is not None:
+        return _column_table(axis, d, a, b, stride, wo, int(pad), w if axis == TABLE_X else h, bool(align_corners))
+    return _column_table(axis, d, a, b, stride, wo, ZEROS, 0, False)
+
+
+@functools.lru_cache(maxsize=16)
+def _column_table(axis, d, a, b, stride, wo, pad, size, align_corners):
+    """:func:`_nearest_columns`' table (read-only) of columns ``(d j + a) + b`` for ``j < wo`` times ``stride``,
+    padded (border, reflection) for an axis of ``size`` pixels, or None where a column is not finite. Keys
+    that differ only in the sign of a zero give the same table: their columns differ in that sign alone,
+    which rounding to whole pixels drops."""
     from ._reference import rint
     coords = (d * np.arange(wo, dtype=np.float64) + a) + b  # the kernels' order: (d j + a i) + b, a i a zero
     if not np.all(np.isfinite(coords)):
         return None
-    if pad in (BORDER, REFLECTION) and h is not None:
+    if pad in (BORDER, REFLECTION):
         from ._reference import apply_padding
 
         padding = "border" if pad == BORDER else "reflection"
-        padded = apply_padding(coords, w if axis == TABLE_X else h, padding, bool(align_corners))
-        return axis, rint(padded).astype(np.int64) * stride
-    return axis, np.clip(rint(coords), -1, 1 << 31).astype(np.int64) * stride
+        offsets = rint(apply_padding(coords, size, padding, align_corners)).astype(np.int64) * stride
+    else:
+        offsets = np.clip(rint(coords), -1, 1 << 31).astype(np.int64) * stride
+    offsets.flags.writeable = False
+    return axis, offsets
 
 
 def sample_grid(img, grid, out, mode, pad, align_corners, fill, is_int, maxv):

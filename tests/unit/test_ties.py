@@ -229,3 +229,30 @@ def test_uint8_bilinear_within_stated_bound():
     assert np.abs(got - rounded).max() <= 1
     far = np.abs(exact - np.floor(exact) - 0.5) > 255 * 2.0 ** -15
     np.testing.assert_array_equal(got[far], rounded[far])
+
+
+def test_column_tables_are_kept_per_warp_and_padding():
+    """A nearest warp along the axes rounds its columns once for repeated calls with one θ (the table is
+    kept, read-only); another output width, padding, axis size or align_corners gets its own table, each
+    the reference's columns; a zero's sign does not change a table."""
+    from stntool.sampling import _cpu
+    from stntool.sampling._reference import apply_padding, rint
+    from stntool.transforms import pixel_map, to_3x3
+
+    theta = np.array([[1.6, 0, 0.1], [0, 1.0, 0]])  # zoomed out: columns beyond both edges
+    maps = pixel_map(to_3x3(theta[None]), (20, 31), (20, 40), False)
+    first = _cpu._nearest_columns(maps, 31, 3, 40)
+    again = _cpu._nearest_columns(maps.copy(), 31, 3, 40)
+    assert again[1] is first[1] and not first[1].flags.writeable
+    x = (maps[0, 0, 0] * np.arange(40) + maps[0, 0, 1]) + maps[0, 0, 2]
+    np.testing.assert_array_equal(first[1], np.clip(rint(x), -1, 1 << 31).astype(np.int64) * 3)
+    for pad, padding in ((_cpu.BORDER, "border"), (_cpu.REFLECTION, "reflection")):
+        for ac in (False, True):
+            got = _cpu._nearest_columns(maps, 31, 3, 40, h=20, pad=pad, align_corners=ac)[1]
+            np.testing.assert_array_equal(got, rint(apply_padding(x, 31, padding, ac)).astype(np.int64) * 3)
+        narrower = _cpu._nearest_columns(maps, 29, 3, 40, h=20, pad=pad)[1]  # another axis size
+        np.testing.assert_array_equal(narrower, rint(apply_padding(x, 29, padding, False)).astype(np.int64) * 3)
+    assert len(_cpu._nearest_columns(maps, 31, 3, 25)[1]) == 25
+    signed = maps.copy()
+    signed[0, 0, 1] = -0.0  # m01: a zero either way
+    np.testing.assert_array_equal(_cpu._nearest_columns(signed, 31, 3, 40)[1], first[1])
