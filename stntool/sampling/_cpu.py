@@ -2043,9 +2043,9 @@ def _wide_f32_gathers(context) -> bool:
 def _grey32_ir(builder, dt, data, size, sbase, row, xq, yq, dxq, dyq, out, d, wide=False):
     """:func:`_bilinear_grey_block` on AVX2 targets: the coordinates exact in 32-bit lanes
     (:func:`_coords32_ir`), each row's two taps gathered as one word per pixel by the AVX2 gather
-    instruction (float32 with ``wide``: AVX-512's, :func:`_wide_f32_gathers`), and the block's arithmetic as :func:`_bilinear_grey_block` describes it, except uint8's,
-    which is :func:`_bil_int_c`'s in 32-bit integer lanes (the column sum split at bit 15, as
-    :func:`_bilinear_u8_pair_ir`). ``dt``: the dtype (uint8, uint16 or float32). Returns the i1
+    instruction (float32 with ``wide``: AVX-512's, :func:`_wide_f32_gathers`), and the block's arithmetic
+    as :func:`_bilinear_grey_block` describes it, except uint8's, which is :func:`_bil_int_c`'s in 32-bit
+    integer lanes (the column sum split at bit 15, as :func:`_bilinear_u8_pair_ir`). ``dt``: the dtype (uint8, uint16 or float32). Returns the i1
     "written": false, having written nothing, where the block's coordinates lie beyond
     :data:`Q16_PIXELS` px, a row has more than 2**16 pixels, or a read would pass ``src``'s end."""
     i1, i8, i32, i64, n = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64), GATHER
@@ -4826,7 +4826,9 @@ def _nearest_columns(maps, w, cc, wo, h=None, pad=ZEROS, align_corners=False):
     span reads inside the image are the same either way.
 
     The tables of the last few warps are kept (:func:`_column_table`): a batch of calls with one θ, such as
-    a folder warped by ``--theta``, rounds its columns once (about 30 us of a 512-pixel row's table)."""
+    a folder warped by ``--theta``, rounds its columns once (about 30 us of a 512-pixel row's table). Rows
+    wider than :data:`KEPT_TABLE_WIDTH` pixels make their tables each time (what they keep would outweigh
+    the rounding: 16 tables of 20 million entries held 2.5 GB)."""
     (m00, m01, m02), (m10, m11, m12) = maps[0, :2].tolist()
     if m10 == 0.0 and m01 == 0.0:
         axis, d, a, b, stride = TABLE_X, m00, m01, m02, cc
@@ -4836,9 +4838,14 @@ def _nearest_columns(maps, w, cc, wo, h=None, pad=ZEROS, align_corners=False):
         return None
     if maps.shape[0] > 1 and not np.all(maps[:, :2, :] == maps[:1, :2, :]):
         return None
+    table = _column_table if wo <= KEPT_TABLE_WIDTH else _column_table.__wrapped__
     if pad in (BORDER, REFLECTION) and h is not None:
-        return _column_table(axis, d, a, b, stride, wo, int(pad), w if axis == TABLE_X else h, bool(align_corners))
-    return _column_table(axis, d, a, b, stride, wo, ZEROS, 0, False)
+        return table(axis, d, a, b, stride, wo, int(pad), w if axis == TABLE_X else h, bool(align_corners))
+    return table(axis, d, a, b, stride, wo, ZEROS, 0, False)
+
+
+#: The widest rows whose column tables are kept (:func:`_nearest_columns`): 16 tables of at most 512 KB.
+KEPT_TABLE_WIDTH = 1 << 16
 
 
 @functools.lru_cache(maxsize=16)

@@ -256,3 +256,21 @@ def test_column_tables_are_kept_per_warp_and_padding():
     signed = maps.copy()
     signed[0, 0, 1] = -0.0  # m01: a zero either way
     np.testing.assert_array_equal(_cpu._nearest_columns(signed, 31, 3, 40)[1], first[1])
+
+
+def test_wide_column_tables_are_not_kept(monkeypatch):
+    """Rows wider than KEPT_TABLE_WIDTH make their column table each call and keep none (a 20-million-pixel
+    row's table is 160 MB); narrower ones are kept."""
+    from stntool.sampling import _cpu
+    from stntool.transforms import pixel_map, to_3x3
+
+    monkeypatch.setattr(_cpu, "KEPT_TABLE_WIDTH", 100)
+    img = np.arange(3 * 64, dtype=np.uint8).reshape(1, 64, 3)
+    for wo in (100, 101, 5000):
+        theta = np.array([[1.5 + wo / 1e4, 0, 0], [0, 1, 0]])
+        maps = pixel_map(to_3x3(theta[None]), (1, 64), (1, wo), False)
+        first, again = _cpu._nearest_columns(maps, 64, 3, wo), _cpu._nearest_columns(maps, 64, 3, wo)
+        assert (again[1] is first[1]) == (wo <= 100)
+        np.testing.assert_array_equal(again[1], first[1])
+        np.testing.assert_array_equal(stntool.warp(img, theta, (1, wo), mode="nearest", backend="cpu"),
+                                      stntool.warp(img, theta, (1, wo), mode="nearest", backend="numpy"))
