@@ -4104,7 +4104,9 @@ def _ov_affine_rows(mode, img, maps, out, work, role, pad, align_corners, fill, 
                 xb = x0 + (wo - 1) * dx
                 ya = y0 + 0 * dy
                 yb = y0 + (wo - 1) * dy
-                if not (max(abs(xa), abs(xb), abs(ya), abs(yb)) < Q_LIMIT and math.isfinite(dx) and math.isfinite(dy)):
+                # the steps too (also finite): a one-pixel row's ends say nothing of them, and 32.32 steps of
+                # Q_LIMIT px or more overflow (a 1-pixel-wide output scaled 1e9 read the fill)
+                if not (max(abs(xa), abs(xb), abs(ya), abs(yb), abs(dx), abs(dy)) < Q_LIMIT):
                     for j in range(wo):
                         general(src, sbase, h, w, cc, (dx * j + ax) + bx, (dy * j + ay) + by, dst, dbase + j * cc, pad,
                                 align_corners, fill, is_int, maxv)

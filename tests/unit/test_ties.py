@@ -274,3 +274,15 @@ def test_wide_column_tables_are_not_kept(monkeypatch):
         np.testing.assert_array_equal(again[1], first[1])
         np.testing.assert_array_equal(stntool.warp(img, theta, (1, wo), mode="nearest", backend="cpu"),
                                       stntool.warp(img, theta, (1, wo), mode="nearest", backend="numpy"))
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
+def test_one_pixel_wide_outputs_of_huge_scales_read_the_reference_pixels(mode):
+    """An output one pixel wide (or high) reads its centre column whatever the scale along that axis: a step
+    of 9e9 input pixels per output pixel (never taken) is no reason to read the fill."""
+    b = np.arange(27, dtype=np.uint8).reshape(1, 9, 3)
+    for s in (1e3, 1e9, -1e12, 1e300):
+        for theta, out_hw in (([[s, 0, 0], [0, 1, 0]], (5, 1)), ([[1, 0, 0], [0, s, 0]], (1, 7))):
+            got = stntool.warp(b, theta, out_hw, mode=mode, backend="cpu")
+            np.testing.assert_array_equal(got, stntool.warp(b, theta, out_hw, mode=mode, backend="numpy"),
+                                          err_msg=f"{s} {out_hw}")
