@@ -2045,9 +2045,10 @@ def _grey32_ir(builder, dt, data, size, sbase, row, xq, yq, dxq, dyq, out, d, wi
     (:func:`_coords32_ir`), each row's two taps gathered as one word per pixel by the AVX2 gather
     instruction (float32 with ``wide``: AVX-512's, :func:`_wide_f32_gathers`), and the block's arithmetic
     as :func:`_bilinear_grey_block` describes it, except uint8's, which is :func:`_bil_int_c`'s in 32-bit
-    integer lanes (the column sum split at bit 15, as :func:`_bilinear_u8_pair_ir`). ``dt``: the dtype (uint8, uint16 or float32). Returns the i1
-    "written": false, having written nothing, where the block's coordinates lie beyond
-    :data:`Q16_PIXELS` px, a row has more than 2**16 pixels, or a read would pass ``src``'s end."""
+    integer lanes (the column sum split at bit 15, as :func:`_bilinear_u8_pair_ir`). ``dt``: the dtype
+    (uint8, uint16 or float32). Returns the i1 "written": false, having written nothing, where the block's
+    coordinates lie beyond :data:`Q16_PIXELS` px, a row has more than 2**16 pixels, or a read would pass
+    ``src``'s end."""
     i1, i8, i32, i64, n = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64), GATHER
     vec = ir.VectorType(i32, n)
     width = {types.uint8: 1, types.uint16: 2, types.float32: 4}[dt]
