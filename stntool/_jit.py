@@ -88,10 +88,38 @@ def _defer_unused_imports():
             cffi.FFI = make
 
 
-try:
-    _defer_unused_imports()
-except Exception:  # noqa: BLE001 - numba internals moved: keep numba's own behaviour
-    pass
+def _scalar_operators_skip_ufunc_search():
+    """numba types each ``+``, ``<``, ``&``, ... of a kernel by asking every template of the operator in turn.
+    The template for NumPy arrays (``NumpyRulesArrayOperator``) searches the matching ufunc's loops for
+    the operand types first and only then checks whether an operand is an array, answering nothing
+    when none is: for the scalar operands of nearly every operator in a kernel, a search whose result is
+    thrown away (about 3,300 of them in a first thin-plate-spline call). Here that template answers
+    nothing at once when no operand is an array: the answer it gave, so typing and kernels are the same."""
+    from numba.core import types as nb_types
+    from numba.core.typing import npydecl
+
+    template = npydecl.NumpyRulesArrayOperator
+    generic = template.generic
+    if getattr(generic, "_scalars_skip", False):
+        return
+
+    def arrays_only(self, args, kws):
+        # the template types an Optional operand as its value's type: an Optional array is an array
+        if not any(isinstance(a.type if isinstance(a, nb_types.Optional) else a, nb_types.ArrayCompatible)
+                   for a in args):
+            return None
+        return generic(self, args, kws)
+
+    arrays_only._scalars_skip = True
+    arrays_only.__wrapped__ = generic
+    template.generic = arrays_only
+
+
+for _patch in (_defer_unused_imports, _scalar_operators_skip_ufunc_search):
+    try:
+        _patch()
+    except Exception:  # noqa: BLE001 - numba internals moved: keep numba's own behaviour
+        pass
 
 if _runtime.cli_process:
     # The stntool command runs no third-party numba extensions; skip numba's scan of every installed
