@@ -136,9 +136,19 @@ def variant_rng(seed: int, key: str, index: int):
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise InvalidArgumentError(f"seed must be an integer >= 0, got {seed!r}")
     seed = int(seed)  # a NumPy integer too (a DataLoader worker's seed)
-    digest = hashlib.blake2b(str(key).encode("utf-8"), digest_size=16).digest()
+    digest = hashlib.blake2b(_key_bytes(str(key)), digest_size=16).digest()
     words = [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, int(index), *words])))
+
+
+def _key_bytes(key: str) -> bytes:
+    """``key`` in UTF-8. A file name that is not valid UTF-8 reaches Python with its undecodable bytes as
+    lone surrogates (``os.fsdecode``): they become those bytes again, so the name's own bytes are hashed;
+    other lone surrogates (only a Python caller can pass them) are encoded as such."""
+    try:
+        return key.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return key.encode("utf-8", "surrogatepass")
 
 
 @dataclass

@@ -181,6 +181,23 @@ def test_a_bad_input_fails_alone_and_leaves_nothing(tmp_path, aug, inputs):
     assert [x["status"] for x in recs].count("error") == 1
 
 
+@pytest.mark.skipif(os.name == "nt" or os.uname().sysname == "Darwin",
+                    reason="file names are bytes on Linux and BSDs; other systems refuse names that are not UTF-8")
+def test_a_name_that_is_not_utf8_is_augmented_and_replayed(tmp_path, aug):
+    src = tmp_path / "in"
+    src.mkdir()
+    name = os.fsdecode(b"x\xff\xfey.png")
+    write(os.path.join(str(src), name), encode(small_rgb(20, 24, 5), ".png"))
+    out, man = tmp_path / "out", tmp_path / "m.jsonl"
+    r = aug(str(src), "-o", str(out), "--count", "2", "--seed", "3", "--rotate", "-9:9", "--manifest", str(man),
+            "-q")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(os.listdir(out)) == sorted(os.fsdecode(b"x\xff\xfey_00%d.png" % k) for k in (0, 1))
+    r = aug("--params", str(man), "-o", str(tmp_path / "replay"), "-q", command="warp")
+    assert r.exit_code == 0, r.stderr
+    assert tree(tmp_path / "replay") == tree(out)
+
+
 def test_skip_existing_resumes_only_missing_variants(tmp_path, aug, inputs):
     args = [str(inputs / "a.png"), "-o", str(tmp_path / "o"), "--count", "3", "--seed", "4", "--rotate", "-9:9", "-q"]
     assert aug(*args).exit_code == 0
