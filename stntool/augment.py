@@ -127,9 +127,9 @@ def _span(r) -> str:
 def variant_rng(seed: int, key: str, index: int):
     """The generator of variant ``index`` of the input named ``key`` (its relative path, ``/``-separated).
 
-    ``PCG64(SeedSequence([seed, index, blake2b-128(key) as four 32-bit words]))``: the same three
-    values give the same stream on every machine and NumPy version; different keys or indices give
-    independent streams.
+    ``PCG64(SeedSequence([seed, index, blake2b-128(key's bytes) as four 32-bit words]))`` (the bytes:
+    :func:`_key_bytes`): the same three values give the same stream on every machine and NumPy version;
+    different keys or indices give independent streams.
     """
     import numpy as np
 
