@@ -136,6 +136,8 @@ def variant_rng(seed: int, key: str, index: int):
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise InvalidArgumentError(f"seed must be an integer >= 0, got {seed!r}")
     seed = int(seed)  # a NumPy integer too (a DataLoader worker's seed)
+    if isinstance(index, (bool, np.bool_)) or not isinstance(index, numbers.Integral) or index < 0:
+        raise InvalidArgumentError(f"the variant index must be an integer >= 0, got {index!r}")
     digest = hashlib.blake2b(_key_bytes(str(key)), digest_size=16).digest()
     words = [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, int(index), *words])))
