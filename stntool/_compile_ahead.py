@@ -80,18 +80,21 @@ def enabled(backend: str) -> bool:
 # --------------------------------------------------------------------------- predicting dtypes
 
 def working_kind(f) -> tuple:
-    """``(dtype, grey)``: the dtype a file's image is warped in (:func:`working_dtype`, or None), and whether
-    it decodes to one channel (PNG colour type 0 without a ``tRNS`` chunk; a JPEG whose frame has one
-    component), which the projective, grid and TPS kernels take as signatures of their own
-    (:data:`CHANNEL_FAMILIES`). ``f``: a binary file at its start."""
+    """``(dtype, grey, unmixed)``: the dtype a file's image is warped in (:func:`working_dtype`, or None),
+    whether it decodes to one channel (PNG colour type 0 without a ``tRNS`` chunk; a JPEG whose frame has
+    one component), which the projective, grid and TPS kernels take as signatures of their own
+    (:data:`CHANNEL_FAMILIES`), and the dtype of warps that mix no pixels (nearest), which do not
+    premultiply alpha: an alpha PNG's own (``"uint8"``, ``"uint16"``), else ``dtype``. ``f``: a binary file
+    at its start."""
     dtype = working_dtype(f)
     if dtype is None:
-        return None, False
+        return None, False, None
     f.seek(0)
     head = f.read(26)
     if head[:8] == _PNG:
-        return dtype, head[25] == 0 and dtype != "float32"
-    return dtype, _jpeg_components(f) == 1
+        unmixed = ("uint16" if head[24] == 16 else "uint8") if dtype == "float32" else dtype
+        return dtype, head[25] == 0 and dtype != "float32", unmixed
+    return dtype, _jpeg_components(f) == 1, dtype
 
 
 def working_dtype(f) -> str | None:
@@ -169,7 +172,7 @@ def _file_kind(path) -> tuple:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None, False
+            return None, False, None
         with os.fdopen(fd, "rb", closefd=False) as f:
             return working_kind(f)
     finally:
@@ -178,7 +181,7 @@ def _file_kind(path) -> tuple:
 
 def predict(items, stdin_bytes=None, skip_existing: bool = False, files: int = HEADER_FILES,
             seconds: float = HEADER_SECONDS) -> list:
-    """``[(item, dtype, grey)]`` for the first ``files`` inputs read within ``seconds`` whose dtype
+    """``[(item, dtype, grey, unmixed)]`` for the first ``files`` inputs read within ``seconds`` whose dtype
     :func:`working_kind` predicts (inputs with a planning error, unreadable ones and, with
     ``skip_existing``, those whose outputs all exist are left out)."""
     found = []
@@ -192,13 +195,13 @@ def predict(items, stdin_bytes=None, skip_existing: bool = False, files: int = H
             continue
         try:
             if item.input == "-":
-                dtype, grey = working_kind(_io.BytesIO(stdin_bytes or b""))
+                dtype, grey, unmixed = working_kind(_io.BytesIO(stdin_bytes or b""))
             else:
-                dtype, grey = _file_kind(item.input)
+                dtype, grey, unmixed = _file_kind(item.input)
         except OSError:
             continue
         if dtype is not None:
-            found.append((item, dtype, grey))
+            found.append((item, dtype, grey, unmixed))
     return found
 
 
@@ -245,17 +248,18 @@ def needed(predicted, kernels) -> list:
     """``[(family, mode, padding, signature)]`` in the order the inputs need them, once per (family, mode,
     signature): :func:`signature` names the dtype and, where it matters, one channel.
 
-    ``predicted`` is :func:`predict`'s list; ``kernels(item)`` gives the ``(family, mode, padding)``
+    ``predicted`` is :func:`predict`'s list (nearest kernels take an image in its ``unmixed`` dtype: an alpha
+    image is not premultiplied in float32 for them); ``kernels(item)`` gives the ``(family, mode, padding)``
     of the kernels that item's image runs through, or ``(family, mode, padding, dtype)`` for a kernel
     that runs on arrays of a fixed dtype whatever the image's (``dtype`` None: the image's), colour ones
     unless a fifth value says one channel (``(family, mode, padding, dtype, True)``)."""
     from .sampling import OWN_KERNEL_PADDINGS
 
     seen, out = set(), []
-    for item, predicted_dtype, predicted_grey in predicted:
+    for item, predicted_dtype, predicted_grey, unmixed in predicted:
         for family, mode, padding, *fixed in kernels(item) or ():
             own = bool(fixed) and fixed[0] is not None
-            dtype = fixed[0] if own else predicted_dtype
+            dtype = fixed[0] if own else (unmixed if mode == "nearest" else predicted_dtype)
             grey = (len(fixed) > 1 and bool(fixed[1])) if own else predicted_grey
             dtype = signature(dtype, grey, family)
             key = (family, mode, padding in OWN_KERNEL_PADDINGS, dtype)  # (border, reflection: kernels apart)
@@ -437,6 +441,6 @@ def start(items, kernels, backend: str, stdin_bytes=None, skip_existing: bool = 
     background.where = _compile_notice.cache_dir(entry(todo[0][0], todo[0][1], todo[0][2]))
     _kernel_cache.pending = background.wait
     for family, mode, padding, dtype in todo:
-        _compile_notice.announce_elsewhere(f"{dtype} {entry(family, mode, padding).py_func.__name__}",
+        _compile_notice.announce_elsewhere(f"{dtype} {_compile_notice.kernel_name(entry(family, mode, padding))}",
                                            background.where)
     return background

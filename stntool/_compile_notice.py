@@ -132,12 +132,17 @@ class lines_to:
 _GREY_KERNELS = ("warp_projective_", "sample_grid_", "warp_tps_")
 
 
+def kernel_name(dispatcher) -> str:
+    """A kernel's name as the notices print it: its function's, without leading underscores."""
+    return dispatcher.py_func.__name__.lstrip("_")
+
+
 def label(dispatcher, args) -> str:
     """``"uint8 warp_matrix"``: the kernel's name, after the dtype of its image argument when it has one, and
     ``grey`` when that is a one-channel image of the kernels that take those as ``(N, H, W)`` arrays (a
     signature of their own: ``"uint8 grey warp_tps_bilinear"``, as the second compiling process names it)."""
     py_func = dispatcher.py_func
-    name = py_func.__name__.lstrip("_")
+    name = kernel_name(dispatcher)
     try:
         import inspect
 

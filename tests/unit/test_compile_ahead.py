@@ -94,28 +94,29 @@ README = ["chart.png", "gray16.png", "icon_rgba.png", "photo.jpg", "text_page.pn
 
 def test_predict_in_input_order_and_within_limits(tmp_path):
     items = _items(tmp_path, README)
-    assert [d for _, d, _ in ca.predict(items)] == ["uint8", "uint16", "float32", "uint8", "uint8"]
-    assert [d for _, d, _ in ca.predict(items, files=2)] == ["uint8", "uint16"]
+    assert [d for _, d, *_ in ca.predict(items)] == ["uint8", "uint16", "float32", "uint8", "uint8"]
+    assert [d for _, d, *_ in ca.predict(items, files=2)] == ["uint8", "uint16"]
     assert ca.predict(items, seconds=-1) == []
     items[1].error = "output collides"
     os.makedirs(tmp_path / "out")
     (tmp_path / "out" / "icon_rgba.png").write_bytes(b"old")  # its output exists: skipped with --skip-existing
-    assert [d for _, d, _ in ca.predict(items, skip_existing=True)] == ["uint8", "uint8", "uint8"]
+    assert [d for _, d, *_ in ca.predict(items, skip_existing=True)] == ["uint8", "uint8", "uint8"]
     if hasattr(os, "mkfifo"):
         os.mkfifo(tmp_path / "fifo.png")  # never opened for reading (it would block), not predicted
     (tmp_path / "folder.png").mkdir()
     odd, _ = batch.discover([str(tmp_path / "fifo.png"), str(tmp_path / "folder.png"), str(tmp_path / "none.png"),
                              str(tmp_path / "chart.png")])
-    assert [d for _, d, _ in ca.predict(odd)] == ["uint8"]
+    assert [d for _, d, *_ in ca.predict(odd)] == ["uint8"]
     stdin_items, _ = batch.discover(["-"])
-    assert [d for _, d, _ in ca.predict(stdin_items, stdin_bytes=CASES["rgba 8"])] == ["float32"]
+    assert [d for _, d, *_ in ca.predict(stdin_items, stdin_bytes=CASES["rgba 8"])] == ["float32"]
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_header_predicts_one_channel_images(name):
     data = CASES[name]
     img = io.decode_image(data)
-    assert ca.working_kind(_io.BytesIO(data)) == (_decoded_dtype(data), img.ndim == 2)
+    # nearest warps take an alpha image in its decoded dtype (not premultiplied in float32)
+    assert ca.working_kind(_io.BytesIO(data)) == (_decoded_dtype(data), img.ndim == 2, str(img.dtype))
 
 
 def test_a_jpeg_frame_is_found_past_other_segments():
@@ -127,21 +128,21 @@ def test_a_jpeg_frame_is_found_past_other_segments():
     colour = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
     exif = b"\xff\xe1" + (2 + 3000).to_bytes(2, "big") + b"Exif\0\0" + b"\0" * 2994
     for data, one in ((grey, True), (colour, False)):
-        assert ca.working_kind(_io.BytesIO(data)) == ("uint8", one)
-        assert ca.working_kind(_io.BytesIO(data[:2] + exif + b"\xff\xff" + data[2:])) == ("uint8", one)
-        assert ca.working_kind(_io.BytesIO(data[:2] + b"\xff\x01\xff\xd0" + data[2:])) == ("uint8", one)  # no lengths
-        assert ca.working_kind(_io.BytesIO(data[:30])) == ("uint8", False)
+        assert ca.working_kind(_io.BytesIO(data)) == ("uint8", one, "uint8")
+        assert ca.working_kind(_io.BytesIO(data[:2] + exif + b"\xff\xff" + data[2:])) == ("uint8", one, "uint8")
+        assert ca.working_kind(_io.BytesIO(data[:2] + b"\xff\x01\xff\xd0" + data[2:])) == ("uint8", one, "uint8")  # no lengths
+        assert ca.working_kind(_io.BytesIO(data[:30])) == ("uint8", False, "uint8")
 
 
 def test_needed_names_one_channel_signatures_of_the_points_kernels(tmp_path):
     """One-channel images are kernel signatures of their own for projective warps, grids and TPS, not for
     affine warps; a fixed-dtype kernel on one-channel arrays says so with a fifth value."""
     items = _items(tmp_path, README)
-    grey = [d for _, d, g in ca.predict(items) if g]
+    grey = [d for _, d, g, _ in ca.predict(items) if g]
     assert grey  # the samples have one-channel images
     theta3 = WarpSpec(theta=((0.9, -0.2, 0.0), (0.2, 0.9, 0.0), (0.1, 0.05, 1.0)))
     want = []
-    for _, d, g in ca.predict(items):
+    for _, d, g, _ in ca.predict(items):
         key = ("projective", "bilinear", "zeros", d + (" grey" if g else ""))
         if key not in want:
             want.append(key)
@@ -162,6 +163,24 @@ def test_needed_is_ordered_by_first_need_once_per_kernel_and_dtype(tmp_path):
         ("affine", "bilinear", "zeros", "uint8"), ("affine", "bilinear", "zeros", "uint16"),
         ("affine", "bilinear", "zeros", "float32")]
     assert ca.needed(ca.predict(items), lambda item: []) == []
+
+
+def test_nearest_kernels_of_alpha_images_are_the_images_own_dtype(tmp_path):
+    """Nearest warps mix no pixels and do not premultiply alpha (records.apply_spec): an RGBA PNG needs the
+    uint8 (16-bit: uint16) nearest kernel, and the float32 one only for the modes that mix pixels."""
+    paths = []
+    for name in ("rgba 8", "rgba 16", "gray+alpha 8", "rgb 8"):
+        path = tmp_path / (name.replace(" ", "_").replace("+", "_") + ".png")
+        path.write_bytes(CASES[name])
+        paths.append(str(path))
+    items, _ = batch.discover(paths)
+    batch.plan_outputs(items, str(tmp_path / "out"))
+    nearest = WarpSpec(theta=((0.9, -0.2, 0.0), (0.2, 0.9, 0.0), (0.1, 0.05, 1.0)), mode="nearest")
+    assert ca.needed(ca.predict(items), lambda item: nearest.kernels()) == [
+        ("projective", "nearest", "zeros", "uint8"), ("projective", "nearest", "zeros", "uint16")]
+    bilinear = nearest.replace(mode="bilinear")
+    assert ca.needed(ca.predict(items), lambda item: bilinear.kernels()) == [
+        ("projective", "bilinear", "zeros", "float32"), ("projective", "bilinear", "zeros", "uint8")]
 
 
 def test_needed_takes_fixed_dtypes_from_the_kernel_list(tmp_path):
@@ -342,6 +361,18 @@ def test_start_gives_the_second_process_the_later_half(tmp_path, launches):
     assert _kernel_cache.pending == background.wait
     assert [line.split(" (")[0] for line in lines] == [
         "stntool: compiling kernels for float32 warp_affine_bilinear in a second process"]
+
+
+def test_the_second_process_names_its_kernels_as_the_other_notices_do(tmp_path, launches):
+    """A kernel whose function's name starts with an underscore (the backward pass) is named without it, as
+    the compile notices of this process and `stntool warmup` name it."""
+    lines = []
+    cn.set_compile_notice(lines.append)
+    kernels = lambda item: [("affine", "bilinear", "zeros"), ("backward", "bilinear", "zeros", "float64")]  # noqa: E731
+    ca.start(_items(tmp_path, ["chart.png"]), kernels, "cpu")
+    assert launches == [[("backward", "bilinear", "zeros", "float64")]]
+    assert [line.split(" (")[0] for line in lines] == [
+        "stntool: compiling kernels for float64 grid_sample_backward_parts in a second process"]
 
 
 def test_start_does_nothing_without_two_missing_signatures(tmp_path, launches, monkeypatch):
