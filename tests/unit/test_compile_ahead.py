@@ -130,7 +130,8 @@ def test_a_jpeg_frame_is_found_past_other_segments():
     for data, one in ((grey, True), (colour, False)):
         assert ca.working_kind(_io.BytesIO(data)) == ("uint8", one, "uint8")
         assert ca.working_kind(_io.BytesIO(data[:2] + exif + b"\xff\xff" + data[2:])) == ("uint8", one, "uint8")
-        assert ca.working_kind(_io.BytesIO(data[:2] + b"\xff\x01\xff\xd0" + data[2:])) == ("uint8", one, "uint8")  # no lengths
+        no_lengths = data[:2] + b"\xff\x01\xff\xd0" + data[2:]
+        assert ca.working_kind(_io.BytesIO(no_lengths)) == ("uint8", one, "uint8")
         assert ca.working_kind(_io.BytesIO(data[:30])) == ("uint8", False, "uint8")
 
 
