@@ -110,8 +110,12 @@ def _scalar_operators_skip_ufunc_search():
             return None
         return generic(self, args, kws)
 
+    # numba describes a template by its method (errors list it): the original's name and docstring, this
+    # file's lines (no __wrapped__: inspect would mix this file's name with the original's lines)
+    arrays_only.__name__, arrays_only.__qualname__ = generic.__name__, generic.__qualname__
+    arrays_only.__doc__ = generic.__doc__
     arrays_only._scalars_skip = True
-    arrays_only.__wrapped__ = generic
+    arrays_only.original = generic
     template.generic = arrays_only
 
 

@@ -49,6 +49,7 @@ import dataclasses
 import hashlib
 import math
 import numbers
+import operator
 from dataclasses import dataclass
 
 from .coords import _axis_scale_offset, _norm_from_pixel, _pixel_from_norm, as_hw
@@ -136,11 +137,15 @@ def variant_rng(seed: int, key: str, index: int):
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise InvalidArgumentError(f"seed must be an integer >= 0, got {seed!r}")
     seed = int(seed)  # a NumPy integer too (a DataLoader worker's seed)
-    if isinstance(index, (bool, np.bool_)) or not isinstance(index, numbers.Integral) or index < 0:
+    try:  # an integer, a NumPy one, or a 0-d integer array or tensor (a DataLoader's epoch)
+        k = None if isinstance(index, bool) else operator.index(index)
+    except TypeError:
+        k = None
+    if k is None or k < 0:
         raise InvalidArgumentError(f"the variant index must be an integer >= 0, got {index!r}")
     digest = hashlib.blake2b(_key_bytes(str(key)), digest_size=16).digest()
     words = [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, int(index), *words])))
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, k, *words])))
 
 
 def _key_bytes(key: str) -> bytes:

@@ -100,7 +100,7 @@ def test_variant_rng_depends_only_on_seed_key_and_index():
     for index in (-1, 2.7, "x", None, True):  # not cut, parsed or left to NumPy's message
         with pytest.raises(InvalidArgumentError, match="variant index must be an integer >= 0"):
             variant_rng(3, "a", index)
-    assert draw(3, "a", np.int64(2)) == draw(3, "a", 2)
+    assert draw(3, "a", np.int64(2)) == draw(3, "a", np.array(2)) == draw(3, "a", 2)
 
 
 def test_seeded_stream_is_pinned():

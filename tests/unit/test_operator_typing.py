@@ -48,7 +48,7 @@ def test_the_shortcut_is_installed():
 def test_same_answer_as_numbas_template(op, args):
     cls = template_of(op)
     template = cls(cpu_target.typing_context)
-    original = npydecl.NumpyRulesArrayOperator.generic.__wrapped__
+    original = npydecl.NumpyRulesArrayOperator.generic.original
 
     def answer(generic):
         try:
@@ -73,3 +73,13 @@ def test_kernels_still_type_array_and_scalar_operators():
     assert np.array_equal(m, (a > 2.5) & (a < 5.0))
     assert s == ((7 >> 1) + (7 & 3) < 2.5)
     assert np.array_equal(n, -a)
+
+
+def test_numba_describes_the_template_by_its_own_name_and_this_files_lines():
+    import inspect
+
+    generic = npydecl.NumpyRulesArrayOperator.generic
+    assert generic.__qualname__ == "NumpyRulesArrayOperator.generic"
+    assert inspect.getsourcefile(generic).endswith("_jit.py")
+    lines, start = inspect.getsourcelines(generic)
+    assert "def arrays_only" in lines[0]
