@@ -7,7 +7,7 @@ import pytest
 
 numba = pytest.importorskip("numba")
 
-from stntool import _jit  # noqa: E402,F401  (installs the shortcut)
+from stntool import _jit  # noqa: E402  (installs the shortcut)
 from numba.core import types  # noqa: E402
 from numba.core.registry import cpu_target  # noqa: E402
 from numba.core.typing import npydecl  # noqa: E402
@@ -38,8 +38,12 @@ def template_of(op):
     raise LookupError(op)
 
 
-def test_the_shortcut_is_installed():
-    assert getattr(npydecl.NumpyRulesArrayOperator.generic, "_scalars_skip", False)
+def test_the_shortcut_is_installed_once():
+    installed = npydecl.NumpyRulesArrayOperator.generic
+    assert getattr(installed, "_scalars_skip", False)
+    _jit._scalar_operators_skip_ufunc_search()  # again: not wrapped twice
+    assert npydecl.NumpyRulesArrayOperator.generic is installed
+    assert not getattr(installed.original, "_scalars_skip", False)
 
 
 @pytest.mark.parametrize("op", [operator.add, operator.mul, operator.lt, operator.and_, operator.rshift,
