@@ -58,6 +58,9 @@ __all__ = [
 def as_theta(theta, *, allow_batch: bool = True) -> np.ndarray:
     """Validate θ and return it as float64 ``(2, 3)``, ``(3, 3)``, ``(N, 2, 3)`` or ``(N, 3, 3)``."""
     t = host_array(theta, "theta")
+    kind = getattr(t, "dtype", np.dtype(np.float64)).kind
+    if kind not in "iuf":  # strings, booleans, complex numbers (NumPy would drop the imaginary part), objects
+        raise InvalidArgumentError(f"theta must be an array of real numbers; got dtype {t.dtype}")
     try:
         t = np.asarray(t, dtype=np.float64)
     except (TypeError, ValueError):
@@ -168,8 +171,13 @@ def _unit_corner(m3: np.ndarray) -> np.ndarray:
 
 def apply_matrix(m, points_xy) -> np.ndarray:
     """Map ``(..., 2)`` points by a ``(2, 3)`` or ``(3, 3)`` matrix (projective division included)."""
-    m3 = to_3x3(m)
-    p = np.asarray(host_array(points_xy, "points"), dtype=np.float64)
+    m3 = _real_array(m, "matrix")
+    if m3.shape not in ((2, 3), (3, 3)) or not np.all(np.isfinite(m3)):
+        raise InvalidArgumentError(f"matrix must be a finite (2, 3) or (3, 3) array, got shape {m3.shape}")
+    m3 = to_3x3(m3)
+    p = _real_array(points_xy, "points")
+    if p.ndim < 1 or p.shape[-1] != 2:
+        raise InvalidArgumentError(f"points must be (..., 2) arrays of (x, y), got shape {p.shape}")
     x, y = p[..., 0], p[..., 1]
     u = m3[0, 0] * x + m3[0, 1] * y + m3[0, 2]
     v = m3[1, 0] * x + m3[1, 1] * y + m3[1, 2]
@@ -236,9 +244,10 @@ def rotate(degrees: float, center=None) -> np.ndarray:
     degrees = _real(degrees, "degrees")
     a = math.radians(degrees)
     c, s = math.cos(a), math.sin(a)
-    # exact values at multiples of 90 degrees so flips and quarter turns are exact
+    # exact values at multiples of 90 degrees so flips and quarter turns are exact (from the turn count,
+    # not by rounding cos and sin: radians(1e300) is far from a multiple of pi / 2)
     if degrees % 90.0 == 0.0:
-        c, s = round(c), round(s)
+        c, s = ((1, 0), (0, 1), (-1, 0), (0, -1))[int(degrees % 360.0 // 90.0)]  # ints: no -0.0 entries
     m = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
     return _about(m, center)
 
@@ -260,12 +269,20 @@ def shear(shx_degrees: float = 0.0, shy_degrees: float = 0.0, center=None) -> np
 
 def hflip(width: int) -> np.ndarray:
     """``out_pix_from_in_pix`` mirroring left-right an image ``width`` pixels wide (``np.fliplr``)."""
-    return np.array([[-1.0, 0.0, _real(width, "width") - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    return np.array([[-1.0, 0.0, _side(width, "width") - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _side(value, what: str) -> float:
+    """An image's width or height (:func:`_real`'s numbers): a whole number of pixels >= 1."""
+    v = _real(value, what)
+    if v < 1.0 or v != math.floor(v):
+        raise InvalidArgumentError(f"{what} must be a whole number of pixels >= 1, got {value!r}")
+    return v
 
 
 def vflip(height: int) -> np.ndarray:
     """``out_pix_from_in_pix`` mirroring top-bottom an image ``height`` pixels high (``np.flipud``)."""
-    return np.array([[1.0, 0.0, 0.0], [0.0, -1.0, _real(height, "height") - 1.0], [0.0, 0.0, 1.0]])
+    return np.array([[1.0, 0.0, 0.0], [0.0, -1.0, _side(height, "height") - 1.0], [0.0, 0.0, 1.0]])
 
 
 def compose(*matrices) -> np.ndarray:
@@ -366,7 +383,7 @@ def theta_from_cv2(matrix, in_hw, out_hw=None, inverse_map: bool = False, align_
     in_hw = as_hw(in_hw)
     out_hw = in_hw if out_hw is None else as_hw(out_hw)
     m3 = to_3x3(m)
-    if not inverse_map:
+    if not as_flag(inverse_map, "inverse_map"):
         m3 = _inverse(m3, "OpenCV matrix")
     theta = _theta_from_inverse_pixel_map(m3, in_hw, out_hw, align_corners)
     if m.shape == (3, 3) and theta.shape == (2, 3):
@@ -384,7 +401,7 @@ def theta_to_cv2(theta, in_hw, out_hw=None, inverse_map: bool = False, align_cor
     """
     t = as_theta(_real_array(theta, "theta"), allow_batch=False)
     in_pix_from_out_pix = pixel_map_from_theta(t, in_hw, out_hw, align_corners)
-    m = in_pix_from_out_pix if inverse_map else _inverse(in_pix_from_out_pix, "theta")
+    m = in_pix_from_out_pix if as_flag(inverse_map, "inverse_map") else _inverse(in_pix_from_out_pix, "theta")
     if t.shape == (2, 3):
         return m[:2] / m[2, 2]
     return _unit_corner(m)

@@ -346,3 +346,42 @@ def test_pixel_map_builders_take_real_numbers_only():
     for bad in ((1, 2, 3), 5, "xy"):
         with pytest.raises(InvalidArgumentError, match=r"center must be \(x, y\)"):
             T.rotate(30, center=bad)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: T.theta_to_cv2([[2, 0, 0], [0, 1, 0]], (4, 4), inverse_map="False"),   # a true string
+    lambda: T.theta_from_cv2([[2, 0, 0], [0, 1, 0]], (4, 4), inverse_map="no"),
+    lambda: T.apply_matrix(np.stack([T.translate(10, 0), T.translate(0, 10)]), np.ones((2, 2))),  # a batch
+    lambda: T.apply_matrix(np.eye(3), [1, 2, 3]),                                   # not (x, y) points
+    lambda: T.apply_matrix(np.eye(3), 5),
+    lambda: T.apply_matrix([[np.nan, 0, 0], [0, 1, 0]], [1, 2]),
+    lambda: T.pixel_map_from_theta(np.eye(3)[:2] + 0.5j, (4, 4)),                  # the imaginary part dropped
+    lambda: T.as_theta(np.eye(3, dtype=bool)),
+    lambda: T.pixel_map_from_theta([["1", "0", "0"], ["0", "1", "0"]], (4, 4)),
+    lambda: T.hflip(0), lambda: T.hflip(2.5), lambda: T.vflip(-3),
+])
+def test_geometry_arguments_that_would_mislead_are_refused(call):
+    with pytest.raises(InvalidArgumentError):
+        call()
+
+
+def test_geometry_arguments_still_taken():
+    assert T.theta_to_cv2([[2, 0, 0], [0, 1, 0]], (4, 4), inverse_map=True).tolist() == [[2, 0, -1.5], [0, 1, 0]]
+    assert T.theta_to_cv2([[2, 0, 0], [0, 1, 0]], (4, 4), inverse_map=np.False_).tolist() == [[0.5, 0, 0.75],
+                                                                                             [0, 1, 0]]
+    assert T.apply_matrix(T.translate(1, 2), [[0, 0], [1, 1]]).tolist() == [[1, 2], [2, 3]]
+    assert T.apply_matrix(np.eye(3)[:2], (3, 4)).tolist() == [3, 4]
+    assert T.hflip(np.int64(5))[0].tolist() == T.hflip(5.0)[0].tolist() == [-1, 0, 4]
+    assert stntool.tps_grid(np.zeros((0, 4, 2)), (3, 5)).shape == (0, 3, 5, 2)  # as affine_grid's empty batch
+    assert stntool.affine_grid(np.zeros((0, 2, 3)), (3, 5)).shape == (0, 3, 5, 2)
+
+
+@pytest.mark.parametrize("degrees", [0, 90, 180, 270, -90, -450, 1e300, -1e300, 3.6e17])
+def test_rotations_by_whole_quarter_turns_are_exact(degrees):
+    """Exact signed permutations without negative zeros, also where the angle in radians is far from a multiple
+    of pi/2 in floating point (1e300 degrees is a whole number of turns)."""
+    k = int(degrees % 360 // 90)
+    want = [[1, 0], [0, 1], [-1, 0], [0, -1]][k]
+    m = T.rotate(degrees)
+    assert m[:2, :2].tolist() == [[want[0], want[1]], [-want[1], want[0]]]
+    assert not np.any(np.signbit(m) & (m == 0))
