@@ -139,9 +139,10 @@ def tps_grid(src_points, out_hw, dst_points=None, align_corners: bool = False,
     batched = src.ndim == 3
     srcb = src if batched else src[None]
     base = out_norm_points(out_hw, align_corners).reshape(-1, 2)
+    shape = tuple(as_hw(out_hw)) + (2,)
     if not len(srcb):  # an empty batch: an empty stack of grids, as affine_grid gives
-        return np.empty((0,) + tuple(as_hw(out_hw)) + (2,))
-    grids = [make_tps(s, dst_points, regularization)(base).reshape(tuple(as_hw(out_hw)) + (2,)) for s in srcb]
+        return np.empty((0,) + shape)
+    grids = [make_tps(s, dst_points, regularization)(base).reshape(shape) for s in srcb]
     res = np.stack(grids)
     return res if batched else res[0]
 

@@ -57,14 +57,7 @@ __all__ = [
 
 def as_theta(theta, *, allow_batch: bool = True) -> np.ndarray:
     """Validate θ and return it as float64 ``(2, 3)``, ``(3, 3)``, ``(N, 2, 3)`` or ``(N, 3, 3)``."""
-    t = host_array(theta, "theta")
-    kind = getattr(t, "dtype", np.dtype(np.float64)).kind
-    if kind not in "iuf":  # strings, booleans, complex numbers (NumPy would drop the imaginary part), objects
-        raise InvalidArgumentError(f"theta must be an array of real numbers; got dtype {t.dtype}")
-    try:
-        t = np.asarray(t, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError("theta must be numeric") from None
+    t = _real_array(theta, "theta", copy=False)
     if t.ndim not in (2, 3) or t.shape[-1] != 3 or t.shape[-2] not in (2, 3) or (t.ndim == 3 and not allow_batch):
         raise InvalidArgumentError(f"theta must have shape (2, 3) or (3, 3) or be batched (N, 2, 3) / (N, 3, 3); got {t.shape}")
     if not all_finite(t):
@@ -72,13 +65,14 @@ def as_theta(theta, *, allow_batch: bool = True) -> np.ndarray:
     return t
 
 
-def _real_array(values, what: str) -> np.ndarray:
+def _real_array(values, what: str, copy: bool = True) -> np.ndarray:
     """``values`` as float64, refusing what is not an array of real numbers (strings, ragged lists, booleans, complex
-    numbers, whose imaginary part numpy would drop with only a warning) with :class:`InvalidArgumentError`."""
+    numbers, whose imaginary part numpy would drop with only a warning) with :class:`InvalidArgumentError`;
+    ``copy=False`` gives a float64 array back as it is."""
     a = host_array(values, what)
     if a.dtype.kind not in "iuf":
         raise InvalidArgumentError(f"{what} must be an array of real numbers; got dtype {a.dtype}")
-    return a.astype(np.float64)
+    return a.astype(np.float64, copy=copy)
 
 
 def all_finite(a: np.ndarray) -> bool:
@@ -399,7 +393,7 @@ def theta_to_cv2(theta, in_hw, out_hw=None, inverse_map: bool = False, align_cor
     ``m[2, 2] == 1`` where that entry is not zero. Raises :class:`DegenerateError` when θ is
     singular and ``inverse_map=False`` (the forward matrix is its inverse).
     """
-    t = as_theta(_real_array(theta, "theta"), allow_batch=False)
+    t = as_theta(theta, allow_batch=False)
     in_pix_from_out_pix = pixel_map_from_theta(t, in_hw, out_hw, align_corners)
     m = in_pix_from_out_pix if as_flag(inverse_map, "inverse_map") else _inverse(in_pix_from_out_pix, "theta")
     if t.shape == (2, 3):
