@@ -456,11 +456,13 @@ class WarpSpec:
         """The ``(family, mode, padding)`` of the CPU kernel :func:`apply_spec` runs, as far as the spec tells.
 
         ``"affine"`` for a 2x3 θ or a 3x3 θ whose last row starts with two zeros, ``"projective"``
-        for other 3x3 θ (a horizon crossing the output samples a grid instead); empty for TPS,
-        elastic and not-yet-converted specs. Used to compile kernels ahead
-        (:mod:`stntool._compile_ahead`), never to choose one.
+        for other 3x3 θ (a horizon crossing the output samples a grid instead), ``"tps"`` for thin-plate
+        splines and elastic records (both warp through the lattice kernels); empty for not-yet-converted
+        specs. Used to compile kernels ahead (:mod:`stntool._compile_ahead`), never to choose one.
         """
-        if self.theta is None or self.tps is not None or self.elastic is not None:
+        if self.tps is not None or self.elastic is not None:
+            return [("tps", self.mode, self.padding)]
+        if self.theta is None:
             return []
         projective = len(self.theta) == 3 and (self.theta[2][0] != 0 or self.theta[2][1] != 0)
         if not projective and _flip_or_turn(self.theta):

@@ -14,7 +14,7 @@ import pytest
 from stntool import _compile_ahead as ca
 from stntool import _compile_notice as cn
 from stntool import batch, io
-from stntool.records import WarpSpec
+from stntool.records import Elastic, TpsPoints, WarpSpec
 from stntool.sampling import _kernel_cache
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "samples")
@@ -304,6 +304,45 @@ def test_spec_kernels():
     assert WarpSpec(theta=((1, 0, 0), (0, 1, 0), (0.1, 0, 1)), padding="border").kernels() == [
         ("projective", "bilinear", "border")]
     assert WarpSpec().kernels() == []
+    spline = WarpSpec(tps=TpsPoints(src=((0, 0), (9, 0), (0, 9)), dst=((1, 0), (9, 1), (0, 8))), mode="nearest")
+    assert spline.kernels() == [("tps", "nearest", "zeros")]
+    field = WarpSpec(theta=((1, 0, 0), (0, 1, 0)), elastic=Elastic(5.0, 2.0, 1), padding="reflection")
+    assert field.kernels() == [("tps", "bilinear", "reflection")]
+
+
+@pytest.mark.parametrize("kind", ["tps", "elastic"])
+def test_splines_and_elastic_records_run_the_lattice_kernels_they_name(tmp_path, kind):
+    """A thin-plate spline's and an elastic record's images (the shipped samples: 8 and 16 bits, grey, RGBA)
+    run through the lattice kernels' signatures that :func:`needed` names from their headers and the
+    spec's :meth:`~WarpSpec.kernels`, no more and no fewer. In a fresh process, where only what the
+    records run has signatures."""
+    import json
+    import subprocess
+    import sys
+
+    items = _items(tmp_path, README)
+    if kind == "tps":
+        spec = WarpSpec(tps=TpsPoints(src=((-0.8, -0.8), (0.8, -0.8), (0.0, 0.8)), dst=((-0.7, -0.8), (0.8, -0.7),
+                                                                                         (0.1, 0.7)), normalized=True))
+    else:
+        spec = WarpSpec(theta=((0.95, 0.1, 0.0), (-0.1, 0.95, 0.0)), elastic=Elastic(4.0, 3.0, 7))
+    named = sorted(list(k) for k in ca.needed(ca.predict(items), lambda item: spec.kernels()))
+    assert len(named) == 4  # uint8 and uint8 grey, uint16 grey, float32 (the RGBA icon, premultiplied)
+    code = f"""
+import json
+from stntool.io import read_image
+from stntool.records import WarpSpec, apply_spec
+from stntool.sampling import MODES, PADDINGS, _cpu
+from stntool.sampling._kernel_cache import claim_key
+spec = WarpSpec.from_record(json.loads({json.dumps(json.dumps(spec.to_record()))}))
+for name in {[it.input for it in items]!r}:
+    apply_spec(read_image(name)[0], spec)
+names = {{v: k for k, v in MODES.items()}}
+ran = sorted([f, names[m], "zeros", claim_key(s)] for (f, m), k in _cpu.ENTRIES.items() for s in k.signatures)
+print(json.dumps(ran))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == named
 
 
 # --------------------------------------------------------------------------- the switch and the decision
