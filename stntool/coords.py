@@ -157,18 +157,28 @@ def _norm_from_pixel(hw: tuple, align_corners: bool) -> np.ndarray:
     return m
 
 
+def _points_xy(points_xy) -> np.ndarray:
+    """``points_xy`` as float64 ``(..., 2)``; :class:`InvalidArgumentError` for other shapes (a scalar or a
+    row of three would broadcast against the two axes) and for what is not real numbers."""
+    p = host_array(points_xy, "points")
+    if p.dtype.kind not in "iuf" or p.ndim < 1 or p.shape[-1] != 2:
+        from .errors import InvalidArgumentError
+
+        what = f"dtype {p.dtype}" if p.dtype.kind not in "iuf" else f"shape {p.shape}"
+        raise InvalidArgumentError(f"points must be real (x, y) pairs, an array (..., 2); got {what}")
+    return p.astype(np.float64, copy=False)
+
+
 def norm_to_pixel(points_xy, hw, align_corners: bool = False) -> np.ndarray:
     """Map normalized points ``(..., 2)`` to pixel coordinates of an image of size ``hw``."""
     m = pixel_from_norm(hw, align_corners)
-    p = np.asarray(points_xy, dtype=np.float64)
-    return p * np.array([m[0, 0], m[1, 1]]) + np.array([m[0, 2], m[1, 2]])
+    return _points_xy(points_xy) * np.array([m[0, 0], m[1, 1]]) + np.array([m[0, 2], m[1, 2]])
 
 
 def pixel_to_norm(points_xy, hw, align_corners: bool = False) -> np.ndarray:
     """Map pixel points ``(..., 2)`` to normalized coordinates of an image of size ``hw``."""
     m = norm_from_pixel(hw, align_corners)
-    p = np.asarray(points_xy, dtype=np.float64)
-    return p * np.array([m[0, 0], m[1, 1]]) + np.array([m[0, 2], m[1, 2]])
+    return _points_xy(points_xy) * np.array([m[0, 0], m[1, 1]]) + np.array([m[0, 2], m[1, 2]])
 
 
 def base_coords(n: int, align_corners: bool = False, dtype=np.float64) -> np.ndarray:

@@ -927,6 +927,10 @@ class LocNet:
         if missing:
             raise InvalidArgumentError(f"model {shown} lacks parameters: {', '.join(missing[:3])}"
                                        + (" ..." if len(missing) > 3 else ""))
+        unused = sorted({k[len("param."):] for k in arrays if k.startswith("param.")} - set(expected))
+        if unused:  # parameters of another architecture than the header's: a mixed-up or edited file
+            raise InvalidArgumentError(f"model {shown} has parameters its architecture does not use: "
+                                       f"{', '.join(unused[:3])}" + (" ..." if len(unused) > 3 else ""))
         for name, p in expected.items():
             stored = arrays[f"param.{name}"]
             if stored.shape != p.shape or stored.dtype.kind != "f":

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .coords import host_array
+from .coords import finite_number, host_array
 from .errors import DegenerateError, InvalidArgumentError
 
 #: Largest control-point coordinate (either frame): far beyond any image, well within float64's squares.
@@ -95,8 +95,8 @@ class ThinPlateSpline:
         if max(np.abs(c).max(initial=0.0), np.abs(v).max(initial=0.0)) > TPS_COORD_LIMIT:
             raise InvalidArgumentError(f"control points lie beyond ±{TPS_COORD_LIMIT:g} (the spline's squared "
                                        "distances would overflow)")
-        lam = float(regularization)
-        if not np.isfinite(lam) or lam < 0:
+        lam = finite_number(regularization, "regularization")  # not a string or a bool, which float() took
+        if lam < 0:
             raise InvalidArgumentError(f"regularization must be >= 0, got {regularization!r}")
         n = len(c)
         if n < 3:

@@ -84,7 +84,7 @@ def all_finite(a: np.ndarray) -> bool:
 
 def to_3x3(m) -> np.ndarray:
     """Extend ``(..., 2, 3)`` affine matrices with a ``[0, 0, 1]`` row; ``(..., 3, 3)`` pass through."""
-    m = np.asarray(host_array(m, "matrix"), dtype=np.float64)
+    m = _real_array(m, "matrix", copy=False)
     if m.shape[-2:] == (3, 3):
         return m.copy()
     if m.shape[-2:] != (2, 3):

@@ -460,6 +460,8 @@ class TestSaveLoad:
         wide = {**header["arch"], "conv_channels": [10 ** 6, 10 ** 6]}  # a tampered header asking for terabytes
         write(header=np.array(json.dumps({**header, "arch": wide})))
         self._expect_error(path, "too large")
+        write(**{"param.fc2.weight": np.ones((2, 2), np.float32)})  # a parameter the architecture has no place for
+        self._expect_error(path, "does not use: fc2.weight")
         del arrays["param.theta.bias"]
         write()
         self._expect_error(path, "lacks parameters: theta.bias")

@@ -359,6 +359,11 @@ def test_pixel_map_builders_take_real_numbers_only():
     lambda: T.as_theta(np.eye(3, dtype=bool)),
     lambda: T.pixel_map_from_theta([["1", "0", "0"], ["0", "1", "0"]], (4, 4)),
     lambda: T.hflip(0), lambda: T.hflip(2.5), lambda: T.vflip(-3),
+    lambda: T.to_3x3("abc"), lambda: T.to_3x3(np.eye(3, dtype=bool)[:2]),
+    lambda: pixel_to_norm(5.0, (4, 4)), lambda: norm_to_pixel([[1, 2, 3]], (4, 4)),   # would broadcast to x and y
+    lambda: pixel_to_norm([["1", "2"]], (4, 4)), lambda: norm_to_pixel([0.5 + 1j, 0], (4, 4)),
+    lambda: stntool.tps_grid(np.zeros((4, 2)), (3, 5), regularization="1"),
+    lambda: stntool.tps_grid(np.zeros((4, 2)), (3, 5), regularization=True),
 ])
 def test_geometry_arguments_that_would_mislead_are_refused(call):
     with pytest.raises(InvalidArgumentError):
@@ -372,6 +377,10 @@ def test_geometry_arguments_still_taken():
     assert T.apply_matrix(T.translate(1, 2), [[0, 0], [1, 1]]).tolist() == [[1, 2], [2, 3]]
     assert T.apply_matrix(np.eye(3)[:2], (3, 4)).tolist() == [3, 4]
     assert T.hflip(np.int64(5))[0].tolist() == T.hflip(5.0)[0].tolist() == [-1, 0, 4]
+    assert pixel_to_norm((1.5, 0.5), (4, 4)).tolist() == [0.0, -0.5]
+    assert norm_to_pixel([[0, 0]], (4, 4)).tolist() == [[1.5, 1.5]]
+    assert pixel_to_norm(np.zeros((0, 2), np.int32), (4, 4)).shape == (0, 2)
+    assert stntool.tps_grid(np.zeros((4, 2)), (3, 5), regularization=np.float32(0.5)).shape == (3, 5, 2)
     assert stntool.tps_grid(np.zeros((0, 4, 2)), (3, 5)).shape == (0, 3, 5, 2)  # as affine_grid's empty batch
     assert stntool.affine_grid(np.zeros((0, 2, 3)), (3, 5)).shape == (0, 3, 5, 2)
 
