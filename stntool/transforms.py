@@ -426,10 +426,16 @@ def _normalizing(p: np.ndarray) -> np.ndarray:
 
 
 def _rank_of_points(p: np.ndarray) -> int:
+    """The rank of the centred points ``p`` (N, 2): 2 for a spread in the plane, 1 on a line, 0 one point.
+
+    Relative to their spread, whatever the unit and wherever they lie (a triangle 1e9 px from the
+    origin spans the plane as it does at the origin), but not below the rounding of the centring
+    itself (a few ulps of the largest coordinate), which would make a line far out look spread."""
     q = p - p.mean(axis=0)
     sv = np.linalg.svd(q, compute_uv=False)
-    scale_ = float(np.abs(p).max())  # relative to the coordinates' size, whatever their unit
-    return int(np.sum(sv > 1e-9 * scale_ * math.sqrt(len(p))))
+    spread = float(np.ptp(p, axis=0).max()) if len(p) else 0.0
+    tol = max(1e-9 * spread, 64 * np.finfo(np.float64).eps * float(np.abs(p).max(initial=0.0)))
+    return int(np.sum(sv > tol * math.sqrt(len(p))))
 
 
 def _on_one_line(p: np.ndarray, tol: float) -> bool:

@@ -173,6 +173,19 @@ def test_fit_affine_refuses_collinear_points_on_either_side(bad):
         stntool.fit_affine(good, bad)
 
 
+@pytest.mark.parametrize("offset", [0.0, 1e6, 1e9, -1e10])
+def test_fit_affine_judges_collinearity_by_the_points_spread_wherever_they_lie(offset):
+    """A unit triangle 1e9 px from the origin spans the plane as at the origin (its tolerance once scaled with
+    the coordinates' size, so it was called collinear); points on a line far out are still refused."""
+    m = T.translate(3, -2) @ T.rotate(20) @ T.scale(1.5, 0.8)
+    tri = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]) + offset
+    fitted = stntool.fit_affine(tri, T.apply_matrix(m, tri))
+    np.testing.assert_allclose(fitted[:2, :2], m[:2, :2], atol=1e-4)  # differences of coordinates near 1e10
+    line = np.array([[0.0, 0.0], [1.0, 2.0], [3.0, 6.0]]) + offset  # exactly on one line
+    with pytest.raises(stntool.DegenerateError, match="source points are collinear"):
+        stntool.fit_affine(line, T.apply_matrix(m, tri))
+
+
 def _has_frame_brute_force(points):
     """Exact oracle on integer points: some four of them have no three collinear."""
     import itertools
