@@ -329,6 +329,7 @@ class _LabelIO:
         self._said_text = False  # the note on .txt files that are not labels, said once
         self._words = set()  # inputs whose .txt was left out as words (no "no label file" for them)
         self._masks = {}  # (input, relative path) -> its mask's path (or None), looked for once
+        self._mask_names = {}  # a masks folder -> its image names by stem, any letter case (_mask_path)
 
     _SIDE_EXT = {"json": ".json", "yolo": ".txt"}
     #: The sidecar formats each ``--labels`` kind looks for, in order.
@@ -476,9 +477,9 @@ class _LabelIO:
         return found
 
     def _mask_path(self, item):
-        """The mask paired with an item (``masks_dir/rel`` with ``.png`` first, then any image extension), or None;
-        looked for once per input, as the outputs are planned (a variant written during the run under that name
-        is never taken for it)."""
+        """The mask paired with an item (``masks_dir/rel`` with ``.png`` first, then any image extension, in any
+        letter case as inputs are recognised: ``a.PNG``, ``IMG_1.JPG``), or None; looked for once per input, as
+        the outputs are planned (a variant written during the run under that name is never taken for it)."""
         import os
 
         from ..io import IMAGE_EXTENSIONS
@@ -486,8 +487,26 @@ class _LabelIO:
         key = (item.input, item.rel)  # paired by relative path: one file named twice may have two masks
         if key not in self._masks:
             stem = os.path.splitext(item.rel)[0]
-            self._masks[key] = next((p for ext in (".png", *sorted(IMAGE_EXTENSIONS - {".png"}))
-                                     for p in [os.path.join(self.masks_dir, stem + ext)] if os.path.isfile(p)), None)
+            order = (".png", *sorted(IMAGE_EXTENSIONS - {".png"}))
+            found = next((p for ext in order for p in [os.path.join(self.masks_dir, stem + ext)] if os.path.isfile(p)),
+                         None)
+            if found is None:  # an extension in other letters: the folder's names of this stem, in the same order
+                folder, base = os.path.split(os.path.join(self.masks_dir, stem))
+                if folder not in self._mask_names:  # listed once per folder: {stem: [(rank, name)]}
+                    rank = {ext: i for i, ext in enumerate(order)}
+                    listing = {}
+                    try:
+                        for n in os.listdir(folder or "."):
+                            b, ext = os.path.splitext(n)
+                            if ext.lower() in rank:
+                                listing.setdefault(b, []).append((rank[ext.lower()], n))
+                    except OSError:
+                        pass
+                    self._mask_names[folder] = listing
+                names = sorted(c for c in self._mask_names[folder].get(base, ())
+                               if os.path.isfile(os.path.join(folder, c[1])))
+                found = os.path.join(folder, names[0][1]) if names else None
+            self._masks[key] = found
         return self._masks[key]
 
     def _mask(self, item, in_hw):

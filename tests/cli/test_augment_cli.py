@@ -868,3 +868,24 @@ def test_a_perspective_whose_corners_can_cross_is_warned_of(tmp_path, aug, input
     for args in (["--perspective", "0.2"], ["--perspective", "0.3", "-q"]):
         r = aug(str(inputs / "a.png"), "-o", str(tmp_path / "p"), "--count", "1", "--seed", "1", "--overwrite", *args)
         assert r.exit_code == 0 and "horizon" not in r.stderr, (args, r.stderr)
+
+
+def test_a_mask_is_found_whatever_the_letter_case_of_its_extension(tmp_path, aug):
+    # inputs are recognised by their extension in any case (IMG_1.JPG); their masks were looked for in lower case
+    # only, so IMG_1.PNG beside them failed the input with "no mask for this input"
+    import numpy as np
+
+    from stntool.io import read_image
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "masks").mkdir()
+    write(tmp_path / "in" / "IMG_1.JPG", encode(small_rgb(20, 30), ".jpg"))
+    write(tmp_path / "in" / "b.png", encode(small_rgb(20, 30), ".png"))
+    write(tmp_path / "masks" / "IMG_1.PNG", encode(np.full((20, 30), 3, np.uint8), ".png"))
+    write(tmp_path / "masks" / "b.Tif", encode(np.full((20, 30), 4, np.uint8), ".tif"))
+    write(tmp_path / "masks" / "b.bmp", encode(np.full((20, 30), 5, np.uint8), ".bmp"))  # .bmp ranks before .tif
+    r = aug(str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--masks", str(tmp_path / "masks"), "--seed", "1",
+            "--rotate", "3", "-j", "1", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert set(np.unique(read_image(str(tmp_path / "out" / "IMG_1_000.mask.png"))[0])) <= {0, 3}
+    assert set(np.unique(read_image(str(tmp_path / "out" / "b_000.mask.png"))[0])) <= {0, 5}
