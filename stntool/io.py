@@ -378,6 +378,8 @@ def display(path) -> str:
     """A one-line printable form of a path (non-UTF-8 bytes and control characters escaped)."""
     if path == "-":
         return "<stdin>"
+    if not os.fspath(path):  # an empty name (an empty shell variable) would leave "stntool: error: : ..."
+        return "''"
     s = os.fsencode(path).decode("utf-8", "backslashreplace")  # a byte that is not UTF-8: \xff
     if not s.isprintable() and any(_breaks_line(ch) for ch in s):  # each escaped once: \n, \x1b, \x9b, \u2028
         s = "".join(_CONTROL_ESCAPES.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
@@ -532,13 +534,24 @@ def _jpeg_segments(data: bytes):
 
 def _pnm_size(data: bytes):
     """``(width, height)`` from a PBM/PGM/PPM header (``P1``-``P6``: magic, then width and height as decimal
-    numbers among whitespace and ``#`` comments), or ``(None, None)``."""
-    values, i, end = [], 2, min(len(data), 4096)
+    numbers among whitespace and ``#`` comments) or a PAM header (``P7``: ``WIDTH`` and ``HEIGHT`` lines before
+    ``ENDHDR``), read within the first :data:`HEAD_BYTES`, or ``(None, None)``."""
+    end = min(len(data), HEAD_BYTES)
+    if data[1:2] == b"7":
+        found = {}
+        for line in data[3:end].split(b"\n"):
+            words = line.split()
+            if words[:1] == [b"ENDHDR"]:
+                break
+            if len(words) == 2 and words[0] in (b"WIDTH", b"HEIGHT") and words[1].isdigit():
+                found[words[0]] = int(words[1])
+        return found.get(b"WIDTH"), found.get(b"HEIGHT")
+    values, i = [], 2
     while len(values) < 2 and i < end:
         c = data[i:i + 1]
-        if c == b"#":
-            while i < end and data[i:i + 1] not in (b"\n", b"\r"):
-                i += 1
+        if c == b"#":  # to the end of the line (a long comment does not hide the size)
+            nl = [k for k in (data.find(b"\n", i, end), data.find(b"\r", i, end)) if k >= 0]
+            i = min(nl) if nl else end
         elif c.isspace():
             i += 1
         elif c.isdigit():
@@ -552,12 +565,32 @@ def _pnm_size(data: bytes):
     return (values[0], values[1]) if len(values) == 2 else (None, None)
 
 
+_HDR_RESOLUTION = re.compile(rb"([-+])([XY]) +(\d+) +([-+])([XY]) +(\d+)")
+
+
+def _hdr_size(data: bytes):
+    """``(width, height)`` from a Radiance HDR header (lines, an empty line, then the resolution line such as
+    ``-Y 512 +X 768``: 512 scanlines of 768 pixels), within the first :data:`HEAD_BYTES`, or ``(None, None)``."""
+    head = data[:HEAD_BYTES]
+    blank = head.find(b"\n\n")
+    if blank < 0:
+        return None, None
+    m = _HDR_RESOLUTION.match(head, blank + 2)
+    if m is None or m.group(2) == m.group(5):
+        return None, None
+    first, second = int(m.group(3)), int(m.group(6))
+    return (second, first) if m.group(2) == b"Y" else (first, second)
+
+
 def header_info(data: bytes):
     """``(format, width, height)`` read from the header without decoding, or ``(format, None, None)``; PBM, PGM
-    and PPM files, which :func:`sniff_format` leaves unnamed, are ``"pnm"`` here."""
+    and PPM files, which :func:`sniff_format` leaves unnamed, are ``"pnm"`` here, PAM files ``"pam"``."""
     fmt = sniff_format(data)
-    if fmt is None and data[:1] == b"P" and data[1:2] in (b"1", b"2", b"3", b"4", b"5", b"6") and data[2:3].isspace():
-        return ("pnm", *_pnm_size(data))
+    if fmt is None and data[:1] == b"P" and data[1:2] in (b"1", b"2", b"3", b"4", b"5", b"6", b"7") \
+            and data[2:3].isspace():
+        return ("pam" if data[1:2] == b"7" else "pnm", *_pnm_size(data))
+    if fmt == "hdr":
+        return (fmt, *_hdr_size(data))
     try:
         if fmt == "png" and data[12:16] == b"IHDR":
             w, h = struct.unpack(">II", data[16:24])
@@ -1097,6 +1130,11 @@ def encode_image(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes
         raise ImageWriteError(f"hdr stores three 32-bit float channels, not {what}; {_write_instead('tif')}")
     if ext in (".png", ".ppm", ".pgm", ".pnm") and depth not in (np.uint8, np.uint16):  # OpenCV writes 8 bits
         raise ImageWriteError(f"{fmt} cannot store {sample_words(depth)} samples; {_write_instead('tif')}")
+    stores = {".pgm": ((1,), "one grey channel"), ".ppm": ((3,), "three colour channels"),
+              ".pnm": ((1, 3), "one grey or three colour channels")}.get(ext)
+    if stores is not None and c not in stores[0]:  # (a PAM's alpha is not written by OpenCV)
+        raise ImageWriteError(f"{fmt} stores {stores[1]}, not {c} channel{'s' if c > 1 else ''}; "
+                              f"{_write_instead('png')}")
     if c == 2:
         if ext == ".png":
             return encode_png_gray_alpha(img, quality)

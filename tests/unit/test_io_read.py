@@ -291,6 +291,28 @@ def test_pnm_sizes_are_checked_from_the_header_and_a_cut_file_is_called_pnm():
         sio.decode_image(data[:-5])
 
 
+def test_hdr_pam_and_long_commented_pnm_sizes_are_checked_from_the_header():
+    # a Radiance HDR (run-length coded: 9 MB declared 12000x12000) and a PAM were decoded in full before their size
+    # was checked; a PGM whose first 4 KB were a comment was "cannot decode" instead of "too large"
+    ok, enc = cv2.imencode(".hdr", np.full((30, 40, 3), 0.5, np.float32))
+    hdr = enc.tobytes()
+    assert sio.header_info(hdr) == ("hdr", 40, 30)
+    assert b"-Y 30 +X 40\n" in hdr
+    with pytest.raises(ImageReadError, match="header declares 40000x30000"):  # "image too large: 40000x30000" after
+        sio.decode_image(hdr.replace(b"-Y 30 +X 40\n", b"-Y 30000 +X 40000\n"))
+    assert sio.header_info(hdr.replace(b"-Y 30 +X 40\n", b"+X 40 -Y 30\n"))[1:] == (40, 30)  # columns first
+    assert sio.header_info(hdr.replace(b"\n\n", b"\n"))[1:] == (None, None)  # no resolution line
+    pam = b"P7\nWIDTH 7\nHEIGHT 6\nDEPTH 1\nMAXVAL 255\nTUPLTYPE GRAYSCALE\nENDHDR\n" + bytes(range(42))
+    assert sio.header_info(pam) == ("pam", 7, 6)
+    assert np.array_equal(sio.decode_image(pam), np.arange(42, dtype=np.uint8).reshape(6, 7))
+    with pytest.raises(ImageReadError, match="header declares 100000x100000"):
+        sio.decode_image(b"P7\nWIDTH 100000\nHEIGHT 100000\nDEPTH 1\nMAXVAL 255\nENDHDR\n" + bytes(100))
+    long = b"P5\n#" + b"x" * 5000 + b"\n30000 30000\n255\n" + bytes(100)
+    assert sio.header_info(long) == ("pnm", 30000, 30000)
+    with pytest.raises(ImageReadError, match="header declares 30000x30000"):
+        sio.decode_image(long)
+
+
 def test_a_large_file_declaring_too_many_pixels_is_refused_from_its_head(tmp_path, monkeypatch):
     # the whole file was read (a 72 MB 16-bit scan took 72 MB per job) before its header was checked
     import struct

@@ -179,6 +179,17 @@ def test_sample_types_are_said_in_bits():
         sio.encode_image(np.zeros((4, 4), np.uint16), "jpg")
     with pytest.raises(ImageWriteError, match="png cannot store 32-bit float samples"):
         sio.encode_image(np.zeros((4, 4), np.float32), "png")
+    # PGM takes grey, PPM colour, PNM either: the reason, not "cannot encode pgm"
+    for ext, channels, ok in ((".pgm", "one grey channel", (1,)), (".ppm", "three colour channels", (3,)),
+                              (".pnm", "one grey or three colour channels", (1, 3))):
+        for c in (1, 2, 3, 4):
+            img = np.zeros((4, 5, c), np.uint8)
+            if c in ok:
+                assert sio.encode_image(img, ext)[:2] == (b"P5" if c == 1 else b"P6")
+            else:
+                with pytest.raises(ImageWriteError, match=f"{ext[1:]} stores {channels}, not {c} channel"):
+                    sio.encode_image(img, ext)
+    assert sio.display("") == "''"
     tif = sio.encode_image(np.zeros((4, 4), np.float32), "tif")
     import cv2
 
