@@ -972,8 +972,7 @@ def _read_npz(path, shown: str) -> dict[str, np.ndarray]:
     except InvalidArgumentError:
         raise
     except FileNotFoundError:
-        raise InvalidArgumentError(f"model {shown} does not exist (a model is 'text', the shipped one, or a .npz file "
-                                   "from stntool train)") from None
+        raise InvalidArgumentError(f"model {shown} does not exist (a .npz file from stntool train)") from None
     except IsADirectoryError:
         raise InvalidArgumentError(f"model {shown} is a folder, not a .npz file") from None
     except OSError as e:

@@ -241,8 +241,9 @@ def softmax_cross_entropy(logits, target):
     return loss, grad / n
 
 
-def evaluate(net, batches) -> dict:
-    """Median / p90 residual rotation (degrees) and quarter-turn accuracy on fixed validation batches."""
+def evaluate(net, batches, quarter_turns: bool = True) -> dict:
+    """Median / p90 residual rotation (degrees) and quarter-turn accuracy on fixed validation batches (None
+    without ``quarter_turns``: no page was turned, so any head that answers "none" would score 100%)."""
     rot, right, turned = [], [], []
     for b in batches:
         theta, logits = net.forward(b["x"], train=False)
@@ -254,8 +255,8 @@ def evaluate(net, batches) -> dict:
         return {}
     rot = np.array(rot)
     return {"val_rotation_median": float(np.median(rot)), "val_rotation_p90": float(np.percentile(rot, 90)),
-            "val_quarter_accuracy": float(np.mean(right)) if right else None,
-            "val_quarter_accuracy_turned": float(np.mean(turned)) if turned else None}
+            "val_quarter_accuracy": float(np.mean(right)) if right and quarter_turns else None,
+            "val_quarter_accuracy_turned": float(np.mean(turned)) if turned and quarter_turns else None}
 
 
 def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=None, progress=None,
@@ -347,7 +348,7 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
                 done = step + 1
             if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
                 if val_batches:
-                    info.update(evaluate(net, val_batches))
+                    info.update(evaluate(net, val_batches, config.quarter_turns))
             info["seconds"] = time.perf_counter() - t0
             if progress is not None:
                 progress(step + 1, info)
@@ -373,7 +374,7 @@ def train(pages: PageSet, config: TrainConfig, out_path, *, net=None, resume=Non
     except KeyboardInterrupt as e:  # the model is whole: only its curve is missing
         e.stntool_model_written = True
         raise
-    return {"history": history, "net": net}
+    return {"history": history, "net": net, "start": start}
 
 
 def _named(path, write, *args, **kwargs):
@@ -455,9 +456,9 @@ def fit_upright(net, pages: PageSet) -> dict:
             break
     head.params["weight"][:] = w
 
-    def accuracy(x):
+    def accuracy(x):  # None where it was not fitted (no training page with lines: weights 0, no opinion)
         seen = np.abs(x).sum(axis=1) > 0  # pages where text lines were found
-        return (float(np.mean(x[seen] @ w > 0)) if seen.any() else None), int(seen.sum())
+        return (float(np.mean(x[seen] @ w > 0)) if seen.any() and w.any() else None), int(seen.sum())
 
     (train_acc, n_train), (val_acc, n_val) = accuracy(x_train), accuracy(x_val)
     return {"train_accuracy": train_acc, "train_pages_with_lines": n_train, "val_accuracy": val_acc,

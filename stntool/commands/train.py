@@ -82,7 +82,10 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
     if not images and not synthetic_pages:
         raise click.UsageError("give IMAGES (upright examples) or --synthetic-pages N")
     _check_memory(synthetic_pages)  # before a folder is read
-    if os.path.isdir(out_path) or not out_path.lower().endswith(".npz"):
+    if os.path.isdir(out_path):
+        raise click.BadParameter(f"{out_path} is a folder (the model is a file: --out FOLDER/NAME.npz)",
+                                 param_hint="--out")
+    if not out_path.lower().endswith(".npz"):
         raise click.BadParameter(f"{out_path} must be a file name ending in .npz", param_hint="--out")
     if "-" in images:
         raise click.UsageError("train reads image files and folders, not image bytes on stdin (-)")
@@ -191,13 +194,14 @@ def train(images, out_path, family, rotate, scale, aspect, shear, shear_y, trans
     if bar is not None:
         bar.close()
     if not quiet:
-        last = [r for r in result["history"] if "val_rotation_median" in r]
+        ran = [r for r in result["history"] if r["step"] > result["start"]]  # not a resumed run's earlier steps
+        last = [r for r in ran if "val_rotation_median" in r]
         tail = ""
         if last:
             tail = f", validation median rotation error {last[-1]['val_rotation_median']:.2f}°"
             if last[-1].get("val_quarter_accuracy") is not None:
                 tail += f", quarter turns {last[-1]['val_quarter_accuracy']:.0%} right"
-        secs = result["history"][-1]["seconds"] if result["history"] else 0.0
+        secs = ran[-1]["seconds"] if ran else 0.0
         say(f"stntool train: {steps} steps on {len(pages.train)} images ({len(pages.val)} held out) in {secs:.0f} s"
             f"{tail}; wrote {out_path} and its training curve {curve}")
     if failed:

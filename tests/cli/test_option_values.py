@@ -122,6 +122,7 @@ def test_rectify_says_align_corners_does_not_apply_and_what_a_model_is(one, tmp_
     assert r.exit_code == 2 and "--align-corners does not apply" in r.output
     r = cli_run("rectify", one, "-o", str(tmp_path / "r"), "--model", "textt")
     assert r.exit_code == 2 and "model textt does not exist (a model is 'text', the shipped one, or a .npz" in r.output
+    assert "stntool train)" in r.output and "(a .npz file from stntool train) (" not in r.output
 
 
 def test_a_driver_failure_is_said_without_its_exception_class():

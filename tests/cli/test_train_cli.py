@@ -193,6 +193,33 @@ def test_a_model_trained_without_quarter_turns_does_not_turn_pages(tmp_path, tra
     assert rect._quarter_probabilities(page).tolist() == [1.0, 0.0, 0.0, 0.0]
 
 
+def test_the_summary_speaks_of_this_run_and_of_the_heads_it_trained(tmp_path, train, upright):
+    """A resumed run that held nothing out said the earlier run's validation figures; a run without quarter
+    turns said its untrained quarter head was 100% right (no validation page was turned)."""
+    from stntool.locnet import LocNet
+
+    first = tmp_path / "a.npz"
+    r = train(str(upright), "--out", str(first), "--steps", "4", "--batch", "2", "--val-split", "0.5")
+    assert r.exit_code == 0 and "validation median rotation error" in r.stderr, r.stderr
+    r = train(str(upright), "--out", str(tmp_path / "b.npz"), "--steps", "6", "--batch", "2", "--val-split", "0",
+              "--resume", str(first))
+    assert r.exit_code == 0, r.stderr
+    assert "6 steps" in r.stderr and "validation" not in r.stderr and "quarter turns" not in r.stderr
+    r = train(str(upright), "--out", str(tmp_path / "nq.npz"), "--steps", "2", "--batch", "2", "--val-split", "0.5",
+              "--no-quarter-turns")
+    assert r.exit_code == 0 and "validation median rotation error" in r.stderr and "quarter turns" not in r.stderr
+    history = LocNet.load(tmp_path / "nq.npz").metadata["training_state"]["history"]
+    assert [rec["val_quarter_accuracy"] for rec in history if "val_rotation_median" in rec] == [None]
+
+
+def test_out_resume_and_model_names_are_said_as_what_they_are(tmp_path, train, upright):
+    (tmp_path / "dir.npz").mkdir()
+    r = train(str(upright), "--out", str(tmp_path / "dir.npz"), "--steps", "2", "--batch", "2")
+    assert r.exit_code == 2 and "dir.npz is a folder" in r.stderr and "ending in .npz" not in r.stderr
+    r = train(str(upright), "--out", str(tmp_path / "m.npz"), "--steps", "2", "--batch", "2", "--resume", "text")
+    assert r.exit_code == 2 and "model text does not exist (a .npz file from stntool train)" in r.stderr, r.stderr
+
+
 def test_out_is_checked_before_any_image_is_read(tmp_path, train, upright):
     """An existing --out was a usage error only after every image had been read (and each bad one reported)."""
     write(upright / "bad.png", b"not an image")

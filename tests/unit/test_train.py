@@ -196,6 +196,21 @@ def test_line_profile_of_a_page_without_lines_is_zero(kind):
     assert lines == 0 and not prof.any()
 
 
+def test_an_upright_head_with_no_pages_of_lines_to_learn_from_has_no_accuracy():
+    """Without a training page of text lines its weights stay 0 (no opinion): its accuracy on validation pages
+    that have lines is None, not 0% (every page counted wrong)."""
+    from stntool.pages import render_page
+    from stntool.train import fit_upright
+
+    ps = PageSet([render_page((11, i)) for i in range(4)], val_split=0.5, seed=4)
+    ps.profiles[ps.train] = 0.0  # the training pages read no lines (photos, drawings)
+    net = LocNet({"in_channels": 3, "in_size": 16, "conv_channels": [2], "upright_bins": pv.LINE_BINS})
+    report = fit_upright(net, ps)
+    assert not net.upright_head.params["weight"].any()
+    assert report["val_pages_with_lines"] == 2 and report["val_accuracy"] is None
+    assert report["train_pages_with_lines"] == 0 and report["train_accuracy"] is None
+
+
 def test_the_upright_head_learns_which_way_is_up():
     """Fitted on 40 rendered pages, it tells held-out layouts and fonts upright from upside down."""
     from stntool.pages import render_page
