@@ -4,6 +4,7 @@
     python benchmarks/bench_compile.py --families affine-u8-bilinear,tps --repeat 1 --out ''
     python benchmarks/bench_compile.py --warmup 1,2 --families affine-u8-bilinear --repeat 1   # + stntool warmup
     python benchmarks/bench_compile.py --ahead 3 --no-readme --families '' --out benchmarks/results/compile-ahead.md
+    python benchmarks/bench_compile.py --ahead 3 --ahead-command tps --no-readme --families '' --out ''
     python benchmarks/bench_compile.py --link-only 2 --no-readme --repeat 0     # link-only helpers on and off
 
 Every measurement runs in a fresh subprocess. "Cold" points ``NUMBA_CACHE_DIR`` at a new empty folder, so
@@ -13,7 +14,8 @@ a family's cost once the README's kernel (uint8 bilinear affine) is already in t
 pays for each new mode, dtype or kernel. Times are wall-clock seconds of the first call (``import stntool``
 and ``import numba`` excluded, reported separately), minimum over ``--repeat`` runs. Load average is printed:
 on a busy machine compile times grow with the load. ``--ahead N`` times the README command cold and warm
-N times each with the second compiling process on and off (``STNTOOL_COMPILE_AHEAD``), alternated.
+N times each with the second compiling process on and off (``STNTOOL_COMPILE_AHEAD``), alternated
+(``--ahead-command``: or ``warp --tps`` or ``augment --elastic`` over the samples instead).
 ``--link-only N`` times each family's "after affine" first call N times with link-only helpers on and off
 (``STNTOOL_LINK_ONLY``, :mod:`stntool.sampling._link_only`), alternated, each mode with its own cache.
 ``--backend cuda`` measures the CUDA kernels instead (on a GPU; the first call then includes creating the
@@ -107,10 +109,31 @@ def run_family(name: str, cache_dir: str, **env) -> dict:
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def run_readme(cache_dir: str, out_dir: str, **env) -> float:
-    """Wall time of ``stntool warp --theta ... samples/ -o OUT`` as a user runs it (``env``: extra variables)."""
+#: ``--ahead-command``: the command ``--ahead`` times, besides the README's: a thin-plate spline over the samples
+#: (four lattice-kernel signatures and the spline's plan kernels), and elastic variants of them.
+TPS_POINTS = {"src": [[-0.8, -0.8], [0.8, -0.8], [-0.8, 0.8], [0.8, 0.8], [0, 0]],
+              "dst": [[-0.75, -0.82], [0.78, -0.76], [-0.8, 0.8], [0.84, 0.77], [0.04, -0.05]], "normalized": True}
+AHEAD_COMMANDS = {
+    "readme": lambda out, tmp: ["warp", "--theta", README_THETA, str(ROOT / "samples"), "-o", out],
+    "tps": lambda out, tmp: ["warp", "--tps", _points_file(tmp), str(ROOT / "samples"), "-o", out],
+    "elastic": lambda out, tmp: ["augment", str(ROOT / "samples"), "-o", out, "--count", "2", "--seed", "1",
+                                 "--elastic", "30,6"],
+}
+
+
+def _points_file(tmp: str) -> str:
+    path = os.path.join(tmp, "points.json")
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            json.dump(TPS_POINTS, f)
+    return path
+
+
+def run_readme(cache_dir: str, out_dir: str, command: str = "readme", **env) -> float:
+    """Wall time of ``stntool warp --theta ... samples/ -o OUT`` as a user runs it (``env``: extra variables), or
+    of another of :data:`AHEAD_COMMANDS`."""
     cmd = _cli([
-        "warp", "--theta", README_THETA, str(ROOT / "samples"), "-o", out_dir, "--overwrite", "-q",
+        *AHEAD_COMMANDS[command](out_dir, os.path.dirname(cache_dir)), "--overwrite", "-q",
         *(["--device", BACKEND] if BACKEND != "cpu" else [])])
     t0 = time.perf_counter()
     p = subprocess.run(cmd, env=_env(cache_dir, **env), capture_output=True, text=True)
@@ -153,6 +176,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ahead", type=int, default=0, metavar="N",
                     help="also time the README command cold and warm N times each with STNTOOL_COMPILE_AHEAD=1 "
                          "and =0, alternated")
+    ap.add_argument("--ahead-command", choices=sorted(AHEAD_COMMANDS), default="readme",
+                    help="the command --ahead times: the README's, `warp --tps` or `augment --elastic` over the samples")
     ap.add_argument("--link-only", type=int, default=0, metavar="N",
                     help="also time each family's 'after affine' first call N times with STNTOOL_LINK_ONLY=1 and "
                          "=0, alternated")
@@ -190,11 +215,11 @@ def main(argv=None) -> int:
             for on in ("1", "0") if r % 2 == 0 else ("0", "1"):
                 cache = os.path.join(tmp, f"ahead{on}-{r}")
                 before = loadavg()
-                cold = run_readme(cache, os.path.join(tmp, f"aout{on}-{r}"), STNTOOL_COMPILE_AHEAD=on)
-                warm = min(run_readme(cache, os.path.join(tmp, f"aout{on}-{r}"), STNTOOL_COMPILE_AHEAD=on)
-                           for _ in range(3))
+                out = os.path.join(tmp, f"aout{on}-{r}")
+                cold = run_readme(cache, out, args.ahead_command, STNTOOL_COMPILE_AHEAD=on)
+                warm = min(run_readme(cache, out, args.ahead_command, STNTOOL_COMPILE_AHEAD=on) for _ in range(3))
                 ahead_rows.append((r + 1, on, cold, warm, before))
-                print(f"README command, compile ahead {'on ' if on == '1' else 'off'}: cold {cold:.2f} s, "
+                print(f"{args.ahead_command} command, compile ahead {'on ' if on == '1' else 'off'}: cold {cold:.2f} s, "
                       f"warm {warm:.2f} s (load before {before})", flush=True)
 
         warm_rows = []
@@ -256,8 +281,11 @@ def main(argv=None) -> int:
             vals = sorted(row[col] for row in ahead_rows if row[1] == on)
             return f"{vals[0]:.2f} / {vals[len(vals) // 2]:.2f} / {vals[-1]:.2f}"
 
-        out += ["## README command: compiling ahead in a second process", "",
-                f"`stntool warp --theta {README_THETA} samples/ -o out/`, wall time of the whole process; cold = "
+        shown = " ".join(AHEAD_COMMANDS[args.ahead_command]("out/", "")).replace(str(ROOT) + os.sep, "")
+        shown = shown.replace("points.json", "points.json (benchmarks/bench_compile.py's TPS_POINTS)")
+        title = "README command" if args.ahead_command == "readme" else f"`{args.ahead_command}` command"
+        out += [f"## {title}: compiling ahead in a second process", "",
+                f"`stntool {shown}`, wall time of the whole process; cold = "
                 "a new empty NUMBA_CACHE_DIR, warm = best of 3 runs after it; on and off alternated.", "",
                 "| run | compile ahead | cold s | warm s | load average before |", "|---|---|---|---|---|"]
         out += [f"| {r} | {'on' if on == '1' else 'off'} | {c:.2f} | {w:.2f} | {lo} |"
