@@ -735,8 +735,8 @@ def _records_for(item, process, opts):
     (images and the files beside them) are removed, and its records are the skipped ones, one per image
     removed (``"error"``, ``"removed": True``) and the error.
     """
-    from .io import (decode_image, display, encode_image, frame_count, header_info, read_file_bytes, sigint_deferred,
-                     sniff_format, write_stdout)
+    from .io import (decode_image, display, encode_image, frame_count, header_info, pnm_maxval, read_file_bytes,
+                     sigint_deferred, sniff_format, write_stdout)
 
     planned = list(item.outputs) if item.outputs else [item.output]
     position = {p: k for k, p in enumerate(planned)}
@@ -774,6 +774,10 @@ def _records_for(item, process, opts):
         img = decode_image(data, opts["max_pixels"], opts["exif"], warnings=said)
         frames = frame_count(data)
         notes = [f"decoder said: {said[-1]}"] if said else []
+        maxval = pnm_maxval(data)
+        if maxval is not None and maxval not in (255, 65535):  # OpenCV keeps the samples; a PNM output says 255/65535
+            notes.append(f"its maxval is {maxval}: the samples are kept as stored (0-{maxval}), not scaled to "
+                         f"{'255' if maxval < 256 else '65535'}")
         if frames > 1:
             extra = {"frames": frames}
             notes.insert(0, f"has {frames} frames or pages; only the first was read")

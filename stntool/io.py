@@ -546,10 +546,17 @@ def _pnm_size(data: bytes):
             if len(words) == 2 and words[0] in (b"WIDTH", b"HEIGHT") and words[1].isdigit():
                 found[words[0]] = int(words[1])
         return found.get(b"WIDTH"), found.get(b"HEIGHT")
-    values, i = [], 2
-    while len(values) < 2 and i < end:
+    values = _pnm_numbers(data, 2)
+    return (values[0], values[1]) if values else (None, None)
+
+
+def _pnm_numbers(data: bytes, n: int):
+    """The first ``n`` decimal numbers of a PBM/PGM/PPM header after its magic, among whitespace and ``#``
+    comments, within the first :data:`HEAD_BYTES`; None where something else comes first or they run out."""
+    values, i, end = [], 2, min(len(data), HEAD_BYTES)
+    while len(values) < n and i < end:
         c = data[i:i + 1]
-        if c == b"#":  # to the end of the line (a long comment does not hide the size)
+        if c == b"#":  # to the end of the line (a long comment does not hide the numbers)
             nl = [k for k in (data.find(b"\n", i, end), data.find(b"\r", i, end)) if k >= 0]
             i = min(nl) if nl else end
         elif c.isspace():
@@ -561,8 +568,17 @@ def _pnm_size(data: bytes):
             values.append(int(data[i:j]))
             i = j
         else:
-            return None, None
-    return (values[0], values[1]) if len(values) == 2 else (None, None)
+            return None
+    return values if len(values) == n else None
+
+
+def pnm_maxval(data: bytes):
+    """The ``maxval`` of a PGM or PPM header (``P2``, ``P3``, ``P5``, ``P6``: the third number), or None (other
+    formats, bitmaps, PAM, a header that does not say)."""
+    if not (data[:1] == b"P" and data[1:2] in (b"2", b"3", b"5", b"6") and data[2:3].isspace()):
+        return None
+    values = _pnm_numbers(data, 3)
+    return values[2] if values else None
 
 
 _HDR_RESOLUTION = re.compile(rb"([-+])([XY]) +(\d+) +([-+])([XY]) +(\d+)")

@@ -175,6 +175,25 @@ def test_animated_gif_first_frame_and_warning(tmp_path, run):
     assert r.exit_code == 0 and r.stderr == "" and json.loads(r.stdout)["frames"] == 2
 
 
+@pytest.mark.parametrize("maxval, dtype", [(1023, ">u2"), (100, "u1"), (255, "u1"), (65535, ">u2")])
+def test_a_pgm_of_another_maxval_keeps_its_samples_and_says_so(tmp_path, run, maxval, dtype):
+    # a 10-bit PGM came back as a 16-bit one with the same numbers: 64 times darker, without a word
+    from stntool.io import pnm_maxval
+
+    samples = (np.arange(12).reshape(3, 4) * (maxval // 11)).astype(dtype)
+    data = b"P5\n# made by hand\n4 3\n%d\n" % maxval + samples.tobytes()
+    assert pnm_maxval(data) == maxval
+    r = warp_one(run, tmp_path, "a.pgm", data, "o.pgm", "--mode", "nearest")
+    assert r.exit_code == 0, r.stderr
+    assert read(tmp_path / "o.pgm").tolist() == samples.astype(np.uint16).tolist()  # kept as stored
+    rec = json.loads(r.stdout)
+    if maxval in (255, 65535):
+        assert "warning" not in rec and r.stderr.count("warning") == 0
+    else:
+        said = f"its maxval is {maxval}: the samples are kept as stored (0-{maxval}), not scaled to "
+        assert rec["warning"].startswith(said) and f"a.pgm: {said}" in r.stderr
+
+
 def test_apng_first_frame_and_warning(tmp_path, run):
     Image = pytest.importorskip("PIL.Image")
     frames = [Image.new("RGB", (6, 4), c) for c in ((255, 0, 0), (0, 0, 255), (0, 255, 0))]

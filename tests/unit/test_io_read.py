@@ -307,8 +307,10 @@ def test_hdr_pam_and_long_commented_pnm_sizes_are_checked_from_the_header():
     assert np.array_equal(sio.decode_image(pam), np.arange(42, dtype=np.uint8).reshape(6, 7))
     with pytest.raises(ImageReadError, match="header declares 100000x100000"):
         sio.decode_image(b"P7\nWIDTH 100000\nHEIGHT 100000\nDEPTH 1\nMAXVAL 255\nENDHDR\n" + bytes(100))
+    assert sio.pnm_maxval(b"P6 2 2 4095\n") == 4095 and sio.pnm_maxval(b"P4 8 1\n\0") is None
+    assert sio.pnm_maxval(b"P7\nWIDTH 1\n") is None and sio.pnm_maxval(b"P5 2 2") is None
     long = b"P5\n#" + b"x" * 5000 + b"\n30000 30000\n255\n" + bytes(100)
-    assert sio.header_info(long) == ("pnm", 30000, 30000)
+    assert sio.header_info(long) == ("pnm", 30000, 30000) and sio.pnm_maxval(long) == 255
     with pytest.raises(ImageReadError, match="header declares 30000x30000"):
         sio.decode_image(long)
 
