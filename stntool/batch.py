@@ -1252,6 +1252,23 @@ def _run(items, process, *, jobs, backend, overwrite, skip_existing, fmt, qualit
                     _wind_down(e, pending, report_once)
             except KeyboardInterrupt:
                 pass  # one that came before the line above: stopping already
+        except (BrokenPipeError, _ManifestError):
+            raise  # (below)
+        except Exception:
+            # an error that is not an input's (a bug in ``process``: raised by the item that hit it, which left no
+            # output): the other items stop after the output they are writing, and what they wrote is recorded
+            # before the error goes on, as with jobs=1, where no other item had started
+            opts["stop"].set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            try:
+                for fut in list(pending):
+                    if fut.cancelled() or fut.exception() is not None:
+                        continue
+                    report_once(fut)
+                    pending.remove(fut)
+            except Exception:  # noqa: BLE001 - the records cannot be written either: their outputs go
+                _remove_unrecorded(pending, keep=overwrite)
+            raise
     except BrokenPipeError:
         pool.shutdown(wait=True, cancel_futures=True)
         _quiet_stdout()

@@ -1557,12 +1557,13 @@ def json_line(record: dict) -> str:
     return json.dumps(record, default=to_jsonable, ensure_ascii=True, allow_nan=False)
 
 
-def read_jsonl(path, cut=None):
+def read_jsonl(path, cut=None, numbers=None):
     """Records of a JSONL file (``-`` for stdin); raises InvalidArgumentError naming the bad line.
 
-    A byte-order mark before the first line is read past. ``cut``, a list: a last line that is not JSON and
-    has no newline (a run stopped while writing it) is left out, its number appended to ``cut``, instead of
-    refused."""
+    A byte-order mark before the first line is read past; blank lines are skipped. ``cut``, a list: a last line
+    that is not JSON and has no newline (a run stopped while writing it) is left out, its number appended to
+    ``cut``, instead of refused. ``numbers``, a list: each record's line number in the file is appended to it
+    (for messages about a record's contents)."""
     import sys
 
     f = sys.stdin if path == "-" else open(path, encoding="utf-8", errors="surrogateescape")
@@ -1584,6 +1585,8 @@ def read_jsonl(path, cut=None):
             if not isinstance(rec, dict):
                 raise InvalidArgumentError(f"{display(path)} line {no}: expected a JSON object")
             records.append(rec)
+            if numbers is not None:
+                numbers.append(no)
     finally:
         if f is not sys.stdin:
             f.close()

@@ -519,7 +519,9 @@ class WarpSpec:
                 raise InvalidArgumentError('"theta" must be 2 or 3 rows of 3 numbers')
             flat = [x for r in t for x in r]
             if len(flat) not in (6, 9) or not all(len(r) == 3 for r in t):
-                raise InvalidArgumentError(f'"theta": expected 6 or 9 numbers, got {len(flat)}')
+                rows = ", ".join(str(len(r)) for r in t)
+                raise InvalidArgumentError(f'"theta" must be 2 or 3 rows of 3 numbers, got {len(t)} row'
+                                           f'{"s" if len(t) != 1 else ""} of {rows}')
             theta = tuple(tuple(_finite(x, '"theta"') for x in r) for r in t)
         elif rec.get("tps") is not None:
             tps = TpsPoints.from_record(rec["tps"])
@@ -671,7 +673,8 @@ def read_warp_records(path, qualities: dict | None = None, warn=None) -> dict:
 
     cut = []
     try:
-        lines = read_jsonl(path, cut)
+        line_numbers = []  # each record's line in the file (blank lines are skipped)
+        lines = read_jsonl(path, cut, line_numbers)
     except OSError as e:
         raise InvalidArgumentError(f"cannot read {path}: {e.strerror}") from None
     if cut and warn is not None:
@@ -683,9 +686,12 @@ def read_warp_records(path, qualities: dict | None = None, warn=None) -> dict:
     spellings = {}  # path key -> the key of that path: its first spelling (in/a.png, ./in/a.png, /abs/in/a.png)
     folders = _OutputReal()
     recorded, only_skipped = set(), {}  # outputs with a record to replay; outputs with only "skipped" lines (shown)
-    for no, rec in enumerate(lines, 1):
-        if "input" not in rec or not isinstance(rec["input"], str):
+    for no, rec in zip(line_numbers, lines):
+        if "input" not in rec:
             raise InvalidArgumentError(f'{where} line {no}: missing "input"')
+        if not isinstance(rec["input"], str):
+            raise InvalidArgumentError(f'{where} line {no}: "input" must be a path (a string), got '
+                                       f'{json.dumps(rec["input"])[:40]}')
         if not rec["input"]:
             raise InvalidArgumentError(f'{where} line {no}: "input" is empty')
         # one key per path however it was spelled (a resumed run named in/a.png as ./in/a.png or by its absolute

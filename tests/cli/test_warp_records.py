@@ -123,7 +123,8 @@ def test_params_records_with_names_give_several_outputs(tmp_path, run):
 def test_params_errors_are_usage_errors(tmp_path, run):
     write(tmp_path / "a.png", encode(small_rgb(), ".png"))
     for body, msg in (('{"theta": [[1, 0, 0], [0, 1, 0]]}', 'line 1: missing "input"'),
-                      ('{"input": "a.png", "theta": [[1, 0, 0], [0, 1]]}', "line 1: \"theta\": expected 6 or 9"),
+                      ('{"input": "a.png", "theta": [[1, 0, 0], [0, 1]]}',
+                       "line 1: \"theta\" must be 2 or 3 rows of 3 numbers"),
                       ('{"input": "a.png", "theta": [[1, 0, 0], [0, 1, 0]], "schema": 99}', "line 1: record schema 99"),
                       ("not json", "line 1: not JSON")):
         (tmp_path / "p.jsonl").write_text(body + "\n")

@@ -344,6 +344,36 @@ def test_run_batch_several_outputs_per_input_and_errors_from_process(tmp_path):
     assert onto.failed == 1  # an output that was not planned (here: an input) is refused
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_bug_in_process_goes_on_to_the_caller_with_every_file_written_recorded(tmp_path, jobs):
+    """An error that is not an input's (a TypeError in ``process``) is raised to the caller; with jobs=2 the items
+    already running wrote their outputs without records (a rerun with --skip-existing then skipped them, and
+    --params could not replay them): what they wrote is recorded first."""
+    import threading
+
+    names = tuple(f"{i:02d}.png" for i in range(12))
+    items = planned(tmp_path, names=names)
+    others = threading.Barrier(2) if jobs == 2 else None
+
+    def process(img, item):
+        if item.index == 1:
+            if others is not None:
+                others.wait(timeout=10)  # item 2 runs meanwhile
+            raise TypeError("a bug in process")
+        if item.index == 2 and others is not None:
+            others.wait(timeout=10)
+            time.sleep(0.05)  # still writing as item 1 raises
+        return batch.Output(img)
+
+    with pytest.raises(TypeError, match="a bug in process"):
+        batch.run_batch(items, process, jobs=jobs, quiet=True, manifest=batch.Manifest(str(tmp_path / "m")))
+    recorded = sorted(os.path.basename(r["output"]) for r in lines(tmp_path / "m") if r["status"] == "ok")
+    written = sorted(os.listdir(tmp_path / "out"))
+    assert recorded == written and "01.png" not in written and "00.png" in written
+    if jobs == 2:
+        assert "02.png" in written
+
+
 def test_an_image_opencv_cannot_process_fails_alone_in_one_line(tmp_path, capsys):
     # an OpenCV error (a float64 colour image turned grey, as rectify did) stopped the batch with a traceback
     import cv2

@@ -50,7 +50,7 @@ def test_record_of_0_1_manifest_line_reads():
 
 @pytest.mark.parametrize("rec, msg", [
     ({"status": "error"}, "neither"),
-    ({"theta": [[1, 0, 0], [0, 1]]}, "6 or 9"),
+    ({"theta": [[1, 0, 0], [0, 1]]}, "2 or 3 rows of 3 numbers, got 2 rows of 3, 2"),
     ({"theta": [[1, 0, "x"], [0, 1, 0]]}, "not a number"),
     ({"theta": [[1, 0, 1e400], [0, 1, 0]]}, "not finite"),
     ({"theta": [[1, 0, 0], [0, 1, 0]], "mode": "area"}, "unknown mode"),
@@ -353,6 +353,16 @@ def test_params_lines_key_inputs_by_path_and_refuse_records_without_a_warp(tmp_p
         table({"input": "a.png", "theta": old}, {"input": "b.png", "Theta": old})
     with pytest.raises(InvalidArgumentError, match='line 1: "input" is empty'):
         table({"input": "", "theta": old})
+    # the lines of the file, blank ones counted (they were numbered among the records: "line 2" for line 4)
+    good = json.dumps({"input": "a.png", "theta": old})
+    bad = json.dumps({"input": "b.png", "theta": [[1, 0], [0, 1, 0, 0]]})
+    (tmp_path / "blank.jsonl").write_text(good + "\n\n  \n" + bad + "\n")
+    with pytest.raises(InvalidArgumentError, match=r'line 4: "theta" must be 2 or 3 rows of 3 numbers, got 2 rows '
+                                                   r'of 2, 4'):
+        read_warp_records(str(tmp_path / "blank.jsonl"))
+    (tmp_path / "blank.jsonl").write_text("\n" + good + "\n\n" + json.dumps({"input": 5, "theta": old}) + "\n")
+    with pytest.raises(InvalidArgumentError, match='line 4: "input" must be a path \\(a string\\), got 5'):
+        read_warp_records(str(tmp_path / "blank.jsonl"))
     (tmp_path / "deep.jsonl").write_text('{"input": "a.png", "x": ' + "[" * 5000 + "]" * 5000 + "}\n")
     with pytest.raises(InvalidArgumentError, match="line 1: not JSON \\(nested too deeply\\)"):
         read_warp_records(str(tmp_path / "deep.jsonl"))
