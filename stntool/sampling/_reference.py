@@ -238,11 +238,11 @@ def grid_sample_backward_spec(img, grid, grad_out, padding="zeros", align_corner
         ixi = np.where(inb, ix, 0).astype(np.intp)
         iyi = np.where(inb, iy, 0).astype(np.intp)
         v = np.where(inb[..., None], img64[n_idx, iyi, ixi], 0.0)
-        g = (v * go).sum(-1)
+        with np.errstate(invalid="ignore"):  # 0 * inf outside: dropped below, as PyTorch never forms it
+            g = np.where(inb, (v * go).sum(-1), 0.0)
         gxp += g * dwdx
         gyp += g * dwdy
-        contrib = go * (wgt * inb)[..., None]
-        np.add.at(grad_img, (n_idx[inb], iyi[inb], ixi[inb]), contrib[inb])
+        np.add.at(grad_img, (n_idx[inb], iyi[inb], ixi[inb]), go[inb] * wgt[inb][..., None])
     grad_grid = np.stack([gxp * dx_mult, gyp * dy_mult], axis=-1)
     grad_grid[bad] = 0.0
     return grad_img, grad_grid

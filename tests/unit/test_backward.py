@@ -129,6 +129,30 @@ def test_a_coordinate_past_float64_in_pixels_fills_and_has_no_gradient(backend, 
 
 
 @pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_taps_outside_the_image_take_no_part_in_the_grid_gradient_even_against_a_non_finite_grad(backend):
+    # PyTorch adds a tap's term only inside the image: an infinite grad_out at a point with a tap outside
+    # gives infinite grid gradients, and one at a point wholly outside gives 0; the reference multiplied the
+    # outside taps' zeros by it (0 * inf: NaN) where the kernels and PyTorch do not
+    import warnings
+
+    img = np.array([[1.0, 2.0, 3.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "invalid value" from forming 0 * inf
+        _, gg = stntool.grid_sample_backward(img, np.array([[[-0.9, 0.0], [0.3, 0.0]]]), np.array([[np.inf, 1.0]]),
+                                             backend=backend)
+        assert gg.tolist() == [[[np.inf, -np.inf], [1.5, -1.225]]]
+        for bad in (np.nan, np.inf):
+            gi, gg = stntool.grid_sample_backward(img, np.array([[[5.0, 0.0]]]), np.array([[bad]]), backend=backend)
+            assert gg.tolist() == [[[0.0, 0.0]]] and gi.tolist() == [[0.0, 0.0, 0.0]]
+    torch = pytest.importorskip("torch")
+    g = torch.tensor([[[[-0.9, 0.0], [0.3, 0.0]]]], requires_grad=True)
+    out = torch.nn.functional.grid_sample(torch.tensor([[[[1.0, 2.0, 3.0]]]], dtype=torch.float64), g.double(),
+                                          align_corners=False)
+    out.backward(torch.tensor([[[[np.inf, 1.0]]]], dtype=torch.float64))
+    assert np.allclose(g.grad.numpy()[0], [[[np.inf, -np.inf], [1.5, -1.225]]])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
 @pytest.mark.parametrize("n", [1, 5])  # the CPU backend splits one image's rows into 4 tasks, 5 images into 5
 def test_without_the_image_gradient_the_grid_gradient_keeps_its_bits(rng, backend, n):
     img = rng.random((n, 9, 11, 3)).astype(np.float32)
