@@ -90,6 +90,8 @@ class Item:
         folder with ``--suffix``): skipped, not warped again (:func:`plan_outputs`).
     beside : the files planned beside each output (labels, masks: the ``beside`` callback of
         :func:`plan_outputs`), ``{output: [path, ...]}``.
+    failed : set when the item failed while it was processed (its outputs removed): what a command kept of
+        it for later (a contact sheet's row) is dropped.
     """
 
     index: int
@@ -103,6 +105,7 @@ class Item:
     fields: dict = field(default_factory=dict)
     earlier_output: bool = False
     beside: dict = field(default_factory=dict)
+    failed: bool = False
 
 
 @dataclass
@@ -492,15 +495,16 @@ def plan_outputs(items, output, fmt: str = "same", suffix: str = "", folders: in
     if onto and len(onto) == len(planned) - len(absent):  # -o the input folder, or the input file itself
         raise InvalidArgumentError(f"-o {display(output)}: every input{' there is' if absent else ''} would write "
                                    "onto an input file (use another -o or --suffix)")
-    _check_side_files(side_files or {}, input_real, planned_by, output_real, read_files)
+    _check_side_files(side_files or {}, input_real, planned_by, output_real, read_files, read_real)
     return "stdout" if to_stdout else ("file" if out_is_file else "folder")
 
 
-def _check_side_files(side_files, input_real, planned_by, output_real, read_files=None):
+def _check_side_files(side_files, input_real, planned_by, output_real, read_files=None, read_with=()):
     """:class:`InvalidArgumentError` for the first side file (``{option: path}``; None paths skipped) whose real
     path is an input's (``input_real``), a planned output's (``planned_by``: real path -> its input), a file the
     command reads (``read_files``, ``{option: path}``: a ``--files-from`` list, TPS points, a parameter file;
-    None and ``-`` skipped) or another side file's."""
+    None and ``-`` skipped), a file read with an input (``read_with``: real paths of label files and masks) or
+    another side file's."""
     from .io import display
 
     reads = {output_real(p): what for what, p in (read_files or {}).items() if p and p != STDIN}
@@ -515,6 +519,9 @@ def _check_side_files(side_files, input_real, planned_by, output_real, read_file
             raise InvalidArgumentError(f"{what} {display(path)} is also the output of {display(planned_by[key])}")
         if key in reads:
             raise InvalidArgumentError(f"{what} {display(path)} is the {reads[key]} file; refusing to write onto it")
+        if key in read_with:
+            raise InvalidArgumentError(f"{what} {display(path)} is a file read with an input (a label file or "
+                                       "mask); refusing to write onto it")
         if key in written:
             raise InvalidArgumentError(f"{what} and {written[key]} both name {display(path)}")
         written[key] = what
@@ -858,6 +865,7 @@ def _records_for(item, process, opts):
                    {**head, "output": r["output"], "error": f"removed: the input failed at {failed_at}",
                     "removed": True, **({"name": r["name"]} if "name" in r else {})} for r in records]
     records.append({**head, "output": current, **extra, **item.fields})
+    item.failed = True
     return "error", records
 
 

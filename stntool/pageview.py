@@ -67,17 +67,29 @@ def square_side(hw) -> int:
 
 
 def _grey01(img) -> np.ndarray:
+    """The page as grey float32 in [0, 1]; an image with alpha as it shows over white paper (a page of black
+    text on a transparent background is black RGB everywhere: its text is in the alpha alone)."""
     import cv2
 
     a = np.asarray(img)
+    alpha = None
     if a.ndim == 3:
         if a.shape[2] in (2, 4):
+            alpha = _unit(a[..., -1])
             a = a[..., :-1] if a.shape[2] == 4 else a[..., :1]
         if a.shape[2] == 1:
             a = a[..., 0]
         else:  # OpenCV converts uint8, uint16 and float32 colour only
             a = a if a.dtype in (np.uint8, np.uint16, np.float32) else a.astype(np.float32)
             a = cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_BGR2GRAY)
+    grey = _unit(a)
+    if alpha is not None and not np.all(alpha == 1.0):  # opaque pages keep their bits
+        grey = grey * alpha + (np.float32(1.0) - alpha)
+    return grey
+
+
+def _unit(a) -> np.ndarray:
+    """Samples as float32 in [0, 1]: 8 and 16 bits scaled, floats clipped."""
     if a.dtype == np.uint8:  # float32 division in one pass (astype, then divide: two)
         return np.divide(a, np.float32(255.0), dtype=np.float32)
     if a.dtype == np.uint16:

@@ -218,6 +218,21 @@ def augment(inputs, count, seed, preset, rotate, scale, aspect, shear, shear_y, 
         if os.path.isdir(preview):
             raise click.BadParameter(f"{display(preview)} is a folder (give a file name, e.g. sheet.png)",
                                      param_hint="--preview")
+        if ext:  # the sheet is 8-bit BGR: a format that cannot store that (.pgm: grey, .hdr: float) fails now
+            import numpy as np
+
+            from ..errors import StnError
+            from ..io import encode_image
+
+            try:
+                encode_image(np.zeros((2, 2, 3), np.uint8), ext)
+            except StnError as e:
+                reason = str(e).split(";")[0]
+                raise click.BadParameter(f"cannot write the sheet as '{ext}' ({reason}; e.g. sheet.png)",
+                                         param_hint="--preview") from None
+        if os.path.exists(preview) and not os.path.isfile(preview):  # (a link is replaced, as outputs' links are)
+            raise click.BadParameter(f"{display(preview)} exists and is not a regular file (a pipe or a device)",
+                                     param_hint="--preview")
         exists = os.path.lexists(preview)
         # resuming with --skip-existing keeps an existing sheet, as it keeps the existing variants
         keep = exists and io_options["skip_existing"]
@@ -578,9 +593,11 @@ class _Preview:
         if k >= self.MAX_VARIANTS:
             return
         with self.lock:
+            for i in [i for i, (it, _) in self.rows.items() if it.failed]:  # failed since: no row, room for others
+                del self.rows[i]
             if item.index not in self.rows and len(self.rows) >= self.MAX_INPUTS and item.index > max(self.rows):
                 return  # later than every kept row (and a row once left out stays out: smaller ones stay)
-            row = self.rows.setdefault(item.index, (item.rel, img, [], labels_in))
+            _, row = self.rows.setdefault(item.index, (item, (item.rel, img, [], labels_in)))
             row[2].append((spec, out, name, labels_out))
             if len(self.rows) > self.MAX_INPUTS:
                 del self.rows[max(self.rows)]
@@ -594,9 +611,13 @@ class _Preview:
         from ..io import encode_image, write_atomic
         from ..preview import contact_sheet
 
-        if not self.rows or self.keep:
+        if self.keep:
             return True
-        sheet = contact_sheet([self.rows[i] for i in sorted(self.rows)])
+        rows = [row for i, (item, row) in sorted(self.rows.items()) if not item.failed]  # a failed input: no row
+        if not rows:
+            say(f"stntool: note: no contact sheet written to {self.path}: no input made variants in this run")
+            return True
+        sheet = contact_sheet(rows)
         fmt = os.path.splitext(self.path)[1] or ".png"
         try:
             write_atomic(self.path, encode_image(sheet, fmt), overwrite=True)

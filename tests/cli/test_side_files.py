@@ -311,3 +311,46 @@ def test_inputs_that_fail_take_no_row_of_the_preview(tmp_path, cli_run, jobs):
                 str(tmp_path / "p2.png"), "-j", jobs, "-q")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "p1.png").read_bytes() == (tmp_path / "p2.png").read_bytes()
+
+
+def test_an_input_failing_after_its_variants_were_drawn_takes_no_row_of_the_preview(tmp_path, cli_run):
+    # the sheet was drawn as variants were warped: an input that then failed (an output it could not write)
+    # kept its row, captioned with files that were removed or never written
+    for k, name in enumerate("ab"):
+        write(tmp_path / f"{name}.png", encode(small_rgb(24, 32, seed=k), ".png"))
+    (tmp_path / "out" / "a_001.png").mkdir(parents=True)  # a folder in the way of a's second variant
+    args = ["--count", "3", "--seed", "1", "--rotate", "-20:20", "--overwrite", "-q", "--labels", "none"]
+    r = cli_run("augment", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(tmp_path / "out"), *args,
+                "--preview", str(tmp_path / "p1.png"))
+    assert r.exit_code == 1 and "a_001.png" in r.output
+    assert sorted(os.listdir(tmp_path / "out")) == ["a_001.png", "b_000.png", "b_001.png", "b_002.png"]
+    r = cli_run("augment", str(tmp_path / "b.png"), "-o", str(tmp_path / "out2"), *args, "--preview",
+                str(tmp_path / "p2.png"))
+    assert r.exit_code == 0 and (tmp_path / "p1.png").read_bytes() == (tmp_path / "p2.png").read_bytes()
+
+
+def test_a_preview_that_would_replace_a_mask_or_cannot_hold_a_sheet_is_a_usage_error(tmp_path, cli_run):
+    import numpy as np
+
+    write(tmp_path / "a.png", encode(small_rgb(24, 32), ".png"))
+    (tmp_path / "m").mkdir()
+    write(tmp_path / "m" / "a.png", encode(np.ones((24, 32), np.uint8), ".png"))
+    mask = (tmp_path / "m" / "a.png").read_bytes()
+    base = ["augment", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--seed", "1", "--rotate", "5", "-q",
+            "--labels", "none"]
+    r = cli_run(*base, "--masks", str(tmp_path / "m"), "--preview", str(tmp_path / "m" / "a.png"), "--overwrite")
+    assert r.exit_code == 2 and "a file read with an input" in r.output, r.output
+    assert (tmp_path / "m" / "a.png").read_bytes() == mask
+    for ext, why in ((".pgm", "pgm stores one grey channel"), (".hdr", "hdr stores three 32-bit float")):
+        r = cli_run(*base, "--preview", str(tmp_path / f"s{ext}"))
+        assert r.exit_code == 2 and f"cannot write the sheet as '{ext}' ({why}" in r.output, r.output
+        assert "--format" not in r.output
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "fifo")
+        r = cli_run(*base, "--preview", str(tmp_path / "fifo"), "--overwrite")
+        assert r.exit_code == 2 and "is not a regular file" in r.output
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+    r = cli_run(*base)
+    assert r.exit_code == 0
+    r = cli_run(*base, "--skip-existing", "--preview", str(tmp_path / "s.png"))  # nothing new: said, not silent
+    assert r.exit_code == 0 and "no contact sheet written" in r.output and not (tmp_path / "s.png").exists()

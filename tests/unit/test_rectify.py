@@ -881,3 +881,27 @@ def test_by_default_a_page_whose_quarter_turn_is_less_than_even_odds_is_left_unc
     assert np.array_equal(theta, np.eye(3)[:2])
     theta, conf, info = Rectifier("text", min_confidence=0.3).estimate(img, details=True)
     assert info["reason"] is None and residual(d, theta, img.shape) < 0.1
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+def test_a_page_of_text_in_its_alpha_alone_is_read_as_it_shows_over_paper(channels):
+    # black text on a transparent background (RGB 0 everywhere, the text in the alpha) was read as a black,
+    # blank page: confidence 0 and no turn; it is the page composited over white, which is straightened
+    import cv2
+
+    from stntool.pages import render_page
+    from stntool.rectify import Rectifier
+
+    g = render_page(5, degrade=False, kind="book")
+    h, w = g.shape
+    page = np.zeros((h, w, channels), np.uint8)
+    page[..., -1] = 255 - g
+    page = cv2.warpAffine(page, cv2.getRotationMatrix2D((w / 2, h / 2), 5, 1), (w, h))
+    alpha = page[..., -1:] / 255.0
+    shown = np.round(page[..., :1] * alpha + 255 * (1 - alpha)).astype(np.uint8)[..., 0]
+    rect = Rectifier("text")
+    theta, confidence = rect.estimate(page)
+    want, want_conf = rect.estimate(shown)
+    assert confidence > 0.9 and abs(confidence - want_conf) < 1e-6
+    np.testing.assert_allclose(theta, want, atol=2e-4)
+    assert abs(np.degrees(np.arctan2(theta[1, 0], theta[0, 0]))) > 1  # turned, not the identity
