@@ -177,7 +177,8 @@ def main(argv=None) -> int:
                     help="also time the README command cold and warm N times each with STNTOOL_COMPILE_AHEAD=1 "
                          "and =0, alternated")
     ap.add_argument("--ahead-command", choices=sorted(AHEAD_COMMANDS), default="readme",
-                    help="the command --ahead times: the README's, `warp --tps` or `augment --elastic` over the samples")
+                    help="the command --ahead times: the README's, `warp --tps` or `augment --elastic` over the "
+                         "samples")
     ap.add_argument("--link-only", type=int, default=0, metavar="N",
                     help="also time each family's 'after affine' first call N times with STNTOOL_LINK_ONLY=1 and "
                          "=0, alternated")
@@ -219,7 +220,8 @@ def main(argv=None) -> int:
                 cold = run_readme(cache, out, args.ahead_command, STNTOOL_COMPILE_AHEAD=on)
                 warm = min(run_readme(cache, out, args.ahead_command, STNTOOL_COMPILE_AHEAD=on) for _ in range(3))
                 ahead_rows.append((r + 1, on, cold, warm, before))
-                print(f"{args.ahead_command} command, compile ahead {'on ' if on == '1' else 'off'}: cold {cold:.2f} s, "
+                state = "on " if on == "1" else "off"
+                print(f"{args.ahead_command} command, compile ahead {state}: cold {cold:.2f} s, "
                       f"warm {warm:.2f} s (load before {before})", flush=True)
 
         warm_rows = []
