@@ -116,8 +116,7 @@ def grid_pattern(hw, grid_lines: int = 8, thickness: int = 1) -> np.ndarray:
     that tells the input's corner (0, 0) apart from the others after flips and rotations.
     """
     h, w = hw
-    if not isinstance(grid_lines, int) or isinstance(grid_lines, bool) or grid_lines < 0:
-        raise InvalidArgumentError(f"grid_lines must be an integer >= 0, got {grid_lines!r}")
+    grid_lines = _whole(grid_lines, "grid_lines", 0)
     t = int(thickness)
     if t < 1:
         raise InvalidArgumentError(f"grid thickness must be >= 1, got {thickness!r}")
@@ -245,6 +244,33 @@ def _grid_thickness(in_hw, shown_hw) -> int:
     return max(1, math.ceil(max(in_hw[0] / shown_hw[0], in_hw[1] / shown_hw[1]) - 1e-9))
 
 
+def _whole(value, name: str, least: int) -> int:
+    """``value`` as an int (NumPy's integers too; not a bool or a float) of at least ``least``, else
+    :class:`InvalidArgumentError` naming ``name``."""
+    import operator
+
+    try:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError
+        v = operator.index(value)
+    except TypeError:
+        raise InvalidArgumentError(f"{name} must be an integer >= {least}, got {value!r}") from None
+    if v < least:
+        raise InvalidArgumentError(f"{name} must be an integer >= {least}, got {value!r}")
+    return v
+
+
+def _colour(value, name: str) -> tuple:
+    """A BGR colour: three numbers in 0 .. 255, else :class:`InvalidArgumentError` naming ``name``."""
+    try:
+        c = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        c = None
+    if c is None or c.shape != (3,) or not np.all(np.isfinite(c)) or c.min() < 0 or c.max() > 255:
+        raise InvalidArgumentError(f"{name} must be three numbers 0-255 (B, G, R), got {value!r}")
+    return tuple(int(round(x)) for x in c)
+
+
 def contact_sheet(rows, *, tile: int = 256, grid_lines: int = 8, grid_colour=(255, 0, 255), grid_alpha: float = 0.9,
                   input_grid_alpha: float = 0.35, gap: int = 8, background=(236, 236, 236), text_colour=(40, 40, 40),
                   font_scale: float = 0.4, max_caption_lines: int = 3, box_colour=(0, 200, 0),
@@ -289,8 +315,13 @@ def contact_sheet(rows, *, tile: int = 256, grid_lines: int = 8, grid_colour=(25
     rows = list(rows)
     if not rows:
         raise InvalidArgumentError("a contact sheet needs at least one input")
-    if not isinstance(tile, int) or isinstance(tile, bool) or tile < 8:
-        raise InvalidArgumentError(f"tile must be an integer >= 8, got {tile!r}")
+    tile, gap = _whole(tile, "tile", 8), _whole(gap, "gap", 0)
+    grid_lines = _whole(grid_lines, "grid_lines", 0)
+    max_caption_lines = _whole(max_caption_lines, "max_caption_lines", 0)
+    grid_colour, background, text_colour, box_colour, keypoint_colour = (
+        _colour(c, name) for c, name in ((grid_colour, "grid_colour"), (background, "background"),
+                                         (text_colour, "text_colour"), (box_colour, "box_colour"),
+                                         (keypoint_colour, "keypoint_colour")))
     parsed = []
     for i, row in enumerate(rows):
         try:

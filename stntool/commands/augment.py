@@ -344,11 +344,34 @@ class _LabelIO:
         self._said_text = False  # the note on .txt files that are not labels, said once
         self._words = set()  # inputs whose .txt was left out as words (no "no label file" for them)
         self._masks = {}  # (input, relative path) -> its mask's path (or None), looked for once
-        self._mask_names = {}  # a masks folder -> its image names by stem, any letter case (_mask_path)
+        self._names = {}  # a folder -> its names by stem, for extensions in any letter case (_any_case)
 
     _SIDE_EXT = {"json": ".json", "yolo": ".txt"}
     #: The sidecar formats each ``--labels`` kind looks for, in order.
     _KINDS = {"auto": ("json", "yolo"), "json": ("json",), "yolo": ("yolo",)}
+
+    def _any_case(self, stem, extensions):
+        """The file ``stem + ext`` for the first of ``extensions`` (lower case) that names one, that name first,
+        then the folder's names of the stem with the extension in any letter case (``a.PNG``, ``IMG_1.JSON``, as
+        inputs are recognised); None. Each folder is listed once."""
+        import os
+
+        found = next((stem + ext for ext in extensions if os.path.isfile(stem + ext)), None)
+        if found is not None:
+            return found
+        folder, base = os.path.split(stem)
+        if folder not in self._names:  # {stem: [(lower-case extension, name)]}
+            listing = {}
+            try:
+                for name in sorted(os.listdir(folder or ".")):
+                    b, ext = os.path.splitext(name)
+                    listing.setdefault(b, []).append((ext.lower(), name))
+            except OSError:
+                pass
+            self._names[folder] = listing
+        names = dict(reversed(self._names[folder].get(base, ())))  # (a name in lower case was found above)
+        return next((os.path.join(folder, names[ext]) for ext in extensions
+                     if ext in names and os.path.isfile(os.path.join(folder, names[ext]))), None)
 
     def _candidates(self, item):
         """``[(path, fmt), ...]``: the label files an item may have, in the order they are looked for (beside its
@@ -367,7 +390,12 @@ class _LabelIO:
             return None
         if item.input not in self._sidecars:
             self._items.append(item)
-            found = next(((path, fmt) for path, fmt in self._candidates(item) if os.path.isfile(path)), None)
+            candidates = self._candidates(item)
+            found = next(((path, fmt) for path, fmt in candidates if os.path.isfile(path)), None)
+            if found is None:  # a.JSON, a.TXT
+                path = self._any_case(os.path.splitext(candidates[0][0])[0], [self._SIDE_EXT[f] for _, f in candidates])
+                fmt = {self._SIDE_EXT[f]: f for _, f in candidates}.get(os.path.splitext(path or "")[1].lower())
+                found = (path, fmt) if path is not None else None
             if found is not None and self.kind == "auto" and found[1] == "yolo" and _holds_words(found[0]):
                 # words in it: a transcript or notes beside the image (an OCR set's), not YOLO boxes
                 if not self._said_text:
@@ -502,25 +530,7 @@ class _LabelIO:
         key = (item.input, item.rel)  # paired by relative path: one file named twice may have two masks
         if key not in self._masks:
             stem = os.path.splitext(item.rel)[0]
-            order = (".png", *sorted(IMAGE_EXTENSIONS - {".png"}))
-            found = next((p for ext in order for p in [os.path.join(self.masks_dir, stem + ext)] if os.path.isfile(p)),
-                         None)
-            if found is None:  # an extension in other letters: the folder's names of this stem, in the same order
-                folder, base = os.path.split(os.path.join(self.masks_dir, stem))
-                if folder not in self._mask_names:  # listed once per folder: {stem: [(rank, name)]}
-                    rank = {ext: i for i, ext in enumerate(order)}
-                    listing = {}
-                    try:
-                        for n in os.listdir(folder or "."):
-                            b, ext = os.path.splitext(n)
-                            if ext.lower() in rank:
-                                listing.setdefault(b, []).append((rank[ext.lower()], n))
-                    except OSError:
-                        pass
-                    self._mask_names[folder] = listing
-                names = sorted(c for c in self._mask_names[folder].get(base, ())
-                               if os.path.isfile(os.path.join(folder, c[1])))
-                found = os.path.join(folder, names[0][1]) if names else None
+            found = self._any_case(os.path.join(self.masks_dir, stem), (".png", *sorted(IMAGE_EXTENSIONS - {".png"})))
             self._masks[key] = found
         return self._masks[key]
 

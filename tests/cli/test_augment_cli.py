@@ -889,3 +889,10 @@ def test_a_mask_is_found_whatever_the_letter_case_of_its_extension(tmp_path, aug
     assert r.exit_code == 0, r.stderr
     assert set(np.unique(read_image(str(tmp_path / "out" / "IMG_1_000.mask.png"))[0])) <= {0, 3}
     assert set(np.unique(read_image(str(tmp_path / "out" / "b_000.mask.png"))[0])) <= {0, 5}
+    # label files likewise: IMG_1.JSON beside IMG_1.JPG, b.TXT (YOLO) beside b.png
+    (tmp_path / "in" / "IMG_1.JSON").write_text(json.dumps({"keypoints": [[15, 10]]}))
+    (tmp_path / "in" / "b.TXT").write_text("0 0.5 0.5 0.2 0.2\n")
+    r = aug(str(tmp_path / "in"), "-o", str(tmp_path / "out2"), "--seed", "1", "--rotate", "3", "-j", "1", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads((tmp_path / "out2" / "IMG_1_000.json").read_text())["keypoints"]
+    assert (tmp_path / "out2" / "b_000.txt").read_text().startswith("0 ")

@@ -249,6 +249,15 @@ class TestSheetGrid:
             contact_sheet([("a", img)])
         with pytest.raises(InvalidArgumentError, match="variant 0"):
             contact_sheet([("a", img, [(IDENTITY, img)])])
+        # a negative gap and an out-of-range colour raised NumPy's errors; NumPy integers were refused
+        for kw, msg in ((dict(gap=-5), "gap must be an integer >= 0"), (dict(tile=8.0), "tile must be an integer"),
+                        (dict(background=(300, 0, 0)), "background must be three numbers 0-255"),
+                        (dict(grid_colour="red"), "grid_colour must be three numbers"),
+                        (dict(box_colour=(0, 0, float("nan"))), "box_colour")):
+            with pytest.raises(InvalidArgumentError, match=msg):
+                contact_sheet([("a", img, [])], **kw)
+        assert np.array_equal(contact_sheet([("a", img, [])], tile=np.int64(64), grid_lines=np.int64(3)),
+                              contact_sheet([("a", img, [])], tile=64, grid_lines=3))
 
     def test_labels_are_drawn_where_they_lie_and_move_with_the_pixels(self):
         # a box and a keypoint on the input; the flipped variant's labels (moved by its record) on the mirror
