@@ -905,15 +905,16 @@ class LocNet:
         self.metadata = metadata
 
     @classmethod
-    def load(cls, path, dtype=np.float32) -> LocNet:
+    def load(cls, path, dtype=np.float32, what: str = "a .npz file from stntool train") -> LocNet:
         """Read a model written by :meth:`save`.
 
         Raises :class:`~stntool.errors.InvalidArgumentError` with a one-line reason for a missing,
         unreadable, truncated or corrupt file, an ``.npz`` that is not a stntool localisation net, a
-        newer format version, or parameters that do not fit the recorded architecture.
+        newer format version, or parameters that do not fit the recorded architecture. ``what``: what a
+        model may be, said where the file does not exist (a caller that takes shipped names says so).
         """
         shown = os.fsdecode(path)
-        arrays = _read_npz(path, shown)
+        arrays = _read_npz(path, shown, what)
         header = _parse_header(arrays, shown)
         try:
             net = cls(header["arch"], seed=0, dtype=dtype)
@@ -923,11 +924,12 @@ class LocNet:
             raise InvalidArgumentError(f"model {shown}: its architecture is too large for this machine's memory "
                                        "(a corrupt header?)") from None
         expected = net.parameters()
-        missing = sorted(set(expected) - {k[len("param."):] for k in arrays if k.startswith("param.")})
+        stored_names = {k[len("param."):] for k in arrays if k.startswith("param.")}
+        missing = sorted(set(expected) - stored_names)
         if missing:
             raise InvalidArgumentError(f"model {shown} lacks parameters: {', '.join(missing[:3])}"
                                        + (" ..." if len(missing) > 3 else ""))
-        unused = sorted({k[len("param."):] for k in arrays if k.startswith("param.")} - set(expected))
+        unused = sorted(stored_names - set(expected))
         if unused:  # parameters of another architecture than the header's: a mixed-up or edited file
             raise InvalidArgumentError(f"model {shown} has parameters its architecture does not use: "
                                        f"{', '.join(unused[:3])}" + (" ..." if len(unused) > 3 else ""))
@@ -952,7 +954,7 @@ def _copy_layer(layer: Layer, dtype) -> Layer:
     return new.astype(dtype)
 
 
-def _read_npz(path, shown: str) -> dict[str, np.ndarray]:
+def _read_npz(path, shown: str, what: str) -> dict[str, np.ndarray]:
     """Every array of an ``.npz``, read eagerly; any failure becomes one InvalidArgumentError line."""
     try:
         with open(path, "rb") as f:
@@ -972,7 +974,7 @@ def _read_npz(path, shown: str) -> dict[str, np.ndarray]:
     except InvalidArgumentError:
         raise
     except FileNotFoundError:
-        raise InvalidArgumentError(f"model {shown} does not exist (a .npz file from stntool train)") from None
+        raise InvalidArgumentError(f"model {shown} does not exist ({what})") from None
     except IsADirectoryError:
         raise InvalidArgumentError(f"model {shown} is a folder, not a .npz file") from None
     except OSError as e:

@@ -111,15 +111,8 @@ def load_model(model):
     path = MODELS.get(model, model)
     if model in MODELS and not os.path.exists(path):
         raise InvalidArgumentError(f"the shipped model {model!r} is missing from this installation ({path})")
-    try:
-        return LocNet.load(path)
-    except InvalidArgumentError as e:
-        if str(e).endswith("does not exist (a .npz file from stntool train)"):  # a shipped name is a model here too
-            names = ", ".join(repr(k) for k in MODELS)
-            raise InvalidArgumentError(str(e)[:-len("(a .npz file from stntool train)")]
-                                       + f"(a model is {names}, the shipped one, or a .npz file from stntool train)") \
-                from None
-        raise
+    names = ", ".join(repr(k) for k in MODELS)  # a shipped name is a model here too
+    return LocNet.load(path, what=f"a model is {names}, the shipped one, or a .npz file from stntool train")
 
 
 def _rot(deg):

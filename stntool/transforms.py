@@ -27,8 +27,8 @@ import math
 
 import numpy as np
 
-from .coords import (_norm_from_pixel, _pixel_from_norm, as_flag, as_hw, finite_number, host_array, norm_from_pixel,
-                     pixel_from_norm)
+from .coords import (_norm_from_pixel, _pixel_from_norm, _points_xy, as_flag, as_hw, finite_number, host_array,
+                     norm_from_pixel, pixel_from_norm)
 from .errors import DegenerateError, InvalidArgumentError
 
 __all__ = [
@@ -73,6 +73,15 @@ def _real_array(values, what: str, copy: bool = True) -> np.ndarray:
     if a.dtype.kind not in "iuf":
         raise InvalidArgumentError(f"{what} must be an array of real numbers; got dtype {a.dtype}")
     return a.astype(np.float64, copy=copy)
+
+
+def _one_matrix(values, what: str) -> np.ndarray:
+    """``values`` as one finite float64 ``(2, 3)`` or ``(3, 3)`` matrix (:func:`_real_array`), else
+    :class:`InvalidArgumentError` naming ``what``."""
+    m = _real_array(values, what)
+    if m.shape not in ((2, 3), (3, 3)) or not np.all(np.isfinite(m)):
+        raise InvalidArgumentError(f"{what} must be a finite (2, 3) or (3, 3) array, got shape {m.shape}")
+    return m
 
 
 def all_finite(a: np.ndarray) -> bool:
@@ -165,13 +174,8 @@ def _unit_corner(m3: np.ndarray) -> np.ndarray:
 
 def apply_matrix(m, points_xy) -> np.ndarray:
     """Map ``(..., 2)`` points by a ``(2, 3)`` or ``(3, 3)`` matrix (projective division included)."""
-    m3 = _real_array(m, "matrix")
-    if m3.shape not in ((2, 3), (3, 3)) or not np.all(np.isfinite(m3)):
-        raise InvalidArgumentError(f"matrix must be a finite (2, 3) or (3, 3) array, got shape {m3.shape}")
-    m3 = to_3x3(m3)
-    p = _real_array(points_xy, "points")
-    if p.ndim < 1 or p.shape[-1] != 2:
-        raise InvalidArgumentError(f"points must be (..., 2) arrays of (x, y), got shape {p.shape}")
+    m3 = to_3x3(_one_matrix(m, "matrix"))
+    p = _points_xy(points_xy)
     x, y = p[..., 0], p[..., 1]
     u = m3[0, 0] * x + m3[0, 1] * y + m3[0, 2]
     v = m3[1, 0] * x + m3[1, 1] * y + m3[1, 2]
@@ -371,9 +375,7 @@ def theta_from_cv2(matrix, in_hw, out_hw=None, inverse_map: bool = False, align_
     Returns θ of shape ``(2, 3)`` for an affine matrix, ``(3, 3)`` for a projective one. Raises
     :class:`DegenerateError` when a forward matrix (``inverse_map=False``) is singular.
     """
-    m = _real_array(matrix, "OpenCV matrix")
-    if m.shape not in ((2, 3), (3, 3)) or not np.all(np.isfinite(m)):
-        raise InvalidArgumentError(f"OpenCV matrix must be a finite (2, 3) or (3, 3) array, got shape {m.shape}")
+    m = _one_matrix(matrix, "OpenCV matrix")
     in_hw = as_hw(in_hw)
     out_hw = in_hw if out_hw is None else as_hw(out_hw)
     m3 = to_3x3(m)

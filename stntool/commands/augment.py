@@ -390,12 +390,10 @@ class _LabelIO:
             return None
         if item.input not in self._sidecars:
             self._items.append(item)
-            candidates = self._candidates(item)
-            found = next(((path, fmt) for path, fmt in candidates if os.path.isfile(path)), None)
-            if found is None:  # a.JSON, a.TXT
-                path = self._any_case(os.path.splitext(candidates[0][0])[0], [self._SIDE_EXT[f] for _, f in candidates])
-                fmt = {self._SIDE_EXT[f]: f for _, f in candidates}.get(os.path.splitext(path or "")[1].lower())
-                found = (path, fmt) if path is not None else None
+            candidates = self._candidates(item)  # one stem, an extension per format (a.JSON, a.TXT too)
+            fmts = {os.path.splitext(path)[1]: fmt for path, fmt in candidates}
+            path = self._any_case(os.path.splitext(candidates[0][0])[0], list(fmts))
+            found = None if path is None else (path, fmts[os.path.splitext(path)[1].lower()])
             if found is not None and self.kind == "auto" and found[1] == "yolo" and _holds_words(found[0]):
                 # words in it: a transcript or notes beside the image (an OCR set's), not YOLO boxes
                 if not self._said_text:
@@ -530,8 +528,8 @@ class _LabelIO:
         key = (item.input, item.rel)  # paired by relative path: one file named twice may have two masks
         if key not in self._masks:
             stem = os.path.splitext(item.rel)[0]
-            found = self._any_case(os.path.join(self.masks_dir, stem), (".png", *sorted(IMAGE_EXTENSIONS - {".png"})))
-            self._masks[key] = found
+            self._masks[key] = self._any_case(os.path.join(self.masks_dir, stem),
+                                              (".png", *sorted(IMAGE_EXTENSIONS - {".png"})))
         return self._masks[key]
 
     def _mask(self, item, in_hw):
