@@ -113,11 +113,11 @@ def run_family(name: str, cache_dir: str, **env) -> dict:
 #: (four lattice-kernel signatures and the spline's plan kernels), and elastic variants of them.
 TPS_POINTS = {"src": [[-0.8, -0.8], [0.8, -0.8], [-0.8, 0.8], [0.8, 0.8], [0, 0]],
               "dst": [[-0.75, -0.82], [0.78, -0.76], [-0.8, 0.8], [0.84, 0.77], [0.04, -0.05]], "normalized": True}
-AHEAD_COMMANDS = {
-    "readme": lambda out, tmp: ["warp", "--theta", README_THETA, str(ROOT / "samples"), "-o", out],
-    "tps": lambda out, tmp: ["warp", "--tps", _points_file(tmp), str(ROOT / "samples"), "-o", out],
-    "elastic": lambda out, tmp: ["augment", str(ROOT / "samples"), "-o", out, "--count", "2", "--seed", "1",
-                                 "--elastic", "30,6"],
+AHEAD_COMMANDS = {  # (output, the TPS points' file) -> the command's arguments
+    "readme": lambda out, points: ["warp", "--theta", README_THETA, str(ROOT / "samples"), "-o", out],
+    "tps": lambda out, points: ["warp", "--tps", points, str(ROOT / "samples"), "-o", out],
+    "elastic": lambda out, points: ["augment", str(ROOT / "samples"), "-o", out, "--count", "2", "--seed", "1",
+                                    "--elastic", "30,6"],
 }
 
 
@@ -133,7 +133,8 @@ def run_readme(cache_dir: str, out_dir: str, command: str = "readme", **env) -> 
     """Wall time of ``stntool warp --theta ... samples/ -o OUT`` as a user runs it (``env``: extra variables), or
     of another of :data:`AHEAD_COMMANDS`."""
     cmd = _cli([
-        *AHEAD_COMMANDS[command](out_dir, os.path.dirname(cache_dir)), "--overwrite", "-q",
+        *AHEAD_COMMANDS[command](out_dir, _points_file(os.path.dirname(cache_dir)) if command == "tps" else None),
+        "--overwrite", "-q",
         *(["--device", BACKEND] if BACKEND != "cpu" else [])])
     t0 = time.perf_counter()
     p = subprocess.run(cmd, env=_env(cache_dir, **env), capture_output=True, text=True)
@@ -283,7 +284,7 @@ def main(argv=None) -> int:
             vals = sorted(row[col] for row in ahead_rows if row[1] == on)
             return f"{vals[0]:.2f} / {vals[len(vals) // 2]:.2f} / {vals[-1]:.2f}"
 
-        shown = " ".join(AHEAD_COMMANDS[args.ahead_command]("out/", "")).replace(str(ROOT) + os.sep, "")
+        shown = " ".join(AHEAD_COMMANDS[args.ahead_command]("out/", "points.json")).replace(str(ROOT) + os.sep, "")
         shown = shown.replace("points.json", "points.json (benchmarks/bench_compile.py's TPS_POINTS)")
         title = "README command" if args.ahead_command == "readme" else f"`{args.ahead_command}` command"
         out += [f"## {title}: compiling ahead in a second process", "",
