@@ -1103,6 +1103,36 @@ def _clip_front(poly, s, delta):
     return np.array(out).reshape(-1, 2)
 
 
+def _horizon_shares(boxes, inv, out_hw):
+    """``{i: share}`` for the boxes a projective horizon crosses (their warped area is infinite): the share of
+    box ``i``'s own area that lands in front of the horizon and inside the output's extent, found in the input
+    by clipping the box to the half-planes (linear in input coordinates) where ``s > 0`` and the output's four
+    edges hold."""
+    import numpy as np
+
+    if not (isinstance(inv, _ThetaInverse) and inv.projective and inv.inv is not None) or len(boxes) == 0:
+        return {}
+    h, w = out_hw
+    a = inv.inv * inv.front  # rows: u, v, s as linear functions of (x, y, 1)
+    planes = (a[2], a[0] + 0.5 * a[2], (w - 0.5) * a[2] - a[0], a[1] + 0.5 * a[2], (h - 0.5) * a[2] - a[1])
+    corners = _outline(boxes, 1)
+    shares = {}
+    for i, poly in enumerate(corners):
+        s = poly @ a[2, :2] + a[2, 2]
+        whole = (boxes[i, 2] - boxes[i, 0]) * (boxes[i, 3] - boxes[i, 1])
+        if not (np.any(s > 0) and np.any(s <= 0)) or not (np.isfinite(whole) and whole > 0):
+            continue
+        part = poly
+        for k, pl in enumerate(planes):
+            vals = part @ pl[:2] + pl[2]
+            part = _clip_front(part, vals, 1e-9 * float(np.abs(s).max()) if k == 0 else 0.0)
+            if len(part) < 3:
+                break
+        area = float(_areas(part[None], np.array([len(part)]))[0]) if len(part) >= 3 else 0.0
+        shares[i] = min(1.0, area / whole)
+    return shares
+
+
 def _warped_outlines(boxes, inv) -> list:
     """Each box's outline in the output: a polygon ``(M, 2)``, or ``(0, 2)`` where the box has no place there
     (its corners for θ, which keeps lines straight, and for a projective θ whose horizon crosses the box, the part
@@ -1252,10 +1282,12 @@ def transform_labels(labels: Labels, spec, in_hw=None, min_visibility: float = 0
     of the box in front of it), the polygon they make is clipped to the output's extent
     ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``, and the box is the axis-aligned extent of what is left: the
     part of the object in the image, not the image's part of the whole object's extent (a box turned 45°
-    across an edge). Its visibility is the polygon's area inside the output over its whole area; where that
+    across an edge). Its visibility is the polygon's area inside the output over its whole area (for a box a
+    projective horizon crosses, whose warped area has no bound, the share of the box's own area that lands in
+    front of the horizon and inside the output); where that
     area says nothing (a box of no area, an outline an elastic field folds across itself, coordinates too
-    large for float64), the share of its extent's area inside (for a point: 1 when it touches the output,
-    else 0). Boxes with visibility 0 or below ``min_visibility`` are dropped; box labels follow their boxes.
+    large for float64), the share of its extent's area inside (for a line along an axis, of its length;
+    for a point: 1 when it touches the output, else 0). Boxes with visibility 0 or below ``min_visibility`` are dropped; box labels follow their boxes.
     """
     import numpy as np
 
@@ -1290,9 +1322,14 @@ def transform_labels(labels: Labels, spec, in_hw=None, min_visibility: float = 0
         ext_share = ((ext_c[:, 2] - ext_c[:, 0]) * (ext_c[:, 3] - ext_c[:, 1])) / np.where(ext_area > 0, ext_area, 1.0)
         touches = (np.isfinite(ext).all(1) & (ext[:, 2] >= -0.5) & (ext[:, 0] <= w - 0.5) & (ext[:, 3] >= -0.5)
                    & (ext[:, 1] <= h - 0.5))
-        ext_share = np.where(ext_area > 0, ext_share, touches.astype(float))  # a point: visible where it touches
+        # an extent of no area: a line along an axis, by the share of its length inside; a point, where it touches
+        ext_len = (ext[:, 2] - ext[:, 0]) + (ext[:, 3] - ext[:, 1])
+        len_share = ((ext_c[:, 2] - ext_c[:, 0]) + (ext_c[:, 3] - ext_c[:, 1])) / np.where(ext_len > 0, ext_len, 1.0)
+        ext_share = np.where(ext_area > 0, ext_share, np.where(ext_len > 0, len_share, touches.astype(float)))
         vis = np.where(by_extent, np.where(touches, ext_share, 0.0), np.minimum(1.0, share))
         vis = np.where(np.isfinite(vis), vis, 0.0)
+        for i, share in _horizon_shares(labels.boxes, inv, out_hw).items():
+            vis[i] = share if m[i] > 0 else 0.0
         clipped = np.where(((m > 0) & np.isfinite(ext_in).all(1))[:, None], np.clip(ext_in, -0.5, edges), ext_c)
     keep = np.flatnonzero((vis > 0) & (vis >= mv))
     out = Labels(keypoints=kp, boxes=clipped[keep],

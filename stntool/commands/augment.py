@@ -298,7 +298,11 @@ def _holds_words(path, limit: int = 1 << 16) -> bool:
     hold a word that is not a number on a line that is not a YOLO line with a class name (``person 0.5 0.5 0.2
     0.2``: broken labels, not words), and no YOLO box (a whole class and four fractions: a file with one is
     labels, whatever else is wrong in it; a transcript's row of years is not one). Unreadable files count as
-    labels, so reading them fails with their own error; a leading UTF-8 byte-order mark is not a word."""
+    labels, so reading them fails with their own error; a leading UTF-8 byte-order mark is not a word. Numbers
+    between commas or semicolons are numbers (labels in another layout), and a box followed by more (``# car``)
+    is a box: such files are labels that fail to read, not words left out."""
+    import re
+
     try:
         with open(path, "rb") as f:
             head = f.read(limit)
@@ -317,12 +321,12 @@ def _holds_words(path, limit: int = 1 << 16) -> bool:
 
     words = boxes = False
     for line in lines:
-        fields = line.split()
+        fields = [w for w in re.split(rb"[\s,;]+", line) if w]  # numbers in another layout are numbers
         values = [number(w) for w in fields]
         numeric = all(v is not None for v in values)
-        # a YOLO line (a box, a polygon, a pose): a whole class, then fractions of the size
-        boxes = boxes or (len(fields) >= 5 and numeric and fields[0].isdigit()
-                          and all(0.0 <= v <= 1.0 for v in values[1:5]))
+        # a YOLO line (a box, a polygon, a pose), whatever follows it (a comment): a whole class, then fractions
+        boxes = boxes or (len(fields) >= 5 and fields[0].isdigit()
+                          and all(v is not None and 0.0 <= v <= 1.0 for v in values[1:5]))
         named_box = len(fields) == 5 and all(v is not None for v in values[1:])  # a class name where YOLO wants one
         words = words or not (named_box or numeric)
     return words and not boxes  # a file with one box in it is labels, broken or not

@@ -896,3 +896,23 @@ def test_a_mask_is_found_whatever_the_letter_case_of_its_extension(tmp_path, aug
     assert r.exit_code == 0, r.stderr
     assert json.loads((tmp_path / "out2" / "IMG_1_000.json").read_text())["keypoints"]
     assert (tmp_path / "out2" / "b_000.txt").read_text().startswith("0 ")
+
+
+def test_yolo_boxes_with_comments_or_commas_are_labels_that_fail_not_words_left_out(tmp_path, aug):
+    from stntool.commands.augment import _holds_words
+
+    (tmp_path / "c.txt").write_text("0 0.5 0.5 0.2 0.2 # car\n")
+    (tmp_path / "a.txt").write_text("0,0.5,0.5,0.2,0.2\n")
+    (tmp_path / "s.txt").write_text("0; 0.5; 0.5; 0.2; 0.2\n")
+    (tmp_path / "t.txt").write_text("Total due: 1,234.50\nThank you\n")  # a receipt's words, a number with a comma
+    assert not _holds_words(tmp_path / "c.txt") and not _holds_words(tmp_path / "a.txt")
+    assert not _holds_words(tmp_path / "s.txt") and _holds_words(tmp_path / "t.txt")
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, text in (("c", "0 0.5 0.5 0.2 0.2 # car\n"), ("a", "0,0.5,0.5,0.2,0.2\n")):
+        write(src / f"{name}.png", encode(small_rgb(20, 30), ".png"))
+        (src / f"{name}.txt").write_text(text)
+    r = aug(str(src), "-o", str(tmp_path / "o"), "--rotate", "5", "--seed", "1", "-q")
+    assert r.exit_code == 1 and "holds words" not in r.stderr, r.stderr
+    assert "a.txt: line 1:" in r.stderr and "c.txt: line 1:" in r.stderr
+    assert not (tmp_path / "o").exists() or os.listdir(tmp_path / "o") == []

@@ -318,9 +318,30 @@ def test_projective_box_corners_and_a_box_across_the_horizon():
     out, info = transform_labels(lab, spec, (48, 64))
     np.testing.assert_allclose(out.boxes, [[60.0, 30.0, 63.5, 47.5], [6.0, 6.0, 15.0, 15.0]], atol=1e-9)
     assert out.box_labels == (7, 8) and info.boxes_kept == (0, 1) and info.boxes_dropped == 1
-    assert info.box_visibility[0] < 1e-6 and info.box_visibility[1] == 1.0
-    out, info = transform_labels(lab, spec, (48, 64), min_visibility=0.01)
+    # box 0's warped area has no bound: its visibility is the share of its own area shown (see below)
+    assert info.box_visibility[0] == pytest.approx(_shown_share(lab.boxes[0], spec, (48, 64)), abs=2e-3)
+    assert 0.001 < info.box_visibility[0] < 0.02 and info.box_visibility[1] == 1.0
+    out, info = transform_labels(lab, spec, (48, 64), min_visibility=0.05)
     assert out.box_labels == (8,) and info.boxes_dropped == 2
+
+
+def _shown_share(box, spec, in_hw, n=600):
+    """The share of a box's area whose points land in the output (keypoints on an n x n grid of cell centres)."""
+    t = (np.arange(n) + 0.5) / n
+    xs, ys = np.meshgrid(box[0] + (box[2] - box[0]) * t, box[1] + (box[3] - box[1]) * t)
+    _, info = transform_labels(Labels(keypoints=np.c_[xs.ravel(), ys.ravel()]), spec, in_hw)
+    return info.keypoints_visible / n ** 2
+
+
+@pytest.mark.parametrize("box", [[40.0, 5.0, 60.0, 50.0], [-0.5, -0.5, 99.5, 59.5], [10.0, 20.0, 90.0, 59.0]])
+def test_a_box_across_the_horizon_is_as_visible_as_the_share_of_it_shown(box):
+    # y' = y / (1 + 1.5 y_n): the rows above the output's horizon run off to infinity; a box across it that fills
+    # much of the output was given a visibility of about 1e-17 (its warped area has no bound) and dropped
+    spec = WarpSpec(theta=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 1.5, 1.0)))
+    out, info = transform_labels(Labels(boxes=[box]), spec, (60, 100), min_visibility=0.2)
+    want = _shown_share(np.array(box), spec, (60, 100))
+    assert want > 0.3 and info.boxes_kept == (0,)
+    assert info.box_visibility[0] == pytest.approx(want, abs=3e-3)
 
 
 def test_visibility_threshold_drops_a_box_pushed_mostly_outside():
@@ -373,6 +394,17 @@ def test_unknown_keypoints_stay_unknown_and_degenerate_boxes():
     # zero-area boxes are kept while they touch the output (visibility 1), dropped when they do not
     np.testing.assert_allclose(out.boxes, [[5, 5, 5, 10], [7, 6, 7, 6]], atol=1e-12)
     assert info.box_visibility == pytest.approx((1.0, 1.0)) and info.boxes_dropped == 1
+
+
+def test_a_line_box_half_outside_is_as_visible_as_a_nearly_flat_one():
+    # a line's visibility was 1 wherever it touched the output; a box 1e-6 px tall beside it got its share
+    spec = theta_spec(np.eye(3), in_hw=(60, 100), out_hw=(60, 100))
+    lab = Labels(boxes=[[90, 10, 110, 10], [90, 10, 110, 10.000001], [-20, 10, 10, 10], [20, 5, 20, 65]])
+    out, info = transform_labels(lab, spec, (60, 100))
+    assert info.box_visibility == pytest.approx((9.5 / 20, 9.5 / 20, 10.5 / 30, 54.5 / 60), abs=1e-6)
+    out, info = transform_labels(lab, spec, (60, 100), min_visibility=0.6)
+    assert info.boxes_kept == (3,)
+    np.testing.assert_allclose(out.boxes, [[20, 5, 20, 59.5]])
 
 
 def test_a_box_wholly_behind_the_horizon_is_dropped():
