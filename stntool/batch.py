@@ -771,6 +771,12 @@ def _records_for(item, process, opts):
                         raise StnError(f"output {display(found)} exists (use --overwrite or --skip-existing)"
                                        if found == p else f"{display(found)}, written beside it, exists (use "
                                        "--overwrite or --skip-existing)")
+        if opts["skip_existing"]:  # a folder, pipe or broken link where an output goes was never written there
+            odd = next((p for p in planned if p in existing and not os.path.isfile(p)), None)
+            if odd is not None:
+                current = writing = odd
+                raise StnError(f"output {display(odd)} exists and is not a regular file (a folder, pipe, device or "
+                               "broken link): not skipped, not replaced")
         if existing and existing.issuperset(planned):  # resuming, and every output was written
             return "skipped", [dict(head, output=p, status="skipped") for p in planned]
         if stop is not None and stop.is_set():

@@ -117,6 +117,26 @@ def test_existing_outputs_and_inputs(tmp_path, run):
     assert r.exit_code == 1 and "would also be written" in r.stderr
 
 
+def test_skip_existing_does_not_count_a_folder_or_a_broken_link_as_an_output(tmp_path, run):
+    # both were reported skipped (exit 0, a "skipped" manifest line) though no image was ever there
+    write(tmp_path / "a.png", encode(small_rgb(), ".png"))
+    (tmp_path / "dd" / "a.png").mkdir(parents=True)
+    (tmp_path / "dl").mkdir()
+    os.symlink(tmp_path / "nowhere.png", tmp_path / "dl" / "a.png")
+    for out in ("dd", "dl"):
+        m = tmp_path / f"{out}.jsonl"
+        r = run("--theta", SHIFT, str(tmp_path / "a.png"), "-o", str(tmp_path / out), "--skip-existing",
+                "--manifest", str(m))
+        assert r.exit_code == 1 and "0 skipped, 1 failed" in r.stderr, r.stderr
+        assert f"output {tmp_path / out / 'a.png'} exists and is not a regular file" in r.stderr
+        assert json.loads(m.read_text())["status"] == "error"
+    assert (tmp_path / "dd" / "a.png").is_dir()
+    assert os.readlink(tmp_path / "dl" / "a.png") == str(tmp_path / "nowhere.png")
+    os.symlink(tmp_path / "a.png", tmp_path / "dl" / "b.png")  # a link to an image is an output that exists
+    r = run("--theta", SHIFT, str(tmp_path / "a.png"), "-o", str(tmp_path / "dl" / "b.png"), "--skip-existing")
+    assert r.exit_code == 0 and "1 skipped" in r.stderr
+
+
 def test_unwritable_output(tmp_path, run):
     write(tmp_path / "a.png", encode(small_rgb(), ".png"))
     ro = tmp_path / "ro"
