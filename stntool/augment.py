@@ -414,9 +414,26 @@ class Augmenter:
         in_hw = as_hw(in_hw)
         out_hw = in_hw if out_hw is None else as_hw(out_hw)
         d = self._draws(rng)
+        if self.elastic is not None and d["corners"] is not None and d["tps"] is None:
+            self._clear_lattice(d, in_hw, out_hw)
         if not self.keep_inside:
             return self._spec(d, in_hw, out_hw)
         return self._inside(d, in_hw, out_hw)
+
+    def _clear_lattice(self, d, in_hw, out_hw):
+        """Scale a perspective draw's corner jitters down (halved, up to eight times, then none) until its horizon
+        keeps clear of the elastic field's lattice, which reaches half a sigma beyond the output
+        (:func:`stntool.maps.horizon_clear_of_lattice`; the record could not be warped). Draws that keep clear,
+        all of them at the sizes of the presets, are left as they are; a zoom (``keep_inside``) only moves the
+        horizon farther out."""
+        from . import maps
+
+        corners = d["corners"]
+        for k in range(9):
+            d["corners"] = corners * 0.5 ** k
+            if maps.horizon_clear_of_lattice(self._spec(d, in_hw, out_hw), in_hw):
+                return
+        d["corners"] = corners * 0.0
 
     def _inside(self, d, in_hw, out_hw):
         """The smallest zoom (>= 1) about the output centre with which every output pixel centre reads a point

@@ -157,6 +157,31 @@ def _theta_points(m, projective: bool, x, y) -> tuple:
     return qx, qy
 
 
+def _lattice_denominators(m, step, hc, wc) -> list:
+    """The denominator of the pixel map ``m`` (3x3) at the corners of an elastic field's lattice (nodes from
+    ``-step`` to ``Wc step``, ``Hc step``). It is linear over the lattice: where it changes sign between two
+    corners, the horizon crosses the lattice, and interpolating across it is wrong even where no node lies on it."""
+    xs, ys = (-float(step), float(wc * step)), (-float(step), float(hc * step))
+    return [x * m[2, 0] + y * m[2, 1] + m[2, 2] for x in xs for y in ys]
+
+
+def horizon_clear_of_lattice(spec, in_hw, margin: float = 1e-6) -> bool:
+    """Whether a projective θ record's horizon keeps clear of its elastic field's lattice (:func:`lattice_plan`
+    refuses records where it does not): the map's denominator has one sign at the lattice's corners, each at
+    least ``margin`` of the largest in size. True for records without a field or a projective θ."""
+    if spec.elastic is None or spec.tps is not None or len(spec.theta) != 3:
+        return True
+    from .transforms import pixel_map_from_theta
+
+    in_hw = as_hw(in_hw)
+    out_hw = spec.out_hw or in_hw
+    step, hc, wc = _lattice_nodes(spec.elastic, out_hw)
+    m = pixel_map_from_theta(np.array(spec.theta, dtype=np.float64), in_hw, out_hw, spec.align_corners)
+    w = np.array(_lattice_denominators(m, step, hc, wc))
+    return bool(np.all(np.isfinite(w)) and (np.all(w > 0) or np.all(w < 0))
+                and np.abs(w).min() >= margin * np.abs(w).max())
+
+
 def lattice_plan(spec, in_hw):
     """The :class:`stntool.TpsPlan` an elastic record warps with: base map plus field at the nodes, no radial terms."""
     from .tps_lattice import TpsPlan
@@ -171,14 +196,11 @@ def lattice_plan(spec, in_hw):
 
         m = pixel_map_from_theta(np.array(spec.theta, dtype=np.float64), in_hw, out_hw, spec.align_corners)
         if len(spec.theta) == 3:
-            # the map's denominator is linear over the lattice (nodes from -step to Wc step, Hc step): where it
-            # changes sign between two corners, the horizon crosses the lattice, and interpolating across it
-            # is wrong even where no node lies on it
-            xs, ys = (-float(step), float(wc * step)), (-float(step), float(hc * step))
-            w = [x * m[2, 0] + y * m[2, 1] + m[2, 2] for x in xs for y in ys]
+            w = _lattice_denominators(m, step, hc, wc)
             if min(w) <= 0.0 <= max(w):
                 raise InvalidArgumentError("the elastic record's base map has its horizon in view (a projective "
-                                           "θ's horizon crosses the output)")
+                                           "θ's horizon crosses the output or the field's lattice, which reaches "
+                                           "half a sigma beyond it)")
         step, lattice = elastic_displacement(spec.elastic, out_hw, base=m if len(spec.theta) == 3 else m[:2])
     else:
         step, lattice = elastic_displacement(spec.elastic, out_hw)

@@ -670,3 +670,24 @@ def test_an_elastic_lattice_too_large_is_refused_not_a_memory_error():
         maps.lattice_plan(spec, (40, 40))
     with pytest.raises(InvalidArgumentError, match="lattice nodes"):  # the public field alone, likewise
         maps.elastic_displacement(spec.elastic, spec.out_hw)
+
+
+def test_a_perspective_whose_horizon_reaches_the_elastic_lattice_is_scaled_down_not_refused():
+    # the lattice reaches half a sigma beyond the output: some draws of --perspective 0.2 --elastic 1,60 on a
+    # 64x64 image put the horizon on it, and the record could not be warped (its input failed, every variant lost)
+    with_field, alone = Augmenter(perspective=0.2, elastic=(1.0, 60.0)), Augmenter(perspective=0.2)
+    img = np.full((64, 64), 200, np.uint8)
+    kept = scaled = 0
+    for k in range(120):
+        spec = with_field.sample(variant_rng(1, "q.png", k), (64, 64))
+        plain = alone.sample(variant_rng(1, "q.png", k), (64, 64))  # the same corner draws, no field
+        assert maps.horizon_clear_of_lattice(spec, (64, 64))
+        apply_spec(img, spec)
+        if maps.horizon_clear_of_lattice(WarpSpec(theta=plain.theta, elastic=spec.elastic), (64, 64)):
+            assert spec.theta == plain.theta  # draws clear of the lattice are left as they were
+            kept += 1
+        else:
+            assert spec.theta != plain.theta and abs(spec.theta[2][0]) + abs(spec.theta[2][1]) < \
+                abs(plain.theta[2][0]) + abs(plain.theta[2][1])
+            scaled += 1
+    assert kept > 80 and scaled >= 3
