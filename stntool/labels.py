@@ -1287,7 +1287,8 @@ def transform_labels(labels: Labels, spec, in_hw=None, min_visibility: float = 0
     front of the horizon and inside the output); where that
     area says nothing (a box of no area, an outline an elastic field folds across itself, coordinates too
     large for float64), the share of its extent's area inside (for a line along an axis, of its length;
-    for a point: 1 when it touches the output, else 0). Boxes with visibility 0 or below ``min_visibility`` are dropped; box labels follow their boxes.
+    for a point: 1 when it touches the output, else 0). Boxes with visibility 0 or below ``min_visibility``
+    are dropped; box labels follow their boxes.
     """
     import numpy as np
 
