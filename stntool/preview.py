@@ -45,11 +45,16 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 
-__all__ = ["contact_sheet", "grid_pattern", "warped_grid", "display_bgr", "fit_hw", "SheetLayout"]
+__all__ = ["contact_sheet", "input_tile", "variant_tile", "sheet_of_tiles", "grid_pattern", "warped_grid",
+           "display_bgr", "fit_hw", "SheetLayout"]
 
 _FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX (kept numeric so importing this module does not import cv2)
 _TEXT_PAD = 3
 _CHECKER = 8  # checkerboard square, sheet pixels
+#: Defaults of :func:`contact_sheet` (and of the tiles it is made of): tile side, grid lines per axis, BGR colours
+#: and opacities of the grid over variants and over inputs, BGR colours of boxes and keypoints.
+TILE, GRID_LINES, GRID_COLOUR, GRID_ALPHA, INPUT_GRID_ALPHA = 256, 8, (255, 0, 255), 0.9, 0.35
+BOX_COLOUR, KEYPOINT_COLOUR = (0, 200, 0), (255, 255, 0)
 _ASCII = {"°": " deg", "θ": "theta", "×": "x", "…": "...", "−": "-", "–": "-", "—": "-", "±": "+-", "σ": "sigma",
           "α": "alpha"}
 
@@ -271,10 +276,11 @@ def _colour(value, name: str) -> tuple:
     return tuple(int(round(x)) for x in c)
 
 
-def contact_sheet(rows, *, tile: int = 256, grid_lines: int = 8, grid_colour=(255, 0, 255), grid_alpha: float = 0.9,
-                  input_grid_alpha: float = 0.35, gap: int = 8, background=(236, 236, 236), text_colour=(40, 40, 40),
-                  font_scale: float = 0.4, max_caption_lines: int = 3, box_colour=(0, 200, 0),
-                  keypoint_colour=(255, 255, 0), backend: str = "auto") -> np.ndarray:
+def contact_sheet(rows, *, tile: int = TILE, grid_lines: int = GRID_LINES, grid_colour=GRID_COLOUR,
+                  grid_alpha: float = GRID_ALPHA, input_grid_alpha: float = INPUT_GRID_ALPHA, gap: int = 8,
+                  background=(236, 236, 236), text_colour=(40, 40, 40), font_scale: float = 0.4,
+                  max_caption_lines: int = 3, box_colour=BOX_COLOUR, keypoint_colour=KEYPOINT_COLOUR,
+                  backend: str = "auto") -> np.ndarray:
     """A contact sheet of inputs and their warped variants with each record's sampling grid drawn over them.
 
     Parameters
@@ -344,11 +350,76 @@ def contact_sheet(rows, *, tile: int = 256, grid_lines: int = 8, grid_colour=(25
             vs.append((spec, out, cap, _as_labels(more[0] if more else None, f"row {i}, variant {j}")))
         parsed.append((title, img, vs, _as_labels(rest[0] if rest else None, f"row {i}")))
 
-    captions = [str(t) for t, _, _, _ in parsed] + [str(c) for _, _, vs, _ in parsed for _, _, c, _ in vs]
+    style = dict(tile=tile, grid_lines=grid_lines, grid_colour=grid_colour, box_colour=box_colour,
+                 keypoint_colour=keypoint_colour)
+    tiles = []
+    for r, (title, img, vs, labels_in) in enumerate(parsed):
+        where = f"row {r} ({title})"
+        pic_in = input_tile(img, labels_in, input_grid_alpha=input_grid_alpha, where=where, **style)
+        pictures = []
+        for c, (spec, out, cap, labels_out) in enumerate(vs):
+            if out is None:
+                from .records import apply_spec
+
+                out = apply_spec(img, spec, backend=backend)
+            pictures.append((variant_tile(spec, out, img.shape[:2], labels_out, grid_alpha=grid_alpha,
+                                          backend=backend, where=f"{where}, variant {c}", **style), cap))
+        tiles.append((title, pic_in, pictures))
+    return sheet_of_tiles(tiles, tile=tile, gap=gap, background=background, text_colour=text_colour,
+                          font_scale=font_scale, max_caption_lines=max_caption_lines)
+
+
+def input_tile(img, labels=None, *, tile: int = TILE, grid_lines: int = GRID_LINES, grid_colour=GRID_COLOUR,
+               input_grid_alpha: float = INPUT_GRID_ALPHA, box_colour=BOX_COLOUR, keypoint_colour=KEYPOINT_COLOUR,
+               where: str = "input") -> np.ndarray:
+    """An input's picture on a sheet (:func:`contact_sheet`, whose arguments these are): the image fitted to
+    the tile, the unwarped grid blended lightly over it, its labels drawn. uint8 BGR, at most ``tile`` a side."""
+    img = np.asarray(img)
+    if img.ndim not in (2, 3) or img.shape[0] < 1 or img.shape[1] < 1:
+        raise InvalidArgumentError(f"{where}: an image must be (H, W) or (H, W, C), got {img.shape}")
+    in_hw = img.shape[:2]
+    shown = fit_hw(in_hw, tile)
+    pic = display_bgr(img, shown)
+    if input_grid_alpha > 0:
+        t = _grid_thickness(in_hw, shown)
+        pic = _blend(pic, _resize(grid_pattern(in_hw, grid_lines, t), shown), grid_colour, input_grid_alpha)
+    return _draw_labels(pic, labels, in_hw, box_colour, keypoint_colour)
+
+
+def variant_tile(spec, out, in_hw, labels=None, *, tile: int = TILE, grid_lines: int = GRID_LINES,
+                 grid_colour=GRID_COLOUR, grid_alpha: float = GRID_ALPHA, box_colour=BOX_COLOUR,
+                 keypoint_colour=KEYPOINT_COLOUR, backend: str = "auto", where: str = "variant") -> np.ndarray:
+    """A variant's picture on a sheet (:func:`contact_sheet`, whose arguments these are): ``out``, made by
+    ``spec`` from an input of size ``in_hw``, fitted to the tile, the record's warped grid blended over it, its
+    labels drawn. uint8 BGR, at most ``tile`` a side."""
+    in_hw = tuple(in_hw)
+    spec_out_hw = spec.out_hw or in_hw
+    out = np.asarray(out)
+    if out.ndim not in (2, 3) or tuple(out.shape[:2]) != tuple(spec_out_hw):
+        raise InvalidArgumentError(
+            f"{where}: the record makes a {spec_out_hw[1]}x{spec_out_hw[0]} "
+            f"output but the image is {out.shape[1] if out.ndim > 1 else '?'}x{out.shape[0]}")
+    shown_out = fit_hw(spec_out_hw, tile)
+    pic = display_bgr(out, shown_out)
+    if grid_alpha > 0:
+        try:
+            g = warped_grid(spec, in_hw, grid_lines, _grid_thickness(in_hw, fit_hw(in_hw, tile)), backend=backend)
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"{where}: {e}") from None
+        pic = _blend(pic, _resize(g, shown_out), grid_colour, grid_alpha)
+    return _draw_labels(pic, labels, spec_out_hw, box_colour, keypoint_colour)
+
+
+def sheet_of_tiles(rows, *, tile: int = TILE, gap: int = 8, background=(236, 236, 236), text_colour=(40, 40, 40),
+                   font_scale: float = 0.4, max_caption_lines: int = 3) -> np.ndarray:
+    """The sheet of pictures made by :func:`input_tile` and :func:`variant_tile` (same ``tile``): ``rows`` is a
+    list of ``(title, input_picture, [(variant_picture, caption), ...])``; the rest as for :func:`contact_sheet`."""
+    import cv2
+
+    captions = [str(t) for t, _, _ in rows] + [str(c) for _, _, vs in rows for _, c in vs]
     lines = min(max_caption_lines, max(1, max(len(c.split("\n")) for c in captions)))
     line_h = _line_height(font_scale)
-    layout = SheetLayout(len(parsed), 1 + max(len(vs) for _, _, vs, _ in parsed), tile,
-                         lines * line_h + 2 * _TEXT_PAD, gap)
+    layout = SheetLayout(len(rows), 1 + max(len(vs) for _, _, vs in rows), tile, lines * line_h + 2 * _TEXT_PAD, gap)
     sheet = np.empty(layout.shape, np.uint8)
     sheet[:] = np.asarray(background, np.uint8)
 
@@ -362,36 +433,10 @@ def contact_sheet(rows, *, tile: int = 256, grid_lines: int = 8, grid_colour=(25
             cv2.putText(sheet, text, (x + 1, base), _FONT, font_scale, tuple(int(v) for v in text_colour), 1,
                         cv2.LINE_AA)
 
-    for r, (title, img, vs, labels_in) in enumerate(parsed):
-        if img.ndim not in (2, 3) or img.shape[0] < 1 or img.shape[1] < 1:
-            raise InvalidArgumentError(f"row {r} ({title}): an image must be (H, W) or (H, W, C), got {img.shape}")
-        in_hw = img.shape[:2]
-        shown = fit_hw(in_hw, tile)
-        t = _grid_thickness(in_hw, shown)
-        pic = display_bgr(img, shown)
-        if input_grid_alpha > 0:
-            pic = _blend(pic, _resize(grid_pattern(in_hw, grid_lines, t), shown), grid_colour, input_grid_alpha)
-        put(r, 0, _draw_labels(pic, labels_in, in_hw, box_colour, keypoint_colour), title)
-        for c, (spec, out, cap, labels_out) in enumerate(vs, 1):
-            spec_out_hw = spec.out_hw or in_hw
-            if out is None:
-                from .records import apply_spec
-
-                out = apply_spec(img, spec, backend=backend)
-            out = np.asarray(out)
-            if out.ndim not in (2, 3) or tuple(out.shape[:2]) != tuple(spec_out_hw):
-                raise InvalidArgumentError(
-                    f"row {r} ({title}), variant {c - 1}: the record makes a {spec_out_hw[1]}x{spec_out_hw[0]} "
-                    f"output but the image is {out.shape[1] if out.ndim > 1 else '?'}x{out.shape[0]}")
-            shown_out = fit_hw(spec_out_hw, tile)
-            pic = display_bgr(out, shown_out)
-            if grid_alpha > 0:
-                try:
-                    g = warped_grid(spec, in_hw, grid_lines, t, backend=backend)
-                except InvalidArgumentError as e:
-                    raise InvalidArgumentError(f"row {r} ({title}), variant {c - 1}: {e}") from None
-                pic = _blend(pic, _resize(g, shown_out), grid_colour, grid_alpha)
-            put(r, c, _draw_labels(pic, labels_out, spec_out_hw, box_colour, keypoint_colour), cap)
+    for r, (title, pic, vs) in enumerate(rows):
+        put(r, 0, pic, title)
+        for c, (pic, cap) in enumerate(vs, 1):
+            put(r, c, pic, cap)
     return sheet
 
 

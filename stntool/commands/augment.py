@@ -590,7 +590,9 @@ class _LabelIO:
 
 class _Preview:
     """Keeps the first inputs that made variants, and those variants, for the contact sheet: the
-    :attr:`MAX_INPUTS` of least index, whichever thread comes first (inputs that fail take no row)."""
+    :attr:`MAX_INPUTS` of least index, whichever thread comes first (inputs that fail take no row). Each
+    picture is made as its image comes (:func:`stntool.preview.input_tile`, :func:`~stntool.preview.variant_tile`),
+    so the sheet keeps tiles, not images of the inputs' size."""
 
     MAX_INPUTS, MAX_VARIANTS = 4, 6
 
@@ -599,18 +601,32 @@ class _Preview:
 
         self.path, self.keep, self.rows, self.lock = path, keep, {}, threading.Lock()
 
+    def _wanted(self, item):
+        """Under the lock: drops the rows of inputs that failed since (room for others); whether ``item`` has a
+        row or may take one (a row once left out stays out: smaller ones stay)."""
+        for i in [i for i, (it, _) in self.rows.items() if it.failed]:
+            del self.rows[i]
+        return item.index in self.rows or len(self.rows) < self.MAX_INPUTS or item.index < max(self.rows)
+
     def add(self, item, img, spec, out, k, name, labels_in=None, labels_out=None):
         """Variant ``k`` of ``item`` (written as ``name``, its caption), with the input's and the variant's labels
         (drawn over the images) where it has them."""
-        if k >= self.MAX_VARIANTS:
+        if k >= self.MAX_VARIANTS or self.keep:
             return
         with self.lock:
-            for i in [i for i, (it, _) in self.rows.items() if it.failed]:  # failed since: no row, room for others
-                del self.rows[i]
-            if item.index not in self.rows and len(self.rows) >= self.MAX_INPUTS and item.index > max(self.rows):
-                return  # later than every kept row (and a row once left out stays out: smaller ones stay)
-            _, row = self.rows.setdefault(item.index, (item, (item.rel, img, [], labels_in)))
-            row[2].append((spec, out, name, labels_out))
+            if not self._wanted(item):
+                return
+            row = self.rows.get(item.index)
+        from ..preview import input_tile, variant_tile
+
+        # an input's variants come from one thread, one after another: its row's input picture is made once
+        pic_in = input_tile(img, labels_in) if row is None else None
+        pic = variant_tile(spec, out, img.shape[:2], labels_out)
+        with self.lock:
+            if not self._wanted(item):
+                return
+            _, row = self.rows.setdefault(item.index, (item, (item.rel, pic_in, [])))
+            row[2].append((pic, name))
             if len(self.rows) > self.MAX_INPUTS:
                 del self.rows[max(self.rows)]
 
@@ -621,7 +637,7 @@ class _Preview:
         from ..batch import say
         from ..errors import StnError
         from ..io import encode_image, write_atomic
-        from ..preview import contact_sheet
+        from ..preview import sheet_of_tiles
 
         if self.keep:
             return True
@@ -629,7 +645,7 @@ class _Preview:
         if not rows:
             say(f"stntool: note: no contact sheet written to {self.path}: no input made variants in this run")
             return True
-        sheet = contact_sheet(rows)
+        sheet = sheet_of_tiles(rows)
         fmt = os.path.splitext(self.path)[1] or ".png"
         try:
             write_atomic(self.path, encode_image(sheet, fmt), overwrite=True)

@@ -389,3 +389,33 @@ class TestDisplay:
         pic = tile_of(sheet, lay, 0, 1, (24, 32)).astype(int)
         assert (np.abs(pic - MAGENTA).sum(-1) < 60).any()  # grid drawn
         assert (np.abs(pic - MAGENTA).sum(-1) > 200).any()  # ...over the picture
+
+
+def test_the_augment_preview_keeps_tiles_not_images_and_draws_the_same_sheet(tmp_path):
+    # it kept every input and variant at full size until the batch ended (1.4 GB for four 4000x3000 inputs)
+    from types import SimpleNamespace
+
+    from stntool.commands.augment import _Preview
+    from stntool.labels import Labels
+
+    rng = np.random.default_rng(4)
+    sheet = _Preview(str(tmp_path / "s.png"))
+    rows = []
+    for i in (3, 0, 4, 1, 2):  # the four of least index are kept, whatever the order
+        img = rng.integers(0, 256, (300 + 20 * i, 420, 3), dtype=np.uint8)
+        item = SimpleNamespace(index=i, rel=f"a{i}.png", failed=False)
+        labels = Labels(boxes=[[10, 20, 100, 120]], keypoints=[[50, 60]])
+        variants = []
+        for k in range(7):
+            spec = WarpSpec(theta=((math.cos(k / 5), -math.sin(k / 5), 0.1 * k), (math.sin(k / 5), math.cos(k / 5), 0)),
+                            out_hw=(200, 260 + k))
+            out = apply_spec(img, spec, backend="numpy")
+            sheet.add(item, img, spec, out, k, f"a{i}_{k}.png", labels, labels)
+            variants.append((spec, out, f"a{i}_{k}.png", labels))
+        rows.append((i, (f"a{i}.png", img, variants[:6], labels)))
+    kept = [a for _, row in sheet.rows.values() for a in [row[1]] + [pic for pic, _ in row[2]]]
+    assert sorted(sheet.rows) == [0, 1, 2, 3] and len(kept) == 4 * 7
+    assert max(max(a.shape[:2]) for a in kept) <= 256
+    assert sheet.write(None)
+    want = contact_sheet([row for i, row in sorted(rows) if i < 4])
+    assert np.array_equal(cv2.imread(str(tmp_path / "s.png")), want)
