@@ -175,7 +175,10 @@ def horizon_clear_of_lattice(spec, in_hw, margin: float = 1e-6) -> bool:
 
     in_hw = as_hw(in_hw)
     out_hw = spec.out_hw or in_hw
-    step, hc, wc = _lattice_nodes(spec.elastic, out_hw)
+    try:
+        step, hc, wc = _lattice_nodes(spec.elastic, out_hw)
+    except InvalidArgumentError:  # a lattice too large to make: warping the record says so
+        return True
     m = pixel_map_from_theta(np.array(spec.theta, dtype=np.float64), in_hw, out_hw, spec.align_corners)
     w = np.array(_lattice_denominators(m, step, hc, wc))
     return bool(np.all(np.isfinite(w)) and (np.all(w > 0) or np.all(w < 0))
