@@ -27,6 +27,7 @@ M = None
 def init(m):
     global M
     M = m
+    cv2.setNumThreads(1)  # one thread per worker, as stntool --jobs 2 gives each job its share of the CPUs
 def one(args):
     src, dst = args
     img = cv2.imread(src, cv2.IMREAD_UNCHANGED)
@@ -54,6 +55,13 @@ def make_images(folder, n):
             f.write(buf.tobytes())
 
 
+def stntool_command():
+    """This interpreter's `stntool` script (the command users run), or `python -m stntool` without one: never
+    another install's found on PATH."""
+    script = os.path.join(os.path.dirname(sys.executable), "stntool")
+    return [script] if os.path.exists(script) else [sys.executable, "-m", "stntool"]
+
+
 def timed(cmd):
     t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -76,17 +84,17 @@ def main():
         import stntool
         m = stntool.theta_to_cv2(np.array([float(v) for v in THETA.split(",")]).reshape(2, 3), (768, 1024))
         mtxt = ",".join(repr(float(v)) for v in m.ravel())
-        stn_cmd = ["stntool", "warp", "--theta", THETA, src, "--jobs", "2", "--format", "jpg", "--quality", "95",
+        stn_cmd = [*stntool_command(), "warp", "--theta", THETA, src, "--jobs", "2", "--format", "jpg", "--quality", "95",
                    "-q", "--overwrite", "-o"]
         timed(stn_cmd + [os.path.join(tmp, "warm")])  # warm the kernel cache once
         t_stn, t_cv = [], []
         for r in range(a.repeat):  # interleaved, best of
             t_cv.append(timed([sys.executable, script, src, os.path.join(tmp, f"cv{r}"), mtxt]))
             t_stn.append(timed(stn_cmd + [os.path.join(tmp, f"stn{r}")]))
-        help_t = min(timed(["stntool", "--help"]) for _ in range(5))
+        help_t = min(timed([*stntool_command(), "--help"]) for _ in range(5))
         py_t = min(timed([sys.executable, "-c", "pass"]) for _ in range(5))
         one = os.path.join(src, "00000.jpg")
-        single = min(timed(["stntool", "warp", "--theta", THETA, one, "-o", os.path.join(tmp, "one.jpg"), "-q",
+        single = min(timed([*stntool_command(), "warp", "--theta", THETA, one, "-o", os.path.join(tmp, "one.jpg"), "-q",
                             "--overwrite"]) for _ in range(3))
     stn, cv = a.n / min(t_stn), a.n / min(t_cv)
     print(f"images: {a.n} JPEG 1024x768 q90 -> JPEG q95, --jobs 2 / 2 spawn workers, cpus={os.cpu_count()}")
