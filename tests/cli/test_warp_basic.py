@@ -49,6 +49,22 @@ def test_matrix_equals_theta_from_cv2(tmp_path, run):
     assert np.array_equal(read(tmp_path / "o.png"), stntool.warp(img, theta.tolist()))
 
 
+def test_matrix_with_align_corners_moves_pixels_as_opencv_says(tmp_path, run):
+    img = small_rgb()
+    write(tmp_path / "in.png", encode(img, ".png"))
+    for extra in ((), ("--align-corners",)):
+        m = tmp_path / f"m{len(extra)}.jsonl"
+        r = run("--matrix", "1,0,3,0,1,-2", *extra, str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"),
+                "--overwrite", "--manifest", str(m), "-q")
+        assert r.exit_code == 0, r.stderr
+        want = np.zeros_like(img)
+        want[:-2, 3:] = img[2:, :-3]  # content 3 px right and 2 px up, zeros where nothing lands
+        assert np.array_equal(read(tmp_path / "o.png"), want)
+        assert json.loads(m.read_text())["align_corners"] == bool(extra)
+        r = run("--params", str(m), "-o", str(tmp_path / f"replay{len(extra)}"), "-q")  # the replay too
+        assert r.exit_code == 0 and np.array_equal(read(tmp_path / f"replay{len(extra)}" / "o.png"), want)
+
+
 def test_tps_file(tmp_path, run):
     img = small_rgb()
     write(tmp_path / "in.png", encode(img, ".png"))

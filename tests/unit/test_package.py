@@ -23,6 +23,19 @@ def test_import_does_not_import_numba():
     assert out.split() == ["False", "False"]
 
 
+@pytest.mark.parametrize("given", [None, "ACTIVE"])
+def test_kernels_load_with_passive_openmp_waits_unless_the_user_says_otherwise(given, monkeypatch):
+    # spinning OpenMP workers slowed kernels about 20x on a loaded 2-core machine
+    monkeypatch.delenv("KMP_BLOCKTIME", raising=False)
+    if given is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", given)
+    out = _run("import os, stntool.sampling._cpu, numba; print(os.environ['OMP_WAIT_POLICY'], "
+               "os.environ['KMP_BLOCKTIME'])")
+    assert out.split() == [given or "PASSIVE", "0"]
+
+
 def test_second_process_loads_kernels_from_cache():
     code = (
         "import numpy as np, stntool\n"

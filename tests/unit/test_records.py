@@ -193,6 +193,19 @@ def test_apply_spec_from_cv2_matches_theta_from_cv2():
     assert np.allclose(out[:, 2:], img[:, :-2], atol=1e-6) and np.all(out[:, :2] == 0)  # content moves right 2 px
 
 
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
+def test_a_cv2_matrix_moves_pixels_as_opencv_says_whatever_align_corners(align_corners, mode):
+    # align_corners changes θ's frame and the padding, never where a pixel matrix sends a pixel: with True
+    # taken for False (or the other way) in the conversion, every pixel moved by a fraction of a pixel
+    img = np.random.default_rng(3).random((6, 9)).astype(np.float32)
+    for matrix, want in (([[1, 0, 2], [0, 1, 1]], np.pad(img, ((1, 0), (2, 0)))[:6, :9]),
+                         ([[-1, 0, 8], [0, 1, 0]], img[:, ::-1]), ([[1, 0, 0], [0, -1, 5]], img[::-1])):
+        spec = WarpSpec.from_cv2(matrix, in_hw=img.shape, mode=mode, align_corners=align_corners)
+        assert spec.align_corners == align_corners
+        np.testing.assert_allclose(apply_spec(img, spec, backend="numpy"), want, atol=2e-6)
+
+
 def test_premultiplied_alpha_against_numpy_half_pixel_average():
     """A half-pixel shift averages neighbours: colour = (c1 a1 + c2 a2) / (a1 + a2), alpha = (a1 + a2) / 2."""
     rng = np.random.default_rng(2)

@@ -1,5 +1,7 @@
 """θ builders, conversions to and from OpenCV, and fitting."""
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -88,6 +90,22 @@ def test_builders_compose_and_invert():
     np.testing.assert_allclose(T.apply_matrix(T.shear(45, 0), [[0.0, 1.0]]), [[1.0, 1.0]], atol=1e-12)
     with pytest.raises(stntool.DegenerateError):
         T.invert(np.zeros((2, 3)))
+
+
+def test_builders_against_literal_matrices_and_opencv():
+    # the composition test above builds its expectation from these builders: check each on its own
+    np.testing.assert_array_equal(T.scale(2.0, 0.5), np.diag([2.0, 0.5, 1.0]))
+    np.testing.assert_array_equal(T.scale(3.0), np.diag([3.0, 3.0, 1.0]))
+    np.testing.assert_allclose(T.apply_matrix(T.scale(2.0, 0.5, center=(4, 6)), [[4.0, 6.0], [5.0, 7.0]]),
+                               [[4.0, 6.0], [6.0, 6.5]])
+    np.testing.assert_array_equal(T.translate(3, -4), [[1, 0, 3], [0, 1, -4], [0, 0, 1]])
+    for deg, c in ((30.0, (0.0, 0.0)), (-70.0, (3.0, 4.5))):
+        np.testing.assert_allclose(T.rotate(deg, c)[:2], cv2.getRotationMatrix2D(c, deg, 1.0), atol=1e-12)
+        np.testing.assert_array_equal(T.rotate(deg, c)[2], [0, 0, 1])
+    np.testing.assert_allclose(T.apply_matrix(T.shear(0, 45), [[1.0, 0.0]]), [[1.0, 1.0]], atol=1e-12)
+    np.testing.assert_allclose(T.apply_matrix(T.shear(30, 0), [[0.0, 2.0]]), [[2 * math.tan(math.pi / 6), 2.0]])
+    np.testing.assert_allclose(T.apply_matrix(T.shear(30, 0, center=(0, 2)), [[0.0, 2.0], [0.0, 3.0]]),
+                               [[0.0, 2.0], [math.tan(math.pi / 6), 3.0]], atol=1e-12)
 
 
 def test_fit_affine_and_projective():
