@@ -742,8 +742,8 @@ def _records_for(item, process, opts):
     (images and the files beside them) are removed, and its records are the skipped ones, one per image
     removed (``"error"``, ``"removed": True``) and the error.
     """
-    from .io import (decode_image, display, encode_image, frame_count, header_info, pnm_maxval, read_file_bytes,
-                     sigint_deferred, sniff_format, write_stdout)
+    from .io import (decode_image, display, encode_image, frame_count, header_info, icc_profile, pnm_maxval,
+                     read_file_bytes, sigint_deferred, sniff_format, write_stdout)
 
     planned = list(item.outputs) if item.outputs else [item.output]
     position = {p: k for k, p in enumerate(planned)}
@@ -796,6 +796,7 @@ def _records_for(item, process, opts):
             notes.insert(0, f"has {frames} frames or pages; only the first was read")
         if notes:
             extra["warning"] = "; ".join(notes)
+        icc = icc_profile(data)  # a colour profile goes with the pixels to formats that hold one (io.encode_image)
         results = process(img, item)
         if isinstance(results, Output):
             results = [results]
@@ -817,7 +818,7 @@ def _records_for(item, process, opts):
                 if path != item.output and opts["output_real"](path) in opts["input_real"]:
                     raise StnError(f"refusing to write onto an input file ({display(path)})")
             quality = opts["quality"] if res.quality is None else res.quality
-            blob = encode_image(res.image, fmt, quality)
+            blob = encode_image(res.image, fmt, quality, icc=icc)
             if path == STDIN:
                 if res.files:
                     raise StnError("-o - (stdout) cannot carry the files written beside an image")

@@ -4,8 +4,9 @@ Everything here works on bytes that stntool reads and writes itself; OpenCV only
 memory buffers (``cv2.imdecode`` / ``cv2.imencode``), never paths, so names that are not valid
 UTF-8 work. Importing this module does not import OpenCV or numba.
 
-Metadata: decoding keeps pixels only. EXIF (after a JPEG's or TIFF's orientation is applied), ICC profiles,
-XMP, text chunks, DPI and animation frames beyond the first are not carried to the output.
+Metadata: decoding keeps pixels only; the batch runner carries an input's ICC colour profile
+(:func:`icc_profile`) to its JPEG, PNG and WebP outputs (:func:`encode_image`'s ``icc``). EXIF (after a JPEG's
+or TIFF's orientation is applied), XMP, text chunks, DPI and animation frames beyond the first are not carried.
 
 Layouts after decoding: gray (H, W), gray+alpha (H, W, 2), BGR (H, W, 3), BGRA (H, W, 4), in
 uint8, uint16 or float32. Palette PNGs expand to BGR, or BGRA when they carry transparency; CMYK
@@ -1121,8 +1122,19 @@ def sample_words(dtype) -> str:
     return {"b": "true/false", "c": "complex"}.get(dt.kind, f"{dt.name}")
 
 
-def encode_image(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes:
-    """Encode to ``fmt`` (a format name or an extension such as ``.png``), refusing lossy depth/channel changes."""
+def encode_image(img: np.ndarray, fmt: str, quality: int | None = None, icc: bytes | None = None) -> bytes:
+    """Encode to ``fmt`` (a format name or an extension such as ``.png``), refusing lossy depth/channel changes.
+    ``icc``: an ICC colour profile to embed (JPEG, PNG and WebP; where it describes the image's channels,
+    :func:`icc_fits`)."""
+    blob = _encode(img, fmt, quality)
+    c = 1 if img.ndim == 2 else img.shape[2]
+    webp = FORMAT_EXTENSIONS.get(fmt.lower().lstrip("."), "." + fmt.lower().lstrip(".")) == ".webp"
+    if icc is not None and icc_fits(icc, c) and not (webp and c < 3):  # WebP stores grey as RGB
+        blob = with_icc(blob, fmt, icc)
+    return blob
+
+
+def _encode(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes:
     cv = cv2()
     ext = FORMAT_EXTENSIONS.get(fmt.lower().lstrip("."), None)
     if ext is None:
@@ -1175,6 +1187,110 @@ def encode_image(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes
         clear = said and not getattr(said, "unclear", False)
         raise ImageWriteError(f"cannot encode {fmt}" + (f" (encoder said: {said[-1]})" if clear else ""))
     return buf.tobytes()
+
+
+#: The most bytes of ICC profile carried from an input to its outputs (profiles are a few KB; a large one
+#: is a few MB). A PNG's compressed profile is inflated up to this much, never more.
+MAX_ICC_BYTES = 1 << 24
+_ICC_SPACES = {b"GRAY": (1, 2), b"RGB ": (3, 4)}  # an ICC profile's colour space -> channel counts it describes
+
+
+def icc_profile(data: bytes) -> bytes | None:
+    """The ICC colour profile embedded in encoded JPEG, PNG, WebP or TIFF bytes, or None (none, another format,
+    or one that cannot be read: a profile is never a reason to fail an image). A JPEG's profile is the join of
+    its ``ICC_PROFILE`` APP2 chunks in their sequence order; a PNG's is its ``iCCP`` chunk, inflated."""
+    try:
+        fmt = sniff_format(data)
+        if fmt == "jpg":
+            parts = {}
+            for marker, at, length in _jpeg_segments(data):
+                if marker == 0xE2 and data[at:at + 12] == b"ICC_PROFILE\x00" and length >= 14:
+                    parts[data[at + 12]] = data[at + 14:at + length]
+            return b"".join(parts[k] for k in sorted(parts)) or None if parts else None
+        if fmt == "png":
+            for kind, payload in _png_chunks(data):
+                if kind == b"iCCP":
+                    payload = bytes(payload)
+                    z = zlib.decompressobj()
+                    profile = z.decompress(payload[payload.index(b"\x00") + 2:], MAX_ICC_BYTES)
+                    return profile if profile and not z.unconsumed_tail else None
+                if kind in (b"IDAT", b"IEND"):
+                    return None
+            return None
+        if fmt == "webp":
+            i = 12
+            while i + 8 <= len(data):
+                kind, length = data[i:i + 4], struct.unpack("<I", data[i + 4:i + 8])[0]
+                if kind == b"ICCP":
+                    return bytes(data[i + 8:i + 8 + length]) or None
+                i += 8 + length + (length & 1)
+            return None
+        if fmt == "tif":
+            ifd = _tiff_ifd0(data)
+            kind, n, at = ifd.get(34675, (0, 0, 0))  # InterColorProfile, UNDEFINED bytes
+            if kind not in (1, 7) or not 0 < n <= MAX_ICC_BYTES:
+                return None
+            big = data[2:4] in (b"+\x00", b"\x00+")
+            if n > (8 if big else 4):
+                at = struct.unpack(ifd["endian"] + ("Q" if big else "I"), data[at:at + (8 if big else 4)])[0]
+            profile = bytes(data[at:at + n])
+            return profile if len(profile) == n else None
+    except (ValueError, IndexError, KeyError, struct.error, zlib.error):
+        return None
+    return None
+
+
+def icc_fits(profile: bytes | None, channels: int) -> bool:
+    """Whether an ICC profile describes images of ``channels`` channels (its colour space: ``GRAY`` for grey and
+    grey+alpha, ``RGB`` for colour with or without alpha); a CMYK JPEG's profile, for one, does not describe the
+    BGR pixels it decodes to."""
+    return profile is not None and len(profile) >= 128 and channels in _ICC_SPACES.get(bytes(profile[16:20]), ())
+
+
+def with_icc(blob: bytes, fmt: str, profile: bytes) -> bytes:
+    """Encoded JPEG, PNG or WebP bytes ``blob`` (as :func:`encode_image` makes them) with the ICC ``profile``
+    embedded; other formats unchanged. JPEG: ``ICC_PROFILE`` APP2 segments after the JFIF header; PNG: an
+    ``iCCP`` chunk after ``IHDR``; WebP: an ``ICCP`` chunk after a ``VP8X`` header (made for a simple file)."""
+    ext = FORMAT_EXTENSIONS.get(fmt.lower().lstrip("."), "." + fmt.lower().lstrip("."))
+    profile = bytes(profile)
+    if ext in (".jpg", ".jpeg", ".jpe"):
+        size = 65519  # a segment's payload: 2 + 14 + this = 65535 bytes
+        chunks = [profile[k:k + size] for k in range(0, len(profile), size)]
+        if len(chunks) > 255:
+            return blob
+        app2 = b"".join(b"\xff\xe2" + struct.pack(">H", 16 + len(c)) + b"ICC_PROFILE\x00" + bytes((k + 1, len(chunks)))
+                        + c for k, c in enumerate(chunks))
+        at = 2
+        if blob[2:4] == b"\xff\xe0":  # after the JFIF APP0 segment
+            at = 4 + struct.unpack(">H", blob[4:6])[0]
+        return blob[:at] + app2 + blob[at:]
+    if ext == ".png":
+        at = 8 + 12 + struct.unpack(">I", blob[8:12])[0]  # after IHDR
+        return blob[:at] + _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(profile)) + blob[at:]
+    if ext == ".webp":
+        body = blob[12:]
+        iccp = b"ICCP" + struct.pack("<I", len(profile)) + profile + (b"\x00" if len(profile) & 1 else b"")
+        if body[:4] == b"VP8X":
+            flags = body[8] | 0x20
+            body = body[:8] + bytes((flags,)) + body[9:18] + iccp + body[18:]
+        else:
+            w, h, alpha = _webp_simple_size(body)
+            vp8x = b"VP8X" + struct.pack("<I", 10) + bytes((0x20 | (0x10 if alpha else 0), 0, 0, 0)) + \
+                (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
+            body = vp8x + iccp + body
+        return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
+    return blob
+
+
+def _webp_simple_size(body: bytes):
+    """``(width, height, alpha)`` of a simple WebP's one image chunk (``VP8`` lossy or ``VP8L`` lossless)."""
+    if body[:4] == b"VP8L":  # signature 0x2f, then 14 bits width - 1, 14 bits height - 1, 1 bit alpha
+        bits = int.from_bytes(body[9:13], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, bool(bits >> 28 & 1)
+    if body[:4] == b"VP8 ":  # frame tag (3 bytes), start code (3), then 14-bit width and height
+        w, h = struct.unpack("<HH", body[8 + 6:8 + 10])
+        return w & 0x3FFF, h & 0x3FFF, False
+    raise ValueError("not a simple WebP")
 
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
