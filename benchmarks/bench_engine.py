@@ -567,7 +567,7 @@ def bench_tps(reps, min_time=0.0):
             out = sk_warp(img, t, order=1, mode="constant", cval=0, preserve_range=True)
             return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
-        fns["scikit-image ThinPlateSplineTransform + warp"] = f_sk
+        fns["scikit-image ThinPlateSplineTransform + warp (one thread: it does not parallelise)"] = f_sk
     except ImportError:
         notes["scikit-image"] = "not installed"
 

@@ -140,6 +140,12 @@ def warp_matrix(img, maps, out, mode: int, pad: int, fill, is_int: bool, maxv: f
         if i_hi == i_lo or j_hi == j_lo:
             continue
         try:
+            turn = _TURNS.get((r_step, c_step)) if transposed and covered and dst.flags.c_contiguous else None
+            if turn is not None:  # a whole quarter turn in one pass (a transpose and a flip: two)
+                if cv2.rotate(src, turn, dst=dst) is dst:
+                    continue
+                np.copyto(dst, cv2.rotate(src, turn))
+                continue
             a = cv2.transpose(src) if transposed else src
             # input rows and columns read by the inside block, in the block's order
             ra, rb = sorted((r0 + i_lo * r_step, r0 + (i_hi - 1) * r_step))
@@ -160,6 +166,9 @@ def warp_matrix(img, maps, out, mode: int, pad: int, fill, is_int: bool, maxv: f
 
 #: (row step, column step) -> OpenCV's flip code (None: no flip).
 _FLIPS = {(1, 1): None, (-1, 1): 0, (1, -1): 1, (-1, -1): -1}
+#: (row step, column step) of a transposed copy -> the quarter turn it is (``cv2.rotate``'s code): the transpose
+#: flipped upside down turns counter-clockwise, flipped left-right clockwise (the other two are not turns).
+_TURNS = {(-1, 1): 2, (1, -1): 0}  # cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_90_CLOCKWISE
 
 
 def _rows(a):
