@@ -1192,6 +1192,9 @@ def _encode(img: np.ndarray, fmt: str, quality: int | None = None) -> bytes:
 #: The most bytes of ICC profile carried from an input to its outputs (profiles are a few KB; a large one
 #: is a few MB). A PNG's compressed profile is inflated up to this much, never more.
 MAX_ICC_BYTES = 1 << 24
+#: The largest profile a PNG output carries: what Pillow reads by default (its MAX_TEXT_CHUNK), where libpng's
+#: own limit on a chunk is 8 MB; larger profiles (rare: most are a few KB) are left out of PNG outputs.
+MAX_PNG_ICC_BYTES = 1 << 20
 _ICC_SPACES = {b"GRAY": (1, 2), b"RGB ": (3, 4)}  # an ICC profile's colour space -> channel counts it describes
 
 
@@ -1265,6 +1268,8 @@ def with_icc(blob: bytes, fmt: str, profile: bytes) -> bytes:
             at = 4 + struct.unpack(">H", blob[4:6])[0]
         return blob[:at] + app2 + blob[at:]
     if ext == ".png":
+        if len(profile) > MAX_PNG_ICC_BYTES:
+            return blob
         at = 8 + 12 + struct.unpack(">I", blob[8:12])[0]  # after IHDR
         return blob[:at] + _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(profile)) + blob[at:]
     if ext == ".webp":

@@ -600,13 +600,16 @@ class _Preview:
         import threading
 
         self.path, self.keep, self.rows, self.lock = path, keep, {}, threading.Lock()
+        self.left_out = set()  # inputs whose row was given to an input of smaller index
 
     def _wanted(self, item):
         """Under the lock: drops the rows of inputs that failed since (room for others); whether ``item`` has a
         row or may take one (a row once left out stays out: smaller ones stay)."""
         for i in [i for i, (it, _) in self.rows.items() if it.failed]:
             del self.rows[i]
-        return item.index in self.rows or len(self.rows) < self.MAX_INPUTS or item.index < max(self.rows)
+        if item.index in self.rows:
+            return True
+        return item.index not in self.left_out and (len(self.rows) < self.MAX_INPUTS or item.index < max(self.rows))
 
     def add(self, item, img, spec, out, k, name, labels_in=None, labels_out=None):
         """Variant ``k`` of ``item`` (written as ``name``, its caption), with the input's and the variant's labels
@@ -623,11 +626,12 @@ class _Preview:
         pic_in = input_tile(img, labels_in) if row is None else None
         pic = variant_tile(spec, out, img.shape[:2], labels_out)
         with self.lock:
-            if not self._wanted(item):
-                return
+            if not self._wanted(item) or (item.index not in self.rows and pic_in is None):
+                return  # (its row was given to a smaller input while this variant's tile was made)
             _, row = self.rows.setdefault(item.index, (item, (item.rel, pic_in, [])))
             row[2].append((pic, name))
             if len(self.rows) > self.MAX_INPUTS:
+                self.left_out.add(max(self.rows))
                 del self.rows[max(self.rows)]
 
     def write(self, aug) -> bool:

@@ -43,7 +43,7 @@ def test_profiles_are_embedded_where_they_describe_the_pixels_and_the_pixels_sta
         fits = (profile is grey) == (channels <= 2) and not (fmt == "webp" and channels <= 2)  # WebP: RGB only
         assert _pillow_profile(blob) == (profile if fits else None)
         assert sio.icc_profile(blob) == (profile if fits else None)
-        assert np.array_equal(sio.decode_image(blob)[0], sio.decode_image(plain)[0])
+        assert np.array_equal(sio.decode_image(blob), sio.decode_image(plain))
         assert blob == plain or fits
 
 
@@ -76,3 +76,16 @@ def test_a_profile_that_cannot_be_read_is_none_never_an_error():
     chunk = sio._png_chunk(b"iCCP", b"p\x00\x00" + bomb)
     assert sio.icc_profile(png[:33] + chunk + png[at + 12 + n:]) is None
     assert sio.icc_profile(b"") is None and sio.icc_profile(b"II*\x00\x08\x00\x00\x00\x01\x00\x73\x87") is None
+
+
+def test_png_outputs_carry_profiles_up_to_what_readers_take():
+    # a 9 MB profile made a PNG that OpenCV (libpng's chunk limit) and Pillow (over 1 MB) would not read back
+    img = np.zeros((10, 12, 3), np.uint8)
+    for size, in_png in ((sio.MAX_PNG_ICC_BYTES, True), (sio.MAX_PNG_ICC_BYTES + 1, False), (9_000_000, False)):
+        profile = _profile(size=size)
+        png = sio.encode_image(img, "png", icc=profile)
+        assert sio.icc_profile(png) == (profile if in_png else None)
+        assert _pillow_profile(png) == (profile if in_png else None)
+        assert sio.decode_image(png).shape == (10, 12, 3)
+        assert sio.icc_profile(sio.encode_image(img, "jpg", icc=profile)) == profile  # JPEG and WebP hold it
+        assert sio.icc_profile(sio.encode_image(img, "webp", icc=profile)) == profile

@@ -419,3 +419,35 @@ def test_the_augment_preview_keeps_tiles_not_images_and_draws_the_same_sheet(tmp
     assert sheet.write(None)
     want = contact_sheet([row for i, row in sorted(rows) if i < 4])
     assert np.array_equal(cv2.imread(str(tmp_path / "s.png")), want)
+
+
+def test_a_preview_row_given_away_while_its_tile_is_made_stays_out(tmp_path, monkeypatch):
+    # with --jobs > 1: input 5's row was given to input 3 and input 1 failed while 5's next tile was made;
+    # 5 came back as a row without its input picture, and writing the sheet raised AttributeError
+    from types import SimpleNamespace
+
+    import stntool.preview as pv
+    from stntool.commands.augment import _Preview
+
+    sheet = _Preview(str(tmp_path / "s.png"))
+    items = {i: SimpleNamespace(index=i, rel=f"a{i}.png", failed=False) for i in range(6)}
+    img = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    spec = WarpSpec(theta=((1, 0, 0.1), (0, 1, 0)))
+    out = apply_spec(img, spec, backend="numpy")
+    for i in (0, 1, 2, 5):
+        sheet.add(items[i], img, spec, out, 0, f"a{i}_000.png")
+    real, window = pv.variant_tile, []
+
+    def other_threads_meanwhile(*args, **kwargs):
+        if not window:
+            window.append(1)
+            sheet.add(items[3], img, spec, out, 0, "a3_000.png")  # takes the row of 5, the largest
+            items[1].failed = True  # and input 1 fails: there is room again
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pv, "variant_tile", other_threads_meanwhile)
+    sheet.add(items[5], img, spec, out, 1, "a5_001.png")
+    sheet.add(items[5], img, spec, out, 2, "a5_002.png")
+    assert sorted(sheet.rows) == [0, 2, 3]  # a row once left out stays out
+    assert sheet.write(None)
+    assert cv2.imread(str(tmp_path / "s.png")).shape == SheetLayout(3, 2, 256, caption_band(1), 8).shape
