@@ -106,8 +106,12 @@ class ThinPlateSpline:
         off = d2[~np.eye(n, dtype=bool)]
         if off.size and off.min() <= (1e-9 * span) ** 2:
             i, j = np.argwhere((d2 <= (1e-9 * span) ** 2) & ~np.eye(n, dtype=bool))[0]
-            raise DegenerateError(f"duplicate control points: #{i} and #{j} are both at "
-                                 f"({float(c[i][0]):g}, {float(c[i][1]):g})")
+            if d2[i, j] == 0.0:
+                raise DegenerateError(f"duplicate control points: #{i} and #{j} are both at "
+                                      f"({float(c[i][0]):g}, {float(c[i][1]):g})")
+            raise DegenerateError(f"control points #{i} at ({float(c[i][0]):g}, {float(c[i][1]):g}) and #{j} at "
+                                  f"({float(c[j][0]):g}, {float(c[j][1]):g}) are {float(np.sqrt(d2[i, j])):.3g} apart, "
+                                  f"closer than 1e-9 of the points' extent ({span:.3g}): too close to tell apart")
         q = c - c.mean(axis=0)
         sv = np.linalg.svd(q, compute_uv=False)
         if sv[-1] <= 1e-9 * max(sv[0], 1e-300):

@@ -76,7 +76,27 @@ def test_plan_is_within_tolerance_of_exact_spline(rng, align_corners, sigma):
     assert exact.step == 1 and plan.step >= (4 if sigma < 20 else 2)
     err = np.hypot(*(plan.dense((h, w)) - exact.lattice[1:-1, 1:-1]).transpose(2, 0, 1))
     assert err.max() <= 0.01
-    assert plan.max_error <= 0.005
+    assert plan.max_error <= 0.8 * 0.01  # tps_lattice.TOL_SHARE
+
+
+def test_the_lattice_keeps_tol_at_the_quarter_points_where_catmull_rom_errs_most():
+    # the probes were the cell centres, where the interpolation's cubic error vanishes: this plan reported
+    # 0.0049 px and was 0.0125 px off at pixel (2, 2) of its 8-px cells (tol 0.01)
+    dst = [[189.6, -159.5], [-150.7, 148.2], [185.2, 670.8], [480.0, 612.2], [669.3, 177.0], [-162.6, 213.6],
+           [570.1, 536.0], [-44.3, -38.7]]
+    src = [[974.1, 88.8], [103.9, -49.2], [-447.6, 735.1], [521.9, 140.9], [406.9, 149.2], [-525.5, 175.8],
+           [606.8, 549.7], [-238.7, 189.3]]
+    rng = np.random.default_rng(7)
+    cases = [(src, dst, (512, 512))]
+    for _ in range(12):
+        h, w = (int(v) for v in rng.integers(80, 400, 2))
+        d = rng.uniform([-0.2 * w, -0.2 * h], [1.2 * w, 1.2 * h], (int(rng.integers(4, 14)), 2))
+        cases.append((d + rng.normal(0, rng.choice([0.03, 0.1, 0.3]) * max(h, w), d.shape), d, (h, w)))
+    for s, d, hw in cases:
+        plan = stntool.tps_plan(s, d, hw, tol=0.01)
+        exact = stntool.tps_plan(s, d, hw, tol=0, backend="numpy").lattice[1:-1, 1:-1]
+        err = np.abs(plan.dense(hw) - exact).max()
+        assert err <= 0.01 and plan.max_error <= 0.008 and err <= 1.25 * plan.max_error + 1e-9, (hw, plan, err)
 
 
 def test_plan_exact_lattice_is_the_spline(rng):
@@ -165,7 +185,7 @@ def test_cached_plan_is_immutable(rng):
         del plan.step
     again = stntool.tps_plan(src, dst, (h, w), tol=0.05)
     np.testing.assert_array_equal(again.lattice, lattice)
-    assert 0 <= again.max_error <= 0.025
+    assert 0 <= again.max_error <= 0.8 * 0.05
 
 
 def test_plan_copies_the_arrays_it_is_given():
@@ -256,7 +276,7 @@ def test_a_plan_for_a_thin_output_stays_within_tol(out_hw):
     exact = stntool.tps_plan(src, dst, (2, 34), out_hw, tol=0, backend="numpy")
     ii, jj = np.divmod(np.arange(out_hw[0] * out_hw[1]), out_hw[1])
     err = np.abs(plan.points(jj, ii) - exact.points(jj, ii)).max()
-    assert err <= tol / 2 + 1e-9 and plan.max_error >= err - 1e-9, (plan.step, err, plan.max_error)
+    assert err <= tol and plan.max_error >= err - 1e-9, (plan.step, err, plan.max_error)
 
 
 def test_more_control_points_than_a_spline_takes_are_refused_before_any_solving():
