@@ -33,7 +33,8 @@ MAX_PLAN_VALUES = 1 << 28
 
 
 def _frozen_array(a, adopt: bool = False) -> np.ndarray:
-    """A read-only float64 C-contiguous copy, seen through a read-only view (whose flag cannot be turned back on).
+    """A read-only float64 C-contiguous copy, seen through a read-only view (whose flag cannot be turned back on;
+    the owner's, reached on purpose through ``.base``, can: read-only guards against mistakes, not against that).
 
     ``adopt``: ``a`` itself is frozen instead of a copy when it is such an array and owns its memory, or is
     a view of an array that does (the caller made it and keeps no other reference to it or its base)."""
