@@ -25,8 +25,8 @@ stntool is imported from this checkout. Three sections:
    95 on both sides: stntool's default), outputs written per second, runs interleaved.
 
 Timing: every contender gets the same images; numba and OpenCV get ``--threads`` threads (default 2)
-in-process; contenders of a row run interleaved in blocks of calls (``bench_engine.bench``), and the figure is the minimum
-over the repetitions (``bench_engine.bench``) after a warm-up, so compilation is not counted.
+in-process; contenders of a row run interleaved in blocks of calls, and the figure is the minimum over the
+repetitions (``bench_engine.bench``) after a warm-up, so compilation is not counted.
 """
 
 from __future__ import annotations
@@ -86,20 +86,15 @@ FAMILIES = {
         ("ElasticTransform", dict(alpha=200, sigma=20, noise_distribution="uniform", approximate=False)),
         "alpha 200, sigma 20, uniform noise",
     ),
-    # stntool draws its field on a lattice sigma / 2 apart and interpolates it (docs/augment.md); Albumentations
-    # blurs a full-size field, with a Gaussian kernel sized to sigma (exact) or cut to 17x17 (approximate=True,
-    # a field smoother than sigma says): neither is stntool's field, so part of each ratio is the algorithm
-    "elastic s6, Alb. approximate": (
-        dict(elastic=(50.0, 6.0)),
-        ("ElasticTransform", dict(alpha=50, sigma=6, noise_distribution="uniform", approximate=True)),
-        "as elastic s6, Albumentations' approximate=True (a 17x17 Gaussian kernel whatever sigma)",
-    ),
-    "elastic s20, Alb. approximate": (
-        dict(elastic=(200.0, 20.0)),
-        ("ElasticTransform", dict(alpha=200, sigma=20, noise_distribution="uniform", approximate=True)),
-        "as elastic s20, Albumentations' approximate=True",
-    ),
 }
+# stntool draws its field on a lattice sigma / 2 apart and interpolates it (docs/augment.md); Albumentations blurs
+# a full-size field, with a Gaussian kernel sized to sigma (exact) or cut to 17x17 (approximate=True, a field
+# smoother than sigma says): neither is stntool's field, so part of each ratio is the algorithm
+for _fam in ("elastic s6", "elastic s20"):
+    _st, (_name, _opts), _ = FAMILIES[_fam]
+    FAMILIES[f"{_fam}, Alb. approximate"] = (
+        _st, (_name, dict(_opts, approximate=True)),
+        f"as {_fam}, Albumentations' approximate=True (a 17x17 Gaussian kernel whatever sigma)")
 
 #: targets from the feature's description: stntool images/s over the peer's
 TARGETS = {"affine": 1.5, "tps": 5.0, "elastic s6": 5.0, "elastic s20": 5.0, "batch": 3.0, "command": 1.2}

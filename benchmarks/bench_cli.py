@@ -84,8 +84,8 @@ def main():
         import stntool
         m = stntool.theta_to_cv2(np.array([float(v) for v in THETA.split(",")]).reshape(2, 3), (768, 1024))
         mtxt = ",".join(repr(float(v)) for v in m.ravel())
-        stn_cmd = [*stntool_command(), "warp", "--theta", THETA, src, "--jobs", "2", "--format", "jpg", "--quality", "95",
-                   "-q", "--overwrite", "-o"]
+        stn_cmd = [*stntool_command(), "warp", "--theta", THETA, src, "--jobs", "2", "--format", "jpg",
+                   "--quality", "95", "-q", "--overwrite", "-o"]
         timed(stn_cmd + [os.path.join(tmp, "warm")])  # warm the kernel cache once
         t_stn, t_cv = [], []
         for r in range(a.repeat):  # interleaved, best of
