@@ -933,7 +933,8 @@ def _after(planned, position, path):
 
 
 def _write_with_files(path, blob, files, overwrite, input_real, output_real, resuming=False) -> bool:
-    """Write the side files, then the image, each atomically; if any write fails, remove the side files written.
+    """Write the side files, then the image, each atomically; if any write fails, remove the side files written
+    (and, where they replaced an earlier output's, that output's image: the input leaves no output).
 
     The image is written last, so a side file without its image is what an interrupted run left: a
     resumed run (``resuming``, ``--skip-existing``) replaces it; otherwise it is an existing output, named.
@@ -943,13 +944,16 @@ def _write_with_files(path, blob, files, overwrite, input_real, output_real, res
     from .io import OUTPUT_EXISTS, display, write_atomic
 
     done = []
+    replaced = False  # a side file of an earlier run's output was replaced: its image must not outlive a failure
     try:
         for extra, data in files.items():
             extra = os.fspath(extra)
             if output_real(extra) in input_real:
                 raise StnError(f"refusing to write onto an input file ({display(extra)})")
             try:
+                existed = os.path.lexists(extra)
                 write_atomic(extra, data, overwrite=overwrite or resuming)
+                replaced = replaced or existed
             except ImageWriteError as e:  # write_atomic's own refusal of an existing file, named
                 if str(e) != OUTPUT_EXISTS:
                     e.stntool_path = extra  # the file that failed, named in the input's error
@@ -965,7 +969,9 @@ def _write_with_files(path, blob, files, overwrite, input_real, output_real, res
                 return False
             raise ImageWriteError(f"output {display(path)} exists (use --overwrite or --skip-existing)") from None
     except BaseException:
-        for extra in done:
+        # the side files written go; so does the image they replaced the side files of (an earlier run's, with
+        # --overwrite): an image without its labels or mask would pass for a complete output
+        for extra in done + ([path] if replaced and os.path.isfile(path) else []):
             try:
                 os.unlink(extra)
             except OSError:

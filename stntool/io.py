@@ -1582,6 +1582,8 @@ def _write_unnamed(folder, path, data: bytes) -> bool:
         except FileExistsError:
             raise ImageWriteError(OUTPUT_EXISTS) from None
         except OSError as e:
+            if e.errno == errno.ENOENT and not os.path.isdir(folder):  # the folder went meanwhile: this file fails
+                raise ImageWriteError(f"cannot write: {e.strerror or e}") from None
             if e.errno in (errno.ENOENT, errno.EXDEV, errno.EPERM, errno.EACCES, errno.ENOSYS, errno.EINVAL):
                 _UNNAMED[0] = False  # no /proc, or links refused here: named temporary files from now on
                 return False

@@ -198,3 +198,51 @@ def test_sample_types_are_said_in_bits():
         with pytest.raises(sio.ImageReadError, match=r"32-bit signed integer samples are not supported"):
             sio.decode_image(int32.tobytes())
     assert sio.decode_image(tif).dtype == np.float32
+
+
+@unnamed_here
+def test_a_folder_removed_before_its_file_is_linked_fails_that_file_only(tmp_path, monkeypatch, fresh_flag):
+    # ENOENT at the link was taken for "no /proc": every later file of the process took a named temporary
+    # file, which a killed process leaves behind
+    real_link = os.link
+
+    def link_after_the_folder_went(src, dst, *a, **k):
+        if os.path.basename(os.path.dirname(dst)) == "gone":
+            os.rmdir(os.path.dirname(dst))
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+        return real_link(src, dst, *a, **k)
+
+    monkeypatch.setattr(sio.os, "link", link_after_the_folder_went)
+    (tmp_path / "gone").mkdir()
+    with pytest.raises(ImageWriteError, match="No such file or directory"):
+        sio.write_atomic(str(tmp_path / "gone" / "a.bin"), b"a")
+    assert sio._UNNAMED[0]  # the next file is still written through an unnamed file
+    sio.write_atomic(str(tmp_path / "b.bin"), b"b")
+    assert sorted(os.listdir(tmp_path)) == ["b.bin"]
+
+
+def test_a_failed_overwrite_leaves_no_image_without_the_side_files_it_replaced(tmp_path, monkeypatch):
+    # --overwrite on a full disk: the new labels replaced the old, the image failed, the new labels were removed,
+    # and the old image stayed without labels (a YOLO image turned background without a word)
+    from stntool import batch
+
+    (tmp_path / "a_000.png").write_bytes(b"old image")
+    (tmp_path / "a_000.txt").write_bytes(b"0 0.5 0.5 0.2 0.2\n")
+    real = sio.write_atomic
+
+    def disk_full_for_images(path, data, overwrite=False):
+        if path.endswith(".png"):
+            raise ImageWriteError("cannot write: No space left on device")
+        return real(path, data, overwrite=overwrite)
+
+    monkeypatch.setattr(sio, "write_atomic", disk_full_for_images)
+    with pytest.raises(ImageWriteError, match="No space left"):
+        batch._write_with_files(str(tmp_path / "a_000.png"), b"new image",
+                                {str(tmp_path / "a_000.txt"): b"1 0.5 0.5 0.1 0.1\n"}, True, set(), os.path.realpath)
+    assert os.listdir(tmp_path) == []  # the input's output is gone whole, not half
+    # without an earlier output's side files replaced, an existing image is not touched
+    (tmp_path / "b_000.png").write_bytes(b"old image")
+    with pytest.raises(ImageWriteError):
+        batch._write_with_files(str(tmp_path / "b_000.png"), b"new", {str(tmp_path / "b_000.txt"): b"x"}, True, set(),
+                                os.path.realpath)
+    assert os.listdir(tmp_path) == ["b_000.png"]
