@@ -1127,10 +1127,9 @@ def encode_image(img: np.ndarray, fmt: str, quality: int | None = None, icc: byt
     ``icc``: an ICC colour profile to embed (JPEG, PNG and WebP; where it describes the image's channels,
     :func:`icc_fits`)."""
     blob = _encode(img, fmt, quality)
-    c = 1 if img.ndim == 2 else img.shape[2]
-    webp = FORMAT_EXTENSIONS.get(fmt.lower().lstrip("."), "." + fmt.lower().lstrip(".")) == ".webp"
-    if icc is not None and icc_fits(icc, c) and not (webp and c < 3):  # WebP stores grey as RGB
-        blob = with_icc(blob, fmt, icc)
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    if icc is not None and icc_fits(icc, channels):
+        blob = with_icc(blob, fmt, icc, channels)
     return blob
 
 
@@ -1250,10 +1249,12 @@ def icc_fits(profile: bytes | None, channels: int) -> bool:
     return profile is not None and len(profile) >= 128 and channels in _ICC_SPACES.get(bytes(profile[16:20]), ())
 
 
-def with_icc(blob: bytes, fmt: str, profile: bytes) -> bytes:
-    """Encoded JPEG, PNG or WebP bytes ``blob`` (as :func:`encode_image` makes them) with the ICC ``profile``
-    embedded; other formats unchanged. JPEG: ``ICC_PROFILE`` APP2 segments after the JFIF header; PNG: an
-    ``iCCP`` chunk after ``IHDR``; WebP: an ``ICCP`` chunk after a ``VP8X`` header (made for a simple file)."""
+def with_icc(blob: bytes, fmt: str, profile: bytes, channels: int = 3) -> bytes:
+    """Encoded JPEG, PNG or WebP bytes ``blob`` (as :func:`encode_image` makes them, of an image of ``channels``
+    channels) with the ICC ``profile`` embedded; other formats unchanged. JPEG: ``ICC_PROFILE`` APP2 segments
+    after the JFIF header; PNG: an ``iCCP`` chunk after ``IHDR``; WebP: an ``ICCP`` chunk after a ``VP8X``
+    header (made for a simple file), for colour images only (WebP stores grey as RGB, which a grey profile
+    does not describe)."""
     ext = FORMAT_EXTENSIONS.get(fmt.lower().lstrip("."), "." + fmt.lower().lstrip("."))
     profile = bytes(profile)
     if ext in (".jpg", ".jpeg", ".jpe"):
@@ -1272,7 +1273,7 @@ def with_icc(blob: bytes, fmt: str, profile: bytes) -> bytes:
             return blob
         at = 8 + 12 + struct.unpack(">I", blob[8:12])[0]  # after IHDR
         return blob[:at] + _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(profile)) + blob[at:]
-    if ext == ".webp":
+    if ext == ".webp" and channels >= 3:
         body = blob[12:]
         iccp = b"ICCP" + struct.pack("<I", len(profile)) + profile + (b"\x00" if len(profile) & 1 else b"")
         if body[:4] == b"VP8X":

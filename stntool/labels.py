@@ -1329,8 +1329,8 @@ def transform_labels(labels: Labels, spec, in_hw=None, min_visibility: float = 0
         ext_share = np.where(ext_area > 0, ext_share, np.where(ext_len > 0, len_share, touches.astype(float)))
         vis = np.where(by_extent, np.where(touches, ext_share, 0.0), np.minimum(1.0, share))
         vis = np.where(np.isfinite(vis), vis, 0.0)
-        for i, share in _horizon_shares(labels.boxes, inv, out_hw).items():
-            vis[i] = share if m[i] > 0 else 0.0
+        for i, shown in _horizon_shares(labels.boxes, inv, out_hw).items():
+            vis[i] = shown if m[i] > 0 else 0.0
         clipped = np.where(((m > 0) & np.isfinite(ext_in).all(1))[:, None], np.clip(ext_in, -0.5, edges), ext_c)
     keep = np.flatnonzero((vis > 0) & (vis >= mv))
     out = Labels(keypoints=kp, boxes=clipped[keep],

@@ -142,9 +142,9 @@ def warp_matrix(img, maps, out, mode: int, pad: int, fill, is_int: bool, maxv: f
         try:
             turn = _TURNS.get((r_step, c_step)) if transposed and covered and dst.flags.c_contiguous else None
             if turn is not None:  # a whole quarter turn in one pass (a transpose and a flip: two)
-                if cv2.rotate(src, turn, dst=dst) is dst:
-                    continue
-                np.copyto(dst, cv2.rotate(src, turn))
+                turned = cv2.rotate(src, turn, dst=dst)
+                if turned is not dst:  # (written elsewhere: not turned a second time)
+                    np.copyto(dst, turned)
                 continue
             a = cv2.transpose(src) if transposed else src
             # input rows and columns read by the inside block, in the block's order
